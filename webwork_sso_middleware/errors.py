@@ -1,0 +1,55 @@
+"""One exception tree for the package; each error carries what a caller needs to act on it."""
+
+from __future__ import annotations
+
+
+class WebworkSSOError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigurationError(WebworkSSOError, ValueError):
+    """An option is missing or invalid."""
+
+    def __init__(self, option: str, reason: str) -> None:
+        super().__init__(f"{option}: {reason}")
+        self.option = option
+        self.reason = reason
+
+
+class StoreError(WebworkSSOError):
+    """The member store refused or could not perform an operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now; the caller may retry later."""
+
+
+class NotFound(StoreError, LookupError):
+    """No such workspace, member or group (in the caller's workspace)."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"no {kind} {key!r}")
+        self.kind = kind
+        self.key = key
+
+
+class Conflict(StoreError):
+    """The change would break a uniqueness rule (a userName, a slug, a group name)."""
+
+    def __init__(self, kind: str, field: str, value: str) -> None:
+        super().__init__(f"a {kind} with {field} {value!r} already exists")
+        self.kind = kind
+        self.field = field
+        self.value = value
+
+
+class PlanError(WebworkSSOError):
+    """The workspace's plan does not include the feature (SSO and SCIM need Plus or Premium)."""
+
+    def __init__(self, slug: str, plan: str, feature: str) -> None:
+        super().__init__(
+            f"workspace {slug!r} is on the {plan} plan; {feature} needs the Plus or Premium plan"
+        )
+        self.slug = slug
+        self.plan = plan
+        self.feature = feature

@@ -1,0 +1,217 @@
+"""The SCIM 2.0 service provider (RFC 7644) as a plain WSGI app, mounted at ``/scim/v2``.
+
+Routing, authentication and error rendering live here; the Users and Groups endpoints live
+in users.py and groups.py. Each request is one database transaction: a failure anywhere
+rolls the whole write back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import NotFound as RouteNotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from ..errors import NotFound, StoreUnavailable
+from ..store.db import Database
+from ..store.models import SSO_PLANS
+from ..store.workspaces import find_workspace_by_token
+from ..urls import SCIM_PREFIX
+from . import discovery, groups, users
+from .errors import ScimError
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8"
+MAX_TOKEN_LENGTH = 512
+
+
+class ScimContext:
+    """What an endpoint needs: the request, its transaction, the workspace and URL builders."""
+
+    def __init__(self, app: ScimApplication, request: Request, session: Session,
+                 workspace_id: int, actor: str) -> None:
+        self.request = request
+        self.session = session
+        self.workspace_id = workspace_id
+        self.actor = actor
+        self.base = app.scim_base(request)
+        self.max_results = app.max_results
+        self.max_body_bytes = app.max_body_bytes
+
+    def locate(self, endpoint: str, resource_id: str) -> str:
+        return f"{self.base}/{endpoint}/{resource_id}"
+
+
+Reply = tuple[int, Any, dict[str, str]]
+Endpoint = Callable[..., Reply]
+
+# endpoint name -> (handler, writes?)
+ENDPOINTS: dict[str, tuple[Endpoint, bool]] = {
+    "list_users": (users.list_users, False),
+    "search_users": (users.search_users, False),
+    "create_user": (users.create_user, True),
+    "get_user": (users.get_user, False),
+    "replace_user": (users.replace_user, True),
+    "patch_user": (users.patch_user, True),
+    "delete_user": (users.delete_user, True),
+    "list_groups": (groups.list_groups, False),
+    "search_groups": (groups.search_groups, False),
+    "create_group": (groups.create_group, True),
+    "get_group": (groups.get_group, False),
+    "replace_group": (groups.replace_group, True),
+    "patch_group": (groups.patch_group, True),
+    "delete_group": (groups.delete_group, True),
+}
+
+
+def _resource_rules(endpoint: str, singular: str, plural: str) -> list[Rule]:
+    base = f"{SCIM_PREFIX}/{endpoint}"
+    return [
+        Rule(base, endpoint=f"list_{plural}", methods=["GET"]),
+        Rule(base, endpoint=f"create_{singular}", methods=["POST"]),
+        Rule(f"{base}/.search", endpoint=f"search_{plural}", methods=["POST"]),
+        Rule(f"{base}/<resource_id>", endpoint=f"get_{singular}", methods=["GET"]),
+        Rule(f"{base}/<resource_id>", endpoint=f"replace_{singular}", methods=["PUT"]),
+        Rule(f"{base}/<resource_id>", endpoint=f"patch_{singular}", methods=["PATCH"]),
+        Rule(f"{base}/<resource_id>", endpoint=f"delete_{singular}", methods=["DELETE"]),
+    ]
+
+
+URL_MAP = Map(
+    [
+        Rule(f"{SCIM_PREFIX}/ServiceProviderConfig", endpoint="service_provider_config",
+             methods=["GET"]),
+        Rule(f"{SCIM_PREFIX}/ResourceTypes", endpoint="resource_types", methods=["GET"]),
+        Rule(f"{SCIM_PREFIX}/ResourceTypes/<name>", endpoint="resource_type", methods=["GET"]),
+        Rule(f"{SCIM_PREFIX}/Schemas", endpoint="schemas", methods=["GET"]),
+        Rule(f"{SCIM_PREFIX}/Schemas/<name>", endpoint="schema", methods=["GET"]),
+        Rule(f"{SCIM_PREFIX}/Bulk", endpoint="not_implemented"),
+        Rule(f"{SCIM_PREFIX}/Me", endpoint="not_implemented"),
+        Rule(f"{SCIM_PREFIX}/.search", endpoint="not_implemented", methods=["POST"]),
+        *_resource_rules("Users", "user", "users"),
+        *_resource_rules("Groups", "group", "groups"),
+    ],
+    strict_slashes=False,
+    merge_slashes=False,
+)
+
+
+class ScimApplication:
+    def __init__(self, database: Database, *, base_url: str | None, max_results: int,
+                 max_body_bytes: int) -> None:
+        self.database = database
+        self.base_url = base_url
+        self.max_results = max_results
+        self.max_body_bytes = max_body_bytes
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        try:
+            response = self.dispatch(request)
+        except ScimError as error:
+            response = self.error_response(error)
+        except NotFound as missing:
+            kind = {"member": "User", "group": "Group"}.get(missing.kind, missing.kind)
+            response = self.error_response(ScimError(404, f"{kind} {missing.key} not found"))
+        except (StoreUnavailable, OperationalError):
+            log.warning("SCIM request failed: database unavailable", exc_info=True)
+            response = self.error_response(
+                ScimError(503, "the member store is unavailable; try again shortly",
+                          headers={"Retry-After": "5"})
+            )
+        except Exception:
+            # A bug of ours: logged in full, answered without internals.
+            log.exception("unexpected error in SCIM %s %s", request.method, request.path)
+            response = self.error_response(ScimError(500, "internal error"))
+        return response(environ, start_response)
+
+    def scim_base(self, request: Request) -> str:
+        origin = self.base_url or request.host_url.rstrip("/")
+        return origin + request.script_root + SCIM_PREFIX
+
+    def dispatch(self, request: Request) -> Response:
+        adapter = URL_MAP.bind_to_environ(request.environ)
+        try:
+            endpoint, args = adapter.match()
+        except MethodNotAllowed as exc:
+            allowed = ", ".join(exc.valid_methods or ())
+            raise ScimError(405, f"{request.method} is not allowed here (allowed: {allowed})",
+                            headers={"Allow": allowed}) from None
+        except RouteNotFound:
+            raise ScimError(404, f"no SCIM endpoint at {request.path}") from None
+        except HTTPException as exc:  # e.g. a redirect werkzeug would suggest
+            raise ScimError(exc.code or 400, exc.description or "bad request") from None
+        if endpoint in ENDPOINTS:
+            handler, writes = ENDPOINTS[endpoint]
+
+            def work(session: Session) -> Reply:
+                context = self.authenticate(request, session)
+                return handler(context, **args)
+
+            status, body, headers = self.database.run(work, write=writes)
+        else:
+            status, body, headers = self.discovery(request, endpoint, args)
+        return self.json_response(status, body, headers)
+
+    def authenticate(self, request: Request, session: Session) -> ScimContext:
+        header = request.headers.get("Authorization", "").strip()
+        scheme, _, credential = header.partition(" ")
+        # "Bearer <token>", or Okta's header mode where the header is the token itself.
+        token = credential.strip() if scheme.lower() == "bearer" else header
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise _unauthorized("missing SCIM API token (send 'Authorization: Bearer <token>')")
+        found = find_workspace_by_token(session, token)
+        if found is None:
+            raise _unauthorized("invalid SCIM API token")
+        workspace, token_row = found
+        if workspace.plan not in SSO_PLANS:
+            raise ScimError(403, "SCIM provisioning needs the Plus or Premium plan")
+        if not workspace.scim_enabled:
+            raise ScimError(403, "SCIM provisioning is switched off for this workspace")
+        return ScimContext(self, request, session, workspace.id, f"scim:{token_row.hint}")
+
+    def discovery(self, request: Request, endpoint: str, args: dict[str, str]) -> Reply:
+        base = self.scim_base(request)
+        if endpoint == "service_provider_config":
+            return 200, discovery.service_provider_config(base, max_results=self.max_results), {}
+        if endpoint == "resource_types":
+            return 200, discovery.list_response(discovery.resource_types(base)), {}
+        if endpoint == "resource_type":
+            found = [rt for rt in discovery.resource_types(base) if rt["id"] == args["name"]]
+            if not found:
+                raise ScimError(404, f"no resource type {args['name']!r}")
+            return 200, found[0], {}
+        if endpoint == "schemas":
+            return 200, discovery.list_response(discovery.schemas(base)), {}
+        if endpoint == "schema":
+            found = [s for s in discovery.schemas(base) if s["id"] == args["name"]]
+            if not found:
+                raise ScimError(404, f"no schema {args['name']!r}")
+            return 200, found[0], {}
+        raise ScimError(501, f"{request.path} is not supported by this service provider")
+
+    @staticmethod
+    def json_response(status: int, body: Any, headers: dict[str, str]) -> Response:
+        if body is None:
+            return Response(status=status, headers=headers)
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        return Response(payload, status=status, headers=headers, content_type=SCIM_CONTENT_TYPE)
+
+    def error_response(self, error: ScimError) -> Response:
+        return self.json_response(error.status, error.to_scim(), error.headers)
+
+
+def _unauthorized(detail: str) -> ScimError:
+    return ScimError(401, detail, headers={"WWW-Authenticate": 'Bearer realm="SCIM"'})
+

@@ -1,0 +1,54 @@
+"""Discovery documents (RFC 7644 section 4): ServiceProviderConfig, ResourceTypes, Schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .schemas import LIST_RESPONSE, RESOURCE_TYPES, SCHEMAS, SERVICE_PROVIDER_CONFIG_SCHEMA
+
+DOCUMENTATION_URI = "https://github.com/webwork/webwork-sso-middleware#readme"
+
+
+def service_provider_config(base: str, *, max_results: int) -> dict[str, Any]:
+    return {
+        "schemas": [SERVICE_PROVIDER_CONFIG_SCHEMA],
+        "documentationUri": DOCUMENTATION_URI,
+        "patch": {"supported": True},
+        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": True, "maxResults": max_results},
+        "changePassword": {"supported": False},
+        "sort": {"supported": True},
+        "etag": {"supported": True},
+        "authenticationSchemes": [
+            {
+                "type": "oauthbearertoken",
+                "name": "OAuth Bearer Token",
+                "description": "The workspace's SCIM API token, as 'Authorization: Bearer <token>'"
+                " (or Okta's header mode, 'Authorization: <token>').",
+                "primary": True,
+            }
+        ],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": f"{base}/ServiceProviderConfig",
+        },
+    }
+
+
+def resource_types(base: str) -> list[dict[str, Any]]:
+    return [rt.to_scim(f"{base}/ResourceTypes/{rt.name}") for rt in RESOURCE_TYPES]
+
+
+def schemas(base: str) -> list[dict[str, Any]]:
+    return [schema.to_scim(f"{base}/Schemas/{schema.id}") for schema in SCHEMAS]
+
+
+def list_response(resources: list[dict[str, Any]], *, total: int | None = None,
+                  start_index: int = 1) -> dict[str, Any]:
+    return {
+        "schemas": [LIST_RESPONSE],
+        "totalResults": len(resources) if total is None else total,
+        "startIndex": start_index,
+        "itemsPerPage": len(resources),
+        "Resources": resources,
+    }

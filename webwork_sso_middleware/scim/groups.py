@@ -1,0 +1,168 @@
+"""The /Groups endpoints. Memberships change by SQL diff, so a big group is never rewritten."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from ..store import audit
+from ..store import groups as group_store
+from ..store import members as member_store
+from ..store.models import Group
+from .discovery import list_response
+from .errors import invalid_value, uniqueness
+from .parameters import ListParameters, check_if_match, read_json
+from .patch import apply_patch
+from .resources import (
+    canonicalize,
+    check_id,
+    group_document,
+    member_ids,
+    project,
+    touch,
+    version_tag,
+    write_group_fields,
+)
+from .schemas import GROUP_RESOURCE
+
+if TYPE_CHECKING:
+    from .app import Reply, ScimContext
+
+
+def list_groups(context: ScimContext) -> Reply:
+    return _list(context, ListParameters.from_query(context.request.args, context.max_results))
+
+
+def search_groups(context: ScimContext) -> Reply:
+    body = read_json(context.request, context.max_body_bytes)
+    return _list(context, ListParameters.from_search(body, context.max_results))
+
+
+def _list(context: ScimContext, params: ListParameters) -> Reply:
+    total, rows = group_store.page(
+        context.session,
+        context.workspace_id,
+        where=params.where(GROUP_RESOURCE),
+        order_by=params.order_by(GROUP_RESOURCE),
+        offset=params.start_index - 1,
+        limit=params.count,
+    )
+    # Entra asks with excludedAttributes=members: then the memberships are not even read.
+    members = (
+        group_store.members_of(context.session, [g.id for g in rows])
+        if params.wants(GROUP_RESOURCE, "members") else {}
+    )
+    resources = [
+        project(group_document(g, context.locate, members.get(g.id)), GROUP_RESOURCE,
+                params.attributes, params.excluded_attributes)
+        for g in rows
+    ]
+    return 200, list_response(resources, total=total, start_index=params.start_index), {}
+
+
+def get_group(context: ScimContext, resource_id: str) -> Reply:
+    group = group_store.get(context.session, context.workspace_id, resource_id)
+    params = ListParameters.from_query(context.request.args, context.max_results)
+    return 200, _document(context, group, params), {"ETag": version_tag(group.version)}
+
+
+def create_group(context: ScimContext) -> Reply:
+    doc = canonicalize(read_json(context.request, context.max_body_bytes), GROUP_RESOURCE)
+    check_id(doc, None)
+    group = Group(workspace_id=context.workspace_id)
+    write_group_fields(group, doc)
+    wanted = _checked_member_ids(context, doc)
+    context.session.add(group)
+    _flush(context, group)
+    group_store.add_members(context.session, group.id, wanted)
+    audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
+                 action="created", target_type="group", target_id=group.id,
+                 changes={"displayName": group.display_name, "members": wanted})
+    result = _document(context, group, None)
+    return 201, result, {"Location": result["meta"]["location"],
+                         "ETag": version_tag(group.version)}
+
+
+def replace_group(context: ScimContext, resource_id: str) -> Reply:
+    group = group_store.get(context.session, context.workspace_id, resource_id)
+    check_if_match(context.request, group.version)
+    doc = canonicalize(read_json(context.request, context.max_body_bytes), GROUP_RESOURCE)
+    check_id(doc, group.id)
+    return _update(context, group, doc)
+
+
+def patch_group(context: ScimContext, resource_id: str) -> Reply:
+    group = group_store.get(context.session, context.workspace_id, resource_id)
+    check_if_match(context.request, group.version)
+    body = read_json(context.request, context.max_body_bytes)
+    current = group_document(
+        group, context.locate, group_store.members_of(context.session, [group.id])[group.id]
+    )
+    doc = apply_patch(current, body, GROUP_RESOURCE)
+    check_id(doc, group.id)
+    return _update(context, group, doc)
+
+
+def _update(context: ScimContext, group: Group, doc: dict[str, Any]) -> Reply:
+    before_fields = (group.display_name, group.external_id)
+    write_group_fields(group, doc)
+    current = group_store.member_ids(context.session, group.id)
+    wanted = _checked_member_ids(context, doc, already=set(current))
+    added = group_store.add_members(context.session, group.id, wanted)
+    removed = [mid for mid in current if mid not in set(wanted)]
+    group_store.remove_members(context.session, group.id, removed)
+    changes: dict[str, Any] = {}
+    if (group.display_name, group.external_id) != before_fields:
+        changes["displayName"] = {"from": before_fields[0], "to": group.display_name}
+        changes["externalId"] = {"from": before_fields[1], "to": group.external_id}
+    if added:
+        changes["added"] = added
+    if removed:
+        changes["removed"] = removed
+    if changes:
+        touch(group)
+        _flush(context, group)
+        audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
+                     action="updated", target_type="group", target_id=group.id, changes=changes)
+    params = ListParameters.from_query(context.request.args, context.max_results)
+    return 200, _document(context, group, params), {"ETag": version_tag(group.version)}
+
+
+def delete_group(context: ScimContext, resource_id: str) -> Reply:
+    group = group_store.get(context.session, context.workspace_id, resource_id)
+    check_if_match(context.request, group.version)
+    removed = group_store.member_ids(context.session, group.id)
+    context.session.delete(group)
+    context.session.flush()
+    audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
+                 action="deleted", target_type="group", target_id=resource_id,
+                 changes={"displayName": group.display_name, "members": removed})
+    return 204, None, {}
+
+
+def _document(context: ScimContext, group: Group, params: ListParameters | None) -> dict[str, Any]:
+    wants_members = params is None or params.wants(GROUP_RESOURCE, "members")
+    members = group_store.members_of(context.session, [group.id])[group.id] if wants_members else None
+    doc = group_document(group, context.locate, members)
+    if params is None:
+        return doc
+    return project(doc, GROUP_RESOURCE, params.attributes, params.excluded_attributes)
+
+
+def _checked_member_ids(context: ScimContext, doc: dict[str, Any],
+                        already: set[str] | None = None) -> list[str]:
+    wanted = member_ids(doc)
+    unknown = [mid for mid in wanted if mid not in (already or set())]
+    found = member_store.existing_ids(context.session, context.workspace_id, unknown)
+    missing = [mid for mid in unknown if mid not in found]
+    if missing:
+        raise invalid_value(f"no User with id {missing[0]!r} in this workspace")
+    return wanted
+
+
+def _flush(context: ScimContext, group: Group) -> None:
+    try:
+        context.session.flush()
+    except IntegrityError:
+        raise uniqueness(f"a Group named {group.display_name!r} already exists") from None

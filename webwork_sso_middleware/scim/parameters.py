@@ -1,0 +1,164 @@
+"""What every SCIM endpoint reads from a request: the JSON body, list parameters, preconditions."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, asc, desc
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Request
+
+from ..store.models import Group, Member
+from .errors import ScimError, invalid_path, invalid_syntax, invalid_value
+from .filters import compile_filter, parse_filter
+from .resources import parse_attribute_list, version_tag
+from .schemas import GROUP_RESOURCE, SEARCH_REQUEST, ResourceType
+
+# Columns a list may be sorted by; multi-valued emails sort by the primary email.
+SORT_COLUMNS: dict[tuple[str, str], Any] = {
+    ("User", "id"): Member.id,
+    ("User", "externalId"): Member.external_id,
+    ("User", "userName"): Member.user_name_key,
+    ("User", "name.formatted"): Member.formatted_name,
+    ("User", "name.familyName"): Member.family_name,
+    ("User", "name.givenName"): Member.given_name,
+    ("User", "displayName"): Member.display_name,
+    ("User", "nickName"): Member.nick_name,
+    ("User", "title"): Member.title,
+    ("User", "userType"): Member.user_type,
+    ("User", "active"): Member.active,
+    ("User", "emails"): Member.email_key,
+    ("User", "emails.value"): Member.email_key,
+    ("User", "meta.created"): Member.created_at,
+    ("User", "meta.lastModified"): Member.modified_at,
+    ("User", "employeeNumber"): Member.employee_number,
+    ("User", "department"): Member.department,
+    ("Group", "id"): Group.id,
+    ("Group", "externalId"): Group.external_id,
+    ("Group", "displayName"): Group.display_name_key,
+    ("Group", "meta.created"): Group.created_at,
+    ("Group", "meta.lastModified"): Group.modified_at,
+}
+
+
+def read_json(request: Request, max_bytes: int) -> Any:
+    """The request body as JSON; 413 past ``max_bytes``, 400 invalidSyntax when not JSON."""
+    request.max_content_length = max_bytes
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise ScimError(413, f"the request body is larger than {max_bytes} bytes") from None
+    if not raw.strip():
+        raise invalid_syntax("the request needs a JSON body")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise invalid_syntax(f"the body is not valid JSON: {exc}") from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+@dataclasses.dataclass(frozen=True)
+class ListParameters:
+    """RFC 7644 section 3.4.2: filter, sort, pagination and projection of a list or search."""
+
+    filter: str | None
+    sort_by: str | None
+    descending: bool
+    start_index: int
+    count: int
+    attributes: list[str]
+    excluded_attributes: list[str]
+
+    @classmethod
+    def from_query(cls, args: Mapping[str, str], max_results: int) -> ListParameters:
+        return cls.parse(dict(args.items()), max_results)
+
+    @classmethod
+    def from_search(cls, body: Any, max_results: int) -> ListParameters:
+        if not isinstance(body, dict):
+            raise invalid_syntax("a search request must be a JSON object")
+        schemas = body.get("schemas")
+        if schemas is not None and SEARCH_REQUEST not in (schemas if isinstance(schemas, list) else []):
+            raise invalid_syntax(f"a search request must have the schema {SEARCH_REQUEST}")
+        return cls.parse({k: v for k, v in body.items() if k != "schemas"}, max_results)
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], max_results: int) -> ListParameters:
+        lowered = {str(k).lower(): v for k, v in raw.items()}
+        text_filter = lowered.get("filter")
+        if text_filter is not None and not isinstance(text_filter, str):
+            raise ScimError(400, "filter must be a string", "invalidFilter")
+        sort_order = lowered.get("sortorder") or "ascending"
+        if not isinstance(sort_order, str) or sort_order.lower() not in ("ascending", "descending"):
+            raise invalid_value("sortOrder must be 'ascending' or 'descending'")
+        sort_by = lowered.get("sortby")
+        if sort_by is not None and not isinstance(sort_by, str):
+            raise invalid_value("sortBy must be a string")
+        # RFC 7644: startIndex below 1 means 1; a negative count means 0; we cap at max_results.
+        start_index = max(1, _integer(lowered.get("startindex"), "startIndex", 1))
+        count = min(max(0, _integer(lowered.get("count"), "count", max_results)), max_results)
+        return cls(
+            filter=text_filter if text_filter and text_filter.strip() else None,
+            sort_by=sort_by or None,
+            descending=sort_order.lower() == "descending",
+            start_index=start_index,
+            count=count,
+            attributes=parse_attribute_list(lowered.get("attributes")),
+            excluded_attributes=parse_attribute_list(lowered.get("excludedattributes")),
+        )
+
+    def where(self, resource: ResourceType) -> ColumnElement[bool] | None:
+        if self.filter is None:
+            return None
+        return compile_filter(parse_filter(self.filter), resource)  # type: ignore[no-any-return]
+
+    def order_by(self, resource: ResourceType) -> list[Any]:
+        model = Group if resource is GROUP_RESOURCE else Member
+        if self.sort_by is None:
+            return [model.created_at]
+        path = resource.resolve(self.sort_by)
+        column = SORT_COLUMNS.get((resource.name, path.canonical)) if path else None
+        if column is None:
+            raise invalid_path(f"cannot sort {resource.endpoint} by {self.sort_by!r}")
+        return [(desc if self.descending else asc)(column)]
+
+    def wants(self, resource: ResourceType, attribute: str) -> bool:
+        """Whether the projection keeps ``attribute`` (to skip loading what is not returned)."""
+        def names(paths: list[str]) -> set[str]:
+            return {p.attribute.name for p in map(resource.resolve, paths) if p is not None}
+
+        if self.attributes:
+            return attribute in names(self.attributes)
+        excluded = {
+            p.attribute.name
+            for p in map(resource.resolve, self.excluded_attributes)
+            if p is not None and p.sub_attribute is None
+        }
+        return attribute not in excluded
+
+
+def _integer(value: Any, name: str, default: int) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise invalid_value(f"{name} must be an integer")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise invalid_value(f"{name} must be an integer") from None
+
+
+def check_if_match(request: Request, version: int) -> None:
+    """412 when an If-Match header names a version other than the current one."""
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return
+    wanted = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    if version_tag(version).removeprefix("W/") not in wanted:
+        raise ScimError(412, "the resource has changed since that version (If-Match failed)")

@@ -1,0 +1,166 @@
+"""The /Users endpoints. Deactivation keeps every field and membership and ends sessions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from ..store import audit
+from ..store import members as member_store
+from ..store.models import Member, utcnow
+from .discovery import list_response
+from .errors import uniqueness
+from .parameters import ListParameters, check_if_match, read_json
+from .patch import apply_patch
+from .resources import (
+    canonicalize,
+    check_id,
+    project,
+    touch,
+    user_document,
+    version_tag,
+    write_user,
+)
+from .schemas import USER_RESOURCE
+
+if TYPE_CHECKING:
+    from .app import Reply, ScimContext
+
+# Attributes whose change is not a profile change worth an audit diff.
+UNAUDITED = ("meta", "groups", "schemas", "id")
+
+
+def list_users(context: ScimContext) -> Reply:
+    params = ListParameters.from_query(context.request.args, context.max_results)
+    return _list(context, params)
+
+
+def search_users(context: ScimContext) -> Reply:
+    body = read_json(context.request, context.max_body_bytes)
+    return _list(context, ListParameters.from_search(body, context.max_results))
+
+
+def _list(context: ScimContext, params: ListParameters) -> Reply:
+    total, rows = member_store.page(
+        context.session,
+        context.workspace_id,
+        where=params.where(USER_RESOURCE),
+        order_by=params.order_by(USER_RESOURCE),
+        offset=params.start_index - 1,
+        limit=params.count,
+    )
+    resources = [
+        project(user_document(m, context.locate), USER_RESOURCE, params.attributes,
+                params.excluded_attributes)
+        for m in rows
+    ]
+    return 200, list_response(resources, total=total, start_index=params.start_index), {}
+
+
+def get_user(context: ScimContext, resource_id: str) -> Reply:
+    member = member_store.get(context.session, context.workspace_id, resource_id)
+    tag = version_tag(member.version)
+    if_none_match = context.request.headers.get("If-None-Match")
+    if if_none_match and tag.removeprefix("W/") in {
+        t.strip().removeprefix("W/") for t in if_none_match.split(",")
+    }:
+        return 304, None, {"ETag": tag}
+    params = ListParameters.from_query(context.request.args, context.max_results)
+    doc = project(user_document(member, context.locate), USER_RESOURCE, params.attributes,
+                  params.excluded_attributes)
+    return 200, doc, {"ETag": tag}
+
+
+def create_user(context: ScimContext) -> Reply:
+    doc = canonicalize(read_json(context.request, context.max_body_bytes), USER_RESOURCE)
+    check_id(doc, None)
+    member = Member(workspace_id=context.workspace_id, source="scim", active=True)
+    write_user(member, doc)
+    if not member.active:
+        member.deactivated_at = utcnow()
+    context.session.add(member)
+    _flush(context, member)
+    audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
+                 action="created", target_type="member", target_id=member.id,
+                 changes={"userName": member.user_name, "active": member.active})
+    result = user_document(member, context.locate)
+    headers = {"Location": result["meta"]["location"], "ETag": version_tag(member.version)}
+    return 201, result, headers
+
+
+def replace_user(context: ScimContext, resource_id: str) -> Reply:
+    member = member_store.get(context.session, context.workspace_id, resource_id)
+    check_if_match(context.request, member.version)
+    doc = canonicalize(read_json(context.request, context.max_body_bytes), USER_RESOURCE)
+    check_id(doc, member.id)
+    return _update(context, member, doc)
+
+
+def patch_user(context: ScimContext, resource_id: str) -> Reply:
+    member = member_store.get(context.session, context.workspace_id, resource_id)
+    check_if_match(context.request, member.version)
+    body = read_json(context.request, context.max_body_bytes)
+    doc = apply_patch(user_document(member, context.locate), body, USER_RESOURCE)
+    check_id(doc, member.id)
+    return _update(context, member, doc)
+
+
+def _update(context: ScimContext, member: Member, doc: dict[str, Any]) -> Reply:
+    before = _profile(user_document(member, context.locate))
+    was_active = member.active
+    write_user(member, doc)
+    after = _profile(user_document(member, context.locate))
+    if after != before:
+        touch(member)
+        changes = {
+            key: {"from": before.get(key), "to": after.get(key)}
+            for key in sorted(set(before) | set(after))
+            if before.get(key) != after.get(key)
+        }
+        action = "updated"
+        if was_active and not member.active:
+            action = "deactivated"
+            member.deactivated_at = utcnow()
+            member.session_generation += 1  # every live session of the member ends
+        elif member.active and not was_active:
+            action = "reactivated"
+            member.deactivated_at = None
+        _flush(context, member)
+        audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
+                     action=action, target_type="member", target_id=member.id, changes=changes)
+    result = user_document(member, context.locate)
+    return 200, result, {"ETag": version_tag(member.version)}
+
+
+def delete_user(context: ScimContext, resource_id: str) -> Reply:
+    """The member disappears from SCIM but stays in the store, deactivated."""
+    member = member_store.get(context.session, context.workspace_id, resource_id)
+    check_if_match(context.request, member.version)
+    now = utcnow()
+    groups = sorted(m.group_id for m in member.memberships)
+    for membership in list(member.memberships):
+        touch(membership.group)
+    member.memberships = []
+    member.deleted_at = now
+    member.deactivated_at = member.deactivated_at or now
+    member.active = False
+    member.session_generation += 1
+    touch(member)
+    context.session.flush()
+    audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
+                 action="deleted", target_type="member", target_id=member.id,
+                 changes={"userName": member.user_name, "groups": groups})
+    return 204, None, {}
+
+
+def _profile(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in UNAUDITED}
+
+
+def _flush(context: ScimContext, member: Member) -> None:
+    try:
+        context.session.flush()
+    except IntegrityError:
+        raise uniqueness(f"a User with userName {member.user_name!r} already exists") from None
+

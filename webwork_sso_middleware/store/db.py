@@ -1,0 +1,158 @@
+"""Engine, transactions and schema migrations.
+
+The store is the only part of the package that talks SQL. Transactions come from
+:meth:`Database.transaction`; writes are retried when the database reports a transient
+conflict (SQLite's busy lock, PostgreSQL's serialization and deadlock errors, a lost
+optimistic-lock race), so callers write their unit of work once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from importlib import resources
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.pool import StaticPool
+
+from ..errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# PostgreSQL SQLSTATEs worth one more try: serialization failure, deadlock.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+class Database:
+    """One SQLAlchemy engine with the settings each backend needs for concurrent use."""
+
+    def __init__(self, url: str, *, auto_migrate: bool = True, echo: bool = False) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.engine = self._create_engine(echo)
+        if auto_migrate:
+            self.upgrade()
+
+    def _create_engine(self, echo: bool) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(self.url, echo=echo, pool_pre_ping=True)
+        memory = self.url.database in (None, "", ":memory:")
+        engine = create_engine(
+            self.url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            # An in-memory database lives as long as its one connection.
+            poolclass=StaticPool if memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" event issue BEGIN, so writers can take the lock up front.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            # SCIM caseExact attributes must compare case-sensitively in LIKE, as on PostgreSQL.
+            cursor.execute("PRAGMA case_sensitive_like=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # BEGIN IMMEDIATE takes the write lock at the start, so two writers queue on
+            # busy_timeout instead of failing when a read lock cannot be upgraded.
+            immediate = conn.get_execution_options().get("sqlite_immediate", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool = False) -> Iterator[Session]:
+        """A session in one database transaction, committed on success, rolled back on error."""
+        try:
+            connection = self.engine.connect()
+        except OperationalError as exc:
+            raise StoreUnavailable(str(exc.orig)) from exc
+        with connection:
+            if self.is_sqlite and write:
+                connection = connection.execution_options(sqlite_immediate=True)
+            with Session(bind=connection, expire_on_commit=False, autoflush=False) as session:
+                with connection.begin():
+                    yield session
+                    session.flush()
+
+    def run(self, work: Callable[[Session], T], *, write: bool = True, attempts: int = 5) -> T:
+        """Run ``work(session)`` in a transaction, retrying transient conflicts."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction(write=write) as session:
+                    return work(session)
+            except (StaleDataError, DBAPIError) as exc:
+                if attempt == attempts or not self._is_transient(exc):
+                    raise
+                log.debug("retrying transaction after transient conflict: %s", exc)
+                time.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _is_transient(exc: Exception) -> bool:
+        if isinstance(exc, StaleDataError):
+            return True
+        orig = getattr(exc, "orig", None)
+        if getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+            return True
+        return isinstance(exc, OperationalError) and "locked" in str(orig)
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply the packaged Alembic migrations (idempotent; cheap when already current)."""
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        config = alembic_config()
+        head = ScriptDirectory.from_config(config).get_current_head()
+        with self.engine.begin() as connection:
+            if revision == "head" and MigrationContext.configure(connection).get_current_revision() == head:
+                return
+            if not self.is_sqlite:
+                # Several workers may start at once: let one migrate while the others wait.
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(742311)")
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+    def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def table_names(self) -> list[str]:
+        return inspect(self.engine).get_table_names()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config() -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("webwork_sso_middleware.store") / "migrations")
+    )
+    return config

@@ -1,0 +1,90 @@
+"""Group queries and membership changes, done in SQL so large groups never load whole."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from ..errors import NotFound
+from .models import Group, Member, Membership
+
+
+def page(
+    session: Session,
+    workspace_id: int,
+    *,
+    where: ColumnElement[bool] | None,
+    order_by: Sequence[Any],
+    offset: int,
+    limit: int,
+) -> tuple[int, list[Group]]:
+    condition = Group.workspace_id == workspace_id
+    if where is not None:
+        condition = condition & where
+    total = session.scalar(select(func.count()).select_from(Group).where(condition)) or 0
+    if limit == 0 or offset >= total:
+        return total, []
+    query = select(Group).where(condition).order_by(*order_by, Group.id).offset(offset).limit(limit)
+    return total, list(session.scalars(query))
+
+
+def get(session: Session, workspace_id: int, group_id: str) -> Group:
+    group = session.scalar(
+        select(Group).where(Group.workspace_id == workspace_id, Group.id == group_id)
+    )
+    if group is None:
+        raise NotFound("group", group_id)
+    return group
+
+
+def members_of(session: Session, group_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """group id -> [(member id, display)] for several groups in one query."""
+    result: dict[str, list[tuple[str, str]]] = {gid: [] for gid in group_ids}
+    if not group_ids:
+        return result
+    rows = session.execute(
+        select(Membership.group_id, Member.id, func.coalesce(Member.display_name, Member.user_name))
+        .join(Member, Member.id == Membership.member_id)
+        .where(Membership.group_id.in_(group_ids), Member.deleted_at.is_(None))
+        .order_by(Membership.group_id, Membership.created_at, Member.id)
+    )
+    for group_id, member_id, display in rows:
+        result[group_id].append((member_id, display))
+    return result
+
+
+def member_ids(session: Session, group_id: str) -> list[str]:
+    return list(
+        session.scalars(select(Membership.member_id).where(Membership.group_id == group_id))
+    )
+
+
+def add_members(session: Session, group_id: str, member_ids: Iterable[str]) -> list[str]:
+    """Add memberships that do not exist yet; returns the ids actually added."""
+    wanted = list(dict.fromkeys(member_ids))
+    if not wanted:
+        return []
+    present = set(
+        session.scalars(
+            select(Membership.member_id).where(
+                Membership.group_id == group_id, Membership.member_id.in_(wanted)
+            )
+        )
+    )
+    added = [mid for mid in wanted if mid not in present]
+    if added:
+        session.execute(insert(Membership), [{"group_id": group_id, "member_id": m} for m in added])
+    return added
+
+
+def remove_members(session: Session, group_id: str, member_ids: Iterable[str]) -> int:
+    ids = list(member_ids)
+    if not ids:
+        return 0
+    result = session.execute(
+        delete(Membership).where(Membership.group_id == group_id, Membership.member_id.in_(ids))
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,279 @@
+"""The tables. Every piece of shared state lives here, so any number of workers behave as one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+PLANS = ("free", "plus", "premium")
+SSO_PLANS = frozenset({"plus", "premium"})
+
+# Stable constraint names, so migrations can address them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC on the way out, on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    plan: Mapped[str] = mapped_column(String(16), default="free")
+    owner_email: Mapped[str] = mapped_column(String(320))
+    scim_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    sso_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    domains: Mapped[list[WorkspaceDomain]] = relationship(
+        back_populates="workspace", cascade="all, delete-orphan", order_by="WorkspaceDomain.domain"
+    )
+
+    @property
+    def sso_available(self) -> bool:
+        return self.plan in SSO_PLANS
+
+
+class WorkspaceDomain(Base):
+    """An email domain whose first-time users are routed to this workspace's IdP."""
+
+    __tablename__ = "workspace_domains"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True, index=True)
+
+    workspace: Mapped[Workspace] = relationship(back_populates="domains")
+
+
+class ScimToken(Base):
+    """A SCIM API token, kept only as its SHA-256: the token itself is shown once."""
+
+    __tablename__ = "scim_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Member(Base):
+    """A person in a workspace, provisioned by SCIM or created at their first SSO login."""
+
+    __tablename__ = "members"
+    __table_args__ = (
+        # userName is unique per workspace, case-insensitively, among members SCIM still sees;
+        # a deleted member keeps its data without blocking the name.
+        Index(
+            "uq_members_workspace_user_name",
+            "workspace_id",
+            "user_name_key",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index("ix_members_workspace_email", "workspace_id", "email_key"),
+        Index("ix_members_workspace_external_id", "workspace_id", "external_id"),
+        Index("ix_members_workspace_created", "workspace_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    user_name: Mapped[str] = mapped_column(String(255))
+    user_name_key: Mapped[str] = mapped_column(String(255))
+    email_key: Mapped[str | None] = mapped_column(String(320))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    formatted_name: Mapped[str | None] = mapped_column(String(512))
+    family_name: Mapped[str | None] = mapped_column(String(255))
+    given_name: Mapped[str | None] = mapped_column(String(255))
+    middle_name: Mapped[str | None] = mapped_column(String(255))
+    honorific_prefix: Mapped[str | None] = mapped_column(String(64))
+    honorific_suffix: Mapped[str | None] = mapped_column(String(64))
+    display_name: Mapped[str | None] = mapped_column(String(512))
+    nick_name: Mapped[str | None] = mapped_column(String(255))
+    profile_url: Mapped[str | None] = mapped_column(String(1024))
+    title: Mapped[str | None] = mapped_column(String(255))
+    user_type: Mapped[str | None] = mapped_column(String(64))
+    preferred_language: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(64))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Enterprise User extension (RFC 7643 section 4.3)
+    employee_number: Mapped[str | None] = mapped_column(String(255))
+    cost_center: Mapped[str | None] = mapped_column(String(255))
+    organization: Mapped[str | None] = mapped_column(String(255))
+    division: Mapped[str | None] = mapped_column(String(255))
+    department: Mapped[str | None] = mapped_column(String(255))
+    manager_id: Mapped[str | None] = mapped_column(String(255))
+    manager_display_name: Mapped[str | None] = mapped_column(String(512))
+
+    source: Mapped[str] = mapped_column(String(8), default="scim")  # "scim" or "sso"
+    # Bumped to end every live session of the member (deactivation, deletion, sign out everywhere).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    deactivated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    values: Mapped[list[MemberValue]] = relationship(
+        back_populates="member",
+        cascade="all, delete-orphan",
+        order_by="(MemberValue.attribute, MemberValue.position)",
+        lazy="selectin",
+    )
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="member", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class MemberValue(Base):
+    """One value of a multi-valued User attribute (emails, phoneNumbers, addresses, ...).
+
+    Kept as rows rather than JSON so filters such as ``emails[type eq "work"].value``
+    run in SQL on every backend.
+    """
+
+    __tablename__ = "member_values"
+    __table_args__ = (Index("ix_member_values_attribute_value", "attribute", "value_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[str] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), index=True
+    )
+    attribute: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    value: Mapped[str | None] = mapped_column(Text)
+    value_key: Mapped[str | None] = mapped_column(String(1024))
+    display: Mapped[str | None] = mapped_column(String(512))
+    type: Mapped[str | None] = mapped_column(String(64))
+    primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    # addresses only
+    formatted: Mapped[str | None] = mapped_column(String(1024))
+    street_address: Mapped[str | None] = mapped_column(String(512))
+    locality: Mapped[str | None] = mapped_column(String(255))
+    region: Mapped[str | None] = mapped_column(String(255))
+    postal_code: Mapped[str | None] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(64))
+
+    member: Mapped[Member] = relationship(back_populates="values")
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    __table_args__ = (
+        Index("uq_groups_workspace_display_name", "workspace_id", "display_name_key", unique=True),
+        Index("ix_groups_workspace_external_id", "workspace_id", "external_id"),
+        Index("ix_groups_workspace_created", "workspace_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    display_name: Mapped[str] = mapped_column(String(255))
+    display_name_key: Mapped[str] = mapped_column(String(255))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="group", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[str] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    group: Mapped[Group] = relationship(back_populates="memberships", lazy="joined")
+    member: Mapped[Member] = relationship(back_populates="memberships")
+
+
+class AuditEvent(Base):
+    """A provisioning event: who did what to whom, when, and what changed."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_workspace_time", "workspace_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))
+    target_type: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str | None] = mapped_column(String(36))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
