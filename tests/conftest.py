@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from webwork_sso_middleware.store import Database
@@ -26,16 +27,29 @@ def pytest_report_header() -> str:
 
 
 @pytest.fixture(scope="session")
-def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+def _postgres_database() -> Iterator[str | None]:
+    """A database of this run's own on the PostgreSQL server, so concurrent runs never meet."""
+    if not POSTGRES_URL:
+        yield None
+        return
+    server = make_url(POSTGRES_URL)
+    name = f"webwork_sso_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    Database(url).dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(_postgres_database: str | None, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Migrate once per run; each test then gets a copy (SQLite) or emptied tables (PostgreSQL)."""
-    if POSTGRES_URL:
-        engine = create_engine(POSTGRES_URL)
-        with engine.begin() as conn:
-            Base.metadata.drop_all(conn)
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        engine.dispose()
-        Database(POSTGRES_URL).dispose()
-        return POSTGRES_URL
+    if _postgres_database:
+        return _postgres_database
     path = tmp_path_factory.mktemp("template") / "template.db"
     Database(f"sqlite:///{path}").dispose()
     return str(path)
@@ -45,12 +59,12 @@ def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> str:
 def database_url(_migrated_template: str, tmp_path: Path) -> str:
     """The URL of a fresh, migrated, empty database."""
     if POSTGRES_URL:
-        engine = create_engine(POSTGRES_URL)
+        engine = create_engine(_migrated_template)
         tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
         with engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         engine.dispose()
-        return POSTGRES_URL
+        return _migrated_template
     path = tmp_path / "webwork_sso.db"
     shutil.copyfile(_migrated_template, path)
     return f"sqlite:///{path}"

@@ -162,7 +162,8 @@ def _checked_member_ids(context: ScimContext, doc: dict[str, Any],
 
 
 def _flush(context: ScimContext, group: Group) -> None:
+    name = group.display_name  # read before the flush: a failed flush expires the row
     try:
         context.session.flush()
     except IntegrityError:
-        raise uniqueness(f"a Group named {group.display_name!r} already exists") from None
+        raise uniqueness(f"a Group named {name!r} already exists") from None

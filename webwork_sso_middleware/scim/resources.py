@@ -241,6 +241,8 @@ def _column_limit(model: type, column: str) -> int:
 
 def write_user(member: Member, doc: Mapping[str, Any]) -> None:
     """Set every client-writable column of ``member`` from a full document (PUT semantics)."""
+    if not isinstance(doc.get("userName"), str):
+        raise invalid_value("userName is required and must be a string")
     for scim_name, column in USER_FIELDS:
         setattr(
             member,

@@ -159,8 +159,9 @@ def _profile(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _flush(context: ScimContext, member: Member) -> None:
+    name = member.user_name  # read before the flush: a failed flush expires the row
     try:
         context.session.flush()
     except IntegrityError:
-        raise uniqueness(f"a User with userName {member.user_name!r} already exists") from None
+        raise uniqueness(f"a User with userName {name!r} already exists") from None
 

@@ -1,0 +1,340 @@
+"""Compile a parsed SCIM filter (scim/filters.py) to an SQLAlchemy expression over store.models.
+
+The result is a boolean expression to put in the WHERE clause of a query over ``members``
+(User) or ``groups`` (Group); the store adds workspace scoping and ``deleted_at IS NULL``.
+Multi-valued attributes become correlated ``EXISTS`` subqueries, one per attribute term, and a
+value filter (``emails[type eq "work" and value eq "x"]``) puts all its conditions on the same
+row. The semantics are those of :func:`.filters.matches` (see the filters module docstring):
+comparisons only ever hold for assigned values, so ``NOT`` never meets an SQL NULL.
+
+caseExact=false strings compare lower-cased: through the pre-lowered ``*_key`` columns where
+they exist (lowered by Python), else with SQL ``lower()``, which on SQLite folds ASCII only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, select, true
+from sqlalchemy.orm import aliased
+
+from ..store.models import Group, Member, MemberValue, Membership
+from .errors import invalid_filter
+from .filters import (
+    And,
+    Comparison,
+    Node,
+    Not,
+    Or,
+    Present,
+    ValuePath,
+    as_boolean,
+    check_operand,
+    compare,
+    datetime_window,
+    flatten,
+    is_assigned,
+)
+from .schemas import Attribute, AttributePath, ResourceType
+
+KEY_LENGTH = 1024  # member_values.value_key holds value.lower()[:KEY_LENGTH]
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """A (sub-)attribute kept in one column (or SQL expression)."""
+
+    column: Any
+    lowered: bool = False  # holds value.lower(): compare it with the lowered operand as it is
+    case_exact: bool | None = None  # None: as the schema says
+    nullable: bool | None = None  # None: as the column says
+    full: Any = None  # for a key cut at KEY_LENGTH: the column it was cut from
+
+    @property
+    def may_be_null(self) -> bool:
+        if self.nullable is not None:
+            return self.nullable
+        return bool(getattr(getattr(self.column, "expression", self.column), "nullable", True))
+
+
+@dataclasses.dataclass(frozen=True)
+class Constant:
+    """An attribute with the same value on every row (meta.resourceType, groups.type)."""
+
+    value: str
+
+
+Target = Column | Constant
+
+
+@dataclasses.dataclass(frozen=True)
+class Rows:
+    """A multi-valued attribute kept as rows; ``exists(condition)`` asks for one row satisfying it."""
+
+    exists: Callable[[ColumnElement[bool] | None], ColumnElement[bool]]
+    columns: Mapping[str, Target]  # by sub-attribute name
+
+
+def _member_values(attribute: str) -> Callable[[ColumnElement[bool] | None], ColumnElement[bool]]:
+    def exists(condition: ColumnElement[bool] | None) -> ColumnElement[bool]:
+        query = select(MemberValue.id).where(
+            MemberValue.member_id == Member.id, MemberValue.attribute == attribute
+        )
+        return (query if condition is None else query.where(condition)).exists()
+
+    return exists
+
+
+# Aliases, so a subquery never correlates with an outer query over the same table.
+_GroupOfMember = aliased(Group, name="filter_group")
+_MemberOfGroup = aliased(Member, name="filter_member")
+
+
+def _groups_of_member(condition: ColumnElement[bool] | None) -> ColumnElement[bool]:
+    query = (
+        select(Membership.group_id)
+        .join(_GroupOfMember, _GroupOfMember.id == Membership.group_id)
+        .where(Membership.member_id == Member.id)
+    )
+    return (query if condition is None else query.where(condition)).exists()
+
+
+def _members_of_group(condition: ColumnElement[bool] | None) -> ColumnElement[bool]:
+    # Deleted members keep their memberships but are no longer shown in ``members``.
+    query = (
+        select(Membership.member_id)
+        .join(_MemberOfGroup, _MemberOfGroup.id == Membership.member_id)
+        .where(Membership.group_id == Group.id, _MemberOfGroup.deleted_at.is_(None))
+    )
+    return (query if condition is None else query.where(condition)).exists()
+
+
+_VALUE_COLUMNS: dict[str, Target] = {
+    "value": Column(MemberValue.value_key, lowered=True, full=MemberValue.value),
+    "display": Column(MemberValue.display),
+    "type": Column(MemberValue.type),
+    "primary": Column(MemberValue.primary),
+}
+_ADDRESS_COLUMNS: dict[str, Target] = {
+    "formatted": Column(MemberValue.formatted),
+    "streetAddress": Column(MemberValue.street_address),
+    "locality": Column(MemberValue.locality),
+    "region": Column(MemberValue.region),
+    "postalCode": Column(MemberValue.postal_code),
+    "country": Column(MemberValue.country),
+    "type": Column(MemberValue.type),
+    "primary": Column(MemberValue.primary),
+}
+
+# Single-valued attributes by AttributePath.canonical; multi-valued ones by attribute name.
+USER_COLUMNS: dict[str, Target] = {
+    "id": Column(Member.id),
+    "externalId": Column(Member.external_id),
+    "userName": Column(Member.user_name_key, lowered=True),
+    "name.formatted": Column(Member.formatted_name),
+    "name.familyName": Column(Member.family_name),
+    "name.givenName": Column(Member.given_name),
+    "name.middleName": Column(Member.middle_name),
+    "name.honorificPrefix": Column(Member.honorific_prefix),
+    "name.honorificSuffix": Column(Member.honorific_suffix),
+    "displayName": Column(Member.display_name),
+    "nickName": Column(Member.nick_name),
+    "profileUrl": Column(Member.profile_url),
+    "title": Column(Member.title),
+    "userType": Column(Member.user_type),
+    "preferredLanguage": Column(Member.preferred_language),
+    "locale": Column(Member.locale),
+    "timezone": Column(Member.timezone),
+    "active": Column(Member.active),
+    "meta.created": Column(Member.created_at),
+    "meta.lastModified": Column(Member.modified_at),
+    "meta.resourceType": Constant("User"),
+    # Enterprise User extension
+    "employeeNumber": Column(Member.employee_number),
+    "costCenter": Column(Member.cost_center),
+    "organization": Column(Member.organization),
+    "division": Column(Member.division),
+    "department": Column(Member.department),
+    "manager.value": Column(Member.manager_id),
+    "manager.displayName": Column(Member.manager_display_name),
+}
+USER_ROWS: dict[str, Rows] = {
+    **{
+        name: Rows(_member_values(name), _VALUE_COLUMNS)
+        for name in ("emails", "phoneNumbers", "ims", "photos", "entitlements", "roles",
+                     "x509Certificates")
+    },
+    "addresses": Rows(_member_values("addresses"), _ADDRESS_COLUMNS),
+    "groups": Rows(_groups_of_member, {
+        "value": Column(Membership.group_id, case_exact=True),
+        "display": Column(_GroupOfMember.display_name_key, lowered=True),
+        "type": Constant("direct"),  # groups do not nest
+    }),
+}
+GROUP_COLUMNS: dict[str, Target] = {
+    "id": Column(Group.id),
+    "externalId": Column(Group.external_id),
+    "displayName": Column(Group.display_name_key, lowered=True),
+    "meta.created": Column(Group.created_at),
+    "meta.lastModified": Column(Group.modified_at),
+    "meta.resourceType": Constant("Group"),
+}
+GROUP_ROWS: dict[str, Rows] = {
+    "members": Rows(_members_of_group, {
+        "value": Column(Membership.member_id),
+        # As scim/resources renders it: the display name, else the userName.
+        "display": Column(func.coalesce(_MemberOfGroup.display_name, _MemberOfGroup.user_name),
+                          nullable=False),
+        "type": Constant("User"),
+    }),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Scope:
+    """Inside ``attribute[...]``: paths name sub-attributes, found as ``prefix + name``."""
+
+    attribute: Attribute
+    columns: Mapping[str, Target]
+    prefix: str = ""
+
+
+def compile_filter(node: Node, resource: ResourceType) -> ColumnElement[bool]:
+    """The WHERE condition for ``node`` on ``resource``'s table (Member or Group)."""
+    if resource.name == "User":
+        return _Compiler(resource, USER_COLUMNS, USER_ROWS).compile(node, None)
+    if resource.name == "Group":
+        return _Compiler(resource, GROUP_COLUMNS, GROUP_ROWS).compile(node, None)
+    raise ValueError(f"no SQL mapping for the resource type {resource.name!r}")
+
+
+class _Compiler:
+    def __init__(self, resource: ResourceType, columns: Mapping[str, Target],
+                 rows: Mapping[str, Rows]) -> None:
+        self.resource = resource
+        self.columns = columns
+        self.rows = rows
+
+    def compile(self, node: Node, scope: _Scope | None) -> ColumnElement[bool]:
+        if isinstance(node, (And, Or)):
+            parts = [self.compile(part, scope) for part in flatten(node)]
+            return and_(*parts) if isinstance(node, And) else or_(*parts)
+        if isinstance(node, Not):
+            return not_(self.compile(node.node, scope))
+        if scope is not None:
+            return self.inside(node, scope)
+        path = self.resolve(node.path)
+        attribute, sub = path.attribute, path.sub_attribute
+        if isinstance(node, ValuePath) and (attribute.type != "complex" or sub is not None):
+            raise invalid_filter(f"{node.path!r} is not a complex attribute; it cannot take [...]")
+        if attribute.multi_valued:
+            rows = self.rows[attribute.name]
+            if isinstance(node, ValuePath):
+                return rows.exists(self.compile(node.filter, _Scope(attribute, rows.columns)))
+            if sub is None and isinstance(node, Present):
+                return rows.exists(None)
+            # ``emails eq "x"`` means emails.value; any one value may match (RFC 7644 3.4.2.2).
+            sub = sub or attribute.sub_attribute("value")
+            if sub is None:
+                raise invalid_filter(f"filter on a sub-attribute of {attribute.name}, "
+                                     f"such as {attribute.name}.{attribute.sub_attributes[0].name}")
+            return rows.exists(self.term(node, rows.columns.get(sub.name), sub,
+                                         f"{attribute.name}.{sub.name}"))
+        if attribute.type == "complex":
+            scope = _Scope(attribute, self.columns, attribute.name + ".")
+            if isinstance(node, ValuePath):
+                return self.compile(node.filter, scope)
+            if sub is None and isinstance(node, Present):
+                known = [s for s in attribute.sub_attributes if scope.prefix + s.name in self.columns]
+                return or_(false(), *(_present(self.columns[scope.prefix + s.name], s) for s in known))
+            if sub is None:
+                raise invalid_filter(f"{attribute.name} is complex; filter on a sub-attribute "
+                                     f"such as {attribute.name}.{attribute.sub_attributes[0].name}")
+        return self.term(node, self.columns.get(path.canonical), path.target, path.canonical)
+
+    def resolve(self, text: str) -> AttributePath:
+        path = self.resource.resolve(text)
+        if path is None:
+            raise invalid_filter(f"unknown attribute {text!r} (for {self.resource.name} resources)")
+        if path.target.returned == "never":
+            raise invalid_filter(f"{path.canonical} cannot be used in filters")
+        return path
+
+    def inside(self, node: Node, scope: _Scope) -> ColumnElement[bool]:
+        """A term inside ``attribute[...]``: its path names a sub-attribute."""
+        if not isinstance(node, (Comparison, Present)):
+            raise invalid_filter(f"value filters do not nest (in a filter on {scope.attribute.name})")
+        sub = scope.attribute.sub_attribute(node.path)
+        if sub is None:
+            raise invalid_filter(f"unknown attribute {node.path!r} in a filter on {scope.attribute.name}")
+        label = f"{scope.attribute.name}.{sub.name}"
+        return self.term(node, scope.columns.get(scope.prefix + sub.name), sub, label)
+
+    def term(self, node: Node, target: Target | None, attribute: Attribute,
+             label: str) -> ColumnElement[bool]:
+        if target is None:
+            raise invalid_filter(f"{label} cannot be used in filters")
+        if isinstance(node, Present):
+            return _present(target, attribute)
+        assert isinstance(node, Comparison)
+        check_operand(node.op, node.value, attribute.type, label)
+        if node.value is None:  # RFC 7643 2.5: null means unassigned
+            present = _present(target, attribute)
+            return present if node.op == "ne" else not_(present)
+        if isinstance(target, Constant):
+            exact = attribute.case_exact
+            holds = compare(node.op, target.value, node.value, case_exact=exact, type_=attribute.type)
+            return true() if holds else false()
+        # Only assigned values compare; this also keeps NULL (unknown) away from NOT.
+        empty_may_match = node.op not in ("eq", "co", "sw", "ew") or node.value == ""
+        assigned = _present(target, attribute, empty_may_match)
+        return and_(assigned, _condition(node, target, attribute, label))
+
+
+def _present(target: Target, attribute: Attribute, check_empty: bool = True) -> ColumnElement[bool]:
+    """Assigned: not NULL and, for strings, not empty (RFC 7643 2.5)."""
+    if isinstance(target, Constant):
+        return true() if is_assigned(target.value) else false()
+    conditions = [target.column.is_not(None)] if target.may_be_null else []
+    if check_empty and attribute.type not in ("boolean", "dateTime", "integer", "decimal"):
+        conditions.append(target.column != "")
+    return and_(*conditions) if conditions else true()
+
+
+def _condition(node: Comparison, target: Column, attribute: Attribute,
+               label: str) -> ColumnElement[bool]:
+    op, column, value = node.op, target.column, node.value
+    if attribute.type == "boolean":
+        wanted = as_boolean(value)
+        return column == wanted if op == "eq" else column != wanted
+    if attribute.type == "dateTime":
+        # The operand stands for the whole unit of its last digit (see datetime_window).
+        start, end = datetime_window(value, label)
+        return {
+            "eq": and_(column >= start, column < end), "ne": or_(column < start, column >= end),
+            "gt": column >= end, "ge": column >= start, "lt": column < start, "le": column < end,
+        }[op]
+    assert isinstance(value, str)
+    if target.lowered:
+        value = value.lower()
+        # A key cut short answers eq/ne/sw exactly for short operands; else look at it all.
+        if op in ("eq", "ne"):
+            exact_key = len(value) < KEY_LENGTH
+        else:
+            exact_key = op == "sw" and len(value) <= KEY_LENGTH
+        if target.full is not None and not exact_key:
+            column = case((func.length(column) < KEY_LENGTH, column), else_=func.lower(target.full))
+    elif not (attribute.case_exact if target.case_exact is None else target.case_exact):
+        column, value = func.lower(column), value.lower()
+    if op == "co":
+        return column.contains(value, autoescape=True)
+    if op == "sw":
+        return column.startswith(value, autoescape=True)
+    if op == "ew":
+        return column.endswith(value, autoescape=True)
+    return {
+        "eq": column == value, "ne": column != value, "gt": column > value,
+        "ge": column >= value, "lt": column < value, "le": column <= value,
+    }[op]
