@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import Map, Rule
@@ -124,6 +125,10 @@ class ScimApplication:
         except NotFound as missing:
             kind = {"member": "User", "group": "Group"}.get(missing.kind, missing.kind)
             response = self.error_response(ScimError(404, f"{kind} {missing.key} not found"))
+        except StaleDataError:
+            response = self.error_response(
+                ScimError(409, "the resource was changed concurrently; retry the request")
+            )
         except (StoreUnavailable, OperationalError):
             log.warning("SCIM request failed: database unavailable", exc_info=True)
             response = self.error_response(

@@ -85,7 +85,8 @@ def create_group(context: ScimContext) -> Reply:
 
 
 def replace_group(context: ScimContext, resource_id: str) -> Reply:
-    group = group_store.get(context.session, context.workspace_id, resource_id)
+    group = group_store.get(context.session, context.workspace_id, resource_id,
+                            for_update=True)
     check_if_match(context.request, group.version)
     doc = canonicalize(read_json(context.request, context.max_body_bytes), GROUP_RESOURCE)
     check_id(doc, group.id)
@@ -93,7 +94,8 @@ def replace_group(context: ScimContext, resource_id: str) -> Reply:
 
 
 def patch_group(context: ScimContext, resource_id: str) -> Reply:
-    group = group_store.get(context.session, context.workspace_id, resource_id)
+    group = group_store.get(context.session, context.workspace_id, resource_id,
+                            for_update=True)
     check_if_match(context.request, group.version)
     body = read_json(context.request, context.max_body_bytes)
     current = group_document(
@@ -130,7 +132,8 @@ def _update(context: ScimContext, group: Group, doc: dict[str, Any]) -> Reply:
 
 
 def delete_group(context: ScimContext, resource_id: str) -> Reply:
-    group = group_store.get(context.session, context.workspace_id, resource_id)
+    group = group_store.get(context.session, context.workspace_id, resource_id,
+                            for_update=True)
     check_if_match(context.request, group.version)
     removed = group_store.member_ids(context.session, group.id)
     context.session.delete(group)

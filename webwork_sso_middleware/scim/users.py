@@ -90,7 +90,8 @@ def create_user(context: ScimContext) -> Reply:
 
 
 def replace_user(context: ScimContext, resource_id: str) -> Reply:
-    member = member_store.get(context.session, context.workspace_id, resource_id)
+    member = member_store.get(context.session, context.workspace_id, resource_id,
+                              for_update=True)
     check_if_match(context.request, member.version)
     doc = canonicalize(read_json(context.request, context.max_body_bytes), USER_RESOURCE)
     check_id(doc, member.id)
@@ -98,7 +99,8 @@ def replace_user(context: ScimContext, resource_id: str) -> Reply:
 
 
 def patch_user(context: ScimContext, resource_id: str) -> Reply:
-    member = member_store.get(context.session, context.workspace_id, resource_id)
+    member = member_store.get(context.session, context.workspace_id, resource_id,
+                              for_update=True)
     check_if_match(context.request, member.version)
     body = read_json(context.request, context.max_body_bytes)
     doc = apply_patch(user_document(member, context.locate), body, USER_RESOURCE)
@@ -135,7 +137,8 @@ def _update(context: ScimContext, member: Member, doc: dict[str, Any]) -> Reply:
 
 def delete_user(context: ScimContext, resource_id: str) -> Reply:
     """The member disappears from SCIM but stays in the store, deactivated."""
-    member = member_store.get(context.session, context.workspace_id, resource_id)
+    member = member_store.get(context.session, context.workspace_id, resource_id,
+                              for_update=True)
     check_if_match(context.request, member.version)
     now = utcnow()
     groups = sorted(m.group_id for m in member.memberships)

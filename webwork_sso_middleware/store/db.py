@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -104,7 +105,7 @@ class Database:
                 if attempt == attempts or not self._is_transient(exc):
                     raise
                 log.debug("retrying transaction after transient conflict: %s", exc)
-                time.sleep(0.01 * attempt)
+                time.sleep(random.uniform(0, 0.02 * attempt))  # jitter: don't collide again
         raise AssertionError("unreachable")
 
     @staticmethod

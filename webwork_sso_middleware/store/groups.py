@@ -31,10 +31,12 @@ def page(
     return total, list(session.scalars(query))
 
 
-def get(session: Session, workspace_id: int, group_id: str) -> Group:
-    group = session.scalar(
-        select(Group).where(Group.workspace_id == workspace_id, Group.id == group_id)
-    )
+def get(session: Session, workspace_id: int, group_id: str, *, for_update: bool = False) -> Group:
+    query = select(Group).where(Group.workspace_id == workspace_id, Group.id == group_id)
+    if for_update:
+        # Concurrent writers of one group queue here instead of racing on its version.
+        query = query.with_for_update()
+    group = session.scalar(query)
     if group is None:
         raise NotFound("group", group_id)
     return group

@@ -40,6 +40,7 @@ def page(
 def get(session: Session, workspace_id: int, member_id: str, *, for_update: bool = False) -> Member:
     query = select(Member).where(visible(workspace_id), Member.id == member_id)
     if for_update:
+        # Concurrent writers of one member queue here instead of racing on its version.
         query = query.with_for_update()
     member = session.scalar(query)
     if member is None:
