@@ -43,8 +43,8 @@ KEY_LENGTH = 1024  # member_values.value_key holds value.lower()[:KEY_LENGTH]
 
 
 @dataclasses.dataclass(frozen=True)
-class Column:
-    """A (sub-)attribute kept in one column (or SQL expression)."""
+class Stored:
+    """A (sub-)attribute kept in one column (or computed by an SQL expression)."""
 
     column: Any
     lowered: bool = False  # holds value.lower(): compare it with the lowered operand as it is
@@ -66,12 +66,12 @@ class Constant:
     value: str
 
 
-Target = Column | Constant
+Target = Stored | Constant
 
 
 @dataclasses.dataclass(frozen=True)
 class Rows:
-    """A multi-valued attribute kept as rows; ``exists(condition)`` asks for one row satisfying it."""
+    """A multi-valued attribute kept as rows; ``exists(condition)``: does one row satisfy it?"""
 
     exists: Callable[[ColumnElement[bool] | None], ColumnElement[bool]]
     columns: Mapping[str, Target]  # by sub-attribute name
@@ -112,53 +112,53 @@ def _members_of_group(condition: ColumnElement[bool] | None) -> ColumnElement[bo
 
 
 _VALUE_COLUMNS: dict[str, Target] = {
-    "value": Column(MemberValue.value_key, lowered=True, full=MemberValue.value),
-    "display": Column(MemberValue.display),
-    "type": Column(MemberValue.type),
-    "primary": Column(MemberValue.primary),
+    "value": Stored(MemberValue.value_key, lowered=True, full=MemberValue.value),
+    "display": Stored(MemberValue.display),
+    "type": Stored(MemberValue.type),
+    "primary": Stored(MemberValue.primary),
 }
 _ADDRESS_COLUMNS: dict[str, Target] = {
-    "formatted": Column(MemberValue.formatted),
-    "streetAddress": Column(MemberValue.street_address),
-    "locality": Column(MemberValue.locality),
-    "region": Column(MemberValue.region),
-    "postalCode": Column(MemberValue.postal_code),
-    "country": Column(MemberValue.country),
-    "type": Column(MemberValue.type),
-    "primary": Column(MemberValue.primary),
+    "formatted": Stored(MemberValue.formatted),
+    "streetAddress": Stored(MemberValue.street_address),
+    "locality": Stored(MemberValue.locality),
+    "region": Stored(MemberValue.region),
+    "postalCode": Stored(MemberValue.postal_code),
+    "country": Stored(MemberValue.country),
+    "type": Stored(MemberValue.type),
+    "primary": Stored(MemberValue.primary),
 }
 
 # Single-valued attributes by AttributePath.canonical; multi-valued ones by attribute name.
 USER_COLUMNS: dict[str, Target] = {
-    "id": Column(Member.id),
-    "externalId": Column(Member.external_id),
-    "userName": Column(Member.user_name_key, lowered=True),
-    "name.formatted": Column(Member.formatted_name),
-    "name.familyName": Column(Member.family_name),
-    "name.givenName": Column(Member.given_name),
-    "name.middleName": Column(Member.middle_name),
-    "name.honorificPrefix": Column(Member.honorific_prefix),
-    "name.honorificSuffix": Column(Member.honorific_suffix),
-    "displayName": Column(Member.display_name),
-    "nickName": Column(Member.nick_name),
-    "profileUrl": Column(Member.profile_url),
-    "title": Column(Member.title),
-    "userType": Column(Member.user_type),
-    "preferredLanguage": Column(Member.preferred_language),
-    "locale": Column(Member.locale),
-    "timezone": Column(Member.timezone),
-    "active": Column(Member.active),
-    "meta.created": Column(Member.created_at),
-    "meta.lastModified": Column(Member.modified_at),
+    "id": Stored(Member.id),
+    "externalId": Stored(Member.external_id),
+    "userName": Stored(Member.user_name_key, lowered=True),
+    "name.formatted": Stored(Member.formatted_name),
+    "name.familyName": Stored(Member.family_name),
+    "name.givenName": Stored(Member.given_name),
+    "name.middleName": Stored(Member.middle_name),
+    "name.honorificPrefix": Stored(Member.honorific_prefix),
+    "name.honorificSuffix": Stored(Member.honorific_suffix),
+    "displayName": Stored(Member.display_name),
+    "nickName": Stored(Member.nick_name),
+    "profileUrl": Stored(Member.profile_url),
+    "title": Stored(Member.title),
+    "userType": Stored(Member.user_type),
+    "preferredLanguage": Stored(Member.preferred_language),
+    "locale": Stored(Member.locale),
+    "timezone": Stored(Member.timezone),
+    "active": Stored(Member.active),
+    "meta.created": Stored(Member.created_at),
+    "meta.lastModified": Stored(Member.modified_at),
     "meta.resourceType": Constant("User"),
     # Enterprise User extension
-    "employeeNumber": Column(Member.employee_number),
-    "costCenter": Column(Member.cost_center),
-    "organization": Column(Member.organization),
-    "division": Column(Member.division),
-    "department": Column(Member.department),
-    "manager.value": Column(Member.manager_id),
-    "manager.displayName": Column(Member.manager_display_name),
+    "employeeNumber": Stored(Member.employee_number),
+    "costCenter": Stored(Member.cost_center),
+    "organization": Stored(Member.organization),
+    "division": Stored(Member.division),
+    "department": Stored(Member.department),
+    "manager.value": Stored(Member.manager_id),
+    "manager.displayName": Stored(Member.manager_display_name),
 }
 USER_ROWS: dict[str, Rows] = {
     **{
@@ -168,24 +168,24 @@ USER_ROWS: dict[str, Rows] = {
     },
     "addresses": Rows(_member_values("addresses"), _ADDRESS_COLUMNS),
     "groups": Rows(_groups_of_member, {
-        "value": Column(Membership.group_id, case_exact=True),
-        "display": Column(_GroupOfMember.display_name_key, lowered=True),
+        "value": Stored(Membership.group_id, case_exact=True),
+        "display": Stored(_GroupOfMember.display_name_key, lowered=True),
         "type": Constant("direct"),  # groups do not nest
     }),
 }
 GROUP_COLUMNS: dict[str, Target] = {
-    "id": Column(Group.id),
-    "externalId": Column(Group.external_id),
-    "displayName": Column(Group.display_name_key, lowered=True),
-    "meta.created": Column(Group.created_at),
-    "meta.lastModified": Column(Group.modified_at),
+    "id": Stored(Group.id),
+    "externalId": Stored(Group.external_id),
+    "displayName": Stored(Group.display_name_key, lowered=True),
+    "meta.created": Stored(Group.created_at),
+    "meta.lastModified": Stored(Group.modified_at),
     "meta.resourceType": Constant("Group"),
 }
 GROUP_ROWS: dict[str, Rows] = {
     "members": Rows(_members_of_group, {
-        "value": Column(Membership.member_id),
+        "value": Stored(Membership.member_id),
         # As scim/resources renders it: the display name, else the userName.
-        "display": Column(func.coalesce(_MemberOfGroup.display_name, _MemberOfGroup.user_name),
+        "display": Stored(func.coalesce(_MemberOfGroup.display_name, _MemberOfGroup.user_name),
                           nullable=False),
         "type": Constant("User"),
     }),
@@ -218,11 +218,17 @@ class _Compiler:
         self.rows = rows
 
     def compile(self, node: Node, scope: _Scope | None) -> ColumnElement[bool]:
+        """``node`` at the top (``scope`` None) or inside ``scope.attribute[...]``."""
         if isinstance(node, (And, Or)):
             parts = [self.compile(part, scope) for part in flatten(node)]
             return and_(*parts) if isinstance(node, And) else or_(*parts)
         if isinstance(node, Not):
             return not_(self.compile(node.node, scope))
+        if isinstance(node, Comparison) and node.value is None:
+            # RFC 7643 2.5: null means unassigned, so "eq null" is "not pr", also for multi-valued.
+            check_operand(node.op, None, None, node.path)
+            present = self.compile(Present(node.path), scope)
+            return present if node.op == "ne" else not_(present)
         if scope is not None:
             return self.inside(node, scope)
         path = self.resolve(node.path)
@@ -247,8 +253,8 @@ class _Compiler:
             if isinstance(node, ValuePath):
                 return self.compile(node.filter, scope)
             if sub is None and isinstance(node, Present):
-                known = [s for s in attribute.sub_attributes if scope.prefix + s.name in self.columns]
-                return or_(false(), *(_present(self.columns[scope.prefix + s.name], s) for s in known))
+                subs = [(self.columns.get(scope.prefix + s.name), s) for s in attribute.sub_attributes]
+                return or_(false(), *(_present(target, s) for target, s in subs if target))
             if sub is None:
                 raise invalid_filter(f"{attribute.name} is complex; filter on a sub-attribute "
                                      f"such as {attribute.name}.{attribute.sub_attributes[0].name}")
@@ -266,10 +272,11 @@ class _Compiler:
         """A term inside ``attribute[...]``: its path names a sub-attribute."""
         if not isinstance(node, (Comparison, Present)):
             raise invalid_filter(f"value filters do not nest (in a filter on {scope.attribute.name})")
+        name = scope.attribute.name
         sub = scope.attribute.sub_attribute(node.path)
         if sub is None:
-            raise invalid_filter(f"unknown attribute {node.path!r} in a filter on {scope.attribute.name}")
-        label = f"{scope.attribute.name}.{sub.name}"
+            raise invalid_filter(f"unknown attribute {node.path!r} in a filter on {name}")
+        label = f"{name}.{sub.name}"
         return self.term(node, scope.columns.get(scope.prefix + sub.name), sub, label)
 
     def term(self, node: Node, target: Target | None, attribute: Attribute,
@@ -280,12 +287,9 @@ class _Compiler:
             return _present(target, attribute)
         assert isinstance(node, Comparison)
         check_operand(node.op, node.value, attribute.type, label)
-        if node.value is None:  # RFC 7643 2.5: null means unassigned
-            present = _present(target, attribute)
-            return present if node.op == "ne" else not_(present)
         if isinstance(target, Constant):
-            exact = attribute.case_exact
-            holds = compare(node.op, target.value, node.value, case_exact=exact, type_=attribute.type)
+            holds = compare(node.op, target.value, node.value,
+                            case_exact=attribute.case_exact, type_=attribute.type)
             return true() if holds else false()
         # Only assigned values compare; this also keeps NULL (unknown) away from NOT.
         empty_may_match = node.op not in ("eq", "co", "sw", "ew") or node.value == ""
@@ -293,7 +297,8 @@ class _Compiler:
         return and_(assigned, _condition(node, target, attribute, label))
 
 
-def _present(target: Target, attribute: Attribute, check_empty: bool = True) -> ColumnElement[bool]:
+def _present(target: Target, attribute: Attribute,
+             check_empty: bool = True) -> ColumnElement[bool]:
     """Assigned: not NULL and, for strings, not empty (RFC 7643 2.5)."""
     if isinstance(target, Constant):
         return true() if is_assigned(target.value) else false()
@@ -303,9 +308,10 @@ def _present(target: Target, attribute: Attribute, check_empty: bool = True) -> 
     return and_(*conditions) if conditions else true()
 
 
-def _condition(node: Comparison, target: Column, attribute: Attribute,
+def _condition(node: Comparison, target: Stored, attribute: Attribute,
                label: str) -> ColumnElement[bool]:
-    op, column, value = node.op, target.column, node.value
+    op, value = node.op, node.value
+    column: ColumnElement[Any] = target.column
     if attribute.type == "boolean":
         wanted = as_boolean(value)
         return column == wanted if op == "eq" else column != wanted
@@ -325,7 +331,8 @@ def _condition(node: Comparison, target: Column, attribute: Attribute,
         else:
             exact_key = op == "sw" and len(value) <= KEY_LENGTH
         if target.full is not None and not exact_key:
-            column = case((func.length(column) < KEY_LENGTH, column), else_=func.lower(target.full))
+            whole = func.lower(target.full)
+            column = case((func.length(column) < KEY_LENGTH, column), else_=whole)
     elif not (attribute.case_exact if target.case_exact is None else target.case_exact):
         column, value = func.lower(column), value.lower()
     if op == "co":

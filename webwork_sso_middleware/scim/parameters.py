@@ -116,7 +116,7 @@ class ListParameters:
     def where(self, resource: ResourceType) -> ColumnElement[bool] | None:
         if self.filter is None:
             return None
-        return compile_filter(parse_filter(self.filter), resource)  # type: ignore[no-any-return]
+        return compile_filter(parse_filter(self.filter), resource)
 
     def order_by(self, resource: ResourceType) -> list[Any]:
         model = Group if resource is GROUP_RESOURCE else Member
