@@ -42,7 +42,9 @@ class Settings:
         values: dict[str, Any] = {}
         for name in fields:
             if options.get(name) is not None:
-                values[name] = options[name]
+                value = options[name]
+                # An explicit string is one key; only the environment lists keys by commas.
+                values[name] = (value,) if name == "secret_key" and isinstance(value, str) else value
             elif (raw := environ.get(ENV_PREFIX + name.upper())) not in (None, ""):
                 values[name] = raw
         if "secret_key" not in values:
@@ -56,9 +58,12 @@ class Settings:
             raise ConfigurationError("secret_key", "must be a non-empty string or list of strings")
         if self.base_url is not None:
             parts = urlsplit(self.base_url)
-            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or (
+                parts.fragment
+            ):
+                # A path is allowed: the site may live under a prefix such as /tracker.
                 raise ConfigurationError(
-                    "base_url", "must be an http(s) origin such as https://tracker.example.com"
+                    "base_url", "must be an http(s) URL such as https://tracker.example.com"
                 )
             object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
         if self.scim_max_results < 1:
@@ -83,7 +88,7 @@ def _coerce(name: str, value: Any) -> Any:
         if field_type == "bool":
             return _to_bool(value)
         if field_type == "int":
-            if isinstance(value, bool):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError(value)
             return int(value)
         if not isinstance(value, str):

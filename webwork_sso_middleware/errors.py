@@ -48,7 +48,7 @@ class PlanError(WebworkSSOError):
 
     def __init__(self, slug: str, plan: str, feature: str) -> None:
         super().__init__(
-            f"workspace {slug!r} is on the {plan} plan; {feature} needs the Plus or Premium plan"
+            f"workspace {slug!r} is on the {plan} plan; {feature} require the Plus or Premium plan"
         )
         self.slug = slug
         self.plan = plan

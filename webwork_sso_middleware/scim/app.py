@@ -209,7 +209,9 @@ class ScimApplication:
     @staticmethod
     def json_response(status: int, body: Any, headers: dict[str, str]) -> Response:
         if body is None:
-            return Response(status=status, headers=headers)
+            response = Response(status=status, headers=headers)
+            del response.headers["Content-Type"]  # 204 and 304 carry no body to describe
+            return response
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         return Response(payload, status=status, headers=headers, content_type=SCIM_CONTENT_TYPE)
 

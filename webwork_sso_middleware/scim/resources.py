@@ -378,12 +378,12 @@ def project(
     for path in selected:
         if path.attribute.returned == "always":
             continue
-        container: dict[str, Any] | None = out
+        container = out
         if path.schema is not resource.schema:
-            container = out.get(path.schema.id) if isinstance(out.get(path.schema.id), dict) else None
-            if container is None:
+            extension = out.get(path.schema.id)
+            if not isinstance(extension, dict):
                 continue
-            container = out[path.schema.id] = dict(container)
+            container = out[path.schema.id] = dict(extension)  # copy: never edit the input
         _remove_path(container, path)
     return out
 

@@ -1,0 +1,7 @@
+"""The example time tracker: a plain WSGI app that ``webwork-sso serve`` wraps in SSOMiddleware."""
+
+from __future__ import annotations
+
+from .app import create_app
+
+__all__ = ["create_app"]

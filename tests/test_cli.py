@@ -1,0 +1,589 @@
+"""webwork-sso, the command line: in-process through main(argv), and as the installed script."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import webtest
+from sqlalchemy import MetaData, create_engine, select, text
+
+from webwork_sso_middleware import SSOMiddleware
+from webwork_sso_middleware.cli import main
+from webwork_sso_middleware.store.workspaces import hash_token
+
+SECRET = "test-secret-key"
+BASE_URL = "https://tracker.example.com"
+INTERFACE_KEYS = {
+    "slug", "name", "plan", "scim_base_url", "sp_entity_id", "acs_url", "sp_metadata_url",
+    "login_url", "settings_url",
+}  # fmt: skip
+ADDITIVE_KEYS = {"owner_email", "scim_enabled", "sso_enabled", "domains"}
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _no_webwork_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("WEBWORK_SSO_") and name != "WEBWORK_SSO_TEST_DATABASE_URL":
+            monkeypatch.delenv(name)
+
+
+class Cli:
+    """Runs ``main(argv)`` against one database and base URL, capturing what it prints."""
+
+    def __init__(self, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+        self.database_url = database_url
+        self.capsys = capsys
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        code = main(["--database-url", self.database_url, "--base-url", BASE_URL, *argv])
+        captured = self.capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def json(self, *argv: str) -> dict[str, Any]:
+        code, out, err = self(*argv, "--json")
+        assert (code, err) == (0, "")
+        document: dict[str, Any] = json.loads(out)
+        return document
+
+    def create(self, slug: str = "acme", plan: str = "plus") -> dict[str, Any]:
+        return self.json(
+            "workspace", "create", slug, "--name", "Acme Inc.", "--plan", plan,
+            "--owner", "it@acme.example",
+        )  # fmt: skip
+
+
+@pytest.fixture
+def cli(database_url: str, capsys: pytest.CaptureFixture[str]) -> Cli:
+    return Cli(database_url, capsys)
+
+
+def assert_one_line_failure(result: tuple[int, str, str], *fragments: str, code: int = 1) -> None:
+    exit_code, out, err = result
+    assert exit_code == code
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("webwork-sso"), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err
+
+
+def token_rows(database_url: str, slug: str) -> list[tuple[str, Any]]:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT t.token_hash, t.revoked_at FROM scim_tokens t"
+                    " JOIN workspaces w ON w.id = t.workspace_id WHERE w.slug = :slug ORDER BY t.id"
+                ),
+                {"slug": slug},
+            )
+            return [(row[0], row[1]) for row in rows]
+    finally:
+        engine.dispose()
+
+
+def every_stored_value(database_url: str) -> Iterator[str]:
+    engine = create_engine(database_url)
+    try:
+        metadata = MetaData()
+        metadata.reflect(engine)
+        with engine.connect() as connection:
+            for table in metadata.sorted_tables:
+                for row in connection.execute(select(table)):
+                    yield from (str(value) for value in row)
+    finally:
+        engine.dispose()
+
+
+def host_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"host"]
+
+
+def scim_status(database_url: str, token: str) -> int:
+    middleware = SSOMiddleware(
+        host_app, database_url=database_url, secret_key=SECRET, base_url=BASE_URL
+    )
+    try:
+        response = webtest.TestApp(middleware).get(
+            "/scim/v2/Users", headers={"Authorization": f"Bearer {token}"}, expect_errors=True
+        )
+        status: int = response.status_int
+        return status
+    finally:
+        middleware.close()
+
+
+# -- workspace create / show / rotate-token ----------------------------------------------------
+
+
+def test_create_json_has_the_interface_keys_and_a_working_token(cli: Cli) -> None:
+    document = cli.create()
+
+    assert INTERFACE_KEYS | {"scim_token"} <= set(document)
+    assert set(document) <= INTERFACE_KEYS | ADDITIVE_KEYS | {"scim_token"}
+    assert document["slug"] == "acme"
+    assert document["name"] == "Acme Inc."
+    assert document["plan"] == "plus"
+    assert document["scim_base_url"] == f"{BASE_URL}/scim/v2"
+    assert document["sp_entity_id"] == f"{BASE_URL}/saml/acme/metadata"
+    assert document["sp_metadata_url"] == document["sp_entity_id"]
+    assert document["acs_url"] == f"{BASE_URL}/saml/acme/acs"
+    assert document["login_url"] == f"{BASE_URL}/saml/acme/login"
+    assert document["settings_url"] == f"{BASE_URL}/saml/acme/settings"
+    token = document["scim_token"]
+    assert token_rows(cli.database_url, "acme") == [(hash_token(token), None)]
+
+
+def test_the_token_is_never_stored_in_plain_text(cli: Cli) -> None:
+    token = cli.create()["scim_token"]
+
+    assert not any(token in value for value in every_stored_value(cli.database_url))
+
+
+def test_the_printed_token_authenticates_scim_once_scim_is_on(cli: Cli) -> None:
+    token = cli.create()["scim_token"]
+    assert cli("workspace", "enable", "acme", "--scim")[0] == 0
+
+    assert scim_status(cli.database_url, token) == 200
+
+
+def test_create_without_json_prints_the_token_once_with_a_note(cli: Cli) -> None:
+    code, out, err = cli(
+        "workspace",
+        "create",
+        "acme",
+        "--name",
+        "Acme",
+        "--plan",
+        "plus",
+        "--owner",
+        "it@acme.example",
+    )
+
+    assert (code, err) == (0, "")
+    assert "Shown only now" in out
+    token_lines = [line for line in out.splitlines() if "wwsso_" in line]
+    assert len(token_lines) == 1
+    assert f"{BASE_URL}/scim/v2" in out
+
+
+def test_show_prints_the_workspace_without_a_token(cli: Cli) -> None:
+    cli.create()
+
+    document = cli.json("workspace", "show", "acme")
+
+    assert INTERFACE_KEYS <= set(document)
+    assert "scim_token" not in document
+    assert (document["slug"], document["plan"], document["owner_email"]) == (
+        "acme", "plus", "it@acme.example",
+    )  # fmt: skip
+    code, out, _ = cli("workspace", "show", "acme")
+    assert code == 0 and "wwsso_" not in out and f"{BASE_URL}/saml/acme/acs" in out
+
+
+def test_rotate_token_revokes_the_old_token(cli: Cli) -> None:
+    old_token = cli.create()["scim_token"]
+
+    document = cli.json("workspace", "rotate-token", "acme")
+
+    new_token = document["scim_token"]
+    assert new_token != old_token
+    assert INTERFACE_KEYS <= set(document)
+    (old_hash, old_revoked), (new_hash, new_revoked) = token_rows(cli.database_url, "acme")
+    assert (old_hash, new_hash) == (hash_token(old_token), hash_token(new_token))
+    assert old_revoked is not None and new_revoked is None
+    cli("workspace", "enable", "acme", "--scim")
+    assert scim_status(cli.database_url, old_token) == 401
+    assert scim_status(cli.database_url, new_token) == 200
+
+
+# -- plans and switches ------------------------------------------------------------------------
+
+
+def test_enable_is_refused_on_the_free_plan(cli: Cli) -> None:
+    cli.create(plan="free")
+
+    result = cli("workspace", "enable", "acme", "--scim")
+
+    assert_one_line_failure(result, "'acme'", "free plan", "Plus or Premium")
+    document = cli.json("workspace", "show", "acme")
+    assert (document["scim_enabled"], document["sso_enabled"]) == (False, False)
+
+
+def test_enable_and_disable_switch_what_is_named_or_both(cli: Cli) -> None:
+    cli.create()
+
+    assert cli.json("workspace", "enable", "acme", "--scim")["scim_enabled"] is True
+    assert cli.json("workspace", "show", "acme")["sso_enabled"] is False
+    both = cli.json("workspace", "enable", "acme")
+    assert (both["scim_enabled"], both["sso_enabled"]) == (True, True)
+    after = cli.json("workspace", "disable", "acme", "--sso")
+    assert (after["scim_enabled"], after["sso_enabled"]) == (True, False)
+    after = cli.json("workspace", "disable", "acme")
+    assert (after["scim_enabled"], after["sso_enabled"]) == (False, False)
+
+
+def test_moving_to_the_free_plan_switches_scim_and_sso_off(cli: Cli) -> None:
+    cli.create(plan="premium")
+    cli("workspace", "enable", "acme", "--scim", "--sso")
+
+    code, out, err = cli("workspace", "set-plan", "acme", "free")
+
+    assert (code, err) == (0, "")
+    assert "free plan" in out
+    document = cli.json("workspace", "show", "acme")
+    assert (document["plan"], document["scim_enabled"], document["sso_enabled"]) == (
+        "free", False, False,
+    )  # fmt: skip
+
+
+def test_set_plan_rejects_an_unknown_plan_as_a_usage_error(cli: Cli) -> None:
+    cli.create()
+
+    assert_one_line_failure(cli("workspace", "set-plan", "acme", "gold"), "gold", code=2)
+
+
+def test_set_domains_normalises_and_validates(cli: Cli) -> None:
+    cli.create()
+
+    document = cli.json("workspace", "set-domains", "acme", "Acme.example", "@acme.example.org")
+    assert document["domains"] == ["acme.example", "acme.example.org"]
+
+    result = cli("workspace", "set-domains", "acme", "acme.example", "not a domain")
+    assert_one_line_failure(result, "'not a domain'", "domain")
+    assert cli.json("workspace", "show", "acme")["domains"] == ["acme.example", "acme.example.org"]
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("workspace", "show", "nope"),
+        ("workspace", "rotate-token", "nope"),
+        ("workspace", "enable", "nope", "--scim"),
+        ("workspace", "disable", "nope"),
+        ("workspace", "set-plan", "nope", "plus"),
+        ("workspace", "set-domains", "nope", "nope.example"),
+    ],
+)
+def test_an_unknown_workspace_is_one_error_line(cli: Cli, argv: tuple[str, ...]) -> None:
+    assert_one_line_failure(cli(*argv), "no workspace 'nope'")
+
+
+def test_a_duplicate_slug_is_refused(cli: Cli) -> None:
+    cli.create()
+
+    result = cli(
+        "workspace", "create", "acme", "--name", "Other", "--plan", "free", "--owner", "a@b.example"
+    )
+
+    assert_one_line_failure(result, "'acme'", "already exists")
+    assert len(token_rows(cli.database_url, "acme")) == 1
+
+
+@pytest.mark.parametrize(
+    ("slug", "owner", "fragment"),
+    [("Not A Slug", "it@acme.example", "slug"), ("login", "it@acme.example", "slug"),
+     ("acme", "not-an-email", "owner_email")],
+)  # fmt: skip
+def test_invalid_create_arguments_are_one_error_line(
+    cli: Cli, slug: str, owner: str, fragment: str
+) -> None:
+    result = cli("workspace", "create", slug, "--name", "Acme", "--plan", "plus", "--owner", owner)
+
+    assert_one_line_failure(result, fragment)
+
+
+def test_a_command_line_that_does_not_parse_exits_2_with_one_line(cli: Cli) -> None:
+    assert_one_line_failure(cli("workspace", "create", "acme"), "--name", code=2)
+    assert_one_line_failure(cli("workspace", "frobnicate", "acme"), "frobnicate", code=2)
+    assert_one_line_failure(cli("serve", "--port", "70000"), "70000", code=2)
+
+
+def test_a_base_url_that_is_not_an_origin_is_a_usage_error(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--database-url", database_url, "--base-url", "ftp://x", "workspace", "show", "a"])
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ftp://x" in err
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////nonexistent-directory/for/webwork.db",
+        "postgresql+psycopg://postgres@127.0.0.1:1/x",
+    ],
+)
+def test_an_unreachable_database_is_one_error_line(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--database-url", url, "workspace", "show", "acme"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert url in err
+
+
+@pytest.mark.parametrize("command", [("workspace", "show", "acme"), ("db", "upgrade"), ("serve",)])
+def test_a_database_url_that_does_not_parse_is_a_usage_error(
+    command: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--database-url", "not a url", *command]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_serve_on_an_unreachable_database_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/x"
+
+    code = main(["--database-url", url, "serve", "--port", "0", "--data-dir", str(tmp_path)])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and url in err
+
+
+# -- global options from the environment -------------------------------------------------------
+
+
+def test_options_come_from_the_environment_and_flags_win(
+    database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBWORK_SSO_DATABASE_URL", database_url)
+    monkeypatch.setenv("WEBWORK_SSO_BASE_URL", "https://from-env.example/")
+    argv = [
+        "workspace",
+        "create",
+        "acme",
+        "--name",
+        "A",
+        "--plan",
+        "plus",
+        "--owner",
+        "a@b.example",
+    ]
+
+    assert main([*argv, "--json"]) == 0
+    assert (
+        json.loads(capsys.readouterr().out)["acs_url"] == "https://from-env.example/saml/acme/acs"
+    )
+
+    assert (
+        main(["--base-url", "http://flag.example:8080", "workspace", "show", "acme", "--json"]) == 0
+    )
+    assert (
+        json.loads(capsys.readouterr().out)["scim_base_url"] == "http://flag.example:8080/scim/v2"
+    )
+
+
+def test_the_default_base_url_is_the_local_development_server(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--database-url", database_url, "workspace", "create", "acme", "--name", "A"]
+    assert main([*argv, "--plan", "plus", "--owner", "a@b.example", "--json"]) == 0
+
+    assert json.loads(capsys.readouterr().out)["scim_base_url"] == "http://127.0.0.1:8000/scim/v2"
+
+
+# -- db upgrade --------------------------------------------------------------------------------
+
+
+def test_db_upgrade_creates_the_tables_in_an_empty_sqlite_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    url = f"sqlite:///{path}"
+
+    assert main(["--database-url", url, "db", "upgrade"]) == 0
+    first = capsys.readouterr().out
+    assert main(["--database-url", url, "db", "upgrade"]) == 0
+    second = capsys.readouterr().out
+
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+        tables = {row[0] for row in connection.execute(text("SELECT name FROM sqlite_master"))}
+    engine.dispose()
+    assert {"workspaces", "scim_tokens", "members", "groups", "memberships"} <= tables
+    assert revision in first and "Upgraded" in first
+    assert revision in second and "up to date" in second
+
+
+def test_db_upgrade_on_the_test_database_is_idempotent(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--database-url", database_url, "db", "upgrade"]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+# -- the installed console script --------------------------------------------------------------
+
+
+def console_script() -> list[str]:
+    installed = Path(sys.executable).with_name("webwork-sso")
+    if installed.exists():
+        return [str(installed)]
+    return [sys.executable, "-m", "webwork_sso_middleware.cli"]
+
+
+def clean_environment() -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("WEBWORK_SSO_")}
+    environment["PYTHONUNBUFFERED"] = "1"
+    return environment
+
+
+def run_script(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*console_script(), *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPOSITORY,
+        env=clean_environment(),
+    )
+
+
+def test_the_console_script_creates_and_refuses(database_url: str) -> None:
+    created = run_script(
+        "--database-url", database_url, "workspace", "create", "acme", "--name", "Acme",
+        "--plan", "free", "--owner", "it@acme.example", "--json",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    token = json.loads(created.stdout)["scim_token"]
+    assert token_rows(database_url, "acme") == [(hash_token(token), None)]
+
+    refused = run_script("--database-url", database_url, "workspace", "enable", "acme")
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    (line,) = refused.stderr.splitlines()
+    assert line.startswith("webwork-sso: workspace 'acme' is on the free plan")
+    assert "Plus or Premium plan" in line
+
+
+class ServeProcess:
+    """``webwork-sso serve --port 0`` in a child process, its output read as it comes."""
+
+    def __init__(self, database_url: str, data_dir: Path) -> None:
+        self.process = subprocess.Popen(
+            [*console_script(), "--database-url", database_url, "serve", "--port", "0",
+             "--data-dir", str(data_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPOSITORY,
+            env=clean_environment(),
+        )  # fmt: skip
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def banner(self, timeout: float = 30) -> str:
+        """Everything printed up to "Press Ctrl+C to stop."."""
+        printed: list[str] = []
+        deadline = time.monotonic() + timeout
+        while not printed or "Press Ctrl+C" not in printed[-1]:
+            try:
+                printed.append(self.lines.get(timeout=max(0.1, deadline - time.monotonic())))
+            except queue.Empty:
+                pytest.fail(f"serve printed no banner in {timeout}s: {''.join(printed)!r}")
+        return "".join(printed)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def _value_after(label: str, banner: str) -> str:
+    line = next(line for line in banner.splitlines() if line.strip().startswith(label))
+    return line.split(label, 1)[1].strip()
+
+
+def test_serve_creates_a_demo_workspace_whose_token_works(
+    database_url: str, tmp_path: Path
+) -> None:
+    server = ServeProcess(database_url, tmp_path)
+    try:
+        banner = server.banner()
+        scim_base_url = _value_after("SCIM base URL:", banner)
+        token = _value_after("SCIM token:", banner)
+        site = _value_after("Time tracker:", banner)
+
+        users = requests.get(
+            f"{scim_base_url}/Users", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert users.status_code == 200, users.text
+        assert users.json()["totalResults"] == 0
+        home = requests.get(site, timeout=10)
+        assert home.status_code == 200 and 'href="/saml/login"' in home.text
+    finally:
+        server.stop()
+
+    secret_file = tmp_path / "webwork_sso.secret"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    secret = secret_file.read_text()
+    assert (tmp_path / "timetracker.db").exists()
+
+    again = ServeProcess(database_url, tmp_path)
+    try:
+        banner = again.banner()
+    finally:
+        again.stop()
+    assert "wwsso_" not in banner
+    assert "workspace rotate-token demo" in banner
+    assert secret_file.read_text() == secret
+
+
+def test_serve_explains_a_busy_port(database_url: str, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run_script(
+            "--database-url",
+            database_url,
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"webwork-sso: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+
+
+def test_serve_finds_the_example_in_this_checkout() -> None:
+    from webwork_sso_middleware.devserver import find_timetracker_source
+
+    assert find_timetracker_source() == REPOSITORY / "examples" / "timetracker" / "app.py"

@@ -1,0 +1,223 @@
+"""Settings: keyword options first, then WEBWORK_SSO_* environment variables, typed and checked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from webwork_sso_middleware.config import Settings
+from webwork_sso_middleware.errors import ConfigurationError, WebworkSSOError
+
+
+def settings(environ: dict[str, str] | None = None, **options: Any) -> Settings:
+    options.setdefault("secret_key", ["key"])
+    return Settings.from_options(options, environ=environ or {})
+
+
+def test_defaults() -> None:
+    result = settings()
+
+    assert result.database_url == "sqlite:///webwork_sso.db"
+    assert result.base_url is None
+    assert result.scim_max_results == 200
+    assert result.max_body_bytes == 1024 * 1024
+    assert result.auto_migrate is True
+
+
+def test_each_option_falls_back_to_the_environment() -> None:
+    environ = {
+        "WEBWORK_SSO_DATABASE_URL": "postgresql+psycopg://db.example/sso",
+        "WEBWORK_SSO_SECRET_KEY": "from-env",
+        "WEBWORK_SSO_BASE_URL": "https://tracker.example.com",
+        "WEBWORK_SSO_SCIM_MAX_RESULTS": "50",
+        "WEBWORK_SSO_MAX_BODY_BYTES": "4096",
+        "WEBWORK_SSO_AUTO_MIGRATE": "off",
+    }
+
+    result = Settings.from_options({}, environ=environ)
+
+    assert result.database_url == "postgresql+psycopg://db.example/sso"
+    assert result.secret_key == ("from-env",)
+    assert result.base_url == "https://tracker.example.com"
+    assert result.scim_max_results == 50
+    assert result.max_body_bytes == 4096
+    assert result.auto_migrate is False
+
+
+def test_an_explicit_option_wins_over_the_environment() -> None:
+    environ = {
+        "WEBWORK_SSO_DATABASE_URL": "sqlite:///env.db",
+        "WEBWORK_SSO_SECRET_KEY": "env-key",
+        "WEBWORK_SSO_SCIM_MAX_RESULTS": "50",
+        "WEBWORK_SSO_AUTO_MIGRATE": "true",
+    }
+
+    result = Settings.from_options(
+        {
+            "database_url": "sqlite:///explicit.db",
+            "secret_key": ["explicit-key"],
+            "scim_max_results": 7,
+            "auto_migrate": False,
+        },
+        environ=environ,
+    )
+
+    assert result.database_url == "sqlite:///explicit.db"
+    assert result.secret_key == ("explicit-key",)
+    assert result.scim_max_results == 7
+    assert result.auto_migrate is False
+
+
+def test_none_means_not_given_and_an_empty_variable_means_unset() -> None:
+    result = Settings.from_options(
+        {"secret_key": None, "base_url": None},
+        environ={"WEBWORK_SSO_SECRET_KEY": "env-key", "WEBWORK_SSO_BASE_URL": ""},
+    )
+
+    assert result.secret_key == ("env-key",)
+    assert result.base_url is None
+
+
+def test_several_secret_keys_from_the_environment_are_comma_separated_newest_last() -> None:
+    result = Settings.from_options({}, environ={"WEBWORK_SSO_SECRET_KEY": " old , new ,"})
+
+    assert result.secret_key == ("old", "new")
+    assert result.signing_key == "new"
+
+
+def test_a_list_of_secret_keys_rotates_newest_last() -> None:
+    result = settings(secret_key=["old", "older-still", "newest"])
+
+    assert result.secret_key == ("old", "older-still", "newest")
+    assert result.signing_key == "newest"
+
+
+@pytest.mark.parametrize(
+    "environ", [{}, {"WEBWORK_SSO_SECRET_KEY": ""}, {"WEBWORK_SSO_SECRET_KEY": " , "}]
+)
+def test_a_secret_key_is_required(environ: dict[str, str]) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_options({}, environ=environ)
+
+    assert raised.value.option == "secret_key"
+
+
+@pytest.mark.parametrize("secret_key", [[], [""], ["good", ""]])
+def test_empty_secret_keys_are_refused(secret_key: list[str]) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        settings(secret_key=secret_key)
+
+    assert raised.value.option == "secret_key"
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("https://tracker.example.com/", "https://tracker.example.com"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("https://example.com/tracker/", "https://example.com/tracker"),
+    ],
+)
+def test_base_url_loses_its_trailing_slash(given: str, kept: str) -> None:
+    assert settings(base_url=given).base_url == kept
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["tracker.example.com", "ftp://tracker.example.com", "https://", "https://x.example/?a=1"],
+)
+def test_a_base_url_that_is_not_an_http_origin_is_refused(base_url: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        settings(base_url=base_url)
+
+    assert raised.value.option == "base_url"
+    assert "http" in raised.value.reason
+
+
+def test_a_bad_base_url_from_the_environment_is_refused_too() -> None:
+    with pytest.raises(ConfigurationError, match="base_url"):
+        settings(environ={"WEBWORK_SSO_BASE_URL": "not a url"})
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("scim_max_results", "many"), ("scim_max_results", True), ("max_body_bytes", "1.5")],
+)
+def test_an_integer_option_refuses_what_is_not_an_integer(option: str, value: Any) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        settings(**{option: value})
+
+    assert raised.value.option == option
+    assert repr(value) in str(raised.value)
+
+
+def test_an_integer_from_the_environment_is_parsed_and_checked() -> None:
+    assert settings(environ={"WEBWORK_SSO_SCIM_MAX_RESULTS": "25"}).scim_max_results == 25
+    with pytest.raises(ConfigurationError, match="scim_max_results"):
+        settings(environ={"WEBWORK_SSO_SCIM_MAX_RESULTS": "twenty"})
+
+
+@pytest.mark.parametrize(("option", "value"), [("scim_max_results", 0), ("max_body_bytes", 1023)])
+def test_integer_options_have_lower_bounds(option: str, value: Any) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        settings(**{option: value})
+
+    assert raised.value.option == option
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("1", True), ("TRUE", True), (" yes ", True), ("on", True),
+     ("0", False), ("false", False), ("No", False), ("off", False)],
+)  # fmt: skip
+def test_boolean_words_from_the_environment(raw: str, expected: bool) -> None:
+    assert settings(environ={"WEBWORK_SSO_AUTO_MIGRATE": raw}).auto_migrate is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", 1, "2"])
+def test_a_boolean_option_refuses_anything_else(value: Any) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        settings(auto_migrate=value)
+
+    assert raised.value.option == "auto_migrate"
+
+
+def test_a_string_option_refuses_another_type() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        settings(database_url=42)
+
+    assert raised.value.option == "database_url"
+
+
+def test_an_unknown_option_is_named() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        settings(secret_keys=["typo"])
+
+    assert raised.value.option == "secret_keys"
+    assert "unknown option" in raised.value.reason
+    assert "secret_key" in raised.value.reason  # the known options are listed
+
+
+def test_configuration_errors_belong_to_the_package_error_tree() -> None:
+    with pytest.raises(WebworkSSOError):
+        settings(base_url="nope")
+    with pytest.raises(ValueError):
+        settings(base_url="nope")
+
+
+def test_the_environment_is_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "process-env-key")
+    monkeypatch.setenv("WEBWORK_SSO_SCIM_MAX_RESULTS", "33")
+
+    result = Settings.from_options({})
+
+    assert result.secret_key == ("process-env-key",)
+    assert result.scim_max_results == 33
+
+
+def test_settings_are_frozen() -> None:
+    result = settings()
+
+    with pytest.raises(AttributeError):
+        result.database_url = "sqlite://"  # type: ignore[misc]

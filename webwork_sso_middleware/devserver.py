@@ -1,0 +1,216 @@
+"""``webwork-sso serve``: the example time tracker, wrapped by SSOMiddleware, on werkzeug's
+threaded development server. For trying things out; production runs SSOMiddleware under a real
+WSGI server with ``WEBWORK_SSO_SECRET_KEY`` set.
+
+The time tracker is an example, not part of the package: it lives in
+``examples/timetracker/app.py`` of a source checkout and is loaded from there by file path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
+
+from .errors import Conflict
+from .middleware import SSOMiddleware
+from .store.workspaces import Workspaces
+from .urls import WorkspaceUrls
+
+ENV_SECRET_KEY = "WEBWORK_SSO_SECRET_KEY"
+SECRET_FILE_NAME = "webwork_sso.secret"
+TIMETRACKER_DATABASE_NAME = "timetracker.db"
+EXAMPLE_SOURCE = Path("examples", "timetracker", "app.py")
+DEMO_SLUG = "demo"
+DEMO_OWNER = "owner@example.com"
+ALL_INTERFACES = ("", "0.0.0.0", "::")
+
+
+class DevServerError(Exception):
+    """serve cannot start; the message says why in one sentence."""
+
+
+def serve_timetracker(
+    *,
+    database_url: str,
+    base_url: str | None,
+    host: str,
+    port: int,
+    data_dir: str | None,
+    command: str = "webwork-sso",
+    out: TextIO | None = None,
+) -> None:
+    """Serve until interrupted. ``base_url`` None: the address served on."""
+    out = out or sys.stdout
+    data_path = resolve_data_dir(database_url, data_dir)
+    create_app = load_timetracker_factory()
+    secret_key, secret_origin = secret_key_for(data_path)
+    listener = listen(host, port)
+    try:
+        bound_port: int = listener.getsockname()[1]
+        base_url = base_url or local_base_url(host, bound_port)
+        application = SSOMiddleware(
+            create_app(str(data_path / TIMETRACKER_DATABASE_NAME)),
+            database_url=database_url,
+            secret_key=secret_key,
+            base_url=base_url,
+        )
+    except BaseException:
+        listener.close()
+        raise
+    try:
+        server = make_server(host, bound_port, application, threaded=True, fd=listener.fileno())
+        listener.close()  # the server holds its own duplicate of the socket
+        demo_token = create_demo_workspace(application.workspaces)
+        print(banner(database_url, base_url, secret_origin), file=out)
+        print(workspace_notice(application.workspaces, base_url, demo_token, command), file=out)
+        print("\nPress Ctrl+C to stop.", file=out, flush=True)
+        server.serve_forever()
+    finally:
+        application.close()
+
+
+def resolve_data_dir(database_url: str, data_dir: str | None) -> Path:
+    """--data-dir, else the SQLite database's folder, else the current directory."""
+    if data_dir is not None:
+        path = Path(data_dir)
+    else:
+        url = make_url(database_url)
+        on_disk = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        path = Path(url.database).parent if on_disk and url.database else Path.cwd()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DevServerError(
+            f"cannot use {path} for the example's data: {error.strerror}"
+        ) from None
+    return path.resolve()
+
+
+def find_timetracker_source() -> Path:
+    # An editable install (pip install -e .) runs the package from the checkout; otherwise a
+    # checkout in the current directory will do.
+    checkout = Path(__file__).resolve().parent.parent
+    for candidate in (checkout / EXAMPLE_SOURCE, Path.cwd() / EXAMPLE_SOURCE):
+        if candidate.is_file():
+            return candidate
+    raise DevServerError(
+        f"serve runs the example time tracker from a source checkout, and {EXAMPLE_SOURCE}"
+        " was not found; clone the repository and run 'pip install -e .' there"
+    )
+
+
+def load_timetracker_factory() -> Callable[[str], Any]:
+    """``create_app`` of examples/timetracker/app.py, imported by file path."""
+    source = find_timetracker_source()
+    spec = importlib.util.spec_from_file_location("webwork_sso_example_timetracker", source)
+    if spec is None or spec.loader is None:
+        raise DevServerError(f"cannot load the example time tracker from {source}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    create_app: Callable[[str], Any] = module.create_app
+    return create_app
+
+
+def secret_key_for(data_dir: Path) -> tuple[str | None, str]:
+    """The key to sign with (None: the middleware reads the environment) and where it is from."""
+    if os.environ.get(ENV_SECRET_KEY, "").strip():
+        return None, f"from {ENV_SECRET_KEY}"
+    path = data_dir / SECRET_FILE_NAME
+    try:
+        return _read_or_create_secret(path)
+    except OSError as error:
+        raise DevServerError(f"cannot keep a secret key in {path}: {error.strerror}") from None
+
+
+def _read_or_create_secret(path: Path) -> tuple[str, str]:
+    note = f"set {ENV_SECRET_KEY} in production"
+    try:
+        # O_EXCL: never overwrite a key that signed live sessions; 0600 from the first byte.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = path.read_text(encoding="utf-8").strip()
+        if not secret:
+            raise DevServerError(f"{path} is empty; delete it or set {ENV_SECRET_KEY}") from None
+        return secret, f"kept in {path} ({note})"
+    secret = secrets.token_urlsafe(48)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(secret + "\n")
+    return secret, f"generated into {path}, mode 0600 ({note})"
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket, so that a busy port is one clear error rather than werkzeug's exit."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+        listener.listen(128)
+    except OSError as error:
+        listener.close()
+        reason = error.strerror or str(error)
+        raise DevServerError(f"cannot listen on {host}:{port}: {reason}") from None
+    return listener
+
+
+def local_base_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ALL_INTERFACES else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+def create_demo_workspace(workspaces: Workspaces) -> str | None:
+    """In an empty database, the ``demo`` workspace with SCIM on; its token, shown only now."""
+    if workspaces.list_workspaces():
+        return None
+    try:
+        _, token = workspaces.create(
+            DEMO_SLUG, name="Demo workspace", plan="plus", owner_email=DEMO_OWNER
+        )
+    except Conflict:  # another process got there first
+        return None
+    workspaces.enable(DEMO_SLUG, scim=True)
+    return token
+
+
+def banner(database_url: str, base_url: str, secret_origin: str) -> str:
+    database = make_url(database_url).render_as_string(hide_password=True)
+    return (
+        "webwork-sso: the example time tracker behind SSOMiddleware"
+        " (development server; not for production)\n"
+        f"  Time tracker:  {base_url}/\n"
+        f"  Database:      {database}\n"
+        f"  Secret key:    {secret_origin}"
+    )
+
+
+def workspace_notice(
+    workspaces: Workspaces, base_url: str, demo_token: str | None, command: str
+) -> str:
+    scim_base_url = WorkspaceUrls(base_url, DEMO_SLUG).scim_base_url
+    if demo_token is not None:
+        return (
+            f"\nCreated the demo workspace {DEMO_SLUG!r}"
+            f" (Plus plan, SCIM on, owner {DEMO_OWNER}).\n"
+            f"  SCIM base URL: {scim_base_url}\n"
+            f"  SCIM token:    {demo_token}\n"
+            "                 (shown only now: only its hash is stored)\n"
+            f"  Try it:        curl -H 'Authorization: Bearer {demo_token}' {scim_base_url}/Users"
+        )
+    slugs = [info.slug for info in workspaces.list_workspaces()]
+    slug = DEMO_SLUG if DEMO_SLUG in slugs else "SLUG"
+    return (
+        f"\nWorkspaces: {', '.join(slugs) or '(none)'}; SCIM base URL: {scim_base_url}\n"
+        "  SCIM tokens are stored hashed and never shown again; for a new one:\n"
+        f"  {command} workspace rotate-token {slug}"
+    )
