@@ -1,0 +1,948 @@
+#!/usr/bin/env python
+"""Compare our SCIM server with scim2-server (the peer) over real HTTP, in one run.
+
+Not a test: it prints figures (and PASS/FAIL lines for the performance targets) and exits 0,
+unless something failed to run. See benchmarks/README.md.
+
+    .venv/bin/python benchmarks/scim_bench.py                 # N=1000 then 5N=5000 users
+    .venv/bin/python benchmarks/scim_bench.py --n 200 --only peer
+    .venv/bin/python benchmarks/scim_bench.py --json > bench.json   # report on stderr
+
+Each SCIM server runs in its own process (this same script, with the hidden ``--_serve``
+option), served by waitress (threads=4) on a loopback port, so the client's CPU and GIL never
+mix with the server's. The client is one ``requests.Session`` per server (keep-alive), and the
+timed requests are sequential and interleaved between the two servers (ours, peer, peer, ours,
+...) so that drift on the machine hits both equally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import gc
+import io
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+SCIM_MEDIA = "application/scim+json"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+BENCH_PREFIX = "/__bench__"
+WAITRESS_THREADS = 4
+PEER_TOKEN = "bench-peer-token"
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+# Targets (printed as PASS/FAIL lines).
+LOOKUP_RATIO_MAX = 1.0  # our filter lookup median / peer's, at N and at 5N
+LOOKUP_GROWTH_MAX = 1.5  # our lookup median at 5N / at N
+# Our server keeps members in the database, so its RSS must not follow the member count. What
+# may still grow: SQLite's page cache (default cache_size -2000 = 2 MiB per connection, and the
+# pool keeps up to 5 connections + waitress's 4 threads => at most ~10 MiB once the file is big
+# enough to fill it), SQLAlchemy's bounded statement cache, and allocator fragmentation from
+# 4000 extra POSTs. 20 MB covers that with headroom, while the peer, which keeps one pydantic
+# model per user (plus indexes), grows by tens of MB over the same 4000 users.
+RSS_GROWTH_MAX_MB = 20.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Server side (runs in a child process)
+# ---------------------------------------------------------------------------------------------
+
+
+def rss_kb(pid: int | str = "self") -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of a process, in kB, from /proc/<pid>/status."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, value = line.split(":", 1)
+                out[key] = int(value.split()[0])
+    return out
+
+
+class BenchWrapper:
+    """The WSGI app each child serves: the SCIM app, plus a few control endpoints.
+
+    ``/__bench__/gc`` collects garbage (so RSS is read after it), ``/__bench__/profile/start``
+    and ``/__bench__/profile/stop`` profile every request in between with cProfile (one profile
+    per request, merged). ``strip`` is a path prefix moved to SCRIPT_NAME (the peer is mounted
+    at ``/scim`` so both servers answer at ``/scim/v2``). Everything else goes to ``app``.
+    """
+
+    def __init__(self, strip: str = "") -> None:
+        self.app: Callable[..., Iterable[bytes]] | None = None
+        self.strip = strip
+        self.profiling = False
+        self.profiles: list[Any] = []
+        self.lock = threading.Lock()
+        # Our SQLAlchemy engine, to count the SQL statements of the profiled requests.
+        self.engine: Any = None
+        self.statements: dict[str, list[float]] = {}  # statement -> [count, seconds]
+
+    def _before_statement(self, conn: Any, _cursor: Any, _statement: str, *_args: Any) -> None:
+        conn.info.setdefault("bench_t0", []).append(time.perf_counter())
+
+    def _after_statement(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        elapsed = time.perf_counter() - conn.info["bench_t0"].pop()
+        key = " ".join(statement.split())
+        with self.lock:
+            entry = self.statements.setdefault(key, [0, 0.0])
+            entry[0] += 1
+            entry[1] += elapsed
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(BENCH_PREFIX):
+            return self.control(path[len(BENCH_PREFIX):], environ, start_response)
+        if self.strip and (path == self.strip or path.startswith(self.strip + "/")):
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.strip
+            environ["PATH_INFO"] = path[len(self.strip):]
+        assert self.app is not None
+        if not self.profiling:
+            return self.app(environ, start_response)
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
+        try:
+            result = self.app(environ, start_response)
+            try:
+                body = [b"".join(result)]
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            profile.disable()
+        with self.lock:
+            self.profiles.append(profile)
+        return body
+
+    def control(self, action: str, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        payload: dict[str, Any] = {}
+        if action == "/gc":
+            gc.collect()
+            payload = {"pid": os.getpid(), **rss_kb()}
+        elif action == "/profile/start":
+            with self.lock:
+                self.profiles = []
+                self.statements = {}
+            if self.engine is not None:
+                from sqlalchemy import event
+
+                event.listen(self.engine, "before_cursor_execute", self._before_statement)
+                event.listen(self.engine, "after_cursor_execute", self._after_statement)
+            self.profiling = True
+        elif action == "/profile/stop":
+            self.profiling = False
+            if self.engine is not None:
+                from sqlalchemy import event
+
+                event.remove(self.engine, "before_cursor_execute", self._before_statement)
+                event.remove(self.engine, "after_cursor_execute", self._after_statement)
+            query = dict(p.split("=", 1) for p in environ.get("QUERY_STRING", "").split("&") if "=" in p)
+            with self.lock:
+                profiles, self.profiles = self.profiles, []
+                statements, self.statements = self.statements, {}
+            text = _profile_report(profiles, statements, int(query.get("top", "25"))) if profiles else ""
+            payload = {"requests": len(profiles), "text": text}
+        else:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"unknown bench action"]
+        body = json.dumps(payload).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def _package_of(filename: str) -> str:
+    """Which package a profiled function lives in, for the time-by-package summary."""
+    if filename == "~":
+        return "(C builtins: sqlite3, json, pydantic-core, ...)"
+    parts = Path(filename).parts
+    if "site-packages" in parts:
+        rest = parts[parts.index("site-packages") + 1 :]
+        return rest[0].removesuffix(".py") if rest else filename
+    if "webwork_sso_middleware" in parts:
+        i = parts.index("webwork_sso_middleware")
+        return "/".join(parts[i : i + 2 if len(parts) > i + 2 else i + 1])
+    if "benchmarks" in parts:
+        return "benchmarks (harness)"
+    return "stdlib"
+
+
+def _profile_report(profiles: list[Any], statements: dict[str, list[float]], top: int) -> str:
+    import pstats
+
+    requests_ = len(profiles)
+    stats = pstats.Stats(*profiles, stream=io.StringIO())
+    by_package: dict[str, float] = {}
+    total = 0.0
+    for (filename, _line, _func), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        by_package[_package_of(filename)] = by_package.get(_package_of(filename), 0.0) + tottime
+        total += tottime
+    text = f"--- own time by package ({requests_} requests, {total / requests_ * 1000:.2f} ms/request under the profiler) ---\n"
+    for package, seconds in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]:
+        text += f"  {seconds / total * 100:5.1f}%  {seconds / requests_ * 1000:6.3f} ms/req  {package}\n"
+    if statements:
+        count = sum(c for c, _ in statements.values())
+        seconds = sum(t for _, t in statements.values())
+        text += (f"--- SQL statements: {count / requests_:.1f} per request, {seconds / requests_ * 1000:.2f} ms/request "
+                 f"in cursor.execute (wall time, profiler included) ---\n")
+        for statement, (n, t) in sorted(statements.items(), key=lambda kv: -kv[1][1]):
+            short = statement[:130] + ("..." if len(statement) > 130 else "")
+            text += f"  {n / requests_:4.1f}x {t / n * 1000:7.3f} ms  {short}\n"
+    for sort in ("cumulative", "tottime"):
+        stream = io.StringIO()
+        pstats.Stats(*profiles, stream=stream).strip_dirs().sort_stats(sort).print_stats(top)
+        text += f"--- sorted by {sort} ---\n" + _trim_pstats(stream.getvalue())
+    return text
+
+
+def _trim_pstats(text: str) -> str:
+    """Keep the pstats table, without its preamble."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("ncalls"):
+            return "\n".join(lines[i - 1 : i] + lines[i:]).rstrip() + "\n"
+    return text
+
+
+def host_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+    return [b"host"]
+
+
+def build_ours(port: int, database_url: str) -> tuple[Any, str]:
+    sys.path.insert(0, str(ROOT))
+    from webwork_sso_middleware import SSOMiddleware
+
+    mw = SSOMiddleware(
+        host_app, database_url=database_url, secret_key="bench", base_url=f"http://127.0.0.1:{port}"
+    )
+    _info, token = mw.workspaces.create("bench", name="Bench", plan="plus", owner_email="owner@example.com")
+    mw.workspaces.enable("bench", scim=True)
+    return mw, token
+
+
+def our_engine(mw: Any) -> Any:
+    return mw.database.engine
+
+
+def build_peer() -> tuple[Any, str]:
+    from scim2_models import ScimProvider
+
+    from scim2_server.memory import InMemoryStorage
+    from scim2_server.service import ScimService
+    from scim2_server.testserver.application import BEARER_TOKEN_SCHEME, BearerTokenApplication
+    from scim2_server.utils import (
+        load_default_resource_types,
+        load_default_schemas,
+        load_default_service_provider_config,
+    )
+
+    # As the ``scim2-server`` command builds it, with one static bearer token (a set lookup),
+    # so the client sends the same Authorization header to both servers.
+    config = load_default_service_provider_config()
+    config.authentication_schemes = [*(config.authentication_schemes or []), BEARER_TOKEN_SCHEME]
+    provider = ScimProvider.from_discovery(
+        load_default_schemas().values(), load_default_resource_types().values(), config=config
+    )
+    service = ScimService(provider, secret="bench-secret")
+    app = BearerTokenApplication(InMemoryStorage(), provider, service=service, bearer_tokens=[PEER_TOKEN])
+    return app, PEER_TOKEN
+
+
+def serve(kind: str, database_url: str | None) -> None:
+    """Child process: build one SCIM server, print its port and token as JSON, serve forever."""
+    import logging
+
+    import waitress
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    wrapper = BenchWrapper(strip="/scim" if kind == "peer" else "")
+    server = waitress.create_server(
+        wrapper, host="127.0.0.1", port=0, threads=WAITRESS_THREADS, ident="bench", connection_limit=200
+    )
+    port = server.effective_port
+    if kind == "ours":
+        assert database_url
+        wrapper.app, token = build_ours(port, database_url)
+        wrapper.engine = our_engine(wrapper.app)
+    else:
+        wrapper.app, token = build_peer()
+    gc.collect()
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    sys.stdout.write(json.dumps({"port": port, "token": token, "pid": os.getpid()}) + "\n")
+    sys.stdout.flush()
+    server.run()
+
+
+# ---------------------------------------------------------------------------------------------
+# Client side
+# ---------------------------------------------------------------------------------------------
+
+GIVEN = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "John", "Katherine",
+         "Linus", "Margaret", "Niklaus", "Radia", "Ken", "Sophie", "Tim", "Shafi", "Leslie"]
+FAMILY = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Backus",
+          "Johnson", "Torvalds", "Hamilton", "Wirth", "Perlman", "Thompson", "Wilson", "Lee",
+          "Goldwasser", "Lamport"]
+
+
+def okta_user(i: int) -> dict[str, Any]:
+    """The body Okta sends to create a user (deterministic in ``i``)."""
+    given, family = GIVEN[i % len(GIVEN)], FAMILY[(i // len(GIVEN)) % len(FAMILY)]
+    email = f"{given.lower()}.{family.lower()}.{i:06d}@bench.example.com"
+    return {
+        "schemas": [USER_SCHEMA],
+        "userName": email,
+        "name": {"givenName": given, "familyName": family},
+        "emails": [{"primary": True, "value": email, "type": "work"}],
+        "displayName": f"{given} {family}",
+        "externalId": f"00u{i:017x}",
+        "active": True,
+    }
+
+
+class ServerDied(RuntimeError):
+    pass
+
+
+class ServerError(AssertionError):
+    """A wrong or failed answer from one server: that server drops out, the other goes on."""
+
+    def __init__(self, server: Server, message: str) -> None:
+        super().__init__(f"{server.kind}: {message}")
+        self.server = server
+
+
+@dataclass
+class Server:
+    """A SCIM server running in a child process, and the client session that talks to it."""
+
+    kind: str
+    label: str
+    database_url: str | None = None
+    log_path: Path | None = None
+    proc: subprocess.Popen[str] | None = None
+    port: int = 0
+    token: str = ""
+    pid: int = 0
+    session: Any = None
+    user_ids: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/scim/v2"
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "Accept": SCIM_MEDIA, "Content-Type": SCIM_MEDIA}
+
+    def start(self, workdir: Path, timeout: float = 60.0) -> None:
+        import requests
+
+        self.log_path = workdir / f"{self.kind}-server.log"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--_serve", self.kind]
+        if self.database_url:
+            cmd += ["--database-url", self.database_url]
+        log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=str(workdir))
+        log.close()
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not line or not line[0].strip():
+            self.stop()
+            raise ServerDied(f"{self.label} did not start:\n{self.log_tail()}")
+        info = json.loads(line[0])
+        self.port, self.token, self.pid = info["port"], info["token"], info["pid"]
+        self.session = requests.Session()
+        self.session.headers.update(self.headers())
+
+    def log_tail(self, lines: int = 25) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:]) or "(empty log)"
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise ServerError(self, f"server exited with {self.proc.returncode}")
+
+    def rss_mb(self) -> dict[str, float]:
+        """RSS after a gc.collect() in the server, read by the client from /proc."""
+        r = self.session.get(f"http://127.0.0.1:{self.port}{BENCH_PREFIX}/gc", timeout=30)
+        r.raise_for_status()
+        kb = rss_kb(self.pid)
+        return {"rss": kb["VmRSS"] / 1024, "hwm": kb["VmHWM"] / 1024}
+
+    def control(self, action: str) -> dict[str, Any]:
+        r = self.session.get(f"http://127.0.0.1:{self.port}{BENCH_PREFIX}{action}", timeout=60)
+        r.raise_for_status()
+        return r.json()
+
+    def stop(self) -> None:
+        if self.session is not None:
+            self.session.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def create_users(server: Server, indexes: range, threads: int) -> float:
+    """POST the users in parallel (one keep-alive session per thread); return users/s."""
+    import requests
+
+    local = threading.local()
+    sessions: list[Any] = []
+    lock = threading.Lock()
+
+    def session() -> Any:
+        s = getattr(local, "s", None)
+        if s is None:
+            s = local.s = requests.Session()
+            s.headers.update(server.headers())
+            with lock:
+                sessions.append(s)
+        return s
+
+    def post(i: int) -> tuple[int, str]:
+        body = okta_user(i)
+        r = session().post(f"{server.base}/Users", json=body, timeout=60)
+        if r.status_code != 201:
+            raise ServerError(server, f"POST /Users #{i} -> {r.status_code} {r.text[:300]}")
+        data = r.json()
+        if data.get("userName") != body["userName"] or not data.get("id"):
+            raise ServerError(server, f"POST /Users #{i} answered {data!r:.300}")
+        return i, data["id"]
+
+    start = time.perf_counter()
+    ids: dict[int, str] = {}
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for i, user_id in pool.map(post, indexes):
+            ids[i] = user_id
+    elapsed = time.perf_counter() - start
+    for s in sessions:
+        s.close()
+    server.user_ids.extend(ids[i] for i in indexes)
+    return len(indexes) / elapsed
+
+
+def lookup_url(server: Server, user_name: str) -> str:
+    scim_filter = quote('userName eq "%s"' % user_name)
+    return f"{server.base}/Users?filter={scim_filter}&startIndex=1&count=100"
+
+
+def page_url(server: Server, start: int, count: int = 100) -> str:
+    return f"{server.base}/Users?startIndex={start}&count={count}"
+
+
+def timed_get(server: Server, url: str) -> tuple[float, Any]:
+    import requests
+
+    t0 = time.perf_counter()
+    try:
+        r = server.session.get(url, timeout=60)
+        _ = r.content
+    except requests.RequestException as exc:
+        server.check_alive()
+        raise ServerError(server, f"GET {url} failed: {exc}") from exc
+    elapsed = time.perf_counter() - t0
+    if r.status_code != 200:
+        server.check_alive()
+        raise ServerError(server, f"GET {url} -> {r.status_code} {r.text[:300]}")
+    return elapsed, r
+
+
+def check_lookup(server: Server, r: Any, user_name: str, user_id: str) -> None:
+    data = r.json()
+    got = [u.get("userName") for u in data.get("Resources", [])]
+    if data.get("totalResults") != 1 or got != [user_name] or data["Resources"][0].get("id") != user_id:
+        raise ServerError(
+            server,
+            f"filter userName eq {user_name!r} answered totalResults="
+            f"{data.get('totalResults')} userNames={got[:3]}"
+        )
+
+
+def check_page(server: Server, r: Any, start: int, total: int, count: int = 100) -> None:
+    data = r.json()
+    resources = data.get("Resources", [])
+    expected = min(count, total - start + 1)
+    if data.get("totalResults") != total or len(resources) != expected or data.get("startIndex") != start:
+        raise ServerError(
+            server,
+            f"page startIndex={start} answered totalResults={data.get('totalResults')} "
+            f"startIndex={data.get('startIndex')} with {len(resources)} resources (expected {expected} of {total})"
+        )
+    if not all(u.get("userName") and u.get("id") for u in resources):
+        raise ServerError(server, f"page startIndex={start} holds a resource without userName/id")
+
+
+def summarize(samples: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in samples)
+    deciles = statistics.quantiles(ms, n=10, method="inclusive")
+    return {
+        "median_ms": statistics.median(ms),
+        "p90_ms": deciles[8],
+        "mean_ms": statistics.fmean(ms),
+        "min_ms": ms[0],
+        "max_ms": ms[-1],
+        "samples": len(ms),
+    }
+
+
+def measure(servers: list[Server], user_names: list[str], args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
+    """Filter lookups, then 100-item pages, interleaved between the servers, same targets for all."""
+    total = len(user_names)
+    picks = [rng.randrange(total) for _ in range(args.lookups)]
+    warm_picks = [rng.randrange(total) for _ in range(args.warmup)]
+    last_start = max(1, total - 99)
+    starts = [rng.randint(1, last_start) for _ in range(args.pages)]
+    warm_starts = [rng.randint(1, last_start) for _ in range(max(5, args.warmup // 3))]
+
+    results: dict[str, Any] = {s.kind: {"lookup": [], "page": [], "lookup_bytes": [], "page_bytes": [],
+                                        "closed": 0} for s in servers}
+
+    def order(k: int) -> list[Server]:
+        # ABBA: each server goes first half of the time.
+        return servers if k % 2 == 0 else servers[::-1]
+
+    def run(kind: str, items: list[int], timed: bool) -> None:
+        for k, item in enumerate(items):
+            for server in order(k):
+                if kind == "lookup":
+                    url = lookup_url(server, user_names[item])
+                else:
+                    url = page_url(server, item)
+                elapsed, r = timed_get(server, url)
+                if kind == "lookup":
+                    check_lookup(server, r, user_names[item], server.user_ids[item])
+                else:
+                    check_page(server, r, item, total)
+                if timed:
+                    res = results[server.kind]
+                    res[kind].append(elapsed)
+                    res[f"{kind}_bytes"].append(len(r.content))
+                    res["closed"] += r.headers.get("Connection", "").lower() == "close"
+
+    run("lookup", warm_picks, timed=False)
+    run("lookup", picks, timed=True)
+    run("page", warm_starts, timed=False)
+    run("page", starts, timed=True)
+
+    out: dict[str, Any] = {}
+    for server in servers:
+        res = results[server.kind]
+        out[server.kind] = {
+            "members": total,
+            "lookup": summarize(res["lookup"]),
+            "page": summarize(res["page"]),
+            "lookup_response_bytes": int(statistics.fmean(res["lookup_bytes"])),
+            "page_response_bytes": int(statistics.fmean(res["page_bytes"])),
+            "connection_close_responses": res["closed"],
+        }
+    return out
+
+
+def db_size_mb(database_url: str | None) -> dict[str, float] | None:
+    """Sizes of the SQLite database file and of its write-ahead log, in MB."""
+    if not database_url or not database_url.startswith("sqlite:///"):
+        return None
+    path = Path(database_url[len("sqlite:///"):])
+    wal = Path(str(path) + "-wal")
+
+    def size(f: Path) -> float:
+        return f.stat().st_size / 1024 / 1024 if f.exists() else 0.0
+
+    return {"db": size(path), "wal": size(wal)}
+
+
+def wipe_postgres(url: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    from sqlalchemy import create_engine, text
+
+    from webwork_sso_middleware.store.models import Base
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        Base.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+
+
+def analyze_postgres(url: str) -> None:
+    """ANALYZE our tables, as autovacuum would in production (it is often off on test servers,
+    and without statistics the planner answers ``userName eq`` by walking the created_at index)."""
+    from sqlalchemy import create_engine, text
+
+    from webwork_sso_middleware.store.models import Base
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            conn.execute(text(f'ANALYZE "{table.name}"'))
+    engine.dispose()
+
+
+def version_of(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def ours_version() -> str:
+    init = ROOT / "webwork_sso_middleware" / "__init__.py"
+    for line in init.read_text().splitlines():
+        if line.startswith("__version__"):
+            return line.split("=", 1)[1].strip().strip("\"'")
+    return "?"
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+def fmt(value: float | None, spec: str = ".2f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def get(report: dict[str, Any], kind: str, phase: str, *keys: str) -> Any:
+    node: Any = report["phases"].get(phase, {}).get(kind)
+    for key in keys:
+        if node is None:
+            return None
+        node = node.get(key)
+    return node
+
+
+def render(report: dict[str, Any]) -> str:
+    out = io.StringIO()
+    w = out.write
+    cfg = report["config"]
+    n, n5 = cfg["n"], cfg["n_large"]
+    w(f"\nSCIM benchmark: {cfg['lookups']} filter lookups and {cfg['pages']} pages of 100 per size, "
+      f"at N={n} then {n5} users\n")
+    w(f"  WSGI server: waitress {cfg['waitress']} (threads={WAITRESS_THREADS}), one process per SCIM server; "
+      f"client: requests {cfg['requests']} Session (keep-alive), sequential timed requests interleaved "
+      f"ABBA between servers, {cfg['warmup']} warm-up lookups per size\n")
+    w(f"  python {cfg['python']}, {cfg['cpus']} CPUs, load average {cfg['loadavg_start']:.2f} at start, "
+      f"{fmt(cfg.get('loadavg_end'))} at end (other work on the machine skews N vs 5N; ours/peer is "
+      f"interleaved); users created with {cfg['create_threads']} client threads\n")
+    if report.get("error"):
+        w(f"  RUN FAILED: {report['error'][:600]}\n")
+    for kind in report["servers"]:
+        srv = report["servers"][kind]
+        w(f"\n== {srv['label']} ==\n")
+        if srv.get("error"):
+            w(f"  ERROR: {srv['error'][:600]}\n")
+            if not any(kind in report["phases"][p] for p in ("N", "5N")):
+                continue
+        w(f"  {srv['description']}\n")
+        rows = [
+            ("users", lambda p: fmt(get(report, kind, p, "members"), "d")),
+            ("create throughput (users/s)", lambda p: fmt(get(report, kind, p, "create_per_s"), ".0f")),
+            ("lookup median (ms)", lambda p: fmt(get(report, kind, p, "lookup", "median_ms"))),
+            ("lookup p90 (ms)", lambda p: fmt(get(report, kind, p, "lookup", "p90_ms"))),
+            ("page median (ms)", lambda p: fmt(get(report, kind, p, "page", "median_ms"))),
+            ("page p90 (ms)", lambda p: fmt(get(report, kind, p, "page", "p90_ms"))),
+            ("server RSS (MB)", lambda p: fmt(get(report, kind, p, "rss_mb"), ".1f")),
+            ("server peak RSS (MB)", lambda p: fmt(get(report, kind, p, "hwm_mb"), ".1f")),
+            ("lookup response (bytes)", lambda p: fmt(get(report, kind, p, "lookup_response_bytes"), "d")),
+            ("page response (bytes)", lambda p: fmt(get(report, kind, p, "page_response_bytes"), "d")),
+        ]
+        if get(report, kind, "N", "db_mb") is not None:
+            rows.append(("SQLite file + WAL (MB)", lambda p: (
+                f"{fmt(get(report, kind, p, 'db_mb', 'db'), '.1f')}+{fmt(get(report, kind, p, 'db_mb', 'wal'), '.1f')}")))
+        w(f"  {'':30} {'empty':>10} {'N=' + str(n):>10} {'5N=' + str(n5):>10}\n")
+        for name, cell in rows:
+            empty = fmt(srv.get("rss_empty_mb"), ".1f") if name == "server RSS (MB)" else ""
+            w(f"  {name:30} {empty:>10} {cell('N'):>10} {cell('5N'):>10}\n")
+
+    r = report["ratios"]
+    w("\n== Ratios ==\n")
+    w(f"  ours/peer lookup median   at N: {fmt(r['lookup_ours_over_peer_N'])}   at 5N: {fmt(r['lookup_ours_over_peer_5N'])}\n")
+    w(f"  ours/peer page median     at N: {fmt(r['page_ours_over_peer_N'])}   at 5N: {fmt(r['page_ours_over_peer_5N'])}\n")
+    w(f"  ours 5N/N lookup median: {fmt(r['ours_lookup_5N_over_N'])}   (peer: {fmt(r['peer_lookup_5N_over_N'])})\n")
+    w(f"  ours 5N/N page median:   {fmt(r['ours_page_5N_over_N'])}   (peer: {fmt(r['peer_page_5N_over_N'])})\n")
+    w(f"  RSS growth N->5N (MB): ours {fmt(r['ours_rss_growth_mb'], '+.1f')}   peer {fmt(r['peer_rss_growth_mb'], '+.1f')}"
+      f"   (peer per extra user: {fmt(r['peer_rss_kb_per_user'], '.1f')} kB)\n")
+
+    w("\n== Targets ==\n")
+    for t in report["targets"]:
+        w(f"  {t['status']:4}  {t['name']}: {t['detail']}\n")
+    if report.get("profiles"):
+        for kind, text in report["profiles"].items():
+            what = "filter lookups" if kind.endswith("lookup") else "100-item pages"
+            w(f"\n== Server-side cProfile at 5N: {kind.split()[0]}, {what} ==\n")
+            w(text)
+    return out.getvalue()
+
+
+def compute(report: dict[str, Any]) -> None:
+    def med(kind: str, phase: str, what: str) -> float | None:
+        return get(report, kind, phase, what, "median_ms")
+
+    def growth(kind: str) -> float | None:
+        a, b = get(report, kind, "N", "rss_mb"), get(report, kind, "5N", "rss_mb")
+        return None if a is None or b is None else b - a
+
+    extra = report["config"]["n_large"] - report["config"]["n"]
+    peer_growth = growth("peer")
+    r = {
+        "lookup_ours_over_peer_N": ratio(med("ours", "N", "lookup"), med("peer", "N", "lookup")),
+        "lookup_ours_over_peer_5N": ratio(med("ours", "5N", "lookup"), med("peer", "5N", "lookup")),
+        "page_ours_over_peer_N": ratio(med("ours", "N", "page"), med("peer", "N", "page")),
+        "page_ours_over_peer_5N": ratio(med("ours", "5N", "page"), med("peer", "5N", "page")),
+        "ours_lookup_5N_over_N": ratio(med("ours", "5N", "lookup"), med("ours", "N", "lookup")),
+        "peer_lookup_5N_over_N": ratio(med("peer", "5N", "lookup"), med("peer", "N", "lookup")),
+        "ours_page_5N_over_N": ratio(med("ours", "5N", "page"), med("ours", "N", "page")),
+        "peer_page_5N_over_N": ratio(med("peer", "5N", "page"), med("peer", "N", "page")),
+        "ours_rss_growth_mb": growth("ours"),
+        "peer_rss_growth_mb": peer_growth,
+        "peer_rss_kb_per_user": None if peer_growth is None or extra <= 0 else peer_growth * 1024 / extra,
+    }
+    report["ratios"] = r
+
+    def target(name: str, value: float | None, limit: float, detail: str) -> dict[str, Any]:
+        status = "SKIP" if value is None else ("PASS" if value <= limit else "FAIL")
+        return {"name": name, "status": status, "value": value, "limit": limit, "detail": detail}
+
+    report["targets"] = [
+        target("lookup ours/peer at N", r["lookup_ours_over_peer_N"], LOOKUP_RATIO_MAX,
+               f"median ratio {fmt(r['lookup_ours_over_peer_N'])} (must be <= {LOOKUP_RATIO_MAX})"),
+        target("lookup ours/peer at 5N", r["lookup_ours_over_peer_5N"], LOOKUP_RATIO_MAX,
+               f"median ratio {fmt(r['lookup_ours_over_peer_5N'])} (must be <= {LOOKUP_RATIO_MAX})"),
+        target("our lookup 5N/N", r["ours_lookup_5N_over_N"], LOOKUP_GROWTH_MAX,
+               f"median ratio {fmt(r['ours_lookup_5N_over_N'])} (must be <= {LOOKUP_GROWTH_MAX})"),
+        target("our RSS growth N->5N", r["ours_rss_growth_mb"], RSS_GROWTH_MAX_MB,
+               f"{fmt(r['ours_rss_growth_mb'], '+.1f')} MB (must be < {RSS_GROWTH_MAX_MB:.0f} MB: members live in "
+               f"the database; only SQLite page caches (~2 MiB per pooled connection), bounded SQLAlchemy caches "
+               f"and allocator noise may grow)"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Compare our SCIM server (webwork-sso-middleware) with scim2-server over loopback HTTP.",
+        epilog=f"--database-url with PostgreSQL (e.g. {DEFAULT_PG_URL}) DROPS our tables and "
+        "alembic_version in that database before the run.",
+    )
+    p.add_argument("--n", type=int, default=1000, help="members at the first size; the second is 5N (default 1000)")
+    p.add_argument("--lookups", type=int, default=300, help="timed filter lookups per size and server (default 300)")
+    p.add_argument("--pages", type=int, default=100, help="timed 100-item pages per size and server (default 100)")
+    p.add_argument("--warmup", type=int, default=30, help="untimed lookups before timing, per size (default 30)")
+    p.add_argument("--create-threads", type=int, default=4, help="client threads creating users (default 4)")
+    p.add_argument("--only", choices=("both", "ours", "peer"), default="both")
+    p.add_argument("--database-url", help="our database (default: a fresh SQLite file in a temp dir). "
+                   "PostgreSQL: our tables there are dropped first!")
+    p.add_argument("--no-analyze", action="store_true",
+                   help="PostgreSQL only: do not ANALYZE our tables after creating the users (by default the "
+                   "bench does, as autovacuum would in production)")
+    p.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
+                   help="server-side cProfile (and, for ours, SQL statements) of filter lookups and pages at 5N: "
+                   "'auto' (default) when our lookup is slower than the peer's")
+    p.add_argument("--profile-requests", type=int, default=200)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                   help="write the numbers as JSON to FILE, or to stdout (then the report goes to stderr)")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (database, server logs)")
+    p.add_argument("--_serve", choices=("ours", "peer"), help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args._serve:
+        serve(args._serve, args.database_url)
+        return 0
+
+    import requests
+    import waitress  # noqa: F401  (fail early when missing)
+
+    report_stream = sys.stderr if args.json == "-" else sys.stdout
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    n, n5 = args.n, 5 * args.n
+    workdir = Path(tempfile.mkdtemp(prefix="scim-bench-"))
+    database_url = args.database_url or f"sqlite:///{workdir}/bench.db"
+    failed = False
+
+    servers: list[Server] = []
+    if args.only in ("both", "ours"):
+        servers.append(Server("ours", f"ours: webwork-sso-middleware {ours_version()}", database_url=database_url))
+    if args.only in ("both", "peer"):
+        servers.append(Server("peer", f"peer: scim2-server {version_of('scim2-server')}"))
+
+    report: dict[str, Any] = {
+        "config": {
+            "n": n, "n_large": n5, "lookups": args.lookups, "pages": args.pages, "warmup": args.warmup,
+            "create_threads": args.create_threads, "seed": args.seed, "python": platform.python_version(),
+            "cpus": os.cpu_count(), "loadavg_start": os.getloadavg()[0],
+            "waitress": version_of("waitress"), "waitress_threads": WAITRESS_THREADS,
+            "requests": requests.__version__, "profile_requests": args.profile_requests,
+            "postgres_analyze": database_url.startswith("postgresql") and not args.no_analyze,
+        },
+        "servers": {}, "phases": {"N": {}, "5N": {}},
+    }
+    if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
+        say(f"WARNING: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other work will add noise")
+    user_names = [okta_user(i)["userName"] for i in range(n5)]
+    rng = random.Random(args.seed)
+    started_at = time.perf_counter()
+    try:
+        running: list[Server] = []
+        for server in servers:
+            desc = ("in-memory InMemoryStorage, static bearer token, mounted at /scim/v2" if server.kind == "peer"
+                    else f"store {_redact(database_url)}")
+            if server.kind == "ours" and database_url.startswith("postgresql"):
+                desc += " (ANALYZE after each batch of POSTs)" if not args.no_analyze else " (never ANALYZEd)"
+            entry = report["servers"][server.kind] = {"label": server.label, "description": desc}
+            if server.kind == "ours" and database_url.startswith("postgresql"):
+                say(f"WARNING: dropping webwork-sso tables and alembic_version in {_redact(database_url)}")
+                wipe_postgres(database_url)
+            say(f"starting {server.label} ...")
+            try:
+                server.start(workdir)
+                entry["rss_empty_mb"] = server.rss_mb()["rss"]
+                running.append(server)
+            except Exception as exc:  # noqa: BLE001 - reported, the other server still runs
+                failed = True
+                entry["error"] = f"{type(exc).__name__}: {exc}".strip()
+                say(f"  {server.label} NOT RUN: {entry['error']}")
+        if not running:
+            raise ServerDied("no server started")
+
+        def drop(server: Server, exc: BaseException) -> None:
+            nonlocal failed
+            failed = True
+            report["servers"][server.kind]["error"] = f"{type(exc).__name__}: {exc}"
+            say(f"ERROR, {server.kind} drops out: {type(exc).__name__}: {exc}\n"
+                f"--- {server.kind} server log (tail) ---\n{server.log_tail()}")
+            running.remove(server)
+
+        for phase, size, previous in (("N", n, 0), ("5N", n5, n)):
+            for server in list(running):
+                say(f"[{time.perf_counter() - started_at:6.1f}s] {server.kind}: creating users {previous}..{size - 1}")
+                try:
+                    rate = create_users(server, range(previous, size), args.create_threads)
+                except Exception as exc:  # noqa: BLE001 - that server drops out, the other goes on
+                    drop(server, exc)
+                    continue
+                report["phases"][phase].setdefault(server.kind, {})["create_per_s"] = rate
+                if server.kind == "ours" and database_url.startswith("postgresql") and not args.no_analyze:
+                    analyze_postgres(database_url)
+            while running:
+                say(f"[{time.perf_counter() - started_at:6.1f}s] measuring at {size} users ...")
+                try:
+                    for server in running:
+                        server.control("/gc")  # the same clean start for both: no garbage left by the POSTs
+                    measured = measure(running, user_names[:size], args, random.Random(f"{args.seed}-{phase}"))
+                except ServerError as exc:
+                    drop(exc.server, exc)
+                    continue  # measure again without it, so the figures of the other stay clean
+                break
+            for server in running:
+                entry = report["phases"][phase][server.kind]
+                entry.update(measured[server.kind])
+                mem = server.rss_mb()
+                entry["rss_mb"], entry["hwm_mb"] = mem["rss"], mem["hwm"]
+                entry["db_mb"] = db_size_mb(server.database_url)
+            if not running:
+                raise ServerDied("no server left")
+
+        compute(report)
+        slower = any((report["ratios"][k] or 0) > LOOKUP_RATIO_MAX
+                     for k in ("lookup_ours_over_peer_N", "lookup_ours_over_peer_5N"))
+        if args.profile == "always" or (args.profile == "auto" and slower):
+            report["profiles"] = {}
+            for server in running:
+                for what in ("lookup", "page"):
+                    say(f"[{time.perf_counter() - started_at:6.1f}s] profiling {server.kind} {what}s ...")
+                    server.control("/profile/start")
+                    for _ in range(args.profile_requests if what == "lookup" else max(1, args.profile_requests // 4)):
+                        if what == "lookup":
+                            k = rng.randrange(n5)
+                            _, r = timed_get(server, lookup_url(server, user_names[k]))
+                            check_lookup(server, r, user_names[k], server.user_ids[k])
+                        else:
+                            k = rng.randint(1, n5 - 99)
+                            _, r = timed_get(server, page_url(server, k))
+                            check_page(server, r, k, n5)
+                    text = server.control("/profile/stop?top=25")["text"]
+                    report["profiles"][f"{server.kind} {what}"] = text
+        report["elapsed_s"] = time.perf_counter() - started_at
+        report["config"]["loadavg_end"] = os.getloadavg()[0]
+        say(f"[{report['elapsed_s']:6.1f}s] done")
+    except Exception as exc:  # noqa: BLE001
+        failed = True
+        report["error"] = f"{type(exc).__name__}: {exc}"
+        say(f"ERROR: {report['error']}")
+        compute(report)
+    finally:
+        for server in servers:
+            server.stop()
+        if args.keep:
+            say(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print(render(report), file=report_stream, flush=True)
+    if args.json:
+        text = json.dumps(report, indent=2, default=str)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    return 1 if failed else 0
+
+
+def _redact(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return url
+
+
+if __name__ == "__main__":
+    sys.exit(main())
