@@ -1,0 +1,470 @@
+"""SCIM PATCH (RFC 7644 section 3.5.2) applied to a resource's canonical JSON document.
+
+:func:`apply_patch` returns a new document; the SCIM app validates it and writes it back the
+way a PUT would, so this module only has to get the document right. Operations apply in
+order to one copy: any error leaves the caller's document untouched (PATCH is atomic).
+
+Deliberate departures from a literal reading of the RFC, all for IdP interop:
+
+* ``op`` and body keys are case-insensitive and ``schemas`` isn't enforced (Entra, Okta).
+* A filtered ``add``/``replace`` that matches nothing and whose filter is exactly
+  ``type eq "x"`` creates ``{"type": "x", ...}`` instead of failing with noTarget: Entra
+  sends ``replace emails[type eq "work"].value`` for users who have no work email yet.
+* ``remove`` of a multi-valued attribute with a ``value`` list removes just those values
+  (Entra's way of removing group members); a filter matching nothing removes nothing.
+* Booleans accept "true"/"false" strings; numbers given for strings become their text; a
+  bare value for a complex attribute with a ``value`` part means ``{"value": ...}`` (Entra's
+  manager); a single object for a multi-valued attribute means a list of one.
+* ``null`` unassigns the target (RFC 7643 section 2.5), as does ``replace`` with ``[]``.
+* ``password`` is writeOnly: accepted and discarded. readOnly attributes (``id``, ``meta``,
+  ``groups``) may be repeated unchanged (Okta sends ``id`` on group renames); any change,
+  and any removal, is ``mutability``. So is removing a required attribute (``userName``,
+  a Group's ``displayName``): the operation is well-formed, the state it asks for is not.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ScimError, invalid_path, invalid_syntax, invalid_value, mutability, no_target
+from .filters import Comparison, Node
+from .paths import PatchPath, Selector, delete_name, get_name, parse_path, put_name
+from .schemas import Attribute, ResourceType, Schema
+
+MAX_OPERATIONS = 1000
+OPS = ("add", "replace", "remove")
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchOperation:
+    op: str  # "add", "replace" or "remove", lower case
+    path: str | None
+    value: Any = None
+    has_value: bool = False
+
+
+def apply_patch(document: dict[str, Any], body: Any, resource: ResourceType) -> dict[str, Any]:
+    """The document after the PatchOp request ``body``; raises ScimError, never mutates input."""
+    operations = parse_operations(body)
+    result = copy.deepcopy(document)
+    patcher = _Patcher(result, resource)
+    for operation in operations:
+        patcher.apply(operation)
+    delete_name(result, "password")  # writeOnly: never part of a stored document
+    return result
+
+
+def parse_operations(body: Any) -> list[PatchOperation]:
+    if not isinstance(body, Mapping):
+        raise invalid_syntax("the PATCH body must be a JSON object with Operations")
+    operations = _lowered(body).get("operations")
+    if not isinstance(operations, list) or not operations:
+        raise invalid_syntax("Operations must be a non-empty list of operations")
+    if len(operations) > MAX_OPERATIONS:
+        raise invalid_value(f"too many operations ({len(operations)}); at most {MAX_OPERATIONS} "
+                            "per request")
+    return [_parse_operation(index, item) for index, item in enumerate(operations)]
+
+
+def _parse_operation(index: int, item: Any) -> PatchOperation:
+    if not isinstance(item, Mapping):
+        raise invalid_syntax(f"Operations[{index}] must be an object")
+    fields = _lowered(item)
+    op = fields.get("op")
+    if not isinstance(op, str) or op.lower() not in OPS:
+        raise invalid_syntax(
+            f"Operations[{index}].op must be add, replace or remove, not {_show(op)}")
+    path = fields.get("path")
+    if isinstance(path, str) and not path.strip():
+        path = None  # some clients send "" for "no path"
+    if path is not None and not isinstance(path, str):
+        raise invalid_syntax(f"Operations[{index}].path must be a string")
+    has_value = "value" in fields
+    if op.lower() != "remove" and not has_value:
+        raise invalid_value(f"Operations[{index}] ({op}) needs a value")
+    return PatchOperation(op.lower(), path, fields.get("value"), has_value)
+
+
+class _Patcher:
+    def __init__(self, document: dict[str, Any], resource: ResourceType) -> None:
+        self.document = document
+        self.resource = resource
+        self.selector = Selector()
+
+    def apply(self, operation: PatchOperation) -> None:
+        op, value = operation.op, operation.value
+        if operation.path is None:
+            if op == "remove":
+                raise no_target("remove needs a path")
+            self._apply_object(op, value, None)
+            return
+        schema = self.resource.schema_by_urn(operation.path.strip())
+        if schema is None:
+            path = parse_path(operation.path, self.resource)
+            self._apply(op, path, value, operation.has_value)
+        elif op != "remove":  # the path names a schema: the value is an object of its attributes
+            self._apply_object(op, value, schema)
+        elif schema is not self.resource.schema:
+            self._drop_extension(schema)
+        else:
+            raise invalid_path("the core schema cannot be removed")
+
+    def _apply_object(self, op: str, value: Any, schema: Schema | None) -> None:
+        """A pathless value: an object of attribute names (any case, dotted, URN-qualified)."""
+        if value is None and schema is not None and schema is not self.resource.schema:
+            self._drop_extension(schema)
+            return
+        if not isinstance(value, Mapping):
+            raise invalid_value("without a path, value must be an object of attributes")
+        for key, item in value.items():
+            name = str(key)
+            if name.lower() == "schemas":
+                continue
+            if schema is None and (nested := self.resource.schema_by_urn(name)) is not None:
+                self._apply_object(op, item, nested)
+                continue
+            qualified = name if schema is None else f"{schema.id}:{name}"
+            self._apply(op, parse_path(qualified, self.resource), item, True)
+
+    def _apply(self, op: str, path: PatchPath, value: Any, has_value: bool) -> None:
+        attribute, sub = path.attribute, path.sub_attribute
+        if attribute.mutability == "writeOnly":
+            return  # password: accepted, never stored
+        unassign = op == "remove" or value is None or (op == "replace" and value == [])
+        read_only = attribute.mutability == "readOnly" or (
+            sub is not None and sub.mutability == "readOnly")
+        if read_only:
+            if op != "remove" and path.filter is None and self._unchanged(path, value):
+                return
+            raise mutability(f"{path.text} is readOnly")
+        if attribute.required and unassign and sub is None and path.filter is None:
+            raise mutability(f"{attribute.name} is required and cannot be removed")
+        if op == "remove" and has_value and value is not None and attribute.multi_valued \
+                and sub is None and path.filter is None:
+            self._remove_listed(path, value)
+        elif unassign:
+            self._remove(path)
+        elif attribute.multi_valued:
+            self._write_multi(op, path, value)
+        else:
+            self._write_single(path, value)
+        if path.target.schema is not self.resource.schema:
+            self._tidy_extension(path.target.schema)
+        if not (op == "remove" and path.filter is not None and sub is None):
+            self.selector.reset()  # values may have changed: indexes of them are stale
+
+    # -- where values live ------------------------------------------------------------------
+
+    def _container(self, schema: Schema, create: bool) -> dict[str, Any] | None:
+        """The top-level document, or the extension's object nested under its URN."""
+        if schema is self.resource.schema:
+            return self.document
+        container = get_name(self.document, schema.id)
+        if not isinstance(container, dict):
+            if not create:
+                return None
+            container = {}
+        put_name(self.document, schema.id, container)
+        return container
+
+    def _tidy_extension(self, schema: Schema) -> None:
+        """An extension's object and its URN in ``schemas`` exist exactly when it has values."""
+        container = get_name(self.document, schema.id)
+        schemas = self.document.get("schemas")
+        if not (isinstance(container, dict) and container):
+            self._drop_extension(schema)
+        elif isinstance(schemas, list) and all(str(s).lower() != schema.id.lower()
+                                               for s in schemas):
+            schemas.append(schema.id)
+
+    def _drop_extension(self, schema: Schema) -> None:
+        delete_name(self.document, schema.id)
+        schemas = self.document.get("schemas")
+        if isinstance(schemas, list):
+            schemas[:] = [s for s in schemas if str(s).lower() != schema.id.lower()]
+
+    def _unchanged(self, path: PatchPath, value: Any) -> bool:
+        """Whether ``value`` is what a readOnly target already holds (a harmless echo)."""
+        try:
+            given = _strip(_coerce(path.sub_attribute or path.attribute, value))
+        except ScimError:
+            return False  # ill-typed is a change: mutability follows
+        container = self._container(path.target.schema, create=False) or {}
+        current = get_name(container, path.attribute.name)
+        if path.sub_attribute is not None:
+            current = (get_name(current, path.sub_attribute.name)
+                       if isinstance(current, dict) else None)
+        return bool(given == current)
+
+    def _elements(self, path: PatchPath, create: bool) -> tuple[dict[str, Any] | None, list[Any]]:
+        container = self._container(path.target.schema, create)
+        current = get_name(container, path.attribute.name) if container is not None else None
+        if current is None:
+            return container, []
+        return container, current if isinstance(current, list) else [current]
+
+    # -- the operations ---------------------------------------------------------------------
+
+    def _write_single(self, path: PatchPath, value: Any) -> None:
+        container = self._container(path.target.schema, create=True)
+        assert container is not None
+        attribute, sub = path.attribute, path.sub_attribute
+        if sub is None and attribute.type != "complex":
+            new = _coerce(attribute, value)
+            _check_immutable(attribute, get_name(container, attribute.name), new)
+            put_name(container, attribute.name, new)
+            return
+        # Complex: add and replace both set the sub-attributes given and keep the others.
+        current = get_name(container, attribute.name)
+        merged = dict(current) if isinstance(current, dict) else {}
+        _merge(attribute, merged, _coerce(attribute, value) if sub is None
+               else {sub.name: _coerce(sub, value)})
+        _store(container, attribute.name, merged)
+
+    def _write_multi(self, op: str, path: PatchPath, value: Any) -> None:
+        container, elements = self._elements(path, create=True)
+        assert container is not None
+        attribute, sub = path.attribute, path.sub_attribute
+        promoted: list[Any] = []  # the values this operation made primary
+        if path.filter is None and sub is None:
+            index = _ValueIndex(attribute, [] if op == "replace" else elements)
+            for item in _coerce(attribute, value):
+                element = index.add(_strip(item))
+                if isinstance(item, dict) and item.get("primary") is True:
+                    promoted.append(element)
+            elements = index.elements
+        else:
+            given = ({sub.name: _coerce(sub, value)} if sub is not None
+                     else _coerce_value(attribute, _single(attribute, value)))
+            targets = self.selector.select(path, elements)
+            if not targets:
+                kind = _upsert_type(path.filter, attribute)
+                if path.filter is not None and kind is None:
+                    raise no_target(f"no value matches {path.text}")
+                targets = [{"type": kind} if kind is not None else {}]
+                elements.append(targets[0])
+            for element in targets:
+                _merge(attribute, element, given)
+            if given.get("primary") is True:
+                promoted.extend(targets)
+            elements = [e for e in elements if e != {}]
+        if len({id(e) for e in promoted}) > 1:
+            raise invalid_value(f"at most one {attribute.name} value can be primary")
+        if promoted:  # RFC 7643 section 2.4: primary is true for at most one value
+            for element in elements:
+                if element is not promoted[0] and isinstance(element, dict) \
+                        and element.get("primary") is True:
+                    del element["primary"]
+        _store(container, attribute.name, elements)
+
+    def _remove(self, path: PatchPath) -> None:
+        container, elements = self._elements(path, create=False)
+        if container is None:
+            return
+        attribute, sub = path.attribute, path.sub_attribute
+        if sub is None and path.filter is None:
+            delete_name(container, attribute.name)
+        elif not attribute.multi_valued:
+            current = get_name(container, attribute.name)
+            if isinstance(current, dict):
+                _merge(attribute, current, {sub.name: None})  # type: ignore[union-attr]
+                _store(container, attribute.name, current)
+        else:
+            targets = self.selector.select(path, elements)
+            if sub is None:  # a filter matching nothing removes nothing (idempotent for IdPs)
+                self.selector.discard(elements, targets)
+            else:
+                for element in targets:
+                    _merge(attribute, element, {sub.name: None})
+                elements = [e for e in elements if e != {}]
+            _store(container, attribute.name, elements)
+
+    def _remove_listed(self, path: PatchPath, value: Any) -> None:
+        """Entra: ``remove members`` with ``value: [{"value": id}]`` removes just those members."""
+        container, elements = self._elements(path, create=False)
+        if container is None:
+            return
+        listed = _ValueIndex(path.attribute, [])
+        for item in _coerce(path.attribute, value):
+            listed.add(_strip(item))
+        _store(container, path.attribute.name, [e for e in elements if listed.find(e) is None])
+
+
+class _ValueIndex:
+    """The values of a multi-valued attribute, found by ``value`` (and a compatible ``type``).
+
+    Adding a value that is already there merges into it instead of duplicating it (RFC 7644
+    section 3.5.2.1); the index keeps that linear for large groups.
+    """
+
+    def __init__(self, attribute: Attribute, elements: list[Any]) -> None:
+        self.attribute = attribute
+        self.elements = elements
+        self.value_sub = attribute.sub_attribute("value") if attribute.type == "complex" else None
+        self.by_value: dict[Any, list[Any]] = {}
+        for element in elements:
+            self._remember(element)
+
+    def _key(self, element: Any) -> Any:
+        if self.value_sub is None or not isinstance(element, dict):
+            return None
+        value = element.get(self.value_sub.name)
+        if isinstance(value, str) and not self.value_sub.case_exact:
+            return value.lower()
+        return value if isinstance(value, (str, int, float, bool)) else None
+
+    def _remember(self, element: Any) -> None:
+        key = self._key(element)
+        if key is not None:
+            self.by_value.setdefault(key, []).append(element)
+
+    def find(self, element: Any) -> Any | None:
+        key = self._key(element)
+        if key is None:  # no value part (addresses): only an identical value is the same
+            return next((e for e in self.elements if e == element), None)
+        return next((e for e in self.by_value.get(key, ()) if _same_type(e, element)), None)
+
+    def add(self, element: Any) -> Any:
+        existing = self.find(element)
+        if existing is None:
+            if element not in ({}, None):
+                self.elements.append(element)
+                self._remember(element)
+            return element
+        if isinstance(existing, dict):  # the same value again: immutable parts stay as they are
+            _merge(self.attribute, existing, element, keep_immutable=True)
+        return existing
+
+
+def _same_type(left: dict[str, Any], right: dict[str, Any]) -> bool:
+    """A missing ``type`` matches any (Okta adds members without one); others ignore case."""
+    a, b = left.get("type"), right.get("type")
+    return a is None or b is None or str(a).lower() == str(b).lower()
+
+
+def _upsert_type(node: Node | None, attribute: Attribute) -> str | None:
+    """``x`` when the filter is exactly ``type eq "x"``: the only filter we create values for."""
+    if (isinstance(node, Comparison) and node.op == "eq" and node.path.lower() == "type"
+            and isinstance(node.value, str) and attribute.sub_attribute("type") is not None):
+        return node.value
+    return None
+
+
+def _single(attribute: Attribute, value: Any) -> Any:
+    """The one value for a filtered target; a list of exactly one is accepted too."""
+    if isinstance(value, list):
+        if len(value) != 1:
+            raise invalid_value(f"a filtered {attribute.name} target takes one value")
+        return value[0]
+    return value
+
+
+def _merge(attribute: Attribute, target: dict[str, Any], given: Mapping[str, Any], *,
+           keep_immutable: bool = False) -> None:
+    """Set the given sub-attributes of a complex value (None unassigns); others stay.
+
+    When ``value`` changes, readOnly parts not given (``manager.displayName``) described the
+    old referent, so they go rather than go stale.
+    """
+    old_value = get_name(target, "value")
+    for name, value in given.items():
+        sub = attribute.sub_attribute(name)
+        assert sub is not None  # given comes from _coerce: canonical names only
+        current = get_name(target, name)
+        if keep_immutable and sub.mutability == "immutable" and current is not None:
+            continue
+        _check_immutable(sub, current, value)
+        if value is None:
+            delete_name(target, name)
+        else:
+            put_name(target, name, value)
+    if "value" in given and given["value"] != old_value:
+        for sub in attribute.sub_attributes:
+            if sub.mutability == "readOnly" and sub.name not in given:
+                delete_name(target, sub.name)
+
+
+def _check_immutable(attribute: Attribute, old: Any, new: Any) -> None:
+    if attribute.mutability == "immutable" and old is not None and old != new:
+        raise mutability(f"{attribute.name} is immutable: it cannot change once set")
+
+
+def _store(container: dict[str, Any], name: str, value: Any) -> None:
+    if value:
+        put_name(container, name, value)
+    else:
+        delete_name(container, name)  # no values left: unassigned
+
+
+# -- values by schema type ------------------------------------------------------------------
+
+
+def _coerce(attribute: Attribute, value: Any) -> Any:
+    if not attribute.multi_valued:
+        return _coerce_value(attribute, value)
+    items = value if isinstance(value, list) else [value]  # one object for a list: lenient
+    return [_coerce_value(attribute, item) for item in items if item is not None]
+
+
+def _coerce_value(attribute: Attribute, value: Any) -> Any:
+    """One value in canonical form; a complex value keeps None parts (they unassign)."""
+    if attribute.type != "complex":
+        return _scalar(attribute, value)
+    if not isinstance(value, Mapping):
+        value_sub = attribute.sub_attribute("value")
+        if value_sub is None or isinstance(value, list):
+            raise invalid_value(f"{attribute.name} values must be objects")
+        return {value_sub.name: _scalar(value_sub, value)}  # Entra sends manager as a bare id
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        sub = attribute.sub_attribute(str(key))
+        if sub is None:
+            raise invalid_path(f"{attribute.name} has no sub-attribute {str(key)!r}")
+        result[sub.name] = None if item is None else _scalar(sub, item)
+    return result
+
+
+def _scalar(attribute: Attribute, value: Any) -> Any:
+    kind = attribute.type
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"  # Entra sends "True"/"False"
+        raise invalid_value(f"{attribute.name} must be a boolean, not {_show(value)}")
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind in ("integer", "decimal"):
+        if is_number and (kind == "decimal" or isinstance(value, int)):
+            return value
+        raise invalid_value(f"{attribute.name} must be a number, not {_show(value)}")
+    if kind != "complex" and isinstance(value, str):
+        return value
+    if kind != "complex" and is_number and (isinstance(value, int) or math.isfinite(value)):
+        try:  # IdPs send numeric-looking strings (employeeNumber) as JSON numbers
+            return str(value)
+        except ValueError:  # more digits than int -> str allows
+            pass
+    raise invalid_value(f"{attribute.name} must be a string, not {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (dict, list)) or (isinstance(value, int) and value.bit_length() > 64):
+        return type(value).__name__  # repr of a huge int raises
+    return repr(value)[:40]
+
+
+def _strip(value: Any) -> Any:
+    """A value as stored: no None-valued sub-attributes."""
+    if isinstance(value, list):
+        return [_strip(item) for item in value]
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if v is not None}
+    return value
+
+
+def _lowered(mapping: Mapping[Any, Any]) -> dict[str, Any]:
+    return {str(key).lower(): value for key, value in mapping.items()}
