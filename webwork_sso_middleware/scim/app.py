@@ -23,7 +23,7 @@ from werkzeug.wrappers import Request, Response
 from ..errors import NotFound, StoreUnavailable
 from ..store.db import Database
 from ..store.models import SSO_PLANS
-from ..store.workspaces import find_workspace_by_token
+from ..store.workspaces import find_credential
 from ..urls import SCIM_PREFIX
 from . import discovery, groups, users
 from .errors import ScimError
@@ -171,20 +171,20 @@ class ScimApplication:
 
     def authenticate(self, request: Request, session: Session) -> ScimContext:
         header = request.headers.get("Authorization", "").strip()
-        scheme, _, credential = header.partition(" ")
+        scheme, _, rest = header.partition(" ")
         # "Bearer <token>", or Okta's header mode where the header is the token itself.
-        token = credential.strip() if scheme.lower() == "bearer" else header
+        token = rest.strip() if scheme.lower() == "bearer" else header
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise _unauthorized("missing SCIM API token (send 'Authorization: Bearer <token>')")
-        found = find_workspace_by_token(session, token)
-        if found is None:
+        credential = find_credential(session, token)
+        if credential is None:
             raise _unauthorized("invalid SCIM API token")
-        workspace, token_row = found
-        if workspace.plan not in SSO_PLANS:
+        if credential.plan not in SSO_PLANS:
             raise ScimError(403, "SCIM provisioning needs the Plus or Premium plan")
-        if not workspace.scim_enabled:
+        if not credential.scim_enabled:
             raise ScimError(403, "SCIM provisioning is switched off for this workspace")
-        return ScimContext(self, request, session, workspace.id, f"scim:{token_row.hint}")
+        return ScimContext(self, request, session, credential.workspace_id,
+                           f"scim:{credential.token_hint}")
 
     def discovery(self, request: Request, endpoint: str, args: dict[str, str]) -> Reply:
         base = self.scim_base(request)

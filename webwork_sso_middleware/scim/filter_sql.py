@@ -14,6 +14,7 @@ they exist (lowered by Python), else with SQL ``lower()``, which on SQLite folds
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -318,10 +319,12 @@ def _condition(node: Comparison, target: Stored, attribute: Attribute,
     if attribute.type == "dateTime":
         # The operand stands for the whole unit of its last digit (see datetime_window).
         start, end = datetime_window(value, label)
-        return {
-            "eq": and_(column >= start, column < end), "ne": or_(column < start, column >= end),
-            "gt": column >= end, "ge": column >= start, "lt": column < start, "le": column < end,
-        }[op]
+        if op == "eq":
+            return and_(column >= start, column < end)
+        if op == "ne":
+            return or_(column < start, column >= end)
+        bound, compare_to = _DATETIME_BOUNDS[op]
+        return compare_to(column, end if bound == "end" else start)
     assert isinstance(value, str)
     if target.lowered:
         value = value.lower()
@@ -341,7 +344,16 @@ def _condition(node: Comparison, target: Stored, attribute: Attribute,
         return column.startswith(value, autoescape=True)
     if op == "ew":
         return column.endswith(value, autoescape=True)
-    return {
-        "eq": column == value, "ne": column != value, "gt": column > value,
-        "ge": column >= value, "lt": column < value, "le": column <= value,
-    }[op]
+    # Build only the comparison asked for: expression building is the cost on this path.
+    return _ORDERING[op](column, value)  # type: ignore[no-any-return]
+
+
+_ORDERING: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq, "ne": operator.ne, "gt": operator.gt,
+    "ge": operator.ge, "lt": operator.lt, "le": operator.le,
+}
+# gt/ge/lt/le of a dateTime operand that stands for a whole unit: (which end, comparison)
+_DATETIME_BOUNDS: dict[str, tuple[str, Callable[[Any, Any], Any]]] = {
+    "gt": ("end", operator.ge), "ge": ("start", operator.ge),
+    "lt": ("start", operator.lt), "le": ("end", operator.lt),
+}

@@ -11,6 +11,7 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..store.members import MemberRecord
 from ..store.models import Group, Member, MemberValue, utcnow
 from .errors import invalid_syntax, invalid_value, mutability
 from .schemas import (
@@ -76,7 +77,7 @@ def _timestamp(value: Any) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _meta(resource_type: str, row: Member | Group, location: str) -> dict[str, Any]:
+def _meta(resource_type: str, row: Any, location: str) -> dict[str, Any]:
     return {
         "resourceType": resource_type,
         "created": _timestamp(row.created_at),
@@ -89,7 +90,8 @@ def _meta(resource_type: str, row: Member | Group, location: str) -> dict[str, A
 # -- documents from rows ----------------------------------------------------------------------
 
 
-def user_document(member: Member, locate: Locator) -> dict[str, Any]:
+def user_document(record: MemberRecord, locate: Locator) -> dict[str, Any]:
+    member = record.row
     doc: dict[str, Any] = {"schemas": [USER_SCHEMA], "id": member.id}
     for scim_name, column in USER_FIELDS:
         if (value := getattr(member, column)) is not None:
@@ -98,22 +100,16 @@ def user_document(member: Member, locate: Locator) -> dict[str, Any]:
     if name:
         doc["name"] = name
     doc["active"] = member.active
-    for row in member.values:
+    for row in record.values:
         fields = ADDRESS_FIELDS if row.attribute == "addresses" else VALUE_FIELDS
         value = {scim: v for scim, col in fields if (v := getattr(row, col)) is not None}
         if row.primary:
             value["primary"] = True
         doc.setdefault(row.attribute, []).append(value)
-    groups = sorted(member.memberships, key=lambda m: m.group.display_name_key)
-    if groups:
+    if record.groups:
         doc["groups"] = [
-            {
-                "value": m.group_id,
-                "$ref": locate("Groups", m.group_id),
-                "display": m.group.display_name,
-                "type": "direct",
-            }
-            for m in groups
+            {"value": gid, "$ref": locate("Groups", gid), "display": display, "type": "direct"}
+            for gid, display in record.groups
         ]
     enterprise = {s: v for s, c in ENTERPRISE_FIELDS if (v := getattr(member, c)) is not None}
     if member.manager_id is not None:

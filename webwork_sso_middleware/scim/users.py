@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..store import audit
 from ..store import members as member_store
+from ..store.members import MemberRecord
 from ..store.models import Member, utcnow
 from .discovery import list_response
 from .errors import uniqueness
@@ -59,15 +60,15 @@ def _list(context: ScimContext, params: ListParameters) -> Reply:
 
 
 def get_user(context: ScimContext, resource_id: str) -> Reply:
-    member = member_store.get(context.session, context.workspace_id, resource_id)
-    tag = version_tag(member.version)
+    record = member_store.read(context.session, context.workspace_id, resource_id)
+    tag = version_tag(record.row.version)
     if_none_match = context.request.headers.get("If-None-Match")
     if if_none_match and tag.removeprefix("W/") in {
         t.strip().removeprefix("W/") for t in if_none_match.split(",")
     }:
         return 304, None, {"ETag": tag}
     params = ListParameters.from_query(context.request.args, context.max_results)
-    doc = project(user_document(member, context.locate), USER_RESOURCE, params.attributes,
+    doc = project(user_document(record, context.locate), USER_RESOURCE, params.attributes,
                   params.excluded_attributes)
     return 200, doc, {"ETag": tag}
 
@@ -84,7 +85,7 @@ def create_user(context: ScimContext) -> Reply:
     audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
                  action="created", target_type="member", target_id=member.id,
                  changes={"userName": member.user_name, "active": member.active})
-    result = user_document(member, context.locate)
+    result = user_document(MemberRecord.of(member), context.locate)
     headers = {"Location": result["meta"]["location"], "ETag": version_tag(member.version)}
     return 201, result, headers
 
@@ -103,16 +104,16 @@ def patch_user(context: ScimContext, resource_id: str) -> Reply:
                               for_update=True)
     check_if_match(context.request, member.version)
     body = read_json(context.request, context.max_body_bytes)
-    doc = apply_patch(user_document(member, context.locate), body, USER_RESOURCE)
+    doc = apply_patch(user_document(MemberRecord.of(member), context.locate), body, USER_RESOURCE)
     check_id(doc, member.id)
     return _update(context, member, doc)
 
 
 def _update(context: ScimContext, member: Member, doc: dict[str, Any]) -> Reply:
-    before = _profile(user_document(member, context.locate))
+    before = _profile(user_document(MemberRecord.of(member), context.locate))
     was_active = member.active
     write_user(member, doc)
-    after = _profile(user_document(member, context.locate))
+    after = _profile(user_document(MemberRecord.of(member), context.locate))
     if after != before:
         touch(member)
         changes = {
@@ -131,7 +132,7 @@ def _update(context: ScimContext, member: Member, doc: dict[str, Any]) -> Reply:
         _flush(context, member)
         audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
                      action=action, target_type="member", target_id=member.id, changes=changes)
-    result = user_document(member, context.locate)
+    result = user_document(MemberRecord.of(member), context.locate)
     return 200, result, {"ETag": version_tag(member.version)}
 
 

@@ -2,19 +2,70 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    bindparam,
+    false,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from ..errors import NotFound
-from .models import Member, Membership
+from .models import Group, Member, MemberValue, Membership
+
+_MEMBERS = Member.__table__
+_VALUES = MemberValue.__table__
+# Reads go through Core, not the ORM: a SCIM lookup is on Okta's hot path, and loading
+# ORM objects (identity map, eager loaders) costs more than the SQL itself.
+# Values and groups of a page of members in one round trip, built once: constructing a
+# statement per request costs more than running it. Group rows carry the group's id in
+# ``value``, its name in ``display`` and sort by name through ``attribute``.
+_V = _VALUES.c
+_DETAILS_OF_MEMBERS = union_all(
+    select(
+        _V.member_id, literal(0).label("is_group"), _V.attribute, _V.position, _V.value,
+        _V.display, _V.type, _V.primary, _V.formatted, _V.street_address, _V.locality,
+        _V.region, _V.postal_code, _V.country,
+    ).where(_V.member_id.in_(bindparam("ids", expanding=True))),
+    select(
+        Membership.member_id, literal(1), Group.display_name_key, literal(0), Group.id,
+        Group.display_name, null(), false(), null(), null(), null(), null(), null(), null(),
+    )
+    .join(Group, Group.id == Membership.group_id)
+    .where(Membership.member_id.in_(bindparam("ids", expanding=True))),
+).order_by("member_id", "is_group", "attribute", "position")
+
+
+@dataclasses.dataclass(slots=True)
+class MemberRecord:
+    """A member with its multi-valued attributes and groups, for rendering.
+
+    ``row`` is a Core row or an ORM Member: both expose the columns as attributes.
+    """
+
+    row: Any
+    values: list[Any]
+    groups: list[tuple[str, str]]  # (group id, group display name), by display name
+
+    @classmethod
+    def of(cls, member: Member) -> MemberRecord:
+        groups = sorted(member.memberships, key=lambda m: m.group.display_name_key)
+        return cls(member, list(member.values), [(m.group_id, m.group.display_name) for m in groups])
 
 
 def visible(workspace_id: int) -> ColumnElement[bool]:
     """Members SCIM can see: this workspace's, not deleted."""
-    return (Member.workspace_id == workspace_id) & Member.deleted_at.is_(None)
+    return (_MEMBERS.c.workspace_id == workspace_id) & _MEMBERS.c.deleted_at.is_(None)
 
 
 def page(
@@ -25,16 +76,46 @@ def page(
     order_by: Sequence[Any],
     offset: int,
     limit: int,
-) -> tuple[int, list[Member]]:
+) -> tuple[int, list[MemberRecord]]:
     """(total matching, one page of members) for a SCIM list or search."""
     condition = visible(workspace_id)
     if where is not None:
         condition = condition & where
-    total = session.scalar(select(func.count()).select_from(Member).where(condition)) or 0
-    if limit == 0 or offset >= total:
-        return total, []
-    query = select(Member).where(condition).order_by(*order_by, Member.id).offset(offset).limit(limit)
-    return total, list(session.scalars(query))
+    connection = session.connection()
+    rows: Sequence[Row[Any]] = []
+    if limit:
+        query = select(_MEMBERS).where(condition).order_by(*order_by, _MEMBERS.c.id)
+        rows = connection.execute(query.offset(offset).limit(limit)).all()
+    if limit and (0 < len(rows) < limit or (not rows and offset == 0)):
+        total = offset + len(rows)  # a short page tells the total: no COUNT needed
+    else:
+        total = connection.execute(select(func.count()).select_from(_MEMBERS).where(condition)).scalar_one()
+    return total, records(connection, rows)
+
+
+def records(connection: Connection, rows: Sequence[Row[Any]]) -> list[MemberRecord]:
+    """Attach values and groups to member rows, in one query for the whole page."""
+    if not rows:
+        return []
+    by_id = {row.id: MemberRecord(row, [], []) for row in rows}
+    for detail in connection.execute(_DETAILS_OF_MEMBERS, {"ids": list(by_id)}):
+        record = by_id[detail.member_id]
+        if detail.is_group:
+            record.groups.append((detail.value, detail.display))
+        else:
+            record.values.append(detail)
+    return list(by_id.values())
+
+
+def read(session: Session, workspace_id: int, member_id: str) -> MemberRecord:
+    """One member for rendering (Core, like :func:`page`)."""
+    connection = session.connection()
+    row = connection.execute(
+        select(_MEMBERS).where(visible(workspace_id), _MEMBERS.c.id == member_id)
+    ).first()
+    if row is None:
+        raise NotFound("member", member_id)
+    return records(connection, [row])[0]
 
 
 def get(session: Session, workspace_id: int, member_id: str, *, for_update: bool = False) -> Member:

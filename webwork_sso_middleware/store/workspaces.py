@@ -9,7 +9,7 @@ import re
 import secrets
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -56,19 +56,40 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def find_workspace_by_token(session: Session, token: str) -> tuple[Workspace, ScimToken] | None:
-    """The workspace a live SCIM token belongs to (with the token's row), or None."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScimCredential:
+    """What a live SCIM token says about its bearer."""
+
+    workspace_id: int
+    workspace_slug: str
+    plan: str
+    scim_enabled: bool
+    token_hint: str
+
+
+_CREDENTIAL_QUERY = (
+    select(
+        ScimToken.token_hash,
+        ScimToken.hint,
+        Workspace.id,
+        Workspace.slug,
+        Workspace.plan,
+        Workspace.scim_enabled,
+    )
+    .join(Workspace, Workspace.id == ScimToken.workspace_id)
+    .where(ScimToken.token_hash == bindparam("digest"), ScimToken.revoked_at.is_(None))
+)
+
+
+def find_credential(session: Session, token: str) -> ScimCredential | None:
+    """The workspace a live SCIM token belongs to, or None. Runs on every SCIM request."""
     digest = hash_token(token)
-    row = session.execute(
-        select(ScimToken, Workspace)
-        .join(Workspace, Workspace.id == ScimToken.workspace_id)
-        .where(ScimToken.token_hash == digest, ScimToken.revoked_at.is_(None))
-    ).first()
+    row = session.connection().execute(_CREDENTIAL_QUERY, {"digest": digest}).first()
     # The index finds the row by a hash an attacker cannot steer; the comparison that
     # decides is still constant-time.
-    if row is None or not hmac.compare_digest(row[0].token_hash, digest):
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
-    return row[1], row[0]
+    return ScimCredential(row.id, row.slug, row.plan, row.scim_enabled, row.hint)
 
 
 class Workspaces:
