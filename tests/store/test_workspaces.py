@@ -29,9 +29,9 @@ def test_create_returns_the_token_once_and_stores_only_its_hash(workspaces, data
         rows = session.scalars(select(ScimToken)).all()
         assert [row.token_hash for row in rows] == [hash_token(token)]
         assert token not in {row.token_hash for row in rows}
-        credential = find_credential(session, token)
+        credential = find_credential(session.connection(), token)
         assert credential.workspace_slug == "acme" and credential.token_hint == token[:10]
-        assert find_credential(session, token + "x") is None
+        assert find_credential(session.connection(), token + "x") is None
 
 
 def test_rotation_revokes_every_earlier_token(workspaces, database):
@@ -39,9 +39,9 @@ def test_rotation_revokes_every_earlier_token(workspaces, database):
     second = workspaces.rotate_token("acme")
     third = workspaces.rotate_token("acme")
     with database.transaction() as session:
-        assert find_credential(session, first) is None
-        assert find_credential(session, second) is None
-        assert find_credential(session, third) is not None
+        assert find_credential(session.connection(), first) is None
+        assert find_credential(session.connection(), second) is None
+        assert find_credential(session.connection(), third) is not None
 
 
 def test_enable_needs_plus_or_premium(workspaces):

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -21,7 +22,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from ..errors import NotFound, StoreUnavailable
-from ..store.db import Database
+from ..store.db import Database, UnitOfWork
 from ..store.models import SSO_PLANS
 from ..store.workspaces import find_credential
 from ..urls import SCIM_PREFIX
@@ -40,15 +41,23 @@ MAX_TOKEN_LENGTH = 512
 class ScimContext:
     """What an endpoint needs: the request, its transaction, the workspace and URL builders."""
 
-    def __init__(self, app: ScimApplication, request: Request, session: Session,
+    def __init__(self, app: ScimApplication, request: Request, unit: UnitOfWork,
                  workspace_id: int, actor: str) -> None:
         self.request = request
-        self.session = session
+        self.unit = unit
         self.workspace_id = workspace_id
         self.actor = actor
         self.base = app.scim_base(request)
         self.max_results = app.max_results
         self.max_body_bytes = app.max_body_bytes
+
+    @property
+    def connection(self) -> Connection:
+        return self.unit.connection
+
+    @property
+    def session(self) -> Session:
+        return self.unit.session
 
     def locate(self, endpoint: str, resource_id: str) -> str:
         return f"{self.base}/{endpoint}/{resource_id}"
@@ -160,30 +169,29 @@ class ScimApplication:
         if endpoint in ENDPOINTS:
             handler, writes = ENDPOINTS[endpoint]
 
-            def work(session: Session) -> Reply:
-                context = self.authenticate(request, session)
-                return handler(context, **args)
+            def work(unit: UnitOfWork) -> Reply:
+                return handler(self.authenticate(request, unit), **args)
 
-            status, body, headers = self.database.run(work, write=writes)
+            status, body, headers = self.database.run_unit(work, write=writes)
         else:
             status, body, headers = self.discovery(request, endpoint, args)
         return self.json_response(status, body, headers)
 
-    def authenticate(self, request: Request, session: Session) -> ScimContext:
+    def authenticate(self, request: Request, unit: UnitOfWork) -> ScimContext:
         header = request.headers.get("Authorization", "").strip()
         scheme, _, rest = header.partition(" ")
         # "Bearer <token>", or Okta's header mode where the header is the token itself.
         token = rest.strip() if scheme.lower() == "bearer" else header
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise _unauthorized("missing SCIM API token (send 'Authorization: Bearer <token>')")
-        credential = find_credential(session, token)
+        credential = find_credential(unit.connection, token)
         if credential is None:
             raise _unauthorized("invalid SCIM API token")
         if credential.plan not in SSO_PLANS:
             raise ScimError(403, "SCIM provisioning needs the Plus or Premium plan")
         if not credential.scim_enabled:
             raise ScimError(403, "SCIM provisioning is switched off for this workspace")
-        return ScimContext(self, request, session, credential.workspace_id,
+        return ScimContext(self, request, unit, credential.workspace_id,
                            f"scim:{credential.token_hint}")
 
     def discovery(self, request: Request, endpoint: str, args: dict[str, str]) -> Reply:

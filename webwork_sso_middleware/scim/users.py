@@ -44,7 +44,7 @@ def search_users(context: ScimContext) -> Reply:
 
 def _list(context: ScimContext, params: ListParameters) -> Reply:
     total, rows = member_store.page(
-        context.session,
+        context.connection,
         context.workspace_id,
         where=params.where(USER_RESOURCE),
         order_by=params.order_by(USER_RESOURCE),
@@ -60,7 +60,7 @@ def _list(context: ScimContext, params: ListParameters) -> Reply:
 
 
 def get_user(context: ScimContext, resource_id: str) -> Reply:
-    record = member_store.read(context.session, context.workspace_id, resource_id)
+    record = member_store.read(context.connection, context.workspace_id, resource_id)
     tag = version_tag(record.row.version)
     if_none_match = context.request.headers.get("If-None-Match")
     if if_none_match and tag.removeprefix("W/") in {

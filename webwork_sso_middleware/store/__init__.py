@@ -1,5 +1,5 @@
 """The SQLAlchemy member store: the only part of the package that talks SQL."""
 
-from .db import Database
+from .db import Database, UnitOfWork
 
-__all__ = ["Database"]
+__all__ = ["Database", "UnitOfWork"]

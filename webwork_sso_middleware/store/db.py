@@ -33,6 +33,31 @@ T = TypeVar("T")
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 
+class UnitOfWork:
+    """One database transaction: Core statements on ``connection``, the ORM on ``session``.
+
+    The session is made on first use: most reads are Core queries and never need one.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            self._session = Session(bind=self.connection, expire_on_commit=False, autoflush=False)
+        return self._session
+
+    def flush(self) -> None:
+        if self._session is not None:
+            self._session.flush()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+
 class Database:
     """One SQLAlchemy engine with the settings each backend needs for concurrent use."""
 
@@ -74,15 +99,18 @@ class Database:
             # BEGIN IMMEDIATE takes the write lock at the start, so two writers queue on
             # busy_timeout instead of failing when a read lock cannot be upgraded.
             immediate = conn.get_execution_options().get("sqlite_immediate", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            # Straight to the driver: this runs on every request, and needs no result handling.
+            conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+                "BEGIN IMMEDIATE" if immediate else "BEGIN"
+            )
 
         return engine
 
     # -- transactions -------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def transaction(self, *, write: bool = False) -> Iterator[Session]:
-        """A session in one database transaction, committed on success, rolled back on error."""
+    def unit(self, *, write: bool = False) -> Iterator[UnitOfWork]:
+        """One transaction, committed on success and rolled back on any error."""
         try:
             connection = self.engine.connect()
         except OperationalError as exc:
@@ -90,23 +118,37 @@ class Database:
         with connection:
             if self.is_sqlite and write:
                 connection = connection.execution_options(sqlite_immediate=True)
-            with Session(bind=connection, expire_on_commit=False, autoflush=False) as session:
+            unit = UnitOfWork(connection)
+            try:
                 with connection.begin():
-                    yield session
-                    session.flush()
+                    yield unit
+                    unit.flush()
+            finally:
+                unit.close()
 
-    def run(self, work: Callable[[Session], T], *, write: bool = True, attempts: int = 5) -> T:
-        """Run ``work(session)`` in a transaction, retrying transient conflicts."""
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool = False) -> Iterator[Session]:
+        """An ORM session in one transaction (see :meth:`unit`)."""
+        with self.unit(write=write) as unit:
+            yield unit.session
+
+    def run_unit(self, work: Callable[[UnitOfWork], T], *, write: bool = True,
+                 attempts: int = 5) -> T:
+        """Run ``work(unit)`` in a transaction, retrying transient conflicts."""
         for attempt in range(1, attempts + 1):
             try:
-                with self.transaction(write=write) as session:
-                    return work(session)
+                with self.unit(write=write) as unit:
+                    return work(unit)
             except (StaleDataError, DBAPIError) as exc:
                 if attempt == attempts or not self._is_transient(exc):
                     raise
                 log.debug("retrying transaction after transient conflict: %s", exc)
                 time.sleep(random.uniform(0, 0.02 * attempt))  # jitter: don't collide again
         raise AssertionError("unreachable")
+
+    def run(self, work: Callable[[Session], T], *, write: bool = True, attempts: int = 5) -> T:
+        """Run ``work(session)`` in a transaction, retrying transient conflicts."""
+        return self.run_unit(lambda unit: work(unit.session), write=write, attempts=attempts)
 
     @staticmethod
     def _is_transient(exc: Exception) -> bool:

@@ -69,7 +69,7 @@ def visible(workspace_id: int) -> ColumnElement[bool]:
 
 
 def page(
-    session: Session,
+    connection: Connection,
     workspace_id: int,
     *,
     where: ColumnElement[bool] | None,
@@ -81,7 +81,6 @@ def page(
     condition = visible(workspace_id)
     if where is not None:
         condition = condition & where
-    connection = session.connection()
     rows: Sequence[Row[Any]] = []
     if limit:
         query = select(_MEMBERS).where(condition).order_by(*order_by, _MEMBERS.c.id)
@@ -107,9 +106,8 @@ def records(connection: Connection, rows: Sequence[Row[Any]]) -> list[MemberReco
     return list(by_id.values())
 
 
-def read(session: Session, workspace_id: int, member_id: str) -> MemberRecord:
+def read(connection: Connection, workspace_id: int, member_id: str) -> MemberRecord:
     """One member for rendering (Core, like :func:`page`)."""
-    connection = session.connection()
     row = connection.execute(
         select(_MEMBERS).where(visible(workspace_id), _MEMBERS.c.id == member_id)
     ).first()

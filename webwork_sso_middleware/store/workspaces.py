@@ -9,7 +9,7 @@ import re
 import secrets
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -81,10 +81,10 @@ _CREDENTIAL_QUERY = (
 )
 
 
-def find_credential(session: Session, token: str) -> ScimCredential | None:
+def find_credential(connection: Connection, token: str) -> ScimCredential | None:
     """The workspace a live SCIM token belongs to, or None. Runs on every SCIM request."""
     digest = hash_token(token)
-    row = session.connection().execute(_CREDENTIAL_QUERY, {"digest": digest}).first()
+    row = connection.execute(_CREDENTIAL_QUERY, {"digest": digest}).first()
     # The index finds the row by a hash an attacker cannot steer; the comparison that
     # decides is still constant-time.
     if row is None or not hmac.compare_digest(row.token_hash, digest):
