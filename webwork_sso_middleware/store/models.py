@@ -277,3 +277,72 @@ class AuditEvent(Base):
     target_type: Mapped[str] = mapped_column(String(16))
     target_id: Mapped[str | None] = mapped_column(String(36))
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class IdentityProvider(Base):
+    """A workspace's SAML IdP: its metadata (fetched from a URL or pasted) and how fresh it is."""
+
+    __tablename__ = "identity_providers"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    entity_id: Mapped[str] = mapped_column(String(1024))
+    metadata_url: Mapped[str | None] = mapped_column(String(2048))
+    # The last metadata that parsed and validated: kept when a refresh fails.
+    metadata_xml: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    valid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    refresh_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_refresh_error: Mapped[str | None] = mapped_column(Text)
+    last_refresh_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # IdP-initiated (unsolicited) responses: on by default, as Okta's dashboard tiles need.
+    allow_idp_initiated: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class PendingAuthnRequest(Base):
+    """An SP-initiated AuthnRequest awaiting its response, kept here (not in a cookie) so the
+    IdP's cross-site POST works under SameSite rules and on any worker."""
+
+    __tablename__ = "saml_requests"
+    __table_args__ = (Index("ix_saml_requests_expires", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the AuthnRequest ID
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # RelayState sent to the IdP: an opaque reference to this row, never the raw ``next``.
+    relay_state: Mapped[str] = mapped_column(String(64), unique=True)
+    next_path: Mapped[str] = mapped_column(String(2048), default="/")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    consumed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class SeenAssertion(Base):
+    """The replay cache: an assertion ID is accepted once, until the assertion expires."""
+
+    __tablename__ = "saml_seen_assertions"
+    __table_args__ = (Index("ix_saml_seen_assertions_expires", "expires_at"),)
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    assertion_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class MemberSession(Base):
+    """A signed-in browser. The cookie names it; ending it here ends it on every worker."""
+
+    __tablename__ = "member_sessions"
+    __table_args__ = (Index("ix_member_sessions_member", "member_id"),)
+
+    # SHA-256 of the random session id the cookie carries: a leaked table grants nothing.
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    generation: Mapped[int] = mapped_column(Integer)  # the member's session_generation then
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
