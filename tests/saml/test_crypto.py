@@ -1,0 +1,595 @@
+"""The in-process XML-DSig backend: real pysaml2 IdP and SP objects, real keys, real attacks.
+
+Forged and legacy signatures are made with python-xmlsec directly (``xmlsec_sign``), the way an
+attacker or an old IdP would, so the tests never depend on our own signer to produce them.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import saml2.sigver
+import xmlsec
+from defusedxml import DefusedXmlException
+from lxml import etree
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2.client import Saml2Client
+from saml2.config import SPConfig
+from saml2.response import IncorrectlySigned, InvalidAssertion
+from saml2.saml import AUTHN_PASSWORD_PROTECTED, NAMEID_FORMAT_EMAILADDRESS, NameID
+from saml2.sigver import MissingKey, SignatureError, SigverError
+
+from webwork_sso_middleware.saml.crypto import XmlsecBackend, install, make_client, security_context
+
+from .idp import KeyPair, TestIdP, autopost_form, make_key_pair, pysaml2_sp_config
+
+SP_ID = "http://sp.test/saml/acme/metadata"
+ACS = "http://sp.test/saml/acme/acs"
+SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
+DS = "http://www.w3.org/2000/09/xmldsig#"
+ASSERTION = f"{SAML}:Assertion"
+RESPONSE = f"{SAMLP}:Response"
+# What the SP raises for a rejected signature, depending on where pysaml2 notices.
+REJECTED = (SignatureError, MissingKey)
+
+
+@pytest.fixture(scope="session")
+def idp_keys() -> KeyPair:
+    return make_key_pair("Test IdP")
+
+
+@pytest.fixture(scope="session")
+def attacker_keys() -> KeyPair:
+    return make_key_pair("Mallory")
+
+
+@pytest.fixture
+def test_idp(tmp_path: Path, idp_keys: KeyPair) -> TestIdP:
+    return TestIdP("http://idp.test", tmp_path / "idp", keys=idp_keys)  # not served: no HTTP needed
+
+
+@pytest.fixture
+def sp(test_idp: TestIdP) -> Saml2Client:
+    return make_client(pysaml2_sp_config(SP_ID, ACS, [test_idp.metadata_xml()]))
+
+
+@pytest.fixture
+def cert_file(tmp_path: Path, idp_keys: KeyPair) -> str:
+    """The IdP certificate as pysaml2 hands it to the backend: a PEM file."""
+    path = tmp_path / "metadata-cert.pem"
+    path.write_bytes(idp_keys.cert_pem)
+    return str(path)
+
+
+def response_xml(idp: TestIdP, **options: Any) -> str:
+    options = {"sign_assertion": True, **options}
+    return idp.response_xml(sp_entity_id=SP_ID, acs_url=ACS, email="alice@acme.test", **options)
+
+
+def parse(sp: Saml2Client, xml: str | bytes) -> Any:
+    data = xml.encode() if isinstance(xml, str) else xml
+    return sp.parse_authn_request_response(base64.b64encode(data).decode(), BINDING_HTTP_POST)
+
+
+def tree(xml: str | bytes) -> etree._Element:
+    return etree.fromstring(xml.encode() if isinstance(xml, str) else xml)
+
+
+def ids(xml: str) -> tuple[str, str]:
+    root = tree(xml)
+    return root.get("ID"), root.find(f"{{{SAML}}}Assertion").get("ID")
+
+
+def xmlsec_sign(
+    xml: str | bytes,
+    element_id: str,
+    key: xmlsec.Key,
+    *,
+    method: Any = xmlsec.Transform.RSA_SHA256,
+    digest: Any = xmlsec.Transform.SHA256,
+    c14n: Any = xmlsec.Transform.EXCL_C14N,
+    transforms: tuple[Any, ...] = (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N),
+    uri: str | None = None,
+    key_info: bool = False,
+) -> bytes:
+    """(Re)sign the element with ``element_id`` as any xmlsec user could; its old signature goes."""
+    root = tree(xml)
+    element = root.xpath("//*[@ID=$id]", id=element_id)[0]
+    for old in element.findall(f"{{{DS}}}Signature"):
+        element.remove(old)
+    signature = xmlsec.template.create(element, c14n, method, ns="ds")
+    element.find(f"{{{SAML}}}Issuer").addnext(signature)  # schema order: right after Issuer
+    reference = xmlsec.template.add_reference(signature, digest, uri=f"#{element_id}" if uri is None else uri)
+    for transform in transforms:
+        xmlsec.template.add_transform(reference, transform)
+    if key_info:  # xmlsec fills it with the certificate loaded into the key
+        xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(signature))
+    context = xmlsec.SignatureContext()
+    context.key = key
+    for node in root.xpath("//*[@ID]"):
+        context.register_id(node, "ID")
+    context.sign(signature)
+    return etree.tostring(root)
+
+
+def rsa_key(keys: KeyPair, *, with_cert: bool = False) -> xmlsec.Key:
+    key = xmlsec.Key.from_memory(keys.key_pem, xmlsec.KeyFormat.PEM)
+    if with_cert:
+        key.load_cert_from_memory(keys.cert_pem, xmlsec.KeyFormat.CERT_PEM)
+    return key
+
+
+def backend_verify(xml: str | bytes, cert: str, node_id: str, node_name: str = ASSERTION, **kw: Any) -> bool:
+    return XmlsecBackend(**kw).validate_signature(xml, cert, "pem", node_name, node_id)
+
+
+# -- what must pass ------------------------------------------------------------------------------
+
+
+def test_signed_assertion_is_verified_and_parsed(test_idp: TestIdP, sp: Saml2Client) -> None:
+    result = parse(sp, response_xml(test_idp))
+    assert result.name_id.text == "alice@acme.test"
+    assert result.name_id.format == NAMEID_FORMAT_EMAILADDRESS
+    assert result.ava["email"] == ["alice@acme.test"] and result.ava["givenName"] == ["Alice"]
+
+
+def test_signed_response_covering_an_unsigned_assertion_is_verified(
+    test_idp: TestIdP, sp: Saml2Client
+) -> None:
+    result = parse(sp, response_xml(test_idp, sign_assertion=False, sign_response=True))
+    assert result.name_id.text == "alice@acme.test"
+
+
+def test_pysaml2_server_signing_both_is_verified(test_idp: TestIdP, sp: Saml2Client) -> None:
+    test_idp.sp_config(SP_ID, ACS)
+    signed = test_idp.server.create_authn_response(
+        {"email": ["alice@acme.test"]}, None, ACS, SP_ID,
+        name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text="alice@acme.test"),
+        authn={"class_ref": AUTHN_PASSWORD_PROTECTED}, sign_assertion=True, sign_response=True,
+    )  # fmt: skip
+    root = tree(str(signed))
+    assert root.find(f"{{{DS}}}Signature") is not None
+    assert root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature") is not None
+    assert parse(sp, str(signed)).name_id.text == "alice@acme.test"
+
+
+def test_legacy_rsa_sha1_is_accepted_unless_disabled(
+    test_idp: TestIdP, sp: Saml2Client, idp_keys: KeyPair, cert_file: str
+) -> None:
+    xml = response_xml(test_idp, sign_assertion=False)
+    _, assertion_id = ids(xml)
+    legacy = xmlsec_sign(
+        xml, assertion_id, rsa_key(idp_keys), method=xmlsec.Transform.RSA_SHA1, digest=xmlsec.Transform.SHA1
+    )
+    assert parse(sp, legacy).name_id.text == "alice@acme.test"
+    with pytest.raises(SignatureError, match="not allowed"):
+        backend_verify(legacy, cert_file, assertion_id, accept_sha1=False)
+
+
+@pytest.mark.parametrize("method", [xmlsec.Transform.RSA_SHA384, xmlsec.Transform.RSA_SHA512])
+def test_other_sha2_rsa_signatures_are_accepted(
+    test_idp: TestIdP, idp_keys: KeyPair, cert_file: str, method: Any
+) -> None:
+    xml = response_xml(test_idp, sign_assertion=False)
+    _, assertion_id = ids(xml)
+    signed = xmlsec_sign(xml, assertion_id, rsa_key(idp_keys), method=method, digest=xmlsec.Transform.SHA512)
+    assert backend_verify(signed, cert_file, assertion_id)
+
+
+def test_ecdsa_signature_is_accepted(test_idp: TestIdP, tmp_path: Path) -> None:
+    ec_keys = make_key_pair("EC IdP", elliptic=True)
+    (tmp_path / "ec.pem").write_bytes(ec_keys.cert_pem)
+    xml = response_xml(test_idp, sign_assertion=False)
+    _, assertion_id = ids(xml)
+    key = xmlsec.Key.from_memory(ec_keys.key_pem, xmlsec.KeyFormat.PEM)
+    signed = xmlsec_sign(xml, assertion_id, key, method=xmlsec.Transform.ECDSA_SHA256)
+    assert backend_verify(signed, str(tmp_path / "ec.pem"), assertion_id)
+
+
+def test_certificate_may_be_a_file_pem_text_or_base64_der(
+    test_idp: TestIdP, idp_keys: KeyPair, cert_file: str
+) -> None:
+    xml = response_xml(test_idp)
+    _, assertion_id = ids(xml)
+    for cert in (cert_file, idp_keys.cert_pem.decode(), idp_keys.cert_base64):
+        assert backend_verify(xml, cert, assertion_id)
+
+
+def test_signed_metadata_is_verified(test_idp: TestIdP, cert_file: str) -> None:
+    signed = test_idp.metadata_xml(signed=True)
+    node_name = "urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor"
+    assert XmlsecBackend().validate_signature(signed, cert_file, "pem", node_name, None)
+    with pytest.raises(SignatureError):  # what MetaDataExtern tries first for an EntityDescriptor
+        XmlsecBackend().validate_signature(
+            signed, cert_file, "pem", node_name.replace("Entity", "Entities"), None
+        )
+
+
+# -- what must not pass --------------------------------------------------------------------------
+
+
+def test_content_changed_after_signing_is_rejected(
+    test_idp: TestIdP, sp: Saml2Client, cert_file: str
+) -> None:
+    xml = response_xml(test_idp)
+    root = tree(xml)
+    root.find(f".//{{{SAML}}}NameID").text = "mallory@acme.test"
+    tampered = etree.tostring(root)
+    with pytest.raises(REJECTED):
+        parse(sp, tampered)
+    with pytest.raises(SignatureError, match="does not verify"):
+        backend_verify(tampered, cert_file, ids(xml)[1])
+
+
+@pytest.mark.parametrize("claimed", ["attacker cert", "genuine IdP cert"])
+def test_signature_by_another_key_is_rejected_whatever_keyinfo_says(
+    test_idp: TestIdP,
+    sp: Saml2Client,
+    idp_keys: KeyPair,
+    attacker_keys: KeyPair,
+    cert_file: str,
+    claimed: str,
+) -> None:
+    xml = response_xml(test_idp, sign_assertion=False)
+    root = tree(xml)
+    root.find(f".//{{{SAML}}}NameID").text = "mallory@acme.test"
+    assertion_id = ids(xml)[1]
+    forged = xmlsec_sign(
+        etree.tostring(root), assertion_id, rsa_key(attacker_keys, with_cert=True), key_info=True
+    )
+    if claimed == "genuine IdP cert":
+        forged_root = tree(forged)
+        forged_root.find(f".//{{{DS}}}X509Certificate").text = idp_keys.cert_base64
+        forged = etree.tostring(forged_root)
+    in_keyinfo = "".join(tree(forged).find(f".//{{{DS}}}X509Certificate").text.split())
+    assert in_keyinfo == (attacker_keys if claimed == "attacker cert" else idp_keys).cert_base64
+    with pytest.raises(REJECTED):
+        parse(sp, forged)
+    with pytest.raises(SignatureError, match="does not verify"):
+        backend_verify(forged, cert_file, assertion_id)
+
+
+def test_keyinfo_is_never_trusted_even_without_metadata_certificate(
+    test_idp: TestIdP, attacker_keys: KeyPair
+) -> None:
+    """Metadata with no signing key: pysaml2 would fall back to the message's KeyInfo; we never do."""
+    metadata = tree(test_idp.metadata_xml())
+    for descriptor in metadata.iter("{urn:oasis:names:tc:SAML:2.0:metadata}KeyDescriptor"):
+        descriptor.getparent().remove(descriptor)
+    config = pysaml2_sp_config(SP_ID, ACS, [etree.tostring(metadata).decode()])
+    config["only_use_keys_in_metadata"] = False  # even when a config asks for it
+    sp = make_client(config)
+    assert sp.sec.only_use_keys_in_metadata is True
+    xml = response_xml(test_idp, sign_assertion=False)
+    forged = xmlsec_sign(xml, ids(xml)[1], rsa_key(attacker_keys, with_cert=True), key_info=True)
+    with pytest.raises(MissingKey):
+        parse(sp, forged)
+
+
+@pytest.mark.parametrize("secret", ["the metadata certificate", "a shared secret"])
+def test_hmac_signature_is_rejected(
+    test_idp: TestIdP, sp: Saml2Client, idp_keys: KeyPair, cert_file: str, secret: str
+) -> None:
+    xml = response_xml(test_idp, sign_assertion=False)
+    assertion_id = ids(xml)[1]
+    material = idp_keys.cert_pem if secret == "the metadata certificate" else b"s3cret"
+    key = xmlsec.Key.from_binary_data(xmlsec.KeyData.HMAC, material)
+    forged = xmlsec_sign(xml, assertion_id, key, method=xmlsec.Transform.HMAC_SHA256)
+    with pytest.raises(REJECTED):
+        parse(sp, forged)
+    with pytest.raises(SignatureError, match="hmac-sha256' is not allowed"):
+        backend_verify(forged, cert_file, assertion_id)
+
+
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        '<!DOCTYPE Response [<!ENTITY who "mallory@acme.test">]>',
+        '<!DOCTYPE Response SYSTEM "http://127.0.0.1:9/evil.dtd">',
+        '<!DOCTYPE Response [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>',
+        "<!DOCTYPE Response>",
+    ],
+)
+def test_doctype_and_entities_are_rejected_before_anything_else(
+    test_idp: TestIdP, sp: Saml2Client, cert_file: str, prolog: str
+) -> None:
+    xml = response_xml(test_idp)
+    body = xml.split("?>", 1)[1] if xml.startswith("<?xml") else xml
+    with_dtd = f'<?xml version="1.0" encoding="UTF-8"?>{prolog}{body}'
+    with pytest.raises(SignatureError, match="DOCTYPE"):
+        backend_verify(with_dtd, cert_file, ids(xml)[1])
+    with pytest.raises(SignatureError, match="DOCTYPE"):  # the UTF-16 text escapes the byte scan
+        backend_verify(with_dtd.replace("UTF-8", "UTF-16").encode("utf-16"), cert_file, ids(xml)[1])
+    with pytest.raises((SignatureError, DefusedXmlException)):  # defusedxml refuses entities before us
+        parse(sp, with_dtd)
+
+
+@pytest.mark.parametrize(
+    "placement", ["copy in Extensions", "copy inside the evil assertion", "copy after it"]
+)
+def test_duplicate_id_signature_wrapping_is_rejected(
+    test_idp: TestIdP, sp: Saml2Client, cert_file: str, placement: str
+) -> None:
+    """XSW: an evil assertion takes the signed one's ID; the signed original hides elsewhere."""
+    xml = response_xml(test_idp)
+    root = tree(xml)
+    original = root.find(f"{{{SAML}}}Assertion")
+    evil = copy.deepcopy(original)
+    evil.find(f".//{{{SAML}}}NameID").text = "mallory@acme.test"
+    original.addprevious(evil)
+    root.remove(original)
+    if placement == "copy in Extensions":
+        extensions = etree.Element(f"{{{SAMLP}}}Extensions")
+        root.find(f"{{{SAML}}}Issuer").addnext(extensions)
+        extensions.append(original)
+    elif placement == "copy inside the evil assertion":
+        evil.find(f"{{{DS}}}Signature").append(etree.Element(f"{{{DS}}}Object"))
+        evil.find(f"{{{DS}}}Signature")[-1].append(original)
+    else:
+        evil.addnext(original)
+    wrapped = etree.tostring(root)
+    with pytest.raises((*REJECTED, InvalidAssertion)):  # pysaml2 also refuses two assertions
+        parse(sp, wrapped)
+    with pytest.raises(SignatureError, match="carried by 2 elements"):
+        backend_verify(wrapped, cert_file, original.get("ID"))
+
+
+def test_unsigned_assertion_beside_a_hidden_signed_one_is_rejected(
+    test_idp: TestIdP, sp: Saml2Client
+) -> None:
+    """XSW with a fresh ID: the signed original hides in Extensions; the one pysaml2 reads is unsigned."""
+    root = tree(response_xml(test_idp))
+    original = root.find(f"{{{SAML}}}Assertion")
+    evil = copy.deepcopy(original)
+    evil.set("ID", "id-evil")
+    evil.remove(evil.find(f"{{{DS}}}Signature"))
+    evil.find(f".//{{{SAML}}}NameID").text = "mallory@acme.test"
+    original.addprevious(evil)
+    extensions = etree.Element(f"{{{SAMLP}}}Extensions")
+    root.find(f"{{{SAML}}}Issuer").addnext(extensions)
+    extensions.append(original)
+    with pytest.raises(SigverError, match="Neither the response nor the assertions are signed"):
+        parse(sp, etree.tostring(root))
+
+
+def test_id_shared_through_xml_id_is_rejected(test_idp: TestIdP, cert_file: str) -> None:
+    xml = response_xml(test_idp)
+    root = tree(xml)
+    assertion_id = root.find(f"{{{SAML}}}Assertion").get("ID")
+    root.find(f"{{{SAML}}}Issuer").set("{http://www.w3.org/XML/1998/namespace}id", assertion_id)
+    with pytest.raises(SignatureError, match="carried by 2 elements"):
+        backend_verify(etree.tostring(root), cert_file, assertion_id)
+
+
+@pytest.mark.parametrize("uri", ["#response", ""])
+def test_reference_to_another_element_is_rejected(
+    test_idp: TestIdP, sp: Saml2Client, idp_keys: KeyPair, cert_file: str, uri: str
+) -> None:
+    xml = response_xml(test_idp, sign_assertion=False)
+    response_id, assertion_id = ids(xml)
+    reference = f"#{response_id}" if uri == "#response" else uri
+    forged = xmlsec_sign(xml, assertion_id, rsa_key(idp_keys), uri=reference)  # a valid signature, elsewhere
+    with pytest.raises(REJECTED):
+        parse(sp, forged)
+    with pytest.raises(SignatureError, match="does not point at the signed element"):
+        backend_verify(forged, cert_file, assertion_id)
+
+
+def test_two_signature_children_are_rejected(test_idp: TestIdP, sp: Saml2Client, cert_file: str) -> None:
+    xml = response_xml(test_idp)
+    root = tree(xml)
+    signature = root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature")
+    signature.addnext(copy.deepcopy(signature))
+    doubled = etree.tostring(root)
+    with pytest.raises(REJECTED):
+        parse(sp, doubled)
+    with pytest.raises(SignatureError, match="expected one ds:Signature child, found 2"):
+        backend_verify(doubled, cert_file, ids(xml)[1])
+
+
+def test_object_in_signature_is_rejected(test_idp: TestIdP, cert_file: str) -> None:
+    xml = response_xml(test_idp)
+    root = tree(xml)
+    etree.SubElement(root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature"), f"{{{DS}}}Object").text = "unsigned"
+    with pytest.raises(SignatureError, match="no ds:Object"):
+        backend_verify(etree.tostring(root), cert_file, ids(xml)[1])
+
+
+@pytest.mark.parametrize(
+    ("c14n", "transforms"),
+    [
+        (xmlsec.Transform.C14N, (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N)),
+        (xmlsec.Transform.EXCL_C14N_COMMENTS, (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N)),
+        (xmlsec.Transform.EXCL_C14N, (xmlsec.Transform.ENVELOPED, xmlsec.Transform.C14N)),
+        (xmlsec.Transform.EXCL_C14N, (xmlsec.Transform.EXCL_C14N,)),
+        (xmlsec.Transform.EXCL_C14N, (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N_COMMENTS)),
+        (
+            xmlsec.Transform.EXCL_C14N,
+            (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N, xmlsec.Transform.EXCL_C14N),
+        ),
+    ],
+    ids=[
+        "inclusive c14n",
+        "exc-c14n with comments",
+        "inclusive transform",
+        "no enveloped",
+        "comments transform",
+        "three transforms",
+    ],
+)
+def test_other_canonicalizations_and_transforms_are_rejected(
+    test_idp: TestIdP, idp_keys: KeyPair, cert_file: str, c14n: Any, transforms: tuple[Any, ...]
+) -> None:
+    xml = response_xml(test_idp, sign_assertion=False)
+    assertion_id = ids(xml)[1]
+    signed = xmlsec_sign(xml, assertion_id, rsa_key(idp_keys), c14n=c14n, transforms=transforms)
+    with pytest.raises(SignatureError, match=r"c14n|transforms"):
+        backend_verify(signed, cert_file, assertion_id)
+
+
+def test_id_shared_by_attributes_of_one_element_is_rejected(test_idp: TestIdP, cert_file: str) -> None:
+    xml = response_xml(test_idp)
+    root = tree(xml)
+    assertion = root.find(f"{{{SAML}}}Assertion")
+    assertion.set("{http://www.w3.org/XML/1998/namespace}id", assertion.get("ID"))
+    with pytest.raises(SignatureError):
+        backend_verify(etree.tostring(root), cert_file, assertion.get("ID"))
+
+
+def test_comment_in_signed_name_id_cannot_truncate_it(test_idp: TestIdP, sp: Saml2Client) -> None:
+    """CVE-2017-11427 style: exc-c14n ignores comments, so the signature survives one inserted into
+    the NameID; what counts is that the SP then reads the whole signed text, not the part before it."""
+    xml = test_idp.response_xml(sp_entity_id=SP_ID, acs_url=ACS, email="alice@acme.test.evil.test")
+    root = tree(xml)
+    name_id = root.find(f".//{{{SAML}}}NameID")
+    name_id.text = "alice@acme.test"
+    comment = etree.Comment("")
+    comment.tail = ".evil.test"
+    name_id.append(comment)
+    assert parse(sp, etree.tostring(root)).name_id.text == "alice@acme.test.evil.test"
+
+
+def test_wrong_element_type_for_the_id_is_rejected(test_idp: TestIdP, cert_file: str) -> None:
+    xml = response_xml(test_idp, sign_response=True)
+    response_id, assertion_id = ids(xml)
+    assert backend_verify(xml, cert_file, response_id, node_name=RESPONSE)
+    with pytest.raises(SignatureError, match="is not a"):
+        backend_verify(xml, cert_file, response_id, node_name=ASSERTION)
+    with pytest.raises(SignatureError, match="is not a"):
+        backend_verify(xml, cert_file, assertion_id, node_name=RESPONSE)
+
+
+# -- signing, encryption, context ----------------------------------------------------------------
+
+
+def test_signing_never_produces_sha1(test_idp: TestIdP, idp_keys: KeyPair, cert_file: str) -> None:
+    from saml2.sigver import pre_signature_part
+    from saml2.xmldsig import DIGEST_SHA1, SIG_RSA_SHA1
+
+    unsigned = test_idp.response_xml(
+        sp_entity_id=SP_ID, acs_url=ACS, email="a@acme.test", sign_assertion=False
+    )
+    root = tree(unsigned)
+    assertion = root.find(f"{{{SAML}}}Assertion")
+    template = pre_signature_part(assertion.get("ID"), sign_alg=SIG_RSA_SHA1, digest_alg=DIGEST_SHA1)
+    assertion.find(f"{{{SAML}}}Issuer").addnext(tree(str(template)))
+    signed = XmlsecBackend().sign_statement(
+        etree.tostring(root), ASSERTION, str(test_idp.server.config.key_file), assertion.get("ID")
+    )
+    assert "rsa-sha1" not in signed and "#sha1" not in signed
+    assert "rsa-sha256" in signed and "xmlenc#sha256" in signed
+    assert backend_verify(signed, cert_file, assertion.get("ID"), accept_sha1=False)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda backend: backend.encrypt("<a/>", "key.pem", "template.xml", "aes256-cbc"),
+        lambda backend: backend.encrypt_assertion("<a/>", "key.pem", "template.xml", "aes256-cbc", None),
+        lambda backend: backend.decrypt("<a/>", "key.pem"),
+    ],
+    ids=["encrypt", "encrypt_assertion", "decrypt"],
+)
+def test_encryption_is_not_supported(call: Any) -> None:
+    with pytest.raises(SigverError, match="encrypted assertions are not supported"):
+        call(XmlsecBackend())
+
+
+def test_pysaml2_cannot_quietly_build_another_context(sp: Saml2Client) -> None:
+    assert isinstance(sp.sec.crypto, XmlsecBackend)
+    assert isinstance(sp.metadata.security.crypto, XmlsecBackend)
+    assert isinstance(security_context(sp.config).crypto, XmlsecBackend)
+    with pytest.raises(SigverError, match="Unknown crypto_backend"):
+        saml2.sigver.security_context(sp.config)
+
+
+def test_install_serves_an_entity_built_by_other_code(test_idp: TestIdP) -> None:
+    config = SPConfig().load(
+        {**pysaml2_sp_config(SP_ID, ACS, [test_idp.metadata_xml()]), "crypto_backend": "XMLSecurity"}
+    )
+    client = Saml2Client(config=config)
+    install(client)
+    assert isinstance(client.sec.crypto, XmlsecBackend)
+    assert parse(client, response_xml(test_idp)).name_id.text == "alice@acme.test"
+
+
+def test_plain_pysaml2_set_up_needs_the_binary_which_is_why_the_factories_exist(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, test_idp: TestIdP
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SigverError, match="xmlsec1"):
+        SPConfig().load(pysaml2_sp_config(SP_ID, ACS, [test_idp.metadata_xml()]))
+
+
+def test_no_xmlsec1_is_ever_looked_for_or_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, serve: Any, attacker_keys: KeyPair
+) -> None:
+    """IdP and SP set-up, signed remote metadata, AuthnRequest, IdP login and response parsing: all
+    with no xmlsec1 on PATH and every way of starting a process booby-trapped."""
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert shutil.which("xmlsec1") is None
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"tried to start a process or find xmlsec1: {args!r}")
+
+    monkeypatch.setattr(subprocess, "Popen", forbidden)
+    monkeypatch.setattr(saml2.sigver, "Popen", forbidden)  # imported by name before we could patch
+    monkeypatch.setattr(saml2.sigver, "get_xmlsec_binary", forbidden)
+    for name in ("system", "posix_spawn", "posix_spawnp", "fork", "execv", "execve"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, forbidden)
+
+    idp = TestIdP.start(serve, tmp_path / "idp")
+    idp.sign_metadata = True
+    cert = tmp_path / "idp-metadata.crt"
+    cert.write_bytes(idp.keys.cert_pem)
+    config = pysaml2_sp_config(SP_ID, ACS, [])
+    config["metadata"] = {"remote": [{"url": f"{idp.url}/idp/metadata", "cert": str(cert)}]}
+    sp = make_client(config)  # fetched over HTTP, signature checked by our backend
+    assert sp.metadata.certs(idp.entity_id, "idpsso", "signing")
+
+    idp.sp_config(SP_ID, ACS)
+    request_id, info = sp.prepare_for_authenticate(
+        entityid=idp.entity_id, relay_state="/t", binding=BINDING_HTTP_REDIRECT
+    )
+    location = dict(info["headers"])["Location"]
+    page = idp.wsgi_app(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": "/idp/sso", "QUERY_STRING": location.split("?", 1)[1]},
+        lambda status, headers: None,
+    )[0]
+    action, fields = autopost_form(page)
+    assert action == ACS and fields["RelayState"] == "/t"
+    result = sp.parse_authn_request_response(
+        fields["SAMLResponse"], BINDING_HTTP_POST, outstanding={request_id: "/t"}
+    )
+    assert result.name_id.text == "alice@acme.test" and result.in_response_to == request_id
+
+    # An SP that signs its AuthnRequests: query-string signature (Redirect), XML signature (POST) that
+    # the IdP verifies against the SP metadata.
+    sp_key, sp_cert = make_key_pair("SP").write(tmp_path / "sp", "sp")
+    signing_sp = make_client(
+        {**config, "key_file": str(sp_key), "cert_file": str(sp_cert), "service": {"sp": {
+            **config["service"]["sp"], "authn_requests_signed": True}}}
+    )  # fmt: skip
+    idp.sp_config(SP_ID, ACS, signing_cert="".join(sp_cert.read_text().splitlines()[1:-1]))
+    _, info = signing_sp.prepare_for_authenticate(entityid=idp.entity_id, binding=BINDING_HTTP_REDIRECT)
+    assert "Signature=" in dict(info["headers"])["Location"]
+    _, info = signing_sp.prepare_for_authenticate(entityid=idp.entity_id, binding=BINDING_HTTP_POST)
+    signed_request = autopost_form(info["data"])[1]["SAMLRequest"]
+    assert idp.server.parse_authn_request(signed_request, BINDING_HTTP_POST).message.signature is not None
+    tampered = base64.b64decode(signed_request).replace(ACS.encode(), b"http://evil.test/acs")
+    with pytest.raises(IncorrectlySigned):  # our backend said "does not verify"; pysaml2 wraps it
+        idp.server.parse_authn_request(base64.b64encode(tampered).decode(), BINDING_HTTP_POST)
+
+    cert.write_bytes(attacker_keys.cert_pem)  # the same signed metadata, checked against another key
+    with pytest.raises(SignatureError):
+        make_client(config)

@@ -1,0 +1,431 @@
+"""In-process XML signatures for pysaml2: python-xmlsec + lxml, never the ``xmlsec1`` program.
+
+pysaml2 signs and verifies through the ``CryptoBackend`` of a ``SecurityContext`` (``entity.sec``). Its
+own ``security_context(conf)`` knows only the ``xmlsec1`` binary (searched on PATH, run with ``Popen``)
+or pyXMLSecurity, so pysaml2 objects are built here instead:
+
+    client = make_client(sp_config_dict)      # saml2.client.Saml2Client
+    server = make_server(idp_config_dict)     # saml2.server.Server (test and development IdPs)
+    secc = security_context(config)           # e.g. for saml2.metadata.sign_entity_descriptor
+
+The factories load the config with ``crypto_backend="XMLSecurity"`` (the one value whose pysaml2 set-up
+neither searches for nor runs a binary), load its metadata into a ``MetadataStore`` that already
+verifies with our backend, build the entity, ``install()`` our context on it, then set
+``config.crypto_backend`` to a value pysaml2 rejects, so pysaml2 code that would build a context of its
+own from that config (``response.authn_response``, ``metadata.create_metadata_string``) fails loudly.
+``install(entity)`` alone serves an entity built elsewhere if its config was loaded with
+``"crypto_backend": "XMLSecurity"``: with the default, pysaml2 looks for xmlsec1 while loading metadata.
+
+Verification accepts (saml-core 5.4; anything else raises ``SignatureError``):
+- no DOCTYPE, DTD or entity declaration; lxml never loads DTDs, resolves entities or goes online;
+- the ID asked for is carried by one element only (attributes ID, Id, id, xml:id, matched by local
+  name as xmlsec does): the element pysaml2 parsed is the one whose signature is checked (XSW);
+- that element (the root when pysaml2 gives no ID, as for metadata) is a ``node_name`` with exactly
+  one ds:Signature child: SignedInfo, SignatureValue, at most a KeyInfo (never read: the key is the
+  metadata certificate's), no ds:Object; one Reference, URI ``#<its ID>`` (``""`` on a root only);
+- transforms enveloped-signature [+ exclusive c14n]; CanonicalizationMethod exclusive c14n. Inclusive
+  c14n and the WithComments variants are refused: pysaml2 refuses inclusive c14n itself, and neither
+  is the default of any IdP we target (Okta, Entra ID, ADFS, Google, Keycloak, OneLogin, Shibboleth);
+- SignatureMethod RSA-SHA256/384/512, ECDSA-SHA256/384/512 and RSA-SHA1; DigestMethod SHA-256/384/512
+  and SHA-1. SHA-1 stays for legacy set-ups (Okta's and ADFS's per-app "SHA-1" choice, old Shibboleth);
+  ``XmlsecBackend(accept_sha1=False)`` refuses it. HMAC, DSA, MD5 and SHA-224 never pass.
+These lists are also xmlsec's enabled transforms, so libxmlsec enforces them a second time.
+
+Signing fills pysaml2's Signature template in the element with the given ID, keeping its algorithms
+when listed above, except that SHA-1 becomes SHA-256 (pysaml2 still defaults to RSA-SHA1).
+Encryption: ``encrypt``, ``encrypt_assertion`` and ``decrypt`` raise
+``SigverError("encrypted assertions are not supported")``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import xmlsec
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
+from lxml import etree
+from saml2.client import Saml2Client
+from saml2.config import Config, IdPConfig, SPConfig
+from saml2.entity import Entity
+from saml2.mdstore import MetadataStore
+from saml2.server import Server
+from saml2.sigver import CryptoBackend, RSACrypto, SecurityContext, SignatureError, SigverError
+
+__all__ = ["XmlsecBackend", "install", "load_metadata", "make_client", "make_server", "security_context"]
+
+DS = "http://www.w3.org/2000/09/xmldsig#"
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+SIG_RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+SIG_RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+DIGEST_SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
+DIGEST_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+_MORE = "http://www.w3.org/2001/04/xmldsig-more#"
+
+SIGNATURE_METHODS: dict[str, Any] = {
+    SIG_RSA_SHA256: xmlsec.Transform.RSA_SHA256,
+    _MORE + "rsa-sha384": xmlsec.Transform.RSA_SHA384,
+    _MORE + "rsa-sha512": xmlsec.Transform.RSA_SHA512,
+    _MORE + "ecdsa-sha256": xmlsec.Transform.ECDSA_SHA256,
+    _MORE + "ecdsa-sha384": xmlsec.Transform.ECDSA_SHA384,
+    _MORE + "ecdsa-sha512": xmlsec.Transform.ECDSA_SHA512,
+    SIG_RSA_SHA1: xmlsec.Transform.RSA_SHA1,
+}
+DIGEST_METHODS: dict[str, Any] = {
+    DIGEST_SHA256: xmlsec.Transform.SHA256,
+    _MORE + "sha384": xmlsec.Transform.SHA384,
+    "http://www.w3.org/2001/04/xmlenc#sha512": xmlsec.Transform.SHA512,
+    DIGEST_SHA1: xmlsec.Transform.SHA1,
+}
+LEGACY_SHA1 = frozenset({SIG_RSA_SHA1, DIGEST_SHA1})
+_SIGNING_UPGRADE = {SIG_RSA_SHA1: SIG_RSA_SHA256, DIGEST_SHA1: DIGEST_SHA256}
+_ID_NAMES = frozenset({"ID", "Id", "id"})  # local names; "id" also covers xml:id
+# pysaml2 refuses every value but "xmlsec1" and "XMLSecurity"; this one makes its own set-up fail loudly.
+PYSAML2_BACKEND_MARKER = "webwork_sso_middleware.saml.crypto (use crypto.security_context)"
+
+
+def _ds(name: str) -> str:
+    return f"{{{DS}}}{name}"
+
+
+def _reject(reason: str) -> SignatureError:
+    # SignatureError is what SecurityContext._check_signature and MetaDataExtern expect on failure.
+    return SignatureError(f"XML signature rejected: {reason}")
+
+
+def parse_xml(text: str | bytes) -> etree._ElementTree:
+    """Parse a SAML document safely; any DOCTYPE, DTD or entity declaration is rejected."""
+    if not isinstance(text, (str, bytes)):
+        raise _reject("no XML document given")  # e.g. pysaml2 passing origdoc=None
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise _reject("document has a DOCTYPE or entity declaration")
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, dtd_validation=False
+    )
+    try:
+        tree = etree.fromstring(data, parser).getroottree()
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        raise _reject(f"not well-formed XML ({exc})") from exc
+    # The byte scan above misses other encodings (UTF-16); the parsed document tells the truth.
+    info = tree.docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise _reject("document has a DOCTYPE or entity declaration")
+    if any(isinstance(node, etree._Entity) for node in tree.iter()):
+        raise _reject("document has an entity reference")
+    return tree
+
+
+def _qualified_name(element: etree._Element) -> str:
+    qname = etree.QName(element)
+    return f"{qname.namespace}:{qname.localname}"
+
+
+def _find_target(root: etree._Element, node_name: str, node_id: str | None) -> etree._Element:
+    """The one element pysaml2 means: the only carrier of its ID in the document, a ``node_name``.
+
+    pysaml2 passes no ``node_id`` for signed metadata: then the root is meant.
+    """
+    wanted = node_id if node_id is not None else root.get("ID")
+    target = root
+    if wanted is not None:
+        # Any ID-like attribute (ID, Id, id, xml:id, in any namespace: xmlsec and libxml2 match by local
+        # name) with this value counts, so "#<ID>" can only ever resolve to the element checked here.
+        carriers = [
+            element
+            for element in root.iter("*")
+            if any(v == wanted and etree.QName(k).localname in _ID_NAMES for k, v in element.attrib.items())
+        ]
+        if len(carriers) > 1:
+            raise _reject(f"ID {wanted!r} is carried by {len(carriers)} elements")
+        if not carriers or carriers[0].get("ID") != wanted:
+            raise _reject(f"no element with ID {wanted!r}")
+        target = carriers[0]
+    if _qualified_name(target) != node_name:
+        raise _reject(f"element with ID {wanted!r} is not a {node_name}")
+    return target
+
+
+def _check_signature_shape(
+    target: etree._Element, *, accept_sha1: bool, signing: bool = False
+) -> etree._Element:
+    """Enforce saml-core 5.4 and our algorithm lists on the target's Signature; return that Signature."""
+    signatures = target.findall(_ds("Signature"))
+    if len(signatures) != 1:
+        raise _reject(f"expected one ds:Signature child, found {len(signatures)}")
+    signature = signatures[0]
+    parts = list(signature.iterchildren("*"))
+    tags = [part.tag for part in parts]
+    if tags[:2] != [_ds("SignedInfo"), _ds("SignatureValue")] or tags[2:] not in ([], [_ds("KeyInfo")]):
+        raise _reject("ds:Signature must hold SignedInfo, SignatureValue and at most KeyInfo (no ds:Object)")
+    signed_info = parts[0]
+    info_tags = [c.tag for c in signed_info.iterchildren("*")]
+    if info_tags != [_ds("CanonicalizationMethod"), _ds("SignatureMethod"), _ds("Reference")]:
+        raise _reject(
+            "SignedInfo must hold CanonicalizationMethod, SignatureMethod and exactly one Reference"
+        )
+    c14n, method, reference = signed_info.iterchildren("*")
+    _check_c14n(c14n)
+    _check_algorithm(method, SIGNATURE_METHODS, accept_sha1, signing)
+    if len(method):
+        raise _reject("SignatureMethod parameters (e.g. HMACOutputLength) are not allowed")
+
+    target_id = target.get("ID")
+    allowed_uris = {f"#{target_id}"} if target_id else set()
+    if target.getparent() is None and not signing:
+        allowed_uris.add("")  # a whole-document signature on the root (some signed metadata)
+    if reference.get("URI") not in allowed_uris:
+        raise _reject(f"Reference URI {reference.get('URI')!r} does not point at the signed element")
+    ref_children = [c.tag for c in reference.iterchildren("*")]
+    if ref_children != [_ds("Transforms"), _ds("DigestMethod"), _ds("DigestValue")]:
+        raise _reject("Reference must hold Transforms, DigestMethod and DigestValue")
+    transforms = list(reference[0].iterchildren("*"))
+    algorithms = [t.get("Algorithm") for t in transforms]
+    if any(t.tag != _ds("Transform") for t in transforms) or algorithms not in (
+        [ENVELOPED],
+        [ENVELOPED, EXC_C14N],
+    ):
+        raise _reject(
+            f"transforms must be enveloped-signature and optionally exclusive c14n, not {algorithms}"
+        )
+    if len(transforms[0]):
+        raise _reject("the enveloped-signature transform takes no parameters")
+    if len(transforms) == 2:
+        _check_c14n(transforms[1])
+    _check_algorithm(reference[1], DIGEST_METHODS, accept_sha1, signing)
+    return signature
+
+
+def _check_c14n(element: etree._Element) -> None:
+    if element.get("Algorithm") != EXC_C14N:
+        raise _reject(f"canonicalization {element.get('Algorithm')!r} is not exclusive c14n")
+    # The one parameter exclusive c14n has (Okta, ADFS and Shibboleth send PrefixList="xs").
+    if any(c.tag != f"{{{EXC_C14N}}}InclusiveNamespaces" for c in element.iterchildren("*")):
+        raise _reject("unexpected canonicalization parameters")
+
+
+def _check_algorithm(
+    element: etree._Element, allowed: Mapping[str, Any], accept_sha1: bool, signing: bool
+) -> None:
+    algorithm = element.get("Algorithm")
+    if signing and algorithm in _SIGNING_UPGRADE:
+        element.set("Algorithm", _SIGNING_UPGRADE[algorithm])  # we never produce SHA-1
+        return
+    if algorithm not in allowed or (algorithm in LEGACY_SHA1 and not accept_sha1):
+        raise _reject(f"algorithm {algorithm!r} is not allowed")
+
+
+def load_certificate_der(cert: str | bytes) -> bytes:
+    """The DER of a certificate given as a file name, PEM text, base64 DER (as metadata has it) or DER."""
+    if isinstance(cert, str) and "-----BEGIN" not in cert and os.path.isfile(cert):
+        with open(cert, "rb") as handle:
+            data = handle.read()
+    else:
+        data = cert.encode("ascii") if isinstance(cert, str) else cert
+    try:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            certificate = x509.load_pem_x509_certificate(data)
+        else:
+            try:
+                der = base64.b64decode(b"".join(data.split()), validate=True)
+            except binascii.Error:
+                der = data  # already DER (cert_type "der")
+            certificate = x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise SigverError(f"not a certificate: {exc}") from exc
+    return certificate.public_bytes(Encoding.DER)
+
+
+def _read_private_key(key_file: str | bytes) -> bytes:
+    if isinstance(key_file, bytes):
+        return key_file
+    if "-----BEGIN" in key_file:
+        return key_file.encode("ascii")
+    with open(key_file, "rb") as handle:
+        return handle.read()
+
+
+def _serialize(tree: etree._ElementTree, source: str | bytes) -> str:
+    """The signed document as text, with an XML declaration only if the statement had one."""
+    head = source[:16] if isinstance(source, str) else source[:16].decode("utf-8", "replace")
+    declared = head.lstrip().startswith("<?xml")
+    return etree.tostring(tree, encoding="UTF-8", xml_declaration=declared).decode("utf-8")
+
+
+class XmlsecBackend(CryptoBackend):
+    """pysaml2 ``CryptoBackend`` doing XML-DSig in-process with python-xmlsec (see the module doc)."""
+
+    def __init__(self, *, accept_sha1: bool = True) -> None:
+        super().__init__()
+        self.accept_sha1 = accept_sha1
+
+    @property
+    def version(self) -> str:
+        return ".".join(str(n) for n in xmlsec.get_libxmlsec_version())
+
+    def validate_signature(
+        self,
+        signedtext: str | bytes,
+        cert_file: str | bytes,
+        cert_type: str,
+        node_name: str,
+        node_id: str | None,
+    ) -> bool:
+        """True when the element (node_name, node_id) carries a valid signature by ``cert_file``'s key.
+
+        ``cert_file`` is what pysaml2 hands over: a temporary PEM file holding one certificate from the
+        issuer's metadata (or, for signed metadata, the configured file). Every failure raises
+        ``SignatureError``; pysaml2 then tries the issuer's next metadata certificate, if any.
+        """
+        tree = parse_xml(signedtext)
+        target = _find_target(tree.getroot(), node_name, node_id)
+        signature = _check_signature_shape(target, accept_sha1=self.accept_sha1)
+        try:
+            key = xmlsec.Key.from_memory(load_certificate_der(cert_file), xmlsec.KeyFormat.CERT_DER)
+        except (xmlsec.Error, SigverError) as exc:
+            raise _reject(f"unusable metadata certificate ({exc})") from exc
+        context = self._context(key)
+        try:
+            if target.get("ID"):
+                # Only the target answers to "#ID" (rather than xmlsec.tree.add_ids on every element).
+                context.register_id(target, "ID")
+            context.verify(signature)
+        except xmlsec.Error as exc:  # VerificationError included
+            raise _reject(f"signature does not verify ({exc})") from exc
+        return True
+
+    def sign_statement(
+        self, statement: Any, node_name: str, key_file: str | bytes, node_id: str | None
+    ) -> str:
+        """Sign the element with ID ``node_id`` (the root when None) into its Signature template."""
+        source = statement if isinstance(statement, (str, bytes)) else str(statement)
+        tree = parse_xml(source)
+        target = _find_target(tree.getroot(), node_name, node_id)
+        signature = _check_signature_shape(target, accept_sha1=False, signing=True)
+        if not key_file:
+            raise SignatureError("no signing key configured (key_file)")
+        try:
+            key = xmlsec.Key.from_memory(_read_private_key(key_file), xmlsec.KeyFormat.PEM)
+        except (OSError, xmlsec.Error) as exc:
+            raise SignatureError(f"cannot load the signing key: {exc}") from exc
+        context = self._context(key)
+        try:
+            context.register_id(target, "ID")
+            context.sign(signature)
+        except xmlsec.Error as exc:
+            raise SignatureError(f"signing failed: {exc}") from exc
+        return _serialize(tree, source)
+
+    def _context(self, key: xmlsec.Key) -> xmlsec.SignatureContext:
+        """A context with the key set (so KeyInfo is never consulted) and only our algorithms enabled."""
+        context = xmlsec.SignatureContext()
+        context.key = key
+        for transform in [xmlsec.Transform.EXCL_C14N, *self._allowed(SIGNATURE_METHODS)]:
+            context.enable_signature_transform(transform)
+        for transform in [
+            xmlsec.Transform.ENVELOPED,
+            xmlsec.Transform.EXCL_C14N,
+            *self._allowed(DIGEST_METHODS),
+        ]:
+            context.enable_reference_transform(transform)
+        return context
+
+    def _allowed(self, table: Mapping[str, Any]) -> list[Any]:
+        return [transform for uri, transform in table.items() if self.accept_sha1 or uri not in LEGACY_SHA1]
+
+    def encrypt(self, *args: Any, **kwargs: Any) -> str:
+        raise SigverError("encrypted assertions are not supported")
+
+    encrypt_assertion = decrypt = encrypt  # our SP metadata offers no encryption key
+
+
+def security_context(
+    config: Config, *, metadata: MetadataStore | None = None, backend: XmlsecBackend | None = None
+) -> SecurityContext:
+    """pysaml2's ``SecurityContext`` for ``config``, on our backend, without any xmlsec1 lookup.
+
+    Mirrors ``saml2.sigver.security_context`` except that signature keys come from metadata only
+    (``only_use_keys_in_metadata`` is forced on: a certificate inside a message is never trusted).
+    """
+    key_file = config.key_file
+    sec_backend = None
+    if key_file:
+        # pysaml2 signs HTTP-Redirect messages (query-string signatures) with this, in Python.
+        private_key = load_pem_private_key(_read_private_key(key_file), password=None)
+        if isinstance(private_key, rsa.RSAPrivateKey):
+            sec_backend = RSACrypto(private_key)
+    keypairs = config.encryption_keypairs or []
+    return SecurityContext(
+        backend or XmlsecBackend(),
+        key_file,
+        cert_file=config.cert_file,
+        metadata=metadata if metadata is not None else config.metadata,
+        only_use_keys_in_metadata=True,
+        cert_handler_extra_class=config.cert_handler_extra_class,
+        generate_cert_info=config.generate_cert_info,
+        tmp_cert_file=config.tmp_cert_file,
+        tmp_key_file=config.tmp_key_file,
+        validate_certificate=config.validate_certificate,
+        enc_key_files=[pair["key_file"] for pair in keypairs if "key_file" in pair],
+        encryption_keypairs=config.encryption_keypairs,
+        sec_backend=sec_backend,
+        delete_tmpfiles=config.delete_tmpfiles,
+    )
+
+
+def load_metadata(config: Config, spec: Any) -> MetadataStore:
+    """A ``MetadataStore`` for a pysaml2 metadata spec (``{"inline": [xml]}``, ``{"remote": [...]}``...)
+    whose signature checks (``remote`` with a ``cert``) already run on our backend."""
+    inert = Config()  # MetadataStore() builds a pysaml2 context from this; ours replaces it below
+    inert.crypto_backend = "XMLSecurity"
+    store = MetadataStore(
+        config.attribute_converters,
+        inert,
+        config.ca_certs,
+        disable_ssl_certificate_validation=config.disable_ssl_certificate_validation,
+        http_client_timeout=config.http_client_timeout,
+    )
+    store.security = security_context(config, metadata=store)
+    store.imp(spec)
+    return store
+
+
+def install(entity: Entity) -> None:
+    """Put our ``SecurityContext`` on a pysaml2 entity (``entity.sec``) and on its metadata store."""
+    entity.sec = security_context(entity.config, metadata=entity.metadata)
+    if isinstance(entity.metadata, MetadataStore):
+        entity.metadata.security = security_context(entity.config, metadata=entity.metadata)
+    entity.config.crypto_backend = PYSAML2_BACKEND_MARKER
+
+
+def _load_config(config: Config, conf: Mapping[str, Any]) -> Config:
+    settings = dict(conf)
+    if settings.get("crypto_backend", "xmlsec1") not in ("xmlsec1", "XMLSecurity"):
+        raise SigverError(f"crypto_backend {settings['crypto_backend']!r} is not supported; leave it unset")
+    metadata_spec = settings.pop("metadata", None)
+    # The only pysaml2 backend whose set-up neither searches PATH nor runs a program; replaced below.
+    settings["crypto_backend"] = "XMLSecurity"
+    config.load(settings)
+    if metadata_spec is not None:
+        config.metadata = load_metadata(config, metadata_spec)
+    return config
+
+
+def make_client(conf: Mapping[str, Any]) -> Saml2Client:
+    """A pysaml2 SP (``Saml2Client``) from a pysaml2 config dict, signing and verifying in-process."""
+    client = Saml2Client(config=_load_config(SPConfig(), conf))
+    install(client)
+    return client
+
+
+def make_server(conf: Mapping[str, Any]) -> Server:
+    """A pysaml2 IdP (``saml2.server.Server``) from a pysaml2 config dict, signing in-process."""
+    server = Server(config=_load_config(IdPConfig(), conf))
+    install(server)
+    return server
