@@ -23,6 +23,15 @@ from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.cli import main
 from webwork_sso_middleware.store.workspaces import hash_token
 
+from .saml.metadata_samples import (
+    OKTA_ENTITY_ID,
+    OKTA_SSO_POST,
+    certificate,
+    entity_descriptor,
+    fingerprint,
+    okta_metadata,
+)
+
 SECRET = "test-secret-key"
 BASE_URL = "https://tracker.example.com"
 INTERFACE_KEYS = {
@@ -268,6 +277,99 @@ def test_set_domains_normalises_and_validates(cli: Cli) -> None:
     result = cli("workspace", "set-domains", "acme", "acme.example", "not a domain")
     assert_one_line_failure(result, "'not a domain'", "domain")
     assert cli.json("workspace", "show", "acme")["domains"] == ["acme.example", "acme.example.org"]
+
+
+# -- set-idp -----------------------------------------------------------------------------------
+
+
+def metadata_server(serve: Any, body: bytes, status: str = "200 OK") -> str:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response(status, [("Content-Type", "application/samlmetadata+xml")])
+        return [body]
+
+    return f"{serve(app).url}/app/exk1fxyz2AbCdEfGh0h8/sso/saml/metadata"
+
+
+def test_set_idp_from_a_file_prints_what_to_check(cli: Cli, tmp_path: Path) -> None:
+    old, new = certificate("old"), certificate("new")
+    path = tmp_path / "okta.xml"
+    path.write_text(okta_metadata(old, new), encoding="utf-8")
+    cli.create()
+
+    code, out, err = cli("workspace", "set-idp", "acme", "--metadata-file", str(path))
+
+    assert (code, err) == (0, "")
+    assert OKTA_ENTITY_ID in out and OKTA_SSO_POST in out
+    assert fingerprint(old) in out and fingerprint(new) in out
+    assert f"expires {old.not_valid_after_utc:%Y-%m-%d}" in out
+    document = cli.json("workspace", "show", "acme")
+    assert INTERFACE_KEYS <= set(document)
+    idp = document["idp"]
+    assert idp["entity_id"] == OKTA_ENTITY_ID and idp["metadata_url"] is None
+    assert [c["sha256_fingerprint"] for c in idp["certificates"]] == [
+        fingerprint(old), fingerprint(new),
+    ]  # fmt: skip
+    code, out, _ = cli("workspace", "show", "acme")
+    assert code == 0 and fingerprint(new) in out
+
+
+def test_set_idp_from_a_metadata_url_served_over_http(cli: Cli, serve: Any) -> None:
+    url = metadata_server(serve, okta_metadata().encode())
+    cli.create()
+
+    document = cli.json("workspace", "set-idp", "acme", "--metadata-url", url)
+
+    assert document["slug"] == "acme" and INTERFACE_KEYS <= set(document)
+    idp = document["idp"]
+    assert idp["metadata_url"] == url and idp["entity_id"] == OKTA_ENTITY_ID
+    assert idp["refresh_after"] is not None and idp["last_refresh_error"] is None
+
+
+def test_show_says_when_no_idp_is_set(cli: Cli) -> None:
+    cli.create()
+
+    assert cli.json("workspace", "show", "acme")["idp"] is None
+    code, out, _ = cli("workspace", "show", "acme")
+    assert code == 0 and "workspace set-idp acme" in out
+
+
+def test_set_idp_failures_are_one_line_and_change_nothing(
+    cli: Cli, tmp_path: Path, serve: Any
+) -> None:
+    cli.create()
+    good = tmp_path / "okta.xml"
+    good.write_text(okta_metadata(), encoding="utf-8")
+    cli.json("workspace", "set-idp", "acme", "--metadata-file", str(good))
+    before = cli.json("workspace", "show", "acme")["idp"]
+    not_metadata = tmp_path / "page.html"
+    not_metadata.write_text("<html><body>Sign in</body></html>")
+    no_certificate = tmp_path / "no-cert.xml"
+    no_certificate.write_text(entity_descriptor(keys=""))
+    gone = metadata_server(serve, b"gone", "404 Not Found")
+
+    def set_idp(*option: str) -> tuple[int, str, str]:
+        return cli("workspace", "set-idp", "acme", *option)
+
+    assert_one_line_failure(set_idp("--metadata-file", str(not_metadata)), "page.html", "<html>")
+    assert_one_line_failure(set_idp("--metadata-file", str(no_certificate)), "signing certificate")
+    assert_one_line_failure(set_idp("--metadata-file", str(tmp_path / "missing.xml")),
+                            "cannot read", "missing.xml")  # fmt: skip
+    assert_one_line_failure(set_idp("--metadata-url", gone), "404")
+    assert_one_line_failure(set_idp("--metadata-url", "http://example.com/metadata"), "plain http")
+    assert cli.json("workspace", "show", "acme")["idp"] == before
+
+
+def test_set_idp_needs_exactly_one_source_and_a_known_workspace(
+    cli: Cli, tmp_path: Path
+) -> None:
+    path = tmp_path / "okta.xml"
+    path.write_text(okta_metadata())
+
+    assert_one_line_failure(cli("workspace", "set-idp", "acme"), "--metadata-url", code=2)
+    both = ("--metadata-file", str(path), "--metadata-url", "https://idp.example/metadata")
+    assert_one_line_failure(cli("workspace", "set-idp", "acme", *both), "not allowed", code=2)
+    missing = cli("workspace", "set-idp", "nope", "--metadata-file", str(path))
+    assert_one_line_failure(missing, "no workspace 'nope'")
 
 
 # -- failures ----------------------------------------------------------------------------------

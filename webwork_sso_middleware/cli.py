@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -22,8 +24,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from . import __version__
 from .devserver import DevServerError, serve_timetracker
-from .errors import StoreUnavailable, WebworkSSOError
+from .errors import MetadataError, StoreUnavailable, WebworkSSOError
+from .saml.metadata import BINDING_REDIRECT as REDIRECT
+from .saml.metadata import decode_document
 from .store import Database
+from .store.identity_providers import IdPInfo
 from .store.models import PLANS
 from .store.workspaces import WorkspaceInfo, Workspaces
 from .urls import WorkspaceUrls
@@ -172,6 +177,19 @@ def _add_workspace_commands(commands: Any) -> None:
     )
     set_domains.add_argument("domains", metavar="DOMAIN", nargs="+")
 
+    set_idp = action(
+        "set-idp", workspace_set_idp, "set the SAML identity provider from its metadata"
+    )
+    source = set_idp.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--metadata-url", metavar="URL",
+        help="the IdP's metadata URL (Okta: Metadata URL), fetched now and refreshed;"
+        " https, or http on localhost only",
+    )  # fmt: skip
+    source.add_argument(
+        "--metadata-file", metavar="PATH", help="a file of IdP metadata XML ('-': standard input)"
+    )
+
 
 def _add_serve_command(commands: Any) -> None:
     serve = commands.add_parser(
@@ -292,7 +310,8 @@ def workspace_create(options: GlobalOptions, args: argparse.Namespace) -> int:
 def workspace_show(options: GlobalOptions, args: argparse.Namespace) -> int:
     with options.workspaces() as workspaces:
         info = workspaces.get(args.slug)
-    return report(options, args, info, None)
+        idp = workspaces.idp(args.slug)
+    return report(options, args, info, None, idp=idp, with_idp=True)
 
 
 def workspace_rotate_token(options: GlobalOptions, args: argparse.Namespace) -> int:
@@ -327,6 +346,37 @@ def workspace_set_domains(options: GlobalOptions, args: argparse.Namespace) -> i
     with options.workspaces() as workspaces:
         info = workspaces.set_domains(args.slug, args.domains)
     return report(options, args, info, f"Set the email domains of {info.slug!r}.")
+
+
+def workspace_set_idp(options: GlobalOptions, args: argparse.Namespace) -> int:
+    source = args.metadata_url or args.metadata_file
+    source = "standard input" if source == "-" else source
+    xml = None if args.metadata_file is None else _read_metadata_file(args.metadata_file)
+    with options.workspaces() as workspaces:
+        try:
+            idp = workspaces.set_idp(
+                args.slug, metadata_url=args.metadata_url, metadata_xml=xml, actor="cli"
+            )
+        except MetadataError as error:
+            raise CommandError(
+                f"cannot use the IdP metadata from {source}: {error.reason}"
+            ) from None
+        info = workspaces.get(args.slug)
+    message = f"Set the identity provider of {info.slug!r}."
+    return report(options, args, info, message, idp=idp, with_idp=True)
+
+
+def _read_metadata_file(path: str) -> str:
+    shown = "standard input" if path == "-" else path
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as error:
+        reason = error.strerror or error
+        raise CommandError(f"cannot read the metadata file {path}: {reason}") from None
+    try:
+        return decode_document(raw)
+    except MetadataError as error:
+        raise CommandError(f"cannot use the IdP metadata from {shown}: {error.reason}") from None
 
 
 def _chosen_features(args: argparse.Namespace) -> tuple[bool, bool]:
@@ -368,14 +418,22 @@ def report(
     message: str | None,
     *,
     token: str | None = None,
+    idp: IdPInfo | None = None,
+    with_idp: bool = False,
 ) -> int:
     if args.json:
-        print(json.dumps(workspace_document(info, options.base_url, token), indent=2))
+        document = workspace_document(info, options.base_url, token)
+        if with_idp:
+            document["idp"] = idp.as_document() if idp is not None else None
+        print(json.dumps(document, indent=2))
         return 0
     if message:
         print(message)
         print()
     print(describe_workspace(info, options.base_url))
+    if with_idp:
+        print()
+        print(describe_idp(info.slug, idp))
     if token is not None:
         print()
         print(describe_token(info.slug, token))
@@ -403,6 +461,42 @@ def describe_workspace(info: WorkspaceInfo, base_url: str) -> str:
     lines = [f"Workspace {info.slug!r} ({info.name})"]
     lines += [f"  {label + ':':<{width}} {value}" for label, value in rows]
     return "\n".join(lines)
+
+
+def describe_idp(slug: str, idp: IdPInfo | None) -> str:
+    if idp is None:
+        return (
+            "Identity provider: none yet; set it with\n"
+            f"  {PROG} workspace set-idp {slug} --metadata-url URL   (or --metadata-file PATH)"
+        )
+    binding = "HTTP-Redirect" if idp.sso_url == idp.sso_urls.get(REDIRECT) else "HTTP-POST"
+    if idp.metadata_url:
+        source = f"{idp.metadata_url}, fetched {_when(idp.fetched_at)}"
+        if idp.refresh_after is not None:
+            source += f"; next refresh after {_when(idp.refresh_after)}"
+    else:
+        source = f"pasted {_when(idp.fetched_at)} (not refreshed)"
+    rows = [("IdP entity ID", idp.entity_id), ("SSO URL", f"{idp.sso_url} ({binding})"),
+            ("Metadata", source)]
+    if idp.valid_until is not None:
+        expired = " (EXPIRED)" if idp.expired() else ""
+        rows.append(("Valid until", _when(idp.valid_until) + expired))
+    for certificate in idp.certificates:
+        expiry = f"expires {_when(certificate.not_after)}"
+        if certificate.not_after <= dt.datetime.now(dt.timezone.utc):
+            expiry = f"EXPIRED {_when(certificate.not_after)}"
+        rows.append(("Signing certificate", f"{certificate.sha256_fingerprint} ({expiry})"))
+    rows.append(("IdP-initiated sign-in", "allowed" if idp.allow_idp_initiated else "refused"))
+    if idp.last_refresh_error:
+        at = f" ({_when(idp.last_refresh_error_at)})" if idp.last_refresh_error_at else ""
+        rows.append(("Last refresh failed", f"{idp.last_refresh_error}{at}"))
+    width = max(len(label) for label, _ in rows) + 1
+    lines = [f"  {label + ':':<{width}} {value}" for label, value in rows]
+    return "\n".join(["Identity provider", *lines])
+
+
+def _when(moment: dt.datetime) -> str:
+    return f"{moment.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
 
 
 def describe_token(slug: str, token: str) -> str:

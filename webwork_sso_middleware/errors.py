@@ -43,6 +43,18 @@ class Conflict(StoreError):
         self.value = value
 
 
+class MetadataError(WebworkSSOError, ValueError):
+    """IdP metadata could not be fetched, or is not usable SAML 2.0 IdP metadata.
+
+    ``reason`` says what is wrong in words an owner can act on (it is shown on the settings
+    page and recorded when a refresh fails).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"IdP metadata: {reason}")
+        self.reason = reason
+
+
 class PlanError(WebworkSSOError):
     """The workspace's plan does not include the feature (SSO and SCIM need Plus or Premium)."""
 

@@ -1,0 +1,517 @@
+"""IdP metadata: safe parsing, what is extracted, fetching over real HTTP, the refresh schedule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from webwork_sso_middleware.errors import MetadataError, WebworkSSOError
+from webwork_sso_middleware.saml import metadata
+from webwork_sso_middleware.saml.metadata import (
+    BINDING_POST,
+    BINDING_REDIRECT,
+    IdPMetadata,
+    check_url,
+    decode_document,
+    fetch,
+    is_loopback,
+    load_pysaml2,
+    next_refresh,
+    parse,
+)
+
+from .metadata_samples import (
+    OKTA_ENTITY_ID,
+    OKTA_SSO_POST,
+    certificate,
+    certificate_text,
+    entity_descriptor,
+    fingerprint,
+    key_descriptor,
+    okta_metadata,
+    sso_services,
+)
+
+UTC = dt.timezone.utc
+MD = 'xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"'
+
+
+def refused(xml: str, *fragments: str) -> MetadataError:
+    with pytest.raises(MetadataError) as caught:
+        parse(xml)
+    for fragment in fragments:
+        assert fragment in caught.value.reason, caught.value.reason
+    return caught.value
+
+
+# -- parse: what comes out ----------------------------------------------------------------------
+
+
+def test_okta_metadata_gives_entity_id_sso_urls_and_the_signing_certificate() -> None:
+    cert = certificate("acme")
+
+    parsed = parse(okta_metadata(cert))
+
+    assert parsed.entity_id == OKTA_ENTITY_ID
+    assert parsed.sso_urls == {BINDING_POST: OKTA_SSO_POST, BINDING_REDIRECT: OKTA_SSO_POST}
+    assert parsed.sso_url == OKTA_SSO_POST
+    (signing,) = parsed.signing_certificates
+    assert signing.sha256_fingerprint == fingerprint(cert)
+    assert len(signing.sha256_fingerprint) == 32 * 3 - 1 and signing.sha256_fingerprint.isupper()
+    assert signing.not_after == cert.not_valid_after_utc
+    assert signing.subject == "CN=acme,O=Okta,C=US"
+    assert signing.der_base64 == certificate_text(cert, wrap=False)
+    assert signing.pem.startswith("-----BEGIN CERTIFICATE-----\n")
+    assert (parsed.valid_until, parsed.cache_duration) == (None, None)
+
+
+def test_the_stored_xml_parses_to_the_same_and_loads_in_pysaml2() -> None:
+    parsed = parse(okta_metadata(certificate("a"), certificate("b")))
+
+    assert not parsed.xml.startswith("<?xml")
+    assert parse(parsed.xml) == parsed
+    loaded = load_pysaml2(parsed.xml)
+    assert OKTA_ENTITY_ID in loaded
+    assert len(loaded.certs(OKTA_ENTITY_ID, "idpsso", use="signing")) == 2
+
+
+def test_every_signing_certificate_is_kept_during_a_rollover() -> None:
+    old, new = certificate("old"), certificate("new")
+
+    parsed = parse(okta_metadata(old, new, old))  # listed twice: kept once
+
+    assert [c.sha256_fingerprint for c in parsed.signing_certificates] == [
+        fingerprint(old), fingerprint(new),
+    ]  # fmt: skip
+
+
+def test_a_key_without_use_signs_and_an_encryption_key_does_not() -> None:
+    signing, encryption = certificate("any-use"), certificate("encryption")
+    keys = key_descriptor(encryption, use="encryption") + key_descriptor(signing, use=None)
+
+    parsed = parse(entity_descriptor(keys=keys))
+
+    assert [c.sha256_fingerprint for c in parsed.signing_certificates] == [fingerprint(signing)]
+
+
+def test_an_sso_url_with_one_binding_is_enough() -> None:
+    parsed = parse(entity_descriptor(services=sso_services(redirect=None)))
+
+    assert parsed.sso_urls == {BINDING_POST: OKTA_SSO_POST}
+    assert parsed.sso_url == OKTA_SSO_POST
+
+
+def test_an_entities_descriptor_with_one_idp_among_other_entities() -> None:
+    idp = entity_descriptor(declaration=False)
+    sp = (
+        '<md:EntityDescriptor entityID="https://sp.example/metadata"><md:SPSSODescriptor'
+        ' protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+        '<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"'
+        ' Location="https://sp.example/acs" index="0"/></md:SPSSODescriptor></md:EntityDescriptor>'
+    )
+    xml = (
+        f'<md:EntitiesDescriptor {MD} validUntil="2099-01-01T00:00:00Z" cacheDuration="PT6H">'
+        f"{sp}{idp}</md:EntitiesDescriptor>"
+    )
+
+    parsed = parse(xml)
+
+    assert parsed.entity_id == OKTA_ENTITY_ID
+    assert parsed.valid_until == dt.datetime(2099, 1, 1, tzinfo=UTC)
+    assert parsed.cache_duration == dt.timedelta(hours=6)
+    assert parsed.xml.startswith("<md:EntityDescriptor") and "sp.example" not in parsed.xml
+
+
+def test_an_entities_descriptor_with_two_idps_is_refused() -> None:
+    one = entity_descriptor(declaration=False)
+    two = entity_descriptor(entity_id="https://other.example/idp", declaration=False)
+
+    refused(f"<md:EntitiesDescriptor {MD}>{one}{two}</md:EntitiesDescriptor>",
+            "2 identity providers")  # fmt: skip
+
+
+# -- parse: what is refused ---------------------------------------------------------------------
+
+
+def test_metadata_without_a_signing_certificate_is_refused() -> None:
+    refused(entity_descriptor(keys=""), "no signing certificate")
+    refused(entity_descriptor(keys=key_descriptor(certificate(), use="encryption")),
+            "no signing certificate")  # fmt: skip
+
+
+def test_metadata_without_a_usable_sso_url_is_refused() -> None:
+    refused(entity_descriptor(services=""), "no SingleSignOnService", "HTTP-Redirect")
+    artifact = (
+        '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact"'
+        ' Location="https://idp.example/sso"/>'
+    )
+    refused(entity_descriptor(services=artifact), "no SingleSignOnService", "HTTP-Artifact")
+    refused(entity_descriptor(services=sso_services(post="javascript:alert(1)", redirect=None)),
+            "not an http(s) URL")  # fmt: skip
+
+
+def test_a_certificate_that_does_not_decode_is_refused() -> None:
+    bad = key_descriptor(certificate()).replace("MII", "!!!", 1)
+    refused(entity_descriptor(keys=bad), "X509Certificate")
+    not_a_certificate = key_descriptor(certificate()).replace(
+        certificate_text(certificate()), "aGVsbG8="  # base64 of "hello"
+    )
+    refused(entity_descriptor(keys=not_a_certificate), "X509Certificate")
+
+
+def test_sp_metadata_or_saml1_only_metadata_is_no_idp() -> None:
+    refused(okta_metadata().replace("IDPSSODescriptor", "SPSSODescriptor"), "no identity provider")
+    saml1 = okta_metadata().replace(
+        "urn:oasis:names:tc:SAML:2.0:protocol", "urn:oasis:names:tc:SAML:1.1:protocol"
+    )
+    refused(saml1, "no identity provider")
+
+
+def test_an_entity_without_entity_id_is_refused() -> None:
+    refused(entity_descriptor(entity_id=""), "entityID")
+
+
+XXE = """<?xml version="1.0"?>
+<!DOCTYPE md:EntityDescriptor [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="&xxe;"/>"""
+BILLION_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<lolz>&lol3;</lolz>"""
+EXTERNAL_DTD = (
+    '<!DOCTYPE md:EntityDescriptor SYSTEM "http://127.0.0.1:9/evil.dtd">'
+    + entity_descriptor(declaration=False)
+)
+
+
+@pytest.mark.parametrize("xml", [XXE, BILLION_LAUGHS, EXTERNAL_DTD], ids=["xxe", "laughs", "dtd"])
+def test_any_dtd_is_refused_outright(xml: str) -> None:
+    refused(xml, "DOCTYPE")
+
+
+@pytest.mark.parametrize(
+    ("xml", "fragment"),
+    [
+        ("", "empty"),
+        ("   \n", "empty"),
+        ("not xml at all", "not well-formed XML"),
+        ('{"entityID": "x"}', "not well-formed XML"),
+        (entity_descriptor()[:-40], "not well-formed XML"),
+        ("<html><body>Sign in</body></html>", "<html>"),
+        ("<EntityDescriptor entityID='x'/>", "not SAML 2.0 metadata"),
+    ],
+    ids=["empty", "blank", "text", "json", "truncated", "html", "no-namespace"],
+)
+def test_what_is_not_metadata_is_refused_saying_why(xml: str, fragment: str) -> None:
+    error = refused(xml, fragment)
+    assert isinstance(error, WebworkSSOError) and str(error).startswith("IdP metadata: ")
+
+
+# -- validity ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("PT8H", dt.timedelta(hours=8)),
+        ("P1D", dt.timedelta(days=1)),
+        ("PT30M", dt.timedelta(minutes=30)),
+        ("P1DT12H", dt.timedelta(days=1, hours=12)),
+        ("PT1.5S", dt.timedelta(seconds=1.5)),
+        ("P2W", dt.timedelta(days=14)),
+        ("P1Y", dt.timedelta(days=365)),
+        ("P1M", dt.timedelta(days=30)),
+        ("P9999Y", dt.timedelta(days=3650)),  # capped, not refused
+    ],
+)
+def test_cache_duration_is_an_iso_8601_duration(text: str, expected: dt.timedelta) -> None:
+    parsed = parse(entity_descriptor(attributes=f' cacheDuration="{text}"'))
+    assert parsed.cache_duration == expected
+
+
+@pytest.mark.parametrize("text", ["8 hours", "-PT1H", "P", "PT", "P1H", "PT8"])
+def test_a_cache_duration_that_is_not_a_duration_is_refused(text: str) -> None:
+    refused(entity_descriptor(attributes=f' cacheDuration="{text}"'), "cacheDuration")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2030-01-01T00:00:00Z", dt.datetime(2030, 1, 1, tzinfo=UTC)),
+        ("2030-01-01T00:00:00.123Z", dt.datetime(2030, 1, 1, 0, 0, 0, 123000, tzinfo=UTC)),
+        ("2030-01-01T02:00:00+02:00", dt.datetime(2030, 1, 1, tzinfo=UTC)),
+        ("2030-01-01T00:00:00", dt.datetime(2030, 1, 1, tzinfo=UTC)),  # SAML times are UTC
+    ],
+)
+def test_valid_until_is_read_as_utc(text: str, expected: dt.datetime) -> None:
+    parsed = parse(entity_descriptor(attributes=f' validUntil="{text}"'))
+    assert parsed.valid_until == expected
+
+
+def test_the_earliest_valid_until_and_shortest_cache_duration_win() -> None:
+    xml = entity_descriptor(
+        attributes=' validUntil="2031-01-01T00:00:00Z" cacheDuration="PT1H"',
+        role_attributes=' validUntil="2030-06-01T00:00:00Z" cacheDuration="P1D"',
+    )
+
+    parsed = parse(xml)
+
+    assert parsed.valid_until == dt.datetime(2030, 6, 1, tzinfo=UTC)
+    assert parsed.cache_duration == dt.timedelta(hours=1)
+
+
+def test_a_valid_until_that_is_not_a_date_is_refused() -> None:
+    refused(entity_descriptor(attributes=' validUntil="tomorrow"'), "validUntil")
+
+
+def test_expired_metadata_parses_and_loads_so_the_last_good_copy_stays_usable() -> None:
+    parsed = parse(entity_descriptor(attributes=' validUntil="2001-01-01T00:00:00Z"'))
+
+    assert parsed.expired(dt.datetime.now(UTC))
+    assert OKTA_ENTITY_ID in load_pysaml2(parsed.xml)  # pysaml2's own check would drop it
+
+
+# -- next refresh ----------------------------------------------------------------------------------
+
+FETCHED = dt.datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def scheduled(valid_until: dt.datetime | None = None,
+              cache_duration: dt.timedelta | None = None) -> dt.datetime:
+    sample = parse(okta_metadata())
+    changed = IdPMetadata(sample.entity_id, sample.sso_urls, sample.signing_certificates,
+                          valid_until, cache_duration, sample.xml)  # fmt: skip
+    return next_refresh(changed, FETCHED)
+
+
+def test_next_refresh_follows_valid_until_and_cache_duration_at_most_daily() -> None:
+    assert scheduled() == FETCHED + dt.timedelta(days=1)
+    assert scheduled(cache_duration=dt.timedelta(hours=8)) == FETCHED + dt.timedelta(hours=8)
+    assert scheduled(cache_duration=dt.timedelta(days=7)) == FETCHED + dt.timedelta(days=1)
+    soon = FETCHED + dt.timedelta(hours=2)
+    assert scheduled(soon, dt.timedelta(hours=8)) == soon
+    assert scheduled(FETCHED + dt.timedelta(days=30)) == FETCHED + dt.timedelta(days=1)
+
+
+def test_next_refresh_never_hammers_the_idp() -> None:
+    five_minutes = FETCHED + dt.timedelta(minutes=5)
+    assert scheduled(cache_duration=dt.timedelta(0)) == five_minutes
+    assert scheduled(cache_duration=dt.timedelta(seconds=30)) == five_minutes
+    assert scheduled(FETCHED - dt.timedelta(days=1)) == five_minutes
+
+
+# -- text encodings -------------------------------------------------------------------------------
+
+
+def test_the_declared_encoding_and_a_byte_order_mark_are_respected() -> None:
+    xml = entity_descriptor(entity_id="https://idp.example/café", declaration=False)
+    latin = ('<?xml version="1.0" encoding="ISO-8859-1"?>' + xml).encode("latin-1")
+    assert parse(decode_document(latin)).entity_id == "https://idp.example/café"
+    assert parse(decode_document(xml.encode("utf-16"))).entity_id == "https://idp.example/café"
+    assert parse(decode_document(b"\xef\xbb\xbf" + xml.encode())).entity_id.endswith("café")
+    # A declaration in text that is already decoded is no obstacle either.
+    assert parse('<?xml version="1.0" encoding="ISO-8859-1"?>' + xml).entity_id.endswith("café")
+
+
+def test_bytes_that_are_not_the_declared_encoding_are_refused() -> None:
+    with pytest.raises(MetadataError, match="not valid utf-8"):
+        decode_document(b"<x>\xff\xfe\xfd</x>")
+    with pytest.raises(MetadataError, match="unknown encoding"):
+        decode_document(b'<?xml version="1.0" encoding="klingon"?><x/>')
+
+
+# -- URLs ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST", "127.0.0.1", "127.9.8.7", "::1"])
+def test_loopback_hosts(host: str) -> None:
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["example.com", "10.0.0.1", "localhost.example.com", "0.0.0.0"])
+def test_other_hosts_are_not_loopback(host: str) -> None:
+    assert not is_loopback(host)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://acme.okta.com/app/x/sso/saml/metadata", "http://127.0.0.1:8080/m",
+     "http://localhost/m", "http://[::1]:9000/m"],
+)  # fmt: skip
+def test_accepted_urls(url: str) -> None:
+    check_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("http://example.com/metadata", "plain http"),
+        ("http://10.1.2.3/metadata", "plain http"),
+        ("file:///etc/passwd", "not an https URL"),
+        ("ftp://idp.example/metadata", "not an https URL"),
+        ("https:///no-host", "not an https URL"),
+        ("acme.okta.com/metadata", "not an https URL"),
+        ("http://[::1/metadata", "not a URL"),
+    ],
+)
+def test_refused_urls(url: str, fragment: str) -> None:
+    with pytest.raises(MetadataError, match=fragment):
+        check_url(url)
+
+
+# -- fetch, over real HTTP -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Every outgoing connection's address; one to anything but loopback fails the test."""
+    made: list[Any] = []
+    real = socket.create_connection
+
+    def guarded(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        made.append(address)
+        assert is_loopback(address[0]), f"a connection to {address} was attempted"
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", guarded)
+    yield made
+
+
+def wsgi(status: str = "200 OK", body: bytes = b"", headers: list[tuple[str, str]] | None = None,
+         *, sleep: float = 0.0) -> Callable[..., Any]:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        time.sleep(sleep)
+        start_response(status, headers or [("Content-Type", "application/samlmetadata+xml")])
+        return [body]
+
+    return app
+
+
+def test_fetch_returns_the_metadata_text(serve: Any, connections: list[Any]) -> None:
+    xml = okta_metadata()
+    server = serve(wsgi(body=xml.encode()))
+
+    text = fetch(f"{server.url}/app/exk1/sso/saml/metadata")
+
+    assert text == xml
+    assert parse(text).entity_id == OKTA_ENTITY_ID
+    assert len(connections) == 1
+
+
+def test_fetch_respects_the_declared_encoding(serve: Any) -> None:
+    xml = entity_descriptor(entity_id="https://idp.example/München", declaration=False)
+    body = ('<?xml version="1.0" encoding="ISO-8859-1"?>' + xml).encode("latin-1")
+    server = serve(wsgi(body=body))
+
+    assert parse(fetch(server.url)).entity_id == "https://idp.example/München"
+
+
+@pytest.mark.parametrize("status", ["404 Not Found", "500 Internal Server Error", "204 No Content"])
+def test_fetch_refuses_any_status_but_200_naming_it(serve: Any, status: str) -> None:
+    server = serve(wsgi(status, b"" if status.startswith("204") else b"nope"))
+
+    with pytest.raises(MetadataError) as caught:
+        fetch(f"{server.url}/metadata")
+
+    assert status.split()[0] in caught.value.reason and server.url in caught.value.reason
+
+
+def test_fetch_refuses_a_body_over_the_cap(serve: Any) -> None:
+    declared = serve(wsgi(body=b"x" * 1001, headers=[("Content-Length", "1001")]))
+    with pytest.raises(MetadataError, match="announced 1001 bytes, more than the limit of 1000"):
+        fetch(declared.url, max_bytes=1000)
+
+    def undeclared(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "application/xml")])  # no Content-Length
+        for _ in range(20):
+            yield b"x" * 100
+
+    with pytest.raises(MetadataError, match="more than the limit of 1000 bytes"):
+        fetch(serve(undeclared).url, max_bytes=1000)
+    assert fetch(serve(wsgi(body=b"x" * 1000)).url, max_bytes=1000) == "x" * 1000
+
+
+def test_fetch_gives_up_on_a_server_that_does_not_answer(serve: Any) -> None:
+    server = serve(wsgi(body=okta_metadata().encode(), sleep=3))
+    started = time.monotonic()
+
+    with pytest.raises(MetadataError, match="did not answer within 0.3 seconds"):
+        fetch(server.url, timeout=0.3)
+
+    assert time.monotonic() - started < 2
+
+
+def test_fetch_gives_up_on_a_server_that_drips(serve: Any) -> None:
+    def drip(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "application/xml")])
+        for _ in range(30):
+            yield b"<"
+            time.sleep(0.1)  # each byte within the socket timeout, the whole far beyond it
+
+    started = time.monotonic()
+    with pytest.raises(MetadataError, match="within 0.5 seconds"):
+        fetch(serve(drip).url, timeout=0.5)
+    assert time.monotonic() - started < 2
+
+
+def test_plain_http_beyond_loopback_is_refused_before_any_connection(
+    connections: list[Any],
+) -> None:
+    with pytest.raises(MetadataError, match="plain http"):
+        fetch("http://example.com/app/exk1/sso/saml/metadata")
+    with pytest.raises(MetadataError, match="not an https URL"):
+        fetch("file:///etc/passwd")
+    assert connections == []
+
+
+def redirecting(location: str, status: str = "302 Found") -> Callable[..., Any]:
+    return wsgi(status, b"", [("Location", location), ("Content-Length", "0")])
+
+
+def test_fetch_follows_a_redirect_on_loopback(serve: Any) -> None:
+    target = serve(wsgi(body=okta_metadata().encode()))
+    hop = serve(redirecting(f"{target.url}/metadata", "301 Moved Permanently"))
+
+    assert parse(fetch(f"{hop.url}/old")).entity_id == OKTA_ENTITY_ID
+
+
+@pytest.mark.parametrize(
+    "location", ["http://example.com/metadata", "file:///etc/passwd", "ftp://example.com/m"]
+)
+def test_fetch_refuses_a_redirect_to_what_it_would_not_fetch(
+    serve: Any, connections: list[Any], location: str
+) -> None:
+    server = serve(redirecting(location))
+
+    with pytest.raises(MetadataError) as caught:
+        fetch(server.url)
+
+    assert "redirected to a URL that is refused" in caught.value.reason
+    assert all(address[0] == "127.0.0.1" for address in connections)
+
+
+def test_fetch_stops_after_a_few_redirects(serve: Any) -> None:
+    def loop(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        hops = int(environ["PATH_INFO"].strip("/") or 0)
+        start_response("302 Found", [("Location", f"/{hops + 1}"), ("Content-Length", "0")])
+        return [b""]
+
+    with pytest.raises(MetadataError, match="HTTP 302"):
+        fetch(serve(loop).url)
+
+
+def test_a_connection_refused_is_a_metadata_error() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    with pytest.raises(MetadataError, match="cannot fetch"):
+        fetch(f"http://127.0.0.1:{port}/metadata", timeout=2)
+
+
+def test_module_defaults() -> None:
+    assert metadata.DEFAULT_TIMEOUT == 10.0 and metadata.DEFAULT_MAX_BYTES == 2 * 1024 * 1024
