@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 from .errors import ConfigurationError
 
 ENV_PREFIX = "WEBWORK_SSO_"
+COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # an RFC 6265 token
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -28,6 +30,17 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # Apply the packaged migrations at start-up (a fresh SQLite file needs no step at all).
     auto_migrate: bool = True
+    # Session lifetimes in seconds: from sign-in, and since the last request.
+    session_absolute_lifetime: int = 12 * 3600
+    session_idle_lifetime: int = 2 * 3600
+    # How long a worker trusts its cached check of a session: the most time a deactivation,
+    # logout or "sign out everywhere" takes to reach every worker (0: ask on every request).
+    session_recheck_seconds: float = 2.0
+    session_cookie_name: str = "webwork_sso_session"
+    # Path prefixes that require a session, or True for every path but /saml/ and /scim/.
+    protect: bool | tuple[str, ...] = ()
+    # Tolerance for the IdP's clock in SAML validity windows (NotBefore, NotOnOrAfter).
+    clock_skew_seconds: int = 180
 
     @classmethod
     def from_options(
@@ -43,8 +56,9 @@ class Settings:
         for name in fields:
             if options.get(name) is not None:
                 value = options[name]
-                # An explicit string is one key; only the environment lists keys by commas.
-                values[name] = (value,) if name == "secret_key" and isinstance(value, str) else value
+                # An explicit string is one key (or prefix); only the environment lists by commas.
+                listed = name in ("secret_key", "protect") and isinstance(value, str)
+                values[name] = (value,) if listed else value
             elif (raw := environ.get(ENV_PREFIX + name.upper())) not in (None, ""):
                 values[name] = raw
         if "secret_key" not in values:
@@ -70,16 +84,38 @@ class Settings:
             raise ConfigurationError("scim_max_results", "must be at least 1")
         if self.max_body_bytes < 1024:
             raise ConfigurationError("max_body_bytes", "must be at least 1024")
+        if self.session_idle_lifetime < 60:
+            raise ConfigurationError("session_idle_lifetime", "must be at least 60 seconds")
+        if self.session_absolute_lifetime < self.session_idle_lifetime:
+            raise ConfigurationError(
+                "session_absolute_lifetime", "must be at least session_idle_lifetime"
+            )
+        # NaN fails both comparisons; past five minutes revocation would no longer be prompt.
+        if not 0 <= self.session_recheck_seconds <= 300:
+            raise ConfigurationError("session_recheck_seconds", "must be between 0 and 300")
+        if not COOKIE_NAME.match(self.session_cookie_name):
+            raise ConfigurationError(
+                "session_cookie_name", "must be letters, digits and !#$%&'*+-.^_`|~ only"
+            )
+        if not 0 <= self.clock_skew_seconds <= 600:
+            raise ConfigurationError("clock_skew_seconds", "must be between 0 and 600")
 
     @property
     def signing_key(self) -> str:
         return self.secret_key[-1]
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry Secure when the public origin is https."""
+        return (self.base_url or "").startswith("https://")
 
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn an option (possibly an environment string) into the field's type."""
     field_type = {field.name: field.type for field in dataclasses.fields(Settings)}[name]
     try:
+        if name == "protect":
+            return _to_protect(value)
         if name == "secret_key":
             if isinstance(value, str):
                 # From the environment, several keys are separated by commas, newest last.
@@ -91,11 +127,36 @@ def _coerce(name: str, value: Any) -> Any:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError(value)
             return int(value)
+        if field_type == "float":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
         if not isinstance(value, str):
             raise ValueError(value)
         return value
     except (TypeError, ValueError):
         raise ConfigurationError(name, f"invalid value {value!r}") from None
+
+
+def _to_protect(value: Any) -> bool | tuple[str, ...]:
+    """True, or path prefixes. The environment gives "true"/"false" or prefixes by commas;
+    an explicit string is one prefix."""
+    if isinstance(value, bool):
+        return value or ()
+    if isinstance(value, str):
+        if value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return _to_bool(value) or ()
+        value = [part for part in value.split(",") if part.strip()]
+    prefixes = []
+    for prefix in value:
+        if not isinstance(prefix, str):
+            raise ValueError(prefix)
+        prefix = prefix.strip()
+        if not prefix.startswith("/") or any(c.isspace() or c in "?#" for c in prefix):
+            raise ValueError(prefix)
+        # "/reports/" and "/reports" both mean the /reports page and everything below it.
+        prefixes.append(prefix.rstrip("/") or "/")
+    return tuple(prefixes)
 
 
 def _to_bool(value: Any) -> bool:

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
 from .config import Settings
+from .saml.app import SamlApplication
 from .scim.app import ScimApplication
+from .sessions import SessionManager
 from .store import Database
 from .store.workspaces import Workspaces
-from .urls import SCIM_PREFIX
+from .urls import SAML_PREFIX, SCIM_PREFIX
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 # Keys that only the middleware may set; whatever a client or upstream put there is removed.
 IDENTITY_KEYS = ("REMOTE_USER", "webwork_sso.member")
+MEMBER_KEY = "webwork_sso.member"
+LOGIN_PATH = SAML_PREFIX + "/login"
+# Characters a path may keep when it travels as ``next``; everything else is percent-encoded.
+PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 class SSOMiddleware:
-    """Wrap a WSGI app with SCIM 2.0 provisioning at ``/scim/v2/`` (SAML sign-in at ``/saml/``).
+    """Wrap a WSGI app with SCIM 2.0 provisioning at ``/scim/v2/`` and SAML sign-in at ``/saml/``.
 
     Every option is keyword-only and may also come from ``WEBWORK_SSO_<OPTION>``; an explicit
     argument wins.
@@ -35,6 +43,12 @@ class SSOMiddleware:
         scim_max_results: int | None = None,
         max_body_bytes: int | None = None,
         auto_migrate: bool | None = None,
+        session_absolute_lifetime: int | None = None,
+        session_idle_lifetime: int | None = None,
+        session_recheck_seconds: float | None = None,
+        session_cookie_name: str | None = None,
+        protect: bool | str | Sequence[str] | None = None,
+        clock_skew_seconds: int | None = None,
     ) -> None:
         self.app = app
         self.settings = Settings.from_options(
@@ -45,27 +59,114 @@ class SSOMiddleware:
                 "scim_max_results": scim_max_results,
                 "max_body_bytes": max_body_bytes,
                 "auto_migrate": auto_migrate,
+                "session_absolute_lifetime": session_absolute_lifetime,
+                "session_idle_lifetime": session_idle_lifetime,
+                "session_recheck_seconds": session_recheck_seconds,
+                "session_cookie_name": session_cookie_name,
+                "protect": protect,
+                "clock_skew_seconds": clock_skew_seconds,
             }
         )
-        self.database = Database(self.settings.database_url, auto_migrate=self.settings.auto_migrate)
+        settings = self.settings
+        self.database = Database(settings.database_url, auto_migrate=settings.auto_migrate)
         self.workspaces = Workspaces(self.database)
         self.scim = ScimApplication(
             self.database,
-            base_url=self.settings.base_url,
-            max_results=self.settings.scim_max_results,
-            max_body_bytes=self.settings.max_body_bytes,
+            base_url=settings.base_url,
+            max_results=settings.scim_max_results,
+            max_body_bytes=settings.max_body_bytes,
         )
+        self.sessions = SessionManager(
+            self.database,
+            secret_keys=settings.secret_key,
+            secure=settings.secure_cookies,
+            cookie_name=settings.session_cookie_name,
+            absolute_lifetime=dt.timedelta(seconds=settings.session_absolute_lifetime),
+            idle_lifetime=dt.timedelta(seconds=settings.session_idle_lifetime),
+            recheck_interval=dt.timedelta(seconds=settings.session_recheck_seconds),
+        )
+        self.saml = SamlApplication(self.database, settings=settings, sessions=self.sessions)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        path: str = environ.get("PATH_INFO", "")
-        if path == SCIM_PREFIX or path.startswith(SCIM_PREFIX + "/"):
-            return self.scim(environ, start_response)
         for key in IDENTITY_KEYS:
             environ.pop(key, None)
+        path: str = environ.get("PATH_INFO", "")
+        if _under(path, SCIM_PREFIX):
+            return self.scim(environ, start_response)
+        if _under(path, SAML_PREFIX):
+            return self.saml(environ, start_response)
+        found = self.sessions.identify(environ)
+        if found is None:
+            if self._protects(path):
+                return _challenge(environ, start_response)
+            return self.app(environ, start_response)
+        member, refreshed_cookie = found
+        environ["REMOTE_USER"] = member.user_name
+        environ[MEMBER_KEY] = member
+        if refreshed_cookie is not None:
+            start_response = _adding_cookie(start_response, refreshed_cookie)
         return self.app(environ, start_response)
+
+    def _protects(self, path: str) -> bool:
+        protect = self.settings.protect
+        if protect is True:
+            return True  # /saml/ and /scim/ never get here
+        return any(prefix == "/" or _under(path, prefix) for prefix in protect or ())
 
     def close(self) -> None:
         """Release database connections (for tests and orderly shutdown)."""
         self.database.dispose()
 
 
+def _under(path: str, prefix: str) -> bool:
+    """``path`` is ``prefix`` or below it, segment-wise (/reports is not under /rep)."""
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _is_browser(environ: WSGIEnvironment) -> bool:
+    return "text/html" in environ.get("HTTP_ACCEPT", "")
+
+
+def _challenge(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+    """A protected path without a session: browsers go to sign in, other clients get 401."""
+    headers = [("Cache-Control", "no-store"), ("Vary", "Accept, Cookie")]
+    if _is_browser(environ):
+        # PATH_INFO arrives decoded as latin-1 (PEP 3333): encode it back before quoting.
+        target = quote(environ.get("PATH_INFO", "").encode("latin-1"), safe=PATH_SAFE)
+        if environ.get("QUERY_STRING"):
+            # Existing escapes stay as they are; only raw bytes a client slipped in get encoded.
+            target += "?" + quote(environ["QUERY_STRING"].encode("latin-1"), safe=PATH_SAFE + "%?")
+        location = f"{environ.get('SCRIPT_NAME', '')}{LOGIN_PATH}?{urlencode({'next': target})}"
+        start_response("302 Found", [*headers, ("Location", location),
+                                     ("Content-Type", "text/plain; charset=utf-8")])
+        return [b"Sign in required: " + location.encode("latin-1")]
+    body = b"Sign in required.\n"
+    start_response("401 Unauthorized", [
+        *headers,
+        ("WWW-Authenticate", 'SSO realm="webwork"'),
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+    ])
+    return [body]
+
+
+def _adding_cookie(start_response: StartResponse, cookie: str) -> StartResponse:
+    """start_response that adds the refreshed session cookie to the host app's headers."""
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if not _shared_cacheable(headers):
+            headers = [*headers, ("Set-Cookie", cookie)]
+        return start_response(status, headers, exc_info)
+
+    return start
+
+
+def _shared_cacheable(headers: list[tuple[str, str]]) -> bool:
+    """The host app let shared caches keep this response: a session cookie must not ride on
+    it, or the cache would hand it to others. The refresh waits for the next response."""
+    for name, value in headers:
+        if name.lower() == "cache-control":
+            directives = {part.strip().split("=")[0].lower() for part in value.split(",")}
+            if directives & {"public", "s-maxage"} and not directives & {"private", "no-store"}:
+                return True
+    return False

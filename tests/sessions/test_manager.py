@@ -1,0 +1,603 @@
+"""Sessions on a real database: signed cookies, lifetimes, key rotation, and revocation that
+reaches every worker within the recheck interval while a signed-in request costs no query."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import event, func, select, update
+
+from webwork_sso_middleware import Member, SSOMiddleware
+from webwork_sso_middleware.errors import NotFound
+from webwork_sso_middleware.sessions import SessionManager
+from webwork_sso_middleware.store import Database
+from webwork_sso_middleware.store.models import AuditEvent, Group, MemberSession, MemberValue
+from webwork_sso_middleware.store.models import Member as MemberRow
+from webwork_sso_middleware.store.models import Membership, new_id
+from webwork_sso_middleware.store.workspaces import Workspaces
+
+from ..scim.conftest import host_app, okta_user
+
+SCIM_JSON = {"Content-Type": "application/scim+json"}
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+KEY = "session-test-key"
+
+
+# -- helpers (also used by tests/test_middleware.py and tests/saml/test_logout.py) ---------------
+
+
+class Clock:
+    """Epoch seconds that move only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def create_workspace(database: Database, slug: str = "acme") -> int:
+    workspaces = Workspaces(database)
+    info, _ = workspaces.create(slug, name=slug.title(), plan="plus", owner_email=f"it@{slug}.test")
+    workspaces.enable(slug, scim=True, sso=True)
+    return info.id
+
+
+def add_member(database: Database, workspace_id: int, user_name: str, *,
+               groups: tuple[str, ...] = (), **fields: Any) -> str:
+    """A member as the ACS creates one at first login (ORM rows, one transaction)."""
+    with database.transaction(write=True) as session:
+        member = MemberRow(workspace_id=workspace_id, user_name=user_name,
+                           user_name_key=user_name.lower(), email_key=user_name.lower(),
+                           source="sso", **fields)
+        session.add(member)
+        session.flush()
+        session.add(MemberValue(member_id=member.id, attribute="emails", position=0,
+                                value=user_name, value_key=user_name.lower(), type="work",
+                                primary=True))
+        for name in groups:
+            group = session.scalar(select(Group).where(Group.workspace_id == workspace_id,
+                                                       Group.display_name_key == name.lower()))
+            if group is None:
+                group = Group(workspace_id=workspace_id, display_name=name,
+                              display_name_key=name.lower())
+                session.add(group)
+                session.flush()
+            session.add(Membership(group_id=group.id, member_id=member.id))
+        return member.id
+
+
+def sign_in(manager: SessionManager, member_id: str, workspace_id: int) -> str:
+    """Start a session the way the ACS does: inside a transaction of the caller's."""
+    with manager.database.transaction(write=True) as session:
+        return manager.start(member_id, workspace_id, session)
+
+
+def cookie_pair(set_cookie: str) -> str:
+    """The ``name=value`` a browser sends back for a ``Set-Cookie`` header value."""
+    return set_cookie.split(";", 1)[0]
+
+
+def environ_with(set_cookie: str) -> dict[str, Any]:
+    return {"HTTP_COOKIE": cookie_pair(set_cookie)}
+
+
+@contextlib.contextmanager
+def counting_statements(database: Database) -> Iterator[list[str]]:
+    """Every SQL statement the engine sends, observed through SQLAlchemy's own event."""
+    statements: list[str] = []
+
+    def listener(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", listener)
+    try:
+        yield statements
+    finally:
+        event.remove(database.engine, "before_cursor_execute", listener)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> float:
+    """Seconds until ``condition()`` held (fails after ``timeout``)."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"not within {timeout}s")
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def workspace_id(database: Database) -> int:
+    return create_workspace(database)
+
+
+@pytest.fixture
+def make_manager(database: Database) -> Callable[..., SessionManager]:
+    def make(**options: Any) -> SessionManager:
+        options.setdefault("secret_keys", [KEY])
+        options.setdefault("secure", True)
+        return SessionManager(database, **options)
+
+    return make
+
+
+@pytest.fixture
+def manager(make_manager: Callable[..., SessionManager]) -> SessionManager:
+    return make_manager()
+
+
+@pytest.fixture
+def ada(database: Database, workspace_id: int) -> str:
+    return add_member(database, workspace_id, "ada@acme.test", given_name="Ada",
+                      family_name="Lovelace", display_name="Ada Lovelace",
+                      groups=("Engineering", "admins"))
+
+
+@pytest.fixture
+def scim_server(database_url: str, workspace_id: int, serve: Any) -> Iterator[requests.Session]:
+    """The SCIM app over real HTTP (a middleware of its own on the same database)."""
+    app = SSOMiddleware(host_app, database_url=database_url, secret_key=KEY,
+                        base_url="https://tracker.example.com")
+    _, token = app.workspaces.create("scimco", name="ScimCo", plan="plus",
+                                     owner_email="it@scimco.test")
+    app.workspaces.enable("scimco", scim=True, sso=True)
+    http = requests.Session()
+    http.headers.update({"Authorization": f"Bearer {token}", **SCIM_JSON})
+    http.base = serve(app).url + "/scim/v2"  # type: ignore[attr-defined]
+    http.workspace_id = app.workspaces.get("scimco").id  # type: ignore[attr-defined]
+    yield http
+    http.close()
+    app.close()
+
+
+def provision(http: requests.Session, email: str) -> str:
+    created = http.post(f"{http.base}/Users", json=okta_user(email))  # type: ignore[attr-defined]
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def set_active(http: requests.Session, member_id: str, active: bool) -> None:
+    body: dict[str, Any] = {"schemas": [PATCH_OP],
+                            "Operations": [{"op": "replace", "value": {"active": active}}]}
+    answer = http.patch(f"{http.base}/Users/{member_id}", json=body)  # type: ignore[attr-defined]
+    assert answer.status_code == 200, answer.text
+
+
+# -- the round trip ---------------------------------------------------------------------------
+
+
+def test_start_then_identify_gives_the_member(manager, database, workspace_id, ada):
+    header = sign_in(manager, ada, workspace_id)
+
+    member, refreshed = manager.identify(environ_with(header))
+
+    assert isinstance(member, Member)
+    assert member == Member(id=ada, workspace="acme", user_name="ada@acme.test",
+                            email="ada@acme.test", given_name="Ada", family_name="Lovelace",
+                            display_name="Ada Lovelace", active=True,
+                            groups=["admins", "Engineering"])
+    assert type(member.groups) is list
+    assert refreshed is None
+    # The database holds only the SHA-256 of the id the cookie carries.
+    cookie = manager.read_cookie(environ_with(header))
+    assert (cookie.member_id, cookie.workspace_id, cookie.generation) == (ada, workspace_id, 0)
+    with database.transaction() as session:
+        row = session.scalars(select(MemberSession)).one()
+    assert row.id_hash == hashlib.sha256(cookie.session_id.encode()).hexdigest()
+    assert cookie.session_id not in header.split("=", 1)[0]
+    assert row.generation == 0 and row.ended_at is None
+    lifetime = (row.expires_at - row.created_at).total_seconds()
+    assert lifetime == pytest.approx(12 * 3600, abs=1)
+
+
+def test_the_cookie_is_httponly_lax_and_secure_only_over_https(make_manager, workspace_id, ada):
+    secure = sign_in(make_manager(secure=True), ada, workspace_id)
+    plain = sign_in(make_manager(secure=False), ada, workspace_id)
+
+    attributes = [part.strip() for part in secure.split(";")]
+    assert attributes[0].startswith("webwork_sso_session=")
+    assert {"HttpOnly", "SameSite=Lax", "Path=/", "Secure"} <= set(attributes)
+    # A browser-session cookie: the lifetimes are enforced by the server, not the browser.
+    assert not any(a.lower().startswith(("max-age", "expires")) for a in attributes)
+    assert "Secure" not in [part.strip() for part in plain.split(";")]
+
+
+def test_the_member_cannot_be_changed_by_the_host_app(manager, workspace_id, ada):
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+    member, _ = manager.identify(environ)
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        member.user_name = "mallory@acme.test"
+    member.groups.append("owners")
+
+    assert manager.identify(environ)[0].groups == ["admins", "Engineering"]
+
+
+def test_start_refuses_a_member_who_cannot_sign_in(manager, database, workspace_id, ada):
+    other = create_workspace(database, "other")
+    inactive = add_member(database, workspace_id, "off@acme.test", active=False)
+    for member_id, in_workspace in ((inactive, workspace_id), (ada, other), ("nope", workspace_id)):
+        with pytest.raises(NotFound):
+            sign_in(manager, member_id, in_workspace)
+
+
+def test_start_belongs_to_the_callers_transaction(manager, database, workspace_id, ada):
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), database.unit(write=True) as unit:
+        header = manager.start(ada, workspace_id, unit)  # a UnitOfWork works too
+        raise Abort
+
+    assert manager.identify(environ_with(header)) is None
+    with database.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(MemberSession)) == 0
+
+
+def test_a_member_created_in_the_same_transaction_can_start_a_session(manager, database,
+                                                                       workspace_id):
+    with database.transaction(write=True) as session:
+        member = MemberRow(id=new_id(), workspace_id=workspace_id, user_name="new@acme.test",
+                           user_name_key="new@acme.test", source="sso")
+        session.add(member)  # not flushed: start must flush it
+        header = manager.start(member.id, workspace_id, session)
+
+    assert manager.identify(environ_with(header))[0].email == "new@acme.test"
+
+
+# -- cookies that must not pass ---------------------------------------------------------------
+
+
+def test_a_tampered_cookie_is_refused(manager, workspace_id, ada):
+    name, value = cookie_pair(sign_in(manager, ada, workspace_id)).split("=", 1)
+    payload, signature = value.rsplit(".", 1)
+    flipped = payload[:-3] + ("A" if payload[-3] != "A" else "B") + payload[-2:]
+    for forged in (f"{flipped}.{signature}", f"{payload}.{signature[::-1]}", payload,
+                   "garbage", "", "a" * 5000):
+        assert manager.identify({"HTTP_COOKIE": f"{name}={forged}"}) is None
+
+
+def test_a_cookie_signed_with_an_unknown_key_is_refused(make_manager, workspace_id, ada):
+    foreign = sign_in(make_manager(secret_keys=["someone-elses-key"]), ada, workspace_id)
+
+    assert make_manager().identify(environ_with(foreign)) is None
+
+
+def test_keys_rotate_newest_last(make_manager, workspace_id, ada):
+    old_cookie = sign_in(make_manager(secret_keys=["old"]), ada, workspace_id)
+    rotated = make_manager(secret_keys=["old", "new"])
+
+    assert rotated.identify(environ_with(old_cookie)) is not None
+    new_cookie = sign_in(rotated, ada, workspace_id)
+    assert make_manager(secret_keys=["new"]).identify(environ_with(new_cookie)) is not None
+    assert make_manager(secret_keys=["old"]).identify(environ_with(new_cookie)) is None
+
+
+def test_a_valid_cookie_beside_a_foreign_one_of_the_same_name_still_works(manager, workspace_id,
+                                                                          ada):
+    pair = cookie_pair(sign_in(manager, ada, workspace_id))
+    environ = {"HTTP_COOKIE": f"webwork_sso_session=set-by-a-parent-domain; {pair}"}
+
+    assert manager.identify(environ)[0].id == ada
+
+
+# -- lifetimes --------------------------------------------------------------------------------
+
+
+def test_the_idle_lifetime_ends_a_session_nobody_uses(make_manager, workspace_id, ada):
+    clock = Clock()
+    manager = make_manager(clock=clock, idle_lifetime=dt.timedelta(minutes=30))
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+
+    clock.advance(29 * 60)
+    assert manager.identify(environ) is not None
+    clock.advance(2 * 60)
+    assert manager.identify(environ) is None
+
+
+def test_use_slides_the_idle_lifetime_by_refreshing_the_cookie(make_manager, workspace_id, ada):
+    clock = Clock()
+    manager = make_manager(clock=clock, idle_lifetime=dt.timedelta(minutes=30))
+    header = sign_in(manager, ada, workspace_id)
+
+    clock.advance(30)
+    assert manager.identify(environ_with(header))[1] is None  # under a minute: no new cookie
+    clock.advance(31)
+    _, refreshed = manager.identify(environ_with(header))
+    assert refreshed is not None and refreshed != header
+    assert manager.read_cookie(environ_with(refreshed)).last_seen == int(clock.now)
+    clock.advance(29 * 60)  # past the first cookie's idle limit, not the refreshed one's
+    assert manager.identify(environ_with(header)) is None
+    assert manager.identify(environ_with(refreshed)) is not None
+
+
+def test_the_absolute_lifetime_ends_even_a_busy_session(make_manager, database, workspace_id, ada):
+    clock = Clock()
+    manager = make_manager(clock=clock, absolute_lifetime=dt.timedelta(hours=1),
+                           idle_lifetime=dt.timedelta(minutes=30))
+    header = sign_in(manager, ada, workspace_id)
+    for _ in range(5):  # used every 10 minutes for 50 minutes
+        clock.advance(10 * 60)
+        member, refreshed = manager.identify(environ_with(header))
+        header = refreshed or header
+
+    clock.advance(11 * 60)
+    assert manager.identify(environ_with(header)) is None
+    # A fresh manager (another worker, cold cache) agrees: the row's expiry says so too.
+    assert make_manager(clock=clock).identify(environ_with(header)) is None
+
+
+def test_a_cookie_from_the_future_is_refused_beyond_a_small_tolerance(make_manager, workspace_id,
+                                                                      ada):
+    ahead = Clock()
+    ahead.advance(30)
+    slightly = sign_in(make_manager(clock=ahead), ada, workspace_id)
+    ahead.advance(90)
+    far = sign_in(make_manager(clock=ahead), ada, workspace_id)
+    manager = make_manager()
+
+    assert manager.identify(environ_with(slightly)) is not None  # another host's clock
+    assert manager.identify(environ_with(far)) is None
+
+
+# -- the cache and the revocation bound ------------------------------------------------------
+
+
+def test_a_signed_in_request_costs_no_query_within_the_recheck_interval(make_manager, database,
+                                                                        workspace_id, ada):
+    manager = make_manager(recheck_interval=dt.timedelta(seconds=60))
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+
+    with counting_statements(database) as statements:
+        manager.identify(environ)
+    assert len(statements) == 1  # one query: session, member, workspace, email and groups
+
+    with counting_statements(database) as statements:
+        for _ in range(200):
+            assert manager.identify(environ)[0].id == ada
+    assert statements == []
+
+
+def test_the_session_is_asked_again_after_the_recheck_interval(make_manager, database,
+                                                               workspace_id, ada):
+    manager = make_manager(recheck_interval=dt.timedelta(seconds=0.2))
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+    manager.identify(environ)
+
+    time.sleep(0.25)
+    with counting_statements(database) as statements:
+        manager.identify(environ)
+        manager.identify(environ)
+    assert len(statements) == 1
+
+
+def test_a_change_made_by_another_worker_is_seen_within_the_recheck_interval(
+        make_manager, database, workspace_id, ada):
+    # Core SQL, as another process would see it: no ORM event reaches this process's caches.
+    manager = make_manager(recheck_interval=dt.timedelta(seconds=0.3))
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+    assert manager.identify(environ) is not None
+    with database.unit(write=True) as unit:
+        unit.connection.execute(update(MemberRow.__table__).where(MemberRow.id == ada)
+                                .values(session_generation=MemberRow.session_generation + 1))
+    changed = time.monotonic()
+
+    assert manager.identify(environ) is not None  # the cached answer, by design
+    wait_until(lambda: manager.identify(environ) is None, timeout=1.0)
+    assert time.monotonic() - changed <= 0.3 + 0.15
+
+
+def test_the_cache_is_bounded_and_keeps_the_recently_used(make_manager, database, workspace_id):
+    manager = make_manager(cache_size=3, recheck_interval=dt.timedelta(seconds=60))
+    environs = [environ_with(sign_in(manager, add_member(database, workspace_id, f"m{i}@acme.test"),
+                                     workspace_id)) for i in range(5)]
+    for environ in environs:
+        manager.identify(environ)
+    assert len(manager.cache) == 3
+
+    with counting_statements(database) as statements:
+        manager.identify(environs[-1])  # still cached
+    assert statements == []
+    with counting_statements(database) as statements:
+        manager.identify(environs[0])  # evicted long ago
+    assert len(statements) == 1
+    assert len(manager.cache) == 3
+
+
+def test_many_threads_share_one_cache(make_manager, database, workspace_id):
+    manager = make_manager(cache_size=8)
+    environs = [environ_with(sign_in(manager, add_member(database, workspace_id, f"t{i}@acme.test"),
+                                     workspace_id)) for i in range(12)]
+    failures: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for i in range(60):
+                environ = environs[(offset + i) % len(environs)]
+                assert manager.identify(environ) is not None
+        except BaseException as exc:  # reported below, not lost in the thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [] and len(manager.cache) <= 8
+
+
+def test_an_unreachable_database_means_no_identity_not_an_error(manager, workspace_id, ada,
+                                                                tmp_path):
+    header = sign_in(manager, ada, workspace_id)
+    broken = Database(f"sqlite:///{tmp_path}/missing/dir/x.db", auto_migrate=False)
+    try:
+        elsewhere = SessionManager(broken, secret_keys=[KEY], secure=True)
+        assert elsewhere.identify(environ_with(header)) is None
+    finally:
+        broken.dispose()
+
+
+# -- ending sessions --------------------------------------------------------------------------
+
+
+def test_deactivation_through_scim_ends_the_session_within_the_recheck_interval(
+        scim_server, make_manager):
+    member_id = provision(scim_server, "grace@scimco.test")
+    manager = make_manager(recheck_interval=dt.timedelta(seconds=0.2))
+    environ = environ_with(sign_in(manager, member_id, scim_server.workspace_id))
+    assert manager.identify(environ)[0].user_name == "grace@scimco.test"
+
+    set_active(scim_server, member_id, False)
+
+    assert wait_until(lambda: manager.identify(environ) is None, timeout=1.0) <= 0.2 + 0.15
+
+
+def test_reactivation_does_not_revive_old_sessions(scim_server, make_manager):
+    member_id = provision(scim_server, "hedy@scimco.test")
+    manager = make_manager(recheck_interval=dt.timedelta(0))
+    old = environ_with(sign_in(manager, member_id, scim_server.workspace_id))
+
+    set_active(scim_server, member_id, False)
+    assert manager.identify(old) is None
+    set_active(scim_server, member_id, True)
+
+    assert manager.identify(old) is None  # the generation moved on for good
+    fresh = environ_with(sign_in(manager, member_id, scim_server.workspace_id))
+    assert manager.identify(fresh)[0].id == member_id
+
+
+def test_deletion_through_scim_ends_the_session(scim_server, make_manager):
+    member_id = provision(scim_server, "joan@scimco.test")
+    manager = make_manager(recheck_interval=dt.timedelta(0))
+    environ = environ_with(sign_in(manager, member_id, scim_server.workspace_id))
+
+    gone = scim_server.delete(f"{scim_server.base}/Users/{member_id}")
+
+    assert gone.status_code == 204
+    assert manager.identify(environ) is None
+
+
+def test_end_is_final_even_when_the_cookie_is_replayed(make_manager, workspace_id, ada):
+    this_worker = make_manager(recheck_interval=dt.timedelta(seconds=60))
+    other_worker = make_manager(recheck_interval=dt.timedelta(seconds=0.3))
+    environ = environ_with(sign_in(this_worker, ada, workspace_id))
+    assert this_worker.identify(environ) and other_worker.identify(environ)
+
+    clearing = this_worker.end(environ)
+
+    assert "Max-Age=0" in clearing and cookie_pair(clearing) == "webwork_sso_session="
+    assert this_worker.identify(environ) is None  # at once, despite a 60 s interval
+    assert make_manager().identify(environ) is None  # a worker that never saw it
+    assert wait_until(lambda: other_worker.identify(environ) is None, timeout=1.0) <= 0.3 + 0.15
+    this_worker.end(environ)  # ending twice is harmless
+
+
+def test_sign_out_everywhere_ends_every_session_of_the_member_only(
+        make_manager, database, workspace_id, ada):
+    manager = make_manager(recheck_interval=dt.timedelta(seconds=60))
+    grace = add_member(database, workspace_id, "grace@acme.test")
+    laptop, phone = (environ_with(sign_in(manager, ada, workspace_id)) for _ in range(2))
+    other = environ_with(sign_in(manager, grace, workspace_id))
+    for environ in (laptop, phone, other):
+        assert manager.identify(environ) is not None
+
+    manager.sign_out_everywhere(ada, actor="owner@acme.test")
+
+    assert manager.identify(laptop) is None and manager.identify(phone) is None
+    assert manager.identify(other)[0].id == grace
+    assert manager.identify(environ_with(sign_in(manager, ada, workspace_id)))[0].id == ada
+    with database.transaction() as session:
+        event_ = session.scalars(select(AuditEvent).where(AuditEvent.action == "signed_out")).one()
+        assert (event_.actor, event_.target_id) == ("owner@acme.test", ada)
+        generation = session.get(MemberRow, ada).session_generation
+    assert generation == 1
+    with pytest.raises(NotFound):
+        manager.sign_out_everywhere("no-such-member")
+
+
+def test_switching_sso_off_ends_the_workspaces_sessions(make_manager, database, workspace_id, ada):
+    manager = make_manager(recheck_interval=dt.timedelta(0))
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+
+    Workspaces(database).disable("acme", sso=True)
+
+    assert manager.identify(environ) is None
+
+
+def test_expired_rows_are_purged(make_manager, database, workspace_id, ada):
+    clock = Clock()
+    manager = make_manager(clock=clock)
+    for _ in range(3):
+        sign_in(manager, ada, workspace_id)
+    clock.advance(13 * 3600)
+
+    assert manager.purge_expired() == 3
+    sign_in(make_manager(clock=clock), ada, workspace_id)  # start purges too, now and then
+    with database.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(MemberSession)) == 1
+
+
+# -- another process --------------------------------------------------------------------------
+
+WORKER = r"""
+import json
+from werkzeug.serving import make_server
+from webwork_sso_middleware import SSOMiddleware
+
+def host(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"remote_user": environ.get("REMOTE_USER")}).encode()]
+
+server = make_server("127.0.0.1", 0, SSOMiddleware(host), threaded=True)
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
+
+
+@pytest.fixture
+def other_process(database_url: str) -> Iterator[str]:
+    """A second worker process on the same database, configured from the environment."""
+    env = {**os.environ, "WEBWORK_SSO_DATABASE_URL": database_url, "WEBWORK_SSO_SECRET_KEY": KEY,
+           "WEBWORK_SSO_SESSION_RECHECK_SECONDS": "0.3", "WEBWORK_SSO_AUTO_MIGRATE": "false"}
+    process = subprocess.Popen([sys.executable, "-c", WORKER], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        port = process.stdout.readline().strip()  # type: ignore[union-attr]
+        assert port, process.stderr.read()  # type: ignore[union-attr]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_another_process_ends_the_session_within_the_recheck_interval(scim_server, make_manager,
+                                                                      other_process):
+    member_id = provision(scim_server, "ada@scimco.test")
+    pair = cookie_pair(sign_in(make_manager(), member_id, scim_server.workspace_id))
+
+    def remote_user() -> str | None:
+        return requests.get(other_process, headers={"Cookie": pair}, timeout=5).json()["remote_user"]
+
+    assert remote_user() == "ada@scimco.test"
+    set_active(scim_server, member_id, False)
+
+    assert wait_until(lambda: remote_user() is None, timeout=2.0) <= 0.3 + 0.3

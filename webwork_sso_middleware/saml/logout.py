@@ -1,0 +1,131 @@
+"""``/saml/logout``: a GET asks, a POST carrying the page's token ends the session.
+
+The token is signed with the site's keys and bound to the session the browser holds, so a
+page on another site cannot sign anyone out (and neither can a token from someone else's
+session). Ending the session marks its row ended: the old cookie is refused even if replayed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Iterable, Sequence
+from html import escape
+from typing import TYPE_CHECKING
+
+from itsdangerous import BadData, URLSafeSerializer
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Request, Response
+
+from ..errors import StoreError
+from .pages import page
+from .redirects import safe_next
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+    from ..sessions import SessionCookie, SessionManager
+
+log = logging.getLogger(__name__)
+
+LOGOUT_PATH = "/saml/logout"
+CSRF_SALT = "webwork_sso.logout"  # distinct from the session cookie's salt: never interchangeable
+CSRF_FIELD = "csrf_token"
+MAX_FORM_BYTES = 16 * 1024
+
+
+class LogoutPage:
+    """The WSGI app behind ``/saml/logout`` (``SCRIPT_NAME`` is honoured in every link)."""
+
+    def __init__(self, sessions: SessionManager, *, secret_keys: Sequence[str]) -> None:
+        self.sessions = sessions
+        self._tokens = URLSafeSerializer(
+            list(secret_keys), salt=CSRF_SALT, signer_kwargs={"digest_method": hashlib.sha256}
+        )
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        request.max_content_length = MAX_FORM_BYTES
+        request.max_form_memory_size = MAX_FORM_BYTES
+        if request.method in ("GET", "HEAD"):
+            response = self.confirm(request)
+        elif request.method == "POST":
+            response = self.sign_out(request)
+        else:
+            response = page("Method not allowed", "<p>Use the sign-out form.</p>", status=405,
+                            headers={"Allow": "GET, HEAD, POST"})
+        return response(environ, start_response)
+
+    def token_for(self, cookie: SessionCookie) -> str:
+        """The CSRF token for the session the cookie names."""
+        return self._tokens.dumps(_binding(cookie))
+
+    def confirm(self, request: Request) -> Response:
+        next_path = safe_next(request.args.get("next"))
+        cookie = self.sessions.read_cookie(request.environ)
+        if cookie is None:
+            link = escape(request.script_root + next_path)
+            return page("Sign out", f'<p>You are not signed in.</p><p><a href="{link}">Continue</a></p>')
+        return page("Sign out", self._form(request, cookie, next_path))
+
+    def sign_out(self, request: Request) -> Response:
+        try:
+            form = request.form
+        except RequestEntityTooLarge:
+            return page("Request too large", "<p>The sign-out form was too large.</p>", status=413)
+        next_path = safe_next(form.get("next"))
+        cookie = self.sessions.read_cookie(request.environ)
+        if cookie is None:
+            # Nobody to sign out: answer as if it had worked, so the request is idempotent.
+            response = redirect(request.script_root + next_path, code=303)
+            response.headers.add("Set-Cookie", self.sessions.clearing_cookie())
+            return response
+        if not self._token_matches(form.get(CSRF_FIELD), cookie):
+            # The session is untouched. A fresh form lets a person who meant it confirm.
+            body = ("<p>This sign-out request did not come from this site's sign-out page, so "
+                    "you are still signed in.</p>" + self._form(request, cookie, next_path))
+            return page("Sign-out not confirmed", body, status=403)
+        try:
+            clearing = self.sessions.end(request.environ)
+        except (StoreError, SQLAlchemyError):
+            log.warning("could not end a session", exc_info=True)
+            body = ("<p>We could not sign you out just now, so you are still signed in. Please "
+                    "try again in a moment.</p>" + self._form(request, cookie, next_path))
+            return page("Please try again", body, status=503)
+        response = redirect(request.script_root + next_path, code=303)
+        response.headers.add("Set-Cookie", clearing)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _form(self, request: Request, cookie: SessionCookie, next_path: str) -> str:
+        # Named only when the session is live: an ended one still gets a form to clear it.
+        found = self.sessions.identify(request.environ)
+        who = ""
+        if found is not None:
+            who = f"<p>You are signed in as <strong>{escape(found[0].user_name)}</strong>.</p>"
+        return (
+            who + f'<form method="post" action="{escape(request.script_root + LOGOUT_PATH)}" '
+            'aria-labelledby="logout-question">'
+            '<p id="logout-question">Sign out of this site in this browser?</p>'
+            f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(self.token_for(cookie))}">'
+            f'<input type="hidden" name="next" value="{escape(next_path)}">'
+            '<button type="submit">Sign out</button>'
+            "</form>"
+        )
+
+    def _token_matches(self, token: str | None, cookie: SessionCookie) -> bool:
+        if not token or len(token) > 512:
+            return False
+        try:
+            bound = self._tokens.loads(token)
+        except BadData:
+            return False
+        return isinstance(bound, str) and hmac.compare_digest(bound, _binding(cookie))
+
+
+def _binding(cookie: SessionCookie) -> str:
+    # A digest, not the id itself: the page's HTML never carries the session's secret.
+    return hashlib.sha256(b"logout\0" + cookie.session_id.encode("utf-8")).hexdigest()[:32]

@@ -1,0 +1,354 @@
+"""SessionManager: signed session cookies and their records in the database."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from itsdangerous import BadData, URLSafeSerializer
+from sqlalchemy import (
+    Connection, Table, bindparam, case, delete, func, insert, select, update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+from werkzeug.http import dump_cookie, parse_cookie
+
+from ..errors import ConfigurationError, NotFound, StoreError
+from ..identity import Member
+from ..store import audit
+from ..store.db import Database, UnitOfWork
+from .revocation import _CACHES, _CACHES_LOCK, RevocationCache, _Check, revoke_locally
+from ..store.models import SSO_PLANS, Group, MemberSession, MemberValue, Membership, Workspace
+from ..store.models import Member as MemberRow
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+COOKIE_SALT = "webwork_sso.session"  # a signature made for anything else never passes here
+COOKIE_FORMAT = 1
+REFRESH_AFTER = 60.0  # re-issue the cookie (sliding idle timeout) at most once a minute
+# Cookie timestamps written by a host whose clock runs ahead are accepted up to this much.
+FUTURE_TOLERANCE = 60.0
+PURGE_EVERY = 600.0  # seconds between opportunistic deletions of expired rows, per process
+PURGE_BATCH = 1000
+MAX_COOKIE_LENGTH = 4096
+MAX_COOKIES_TRIED = 4  # a parent domain may set a cookie of the same name beside ours
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionCookie:
+    """A cookie whose signature verified."""
+
+    session_id: str
+    member_id: str
+    workspace_id: int
+    generation: int
+    issued_at: int  # epoch seconds
+    last_seen: int
+
+    @property
+    def id_hash(self) -> str:
+        return hash_session_id(self.session_id)
+
+
+def hash_session_id(session_id: str) -> str:
+    # 256 random bits: a fast hash suffices, and a leaked table names no usable session.
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+# -- the one query behind a session check --------------------------------------------------------
+
+_SESSIONS = cast(Table, MemberSession.__table__)
+_MEMBERS = cast(Table, MemberRow.__table__)
+_S = _SESSIONS.c
+_M = _MEMBERS.c
+_W = Workspace.__table__.c
+_V = MemberValue.__table__.c
+_PRIMARY_EMAIL = (  # the address SCIM calls primary, else the work one, else the first
+    select(_V.value)
+    .where(_V.member_id == _M.id, _V.attribute == "emails", _V.value.is_not(None))
+    .order_by(_V.primary.desc(), case((func.lower(_V.type) == "work", 0), else_=1), _V.position)
+    .limit(1)
+    .correlate(_MEMBERS)
+    .scalar_subquery()
+)
+# One row per group of the member (one row when there are none), in one round trip.
+_SESSION_QUERY = (
+    select(
+        _S.generation, _S.expires_at, _S.ended_at, _S.member_id, _S.workspace_id,
+        _M.workspace_id.label("member_workspace_id"), _M.user_name, _M.email_key,
+        _M.given_name, _M.family_name, _M.display_name, _M.active, _M.deleted_at,
+        _M.session_generation, _W.slug, _W.sso_enabled, _W.plan,
+        _PRIMARY_EMAIL.label("email"), Group.display_name.label("group_name"),
+    )
+    .select_from(MemberSession)
+    .join(MemberRow, MemberRow.id == MemberSession.member_id)
+    .join(Workspace, Workspace.id == MemberSession.workspace_id)
+    .outerjoin(Membership, Membership.member_id == MemberRow.id)
+    .outerjoin(Group, Group.id == Membership.group_id)
+    .where(_S.id_hash == bindparam("id_hash"))
+    .order_by(Group.display_name_key)
+)
+
+
+class SessionManager:
+    """Start, recognise and end members' sessions.
+
+    ``secret_keys``: newest last; the last key signs and every key verifies (itsdangerous
+    does the same). ``clock`` returns epoch seconds; tests pass their own.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        secret_keys: Sequence[str],
+        secure: bool,
+        cookie_name: str = "webwork_sso_session",
+        absolute_lifetime: dt.timedelta = dt.timedelta(hours=12),
+        idle_lifetime: dt.timedelta = dt.timedelta(hours=2),
+        recheck_interval: dt.timedelta = dt.timedelta(seconds=2),
+        cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not secret_keys or not all(secret_keys):
+            raise ConfigurationError("secret_key", "at least one non-empty key is required")
+        self.database = database
+        self.cookie_name = cookie_name
+        self.secure = secure
+        self.absolute_lifetime = absolute_lifetime.total_seconds()
+        self.idle_lifetime = idle_lifetime.total_seconds()
+        self.recheck_interval = recheck_interval.total_seconds()
+        # Short idle lifetimes (tests, strict sites) still get refreshed before they lapse.
+        self.refresh_after = min(REFRESH_AFTER, self.idle_lifetime / 2)
+        self.cache = RevocationCache(cache_size, self.recheck_interval)
+        with _CACHES_LOCK:
+            _CACHES.add(self.cache)
+        self._clock = clock
+        self._serializer = URLSafeSerializer(
+            list(secret_keys), salt=COOKIE_SALT, signer_kwargs={"digest_method": hashlib.sha256}
+        )
+        self._next_purge = 0.0
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def start(self, member_id: str, workspace_id: int, unit_or_session: UnitOfWork | Session) -> str:
+        """Record a new session in the caller's transaction; return its ``Set-Cookie`` value.
+
+        Raises NotFound when the member is not an active, undeleted member of the workspace.
+        """
+        # Flush first: the member may have been created (or changed) in this very transaction.
+        unit_or_session.flush()
+        db: Connection | Session = (
+            unit_or_session.connection if isinstance(unit_or_session, UnitOfWork) else unit_or_session
+        )
+        now = self._clock()
+        generation = db.execute(
+            select(_M.session_generation).where(
+                _M.id == member_id, _M.workspace_id == workspace_id, _M.active,
+                _M.deleted_at.is_(None),
+            )
+        ).scalar_one_or_none()
+        if generation is None:
+            raise NotFound("active member", member_id)
+        session_id = secrets.token_urlsafe(32)
+        db.execute(
+            insert(_SESSIONS).values(
+                id_hash=hash_session_id(session_id), member_id=member_id,
+                workspace_id=workspace_id, generation=generation, created_at=_utc(now),
+                expires_at=_utc(now + self.absolute_lifetime),
+            )
+        )
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + PURGE_EVERY
+            self._purge(db, now)
+        cookie = SessionCookie(session_id, member_id, workspace_id, generation, int(now), int(now))
+        return self._set_cookie(cookie)
+
+    def identify(self, environ: WSGIEnvironment) -> tuple[Member, str | None] | None:
+        """The member whose live session the request carries, and a refreshed ``Set-Cookie``
+        value when the cookie is due one (else None). None for anything else."""
+        now = self._clock()
+        cookie = self.read_cookie(environ)
+        if cookie is None:
+            return None
+        check = self._check(cookie.id_hash)
+        if check is None or check.member is None or check.expires_at <= now:
+            return None
+        if (check.member_id, check.workspace_id, check.generation) != (
+            cookie.member_id, cookie.workspace_id, cookie.generation
+        ):
+            return None
+        refreshed = None
+        if now - cookie.last_seen >= self.refresh_after:
+            refreshed = self._set_cookie(dataclasses.replace(cookie, last_seen=int(now)))
+        return check.member.copy(), refreshed
+
+    def end(self, environ: WSGIEnvironment) -> str:
+        """End the request's session for good; return a ``Set-Cookie`` value that clears it."""
+        cookies = list(self._signed_cookies(environ))
+        if cookies:
+            now = self._clock()
+            hashes = [cookie.id_hash for cookie in cookies]
+            self.database.run_unit(
+                lambda unit: unit.connection.execute(
+                    update(_SESSIONS)
+                    .where(_S.id_hash.in_(hashes), _S.ended_at.is_(None))
+                    .values(ended_at=_utc(now))
+                )
+            )
+            for cookie in cookies:  # at once in this process; within the bound elsewhere
+                self.cache.put(cookie.id_hash, _Check(
+                    time.monotonic(), cookie.member_id, cookie.workspace_id, cookie.generation,
+                    now, None,
+                ))
+        return self.clearing_cookie()
+
+    def sign_out_everywhere(self, member_id: str, *, actor: str = "admin") -> None:
+        """End every session of the member, on every device (raises NotFound for no member)."""
+        now = _utc(self._clock())
+
+        def work(unit: UnitOfWork) -> None:
+            workspace_id = unit.connection.execute(
+                update(_MEMBERS)
+                .where(_M.id == member_id)
+                .values(session_generation=_M.session_generation + 1, modified_at=now)
+                .returning(_M.workspace_id)
+            ).scalar_one_or_none()
+            if workspace_id is None:
+                raise NotFound("member", member_id)
+            # The generation alone ends them; ended_at keeps the table honest for the admin page.
+            unit.connection.execute(
+                update(_SESSIONS)
+                .where(_S.member_id == member_id, _S.ended_at.is_(None))
+                .values(ended_at=now)
+            )
+            audit.record(unit.session, workspace_id=workspace_id, actor=actor,
+                         action="signed_out", target_type="member", target_id=member_id)
+
+        self.database.run_unit(work)
+        revoke_locally([member_id])
+
+    def purge_expired(self) -> int:
+        """Delete up to a batch of expired session rows now; return how many went."""
+        now = self._clock()
+        return self.database.run_unit(lambda unit: self._purge(unit.connection, now))
+
+    # -- cookies --------------------------------------------------------------------------------
+
+    def read_cookie(self, environ: WSGIEnvironment) -> SessionCookie | None:
+        """The request's session cookie if its signature verifies and neither lifetime has
+        passed (the database is not asked)."""
+        now = self._clock()
+        for cookie in self._signed_cookies(environ):
+            if self._within_lifetimes(cookie, now):
+                return cookie
+        return None
+
+    def clearing_cookie(self) -> str:
+        return dump_cookie(self.cookie_name, "", max_age=0, expires=0, path="/",
+                           secure=self.secure, httponly=True, samesite="Lax")
+
+    def _set_cookie(self, cookie: SessionCookie) -> str:
+        value = self._serializer.dumps([
+            COOKIE_FORMAT, cookie.session_id, cookie.member_id, cookie.workspace_id,
+            cookie.generation, cookie.issued_at, cookie.last_seen,
+        ])
+        # No Max-Age: a browser session cookie. The lifetimes are enforced here, not by it.
+        return dump_cookie(self.cookie_name, value, path="/", secure=self.secure,
+                           httponly=True, samesite="Lax")
+
+    def _signed_cookies(self, environ: WSGIEnvironment) -> Iterator[SessionCookie]:
+        if not environ.get("HTTP_COOKIE"):
+            return
+        for raw in parse_cookie(environ).getlist(self.cookie_name)[:MAX_COOKIES_TRIED]:
+            if cookie := self._decode(raw):
+                yield cookie
+
+    def _decode(self, raw: str) -> SessionCookie | None:
+        if len(raw) > MAX_COOKIE_LENGTH:
+            return None
+        try:
+            data = self._serializer.loads(raw)  # any of the keys verifies
+        except BadData:
+            return None
+        if not isinstance(data, list) or len(data) != 7 or data[0] != COOKIE_FORMAT:
+            return None
+        _, session_id, member_id, workspace_id, generation, issued_at, last_seen = data
+        if not (isinstance(session_id, str) and isinstance(member_id, str)
+                and all(type(v) is int for v in (workspace_id, generation, issued_at, last_seen))):
+            return None
+        return SessionCookie(session_id, member_id, workspace_id, generation, issued_at, last_seen)
+
+    def _within_lifetimes(self, cookie: SessionCookie, now: float) -> bool:
+        # Our own timestamps rather than itsdangerous's max_age: that refuses any cookie
+        # signed a second "in the future", which another host's clock makes routine.
+        if max(cookie.issued_at, cookie.last_seen) > now + FUTURE_TOLERANCE:
+            return False
+        return (cookie.issued_at <= cookie.last_seen
+                and now - cookie.issued_at < self.absolute_lifetime
+                and now - cookie.last_seen < self.idle_lifetime)
+
+    # -- the database ---------------------------------------------------------------------------
+
+    def _check(self, id_hash: str) -> _Check | None:
+        cached = self.cache.get(id_hash)
+        if cached is not None:
+            return cached
+        asked_at = time.monotonic()  # before the query: the bound counts from here
+        try:
+            with self.database.unit() as unit:
+                rows = unit.connection.execute(_SESSION_QUERY, {"id_hash": id_hash}).all()
+        except (SQLAlchemyError, StoreError) as exc:
+            # Fail closed for this request only: the cookie stays, the next request retries.
+            log.warning("could not check a session; the request goes on without identity: %s", exc)
+            return None
+        check = self._evaluate(rows, asked_at)
+        self.cache.put(id_hash, check)
+        return check
+
+    def _evaluate(self, rows: Sequence[Any], asked_at: float) -> _Check:
+        if not rows:  # never existed here, or purged: remembered as dead like any other
+            return _Check(asked_at, "", 0, -1, 0.0, None)
+        row = rows[0]
+        expires_at = row.expires_at.timestamp()
+        live = (
+            row.ended_at is None
+            and expires_at > self._clock()
+            and row.active
+            and row.deleted_at is None
+            and row.session_generation == row.generation
+            and row.member_workspace_id == row.workspace_id
+            # SSO switched off (or the plan lost it): the IdP no longer vouches for anyone.
+            and row.sso_enabled
+            and row.plan in SSO_PLANS
+        )
+        member = None
+        if live:
+            member = Member(
+                id=row.member_id, workspace=row.slug, user_name=row.user_name,
+                email=row.email or row.email_key or (row.user_name if "@" in row.user_name else None),
+                given_name=row.given_name, family_name=row.family_name,
+                display_name=row.display_name, active=True,
+                groups=[r.group_name for r in rows if r.group_name is not None],
+            )
+        return _Check(asked_at, row.member_id, row.workspace_id, row.generation, expires_at, member)
+
+    @staticmethod
+    def _purge(db: Connection | Session, now: float) -> int:
+        # Cheap and bounded: one batch, in whatever transaction is at hand.
+        expired = select(_S.id_hash).where(_S.expires_at < _utc(now)).limit(PURGE_BATCH)
+        result = db.execute(delete(_SESSIONS).where(_S.id_hash.in_(expired.scalar_subquery())))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _utc(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
