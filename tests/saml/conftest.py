@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from sqlalchemy import select
+
+from webwork_sso_middleware import SSOMiddleware
+from webwork_sso_middleware.store.models import AuditEvent, Member
 
 from .idp import TestIdP
 
@@ -21,3 +26,70 @@ def idp(serve: Callable[[Any], Any], tmp_path: Path) -> TestIdP:
 def second_idp(serve: Callable[[Any], Any], tmp_path: Path) -> TestIdP:
     """Another IdP on its own port, with its own keys: for cross-IdP (wrong issuer, wrong key) tests."""
     return TestIdP.start(serve, tmp_path / "second_idp", name="Second IdP")
+
+
+def host_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    user = environ.get("REMOTE_USER", "")
+    member = environ.get("webwork_sso.member")
+    groups = ",".join(member.groups) if member else ""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"user={user};groups={groups};path={environ['PATH_INFO']}".encode()]
+
+
+class Site:
+    """The host app behind SSOMiddleware, served over HTTP, with workspace helpers."""
+
+    def __init__(self, serve: Callable[[Any], Any], database_url: str, **options: Any) -> None:
+        dispatch: list[Any] = []
+        live = serve(lambda environ, start_response: dispatch[0](environ, start_response))
+        self.url = live.url
+        self.middleware = SSOMiddleware(host_app, database_url=database_url, secret_key="s3cret",
+                                        base_url=self.url, **options)
+        dispatch.append(self.middleware)
+        self.workspaces = self.middleware.workspaces
+
+    def add_workspace(self, slug: str, idp: TestIdP, **idp_options: Any) -> str:
+        _, token = self.workspaces.create(slug, name=slug.title(), plan="plus",
+                                          owner_email=f"owner@{slug}.test")
+        self.workspaces.enable(slug, scim=True, sso=True)
+        self.workspaces.set_idp(slug, metadata_xml=idp.metadata_xml(), **idp_options)
+        idp.sp_config(self.entity_id(slug), self.acs(slug))
+        return token
+
+    def entity_id(self, slug: str) -> str:
+        return f"{self.url}/saml/{slug}/metadata"
+
+    def acs(self, slug: str) -> str:
+        return f"{self.url}/saml/{slug}/acs"
+
+    def post_response(self, browser: requests.Session, slug: str, saml_response: str,
+                      relay_state: str | None = None) -> requests.Response:
+        data = {"SAMLResponse": saml_response}
+        if relay_state is not None:
+            data["RelayState"] = relay_state
+        return browser.post(self.acs(slug), data=data, allow_redirects=False)
+
+    def members(self) -> list[Member]:
+        with self.middleware.database.transaction() as session:
+            rows = list(session.scalars(select(Member).order_by(Member.created_at)))
+            session.expunge_all()
+            return rows
+
+    def audit(self, action: str) -> list[AuditEvent]:
+        with self.middleware.database.transaction() as session:
+            rows = list(session.scalars(select(AuditEvent).where(AuditEvent.action == action)
+                                        .order_by(AuditEvent.id)))
+            session.expunge_all()
+            return rows
+
+
+@pytest.fixture
+def site(serve: Callable[[Any], Any], database_url: str) -> Iterator[Site]:
+    site = Site(serve, database_url)
+    yield site
+    site.middleware.close()
+
+
+@pytest.fixture
+def acme(site: Site, idp: TestIdP) -> str:
+    return site.add_workspace("acme", idp)

@@ -1,0 +1,283 @@
+"""SAML sign-in end to end: a real pysaml2 IdP, the middleware over real HTTP, a real database."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from webwork_sso_middleware import SSOMiddleware
+
+from ..scim.conftest import okta_user
+from .conftest import Site, host_app
+from .idp import TestIdP, autopost_form
+
+
+def whoami(browser: requests.Session, site: Site, path: str = "/") -> str:
+    return browser.get(site.url + path).text
+
+
+def sp_initiated(browser: requests.Session, site: Site, slug: str, next_path: str = "/") -> requests.Response:
+    """Browser: our login URL -> IdP (302) -> auto-post form -> our ACS."""
+    start = browser.get(f"{site.url}/saml/{slug}/login", params={"next": next_path},
+                        allow_redirects=False)
+    assert start.status_code == 302, start.text
+    at_idp = browser.get(start.headers["Location"])
+    assert at_idp.status_code == 200, at_idp.text
+    action, fields = autopost_form(at_idp.text)
+    return browser.post(action, data=fields, allow_redirects=False)
+
+
+# -- IdP-initiated ------------------------------------------------------------------------------
+
+
+def test_idp_initiated_sign_in_creates_member_and_session(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    assert whoami(browser, site) == "user=;groups=;path=/"
+    response = site.post_response(browser, "acme", idp.response(
+        sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="alice@acme.test"))
+    assert response.status_code == 303, response.text
+    assert response.headers["Location"].endswith("/")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # http base URL
+    assert whoami(browser, site) == "user=alice@acme.test;groups=;path=/"
+    (member,) = site.members()
+    assert member.source == "sso" and member.active and member.last_login_at is not None
+    assert member.given_name == "Alice" or member.given_name is not None
+
+
+def test_first_sso_member_is_visible_to_scim(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    site.post_response(browser, "acme", idp.response(
+        sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="bob@acme.test"))
+    scim = requests.get(f"{site.url}/scim/v2/Users", headers={"Authorization": f"Bearer {acme}"},
+                        params={"filter": 'userName eq "bob@acme.test"'}).json()
+    assert scim["totalResults"] == 1
+    assert scim["Resources"][0]["emails"][0]["value"] == "bob@acme.test"
+    # An IdP that starts provisioning later links to the member instead of duplicating it.
+    duplicate = requests.post(f"{site.url}/scim/v2/Users", json=okta_user("bob@acme.test"),
+                              headers={"Authorization": f"Bearer {acme}"})
+    assert duplicate.status_code == 409
+
+
+def test_known_member_names_are_refreshed_from_the_assertion(site: Site, idp: TestIdP, acme: str):
+    created = requests.post(f"{site.url}/scim/v2/Users", json=okta_user("carol@acme.test",
+                            given="Old", family="Name"), headers={"Authorization": f"Bearer {acme}"})
+    assert created.status_code == 201
+    idp.users["carol@acme.test"] = {"email": ["carol@acme.test"], "firstName": ["Carol"],
+                                    "lastName": ["Shaw"]}
+    response = site.post_response(requests.Session(), "acme", idp.response(
+        sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="carol@acme.test"))
+    assert response.status_code == 303
+    (member,) = site.members()
+    assert (member.given_name, member.family_name) == ("Carol", "Shaw")
+    assert member.source == "scim"
+
+
+def test_relay_state_redirects_only_to_local_paths(site: Site, idp: TestIdP, acme: str):
+    for relay_state, expected in [
+        ("/timesheets?week=3", "/timesheets?week=3"),
+        ("https://evil.test/", "/"),
+        ("//evil.test/x", "/"),
+        ("/\\evil.test", "/"),
+        ("javascript:alert(1)", "/"),
+        ("", "/"),
+    ]:
+        response = site.post_response(requests.Session(), "acme", idp.response(
+            sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"),
+            email="dave@acme.test"), relay_state=relay_state)
+        assert response.status_code == 303
+        assert urlsplit(response.headers["Location"]).path + (
+            "?" + urlsplit(response.headers["Location"]).query
+            if urlsplit(response.headers["Location"]).query else "") == expected, relay_state
+        assert urlsplit(response.headers["Location"]).netloc in ("", urlsplit(site.url).netloc)
+
+
+# -- SP-initiated --------------------------------------------------------------------------------
+
+
+def test_sp_initiated_sign_in_returns_to_next(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    idp.next_user = "erin@acme.test"
+    response = sp_initiated(browser, site, "acme", next_path="/reports?month=11")
+    assert response.status_code == 303, response.text
+    assert response.headers["Location"].endswith("/reports?month=11")
+    assert whoami(browser, site) == "user=erin@acme.test;groups=;path=/"
+    # RelayState sent to the IdP is an opaque reference, never the raw next.
+    assert "reports" not in idp.requests[-1].relay_state
+
+
+def test_authn_request_is_consumed_once(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    start = browser.get(f"{site.url}/saml/acme/login", allow_redirects=False)
+    action, fields = autopost_form(browser.get(start.headers["Location"]).text)
+    assert browser.post(action, data=fields, allow_redirects=False).status_code == 303
+    request_id = idp.requests[-1].id
+    # A second, freshly signed response to the same request is refused.
+    again = site.post_response(requests.Session(), "acme", idp.response(
+        sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="alice@acme.test",
+        in_response_to=request_id))
+    assert again.status_code == 400 and "unknown_in_response_to" in again.text
+
+
+def test_sign_in_page_routes_by_membership_and_domain(site: Site, idp: TestIdP, acme: str):
+    site.workspaces.set_domains("acme", ["acme.test"])
+    browser = requests.Session()
+    form = browser.get(f"{site.url}/saml/login")
+    assert 'name="email"' in form.text and "<label" in form.text
+    known = browser.post(f"{site.url}/saml/login", data={"email": "newcomer@acme.test",
+                                                          "next": "/x"}, allow_redirects=False)
+    assert known.status_code == 303
+    assert known.headers["Location"].startswith("/saml/acme/login?")
+    assert parse_qs(urlsplit(known.headers["Location"]).query)["next"] == ["/x"]
+    unknown = browser.post(f"{site.url}/saml/login", data={"email": "x@nowhere.test"},
+                           allow_redirects=False)
+    site.workspaces.disable("acme", sso=True)
+    switched_off = browser.post(f"{site.url}/saml/login", data={"email": "newcomer@acme.test"},
+                                allow_redirects=False)
+    assert unknown.status_code == switched_off.status_code == 200
+    assert _strip_form(unknown.text) == _strip_form(switched_off.text)
+
+
+def _strip_form(html: str) -> str:
+    return re.sub(r'value="[^"]*"', "", html)
+
+
+def test_sign_in_page_lets_a_person_in_two_workspaces_choose(site: Site, idp: TestIdP,
+                                                               second_idp: TestIdP, acme: str):
+    site.add_workspace("globex", second_idp)
+    for slug, token_idp in (("acme", idp), ("globex", second_idp)):
+        site.post_response(requests.Session(), slug, token_idp.response(
+            sp_entity_id=site.entity_id(slug), acs_url=site.acs(slug), email="frank@both.test"))
+    choose = requests.post(f"{site.url}/saml/login", data={"email": "frank@both.test"},
+                           allow_redirects=False)
+    assert choose.status_code == 200
+    assert "/saml/acme/login" in choose.text and "/saml/globex/login" in choose.text
+
+
+# -- deactivation, logout, isolation ---------------------------------------------------------------
+
+
+def test_deactivated_member_gets_403_and_no_session(site: Site, idp: TestIdP, acme: str):
+    user = requests.post(f"{site.url}/scim/v2/Users", json=okta_user("gina@acme.test"),
+                         headers={"Authorization": f"Bearer {acme}"}).json()
+    requests.patch(f"{site.url}/scim/v2/Users/{user['id']}", headers={"Authorization": f"Bearer {acme}"},
+                   json={"Operations": [{"op": "replace", "value": {"active": False}}]})
+    browser = requests.Session()
+    response = site.post_response(browser, "acme", idp.response(
+        sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="gina@acme.test"))
+    assert response.status_code == 403 and "deactivated" in response.text
+    assert "Set-Cookie" not in response.headers
+    assert whoami(browser, site) == "user=;groups=;path=/"
+    assert [e.changes["reason"] for e in site.audit("login_refused")] == ["member_deactivated"]
+
+
+def test_scim_deactivation_ends_live_session_and_reactivation_allows_new_login(
+        serve: Callable[[Any], Any], database_url: str, idp: TestIdP):
+    site = Site(serve, database_url, session_recheck_seconds=0.2)
+    try:
+        token = site.add_workspace("acme", idp)
+        browser = requests.Session()
+        site.post_response(browser, "acme", idp.response(
+            sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="hal@acme.test"))
+        assert whoami(browser, site).startswith("user=hal@acme.test")
+        member_id = site.members()[0].id
+        scim = {"Authorization": f"Bearer {token}"}
+        off = {"Operations": [{"op": "replace", "value": {"active": False}}]}
+        requests.patch(f"{site.url}/scim/v2/Users/{member_id}", json=off, headers=scim)
+        time.sleep(0.5)
+        assert whoami(browser, site) == "user=;groups=;path=/"
+        on = {"Operations": [{"op": "replace", "value": {"active": True}}]}
+        requests.patch(f"{site.url}/scim/v2/Users/{member_id}", json=on, headers=scim)
+        time.sleep(0.5)
+        assert whoami(browser, site) == "user=;groups=;path=/"  # old sessions stay ended
+        site.post_response(browser, "acme", idp.response(
+            sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="hal@acme.test"))
+        assert whoami(browser, site).startswith("user=hal@acme.test")
+    finally:
+        site.middleware.close()
+
+
+def test_logout_ends_the_session_and_the_old_cookie_stays_dead(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    site.post_response(browser, "acme", idp.response(
+        sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="ivy@acme.test"))
+    old_cookies = browser.cookies.copy()
+    form = browser.get(f"{site.url}/saml/logout").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token, form
+    done = browser.post(f"{site.url}/saml/logout", data={"csrf_token": token.group(1)},
+                        allow_redirects=False)
+    assert done.status_code == 303
+    assert whoami(browser, site) == "user=;groups=;path=/"
+    replay = requests.Session()
+    replay.cookies.update(old_cookies)
+    assert whoami(replay, site) == "user=;groups=;path=/"
+
+
+def test_two_workspaces_with_two_idps_cannot_sign_into_each_other(site: Site, idp: TestIdP,
+                                                                   second_idp: TestIdP, acme: str):
+    site.add_workspace("globex", second_idp)
+    # Globex's IdP signs a response for Globex; posted to Acme's ACS it must fail.
+    foreign = second_idp.response(sp_entity_id=site.entity_id("globex"),
+                                  acs_url=site.acs("globex"), email="mallory@acme.test")
+    response = site.post_response(requests.Session(), "acme", foreign)
+    assert response.status_code == 400
+    # Even addressed to Acme, Globex's IdP is not Acme's IdP.
+    addressed = second_idp.response(sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"),
+                                    email="mallory@acme.test")
+    response = site.post_response(requests.Session(), "acme", addressed)
+    assert response.status_code == 400 and "issuer_mismatch" in response.text
+    assert site.members() == []
+
+
+def test_sp_metadata_is_served_at_the_entity_id(site: Site, idp: TestIdP, acme: str):
+    response = requests.get(site.entity_id("acme"))
+    assert response.status_code == 200
+    assert f'entityID="{site.entity_id("acme")}"' in response.text
+    assert site.acs("acme") in response.text
+    assert "emailAddress" in response.text
+    assert requests.get(f"{site.url}/saml/nope/metadata").status_code == 404
+
+
+def test_sp_metadata_is_available_before_any_idp_is_set(site: Site):
+    site.workspaces.create("fresh", name="Fresh", plan="plus", owner_email="o@fresh.test")
+    response = requests.get(site.entity_id("fresh"))
+    assert response.status_code == 200 and site.acs("fresh") in response.text
+
+
+def test_sso_switched_off_or_no_idp_refuses_to_start(site: Site, idp: TestIdP, acme: str):
+    site.workspaces.disable("acme", sso=True)
+    response = requests.get(f"{site.url}/saml/acme/login", allow_redirects=False)
+    assert response.status_code == 403 and "sso_disabled" in response.text
+    site.workspaces.create("bare", name="Bare", plan="plus", owner_email="o@bare.test")
+    site.workspaces.enable("bare", sso=True)
+    response = requests.get(f"{site.url}/saml/bare/login", allow_redirects=False)
+    assert response.status_code == 403 and "idp_not_configured" in response.text
+
+
+def test_https_base_url_makes_secure_cookies(serve: Callable[[Any], Any], database_url: str,
+                                             idp: TestIdP, tmp_path: Path):
+    dispatch: list[Any] = []
+    live = serve(lambda environ, start_response: dispatch[0](environ, start_response))
+    public = "https://tracker.example.test"
+    middleware = SSOMiddleware(host_app, database_url=database_url, secret_key="k", base_url=public)
+    dispatch.append(middleware)
+    try:
+        middleware.workspaces.create("acme", name="Acme", plan="plus", owner_email="o@acme.test")
+        middleware.workspaces.enable("acme", sso=True)
+        middleware.workspaces.set_idp("acme", metadata_xml=idp.metadata_xml())
+        saml_response = idp.response(sp_entity_id=f"{public}/saml/acme/metadata",
+                                     acs_url=f"{public}/saml/acme/acs", email="jo@acme.test")
+        response = requests.post(f"{live.url}/saml/acme/acs", data={"SAMLResponse": saml_response},
+                                 allow_redirects=False)
+        assert response.status_code == 303, response.text
+        assert "Secure" in response.headers["Set-Cookie"]
+    finally:
+        middleware.close()

@@ -1,0 +1,262 @@
+"""The Assertion Consumer Service checks: every one explicit, each with its own reason code.
+
+pysaml2 verifies the signature and runs its own checks too; we check the same document
+ourselves first, so a rejection says precisely why, and read identity only from the one
+assertion that both we and pysaml2 looked at.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import datetime as dt
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from lxml import etree
+
+from .sp import ServiceProvider
+
+log = logging.getLogger(__name__)
+
+SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
+SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+DS = "http://www.w3.org/2000/09/xmldsig#"
+BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
+EMAIL = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
+
+GIVEN_NAME = ("givenName", "firstName", "given_name", "first_name", "urn:oid:2.5.4.42")
+FAMILY_NAME = ("sn", "surname", "lastName", "familyName", "family_name", "last_name",
+               "urn:oid:2.5.4.4")
+DISPLAY_NAME = ("displayName", "display_name", "name", "urn:oid:2.16.840.1.113730.3.1.241")
+
+
+class Rejection(Exception):
+    """A response we refuse: ``code`` for logs and admins, ``detail`` in plain words."""
+
+    def __init__(self, code: str, detail: str, *, status: int = 400) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.status = status
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifiedAssertion:
+    assertion_id: str
+    email: str
+    in_response_to: str | None
+    expires_at: dt.datetime
+    given_name: str | None
+    family_name: str | None
+    display_name: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Peek:
+    """What the consumer reads before verification, to decide which request it answers."""
+
+    root: Any
+    in_response_to: str | None
+
+
+def decode(saml_response: str | None) -> bytes:
+    if not saml_response:
+        raise Rejection("missing_response", "the request carries no SAMLResponse")
+    try:
+        return base64.b64decode(saml_response.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise Rejection("bad_encoding", "the SAMLResponse is not valid base64") from None
+
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                          huge_tree=False, remove_comments=False, remove_pis=False)
+
+
+def peek(document: bytes) -> Peek:
+    """Parse without trusting anything yet; refuse DTDs outright (XXE, entity expansion)."""
+    if re.search(rb"<!(DOCTYPE|ENTITY)", document, re.IGNORECASE):
+        raise Rejection("dtd_forbidden", "the response contains a DTD, which is never allowed")
+    try:
+        root = etree.fromstring(document, _PARSER)
+    except etree.XMLSyntaxError:
+        raise Rejection("malformed_xml", "the response is not well-formed XML") from None
+    if root.getroottree().docinfo.doctype:
+        raise Rejection("dtd_forbidden", "the response contains a DTD, which is never allowed")
+    if root.tag != f"{{{SAMLP}}}Response":
+        raise Rejection("not_a_response", "the document is not a SAML Response")
+    return Peek(root, root.get("InResponseTo"))
+
+
+class AssertionConsumer:
+    """Checks one response for one workspace's SP; raises Rejection or returns the identity."""
+
+    def __init__(self, provider: ServiceProvider, *, clock_skew: dt.timedelta) -> None:
+        assert provider.idp is not None
+        self.provider = provider
+        self.idp_entity_id = provider.idp.entity_id
+        self.clock_skew = clock_skew
+
+    def consume(self, document: bytes, seen: Peek, outstanding: Mapping[str, str],
+                *, now: dt.datetime) -> VerifiedAssertion:
+        assertion = self.check_structure(seen.root)
+        self.check_response(seen.root, outstanding)
+        self.check_assertion(assertion, now)
+        return self.verify(document, assertion, outstanding, seen.in_response_to)
+
+    # -- our explicit checks ----------------------------------------------------------------
+
+    def check_structure(self, root: Any) -> Any:
+        encrypted = list(root.iter(f"{{{SAML}}}EncryptedAssertion"))
+        if encrypted:
+            raise Rejection("encrypted_assertion", "encrypted assertions are not supported; "
+                            "turn assertion encryption off in the IdP")
+        assertions = list(root.iter(f"{{{SAML}}}Assertion"))
+        # Exactly one, and directly in the Response: a second copy anywhere (Extensions,
+        # Object, Advice) is how signature-wrapping attacks smuggle an identity in.
+        if len(assertions) != 1 or assertions[0].getparent() is not root:
+            raise Rejection("assertion_count", "the response must hold exactly one assertion, "
+                            f"directly inside it (found {len(assertions)})")
+        signed_response = root.find(f"{{{DS}}}Signature") is not None
+        signed_assertion = assertions[0].find(f"{{{DS}}}Signature") is not None
+        if not (signed_response or signed_assertion):
+            raise Rejection("unsigned", "neither the response nor its assertion is signed")
+        return assertions[0]
+
+    def check_response(self, root: Any, outstanding: Mapping[str, str]) -> None:
+        status = root.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
+        if status is None or status.get("Value") != SUCCESS:
+            code = status.get("Value") if status is not None else "none"
+            raise Rejection("idp_status_error", f"the IdP did not sign the person in ({code})")
+        destination = root.get("Destination")
+        if destination != self.provider.urls.acs_url:
+            raise Rejection("destination_mismatch", f"the response is addressed to "
+                            f"{destination!r}; this workspace's ACS is {self.provider.urls.acs_url}")
+        self.check_issuer(root, required=False)
+        in_response_to = root.get("InResponseTo")
+        if in_response_to is None:
+            if not (self.provider.idp and self.provider.idp.allow_idp_initiated):
+                raise Rejection("unsolicited_not_allowed", "IdP-initiated sign-in is switched off "
+                                "for this workspace; start from the sign-in page")
+        elif in_response_to not in outstanding:
+            raise Rejection("unknown_in_response_to", "the response answers a sign-in request "
+                            "this site did not make, or one already used or expired")
+
+    def check_issuer(self, element: Any, *, required: bool) -> None:
+        issuer = element.find(f"{{{SAML}}}Issuer")
+        if issuer is None:
+            if required:
+                raise Rejection("issuer_mismatch", "the assertion names no issuer")
+            return
+        value = (issuer.text or "").strip()
+        if value != self.idp_entity_id:
+            raise Rejection("issuer_mismatch", f"the IdP sent issuer {value!r}; this workspace "
+                            f"expects {self.idp_entity_id!r}")
+
+    def check_assertion(self, assertion: Any, now: dt.datetime) -> None:
+        self.check_issuer(assertion, required=True)
+        conditions = assertion.find(f"{{{SAML}}}Conditions")
+        if conditions is None:
+            raise Rejection("missing_conditions", "the assertion has no Conditions")
+        self.check_window(conditions, now)
+        audiences = [(a.text or "").strip() for a in
+                     conditions.iter(f"{{{SAML}}}Audience")]
+        expected = self.provider.urls.sp_entity_id
+        if expected not in audiences:
+            raise Rejection("audience_mismatch", f"audience mismatch: the IdP sent "
+                            f"{', '.join(audiences) or 'none'}, this workspace expects {expected}")
+        confirmations = [c for c in assertion.iter(f"{{{SAML}}}SubjectConfirmation")
+                         if c.get("Method") == BEARER]
+        if not confirmations:
+            raise Rejection("no_bearer_confirmation", "the assertion has no bearer "
+                            "subject confirmation")
+        recipients = []
+        for confirmation in confirmations:
+            data = confirmation.find(f"{{{SAML}}}SubjectConfirmationData")
+            if data is None:
+                continue
+            recipients.append(data.get("Recipient"))
+            if data.get("Recipient") == self.provider.urls.acs_url:
+                self.check_window(data, now)
+                return
+        raise Rejection("recipient_mismatch", f"the assertion is for recipient "
+                        f"{', '.join(map(str, recipients)) or 'none'}; this workspace's ACS is "
+                        f"{self.provider.urls.acs_url}")
+
+    def check_window(self, element: Any, now: dt.datetime) -> None:
+        not_before = _instant(element.get("NotBefore"))
+        not_on_or_after = _instant(element.get("NotOnOrAfter"))
+        if not_before is not None and now + self.clock_skew < not_before:
+            raise Rejection("not_yet_valid", f"the assertion is valid only from {not_before:%Y-%m-%d %H:%M:%S}Z; "
+                            "check the clocks of this server and the IdP")
+        if not_on_or_after is not None and now - self.clock_skew >= not_on_or_after:
+            raise Rejection("expired", f"the assertion expired at {not_on_or_after:%Y-%m-%d %H:%M:%S}Z")
+
+    # -- pysaml2's verification, and reading the identity --------------------------------------
+
+    def verify(self, document: bytes, assertion: Any, outstanding: Mapping[str, str],
+               in_response_to: str | None) -> VerifiedAssertion:
+        try:
+            # The HTTP-POST binding hands pysaml2 the base64 text, as the form carried it.
+            encoded = base64.b64encode(document).decode("ascii")
+            response = self.provider.parse_response(encoded, dict(outstanding))
+        except Exception as exc:  # pysaml2 raises many unrelated types
+            code = "signature_invalid" if "ignature" in type(exc).__name__ + str(exc) else "invalid_response"
+            log.info("pysaml2 rejected a response: %s: %s", type(exc).__name__, exc)
+            raise Rejection(code, "the response's signature does not verify with the IdP's "
+                            "certificates" if code == "signature_invalid" else
+                            "the response did not pass validation") from None
+        if response is None or response.assertion is None:
+            raise Rejection("invalid_response", "the response did not pass validation")
+        if response.assertion.id != assertion.get("ID"):
+            raise Rejection("assertion_mismatch", "the verified assertion is not the one read")
+        name_id = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID")
+        # Children in NameID (a comment injected after signing) would let a parser read a
+        # truncated address: refuse rather than guess which part was meant.
+        if name_id is None or len(name_id) or response.name_id is None:
+            raise Rejection("bad_name_id", "the assertion's NameID is missing or malformed")
+        email = (response.name_id.text or "").strip()
+        if email != (name_id.text or "").strip() or not EMAIL.match(email):
+            raise Rejection("bad_name_id", "the NameID is not an email address")
+        attributes = response.ava or {}
+        expires = _assertion_expiry(assertion) or dt.datetime.now(dt.timezone.utc)
+        return VerifiedAssertion(
+            assertion_id=response.assertion.id,
+            email=email,
+            in_response_to=in_response_to,
+            expires_at=expires + self.clock_skew,
+            given_name=_first(attributes, GIVEN_NAME),
+            family_name=_first(attributes, FAMILY_NAME),
+            display_name=_first(attributes, DISPLAY_NAME),
+        )
+
+
+def _instant(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise Rejection("bad_time", f"unreadable time {value!r} in the assertion") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _assertion_expiry(assertion: Any) -> dt.datetime | None:
+    times = [_instant(e.get("NotOnOrAfter")) for e in assertion.iter()
+             if e.get("NotOnOrAfter")]
+    return max((t for t in times if t), default=None)
+
+
+def _first(attributes: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
+    lowered = {k.lower(): v for k, v in attributes.items()}
+    for name in names:
+        values = lowered.get(name.lower())
+        if values:
+            value = values[0] if isinstance(values, list) else values
+            if isinstance(value, str) and value.strip():
+                return value.strip()[:255]
+    return None
