@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterable
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -26,12 +28,13 @@ from werkzeug.wrappers import Request, Response
 from ..errors import StoreUnavailable
 from ..store import audit
 from ..store import sign_in as sign_in_store
-from ..store.db import Database
+from ..store.db import Database, UnitOfWork
 from ..store.identity_providers import refresh_if_due
-from ..store.models import SSO_PLANS, IdentityProvider, Member, MemberValue, Workspace, utcnow
+from ..store.models import SSO_PLANS, utcnow
+from ..store.sign_in import SignInTarget
 from ..store.workspaces import find_by_slug
 from ..urls import WorkspaceUrls
-from .acs import AssertionConsumer, Rejection, VerifiedAssertion, decode, peek
+from .acs import AssertionConsumer, Rejection, VerifiedAssertion, claimed_email, decode, peek
 from .logout import LogoutPage
 from .pages import error_page, page
 from .redirects import safe_next
@@ -44,6 +47,9 @@ if TYPE_CHECKING:
     from ..sessions import SessionManager
 
 log = logging.getLogger(__name__)
+
+# Metadata refreshes are due hours apart: a worker need not ask on every sign-in.
+METADATA_CHECK_INTERVAL = 60.0
 
 URL_MAP = Map([
     Rule("/saml/login", endpoint="sign_in_page", methods=["GET", "POST"]),
@@ -62,6 +68,7 @@ class SamlApplication:
         self.clock_skew = dt.timedelta(seconds=settings.clock_skew_seconds)
         self.providers = ServiceProviders(clock_skew=self.clock_skew)
         self.logout = LogoutPage(sessions, secret_keys=list(settings.secret_key))
+        self._metadata_checked: dict[str, float] = {}  # slug -> monotonic time of the last check
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -93,52 +100,60 @@ class SamlApplication:
         base = self.settings.base_url or (request.host_url.rstrip("/") + request.script_root)
         return WorkspaceUrls(base, slug)
 
-    def workspace(self, session: Session, slug: str) -> Workspace:
-        workspace = find_by_slug(session, slug)
-        if workspace is None:
+    def target(self, connection: Connection, slug: str) -> SignInTarget:
+        target = sign_in_store.sign_in_target(connection, slug)
+        if target is None:
             raise Rejection("unknown_workspace", "there is no such workspace", status=404)
-        return workspace
+        return target
 
-    def provider(self, request: Request, workspace: Workspace, session: Session) -> ServiceProvider:
-        row = session.get(IdentityProvider, workspace.id)
-        idp = None
-        if row is not None:
-            idp = IdPSettings(
-                entity_id=row.entity_id,
-                metadata_xml=row.metadata_xml,
-                allow_idp_initiated=row.allow_idp_initiated,
-                version=f"{row.fetched_at.isoformat()}|{row.modified_at.isoformat()}",
-            )
-        return self.providers.get(self.urls(request, workspace.slug), idp)
+    def provider(self, request: Request, target: SignInTarget,
+                 connection: Connection) -> ServiceProvider:
+        def load() -> IdPSettings | None:
+            xml = sign_in_store.idp_metadata_xml(connection, target.workspace_id)
+            if xml is None or target.idp_entity_id is None or target.idp_version is None:
+                return None
+            return IdPSettings(entity_id=target.idp_entity_id, metadata_xml=xml,
+                               allow_idp_initiated=target.allow_idp_initiated,
+                               version=target.idp_version)
 
-    def usable_provider(self, request: Request, slug: str, session: Session) -> tuple[Workspace, ServiceProvider]:
+        return self.providers.get(self.urls(request, target.slug), target.idp_version, load)
+
+    def usable_provider(self, request: Request, slug: str,
+                        connection: Connection) -> tuple[SignInTarget, ServiceProvider]:
         """The workspace and its SP, when SSO can be used there right now."""
-        workspace = self.workspace(session, slug)
-        if workspace.plan not in SSO_PLANS:
+        target = self.target(connection, slug)
+        if target.plan not in SSO_PLANS:
             raise Rejection("plan", "single sign-on needs the Plus or Premium plan", status=403)
-        if not workspace.sso_enabled:
+        if not target.sso_enabled:
             raise Rejection("sso_disabled", "single sign-on is switched off for this workspace",
                             status=403)
-        provider = self.provider(request, workspace, session)
+        provider = self.provider(request, target, connection)
         if provider.idp is None:
             raise Rejection("idp_not_configured", "this workspace has no identity provider yet",
                             status=403)
-        return workspace, provider
+        return target, provider
 
     def refresh_metadata(self, slug: str) -> None:
+        """Refresh the IdP metadata when due; asked of the database at most once a minute."""
+        now = time.monotonic()
+        if self._metadata_checked.get(slug, -METADATA_CHECK_INTERVAL) > now - METADATA_CHECK_INTERVAL:
+            return
         workspace_id = self.database.run(
             lambda s: (w.id if (w := find_by_slug(s, slug)) else None), write=False)
         if workspace_id is not None:
             refresh_if_due(self.database, workspace_id)
+        if len(self._metadata_checked) > 10_000:
+            self._metadata_checked.clear()
+        self._metadata_checked[slug] = now
 
     # -- endpoints ----------------------------------------------------------------------------
 
     def metadata(self, request: Request, slug: str) -> Response:
-        def work(session: Session) -> str | None:
-            workspace = find_by_slug(session, slug)
-            return self.provider(request, workspace, session).metadata_xml() if workspace else None
+        def work(unit: UnitOfWork) -> str | None:
+            target = sign_in_store.sign_in_target(unit.connection, slug)
+            return self.provider(request, target, unit.connection).metadata_xml() if target else None
 
-        xml = self.database.run(work, write=False)
+        xml = self.database.run_unit(work, write=False)
         if xml is None:
             return error_page("Not found", "There is no such workspace.", status=404)
         return Response(xml, content_type="application/samlmetadata+xml; charset=utf-8")
@@ -148,16 +163,16 @@ class SamlApplication:
         try:
             self.refresh_metadata(slug)
 
-            def work(session: Session) -> str:
-                workspace, provider = self.usable_provider(request, slug, session)
+            def work(unit: UnitOfWork) -> str:
+                target, provider = self.usable_provider(request, slug, unit.connection)
                 relay_state = sign_in_store.new_relay_state()
                 request_id, location = provider.authn_request(relay_state)
                 sign_in_store.remember_request(
-                    session, workspace_id=workspace.id, request_id=request_id,
+                    unit.connection, workspace_id=target.workspace_id, request_id=request_id,
                     relay_state=relay_state, next_path=next_path)
                 return location
 
-            location = self.database.run(work)
+            location = self.database.run_unit(work)
         except Rejection as rejection:
             return error_page("Single sign-on unavailable", rejection.detail,
                               reason=rejection.code, status=rejection.status)
@@ -166,82 +181,81 @@ class SamlApplication:
     def acs(self, request: Request, slug: str) -> Response:
         saml_response = request.form.get("SAMLResponse")
         relay_state = request.form.get("RelayState")
+        seen = None
         try:
             document = decode(saml_response)
             seen = peek(document)
             self.refresh_metadata(slug)
-            return self.database.run(
-                lambda s: self.sign_in(request, s, slug, document, seen, relay_state))
+            return self.database.run_unit(
+                lambda unit: self.sign_in(request, unit, slug, seen, relay_state))
         except Rejection as rejection:
-            self.record_failure(slug, rejection)
+            self.record_failure(slug, rejection, claimed_email(seen))
             return error_page("Sign-in failed", rejection.detail, reason=rejection.code,
                               status=rejection.status)
 
-    def sign_in(self, request: Request, session: Session, slug: str, document: bytes,
-                seen: Any, relay_state: str | None) -> Response:
-        workspace, provider = self.usable_provider(request, slug, session)
-        outstanding = sign_in_store.outstanding(session, workspace.id, seen.in_response_to)
+    def sign_in(self, request: Request, unit: UnitOfWork, slug: str, seen: Any,
+                relay_state: str | None) -> Response:
+        connection = unit.connection
+        target, provider = self.usable_provider(request, slug, connection)
+        workspace_id = target.workspace_id
+        outstanding = sign_in_store.outstanding(connection, workspace_id, seen.in_response_to)
         consumer = AssertionConsumer(provider, clock_skew=self.clock_skew)
-        verified = consumer.consume(document, seen, outstanding, now=utcnow())
+        verified = consumer.consume(seen, outstanding, now=utcnow())
         if not sign_in_store.remember_assertion(
-                session, workspace_id=workspace.id, assertion_id=verified.assertion_id,
+                connection, workspace_id=workspace_id, assertion_id=verified.assertion_id,
                 expires_at=verified.expires_at):
             raise Rejection("replayed", "this sign-in response was already used")
         if verified.in_response_to and not sign_in_store.consume_request(
-                session, workspace.id, verified.in_response_to):
+                connection, workspace_id, verified.in_response_to):
             raise Rejection("unknown_in_response_to", "the sign-in request was already used")
-        member = self.member_at_login(session, workspace, verified)
+        member = self.member_at_login(connection, workspace_id, verified)
         if member is None:
             return error_page("Account deactivated", "Your account in this workspace is "
                               "deactivated. Ask your administrator to reactivate it.",
                               reason="member_deactivated", status=403)
-        cookie = self.sessions.start(member.id, workspace.id, session)
+        member_id, generation = member
+        cookie = self.sessions.start(member_id, workspace_id, unit, generation=generation)
         if verified.in_response_to:
-            target = outstanding.get(verified.in_response_to, "/")
+            target_path = outstanding.get(verified.in_response_to, "/")
         else:
-            target = self.relay_target(session, workspace.id, relay_state)
-        response = redirect(safe_next(target), code=303)
+            target_path = self.relay_target(connection, workspace_id, relay_state)
+        response = redirect(safe_next(target_path), code=303)
         response.headers.add("Set-Cookie", cookie)
         return response
 
-    def relay_target(self, session: Session, workspace_id: int, relay_state: str | None) -> str:
+    def relay_target(self, connection: Connection, workspace_id: int,
+                     relay_state: str | None) -> str:
         """Okta sends its configured default RelayState with IdP-initiated sign-in."""
         if relay_state and not relay_state.startswith("/"):
-            return sign_in_store.next_for_relay_state(session, workspace_id, relay_state) or "/"
+            return sign_in_store.next_for_relay_state(connection, workspace_id, relay_state) or "/"
         return safe_next(relay_state)
 
-    def member_at_login(self, session: Session, workspace: Workspace,
-                        verified: VerifiedAssertion) -> Member | None:
-        """The member signing in, created at first login; None when deactivated."""
-        member = sign_in_store.member_for_login(session, workspace.id, verified.email)
+    def member_at_login(self, connection: Connection, workspace_id: int,
+                        verified: VerifiedAssertion) -> tuple[str, int] | None:
+        """(member id, session generation) of the member signing in, created at first login;
+        None when deactivated."""
         now = utcnow()
+        member = sign_in_store.login_member(connection, workspace_id, verified.email)
         if member is None:
-            member = Member(workspace_id=workspace.id, user_name=verified.email,
-                            user_name_key=verified.email.lower(), email_key=verified.email.lower(),
-                            source="sso", active=True)
-            session.add(member)
-            action = "created"
-        elif not member.active:
-            audit.record(session, workspace_id=workspace.id, actor="saml", action="login_refused",
-                         target_type="member", target_id=member.id,
+            profile = _profile(None, verified)
+            member_id = sign_in_store.create_member_at_login(
+                connection, workspace_id, verified.email, now=now, profile=profile)
+            audit.record(connection, workspace_id=workspace_id, actor="saml", action="created",
+                         target_type="member", target_id=member_id,
+                         changes={"email": verified.email, "source": "sso"})
+            return member_id, 0
+        if not member.active:
+            audit.record(connection, workspace_id=workspace_id, actor="saml",
+                         action="login_refused", target_type="member", target_id=member.id,
                          changes={"reason": "member_deactivated", "email": verified.email})
             return None
-        else:
-            action = "signed_in"
-        changes = _refresh_profile(member, verified)
-        member.last_login_at = now
-        if changes:
-            member.modified_at = now
-        session.flush()
-        if action == "created":
-            session.add(MemberValue(member_id=member.id, attribute="emails", position=0,
-                                    value=verified.email, value_key=verified.email.lower(),
-                                    type="work", primary=True))
-        audit.record(session, workspace_id=workspace.id, actor="saml", action=action,
-                     target_type="member", target_id=member.id, changes=changes)
-        return member
+        profile = _profile(member, verified)
+        sign_in_store.record_login(connection, member.id, now=now, profile=profile)
+        audit.record(connection, workspace_id=workspace_id, actor="saml", action="signed_in",
+                     target_type="member", target_id=member.id, changes=profile)
+        return member.id, member.session_generation
 
-    def record_failure(self, slug: str, rejection: Rejection) -> None:
+    def record_failure(self, slug: str, rejection: Rejection, email: str | None = None) -> None:
         log.info("SAML response for %s rejected: %s", slug, rejection)
         try:
             def work(session: Session) -> None:
@@ -249,7 +263,9 @@ class SamlApplication:
                 if workspace is not None:
                     audit.record(session, workspace_id=workspace.id, actor="saml",
                                  action="login_failed", target_type="login", target_id=None,
-                                 changes={"reason": rejection.code, "detail": rejection.detail})
+                                 changes={"reason": rejection.code, "detail": rejection.detail,
+                                          # unverified: what the refused response claimed
+                                          **({"email": email} if email else {})})
 
             self.database.run(work)
         except Exception:  # the rejection page matters more than its record
@@ -290,16 +306,14 @@ def _email_form(next_path: str) -> str:
     )
 
 
-def _refresh_profile(member: Member, verified: VerifiedAssertion) -> dict[str, Any]:
-    """Names from the assertion win: the IdP is the source of truth for them."""
-    changes: dict[str, Any] = {}
-    for column, value in (("given_name", verified.given_name),
-                          ("family_name", verified.family_name),
-                          ("display_name", verified.display_name)):
-        if value is not None and getattr(member, column) != value:
-            changes[column] = {"from": getattr(member, column), "to": value}
-            setattr(member, column, value)
-    if member.display_name is None and (verified.given_name or verified.family_name):
-        member.display_name = " ".join(p for p in (verified.given_name, verified.family_name) if p)
-    return changes
-
+def _profile(member: sign_in_store.LoginMember | None,
+             verified: VerifiedAssertion) -> dict[str, str]:
+    """Names from the assertion that differ from the member's: the IdP is their source."""
+    current = {"given_name": member.given_name, "family_name": member.family_name,
+               "display_name": member.display_name} if member else {}
+    wanted = {"given_name": verified.given_name, "family_name": verified.family_name,
+              "display_name": verified.display_name or " ".join(
+                  p for p in (verified.given_name, verified.family_name) if p) or None}
+    if member is not None and member.display_name and not verified.display_name:
+        del wanted["display_name"]  # keep a display name SCIM set when the IdP sends none
+    return {k: v for k, v in wanted.items() if v is not None and current.get(k) != v}

@@ -42,7 +42,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import xmlsec
@@ -284,21 +284,43 @@ class XmlsecBackend(CryptoBackend):
         ``SignatureError``; pysaml2 then tries the issuer's next metadata certificate, if any.
         """
         tree = parse_xml(signedtext)
-        target = _find_target(tree.getroot(), node_name, node_id)
-        signature = _check_signature_shape(target, accept_sha1=self.accept_sha1)
         try:
-            key = xmlsec.Key.from_memory(load_certificate_der(cert_file), xmlsec.KeyFormat.CERT_DER)
-        except (xmlsec.Error, SigverError) as exc:
+            key_der = load_certificate_der(cert_file)
+        except SigverError as exc:
             raise _reject(f"unusable metadata certificate ({exc})") from exc
-        context = self._context(key)
-        try:
-            if target.get("ID"):
-                # Only the target answers to "#ID" (rather than xmlsec.tree.add_ids on every element).
-                context.register_id(target, "ID")
-            context.verify(signature)
-        except xmlsec.Error as exc:  # VerificationError included
-            raise _reject(f"signature does not verify ({exc})") from exc
+        self.verify_element(tree.getroot(), node_name, node_id, [key_der])
         return True
+
+    def verify_element(
+        self, root: etree._Element, node_name: str, node_id: str | None, certificates: Sequence[bytes]
+    ) -> etree._Element:
+        """Verify the signature of the element (node_name, node_id) in an already parsed document.
+
+        ``certificates`` are DER certificates from the IdP's metadata (several during a rollover);
+        the first that verifies wins. Returns the verified element; raises ``SignatureError``.
+        The document must come from :func:`parse_xml` or an equally strict parser (no DTDs).
+        """
+        target = _find_target(root, node_name, node_id)
+        signature = _check_signature_shape(target, accept_sha1=self.accept_sha1)
+        if not certificates:
+            raise _reject("the IdP's metadata has no signing certificate")
+        failures = []
+        for der in certificates:
+            try:
+                key = xmlsec.Key.from_memory(der, xmlsec.KeyFormat.CERT_DER)
+            except xmlsec.Error as exc:
+                failures.append(f"unusable metadata certificate ({exc})")
+                continue
+            context = self._context(key)
+            try:
+                if target.get("ID"):
+                    # Only the target answers to "#ID" (rather than xmlsec.tree.add_ids on every element).
+                    context.register_id(target, "ID")
+                context.verify(signature)
+                return target
+            except xmlsec.Error as exc:  # VerificationError included
+                failures.append(f"signature does not verify ({exc})")
+        raise _reject("; ".join(failures))
 
     def sign_statement(
         self, statement: Any, node_name: str, key_file: str | bytes, node_id: str | None

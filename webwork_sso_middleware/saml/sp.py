@@ -6,10 +6,12 @@ rebuilt only when the workspace's IdP record changes.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
@@ -19,6 +21,7 @@ from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
 from ..urls import WorkspaceUrls
 from .crypto import install, load_metadata, make_client
 from .metadata import load_pysaml2
+from .metadata import parse as parse_metadata
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +70,13 @@ class ServiceProvider:
             sp["idp"] = [idp.entity_id]
         self.client = make_client(config)
         self.config = self.client.config
+        # DER signing certificates from the metadata, for the ACS's own verification.
+        self.idp_certificates: list[bytes] = []
         if idp is not None:
+            self.idp_certificates = [
+                base64.b64decode(cert.der_base64)
+                for cert in parse_metadata(idp.metadata_xml, check_loadable=False).signing_certificates
+            ]
             # Not {"inline": [...]}: pysaml2 would silently drop metadata past its validUntil,
             # while we keep using the last good copy when a refresh fails.
             store = load_metadata(self.config, {})
@@ -92,11 +101,6 @@ class ServiceProvider:
         location = dict(info["headers"])["Location"]
         return request_id, location
 
-    def parse_response(self, xml: str, outstanding: dict[str, str]) -> Any:
-        """pysaml2's checks and signature verification; returns its AuthnResponse."""
-        return self.client.parse_authn_request_response(
-            xml, BINDING_HTTP_POST, outstanding=outstanding
-        )
 
 
 class ServiceProviders:
@@ -108,14 +112,17 @@ class ServiceProviders:
         self._cache: OrderedDict[tuple[str, str | None], ServiceProvider] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, urls: WorkspaceUrls, idp: IdPSettings | None) -> ServiceProvider:
-        key = (urls.base_url + "|" + urls.slug, idp.version if idp else None)
+    def get(self, urls: WorkspaceUrls, idp_version: str | None,
+            load: Callable[[], IdPSettings | None]) -> ServiceProvider:
+        """The SP for this workspace and IdP version; ``load`` reads the IdP only on a miss."""
+        key = (urls.base_url + "|" + urls.slug, idp_version)
         with self._lock:
             provider = self._cache.get(key)
             if provider is not None:
                 self._cache.move_to_end(key)
                 return provider
-        provider = ServiceProvider(urls, idp, clock_skew=self.clock_skew)
+        provider = ServiceProvider(urls, load() if idp_version else None,
+                                   clock_skew=self.clock_skew)
         with self._lock:
             self._cache[key] = provider
             while len(self._cache) > self.size:

@@ -81,6 +81,7 @@ _PRIMARY_EMAIL = (  # the address SCIM calls primary, else the work one, else th
     .scalar_subquery()
 )
 # One row per group of the member (one row when there are none), in one round trip.
+_INSERT_SESSION = insert(_SESSIONS)  # built once: sign-in is a hot path
 _SESSION_QUERY = (
     select(
         _S.generation, _S.expires_at, _S.ended_at, _S.member_id, _S.workspace_id,
@@ -140,10 +141,12 @@ class SessionManager:
 
     # -- sessions -------------------------------------------------------------------------------
 
-    def start(self, member_id: str, workspace_id: int, unit_or_session: UnitOfWork | Session) -> str:
+    def start(self, member_id: str, workspace_id: int, unit_or_session: UnitOfWork | Session,
+              *, generation: int | None = None) -> str:
         """Record a new session in the caller's transaction; return its ``Set-Cookie`` value.
 
         Raises NotFound when the member is not an active, undeleted member of the workspace.
+        A caller that has just read (and locked) the active member passes its ``generation``.
         """
         # Flush first: the member may have been created (or changed) in this very transaction.
         unit_or_session.flush()
@@ -151,22 +154,21 @@ class SessionManager:
             unit_or_session.connection if isinstance(unit_or_session, UnitOfWork) else unit_or_session
         )
         now = self._clock()
-        generation = db.execute(
-            select(_M.session_generation).where(
-                _M.id == member_id, _M.workspace_id == workspace_id, _M.active,
-                _M.deleted_at.is_(None),
-            )
-        ).scalar_one_or_none()
+        if generation is None:
+            generation = db.execute(
+                select(_M.session_generation).where(
+                    _M.id == member_id, _M.workspace_id == workspace_id, _M.active,
+                    _M.deleted_at.is_(None),
+                )
+            ).scalar_one_or_none()
         if generation is None:
             raise NotFound("active member", member_id)
         session_id = secrets.token_urlsafe(32)
-        db.execute(
-            insert(_SESSIONS).values(
-                id_hash=hash_session_id(session_id), member_id=member_id,
-                workspace_id=workspace_id, generation=generation, created_at=_utc(now),
-                expires_at=_utc(now + self.absolute_lifetime),
-            )
-        )
+        db.execute(_INSERT_SESSION, {
+            "id_hash": hash_session_id(session_id), "member_id": member_id,
+            "workspace_id": workspace_id, "generation": generation, "created_at": _utc(now),
+            "expires_at": _utc(now + self.absolute_lifetime),
+        })
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_EVERY
             self._purge(db, now)

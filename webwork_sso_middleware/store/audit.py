@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
-from .models import AuditEvent
+from .models import AuditEvent, utcnow
 
 
 def record(
-    session: Session,
+    db: Session | Connection,
     *,
     workspace_id: int,
     actor: str,
@@ -19,17 +21,22 @@ def record(
     target_type: str,
     target_id: str | None,
     changes: dict[str, Any] | None = None,
-) -> AuditEvent:
-    event = AuditEvent(
-        workspace_id=workspace_id,
-        actor=actor,
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        changes=changes or {},
-    )
-    session.add(event)
-    return event
+) -> None:
+    """Insert the event at once (Core: an audit row needs no unit of work) in the caller's
+    transaction, so it commits or rolls back with the change it describes."""
+    connection = db.connection() if isinstance(db, Session) else db
+    connection.execute(_INSERT, {
+        "workspace_id": workspace_id,
+        "occurred_at": utcnow(),
+        "actor": actor,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "changes": changes or {},
+    })
+
+
+_INSERT = insert(AuditEvent.__table__)
 
 
 def recent(session: Session, workspace_id: int, *, limit: int = 100) -> list[AuditEvent]:
@@ -39,4 +46,22 @@ def recent(session: Session, workspace_id: int, *, limit: int = 100) -> list[Aud
         .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
         .limit(limit)
     )
+    return list(session.scalars(query))
+
+
+def latest(
+    session: Session,
+    workspace_id: int,
+    actions: Collection[str],
+    *,
+    limit: int = 20,
+    since: dt.datetime | None = None,
+) -> list[AuditEvent]:
+    """The newest events of the given kinds (the settings page's diagnostics), newest first."""
+    query = select(AuditEvent).where(
+        AuditEvent.workspace_id == workspace_id, AuditEvent.action.in_(list(actions))
+    )
+    if since is not None:
+        query = query.where(AuditEvent.occurred_at >= since)
+    query = query.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit)
     return list(session.scalars(query))

@@ -6,19 +6,25 @@ and a replayed assertion is refused by every worker.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
 
-from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
+from sqlalchemy import insert as insert_row
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .models import (
+    IdentityProvider,
     Member,
+    MemberValue,
     PendingAuthnRequest,
     SeenAssertion,
     Workspace,
     WorkspaceDomain,
+    new_id,
     utcnow,
 )
 
@@ -29,23 +35,24 @@ def new_relay_state() -> str:
     return secrets.token_urlsafe(24)
 
 
-def remember_request(session: Session, *, workspace_id: int, request_id: str,
+def remember_request(connection: Connection, *, workspace_id: int, request_id: str,
                      relay_state: str, next_path: str) -> None:
     now = utcnow()
     # Opportunistic clean-up keeps both tables small without a scheduler.
-    session.execute(delete(PendingAuthnRequest).where(PendingAuthnRequest.expires_at < now))
-    session.execute(delete(SeenAssertion).where(SeenAssertion.expires_at < now))
-    session.add(PendingAuthnRequest(
+    connection.execute(delete(PendingAuthnRequest).where(PendingAuthnRequest.expires_at < now))
+    connection.execute(delete(SeenAssertion).where(SeenAssertion.expires_at < now))
+    connection.execute(insert_row(PendingAuthnRequest.__table__).values(
         id=request_id, workspace_id=workspace_id, relay_state=relay_state,
         next_path=next_path, created_at=now, expires_at=now + REQUEST_LIFETIME,
     ))
 
 
-def outstanding(session: Session, workspace_id: int, request_id: str | None) -> dict[str, str]:
+def outstanding(connection: Connection, workspace_id: int,
+                request_id: str | None) -> dict[str, str]:
     """{request id: next path} when ``request_id`` is a live, unused request of the workspace."""
     if not request_id:
         return {}
-    row = session.execute(
+    row = connection.execute(
         select(PendingAuthnRequest.id, PendingAuthnRequest.next_path).where(
             PendingAuthnRequest.id == request_id,
             PendingAuthnRequest.workspace_id == workspace_id,
@@ -56,48 +63,54 @@ def outstanding(session: Session, workspace_id: int, request_id: str | None) -> 
     return {row.id: row.next_path} if row else {}
 
 
-def consume_request(session: Session, workspace_id: int, request_id: str) -> bool:
+def consume_request(connection: Connection, workspace_id: int, request_id: str) -> bool:
     """Mark the request used; False when another response got there first."""
-    result = session.execute(
+    result = connection.execute(
         update(PendingAuthnRequest)
         .where(PendingAuthnRequest.id == request_id,
                PendingAuthnRequest.workspace_id == workspace_id,
                PendingAuthnRequest.consumed_at.is_(None))
         .values(consumed_at=utcnow())
+        .returning(PendingAuthnRequest.id)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return result.first() is not None
 
 
-def next_for_relay_state(session: Session, workspace_id: int, relay_state: str) -> str | None:
-    return session.scalar(select(PendingAuthnRequest.next_path).where(
+def next_for_relay_state(connection: Connection, workspace_id: int,
+                         relay_state: str) -> str | None:
+    return connection.scalar(select(PendingAuthnRequest.next_path).where(
         PendingAuthnRequest.workspace_id == workspace_id,
         PendingAuthnRequest.relay_state == relay_state,
     ))
 
 
-def remember_assertion(session: Session, *, workspace_id: int, assertion_id: str,
+def remember_assertion(connection: Connection, *, workspace_id: int, assertion_id: str,
                        expires_at: dt.datetime) -> bool:
-    """Record an assertion ID; False when it was seen before (a replay)."""
-    try:
-        with session.begin_nested():
-            session.add(SeenAssertion(workspace_id=workspace_id, assertion_id=assertion_id,
-                                      expires_at=expires_at))
-    except IntegrityError:
-        return False
-    return True
+    """Record an assertion ID; False when it was seen before (a replay), on any worker."""
+    # One statement, and the primary key decides a race between two workers.
+    result = connection.execute(_REMEMBER_ASSERTION[connection.dialect.name], {
+        "workspace_id": workspace_id, "assertion_id": assertion_id, "expires_at": expires_at})
+    return result.first() is not None
 
 
-def member_for_login(session: Session, workspace_id: int, email: str) -> Member | None:
-    """The member (SCIM-visible, active or not) whose userName or email is ``email``."""
-    key = email.lower()
-    return session.scalar(
-        select(Member)
-        .where(Member.workspace_id == workspace_id, Member.deleted_at.is_(None),
-               or_(Member.user_name_key == key, Member.email_key == key))
-        .order_by((Member.user_name_key == key).desc())
-        .limit(1)
-        .with_for_update()
-    )
+_REMEMBER_ASSERTION = {
+    name: dialect_insert(SeenAssertion.__table__)
+    .on_conflict_do_nothing()
+    .returning(SeenAssertion.__table__.c.assertion_id)  # rowcount is not portable here
+    for name, dialect_insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
+
+
+# Settings links are redeemed in the replay cache beside assertion IDs, under a prefix no
+# assertion ID can carry (an xs:ID is an NCName, which has no colon): one shared, purged table.
+SETTINGS_LINK_PREFIX = "settings-link:"
+
+
+def redeem_settings_link(connection: Connection, *, workspace_id: int, nonce: str,
+                         expires_at: dt.datetime) -> bool:
+    """Mark a settings link used; False when it was used before, on any worker."""
+    return remember_assertion(connection, workspace_id=workspace_id,
+                              assertion_id=SETTINGS_LINK_PREFIX + nonce, expires_at=expires_at)
 
 
 def workspaces_for_email(session: Session, email: str) -> list[Workspace]:
@@ -116,3 +129,103 @@ def workspaces_for_email(session: Session, email: str) -> list[Workspace]:
         select(Workspace).where(usable, Workspace.id.in_(by_domain)).order_by(Workspace.name)))
 
 
+
+
+# -- the ACS's hot path, in Core: a sign-in must cost a few statements, not ORM flushes --------
+
+_MEMBERS = Member.__table__
+_IDPS = IdentityProvider.__table__
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SignInTarget:
+    """A workspace as sign-in sees it: may it use SSO, and which IdP (by version) it trusts."""
+
+    workspace_id: int
+    slug: str
+    plan: str
+    sso_enabled: bool
+    idp_entity_id: str | None
+    idp_version: str | None  # changes whenever the stored metadata or IdP settings change
+    allow_idp_initiated: bool
+
+
+# Statements built once: on this path, building them costs more than running them.
+_TARGET_QUERY = (
+    select(Workspace.id, Workspace.slug, Workspace.plan, Workspace.sso_enabled,
+           _IDPS.c.entity_id, _IDPS.c.fetched_at, _IDPS.c.modified_at,
+           _IDPS.c.allow_idp_initiated)
+    .outerjoin(_IDPS, _IDPS.c.workspace_id == Workspace.id)
+    .where(Workspace.slug == bindparam("slug"))
+)
+_M = _MEMBERS.c
+_LOGIN_MEMBER_QUERY = (
+    select(_M.id, _M.active, _M.session_generation, _M.given_name, _M.family_name,
+           _M.display_name)
+    .where(_M.workspace_id == bindparam("workspace_id"), _M.deleted_at.is_(None),
+           or_(_M.user_name_key == bindparam("key"), _M.email_key == bindparam("key")))
+    .order_by((_M.user_name_key == bindparam("key")).desc())
+    .limit(1)
+    .with_for_update()
+)
+_STAMP_LOGIN = update(_MEMBERS).where(_M.id == bindparam("member_id"))
+
+
+def sign_in_target(connection: Connection, slug: str) -> SignInTarget | None:
+    row = connection.execute(_TARGET_QUERY, {"slug": slug.strip().lower()}).first()
+    if row is None:
+        return None
+    version = (f"{row.fetched_at.isoformat()}|{row.modified_at.isoformat()}"
+               if row.entity_id is not None else None)
+    return SignInTarget(row.id, row.slug, row.plan, row.sso_enabled, row.entity_id, version,
+                        bool(row.allow_idp_initiated))
+
+
+def idp_metadata_xml(connection: Connection, workspace_id: int) -> str | None:
+    return connection.execute(
+        select(_IDPS.c.metadata_xml).where(_IDPS.c.workspace_id == workspace_id)
+    ).scalar_one_or_none()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoginMember:
+    id: str
+    active: bool
+    session_generation: int
+    given_name: str | None
+    family_name: str | None
+    display_name: str | None
+
+
+def login_member(connection: Connection, workspace_id: int, email: str) -> LoginMember | None:
+    """The member (SCIM-visible, active or not) whose userName or email is ``email``, locked."""
+    row = connection.execute(
+        _LOGIN_MEMBER_QUERY, {"workspace_id": workspace_id, "key": email.lower()}).first()
+    return LoginMember(*row) if row else None
+
+
+def record_login(connection: Connection, member_id: str, *, now: dt.datetime,
+                 profile: dict[str, str]) -> None:
+    """Stamp the login; a changed profile (names from the IdP) is a change SCIM sees too."""
+    if not profile:
+        connection.execute(_STAMP_LOGIN, {"member_id": member_id, "last_login_at": now})
+        return
+    connection.execute(_STAMP_LOGIN.values(
+        last_login_at=now, modified_at=now, version=_M.version + 1, **profile,
+    ), {"member_id": member_id})
+
+
+def create_member_at_login(connection: Connection, workspace_id: int, email: str, *,
+                           now: dt.datetime, profile: dict[str, str]) -> str:
+    """A member created by their first SSO login: active, source "sso", email as userName."""
+    member_id = new_id()
+    connection.execute(insert_row(_MEMBERS).values(
+        id=member_id, workspace_id=workspace_id, user_name=email, user_name_key=email.lower(),
+        email_key=email.lower(), active=True, source="sso", session_generation=0,
+        last_login_at=now, created_at=now, modified_at=now, version=1, **profile,
+    ))
+    connection.execute(insert_row(MemberValue.__table__).values(
+        member_id=member_id, attribute="emails", position=0, value=email,
+        value_key=email.lower(), type="work", primary=True,
+    ))
+    return member_id
