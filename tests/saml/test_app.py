@@ -49,7 +49,7 @@ def test_idp_initiated_sign_in_creates_member_and_session(site: Site, idp: TestI
     assert whoami(browser, site) == "user=alice@acme.test;groups=;path=/"
     (member,) = site.members()
     assert member.source == "sso" and member.active and member.last_login_at is not None
-    assert member.given_name == "Alice" or member.given_name is not None
+    assert (member.given_name, member.family_name) == ("Alice", "Test")  # from the attributes
 
 
 def test_first_sso_member_is_visible_to_scim(site: Site, idp: TestIdP, acme: str):
@@ -281,3 +281,17 @@ def test_https_base_url_makes_secure_cookies(serve: Callable[[Any], Any], databa
         assert "Secure" in response.headers["Set-Cookie"]
     finally:
         middleware.close()
+
+
+def test_entra_claim_uris_fill_the_names(site: Site, idp: TestIdP, acme: str):
+    claims = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
+    idp.users["kim@acme.test"] = {
+        claims + "emailaddress": ["kim@acme.test"], claims + "givenname": ["Kim"],
+        claims + "surname": ["Lee"],
+        "http://schemas.microsoft.com/identity/claims/displayname": ["Kim Lee (Ops)"]}
+    response = site.post_response(requests.Session(), "acme", idp.response(
+        sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="kim@acme.test"))
+    assert response.status_code == 303
+    (member,) = site.members()
+    assert (member.given_name, member.family_name, member.display_name) == (
+        "Kim", "Lee", "Kim Lee (Ops)")

@@ -39,10 +39,13 @@ BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 EMAIL = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
 
-GIVEN_NAME = ("givenName", "firstName", "given_name", "first_name", "urn:oid:2.5.4.42")
+CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"  # Entra ID, ADFS
+GIVEN_NAME = ("givenName", "firstName", "given_name", "first_name", "urn:oid:2.5.4.42",
+              CLAIMS + "givenname")
 FAMILY_NAME = ("sn", "surname", "lastName", "familyName", "family_name", "last_name",
-               "urn:oid:2.5.4.4")
-DISPLAY_NAME = ("displayName", "display_name", "name", "urn:oid:2.16.840.1.113730.3.1.241")
+               "urn:oid:2.5.4.4", CLAIMS + "surname")
+DISPLAY_NAME = ("displayName", "display_name", "name", "urn:oid:2.16.840.1.113730.3.1.241",
+                "http://schemas.microsoft.com/identity/claims/displayname")
 
 
 class Rejection(Exception):
