@@ -1,0 +1,1 @@
+"""A minimal Django project behind SSOMiddleware (see ../README.md)."""

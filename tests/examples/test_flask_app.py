@@ -1,0 +1,43 @@
+"""examples/flask_app: ``create_app()`` loaded from its file, one request through WebTest."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import webtest
+
+APP_FILE = Path(__file__).resolve().parents[2] / "examples" / "flask_app" / "app.py"
+
+
+@pytest.fixture(scope="module")
+def create_app() -> Callable[..., Any]:
+    spec = importlib.util.spec_from_file_location("flask_app_example", APP_FILE)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.create_app
+
+
+@pytest.fixture
+def client(create_app: Callable[..., Any], database_url: str) -> Iterator[webtest.TestApp]:
+    app = create_app({"WEBWORK_SSO_DATABASE_URL": database_url,
+                      "WEBWORK_SSO_SECRET_KEY": "example-test-key"})
+    yield webtest.TestApp(app)
+    app.extensions["webwork_sso"].close()
+
+
+def test_an_anonymous_visitor_sees_a_sign_in_link(client: webtest.TestApp) -> None:
+    page = client.get("/")
+
+    assert page.status_int == 200
+    assert '<a href="/saml/login">Sign in with SSO</a>' in page.text
+
+
+def test_the_account_page_sends_a_browser_to_sign_in(client: webtest.TestApp) -> None:
+    response = client.get("/account", headers={"Accept": "text/html"}, status=302)
+
+    assert response.headers["Location"] == "/saml/login?next=%2Faccount"

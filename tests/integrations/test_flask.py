@@ -1,0 +1,148 @@
+"""The Flask adapter with real Flask: the extension reading app.config, and the plain
+``app.wsgi_app = SSOMiddleware(...)`` style, each signed into through the real test IdP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import flask
+import pytest
+import requests
+import webtest
+
+from webwork_sso_middleware import SSOMiddleware
+from webwork_sso_middleware.errors import ConfigurationError
+from webwork_sso_middleware.integrations.flask import WebworkSSO, current_member
+
+from ..saml.idp import TestIdP
+from .conftest import FrameworkSite
+
+ALICE = "alice.smith@acme.test"
+
+
+def make_app() -> flask.Flask:
+    app = flask.Flask(__name__)
+
+    @app.get("/me")
+    def me() -> Any:
+        member = current_member()
+        if member is None:
+            return {"member": None}
+        return {"member": {"user_name": member.user_name, "workspace": member.workspace,
+                           "given_name": member.given_name, "groups": member.groups}}
+
+    return app
+
+
+@pytest.fixture
+def sites() -> Iterator[list[FrameworkSite]]:
+    made: list[FrameworkSite] = []
+    yield made
+    for site in made:
+        site.middleware.close()
+
+
+def me(browser: requests.Session, site: FrameworkSite) -> Any:
+    response = browser.get(f"{site.url}/me", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["member"]
+
+
+def test_init_app_reads_app_config_and_current_member_sees_the_signed_in_member(
+        serve: Callable[[Any], Any], database_url: str, idp: TestIdP,
+        sites: list[FrameworkSite]) -> None:
+    sso = WebworkSSO()  # the application-factory style: one extension, init_app per app
+
+    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
+        app = make_app()
+        app.config.update(WEBWORK_SSO_DATABASE_URL=database_url, WEBWORK_SSO_SECRET_KEY="s3cret",
+                          WEBWORK_SSO_BASE_URL=base_url, WEBWORK_SSO_SESSION_RECHECK_SECONDS=0)
+        middleware = sso.init_app(app)
+        assert app.wsgi_app is middleware and app.extensions["webwork_sso"] is middleware
+        return app, middleware
+
+    site = FrameworkSite(serve, build)
+    sites.append(site)
+    token = site.add_workspace("acme", idp)
+    browser = requests.Session()
+    assert me(browser, site) is None
+
+    site.sign_in(browser, idp, "acme", ALICE, next_path="/me")
+
+    assert me(browser, site) == {"user_name": ALICE, "workspace": "acme", "given_name": "Alice",
+                                 "groups": []}
+    site.set_active(token, site.members()[0].id, False)
+    assert me(browser, site) is None
+
+
+def test_plain_wsgi_app_wrapping_works_with_current_member_too(
+        serve: Callable[[Any], Any], database_url: str, idp: TestIdP,
+        sites: list[FrameworkSite]) -> None:
+    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
+        app = make_app()
+        app.wsgi_app = SSOMiddleware(app.wsgi_app, database_url=database_url,  # type: ignore
+                                     secret_key="s3cret", base_url=base_url)
+        return app, app.wsgi_app
+
+    site = FrameworkSite(serve, build)
+    sites.append(site)
+    site.add_workspace("acme", idp)
+    browser = requests.Session()
+
+    site.sign_in(browser, idp, "acme", ALICE)
+
+    assert me(browser, site)["user_name"] == ALICE
+
+
+def test_keyword_overrides_win_over_app_config_and_none_falls_back_to_the_environment(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "from-the-environment")
+    app = make_app()
+    app.config.update(WEBWORK_SSO_DATABASE_URL=database_url, WEBWORK_SSO_SECRET_KEY=None,
+                      WEBWORK_SSO_SCIM_MAX_RESULTS="50", WEBWORK_SSO_PROTECT=["/private"])
+
+    WebworkSSO(app, scim_max_results=20)
+    middleware: SSOMiddleware = app.extensions["webwork_sso"]
+    try:
+        assert middleware.settings.scim_max_results == 20
+        assert middleware.settings.secret_key == ("from-the-environment",)
+        assert middleware.settings.protect == ("/private",)
+        client = webtest.TestApp(app)
+        assert client.get("/private/x", status=401).status_int == 401
+        assert client.get("/me").json == {"member": None}
+    finally:
+        middleware.close()
+
+
+def test_a_second_init_app_on_the_same_app_is_refused(database_url: str) -> None:
+    app = make_app()
+    app.config.update(WEBWORK_SSO_DATABASE_URL=database_url, WEBWORK_SSO_SECRET_KEY="k")
+    sso = WebworkSSO(app)
+    try:
+        with pytest.raises(RuntimeError, match="already"):
+            sso.init_app(app)
+    finally:
+        app.extensions["webwork_sso"].close()
+
+
+def test_unknown_options_are_named_as_written() -> None:
+    app = make_app()
+    app.config.update(WEBWORK_SSO_SECRET_KEY="k", WEBWORK_SSO_DATABSE_URL="sqlite://")
+    with pytest.raises(ConfigurationError) as raised:
+        WebworkSSO(app)
+    assert raised.value.option == "WEBWORK_SSO_DATABSE_URL"
+    assert "WEBWORK_SSO_DATABASE_URL" in str(raised.value)  # the known spellings are listed
+    with pytest.raises(ConfigurationError) as raised:
+        WebworkSSO(secret=["k"])
+    assert raised.value.option == "secret"
+    with pytest.raises(ConfigurationError) as raised:
+        WebworkSSO(make_app(), secret_key="k", session_idle_lifetime=5)
+    assert raised.value.option == "session_idle_lifetime"
+
+
+def test_current_member_is_none_outside_a_request_and_ignores_a_forged_key() -> None:
+    assert current_member() is None
+    app = make_app()
+    with app.test_request_context("/", environ_base={"webwork_sso.member": "alice"}):
+        assert current_member() is None

@@ -1,0 +1,80 @@
+"""Flask: an extension that wraps ``app.wsgi_app``, and ``current_member()`` for views.
+
+::
+
+    from webwork_sso_middleware.integrations.flask import WebworkSSO, current_member
+
+    app = Flask(__name__)
+    app.config["WEBWORK_SSO_BASE_URL"] = "https://tracker.example.com"
+    WebworkSSO(app)                        # or sso = WebworkSSO(); sso.init_app(app)
+
+    @app.get("/")
+    def index():
+        member = current_member()          # a Member, or None when nobody is signed in
+
+Each ``WEBWORK_SSO_<OPTION>`` key of ``app.config`` becomes the option ``<option>`` (e.g.
+``WEBWORK_SSO_DATABASE_URL`` -> ``database_url``); keyword arguments to ``WebworkSSO(...)`` win
+over ``app.config``, and an option set in neither falls back to the process environment, as
+``SSOMiddleware`` always does. Without the extension, ``app.wsgi_app =
+SSOMiddleware(app.wsgi_app, ...)`` works the same way, and so does ``current_member()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from flask import has_request_context, request
+
+from ..config import ENV_PREFIX
+from ..identity import Member
+from ..middleware import MEMBER_KEY, SSOMiddleware
+from .options import check_known
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+# The same prefix as the environment, so a key reads the same in app.config and in os.environ.
+CONFIG_PREFIX = ENV_PREFIX
+EXTENSION_NAME = "webwork_sso"  # app.extensions["webwork_sso"] is the app's SSOMiddleware
+
+
+class WebworkSSO:
+    """Wraps ``app.wsgi_app`` with ``SSOMiddleware`` configured from ``app.config``."""
+
+    def __init__(self, app: Flask | None = None, **overrides: Any) -> None:
+        check_known(overrides, where="WebworkSSO()")
+        self.overrides = overrides
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> SSOMiddleware:
+        """Wrap ``app.wsgi_app``; the middleware is also ``app.extensions["webwork_sso"]``."""
+        if EXTENSION_NAME in app.extensions:
+            # A second wrap would run every request through two middlewares, two stores.
+            raise RuntimeError(f"WebworkSSO is already set up on {app.name!r}")
+        options = {**options_from_config(app.config), **self.overrides}
+        middleware = SSOMiddleware(app.wsgi_app, **options)
+        app.wsgi_app = middleware  # type: ignore[method-assign]
+        app.extensions[EXTENSION_NAME] = middleware
+        return middleware
+
+
+def options_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``SSOMiddleware`` options from the ``WEBWORK_SSO_*`` keys of a Flask config."""
+    options = {
+        key[len(CONFIG_PREFIX):].lower(): value
+        for key, value in config.items()
+        if key.startswith(CONFIG_PREFIX)
+    }
+    check_known(options, where="app.config", spell=lambda name: CONFIG_PREFIX + name.upper())
+    return options
+
+
+def current_member() -> Member | None:
+    """The member signed in on the current request; ``None`` when nobody is, or outside a
+    request (a CLI command, a background job)."""
+    if not has_request_context():
+        return None
+    member = request.environ.get(MEMBER_KEY)
+    return member if isinstance(member, Member) else None
