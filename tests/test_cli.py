@@ -17,12 +17,14 @@ from typing import Any
 import pytest
 import requests
 import webtest
+from lxml import etree
 from sqlalchemy import MetaData, create_engine, select, text
 
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.cli import main
 from webwork_sso_middleware.store.workspaces import hash_token
 
+from .devidp import browser
 from .saml.metadata_samples import (
     OKTA_ENTITY_ID,
     OKTA_SSO_POST,
@@ -645,6 +647,17 @@ def test_serve_creates_a_demo_workspace_whose_token_works(
         assert users.json()["totalResults"] == 0
         home = requests.get(site, timeout=10)
         assert home.status_code == 200 and 'href="/saml/login"' in home.text
+
+        # The dev IdP runs beside it, and the demo workspace signs in through it.
+        idp_metadata_url = _value_after("Dev IdP:", banner)
+        idp_metadata = requests.get(idp_metadata_url, timeout=10)
+        assert idp_metadata.status_code == 200
+        assert etree.fromstring(idp_metadata.content).get("entityID") == idp_metadata_url
+        signed_in = browser.sign_in(
+            requests.Session(), site.rstrip("/"), "owner@example.com", "owner@example.com"
+        )
+        assert signed_in.url == site and "owner@example.com" in signed_in.text
+        assert 'action="/saml/logout"' in signed_in.text
     finally:
         server.stop()
 
@@ -656,11 +669,19 @@ def test_serve_creates_a_demo_workspace_whose_token_works(
     again = ServeProcess(database_url, tmp_path)
     try:
         banner = again.banner()
+        site = _value_after("Time tracker:", banner)
+        # The kept key signs for the new port: the re-wired workspace accepts it.
+        signed_in = browser.sign_in(
+            requests.Session(), site.rstrip("/"), "alice.smith@example.com", "bob.jones@example.com"
+        )
+        assert signed_in.url == site and "bob.jones@example.com" in signed_in.text
     finally:
         again.stop()
     assert "wwsso_" not in banner
     assert "workspace rotate-token demo" in banner
     assert secret_file.read_text() == secret
+    assert "Dev IdP:" in banner  # the existing demo workspace is wired again, on the new port
+    assert (tmp_path / "dev_idp.pem").exists()
 
 
 def test_serve_explains_a_busy_port(database_url: str, tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from . import __version__
-from .devserver import DevServerError, serve_timetracker
+from .admin.links import LINK_LIFETIME, settings_link
+from .devserver import ENV_SECRET_KEY, SECRET_FILE_NAME, DevServerError, serve_timetracker
 from .errors import MetadataError, StoreUnavailable, WebworkSSOError
 from .saml.metadata import BINDING_REDIRECT as REDIRECT
 from .saml.metadata import decode_document
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_commands(commands)
     _add_workspace_commands(commands)
     _add_serve_command(commands)
+    _add_dev_idp_command(commands)
     return parser
 
 
@@ -158,6 +160,15 @@ def _add_workspace_commands(commands: Any) -> None:
 
     action("show", workspace_show, "show a workspace and its URLs")
     action("rotate-token", workspace_rotate_token, "issue a new SCIM token, revoking the old")
+    settings_link_command = action(
+        "settings-link", workspace_settings_link,
+        "print a link that opens the workspace's settings page once, within 15 minutes",
+    )  # fmt: skip
+    settings_link_command.add_argument(
+        "--data-dir",
+        help=f"where 'serve' keeps {SECRET_FILE_NAME}, used when {ENV_SECRET_KEY} is unset"
+        " (default: next to the SQLite database, else the current directory)",
+    )  # fmt: skip
 
     for name, handler, purpose in (
         ("enable", workspace_enable, "switch SCIM and/or SSO on (Plus and Premium plans only)"),
@@ -198,11 +209,44 @@ def _add_serve_command(commands: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=8000, help="0 picks a free port")
     serve.add_argument(
+        "--idp-port", type=_port, default=None,
+        help="port of the dev IdP serve runs for the demo workspace (default: --port + 1,"
+        " or a free port when --port is 0)",
+    )  # fmt: skip
+    serve.add_argument(
         "--data-dir",
         help="where the example keeps timetracker.db and a generated secret key"
         " (default: next to the SQLite database, else the current directory)",
     )
     serve.set_defaults(handler=serve_example)
+
+
+def _add_dev_idp_command(commands: Any) -> None:
+    dev_idp = commands.add_parser(
+        "dev-idp", help="run a SAML IdP for development that signs in anyone (loopback only)",
+        description="A local SAML 2.0 IdP with a pick-or-type-a-user sign-in page, so the whole"
+        " sign-in flow works on one machine. DEVELOPMENT ONLY: it asks for no password.",
+    )  # fmt: skip
+    dev_idp.add_argument("--host", default="127.0.0.1")
+    dev_idp.add_argument("--port", type=_port, default=8001, help="0 picks a free port")
+    dev_idp.add_argument(
+        "--sp-metadata-url", metavar="URL", action="append", default=[],
+        help="trust the SP with this metadata (a webwork-sso SP: http://HOST/saml/SLUG/metadata);"
+        " repeat for several",
+    )  # fmt: skip
+    dev_idp.add_argument(
+        "--user", metavar="EMAIL", action="append", default=None,
+        help="a user offered on the sign-in page (repeat; any other can be typed there)",
+    )  # fmt: skip
+    dev_idp.add_argument(
+        "--key-dir", default=".",
+        help="where the IdP keeps its key and certificate (dev_idp.pem), made once and reused;"
+        " default: the current directory",
+    )  # fmt: skip
+    dev_idp.add_argument(
+        "--force", action="store_true", help="listen on a non-loopback address (never do this)"
+    )
+    dev_idp.set_defaults(handler=run_dev_idp)
 
 
 def _port(text: str) -> int:
@@ -320,6 +364,49 @@ def workspace_rotate_token(options: GlobalOptions, args: argparse.Namespace) -> 
         info = workspaces.get(args.slug)
     message = f"Issued a new SCIM token for {info.slug!r}; every earlier token is revoked."
     return report(options, args, info, message, token=token)
+
+
+def workspace_settings_link(options: GlobalOptions, args: argparse.Namespace) -> int:
+    secret_keys = _site_secret_keys(options, args.data_dir)  # before the database: cheap
+    with options.workspaces() as workspaces:
+        info = workspaces.get(args.slug)
+    expires = dt.datetime.now(dt.timezone.utc) + LINK_LIFETIME
+    url = settings_link(info.slug, base_url=options.base_url, secret_keys=secret_keys)
+    if args.json:
+        document = workspace_document(info, options.base_url)
+        document["settings_link"] = url
+        document["settings_link_expires_at"] = expires.isoformat(timespec="seconds")
+        print(json.dumps(document, indent=2))
+    else:
+        print(url)  # alone on stdout, so a script can take it as it is
+    return 0
+
+
+def _site_secret_keys(options: GlobalOptions, data_dir: str | None) -> tuple[str, ...]:
+    """The site's secret keys (newest last signs): the environment, else the file serve keeps."""
+    from_environment = [k.strip() for k in os.environ.get(ENV_SECRET_KEY, "").split(",")]
+    if any(from_environment):
+        return tuple(key for key in from_environment if key)
+    if data_dir is not None:
+        folder = Path(data_dir)
+    else:
+        with options.database_setup():
+            url = make_url(options.database_url)
+        on_disk = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        folder = Path(url.database).parent if on_disk and url.database else Path.cwd()
+    path = folder / SECRET_FILE_NAME
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        secret = ""
+    except OSError as error:
+        raise CommandError(f"cannot read the secret key in {path}: {error.strerror}") from None
+    if not secret:
+        raise CommandError(
+            f"no secret key to sign the link with: set {ENV_SECRET_KEY} to the site's secret key"
+            f" (no {path} either, which '{PROG} serve' keeps)"
+        )
+    return (secret,)
 
 
 def workspace_enable(options: GlobalOptions, args: argparse.Namespace) -> int:
@@ -534,10 +621,35 @@ def serve_example(options: GlobalOptions, args: argparse.Namespace) -> int:
                 base_url=options.base_url if options.base_url_chosen else None,
                 host=args.host,
                 port=args.port,
+                idp_port=args.idp_port,
                 data_dir=args.data_dir,
                 command=command,
             )
     except DevServerError as error:
+        raise CommandError(str(error)) from None
+    return 0
+
+
+# -- dev-idp -----------------------------------------------------------------------------------
+
+
+def run_dev_idp(options: GlobalOptions, args: argparse.Namespace) -> int:
+    from .devidp import DEFAULT_USERS, DevIdPError
+    from .devidp.keys import KeyFileError
+    from .devidp.server import NotLoopback, run_dev_idp as run
+
+    try:
+        run(
+            host=args.host,
+            port=args.port,
+            key_dir=Path(args.key_dir),
+            sp_metadata_urls=args.sp_metadata_url,
+            users=args.user or DEFAULT_USERS,
+            force=args.force,
+        )
+    except NotLoopback as error:
+        raise CommandError(str(error), EXIT_USAGE) from None
+    except (DevIdPError, KeyFileError) as error:
         raise CommandError(str(error)) from None
     return 0
 

@@ -4,6 +4,10 @@ WSGI server with ``WEBWORK_SSO_SECRET_KEY`` set.
 
 The time tracker is an example, not part of the package: it lives in
 ``examples/timetracker/app.py`` of a source checkout and is loaded from there by file path.
+
+Beside it, on the next port, runs the development IdP (devidp/), and the ``demo`` workspace
+signs in through it, so the first command ends with a working "Sign in with SSO". Both run
+in this one process, each server on its own threads.
 """
 
 from __future__ import annotations
@@ -20,8 +24,12 @@ from typing import Any, TextIO
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
-from .errors import Conflict
+from .devidp import DevIdP, DevIdPError
+from .devidp.keys import KeyFileError
+from .devidp.server import BackgroundServer, bind, is_loopback
+from .errors import Conflict, NotFound
 from .middleware import SSOMiddleware
+from .store.models import SSO_PLANS
 from .store.workspaces import Workspaces
 from .urls import WorkspaceUrls
 
@@ -31,6 +39,8 @@ TIMETRACKER_DATABASE_NAME = "timetracker.db"
 EXAMPLE_SOURCE = Path("examples", "timetracker", "app.py")
 DEMO_SLUG = "demo"
 DEMO_OWNER = "owner@example.com"
+DEMO_DOMAIN = "example.com"
+DEMO_USERS = (DEMO_OWNER, "alice.smith@example.com", "bob.jones@example.com")
 ALL_INTERFACES = ("", "0.0.0.0", "::")
 
 
@@ -45,10 +55,12 @@ def serve_timetracker(
     host: str,
     port: int,
     data_dir: str | None,
+    idp_port: int | None = None,
     command: str = "webwork-sso",
     out: TextIO | None = None,
 ) -> None:
-    """Serve until interrupted. ``base_url`` None: the address served on."""
+    """Serve until interrupted. ``base_url`` None: the address served on. ``idp_port`` None:
+    the dev IdP listens on ``port + 1`` (a free port when ``port`` is 0)."""
     out = out or sys.stdout
     data_path = resolve_data_dir(database_url, data_dir)
     create_app = load_timetracker_factory()
@@ -66,15 +78,26 @@ def serve_timetracker(
     except BaseException:
         listener.close()
         raise
+    idp_server: BackgroundServer | None = None
     try:
         server = make_server(host, bound_port, application, threaded=True, fd=listener.fileno())
         listener.close()  # the server holds its own duplicate of the socket
         demo_token = create_demo_workspace(application.workspaces)
+        if idp_port is None:
+            idp_port = bound_port + 1 if port and bound_port < 65535 else 0
+        dev_idp, idp_server, idp_note = start_dev_idp(
+            application.workspaces, base_url, host, idp_port, data_path
+        )
         print(banner(database_url, base_url, secret_origin), file=out)
         print(workspace_notice(application.workspaces, base_url, demo_token, command), file=out)
+        print(sign_in_notice(base_url, dev_idp, idp_note), file=out)
+        if (link := owner_settings_link(application, command)) is not None:
+            print(link, file=out)
         print("\nPress Ctrl+C to stop.", file=out, flush=True)
         server.serve_forever()
     finally:
+        if idp_server is not None:
+            idp_server.stop()
         application.close()
 
 
@@ -115,6 +138,8 @@ def load_timetracker_factory() -> Callable[[str], Any]:
     if spec is None or spec.loader is None:
         raise DevServerError(f"cannot load the example time tracker from {source}")
     module = importlib.util.module_from_spec(spec)
+    # Registered first, as an import would: dataclasses and pickling look a class's module up.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     create_app: Callable[[str], Any] = module.create_app
     return create_app
@@ -213,4 +238,100 @@ def workspace_notice(
         f"\nWorkspaces: {', '.join(slugs) or '(none)'}; SCIM base URL: {scim_base_url}\n"
         "  SCIM tokens are stored hashed and never shown again; for a new one:\n"
         f"  {command} workspace rotate-token {slug}"
+    )
+
+
+# -- the dev IdP and the demo workspace ------------------------------------------------------
+
+
+def start_dev_idp(
+    workspaces: Workspaces, base_url: str, host: str, idp_port: int, data_dir: Path
+) -> tuple[DevIdP | None, BackgroundServer | None, str | None]:
+    """The dev IdP, serving in the background and wired to the demo workspace, when there is
+    one to wire: (IdP, its server, None), else (None, None, why not)."""
+    try:
+        workspaces.get(DEMO_SLUG)
+    except NotFound:
+        return None, None, f"there is no {DEMO_SLUG!r} workspace to wire it to"
+    if not is_loopback(host):
+        return None, None, (
+            f"it signs in anyone without a password, so it runs on loopback only and {host!r}"
+            " is not; serve on 127.0.0.1, or run 'webwork-sso dev-idp --force' yourself"
+        )
+    current = workspaces.idp(DEMO_SLUG)
+    try:
+        listener = bind(host, idp_port)
+    except DevIdPError as error:
+        raise DevServerError(f"{error} (for the dev IdP; choose its port with --idp-port)") from None
+    try:
+        dev_idp = DevIdP(local_base_url(host, listener.getsockname()[1]), key_dir=data_dir,
+                         users=DEMO_USERS)
+        if current is not None and dev_idp.keys.sha256_fingerprint not in {
+            c.sha256_fingerprint for c in current.certificates
+        }:
+            listener.close()
+            return None, None, (
+                f"the {DEMO_SLUG!r} workspace signs in through {current.entity_id}, which serve"
+                " leaves as it is"
+            )
+        urls = WorkspaceUrls(base_url, DEMO_SLUG)
+        dev_idp.register_sp(urls.sp_entity_id, urls.acs_url)
+        wire_demo_workspace(workspaces, dev_idp)
+        return dev_idp, BackgroundServer(dev_idp.wsgi_app, host, listener).start(), None
+    except KeyFileError as error:
+        listener.close()
+        raise DevServerError(str(error)) from None
+    except BaseException:
+        listener.close()
+        raise
+
+
+def wire_demo_workspace(workspaces: Workspaces, dev_idp: DevIdP) -> None:
+    """Plus plan, SCIM and SSO on, first-time @example.com users routed here, and the dev IdP
+    as its IdP. Run at every start: the IdP's port may differ from last time."""
+    info = workspaces.get(DEMO_SLUG)
+    if info.plan not in SSO_PLANS:
+        workspaces.set_plan(DEMO_SLUG, "plus")
+    if not (info.scim_enabled and info.sso_enabled):
+        workspaces.enable(DEMO_SLUG, scim=True, sso=True)
+    if DEMO_DOMAIN not in info.domains:
+        workspaces.set_domains(DEMO_SLUG, [*info.domains, DEMO_DOMAIN])
+    current = workspaces.idp(DEMO_SLUG)
+    unchanged = current is not None and (
+        current.entity_id == dev_idp.entity_id
+        and current.sso_url == dev_idp.sso_url
+        and [c.sha256_fingerprint for c in current.certificates] == [dev_idp.keys.sha256_fingerprint]
+    )
+    if not unchanged:  # else a restart would add an audit event for nothing
+        workspaces.set_idp(DEMO_SLUG, metadata_xml=dev_idp.metadata_xml(), actor="serve")
+
+
+def sign_in_notice(base_url: str, dev_idp: DevIdP | None, idp_note: str | None) -> str:
+    if dev_idp is None:
+        return f"\nDev IdP: not started: {idp_note}." if idp_note else ""
+    users = ", ".join(dev_idp.users)
+    return (
+        f"\nSign in with SSO through the dev IdP (DEVELOPMENT ONLY: it asks for no password):\n"
+        f"  Dev IdP:       {dev_idp.metadata_url}\n"
+        f"  1. Open {base_url}/ and click \"Sign in with SSO\".\n"
+        f"  2. Type any @{DEMO_DOMAIN} email (for example {DEMO_OWNER}) and press Continue.\n"
+        f"  3. At the dev IdP, pick a user ({users}) or type any email, and sign in.\n"
+        "  4. You are back in the time tracker, signed in: log some time.\n"
+        f"  Signed in as {DEMO_OWNER}, the workspace owner, open the settings page:\n"
+        f"  {WorkspaceUrls(base_url, DEMO_SLUG).settings_url}"
+    )
+
+
+def owner_settings_link(application: SSOMiddleware, command: str) -> str | None:
+    """A one-time settings link for the demo owner, where the middleware can make one."""
+    make_link = getattr(application, "settings_link", None)
+    if make_link is None:
+        return None
+    try:
+        link = make_link(DEMO_SLUG)
+    except Exception as error:  # a printout must never stop the server from starting
+        return f"  (no settings link: {error})"
+    return (
+        "  Or open it without signing in, with this short-lived one-time link"
+        f" ('{command} workspace settings-link {DEMO_SLUG}' makes another):\n  {link}"
     )

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from .admin.links import LINK_LIFETIME, settings_link
 from .config import Settings
 from .saml.app import SamlApplication
 from .scim.app import ScimApplication
@@ -112,6 +113,17 @@ class SSOMiddleware:
         if protect is True:
             return True  # /saml/ and /scim/ never get here
         return any(prefix == "/" or _under(path, prefix) for prefix in protect or ())
+
+    def settings_link(self, slug: str, *, lifetime: dt.timedelta = LINK_LIFETIME) -> str:
+        """A one-time link (15 minutes at most) that opens the workspace's settings page.
+
+        Call it only after the host app's own check that the person is the workspace owner,
+        then redirect them to it, as to an admin portal. Relative when no base_url is set.
+        Raises NotFound for an unknown workspace.
+        """
+        info = self.workspaces.get(slug)
+        return settings_link(info.slug, base_url=self.settings.base_url or "",
+                             secret_keys=self.settings.secret_key, lifetime=lifetime)
 
     def close(self) -> None:
         """Release database connections (for tests and orderly shutdown)."""

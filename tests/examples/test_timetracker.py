@@ -219,3 +219,71 @@ def test_unknown_paths_and_methods(tracker: Any) -> None:
     app.get("/nope", status=404)
     assert "GET" in app.post("/", status=405).headers["Allow"]
     assert "POST" in app.get("/entries", status=405).headers["Allow"]
+
+
+# -- dates, weeks, and who is signed in --------------------------------------------------------
+
+
+def test_entries_are_grouped_by_week_with_a_total_each(tracker: Any) -> None:
+    import datetime as dt
+
+    alice = signed_in(tracker, ALICE)
+    today = dt.date.today()
+    last_week = today - dt.timedelta(days=7)
+    alice.post("/entries", {"description": "Morning work", "minutes": "30", "date": today.isoformat()})
+    alice.post("/entries", {"description": "Also today", "minutes": "45"})  # no date: today
+    alice.post("/entries", {"description": "Last week", "minutes": "120", "date": last_week.isoformat()})
+
+    page = alice.get("/").text
+
+    assert "This week: <strong>1:15</strong>" in page
+    monday = last_week - dt.timedelta(days=last_week.weekday())
+    assert f"Week of {monday:%Y-%m-%d}" in page
+    assert page.count("Week total") == 2
+    assert page.index("Also today") < page.index("Morning work") < page.index("Last week")
+    assert ">2:00<" in page  # last week's total
+
+
+@pytest.mark.parametrize(
+    ("date", "reason"),
+    [("31/05/2024", "must look like"), ("2024-02-30", "must look like"),
+     ("2999-01-01", "between"), ("1999-12-31", "between")],
+)
+def test_an_impossible_date_is_refused(tracker: Any, date: str, reason: str) -> None:
+    alice = signed_in(tracker, ALICE)
+
+    response = alice.post("/entries", {"description": "Work", "minutes": "5", "date": date}, status=400)
+
+    assert reason in response.text
+    assert "No time recorded yet" in alice.get("/").text
+
+
+def test_the_page_names_the_member_and_offers_sign_out(tracker: Any) -> None:
+    class Member:
+        display_name = "Alice <Liddell>"
+
+    page = webtest.TestApp(
+        tracker, extra_environ={"REMOTE_USER": ALICE, "webwork_sso.member": Member()}
+    ).get("/")
+
+    assert "Signed in as <strong>Alice &lt;Liddell&gt;</strong> (alice@acme.example)" in page.text
+    sign_out = page.forms[0]
+    assert (sign_out.method.upper(), sign_out.action) == ("GET", "/saml/logout")
+
+
+def test_a_file_from_before_dates_still_works(tracker_path: str, create_app: Callable[[str], Any]) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tracker_path) as connection:
+        connection.executescript(
+            "CREATE TABLE entries (id INTEGER PRIMARY KEY, user_name TEXT NOT NULL,"
+            " description TEXT NOT NULL, minutes INTEGER NOT NULL CHECK (minutes > 0),"
+            " created_at TEXT NOT NULL);"
+            "INSERT INTO entries (user_name, description, minutes, created_at)"
+            " VALUES ('alice@acme.example', 'Old entry', 10, '2024-05-31T09:00:00+00:00');"
+        )
+    connection.close()
+
+    page = signed_in(create_app(tracker_path), ALICE).get("/").text
+
+    assert "Old entry" in page and "Fri 2024-05-31" in page and "Week of 2024-05-27" in page

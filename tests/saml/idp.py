@@ -20,82 +20,34 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
-from xml.sax.saxutils import quoteattr
 
 import lxml.html
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, class_name, samlp
-from saml2.attribute_converter import AttributeConverter
-from saml2.mdstore import InMemoryMetaData
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
-from saml2.saml import (
-    AUTHN_PASSWORD_PROTECTED,
-    NAME_FORMAT_UNSPECIFIED,
-    NAME_FORMAT_URI,
-    NAMEID_FORMAT_EMAILADDRESS,
-    NameID,
-)
-from saml2.sigver import pre_signature_part, signed_instance_factory
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
-from webwork_sso_middleware.saml.crypto import make_server
+# The IdP machinery is the dev IdP's (webwork_sso_middleware.devidp): keys, SP registration,
+# responses and the auto-post page are shared, so both IdPs speak SAML the same way.
+from webwork_sso_middleware.devidp import protocol
+from webwork_sso_middleware.devidp.keys import KeyPair, make_key_pair
+from webwork_sso_middleware.devidp.pages import autopost_page
+from webwork_sso_middleware.devidp.protocol import (
+    STANDARD_ATTRIBUTES,
+    Attributes,
+    RequestRefused,
+    make_idp_server,
+    sp_metadata_xml,
+)
 
-STANDARD_ATTRIBUTES = {  # local name -> the urn:oid name sent (and FriendlyName = the local name)
-    "mail": "urn:oid:0.9.2342.19200300.100.1.3",
-    "givenName": "urn:oid:2.5.4.42",
-    "sn": "urn:oid:2.5.4.4",
-}
-Attributes = Mapping[str, "str | Sequence[str]"]
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    """A private key and its self-signed certificate, both PEM."""
-
-    key_pem: bytes
-    cert_pem: bytes
-
-    @property
-    def cert_base64(self) -> str:
-        """The certificate as metadata and KeyInfo carry it: base64 DER on one line."""
-        return "".join(self.cert_pem.decode().splitlines()[1:-1])
-
-    def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
-        directory.mkdir(parents=True, exist_ok=True)
-        key_path, cert_path = directory / f"{stem}.key", directory / f"{stem}.crt"
-        key_path.write_bytes(self.key_pem)
-        cert_path.write_bytes(self.cert_pem)
-        return key_path, cert_path
-
-
-def make_key_pair(common_name: str = "Test IdP", *, elliptic: bool = False) -> KeyPair:
-    """A fresh 2048-bit RSA (or P-256) key with a self-signed certificate valid for a year."""
-    key = ec.generate_private_key(ec.SECP256R1()) if elliptic else rsa.generate_private_key(65537, 2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return KeyPair(key_pem, cert.public_bytes(serialization.Encoding.PEM))
+__all__ = [
+    "STANDARD_ATTRIBUTES", "Attributes", "AuthnRequestSeen", "KeyPair", "TestIdP", "autopost_form",
+    "default_attributes", "make_key_pair", "pysaml2_sp_config", "sp_metadata_xml",
+]  # fmt: skip
 
 
 def default_attributes(email: str) -> dict[str, list[str]]:
@@ -106,25 +58,6 @@ def default_attributes(email: str) -> dict[str, list[str]]:
         "email": [email], "firstName": [given], "lastName": [family],
         "mail": [email], "givenName": [given], "sn": [family],
     }  # fmt: skip
-
-
-def sp_metadata_xml(entity_id: str, acs_url: str, *, signing_cert: str | None = None) -> str:
-    """A minimal SP EntityDescriptor: HTTP-POST ACS, emailAddress NameID (and a signing key, if given)."""
-    key = ""
-    if signing_cert:
-        key = (
-            '<md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#">'
-            f"<ds:X509Data><ds:X509Certificate>{signing_cert}</ds:X509Certificate></ds:X509Data>"
-            "</ds:KeyInfo></md:KeyDescriptor>"
-        )
-    return (
-        '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"'
-        f" entityID={quoteattr(entity_id)}>"
-        '<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
-        f"{key}<md:NameIDFormat>{NAMEID_FORMAT_EMAILADDRESS}</md:NameIDFormat>"
-        f'<md:AssertionConsumerService Binding="{BINDING_HTTP_POST}" Location={quoteattr(acs_url)}'
-        ' index="0" isDefault="true"/></md:SPSSODescriptor></md:EntityDescriptor>'
-    )
 
 
 def pysaml2_sp_config(entity_id: str, acs_url: str, idp_metadata: Iterable[str]) -> dict[str, Any]:
@@ -161,14 +94,6 @@ class AuthnRequestSeen:
     user: str
 
 
-def _now_plus(seconds: float) -> str:
-    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _first(value: Any) -> Any:
-    return value[0] if isinstance(value, list) else value
-
-
 class TestIdP:
     """One IdP: its own key, entity ID ``<url>/idp/metadata``, SSO at ``<url>/idp/sso`` (see module doc)."""
 
@@ -186,38 +111,10 @@ class TestIdP:
         self.users: dict[str, Attributes] = {}
         self.sign_metadata = False
         self.requests: list[AuthnRequestSeen] = []
-        self.server = make_server(
-            {
-                "entityid": self.entity_id,
-                "name": name,
-                "key_file": str(key_file),
-                "cert_file": str(cert_file),
-                "metadata_key_usage": "signing",
-                "signing_algorithm": SIG_RSA_SHA256,
-                "digest_algorithm": DIGEST_SHA256,
-                "metadata": {"inline": []},  # SPs are added by sp_config()
-                "service": {
-                    "idp": {
-                        "endpoints": {
-                            "single_sign_on_service": [
-                                (self.sso_url, BINDING_HTTP_REDIRECT),
-                                (self.sso_url, BINDING_HTTP_POST),
-                            ]
-                        },
-                        "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
-                        "policy": {"default": {"lifetime": {"minutes": 5}, "name_form": NAME_FORMAT_URI}},
-                        "sign_response": False,
-                        "sign_assertion": False,  # response() signs after its edits
-                        "want_authn_requests_signed": False,
-                    }
-                },
-            }
-        )
-        # Only the standard names get urn:oid names; any other (Okta's email, firstName...) goes verbatim.
-        converter = AttributeConverter(NAME_FORMAT_URI)
-        converter.from_dict({"identifier": NAME_FORMAT_URI, "to": STANDARD_ATTRIBUTES})
-        converter.adjust()
-        self.server.config.attribute_converters = [converter]
+        self.server = make_idp_server(
+            entity_id=self.entity_id, sso_url=self.sso_url, name=name,
+            key_file=str(key_file), cert_file=str(cert_file),
+        )  # fmt: skip
 
     @classmethod
     def start(cls, serve: Callable[[Any], Any], workdir: Path, **kwargs: Any) -> TestIdP:
@@ -238,11 +135,7 @@ class TestIdP:
 
     def sp_config(self, entity_id: str, acs_url: str, *, signing_cert: str | None = None) -> str:
         """Register (or re-register) an SP with the IdP; returns the SP metadata XML it loaded."""
-        xml = sp_metadata_xml(entity_id, acs_url, signing_cert=signing_cert)
-        metadata = InMemoryMetaData(self.server.metadata.attrc, xml)
-        metadata.load()
-        self.server.metadata.metadata[f"sp:{entity_id}"] = metadata
-        return xml
+        return protocol.register_sp(self.server, entity_id, acs_url, signing_cert=signing_cert)
 
     # responses --------------------------------------------------------------------------------------
 
@@ -301,52 +194,20 @@ class TestIdP:
         authn_instant: dt.datetime | None = None,
     ) -> str:
         """``response()`` as XML text (for tests that tamper with it before encoding it)."""
-        if f"sp:{sp_entity_id}" not in self.server.metadata.metadata:
+        if sp_entity_id not in protocol.registered_sps(self.server):
             self.sp_config(sp_entity_id, acs_url)
-        chosen = attributes or self.users.get(email) or default_attributes(email)
-        identity = {name: [v] if isinstance(v, str) else list(v) for name, v in chosen.items()}
-        unsigned = self.server.create_authn_response(
-            identity,
-            in_response_to,
-            acs_url,
-            sp_entity_id,
-            name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=email),
-            authn={"class_ref": AUTHN_PASSWORD_PROTECTED},
-            sign_assertion=False,
-            sign_response=False,
-        )
-        # pysaml2 takes times from its policy and the clock: edit its unsigned output, then sign.
-        response = samlp.response_from_string(str(unsigned))
-        assertion = _first(response.assertion)
-        response.issuer.text = assertion.issuer.text = issuer or self.entity_id
-        response.destination = destination or acs_url
-        confirmation = _first(assertion.subject.subject_confirmation).subject_confirmation_data
-        confirmation.recipient = recipient or acs_url
-        confirmation.not_on_or_after = _now_plus(not_on_or_after_offset)
-        conditions = assertion.conditions
-        conditions.not_before = _now_plus(not_before_offset)
-        conditions.not_on_or_after = _now_plus(not_on_or_after_offset)
-        _first(_first(conditions.audience_restriction).audience).text = audience or sp_entity_id
-        instant = authn_instant or dt.datetime.now(dt.UTC)
-        _first(assertion.authn_statement).authn_instant = instant.strftime("%Y-%m-%dT%H:%M:%SZ")
-        for statement in assertion.attribute_statement or []:
-            for attribute in statement.attribute:
-                if attribute.name not in STANDARD_ATTRIBUTES.values():
-                    attribute.name_format = NAME_FORMAT_UNSPECIFIED  # Okta's way: its names as they are
-
-        to_sign = []
-        # The assertion first: a response signature then covers the signed assertion.
-        for element, wanted in ((assertion, sign_assertion), (response, sign_response)):
-            if wanted:
-                element.signature = self.signature_template(element.id)
-                to_sign.append((class_name(element), element.id))
-        return str(signed_instance_factory(response, self.server.sec, to_sign) if to_sign else response)
+        return protocol.response_xml(
+            self.server, sp_entity_id=sp_entity_id, acs_url=acs_url, email=email,
+            attributes=attributes or self.users.get(email) or default_attributes(email),
+            in_response_to=in_response_to, sign_assertion=sign_assertion, sign_response=sign_response,
+            issuer=issuer, audience=audience, destination=destination, recipient=recipient,
+            not_on_or_after_offset=not_on_or_after_offset, not_before_offset=not_before_offset,
+            authn_instant=authn_instant,
+        )  # fmt: skip
 
     def signature_template(self, element_id: str) -> Any:
         """pysaml2's ds:Signature template (RSA-SHA256, exc-c14n, our certificate in KeyInfo)."""
-        return pre_signature_part(
-            element_id, self.server.sec.my_cert, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256
-        )
+        return protocol.signature_template(self.server, element_id)
 
     # HTTP -------------------------------------------------------------------------------------------
 
@@ -371,31 +232,20 @@ class TestIdP:
         if not user:
             return _reply(start_response, "403 Forbidden", "text/plain", "nobody signs in")
         try:
-            request = self.server.parse_authn_request(saml_request, binding)
-            args = self.server.response_args(request.message, [BINDING_HTTP_POST])
-        except Exception as exc:  # any unparseable or unknown-SP request: say so, as a real IdP would
-            return _reply(start_response, "400 Bad Request", "text/plain", f"bad AuthnRequest: {exc!r}")
-        acs_url = args["destination"]
+            # Any unparseable or unknown-SP request: say so, as a real IdP would.
+            request = protocol.read_authn_request(self.server, saml_request, binding)
+        except RequestRefused as refused:
+            return _reply(start_response, "400 Bad Request", "text/plain", f"bad AuthnRequest: {refused}")
         self.requests.append(
-            AuthnRequestSeen(
-                args["in_response_to"], args["sp_entity_id"], acs_url, relay_state, binding, user
-            )
+            AuthnRequestSeen(request.id, request.sp_entity_id, request.acs_url, relay_state, binding, user)
         )
         saml_response = self.response(
-            sp_entity_id=args["sp_entity_id"],
-            acs_url=acs_url,
+            sp_entity_id=request.sp_entity_id,
+            acs_url=request.acs_url,
             email=user,
-            in_response_to=args["in_response_to"],
+            in_response_to=request.id,
         )
-        fields = f'<input type="hidden" name="SAMLResponse" value="{escape(saml_response)}">'
-        if relay_state is not None:
-            fields += f'<input type="hidden" name="RelayState" value="{escape(relay_state)}">'
-        page = (
-            '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Signing in</title></head>'
-            '<body onload="document.forms[0].submit()">'
-            f'<form method="post" action="{escape(acs_url)}">{fields}'
-            '<noscript><button type="submit">Continue</button></noscript></form></body></html>'
-        )
+        page = autopost_page(request.acs_url, {"SAMLResponse": saml_response, "RelayState": relay_state})
         return _reply(start_response, "200 OK", "text/html; charset=utf-8", page)
 
 

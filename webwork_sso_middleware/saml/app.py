@@ -5,6 +5,7 @@
 /saml/<slug>/login      SP-initiated sign-in: AuthnRequest by HTTP-Redirect
 /saml/login             "Sign in with SSO": email -> workspace -> its IdP
 /saml/logout            ends the session (logout.py)
+/saml/<slug>/settings   the workspace owner's settings page (admin/views.py)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
+from ..admin.views import SettingsPage
 from ..errors import StoreUnavailable
 from ..store import audit
 from ..store import sign_in as sign_in_store
@@ -57,6 +59,7 @@ URL_MAP = Map([
     Rule("/saml/<slug>/metadata", endpoint="metadata", methods=["GET"]),
     Rule("/saml/<slug>/acs", endpoint="acs", methods=["POST"]),
     Rule("/saml/<slug>/login", endpoint="start_login", methods=["GET"]),
+    Rule("/saml/<slug>/settings", endpoint="settings_page", methods=["GET", "POST"]),
 ], strict_slashes=False, merge_slashes=False)
 
 
@@ -68,6 +71,7 @@ class SamlApplication:
         self.clock_skew = dt.timedelta(seconds=settings.clock_skew_seconds)
         self.providers = ServiceProviders(clock_skew=self.clock_skew)
         self.logout = LogoutPage(sessions, secret_keys=list(settings.secret_key))
+        self.settings_page_app = SettingsPage(database, settings=settings, sessions=sessions)
         self._metadata_checked: dict[str, float] = {}  # slug -> monotonic time of the last check
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -147,6 +151,9 @@ class SamlApplication:
         self._metadata_checked[slug] = now
 
     # -- endpoints ----------------------------------------------------------------------------
+
+    def settings_page(self, request: Request, slug: str) -> Response:
+        return self.settings_page_app.respond(request, slug)  # admin/views.py
 
     def metadata(self, request: Request, slug: str) -> Response:
         def work(unit: UnitOfWork) -> str | None:

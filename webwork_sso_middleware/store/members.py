@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import (
     Connection,
     Row,
     bindparam,
+    case,
     false,
     func,
     literal,
@@ -137,3 +139,70 @@ def existing_ids(session: Session, workspace_id: int, ids: Sequence[str]) -> set
 
 def memberships(session: Session, member_id: str) -> list[Membership]:
     return list(session.scalars(select(Membership).where(Membership.member_id == member_id)))
+
+
+# -- the settings page's members table ------------------------------------------------------------
+
+DIRECTORY_STATES = ("all", "active", "deactivated")
+
+# The address SCIM calls primary, else the work one, else the first (as sessions/manager.py).
+_DIRECTORY_EMAIL = (
+    select(_V.value)
+    .where(_V.member_id == _MEMBERS.c.id, _V.attribute == "emails", _V.value.is_not(None))
+    .order_by(_V.primary.desc(), case((func.lower(_V.type) == "work", 0), else_=1), _V.position)
+    .limit(1)
+    .correlate(_MEMBERS)
+    .scalar_subquery()
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    """One row of the settings page's members table."""
+
+    id: str
+    user_name: str
+    email: str | None
+    name: str | None
+    active: bool
+    source: str  # "scim": provisioned; "sso": created at the first SSO login
+    last_login_at: dt.datetime | None
+
+
+def directory(
+    connection: Connection, workspace_id: int, *, state: str = "all", offset: int = 0,
+    limit: int = 50,
+) -> tuple[int, list[DirectoryEntry]]:
+    """(members matching ``state``, one page of them by userName) for the settings page.
+
+    LIMIT/OFFSET over the partial unique index on (workspace, userName): a page of thousands
+    of members costs one indexed range read and one COUNT.
+    """
+    if state not in DIRECTORY_STATES:
+        raise ValueError(f"state must be one of {', '.join(DIRECTORY_STATES)}")
+    m = _MEMBERS.c
+    condition = visible(workspace_id)
+    if state != "all":
+        condition = condition & (m.active.is_(state == "active"))
+    total = connection.execute(
+        select(func.count()).select_from(_MEMBERS).where(condition)
+    ).scalar_one()
+    rows = connection.execute(
+        select(m.id, m.user_name, m.email_key, m.display_name, m.given_name, m.family_name,
+               m.formatted_name, m.active, m.source, m.last_login_at,
+               _DIRECTORY_EMAIL.label("email"))
+        .where(condition)
+        .order_by(m.user_name_key, m.id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return total, [
+        DirectoryEntry(
+            id=row.id, user_name=row.user_name,
+            email=row.email or row.email_key or (row.user_name if "@" in row.user_name else None),
+            name=row.display_name or row.formatted_name
+            or (" ".join(p for p in (row.given_name, row.family_name) if p) or None),
+            active=bool(row.active), source=row.source, last_login_at=row.last_login_at,
+        )
+        for row in rows
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import hmac
 import re
@@ -278,6 +279,24 @@ class Workspaces:
             return IdPInfo.of(row) if row is not None else None
 
         return self.database.run(work, write=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenSummary:
+    """What may be shown of the live SCIM token after it was issued: never the token."""
+
+    hint: str  # its first characters, to tell which token an IdP holds
+    created_at: dt.datetime
+
+
+def live_token(session: Session, workspace_id: int) -> TokenSummary | None:
+    row = session.execute(
+        select(ScimToken.hint, ScimToken.created_at)
+        .where(ScimToken.workspace_id == workspace_id, ScimToken.revoked_at.is_(None))
+        .order_by(ScimToken.created_at.desc(), ScimToken.id.desc())
+        .limit(1)
+    ).first()
+    return TokenSummary(row.hint, row.created_at) if row is not None else None
 
 
 def find_by_slug(session: Session, slug: str) -> Workspace | None:

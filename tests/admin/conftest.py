@@ -1,0 +1,54 @@
+"""Settings-page fixtures: the SAML Site (the middleware over real HTTP) and a real IdP, from
+tests/saml, plus helpers that drive a browser session through settings links and sign-in."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+from ..saml.conftest import Site, idp, second_idp, site  # noqa: F401 (fixtures used here)
+from ..saml.idp import TestIdP, autopost_form
+
+OWNER = "owner@acme.test"
+
+
+@pytest.fixture
+def acme(site: Site, idp: TestIdP) -> str:
+    """Workspace ``acme`` (Plus, SCIM and SSO on, IdP set from XML; owner owner@acme.test);
+    its first SCIM token."""
+    return site.add_workspace("acme", idp)
+
+
+def settings_url(site: Site, slug: str = "acme") -> str:
+    return f"{site.url}/saml/{slug}/settings"
+
+
+def open_with_link(browser: requests.Session, site: Site, slug: str = "acme") -> requests.Response:
+    """Follow a fresh settings link the way a browser does; the settings page."""
+    return browser.get(site.middleware.settings_link(slug))
+
+
+def csrf_token(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def post_action(browser: requests.Session, site: Site, page: requests.Response | str,
+                action: str, slug: str = "acme", **fields: str) -> requests.Response:
+    html = page if isinstance(page, str) else page.text
+    return browser.post(settings_url(site, slug), data={
+        "csrf_token": csrf_token(html), "action": action, **fields}, allow_redirects=False)
+
+
+def sign_in(browser: requests.Session, site: Site, idp: TestIdP, email: str,
+            slug: str = "acme", next_path: str = "/") -> requests.Response:
+    """SP-initiated sign-in as ``email``; the ACS's response (303 on success)."""
+    idp.next_user = email
+    start = browser.get(f"{site.url}/saml/{slug}/login", params={"next": next_path},
+                        allow_redirects=False)
+    assert start.status_code == 302, start.text
+    action, fields = autopost_form(browser.get(start.headers["Location"]).text)
+    return browser.post(action, data=fields, allow_redirects=False)

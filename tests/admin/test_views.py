@@ -1,0 +1,396 @@
+"""The settings page over real HTTP: who gets in, CSRF, the token, the IdP, the switches, the
+members table and the diagnostics, against a real IdP and a real database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from urllib.parse import urlsplit
+
+import requests
+from sqlalchemy import select
+
+from webwork_sso_middleware.admin.links import settings_link
+from webwork_sso_middleware.store.models import Member, ScimToken, Workspace, utcnow
+
+from ..saml.conftest import Site
+from ..saml.idp import TestIdP
+from .conftest import OWNER, csrf_token, open_with_link, post_action, settings_url, sign_in
+
+ACCESS_DENIED = "This page is for the workspace owner"
+
+
+def scim_status(site: Site, token: str) -> int:
+    return requests.get(f"{site.url}/scim/v2/Users",
+                        headers={"Authorization": f"Bearer {token}"}).status_code
+
+
+# -- who may open the page ---------------------------------------------------------------------------
+
+
+def test_anonymous_visitors_get_403_whether_or_not_the_workspace_exists(site: Site, acme: str):
+    known = requests.get(settings_url(site))
+    unknown = requests.get(settings_url(site, "nope"))
+    assert known.status_code == unknown.status_code == 403
+    assert ACCESS_DENIED in known.text and ACCESS_DENIED in unknown.text
+    assert "SCIM" not in known.text and "Acme" not in known.text  # nothing of it shows
+    assert requests.post(settings_url(site), data={"action": "regenerate_token"}).status_code == 403
+    assert scim_status(site, acme) == 200
+
+
+def test_settings_link_opens_the_page_once_and_leaves_the_address_bar(site: Site, acme: str):
+    link = site.middleware.settings_link("acme")
+    assert requests.head(link).status_code == 403  # a HEAD (an unfurler) does not use it up
+    browser = requests.Session()
+    opened = browser.get(link, allow_redirects=False)
+    assert opened.status_code == 303
+    assert urlsplit(opened.headers["Location"]).path == "/saml/acme/settings"
+    assert "link=" not in opened.headers["Location"]
+    cookie = opened.headers["Set-Cookie"]
+    assert cookie.startswith("webwork_sso_settings=")
+    for attribute in ("HttpOnly", "SameSite=Lax", "Path=/saml/acme/settings", "Max-Age=1800"):
+        assert attribute in cookie
+    assert "Secure" not in cookie  # http base URL
+    page = browser.get(settings_url(site))
+    assert page.status_code == 200, page.text
+    assert "opened with a settings link" in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    # The link works once: another browser holding it is refused...
+    replay = requests.get(link)
+    assert replay.status_code == 403 and "already used" in replay.text
+    # ...while the browser that used it, still in its settings session, is simply let in.
+    assert browser.get(link).status_code == 200
+
+
+def test_expired_tampered_and_foreign_links_are_refused(site: Site, acme: str, idp: TestIdP):
+    keys = site.middleware.settings.secret_key
+    expired = settings_link("acme", base_url=site.url, secret_keys=keys,
+                            lifetime=dt.timedelta(minutes=5), now=time.time() - 301)
+    response = requests.get(expired)
+    assert response.status_code == 403 and "expired" in response.text
+    short = settings_link("acme", base_url=site.url, secret_keys=keys,
+                          lifetime=dt.timedelta(seconds=1))
+    time.sleep(1.1)
+    assert requests.get(short).status_code == 403
+
+    good = site.middleware.settings_link("acme")
+    tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    response = requests.get(tampered, allow_redirects=False)
+    assert response.status_code == 403 and "not valid" in response.text
+    assert "Set-Cookie" not in response.headers
+    other_site = settings_link("acme", base_url=site.url, secret_keys=("another-key",))
+    assert requests.get(other_site).status_code == 403
+
+    site.workspaces.create("globex", name="Globex", plan="plus", owner_email="o@globex.test")
+    globex_link = site.middleware.settings_link("globex")
+    moved = globex_link.replace("/saml/globex/", "/saml/acme/")
+    response = requests.get(moved)
+    assert response.status_code == 403 and "another workspace" in response.text
+    # Globex's settings session does not open Acme's page, even sent there by hand.
+    browser = requests.Session()
+    assert browser.get(globex_link).status_code == 200
+    value = browser.cookies.get("webwork_sso_settings")
+    forged = requests.get(settings_url(site), headers={"Cookie": f"webwork_sso_settings={value}"})
+    assert forged.status_code == 403
+    assert good  # the good link was never used: still fine
+    assert requests.get(good).status_code == 200
+
+
+def test_members_who_are_not_the_owner_get_403(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    assert sign_in(browser, site, idp, "alice@acme.test").status_code == 303
+    response = browser.get(settings_url(site))
+    assert response.status_code == 403
+    assert "alice@acme.test" in response.text and "not the owner" in response.text
+
+
+def test_the_owner_signed_in_through_sso_gets_in(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    assert sign_in(browser, site, idp, OWNER.upper()).status_code == 303  # case-insensitive
+    response = browser.get(settings_url(site))
+    assert response.status_code == 200, response.text
+    assert "signed in through SSO" in response.text
+    # The owner of Acme is nobody in Globex.
+    site.workspaces.create("globex", name="Globex", plan="plus", owner_email=OWNER)
+    assert browser.get(settings_url(site, "globex")).status_code == 403
+
+
+def test_owner_who_switches_sso_off_is_told_how_to_come_back(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    sign_in(browser, site, idp, OWNER)
+    page = browser.get(settings_url(site))
+    done = post_action(browser, site, page, "switch", feature="sso", state="off")
+    assert done.status_code == 200 and "settings-link acme" in done.text
+    assert site.workspaces.get("acme").sso_enabled is False
+    # SSO no longer vouches for the session: refused within the session recheck bound (2 s).
+    deadline = time.monotonic() + 5
+    while browser.get(settings_url(site)).status_code != 403:
+        assert time.monotonic() < deadline, "the SSO session still opens the page"
+        time.sleep(0.2)
+
+
+# -- CSRF ------------------------------------------------------------------------------------------
+
+
+def test_posts_without_a_valid_csrf_token_change_nothing(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    for data in ({"action": "regenerate_token"},
+                 {"action": "regenerate_token", "csrf_token": "forged"},
+                 {"action": "switch", "feature": "scim", "state": "off"}):
+        response = browser.post(settings_url(site), data=data)
+        assert response.status_code == 403 and "nothing was changed" in response.text
+    # A token from another owner-settings session is no good here either.
+    other = requests.Session()
+    other_page = open_with_link(other, site)
+    response = browser.post(settings_url(site), data={
+        "action": "regenerate_token", "csrf_token": csrf_token(other_page.text)})
+    assert response.status_code == 403
+    assert scim_status(site, acme) == 200
+    assert site.workspaces.get("acme").scim_enabled is True
+    assert post_action(browser, site, page, "switch", feature="scim", state="off").status_code == 200
+    assert site.workspaces.get("acme").scim_enabled is False
+
+
+# -- the SCIM token ----------------------------------------------------------------------------------
+
+
+def test_regenerate_shows_the_new_token_once_and_the_old_one_dies(site: Site, idp: TestIdP,
+                                                                  acme: str):
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    assert acme not in page.text
+    done = post_action(browser, site, page, "regenerate_token")
+    assert done.status_code == 200
+    assert done.headers["Cache-Control"] == "no-store"
+    shown = re.findall(r"wwsso_[A-Za-z0-9_-]{30,}", done.text)
+    assert len(set(shown)) == 1, shown
+    new_token = shown[0]
+    assert "shown only this once" in done.text
+    assert "webwork_sso" not in done.headers.get("Set-Cookie", "")  # never kept in a cookie
+    assert scim_status(site, acme) == 401
+    assert scim_status(site, new_token) == 200
+    later = browser.get(settings_url(site))
+    assert later.status_code == 200
+    assert new_token not in later.text and new_token[:10] in later.text  # only its hint
+    with site.middleware.database.transaction() as session:
+        hashes = list(session.scalars(select(ScimToken.token_hash)))
+    assert new_token not in str(hashes)
+
+
+# -- the IdP ---------------------------------------------------------------------------------------
+
+
+def test_metadata_url_is_fetched_checked_and_described(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    metadata_url = f"{idp.url}/idp/metadata"
+    done = post_action(browser, site, page, "set_idp", metadata_url=metadata_url)
+    assert done.status_code == 200, done.text
+    stored = site.workspaces.idp("acme")
+    assert stored is not None and stored.metadata_url == metadata_url
+    for shown in (idp.entity_id, idp.sso_url, metadata_url, "Last refresh",
+                  stored.certificates[0].sha256_fingerprint,
+                  f"{stored.certificates[0].not_after:%Y-%m-%d}"):
+        assert shown in done.text, shown
+    assert "Saved" in done.text
+
+
+def test_pasted_metadata_xml_is_accepted(site: Site, idp: TestIdP, second_idp: TestIdP, acme: str):
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    done = post_action(browser, site, page, "set_idp", metadata_xml=second_idp.metadata_xml())
+    assert done.status_code == 200 and second_idp.entity_id in done.text
+    assert site.workspaces.idp("acme").entity_id == second_idp.entity_id
+    assert "pasted XML" in done.text
+
+
+def test_bad_metadata_gets_a_clear_message_and_changes_nothing(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    before = site.workspaces.idp("acme")
+    cases = [
+        ({"metadata_url": "http://idp.example.com/metadata"}, "https"),
+        ({"metadata_url": f"{idp.url}/no-such-metadata"}, "404"),
+        ({"metadata_url": "not a url"}, "cannot be used"),
+        ({"metadata_xml": "<notMetadata/>"}, "cannot be used"),
+        ({"metadata_xml": "this is not XML <"}, "cannot be used"),
+        ({}, "one of them"),
+        ({"metadata_url": f"{idp.url}/idp/metadata", "metadata_xml": idp.metadata_xml()},
+         "one of them"),
+    ]
+    for fields, expected in cases:
+        response = post_action(browser, site, page, "set_idp", **fields)
+        assert response.status_code == 400, fields
+        assert "Nothing was changed" in response.text and expected in response.text, (
+            fields, re.findall(r'class="notice error"[^>]*>([^<]*)', response.text))
+        assert site.workspaces.idp("acme") == before
+    # The URL typed stays in the field, to be corrected.
+    response = post_action(browser, site, page, "set_idp",
+                           metadata_url="http://idp.example.com/metadata")
+    assert 'value="http://idp.example.com/metadata"' in response.text
+
+
+# -- switches and plans ----------------------------------------------------------------------------
+
+
+def test_switches_turn_scim_and_sso_on_and_off(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    assert "SCIM first, then SAML" in page.text
+    assert 'id="scim-switch"' in page.text and 'aria-checked="true"' in page.text
+    for feature, attribute in (("scim", "scim_enabled"), ("sso", "sso_enabled")):
+        off = post_action(browser, site, page, "switch", feature=feature, state="off")
+        assert off.status_code == 200 and getattr(site.workspaces.get("acme"), attribute) is False
+        on = post_action(browser, site, page, "switch", feature=feature, state="on")
+        assert on.status_code == 200 and getattr(site.workspaces.get("acme"), attribute) is True
+    bad = post_action(browser, site, page, "switch", feature="billing", state="on")
+    assert bad.status_code == 400
+
+
+def test_free_plan_keeps_both_off_with_a_message(site: Site):
+    site.workspaces.create("freebie", name="Freebie", plan="free", owner_email="o@free.test")
+    browser = requests.Session()
+    page = open_with_link(browser, site, "freebie")
+    assert page.status_code == 200
+    assert "need the Plus or Premium plan" in page.text
+    assert len(re.findall(r'role="switch"[^>]* disabled', page.text)) == 2
+    for feature in ("scim", "sso"):
+        response = post_action(browser, site, page, "switch", slug="freebie", feature=feature,
+                               state="on")
+        assert response.status_code == 403 and "Plus or Premium" in response.text
+    info = site.workspaces.get("freebie")
+    assert (info.scim_enabled, info.sso_enabled) == (False, False)
+    assert "Test sign-in</a>" not in page.text
+
+
+# -- members ---------------------------------------------------------------------------------------
+
+
+def add_members(site: Site, slug: str, active: int, deactivated: int) -> None:
+    workspace_id = site.workspaces.get(slug).id
+    now = utcnow()
+    with site.middleware.database.transaction(write=True) as session:
+        for number in range(active + deactivated):
+            email = f"person{number:03d}@{slug}.test"
+            session.add(Member(
+                workspace_id=workspace_id, user_name=email, user_name_key=email, email_key=email,
+                given_name="Person", family_name=f"{number:03d}", active=number < active,
+                source="scim" if number % 2 else "sso",
+                last_login_at=now - dt.timedelta(days=number) if number % 3 == 0 else None))
+        session.add(Member(workspace_id=workspace_id, user_name="gone@x.test",
+                           user_name_key="gone@x.test", deleted_at=now))
+
+
+def rows(html: str) -> list[str]:
+    body = html.split('id="members"', 1)[1].split("</tbody>", 1)[0]
+    return re.findall(r'<td class="mono">([^<]+)</td>', body)
+
+
+def test_members_table_pages_and_filters(site: Site, idp: TestIdP, acme: str):
+    add_members(site, "acme", active=80, deactivated=40)
+    browser = requests.Session()
+    first = open_with_link(browser, site)
+    assert "120 members, page 1 of 3" in first.text
+    assert rows(first.text)[:2] == ["person000@acme.test", "person001@acme.test"]
+    assert len(rows(first.text)) == 50 and "gone@x.test" not in first.text
+    assert 'rel="next"' in first.text and 'rel="prev"' not in first.text
+    assert "First SSO login" in first.text and "Provisioned by SCIM" in first.text
+    third = browser.get(settings_url(site), params={"page": 3})
+    assert len(rows(third.text)) == 20 and rows(third.text)[-1] == "person119@acme.test"
+    assert 'rel="next"' not in third.text
+    deactivated = browser.get(settings_url(site), params={"state": "deactivated"})
+    assert "40 members (deactivated), page 1 of 1" in deactivated.text
+    assert rows(deactivated.text)[0] == "person080@acme.test"
+    assert "state-active" not in deactivated.text.split('id="members"', 1)[1]
+    active = browser.get(settings_url(site), params={"state": "active", "page": 2})
+    assert "80 members (active), page 2 of 2" in active.text and len(rows(active.text)) == 30
+    beyond = browser.get(settings_url(site), params={"page": 99, "state": "bogus"})
+    assert "page 3 of 3" in beyond.text
+
+
+def test_members_show_how_they_arrived_and_last_login(site: Site, idp: TestIdP, acme: str):
+    sign_in(requests.Session(), site, idp, "zed@acme.test")
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    row = page.text.split("zed@acme.test", 1)[1].split("</tr>", 1)[0]
+    assert "Active" in row and "First SSO login" in row and "UTC" in row
+
+
+# -- diagnostics -----------------------------------------------------------------------------------
+
+
+def test_diagnostics_show_failures_in_plain_words(site: Site, idp: TestIdP, acme: str):
+    wrong = idp.response(sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"),
+                         email="carol@acme.test", audience="https://elsewhere.test/sp")
+    assert site.post_response(requests.Session(), "acme", wrong).status_code == 400
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    diagnostics = page.text.split('id="diagnostics"', 1)[1]
+    assert "audience mismatch: the IdP sent" in diagnostics
+    assert "https://elsewhere.test/sp" in diagnostics and site.entity_id("acme") in diagnostics
+    assert "audience_mismatch" in diagnostics and "carol@acme.test" in diagnostics
+
+
+def test_test_sign_in_runs_a_login_and_reports_it(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    login = re.search(r'id="test-sign-in" href="([^"]+)"', page.text)
+    assert login, page.text
+    idp.next_user = OWNER
+    start = browser.get(site.url + login.group(1).replace("&amp;", "&"), allow_redirects=False)
+    assert start.status_code == 302
+    from ..saml.idp import autopost_form
+
+    action, fields = autopost_form(browser.get(start.headers["Location"]).text)
+    back = browser.post(action, data=fields, allow_redirects=False)
+    assert back.status_code == 303
+    assert back.headers["Location"].endswith("/saml/acme/settings?tested=1")
+    result = browser.get(site.url + back.headers["Location"])
+    assert result.status_code == 200
+    assert "sign-in worked" in result.text and OWNER in result.text
+    # Someone else's sign-in elsewhere is never taken for this browser's test...
+    other = requests.Session()
+    open_with_link(other, site)
+    sign_in(requests.Session(), site, idp, "alice@acme.test")
+    untested = other.get(settings_url(site), params={"tested": "1"})
+    assert "sign-in worked" not in untested.text and "no sign-in was recorded" in untested.text
+    # ...and when this browser's did not work, the latest refusal is the likely reason.
+    wrong = idp.response(sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"),
+                         email=OWNER, audience="https://elsewhere.test/sp")
+    site.post_response(requests.Session(), "acme", wrong)
+    failed = other.get(settings_url(site), params={"tested": "1"})
+    assert 'class="notice error" role="status" id="test-result"' in failed.text
+    assert "sign-in failed for owner@acme.test: audience mismatch" in failed.text
+
+
+def test_page_shows_every_value_to_copy(site: Site, idp: TestIdP, acme: str):
+    page = open_with_link(requests.Session(), site).text
+    for label, value in (("SCIM Base URL", f"{site.url}/scim/v2"),
+                         ("Audience URI (SP Entity ID)", site.entity_id("acme")),
+                         ("Single sign-on URL", site.acs("acme")),
+                         ("SP metadata URL", site.entity_id("acme"))):
+        field = re.search(rf'<label for="([^"]+)">{re.escape(label)}</label>', page)
+        assert field, label
+        assert f'id="{field.group(1)}" value="{value}"' in page
+        assert f'data-copy="{field.group(1)}"' in page
+    assert "<script nonce=" in page and "http" not in page.split("<script", 1)[1].split("</script>")[0]
+
+
+def test_workspace_rows_are_untouched_by_a_get(site: Site, idp: TestIdP, acme: str):
+    with site.middleware.database.transaction() as session:
+        before = session.scalar(select(Workspace.modified_at).where(Workspace.slug == "acme"))
+    open_with_link(requests.Session(), site)
+    with site.middleware.database.transaction() as session:
+        assert session.scalar(select(Workspace.modified_at).where(Workspace.slug == "acme")) == before
+
+
+def test_close_ends_the_owner_settings_session(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    closed = post_action(browser, site, page, "close")
+    assert closed.status_code == 200 and "closed" in closed.text
+    assert "webwork_sso_settings=;" in closed.headers["Set-Cookie"]
+    assert browser.get(settings_url(site)).status_code == 403

@@ -1,0 +1,87 @@
+"""What went wrong with sign-in, in words an owner can act on, read from the audit log.
+
+The ACS already records each rejection with a reason code and a plain sentence (for example
+"audience mismatch: the IdP sent X, this workspace expects Y"); this module only chooses the
+events worth showing and says the rest of them (refused deactivated members, failed metadata
+refreshes) in the same plain way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ..store import audit
+from ..store.models import AuditEvent, utcnow
+
+FAILURE_ACTIONS = ("login_failed", "login_refused", "metadata_refresh_failed")
+SHOWN_FAILURES = 20
+# A test sign-in is a round trip through the IdP: a result older than this is not its result.
+TEST_WINDOW = dt.timedelta(minutes=10)
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnostic:
+    at: dt.datetime
+    email: str | None  # as the response named it: unverified when the response was refused
+    what: str  # plain words
+    code: str  # the reason code the rejection page showed
+
+
+@dataclasses.dataclass(frozen=True)
+class TestResult:
+    ok: bool
+    at: dt.datetime
+    what: str
+
+
+def describe(event: AuditEvent) -> Diagnostic:
+    changes: dict[str, Any] = event.changes or {}
+    email = changes.get("email") if isinstance(changes.get("email"), str) else None
+    code = str(changes.get("reason") or event.action)
+    if event.action == "login_failed":
+        what = str(changes.get("detail") or code.replace("_", " "))
+    elif event.action == "login_refused":
+        what = ("the account is deactivated in this workspace, so sign-in was refused; "
+                "reactivate it in the identity provider to let them in")
+        if code != "member_deactivated":
+            what = f"sign-in was refused ({code.replace('_', ' ')})"
+    elif event.action == "metadata_refresh_failed":
+        code = "metadata_refresh_failed"
+        what = (f"refreshing the IdP metadata from {changes.get('metadata_url') or 'its URL'} "
+                f"failed: {changes.get('error') or 'unknown error'}; the last good copy stays "
+                "in use")
+    else:
+        what = event.action.replace("_", " ")
+    return Diagnostic(event.occurred_at, email, what, code)
+
+
+def recent_failures(session: Session, workspace_id: int,
+                    limit: int = SHOWN_FAILURES) -> list[Diagnostic]:
+    return [describe(e) for e in audit.latest(session, workspace_id, FAILURE_ACTIONS,
+                                              limit=limit)]
+
+
+def test_result(session: Session, workspace_id: int, *, signed_in: tuple[str, dt.datetime] | None,
+                now: dt.datetime | None = None) -> TestResult | None:
+    """The outcome of the test sign-in this browser just ran.
+
+    ``signed_in``: the userName and start of this browser's SSO session in the workspace, when
+    it began within the last few minutes: the test worked. Otherwise it did not work in this
+    browser, and the workspace's latest refusal of those minutes is the likely reason (another
+    person's sign-in elsewhere is never taken for this one). None when there is none.
+    """
+    if signed_in is not None:
+        user_name, at = signed_in
+        return TestResult(True, at, f"sign-in worked: the identity provider signed in {user_name}")
+    since = (now or utcnow()) - TEST_WINDOW
+    events = audit.latest(session, workspace_id, ("login_failed", "login_refused"), limit=1,
+                          since=since)
+    if not events:
+        return None
+    diagnostic = describe(events[0])
+    who = f" for {diagnostic.email}" if diagnostic.email else ""
+    return TestResult(False, diagnostic.at, f"sign-in failed{who}: {diagnostic.what}")

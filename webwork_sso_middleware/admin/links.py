@@ -1,0 +1,260 @@
+"""Who may open the settings page without SSO: short-lived signed links, the short owner-settings
+session a link starts, and the CSRF tokens bound to whichever credential opened the page.
+
+A link is ``{base}/saml/<slug>/settings?link=<token>``: an itsdangerous URLSafeTimedSerializer
+token over the site's secret keys (newest last signs, every key verifies), salted for this one
+purpose, naming the workspace, a random nonce (a link is redeemed once, in the store) and its
+expiry. Visiting it starts a separate signed cookie, ``webwork_sso_settings``, scoped by Path to
+that workspace's settings page, and redirects to the clean URL so the token leaves the address
+bar and the history.
+
+Each kind of token has its own salt, so none can stand in for another (or for a session cookie).
+Ages are checked here against our own clock with a small tolerance, rather than by itsdangerous's
+``max_age``, which refuses a token signed a second "in the future" by a host whose clock runs
+ahead (the CLI may run on another machine than the site).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from itsdangerous import BadData, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
+from werkzeug.http import dump_cookie, parse_cookie
+
+from ..errors import ConfigurationError
+from ..urls import SAML_PREFIX
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+LINK_SALT = "webwork_sso.settings-link"
+SESSION_SALT = "webwork_sso.settings-session"
+CSRF_SALT = "webwork_sso.settings-csrf"
+PURPOSE = "settings"
+LINK_PARAMETER = "link"
+LINK_LIFETIME = dt.timedelta(minutes=15)  # the longest a link may live
+SESSION_LIFETIME = dt.timedelta(minutes=30)
+COOKIE_NAME = "webwork_sso_settings"
+FUTURE_TOLERANCE = 60.0  # seconds a signer's clock may run ahead of ours
+MAX_TOKEN_LENGTH = 1024
+
+
+def settings_path(slug: str) -> str:
+    return f"{SAML_PREFIX}/{slug}/settings"
+
+
+def _serializer(secret_keys: Sequence[str], salt: str,
+                clock: Callable[[], float] = time.time) -> URLSafeTimedSerializer:
+    if not secret_keys or not all(secret_keys):
+        raise ConfigurationError("secret_key", "at least one non-empty key is required")
+
+    class Signer(TimestampSigner):
+        # The signing time comes from the same clock the checks use (tests inject one).
+        def get_timestamp(self) -> int:
+            return int(clock())
+
+    return URLSafeTimedSerializer(
+        list(secret_keys), salt=salt, signer=Signer,
+        signer_kwargs={"digest_method": hashlib.sha256},
+    )
+
+
+def _load(serializer: URLSafeTimedSerializer, token: str) -> tuple[Any, float] | None:
+    """The payload and signing time of a token whose signature verifies, else None."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    try:
+        payload, signed_at = serializer.loads(token, max_age=None, return_timestamp=True)
+    except BadData:
+        return None
+    return payload, signed_at.timestamp()
+
+
+# -- settings links --------------------------------------------------------------------------------
+
+
+def settings_link(
+    slug: str,
+    *,
+    base_url: str,
+    secret_keys: Sequence[str],
+    lifetime: dt.timedelta = LINK_LIFETIME,
+    now: float | None = None,
+) -> str:
+    """A one-time link that opens ``slug``'s settings page for ``lifetime`` (15 minutes at most).
+
+    ``base_url`` is the site's public origin (an empty string gives a relative URL). Whoever
+    holds the link is treated as the workspace owner: hand it only to someone the host app has
+    checked, and only over a channel as private as a password reset link.
+    """
+    if not dt.timedelta(0) < lifetime <= LINK_LIFETIME:
+        raise ConfigurationError("lifetime", f"must be more than 0 and at most {LINK_LIFETIME}")
+    now = time.time() if now is None else now
+    token = _serializer(secret_keys, LINK_SALT, lambda: now).dumps({
+        "w": slug, "p": PURPOSE, "n": secrets.token_urlsafe(16),
+        "e": int(now + lifetime.total_seconds()),
+    })
+    return f"{base_url.rstrip('/')}{settings_path(slug)}?{urlencode({LINK_PARAMETER: token})}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingsLink:
+    slug: str
+    nonce: str
+    expires_at: float  # epoch seconds
+
+    @property
+    def expires(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.expires_at, dt.timezone.utc)
+
+
+class LinkRefused(Exception):
+    """A settings link that does not open the page; ``reason`` is shown to the visitor."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def read_settings_link(
+    token: str, *, slug: str, secret_keys: Sequence[str], now: float | None = None
+) -> SettingsLink:
+    """The link's content when it is genuine, for this workspace, and current.
+
+    Raises :class:`LinkRefused` otherwise. Whether it was used already is the store's to say.
+    """
+    now = time.time() if now is None else now
+    loaded = _load(_serializer(secret_keys, LINK_SALT), token)
+    if loaded is None:
+        raise LinkRefused("invalid", "this settings link is not valid; it may be incomplete")
+    payload, signed_at = loaded
+    if not (isinstance(payload, dict) and payload.get("p") == PURPOSE
+            and isinstance(payload.get("w"), str) and isinstance(payload.get("n"), str)
+            and type(payload.get("e")) is int):
+        raise LinkRefused("invalid", "this settings link is not valid")
+    if payload["w"] != slug:
+        raise LinkRefused("other_workspace", "this settings link is for another workspace")
+    expires_at = float(payload["e"])
+    # A link claiming a longer life than any we issue, or signed in the future, is not ours.
+    if (signed_at > now + FUTURE_TOLERANCE
+            or expires_at - signed_at > LINK_LIFETIME.total_seconds() + FUTURE_TOLERANCE):
+        raise LinkRefused("invalid", "this settings link is not valid")
+    if now >= expires_at:
+        raise LinkRefused(
+            "expired", "this settings link has expired (links last 15 minutes); ask for a new one"
+        )
+    return SettingsLink(payload["w"], payload["n"], expires_at)
+
+
+# -- the owner-settings session --------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingsSession:
+    """A verified ``webwork_sso_settings`` cookie: owner access to one workspace's page."""
+
+    slug: str
+    workspace_id: int
+    session_id: str
+    expires_at: float
+
+    @property
+    def expires(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.expires_at, dt.timezone.utc)
+
+
+class SettingsSessions:
+    """Starts and reads owner-settings sessions (signed cookies; nothing is stored)."""
+
+    def __init__(self, *, secret_keys: Sequence[str], secure: bool,
+                 lifetime: dt.timedelta = SESSION_LIFETIME,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._serializer = _serializer(secret_keys, SESSION_SALT, clock)
+        self.secure = secure
+        self.lifetime = lifetime.total_seconds()
+        self._clock = clock
+
+    def start(self, slug: str, workspace_id: int, *, script_root: str = "") -> tuple[str, SettingsSession]:
+        """A new session: its ``Set-Cookie`` value, and the session."""
+        now = self._clock()
+        session = SettingsSession(slug, workspace_id, secrets.token_urlsafe(24),
+                                  float(int(now + self.lifetime)))
+        value = self._serializer.dumps(
+            {"w": slug, "i": workspace_id, "s": session.session_id, "e": int(session.expires_at)}
+        )
+        cookie = dump_cookie(COOKIE_NAME, value, max_age=int(self.lifetime),
+                             path=script_root + settings_path(slug), secure=self.secure,
+                             httponly=True, samesite="Lax")
+        return cookie, session
+
+    def read(self, environ: WSGIEnvironment, slug: str) -> SettingsSession | None:
+        """The request's live settings session for ``slug``, else None."""
+        if not environ.get("HTTP_COOKIE"):
+            return None
+        now = self._clock()
+        # A few at most: a parent path could hold a stale cookie of the same name.
+        for raw in parse_cookie(environ).getlist(COOKIE_NAME)[:4]:
+            loaded = _load(self._serializer, raw)
+            if loaded is None:
+                continue
+            payload, signed_at = loaded
+            if not (isinstance(payload, dict) and payload.get("w") == slug
+                    and type(payload.get("i")) is int and isinstance(payload.get("s"), str)
+                    and type(payload.get("e")) is int):
+                continue
+            expires_at = float(payload["e"])
+            if (signed_at <= now + FUTURE_TOLERANCE
+                    and expires_at - signed_at <= self.lifetime + FUTURE_TOLERANCE
+                    and now < expires_at):
+                return SettingsSession(slug, payload["i"], payload["s"], expires_at)
+        return None
+
+    def clearing_cookie(self, slug: str, *, script_root: str = "") -> str:
+        return dump_cookie(COOKIE_NAME, "", max_age=0, expires=0,
+                           path=script_root + settings_path(slug), secure=self.secure,
+                           httponly=True, samesite="Lax")
+
+
+# -- CSRF ------------------------------------------------------------------------------------------
+
+
+class CsrfTokens:
+    """Form tokens bound to the credential that opened the page (a settings session, or an SSO
+    session), so a token lifted from one browser is worthless in another."""
+
+    def __init__(self, *, secret_keys: Sequence[str]) -> None:
+        if not secret_keys or not all(secret_keys):
+            raise ConfigurationError("secret_key", "at least one non-empty key is required")
+        self._serializer = URLSafeSerializer(
+            list(secret_keys), salt=CSRF_SALT, signer_kwargs={"digest_method": hashlib.sha256}
+        )
+
+    @staticmethod
+    def binding(kind: str, slug: str, credential_id: str) -> str:
+        # A digest: the page's HTML never carries the credential's own secret.
+        material = "\0".join(("settings-csrf", kind, slug, credential_id)).encode("utf-8")
+        return hashlib.sha256(material).hexdigest()[:32]
+
+    def token(self, binding: str) -> str:
+        return self._serializer.dumps(binding)
+
+    def matches(self, token: str | None, bindings: Sequence[str]) -> bool:
+        """The token was made for one of the request's current credentials."""
+        if not token or len(token) > 512:
+            return False
+        try:
+            bound = self._serializer.loads(token)
+        except BadData:
+            return False
+        return isinstance(bound, str) and any(
+            hmac.compare_digest(bound, binding) for binding in bindings
+        )

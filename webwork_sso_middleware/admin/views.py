@@ -1,0 +1,364 @@
+"""``/saml/<slug>/settings``: the workspace owner's settings page and its POST actions.
+
+Who gets in (INTERFACE.md, "Settings page and who may open it"): the owner signed in through
+SSO (a live session of a member of this workspace whose email or userName is the workspace's
+owner email), or whoever holds an owner-settings session, which only a settings link starts
+(links.py). Everyone else gets the same 403 page, whether or not the workspace exists.
+
+Every POST carries a CSRF token bound to the credential that opened the page; a bad one changes
+nothing. A regenerated SCIM token appears in that one POST's response only (no-store, never in a
+cookie or a redirect), and no later response can show it: only its hash is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Request, Response
+
+from ..errors import ConfigurationError, MetadataError, PlanError
+from ..saml import metadata
+from ..store import identity_providers
+from ..store import members as member_store
+from ..store import sign_in as sign_in_store
+from ..store.db import Database, UnitOfWork
+from ..store.workspaces import SLUG_PATTERN, WorkspaceInfo, Workspaces, find_by_slug, live_token
+from ..urls import WorkspaceUrls
+from . import diagnostics, templates
+from .links import (
+    FUTURE_TOLERANCE, LINK_PARAMETER, CsrfTokens, LinkRefused, SettingsSessions,
+    read_settings_link, settings_path,
+)
+from .templates import Notice
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+    from ..config import Settings
+    from ..sessions import SessionManager
+
+log = logging.getLogger(__name__)
+
+MEMBERS_PER_PAGE = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Access:
+    """How this request may open the page: a settings session, the owner's SSO session, or both."""
+
+    workspace: WorkspaceInfo
+    viewer: str  # plain words for the page's header
+    bindings: tuple[str, ...]  # what a CSRF token may be bound to; the first is used in forms
+    by_link: bool
+    by_sso: bool
+    refreshed_cookie: str | None  # the SSO session's sliding refresh, when due
+
+
+class SettingsPage:
+    """The settings page as a WSGI app (mounted by saml/app.py at ``/saml/<slug>/settings``)."""
+
+    def __init__(self, database: Database, *, settings: Settings, sessions: SessionManager,
+                 fetch: Callable[[str], str] = metadata.fetch,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.database = database
+        self.settings = settings
+        self.sessions = sessions
+        self.workspaces = Workspaces(database, fetch=fetch)
+        self.settings_sessions = SettingsSessions(
+            secret_keys=settings.secret_key, secure=settings.secure_cookies, clock=clock)
+        self.csrf = CsrfTokens(secret_keys=settings.secret_key)
+        self.clock = clock
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        parts = request.path.strip("/").split("/")
+        if len(parts) != 3 or parts[0] != "saml" or parts[2] != "settings":
+            return Response("Not found", status=404)(environ, start_response)
+        return self.respond(request, parts[1])(environ, start_response)
+
+    def respond(self, request: Request, slug: str) -> Response:
+        page = _Page(request)
+        if not SLUG_PATTERN.match(slug):
+            return page.forbidden(slug, "There is no settings page at this address.")
+        # GET only: a HEAD (a link unfurler, a prefetch) must not use up a one-time link.
+        if request.method == "GET" and LINK_PARAMETER in request.args:
+            return self.open_link(page, slug)
+        access, refusal = self.access(request, slug)
+        if access is None:
+            return page.forbidden(slug, refusal)
+        if request.method == "POST":
+            response = self.act(page, slug, access)
+        else:
+            response = self.show(page, access)
+        if access.refreshed_cookie:
+            response.headers.add("Set-Cookie", access.refreshed_cookie)
+        return response
+
+    # -- who may open the page ------------------------------------------------------------------
+
+    def load_workspace(self, slug: str) -> WorkspaceInfo | None:
+        def work(unit: UnitOfWork) -> WorkspaceInfo | None:
+            workspace = find_by_slug(unit.session, slug)
+            return WorkspaceInfo.of(workspace) if workspace is not None else None
+
+        return self.database.run_unit(work, write=False)
+
+    def access(self, request: Request, slug: str) -> tuple[Access | None, str]:
+        """The request's access to the page, or None and why not (in plain words)."""
+        refusal = "You need to be this workspace's owner to open its settings."
+        workspace = self.load_workspace(slug)
+        if workspace is None:
+            return None, refusal  # the same answer as for a workspace that exists
+        bindings: list[str] = []
+        viewers: list[str] = []
+        link_session = self.settings_sessions.read(request.environ, slug)
+        by_link = link_session is not None and link_session.workspace_id == workspace.id
+        if by_link:
+            assert link_session is not None
+            bindings.append(CsrfTokens.binding("link", slug, link_session.session_id))
+            viewers.append(f"opened with a settings link, until {link_session.expires:%H:%M} UTC")
+        by_sso, refreshed = False, None
+        found = self.sessions.identify(request.environ)
+        cookie = self.sessions.read_cookie(request.environ)
+        if found is not None and cookie is not None:
+            member, refreshed = found
+            names = {(member.email or "").lower(), member.user_name.lower()}
+            if member.workspace == workspace.slug and workspace.owner_email.lower() in names:
+                by_sso = True
+                bindings.append(CsrfTokens.binding("sso", slug, cookie.session_id))
+                viewers.insert(0, f"signed in through SSO as {member.user_name} (owner)")
+            elif not by_link:
+                refusal = (f"You are signed in as {member.user_name}, who is not the owner of "
+                           "this workspace.")
+        if not bindings:
+            return None, refusal
+        return Access(workspace, "; ".join(viewers), tuple(bindings), by_link, by_sso,
+                      refreshed), ""
+
+    def open_link(self, page: _Page, slug: str) -> Response:
+        """Verify a settings link, redeem it once, start the owner-settings session, and send
+        the browser to the clean URL so the token leaves the address bar."""
+        try:
+            link = read_settings_link(page.request.args.get(LINK_PARAMETER, ""), slug=slug,
+                                      secret_keys=self.settings.secret_key, now=self.clock())
+        except LinkRefused as refused:
+            return page.forbidden(slug, _sentence(refused.reason))
+        workspace = self.load_workspace(slug)
+        if workspace is None:
+            return page.forbidden(slug, "This settings link is not valid.")
+        keep_until = dt.datetime.fromtimestamp(link.expires_at + FUTURE_TOLERANCE, dt.timezone.utc)
+        redeemed = self.database.run_unit(lambda unit: sign_in_store.redeem_settings_link(
+            unit.connection, workspace_id=workspace.id, nonce=link.nonce, expires_at=keep_until))
+        clean = redirect(page.script_root + settings_path(slug), code=303)
+        if not redeemed:
+            live = self.settings_sessions.read(page.request.environ, slug)
+            if live is not None and live.workspace_id == workspace.id:
+                return page.secured(clean)  # the same browser, back again: already in
+            return page.forbidden(slug, "This settings link was already used: a link opens the "
+                                  "page once. Ask for a new one.")
+        cookie, _ = self.settings_sessions.start(slug, workspace.id, script_root=page.script_root)
+        clean.headers.add("Set-Cookie", cookie)
+        return page.secured(clean)
+
+    # -- showing ---------------------------------------------------------------------------------
+
+    def show(self, page: _Page, access: Access, *, notices: tuple[Notice, ...] = (),
+             new_token: str | None = None, entered_url: str = "", status: int = 200,
+             paging: bool = True) -> Response:
+        args = page.request.args if paging else MultiDict()  # a POST's page: the first
+        state = args.get("state", "all")
+        state = state if state in member_store.DIRECTORY_STATES else "all"
+        try:
+            number = max(1, int(args.get("page", "1")))
+        except ValueError:
+            number = 1
+        tested = paging and args.get("tested") == "1"
+        slug = access.workspace.slug
+        signed_in = self.fresh_sign_in(page.request, slug) if tested else None
+
+        def work(unit: UnitOfWork) -> templates.SettingsView:
+            session = unit.session
+            row = find_by_slug(session, slug)
+            if row is None:
+                raise LookupError(slug)  # deleted since the access check
+            workspace = WorkspaceInfo.of(row)
+            idp_row = identity_providers.find(session, row.id)
+            total, entries = member_store.directory(
+                unit.connection, row.id, state=state,
+                offset=(number - 1) * MEMBERS_PER_PAGE, limit=MEMBERS_PER_PAGE)
+            last_page = max(1, -(-total // MEMBERS_PER_PAGE))
+            current = min(number, last_page)
+            if current != number:  # past the end (members left since): show the last page
+                total, entries = member_store.directory(
+                    unit.connection, row.id, state=state,
+                    offset=(current - 1) * MEMBERS_PER_PAGE, limit=MEMBERS_PER_PAGE)
+            base = self.settings.base_url or (page.request.host_url.rstrip("/") + page.script_root)
+            return templates.SettingsView(
+                workspace=workspace,
+                urls=WorkspaceUrls(base, slug),
+                action_url=page.script_root + settings_path(slug),
+                login_url=page.script_root + f"/saml/{slug}/login?" + urlencode(
+                    {"next": settings_path(slug) + "?tested=1"}),
+                viewer=access.viewer,
+                csrf_token=self.csrf.token(access.bindings[0]),
+                can_close=access.by_link,
+                idp=identity_providers.IdPInfo.of(idp_row) if idp_row is not None else None,
+                token=live_token(session, row.id),
+                new_token=new_token,
+                members_total=total, members=entries, state=state, page=current,
+                per_page=MEMBERS_PER_PAGE,
+                failures=diagnostics.recent_failures(session, row.id),
+                test_result=(diagnostics.test_result(session, row.id, signed_in=signed_in)
+                             if tested else None),
+                tested=tested, notices=notices, entered_metadata_url=entered_url)
+
+        try:
+            view = self.database.run_unit(work, write=False)
+        except LookupError:
+            return page.forbidden(slug, "There is no such workspace any more.")
+        return page.html(templates.settings_page(view, nonce=page.nonce), status=status)
+
+    def fresh_sign_in(self, request: Request, slug: str) -> tuple[str, dt.datetime] | None:
+        """This browser's SSO session in the workspace, when it began within the test window."""
+        found = self.sessions.identify(request.environ)
+        cookie = self.sessions.read_cookie(request.environ)
+        if found is None or cookie is None or found[0].workspace != slug:
+            return None
+        began = dt.datetime.fromtimestamp(cookie.issued_at, dt.timezone.utc)
+        if self.clock() - cookie.issued_at > diagnostics.TEST_WINDOW.total_seconds():
+            return None
+        return found[0].user_name, began
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def act(self, page: _Page, slug: str, access: Access) -> Response:
+        request = page.request
+        # The site's body limit holds here too; werkzeug's own 500 KB cap on a form field
+        # would refuse a large pasted metadata document below it.
+        request.max_content_length = request.max_form_memory_size = self.settings.max_body_bytes
+        try:
+            form = request.form
+        except RequestEntityTooLarge:
+            return self.show(page, access, status=413, paging=False, notices=(Notice(
+                "error", "That form was larger than this page accepts; nothing was changed."),))
+        if not self.csrf.matches(form.get("csrf_token"), access.bindings):
+            return page.html(templates.message_page("Request not accepted", [
+                "This form did not come from this settings page (or the page is too old), so "
+                "nothing was changed.", "Reload the settings page and try again."],
+                nonce=page.nonce), status=403)
+        action = form.get("action", "")
+        if action == "regenerate_token":
+            token = self.workspaces.rotate_token(slug)
+            return self.show(page, access, new_token=token, paging=False, notices=(Notice(
+                "ok", "Issued a new SCIM API token. The previous token stopped working."),))
+        if action == "set_idp":
+            return self.set_idp(page, slug, access, form.get("metadata_url", "").strip(),
+                                form.get("metadata_xml", "").strip())
+        if action == "switch":
+            return self.switch(page, slug, access, form.get("feature"), form.get("state"))
+        if action == "close" and access.by_link:
+            said = ["The settings link's access is closed in this browser. A new settings "
+                    "link opens the page again."]
+            if access.by_sso:
+                said.append("You are still signed in through SSO as the owner, which opens it too.")
+            response = page.html(templates.message_page("Settings closed", said, nonce=page.nonce))
+            response.headers.add("Set-Cookie", self.settings_sessions.clearing_cookie(
+                slug, script_root=page.script_root))
+            return response
+        return self.show(page, access, status=400, paging=False,
+                         notices=(Notice("error", "Unknown action; nothing was changed."),))
+
+    def set_idp(self, page: _Page, slug: str, access: Access, url: str, xml: str) -> Response:
+        def refused(reason: str, status: int = 400) -> Response:
+            return self.show(page, access, status=status, paging=False, entered_url=url,
+                             notices=(Notice("error", f"{reason} Nothing was changed."),))
+
+        if bool(url) == bool(xml):
+            return refused("Give the IdP metadata URL or paste its metadata XML (one of them).")
+        actor = "settings:sso-owner" if access.by_sso else "settings:link"
+        try:
+            idp = self.workspaces.set_idp(slug, metadata_url=url or None,
+                                          metadata_xml=xml or None, actor=actor)
+        except MetadataError as error:
+            source = "from that URL" if url else "in that XML"
+            return refused(f"The IdP metadata {source} cannot be used: {_sentence(error.reason)}")
+        except ConfigurationError as error:
+            return refused(_sentence(error.reason))
+        return self.show(page, access, paging=False, notices=(Notice(
+            "ok", f"Saved: the metadata was checked; the IdP is {idp.entity_id}."),))
+
+    def switch(self, page: _Page, slug: str, access: Access, feature: str | None,
+               state: str | None) -> Response:
+        if feature not in ("scim", "sso") or state not in ("on", "off"):
+            return self.show(page, access, status=400, paging=False,
+                             notices=(Notice("error", "Unknown switch; nothing was changed."),))
+        name = "SCIM provisioning" if feature == "scim" else "Single sign-on"
+        flags = {feature: True}
+        if state == "off":
+            self.workspaces.disable(slug, **flags)
+            notices = [Notice("ok", f"{name} is off.")]
+            if feature == "sso" and access.by_sso and not access.by_link:
+                notices.append(Notice("warn", "You opened this page through single sign-on, "
+                                      "which is now off: to come back, use a settings link "
+                                      f"(webwork-sso workspace settings-link {slug})."))
+            return self.show(page, access, paging=False, notices=tuple(notices))
+        try:
+            info = self.workspaces.enable(slug, **flags)
+        except PlanError as error:
+            return self.show(page, access, status=403, paging=False, notices=(Notice(
+                "error", f"{name} needs the Plus or Premium plan; this workspace is on the "
+                f"{error.plan.title()} plan. Nothing was changed."),))
+        notices = [Notice("ok", f"{name} is on.")]
+        if feature == "sso" and self.workspaces.idp(slug) is None:
+            notices.append(Notice("warn", "No identity provider is set yet: sign-in cannot start "
+                                  "until you give its metadata below."))
+        if feature == "sso" and not info.scim_enabled:
+            notices.append(Notice("warn", "SCIM is off: members are created at their first "
+                                  "sign-in, and deactivations in the IdP do not reach this site."))
+        return self.show(page, access, paging=False, notices=tuple(notices))
+
+
+class _Page:
+    """One response's HTML plumbing: its CSP nonce and the headers every settings page has."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.script_root = request.script_root
+        self.nonce = secrets.token_urlsafe(16)
+
+    def secured(self, response: Response) -> Response:
+        headers = response.headers
+        # Owner-only and sometimes holding a fresh token: never cached, framed or referred.
+        headers["Cache-Control"] = "no-store"
+        headers["X-Frame-Options"] = "DENY"
+        headers["Referrer-Policy"] = "no-referrer"
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Content-Security-Policy"] = (
+            f"default-src 'none'; style-src 'nonce-{self.nonce}'; "
+            f"script-src 'nonce-{self.nonce}'; form-action 'self'; frame-ancestors 'none'; "
+            "base-uri 'none'")
+        return response
+
+    def html(self, markup: str, *, status: int = 200) -> Response:
+        return self.secured(Response(markup, status=status, content_type="text/html; charset=utf-8"))
+
+    def forbidden(self, slug: str, reason: str) -> Response:
+        sign_in = self.script_root + "/saml/login?" + urlencode({"next": settings_path(slug)})
+        return self.html(templates.forbidden_page(reason, slug=slug, sign_in_url=sign_in,
+                                                  nonce=self.nonce), status=403)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."

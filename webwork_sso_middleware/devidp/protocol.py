@@ -1,0 +1,296 @@
+"""The SAML side of a small IdP, on pysaml2's ``Server`` with our in-process crypto.
+
+Shared by the dev IdP (``webwork-sso dev-idp``, ``serve``) and the test suite's IdP
+(tests/saml/idp.py), so both speak SAML the same way:
+
+    server = make_idp_server(entity_id=..., sso_url=..., name=..., key_file=..., cert_file=...)
+    register_sp(server, sp_entity_id, acs_url)          # trust an SP (minimal SP metadata)
+    request = read_authn_request(server, saml_request, binding)   # raises RequestRefused
+    xml = response_xml(server, sp_entity_id=..., acs_url=..., email=..., attributes={...})
+
+Attributes whose names are in ``STANDARD_ATTRIBUTES`` are sent under their urn:oid name
+(NameFormat uri, FriendlyName the short name); any other name (Okta's ``email``,
+``firstName``, ``lastName``) is sent verbatim with NameFormat unspecified, as Okta does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, class_name, samlp
+from saml2.attribute_converter import AttributeConverter
+from saml2.mdstore import InMemoryMetaData
+from saml2.saml import (
+    AUTHN_PASSWORD_PROTECTED,
+    NAME_FORMAT_UNSPECIFIED,
+    NAME_FORMAT_URI,
+    NAMEID_FORMAT_EMAILADDRESS,
+    NameID,
+)
+from saml2.server import Server
+from saml2.sigver import pre_signature_part, signed_instance_factory
+from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+
+from ..saml.crypto import make_server
+
+STANDARD_ATTRIBUTES = {  # local name -> the urn:oid name sent (and FriendlyName = the local name)
+    "mail": "urn:oid:0.9.2342.19200300.100.1.3",
+    "givenName": "urn:oid:2.5.4.42",
+    "sn": "urn:oid:2.5.4.4",
+}
+Attributes = Mapping[str, "str | Sequence[str]"]
+SP_KEY_PREFIX = "sp:"  # our entries in the Server's MetadataStore, one per registered SP
+
+
+class RequestRefused(Exception):
+    """An AuthnRequest the IdP will not answer; ``reason`` says why in plain words."""
+
+    def __init__(self, reason: str, *, unknown_sp: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.unknown_sp = unknown_sp  # the issuer, when the request was fine but its SP unknown
+
+
+@dataclass(frozen=True)
+class AuthnRequestInfo:
+    """What an IdP needs from a verified AuthnRequest to answer it."""
+
+    id: str
+    sp_entity_id: str
+    acs_url: str  # from the SP's registered metadata, never taken on the request's word alone
+
+
+def make_idp_server(
+    *, entity_id: str, sso_url: str, name: str, key_file: str, cert_file: str
+) -> Server:
+    """A pysaml2 IdP: SSO by HTTP-Redirect and HTTP-POST, emailAddress NameIDs, RSA-SHA256.
+
+    It signs nothing by itself: ``response_xml`` signs after its own edits.
+    """
+    server = make_server(
+        {
+            "entityid": entity_id,
+            "name": name,
+            "key_file": key_file,
+            "cert_file": cert_file,
+            "metadata_key_usage": "signing",
+            "signing_algorithm": SIG_RSA_SHA256,
+            "digest_algorithm": DIGEST_SHA256,
+            "metadata": {"inline": []},  # SPs are added by register_sp()
+            "service": {
+                "idp": {
+                    "endpoints": {
+                        "single_sign_on_service": [
+                            (sso_url, BINDING_HTTP_REDIRECT),
+                            (sso_url, BINDING_HTTP_POST),
+                        ]
+                    },
+                    "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
+                    "policy": {"default": {"lifetime": {"minutes": 5}, "name_form": NAME_FORMAT_URI}},
+                    "sign_response": False,
+                    "sign_assertion": False,
+                    "want_authn_requests_signed": False,
+                }
+            },
+        }
+    )
+    # Only the standard names get urn:oid names; any other goes verbatim (see the module doc).
+    converter = AttributeConverter(NAME_FORMAT_URI)
+    converter.from_dict({"identifier": NAME_FORMAT_URI, "to": STANDARD_ATTRIBUTES})
+    converter.adjust()
+    server.config.attribute_converters = [converter]
+    return server
+
+
+# -- the SPs an IdP trusts -------------------------------------------------------------------
+
+
+def sp_metadata_xml(entity_id: str, acs_url: str, *, signing_cert: str | None = None) -> str:
+    """A minimal SP EntityDescriptor: HTTP-POST ACS, emailAddress NameID (and a signing key, if given)."""
+    key = ""
+    if signing_cert:
+        key = (
+            '<md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#">'
+            f"<ds:X509Data><ds:X509Certificate>{signing_cert}</ds:X509Certificate></ds:X509Data>"
+            "</ds:KeyInfo></md:KeyDescriptor>"
+        )
+    return (
+        '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"'
+        f" entityID={quoteattr(entity_id)}>"
+        '<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+        f"{key}<md:NameIDFormat>{NAMEID_FORMAT_EMAILADDRESS}</md:NameIDFormat>"
+        f'<md:AssertionConsumerService Binding="{BINDING_HTTP_POST}" Location={quoteattr(acs_url)}'
+        ' index="0" isDefault="true"/></md:SPSSODescriptor></md:EntityDescriptor>'
+    )
+
+
+def register_sp(server: Server, entity_id: str, acs_url: str, *, signing_cert: str | None = None) -> str:
+    """Trust an SP (again, replacing what was known of it); returns the SP metadata loaded."""
+    xml = sp_metadata_xml(entity_id, acs_url, signing_cert=signing_cert)
+    register_sp_metadata(server, xml)
+    return xml
+
+
+def register_sp_metadata(server: Server, xml: str) -> list[str]:
+    """Trust the SPs an SP metadata document describes; returns their entity IDs.
+
+    Raises ``ValueError`` when the document describes no SP with an HTTP-POST ACS.
+    """
+    try:
+        metadata = InMemoryMetaData(server.metadata.attrc, xml)
+        metadata.load()
+    except Exception as error:  # pysaml2 raises a zoo of types for bad metadata
+        raise ValueError(f"not SAML metadata ({error})") from None
+    entity_ids = [
+        entity_id for entity_id in metadata.keys()
+        if _post_acs(metadata, entity_id)
+    ]  # fmt: skip
+    if not entity_ids:
+        raise ValueError("the metadata describes no SP with an HTTP-POST Assertion Consumer Service")
+    for entity_id in entity_ids:
+        # One document per SP, keyed by its entity ID: registering again replaces, never adds.
+        single = InMemoryMetaData(server.metadata.attrc, xml)
+        single.entity = {entity_id: metadata.entity[entity_id]}
+        server.metadata.metadata[SP_KEY_PREFIX + entity_id] = single
+    return entity_ids
+
+
+def registered_sps(server: Server) -> dict[str, str]:
+    """Entity ID -> default HTTP-POST ACS URL of every SP the IdP trusts."""
+    found: dict[str, str] = {}
+    for key, metadata in list(server.metadata.metadata.items()):
+        if not key.startswith(SP_KEY_PREFIX):
+            continue
+        for entity_id in metadata.keys():
+            if acs_url := _post_acs(metadata, entity_id):
+                found[entity_id] = acs_url
+    return found
+
+
+def _post_acs(metadata: InMemoryMetaData, entity_id: str) -> str | None:
+    """The SP's default HTTP-POST ACS URL (isDefault, else the first), or None."""
+    services = metadata.service(
+        entity_id, "spsso_descriptor", "assertion_consumer_service", BINDING_HTTP_POST
+    ) or []
+    chosen = next((s for s in services if str(s.get("is_default")).lower() == "true"), None)
+    chosen = chosen or (services[0] if services else None)
+    return str(chosen["location"]) if chosen else None
+
+
+def read_authn_request(server: Server, saml_request: str, binding: str) -> AuthnRequestInfo:
+    """Decode and check an AuthnRequest (either binding); RequestRefused says what is wrong."""
+    try:
+        request = server.parse_authn_request(saml_request, binding)
+    except Exception as error:  # pysaml2 raises many types for undecodable or odd input
+        raise RequestRefused(f"the SAMLRequest could not be read ({error})") from None
+    if request is None or request.message is None:
+        raise RequestRefused("the SAMLRequest could not be read")
+    message = request.message
+    issuer = (message.issuer.text or "").strip() if message.issuer is not None else ""
+    if not issuer:
+        raise RequestRefused("the AuthnRequest names no issuer (SP entity ID)")
+    if issuer not in registered_sps(server):
+        raise RequestRefused(f"the SP {issuer!r} is not registered with this IdP", unknown_sp=issuer)
+    try:
+        args = server.response_args(message, [BINDING_HTTP_POST])
+    except Exception:
+        # pysaml2 found no registered ACS matching the one the request asks for.
+        asked = message.assertion_consumer_service_url or "(none)"
+        raise RequestRefused(
+            f"the AuthnRequest asks for ACS {asked}, which the SP {issuer!r} did not register"
+        ) from None
+    return AuthnRequestInfo(args["in_response_to"], issuer, args["destination"])
+
+
+# -- responses -------------------------------------------------------------------------------
+
+
+def _now_plus(seconds: float) -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, list) else value
+
+
+def response_xml(
+    server: Server,
+    *,
+    sp_entity_id: str,
+    acs_url: str,
+    email: str,
+    attributes: Attributes,
+    in_response_to: str | None = None,
+    sign_assertion: bool = True,
+    sign_response: bool = False,
+    issuer: str | None = None,
+    audience: str | None = None,
+    destination: str | None = None,
+    recipient: str | None = None,
+    not_on_or_after_offset: float = 300,
+    not_before_offset: float = -300,
+    authn_instant: dt.datetime | None = None,
+) -> str:
+    """A SAML Response (XML text) for ``email``, NameID format emailAddress, signed as asked.
+
+    Made by ``Server.create_authn_response``, then edited (offsets are seconds from now;
+    Conditions and SubjectConfirmationData share NotOnOrAfter), then signed with the IdP key.
+    ``issuer``/``audience``/``destination``/``recipient`` default to the honest values (the
+    IdP's entity ID, ``sp_entity_id``, ``acs_url``, ``acs_url``); tests set them to lie.
+    """
+    identity = {name: [v] if isinstance(v, str) else list(v) for name, v in attributes.items()}
+    unsigned = server.create_authn_response(
+        identity,
+        in_response_to,
+        acs_url,
+        sp_entity_id,
+        name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=email),
+        authn={"class_ref": AUTHN_PASSWORD_PROTECTED},
+        sign_assertion=False,
+        sign_response=False,
+    )
+    # pysaml2 takes times from its policy and the clock: edit its unsigned output, then sign.
+    response = samlp.response_from_string(str(unsigned))
+    assertion = _first(response.assertion)
+    response.issuer.text = assertion.issuer.text = issuer or server.config.entityid
+    response.destination = destination or acs_url
+    confirmation = _first(assertion.subject.subject_confirmation).subject_confirmation_data
+    confirmation.recipient = recipient or acs_url
+    confirmation.not_on_or_after = _now_plus(not_on_or_after_offset)
+    conditions = assertion.conditions
+    conditions.not_before = _now_plus(not_before_offset)
+    conditions.not_on_or_after = _now_plus(not_on_or_after_offset)
+    _first(_first(conditions.audience_restriction).audience).text = audience or sp_entity_id
+    instant = authn_instant or dt.datetime.now(dt.UTC)
+    _first(assertion.authn_statement).authn_instant = instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for statement in assertion.attribute_statement or []:
+        for attribute in statement.attribute:
+            if attribute.name not in STANDARD_ATTRIBUTES.values():
+                attribute.name_format = NAME_FORMAT_UNSPECIFIED  # Okta's way: its names as they are
+
+    to_sign = []
+    # The assertion first: a response signature then covers the signed assertion.
+    for element, wanted in ((assertion, sign_assertion), (response, sign_response)):
+        if wanted:
+            element.signature = signature_template(server, element.id)
+            to_sign.append((class_name(element), element.id))
+    return str(signed_instance_factory(response, server.sec, to_sign) if to_sign else response)
+
+
+def signature_template(server: Server, element_id: str) -> Any:
+    """pysaml2's ds:Signature template (RSA-SHA256, exc-c14n, the IdP certificate in KeyInfo)."""
+    return pre_signature_part(
+        element_id, server.sec.my_cert, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256
+    )
+
+
+def names_from_email(email: str) -> tuple[str, str | None]:
+    """(given name, family name or None) guessed from ``first.last@domain``."""
+    local = email.partition("@")[0]
+    given, _, family = local.partition(".")
+    return given.capitalize(), (family.replace(".", " ").title() or None)
+
