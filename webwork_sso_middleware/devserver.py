@@ -174,17 +174,10 @@ def _read_or_create_secret(path: Path) -> tuple[str, str]:
 
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket, so that a busy port is one clear error rather than werkzeug's exit."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        listener.bind((host, port))
-        listener.listen(128)
-    except OSError as error:
-        listener.close()
-        reason = error.strerror or str(error)
-        raise DevServerError(f"cannot listen on {host}:{port}: {reason}") from None
-    return listener
+        return bind(host, port)
+    except DevIdPError as error:  # the same socket set-up as the dev IdP's, our error type
+        raise DevServerError(str(error)) from None
 
 
 def local_base_url(host: str, port: int) -> str:
