@@ -1,9 +1,10 @@
 """The Assertion Consumer Service checks: every one explicit, each with its own reason code.
 
 The response is parsed once, strictly (no DTD), and everything happens on that one tree:
-structure, status, destination, issuer, audience, bearer recipient, time windows, then the
-signature (crypto.py, keys from the IdP metadata only), then the identity is read from the
-very assertion element whose signature (or whose enclosing Response's) verified.
+structure, status, destination, issuer, audience, bearer recipient and the request it answers,
+time windows, then the signature (crypto.py, keys from the IdP metadata only), then the
+identity is read from the very assertion element whose signature (or whose enclosing
+Response's) verified.
 
 pysaml2 builds the SP (metadata, AuthnRequests) but does not parse responses here: its
 parser re-parses and schema-checks the document, which cost seven times our whole check
@@ -96,7 +97,7 @@ def claimed_email(seen: Peek | None) -> str | None:
     if seen is None:
         return None
     name_id = seen.root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}NameID")
-    text = (name_id.text or "").strip() if name_id is not None else ""
+    text = (_text(name_id) or "") if name_id is not None else ""
     return text if len(text) <= 320 and EMAIL.match(text) else None
 
 
@@ -128,7 +129,7 @@ class AssertionConsumer:
                 *, now: dt.datetime) -> VerifiedAssertion:
         assertion = self.check_structure(seen.root)
         self.check_response(seen.root, outstanding)
-        self.check_assertion(assertion, now)
+        self.check_assertion(assertion, now, seen.in_response_to)
         if not assertion.get("ID"):
             raise Rejection("invalid_response", "the assertion has no ID")
         return self.verify(seen.root, assertion, seen.in_response_to)
@@ -177,19 +178,20 @@ class AssertionConsumer:
             if required:
                 raise Rejection("issuer_mismatch", "the assertion names no issuer")
             return
-        value = (issuer.text or "").strip()
+        value = _text(issuer)
         if value != self.idp_entity_id:
             raise Rejection("issuer_mismatch", f"the IdP sent issuer {value!r}; this workspace "
                             f"expects {self.idp_entity_id!r}")
 
-    def check_assertion(self, assertion: Any, now: dt.datetime) -> None:
+    def check_assertion(self, assertion: Any, now: dt.datetime,
+                        in_response_to: str | None) -> None:
         self.check_issuer(assertion, required=True)
         conditions = assertion.find(f"{{{SAML}}}Conditions")
         if conditions is None:
             raise Rejection("missing_conditions", "the assertion has no Conditions")
         self.check_window(conditions, now)
-        audiences = [(a.text or "").strip() for a in
-                     conditions.iter(f"{{{SAML}}}Audience")]
+        audiences = [text for a in conditions.iter(f"{{{SAML}}}Audience")
+                     if (text := _text(a)) is not None]
         expected = self.provider.urls.sp_entity_id
         if expected not in audiences:
             raise Rejection("audience_mismatch", f"audience mismatch: the IdP sent "
@@ -206,7 +208,21 @@ class AssertionConsumer:
                 continue
             recipients.append(data.get("Recipient"))
             if data.get("Recipient") == self.provider.urls.acs_url:
+                # The replay cache keeps an assertion ID only until its NotOnOrAfter (plus the
+                # skew): without one, an assertion would be valid for ever and replayable once
+                # forgotten. saml-profiles 4.1.4.2: bearer confirmations MUST carry it.
+                if not data.get("NotOnOrAfter"):
+                    raise Rejection("missing_not_on_or_after", "the assertion's bearer "
+                                    "confirmation has no NotOnOrAfter, so it would never expire")
                 self.check_window(data, now)
+                # The request answered is the one the signed confirmation names: the Response's
+                # InResponseTo is unsigned when only the assertion is signed, and rewriting it
+                # would pass an unsolicited assertion (or one made for another request) off
+                # as the answer to a live request (saml-profiles 4.1.4.2 and 4.1.4.3).
+                if data.get("InResponseTo") != in_response_to:
+                    raise Rejection("in_response_to_mismatch", "the assertion answers "
+                                    f"{data.get('InResponseTo') or 'no request'}, the response "
+                                    f"{in_response_to or 'no request'}")
                 return
         raise Rejection("recipient_mismatch", f"the assertion is for recipient "
                         f"{', '.join(map(str, recipients)) or 'none'}; this workspace's ACS is "
@@ -233,6 +249,8 @@ class AssertionConsumer:
         """
         signed = [element for element in (root, assertion)
                   if element.find(f"{{{DS}}}Signature") is not None]
+        if not signed:  # check_structure refuses this already; never rely on it alone
+            raise Rejection("unsigned", "neither the response nor its assertion is signed")
         for element in signed:
             name = f"{etree.QName(element).namespace}:{etree.QName(element).localname}"
             try:
@@ -261,6 +279,16 @@ class AssertionConsumer:
             family_name=_first(attributes, FAMILY_NAME),
             display_name=_first(attributes, DISPLAY_NAME),
         )
+
+
+def _text(element: Any) -> str | None:
+    """The element's stripped text, or None when it has child nodes (comments included).
+
+    A comment injected after signing leaves an exclusive-c14n signature valid while ``.text``
+    stops at it (CVE-2017-11427): ``<Audience>ours<!---->.other</Audience>`` would read as
+    ours. A signed value is read only when it is a single text node.
+    """
+    return None if len(element) else (element.text or "").strip()
 
 
 def _instant(value: str | None) -> dt.datetime | None:
