@@ -166,6 +166,15 @@ def test_integer_options_have_lower_bounds(option: str, value: Any) -> None:
     assert raised.value.option == option
 
 
+def test_the_database_busy_timeout_is_seconds_from_0_to_600() -> None:
+    assert settings().database_busy_timeout == 30.0
+    assert settings(environ={"WEBWORK_SSO_DATABASE_BUSY_TIMEOUT": "2.5"}).database_busy_timeout == 2.5
+    assert settings(database_busy_timeout=0).database_busy_timeout == 0
+    for bad in (-1, 601, float("nan")):
+        with pytest.raises(ConfigurationError, match="database_busy_timeout"):
+            settings(database_busy_timeout=bad)
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [("1", True), ("TRUE", True), (" yes ", True), ("on", True),

@@ -41,6 +41,9 @@ class Settings:
     protect: bool | tuple[str, ...] = ()
     # Tolerance for the IdP's clock in SAML validity windows (NotBefore, NotOnOrAfter).
     clock_skew_seconds: int = 180
+    # SQLite only: how long a request waits for another connection's write lock before it
+    # gives up (SCIM answers 503 with Retry-After, sign-in shows "try again").
+    database_busy_timeout: float = 30.0
 
     @classmethod
     def from_options(
@@ -99,6 +102,8 @@ class Settings:
             )
         if not 0 <= self.clock_skew_seconds <= 600:
             raise ConfigurationError("clock_skew_seconds", "must be between 0 and 600")
+        if not 0 <= self.database_busy_timeout <= 600:
+            raise ConfigurationError("database_busy_timeout", "must be between 0 and 600 seconds")
 
     @property
     def signing_key(self) -> str:

@@ -50,6 +50,7 @@ class SSOMiddleware:
         session_cookie_name: str | None = None,
         protect: bool | str | Sequence[str] | None = None,
         clock_skew_seconds: int | None = None,
+        database_busy_timeout: float | None = None,
     ) -> None:
         self.app = app
         self.settings = Settings.from_options(
@@ -66,10 +67,12 @@ class SSOMiddleware:
                 "session_cookie_name": session_cookie_name,
                 "protect": protect,
                 "clock_skew_seconds": clock_skew_seconds,
+                "database_busy_timeout": database_busy_timeout,
             }
         )
         settings = self.settings
-        self.database = Database(settings.database_url, auto_migrate=settings.auto_migrate)
+        self.database = Database(settings.database_url, auto_migrate=settings.auto_migrate,
+                                 busy_timeout=settings.database_busy_timeout)
         self.workspaces = Workspaces(self.database)
         self.scim = ScimApplication(
             self.database,

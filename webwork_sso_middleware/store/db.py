@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -61,9 +62,12 @@ class UnitOfWork:
 class Database:
     """One SQLAlchemy engine with the settings each backend needs for concurrent use."""
 
-    def __init__(self, url: str, *, auto_migrate: bool = True, echo: bool = False) -> None:
+    def __init__(self, url: str, *, auto_migrate: bool = True, echo: bool = False,
+                 busy_timeout: float = 30.0) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        # SQLite: how long a statement waits for another connection's lock before it fails.
+        self.busy_timeout = busy_timeout
         self.engine = self._create_engine(echo)
         if auto_migrate:
             self.upgrade()
@@ -75,7 +79,7 @@ class Database:
         engine = create_engine(
             self.url,
             echo=echo,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": self.busy_timeout},
             # An in-memory database lives as long as its one connection.
             poolclass=StaticPool if memory else None,
         )
@@ -89,7 +93,7 @@ class Database:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             # SCIM caseExact attributes must compare case-sensitively in LIKE, as on PostgreSQL.
             cursor.execute("PRAGMA case_sensitive_like=ON")
             cursor.close()
@@ -99,10 +103,15 @@ class Database:
             # BEGIN IMMEDIATE takes the write lock at the start, so two writers queue on
             # busy_timeout instead of failing when a read lock cannot be upgraded.
             immediate = conn.get_execution_options().get("sqlite_immediate", False)
-            # Straight to the driver: this runs on every request, and needs no result handling.
-            conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
-                "BEGIN IMMEDIATE" if immediate else "BEGIN"
-            )
+            statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+            try:
+                # Straight to the driver: this runs on every request, and needs no result handling.
+                conn.connection.dbapi_connection.execute(statement)  # type: ignore[union-attr]
+            except sqlite3.Error as exc:
+                # Raised from here, a driver error would escape SQLAlchemy's wrapping: give it
+                # the type any statement's gets (OperationalError for "database is locked"), so
+                # the retry and every "database unavailable" handler see it.
+                raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
         return engine
 
@@ -135,12 +144,17 @@ class Database:
     def run_unit(self, work: Callable[[UnitOfWork], T], *, write: bool = True,
                  attempts: int = 5) -> T:
         """Run ``work(unit)`` in a transaction, retrying transient conflicts."""
+        started = time.monotonic()
         for attempt in range(1, attempts + 1):
             try:
                 with self.unit(write=write) as unit:
                     return work(unit)
             except (StaleDataError, DBAPIError) as exc:
-                if attempt == attempts or not self._is_transient(exc):
+                if attempt == attempts or not self._is_transient(exc) or (
+                    # SQLite waited out busy_timeout already: the lock is held, not contended.
+                    # Waiting again would only keep the caller from its 503 for longer.
+                    self.is_sqlite and time.monotonic() - started >= self.busy_timeout
+                ):
                     raise
                 log.debug("retrying transaction after transient conflict: %s", exc)
                 time.sleep(random.uniform(0, 0.02 * attempt))  # jitter: don't collide again
