@@ -12,6 +12,7 @@ from ..store.members import MemberRecord
 from ..store.models import Member, utcnow
 from .discovery import list_response
 from .errors import uniqueness
+from .filters import Comparison, parse_filter
 from .parameters import ListParameters, check_if_match, read_json
 from .patch import apply_patch
 from .resources import (
@@ -43,20 +44,41 @@ def search_users(context: ScimContext) -> Reply:
 
 
 def _list(context: ScimContext, params: ListParameters) -> Reply:
-    total, rows = member_store.page(
-        context.connection,
-        context.workspace_id,
-        where=params.where(USER_RESOURCE),
-        order_by=params.order_by(USER_RESOURCE),
-        offset=params.start_index - 1,
-        limit=params.count,
-    )
+    user_name = _user_name_lookup(params)
+    if user_name is not None:
+        rows = member_store.find_by_user_name(context.connection, context.workspace_id, user_name)
+        total = len(rows)
+    else:
+        total, rows = member_store.page(
+            context.connection,
+            context.workspace_id,
+            where=params.where(USER_RESOURCE),
+            order_by=params.order_by(USER_RESOURCE),
+            offset=params.start_index - 1,
+            limit=params.count,
+        )
     resources = [
         project(user_document(m, context.locate), USER_RESOURCE, params.attributes,
                 params.excluded_attributes)
         for m in rows
     ]
     return 200, list_response(resources, total=total, start_index=params.start_index), {}
+
+
+def _user_name_lookup(params: ListParameters) -> str | None:
+    """The userName when the filter is exactly ``userName eq "..."`` on the first page.
+
+    Okta and Entra send this lookup before every create and many updates: it is answered by
+    a prebuilt statement on the unique index, skipping the general filter compiler.
+    """
+    if params.filter is None or params.start_index != 1 or params.count < 1:
+        return None
+    node = parse_filter(params.filter)
+    if isinstance(node, Comparison) and node.op == "eq" and isinstance(node.value, str):
+        path = USER_RESOURCE.resolve(node.path)
+        if path is not None and path.canonical == "userName":
+            return node.value
+    return None
 
 
 def get_user(context: ScimContext, resource_id: str) -> Reply:

@@ -108,6 +108,21 @@ def records(connection: Connection, rows: Sequence[Row[Any]]) -> list[MemberReco
     return list(by_id.values())
 
 
+_BY_USER_NAME = select(_MEMBERS).where(
+    _MEMBERS.c.workspace_id == bindparam("workspace_id"),
+    _MEMBERS.c.deleted_at.is_(None),
+    _MEMBERS.c.user_name_key == bindparam("key"),
+)
+
+
+def find_by_user_name(connection: Connection, workspace_id: int,
+                      user_name: str) -> list[MemberRecord]:
+    """The member (at most one: a unique index) SCIM sees under this userName, any case."""
+    rows = connection.execute(
+        _BY_USER_NAME, {"workspace_id": workspace_id, "key": user_name.lower()}).all()
+    return records(connection, rows)
+
+
 def read(connection: Connection, workspace_id: int, member_id: str) -> MemberRecord:
     """One member for rendering (Core, like :func:`page`)."""
     row = connection.execute(
