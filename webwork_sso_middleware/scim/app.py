@@ -2,11 +2,13 @@
 
 Routing, authentication and error rendering live here; the Users and Groups endpoints live
 in users.py and groups.py. Each request is one database transaction: a failure anywhere
-rolls the whole write back.
+rolls the whole write back. Failed token checks are counted per client address, and an
+address with too many is refused for a while (throttle.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -28,6 +30,7 @@ from ..store.workspaces import find_credential
 from ..urls import SCIM_PREFIX
 from . import discovery, groups, users
 from .errors import ScimError
+from .throttle import AUTH_FAILURE_LIMIT, AUTH_FAILURE_WINDOW, AuthThrottle, source_of
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -119,11 +122,14 @@ URL_MAP = Map(
 
 class ScimApplication:
     def __init__(self, database: Database, *, base_url: str | None, max_results: int,
-                 max_body_bytes: int) -> None:
+                 max_body_bytes: int, auth_failure_limit: int = AUTH_FAILURE_LIMIT,
+                 auth_failure_window: dt.timedelta = AUTH_FAILURE_WINDOW) -> None:
         self.database = database
         self.base_url = base_url
         self.max_results = max_results
         self.max_body_bytes = max_body_bytes
+        self.throttle = AuthThrottle(database, limit=auth_failure_limit,
+                                     window=auth_failure_window)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -170,9 +176,29 @@ class ScimApplication:
             handler, writes = ENDPOINTS[endpoint]
 
             def work(unit: UnitOfWork) -> Reply:
-                return handler(self.authenticate(request, unit), **args)
+                context = self.authenticate(request, unit)
+                if "\x00" in args.get("resource_id", ""):
+                    # No id holds NUL, and PostgreSQL would refuse the lookup: not found.
+                    raise NotFound("member" if endpoint.endswith("_user") else "group",
+                                   args["resource_id"])
+                return handler(context, **args)
 
-            status, body, headers = self.database.run_unit(work, write=writes)
+            throttle = self.throttle
+            # Empty unless some source is blocked: the usual request pays one truth test.
+            if throttle.blocked:
+                wait = throttle.retry_after(source_of(request.remote_addr))
+                if wait is not None:  # before the token is looked at: guessing stops
+                    raise _too_many_failures(wait)
+            try:
+                status, body, headers = self.database.run_unit(work, write=writes)
+            except InvalidToken:
+                source = source_of(request.remote_addr)
+                failures, wait = throttle.failed(source)
+                log.info("SCIM: invalid token from %s (%d failures in the window)", source,
+                         failures)
+                if wait is not None and failures > throttle.limit:
+                    raise _too_many_failures(wait) from None
+                raise
         else:
             status, body, headers = self.discovery(request, endpoint, args)
         return self.json_response(status, body, headers)
@@ -186,7 +212,7 @@ class ScimApplication:
             raise _unauthorized("missing SCIM API token (send 'Authorization: Bearer <token>')")
         credential = find_credential(unit.connection, token)
         if credential is None:
-            raise _unauthorized("invalid SCIM API token")
+            raise InvalidToken()
         if credential.plan not in SSO_PLANS:
             raise ScimError(403, "SCIM provisioning needs the Plus or Premium plan")
         if not credential.scim_enabled:
@@ -230,3 +256,15 @@ class ScimApplication:
 def _unauthorized(detail: str) -> ScimError:
     return ScimError(401, detail, headers={"WWW-Authenticate": 'Bearer realm="SCIM"'})
 
+
+class InvalidToken(ScimError):
+    """A token was presented and matches no live token: counted by the throttle."""
+
+    def __init__(self) -> None:
+        super().__init__(401, "invalid SCIM API token",
+                         headers={"WWW-Authenticate": 'Bearer realm="SCIM"'})
+
+
+def _too_many_failures(wait: int) -> ScimError:
+    return ScimError(429, "too many failed authentications from this address; retry after "
+                     f"{wait} seconds", headers={"Retry-After": str(wait)})

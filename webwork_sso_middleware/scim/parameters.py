@@ -17,6 +17,8 @@ from .filters import compile_filter, parse_filter
 from .resources import parse_attribute_list, version_tag
 from .schemas import GROUP_RESOURCE, SEARCH_REQUEST, ResourceType
 
+MAX_START_INDEX = 2 ** 31 - 1
+
 # Columns a list may be sorted by; multi-valued emails sort by the primary email.
 SORT_COLUMNS: dict[tuple[str, str], Any] = {
     ("User", "id"): Member.id,
@@ -46,11 +48,15 @@ SORT_COLUMNS: dict[tuple[str, str], Any] = {
 
 def read_json(request: Request, max_bytes: int) -> Any:
     """The request body as JSON; 413 past ``max_bytes``, 400 invalidSyntax when not JSON."""
-    request.max_content_length = max_bytes
+    # One byte more than allowed is read: a body without Content-Length (chunked) is cut at
+    # the limit without an error by werkzeug, and must not pass for a complete one.
+    request.max_content_length = max_bytes + 1
     try:
         raw = request.get_data(cache=True)
     except RequestEntityTooLarge:
-        raise ScimError(413, f"the request body is larger than {max_bytes} bytes") from None
+        raw = None
+    if raw is None or len(raw) > max_bytes:
+        raise ScimError(413, f"the request body is larger than {max_bytes} bytes")
     if not raw.strip():
         raise invalid_syntax("the request needs a JSON body")
     try:
@@ -101,7 +107,10 @@ class ListParameters:
         if sort_by is not None and not isinstance(sort_by, str):
             raise invalid_value("sortBy must be a string")
         # RFC 7644: startIndex below 1 means 1; a negative count means 0; we cap at max_results.
-        start_index = max(1, _integer(lowered.get("startindex"), "startIndex", 1))
+        # No list is MAX_START_INDEX long: past it the page is as empty, and the SQL OFFSET
+        # stays within the 64-bit integers both databases take.
+        start_index = min(max(1, _integer(lowered.get("startindex"), "startIndex", 1)),
+                          MAX_START_INDEX)
         count = min(max(0, _integer(lowered.get("count"), "count", max_results)), max_results)
         return cls(
             filter=text_filter if text_filter and text_filter.strip() else None,

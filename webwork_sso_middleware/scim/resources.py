@@ -8,6 +8,7 @@ extension nested under its URN. PUT, POST and PATCH all end in :func:`write_user
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -65,6 +66,9 @@ ADDRESS_FIELDS = (
     ("type", "type"),
 )
 MAX_VALUES_PER_ATTRIBUTE = 100
+# Characters no stored string may hold: PostgreSQL refuses NUL in text, and UTF-8 (so either
+# backend's driver) cannot encode a lone surrogate, which JSON's "\ud800" escape can produce.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 Locator = Callable[[str, str], str]  # (endpoint, id) -> absolute URL
 
@@ -213,6 +217,9 @@ def text(value: Any, label: str, *, limit: int = 255, required: bool = False) ->
     result = str(value)
     if len(result) > limit:
         raise invalid_value(f"{label} is longer than {limit} characters")
+    if UNSTORABLE.search(result):
+        raise invalid_value(f"{label} holds a character no value can hold "
+                            "(NUL or an unpaired surrogate)")
     if required and not result.strip():
         raise invalid_value(f"{label} must not be blank")
     return result
@@ -246,7 +253,7 @@ def write_user(member: Member, doc: Mapping[str, Any]) -> None:
             text(doc.get(scim_name), scim_name, limit=_column_limit(Member, column),
                  required=scim_name == "userName"),
         )
-    member.user_name_key = member.user_name.lower()
+    member.user_name_key = _key(member.user_name, "userName", Member, "user_name_key")
     name = doc.get("name") or {}
     if not isinstance(name, dict):
         raise invalid_value("name must be an object")
@@ -317,9 +324,18 @@ def _primary_email(member: Member) -> str | None:
     return member.user_name_key if "@" in member.user_name_key else None
 
 
+def _key(value: str, label: str, model: type, column: str) -> str:
+    """The lower-cased lookup key of a unique name; lowering can lengthen it (U+0130 -> 2)."""
+    key = value.lower()
+    if len(key) > _column_limit(model, column):
+        raise invalid_value(f"{label} is longer than {_column_limit(model, column)} characters "
+                            "once lower-cased")
+    return key
+
+
 def write_group_fields(group: Group, doc: Mapping[str, Any]) -> None:
     group.display_name = text(doc.get("displayName"), "displayName", required=True)  # type: ignore[assignment]
-    group.display_name_key = group.display_name.lower()
+    group.display_name_key = _key(group.display_name, "displayName", Group, "display_name_key")
     group.external_id = text(doc.get("externalId"), "externalId")
 
 
@@ -332,6 +348,8 @@ def member_ids(doc: Mapping[str, Any]) -> list[str]:
     for item in members:
         if not isinstance(item, dict) or not isinstance(item.get("value"), str):
             raise invalid_value("each member needs a string value (the member's id)")
+        if UNSTORABLE.search(item["value"]):
+            raise invalid_value(f"no User with id {item['value']!r} in this workspace")
         if item.get("type") not in (None, "User", "user"):
             raise invalid_value("only Users can be group members here")
         ids[item["value"]] = None

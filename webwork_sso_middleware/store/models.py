@@ -346,3 +346,16 @@ class MemberSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ScimAuthFailure(Base):
+    """Failed SCIM token checks per client address and minute: the token-guessing throttle
+    (scim/throttle.py). Shared by every worker; rows older than the window are purged."""
+
+    __tablename__ = "scim_auth_failures"
+    __table_args__ = (Index("ix_scim_auth_failures_window_start", "window_start"),)
+
+    # The client address (an IPv6 client's /64), as scim/throttle.source_of gives it.
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)  # a minute
+    failures: Mapped[int] = mapped_column(Integer, default=0)

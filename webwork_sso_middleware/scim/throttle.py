@@ -1,0 +1,163 @@
+"""Token guessing, slowed per source: failed SCIM authentications are counted per client
+address, and an address with too many of them in a sliding window is refused (429).
+
+How it works, and what it costs:
+
+* A request whose bearer token matches no live token (a *failure*) adds one to the
+  ``scim_auth_failures`` row of its source and minute (one UPSERT, in a transaction of its
+  own after the request's rolled back) and reads the source's rows of the window (at most
+  ``window`` minutes of the primary key). The table is shared, so failures on every worker
+  count together.
+* A source with ``limit`` failures or more within ``window`` is *blocked*: the worker that
+  saw the failure remembers it in a per-process map (source -> deadline), and from then on
+  answers that source 429 with Retry-After at once, before the token is even looked at,
+  so a right token is refused too until the deadline: guessing stops, and a blocked source
+  costs no query at all. The deadline is when enough of its failures leave the window.
+* A successful request does no more than before: it checks that per-process map, which is
+  empty unless some source is blocked (then it is one dict lookup). No query is added.
+
+Decisions, deliberately:
+
+* A success does not reset the count. Every tenant holds a valid token of its own; if
+  success reset the count, one valid token interleaved with guesses would make guessing
+  unlimited. A blocked IdP (say, one retrying with a revoked token) recovers by itself
+  within ``window`` once its failures stop.
+* A request without any token, or with one longer than any token, is answered 401 but not
+  counted: it guesses nothing, and counting it would cost a write per health check.
+* Another worker learns about a block at its own first failure from that source (which
+  consults the shared table, and is answered 429). Until then it would still accept a
+  right token from that source: with 256-bit tokens that is no help to a guesser.
+* The source is ``REMOTE_ADDR`` (an IPv6 address counts as its /64, which one host
+  usually holds whole). Headers such as X-Forwarded-For are never read here: behind a
+  reverse proxy, have the host app set REMOTE_ADDR from the proxy's header with werkzeug's
+  ``ProxyFix`` (trusting exactly as many hops as there are proxies), or every client
+  shares the proxy's address and one guesser blocks them all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import ipaddress
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import StoreUnavailable
+from ..store import auth_failures
+from ..store.db import Database, UnitOfWork
+from ..store.models import utcnow
+
+log = logging.getLogger(__name__)
+
+AUTH_FAILURE_LIMIT = 20
+AUTH_FAILURE_WINDOW = dt.timedelta(minutes=5)
+MAX_BLOCKED = 10_000  # sources remembered per process; the oldest go first past this
+
+
+@functools.lru_cache(maxsize=4096)
+def source_of(remote_addr: str | None) -> str:
+    """The throttled unit for a client address: the IPv4 address, or an IPv6 /64."""
+    text = (remote_addr or "").strip()
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])  # without an IPv6 zone
+    except ValueError:
+        return text[:64] or "unknown"  # a unix socket, a test client: as it is
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+    return str(address)
+
+
+class AuthThrottle:
+    """Counts failures per source in the store and blocks sources past the limit."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        limit: int = AUTH_FAILURE_LIMIT,
+        window: dt.timedelta = AUTH_FAILURE_WINDOW,
+        clock: Callable[[], dt.datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if limit < 1 or window <= dt.timedelta(0):
+            raise ValueError("the limit must be at least 1 and the window positive")
+        self.database = database
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self.monotonic = monotonic
+        # source -> monotonic deadline. Read without the lock on every request: falsy
+        # unless some source is blocked, so a request then pays one truth test.
+        self.blocked: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._next_purge = 0.0
+
+    def retry_after(self, source: str) -> int | None:
+        """Seconds until ``source`` may try again, or None when this process lets it in."""
+        deadline = self.blocked.get(source)
+        if deadline is None:
+            return None
+        left = deadline - self.monotonic()
+        if left <= 0:
+            with self._lock:
+                if self.blocked.get(source) == deadline:
+                    del self.blocked[source]
+            return None
+        return max(1, math.ceil(left))
+
+    def failed(self, source: str) -> tuple[int, int | None]:
+        """Record a failure of ``source``: (its failures within the window, seconds it must
+        wait now, or None). When the store cannot count, (0, None): a 401 is still a 401."""
+        now = self.clock()
+        purge = self.monotonic() >= self._next_purge
+
+        def work(unit: UnitOfWork) -> list[tuple[dt.datetime, int]]:
+            minutes = auth_failures.record(unit.connection, source, now, self.window)
+            if purge:
+                auth_failures.purge(unit.connection, now - self.window)
+            return minutes
+
+        try:
+            minutes = self.database.run_unit(work, write=True)
+        except (StoreUnavailable, SQLAlchemyError):
+            log.warning("could not record a failed SCIM authentication from %s", source,
+                        exc_info=True)
+            return 0, None
+        if purge:
+            self._next_purge = self.monotonic() + 60
+        total = sum(failures for _, failures in minutes)
+        if total < self.limit:
+            return total, None
+        # Blocked until enough of the oldest minutes have left the window.
+        remaining, until = total, now + self.window
+        for minute, failures in minutes:
+            remaining -= failures
+            if remaining < self.limit:
+                until = minute + self.window
+                break
+        wait = max(1.0, (until - now).total_seconds())
+        self._block(source, wait, total)
+        return total, math.ceil(wait)
+
+    def _block(self, source: str, wait: float, total: int) -> None:
+        deadline = self.monotonic() + wait
+        with self._lock:
+            known = source in self.blocked
+            if not known and len(self.blocked) >= MAX_BLOCKED:
+                now = self.monotonic()
+                for stale in [s for s, d in self.blocked.items() if d <= now]:
+                    del self.blocked[stale]
+                while len(self.blocked) >= MAX_BLOCKED:
+                    del self.blocked[next(iter(self.blocked))]
+            self.blocked[source] = deadline
+        if not known:
+            log.warning(
+                "SCIM: %d failed token checks from %s within %d minutes; refusing it (429)"
+                " for %d s", total, source, self.window.total_seconds() // 60, math.ceil(wait))
