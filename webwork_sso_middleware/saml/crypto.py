@@ -86,7 +86,7 @@ DIGEST_METHODS: dict[str, Any] = {
 LEGACY_SHA1 = frozenset({SIG_RSA_SHA1, DIGEST_SHA1})
 _SIGNING_UPGRADE = {SIG_RSA_SHA1: SIG_RSA_SHA256, DIGEST_SHA1: DIGEST_SHA256}
 _ID_NAMES = frozenset({"ID", "Id", "id"})  # local names; "id" also covers xml:id
-# pysaml2 refuses every value but "xmlsec1" and "XMLSecurity"; this one makes its own set-up fail loudly.
+# Not one of pysaml2's two built-in backend names, so any set-up of its own fails loudly.
 PYSAML2_BACKEND_MARKER = "webwork_sso_middleware.saml.crypto (use crypto.security_context)"
 
 
@@ -428,8 +428,8 @@ def install(entity: Entity) -> None:
 
 def _load_config(config: Config, conf: Mapping[str, Any]) -> Config:
     settings = dict(conf)
-    if settings.get("crypto_backend", "xmlsec1") not in ("xmlsec1", "XMLSecurity"):
-        raise SigverError(f"crypto_backend {settings['crypto_backend']!r} is not supported; leave it unset")
+    if "crypto_backend" in settings:
+        raise SigverError("crypto_backend is chosen by this module (in-process); leave it unset")
     metadata_spec = settings.pop("metadata", None)
     # The only pysaml2 backend whose set-up neither searches PATH nor runs a program; replaced below.
     settings["crypto_backend"] = "XMLSecurity"
