@@ -56,7 +56,14 @@ for _path in (str(ROOT), str(BENCH_DIR)):
 
 # The server wrapper (control endpoints, cProfile, SQL statement counts) and the profile report
 # are scim_bench.py's.
-from scim_bench import BenchWrapper, _profile_report, rss_kb, summarize, version_of  # noqa: E402
+from scim_bench import (  # noqa: E402
+    BenchWrapper,
+    _profile_report,
+    publish,
+    rss_kb,
+    summarize,
+    version_of,
+)
 
 SLUG = "bench"
 SECRET = "bench-secret"
@@ -665,13 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    print(render(report), file=report_stream, flush=True)
-    if args.json:
-        text = json.dumps(report, indent=2, default=str)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    publish(render(report), report, report_stream, args.json)
     return 1 if failed else 0
 
 

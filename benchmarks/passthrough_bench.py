@@ -33,7 +33,6 @@ import argparse
 import cProfile
 import gc
 import io
-import json
 import os
 import platform
 import shutil
@@ -52,7 +51,7 @@ for _path in (str(ROOT), str(BENCH_DIR)):
         sys.path.insert(0, _path)
 
 from acs_bench import load_test_idp  # noqa: E402
-from scim_bench import _profile_report, version_of  # noqa: E402
+from scim_bench import _profile_report, publish, version_of  # noqa: E402
 
 SLUG = "bench"
 SECRET = "bench-secret"
@@ -484,13 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    print(render(report), file=report_stream, flush=True)
-    if args.json:
-        text = json.dumps(report, indent=2, default=str)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    publish(render(report), report, report_stream, args.json)
     return 1 if failed else 0
 
 

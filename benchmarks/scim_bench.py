@@ -925,13 +925,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    print(render(report), file=report_stream, flush=True)
-    if args.json:
-        text = json.dumps(report, indent=2, default=str)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    publish(render(report), report, report_stream, args.json)
     return 1 if failed else 0
 
 
@@ -942,6 +936,17 @@ def _redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001
         return url
+
+
+def publish(text: str, report: dict[str, Any], stream: Any, json_target: str | None) -> None:
+    """Print the report; with --json, also the numbers ("-": on stdout, else to that file)."""
+    print(text, file=stream, flush=True)
+    if json_target:
+        data = json.dumps(report, indent=2, default=str)
+        if json_target == "-":
+            print(data)
+        else:
+            Path(json_target).write_text(data + "\n")
 
 
 if __name__ == "__main__":
