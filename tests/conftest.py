@@ -55,19 +55,25 @@ def _migrated_template(_postgres_database: str | None, tmp_path_factory: pytest.
     return str(path)
 
 
-@pytest.fixture
-def database_url(_migrated_template: str, tmp_path: Path) -> str:
-    """The URL of a fresh, migrated, empty database."""
+def fresh_database(template: str, directory: Path) -> str:
+    """A fresh, migrated, empty database: this run's PostgreSQL database emptied, or a copy
+    of the migrated SQLite template in ``directory``."""
     if POSTGRES_URL:
-        engine = create_engine(_migrated_template)
+        engine = create_engine(template)
         tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
         with engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         engine.dispose()
-        return _migrated_template
-    path = tmp_path / "webwork_sso.db"
-    shutil.copyfile(_migrated_template, path)
+        return template
+    path = directory / "webwork_sso.db"
+    shutil.copyfile(template, path)
     return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def database_url(_migrated_template: str, tmp_path: Path) -> str:
+    """The URL of a fresh, migrated, empty database."""
+    return fresh_database(_migrated_template, tmp_path)
 
 
 @pytest.fixture

@@ -10,17 +10,15 @@ audit log hold that test's outcome only. Workspaces and their IdP settings stay 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, delete, text
+from sqlalchemy import delete
 
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.store.models import (
     AuditEvent,
-    Base,
     Member,
     MemberSession,
     MemberValue,
@@ -29,7 +27,7 @@ from webwork_sso_middleware.store.models import (
     SeenAssertion,
 )
 
-from ..conftest import POSTGRES_URL, LiveServer
+from ..conftest import LiveServer, fresh_database
 from ..saml.conftest import Site, host_app
 from ..saml.idp import TestIdP
 
@@ -56,18 +54,9 @@ def module_serve() -> Iterator[Callable[[Callable[..., Any]], LiveServer]]:
 def module_database_url(_migrated_template: str,
                         tmp_path_factory: pytest.TempPathFactory) -> str:
     """A fresh migrated database for the module (tests/conftest.py's ``database_url``)."""
-    if POSTGRES_URL:
-        # The run's own PostgreSQL database: emptied once here, as database_url does per test.
-        # No test of this package may request ``database_url``: it would empty it again.
-        engine = create_engine(_migrated_template)
-        tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
-        with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        engine.dispose()
-        return _migrated_template
-    path = tmp_path_factory.mktemp("security") / "webwork_sso.db"
-    shutil.copyfile(_migrated_template, path)
-    return f"sqlite:///{path}"
+    # On PostgreSQL this empties the run's database once for the module, as database_url does
+    # per test: no test of the SAML modules here may also request ``database_url``.
+    return fresh_database(_migrated_template, tmp_path_factory.mktemp("security"))
 
 
 @pytest.fixture(scope="module")

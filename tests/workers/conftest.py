@@ -6,36 +6,18 @@ works in its own workspace or with its own members.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from ..conftest import POSTGRES_URL, LiveServer
+from ..conftest import POSTGRES_URL, LiveServer, fresh_database
 from ..saml.idp import TestIdP
 from .cluster import Cluster, locked
 
 # Several real server processes on PostgreSQL; on the SQLite run, two processes on one file.
 WORKERS = 3 if POSTGRES_URL else 2
-
-
-def fresh_database(template: str, directory: Path) -> str:
-    """As tests/conftest.py's ``database_url``, for fixtures that outlive one test."""
-    if POSTGRES_URL:
-        from webwork_sso_middleware.store.models import Base
-
-        engine = create_engine(template)
-        tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
-        with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        engine.dispose()
-        return template
-    path = directory / "webwork_sso.db"
-    shutil.copyfile(template, path)
-    return f"sqlite:///{path}"
 
 
 def start_idp(workdir: Path) -> tuple[TestIdP, LiveServer]:
