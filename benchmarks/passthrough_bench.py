@@ -51,7 +51,7 @@ for _path in (str(ROOT), str(BENCH_DIR)):
         sys.path.insert(0, _path)
 
 from acs_bench import load_test_idp  # noqa: E402
-from scim_bench import _profile_report, publish, version_of  # noqa: E402
+from scim_bench import _profile_report, fmt, publish, version_of  # noqa: E402
 
 SLUG = "bench"
 SECRET = "bench-secret"
@@ -170,10 +170,6 @@ def summarize(samples: list[float]) -> dict[str, float]:
     us = sorted(s * 1e6 for s in samples)
     return {"median_us": statistics.median(us), "mean_us": statistics.fmean(us), "min_us": us[0],
             "p90_us": statistics.quantiles(us, n=10, method="inclusive")[8], "batches": len(us)}
-
-
-def fmt(value: float | None, spec: str = ".2f") -> str:
-    return "n/a" if value is None else format(value, spec)
 
 
 def render(report: dict[str, Any]) -> str:

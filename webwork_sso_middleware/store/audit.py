@@ -39,15 +39,6 @@ def record(
 _INSERT = insert(AuditEvent.__table__)
 
 
-def recent(session: Session, workspace_id: int, *, limit: int = 100) -> list[AuditEvent]:
-    query = (
-        select(AuditEvent)
-        .where(AuditEvent.workspace_id == workspace_id)
-        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
-        .limit(limit)
-    )
-    return list(session.scalars(query))
-
 
 def latest(
     session: Session,

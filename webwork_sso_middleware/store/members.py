@@ -152,9 +152,6 @@ def existing_ids(session: Session, workspace_id: int, ids: Sequence[str]) -> set
     return set(session.scalars(query))
 
 
-def memberships(session: Session, member_id: str) -> list[Membership]:
-    return list(session.scalars(select(Membership).where(Membership.member_id == member_id)))
-
 
 # -- the settings page's members table ------------------------------------------------------------
 
