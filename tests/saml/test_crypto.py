@@ -26,7 +26,13 @@ from saml2.response import IncorrectlySigned, InvalidAssertion
 from saml2.saml import AUTHN_PASSWORD_PROTECTED, NAMEID_FORMAT_EMAILADDRESS, NameID
 from saml2.sigver import MissingKey, SignatureError, SigverError
 
-from webwork_sso_middleware.saml.crypto import XmlsecBackend, install, make_client, security_context
+from webwork_sso_middleware.saml.crypto import (
+    XmlsecBackend,
+    install,
+    make_client,
+    security_context,
+    verification_key,
+)
 
 from .idp import KeyPair, TestIdP, autopost_form, make_key_pair, pysaml2_sp_config
 
@@ -201,6 +207,24 @@ def test_certificate_may_be_a_file_pem_text_or_base64_der(
     _, assertion_id = ids(xml)
     for cert in (cert_file, idp_keys.cert_pem.decode(), idp_keys.cert_base64):
         assert backend_verify(xml, cert, assertion_id)
+
+
+def test_verify_element_tries_each_metadata_certificate_and_keys_are_loaded_once(
+    test_idp: TestIdP, idp_keys: KeyPair, attacker_keys: KeyPair
+) -> None:
+    xml = response_xml(test_idp)
+    genuine = base64.b64decode(idp_keys.cert_base64)
+    other = base64.b64decode(attacker_keys.cert_base64)
+    rollover = [b"not a certificate", other, genuine]  # garbage and a stranger's key first
+
+    verified = XmlsecBackend().verify_element(tree(xml), ASSERTION, ids(xml)[1], rollover)
+
+    assert verified.tag == f"{{{SAML}}}Assertion"
+    assert verification_key(genuine) is verification_key(genuine)  # cached, not re-parsed
+    with pytest.raises(SigverError, match="unusable metadata certificate"):
+        verification_key(b"not a certificate")
+    with pytest.raises(SignatureError, match="unusable metadata certificate.*does not verify"):
+        XmlsecBackend().verify_element(tree(xml), ASSERTION, ids(xml)[1], rollover[:2])
 
 
 def test_signed_metadata_is_verified(test_idp: TestIdP, cert_file: str) -> None:
