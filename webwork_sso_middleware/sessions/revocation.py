@@ -147,4 +147,7 @@ def _on_commit(connection: Connection) -> None:
 
 @event.listens_for(Engine, "rollback")
 def _on_rollback(connection: Connection) -> None:
-    connection.info.pop(_PENDING, None)
+    # A connection lost mid-transaction (invalidated) took its info with it; asking for that
+    # info again would try to reconnect inside the failed transaction and raise.
+    if not connection.invalidated:
+        connection.info.pop(_PENDING, None)
