@@ -23,6 +23,7 @@ from ..errors import ConfigurationError, NotFound, StoreError
 from ..identity import Member
 from ..store import audit
 from ..store.db import Database, UnitOfWork
+from ..store.driver import DriverStatement
 from .revocation import _CACHES, _CACHES_LOCK, RevocationCache, _Check, revoke_locally
 from ..store.models import SSO_PLANS, Group, MemberSession, MemberValue, Membership, Workspace
 from ..store.models import Member as MemberRow
@@ -81,7 +82,9 @@ _PRIMARY_EMAIL = (  # the address SCIM calls primary, else the work one, else th
     .scalar_subquery()
 )
 # One row per group of the member (one row when there are none), in one round trip.
-_INSERT_SESSION = insert(_SESSIONS)  # built once: sign-in is a hot path
+# Built once, run on the driver's cursor (store/driver.py): sign-in is a hot path.
+_INSERT_SESSION = DriverStatement(insert(_SESSIONS), keys=(
+    "id_hash", "member_id", "workspace_id", "generation", "created_at", "expires_at"))
 _SESSION_QUERY = (
     select(
         _S.generation, _S.expires_at, _S.ended_at, _S.member_id, _S.workspace_id,
@@ -164,7 +167,8 @@ class SessionManager:
         if generation is None:
             raise NotFound("active member", member_id)
         session_id = secrets.token_urlsafe(32)
-        db.execute(_INSERT_SESSION, {
+        connection = db if isinstance(db, Connection) else db.connection()
+        _INSERT_SESSION.rows(connection, {
             "id_hash": hash_session_id(session_id), "member_id": member_id,
             "workspace_id": workspace_id, "generation": generation, "created_at": _utc(now),
             "expires_at": _utc(now + self.absolute_lifetime),

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
+from .driver import DriverStatement
 from .models import AuditEvent, utcnow
 
 
@@ -25,7 +26,7 @@ def record(
     """Insert the event at once (Core: an audit row needs no unit of work) in the caller's
     transaction, so it commits or rolls back with the change it describes."""
     connection = db.connection() if isinstance(db, Session) else db
-    connection.execute(_INSERT, {
+    _INSERT.rows(connection, {
         "workspace_id": workspace_id,
         "occurred_at": utcnow(),
         "actor": actor,
@@ -36,7 +37,8 @@ def record(
     })
 
 
-_INSERT = insert(AuditEvent.__table__)
+_INSERT = DriverStatement(insert(AuditEvent.__table__), keys=(
+    "workspace_id", "occurred_at", "actor", "action", "target_type", "target_id", "changes"))
 
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from .driver import DriverStatement
 from .models import (
     IdentityProvider,
     Member,
@@ -88,15 +89,17 @@ def remember_assertion(connection: Connection, *, workspace_id: int, assertion_i
                        expires_at: dt.datetime) -> bool:
     """Record an assertion ID; False when it was seen before (a replay), on any worker."""
     # One statement, and the primary key decides a race between two workers.
-    result = connection.execute(_REMEMBER_ASSERTION[connection.dialect.name], {
-        "workspace_id": workspace_id, "assertion_id": assertion_id, "expires_at": expires_at})
-    return result.first() is not None
+    return _REMEMBER_ASSERTION[connection.dialect.name].first(connection, {
+        "workspace_id": workspace_id, "assertion_id": assertion_id,
+        "expires_at": expires_at}) is not None
 
 
 _REMEMBER_ASSERTION = {
-    name: dialect_insert(SeenAssertion.__table__)
-    .on_conflict_do_nothing()
-    .returning(SeenAssertion.__table__.c.assertion_id)  # rowcount is not portable here
+    name: DriverStatement(
+        dialect_insert(SeenAssertion.__table__)
+        .on_conflict_do_nothing()
+        .returning(SeenAssertion.__table__.c.assertion_id),  # rowcount is not portable here
+        keys=("workspace_id", "assertion_id", "expires_at"))
     for name, dialect_insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
 }
 
@@ -150,8 +153,9 @@ class SignInTarget:
     allow_idp_initiated: bool
 
 
-# Statements built once: on this path, building them costs more than running them.
-_TARGET_QUERY = (
+# Statements built once (on this path, building them costs more than running them), run on the
+# driver's cursor (driver.py: SQLAlchemy's execution layer cost more than the SQL).
+_TARGET_QUERY = DriverStatement(
     select(Workspace.id, Workspace.slug, Workspace.plan, Workspace.sso_enabled,
            _IDPS.c.entity_id, _IDPS.c.fetched_at, _IDPS.c.modified_at,
            _IDPS.c.allow_idp_initiated)
@@ -159,7 +163,7 @@ _TARGET_QUERY = (
     .where(Workspace.slug == bindparam("slug"))
 )
 _M = _MEMBERS.c
-_LOGIN_MEMBER_QUERY = (
+_LOGIN_MEMBER_QUERY = DriverStatement(
     select(_M.id, _M.active, _M.session_generation, _M.given_name, _M.family_name,
            _M.display_name)
     .where(_M.workspace_id == bindparam("workspace_id"), _M.deleted_at.is_(None),
@@ -169,16 +173,18 @@ _LOGIN_MEMBER_QUERY = (
     .with_for_update()
 )
 _STAMP_LOGIN = update(_MEMBERS).where(_M.id == bindparam("member_id"))
+_STAMP_LOGIN_ONLY = DriverStatement(_STAMP_LOGIN, keys=("last_login_at",))
 
 
 def sign_in_target(connection: Connection, slug: str) -> SignInTarget | None:
-    row = connection.execute(_TARGET_QUERY, {"slug": slug.strip().lower()}).first()
+    row = _TARGET_QUERY.first(connection, {"slug": slug.strip().lower()})
     if row is None:
         return None
-    version = (f"{row.fetched_at.isoformat()}|{row.modified_at.isoformat()}"
-               if row.entity_id is not None else None)
-    return SignInTarget(row.id, row.slug, row.plan, row.sso_enabled, row.entity_id, version,
-                        bool(row.allow_idp_initiated))
+    workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at, allow_unsolicited = row
+    version = (f"{fetched_at.isoformat()}|{modified_at.isoformat()}"
+               if entity_id is not None else None)
+    return SignInTarget(workspace_id, slug, plan, bool(sso_enabled), entity_id, version,
+                        bool(allow_unsolicited))
 
 
 def idp_metadata_xml(connection: Connection, workspace_id: int) -> str | None:
@@ -199,16 +205,18 @@ class LoginMember:
 
 def login_member(connection: Connection, workspace_id: int, email: str) -> LoginMember | None:
     """The member (SCIM-visible, active or not) whose userName or email is ``email``, locked."""
-    row = connection.execute(
-        _LOGIN_MEMBER_QUERY, {"workspace_id": workspace_id, "key": email.lower()}).first()
-    return LoginMember(*row) if row else None
+    row = _LOGIN_MEMBER_QUERY.first(connection, {"workspace_id": workspace_id, "key": email.lower()})
+    if row is None:
+        return None
+    member_id, active, generation, given_name, family_name, display_name = row
+    return LoginMember(member_id, bool(active), generation, given_name, family_name, display_name)
 
 
 def record_login(connection: Connection, member_id: str, *, now: dt.datetime,
                  profile: dict[str, str]) -> None:
     """Stamp the login; a changed profile (names from the IdP) is a change SCIM sees too."""
     if not profile:
-        connection.execute(_STAMP_LOGIN, {"member_id": member_id, "last_login_at": now})
+        _STAMP_LOGIN_ONLY.rows(connection, {"member_id": member_id, "last_login_at": now})
         return
     connection.execute(_STAMP_LOGIN.values(
         last_login_at=now, modified_at=now, version=_M.version + 1, **profile,

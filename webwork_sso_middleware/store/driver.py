@@ -1,0 +1,141 @@
+"""Prebuilt Core statements run straight on the DB-API cursor, for the sign-in hot path.
+
+SQLAlchemy's execution layer (execution context, events, result metadata) costs 40-80 us a
+statement on a small server, against 10-25 us for the driver itself; a SAML sign-in runs six
+statements, so that layer was a fifth of the whole ACS (benchmarks/acs_bench.py). A
+``DriverStatement`` compiles its statement once per dialect with SQLAlchemy (same SQL text,
+same type conversions both ways) and then only hands values to the cursor of the
+transaction's own connection: it joins the caller's transaction, and errors arrive as the
+same ``DBAPIError`` subclasses, so retries and "database unavailable" handling are unchanged.
+
+Anything the fast path cannot honour runs through ``Connection.execute`` as usual: a
+statement that does not compile to plain bound parameters (expanding IN lists, post-compile
+parameters, Python-side column defaults), and any engine or connection with ``echo`` or
+cursor-execute listeners, so SQL logging, statement counters and tracing still see every
+statement.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.expression import Executable
+
+Processor = Callable[[Any], Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]  # bound parameters in the order the driver wants them
+    positional: bool
+    fixed: dict[str, Any]  # values the statement carries itself (LIMIT 1, literals)
+    bind_processors: tuple[tuple[str, Processor], ...]
+    result_processors: tuple[Processor | None, ...]
+
+
+class DriverStatement:
+    """One Core statement, compiled once per dialect, executed on the raw cursor.
+
+    ``keys`` names the columns an ``insert()`` or ``update()`` without ``.values()`` sets (as
+    the keys of the parameters passed to ``Connection.execute`` would).
+    """
+
+    def __init__(self, statement: Executable, *, keys: Sequence[str] = ()) -> None:
+        self.statement = statement
+        self.keys = list(keys)
+        self._compiled: dict[str, _Compiled | None] = {}
+
+    def rows(self, connection: Connection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Execute in the connection's transaction; the result rows (none for a plain write)."""
+        dialect = connection.dialect
+        try:
+            compiled = self._compiled[dialect.name]
+        except KeyError:
+            compiled = self._compiled[dialect.name] = self._compile(dialect)
+        if compiled is None or _observed(connection):
+            result = connection.execute(self.statement, dict(parameters))
+            return [tuple(row) for row in result] if result.returns_rows else []
+        return _run(connection, compiled, parameters)
+
+    def first(self, connection: Connection, parameters: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        found = self.rows(connection, parameters)
+        return found[0] if found else None
+
+    def fast_path(self, dialect: Dialect) -> bool:
+        """Whether this statement can skip SQLAlchemy's execution layer on ``dialect``."""
+        if dialect.name not in self._compiled:
+            self._compiled[dialect.name] = self._compile(dialect)
+        return self._compiled[dialect.name] is not None
+
+    def _compile(self, dialect: Dialect) -> _Compiled | None:
+        compiled: Any = self.statement.compile(  # type: ignore[attr-defined]
+            dialect=dialect, column_keys=self.keys or None)
+        binds = compiled.binds
+        if ("__[POSTCOMPILE_" in compiled.string or any(b.expanding for b in binds.values())
+                # Column defaults SQLAlchemy would compute per execution: pass every value.
+                or compiled.insert_prefetch or compiled.update_prefetch):
+            return None
+        fixed = {name: bind.effective_value for name, bind in binds.items() if not bind.required}
+        processors = []
+        for name, bind in binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                processors.append((name, processor))
+        columns = list(getattr(self.statement, "exported_columns", ()))
+        if columns and not compiled.returning and not getattr(self.statement, "is_select", False):
+            columns = []  # an INSERT/UPDATE without RETURNING exports its table's columns
+        return _Compiled(
+            sql=compiled.string,
+            names=tuple(compiled.positiontup if dialect.positional else binds),
+            positional=dialect.positional,
+            fixed=fixed,
+            bind_processors=tuple(processors),
+            result_processors=tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in columns),
+        )
+
+
+def _observed(connection: Connection) -> bool:
+    """Someone is watching statements (echo, or cursor listeners): let SQLAlchemy run them."""
+    engine = connection.engine
+    return bool(
+        engine.echo
+        or engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute
+        or connection.dispatch.before_cursor_execute or connection.dispatch.after_cursor_execute
+    )
+
+
+def _run(connection: Connection, compiled: _Compiled, parameters: Mapping[str, Any]
+         ) -> list[tuple[Any, ...]]:
+    values = {**compiled.fixed, **parameters}
+    for name, processor in compiled.bind_processors:
+        values[name] = processor(values[name])
+    arguments: Any = (tuple(values[name] for name in compiled.names) if compiled.positional
+                      else {name: values[name] for name in compiled.names})
+    pooled = connection.connection
+    dialect = connection.dialect
+    cursor = pooled.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(compiled.sql, arguments)
+        rows = cursor.fetchall() if cursor.description else []
+    except dialect.loaded_dbapi.Error as exc:
+        # As SQLAlchemy does: a lost connection is invalidated, and the pool replaces it.
+        lost = dialect.is_disconnect(exc, pooled.dbapi_connection, cursor)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(compiled.sql, arguments, exc, dialect.loaded_dbapi.Error,
+                                  connection_invalidated=lost, dialect=dialect) from exc
+    finally:
+        cursor.close()
+    processors = compiled.result_processors
+    if rows and any(processors):
+        return [tuple(value if processor is None else processor(value)
+                      for processor, value in zip(processors, row)) for row in rows]
+    return rows
