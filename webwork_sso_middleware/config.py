@@ -41,8 +41,9 @@ class Settings:
     protect: bool | tuple[str, ...] = ()
     # Tolerance for the IdP's clock in SAML validity windows (NotBefore, NotOnOrAfter).
     clock_skew_seconds: int = 180
-    # SQLite only: how long a request waits for another connection's write lock before it
-    # gives up (SCIM answers 503 with Retry-After, sign-in shows "try again").
+    # How long a request waits for a lock another connection holds (SQLite's write lock, a
+    # PostgreSQL row lock), or for a PostgreSQL connection, before it gives up (SCIM answers
+    # 503 with Retry-After, sign-in shows "try again").
     database_busy_timeout: float = 30.0
 
     @classmethod

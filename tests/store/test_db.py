@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -102,3 +104,60 @@ def test_unreachable_database_raises_store_unavailable():
         with db.transaction() as session:
             session.execute(text("SELECT 1"))
     db.dispose()
+
+
+def test_a_write_waits_for_a_held_lock_at_most_the_busy_timeout(database: Database,
+                                                                 database_url: str):
+    database.run(lambda s: s.add(Workspace(slug="w", name="0", plan="plus",
+                                           owner_email="o@x.test")))
+    impatient = Database(database_url, auto_migrate=False, busy_timeout=1.0)
+    holder = database.engine.raw_connection()  # the driver's own: no SQLAlchemy autobegin
+    try:
+        cursor = holder.cursor()
+        if database.is_sqlite:
+            cursor.execute("BEGIN EXCLUSIVE")
+        else:
+            cursor.execute("UPDATE workspaces SET name = 'held' WHERE slug = 'w'")
+            with impatient.engine.connect() as conn:
+                assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "1s"
+
+        def rename(session):
+            session.scalar(select(Workspace).where(Workspace.slug == "w")).name = "renamed"
+
+        started = time.monotonic()
+        with pytest.raises(OperationalError):
+            impatient.run(rename)
+        assert 0.9 <= time.monotonic() - started < 4  # waited once, then gave up: no retries
+    finally:
+        holder.rollback()
+        holder.close()
+    impatient.run(rename)  # the lock released, the same write goes through
+    with database.transaction() as session:
+        assert session.scalar(select(Workspace.name)) == "renamed"
+    impatient.dispose()
+
+
+def test_a_postgresql_host_that_never_answers_fails_after_the_busy_timeout():
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts TCP, never speaks PostgreSQL
+    port = silent.getsockname()[1]
+    db = Database(f"postgresql+psycopg://nobody@127.0.0.1:{port}/none", auto_migrate=False,
+                  busy_timeout=2)
+    try:
+        started = time.monotonic()
+        with pytest.raises((StoreUnavailable, OperationalError)):
+            with db.transaction() as session:
+                session.execute(text("SELECT 1"))
+        assert 1.5 <= time.monotonic() - started < 8  # libpq's whole connect attempt, bounded
+    finally:
+        db.dispose()
+        silent.close()
+
+
+def test_timeouts_given_in_the_postgresql_url_win():
+    db = Database("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=7"
+                  "&options=-c%20lock_timeout%3D5000", auto_migrate=False, busy_timeout=2)
+    assert db._postgresql_timeouts() == {}
+    both = Database("postgresql+psycopg://nobody@127.0.0.1:1/none?options=-c%20work_mem%3D8MB",
+                    auto_migrate=False, busy_timeout=0)
+    assert both._postgresql_timeouts() == {
+        "connect_timeout": 2, "options": "-c work_mem=8MB -c lock_timeout=1"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import sqlite3
 import time
@@ -66,7 +67,8 @@ class Database:
                  busy_timeout: float = 30.0) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        # SQLite: how long a statement waits for another connection's lock before it fails.
+        # How long a statement waits for another connection's lock before it fails (SQLite's
+        # busy_timeout, PostgreSQL's lock_timeout), and on PostgreSQL for a connection too.
         self.busy_timeout = busy_timeout
         self.engine = self._create_engine(echo)
         if auto_migrate:
@@ -74,7 +76,8 @@ class Database:
 
     def _create_engine(self, echo: bool) -> Engine:
         if not self.is_sqlite:
-            return create_engine(self.url, echo=echo, pool_pre_ping=True)
+            return create_engine(self.url, echo=echo, pool_pre_ping=True,
+                                 connect_args=self._postgresql_timeouts())
         memory = self.url.database in (None, "", ":memory:")
         engine = create_engine(
             self.url,
@@ -114,6 +117,24 @@ class Database:
                 raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
         return engine
+
+    def _postgresql_timeouts(self) -> dict[str, Any]:
+        """Bound a request's wait for PostgreSQL as ``busy_timeout`` bounds SQLite's: for a
+        connection (a host that stops answering would otherwise hold a request for minutes)
+        and for a row lock another transaction holds. Settings in the URL win."""
+        if self.url.get_driver_name() not in ("psycopg", "psycopg2"):
+            return {}  # libpq's parameters; other drivers spell them differently
+        arguments: dict[str, Any] = {}
+        if "connect_timeout" not in self.url.query:
+            # libpq counts whole seconds, reads below 2 as 2 and 0 as "for ever".
+            arguments["connect_timeout"] = max(2, math.ceil(self.busy_timeout))
+        options = self.url.query.get("options", "")
+        options = " ".join(options) if isinstance(options, tuple) else options
+        if "lock_timeout" not in options:
+            # 0 would mean "wait for ever" here, where SQLite's 0 means "do not wait".
+            lock_ms = max(1, round(self.busy_timeout * 1000))
+            arguments["options"] = f"{options} -c lock_timeout={lock_ms}".strip()
+        return arguments
 
     # -- transactions -------------------------------------------------------------------------
 
