@@ -17,12 +17,14 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import event, func, select, update
+from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from webwork_sso_middleware import Member, SSOMiddleware
 from webwork_sso_middleware.errors import NotFound
-from webwork_sso_middleware.sessions import SessionManager
-from webwork_sso_middleware.store import Database
+from webwork_sso_middleware.sessions import SessionManager, revocation
+from webwork_sso_middleware.store import Database, StoreSession
 from webwork_sso_middleware.store.models import AuditEvent, Group, MemberSession, MemberValue
 from webwork_sso_middleware.store.models import Member as MemberRow
 from webwork_sso_middleware.store.models import Membership, new_id
@@ -601,3 +603,18 @@ def test_another_process_ends_the_session_within_the_recheck_interval(scim_serve
     set_active(scim_server, member_id, False)
 
     assert wait_until(lambda: remote_user() is None, timeout=2.0) <= 0.3 + 0.3
+
+
+def test_revocation_listeners_stay_on_the_stores_engine(make_manager, database):
+    make_manager()
+    make_manager()  # a second manager on the same database attaches nothing more
+    host_engine = create_engine("sqlite://")  # the host app's own SQLAlchemy
+    try:
+        ours = [fn for fn in database.engine.dispatch.commit if fn is revocation._on_commit]
+        assert len(ours) == 1
+        assert not event.contains(Engine, "commit", revocation._on_commit)
+        assert not event.contains(host_engine, "commit", revocation._on_commit)
+        assert not event.contains(Session, "after_flush", revocation._hand_to_connection)
+        assert event.contains(StoreSession, "after_flush", revocation._hand_to_connection)
+    finally:
+        host_engine.dispose()

@@ -24,7 +24,7 @@ from ..identity import Member
 from ..store import audit
 from ..store.db import Database, UnitOfWork
 from ..store.driver import DriverStatement
-from .revocation import _CACHES, _CACHES_LOCK, RevocationCache, _Check, revoke_locally
+from .revocation import _CACHES, _CACHES_LOCK, RevocationCache, _Check, revoke_locally, watch
 from ..store.models import SSO_PLANS, Group, MemberSession, MemberValue, Membership, Workspace
 from ..store.models import Member as MemberRow
 
@@ -126,6 +126,7 @@ class SessionManager:
         if not secret_keys or not all(secret_keys):
             raise ConfigurationError("secret_key", "at least one non-empty key is required")
         self.database = database
+        watch(database.engine)  # changes committed here evict this process's cached checks
         self.cookie_name = cookie_name
         self.secure = secure
         self.absolute_lifetime = absolute_lifetime.total_seconds()

@@ -17,10 +17,11 @@ from typing import Any
 
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import object_session
 
 from ..errors import ConfigurationError
 from ..identity import Member
+from ..store.db import StoreSession
 from ..store.models import Member as MemberRow
 
 log = logging.getLogger(__name__)
@@ -128,15 +129,25 @@ event.listen(MemberRow.session_generation, "set", _note_change)
 event.listen(MemberRow.active, "set", _note_change)
 
 
-@event.listens_for(Session, "after_flush")
-def _hand_to_connection(session: Session, _context: Any) -> None:
+def watch(engine: Engine) -> None:
+    """Evict in this process when a transaction on ``engine`` that ended sessions commits.
+
+    Attached to the store's engine only (never to SQLAlchemy's Engine class), so a host app's
+    own engines carry none of this.
+    """
+    if not event.contains(engine, "commit", _on_commit):
+        event.listen(engine, "commit", _on_commit)
+        event.listen(engine, "rollback", _on_rollback)
+
+
+@event.listens_for(StoreSession, "after_flush")
+def _hand_to_connection(session: StoreSession, _context: Any) -> None:
     # The store's sessions join a Core transaction and never commit themselves: the
     # connection's commit is the moment that counts.
     if ids := session.info.pop(_PENDING, None):
         session.connection().info.setdefault(_PENDING, set()).update(ids)
 
 
-@event.listens_for(Engine, "commit")
 def _on_commit(connection: Connection) -> None:
     if ids := connection.info.pop(_PENDING, None):
         try:
@@ -145,7 +156,6 @@ def _on_commit(connection: Connection) -> None:
             log.exception("could not evict revoked sessions from this process's caches")
 
 
-@event.listens_for(Engine, "rollback")
 def _on_rollback(connection: Connection) -> None:
     # A connection lost mid-transaction (invalidated) took its info with it; asking for that
     # info again would try to reconnect inside the failed transaction and raise.

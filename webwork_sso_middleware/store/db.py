@@ -35,6 +35,11 @@ T = TypeVar("T")
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 
+class StoreSession(Session):
+    """The ORM session of a :class:`UnitOfWork`. Listeners for the store's own sessions attach
+    to this class, so they never run for the host app's SQLAlchemy sessions."""
+
+
 class UnitOfWork:
     """One database transaction: Core statements on ``connection``, the ORM on ``session``.
 
@@ -48,7 +53,8 @@ class UnitOfWork:
     @property
     def session(self) -> Session:
         if self._session is None:
-            self._session = Session(bind=self.connection, expire_on_commit=False, autoflush=False)
+            self._session = StoreSession(bind=self.connection, expire_on_commit=False,
+                                         autoflush=False)
         return self._session
 
     def flush(self) -> None:
