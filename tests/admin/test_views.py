@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from sqlalchemy import select
@@ -205,6 +205,23 @@ def test_pasted_metadata_xml_is_accepted(site: Site, idp: TestIdP, second_idp: T
     assert done.status_code == 200 and second_idp.entity_id in done.text
     assert site.workspaces.idp("acme").entity_id == second_idp.entity_id
     assert "pasted XML" in done.text
+
+
+def test_oversized_forms_are_refused_whole_even_chunked(site: Site, idp: TestIdP,
+                                                        second_idp: TestIdP, acme: str):
+    """Past max_body_bytes (1 MiB) a form is refused and nothing changes, also when sent chunked
+    (no Content-Length), where werkzeug alone would parse the first 1 MiB as the whole form."""
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    before = site.workspaces.idp("acme")
+    padding = "<!--" + "x" * 1_100_000 + "-->"  # the metadata still parses if cut after it
+    body = urlencode({"csrf_token": csrf_token(page.text), "action": "set_idp",
+                      "metadata_xml": second_idp.metadata_xml() + padding}).encode()
+    for data in (body, (body[i:i + 65_536] for i in range(0, len(body), 65_536))):
+        response = browser.post(settings_url(site), data=data, allow_redirects=False,
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code == 413 and "nothing was changed" in response.text
+        assert site.workspaces.idp("acme") == before
 
 
 def test_bad_metadata_gets_a_clear_message_and_changes_nothing(site: Site, idp: TestIdP, acme: str):

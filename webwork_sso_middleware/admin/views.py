@@ -26,6 +26,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
+from ..bodies import read_form
 from ..errors import ConfigurationError, MetadataError, PlanError
 from ..saml import metadata
 from ..store import identity_providers
@@ -243,11 +244,10 @@ class SettingsPage:
 
     def act(self, page: _Page, slug: str, access: Access) -> Response:
         request = page.request
-        # The site's body limit holds here too; werkzeug's own 500 KB cap on a form field
-        # would refuse a large pasted metadata document below it.
-        request.max_content_length = request.max_form_memory_size = self.settings.max_body_bytes
         try:
-            form = request.form
+            # The site's body limit, also for a chunked form (bodies.py), and for one field:
+            # a large pasted metadata document.
+            form = read_form(request, self.settings.max_body_bytes)
         except RequestEntityTooLarge:
             return self.show(page, access, status=413, paging=False, notices=(Notice(
                 "error", "That form was larger than this page accepts; nothing was changed."),))

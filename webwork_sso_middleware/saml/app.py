@@ -27,6 +27,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from ..admin.views import SettingsPage
+from ..bodies import read_form
 from ..errors import StoreUnavailable
 from ..store import audit
 from ..store import sign_in as sign_in_store
@@ -186,11 +187,15 @@ class SamlApplication:
         return redirect(location, code=302)
 
     def acs(self, request: Request, slug: str) -> Response:
-        saml_response = request.form.get("SAMLResponse")
-        relay_state = request.form.get("RelayState")
         seen = None
         try:
-            document = decode(saml_response)
+            try:
+                form = read_form(request, self.settings.max_body_bytes)
+            except RequestEntityTooLarge:
+                raise Rejection("too_large", "the sign-in response is larger than this site "
+                                "accepts", status=413) from None
+            relay_state = form.get("RelayState")
+            document = decode(form.get("SAMLResponse"))
             seen = peek(document)
             self.refresh_metadata(slug)
             return self.database.run_unit(

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, asc, desc
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
+from ..bodies import read_body
 from ..store.models import Group, Member
 from .errors import ScimError, invalid_path, invalid_syntax, invalid_value
 from .filters import compile_filter, parse_filter
@@ -48,15 +49,10 @@ SORT_COLUMNS: dict[tuple[str, str], Any] = {
 
 def read_json(request: Request, max_bytes: int) -> Any:
     """The request body as JSON; 413 past ``max_bytes``, 400 invalidSyntax when not JSON."""
-    # One byte more than allowed is read: a body without Content-Length (chunked) is cut at
-    # the limit without an error by werkzeug, and must not pass for a complete one.
-    request.max_content_length = max_bytes + 1
     try:
-        raw = request.get_data(cache=True)
+        raw = read_body(request, max_bytes)  # chunked bodies included (bodies.py)
     except RequestEntityTooLarge:
-        raw = None
-    if raw is None or len(raw) > max_bytes:
-        raise ScimError(413, f"the request body is larger than {max_bytes} bytes")
+        raise ScimError(413, f"the request body is larger than {max_bytes} bytes") from None
     if not raw.strip():
         raise invalid_syntax("the request needs a JSON body")
     try:
