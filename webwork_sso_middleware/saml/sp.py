@@ -83,7 +83,7 @@ class ServiceProvider:
             store.metadata["idp"] = load_pysaml2(idp.metadata_xml)
             self.config.metadata = self.client.metadata = store
             install(self.client)
-        self.client.users = _NoIdentityCache()  # type: ignore[assignment]
+        self.client.users = _NoIdentityCache()
 
     def metadata_xml(self) -> str:
         descriptor = entity_descriptor(self.config)

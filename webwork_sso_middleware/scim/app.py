@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -220,7 +220,7 @@ class ScimApplication:
         return ScimContext(self, request, unit, credential.workspace_id,
                            f"scim:{credential.token_hint}")
 
-    def discovery(self, request: Request, endpoint: str, args: dict[str, str]) -> Reply:
+    def discovery(self, request: Request, endpoint: str, args: Mapping[str, Any]) -> Reply:
         base = self.scim_base(request)
         if endpoint == "service_provider_config":
             return 200, discovery.service_provider_config(base, max_results=self.max_results), {}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.orm import Session
 
 from .driver import DriverStatement
@@ -37,7 +37,9 @@ def record(
     })
 
 
-_INSERT = DriverStatement(insert(AuditEvent.__table__), keys=(
+# Typed as the Table it is: mypy sees a declarative __table__ as a FromClause.
+_AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
+_INSERT = DriverStatement(insert(_AUDIT_EVENTS), keys=(
     "workspace_id", "occurred_at", "actor", "action", "target_type", "target_id", "changes"))
 
 

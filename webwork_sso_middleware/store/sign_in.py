@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import secrets
+from typing import cast
 
-from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy import insert as insert_row
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -31,6 +32,10 @@ from .models import (
 
 REQUEST_LIFETIME = dt.timedelta(minutes=10)
 
+# Typed as the Tables they are: mypy sees a declarative __table__ as a FromClause.
+_PENDING_REQUESTS = cast(Table, PendingAuthnRequest.__table__)
+_SEEN_ASSERTIONS = cast(Table, SeenAssertion.__table__)
+
 
 def new_relay_state() -> str:
     return secrets.token_urlsafe(24)
@@ -42,7 +47,7 @@ def remember_request(connection: Connection, *, workspace_id: int, request_id: s
     # Opportunistic clean-up keeps both tables small without a scheduler.
     connection.execute(delete(PendingAuthnRequest).where(PendingAuthnRequest.expires_at < now))
     connection.execute(delete(SeenAssertion).where(SeenAssertion.expires_at < now))
-    connection.execute(insert_row(PendingAuthnRequest.__table__).values(
+    connection.execute(insert_row(_PENDING_REQUESTS).values(
         id=request_id, workspace_id=workspace_id, relay_state=relay_state,
         next_path=next_path, created_at=now, expires_at=now + REQUEST_LIFETIME,
     ))
@@ -96,9 +101,9 @@ def remember_assertion(connection: Connection, *, workspace_id: int, assertion_i
 
 _REMEMBER_ASSERTION = {
     name: DriverStatement(
-        dialect_insert(SeenAssertion.__table__)
+        dialect_insert(_SEEN_ASSERTIONS)
         .on_conflict_do_nothing()
-        .returning(SeenAssertion.__table__.c.assertion_id),  # rowcount is not portable here
+        .returning(_SEEN_ASSERTIONS.c.assertion_id),  # rowcount is not portable here
         keys=("workspace_id", "assertion_id", "expires_at"))
     for name, dialect_insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
 }
@@ -136,7 +141,8 @@ def workspaces_for_email(session: Session, email: str) -> list[Workspace]:
 
 # -- the ACS's hot path, in Core: a sign-in must cost a few statements, not ORM flushes --------
 
-_MEMBERS = Member.__table__
+_MEMBERS = cast(Table, Member.__table__)
+_VALUES = cast(Table, MemberValue.__table__)
 _IDPS = IdentityProvider.__table__
 
 
@@ -232,7 +238,7 @@ def create_member_at_login(connection: Connection, workspace_id: int, email: str
         email_key=email.lower(), active=True, source="sso", session_generation=0,
         last_login_at=now, created_at=now, modified_at=now, version=1, **profile,
     ))
-    connection.execute(insert_row(MemberValue.__table__).values(
+    connection.execute(insert_row(_VALUES).values(
         member_id=member_id, attribute="emails", position=0, value=email,
         value_key=email.lower(), type="work", primary=True,
     ))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from webwork_sso_middleware.store.models import Base
 
@@ -16,12 +16,15 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:  # no connection handed over and no URL: say so, not fail in create_engine
+        raise RuntimeError("alembic: set sqlalchemy.url or pass a connection in config.attributes")
+    engine = create_engine(url)
     with engine.begin() as connection:
         _run(connection)
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
