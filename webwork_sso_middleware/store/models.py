@@ -267,7 +267,11 @@ class AuditEvent(Base):
     """A provisioning event: who did what to whom, when, and what changed."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_workspace_time", "workspace_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_audit_events_workspace_time", "workspace_id", "occurred_at"),
+        # The diagnostics' "latest refused sign-ins" among every audited sign-in (0004).
+        Index("ix_audit_events_workspace_action_time", "workspace_id", "action", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
