@@ -1,0 +1,231 @@
+"""``webwork-sso``: set up the database and workspaces, and run the example (INTERFACE.md, "CLI").
+
+A failing command prints one line on stderr and exits non-zero: 1 when the request was
+understood but refused (unknown workspace, free plan, unreachable database), 2 for a command
+line that does not parse.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from sqlalchemy.exc import DBAPIError
+
+from .. import __version__
+from ..devserver import ENV_SECRET_KEY, SECRET_FILE_NAME
+from ..errors import StoreUnavailable, WebworkSSOError
+from ..store.models import PLANS
+from .options import (
+    DEFAULT_BASE_URL,
+    DEFAULT_DATABASE_URL,
+    ENV_BASE_URL,
+    ENV_DATABASE_URL,
+    EXIT_USAGE,
+    PROG,
+    CommandError,
+    _describe_database_error,
+    fail,
+    resolve_global_options,
+)
+from .serve import run_dev_idp, serve_example
+from .workspace import (
+    db_upgrade,
+    workspace_create,
+    workspace_disable,
+    workspace_enable,
+    workspace_rotate_token,
+    workspace_set_domains,
+    workspace_set_idp,
+    workspace_set_plan,
+    workspace_settings_link,
+    workspace_show,
+)
+
+__all__ = ["build_parser", "main"]
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is reported on one line, like every other failure."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(
+        prog=PROG,
+        description="Set up webwork-sso workspaces and run the example time tracker.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help=f"SQLAlchemy URL of the member store (env {ENV_DATABASE_URL};"
+        f" default {DEFAULT_DATABASE_URL})",
+    )
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help=f"public origin the workspace URLs are built from (env {ENV_BASE_URL};"
+        f" default {DEFAULT_BASE_URL})",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_db_commands(commands)
+    _add_workspace_commands(commands)
+    _add_serve_command(commands)
+    _add_dev_idp_command(commands)
+    return parser
+
+
+def _add_db_commands(commands: Any) -> None:
+    db = commands.add_parser("db", help="the database schema")
+    actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    upgrade = actions.add_parser("upgrade", help="apply the packaged migrations")
+    upgrade.set_defaults(handler=db_upgrade)
+
+
+def _add_workspace_commands(commands: Any) -> None:
+    workspace = commands.add_parser("workspace", help="create and configure workspaces")
+    actions = workspace.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, handler: Callable[..., int], help: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = actions.add_parser(name, help=help, description=help)
+        sub.add_argument("slug", metavar="SLUG")
+        sub.add_argument("--json", action="store_true", help="print one JSON object")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    create = action("create", workspace_create, "create a workspace and its first SCIM token")
+    create.add_argument("--name", required=True, help="display name")
+    create.add_argument("--plan", required=True, choices=PLANS)
+    create.add_argument("--owner", required=True, metavar="EMAIL", help="the owner's email")
+
+    action("show", workspace_show, "show a workspace and its URLs")
+    action("rotate-token", workspace_rotate_token, "issue a new SCIM token, revoking the old")
+    settings_link_command = action(
+        "settings-link", workspace_settings_link,
+        "print a link that opens the workspace's settings page once, within 15 minutes",
+    )  # fmt: skip
+    settings_link_command.add_argument(
+        "--data-dir",
+        help=f"where 'serve' keeps {SECRET_FILE_NAME}, used when {ENV_SECRET_KEY} is unset"
+        " (default: next to the SQLite database, else the current directory)",
+    )  # fmt: skip
+
+    for name, handler, purpose in (
+        ("enable", workspace_enable, "switch SCIM and/or SSO on (Plus and Premium plans only)"),
+        ("disable", workspace_disable, "switch SCIM and/or SSO off"),
+    ):
+        toggle = action(name, handler, f"{purpose}; with neither flag, both")
+        toggle.add_argument("--scim", action="store_true", help="SCIM provisioning")
+        toggle.add_argument("--sso", action="store_true", help="SAML single sign-on")
+
+    set_plan = action(
+        "set-plan", workspace_set_plan, "change the plan (free switches SCIM and SSO off)"
+    )
+    set_plan.add_argument("plan", metavar="PLAN", choices=PLANS, help=" | ".join(PLANS))
+
+    set_domains = action(
+        "set-domains", workspace_set_domains, "set the email domains routed to this workspace"
+    )
+    set_domains.add_argument("domains", metavar="DOMAIN", nargs="+")
+
+    set_idp = action(
+        "set-idp", workspace_set_idp, "set the SAML identity provider from its metadata"
+    )
+    source = set_idp.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--metadata-url", metavar="URL",
+        help="the IdP's metadata URL (Okta: Metadata URL), fetched now and refreshed;"
+        " https, or http on localhost only",
+    )  # fmt: skip
+    source.add_argument(
+        "--metadata-file", metavar="PATH", help="a file of IdP metadata XML ('-': standard input)"
+    )
+
+
+def _add_serve_command(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve", help="run the example time tracker, wrapped by the middleware"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_port, default=8000, help="0 picks a free port")
+    serve.add_argument(
+        "--idp-port", type=_port, default=None,
+        help="port of the dev IdP serve runs for the demo workspace (default: --port + 1,"
+        " or a free port when --port is 0)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--data-dir",
+        help="where the example keeps timetracker.db and a generated secret key"
+        " (default: next to the SQLite database, else the current directory)",
+    )
+    serve.set_defaults(handler=serve_example)
+
+
+def _add_dev_idp_command(commands: Any) -> None:
+    dev_idp = commands.add_parser(
+        "dev-idp", help="run a SAML IdP for development that signs in anyone (loopback only)",
+        description="A local SAML 2.0 IdP with a pick-or-type-a-user sign-in page, so the whole"
+        " sign-in flow works on one machine. DEVELOPMENT ONLY: it asks for no password.",
+    )  # fmt: skip
+    dev_idp.add_argument("--host", default="127.0.0.1")
+    dev_idp.add_argument("--port", type=_port, default=8001, help="0 picks a free port")
+    dev_idp.add_argument(
+        "--sp-metadata-url", metavar="URL", action="append", default=[],
+        help="trust the SP with this metadata (a webwork-sso SP: http://HOST/saml/SLUG/metadata);"
+        " repeat for several",
+    )  # fmt: skip
+    dev_idp.add_argument(
+        "--user", metavar="EMAIL", action="append", default=None,
+        help="a user offered on the sign-in page (repeat; any other can be typed there)",
+    )  # fmt: skip
+    dev_idp.add_argument(
+        "--key-dir", default=".",
+        help="where the IdP keeps its key and certificate (dev_idp.pem), made once and reused;"
+        " default: the current directory",
+    )  # fmt: skip
+    dev_idp.add_argument(
+        "--force", action="store_true", help="listen on a non-loopback address (never do this)"
+    )
+    dev_idp.set_defaults(handler=run_dev_idp)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not between 0 and 65535")
+    return port
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a command line that does not parse
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    try:
+        options = resolve_global_options(args)
+    except CommandError as error:
+        return fail(str(error), error.exit_code)
+    try:
+        return int(args.handler(options, args))
+    except CommandError as error:
+        return fail(str(error), error.exit_code)
+    except StoreUnavailable as error:
+        return fail(f"cannot reach the database {options.database_label}: {error}")
+    except WebworkSSOError as error:
+        return fail(str(error))
+    except DBAPIError as error:
+        return fail(_describe_database_error(options, error))
+    except KeyboardInterrupt:
+        return 130
