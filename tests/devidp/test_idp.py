@@ -30,7 +30,7 @@ from webwork_sso_middleware.devserver import (
     start_dev_idp,
     wire_demo_workspace,
 )
-from webwork_sso_middleware.saml.crypto import make_client
+from webwork_sso_middleware.saml.entities import make_client
 from webwork_sso_middleware.store.models import AuditEvent
 from webwork_sso_middleware.store.workspaces import Workspaces
 

@@ -1,4 +1,8 @@
-"""SAML fixtures: real IdPs (pysaml2 ``Server`` on our in-process crypto) served over real HTTP."""
+"""SAML fixtures: real IdPs (pysaml2 ``Server`` on our in-process crypto) served over real HTTP.
+
+The crypto and entities tests share an unserved IdP (``test_idp``) and a pysaml2 SP (``sp``) that
+knows it as ``SP_ID`` with ``ACS``.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,17 @@ from typing import Any
 
 import pytest
 import requests
+from saml2.client import Saml2Client
 from sqlalchemy import select
 
 from webwork_sso_middleware import SSOMiddleware
+from webwork_sso_middleware.saml.entities import make_client
 from webwork_sso_middleware.store.models import AuditEvent, Member
 
-from .idp import TestIdP
+from .idp import KeyPair, TestIdP, make_key_pair, pysaml2_sp_config
+
+SP_ID = "http://sp.test/saml/acme/metadata"
+ACS = "http://sp.test/saml/acme/acs"
 
 
 @pytest.fixture
@@ -26,6 +35,26 @@ def idp(serve: Callable[[Any], Any], tmp_path: Path) -> TestIdP:
 def second_idp(serve: Callable[[Any], Any], tmp_path: Path) -> TestIdP:
     """Another IdP on its own port, with its own keys: for cross-IdP (wrong issuer, wrong key) tests."""
     return TestIdP.start(serve, tmp_path / "second_idp", name="Second IdP")
+
+
+@pytest.fixture(scope="session")
+def idp_keys() -> KeyPair:
+    return make_key_pair("Test IdP")
+
+
+@pytest.fixture(scope="session")
+def attacker_keys() -> KeyPair:
+    return make_key_pair("Mallory")
+
+
+@pytest.fixture
+def test_idp(tmp_path: Path, idp_keys: KeyPair) -> TestIdP:
+    return TestIdP("http://idp.test", tmp_path / "idp", keys=idp_keys)  # not served: no HTTP needed
+
+
+@pytest.fixture
+def sp(test_idp: TestIdP) -> Saml2Client:
+    return make_client(pysaml2_sp_config(SP_ID, ACS, [test_idp.metadata_xml()]))
 
 
 def host_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:

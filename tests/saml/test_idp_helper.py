@@ -13,7 +13,7 @@ from saml2.client import Saml2Client
 from saml2.mdstore import MetadataStore
 from saml2.sigver import MissingKey, SignatureError
 
-from webwork_sso_middleware.saml.crypto import make_client
+from webwork_sso_middleware.saml.entities import make_client
 
 from .idp import TestIdP, autopost_form, pysaml2_sp_config
 

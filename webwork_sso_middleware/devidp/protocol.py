@@ -35,7 +35,7 @@ from saml2.server import Server
 from saml2.sigver import pre_signature_part, signed_instance_factory
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
-from ..saml.crypto import make_server
+from ..saml.entities import make_server
 
 STANDARD_ATTRIBUTES = {  # local name -> the urn:oid name sent (and FriendlyName = the local name)
     "mail": "urn:oid:0.9.2342.19200300.100.1.3",

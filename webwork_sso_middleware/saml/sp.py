@@ -19,7 +19,7 @@ from saml2.metadata import entity_descriptor
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
 
 from ..urls import WorkspaceUrls
-from .crypto import install, load_metadata, make_client
+from .entities import install, load_metadata, make_client
 from .metadata import load_pysaml2
 from .metadata import parse as parse_metadata
 
