@@ -175,6 +175,14 @@ def test_the_database_busy_timeout_is_seconds_from_0_to_600() -> None:
             settings(database_busy_timeout=bad)
 
 
+def test_audit_retention_is_off_by_default_and_in_days() -> None:
+    assert settings().audit_retention_days == 0
+    assert settings(environ={"WEBWORK_SSO_AUDIT_RETENTION_DAYS": "400"}).audit_retention_days == 400
+    for bad in (-1, 36501, 1.5, "a year"):
+        with pytest.raises(ConfigurationError, match="audit_retention_days"):
+            settings(audit_retention_days=bad)
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [("1", True), ("TRUE", True), (" yes ", True), ("on", True),

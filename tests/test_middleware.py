@@ -19,6 +19,7 @@ from webwork_sso_middleware.sessions import SessionManager
 
 from .scim.conftest import ScimClient
 from .sessions.test_manager import Clock, add_member, cookie_pair, counting_statements, sign_in
+from .store.test_audit import add_events, ages
 
 KEY = "middleware-test-key"
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -294,3 +295,23 @@ def test_cookies_are_secure_when_the_base_url_is_https(make_app, database_url):
     assert make_app().sessions.secure is True
     assert make_app(base_url="http://localhost:8000").sessions.secure is False
     assert make_app(session_cookie_name="tracker").sessions.cookie_name == "tracker"
+
+
+# -- audit retention -----------------------------------------------------------------------------
+
+
+def test_audit_retention_purges_from_scim_and_sign_in_traffic_only(make_app, database_url):
+    keeping = make_app()
+    assert keeping.audit_retention is None  # the default keeps every event
+    app = make_app(audit_retention_days=30)
+    _, token = app.workspaces.create("acme", name="Acme", plan="plus", owner_email="it@acme.test")
+    app.workspaces.enable("acme", scim=True)
+    add_events(app.database, app.workspaces.get("acme").id, 45, count=3)
+    add_events(app.database, app.workspaces.get("acme").id, 5)
+    before = ages(app.database)
+    assert before.count(45) == 3
+
+    get(app, "/timesheets")  # the host app's traffic never pays for it
+    assert ages(app.database) == before
+    TestApp(app).get("/scim/v2/Users", headers={"Authorization": f"Bearer {token}"})
+    assert 45 not in ages(app.database) and 5 in ages(app.database)

@@ -45,6 +45,9 @@ class Settings:
     # PostgreSQL row lock), or for a PostgreSQL connection, before it gives up (SCIM answers
     # 503 with Retry-After, sign-in shows "try again").
     database_busy_timeout: float = 30.0
+    # Days the audit log keeps an event (every sign-in and provisioning change is one); older
+    # ones are deleted a batch at a time by the running middleware. 0 keeps them for ever.
+    audit_retention_days: int = 0
 
     @classmethod
     def from_options(
@@ -105,6 +108,9 @@ class Settings:
             raise ConfigurationError("clock_skew_seconds", "must be between 0 and 600")
         if not 0 <= self.database_busy_timeout <= 600:
             raise ConfigurationError("database_busy_timeout", "must be between 0 and 600 seconds")
+        if not 0 <= self.audit_retention_days <= 36500:
+            raise ConfigurationError("audit_retention_days", "must be between 0 (keep for ever) "
+                                     "and 36500")
 
     @property
     def signing_key(self) -> str:

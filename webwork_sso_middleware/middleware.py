@@ -12,7 +12,7 @@ from .config import Settings
 from .saml.app import SamlApplication
 from .scim.app import ScimApplication
 from .sessions import SessionManager
-from .store import Database
+from .store import Database, audit
 from .store.workspaces import Workspaces
 from .urls import SAML_PREFIX, SCIM_PREFIX
 
@@ -51,6 +51,7 @@ class SSOMiddleware:
         protect: bool | str | Sequence[str] | None = None,
         clock_skew_seconds: int | None = None,
         database_busy_timeout: float | None = None,
+        audit_retention_days: int | None = None,
     ) -> None:
         self.app = app
         self.settings = Settings.from_options(
@@ -68,6 +69,7 @@ class SSOMiddleware:
                 "protect": protect,
                 "clock_skew_seconds": clock_skew_seconds,
                 "database_busy_timeout": database_busy_timeout,
+                "audit_retention_days": audit_retention_days,
             }
         )
         settings = self.settings
@@ -90,14 +92,18 @@ class SSOMiddleware:
             recheck_interval=dt.timedelta(seconds=settings.session_recheck_seconds),
         )
         self.saml = SamlApplication(self.database, settings=settings, sessions=self.sessions)
+        self.audit_retention = (audit.Retention(self.database, days=settings.audit_retention_days)
+                                if settings.audit_retention_days else None)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         for key in IDENTITY_KEYS:
             environ.pop(key, None)
         path: str = environ.get("PATH_INFO", "")
         if _under(path, SCIM_PREFIX):
+            self._keep_audit_retention()
             return self.scim(environ, start_response)
         if _under(path, SAML_PREFIX):
+            self._keep_audit_retention()
             return self.saml(environ, start_response)
         found = self.sessions.identify(environ)
         if found is None:
@@ -110,6 +116,11 @@ class SSOMiddleware:
         if refreshed_cookie is not None:
             start_response = _adding_cookie(start_response, refreshed_cookie)
         return self.app(environ, start_response)
+
+    def _keep_audit_retention(self) -> None:
+        # On the paths that write the log (SCIM, sign-in), never on the host app's own traffic.
+        if self.audit_retention is not None:
+            self.audit_retention.maybe_purge()
 
     def _protects(self, path: str) -> bool:
         protect = self.settings.protect

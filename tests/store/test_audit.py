@@ -1,0 +1,107 @@
+"""The audit log: records in the caller's transaction, the diagnostics' query, and retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+
+from webwork_sso_middleware.store import Database, audit
+from webwork_sso_middleware.store.models import AuditEvent, Workspace, utcnow
+
+EVENTS = AuditEvent.__table__
+
+
+@pytest.fixture
+def workspace_ids(database: Database) -> list[int]:
+    def work(session: Any) -> list[int]:
+        workspaces = [Workspace(slug=slug, name=slug, plan="plus", owner_email=f"o@{slug}.test")
+                      for slug in ("acme", "beta")]
+        session.add_all(workspaces)
+        session.flush()
+        return [w.id for w in workspaces]
+
+    return database.run(work)
+
+
+def add_events(database: Database, workspace_id: int, days_ago: float, count: int = 1,
+               action: str = "signed_in") -> None:
+    at = utcnow() - dt.timedelta(days=days_ago)
+    with database.unit(write=True) as unit:
+        unit.connection.execute(insert(EVENTS), [
+            {"workspace_id": workspace_id, "occurred_at": at, "actor": "saml", "action": action,
+             "target_type": "member", "target_id": None, "changes": {}}
+            for _ in range(count)])
+
+
+def ages(database: Database) -> list[int]:
+    with database.unit() as unit:
+        times = unit.connection.execute(select(EVENTS.c.occurred_at)).scalars().all()
+    return sorted(round((utcnow() - t) / dt.timedelta(days=1)) for t in times)
+
+
+def test_a_record_belongs_to_the_callers_transaction(database: Database, workspace_ids: list[int]):
+    with pytest.raises(RuntimeError):
+        with database.unit(write=True) as unit:
+            audit.record(unit.connection, workspace_id=workspace_ids[0], actor="scim",
+                         action="created", target_type="member", target_id="m1")
+            raise RuntimeError("the change it describes failed")
+    assert ages(database) == []
+
+
+def test_latest_gives_the_newest_events_of_the_kinds_asked(database: Database,
+                                                           workspace_ids: list[int]):
+    acme, beta = workspace_ids
+    add_events(database, acme, 3, action="login_failed")
+    add_events(database, acme, 1, count=5)
+    add_events(database, acme, 2, action="login_refused")
+    add_events(database, beta, 0, action="login_failed")
+    with database.transaction() as session:
+        found = audit.latest(session, acme, ("login_failed", "login_refused"))
+        recent = audit.latest(session, acme, ("login_failed", "login_refused"),
+                              since=utcnow() - dt.timedelta(days=2.5))
+    assert [e.action for e in found] == ["login_refused", "login_failed"]
+    assert [e.action for e in recent] == ["login_refused"]
+
+
+def test_purge_deletes_only_events_older_than_the_cutoff_in_batches(
+        database: Database, workspace_ids: list[int]):
+    acme, beta = workspace_ids
+    add_events(database, acme, 40, count=3)
+    add_events(database, beta, 35, count=2)
+    add_events(database, acme, 10, count=2)
+    cutoff = utcnow() - dt.timedelta(days=30)
+    with database.unit(write=True) as unit:
+        assert audit.purge(unit.connection, before=cutoff, limit=4) == 4
+    assert ages(database) == [10, 10, 35]  # the oldest went first, across workspaces
+    with database.unit(write=True) as unit:
+        assert audit.purge(unit.connection, before=cutoff, limit=4) == 1
+        assert audit.purge(unit.connection, before=cutoff, limit=4) == 0
+    assert ages(database) == [10, 10]
+
+
+def test_retention_runs_at_most_once_per_interval_and_batch_by_batch(
+        database: Database, workspace_ids: list[int]):
+    now = [1000.0]
+    retention = audit.Retention(database, days=30, interval=600, batch=2, max_batches=2,
+                                clock=lambda: now[0])
+    add_events(database, workspace_ids[0], 60, count=5)
+    add_events(database, workspace_ids[0], 1)
+
+    assert retention.maybe_purge() == 4  # two batches of two, then it stops for this time
+    assert retention.maybe_purge() == 0  # not due
+    now[0] += 599
+    assert retention.maybe_purge() == 0
+    now[0] += 1
+    assert retention.maybe_purge() == 1
+    assert ages(database) == [1]
+
+
+def test_a_failing_purge_never_fails_the_caller(tmp_path, workspace_ids: list[int]):
+    broken = Database(f"sqlite:///{tmp_path / 'no-schema.db'}", auto_migrate=False)
+    try:
+        assert audit.Retention(broken, days=1).maybe_purge() == 0  # no table: logged, not raised
+    finally:
+        broken.dispose()
