@@ -1,8 +1,9 @@
 """Prebuilt Core statements run straight on the DB-API cursor, for the sign-in hot path.
 
 SQLAlchemy's execution layer (execution context, events, result metadata) costs 40-80 us a
-statement on a small server, against 10-25 us for the driver itself; a SAML sign-in runs six
-statements, so that layer was a fifth of the whole ACS (benchmarks/acs_bench.py). A
+statement measured alone on a small server and 100-200 us inside a sign-in, against 10-25 us
+for the driver itself; a SAML sign-in runs six statements, so that layer was about a third of
+the whole ACS (benchmarks/acs_bench.py). A
 ``DriverStatement`` compiles its statement once per dialect with SQLAlchemy (same SQL text,
 same type conversions both ways) and then only hands values to the cursor of the
 transaction's own connection: it joins the caller's transaction, and errors arrive as the
@@ -53,11 +54,7 @@ class DriverStatement:
 
     def rows(self, connection: Connection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Execute in the connection's transaction; the result rows (none for a plain write)."""
-        dialect = connection.dialect
-        try:
-            compiled = self._compiled[dialect.name]
-        except KeyError:
-            compiled = self._compiled[dialect.name] = self._compile(dialect)
+        compiled = self._compiled_for(connection.dialect)
         if compiled is None or _observed(connection):
             result = connection.execute(self.statement, dict(parameters))
             return [tuple(row) for row in result] if result.returns_rows else []
@@ -69,9 +66,14 @@ class DriverStatement:
 
     def fast_path(self, dialect: Dialect) -> bool:
         """Whether this statement can skip SQLAlchemy's execution layer on ``dialect``."""
-        if dialect.name not in self._compiled:
-            self._compiled[dialect.name] = self._compile(dialect)
-        return self._compiled[dialect.name] is not None
+        return self._compiled_for(dialect) is not None
+
+    def _compiled_for(self, dialect: Dialect) -> _Compiled | None:
+        try:
+            return self._compiled[dialect.name]
+        except KeyError:
+            compiled = self._compiled[dialect.name] = self._compile(dialect)
+            return compiled
 
     def _compile(self, dialect: Dialect) -> _Compiled | None:
         compiled: Any = self.statement.compile(  # type: ignore[attr-defined]
@@ -87,9 +89,8 @@ class DriverStatement:
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 processors.append((name, processor))
-        columns = list(getattr(self.statement, "exported_columns", ()))
-        if columns and not compiled.returning and not getattr(self.statement, "is_select", False):
-            columns = []  # an INSERT/UPDATE without RETURNING exports its table's columns
+        # A SELECT's columns, or a write's RETURNING ones (none without RETURNING).
+        columns = getattr(self.statement, "exported_columns", ())
         return _Compiled(
             sql=compiled.string,
             names=tuple(compiled.positiontup if dialect.positional else binds),
