@@ -2,7 +2,8 @@
 
 Every case of the corpus posts one forged response and reads the outcome, so the IdP, the
 site and its workspaces are built once per module (each server takes ~0.5 s to stop), and
-nothing here is autouse: other modules of this package (SCIM fuzzing) never start them.
+nothing here is autouse: other modules of this package (SCIM fuzzing) never start them. Those
+use ``middleware``: a middleware of their own per test, on tests/conftest.py's fresh database.
 A module using ``site`` empties the sign-in state before each test with ``clean_sign_in``
 (members, sessions, audit, requests, replay cache), so ``site.members() == []`` and the
 audit log hold that test's outcome only. Workspaces and their IdP settings stay as built.
@@ -30,10 +31,19 @@ from webwork_sso_middleware.store.models import (
 from ..conftest import LiveServer, fresh_database
 from ..saml.conftest import Site, host_app
 from ..saml.idp import TestIdP
+from .scim_support import new_middleware
 
 # Emptied before each test (children first); workspaces, tokens and IdP settings stay.
 SIGN_IN_STATE = (MemberSession, Membership, MemberValue, Member, AuditEvent,
                  PendingAuthnRequest, SeenAssertion)
+
+
+@pytest.fixture
+def middleware(database_url: str) -> Iterator[SSOMiddleware]:
+    """The SCIM security modules' middleware: fresh per test, no HTTP server, no IdP."""
+    app = new_middleware(database_url)
+    yield app
+    app.close()
 
 
 @pytest.fixture(scope="module")

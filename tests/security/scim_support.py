@@ -1,9 +1,9 @@
 """What the SCIM security tests share: a populated workspace, a strict check of every answer,
 and the store's invariants read back with plain SQL.
 
-Used by test_scim_fuzz.py, test_scim_tenants.py and test_scim_tokens.py. Those modules build
-their middleware on tests/conftest.py's ``database_url`` and never touch the SAML ``site`` of
-this package's conftest (each overrides its autouse ``clean_slate`` with a no-op).
+Used by test_scim_fuzz.py, test_scim_tenants.py and test_scim_tokens.py. Those modules take the
+conftest's ``middleware`` (built with ``new_middleware`` on tests/conftest.py's
+``database_url``) and never touch the SAML ``site`` of this package's conftest.
 """
 
 from __future__ import annotations

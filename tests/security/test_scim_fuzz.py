@@ -70,18 +70,6 @@ FUZZ = settings(
 READS = settings(FUZZ, max_examples=EXAMPLES or 300)  # one read per example: cheap
 
 
-@pytest.fixture(autouse=True)
-def clean_slate() -> None:
-    """This package's conftest empties the SAML site's tables before each test: not ours."""
-
-
-@pytest.fixture
-def middleware(database_url: str) -> Iterator[SSOMiddleware]:
-    app = new_middleware(database_url)
-    yield app
-    app.close()
-
-
 @pytest.fixture
 def world(middleware: SSOMiddleware) -> World:
     return World(middleware)

@@ -9,7 +9,6 @@ answer to the attacker may carry a victim's name or address that the attacker di
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -19,21 +18,9 @@ from sqlalchemy import text
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.scim.schemas import ENTERPRISE_USER_SCHEMA, PATCH_OP, SEARCH_REQUEST
 
-from .scim_support import Tenant, check_answer, full_user, new_middleware
+from .scim_support import Tenant, check_answer, full_user
 
 ENT = ENTERPRISE_USER_SCHEMA
-
-
-@pytest.fixture(autouse=True)
-def clean_slate() -> None:
-    """This package's conftest empties the SAML site's tables before each test: not ours."""
-
-
-@pytest.fixture
-def middleware(database_url: str) -> Iterator[SSOMiddleware]:
-    app = new_middleware(database_url)
-    yield app
-    app.close()
 
 
 class Side:

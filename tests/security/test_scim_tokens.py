@@ -8,7 +8,6 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,18 +32,6 @@ from .scim_support import Tenant, check_answer, new_middleware
 LIMIT = AUTH_FAILURE_LIMIT
 ATTACKER = "203.0.113.7"
 BYSTANDER = "198.51.100.20"
-
-
-@pytest.fixture(autouse=True)
-def clean_slate() -> None:
-    """This package's conftest empties the SAML site's tables before each test: not ours."""
-
-
-@pytest.fixture
-def middleware(database_url: str) -> Iterator[SSOMiddleware]:
-    app = new_middleware(database_url)
-    yield app
-    app.close()
 
 
 @pytest.fixture
