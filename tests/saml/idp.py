@@ -19,11 +19,10 @@ rest, or "Test".
 from __future__ import annotations
 
 import base64
-import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import parse_qs
 
 import lxml.html
@@ -139,71 +138,30 @@ class TestIdP:
 
     # responses --------------------------------------------------------------------------------------
 
-    def response(
-        self,
-        *,
-        sp_entity_id: str,
-        acs_url: str,
-        email: str,
-        attributes: Attributes | None = None,
-        in_response_to: str | None = None,
-        sign_assertion: bool = True,
-        sign_response: bool = False,
-        issuer: str | None = None,
-        audience: str | None = None,
-        destination: str | None = None,
-        recipient: str | None = None,
-        not_on_or_after_offset: float = 300,
-        not_before_offset: float = -300,
-        authn_instant: dt.datetime | None = None,
-    ) -> str:
+    def response(self, *, sp_entity_id: str, acs_url: str, email: str,
+                 attributes: Attributes | None = None,
+                 **options: Unpack[protocol.ResponseOptions]) -> str:
         """A base64 SAMLResponse (HTTP-POST binding) for ``email``; NameID format emailAddress.
 
-        Made by ``Server.create_authn_response``, then edited as asked (offsets are seconds from now;
-        Conditions and SubjectConfirmationData share NotOnOrAfter), then signed with the IdP key.
-        ``issuer``/``audience``/``destination``/``recipient`` default to the honest values
-        (this IdP's entity ID, ``sp_entity_id``, ``acs_url``, ``acs_url``); ``attributes`` to
-        ``idp.users[email]``, else ``default_attributes(email)``. An SP the IdP has not met is
-        registered with ``acs_url`` on the way, as if an admin had set it up.
+        Made by ``Server.create_authn_response``, then edited as ``options`` ask (see
+        ``devidp.protocol.response_xml``: offsets are seconds from now; issuer, audience,
+        destination and recipient default to the honest values), then signed with the IdP key.
+        ``attributes`` default to ``idp.users[email]``, else ``default_attributes(email)``. An SP
+        the IdP has not met is registered with ``acs_url`` on the way, as if an admin had set it up.
         """
-        xml = self.response_xml(
-            sp_entity_id=sp_entity_id, acs_url=acs_url, email=email, attributes=attributes,
-            in_response_to=in_response_to, sign_assertion=sign_assertion, sign_response=sign_response,
-            issuer=issuer, audience=audience, destination=destination, recipient=recipient,
-            not_on_or_after_offset=not_on_or_after_offset, not_before_offset=not_before_offset,
-            authn_instant=authn_instant,
-        )  # fmt: skip
+        xml = self.response_xml(sp_entity_id=sp_entity_id, acs_url=acs_url, email=email,
+                                attributes=attributes, **options)
         return base64.b64encode(xml.encode("utf-8")).decode("ascii")
 
-    def response_xml(
-        self,
-        *,
-        sp_entity_id: str,
-        acs_url: str,
-        email: str,
-        attributes: Attributes | None = None,
-        in_response_to: str | None = None,
-        sign_assertion: bool = True,
-        sign_response: bool = False,
-        issuer: str | None = None,
-        audience: str | None = None,
-        destination: str | None = None,
-        recipient: str | None = None,
-        not_on_or_after_offset: float = 300,
-        not_before_offset: float = -300,
-        authn_instant: dt.datetime | None = None,
-    ) -> str:
+    def response_xml(self, *, sp_entity_id: str, acs_url: str, email: str,
+                     attributes: Attributes | None = None,
+                     **options: Unpack[protocol.ResponseOptions]) -> str:
         """``response()`` as XML text (for tests that tamper with it before encoding it)."""
         if sp_entity_id not in protocol.registered_sps(self.server):
             self.sp_config(sp_entity_id, acs_url)
         return protocol.response_xml(
             self.server, sp_entity_id=sp_entity_id, acs_url=acs_url, email=email,
-            attributes=attributes or self.users.get(email) or default_attributes(email),
-            in_response_to=in_response_to, sign_assertion=sign_assertion, sign_response=sign_response,
-            issuer=issuer, audience=audience, destination=destination, recipient=recipient,
-            not_on_or_after_offset=not_on_or_after_offset, not_before_offset=not_before_offset,
-            authn_instant=authn_instant,
-        )  # fmt: skip
+            attributes=attributes or self.users.get(email) or default_attributes(email), **options)
 
     def signature_template(self, element_id: str) -> Any:
         """pysaml2's ds:Signature template (RSA-SHA256, exc-c14n, our certificate in KeyInfo)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 from xml.sax.saxutils import quoteattr
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, class_name, samlp
@@ -215,6 +215,21 @@ def _now_plus(seconds: float) -> str:
 
 def _first(value: Any) -> Any:
     return value[0] if isinstance(value, list) else value
+
+
+class ResponseOptions(TypedDict, total=False):
+    """The optional knobs of :func:`response_xml`, for callers that pass them through."""
+
+    in_response_to: str | None
+    sign_assertion: bool
+    sign_response: bool
+    issuer: str | None
+    audience: str | None
+    destination: str | None
+    recipient: str | None
+    not_on_or_after_offset: float
+    not_before_offset: float
+    authn_instant: dt.datetime | None
 
 
 def response_xml(
