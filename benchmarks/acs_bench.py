@@ -67,7 +67,7 @@ from scim_bench import (  # noqa: E402
 )
 
 SLUG = "bench"
-SECRET = "bench-secret"
+SECRET = "bench-secret-padded-to-thirty-two-bytes-at-least"
 COOKIE_NAME = "webwork_sso_session"
 WAITRESS_THREADS = 4
 IDP_URL = "http://127.0.0.1:9/idp-never-contacted"

@@ -54,7 +54,7 @@ from acs_bench import load_test_idp  # noqa: E402
 from scim_bench import _profile_report, fmt, publish, version_of  # noqa: E402
 
 SLUG = "bench"
-SECRET = "bench-secret"
+SECRET = "bench-secret-padded-to-thirty-two-bytes-at-least"
 BASE_URL = "http://127.0.0.1:8000"
 EMAIL = "ada.lovelace@bench.example.com"
 LONG_RECHECK_S = 300.0  # the longest the settings allow; the timed run takes far less

@@ -263,7 +263,7 @@ def build_peer() -> tuple[Any, str]:
     provider = ScimProvider.from_discovery(
         load_default_schemas().values(), load_default_resource_types().values(), config=config
     )
-    service = ScimService(provider, secret="bench-secret")
+    service = ScimService(provider, secret="bench-secret-padded-to-thirty-two-bytes-at-least")
     app = BearerTokenApplication(InMemoryStorage(), provider, service=service, bearer_tokens=[PEER_TOKEN])
     return app, PEER_TOKEN
 

@@ -19,7 +19,7 @@ from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import Base
 
 POSTGRES_URL = os.environ.get("WEBWORK_SSO_TEST_DATABASE_URL")
-SECRET = "test-secret-key"
+SECRET = "test-secret-key-padded-to-thirty-two-bytes-at-least"
 
 
 def pytest_report_header() -> str:

@@ -34,7 +34,7 @@ from .saml.metadata_samples import (
     okta_metadata,
 )
 
-SECRET = "test-secret-key"
+SECRET = "test-secret-key-padded-to-thirty-two-bytes-at-least"
 BASE_URL = "https://tracker.example.com"
 INTERFACE_KEYS = {
     "slug", "name", "plan", "scim_base_url", "sp_entity_id", "acs_url", "sp_metadata_url",

@@ -11,7 +11,7 @@ from webwork_sso_middleware.errors import ConfigurationError, WebworkSSOError
 
 
 def settings(environ: dict[str, str] | None = None, **options: Any) -> Settings:
-    options.setdefault("secret_key", ["key"])
+    options.setdefault("secret_key", ["key-padded-to-thirty-two-bytes-at-least"])
     return Settings.from_options(options, environ=environ or {})
 
 
@@ -28,7 +28,7 @@ def test_defaults() -> None:
 def test_each_option_falls_back_to_the_environment() -> None:
     environ = {
         "WEBWORK_SSO_DATABASE_URL": "postgresql+psycopg://db.example/sso",
-        "WEBWORK_SSO_SECRET_KEY": "from-env",
+        "WEBWORK_SSO_SECRET_KEY": "from-env-padded-to-thirty-two-bytes-at-least",
         "WEBWORK_SSO_BASE_URL": "https://tracker.example.com",
         "WEBWORK_SSO_SCIM_MAX_RESULTS": "50",
         "WEBWORK_SSO_MAX_BODY_BYTES": "4096",
@@ -38,7 +38,7 @@ def test_each_option_falls_back_to_the_environment() -> None:
     result = Settings.from_options({}, environ=environ)
 
     assert result.database_url == "postgresql+psycopg://db.example/sso"
-    assert result.secret_key == ("from-env",)
+    assert result.secret_key == ("from-env-padded-to-thirty-two-bytes-at-least",)
     assert result.base_url == "https://tracker.example.com"
     assert result.scim_max_results == 50
     assert result.max_body_bytes == 4096
@@ -48,7 +48,7 @@ def test_each_option_falls_back_to_the_environment() -> None:
 def test_an_explicit_option_wins_over_the_environment() -> None:
     environ = {
         "WEBWORK_SSO_DATABASE_URL": "sqlite:///env.db",
-        "WEBWORK_SSO_SECRET_KEY": "env-key",
+        "WEBWORK_SSO_SECRET_KEY": "env-key-padded-to-thirty-two-bytes-at-least",
         "WEBWORK_SSO_SCIM_MAX_RESULTS": "50",
         "WEBWORK_SSO_AUTO_MIGRATE": "true",
     }
@@ -56,7 +56,7 @@ def test_an_explicit_option_wins_over_the_environment() -> None:
     result = Settings.from_options(
         {
             "database_url": "sqlite:///explicit.db",
-            "secret_key": ["explicit-key"],
+            "secret_key": ["explicit-key-padded-to-thirty-two-bytes-at-least"],
             "scim_max_results": 7,
             "auto_migrate": False,
         },
@@ -64,7 +64,7 @@ def test_an_explicit_option_wins_over_the_environment() -> None:
     )
 
     assert result.database_url == "sqlite:///explicit.db"
-    assert result.secret_key == ("explicit-key",)
+    assert result.secret_key == ("explicit-key-padded-to-thirty-two-bytes-at-least",)
     assert result.scim_max_results == 7
     assert result.auto_migrate is False
 
@@ -72,25 +72,25 @@ def test_an_explicit_option_wins_over_the_environment() -> None:
 def test_none_means_not_given_and_an_empty_variable_means_unset() -> None:
     result = Settings.from_options(
         {"secret_key": None, "base_url": None},
-        environ={"WEBWORK_SSO_SECRET_KEY": "env-key", "WEBWORK_SSO_BASE_URL": ""},
+        environ={"WEBWORK_SSO_SECRET_KEY": "env-key-padded-to-thirty-two-bytes-at-least", "WEBWORK_SSO_BASE_URL": ""},
     )
 
-    assert result.secret_key == ("env-key",)
+    assert result.secret_key == ("env-key-padded-to-thirty-two-bytes-at-least",)
     assert result.base_url is None
 
 
 def test_several_secret_keys_from_the_environment_are_comma_separated_newest_last() -> None:
-    result = Settings.from_options({}, environ={"WEBWORK_SSO_SECRET_KEY": " old , new ,"})
+    result = Settings.from_options({}, environ={"WEBWORK_SSO_SECRET_KEY": " old-padded-to-thirty-two-bytes-at-least , new-padded-to-thirty-two-bytes-at-least ,"})
 
-    assert result.secret_key == ("old", "new")
-    assert result.signing_key == "new"
+    assert result.secret_key == ("old-padded-to-thirty-two-bytes-at-least", "new-padded-to-thirty-two-bytes-at-least")
+    assert result.signing_key == "new-padded-to-thirty-two-bytes-at-least"
 
 
 def test_a_list_of_secret_keys_rotates_newest_last() -> None:
-    result = settings(secret_key=["old", "older-still", "newest"])
+    result = settings(secret_key=["old-padded-to-thirty-two-bytes-at-least", "older-still-padded-to-thirty-two-bytes-at-least", "newest-padded-to-thirty-two-bytes-at-least"])
 
-    assert result.secret_key == ("old", "older-still", "newest")
-    assert result.signing_key == "newest"
+    assert result.secret_key == ("old-padded-to-thirty-two-bytes-at-least", "older-still-padded-to-thirty-two-bytes-at-least", "newest-padded-to-thirty-two-bytes-at-least")
+    assert result.signing_key == "newest-padded-to-thirty-two-bytes-at-least"
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,21 @@ def test_a_secret_key_is_required(environ: dict[str, str]) -> None:
     assert raised.value.option == "secret_key"
 
 
-@pytest.mark.parametrize("secret_key", [[], [""], ["good", ""]])
+@pytest.mark.parametrize("secret_key", [["a"], ["x" * 31], ["old-but-weak", "new-padded-to-thirty-two-bytes-at-least"],
+                                        ["new-padded-to-thirty-two-bytes-at-least", "\u00e9" * 15]])
+def test_secret_keys_shorter_than_32_bytes_are_refused(secret_key: list[str]) -> None:
+    # A short key can be guessed offline from one cookie; an old key in the list still verifies.
+    with pytest.raises(ConfigurationError) as raised:
+        settings(secret_key=secret_key)
+    assert raised.value.option == "secret_key"
+    assert "32 bytes" in raised.value.reason
+
+
+def test_a_key_of_exactly_32_bytes_is_accepted() -> None:
+    assert settings(secret_key=["x" * 32]).signing_key == "x" * 32
+
+
+@pytest.mark.parametrize("secret_key", [[], [""], ["good-padded-to-thirty-two-bytes-at-least", ""]])
 def test_empty_secret_keys_are_refused(secret_key: list[str]) -> None:
     with pytest.raises(ConfigurationError) as raised:
         settings(secret_key=secret_key)
@@ -224,12 +238,12 @@ def test_configuration_errors_belong_to_the_package_error_tree() -> None:
 
 
 def test_the_environment_is_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "process-env-key")
+    monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "process-env-key-padded-to-thirty-two-bytes-at-least")
     monkeypatch.setenv("WEBWORK_SSO_SCIM_MAX_RESULTS", "33")
 
     result = Settings.from_options({})
 
-    assert result.secret_key == ("process-env-key",)
+    assert result.secret_key == ("process-env-key-padded-to-thirty-two-bytes-at-least",)
     assert result.scim_max_results == 33
 
 

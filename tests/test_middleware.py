@@ -21,7 +21,7 @@ from .scim.conftest import ScimClient
 from .sessions.test_manager import Clock, add_member, cookie_pair, counting_statements, sign_in
 from .store.test_audit import add_events, ages
 
-KEY = "middleware-test-key"
+KEY = "middleware-test-key-padded-to-thirty-two-bytes-at-least"
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 API = {"Accept": "application/json"}
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -226,7 +226,7 @@ def test_a_refreshed_cookie_is_added_to_the_host_apps_response(app, ada):
 
 def test_session_options_come_from_the_environment_too() -> None:
     settings = Settings.from_options({}, environ={
-        "WEBWORK_SSO_SECRET_KEY": "k",
+        "WEBWORK_SSO_SECRET_KEY": "k-padded-to-thirty-two-bytes-at-least",
         "WEBWORK_SSO_SESSION_ABSOLUTE_LIFETIME": "3600",
         "WEBWORK_SSO_SESSION_IDLE_LIFETIME": "600",
         "WEBWORK_SSO_SESSION_RECHECK_SECONDS": "0.5",
@@ -243,7 +243,7 @@ def test_session_options_come_from_the_environment_too() -> None:
 
 
 def test_session_defaults() -> None:
-    settings = Settings.from_options({"secret_key": "k"}, environ={})
+    settings = Settings.from_options({"secret_key": "k-padded-to-thirty-two-bytes-at-least"}, environ={})
 
     assert settings.session_absolute_lifetime == 43200
     assert settings.session_idle_lifetime == 7200
@@ -258,13 +258,13 @@ def test_session_defaults() -> None:
     ("true", True), ("on", True), ("false", ()), ("/", ("/",)), ("/a,/b,", ("/a", "/b")),
 ])
 def test_protect_from_the_environment(raw: str, expected: Any) -> None:
-    settings = Settings.from_options({"secret_key": "k"}, environ={"WEBWORK_SSO_PROTECT": raw})
+    settings = Settings.from_options({"secret_key": "k-padded-to-thirty-two-bytes-at-least"}, environ={"WEBWORK_SSO_PROTECT": raw})
     assert settings.protect == expected
 
 
 def test_protect_as_an_argument() -> None:
     def protect(value: Any) -> Any:
-        return Settings.from_options({"secret_key": "k", "protect": value}, environ={}).protect
+        return Settings.from_options({"secret_key": "k-padded-to-thirty-two-bytes-at-least", "protect": value}, environ={}).protect
 
     assert protect(True) is True and protect(False) == ()
     assert protect("/reports,2024") == ("/reports,2024",)  # an explicit string is one prefix
@@ -287,7 +287,7 @@ def test_protect_as_an_argument() -> None:
 ])
 def test_invalid_session_options_are_refused(option: str, value: Any) -> None:
     with pytest.raises(ConfigurationError) as caught:
-        Settings.from_options({"secret_key": "k", option: value}, environ={})
+        Settings.from_options({"secret_key": "k-padded-to-thirty-two-bytes-at-least", option: value}, environ={})
     assert caught.value.option == option
 
 

@@ -16,6 +16,9 @@ from .errors import ConfigurationError
 
 ENV_PREFIX = "WEBWORK_SSO_"
 COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # an RFC 6265 token
+# Every key signs or verifies session cookies and settings links: a short one can be guessed
+# offline from a single cookie. 32 bytes is what ``secrets.token_urlsafe(32)`` gives.
+MIN_SECRET_KEY_BYTES = 32
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -77,6 +80,11 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.secret_key or not all(self.secret_key):
             raise ConfigurationError("secret_key", "must be a non-empty string or list of strings")
+        if any(len(key.encode("utf-8")) < MIN_SECRET_KEY_BYTES for key in self.secret_key):
+            # Old keys too: a weak key that still verifies is as good as a weak signing key.
+            raise ConfigurationError(
+                "secret_key", f"every key must be at least {MIN_SECRET_KEY_BYTES} bytes; generate "
+                "one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
         if self.base_url is not None:
             parts = urlsplit(self.base_url)
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or (

@@ -22,7 +22,7 @@ from webwork_sso_middleware.errors import ConfigurationError, NotFound
 
 from ..saml.conftest import Site
 
-KEYS = ("older-key", "newest-key")
+KEYS = ("older-key-padded-to-thirty-two-bytes-at-least", "newest-key-padded-to-thirty-two-bytes-at-least")
 
 
 def token_of(url: str) -> str:
@@ -175,7 +175,7 @@ def test_cli_prints_a_link_the_site_accepts(site: Site, database_url: str,
                                             monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]):
     site.workspaces.create("acme", name="Acme", plan="plus", owner_email="owner@acme.test")
-    monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "s3cret")  # the Site's key
+    monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "s3cret-padded-to-thirty-two-bytes-at-least")  # the Site's key
     argv = ["--database-url", database_url, "--base-url", site.url]
     assert main([*argv, "workspace", "settings-link", "acme"]) == 0
     out = capsys.readouterr().out
@@ -214,7 +214,7 @@ def test_cli_link_opens_a_middleware_with_the_same_key(tmp_path: Path, serve,
                                                        monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]):
     # The CLI signs with the newest of several keys; the site verifies with the same list.
-    monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "old-key,new-key")
+    monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "old-key-padded-to-thirty-two-bytes-at-least,new-key-padded-to-thirty-two-bytes-at-least")
     database = f"sqlite:///{tmp_path / 'site.db'}"
     dispatch: list = []
     live = serve(lambda environ, start_response: dispatch[0](environ, start_response))
@@ -225,8 +225,8 @@ def test_cli_link_opens_a_middleware_with_the_same_key(tmp_path: Path, serve,
         assert main(["--database-url", database, "--base-url", live.url,
                      "workspace", "settings-link", "acme"]) == 0
         url = capsys.readouterr().out.strip()
-        assert read_settings_link(token_of(url), slug="acme", secret_keys=("new-key",))
+        assert read_settings_link(token_of(url), slug="acme", secret_keys=("new-key-padded-to-thirty-two-bytes-at-least",))
         assert requests.get(url).status_code == 200
     finally:
         middleware.close()
-    assert os.environ["WEBWORK_SSO_SECRET_KEY"] == "old-key,new-key"
+    assert os.environ["WEBWORK_SSO_SECRET_KEY"] == "old-key-padded-to-thirty-two-bytes-at-least,new-key-padded-to-thirty-two-bytes-at-least"

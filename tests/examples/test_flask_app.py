@@ -25,7 +25,7 @@ def create_app() -> Callable[..., Any]:
 @pytest.fixture
 def client(create_app: Callable[..., Any], database_url: str) -> Iterator[webtest.TestApp]:
     app = create_app({"WEBWORK_SSO_DATABASE_URL": database_url,
-                      "WEBWORK_SSO_SECRET_KEY": "example-test-key"})
+                      "WEBWORK_SSO_SECRET_KEY": "example-test-key-padded-to-thirty-two-bytes-at-least"})
     yield webtest.TestApp(app)
     app.extensions["webwork_sso"].close()
 

@@ -89,7 +89,7 @@ class Workers:
         self.started: list[SSOMiddleware] = []
 
     def fresh(self) -> tuple[SSOMiddleware, str]:
-        middleware = SSOMiddleware(host_app, database_url=self.database_url, secret_key="k",
+        middleware = SSOMiddleware(host_app, database_url=self.database_url, secret_key="k-padded-to-thirty-two-bytes-at-least",
                                    base_url=BASE_URL)
         self.started.append(middleware)
         return middleware, self.serve(middleware).url

@@ -91,7 +91,7 @@ def make_site(serve: Callable[[Any], Any],
 
     def make(**options: Any) -> FrameworkSite:
         def build(base_url: str) -> tuple[Any, Any]:
-            sso = {"database_url": database_url, "secret_key": "s3cret", "base_url": base_url,
+            sso = {"database_url": database_url, "secret_key": "s3cret-padded-to-thirty-two-bytes-at-least", "base_url": base_url,
                    "session_recheck_seconds": 0, **options}
             with override_settings(WEBWORK_SSO=sso):
                 application = sso_wsgi_application()
@@ -238,7 +238,7 @@ def test_the_backend_refuses_a_user_name_too_long_for_the_username_column() -> N
 
 def test_a_remote_user_set_by_a_client_or_upstream_never_reaches_django(
         database_url: str) -> None:
-    with override_settings(WEBWORK_SSO={"database_url": database_url, "secret_key": "k"}):
+    with override_settings(WEBWORK_SSO={"database_url": database_url, "secret_key": "k-padded-to-thirty-two-bytes-at-least"}):
         application = sso_wsgi_application()
     try:
         app = webtest.TestApp(application, extra_environ={"REMOTE_USER": ALICE})
@@ -248,9 +248,9 @@ def test_a_remote_user_set_by_a_client_or_upstream_never_reaches_django(
 
 
 @pytest.mark.parametrize("options, named", [
-    ({"secret_key": "k", "databse_url": "sqlite://"}, "databse_url"),
-    ({"secret_key": "k", "base_url": "ftp://example.com"}, "base_url"),
-    ({"secret_key": "k", "scim_max_results": "many"}, "scim_max_results"),
+    ({"secret_key": "k-padded-to-thirty-two-bytes-at-least", "databse_url": "sqlite://"}, "databse_url"),
+    ({"secret_key": "k-padded-to-thirty-two-bytes-at-least", "base_url": "ftp://example.com"}, "base_url"),
+    ({"secret_key": "k-padded-to-thirty-two-bytes-at-least", "scim_max_results": "many"}, "scim_max_results"),
     (["secret_key"], "WEBWORK_SSO"),
 ])
 def test_bad_webwork_sso_settings_raise_configuration_error_naming_the_key(

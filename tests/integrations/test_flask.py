@@ -56,7 +56,7 @@ def test_init_app_reads_app_config_and_current_member_sees_the_signed_in_member(
 
     def build(base_url: str) -> tuple[Any, SSOMiddleware]:
         app = make_app()
-        app.config.update(WEBWORK_SSO_DATABASE_URL=database_url, WEBWORK_SSO_SECRET_KEY="s3cret",
+        app.config.update(WEBWORK_SSO_DATABASE_URL=database_url, WEBWORK_SSO_SECRET_KEY="s3cret-padded-to-thirty-two-bytes-at-least",
                           WEBWORK_SSO_BASE_URL=base_url, WEBWORK_SSO_SESSION_RECHECK_SECONDS=0)
         middleware = sso.init_app(app)
         assert app.wsgi_app is middleware and app.extensions["webwork_sso"] is middleware
@@ -82,7 +82,7 @@ def test_plain_wsgi_app_wrapping_works_with_current_member_too(
     def build(base_url: str) -> tuple[Any, SSOMiddleware]:
         app = make_app()
         app.wsgi_app = SSOMiddleware(app.wsgi_app, database_url=database_url,  # type: ignore
-                                     secret_key="s3cret", base_url=base_url)
+                                     secret_key="s3cret-padded-to-thirty-two-bytes-at-least", base_url=base_url)
         return app, app.wsgi_app
 
     site = FrameworkSite(serve, build)
@@ -97,7 +97,7 @@ def test_plain_wsgi_app_wrapping_works_with_current_member_too(
 
 def test_keyword_overrides_win_over_app_config_and_none_falls_back_to_the_environment(
         database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "from-the-environment")
+    monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "from-the-environment-padded-to-thirty-two-bytes-at-least")
     app = make_app()
     app.config.update(WEBWORK_SSO_DATABASE_URL=database_url, WEBWORK_SSO_SECRET_KEY=None,
                       WEBWORK_SSO_SCIM_MAX_RESULTS="50", WEBWORK_SSO_PROTECT=["/private"])
@@ -106,7 +106,7 @@ def test_keyword_overrides_win_over_app_config_and_none_falls_back_to_the_enviro
     middleware: SSOMiddleware = app.extensions["webwork_sso"]
     try:
         assert middleware.settings.scim_max_results == 20
-        assert middleware.settings.secret_key == ("from-the-environment",)
+        assert middleware.settings.secret_key == ("from-the-environment-padded-to-thirty-two-bytes-at-least",)
         assert middleware.settings.protect == ("/private",)
         client = webtest.TestApp(app)
         assert client.get("/private/x", status=401).status_int == 401
@@ -117,7 +117,7 @@ def test_keyword_overrides_win_over_app_config_and_none_falls_back_to_the_enviro
 
 def test_a_second_init_app_on_the_same_app_is_refused(database_url: str) -> None:
     app = make_app()
-    app.config.update(WEBWORK_SSO_DATABASE_URL=database_url, WEBWORK_SSO_SECRET_KEY="k")
+    app.config.update(WEBWORK_SSO_DATABASE_URL=database_url, WEBWORK_SSO_SECRET_KEY="k-padded-to-thirty-two-bytes-at-least")
     sso = WebworkSSO(app)
     try:
         with pytest.raises(RuntimeError, match="already"):
@@ -128,7 +128,7 @@ def test_a_second_init_app_on_the_same_app_is_refused(database_url: str) -> None
 
 def test_unknown_options_are_named_as_written() -> None:
     app = make_app()
-    app.config.update(WEBWORK_SSO_SECRET_KEY="k", WEBWORK_SSO_DATABSE_URL="sqlite://")
+    app.config.update(WEBWORK_SSO_SECRET_KEY="k-padded-to-thirty-two-bytes-at-least", WEBWORK_SSO_DATABSE_URL="sqlite://")
     with pytest.raises(ConfigurationError) as raised:
         WebworkSSO(app)
     assert raised.value.option == "WEBWORK_SSO_DATABSE_URL"
@@ -137,7 +137,7 @@ def test_unknown_options_are_named_as_written() -> None:
         WebworkSSO(secret=["k"])
     assert raised.value.option == "secret"
     with pytest.raises(ConfigurationError) as raised:
-        WebworkSSO(make_app(), secret_key="k", session_idle_lifetime=5)
+        WebworkSSO(make_app(), secret_key="k-padded-to-thirty-two-bytes-at-least", session_idle_lifetime=5)
     assert raised.value.option == "session_idle_lifetime"
 
 

@@ -89,9 +89,9 @@ clock_skew_seconds =
 
 def test_options_left_out_come_from_the_environment(load: Any, database_url: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "from-env")
+    monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "from-env-padded-to-thirty-two-bytes-at-least")
     app = load(f"database_url = {database_url}\nprotect = true")
-    assert app.settings.secret_key == ("from-env",)
+    assert app.settings.secret_key == ("from-env-padded-to-thirty-two-bytes-at-least",)
     assert app.settings.protect is True
 
 
@@ -114,7 +114,7 @@ def test_an_unknown_option_or_a_bad_value_fails_naming_it(
 
 def test_global_conf_is_not_read_as_options() -> None:
     make_filter = filter_factory({"here": "/srv", "__file__": "/srv/site.ini"},
-                                 secret_key="k", database_url="sqlite://")
+                                 secret_key="k-padded-to-thirty-two-bytes-at-least", database_url="sqlite://")
     app = make_filter(hello)
     try:
         assert app.settings.database_url == "sqlite://"

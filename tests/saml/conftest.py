@@ -72,7 +72,7 @@ class Site:
         dispatch: list[Any] = []
         live = serve(lambda environ, start_response: dispatch[0](environ, start_response))
         self.url = live.url
-        self.middleware = SSOMiddleware(host_app, database_url=database_url, secret_key="s3cret",
+        self.middleware = SSOMiddleware(host_app, database_url=database_url, secret_key="s3cret-padded-to-thirty-two-bytes-at-least",
                                         base_url=self.url, **options)
         dispatch.append(self.middleware)
         self.workspaces = self.middleware.workspaces

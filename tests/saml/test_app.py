@@ -267,7 +267,7 @@ def test_https_base_url_makes_secure_cookies(serve: Callable[[Any], Any], databa
     dispatch: list[Any] = []
     live = serve(lambda environ, start_response: dispatch[0](environ, start_response))
     public = "https://tracker.example.test"
-    middleware = SSOMiddleware(host_app, database_url=database_url, secret_key="k", base_url=public)
+    middleware = SSOMiddleware(host_app, database_url=database_url, secret_key="k-padded-to-thirty-two-bytes-at-least", base_url=public)
     dispatch.append(middleware)
     try:
         middleware.workspaces.create("acme", name="Acme", plan="plus", owner_email="o@acme.test")

@@ -255,7 +255,7 @@ def test_hmac_signature_is_rejected(
 ) -> None:
     xml = response_xml(test_idp, sign_assertion=False)
     assertion_id = ids(xml)[1]
-    material = idp_keys.cert_pem if secret == "the metadata certificate" else b"s3cret"
+    material = idp_keys.cert_pem if secret == "the metadata certificate" else b"s3cret-padded-to-thirty-two-bytes-at-least"
     key = xmlsec.Key.from_binary_data(xmlsec.KeyData.HMAC, material)
     forged = xmlsec_sign(xml, assertion_id, key, method=xmlsec.Transform.HMAC_SHA256)
     with pytest.raises(REJECTED):

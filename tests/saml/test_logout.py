@@ -18,7 +18,7 @@ from webwork_sso_middleware.store import Database
 
 from ..sessions.test_manager import add_member, cookie_pair, create_workspace, sign_in
 
-KEY = "logout-test-key"
+KEY = "logout-test-key-padded-to-thirty-two-bytes-at-least"
 LOGOUT = "/saml/logout"
 
 

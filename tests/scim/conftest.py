@@ -21,7 +21,7 @@ def host_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 @pytest.fixture
 def middleware(database_url: str) -> Iterator[SSOMiddleware]:
-    app = SSOMiddleware(host_app, database_url=database_url, secret_key="test-secret",
+    app = SSOMiddleware(host_app, database_url=database_url, secret_key="test-secret-padded-to-thirty-two-bytes-at-least",
                         base_url="https://tracker.example.com")
     yield app
     app.close()

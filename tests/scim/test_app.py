@@ -117,7 +117,7 @@ def test_passthrough_does_not_touch_scim_and_strips_forged_identity(middleware):
         return [b"ok"]
 
     wrapped = SSOMiddleware(host, database_url=middleware.settings.database_url,
-                            secret_key="k")
+                            secret_key="k-padded-to-thirty-two-bytes-at-least")
     try:
         TestApp(wrapped).get("/anything", extra_environ={"REMOTE_USER": "mallory@evil.test",
                                                         "webwork_sso.member": object()})

@@ -99,7 +99,7 @@ def other_worker(module_serve: Callable[[Any], Any], module_database_url: str,
     on the same database and behind the same public base URL, served on its own port."""
     dispatch: list[Any] = []
     live = module_serve(lambda environ, start_response: dispatch[0](environ, start_response))
-    middleware = SSOMiddleware(host_app, database_url=module_database_url, secret_key="s3cret",
+    middleware = SSOMiddleware(host_app, database_url=module_database_url, secret_key="s3cret-padded-to-thirty-two-bytes-at-least",
                                base_url=site.url)
     dispatch.append(middleware)
     yield live.url

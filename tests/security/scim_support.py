@@ -244,5 +244,5 @@ class World:
 
 
 def new_middleware(database_url: str, **options: Any) -> SSOMiddleware:
-    return SSOMiddleware(host_app, database_url=database_url, secret_key="test-secret",
+    return SSOMiddleware(host_app, database_url=database_url, secret_key="test-secret-padded-to-thirty-two-bytes-at-least",
                          base_url="https://tracker.example.com", **options)

@@ -15,7 +15,7 @@ import requests
 from ..saml.conftest import Site
 from ..saml.idp import TestIdP
 
-SECRET_KEY = "s3cret"  # what tests/saml's Site signs with
+SECRET_KEY = "s3cret-padded-to-thirty-two-bytes-at-least"  # what tests/saml's Site signs with
 
 
 @pytest.fixture

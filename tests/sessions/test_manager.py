@@ -34,7 +34,7 @@ from ..scim.conftest import host_app, okta_user
 
 SCIM_JSON = {"Content-Type": "application/scim+json"}
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-KEY = "session-test-key"
+KEY = "session-test-key-padded-to-thirty-two-bytes-at-least"
 
 
 # -- helpers (also used by tests/test_middleware.py and tests/saml/test_logout.py) ---------------

@@ -36,7 +36,7 @@ from ..saml.idp import TestIdP, autopost_form
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "worker.py"
 BASE_URL = "http://sso.cluster.test"  # what the IdP and SCIM clients are told; never resolved
-SECRET = "workers-secret"
+SECRET = "workers-secret-padded-to-thirty-two-bytes-at-least"
 SCIM_JSON = "application/scim+json"
 
 

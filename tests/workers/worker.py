@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--base-url", required=True)
-    parser.add_argument("--secret-key", default="workers-secret")
+    parser.add_argument("--secret-key", default="workers-secret-padded-to-thirty-two-bytes-at-least")
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--threads", type=int, default=6)
     parser.add_argument("--recheck", type=float, default=1.0, help="session_recheck_seconds")
