@@ -18,6 +18,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import Base
 
+from .dns_server import TxtServer
+
 POSTGRES_URL = os.environ.get("WEBWORK_SSO_TEST_DATABASE_URL")
 SECRET = "test-secret-key-padded-to-thirty-two-bytes-at-least"
 
@@ -113,3 +115,11 @@ def serve() -> Iterator[Callable[[Callable[..., Any]], LiveServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def dns_server() -> Iterator[TxtServer]:
+    """A real DNS server on 127.0.0.1 (UDP) that serves the TXT records a test publishes."""
+    server = TxtServer()
+    yield server
+    server.stop()

@@ -24,6 +24,8 @@ from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.cli import main
 from webwork_sso_middleware.store.workspaces import hash_token
 
+from .dns_server import TxtServer
+
 from .devidp import browser
 from .saml.metadata_samples import (
     OKTA_ENTITY_ID,
@@ -40,7 +42,8 @@ INTERFACE_KEYS = {
     "slug", "name", "plan", "scim_base_url", "sp_entity_id", "acs_url", "sp_metadata_url",
     "login_url", "settings_url",
 }  # fmt: skip
-ADDITIVE_KEYS = {"owner_email", "scim_enabled", "sso_enabled", "domains"}
+ADDITIVE_KEYS = {"owner_email", "scim_enabled", "sso_enabled", "domains", "verified_domains",
+                 "domain_claims"}
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 
@@ -277,8 +280,47 @@ def test_set_domains_normalises_and_validates(cli: Cli) -> None:
     assert document["domains"] == ["acme.example", "acme.example.org"]
 
     result = cli("workspace", "set-domains", "acme", "acme.example", "not a domain")
-    assert_one_line_failure(result, "'not a domain'", "domain")
+    assert_one_line_failure(result, "not a domain: is not a domain name")
+    result = cli("workspace", "set-domains", "acme", "acme.example", "gmail.com")
+    assert_one_line_failure(result, "gmail.com", "public or disposable")
     assert cli.json("workspace", "show", "acme")["domains"] == ["acme.example", "acme.example.org"]
+
+
+def test_verify_domain_shows_the_record_then_checks_the_dns(
+        cli: Cli, dns_server: TxtServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBWORK_SSO_DNS_NAMESERVERS", dns_server.nameserver)
+    cli.create()
+    cli("workspace", "set-domains", "acme", "acme.example")
+    code, out, _ = cli("workspace", "show", "acme")
+    assert code == 0 and "acme.example (unverified)" in out
+    (claim,) = cli.json("workspace", "show", "acme")["domain_claims"]
+    assert claim["verified"] is False and claim["txt_record_name"] == "_webwork-sso.acme.example"
+    assert claim["txt_record_value"] in out and "verify-domain acme acme.example" in out
+
+    # Not published yet: one line that names the record to publish, and a non-zero exit.
+    result = cli("workspace", "verify-domain", "acme", "acme.example")
+    assert_one_line_failure(result, claim["txt_record_name"], claim["txt_record_value"])
+    assert dns_server.queries == ["_webwork-sso.acme.example"]
+
+    dns_server.publish(claim["txt_record_name"], claim["txt_record_value"])
+    document = cli.json("workspace", "verify-domain", "acme", "acme.example")
+    assert document["verified_domains"] == ["acme.example"]
+    assert document["domain_claims"][0]["verified_by"] == "dns"
+
+
+def test_verify_domain_by_operator_asks_no_dns_and_is_held_by_one_workspace(
+        cli: Cli, dns_server: TxtServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBWORK_SSO_DNS_NAMESERVERS", dns_server.nameserver)
+    cli.create()
+    cli.create("globex")
+    code, out, _ = cli("workspace", "verify-domain", "acme", "acme.example", "--by-operator")
+    assert code == 0 and "operator" in out and dns_server.queries == []
+    assert_one_line_failure(
+        cli("workspace", "verify-domain", "globex", "acme.example", "--by-operator"),
+        "acme.example", "another workspace")
+    assert_one_line_failure(cli("workspace", "verify-domain", "acme", "gmail.com",
+                                "--by-operator"), "public or disposable")
+    assert cli.json("workspace", "show", "globex")["verified_domains"] == []
 
 
 # -- set-idp -----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from webtest import TestApp
 from webwork_sso_middleware import Member, SSOMiddleware
 from webwork_sso_middleware.config import Settings
 from webwork_sso_middleware.errors import ConfigurationError
-from webwork_sso_middleware.sessions import SessionManager
+from webwork_sso_middleware.sessions import SessionManager, revoke_locally
 
 from .scim.conftest import ScimClient
 from .sessions.test_manager import Clock, add_member, cookie_pair, counting_statements, sign_in
@@ -68,6 +68,7 @@ def app(make_app: Callable[..., SSOMiddleware]) -> SSOMiddleware:
 def scim_token(app: SSOMiddleware) -> str:
     _, token = app.workspaces.create("acme", name="Acme", plan="plus", owner_email="it@acme.test")
     app.workspaces.enable("acme", scim=True, sso=True)
+    app.workspaces.verify_domain("acme", "acme.test", by_operator=True)  # REMOTE_USER = email
     return token
 
 
@@ -100,8 +101,25 @@ def test_a_signed_in_request_carries_the_member(app, ada, ada_cookie):
     assert seen["member"] == {
         "id": ada, "workspace": "acme", "user_name": "ada@acme.test", "email": "ada@acme.test",
         "given_name": "Ada", "family_name": None, "display_name": None, "active": True,
-        "groups": ["Engineering"],
+        "groups": ["Engineering"], "identity": "ada@acme.test",
     }
+
+
+def test_remote_user_is_workspace_scoped_until_the_workspace_verifies_the_domain(app, ada,
+                                                                               ada_cookie):
+    # The same member, first with acme.test merely claimed, then verified: only a verified
+    # domain makes the email the host app's identity (no other workspace can produce it then).
+    app.workspaces.release_domain("acme", "acme.test")
+    app.workspaces.set_domains("acme", ["acme.test"])
+    revoke_locally([ada])  # the cached check would otherwise hold for the recheck interval
+    scoped = get(app, "/timesheet", ada_cookie).json
+    assert scoped["remote_user"] == f"acme:{ada}" and "@" not in scoped["remote_user"]
+    assert scoped["member"]["identity"] == scoped["remote_user"]
+    assert scoped["member"]["user_name"] == "ada@acme.test"  # still shown as it is
+
+    app.workspaces.verify_domain("acme", "acme.test", by_operator=True)
+    revoke_locally([ada])
+    assert get(app, "/timesheet", ada_cookie).json["remote_user"] == "ada@acme.test"
 
 
 def test_identity_a_client_sends_is_removed(app, ada_cookie):

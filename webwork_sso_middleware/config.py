@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .domains import split_nameserver
 from .errors import ConfigurationError
 
 ENV_PREFIX = "WEBWORK_SSO_"
@@ -51,6 +52,9 @@ class Settings:
     # Days the audit log keeps an event (every sign-in and provisioning change is one); older
     # ones are deleted a batch at a time by the running middleware. 0 keeps them for ever.
     audit_retention_days: int = 0
+    # DNS servers that verify-domain asks for TXT records ("host", "host:port", "[v6]:port");
+    # empty: the system's resolver.
+    dns_nameservers: tuple[str, ...] = ()
 
     @classmethod
     def from_options(
@@ -67,7 +71,8 @@ class Settings:
             if options.get(name) is not None:
                 value = options[name]
                 # An explicit string is one key (or prefix); only the environment lists by commas.
-                listed = name in ("secret_key", "protect") and isinstance(value, str)
+                listed = (name in ("secret_key", "protect", "dns_nameservers")
+                          and isinstance(value, str))
                 values[name] = (value,) if listed else value
             elif (raw := environ.get(ENV_PREFIX + name.upper())) not in (None, ""):
                 values[name] = raw
@@ -136,6 +141,8 @@ def _coerce(name: str, value: Any) -> Any:
     try:
         if name == "protect":
             return _to_protect(value)
+        if name == "dns_nameservers":
+            return _to_nameservers(value)
         if name == "secret_key":
             if isinstance(value, str):
                 # From the environment, several keys are separated by commas, newest last.
@@ -177,6 +184,21 @@ def _to_protect(value: Any) -> bool | tuple[str, ...]:
         # "/reports/" and "/reports" both mean the /reports page and everything below it.
         prefixes.append(prefix.rstrip("/") or "/")
     return tuple(prefixes)
+
+
+def _to_nameservers(value: Any) -> tuple[str, ...]:
+    """Nameservers from a list, or from the environment separated by commas."""
+    if isinstance(value, str):
+        value = value.split(",")
+    servers = []
+    for server in value:
+        if not isinstance(server, str):
+            raise ValueError(server)
+        server = server.strip()
+        if server:
+            split_nameserver(server)  # a bad port raises ValueError here, not at first use
+            servers.append(server)
+    return tuple(servers)
 
 
 def _to_bool(value: Any) -> bool:

@@ -280,15 +280,16 @@ def start_dev_idp(
 
 
 def wire_demo_workspace(workspaces: Workspaces, dev_idp: DevIdP) -> None:
-    """Plus plan, SCIM and SSO on, first-time @example.com users routed here, and the dev IdP
-    as its IdP. Run at every start: the IdP's port may differ from last time."""
+    """Plus plan, SCIM and SSO on, example.com verified (by the operator, who runs serve: the
+    dev IdP may then sign in, and create, @example.com members), and the dev IdP as its IdP.
+    Run at every start: the IdP's port may differ from last time."""
     info = workspaces.get(DEMO_SLUG)
     if info.plan not in SSO_PLANS:
         workspaces.set_plan(DEMO_SLUG, "plus")
     if not (info.scim_enabled and info.sso_enabled):
         workspaces.enable(DEMO_SLUG, scim=True, sso=True)
-    if DEMO_DOMAIN not in info.domains:
-        workspaces.set_domains(DEMO_SLUG, [*info.domains, DEMO_DOMAIN])
+    if DEMO_DOMAIN not in info.verified_domains:
+        workspaces.verify_domain(DEMO_SLUG, DEMO_DOMAIN, by_operator=True)
     current = workspaces.idp(DEMO_SLUG)
     unchanged = current is not None and (
         current.entity_id == dev_idp.entity_id

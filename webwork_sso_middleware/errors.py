@@ -65,3 +65,31 @@ class PlanError(WebworkSSOError):
         self.slug = slug
         self.plan = plan
         self.feature = feature
+
+
+class DomainError(WebworkSSOError, ValueError):
+    """A workspace's email domain cannot be claimed or verified; ``reason`` says why."""
+
+    def __init__(self, domain: str, reason: str) -> None:
+        super().__init__(f"{domain}: {reason}")
+        self.domain = domain
+        self.reason = reason
+
+
+class DomainNotVerified(DomainError):
+    """The DNS check did not find the verification record: publish it and try again."""
+
+    def __init__(self, domain: str, reason: str, *, record_name: str, record_value: str) -> None:
+        super().__init__(domain, reason)
+        self.record_name = record_name
+        self.record_value = record_value
+
+
+class InvalidName(WebworkSSOError, ValueError):
+    """A userName or email address that cannot name a member (control or invisible
+    characters, empty once trimmed, too long)."""
+
+    def __init__(self, label: str, reason: str) -> None:
+        super().__init__(f"{label}: {reason}")
+        self.label = label
+        self.reason = reason

@@ -1,4 +1,12 @@
-"""The signed-in member as the host app sees it in ``environ["webwork_sso.member"]`` (INTERFACE.md)."""
+"""The signed-in member as the host app sees it in ``environ["webwork_sso.member"]`` (INTERFACE.md),
+and the identity the host app keys its users by (``REMOTE_USER``).
+
+``REMOTE_USER`` is the member's email (its userName, normalised) only when the member's own
+workspace verified that email's domain: a domain is verified by at most one workspace, so no
+other workspace can ever produce that string. Every other member gets ``<slug>:<member id>``,
+scoped to the workspace: it has no ``@``, so it never equals an email, and the slug (unique,
+never reused while the workspace exists, and without ``:``) keeps workspaces apart.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +31,12 @@ class Member:
     display_name: str | None
     active: bool
     groups: list[str]  # group display names, ordered case-insensitively
+    # What REMOTE_USER carries: the verified email, or "<workspace>:<id>" (see the module).
+    identity: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.identity:  # built without one (a host app's test): the scoped form
+            object.__setattr__(self, "identity", scoped_identity(self.workspace, self.id))
 
     def __hash__(self) -> int:
         # The generated hash would choke on the list; equal members share an id anyway.
@@ -31,3 +45,16 @@ class Member:
     def copy(self) -> Member:
         """This member with a list of groups of its own (the only mutable part)."""
         return dataclasses.replace(self, groups=list(self.groups))
+
+
+def scoped_identity(workspace: str, member_id: str) -> str:
+    """The REMOTE_USER of a member whose email is not in a domain its workspace verified."""
+    return f"{workspace}:{member_id}"
+
+
+def host_identity(workspace: str, member_id: str, user_name_key: str,
+                  domain_verified: bool) -> str:
+    """REMOTE_USER for a member: the normalised email when its workspace verified the domain."""
+    if domain_verified and "@" in user_name_key:
+        return user_name_key
+    return scoped_identity(workspace, member_id)

@@ -9,6 +9,7 @@ from urllib.parse import quote, urlencode
 
 from .admin.links import LINK_LIFETIME, settings_link
 from .config import Settings
+from .domains import TxtResolver
 from .saml.app import SamlApplication
 from .scim.app import ScimApplication
 from .sessions import SessionManager
@@ -52,6 +53,7 @@ class SSOMiddleware:
         clock_skew_seconds: int | None = None,
         database_busy_timeout: float | None = None,
         audit_retention_days: int | None = None,
+        dns_nameservers: str | Sequence[str] | None = None,
     ) -> None:
         self.app = app
         self.settings = Settings.from_options(
@@ -70,12 +72,14 @@ class SSOMiddleware:
                 "clock_skew_seconds": clock_skew_seconds,
                 "database_busy_timeout": database_busy_timeout,
                 "audit_retention_days": audit_retention_days,
+                "dns_nameservers": dns_nameservers,
             }
         )
         settings = self.settings
         self.database = Database(settings.database_url, auto_migrate=settings.auto_migrate,
                                  busy_timeout=settings.database_busy_timeout)
-        self.workspaces = Workspaces(self.database)
+        self.workspaces = Workspaces(self.database,
+                                     resolver=TxtResolver(settings.dns_nameservers))
         self.scim = ScimApplication(
             self.database,
             base_url=settings.base_url,
@@ -111,7 +115,7 @@ class SSOMiddleware:
                 return _challenge(environ, start_response)
             return self.app(environ, start_response)
         member, refreshed_cookie = found
-        environ["REMOTE_USER"] = member.user_name
+        environ["REMOTE_USER"] = member.identity  # tenant-safe: identity.py
         environ[MEMBER_KEY] = member
         if refreshed_cookie is not None:
             start_response = _adding_cookie(start_response, refreshed_cookie)

@@ -63,7 +63,7 @@ def test_the_entry_point_builds_the_middleware_with_typed_options(load: Any,
                                                                    database_url: str) -> None:
     app = load(f"""
 database_url = {database_url}
-secret_key = old-key, new-key
+secret_key = old-key-padded-to-thirty-two-bytes-at-least, new-key-padded-to-thirty-two-bytes-at-least
 base_url = https://tracker.example.com/
 protect = /reports /admin
 scim_max_results = 50
@@ -75,7 +75,7 @@ clock_skew_seconds =
 
     assert isinstance(app, SSOMiddleware) and app.app is hello
     settings = app.settings
-    assert settings.secret_key == ("old-key", "new-key")
+    assert settings.secret_key == ("old-key-padded-to-thirty-two-bytes-at-least", "new-key-padded-to-thirty-two-bytes-at-least")
     assert settings.base_url == "https://tracker.example.com"
     assert settings.protect == ("/reports", "/admin")
     assert settings.scim_max_results == 50 and settings.auto_migrate is False
@@ -107,7 +107,7 @@ def test_options_left_out_come_from_the_environment(load: Any, database_url: str
 def test_an_unknown_option_or_a_bad_value_fails_naming_it(
         load: Any, line: str, option: str, reason: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
-        load(f"secret_key = k\n{line}")
+        load(f"secret_key = k-padded-to-thirty-two-bytes-at-least\n{line}")
     assert raised.value.option == option
     assert reason in str(raised.value)
 

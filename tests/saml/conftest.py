@@ -77,10 +77,16 @@ class Site:
         dispatch.append(self.middleware)
         self.workspaces = self.middleware.workspaces
 
-    def add_workspace(self, slug: str, idp: TestIdP, **idp_options: Any) -> str:
+    def add_workspace(self, slug: str, idp: TestIdP, *, verify_domain: bool = True,
+                      **idp_options: Any) -> str:
+        """A Plus workspace with SCIM and SSO on and ``idp`` as its IdP. Its domain
+        ``<slug>.test`` is verified (by the operator) unless ``verify_domain=False``: only then
+        may its IdP sign in ``<anyone>@<slug>.test``."""
         _, token = self.workspaces.create(slug, name=slug.title(), plan="plus",
                                           owner_email=f"owner@{slug}.test")
         self.workspaces.enable(slug, scim=True, sso=True)
+        if verify_domain:
+            self.workspaces.verify_domain(slug, f"{slug}.test", by_operator=True)
         self.workspaces.set_idp(slug, metadata_xml=idp.metadata_xml(), **idp_options)
         idp.sp_config(self.entity_id(slug), self.acs(slug))
         return token

@@ -149,16 +149,43 @@ def _strip_form(html: str) -> str:
     return re.sub(r'value="[^"]*"', "", html)
 
 
-def test_sign_in_page_lets_a_person_in_two_workspaces_choose(site: Site, idp: TestIdP,
-                                                               second_idp: TestIdP, acme: str):
-    site.add_workspace("globex", second_idp)
-    for slug, token_idp in (("acme", idp), ("globex", second_idp)):
-        site.post_response(requests.Session(), slug, token_idp.response(
-            sp_entity_id=site.entity_id(slug), acs_url=site.acs(slug), email="frank@both.test"))
-    choose = requests.post(f"{site.url}/saml/login", data={"email": "frank@both.test"},
-                           allow_redirects=False)
-    assert choose.status_code == 200
-    assert "/saml/acme/login" in choose.text and "/saml/globex/login" in choose.text
+def test_sign_in_page_answers_by_verified_domain_only(site: Site, idp: TestIdP,
+                                                      second_idp: TestIdP, acme: str):
+    # frank is a member of two workspaces (their SCIM provisioned him: a contractor), lena is a
+    # member nowhere, and claim.test is claimed by acme but not verified. None of that may show:
+    # every address outside a verified domain gets the very same page.
+    globex = site.add_workspace("globex", second_idp)
+    for slug, token in (("acme", acme), ("globex", globex)):
+        created = requests.post(f"{site.url}/scim/v2/Users", json=okta_user("frank@contractor.test"),
+                                headers={"Authorization": f"Bearer {token}"})
+        assert created.status_code == 201
+    site.workspaces.claim_domain("acme", "claim.test")
+    answers = [requests.post(f"{site.url}/saml/login", data={"email": email, "next": "/x"},
+                             allow_redirects=False)
+               for email in ("frank@contractor.test", "lena@nowhere.test", "x@claim.test",
+                             "not an address", "owner@acme.test\u200b")]
+    assert {answer.status_code for answer in answers} == {200}
+    assert len({_strip_form(answer.text) for answer in answers}) == 1
+    assert "/saml/acme/" not in answers[0].text and "/saml/globex/" not in answers[0].text
+    assert 'name="workspace"' in answers[0].text  # ... where one can name a workspace instead
+    assert 'value="frank@contractor.test"' in answers[0].text  # the typed address is kept
+
+
+def test_sign_in_page_lets_a_person_name_their_workspace(site: Site, acme: str):
+    named = requests.post(f"{site.url}/saml/login", allow_redirects=False,
+                          data={"email": "frank@contractor.test", "workspace": " Acme ",
+                                "next": "/reports"})
+    assert named.status_code == 303
+    assert named.headers["Location"] == "/saml/acme/login?next=%2Freports"
+    # Whether or not a workspace exists is for /saml/<slug>/login to answer alike.
+    unknown = requests.post(f"{site.url}/saml/login", allow_redirects=False,
+                            data={"workspace": "no-such-workspace"})
+    assert unknown.headers["Location"] == "/saml/no-such-workspace/login?next=%2F"
+    for junk in ("../acme", "acme/login", "a b", "//evil.example", "ACME.", "-acme"):
+        refused = requests.post(f"{site.url}/saml/login", allow_redirects=False,
+                                data={"workspace": junk, "email": "frank@contractor.test"})
+        assert refused.status_code == 200 and "not a workspace ID" in refused.text, junk
+        assert 'value="frank@contractor.test"' in refused.text
 
 
 # -- deactivation, logout, isolation ---------------------------------------------------------------
@@ -272,6 +299,7 @@ def test_https_base_url_makes_secure_cookies(serve: Callable[[Any], Any], databa
     try:
         middleware.workspaces.create("acme", name="Acme", plan="plus", owner_email="o@acme.test")
         middleware.workspaces.enable("acme", sso=True)
+        middleware.workspaces.verify_domain("acme", "acme.test", by_operator=True)
         middleware.workspaces.set_idp("acme", metadata_xml=idp.metadata_xml())
         saml_response = idp.response(sp_entity_id=f"{public}/saml/acme/metadata",
                                      acs_url=f"{public}/saml/acme/acs", email="jo@acme.test")

@@ -104,6 +104,34 @@ def test_duplicate_username_in_any_case_is_409_uniqueness(scim: ScimClient):
     assert scim.get("/Users").json["totalResults"] == 1
 
 
+@pytest.mark.parametrize("spelling", [
+    "dave@acme.test ", " dave@acme.test", "Dave@ACME.test", "\uff44ave@acme.test",  # full-width d
+    "da\u0301ve@acme.test",  # NFD of the NFC name below
+])
+def test_look_alike_spellings_are_one_member(scim: ScimClient, spelling: str):
+    first = "d\u00e1ve@acme.test" if "\u0301" in spelling else "dave@acme.test"
+    created = scim.post("/Users", okta_user(first)).json
+    response = scim.post("/Users", okta_user(spelling), status=409)
+    assert response.json["scimType"] == "uniqueness"
+    # ... and Okta's and Entra's look-up by userName finds the member whatever the spelling.
+    found = scim.get("/Users", filter=f'userName eq "{spelling}"').json
+    assert [r["id"] for r in found["Resources"]] == [created["id"]]
+
+
+def test_user_names_are_stored_trimmed_in_nfc(scim: ScimClient):
+    created = scim.post("/Users", okta_user("  da\u0301ve@acme.test\t")).json
+    assert created["userName"] == "d\u00e1ve@acme.test"
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u00ad", "\u200d", "\u202e", "\x07", "\u2028"])
+def test_user_names_with_invisible_or_control_characters_are_refused(scim: ScimClient,
+                                                                     invisible: str):
+    response = scim.post("/Users", okta_user(f"da{invisible}ve@acme.test"), status=400)
+    assert response.json["scimType"] == "invalidValue"
+    assert f"U+{ord(invisible):04X}" in response.json["detail"]
+    assert scim.get("/Users").json["totalResults"] == 0
+
+
 def test_get_unknown_id_is_404(scim: ScimClient):
     body = scim.get("/Users/does-not-exist", status=404).json
     assert body["status"] == "404" and "does-not-exist" in body["detail"]

@@ -605,7 +605,8 @@ def test_in_response_to_removed_from_an_unsigned_response(site: Site, idp: TestI
 
 def test_sp_initiated_sign_in_where_idp_initiated_is_off(site: Site, idp: TestIdP):
     """The control for the tests above: an honest answer to a live request gets in."""
-    assert_signed_in(site, sp_initiated_as(site, idp, GENUINE, slug="strict"))
+    assert_signed_in(site, sp_initiated_as(site, idp, "alice@strict.test", slug="strict"),
+                     "alice@strict.test")
 
 
 def test_unsolicited_response_where_idp_initiated_sign_in_is_off(site: Site, idp: TestIdP):

@@ -259,3 +259,45 @@ def test_a_token_never_selects_another_workspace_by_slug_or_header(
             "X-Workspace": "beta", "X-Tenant": str(beta.tenant.workspace_id), "Host": "beta.test"})
         check_answer(response, {200: {None}})
         assert {r["id"] for r in response.json["Resources"]} == {u["id"] for u in acme.users}
+
+
+def test_no_tenant_provisions_into_a_domain_another_verified(middleware: SSOMiddleware) -> None:
+    """evil's SCIM token can neither create nor rename a member into acme's verified domain,
+    in any spelling, by POST, PUT or PATCH; its own and unverified domains stay open to it."""
+    acme, evil = Tenant(middleware, "acme"), Tenant(middleware, "evil")
+    middleware.workspaces.verify_domain("acme", "acme.test", by_operator=True)
+    acme.create("Users", full_user("ceo@acme.test"))
+    contractor = evil.create("Users", full_user("dev@evil.test"))
+
+    for spelling in ("ceo@acme.test", "CEO@Acme.Test ", "\uff43eo@acme.test", "new@acme.test"):
+        refused = evil.request("POST", "/Users", full_user(spelling))
+        assert refused.status_int == 400 and refused.json["scimType"] == "invalidValue"
+        assert "another workspace" in refused.json["detail"]
+    renamed = evil.request("PUT", f"/Users/{contractor['id']}", full_user("ceo@acme.test"))
+    assert renamed.status_int == 400
+    patched = evil.request("PATCH", f"/Users/{contractor['id']}", {
+        "schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "userName",
+                                               "value": "cfo@acme.test"}]})
+    assert patched.status_int == 400
+    assert evil.get("Users", contractor["id"])["userName"] == "dev@evil.test"
+    listed = evil.request("GET", "/Users", query={"filter": 'userName ew "acme.test"'}).json
+    assert listed["totalResults"] == 0
+    # A contractor at an unverified domain, and acme's own SCIM in its own domain, still work.
+    assert evil.request("POST", "/Users", full_user("someone@unclaimed.test")).status_int == 201
+    assert acme.request("POST", "/Users", full_user("new@acme.test")).status_int == 201
+
+
+def test_a_member_named_before_the_domain_was_verified_keeps_working(
+        middleware: SSOMiddleware) -> None:
+    # evil provisioned x@acme.test while nobody had verified acme.test: updates that keep the
+    # name go through (Okta pushes them), a rename back into the domain does not.
+    evil = Tenant(middleware, "evil")
+    early = evil.create("Users", full_user("x@acme.test"))
+    Tenant(middleware, "acme")
+    middleware.workspaces.verify_domain("acme", "acme.test", by_operator=True)
+    updated = evil.request("PUT", f"/Users/{early['id']}",
+                           {**full_user("x@acme.test"), "title": "Contractor"})
+    assert updated.status_int == 200 and updated.json["title"] == "Contractor"
+    evil.request("PUT", f"/Users/{early['id']}", full_user("x@evil.test"))
+    back = evil.request("PUT", f"/Users/{early['id']}", full_user("x@acme.test"))
+    assert back.status_int == 400

@@ -57,6 +57,7 @@ def create_workspace(database: Database, slug: str = "acme") -> int:
     workspaces = Workspaces(database)
     info, _ = workspaces.create(slug, name=slug.title(), plan="plus", owner_email=f"it@{slug}.test")
     workspaces.enable(slug, scim=True, sso=True)
+    workspaces.verify_domain(slug, f"{slug}.test", by_operator=True)  # REMOTE_USER = email
     return info.id
 
 
@@ -162,6 +163,7 @@ def scim_server(database_url: str, workspace_id: int, serve: Any) -> Iterator[re
     _, token = app.workspaces.create("scimco", name="ScimCo", plan="plus",
                                      owner_email="it@scimco.test")
     app.workspaces.enable("scimco", scim=True, sso=True)
+    app.workspaces.verify_domain("scimco", "scimco.test", by_operator=True)
     http = requests.Session()
     http.headers.update({"Authorization": f"Bearer {token}", **SCIM_JSON})
     http.base = serve(app).url + "/scim/v2"  # type: ignore[attr-defined]
@@ -195,7 +197,7 @@ def test_start_then_identify_gives_the_member(manager, database, workspace_id, a
     assert isinstance(member, Member)
     assert member == Member(id=ada, workspace="acme", user_name="ada@acme.test",
                             email="ada@acme.test", given_name="Ada", family_name="Lovelace",
-                            display_name="Ada Lovelace", active=True,
+                            display_name="Ada Lovelace", active=True, identity="ada@acme.test",
                             groups=["admins", "Engineering"])
     assert type(member.groups) is list
     assert refreshed is None

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from webwork_sso_middleware.errors import ConfigurationError, Conflict, NotFound, PlanError
+from webwork_sso_middleware.domains import TxtResolver
+from webwork_sso_middleware.errors import (
+    ConfigurationError, Conflict, DomainError, DomainNotVerified, NotFound, PlanError,
+)
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import ScimToken
 from webwork_sso_middleware.store.workspaces import (
@@ -14,10 +17,12 @@ from webwork_sso_middleware.store.workspaces import (
     hash_token,
 )
 
+from ..dns_server import TxtServer
+
 
 @pytest.fixture
-def workspaces(database: Database) -> Workspaces:
-    return Workspaces(database)
+def workspaces(database: Database, dns_server: TxtServer) -> Workspaces:
+    return Workspaces(database, resolver=TxtResolver((dns_server.nameserver,), timeout=2))
 
 
 def test_create_returns_the_token_once_and_stores_only_its_hash(workspaces, database):
@@ -73,8 +78,9 @@ def test_domains_are_validated_normalised_and_replaced(workspaces):
     info = workspaces.set_domains("acme", ["Acme.TEST", "@eu.acme.test", "acme.test"])
     assert info.domains == ("acme.test", "eu.acme.test")
     assert workspaces.set_domains("acme", ["other.test"]).domains == ("other.test",)
-    with pytest.raises(ConfigurationError):
-        workspaces.set_domains("acme", ["not a domain"])
+    for refused in ("not a domain", "gmail.com", "mailinator.com", "outlook.com"):
+        with pytest.raises(DomainError):
+            workspaces.set_domains("acme", ["acme.test", refused])
     assert workspaces.get("acme").domains == ("other.test",)
 
 
@@ -102,3 +108,101 @@ def test_unknown_workspace_is_not_found(workspaces):
         workspaces.get("nope")
     with pytest.raises(NotFound):
         workspaces.rotate_token("nope")
+
+
+# -- verified domains ------------------------------------------------------------------------------
+
+
+def test_a_claim_is_unverified_until_its_txt_record_is_published(workspaces, dns_server):
+    workspaces.create("acme", name="Acme", plan="plus", owner_email="o@acme.test")
+    info = workspaces.set_domains("acme", ["acme.test"])
+    assert info.domains == ("acme.test",) and info.verified_domains == ()
+    (claim,) = info.domain_claims
+    assert claim.record.name == "_webwork-sso.acme.test"
+
+    with pytest.raises(DomainNotVerified) as raised:
+        workspaces.verify_domain("acme", "acme.test")
+    assert (raised.value.record_name, raised.value.record_value) == (claim.record.name,
+                                                                     claim.record.value)
+    assert workspaces.get("acme").verified_domains == ()
+
+    dns_server.publish(claim.record.name, "something else", claim.record.value)
+    verified = workspaces.verify_domain("acme", "Acme.TEST")
+    assert verified.verified and verified.verified_by == "dns"
+    assert workspaces.get("acme").verified_domains == ("acme.test",)
+
+
+def test_a_record_published_for_one_workspace_never_verifies_another(workspaces, dns_server):
+    for slug in ("acme", "evil"):
+        workspaces.create(slug, name=slug, plan="plus", owner_email=f"o@{slug}.test")
+    acme_claim = workspaces.claim_domain("acme", "acme.test")
+    evil_claim = workspaces.claim_domain("evil", "acme.test")
+    assert acme_claim.record.value != evil_claim.record.value  # a token per claim
+    dns_server.publish(acme_claim.record.name, acme_claim.record.value)
+
+    with pytest.raises(DomainNotVerified):
+        workspaces.verify_domain("evil", "acme.test")
+    workspaces.verify_domain("acme", "acme.test")
+    # Once acme holds it, evil can verify it neither by DNS nor on the operator's word.
+    dns_server.publish(acme_claim.record.name, acme_claim.record.value, evil_claim.record.value)
+    for by_operator in (False, True):
+        with pytest.raises(DomainError) as raised:
+            workspaces.verify_domain("evil", "acme.test", by_operator=by_operator)
+        assert "another workspace" in raised.value.reason
+    assert workspaces.get("evil").verified_domains == ()
+    assert workspaces.get("acme").verified_domains == ("acme.test",)
+
+
+def test_the_operator_verifies_without_dns_and_claims_as_it_goes(workspaces, dns_server):
+    workspaces.create("acme", name="Acme", plan="plus", owner_email="o@acme.test")
+    claim = workspaces.verify_domain("acme", "acme.test", by_operator=True)
+    assert claim.verified_by == "operator" and dns_server.queries == []
+    assert workspaces.get("acme").verified_domains == ("acme.test",)
+
+
+def test_set_domains_keeps_verifications_of_the_domains_it_keeps(workspaces):
+    workspaces.create("acme", name="Acme", plan="plus", owner_email="o@acme.test")
+    workspaces.verify_domain("acme", "acme.test", by_operator=True)
+    info = workspaces.set_domains("acme", ["acme.test", "eu.acme.test"])
+    assert info.verified_domains == ("acme.test",)
+    assert workspaces.set_domains("acme", ["eu.acme.test"]).verified_domains == ()
+    # Released: another workspace may now verify it.
+    workspaces.create("globex", name="Globex", plan="plus", owner_email="o@globex.test")
+    assert workspaces.verify_domain("globex", "acme.test", by_operator=True).verified
+
+
+def test_a_verified_domain_is_released_with_its_claim(workspaces):
+    workspaces.create("acme", name="Acme", plan="plus", owner_email="o@acme.test")
+    workspaces.verify_domain("acme", "acme.test", by_operator=True)
+    workspaces.release_domain("acme", "acme.test")
+    assert workspaces.get("acme").domains == ()
+    with pytest.raises(NotFound):
+        workspaces.release_domain("acme", "acme.test")
+
+
+def test_two_workspaces_verifying_at_once_leave_one_verifier(database):
+    # The partial unique index decides, whatever the interleaving.
+    first, second = Workspaces(database), Workspaces(database)
+    for slug in ("acme", "evil"):
+        first.create(slug, name=slug, plan="plus", owner_email=f"o@{slug}.test")
+        first.claim_domain(slug, "shared.test")
+    import threading
+
+    outcomes: list[str] = []
+
+    def verify(workspaces: Workspaces, slug: str) -> None:
+        try:
+            workspaces.verify_domain(slug, "shared.test", by_operator=True)
+            outcomes.append(slug)
+        except DomainError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=verify, args=(w, s))
+               for w, s in ((first, "acme"), (second, "evil"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes)[0] in ("acme", "evil") and "refused" in outcomes
+    verified = [s for s in ("acme", "evil") if first.get(s).verified_domains]
+    assert len(verified) == 1

@@ -37,6 +37,7 @@ from .workspace import (
     workspace_enable,
     workspace_rotate_token,
     workspace_set_domains,
+    workspace_verify_domain,
     workspace_set_idp,
     workspace_set_plan,
     workspace_settings_link,
@@ -131,9 +132,20 @@ def _add_workspace_commands(commands: Any) -> None:
     set_plan.add_argument("plan", metavar="PLAN", choices=PLANS, help=" | ".join(PLANS))
 
     set_domains = action(
-        "set-domains", workspace_set_domains, "set the email domains routed to this workspace"
-    )
+        "set-domains", workspace_set_domains,
+        "claim the workspace's email domains (unverified until verify-domain)",
+    )  # fmt: skip
     set_domains.add_argument("domains", metavar="DOMAIN", nargs="+")
+    verify_domain = action(
+        "verify-domain", workspace_verify_domain,
+        "verify a claimed email domain by its DNS TXT record (or on the operator's word)",
+    )  # fmt: skip
+    verify_domain.add_argument("domain", metavar="DOMAIN")
+    verify_domain.add_argument(
+        "--by-operator", action="store_true",
+        help="record that you, the site's operator, checked the workspace controls DOMAIN"
+        " (no DNS look-up)",
+    )  # fmt: skip
 
     set_idp = action(
         "set-idp", workspace_set_idp, "set the SAML identity provider from its metadata"

@@ -14,12 +14,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from ..store import Database
+from ..domains import TxtResolver
 from ..store.workspaces import Workspaces
 
 PROG = "webwork-sso"
 ENV_DATABASE_URL = "WEBWORK_SSO_DATABASE_URL"
 ENV_BASE_URL = "WEBWORK_SSO_BASE_URL"
 ENV_AUTO_MIGRATE = "WEBWORK_SSO_AUTO_MIGRATE"
+ENV_DNS_NAMESERVERS = "WEBWORK_SSO_DNS_NAMESERVERS"
 DEFAULT_DATABASE_URL = "sqlite:///webwork_sso.db"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
@@ -76,7 +78,7 @@ class GlobalOptions:
         # Like the middleware, bring the schema up to date unless told not to.
         database = self.open_database(auto_migrate=_env_flag(ENV_AUTO_MIGRATE, default=True))
         try:
-            yield Workspaces(database)
+            yield Workspaces(database, resolver=TxtResolver(_nameservers()))
         finally:
             database.dispose()
 
@@ -108,6 +110,12 @@ def resolve_global_options(args: argparse.Namespace) -> GlobalOptions:
             EXIT_USAGE,
         )
     return GlobalOptions(database_url, base_url, base_url_chosen=bool(chosen_base_url))
+
+
+def _nameservers() -> tuple[str, ...]:
+    """The DNS servers for verify-domain, as the middleware's ``dns_nameservers`` option."""
+    raw = os.environ.get(ENV_DNS_NAMESERVERS, "")
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
 def _env_flag(name: str, *, default: bool) -> bool:

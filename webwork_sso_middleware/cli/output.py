@@ -9,6 +9,7 @@ from typing import Any
 
 from ..saml.metadata import BINDING_REDIRECT as REDIRECT
 from ..store.identity_providers import IdPInfo
+from ..store.domains import DomainClaim
 from ..store.workspaces import WorkspaceInfo
 from ..urls import WorkspaceUrls
 from .options import PROG, GlobalOptions
@@ -27,6 +28,12 @@ def workspace_document(
         "scim_enabled": info.scim_enabled,
         "sso_enabled": info.sso_enabled,
         "domains": list(info.domains),
+        "verified_domains": list(info.verified_domains),
+        "domain_claims": [
+            {"domain": claim.domain, "verified": claim.verified, "verified_by": claim.verified_by,
+             "txt_record_name": claim.record.name, "txt_record_value": claim.record.value}
+            for claim in info.domain_claims
+        ],
     }
     if token is not None:
         document["scim_token"] = token
@@ -59,7 +66,7 @@ def report(
     if token is not None:
         print()
         print(describe_token(info.slug, token))
-    for hint in _next_steps(info):
+    for hint in [*describe_domain_records(info), *_next_steps(info)]:
         print(f"\n{hint}")
     return 0
 
@@ -71,7 +78,7 @@ def describe_workspace(info: WorkspaceInfo, base_url: str) -> str:
         ("Owner", info.owner_email),
         ("SCIM provisioning", "on" if info.scim_enabled else "off"),
         ("Single sign-on", "on" if info.sso_enabled else "off"),
-        ("Email domains", ", ".join(info.domains) or "(none)"),
+        ("Email domains", ", ".join(_domain_state(c) for c in info.domain_claims) or "(none)"),
         ("SCIM base URL", urls.scim_base_url),
         ("Audience URI (SP entity ID)", urls.sp_entity_id),
         ("Single sign-on URL (ACS)", urls.acs_url),
@@ -83,6 +90,25 @@ def describe_workspace(info: WorkspaceInfo, base_url: str) -> str:
     lines = [f"Workspace {info.slug!r} ({info.name})"]
     lines += [f"  {label + ':':<{width}} {value}" for label, value in rows]
     return "\n".join(lines)
+
+
+def _domain_state(claim: DomainClaim) -> str:
+    if claim.verified:
+        return f"{claim.domain} (verified by {'the operator' if claim.verified_by == 'operator' else 'DNS'})"
+    return f"{claim.domain} (unverified)"
+
+
+def describe_domain_records(info: WorkspaceInfo) -> list[str]:
+    """How to verify each unverified claim: the TXT record to publish, and the command."""
+    hints = []
+    for claim in info.domain_claims:
+        if not claim.verified:
+            hints.append(
+                f"To verify {claim.domain}, publish this DNS TXT record, then run"
+                f" '{PROG} workspace verify-domain {info.slug} {claim.domain}':\n"
+                f"  {claim.record.name}  TXT  \"{claim.record.value}\""
+            )
+    return hints
 
 
 def describe_idp(slug: str, idp: IdPInfo | None) -> str:

@@ -128,7 +128,16 @@ def workspace_set_plan(options: GlobalOptions, args: argparse.Namespace) -> int:
 def workspace_set_domains(options: GlobalOptions, args: argparse.Namespace) -> int:
     with options.workspaces() as workspaces:
         info = workspaces.set_domains(args.slug, args.domains)
-    return report(options, args, info, f"Set the email domains of {info.slug!r}.")
+    return report(options, args, info, f"Set the email domains {info.slug!r} claims. A claim "
+                  "counts once verified (workspace verify-domain).")
+
+
+def workspace_verify_domain(options: GlobalOptions, args: argparse.Namespace) -> int:
+    with options.workspaces() as workspaces:
+        claim = workspaces.verify_domain(args.slug, args.domain, by_operator=args.by_operator)
+        info = workspaces.get(args.slug)
+    how = "on the operator's word" if claim.verified_by == "operator" else "by its DNS TXT record"
+    return report(options, args, info, f"{claim.domain} is verified for {info.slug!r} ({how}).")
 
 
 def workspace_set_idp(options: GlobalOptions, args: argparse.Namespace) -> int:

@@ -28,14 +28,15 @@ from werkzeug.wrappers import Request, Response
 
 from ..admin.views import SettingsPage
 from ..bodies import read_form
-from ..errors import StoreUnavailable
+from ..errors import InvalidName, StoreUnavailable
+from ..members import lifecycle
 from ..store import audit
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
 from ..store.identity_providers import refresh_if_due
 from ..store.models import SSO_PLANS, utcnow
 from ..store.sign_in import SignInTarget
-from ..store.workspaces import find_by_slug
+from ..store.workspaces import SLUG_PATTERN, find_by_slug
 from ..urls import WorkspaceUrls
 from .acs import AssertionConsumer, Rejection, VerifiedAssertion, claimed_email, decode, peek
 from .logout import LogoutPage
@@ -244,28 +245,16 @@ class SamlApplication:
 
     def member_at_login(self, connection: Connection, workspace_id: int,
                         verified: VerifiedAssertion) -> tuple[str, int] | None:
-        """(member id, session generation) of the member signing in, created at first login;
-        None when deactivated."""
-        now = utcnow()
-        member = sign_in_store.login_member(connection, workspace_id, verified.email)
-        if member is None:
-            profile = _profile(None, verified)
-            member_id = sign_in_store.create_member_at_login(
-                connection, workspace_id, verified.email, now=now, profile=profile)
-            audit.record(connection, workspace_id=workspace_id, actor="saml", action="created",
-                         target_type="member", target_id=member_id,
-                         changes={"email": verified.email, "source": "sso"})
-            return member_id, 0
-        if not member.active:
-            audit.record(connection, workspace_id=workspace_id, actor="saml",
-                         action="login_refused", target_type="member", target_id=member.id,
-                         changes={"reason": "member_deactivated", "email": verified.email})
-            return None
-        profile = _profile(member, verified)
-        sign_in_store.record_login(connection, member.id, now=now, profile=profile)
-        audit.record(connection, workspace_id=workspace_id, actor="saml", action="signed_in",
-                     target_type="member", target_id=member.id, changes=profile)
-        return member.id, member.session_generation
+        """(member id, session generation) of the member signing in, created at first login
+        where the identity rules allow (members/lifecycle.py); None when deactivated."""
+        profile = lifecycle.Profile(verified.given_name, verified.family_name,
+                                    verified.display_name)
+        try:
+            admitted = lifecycle.sign_in(connection, workspace_id, verified.email, profile)
+        except lifecycle.SignInRefused as refused:
+            # The person sees the code; the owner's diagnostics get the detail (record_failure).
+            raise Rejection(refused.code, refused.detail, status=403) from None
+        return (admitted.member_id, admitted.session_generation) if admitted else None
 
     def record_failure(self, slug: str, rejection: Rejection, email: str | None = None) -> None:
         log.info("SAML response for %s rejected: %s", slug, rejection)
@@ -284,48 +273,61 @@ class SamlApplication:
             log.warning("could not record a SAML rejection", exc_info=True)
 
     def sign_in_page(self, request: Request) -> Response:
+        """"Sign in with SSO": an email goes to the workspace that verified its domain.
+
+        The answer depends on the address's domain only, never on who is a member where: an
+        address no verified domain covers gets the same page whether or not anyone knows it,
+        and there the person can name their workspace instead.
+        """
         next_path = safe_next(request.values.get("next"))
         if request.method == "GET":
             return page("Sign in with SSO", _email_form(next_path))
-        email = (request.form.get("email") or "").strip()
-        if "@" in email and len(email) <= 320:
-            found = self.database.run(
-                lambda s: [(w.slug, w.name) for w in sign_in_store.workspaces_for_email(s, email)],
+        email = (request.form.get("email") or "").strip()[:320]
+        workspace = (request.form.get("workspace") or "").strip().lower()
+        if workspace:
+            if not SLUG_PATTERN.match(workspace):
+                return page("Sign in with SSO", "<p>That is not a workspace ID: it has only "
+                            "lower-case letters, digits and dashes.</p>"
+                            + _workspace_form(next_path, email))
+            # No existence check here: /saml/<slug>/login answers every slug alike.
+            return redirect(f"/saml/{workspace}/login?" + urlencode({"next": next_path}),
+                            code=303)
+        slug = None
+        try:
+            _, _, domain = lifecycle.address_key(email, "email")
+        except InvalidName:
+            domain = None
+        if domain is not None:
+            slug = self.database.run_unit(
+                lambda unit: sign_in_store.sso_workspace_for_domain(unit.connection, domain),
                 write=False)
-        else:
-            found = []
-        if len(found) == 1:
-            return redirect(f"/saml/{found[0][0]}/login?" + urlencode({"next": next_path}), code=303)
-        if len(found) > 1:
-            items = "".join(
-                f'<li><a class="button" href="/saml/{escape(slug)}/login?'
-                f'{escape(urlencode({"next": next_path}))}">{escape(name)}</a></li>'
-                for slug, name in found)
-            return page("Choose your workspace", f'<ul class="choices">{items}</ul>')
-        # The same answer for an unknown email, SSO switched off or no IdP: no enumeration.
-        message = ("<p>We could not start single sign-on for that address. If your organisation "
-                   "uses SSO, check the address or ask your administrator.</p>")
-        return page("Sign in with SSO", message + _email_form(next_path))
+        if slug is not None:
+            return redirect(f"/saml/{slug}/login?" + urlencode({"next": next_path}), code=303)
+        message = ("<p>Single sign-on is not set up for that address's domain. If your "
+                   "organisation uses SSO, enter your workspace's ID (ask your administrator "
+                   "for it).</p>")
+        return page("Sign in with SSO", message + _workspace_form(next_path, email))
 
 
-def _email_form(next_path: str) -> str:
+def _email_form(next_path: str, email: str = "") -> str:
     return (
         '<form method="post" action="/saml/login">'
         f'<input type="hidden" name="next" value="{escape(next_path)}">'
         '<label for="email">Work email</label>'
-        '<input id="email" name="email" type="email" autocomplete="email" required autofocus>'
+        f'<input id="email" name="email" type="email" autocomplete="email" required autofocus '
+        f'value="{escape(email)}">'
         '<button type="submit">Continue</button></form>'
     )
 
 
-def _profile(member: sign_in_store.LoginMember | None,
-             verified: VerifiedAssertion) -> dict[str, str]:
-    """Names from the assertion that differ from the member's: the IdP is their source."""
-    current = {"given_name": member.given_name, "family_name": member.family_name,
-               "display_name": member.display_name} if member else {}
-    wanted = {"given_name": verified.given_name, "family_name": verified.family_name,
-              "display_name": verified.display_name or " ".join(
-                  p for p in (verified.given_name, verified.family_name) if p) or None}
-    if member is not None and member.display_name and not verified.display_name:
-        del wanted["display_name"]  # keep a display name SCIM set when the IdP sends none
-    return {k: v for k, v in wanted.items() if v is not None and current.get(k) != v}
+def _workspace_form(next_path: str, email: str) -> str:
+    return (
+        '<form method="post" action="/saml/login">'
+        f'<input type="hidden" name="next" value="{escape(next_path)}">'
+        f'<input type="hidden" name="email" value="{escape(email)}">'
+        '<label for="workspace">Workspace ID</label>'
+        '<input id="workspace" name="workspace" autocomplete="organization" required autofocus '
+        'pattern="[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?" spellcheck="false">'
+        '<button type="submit">Continue</button></form>'
+        + _email_form(next_path, email).replace('autofocus ', '')
+    )

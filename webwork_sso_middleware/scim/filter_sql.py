@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, select, true
 from sqlalchemy.orm import aliased
 
+from ..names import key as name_key
 from ..store.models import Group, Member, MemberValue, Membership
 from .errors import invalid_filter
 from .filters import (
@@ -52,6 +53,7 @@ class Stored:
     case_exact: bool | None = None  # None: as the schema says
     nullable: bool | None = None  # None: as the column says
     full: Any = None  # for a key cut at KEY_LENGTH: the column it was cut from
+    fold: Callable[[str], str] = str.lower  # how the column's lowered key was made
 
     @property
     def may_be_null(self) -> bool:
@@ -133,7 +135,7 @@ _ADDRESS_COLUMNS: dict[str, Target] = {
 USER_COLUMNS: dict[str, Target] = {
     "id": Stored(Member.id),
     "externalId": Stored(Member.external_id),
-    "userName": Stored(Member.user_name_key, lowered=True),
+    "userName": Stored(Member.user_name_key, lowered=True, fold=name_key),
     "name.formatted": Stored(Member.formatted_name),
     "name.familyName": Stored(Member.family_name),
     "name.givenName": Stored(Member.given_name),
@@ -327,7 +329,7 @@ def _condition(node: Comparison, target: Stored, attribute: Attribute,
         return compare_to(column, end if bound == "end" else start)
     assert isinstance(value, str)
     if target.lowered:
-        value = value.lower()
+        value = target.fold(value)
         # A key cut short answers eq/ne/sw exactly for short operands; else look at it all.
         if op in ("eq", "ne"):
             exact_key = len(value) < KEY_LENGTH

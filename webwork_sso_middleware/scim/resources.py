@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..errors import InvalidName
+from .. import names
 from ..store.members import MemberRecord
 from ..store.models import Group, Member, MemberValue, utcnow
 from .errors import invalid_syntax, invalid_value, mutability
@@ -253,7 +255,17 @@ def write_user(member: Member, doc: Mapping[str, Any]) -> None:
             text(doc.get(scim_name), scim_name, limit=_column_limit(Member, column),
                  required=scim_name == "userName"),
         )
-    member.user_name_key = _key(member.user_name, "userName", Member, "user_name_key")
+    # One normalisation for every way a member is named (members/names.py): a trailing space,
+    # NFD or full-width spelling is the same member, and invisible characters are refused.
+    try:
+        member.user_name = names.clean(member.user_name, "userName",
+                                       limit=_column_limit(Member, "user_name"))
+    except InvalidName as invalid:
+        raise invalid_value(f"userName {invalid.reason}") from None
+    member.user_name_key = names.key(member.user_name)
+    if len(member.user_name_key) > _column_limit(Member, "user_name_key"):
+        raise invalid_value(f"userName is longer than {_column_limit(Member, 'user_name_key')} "
+                            "characters once normalised")
     name = doc.get("name") or {}
     if not isinstance(name, dict):
         raise invalid_value("name must be an object")
@@ -320,7 +332,7 @@ def _primary_email(member: Member) -> str | None:
         (row for row in emails if (row.type or "").lower() == "work"), None
     ) or (emails[0] if emails else None)
     if chosen is not None:
-        return chosen.value.lower()[:320]  # type: ignore[union-attr]
+        return names.key(chosen.value)[:320]  # type: ignore[arg-type]
     return member.user_name_key if "@" in member.user_name_key else None
 
 

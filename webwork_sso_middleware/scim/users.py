@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 
+from ..members import lifecycle
 from ..store import audit
 from ..store import members as member_store
 from ..store.members import MemberRecord
 from ..store.models import Member, utcnow
 from .discovery import list_response
-from .errors import uniqueness
+from .errors import invalid_value, uniqueness
 from .filters import Comparison, parse_filter
 from .parameters import ListParameters, check_if_match, read_json
 from .patch import apply_patch
@@ -100,6 +101,7 @@ def create_user(context: ScimContext) -> Reply:
     check_id(doc, None)
     member = Member(workspace_id=context.workspace_id, source="scim", active=True)
     write_user(member, doc)
+    _check_name(context, member.user_name_key)
     if not member.active:
         member.deactivated_at = utcnow()
     context.session.add(member)
@@ -134,7 +136,10 @@ def patch_user(context: ScimContext, resource_id: str) -> Reply:
 def _update(context: ScimContext, member: Member, doc: dict[str, Any]) -> Reply:
     before = _profile(user_document(MemberRecord.of(member), context.locate))
     was_active = member.active
+    key_before = member.user_name_key
     write_user(member, doc)
+    if member.user_name_key != key_before:  # a rename; a member's existing name stays usable
+        _check_name(context, member.user_name_key)
     after = _profile(user_document(MemberRecord.of(member), context.locate))
     if after != before:
         touch(member)
@@ -178,6 +183,14 @@ def delete_user(context: ScimContext, resource_id: str) -> Reply:
                  action="deleted", target_type="member", target_id=member.id,
                  changes={"userName": member.user_name, "groups": groups})
     return 204, None, {}
+
+
+def _check_name(context: ScimContext, key: str) -> None:
+    """The identity rules (members/lifecycle.py): no userName in another workspace's domain."""
+    try:
+        lifecycle.check_provisioned_name(context.connection, context.workspace_id, key)
+    except lifecycle.NameRefused as refused:
+        raise invalid_value(refused.detail) from None
 
 
 def _profile(doc: dict[str, Any]) -> dict[str, Any]:

@@ -13,19 +13,21 @@ from typing import TYPE_CHECKING, Any, cast
 
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import (
-    Connection, Table, bindparam, case, delete, func, insert, select, update,
+    Connection, Table, bindparam, case, delete, func, insert, literal, select, update,
 )
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.http import dump_cookie, parse_cookie
 
 from ..errors import ConfigurationError, NotFound, StoreError
-from ..identity import Member
+from ..identity import Member, host_identity
 from ..store import audit
 from ..store.db import Database, UnitOfWork
 from ..store.driver import DriverStatement
 from .revocation import _CACHES, _CACHES_LOCK, RevocationCache, _Check, revoke_locally, watch
-from ..store.models import SSO_PLANS, Group, MemberSession, MemberValue, Membership, Workspace
+from ..store.models import (
+    SSO_PLANS, Group, MemberSession, MemberValue, Membership, Workspace, WorkspaceDomain,
+)
 from ..store.models import Member as MemberRow
 
 if TYPE_CHECKING:
@@ -81,6 +83,17 @@ _PRIMARY_EMAIL = (  # the address SCIM calls primary, else the work one, else th
     .correlate(_MEMBERS)
     .scalar_subquery()
 )
+_D = WorkspaceDomain.__table__.c
+# Whether the member's userName is an address in a domain its own workspace verified: then, and
+# only then, REMOTE_USER is that address (identity.py). Domains hold [a-z0-9.-] only, so LIKE
+# sees no wildcard in them.
+_DOMAIN_VERIFIED = (
+    select(_D.domain)
+    .where(_D.workspace_id == _M.workspace_id, _D.verified_at.is_not(None),
+           _M.user_name_key.like(literal("%@") + _D.domain))
+    .correlate(_MEMBERS)
+    .exists()
+)
 # One row per group of the member (one row when there are none), in one round trip.
 # Built once, run on the driver's cursor (store/driver.py): sign-in is a hot path.
 _INSERT_SESSION = DriverStatement(insert(_SESSIONS), keys=(
@@ -88,7 +101,8 @@ _INSERT_SESSION = DriverStatement(insert(_SESSIONS), keys=(
 _SESSION_QUERY = (
     select(
         _S.generation, _S.expires_at, _S.ended_at, _S.member_id, _S.workspace_id,
-        _M.workspace_id.label("member_workspace_id"), _M.user_name, _M.email_key,
+        _M.workspace_id.label("member_workspace_id"), _M.user_name, _M.user_name_key,
+        _M.email_key, _DOMAIN_VERIFIED.label("domain_verified"),
         _M.given_name, _M.family_name, _M.display_name, _M.active, _M.deleted_at,
         _M.session_generation, _W.slug, _W.sso_enabled, _W.plan,
         _PRIMARY_EMAIL.label("email"), Group.display_name.label("group_name"),
@@ -346,6 +360,8 @@ class SessionManager:
                 given_name=row.given_name, family_name=row.family_name,
                 display_name=row.display_name, active=True,
                 groups=[r.group_name for r in rows if r.group_name is not None],
+                identity=host_identity(row.slug, row.member_id, row.user_name_key,
+                                       bool(row.domain_verified)),
             )
         return _Check(asked_at, row.member_id, row.workspace_id, row.generation, expires_at, member)
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from ..errors import NotFound
+from ..names import key as name_key
 from .models import Group, Member, MemberValue, Membership
 
 _MEMBERS = Member.__table__
@@ -119,9 +120,10 @@ _BY_USER_NAME = select(_MEMBERS).where(
 
 def find_by_user_name(connection: Connection, workspace_id: int,
                       user_name: str) -> list[MemberRecord]:
-    """The member (at most one: a unique index) SCIM sees under this userName, any case."""
+    """The member (at most one: a unique index) SCIM sees under this userName, compared by its
+    normalised key (any case, NFC or NFKC spelling)."""
     rows = connection.execute(
-        _BY_USER_NAME, {"workspace_id": workspace_id, "key": user_name.lower()}).all()
+        _BY_USER_NAME, {"workspace_id": workspace_id, "key": name_key(user_name)}).all()
     return records(connection, rows)
 
 

@@ -92,14 +92,28 @@ class Workspace(Base):
 
 
 class WorkspaceDomain(Base):
-    """An email domain whose first-time users are routed to this workspace's IdP."""
+    """An email domain a workspace claims. A claim counts only once verified (a DNS TXT record,
+    or the site operator's word): then the workspace's IdP may sign in, and create, members at
+    that domain, and their REMOTE_USER is their email. Any number of workspaces may claim a
+    domain; at most one has it verified (the partial unique index)."""
 
     __tablename__ = "workspace_domains"
+    __table_args__ = (
+        Index("uq_workspace_domains_verified_domain", "domain", unique=True,
+              sqlite_where=text("verified_at IS NOT NULL"),
+              postgresql_where=text("verified_at IS NOT NULL")),
+    )
 
     workspace_id: Mapped[int] = mapped_column(
         ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
     )
     domain: Mapped[str] = mapped_column(String(253), primary_key=True, index=True)
+    # The value of the TXT record that proves control of the domain: random per claim, so a
+    # record published for one workspace never verifies another.
+    verification_token: Mapped[str] = mapped_column(String(64))
+    verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    verified_by: Mapped[str | None] = mapped_column(String(16))  # "dns" or "operator"
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     workspace: Mapped[Workspace] = relationship(back_populates="domains")
 

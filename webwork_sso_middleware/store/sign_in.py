@@ -11,14 +11,14 @@ import datetime as dt
 import secrets
 from typing import cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, or_, select, update
 from sqlalchemy import insert as insert_row
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from .driver import DriverStatement
 from .models import (
+    SSO_PLANS,
     IdentityProvider,
     Member,
     MemberValue,
@@ -121,20 +121,15 @@ def redeem_settings_link(connection: Connection, *, workspace_id: int, nonce: st
                               assertion_id=SETTINGS_LINK_PREFIX + nonce, expires_at=expires_at)
 
 
-def workspaces_for_email(session: Session, email: str) -> list[Workspace]:
-    """Workspaces with SSO on where ``email`` is a member, else those owning its domain."""
-    key = email.strip().lower()
-    usable = and_(Workspace.sso_enabled.is_(True), Workspace.plan.in_(("plus", "premium")))
-    members = select(Member.workspace_id).where(
-        Member.deleted_at.is_(None), or_(Member.user_name_key == key, Member.email_key == key))
-    found = list(session.scalars(
-        select(Workspace).where(usable, Workspace.id.in_(members)).order_by(Workspace.name)))
-    if found:
-        return found
-    domain = key.rpartition("@")[2]
-    by_domain = select(WorkspaceDomain.workspace_id).where(WorkspaceDomain.domain == domain)
-    return list(session.scalars(
-        select(Workspace).where(usable, Workspace.id.in_(by_domain)).order_by(Workspace.name)))
+def sso_workspace_for_domain(connection: Connection, domain: str) -> str | None:
+    """The slug of the workspace that verified ``domain``, when SSO is usable there."""
+    return connection.execute(
+        select(Workspace.slug)
+        .join(WorkspaceDomain, WorkspaceDomain.workspace_id == Workspace.id)
+        .join(IdentityProvider, IdentityProvider.workspace_id == Workspace.id)
+        .where(WorkspaceDomain.domain == domain, WorkspaceDomain.verified_at.is_not(None),
+               Workspace.sso_enabled.is_(True), Workspace.plan.in_(SSO_PLANS))
+    ).scalar_one_or_none()
 
 
 
@@ -171,7 +166,7 @@ _TARGET_QUERY = DriverStatement(
 _M = _MEMBERS.c
 _LOGIN_MEMBER_QUERY = DriverStatement(
     select(_M.id, _M.active, _M.session_generation, _M.given_name, _M.family_name,
-           _M.display_name)
+           _M.display_name, _M.source)
     .where(_M.workspace_id == bindparam("workspace_id"), _M.deleted_at.is_(None),
            or_(_M.user_name_key == bindparam("key"), _M.email_key == bindparam("key")))
     .order_by((_M.user_name_key == bindparam("key")).desc())
@@ -207,15 +202,18 @@ class LoginMember:
     given_name: str | None
     family_name: str | None
     display_name: str | None
+    source: str  # "scim": provisioned; "sso": created at a first sign-in
 
 
-def login_member(connection: Connection, workspace_id: int, email: str) -> LoginMember | None:
-    """The member (SCIM-visible, active or not) whose userName or email is ``email``, locked."""
-    row = _LOGIN_MEMBER_QUERY.first(connection, {"workspace_id": workspace_id, "key": email.lower()})
+def login_member(connection: Connection, workspace_id: int, key: str) -> LoginMember | None:
+    """The member (SCIM-visible, active or not) whose userName or email has the key ``key``
+    (members/names.py), locked."""
+    row = _LOGIN_MEMBER_QUERY.first(connection, {"workspace_id": workspace_id, "key": key})
     if row is None:
         return None
-    member_id, active, generation, given_name, family_name, display_name = row
-    return LoginMember(member_id, bool(active), generation, given_name, family_name, display_name)
+    member_id, active, generation, given_name, family_name, display_name, source = row
+    return LoginMember(member_id, bool(active), generation, given_name, family_name,
+                       display_name, source)
 
 
 def record_login(connection: Connection, member_id: str, *, now: dt.datetime,
@@ -229,17 +227,18 @@ def record_login(connection: Connection, member_id: str, *, now: dt.datetime,
     ), {"member_id": member_id})
 
 
-def create_member_at_login(connection: Connection, workspace_id: int, email: str, *,
+def create_member_at_login(connection: Connection, workspace_id: int, email: str, key: str, *,
                            now: dt.datetime, profile: dict[str, str]) -> str:
-    """A member created by their first SSO login: active, source "sso", email as userName."""
+    """A member created by their first SSO login: active, source "sso", email as userName
+    (``key`` is its normalised key, members/names.py)."""
     member_id = new_id()
     connection.execute(insert_row(_MEMBERS).values(
-        id=member_id, workspace_id=workspace_id, user_name=email, user_name_key=email.lower(),
-        email_key=email.lower(), active=True, source="sso", session_generation=0,
+        id=member_id, workspace_id=workspace_id, user_name=email, user_name_key=key,
+        email_key=key, active=True, source="sso", session_generation=0,
         last_login_at=now, created_at=now, modified_at=now, version=1, **profile,
     ))
     connection.execute(insert_row(_VALUES).values(
         member_id=member_id, attribute="emails", position=0, value=email,
-        value_key=email.lower(), type="work", primary=True,
+        value_key=key, type="work", primary=True,
     ))
     return member_id

@@ -14,17 +14,23 @@ from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..errors import ConfigurationError, Conflict, MetadataError, NotFound, PlanError
+from .. import domains as domain_rules
+from ..errors import (
+    ConfigurationError, Conflict, DomainError, DomainNotVerified, MetadataError, NotFound,
+    PlanError,
+)
 from ..saml import metadata
+from . import domains as domain_store
 from . import identity_providers
-from .db import Database
+from .db import Database, UnitOfWork
+from .domains import DomainClaim
 from .identity_providers import IdPInfo
 from .models import PLANS, ScimToken, Workspace, WorkspaceDomain, utcnow
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # Slugs that would read as a page of their own under /saml/.
 RESERVED_SLUGS = frozenset({"login", "logout", "static", "metadata", "acs", "settings"})
-DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+DOMAIN_PATTERN = domain_rules.DOMAIN_PATTERN
 TOKEN_PREFIX = "wwsso_"
 
 
@@ -39,7 +45,9 @@ class WorkspaceInfo:
     owner_email: str
     scim_enabled: bool
     sso_enabled: bool
-    domains: tuple[str, ...]
+    domains: tuple[str, ...]  # claimed, verified or not
+    verified_domains: tuple[str, ...] = ()
+    domain_claims: tuple[DomainClaim, ...] = ()
 
     @classmethod
     def of(cls, workspace: Workspace) -> WorkspaceInfo:
@@ -52,6 +60,8 @@ class WorkspaceInfo:
             scim_enabled=workspace.scim_enabled,
             sso_enabled=workspace.sso_enabled,
             domains=tuple(d.domain for d in workspace.domains),
+            verified_domains=tuple(d.domain for d in workspace.domains if d.verified_at),
+            domain_claims=tuple(domain_store.claim_of(d) for d in workspace.domains),
         )
 
 
@@ -100,10 +110,12 @@ class Workspaces:
     """Create and configure workspaces. Every method is one transaction."""
 
     def __init__(
-        self, database: Database, *, fetch: identity_providers.Fetch = metadata.fetch
+        self, database: Database, *, fetch: identity_providers.Fetch = metadata.fetch,
+        resolver: domain_rules.TxtResolver | None = None,
     ) -> None:
         self.database = database
         self.fetch = fetch  # how set_idp gets metadata from a URL (replaceable in tests)
+        self.resolver = resolver or domain_rules.TxtResolver()  # how verify_domain asks DNS
 
     def create(
         self, slug: str, *, name: str, plan: str = "free", owner_email: str
@@ -191,16 +203,78 @@ class Workspaces:
         return self.database.run(work)
 
     def set_domains(self, slug: str, domains: Iterable[str]) -> WorkspaceInfo:
-        """Replace the email domains whose first-time users sign in through this workspace."""
-        cleaned = sorted({_check_domain(d) for d in domains})
+        """Claim exactly these email domains. A claim kept keeps its verification; a new one
+        is unverified until :meth:`verify_domain`. DomainError for a public mail provider, a
+        disposable domain or a malformed name (and nothing changes)."""
+        cleaned = sorted({domain_rules.clean(d) for d in domains})
 
-        def work(session: Session) -> WorkspaceInfo:
-            workspace = _load(session, slug)
-            workspace.domains = [WorkspaceDomain(domain=d) for d in cleaned]
-            session.flush()
+        def work(unit: UnitOfWork) -> WorkspaceInfo:
+            workspace = _load(unit.session, slug)
+            domain_store.replace_claims(unit.connection, workspace.id, cleaned)
+            unit.session.expire(workspace, ["domains"])
             return WorkspaceInfo.of(workspace)
 
-        return self.database.run(work)
+        return self.database.run_unit(work)
+
+    def claim_domain(self, slug: str, domain: str) -> DomainClaim:
+        """Add one (unverified) claim; the record to publish comes back with it."""
+        cleaned = domain_rules.clean(domain)
+
+        def work(unit: UnitOfWork) -> DomainClaim:
+            workspace_id = _load(unit.session, slug).id
+            domain_store.claim(unit.connection, workspace_id, cleaned)
+            return _claim_of(unit.connection, workspace_id, cleaned)
+
+        return self.database.run_unit(work)
+
+    def release_domain(self, slug: str, domain: str) -> None:
+        """Drop a claim (and its verification). NotFound when the workspace has no such claim."""
+        cleaned = domain.strip().lower().lstrip("@").rstrip(".")
+
+        def work(unit: UnitOfWork) -> None:
+            if not domain_store.release(unit.connection, _load(unit.session, slug).id, cleaned):
+                raise NotFound("domain claim", cleaned)
+
+        self.database.run_unit(work)
+
+    def domain_claims(self, slug: str) -> list[DomainClaim]:
+        return self.database.run_unit(
+            lambda unit: domain_store.claims(unit.connection, _load(unit.session, slug).id),
+            write=False)
+
+    def verify_domain(self, slug: str, domain: str, *, by_operator: bool = False) -> DomainClaim:
+        """Verify the workspace's claim on ``domain`` (claiming it first if need be).
+
+        By DNS: the TXT record of the claim must be published at ``_webwork-sso.<domain>``,
+        else DomainNotVerified, which carries the record to publish. ``by_operator`` records the
+        site operator's word instead (the CLI's ``--by-operator``). Either way DomainError when
+        another workspace verified the domain: a domain is verified by at most one workspace.
+        """
+        cleaned = domain_rules.clean(domain)
+        claim = self.claim_domain(slug, cleaned)
+        if claim.verified:
+            return claim
+        if not by_operator:
+            published = self.resolver.txt(claim.record.name)  # outside any transaction
+            if claim.record.value not in (value.strip() for value in published):
+                raise DomainNotVerified(
+                    cleaned, f"no TXT record {claim.record.value!r} at {claim.record.name} yet; "
+                    "publish it, wait for the DNS to serve it, and try again",
+                    record_name=claim.record.name, record_value=claim.record.value)
+
+        def work(unit: UnitOfWork) -> DomainClaim:
+            workspace_id = _load(unit.session, slug).id
+            if domain_store.verifier_of(unit.connection, cleaned) not in (None, workspace_id):
+                raise DomainError(cleaned, "is already verified by another workspace")
+            domain_store.claim(unit.connection, workspace_id, cleaned)  # released meanwhile?
+            domain_store.mark_verified(unit.connection, workspace_id, cleaned,
+                                       by="operator" if by_operator else "dns")
+            return _claim_of(unit.connection, workspace_id, cleaned)
+
+        try:
+            return self.database.run_unit(work)
+        except IntegrityError:  # another workspace's verification won the race
+            raise DomainError(cleaned, "is already verified by another workspace") from None
 
     # -- the IdP ---------------------------------------------------------------------------------
 
@@ -331,8 +405,5 @@ def _check_email(email: str) -> str:
     return email
 
 
-def _check_domain(domain: str) -> str:
-    cleaned = domain.strip().lower().lstrip("@")
-    if not DOMAIN_PATTERN.match(cleaned):
-        raise ConfigurationError("domains", f"{domain!r} is not a domain name")
-    return cleaned
+def _claim_of(connection: Connection, workspace_id: int, domain: str) -> DomainClaim:
+    return next(c for c in domain_store.claims(connection, workspace_id) if c.domain == domain)

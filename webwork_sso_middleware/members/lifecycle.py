@@ -1,0 +1,146 @@
+"""Who a workspace's IdP may sign in, and who its SCIM may name: the identity rules.
+
+A workspace owner controls their own IdP, so it can assert any email; they also hold their own
+SCIM token. What they can assert is bounded by the domains their workspace *verified*
+(store/domains.py), and nothing else:
+
+- Workspace A's IdP signs in an address when its domain is verified by A, or when it names an
+  existing member that A's own SCIM provisioned and whose domain no other workspace verified
+  (an external member, such as a contractor). Members are created at first sign-in only within
+  A's verified domains. Everything else is refused with its own reason code.
+- A's SCIM cannot create a member, or rename one, into a domain another workspace verified.
+
+Every name goes through members/names.py first, so look-alike spellings are one member.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from sqlalchemy import Connection
+
+from ..errors import InvalidName
+from ..store import audit
+from ..store import domains as domain_store
+from ..store import sign_in as sign_in_store
+from ..store.models import utcnow
+from .. import names
+
+# The longest address a member can be named by (the userName column).
+MAX_NAME = 255
+
+
+class SignInRefused(Exception):
+    """A verified assertion that this workspace's IdP may not use to sign anyone in.
+
+    ``code`` is the reason code shown to the person and in the owner's diagnostics; ``detail``
+    is for the owner only (it may name the address)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+class NameRefused(Exception):
+    """A userName that SCIM may not give a member in this workspace."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Profile:
+    """Names the assertion carried (the IdP is their source at sign-in)."""
+
+    given_name: str | None = None
+    family_name: str | None = None
+    display_name: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Admission:
+    """The member signing in: start a session for them at ``session_generation``."""
+
+    member_id: str
+    session_generation: int
+    created: bool
+
+
+def address_key(address: str, label: str = "NameID") -> tuple[str, str, str]:
+    """(cleaned address, its key, its domain); InvalidName when it cannot name a member."""
+    cleaned = names.clean(address, label, limit=MAX_NAME)
+    key = names.key(cleaned)
+    domain = names.domain_of(key)
+    if domain is None:
+        raise InvalidName(label, "is not an email address")
+    return cleaned, key, domain
+
+
+def sign_in(connection: Connection, workspace_id: int, address: str, profile: Profile, *,
+            now: dt.datetime | None = None) -> Admission | None:
+    """Admit the member ``address`` names, created at first sign-in where the rules allow;
+    None when that member is deactivated. Raises SignInRefused when this workspace's IdP may
+    not sign in ``address`` at all. Runs in the caller's transaction (the member row locked)."""
+    now = now or utcnow()
+    try:
+        cleaned, key, domain = address_key(address)
+    except InvalidName as invalid:
+        raise SignInRefused("invalid_name_id", f"the NameID {invalid.reason}") from None
+    verifier = domain_store.verifier_of(connection, domain)
+    if verifier is not None and verifier != workspace_id:
+        raise SignInRefused(
+            "domain_verified_elsewhere", f"{domain} is verified by another workspace, so this workspace's IdP cannot "
+                f"sign in {cleaned}")
+    member = sign_in_store.login_member(connection, workspace_id, key)
+    if verifier is None and (member is None or member.source != "scim"):
+        # Not our domain: only a member our own SCIM provisioned (a contractor) may come in.
+        raise SignInRefused(
+            "domain_not_verified", f"{domain} is not a verified domain of this workspace, and {cleaned} is not a "
+                "member its SCIM provisioned; verify the domain, or provision the member first")
+    if member is None:
+        changes = _changed_profile(None, profile)
+        member_id = sign_in_store.create_member_at_login(
+            connection, workspace_id, cleaned, key, now=now, profile=changes)
+        audit.record(connection, workspace_id=workspace_id, actor="saml", action="created",
+                     target_type="member", target_id=member_id,
+                     changes={"email": cleaned, "source": "sso"})
+        return Admission(member_id, 0, created=True)
+    if not member.active:
+        audit.record(connection, workspace_id=workspace_id, actor="saml",
+                     action="login_refused", target_type="member", target_id=member.id,
+                     changes={"reason": "member_deactivated", "email": cleaned})
+        return None
+    changes = _changed_profile(member, profile)
+    sign_in_store.record_login(connection, member.id, now=now, profile=changes)
+    audit.record(connection, workspace_id=workspace_id, actor="saml", action="signed_in",
+                 target_type="member", target_id=member.id, changes=changes)
+    return Admission(member.id, member.session_generation, created=False)
+
+
+def check_provisioned_name(connection: Connection, workspace_id: int, key: str) -> None:
+    """Refuse (NameRefused) a userName, by its key (members/names.py), that lies in a domain
+    another workspace verified: only that workspace may provision its addresses. SCIM asks this
+    when it creates a member or changes a member's userName."""
+    domain = names.domain_of(key)
+    if domain is None:
+        return
+    verifier = domain_store.verifier_of(connection, domain)
+    if verifier is not None and verifier != workspace_id:
+        raise NameRefused(f"userName is in {domain}, a domain another workspace has verified; "
+                          "only that workspace can provision its addresses")
+
+
+def _changed_profile(member: sign_in_store.LoginMember | None,
+                     profile: Profile) -> dict[str, str]:
+    """Names from the assertion that differ from the member's: the IdP is their source."""
+    current = {"given_name": member.given_name, "family_name": member.family_name,
+               "display_name": member.display_name} if member else {}
+    wanted = {"given_name": profile.given_name, "family_name": profile.family_name,
+              "display_name": profile.display_name or " ".join(
+                  p for p in (profile.given_name, profile.family_name) if p) or None}
+    if member is not None and member.display_name and not profile.display_name:
+        del wanted["display_name"]  # keep a display name SCIM set when the IdP sends none
+    return {k: v for k, v in wanted.items() if v is not None and current.get(k) != v}
