@@ -24,8 +24,8 @@ from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.cli import main
 from webwork_sso_middleware.store.workspaces import hash_token
 
+from .admin.conftest import sign_in
 from .dns_server import TxtServer
-
 from .devidp import browser
 from .saml.metadata_samples import (
     OKTA_ENTITY_ID,
@@ -35,6 +35,7 @@ from .saml.metadata_samples import (
     fingerprint,
     okta_metadata,
 )
+from .saml.conftest import Site, TestIdP, idp, site  # noqa: F401 (fixtures used here)
 
 SECRET = "test-secret-key-padded-to-thirty-two-bytes-at-least"
 BASE_URL = "https://tracker.example.com"
@@ -265,6 +266,29 @@ def test_moving_to_the_free_plan_switches_scim_and_sso_off(cli: Cli) -> None:
     assert (document["plan"], document["scim_enabled"], document["sso_enabled"]) == (
         "free", False, False,
     )  # fmt: skip
+
+
+def test_switching_sso_off_from_the_cli_ends_sessions_for_good(cli: Cli, site: Site,
+                                                             idp: TestIdP) -> None:
+    # The site runs beside the CLI, as another process would: it learns of the change from the
+    # database, within its session recheck interval (2 s).
+    site.add_workspace("acme", idp)
+    browser = requests.Session()
+    assert sign_in(browser, site, idp, "alice@acme.test").status_code == 303
+
+    def remote_user() -> str:
+        return browser.get(f"{site.url}/app").text.split(";", 1)[0]
+
+    assert remote_user() == "user=alice@acme.test"
+    for off, on in ((("disable", "acme", "--sso"), ("enable", "acme", "--sso")),
+                    (("set-plan", "acme", "free"), ("set-plan", "acme", "plus"))):
+        assert cli("workspace", *off)[0] == 0
+        assert cli("workspace", *on)[0] == 0
+        cli("workspace", "enable", "acme", "--scim", "--sso")
+        time.sleep(2.1)
+        assert remote_user() == "user="
+        assert sign_in(browser, site, idp, "alice@acme.test").status_code == 303
+        assert remote_user() == "user=alice@acme.test"
 
 
 def test_set_plan_rejects_an_unknown_plan_as_a_usage_error(cli: Cli) -> None:

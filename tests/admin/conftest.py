@@ -4,6 +4,7 @@ tests/saml, plus helpers that drive a browser session through settings links and
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 import requests
@@ -26,8 +27,19 @@ def settings_url(site: Site, slug: str = "acme") -> str:
 
 
 def open_with_link(browser: requests.Session, site: Site, slug: str = "acme") -> requests.Response:
-    """Follow a fresh settings link the way a browser does; the settings page."""
-    return browser.get(site.middleware.settings_link(slug))
+    """Follow a fresh settings link the way a browser does, pressing the button on the page it
+    shows; the settings page."""
+    return press_open_button(browser, site.middleware.settings_link(slug))
+
+
+def press_open_button(browser: requests.Session, link: str, **options: Any) -> requests.Response:
+    """GET a settings link, then submit its page's one form as a browser does: a form without
+    an ``action`` posts to the page's own URL."""
+    shown = browser.get(link)
+    assert shown.status_code == 200, shown.text
+    assert re.search(r'<form method="post">', shown.text), shown.text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', shown.text))
+    return browser.post(shown.url, data=fields, **options)
 
 
 def csrf_token(html: str) -> str:

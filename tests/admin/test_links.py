@@ -11,16 +11,21 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from sqlalchemy import delete, select
 
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.admin.links import (
-    COOKIE_NAME, LINK_SALT, SESSION_SALT, CsrfTokens, LinkRefused, SettingsSessions,
-    read_settings_link, settings_link,
+    COOKIE_NAME, LINK_SALT, SESSION_SALT, CsrfTokens, LinkRefused, SettingsSession,
+    SettingsSessions, hash_settings_session_id, read_settings_link, settings_link,
 )
 from webwork_sso_middleware.cli import main
 from webwork_sso_middleware.errors import ConfigurationError, NotFound
+from webwork_sso_middleware.store import Database
+from webwork_sso_middleware.store.models import SettingsSession as SettingsSessionRow
+from webwork_sso_middleware.store.workspaces import Workspaces
 
 from ..saml.conftest import Site
+from .conftest import press_open_button
 
 KEYS = ("older-key-padded-to-thirty-two-bytes-at-least", "newest-key-padded-to-thirty-two-bytes-at-least")
 
@@ -107,9 +112,23 @@ def test_link_signed_in_the_future_or_claiming_a_long_life_is_refused():
     assert read_settings_link(token, slug="acme", secret_keys=KEYS, now=time.time() - 30)
 
 
-def test_tokens_of_other_purposes_are_not_links():
-    sessions = SettingsSessions(secret_keys=KEYS, secure=False)
-    cookie, _ = sessions.start("acme", 1)
+@pytest.fixture
+def acme_id(database: Database) -> int:
+    return Workspaces(database).create("acme", name="Acme", plan="plus",
+                                       owner_email="owner@acme.test")[0].id
+
+
+def start(sessions: SettingsSessions, slug: str, workspace_id: int,
+          **options: str) -> tuple[str, SettingsSession]:
+    """Start a settings session in a transaction of its own (the page starts it in the one
+    that redeems the link)."""
+    return sessions.database.run_unit(
+        lambda unit: sessions.start(unit.connection, slug, workspace_id, **options))
+
+
+def test_tokens_of_other_purposes_are_not_links(database: Database, acme_id: int):
+    sessions = SettingsSessions(database, secret_keys=KEYS, secure=False)
+    cookie, _ = start(sessions, "acme", acme_id)
     session_token = cookie.split(";")[0].split("=", 1)[1]
     with pytest.raises(LinkRefused):
         read_settings_link(session_token, slug="acme", secret_keys=KEYS)
@@ -121,29 +140,57 @@ def test_tokens_of_other_purposes_are_not_links():
 # -- the owner-settings session --------------------------------------------------------------------
 
 
-def test_settings_session_cookie_attributes_and_lifetime():
-    clock = [1_000_000.0]
-    sessions = SettingsSessions(secret_keys=KEYS, secure=True, clock=lambda: clock[0])
-    cookie, started = sessions.start("acme", 7, script_root="/tracker")
+def test_settings_session_cookie_attributes_and_lifetime(database: Database, acme_id: int):
+    clock = [time.time()]
+    sessions = SettingsSessions(database, secret_keys=KEYS, secure=True, clock=lambda: clock[0])
+    cookie, started = start(sessions, "acme", acme_id, script_root="/tracker")
     attributes = [part.strip() for part in cookie.split(";")]
     assert "HttpOnly" in attributes and "Secure" in attributes and "SameSite=Lax" in attributes
     assert "Path=/tracker/saml/acme/settings" in attributes and "Max-Age=1800" in attributes
     environ = {"HTTP_COOKIE": cookie.split(";")[0]}
     clock[0] += 1799
     read = sessions.read(environ, "acme")
-    assert read is not None and (read.workspace_id, read.session_id) == (7, started.session_id)
+    assert read is not None and (read.workspace_id, read.session_id) == (acme_id, started.session_id)
     assert sessions.read(environ, "globex") is None
     clock[0] += 1
     assert sessions.read(environ, "acme") is None
-    http_only = SettingsSessions(secret_keys=KEYS, secure=False).start("acme", 7)[0]
+    http_only = start(SettingsSessions(database, secret_keys=KEYS, secure=False), "acme", acme_id)[0]
     assert "Secure" not in http_only
 
 
-def test_settings_session_refuses_tampering_and_other_keys():
-    sessions = SettingsSessions(secret_keys=KEYS, secure=False)
-    value = sessions.start("acme", 7)[0].split(";")[0].split("=", 1)[1]
+def test_settings_session_lives_in_the_database_keyed_by_a_hash(database: Database, acme_id: int):
+    sessions = SettingsSessions(database, secret_keys=KEYS, secure=False)
+    cookie, started = start(sessions, "acme", acme_id)
+    with database.transaction() as session:
+        rows = session.scalars(select(SettingsSessionRow)).all()
+        assert [(row.id_hash, row.workspace_id, row.ended_at) for row in rows] == [
+            (hash_settings_session_id(started.session_id), acme_id, None)]
+        assert started.session_id not in rows[0].id_hash
+    # A cookie whose row is gone (or was never written) opens nothing, signature or not.
+    with database.transaction(write=True) as session:
+        session.execute(delete(SettingsSessionRow))
+    assert sessions.read({"HTTP_COOKIE": cookie.split(";")[0]}, "acme") is None
+
+
+def test_ending_a_settings_session_ends_every_copy_of_its_cookie(database: Database, acme_id: int):
+    sessions = SettingsSessions(database, secret_keys=KEYS, secure=False)
+    environ = {"HTTP_COOKIE": start(sessions, "acme", acme_id)[0].split(";")[0]}
+    other_environ = {"HTTP_COOKIE": start(sessions, "acme", acme_id)[0].split(";")[0]}
+    another_worker = SettingsSessions(database, secret_keys=KEYS, secure=False)
+    assert another_worker.read(environ, "acme") is not None
+    sessions.end({"HTTP_COOKIE": environ["HTTP_COOKIE"]}, "acme")
+    assert sessions.read(environ, "acme") is None
+    assert another_worker.read(environ, "acme") is None
+    assert sessions.read(other_environ, "acme") is not None  # another session is its own
+    sessions.end({}, "acme")  # no cookie: nothing to end, no error
+
+
+def test_settings_session_refuses_tampering_and_other_keys(database: Database, acme_id: int):
+    sessions = SettingsSessions(database, secret_keys=KEYS, secure=False)
+    value = start(sessions, "acme", acme_id)[0].split(";")[0].split("=", 1)[1]
     assert sessions.read({"HTTP_COOKIE": f"{COOKIE_NAME}={value[:-3]}abc"}, "acme") is None
-    other = SettingsSessions(secret_keys=("another-site",), secure=False)
+    other = SettingsSessions(database, secret_keys=("another-site-padded-to-thirty-two-bytes",),
+                             secure=False)
     assert other.read({"HTTP_COOKIE": f"{COOKIE_NAME}={value}"}, "acme") is None
 
 
@@ -180,7 +227,7 @@ def test_cli_prints_a_link_the_site_accepts(site: Site, database_url: str,
     assert main([*argv, "workspace", "settings-link", "acme"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith(f"{site.url}/saml/acme/settings?link=")
-    response = requests.get(out.strip())
+    response = press_open_button(requests.Session(), out.strip())
     assert response.status_code == 200 and "SCIM Base URL" in response.text
     assert main([*argv, "workspace", "settings-link", "acme", "--json"]) == 0
     import json
@@ -226,7 +273,7 @@ def test_cli_link_opens_a_middleware_with_the_same_key(tmp_path: Path, serve,
                      "workspace", "settings-link", "acme"]) == 0
         url = capsys.readouterr().out.strip()
         assert read_settings_link(token_of(url), slug="acme", secret_keys=("new-key-padded-to-thirty-two-bytes-at-least",))
-        assert requests.get(url).status_code == 200
+        assert "SCIM Base URL" in press_open_button(requests.Session(), url).text
     finally:
         middleware.close()
     assert os.environ["WEBWORK_SSO_SECRET_KEY"] == "old-key-padded-to-thirty-two-bytes-at-least,new-key-padded-to-thirty-two-bytes-at-least"

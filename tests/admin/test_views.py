@@ -16,7 +16,9 @@ from webwork_sso_middleware.store.models import Member, ScimToken, Workspace, ut
 
 from ..saml.conftest import Site
 from ..saml.idp import TestIdP
-from .conftest import OWNER, csrf_token, open_with_link, post_action, settings_url, sign_in
+from .conftest import (
+    OWNER, csrf_token, open_with_link, post_action, press_open_button, settings_url, sign_in,
+)
 
 ACCESS_DENIED = "This page is for the workspace owner"
 
@@ -41,9 +43,16 @@ def test_anonymous_visitors_get_403_whether_or_not_the_workspace_exists(site: Si
 
 def test_settings_link_opens_the_page_once_and_leaves_the_address_bar(site: Site, acme: str):
     link = site.middleware.settings_link("acme")
-    assert requests.head(link).status_code == 403  # a HEAD (an unfurler) does not use it up
     browser = requests.Session()
-    opened = browser.get(link, allow_redirects=False)
+    shown = browser.get(link, allow_redirects=False)
+    # The link shows a button that posts it back; the page itself never carries the token.
+    assert shown.status_code == 200 and "Open the settings page" in shown.text
+    assert '<form method="post">' in shown.text and "action=" not in shown.text.split("<form")[1]
+    assert link.rsplit("link=", 1)[1] not in shown.text
+    assert "Set-Cookie" not in shown.headers
+    assert shown.headers["Cache-Control"] == "no-store"
+    assert shown.headers["Referrer-Policy"] == "no-referrer"
+    opened = browser.post(link, data={"action": "open_link"}, allow_redirects=False)
     assert opened.status_code == 303
     assert urlsplit(opened.headers["Location"]).path == "/saml/acme/settings"
     assert "link=" not in opened.headers["Location"]
@@ -57,11 +66,41 @@ def test_settings_link_opens_the_page_once_and_leaves_the_address_bar(site: Site
     assert "opened with a settings link" in page.text
     assert page.headers["Cache-Control"] == "no-store"
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
-    # The link works once: another browser holding it is refused...
-    replay = requests.get(link)
-    assert replay.status_code == 403 and "already used" in replay.text
+    # The link works once: another browser holding it is refused, whether it looks or presses...
+    for replay in (requests.get(link), requests.post(link, data={"action": "open_link"})):
+        assert replay.status_code == 403 and "already used" in replay.text
+        assert "Set-Cookie" not in replay.headers
     # ...while the browser that used it, still in its settings session, is simply let in.
     assert browser.get(link).status_code == 200
+    assert browser.post(link, data={"action": "open_link"}).status_code == 200
+
+
+def test_previewers_that_fetch_the_link_leave_it_usable(site: Site, acme: str):
+    link = site.middleware.settings_link("acme")
+    # A chat app's unfurler, a mail scanner, a prefetch: GETs and HEADs, as often as they like.
+    for _ in range(3):
+        fetched = requests.get(link, allow_redirects=False)
+        assert fetched.status_code == 200 and "Set-Cookie" not in fetched.headers
+    assert requests.head(link).status_code == 200
+    browser = requests.Session()
+    page = press_open_button(browser, link)
+    assert page.status_code == 200 and "opened with a settings link" in page.text
+    assert urlsplit(page.url).query == ""  # the token left the address bar
+
+
+def test_a_cross_site_post_of_a_link_only_shows_its_button(site: Site, acme: str):
+    # Another site's page posting (its own) link into a visitor's browser plants no session.
+    link = site.middleware.settings_link("acme")
+    for fetch_site in ("cross-site", "same-site"):
+        posted = requests.post(link, data={"action": "open_link"}, allow_redirects=False,
+                               headers={"Sec-Fetch-Site": fetch_site})
+        assert posted.status_code == 200 and "Open the settings page" in posted.text
+        assert "Set-Cookie" not in posted.headers
+    # A press on the page's own button (same-origin) opens it: the link was not used up.
+    browser = requests.Session()
+    opened = browser.post(link, data={"action": "open_link"}, allow_redirects=False,
+                          headers={"Sec-Fetch-Site": "same-origin"})
+    assert opened.status_code == 303 and "webwork_sso_settings=" in opened.headers["Set-Cookie"]
 
 
 def test_expired_tampered_and_foreign_links_are_refused(site: Site, acme: str, idp: TestIdP):
@@ -90,12 +129,12 @@ def test_expired_tampered_and_foreign_links_are_refused(site: Site, acme: str, i
     assert response.status_code == 403 and "another workspace" in response.text
     # Globex's settings session does not open Acme's page, even sent there by hand.
     browser = requests.Session()
-    assert browser.get(globex_link).status_code == 200
+    assert press_open_button(browser, globex_link).status_code == 200
     value = browser.cookies.get("webwork_sso_settings")
     forged = requests.get(settings_url(site), headers={"Cookie": f"webwork_sso_settings={value}"})
     assert forged.status_code == 403
     assert good  # the good link was never used: still fine
-    assert requests.get(good).status_code == 200
+    assert press_open_button(requests.Session(), good).status_code == 200
 
 
 def test_members_who_are_not_the_owner_get_403(site: Site, idp: TestIdP, acme: str):
@@ -124,11 +163,32 @@ def test_owner_who_switches_sso_off_is_told_how_to_come_back(site: Site, idp: Te
     done = post_action(browser, site, page, "switch", feature="sso", state="off")
     assert done.status_code == 200 and "settings-link acme" in done.text
     assert site.workspaces.get("acme").sso_enabled is False
-    # SSO no longer vouches for the session: refused within the session recheck bound (2 s).
-    deadline = time.monotonic() + 5
-    while browser.get(settings_url(site)).status_code != 403:
-        assert time.monotonic() < deadline, "the SSO session still opens the page"
-        time.sleep(0.2)
+    # SSO off ended the session, at once in this process: it no longer opens the page, and
+    # stays ended when SSO comes back on.
+    assert browser.get(settings_url(site)).status_code == 403
+    site.workspaces.enable("acme", sso=True)
+    assert browser.get(settings_url(site)).status_code == 403
+
+
+def test_the_sso_switch_ends_members_sessions_for_good(site: Site, idp: TestIdP, acme: str):
+    member = requests.Session()
+    assert sign_in(member, site, idp, "alice@acme.test").status_code == 303
+    assert member.get(f"{site.url}/app").text.startswith("user=alice@acme.test;")
+    owner = requests.Session()
+    page = open_with_link(owner, site)
+    off = post_action(owner, site, page, "switch", feature="sso", state="off")
+    assert off.status_code == 200 and "Single sign-on is off" in off.text
+    assert member.get(f"{site.url}/app").text.startswith("user=;")  # at once, in this process
+    on = post_action(owner, site, off, "switch", feature="sso", state="on")
+    assert on.status_code == 200 and "Single sign-on is on" in on.text
+    # The old cookie stays dead, here and past the recheck interval (2 s) that would let
+    # another worker's cached answer expire.
+    assert member.get(f"{site.url}/app").text.startswith("user=;")
+    time.sleep(2.1)
+    assert member.get(f"{site.url}/app").text.startswith("user=;")
+    # A new sign-in works as before.
+    assert sign_in(member, site, idp, "alice@acme.test").status_code == 303
+    assert member.get(f"{site.url}/app").text.startswith("user=alice@acme.test;")
 
 
 # -- CSRF ------------------------------------------------------------------------------------------
@@ -411,3 +471,26 @@ def test_close_ends_the_owner_settings_session(site: Site, idp: TestIdP, acme: s
     assert closed.status_code == 200 and "closed" in closed.text
     assert "webwork_sso_settings=;" in closed.headers["Set-Cookie"]
     assert browser.get(settings_url(site)).status_code == 403
+
+
+def test_close_ends_every_copy_of_the_cookie_on_every_worker(site: Site, idp: TestIdP, acme: str,
+                                                           serve, database_url: str):
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    copied = {"Cookie": f"webwork_sso_settings={browser.cookies.get('webwork_sso_settings')}"}
+    other_worker = Site(serve, database_url)  # another middleware on the same database
+    try:
+        for url in (settings_url(site), settings_url(other_worker)):
+            assert requests.get(url, headers=copied).status_code == 200
+        closed = post_action(browser, site, page, "close")
+        assert closed.status_code == 200 and "closed" in closed.text
+        # The copy (pasted into another browser, say) is worthless at once, everywhere.
+        for url in (settings_url(site), settings_url(other_worker)):
+            refused = requests.get(url, headers=copied)
+            assert refused.status_code == 403 and ACCESS_DENIED in refused.text
+        forged_post = requests.post(settings_url(other_worker), headers=copied, data={
+            "csrf_token": csrf_token(page.text), "action": "regenerate_token"})
+        assert forged_post.status_code == 403
+        assert scim_status(site, acme) == 200
+    finally:
+        other_worker.middleware.close()

@@ -49,8 +49,10 @@ def test_no_secret_reaches_logs_or_pages(secrets_site: tuple[Site, TestIdP, str]
     pages.append(site.post_response(requests.Session(), "acme", honest).text)  # replay
     link = site.middleware.settings_link("acme")
     settings = requests.Session()
-    pages.append(settings.get(link if link.startswith("http") else site.url + link).text)
-    pages.append(settings.get(link if link.startswith("http") else site.url + link).text)
+    link = link if link.startswith("http") else site.url + link
+    pages.append(settings.get(link).text)  # the page with the button that opens it
+    pages.append(settings.post(link, data={"action": "open_link"}).text)  # the settings page
+    pages.append(requests.post(link, data={"action": "open_link"}).text)  # a used link
     link_token = link.rsplit("link=", 1)[1]
 
     ours = [r for r in caplog.records if r.name.startswith(("webwork_sso_middleware", "saml2"))]
@@ -62,3 +64,6 @@ def test_no_secret_reaches_logs_or_pages(secrets_site: tuple[Site, TestIdP, str]
     # The pages did answer: refusals, a replay, the settings page and a used link.
     assert any("invalid SCIM API token" in page for page in pages)
     assert any("replayed" in page for page in pages)
+    assert any("Open the settings page" in page for page in pages)
+    assert any("SCIM Base URL" in page for page in pages)
+    assert any("already used" in page for page in pages)

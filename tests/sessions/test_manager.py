@@ -547,6 +547,38 @@ def test_switching_sso_off_ends_the_workspaces_sessions(make_manager, database, 
     assert manager.identify(environ) is None
 
 
+@pytest.mark.parametrize("switch_off, switch_on", [
+    (lambda w: w.disable("acme", sso=True), lambda w: w.enable("acme", sso=True)),
+    (lambda w: w.set_plan("acme", "free"),
+     lambda w: (w.set_plan("acme", "premium"), w.enable("acme", sso=True))),
+], ids=["sso-switch", "free-plan"])
+def test_sessions_ended_by_sso_off_stay_ended_when_it_comes_back(
+        manager, database, workspace_id, ada, switch_off, switch_on):
+    globex_id = create_workspace(database, "globex")
+    bea = add_member(database, globex_id, "bea@globex.test")
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+    other = environ_with(sign_in(manager, bea, globex_id))
+    assert manager.identify(environ) is not None and manager.identify(other) is not None
+
+    switch_off(Workspaces(database))
+    # Evicted from this process's cache at commit: no wait for the recheck interval.
+    assert manager.identify(environ) is None
+    switch_on(Workspaces(database))
+    assert manager.identify(environ) is None
+    assert make_manager_fresh(manager).identify(environ) is None  # a cold cache agrees
+    with database.transaction() as session:
+        ended = dict(session.execute(
+            select(MemberSession.member_id, MemberSession.ended_at)).all())
+    assert ended[ada] is not None and ended[bea] is None
+    found = manager.identify(other)  # another workspace's session is untouched
+    assert found is not None and found[0].user_name == "bea@globex.test"
+
+
+def make_manager_fresh(manager: SessionManager) -> SessionManager:
+    """Another manager on the same database (another worker): its cache starts empty."""
+    return SessionManager(manager.database, secret_keys=[KEY], secure=True)
+
+
 def test_expired_rows_are_purged(make_manager, database, workspace_id, ada):
     clock = Clock()
     manager = make_manager(clock=clock)

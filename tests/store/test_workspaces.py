@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+import requests
 from sqlalchemy import select
 
 from webwork_sso_middleware.domains import TxtResolver
@@ -10,7 +13,7 @@ from webwork_sso_middleware.errors import (
     ConfigurationError, Conflict, DomainError, DomainNotVerified, NotFound, PlanError,
 )
 from webwork_sso_middleware.store import Database
-from webwork_sso_middleware.store.models import ScimToken
+from webwork_sso_middleware.store.models import MemberSession, ScimToken
 from webwork_sso_middleware.store.workspaces import (
     Workspaces,
     find_credential,
@@ -18,6 +21,8 @@ from webwork_sso_middleware.store.workspaces import (
 )
 
 from ..dns_server import TxtServer
+from ..admin.conftest import sign_in
+from ..saml.conftest import Site, TestIdP, idp, second_idp, site  # noqa: F401 (fixtures used here)
 
 
 @pytest.fixture
@@ -206,3 +211,64 @@ def test_two_workspaces_verifying_at_once_leave_one_verifier(database):
     assert sorted(outcomes)[0] in ("acme", "evil") and "refused" in outcomes
     verified = [s for s in ("acme", "evil") if first.get(s).verified_domains]
     assert len(verified) == 1
+
+
+# -- switching SSO off ends sessions for good (over real HTTP, with a real IdP) ----------------
+
+
+def signed_in(site: Site, idp: TestIdP, slug: str, email: str) -> requests.Session:
+    """A browser signed in (SP-initiated) as ``email`` in ``slug``, checked at the host app."""
+    browser = requests.Session()
+    assert sign_in(browser, site, idp, email, slug=slug).status_code == 303
+    assert remote_user(site, browser) == email
+    return browser
+
+
+def remote_user(site: Site, browser: requests.Session) -> str:
+    """The REMOTE_USER the host app got for this browser's cookie ('' for none)."""
+    return browser.get(f"{site.url}/app").text.split(";", 1)[0].removeprefix("user=")
+
+
+def session_rows(site: Site, slug: str) -> list[MemberSession]:
+    workspace_id = site.workspaces.get(slug).id
+    with site.middleware.database.transaction() as session:
+        rows = list(session.scalars(select(MemberSession)
+                                    .where(MemberSession.workspace_id == workspace_id)))
+        session.expunge_all()
+        return rows
+
+
+@pytest.mark.parametrize("switch_off, switch_on", [
+    (lambda w: w.disable("acme", sso=True), lambda w: w.enable("acme", sso=True)),
+    (lambda w: w.set_plan("acme", "free"),
+     lambda w: (w.set_plan("acme", "plus"), w.enable("acme", scim=True, sso=True))),
+], ids=["sso-switch", "free-plan"])
+def test_sso_off_or_the_free_plan_ends_sessions_that_stay_ended(
+        site: Site, idp: TestIdP, second_idp: TestIdP, switch_off, switch_on):
+    site.add_workspace("acme", idp)
+    site.add_workspace("globex", second_idp)
+    alice = signed_in(site, idp, "acme", "alice@acme.test")
+    bob = signed_in(site, second_idp, "globex", "bob@globex.test")
+
+    switch_off(site.workspaces)
+    # At once in this process (its cached checks were evicted at commit), not after 2 s.
+    assert remote_user(site, alice) == ""
+    assert all(row.ended_at is not None for row in session_rows(site, "acme"))
+    switch_on(site.workspaces)
+    assert remote_user(site, alice) == ""
+    time.sleep(2.1)  # past the recheck interval: another worker's cached answer is gone too
+    assert remote_user(site, alice) == ""
+
+    # Another workspace's sessions are untouched.
+    assert remote_user(site, bob) == "bob@globex.test"
+    assert [row.ended_at for row in session_rows(site, "globex")] == [None]
+    # Signing in again works as before.
+    assert remote_user(site, signed_in(site, idp, "acme", "alice@acme.test")) == "alice@acme.test"
+
+
+def test_switching_scim_off_ends_no_session(site: Site, idp: TestIdP):
+    site.add_workspace("acme", idp)
+    alice = signed_in(site, idp, "acme", "alice@acme.test")
+    site.workspaces.disable("acme", scim=True)
+    assert remote_user(site, alice) == "alice@acme.test"
+    assert [row.ended_at for row in session_rows(site, "acme")] == [None]

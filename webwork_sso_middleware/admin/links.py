@@ -4,9 +4,12 @@ session a link starts, and the CSRF tokens bound to whichever credential opened 
 A link is ``{base}/saml/<slug>/settings?link=<token>``: an itsdangerous URLSafeTimedSerializer
 token over the site's secret keys (newest last signs, every key verifies), salted for this one
 purpose, naming the workspace, a random nonce (a link is redeemed once, in the store) and its
-expiry. Visiting it starts a separate signed cookie, ``webwork_sso_settings``, scoped by Path to
-that workspace's settings page, and redirects to the clean URL so the token leaves the address
-bar and the history.
+expiry. Visiting it (GET) shows a page with one button and uses nothing up, so a link previewer
+or a mail scanner that fetches it leaves it working; the button POSTs back to the same URL, and
+only that POST redeems the link. It starts an owner-settings session, a row in the database and
+a signed cookie ``webwork_sso_settings`` scoped by Path to that workspace's settings page, and
+redirects to the clean URL so the token leaves the address bar and the history. "Close settings"
+ends the row, and with it every copy of the cookie, on every worker.
 
 Each kind of token has its own salt, so none can stand in for another (or for a session cookie).
 Ages are checked here against our own clock with a small tolerance, rather than by itsdangerous's
@@ -27,9 +30,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from itsdangerous import BadData, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
+from sqlalchemy import Connection
 from werkzeug.http import dump_cookie, parse_cookie
 
 from ..errors import ConfigurationError
+from ..store import settings_sessions as settings_store
+from ..store.db import Database, UnitOfWork
 from ..urls import SAML_PREFIX
 
 if TYPE_CHECKING:
@@ -160,7 +166,7 @@ def read_settings_link(
 
 @dataclasses.dataclass(frozen=True)
 class SettingsSession:
-    """A verified ``webwork_sso_settings`` cookie: owner access to one workspace's page."""
+    """A live owner-settings session: owner access to one workspace's page."""
 
     slug: str
     workspace_id: int
@@ -171,23 +177,43 @@ class SettingsSession:
     def expires(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.expires_at, dt.timezone.utc)
 
+    @property
+    def id_hash(self) -> str:
+        return hash_settings_session_id(self.session_id)
+
+
+def hash_settings_session_id(session_id: str) -> str:
+    # 192 random bits: a fast hash suffices, and the table names no usable session.
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
 
 class SettingsSessions:
-    """Starts and reads owner-settings sessions (signed cookies; nothing is stored)."""
+    """Starts, reads and ends owner-settings sessions.
 
-    def __init__(self, *, secret_keys: Sequence[str], secure: bool,
+    The cookie is signed (a forged or stale one costs no database round trip) and its row in
+    ``settings_sessions`` decides whether it is still live, so ending the session ends every
+    copy of the cookie on every worker at once. The page is rarely used: every read asks the
+    database, there is no cache to wait out.
+    """
+
+    def __init__(self, database: Database, *, secret_keys: Sequence[str], secure: bool,
                  lifetime: dt.timedelta = SESSION_LIFETIME,
                  clock: Callable[[], float] = time.time) -> None:
+        self.database = database
         self._serializer = _serializer(secret_keys, SESSION_SALT, clock)
         self.secure = secure
         self.lifetime = lifetime.total_seconds()
         self._clock = clock
 
-    def start(self, slug: str, workspace_id: int, *, script_root: str = "") -> tuple[str, SettingsSession]:
-        """A new session: its ``Set-Cookie`` value, and the session."""
+    def start(self, connection: Connection, slug: str, workspace_id: int, *,
+              script_root: str = "") -> tuple[str, SettingsSession]:
+        """Record a new session in the caller's transaction (the one that redeems the link);
+        its ``Set-Cookie`` value, and the session."""
         now = self._clock()
         session = SettingsSession(slug, workspace_id, secrets.token_urlsafe(24),
                                   float(int(now + self.lifetime)))
+        settings_store.start(connection, id_hash=session.id_hash, workspace_id=workspace_id,
+                             now=_utc(now), expires_at=_utc(session.expires_at))
         value = self._serializer.dumps(
             {"w": slug, "i": workspace_id, "s": session.session_id, "e": int(session.expires_at)}
         )
@@ -198,9 +224,33 @@ class SettingsSessions:
 
     def read(self, environ: WSGIEnvironment, slug: str) -> SettingsSession | None:
         """The request's live settings session for ``slug``, else None."""
-        if not environ.get("HTTP_COOKIE"):
-            return None
         now = self._clock()
+        for session in self._signed(environ, slug, now):
+            def live(unit: UnitOfWork, session: SettingsSession = session) -> bool:
+                return settings_store.is_live(unit.connection, id_hash=session.id_hash,
+                                              workspace_id=session.workspace_id, now=_utc(now))
+
+            if self.database.run_unit(live, write=False):
+                return session
+        return None
+
+    def end(self, environ: WSGIEnvironment, slug: str) -> None:
+        """End the request's settings sessions for ``slug`` for good, wherever their cookie is."""
+        hashes = [session.id_hash for session in self._signed(environ, slug, self._clock())]
+        if hashes:
+            now = _utc(self._clock())
+            self.database.run_unit(lambda unit: settings_store.end(unit.connection, hashes, now=now))
+
+    def clearing_cookie(self, slug: str, *, script_root: str = "") -> str:
+        return dump_cookie(COOKIE_NAME, "", max_age=0, expires=0,
+                           path=script_root + settings_path(slug), secure=self.secure,
+                           httponly=True, samesite="Lax")
+
+    def _signed(self, environ: WSGIEnvironment, slug: str, now: float) -> list[SettingsSession]:
+        """The request's settings cookies for ``slug`` whose signature and expiry hold."""
+        if not environ.get("HTTP_COOKIE"):
+            return []
+        found = []
         # A few at most: a parent path could hold a stale cookie of the same name.
         for raw in parse_cookie(environ).getlist(COOKIE_NAME)[:4]:
             loaded = _load(self._serializer, raw)
@@ -215,13 +265,12 @@ class SettingsSessions:
             if (signed_at <= now + FUTURE_TOLERANCE
                     and expires_at - signed_at <= self.lifetime + FUTURE_TOLERANCE
                     and now < expires_at):
-                return SettingsSession(slug, payload["i"], payload["s"], expires_at)
-        return None
+                found.append(SettingsSession(slug, payload["i"], payload["s"], expires_at))
+        return found
 
-    def clearing_cookie(self, slug: str, *, script_root: str = "") -> str:
-        return dump_cookie(COOKIE_NAME, "", max_age=0, expires=0,
-                           path=script_root + settings_path(slug), secure=self.secure,
-                           httponly=True, samesite="Lax")
+
+def _utc(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
 
 
 # -- CSRF ------------------------------------------------------------------------------------------

@@ -121,6 +121,23 @@ def forbidden_page(reason: str, *, slug: str, sign_in_url: str, nonce: str) -> s
     return document("Settings: access denied", body, nonce=nonce)
 
 
+def open_link_page(slug: str, *, expires: dt.datetime, nonce: str) -> str:
+    """What a settings link shows before it is used: one button that POSTs it.
+
+    The form has no ``action``: it posts back to this very URL, link included, so the page's
+    markup never carries the link's token. Plain HTML, so it works without JavaScript.
+    """
+    body = (
+        "<section><h1>Open the settings page</h1>"
+        f"<p>This settings link opens the single sign-on settings of workspace "
+        f"<code>{escape(slug)}</code>, once, in this browser. It works until "
+        f"{when(expires)}.</p>"
+        '<form method="post"><input type="hidden" name="action" value="open_link">'
+        '<button type="submit">Open the settings page</button></form></section>'
+    )
+    return document("Open the settings page", body, nonce=nonce)
+
+
 def settings_page(view: SettingsView, *, nonce: str) -> str:
     workspace = view.workspace
     header = (

@@ -31,13 +31,14 @@ from ..errors import ConfigurationError, MetadataError, PlanError
 from ..saml import metadata
 from ..store import identity_providers
 from ..store import members as member_store
+from ..store import settings_sessions as settings_store
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
 from ..store.workspaces import SLUG_PATTERN, WorkspaceInfo, Workspaces, find_by_slug, live_token
 from ..urls import WorkspaceUrls
 from . import diagnostics, templates
 from .links import (
-    FUTURE_TOLERANCE, LINK_PARAMETER, CsrfTokens, LinkRefused, SettingsSessions,
+    FUTURE_TOLERANCE, LINK_PARAMETER, CsrfTokens, LinkRefused, SettingsLink, SettingsSessions,
     read_settings_link, settings_path,
 )
 from .templates import Notice
@@ -76,7 +77,7 @@ class SettingsPage:
         self.sessions = sessions
         self.workspaces = Workspaces(database, fetch=fetch)
         self.settings_sessions = SettingsSessions(
-            secret_keys=settings.secret_key, secure=settings.secure_cookies, clock=clock)
+            database, secret_keys=settings.secret_key, secure=settings.secure_cookies, clock=clock)
         self.csrf = CsrfTokens(secret_keys=settings.secret_key)
         self.clock = clock
 
@@ -91,9 +92,13 @@ class SettingsPage:
         page = _Page(request)
         if not SLUG_PATTERN.match(slug):
             return page.forbidden(slug, "There is no settings page at this address.")
-        # GET only: a HEAD (a link unfurler, a prefetch) must not use up a one-time link.
-        if request.method == "GET" and LINK_PARAMETER in request.args:
-            return self.open_link(page, slug)
+        if LINK_PARAMETER in request.args:
+            # Only the POST from the link's own page redeems it: a previewer, a mail scanner or
+            # a prefetch that GETs (or HEADs) the link must leave it usable.
+            if request.method == "POST":
+                return self.redeem_link(page, slug)
+            if request.method in ("GET", "HEAD"):
+                return self.show_link(page, slug)
         access, refusal = self.access(request, slug)
         if access is None:
             return page.forbidden(slug, refusal)
@@ -146,9 +151,8 @@ class SettingsPage:
         return Access(workspace, "; ".join(viewers), tuple(bindings), by_link, by_sso,
                       refreshed), ""
 
-    def open_link(self, page: _Page, slug: str) -> Response:
-        """Verify a settings link, redeem it once, start the owner-settings session, and send
-        the browser to the clean URL so the token leaves the address bar."""
+    def check_link(self, page: _Page, slug: str) -> tuple[SettingsLink, WorkspaceInfo] | Response:
+        """The request's settings link and its workspace, or the page that refuses it."""
         try:
             link = read_settings_link(page.request.args.get(LINK_PARAMETER, ""), slug=slug,
                                       secret_keys=self.settings.secret_key, now=self.clock())
@@ -157,17 +161,53 @@ class SettingsPage:
         workspace = self.load_workspace(slug)
         if workspace is None:
             return page.forbidden(slug, "This settings link is not valid.")
-        keep_until = dt.datetime.fromtimestamp(link.expires_at + FUTURE_TOLERANCE, dt.timezone.utc)
-        redeemed = self.database.run_unit(lambda unit: sign_in_store.redeem_settings_link(
-            unit.connection, workspace_id=workspace.id, nonce=link.nonce, expires_at=keep_until))
+        return link, workspace
+
+    def used_link(self, page: _Page, slug: str, workspace: WorkspaceInfo) -> Response:
         clean = redirect(page.script_root + settings_path(slug), code=303)
-        if not redeemed:
-            live = self.settings_sessions.read(page.request.environ, slug)
-            if live is not None and live.workspace_id == workspace.id:
-                return page.secured(clean)  # the same browser, back again: already in
-            return page.forbidden(slug, "This settings link was already used: a link opens the "
-                                  "page once. Ask for a new one.")
-        cookie, _ = self.settings_sessions.start(slug, workspace.id, script_root=page.script_root)
+        live = self.settings_sessions.read(page.request.environ, slug)
+        if live is not None and live.workspace_id == workspace.id:
+            return page.secured(clean)  # the same browser, back again: already in
+        return page.forbidden(slug, "This settings link was already used: a link opens the "
+                              "page once. Ask for a new one.")
+
+    def show_link(self, page: _Page, slug: str) -> Response:
+        """A page whose one button redeems the link; nothing is used up by showing it."""
+        checked = self.check_link(page, slug)
+        if isinstance(checked, Response):
+            return checked
+        link, workspace = checked
+        if self.database.run_unit(lambda unit: settings_store.link_redeemed(
+                unit.connection, workspace_id=workspace.id, nonce=link.nonce), write=False):
+            return self.used_link(page, slug, workspace)
+        return page.html(templates.open_link_page(slug, expires=link.expires, nonce=page.nonce))
+
+    def redeem_link(self, page: _Page, slug: str) -> Response:
+        """Redeem a settings link once, start the owner-settings session in the same
+        transaction, and send the browser to the clean URL so the token leaves the address bar."""
+        checked = self.check_link(page, slug)
+        if isinstance(checked, Response):
+            return checked
+        link, workspace = checked
+        # Another site's page posting a link into this browser (say, the attacker's own link, to
+        # plant a session) gets the button page instead: only a press on ours redeems it.
+        if page.request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            return page.html(templates.open_link_page(slug, expires=link.expires, nonce=page.nonce))
+        keep_until = dt.datetime.fromtimestamp(link.expires_at + FUTURE_TOLERANCE, dt.timezone.utc)
+
+        def work(unit: UnitOfWork) -> str | None:
+            if not sign_in_store.redeem_settings_link(
+                    unit.connection, workspace_id=workspace.id, nonce=link.nonce,
+                    expires_at=keep_until):
+                return None
+            cookie, _ = self.settings_sessions.start(unit.connection, slug, workspace.id,
+                                                     script_root=page.script_root)
+            return cookie
+
+        cookie = self.database.run_unit(work)
+        if cookie is None:
+            return self.used_link(page, slug, workspace)
+        clean = redirect(page.script_root + settings_path(slug), code=303)
         clean.headers.add("Set-Cookie", cookie)
         return page.secured(clean)
 
@@ -267,10 +307,12 @@ class SettingsPage:
         if action == "switch":
             return self.switch(page, slug, access, form.get("feature"), form.get("state"))
         if action == "close" and access.by_link:
-            said = ["The settings link's access is closed in this browser. A new settings "
-                    "link opens the page again."]
+            said = ["The settings link's access is closed, in this browser and for any copy of "
+                    "its cookie. A new settings link opens the page again."]
             if access.by_sso:
                 said.append("You are still signed in through SSO as the owner, which opens it too.")
+            # Ended in the database: a copy of the cookie elsewhere is worthless from now on.
+            self.settings_sessions.end(request.environ, slug)
             response = page.html(templates.message_page("Settings closed", said, nonce=page.nonce))
             response.headers.add("Set-Cookie", self.settings_sessions.clearing_cookie(
                 slug, script_root=page.script_root))

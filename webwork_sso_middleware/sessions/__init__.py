@@ -9,13 +9,15 @@ lifetimes are checked from the cookie alone; whether the session is still live (
 member active and on the same generation, the workspace's SSO on) is asked of the database at
 most once per ``recheck_interval`` per session and per process, and the answer is cached.
 
-**The revocation bound.** Deactivation, deletion, logout and "sign out everywhere" commit to the
-database; every worker stops honouring the session within ``recheck_interval`` (2 seconds by
-default) of that commit. A cached answer is trusted until ``recheck_interval`` after its query
+**The revocation bound.** Deactivation, deletion, logout, "sign out everywhere" and switching a
+workspace's SSO off (or moving it to the free plan: store/workspaces.py) commit to the database;
+every worker stops honouring the session within ``recheck_interval`` (2 seconds by default) of
+that commit. A cached answer is trusted until ``recheck_interval`` after its query
 *began*, so an answer that raced the commit expires no later than ``commit + recheck_interval``.
 In the process that made the change the effect is immediate: a member's session_generation or
-active flag changed through the ORM (SCIM), ``sign_out_everywhere`` and ``end`` evict the
-process's cached answers at commit.
+active flag changed through the ORM (SCIM), sessions the store ended in SQL (it names their
+members on the connection, store/db.py ``note_sessions_ended``), ``sign_out_everywhere`` and
+``end`` evict the process's cached answers at commit.
 """
 
 

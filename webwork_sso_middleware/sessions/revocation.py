@@ -21,7 +21,7 @@ from sqlalchemy.orm import object_session
 
 from ..errors import ConfigurationError
 from ..identity import Member
-from ..store.db import StoreSession
+from ..store.db import SESSIONS_ENDED, StoreSession
 from ..store.models import Member as MemberRow
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class RevocationCache:
 
 _CACHES: weakref.WeakSet[RevocationCache] = weakref.WeakSet()
 _CACHES_LOCK = threading.Lock()
-_PENDING = "webwork_sso.sessions_revoked"
+_PENDING = SESSIONS_ENDED  # the store names members whose sessions it ended in SQL here too
 
 
 def revoke_locally(member_ids: Iterable[str]) -> None:

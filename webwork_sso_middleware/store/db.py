@@ -14,7 +14,7 @@ import math
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -33,6 +33,15 @@ T = TypeVar("T")
 
 # PostgreSQL SQLSTATEs worth one more try: serialization failure, deadlock.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+# A transaction that ends members' sessions in SQL names the members here, on its connection;
+# at commit the sessions package evicts them from this process's caches (sessions/revocation.py).
+SESSIONS_ENDED = "webwork_sso.sessions_revoked"
+
+
+def note_sessions_ended(connection: Connection, member_ids: Iterable[str]) -> None:
+    connection.info.setdefault(SESSIONS_ENDED, set()).update(member_ids)
 
 
 class StoreSession(Session):

@@ -377,3 +377,18 @@ class ScimAuthFailure(Base):
     source: Mapped[str] = mapped_column(String(64), primary_key=True)
     window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)  # a minute
     failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SettingsSession(Base):
+    """An owner-settings session, started by redeeming a settings link (admin/links.py). Kept
+    here, not only in the cookie, so "Close settings" ends every copy of it on every worker."""
+
+    __tablename__ = "settings_sessions"
+    __table_args__ = (Index("ix_settings_sessions_expires", "expires_at"),)
+
+    # SHA-256 of the random id the cookie carries: a leaked table opens no page.
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

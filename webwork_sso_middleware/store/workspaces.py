@@ -9,8 +9,9 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterable
+from typing import cast
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,16 +23,20 @@ from ..errors import (
 from ..saml import metadata
 from . import domains as domain_store
 from . import identity_providers
-from .db import Database, UnitOfWork
+from .db import Database, UnitOfWork, note_sessions_ended
 from .domains import DomainClaim
 from .identity_providers import IdPInfo
-from .models import PLANS, ScimToken, Workspace, WorkspaceDomain, utcnow
+from .models import (
+    PLANS, Member, MemberSession, ScimToken, Workspace, WorkspaceDomain, utcnow,
+)
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # Slugs that would read as a page of their own under /saml/.
 RESERVED_SLUGS = frozenset({"login", "logout", "static", "metadata", "acs", "settings"})
 DOMAIN_PATTERN = domain_rules.DOMAIN_PATTERN
 TOKEN_PREFIX = "wwsso_"
+
+_MEMBER_SESSIONS = cast(Table, MemberSession.__table__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,16 +186,26 @@ class Workspaces:
         return self.database.run(work)
 
     def disable(self, slug: str, *, scim: bool = False, sso: bool = False) -> WorkspaceInfo:
+        """Switch SCIM and/or SSO off. SSO off ends every member's session in the workspace,
+        for good: switching it back on later revives none of them.
+
+        SCIM off ends none: it stops the IdP's provisioning, not its say on who signed in, and
+        sessions stay bound to the member's state as it was last provisioned.
+        """
+
         def work(session: Session) -> WorkspaceInfo:
             workspace = _load(session, slug)
             workspace.scim_enabled = workspace.scim_enabled and not scim
             workspace.sso_enabled = workspace.sso_enabled and not sso
+            if sso:
+                end_member_sessions(session.connection(), workspace.id)
             return WorkspaceInfo.of(workspace)
 
         return self.database.run(work)
 
     def set_plan(self, slug: str, plan: str) -> WorkspaceInfo:
-        """Change the plan; moving to free switches SCIM and SSO off."""
+        """Change the plan; moving to free switches SCIM and SSO off and ends every member's
+        session in the workspace for good (as :meth:`disable` does)."""
         _check_plan(plan)
 
         def work(session: Session) -> WorkspaceInfo:
@@ -198,6 +213,7 @@ class Workspaces:
             workspace.plan = plan
             if not workspace.sso_available:
                 workspace.scim_enabled = workspace.sso_enabled = False
+                end_member_sessions(session.connection(), workspace.id)
             return WorkspaceInfo.of(workspace)
 
         return self.database.run(work)
@@ -371,6 +387,34 @@ def live_token(session: Session, workspace_id: int) -> TokenSummary | None:
         .limit(1)
     ).first()
     return TokenSummary(row.hint, row.created_at) if row is not None else None
+
+
+def end_member_sessions(connection: Connection, workspace_id: int) -> int:
+    """End every live session of the workspace's members in the caller's transaction; how many.
+
+    Until now a session was merely not honoured while SSO was off, and came back with it.
+    Ended here, it stays ended. This process's cached session checks are evicted at commit.
+
+    Known gap (PostgreSQL, read committed): a sign-in that read SSO as on before this commits,
+    and inserts its session after this UPDATE ran, is not ended here. It is refused while SSO
+    is off (the session check reads the switch) but would come back with SSO. Closing it needs
+    the ACS to lock the workspace row (FOR SHARE) while it starts the session. SQLite
+    serialises writers, so there it cannot happen.
+    """
+    members_here = select(Member.id).where(Member.workspace_id == workspace_id)
+    ended = connection.execute(
+        update(_MEMBER_SESSIONS)
+        .where(
+            # Through the member index: the sessions table has none by workspace.
+            _MEMBER_SESSIONS.c.member_id.in_(members_here),
+            _MEMBER_SESSIONS.c.workspace_id == workspace_id,
+            _MEMBER_SESSIONS.c.ended_at.is_(None),
+        )
+        .values(ended_at=utcnow())
+        .returning(_MEMBER_SESSIONS.c.member_id)
+    ).scalars().all()
+    note_sessions_ended(connection, ended)
+    return len(ended)
 
 
 def find_by_slug(session: Session, slug: str) -> Workspace | None:
