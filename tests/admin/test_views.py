@@ -14,7 +14,11 @@ from sqlalchemy import select
 from webwork_sso_middleware.admin.links import settings_link
 from webwork_sso_middleware.store.models import Member, ScimToken, Workspace, utcnow
 
+from webwork_sso_middleware.sessions import revoke_locally
+
+from ..dns_server import TxtServer
 from ..saml.conftest import Site
+from ..scim.conftest import okta_user
 from ..saml.idp import TestIdP
 from .conftest import (
     OWNER, csrf_token, open_with_link, post_action, press_open_button, settings_url, sign_in,
@@ -154,6 +158,34 @@ def test_the_owner_signed_in_through_sso_gets_in(site: Site, idp: TestIdP, acme:
     # The owner of Acme is nobody in Globex.
     site.workspaces.create("globex", name="Globex", plan="plus", owner_email=OWNER)
     assert browser.get(settings_url(site, "globex")).status_code == 403
+
+
+def test_a_scim_attribute_naming_the_owner_opens_nothing(site: Site, idp: TestIdP, acme: str):
+    # A member whose SCIM-written emails[primary] is the owner's address is not the owner: only
+    # the verified sign-in identity is (issue 9).
+    scim = {"Authorization": f"Bearer {acme}"}
+    body = okta_user("mallory@acme.test")
+    body["emails"] = [{"value": OWNER, "type": "work", "primary": True}]
+    assert requests.post(f"{site.url}/scim/v2/Users", json=body, headers=scim).status_code == 201
+    browser = requests.Session()
+    assert sign_in(browser, site, idp, "mallory@acme.test").status_code == 303
+    assert browser.get(settings_url(site)).status_code == 403
+
+
+def test_the_owner_needs_a_verified_domain_to_open_the_page_through_sso(site: Site,
+                                                                       idp: TestIdP):
+    # Owner's domain only claimed: the SCIM-provisioned owner signs in (a contractor-style
+    # member), but an unverified address is no verified identity: the link is the way in.
+    token = site.add_workspace("acme", idp, verify_domain=False)
+    site.workspaces.set_domains("acme", ["acme.test"])
+    requests.post(f"{site.url}/scim/v2/Users", json=okta_user(OWNER),
+                  headers={"Authorization": f"Bearer {token}"})
+    browser = requests.Session()
+    assert sign_in(browser, site, idp, OWNER).status_code == 303
+    assert browser.get(settings_url(site)).status_code == 403
+    site.workspaces.verify_domain("acme", "acme.test", by_operator=True)
+    revoke_locally([m.id for m in site.members()])
+    assert browser.get(settings_url(site)).status_code == 200
 
 
 def test_owner_who_switches_sso_off_is_told_how_to_come_back(site: Site, idp: TestIdP, acme: str):
@@ -494,3 +526,53 @@ def test_close_ends_every_copy_of_the_cookie_on_every_worker(site: Site, idp: Te
         assert scim_status(site, acme) == 200
     finally:
         other_worker.middleware.close()
+
+
+# -- email domains ------------------------------------------------------------------------------------
+
+
+def test_domains_are_added_verified_by_dns_and_removed_on_the_page(
+        serve, database_url: str, idp: TestIdP, dns_server: TxtServer):
+    site = Site(serve, database_url, dns_nameservers=[dns_server.nameserver])
+    try:
+        site.add_workspace("acme", idp, verify_domain=False)
+        browser = requests.Session()
+        page = open_with_link(browser, site)
+        added = post_action(browser, site, page, "claim_domain", domain=" Acme.TEST ")
+        assert added.status_code == 200 and "Added acme.test" in added.text
+        (claim,) = site.workspaces.domain_claims("acme")
+        assert claim.record.name in added.text and claim.record.value in added.text
+
+        early = post_action(browser, site, added, "verify_domain", domain="acme.test")
+        assert early.status_code == 400 and "not verified yet" in early.text
+        assert site.workspaces.get("acme").verified_domains == ()
+
+        dns_server.publish(claim.record.name, claim.record.value)
+        verified = post_action(browser, site, early, "verify_domain", domain="acme.test")
+        assert verified.status_code == 200 and "acme.test is verified" in verified.text
+        assert site.workspaces.get("acme").verified_domains == ("acme.test",)
+
+        for refused in ("gmail.com", "not a domain"):
+            answer = post_action(browser, site, verified, "claim_domain", domain=refused)
+            assert answer.status_code == 400 and "Nothing was changed" in answer.text
+        removed = post_action(browser, site, verified, "release_domain", domain="acme.test")
+        assert removed.status_code == 200 and site.workspaces.get("acme").domains == ()
+    finally:
+        site.middleware.close()
+
+
+def test_a_hostile_owner_cannot_take_a_verified_domain_on_the_page(site: Site, idp: TestIdP,
+                                                                   second_idp: TestIdP,
+                                                                   acme: str):
+    site.add_workspace("evil", second_idp)
+    browser = requests.Session()
+    page = open_with_link(browser, site, "evil")
+    claimed = post_action(browser, site, page, "claim_domain", slug="evil", domain="acme.test")
+    assert claimed.status_code == 200  # a claim is only words...
+    taken = post_action(browser, site, claimed, "verify_domain", slug="evil", domain="acme.test")
+    assert taken.status_code == 400 and "another workspace" in taken.text  # ... until verified
+    assert site.workspaces.get("evil").verified_domains == ("evil.test",)
+    assert site.workspaces.get("acme").verified_domains == ("acme.test",)
+    # Nor can it release acme's claim: the page acts on its own workspace only.
+    post_action(browser, site, taken, "release_domain", slug="evil", domain="acme.test")
+    assert site.workspaces.get("acme").verified_domains == ("acme.test",)

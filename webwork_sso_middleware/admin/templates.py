@@ -45,7 +45,8 @@ COPY_SCRIPT = """
 """
 
 SECTIONS = (("connection", "Details for your IdP"), ("idp", "Identity provider"),
-            ("switches", "SCIM and SSO"), ("members", "Members"), ("diagnostics", "Diagnostics"))
+            ("domains", "Email domains"), ("switches", "SCIM and SSO"), ("members", "Members"),
+            ("diagnostics", "Diagnostics"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +155,7 @@ def settings_page(view: SettingsView, *, nonce: str) -> str:
         f"{escape(n.text)}</div>" for n in view.notices)
     # The test sign-in's result leads the page: it is what the owner came back to see.
     body = (notices + _test_result(view) + _connection(view) + _identity_provider(view)
-            + _switches(view) + _members(view) + _diagnostics(view))
+            + _domains(view) + _switches(view) + _members(view) + _diagnostics(view))
     return document(f"SSO settings: {workspace.name}", body, nonce=nonce, header=header)
 
 
@@ -259,6 +260,47 @@ def _identity_provider(view: SettingsView) -> str:
         '<label for="metadata-xml">Or paste the IdP metadata XML</label>'
         '<textarea id="metadata-xml" name="metadata_xml" rows="5" spellcheck="false"></textarea>'
         '<button type="submit">Save and check</button></form></section>')
+
+
+def _domains(view: SettingsView) -> str:
+    """The workspace's email domains: verified ones decide whom its IdP may sign in."""
+    rows = ""
+    for number, claim in enumerate(view.workspace.domain_claims, 1):
+        domain = escape(claim.domain)
+        field = escape(claim.domain)
+        if claim.verified:
+            how = "by its DNS record" if claim.verified_by == "dns" else "by the site operator"
+            state = f'<p><strong>{domain}</strong>: verified {how}, {when(claim.verified_at)}.</p>'
+            check = ""
+        else:
+            state = (f"<p><strong>{domain}</strong>: <em>not verified</em>. Publish this DNS TXT "
+                     "record, wait until your DNS serves it, then check.</p>"
+                     + _copy_field(f"txt-name-{number}", "TXT record name", claim.record.name)
+                     + _copy_field(f"txt-value-{number}", "TXT record value", claim.record.value))
+            check = (f'<form method="post" action="{escape(view.action_url)}">'
+                     f'{_hidden(view, "verify_domain")}'
+                     f'<input type="hidden" name="domain" value="{field}">'
+                     f'<button type="submit">Check DNS for {domain}</button></form>')
+        remove = (f'<form method="post" action="{escape(view.action_url)}">'
+                  f'{_hidden(view, "release_domain")}'
+                  f'<input type="hidden" name="domain" value="{field}">'
+                  f'<button type="submit" class="quiet">Remove {domain}</button></form>')
+        rows += f'<div class="domain">{state}{check}{remove}</div>'
+    if not rows:
+        rows = "<p>No domains yet.</p>"
+    return (
+        '<section id="domains" aria-labelledby="domains-h"><h2 id="domains-h">Email domains</h2>'
+        "<p>Your identity provider may sign in, and create at their first sign-in, people whose "
+        "email is in a domain this workspace has <strong>verified</strong>; there they are known "
+        "to this site by their email. People outside your verified domains sign in only if your "
+        "SCIM provisioned them first (contractors). A domain can be verified by one workspace "
+        "only; public mail providers (gmail.com and the like) cannot be claimed.</p>"
+        + rows
+        + f'<form method="post" action="{escape(view.action_url)}">{_hidden(view, "claim_domain")}'
+        '<label for="new-domain">Add a domain</label>'
+        '<input type="text" id="new-domain" name="domain" inputmode="url" spellcheck="false" '
+        'autocomplete="off" placeholder="example.com" required>'
+        '<button type="submit">Add domain</button></form></section>')
 
 
 def _switches(view: SettingsView) -> str:

@@ -27,7 +27,11 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from ..bodies import read_form
-from ..errors import ConfigurationError, MetadataError, PlanError
+from ..errors import (
+    ConfigurationError, DomainError, DomainNotVerified, MetadataError, NotFound, PlanError,
+)
+from ..domains import TxtResolver
+from ..names import key as name_key
 from ..saml import metadata
 from ..store import identity_providers
 from ..store import members as member_store
@@ -75,7 +79,8 @@ class SettingsPage:
         self.database = database
         self.settings = settings
         self.sessions = sessions
-        self.workspaces = Workspaces(database, fetch=fetch)
+        self.workspaces = Workspaces(database, fetch=fetch,
+                                     resolver=TxtResolver(settings.dns_nameservers))
         self.settings_sessions = SettingsSessions(
             database, secret_keys=settings.secret_key, secure=settings.secure_cookies, clock=clock)
         self.csrf = CsrfTokens(secret_keys=settings.secret_key)
@@ -138,8 +143,10 @@ class SettingsPage:
         cookie = self.sessions.read_cookie(request.environ)
         if found is not None and cookie is not None:
             member, refreshed = found
-            names = {(member.email or "").lower(), member.user_name.lower()}
-            if member.workspace == workspace.slug and workspace.owner_email.lower() in names:
+            # The verified sign-in identity only (identity.py): an email whose domain this
+            # workspace verified. Never a SCIM-writable attribute such as emails[primary].
+            if member.workspace == workspace.slug and member.identity == name_key(
+                    workspace.owner_email):
                 by_sso = True
                 bindings.append(CsrfTokens.binding("sso", slug, cookie.session_id))
                 viewers.insert(0, f"signed in through SSO as {member.user_name} (owner)")
@@ -304,6 +311,8 @@ class SettingsPage:
         if action == "set_idp":
             return self.set_idp(page, slug, access, form.get("metadata_url", "").strip(),
                                 form.get("metadata_xml", "").strip())
+        if action in ("claim_domain", "verify_domain", "release_domain"):
+            return self.domain_action(page, slug, access, action, form.get("domain", ""))
         if action == "switch":
             return self.switch(page, slug, access, form.get("feature"), form.get("state"))
         if action == "close" and access.by_link:
@@ -338,6 +347,36 @@ class SettingsPage:
             return refused(_sentence(error.reason))
         return self.show(page, access, paging=False, notices=(Notice(
             "ok", f"Saved: the metadata was checked; the IdP is {idp.entity_id}."),))
+
+    def domain_action(self, page: _Page, slug: str, access: Access, action: str,
+                      domain: str) -> Response:
+        def refused(reason: str) -> Response:
+            return self.show(page, access, status=400, paging=False,
+                             notices=(Notice("error", f"{_sentence(reason)} Nothing was changed."),))
+
+        domain = domain.strip()[:300]
+        try:
+            if action == "claim_domain":
+                claim = self.workspaces.claim_domain(slug, domain)
+                text = (f"Added {claim.domain}. Publish its TXT record below, then check it."
+                        if not claim.verified else f"{claim.domain} is already verified.")
+            elif action == "verify_domain":
+                claim = self.workspaces.verify_domain(slug, domain)
+                text = (f"{claim.domain} is verified: your IdP may now sign in its addresses, "
+                        "and the host app knows them by their email.")
+            else:
+                self.workspaces.release_domain(slug, domain)
+                text = (f"Removed {domain.lower()}. Its addresses can no longer be signed in "
+                        "unless your SCIM provisioned them.")
+        except DomainNotVerified as error:
+            return refused(f"{error.domain} is not verified yet: no TXT record "
+                           f"{error.record_value} at {error.record_name}. DNS changes can take "
+                           "a while to appear; check again later.")
+        except DomainError as error:
+            return refused(f"{error.domain} {error.reason}")
+        except NotFound:
+            return refused("This workspace does not claim that domain.")
+        return self.show(page, access, paging=False, notices=(Notice("ok", text),))
 
     def switch(self, page: _Page, slug: str, access: Access, feature: str | None,
                state: str | None) -> Response:

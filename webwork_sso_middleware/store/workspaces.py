@@ -270,6 +270,10 @@ class Workspaces:
         claim = self.claim_domain(slug, cleaned)
         if claim.verified:
             return claim
+        if self.database.run_unit(
+                lambda unit: domain_store.verifier_of(unit.connection, cleaned), write=False):
+            # Before any DNS look-up: the answer could not change this.
+            raise DomainError(cleaned, "is already verified by another workspace")
         if not by_operator:
             published = self.resolver.txt(claim.record.name)  # outside any transaction
             if claim.record.value not in (value.strip() for value in published):
