@@ -1,0 +1,122 @@
+"""members/lifecycle.py over real HTTP: whom a workspace's IdP may sign in, against real IdPs.
+
+Two workspaces, each with its own IdP: ``acme`` verified acme.test; ``evil`` verified evil.test
+and is hostile. Each rule gets a case that lets someone in and a case that keeps someone out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+
+from ..saml.conftest import Site, idp, site  # noqa: F401 (fixtures used here)
+from ..saml.idp import TestIdP
+from ..scim.conftest import okta_user
+
+
+@pytest.fixture
+def evil_idp(serve: Callable[[Any], Any], tmp_path: Any) -> TestIdP:
+    return TestIdP.start(serve, tmp_path / "evil_idp", name="Evil IdP")
+
+
+@pytest.fixture
+def tokens(site: Site, idp: TestIdP, evil_idp: TestIdP) -> dict[str, str]:
+    return {"acme": site.add_workspace("acme", idp), "evil": site.add_workspace("evil", evil_idp)}
+
+
+def assert_in(site: Site, idp: TestIdP, slug: str, email: str) -> str:
+    """Signed in as ``email`` at ``slug``; the REMOTE_USER the host app got."""
+    browser = requests.Session()
+    response = site.post_response(browser, slug, idp.response(
+        sp_entity_id=site.entity_id(slug), acs_url=site.acs(slug), email=email))
+    assert response.status_code == 303, response.text
+    seen = browser.get(site.url + "/").text
+    return seen.split(";")[0].removeprefix("user=")
+
+
+def assert_refused(site: Site, idp: TestIdP, slug: str, email: str, reason: str) -> None:
+    before = len(site.members())
+    browser = requests.Session()
+    response = site.post_response(browser, slug, idp.response(
+        sp_entity_id=site.entity_id(slug), acs_url=site.acs(slug), email=email))
+    assert response.status_code == 403, response.text
+    assert f'<span class="reason">{reason}</span>' in response.text
+    assert "Set-Cookie" not in response.headers
+    assert browser.get(site.url + "/").text.startswith("user=;")
+    assert len(site.members()) == before  # nobody created
+    assert site.audit("login_failed")[-1].changes["reason"] == reason  # the owner's diagnostics
+
+
+def provision(site: Site, token: str, email: str) -> str:
+    created = requests.post(f"{site.url}/scim/v2/Users", json=okta_user(email),
+                            headers={"Authorization": f"Bearer {token}"})
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def test_an_idp_signs_in_and_creates_members_in_its_verified_domain(site: Site, idp: TestIdP,
+                                                                    tokens: dict[str, str]):
+    assert assert_in(site, idp, "acme", "new.hire@acme.test") == "new.hire@acme.test"
+    (member,) = site.members()
+    assert (member.user_name, member.source) == ("new.hire@acme.test", "sso")
+
+
+def test_another_workspaces_verified_domain_is_refused(site: Site, idp: TestIdP,
+                                                       evil_idp: TestIdP, tokens: dict[str, str]):
+    assert assert_in(site, idp, "acme", "ceo@acme.test") == "ceo@acme.test"
+    for spelling in ("ceo@acme.test", "CEO@ACME.TEST", "ceo@acme.test ", "\uff43eo@acme.test",
+                     "someone.new@acme.test"):
+        assert_refused(site, evil_idp, "evil", spelling, "domain_verified_elsewhere")
+    # Even a member evil's SCIM made before acme verified the domain is refused now.
+    site.workspaces.release_domain("acme", "acme.test")
+    early = provision(site, tokens["evil"], "early@acme.test")
+    site.workspaces.verify_domain("acme", "acme.test", by_operator=True)
+    assert_refused(site, evil_idp, "evil", "early@acme.test", "domain_verified_elsewhere")
+    assert early in {m.id for m in site.members()}
+
+
+def test_an_unverified_domain_admits_only_members_the_workspaces_own_scim_made(
+        site: Site, idp: TestIdP, evil_idp: TestIdP, tokens: dict[str, str]):
+    assert_refused(site, evil_idp, "evil", "someone@unclaimed.test", "domain_not_verified")
+    # A claim is not a verification.
+    site.workspaces.claim_domain("evil", "claimed.test")
+    assert_refused(site, evil_idp, "evil", "someone@claimed.test", "domain_not_verified")
+
+    # A contractor: provisioned by both workspaces' SCIM, each its own member, each scoped.
+    ids = {slug: provision(site, tokens[slug], "dev@contractor.test") for slug in tokens}
+    assert assert_in(site, evil_idp, "evil", "dev@contractor.test") == f"evil:{ids['evil']}"
+    assert assert_in(site, idp, "acme", "Dev@Contractor.test") == f"acme:{ids['acme']}"
+
+
+def test_a_member_created_at_sign_in_outside_verified_domains_cannot_come_back(
+        site: Site, idp: TestIdP, tokens: dict[str, str]):
+    # Created at sign-in while acme had eu.acme.test verified; once the domain is released,
+    # that member is not one acme's SCIM provisioned, so the IdP alone cannot vouch for them.
+    site.workspaces.verify_domain("acme", "eu.acme.test", by_operator=True)
+    assert assert_in(site, idp, "acme", "anna@eu.acme.test") == "anna@eu.acme.test"
+    site.workspaces.release_domain("acme", "eu.acme.test")
+    assert_refused(site, idp, "acme", "anna@eu.acme.test", "domain_not_verified")
+
+
+@pytest.mark.parametrize("name_id", ["da\u200bve@acme.test", "dave\u00ad@acme.test",
+                                     "dave@acme.test\u202e", "x" * 250 + "@acme.test"])
+def test_name_ids_with_invisible_characters_or_too_long_are_refused(site: Site, idp: TestIdP,
+                                                                    tokens: dict[str, str],
+                                                                    name_id: str):
+    browser = requests.Session()
+    response = site.post_response(browser, "acme", idp.response(
+        sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email=name_id))
+    assert response.status_code in (400, 403) and "Set-Cookie" not in response.headers
+    assert any(reason in response.text for reason in ("invalid_name_id", "bad_name_id"))
+    assert site.members() == []
+
+
+def test_look_alike_name_ids_sign_in_the_one_member(site: Site, idp: TestIdP,
+                                                   tokens: dict[str, str]):
+    member_id = provision(site, tokens["acme"], "dave@acme.test")
+    for spelling in ("Dave@Acme.test", " dave@acme.test", "\uff44ave@acme.test"):
+        assert assert_in(site, idp, "acme", spelling) == "dave@acme.test"
+    assert [m.id for m in site.members()] == [member_id]

@@ -1,0 +1,75 @@
+"""Upgrading a database that holds data: 0005 turns domains into unverified claims and rekeys
+member names (the identity contract of issue 9), on the backend under test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+from webwork_sso_middleware.store import Database
+from webwork_sso_middleware.store.workspaces import Workspaces
+
+from ..conftest import POSTGRES_URL
+
+
+@pytest.fixture
+def empty_database_url(tmp_path: Path) -> Iterator[str]:
+    """A database of its own with no tables: a file, or a new PostgreSQL database."""
+    if not POSTGRES_URL:
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    server = make_url(POSTGRES_URL)
+    name = f"webwork_sso_migrate_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_0005_keeps_domains_as_unverified_claims_and_rekeys_members(empty_database_url: str):
+    old = Database(empty_database_url, auto_migrate=False)
+    old.upgrade("0004")
+    with old.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled, sso_enabled,"
+            " created_at, modified_at) VALUES (1, 'acme', 'Acme', 'plus', 'o@acme.test', true,"
+            " true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO workspace_domains (workspace_id, domain) VALUES"
+                          " (1, 'acme.test'), (1, 'eu.acme.test')"))
+        for member_id, name, key in (
+            ("m1", "Dave@Acme.test", "dave@acme.test"),  # rekeyed to the same key
+            ("m2", "\uff45ve@acme.test", "\uff45ve@acme.test"),  # full-width: becomes eve@
+            ("m3", "eve@acme.test", "eve@acme.test"),  # ... which m3 holds: m2 keeps its key
+            ("m4", "FRANK@acme.test", "FRANK@acme.test"),  # an old key, now case-folded
+        ):
+            conn.execute(text(
+                "INSERT INTO members (id, workspace_id, user_name, user_name_key, email_key,"
+                " active, source, session_generation, created_at, modified_at, version)"
+                " VALUES (:id, 1, :name, :key, :key, true, 'scim', 0, CURRENT_TIMESTAMP,"
+                " CURRENT_TIMESTAMP, 1)"), {"id": member_id, "name": name, "key": key})
+    old.dispose()
+
+    database = Database(empty_database_url)  # auto_migrate: upgrades to head
+    try:
+        info = Workspaces(database).get("acme")
+        assert info.domains == ("acme.test", "eu.acme.test")
+        assert info.verified_domains == ()  # a claim until verified
+        tokens = {claim.record.value for claim in info.domain_claims}
+        assert len(tokens) == 2 and all(len(t) > 30 for t in tokens)
+        with database.engine.connect() as conn:
+            keys = dict(conn.execute(text("SELECT id, user_name_key FROM members")).all())
+        assert keys == {"m1": "dave@acme.test", "m2": "\uff45ve@acme.test",
+                        "m3": "eve@acme.test", "m4": "frank@acme.test"}
+        # The owner verifies, and the claim becomes what decides sign-in.
+        Workspaces(database).verify_domain("acme", "acme.test", by_operator=True)
+        assert Workspaces(database).get("acme").verified_domains == ("acme.test",)
+    finally:
+        database.dispose()
