@@ -42,7 +42,7 @@ from ..urls import WorkspaceUrls
 from .acs import AssertionConsumer, Rejection, VerifiedAssertion, claimed_email, decode, peek
 from .login_state import (
     LoginRequest, LoginRequests, OtherMemberSignedIn, PendingSignIns, continue_url,
-    new_relay_state,
+    is_cross_site, new_relay_state,
 )
 from .logout import LogoutPage
 from .pages import error_page, page, signed_in_as_other_page
@@ -320,16 +320,8 @@ class SamlApplication:
         return found[0] if found is not None else None
 
     def session_cookie_withheld(self, request: Request) -> bool:
-        """A browser's cross-site POST, which leaves the Lax session cookie behind."""
-        if self.sessions.read_cookie(request.environ) is not None:
-            return False
-        fetch_site = request.headers.get("Sec-Fetch-Site")
-        if fetch_site is not None:
-            return fetch_site == "cross-site"
-        # Browsers without Fetch Metadata still send Origin with a form POST; a client that
-        # sends neither is no browser and has no other cookie to hide.
-        origin = request.headers.get("Origin")
-        return origin is not None and origin.rstrip("/") != request.host_url.rstrip("/")
+        """A browser's cross-site POST showing no session cookie: it may have left one behind."""
+        return self.sessions.read_cookie(request.environ) is None and is_cross_site(request)
 
     def purge_when_due(self, connection: Connection, now: dt.datetime) -> None:
         if time.monotonic() >= self._next_purge:

@@ -74,6 +74,18 @@ class OtherMemberSignedIn(Rejection):
         self.email = email  # what the refused response asserted, for the owner's diagnostics
 
 
+def is_cross_site(request: Request) -> bool:
+    """Whether a browser sent this request from another site, so that its SameSite=Lax
+    cookies (the session) stayed behind."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site == "cross-site"
+    # Browsers without Fetch Metadata still send Origin with a form POST; a client that sends
+    # neither is no browser, and holds no cookie it did not send.
+    origin = request.headers.get("Origin")
+    return origin is not None and origin.rstrip("/") != request.host_url.rstrip("/")
+
+
 @dataclasses.dataclass(frozen=True)
 class LoginRequest:
     """One AuthnRequest this browser started."""
