@@ -27,6 +27,7 @@ from webwork_sso_middleware.store.workspaces import hash_token
 from .admin.conftest import sign_in
 from .dns_server import TxtServer
 from .devidp import browser
+from .saml.idp import TestIdP
 from .saml.metadata_samples import (
     OKTA_ENTITY_ID,
     OKTA_SSO_POST,
@@ -434,10 +435,62 @@ def test_set_idp_needs_exactly_one_source_and_a_known_workspace(
     path.write_text(okta_metadata())
 
     assert_one_line_failure(cli("workspace", "set-idp", "acme"), "--metadata-url", code=2)
+    assert_one_line_failure(
+        cli("workspace", "set-idp", "acme", "--idp-initiated", "maybe"), "invalid choice", code=2
+    )
     both = ("--metadata-file", str(path), "--metadata-url", "https://idp.example/metadata")
     assert_one_line_failure(cli("workspace", "set-idp", "acme", *both), "not allowed", code=2)
     missing = cli("workspace", "set-idp", "nope", "--metadata-file", str(path))
     assert_one_line_failure(missing, "no workspace 'nope'")
+
+
+def test_idp_initiated_sign_in_is_switched_from_the_cli(
+    cli: Cli, tmp_path: Path, serve: Any
+) -> None:
+    idp = TestIdP.start(serve, tmp_path / "idp")
+    cli.create()
+    cli("workspace", "enable", "acme", "--sso")
+    cli("workspace", "verify-domain", "acme", "acme.test", "--by-operator")
+    assert_one_line_failure(
+        cli("workspace", "set-idp", "acme", "--idp-initiated", "off"), "no IdP yet"
+    )
+    metadata = tmp_path / "idp.xml"
+    metadata.write_text(idp.metadata_xml(), encoding="utf-8")
+    document = cli.json("workspace", "set-idp", "acme", "--metadata-file", str(metadata))
+    assert document["idp_initiated"] is True  # the default: Okta's tiles need it
+    middleware = SSOMiddleware(
+        host_app, database_url=cli.database_url, secret_key=SECRET, base_url=BASE_URL
+    )
+    live = serve(middleware)
+
+    def unsolicited_sign_in() -> requests.Response:
+        saml_response = idp.response(
+            sp_entity_id=f"{BASE_URL}/saml/acme/metadata", acs_url=f"{BASE_URL}/saml/acme/acs",
+            email="alice@acme.test",
+        )  # fmt: skip
+        return requests.post(
+            f"{live.url}/saml/acme/acs", data={"SAMLResponse": saml_response},
+            allow_redirects=False,
+        )  # fmt: skip
+
+    try:
+        assert unsolicited_sign_in().status_code == 303
+        code, out, err = cli("workspace", "set-idp", "acme", "--idp-initiated", "off")
+        assert (code, err) == (0, "")
+        assert "IdP-initiated sign-in is off for 'acme'." in out
+        refused = unsolicited_sign_in()
+        assert refused.status_code == 400 and "unsolicited_not_allowed" in refused.text
+        assert "Set-Cookie" not in refused.headers
+        shown = cli.json("workspace", "show", "acme")
+        assert shown["idp_initiated"] is False
+        assert shown["idp"]["entity_id"] == idp.entity_id  # the metadata stayed as it was
+        _, text_out, _ = cli("workspace", "show", "acme")
+        assert "IdP-initiated sign-in: off" in " ".join(text_out.split())
+        on = cli.json("workspace", "set-idp", "acme", "--idp-initiated", "on")
+        assert on["idp_initiated"] is True
+        assert unsolicited_sign_in().status_code == 303
+    finally:
+        middleware.close()
 
 
 # -- failures ----------------------------------------------------------------------------------

@@ -359,6 +359,36 @@ def test_switches_turn_scim_and_sso_on_and_off(site: Site, idp: TestIdP, acme: s
     assert bad.status_code == 400
 
 
+def test_idp_initiated_sign_in_is_switched_on_the_page(site: Site, idp: TestIdP, acme: str):
+    def unsolicited_sign_in() -> requests.Response:
+        return site.post_response(requests.Session(), "acme", idp.response(
+            sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"),
+            email="alice@acme.test"))
+
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    assert "IdP-initiated sign-in: On" in page.text and ">Turn off<" in page.text
+    assert "only sign-ins started on this site are accepted" in page.text
+    assert unsolicited_sign_in().status_code == 303
+    # The page's CSRF protection covers it: a forged post changes nothing.
+    forged = browser.post(settings_url(site), data={"action": "idp_initiated", "state": "off",
+                                                    "csrf_token": "forged"})
+    assert forged.status_code == 403 and site.workspaces.idp("acme").allow_idp_initiated is True
+    off = post_action(browser, site, page, "idp_initiated", state="off")
+    assert off.status_code == 200, off.text
+    assert "IdP-initiated sign-in: Off" in off.text and ">Turn on<" in off.text
+    assert site.workspaces.idp("acme").allow_idp_initiated is False
+    refused = unsolicited_sign_in()
+    assert refused.status_code == 400 and "unsolicited_not_allowed" in refused.text
+    assert "Set-Cookie" not in refused.headers
+    # Sign-ins started on this site still work.
+    assert sign_in(requests.Session(), site, idp, "bob@acme.test").status_code == 303
+    assert post_action(browser, site, off, "idp_initiated", state="maybe").status_code == 400
+    on = post_action(browser, site, off, "idp_initiated", state="on")
+    assert on.status_code == 200 and "IdP-initiated sign-in: On" in on.text
+    assert unsolicited_sign_in().status_code == 303
+
+
 def test_free_plan_keeps_both_off_with_a_message(site: Site):
     site.workspaces.create("freebie", name="Freebie", plan="free", owner_email="o@free.test")
     browser = requests.Session()

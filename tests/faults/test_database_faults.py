@@ -122,7 +122,11 @@ def test_an_outage_fails_cleanly_and_heals_without_a_restart(
 
             carol = requests.Session()
             assert_try_again_page(site.post_response(carol, "acme", carol_response))
-            assert_try_again_page(carol.get(site.url + "/saml/acme/login", allow_redirects=False))
+            start = carol.get(site.url + "/saml/acme/login", allow_redirects=False)
+            if outage.reads_survive:  # starting a sign-in only reads: it writes nothing now
+                assert start.status_code == 302, start.text
+            else:
+                assert_try_again_page(start)
 
             anonymous = requests.get(site.url + "/timesheets")
             assert anonymous.status_code == 200 and page_user(anonymous) == ""

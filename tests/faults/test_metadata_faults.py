@@ -160,6 +160,7 @@ def test_a_failing_metadata_url_keeps_the_last_good_copy_and_says_why(
     admin, _ = workers.fresh()
     admin.workspaces.create("acme", name="Acme", plan="plus", owner_email="o@acme.test")
     admin.workspaces.enable("acme", sso=True)
+    admin.workspaces.verify_domain("acme", "acme.test", by_operator=True)
     admin.workspaces.set_idp("acme", metadata_url=host.url)
     idp.sp_config(f"{BASE_URL}/saml/acme/metadata", f"{BASE_URL}/saml/acme/acs")
     assert sign_in(workers, idp, "alice@acme.test")[0].status_code == 303
@@ -219,6 +220,7 @@ def test_a_slow_metadata_url_delays_one_sign_in_not_all(
     admin, _ = workers.fresh()
     admin.workspaces.create("acme", name="Acme", plan="plus", owner_email="o@acme.test")
     admin.workspaces.enable("acme", sso=True)
+    admin.workspaces.verify_domain("acme", "acme.test", by_operator=True)
     admin.workspaces.set_idp("acme", metadata_url=host.url)
     idp.sp_config(f"{BASE_URL}/saml/acme/metadata", f"{BASE_URL}/saml/acme/acs")
     host.fault = "slow"

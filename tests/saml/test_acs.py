@@ -62,7 +62,7 @@ def test_signed_response_with_unsigned_assertion_passes(site: Site, idp: TestIdP
     ("issuer", "https://impostor.test/idp", "issuer_mismatch"),
     ("not_on_or_after_offset", -400, "expired"),
     ("not_before_offset", 400, "not_yet_valid"),
-    ("in_response_to", "id-never-issued", "unknown_in_response_to"),
+    ("in_response_to", "id-never-issued", "request_not_bound"),
 ])
 def test_each_check_failing_alone(site: Site, idp: TestIdP, acme: str, field: str, value: Any,
                                   reason: str):

@@ -93,8 +93,8 @@ def unsigned_copy(element: etree._Element, *, new_id: bool = False,
 
 
 def post(site: Site, saml_response: str, *, slug: str = "acme", relay_state: str | None = None,
-         url: str | None = None) -> requests.Response:
-    browser = requests.Session()
+         url: str | None = None, browser: requests.Session | None = None) -> requests.Response:
+    browser = browser or requests.Session()
     data = {"SAMLResponse": saml_response}
     if relay_state is not None:
         data["RelayState"] = relay_state
@@ -545,7 +545,7 @@ def test_another_worker_accepts_a_fresh_response(site: Site, idp: TestIdP, other
     # The default clock skew is 180 s: 200 s is beyond it.
     ("not_on_or_after_offset", -200, "expired"),
     ("not_before_offset", 200, "not_yet_valid"),
-    ("in_response_to", "_never-issued", "unknown_in_response_to"),
+    ("in_response_to", "_never-issued", "request_not_bound"),
 ])
 @pytest.mark.parametrize("signed", ["assertion", "response"])
 def test_validly_signed_but_not_for_us(site: Site, idp: TestIdP, field: str, value: Any,
@@ -561,24 +561,32 @@ def _request_id(location: str) -> str:
     return etree.fromstring(zlib.decompress(base64.b64decode(saml_request), -15)).get("ID")
 
 
-def _start(site: Site, slug: str) -> str:
-    start = requests.get(f"{site.url}/saml/{slug}/login", allow_redirects=False)
+def _start(site: Site, slug: str, browser: requests.Session | None = None) -> str:
+    """Start a sign-in (in ``browser``, which then holds the request's binding cookie)."""
+    start = (browser or requests.Session()).get(f"{site.url}/saml/{slug}/login",
+                                                allow_redirects=False)
     assert start.status_code == 302, start.text
     return _request_id(start.headers["Location"])
 
 
 def test_reused_in_response_to(site: Site, idp: TestIdP):
-    """A second, freshly signed response answering an already answered request."""
-    assert_signed_in(site, sp_initiated_as(site, idp, GENUINE))
+    """A second, freshly signed response answering an already answered request: refused in
+    another browser (no binding), and in the same one (its cookie no longer names it)."""
+    signed_in = sp_initiated_as(site, idp, GENUINE)
+    assert_signed_in(site, signed_in)
     used = idp.requests[-1].id
     again = xml_for(site, idp, email=EVIL, in_response_to=used)
-    assert_refused(site, post(site, encode(again)), "unknown_in_response_to", members=(GENUINE,))
+    assert_refused(site, post(site, encode(again)), "request_not_bound", members=(GENUINE,))
+    same = post(site, encode(again), browser=signed_in.browser)  # type: ignore[attr-defined]
+    assert same.status_code == 400 and "request_not_bound" in same.text
+    assert whoami(same.browser, site).startswith(f"user={GENUINE};")  # type: ignore[attr-defined]
 
 
 def test_in_response_to_a_request_of_another_workspace(site: Site, idp: TestIdP):
-    beta_request = _start(site, "beta")
+    browser = requests.Session()
+    beta_request = _start(site, "beta", browser)
     root = xml_for(site, idp, in_response_to=beta_request)
-    assert_refused(site, post(site, encode(root)), "unknown_in_response_to")
+    assert_refused(site, post(site, encode(root), browser=browser), "request_not_bound")
 
 
 @pytest.mark.parametrize("assertion_answers", ["nothing (IdP-initiated)", "another request"])
@@ -589,11 +597,13 @@ def test_in_response_to_rewritten_on_an_unsigned_response(site: Site, idp: TestI
     assertion into a workspace that refuses IdP-initiated sign-in, nor an assertion made for
     another request: the signed SubjectConfirmationData says what the assertion answers.
     (Both were accepted before acs.py bound the two together.)"""
-    live = _start(site, "strict")
-    answered = _start(site, "strict") if assertion_answers == "another request" else None
+    browser = requests.Session()  # the attacker's own, holding both requests' binding
+    live = _start(site, "strict", browser)
+    answered = _start(site, "strict", browser) if assertion_answers == "another request" else None
     root = xml_for(site, idp, slug="strict", in_response_to=answered)
     root.set("InResponseTo", live)
-    assert_refused(site, post(site, encode(root), slug="strict"), "in_response_to_mismatch")
+    assert_refused(site, post(site, encode(root), slug="strict", browser=browser),
+                   "in_response_to_mismatch")
 
 
 def test_in_response_to_removed_from_an_unsigned_response(site: Site, idp: TestIdP):

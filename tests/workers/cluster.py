@@ -188,6 +188,7 @@ def setup_workspace(database_url: str, slug: str, idp: TestIdP) -> str:
         _, token = workspaces.create(slug, name=slug.title(), plan="plus",
                                      owner_email=f"owner@{slug}.test")
         workspaces.enable(slug, scim=True, sso=True)
+        workspaces.verify_domain(slug, f"{slug}.test", by_operator=True)
         workspaces.set_idp(slug, metadata_xml=idp.metadata_xml())
     finally:
         database.dispose()

@@ -144,10 +144,14 @@ def test_sp_initiated_login_started_on_one_worker_completes_on_another(workspace
     assert request.acs_url == f"{BASE_URL}/saml/{workspace.slug}/acs"
     for worker in range(len(cluster)):
         assert workspace.view(browser, worker) == email
-    # The pending request (stored by worker 0, consumed by worker 1) is used up on every worker.
+    # The pending request (in the cookie worker 0 set, answered on worker 1) is used up on
+    # every worker, even for a copy of the cookie from before it was answered.
     again = workspace.idp_response(email, in_response_to=request.id)
-    refused = workspace.post_acs(len(cluster) - 1, {"SAMLResponse": again})
-    assert refused.status_code == 400 and "unknown_in_response_to" in refused.text
+    for worker in range(len(cluster)):
+        copied = requests.Session()
+        copied.cookies.update(trip.start.cookies)
+        refused = workspace.post_acs(worker, {"SAMLResponse": again}, copied)
+        assert refused.status_code == 400 and "unknown_in_response_to" in refused.text
 
 
 def test_a_replayed_assertion_is_rejected_by_every_worker(workspace: Workspace, cluster: Cluster):
@@ -159,15 +163,21 @@ def test_a_replayed_assertion_is_rejected_by_every_worker(workspace: Workspace, 
         assert replay.status_code == 400 and "replayed" in replay.text, (worker, replay.text)
         assert "Set-Cookie" not in replay.headers
 
-    # An SP-initiated response, auto-posted to worker 1, then replayed to every worker: its
-    # request is used up (checked first), and its assertion ID is in the replay cache.
+    # An SP-initiated response, auto-posted to worker 1, then replayed to every worker: from
+    # another browser it answers no request of that browser; with a copy of the binding cookie
+    # from before, its assertion ID is in the replay cache.
     trip = sp_initiated_login(cluster, requests.Session(), workspace.slug, email, start_on=0,
                               finish_on=1)
     assert trip.acs.status_code == 303
     for worker in range(len(cluster)):
         replay = workspace.post_acs(worker, trip.fields)
-        assert replay.status_code == 400 and "unknown_in_response_to" in replay.text, (
+        assert replay.status_code == 400 and "request_not_bound" in replay.text, (
             worker, replay.text)
+        assert "Set-Cookie" not in replay.headers
+        copied = requests.Session()
+        copied.cookies.update(trip.start.cookies)
+        replay = workspace.post_acs(worker, trip.fields, copied)
+        assert replay.status_code == 400 and "replayed" in replay.text, (worker, replay.text)
         assert "Set-Cookie" not in replay.headers
 
     # The same response reaching every worker at the same moment signs in exactly once.

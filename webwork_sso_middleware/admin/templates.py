@@ -247,6 +247,7 @@ def _identity_provider(view: SettingsView) -> str:
                          f"{escape(idp.last_refresh_error)} ({when(idp.last_refresh_error_at)})"))
         facts = '<dl class="facts">' + "".join(
             f"<dt>{escape(label)}</dt><dd>{value}</dd>" for label, value in rows) + "</dl>"
+        facts += _idp_initiated_switch(view, idp.allow_idp_initiated)
     return (
         '<section id="idp" aria-labelledby="idp-h"><h2 id="idp-h">Identity provider</h2>'
         + facts
@@ -301,6 +302,23 @@ def _domains(view: SettingsView) -> str:
         '<input type="text" id="new-domain" name="domain" inputmode="url" spellcheck="false" '
         'autocomplete="off" placeholder="example.com" required>'
         '<button type="submit">Add domain</button></form></section>')
+
+
+def _idp_initiated_switch(view: SettingsView, on: bool) -> str:
+    """The state and the action stay apart: "IdP-initiated sign-in: On" and a "Turn off"
+    button, so nobody reads the button's label as the current state."""
+    state, action = ("On", "Turn off") if on else ("Off", "Turn on")
+    return (
+        f'<form method="post" action="{escape(view.action_url)}" class="switch-row" '
+        f'id="idp-initiated">{_hidden(view, "idp_initiated")}'
+        f'<p><strong id="idp-initiated-state">IdP-initiated sign-in: {state}</strong><br>'
+        '<span id="idp-initiated-text">On: people can also sign in from your IdP\'s dashboard '
+        "(an Okta tile, Microsoft My Apps). Off: only sign-ins started on this site are accepted"
+        " (its sign-in page or login link), and a dashboard tile shows an error; a sign-in "
+        "response that this site did not ask for can then never be used here.</span></p>"
+        f'<button type="submit" name="state" value="{"off" if on else "on"}" '
+        'aria-describedby="idp-initiated-state idp-initiated-text">'
+        f"{action}<span class=\"visually-hidden\"> IdP-initiated sign-in</span></button></form>")
 
 
 def _switches(view: SettingsView) -> str:

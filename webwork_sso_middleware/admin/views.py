@@ -315,6 +315,8 @@ class SettingsPage:
             return self.domain_action(page, slug, access, action, form.get("domain", ""))
         if action == "switch":
             return self.switch(page, slug, access, form.get("feature"), form.get("state"))
+        if action == "idp_initiated":
+            return self.set_idp_initiated(page, slug, access, form.get("state"))
         if action == "close" and access.by_link:
             said = ["The settings link's access is closed, in this browser and for any copy of "
                     "its cookie. A new settings link opens the page again."]
@@ -377,6 +379,22 @@ class SettingsPage:
         except NotFound:
             return refused("This workspace does not claim that domain.")
         return self.show(page, access, paging=False, notices=(Notice("ok", text),))
+
+    def set_idp_initiated(self, page: _Page, slug: str, access: Access,
+                          state: str | None) -> Response:
+        if state not in ("on", "off"):
+            return self.show(page, access, status=400, paging=False,
+                             notices=(Notice("error", "Unknown switch; nothing was changed."),))
+        actor = "settings:sso-owner" if access.by_sso else "settings:link"
+        try:
+            self.workspaces.set_idp(slug, allow_idp_initiated=state == "on", actor=actor)
+        except ConfigurationError as error:
+            return self.show(page, access, status=400, paging=False, notices=(Notice(
+                "error", f"{_sentence(error.reason)} Nothing was changed."),))
+        said = ("IdP-initiated sign-in is on: people can sign in from your IdP's dashboard too."
+                if state == "on" else "IdP-initiated sign-in is off: sign-ins must start on "
+                "this site; your IdP's dashboard tile will show an error.")
+        return self.show(page, access, paging=False, notices=(Notice("ok", said),))
 
     def switch(self, page: _Page, slug: str, access: Access, feature: str | None,
                state: str | None) -> Response:

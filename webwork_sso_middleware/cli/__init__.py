@@ -150,7 +150,8 @@ def _add_workspace_commands(commands: Any) -> None:
     set_idp = action(
         "set-idp", workspace_set_idp, "set the SAML identity provider from its metadata"
     )
-    source = set_idp.add_mutually_exclusive_group(required=True)
+    # Not required: --idp-initiated alone changes only that (workspace_set_idp says so).
+    source = set_idp.add_mutually_exclusive_group()
     source.add_argument(
         "--metadata-url", metavar="URL",
         help="the IdP's metadata URL (Okta: Metadata URL), fetched now and refreshed;"
@@ -159,6 +160,11 @@ def _add_workspace_commands(commands: Any) -> None:
     source.add_argument(
         "--metadata-file", metavar="PATH", help="a file of IdP metadata XML ('-': standard input)"
     )
+    set_idp.add_argument(
+        "--idp-initiated", choices=("on", "off"),
+        help="accept sign-ins started at the IdP (Okta tiles; on by default), or only those"
+        " started on this site; alone, changes only this",
+    )  # fmt: skip
 
 
 def _add_serve_command(commands: Any) -> None:

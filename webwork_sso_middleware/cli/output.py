@@ -54,6 +54,8 @@ def report(
         document = workspace_document(info, options.base_url, token)
         if with_idp:
             document["idp"] = idp.as_document() if idp is not None else None
+            # The switch lives on the IdP: null until one is set.
+            document["idp_initiated"] = idp.allow_idp_initiated if idp is not None else None
         print(json.dumps(document, indent=2))
         return 0
     if message:
@@ -134,7 +136,8 @@ def describe_idp(slug: str, idp: IdPInfo | None) -> str:
         if certificate.not_after <= dt.datetime.now(dt.timezone.utc):
             expiry = f"EXPIRED {_when(certificate.not_after)}"
         rows.append(("Signing certificate", f"{certificate.sha256_fingerprint} ({expiry})"))
-    rows.append(("IdP-initiated sign-in", "allowed" if idp.allow_idp_initiated else "refused"))
+    rows.append(("IdP-initiated sign-in", "on" if idp.allow_idp_initiated else
+                 "off (only sign-ins started on this site are accepted)"))
     if idp.last_refresh_error:
         at = f" ({_when(idp.last_refresh_error_at)})" if idp.last_refresh_error_at else ""
         rows.append(("Last refresh failed", f"{idp.last_refresh_error}{at}"))

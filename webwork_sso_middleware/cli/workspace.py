@@ -15,7 +15,7 @@ from ..admin.links import LINK_LIFETIME, settings_link
 from ..devserver import ENV_SECRET_KEY, SECRET_FILE_NAME
 from ..errors import MetadataError
 from ..saml.metadata import decode_document
-from .options import PROG, CommandError, GlobalOptions
+from .options import EXIT_USAGE, PROG, CommandError, GlobalOptions
 from .output import report, workspace_document
 
 # -- db ----------------------------------------------------------------------------------------
@@ -141,20 +141,31 @@ def workspace_verify_domain(options: GlobalOptions, args: argparse.Namespace) ->
 
 
 def workspace_set_idp(options: GlobalOptions, args: argparse.Namespace) -> int:
+    allow = None if args.idp_initiated is None else args.idp_initiated == "on"
+    if args.metadata_url is None and args.metadata_file is None and allow is None:
+        raise CommandError(
+            "give --metadata-url URL or --metadata-file PATH, or --idp-initiated {on,off}",
+            EXIT_USAGE,
+        )
     source = args.metadata_url or args.metadata_file
     source = "standard input" if source == "-" else source
     xml = None if args.metadata_file is None else _read_metadata_file(args.metadata_file)
     with options.workspaces() as workspaces:
         try:
             idp = workspaces.set_idp(
-                args.slug, metadata_url=args.metadata_url, metadata_xml=xml, actor="cli"
-            )
+                args.slug, metadata_url=args.metadata_url, metadata_xml=xml,
+                allow_idp_initiated=allow, actor="cli",
+            )  # fmt: skip
         except MetadataError as error:
             raise CommandError(
                 f"cannot use the IdP metadata from {source}: {error.reason}"
             ) from None
         info = workspaces.get(args.slug)
-    message = f"Set the identity provider of {info.slug!r}."
+    if source is None:
+        state = "on" if idp.allow_idp_initiated else "off"
+        message = f"IdP-initiated sign-in is {state} for {info.slug!r}."
+    else:
+        message = f"Set the identity provider of {info.slug!r}."
     return report(options, args, info, message, idp=idp, with_idp=True)
 
 

@@ -3,6 +3,7 @@
 /saml/<slug>/metadata   SP metadata (also the SP entity ID)
 /saml/<slug>/acs        Assertion Consumer Service, HTTP-POST
 /saml/<slug>/login      SP-initiated sign-in: AuthnRequest by HTTP-Redirect
+/saml/<slug>/continue   finishes an IdP-initiated sign-in on a same-site GET (login_state.py)
 /saml/login             "Sign in with SSO": email -> workspace -> its IdP
 /saml/logout            ends the session (logout.py)
 /saml/<slug>/settings   the workspace owner's settings page (admin/views.py)
@@ -29,6 +30,7 @@ from werkzeug.wrappers import Request, Response
 from ..admin.views import SettingsPage
 from ..bodies import read_form
 from ..errors import InvalidName, StoreUnavailable
+from ..identity import Member
 from ..members import lifecycle
 from ..store import audit
 from ..store import sign_in as sign_in_store
@@ -39,8 +41,12 @@ from ..store.sign_in import SignInTarget
 from ..store.workspaces import SLUG_PATTERN, find_by_slug
 from ..urls import WorkspaceUrls
 from .acs import AssertionConsumer, Rejection, VerifiedAssertion, claimed_email, decode, peek
+from .login_state import (
+    LoginRequest, LoginRequests, OtherMemberSignedIn, PendingSignIns, continue_url,
+    is_cross_site, new_relay_state,
+)
 from .logout import LogoutPage
-from .pages import error_page, page
+from .pages import error_page, page, signed_in_as_other_page
 from .redirects import safe_next
 from .sp import IdPSettings, ServiceProvider, ServiceProviders
 
@@ -54,6 +60,7 @@ log = logging.getLogger(__name__)
 
 # Metadata refreshes are due hours apart: a worker need not ask on every sign-in.
 METADATA_CHECK_INTERVAL = 60.0
+REPLAY_CACHE_PURGE_EVERY = 60.0  # seconds between deletions of expired replay-cache rows, per worker
 
 URL_MAP = Map([
     Rule("/saml/login", endpoint="sign_in_page", methods=["GET", "POST"]),
@@ -61,6 +68,7 @@ URL_MAP = Map([
     Rule("/saml/<slug>/metadata", endpoint="metadata", methods=["GET"]),
     Rule("/saml/<slug>/acs", endpoint="acs", methods=["POST"]),
     Rule("/saml/<slug>/login", endpoint="start_login", methods=["GET"]),
+    Rule("/saml/<slug>/continue", endpoint="continue_sign_in", methods=["GET"]),
     Rule("/saml/<slug>/settings", endpoint="settings_page", methods=["GET", "POST"]),
 ], strict_slashes=False, merge_slashes=False)
 
@@ -75,6 +83,9 @@ class SamlApplication:
         self.logout = LogoutPage(sessions, secret_keys=list(settings.secret_key))
         self.settings_page_app = SettingsPage(database, settings=settings, sessions=sessions)
         self._metadata_checked: dict[str, float] = {}  # slug -> monotonic time of the last check
+        self.login_requests = LoginRequests(secret_keys=settings.secret_key)
+        self.pending_sign_ins = PendingSignIns(secret_keys=settings.secret_key)
+        self._next_purge = 0.0
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -172,20 +183,24 @@ class SamlApplication:
         try:
             self.refresh_metadata(slug)
 
-            def work(unit: UnitOfWork) -> str:
+            def work(unit: UnitOfWork) -> tuple[str, str]:
                 target, provider = self.usable_provider(request, slug, unit.connection)
-                relay_state = sign_in_store.new_relay_state()
+                relay_state = new_relay_state()
                 request_id, location = provider.authn_request(relay_state)
-                sign_in_store.remember_request(
-                    unit.connection, workspace_id=target.workspace_id, request_id=request_id,
-                    relay_state=relay_state, next_path=next_path)
-                return location
+                # The pending request goes into this browser's cookie, beside the others it
+                # started: it binds the answer to this browser, and nothing is written here.
+                started = [*self.login_requests.read(request, target.workspace_id),
+                           self.login_requests.new(request_id, relay_state, next_path)]
+                return location, self.login_requests.cookie(provider.urls, target.workspace_id,
+                                                            started)
 
-            location = self.database.run_unit(work)
+            location, cookie = self.database.run_unit(work, write=False)
         except Rejection as rejection:
             return error_page("Single sign-on unavailable", rejection.detail,
                               reason=rejection.code, status=rejection.status)
-        return redirect(location, code=302)
+        response = redirect(location, code=302)
+        response.headers.add("Set-Cookie", cookie)
+        return response
 
     def acs(self, request: Request, slug: str) -> Response:
         seen = None
@@ -199,48 +214,126 @@ class SamlApplication:
             document = decode(form.get("SAMLResponse"))
             seen = peek(document)
             self.refresh_metadata(slug)
+            # Whose session the browser shows, asked outside the transaction: an unsolicited
+            # response must not replace another member's.
+            current = self.current_member(request) if seen.in_response_to is None else None
             return self.database.run_unit(
-                lambda unit: self.sign_in(request, unit, slug, seen, relay_state))
+                lambda unit: self.sign_in(request, unit, slug, seen, relay_state, current))
+        except OtherMemberSignedIn as refused:
+            self.record_failure(slug, refused, claimed_email(seen))
+            return signed_in_as_other_page(refused.current.user_name)
         except Rejection as rejection:
             self.record_failure(slug, rejection, claimed_email(seen))
             return error_page("Sign-in failed", rejection.detail, reason=rejection.code,
                               status=rejection.status)
 
     def sign_in(self, request: Request, unit: UnitOfWork, slug: str, seen: Any,
-                relay_state: str | None) -> Response:
+                relay_state: str | None, current: Member | None) -> Response:
         connection = unit.connection
         target, provider = self.usable_provider(request, slug, connection)
         workspace_id = target.workspace_id
-        outstanding = sign_in_store.outstanding(connection, workspace_id, seen.in_response_to)
+        started = self.login_requests.read(request, workspace_id)
+        answered = None
+        if seen.in_response_to is not None:
+            answered = next((r for r in started if r.id == seen.in_response_to), None)
+            if answered is None:
+                raise Rejection("request_not_bound", "the response answers a sign-in request "
+                                "that was not started in this browser, or has expired; start "
+                                "again from the sign-in page")
         consumer = AssertionConsumer(provider, clock_skew=self.clock_skew)
-        verified = consumer.consume(seen, outstanding, now=utcnow())
+        outstanding = {answered.id: answered.next_path} if answered is not None else {}
+        now = utcnow()
+        verified = consumer.consume(seen, outstanding, now=now)
         if not sign_in_store.remember_assertion(
                 connection, workspace_id=workspace_id, assertion_id=verified.assertion_id,
                 expires_at=verified.expires_at):
             raise Rejection("replayed", "this sign-in response was already used")
-        if verified.in_response_to and not sign_in_store.consume_request(
-                connection, workspace_id, verified.in_response_to):
-            raise Rejection("unknown_in_response_to", "the sign-in request was already used")
-        member = self.member_at_login(connection, workspace_id, verified)
+        self.purge_when_due(connection, now)
+        if answered is not None:
+            expires = dt.datetime.fromtimestamp(answered.expires_at, dt.timezone.utc)
+            if not sign_in_store.use_request(connection, workspace_id=workspace_id,
+                                             request_id=answered.id,
+                                             expires_at=expires + self.clock_skew):
+                raise Rejection("unknown_in_response_to", "the sign-in request was already used")
+            # This browser asked for this sign-in: it may replace whatever session it holds.
+            response = self.finish(unit, target, verified, answered.next_path, current=None)
+            response.headers.add("Set-Cookie", self.login_requests.cookie(
+                provider.urls, workspace_id, [r for r in started if r.id != answered.id]))
+            return response
+        next_path = self.relay_target(started, relay_state)
+        if current is None and self.session_cookie_withheld(request):
+            # The browser may hold a session it did not send (SameSite=Lax, cross-site POST):
+            # finish on a same-site GET that shows it (login_state.py).
+            pending = self.pending_sign_ins.new(workspace_id, verified, next_path)
+            response = redirect(continue_url(provider.urls), code=303)
+            response.headers.add("Set-Cookie", self.pending_sign_ins.cookie(provider.urls, pending))
+            return response
+        return self.finish(unit, target, verified, next_path, current=current)
+
+    def continue_sign_in(self, request: Request, slug: str) -> Response:
+        """Finish an unsolicited sign-in the ACS verified (login_state.py), now that the
+        browser's own session cookie, if it has one, comes along."""
+        urls = self.urls(request, slug.strip().lower())
+        try:
+            current = self.current_member(request)
+
+            def work(unit: UnitOfWork) -> Response:
+                target, provider = self.usable_provider(request, slug, unit.connection)
+                pending = self.pending_sign_ins.read(request, target.workspace_id)
+                if pending is None or not sign_in_store.use_pending_sign_in(
+                        unit.connection, workspace_id=target.workspace_id, nonce=pending.nonce,
+                        expires_at=dt.datetime.fromtimestamp(pending.expires_at, dt.timezone.utc)
+                        + self.clock_skew):
+                    raise Rejection("sign_in_expired", "this sign-in was already finished, or "
+                                    "took too long; please sign in again")
+                return self.finish(unit, target, pending.assertion, pending.next_path,
+                                   current=current)
+
+            response = self.database.run_unit(work)
+        except OtherMemberSignedIn as refused:
+            self.record_failure(slug, refused, refused.email)
+            response = signed_in_as_other_page(refused.current.user_name)
+        except Rejection as rejection:  # not recorded: an anonymous GET must write nothing
+            response = error_page("Sign-in failed", rejection.detail, reason=rejection.code,
+                                  status=rejection.status)
+        response.headers.add("Set-Cookie", self.pending_sign_ins.clearing_cookie(urls))
+        return response
+
+    def finish(self, unit: UnitOfWork, target: SignInTarget, verified: VerifiedAssertion,
+               next_path: str, *, current: Member | None) -> Response:
+        """Sign the member in; ``current``: the member whose session the browser holds, which
+        an unsolicited response may refresh but never replace by someone else."""
+        member = self.member_at_login(unit.connection, target.workspace_id, verified)
         if member is None:
             return error_page("Account deactivated", "Your account in this workspace is "
                               "deactivated. Ask your administrator to reactivate it.",
                               reason="member_deactivated", status=403)
         member_id, generation = member
-        cookie = self.sessions.start(member_id, workspace_id, unit, generation=generation)
-        if verified.in_response_to:
-            target_path = outstanding.get(verified.in_response_to, "/")
-        else:
-            target_path = self.relay_target(connection, workspace_id, relay_state)
-        response = redirect(safe_next(target_path), code=303)
+        if current is not None and current.id != member_id:
+            raise OtherMemberSignedIn(current, verified.email)  # rolls back: no member, no session
+        cookie = self.sessions.start(member_id, target.workspace_id, unit, generation=generation)
+        response = redirect(safe_next(next_path), code=303)
         response.headers.add("Set-Cookie", cookie)
         return response
 
-    def relay_target(self, connection: Connection, workspace_id: int,
-                     relay_state: str | None) -> str:
-        """Okta sends its configured default RelayState with IdP-initiated sign-in."""
+    def current_member(self, request: Request) -> Member | None:
+        found = self.sessions.identify(request.environ)
+        return found[0] if found is not None else None
+
+    def session_cookie_withheld(self, request: Request) -> bool:
+        """A browser's cross-site POST showing no session cookie: it may have left one behind."""
+        return self.sessions.read_cookie(request.environ) is None and is_cross_site(request)
+
+    def purge_when_due(self, connection: Connection, now: dt.datetime) -> None:
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + REPLAY_CACHE_PURGE_EVERY
+            sign_in_store.purge_replay_cache(connection, now)
+
+    def relay_target(self, started: list[LoginRequest], relay_state: str | None) -> str:
+        """Okta sends its configured default RelayState with IdP-initiated sign-in; an IdP that
+        answers our request unsolicited echoes our opaque one."""
         if relay_state and not relay_state.startswith("/"):
-            return sign_in_store.next_for_relay_state(connection, workspace_id, relay_state) or "/"
+            return next((r.next_path for r in started if r.relay_state == relay_state), "/")
         return safe_next(relay_state)
 
     def member_at_login(self, connection: Connection, workspace_id: int,

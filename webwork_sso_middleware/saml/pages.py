@@ -44,3 +44,17 @@ def error_page(title: str, message: str, *, reason: str | None = None, status: i
         body += f'<p>Reason code: <span class="reason">{escape(reason)}</span></p>'
     body += '<p><a href="/saml/login">Try signing in again</a></p>'
     return page(title, body, status=status)
+
+
+def signed_in_as_other_page(signed_in_as: str) -> Response:
+    """An unsolicited sign-in refused because the browser holds another member's session."""
+    body = (
+        f"<p>This browser is signed in as <strong>{escape(signed_in_as)}</strong>. Your identity "
+        "provider sent a sign-in for a different account that was not started on this site, "
+        f"so it was not used: you are still signed in as {escape(signed_in_as)}.</p>"
+        "<p>To use the other account, sign out first, then sign in again.</p>"
+        '<p><a class="button" href="/saml/logout">Sign out</a> '
+        f'<a href="/">Continue as {escape(signed_in_as)}</a></p>'
+        '<p>Reason code: <span class="reason">signed_in_as_other</span></p>'
+    )
+    return page("Already signed in", body, status=409)

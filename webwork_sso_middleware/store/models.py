@@ -321,8 +321,9 @@ class IdentityProvider(Base):
 
 
 class PendingAuthnRequest(Base):
-    """An SP-initiated AuthnRequest awaiting its response, kept here (not in a cookie) so the
-    IdP's cross-site POST works under SameSite rules and on any worker."""
+    """No longer written: a pending AuthnRequest now lives in a signed cookie of the browser
+    that started it (saml/login_state.py), so an anonymous GET of the login URL writes nothing.
+    Kept in the schema until a migration drops it."""
 
     __tablename__ = "saml_requests"
     __table_args__ = (Index("ix_saml_requests_expires", "expires_at"),)

@@ -1,14 +1,15 @@
-"""SAML sign-in state: pending AuthnRequests, the assertion replay cache, members at login.
+"""SAML sign-in state: the replay cache (assertions, used AuthnRequests, used settings links),
+members at login.
 
-All of it lives in the database, so a login started on one worker completes on any other
-and a replayed assertion is refused by every worker.
+It lives in the database, so a replayed assertion or a used request is refused by every worker.
+A pending AuthnRequest itself lives in the browser that started it (saml/login_state.py), so
+starting a sign-in writes nothing; the ``saml_requests`` table is no longer written.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import secrets
 from typing import cast
 
 from sqlalchemy import Connection, Table, bindparam, delete, or_, select, update
@@ -22,7 +23,6 @@ from .models import (
     IdentityProvider,
     Member,
     MemberValue,
-    PendingAuthnRequest,
     SeenAssertion,
     Workspace,
     WorkspaceDomain,
@@ -30,64 +30,8 @@ from .models import (
     utcnow,
 )
 
-REQUEST_LIFETIME = dt.timedelta(minutes=10)
-
-# Typed as the Tables they are: mypy sees a declarative __table__ as a FromClause.
-_PENDING_REQUESTS = cast(Table, PendingAuthnRequest.__table__)
+# Typed as the Table it is: mypy sees a declarative __table__ as a FromClause.
 _SEEN_ASSERTIONS = cast(Table, SeenAssertion.__table__)
-
-
-def new_relay_state() -> str:
-    return secrets.token_urlsafe(24)
-
-
-def remember_request(connection: Connection, *, workspace_id: int, request_id: str,
-                     relay_state: str, next_path: str) -> None:
-    now = utcnow()
-    # Opportunistic clean-up keeps both tables small without a scheduler.
-    connection.execute(delete(PendingAuthnRequest).where(PendingAuthnRequest.expires_at < now))
-    connection.execute(delete(SeenAssertion).where(SeenAssertion.expires_at < now))
-    connection.execute(insert_row(_PENDING_REQUESTS).values(
-        id=request_id, workspace_id=workspace_id, relay_state=relay_state,
-        next_path=next_path, created_at=now, expires_at=now + REQUEST_LIFETIME,
-    ))
-
-
-def outstanding(connection: Connection, workspace_id: int,
-                request_id: str | None) -> dict[str, str]:
-    """{request id: next path} when ``request_id`` is a live, unused request of the workspace."""
-    if not request_id:
-        return {}
-    row = connection.execute(
-        select(PendingAuthnRequest.id, PendingAuthnRequest.next_path).where(
-            PendingAuthnRequest.id == request_id,
-            PendingAuthnRequest.workspace_id == workspace_id,
-            PendingAuthnRequest.consumed_at.is_(None),
-            PendingAuthnRequest.expires_at > utcnow(),
-        )
-    ).first()
-    return {row.id: row.next_path} if row else {}
-
-
-def consume_request(connection: Connection, workspace_id: int, request_id: str) -> bool:
-    """Mark the request used; False when another response got there first."""
-    result = connection.execute(
-        update(PendingAuthnRequest)
-        .where(PendingAuthnRequest.id == request_id,
-               PendingAuthnRequest.workspace_id == workspace_id,
-               PendingAuthnRequest.consumed_at.is_(None))
-        .values(consumed_at=utcnow())
-        .returning(PendingAuthnRequest.id)
-    )
-    return result.first() is not None
-
-
-def next_for_relay_state(connection: Connection, workspace_id: int,
-                         relay_state: str) -> str | None:
-    return connection.scalar(select(PendingAuthnRequest.next_path).where(
-        PendingAuthnRequest.workspace_id == workspace_id,
-        PendingAuthnRequest.relay_state == relay_state,
-    ))
 
 
 def remember_assertion(connection: Connection, *, workspace_id: int, assertion_id: str,
@@ -109,9 +53,31 @@ _REMEMBER_ASSERTION = {
 }
 
 
-# Settings links are redeemed in the replay cache beside assertion IDs, under a prefix no
-# assertion ID can carry (an xs:ID is an NCName, which has no colon): one shared, purged table.
+# Settings links, answered AuthnRequests and finished unsolicited sign-ins are used up in the
+# replay cache beside assertion IDs, under a prefix no assertion ID can carry (an xs:ID is an
+# NCName, which has no colon): one shared, purged table.
 SETTINGS_LINK_PREFIX = "settings-link:"
+REQUEST_PREFIX = "authn-request:"
+PENDING_SIGN_IN_PREFIX = "pending-sign-in:"
+
+
+def use_request(connection: Connection, *, workspace_id: int, request_id: str,
+                expires_at: dt.datetime) -> bool:
+    """Mark an AuthnRequest answered; False when a response to it was accepted before."""
+    return remember_assertion(connection, workspace_id=workspace_id,
+                              assertion_id=REQUEST_PREFIX + request_id, expires_at=expires_at)
+
+
+def use_pending_sign_in(connection: Connection, *, workspace_id: int, nonce: str,
+                        expires_at: dt.datetime) -> bool:
+    """Mark an unsolicited sign-in finished; False when it was finished before."""
+    return remember_assertion(connection, workspace_id=workspace_id,
+                              assertion_id=PENDING_SIGN_IN_PREFIX + nonce, expires_at=expires_at)
+
+
+def purge_replay_cache(connection: Connection, now: dt.datetime) -> None:
+    """Forget entries whose assertion, request or link has expired (nothing can use them now)."""
+    connection.execute(delete(SeenAssertion).where(SeenAssertion.expires_at < now))
 
 
 def redeem_settings_link(connection: Connection, *, workspace_id: int, nonce: str,
