@@ -108,7 +108,7 @@ class SamlApplication:
     def target(self, connection: Connection, slug: str) -> SignInTarget:
         target = sign_in_store.sign_in_target(connection, slug)
         if target is None:
-            raise Rejection("unknown_workspace", "there is no such workspace", status=404)
+            raise _unavailable("unknown_workspace", "there is no such workspace")
         return target
 
     def provider(self, request: Request, target: SignInTarget,
@@ -125,17 +125,21 @@ class SamlApplication:
 
     def usable_provider(self, request: Request, slug: str,
                         connection: Connection) -> tuple[SignInTarget, ServiceProvider]:
-        """The workspace and its SP, when SSO can be used there right now."""
+        """The workspace and its SP, when SSO can be used there right now.
+
+        Each reason it cannot keeps its own code for the owner; a stranger sees one answer
+        for all of them (_unavailable), so a refusal tells nothing of a workspace's plan, its
+        switches, or whether it exists."""
         target = self.target(connection, slug)
         if target.plan not in SSO_PLANS:
-            raise Rejection("plan", "single sign-on needs the Plus or Premium plan", status=403)
+            raise _unavailable("plan", "single sign-on needs the Plus or Premium plan")
         if not target.sso_enabled:
-            raise Rejection("sso_disabled", "single sign-on is switched off for this workspace",
-                            status=403)
+            raise _unavailable("sso_disabled", "single sign-on is switched off for this "
+                               "workspace")
         provider = self.provider(request, target, connection)
         if provider.idp is None:
-            raise Rejection("idp_not_configured", "this workspace has no identity provider yet",
-                            status=403)
+            raise _unavailable("idp_not_configured", "this workspace has no identity provider "
+                               "yet")
         return target, provider
 
     def refresh_metadata(self, slug: str) -> None:
@@ -157,6 +161,14 @@ class SamlApplication:
         return self.settings_page_app.respond(request, slug)  # admin/views.py
 
     def metadata(self, request: Request, slug: str) -> Response:
+        """SP metadata, for any workspace that exists, whatever its plan, switches or IdP.
+
+        Public by design: an IdP admin pastes this URL before anything else is set up, and the
+        document holds only URLs made from the slug (the same for every state of the
+        workspace). That an unknown slug gets 404 here tells a stranger a workspace exists,
+        nothing more: slugs are not secret (every sign-in URL carries one), and serving made-up
+        metadata for any slug would let a mistyped slug be configured in an IdP that can never
+        sign anyone in."""
         def work(unit: UnitOfWork) -> str | None:
             target = sign_in_store.sign_in_target(unit.connection, slug)
             return self.provider(request, target, unit.connection).metadata_xml() if target else None
@@ -182,8 +194,11 @@ class SamlApplication:
 
             location = self.database.run_unit(work)
         except Rejection as rejection:
-            return error_page("Single sign-on unavailable", rejection.detail,
-                              reason=rejection.code, status=rejection.status)
+            # Nobody is signed in yet: the reason stays in the log (not the audit log, which
+            # an anonymous GET must not be able to write to).
+            log.info("SSO sign-in at %s not started: %s", slug, rejection)
+            return error_page("Single sign-on unavailable", rejection.public_text,
+                              reason=rejection.public_code, status=rejection.status)
         return redirect(location, code=302)
 
     def acs(self, request: Request, slug: str) -> Response:
@@ -202,8 +217,8 @@ class SamlApplication:
                 lambda unit: self.sign_in(request, unit, slug, seen, relay_state))
         except Rejection as rejection:
             self.record_failure(slug, rejection, claimed_email(seen))
-            return error_page("Sign-in failed", rejection.detail, reason=rejection.code,
-                              status=rejection.status)
+            return error_page("Sign-in failed", rejection.public_text,
+                              reason=rejection.public_code, status=rejection.status)
 
     def sign_in(self, request: Request, unit: UnitOfWork, slug: str, seen: Any,
                 relay_state: str | None) -> Response:
@@ -329,3 +344,8 @@ def _profile(member: sign_in_store.LoginMember | None,
     if member is not None and member.display_name and not verified.display_name:
         del wanted["display_name"]  # keep a display name SCIM set when the IdP sends none
     return {k: v for k, v in wanted.items() if v is not None and current.get(k) != v}
+
+
+def _unavailable(code: str, detail: str) -> Rejection:
+    """SSO cannot be used at this workspace: one status and page for every reason."""
+    return Rejection(code, detail, status=404, public_code="sso_unavailable")
