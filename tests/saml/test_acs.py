@@ -118,6 +118,30 @@ def test_replay_is_refused(site: Site, idp: TestIdP, acme: str):
     assert response.status_code == 400 and "replayed" in response.text
     assert "Set-Cookie" not in response.headers
 
+def test_replays_and_unverified_refusals_are_counted_not_listed(site: Site, idp: TestIdP,
+                                                                acme: str):
+    """Both can be repeated at will without the IdP signing anything new: one row per reason
+    (and hour) with a count, whereas a refusal after a fresh valid signature has its own row."""
+    saml_response = idp.response(**honest(site, idp))
+    assert post(site, saml_response).status_code == 303
+    for _ in range(3):
+        assert post(site, saml_response).status_code == 400
+        assert post(site, idp.response(**honest(site, idp), audience="https://x.test/sp"),
+                    ).status_code == 400
+    assert post(site, idp.response(**honest(site, idp, email="no-email"))).status_code == 400
+    assert post(site, idp.response(**honest(site, idp, email="still-no-email"))).status_code == 400
+    counted: dict[str, int] = {}
+    single = []
+    for event in site.audit("login_failed"):
+        if event.target_type == "counted":
+            counted[event.changes["reason"]] = (counted.get(event.changes["reason"], 0)
+                                                + event.changes["count"])
+        else:
+            single.append(event.changes["reason"])
+    assert counted == {"replayed": 3, "audience_mismatch": 3}
+    assert single == ["bad_name_id", "bad_name_id"]
+    assert len(site.audit("login_failed")) <= 2 + 2 * 2  # two rows a reason if the hour turned
+
 
 def test_unsolicited_responses_can_be_switched_off(site: Site, idp: TestIdP, acme: str):
     site.workspaces.set_idp("acme", metadata_xml=idp.metadata_xml(), allow_idp_initiated=False)

@@ -63,12 +63,15 @@ class Rejection(Exception):
     """
 
     def __init__(self, code: str, detail: str, *, status: int = 400,
-                 public_code: str | None = None) -> None:
+                 public_code: str | None = None, repeatable: bool = False) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
         self.status = status
         self.public_code = public_code or code
+        # True when a caller can cause it again at will even with a validly signed response
+        # (a replay): the audit log counts such refusals instead of recording each.
+        self.repeatable = repeatable
 
     @property
     def public_text(self) -> str:
@@ -126,12 +129,15 @@ class VerifiedAssertion:
     display_name: str | None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class Peek:
     """What the consumer reads before verification, to decide which request it answers."""
 
     root: Any
     in_response_to: str | None
+    # Set by the consumer once the IdP's signature verified on this tree: a refusal after
+    # that is a real failure of the IdP's, one before it anything anyone could have sent.
+    signature_verified: bool = False
 
 
 def decode(saml_response: str | None) -> bytes:
@@ -188,7 +194,7 @@ class AssertionConsumer:
         self.check_assertion(assertion, now, seen.in_response_to)
         if not assertion.get("ID"):
             raise Rejection("invalid_response", "the assertion has no ID")
-        return self.verify(seen.root, assertion, seen.in_response_to)
+        return self.verify(seen, assertion)
 
     # -- our explicit checks ----------------------------------------------------------------
 
@@ -295,7 +301,7 @@ class AssertionConsumer:
 
     # -- the signature, and reading the identity ------------------------------------------------
 
-    def verify(self, root: Any, assertion: Any, in_response_to: str | None) -> VerifiedAssertion:
+    def verify(self, seen: Peek, assertion: Any) -> VerifiedAssertion:
         """Verify the IdP's signature on this very tree, then read identity from ``assertion``.
 
         Whichever of the Response and the Assertion carries a signature must verify with a
@@ -303,6 +309,7 @@ class AssertionConsumer:
         crypto.py's strict ones: the signed element is the only carrier of its ID, one
         enveloped signature referencing it, allowed algorithms only.
         """
+        root, in_response_to = seen.root, seen.in_response_to
         signed = [element for element in (root, assertion)
                   if element.find(f"{{{DS}}}Signature") is not None]
         if not signed:  # check_structure refuses this already; never rely on it alone
@@ -316,6 +323,7 @@ class AssertionConsumer:
                 log.info("signature rejected: %s", exc)
                 raise Rejection("signature_invalid", "the response's signature does not verify "
                                 "with the IdP's certificates") from None
+        seen.signature_verified = True
         name_id = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID")
         # Children in NameID (a comment injected after signing) would let a parser read a
         # truncated address: refuse rather than guess which part was meant.

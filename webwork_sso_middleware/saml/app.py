@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 # Metadata refreshes are due hours apart: a worker need not ask on every sign-in.
 METADATA_CHECK_INTERVAL = 60.0
+# A refusal's detail quotes the response (an audience, an issuer): bounded in the audit log.
+MAX_DETAIL = 500
 
 URL_MAP = Map([
     Rule("/saml/login", endpoint="sign_in_page", methods=["GET", "POST"]),
@@ -216,7 +218,8 @@ class SamlApplication:
             return self.database.run_unit(
                 lambda unit: self.sign_in(request, unit, slug, seen, relay_state))
         except Rejection as rejection:
-            self.record_failure(slug, rejection, claimed_email(seen))
+            self.record_failure(slug, rejection, claimed_email(seen),
+                                verified=seen is not None and seen.signature_verified)
             return error_page("Sign-in failed", rejection.public_text,
                               reason=rejection.public_code, status=rejection.status)
 
@@ -231,7 +234,8 @@ class SamlApplication:
         if not sign_in_store.remember_assertion(
                 connection, workspace_id=workspace_id, assertion_id=verified.assertion_id,
                 expires_at=verified.expires_at):
-            raise Rejection("replayed", "this sign-in response was already used")
+            raise Rejection("replayed", "this sign-in response was already used",
+                            repeatable=True)
         if verified.in_response_to and not sign_in_store.consume_request(
                 connection, workspace_id, verified.in_response_to):
             raise Rejection("unknown_in_response_to", "the sign-in request was already used")
@@ -282,17 +286,32 @@ class SamlApplication:
                      target_type="member", target_id=member.id, changes=profile)
         return member.id, member.session_generation
 
-    def record_failure(self, slug: str, rejection: Rejection, email: str | None = None) -> None:
+    def record_failure(self, slug: str, rejection: Rejection, email: str | None = None,
+                       *, verified: bool = False) -> None:
+        """Record a refused response in the workspace's audit log, for its owner.
+
+        ``verified``: the IdP's signature verified on the response. Only such a failure
+        (which takes the IdP signing something new) gets a row of its own. Anything else can
+        be sent by anyone, as often as they like, and so can a replay of one signed response:
+        those are counted, one row per workspace, reason and hour (audit.count), so a flood
+        of any size writes a bounded number of rows and pushes no real failure out of the
+        owner's diagnostics."""
         log.info("SAML response for %s rejected: %s", slug, rejection)
+        changes = {"reason": rejection.code, "detail": rejection.detail[:MAX_DETAIL],
+                   # unverified: what the refused response claimed
+                   **({"email": email} if email else {})}
         try:
             def work(session: Session) -> None:
                 workspace = find_by_slug(session, slug)
-                if workspace is not None:
+                if workspace is None:
+                    return
+                if verified and not rejection.repeatable:
                     audit.record(session, workspace_id=workspace.id, actor="saml",
                                  action="login_failed", target_type="login", target_id=None,
-                                 changes={"reason": rejection.code, "detail": rejection.detail,
-                                          # unverified: what the refused response claimed
-                                          **({"email": email} if email else {})})
+                                 changes=changes)
+                else:
+                    audit.count(session.connection(), workspace_id=workspace.id, actor="saml",
+                                action="login_failed", key=rejection.code, changes=changes)
 
             self.database.run(work)
         except Exception:  # the rejection page matters more than its record
