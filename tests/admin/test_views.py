@@ -3,9 +3,11 @@ members table and the diagnostics, against a real IdP and a real database."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -606,3 +608,40 @@ def test_a_hostile_owner_cannot_take_a_verified_domain_on_the_page(site: Site, i
     # Nor can it release acme's claim: the page acts on its own workspace only.
     post_action(browser, site, taken, "release_domain", slug="evil", domain="acme.test")
     assert site.workspaces.get("acme").verified_domains == ("acme.test",)
+
+
+def test_a_flood_of_junk_is_counted_and_pushes_no_real_failure_out(site: Site, idp: TestIdP,
+                                                                   acme: str):
+    """200 anonymous posts wrote 200 audit rows and pushed real failures off the owner's
+    list. Now junk (refused before the IdP's signature verified) is counted, one row per
+    reason and hour, while a failure with a verified signature keeps a row of its own."""
+    honest = {"sp_entity_id": site.entity_id("acme"), "acs_url": site.acs("acme")}
+    real = idp.response(**honest, email="not-an-email")  # signed by the IdP: a real failure
+    assert site.post_response(requests.Session(), "acme", real).status_code == 400
+    unsigned = idp.response(**honest, email="mallory@acme.test", sign_assertion=False)
+    junk: list[dict[str, str]] = [{}, {"SAMLResponse": "%%%"},
+                                  {"SAMLResponse": base64.b64encode(b"<not xml").decode()},
+                                  {"SAMLResponse": unsigned}]
+
+    def post_junk(number: int) -> int:
+        return requests.post(site.acs("acme"), data=junk[number % len(junk)],
+                             allow_redirects=False).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # several at once, as from many clients
+        assert set(pool.map(post_junk, range(200))) == {400}
+
+    rows = site.audit("login_failed")
+    # One row per reason (two when the flood straddles the top of an hour), and the real one.
+    assert 1 + len(junk) <= len(rows) <= 1 + 2 * len(junk)
+    counted: dict[str, int] = {}
+    for row in rows[1:]:
+        counted[row.changes["reason"]] = counted.get(row.changes["reason"], 0) + row.changes["count"]
+    assert counted == {"missing_response": 50, "bad_encoding": 50, "malformed_xml": 50,
+                       "unsigned": 50}
+    assert rows[0].changes["reason"] == "bad_name_id" and "count" not in rows[0].changes
+
+    diagnostics = open_with_link(requests.Session(), site).text.split('id="diagnostics"', 1)[1]
+    assert "<code>bad_name_id</code>" in diagnostics  # the real failure is still listed
+    if len(rows) == 1 + len(junk):
+        assert diagnostics.count("50 times since") == len(junk)
+    assert diagnostics.count("<tr>") <= 1 + 1 + 2 * len(junk)  # header, real one, counted

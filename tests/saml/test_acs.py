@@ -32,8 +32,10 @@ def assert_rejected(site: Site, response: requests.Response, reason: str, status
     assert response.status_code == status, response.text
     assert "Set-Cookie" not in response.headers
     assert whoami(response.browser, site).startswith("user=;")  # type: ignore[attr-defined]
-    assert reason in response.text
+    assert f'<span class="reason">{reason}</span>' in response.text
     assert "Traceback" not in response.text
+    # The page is for whoever posted: no configuration (entity IDs, URLs, expected values).
+    assert "://" not in response.text and "expect" not in response.text
     assert site.members() == []
     failures = [e.changes["reason"] for e in site.audit("login_failed")]
     assert failures and failures[-1] == reason
@@ -67,6 +69,21 @@ def test_signed_response_with_unsigned_assertion_passes(site: Site, idp: TestIdP
 def test_each_check_failing_alone(site: Site, idp: TestIdP, acme: str, field: str, value: Any,
                                   reason: str):
     assert_rejected(site, post(site, idp.response(**honest(site, idp, **{field: value}))), reason)
+    if isinstance(value, str) and "://" in value:
+        # The owner's record keeps what was sent and what this workspace expects.
+        detail = site.audit("login_failed")[-1].changes["detail"]
+        assert value in detail and ("expects" in detail or "ACS is" in detail)
+
+
+def test_the_page_names_no_configured_idp(site: Site, idp: TestIdP, second_idp: TestIdP,
+                                          acme: str):
+    """The finding: "the response was issued by X, not Y" told anyone the configured IdP."""
+    forged = second_idp.response(**honest(site, idp))
+    response = post(site, forged)
+    assert_rejected(site, response, "issuer_mismatch")
+    assert idp.entity_id not in response.text and second_idp.entity_id not in response.text
+    detail = site.audit("login_failed")[-1].changes["detail"]
+    assert idp.entity_id in detail and second_idp.entity_id in detail
 
 
 def test_clock_skew_within_the_allowance_passes(site: Site, idp: TestIdP, acme: str):
@@ -100,6 +117,30 @@ def test_replay_is_refused(site: Site, idp: TestIdP, acme: str):
     response = site.post_response(again, "acme", saml_response)
     assert response.status_code == 400 and "replayed" in response.text
     assert "Set-Cookie" not in response.headers
+
+def test_replays_and_unverified_refusals_are_counted_not_listed(site: Site, idp: TestIdP,
+                                                                acme: str):
+    """Both can be repeated at will without the IdP signing anything new: one row per reason
+    (and hour) with a count, whereas a refusal after a fresh valid signature has its own row."""
+    saml_response = idp.response(**honest(site, idp))
+    assert post(site, saml_response).status_code == 303
+    for _ in range(3):
+        assert post(site, saml_response).status_code == 400
+        assert post(site, idp.response(**honest(site, idp), audience="https://x.test/sp"),
+                    ).status_code == 400
+    assert post(site, idp.response(**honest(site, idp, email="no-email"))).status_code == 400
+    assert post(site, idp.response(**honest(site, idp, email="still-no-email"))).status_code == 400
+    counted: dict[str, int] = {}
+    single = []
+    for event in site.audit("login_failed"):
+        if event.target_type == "counted":
+            counted[event.changes["reason"]] = (counted.get(event.changes["reason"], 0)
+                                                + event.changes["count"])
+        else:
+            single.append(event.changes["reason"])
+    assert counted == {"replayed": 3, "audience_mismatch": 3}
+    assert single == ["bad_name_id", "bad_name_id"]
+    assert len(site.audit("login_failed")) <= 2 + 2 * 2  # two rows a reason if the hour turned
 
 
 def test_unsolicited_responses_can_be_switched_off(site: Site, idp: TestIdP, acme: str):
@@ -159,3 +200,43 @@ def test_signature_wrapping_with_the_signed_assertion_hidden_in_extensions(
     root.insert(1, extensions)
     extensions.append(signed)
     assert_rejected(site, post(site, encode(etree.tostring(root).decode())), "assertion_count")
+
+
+def raised_rejections() -> list[tuple[str, str, str]]:
+    """(module, owner code, public code) of every Rejection the ACS and the SAML app raise."""
+    import ast
+    import inspect
+
+    from webwork_sso_middleware.saml import acs, app
+
+    found = []
+    for module in (acs, app):
+        for node in ast.walk(ast.parse(inspect.getsource(module))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in ("Rejection", "_unavailable")):
+                continue
+            if not (node.args and isinstance(node.args[0], ast.Constant)):
+                continue  # the class's own signature, not a refusal
+            code = node.args[0].value
+            public = {k.arg: k.value.value for k in node.keywords
+                      if k.arg == "public_code" and isinstance(k.value, ast.Constant)}
+            found.append((module.__name__, code, "sso_unavailable" if node.func.id ==
+                          "_unavailable" else public.get("public_code", code)))
+    return found
+
+
+def test_every_refusal_has_a_fixed_public_sentence():
+    """Audit of every Rejection raised: what a stranger reads is a constant per public code
+    (no value from the response or the configuration can reach it), while the owner's code
+    stays the specific one."""
+    from webwork_sso_middleware.saml.acs import PUBLIC_REASONS
+
+    found = raised_rejections()
+    assert len(found) > 25
+    for module, code, public in found:
+        assert public in PUBLIC_REASONS, (module, code)
+        assert public == code or public == "sso_unavailable", (module, code)
+    for sentence in PUBLIC_REASONS.values():
+        assert "{" not in sentence and "://" not in sentence
+    hidden = {code for _, code, public in found if public != code}
+    assert hidden == {"unknown_workspace", "plan", "sso_disabled", "idp_not_configured"}

@@ -285,14 +285,39 @@ def test_sp_metadata_is_available_before_any_idp_is_set(site: Site):
     assert response.status_code == 200 and site.acs("fresh") in response.text
 
 
-def test_sso_switched_off_or_no_idp_refuses_to_start(site: Site, idp: TestIdP, acme: str):
-    site.workspaces.disable("acme", sso=True)
-    response = requests.get(f"{site.url}/saml/acme/login", allow_redirects=False)
-    assert response.status_code == 403 and "sso_disabled" in response.text
+def test_every_reason_sso_cannot_start_gets_one_answer(site: Site, idp: TestIdP, acme: str):
+    """Unknown workspace, free plan, SSO off, no IdP: a stranger cannot tell them apart, at the
+    login URL or at the ACS; the owner's diagnostics keep the real reason."""
+    site.workspaces.create("free", name="Free", plan="free", owner_email="o@free.test")
+    site.workspaces.create("off", name="Off", plan="plus", owner_email="o@off.test")
+    site.workspaces.set_idp("off", metadata_xml=idp.metadata_xml())
     site.workspaces.create("bare", name="Bare", plan="plus", owner_email="o@bare.test")
     site.workspaces.enable("bare", sso=True)
-    response = requests.get(f"{site.url}/saml/bare/login", allow_redirects=False)
-    assert response.status_code == 403 and "idp_not_configured" in response.text
+    slugs = ("nope", "free", "off", "bare")
+    logins = [requests.get(f"{site.url}/saml/{slug}/login", allow_redirects=False)
+              for slug in slugs]
+    assert {(r.status_code, r.text) for r in logins} == {(logins[0].status_code, logins[0].text)}
+    assert logins[0].status_code == 404 and "sso_unavailable" in logins[0].text
+
+    answers = []
+    for slug in slugs:
+        signed = idp.response(sp_entity_id=site.entity_id(slug), acs_url=site.acs(slug),
+                              email=f"alice@{slug}.test")
+        answers.append(site.post_response(requests.Session(), slug, signed))
+    assert {(r.status_code, r.text) for r in answers} == {(answers[0].status_code, answers[0].text)}
+    assert "sso_unavailable" in answers[0].text and "Set-Cookie" not in answers[0].headers
+    reasons = sorted(e.changes["reason"] for e in site.audit("login_failed"))
+    assert reasons == ["idp_not_configured", "plan", "sso_disabled"]  # no row for "nope"
+
+
+def test_sp_metadata_tells_nothing_but_that_the_workspace_exists(site: Site, idp: TestIdP,
+                                                                acme: str):
+    """The same document for a workspace in any state (plan, switches, IdP), the slug aside."""
+    site.workspaces.create("free", name="Free", plan="free", owner_email="o@free.test")
+    documents = {requests.get(site.entity_id(slug)).text.replace(f"/saml/{slug}/", "/saml/X/")
+                 for slug in ("acme", "free")}
+    assert len(documents) == 1
+    assert idp.entity_id not in documents.pop()
 
 
 def test_https_base_url_makes_secure_cookies(serve: Callable[[Any], Any], database_url: str,

@@ -110,6 +110,7 @@ def assert_refused(site: Site, response: requests.Response, reason: str, *, stat
     assert "Set-Cookie" not in response.headers
     assert f'<span class="reason">{reason}</span>' in response.text, response.text
     assert "Traceback" not in response.text
+    assert "://" not in response.text  # no configuration on a page for whoever posted
     assert whoami(response.browser, site).startswith("user=;")  # type: ignore[attr-defined]
     assert [m.user_name for m in site.members()] == list(members)
     failures = [event.changes["reason"] for event in site.audit("login_failed")]

@@ -1,6 +1,6 @@
 """Token guessing: the 401 format, the constant-time check, and failures recorded and slowed
-per source (scim/throttle.py): 429 with Retry-After past the limit, even for a right token,
-while other sources go on."""
+per source (scim/throttle.py): past the limit, 429 with Retry-After for every request without
+a right token, while a right token still works from that source and other sources go on."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 from webtest import TestApp
@@ -27,6 +29,8 @@ from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store import workspaces as workspace_store
 from webwork_sso_middleware.store.workspaces import find_credential, hash_token
 
+from ..conftest import LiveServer
+from ..scim.conftest import SCIM_JSON, okta_user
 from .scim_support import Tenant, check_answer, new_middleware
 
 LIMIT = AUTH_FAILURE_LIMIT
@@ -88,7 +92,7 @@ def test_only_presented_tokens_count_as_failures(middleware: SSOMiddleware, acme
 
 # -- the throttle through the app -----------------------------------------------------------
 
-def test_past_the_limit_a_source_gets_429_even_with_the_right_token(
+def test_past_the_limit_a_source_gets_429_unless_its_token_is_right(
         middleware: SSOMiddleware, acme: Tenant, caplog: pytest.LogCaptureFixture) -> None:
     app = TestApp(middleware)
     with caplog.at_level(logging.WARNING, logger="webwork_sso_middleware"):
@@ -98,23 +102,54 @@ def test_past_the_limit_a_source_gets_429_even_with_the_right_token(
     assert any("refusing it (429)" in r.getMessage() and ATTACKER in r.getMessage()
                for r in caplog.records)
     assert_throttled(get(app, "guess-again", ATTACKER))
-    assert_throttled(get(app, acme.token, ATTACKER))  # refused before the token is read
+    assert_throttled(get(app, None, ATTACKER))
+    check_answer(get(app, acme.token, ATTACKER), {200: {None}})  # the right token still works
     # Refused requests are not failures: nothing more is written for them.
     assert failures(middleware.database, ATTACKER) == LIMIT
     # Another address is unaffected, whether it holds the token or not.
     check_answer(get(app, acme.token, BYSTANDER), {200: {None}})
     check_answer(get(app, "wrong", BYSTANDER), {401: {None}})
-    # Every endpoint is behind the same gate.
+    # Every endpoint is behind the same gate, and lets the right token through.
     for method, path in [("POST", "/scim/v2/Users"), ("GET", "/scim/v2/Groups"),
                          ("DELETE", "/scim/v2/Users/x"), ("POST", "/scim/v2/Groups/.search")]:
-        response = app.request(path, method=method, body=b"{}", expect_errors=True,
-                               headers={"Authorization": f"Bearer {acme.token}",
-                                        "Content-Type": "application/scim+json"},
-                               environ={"REMOTE_ADDR": ATTACKER})
-        assert_throttled(response)
+        for token in ("wrong", acme.token):
+            response = app.request(path, method=method, body=b"{}", expect_errors=True,
+                                   headers={"Authorization": f"Bearer {token}",
+                                            "Content-Type": "application/scim+json"},
+                                   environ={"REMOTE_ADDR": ATTACKER})
+            if token == "wrong":
+                assert_throttled(response)
+            else:
+                assert response.status_int not in (401, 429), (method, path, response.status)
     # Discovery needs no token, so it is not throttled.
     get_config = app.get("/scim/v2/ServiceProviderConfig", extra_environ={"REMOTE_ADDR": ATTACKER})
     assert get_config.status_int == 200
+
+
+def test_over_http_a_flood_of_wrong_tokens_leaves_the_right_ones_working(
+        middleware: SSOMiddleware, acme: Tenant, serve: Callable[[Any], LiveServer]) -> None:
+    """The finding: behind a proxy every client has one address, and one guesser stopped
+    provisioning for every workspace for five minutes. Now the guesser gets 429 (and costs no
+    write), while each workspace's right token goes on working from that very address."""
+    beta = Tenant(middleware, "beta")
+    users = serve(middleware).url + "/scim/v2/Users"
+
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    with requests.Session() as guesser:
+        statuses = [guesser.get(users, headers=bearer(f"guess-{n}")).status_code
+                    for n in range(3 * LIMIT)]
+    assert statuses == [401] * LIMIT + [429] * (2 * LIMIT)
+    assert failures(middleware.database, "127.0.0.1") == LIMIT  # the 429s wrote nothing
+    for tenant in (acme, beta):
+        assert requests.get(users, headers=bearer(tenant.token)).status_code == 200
+        created = requests.post(users, json=okta_user(f"dave@{tenant.slug}.test"),
+                                headers={**bearer(tenant.token), "Content-Type": SCIM_JSON})
+        assert created.status_code == 201, created.text
+    refused = requests.get(users, headers=bearer("guess-again"))
+    assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 300
+    assert refused.json()["status"] == "429"
 
 
 def test_the_block_is_logged_once(middleware: SSOMiddleware, acme: Tenant,
@@ -137,15 +172,16 @@ def test_a_success_does_not_reset_the_count(middleware: SSOMiddleware, acme: Ten
         get(app, f"guess-{attempt}", ATTACKER, 401)
         get(app, acme.token, ATTACKER, 200)
     get(app, "last-guess", ATTACKER, 401)
-    assert_throttled(get(app, acme.token, ATTACKER))
+    assert_throttled(get(app, "one-more-guess", ATTACKER))
+    get(app, acme.token, ATTACKER, 200)
 
 
 def test_ipv6_clients_count_per_64(middleware: SSOMiddleware, acme: Tenant) -> None:
     app = TestApp(middleware)
     for attempt in range(LIMIT):
         get(app, f"guess-{attempt}", f"2001:db8:1:2::{attempt + 1:x}", 401)
-    assert_throttled(get(app, acme.token, "2001:db8:1:2:ffff::1"))
-    get(app, acme.token, "2001:db8:1:3::1", 200)  # the next /64 is someone else
+    assert_throttled(get(app, "guess", "2001:db8:1:2:ffff::1"))
+    get(app, "guess", "2001:db8:1:3::1", 401)  # the next /64 is someone else
     assert failures(middleware.database, "2001:db8:1:2::/64") == LIMIT
 
 
@@ -159,11 +195,12 @@ def test_workers_share_the_count(middleware: SSOMiddleware, acme: Tenant) -> Non
             get(first, f"a-{attempt}", ATTACKER, 401)
         for attempt in range(LIMIT - LIMIT // 2):
             get(second, f"b-{attempt}", ATTACKER, 401)
-        assert_throttled(get(second, acme.token, ATTACKER))  # second saw the limit reached
-        # first has not seen a failure since: documented, a right token still passes there
+        assert_throttled(get(second, "c", ATTACKER))  # second saw the limit reached
+        get(second, acme.token, ATTACKER, 200)
+        # first has not seen a failure since: it counts this one, consulting the table
+        assert_throttled(get(first, "one-more-guess", ATTACKER))
+        assert_throttled(get(first, "and-another", ATTACKER))  # now blocked here too
         get(first, acme.token, ATTACKER, 200)
-        assert_throttled(get(first, "one-more-guess", ATTACKER))  # consults the table
-        assert_throttled(get(first, acme.token, ATTACKER))
         assert failures(middleware.database, ATTACKER) == LIMIT + 1
     finally:
         other.close()
@@ -179,8 +216,8 @@ def test_a_store_failure_while_counting_still_answers_401(
 
 
 def test_the_success_path_reads_nothing_more(middleware: SSOMiddleware, acme: Tenant) -> None:
-    """No query about failures on a request whose token is right, and none at all for a
-    request refused by the gate."""
+    """No query about failures on a request whose token is right, and for a request refused
+    by the gate only the token's look-up: nothing written, nothing about failures."""
     statements: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -196,8 +233,9 @@ def test_the_success_path_reads_nothing_more(middleware: SSOMiddleware, acme: Te
             get(app, f"guess-{attempt}", ATTACKER, 401)
         assert any("scim_auth_failures" in s for s in statements)
         statements.clear()
-        assert_throttled(get(app, acme.token, ATTACKER))
-        assert statements == []
+        assert_throttled(get(app, "guess-again", ATTACKER))
+        assert len(statements) == 1 and statements[0].lstrip().upper().startswith("SELECT")
+        assert "scim_tokens" in statements[0]
         # A blocked source elsewhere costs the others nothing but a dict lookup.
         get(app, acme.token, BYSTANDER, 200)
         assert not any("scim_auth_failures" in s for s in statements)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any
 
 import pytest
@@ -105,3 +106,67 @@ def test_a_failing_purge_never_fails_the_caller(tmp_path, workspace_ids: list[in
         assert audit.Retention(broken, days=1).maybe_purge() == 0  # no table: logged, not raised
     finally:
         broken.dispose()
+
+
+def counted_rows(database: Database) -> list[tuple[int, str | None, dict[str, Any]]]:
+    with database.unit() as unit:
+        rows = unit.connection.execute(
+            select(EVENTS.c.workspace_id, EVENTS.c.target_id, EVENTS.c.changes)
+            .where(EVENTS.c.target_type == audit.COUNTED).order_by(EVENTS.c.id)).all()
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def test_count_keeps_one_row_per_workspace_key_and_window(database: Database,
+                                                           workspace_ids: list[int]):
+    acme, beta = workspace_ids
+    start = dt.datetime(2026, 12, 1, 10, 0, 5, tzinfo=dt.timezone.utc)
+
+    def count(workspace_id: int, key: str, minutes: float, detail: str = "junk") -> int:
+        with database.unit(write=True) as unit:
+            return audit.count(unit.connection, workspace_id=workspace_id, actor="saml",
+                               action="login_failed", key=key,
+                               changes={"reason": key, "detail": detail},
+                               now=start + dt.timedelta(minutes=minutes))
+
+    assert [count(acme, "missing_response", m) for m in range(3)] == [1, 2, 3]
+    assert count(acme, "malformed_xml", 3) == 1
+    assert count(beta, "missing_response", 4) == 1
+    assert count(acme, "missing_response", 59, detail="the latest") == 4
+    assert count(acme, "missing_response", 60) == 1  # 11:00:05: the next hour's row
+    rows = counted_rows(database)
+    assert [(w, key, c["count"]) for w, key, c in rows] == [
+        (acme, "missing_response", 4), (acme, "malformed_xml", 1), (beta, "missing_response", 1),
+        (acme, "missing_response", 1)]
+    assert rows[0][2]["detail"] == "the latest"
+    assert rows[0][2]["first_at"] == start.isoformat()
+    with database.transaction() as session:
+        latest = audit.latest(session, acme, ("login_failed",), counted=True)
+        single = audit.latest(session, acme, ("login_failed",), counted=False)
+    assert [e.changes["count"] for e in latest] == [1, 4, 1] and single == []  # by latest
+
+
+def test_concurrent_counts_add_up_in_one_row(database_url: str, workspace_ids: list[int]):
+    """Workers (here threads, each with its own engine) never both insert the first row."""
+    acme = workspace_ids[0]
+    databases = [Database(database_url) for _ in range(4)]
+    barrier = threading.Barrier(len(databases))
+
+    def worker(database: Database) -> None:
+        barrier.wait()
+        for _ in range(10):
+            database.run_unit(lambda unit: audit.count(
+                unit.connection, workspace_id=acme, actor="saml", action="login_failed",
+                key="bad_encoding", changes={"reason": "bad_encoding"}))
+
+    try:
+        threads = [threading.Thread(target=worker, args=(db,)) for db in databases]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        rows = counted_rows(databases[0])
+    finally:
+        for database in databases:
+            database.dispose()
+    # Normally one row; two only if the hour turned during the test.
+    assert 1 <= len(rows) <= 2 and sum(c["count"] for _, _, c in rows) == 40

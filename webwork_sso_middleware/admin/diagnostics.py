@@ -4,6 +4,11 @@ The ACS already records each rejection with a reason code and a plain sentence (
 "audience mismatch: the IdP sent X, this workspace expects Y"); this module only chooses the
 events worth showing and says the rest of them (refused deactivated members, failed metadata
 refreshes) in the same plain way.
+
+Refusals of responses whose signature never verified (junk anyone can post) and replays are
+counted, one audit row per reason and hour (audit.count); they are listed apart from the
+single events, so a flood of them shows as a few lines with a count and never pushes a real
+failure out of the list.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from ..store.models import AuditEvent, utcnow
 
 FAILURE_ACTIONS = ("login_failed", "login_refused", "metadata_refresh_failed")
 SHOWN_FAILURES = 20
+SHOWN_COUNTED = 10  # rows of counted refusals shown besides the SHOWN_FAILURES single events
 # A test sign-in is a round trip through the IdP: a result older than this is not its result.
 TEST_WINDOW = dt.timedelta(minutes=10)
 
@@ -28,7 +34,8 @@ class Diagnostic:
     at: dt.datetime
     email: str | None  # as the response named it: unverified when the response was refused
     what: str  # plain words
-    code: str  # the reason code the rejection page showed
+    code: str  # the reason code the owner acts on (the page may have shown a generic one)
+    count: int = 1  # a counted row: how many refusals of this reason in its hour
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +49,15 @@ def describe(event: AuditEvent) -> Diagnostic:
     changes: dict[str, Any] = event.changes or {}
     email = changes.get("email") if isinstance(changes.get("email"), str) else None
     code = str(changes.get("reason") or event.action)
+    count = 1
     if event.action == "login_failed":
         what = str(changes.get("detail") or code.replace("_", " "))
+        if event.target_type == audit.COUNTED:
+            count = _count(changes.get("count"))
+            first = _instant(changes.get("first_at")) or event.occurred_at
+            times = "once" if count == 1 else f"{count} times since {first:%Y-%m-%d %H:%M} UTC"
+            what = (f"{what} ({times}; counted rather than listed, as anyone can send such a "
+                    "response without your identity provider signing anything new)")
     elif event.action == "login_refused":
         what = ("the account is deactivated in this workspace, so sign-in was refused; "
                 "reactivate it in the identity provider to let them in")
@@ -56,13 +70,29 @@ def describe(event: AuditEvent) -> Diagnostic:
                 "in use")
     else:
         what = event.action.replace("_", " ")
-    return Diagnostic(event.occurred_at, email, what, code)
+    return Diagnostic(event.occurred_at, email, what, code, count)
 
 
-def recent_failures(session: Session, workspace_id: int,
-                    limit: int = SHOWN_FAILURES) -> list[Diagnostic]:
-    return [describe(e) for e in audit.latest(session, workspace_id, FAILURE_ACTIONS,
-                                              limit=limit)]
+def recent_failures(session: Session, workspace_id: int, limit: int = SHOWN_FAILURES,
+                    counted_limit: int = SHOWN_COUNTED) -> list[Diagnostic]:
+    """The latest single failures and the latest counted ones, newest first: each kind has
+    its own limit, so no number of junk posts can push a real failure off the list."""
+    single = audit.latest(session, workspace_id, FAILURE_ACTIONS, limit=limit, counted=False)
+    counted = audit.latest(session, workspace_id, FAILURE_ACTIONS, limit=counted_limit,
+                           counted=True)
+    events = sorted(single + counted, key=lambda e: (e.occurred_at, e.id), reverse=True)
+    return [describe(e) for e in events]
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 1
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def test_result(session: Session, workspace_id: int, *, signed_in: tuple[str, dt.datetime] | None,

@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 # Metadata refreshes are due hours apart: a worker need not ask on every sign-in.
 METADATA_CHECK_INTERVAL = 60.0
 REPLAY_CACHE_PURGE_EVERY = 60.0  # seconds between deletions of expired replay-cache rows, per worker
+# A refusal's detail quotes the response (an audience, an issuer): bounded in the audit log.
+MAX_DETAIL = 500
 
 URL_MAP = Map([
     Rule("/saml/login", endpoint="sign_in_page", methods=["GET", "POST"]),
@@ -120,7 +122,7 @@ class SamlApplication:
     def target(self, connection: Connection, slug: str) -> SignInTarget:
         target = sign_in_store.sign_in_target(connection, slug)
         if target is None:
-            raise Rejection("unknown_workspace", "there is no such workspace", status=404)
+            raise _unavailable("unknown_workspace", "there is no such workspace")
         return target
 
     def provider(self, request: Request, target: SignInTarget,
@@ -137,17 +139,21 @@ class SamlApplication:
 
     def usable_provider(self, request: Request, slug: str,
                         connection: Connection) -> tuple[SignInTarget, ServiceProvider]:
-        """The workspace and its SP, when SSO can be used there right now."""
+        """The workspace and its SP, when SSO can be used there right now.
+
+        Each reason it cannot keeps its own code for the owner; a stranger sees one answer
+        for all of them (_unavailable), so a refusal tells nothing of a workspace's plan, its
+        switches, or whether it exists."""
         target = self.target(connection, slug)
         if target.plan not in SSO_PLANS:
-            raise Rejection("plan", "single sign-on needs the Plus or Premium plan", status=403)
+            raise _unavailable("plan", "single sign-on needs the Plus or Premium plan")
         if not target.sso_enabled:
-            raise Rejection("sso_disabled", "single sign-on is switched off for this workspace",
-                            status=403)
+            raise _unavailable("sso_disabled", "single sign-on is switched off for this "
+                               "workspace")
         provider = self.provider(request, target, connection)
         if provider.idp is None:
-            raise Rejection("idp_not_configured", "this workspace has no identity provider yet",
-                            status=403)
+            raise _unavailable("idp_not_configured", "this workspace has no identity provider "
+                               "yet")
         return target, provider
 
     def refresh_metadata(self, slug: str) -> None:
@@ -169,6 +175,14 @@ class SamlApplication:
         return self.settings_page_app.respond(request, slug)  # admin/views.py
 
     def metadata(self, request: Request, slug: str) -> Response:
+        """SP metadata, for any workspace that exists, whatever its plan, switches or IdP.
+
+        Public by design: an IdP admin pastes this URL before anything else is set up, and the
+        document holds only URLs made from the slug (the same for every state of the
+        workspace). That an unknown slug gets 404 here tells a stranger a workspace exists,
+        nothing more: slugs are not secret (every sign-in URL carries one), and serving made-up
+        metadata for any slug would let a mistyped slug be configured in an IdP that can never
+        sign anyone in."""
         def work(unit: UnitOfWork) -> str | None:
             target = sign_in_store.sign_in_target(unit.connection, slug)
             return self.provider(request, target, unit.connection).metadata_xml() if target else None
@@ -196,8 +210,11 @@ class SamlApplication:
 
             location, cookie = self.database.run_unit(work, write=False)
         except Rejection as rejection:
-            return error_page("Single sign-on unavailable", rejection.detail,
-                              reason=rejection.code, status=rejection.status)
+            # Nobody is signed in yet: the reason stays in the log (not the audit log, which
+            # an anonymous GET must not be able to write to).
+            log.info("SSO sign-in at %s not started: %s", slug, rejection)
+            return error_page("Single sign-on unavailable", rejection.public_text,
+                              reason=rejection.public_code, status=rejection.status)
         response = redirect(location, code=302)
         response.headers.add("Set-Cookie", cookie)
         return response
@@ -223,9 +240,10 @@ class SamlApplication:
             self.record_failure(slug, refused, claimed_email(seen))
             return signed_in_as_other_page(refused.current.user_name)
         except Rejection as rejection:
-            self.record_failure(slug, rejection, claimed_email(seen))
-            return error_page("Sign-in failed", rejection.detail, reason=rejection.code,
-                              status=rejection.status)
+            self.record_failure(slug, rejection, claimed_email(seen),
+                                verified=seen is not None and seen.signature_verified)
+            return error_page("Sign-in failed", rejection.public_text,
+                              reason=rejection.public_code, status=rejection.status)
 
     def sign_in(self, request: Request, unit: UnitOfWork, slug: str, seen: Any,
                 relay_state: str | None, current: Member | None) -> Response:
@@ -247,7 +265,8 @@ class SamlApplication:
         if not sign_in_store.remember_assertion(
                 connection, workspace_id=workspace_id, assertion_id=verified.assertion_id,
                 expires_at=verified.expires_at):
-            raise Rejection("replayed", "this sign-in response was already used")
+            raise Rejection("replayed", "this sign-in response was already used",
+                            repeatable=True)
         self.purge_when_due(connection, now)
         if answered is not None:
             expires = dt.datetime.fromtimestamp(answered.expires_at, dt.timezone.utc)
@@ -294,8 +313,8 @@ class SamlApplication:
             self.record_failure(slug, refused, refused.email)
             response = signed_in_as_other_page(refused.current.user_name)
         except Rejection as rejection:  # not recorded: an anonymous GET must write nothing
-            response = error_page("Sign-in failed", rejection.detail, reason=rejection.code,
-                                  status=rejection.status)
+            response = error_page("Sign-in failed", rejection.public_text,
+                                  reason=rejection.public_code, status=rejection.status)
         response.headers.add("Set-Cookie", self.pending_sign_ins.clearing_cookie(urls))
         return response
 
@@ -349,17 +368,32 @@ class SamlApplication:
             raise Rejection(refused.code, refused.detail, status=403) from None
         return (admitted.member_id, admitted.session_generation) if admitted else None
 
-    def record_failure(self, slug: str, rejection: Rejection, email: str | None = None) -> None:
+    def record_failure(self, slug: str, rejection: Rejection, email: str | None = None,
+                       *, verified: bool = False) -> None:
+        """Record a refused response in the workspace's audit log, for its owner.
+
+        ``verified``: the IdP's signature verified on the response. Only such a failure
+        (which takes the IdP signing something new) gets a row of its own. Anything else can
+        be sent by anyone, as often as they like, and so can a replay of one signed response:
+        those are counted, one row per workspace, reason and hour (audit.count), so a flood
+        of any size writes a bounded number of rows and pushes no real failure out of the
+        owner's diagnostics."""
         log.info("SAML response for %s rejected: %s", slug, rejection)
+        changes = {"reason": rejection.code, "detail": rejection.detail[:MAX_DETAIL],
+                   # unverified: what the refused response claimed
+                   **({"email": email} if email else {})}
         try:
             def work(session: Session) -> None:
                 workspace = find_by_slug(session, slug)
-                if workspace is not None:
+                if workspace is None:
+                    return
+                if verified and not rejection.repeatable:
                     audit.record(session, workspace_id=workspace.id, actor="saml",
                                  action="login_failed", target_type="login", target_id=None,
-                                 changes={"reason": rejection.code, "detail": rejection.detail,
-                                          # unverified: what the refused response claimed
-                                          **({"email": email} if email else {})})
+                                 changes=changes)
+                else:
+                    audit.count(session.connection(), workspace_id=workspace.id, actor="saml",
+                                action="login_failed", key=rejection.code, changes=changes)
 
             self.database.run(work)
         except Exception:  # the rejection page matters more than its record
@@ -424,3 +458,8 @@ def _workspace_form(next_path: str, email: str) -> str:
         '<button type="submit">Continue</button></form>'
         + _email_form(next_path, email).replace('autofocus ', '')
     )
+
+
+def _unavailable(code: str, detail: str) -> Rejection:
+    """SSO cannot be used at this workspace: one status and page for every reason."""
+    return Rejection(code, detail, status=404, public_code="sso_unavailable")

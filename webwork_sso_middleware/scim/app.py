@@ -3,7 +3,8 @@
 Routing, authentication and error rendering live here; the Users and Groups endpoints live
 in users.py and groups.py. Each request is one database transaction: a failure anywhere
 rolls the whole write back. Failed token checks are counted per client address, and an
-address with too many is refused for a while (throttle.py).
+address with too many gets 429 for its wrong tokens for a while, while a right token still
+works from it (throttle.py).
 """
 
 from __future__ import annotations
@@ -187,7 +188,8 @@ class ScimApplication:
             # Empty unless some source is blocked: the usual request pays one truth test.
             if throttle.blocked:
                 wait = throttle.retry_after(source_of(request.remote_addr))
-                if wait is not None:  # before the token is looked at: guessing stops
+                # A blocked source costs one read, never a write: only a right token goes on.
+                if wait is not None and not self.holds_live_token(request):
                     raise _too_many_failures(wait)
             try:
                 status, body, headers = self.database.run_unit(work, write=writes)
@@ -203,12 +205,16 @@ class ScimApplication:
             status, body, headers = self.discovery(request, endpoint, args)
         return self.json_response(status, body, headers)
 
+    def holds_live_token(self, request: Request) -> bool:
+        """Whether the request's token is a live one, in a read-only transaction of its own
+        (for a request from a blocked source, before anything else is done for it)."""
+        token = _presented_token(request)
+        return token is not None and self.database.run_unit(
+            lambda unit: find_credential(unit.connection, token) is not None, write=False)
+
     def authenticate(self, request: Request, unit: UnitOfWork) -> ScimContext:
-        header = request.headers.get("Authorization", "").strip()
-        scheme, _, rest = header.partition(" ")
-        # "Bearer <token>", or Okta's header mode where the header is the token itself.
-        token = rest.strip() if scheme.lower() == "bearer" else header
-        if not token or len(token) > MAX_TOKEN_LENGTH:
+        token = _presented_token(request)
+        if token is None:
             raise _unauthorized("missing SCIM API token (send 'Authorization: Bearer <token>')")
         credential = find_credential(unit.connection, token)
         if credential is None:
@@ -251,6 +257,15 @@ class ScimApplication:
 
     def error_response(self, error: ScimError) -> Response:
         return self.json_response(error.status, error.to_scim(), error.headers)
+
+
+def _presented_token(request: Request) -> str | None:
+    """The token the request presents: "Bearer <token>", or Okta's header mode where the
+    header is the token itself; None without one, or with one longer than any token."""
+    header = request.headers.get("Authorization", "").strip()
+    scheme, _, rest = header.partition(" ")
+    token = rest.strip() if scheme.lower() == "bearer" else header
+    return token if token and len(token) <= MAX_TOKEN_LENGTH else None
 
 
 def _unauthorized(detail: str) -> ScimError:

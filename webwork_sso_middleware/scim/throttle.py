@@ -1,5 +1,6 @@
 """Token guessing, slowed per source: failed SCIM authentications are counted per client
-address, and an address with too many of them in a sliding window is refused (429).
+address, and an address with too many of them in a sliding window is *blocked*: its wrong
+tokens get 429 instead of 401, cheaply. A right token always works, from any address.
 
 How it works, and what it costs:
 
@@ -8,30 +9,43 @@ How it works, and what it costs:
   own after the request's rolled back) and reads the source's rows of the window (at most
   ``window`` minutes of the primary key). The table is shared, so failures on every worker
   count together.
-* A source with ``limit`` failures or more within ``window`` is *blocked*: the worker that
-  saw the failure remembers it in a per-process map (source -> deadline), and from then on
-  answers that source 429 with Retry-After at once, before the token is even looked at,
-  so a right token is refused too until the deadline: guessing stops, and a blocked source
-  costs no query at all. The deadline is when enough of its failures leave the window.
-* A successful request does no more than before: it checks that per-process map, which is
-  empty unless some source is blocked (then it is one dict lookup). No query is added.
+* A source with ``limit`` failures or more within ``window`` is blocked: the worker that
+  saw the failure remembers it in a per-process map (source -> deadline). A request from a
+  blocked source has its token looked up in a read-only transaction of its own (one indexed
+  SELECT by the token's digest) before anything else: a right token goes on as usual; any
+  other request is answered 429 with Retry-After at once, and nothing is written for it
+  (no failure counted, no log line, no write transaction or write lock taken). The deadline
+  is when enough of its failures leave the window.
+* A successful request from a source that is not blocked does no more than before: it
+  checks that per-process map, which is empty unless some source is blocked (then it is one
+  dict lookup). No query is added.
 
 Decisions, deliberately:
 
+* A right token is never refused for its address. The source is only an address, and many
+  clients share one: every tenant's IdP behind one egress proxy, or the whole site behind a
+  reverse proxy that the host app did not tell us about. Refusing a blocked address's right
+  tokens let one guesser stop provisioning for every workspace behind it. Tokens carry 256
+  random bits, so guessing one is hopeless at any rate; what the block is for is load and
+  noise: a blocked guesser costs one read per request and never a write, a log line or a
+  write lock. (It still learns, from 200 or 429, whether a guess was right: at 256 bits
+  that is worth nothing.)
 * A success does not reset the count. Every tenant holds a valid token of its own; if
-  success reset the count, one valid token interleaved with guesses would make guessing
-  unlimited. A blocked IdP (say, one retrying with a revoked token) recovers by itself
+  success reset the count, one valid token interleaved with guesses would unblock a
+  guesser at will. A blocked IdP (say, one retrying with a revoked token) recovers by itself
   within ``window`` once its failures stop.
 * A request without any token, or with one longer than any token, is answered 401 but not
-  counted: it guesses nothing, and counting it would cost a write per health check.
+  counted: it guesses nothing, and counting it would cost a write per health check. From a
+  blocked source it is answered 429 like any other request without a right token.
 * Another worker learns about a block at its own first failure from that source (which
-  consults the shared table, and is answered 429). Until then it would still accept a
-  right token from that source: with 256-bit tokens that is no help to a guesser.
+  consults the shared table, and is answered 429). Until then it answers that source's
+  wrong tokens 401 and counts them.
 * The source is ``REMOTE_ADDR`` (an IPv6 address counts as its /64, which one host
   usually holds whole). Headers such as X-Forwarded-For are never read here: behind a
   reverse proxy, have the host app set REMOTE_ADDR from the proxy's header with werkzeug's
   ``ProxyFix`` (trusting exactly as many hops as there are proxies), or every client
-  shares the proxy's address and one guesser blocks them all.
+  shares the proxy's address and one guesser gets all their wrong tokens answered 429
+  (their right ones still work).
 """
 
 from __future__ import annotations

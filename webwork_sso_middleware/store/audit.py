@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Table, delete, insert, select
+from sqlalchemy import Connection, Table, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from .driver import DriverStatement
@@ -50,6 +51,64 @@ _AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
 _INSERT = DriverStatement(insert(_AUDIT_EVENTS), keys=(
     "workspace_id", "occurred_at", "actor", "action", "target_type", "target_id", "changes"))
 
+# The target_type of a row that counts repeated events (count below).
+COUNTED = "counted"
+COUNT_WINDOW = dt.timedelta(hours=1)
+
+
+def count(
+    connection: Connection,
+    *,
+    workspace_id: int,
+    actor: str,
+    action: str,
+    key: str,
+    changes: dict[str, Any],
+    window: dt.timedelta = COUNT_WINDOW,
+    now: dt.datetime | None = None,
+) -> int:
+    """Count one more event of ``key`` (say, a reason code) in the row that counts it for this
+    workspace and action in the current window; the first one of a window inserts that row.
+    Returns the count so far.
+
+    For events anyone can cause at will (a flood of junk posted to a sign-in endpoint): a
+    flood of any size writes at most one row per workspace, action, key and window. The row
+    keeps ``changes`` as the latest event gave them, plus ``count`` and ``first_at``; its
+    ``occurred_at`` is the latest event's, so it sorts among single events by its latest.
+    Windows are fixed (aligned to the epoch) so that every worker agrees on them: the state
+    is only in the database. Concurrent callers are serialised per counted row: by SQLite's
+    write lock (write units begin IMMEDIATE), by a transaction-scoped advisory lock on
+    PostgreSQL, so two workers never both insert the first row.
+    """
+    now = now or utcnow()
+    span = window.total_seconds()
+    opened = dt.datetime.fromtimestamp(now.timestamp() // span * span, dt.timezone.utc)
+    target_id = key[:36]
+    if connection.dialect.name == "postgresql":
+        name = f"audit-count|{workspace_id}|{action}|{target_id}".encode()
+        lock = int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)
+        connection.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
+    events = _AUDIT_EVENTS.c
+    found = connection.execute(
+        select(events.id, events.changes)
+        .where(events.workspace_id == workspace_id, events.action == action,
+               events.occurred_at >= opened, events.target_type == COUNTED,
+               events.target_id == target_id)
+        .order_by(events.id.desc()).limit(1)).first()
+    if found is None:
+        _INSERT.rows(connection, {
+            "workspace_id": workspace_id, "occurred_at": now, "actor": actor, "action": action,
+            "target_type": COUNTED, "target_id": target_id,
+            "changes": {**changes, "count": 1, "first_at": now.isoformat()},
+        })
+        return 1
+    previous: dict[str, Any] = found.changes or {}
+    total = int(previous.get("count") or 0) + 1
+    connection.execute(update(_AUDIT_EVENTS).where(events.id == found.id).values(
+        occurred_at=now, actor=actor,
+        changes={**changes, "count": total, "first_at": previous.get("first_at")}))
+    return total
+
 
 
 def latest(
@@ -59,11 +118,18 @@ def latest(
     *,
     limit: int = 20,
     since: dt.datetime | None = None,
+    counted: bool | None = None,
 ) -> list[AuditEvent]:
-    """The newest events of the given kinds (the settings page's diagnostics), newest first."""
+    """The newest events of the given kinds (the settings page's diagnostics), newest first.
+
+    ``counted``: True for the rows :func:`count` keeps only, False for single events only,
+    None for both."""
     query = select(AuditEvent).where(
         AuditEvent.workspace_id == workspace_id, AuditEvent.action.in_(list(actions))
     )
+    if counted is not None:
+        query = query.where((AuditEvent.target_type == COUNTED) if counted
+                            else (AuditEvent.target_type != COUNTED))
     if since is not None:
         query = query.where(AuditEvent.occurred_at >= since)
     query = query.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit)
