@@ -30,6 +30,7 @@ from webwork_sso_middleware.devserver import (
     start_dev_idp,
     wire_demo_workspace,
 )
+from webwork_sso_middleware.page_headers import hash_source
 from webwork_sso_middleware.saml.entities import make_client
 from webwork_sso_middleware.store.models import AuditEvent
 from webwork_sso_middleware.store.workspaces import Workspaces
@@ -209,6 +210,32 @@ def test_everything_the_idp_echoes_is_escaped(site: Site) -> None:
 def test_every_page_says_it_is_for_development(site: Site) -> None:
     for url in (site.idp.base_url + "/", site.idp.start_url, site.idp.sso_url):
         assert "Development IdP — not for production" in requests.get(url, timeout=TIMEOUT).text
+
+
+def test_every_page_sends_the_packages_page_headers(site: Site) -> None:
+    """page_headers.py: as the SAML pages and the settings page; forms go to the IdP itself,
+    and the auto-post page's form only to the ACS it answers, with its one script by hash."""
+    browser = requests.Session()
+    at_idp = start_at_sso_page(browser, site.url, "alice.smith@example.com")
+    autopost = pick(browser, at_idp, "alice.smith@example.com")
+    others = [requests.get(url, timeout=TIMEOUT)
+              for url in (site.idp.base_url + "/", site.idp.start_url, site.idp.sso_url)]
+
+    for response in (at_idp, autopost, *others):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+    assert f"form-action 'self' {site.idp.base_url};" in at_idp.headers["Content-Security-Policy"]
+    for response in others:
+        assert "form-action 'self';" in response.headers["Content-Security-Policy"]
+    for response in (at_idp, *others):
+        assert "script-src 'none'" in response.headers["Content-Security-Policy"]
+    csp = autopost.headers["Content-Security-Policy"]
+    assert f"form-action 'self' {site.url};" in csp  # the ACS's origin, not any http(s) URL
+    assert f"script-src {hash_source('document.forms[0].submit()')};" in csp
+    assert "onload" not in autopost.text
 
 
 # -- the key ---------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from ..store.workspaces import find_by_slug
 from ..urls import WorkspaceUrls
 from .acs import AssertionConsumer, Rejection, VerifiedAssertion, claimed_email, decode, peek
 from .logout import LogoutPage
-from .pages import error_page, page
+from .pages import SIGN_IN_FORM_ACTION, error_page, page
 from .redirects import safe_next
 from .sp import IdPSettings, ServiceProvider, ServiceProviders
 
@@ -286,7 +286,7 @@ class SamlApplication:
     def sign_in_page(self, request: Request) -> Response:
         next_path = safe_next(request.values.get("next"))
         if request.method == "GET":
-            return page("Sign in with SSO", _email_form(next_path))
+            return page("Sign in with SSO", _email_form(next_path), form_action=SIGN_IN_FORM_ACTION)
         email = (request.form.get("email") or "").strip()
         if "@" in email and len(email) <= 320:
             found = self.database.run(
@@ -305,7 +305,8 @@ class SamlApplication:
         # The same answer for an unknown email, SSO switched off or no IdP: no enumeration.
         message = ("<p>We could not start single sign-on for that address. If your organisation "
                    "uses SSO, check the address or ask your administrator.</p>")
-        return page("Sign in with SSO", message + _email_form(next_path))
+        return page("Sign in with SSO", message + _email_form(next_path),
+                    form_action=SIGN_IN_FORM_ACTION)
 
 
 def _email_form(next_path: str) -> str:
