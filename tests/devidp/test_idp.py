@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -177,6 +178,39 @@ def test_requests_without_a_saml_request_or_garbage_are_refused(site: Site) -> N
     assert garbage.status_code == 400 and "could not be read" in garbage.text
     assert requests.get(f"{site.idp.base_url}/elsewhere", timeout=TIMEOUT).status_code == 404
     assert requests.delete(site.idp.sso_url, timeout=TIMEOUT).status_code == 405
+
+
+def deflate_bomb(inflated_mib: int) -> str:
+    """A raw-DEFLATE SAMLRequest of zeros that inflates to ``inflated_mib`` MiB, base64."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = b"\0" * (1024 * 1024)
+    data = b"".join(deflate.compress(chunk) for _ in range(inflated_mib)) + deflate.flush()
+    return base64.b64encode(data).decode("ascii")
+
+
+@pytest.mark.parametrize("how", ["GET redirect", "POST redirect", "POST post"])
+def test_a_deflate_bomb_is_refused_before_it_is_inflated(site: Site, how: str) -> None:
+    """16 MiB of zeros deflate to 16 KiB (the review's 398 KiB became 300 MiB): pysaml2 would
+    inflate it all, for the HTTP-POST binding too, before finding it is no AuthnRequest."""
+    bomb = deflate_bomb(16)
+    method, binding = how.split()
+    if method == "GET":
+        refused = requests.get(site.idp.sso_url, params={"SAMLRequest": bomb}, timeout=TIMEOUT)
+    else:
+        refused = requests.post(site.idp.sso_url, timeout=TIMEOUT,
+                                data={"SAMLRequest": bomb, "binding": binding})
+
+    assert refused.status_code == 400 and "text/html" in refused.headers["Content-Type"]
+    assert "the SAMLRequest is too large" in refused.text
+
+
+def test_a_request_too_large_as_sent_is_refused(site: Site) -> None:
+    plain = base64.b64encode(os.urandom(96 * 1024)).decode("ascii")  # 128 KiB, incompressible
+
+    refused = requests.post(site.idp.sso_url, data={"SAMLRequest": plain, "binding": "post"},
+                            timeout=TIMEOUT)
+
+    assert refused.status_code == 400 and "the SAMLRequest is too large" in refused.text
 
 
 def test_a_bad_typed_email_shows_the_form_again_and_signs_nobody_in(site: Site) -> None:
