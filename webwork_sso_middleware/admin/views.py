@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from ..bodies import read_form
 from ..errors import ConfigurationError, MetadataError, PlanError
+from ..logs import package_logger
 from ..page_headers import new_nonce, nonce_source, secure_page
 from ..saml import metadata
 from ..store import identity_providers
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..sessions import SessionManager
 
-log = logging.getLogger(__name__)
+log = package_logger(__name__)
 
 MEMBERS_PER_PAGE = 50
 

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 from collections.abc import Iterable
 from html import escape
@@ -29,6 +28,7 @@ from werkzeug.wrappers import Request, Response
 from ..admin.views import SettingsPage
 from ..bodies import read_form
 from ..errors import StoreUnavailable
+from ..logs import package_logger
 from ..store import audit
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..sessions import SessionManager
 
-log = logging.getLogger(__name__)
+log = package_logger(__name__)
 
 # Metadata refreshes are due hours apart: a worker need not ask on every sign-in.
 METADATA_CHECK_INTERVAL = 60.0
