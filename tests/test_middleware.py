@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -196,6 +197,68 @@ def test_the_redirect_keeps_the_script_name(app):
     answer = get(app, "/reports", status=302, headers=BROWSER, SCRIPT_NAME="/tracker")
 
     assert answer.location == "/tracker/saml/login?next=%2Freports"
+
+
+def raw_get(server_url: str, raw_path: str, headers: dict[str, str]) -> tuple[int, str]:
+    """GET with the request line's path exactly as given (requests would normalise it)."""
+    host, port = server_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        connection.request("GET", raw_path, headers=headers)
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode()
+    finally:
+        connection.close()
+
+
+DISGUISED_PROTECTED_PATHS = [
+    "/Reports", "/REPORTS/2024", "//reports", "/./reports", "/x/../reports", "/x/%2e%2e/reports",
+    "/reports;jsessionid=1", "/x/..;/reports", "/reports.", "/reports%20", "/%72eports",
+    "/%2572eports", "/x%2f..%2freports", "/x\\..\\reports", "/%EF%BD%92eports",  # full-width r
+    "/reports/../public",  # taken literally by a host app routing /reports/<path>
+]
+
+
+@pytest.mark.parametrize("raw_path", DISGUISED_PROTECTED_PATHS)
+def test_a_disguised_protected_path_still_needs_a_session(app, serve, raw_path):
+    server = serve(app)
+
+    status, _ = raw_get(server.url, raw_path, API)
+    browser_status, _ = raw_get(server.url, raw_path, BROWSER)
+
+    assert (status, browser_status) == (401, 302)
+
+
+@pytest.mark.parametrize("raw_path", ["/", "/reportsx", "/reports-archive", "/report", "/public",
+                                      "/x/reports", "/%2e%2e/public", "/reports-x/../public"])
+def test_paths_outside_the_prefix_are_not_protected(app, serve, raw_path):
+    status, body = raw_get(serve(app).url, raw_path, API)
+    assert status == 200 and json.loads(body)["remote_user"] is None
+
+
+def test_the_host_app_gets_the_requests_own_path(make_app, serve, ada, ada_cookie):
+    def path_app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{environ['PATH_INFO']}|{environ.get('REMOTE_USER')}".encode()]
+
+    app = make_app(protect=["/Reports/"])
+    app.app = path_app
+    server = serve(app)
+
+    for raw_path in ("/REPORTS/./x", "/a/../reports", "/reports;v=1"):
+        status, body = raw_get(server.url, raw_path, {"Cookie": ada_cookie, **API})
+        assert status == 200 and body == f"{raw_path}|ada@acme.test"
+        assert raw_get(server.url, raw_path, API)[0] == 401
+
+
+def test_configured_prefixes_are_normalised_as_requests_are():
+    def protect(value: Any) -> Any:
+        return Settings.from_options({"secret_key": "k-padded-to-thirty-two-bytes-at-least",
+                                      "protect": value}, environ={}).protect
+
+    assert protect(["/Reports/", "//a/./b/", "/x/../admin", "/reports"]) == (
+        "/reports", "/a/b", "/admin")
+    assert protect("/%41dmin") == ("/admin",)
 
 
 def test_protect_true_guards_everything_but_saml_and_scim(make_app, scim_token):

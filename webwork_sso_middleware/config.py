@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from .domains import split_nameserver
 from .errors import ConfigurationError
+from .protected_paths import normalise_prefix
 
 ENV_PREFIX = "WEBWORK_SSO_"
 COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # an RFC 6265 token
@@ -42,6 +43,7 @@ class Settings:
     session_recheck_seconds: float = 2.0
     session_cookie_name: str = "webwork_sso_session"
     # Path prefixes that require a session, or True for every path but /saml/ and /scim/.
+    # Kept normalised (protected_paths.py): matched case-insensitively on resolved paths.
     protect: bool | tuple[str, ...] = ()
     # Tolerance for the IdP's clock in SAML validity windows (NotBefore, NotOnOrAfter).
     clock_skew_seconds: int = 180
@@ -174,15 +176,18 @@ def _to_protect(value: Any) -> bool | tuple[str, ...]:
         if value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             return _to_bool(value) or ()
         value = [part for part in value.split(",") if part.strip()]
-    prefixes = []
+    prefixes: list[str] = []
     for prefix in value:
         if not isinstance(prefix, str):
             raise ValueError(prefix)
         prefix = prefix.strip()
         if not prefix.startswith("/") or any(c.isspace() or c in "?#" for c in prefix):
             raise ValueError(prefix)
-        # "/reports/" and "/reports" both mean the /reports page and everything below it.
-        prefixes.append(prefix.rstrip("/") or "/")
+        # "/reports/" and "/reports" both mean the /reports page and everything below it;
+        # "/Reports" and "/a//b/./c" are matched as "/reports" and "/a/b/c", as requests are.
+        normalised = normalise_prefix(prefix)
+        if normalised not in prefixes:
+            prefixes.append(normalised)
     return tuple(prefixes)
 
 

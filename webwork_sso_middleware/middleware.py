@@ -10,6 +10,7 @@ from urllib.parse import quote, urlencode
 from .admin.links import LINK_LIFETIME, settings_link
 from .config import Settings
 from .domains import TxtResolver
+from .protected_paths import is_protected
 from .saml.app import SamlApplication
 from .scim.app import ScimApplication
 from .sessions import SessionManager
@@ -127,10 +128,13 @@ class SSOMiddleware:
             self.audit_retention.maybe_purge()
 
     def _protects(self, path: str) -> bool:
+        """Matched on normalised forms of the path, case-insensitively (protected_paths.py):
+        a host app or a front server may resolve ``/Reports`` or ``/x/../reports`` to the
+        protected page, and protecting more than it means is the safe side."""
         protect = self.settings.protect
         if protect is True:
             return True  # /saml/ and /scim/ never get here
-        return any(prefix == "/" or _under(path, prefix) for prefix in protect or ())
+        return is_protected(path, protect or ())
 
     def settings_link(self, slug: str, *, lifetime: dt.timedelta = LINK_LIFETIME) -> str:
         """A one-time link (15 minutes at most) that opens the workspace's settings page.

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -30,6 +31,7 @@ from webwork_sso_middleware.devserver import (
     start_dev_idp,
     wire_demo_workspace,
 )
+from webwork_sso_middleware.page_headers import hash_source
 from webwork_sso_middleware.saml.entities import make_client
 from webwork_sso_middleware.store.models import AuditEvent
 from webwork_sso_middleware.store.workspaces import Workspaces
@@ -178,6 +180,39 @@ def test_requests_without_a_saml_request_or_garbage_are_refused(site: Site) -> N
     assert requests.delete(site.idp.sso_url, timeout=TIMEOUT).status_code == 405
 
 
+def deflate_bomb(inflated_mib: int) -> str:
+    """A raw-DEFLATE SAMLRequest of zeros that inflates to ``inflated_mib`` MiB, base64."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = b"\0" * (1024 * 1024)
+    data = b"".join(deflate.compress(chunk) for _ in range(inflated_mib)) + deflate.flush()
+    return base64.b64encode(data).decode("ascii")
+
+
+@pytest.mark.parametrize("how", ["GET redirect", "POST redirect", "POST post"])
+def test_a_deflate_bomb_is_refused_before_it_is_inflated(site: Site, how: str) -> None:
+    """16 MiB of zeros deflate to 16 KiB (the review's 398 KiB became 300 MiB): pysaml2 would
+    inflate it all, for the HTTP-POST binding too, before finding it is no AuthnRequest."""
+    bomb = deflate_bomb(16)
+    method, binding = how.split()
+    if method == "GET":
+        refused = requests.get(site.idp.sso_url, params={"SAMLRequest": bomb}, timeout=TIMEOUT)
+    else:
+        refused = requests.post(site.idp.sso_url, timeout=TIMEOUT,
+                                data={"SAMLRequest": bomb, "binding": binding})
+
+    assert refused.status_code == 400 and "text/html" in refused.headers["Content-Type"]
+    assert "the SAMLRequest is too large" in refused.text
+
+
+def test_a_request_too_large_as_sent_is_refused(site: Site) -> None:
+    plain = base64.b64encode(os.urandom(96 * 1024)).decode("ascii")  # 128 KiB, incompressible
+
+    refused = requests.post(site.idp.sso_url, data={"SAMLRequest": plain, "binding": "post"},
+                            timeout=TIMEOUT)
+
+    assert refused.status_code == 400 and "the SAMLRequest is too large" in refused.text
+
+
 def test_a_bad_typed_email_shows_the_form_again_and_signs_nobody_in(site: Site) -> None:
     browser = requests.Session()
     at_idp = start_at_sso_page(browser, site.url, "alice.smith@example.com")
@@ -209,6 +244,32 @@ def test_everything_the_idp_echoes_is_escaped(site: Site) -> None:
 def test_every_page_says_it_is_for_development(site: Site) -> None:
     for url in (site.idp.base_url + "/", site.idp.start_url, site.idp.sso_url):
         assert "Development IdP — not for production" in requests.get(url, timeout=TIMEOUT).text
+
+
+def test_every_page_sends_the_packages_page_headers(site: Site) -> None:
+    """page_headers.py: as the SAML pages and the settings page; forms go to the IdP itself,
+    and the auto-post page's form only to the ACS it answers, with its one script by hash."""
+    browser = requests.Session()
+    at_idp = start_at_sso_page(browser, site.url, "alice.smith@example.com")
+    autopost = pick(browser, at_idp, "alice.smith@example.com")
+    others = [requests.get(url, timeout=TIMEOUT)
+              for url in (site.idp.base_url + "/", site.idp.start_url, site.idp.sso_url)]
+
+    for response in (at_idp, autopost, *others):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+    assert f"form-action 'self' {site.idp.base_url};" in at_idp.headers["Content-Security-Policy"]
+    for response in others:
+        assert "form-action 'self';" in response.headers["Content-Security-Policy"]
+    for response in (at_idp, *others):
+        assert "script-src 'none'" in response.headers["Content-Security-Policy"]
+    csp = autopost.headers["Content-Security-Policy"]
+    assert f"form-action 'self' {site.url};" in csp  # the ACS's origin, not any http(s) URL
+    assert f"script-src {hash_source('document.forms[0].submit()')};" in csp
+    assert "onload" not in autopost.text
 
 
 # -- the key ---------------------------------------------------------------------------------

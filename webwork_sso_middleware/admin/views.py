@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -32,6 +30,8 @@ from ..errors import (
 )
 from ..domains import TxtResolver
 from ..names import key as name_key
+from ..logs import package_logger
+from ..page_headers import new_nonce, nonce_source, secure_page
 from ..saml import metadata
 from ..store import identity_providers
 from ..store import members as member_store
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..sessions import SessionManager
 
-log = logging.getLogger(__name__)
+log = package_logger(__name__)
 
 MEMBERS_PER_PAGE = 50
 
@@ -433,20 +433,12 @@ class _Page:
     def __init__(self, request: Request) -> None:
         self.request = request
         self.script_root = request.script_root
-        self.nonce = secrets.token_urlsafe(16)
+        self.nonce = new_nonce()
 
     def secured(self, response: Response) -> Response:
-        headers = response.headers
-        # Owner-only and sometimes holding a fresh token: never cached, framed or referred.
-        headers["Cache-Control"] = "no-store"
-        headers["X-Frame-Options"] = "DENY"
-        headers["Referrer-Policy"] = "no-referrer"
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["Content-Security-Policy"] = (
-            f"default-src 'none'; style-src 'nonce-{self.nonce}'; "
-            f"script-src 'nonce-{self.nonce}'; form-action 'self'; frame-ancestors 'none'; "
-            "base-uri 'none'")
-        return response
+        # Owner-only and sometimes holding a fresh token: the headers every page of ours has.
+        allowed = nonce_source(self.nonce)
+        return secure_page(response, styles=allowed, scripts=allowed)
 
     def html(self, markup: str, *, status: int = 200) -> Response:
         return self.secured(Response(markup, status=status, content_type="text/html; charset=utf-8"))

@@ -300,7 +300,8 @@ class DevIdP:
                 action=action, sp_entity_id=sp_entity_id, acs_url=acs_url, users=self._labels(),
                 carry=carry, error=error, typed=typed,
             )  # fmt: skip
-            return pages.page(f"Sign in to {_host(acs_url)}", body, status=400 if error else 200)
+            return pages.page(f"Sign in to {_host(acs_url)}", body, status=400 if error else 200,
+                              form_targets=(action,))
 
         # Only the form's POST signs in: a plain link to this page never does by itself.
         user = request.form.get("user") if request.method == "POST" else None
@@ -317,7 +318,7 @@ class DevIdP:
             last_name=typed["last_name"] or None, in_response_to=in_response_to,
         )  # fmt: skip
         fields = {"SAMLResponse": saml_response, "RelayState": relay_state}
-        return pages.html_response(pages.autopost_page(acs_url, fields))
+        return pages.autopost_response(acs_url, fields)
 
     def _labels(self) -> list[tuple[str, str]]:
         labels = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import logging
 import os
 import re
 import tempfile
@@ -22,7 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-log = logging.getLogger(__name__)
+from ..logs import package_logger
+
+log = package_logger(__name__)
 
 KEY_FILE_NAME = "dev_idp.pem"
 # Long enough that a checkout never sees its dev IdP certificate expire in practice; an expired

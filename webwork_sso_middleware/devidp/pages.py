@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from urllib.parse import urlencode
 
 from werkzeug.wrappers import Response
+
+from ..page_headers import NONE, SELF, hash_source, origin_source, secure_page
 
 TITLE = "Development IdP — not for production"
 WARNING = (
@@ -28,15 +30,17 @@ ul.users,ul.sps{list-style:none;padding:0}ul.users button{width:100%;text-align:
 .small{color:#555;font-size:.9rem}code{word-break:break-all}
 button:focus,input:focus,a:focus{outline:3px solid #f5a623;outline-offset:2px}
 """
-# Inline script only for the auto-post; forms may go to any SP, wherever it lives.
-CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-    "form-action http: https:; frame-ancestors 'none'"
-)
+AUTOPOST_SCRIPT = "document.forms[0].submit()"
+# Fixed blocks, allowed by their hashes: no inline handler or injected block could run.
+STYLE_SOURCE = hash_source(STYLE)
+AUTOPOST_SOURCE = hash_source(AUTOPOST_SCRIPT)
 
 
-def page(title: str, body_html: str, *, status: int = 200) -> Response:
-    """A full page under the development warning; ``body_html`` must already be escaped."""
+def page(title: str, body_html: str, *, status: int = 200, form_targets: Sequence[str] = ()) -> Response:
+    """A full page under the development warning; ``body_html`` must already be escaped.
+
+    Its forms may post to this IdP and to ``form_targets`` (URLs: their origins are allowed).
+    """
     document = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
@@ -44,15 +48,16 @@ def page(title: str, body_html: str, *, status: int = 200) -> Response:
         f'<body><div class="warning" role="alert">{escape(TITLE)}</div>'
         f"<main><h1>{escape(title)}</h1>{body_html}</main></body></html>"
     )
-    return html_response(document, status=status)
+    return html_response(document, status=status, styles=STYLE_SOURCE, form_targets=form_targets)
 
 
-def html_response(document: str, *, status: int = 200) -> Response:
+def html_response(document: str, *, status: int = 200, styles: str = NONE, scripts: str = NONE,
+                  form_targets: Sequence[str] = ()) -> Response:
+    """``document`` with the package's page headers (page_headers.py): a signed assertion on
+    the page must not be cached, and its form may go only where the page says."""
     response = Response(document, status=status, content_type="text/html; charset=utf-8")
-    response.headers["Cache-Control"] = "no-store"  # a signed assertion must not be cached
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = CSP
-    return response
+    origins = [source for url in form_targets if (source := origin_source(url))]
+    return secure_page(response, styles=styles, scripts=scripts, form_action=(SELF, *origins))
 
 
 def error_page(title: str, message: str, *, status: int = 400, hint_html: str = "") -> Response:
@@ -70,14 +75,22 @@ def hidden_fields(fields: Mapping[str, str | None]) -> str:
 def autopost_page(action: str, fields: Mapping[str, str | None]) -> str:
     """A page whose form POSTs ``fields`` to ``action`` at once (SAML HTTP-POST binding).
 
-    Without JavaScript it shows a Continue button instead.
+    Without JavaScript it shows a Continue button instead. The script is a fixed block (not an
+    ``onload`` handler) so that a CSP can allow exactly it by its hash.
     """
     return (
-        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Signing in</title></head>'
-        '<body onload="document.forms[0].submit()">'
-        f'<form method="post" action="{escape(action)}">{hidden_fields(fields)}'
-        '<noscript><button type="submit">Continue</button></noscript></form></body></html>'
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Signing in</title></head>'
+        f'<body><form method="post" action="{escape(action)}">{hidden_fields(fields)}'
+        '<noscript><button type="submit">Continue</button></noscript></form>'
+        f"<script>{AUTOPOST_SCRIPT}</script></body></html>"
     )
+
+
+def autopost_response(action: str, fields: Mapping[str, str | None]) -> Response:
+    """The auto-post page as a response: its form may go to ``action``'s origin only, and only
+    its own script runs."""
+    return html_response(autopost_page(action, fields), scripts=AUTOPOST_SOURCE,
+                         form_targets=(action,))
 
 
 def sign_in_body(

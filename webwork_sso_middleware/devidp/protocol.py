@@ -15,7 +15,10 @@ Attributes whose names are in ``STANDARD_ATTRIBUTES`` are sent under their urn:o
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -44,6 +47,11 @@ STANDARD_ATTRIBUTES = {  # local name -> the urn:oid name sent (and FriendlyName
 }
 Attributes = Mapping[str, "str | Sequence[str]"]
 SP_KEY_PREFIX = "sp:"  # our entries in the Server's MetadataStore, one per registered SP
+# An AuthnRequest is a few KiB even signed with its certificate inside. pysaml2 inflates the
+# Redirect binding's DEFLATE (and tries to for HTTP-POST too) without a limit: 398 KiB of
+# deflated zeros became 300 MiB. So both sizes are checked before pysaml2 sees the request.
+MAX_SAML_REQUEST_CHARS = 64 * 1024  # as sent: base64 of the deflated (or plain) XML
+MAX_AUTHN_REQUEST_BYTES = 128 * 1024  # the XML, once decoded and inflated
 
 
 class RequestRefused(Exception):
@@ -183,6 +191,7 @@ def _post_acs(metadata: InMemoryMetaData, entity_id: str) -> str | None:
 
 def read_authn_request(server: Server, saml_request: str, binding: str) -> AuthnRequestInfo:
     """Decode and check an AuthnRequest (either binding); RequestRefused says what is wrong."""
+    _refuse_oversized(saml_request)
     try:
         request = server.parse_authn_request(saml_request, binding)
     except Exception as error:  # pysaml2 raises many types for undecodable or odd input
@@ -204,6 +213,31 @@ def read_authn_request(server: Server, saml_request: str, binding: str) -> Authn
             f"the AuthnRequest asks for ACS {asked}, which the SP {issuer!r} did not register"
         ) from None
     return AuthnRequestInfo(args["in_response_to"], issuer, args["destination"])
+
+
+def _refuse_oversized(saml_request: str) -> None:
+    """RequestRefused when the request, as sent or inflated, is larger than any real one.
+
+    Inflating stops one byte past the limit, so a deflate bomb costs at most that much memory.
+    Input that is not base64 or not DEFLATE is left for pysaml2 to refuse in its own words.
+    """
+    too_large = RequestRefused(
+        f"the SAMLRequest is too large (at most {MAX_SAML_REQUEST_CHARS // 1024} KiB as sent and "
+        f"{MAX_AUTHN_REQUEST_BYTES // 1024} KiB of XML are accepted)")
+    if len(saml_request) > MAX_SAML_REQUEST_CHARS:
+        raise too_large
+    try:
+        raw = base64.b64decode(saml_request)  # lenient, as pysaml2 decodes it
+    except (binascii.Error, ValueError):
+        return
+    if len(raw) > MAX_AUTHN_REQUEST_BYTES:
+        raise too_large
+    try:
+        inflated = zlib.decompressobj(-15).decompress(raw, MAX_AUTHN_REQUEST_BYTES + 1)
+    except zlib.error:
+        return  # not deflated: the HTTP-POST binding's plain base64, or garbage
+    if len(inflated) > MAX_AUTHN_REQUEST_BYTES:
+        raise too_large
 
 
 # -- responses -------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
-import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -26,10 +25,11 @@ from lxml import etree
 
 from saml2.sigver import SignatureError
 
+from ..logs import package_logger
 from .crypto import XmlsecBackend
 from .sp import ServiceProvider
 
-log = logging.getLogger(__name__)
+log = package_logger(__name__)
 
 SIGNATURES = XmlsecBackend()
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 from collections.abc import Iterable
 from html import escape
@@ -31,6 +30,7 @@ from ..admin.views import SettingsPage
 from ..bodies import read_form
 from ..errors import InvalidName, StoreUnavailable
 from ..identity import Member
+from ..logs import package_logger
 from ..members import lifecycle
 from ..store import audit
 from ..store import sign_in as sign_in_store
@@ -46,7 +46,7 @@ from .login_state import (
     is_cross_site, new_relay_state,
 )
 from .logout import LogoutPage
-from .pages import error_page, page, signed_in_as_other_page
+from .pages import SIGN_IN_FORM_ACTION, error_page, page, signed_in_as_other_page
 from .redirects import safe_next
 from .sp import IdPSettings, ServiceProvider, ServiceProviders
 
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..sessions import SessionManager
 
-log = logging.getLogger(__name__)
+log = package_logger(__name__)
 
 # Metadata refreshes are due hours apart: a worker need not ask on every sign-in.
 METADATA_CHECK_INTERVAL = 60.0
@@ -408,14 +408,14 @@ class SamlApplication:
         """
         next_path = safe_next(request.values.get("next"))
         if request.method == "GET":
-            return page("Sign in with SSO", _email_form(next_path))
+            return page("Sign in with SSO", _email_form(next_path), form_action=SIGN_IN_FORM_ACTION)
         email = (request.form.get("email") or "").strip()[:320]
         workspace = (request.form.get("workspace") or "").strip().lower()
         if workspace:
             if not SLUG_PATTERN.match(workspace):
                 return page("Sign in with SSO", "<p>That is not a workspace ID: it has only "
                             "lower-case letters, digits and dashes.</p>"
-                            + _workspace_form(next_path, email))
+                            + _workspace_form(next_path, email), form_action=SIGN_IN_FORM_ACTION)
             # No existence check here: /saml/<slug>/login answers every slug alike.
             return redirect(f"/saml/{workspace}/login?" + urlencode({"next": next_path}),
                             code=303)
@@ -433,7 +433,8 @@ class SamlApplication:
         message = ("<p>Single sign-on is not set up for that address's domain. If your "
                    "organisation uses SSO, enter your workspace's ID (ask your administrator "
                    "for it).</p>")
-        return page("Sign in with SSO", message + _workspace_form(next_path, email))
+        return page("Sign in with SSO", message + _workspace_form(next_path, email),
+                    form_action=SIGN_IN_FORM_ACTION)
 
 
 def _email_form(next_path: str, email: str = "") -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 from collections.abc import Iterable, Sequence
 from html import escape
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from ..errors import StoreError
+from ..logs import package_logger
 from .pages import page
 from .redirects import safe_next
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from ..sessions import SessionCookie, SessionManager
 
-log = logging.getLogger(__name__)
+log = package_logger(__name__)
 
 LOGOUT_PATH = "/saml/logout"
 CSRF_SALT = "webwork_sso.logout"  # distinct from the session cookie's salt: never interchangeable

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 
 from werkzeug.wrappers import Response
+
+from ..page_headers import SELF, hash_source, secure_page
 
 STYLE = """
 body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
@@ -18,11 +21,22 @@ button:focus,input:focus,a:focus{outline:3px solid #f5a623;outline-offset:2px}
 .reason{font-family:ui-monospace,monospace;background:#eef;padding:.1rem .3rem}
 ul.choices{list-style:none;padding:0}
 """
+STYLE_SOURCE = hash_source(STYLE)  # a fixed block: pages stay byte-identical between responses
+
+
+# The "Sign in with SSO" form posts to /saml/login, which redirects to /saml/<slug>/login and on
+# to the workspace's IdP. Chromium applies form-action to every redirect of a form submission,
+# so that one page must allow wherever an IdP may live (checked in tests/admin/test_browser.py).
+SIGN_IN_FORM_ACTION = (SELF, "https:", "http:")
 
 
 def page(title: str, body_html: str, *, status: int = 200,
-         headers: dict[str, str] | None = None) -> Response:
-    """A full HTML page; ``body_html`` must already be escaped."""
+         headers: dict[str, str] | None = None,
+         form_action: Sequence[str] = (SELF,)) -> Response:
+    """A full HTML page; ``body_html`` must already be escaped.
+
+    Its forms may post only to this site unless ``form_action`` says more (the sign-in form).
+    """
     html = (
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
@@ -30,11 +44,7 @@ def page(title: str, body_html: str, *, status: int = 200,
         f"<body><main><h1>{escape(title)}</h1>{body_html}</main></body></html>"
     )
     response = Response(html, status=status, headers=headers, content_type="text/html; charset=utf-8")
-    # Sign-in pages must not be cached or framed.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https: http:; frame-ancestors 'none'"
-    return response
+    return secure_page(response, styles=STYLE_SOURCE, form_action=form_action)
 
 
 def error_page(title: str, message: str, *, reason: str | None = None, status: int = 400) -> Response:

@@ -53,7 +53,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import ipaddress
-import logging
 import math
 import threading
 import time
@@ -62,11 +61,12 @@ from collections.abc import Callable
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreUnavailable
+from ..logs import package_logger
 from ..store import auth_failures
 from ..store.db import Database, UnitOfWork
 from ..store.models import utcnow
 
-log = logging.getLogger(__name__)
+log = package_logger(__name__)
 
 AUTH_FAILURE_LIMIT = 20
 AUTH_FAILURE_WINDOW = dt.timedelta(minutes=5)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +20,7 @@ from werkzeug.http import dump_cookie, parse_cookie
 
 from ..errors import ConfigurationError, NotFound, StoreError
 from ..identity import Member, host_identity
+from ..logs import package_logger
 from ..store import audit
 from ..store.db import Database, UnitOfWork
 from ..store.driver import DriverStatement
@@ -33,7 +33,7 @@ from ..store.models import Member as MemberRow
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-log = logging.getLogger(__name__)
+log = package_logger(__name__)
 
 COOKIE_SALT = "webwork_sso.session"  # a signature made for anything else never passes here
 COOKIE_FORMAT = 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import logging
 import threading
 import time
 import weakref
@@ -21,10 +20,11 @@ from sqlalchemy.orm import object_session
 
 from ..errors import ConfigurationError
 from ..identity import Member
+from ..logs import package_logger
 from ..store.db import SESSIONS_ENDED, StoreSession
 from ..store.models import Member as MemberRow
 
-log = logging.getLogger(__name__)
+log = package_logger(__name__)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import logging
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -13,13 +12,14 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Connection, Table, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from ..logs import package_logger
 from .driver import DriverStatement
 from .models import AuditEvent, utcnow
 
 if TYPE_CHECKING:
     from .db import Database
 
-log = logging.getLogger(__name__)
+log = package_logger(__name__)
 
 
 def record(

@@ -9,7 +9,6 @@ optimistic-lock race), so callers write their unit of work once.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import random
 import sqlite3
@@ -26,8 +25,9 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.pool import StaticPool
 
 from ..errors import StoreUnavailable
+from ..logs import package_logger
 
-log = logging.getLogger(__name__)
+log = package_logger(__name__)
 
 T = TypeVar("T")
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,12 +23,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import MetadataError
+from ..logs import package_logger
 from ..saml import metadata
 from . import audit
 from .db import Database
 from .models import IdentityProvider, utcnow
 
-log = logging.getLogger(__name__)
+log = package_logger(__name__)
 
 # How long a claimed refresh is left to its worker before another may try: well above a
 # fetch's worst case (two timeouts), so a worker that died only delays the refresh.
