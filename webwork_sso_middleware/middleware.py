@@ -9,6 +9,7 @@ from urllib.parse import quote, urlencode
 
 from .admin.links import LINK_LIFETIME, settings_link
 from .config import Settings
+from .saml.metadata import MetadataFetcher
 from .saml.app import SamlApplication
 from .scim.app import ScimApplication
 from .sessions import SessionManager
@@ -52,6 +53,8 @@ class SSOMiddleware:
         clock_skew_seconds: int | None = None,
         database_busy_timeout: float | None = None,
         audit_retention_days: int | None = None,
+        metadata_allowed_hosts: str | Sequence[str] | None = None,
+        metadata_fetch_timeout: float | None = None,
     ) -> None:
         self.app = app
         self.settings = Settings.from_options(
@@ -70,12 +73,15 @@ class SSOMiddleware:
                 "clock_skew_seconds": clock_skew_seconds,
                 "database_busy_timeout": database_busy_timeout,
                 "audit_retention_days": audit_retention_days,
+                "metadata_allowed_hosts": metadata_allowed_hosts,
+                "metadata_fetch_timeout": metadata_fetch_timeout,
             }
         )
         settings = self.settings
         self.database = Database(settings.database_url, auto_migrate=settings.auto_migrate,
                                  busy_timeout=settings.database_busy_timeout)
-        self.workspaces = Workspaces(self.database)
+        self.workspaces = Workspaces(self.database,
+                                     fetch=MetadataFetcher.from_settings(settings))
         self.scim = ScimApplication(
             self.database,
             base_url=settings.base_url,

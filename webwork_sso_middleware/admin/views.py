@@ -27,7 +27,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from ..bodies import read_form
-from ..errors import ConfigurationError, MetadataError, PlanError
+from ..errors import ConfigurationError, MetadataError, MetadataUnavailable, PlanError
 from ..saml import metadata
 from ..store import identity_providers
 from ..store import members as member_store
@@ -289,6 +289,8 @@ class SettingsPage:
         try:
             idp = self.workspaces.set_idp(slug, metadata_url=url or None,
                                           metadata_xml=xml or None, actor=actor)
+        except MetadataUnavailable as error:
+            return refused(_sentence(error.reason))  # the same words whatever went wrong
         except MetadataError as error:
             source = "from that URL" if url else "in that XML"
             return refused(f"The IdP metadata {source} cannot be used: {_sentence(error.reason)}")

@@ -142,11 +142,16 @@ def _add_workspace_commands(commands: Any) -> None:
     source.add_argument(
         "--metadata-url", metavar="URL",
         help="the IdP's metadata URL (Okta: Metadata URL), fetched now and refreshed;"
-        " https, or http on localhost only",
+        " https at a public address (see --metadata-allowed-host), or http on localhost only",
     )  # fmt: skip
     source.add_argument(
         "--metadata-file", metavar="PATH", help="a file of IdP metadata XML ('-': standard input)"
     )
+    set_idp.add_argument(
+        "--metadata-allowed-host", metavar="HOST", action="append",
+        help="fetch from HOST even at an internal address (repeatable; added to"
+        " WEBWORK_SSO_METADATA_ALLOWED_HOSTS, comma-separated, which the site uses too)",
+    )  # fmt: skip
 
 
 def _add_serve_command(commands: Any) -> None:
