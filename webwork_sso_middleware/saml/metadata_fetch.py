@@ -277,7 +277,8 @@ def _addresses(parts: SplitResult, allowed: frozenset[str], guard: _Guard) -> li
     if normalise_host(host) not in allowed:
         refused = [str(address) for address in found if not is_public_address(address)]
         if refused:  # one private answer is enough: which one we'd get is the resolver's choice
-            raise _Refused(f"{host} resolves to an address that is not public: {refused[0]}")
+            raise _Refused(f"{host} is not a public address" if literal is not None else
+                           f"{host} resolves to an address that is not public: {refused[0]}")
     return [str(address) for address in found]
 
 

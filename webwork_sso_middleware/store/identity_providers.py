@@ -318,7 +318,8 @@ def refresh_if_due(database: Database, workspace_id: int, *, now: dt.datetime | 
         # No transaction open meanwhile; nothing of what was fetched is quoted in the reason.
         parsed = metadata.parse(fetch(claim.metadata_url), echo=False)
         if parsed.expired(now):
-            raise MetadataError("the IdP serves metadata whose validUntil has passed")
+            raise MetadataError(
+                "the IdP serves metadata that has expired (its validUntil has passed)")
     except MetadataError as error:
         reason = error.reason
     except Exception as error:  # a bug or an odd failure must not break sign-in either
