@@ -344,7 +344,7 @@ def test_every_failure_reads_the_same_and_echoes_nothing(
     # The server log says what happened, one line each.
     logged = [record.getMessage() for record in caplog.records]
     assert len(logged) == len(cases) and all("\n" not in line for line in logged)
-    assert any("not public" in line for line in logged)
+    assert any("is not a public address" in line for line in logged)
     assert any("HTTP 404" in line for line in logged)
 
 
