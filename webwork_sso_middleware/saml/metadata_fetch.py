@@ -174,7 +174,7 @@ def fetch(url: str, *, allowed_hosts: Iterable[str] = (), timeout: float = DEFAU
         detail = f"{type(error).__name__}: {error}"
     finally:
         guard.stop()
-    if guard.expired:
+    if guard.passed():
         detail = f"no metadata within the {timeout:g} s deadline ({detail})"
     # Only here does the reason appear; repr() keeps a newline in it from forging a log line.
     log.warning("fetching IdP metadata from %r failed: %r", _shown(url), detail)
@@ -218,6 +218,10 @@ class _Guard:
             self.expired = True
             raise _Refused("deadline passed")
         return left
+
+    def passed(self) -> bool:
+        # A socket timeout set to the time remaining may fire a hair before the timer does.
+        return self.expired or time.monotonic() >= self.ends - 0.01
 
     def watch(self, sock: socket.socket | None) -> None:
         with self._lock:
