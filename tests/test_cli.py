@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import socket
 import stat
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from sqlalchemy import MetaData, create_engine, select, text
 
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.cli import main
+from webwork_sso_middleware.errors import MetadataUnavailable
 from webwork_sso_middleware.store.workspaces import hash_token
 
 from .admin.conftest import sign_in
@@ -35,6 +37,7 @@ from .saml.metadata_samples import (
     entity_descriptor,
     fingerprint,
     okta_metadata,
+    sso_services,
 )
 from .saml.conftest import Site, TestIdP, idp, site  # noqa: F401 (fixtures used here)
 
@@ -382,9 +385,13 @@ def test_set_idp_from_a_file_prints_what_to_check(cli: Cli, tmp_path: Path) -> N
     assert code == 0 and fingerprint(new) in out
 
 
-def test_set_idp_from_a_metadata_url_served_over_http(cli: Cli, serve: Any) -> None:
+def test_set_idp_from_a_metadata_url_served_over_http(
+    cli: Cli, serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = metadata_server(serve, okta_metadata().encode())
     cli.create()
+    # The test IdP is on 127.0.0.1: allowed as the site allows it, from the environment.
+    monkeypatch.setenv("WEBWORK_SSO_METADATA_ALLOWED_HOSTS", "idp.example, 127.0.0.1")
 
     document = cli.json("workspace", "set-idp", "acme", "--metadata-url", url)
 
@@ -392,6 +399,67 @@ def test_set_idp_from_a_metadata_url_served_over_http(cli: Cli, serve: Any) -> N
     idp = document["idp"]
     assert idp["metadata_url"] == url and idp["entity_id"] == OKTA_ENTITY_ID
     assert idp["refresh_after"] is not None and idp["last_refresh_error"] is None
+
+
+def test_set_idp_allows_a_host_by_its_flag(cli: Cli, serve: Any) -> None:
+    url = metadata_server(serve, okta_metadata().encode())
+    cli.create()
+
+    refused = cli("workspace", "set-idp", "acme", "--metadata-url", url)
+    assert_one_line_failure(refused, MetadataUnavailable.REASON)
+    assert cli.json("workspace", "show", "acme")["idp"] is None
+
+    document = cli.json("workspace", "set-idp", "acme", "--metadata-url", url,
+                        "--metadata-allowed-host", "127.0.0.1")
+    assert document["idp"]["metadata_url"] == url
+
+
+def test_set_idp_gives_one_answer_for_every_internal_url_and_echoes_nothing(
+    cli: Cli, serve: Any
+) -> None:
+    """The CLI is how an operator sets an IdP an owner asked for: no port scan through it."""
+    cli.create()
+    secret = "internal-secret-0b7d"
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]
+    allowed = ("--metadata-allowed-host", "127.0.0.1")
+    attempts = {
+        "loopback": (metadata_server(serve, okta_metadata().encode()), ()),
+        "ipv6 loopback": (f"http://[::1]:{closed_port}/metadata", ()),
+        "localhost": (f"http://localhost:{closed_port}/metadata", allowed),
+        "connection refused": (f"http://127.0.0.1:{closed_port}/metadata", allowed),
+        "404": (metadata_server(serve, secret.encode(), "404 Not Found"), allowed),
+        "not XML": (metadata_server(serve, secret.encode()), allowed),
+        "another root": (metadata_server(serve, f"<{secret}/>".encode()), allowed),
+    }
+    errors = set()
+    for url, options in attempts.values():
+        code, out, err = cli("workspace", "set-idp", "acme", "--metadata-url", url, *options)
+        assert_one_line_failure((code, out, err), MetadataUnavailable.REASON)
+        assert secret not in err
+        errors.add(err.replace(url, "URL"))
+    assert len(errors) == 1, errors
+    assert cli.json("workspace", "show", "acme")["idp"] is None
+
+
+def test_a_bad_allowed_host_is_a_usage_error(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBWORK_SSO_METADATA_ALLOWED_HOSTS", "http://idp.internal:8080/")
+    assert_one_line_failure(cli("workspace", "show", "acme"), "metadata_allowed_hosts", code=2)
+
+
+def test_set_idp_refuses_control_characters_in_an_endpoint_url(
+    cli: Cli, tmp_path: Path
+) -> None:
+    cli.create()
+    path = tmp_path / "okta.xml"
+    path.write_text(entity_descriptor(services=sso_services(post=OKTA_SSO_POST + "&#13;&#10;x",
+                                                            redirect=None)))
+
+    result = cli("workspace", "set-idp", "acme", "--metadata-file", str(path))
+
+    assert_one_line_failure(result, "SingleSignOnService Location", "printable ASCII")
+    assert cli.json("workspace", "show", "acme")["idp"] is None
 
 
 def test_show_says_when_no_idp_is_set(cli: Cli) -> None:
@@ -423,7 +491,8 @@ def test_set_idp_failures_are_one_line_and_change_nothing(
     assert_one_line_failure(set_idp("--metadata-file", str(no_certificate)), "signing certificate")
     assert_one_line_failure(set_idp("--metadata-file", str(tmp_path / "missing.xml")),
                             "cannot read", "missing.xml")  # fmt: skip
-    assert_one_line_failure(set_idp("--metadata-url", gone), "404")
+    assert_one_line_failure(set_idp("--metadata-url", gone, "--metadata-allowed-host",
+                                    "127.0.0.1"), MetadataUnavailable.REASON)
     assert_one_line_failure(set_idp("--metadata-url", "http://example.com/metadata"), "plain http")
     assert cli.json("workspace", "show", "acme")["idp"] == before
 

@@ -252,3 +252,41 @@ def test_settings_are_frozen() -> None:
 
     with pytest.raises(AttributeError):
         result.database_url = "sqlite://"  # type: ignore[misc]
+
+
+# -- IdP metadata fetching -----------------------------------------------------------------------
+
+
+def test_no_metadata_host_is_allowed_by_default_and_fetches_take_at_most_10_seconds() -> None:
+    result = settings()
+    assert result.metadata_allowed_hosts == ()
+    assert result.metadata_fetch_timeout == 10.0
+
+
+def test_metadata_allowed_hosts_from_the_environment_are_comma_separated_and_normalised() -> None:
+    environ = {"WEBWORK_SSO_METADATA_ALLOWED_HOSTS": " IdP.Internal. , 127.0.0.1,[::1],,localhost"}
+
+    assert settings(environ=environ).metadata_allowed_hosts == (
+        "idp.internal", "127.0.0.1", "::1", "localhost")
+
+
+def test_an_explicit_allowed_host_string_is_one_host_and_a_list_is_several() -> None:
+    assert settings(metadata_allowed_hosts="idp.internal").metadata_allowed_hosts == (
+        "idp.internal",)
+    assert settings(metadata_allowed_hosts=["a.internal", "B.internal"]).metadata_allowed_hosts == (
+        "a.internal", "b.internal")
+
+
+@pytest.mark.parametrize("host", ["https://idp.internal", "idp.internal:8443", "idp.internal/x",
+                                  "user@idp.internal", "*.internal", "10.0.0.0/8"])
+def test_an_allowed_host_must_be_a_bare_name_or_address(host: str) -> None:
+    with pytest.raises(ConfigurationError, match="metadata_allowed_hosts.*not a host name"):
+        settings(metadata_allowed_hosts=[host])
+
+
+@pytest.mark.parametrize("value", [0, 0.05, 121, "nan", "soon"])
+def test_the_metadata_fetch_timeout_is_bounded(value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="metadata_fetch_timeout"):
+        settings(environ={"WEBWORK_SSO_METADATA_FETCH_TIMEOUT": str(value)})
+    assert settings(environ={"WEBWORK_SSO_METADATA_FETCH_TIMEOUT": "2.5"}).metadata_fetch_timeout \
+        == 2.5

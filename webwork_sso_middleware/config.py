@@ -6,9 +6,10 @@ Configuration enters here once; everything inside the package receives plain typ
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +22,8 @@ COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # an RFC 6265 token
 # Every key signs or verifies session cookies and settings links: a short one can be guessed
 # offline from a single cookie. 32 bytes is what ``secrets.token_urlsafe(32)`` gives.
 MIN_SECRET_KEY_BYTES = 32
+# Options that take several values: from the environment, separated by commas.
+LIST_OPTIONS = ("secret_key", "protect", "metadata_allowed_hosts", "dns_nameservers")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -57,6 +60,12 @@ class Settings:
     # DNS servers that verify-domain asks for TXT records ("host", "host:port", "[v6]:port");
     # empty: the system's resolver.
     dns_nameservers: tuple[str, ...] = ()
+    # Hosts whose IdP metadata may be fetched whatever address they resolve to (an IdP on the
+    # site's own network, a test IdP on 127.0.0.1). Every other metadata URL must resolve to
+    # public addresses only, so owners cannot make the site fetch from its internal network.
+    metadata_allowed_hosts: tuple[str, ...] = ()
+    # The most seconds one fetch of IdP metadata may take, redirects and the whole body included.
+    metadata_fetch_timeout: float = 10.0
 
     @classmethod
     def from_options(
@@ -73,8 +82,7 @@ class Settings:
             if options.get(name) is not None:
                 value = options[name]
                 # An explicit string is one key (or prefix); only the environment lists by commas.
-                listed = (name in ("secret_key", "protect", "dns_nameservers")
-                          and isinstance(value, str))
+                listed = name in LIST_OPTIONS and isinstance(value, str)
                 values[name] = (value,) if listed else value
             elif (raw := environ.get(ENV_PREFIX + name.upper())) not in (None, ""):
                 values[name] = raw
@@ -126,6 +134,7 @@ class Settings:
         if not 0 <= self.audit_retention_days <= 36500:
             raise ConfigurationError("audit_retention_days", "must be between 0 (keep for ever) "
                                      "and 36500")
+        metadata_fetch_timeout(self.metadata_fetch_timeout)
 
     @property
     def signing_key(self) -> str:
@@ -145,6 +154,8 @@ def _coerce(name: str, value: Any) -> Any:
             return _to_protect(value)
         if name == "dns_nameservers":
             return _to_nameservers(value)
+        if name == "metadata_allowed_hosts":
+            return metadata_allowed_hosts(value)
         if name == "secret_key":
             if isinstance(value, str):
                 # From the environment, several keys are separated by commas, newest last.
@@ -163,6 +174,8 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError(value)
         return value
+    except ConfigurationError:
+        raise
     except (TypeError, ValueError):
         raise ConfigurationError(name, f"invalid value {value!r}") from None
 
@@ -204,6 +217,55 @@ def _to_nameservers(value: Any) -> tuple[str, ...]:
             split_nameserver(server)  # a bad port raises ValueError here, not at first use
             servers.append(server)
     return tuple(servers)
+def metadata_allowed_hosts(value: str | Iterable[str]) -> tuple[str, ...]:
+    """Host names or IP addresses, without scheme or port; a string separates them by commas.
+
+    Compared with the URL's host as written (after lower-casing), never with what it resolves
+    to: allowing ``idp.internal`` does not allow another name that resolves to the same address.
+    """
+    hosts = value.split(",") if isinstance(value, str) else value
+    allowed: list[str] = []
+    for host in hosts:
+        if not isinstance(host, str):
+            raise ValueError(host)
+        cleaned = normalise_host(host)
+        if not cleaned:
+            continue
+        if any(c in cleaned for c in "/@?#* \t") or (":" in cleaned and not _is_ip(cleaned)):
+            raise ConfigurationError("metadata_allowed_hosts", f"{host.strip()!r} is not a host "
+                                     "name or IP address (give no scheme, port or path)")
+        allowed.append(cleaned)
+    return tuple(dict.fromkeys(allowed))
+
+
+def metadata_fetch_timeout(value: float | str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0.1 <= seconds <= 120:  # NaN fails too
+        raise ConfigurationError("metadata_fetch_timeout", "must be between 0.1 and 120 seconds")
+    return seconds
+
+
+def normalise_host(host: str) -> str:
+    """A host as the allow-list compares it: lower case, no trailing dot or brackets, an IP
+    address in its canonical form."""
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return host
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _to_bool(value: Any) -> bool:

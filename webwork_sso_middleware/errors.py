@@ -55,6 +55,19 @@ class MetadataError(WebworkSSOError, ValueError):
         self.reason = reason
 
 
+class MetadataUnavailable(MetadataError):
+    """Nothing usable came back from the metadata URL: always the same words, whether the
+    address was refused, nothing answered, or the answer was not SAML metadata, so the error
+    tells a caller nothing about the network behind the URL (the detail is in the server log).
+    """
+
+    REASON = ("could not get IdP metadata from that URL; check that it is the IdP's metadata URL"
+              " and that it is reachable over the internet")
+
+    def __init__(self) -> None:
+        super().__init__(self.REASON)
+
+
 class PlanError(WebworkSSOError):
     """The workspace's plan does not include the feature (SSO and SCIM need Plus or Premium)."""
 

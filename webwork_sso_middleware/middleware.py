@@ -11,6 +11,7 @@ from .admin.links import LINK_LIFETIME, settings_link
 from .config import Settings
 from .domains import TxtResolver
 from .protected_paths import is_protected
+from .saml.metadata import MetadataFetcher
 from .saml.app import SamlApplication
 from .scim.app import ScimApplication
 from .sessions import SessionManager
@@ -55,6 +56,8 @@ class SSOMiddleware:
         database_busy_timeout: float | None = None,
         audit_retention_days: int | None = None,
         dns_nameservers: str | Sequence[str] | None = None,
+        metadata_allowed_hosts: str | Sequence[str] | None = None,
+        metadata_fetch_timeout: float | None = None,
     ) -> None:
         self.app = app
         self.settings = Settings.from_options(
@@ -74,13 +77,16 @@ class SSOMiddleware:
                 "database_busy_timeout": database_busy_timeout,
                 "audit_retention_days": audit_retention_days,
                 "dns_nameservers": dns_nameservers,
+                "metadata_allowed_hosts": metadata_allowed_hosts,
+                "metadata_fetch_timeout": metadata_fetch_timeout,
             }
         )
         settings = self.settings
         self.database = Database(settings.database_url, auto_migrate=settings.auto_migrate,
                                  busy_timeout=settings.database_busy_timeout)
         self.workspaces = Workspaces(self.database,
-                                     resolver=TxtResolver(settings.dns_nameservers))
+                                     resolver=TxtResolver(settings.dns_nameservers),
+                                     fetch=MetadataFetcher.from_settings(settings))
         self.scim = ScimApplication(
             self.database,
             base_url=settings.base_url,

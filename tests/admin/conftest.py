@@ -4,15 +4,27 @@ tests/saml, plus helpers that drive a browser session through settings links and
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from ..saml.conftest import Site, idp, second_idp, site  # noqa: F401 (fixtures used here)
+from ..saml.conftest import Site, idp, second_idp  # noqa: F401 (fixtures used here)
 from ..saml.idp import TestIdP, autopost_form
 
 OWNER = "owner@acme.test"
+# The test IdPs serve their metadata on 127.0.0.1, which a site fetches from only when its
+# operator allows the host (as for an IdP on the site's own network).
+TEST_IDP_HOSTS = "127.0.0.1"
+
+
+@pytest.fixture
+def site(serve: Callable[[Any], Any], database_url: str) -> Iterator[Site]:
+    """The SAML Site, allowing metadata URLs on the test IdPs' host."""
+    made = Site(serve, database_url, metadata_allowed_hosts=TEST_IDP_HOSTS)
+    yield made
+    made.middleware.close()
 
 
 @pytest.fixture

@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -324,7 +326,7 @@ def test_bad_metadata_gets_a_clear_message_and_changes_nothing(site: Site, idp: 
     before = site.workspaces.idp("acme")
     cases = [
         ({"metadata_url": "http://idp.example.com/metadata"}, "https"),
-        ({"metadata_url": f"{idp.url}/no-such-metadata"}, "404"),
+        ({"metadata_url": f"{idp.url}/no-such-metadata"}, "Could not get IdP metadata"),
         ({"metadata_url": "not a url"}, "cannot be used"),
         ({"metadata_xml": "<notMetadata/>"}, "cannot be used"),
         ({"metadata_xml": "this is not XML <"}, "cannot be used"),
@@ -342,6 +344,78 @@ def test_bad_metadata_gets_a_clear_message_and_changes_nothing(site: Site, idp: 
     response = post_action(browser, site, page, "set_idp",
                            metadata_url="http://idp.example.com/metadata")
     assert 'value="http://idp.example.com/metadata"' in response.text
+
+
+def test_an_internal_metadata_url_gets_the_generic_error_not_a_500(
+    serve: Any, database_url: str, idp: TestIdP
+):
+    """A site that allows no metadata host: the owner's URL at 127.0.0.1, [::1] or localhost
+    is refused with the same words as a 404 or a page that is not metadata, and nothing the
+    server sent shows up on the page."""
+    site = Site(serve, database_url)
+    try:
+        site.add_workspace("acme", idp)
+        secret = "internal-secret-91aa"
+        hits: list[str] = []
+
+        def internal(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            hits.append(environ["PATH_INFO"])
+            status = "404 Not Found" if environ["PATH_INFO"] == "/gone" else "200 OK"
+            start_response(status, [("Content-Type", "text/html")])
+            return [f"<html><title>{secret}</title></html>".encode()]
+
+        port = serve(internal).url.rpartition(":")[2]
+        with socket.socket() as unused:
+            unused.bind(("127.0.0.1", 0))
+            closed = unused.getsockname()[1]
+        browser = requests.Session()
+        page = open_with_link(browser, site)
+        before = site.workspaces.idp("acme")
+        notices = set()
+        for url in (f"{idp.url}/idp/metadata", f"http://127.0.0.1:{port}/",
+                    f"http://127.0.0.1:{port}/gone", f"http://[::1]:{port}/",
+                    f"http://localhost:{port}/", f"http://127.0.0.1:{closed}/",
+                    f"https://127.0.0.1:{closed}/admin"):
+            response = post_action(browser, site, page, "set_idp", metadata_url=url)
+            assert response.status_code == 400, (url, response.text)
+            assert secret not in response.text
+            notice = re.findall(r'class="notice error"[^>]*>([^<]*)', response.text)
+            notices.add(tuple(notice))
+        assert len(notices) == 1 and "Could not get IdP metadata" in str(notices), notices
+        assert hits == [] and site.workspaces.idp("acme") == before
+    finally:
+        site.middleware.close()
+
+
+def test_the_allow_list_lets_named_hosts_through_and_keeps_the_rest_generic(
+    site: Site, idp: TestIdP, serve: Any, acme: str
+):
+    secret = "internal-secret-4d02"
+
+    def not_metadata(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "application/xml")])
+        return [f"<{secret}>{secret}</{secret}>".encode()]
+
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    response = post_action(browser, site, page, "set_idp", metadata_url=serve(not_metadata).url)
+    assert response.status_code == 400 and secret not in response.text
+    assert "Could not get IdP metadata" in response.text
+
+
+def test_pasted_metadata_with_a_control_character_in_a_url_is_refused(
+    site: Site, idp: TestIdP, acme: str
+):
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    before = site.workspaces.idp("acme")
+    xml = idp.metadata_xml().replace(f'Location="{idp.sso_url}"', f'Location="{idp.sso_url}&#10;"')
+    assert xml != idp.metadata_xml()
+
+    response = post_action(browser, site, page, "set_idp", metadata_xml=xml)
+
+    assert response.status_code == 400 and "printable ASCII" in response.text
+    assert site.workspaces.idp("acme") == before
 
 
 # -- switches and plans ----------------------------------------------------------------------------

@@ -34,8 +34,10 @@ class Site:
         self.url = serve(lambda environ, start: self.middleware(environ, start)).url
         idp_url = serve(lambda environ, start: self.idp.wsgi_app(environ, start)).url
         tracker = load_timetracker_factory()(str(tmp_path / "timetracker.db"))
+        # The DevIdP's metadata URL is on 127.0.0.1: allowed on purpose, as for a dev setup.
         self.middleware = SSOMiddleware(
-            tracker, database_url=database_url, secret_key=SECRET, base_url=self.url
+            tracker, database_url=database_url, secret_key=SECRET, base_url=self.url,
+            metadata_allowed_hosts="127.0.0.1",
         )
         self.idp = DevIdP(idp_url, key_dir=tmp_path / "keys")
         workspaces = self.middleware.workspaces

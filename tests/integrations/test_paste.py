@@ -87,6 +87,18 @@ clock_skew_seconds =
     assert client.get("/reports/2024", status=401).status_int == 401
 
 
+def test_metadata_allowed_hosts_take_several_values(load: Any, database_url: str) -> None:
+    app = load(f"""
+database_url = {database_url}
+secret_key = key-padded-to-thirty-two-bytes-at-least
+metadata_allowed_hosts = idp.internal, 127.0.0.1 localhost
+metadata_fetch_timeout = 4
+""")
+
+    assert app.settings.metadata_allowed_hosts == ("idp.internal", "127.0.0.1", "localhost")
+    assert app.settings.metadata_fetch_timeout == 4.0
+
+
 def test_options_left_out_come_from_the_environment(load: Any, database_url: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "from-env-padded-to-thirty-two-bytes-at-least")

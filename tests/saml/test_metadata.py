@@ -1,4 +1,4 @@
-"""IdP metadata: safe parsing, what is extracted, fetching over real HTTP, the refresh schedule."""
+"""IdP metadata: safe parsing, what is extracted, the refresh schedule (fetching: test_metadata_fetch.py)."""
 
 from __future__ import annotations
 
@@ -212,6 +212,69 @@ def test_what_is_not_metadata_is_refused_saying_why(xml: str, fragment: str) -> 
     assert isinstance(error, WebworkSSOError) and str(error).startswith("IdP metadata: ")
 
 
+# -- endpoint URLs: plain printable ASCII --------------------------------------------------------
+
+ENDPOINT_NOISE = {
+    "newline": "&#10;", "carriage-return": "&#13;", "tab": "&#9;", "del": "\x7f",
+    "c1-nel": "\x85", "space": " ", "non-latin-1": "\u0142", "line-separator": "\u2028",
+}
+
+
+@pytest.mark.parametrize("noise", ENDPOINT_NOISE.values(), ids=ENDPOINT_NOISE.keys())
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_an_sso_location_with_a_control_or_odd_character_is_refused(noise: str, where: str) -> None:
+    # Stored, each of these made every sign-in a 500 (issue 9): refused when parsed.
+    url = {"start": noise + OKTA_SSO_POST, "middle": OKTA_SSO_POST.replace("/sso/", f"/s{noise}o/"),
+           "end": OKTA_SSO_POST + noise}[where]
+    error = refused(entity_descriptor(services=sso_services(post=url, redirect=None)),
+                    "SingleSignOnService Location", "printable ASCII")
+    assert "\n" not in error.reason and "\r" not in error.reason  # quoted escaped, as repr()
+
+
+def test_any_endpoint_location_is_checked_not_only_single_sign_on() -> None:
+    logout = ('<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"'
+              ' Location="https://idp.example/slo" ResponseLocation="https://idp.example/slo&#10;x"/>')
+    refused(entity_descriptor(services=logout + sso_services()),
+            "SingleLogoutService ResponseLocation", "printable ASCII")
+
+
+def test_a_control_character_in_the_entity_id_is_refused() -> None:
+    refused(entity_descriptor(entity_id="https://idp.example/&#10;evil"), "control character")
+
+
+def test_percent_encoded_endpoint_urls_are_fine() -> None:
+    url = "https://idp.example/sso/caf%C3%A9?x=%0A"
+    assert parse(entity_descriptor(services=sso_services(post=url, redirect=None))).sso_url == url
+
+
+# -- echo=False: for what the site fetched, nothing of the document comes back ---------------------
+
+SECRET = "internal-secret-7f3a"
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        f"<{SECRET}/>",
+        f"<root><{SECRET}></b></root>",
+        entity_descriptor(services=sso_services(post=f"ftp://{SECRET}/", redirect=None)),
+        entity_descriptor(services=sso_services(post=f"https://x/{SECRET}&#10;", redirect=None)),
+        entity_descriptor(attributes=f' validUntil="{SECRET}"'),
+        entity_descriptor(attributes=f' cacheDuration="{SECRET}"'),
+        entity_descriptor(services='<md:SingleSignOnService Binding="urn:x:' + SECRET
+                          + '" Location="https://x/"/>'),
+    ],
+    ids=["root", "malformed", "location", "control", "valid-until", "cache-duration", "binding"],
+)
+def test_without_echo_no_error_quotes_the_document(xml: str) -> None:
+    with pytest.raises(MetadataError) as echoed:
+        parse(xml)
+    assert SECRET in echoed.value.reason  # pasted XML: the owner is told exactly what is wrong
+    with pytest.raises(MetadataError) as quiet:
+        parse(xml, echo=False)
+    assert SECRET not in quiet.value.reason and quiet.value.reason
+
+
 # -- validity ------------------------------------------------------------------------------------
 
 
@@ -323,195 +386,3 @@ def test_bytes_that_are_not_the_declared_encoding_are_refused() -> None:
         decode_document(b"<x>\xff\xfe\xfd</x>")
     with pytest.raises(MetadataError, match="unknown encoding"):
         decode_document(b'<?xml version="1.0" encoding="klingon"?><x/>')
-
-
-# -- URLs ----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("host", ["localhost", "LOCALHOST", "127.0.0.1", "127.9.8.7", "::1"])
-def test_loopback_hosts(host: str) -> None:
-    assert is_loopback(host)
-
-
-@pytest.mark.parametrize("host", ["example.com", "10.0.0.1", "localhost.example.com", "0.0.0.0"])
-def test_other_hosts_are_not_loopback(host: str) -> None:
-    assert not is_loopback(host)
-
-
-@pytest.mark.parametrize(
-    "url",
-    ["https://acme.okta.com/app/x/sso/saml/metadata", "http://127.0.0.1:8080/m",
-     "http://localhost/m", "http://[::1]:9000/m"],
-)  # fmt: skip
-def test_accepted_urls(url: str) -> None:
-    check_url(url)
-
-
-@pytest.mark.parametrize(
-    ("url", "fragment"),
-    [
-        ("http://example.com/metadata", "plain http"),
-        ("http://10.1.2.3/metadata", "plain http"),
-        ("file:///etc/passwd", "not an https URL"),
-        ("ftp://idp.example/metadata", "not an https URL"),
-        ("https:///no-host", "not an https URL"),
-        ("acme.okta.com/metadata", "not an https URL"),
-        ("http://[::1/metadata", "not a URL"),
-    ],
-)
-def test_refused_urls(url: str, fragment: str) -> None:
-    with pytest.raises(MetadataError, match=fragment):
-        check_url(url)
-
-
-# -- fetch, over real HTTP -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """Every outgoing connection's address; one to anything but loopback fails the test."""
-    made: list[Any] = []
-    real = socket.create_connection
-
-    def guarded(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
-        made.append(address)
-        assert is_loopback(address[0]), f"a connection to {address} was attempted"
-        return real(address, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "create_connection", guarded)
-    yield made
-
-
-def wsgi(status: str = "200 OK", body: bytes = b"", headers: list[tuple[str, str]] | None = None,
-         *, sleep: float = 0.0) -> Callable[..., Any]:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        time.sleep(sleep)
-        start_response(status, headers or [("Content-Type", "application/samlmetadata+xml")])
-        return [body]
-
-    return app
-
-
-def test_fetch_returns_the_metadata_text(serve: Any, connections: list[Any]) -> None:
-    xml = okta_metadata()
-    server = serve(wsgi(body=xml.encode()))
-
-    text = fetch(f"{server.url}/app/exk1/sso/saml/metadata")
-
-    assert text == xml
-    assert parse(text).entity_id == OKTA_ENTITY_ID
-    assert len(connections) == 1
-
-
-def test_fetch_respects_the_declared_encoding(serve: Any) -> None:
-    xml = entity_descriptor(entity_id="https://idp.example/München", declaration=False)
-    body = ('<?xml version="1.0" encoding="ISO-8859-1"?>' + xml).encode("latin-1")
-    server = serve(wsgi(body=body))
-
-    assert parse(fetch(server.url)).entity_id == "https://idp.example/München"
-
-
-@pytest.mark.parametrize("status", ["404 Not Found", "500 Internal Server Error", "204 No Content"])
-def test_fetch_refuses_any_status_but_200_naming_it(serve: Any, status: str) -> None:
-    server = serve(wsgi(status, b"" if status.startswith("204") else b"nope"))
-
-    with pytest.raises(MetadataError) as caught:
-        fetch(f"{server.url}/metadata")
-
-    assert status.split()[0] in caught.value.reason and server.url in caught.value.reason
-
-
-def test_fetch_refuses_a_body_over_the_cap(serve: Any) -> None:
-    declared = serve(wsgi(body=b"x" * 1001, headers=[("Content-Length", "1001")]))
-    with pytest.raises(MetadataError, match="announced 1001 bytes, more than the limit of 1000"):
-        fetch(declared.url, max_bytes=1000)
-
-    def undeclared(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
-        start_response("200 OK", [("Content-Type", "application/xml")])  # no Content-Length
-        for _ in range(20):
-            yield b"x" * 100
-
-    with pytest.raises(MetadataError, match="more than the limit of 1000 bytes"):
-        fetch(serve(undeclared).url, max_bytes=1000)
-    assert fetch(serve(wsgi(body=b"x" * 1000)).url, max_bytes=1000) == "x" * 1000
-
-
-def test_fetch_gives_up_on_a_server_that_does_not_answer(serve: Any) -> None:
-    server = serve(wsgi(body=okta_metadata().encode(), sleep=3))
-    started = time.monotonic()
-
-    with pytest.raises(MetadataError, match="did not answer within 0.3 seconds"):
-        fetch(server.url, timeout=0.3)
-
-    assert time.monotonic() - started < 2
-
-
-def test_fetch_gives_up_on_a_server_that_drips(serve: Any) -> None:
-    def drip(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
-        start_response("200 OK", [("Content-Type", "application/xml")])
-        for _ in range(30):
-            yield b"<"
-            time.sleep(0.1)  # each byte within the socket timeout, the whole far beyond it
-
-    started = time.monotonic()
-    with pytest.raises(MetadataError, match="within 0.5 seconds"):
-        fetch(serve(drip).url, timeout=0.5)
-    assert time.monotonic() - started < 2
-
-
-def test_plain_http_beyond_loopback_is_refused_before_any_connection(
-    connections: list[Any],
-) -> None:
-    with pytest.raises(MetadataError, match="plain http"):
-        fetch("http://example.com/app/exk1/sso/saml/metadata")
-    with pytest.raises(MetadataError, match="not an https URL"):
-        fetch("file:///etc/passwd")
-    assert connections == []
-
-
-def redirecting(location: str, status: str = "302 Found") -> Callable[..., Any]:
-    return wsgi(status, b"", [("Location", location), ("Content-Length", "0")])
-
-
-def test_fetch_follows_a_redirect_on_loopback(serve: Any) -> None:
-    target = serve(wsgi(body=okta_metadata().encode()))
-    hop = serve(redirecting(f"{target.url}/metadata", "301 Moved Permanently"))
-
-    assert parse(fetch(f"{hop.url}/old")).entity_id == OKTA_ENTITY_ID
-
-
-@pytest.mark.parametrize(
-    "location", ["http://example.com/metadata", "file:///etc/passwd", "ftp://example.com/m"]
-)
-def test_fetch_refuses_a_redirect_to_what_it_would_not_fetch(
-    serve: Any, connections: list[Any], location: str
-) -> None:
-    server = serve(redirecting(location))
-
-    with pytest.raises(MetadataError) as caught:
-        fetch(server.url)
-
-    assert "redirected to a URL that is refused" in caught.value.reason
-    assert all(address[0] == "127.0.0.1" for address in connections)
-
-
-def test_fetch_stops_after_a_few_redirects(serve: Any) -> None:
-    def loop(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        hops = int(environ["PATH_INFO"].strip("/") or 0)
-        start_response("302 Found", [("Location", f"/{hops + 1}"), ("Content-Length", "0")])
-        return [b""]
-
-    with pytest.raises(MetadataError, match="HTTP 302"):
-        fetch(serve(loop).url)
-
-
-def test_a_connection_refused_is_a_metadata_error() -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-    with pytest.raises(MetadataError, match="cannot fetch"):
-        fetch(f"http://127.0.0.1:{port}/metadata", timeout=2)
-
-
-def test_module_defaults() -> None:
-    assert metadata.DEFAULT_TIMEOUT == 10.0 and metadata.DEFAULT_MAX_BYTES == 2 * 1024 * 1024

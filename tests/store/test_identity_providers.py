@@ -10,8 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from webwork_sso_middleware.errors import ConfigurationError, MetadataError, NotFound
-from webwork_sso_middleware.saml.metadata import parse
+from webwork_sso_middleware.errors import (
+    ConfigurationError,
+    MetadataError,
+    MetadataUnavailable,
+    NotFound,
+)
+from webwork_sso_middleware.saml.metadata import MetadataFetcher, parse
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store import identity_providers as idps
 from webwork_sso_middleware.store.identity_providers import (
@@ -24,10 +29,12 @@ from webwork_sso_middleware.store.workspaces import Workspaces
 
 from ..saml.metadata_samples import (
     OKTA_ENTITY_ID,
+    OKTA_SSO_POST,
     certificate,
     entity_descriptor,
     fingerprint,
     okta_metadata,
+    sso_services,
 )
 
 URL = "https://acme.okta.com/app/exk1fxyz2AbCdEfGh0h8/sso/saml/metadata"
@@ -125,7 +132,8 @@ def test_set_by_url_over_real_http(database: Database, serve: Any) -> None:
         return [xml.encode()]
 
     url = f"{serve(app).url}/app/exk1/sso/saml/metadata"
-    workspaces = Workspaces(database)
+    # The test IdP is on 127.0.0.1, which the site fetches from only when the operator says so.
+    workspaces = Workspaces(database, fetch=MetadataFetcher(allowed_hosts=("127.0.0.1",)))
     workspaces.create("acme", name="Acme", plan="plus", owner_email="it@acme.example")
 
     info = workspaces.set_idp("acme", metadata_url=url)
@@ -133,6 +141,83 @@ def test_set_by_url_over_real_http(database: Database, serve: Any) -> None:
     assert info.metadata_url == url
     assert [c.sha256_fingerprint for c in info.certificates] == [fingerprint(certificate("served"))]
     assert info.refresh_after == info.fetched_at + DAY
+
+
+def test_by_default_an_internal_url_is_refused_and_nothing_stored(
+    database: Database, serve: Any
+) -> None:
+    served: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        served.append(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "application/samlmetadata+xml")])
+        return [okta_metadata().encode()]
+
+    url = f"{serve(app).url}/metadata"
+    workspaces = Workspaces(database)  # the default fetch: no host allowed
+    workspaces.create("acme", name="Acme", plan="plus", owner_email="it@acme.example")
+
+    with pytest.raises(MetadataUnavailable):
+        workspaces.set_idp("acme", metadata_url=url)
+
+    assert workspaces.idp("acme") is None and served == []
+    assert events(database, "idp_configured") == []
+
+
+def test_a_refresh_that_now_leads_inside_fails_with_the_generic_reason(
+    database: Database, serve: Any
+) -> None:
+    """The IdP was fine when set; later its URL redirects to an internal address. The refresh
+    keeps the last good copy and records only the generic reason: nothing of the inside."""
+    internal: list[str] = []
+
+    def inside(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        internal.append(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"internal-secret"]
+
+    inside_port = serve(inside).url.rpartition(":")[2]
+    answers = [okta_metadata().encode()]
+
+    def idp(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if answers:
+            start_response("200 OK", [("Content-Type", "application/samlmetadata+xml")])
+            return [answers.pop()]
+        start_response("302 Found", [("Location", f"http://localhost:{inside_port}/admin")])
+        return [b""]
+
+    url = f"{serve(idp).url}/metadata"
+    workspaces = Workspaces(database, fetch=MetadataFetcher(allowed_hosts=("127.0.0.1",)))
+    workspaces.create("acme", name="Acme", plan="plus", owner_email="it@acme.example")
+    before = workspaces.set_idp("acme", metadata_url=url)
+
+    refresh_if_due(database, before.workspace_id, now=before.refresh_after,
+                   fetch=MetadataFetcher(allowed_hosts=("127.0.0.1",)))
+
+    after = workspaces.idp("acme")
+    assert after.metadata_xml == before.metadata_xml and internal == []
+    assert after.last_refresh_error == MetadataUnavailable.REASON
+    (event,) = events(database, "metadata_refresh_failed")
+    assert event.changes["error"] == MetadataUnavailable.REASON
+
+
+@pytest.mark.parametrize("noise", ["&#10;", "&#13;&#10;Set-Cookie: x=1", "\x7f", "\x85", "&#9;"])
+@pytest.mark.parametrize("source", ["xml", "url"])
+def test_control_characters_in_an_endpoint_url_are_refused_and_nothing_stored(
+    workspaces: Workspaces, database: Database, idp: FakeIdP, noise: str, source: str
+) -> None:
+    """Stored, such metadata made every sign-in a 500 (issue 9)."""
+    xml = entity_descriptor(services=sso_services(post=OKTA_SSO_POST + noise, redirect=None))
+
+    with pytest.raises(MetadataError, match="printable ASCII"):
+        if source == "xml":
+            workspaces.set_idp("acme", metadata_xml=xml)
+        else:
+            idp.xml = xml
+            workspaces.set_idp("acme", metadata_url=URL)
+
+    assert workspaces.idp("acme") is None
+    assert events(database, "idp_configured") == []
 
 
 def test_bad_input_changes_nothing(workspaces: Workspaces, database: Database,

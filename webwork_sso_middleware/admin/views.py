@@ -26,7 +26,8 @@ from werkzeug.wrappers import Request, Response
 
 from ..bodies import read_form
 from ..errors import (
-    ConfigurationError, DomainError, DomainNotVerified, MetadataError, NotFound, PlanError,
+    ConfigurationError, DomainError, DomainNotVerified, MetadataError, MetadataUnavailable,
+    NotFound, PlanError,
 )
 from ..domains import TxtResolver
 from ..names import key as name_key
@@ -342,6 +343,8 @@ class SettingsPage:
         try:
             idp = self.workspaces.set_idp(slug, metadata_url=url or None,
                                           metadata_xml=xml or None, actor=actor)
+        except MetadataUnavailable as error:
+            return refused(_sentence(error.reason))  # the same words whatever went wrong
         except MetadataError as error:
             source = "from that URL" if url else "in that XML"
             return refused(f"The IdP metadata {source} cannot be used: {_sentence(error.reason)}")

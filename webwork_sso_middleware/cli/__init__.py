@@ -155,7 +155,7 @@ def _add_workspace_commands(commands: Any) -> None:
     source.add_argument(
         "--metadata-url", metavar="URL",
         help="the IdP's metadata URL (Okta: Metadata URL), fetched now and refreshed;"
-        " https, or http on localhost only",
+        " https at a public address (see --metadata-allowed-host), or http on localhost only",
     )  # fmt: skip
     source.add_argument(
         "--metadata-file", metavar="PATH", help="a file of IdP metadata XML ('-': standard input)"
@@ -164,6 +164,11 @@ def _add_workspace_commands(commands: Any) -> None:
         "--idp-initiated", choices=("on", "off"),
         help="accept sign-ins started at the IdP (Okta tiles; on by default), or only those"
         " started on this site; alone, changes only this",
+    )  # fmt: skip
+    set_idp.add_argument(
+        "--metadata-allowed-host", metavar="HOST", action="append",
+        help="fetch from HOST even at an internal address (repeatable; added to"
+        " WEBWORK_SSO_METADATA_ALLOWED_HOSTS, comma-separated, which the site uses too)",
     )  # fmt: skip
 
 

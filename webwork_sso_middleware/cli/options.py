@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from ..config import metadata_allowed_hosts, metadata_fetch_timeout
+from ..errors import ConfigurationError
+from ..saml.metadata import DEFAULT_TIMEOUT, MetadataFetcher
 from ..store import Database
 from ..domains import TxtResolver
 from ..store.workspaces import Workspaces
@@ -22,6 +25,8 @@ ENV_DATABASE_URL = "WEBWORK_SSO_DATABASE_URL"
 ENV_BASE_URL = "WEBWORK_SSO_BASE_URL"
 ENV_AUTO_MIGRATE = "WEBWORK_SSO_AUTO_MIGRATE"
 ENV_DNS_NAMESERVERS = "WEBWORK_SSO_DNS_NAMESERVERS"
+ENV_METADATA_ALLOWED_HOSTS = "WEBWORK_SSO_METADATA_ALLOWED_HOSTS"
+ENV_METADATA_FETCH_TIMEOUT = "WEBWORK_SSO_METADATA_FETCH_TIMEOUT"
 DEFAULT_DATABASE_URL = "sqlite:///webwork_sso.db"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
@@ -45,6 +50,9 @@ class GlobalOptions:
     base_url: str
     # serve builds its base URL from --host/--port unless one was chosen explicitly.
     base_url_chosen: bool
+    # Hosts whose IdP metadata may be fetched at internal addresses (the site's setting).
+    metadata_allowed_hosts: tuple[str, ...] = ()
+    metadata_fetch_timeout: float = DEFAULT_TIMEOUT
 
     @property
     def database_label(self) -> str:
@@ -78,7 +86,8 @@ class GlobalOptions:
         # Like the middleware, bring the schema up to date unless told not to.
         database = self.open_database(auto_migrate=_env_flag(ENV_AUTO_MIGRATE, default=True))
         try:
-            yield Workspaces(database, resolver=TxtResolver(_nameservers()))
+            yield Workspaces(database, resolver=TxtResolver(_nameservers()), fetch=MetadataFetcher(
+                allowed_hosts=self.metadata_allowed_hosts, timeout=self.metadata_fetch_timeout))
         finally:
             database.dispose()
 
@@ -109,7 +118,17 @@ def resolve_global_options(args: argparse.Namespace) -> GlobalOptions:
             f"base URL {base_url!r} must be an http(s) origin such as https://tracker.example.com",
             EXIT_USAGE,
         )
-    return GlobalOptions(database_url, base_url, base_url_chosen=bool(chosen_base_url))
+    try:
+        # The same setting as the middleware's, so set-idp fetches what the site would.
+        allowed_hosts = metadata_allowed_hosts(
+            [*os.environ.get(ENV_METADATA_ALLOWED_HOSTS, "").split(","),
+             *(getattr(args, "metadata_allowed_host", None) or ())])
+        raw_timeout = os.environ.get(ENV_METADATA_FETCH_TIMEOUT, "").strip()
+        timeout = metadata_fetch_timeout(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT
+    except ConfigurationError as error:
+        raise CommandError(str(error), EXIT_USAGE) from None
+    return GlobalOptions(database_url, base_url, base_url_chosen=bool(chosen_base_url),
+                         metadata_allowed_hosts=allowed_hosts, metadata_fetch_timeout=timeout)
 
 
 def _nameservers() -> tuple[str, ...]:

@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, TextIO
 
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -127,7 +128,9 @@ def run_dev_idp(
         print(f"  Not reachable yet:  {url} (fetched again when that SP first signs in)", file=out)
     print(
         "\nPoint a workspace at it:\n"
-        f"  webwork-sso workspace set-idp SLUG --metadata-url {idp.metadata_url}\n"
+        f"  webwork-sso workspace set-idp SLUG --metadata-url {idp.metadata_url}"
+        f" --metadata-allowed-host {urlsplit(idp.metadata_url).hostname}\n"
+        "  (and set WEBWORK_SSO_METADATA_ALLOWED_HOSTS for the site's refresh)\n"
         "\nPress Ctrl+C to stop.",
         file=out,
         flush=True,

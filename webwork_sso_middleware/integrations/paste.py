@@ -15,7 +15,7 @@
 
 INI values are strings; each is converted to the option's type here, and an unknown option or a
 value that does not convert raises ``ConfigurationError`` naming it, when the pipeline loads.
-``secret_key`` and ``protect`` take several values separated by whitespace or commas
+``secret_key``, ``protect`` and ``metadata_allowed_hosts`` take several values separated by whitespace or commas
 (``protect`` also takes ``true``/``false``). An empty value counts as unset, so the
 ``WEBWORK_SSO_<OPTION>`` environment variable applies, as for any option not given.
 """
@@ -35,7 +35,7 @@ from .options import check_known
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-LIST_OPTIONS = ("secret_key", "protect")
+LIST_OPTIONS = ("secret_key", "protect", "metadata_allowed_hosts")
 TRUE = ("true", "yes", "on", "1")
 FALSE = ("false", "no", "off", "0")
 SEPARATORS = re.compile(r"[\s,]+")

@@ -46,6 +46,7 @@ from .login_state import (
     is_cross_site, new_relay_state,
 )
 from .logout import LogoutPage
+from .metadata import MetadataFetcher
 from .pages import SIGN_IN_FORM_ACTION, error_page, page, signed_in_as_other_page
 from .redirects import safe_next
 from .sp import IdPSettings, ServiceProvider, ServiceProviders
@@ -83,7 +84,9 @@ class SamlApplication:
         self.clock_skew = dt.timedelta(seconds=settings.clock_skew_seconds)
         self.providers = ServiceProviders(clock_skew=self.clock_skew)
         self.logout = LogoutPage(sessions, secret_keys=list(settings.secret_key))
-        self.settings_page_app = SettingsPage(database, settings=settings, sessions=sessions)
+        self.fetch_metadata = MetadataFetcher.from_settings(settings)
+        self.settings_page_app = SettingsPage(database, settings=settings, sessions=sessions,
+                                              fetch=self.fetch_metadata)
         self._metadata_checked: dict[str, float] = {}  # slug -> monotonic time of the last check
         self.login_requests = LoginRequests(secret_keys=settings.secret_key)
         self.pending_sign_ins = PendingSignIns(secret_keys=settings.secret_key)
@@ -164,7 +167,7 @@ class SamlApplication:
         workspace_id = self.database.run(
             lambda s: (w.id if (w := find_by_slug(s, slug)) else None), write=False)
         if workspace_id is not None:
-            refresh_if_due(self.database, workspace_id)
+            refresh_if_due(self.database, workspace_id, fetch=self.fetch_metadata)
         if len(self._metadata_checked) > 10_000:
             self._metadata_checked.clear()
         self._metadata_checked[slug] = now

@@ -24,19 +24,23 @@ from ..errors import MetadataError
 from .metadata_fetch import (  # re-exported: metadata.fetch is what the store calls
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,
+    MD_NS,
+    MetadataFetcher,
+    QuotingMetadataError,
     check_url,
     decode_document,
     fetch,
     is_loopback,
+    is_public_address,
+    metadata_root,
 )
 
 __all__ = [
     "BINDING_POST", "BINDING_REDIRECT", "DEFAULT_MAX_BYTES", "DEFAULT_TIMEOUT", "Certificate",
-    "IdPMetadata", "check_url", "decode_document", "fetch", "is_loopback", "load_pysaml2",
-    "next_refresh", "parse",
+    "IdPMetadata", "MetadataFetcher", "check_url", "decode_document", "fetch", "is_loopback",
+    "is_public_address", "load_pysaml2", "next_refresh", "parse",
 ]  # fmt: skip
 
-MD_NS = "urn:oasis:names:tc:SAML:2.0:metadata"
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 SAML2_PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
 BINDING_REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
@@ -51,7 +55,8 @@ MIN_REFRESH = dt.timedelta(minutes=5)
 MAX_ENTITY_ID = 1024  # the identity_providers.entity_id column
 
 _UTC = dt.timezone.utc
-_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+_PLAIN_URL = re.compile(r"[\x21-\x7e]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _DURATION = re.compile(
     r"^(-)?P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?"
     r"(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
@@ -103,32 +108,23 @@ class IdPMetadata:
 # -- parsing ---------------------------------------------------------------------------------
 
 
-def parse(xml: str, *, check_loadable: bool = True) -> IdPMetadata:
+def parse(xml: str, *, check_loadable: bool = True, echo: bool = True) -> IdPMetadata:
     """Check ``xml`` is SAML 2.0 metadata of exactly one IdP and extract what the SP needs.
 
     With ``check_loadable`` the result is also loaded by pysaml2, as the SP will load it, so
-    nothing is stored that sign-in would later choke on.
+    nothing is stored that sign-in would later choke on. With ``echo=False`` (a document the
+    site fetched from a URL an owner gave) no error quotes anything from the document.
     """
-    if len(xml) > DEFAULT_MAX_BYTES:
-        raise MetadataError(f"the metadata is longer than {DEFAULT_MAX_BYTES} characters")
-    # The text is already decoded: drop a declaration whose encoding lxml would refuse for str.
-    text = _XML_DECLARATION.sub("", xml.lstrip("\ufeff"), count=1)
-    if not text.strip():
-        raise MetadataError("the metadata is empty")
-    # No DTD at all: metadata never needs one, and DTDs carry XXE and entity-expansion attacks.
-    if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        raise MetadataError("the metadata contains a DOCTYPE or entity declaration (refused)")
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-        remove_comments=True, remove_pis=True, huge_tree=False, collect_ids=False,
-    )  # fmt: skip
     try:
-        root = etree.fromstring(text, parser)
-    except (etree.XMLSyntaxError, ValueError) as error:
-        raise MetadataError(f"the metadata is not well-formed XML ({error})") from None
-    if root.getroottree().docinfo.doctype:  # belt and braces to the text check above
-        raise MetadataError("the metadata contains a DOCTYPE, which is refused")
+        return _parse(xml, check_loadable=check_loadable)
+    except QuotingMetadataError as error:
+        if echo:
+            raise
+        raise MetadataError(error.unquoted) from None
 
+
+def _parse(xml: str, *, check_loadable: bool) -> IdPMetadata:
+    root = metadata_root(xml)
     entity = _the_idp_entity(root)
     roles = _idp_roles(entity)
     entity_id = (entity.get("entityID") or "").strip()
@@ -136,6 +132,9 @@ def parse(xml: str, *, check_loadable: bool = True) -> IdPMetadata:
         raise MetadataError("the EntityDescriptor has no entityID")
     if len(entity_id) > MAX_ENTITY_ID:
         raise MetadataError(f"the entityID is longer than {MAX_ENTITY_ID} characters")
+    if _CONTROL.search(entity_id):
+        raise MetadataError("the entityID contains a control character")
+    _check_endpoint_urls(entity)
     # validUntil and cacheDuration may sit on any element from the root down to the role.
     path = [*reversed(list(entity.iterancestors())), entity, *roles]
     until = [_datetime(e.get("validUntil", "")) for e in path if e.get("validUntil")]
@@ -154,25 +153,21 @@ def parse(xml: str, *, check_loadable: bool = True) -> IdPMetadata:
 
 
 def _the_idp_entity(root: Any) -> Any:
+    # metadata_root() made sure the root is one of these two.
     if root.tag == f"{{{MD_NS}}}EntityDescriptor":
         entities = [root]
-    elif root.tag == f"{{{MD_NS}}}EntitiesDescriptor":
-        entities = list(root.iterfind(f".//{{{MD_NS}}}EntityDescriptor"))
     else:
-        name = etree.QName(root)
-        raise MetadataError(
-            f"the document is a <{name.localname}> element"
-            f"{f' in namespace {name.namespace}' if name.namespace else ''}, not SAML 2.0"
-            " metadata (an EntityDescriptor or EntitiesDescriptor)"
-        )
+        entities = list(root.iterfind(f".//{{{MD_NS}}}EntityDescriptor"))
     idps = [entity for entity in entities if _idp_roles(entity)]
     if not idps:
         raise MetadataError(
             "the metadata describes no identity provider (no IDPSSODescriptor for SAML 2.0)"
         )
     if len(idps) > 1:
-        raise MetadataError(
-            f"the metadata describes {len(idps)} identity providers; give the metadata of one"
+        raise QuotingMetadataError(
+            f"the metadata describes {len(idps)} identity providers; give the metadata of one",
+            unquoted="the metadata describes more than one identity provider; give the metadata"
+            " of one",
         )
     return idps[0]
 
@@ -183,6 +178,24 @@ def _idp_roles(entity: Any) -> list[Any]:
         for role in entity.iterfind(f"{{{MD_NS}}}IDPSSODescriptor")
         if SAML2_PROTOCOL in (role.get("protocolSupportEnumeration") or "").split()
     ]
+
+
+def _check_endpoint_urls(entity: Any) -> None:
+    """Every endpoint URL of the entity is printable ASCII.
+
+    They end up in a Location header or a form's action: a newline (``&#10;``), a tab, a DEL,
+    a C1 control or a letter outside Latin-1 there made every sign-in a 500. URLs are ASCII
+    (RFC 3986): anything else must be percent-encoded, and IdPs publish them that way.
+    """
+    for element in entity.iter(etree.Element):
+        for attribute in ("Location", "ResponseLocation"):
+            value = element.get(attribute)
+            if value is not None and not _PLAIN_URL.fullmatch(value):
+                name = etree.QName(element).localname
+                problem = ("contains a control character, a space or a non-ASCII character;"
+                           " an endpoint URL must be printable ASCII (percent-encode the rest)")
+                raise QuotingMetadataError(f"the {name} {attribute} {value!r} {problem}",
+                                           unquoted=f"an endpoint's {attribute} {problem}")
 
 
 def _sso_urls(roles: list[Any]) -> dict[str, str]:
@@ -197,15 +210,15 @@ def _sso_urls(roles: list[Any]) -> dict[str, str]:
                 continue  # the first endpoint of a binding is the one to use
             parts = urlsplit(location)
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise MetadataError(
-                    f"the SingleSignOnService Location {location!r} is not an http(s) URL"
+                raise QuotingMetadataError(
+                    f"the SingleSignOnService Location {location!r} is not an http(s) URL",
+                    unquoted="a SingleSignOnService Location is not an http(s) URL",
                 )
             urls[binding] = location
     if not urls:
         found = f" (it offers: {', '.join(offered)})" if offered else ""
-        raise MetadataError(
-            f"the IdP has no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding{found}"
-        )
+        missing = "the IdP has no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding"
+        raise QuotingMetadataError(missing + found, unquoted=missing)
     return urls
 
 
@@ -233,7 +246,9 @@ def _certificate(text: str) -> Certificate:
         loaded = x509.load_der_x509_certificate(der)
         subject = loaded.subject.rfc4514_string()
     except (binascii.Error, ValueError) as error:
-        raise MetadataError(f"an X509Certificate is not a valid certificate ({error})") from None
+        raise QuotingMetadataError(f"an X509Certificate is not a valid certificate ({error})",
+                                   unquoted="an X509Certificate is not a valid certificate",
+                                   ) from None
     return Certificate(
         der_base64=base64.b64encode(der).decode("ascii"),
         sha256_fingerprint=loaded.fingerprint(hashes.SHA256()).hex(":").upper(),
@@ -247,7 +262,8 @@ def _datetime(text: str) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text.strip())
     except ValueError:
-        raise MetadataError(f"validUntil {text!r} is not a date and time") from None
+        raise QuotingMetadataError(f"validUntil {text!r} is not a date and time",
+                                   unquoted="a validUntil is not a date and time") from None
     # SAML times without a zone are UTC (SAML core 1.3.3).
     return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
 
@@ -256,7 +272,9 @@ def _duration(text: str) -> dt.timedelta:
     """An xsd:duration such as PT8H or P1D."""
     match = _DURATION.match(text.strip())
     if match is None or match.group(1):
-        raise MetadataError(f"cacheDuration {text!r} is not a positive duration such as PT8H")
+        raise QuotingMetadataError(
+            f"cacheDuration {text!r} is not a positive duration such as PT8H",
+            unquoted="a cacheDuration is not a positive duration such as PT8H")
     seconds = sum(
         float(value) * unit
         for value, unit in zip(match.groups()[1:], _DURATION_SECONDS, strict=True)
@@ -288,7 +306,8 @@ def _check_pysaml2_loads(metadata: IdPMetadata) -> None:
     except MetadataError:
         raise
     except Exception as error:  # pysaml2 raises many kinds; any of them means "unusable"
-        raise MetadataError(f"pysaml2 cannot load the metadata ({error})") from None
+        raise QuotingMetadataError(f"pysaml2 cannot load the metadata ({error})",
+                                   unquoted="pysaml2 cannot load the metadata") from None
     if not services or not set(services) & set(metadata.sso_urls):
         raise MetadataError("pysaml2 finds no usable IdP single sign-on service in the metadata")
     found = {"".join(certificate.split()) for _, certificate in certificates}

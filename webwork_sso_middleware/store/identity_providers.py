@@ -315,12 +315,11 @@ def refresh_if_due(database: Database, workspace_id: int, *, now: dt.datetime | 
     if claim is None:
         return  # another worker is on it, or was just before us
     try:
-        parsed = metadata.parse(fetch(claim.metadata_url))  # no transaction open meanwhile
+        # No transaction open meanwhile; nothing of what was fetched is quoted in the reason.
+        parsed = metadata.parse(fetch(claim.metadata_url), echo=False)
         if parsed.expired(now):
-            assert parsed.valid_until is not None
             raise MetadataError(
-                f"the IdP serves metadata that expired at {_iso(parsed.valid_until)}"
-            )
+                "the IdP serves metadata that has expired (its validUntil has passed)")
     except MetadataError as error:
         reason = error.reason
     except Exception as error:  # a bug or an odd failure must not break sign-in either
@@ -329,8 +328,8 @@ def refresh_if_due(database: Database, workspace_id: int, *, now: dt.datetime | 
     else:
         database.run(lambda session: store_refreshed(session, claim, parsed, now))
         return
-    log.warning("IdP metadata refresh of workspace %s from %s failed: %s",
-                workspace_id, claim.metadata_url, reason)
+    log.warning("IdP metadata refresh of workspace %s from %r failed: %r",
+                workspace_id, claim.metadata_url, reason)  # %r: no line breaks in the log
     database.run(lambda session: record_refresh_failure(session, claim, reason, now))
 
 

@@ -328,12 +328,18 @@ class Workspaces:
                     f"the URL is longer than {identity_providers.MAX_METADATA_URL} characters"
                 )
             metadata.check_url(metadata_url)  # the rule holds whatever fetch does
-            metadata_xml = self.fetch(metadata_url)  # outside any transaction
+            # Outside any transaction. The site's fetcher refuses internal addresses unless the
+            # operator allowed the host (MetadataFetcher, settings.metadata_allowed_hosts).
+            metadata_xml = self.fetch(metadata_url)
             fetched_at = utcnow()
         assert metadata_xml is not None
-        parsed = metadata.parse(metadata_xml)
+        # What the site fetched is never quoted back: the URL may point anywhere.
+        parsed = metadata.parse(metadata_xml, echo=metadata_url is None)
         if parsed.expired(fetched_at):
             assert parsed.valid_until is not None
+            if metadata_url is not None:
+                raise MetadataError("the metadata at that URL has expired (its validUntil is in"
+                                    " the past); the IdP must publish a current copy")
             raise MetadataError(
                 f"the metadata expired at {parsed.valid_until:%Y-%m-%d %H:%M} UTC (validUntil);"
                 " get a current copy from the IdP"
