@@ -53,8 +53,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         assert member is not None  # protect= guarantees it
         # Rows a person owns would be keyed by "identity" (or by workspace and id): an email or
         # userName is whatever the member's IdP or SCIM says, another workspace's CEO's included.
-        return {"identity": current_identity(), "id": member.id, "workspace": member.workspace, "user_name": member.user_name,
-                "email": member.email, "given_name": member.given_name,
-                "family_name": member.family_name, "groups": member.groups}
+        return {"identity": current_identity(), "id": member.id, "workspace": member.workspace,
+                "user_name": member.user_name, "email": member.email,
+                "given_name": member.given_name, "family_name": member.family_name,
+                "groups": member.groups}
 
     return app
