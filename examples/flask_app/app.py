@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask, render_template_string
 
-from webwork_sso_middleware.integrations.flask import WebworkSSO, current_member
+from webwork_sso_middleware.integrations.flask import WebworkSSO, current_identity, current_member
 
 PAGE = """<!doctype html>
 <title>Flask behind SSO</title>
@@ -20,6 +20,7 @@ PAGE = """<!doctype html>
 {% if member %}
   <p>Signed in as {{ member.display_name or member.user_name }} ({{ member.email }})
      in workspace {{ member.workspace }}.</p>
+  <p>This app knows you as <code>{{ identity }}</code>.</p>
   <p>Groups: {{ member.groups | join(", ") or "none" }}.</p>
   <p><a href="/account">Account</a> · <a href="/saml/logout">Sign out</a></p>
 {% else %}
@@ -44,14 +45,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     @app.get("/")
     def index() -> str:
-        return render_template_string(PAGE, member=current_member())
+        return render_template_string(PAGE, member=current_member(), identity=current_identity())
 
     @app.get("/account")
     def account() -> dict[str, Any]:
         member = current_member()
         assert member is not None  # protect= guarantees it
-        return {"id": member.id, "workspace": member.workspace, "user_name": member.user_name,
-                "email": member.email, "given_name": member.given_name,
-                "family_name": member.family_name, "groups": member.groups}
+        # Rows a person owns would be keyed by "identity" (or by workspace and id): an email or
+        # userName is whatever the member's IdP or SCIM says, another workspace's CEO's included.
+        return {"identity": current_identity(), "id": member.id, "workspace": member.workspace,
+                "user_name": member.user_name, "email": member.email,
+                "given_name": member.given_name, "family_name": member.family_name,
+                "groups": member.groups}
 
     return app

@@ -1,10 +1,8 @@
-"""The Django adapter with real Django: a project configured in this process, wrapped by
-``sso_wsgi_application``, served over HTTP and signed into through the real test IdP.
+"""The Django adapter with real Django: the project of tests/integrations/django_project.py,
+wrapped by ``sso_wsgi_application``, served over HTTP and signed into through the real test IdP.
 
-Django's settings can be configured once per process, so this module is the only one that
-configures Django in the test process (the django_site example's smoke test runs in a
-subprocess). Per-test values (the store's URL, the server's port) go in through
-``override_settings``.
+The cross-tenant cases (another workspace's IdP asserting a local superuser's address) are in
+tests/security/test_identity_matrix.py, which drives every adapter.
 """
 
 from __future__ import annotations
@@ -13,15 +11,10 @@ import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import django
 import pytest
 import requests
 import webtest
-from django.conf import settings
-from django.core.management import call_command
-from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory, override_settings
-from django.urls import path
 
 from webwork_sso_middleware import Member
 from webwork_sso_middleware.errors import ConfigurationError
@@ -29,57 +22,24 @@ from webwork_sso_middleware.integrations import django as django_integration
 from webwork_sso_middleware.integrations.django import sso_wsgi_application
 
 from ..saml.idp import TestIdP
+from . import django_project
 from .conftest import FrameworkSite
+from .django_project import MIDDLEWARE, django_user, signed_in_sessions
 
-BACKEND = "webwork_sso_middleware.integrations.django.WebworkSSOBackend"
-MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.auth.middleware.RemoteUserMiddleware",
-]
 ALICE = "alice.smith@acme.test"
 
 
-def whoami(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    return HttpResponse(user.get_username() if user.is_authenticated else "anonymous",
-                        content_type="text/plain")
-
-
-urlpatterns = [path("whoami", whoami)]  # this module is the project's ROOT_URLCONF
-
-
 @pytest.fixture(scope="module", autouse=True)
-def django_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    if settings.configured:
-        pytest.fail("Django was configured elsewhere in this process; run Django tests in a "
-                    "subprocess (see tests/examples/test_django_site.py)")
-    settings.configure(
-        SECRET_KEY="django-test-key",
-        ALLOWED_HOSTS=["127.0.0.1", "testserver"],
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3",
-                               "NAME": str(tmp_path_factory.mktemp("django") / "django.db")}},
-        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes",
-                        "django.contrib.sessions"],
-        MIDDLEWARE=MIDDLEWARE,
-        AUTHENTICATION_BACKENDS=[BACKEND],
-        ROOT_URLCONF=__name__,
-        USE_TZ=True,
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-    )
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
+def django_project_ready(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    django_project.configure(tmp_path_factory.mktemp("django"))
     yield
     from django.db import connections
     connections.close_all()
 
 
 @pytest.fixture(autouse=True)
-def empty_django_tables(django_project: None) -> None:
-    from django.contrib.auth.models import User
-    from django.contrib.sessions.models import Session
-    Session.objects.all().delete()
-    User.objects.all().delete()
+def empty_django_tables(django_project_ready: None) -> None:
+    django_project.empty_tables()
 
 
 @pytest.fixture
@@ -90,14 +50,7 @@ def make_site(serve: Callable[[Any], Any],
     sites: list[FrameworkSite] = []
 
     def make(**options: Any) -> FrameworkSite:
-        def build(base_url: str) -> tuple[Any, Any]:
-            sso = {"database_url": database_url, "secret_key": "s3cret-padded-to-thirty-two-bytes-at-least", "base_url": base_url,
-                   "session_recheck_seconds": 0, **options}
-            with override_settings(WEBWORK_SSO=sso):
-                application = sso_wsgi_application()
-            return application, application
-
-        site = FrameworkSite(serve, build)
+        site = FrameworkSite(serve, django_project.builder(database_url, **options))
         sites.append(site)
         return site
 
@@ -110,18 +63,6 @@ def page(browser: requests.Session, site: FrameworkSite) -> str:
     response = browser.get(f"{site.url}/whoami", timeout=10)
     assert response.status_code == 200, response.text
     return response.text
-
-
-def django_user(username: str) -> Any:
-    from django.contrib.auth.models import User
-    return User.objects.get(username=username)
-
-
-def signed_in_sessions() -> list[str]:
-    """The user ids that Django sessions in the database still carry."""
-    from django.contrib.sessions.models import Session
-    return [s.get_decoded()["_auth_user_id"] for s in Session.objects.all()
-            if "_auth_user_id" in s.get_decoded()]
 
 
 # -- over HTTP, through the real IdP --------------------------------------------------------------
@@ -140,6 +81,7 @@ def test_sign_in_creates_the_django_user_and_deactivation_logs_it_out(
     user = django_user(ALICE)
     assert (user.email, user.first_name, user.last_name) == (ALICE, "Alice", "Smith")
     assert user.is_active and not user.has_usable_password()
+    assert not user.is_staff and not user.is_superuser  # nothing about a member grants those
     assert signed_in_sessions() == [str(user.pk)]  # RemoteUserMiddleware logged them in
 
     site.set_active(token, site.members()[0].id, False)
@@ -204,17 +146,29 @@ def test_persistent_remote_user_middleware_would_keep_a_deactivated_member(
 
 
 def member(**changes: Any) -> Member:
+    """Alice, a member of acme, which verified acme.test: her identity is her email."""
     values: dict[str, Any] = dict(
         id="m1", workspace="acme", user_name=ALICE, email=ALICE, given_name="Alice",
-        family_name="Smith", display_name="Alice Smith", active=True, groups=[])
+        family_name="Smith", display_name="Alice Smith", active=True, groups=[], identity=ALICE)
     values.update(changes)
     return Member(**values)
+
+
+def authenticate(identity: str, backend: Any = None, **changes: Any) -> Any:
+    """What the backend makes of a request the middleware let through for ``member(...)``."""
+    request = RequestFactory().get("/", REMOTE_USER=identity,
+                                   **{"webwork_sso.member": member(identity=identity, **changes)})
+    backend = backend or django_integration.WebworkSSOBackend()
+    return backend.authenticate(request, remote_user=identity)
 
 
 @pytest.mark.parametrize("meta", [
     {"REMOTE_USER": ALICE},  # an upstream's REMOTE_USER without the member beside it
     {"REMOTE_USER": ALICE, "webwork_sso.member": member(active=False)},
-    {"REMOTE_USER": ALICE, "webwork_sso.member": member(user_name="bob@acme.test")},
+    {"REMOTE_USER": ALICE, "webwork_sso.member": member(identity="bob@acme.test")},
+    # A member whose userName is Alice's address, but whose workspace did not verify acme.test:
+    # her identity is scoped, so a REMOTE_USER equal to the userName is not hers.
+    {"REMOTE_USER": ALICE, "webwork_sso.member": member(workspace="evil", identity="evil:m1")},
     {"REMOTE_USER": ALICE, "webwork_sso.member": "alice"},
 ])
 def test_the_backend_refuses_remote_user_without_its_active_member(meta: dict[str, Any]) -> None:
@@ -228,12 +182,67 @@ def test_the_backend_refuses_remote_user_without_its_active_member(meta: dict[st
     assert not User.objects.exists()
 
 
-def test_the_backend_refuses_a_user_name_too_long_for_the_username_column() -> None:
+def test_the_backend_refuses_an_identity_too_long_for_the_username_column() -> None:
     long_name = "x" * 200 + "@acme.test"
-    request = RequestFactory().get("/", REMOTE_USER=long_name,
-                                   **{"webwork_sso.member": member(user_name=long_name)})
+    assert authenticate(long_name, user_name=long_name) is None
+    from django.contrib.auth.models import User
+    assert not User.objects.exists()
+
+
+def test_the_backend_keys_users_by_identity_and_marks_them_as_its_own() -> None:
+    scoped = authenticate("acme:m1", user_name="alice@contractor.test",
+                          email="alice@contractor.test")
+
+    assert scoped.username == "acme:m1"  # the identity, not the userName or the email
+    assert scoped.email == "alice@contractor.test"
+    assert scoped.password.startswith("!webwork-sso!") and not scoped.has_usable_password()
+    assert not scoped.is_staff and not scoped.is_superuser
+    assert authenticate("acme:m1").pk == scoped.pk  # and found again by it
+
+
+def test_a_host_user_with_the_same_username_is_never_signed_in_nor_touched() -> None:
+    from django.contrib.auth.models import User
+    User.objects.create_superuser(ALICE, "alice@home.example", "pw-of-the-operator")
+    before = User.objects.values().get(username=ALICE)
+
+    assert authenticate(ALICE) is None
+    lazy = type("NoCreate", (django_integration.WebworkSSOBackend,),
+                {"create_unknown_user": False})()
+    assert authenticate(ALICE, backend=lazy) is None
+
+    assert User.objects.values().get(username=ALICE) == before  # names, email, password kept
+    assert User.objects.count() == 1
+
+
+def test_link_user_lets_sso_sign_in_as_a_host_user_on_purpose_and_set_password_undoes_it(
+        ) -> None:
+    from django.contrib.auth.models import User
+    operator = User.objects.create_superuser(ALICE, "alice@home.example", "pw-of-the-operator")
+
+    django_integration.link_user(operator)
+
+    user = authenticate(ALICE)
+    assert user is not None and user.pk == operator.pk
+    assert user.is_superuser and user.is_staff  # linking keeps the host's own flags
+    assert user.email == ALICE and not user.check_password("pw-of-the-operator")  # SSO only now
     backend = django_integration.WebworkSSOBackend()
-    assert backend.authenticate(request, remote_user=long_name) is None
+    assert backend.get_user(user.pk) is not None  # its Django session holds
+
+    user.set_password("a-password-again")  # unlinked: the session this backend began ends
+    user.save()
+    assert backend.get_user(user.pk) is None
+    assert authenticate(ALICE) is None
+
+
+def test_create_unknown_user_false_admits_only_existing_sso_users() -> None:
+    lazy = type("NoCreate", (django_integration.WebworkSSOBackend,),
+                {"create_unknown_user": False})()
+    from django.contrib.auth.models import User
+
+    assert authenticate(ALICE, backend=lazy) is None
+    assert not User.objects.exists()
+    assert authenticate(ALICE) is not None  # the default backend creates the user ...
+    assert authenticate(ALICE, backend=lazy).username == ALICE  # ... which then gets in
 
 
 def test_a_remote_user_set_by_a_client_or_upstream_never_reaches_django(

@@ -13,7 +13,11 @@ import webtest
 
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.errors import ConfigurationError
-from webwork_sso_middleware.integrations.flask import WebworkSSO, current_member
+from webwork_sso_middleware.integrations.flask import (
+    WebworkSSO,
+    current_identity,
+    current_member,
+)
 
 from ..saml.idp import TestIdP
 from .conftest import FrameworkSite
@@ -28,9 +32,10 @@ def make_app() -> flask.Flask:
     def me() -> Any:
         member = current_member()
         if member is None:
-            return {"member": None}
+            return {"member": None, "identity": current_identity()}
         return {"member": {"user_name": member.user_name, "workspace": member.workspace,
-                           "given_name": member.given_name, "groups": member.groups}}
+                           "given_name": member.given_name, "groups": member.groups},
+                "identity": current_identity()}
 
     return app
 
@@ -47,6 +52,38 @@ def me(browser: requests.Session, site: FrameworkSite) -> Any:
     response = browser.get(f"{site.url}/me", timeout=10)
     assert response.status_code == 200, response.text
     return response.json()["member"]
+
+
+def identity(browser: requests.Session, site: FrameworkSite) -> Any:
+    response = browser.get(f"{site.url}/me", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["identity"]
+
+
+def test_current_identity_is_workspace_scoped_outside_a_verified_domain(
+        serve: Callable[[Any], Any], database_url: str, idp: TestIdP,
+        sites: list[FrameworkSite]) -> None:
+    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
+        app = make_app()
+        WebworkSSO(app, database_url=database_url, base_url=base_url,
+                   secret_key="s3cret-padded-to-thirty-two-bytes-at-least")
+        return app, app.extensions["webwork_sso"]
+
+    site = FrameworkSite(serve, build)
+    sites.append(site)
+    token = site.add_workspace("acme", idp)
+    created = requests.post(f"{site.url}/scim/v2/Users", timeout=10,
+                            headers={"Authorization": f"Bearer {token}"},
+                            json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                  "userName": "kim@contractor.test", "active": True})
+    assert created.status_code == 201, created.text
+    browser = requests.Session()
+    assert identity(browser, site) is None
+
+    site.sign_in(browser, idp, "acme", "kim@contractor.test")
+
+    assert identity(browser, site) == f"acme:{created.json()['id']}"
+    assert me(browser, site)["user_name"] == "kim@contractor.test"  # shown, but not the key
 
 
 def test_init_app_reads_app_config_and_current_member_sees_the_signed_in_member(
@@ -72,6 +109,7 @@ def test_init_app_reads_app_config_and_current_member_sees_the_signed_in_member(
 
     assert me(browser, site) == {"user_name": ALICE, "workspace": "acme", "given_name": "Alice",
                                  "groups": []}
+    assert identity(browser, site) == ALICE  # acme verified acme.test: the email is the key
     site.set_active(token, site.members()[0].id, False)
     assert me(browser, site) is None
 
@@ -110,7 +148,7 @@ def test_keyword_overrides_win_over_app_config_and_none_falls_back_to_the_enviro
         assert middleware.settings.protect == ("/private",)
         client = webtest.TestApp(app)
         assert client.get("/private/x", status=401).status_int == 401
-        assert client.get("/me").json == {"member": None}
+        assert client.get("/me").json == {"member": None, "identity": None}
     finally:
         middleware.close()
 
@@ -142,7 +180,8 @@ def test_unknown_options_are_named_as_written() -> None:
 
 
 def test_current_member_is_none_outside_a_request_and_ignores_a_forged_key() -> None:
-    assert current_member() is None
+    assert current_member() is None and current_identity() is None
     app = make_app()
-    with app.test_request_context("/", environ_base={"webwork_sso.member": "alice"}):
-        assert current_member() is None
+    with app.test_request_context("/", environ_base={"webwork_sso.member": "alice",
+                                                     "REMOTE_USER": ALICE}):
+        assert current_member() is None and current_identity() is None

@@ -34,6 +34,25 @@ signed in to Django for as long as the Django session lasts.
 
 ``SSOMiddleware`` is WSGI middleware: serve Django through WSGI (gunicorn, waitress, uWSGI,
 ``runserver``). Under ASGI nothing sets the member, so this backend signs nobody in.
+
+Who is which Django user: the backend keys users by ``REMOTE_USER``, the member's identity.
+That is the member's email only when the member's own workspace verified the email's domain,
+else ``"<workspace>:<member id>"``; no other workspace can produce either, so one customer's IdP
+or SCIM token can never sign in as another customer's user. The backend creates its users with
+an unusable password that marks them as SSO users, and never signs in as a user the host made
+another way: the operator's ``createsuperuser`` account ``ceo@acme.example`` stays out of reach
+of the SSO member ``ceo@acme.example`` until the host links them on purpose, which also ends
+that account's password login::
+
+    from webwork_sso_middleware.integrations.django import link_user
+    link_user(User.objects.get(username="ceo@acme.example"))
+
+Nothing the member, its IdP or its SCIM says makes a Django user staff or superuser; grant
+those in Django. ``user.email`` is copied from the member and is verified only when it equals
+the username: never look users up by it.
+
+Users that earlier versions of the backend made (keyed by userName, with Django's plain
+unusable password) carry no mark and are refused: link those you trust with ``link_user``.
 """
 
 from __future__ import annotations
@@ -51,9 +70,9 @@ from .options import check_known
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-    from .django_auth import WebworkSSOBackend
+    from .django_auth import WebworkSSOBackend, link_user
 
-__all__ = ["WebworkSSOBackend", "sso_wsgi_application"]
+__all__ = ["WebworkSSOBackend", "link_user", "sso_wsgi_application"]
 
 SETTINGS_NAME = "WEBWORK_SSO"
 
@@ -73,9 +92,10 @@ def sso_wsgi_application(django_app: WSGIApplication | None = None) -> SSOMiddle
 def __getattr__(name: str) -> Any:
     # WebworkSSOBackend subclasses RemoteUserBackend, whose module imports Django's models, and
     # those need the app registry ready. wsgi.py imports this module before django.setup(), so
-    # the backend is imported only when asked for (by AUTHENTICATION_BACKENDS, after setup).
-    if name == "WebworkSSOBackend":
-        from .django_auth import WebworkSSOBackend
+    # the backend (and link_user beside it) is imported only when asked for (by
+    # AUTHENTICATION_BACKENDS, or by host code, after setup).
+    if name in ("WebworkSSOBackend", "link_user"):
+        from . import django_auth
 
-        return WebworkSSOBackend
+        return getattr(django_auth, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

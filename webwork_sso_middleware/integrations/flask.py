@@ -1,8 +1,10 @@
-"""Flask: an extension that wraps ``app.wsgi_app``, and ``current_member()`` for views.
+"""Flask: an extension that wraps ``app.wsgi_app``, and ``current_identity()`` and
+``current_member()`` for views.
 
 ::
 
-    from webwork_sso_middleware.integrations.flask import WebworkSSO, current_member
+    from webwork_sso_middleware.integrations.flask import (
+        WebworkSSO, current_identity, current_member)
 
     app = Flask(__name__)
     app.config["WEBWORK_SSO_BASE_URL"] = "https://tracker.example.com"
@@ -10,13 +12,22 @@
 
     @app.get("/")
     def index():
-        member = current_member()          # a Member, or None when nobody is signed in
+        identity = current_identity()      # the key of the signed-in person, or None
+        member = current_member()          # their profile (names, workspace, groups), or None
+
+Key your users (rows, files, anything a person owns) by ``current_identity()``, or by
+``(member.workspace, member.id)``, and never by ``member.email`` or ``member.user_name``. The
+identity is ``REMOTE_USER``: the member's email only when the member's own workspace verified
+the email's domain, else ``"<workspace>:<member id>"``. No other workspace's IdP or SCIM token
+can produce either value; any workspace can give its members any email or userName, another
+customer's CEO's included.
 
 Each ``WEBWORK_SSO_<OPTION>`` key of ``app.config`` becomes the option ``<option>`` (e.g.
 ``WEBWORK_SSO_DATABASE_URL`` -> ``database_url``); keyword arguments to ``WebworkSSO(...)`` win
 over ``app.config``, and an option set in neither falls back to the process environment, as
 ``SSOMiddleware`` always does. Without the extension, ``app.wsgi_app =
-SSOMiddleware(app.wsgi_app, ...)`` works the same way, and so does ``current_member()``.
+SSOMiddleware(app.wsgi_app, ...)`` works the same way, and so do ``current_identity()`` and
+``current_member()``.
 """
 
 from __future__ import annotations
@@ -69,6 +80,13 @@ def options_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
     }
     check_known(options, where="app.config", spell=lambda name: CONFIG_PREFIX + name.upper())
     return options
+
+
+def current_identity() -> str | None:
+    """What to key the signed-in person by (``REMOTE_USER``, ``Member.identity``); ``None``
+    when nobody is signed in, or outside a request."""
+    member = current_member()
+    return member.identity if member is not None else None
 
 
 def current_member() -> Member | None:
