@@ -10,6 +10,9 @@ SCIM token. What they can assert is bounded by the domains their workspace *veri
   A's verified domains. Everything else is refused with its own reason code.
 - A's SCIM cannot create a member, or rename one, into a domain another workspace verified.
 
+The other steps of a member's life (deactivation, reactivation, deletion) and what each ends
+live here too, so SCIM, sign-in and the settings page cannot each decide them differently.
+
 Every name goes through members/names.py first, so look-alike spellings are one member.
 """
 
@@ -24,7 +27,7 @@ from ..errors import InvalidName
 from ..store import audit
 from ..store import domains as domain_store
 from ..store import sign_in as sign_in_store
-from ..store.models import utcnow
+from ..store.models import Group, Member, utcnow
 from .. import names
 
 # The longest address a member can be named by (the userName column).
@@ -131,6 +134,38 @@ def check_provisioned_name(connection: Connection, workspace_id: int, key: str) 
     if verifier is not None and verifier != workspace_id:
         raise NameRefused(f"userName is in {domain}, a domain another workspace has verified; "
                           "only that workspace can provision its addresses")
+
+
+def settle_active_change(member: Member, *, was_active: bool,
+                         now: dt.datetime | None = None) -> str:
+    """Apply what a change of ``active`` (by SCIM) means; return its audit action.
+
+    Deactivation keeps every field and membership and ends every live session of the member
+    (the session generation moves on); reactivation clears the deactivation time and starts no
+    session. Anything else is a plain update.
+    """
+    if was_active and not member.active:
+        member.deactivated_at = now or utcnow()
+        member.session_generation += 1
+        return "deactivated"
+    if member.active and not was_active:
+        member.deactivated_at = None
+        return "reactivated"
+    return "updated"
+
+
+def delete(member: Member, *, now: dt.datetime | None = None) -> list[Group]:
+    """Delete ``member`` as SCIM sees it: gone from SCIM and from its groups, kept in the store
+    deactivated, with every live session ended. Returns the groups it left (their versions
+    are the caller's to bump)."""
+    now = now or utcnow()
+    left = [membership.group for membership in member.memberships]
+    member.memberships = []
+    member.deleted_at = now
+    member.deactivated_at = member.deactivated_at or now
+    member.active = False
+    member.session_generation += 1
+    return left
 
 
 def _changed_profile(member: sign_in_store.LoginMember | None,

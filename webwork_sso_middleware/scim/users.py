@@ -148,14 +148,7 @@ def _update(context: ScimContext, member: Member, doc: dict[str, Any]) -> Reply:
             for key in sorted(set(before) | set(after))
             if before.get(key) != after.get(key)
         }
-        action = "updated"
-        if was_active and not member.active:
-            action = "deactivated"
-            member.deactivated_at = utcnow()
-            member.session_generation += 1  # every live session of the member ends
-        elif member.active and not was_active:
-            action = "reactivated"
-            member.deactivated_at = None
+        action = lifecycle.settle_active_change(member, was_active=was_active)
         _flush(context, member)
         audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
                      action=action, target_type="member", target_id=member.id, changes=changes)
@@ -168,15 +161,10 @@ def delete_user(context: ScimContext, resource_id: str) -> Reply:
     member = member_store.get(context.session, context.workspace_id, resource_id,
                               for_update=True)
     check_if_match(context.request, member.version)
-    now = utcnow()
-    groups = sorted(m.group_id for m in member.memberships)
-    for membership in list(member.memberships):
-        touch(membership.group)
-    member.memberships = []
-    member.deleted_at = now
-    member.deactivated_at = member.deactivated_at or now
-    member.active = False
-    member.session_generation += 1
+    left = lifecycle.delete(member)
+    for group in left:
+        touch(group)  # its members changed: a new version for SCIM
+    groups = sorted(group.id for group in left)
     touch(member)
     context.session.flush()
     audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
