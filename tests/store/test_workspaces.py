@@ -272,3 +272,37 @@ def test_switching_scim_off_ends_no_session(site: Site, idp: TestIdP):
     site.workspaces.disable("acme", scim=True)
     assert remote_user(site, alice) == "alice@acme.test"
     assert [row.ended_at for row in session_rows(site, "acme")] == [None]
+
+
+def test_switching_sso_off_waits_for_a_sign_in_in_flight(database: Database):
+    """A sign-in that read SSO as on holds the workspace row until its session is written:
+    the switch (and the ending of sessions that follows it) waits, so the new session is ended
+    with the others instead of slipping in after them (PostgreSQL's read committed; SQLite
+    serialises writers anyway)."""
+    import threading
+    import time as clock
+
+    from webwork_sso_middleware.store import sign_in as sign_in_store
+
+    workspaces = Workspaces(database)
+    workspaces.create("acme", name="Acme", plan="plus", owner_email="o@acme.test")
+    workspaces.enable("acme", sso=True)
+    holding = threading.Event()
+    switched_at: list[float] = []
+
+    def switch_off() -> None:
+        holding.wait(10)
+        workspaces.disable("acme", sso=True)
+        switched_at.append(clock.monotonic())
+
+    switcher = threading.Thread(target=switch_off)
+    switcher.start()
+    with database.unit(write=True) as unit:
+        target = sign_in_store.sign_in_target(unit.connection, "acme", lock=True)
+        assert target is not None and target.sso_enabled
+        holding.set()
+        clock.sleep(0.5)  # the sign-in's work: the switch must not get past the row meanwhile
+        committed_at = clock.monotonic()
+    switcher.join(30)
+    assert switched_at and switched_at[0] >= committed_at
+    assert not workspaces.get("acme").sso_enabled

@@ -122,8 +122,8 @@ class SamlApplication:
         base = self.settings.base_url or (request.host_url.rstrip("/") + request.script_root)
         return WorkspaceUrls(base, slug)
 
-    def target(self, connection: Connection, slug: str) -> SignInTarget:
-        target = sign_in_store.sign_in_target(connection, slug)
+    def target(self, connection: Connection, slug: str, *, lock: bool = False) -> SignInTarget:
+        target = sign_in_store.sign_in_target(connection, slug, lock=lock)
         if target is None:
             raise _unavailable("unknown_workspace", "there is no such workspace")
         return target
@@ -140,14 +140,15 @@ class SamlApplication:
 
         return self.providers.get(self.urls(request, target.slug), target.idp_version, load)
 
-    def usable_provider(self, request: Request, slug: str,
-                        connection: Connection) -> tuple[SignInTarget, ServiceProvider]:
+    def usable_provider(self, request: Request, slug: str, connection: Connection, *,
+                        lock: bool = False) -> tuple[SignInTarget, ServiceProvider]:
         """The workspace and its SP, when SSO can be used there right now.
 
         Each reason it cannot keeps its own code for the owner; a stranger sees one answer
         for all of them (_unavailable), so a refusal tells nothing of a workspace's plan, its
-        switches, or whether it exists."""
-        target = self.target(connection, slug)
+        switches, or whether it exists. ``lock``: the caller may start a session (see
+        store/sign_in.py)."""
+        target = self.target(connection, slug, lock=lock)
         if target.plan not in SSO_PLANS:
             raise _unavailable("plan", "single sign-on needs the Plus or Premium plan")
         if not target.sso_enabled:
@@ -251,7 +252,7 @@ class SamlApplication:
     def sign_in(self, request: Request, unit: UnitOfWork, slug: str, seen: Any,
                 relay_state: str | None, current: Member | None) -> Response:
         connection = unit.connection
-        target, provider = self.usable_provider(request, slug, connection)
+        target, provider = self.usable_provider(request, slug, connection, lock=True)
         workspace_id = target.workspace_id
         started = self.login_requests.read(request, workspace_id)
         answered = None
@@ -300,7 +301,8 @@ class SamlApplication:
             current = self.current_member(request)
 
             def work(unit: UnitOfWork) -> Response:
-                target, provider = self.usable_provider(request, slug, unit.connection)
+                target, provider = self.usable_provider(request, slug, unit.connection,
+                                                        lock=True)
                 pending = self.pending_sign_ins.read(request, target.workspace_id)
                 if pending is None or not sign_in_store.use_pending_sign_in(
                         unit.connection, workspace_id=target.workspace_id, nonce=pending.nonce,

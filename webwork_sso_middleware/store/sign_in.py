@@ -122,13 +122,19 @@ class SignInTarget:
 
 # Statements built once (on this path, building them costs more than running them), run on the
 # driver's cursor (driver.py: SQLAlchemy's execution layer cost more than the SQL).
-_TARGET_QUERY = DriverStatement(
+_TARGET_SELECT = (
     select(Workspace.id, Workspace.slug, Workspace.plan, Workspace.sso_enabled,
            _IDPS.c.entity_id, _IDPS.c.fetched_at, _IDPS.c.modified_at,
            _IDPS.c.allow_idp_initiated)
     .outerjoin(_IDPS, _IDPS.c.workspace_id == Workspace.id)
     .where(Workspace.slug == bindparam("slug"))
 )
+_TARGET_QUERY = DriverStatement(_TARGET_SELECT)
+# A sign-in that will start a session holds the workspace row (FOR SHARE) until it commits:
+# switching SSO off (which ends every session of the workspace) then waits for it, or it waits
+# for the switch and sees SSO off, so no session can slip in between the two on PostgreSQL.
+# SQLite runs one writer at a time and ignores the clause.
+_LOCKED_TARGET_QUERY = DriverStatement(_TARGET_SELECT.with_for_update(read=True, of=Workspace))
 _M = _MEMBERS.c
 _LOGIN_MEMBER_QUERY = DriverStatement(
     select(_M.id, _M.active, _M.session_generation, _M.given_name, _M.family_name,
@@ -143,8 +149,12 @@ _STAMP_LOGIN = update(_MEMBERS).where(_M.id == bindparam("member_id"))
 _STAMP_LOGIN_ONLY = DriverStatement(_STAMP_LOGIN, keys=("last_login_at",))
 
 
-def sign_in_target(connection: Connection, slug: str) -> SignInTarget | None:
-    row = _TARGET_QUERY.first(connection, {"slug": slug.strip().lower()})
+def sign_in_target(connection: Connection, slug: str, *,
+                   lock: bool = False) -> SignInTarget | None:
+    """The workspace sign-in at ``slug`` would use; ``lock``: hold its row until the caller's
+    transaction ends (a sign-in that may start a session; a write transaction only)."""
+    query = _LOCKED_TARGET_QUERY if lock else _TARGET_QUERY
+    row = query.first(connection, {"slug": slug.strip().lower()})
     if row is None:
         return None
     workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at, allow_unsolicited = row

@@ -198,6 +198,7 @@ class Workspaces:
             workspace.scim_enabled = workspace.scim_enabled and not scim
             workspace.sso_enabled = workspace.sso_enabled and not sso
             if sso:
+                session.flush()  # the switch first: it waits for sign-ins holding the row
                 end_member_sessions(session.connection(), workspace.id)
             return WorkspaceInfo.of(workspace)
 
@@ -213,6 +214,7 @@ class Workspaces:
             workspace.plan = plan
             if not workspace.sso_available:
                 workspace.scim_enabled = workspace.sso_enabled = False
+                session.flush()  # the switch first: it waits for sign-ins holding the row
                 end_member_sessions(session.connection(), workspace.id)
             return WorkspaceInfo.of(workspace)
 
@@ -405,11 +407,10 @@ def end_member_sessions(connection: Connection, workspace_id: int) -> int:
     Until now a session was merely not honoured while SSO was off, and came back with it.
     Ended here, it stays ended. This process's cached session checks are evicted at commit.
 
-    Known gap (PostgreSQL, read committed): a sign-in that read SSO as on before this commits,
-    and inserts its session after this UPDATE ran, is not ended here. It is refused while SSO
-    is off (the session check reads the switch) but would come back with SSO. Closing it needs
-    the ACS to lock the workspace row (FOR SHARE) while it starts the session. SQLite
-    serialises writers, so there it cannot happen.
+    Call it after the workspace row's own UPDATE has run (flush first): a sign-in holds that
+    row FOR SHARE until it commits (store/sign_in.py), so the UPDATE waits for a sign-in in
+    flight, and this statement then sees (and ends) the session it started. A sign-in that
+    comes after the UPDATE waits for this transaction and finds SSO off.
     """
     members_here = select(Member.id).where(Member.workspace_id == workspace_id)
     ended = connection.execute(
