@@ -119,6 +119,8 @@ def build_site(database_url: str, base_url: str, idp_metadata: str) -> Any:
     mw = SSOMiddleware(host_app, database_url=database_url, secret_key=SECRET, base_url=base_url)
     mw.workspaces.create(SLUG, name="Bench", plan="plus", owner_email="owner@bench.example.com")
     mw.workspaces.enable(SLUG, sso=True)
+    # The IdP may sign in (and create) members only in a domain the workspace verified.
+    mw.workspaces.verify_domain(SLUG, "bench.example.com", by_operator=True)
     mw.workspaces.set_idp(SLUG, metadata_xml=idp_metadata)  # IdP-initiated sign-in allowed
     return mw
 

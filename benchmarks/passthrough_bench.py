@@ -109,6 +109,8 @@ def sign_in(mw: Any, workdir: Path) -> str:
     idp = load_test_idp().TestIdP("http://127.0.0.1:9/idp-never-contacted", workdir / "idp", name="Bench IdP")
     mw.workspaces.create(SLUG, name="Bench", plan="plus", owner_email="owner@bench.example.com")
     mw.workspaces.enable(SLUG, sso=True)
+    # The IdP may sign in (and create) members only in a domain the workspace verified.
+    mw.workspaces.verify_domain(SLUG, "bench.example.com", by_operator=True)
     mw.workspaces.set_idp(SLUG, metadata_xml=idp.metadata_xml())
     saml_response = idp.response(sp_entity_id=f"{BASE_URL}/saml/{SLUG}/metadata",
                                  acs_url=f"{BASE_URL}/saml/{SLUG}/acs", email=EMAIL)

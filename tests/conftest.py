@@ -3,6 +3,7 @@ WEBWORK_SSO_TEST_DATABASE_URL is set), workspaces in it, and real HTTP servers."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -34,17 +35,26 @@ def _postgres_database() -> Iterator[str | None]:
     if not POSTGRES_URL:
         yield None
         return
+    with scratch_postgres_database("webwork_sso_test") as url:
+        Database(url).dispose()
+        yield url
+
+
+@contextlib.contextmanager
+def scratch_postgres_database(prefix: str) -> Iterator[str]:
+    """An empty database of its own on the test PostgreSQL server, dropped afterwards."""
+    assert POSTGRES_URL
     server = make_url(POSTGRES_URL)
-    name = f"webwork_sso_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    Database(url).dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

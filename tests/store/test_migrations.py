@@ -3,18 +3,16 @@ member names (the identity contract of issue 9), on the backend under test."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import text
 
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.workspaces import Workspaces
 
-from ..conftest import POSTGRES_URL
+from ..conftest import POSTGRES_URL, scratch_postgres_database
 
 
 @pytest.fixture
@@ -23,15 +21,8 @@ def empty_database_url(tmp_path: Path) -> Iterator[str]:
     if not POSTGRES_URL:
         yield f"sqlite:///{tmp_path / 'old.db'}"
         return
-    server = make_url(POSTGRES_URL)
-    name = f"webwork_sso_migrate_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield server.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_postgres_database("webwork_sso_migrate") as url:
+        yield url
 
 
 def test_0005_keeps_domains_as_unverified_claims_and_rekeys_members(empty_database_url: str):
