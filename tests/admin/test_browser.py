@@ -33,6 +33,8 @@ CHROMIUM_FLAGS = (
 )
 WAIT = 15  # seconds; each step is a local round trip or two
 
+pytestmark = pytest.mark.browser  # opt-in: see tests/conftest.py
+
 
 @contextlib.contextmanager
 def chromium(profile: Path) -> Iterator[WebDriver]:

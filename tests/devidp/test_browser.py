@@ -26,6 +26,8 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage
          "--disable-background-networking", "--disable-component-update", "--disable-sync")
 WAIT = 15  # seconds; every step is a local round trip or two
 
+pytestmark = pytest.mark.browser  # opt-in: see tests/conftest.py
+
 
 @contextlib.contextmanager
 def chromium(profile: Path) -> Iterator[WebDriver]:
