@@ -37,7 +37,19 @@ def key(value: str) -> str:
     """The comparison key of a cleaned name: NFKC, case-folded (full-width and case variants
     of one name share it). Total: any string gets a key, so look-ups of junk simply miss."""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value.strip()).casefold())
-    return folded
+    local, at, domain = folded.rpartition("@")
+    if not at:
+        return folded
+    # A domain compares as verified domains are kept (domains.py): without the root's trailing
+    # dot, and an internationalised one as its A-label (x@bücher.example is
+    # x@xn--bcher-kva.example).
+    domain = domain.rstrip(".")
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass
+    return f"{local}@{domain}"
 
 
 def domain_of(address_key: str) -> str | None:

@@ -30,8 +30,18 @@ log = logging.getLogger("alembic.runtime.migration")
 
 
 def _key(value: str) -> str:
-    # members/names.key as of this revision (a migration must not change with the code)
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value.strip()).casefold())
+    # names.key as of this revision (a migration must not change with the code)
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value.strip()).casefold())
+    local, at, domain = folded.rpartition("@")
+    if not at:
+        return folded
+    domain = domain.rstrip(".")
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass
+    return f"{local}@{domain}"
 
 
 def upgrade() -> None:

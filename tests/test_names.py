@@ -1,0 +1,66 @@
+"""names.py: one normalisation for every way a member is named."""
+
+from __future__ import annotations
+
+import pytest
+
+from webwork_sso_middleware.errors import InvalidName
+from webwork_sso_middleware.names import clean, domain_of, key
+
+
+@pytest.mark.parametrize("spelling", [
+    "dave@acme.test", "Dave@ACME.test", " dave@acme.test\t", "\uff44ave@acme.test",
+    "DAVE@\uff41cme.test",  # full-width letters fold to ASCII
+    "dave@acme.test.",  # the root's trailing dot
+])
+def test_look_alike_spellings_share_one_key(spelling: str) -> None:
+    assert key(clean(spelling, "userName")) == "dave@acme.test"
+
+
+def test_nfc_and_nfd_spellings_share_one_key_and_are_kept_in_nfc() -> None:
+    nfc, nfd = "d\u00e1ve@acme.test", "da\u0301ve@acme.test"
+    assert clean(nfd, "userName") == nfc
+    assert key(nfc) == key(nfd)
+
+
+def test_an_internationalised_domain_compares_as_its_a_label() -> None:
+    assert key("X@B\u00fccher.example") == key("x@xn--bcher-kva.example") == \
+        "x@xn--bcher-kva.example"
+    assert domain_of(key("x@B\u00fccher.example")) == "xn--bcher-kva.example"
+
+
+@pytest.mark.parametrize("character", [
+    "\u200b",  # zero-width space
+    "\u200c", "\u200d", "\u2060", "\ufeff",  # joiners, word joiner, BOM
+    "\u00ad",  # soft hyphen
+    "\u202e", "\u2066",  # bidi override and isolate
+    "\x00", "\x07", "\n", "\r", "\x7f", "\x85",  # controls, NEL
+    "\u2028", "\u2029",  # line and paragraph separators
+    "\ue000",  # private use
+    "\U000e0001",  # language tag
+])
+def test_invisible_and_control_characters_are_refused(character: str) -> None:
+    with pytest.raises(InvalidName) as raised:
+        clean(f"da{character}ve@acme.test", "userName")
+    assert f"U+{ord(character):04X}" in raised.value.reason
+    assert raised.value.label == "userName"
+
+
+@pytest.mark.parametrize("value", ["", "   ", "\t\n"])
+def test_a_name_empty_once_trimmed_is_refused(value: str) -> None:
+    with pytest.raises(InvalidName):
+        clean(value, "userName")
+
+
+def test_length_is_checked_after_trimming() -> None:
+    assert clean(" " + "a" * 255 + " ", "userName") == "a" * 255
+    with pytest.raises(InvalidName):
+        clean("a" * 256, "userName")
+
+
+@pytest.mark.parametrize(("address", "domain"), [
+    ("dave@acme.test", "acme.test"), ("a@b@acme.test", "acme.test"),  # the last @ decides
+    ("dave@acme.test.", "acme.test"), ("dave", None), ("@acme.test", None), ("dave@", None),
+])
+def test_the_domain_of_an_address_key(address: str, domain: str | None) -> None:
+    assert domain_of(key(address)) == domain
