@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from webwork_sso_middleware.errors import InvalidName
-from webwork_sso_middleware.names import clean, domain_of, key
+from webwork_sso_middleware.names import clean, domain_of, is_plain_address, key
 
 
 @pytest.mark.parametrize("spelling", [
@@ -38,6 +38,7 @@ def test_an_internationalised_domain_compares_as_its_a_label() -> None:
     "\u2028", "\u2029",  # line and paragraph separators
     "\ue000",  # private use
     "\U000e0001",  # language tag
+    "\u034f", "\u180b", "\ufe0f", "\u3164",  # invisible marks and fillers (Default_Ignorable)
 ])
 def test_invisible_and_control_characters_are_refused(character: str) -> None:
     with pytest.raises(InvalidName) as raised:
@@ -64,3 +65,20 @@ def test_length_is_checked_after_trimming() -> None:
 ])
 def test_the_domain_of_an_address_key(address: str, domain: str | None) -> None:
     assert domain_of(key(address)) == domain
+
+
+@pytest.mark.parametrize("stop", ["\u3002", "\uff61", "\ufe12"])
+def test_ideographic_full_stops_end_a_domain_like_a_dot(stop: str) -> None:
+    assert key(f"alice@acme.test{stop}") == "alice@acme.test"
+    assert domain_of(key(f"alice@acme{stop}test")) == "acme.test"
+
+
+@pytest.mark.parametrize(("address", "plain"), [
+    ("dave@acme.test", True), ("d.o'neil+x@acme.test", True), ("j\u00f6rg@acme.test", True),
+    ("<alice@acme.test> x@evil.test", False), ("alice@acme.test, x@evil.test", False),
+    ("alice@acme.test (x@evil.test", False), ("a@acme.test@evil.test", False),
+    ("a b@acme.test", False), ("acme:1@evil.test", False), (".a@acme.test", False),
+    ("a..b@acme.test", False), ('"a"@acme.test', False), ("a@localhost", False),
+])
+def test_only_a_plain_address_may_be_remote_user_as_an_email(address: str, plain: bool) -> None:
+    assert is_plain_address(key(address)) is plain

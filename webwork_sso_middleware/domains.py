@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 
 import dns.exception
 import dns.resolver
 import dns.rdatatype
 
 from .errors import DomainError
+from .names import DOMAIN_PATTERN, canonical_domain
 
-DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 RECORD_PREFIX = "_webwork-sso"  # the TXT record lives at _webwork-sso.<domain>
 VALUE_PREFIX = "webwork-sso-verification="
 DNS_TIMEOUT = 5.0  # seconds for the whole look-up, every nameserver tried included
@@ -28,13 +27,8 @@ DNS_TIMEOUT = 5.0  # seconds for the whole look-up, every nameserver tried inclu
 def clean(domain: str) -> str:
     """A claimable domain in its stored form (lower case, no leading @ or trailing dot);
     DomainError for anything else, public mail providers and disposable domains included."""
-    cleaned = domain.strip().lower().lstrip("@").rstrip(".")
-    if not cleaned.isascii():
-        try:
-            cleaned = cleaned.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise DomainError(domain, "is not a domain name") from None
-    if not DOMAIN_PATTERN.match(cleaned):
+    cleaned = canonical_domain(domain.strip().lstrip("@"))
+    if cleaned is None or not DOMAIN_PATTERN.match(cleaned):
         raise DomainError(domain, "is not a domain name")
     if is_public_mail_domain(cleaned):
         raise DomainError(cleaned, "is a public or disposable email provider; a workspace can "

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from .names import is_plain_address
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Member:
@@ -55,6 +57,8 @@ def scoped_identity(workspace: str, member_id: str) -> str:
 def host_identity(workspace: str, member_id: str, user_name_key: str,
                   domain_verified: bool) -> str:
     """REMOTE_USER for a member: the normalised email when its workspace verified the domain."""
-    if domain_verified and "@" in user_name_key:
+    # A key that reads as one plain address only: "<a@x.test> b@y.test" ends in a verified
+    # domain too, but a host that parses addresses would read someone else's in it.
+    if domain_verified and is_plain_address(user_name_key):
         return user_name_key
     return scoped_identity(workspace, member_id)

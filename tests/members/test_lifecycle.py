@@ -120,3 +120,74 @@ def test_look_alike_name_ids_sign_in_the_one_member(site: Site, idp: TestIdP,
     for spelling in ("Dave@Acme.test", " dave@acme.test", "\uff44ave@acme.test"):
         assert assert_in(site, idp, "acme", spelling) == "dave@acme.test"
     assert [m.id for m in site.members()] == [member_id]
+
+
+# -- found in review: each of these let a hostile workspace past a rule ---------------------------
+
+
+@pytest.mark.parametrize("stop", ["\u3002", "\uff61", "\ufe12"])  # ideographic full stops
+def test_a_trailing_ideographic_full_stop_is_the_same_domain(site: Site, evil_idp: TestIdP,
+                                                             tokens: dict[str, str], stop: str):
+    # IDNA turns these into a dot: "acme.test。" is acme.test, which acme verified.
+    assert_refused(site, evil_idp, "evil", f"alice@acme.test{stop}", "domain_verified_elsewhere")
+    refused = requests.post(f"{site.url}/scim/v2/Users", json=okta_user(f"alice@acme.test{stop}"),
+                            headers={"Authorization": f"Bearer {tokens['evil']}"})
+    assert refused.status_code == 400
+
+
+def test_an_alias_does_not_sign_in_a_member_named_in_another_workspaces_domain(
+        site: Site, idp: TestIdP, evil_idp: TestIdP, tokens: dict[str, str]):
+    # evil provisioned carol@newco.test (alias carol-alias@evil.test) before newco verified its
+    # domain. Afterwards neither carol's name nor her alias signs her in at evil.
+    site.workspaces.create("newco", name="Newco", plan="plus", owner_email="o@newco.test")
+    body = okta_user("carol@newco.test")
+    body["emails"] = [{"value": "carol-alias@evil.test", "type": "work", "primary": True}]
+    created = requests.post(f"{site.url}/scim/v2/Users", json=body,
+                            headers={"Authorization": f"Bearer {tokens['evil']}"})
+    assert created.status_code == 201
+    assert assert_in(site, evil_idp, "evil", "carol-alias@evil.test").startswith("evil:")
+    site.workspaces.verify_domain("newco", "newco.test", by_operator=True)
+    assert_refused(site, evil_idp, "evil", "carol@newco.test", "domain_verified_elsewhere")
+    assert_refused(site, evil_idp, "evil", "carol-alias@evil.test", "domain_verified_elsewhere")
+
+
+def test_a_name_that_is_not_one_plain_address_is_never_remote_user_as_an_email(
+        site: Site, evil_idp: TestIdP, tokens: dict[str, str]):
+    # The userName ends in evil's verified domain, but a host that parses addresses would read
+    # alice@acme.test in it: the member gets the scoped form.
+    for i, name in enumerate(("<alice@acme.test> x@evil.test", "alice@acme.test, x@evil.test",
+                              "alice@acme.test (x@evil.test", "alice@acme.test@evil.test")):
+        body = okta_user(name)
+        body["emails"] = [{"value": f"alias{i}@evil.test", "type": "work", "primary": True}]
+        created = requests.post(f"{site.url}/scim/v2/Users", json=body,
+                                headers={"Authorization": f"Bearer {tokens['evil']}"})
+        assert created.status_code == 201, created.text
+        member_id = created.json()["id"]
+        assert assert_in(site, evil_idp, "evil", f"alias{i}@evil.test") == f"evil:{member_id}"
+    # ... while a plain address in the verified domain is the email.
+    assert assert_in(site, evil_idp, "evil", "bob@evil.test") == "bob@evil.test"
+
+
+def test_releasing_a_domain_ends_its_members_sessions(site: Site, idp: TestIdP,
+                                                      tokens: dict[str, str]):
+    browser = requests.Session()
+    response = site.post_response(browser, "acme", idp.response(
+        sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="bob@acme.test"))
+    assert response.status_code == 303
+    assert browser.get(site.url + "/").text.startswith("user=bob@acme.test;")
+    site.workspaces.release_domain("acme", "ACME.test")  # any spelling of the claim
+    # In this process at once (other workers: within session_recheck_seconds).
+    assert browser.get(site.url + "/").text.startswith("user=;")
+
+
+def test_verifying_a_domain_ends_other_workspaces_sessions_in_it(
+        site: Site, evil_idp: TestIdP, tokens: dict[str, str]):
+    provision(site, tokens["evil"], "dan@newco.test")  # newco.test: nobody's yet
+    browser = requests.Session()
+    response = site.post_response(browser, "evil", evil_idp.response(
+        sp_entity_id=site.entity_id("evil"), acs_url=site.acs("evil"), email="dan@newco.test"))
+    assert response.status_code == 303
+    assert browser.get(site.url + "/").text.startswith("user=evil:")
+    site.workspaces.create("newco", name="Newco", plan="plus", owner_email="o@newco.test")
+    site.workspaces.verify_domain("newco", "newco.test", by_operator=True)
+    assert browser.get(site.url + "/").text.startswith("user=;")

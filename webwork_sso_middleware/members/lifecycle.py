@@ -98,6 +98,15 @@ def sign_in(connection: Connection, workspace_id: int, address: str, profile: Pr
             "domain_verified_elsewhere", f"{domain} is verified by another workspace, so this workspace's IdP cannot "
                 f"sign in {cleaned}")
     member = sign_in_store.login_member(connection, workspace_id, key)
+    if member is not None and member.user_name_key != key:
+        # Found through another address (its SCIM-written email): the member's own name must
+        # pass too, or an alias would sign in someone named in another workspace's domain.
+        named = names.domain_of(member.user_name_key)
+        named_by = domain_store.verifier_of(connection, named) if named else None
+        if named_by is not None and named_by != workspace_id:
+            raise SignInRefused(
+                "domain_verified_elsewhere", f"{cleaned} belongs to the member "
+                f"{member.user_name_key}, whose domain {named} another workspace has verified")
     if verifier is None and (member is None or member.source != "scim"):
         # Not our domain: only a member our own SCIM provisioned (a contractor) may come in.
         raise SignInRefused(

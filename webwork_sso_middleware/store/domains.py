@@ -8,15 +8,20 @@ import secrets
 from collections.abc import Iterable
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    ColumnElement, Connection, Table, bindparam, delete, insert, select, update,
+)
 
 from ..domains import TxtRecord, verification_record
 from .driver import DriverStatement
-from .models import WorkspaceDomain, utcnow
+from .db import note_sessions_ended
+from .models import Member, MemberSession, WorkspaceDomain, utcnow
 
 # Typed as the Table it is: mypy sees a declarative __table__ as a FromClause.
 _DOMAINS = cast(Table, WorkspaceDomain.__table__)
 _D = _DOMAINS.c
+_M = cast(Table, Member.__table__).c
+_SESSIONS = cast(Table, MemberSession.__table__)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,16 +65,34 @@ def claim(connection: Connection, workspace_id: int, domain: str) -> None:
 def replace_claims(connection: Connection, workspace_id: int, domains: Iterable[str]) -> None:
     """Claim exactly ``domains``: claims kept keep their verification, others are dropped."""
     wanted = set(domains)
-    connection.execute(delete(_DOMAINS).where(_D.workspace_id == workspace_id,
-                                              _D.domain.not_in(wanted)))
+    held = connection.execute(select(_D.domain).where(_D.workspace_id == workspace_id)).scalars()
+    for dropped in set(held) - wanted:
+        release(connection, workspace_id, dropped)
     for domain in sorted(wanted):
         claim(connection, workspace_id, domain)
 
 
 def release(connection: Connection, workspace_id: int, domain: str) -> bool:
+    """Drop the claim. Its members' sessions end: their REMOTE_USER was the email this
+    verification vouched for, and those created at sign-in could no longer sign in."""
     result = connection.execute(delete(_DOMAINS).where(_D.workspace_id == workspace_id,
                                                        _D.domain == domain))
+    if result.rowcount:
+        end_sessions_in_domain(connection, domain, _M.workspace_id == workspace_id)
     return bool(result.rowcount)
+
+
+def end_sessions_in_domain(connection: Connection, domain: str,
+                           which: ColumnElement[bool]) -> None:
+    """End the live sessions of the members ``which`` selects whose userName is at ``domain``."""
+    members = select(_M.id).where(which, _M.user_name_key.like("%@" + domain))
+    ended = connection.execute(
+        update(_SESSIONS)
+        .where(_SESSIONS.c.member_id.in_(members), _SESSIONS.c.ended_at.is_(None))
+        .values(ended_at=utcnow())
+        .returning(_SESSIONS.c.member_id)
+    ).scalars().all()
+    note_sessions_ended(connection, ended)
 
 
 def verifier_of(connection: Connection, domain: str) -> int | None:
@@ -85,6 +108,9 @@ def mark_verified(connection: Connection, workspace_id: int, domain: str, *, by:
         update(_DOMAINS).where(_D.workspace_id == workspace_id, _D.domain == domain,
                                _D.verified_at.is_(None))
         .values(verified_at=utcnow(), verified_by=by))
+    # Other workspaces' members named in the domain (provisioned before it was verified) can no
+    # longer sign in (members/lifecycle.py); their live sessions end now, not at expiry.
+    end_sessions_in_domain(connection, domain, _M.workspace_id != workspace_id)
 
 
 # Sign-in asks this on every assertion: built once, run on the driver's cursor.

@@ -138,7 +138,7 @@ _LOCKED_TARGET_QUERY = DriverStatement(_TARGET_SELECT.with_for_update(read=True,
 _M = _MEMBERS.c
 _LOGIN_MEMBER_QUERY = DriverStatement(
     select(_M.id, _M.active, _M.session_generation, _M.given_name, _M.family_name,
-           _M.display_name, _M.source)
+           _M.display_name, _M.source, _M.user_name_key)
     .where(_M.workspace_id == bindparam("workspace_id"), _M.deleted_at.is_(None),
            or_(_M.user_name_key == bindparam("key"), _M.email_key == bindparam("key")))
     .order_by((_M.user_name_key == bindparam("key")).desc())
@@ -179,6 +179,7 @@ class LoginMember:
     family_name: str | None
     display_name: str | None
     source: str  # "scim": provisioned; "sso": created at a first sign-in
+    user_name_key: str
 
 
 def login_member(connection: Connection, workspace_id: int, key: str) -> LoginMember | None:
@@ -187,9 +188,9 @@ def login_member(connection: Connection, workspace_id: int, key: str) -> LoginMe
     row = _LOGIN_MEMBER_QUERY.first(connection, {"workspace_id": workspace_id, "key": key})
     if row is None:
         return None
-    member_id, active, generation, given_name, family_name, display_name, source = row
+    member_id, active, generation, given_name, family_name, display_name, source, name_key = row
     return LoginMember(member_id, bool(active), generation, given_name, family_name,
-                       display_name, source)
+                       display_name, source, name_key)
 
 
 def record_login(connection: Connection, member_id: str, *, now: dt.datetime,

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import domains as domain_rules
+from ..names import canonical_domain
 from ..errors import (
     ConfigurationError, Conflict, DomainError, DomainNotVerified, MetadataError, NotFound,
     PlanError,
@@ -247,7 +248,7 @@ class Workspaces:
 
     def release_domain(self, slug: str, domain: str) -> None:
         """Drop a claim (and its verification). NotFound when the workspace has no such claim."""
-        cleaned = domain.strip().lower().lstrip("@").rstrip(".")
+        cleaned = canonical_domain(domain.strip().lstrip("@")) or domain
 
         def work(unit: UnitOfWork) -> None:
             if not domain_store.release(unit.connection, _load(unit.session, slug).id, cleaned):
