@@ -108,19 +108,21 @@ def test_a_signed_in_request_carries_the_member(app, ada, ada_cookie):
 
 def test_remote_user_is_workspace_scoped_until_the_workspace_verifies_the_domain(app, ada,
                                                                                ada_cookie):
-    # The same member, first with acme.test merely claimed, then verified: only a verified
-    # domain makes the email the host app's identity (no other workspace can produce it then).
+    # Releasing the domain ends the sessions that relied on it (their identity was the email).
     app.workspaces.release_domain("acme", "acme.test")
+    assert get(app, "/timesheet", ada_cookie).json["remote_user"] is None
+    # The same member signed in with acme.test merely claimed: only a verified domain makes
+    # the email the host app's identity (no other workspace can produce it then).
     app.workspaces.set_domains("acme", ["acme.test"])
-    revoke_locally([ada])  # the cached check would otherwise hold for the recheck interval
-    scoped = get(app, "/timesheet", ada_cookie).json
+    cookie = cookie_pair(sign_in(app.sessions, ada, app.workspaces.get("acme").id))
+    scoped = get(app, "/timesheet", cookie).json
     assert scoped["remote_user"] == f"acme:{ada}" and "@" not in scoped["remote_user"]
     assert scoped["member"]["identity"] == scoped["remote_user"]
     assert scoped["member"]["user_name"] == "ada@acme.test"  # still shown as it is
 
     app.workspaces.verify_domain("acme", "acme.test", by_operator=True)
-    revoke_locally([ada])
-    assert get(app, "/timesheet", ada_cookie).json["remote_user"] == "ada@acme.test"
+    revoke_locally([ada])  # the cached check would otherwise hold for the recheck interval
+    assert get(app, "/timesheet", cookie).json["remote_user"] == "ada@acme.test"
 
 
 def test_identity_a_client_sends_is_removed(app, ada_cookie):
