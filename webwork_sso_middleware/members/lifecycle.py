@@ -13,7 +13,7 @@ SCIM token. What they can assert is bounded by the domains their workspace *veri
 The other steps of a member's life (deactivation, reactivation, deletion) and what each ends
 live here too, so SCIM, sign-in and the settings page cannot each decide them differently.
 
-Every name goes through members/names.py first, so look-alike spellings are one member.
+Every name goes through names.py first, so look-alike spellings are one member.
 """
 
 from __future__ import annotations
@@ -95,8 +95,9 @@ def sign_in(connection: Connection, workspace_id: int, address: str, profile: Pr
     verifier = domain_store.verifier_of(connection, domain)
     if verifier is not None and verifier != workspace_id:
         raise SignInRefused(
-            "domain_verified_elsewhere", f"{domain} is verified by another workspace, so this workspace's IdP cannot "
-                f"sign in {cleaned}")
+            "domain_verified_elsewhere",
+            f"{domain} is verified by another workspace, so this workspace's IdP cannot sign "
+            f"in {cleaned}")
     member = sign_in_store.login_member(connection, workspace_id, key)
     if member is not None and member.user_name_key != key:
         # Found through another address (its SCIM-written email): the member's own name must
@@ -110,8 +111,9 @@ def sign_in(connection: Connection, workspace_id: int, address: str, profile: Pr
     if verifier is None and (member is None or member.source != "scim"):
         # Not our domain: only a member our own SCIM provisioned (a contractor) may come in.
         raise SignInRefused(
-            "domain_not_verified", f"{domain} is not a verified domain of this workspace, and {cleaned} is not a "
-                "member its SCIM provisioned; verify the domain, or provision the member first")
+            "domain_not_verified",
+            f"{domain} is not a verified domain of this workspace, and {cleaned} is not a member "
+            "its SCIM provisioned; verify the domain, or provision the member first")
     if member is None:
         changes = _changed_profile(None, profile)
         member_id = sign_in_store.create_member_at_login(
@@ -133,7 +135,7 @@ def sign_in(connection: Connection, workspace_id: int, address: str, profile: Pr
 
 
 def check_provisioned_name(connection: Connection, workspace_id: int, key: str) -> None:
-    """Refuse (NameRefused) a userName, by its key (members/names.py), that lies in a domain
+    """Refuse (NameRefused) a userName, by its key (names.py), that lies in a domain
     another workspace verified: only that workspace may provision its addresses. SCIM asks this
     when it creates a member or changes a member's userName."""
     domain = names.domain_of(key)

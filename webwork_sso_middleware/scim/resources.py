@@ -255,7 +255,7 @@ def write_user(member: Member, doc: Mapping[str, Any]) -> None:
             text(doc.get(scim_name), scim_name, limit=_column_limit(Member, column),
                  required=scim_name == "userName"),
         )
-    # One normalisation for every way a member is named (members/names.py): a trailing space,
+    # One normalisation for every way a member is named (names.py): a trailing space,
     # NFD or full-width spelling is the same member, and invisible characters are refused.
     try:
         member.user_name = names.clean(member.user_name, "userName",

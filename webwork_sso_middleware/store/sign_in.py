@@ -184,7 +184,7 @@ class LoginMember:
 
 def login_member(connection: Connection, workspace_id: int, key: str) -> LoginMember | None:
     """The member (SCIM-visible, active or not) whose userName or email has the key ``key``
-    (members/names.py), locked."""
+    (names.py), locked."""
     row = _LOGIN_MEMBER_QUERY.first(connection, {"workspace_id": workspace_id, "key": key})
     if row is None:
         return None
@@ -207,7 +207,7 @@ def record_login(connection: Connection, member_id: str, *, now: dt.datetime,
 def create_member_at_login(connection: Connection, workspace_id: int, email: str, key: str, *,
                            now: dt.datetime, profile: dict[str, str]) -> str:
     """A member created by their first SSO login: active, source "sso", email as userName
-    (``key`` is its normalised key, members/names.py)."""
+    (``key`` is its normalised key, names.py)."""
     member_id = new_id()
     connection.execute(insert_row(_MEMBERS).values(
         id=member_id, workspace_id=workspace_id, user_name=email, user_name_key=key,
