@@ -262,8 +262,9 @@ def test_every_refusal_has_a_fixed_public_sentence():
 # signs, so each case below fails on the one check it names and never on the signature.
 
 
-def idp_sign(element: etree._Element, idp: TestIdP) -> None:
-    """Sign ``element`` (enveloped, exclusive c14n, RSA-SHA256) with the IdP's private key."""
+def idp_sign(element: etree._Element, idp: TestIdP, *, prefix_list: str | None = None) -> None:
+    """Sign ``element`` (enveloped, exclusive c14n, RSA-SHA256) with the IdP's private key;
+    ``prefix_list`` gives exclusive c14n an InclusiveNamespaces parameter, as Okta and ADFS do."""
     for old in element.findall(f"{{{DS}}}Signature"):
         element.remove(old)
     signature = xmlsec.template.create(element, xmlsec.Transform.EXCL_C14N,
@@ -276,7 +277,13 @@ def idp_sign(element: etree._Element, idp: TestIdP) -> None:
     reference = xmlsec.template.add_reference(signature, xmlsec.Transform.SHA256,
                                               uri=f"#{element.get('ID')}")
     xmlsec.template.add_transform(reference, xmlsec.Transform.ENVELOPED)
-    xmlsec.template.add_transform(reference, xmlsec.Transform.EXCL_C14N)
+    c14n = xmlsec.template.add_transform(reference, xmlsec.Transform.EXCL_C14N)
+    if prefix_list is not None:
+        # By walking: lxml's tag-filtered find misses nodes libxmlsec created.
+        method = next(node for node in signature.iter()
+                      if node.tag == f"{{{DS}}}CanonicalizationMethod")
+        for node in (method, c14n):
+            xmlsec.template.transform_add_c14n_inclusive_namespaces(node, prefix_list)
     context = xmlsec.SignatureContext()
     context.key = xmlsec.Key.from_memory(idp.keys.key_pem, xmlsec.KeyFormat.PEM)
     if element.get("ID"):
@@ -344,6 +351,20 @@ def test_subject_confirmation_window_inside_the_skew_passes(site: Site, idp: Tes
         confirmation_data(root).set("NotOnOrAfter", from_now(-100))
 
     response = post_tree(site, edited(site, idp, edit))
+    assert response.status_code == 303, response.text
+    assert whoami(response.browser, site).startswith(  # type: ignore[attr-defined]
+        "user=alice@acme.test;")
+
+
+def test_okta_style_inclusive_namespaces_sign_in(site: Site, idp: TestIdP, acme: str):
+    """Okta and ADFS sign with ``<ec:InclusiveNamespaces PrefixList="xs"/>`` in both the
+    CanonicalizationMethod and the Reference's exclusive c14n transform (xs: the prefix their
+    xsi:type values name): such a response signs in."""
+    xml = idp.response_xml(**honest(site, idp), sign_assertion=False)
+    root = etree.fromstring(xml.encode("utf-8"))
+    idp_sign(root.find(f"{{{SAML}}}Assertion"), idp, prefix_list="xs")
+    assert len(root.findall(".//{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces")) == 2
+    response = post_tree(site, root)
     assert response.status_code == 303, response.text
     assert whoami(response.browser, site).startswith(  # type: ignore[attr-defined]
         "user=alice@acme.test;")
