@@ -5,16 +5,31 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime as dt
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
+import xmlsec
 from lxml import etree
 
-from webwork_sso_middleware.saml.acs import DS, SAML, SAMLP
+from webwork_sso_middleware.saml.acs import (
+    DS,
+    SAML,
+    SAMLP,
+    AssertionConsumer,
+    Rejection,
+    VerifiedAssertion,
+    peek,
+)
+from webwork_sso_middleware.saml.sp import IdPSettings, ServiceProvider
+from webwork_sso_middleware.store import sign_in as sign_in_store
+from webwork_sso_middleware.store.models import SeenAssertion
+from webwork_sso_middleware.urls import WorkspaceUrls
 
-from .conftest import Site
+from .conftest import ACS, SP_ID, Site
 from .idp import TestIdP
 from .test_app import whoami
 
@@ -240,3 +255,410 @@ def test_every_refusal_has_a_fixed_public_sentence():
         assert "{" not in sentence and "://" not in sentence
     hidden = {code for _, code, public in found if public != code}
     assert hidden == {"unknown_workspace", "plan", "sso_disabled", "idp_not_configured"}
+
+
+# -- responses the IdP itself signed after an edit ---------------------------------------------
+# What an IdP configured (or broken) that way sends: the edit is made before the IdP's own key
+# signs, so each case below fails on the one check it names and never on the signature.
+
+
+def idp_sign(element: etree._Element, idp: TestIdP, *, prefix_list: str | None = None) -> None:
+    """Sign ``element`` (enveloped, exclusive c14n, RSA-SHA256) with the IdP's private key;
+    ``prefix_list`` gives exclusive c14n an InclusiveNamespaces parameter, as Okta and ADFS do."""
+    for old in element.findall(f"{{{DS}}}Signature"):
+        element.remove(old)
+    signature = xmlsec.template.create(element, xmlsec.Transform.EXCL_C14N,
+                                       xmlsec.Transform.RSA_SHA256, ns="ds")
+    issuer = element.find(f"{{{SAML}}}Issuer")
+    if issuer is not None:
+        issuer.addnext(signature)  # schema order: right after Issuer
+    else:
+        element.insert(0, signature)
+    reference = xmlsec.template.add_reference(signature, xmlsec.Transform.SHA256,
+                                              uri=f"#{element.get('ID')}")
+    xmlsec.template.add_transform(reference, xmlsec.Transform.ENVELOPED)
+    c14n = xmlsec.template.add_transform(reference, xmlsec.Transform.EXCL_C14N)
+    if prefix_list is not None:
+        # By walking: lxml's tag-filtered find misses nodes libxmlsec created.
+        method = next(node for node in signature.iter()
+                      if node.tag == f"{{{DS}}}CanonicalizationMethod")
+        for node in (method, c14n):
+            xmlsec.template.transform_add_c14n_inclusive_namespaces(node, prefix_list)
+    context = xmlsec.SignatureContext()
+    context.key = xmlsec.Key.from_memory(idp.keys.key_pem, xmlsec.KeyFormat.PEM)
+    if element.get("ID"):
+        context.register_id(element, "ID")
+    context.sign(signature)
+
+
+def edited(site: Site, idp: TestIdP, edit: Callable[[etree._Element], None], *,
+           signed: str = "assertion", **overrides: Any) -> etree._Element:
+    """The IdP's honest response, changed by ``edit`` and then signed by the IdP's key:
+    ``signed`` is "assertion" or "response"."""
+    xml = idp.response_xml(**honest(site, idp, **overrides), sign_assertion=False)
+    root = etree.fromstring(xml.encode("utf-8"))
+    edit(root)
+    idp_sign(root if signed == "response" else root.find(f"{{{SAML}}}Assertion"), idp)
+    return root
+
+
+def post_tree(site: Site, root: etree._Element) -> requests.Response:
+    return post(site, encode(etree.tostring(root).decode("utf-8")))
+
+
+def confirmation_data(root: etree._Element) -> etree._Element:
+    return root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}SubjectConfirmation/"
+                     f"{{{SAML}}}SubjectConfirmationData")
+
+
+def conditions_of(root: etree._Element) -> etree._Element:
+    return root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Conditions")
+
+
+def instant(when: dt.datetime) -> str:
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_now(seconds: float) -> str:
+    return instant(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds))
+
+
+# -- the bearer confirmation's own time window ---------------------------------------------------
+
+
+@pytest.mark.parametrize("attribute, offset, reason", [
+    ("NotOnOrAfter", -400, "expired"),
+    ("NotBefore", 400, "not_yet_valid"),
+])
+def test_subject_confirmation_window_is_checked_on_its_own(
+        site: Site, idp: TestIdP, acme: str, attribute: str, offset: int, reason: str):
+    """Conditions valid for ten minutes either way; only the bearer SubjectConfirmationData
+    is outside its window (beyond the 180 s skew). The test IdP gives both the same
+    NotOnOrAfter, so no other test separates them."""
+    def edit(root: etree._Element) -> None:
+        conditions_of(root).set("NotBefore", from_now(-600))
+        conditions_of(root).set("NotOnOrAfter", from_now(600))
+        confirmation_data(root).set(attribute, from_now(offset))
+
+    assert_rejected(site, post_tree(site, edited(site, idp, edit)), reason)
+
+
+def test_subject_confirmation_window_inside_the_skew_passes(site: Site, idp: TestIdP,
+                                                            acme: str):
+    """The control: the same edit, 100 s outside the window, is within the 180 s skew."""
+    def edit(root: etree._Element) -> None:
+        confirmation_data(root).set("NotBefore", from_now(100))
+        confirmation_data(root).set("NotOnOrAfter", from_now(-100))
+
+    response = post_tree(site, edited(site, idp, edit))
+    assert response.status_code == 303, response.text
+    assert whoami(response.browser, site).startswith(  # type: ignore[attr-defined]
+        "user=alice@acme.test;")
+
+
+def test_okta_style_inclusive_namespaces_sign_in(site: Site, idp: TestIdP, acme: str):
+    """Okta and ADFS sign with ``<ec:InclusiveNamespaces PrefixList="xs"/>`` in both the
+    CanonicalizationMethod and the Reference's exclusive c14n transform (xs: the prefix their
+    xsi:type values name): such a response signs in."""
+    xml = idp.response_xml(**honest(site, idp), sign_assertion=False)
+    root = etree.fromstring(xml.encode("utf-8"))
+    idp_sign(root.find(f"{{{SAML}}}Assertion"), idp, prefix_list="xs")
+    assert len(root.findall(".//{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces")) == 2
+    response = post_tree(site, root)
+    assert response.status_code == 303, response.text
+    assert whoami(response.browser, site).startswith(  # type: ignore[attr-defined]
+        "user=alice@acme.test;")
+
+
+# -- status, issuer, structure -------------------------------------------------------------------
+
+
+def _status(value: str | None) -> Callable[[etree._Element], None]:
+    def edit(root: etree._Element) -> None:
+        status = root.find(f"{{{SAMLP}}}Status")
+        if value is None:
+            root.remove(status)
+        else:
+            status.find(f"{{{SAMLP}}}StatusCode").set("Value", value)
+    return edit
+
+
+@pytest.mark.parametrize("signed", ["assertion", "response"])
+@pytest.mark.parametrize("status", [
+    "urn:oasis:names:tc:SAML:2.0:status:Responder",
+    "urn:oasis:names:tc:SAML:2.0:status:Requester",
+    None,
+], ids=["responder", "requester", "no-status"])
+def test_status_other_than_success_refuses_even_a_signed_assertion(
+        site: Site, idp: TestIdP, acme: str, signed: str, status: str | None):
+    """An IdP that says it did not sign the person in, yet carries a validly signed
+    assertion (the status signed along with the response, or outside the signed assertion):
+    the status wins. A response without any Status is refused the same way."""
+    root = edited(site, idp, _status(status), signed=signed)
+    assert_rejected(site, post_tree(site, root), "idp_status_error")
+    detail = site.audit("login_failed")[-1].changes["detail"]
+    assert (status or "none") in detail
+
+
+def _response_issuer(value: str | None) -> Callable[[etree._Element], None]:
+    def edit(root: etree._Element) -> None:
+        issuer = root.find(f"{{{SAML}}}Issuer")
+        if value is None:
+            root.remove(issuer)
+        else:
+            issuer.text = value
+    return edit
+
+
+@pytest.mark.parametrize("signed", ["assertion", "response"])
+def test_wrong_issuer_on_the_response_alone_is_refused(site: Site, idp: TestIdP, acme: str,
+                                                       signed: str):
+    """The assertion's Issuer is the right one; the Response names another IdP."""
+    root = edited(site, idp, _response_issuer("https://impostor.test/idp"), signed=signed)
+    assert root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Issuer").text == idp.entity_id
+    assert_rejected(site, post_tree(site, root), "issuer_mismatch")
+    assert "impostor.test" in site.audit("login_failed")[-1].changes["detail"]
+
+
+def test_response_without_an_issuer_passes(site: Site, idp: TestIdP, acme: str):
+    """saml-core 3.2.2: Issuer is optional on a Response; the assertion's is what counts."""
+    response = post_tree(site, edited(site, idp, _response_issuer(None)))
+    assert response.status_code == 303, response.text
+
+
+def test_assertion_without_an_issuer_is_refused(site: Site, idp: TestIdP, acme: str):
+    """The Response names the right IdP; the signed assertion names none (it MUST, core 2.3.3)."""
+    def edit(root: etree._Element) -> None:
+        assertion = root.find(f"{{{SAML}}}Assertion")
+        assertion.remove(assertion.find(f"{{{SAML}}}Issuer"))
+
+    assert_rejected(site, post_tree(site, edited(site, idp, edit)), "issuer_mismatch")
+
+
+def test_a_document_that_is_not_a_response_is_refused(site: Site, idp: TestIdP, acme: str):
+    """The IdP's signed assertion alone, posted without its Response."""
+    root = etree.fromstring(idp.response_xml(**honest(site, idp)).encode("utf-8"))
+    assertion = root.find(f"{{{SAML}}}Assertion")
+    assert_rejected(site, post(site, encode(etree.tostring(assertion).decode())),
+                    "not_a_response")
+
+
+def test_assertion_without_an_id_is_refused(site: Site, idp: TestIdP, acme: str):
+    """Inside a Response the IdP signed: the signature verifies, the replay cache would
+    have no ID to keep, so the ACS refuses it itself."""
+    def edit(root: etree._Element) -> None:
+        del root.find(f"{{{SAML}}}Assertion").attrib["ID"]
+
+    assert_rejected(site, post_tree(site, edited(site, idp, edit, signed="response")),
+                    "invalid_response")
+
+
+def test_assertion_without_conditions_is_refused(site: Site, idp: TestIdP, acme: str):
+    def edit(root: etree._Element) -> None:
+        assertion = root.find(f"{{{SAML}}}Assertion")
+        assertion.remove(assertion.find(f"{{{SAML}}}Conditions"))
+
+    assert_rejected(site, post_tree(site, edited(site, idp, edit)), "missing_conditions")
+
+
+@pytest.mark.parametrize("element, attribute", [
+    ("conditions", "NotBefore"),
+    ("conditions", "NotOnOrAfter"),
+    ("confirmation", "NotOnOrAfter"),
+])
+def test_unreadable_time_is_refused(site: Site, idp: TestIdP, acme: str, element: str,
+                                    attribute: str):
+    def edit(root: etree._Element) -> None:
+        target = conditions_of(root) if element == "conditions" else confirmation_data(root)
+        target.set(attribute, "tomorrow at noon")
+
+    assert_rejected(site, post_tree(site, edited(site, idp, edit)), "bad_time")
+
+
+# -- the NameID, and the email the member gets -------------------------------------------------
+
+
+@pytest.mark.parametrize("name_id", [
+    "alice",
+    "alice@acme",
+    "+15551234567",
+    "alice bob@acme.test",
+    "x" * 247 + "@acme.test",  # 257 characters, an address in form
+    "x" * 246 + "@acme.test",  # 256
+], ids=["no-domain", "no-dot", "phone", "space", "257-chars", "256-chars"])
+def test_name_id_that_is_not_a_usable_email_is_refused(site: Site, idp: TestIdP, acme: str,
+                                                      name_id: str):
+    assert_rejected(site, post(site, idp.response(**honest(site, idp, email=name_id))),
+                    "bad_name_id")
+
+
+def test_assertion_without_a_name_id_is_refused(site: Site, idp: TestIdP, acme: str):
+    def edit(root: etree._Element) -> None:
+        subject = root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject")
+        subject.remove(subject.find(f"{{{SAML}}}NameID"))
+
+    assert_rejected(site, post_tree(site, edited(site, idp, edit)), "bad_name_id")
+
+
+def test_name_id_of_255_characters_passes(site: Site, idp: TestIdP, acme: str):
+    """The boundary of the length check above: 255 is the longest userName a member has."""
+    email = "x" * 245 + "@acme.test"
+    assert len(email) == 255
+    response = post(site, idp.response(**honest(site, idp, email=email)))
+    assert response.status_code == 303, response.text
+    assert [m.user_name for m in site.members()] == [email]
+
+
+def test_the_member_is_named_by_the_name_id_never_by_attributes(site: Site, idp: TestIdP,
+                                                                acme: str):
+    """Attributes are the IdP user's editable profile (Okta's email, mail, a phone number):
+    the member is whom the NameID names, trimmed of the whitespace IdPs wrap it in."""
+    attributes = {"email": ["bob@acme.test"], "mail": ["carol@acme.test"],
+                  "mobile": ["+15551234567"], "firstName": ["Alice"]}
+
+    def edit(root: etree._Element) -> None:
+        name_id = root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}NameID")
+        name_id.text = "\n    alice@acme.test  \n"
+
+    response = post_tree(site, edited(site, idp, edit, attributes=attributes))
+    assert response.status_code == 303, response.text
+    assert whoami(response.browser, site).startswith(  # type: ignore[attr-defined]
+        "user=alice@acme.test;")
+    (member,) = site.members()
+    assert member.user_name == "alice@acme.test" and member.given_name == "Alice"
+
+
+# -- how long the replay cache keeps an assertion ID ---------------------------------------------
+
+
+def test_replay_cache_keeps_the_id_until_the_assertion_can_no_longer_pass(
+        site: Site, idp: TestIdP, acme: str):
+    """The ACS accepts an assertion until its NotOnOrAfter plus the 180 s skew, so its ID must
+    stay in the replay cache at least that long: a purge at the last instant the assertion
+    still passes must keep it, and a replay then is still refused. Stored any shorter, the
+    purge would reopen the replay."""
+    xml = idp.response_xml(**honest(site, idp))
+    root = etree.fromstring(xml.encode("utf-8"))
+    expiry = dt.datetime.fromisoformat(conditions_of(root).get("NotOnOrAfter").replace("Z", "+00:00"))
+    assert confirmation_data(root).get("NotOnOrAfter") == conditions_of(root).get("NotOnOrAfter")
+    assert post(site, encode(xml)).status_code == 303
+
+    with site.middleware.database.transaction() as session:
+        (row,) = session.query(SeenAssertion).all()
+        assert row.assertion_id == root.find(f"{{{SAML}}}Assertion").get("ID")
+        assert row.expires_at == expiry + dt.timedelta(seconds=180)
+
+    def purge_at(now: dt.datetime) -> int:
+        def work(unit: Any) -> int:
+            sign_in_store.purge_replay_cache(unit.connection, now)
+            return len(unit.session.query(SeenAssertion).all())
+        return site.middleware.database.run_unit(work)
+
+    last_acceptance = expiry + dt.timedelta(seconds=180) - dt.timedelta(microseconds=1)
+    assert purge_at(last_acceptance) == 1
+    again = post(site, encode(xml))
+    assert again.status_code == 400 and '<span class="reason">replayed</span>' in again.text
+    # The control: past that instant the purge does forget it (nothing could use it now).
+    assert purge_at(expiry + dt.timedelta(seconds=181)) == 0
+
+
+# -- exact boundaries, on the consumer itself with a fixed clock ---------------------------------
+# Over HTTP the clock is the server's; these call the very AssertionConsumer the ACS builds,
+# on responses the real IdP signed, at chosen instants a microsecond apart.
+
+T = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+SKEW = dt.timedelta(seconds=180)
+HOUR = dt.timedelta(hours=1)
+TICK = dt.timedelta(microseconds=1)
+Window = tuple[dt.datetime | None, dt.datetime | None]
+
+
+@pytest.fixture
+def consumer(test_idp: TestIdP) -> AssertionConsumer:
+    """The ACS's consumer for workspace acme at http://sp.test (conftest's SP_ID and ACS)."""
+    urls = WorkspaceUrls("http://sp.test", "acme")
+    assert (urls.sp_entity_id, urls.acs_url) == (SP_ID, ACS)
+    settings = IdPSettings(test_idp.entity_id, test_idp.metadata_xml(), allow_idp_initiated=True,
+                           version="1")
+    return AssertionConsumer(ServiceProvider(urls, settings, clock_skew=SKEW), clock_skew=SKEW)
+
+
+def timed(idp: TestIdP, *, conditions: Window = (T - HOUR, T + HOUR),
+          confirmation: Window = (None, T + HOUR)) -> bytes:
+    """An unsolicited response for alice whose windows are (NotBefore, NotOnOrAfter) as given
+    (None: no such attribute), signed by the IdP."""
+    root = etree.fromstring(idp.response_xml(sp_entity_id=SP_ID, acs_url=ACS,
+                                             email="alice@acme.test", sign_assertion=False).encode())
+    for element, window in ((conditions_of(root), conditions),
+                            (confirmation_data(root), confirmation)):
+        for name, value in zip(("NotBefore", "NotOnOrAfter"), window):
+            if value is None:
+                element.attrib.pop(name, None)
+            else:
+                element.set(name, instant(value))
+    idp_sign(root.find(f"{{{SAML}}}Assertion"), idp)
+    return etree.tostring(root)
+
+
+def consume(consumer: AssertionConsumer, document: bytes, now: dt.datetime) -> VerifiedAssertion:
+    return consumer.consume(peek(document), {}, now=now)
+
+
+WINDOWS: dict[str, dict[str, Window]] = {
+    "conditions": {"starts": (T, T + HOUR), "ends": (T - HOUR, T)},
+    "confirmation": {"starts": (T, T + HOUR), "ends": (T - HOUR, T)},
+}
+
+
+@pytest.mark.parametrize("element", ["conditions", "confirmation"])
+@pytest.mark.parametrize("now, outcome", [
+    (T - SKEW - TICK, "not_yet_valid"),
+    (T - SKEW, "passes"),
+], ids=["just-before", "at-the-skewed-start"])
+def test_not_before_boundary_with_clock_skew(consumer: AssertionConsumer, test_idp: TestIdP,
+                                             element: str, now: dt.datetime, outcome: str):
+    """NotBefore=T is valid from T - skew on, inclusive (now + skew < NotBefore refuses)."""
+    document = timed(test_idp, **{element: WINDOWS[element]["starts"]})
+    if outcome == "passes":
+        assert consume(consumer, document, now).email == "alice@acme.test"
+    else:
+        with pytest.raises(Rejection) as refused:
+            consume(consumer, document, now)
+        assert refused.value.code == outcome
+
+
+@pytest.mark.parametrize("element", ["conditions", "confirmation"])
+@pytest.mark.parametrize("now, outcome", [
+    (T + SKEW - TICK, "passes"),
+    (T + SKEW, "expired"),
+], ids=["just-before-the-skewed-end", "at-the-skewed-end"])
+def test_not_on_or_after_boundary_with_clock_skew(consumer: AssertionConsumer,
+                                                  test_idp: TestIdP, element: str,
+                                                  now: dt.datetime, outcome: str):
+    """NotOnOrAfter=T is valid until T + skew, exclusive (now - skew >= NotOnOrAfter refuses)."""
+    document = timed(test_idp, **{element: WINDOWS[element]["ends"]})
+    if outcome == "passes":
+        assert consume(consumer, document, now).email == "alice@acme.test"
+    else:
+        with pytest.raises(Rejection) as refused:
+            consume(consumer, document, now)
+        assert refused.value.code == outcome
+
+
+@pytest.mark.parametrize("conditions_end, confirmation_end", [
+    (T + 2 * HOUR, T + HOUR),
+    (T + HOUR, T + 2 * HOUR),
+], ids=["conditions-later", "confirmation-later"])
+def test_replay_expiry_covers_every_time_the_assertion_names_plus_skew(
+        consumer: AssertionConsumer, test_idp: TestIdP, conditions_end: dt.datetime,
+        confirmation_end: dt.datetime):
+    """What the replay cache stores: the latest NotOnOrAfter in the assertion plus the skew,
+    whichever element carries it (never the earlier one, never without the skew)."""
+    document = timed(test_idp, conditions=(T - HOUR, conditions_end),
+                     confirmation=(None, confirmation_end))
+    verified = consume(consumer, document, T)
+    assert verified.expires_at == T + 2 * HOUR + SKEW
+    assert verified.assertion_id == etree.fromstring(document).find(
+        f"{{{SAML}}}Assertion").get("ID")
+    assert verified.in_response_to is None
+

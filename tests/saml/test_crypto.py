@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,11 @@ def xmlsec_sign(
     transforms: tuple[Any, ...] = (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N),
     uri: str | None = None,
     key_info: bool = False,
+    edit: Callable[[etree._Element], None] | None = None,
 ) -> bytes:
-    """(Re)sign the element with ``element_id`` as any xmlsec user could; its old signature goes."""
+    """(Re)sign the element with ``element_id`` as any xmlsec user could; its old signature goes.
+
+    ``edit`` changes the Signature template before signing (parameters an IdP adds)."""
     root = tree(xml)
     element = root.xpath("//*[@ID=$id]", id=element_id)[0]
     for old in element.findall(f"{{{DS}}}Signature"):
@@ -86,6 +90,8 @@ def xmlsec_sign(
         xmlsec.template.add_transform(reference, transform)
     if key_info:  # xmlsec fills it with the certificate loaded into the key
         xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(signature))
+    if edit is not None:
+        edit(signature)
     context = xmlsec.SignatureContext()
     context.key = key
     for node in root.xpath("//*[@ID]"):
@@ -203,6 +209,55 @@ def test_signed_metadata_is_verified(test_idp: TestIdP, cert_file: str) -> None:
         XmlsecBackend().validate_signature(
             signed, cert_file, "pem", node_name.replace("Entity", "Entities"), None
         )
+
+
+def _template_parts(signature: etree._Element, name: str) -> list[etree._Element]:
+    """The ds:``name`` elements of a Signature template, in document order. By walking: lxml's
+    tag-filtered ``find`` misses nodes libxmlsec created (their names are not in lxml's dictionary)."""
+    return [node for node in signature.iter() if node.tag == f"{{{DS}}}{name}"]
+
+
+def _c14n_method(signature: etree._Element) -> etree._Element:
+    return _template_parts(signature, "CanonicalizationMethod")[0]
+
+
+def _exc_c14n_transform(signature: etree._Element) -> etree._Element:
+    return _template_parts(signature, "Transform")[-1]
+
+
+def test_inclusive_namespaces_prefix_list_is_accepted(
+    test_idp: TestIdP, idp_keys: KeyPair, cert_file: str
+) -> None:
+    """Okta, ADFS and Shibboleth give exclusive c14n its one parameter, ``<ec:InclusiveNamespaces
+    PrefixList="xs"/>``, in CanonicalizationMethod and in the Reference's transform: it must verify."""
+    xml = response_xml(test_idp, sign_assertion=False)
+    assertion_id = ids(xml)[1]
+
+    def prefix_list(signature: etree._Element) -> None:
+        for node in (_c14n_method(signature), _exc_c14n_transform(signature)):
+            xmlsec.template.transform_add_c14n_inclusive_namespaces(node, "xs")
+
+    signed = xmlsec_sign(xml, assertion_id, rsa_key(idp_keys), edit=prefix_list)
+    assert len(tree(signed).findall(".//{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces")) == 2
+    assert backend_verify(signed, cert_file, assertion_id)
+    # The ACS verifies with verify_element on its own parse (not pysaml2's response parser, whose
+    # schema validation refuses InclusiveNamespaces in CanonicalizationMethod): end to end in
+    # test_acs.py's test_okta_style_inclusive_namespaces_sign_in.
+    genuine = [base64.b64decode(idp_keys.cert_base64)]
+    assert XmlsecBackend().verify_element(tree(signed), ASSERTION, assertion_id, genuine) is not None
+
+
+def test_reference_with_only_the_enveloped_transform_is_accepted(
+    test_idp: TestIdP, sp: Saml2Client, idp_keys: KeyPair, cert_file: str
+) -> None:
+    """XML-DSig applies the CanonicalizationMethod after the transforms anyway; some IdPs (older
+    Shibboleth, OneLogin) list the enveloped-signature transform alone."""
+    xml = response_xml(test_idp, sign_assertion=False)
+    assertion_id = ids(xml)[1]
+    signed = xmlsec_sign(xml, assertion_id, rsa_key(idp_keys), transforms=(xmlsec.Transform.ENVELOPED,))
+    assert len(tree(signed).findall(f".//{{{DS}}}Transform")) == 1
+    assert backend_verify(signed, cert_file, assertion_id)
+    assert parse(sp, signed).name_id.text == "alice@acme.test"
 
 
 # -- what must not pass --------------------------------------------------------------------------
@@ -440,6 +495,87 @@ def test_wrong_element_type_for_the_id_is_rejected(test_idp: TestIdP, cert_file:
         backend_verify(xml, cert_file, response_id, node_name=ASSERTION)
     with pytest.raises(SignatureError, match="is not a"):
         backend_verify(xml, cert_file, assertion_id, node_name=RESPONSE)
+
+
+def test_object_before_key_info_is_rejected(test_idp: TestIdP, idp_keys: KeyPair, cert_file: str) -> None:
+    """A ds:Object between SignatureValue and KeyInfo, where only a trailing one was tested. libxmlsec
+    refuses this order too, but as "failed to verify": the message shows our shape check is the one
+    that answers, before any key is used (a trailing Object, which xmlsec accepts, is the test above)."""
+    xml = response_xml(test_idp, sign_assertion=False)
+    assertion_id = ids(xml)[1]
+    signed = xmlsec_sign(xml, assertion_id, rsa_key(idp_keys, with_cert=True), key_info=True)
+    assert backend_verify(signed, cert_file, assertion_id)  # the control, before the Object
+    root = tree(signed)
+    signature = root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature")
+    signature.find(f"{{{DS}}}KeyInfo").addprevious(etree.Element(f"{{{DS}}}Object"))
+    assert [etree.QName(c).localname for c in signature] == ["SignedInfo", "SignatureValue", "Object", "KeyInfo"]
+    with pytest.raises(SignatureError, match="no ds:Object"):
+        backend_verify(etree.tostring(root), cert_file, assertion_id)
+
+
+@pytest.mark.parametrize("where", ["CanonicalizationMethod", "Reference transform"])
+def test_canonicalization_parameter_other_than_inclusive_namespaces_is_rejected(
+    test_idp: TestIdP, idp_keys: KeyPair, cert_file: str, where: str
+) -> None:
+    """Exclusive c14n has one parameter; anything else there (here a ds:XPath, which would select
+    what is signed) is refused by our shape check before any key is tried. libxmlsec would refuse
+    it too ("unexpected node"; it will not even sign with one), so the parameter is added after
+    signing, and the message shows which check answered."""
+    xml = response_xml(test_idp, sign_assertion=False)
+    assertion_id = ids(xml)[1]
+    root = tree(xmlsec_sign(xml, assertion_id, rsa_key(idp_keys)))
+    signature = root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature")
+    node = _c14n_method(signature) if where == "CanonicalizationMethod" else _exc_c14n_transform(signature)
+    assert node.get("Algorithm") == "http://www.w3.org/2001/10/xml-exc-c14n#"
+    etree.SubElement(node, f"{{{DS}}}XPath").text = "not(ancestor-or-self::saml:Attribute)"
+    with pytest.raises(SignatureError, match="unexpected canonicalization parameters"):
+        backend_verify(etree.tostring(root), cert_file, assertion_id)
+
+
+def test_enveloped_transform_with_a_parameter_is_rejected(
+    test_idp: TestIdP, idp_keys: KeyPair, cert_file: str
+) -> None:
+    """libxmlsec signs and verifies an enveloped-signature transform carrying a child (it ignores
+    it): only our shape check refuses a transform that takes no parameters but was given one."""
+    xml = response_xml(test_idp, sign_assertion=False)
+    assertion_id = ids(xml)[1]
+
+    def add_parameter(signature: etree._Element) -> None:
+        enveloped = _template_parts(signature, "Transform")[0]
+        assert enveloped.get("Algorithm") == "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+        etree.SubElement(enveloped, f"{{{DS}}}XPath").text = "true()"
+
+    signed = xmlsec_sign(xml, assertion_id, rsa_key(idp_keys), edit=add_parameter)
+    with pytest.raises(SignatureError, match="takes no parameters"):
+        backend_verify(signed, cert_file, assertion_id)
+
+
+@pytest.mark.parametrize("algorithm", ["rsa-sha256", "hmac-sha256"])
+def test_hmac_output_length_is_rejected(
+    test_idp: TestIdP, sp: Saml2Client, idp_keys: KeyPair, cert_file: str, algorithm: str
+) -> None:
+    """``<ds:HMACOutputLength>`` truncates an HMAC (CVE-2009-0217: down to a few bits): no
+    SignatureMethod may carry it, or any other parameter, even an algorithm we allow (RSA-SHA256)."""
+    xml = response_xml(test_idp, sign_assertion=False)
+    assertion_id = ids(xml)[1]
+
+    def truncate(signature: etree._Element) -> None:
+        method = _template_parts(signature, "SignatureMethod")[0]
+        # 128 bits: libxmlsec itself refuses to sign below its floor of 80 (CVE-2009-0217's fix).
+        etree.SubElement(method, f"{{{DS}}}HMACOutputLength").text = "128"
+
+    if algorithm == "hmac-sha256":
+        key = xmlsec.Key.from_binary_data(xmlsec.KeyData.HMAC, idp_keys.cert_pem)
+        signed = xmlsec_sign(xml, assertion_id, key, method=xmlsec.Transform.HMAC_SHA256, edit=truncate)
+        expected = "hmac-sha256' is not allowed"
+    else:
+        signed = xmlsec_sign(xml, assertion_id, rsa_key(idp_keys), edit=truncate)
+        expected = "HMACOutputLength"
+    assert tree(signed).find(f".//{{{DS}}}HMACOutputLength") is not None
+    with pytest.raises(SignatureError, match=expected):
+        backend_verify(signed, cert_file, assertion_id)
+    with pytest.raises(REJECTED):
+        parse(sp, signed)
 
 
 # -- signing and encryption ----------------------------------------------------------------------
