@@ -77,10 +77,10 @@ class _Edit:
 class _Mutator(ast.NodeVisitor):
     """Collects edits; skips docstrings, log calls, annotations and ``if TYPE_CHECKING``."""
 
-    def __init__(self, source_lines: Sequence[str], line_range: tuple[int, int] | None) -> None:
+    def __init__(self, source_lines: Sequence[str], line_ranges: Sequence[tuple[int, int]]) -> None:
         self.edits: list[_Edit] = []
         self._source_lines = source_lines
-        self._range = line_range
+        self._ranges = line_ranges
         self._statement_lines: frozenset[int] = frozenset()
 
     # where to look
@@ -219,7 +219,8 @@ class _Mutator(ast.NodeVisitor):
 
     def _edit(self, operator: str, node: Any, text: str, lines: range | None = None) -> None:
         span = range(node.lineno, node.end_lineno + 1)
-        if self._range and not (self._range[0] <= node.lineno and node.end_lineno <= self._range[1]):
+        if self._ranges and not any(first <= node.lineno and node.end_lineno <= last
+                                    for first, last in self._ranges):
             return
         if any(NO_MUTATE in self._source_lines[n - 1] for n in span):
             return
@@ -239,7 +240,7 @@ def _is_log_call(node: ast.AST) -> bool:
             and owner.id in LOGGERS)
 
 
-def make_mutants(source: bytes, line_range: tuple[int, int] | None = None,
+def make_mutants(source: bytes, line_ranges: Sequence[tuple[int, int]] = (),
                  operators: Sequence[str] = OPERATORS) -> list[Mutant]:
     """Every mutant of ``source`` that compiles and differs from it, in source order."""
     tree = ast.parse(source)
@@ -247,7 +248,7 @@ def make_mutants(source: bytes, line_range: tuple[int, int] | None = None,
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line) + 1)
-    mutator = _Mutator(source.decode("utf-8").split("\n"), line_range)
+    mutator = _Mutator(source.decode("utf-8").split("\n"), line_ranges)
     mutator.visit(tree)
     original_dump = ast.dump(tree)
     seen: set[bytes] = set()
@@ -524,13 +525,15 @@ def to_json(module: str, tests: Sequence[str], results: list[Result], seconds: f
 # -- the command ------------------------------------------------------------------------------
 
 
-def parse_target(target: str) -> tuple[str, tuple[int, int] | None]:
+def parse_target(target: str) -> tuple[str, list[tuple[int, int]]]:
+    """``path.py`` or ``path.py:38-46,197-243``: the module and its line ranges (none: all)."""
     path, _, lines = target.partition(":")
     module = Path(path).resolve().relative_to(ROOT).as_posix()
-    if not lines:
-        return module, None
-    first, _, last = lines.partition("-")
-    return module, (int(first), int(last or first))
+    ranges = []
+    for part in filter(None, lines.split(",")):
+        first, _, last = part.partition("-")
+        ranges.append((int(first), int(last or first)))
+    return module, ranges
 
 
 def default_tests(module: str) -> list[str]:
@@ -547,7 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _collect(data_file, module_file, report, pytest_args)
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("target", help="the module, optionally with a line range: path.py:120-180")
+    parser.add_argument("target", help="the module, optionally with line ranges: "
+                        "path.py:120-180,200-210")
     parser.add_argument("--tests", nargs="+", help="test paths whose coverage selects the tests "
                         "for each mutant (default: the module's own test module)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
@@ -563,9 +567,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the mutants; run nothing")
     options = parser.parse_args(args)
 
-    module, line_range = parse_target(options.target)
+    # Ctrl-C, and SIGTERM too, end the run with a report of what finished (a shell starting
+    # this in the background would otherwise leave SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    module, line_ranges = parse_target(options.target)
     original = (ROOT / module).read_bytes()
-    mutants = make_mutants(original, line_range, options.operators.split(","))
+    mutants = make_mutants(original, line_ranges, options.operators.split(","))
     print(f"{module}: {len(mutants)} mutants", file=sys.stderr)
     earlier_kills = 0
     if options.survivors_of:
@@ -584,13 +592,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         workers = Workers(max(1, options.jobs), module, Path(scratch))
+        results: list[Result] = []
         try:
-            results = _run_all(workers, module, mutants, tests, options)
+            _run_all(workers, module, mutants, tests, options, results)
         except KeyboardInterrupt:
-            workers.stop()
-            print("\ninterrupted: the scratch copies are removed; the source was never written",
+            # The report below covers the mutants that finished; the source was never written.
+            print(f"\ninterrupted after {len(results)} of {len(mutants)} mutants",
                   file=sys.stderr)
-            return 130
         finally:
             workers.stop()
     assert (ROOT / module).read_bytes() == original, "the source changed during the run"
@@ -605,7 +613,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_all(workers: Workers, module: str, mutants: list[Mutant], tests: list[str],
-             options: argparse.Namespace) -> list[Result]:
+             options: argparse.Namespace, results: list[Result]) -> None:
+    """Appends each mutant's result to ``results`` as it finishes (in order)."""
     began = time.monotonic()
     coverage = collect_coverage(workers.first_copy(), module, tests)
     print(f"coverage: {len(set().union(*coverage.tests_by_line.values()) - {''})} tests cover "
@@ -619,7 +628,6 @@ def _run_all(workers: Workers, module: str, mutants: list[Mutant], tests: list[s
             coverage.durations.get(t, 0.0) for t in selected)
         return workers.run(mutant, selected, budget)
 
-    results: list[Result] = []
     pool = ThreadPoolExecutor(max_workers=max(1, options.jobs))
     try:
         for done, result in enumerate(pool.map(one, mutants), start=1):
@@ -633,7 +641,6 @@ def _run_all(workers: Workers, module: str, mutants: list[Mutant], tests: list[s
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     print(file=sys.stderr)
-    return results
 
 
 if __name__ == "__main__":
