@@ -390,12 +390,19 @@ def test_the_absolute_lifetime_ends_at_exactly_its_length_in_the_cookie_and_in_t
                           idle_lifetime=dt.timedelta(hours=2),
                           recheck_interval=dt.timedelta(seconds=60))
 
+    # And the other way round: a session whose row lives 3 hours, read by the 1-hour worker,
+    # ends at 1 hour through the cookie's own timestamps alone.
+    longer_lived = environ_with(sign_in(longer, ada, workspace_id))
+
     clock.advance(3600 - 1)
     assert hour.identify(environ) is not None and longer.identify(environ) is not None
+    assert hour.identify(longer_lived) is not None
     clock.advance(1)
     assert hour.identify(environ) is None
     assert longer.read_cookie(environ) is not None  # its own cookie check lets it through
     assert longer.identify(environ) is None
+    assert hour.identify(longer_lived) is None
+    assert longer.identify(longer_lived) is not None  # the row is still live
 
 
 def test_the_cookie_is_refreshed_once_exactly_a_minute_has_passed(make_manager, workspace_id,
@@ -451,6 +458,21 @@ def test_a_cookie_signed_with_the_same_key_for_another_purpose_is_refused(manage
                  "itsdangerous", ""):  # the library's default salt, and none
         forged = session_serializer(salt).dumps(payload)
         assert manager.identify(with_value(forged)) is None, salt
+
+
+def test_a_cookie_naming_another_member_workspace_or_generation_than_its_row_is_refused(
+        manager, database, workspace_id, ada):
+    # Only a holder of the key could sign one; the row stays the authority all the same.
+    grace = add_member(database, workspace_id, "grace@acme.test")
+    value = cookie_pair(sign_in(manager, ada, workspace_id)).split("=", 1)[1]
+    signer = session_serializer("webwork_sso.session")
+    payload = signer.loads(value)
+    assert manager.identify(with_value(signer.dumps(payload)))[0].id == ada
+
+    for index, other in ((2, grace), (3, workspace_id + 1), (4, payload[4] + 1)):
+        forged = [*payload]
+        forged[index] = other
+        assert manager.identify(with_value(signer.dumps(forged))) is None, index
 
 
 def test_a_cookie_whose_last_seen_precedes_its_issue_is_refused(manager, workspace_id, ada):
@@ -644,7 +666,7 @@ def test_sign_out_everywhere_ends_no_other_members_sessions_in_the_database(
     mine = environ_with(sign_in(manager, ada, workspace_id))
     hers = environ_with(sign_in(manager, grace, workspace_id))
 
-    manager.sign_out_everywhere(ada)
+    manager.sign_out_everywhere(ada)  # the default actor: the site's operator
 
     # Asked by a worker whose cache is empty, so the database answers, not a cached check.
     cold = make_manager(recheck_interval=dt.timedelta(0))
@@ -656,6 +678,10 @@ def test_sign_out_everywhere_ends_no_other_members_sessions_in_the_database(
             select(MemberSession.member_id, MemberSession.ended_at)).all())
     assert dict(rows) == {ada: 1, grace: 0}
     assert ended[ada] is not None and ended[grace] is None
+    with database.transaction() as session:
+        audited = session.execute(select(AuditEvent.actor, AuditEvent.target_type)
+                                  .where(AuditEvent.action == "signed_out")).one()
+    assert tuple(audited) == ("admin", "member")
 
 
 def test_switching_sso_off_ends_the_workspaces_sessions(make_manager, database, workspace_id, ada):
