@@ -577,12 +577,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{module}: {len(mutants)} mutants", file=sys.stderr)
     earlier_kills = 0
     if options.survivors_of:
-        earlier = json.loads(options.survivors_of.read_text())
-        keep = {(module, r["operator"], r["original"], r["mutated"]) for r in earlier["results"]
-                if r["status"] not in ("killed", "timeout")}
-        earlier_kills = len(mutants) - len(keep)
-        mutants = [m for m in mutants if m.key(module) in keep]
-        print(f"{len(mutants)} of them survived in {options.survivors_of}", file=sys.stderr)
+        earlier = json.loads(options.survivors_of.read_text())["results"]
+        # Identical lines make identical keys (two "return None"): the n-th of each key matches.
+        earlier_keys = _numbered([(module, r["operator"], r["original"], r["mutated"])
+                                  for r in earlier])
+        killed = {key for key, r in zip(earlier_keys, earlier)
+                  if r["status"] in ("killed", "timeout")}
+        # Mutants the earlier run did not have (another range, an edited line) run too.
+        survivors = [m for m, key in zip(mutants, _numbered([m.key(module) for m in mutants]))
+                     if key not in killed]
+        earlier_kills = len(mutants) - len(survivors)
+        mutants = survivors
+        print(f"{len(mutants)} of them were not killed in {options.survivors_of}", file=sys.stderr)
     if options.list:
         for m in mutants:
             print(f"{m.line:5} {m.operator:12} {m.original}\n{'':18} {m.mutated}")
@@ -610,6 +616,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         document = to_json(module, tests, results, seconds, earlier_kills)
         options.json.write_text(json.dumps(document, indent=1) + "\n")
     return 1 if any(r.status == "error" for r in results) else 0
+
+
+def _numbered(keys: Sequence[tuple[str, ...]]) -> list[tuple[tuple[str, ...], int]]:
+    seen: collections.Counter[tuple[str, ...]] = collections.Counter()
+    numbered = []
+    for key in keys:
+        numbered.append((key, seen[key]))
+        seen[key] += 1
+    return numbered
 
 
 def _run_all(workers: Workers, module: str, mutants: list[Mutant], tests: list[str],
