@@ -17,12 +17,15 @@ from typing import Any
 
 import pytest
 import requests
+from itsdangerous import URLSafeSerializer
 from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from webwork_sso_middleware import Member, SSOMiddleware
+from webwork_sso_middleware.admin import links
 from webwork_sso_middleware.errors import NotFound
+from webwork_sso_middleware.saml import login_state, logout
 from webwork_sso_middleware.sessions import SessionManager, revocation
 from webwork_sso_middleware.store import Database, StoreSession
 from webwork_sso_middleware.store.models import AuditEvent, Group, MemberSession, MemberValue
@@ -43,8 +46,9 @@ KEY = "session-test-key-padded-to-thirty-two-bytes-at-least"
 class Clock:
     """Epoch seconds that move only when a test says so."""
 
-    def __init__(self) -> None:
-        self.now = time.time()
+    def __init__(self, now: float | None = None) -> None:
+        # Whole seconds: cookies carry int(now), so boundaries can then be hit exactly.
+        self.now = float(int(time.time())) if now is None else now
 
     def __call__(self) -> float:
         return self.now
@@ -363,6 +367,123 @@ def test_a_cookie_from_the_future_is_refused_beyond_a_small_tolerance(make_manag
     assert manager.identify(environ_with(far)) is None
 
 
+def test_the_idle_lifetime_ends_at_exactly_its_length(make_manager, workspace_id, ada):
+    clock = Clock()
+    manager = make_manager(clock=clock, idle_lifetime=dt.timedelta(minutes=30))
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+
+    clock.advance(30 * 60 - 1)
+    assert manager.identify(environ) is not None
+    clock.advance(1)
+    assert manager.identify(environ) is None
+
+
+def test_the_absolute_lifetime_ends_at_exactly_its_length_in_the_cookie_and_in_the_row(
+        make_manager, workspace_id, ada):
+    clock = Clock()
+    hour = make_manager(clock=clock, absolute_lifetime=dt.timedelta(hours=1),
+                        idle_lifetime=dt.timedelta(hours=2))
+    environ = environ_with(sign_in(hour, ada, workspace_id))
+    # A worker configured with a longer lifetime passes the cookie: the row's expiry alone
+    # must end the session, even while that worker's cached answer is still fresh.
+    longer = make_manager(clock=clock, absolute_lifetime=dt.timedelta(hours=3),
+                          idle_lifetime=dt.timedelta(hours=2),
+                          recheck_interval=dt.timedelta(seconds=60))
+
+    # And the other way round: a session whose row lives 3 hours, read by the 1-hour worker,
+    # ends at 1 hour through the cookie's own timestamps alone.
+    longer_lived = environ_with(sign_in(longer, ada, workspace_id))
+
+    clock.advance(3600 - 1)
+    assert hour.identify(environ) is not None and longer.identify(environ) is not None
+    assert hour.identify(longer_lived) is not None
+    clock.advance(1)
+    assert hour.identify(environ) is None
+    assert longer.read_cookie(environ) is not None  # its own cookie check lets it through
+    assert longer.identify(environ) is None
+    assert hour.identify(longer_lived) is None
+    assert longer.identify(longer_lived) is not None  # the row is still live
+
+
+def test_the_cookie_is_refreshed_once_exactly_a_minute_has_passed(make_manager, workspace_id,
+                                                                 ada):
+    clock = Clock()
+    manager = make_manager(clock=clock, idle_lifetime=dt.timedelta(minutes=30))
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+
+    clock.advance(59)
+    assert manager.identify(environ)[1] is None
+    clock.advance(1)
+    assert manager.identify(environ)[1] is not None
+
+
+def test_a_cookie_refreshed_by_a_host_whose_clock_runs_ahead_passes_only_within_the_tolerance(
+        make_manager, workspace_id, ada):
+    # Signed in here, then used on a worker whose clock runs ahead: that worker re-issues the
+    # cookie with a last_seen in our future (issued_at stays in our past).
+    clock = Clock()
+    manager = make_manager(clock=clock)
+    header = sign_in(manager, ada, workspace_id)
+    refreshed = {}
+    for seconds_ahead in (60, 61, 3600):
+        ahead = make_manager(clock=Clock(clock.now + seconds_ahead))
+        _, refreshed[seconds_ahead] = ahead.identify(environ_with(header))
+        cookie = ahead.read_cookie(environ_with(refreshed[seconds_ahead]))
+        assert (cookie.issued_at, cookie.last_seen) == (clock.now, clock.now + seconds_ahead)
+
+    assert manager.identify(environ_with(refreshed[60])) is not None
+    assert manager.identify(environ_with(refreshed[61])) is None
+    assert manager.identify(environ_with(refreshed[3600])) is None
+
+
+def session_serializer(salt: str) -> URLSafeSerializer:
+    """What signs session cookies, but with the given salt: anyone holding the site's key
+    could sign with it, as every other signed token of the site does."""
+    return URLSafeSerializer([KEY], salt=salt, signer_kwargs={"digest_method": hashlib.sha256})
+
+
+def with_value(value: str) -> dict[str, Any]:
+    return {"HTTP_COOKIE": f"webwork_sso_session={value}"}
+
+
+def test_a_cookie_signed_with_the_same_key_for_another_purpose_is_refused(manager, workspace_id,
+                                                                         ada):
+    value = cookie_pair(sign_in(manager, ada, workspace_id)).split("=", 1)[1]
+    payload = session_serializer("webwork_sso.session").loads(value)
+    # The same payload re-signed with the session salt passes: the forgery itself is sound.
+    assert manager.identify(with_value(session_serializer("webwork_sso.session").dumps(payload)))
+
+    for salt in (logout.CSRF_SALT, links.CSRF_SALT, links.LINK_SALT, links.SESSION_SALT,
+                 login_state.REQUESTS_SALT, login_state.PENDING_SALT,
+                 "itsdangerous", ""):  # the library's default salt, and none
+        forged = session_serializer(salt).dumps(payload)
+        assert manager.identify(with_value(forged)) is None, salt
+
+
+def test_a_cookie_naming_another_member_workspace_or_generation_than_its_row_is_refused(
+        manager, database, workspace_id, ada):
+    # Only a holder of the key could sign one; the row stays the authority all the same.
+    grace = add_member(database, workspace_id, "grace@acme.test")
+    value = cookie_pair(sign_in(manager, ada, workspace_id)).split("=", 1)[1]
+    signer = session_serializer("webwork_sso.session")
+    payload = signer.loads(value)
+    assert manager.identify(with_value(signer.dumps(payload)))[0].id == ada
+
+    for index, other in ((2, grace), (3, workspace_id + 1), (4, payload[4] + 1)):
+        forged = [*payload]
+        forged[index] = other
+        assert manager.identify(with_value(signer.dumps(forged))) is None, index
+
+
+def test_a_cookie_whose_last_seen_precedes_its_issue_is_refused(manager, workspace_id, ada):
+    value = cookie_pair(sign_in(manager, ada, workspace_id)).split("=", 1)[1]
+    signer = session_serializer("webwork_sso.session")
+    payload = signer.loads(value)
+    payload[6] = payload[5] - 1  # last_seen one second before issued_at
+
+    assert manager.identify(with_value(signer.dumps(payload))) is None
+
+
 # -- the cache and the revocation bound ------------------------------------------------------
 
 
@@ -536,6 +657,31 @@ def test_sign_out_everywhere_ends_every_session_of_the_member_only(
     assert generation == 1
     with pytest.raises(NotFound):
         manager.sign_out_everywhere("no-such-member")
+
+
+def test_sign_out_everywhere_ends_no_other_members_sessions_in_the_database(
+        make_manager, database, workspace_id, ada):
+    manager = make_manager(recheck_interval=dt.timedelta(seconds=60))
+    grace = add_member(database, workspace_id, "grace@acme.test")
+    mine = environ_with(sign_in(manager, ada, workspace_id))
+    hers = environ_with(sign_in(manager, grace, workspace_id))
+
+    manager.sign_out_everywhere(ada)  # the default actor: the site's operator
+
+    # Asked by a worker whose cache is empty, so the database answers, not a cached check.
+    cold = make_manager(recheck_interval=dt.timedelta(0))
+    assert cold.identify(mine) is None
+    assert cold.identify(hers)[0].id == grace
+    with database.transaction() as session:
+        rows = session.execute(select(MemberRow.id, MemberRow.session_generation)).all()
+        ended = dict(session.execute(
+            select(MemberSession.member_id, MemberSession.ended_at)).all())
+    assert dict(rows) == {ada: 1, grace: 0}
+    assert ended[ada] is not None and ended[grace] is None
+    with database.transaction() as session:
+        audited = session.execute(select(AuditEvent.actor, AuditEvent.target_type)
+                                  .where(AuditEvent.action == "signed_out")).one()
+    assert tuple(audited) == ("admin", "member")
 
 
 def test_switching_sso_off_ends_the_workspaces_sessions(make_manager, database, workspace_id, ada):

@@ -1,0 +1,662 @@
+#!/usr/bin/env python3
+"""Mutation testing of one module: would any test fail if a check were deleted or inverted?
+
+A script, not a test (too slow for CI). It parses the module, makes small mutants of it (a
+comparison flipped, an operand of ``and`` dropped, a ``raise`` deleted, ...), and runs each one
+against only the tests that cover its lines, found once with coverage.py (one dynamic context per
+test). The mutants are written into scratch copies of the tree, never into the source, and git is
+never called. See benchmarks/README.md.
+
+    python benchmarks/mutation.py webwork_sso_middleware/sessions/manager.py --tests tests/sessions
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import collections
+import dataclasses
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+ALLOWED_FILE = Path(__file__).with_name("mutation_allowed.toml")
+# What a mutant's run needs besides the module: the package, the tests and pytest's settings.
+COPIED = ("webwork_sso_middleware", "tests", "examples", "contrib", "pyproject.toml", "setup.cfg")
+LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical", "log"}
+LOGGERS = {"log", "logger", "logging", "_log"}
+NO_MUTATE = "pragma: no mutate"
+OPERATORS = ("compare", "boolean", "drop-operand", "not", "constant", "number", "string",
+             "arithmetic", "delete", "if-body", "keyword")
+FLIPPED = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
+           ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot,
+           ast.IsNot: ast.Is}
+# Replacements made of these bind tighter than any operator: no parentheses needed around them.
+ATOMS = (ast.Constant, ast.Name, ast.Attribute, ast.Subscript, ast.Call)
+
+
+# -- making mutants ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    number: int
+    operator: str
+    line: int
+    original: str  # the source lines it changes, whitespace collapsed
+    mutated: str  # the same lines in the mutant
+    lines: frozenset[int]  # whose covering tests run against it
+    source: bytes  # the whole mutated module
+
+    def key(self, module: str) -> tuple[str, str, str, str]:
+        return module, self.operator, self.original, self.mutated
+
+
+@dataclasses.dataclass(frozen=True)
+class _Edit:
+    operator: str
+    node: ast.AST  # whose source span is replaced
+    text: str
+    lines: frozenset[int]
+
+
+class _Mutator(ast.NodeVisitor):
+    """Collects edits; skips docstrings, log calls, annotations and ``if TYPE_CHECKING``."""
+
+    def __init__(self, source_lines: Sequence[str], line_ranges: Sequence[tuple[int, int]]) -> None:
+        self.edits: list[_Edit] = []
+        self._source_lines = source_lines
+        self._ranges = line_ranges
+        self._statement_lines: frozenset[int] = frozenset()
+
+    # where to look
+
+    def visit(self, node: ast.AST) -> None:
+        if isinstance(node, ast.stmt):
+            self._statement_lines = frozenset({node.lineno})
+        super().visit(node)
+
+    def _body(self, statements: list[ast.stmt]) -> None:
+        for index, statement in enumerate(statements):
+            if index == 0 and _is_docstring(statement):
+                continue
+            self.visit(statement)
+
+    def visit_Module(self, node: ast.Module) -> None:
+        self._body(node.body)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for child in [*node.decorator_list, *node.bases, *node.keywords]:
+            self.visit(child)
+        self._body(node.body)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        for child in [*node.decorator_list, *node.args.defaults, *node.args.kw_defaults]:
+            if child is not None:
+                self.visit(child)
+        self._body(node.body)  # node.returns and each arg's annotation: never
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self.visit(node.body)
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
+        pass  # f-strings are messages
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        if not any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            self.generic_visit(node)
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        if _is_log_call(node.value):
+            return
+        if isinstance(node.value, ast.Call):
+            self._edit("delete", node, "pass")
+        self.generic_visit(node)
+
+    def visit_If(self, node: ast.If) -> None:
+        if isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            return
+        only = node.body[0] if len(node.body) == 1 else None
+        deleted_anyway = isinstance(only, (ast.Raise, ast.Return, ast.Continue, ast.Break)) or (
+            isinstance(only, ast.Expr) and isinstance(only.value, ast.Call))
+        if not deleted_anyway and not isinstance(only, ast.Pass):
+            first, last = node.body[0], node.body[-1]
+            span = ast.Pass(lineno=first.lineno, col_offset=first.col_offset,
+                            end_lineno=last.end_lineno, end_col_offset=last.end_col_offset)
+            self._edit("if-body", span, "pass", lines=range(first.lineno, (last.end_lineno or 0) + 1))
+        self.generic_visit(node)
+
+    def visit_Raise(self, node: ast.Raise) -> None:
+        self._edit("delete", node, "pass")
+        self.generic_visit(node)
+
+    def visit_Return(self, node: ast.Return) -> None:
+        self._edit("delete", node, "pass")
+        self.generic_visit(node)
+
+    def visit_Continue(self, node: ast.Continue) -> None:
+        self._edit("delete", node, "pass")
+
+    def visit_Break(self, node: ast.Break) -> None:
+        self._edit("delete", node, "pass")
+
+    # what to change
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        for index, op in enumerate(node.ops):
+            if type(op) in FLIPPED:
+                ops = [*node.ops]
+                ops[index] = FLIPPED[type(op)]()
+                self._replace("compare", node, ast.Compare(node.left, ops, node.comparators))
+        self.generic_visit(node)
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> None:
+        other = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+        self._replace("boolean", node, ast.BoolOp(other, node.values))
+        for index in range(len(node.values)):  # a condition deleted from the chain
+            rest = node.values[:index] + node.values[index + 1:]
+            self._replace("drop-operand", node, rest[0] if len(rest) == 1 else ast.BoolOp(node.op, rest))
+        self.generic_visit(node)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
+        if isinstance(node.op, ast.Not):
+            self._replace("not", node, node.operand)
+        self.generic_visit(node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        swapped = {ast.Add: ast.Sub, ast.Sub: ast.Add}.get(type(node.op))
+        if swapped is not None:
+            self._replace("arithmetic", node, ast.BinOp(node.left, swapped(), node.right))
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if _is_log_call(node):
+            return
+        for index, keyword in enumerate(node.keywords):
+            if keyword.arg is not None:
+                rest = node.keywords[:index] + node.keywords[index + 1:]
+                self._replace("keyword", node, ast.Call(node.func, node.args, rest))
+        self.generic_visit(node)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        value = node.value
+        if isinstance(value, bool):
+            self._replace("constant", node, ast.Constant(not value))
+        elif isinstance(value, (int, float)):
+            self._replace("number", node, ast.Constant(value + 1))
+            self._replace("number", node, ast.Constant(value - 1))
+        elif isinstance(value, str) and value:
+            self._replace("string", node, ast.Constant(""))
+
+    # helpers
+
+    def _replace(self, operator: str, node: ast.AST, new: ast.AST) -> None:
+        text = ast.unparse(new)
+        negative = isinstance(new, ast.Constant) and text.startswith("-")
+        if not isinstance(new, ATOMS) or negative:
+            text = f"({text})"
+        self._edit(operator, node, text)
+
+    def _edit(self, operator: str, node: Any, text: str, lines: range | None = None) -> None:
+        span = range(node.lineno, node.end_lineno + 1)
+        if self._ranges and not any(first <= node.lineno and node.end_lineno <= last
+                                    for first, last in self._ranges):
+            return
+        if any(NO_MUTATE in self._source_lines[n - 1] for n in span):
+            return
+        self.edits.append(_Edit(operator, node, text, frozenset(lines or span) | self._statement_lines))
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str))
+
+
+def _is_log_call(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+        return False
+    owner = node.func.value
+    return (node.func.attr in LOG_METHODS and isinstance(owner, ast.Name)
+            and owner.id in LOGGERS)
+
+
+def make_mutants(source: bytes, line_ranges: Sequence[tuple[int, int]] = (),
+                 operators: Sequence[str] = OPERATORS) -> list[Mutant]:
+    """Every mutant of ``source`` that compiles and differs from it, in source order."""
+    tree = ast.parse(source)
+    lines = source.split(b"\n")
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    mutator = _Mutator(source.decode("utf-8").split("\n"), line_ranges)
+    mutator.visit(tree)
+    original_dump = ast.dump(tree)
+    seen: set[bytes] = set()
+    mutants: list[Mutant] = []
+    edits = sorted(mutator.edits, key=lambda e: (e.node.lineno, e.node.col_offset))  # type: ignore[attr-defined]
+    for edit in edits:
+        if edit.operator not in operators:
+            continue
+        node: Any = edit.node
+        begin = starts[node.lineno - 1] + node.col_offset  # col offsets count UTF-8 bytes
+        end = starts[node.end_lineno - 1] + node.end_col_offset
+        mutated = source[:begin] + edit.text.encode("utf-8") + source[end:]
+        try:
+            if mutated in seen or ast.dump(ast.parse(mutated)) == original_dump:
+                continue
+            compile(mutated, "<mutant>", "exec")
+        except SyntaxError:
+            continue
+        seen.add(mutated)
+        new_lines = mutated.split(b"\n")
+        mutants.append(Mutant(
+            number=len(mutants) + 1, operator=edit.operator, line=node.lineno,
+            original=_collapse(lines[node.lineno - 1:node.end_lineno]),
+            mutated=_collapse(new_lines[node.lineno - 1:node.lineno]),
+            lines=edit.lines, source=mutated,
+        ))
+    return mutants
+
+
+def _collapse(lines: Sequence[bytes]) -> str:
+    return " ".join(b" ".join(lines).decode("utf-8").split())
+
+
+# -- which tests cover which line -------------------------------------------------------------
+
+
+def _collect(data_file: str, module_file: str, report: str, pytest_args: list[str]) -> int:
+    """In a child process: run the tests once under coverage, one dynamic context per test."""
+    import coverage
+    import pytest
+
+    cov = coverage.Coverage(data_file=data_file, include=[module_file])
+    durations: dict[str, float] = collections.defaultdict(float)
+    failed: list[str] = []
+
+    class ContextPerTest:
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_runtest_setup(self, item: pytest.Item) -> None:
+            cov.switch_context(item.nodeid)
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_runtest_logfinish(self, nodeid: str) -> None:
+            cov.switch_context("")
+
+        def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+            durations[report.nodeid] += report.duration
+            if report.failed:
+                failed.append(report.nodeid)
+
+    cov.start()  # before pytest imports the package, so import-time lines count too
+    try:
+        code = pytest.main([*pytest_args, "-p", "no:cacheprovider", "-q"],
+                           plugins=[ContextPerTest()])
+    finally:
+        cov.stop()
+        cov.save()
+    Path(report).write_text(json.dumps({"durations": durations, "failed": failed,
+                                        "exit": int(code)}))
+    return 0
+
+
+@dataclasses.dataclass
+class Coverage:
+    tests_by_line: dict[int, set[str]]
+    durations: dict[str, float]
+    failed: list[str]
+
+    def tests_for(self, lines: frozenset[int]) -> list[str]:
+        """The covering tests, fastest first. A line run only at import time (a module-level
+        constant or query) is covered by every test that runs any of the module's code."""
+        found: set[str] = set()
+        for line in lines:
+            found |= self.tests_by_line.get(line, set())
+        if "" in found:
+            found = set().union(*self.tests_by_line.values())
+        found -= {"", *self.failed}
+        return sorted(found, key=lambda test: (self.durations.get(test, 0.0), test))
+
+
+def collect_coverage(copy: Path, module: str, tests: Sequence[str]) -> Coverage:
+    data_file = copy / ".mutation-coverage"
+    report = copy / ".mutation-tests.json"
+    subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--_collect", str(data_file),
+         str(copy / module), str(report), "--", *tests, "--basetemp", str(copy / "tmp")],
+        cwd=copy, env=_child_env(copy), check=True,
+    )
+    import coverage
+
+    data = coverage.CoverageData(str(data_file))
+    data.read()
+    by_line: dict[int, set[str]] = collections.defaultdict(set)
+    for measured in data.measured_files():
+        for line, contexts in data.contexts_by_lineno(measured).items():
+            by_line[line].update(contexts)
+    results = json.loads(report.read_text())
+    return Coverage(dict(by_line), results["durations"], results["failed"])
+
+
+# -- running mutants --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Result:
+    mutant: Mutant
+    status: str  # killed, timeout, survived, uncovered, error
+    tests: int  # how many covering tests were selected
+    killed_by: str | None
+    seconds: float
+    allowed: str | None = None  # the reason it is listed as unable to change behaviour
+
+
+class Workers:
+    """Scratch copies of the tree, one per worker; each mutant is written into a copy."""
+
+    def __init__(self, count: int, module: str, directory: Path) -> None:
+        self.module = module
+        self.directory = directory
+        self.copies: queue.Queue[Path] = queue.Queue()
+        self.running: set[subprocess.Popen[str]] = set()
+        self._lock = threading.Lock()
+        self.stopping = False
+        for number in range(count):
+            copy = directory / f"worker{number}"
+            copy.mkdir()
+            for name in COPIED:
+                source = ROOT / name
+                if source.is_dir():
+                    shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns(
+                        "__pycache__", "*.pyc", ".pytest_cache", "*.egg-info"))
+                elif source.exists():
+                    shutil.copy2(source, copy / name)
+            self.copies.put(copy)
+        self.base_mtime = int((ROOT / module).stat().st_mtime)
+
+    def first_copy(self) -> Path:
+        return self.directory / "worker0"
+
+    def run(self, mutant: Mutant, tests: list[str], timeout: float) -> Result:
+        if not tests:
+            return Result(mutant, "uncovered", 0, None, 0.0)
+        copy = self.copies.get()
+        try:
+            target = copy / self.module
+            target.write_bytes(mutant.source)
+            # A distinct mtime per mutant: Python never reuses another mutant's cached bytecode.
+            stamp = self.base_mtime + 10 * mutant.number
+            os.utime(target, (stamp, stamp))
+            return self._pytest(copy, mutant, tests, timeout)
+        finally:
+            self.copies.put(copy)
+
+    def _pytest(self, copy: Path, mutant: Mutant, tests: list[str], timeout: float) -> Result:
+        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                   "--no-header", "-rfE", "--basetemp", str(copy / "tmp"), *tests]
+        started = time.monotonic()
+        with self._lock:
+            if self.stopping:
+                return Result(mutant, "error", len(tests), None, 0.0)
+            process = subprocess.Popen(command, cwd=copy, env=_child_env(copy), text=True,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            self.running.add(process)
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill(process)
+            process.communicate()
+            return Result(mutant, "timeout", len(tests), None, time.monotonic() - started)
+        finally:
+            with self._lock:
+                self.running.discard(process)
+        seconds = time.monotonic() - started
+        if process.returncode == 0:
+            return Result(mutant, "survived", len(tests), None, seconds)
+        if process.returncode in (1, 2):  # a test failed, or the mutant broke collection
+            failed = re.search(r"^(?:FAILED|ERROR) (\S+)", output, re.MULTILINE)
+            return Result(mutant, "killed", len(tests), failed.group(1) if failed else "collection",
+                          seconds)
+        print(f"mutant {mutant.number}: pytest exited {process.returncode}\n{output[-2000:]}",
+              file=sys.stderr)
+        return Result(mutant, "error", len(tests), None, seconds)
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopping = True
+            for process in list(self.running):
+                _kill(process)
+
+
+def _kill(process: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # pytest and whatever servers it started
+    except ProcessLookupError:
+        pass
+
+
+def _child_env(copy: Path) -> dict[str, str]:
+    # The copy first on the path: its package wins over the editable install of the real tree.
+    return {**os.environ, "PYTHONPATH": str(copy), "PYTHONHASHSEED": "0"}
+
+
+# -- the allowed survivors and the report -----------------------------------------------------
+
+
+def load_allowed(path: Path) -> dict[tuple[str, str, str, str], str]:
+    if not path.exists():
+        return {}
+    entries = tomllib.loads(path.read_text()).get("allowed", [])
+    return {(e["module"], e["operator"], " ".join(e["original"].split()),
+             " ".join(e["mutated"].split())): e["reason"] for e in entries}
+
+
+def summary(module: str, results: list[Result], earlier_kills: int = 0) -> dict[str, Any]:
+    """The figures; ``earlier_kills``: mutants killed in the run --survivors-of named."""
+    counts = collections.Counter(r.status for r in results)
+    killed = counts["killed"] + counts["timeout"] + earlier_kills
+    allowed = sum(1 for r in results if r.allowed and r.status in ("survived", "uncovered"))
+    total = len(results) + earlier_kills
+    return {
+        "module": module, "mutants": total, "killed": killed, "timeouts": counts["timeout"],
+        "survived": counts["survived"], "uncovered": counts["uncovered"],
+        "errors": counts["error"], "allowed": allowed,
+        "score": round(killed / total, 4) if total else None,
+        "score_without_allowed": round(killed / (total - allowed), 4) if total > allowed else None,
+    }
+
+
+def print_report(module: str, results: list[Result], seconds: float, earlier_kills: int) -> None:
+    figures = summary(module, results, earlier_kills)
+    survivors = [r for r in results if r.status in ("survived", "uncovered", "error")]
+    print(f"\nsurvivors ({len(survivors)}):")
+    for r in survivors:
+        mark = f"   [allowed: {r.allowed}]" if r.allowed else ""
+        state = "" if r.status == "survived" else f" ({r.status})"
+        print(f"  {module}:{r.mutant.line}  {r.mutant.operator}{state}{mark}\n"
+              f"      - {r.mutant.original}\n      + {r.mutant.mutated}")
+    run = [r for r in results if r.status not in ("uncovered",)]
+    mean = sum(r.seconds for r in run) / len(run) if run else 0.0
+    print(f"\n{module}: {figures['mutants']} mutants, {figures['killed']} killed "
+          f"({figures['timeouts']} by timeout), {figures['survived']} survived, "
+          f"{figures['uncovered']} not covered, {figures['errors']} errors; "
+          f"{earlier_kills} of the kills from the earlier run; "
+          f"{figures['allowed']} of the survivors allowed")
+    score = figures["score"] or 0.0
+    print(f"score {score:.1%} (without the allowed ones: "
+          f"{(figures['score_without_allowed'] or 0.0):.1%}); {seconds:.0f} s, "
+          f"{mean:.1f} s per mutant run")
+
+
+def to_json(module: str, tests: Sequence[str], results: list[Result], seconds: float,
+            earlier_kills: int) -> dict[str, Any]:
+    return {
+        **summary(module, results, earlier_kills), "tests": list(tests),
+        "seconds": round(seconds, 1), "earlier_kills": earlier_kills,
+        "results": [{
+            "line": r.mutant.line, "operator": r.mutant.operator, "status": r.status,
+            "original": r.mutant.original, "mutated": r.mutant.mutated, "allowed": r.allowed,
+            "tests_run": r.tests, "killed_by": r.killed_by, "seconds": round(r.seconds, 2),
+        } for r in results],
+    }
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def parse_target(target: str) -> tuple[str, list[tuple[int, int]]]:
+    """``path.py`` or ``path.py:38-46,197-243``: the module and its line ranges (none: all)."""
+    path, _, lines = target.partition(":")
+    module = Path(path).resolve().relative_to(ROOT).as_posix()
+    ranges = []
+    for part in filter(None, lines.split(",")):
+        first, _, last = part.partition("-")
+        ranges.append((int(first), int(last or first)))
+    return module, ranges
+
+
+def default_tests(module: str) -> list[str]:
+    """The test module that mirrors this one (tests/ mirrors the package)."""
+    parts = Path(module).with_suffix("").parts[1:]
+    mirror = Path("tests", *parts[:-1], f"test_{parts[-1]}.py")
+    return [mirror.as_posix()] if (ROOT / mirror).exists() else ["tests"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--_collect"]:
+        data_file, module_file, report, _, *pytest_args = args[1:]
+        return _collect(data_file, module_file, report, pytest_args)
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("target", help="the module, optionally with line ranges: "
+                        "path.py:120-180,200-210")
+    parser.add_argument("--tests", nargs="+", help="test paths whose coverage selects the tests "
+                        "for each mutant (default: the module's own test module)")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
+    parser.add_argument("--timeout-base", type=float, default=20.0)
+    parser.add_argument("--timeout-factor", type=float, default=3.0,
+                        help="a mutant's timeout: base + factor * its tests' time unmutated")
+    parser.add_argument("--operators", default=",".join(OPERATORS))
+    parser.add_argument("--allowed", type=Path, default=ALLOWED_FILE)
+    parser.add_argument("--json", type=Path, help="write every result and the score here")
+    parser.add_argument("--survivors-of", type=Path, metavar="JSON",
+                        help="run only the mutants that survived in this earlier --json report "
+                             "(after adding tests: kills cannot be undone by new tests)")
+    parser.add_argument("--list", action="store_true", help="print the mutants; run nothing")
+    options = parser.parse_args(args)
+
+    # Ctrl-C, and SIGTERM too, end the run with a report of what finished (a shell starting
+    # this in the background would otherwise leave SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    module, line_ranges = parse_target(options.target)
+    original = (ROOT / module).read_bytes()
+    mutants = make_mutants(original, line_ranges, options.operators.split(","))
+    print(f"{module}: {len(mutants)} mutants", file=sys.stderr)
+    earlier_kills = 0
+    if options.survivors_of:
+        earlier = json.loads(options.survivors_of.read_text())["results"]
+        # Identical lines make identical keys (two "return None"): the n-th of each key matches.
+        earlier_keys = _numbered([(module, r["operator"], r["original"], r["mutated"])
+                                  for r in earlier])
+        killed = {key for key, r in zip(earlier_keys, earlier)
+                  if r["status"] in ("killed", "timeout")}
+        # Mutants the earlier run did not have (another range, an edited line) run too.
+        survivors = [m for m, key in zip(mutants, _numbered([m.key(module) for m in mutants]))
+                     if key not in killed]
+        earlier_kills = len(mutants) - len(survivors)
+        mutants = survivors
+        print(f"{len(mutants)} of them were not killed in {options.survivors_of}", file=sys.stderr)
+    if options.list:
+        for m in mutants:
+            print(f"{m.line:5} {m.operator:12} {m.original}\n{'':18} {m.mutated}")
+        return 0
+    tests = options.tests or default_tests(module)
+    allowed = load_allowed(options.allowed)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
+        workers = Workers(max(1, options.jobs), module, Path(scratch))
+        results: list[Result] = []
+        try:
+            _run_all(workers, module, mutants, tests, options, results)
+        except KeyboardInterrupt:
+            # The report below covers the mutants that finished; the source was never written.
+            print(f"\ninterrupted after {len(results)} of {len(mutants)} mutants",
+                  file=sys.stderr)
+        finally:
+            workers.stop()
+    assert (ROOT / module).read_bytes() == original, "the source changed during the run"
+    for result in results:
+        result.allowed = allowed.get(result.mutant.key(module))
+    seconds = time.monotonic() - started
+    print_report(module, results, seconds, earlier_kills)
+    if options.json:
+        document = to_json(module, tests, results, seconds, earlier_kills)
+        options.json.write_text(json.dumps(document, indent=1) + "\n")
+    return 1 if any(r.status == "error" for r in results) else 0
+
+
+def _numbered(keys: Sequence[tuple[str, ...]]) -> list[tuple[tuple[str, ...], int]]:
+    seen: collections.Counter[tuple[str, ...]] = collections.Counter()
+    numbered = []
+    for key in keys:
+        numbered.append((key, seen[key]))
+        seen[key] += 1
+    return numbered
+
+
+def _run_all(workers: Workers, module: str, mutants: list[Mutant], tests: list[str],
+             options: argparse.Namespace, results: list[Result]) -> None:
+    """Appends each mutant's result to ``results`` as it finishes (in order)."""
+    began = time.monotonic()
+    coverage = collect_coverage(workers.first_copy(), module, tests)
+    print(f"coverage: {len(set().union(*coverage.tests_by_line.values()) - {''})} tests cover "
+          f"{len(coverage.tests_by_line)} lines, in {time.monotonic() - began:.0f} s", file=sys.stderr)
+    if coverage.failed:
+        print(f"these tests fail unmutated and are left out: {coverage.failed}", file=sys.stderr)
+
+    def one(mutant: Mutant) -> Result:
+        selected = coverage.tests_for(mutant.lines)
+        budget = options.timeout_base + options.timeout_factor * sum(
+            coverage.durations.get(t, 0.0) for t in selected)
+        return workers.run(mutant, selected, budget)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, options.jobs))
+    try:
+        for done, result in enumerate(pool.map(one, mutants), start=1):
+            results.append(result)
+            print(f"\r{done}/{len(mutants)} mutants, "
+                  f"{sum(r.status in ('killed', 'timeout') for r in results)} killed",
+                  end="", file=sys.stderr, flush=True)
+    except BaseException:
+        workers.stop()  # Ctrl-C: kill the running tests, start no more
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    print(file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
