@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import random
@@ -710,6 +711,45 @@ USER_CASES = [
     ('(userName eq "bob" or userName eq "frank") and active eq true', {"frank"}),
     ('emails[type eq "work"] and not (emails[type eq "home"])', {"bob"}),
     ('groups.value eq "g-staff" and not (groups.value eq "g-admins")', {"bob"}),
+    # and binds tighter than or: each of these reads differently with the other grouping
+    ('userName eq "bob" or userName eq "frank" and active eq true', {"bob", "frank"}),
+    ('active eq false and userName eq "frank" or userName eq "carol_x"', {"carol"}),
+    ('userName eq "bob" or not (active eq true) and userName eq "frank"', {"bob"}),
+    ('not (userName eq "bob") and active eq false or title eq "engineer"', {"alice", "dave"}),
+    ('(active eq false and userName eq "frank") or userName eq "carol_x"', {"carol"}),
+    ('active eq false and (userName eq "frank" or userName eq "carol_x")', set()),
+    # pr on what every row has, what no row has, and what a constant says
+    ("meta.resourceType pr", EVERYONE),
+    ("not (meta.resourceType pr)", set()),
+    ("id pr", EVERYONE),
+    ('id ne "nobody"', EVERYONE),
+    ("groups.type pr", {"alice", "bob"}),
+    ("not (groups.type pr)", {"carol", "dave", "frank"}),
+    ("groups.value pr", {"alice", "bob"}),
+    ("groups.display pr", {"alice", "bob"}),
+    ('groups[type eq "direct" and display eq "admins"]', {"alice"}),
+    ('groups[type ne "direct"]', set()),
+    ("x509Certificates.value pr", {"carol"}),
+    ("addresses pr", {"alice"}),
+    ("addresses.postalCode pr", {"alice"}),
+    ("addresses.region pr", set()),
+    ('addresses[formatted eq null and locality pr]', {"alice"}),
+    ("emails.value eq null", {"dave", "frank"}),  # null: no value at all, as unassigned
+    ("emails[value pr and display eq null]", {"alice", "bob", "carol"}),
+    ("name.givenName pr", {"alice"}),
+    ("name.givenName eq null", EVERYONE - {"alice"}),
+    # empty strings are unassigned: no comparison reaches them, not even with ""
+    ('title eq ""', set()),
+    ('title ne ""', {"alice", "bob", "dave"}),
+    ('title sw ""', {"alice", "bob", "dave"}),
+    ('title ew ""', {"alice", "bob", "dave"}),
+    ('title le "zzz"', {"alice", "bob", "dave"}),
+    ('not (title lt "zzz")', {"carol", "frank"}),
+    ('displayName ne "x"', {"alice"}),
+    # booleans the other way round
+    ("active ne false", EVERYONE - {"bob"}),
+    ('emails[primary ne true]', {"alice", "bob", "carol"}),
+    ('emails[primary eq true and type eq "home"]', set()),
 ]
 
 
@@ -746,6 +786,39 @@ GROUP_CASES = [
     ('members.type eq "User"', {"g-admins", "g-staff"}),
     ('displayName sw "a" or members.value eq "bob"', {"g-admins", "g-staff"}),
     ('not (members.value eq "alice") and displayName pr', {"g-empty"}),
+    # filters on groups' members
+    ('members ne "alice"', {"g-staff"}),  # a member other than alice (erin is deleted)
+    ('members.value gt "b"', {"g-staff"}),
+    ('members.value lt "b"', {"g-admins", "g-staff"}),
+    ('members.value sw "ERIN"', set()),
+    ('members[value eq "alice" or value eq "bob"]', {"g-admins", "g-staff"}),
+    ('members[value eq "alice"] and members[value eq "bob"]', {"g-staff"}),
+    ('members[value eq "alice" and value eq "bob"]', set()),  # one member must be both
+    ('members[type eq "User" and value eq "bob"]', {"g-staff"}),
+    ('members[type eq "Group"]', set()),
+    ("members.type pr", {"g-admins", "g-staff"}),
+    ("members.value pr", {"g-admins", "g-staff"}),
+    ("members.display pr", {"g-admins", "g-staff"}),
+    ('members.display co "LIDDELL"', {"g-admins", "g-staff"}),
+    ('members.display sw "bo"', {"g-staff"}),
+    ('members.display ew "ob"', {"g-staff"}),
+    ('not (members.display eq "bob")', {"g-admins", "g-empty"}),
+    ('members.display eq null', {"g-empty"}),
+    ("members eq null", {"g-empty"}),
+    ('members[display eq "alice liddell"] and not (members[display eq "bob"])', {"g-admins"}),
+    # the other columns of a group, and precedence
+    ("meta.resourceType pr", {"g-admins", "g-staff", "g-empty"}),
+    ('meta.resourceType eq "User"', set()),
+    ("displayName pr", {"g-admins", "g-staff", "g-empty"}),
+    ('displayName lt "b"', {"g-admins"}),
+    ('displayName ne "ADMINS"', {"g-staff", "g-empty"}),
+    ('displayName ew "_GROUP"', {"g-empty"}),
+    ("externalId pr", {"g-admins"}),
+    ('externalId co "D-"', {"g-admins"}),
+    ('id ne "g-empty"', {"g-admins", "g-staff"}),
+    ('meta.created lt "2024-02-01T00:00:00Z"', {"g-admins"}),
+    ('displayName eq "admins" or displayName eq "staff 100%" and members.value eq "erin"', {"g-admins"}),
+    ('displayName eq "staff 100%" or displayName eq "admins" and members.value eq "bob"', {"g-staff"}),
 ]
 
 
@@ -1161,3 +1234,91 @@ def test_long_values_at_each_length_are_told_apart(long_values: Database) -> Non
     assert user_ids(long_values, 'x509Certificates ew "MID-SEA"') == {"len1025"}
     assert user_ids(long_values, f'x509Certificates gt "{SEAMED[:1025]}"') == {"len1026", f"len{len(SEAMED)}"}
     assert user_ids(long_values, f'x509Certificates lt "{SEAMED[:1025]}"') == {"len1000", "len1023", "len1024"}
+
+
+# -- case through the lowered keys: userName by names.key, values and group names by lower() -----
+
+@pytest.fixture
+def directory(database: Database) -> Database:
+    """Members written as SCIM writes them, with names whose case folds beyond ASCII."""
+    with database.transaction(write=True) as session:
+        session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        session.flush()
+        _written_user(session, "strasse", {
+            "userName": "Straße@acme.test",
+            "emails": [{"value": "no-at-sign", "type": "work"}, {"value": "s@home.test", "type": "home"}],
+        })
+        _written_user(session, "fullwidth", {
+            "userName": "ＦＵＬＬ@acme.test",
+            "emails": [{"value": "Full@Acme.TEST", "type": "Work"}],
+        })
+        _written_user(session, "sisyphus", {
+            "userName": "Σίσυφος@acme.test",
+            "emails": [{"value": "Σίσυφος@acme.test", "type": "home"}],
+        })
+        _written_user(session, "dave", {"userName": "Dave@Bücher.test"})
+        _written_user(session, "annabel", {"userName": "annabel@acme.test"})
+    return database
+
+
+NAMED = {"strasse", "fullwidth", "sisyphus", "dave", "annabel"}
+NAME_CASES = [
+    # userName compares its key, names.key: NFKC, case-folded, the domain as its A-label.
+    ('userName eq "straße@acme.test"', {"strasse"}),  # casefold: ß is ss; lower() keeps ß
+    ('userName eq "STRASSE@ACME.TEST"', {"strasse"}),
+    ('userName eq "Straße@acme.test "', {"strasse"}),  # trimmed, as the name was
+    ('userName ne "straße@acme.test"', NAMED - {"strasse"}),
+    ('not (userName eq "straße@acme.test")', NAMED - {"strasse"}),
+    ('userName sw "straße"', {"strasse"}),
+    ('userName eq "full@acme.test"', {"fullwidth"}),  # NFKC: full-width letters are letters
+    ('userName eq "ｆｕｌｌ@ＡＣＭＥ.test"', {"fullwidth"}),
+    ('userName co "ＵＬＬ@"', {"fullwidth"}),
+    ('userName eq "ΣΊΣΥΦΟΣ@ACME.TEST"', {"sisyphus"}),
+    ('userName eq "σίσυφος@acme.test"', {"sisyphus"}),  # casefold: final sigma is sigma
+    ('userName eq "dave@BÜCHER.test"', {"dave"}),
+    ('userName eq "DAVE@xn--bcher-kva.test"', {"dave"}),
+    ('userName ew "@ACME.TEST"', NAMED - {"dave"}),
+    ('userName ge "dave@"', NAMED - {"annabel"}),
+    ('userName lt "DAVE@"', {"annabel"}),
+    # emails.value compares value_key, value.lower() as SCIM writes it: lower(), not casefold.
+    ('emails eq "ΣΊΣΥΦΟΣ@ACME.TEST"', {"sisyphus"}),
+    ('emails.value eq "FULL@ACME.TEST"', {"fullwidth"}),
+    ('emails.value sw "S@HOME"', {"strasse"}),
+    # the complex filter of the brief: one email must be both
+    ('emails[type eq "work" and value co "@"]', {"fullwidth"}),
+    ('emails[type eq "WORK" and value co "@"]', {"fullwidth"}),  # type: caseExact false
+    ('emails.type eq "work" and emails.value co "@"', {"strasse", "fullwidth"}),  # any two
+    ('emails[type eq "work"].value co "@"', {"fullwidth"}),
+    ('emails[type eq "work" and not (value co "@")]', {"strasse"}),
+    ('not (emails[type eq "work" and value co "@"])', NAMED - {"fullwidth"}),
+    ('emails[type eq "home" or value co "ACME"]', {"strasse", "fullwidth", "sisyphus"}),
+    ('emails[type ne "work"]', {"strasse", "sisyphus"}),
+    ('emails[not (type eq "work")] and emails[type eq "work"]', {"strasse"}),
+]
+
+
+@pytest.mark.parametrize("text, expected", NAME_CASES, ids=[case[0] for case in NAME_CASES])
+def test_names_compare_by_their_keys(directory: Database, text: str, expected: set[str]) -> None:
+    assert user_ids(directory, text) == expected
+
+
+# Known wrong answers, kept here so they are seen: a fragment of a userName (co/sw/ew) is folded
+# with names.key, which is made for whole names: it trims the fragment's spaces and reads what
+# follows an "@" as a whole domain (IDNA). Strict, so fixing it makes these fail until unmarked.
+@pytest.mark.xfail(strict=True, reason="userName co/sw/ew fold the operand as a whole name")
+@pytest.mark.parametrize("text, expected", [
+    ('userName co " "', set()),  # no userName holds a space; the trimmed "" matches every one
+    ('userName ew " acme.test"', set()),
+    ('userName sw "annabel@acme.test "', set()),
+    ('userName sw "dave@bü"', {"dave"}),  # "bü" is not a domain; its A-label starts no key
+])
+def test_username_fragments_are_not_whole_names(directory: Database, text: str,
+                                                expected: set[str]) -> None:
+    assert user_ids(directory, text) == expected
+
+
+def test_compile_refuses_a_resource_type_without_tables() -> None:
+    """Only Users and Groups have tables; another resource type is a programming error."""
+    device = dataclasses.replace(USER_RESOURCE, name="Device")
+    with pytest.raises(ValueError, match="no SQL mapping for the resource type 'Device'"):
+        compile_filter(P("userName"), device)
