@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import random
@@ -27,6 +28,7 @@ from webwork_sso_middleware.scim.filters import (
     matches,
     parse_filter,
 )
+from webwork_sso_middleware.scim.resources import write_user
 from webwork_sso_middleware.scim.schemas import (
     ENTERPRISE_USER_SCHEMA,
     GROUP,
@@ -709,6 +711,45 @@ USER_CASES = [
     ('(userName eq "bob" or userName eq "frank") and active eq true', {"frank"}),
     ('emails[type eq "work"] and not (emails[type eq "home"])', {"bob"}),
     ('groups.value eq "g-staff" and not (groups.value eq "g-admins")', {"bob"}),
+    # and binds tighter than or: each of these reads differently with the other grouping
+    ('userName eq "bob" or userName eq "frank" and active eq true', {"bob", "frank"}),
+    ('active eq false and userName eq "frank" or userName eq "carol_x"', {"carol"}),
+    ('userName eq "bob" or not (active eq true) and userName eq "frank"', {"bob"}),
+    ('not (userName eq "bob") and active eq false or title eq "engineer"', {"alice", "dave"}),
+    ('(active eq false and userName eq "frank") or userName eq "carol_x"', {"carol"}),
+    ('active eq false and (userName eq "frank" or userName eq "carol_x")', set()),
+    # pr on what every row has, what no row has, and what a constant says
+    ("meta.resourceType pr", EVERYONE),
+    ("not (meta.resourceType pr)", set()),
+    ("id pr", EVERYONE),
+    ('id ne "nobody"', EVERYONE),
+    ("groups.type pr", {"alice", "bob"}),
+    ("not (groups.type pr)", {"carol", "dave", "frank"}),
+    ("groups.value pr", {"alice", "bob"}),
+    ("groups.display pr", {"alice", "bob"}),
+    ('groups[type eq "direct" and display eq "admins"]', {"alice"}),
+    ('groups[type ne "direct"]', set()),
+    ("x509Certificates.value pr", {"carol"}),
+    ("addresses pr", {"alice"}),
+    ("addresses.postalCode pr", {"alice"}),
+    ("addresses.region pr", set()),
+    ('addresses[formatted eq null and locality pr]', {"alice"}),
+    ("emails.value eq null", {"dave", "frank"}),  # null: no value at all, as unassigned
+    ("emails[value pr and display eq null]", {"alice", "bob", "carol"}),
+    ("name.givenName pr", {"alice"}),
+    ("name.givenName eq null", EVERYONE - {"alice"}),
+    # empty strings are unassigned: no comparison reaches them, not even with ""
+    ('title eq ""', set()),
+    ('title ne ""', {"alice", "bob", "dave"}),
+    ('title sw ""', {"alice", "bob", "dave"}),
+    ('title ew ""', {"alice", "bob", "dave"}),
+    ('title le "zzz"', {"alice", "bob", "dave"}),
+    ('not (title lt "zzz")', {"carol", "frank"}),
+    ('displayName ne "x"', {"alice"}),
+    # booleans the other way round
+    ("active ne false", EVERYONE - {"bob"}),
+    ('emails[primary ne true]', {"alice", "bob", "carol"}),
+    ('emails[primary eq true and type eq "home"]', set()),
 ]
 
 
@@ -745,6 +786,39 @@ GROUP_CASES = [
     ('members.type eq "User"', {"g-admins", "g-staff"}),
     ('displayName sw "a" or members.value eq "bob"', {"g-admins", "g-staff"}),
     ('not (members.value eq "alice") and displayName pr', {"g-empty"}),
+    # filters on groups' members
+    ('members ne "alice"', {"g-staff"}),  # a member other than alice (erin is deleted)
+    ('members.value gt "b"', {"g-staff"}),
+    ('members.value lt "b"', {"g-admins", "g-staff"}),
+    ('members.value sw "ERIN"', set()),
+    ('members[value eq "alice" or value eq "bob"]', {"g-admins", "g-staff"}),
+    ('members[value eq "alice"] and members[value eq "bob"]', {"g-staff"}),
+    ('members[value eq "alice" and value eq "bob"]', set()),  # one member must be both
+    ('members[type eq "User" and value eq "bob"]', {"g-staff"}),
+    ('members[type eq "Group"]', set()),
+    ("members.type pr", {"g-admins", "g-staff"}),
+    ("members.value pr", {"g-admins", "g-staff"}),
+    ("members.display pr", {"g-admins", "g-staff"}),
+    ('members.display co "LIDDELL"', {"g-admins", "g-staff"}),
+    ('members.display sw "bo"', {"g-staff"}),
+    ('members.display ew "ob"', {"g-staff"}),
+    ('not (members.display eq "bob")', {"g-admins", "g-empty"}),
+    ('members.display eq null', {"g-empty"}),
+    ("members eq null", {"g-empty"}),
+    ('members[display eq "alice liddell"] and not (members[display eq "bob"])', {"g-admins"}),
+    # the other columns of a group, and precedence
+    ("meta.resourceType pr", {"g-admins", "g-staff", "g-empty"}),
+    ('meta.resourceType eq "User"', set()),
+    ("displayName pr", {"g-admins", "g-staff", "g-empty"}),
+    ('displayName lt "b"', {"g-admins"}),
+    ('displayName ne "ADMINS"', {"g-staff", "g-empty"}),
+    ('displayName ew "_GROUP"', {"g-empty"}),
+    ("externalId pr", {"g-admins"}),
+    ('externalId co "D-"', {"g-admins"}),
+    ('id ne "g-empty"', {"g-admins", "g-staff"}),
+    ('meta.created lt "2024-02-01T00:00:00Z"', {"g-admins"}),
+    ('displayName eq "admins" or displayName eq "staff 100%" and members.value eq "erin"', {"g-admins"}),
+    ('displayName eq "staff 100%" or displayName eq "admins" and members.value eq "bob"', {"g-staff"}),
 ]
 
 
@@ -982,3 +1056,269 @@ def test_sql_and_python_agree(population: Database) -> None:
         assert found == expected, to_text(node)
 
     agree()
+
+
+# -- dateTime operands: the exact edges of the unit they stand for -----------------------------
+#
+# An operand stands for the whole unit of its last digit ("10:00:00Z" is the second
+# [10:00:00, 10:00:01), ".250Z" the millisecond [.250, .251)): eq holds inside that window, gt
+# after it, lt before it. Each case gives the window by hand, in UTC; the rows sit on both edges
+# and one microsecond either side, so a ``<`` that became ``<=`` (or a window one unit off) fails.
+
+def utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+
+
+MICROSECOND = dt.timedelta(microseconds=1)
+DATETIME_WINDOWS = [
+    # (operand, first instant it stands for, first instant after it)
+    ("2024-05-01T10:00:00Z", "2024-05-01T10:00:00", "2024-05-01T10:00:01"),
+    ("2024-05-01T10:00:00", "2024-05-01T10:00:00", "2024-05-01T10:00:01"),  # no offset: UTC
+    ("2024-05-01T12:00:00+02:00", "2024-05-01T10:00:00", "2024-05-01T10:00:01"),
+    ("2024-05-01T01:00:00+02:00", "2024-04-30T23:00:00", "2024-04-30T23:00:01"),  # the day before
+    ("2024-05-01 10:00:00Z", "2024-05-01T10:00:00", "2024-05-01T10:00:01"),
+    ("20240501T100000Z", "2024-05-01T10:00:00", "2024-05-01T10:00:01"),  # basic format
+    ("2024-05-01T10:00:00.250Z", "2024-05-01T10:00:00.250", "2024-05-01T10:00:00.251"),
+    ("2024-05-01T10:00:00,250Z", "2024-05-01T10:00:00.250", "2024-05-01T10:00:00.251"),
+    ("2024-05-01T10:00:00.250000Z", "2024-05-01T10:00:00.250000", "2024-05-01T10:00:00.250001"),
+    ("2024-05-01T10:00:00.2Z", "2024-05-01T10:00:00.200", "2024-05-01T10:00:00.300"),
+    ("2024-05-01T05:30:00.5-04:30", "2024-05-01T10:00:00.500", "2024-05-01T10:00:00.600"),
+    ("2024-05-01T10:00Z", "2024-05-01T10:00:00", "2024-05-01T10:01:00"),  # a minute
+    ("2024-05-01T11:00+01:00", "2024-05-01T10:00:00", "2024-05-01T10:01:00"),
+    ("2024-05-01T10Z", "2024-05-01T10:00:00", "2024-05-01T11:00:00"),  # an hour
+    ("2024-05-01", "2024-05-01T00:00:00", "2024-05-02T00:00:00"),  # a day
+    ("2024-12-31T23:59:59.999Z", "2024-12-31T23:59:59.999", "2025-01-01T00:00:00"),  # next year
+    ("2024-12-31T23:59:59.999999Z", "2024-12-31T23:59:59.999999", "2025-01-01T00:00:00"),
+]
+# Every edge and one microsecond either side; a row per instant, named by its position.
+INSTANTS = {
+    f"t{index:03}": when
+    for index, when in enumerate(sorted({
+        utc(edge) + shift
+        for _, start, end in DATETIME_WINDOWS for edge in (start, end)
+        for shift in (-MICROSECOND, dt.timedelta(0), MICROSECOND)
+    }))
+}
+# What each operator means for an instant t and the operand's window [start, end).
+DATETIME_SEMANTICS: dict[str, Any] = {
+    "eq": lambda t, start, end: start <= t < end,
+    "ne": lambda t, start, end: not start <= t < end,
+    "gt": lambda t, start, end: t >= end,
+    "ge": lambda t, start, end: t >= start,
+    "lt": lambda t, start, end: t < start,
+    "le": lambda t, start, end: t < end,
+}
+
+
+@pytest.fixture
+def instants(database: Database) -> Database:
+    """One member created at each instant of INSTANTS (and a group at each, for Groups)."""
+    with database.transaction(write=True) as session:
+        session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        session.flush()
+        for name, when in INSTANTS.items():
+            session.add(Member(id=name, workspace_id=1, user_name=name, user_name_key=name,
+                               created_at=when, modified_at=when + dt.timedelta(days=400)))
+            session.add(Group(id=name, workspace_id=1, display_name=name, display_name_key=name,
+                              created_at=when, modified_at=when))
+    return database
+
+
+@pytest.mark.parametrize("operand, start, end", DATETIME_WINDOWS, ids=[w[0] for w in DATETIME_WINDOWS])
+def test_datetime_operators_at_the_edges_of_the_operand(instants: Database, operand: str,
+                                                        start: str, end: str) -> None:
+    first, after = utc(start), utc(end)
+    inside = {name for name, when in INSTANTS.items() if first <= when < after}
+    # The rows really are on the edges: the window's first and last microsecond, and its neighbours.
+    assert {INSTANTS[name] for name in inside} >= {first, after - MICROSECOND}
+    assert {first - MICROSECOND, after} <= set(INSTANTS.values()) - {INSTANTS[n] for n in inside}
+    for op, holds in DATETIME_SEMANTICS.items():
+        expected = {name for name, when in INSTANTS.items() if holds(when, first, after)}
+        assert user_ids(instants, f'meta.created {op} "{operand}"') == expected, op
+        assert group_ids(instants, f'meta.created {op} "{operand}"') == expected, op
+        assert user_ids(instants, f'not (meta.created {op} "{operand}")') == set(INSTANTS) - expected, op
+        # The Python evaluator (PATCH paths, value filters) draws the same edges.
+        assert {name for name, when in INSTANTS.items()
+                if match(f'created {op} "{operand}"', {"created": when})} == expected, op
+
+
+def test_last_modified_is_its_own_column(instants: Database) -> None:
+    """meta.lastModified compares members.modified_at (400 days after created_at here)."""
+    first = utc("2024-05-01T10:00:00")
+    assert user_ids(instants, 'meta.lastModified eq "2025-06-05T10:00:00Z"') == {
+        name for name, when in INSTANTS.items() if first <= when < first + dt.timedelta(seconds=1)
+    }
+    assert user_ids(instants, 'meta.lastModified lt "2025-01-01"') == set()
+    assert user_ids(instants, 'meta.created lt "2025-01-01"') == set(INSTANTS) - {
+        name for name, when in INSTANTS.items() if when >= utc("2025-01-01T00:00:00")
+    }
+
+
+# -- values around the 1,024 characters of member_values.value_key -----------------------------
+#
+# value_key holds value.lower()[:1024]: a key as long as that may be cut, and only the whole value
+# can say whether a longer operand matches. "Mid-Seam" straddles the cut (characters 1018-1025).
+
+SEAMED = "Qz" * 509 + "Mid-Seam" + "Tail" * 25
+LENGTHS = (1000, 1023, 1024, 1025, 1026, len(SEAMED))
+# Operands written in another case than the values, so every comparison goes through lowering.
+PREFIX_OPERANDS = [SEAMED[:n].upper() for n in (1, 1000, 1022, 1023, 1024, 1025, 1026, 1100, len(SEAMED))]
+FRAGMENT_OPERANDS = [
+    "MID-SEAM", "mid-sea", "MID-SE", "qzmid-", "d-seamtail", "TAIL", "SEAM" + "TAIL" * 25,
+    SEAMED[1000:1030].lower(), SEAMED[2:1100].upper(), SEAMED[-1030:].upper(), SEAMED.upper() + "X",
+    "qz" * 509 + "mid-seam", "Qz" * 510, "",
+]
+STRING_SEMANTICS: dict[str, Any] = {
+    "eq": lambda value, operand: value == operand,
+    "ne": lambda value, operand: value != operand,
+    "co": lambda value, operand: operand in value,
+    "sw": lambda value, operand: value.startswith(operand),
+    "ew": lambda value, operand: value.endswith(operand),
+    "gt": lambda value, operand: value > operand,
+    "ge": lambda value, operand: value >= operand,
+    "lt": lambda value, operand: value < operand,
+    "le": lambda value, operand: value <= operand,
+}
+
+
+def _written_user(session: Any, member_id: str, doc: dict[str, Any]) -> Member:
+    """A member written as SCIM writes one (scim/resources.write_user: its keys, its cuts)."""
+    member = Member(id=member_id, workspace_id=1, created_at=at("2024-01-01T00:00:00+00:00"),
+                    modified_at=at("2024-01-01T00:00:00+00:00"))
+    write_user(member, {"schemas": [USER.id], **doc})
+    session.add(member)
+    return member
+
+
+@pytest.fixture
+def long_values(database: Database) -> Database:
+    """Members ``len<n>`` with one certificate each: the first n characters of SEAMED."""
+    with database.transaction(write=True) as session:
+        session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        session.flush()
+        for length in LENGTHS:
+            member = _written_user(session, f"len{length}", {
+                "userName": f"len{length}@acme.test",
+                "x509Certificates": [{"value": SEAMED[:length]}],
+            })
+            # The premise: keys are cut at 1024 and hold the rest of the value no more.
+            assert len(member.values[0].value_key) == min(length, 1024)
+    return database
+
+
+@pytest.mark.parametrize("op", list(STRING_SEMANTICS))
+def test_values_longer_than_their_key(long_values: Database, op: str) -> None:
+    holds = STRING_SEMANTICS[op]
+    operands = PREFIX_OPERANDS + ([] if op in ("gt", "ge", "lt", "le") else FRAGMENT_OPERANDS)
+    for operand in operands:
+        expected = {f"len{n}" for n in LENGTHS if holds(SEAMED[:n].lower(), operand.lower())}
+        label = f"{op} {operand[:12]!r}... ({len(operand)} characters)"
+        assert user_ids(long_values, f'x509Certificates {op} "{operand}"') == expected, label
+        assert user_ids(long_values, f'x509Certificates[value {op} "{operand}"]') == expected, label
+
+
+def test_long_values_at_each_length_are_told_apart(long_values: Database) -> None:
+    """The cases the brief names, spelled out: eq and ne at 1,023, 1,024, 1,025 and more."""
+    everyone = {f"len{n}" for n in LENGTHS}
+    for length in LENGTHS:
+        operand = SEAMED[:length].upper()
+        assert user_ids(long_values, f'x509Certificates eq "{operand}"') == {f"len{length}"}
+        assert user_ids(long_values, f'x509Certificates ne "{operand}"') == everyone - {f"len{length}"}
+        assert user_ids(long_values, f'x509Certificates sw "{operand}"') == {
+            f"len{n}" for n in LENGTHS if n >= length}
+    # The 1,024 characters a cut key holds, asked for whole: only the value of exactly 1,024 is it.
+    assert user_ids(long_values, f'x509Certificates eq "{SEAMED[:1024]}"') == {"len1024"}
+    assert user_ids(long_values, f'not (x509Certificates eq "{SEAMED[:1024]}")') == everyone - {"len1024"}
+    # Found only past the cut.
+    assert user_ids(long_values, 'x509Certificates co "mid-seam"') == {"len1026", f"len{len(SEAMED)}"}
+    assert user_ids(long_values, 'x509Certificates ew "MID-SEA"') == {"len1025"}
+    assert user_ids(long_values, f'x509Certificates gt "{SEAMED[:1025]}"') == {"len1026", f"len{len(SEAMED)}"}
+    assert user_ids(long_values, f'x509Certificates lt "{SEAMED[:1025]}"') == {"len1000", "len1023", "len1024"}
+
+
+# -- case through the lowered keys: userName by names.key, values and group names by lower() -----
+
+@pytest.fixture
+def directory(database: Database) -> Database:
+    """Members written as SCIM writes them, with names whose case folds beyond ASCII."""
+    with database.transaction(write=True) as session:
+        session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        session.flush()
+        _written_user(session, "strasse", {
+            "userName": "Straße@acme.test",
+            "emails": [{"value": "no-at-sign", "type": "work"}, {"value": "s@home.test", "type": "home"}],
+        })
+        _written_user(session, "fullwidth", {
+            "userName": "ＦＵＬＬ@acme.test",
+            "emails": [{"value": "Full@Acme.TEST", "type": "Work"}],
+        })
+        _written_user(session, "sisyphus", {
+            "userName": "Σίσυφος@acme.test",
+            "emails": [{"value": "Σίσυφος@acme.test", "type": "home"}],
+        })
+        _written_user(session, "dave", {"userName": "Dave@Bücher.test"})
+        _written_user(session, "annabel", {"userName": "annabel@acme.test"})
+    return database
+
+
+NAMED = {"strasse", "fullwidth", "sisyphus", "dave", "annabel"}
+NAME_CASES = [
+    # userName compares its key, names.key: NFKC, case-folded, the domain as its A-label.
+    ('userName eq "straße@acme.test"', {"strasse"}),  # casefold: ß is ss; lower() keeps ß
+    ('userName eq "STRASSE@ACME.TEST"', {"strasse"}),
+    ('userName eq "Straße@acme.test "', {"strasse"}),  # trimmed, as the name was
+    ('userName ne "straße@acme.test"', NAMED - {"strasse"}),
+    ('not (userName eq "straße@acme.test")', NAMED - {"strasse"}),
+    ('userName sw "straße"', {"strasse"}),
+    ('userName eq "full@acme.test"', {"fullwidth"}),  # NFKC: full-width letters are letters
+    ('userName eq "ｆｕｌｌ@ＡＣＭＥ.test"', {"fullwidth"}),
+    ('userName co "ＵＬＬ@"', {"fullwidth"}),
+    ('userName eq "ΣΊΣΥΦΟΣ@ACME.TEST"', {"sisyphus"}),
+    ('userName eq "σίσυφος@acme.test"', {"sisyphus"}),  # casefold: final sigma is sigma
+    ('userName eq "dave@BÜCHER.test"', {"dave"}),
+    ('userName eq "DAVE@xn--bcher-kva.test"', {"dave"}),
+    ('userName ew "@ACME.TEST"', NAMED - {"dave"}),
+    ('userName ge "dave@"', NAMED - {"annabel"}),
+    ('userName lt "DAVE@"', {"annabel"}),
+    # emails.value compares value_key, value.lower() as SCIM writes it: lower(), not casefold.
+    ('emails eq "ΣΊΣΥΦΟΣ@ACME.TEST"', {"sisyphus"}),
+    ('emails.value eq "FULL@ACME.TEST"', {"fullwidth"}),
+    ('emails.value sw "S@HOME"', {"strasse"}),
+    # the complex filter of the brief: one email must be both
+    ('emails[type eq "work" and value co "@"]', {"fullwidth"}),
+    ('emails[type eq "WORK" and value co "@"]', {"fullwidth"}),  # type: caseExact false
+    ('emails.type eq "work" and emails.value co "@"', {"strasse", "fullwidth"}),  # any two
+    ('emails[type eq "work"].value co "@"', {"fullwidth"}),
+    ('emails[type eq "work" and not (value co "@")]', {"strasse"}),
+    ('not (emails[type eq "work" and value co "@"])', NAMED - {"fullwidth"}),
+    ('emails[type eq "home" or value co "ACME"]', {"strasse", "fullwidth", "sisyphus"}),
+    ('emails[type ne "work"]', {"strasse", "sisyphus"}),
+    ('emails[not (type eq "work")] and emails[type eq "work"]', {"strasse"}),
+]
+
+
+@pytest.mark.parametrize("text, expected", NAME_CASES, ids=[case[0] for case in NAME_CASES])
+def test_names_compare_by_their_keys(directory: Database, text: str, expected: set[str]) -> None:
+    assert user_ids(directory, text) == expected
+
+
+# Known wrong answers, kept here so they are seen: a fragment of a userName (co/sw/ew) is folded
+# with names.key, which is made for whole names: it trims the fragment's spaces and reads what
+# follows an "@" as a whole domain (IDNA). Strict, so fixing it makes these fail until unmarked.
+@pytest.mark.xfail(strict=True, reason="userName co/sw/ew fold the operand as a whole name")
+@pytest.mark.parametrize("text, expected", [
+    ('userName co " "', set()),  # no userName holds a space; the trimmed "" matches every one
+    ('userName ew " acme.test"', set()),
+    ('userName sw "annabel@acme.test "', set()),
+    ('userName sw "dave@bü"', {"dave"}),  # "bü" is not a domain; its A-label starts no key
+])
+def test_username_fragments_are_not_whole_names(directory: Database, text: str,
+                                                expected: set[str]) -> None:
+    assert user_ids(directory, text) == expected
+
+
+def test_compile_refuses_a_resource_type_without_tables() -> None:
+    """Only Users and Groups have tables; another resource type is a programming error."""
+    device = dataclasses.replace(USER_RESOURCE, name="Device")
+    with pytest.raises(ValueError, match="no SQL mapping for the resource type 'Device'"):
+        compile_filter(P("userName"), device)
