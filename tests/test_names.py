@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from webwork_sso_middleware.errors import InvalidName
-from webwork_sso_middleware.names import clean, domain_of, is_plain_address, key
+from webwork_sso_middleware.names import clean, domain_of, fold, is_plain_address, key
 
 
 @pytest.mark.parametrize("spelling", [
@@ -82,3 +82,8 @@ def test_ideographic_full_stops_end_a_domain_like_a_dot(stop: str) -> None:
 ])
 def test_only_a_plain_address_may_be_remote_user_as_an_email(address: str, plain: bool) -> None:
     assert is_plain_address(key(address)) is plain
+
+
+def test_a_fragment_is_folded_but_neither_trimmed_nor_read_as_a_domain() -> None:
+    assert fold(" DAVE@") == " dave@"
+    assert fold("\uff24ave@B\u00fc") == "dave@b\u00fc"  # no IDNA: not a whole domain

@@ -64,6 +64,14 @@ def key(value: str) -> str:
     return f"{local}@{canonical_domain(domain) or domain}"
 
 
+def fold(fragment: str) -> str:
+    """A piece of a name (a SCIM ``co``/``sw``/``ew`` operand) folded as :func:`key` folds
+    whole names, but not trimmed and with no domain rules: a fragment is not a name. An
+    internationalised domain is kept in keys as its A-label, so a fragment spelling it in
+    Unicode matches nothing past the ``@``."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", fragment).casefold())
+
+
 def canonical_domain(domain: str) -> str | None:
     """A domain as verified domains are kept (domains.py): lower case, an internationalised one
     as its A-label (IDNA also maps the ideographic full stops to dots), then without the root's

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, select, true
 from sqlalchemy.orm import aliased
 
+from ..names import fold as fold_name_fragment
 from ..names import key as name_key
 from ..store.models import Group, Member, MemberValue, Membership
 from .errors import invalid_filter
@@ -54,6 +55,7 @@ class Stored:
     nullable: bool | None = None  # None: as the column says
     full: Any = None  # for a key cut at KEY_LENGTH: the column it was cut from
     fold: Callable[[str], str] = str.lower  # how the column's lowered key was made
+    fold_fragment: Callable[[str], str] | None = None  # for co/sw/ew operands, when different
 
     @property
     def may_be_null(self) -> bool:
@@ -135,7 +137,8 @@ _ADDRESS_COLUMNS: dict[str, Target] = {
 USER_COLUMNS: dict[str, Target] = {
     "id": Stored(Member.id),
     "externalId": Stored(Member.external_id),
-    "userName": Stored(Member.user_name_key, lowered=True, fold=name_key),
+    "userName": Stored(Member.user_name_key, lowered=True, fold=name_key,
+                       fold_fragment=fold_name_fragment),
     "name.formatted": Stored(Member.formatted_name),
     "name.familyName": Stored(Member.family_name),
     "name.givenName": Stored(Member.given_name),
@@ -329,7 +332,10 @@ def _condition(node: Comparison, target: Stored, attribute: Attribute,
         return compare_to(column, end if bound == "end" else start)
     assert isinstance(value, str)
     if target.lowered:
-        value = target.fold(value)
+        folding = target.fold
+        if op in ("co", "sw", "ew") and target.fold_fragment is not None:
+            folding = target.fold_fragment  # a piece of a name: not trimmed, no domain rules
+        value = folding(value)
         # A key cut short answers eq/ne/sw exactly for short operands; else look at it all.
         if op in ("eq", "ne"):
             exact_key = len(value) < KEY_LENGTH

@@ -216,6 +216,7 @@ def create_member_at_login(connection: Connection, workspace_id: int, email: str
     ))
     connection.execute(insert_row(_VALUES).values(
         member_id=member_id, attribute="emails", position=0, value=email,
-        value_key=key, type="work", primary=True,
+        # As SCIM writes values (scim/resources.py): the emails filter compares lower case.
+        value_key=email.lower()[:1024], type="work", primary=True,
     ))
     return member_id
