@@ -145,22 +145,21 @@ class World:
 # -- the adapters ----------------------------------------------------------------------------
 
 
-def build_wsgi(database_url: str, tmp_path: Path) -> Callable[[str], Any]:
+def wrapping(app: Any, database_url: str) -> Callable[[str], Any]:
+    """A bare WSGI app wrapped by the middleware: it is what the server serves."""
     def build(base_url: str) -> tuple[Any, SSOMiddleware]:
-        middleware = SSOMiddleware(host_app, database_url=database_url, secret_key=SECRET,
+        middleware = SSOMiddleware(app, database_url=database_url, secret_key=SECRET,
                                    base_url=base_url, session_recheck_seconds=0)
         return middleware, middleware
     return build
+
+
+def build_wsgi(database_url: str, tmp_path: Path) -> Callable[[str], Any]:
+    return wrapping(host_app, database_url)
 
 
 def build_timetracker(database_url: str, tmp_path: Path) -> Callable[[str], Any]:
-    tracker = load_timetracker_factory()(str(tmp_path / "timetracker.db"))
-
-    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
-        middleware = SSOMiddleware(tracker, database_url=database_url, secret_key=SECRET,
-                                   base_url=base_url, session_recheck_seconds=0)
-        return middleware, middleware
-    return build
+    return wrapping(load_timetracker_factory()(str(tmp_path / "timetracker.db")), database_url)
 
 
 def build_flask(database_url: str, tmp_path: Path) -> Callable[[str], Any]:

@@ -27,7 +27,6 @@ from .models import (
     Workspace,
     WorkspaceDomain,
     new_id,
-    utcnow,
 )
 
 # Typed as the Table it is: mypy sees a declarative __table__ as a FromClause.

@@ -28,7 +28,7 @@ from .db import Database, UnitOfWork, note_sessions_ended
 from .domains import DomainClaim
 from .identity_providers import IdPInfo
 from .models import (
-    PLANS, Member, MemberSession, ScimToken, Workspace, WorkspaceDomain, utcnow,
+    PLANS, Member, MemberSession, ScimToken, Workspace, utcnow,
 )
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
