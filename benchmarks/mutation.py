@@ -285,6 +285,50 @@ def make_mutants(source: bytes, line_ranges: Sequence[tuple[int, int]] = (),
     return mutants
 
 
+def module_readers(source: bytes) -> dict[int, frozenset[int]]:
+    """For each line of a module-level statement that defines names (an assignment, a ``def``
+    with its decorators, a class): the lines elsewhere in the module that read those names,
+    directly or through other module-level definitions."""
+    tree = ast.parse(source)
+    loads: dict[str, set[int]] = collections.defaultdict(set)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            loads[node.id].add(node.lineno)
+    spans: list[tuple[range, set[str]]] = []
+    for statement in tree.body:
+        names: set[str] = set()
+        if isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names = {statement.name}
+        first = min([statement.lineno, *(d.lineno for d in getattr(statement, "decorator_list", []))])
+        spans.append((range(first, (statement.end_lineno or statement.lineno) + 1), names))
+
+    def statement_at(line: int) -> tuple[range, set[str]] | None:
+        return next((span for span in spans if line in span[0]), None)
+
+    readers: dict[int, frozenset[int]] = {}
+    for span, names in spans:
+        if not names:
+            continue
+        found: set[int] = set()
+        pending, seen = list(names), set(names)
+        while pending:
+            for line in loads[pending.pop()]:
+                found.add(line)
+                owner = statement_at(line)
+                # Read by another definition (a constant built from it, a function): what
+                # reads that one may read this one's value too.
+                if owner is not None:
+                    for name in owner[1] - seen:
+                        seen.add(name)
+                        pending.append(name)
+        for line in span:
+            readers[line] = frozenset(found - set(span))
+    return readers
+
+
 def _collapse(lines: Sequence[bytes]) -> str:
     return " ".join(b" ".join(lines).decode("utf-8").split())
 
@@ -333,14 +377,19 @@ class Coverage:
     durations: dict[str, float]
     failed: list[str]
 
-    def tests_for(self, lines: frozenset[int]) -> list[str]:
+    def tests_for(self, lines: frozenset[int], readers: frozenset[int] = frozenset()) -> list[str]:
         """The covering tests, fastest first. A line run only at import time (a module-level
-        constant or query) is covered by every test that runs any of the module's code."""
+        constant, query or decorator) counts as covered by the tests that run the lines reading
+        what it defines (``readers``), or, when nothing in the module reads it, by every test
+        that runs any of the module's code."""
         found: set[str] = set()
         for line in lines:
             found |= self.tests_by_line.get(line, set())
         if "" in found:
-            found = set().union(*self.tests_by_line.values())
+            for line in readers:
+                found |= self.tests_by_line.get(line, set())
+            if not found - {""}:
+                found = set().union(*self.tests_by_line.values())
         found -= {"", *self.failed}
         return sorted(found, key=lambda test: (self.durations.get(test, 0.0), test))
 
@@ -761,8 +810,11 @@ def _run_all(workers: Workers, module: str, mutants: list[Mutant], tests: list[s
     if coverage.failed:
         print(f"these tests fail unmutated and are left out: {coverage.failed}", file=sys.stderr)
 
+    readers = module_readers((ROOT / module).read_bytes())
+
     def one(mutant: Mutant) -> Result:
-        selected = coverage.tests_for(mutant.lines)
+        selected = coverage.tests_for(mutant.lines, frozenset().union(
+            *(readers.get(line, frozenset()) for line in mutant.lines)))
         budget = options.timeout_base + options.timeout_factor * sum(
             coverage.durations.get(t, 0.0) for t in selected)
         return workers.run(mutant, selected, budget)
