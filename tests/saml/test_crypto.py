@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import http.server
+import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,10 @@ from saml2.response import InvalidAssertion
 from saml2.saml import AUTHN_PASSWORD_PROTECTED, NAMEID_FORMAT_EMAILADDRESS, NameID
 from saml2.sigver import MissingKey, SignatureError, SigverError
 
-from webwork_sso_middleware.saml.crypto import XmlsecBackend, verification_key
+from webwork_sso_middleware.saml.crypto import (
+    DocumentRefused, XmlsecBackend, load_certificate_der, parse_xml, read_private_key, refuse_dtd,
+    safe_parser, verification_key,
+)
 
 from .conftest import ACS, SP_ID
 from .idp import KeyPair, TestIdP, make_key_pair
@@ -612,3 +618,303 @@ def test_signing_never_produces_sha1(test_idp: TestIdP, idp_keys: KeyPair, cert_
 def test_encryption_is_not_supported(call: Any) -> None:
     with pytest.raises(SigverError, match="encrypted assertions are not supported"):
         call(XmlsecBackend())
+
+
+# -- each check alone (benchmarks/mutation.py found these unguarded) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "digest", "elliptic"),
+    [
+        (xmlsec.Transform.RSA_SHA256, xmlsec.Transform.SHA384, False),
+        (xmlsec.Transform.RSA_SHA256, xmlsec.Transform.SHA512, False),
+        (xmlsec.Transform.ECDSA_SHA384, xmlsec.Transform.SHA256, True),
+        (xmlsec.Transform.ECDSA_SHA512, xmlsec.Transform.SHA256, True),
+    ],
+    ids=["digest sha384", "digest sha512", "ecdsa-sha384", "ecdsa-sha512"],
+)
+def test_every_listed_sha2_algorithm_verifies(
+    test_idp: TestIdP, idp_keys: KeyPair, tmp_path: Path, method: Any, digest: Any, elliptic: bool
+) -> None:
+    keys = make_key_pair("EC IdP", elliptic=True) if elliptic else idp_keys
+    (tmp_path / "signer.pem").write_bytes(keys.cert_pem)
+    xml = response_xml(test_idp, sign_assertion=False)
+    _, assertion_id = ids(xml)
+    key = xmlsec.Key.from_memory(keys.key_pem, xmlsec.KeyFormat.PEM)
+    signed = xmlsec_sign(xml, assertion_id, key, method=method, digest=digest)
+    assert backend_verify(signed, str(tmp_path / "signer.pem"), assertion_id)
+
+
+def test_id_shared_through_an_id_attribute_spelt_Id_is_rejected(test_idp: TestIdP, cert_file: str) -> None:
+    """xmlsec resolves "#x" through any attribute whose local name is ID, Id or id: each is a carrier."""
+    xml = response_xml(test_idp)
+    root = tree(xml)
+    assertion_id = root.find(f"{{{SAML}}}Assertion").get("ID")
+    root.find(f"{{{SAML}}}Issuer").set("Id", assertion_id)
+    with pytest.raises(SignatureError, match="carried by 2 elements"):
+        backend_verify(etree.tostring(root), cert_file, assertion_id)
+
+
+def test_the_id_must_be_carried_by_an_ID_attribute_of_the_element(test_idp: TestIdP, cert_file: str) -> None:
+    """The only element answering to the ID holds it as ``id``, not ``ID``: no target."""
+    xml = response_xml(test_idp)
+    root = tree(xml)
+    assertion = root.find(f"{{{SAML}}}Assertion")
+    assertion_id = assertion.attrib.pop("ID")
+    assertion.set("id", assertion_id)
+    with pytest.raises(SignatureError, match="no element with ID"):
+        backend_verify(etree.tostring(root), cert_file, assertion_id)
+    with pytest.raises(SignatureError, match="no element with ID"):
+        backend_verify(xml, cert_file, "_an-id-nobody-carries")
+
+
+def test_what_is_not_a_document_is_rejected(cert_file: str) -> None:
+    with pytest.raises(SignatureError, match="no XML document given"):
+        XmlsecBackend().validate_signature(None, cert_file, "pem", ASSERTION, "_x")  # type: ignore[arg-type]
+    with pytest.raises(SignatureError, match="not well-formed XML"):
+        backend_verify("<Response><unclosed></Response>", cert_file, "_x")
+    # An undeclared entity cannot occur without a DTD (which is refused): it is not well-formed.
+    with pytest.raises(SignatureError, match="not well-formed XML"):
+        backend_verify("<Response>&who;</Response>", cert_file, "_x")
+
+
+def test_documents_nested_deeper_than_libxml2_allows_are_rejected(cert_file: str) -> None:
+    """huge_tree stays off: a document 300 elements deep (libxml2's default limit is 256)
+    is refused by the parser rather than walked."""
+    deep = "<a>" * 300 + "</a>" * 300
+    with pytest.raises(SignatureError, match="not well-formed XML"):
+        backend_verify(deep, cert_file, "_x")
+
+
+def test_signature_children_out_of_order_are_rejected(test_idp: TestIdP, cert_file: str) -> None:
+    xml = response_xml(test_idp)
+    root = tree(xml)
+    signature = root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature")
+    signature.insert(0, signature.find(f"{{{DS}}}SignatureValue"))  # SignatureValue, SignedInfo
+    with pytest.raises(SignatureError, match="must hold SignedInfo, SignatureValue"):
+        backend_verify(etree.tostring(root), cert_file, ids(xml)[1])
+
+
+def test_signed_info_with_two_references_is_rejected(test_idp: TestIdP, cert_file: str) -> None:
+    xml = response_xml(test_idp)
+    root = tree(xml)
+    reference = root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature/{{{DS}}}SignedInfo/{{{DS}}}Reference")
+    reference.addnext(copy.deepcopy(reference))
+    with pytest.raises(SignatureError, match="exactly one Reference"):
+        backend_verify(etree.tostring(root), cert_file, ids(xml)[1])
+
+
+@pytest.mark.parametrize("change", ["no Transforms", "DigestValue first"])
+def test_reference_children_other_than_transforms_digest_method_and_value_are_rejected(
+    test_idp: TestIdP, cert_file: str, change: str
+) -> None:
+    xml = response_xml(test_idp)
+    root = tree(xml)
+    reference = root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature/{{{DS}}}SignedInfo/{{{DS}}}Reference")
+    if change == "no Transforms":
+        reference.remove(reference.find(f"{{{DS}}}Transforms"))
+    else:
+        reference.insert(0, reference.find(f"{{{DS}}}DigestValue"))
+    with pytest.raises(SignatureError, match="Reference must hold Transforms, DigestMethod and DigestValue"):
+        backend_verify(etree.tostring(root), cert_file, ids(xml)[1])
+
+
+def test_a_transform_under_another_element_name_is_rejected(test_idp: TestIdP, cert_file: str) -> None:
+    """An element that is not ds:Transform in ds:Transforms, even one naming an allowed algorithm."""
+    xml = response_xml(test_idp)
+    root = tree(xml)
+    transforms = root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature/{{{DS}}}SignedInfo/{{{DS}}}Reference/"
+                           f"{{{DS}}}Transforms")
+    for transform in list(transforms):
+        transform.tag = f"{{{DS}}}Other"
+    with pytest.raises(SignatureError, match="transforms must be enveloped-signature"):
+        backend_verify(etree.tostring(root), cert_file, ids(xml)[1])
+
+
+def test_a_whole_document_signature_is_accepted_on_the_root_only_when_verifying(
+    test_idp: TestIdP, idp_keys: KeyPair, cert_file: str
+) -> None:
+    """Reference URI="" (the whole document) verifies on the root, as some signed metadata is
+    signed; a signature we make always names its element's ID."""
+    xml = response_xml(test_idp, sign_assertion=False)
+    response_id, _ = ids(xml)
+    root = tree(xml)
+    signature = xmlsec.template.create(root, xmlsec.Transform.EXCL_C14N, xmlsec.Transform.RSA_SHA256, ns="ds")
+    root.find(f"{{{SAML}}}Issuer").addnext(signature)
+    reference = xmlsec.template.add_reference(signature, xmlsec.Transform.SHA256, uri="")
+    xmlsec.template.add_transform(reference, xmlsec.Transform.ENVELOPED)
+    xmlsec.template.add_transform(reference, xmlsec.Transform.EXCL_C14N)
+    template = etree.tostring(root)
+    context = xmlsec.SignatureContext()
+    context.key = rsa_key(idp_keys)
+    context.sign(signature)
+    assert backend_verify(etree.tostring(root), cert_file, response_id, RESPONSE)
+    with pytest.raises(SignatureError, match="does not point at the signed element"):
+        XmlsecBackend().sign_statement(template, RESPONSE, idp_keys.key_pem, response_id)
+
+
+def test_certificates_are_read_from_a_file_pem_base64_or_der(idp_keys: KeyPair, cert_file: str) -> None:
+    der = base64.b64decode(idp_keys.cert_base64)
+    for given in (cert_file, idp_keys.cert_pem.decode(), idp_keys.cert_pem, idp_keys.cert_base64,
+                  idp_keys.cert_base64.encode(), der):
+        assert load_certificate_der(given) == der
+    with pytest.raises(SigverError, match="not a certificate"):
+        load_certificate_der("not a certificate")
+    with pytest.raises(SignatureError, match="unusable metadata certificate"):
+        XmlsecBackend().validate_signature("<a ID='_x'/>", "bm90IGEgY2VydGlmaWNhdGU=", "pem", "a", "_x")
+
+
+def test_raw_der_that_looks_partly_like_base64_is_read_as_der() -> None:
+    """Base64 is decoded strictly: a lenient decoder drops DER's non-base64 bytes and, when
+    what is left happens to decode, reads garbage instead of falling back to DER."""
+    for attempt in range(50):
+        der = base64.b64decode(make_key_pair(f"DER {attempt}").cert_base64)
+        kept = bytes(b for b in der if chr(b).isalnum() or chr(b) in "+/")
+        if len(kept) % 4 == 0:
+            break
+    else:
+        pytest.fail("no certificate whose base64-alphabet bytes decode leniently")
+    assert load_certificate_der(der) == der
+
+
+def test_private_keys_are_read_from_bytes_pem_text_or_a_file(idp_keys: KeyPair, tmp_path: Path) -> None:
+    path = tmp_path / "key.pem"
+    path.write_bytes(idp_keys.key_pem)
+    for given in (idp_keys.key_pem, idp_keys.key_pem.decode("ascii"), str(path)):
+        assert read_private_key(given) == idp_keys.key_pem
+
+
+def _unsigned_assertion_with_template(idp: TestIdP) -> tuple[bytes, str]:
+    from saml2.sigver import pre_signature_part
+
+    root = tree(idp.response_xml(sp_entity_id=SP_ID, acs_url=ACS, email="a@acme.test", sign_assertion=False))
+    assertion = root.find(f"{{{SAML}}}Assertion")
+    assertion.find(f"{{{SAML}}}Issuer").addnext(tree(str(pre_signature_part(assertion.get("ID")))))
+    return etree.tostring(root), assertion.get("ID")
+
+
+@pytest.mark.parametrize(
+    ("key_file", "message"),
+    [("", "no signing key configured"), (b"not a key", "cannot load the signing key")],
+)
+def test_signing_without_a_usable_key_is_refused(test_idp: TestIdP, key_file: Any, message: str) -> None:
+    statement, assertion_id = _unsigned_assertion_with_template(test_idp)
+    with pytest.raises(SignatureError, match=message):
+        XmlsecBackend().sign_statement(statement, ASSERTION, key_file, assertion_id)
+
+
+def test_signing_with_a_key_of_another_type_than_the_template_fails_cleanly(test_idp: TestIdP) -> None:
+    statement, assertion_id = _unsigned_assertion_with_template(test_idp)  # an RSA-SHA256 template
+    ec_key = make_key_pair("EC signer", elliptic=True).key_pem
+    with pytest.raises(SignatureError, match="signing failed"):
+        XmlsecBackend().sign_statement(statement, ASSERTION, ec_key, assertion_id)
+
+
+def test_a_signed_statement_keeps_its_declaration_and_its_characters(test_idp: TestIdP, cert_file: str) -> None:
+    statement, assertion_id = _unsigned_assertion_with_template(test_idp)
+    key = test_idp.server.config.key_file
+    body = statement.decode().replace("a@acme.test", "zoë@acme.test")
+    declared = XmlsecBackend().sign_statement("<?xml version='1.0' encoding='UTF-8'?>\n" + body,
+                                              ASSERTION, str(key), assertion_id)
+    bare = XmlsecBackend().sign_statement(body.encode(), ASSERTION, str(key), assertion_id)
+    assert declared.startswith("<?xml version='1.0' encoding='UTF-8'?>")
+    assert bare.startswith("<") and not bare.startswith("<?xml")
+    assert "zoë@acme.test" in declared and "zoë@acme.test" in bare  # UTF-8, not character references
+    assert backend_verify(declared, cert_file, assertion_id)
+
+
+def test_a_statement_whose_first_bytes_split_a_character_is_signed(test_idp: TestIdP, cert_file: str) -> None:
+    """Whether a declaration came first is read off the first 16 bytes, which may end mid-character."""
+    statement, assertion_id = _unsigned_assertion_with_template(test_idp)
+    split = ("<!--x" + "é" * 6 + "-->").encode() + statement  # bytes 15 and 16: one "é"
+    prefix = split[:16]
+    with pytest.raises(UnicodeDecodeError):
+        prefix.decode("utf-8")
+    signed = XmlsecBackend().sign_statement(split, ASSERTION, str(test_idp.server.config.key_file), assertion_id)
+    assert not signed.startswith("<?xml")
+    assert backend_verify(signed, cert_file, assertion_id)
+
+
+def test_the_backend_reports_libxmlsec_version() -> None:
+    version = XmlsecBackend().version
+    assert version == ".".join(str(n) for n in xmlsec.get_libxmlsec_version())
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+
+
+def test_no_metadata_certificate_means_no_verification(test_idp: TestIdP) -> None:
+    xml = response_xml(test_idp)
+    with pytest.raises(SignatureError, match="metadata has no signing certificate"):
+        XmlsecBackend().verify_element(tree(xml), ASSERTION, ids(xml)[1], [])
+
+
+def test_each_certificate_failure_is_reported(test_idp: TestIdP, attacker_keys: KeyPair) -> None:
+    xml = response_xml(test_idp)
+    certificates = [b"not a certificate", base64.b64decode(attacker_keys.cert_base64)]
+    with pytest.raises(SignatureError, match=r"unusable metadata certificate \(.*\); signature does not verify"):
+        XmlsecBackend().verify_element(tree(xml), ASSERTION, ids(xml)[1], certificates)
+
+
+# -- the three layers against DTDs, each alone ---------------------------------------------------
+
+
+def test_the_parser_alone_expands_no_entity_and_loads_no_dtd(tmp_path: Path) -> None:
+    """What refuse_dtd and the byte scan would stop never reaches this parser; if it did, the
+    parser would still neither expand an entity nor load a DTD, from a file or the network."""
+    internal = etree.fromstring(b'<!DOCTYPE r [<!ENTITY e "expanded">]><r>&e;</r>', safe_parser())
+    assert "expanded" not in "".join(internal.itertext())
+    (tmp_path / "evil.dtd").write_text('<!ENTITY e "from the file">')
+    from_file = etree.fromstring(
+        f'<!DOCTYPE r SYSTEM "{(tmp_path / "evil.dtd").as_uri()}"><r>&e;</r>'.encode(), safe_parser())
+    assert from_file.getroottree().docinfo.externalDTD is None
+    assert "from the file" not in "".join(from_file.itertext())
+
+    requests: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            requests.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'<!ENTITY e "from the network">')
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/evil.dtd"
+        etree.fromstring(f'<!DOCTYPE r SYSTEM "{url}"><r>&e;</r>'.encode(), safe_parser())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert requests == []
+
+
+def test_the_parser_alone_keeps_libxml2s_depth_limit() -> None:
+    with pytest.raises(etree.XMLSyntaxError):
+        etree.fromstring(("<a>" * 300 + "</a>" * 300).encode(), safe_parser())
+
+
+@pytest.mark.parametrize("document", [b"<!DOCTYPE r><r/>", b'<!DOCTYPE r [<!ENTITY e "x">]><r/>'])
+def test_a_parsed_document_with_a_doctype_is_refused(document: bytes) -> None:
+    """The check after parsing, alone: what a byte scan misses (UTF-16) still has a DOCTYPE."""
+    with pytest.raises(DocumentRefused, match="DOCTYPE") as refused:
+        refuse_dtd(etree.fromstring(document, safe_parser()).getroottree())
+    assert refused.value.kind == "dtd"
+
+
+def test_a_parsed_document_holding_an_entity_reference_is_refused() -> None:
+    root = etree.Element("r")
+    root.append(etree.Entity("e"))  # what resolve_entities=False leaves where an entity was
+    with pytest.raises(DocumentRefused, match="entity reference"):
+        refuse_dtd(root.getroottree())
+    refuse_dtd(etree.fromstring(b"<r>plain &amp; text</r>").getroottree())  # predefined: fine
+
+
+@pytest.mark.parametrize("document", [b"<!DOCTYPE r><r/>", b"<!doctype r><r/>", b'<r><!-- <!ENTITY --></r>'])
+def test_the_byte_scan_alone_refuses_any_declaration(document: bytes, cert_file: str) -> None:
+    """Before libxml2 sees the bytes: even inside a comment, in any case."""
+    with pytest.raises(DocumentRefused, match="DOCTYPE or entity declaration") as refused:
+        parse_xml(document)
+    assert refused.value.kind == "dtd"
