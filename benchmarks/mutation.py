@@ -376,6 +376,7 @@ class Coverage:
     tests_by_line: dict[int, set[str]]
     durations: dict[str, float]
     failed: list[str]
+    own_tests: str = "\0"  # the node id prefix of the module's own test module
 
     def tests_for(self, lines: frozenset[int], readers: frozenset[int] = frozenset()) -> list[str]:
         """The covering tests, fastest first. A line run only at import time (a module-level
@@ -391,7 +392,9 @@ class Coverage:
             if not found - {""}:
                 found = set().union(*self.tests_by_line.values())
         found -= {"", *self.failed}
-        return sorted(found, key=lambda test: (self.durations.get(test, 0.0), test))
+        # The module's own test module first (its tests aim at this code), then fastest first.
+        return sorted(found, key=lambda test: (not test.startswith(self.own_tests),
+                                               self.durations.get(test, 0.0), test))
 
 
 def collect_coverage(copy: Path, module: str, tests: Sequence[str]) -> Coverage:
@@ -420,7 +423,8 @@ def collect_coverage(copy: Path, module: str, tests: Sequence[str]) -> Coverage:
         cache.write_text(json.dumps({**json.loads(report.read_text()), "lines": lines}))
     document = json.loads(cache.read_text())
     by_line = {int(n): set(c) for n, c in document["lines"].get(module, {}).items()}
-    return Coverage(by_line, document["durations"], document["failed"])
+    return Coverage(by_line, document["durations"], document["failed"],
+                    own_tests=default_tests(module)[0] + "::")
 
 
 def _tree_digest(tests: Sequence[str]) -> str:
@@ -728,6 +732,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tests", nargs="+", help="test paths whose coverage selects the tests "
                         "for each mutant (default: the module's own test module)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
+    parser.add_argument("--max-tests", type=int, default=0, metavar="N",
+                        help="run at most N of a mutant's covering tests (its module's own test "
+                             "module first, then the fastest): a quick first pass; rerun its "
+                             "survivors without a limit (--survivors-of) for the verdict")
     parser.add_argument("--timeout-base", type=float, default=20.0)
     parser.add_argument("--timeout-factor", type=float, default=3.0,
                         help="a mutant's timeout: base + factor * its tests' time unmutated")
@@ -815,6 +823,8 @@ def _run_all(workers: Workers, module: str, mutants: list[Mutant], tests: list[s
     def one(mutant: Mutant) -> Result:
         selected = coverage.tests_for(mutant.lines, frozenset().union(
             *(readers.get(line, frozenset()) for line in mutant.lines)))
+        if options.max_tests:
+            selected = selected[:options.max_tests]
         budget = options.timeout_base + options.timeout_factor * sum(
             coverage.durations.get(t, 0.0) for t in selected)
         return workers.run(mutant, selected, budget)
