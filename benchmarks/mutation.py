@@ -747,6 +747,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run at most N of a mutant's covering tests (its module's own test "
                              "module first, then the fastest): a quick first pass; rerun its "
                              "survivors without a limit (--survivors-of) for the verdict")
+    parser.add_argument("--max-seconds", type=float, default=0.0, metavar="S",
+                        help="like --max-tests, but stop adding covering tests once their "
+                             "unmutated time reaches S seconds (the module's own tests come "
+                             "first, so fast unit tests all run)")
     parser.add_argument("--timeout-base", type=float, default=20.0)
     parser.add_argument("--timeout-factor", type=float, default=3.0,
                         help="a mutant's timeout: base + factor * its tests' time unmutated")
@@ -836,6 +840,14 @@ def _run_all(workers: Workers, module: str, mutants: list[Mutant], tests: list[s
             *(readers.get(line, frozenset()) for line in mutant.lines)))
         if options.max_tests:
             selected = selected[:options.max_tests]
+        if options.max_seconds:
+            spent, kept = 0.0, []
+            for test in selected:  # always at least one
+                if kept and spent + coverage.durations.get(test, 0.0) > options.max_seconds:
+                    break
+                kept.append(test)
+                spent += coverage.durations.get(test, 0.0)
+            selected = kept
         budget = options.timeout_base + options.timeout_factor * sum(
             coverage.durations.get(t, 0.0) for t in selected)
         return workers.run(mutant, selected, budget)
