@@ -841,7 +841,7 @@ def _run_all(workers: Workers, module: str, mutants: list[Mutant], tests: list[s
         if options.max_tests:
             selected = selected[:options.max_tests]
         if options.max_seconds:
-            spent, kept = 0.0, []
+            spent, kept = 0.0, list[str]()
             for test in selected:  # always at least one
                 if kept and spent + coverage.durations.get(test, 0.0) > options.max_seconds:
                     break
