@@ -377,7 +377,7 @@ class Coverage:
     tests_by_line: dict[int, set[str]]
     durations: dict[str, float]
     failed: list[str]
-    own_tests: str = "\0"  # the node id prefix of the module's own test module
+    own_tests: tuple[str, ...] = ()  # node id prefixes of the tests aimed at this module
 
     def tests_for(self, lines: frozenset[int], readers: frozenset[int] = frozenset()) -> list[str]:
         """The covering tests, fastest first. A line run only at import time (a module-level
@@ -394,11 +394,12 @@ class Coverage:
                 found = set().union(*self.tests_by_line.values())
         found -= {"", *self.failed}
         # The module's own test module first (its tests aim at this code), then fastest first.
-        return sorted(found, key=lambda test: (not test.startswith(self.own_tests),
+        return sorted(found, key=lambda test: (not test.startswith(self.own_tests or ("\0",)),
                                                self.durations.get(test, 0.0), test))
 
 
-def collect_coverage(copy: Path, module: str, tests: Sequence[str]) -> Coverage:
+def collect_coverage(copy: Path, module: str, tests: Sequence[str],
+                     prefer: Sequence[str] = ()) -> Coverage:
     """Which tests cover which line of ``module``; measured for the whole package at once and
     cached under ``.mutation-cache/`` by the tests named and the tree's contents, so the next
     module of the same run (or of a rerun after editing only the allowed list) reuses it."""
@@ -425,7 +426,7 @@ def collect_coverage(copy: Path, module: str, tests: Sequence[str]) -> Coverage:
     document = json.loads(cache.read_text())
     by_line = {int(n): set(c) for n, c in document["lines"].get(module, {}).items()}
     return Coverage(by_line, document["durations"], document["failed"],
-                    own_tests=default_tests(module)[0] + "::")
+                    own_tests=tuple(f"{path}::" for path in (prefer or aimed_tests(module))))
 
 
 def _tree_digest(tests: Sequence[str]) -> str:
@@ -729,6 +730,16 @@ def default_tests(module: str) -> list[str]:
     return [mirror.as_posix()] if (ROOT / mirror).exists() else ["tests"]
 
 
+def aimed_tests(module: str) -> list[str]:
+    """The test modules aimed at this one: its mirror, else those that import it by name."""
+    mirror = default_tests(module)
+    if mirror != ["tests"]:
+        return mirror
+    stem = Path(module).stem
+    return sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "tests").rglob("test_*.py")
+                  if re.search(rf"\b{re.escape(stem)}\b", path.read_text(errors="replace")))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--_forkserver"]:
@@ -743,6 +754,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tests", nargs="+", help="test paths whose coverage selects the tests "
                         "for each mutant (default: the module's own test module)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
+    parser.add_argument("--prefer", nargs="+", default=[], metavar="TESTS",
+                        help="test modules aimed at this module, run first for each mutant "
+                             "(default: its mirror test module, else those naming it)")
     parser.add_argument("--max-tests", type=int, default=0, metavar="N",
                         help="run at most N of a mutant's covering tests (its module's own test "
                              "module first, then the fastest): a quick first pass; rerun its "
@@ -827,7 +841,7 @@ def _run_all(workers: Workers, module: str, mutants: list[Mutant], tests: list[s
              options: argparse.Namespace, results: list[Result]) -> None:
     """Appends each mutant's result to ``results`` as it finishes (in order)."""
     began = time.monotonic()
-    coverage = collect_coverage(workers.first_copy(), module, tests)
+    coverage = collect_coverage(workers.first_copy(), module, tests, options.prefer)
     print(f"coverage: {len(set().union(*coverage.tests_by_line.values()) - {''})} tests cover "
           f"{len(coverage.tests_by_line)} lines, in {time.monotonic() - began:.0f} s", file=sys.stderr)
     if coverage.failed:
