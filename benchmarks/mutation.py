@@ -287,46 +287,61 @@ def make_mutants(source: bytes, line_ranges: Sequence[tuple[int, int]] = (),
 
 
 def module_readers(source: bytes) -> dict[int, frozenset[int]]:
-    """For each line of a module-level statement that defines names (an assignment, a ``def``
-    with its decorators, a class): the lines elsewhere in the module that read those names,
-    directly or through other module-level definitions."""
+    """For each line run when the module is imported and defining names (a module-level or
+    class-level assignment, a decorator, a ``def`` line with its defaults): the lines elsewhere
+    in the module that read those names, directly or through other definitions.
+
+    Coverage cannot tell which tests such a line matters to: it runs once, in whichever test
+    first imported the module."""
     tree = ast.parse(source)
     loads: dict[str, set[int]] = collections.defaultdict(set)
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             loads[node.id].add(node.lineno)
-    spans: list[tuple[range, set[str]]] = []
-    for statement in tree.body:
-        names: set[str] = set()
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            loads[node.attr].add(node.lineno)  # a class attribute or method, read as x.name
+    definitions: list[tuple[set[int], set[str]]] = []  # import-time lines, the names they define
+    owners: list[tuple[range, set[str]]] = []  # whole statements, for following readers
+
+    def header(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> set[int]:
+        first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        return set(range(first, node.body[0].lineno))
+
+    def define(statement: ast.stmt, names: set[str]) -> None:
         if isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-            names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
-        elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names = {statement.name}
-        first = min([statement.lineno, *(d.lineno for d in getattr(statement, "decorator_list", []))])
-        spans.append((range(first, (statement.end_lineno or statement.lineno) + 1), names))
+            found = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            definitions.append((set(range(statement.lineno, (statement.end_lineno or 0) + 1)),
+                                found | names))
+        elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            definitions.append((header(statement), {statement.name} | names))
+        elif isinstance(statement, ast.ClassDef):
+            definitions.append((header(statement), {statement.name} | names))
+            for inner in statement.body:
+                define(inner, {statement.name})
 
-    def statement_at(line: int) -> tuple[range, set[str]] | None:
-        return next((span for span in spans if line in span[0]), None)
+    for statement in tree.body:
+        define(statement, set())
+        named = {getattr(statement, "name", "")} | next(
+            (d[1] for d in definitions if statement.lineno in d[0]), set())
+        owners.append((range(statement.lineno, (statement.end_lineno or 0) + 1), named - {""}))
 
     readers: dict[int, frozenset[int]] = {}
-    for span, names in spans:
-        if not names:
-            continue
+    for lines, names in definitions:
         found: set[int] = set()
         pending, seen = list(names), set(names)
         while pending:
             for line in loads[pending.pop()]:
                 found.add(line)
-                owner = statement_at(line)
                 # Read by another definition (a constant built from it, a function): what
                 # reads that one may read this one's value too.
-                if owner is not None:
-                    for name in owner[1] - seen:
-                        seen.add(name)
-                        pending.append(name)
-        for line in span:
-            readers[line] = frozenset(found - set(span))
+                for span, defined in owners:
+                    if line in span:
+                        for name in defined - seen:
+                            seen.add(name)
+                            pending.append(name)
+        for line in lines:
+            readers[line] = frozenset(found - lines)
     return readers
 
 
@@ -380,18 +395,17 @@ class Coverage:
     own_tests: tuple[str, ...] = ()  # node id prefixes of the tests aimed at this module
 
     def tests_for(self, lines: frozenset[int], readers: frozenset[int] = frozenset()) -> list[str]:
-        """The covering tests, fastest first. A line run only at import time (a module-level
+        """The covering tests, fastest first. A line run at import time (a module-level
         constant, query or decorator) counts as covered by the tests that run the lines reading
-        what it defines (``readers``), or, when nothing in the module reads it, by every test
-        that runs any of the module's code."""
+        what it defines too (``readers``); when neither names a test, by every test that runs
+        any of the module's code."""
         found: set[str] = set()
         for line in lines:
             found |= self.tests_by_line.get(line, set())
-        if "" in found:
-            for line in readers:
-                found |= self.tests_by_line.get(line, set())
-            if not found - {""}:
-                found = set().union(*self.tests_by_line.values())
+        for line in readers:
+            found |= self.tests_by_line.get(line, set())
+        if "" in found and not found - {""}:
+            found = set().union(*self.tests_by_line.values())
         found -= {"", *self.failed}
         # The module's own test module first (its tests aim at this code), then fastest first.
         return sorted(found, key=lambda test: (not test.startswith(self.own_tests or ("\0",)),
