@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import ast
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -515,34 +516,39 @@ class ForkServer:
             self.answers.put(json.loads(line))
 
     def run(self, args: list[str], log: Path, timeout: float) -> int | None:
-        """pytest's exit code, or None after the timeout (the fork's session is killed)."""
+        """pytest's exit code, or None after the timeout (the fork's session is killed) or
+        when the server was closed."""
         assert self.process.stdin is not None
-        self.process.stdin.write((json.dumps({"args": args, "log": str(log)}) + "\n").encode())
-        self.process.stdin.flush()
-        self.pid = self.answers.get(timeout=120)["pid"]
         try:
-            return self.answers.get(timeout=timeout)["exit"]
+            self.process.stdin.write((json.dumps({"args": args, "log": str(log)}) + "\n").encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError):  # closed: the run is stopping
+            return None
+        answer = self.answers.get(timeout=120)
+        if "pid" not in answer:
+            return None
+        self.pid = answer["pid"]
+        try:
+            return self.answers.get(timeout=timeout).get("exit")
         except queue.Empty:
             self.kill_run()
-            self.answers.get()  # the server reaped it
+            with contextlib.suppress(queue.Empty):
+                self.answers.get(timeout=30)  # the server reaped it
             return None
         finally:
             self.pid = None
 
     def kill_run(self) -> None:
-        pid = getattr(self, "pid", None)
+        pid = self.pid
         if pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     def close(self) -> None:
         self.kill_run()
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        self.answers.put({})  # wakes a thread waiting for an answer that will never come
 
 
 # -- running mutants --------------------------------------------------------------------------
@@ -611,6 +617,8 @@ class Workers:
             return Result(mutant, "error", len(tests), None, 0.0)
         code = server.run(args, log, timeout)
         seconds = time.monotonic() - started
+        if self.stopping:
+            return Result(mutant, "error", len(tests), None, seconds)
         output = log.read_text(errors="replace") if log.exists() else ""
         if code is None:
             return Result(mutant, "timeout", len(tests), None, seconds)
@@ -620,6 +628,9 @@ class Workers:
             failed = re.search(r"^(?:FAILED|ERROR) (\S+)", output, re.MULTILINE)
             return Result(mutant, "killed", len(tests), failed.group(1) if failed else "collection",
                           seconds)
+        if code in (3, 4) and ("ImportError while loading conftest" in output
+                               or "INTERNALERROR" in output):
+            return Result(mutant, "killed", len(tests), "import", seconds)  # nothing can run
         if self.stopping:
             return Result(mutant, "error", len(tests), None, seconds)
         print(f"mutant {mutant.number}: pytest exited {code}\n{output[-2000:]}", file=sys.stderr)
@@ -833,6 +844,9 @@ def _run_all(workers: Workers, module: str, mutants: list[Mutant], tests: list[s
     try:
         for done, result in enumerate(pool.map(one, mutants), start=1):
             results.append(result)
+            if result.status in ("survived", "uncovered", "error"):  # now, not only at the end
+                print(f"\r{result.status}: line {result.mutant.line} {result.mutant.operator}: "
+                      f"{result.mutant.mutated[:100]}", file=sys.stderr)
             print(f"\r{done}/{len(mutants)} mutants, "
                   f"{sum(r.status in ('killed', 'timeout') for r in results)} killed",
                   end="", file=sys.stderr, flush=True)
