@@ -143,13 +143,11 @@ def _find_target(root: etree._Element, node_name: str, node_id: str | None) -> e
     if wanted is not None:
         # Any ID-like attribute (ID, Id, id, xml:id, in any namespace: xmlsec and libxml2 match by local
         # name) with this value counts, so "#<ID>" can only ever resolve to the element checked here.
-        carriers: list[etree._Element] = []
-        for value in _ATTRIBUTES_EQUAL_TO(root, value=wanted):
-            element = value.getparent()
-            if etree.QName(value.attrname).localname in _ID_NAMES and element not in carriers:
-                carriers.append(element)
+        # Counted per attribute: one element holding it twice (ID and xml:id) is refused too.
+        carriers = [value.getparent() for value in _ATTRIBUTES_EQUAL_TO(root, value=wanted)
+                    if etree.QName(value.attrname).localname in _ID_NAMES]
         if len(carriers) > 1:
-            raise _reject(f"ID {wanted!r} is carried by {len(carriers)} elements")
+            raise _reject(f"ID {wanted!r} is carried {len(carriers)} times")
         if not carriers or carriers[0].get("ID") != wanted:
             raise _reject(f"no element with ID {wanted!r}")
         target = carriers[0]
@@ -277,8 +275,7 @@ def read_private_key(key_file: str | bytes) -> bytes:
 
 def _serialize(tree: etree._ElementTree, source: str | bytes) -> str:
     """The signed document as text, with an XML declaration only if the statement had one."""
-    head = source[:16] if isinstance(source, str) else source[:16].decode("utf-8", "replace")
-    declared = head.lstrip().startswith("<?xml")
+    declared = source.lstrip().startswith("<?xml" if isinstance(source, str) else b"<?xml")
     return etree.tostring(tree, encoding="UTF-8", xml_declaration=declared).decode("utf-8")
 
 
@@ -341,7 +338,7 @@ class XmlsecBackend(CryptoBackend):
             except SigverError as exc:
                 failures.append(str(exc))
                 continue
-            context = self._context(key)
+            context = self.context_for(key)
             try:
                 if target.get("ID"):
                     # Only the target answers to "#ID" (rather than xmlsec.tree.add_ids on every element).
@@ -366,7 +363,7 @@ class XmlsecBackend(CryptoBackend):
             key = xmlsec.Key.from_memory(read_private_key(key_file), xmlsec.KeyFormat.PEM)
         except (OSError, xmlsec.Error) as exc:
             raise SignatureError(f"cannot load the signing key: {exc}") from exc
-        context = self._context(key)
+        context = self.context_for(key)
         try:
             context.register_id(target, "ID")
             context.sign(signature)
@@ -374,8 +371,9 @@ class XmlsecBackend(CryptoBackend):
             raise SignatureError(f"signing failed: {exc}") from exc
         return _serialize(tree, source)
 
-    def _context(self, key: xmlsec.Key) -> xmlsec.SignatureContext:
-        """A context with the key set (so KeyInfo is never consulted) and only our algorithms enabled."""
+    def context_for(self, key: xmlsec.Key) -> xmlsec.SignatureContext:
+        """A context with the key set (so KeyInfo is never consulted) and only our algorithms
+        enabled: libxmlsec itself refuses any other, behind the shape check that does first."""
         context = xmlsec.SignatureContext()
         context.key = key
         for transform in self._signature_transforms:
