@@ -8,6 +8,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import os
+import random
+import string
 import subprocess
 import sys
 import threading
@@ -21,14 +23,17 @@ from itsdangerous import URLSafeSerializer
 from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from werkzeug.http import parse_date
 
 from webwork_sso_middleware import Member, SSOMiddleware
 from webwork_sso_middleware.admin import links
-from webwork_sso_middleware.errors import NotFound
+from webwork_sso_middleware.errors import ConfigurationError, NotFound
 from webwork_sso_middleware.saml import login_state, logout
 from webwork_sso_middleware.sessions import SessionManager, revocation
 from webwork_sso_middleware.store import Database, StoreSession
-from webwork_sso_middleware.store.models import AuditEvent, Group, MemberSession, MemberValue
+from webwork_sso_middleware.store.models import (
+    AuditEvent, Group, MemberSession, MemberValue, Workspace,
+)
 from webwork_sso_middleware.store.models import Member as MemberRow
 from webwork_sso_middleware.store.models import Membership, new_id
 from webwork_sso_middleware.store.workspaces import Workspaces
@@ -270,6 +275,70 @@ def test_a_member_created_in_the_same_transaction_can_start_a_session(manager, d
         header = manager.start(member.id, workspace_id, session)
 
     assert manager.identify(environ_with(header))[0].email == "new@acme.test"
+
+
+def test_every_session_id_is_new_and_carries_256_random_bits(manager, workspace_id, ada):
+    ids = {manager.read_cookie(environ_with(sign_in(manager, ada, workspace_id))).session_id
+           for _ in range(3)}
+
+    assert len(ids) == 3
+    # token_urlsafe(32): 32 random bytes, 43 characters of URL-safe base64.
+    assert {len(session_id) for session_id in ids} == {43}
+    assert all(set(session_id) <= set(string.ascii_letters + string.digits + "-_")
+               for session_id in ids)
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("secret_keys", [[], [""], [KEY, ""], ["", KEY]],
+                         ids=["none", "one-empty", "empty-newest", "empty-oldest"])
+def test_a_missing_or_empty_secret_key_is_refused(make_manager, secret_keys):
+    with pytest.raises(ConfigurationError) as raised:
+        make_manager(secret_keys=secret_keys)
+
+    assert raised.value.option == "secret_key"
+
+
+def test_by_default_a_session_idle_for_two_hours_ends(make_manager, workspace_id, ada):
+    clock = Clock()
+    manager = make_manager(clock=clock)  # the default lifetimes
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+
+    clock.advance(2 * 3600 - 1)
+    assert manager.identify(environ) is not None
+    clock.advance(1)
+    assert manager.identify(environ) is None
+
+
+def test_by_default_a_cached_answer_is_trusted_for_two_seconds(make_manager, database,
+                                                               workspace_id, ada):
+    manager = make_manager()  # the default recheck interval
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+    asked = time.monotonic()
+    assert manager.identify(environ) is not None
+    with database.unit(write=True) as unit:  # Core SQL: as another worker would end it
+        unit.connection.execute(update(MemberRow.__table__).where(MemberRow.id == ada)
+                                .values(active=False))
+
+    time.sleep(max(0.0, asked + 1.3 - time.monotonic()))
+    assert manager.identify(environ) is not None  # the cached answer, by design
+    wait_until(lambda: manager.identify(environ) is None, timeout=3.0)
+    assert time.monotonic() - asked <= 2.0 + 0.5
+
+
+def test_a_short_idle_lifetime_refreshes_the_cookie_at_half_of_it(make_manager, workspace_id,
+                                                                   ada):
+    clock = Clock()
+    manager = make_manager(clock=clock, idle_lifetime=dt.timedelta(seconds=60))
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+
+    clock.advance(29)
+    assert manager.identify(environ)[1] is None
+    clock.advance(1)
+    _, refreshed = manager.identify(environ)
+    assert refreshed is not None
+    assert manager.read_cookie(environ_with(refreshed)).last_seen == int(clock.now)
 
 
 # -- cookies that must not pass ---------------------------------------------------------------
