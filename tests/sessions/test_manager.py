@@ -553,6 +553,73 @@ def test_a_cookie_whose_last_seen_precedes_its_issue_is_refused(manager, workspa
     assert manager.identify(with_value(signer.dumps(payload))) is None
 
 
+def signed_payload(manager: SessionManager, member_id: str, workspace_id: int) -> list[Any]:
+    """What a real session cookie of the member carries, as its signer sees it."""
+    value = cookie_pair(sign_in(manager, member_id, workspace_id)).split("=", 1)[1]
+    return session_serializer("webwork_sso.session").loads(value)
+
+
+def signed_value_of_length(payload: list[Any], length: int) -> str:
+    """The payload, its session id padded until the signed value is ``length`` long."""
+    signer = session_serializer("webwork_sso.session")
+    noise = random.Random(0)  # the same padding on every run
+    padding = "".join(noise.choice(string.ascii_letters) for _ in range(length))
+    for size in range(length):
+        value = signer.dumps([payload[0], payload[1] + padding[:size], *payload[2:]])
+        if len(value) == length:
+            return value
+    raise AssertionError(f"no padding gives {length} characters")
+
+
+def test_a_cookie_of_up_to_4096_characters_is_read_and_a_longer_one_is_not(manager,
+                                                                            workspace_id, ada):
+    payload = signed_payload(manager, ada, workspace_id)
+
+    assert manager.read_cookie(with_value(signed_value_of_length(payload, 4096))) is not None
+    assert manager.read_cookie(with_value(signed_value_of_length(payload, 4097))) is None
+
+
+def forged_shapes(payload: list[Any]) -> dict[str, Any]:
+    """Payloads a holder of the key could sign that are not a session cookie of ours."""
+    def with_field(index: int, value: Any) -> list[Any]:
+        return [*payload[:index], value, *payload[index + 1:]]
+
+    return {
+        "a dict of seven entries": {str(i): v for i, v in enumerate(payload)},
+        "a number": 7,
+        "a string of seven": "1234567",
+        "a list of six": payload[:6],
+        "a list of eight": [*payload, payload[-1]],
+        "another format": with_field(0, 2),
+        "a session id that is a number": with_field(1, 12345),
+        "a member id that is a list": with_field(2, [payload[2]]),
+        "a workspace id that is a string": with_field(3, str(payload[3])),
+        "a generation that is a float": with_field(4, float(payload[4])),
+        "an issued_at that is a float": with_field(5, float(payload[5])),
+        "a last_seen that is a float": with_field(6, float(payload[6])),
+        "a generation that is a boolean": with_field(4, False),
+    }
+
+
+def test_a_correctly_signed_cookie_of_another_shape_is_refused(manager, workspace_id, ada):
+    payload = signed_payload(manager, ada, workspace_id)
+    signer = session_serializer("webwork_sso.session")
+    assert manager.identify(with_value(signer.dumps(payload)))[0].id == ada  # the forgery works
+
+    for shape, forged in forged_shapes(payload).items():
+        environ = with_value(signer.dumps(forged))
+        assert manager.read_cookie(environ) is None, shape
+        assert manager.identify(environ) is None, shape
+
+
+def test_at_most_four_cookies_of_the_name_are_tried(manager, workspace_id, ada):
+    pair = cookie_pair(sign_in(manager, ada, workspace_id))
+    foreign = [f"webwork_sso_session=set-by-a-parent-domain-{i}" for i in range(4)]
+
+    assert manager.identify({"HTTP_COOKIE": "; ".join([*foreign[:3], pair])})[0].id == ada
+    assert manager.identify({"HTTP_COOKIE": "; ".join([*foreign, pair])}) is None
+
+
 # -- the cache and the revocation bound ------------------------------------------------------
 
 
