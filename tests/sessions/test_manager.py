@@ -288,6 +288,93 @@ def test_every_session_id_is_new_and_carries_256_random_bits(manager, workspace_
                for session_id in ids)
 
 
+# -- who the member is -----------------------------------------------------------------------
+
+
+def email(value: str | None, kind: str | None, position: int, *, primary: bool = False,
+          attribute: str = "emails") -> dict[str, Any]:
+    """One SCIM multi-valued attribute value, as the member_values table holds it."""
+    return {"attribute": attribute, "value": value, "type": kind, "position": position,
+            "primary": primary, "value_key": value.lower() if value else None}
+
+
+def add_member_with_values(database: Database, workspace_id: int, user_name: str,
+                           values: list[dict[str, Any]], *, email_key: str | None) -> str:
+    """A member with exactly these attribute values (none added for the userName)."""
+    with database.transaction(write=True) as session:
+        member = MemberRow(workspace_id=workspace_id, user_name=user_name,
+                           user_name_key=user_name.lower(), email_key=email_key, source="scim")
+        session.add(member)
+        session.flush()
+        session.add_all(MemberValue(member_id=member.id, **value) for value in values)
+        return member.id
+
+
+@pytest.mark.parametrize("values, expected", [
+    pytest.param([email("home@acme.test", "home", 0), email("work@acme.test", "work", 1),
+                  email("primary@acme.test", "other", 2, primary=True)],
+                 "primary@acme.test", id="primary-first"),
+    pytest.param([email("home@acme.test", "home", 0), email("work@acme.test", "Work", 1),
+                  email("untyped@acme.test", None, 2)],
+                 "work@acme.test", id="else-work"),
+    pytest.param([email("second@acme.test", "home", 1), email("first@acme.test", "other", 0)],
+                 "first@acme.test", id="else-the-first"),
+    pytest.param([email("+1 555 0100", "work", 0, primary=True, attribute="phoneNumbers"),
+                  email("mail@acme.test", "home", 1)],
+                 "mail@acme.test", id="emails-only"),
+    pytest.param([email(None, "work", 0, primary=True), email("real@acme.test", "home", 1)],
+                 "real@acme.test", id="values-only"),
+])
+def test_the_members_email_is_the_primary_else_the_work_else_the_first_address(
+        manager, database, workspace_id, values, expected):
+    member_id = add_member_with_values(database, workspace_id, "member@acme.test", values,
+                                       email_key="member@acme.test")
+
+    member, _ = manager.identify(environ_with(sign_in(manager, member_id, workspace_id)))
+
+    assert member.email == expected
+
+
+def test_the_members_email_is_never_another_members(manager, database, workspace_id):
+    ada = add_member_with_values(database, workspace_id, "ada@acme.test",
+                                 [email("ada.home@acme.test", "home", 0)],
+                                 email_key="ada@acme.test")
+    grace = add_member_with_values(database, workspace_id, "grace@acme.test",
+                                   [email("grace.work@acme.test", "work", 0, primary=True)],
+                                   email_key="grace@acme.test")
+
+    for member_id, expected in ((ada, "ada.home@acme.test"), (grace, "grace.work@acme.test")):
+        member, _ = manager.identify(environ_with(sign_in(manager, member_id, workspace_id)))
+        assert member.email == expected
+
+
+@pytest.mark.parametrize("user_name, email_key, expected", [
+    ("ada", "ada.key@acme.test", "ada.key@acme.test"),
+    ("ada@acme.test", None, "ada@acme.test"),
+    ("ada", None, None),
+], ids=["the-email-key", "an-address-as-user-name", "none"])
+def test_without_an_email_value_the_email_is_the_key_else_a_user_name_that_is_an_address(
+        manager, database, workspace_id, user_name, email_key, expected):
+    member_id = add_member_with_values(database, workspace_id, user_name, [],
+                                       email_key=email_key)
+
+    member, _ = manager.identify(environ_with(sign_in(manager, member_id, workspace_id)))
+
+    assert member.email == expected
+
+
+def test_the_members_groups_are_their_own(manager, database, workspace_id, ada):
+    grace = add_member(database, workspace_id, "grace@acme.test", groups=("Sales", "admins"))
+    loner = add_member(database, workspace_id, "loner@acme.test")
+
+    def groups(member_id: str) -> list[str]:
+        return manager.identify(environ_with(sign_in(manager, member_id, workspace_id)))[0].groups
+
+    assert groups(ada) == ["admins", "Engineering"]
+    assert groups(grace) == ["admins", "Sales"]
+    assert groups(loner) == []
+
+
 # -- configuration ----------------------------------------------------------------------------
 
 
