@@ -844,6 +844,33 @@ def test_deletion_through_scim_ends_the_session(scim_server, make_manager):
     assert manager.identify(environ) is None
 
 
+@pytest.mark.parametrize("secure", [True, False], ids=["https", "http"])
+def test_the_clearing_cookie_expires_at_once_for_the_whole_site(make_manager, workspace_id, ada,
+                                                                 secure):
+    manager = make_manager(secure=secure)
+    clearing = manager.end(environ_with(sign_in(manager, ada, workspace_id)))
+
+    pair, *attributes = [part.strip() for part in clearing.split(";")]
+    assert pair == "webwork_sso_session="
+    assert {"HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=0"} <= set(attributes)
+    assert ("Secure" in attributes) is secure
+    # Long past, for a client that ignores Max-Age even when its clock runs well behind.
+    expires = parse_date(next(a for a in attributes if a.startswith("Expires="))[8:])
+    assert expires < dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=365)
+    assert manager.clearing_cookie() == clearing
+
+
+def test_a_request_without_the_cookie_has_no_session_and_ending_it_writes_nothing(
+        manager, database, workspace_id, ada):
+    sign_in(manager, ada, workspace_id)
+
+    for environ in ({}, {"HTTP_COOKIE": ""}, {"HTTP_COOKIE": "another_cookie=1"}):
+        assert manager.read_cookie(environ) is None and manager.identify(environ) is None
+        with counting_statements(database) as statements:
+            clearing = manager.end(environ)
+        assert statements == [] and clearing == manager.clearing_cookie()
+
+
 def test_end_is_final_even_when_the_cookie_is_replayed(make_manager, workspace_id, ada):
     this_worker = make_manager(recheck_interval=dt.timedelta(seconds=60))
     other_worker = make_manager(recheck_interval=dt.timedelta(seconds=0.3))
@@ -907,6 +934,72 @@ def test_sign_out_everywhere_ends_no_other_members_sessions_in_the_database(
     assert tuple(audited) == ("admin", "member")
 
 
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    """What a change that ends a session is made to."""
+
+    member_id: str
+    workspace_id: int
+    other_workspace_id: int
+    now: dt.datetime
+
+
+SESSIONS = MemberSession.__table__
+MEMBERS = MemberRow.__table__
+WORKSPACES = Workspace.__table__
+
+# Each one alone ends the session, as Core SQL committed by another worker (no local eviction).
+ENDINGS: dict[str, Callable[[Scene], Any]] = {
+    "ended": lambda s: update(SESSIONS).where(SESSIONS.c.member_id == s.member_id)
+    .values(ended_at=s.now),
+    "expired": lambda s: update(SESSIONS).where(SESSIONS.c.member_id == s.member_id)
+    .values(expires_at=s.now),
+    "inactive": lambda s: update(MEMBERS).where(MEMBERS.c.id == s.member_id).values(active=False),
+    "deleted": lambda s: update(MEMBERS).where(MEMBERS.c.id == s.member_id)
+    .values(deleted_at=s.now),
+    "generation-bumped": lambda s: update(MEMBERS).where(MEMBERS.c.id == s.member_id)
+    .values(session_generation=MEMBERS.c.session_generation + 1),
+    "member-of-another-workspace": lambda s: update(MEMBERS).where(MEMBERS.c.id == s.member_id)
+    .values(workspace_id=s.other_workspace_id),
+    "sso-off": lambda s: update(WORKSPACES).where(WORKSPACES.c.id == s.workspace_id)
+    .values(sso_enabled=False),
+    "plan-without-sso": lambda s: update(WORKSPACES).where(WORKSPACES.c.id == s.workspace_id)
+    .values(plan="free"),
+}
+
+
+@pytest.mark.parametrize("ending", ENDINGS.values(), ids=ENDINGS.keys())
+def test_each_condition_alone_ends_the_session(make_manager, database, workspace_id, ada,
+                                                ending):
+    clock = Clock()
+    manager = make_manager(clock=clock, recheck_interval=dt.timedelta(0))  # always asks
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+    scene = Scene(ada, workspace_id, create_workspace(database, "globex"),
+                  dt.datetime.fromtimestamp(clock.now, dt.timezone.utc))
+    assert manager.identify(environ) is not None
+
+    with database.unit(write=True) as unit:
+        unit.connection.execute(ending(scene))
+
+    assert manager.identify(environ) is None
+    assert make_manager(clock=clock).identify(environ) is None  # a cold cache agrees
+
+
+def test_a_session_whose_row_expires_a_second_from_now_still_lives(make_manager, database,
+                                                                    workspace_id, ada):
+    clock = Clock()
+    manager = make_manager(clock=clock, recheck_interval=dt.timedelta(0))
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+
+    with database.unit(write=True) as unit:
+        unit.connection.execute(update(SESSIONS).values(
+            expires_at=dt.datetime.fromtimestamp(clock.now + 1, dt.timezone.utc)))
+
+    assert manager.identify(environ) is not None
+    clock.advance(1)
+    assert manager.identify(environ) is None
+
+
 def test_switching_sso_off_ends_the_workspaces_sessions(make_manager, database, workspace_id, ada):
     manager = make_manager(recheck_interval=dt.timedelta(0))
     environ = environ_with(sign_in(manager, ada, workspace_id))
@@ -959,6 +1052,40 @@ def test_expired_rows_are_purged(make_manager, database, workspace_id, ada):
     sign_in(make_manager(clock=clock), ada, workspace_id)  # start purges too, now and then
     with database.transaction() as session:
         assert session.scalar(select(func.count()).select_from(MemberSession)) == 1
+
+
+def count_session_rows(database: Database) -> int:
+    with database.transaction() as session:
+        return session.scalar(select(func.count()).select_from(MemberSession))
+
+
+def test_a_row_is_purged_only_once_its_expiry_has_passed(make_manager, database, workspace_id,
+                                                        ada):
+    clock = Clock()
+    manager = make_manager(clock=clock, absolute_lifetime=dt.timedelta(hours=1))
+    sign_in(manager, ada, workspace_id)
+
+    clock.advance(3600)  # expires_at == now: dead, but not yet past
+    assert manager.purge_expired() == 0
+    assert count_session_rows(database) == 1
+    clock.advance(1)
+    assert manager.purge_expired() == 1
+    assert count_session_rows(database) == 0
+    assert manager.purge_expired() == 0
+
+
+def test_start_purges_expired_rows_at_most_once_per_ten_minutes_per_manager(
+        make_manager, database, workspace_id, ada):
+    clock = Clock()
+    worker = make_manager(clock=clock)
+    for _ in range(2):
+        sign_in(worker, ada, workspace_id)  # the first purges (nothing yet)
+    clock.advance(13 * 3600)
+
+    sign_in(worker, ada, workspace_id)  # within ten minutes (monotonic) of its last purge
+    assert count_session_rows(database) == 3
+    sign_in(make_manager(clock=clock), ada, workspace_id)  # another worker's first start
+    assert count_session_rows(database) == 2  # the two expired rows went
 
 
 # -- another process --------------------------------------------------------------------------
