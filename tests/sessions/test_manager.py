@@ -8,6 +8,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import os
+import random
+import string
 import subprocess
 import sys
 import threading
@@ -21,14 +23,17 @@ from itsdangerous import URLSafeSerializer
 from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from werkzeug.http import parse_date
 
 from webwork_sso_middleware import Member, SSOMiddleware
 from webwork_sso_middleware.admin import links
-from webwork_sso_middleware.errors import NotFound
+from webwork_sso_middleware.errors import ConfigurationError, NotFound
 from webwork_sso_middleware.saml import login_state, logout
 from webwork_sso_middleware.sessions import SessionManager, revocation
 from webwork_sso_middleware.store import Database, StoreSession
-from webwork_sso_middleware.store.models import AuditEvent, Group, MemberSession, MemberValue
+from webwork_sso_middleware.store.models import (
+    AuditEvent, Group, MemberSession, MemberValue, Workspace,
+)
 from webwork_sso_middleware.store.models import Member as MemberRow
 from webwork_sso_middleware.store.models import Membership, new_id
 from webwork_sso_middleware.store.workspaces import Workspaces
@@ -272,6 +277,157 @@ def test_a_member_created_in_the_same_transaction_can_start_a_session(manager, d
     assert manager.identify(environ_with(header))[0].email == "new@acme.test"
 
 
+def test_every_session_id_is_new_and_carries_256_random_bits(manager, workspace_id, ada):
+    ids = {manager.read_cookie(environ_with(sign_in(manager, ada, workspace_id))).session_id
+           for _ in range(3)}
+
+    assert len(ids) == 3
+    # token_urlsafe(32): 32 random bytes, 43 characters of URL-safe base64.
+    assert {len(session_id) for session_id in ids} == {43}
+    assert all(set(session_id) <= set(string.ascii_letters + string.digits + "-_")
+               for session_id in ids)
+
+
+# -- who the member is -----------------------------------------------------------------------
+
+
+def email(value: str | None, kind: str | None, position: int, *, primary: bool = False,
+          attribute: str = "emails") -> dict[str, Any]:
+    """One SCIM multi-valued attribute value, as the member_values table holds it."""
+    return {"attribute": attribute, "value": value, "type": kind, "position": position,
+            "primary": primary, "value_key": value.lower() if value else None}
+
+
+def add_member_with_values(database: Database, workspace_id: int, user_name: str,
+                           values: list[dict[str, Any]], *, email_key: str | None) -> str:
+    """A member with exactly these attribute values (none added for the userName)."""
+    with database.transaction(write=True) as session:
+        member = MemberRow(workspace_id=workspace_id, user_name=user_name,
+                           user_name_key=user_name.lower(), email_key=email_key, source="scim")
+        session.add(member)
+        session.flush()
+        session.add_all(MemberValue(member_id=member.id, **value) for value in values)
+        return member.id
+
+
+@pytest.mark.parametrize("values, expected", [
+    pytest.param([email("home@acme.test", "home", 0), email("work@acme.test", "work", 1),
+                  email("primary@acme.test", "other", 2, primary=True)],
+                 "primary@acme.test", id="primary-first"),
+    pytest.param([email("home@acme.test", "home", 0), email("work@acme.test", "Work", 1),
+                  email("untyped@acme.test", None, 2)],
+                 "work@acme.test", id="else-work"),
+    pytest.param([email("second@acme.test", "home", 1), email("first@acme.test", "other", 0)],
+                 "first@acme.test", id="else-the-first"),
+    pytest.param([email("+1 555 0100", "work", 0, primary=True, attribute="phoneNumbers"),
+                  email("mail@acme.test", "home", 1)],
+                 "mail@acme.test", id="emails-only"),
+    pytest.param([email(None, "work", 0, primary=True), email("real@acme.test", "home", 1)],
+                 "real@acme.test", id="values-only"),
+])
+def test_the_members_email_is_the_primary_else_the_work_else_the_first_address(
+        manager, database, workspace_id, values, expected):
+    member_id = add_member_with_values(database, workspace_id, "member@acme.test", values,
+                                       email_key="member@acme.test")
+
+    member, _ = manager.identify(environ_with(sign_in(manager, member_id, workspace_id)))
+
+    assert member.email == expected
+
+
+def test_the_members_email_is_never_another_members(manager, database, workspace_id):
+    ada = add_member_with_values(database, workspace_id, "ada@acme.test",
+                                 [email("ada.home@acme.test", "home", 0)],
+                                 email_key="ada@acme.test")
+    grace = add_member_with_values(database, workspace_id, "grace@acme.test",
+                                   [email("grace.work@acme.test", "work", 0, primary=True)],
+                                   email_key="grace@acme.test")
+
+    for member_id, expected in ((ada, "ada.home@acme.test"), (grace, "grace.work@acme.test")):
+        member, _ = manager.identify(environ_with(sign_in(manager, member_id, workspace_id)))
+        assert member.email == expected
+
+
+@pytest.mark.parametrize("user_name, email_key, expected", [
+    ("ada", "ada.key@acme.test", "ada.key@acme.test"),
+    ("ada@acme.test", None, "ada@acme.test"),
+    ("ada", None, None),
+], ids=["the-email-key", "an-address-as-user-name", "none"])
+def test_without_an_email_value_the_email_is_the_key_else_a_user_name_that_is_an_address(
+        manager, database, workspace_id, user_name, email_key, expected):
+    member_id = add_member_with_values(database, workspace_id, user_name, [],
+                                       email_key=email_key)
+
+    member, _ = manager.identify(environ_with(sign_in(manager, member_id, workspace_id)))
+
+    assert member.email == expected
+
+
+def test_the_members_groups_are_their_own(manager, database, workspace_id, ada):
+    grace = add_member(database, workspace_id, "grace@acme.test", groups=("Sales", "admins"))
+    loner = add_member(database, workspace_id, "loner@acme.test")
+
+    def groups(member_id: str) -> list[str]:
+        return manager.identify(environ_with(sign_in(manager, member_id, workspace_id)))[0].groups
+
+    assert groups(ada) == ["admins", "Engineering"]
+    assert groups(grace) == ["admins", "Sales"]
+    assert groups(loner) == []
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("secret_keys", [[], [""], [KEY, ""], ["", KEY]],
+                         ids=["none", "one-empty", "empty-newest", "empty-oldest"])
+def test_a_missing_or_empty_secret_key_is_refused(make_manager, secret_keys):
+    with pytest.raises(ConfigurationError) as raised:
+        make_manager(secret_keys=secret_keys)
+
+    assert raised.value.option == "secret_key"
+
+
+def test_by_default_a_session_idle_for_two_hours_ends(make_manager, workspace_id, ada):
+    clock = Clock()
+    manager = make_manager(clock=clock)  # the default lifetimes
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+
+    clock.advance(2 * 3600 - 1)
+    assert manager.identify(environ) is not None
+    clock.advance(1)
+    assert manager.identify(environ) is None
+
+
+def test_by_default_a_cached_answer_is_trusted_for_two_seconds(make_manager, database,
+                                                               workspace_id, ada):
+    manager = make_manager()  # the default recheck interval
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+    asked = time.monotonic()
+    assert manager.identify(environ) is not None
+    with database.unit(write=True) as unit:  # Core SQL: as another worker would end it
+        unit.connection.execute(update(MemberRow.__table__).where(MemberRow.id == ada)
+                                .values(active=False))
+
+    time.sleep(max(0.0, asked + 1.3 - time.monotonic()))
+    assert manager.identify(environ) is not None  # the cached answer, by design
+    wait_until(lambda: manager.identify(environ) is None, timeout=3.0)
+    assert time.monotonic() - asked <= 2.0 + 0.5
+
+
+def test_a_short_idle_lifetime_refreshes_the_cookie_at_half_of_it(make_manager, workspace_id,
+                                                                   ada):
+    clock = Clock()
+    manager = make_manager(clock=clock, idle_lifetime=dt.timedelta(seconds=60))
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+
+    clock.advance(29)
+    assert manager.identify(environ)[1] is None
+    clock.advance(1)
+    _, refreshed = manager.identify(environ)
+    assert refreshed is not None
+    assert manager.read_cookie(environ_with(refreshed)).last_seen == int(clock.now)
+
+
 # -- cookies that must not pass ---------------------------------------------------------------
 
 
@@ -484,6 +640,75 @@ def test_a_cookie_whose_last_seen_precedes_its_issue_is_refused(manager, workspa
     assert manager.identify(with_value(signer.dumps(payload))) is None
 
 
+def signed_payload(manager: SessionManager, member_id: str, workspace_id: int) -> list[Any]:
+    """What a real session cookie of the member carries, as its signer sees it."""
+    value = cookie_pair(sign_in(manager, member_id, workspace_id)).split("=", 1)[1]
+    return session_serializer("webwork_sso.session").loads(value)
+
+
+def signed_value_of_length(payload: list[Any], length: int) -> str:
+    """The payload, its session id padded until the signed value is ``length`` long."""
+    signer = session_serializer("webwork_sso.session")
+    noise = random.Random(0)  # the same padding on every run
+    padding = "".join(noise.choice(string.ascii_letters) for _ in range(length))
+    # Each padding letter adds about one character (compressed, then base64): start near it.
+    start = max(0, int((length - len(signer.dumps(payload))) * 0.8))
+    for size in [*range(start, length), *range(start)]:
+        value = signer.dumps([payload[0], payload[1] + padding[:size], *payload[2:]])
+        if len(value) == length:
+            return value
+    raise AssertionError(f"no padding gives {length} characters")
+
+
+def test_a_cookie_of_up_to_4096_characters_is_read_and_a_longer_one_is_not(manager,
+                                                                            workspace_id, ada):
+    payload = signed_payload(manager, ada, workspace_id)
+
+    assert manager.read_cookie(with_value(signed_value_of_length(payload, 4096))) is not None
+    assert manager.read_cookie(with_value(signed_value_of_length(payload, 4097))) is None
+
+
+def forged_shapes(payload: list[Any]) -> dict[str, Any]:
+    """Payloads a holder of the key could sign that are not a session cookie of ours."""
+    def with_field(index: int, value: Any) -> list[Any]:
+        return [*payload[:index], value, *payload[index + 1:]]
+
+    return {
+        "a dict of seven entries": {str(i): v for i, v in enumerate(payload)},
+        "a number": 7,
+        "a string of seven": "1234567",
+        "a list of six": payload[:6],
+        "a list of eight": [*payload, payload[-1]],
+        "another format": with_field(0, 2),
+        "a session id that is a number": with_field(1, 12345),
+        "a member id that is a list": with_field(2, [payload[2]]),
+        "a workspace id that is a string": with_field(3, str(payload[3])),
+        "a generation that is a float": with_field(4, float(payload[4])),
+        "an issued_at that is a float": with_field(5, float(payload[5])),
+        "a last_seen that is a float": with_field(6, float(payload[6])),
+        "a generation that is a boolean": with_field(4, False),
+    }
+
+
+def test_a_correctly_signed_cookie_of_another_shape_is_refused(manager, workspace_id, ada):
+    payload = signed_payload(manager, ada, workspace_id)
+    signer = session_serializer("webwork_sso.session")
+    assert manager.identify(with_value(signer.dumps(payload)))[0].id == ada  # the forgery works
+
+    for shape, forged in forged_shapes(payload).items():
+        environ = with_value(signer.dumps(forged))
+        assert manager.read_cookie(environ) is None, shape
+        assert manager.identify(environ) is None, shape
+
+
+def test_at_most_four_cookies_of_the_name_are_tried(manager, workspace_id, ada):
+    pair = cookie_pair(sign_in(manager, ada, workspace_id))
+    foreign = [f"webwork_sso_session=set-by-a-parent-domain-{i}" for i in range(4)]
+
+    assert manager.identify({"HTTP_COOKIE": "; ".join([*foreign[:3], pair])})[0].id == ada
+    assert manager.identify({"HTTP_COOKIE": "; ".join([*foreign, pair])}) is None
+
+
 # -- the cache and the revocation bound ------------------------------------------------------
 
 
@@ -621,6 +846,33 @@ def test_deletion_through_scim_ends_the_session(scim_server, make_manager):
     assert manager.identify(environ) is None
 
 
+@pytest.mark.parametrize("secure", [True, False], ids=["https", "http"])
+def test_the_clearing_cookie_expires_at_once_for_the_whole_site(make_manager, workspace_id, ada,
+                                                                 secure):
+    manager = make_manager(secure=secure)
+    clearing = manager.end(environ_with(sign_in(manager, ada, workspace_id)))
+
+    pair, *attributes = [part.strip() for part in clearing.split(";")]
+    assert pair == "webwork_sso_session="
+    assert {"HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=0"} <= set(attributes)
+    assert ("Secure" in attributes) is secure
+    # Long past, for a client that ignores Max-Age even when its clock runs well behind.
+    expires = parse_date(next(a for a in attributes if a.startswith("Expires="))[8:])
+    assert expires < dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=365)
+    assert manager.clearing_cookie() == clearing
+
+
+def test_a_request_without_the_cookie_has_no_session_and_ending_it_writes_nothing(
+        manager, database, workspace_id, ada):
+    sign_in(manager, ada, workspace_id)
+
+    for environ in ({}, {"HTTP_COOKIE": ""}, {"HTTP_COOKIE": "another_cookie=1"}):
+        assert manager.read_cookie(environ) is None and manager.identify(environ) is None
+        with counting_statements(database) as statements:
+            clearing = manager.end(environ)
+        assert statements == [] and clearing == manager.clearing_cookie()
+
+
 def test_end_is_final_even_when_the_cookie_is_replayed(make_manager, workspace_id, ada):
     this_worker = make_manager(recheck_interval=dt.timedelta(seconds=60))
     other_worker = make_manager(recheck_interval=dt.timedelta(seconds=0.3))
@@ -684,6 +936,72 @@ def test_sign_out_everywhere_ends_no_other_members_sessions_in_the_database(
     assert tuple(audited) == ("admin", "member")
 
 
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    """What a change that ends a session is made to."""
+
+    member_id: str
+    workspace_id: int
+    other_workspace_id: int
+    now: dt.datetime
+
+
+SESSIONS = MemberSession.__table__
+MEMBERS = MemberRow.__table__
+WORKSPACES = Workspace.__table__
+
+# Each one alone ends the session, as Core SQL committed by another worker (no local eviction).
+ENDINGS: dict[str, Callable[[Scene], Any]] = {
+    "ended": lambda s: update(SESSIONS).where(SESSIONS.c.member_id == s.member_id)
+    .values(ended_at=s.now),
+    "expired": lambda s: update(SESSIONS).where(SESSIONS.c.member_id == s.member_id)
+    .values(expires_at=s.now),
+    "inactive": lambda s: update(MEMBERS).where(MEMBERS.c.id == s.member_id).values(active=False),
+    "deleted": lambda s: update(MEMBERS).where(MEMBERS.c.id == s.member_id)
+    .values(deleted_at=s.now),
+    "generation-bumped": lambda s: update(MEMBERS).where(MEMBERS.c.id == s.member_id)
+    .values(session_generation=MEMBERS.c.session_generation + 1),
+    "member-of-another-workspace": lambda s: update(MEMBERS).where(MEMBERS.c.id == s.member_id)
+    .values(workspace_id=s.other_workspace_id),
+    "sso-off": lambda s: update(WORKSPACES).where(WORKSPACES.c.id == s.workspace_id)
+    .values(sso_enabled=False),
+    "plan-without-sso": lambda s: update(WORKSPACES).where(WORKSPACES.c.id == s.workspace_id)
+    .values(plan="free"),
+}
+
+
+@pytest.mark.parametrize("ending", ENDINGS.values(), ids=ENDINGS.keys())
+def test_each_condition_alone_ends_the_session(make_manager, database, workspace_id, ada,
+                                                ending):
+    clock = Clock()
+    manager = make_manager(clock=clock, recheck_interval=dt.timedelta(0))  # always asks
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+    scene = Scene(ada, workspace_id, create_workspace(database, "globex"),
+                  dt.datetime.fromtimestamp(clock.now, dt.timezone.utc))
+    assert manager.identify(environ) is not None
+
+    with database.unit(write=True) as unit:
+        unit.connection.execute(ending(scene))
+
+    assert manager.identify(environ) is None
+    assert make_manager(clock=clock).identify(environ) is None  # a cold cache agrees
+
+
+def test_a_session_whose_row_expires_a_second_from_now_still_lives(make_manager, database,
+                                                                    workspace_id, ada):
+    clock = Clock()
+    manager = make_manager(clock=clock, recheck_interval=dt.timedelta(0))
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+
+    with database.unit(write=True) as unit:
+        unit.connection.execute(update(SESSIONS).values(
+            expires_at=dt.datetime.fromtimestamp(clock.now + 1, dt.timezone.utc)))
+
+    assert manager.identify(environ) is not None
+    clock.advance(1)
+    assert manager.identify(environ) is None
+
+
 def test_switching_sso_off_ends_the_workspaces_sessions(make_manager, database, workspace_id, ada):
     manager = make_manager(recheck_interval=dt.timedelta(0))
     environ = environ_with(sign_in(manager, ada, workspace_id))
@@ -736,6 +1054,40 @@ def test_expired_rows_are_purged(make_manager, database, workspace_id, ada):
     sign_in(make_manager(clock=clock), ada, workspace_id)  # start purges too, now and then
     with database.transaction() as session:
         assert session.scalar(select(func.count()).select_from(MemberSession)) == 1
+
+
+def count_session_rows(database: Database) -> int:
+    with database.transaction() as session:
+        return session.scalar(select(func.count()).select_from(MemberSession))
+
+
+def test_a_row_is_purged_only_once_its_expiry_has_passed(make_manager, database, workspace_id,
+                                                        ada):
+    clock = Clock()
+    manager = make_manager(clock=clock, absolute_lifetime=dt.timedelta(hours=1))
+    sign_in(manager, ada, workspace_id)
+
+    clock.advance(3600)  # expires_at == now: dead, but not yet past
+    assert manager.purge_expired() == 0
+    assert count_session_rows(database) == 1
+    clock.advance(1)
+    assert manager.purge_expired() == 1
+    assert count_session_rows(database) == 0
+    assert manager.purge_expired() == 0
+
+
+def test_start_purges_expired_rows_at_most_once_per_ten_minutes_per_manager(
+        make_manager, database, workspace_id, ada):
+    clock = Clock()
+    worker = make_manager(clock=clock)
+    for _ in range(2):
+        sign_in(worker, ada, workspace_id)  # the first purges (nothing yet)
+    clock.advance(13 * 3600)
+
+    sign_in(worker, ada, workspace_id)  # within ten minutes (monotonic) of its last purge
+    assert count_session_rows(database) == 3
+    sign_in(make_manager(clock=clock), ada, workspace_id)  # another worker's first start
+    assert count_session_rows(database) == 2  # the two expired rows went
 
 
 # -- another process --------------------------------------------------------------------------

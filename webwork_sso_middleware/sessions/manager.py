@@ -341,9 +341,10 @@ class SessionManager:
             return _Check(asked_at, "", 0, -1, 0.0, None)
         row = rows[0]
         expires_at = row.expires_at.timestamp()
+        # Expiry is not judged here: identify compares expires_at with its own now for every
+        # answer, fresh or cached (an answer may outlive the row's expiry in the cache).
         live = (
             row.ended_at is None
-            and expires_at > self._clock()
             and row.active
             and row.deleted_at is None
             and row.session_generation == row.generation
