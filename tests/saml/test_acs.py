@@ -251,8 +251,12 @@ def test_every_refusal_has_a_fixed_public_sentence():
     for module, code, public in found:
         assert public in PUBLIC_REASONS, (module, code)
         assert public == code or public == "sso_unavailable", (module, code)
-    for sentence in PUBLIC_REASONS.values():
+    for code, sentence in PUBLIC_REASONS.items():
         assert "{" not in sentence and "://" not in sentence
+        assert sentence[:1].isupper() and sentence.endswith(".") and len(sentence) > 20, code
+    assert len(set(PUBLIC_REASONS.values())) == len(PUBLIC_REASONS)  # each says its own thing
+    assert Rejection("a_code_with_no_sentence", "detail").public_text == (
+        "The sign-in response was refused.")
     hidden = {code for _, code, public in found if public != code}
     assert hidden == {"unknown_workspace", "plan", "sso_disabled", "idp_not_configured"}
 
@@ -662,3 +666,83 @@ def test_replay_expiry_covers_every_time_the_assertion_names_plus_skew(
         f"{{{SAML}}}Assertion").get("ID")
     assert verified.in_response_to is None
 
+
+
+# -- the person's names, from the attributes IdPs send -------------------------------------------
+
+CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
+# Written out rather than read from acs.py: the list of names IdPs are known to send.
+NAME_ATTRIBUTES = [
+    *(("given_name", name) for name in (
+        "givenName", "firstName", "given_name", "first_name", "urn:oid:2.5.4.42",
+        CLAIMS + "givenname")),
+    *(("family_name", name) for name in (
+        "sn", "surname", "lastName", "familyName", "family_name", "last_name", "urn:oid:2.5.4.4",
+        CLAIMS + "surname")),
+    *(("display_name", name) for name in (
+        "displayName", "display_name", "name", "urn:oid:2.16.840.1.113730.3.1.241",
+        "http://schemas.microsoft.com/identity/claims/displayname")),
+]
+
+
+def attributed(idp: TestIdP, *attributes: tuple[dict[str, str], list[str]]) -> bytes:
+    """A response for alice whose only AttributeStatement holds these attributes (XML
+    attributes of saml:Attribute, and its values), signed by the IdP."""
+    root = etree.fromstring(idp.response_xml(sp_entity_id=SP_ID, acs_url=ACS,
+                                             email="alice@acme.test", sign_assertion=False).encode())
+    assertion = root.find(f"{{{SAML}}}Assertion")
+    for statement in assertion.findall(f"{{{SAML}}}AttributeStatement"):
+        assertion.remove(statement)
+    statement = etree.SubElement(assertion, f"{{{SAML}}}AttributeStatement")
+    for names, values in attributes:
+        attribute = etree.SubElement(statement, f"{{{SAML}}}Attribute", names)
+        for value in values:
+            etree.SubElement(attribute, f"{{{SAML}}}AttributeValue").text = value
+    idp_sign(assertion, idp)
+    return etree.tostring(root)
+
+
+def names_read(consumer: AssertionConsumer, document: bytes) -> dict[str, str | None]:
+    verified = consume(consumer, document, dt.datetime.now(dt.timezone.utc))
+    return {field: getattr(verified, field) for field in ("given_name", "family_name", "display_name")}
+
+
+@pytest.mark.parametrize("field, name", NAME_ATTRIBUTES, ids=[name for _, name in NAME_ATTRIBUTES])
+def test_each_name_attribute_an_idp_sends_is_read(consumer: AssertionConsumer, test_idp: TestIdP,
+                                                  field: str, name: str):
+    names = names_read(consumer, attributed(test_idp, ({"Name": name}, ["  Ada  "])))
+    assert names == {**dict.fromkeys(names), field: "Ada"}
+
+
+def test_names_are_matched_by_name_or_friendly_name_in_any_case(consumer: AssertionConsumer,
+                                                                test_idp: TestIdP):
+    document = attributed(
+        test_idp,
+        ({"Name": "urn:oid:2.5.4.42", "FriendlyName": "ignored-name"}, ["Ada"]),
+        ({"Name": "urn:example:opaque", "FriendlyName": "sn"}, ["Lovelace"]),
+        ({"Name": "DISPLAYNAME"}, ["Ada Lovelace"]),
+    )
+    assert names_read(consumer, document) == {
+        "given_name": "Ada", "family_name": "Lovelace", "display_name": "Ada Lovelace"}
+
+
+def test_the_first_usable_value_wins_and_is_cut_to_255_characters(consumer: AssertionConsumer,
+                                                                  test_idp: TestIdP):
+    document = attributed(
+        test_idp,
+        ({"Name": "givenName"}, ["   "]),  # blank: the next name in the list is asked
+        ({"Name": "firstName"}, ["Ada", "Augusta"]),
+        ({"Name": "sn"}, ["L" * 300]),
+    )
+    names = names_read(consumer, document)
+    assert (names["given_name"], names["family_name"]) == ("Ada", "L" * 255)
+
+
+def test_an_attribute_value_holding_markup_is_not_read(consumer: AssertionConsumer,
+                                                       test_idp: TestIdP):
+    """A value with child nodes (a comment or an element inserted in it) is not one text."""
+    root = etree.fromstring(attributed(test_idp, ({"Name": "givenName"}, ["Ada"])))
+    value = root.find(f".//{{{SAML}}}AttributeValue")
+    etree.SubElement(value, "b").text = "Mallory"
+    idp_sign(root.find(f"{{{SAML}}}Assertion"), test_idp)
+    assert names_read(consumer, etree.tostring(root))["given_name"] is None
