@@ -788,6 +788,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--survivors-of", type=Path, metavar="JSON",
                         help="run only the mutants that survived in this earlier --json report "
                              "(after adding tests: kills cannot be undone by new tests)")
+    parser.add_argument("--skip-allowed", action="store_true",
+                        help="do not run the mutants listed in the allowed file (they are "
+                             "reported as allowed survivors)")
     parser.add_argument("--list", action="store_true", help="print the mutants; run nothing")
     options = parser.parse_args(args)
 
@@ -820,9 +823,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     tests = options.tests or default_tests(module)
     allowed = load_allowed(options.allowed)
     started = time.monotonic()
+    results: list[Result] = []
+    if options.skip_allowed:  # listed as unable to change behaviour: reported, not run again
+        results = [Result(m, "survived", 0, None, 0.0) for m in mutants if m.key(module) in allowed]
+        mutants = [m for m in mutants if m.key(module) not in allowed]
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         workers = Workers(max(1, options.jobs), module, Path(scratch))
-        results: list[Result] = []
         try:
             _run_all(workers, module, mutants, tests, options, results)
         except KeyboardInterrupt:
