@@ -831,8 +831,13 @@ def test_a_signed_statement_keeps_its_declaration_and_its_characters(test_idp: T
     declared = XmlsecBackend().sign_statement("<?xml version='1.0' encoding='UTF-8'?>\n" + body,
                                               ASSERTION, str(key), assertion_id)
     bare = XmlsecBackend().sign_statement(body.encode(), ASSERTION, str(key), assertion_id)
+    bare_text = XmlsecBackend().sign_statement(body, ASSERTION, str(key), assertion_id)
+    declared_bytes = XmlsecBackend().sign_statement(
+        b"<?xml version='1.0' encoding='UTF-8'?>\n" + body.encode(), ASSERTION, str(key), assertion_id)
     assert declared.startswith("<?xml version='1.0' encoding='UTF-8'?>")
-    assert bare.startswith("<") and not bare.startswith("<?xml")
+    assert declared_bytes.startswith("<?xml version='1.0' encoding='UTF-8'?>")
+    for undeclared in (bare, bare_text):
+        assert undeclared.startswith("<") and not undeclared.startswith("<?xml")
     assert "zoë@acme.test" in declared and "zoë@acme.test" in bare  # UTF-8, not character references
     assert backend_verify(declared, cert_file, assertion_id)
 
