@@ -17,6 +17,7 @@ from lxml import etree
 
 from webwork_sso_middleware.saml.acs import (
     DS,
+    PUBLIC_REASONS,
     SAML,
     SAMLP,
     AssertionConsumer,
@@ -244,8 +245,6 @@ def test_every_refusal_has_a_fixed_public_sentence():
     """Audit of every Rejection raised: what a stranger reads is a constant per public code
     (no value from the response or the configuration can reach it), while the owner's code
     stays the specific one."""
-    from webwork_sso_middleware.saml.acs import PUBLIC_REASONS
-
     found = raised_rejections()
     assert len(found) > 25
     for module, code, public in found:
@@ -259,6 +258,19 @@ def test_every_refusal_has_a_fixed_public_sentence():
         "The sign-in response was refused.")
     hidden = {code for _, code, public in found if public != code}
     assert hidden == {"unknown_workspace", "plan", "sso_disabled", "idp_not_configured"}
+
+
+def test_a_refusal_carries_its_code_detail_and_what_a_stranger_may_read():
+    expired = Rejection("expired", "the assertion expired at 12:00Z")
+    assert str(expired) == "expired: the assertion expired at 12:00Z"  # what the server log shows
+    assert (expired.code, expired.public_code, expired.status, expired.repeatable) == (
+        "expired", "expired", 400, False)
+    assert expired.public_text == PUBLIC_REASONS["expired"]
+    hidden = Rejection("plan", "the workspace is on the Free plan", status=403,
+                       public_code="sso_unavailable", repeatable=True)
+    assert (hidden.code, hidden.public_code, hidden.status, hidden.repeatable) == (
+        "plan", "sso_unavailable", 403, True)
+    assert hidden.public_text == PUBLIC_REASONS["sso_unavailable"]
 
 
 # -- responses the IdP itself signed after an edit ---------------------------------------------
