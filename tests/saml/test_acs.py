@@ -23,6 +23,7 @@ from webwork_sso_middleware.saml.acs import (
     AssertionConsumer,
     Rejection,
     VerifiedAssertion,
+    claimed_email,
     peek,
 )
 from webwork_sso_middleware.saml.sp import IdPSettings, ServiceProvider
@@ -758,3 +759,36 @@ def test_an_attribute_value_holding_markup_is_not_read(consumer: AssertionConsum
     etree.SubElement(value, "b").text = "Mallory"
     idp_sign(root.find(f"{{{SAML}}}Assertion"), test_idp)
     assert names_read(consumer, etree.tostring(root))["given_name"] is None
+
+
+# -- what a refused response claimed, for the owner's diagnostics ---------------------------------
+
+
+def with_name_id(idp: TestIdP, name_id: str) -> bytes:
+    root = etree.fromstring(idp.response_xml(sp_entity_id=SP_ID, acs_url=ACS,
+                                             email="alice@acme.test", sign_assertion=False).encode())
+    root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}NameID").text = name_id
+    return etree.tostring(root)
+
+
+@pytest.mark.parametrize("name_id, claimed", [
+    ("alice@acme.test", "alice@acme.test"),
+    (" alice@acme.test ", "alice@acme.test"),
+    ("a" * 310 + "@acme.test", "a" * 310 + "@acme.test"),  # 320 characters
+    ("a" * 311 + "@acme.test", None),
+    ("alice", None),
+    ("", None),
+])
+def test_the_claimed_email_is_a_plausible_address_or_nothing(test_idp: TestIdP, name_id: str,
+                                                            claimed: str | None):
+    assert claimed_email(peek(with_name_id(test_idp, name_id))) == claimed
+
+
+def test_no_response_or_no_name_id_claims_nothing(test_idp: TestIdP):
+    assert claimed_email(None) is None
+    root = etree.fromstring(with_name_id(test_idp, "alice@acme.test"))
+    name_id = root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}NameID")
+    name_id.append(etree.Comment("injected"))
+    assert claimed_email(peek(etree.tostring(root))) is None
+    name_id.getparent().remove(name_id)
+    assert claimed_email(peek(etree.tostring(root))) is None
