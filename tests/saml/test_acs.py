@@ -16,6 +16,7 @@ import xmlsec
 from lxml import etree
 
 from webwork_sso_middleware.saml.acs import (
+    BEARER,
     DS,
     PUBLIC_REASONS,
     SAML,
@@ -24,6 +25,7 @@ from webwork_sso_middleware.saml.acs import (
     Rejection,
     VerifiedAssertion,
     claimed_email,
+    decode,
     peek,
 )
 from webwork_sso_middleware.saml.sp import IdPSettings, ServiceProvider
@@ -220,17 +222,19 @@ def test_signature_wrapping_with_the_signed_assertion_hidden_in_extensions(
 
 
 def raised_rejections() -> list[tuple[str, str, str]]:
-    """(module, owner code, public code) of every Rejection the ACS and the SAML app raise."""
+    """(module, owner code, public code) of every Rejection the ACS and the SAML app raise, and
+    of every refusal of the identity rules (which the SAML app shows as a Rejection)."""
     import ast
     import inspect
 
+    from webwork_sso_middleware.members import lifecycle
     from webwork_sso_middleware.saml import acs, app
 
     found = []
-    for module in (acs, app):
+    for module in (acs, app, lifecycle):
         for node in ast.walk(ast.parse(inspect.getsource(module))):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in ("Rejection", "_unavailable")):
+                    and node.func.id in ("Rejection", "_unavailable", "SignInRefused")):
                 continue
             if not (node.args and isinstance(node.args[0], ast.Constant)):
                 continue  # the class's own signature, not a refusal
@@ -257,6 +261,8 @@ def test_every_refusal_has_a_fixed_public_sentence():
     assert len(set(PUBLIC_REASONS.values())) == len(PUBLIC_REASONS)  # each says its own thing
     assert Rejection("a_code_with_no_sentence", "detail").public_text == (
         "The sign-in response was refused.")
+    # Every public code has its sentence, and every sentence a refusal that shows it.
+    assert {public for _, _, public in found} == set(PUBLIC_REASONS)
     hidden = {code for _, code, public in found if public != code}
     assert hidden == {"unknown_workspace", "plan", "sso_disabled", "idp_not_configured"}
 
@@ -792,3 +798,212 @@ def test_no_response_or_no_name_id_claims_nothing(test_idp: TestIdP):
     assert claimed_email(peek(etree.tostring(root))) is None
     name_id.getparent().remove(name_id)
     assert claimed_email(peek(etree.tostring(root))) is None
+
+
+# -- what the owner reads: each refusal names its reason in the detail -------------------------
+# The detail goes to the owner's diagnostics and the server log (never to the browser): these
+# call the ACS's own parts, as the ACS does, on documents the real IdP made.
+
+
+def unit_response(idp: TestIdP, edit: Callable[[etree._Element], None] | None = None, *,
+                  signed: str | None = "assertion") -> bytes:
+    root = etree.fromstring(idp.response_xml(sp_entity_id=SP_ID, acs_url=ACS,
+                                             email="alice@acme.test", sign_assertion=False).encode())
+    if edit is not None:
+        edit(root)
+    if signed is not None:
+        idp_sign(root if signed == "response" else root.find(f"{{{SAML}}}Assertion"), idp)
+    return etree.tostring(root)
+
+
+def drop_assertion_id(root: etree._Element) -> None:
+    del root.find(f"{{{SAML}}}Assertion").attrib["ID"]
+
+
+def encrypt_the_assertion(root: etree._Element) -> None:
+    assertion = root.find(f"{{{SAML}}}Assertion")
+    encrypted = etree.Element(f"{{{SAML}}}EncryptedAssertion")
+    etree.SubElement(encrypted, "{http://www.w3.org/2001/04/xmlenc#}EncryptedData")
+    root.replace(assertion, encrypted)
+
+
+def hide_the_only_assertion(root: etree._Element) -> None:
+    assertion = root.find(f"{{{SAML}}}Assertion")
+    extensions = etree.Element(f"{{{SAMLP}}}Extensions")
+    root.replace(assertion, extensions)
+    extensions.append(assertion)
+
+
+@pytest.mark.parametrize("make, code, detail", [
+    (lambda idp: decode(None), "missing_response", "no SAMLResponse"),
+    (lambda idp: decode(""), "missing_response", "no SAMLResponse"),
+    (lambda idp: decode("PHNhbWxwOlJlc3BvbnNlLz4=!"), "bad_encoding", "not valid base64"),
+    (lambda idp: decode("PHNhbWxwOlJlc3BvbnNlLz4"), "bad_encoding", "not valid base64"),  # padding
+    (lambda idp: peek(b"<!DOCTYPE r><r/>"), "dtd_forbidden", "DTD"),
+    (lambda idp: peek(b"<r"), "malformed_xml", "not well-formed"),
+    (lambda idp: peek(b"<r xmlns='urn:oasis:names:tc:SAML:2.0:assertion'/>"), "not_a_response",
+     "not a SAML Response"),
+    (lambda idp: peek(unit_response(idp, encrypt_the_assertion, signed="response")),
+     None, None),  # peek accepts it: the consumer refuses it below
+], ids=["none", "empty", "junk", "unpadded", "dtd", "malformed", "assertion", "encrypted"])
+def test_what_is_refused_before_the_consumer_says_why(test_idp: TestIdP, make: Any,
+                                                      code: str | None, detail: str | None):
+    if code is None:
+        assert make(test_idp).root.tag == f"{{{SAMLP}}}Response"
+        return
+    with pytest.raises(Rejection) as refused:
+        make(test_idp)
+    assert refused.value.code == code and re.search(detail, refused.value.detail)
+
+
+def test_base64_wrapped_in_lines_is_read():
+    """Some IdPs wrap the base64 at 76 characters (MIME style): whitespace is not an error."""
+    document = b"<samlp:Response xmlns:samlp='urn:oasis:names:tc:SAML:2.0:protocol'/>" * 3
+    encoded = base64.b64encode(document).decode("ascii")
+    wrapped = "\r\n".join(encoded[i:i + 76] for i in range(0, len(encoded), 76)) + "\n"
+    assert decode(wrapped) == document == decode(f"  {encoded}  ")
+
+
+def assertion_part(path: str) -> Callable[[etree._Element], etree._Element]:
+    return lambda root: root.find(f"{{{SAML}}}Assertion/" + "/".join(
+        f"{{{SAML}}}{name}" for name in path.split("/")))
+
+
+def set_text(path: str, text: str) -> Callable[[etree._Element], None]:
+    return lambda root: setattr(assertion_part(path)(root), "text", text)
+
+
+def remove(path: str) -> Callable[[etree._Element], None]:
+    return lambda root: (lambda node: node.getparent().remove(node))(assertion_part(path)(root))
+
+
+def answering(request_id: str) -> Callable[[etree._Element], None]:
+    def edit(root: etree._Element) -> None:
+        root.set("InResponseTo", request_id)
+        assertion_part("Subject/SubjectConfirmation/SubjectConfirmationData")(root).set(
+            "InResponseTo", request_id)
+    return edit
+
+
+def name_id_with_a_child(root: etree._Element) -> None:
+    etree.SubElement(assertion_part("Subject/NameID")(root), "b").text = "x"
+
+
+def holder_of_key(root: etree._Element) -> None:
+    assertion_part("Subject/SubjectConfirmation")(root).set(
+        "Method", "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key")
+
+
+def tamper_after_signing(document: bytes) -> bytes:
+    return document.replace(b"alice@acme.test", b"alicia@acme.test")
+
+
+@pytest.mark.parametrize("edit, signed, code, detail", [
+    (drop_assertion_id, "response", "invalid_response", "has no ID"),
+    (answering("_never-sent"), "assertion", "unknown_in_response_to", "this site did not make"),
+    (set_text("Issuer", "https://evil.test/idp"), "assertion", "issuer_mismatch",
+     "the IdP sent issuer 'https://evil.test/idp'"),
+    (remove("Conditions"), "assertion", "missing_conditions", "has no Conditions"),
+    (holder_of_key, "assertion", "no_bearer_confirmation", "no bearer subject confirmation"),
+    (lambda root: assertion_part("Subject/SubjectConfirmation/SubjectConfirmationData")(
+        root).attrib.pop("NotOnOrAfter"), "assertion", "missing_not_on_or_after",
+     "no NotOnOrAfter"),
+    (set_text("Subject/NameID", "not-an-address"), "assertion", "bad_name_id",
+     "is not an email address"),
+    (set_text("Subject/NameID", ""), "assertion", "bad_name_id", "is not an email address"),
+    (name_id_with_a_child, "assertion", "bad_name_id", "missing or malformed"),
+    (encrypt_the_assertion, "response", "encrypted_assertion", "not supported"),
+    (hide_the_only_assertion, "response", "assertion_count", r"directly inside it \(found 1\)"),
+    (None, None, "unsigned", "neither the response nor its assertion is signed"),
+], ids=["no assertion ID", "unknown request", "issuer", "no conditions", "holder-of-key",
+        "endless confirmation", "name id not an address", "empty name id", "name id markup",
+        "encrypted", "only assertion in Extensions", "unsigned"])
+def test_what_the_consumer_refuses_it_says_why(consumer: AssertionConsumer, test_idp: TestIdP,
+                                               edit: Any, signed: str | None, code: str,
+                                               detail: str):
+    document = unit_response(test_idp, edit, signed=signed)
+    with pytest.raises(Rejection) as refused:
+        consume(consumer, document, dt.datetime.now(dt.timezone.utc))
+    assert refused.value.code == code and re.search(re.escape(detail) if "'" in detail else detail,
+                                                    refused.value.detail)
+
+
+def test_a_signature_broken_after_signing_says_so(consumer: AssertionConsumer, test_idp: TestIdP):
+    with pytest.raises(Rejection) as refused:
+        consume(consumer, tamper_after_signing(unit_response(test_idp)),
+                dt.datetime.now(dt.timezone.utc))
+    assert refused.value.code == "signature_invalid"
+    assert "does not verify with the IdP's certificates" in refused.value.detail
+
+
+def test_unsolicited_responses_switched_off_say_so(test_idp: TestIdP):
+    urls = WorkspaceUrls("http://sp.test", "acme")
+    settings = IdPSettings(test_idp.entity_id, test_idp.metadata_xml(), allow_idp_initiated=False,
+                           version="1")
+    strict = AssertionConsumer(ServiceProvider(urls, settings, clock_skew=SKEW), clock_skew=SKEW)
+    with pytest.raises(Rejection) as refused:
+        consume(strict, unit_response(test_idp), dt.datetime.now(dt.timezone.utc))
+    assert refused.value.code == "unsolicited_not_allowed"
+    assert "IdP-initiated sign-in is switched off" in refused.value.detail
+    # An answer to a request this site sent still passes.
+    seen = peek(unit_response(test_idp, answering("_sent")))
+    verified = strict.consume(seen, {"_sent": "/"}, now=dt.datetime.now(dt.timezone.utc))
+    assert verified.in_response_to == "_sent"
+
+
+def test_a_bearer_confirmation_without_data_is_passed_over(consumer: AssertionConsumer,
+                                                          test_idp: TestIdP):
+    """A confirmation with no SubjectConfirmationData names no recipient: the next one counts."""
+    def add_an_empty_bearer_first(root: etree._Element) -> None:
+        confirmation = assertion_part("Subject/SubjectConfirmation")(root)
+        empty = etree.Element(f"{{{SAML}}}SubjectConfirmation", Method=BEARER)
+        confirmation.addprevious(empty)
+
+    verified = consume(consumer, unit_response(test_idp, add_an_empty_bearer_first),
+                       dt.datetime.now(dt.timezone.utc))
+    assert verified.email == "alice@acme.test"
+    with pytest.raises(Rejection) as refused:
+        consume(consumer, unit_response(test_idp, lambda root: (
+            add_an_empty_bearer_first(root),
+            remove("Subject/SubjectConfirmation/SubjectConfirmationData")(root))),
+            dt.datetime.now(dt.timezone.utc))
+    assert refused.value.code == "recipient_mismatch"
+    assert "for recipient none" in refused.value.detail
+
+
+def test_verify_alone_refuses_an_unsigned_assertion(consumer: AssertionConsumer,
+                                                    test_idp: TestIdP):
+    """check_structure refuses this first; verify() does not rely on it."""
+    seen = peek(unit_response(test_idp, signed=None))
+    with pytest.raises(Rejection) as refused:
+        consumer.verify(seen, seen.root.find(f"{{{SAML}}}Assertion"))
+    assert refused.value.code == "unsigned" and not seen.signature_verified
+
+
+def test_a_peek_is_not_verified_until_the_signature_is(consumer: AssertionConsumer,
+                                                       test_idp: TestIdP):
+    seen = peek(unit_response(test_idp))
+    assert seen.signature_verified is False
+    consumer.consume(seen, {}, now=dt.datetime.now(dt.timezone.utc))
+    assert seen.signature_verified is True
+
+
+def test_a_time_without_a_zone_is_read_as_utc(consumer: AssertionConsumer, test_idp: TestIdP):
+    """saml-core 1.3.3 says UTC; some IdPs leave out the "Z"."""
+    document = timed(test_idp, confirmation=(None, T + HOUR))
+    zoneless = document.replace(instant(T + HOUR).encode(), instant(T + HOUR).rstrip("Z").encode())
+    assert zoneless != document
+    root = etree.fromstring(zoneless)
+    idp_sign(root.find(f"{{{SAML}}}Assertion"), test_idp)
+    verified = consume(consumer, etree.tostring(root), T)
+    assert verified.expires_at == T + HOUR + SKEW
+
+
+def test_an_empty_attribute_value_is_no_name(consumer: AssertionConsumer, test_idp: TestIdP):
+    document = attributed(test_idp, ({"Name": "givenName"}, [""]), ({"Name": "sn"}, ["Lovelace"]))
+    root = etree.fromstring(document)
+    value = root.find(f".//{{{SAML}}}AttributeValue")
+    value.text = None  # <AttributeValue/>
+    idp_sign(root.find(f"{{{SAML}}}Assertion"), test_idp)
+    assert names_read(consumer, etree.tostring(root)) == {
+        "given_name": None, "family_name": "Lovelace", "display_name": None}

@@ -127,8 +127,6 @@ PUBLIC_REASONS: dict[str, str] = {
                          "gone. Please sign in again from this browser.",
     "sign_in_expired": "This sign-in was already finished, or took too long. Please sign in "
                        "again.",
-    "signed_in_as_other": "Another person is signed in on this browser. Sign out first, then "
-                          "sign in again.",
 }
 
 
@@ -158,7 +156,8 @@ def decode(saml_response: str | None) -> bytes:
     if not saml_response:
         raise Rejection("missing_response", "the request carries no SAMLResponse")
     try:
-        return base64.b64decode(saml_response.encode("ascii"), validate=True)
+        # Strictly base64, but wrapped lines (some IdPs wrap at 76 characters) are fine.
+        return base64.b64decode("".join(saml_response.split()).encode("ascii"), validate=True)
     except (binascii.Error, ValueError, UnicodeEncodeError):
         raise Rejection("bad_encoding", "the SAMLResponse is not valid base64") from None
 
@@ -193,6 +192,7 @@ class AssertionConsumer:
     def __init__(self, provider: ServiceProvider, *, clock_skew: dt.timedelta) -> None:
         assert provider.idp is not None
         self.provider = provider
+        self.idp = provider.idp
         self.idp_entity_id = provider.idp.entity_id
         self.clock_skew = clock_skew
 
@@ -236,7 +236,7 @@ class AssertionConsumer:
         self.check_issuer(root, required=False)
         in_response_to = root.get("InResponseTo")
         if in_response_to is None:
-            if not (self.provider.idp and self.provider.idp.allow_idp_initiated):
+            if not self.idp.allow_idp_initiated:
                 raise Rejection("unsolicited_not_allowed", "IdP-initiated sign-in is switched off "
                                 "for this workspace; start from the sign-in page")
         elif in_response_to not in outstanding:
@@ -368,7 +368,7 @@ def _instant(value: str | None) -> dt.datetime | None:
     if not value:
         return None
     try:
-        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        parsed = dt.datetime.fromisoformat(value.strip())  # "Z" included (Python 3.11)
     except ValueError:
         raise Rejection("bad_time", f"unreadable time {value!r} in the assertion") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
@@ -391,12 +391,12 @@ def _attributes(assertion: Any) -> dict[str, list[str]]:
     return found
 
 
-def _first(attributes: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
+def _first(attributes: Mapping[str, list[str]], names: tuple[str, ...]) -> str | None:
+    """The first value of the first of ``names`` that has a non-blank one (values come
+    stripped from ``_attributes``), cut to 255 characters."""
     lowered = {k.lower(): v for k, v in attributes.items()}
     for name in names:
         values = lowered.get(name.lower())
-        if values:
-            value = values[0] if isinstance(values, list) else values
-            if isinstance(value, str) and value.strip():
-                return value.strip()[:255]
+        if values and values[0]:
+            return values[0][:255]
     return None
