@@ -750,7 +750,7 @@ def test_the_first_usable_value_wins_and_is_cut_to_255_characters(consumer: Asse
     document = attributed(
         test_idp,
         ({"Name": "givenName"}, ["   "]),  # blank: the next name in the list is asked
-        ({"Name": "firstName"}, ["Ada", "Augusta"]),
+        ({"Name": "firstName"}, ["Ada", ""]),  # the first value, even beside a blank one
         ({"Name": "sn"}, ["L" * 300]),
     )
     names = names_read(consumer, document)
@@ -904,6 +904,7 @@ def tamper_after_signing(document: bytes) -> bytes:
     (set_text("Issuer", "https://evil.test/idp"), "assertion", "issuer_mismatch",
      "the IdP sent issuer 'https://evil.test/idp'"),
     (remove("Conditions"), "assertion", "missing_conditions", "has no Conditions"),
+    (remove("Issuer"), "assertion", "issuer_mismatch", "the assertion names no issuer"),
     (holder_of_key, "assertion", "no_bearer_confirmation", "no bearer subject confirmation"),
     (lambda root: assertion_part("Subject/SubjectConfirmation/SubjectConfirmationData")(
         root).attrib.pop("NotOnOrAfter"), "assertion", "missing_not_on_or_after",
@@ -915,7 +916,7 @@ def tamper_after_signing(document: bytes) -> bytes:
     (encrypt_the_assertion, "response", "encrypted_assertion", "not supported"),
     (hide_the_only_assertion, "response", "assertion_count", r"directly inside it \(found 1\)"),
     (None, None, "unsigned", "neither the response nor its assertion is signed"),
-], ids=["no assertion ID", "unknown request", "issuer", "no conditions", "holder-of-key",
+], ids=["no assertion ID", "unknown request", "issuer", "no conditions", "no issuer", "holder-of-key",
         "endless confirmation", "name id not an address", "empty name id", "name id markup",
         "encrypted", "only assertion in Extensions", "unsigned"])
 def test_what_the_consumer_refuses_it_says_why(consumer: AssertionConsumer, test_idp: TestIdP,
@@ -973,11 +974,16 @@ def test_a_bearer_confirmation_without_data_is_passed_over(consumer: AssertionCo
 
 def test_verify_alone_refuses_an_unsigned_assertion(consumer: AssertionConsumer,
                                                     test_idp: TestIdP):
-    """check_structure refuses this first; verify() does not rely on it."""
+    """check_structure refuses this first; verify() does not rely on it, nor it on verify()."""
     seen = peek(unit_response(test_idp, signed=None))
     with pytest.raises(Rejection) as refused:
         consumer.verify(seen, seen.root.find(f"{{{SAML}}}Assertion"))
     assert refused.value.code == "unsigned" and not seen.signature_verified
+    assert "neither the response nor its assertion is signed" in refused.value.detail
+    with pytest.raises(Rejection) as structure:  # and check_structure does not rely on verify
+        consumer.check_structure(seen.root)
+    assert structure.value.code == "unsigned"
+    assert "neither the response nor its assertion is signed" in structure.value.detail
 
 
 def test_a_peek_is_not_verified_until_the_signature_is(consumer: AssertionConsumer,
