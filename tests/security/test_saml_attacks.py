@@ -688,7 +688,7 @@ def test_a_chunked_body_within_the_limit_is_read_whole(site: Site):
 
 
 @pytest.mark.parametrize("value", [
-    "%%%not-base64%%%", "PFJ", "abc", "PHg+!", "PH g+=", "\u00e9t\u00e9"])
+    "%%%not-base64%%%", "PFJ", "abc", "PHg+!", "PH g", "\u00e9t\u00e9"])
 def test_bad_base64(site: Site, value: str):
     """Strict base64: a character outside the alphabet or wrong padding is refused (whitespace
     between lines is not an error: test_acs.py's test_base64_wrapped_in_lines_is_read)."""
