@@ -1150,3 +1150,62 @@ def test_revocation_listeners_stay_on_the_stores_engine(make_manager, database):
         assert event.contains(StoreSession, "after_flush", revocation._hand_to_connection)
     finally:
         host_engine.dispose()
+
+
+def test_signing_out_everywhere_is_no_change_to_the_scim_resource(
+        make_manager, database, workspace_id, ada):
+    """The member's SCIM resource (its version and lastModified) stays as it was: which devices
+    are signed in is not part of it, and a provisioning client must not see a change."""
+    manager = make_manager()
+    with database.transaction() as session:
+        before = session.execute(select(MemberRow.modified_at, MemberRow.version)
+                                 .where(MemberRow.id == ada)).one()
+    manager.sign_out_everywhere(ada)
+    with database.transaction() as session:
+        after = session.execute(select(MemberRow.modified_at, MemberRow.version,
+                                       MemberRow.session_generation)
+                                .where(MemberRow.id == ada)).one()
+    assert (after.modified_at, after.version) == (before.modified_at, before.version)
+    assert after.session_generation == 1
+
+
+def test_one_purge_deletes_at_most_a_thousand_rows(make_manager, database, workspace_id, ada):
+    """Bounded work per call: a backlog goes in batches, whatever transaction carries it."""
+    clock = Clock()
+    manager = make_manager(clock=clock)
+    past = dt.datetime.fromtimestamp(clock.now - 60, dt.timezone.utc)
+    with database.transaction() as session:
+        session.execute(MemberSession.__table__.insert(), [
+            {"id_hash": f"{n:064x}", "member_id": ada, "workspace_id": workspace_id,
+             "generation": 0, "created_at": past, "expires_at": past} for n in range(1001)])
+    assert manager.purge_expired() == 1000
+    assert manager.purge_expired() == 1
+    assert count_session_rows(database) == 0
+
+
+def test_a_cookie_written_in_format_1_keeps_working(manager, workspace_id, ada):
+    """Cookies outlive releases: the format tag a browser holds today is 1, and a payload so
+    tagged is read (another tag would sign every member out on upgrade)."""
+    payload = signed_payload(manager, ada, workspace_id)
+    assert payload[0] == 1
+    literal = [1, *payload[1:]]
+    assert manager.identify(with_value(session_serializer("webwork_sso.session").dumps(literal)))
+
+
+def test_a_read_cookie_is_an_immutable_value(manager, workspace_id, ada):
+    cookie = manager.read_cookie(environ_with(sign_in(manager, ada, workspace_id)))
+    assert cookie is not None and cookie.member_id == ada
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cookie.member_id = "someone-else"  # type: ignore[misc]
+
+
+def test_errors_name_what_was_missing(make_manager, database, workspace_id):
+    with pytest.raises(ConfigurationError, match="at least one non-empty key is required"):
+        make_manager(secret_keys=[])
+    manager = make_manager()
+    with pytest.raises(NotFound) as no_member:
+        manager.sign_out_everywhere("no-such-member")
+    assert no_member.value.kind == "member"
+    with database.transaction() as session, pytest.raises(NotFound) as inactive:
+        manager.start("no-such-member", workspace_id, session)
+    assert inactive.value.kind == "active member"

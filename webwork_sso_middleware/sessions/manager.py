@@ -155,7 +155,7 @@ class SessionManager:
         self._serializer = URLSafeSerializer(
             list(secret_keys), salt=COOKIE_SALT, signer_kwargs={"digest_method": hashlib.sha256}
         )
-        self._next_purge = 0.0
+        self._next_purge = float("-inf")  # the first start() purges
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -241,7 +241,8 @@ class SessionManager:
             workspace_id = unit.connection.execute(
                 update(_MEMBERS)
                 .where(_M.id == member_id)
-                .values(session_generation=_M.session_generation + 1, modified_at=now)
+                # Not modified_at: which devices are signed in is no part of the SCIM resource.
+                .values(session_generation=_M.session_generation + 1)
                 .returning(_M.workspace_id)
             ).scalar_one_or_none()
             if workspace_id is None:
@@ -272,7 +273,7 @@ class SessionManager:
         for cookie in self._signed_cookies(environ):
             if self._within_lifetimes(cookie, now):
                 return cookie
-        return None
+        return None  # pragma: no mutate (the last statement: deleting it returns None all the same)
 
     def clearing_cookie(self) -> str:
         return dump_cookie(self.cookie_name, "", max_age=0, expires=0, path="/",
@@ -338,7 +339,7 @@ class SessionManager:
 
     def _evaluate(self, rows: Sequence[Any], asked_at: float) -> _Check:
         if not rows:  # never existed here, or purged: remembered as dead like any other
-            return _Check(asked_at, "", 0, -1, 0.0, None)
+            return _Check.unknown(asked_at)
         row = rows[0]
         expires_at = row.expires_at.timestamp()
         # Expiry is not judged here: identify compares expires_at with its own now for every

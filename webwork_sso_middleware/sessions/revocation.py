@@ -38,6 +38,11 @@ class _Check:
     expires_at: float  # epoch seconds
     member: Member | None  # None: the session is not live
 
+    @classmethod
+    def unknown(cls, asked_at: float) -> _Check:
+        """The answer for a session the database does not hold: dead, and matching no cookie."""
+        return cls(asked_at, "", 0, -1, 0.0, None)
+
 
 class RevocationCache:
     """Per-process answers to "is this session live?", each trusted for ``recheck_interval``.
