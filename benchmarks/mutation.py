@@ -803,6 +803,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mutants = make_mutants(original, line_ranges, options.operators.split(","))
     print(f"{module}: {len(mutants)} mutants", file=sys.stderr)
     earlier_kills = 0
+    carried: list[dict[str, Any]] = []
     if options.survivors_of:
         earlier = json.loads(options.survivors_of.read_text())["results"]
         # Identical lines make identical keys (two "return None"): the n-th of each key matches.
@@ -810,6 +811,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   for r in earlier])
         killed = {key for key, r in zip(earlier_keys, earlier)
                   if r["status"] in ("killed", "timeout")}
+        # Carried into this run's --json, so a chain of --survivors-of runs keeps every kill.
+        carried = [r for key, r in zip(earlier_keys, earlier)
+                   if r["status"] in ("killed", "timeout")]
         # Mutants the earlier run did not have (another range, an edited line) run too.
         survivors = [m for m, key in zip(mutants, _numbered([m.key(module) for m in mutants]))
                      if key not in killed]
@@ -844,6 +848,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_report(module, results, seconds, earlier_kills)
     if options.json:
         document = to_json(module, tests, results, seconds, earlier_kills)
+        document["results"] = [*carried, *document["results"]]
         options.json.write_text(json.dumps(document, indent=1) + "\n")
     return 1 if any(r.status == "error" for r in results) else 0
 
