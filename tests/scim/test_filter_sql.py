@@ -1,0 +1,345 @@
+"""The SQL compiler of SCIM filters (scim/filter_sql.py): every attribute path the server
+publishes, the 1,024-character value keys, and what a filter must never reach.
+
+Members and groups are written as SCIM writes them (scim/resources.py) and searched through
+the store's own pages (store/members.page, store/groups.page), which add workspace scoping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from webwork_sso_middleware.scim.errors import ScimError
+from webwork_sso_middleware.scim.filters import compile_filter, parse_filter
+from webwork_sso_middleware.scim.resources import write_group_fields
+from webwork_sso_middleware.scim.schemas import (
+    COMMON_ATTRIBUTES,
+    ENTERPRISE_USER_SCHEMA,
+    GROUP_RESOURCE,
+    USER_RESOURCE,
+    Attribute,
+    ResourceType,
+)
+from webwork_sso_middleware.store import Database
+from webwork_sso_middleware.store import groups as group_store
+from webwork_sso_middleware.store import members as member_store
+from webwork_sso_middleware.store.models import Group, Member, Membership, Workspace
+
+from .test_filters import _written_user, at
+
+ACME, OTHER = 1, 2  # the workspace searched, and one whose rows must never be found
+EARLY = at("2024-01-01T00:00:00+00:00")
+LATE = "2031-02-03T04:05:06Z"  # the instant the holder of a meta.* path was created/modified
+
+
+# -- the attribute paths the server publishes --------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class FilterPath:
+    """One leaf attribute as a client writes it in a filter."""
+
+    text: str  # URN-qualified for the enterprise extension, whose names the core does not resolve
+    canonical: str  # AttributePath.canonical: "name.givenName", "emails.value", "employeeNumber"
+    attribute: Attribute  # the leaf
+    parent: Attribute | None  # the complex attribute holding it, if any
+
+
+def filter_paths(resource: ResourceType) -> list[FilterPath]:
+    """Every leaf path of ``resource``'s schemas a filter may name (not the returned=never ones)."""
+    paths: list[FilterPath] = []
+    for schema in resource.schemas:
+        urn = "" if schema is resource.schema else schema.id + ":"
+        attributes = schema.attributes + (COMMON_ATTRIBUTES if schema is resource.schema else ())
+        for attribute in attributes:
+            if attribute.returned == "never":
+                continue
+            if attribute.type != "complex":
+                paths.append(FilterPath(urn + attribute.name, attribute.name, attribute, None))
+                continue
+            for sub in attribute.sub_attributes:
+                canonical = f"{attribute.name}.{sub.name}"
+                paths.append(FilterPath(urn + canonical, canonical, sub, attribute))
+    return paths
+
+
+USER_PATHS = filter_paths(USER_RESOURCE)
+GROUP_PATHS = filter_paths(GROUP_RESOURCE)
+# Paths no column holds: filtering on them is refused (invalidFilter), never silently empty.
+UNFILTERABLE = {"meta.location", "meta.version", "groups.$ref", "manager.$ref", "members.$ref"}
+# Paths whose value is the same on every row (filter_sql.Constant).
+CONSTANT = {"meta.resourceType", "groups.type", "members.type"}
+
+
+def test_the_paths_are_those_the_server_publishes() -> None:
+    """The lists the tests below walk hold what they should, so those tests cannot pass empty."""
+    user = {path.canonical for path in USER_PATHS}
+    assert user >= {
+        "id", "externalId", "userName", "displayName", "nickName", "profileUrl", "title", "userType",
+        "preferredLanguage", "locale", "timezone", "active", "meta.created", "meta.lastModified",
+        "meta.resourceType", "employeeNumber", "costCenter", "organization", "division",
+        "department", "manager.value", "manager.displayName", "groups.value", "groups.display",
+        "groups.type", "addresses.streetAddress", "addresses.country", "addresses.primary",
+        *(f"name.{sub}" for sub in ("formatted", "familyName", "givenName", "middleName",
+                                    "honorificPrefix", "honorificSuffix")),
+        *(f"{multi}.{sub}" for multi in ("emails", "phoneNumbers", "ims", "photos", "entitlements",
+                                         "roles", "x509Certificates")
+          for sub in ("value", "display", "type", "primary")),
+    }
+    assert "password" not in user
+    assert {path.canonical for path in GROUP_PATHS} >= {
+        "id", "externalId", "displayName", "meta.created", "meta.lastModified",
+        "meta.resourceType", "members.value", "members.display", "members.type",
+    }
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+def held(index: int) -> str:
+    """The value the holder of path ``index`` has there: mixed case, found nowhere else."""
+    return f"Vq{index:02d}-Xy"
+
+
+def other(index: int) -> str:
+    """The bystander's value at path ``index``: assigned, but not the one asked for."""
+    return f"Nb{index:02d}-Zz"
+
+
+def users_found(database: Database, text: str) -> set[str]:
+    """The ids of workspace ACME's visible members that ``text`` selects, as the store pages them."""
+    where = compile_filter(parse_filter(text), USER_RESOURCE)
+    with database.transaction() as session:
+        _, records = member_store.page(session.connection(), ACME, where=where, order_by=[],
+                                       offset=0, limit=1000)
+    return {record.row.id for record in records}
+
+
+def groups_found(database: Database, text: str) -> set[str]:
+    """The ids of workspace ACME's groups that ``text`` selects, as the store pages them."""
+    where = compile_filter(parse_filter(text), GROUP_RESOURCE)
+    with database.transaction() as session:
+        _, groups = group_store.page(session, ACME, where=where, order_by=[], offset=0, limit=1000)
+        return {group.id for group in groups}
+
+
+def refused(resource: ResourceType, text: str) -> str:
+    """The message of the invalidFilter error compiling ``text`` raises."""
+    with pytest.raises(ScimError) as caught:
+        compile_filter(parse_filter(text), resource)
+    assert caught.value.scim_type == "invalidFilter"
+    return str(caught.value)
+
+
+def string_cases(path: FilterPath, value: str, holder: str, assigned: set[str],
+                 everyone: set[str]) -> list[tuple[str, set[str]]]:
+    """(filter, expected ids) for a string path where ``holder`` alone has ``value``;
+    ``assigned``: who has the path assigned at all."""
+    p = path.text
+    # groups.value is a group id: compared exactly, as ids are (test_filters: "ids are caseExact").
+    exact = path.attribute.case_exact or path.canonical == "groups.value"
+    cases = [
+        (f'{p} eq "{value}"', {holder}),
+        (f'{p} eq "{value.swapcase()}"', set() if exact else {holder}),
+        (f'{p} co "{value[1:6]}"', {holder}),
+        (f'{p} co "{value[1:6].swapcase()}"', set() if exact else {holder}),
+        (f'{p} sw "{value[:4].swapcase()}"', set() if exact else {holder}),
+        (f'{p} ew "{value[-5:].swapcase()}"', set() if exact else {holder}),
+        (f'{p} sw "{value[:4]}"', {holder}),
+        (f'{p} ew "{value[-5:]}"', {holder}),
+        (f'{p} ne "{value}"', assigned - {holder}),
+        (f'not ({p} eq "{value}")', everyone - {holder}),
+        (f"{p} pr", assigned),
+        (f"not ({p} pr)", everyone - assigned),
+        (f"{p} eq null", everyone - assigned),
+    ]
+    if path.parent is not None and path.parent.multi_valued:
+        cases.append((f'{path.parent.name}[{path.attribute.name} eq "{value}"]', {holder}))
+    return cases
+
+
+def check(found: Callable[[str], set[str]], cases: list[tuple[str, set[str]]]) -> None:
+    """Run every case; report all the wrong ones at once (a path left out shows as one line)."""
+    wrong = []
+    for text, expected in cases:
+        try:
+            got = found(text)
+        except ScimError as error:
+            wrong.append(f"{text}: refused ({error})")
+            continue
+        if got != expected:
+            wrong.append(f"{text}: found {sorted(got)}, expected {sorted(expected)}")
+    assert not wrong, "\n".join(wrong)
+
+
+# -- Users: every path ---------------------------------------------------------------------------
+
+def _doc_with(path: FilterPath, value: Any) -> dict[str, Any]:
+    """The part of a SCIM User document that puts ``value`` at ``path`` (client-writable paths)."""
+    leaf = path.attribute.name
+    if path.parent is None:
+        part: dict[str, Any] = {leaf: value}
+    elif path.parent.multi_valued:
+        part = {path.parent.name: [{leaf: value}]}
+    else:
+        part = {path.parent.name: {leaf: value}}
+    return {ENTERPRISE_USER_SCHEMA: part} if path.text.startswith(ENTERPRISE_USER_SCHEMA) else part
+
+
+def _merged(*parts: dict[str, Any]) -> dict[str, Any]:
+    """Documents merged the way one member holds all of them (lists and objects joined)."""
+    doc: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, dict):
+                doc[key] = _merged(doc.get(key, {}), value)
+            elif isinstance(value, list):
+                doc[key] = [{**(doc.get(key) or [{}])[0], **value[0]}]
+            else:
+                doc[key] = value
+    return doc
+
+
+SERVER_SET = {"id", "meta.created", "meta.lastModified", "groups.value", "groups.display"}
+
+
+def _user_kind(path: FilterPath) -> str:
+    if path.canonical in UNFILTERABLE:
+        return "unfilterable"
+    if path.canonical in CONSTANT:
+        return "constant"
+    if path.canonical in SERVER_SET:
+        return "server"
+    return path.attribute.type
+
+
+@pytest.fixture
+def user_holders(database: Database) -> Iterator[Database]:
+    """In ACME: for each path i, a member ``h<i>`` holding held(i) there and nothing else, and a
+    bystander ``by`` holding other(i) at every path. In OTHER: a twin of each holder, and a member
+    holding every held(i) at once. Plus a deleted ACME member holding every held(i) too."""
+    with database.transaction(write=True) as session:
+        for workspace, slug in ((ACME, "acme"), (OTHER, "other")):
+            session.add(Workspace(id=workspace, slug=slug, name=slug, plan="plus",
+                                  owner_email=f"o@{slug}.example"))
+        session.flush()
+        bystander_parts, holder_parts = [], []
+        made: list[tuple[int, str, Member]] = []
+        for index, path in enumerate(USER_PATHS):
+            kind = _user_kind(path)
+            if kind in ("unfilterable", "constant"):
+                continue
+            value: Any = held(index) if kind != "boolean" else not _default(path)
+            doc = {"userName": f"h{index:02d}@acme.test"}
+            if kind == "server":
+                pass  # set after the members are written (_server_set)
+            elif path.canonical == "userName":
+                doc = {"userName": held(index)}
+                bystander_parts.append({"userName": "by@acme.test"})
+            else:
+                doc = _merged(doc, _doc_with(path, value))
+                bystander_parts.append(_doc_with(path, other(index) if kind != "boolean"
+                                                 else _default(path)))
+                holder_parts.append(_doc_with(path, value))
+            for workspace, member_id in ((ACME, f"h{index:02d}"), (OTHER, f"twin{index:02d}")):
+                if path.canonical == "id":
+                    member_id = held(index) if workspace == ACME else member_id
+                member = _written_user(session, member_id, doc)
+                member.workspace_id = workspace
+                made.append((index, path.canonical, member))
+        bystander = _written_user(session, "by", _merged({"userName": "by@acme.test"},
+                                                         *bystander_parts))
+        everything = _merged({"userName": "all@acme.test"}, *holder_parts)
+        deleted = _written_user(session, "deleted", everything)
+        deleted.deleted_at = EARLY
+        elsewhere = _written_user(session, "elsewhere", everything)
+        elsewhere.workspace_id = OTHER
+        session.flush()
+        _server_set(session, made, bystander, [deleted, elsewhere])
+    yield database
+
+
+def _default(path: FilterPath) -> bool:
+    """What SCIM writes for a boolean left out: active True, primary False."""
+    return path.canonical == "active"
+
+
+def _server_set(session: Any, made: list[tuple[int, str, Member]], bystander: Member,
+                everything: list[Member]) -> None:
+    """The values no client writes: timestamps, and groups (through memberships)."""
+    for index, canonical, member in made:
+        if canonical in ("meta.created", "meta.lastModified"):
+            column = "created_at" if canonical == "meta.created" else "modified_at"
+            setattr(member, column, at(LATE.replace("Z", "+00:00")))
+        if canonical in ("groups.value", "groups.display"):
+            group_id = held(index) if canonical == "groups.value" else f"g{member.id}"
+            name = held(index) if canonical == "groups.display" else f"group of {member.id}"
+            group = Group(id=group_id if member.workspace_id == ACME else f"{group_id}-2",
+                          workspace_id=member.workspace_id, display_name=name,
+                          display_name_key=name.lower(), created_at=EARLY, modified_at=EARLY)
+            session.add(group)
+            session.flush()
+            session.add(Membership(group_id=group.id, member_id=member.id))
+            if member.workspace_id == ACME:
+                for someone in everything:
+                    session.add(Membership(group_id=group.id, member_id=someone.id))
+    for index, path in enumerate(USER_PATHS):
+        if path.canonical in ("groups.value", "groups.display"):
+            session.add(Group(id=other(index), workspace_id=ACME, display_name=other(index),
+                              display_name_key=other(index).lower(), created_at=EARLY,
+                              modified_at=EARLY))
+            session.flush()
+            session.add(Membership(group_id=other(index), member_id=bystander.id))
+
+
+def test_every_user_path_finds_its_holder_only(user_holders: Database) -> None:
+    """eq, co, sw, ew, ne, pr and their negations, on each path: the member holding the value,
+    never the bystander, another workspace's twin, or a deleted member holding the same."""
+    everyone = users_found(user_holders, "id pr")
+    assert len(everyone) > 60 and {"by", "h01"} <= everyone
+    assert everyone.isdisjoint({"deleted", "elsewhere"}) and not any(i.startswith("twin") for i in everyone)
+    checked = set()
+    cases: list[tuple[str, set[str]]] = []
+    for index, path in enumerate(USER_PATHS):
+        kind = _user_kind(path)
+        holder = held(index) if path.canonical == "id" else f"h{index:02d}"
+        p = path.text
+        if kind in ("unfilterable", "constant"):
+            continue
+        checked.add(path.canonical)
+        if kind == "boolean":
+            value = not _default(path)
+            cases += [(f"{p} eq {str(value).lower()}", {holder}),
+                      (f"not ({p} eq {str(value).lower()})", everyone - {holder})]
+            continue
+        if path.canonical in ("meta.created", "meta.lastModified"):
+            cases += [(f'{p} eq "{LATE}"', {holder}),
+                      (f'{p} ge "2030-01-01T00:00:00Z"', {holder}),
+                      (f'{p} lt "2030-01-01T00:00:00Z"', everyone - {holder}),
+                      (f"{p} pr", everyone)]
+            continue
+        if path.canonical in ("id", "userName"):
+            assigned = everyone
+        elif path.canonical in ("groups.value", "groups.display"):
+            assigned = {holder, "by", *(f"h{i:02d}" for i, q in enumerate(USER_PATHS)
+                                        if q.canonical in ("groups.value", "groups.display"))}
+        else:
+            assigned = {holder, "by"}
+        cases += string_cases(path, held(index), holder, assigned, everyone)
+    assert checked >= {"emails.value", "addresses.country", "groups.display", "manager.value",
+                       "active", "meta.created", "id", "userName"}
+    check(lambda text: users_found(user_holders, text), cases)
+
+
+def test_unmapped_paths_are_refused_not_empty() -> None:
+    """A published path no column holds is an invalidFilter, not a filter that finds nothing."""
+    for resource, paths in ((USER_RESOURCE, USER_PATHS), (GROUP_RESOURCE, GROUP_PATHS)):
+        unmapped = {path.canonical for path in paths if path.canonical in UNFILTERABLE}
+        assert unmapped
+        for path in paths:
+            if path.canonical in UNFILTERABLE:
+                assert "cannot be used in filters" in refused(resource, f'{path.text} eq "x"')
+                assert "cannot be used in filters" in refused(resource, f"{path.text} pr")
