@@ -331,6 +331,20 @@ def test_every_user_path_finds_its_holder_only(user_holders: Database) -> None:
         cases += string_cases(path, held(index), holder, assigned, everyone)
     assert checked >= {"emails.value", "addresses.country", "groups.display", "manager.value",
                        "active", "meta.created", "id", "userName"}
+    # The constants: the same on every row, so a filter on them finds all or nothing.
+    in_groups = {"by", *(f"h{i:02d}" for i, q in enumerate(USER_PATHS)
+                         if q.canonical in ("groups.value", "groups.display"))}
+    cases += [
+        ('meta.resourceType eq "User"', everyone),
+        ('meta.resourceType eq "user"', set()),  # caseExact
+        ('meta.resourceType eq "Group"', set()),
+        ('meta.resourceType ne "User"', set()),
+        ("meta.resourceType pr", everyone),
+        ('groups.type eq "direct"', in_groups),  # groups do not nest
+        ('groups.type eq "indirect"', set()),
+        ('groups[type eq "direct" and display eq "Nb00-Zz"]', set()),
+        ("groups pr", in_groups),
+    ]
     check(lambda text: users_found(user_holders, text), cases)
 
 
@@ -343,3 +357,164 @@ def test_unmapped_paths_are_refused_not_empty() -> None:
             if path.canonical in UNFILTERABLE:
                 assert "cannot be used in filters" in refused(resource, f'{path.text} eq "x"')
                 assert "cannot be used in filters" in refused(resource, f"{path.text} pr")
+
+
+# -- Groups: every path --------------------------------------------------------------------------
+
+def _group(session: Any, group_id: str, name: str, workspace: int = ACME, **fields: Any) -> Group:
+    """A group written as SCIM writes one (display name key, external id)."""
+    group = Group(id=group_id, workspace_id=workspace, created_at=EARLY, modified_at=EARLY)
+    write_group_fields(group, {"displayName": name, **fields})
+    session.add(group)
+    session.flush()
+    return group
+
+
+def _person(session: Any, member_id: str, workspace: int = ACME, **doc: Any) -> Member:
+    member = _written_user(session, member_id, {"userName": f"{member_id}@acme.test", **doc})
+    member.workspace_id = workspace
+    session.flush()
+    return member
+
+
+@pytest.fixture
+def group_holders(database: Database) -> Iterator[Database]:
+    """In ACME: for each path i a group ``g<i>`` holding held(i) there, and a bystander group
+    ``gby`` holding other(i); ``g-gone`` whose only member, deleted, holds every members.* value;
+    ``g-plain``, whose member has no displayName. In OTHER: twins holding the same values."""
+    with database.transaction(write=True) as session:
+        for workspace, slug in ((ACME, "acme"), (OTHER, "other")):
+            session.add(Workspace(id=workspace, slug=slug, name=slug, plan="plus",
+                                  owner_email=f"o@{slug}.example"))
+        session.flush()
+        index_of = {path.canonical: index for index, path in enumerate(GROUP_PATHS)}
+        by_value, by_display = other(index_of["members.value"]), other(index_of["members.display"])
+        bystander = _group(session, "gby", other(index_of["displayName"]),
+                           externalId=other(index_of["externalId"]))
+        session.add(Membership(group_id=bystander.id,
+                               member_id=_person(session, by_value, displayName=by_display).id))
+        gone = _person(session, "gone", displayName=held(index_of["members.display"]))
+        gone.deleted_at = EARLY
+        session.add(Membership(group_id=_group(session, "g-gone", "Gone").id, member_id=gone.id))
+        session.add(Membership(group_id=_group(session, "g-plain", "Plain").id,
+                               member_id=_person(session, "Plain", displayName=None).id))
+        for index, path in enumerate(GROUP_PATHS):
+            value, gid = held(index), f"g{index:02d}"
+            for workspace in (ACME, OTHER):
+                if workspace == OTHER:
+                    gid = f"twin{index:02d}"
+                if path.canonical == "id":
+                    _group(session, value if workspace == ACME else gid, f"{gid} group", workspace)
+                elif path.canonical == "externalId":
+                    _group(session, gid, f"{gid} group", workspace, externalId=value)
+                elif path.canonical == "displayName":
+                    _group(session, gid, value, workspace)
+                elif path.canonical in ("meta.created", "meta.lastModified"):
+                    group = _group(session, gid, f"{gid} group", workspace)
+                    column = "created_at" if path.canonical == "meta.created" else "modified_at"
+                    setattr(group, column, at(LATE.replace("Z", "+00:00")))
+                elif path.canonical in ("members.value", "members.display"):
+                    group = _group(session, gid, f"{gid} group", workspace)
+                    member_id = value if workspace == ACME else f"m-{gid}"
+                    display = value if path.canonical == "members.display" else None
+                    if path.canonical == "members.value" or workspace == OTHER:
+                        display = display or f"member of {gid}"
+                    session.add(Membership(group_id=group.id, member_id=_person(
+                        session, member_id if path.canonical == "members.value" else f"m-{gid}",
+                        workspace, displayName=display).id))
+    yield database
+
+
+def test_every_group_path_finds_its_holder_only(group_holders: Database) -> None:
+    """As for Users: each path finds the group holding the value, not the bystander, another
+    workspace's twin, nor a group whose only member holding it is deleted."""
+    everyone = groups_found(group_holders, "id pr")
+    assert {"gby", "g-gone", "g-plain", "g00"} <= everyone
+    assert not any(group.startswith("twin") for group in everyone)
+    with_members = {"gby", "g-plain"} | {
+        f"g{i:02d}" for i, path in enumerate(GROUP_PATHS)
+        if path.canonical in ("members.value", "members.display")}
+    cases: list[tuple[str, set[str]]] = [
+        ("members pr", with_members),
+        ("not (members pr)", everyone - with_members),
+        ('members.display eq "plain@ACME.test"', {"g-plain"}),  # no displayName: the userName
+        ('members.value eq "gone"', set()),  # a deleted member is in no group SCIM shows
+        ('members.display eq "gone@acme.test"', set()),
+    ]
+    checked = set()
+    for index, path in enumerate(GROUP_PATHS):
+        holder = held(index) if path.canonical == "id" else f"g{index:02d}"
+        p = path.text
+        if path.canonical in UNFILTERABLE | CONSTANT:
+            continue
+        checked.add(path.canonical)
+        if path.canonical in ("meta.created", "meta.lastModified"):
+            cases += [(f'{p} eq "{LATE}"', {holder}),
+                      (f'{p} ge "2030-01-01T00:00:00Z"', {holder}),
+                      (f'{p} lt "2030-01-01T00:00:00Z"', everyone - {holder})]
+            continue
+        if path.canonical in ("id", "displayName"):
+            assigned = everyone
+        elif path.canonical.startswith("members."):
+            assigned = with_members
+        else:
+            assigned = {holder, "gby"}
+        cases += string_cases(path, held(index), holder, assigned, everyone)
+    assert checked == {"id", "externalId", "displayName", "meta.created", "meta.lastModified",
+                       "members.value", "members.display"}
+    cases += [
+        ('meta.resourceType eq "Group"', everyone),
+        ('meta.resourceType eq "User"', set()),
+        ('members.type eq "User"', with_members),
+        ('members.type eq "Group"', set()),
+        ('members[type eq "User" and value eq "gone"]', set()),
+    ]
+    check(lambda text: groups_found(group_holders, text), cases)
+
+
+# -- values around the 1,024 characters of member_values.value_key, beyond ASCII ---------------
+#
+# value_key holds value.lower()[:1024], lowered by Python. A value no longer than the key is
+# compared through it, so its case folds on every backend (SQLite's lower() folds ASCII only);
+# only a value that may have been cut is compared whole. tests/scim/test_filters.py walks
+# the lengths around the cut with ASCII values, where both ways give the same answer.
+
+UNICODE = "Éa" * 600
+ASCII = "Qz" * 600
+KEYED = {"c1022": ("x509Certificates", UNICODE[:1022]), "c1023": ("x509Certificates", UNICODE[:1023]),
+         "r1024": ("roles", UNICODE[:1024]), "r1025": ("roles", UNICODE[:1025]),
+         "e1024": ("entitlements", ASCII[:1024]), "e1025": ("entitlements", ASCII[:1025])}
+
+
+@pytest.fixture
+def unicode_values(database: Database) -> Iterator[Database]:
+    """Members holding each value of KEYED, as a certificate, role or entitlement."""
+    with database.transaction(write=True) as session:
+        session.add(Workspace(id=ACME, slug="acme", name="Acme", plan="plus",
+                              owner_email="o@acme.example"))
+        session.flush()
+        for member_id, (attribute, value) in KEYED.items():
+            member = _person(session, member_id, **{attribute: [{"value": value}]})
+            assert len(member.values[0].value_key) == min(len(value), 1024)
+    yield database
+
+
+def test_values_the_key_holds_whole_compare_by_the_key(unicode_values: Database) -> None:
+    lowered = UNICODE.lower()
+    check(lambda text: users_found(unicode_values, text), [
+        (f'x509Certificates eq "{lowered[:1022]}"', {"c1022"}),
+        (f'x509Certificates eq "{lowered[:1023]}"', {"c1023"}),
+        (f'x509Certificates eq "{UNICODE[:1023]}"', {"c1023"}),
+        (f'x509Certificates ne "{lowered[:1023]}"', {"c1022"}),
+        (f'x509Certificates sw "{lowered[:1022]}"', {"c1022", "c1023"}),
+        (f'x509Certificates sw "{lowered[:1023]}"', {"c1023"}),
+        (f'x509Certificates co "éaé"', {"c1022", "c1023"}),
+        (f'x509Certificates ew "aéa"', {"c1022"}),
+        (f'x509Certificates ew "éaé"', {"c1023"}),
+        # 1,024 characters: all a key holds, so an operand that long may only start a value.
+        (f'roles sw "{lowered[:1024]}"', {"r1024", "r1025"}),
+        # Past the key only the whole value tells (through SQL lower(): ASCII here, see above).
+        (f'entitlements eq "{ASCII[:1024].lower()}"', {"e1024"}),
+        (f'entitlements ne "{ASCII[:1024]}"', {"e1025"}),
+        (f'entitlements sw "{ASCII[:1024]}"', {"e1024", "e1025"}),
+    ])
