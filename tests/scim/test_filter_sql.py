@@ -155,10 +155,31 @@ def string_cases(path: FilterPath, value: str, holder: str, assigned: set[str],
         (f"{p} pr", assigned),
         (f"not ({p} pr)", everyone - assigned),
         (f"{p} eq null", everyone - assigned),
+        # LIKE's wildcards are characters like any other in an operand.
+        (f'{p} co "%"', set()),
+        (f'{p} sw "_"', set()),
+        (f'{p} ew "%"', set()),
     ]
     if path.parent is not None and path.parent.multi_valued:
         cases.append((f'{path.parent.name}[{path.attribute.name} eq "{value}"]', {holder}))
     return cases
+
+
+def datetime_cases(p: str, holder: str, everyone: set[str]) -> list[tuple[str, set[str]]]:
+    """(filter, expected ids) for a dateTime path where ``holder`` alone is at LATE, the others
+    years before; an operand to the second stands for that whole second."""
+    return [
+        (f'{p} eq "{LATE}"', {holder}),
+        (f'{p} ne "{LATE}"', everyone - {holder}),
+        (f'{p} gt "{LATE}"', set()),
+        (f'{p} ge "{LATE}"', {holder}),
+        (f'{p} lt "{LATE}"', everyone - {holder}),
+        (f'{p} le "{LATE}"', everyone),
+        (f'{p} gt "2030-01-01T00:00:00Z"', {holder}),
+        (f'{p} le "2030-01-01T00:00:00Z"', everyone - {holder}),
+        (f"{p} pr", everyone),
+        (f"not ({p} pr)", set()),
+    ]
 
 
 def check(found: Callable[[str], set[str]], cases: list[tuple[str, set[str]]]) -> None:
@@ -316,10 +337,7 @@ def test_every_user_path_finds_its_holder_only(user_holders: Database) -> None:
                       (f"not ({p} eq {str(value).lower()})", everyone - {holder})]
             continue
         if path.canonical in ("meta.created", "meta.lastModified"):
-            cases += [(f'{p} eq "{LATE}"', {holder}),
-                      (f'{p} ge "2030-01-01T00:00:00Z"', {holder}),
-                      (f'{p} lt "2030-01-01T00:00:00Z"', everyone - {holder}),
-                      (f"{p} pr", everyone)]
+            cases += datetime_cases(p, holder, everyone)
             continue
         if path.canonical in ("id", "userName"):
             assigned = everyone
@@ -449,9 +467,7 @@ def test_every_group_path_finds_its_holder_only(group_holders: Database) -> None
             continue
         checked.add(path.canonical)
         if path.canonical in ("meta.created", "meta.lastModified"):
-            cases += [(f'{p} eq "{LATE}"', {holder}),
-                      (f'{p} ge "2030-01-01T00:00:00Z"', {holder}),
-                      (f'{p} lt "2030-01-01T00:00:00Z"', everyone - {holder})]
+            cases += datetime_cases(p, holder, everyone)
             continue
         if path.canonical in ("id", "displayName"):
             assigned = everyone
