@@ -28,7 +28,7 @@ from webwork_sso_middleware.scim.schemas import (
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store import groups as group_store
 from webwork_sso_middleware.store import members as member_store
-from webwork_sso_middleware.store.models import Group, Member, Membership, Workspace
+from webwork_sso_middleware.store.models import Group, Member, Membership, MemberValue, Workspace
 
 from .test_filters import _written_user, at
 
@@ -332,9 +332,15 @@ def test_every_user_path_finds_its_holder_only(user_holders: Database) -> None:
             continue
         checked.add(path.canonical)
         if kind == "boolean":
-            value = not _default(path)
-            cases += [(f"{p} eq {str(value).lower()}", {holder}),
-                      (f"not ({p} eq {str(value).lower()})", everyone - {holder})]
+            value = str(not _default(path)).lower()
+            # active is on every member; a primary on each value of its attribute (siblings').
+            assigned = everyone if path.parent is None else {"by", *(
+                f"h{i:02d}" for i, q in enumerate(USER_PATHS)
+                if q.parent is path.parent and _user_kind(q) not in ("unfilterable", "constant"))}
+            cases += [(f"{p} eq {value}", {holder}),
+                      (f"not ({p} eq {value})", everyone - {holder}),
+                      (f"{p} ne {value}", assigned - {holder}),
+                      (f"{p} pr", assigned)]
             continue
         if path.canonical in ("meta.created", "meta.lastModified"):
             cases += datetime_cases(p, holder, everyone)
@@ -349,6 +355,15 @@ def test_every_user_path_finds_its_holder_only(user_holders: Database) -> None:
         cases += string_cases(path, held(index), holder, assigned, everyone)
     assert checked >= {"emails.value", "addresses.country", "groups.display", "manager.value",
                        "active", "meta.created", "id", "userName"}
+    # A single-valued complex attribute: present when one of its parts is; [...] on its parts.
+    for parent in ("name", f"{ENTERPRISE_USER_SCHEMA}:manager"):
+        parts = {(f"h{i:02d}", q.attribute.name) for i, q in enumerate(USER_PATHS)
+                 if q.text.startswith(parent + ".") and q.canonical not in UNFILTERABLE}
+        assert len(parts) >= 2
+        holders = {holder for holder, _ in parts}
+        cases += [(f"{parent} pr", holders | {"by"}), (f"not ({parent} pr)", everyone - holders - {"by"})]
+        cases += [(f'{parent}[{sub} eq "{held(int(holder[1:]))}"]', {holder}) for holder, sub in parts]
+    cases += [("meta pr", everyone), ("not (meta pr)", set())]
     # The constants: the same on every row, so a filter on them finds all or nothing.
     in_groups = {"by", *(f"h{i:02d}" for i, q in enumerate(USER_PATHS)
                          if q.canonical in ("groups.value", "groups.display"))}
@@ -364,6 +379,24 @@ def test_every_user_path_finds_its_holder_only(user_holders: Database) -> None:
         ("groups pr", in_groups),
     ]
     check(lambda text: users_found(user_holders, text), cases)
+
+
+@pytest.mark.parametrize("resource, text, message", [
+    (USER_RESOURCE, 'title[value eq "x"]', "'title' is not a complex attribute"),
+    (USER_RESOURCE, 'name.givenName[value eq "x"]', "is not a complex attribute"),
+    (USER_RESOURCE, 'emails.value[value eq "x"]', "is not a complex attribute"),
+    (USER_RESOURCE, 'name eq "x"', "name is complex; filter on a sub-attribute such as name.formatted"),
+    (USER_RESOURCE, 'addresses eq "x"', "filter on a sub-attribute of addresses, such as addresses.formatted"),
+    (USER_RESOURCE, 'nosuch eq "x"', "unknown attribute 'nosuch' (for User resources)"),
+    (USER_RESOURCE, 'password eq "x"', "password cannot be used in filters"),
+    (USER_RESOURCE, 'emails[nosuch eq "x"]', "unknown attribute 'nosuch' in a filter on emails"),
+    (USER_RESOURCE, 'name[nosuch eq "x"]', "unknown attribute 'nosuch' in a filter on name"),
+    (GROUP_RESOURCE, 'userName eq "x"', "unknown attribute 'userName' (for Group resources)"),
+])
+def test_filters_the_tables_cannot_answer_are_refused(resource: ResourceType, text: str,
+                                                      message: str) -> None:
+    """Refused with invalidFilter and a message naming the problem, never compiled to SQL."""
+    assert message in refused(resource, text)
 
 
 def test_unmapped_paths_are_refused_not_empty() -> None:
@@ -534,3 +567,56 @@ def test_values_the_key_holds_whole_compare_by_the_key(unicode_values: Database)
         (f'entitlements ne "{ASCII[:1024]}"', {"e1025"}),
         (f'entitlements sw "{ASCII[:1024]}"', {"e1024", "e1025"}),
     ])
+
+
+def test_the_sql_names_every_table_it_aliases() -> None:
+    """The group/member subqueries alias their tables (so they never correlate with an outer
+    query over the same table): PostgreSQL refuses a zero-length alias, which SQLite accepts."""
+    from sqlalchemy import select
+    from sqlalchemy.dialects import postgresql
+
+    for resource, model, text in (
+        (USER_RESOURCE, Member, 'groups[display eq "a" and value eq "b"]'),
+        (GROUP_RESOURCE, Group, 'members[display eq "a" and value eq "b"]'),
+    ):
+        query = select(model.id).where(compile_filter(parse_filter(text), resource))
+        sql = str(query.compile(dialect=postgresql.dialect()))
+        assert " AS " in sql and '""' not in sql, sql
+
+
+# -- empty strings: unassigned (RFC 7643 2.5), whatever the operator ---------------------------
+
+@pytest.fixture
+def blanks(database: Database) -> Iterator[Database]:
+    """``blank`` holds empty strings (as rows stored before SCIM wrote "" as NULL did), ``set``
+    holds "Mid", ``unset`` holds nothing, in a title and in an email's value and type."""
+    with database.transaction(write=True) as session:
+        session.add(Workspace(id=ACME, slug="acme", name="Acme", plan="plus",
+                              owner_email="o@acme.example"))
+        session.flush()
+        for member_id, text in (("blank", ""), ("set", "Mid"), ("unset", None)):
+            member = _person(session, member_id)
+            member.title = text
+            if text is not None:
+                member.values = [MemberValue(attribute="emails", position=0, value=text,
+                                             value_key=text.lower(), type=text)]
+    yield database
+
+
+def test_empty_strings_are_unassigned_for_every_operator(blanks: Database) -> None:
+    """No comparison holds for "" (not even ne, gt, or co "") and pr does not, so not() of
+    any of them holds: on a column, on a multi-valued attribute, and inside a value filter."""
+    terms: list[tuple[str, set[str]]] = [
+        ("{} pr", {"set"}),
+        ('{} eq ""', set()), ('{} ne ""', {"set"}), ('{} ne "zzz"', {"set"}),
+        ('{} co ""', {"set"}), ('{} sw ""', {"set"}), ('{} ew ""', {"set"}),
+        ('{} gt ""', {"set"}), ('{} ge ""', {"set"}), ('{} lt "zzz"', {"set"}),
+        ('{} le "zzz"', {"set"}),
+    ]
+    cases: list[tuple[str, set[str]]] = []
+    for form in ("title", "emails.value", "emails.type", "emails[type]"):
+        for term, expected in terms:
+            text = (f"emails[{term.format('type')}]" if form == "emails[type]"
+                    else term.format(form))
+            cases += [(text, expected), (f"not ({text})", {"blank", "set", "unset"} - expected)]
+    check(lambda text: users_found(blanks, text), cases)
