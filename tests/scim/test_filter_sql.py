@@ -155,6 +155,7 @@ def string_cases(path: FilterPath, value: str, holder: str, assigned: set[str],
         (f"{p} pr", assigned),
         (f"not ({p} pr)", everyone - assigned),
         (f"{p} eq null", everyone - assigned),
+        (f"{p} ne null", assigned),
         # LIKE's wildcards are characters like any other in an operand.
         (f'{p} co "%"', set()),
         (f'{p} sw "_"', set()),
@@ -364,6 +365,11 @@ def test_every_user_path_finds_its_holder_only(user_holders: Database) -> None:
         cases += [(f"{parent} pr", holders | {"by"}), (f"not ({parent} pr)", everyone - holders - {"by"})]
         cases += [(f'{parent}[{sub} eq "{held(int(holder[1:]))}"]', {holder}) for holder, sub in parts]
     cases += [("meta pr", everyone), ("not (meta pr)", set())]
+    # A multi-valued attribute is present when it has a value, whichever parts that value has.
+    for parent in {q.parent.name for q in USER_PATHS if q.parent is not None and q.parent.multi_valued}:
+        with_rows = {"by", *(f"h{i:02d}" for i, q in enumerate(USER_PATHS) if q.parent is not None
+                             and q.parent.name == parent and _user_kind(q) not in ("unfilterable", "constant"))}
+        cases += [(f"{parent} pr", with_rows), (f"not ({parent} pr)", everyone - with_rows)]
     # The constants: the same on every row, so a filter on them finds all or nothing.
     in_groups = {"by", *(f"h{i:02d}" for i, q in enumerate(USER_PATHS)
                          if q.canonical in ("groups.value", "groups.display"))}
@@ -566,7 +572,27 @@ def test_values_the_key_holds_whole_compare_by_the_key(unicode_values: Database)
         (f'entitlements eq "{ASCII[:1024].lower()}"', {"e1024"}),
         (f'entitlements ne "{ASCII[:1024]}"', {"e1025"}),
         (f'entitlements sw "{ASCII[:1024]}"', {"e1024", "e1025"}),
+        (f'entitlements sw "{ASCII[:1025]}"', {"e1025"}),
+        ('entitlements ew "ZQ"', {"e1025"}),  # its last two characters: one past the key
+        ('entitlements co "zqzq"', {"e1024", "e1025"}),
     ])
+
+
+def test_non_strings_are_never_compared_with_the_empty_string() -> None:
+    """Only strings can be "" (unassigned): PostgreSQL refuses to compare a boolean or a
+    timestamp with '', which SQLite would quietly do."""
+    from sqlalchemy import select
+    from sqlalchemy.dialects import postgresql
+
+    texts = ["active pr", "active eq true", "not (active ne false)", "emails.primary pr",
+             'emails[primary eq true]', "meta.created pr", 'meta.lastModified gt "2024-01-01"']
+    for text in texts:
+        query = select(Member.id).where(compile_filter(parse_filter(text), USER_RESOURCE))
+        sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+        assert "''" not in sql, (text, sql)
+    query = select(Member.id).where(compile_filter(parse_filter("title pr"), USER_RESOURCE))
+    assert "''" in str(query.compile(dialect=postgresql.dialect(),
+                                     compile_kwargs={"literal_binds": True}))  # the premise
 
 
 def test_the_sql_names_every_table_it_aliases() -> None:
