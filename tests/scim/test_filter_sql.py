@@ -8,7 +8,6 @@ the store's own pages (store/members.page, store/groups.page), which add workspa
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -256,12 +255,11 @@ def user_holders(database: Database) -> Iterator[Database]:
                 continue
             value: Any = held(index) if kind != "boolean" else not _default(path)
             doc = {"userName": f"h{index:02d}@acme.test"}
-            if kind == "server":
-                pass  # set after the members are written (_server_set)
-            elif path.canonical == "userName":
+            # Server-set values (id, timestamps, groups) are set by _server_set, below.
+            if path.canonical == "userName":
                 doc = {"userName": held(index)}
                 bystander_parts.append({"userName": "by@acme.test"})
-            else:
+            elif kind != "server":
                 doc = _merged(doc, _doc_with(path, value))
                 bystander_parts.append(_doc_with(path, other(index) if kind != "boolean"
                                                  else _default(path)))
@@ -427,7 +425,8 @@ def _group(session: Any, group_id: str, name: str, workspace: int = ACME, **fiel
     return group
 
 
-def _person(session: Any, member_id: str, workspace: int = ACME, **doc: Any) -> Member:
+def _person(session: Any, member_id: str, *, workspace: int = ACME, **doc: Any) -> Member:
+    """A member written as SCIM writes one, userName <id>@acme.test, plus ``doc``."""
     member = _written_user(session, member_id, {"userName": f"{member_id}@acme.test", **doc})
     member.workspace_id = workspace
     session.flush()
@@ -478,7 +477,7 @@ def group_holders(database: Database) -> Iterator[Database]:
                         display = display or f"member of {gid}"
                     session.add(Membership(group_id=group.id, member_id=_person(
                         session, member_id if path.canonical == "members.value" else f"m-{gid}",
-                        workspace, displayName=display).id))
+                        workspace=workspace, displayName=display).id))
     yield database
 
 
@@ -549,8 +548,9 @@ def unicode_values(database: Database) -> Iterator[Database]:
                               owner_email="o@acme.example"))
         session.flush()
         for member_id, (attribute, value) in KEYED.items():
-            member = _person(session, member_id, **{attribute: [{"value": value}]})
-            assert len(member.values[0].value_key) == min(len(value), 1024)
+            values: dict[str, Any] = {attribute: [{"value": value}]}
+            member = _person(session, member_id, **values)
+            assert len(member.values[0].value_key or "") == min(len(value), 1024)
     yield database
 
 
