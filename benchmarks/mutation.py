@@ -811,9 +811,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   for r in earlier])
         killed = {key for key, r in zip(earlier_keys, earlier)
                   if r["status"] in ("killed", "timeout")}
-        # Carried into this run's --json, so a chain of --survivors-of runs keeps every kill.
+        # Carried into this run's --json, so a chain of --survivors-of runs keeps every kill
+        # (of the mutants this source still has).
+        current = set(_numbered([m.key(module) for m in mutants]))
         carried = [r for key, r in zip(earlier_keys, earlier)
-                   if r["status"] in ("killed", "timeout")]
+                   if r["status"] in ("killed", "timeout") and key in current]
         # Mutants the earlier run did not have (another range, an edited line) run too.
         survivors = [m for m, key in zip(mutants, _numbered([m.key(module) for m in mutants]))
                      if key not in killed]
