@@ -298,18 +298,15 @@ class _Compiler:
                             case_exact=attribute.case_exact, type_=attribute.type)
             return true() if holds else false()
         # Only assigned values compare; this also keeps NULL (unknown) away from NOT.
-        empty_may_match = node.op not in ("eq", "co", "sw", "ew") or node.value == ""
-        assigned = _present(target, attribute, empty_may_match)
-        return and_(assigned, _condition(node, target, attribute, label))
+        return and_(_present(target, attribute), _condition(node, target, attribute, label))
 
 
-def _present(target: Target, attribute: Attribute,
-             check_empty: bool = True) -> ColumnElement[bool]:
+def _present(target: Target, attribute: Attribute) -> ColumnElement[bool]:
     """Assigned: not NULL and, for strings, not empty (RFC 7643 2.5)."""
     if isinstance(target, Constant):
         return true() if is_assigned(target.value) else false()
     conditions = [target.column.is_not(None)] if target.may_be_null else []
-    if check_empty and attribute.type not in ("boolean", "dateTime", "integer", "decimal"):
+    if attribute.type not in ("boolean", "dateTime", "integer", "decimal"):
         conditions.append(target.column != "")
     return and_(*conditions) if conditions else true()
 
@@ -328,8 +325,8 @@ def _condition(node: Comparison, target: Stored, attribute: Attribute,
             return and_(column >= start, column < end)
         if op == "ne":
             return or_(column < start, column >= end)
-        bound, compare_to = _DATETIME_BOUNDS[op]
-        return compare_to(column, end if bound == "end" else start)
+        at_end, compare_to = _DATETIME_BOUNDS[op]
+        return compare_to(column, end if at_end else start)
     assert isinstance(value, str)
     if target.lowered:
         folding = target.fold
@@ -360,8 +357,9 @@ _ORDERING: dict[str, Callable[[Any, Any], Any]] = {
     "eq": operator.eq, "ne": operator.ne, "gt": operator.gt,
     "ge": operator.ge, "lt": operator.lt, "le": operator.le,
 }
-# gt/ge/lt/le of a dateTime operand that stands for a whole unit: (which end, comparison)
-_DATETIME_BOUNDS: dict[str, tuple[str, Callable[[Any, Any], Any]]] = {
-    "gt": ("end", operator.ge), "ge": ("start", operator.ge),
-    "lt": ("start", operator.lt), "le": ("end", operator.lt),
+# gt/ge/lt/le of a dateTime operand that stands for a whole unit: (compare with its end rather
+# than its start, comparison)
+_DATETIME_BOUNDS: dict[str, tuple[bool, Callable[[Any, Any], Any]]] = {
+    "gt": (True, operator.ge), "ge": (False, operator.ge),
+    "lt": (False, operator.lt), "le": (True, operator.lt),
 }
