@@ -646,3 +646,20 @@ def test_empty_strings_are_unassigned_for_every_operator(blanks: Database) -> No
                     else term.format(form))
             cases += [(text, expected), (f"not ({text})", {"blank", "set", "unset"} - expected)]
     check(lambda text: users_found(blanks, text), cases)
+
+
+def test_the_shared_attribute_maps_cannot_be_changed_in_place() -> None:
+    """The maps are module-level and every request on every thread compiles with them: a
+    target assigned to by one compile would change what another's filter means."""
+    from webwork_sso_middleware.scim import filter_sql
+
+    targets = [target for table in (filter_sql.USER_COLUMNS, filter_sql.GROUP_COLUMNS)
+               for target in table.values()]
+    rows = [*filter_sql.USER_ROWS.values(), *filter_sql.GROUP_ROWS.values()]
+    targets += [target for row in rows for target in row.columns.values()]
+    kinds = {type(target) for target in targets} | {type(row) for row in rows}
+    assert kinds == {filter_sql.Stored, filter_sql.Constant, filter_sql.Rows}
+    for value in [*targets, *rows]:
+        field = dataclasses.fields(value)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, None)
