@@ -404,6 +404,8 @@ class Coverage:
             found |= self.tests_by_line.get(line, set())
         for line in readers:
             found |= self.tests_by_line.get(line, set())
+        if readers:  # and the tests aimed at the module, which may read what it defines directly
+            found |= {test for test in self.durations if test.startswith(self.own_tests or ("\0",))}
         if "" in found and not found - {""}:
             found = set().union(*self.tests_by_line.values())
         found -= {"", *self.failed}
