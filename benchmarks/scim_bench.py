@@ -233,7 +233,7 @@ def build_ours(port: int, database_url: str) -> tuple[Any, str]:
     from webwork_sso_middleware import SSOMiddleware
 
     mw = SSOMiddleware(
-        host_app, database_url=database_url, secret_key="bench", base_url=f"http://127.0.0.1:{port}"
+        host_app, database_url=database_url, secret_key="bench-secret-padded-to-thirty-two-bytes-at-least", base_url=f"http://127.0.0.1:{port}"
     )
     _info, token = mw.workspaces.create("bench", name="Bench", plan="plus", owner_email="owner@example.com")
     mw.workspaces.enable("bench", scim=True)
