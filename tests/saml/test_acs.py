@@ -837,6 +837,10 @@ def hide_the_only_assertion(root: etree._Element) -> None:
 @pytest.mark.parametrize("make, code, detail", [
     (lambda idp: decode(None), "missing_response", "no SAMLResponse"),
     (lambda idp: decode(""), "missing_response", "no SAMLResponse"),
+    (lambda idp: decode(" \r\n\t"), "missing_response", "no SAMLResponse"),
+    (lambda idp: decode("PH\u2028I+"), "bad_encoding", "not valid base64"),  # not ASCII space
+    (lambda idp: decode("PHI+\u3000"), "bad_encoding", "not valid base64"),
+    (lambda idp: decode("PH\x1cI+"), "bad_encoding", "not valid base64"),
     (lambda idp: decode("PHNhbWxwOlJlc3BvbnNlLz4=!"), "bad_encoding", "not valid base64"),
     (lambda idp: decode("PHNhbWxwOlJlc3BvbnNlLz4"), "bad_encoding", "not valid base64"),  # padding
     (lambda idp: peek(b"<!DOCTYPE r><r/>"), "dtd_forbidden", "DTD"),
@@ -845,7 +849,8 @@ def hide_the_only_assertion(root: etree._Element) -> None:
      "not a SAML Response"),
     (lambda idp: peek(unit_response(idp, encrypt_the_assertion, signed="response")),
      None, None),  # peek accepts it: the consumer refuses it below
-], ids=["none", "empty", "junk", "unpadded", "dtd", "malformed", "assertion", "encrypted"])
+], ids=["none", "empty", "blank", "line separator", "ideographic space", "file separator",
+        "junk", "unpadded", "dtd", "malformed", "assertion", "encrypted"])
 def test_what_is_refused_before_the_consumer_says_why(test_idp: TestIdP, make: Any,
                                                       code: str | None, detail: str | None):
     if code is None:
@@ -1013,3 +1018,18 @@ def test_an_empty_attribute_value_is_no_name(consumer: AssertionConsumer, test_i
     idp_sign(root.find(f"{{{SAML}}}Assertion"), test_idp)
     assert names_read(consumer, etree.tostring(root)) == {
         "given_name": None, "family_name": "Lovelace", "display_name": None}
+
+
+def test_an_assertion_valid_past_any_date_this_site_can_keep_is_refused(
+        consumer: AssertionConsumer, test_idp: TestIdP):
+    """A hostile owner's IdP may sign NotOnOrAfter=9999-12-31: refused, never a crash."""
+    end_of_time = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
+    document = timed(test_idp, conditions=(T - HOUR, end_of_time),
+                     confirmation=(None, end_of_time))
+    with pytest.raises(Rejection) as refused:
+        consume(consumer, document, T)
+    assert refused.value.code == "bad_time" and "9999-12-31" in refused.value.detail
+    # A century is fine.
+    century = T + dt.timedelta(days=36500)
+    assert consume(consumer, timed(test_idp, conditions=(T - HOUR, century),
+                                   confirmation=(None, century)), T).expires_at == century + SKEW

@@ -152,12 +152,16 @@ class Peek:
     signature_verified: bool = False
 
 
+_LINE_BREAKS = re.compile(r"[ \t\r\n]")  # ASCII whitespace only: no other character is skipped
+
+
 def decode(saml_response: str | None) -> bytes:
-    if not saml_response:
+    # Strictly base64, but wrapped lines (some IdPs wrap at 76 characters) are fine.
+    compact = _LINE_BREAKS.sub("", saml_response or "")
+    if not compact:
         raise Rejection("missing_response", "the request carries no SAMLResponse")
     try:
-        # Strictly base64, but wrapped lines (some IdPs wrap at 76 characters) are fine.
-        return base64.b64decode("".join(saml_response.split()).encode("ascii"), validate=True)
+        return base64.b64decode(compact.encode("ascii"), validate=True)
     except (binascii.Error, ValueError, UnicodeEncodeError):
         raise Rejection("bad_encoding", "the SAMLResponse is not valid base64") from None
 
@@ -343,6 +347,10 @@ class AssertionConsumer:
             raise Rejection("bad_name_id", "the NameID is not an email address")
         attributes = _attributes(assertion)
         expires = _assertion_expiry(assertion) or dt.datetime.now(dt.timezone.utc)
+        if expires > dt.datetime.max.replace(tzinfo=dt.timezone.utc) - self.clock_skew:
+            # Kept in the replay cache until then plus the skew: past year 9999 no date exists.
+            raise Rejection("bad_time", f"the assertion is valid until {expires:%Y-%m-%d}, "
+                            "beyond any date this site can keep")
         return VerifiedAssertion(
             assertion_id=assertion.get("ID") or "",
             email=email,
