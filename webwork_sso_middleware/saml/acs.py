@@ -347,15 +347,16 @@ class AssertionConsumer:
             raise Rejection("bad_name_id", "the NameID is not an email address")
         attributes = _attributes(assertion)
         expires = _assertion_expiry(assertion) or dt.datetime.now(dt.timezone.utc)
-        if expires > dt.datetime.max.replace(tzinfo=dt.timezone.utc) - self.clock_skew:
-            # Kept in the replay cache until then plus the skew: past year 9999 no date exists.
+        try:  # the replay cache keeps it until then plus the skew: past year 9999, no date
+            expires_at = expires + self.clock_skew
+        except OverflowError:
             raise Rejection("bad_time", f"the assertion is valid until {expires:%Y-%m-%d}, "
-                            "beyond any date this site can keep")
+                            "beyond any date this site can keep") from None
         return VerifiedAssertion(
             assertion_id=assertion.get("ID") or "",
             email=email,
             in_response_to=in_response_to,
-            expires_at=expires + self.clock_skew,
+            expires_at=expires_at,
             given_name=_first(attributes, GIVEN_NAME),
             family_name=_first(attributes, FAMILY_NAME),
             display_name=_first(attributes, DISPLAY_NAME),
