@@ -152,12 +152,12 @@ class Peek:
     signature_verified: bool = False
 
 
-_LINE_BREAKS = re.compile(r"[ \t\r\n]")  # ASCII whitespace only: no other character is skipped
+_BASE64_WRAPPING = re.compile(r"[ \t\r\n]")  # ASCII whitespace only: nothing else is skipped
 
 
 def decode(saml_response: str | None) -> bytes:
     # Strictly base64, but wrapped lines (some IdPs wrap at 76 characters) are fine.
-    compact = _LINE_BREAKS.sub("", saml_response or "")
+    compact = _BASE64_WRAPPING.sub("", saml_response or "")
     if not compact:
         raise Rejection("missing_response", "the request carries no SAMLResponse")
     try:
@@ -197,7 +197,6 @@ class AssertionConsumer:
         assert provider.idp is not None
         self.provider = provider
         self.idp = provider.idp
-        self.idp_entity_id = provider.idp.entity_id
         self.clock_skew = clock_skew
 
     def consume(self, seen: Peek, outstanding: Mapping[str, str],
@@ -254,9 +253,9 @@ class AssertionConsumer:
                 raise Rejection("issuer_mismatch", "the assertion names no issuer")
             return
         value = _text(issuer)
-        if value != self.idp_entity_id:
+        if value != self.idp.entity_id:
             raise Rejection("issuer_mismatch", f"the IdP sent issuer {value!r}; this workspace "
-                            f"expects {self.idp_entity_id!r}")
+                            f"expects {self.idp.entity_id!r}")
 
     def check_assertion(self, assertion: Any, now: dt.datetime,
                         in_response_to: str | None) -> None:

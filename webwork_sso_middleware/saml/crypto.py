@@ -276,7 +276,7 @@ def read_private_key(key_file: str | bytes) -> bytes:
 def _serialize(tree: etree._ElementTree, source: str | bytes) -> str:
     """The signed document as text, with an XML declaration only if the statement had one."""
     # Nothing may precede a declaration, so the first bytes tell.
-    declared = (source.encode("utf-8") if isinstance(source, str) else source).startswith(b"<?xml")
+    declared = source.startswith("<?xml") if isinstance(source, str) else source.startswith(b"<?xml")
     return etree.tostring(tree, encoding="UTF-8", xml_declaration=declared).decode("utf-8")
 
 
