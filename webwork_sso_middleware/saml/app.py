@@ -11,45 +11,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import time
 from collections.abc import Iterable
-from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from ..admin.views import SettingsPage
-from ..bodies import read_form
 from ..errors import InvalidName, StoreUnavailable
-from ..identity import Member
 from ..logs import package_logger
 from ..members import lifecycle
-from ..store import audit
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
-from ..store.identity_providers import refresh_if_due
-from ..store.models import SSO_PLANS, utcnow
-from ..store.sign_in import SignInTarget
-from ..store.workspaces import SLUG_PATTERN, find_by_slug
-from ..urls import WorkspaceUrls
-from .acs import AssertionConsumer, Rejection, VerifiedAssertion, claimed_email, decode, peek
-from .login_state import (
-    LoginRequest, LoginRequests, OtherMemberSignedIn, PendingSignIns, continue_url,
-    is_cross_site, new_relay_state,
-)
+from ..store.workspaces import SLUG_PATTERN
+from .login_flow import LoginFlow
 from .logout import LogoutPage
-from .metadata import MetadataFetcher
-from .pages import SIGN_IN_FORM_ACTION, error_page, page, signed_in_as_other_page
+from .pages import SIGN_IN_FORM_ACTION, email_form, error_page, page, workspace_form
 from .redirects import safe_next
-from .sp import IdPSettings, ServiceProvider, ServiceProviders
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -58,12 +40,6 @@ if TYPE_CHECKING:
     from ..sessions import SessionManager
 
 log = package_logger(__name__)
-
-# Metadata refreshes are due hours apart: a worker need not ask on every sign-in.
-METADATA_CHECK_INTERVAL = 60.0
-REPLAY_CACHE_PURGE_EVERY = 60.0  # seconds between deletions of expired replay-cache rows, per worker
-# A refusal's detail quotes the response (an audience, an issuer): bounded in the audit log.
-MAX_DETAIL = 500
 
 URL_MAP = Map([
     Rule("/saml/login", endpoint="sign_in_page", methods=["GET", "POST"]),
@@ -81,16 +57,13 @@ class SamlApplication:
         self.database = database
         self.settings = settings
         self.sessions = sessions
-        self.clock_skew = dt.timedelta(seconds=settings.clock_skew_seconds)
-        self.providers = ServiceProviders(clock_skew=self.clock_skew)
         self.logout = LogoutPage(sessions, secret_keys=list(settings.secret_key))
-        self.fetch_metadata = MetadataFetcher.from_settings(settings)
+        self.flow = LoginFlow(database, settings=settings, sessions=sessions)
         self.settings_page_app = SettingsPage(database, settings=settings, sessions=sessions,
-                                              fetch=self.fetch_metadata)
-        self._metadata_checked: dict[str, float] = {}  # slug -> monotonic time of the last check
-        self.login_requests = LoginRequests(secret_keys=settings.secret_key)
-        self.pending_sign_ins = PendingSignIns(secret_keys=settings.secret_key)
-        self._next_purge = 0.0
+                                              fetch=self.flow.fetch_metadata)
+        # The sign-in flow's endpoints (login_flow.py); the others are methods here.
+        self.flow_endpoints = {"start_login": self.flow.start_login, "acs": self.flow.acs,
+                               "continue_sign_in": self.flow.continue_sign_in}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -99,7 +72,8 @@ class SamlApplication:
             endpoint, args = URL_MAP.bind_to_environ(environ).match()
             if endpoint == "logout":
                 return self.logout(environ, start_response)
-            response = getattr(self, endpoint)(request, **args)
+            handler = self.flow_endpoints.get(endpoint) or getattr(self, endpoint)
+            response = handler(request, **args)
         except RequestEntityTooLarge:
             response = error_page("Request too large", "The sign-in response was larger than "
                                   "this site accepts.", reason="too_large", status=413)
@@ -115,63 +89,6 @@ class SamlApplication:
             response = error_page("Something went wrong", "Sign-in failed on our side.",
                                   reason="internal_error", status=500)
         return response(environ, start_response)
-
-    # -- helpers ------------------------------------------------------------------------------
-
-    def urls(self, request: Request, slug: str) -> WorkspaceUrls:
-        base = self.settings.base_url or (request.host_url.rstrip("/") + request.script_root)
-        return WorkspaceUrls(base, slug)
-
-    def target(self, connection: Connection, slug: str, *, lock: bool = False) -> SignInTarget:
-        target = sign_in_store.sign_in_target(connection, slug, lock=lock)
-        if target is None:
-            raise _unavailable("unknown_workspace", "there is no such workspace")
-        return target
-
-    def provider(self, request: Request, target: SignInTarget,
-                 connection: Connection) -> ServiceProvider:
-        def load() -> IdPSettings | None:
-            xml = sign_in_store.idp_metadata_xml(connection, target.workspace_id)
-            if xml is None or target.idp_entity_id is None or target.idp_version is None:
-                return None
-            return IdPSettings(entity_id=target.idp_entity_id, metadata_xml=xml,
-                               allow_idp_initiated=target.allow_idp_initiated,
-                               version=target.idp_version)
-
-        return self.providers.get(self.urls(request, target.slug), target.idp_version, load)
-
-    def usable_provider(self, request: Request, slug: str, connection: Connection, *,
-                        lock: bool = False) -> tuple[SignInTarget, ServiceProvider]:
-        """The workspace and its SP, when SSO can be used there right now.
-
-        Each reason it cannot keeps its own code for the owner; a stranger sees one answer
-        for all of them (_unavailable), so a refusal tells nothing of a workspace's plan, its
-        switches, or whether it exists. ``lock``: the caller may start a session (see
-        store/sign_in.py)."""
-        target = self.target(connection, slug, lock=lock)
-        if target.plan not in SSO_PLANS:
-            raise _unavailable("plan", "single sign-on needs the Plus or Premium plan")
-        if not target.sso_enabled:
-            raise _unavailable("sso_disabled", "single sign-on is switched off for this "
-                               "workspace")
-        provider = self.provider(request, target, connection)
-        if provider.idp is None:
-            raise _unavailable("idp_not_configured", "this workspace has no identity provider "
-                               "yet")
-        return target, provider
-
-    def refresh_metadata(self, slug: str) -> None:
-        """Refresh the IdP metadata when due; asked of the database at most once a minute."""
-        now = time.monotonic()
-        if self._metadata_checked.get(slug, -METADATA_CHECK_INTERVAL) > now - METADATA_CHECK_INTERVAL:
-            return
-        workspace_id = self.database.run(
-            lambda s: (w.id if (w := find_by_slug(s, slug)) else None), write=False)
-        if workspace_id is not None:
-            refresh_if_due(self.database, workspace_id, fetch=self.fetch_metadata)
-        if len(self._metadata_checked) > 10_000:
-            self._metadata_checked.clear()
-        self._metadata_checked[slug] = now
 
     # -- endpoints ----------------------------------------------------------------------------
 
@@ -189,220 +106,12 @@ class SamlApplication:
         sign anyone in."""
         def work(unit: UnitOfWork) -> str | None:
             target = sign_in_store.sign_in_target(unit.connection, slug)
-            return self.provider(request, target, unit.connection).metadata_xml() if target else None
+            return self.flow.provider(request, target, unit.connection).metadata_xml() if target else None
 
         xml = self.database.run_unit(work, write=False)
         if xml is None:
             return error_page("Not found", "There is no such workspace.", status=404)
         return Response(xml, content_type="application/samlmetadata+xml; charset=utf-8")
-
-    def start_login(self, request: Request, slug: str) -> Response:
-        next_path = safe_next(request.args.get("next"))
-        try:
-            self.refresh_metadata(slug)
-
-            def work(unit: UnitOfWork) -> tuple[str, str]:
-                target, provider = self.usable_provider(request, slug, unit.connection)
-                relay_state = new_relay_state()
-                request_id, location = provider.authn_request(relay_state)
-                # The pending request goes into this browser's cookie, beside the others it
-                # started: it binds the answer to this browser, and nothing is written here.
-                started = [*self.login_requests.read(request, target.workspace_id),
-                           self.login_requests.new(request_id, relay_state, next_path)]
-                return location, self.login_requests.cookie(provider.urls, target.workspace_id,
-                                                            started)
-
-            location, cookie = self.database.run_unit(work, write=False)
-        except Rejection as rejection:
-            # Nobody is signed in yet: the reason stays in the log (not the audit log, which
-            # an anonymous GET must not be able to write to).
-            log.info("SSO sign-in at %s not started: %s", slug, rejection)
-            return error_page("Single sign-on unavailable", rejection.public_text,
-                              reason=rejection.public_code, status=rejection.status)
-        response = redirect(location, code=302)
-        response.headers.add("Set-Cookie", cookie)
-        return response
-
-    def acs(self, request: Request, slug: str) -> Response:
-        seen = None
-        try:
-            try:
-                form = read_form(request, self.settings.max_body_bytes)
-            except RequestEntityTooLarge:
-                raise Rejection("too_large", "the sign-in response is larger than this site "
-                                "accepts", status=413) from None
-            relay_state = form.get("RelayState")
-            document = decode(form.get("SAMLResponse"))
-            seen = peek(document)
-            self.refresh_metadata(slug)
-            # Whose session the browser shows, asked outside the transaction: an unsolicited
-            # response must not replace another member's.
-            current = self.current_member(request) if seen.in_response_to is None else None
-            return self.database.run_unit(
-                lambda unit: self.sign_in(request, unit, slug, seen, relay_state, current))
-        except OtherMemberSignedIn as refused:
-            self.record_failure(slug, refused, claimed_email(seen))
-            return signed_in_as_other_page(refused.current.user_name)
-        except Rejection as rejection:
-            self.record_failure(slug, rejection, claimed_email(seen),
-                                verified=seen is not None and seen.signature_verified)
-            return error_page("Sign-in failed", rejection.public_text,
-                              reason=rejection.public_code, status=rejection.status)
-
-    def sign_in(self, request: Request, unit: UnitOfWork, slug: str, seen: Any,
-                relay_state: str | None, current: Member | None) -> Response:
-        connection = unit.connection
-        target, provider = self.usable_provider(request, slug, connection, lock=True)
-        workspace_id = target.workspace_id
-        started = self.login_requests.read(request, workspace_id)
-        answered = None
-        if seen.in_response_to is not None:
-            answered = next((r for r in started if r.id == seen.in_response_to), None)
-            if answered is None:
-                raise Rejection("request_not_bound", "the response answers a sign-in request "
-                                "that was not started in this browser, or has expired; start "
-                                "again from the sign-in page")
-        consumer = AssertionConsumer(provider, clock_skew=self.clock_skew)
-        outstanding = {answered.id: answered.next_path} if answered is not None else {}
-        now = utcnow()
-        verified = consumer.consume(seen, outstanding, now=now)
-        if not sign_in_store.remember_assertion(
-                connection, workspace_id=workspace_id, assertion_id=verified.assertion_id,
-                expires_at=verified.expires_at):
-            raise Rejection("replayed", "this sign-in response was already used",
-                            repeatable=True)
-        self.purge_when_due(connection, now)
-        if answered is not None:
-            expires = dt.datetime.fromtimestamp(answered.expires_at, dt.timezone.utc)
-            if not sign_in_store.use_request(connection, workspace_id=workspace_id,
-                                             request_id=answered.id,
-                                             expires_at=expires + self.clock_skew):
-                raise Rejection("unknown_in_response_to", "the sign-in request was already used")
-            # This browser asked for this sign-in: it may replace whatever session it holds.
-            response = self.finish(unit, target, verified, answered.next_path, current=None)
-            response.headers.add("Set-Cookie", self.login_requests.cookie(
-                provider.urls, workspace_id, [r for r in started if r.id != answered.id]))
-            return response
-        next_path = self.relay_target(started, relay_state)
-        if current is None and self.session_cookie_withheld(request):
-            # The browser may hold a session it did not send (SameSite=Lax, cross-site POST):
-            # finish on a same-site GET that shows it (login_state.py).
-            pending = self.pending_sign_ins.new(workspace_id, verified, next_path)
-            response = redirect(continue_url(provider.urls), code=303)
-            response.headers.add("Set-Cookie", self.pending_sign_ins.cookie(provider.urls, pending))
-            return response
-        return self.finish(unit, target, verified, next_path, current=current)
-
-    def continue_sign_in(self, request: Request, slug: str) -> Response:
-        """Finish an unsolicited sign-in the ACS verified (login_state.py), now that the
-        browser's own session cookie, if it has one, comes along."""
-        urls = self.urls(request, slug.strip().lower())
-        try:
-            current = self.current_member(request)
-
-            def work(unit: UnitOfWork) -> Response:
-                target, provider = self.usable_provider(request, slug, unit.connection,
-                                                        lock=True)
-                pending = self.pending_sign_ins.read(request, target.workspace_id)
-                if pending is None or not sign_in_store.use_pending_sign_in(
-                        unit.connection, workspace_id=target.workspace_id, nonce=pending.nonce,
-                        expires_at=dt.datetime.fromtimestamp(pending.expires_at, dt.timezone.utc)
-                        + self.clock_skew):
-                    raise Rejection("sign_in_expired", "this sign-in was already finished, or "
-                                    "took too long; please sign in again")
-                return self.finish(unit, target, pending.assertion, pending.next_path,
-                                   current=current)
-
-            response = self.database.run_unit(work)
-        except OtherMemberSignedIn as refused:
-            self.record_failure(slug, refused, refused.email)
-            response = signed_in_as_other_page(refused.current.user_name)
-        except Rejection as rejection:  # not recorded: an anonymous GET must write nothing
-            response = error_page("Sign-in failed", rejection.public_text,
-                                  reason=rejection.public_code, status=rejection.status)
-        response.headers.add("Set-Cookie", self.pending_sign_ins.clearing_cookie(urls))
-        return response
-
-    def finish(self, unit: UnitOfWork, target: SignInTarget, verified: VerifiedAssertion,
-               next_path: str, *, current: Member | None) -> Response:
-        """Sign the member in; ``current``: the member whose session the browser holds, which
-        an unsolicited response may refresh but never replace by someone else."""
-        member = self.member_at_login(unit.connection, target.workspace_id, verified)
-        if member is None:
-            return error_page("Account deactivated", "Your account in this workspace is "
-                              "deactivated. Ask your administrator to reactivate it.",
-                              reason="member_deactivated", status=403)
-        member_id, generation = member
-        if current is not None and current.id != member_id:
-            raise OtherMemberSignedIn(current, verified.email)  # rolls back: no member, no session
-        cookie = self.sessions.start(member_id, target.workspace_id, unit, generation=generation)
-        response = redirect(safe_next(next_path), code=303)
-        response.headers.add("Set-Cookie", cookie)
-        return response
-
-    def current_member(self, request: Request) -> Member | None:
-        found = self.sessions.identify(request.environ)
-        return found[0] if found is not None else None
-
-    def session_cookie_withheld(self, request: Request) -> bool:
-        """A browser's cross-site POST showing no session cookie: it may have left one behind."""
-        return self.sessions.read_cookie(request.environ) is None and is_cross_site(request)
-
-    def purge_when_due(self, connection: Connection, now: dt.datetime) -> None:
-        if time.monotonic() >= self._next_purge:
-            self._next_purge = time.monotonic() + REPLAY_CACHE_PURGE_EVERY
-            sign_in_store.purge_replay_cache(connection, now)
-
-    def relay_target(self, started: list[LoginRequest], relay_state: str | None) -> str:
-        """Okta sends its configured default RelayState with IdP-initiated sign-in; an IdP that
-        answers our request unsolicited echoes our opaque one."""
-        if relay_state and not relay_state.startswith("/"):
-            return next((r.next_path for r in started if r.relay_state == relay_state), "/")
-        return safe_next(relay_state)
-
-    def member_at_login(self, connection: Connection, workspace_id: int,
-                        verified: VerifiedAssertion) -> tuple[str, int] | None:
-        """(member id, session generation) of the member signing in, created at first login
-        where the identity rules allow (members/lifecycle.py); None when deactivated."""
-        profile = lifecycle.Profile(verified.given_name, verified.family_name,
-                                    verified.display_name)
-        try:
-            admitted = lifecycle.sign_in(connection, workspace_id, verified.email, profile)
-        except lifecycle.SignInRefused as refused:
-            # The person sees the code; the owner's diagnostics get the detail (record_failure).
-            raise Rejection(refused.code, refused.detail, status=403) from None
-        return (admitted.member_id, admitted.session_generation) if admitted else None
-
-    def record_failure(self, slug: str, rejection: Rejection, email: str | None = None,
-                       *, verified: bool = False) -> None:
-        """Record a refused response in the workspace's audit log, for its owner.
-
-        ``verified``: the IdP's signature verified on the response. Only such a failure
-        (which takes the IdP signing something new) gets a row of its own. Anything else can
-        be sent by anyone, as often as they like, and so can a replay of one signed response:
-        those are counted, one row per workspace, reason and hour (audit.count), so a flood
-        of any size writes a bounded number of rows and pushes no real failure out of the
-        owner's diagnostics."""
-        log.info("SAML response for %s rejected: %s", slug, rejection)
-        changes = {"reason": rejection.code, "detail": rejection.detail[:MAX_DETAIL],
-                   # unverified: what the refused response claimed
-                   **({"email": email} if email else {})}
-        try:
-            def work(session: Session) -> None:
-                workspace = find_by_slug(session, slug)
-                if workspace is None:
-                    return
-                if verified and not rejection.repeatable:
-                    audit.record(session, workspace_id=workspace.id, actor="saml",
-                                 action="login_failed", target_type="login", target_id=None,
-                                 changes=changes)
-                else:
-                    audit.count(session.connection(), workspace_id=workspace.id, actor="saml",
-                                action="login_failed", key=rejection.code, changes=changes)
-
-            self.database.run(work)
-        except Exception:  # the rejection page matters more than its record
-            log.warning("could not record a SAML rejection", exc_info=True)
 
     def sign_in_page(self, request: Request) -> Response:
         """"Sign in with SSO": an email goes to the workspace that verified its domain.
@@ -413,14 +122,14 @@ class SamlApplication:
         """
         next_path = safe_next(request.values.get("next"))
         if request.method == "GET":
-            return page("Sign in with SSO", _email_form(next_path), form_action=SIGN_IN_FORM_ACTION)
+            return page("Sign in with SSO", email_form(next_path), form_action=SIGN_IN_FORM_ACTION)
         email = (request.form.get("email") or "").strip()[:320]
         workspace = (request.form.get("workspace") or "").strip().lower()
         if workspace:
             if not SLUG_PATTERN.match(workspace):
                 return page("Sign in with SSO", "<p>That is not a workspace ID: it has only "
                             "lower-case letters, digits and dashes.</p>"
-                            + _workspace_form(next_path, email), form_action=SIGN_IN_FORM_ACTION)
+                            + workspace_form(next_path, email), form_action=SIGN_IN_FORM_ACTION)
             # No existence check here: /saml/<slug>/login answers every slug alike.
             return redirect(f"/saml/{workspace}/login?" + urlencode({"next": next_path}),
                             code=303)
@@ -438,34 +147,5 @@ class SamlApplication:
         message = ("<p>Single sign-on is not set up for that address's domain. If your "
                    "organisation uses SSO, enter your workspace's ID (ask your administrator "
                    "for it).</p>")
-        return page("Sign in with SSO", message + _workspace_form(next_path, email),
+        return page("Sign in with SSO", message + workspace_form(next_path, email),
                     form_action=SIGN_IN_FORM_ACTION)
-
-
-def _email_form(next_path: str, email: str = "") -> str:
-    return (
-        '<form method="post" action="/saml/login">'
-        f'<input type="hidden" name="next" value="{escape(next_path)}">'
-        '<label for="email">Work email</label>'
-        f'<input id="email" name="email" type="email" autocomplete="email" required autofocus '
-        f'value="{escape(email)}">'
-        '<button type="submit">Continue</button></form>'
-    )
-
-
-def _workspace_form(next_path: str, email: str) -> str:
-    return (
-        '<form method="post" action="/saml/login">'
-        f'<input type="hidden" name="next" value="{escape(next_path)}">'
-        f'<input type="hidden" name="email" value="{escape(email)}">'
-        '<label for="workspace">Workspace ID</label>'
-        '<input id="workspace" name="workspace" autocomplete="organization" required autofocus '
-        'pattern="[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?" spellcheck="false">'
-        '<button type="submit">Continue</button></form>'
-        + _email_form(next_path, email).replace('autofocus ', '')
-    )
-
-
-def _unavailable(code: str, detail: str) -> Rejection:
-    """SSO cannot be used at this workspace: one status and page for every reason."""
-    return Rejection(code, detail, status=404, public_code="sso_unavailable")

@@ -68,3 +68,27 @@ def signed_in_as_other_page(signed_in_as: str) -> Response:
         '<p>Reason code: <span class="reason">signed_in_as_other</span></p>'
     )
     return page("Already signed in", body, status=409)
+
+
+def email_form(next_path: str, email: str = "") -> str:
+    return (
+        '<form method="post" action="/saml/login">'
+        f'<input type="hidden" name="next" value="{escape(next_path)}">'
+        '<label for="email">Work email</label>'
+        f'<input id="email" name="email" type="email" autocomplete="email" required autofocus '
+        f'value="{escape(email)}">'
+        '<button type="submit">Continue</button></form>'
+    )
+
+
+def workspace_form(next_path: str, email: str) -> str:
+    return (
+        '<form method="post" action="/saml/login">'
+        f'<input type="hidden" name="next" value="{escape(next_path)}">'
+        f'<input type="hidden" name="email" value="{escape(email)}">'
+        '<label for="workspace">Workspace ID</label>'
+        '<input id="workspace" name="workspace" autocomplete="organization" required autofocus '
+        'pattern="[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?" spellcheck="false">'
+        '<button type="submit">Continue</button></form>'
+        + email_form(next_path, email).replace('autofocus ', '')
+    )
