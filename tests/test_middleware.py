@@ -195,9 +195,17 @@ def test_protection_follows_path_segments(app, ada_cookie):
     assert get(app, "/reports/x", ada_cookie, headers=BROWSER).json["remote_user"] == "ada@acme.test"
 
 
-def test_the_redirect_keeps_the_script_name(app):
-    answer = get(app, "/reports", status=302, headers=BROWSER, SCRIPT_NAME="/tracker")
+@pytest.mark.parametrize(("base_url", "script_name"), [
+    (None, "/tracker"),                              # the mount's path from SCRIPT_NAME
+    ("https://tracker.example.com/tracker", ""),     # a proxy stripped it: base_url knows it
+    ("https://tracker.example.com/tracker", "/tracker"),  # both: the path once
+])
+def test_the_redirect_keeps_the_mount_point(make_app, base_url, script_name):
+    app = make_app(base_url=base_url, protect=["/reports"])
 
+    answer = get(app, "/reports", status=302, headers=BROWSER, SCRIPT_NAME=script_name)
+
+    # ``next`` is relative to the mount point (urls.py); the sign-in page's path is public.
     assert answer.location == "/tracker/saml/login?next=%2Freports"
 
 

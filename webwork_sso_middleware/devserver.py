@@ -31,7 +31,7 @@ from .errors import Conflict, NotFound
 from .middleware import SSOMiddleware
 from .store.models import SSO_PLANS
 from .store.workspaces import Workspaces
-from .urls import WorkspaceUrls
+from .urls import public_urls
 
 ENV_SECRET_KEY = "WEBWORK_SSO_SECRET_KEY"
 SECRET_FILE_NAME = "webwork_sso.secret"
@@ -215,7 +215,7 @@ def banner(database_url: str, base_url: str, secret_origin: str) -> str:
 def workspace_notice(
     workspaces: Workspaces, base_url: str, demo_token: str | None, command: str
 ) -> str:
-    scim_base_url = WorkspaceUrls(base_url, DEMO_SLUG).scim_base_url
+    scim_base_url = public_urls(None, base_url).scim_base_url
     if demo_token is not None:
         return (
             f"\nCreated the demo workspace {DEMO_SLUG!r}"
@@ -267,7 +267,7 @@ def start_dev_idp(
                 f"the {DEMO_SLUG!r} workspace signs in through {current.entity_id}, which serve"
                 " leaves as it is"
             )
-        urls = WorkspaceUrls(base_url, DEMO_SLUG)
+        urls = public_urls(None, base_url).workspace(DEMO_SLUG)
         dev_idp.register_sp(urls.sp_entity_id, urls.acs_url)
         wire_demo_workspace(workspaces, dev_idp)
         return dev_idp, BackgroundServer(dev_idp.wsgi_app, host, listener).start(), None
@@ -312,7 +312,7 @@ def sign_in_notice(base_url: str, dev_idp: DevIdP | None, idp_note: str | None) 
         f"  3. At the dev IdP, pick a user ({users}) or type any email, and sign in.\n"
         "  4. You are back in the time tracker, signed in: log some time.\n"
         f"  Signed in as {DEMO_OWNER}, the workspace owner, open the settings page:\n"
-        f"  {WorkspaceUrls(base_url, DEMO_SLUG).settings_url}"
+        f"  {public_urls(None, base_url).workspace(DEMO_SLUG).settings_url}"
     )
 
 

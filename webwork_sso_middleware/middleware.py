@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from .admin.links import LINK_LIFETIME, settings_link
+from .admin.views import SettingsPage
 from .config import Settings
 from .domains import TxtResolver
 from .protected_paths import is_protected
@@ -17,7 +19,7 @@ from .scim.app import ScimApplication
 from .sessions import SessionManager
 from .store import Database, audit
 from .store.workspaces import Workspaces
-from .urls import SAML_PREFIX, SCIM_PREFIX
+from .urls import MOUNT_ROOT_KEY, SAML_PREFIX, SCIM_PREFIX, SIGN_IN_PATH, public_urls
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
 # Keys that only the middleware may set; whatever a client or upstream put there is removed.
 IDENTITY_KEYS = ("REMOTE_USER", "webwork_sso.member")
 MEMBER_KEY = "webwork_sso.member"
-LOGIN_PATH = SAML_PREFIX + "/login"
+# Below SAML_PREFIX, the settings page (admin/views.py); every other path there is the SAML app's.
+SETTINGS_PAGE = re.compile(r"/[^/]+/settings/?\Z")
 # Characters a path may keep when it travels as ``next``; everything else is percent-encoded.
 PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
@@ -84,9 +87,10 @@ class SSOMiddleware:
         settings = self.settings
         self.database = Database(settings.database_url, auto_migrate=settings.auto_migrate,
                                  busy_timeout=settings.database_busy_timeout)
+        fetch_metadata = MetadataFetcher.from_settings(settings)
         self.workspaces = Workspaces(self.database,
                                      resolver=TxtResolver(settings.dns_nameservers),
-                                     fetch=MetadataFetcher.from_settings(settings))
+                                     fetch=fetch_metadata)
         self.scim = ScimApplication(
             self.database,
             base_url=settings.base_url,
@@ -103,6 +107,8 @@ class SSOMiddleware:
             recheck_interval=dt.timedelta(seconds=settings.session_recheck_seconds),
         )
         self.saml = SamlApplication(self.database, settings=settings, sessions=self.sessions)
+        self.settings_page = SettingsPage(self.database, settings=settings,
+                                          sessions=self.sessions, fetch=fetch_metadata)
         self.audit_retention = (audit.Retention(self.database, days=settings.audit_retention_days)
                                 if settings.audit_retention_days else None)
 
@@ -112,14 +118,16 @@ class SSOMiddleware:
         path: str = environ.get("PATH_INFO", "")
         if _under(path, SCIM_PREFIX):
             self._keep_audit_retention()
-            return self.scim(environ, start_response)
+            return self.scim(_mount(environ, SCIM_PREFIX), start_response)
         if _under(path, SAML_PREFIX):
             self._keep_audit_retention()
-            return self.saml(environ, start_response)
+            below = path[len(SAML_PREFIX):]
+            app = self.settings_page if SETTINGS_PAGE.match(below) else self.saml
+            return app(_mount(environ, SAML_PREFIX), start_response)
         found = self.sessions.identify(environ)
         if found is None:
             if self._protects(path):
-                return _challenge(environ, start_response)
+                return _challenge(environ, start_response, self.settings.base_url)
             return self.app(environ, start_response)
         member, refreshed_cookie = found
         environ["REMOTE_USER"] = member.identity  # tenant-safe: identity.py
@@ -146,7 +154,8 @@ class SSOMiddleware:
         """A one-time link (15 minutes at most) that opens the workspace's settings page.
 
         Call it only after the host app's own check that the person is the workspace owner,
-        then redirect them to it, as to an admin portal. Relative when no base_url is set.
+        then redirect them to it, as to an admin portal. Without base_url it is a path relative
+        to the middleware's mount point (a host app under /tracker puts that in front; urls.py).
         Raises NotFound for an unknown workspace.
         """
         info = self.workspaces.get(slug)
@@ -163,11 +172,23 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
+def _mount(environ: WSGIEnvironment, prefix: str) -> WSGIEnvironment:
+    """Hand the request to the app mounted at ``prefix``, as werkzeug's DispatcherMiddleware
+    does: the prefix moves from PATH_INFO to SCRIPT_NAME, so the app's routes are relative.
+    The middleware's own SCRIPT_NAME is kept for the public URLs (urls.py)."""
+    script_name = environ.get("SCRIPT_NAME", "")
+    environ[MOUNT_ROOT_KEY] = script_name
+    environ["SCRIPT_NAME"] = script_name + prefix
+    environ["PATH_INFO"] = environ.get("PATH_INFO", "")[len(prefix):]
+    return environ
+
+
 def _is_browser(environ: WSGIEnvironment) -> bool:
     return "text/html" in environ.get("HTTP_ACCEPT", "")
 
 
-def _challenge(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+def _challenge(environ: WSGIEnvironment, start_response: StartResponse,
+               base_url: str | None) -> list[bytes]:
     """A protected path without a session: browsers go to sign in, other clients get 401."""
     headers = [("Cache-Control", "no-store"), ("Vary", "Accept, Cookie")]
     if _is_browser(environ):
@@ -176,7 +197,9 @@ def _challenge(environ: WSGIEnvironment, start_response: StartResponse) -> list[
         if environ.get("QUERY_STRING"):
             # Existing escapes stay as they are; only raw bytes a client slipped in get encoded.
             target += "?" + quote(environ["QUERY_STRING"].encode("latin-1"), safe=PATH_SAFE + "%?")
-        location = f"{environ.get('SCRIPT_NAME', '')}{LOGIN_PATH}?{urlencode({'next': target})}"
+        # ``next`` is relative to the mount point, like PATH_INFO; the page's own path is public.
+        sign_in = public_urls(environ, base_url).link(SIGN_IN_PATH)
+        location = f"{sign_in}?{urlencode({'next': target})}"
         start_response("302 Found", [*headers, ("Location", location),
                                      ("Content-Type", "text/plain; charset=utf-8")])
         return [b"Sign in required: " + location.encode("latin-1")]

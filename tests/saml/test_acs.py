@@ -222,16 +222,16 @@ def test_signature_wrapping_with_the_signed_assertion_hidden_in_extensions(
 
 
 def raised_rejections() -> list[tuple[str, str, str]]:
-    """(module, owner code, public code) of every Rejection the ACS and the SAML app raise, and
+    """(module, owner code, public code) of every Rejection the ACS and the sign-in flow raise, and
     of every refusal of the identity rules (which the SAML app shows as a Rejection)."""
     import ast
     import inspect
 
     from webwork_sso_middleware.members import lifecycle
-    from webwork_sso_middleware.saml import acs, app
+    from webwork_sso_middleware.saml import acs, login_flow
 
     found = []
-    for module in (acs, app, lifecycle):
+    for module in (acs, login_flow, lifecycle):
         for node in ast.walk(ast.parse(inspect.getsource(module))):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                     and node.func.id in ("Rejection", "_unavailable", "SignInRefused")):

@@ -36,7 +36,7 @@ from werkzeug.http import dump_cookie, parse_cookie
 from ..errors import ConfigurationError
 from ..store import settings_sessions as settings_store
 from ..store.db import Database, UnitOfWork
-from ..urls import SAML_PREFIX
+from ..urls import workspace_path
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -54,7 +54,7 @@ MAX_TOKEN_LENGTH = 1024
 
 
 def settings_path(slug: str) -> str:
-    return f"{SAML_PREFIX}/{slug}/settings"
+    return workspace_path(slug, "settings")
 
 
 def _serializer(secret_keys: Sequence[str], salt: str,

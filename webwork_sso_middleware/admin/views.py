@@ -19,15 +19,16 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from ..bodies import read_form
 from ..errors import (
     ConfigurationError, DomainError, DomainNotVerified, MetadataError, MetadataUnavailable,
-    NotFound, PlanError,
+    NotFound, PlanError, StoreUnavailable,
 )
 from ..domains import TxtResolver
 from ..names import key as name_key
@@ -40,7 +41,7 @@ from ..store import settings_sessions as settings_store
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
 from ..store.workspaces import SLUG_PATTERN, WorkspaceInfo, Workspaces, find_by_slug, live_token
-from ..urls import WorkspaceUrls
+from ..urls import SIGN_IN_PATH, public_urls, workspace_path
 from . import diagnostics, templates
 from .links import (
     FUTURE_TOLERANCE, LINK_PARAMETER, CsrfTokens, LinkRefused, SettingsLink, SettingsSessions,
@@ -72,7 +73,8 @@ class Access:
 
 
 class SettingsPage:
-    """The settings page as a WSGI app (mounted by saml/app.py at ``/saml/<slug>/settings``)."""
+    """The settings page as a WSGI app, mounted by middleware.py at ``/saml``: its one route is
+    ``/<slug>/settings``, relative, and its URLs come from urls.py."""
 
     def __init__(self, database: Database, *, settings: Settings, sessions: SessionManager,
                  fetch: Callable[[str], str] = metadata.fetch,
@@ -89,13 +91,28 @@ class SettingsPage:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
+        request.max_content_length = self.settings.max_body_bytes
         parts = request.path.strip("/").split("/")
-        if len(parts) != 3 or parts[0] != "saml" or parts[2] != "settings":
+        if len(parts) != 2 or parts[1] != "settings":
             return Response("Not found", status=404)(environ, start_response)
-        return self.respond(request, parts[1])(environ, start_response)
+        try:
+            response = self.respond(request, parts[0])
+        except HTTPException as exc:
+            response = _Page(request, self.settings.base_url).message(
+                exc.name, [exc.description or exc.name], status=exc.code or 400)
+        except (StoreUnavailable, OperationalError):
+            log.warning("settings page failed: database unavailable", exc_info=True)
+            response = _Page(request, self.settings.base_url).message(
+                "Please try again", ["The settings page is briefly unavailable. Please try "
+                                     "again in a moment."], status=503)
+        except Exception:
+            log.exception("unexpected error on the settings page %s", request.method)
+            response = _Page(request, self.settings.base_url).message(
+                "Something went wrong", ["The settings page failed on our side."], status=500)
+        return response(environ, start_response)
 
     def respond(self, request: Request, slug: str) -> Response:
-        page = _Page(request)
+        page = _Page(request, self.settings.base_url)
         if not SLUG_PATTERN.match(slug):
             return page.forbidden(slug, "There is no settings page at this address.")
         if LINK_PARAMETER in request.args:
@@ -172,7 +189,7 @@ class SettingsPage:
         return link, workspace
 
     def used_link(self, page: _Page, slug: str, workspace: WorkspaceInfo) -> Response:
-        clean = redirect(page.script_root + settings_path(slug), code=303)
+        clean = redirect(page.site.link(settings_path(slug)), code=303)
         live = self.settings_sessions.read(page.request.environ, slug)
         if live is not None and live.workspace_id == workspace.id:
             return page.secured(clean)  # the same browser, back again: already in
@@ -209,13 +226,13 @@ class SettingsPage:
                     expires_at=keep_until):
                 return None
             cookie, _ = self.settings_sessions.start(unit.connection, slug, workspace.id,
-                                                     script_root=page.script_root)
+                                                     script_root=page.site.root)
             return cookie
 
         cookie = self.database.run_unit(work)
         if cookie is None:
             return self.used_link(page, slug, workspace)
-        clean = redirect(page.script_root + settings_path(slug), code=303)
+        clean = redirect(page.site.link(settings_path(slug)), code=303)
         clean.headers.add("Set-Cookie", cookie)
         return page.secured(clean)
 
@@ -251,12 +268,12 @@ class SettingsPage:
                 total, entries = member_store.directory(
                     unit.connection, row.id, state=state,
                     offset=(current - 1) * MEMBERS_PER_PAGE, limit=MEMBERS_PER_PAGE)
-            base = self.settings.base_url or (page.request.host_url.rstrip("/") + page.script_root)
             return templates.SettingsView(
                 workspace=workspace,
-                urls=WorkspaceUrls(base, slug),
-                action_url=page.script_root + settings_path(slug),
-                login_url=page.script_root + f"/saml/{slug}/login?" + urlencode(
+                urls=page.site.workspace(slug),
+                action_url=page.site.link(settings_path(slug)),
+                # ``next`` is relative to the mount point, as every ``next`` is (urls.py).
+                login_url=page.site.link(workspace_path(slug, "login")) + "?" + urlencode(
                     {"next": settings_path(slug) + "?tested=1"}),
                 viewer=access.viewer,
                 csrf_token=self.csrf.token(access.bindings[0]),
@@ -327,7 +344,7 @@ class SettingsPage:
             self.settings_sessions.end(request.environ, slug)
             response = page.html(templates.message_page("Settings closed", said, nonce=page.nonce))
             response.headers.add("Set-Cookie", self.settings_sessions.clearing_cookie(
-                slug, script_root=page.script_root))
+                slug, script_root=page.site.root))
             return response
         return self.show(page, access, status=400, paging=False,
                          notices=(Notice("error", "Unknown action; nothing was changed."),))
@@ -433,9 +450,9 @@ class SettingsPage:
 class _Page:
     """One response's HTML plumbing: its CSP nonce and the headers every settings page has."""
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, base_url: str | None) -> None:
         self.request = request
-        self.script_root = request.script_root
+        self.site = public_urls(request.environ, base_url)
         self.nonce = new_nonce()
 
     def secured(self, response: Response) -> Response:
@@ -446,8 +463,12 @@ class _Page:
     def html(self, markup: str, *, status: int = 200) -> Response:
         return self.secured(Response(markup, status=status, content_type="text/html; charset=utf-8"))
 
+    def message(self, title: str, paragraphs: list[str], *, status: int) -> Response:
+        return self.html(templates.message_page(title, paragraphs, nonce=self.nonce),
+                         status=status)
+
     def forbidden(self, slug: str, reason: str) -> Response:
-        sign_in = self.script_root + "/saml/login?" + urlencode({"next": settings_path(slug)})
+        sign_in = self.site.link(SIGN_IN_PATH) + "?" + urlencode({"next": settings_path(slug)})
         return self.html(templates.forbidden_page(reason, slug=slug, sign_in_url=sign_in,
                                                   nonce=self.nonce), status=403)
 

@@ -11,7 +11,7 @@ from ..saml.metadata import BINDING_REDIRECT as REDIRECT
 from ..store.identity_providers import IdPInfo
 from ..store.domains import DomainClaim
 from ..store.workspaces import WorkspaceInfo
-from ..urls import WorkspaceUrls
+from ..urls import public_urls
 from .options import PROG, GlobalOptions
 
 
@@ -23,7 +23,7 @@ def workspace_document(
         "slug": info.slug,
         "name": info.name,
         "plan": info.plan,
-        **WorkspaceUrls(base_url, info.slug).as_dict(),
+        **public_urls(None, base_url).workspace(info.slug).as_dict(),
         "owner_email": info.owner_email,
         "scim_enabled": info.scim_enabled,
         "sso_enabled": info.sso_enabled,
@@ -74,7 +74,7 @@ def report(
 
 
 def describe_workspace(info: WorkspaceInfo, base_url: str) -> str:
-    urls = WorkspaceUrls(base_url, info.slug)
+    urls = public_urls(None, base_url).workspace(info.slug)
     rows = [
         ("Plan", info.plan),
         ("Owner", info.owner_email),

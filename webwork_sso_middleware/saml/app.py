@@ -1,12 +1,15 @@
-"""The SAML endpoints under /saml/ (INTERFACE.md) as a plain WSGI app.
+"""The SAML endpoints as a plain WSGI app, mounted at ``/saml`` (INTERFACE.md); the routes are
+relative, since middleware.py moves the prefix to SCRIPT_NAME, and URLs come from urls.py.
 
-/saml/<slug>/metadata   SP metadata (also the SP entity ID)
-/saml/<slug>/acs        Assertion Consumer Service, HTTP-POST
-/saml/<slug>/login      SP-initiated sign-in: AuthnRequest by HTTP-Redirect
-/saml/<slug>/continue   finishes an IdP-initiated sign-in on a same-site GET (login_state.py)
-/saml/login             "Sign in with SSO": email -> workspace -> its IdP
-/saml/logout            ends the session (logout.py)
-/saml/<slug>/settings   the workspace owner's settings page (admin/views.py)
+/<slug>/metadata   SP metadata (also the SP entity ID)
+/<slug>/acs        Assertion Consumer Service, HTTP-POST        (login_flow.py)
+/<slug>/login      SP-initiated sign-in: AuthnRequest by HTTP-Redirect      (login_flow.py)
+/<slug>/continue   finishes an IdP-initiated sign-in on a same-site GET     (login_flow.py)
+/login             "Sign in with SSO": email -> workspace -> its IdP
+/logout            ends the session (logout.py)
+
+``/saml/<slug>/settings`` is the settings page's (admin/views.py), which the middleware mounts
+beside this app.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ from werkzeug.routing import Map, Rule
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
-from ..admin.views import SettingsPage
 from ..errors import InvalidName, StoreUnavailable
 from ..logs import package_logger
 from ..members import lifecycle
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
 from ..store.workspaces import SLUG_PATTERN
+from ..urls import PublicUrls, public_urls, workspace_path
 from .login_flow import LoginFlow
 from .logout import LogoutPage
 from .pages import SIGN_IN_FORM_ACTION, email_form, error_page, page, workspace_form
@@ -42,13 +45,12 @@ if TYPE_CHECKING:
 log = package_logger(__name__)
 
 URL_MAP = Map([
-    Rule("/saml/login", endpoint="sign_in_page", methods=["GET", "POST"]),
-    Rule("/saml/logout", endpoint="logout", methods=["GET", "POST"]),
-    Rule("/saml/<slug>/metadata", endpoint="metadata", methods=["GET"]),
-    Rule("/saml/<slug>/acs", endpoint="acs", methods=["POST"]),
-    Rule("/saml/<slug>/login", endpoint="start_login", methods=["GET"]),
-    Rule("/saml/<slug>/continue", endpoint="continue_sign_in", methods=["GET"]),
-    Rule("/saml/<slug>/settings", endpoint="settings_page", methods=["GET", "POST"]),
+    Rule("/login", endpoint="sign_in_page", methods=["GET", "POST"]),
+    Rule("/logout", endpoint="logout", methods=["GET", "POST"]),
+    Rule("/<slug>/metadata", endpoint="metadata", methods=["GET"]),
+    Rule("/<slug>/acs", endpoint="acs", methods=["POST"]),
+    Rule("/<slug>/login", endpoint="start_login", methods=["GET"]),
+    Rule("/<slug>/continue", endpoint="continue_sign_in", methods=["GET"]),
 ], strict_slashes=False, merge_slashes=False)
 
 
@@ -57,10 +59,9 @@ class SamlApplication:
         self.database = database
         self.settings = settings
         self.sessions = sessions
-        self.logout = LogoutPage(sessions, secret_keys=list(settings.secret_key))
+        self.logout = LogoutPage(sessions, secret_keys=list(settings.secret_key),
+                                 base_url=settings.base_url)
         self.flow = LoginFlow(database, settings=settings, sessions=sessions)
-        self.settings_page_app = SettingsPage(database, settings=settings, sessions=sessions,
-                                              fetch=self.flow.fetch_metadata)
         # The sign-in flow's endpoints (login_flow.py); the others are methods here.
         self.flow_endpoints = {"start_login": self.flow.start_login, "acs": self.flow.acs,
                                "continue_sign_in": self.flow.continue_sign_in}
@@ -68,6 +69,7 @@ class SamlApplication:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         request.max_content_length = self.settings.max_body_bytes
+        site = public_urls(environ, self.settings.base_url)
         try:
             endpoint, args = URL_MAP.bind_to_environ(environ).match()
             if endpoint == "logout":
@@ -76,24 +78,23 @@ class SamlApplication:
             response = handler(request, **args)
         except RequestEntityTooLarge:
             response = error_page("Request too large", "The sign-in response was larger than "
-                                  "this site accepts.", reason="too_large", status=413)
+                                  "this site accepts.", site=site, reason="too_large",
+                                  status=413)
         except HTTPException as exc:
-            response = error_page(exc.name, exc.description or exc.name, status=exc.code or 400)
+            response = error_page(exc.name, exc.description or exc.name, site=site,
+                                  status=exc.code or 400)
         except (StoreUnavailable, OperationalError):
             log.warning("SAML request failed: database unavailable", exc_info=True)
             response = error_page("Please try again", "Sign-in is briefly unavailable. "
-                                  "Please try again in a moment.", reason="store_unavailable",
-                                  status=503)
+                                  "Please try again in a moment.", site=site,
+                                  reason="store_unavailable", status=503)
         except Exception:
             log.exception("unexpected error in SAML %s %s", request.method, request.path)
             response = error_page("Something went wrong", "Sign-in failed on our side.",
-                                  reason="internal_error", status=500)
+                                  site=site, reason="internal_error", status=500)
         return response(environ, start_response)
 
     # -- endpoints ----------------------------------------------------------------------------
-
-    def settings_page(self, request: Request, slug: str) -> Response:
-        return self.settings_page_app.respond(request, slug)  # admin/views.py
 
     def metadata(self, request: Request, slug: str) -> Response:
         """SP metadata, for any workspace that exists, whatever its plan, switches or IdP.
@@ -106,11 +107,13 @@ class SamlApplication:
         sign anyone in."""
         def work(unit: UnitOfWork) -> str | None:
             target = sign_in_store.sign_in_target(unit.connection, slug)
-            return self.flow.provider(request, target, unit.connection).metadata_xml() if target else None
+            return (self.flow.provider(request, target, unit.connection).metadata_xml()
+                    if target else None)
 
         xml = self.database.run_unit(work, write=False)
         if xml is None:
-            return error_page("Not found", "There is no such workspace.", status=404)
+            return error_page("Not found", "There is no such workspace.",
+                              site=self.flow.site(request), status=404)
         return Response(xml, content_type="application/samlmetadata+xml; charset=utf-8")
 
     def sign_in_page(self, request: Request) -> Response:
@@ -120,19 +123,21 @@ class SamlApplication:
         address no verified domain covers gets the same page whether or not anyone knows it,
         and there the person can name their workspace instead.
         """
+        site = self.flow.site(request)
         next_path = safe_next(request.values.get("next"))
         if request.method == "GET":
-            return page("Sign in with SSO", email_form(next_path), form_action=SIGN_IN_FORM_ACTION)
+            return page("Sign in with SSO", email_form(site, next_path),
+                        form_action=SIGN_IN_FORM_ACTION)
         email = (request.form.get("email") or "").strip()[:320]
         workspace = (request.form.get("workspace") or "").strip().lower()
         if workspace:
             if not SLUG_PATTERN.match(workspace):
                 return page("Sign in with SSO", "<p>That is not a workspace ID: it has only "
                             "lower-case letters, digits and dashes.</p>"
-                            + workspace_form(next_path, email), form_action=SIGN_IN_FORM_ACTION)
+                            + workspace_form(site, next_path, email),
+                            form_action=SIGN_IN_FORM_ACTION)
             # No existence check here: /saml/<slug>/login answers every slug alike.
-            return redirect(f"/saml/{workspace}/login?" + urlencode({"next": next_path}),
-                            code=303)
+            return _start_login(site, workspace, next_path)
         slug = None
         try:
             _, _, domain = lifecycle.address_key(email, "email")
@@ -143,9 +148,15 @@ class SamlApplication:
                 lambda unit: sign_in_store.sso_workspace_for_domain(unit.connection, domain),
                 write=False)
         if slug is not None:
-            return redirect(f"/saml/{slug}/login?" + urlencode({"next": next_path}), code=303)
+            return _start_login(site, slug, next_path)
         message = ("<p>Single sign-on is not set up for that address's domain. If your "
                    "organisation uses SSO, enter your workspace's ID (ask your administrator "
                    "for it).</p>")
-        return page("Sign in with SSO", message + workspace_form(next_path, email),
+        return page("Sign in with SSO", message + workspace_form(site, next_path, email),
                     form_action=SIGN_IN_FORM_ACTION)
+
+
+def _start_login(site: PublicUrls, slug: str, next_path: str) -> Response:
+    """On to the workspace's SP-initiated sign-in, ``next`` kept (relative to the mount)."""
+    login = site.link(workspace_path(slug, "login"))
+    return redirect(f"{login}?" + urlencode({"next": next_path}), code=303)

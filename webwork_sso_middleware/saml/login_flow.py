@@ -27,7 +27,7 @@ from ..store.identity_providers import refresh_if_due
 from ..store.models import SSO_PLANS, utcnow
 from ..store.sign_in import SignInTarget
 from ..store.workspaces import find_by_slug
-from ..urls import WorkspaceUrls
+from ..urls import PublicUrls, WorkspaceUrls, public_urls
 from .acs import AssertionConsumer, Rejection, VerifiedAssertion, claimed_email, decode, peek
 from .login_state import (
     LoginRequest, LoginRequests, OtherMemberSignedIn, PendingSignIns, continue_url,
@@ -69,9 +69,11 @@ class LoginFlow:
 
     # -- helpers ------------------------------------------------------------------------------
 
+    def site(self, request: Request) -> PublicUrls:
+        return public_urls(request.environ, self.settings.base_url)
+
     def urls(self, request: Request, slug: str) -> WorkspaceUrls:
-        base = self.settings.base_url or (request.host_url.rstrip("/") + request.script_root)
-        return WorkspaceUrls(base, slug)
+        return self.site(request).workspace(slug)
 
     def target(self, connection: Connection, slug: str, *, lock: bool = False) -> SignInTarget:
         target = sign_in_store.sign_in_target(connection, slug, lock=lock)
@@ -148,7 +150,8 @@ class LoginFlow:
             # an anonymous GET must not be able to write to).
             log.info("SSO sign-in at %s not started: %s", slug, rejection)
             return error_page("Single sign-on unavailable", rejection.public_text,
-                              reason=rejection.public_code, status=rejection.status)
+                              site=self.site(request), reason=rejection.public_code,
+                              status=rejection.status)
         response = redirect(location, code=302)
         response.headers.add("Set-Cookie", cookie)
         return response
@@ -172,11 +175,11 @@ class LoginFlow:
                 lambda unit: self.sign_in(request, unit, slug, seen, relay_state, current))
         except OtherMemberSignedIn as refused:
             self.record_failure(slug, refused, claimed_email(seen))
-            return signed_in_as_other_page(refused.current.user_name)
+            return signed_in_as_other_page(refused.current.user_name, site=self.site(request))
         except Rejection as rejection:
             self.record_failure(slug, rejection, claimed_email(seen),
                                 verified=seen is not None and seen.signature_verified)
-            return error_page("Sign-in failed", rejection.public_text,
+            return error_page("Sign-in failed", rejection.public_text, site=self.site(request),
                               reason=rejection.public_code, status=rejection.status)
 
     def sign_in(self, request: Request, unit: UnitOfWork, slug: str, seen: Any,
@@ -209,7 +212,8 @@ class LoginFlow:
                                              expires_at=expires + self.clock_skew):
                 raise Rejection("unknown_in_response_to", "the sign-in request was already used")
             # This browser asked for this sign-in: it may replace whatever session it holds.
-            response = self.finish(unit, target, verified, answered.next_path, current=None)
+            response = self.finish(unit, target, verified, answered.next_path, current=None,
+                                   site=self.site(request))
             response.headers.add("Set-Cookie", self.login_requests.cookie(
                 provider.urls, workspace_id, [r for r in started if r.id != answered.id]))
             return response
@@ -221,12 +225,14 @@ class LoginFlow:
             response = redirect(continue_url(provider.urls), code=303)
             response.headers.add("Set-Cookie", self.pending_sign_ins.cookie(provider.urls, pending))
             return response
-        return self.finish(unit, target, verified, next_path, current=current)
+        return self.finish(unit, target, verified, next_path, current=current,
+                           site=self.site(request))
 
     def continue_sign_in(self, request: Request, slug: str) -> Response:
         """Finish an unsolicited sign-in the ACS verified (login_state.py), now that the
         browser's own session cookie, if it has one, comes along."""
-        urls = self.urls(request, slug.strip().lower())
+        site = self.site(request)
+        urls = site.workspace(slug.strip().lower())
         try:
             current = self.current_member(request)
 
@@ -241,32 +247,33 @@ class LoginFlow:
                     raise Rejection("sign_in_expired", "this sign-in was already finished, or "
                                     "took too long; please sign in again")
                 return self.finish(unit, target, pending.assertion, pending.next_path,
-                                   current=current)
+                                   current=current, site=site)
 
             response = self.database.run_unit(work)
         except OtherMemberSignedIn as refused:
             self.record_failure(slug, refused, refused.email)
-            response = signed_in_as_other_page(refused.current.user_name)
+            response = signed_in_as_other_page(refused.current.user_name, site=site)
         except Rejection as rejection:  # not recorded: an anonymous GET must write nothing
-            response = error_page("Sign-in failed", rejection.public_text,
+            response = error_page("Sign-in failed", rejection.public_text, site=site,
                                   reason=rejection.public_code, status=rejection.status)
         response.headers.add("Set-Cookie", self.pending_sign_ins.clearing_cookie(urls))
         return response
 
     def finish(self, unit: UnitOfWork, target: SignInTarget, verified: VerifiedAssertion,
-               next_path: str, *, current: Member | None) -> Response:
+               next_path: str, *, current: Member | None, site: PublicUrls) -> Response:
         """Sign the member in; ``current``: the member whose session the browser holds, which
-        an unsolicited response may refresh but never replace by someone else."""
+        an unsolicited response may refresh but never replace by someone else. ``next_path``
+        is relative to the site's mount point, like the PATH_INFO it was taken from."""
         member = self.member_at_login(unit.connection, target.workspace_id, verified)
         if member is None:
             return error_page("Account deactivated", "Your account in this workspace is "
                               "deactivated. Ask your administrator to reactivate it.",
-                              reason="member_deactivated", status=403)
+                              site=site, reason="member_deactivated", status=403)
         member_id, generation = member
         if current is not None and current.id != member_id:
             raise OtherMemberSignedIn(current, verified.email)  # rolls back: no member, no session
         cookie = self.sessions.start(member_id, target.workspace_id, unit, generation=generation)
-        response = redirect(safe_next(next_path), code=303)
+        response = redirect(site.link(safe_next(next_path)), code=303)
         response.headers.add("Set-Cookie", cookie)
         return response
 

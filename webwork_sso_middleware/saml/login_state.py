@@ -60,7 +60,7 @@ def state_path(urls: WorkspaceUrls) -> str:
 
 
 def continue_url(urls: WorkspaceUrls) -> str:
-    return urls.acs_url.rsplit("/", 1)[0] + "/continue"
+    return urls.continue_url
 
 
 class OtherMemberSignedIn(Rejection):

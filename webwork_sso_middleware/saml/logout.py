@@ -21,6 +21,7 @@ from werkzeug.wrappers import Request, Response
 
 from ..errors import StoreError
 from ..logs import package_logger
+from ..urls import LOGOUT_PATH, public_urls
 from .pages import page
 from .redirects import safe_next
 
@@ -31,17 +32,18 @@ if TYPE_CHECKING:
 
 log = package_logger(__name__)
 
-LOGOUT_PATH = "/saml/logout"
 CSRF_SALT = "webwork_sso.logout"  # distinct from the session cookie's salt: never interchangeable
 CSRF_FIELD = "csrf_token"
 MAX_FORM_BYTES = 16 * 1024
 
 
 class LogoutPage:
-    """The WSGI app behind ``/saml/logout`` (``SCRIPT_NAME`` is honoured in every link)."""
+    """The WSGI app behind ``/saml/logout``; its links are the site's public paths (urls.py)."""
 
-    def __init__(self, sessions: SessionManager, *, secret_keys: Sequence[str]) -> None:
+    def __init__(self, sessions: SessionManager, *, secret_keys: Sequence[str],
+                 base_url: str | None = None) -> None:
         self.sessions = sessions
+        self.base_url = base_url
         self._tokens = URLSafeSerializer(
             list(secret_keys), salt=CSRF_SALT, signer_kwargs={"digest_method": hashlib.sha256}
         )
@@ -67,7 +69,7 @@ class LogoutPage:
         next_path = safe_next(request.args.get("next"))
         cookie = self.sessions.read_cookie(request.environ)
         if cookie is None:
-            link = escape(request.script_root + next_path)
+            link = escape(self.link(request, next_path))
             return page("Sign out", f'<p>You are not signed in.</p><p><a href="{link}">Continue</a></p>')
         return page("Sign out", self._form(request, cookie, next_path))
 
@@ -80,7 +82,7 @@ class LogoutPage:
         cookie = self.sessions.read_cookie(request.environ)
         if cookie is None:
             # Nobody to sign out: answer as if it had worked, so the request is idempotent.
-            response = redirect(request.script_root + next_path, code=303)
+            response = redirect(self.link(request, next_path), code=303)
             response.headers.add("Set-Cookie", self.sessions.clearing_cookie())
             return response
         if not self._token_matches(form.get(CSRF_FIELD), cookie):
@@ -95,7 +97,7 @@ class LogoutPage:
             body = ("<p>We could not sign you out just now, so you are still signed in. Please "
                     "try again in a moment.</p>" + self._form(request, cookie, next_path))
             return page("Please try again", body, status=503)
-        response = redirect(request.script_root + next_path, code=303)
+        response = redirect(self.link(request, next_path), code=303)
         response.headers.add("Set-Cookie", clearing)
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -107,7 +109,7 @@ class LogoutPage:
         if found is not None:
             who = f"<p>You are signed in as <strong>{escape(found[0].user_name)}</strong>.</p>"
         return (
-            who + f'<form method="post" action="{escape(request.script_root + LOGOUT_PATH)}" '
+            who + f'<form method="post" action="{escape(self.link(request, LOGOUT_PATH))}" '
             'aria-labelledby="logout-question">'
             '<p id="logout-question">Sign out of this site in this browser?</p>'
             f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(self.token_for(cookie))}">'
@@ -115,6 +117,10 @@ class LogoutPage:
             '<button type="submit">Sign out</button>'
             "</form>"
         )
+
+    def link(self, request: Request, path: str) -> str:
+        """The site path of ``path`` (relative to the middleware's mount point)."""
+        return public_urls(request.environ, self.base_url).link(path)
 
     def _token_matches(self, token: str | None, cookie: SessionCookie) -> bool:
         if not token or len(token) > 512:

@@ -8,6 +8,7 @@ from html import escape
 from werkzeug.wrappers import Response
 
 from ..page_headers import SELF, hash_source, secure_page
+from ..urls import LOGOUT_PATH, SIGN_IN_PATH, PublicUrls
 
 STYLE = """
 body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
@@ -47,32 +48,35 @@ def page(title: str, body_html: str, *, status: int = 200,
     return secure_page(response, styles=STYLE_SOURCE, form_action=form_action)
 
 
-def error_page(title: str, message: str, *, reason: str | None = None, status: int = 400) -> Response:
-    """A rejection a person can read; the reason code is what an admin looks up."""
+def error_page(title: str, message: str, *, site: PublicUrls, reason: str | None = None,
+               status: int = 400) -> Response:
+    """A rejection a person can read; the reason code is what an admin looks up. ``site``: the
+    public URLs of the request's site (urls.py), for the link that starts over."""
     body = f"<p>{escape(message)}</p>"
     if reason:
         body += f'<p>Reason code: <span class="reason">{escape(reason)}</span></p>'
-    body += '<p><a href="/saml/login">Try signing in again</a></p>'
+    body += f'<p><a href="{escape(site.link(SIGN_IN_PATH))}">Try signing in again</a></p>'
     return page(title, body, status=status)
 
 
-def signed_in_as_other_page(signed_in_as: str) -> Response:
+def signed_in_as_other_page(signed_in_as: str, *, site: PublicUrls) -> Response:
     """An unsolicited sign-in refused because the browser holds another member's session."""
     body = (
         f"<p>This browser is signed in as <strong>{escape(signed_in_as)}</strong>. Your identity "
         "provider sent a sign-in for a different account that was not started on this site, "
         f"so it was not used: you are still signed in as {escape(signed_in_as)}.</p>"
         "<p>To use the other account, sign out first, then sign in again.</p>"
-        '<p><a class="button" href="/saml/logout">Sign out</a> '
-        f'<a href="/">Continue as {escape(signed_in_as)}</a></p>'
+        f'<p><a class="button" href="{escape(site.link(LOGOUT_PATH))}">Sign out</a> '
+        f'<a href="{escape(site.link("/"))}">Continue as {escape(signed_in_as)}</a></p>'
         '<p>Reason code: <span class="reason">signed_in_as_other</span></p>'
     )
     return page("Already signed in", body, status=409)
 
 
-def email_form(next_path: str, email: str = "") -> str:
+def email_form(site: PublicUrls, next_path: str, email: str = "") -> str:
+    """The "Sign in with SSO" form; it posts to the sign-in page under the site's mount."""
     return (
-        '<form method="post" action="/saml/login">'
+        f'<form method="post" action="{escape(site.link(SIGN_IN_PATH))}">'
         f'<input type="hidden" name="next" value="{escape(next_path)}">'
         '<label for="email">Work email</label>'
         f'<input id="email" name="email" type="email" autocomplete="email" required autofocus '
@@ -81,14 +85,15 @@ def email_form(next_path: str, email: str = "") -> str:
     )
 
 
-def workspace_form(next_path: str, email: str) -> str:
+def workspace_form(site: PublicUrls, next_path: str, email: str) -> str:
+    """The form that names a workspace, for an address no verified domain covers."""
     return (
-        '<form method="post" action="/saml/login">'
+        f'<form method="post" action="{escape(site.link(SIGN_IN_PATH))}">'
         f'<input type="hidden" name="next" value="{escape(next_path)}">'
         f'<input type="hidden" name="email" value="{escape(email)}">'
         '<label for="workspace">Workspace ID</label>'
         '<input id="workspace" name="workspace" autocomplete="organization" required autofocus '
         'pattern="[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?" spellcheck="false">'
         '<button type="submit">Continue</button></form>'
-        + email_form(next_path, email).replace('autofocus ', '')
+        + email_form(site, next_path, email).replace('autofocus ', '')
     )

@@ -1,4 +1,5 @@
-"""The SCIM 2.0 service provider (RFC 7644) as a plain WSGI app, mounted at ``/scim/v2``.
+"""The SCIM 2.0 service provider (RFC 7644) as a plain WSGI app, mounted at ``/scim/v2``
+(middleware.py moves the prefix to SCRIPT_NAME: the routes here are relative).
 
 Routing, authentication and error rendering live here; the Users and Groups endpoints live
 in users.py and groups.py. Each request is one database transaction: a failure anywhere
@@ -28,7 +29,7 @@ from ..logs import package_logger
 from ..store.db import Database, UnitOfWork
 from ..store.models import SSO_PLANS
 from ..store.workspaces import find_credential
-from ..urls import SCIM_PREFIX
+from ..urls import public_urls
 from . import discovery, groups, users
 from .errors import ScimError
 from .throttle import AUTH_FAILURE_LIMIT, AUTH_FAILURE_WINDOW, AuthThrottle, source_of
@@ -90,7 +91,7 @@ ENDPOINTS: dict[str, tuple[Endpoint, bool]] = {
 
 
 def _resource_rules(endpoint: str, singular: str, plural: str) -> list[Rule]:
-    base = f"{SCIM_PREFIX}/{endpoint}"
+    base = f"/{endpoint}"
     return [
         Rule(base, endpoint=f"list_{plural}", methods=["GET"]),
         Rule(base, endpoint=f"create_{singular}", methods=["POST"]),
@@ -104,15 +105,15 @@ def _resource_rules(endpoint: str, singular: str, plural: str) -> list[Rule]:
 
 URL_MAP = Map(
     [
-        Rule(f"{SCIM_PREFIX}/ServiceProviderConfig", endpoint="service_provider_config",
+        Rule("/ServiceProviderConfig", endpoint="service_provider_config",
              methods=["GET"]),
-        Rule(f"{SCIM_PREFIX}/ResourceTypes", endpoint="resource_types", methods=["GET"]),
-        Rule(f"{SCIM_PREFIX}/ResourceTypes/<name>", endpoint="resource_type", methods=["GET"]),
-        Rule(f"{SCIM_PREFIX}/Schemas", endpoint="schemas", methods=["GET"]),
-        Rule(f"{SCIM_PREFIX}/Schemas/<name>", endpoint="schema", methods=["GET"]),
-        Rule(f"{SCIM_PREFIX}/Bulk", endpoint="not_implemented"),
-        Rule(f"{SCIM_PREFIX}/Me", endpoint="not_implemented"),
-        Rule(f"{SCIM_PREFIX}/.search", endpoint="not_implemented", methods=["POST"]),
+        Rule("/ResourceTypes", endpoint="resource_types", methods=["GET"]),
+        Rule("/ResourceTypes/<name>", endpoint="resource_type", methods=["GET"]),
+        Rule("/Schemas", endpoint="schemas", methods=["GET"]),
+        Rule("/Schemas/<name>", endpoint="schema", methods=["GET"]),
+        Rule("/Bulk", endpoint="not_implemented"),
+        Rule("/Me", endpoint="not_implemented"),
+        Rule("/.search", endpoint="not_implemented", methods=["POST"]),
         *_resource_rules("Users", "user", "users"),
         *_resource_rules("Groups", "group", "groups"),
     ],
@@ -158,8 +159,7 @@ class ScimApplication:
         return response(environ, start_response)
 
     def scim_base(self, request: Request) -> str:
-        origin = self.base_url or request.host_url.rstrip("/")
-        return origin + request.script_root + SCIM_PREFIX
+        return public_urls(request.environ, self.base_url).scim_base_url
 
     def dispatch(self, request: Request) -> Response:
         adapter = URL_MAP.bind_to_environ(request.environ)
@@ -170,7 +170,7 @@ class ScimApplication:
             raise ScimError(405, f"{request.method} is not allowed here (allowed: {allowed})",
                             headers={"Allow": allowed}) from None
         except RouteNotFound:
-            raise ScimError(404, f"no SCIM endpoint at {request.path}") from None
+            raise ScimError(404, f"no SCIM endpoint at {_public_path(request)}") from None
         except HTTPException as exc:  # e.g. a redirect werkzeug would suggest
             raise ScimError(exc.code or 400, exc.description or "bad request") from None
         if endpoint in ENDPOINTS:
@@ -244,7 +244,8 @@ class ScimApplication:
             if not found:
                 raise ScimError(404, f"no schema {args['name']!r}")
             return 200, found[0], {}
-        raise ScimError(501, f"{request.path} is not supported by this service provider")
+        raise ScimError(501, f"{_public_path(request)} is not supported by this service "
+                       "provider")
 
     @staticmethod
     def json_response(status: int, body: Any, headers: dict[str, str]) -> Response:
@@ -266,6 +267,11 @@ def _presented_token(request: Request) -> str | None:
     scheme, _, rest = header.partition(" ")
     token = rest.strip() if scheme.lower() == "bearer" else header
     return token if token and len(token) <= MAX_TOKEN_LENGTH else None
+
+
+def _public_path(request: Request) -> str:
+    """The path as the client sent it (the mount's prefix included), for error messages."""
+    return request.script_root + request.path
 
 
 def _unauthorized(detail: str) -> ScimError:
