@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--base-url",
         metavar="URL",
-        help=f"public origin the workspace URLs are built from (env {ENV_BASE_URL};"
+        help=f"public URL of the middleware's mount point, e.g. https://x.example/tracker; the"
+        f" workspace URLs are built from it (env {ENV_BASE_URL};"
         f" default {DEFAULT_BASE_URL})",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

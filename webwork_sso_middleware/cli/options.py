@@ -115,7 +115,7 @@ def resolve_global_options(args: argparse.Namespace) -> GlobalOptions:
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise CommandError(
-            f"base URL {base_url!r} must be an http(s) origin such as https://tracker.example.com",
+            f"base URL {base_url!r} must be an http(s) URL such as https://tracker.example.com",
             EXIT_USAGE,
         )
     try:
