@@ -128,6 +128,14 @@ def test_an_outage_fails_cleanly_and_heals_without_a_restart(
             else:
                 assert_try_again_page(start)
 
+            # The settings page, mounted beside the SAML app, answers with a page of its own.
+            settings = requests.get(site.url + "/saml/acme/settings")
+            if outage.reads_survive:  # readable: the usual refusal of a stranger
+                assert settings.status_code == 403, settings.text
+            else:
+                assert settings.status_code == 503 and "try again" in settings.text
+                assert "no-store" in settings.headers["Cache-Control"]
+
             anonymous = requests.get(site.url + "/timesheets")
             assert anonymous.status_code == 200 and page_user(anonymous) == ""
             signed_in = whoami(alice, site)
