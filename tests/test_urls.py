@@ -141,6 +141,14 @@ def test_sign_in_starts_and_ends_under_the_mount(mounted: Mounted):
     back = browser.get(mounted.origin + done.headers["Location"])
     assert back.text == f"user=alice@acme.test;script={MOUNT};path=/reports"
 
+    sign_out = browser.get(f"{mounted.public}/saml/logout", params={"next": "/bye"}).text
+    assert f'action="{MOUNT}/saml/logout"' in sign_out
+    token = re.search(r'name="csrf_token" value="([^"]+)"', sign_out)
+    assert token
+    out = browser.post(f"{mounted.public}/saml/logout", allow_redirects=False,
+                       data={"csrf_token": token.group(1), "next": "/bye"})
+    assert out.status_code == 303 and out.headers["Location"] == f"{MOUNT}/bye"
+
 
 def test_error_pages_link_to_the_sign_in_page_under_the_mount(mounted: Mounted):
     refused = requests.get(f"{mounted.public}/saml/nosuch/login")
