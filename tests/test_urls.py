@@ -150,6 +150,27 @@ def test_sign_in_starts_and_ends_under_the_mount(mounted: Mounted):
     assert out.status_code == 303 and out.headers["Location"] == f"{MOUNT}/bye"
 
 
+def test_an_idp_initiated_sign_in_continues_under_the_mount(mounted: Mounted):
+    browser = requests.Session()
+    response = mounted.idp.response(sp_entity_id=f"{mounted.public}/saml/acme/metadata",
+                                    acs_url=f"{mounted.public}/saml/acme/acs",
+                                    email="alice@acme.test")
+
+    # Cross-site, as from the IdP's page: it finishes on a same-site GET (login_state.py).
+    posted = browser.post(f"{mounted.public}/saml/acme/acs", allow_redirects=False,
+                          data={"SAMLResponse": response, "RelayState": "/timesheets"},
+                          headers={"Sec-Fetch-Site": "cross-site"})
+    assert posted.status_code == 303, posted.text
+    assert posted.headers["Location"] == f"{mounted.public}/saml/acme/continue"
+    assert f"Path={MOUNT}/saml/acme/" in posted.headers["Set-Cookie"]
+    finished = browser.get(posted.headers["Location"], allow_redirects=False)
+
+    assert finished.status_code == 303, finished.text
+    assert finished.headers["Location"] == f"{MOUNT}/timesheets"
+    assert browser.get(mounted.origin + finished.headers["Location"]).text.startswith(
+        "user=alice@acme.test;")
+
+
 def test_error_pages_link_to_the_sign_in_page_under_the_mount(mounted: Mounted):
     refused = requests.get(f"{mounted.public}/saml/nosuch/login")
 
