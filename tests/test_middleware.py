@@ -17,6 +17,7 @@ from webwork_sso_middleware import Member, SSOMiddleware
 from webwork_sso_middleware.config import Settings
 from webwork_sso_middleware.errors import ConfigurationError
 from webwork_sso_middleware.sessions import SessionManager, revoke_locally
+from webwork_sso_middleware.signing import Signing
 
 from .scim.conftest import ScimClient
 from .sessions.test_manager import Clock, add_member, cookie_pair, counting_statements, sign_in
@@ -288,7 +289,7 @@ def test_a_refreshed_cookie_is_added_to_the_host_apps_response(app, ada):
     # A cookie last seen two minutes ago, as a browser idle since then would hold.
     earlier = Clock()
     earlier.advance(-120)
-    minted = SessionManager(app.database, secret_keys=[KEY], secure=True, clock=earlier)
+    minted = SessionManager(app.database, signing=Signing([KEY]), secure=True, clock=earlier)
     cookie = cookie_pair(sign_in(minted, ada, app.workspaces.get("acme").id))
 
     answer = get(app, "/timesheet", cookie)

@@ -134,7 +134,7 @@ class SignedSerializer:
                         max_age: float | None = None) -> tuple[Any, float | None]:
         """As :meth:`loads`, with when it was signed (epoch seconds; None when untimed).
 
-        ``max_age`` shortens the purpose's own (never lengthens it).
+        ``max_age`` stands in for the purpose's own (a configured lifetime).
         """
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise SignatureRefused(self.purpose.name, SignatureRefused.BAD_SIGNATURE)
@@ -156,7 +156,7 @@ class SignedSerializer:
 
     def _check_age(self, signed_at: float, now: float, max_age: float | None) -> None:
         assert self.max_age is not None
-        limit = self.max_age if max_age is None else min(max_age, self.max_age)
+        limit = self.max_age if max_age is None else max_age
         if signed_at > now + self.tolerance:
             raise SignatureRefused(self.purpose.name, SignatureRefused.NOT_YET_VALID)
         if now - signed_at > limit + self.tolerance:

@@ -26,10 +26,9 @@ from sqlalchemy.orm import Session
 from werkzeug.http import parse_date
 
 from webwork_sso_middleware import Member, SSOMiddleware
-from webwork_sso_middleware.admin import links
 from webwork_sso_middleware.errors import ConfigurationError, NotFound
-from webwork_sso_middleware.saml import login_state, logout
 from webwork_sso_middleware.sessions import SessionManager, revocation
+from webwork_sso_middleware.signing import Purpose, Signing
 from webwork_sso_middleware.store import Database, StoreSession
 from webwork_sso_middleware.store.models import (
     AuditEvent, Group, MemberSession, MemberValue, Workspace,
@@ -145,9 +144,9 @@ def workspace_id(database: Database) -> int:
 @pytest.fixture
 def make_manager(database: Database) -> Callable[..., SessionManager]:
     def make(**options: Any) -> SessionManager:
-        options.setdefault("secret_keys", [KEY])
         options.setdefault("secure", True)
-        return SessionManager(database, **options)
+        return SessionManager(database, signing=Signing(options.pop("secret_keys", [KEY])),
+                              **options)
 
     return make
 
@@ -601,9 +600,9 @@ def test_a_cookie_signed_with_the_same_key_for_another_purpose_is_refused(manage
     # The same payload re-signed with the session salt passes: the forgery itself is sound.
     assert manager.identify(with_value(session_serializer("webwork_sso.session").dumps(payload)))
 
-    for salt in (logout.CSRF_SALT, links.CSRF_SALT, links.LINK_SALT, links.SESSION_SALT,
-                 login_state.REQUESTS_SALT, login_state.PENDING_SALT,
-                 "itsdangerous", ""):  # the library's default salt, and none
+    others = [purpose.salt for purpose in Purpose if purpose is not Purpose.SESSION]
+    assert len(others) == 6  # every other thing the site signs
+    for salt in (*others, "itsdangerous", ""):  # the library's default salt, and none
         forged = session_serializer(salt).dumps(payload)
         assert manager.identify(with_value(forged)) is None, salt
 
@@ -792,7 +791,7 @@ def test_an_unreachable_database_means_no_identity_not_an_error(manager, workspa
     header = sign_in(manager, ada, workspace_id)
     broken = Database(f"sqlite:///{tmp_path}/missing/dir/x.db", auto_migrate=False)
     try:
-        elsewhere = SessionManager(broken, secret_keys=[KEY], secure=True)
+        elsewhere = SessionManager(broken, signing=Signing([KEY]), secure=True)
         assert elsewhere.identify(environ_with(header)) is None
     finally:
         broken.dispose()
@@ -1032,7 +1031,7 @@ def test_sessions_ended_by_sso_off_stay_ended_when_it_comes_back(
 
 def make_manager_fresh(manager: SessionManager) -> SessionManager:
     """Another manager on the same database (another worker): its cache starts empty."""
-    return SessionManager(manager.database, secret_keys=[KEY], secure=True)
+    return SessionManager(manager.database, signing=Signing([KEY]), secure=True)
 
 
 def test_expired_rows_are_purged(make_manager, database, workspace_id, ada):
@@ -1201,3 +1200,24 @@ def test_errors_name_what_was_missing(make_manager, database, workspace_id):
     with database.transaction() as session, pytest.raises(NotFound) as inactive:
         manager.start("no-such-member", workspace_id, session)
     assert inactive.value.kind == "active member"
+
+
+@pytest.mark.parametrize("header", [
+    "webwork_sso_session=abc.def",
+    "a=1; webwork_sso_session=abc.def; b=2",
+    "webwork_sso_session=one;webwork_sso_session=two",
+    "  webwork_sso_session = spaced ; other=x",
+    "webwork_sso_session",
+    "webwork_sso_session=",
+    "webwork_sso_session_other=no; xwebwork_sso_session=no",
+    'webwork_sso_session="quoted\\"value"; webwork_sso_session=plain',
+    "webwork_sso_session=caf\u00c3\u00a9",
+    "unrelated=1; other=2",
+])
+def test_the_cookie_header_is_read_as_werkzeug_reads_it(header):
+    from werkzeug.http import parse_cookie
+
+    from webwork_sso_middleware.sessions.manager import cookie_values
+
+    assert cookie_values(header, "webwork_sso_session") == parse_cookie(header).getlist(
+        "webwork_sso_session")

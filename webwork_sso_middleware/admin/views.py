@@ -37,13 +37,14 @@ from ..saml import metadata
 from ..store import identity_providers
 from ..store import members as member_store
 from ..store import settings_sessions as settings_store
+from ..signing import CLOCK_TOLERANCE
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
 from ..store.workspaces import SLUG_PATTERN, WorkspaceInfo, Workspaces, find_by_slug, live_token
 from ..urls import WorkspaceUrls
 from . import diagnostics, templates
 from .links import (
-    FUTURE_TOLERANCE, LINK_PARAMETER, CsrfTokens, LinkRefused, SettingsLink, SettingsSessions,
+    LINK_PARAMETER, CsrfTokens, LinkRefused, SettingsLink, SettingsSessions,
     read_settings_link, settings_path,
 )
 from .templates import Notice
@@ -83,8 +84,8 @@ class SettingsPage:
         self.workspaces = Workspaces(database, fetch=fetch,
                                      resolver=TxtResolver(settings.dns_nameservers))
         self.settings_sessions = SettingsSessions(
-            database, secret_keys=settings.secret_key, secure=settings.secure_cookies, clock=clock)
-        self.csrf = CsrfTokens(secret_keys=settings.secret_key)
+            database, signing=sessions.signing, secure=settings.secure_cookies, clock=clock)
+        self.csrf = CsrfTokens(signing=sessions.signing)
         self.clock = clock
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -163,7 +164,7 @@ class SettingsPage:
         """The request's settings link and its workspace, or the page that refuses it."""
         try:
             link = read_settings_link(page.request.args.get(LINK_PARAMETER, ""), slug=slug,
-                                      secret_keys=self.settings.secret_key, now=self.clock())
+                                      signing=self.sessions.signing, now=self.clock())
         except LinkRefused as refused:
             return page.forbidden(slug, _sentence(refused.reason))
         workspace = self.load_workspace(slug)
@@ -201,7 +202,7 @@ class SettingsPage:
         # plant a session) gets the button page instead: only a press on ours redeems it.
         if page.request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
             return page.html(templates.open_link_page(slug, expires=link.expires, nonce=page.nonce))
-        keep_until = dt.datetime.fromtimestamp(link.expires_at + FUTURE_TOLERANCE, dt.timezone.utc)
+        keep_until = dt.datetime.fromtimestamp(link.expires_at + CLOCK_TOLERANCE, dt.timezone.utc)
 
         def work(unit: UnitOfWork) -> str | None:
             if not sign_in_store.redeem_settings_link(

@@ -83,13 +83,13 @@ class SamlApplication:
         self.sessions = sessions
         self.clock_skew = dt.timedelta(seconds=settings.clock_skew_seconds)
         self.providers = ServiceProviders(clock_skew=self.clock_skew)
-        self.logout = LogoutPage(sessions, secret_keys=list(settings.secret_key))
+        self.logout = LogoutPage(sessions)
         self.fetch_metadata = MetadataFetcher.from_settings(settings)
         self.settings_page_app = SettingsPage(database, settings=settings, sessions=sessions,
                                               fetch=self.fetch_metadata)
         self._metadata_checked: dict[str, float] = {}  # slug -> monotonic time of the last check
-        self.login_requests = LoginRequests(secret_keys=settings.secret_key)
-        self.pending_sign_ins = PendingSignIns(secret_keys=settings.secret_key)
+        self.login_requests = LoginRequests(signing=sessions.signing)
+        self.pending_sign_ins = PendingSignIns(signing=sessions.signing)
         self._next_purge = 0.0
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import (
     Connection, Table, bindparam, case, delete, func, insert, literal, select, update,
 )
@@ -18,9 +17,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.http import dump_cookie, parse_cookie
 
-from ..errors import ConfigurationError, NotFound, StoreError
+from ..errors import NotFound, SignatureRefused, StoreError
 from ..identity import Member, host_identity
 from ..logs import package_logger
+from ..signing import CLOCK_TOLERANCE, Purpose, Signing
 from ..store import audit
 from ..store.db import Database, UnitOfWork
 from ..store.driver import DriverStatement
@@ -35,11 +35,8 @@ if TYPE_CHECKING:
 
 log = package_logger(__name__)
 
-COOKIE_SALT = "webwork_sso.session"  # a signature made for anything else never passes here
 COOKIE_FORMAT = 1
 REFRESH_AFTER = 60.0  # re-issue the cookie (sliding idle timeout) at most once a minute
-# Cookie timestamps written by a host whose clock runs ahead are accepted up to this much.
-FUTURE_TOLERANCE = 60.0
 PURGE_EVERY = 600.0  # seconds between opportunistic deletions of expired rows, per process
 PURGE_BATCH = 1000
 MAX_COOKIE_LENGTH = 4096
@@ -120,15 +117,15 @@ _SESSION_QUERY = (
 class SessionManager:
     """Start, recognise and end members' sessions.
 
-    ``secret_keys``: newest last; the last key signs and every key verifies (itsdangerous
-    does the same). ``clock`` returns epoch seconds; tests pass their own.
+    ``signing``: the site's keys (signing.py); cookies are signed for ``Purpose.SESSION``.
+    ``clock`` returns epoch seconds; tests pass their own.
     """
 
     def __init__(
         self,
         database: Database,
         *,
-        secret_keys: Sequence[str],
+        signing: Signing,
         secure: bool,
         cookie_name: str = "webwork_sso_session",
         absolute_lifetime: dt.timedelta = dt.timedelta(hours=12),
@@ -137,8 +134,6 @@ class SessionManager:
         cache_size: int = 10_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not secret_keys or not all(secret_keys):
-            raise ConfigurationError("secret_key", "at least one non-empty key is required")
         self.database = database
         watch(database.engine)  # changes committed here evict this process's cached checks
         self.cookie_name = cookie_name
@@ -152,9 +147,8 @@ class SessionManager:
         with _CACHES_LOCK:
             _CACHES.add(self.cache)
         self._clock = clock
-        self._serializer = URLSafeSerializer(
-            list(secret_keys), salt=COOKIE_SALT, signer_kwargs={"digest_method": hashlib.sha256}
-        )
+        self.signing = signing
+        self._serializer = signing[Purpose.SESSION]
         self._next_purge = float("-inf")  # the first start() purges
 
     # -- sessions -------------------------------------------------------------------------------
@@ -198,7 +192,7 @@ class SessionManager:
         """The member whose live session the request carries, and a refreshed ``Set-Cookie``
         value when the cookie is due one (else None). None for anything else."""
         now = self._clock()
-        cookie = self.read_cookie(environ)
+        cookie = self._read_cookie(environ, now)
         if cookie is None:
             return None
         check = self._check(cookie.id_hash)
@@ -269,7 +263,9 @@ class SessionManager:
     def read_cookie(self, environ: WSGIEnvironment) -> SessionCookie | None:
         """The request's session cookie if its signature verifies and neither lifetime has
         passed (the database is not asked)."""
-        now = self._clock()
+        return self._read_cookie(environ, self._clock())
+
+    def _read_cookie(self, environ: WSGIEnvironment, now: float) -> SessionCookie | None:
         for cookie in self._signed_cookies(environ):
             if self._within_lifetimes(cookie, now):
                 return cookie
@@ -289,9 +285,10 @@ class SessionManager:
                            httponly=True, samesite="Lax")
 
     def _signed_cookies(self, environ: WSGIEnvironment) -> Iterator[SessionCookie]:
-        if not environ.get("HTTP_COOKIE"):
+        header = environ.get("HTTP_COOKIE")
+        if not header:
             return
-        for raw in parse_cookie(environ).getlist(self.cookie_name)[:MAX_COOKIES_TRIED]:
+        for raw in cookie_values(header, self.cookie_name)[:MAX_COOKIES_TRIED]:
             if cookie := self._decode(raw):
                 yield cookie
 
@@ -300,7 +297,7 @@ class SessionManager:
             return None
         try:
             data = self._serializer.loads(raw)  # any of the keys verifies
-        except BadData:
+        except SignatureRefused:
             return None
         if not isinstance(data, list) or len(data) != 7 or data[0] != COOKIE_FORMAT:
             return None
@@ -313,7 +310,7 @@ class SessionManager:
     def _within_lifetimes(self, cookie: SessionCookie, now: float) -> bool:
         # Our own timestamps rather than itsdangerous's max_age: that refuses any cookie
         # signed a second "in the future", which another host's clock makes routine.
-        if max(cookie.issued_at, cookie.last_seen) > now + FUTURE_TOLERANCE:
+        if max(cookie.issued_at, cookie.last_seen) > now + CLOCK_TOLERANCE:
             return False
         return (cookie.issued_at <= cookie.last_seen
                 and now - cookie.issued_at < self.absolute_lifetime
@@ -373,6 +370,25 @@ class SessionManager:
         expired = select(_S.id_hash).where(_S.expires_at < _utc(now)).limit(PURGE_BATCH)
         result = db.execute(delete(_SESSIONS).where(_S.id_hash.in_(expired.scalar_subquery())))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def cookie_values(header: str, name: str) -> list[str]:
+    """The values of the cookies called ``name`` in a ``Cookie`` header, in order.
+
+    Read on every request the host app serves, so the common header (ASCII, no quoted values)
+    is split here; anything else goes to werkzeug's full parser. A value read differently
+    from werkzeug could only fail its signature check, never pass one.
+    """
+    if name not in header:
+        return []
+    if not header.isascii() or '"' in header or "\\" in header:
+        return parse_cookie(header).getlist(name)
+    found = []
+    for part in header.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip(" \t") == name:
+            found.append(value.strip(" \t"))
+    return found
 
 
 def _utc(epoch: float) -> dt.datetime:
