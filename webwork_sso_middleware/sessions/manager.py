@@ -8,10 +8,10 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    Connection, Table, bindparam, case, delete, func, insert, literal, select, update,
+    Connection, delete, select, update,
 )
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -23,12 +23,13 @@ from ..logs import package_logger
 from ..signing import CLOCK_TOLERANCE, Purpose, Signing
 from ..store import audit
 from ..store.db import Database, UnitOfWork
-from ..store.driver import DriverStatement
+from ..store.sessions import (
+    _INSERT_SESSION, _M, _MEMBERS, _S, _SESSION_QUERY, _SESSIONS,
+)
 from .revocation import _CACHES, _CACHES_LOCK, RevocationCache, _Check, revoke_locally, watch
 from ..store.models import (
-    SSO_PLANS, Group, MemberSession, MemberValue, Membership, Workspace, WorkspaceDomain,
+    SSO_PLANS,
 )
-from ..store.models import Member as MemberRow
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -62,56 +63,6 @@ class SessionCookie:
 def hash_session_id(session_id: str) -> str:
     # 256 random bits: a fast hash suffices, and a leaked table names no usable session.
     return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
-
-
-# -- the one query behind a session check --------------------------------------------------------
-
-_SESSIONS = cast(Table, MemberSession.__table__)
-_MEMBERS = cast(Table, MemberRow.__table__)
-_S = _SESSIONS.c
-_M = _MEMBERS.c
-_W = Workspace.__table__.c
-_V = MemberValue.__table__.c
-_PRIMARY_EMAIL = (  # the address SCIM calls primary, else the work one, else the first
-    select(_V.value)
-    .where(_V.member_id == _M.id, _V.attribute == "emails", _V.value.is_not(None))
-    .order_by(_V.primary.desc(), case((func.lower(_V.type) == "work", 0), else_=1), _V.position)
-    .limit(1)
-    .correlate(_MEMBERS)
-    .scalar_subquery()
-)
-_D = WorkspaceDomain.__table__.c
-# Whether the member's userName is an address in a domain its own workspace verified: then, and
-# only then, REMOTE_USER is that address (identity.py). Domains hold [a-z0-9.-] only, so LIKE
-# sees no wildcard in them.
-_DOMAIN_VERIFIED = (
-    select(_D.domain)
-    .where(_D.workspace_id == _M.workspace_id, _D.verified_at.is_not(None),
-           _M.user_name_key.like(literal("%@") + _D.domain))
-    .correlate(_MEMBERS)
-    .exists()
-)
-# One row per group of the member (one row when there are none), in one round trip.
-# Built once, run on the driver's cursor (store/driver.py): sign-in is a hot path.
-_INSERT_SESSION = DriverStatement(insert(_SESSIONS), keys=(
-    "id_hash", "member_id", "workspace_id", "generation", "created_at", "expires_at"))
-_SESSION_QUERY = (
-    select(
-        _S.generation, _S.expires_at, _S.ended_at, _S.member_id, _S.workspace_id,
-        _M.workspace_id.label("member_workspace_id"), _M.user_name, _M.user_name_key,
-        _M.email_key, _DOMAIN_VERIFIED.label("domain_verified"),
-        _M.given_name, _M.family_name, _M.display_name, _M.active, _M.deleted_at,
-        _M.session_generation, _W.slug, _W.sso_enabled, _W.plan,
-        _PRIMARY_EMAIL.label("email"), Group.display_name.label("group_name"),
-    )
-    .select_from(MemberSession)
-    .join(MemberRow, MemberRow.id == MemberSession.member_id)
-    .join(Workspace, Workspace.id == MemberSession.workspace_id)
-    .outerjoin(Membership, Membership.member_id == MemberRow.id)
-    .outerjoin(Group, Group.id == Membership.group_id)
-    .where(_S.id_hash == bindparam("id_hash"))
-    .order_by(Group.display_name_key)
-)
 
 
 class SessionManager:
