@@ -16,7 +16,7 @@ from webtest import TestApp
 from webwork_sso_middleware import Member, SSOMiddleware
 from webwork_sso_middleware.config import Settings
 from webwork_sso_middleware.errors import ConfigurationError
-from webwork_sso_middleware.sessions import SessionManager, revoke_locally
+from webwork_sso_middleware.sessions import SessionManager
 from webwork_sso_middleware.signing import Signing
 
 from .scim.conftest import ScimClient
@@ -122,7 +122,7 @@ def test_remote_user_is_workspace_scoped_until_the_workspace_verifies_the_domain
     assert scoped["member"]["user_name"] == "ada@acme.test"  # still shown as it is
 
     app.workspaces.verify_domain("acme", "acme.test", by_operator=True)
-    revoke_locally([ada])  # the cached check would otherwise hold for the recheck interval
+    app.database.sessions_ended([ada])  # else the cached check holds for the recheck interval
     assert get(app, "/timesheet", cookie).json["remote_user"] == "ada@acme.test"
 
 

@@ -18,7 +18,6 @@ from sqlalchemy import select
 from webwork_sso_middleware.admin.links import settings_link
 from webwork_sso_middleware.store.models import Member, ScimToken, Workspace, utcnow
 
-from webwork_sso_middleware.sessions import revoke_locally
 from webwork_sso_middleware.signing import Signing
 
 from ..dns_server import TxtServer
@@ -189,7 +188,7 @@ def test_the_owner_needs_a_verified_domain_to_open_the_page_through_sso(site: Si
     assert sign_in(browser, site, idp, OWNER).status_code == 303
     assert browser.get(settings_url(site)).status_code == 403
     site.workspaces.verify_domain("acme", "acme.test", by_operator=True)
-    revoke_locally([m.id for m in site.members()])
+    site.middleware.database.sessions_ended([m.id for m in site.members()])
     assert browser.get(settings_url(site)).status_code == 200
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import hashlib
 import os
 import random
@@ -27,7 +28,8 @@ from werkzeug.http import parse_date
 
 from webwork_sso_middleware import Member, SSOMiddleware
 from webwork_sso_middleware.errors import ConfigurationError, NotFound
-from webwork_sso_middleware.sessions import SessionManager, revocation
+from webwork_sso_middleware.sessions import SessionManager
+from webwork_sso_middleware.store import sessions as session_store
 from webwork_sso_middleware.signing import Purpose, Signing
 from webwork_sso_middleware.store import Database, StoreSession
 from webwork_sso_middleware.store.models import (
@@ -1133,14 +1135,37 @@ def test_revocation_listeners_stay_on_the_stores_engine(make_manager, database):
     make_manager()  # a second manager on the same database attaches nothing more
     host_engine = create_engine("sqlite://")  # the host app's own SQLAlchemy
     try:
-        ours = [fn for fn in database.engine.dispatch.commit if fn is revocation._on_commit]
+        ours = [fn for fn in database.engine.dispatch.commit if fn == database._on_commit]
         assert len(ours) == 1
-        assert not event.contains(Engine, "commit", revocation._on_commit)
-        assert not event.contains(host_engine, "commit", revocation._on_commit)
-        assert not event.contains(Session, "after_flush", revocation._hand_to_connection)
-        assert event.contains(StoreSession, "after_flush", revocation._hand_to_connection)
+        assert not event.contains(Engine, "commit", database._on_commit)
+        assert not event.contains(host_engine, "commit", database._on_commit)
+        assert not event.contains(Session, "after_flush", session_store._hand_to_connection)
+        assert event.contains(StoreSession, "after_flush", session_store._hand_to_connection)
     finally:
         host_engine.dispose()
+
+
+def test_each_manager_hears_its_own_database_only(make_manager, database, workspace_id, ada,
+                                                 tmp_path):
+    """No process-wide registry: a cache is registered with the database of its owner."""
+    manager = make_manager()
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+    elsewhere = Database(f"sqlite:///{tmp_path}/elsewhere.db")
+    try:
+        assert manager.identify(environ) is not None and len(manager.cache) == 1
+        elsewhere.sessions_ended([ada])  # another site's database in the same process
+        assert len(manager.cache) == 1
+        database.sessions_ended([ada])
+        assert len(manager.cache) == 0
+    finally:
+        elsewhere.dispose()
+
+
+def test_a_dropped_manager_leaves_no_listener_behind(database, make_manager):
+    make_manager()
+    gc.collect()
+    database.sessions_ended(["anyone"])  # the dead cache's listener is pruned, not called
+    assert database._sessions_ended_listeners == []
 
 
 def test_signing_out_everywhere_is_no_change_to_the_scim_resource(

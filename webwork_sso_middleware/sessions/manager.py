@@ -10,9 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    Connection, delete, select, update,
-)
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.http import dump_cookie, parse_cookie
@@ -23,10 +21,8 @@ from ..logs import package_logger
 from ..signing import CLOCK_TOLERANCE, Purpose, Signing
 from ..store import audit
 from ..store.db import Database, UnitOfWork
-from ..store.sessions import (
-    _INSERT_SESSION, _M, _MEMBERS, _S, _SESSION_QUERY, _SESSIONS,
-)
-from .revocation import _CACHES, _CACHES_LOCK, RevocationCache, _Check, revoke_locally, watch
+from ..store import sessions as session_store
+from .revocation import RevocationCache, _Check
 from ..store.models import (
     SSO_PLANS,
 )
@@ -86,7 +82,6 @@ class SessionManager:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.database = database
-        watch(database.engine)  # changes committed here evict this process's cached checks
         self.cookie_name = cookie_name
         self.secure = secure
         self.absolute_lifetime = absolute_lifetime.total_seconds()
@@ -95,8 +90,9 @@ class SessionManager:
         # Short idle lifetimes (tests, strict sites) still get refreshed before they lapse.
         self.refresh_after = min(REFRESH_AFTER, self.idle_lifetime / 2)
         self.cache = RevocationCache(cache_size, self.recheck_interval)
-        with _CACHES_LOCK:
-            _CACHES.add(self.cache)
+        # Changes committed on this database evict this cache's answers at once (held weakly:
+        # the cache lives as long as this manager, and its middleware, keep it).
+        database.on_sessions_ended(self.cache.forget_members)
         self._clock = clock
         self.signing = signing
         self._serializer = signing[Purpose.SESSION]
@@ -118,21 +114,15 @@ class SessionManager:
         )
         now = self._clock()
         if generation is None:
-            generation = db.execute(
-                select(_M.session_generation).where(
-                    _M.id == member_id, _M.workspace_id == workspace_id, _M.active,
-                    _M.deleted_at.is_(None),
-                )
-            ).scalar_one_or_none()
+            generation = session_store.active_generation(db, member_id, workspace_id)
         if generation is None:
             raise NotFound("active member", member_id)
         session_id = secrets.token_urlsafe(32)
         connection = db if isinstance(db, Connection) else db.connection()
-        _INSERT_SESSION.rows(connection, {
-            "id_hash": hash_session_id(session_id), "member_id": member_id,
-            "workspace_id": workspace_id, "generation": generation, "created_at": _utc(now),
-            "expires_at": _utc(now + self.absolute_lifetime),
-        })
+        session_store.insert_session(
+            connection, id_hash=hash_session_id(session_id), member_id=member_id,
+            workspace_id=workspace_id, generation=generation, created_at=_utc(now),
+            expires_at=_utc(now + self.absolute_lifetime))
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_EVERY
             self._purge(db, now)
@@ -165,12 +155,7 @@ class SessionManager:
             now = self._clock()
             hashes = [cookie.id_hash for cookie in cookies]
             self.database.run_unit(
-                lambda unit: unit.connection.execute(
-                    update(_SESSIONS)
-                    .where(_S.id_hash.in_(hashes), _S.ended_at.is_(None))
-                    .values(ended_at=_utc(now))
-                )
-            )
+                lambda unit: session_store.end_sessions(unit.connection, hashes, _utc(now)))
             for cookie in cookies:  # at once in this process; within the bound elsewhere
                 self.cache.put(cookie.id_hash, _Check(
                     time.monotonic(), cookie.member_id, cookie.workspace_id, cookie.generation,
@@ -183,26 +168,13 @@ class SessionManager:
         now = _utc(self._clock())
 
         def work(unit: UnitOfWork) -> None:
-            workspace_id = unit.connection.execute(
-                update(_MEMBERS)
-                .where(_M.id == member_id)
-                # Not modified_at: which devices are signed in is no part of the SCIM resource.
-                .values(session_generation=_M.session_generation + 1)
-                .returning(_M.workspace_id)
-            ).scalar_one_or_none()
+            workspace_id = session_store.end_member_sessions(unit.connection, member_id, now)
             if workspace_id is None:
                 raise NotFound("member", member_id)
-            # The generation alone ends them; ended_at keeps the table honest for the admin page.
-            unit.connection.execute(
-                update(_SESSIONS)
-                .where(_S.member_id == member_id, _S.ended_at.is_(None))
-                .values(ended_at=now)
-            )
             audit.record(unit.session, workspace_id=workspace_id, actor=actor,
                          action="signed_out", target_type="member", target_id=member_id)
 
-        self.database.run_unit(work)
-        revoke_locally([member_id])
+        self.database.run_unit(work)  # the store names the member: evicted at commit
 
     def purge_expired(self) -> int:
         """Delete up to a batch of expired session rows now; return how many went."""
@@ -276,7 +248,7 @@ class SessionManager:
         asked_at = time.monotonic()  # before the query: the bound counts from here
         try:
             with self.database.unit() as unit:
-                rows = unit.connection.execute(_SESSION_QUERY, {"id_hash": id_hash}).all()
+                rows = session_store.session_rows(unit.connection, id_hash)
         except (SQLAlchemyError, StoreError) as exc:
             # Fail closed for this request only: the cookie stays, the next request retries.
             log.warning("could not check a session; the request goes on without identity: %s", exc)
@@ -318,9 +290,7 @@ class SessionManager:
     @staticmethod
     def _purge(db: Connection | Session, now: float) -> int:
         # Cheap and bounded: one batch, in whatever transaction is at hand.
-        expired = select(_S.id_hash).where(_S.expires_at < _utc(now)).limit(PURGE_BATCH)
-        result = db.execute(delete(_SESSIONS).where(_S.id_hash.in_(expired.scalar_subquery())))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return session_store.purge_expired(db, _utc(now), PURGE_BATCH)
 
 
 def cookie_values(header: str, name: str) -> list[str]:
