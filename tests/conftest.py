@@ -22,7 +22,6 @@ from webwork_sso_middleware.store.models import Base
 from .dns_server import TxtServer
 
 POSTGRES_URL = os.environ.get("WEBWORK_SSO_TEST_DATABASE_URL")
-SECRET = "test-secret-key-padded-to-thirty-two-bytes-at-least"
 
 
 # Tests that need a system program (headless Chromium) are opt-in, so the README's test command
