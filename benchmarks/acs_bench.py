@@ -55,8 +55,8 @@ for _path in (str(ROOT), str(BENCH_DIR)):
         sys.path.insert(0, _path)
 
 # The server wrapper (control endpoints, cProfile, SQL statement counts) and the profile report
-# are scim_bench.py's.
-from scim_bench import (  # noqa: E402
+# are common.py's.
+from common import (  # noqa: E402
     BenchWrapper,
     _profile_report,
     fmt,

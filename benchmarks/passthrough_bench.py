@@ -51,7 +51,7 @@ for _path in (str(ROOT), str(BENCH_DIR)):
         sys.path.insert(0, _path)
 
 from acs_bench import load_test_idp  # noqa: E402
-from scim_bench import _profile_report, fmt, publish, version_of  # noqa: E402
+from common import _profile_report, fmt, publish, version_of  # noqa: E402
 
 SLUG = "bench"
 SECRET = "bench-secret-padded-to-thirty-two-bytes-at-least"
