@@ -1,5 +1,13 @@
-"""What the benchmarks share: the server wrapper with its control endpoints, the profile
-report, formatting and publishing of the results."""
+"""What the benchmarks share: the checkout on sys.path, the server wrapper with its control
+endpoints, the profile report, formatting and publishing of the results.
+
+Every benchmark is a script run by path (``python benchmarks/acs_bench.py``), so Python puts
+benchmarks/ first on sys.path and ``from common import ...`` finds this module. Importing it puts
+the repository root on sys.path too (the one place that does): the benchmarks then import
+``webwork_sso_middleware`` from this checkout and the test helpers they reuse as the package they
+are (``from tests.saml.idp import TestIdP``), as the test suite itself does. Import it before any
+of those.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ import io
 import json
 import os
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -15,9 +24,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-BENCH_PREFIX = "/__bench__"
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-WAITRESS_THREADS = 4
+# The sites' signing key (the middleware wants at least 32 bytes).
+SECRET = "bench-secret-padded-to-thirty-two-bytes-at-least"
+WAITRESS_THREADS = 4  # every benchmark's server runs waitress with this many threads
+BENCH_PREFIX = "/__bench__"  # BenchWrapper's control endpoints
 
 
 def rss_kb(pid: int | str = "self") -> dict[str, int]:
@@ -115,7 +129,7 @@ class BenchWrapper:
             with self.lock:
                 profiles, self.profiles = self.profiles, []
                 statements, self.statements = self.statements, {}
-            text = _profile_report(profiles, statements, int(query.get("top", "25"))) if profiles else ""
+            text = profile_report(profiles, statements, int(query.get("top", "25"))) if profiles else ""
             payload = {"requests": len(profiles), "text": text}
         else:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
@@ -141,7 +155,7 @@ def _package_of(filename: str) -> str:
     return "stdlib"
 
 
-def _profile_report(profiles: list[Any], statements: dict[str, list[float]], top: int) -> str:
+def profile_report(profiles: list[Any], statements: dict[str, list[float]], top: int) -> str:
     import pstats
 
     requests_ = len(profiles)
@@ -179,6 +193,7 @@ def _trim_pstats(text: str) -> str:
 
 
 def host_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """The host app behind the middleware: a fixed 4-byte page."""
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
     return [b"host"]
 

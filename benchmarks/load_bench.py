@@ -21,7 +21,6 @@ creates a database of its own on the server of ``--postgres-url`` and drops it a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -33,12 +32,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.saml.idp import TestIdP  # noqa: E402
-from tests.workers.cluster import (  # noqa: E402
+# Importing common first also makes the checkout's tests/ importable.
+from common import publish
+from tests.saml.idp import TestIdP
+from tests.workers.cluster import (
     KINDS,
     Cluster,
     MixedLoad,
@@ -242,13 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept {workdir}", file=out)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(render(report), file=out)
-    if args.json:
-        text = json.dumps(report, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    publish(render(report), report, out, args.json)
     return 1 if failed else 0
 
 

@@ -44,17 +44,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = Path(__file__).resolve().parent
-for _path in (str(ROOT), str(BENCH_DIR)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from acs_bench import load_test_idp  # noqa: E402
-from common import _profile_report, fmt, publish, version_of  # noqa: E402
+# Importing common first also makes the checkout's tests/ importable.
+from common import SECRET, fmt, profile_report, publish, version_of
+from tests.saml.idp import TestIdP
 
 SLUG = "bench"
-SECRET = "bench-secret-padded-to-thirty-two-bytes-at-least"
 BASE_URL = "http://127.0.0.1:8000"
 EMAIL = "ada.lovelace@bench.example.com"
 LONG_RECHECK_S = 300.0  # the longest the settings allow; the timed run takes far less
@@ -106,7 +100,7 @@ def sign_in(mw: Any, workdir: Path) -> str:
     """A workspace trusting a bench IdP, one sign-in through the ACS; returns the cookie value."""
     from werkzeug.test import EnvironBuilder
 
-    idp = load_test_idp().TestIdP("http://127.0.0.1:9/idp-never-contacted", workdir / "idp", name="Bench IdP")
+    idp = TestIdP("http://127.0.0.1:9/idp-never-contacted", workdir / "idp", name="Bench IdP")
     mw.workspaces.create(SLUG, name="Bench", plan="plus", owner_email="owner@bench.example.com")
     mw.workspaces.enable(SLUG, sso=True)
     # The IdP may sign in (and create) members only in a domain the workspace verified.
@@ -463,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
                 profile.disable()
                 profiles.append(profile)
             # "ms/request" below is per call; the tables are totals over all the calls.
-            report["profile"] = _profile_report(profiles, {}, 25)
+            report["profile"] = profile_report(profiles, {}, 25)
         report["elapsed_s"] = time.perf_counter() - started
         report["config"]["loadavg_end"] = os.getloadavg()[0]
         say(f"[{report['elapsed_s']:5.1f}s] done")

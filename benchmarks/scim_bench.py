@@ -40,6 +40,8 @@ from urllib.parse import quote
 
 from common import (
     BENCH_PREFIX,
+    ROOT,
+    SECRET,
     WAITRESS_THREADS,
     BenchWrapper,
     fmt,
@@ -50,7 +52,6 @@ from common import (
     version_of,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 SCIM_MEDIA = "application/scim+json"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 PEER_TOKEN = "bench-peer-token"
@@ -74,11 +75,10 @@ RSS_GROWTH_MAX_MB = 20.0
 
 
 def build_ours(port: int, database_url: str) -> tuple[Any, str]:
-    sys.path.insert(0, str(ROOT))
     from webwork_sso_middleware import SSOMiddleware
 
     mw = SSOMiddleware(
-        host_app, database_url=database_url, secret_key="bench-secret-padded-to-thirty-two-bytes-at-least", base_url=f"http://127.0.0.1:{port}"
+        host_app, database_url=database_url, secret_key=SECRET, base_url=f"http://127.0.0.1:{port}"
     )
     _info, token = mw.workspaces.create("bench", name="Bench", plan="plus", owner_email="owner@example.com")
     mw.workspaces.enable("bench", scim=True)
@@ -108,7 +108,7 @@ def build_peer() -> tuple[Any, str]:
     provider = ScimProvider.from_discovery(
         load_default_schemas().values(), load_default_resource_types().values(), config=config
     )
-    service = ScimService(provider, secret="bench-secret-padded-to-thirty-two-bytes-at-least")
+    service = ScimService(provider, secret=SECRET)
     app = BearerTokenApplication(InMemoryStorage(), provider, service=service, bearer_tokens=[PEER_TOKEN])
     return app, PEER_TOKEN
 
@@ -412,7 +412,6 @@ def db_size_mb(database_url: str | None) -> dict[str, float] | None:
 
 
 def wipe_postgres(url: str) -> None:
-    sys.path.insert(0, str(ROOT))
     from sqlalchemy import create_engine, text
 
     from webwork_sso_middleware.store.models import Base
@@ -620,8 +619,6 @@ def main(argv: list[str] | None = None) -> int:
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     n, n5 = args.n, 5 * args.n
     workdir = Path(tempfile.mkdtemp(prefix="scim-bench-"))
     database_url = args.database_url or f"sqlite:///{workdir}/bench.db"
