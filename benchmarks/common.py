@@ -75,13 +75,15 @@ class BenchWrapper:
             entry[0] += 1
             entry[1] += elapsed
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith(BENCH_PREFIX):
-            return self.control(path[len(BENCH_PREFIX):], environ, start_response)
+            return self.control(path[len(BENCH_PREFIX) :], environ, start_response)
         if self.strip and (path == self.strip or path.startswith(self.strip + "/")):
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.strip
-            environ["PATH_INFO"] = path[len(self.strip):]
+            environ["PATH_INFO"] = path[len(self.strip) :]
         assert self.app is not None
         if not self.profiling:
             return self.app(environ, start_response)
@@ -103,7 +105,9 @@ class BenchWrapper:
             self.profiles.append(profile)
         return body
 
-    def control(self, action: str, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    def control(
+        self, action: str, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> list[bytes]:
         payload: dict[str, Any] = {}
         if action == "/gc":
             gc.collect()
@@ -125,17 +129,25 @@ class BenchWrapper:
 
                 event.remove(self.engine, "before_cursor_execute", self._before_statement)
                 event.remove(self.engine, "after_cursor_execute", self._after_statement)
-            query = dict(p.split("=", 1) for p in environ.get("QUERY_STRING", "").split("&") if "=" in p)
+            query = dict(
+                p.split("=", 1) for p in environ.get("QUERY_STRING", "").split("&") if "=" in p
+            )
             with self.lock:
                 profiles, self.profiles = self.profiles, []
                 statements, self.statements = self.statements, {}
-            text = profile_report(profiles, statements, int(query.get("top", "25"))) if profiles else ""
+            text = (
+                profile_report(profiles, statements, int(query.get("top", "25")))
+                if profiles
+                else ""
+            )
             payload = {"requests": len(profiles), "text": text}
         else:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"unknown bench action"]
         body = json.dumps(payload).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
         return [body]
 
 
@@ -165,14 +177,22 @@ def profile_report(profiles: list[Any], statements: dict[str, list[float]], top:
     for (filename, _line, _func), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         by_package[_package_of(filename)] = by_package.get(_package_of(filename), 0.0) + tottime
         total += tottime
-    text = f"--- own time by package ({requests_} requests, {total / requests_ * 1000:.2f} ms/request under the profiler) ---\n"
+    per_request_ms = total / requests_ * 1000
+    text = (
+        f"--- own time by package ({requests_} requests, {per_request_ms:.2f} ms/request under "
+        "the profiler) ---\n"
+    )
     for package, seconds in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]:
-        text += f"  {seconds / total * 100:5.1f}%  {seconds / requests_ * 1000:6.3f} ms/req  {package}\n"
+        share, ms = seconds / total * 100, seconds / requests_ * 1000
+        text += f"  {share:5.1f}%  {ms:6.3f} ms/req  {package}\n"
     if statements:
         count = sum(c for c, _ in statements.values())
         seconds = sum(t for _, t in statements.values())
-        text += (f"--- SQL statements: {count / requests_:.1f} per request, {seconds / requests_ * 1000:.2f} ms/request "
-                 f"in cursor.execute (wall time, profiler included) ---\n")
+        text += (
+            f"--- SQL statements: {count / requests_:.1f} per request, "
+            f"{seconds / requests_ * 1000:.2f} ms/request in cursor.execute (wall time, profiler "
+            "included) ---\n"
+        )
         for statement, (n, t) in sorted(statements.items(), key=lambda kv: -kv[1][1]):
             short = statement[:130] + ("..." if len(statement) > 130 else "")
             text += f"  {n / requests_:4.1f}x {t / n * 1000:7.3f} ms  {short}\n"

@@ -33,9 +33,13 @@ _browser_deselected = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--browser", action="store_true", default=False,
-                     help="also run the tests that drive a real headless Chromium (marker "
-                          f"'browser'; Debian's chromium and chromium-driver); as {BROWSER_ENV}=1")
+    parser.addoption(
+        "--browser",
+        action="store_true",
+        default=False,
+        help="also run the tests that drive a real headless Chromium (marker "
+        f"'browser'; Debian's chromium and chromium-driver); as {BROWSER_ENV}=1",
+    )
 
 
 def browser_tests_selected(config: pytest.Config) -> bool:
@@ -43,8 +47,11 @@ def browser_tests_selected(config: pytest.Config) -> bool:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    browser = ("headless Chromium tests: selected" if browser_tests_selected(config) else
-               f"headless Chromium tests: not selected ({BROWSER_HOW})")
+    browser = (
+        "headless Chromium tests: selected"
+        if browser_tests_selected(config)
+        else f"headless Chromium tests: not selected ({BROWSER_HOW})"
+    )
     return [f"webwork-sso database: {POSTGRES_URL or 'SQLite (temporary files)'}", browser]
 
 
@@ -63,7 +70,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     count = config.stash.get(_browser_deselected, 0)
     if count:
         terminalreporter.write_line(
-            f"{count} headless Chromium test{'s' if count > 1 else ''} deselected ({BROWSER_HOW})")
+            f"{count} headless Chromium test{'s' if count > 1 else ''} deselected ({BROWSER_HOW})"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +103,9 @@ def scratch_postgres_database(prefix: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def _migrated_template(_postgres_database: str | None, tmp_path_factory: pytest.TempPathFactory) -> str:
+def _migrated_template(
+    _postgres_database: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> str:
     """Migrate once per run; each test then gets a copy (SQLite) or emptied tables (PostgreSQL)."""
     if _postgres_database:
         return _postgres_database
@@ -139,8 +149,9 @@ class LiveServer:
         self._server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         # A short poll interval: shutdown() waits for it, once per server per test.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
