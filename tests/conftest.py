@@ -20,6 +20,7 @@ from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import Base
 
 from .dns_server import TxtServer
+from .saml.conftest import idp, second_idp, site  # noqa: F401 - fixtures for tests outside tests/saml
 
 POSTGRES_URL = os.environ.get("WEBWORK_SSO_TEST_DATABASE_URL")
 

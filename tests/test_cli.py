@@ -40,7 +40,7 @@ from .saml.metadata_samples import (
     okta_metadata,
     sso_services,
 )
-from .saml.conftest import Site, TestIdP, idp, site  # noqa: F401 (fixtures used here)
+from .saml.conftest import Site
 
 BASE_URL = "https://tracker.example.com"
 INTERFACE_KEYS = {
