@@ -11,6 +11,7 @@ of those.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import io
 import json
@@ -240,6 +241,17 @@ def version_of(dist: str) -> str:
 
 def fmt(value: float | None, spec: str = ".2f") -> str:
     return "n/a" if value is None else format(value, spec)
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """``--json [FILE]``, which ``publish`` reads."""
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="write the numbers as JSON to FILE, or to stdout (then the report goes to stderr)",
+    )
 
 
 def publish(text: str, report: dict[str, Any], stream: Any, json_target: str | None) -> None:

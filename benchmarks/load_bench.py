@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 # Importing common first also makes the checkout's tests/ importable.
-from common import publish
+from common import add_json_option, publish
 from tests.saml.idp import TestIdP
 from tests.workers.cluster import (
     KINDS,
@@ -227,13 +227,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--browsers", type=int, default=3, help="signed-in browsers per client thread")
     p.add_argument("--recheck", type=float, default=2.0, help="session_recheck_seconds (2)")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="FILE",
-        help="write the figures as JSON to FILE, or to stdout (the report then goes to stderr)",
-    )
+    add_json_option(p)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (SQLite file, logs)")
     return p.parse_args(argv)
 

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 # Importing common first also makes the checkout's tests/ importable.
-from common import SECRET, fmt, profile_report, publish, version_of
+from common import SECRET, add_json_option, fmt, profile_report, publish, version_of
 from tests.saml.idp import TestIdP
 
 SLUG = "bench"
@@ -314,13 +314,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="cProfile (b): 'auto' (default) when the target fails",
     )
     p.add_argument("--profile-calls", type=int, default=2000)
-    p.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="FILE",
-        help="write the numbers as JSON to FILE, or to stdout (then the report goes to stderr)",
-    )
+    add_json_option(p)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (database)")
     return p.parse_args(argv)
 

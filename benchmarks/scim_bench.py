@@ -45,6 +45,7 @@ from common import (
     SECRET,
     WAITRESS_THREADS,
     BenchWrapper,
+    add_json_option,
     fmt,
     host_app,
     publish,
@@ -748,13 +749,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--profile-requests", type=int, default=200)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="FILE",
-        help="write the numbers as JSON to FILE, or to stdout (then the report goes to stderr)",
-    )
+    add_json_option(p)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (database, server logs)")
     p.add_argument("--_serve", choices=("ours", "peer"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
