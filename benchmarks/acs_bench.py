@@ -18,9 +18,9 @@ failed to run. See benchmarks/README.md.
   ``parse_authn_request_response(saml_response, BINDING_HTTP_POST)`` in this process: no HTTP, no
   database, no session. That makes the comparison conservative for us.
 
-The IdP is tests/saml/idp.py's ``TestIdP`` (pysaml2's ``Server`` on our in-process crypto), imported
-as ``tests.saml.idp``; it is never contacted over the network. Every response is made before the timing starts
-and used once (the ACS refuses replays): each side gets its own, all for the same SP and users.
+The IdP is tests/saml/idp.py's ``TestIdP`` (pysaml2's ``Server`` on our in-process crypto); it is
+never contacted over the network. Every response is made before the timing starts and used once
+(the ACS refuses replays): each side gets its own, all for the same SP and users.
 """
 
 from __future__ import annotations
