@@ -19,6 +19,7 @@ from webwork_sso_middleware.errors import ConfigurationError
 from webwork_sso_middleware.sessions import SessionManager
 from webwork_sso_middleware.signing import Signing
 
+from .constants import PATCH_OP
 from .scim.conftest import ScimClient
 from .sessions.test_manager import Clock, add_member, cookie_pair, counting_statements, sign_in
 from .store.test_audit import add_events, ages
@@ -26,7 +27,6 @@ from .store.test_audit import add_events, ages
 KEY = "middleware-test-key-padded-to-thirty-two-bytes-at-least"
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 API = {"Accept": "application/json"}
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 def echo_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:

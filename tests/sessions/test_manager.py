@@ -39,10 +39,9 @@ from webwork_sso_middleware.store.models import Member as MemberRow
 from webwork_sso_middleware.store.models import Membership, new_id
 from webwork_sso_middleware.store.workspaces import Workspaces
 
+from ..constants import PATCH_OP, SCIM_HEADERS
 from ..scim.conftest import host_app, okta_user
 
-SCIM_JSON = {"Content-Type": "application/scim+json"}
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 KEY = "session-test-key-padded-to-thirty-two-bytes-at-least"
 
 
@@ -175,7 +174,7 @@ def scim_server(database_url: str, workspace_id: int, serve: Any) -> Iterator[re
     app.workspaces.enable("scimco", scim=True, sso=True)
     app.workspaces.verify_domain("scimco", "scimco.test", by_operator=True)
     http = requests.Session()
-    http.headers.update({"Authorization": f"Bearer {token}", **SCIM_JSON})
+    http.headers.update({"Authorization": f"Bearer {token}", **SCIM_HEADERS})
     http.base = serve(app).url + "/scim/v2"  # type: ignore[attr-defined]
     http.workspace_id = app.workspaces.get("scimco").id  # type: ignore[attr-defined]
     yield http

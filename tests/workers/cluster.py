@@ -32,12 +32,12 @@ from typing import Any
 
 import requests
 
+from ..constants import SCIM_JSON
 from ..saml.idp import TestIdP, autopost_form
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "worker.py"
 BASE_URL = "http://sso.cluster.test"  # what the IdP and SCIM clients are told; never resolved
 SECRET = "workers-secret-padded-to-thirty-two-bytes-at-least"
-SCIM_JSON = "application/scim+json"
 
 
 @dataclasses.dataclass
