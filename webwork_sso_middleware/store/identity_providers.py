@@ -43,80 +43,6 @@ Fetch = Callable[[str], str]
 
 
 @dataclasses.dataclass(frozen=True)
-class CertificateInfo:
-    sha256_fingerprint: str
-    subject: str
-    not_after: dt.datetime
-
-
-@dataclasses.dataclass(frozen=True)
-class IdPInfo:
-    """A snapshot of a workspace's IdP, safe to hand outside a transaction."""
-
-    workspace_id: int
-    entity_id: str
-    metadata_url: str | None  # None: the metadata was pasted, and is never refreshed
-    sso_urls: Mapping[str, str]  # binding URI -> URL
-    certificates: tuple[CertificateInfo, ...]  # the signing certificates
-    fetched_at: dt.datetime  # when the stored copy was fetched (or pasted)
-    valid_until: dt.datetime | None
-    refresh_after: dt.datetime | None
-    last_refresh_error: str | None
-    last_refresh_error_at: dt.datetime | None
-    allow_idp_initiated: bool
-    metadata_xml: str = dataclasses.field(repr=False)  # what pysaml2 loads (metadata.load_pysaml2)
-
-    @property
-    def sso_url(self) -> str:
-        return self.sso_urls.get(metadata.BINDING_REDIRECT) or self.sso_urls[metadata.BINDING_POST]
-
-    def expired(self, now: dt.datetime | None = None) -> bool:
-        return self.valid_until is not None and self.valid_until <= (now or utcnow())
-
-    def as_document(self) -> dict[str, Any]:
-        """JSON-ready: the CLI's ``idp`` object, and what the settings page shows."""
-        return {
-            "entity_id": self.entity_id,
-            "metadata_url": self.metadata_url,
-            "sso_url": self.sso_url,
-            "sso_urls": {binding.rpartition(":")[2]: url for binding, url in self.sso_urls.items()},
-            "certificates": [
-                {"sha256_fingerprint": c.sha256_fingerprint, "subject": c.subject,
-                 "not_after": _iso(c.not_after)}
-                for c in self.certificates
-            ],
-            "fetched_at": _iso(self.fetched_at),
-            "valid_until": _iso_or_none(self.valid_until),
-            "refresh_after": _iso_or_none(self.refresh_after),
-            "last_refresh_error": self.last_refresh_error,
-            "last_refresh_error_at": _iso_or_none(self.last_refresh_error_at),
-            "allow_idp_initiated": self.allow_idp_initiated,
-        }
-
-    @classmethod
-    def of(cls, row: IdentityProvider, parsed: metadata.IdPMetadata | None = None) -> IdPInfo:
-        # The stored copy passed the full check when it was stored; re-reading it is cheap.
-        parsed = parsed or metadata.parse(row.metadata_xml, check_loadable=False)
-        return cls(
-            workspace_id=row.workspace_id,
-            entity_id=row.entity_id,
-            metadata_url=row.metadata_url,
-            sso_urls=dict(parsed.sso_urls),
-            certificates=tuple(
-                CertificateInfo(c.sha256_fingerprint, c.subject, c.not_after)
-                for c in parsed.signing_certificates
-            ),
-            fetched_at=row.fetched_at,
-            valid_until=row.valid_until,
-            refresh_after=row.refresh_after,
-            last_refresh_error=row.last_refresh_error,
-            last_refresh_error_at=row.last_refresh_error_at,
-            allow_idp_initiated=row.allow_idp_initiated,
-            metadata_xml=row.metadata_xml,
-        )
-
-
-@dataclasses.dataclass(frozen=True)
 class RefreshClaim:
     """What a worker saw when it claimed a refresh: its result applies only if still current."""
 
@@ -274,22 +200,6 @@ def record_refresh_failure(session: Session, claim: RefreshClaim, reason: str,
     return True
 
 
-def _summary(parsed: metadata.IdPMetadata) -> dict[str, Any]:
-    """What an owner compares between two versions of an IdP's metadata."""
-    return {
-        "entity_id": parsed.entity_id,
-        "sso_urls": dict(parsed.sso_urls),
-        "certificates": [c.sha256_fingerprint for c in parsed.signing_certificates],
-        "valid_until": _iso_or_none(parsed.valid_until),
-    }
-
-
-def _stored_summary(row: IdentityProvider) -> dict[str, Any] | None:
-    try:
-        return _summary(metadata.parse(row.metadata_xml, check_loadable=False))
-    except MetadataError:  # stored by an older version with other rules: replace it anyway
-        return None
-
 
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
@@ -299,58 +209,3 @@ def _iso_or_none(value: dt.datetime | None) -> str | None:
     return _iso(value) if value is not None else None
 
 
-# -- the refresh, across transactions ---------------------------------------------------------
-
-
-def refresh_if_due(database: Database, workspace_id: int, *, now: dt.datetime | None = None,
-                   fetch: Fetch = metadata.fetch) -> None:
-    """Refresh the workspace's metadata from its URL when due; never raises for the IdP's faults.
-
-    Cheap when not due (one read). The SP calls this before it uses the metadata.
-    """
-    now = now or utcnow()
-    if not database.run(lambda session: is_due(session, workspace_id, now), write=False):
-        return
-    claim = database.run(lambda session: claim_refresh(session, workspace_id, now))
-    if claim is None:
-        return  # another worker is on it, or was just before us
-    try:
-        # No transaction open meanwhile; nothing of what was fetched is quoted in the reason.
-        parsed = metadata.parse(fetch(claim.metadata_url), echo=False)
-        if parsed.expired(now):
-            raise MetadataError(
-                "the IdP serves metadata that has expired (its validUntil has passed)")
-    except MetadataError as error:
-        reason = error.reason
-    except Exception as error:  # a bug or an odd failure must not break sign-in either
-        log.exception("refreshing the IdP metadata of workspace %s failed", workspace_id)
-        reason = f"{type(error).__name__}: {error}"
-    else:
-        database.run(lambda session: store_refreshed(session, claim, parsed, now))
-        return
-    log.warning("IdP metadata refresh of workspace %s from %r failed: %r",
-                workspace_id, claim.metadata_url, reason)  # %r: no line breaks in the log
-    database.run(lambda session: record_refresh_failure(session, claim, reason, now))
-
-
-class IdentityProviders:
-    """The IdP of each workspace, by workspace id: what the SP uses. A call, a transaction."""
-
-    def __init__(self, database: Database, *, fetch: Fetch = metadata.fetch) -> None:
-        self.database = database
-        self.fetch = fetch
-
-    def get(self, workspace_id: int) -> IdPInfo | None:
-        def work(session: Session) -> IdPInfo | None:
-            row = find(session, workspace_id)
-            return IdPInfo.of(row) if row is not None else None
-
-        return self.database.run(work, write=False)
-
-    def refresh_if_due(self, workspace_id: int, *, now: dt.datetime | None = None) -> None:
-        refresh_if_due(self.database, workspace_id, now=now, fetch=self.fetch)
-
-    def current(self, workspace_id: int, *, now: dt.datetime | None = None) -> IdPInfo | None:
-        """The metadata to use now: refreshed first when due (a failure keeps the last good)."""
-        self.refresh_if_due(workspace_id, now=now)
-        return self.get(workspace_id)
