@@ -1,41 +1,17 @@
-"""Fetching IdP metadata over real HTTP: the URL rules, the SSRF rules, one deadline, one error."""
+"""Which metadata URLs and addresses may be fetched: the URL rules and the SSRF address rules."""
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
-import logging
-import socket
-import ssl
-import threading
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from webwork_sso_middleware.errors import MetadataError, MetadataUnavailable
-from webwork_sso_middleware.saml import metadata, metadata_fetch
-from webwork_sso_middleware.saml.metadata import (
-    MetadataFetcher,
+from webwork_sso_middleware.errors import MetadataError
+from webwork_sso_middleware.idp_metadata.addresses import (
     check_url,
-    fetch,
     is_loopback,
     is_public_address,
-    parse,
 )
-
-from .metadata_samples import OKTA_ENTITY_ID, okta_metadata
-
-LOCAL = ("127.0.0.1",)  # the allow-list these tests serve metadata under, on purpose
-GENERIC = MetadataUnavailable.REASON
-SECRET = "internal-secret-5c1e"
-
 
 # -- URLs ----------------------------------------------------------------------------------------
 

@@ -1,9 +1,8 @@
-"""Fetching IdP metadata over real HTTP: the URL rules, the SSRF rules, one deadline, one error."""
+"""Fetching IdP metadata over real HTTP: the SSRF rules, one deadline, one error."""
 
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import logging
 import socket
 import ssl
@@ -20,15 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from webwork_sso_middleware.errors import MetadataError, MetadataUnavailable
-from webwork_sso_middleware.saml import metadata, metadata_fetch
-from webwork_sso_middleware.saml.metadata import (
-    MetadataFetcher,
-    check_url,
-    fetch,
-    is_loopback,
-    is_public_address,
-    parse,
-)
+from webwork_sso_middleware.idp_metadata import document, fetching
+from webwork_sso_middleware.idp_metadata.addresses import is_loopback
+from webwork_sso_middleware.idp_metadata.fetching import MetadataFetcher, fetch
+from webwork_sso_middleware.idp_metadata.parsing import parse
 
 from .metadata_samples import OKTA_ENTITY_ID, okta_metadata
 
@@ -242,7 +236,7 @@ def test_fetch_stops_after_a_few_redirects(serve: Any) -> None:
         return [b""]
 
     unavailable(lambda: fetch(serve(loop).url, allowed_hosts=LOCAL))
-    assert len(hops) == metadata_fetch.MAX_REDIRECTS + 1
+    assert len(hops) == fetching.MAX_REDIRECTS + 1
 
 
 # -- one error for everything, and no echo -------------------------------------------------------
@@ -269,7 +263,7 @@ def test_every_failure_reads_the_same_and_echoes_nothing(
         "too slow": (serve(Counting(body=b"<x/>", sleep=1.5)).url, LOCAL),
     }
     said = {}
-    with caplog.at_level(logging.WARNING, logger="webwork_sso_middleware.saml.metadata_fetch"):
+    with caplog.at_level(logging.WARNING, logger="webwork_sso_middleware.idp_metadata.fetching"):
         for name, (url, allowed) in cases.items():
             error = unavailable(lambda: fetch(url, allowed_hosts=allowed, timeout=0.5))  # noqa: B023
             said[name] = str(error)
@@ -444,4 +438,4 @@ def test_plain_http_beyond_loopback_is_refused_before_any_connection(
 
 
 def test_module_defaults() -> None:
-    assert metadata.DEFAULT_TIMEOUT == 10.0 and metadata.DEFAULT_MAX_BYTES == 2 * 1024 * 1024
+    assert fetching.DEFAULT_TIMEOUT == 10.0 and document.DEFAULT_MAX_BYTES == 2 * 1024 * 1024

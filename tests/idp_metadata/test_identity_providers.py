@@ -1,40 +1,22 @@
-"""A workspace's IdP: set by URL or XML, refreshed, and the last good copy kept on failure."""
+"""A workspace's IdP as the site sees it (IdPInfo)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from webwork_sso_middleware.errors import (
-    ConfigurationError,
-    MetadataError,
-    MetadataUnavailable,
-    NotFound,
-)
-from webwork_sso_middleware.saml.metadata import MetadataFetcher, parse
+from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
 from webwork_sso_middleware.store import Database
-from webwork_sso_middleware.store import identity_providers as idps
-from webwork_sso_middleware.store.identity_providers import (
-    RETRY_AFTER_FAILURE,
-    IdentityProviders,
-    refresh_if_due,
-)
-from webwork_sso_middleware.store.models import AuditEvent, IdentityProvider, utcnow
-from webwork_sso_middleware.store.workspaces import Workspaces
+from webwork_sso_middleware.store.models import AuditEvent, IdentityProvider
 
-from ..saml.metadata_samples import (
+from .metadata_samples import (
     OKTA_ENTITY_ID,
-    OKTA_SSO_POST,
     certificate,
-    entity_descriptor,
     fingerprint,
     okta_metadata,
-    sso_services,
 )
 
 URL = "https://acme.okta.com/app/exk1fxyz2AbCdEfGh0h8/sso/saml/metadata"
@@ -42,7 +24,7 @@ DAY = dt.timedelta(days=1)
 
 
 class FakeIdP:
-    """Stands in for metadata.fetch: serves what it is told, and counts the fetches."""
+    """Stands in for fetching.fetch: serves what it is told, and counts the fetches."""
 
     def __init__(self, xml: str) -> None:
         self.xml = xml
@@ -83,20 +65,6 @@ def events(database: Database, action: str) -> list[AuditEvent]:
 def stored_xml(database: Database) -> str:
     with database.transaction() as session:
         return session.scalars(select(IdentityProvider.metadata_xml)).one()
-
-
-def test_the_facade_refreshes_before_it_answers(
-    workspaces: Workspaces, database: Database, idp: FakeIdP
-) -> None:
-    info = workspaces.set_idp("acme", metadata_url=URL)
-    idp.xml = okta_metadata(certificate("old"), certificate("new"))
-    providers = IdentityProviders(database, fetch=idp)
-
-    assert providers.get(info.workspace_id) == info
-    current = providers.current(info.workspace_id, now=info.refresh_after)
-
-    assert current is not None and len(current.certificates) == 2
-    assert providers.get(999999) is None
 
 
 def test_the_document_form_is_json_ready(workspaces: Workspaces) -> None:

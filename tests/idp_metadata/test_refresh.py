@@ -1,40 +1,34 @@
-"""A workspace's IdP: set by URL or XML, refreshed, and the last good copy kept on failure."""
+"""Refreshing a workspace's IdP metadata: when due, once across workers, the last good copy kept."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
 import time
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from webwork_sso_middleware.errors import (
-    ConfigurationError,
     MetadataError,
-    MetadataUnavailable,
-    NotFound,
 )
-from webwork_sso_middleware.saml.metadata import MetadataFetcher, parse
-from webwork_sso_middleware.store import Database
-from webwork_sso_middleware.store import identity_providers as idps
-from webwork_sso_middleware.store.identity_providers import (
-    RETRY_AFTER_FAILURE,
+from webwork_sso_middleware.idp_metadata.identity_providers import copy_of
+from webwork_sso_middleware.idp_metadata.parsing import parse
+from webwork_sso_middleware.idp_metadata.refresh import (
     IdentityProviders,
     refresh_if_due,
 )
+from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
+from webwork_sso_middleware.store import Database
+from webwork_sso_middleware.store import identity_providers as idps
+from webwork_sso_middleware.store.identity_providers import RETRY_AFTER_FAILURE
 from webwork_sso_middleware.store.models import AuditEvent, IdentityProvider, utcnow
-from webwork_sso_middleware.store.workspaces import Workspaces
 
-from ..saml.metadata_samples import (
-    OKTA_ENTITY_ID,
-    OKTA_SSO_POST,
+from .metadata_samples import (
     certificate,
     entity_descriptor,
     fingerprint,
     okta_metadata,
-    sso_services,
 )
 
 URL = "https://acme.okta.com/app/exk1fxyz2AbCdEfGh0h8/sso/saml/metadata"
@@ -42,7 +36,7 @@ DAY = dt.timedelta(days=1)
 
 
 class FakeIdP:
-    """Stands in for metadata.fetch: serves what it is told, and counts the fetches."""
+    """Stands in for fetching.fetch: serves what it is told, and counts the fetches."""
 
     def __init__(self, xml: str) -> None:
         self.xml = xml
@@ -246,7 +240,9 @@ def test_a_refresh_does_not_undo_a_change_made_while_it_fetched(
     pasted = workspaces.set_idp("acme", metadata_xml=okta_metadata(certificate("pasted")))
     fetched = parse(okta_metadata(certificate("fetched")))
 
-    stored = database.run(lambda s: idps.store_refreshed(s, claim, fetched, info.refresh_after))
+    stored = database.run(lambda s: idps.store_refreshed(
+        s, claim, copy_of(fetched), info.refresh_after, refresh_after=info.refresh_after,
+        before=None))
     failed = database.run(
         lambda s: idps.record_refresh_failure(s, claim, "boom", info.refresh_after)
     )
@@ -260,3 +256,15 @@ def test_no_idp_or_no_workspace_is_nothing_to_refresh(database: Database, idp: F
     assert idp.calls == []
 
 
+def test_the_facade_refreshes_before_it_answers(
+    workspaces: Workspaces, database: Database, idp: FakeIdP
+) -> None:
+    info = workspaces.set_idp("acme", metadata_url=URL)
+    idp.xml = okta_metadata(certificate("old"), certificate("new"))
+    providers = IdentityProviders(database, fetch=idp)
+
+    assert providers.get(info.workspace_id) == info
+    current = providers.current(info.workspace_id, now=info.refresh_after)
+
+    assert current is not None and len(current.certificates) == 2
+    assert providers.get(999999) is None

@@ -1,9 +1,8 @@
-"""A workspace's IdP: set by URL or XML, refreshed, and the last good copy kept on failure."""
+"""Setting a workspace's IdP by URL or XML (Workspaces.set_idp): checked, fetched safely, stored."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from typing import Any
 
@@ -16,18 +15,16 @@ from webwork_sso_middleware.errors import (
     MetadataUnavailable,
     NotFound,
 )
-from webwork_sso_middleware.saml.metadata import MetadataFetcher, parse
-from webwork_sso_middleware.store import Database
-from webwork_sso_middleware.store import identity_providers as idps
-from webwork_sso_middleware.store.identity_providers import (
-    RETRY_AFTER_FAILURE,
-    IdentityProviders,
+from webwork_sso_middleware.idp_metadata.fetching import MetadataFetcher
+from webwork_sso_middleware.idp_metadata.parsing import parse
+from webwork_sso_middleware.idp_metadata.refresh import (
     refresh_if_due,
 )
+from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
+from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import AuditEvent, IdentityProvider, utcnow
-from webwork_sso_middleware.store.workspaces import Workspaces
 
-from ..saml.metadata_samples import (
+from .metadata_samples import (
     OKTA_ENTITY_ID,
     OKTA_SSO_POST,
     certificate,
@@ -42,7 +39,7 @@ DAY = dt.timedelta(days=1)
 
 
 class FakeIdP:
-    """Stands in for metadata.fetch: serves what it is told, and counts the fetches."""
+    """Stands in for fetching.fetch: serves what it is told, and counts the fetches."""
 
     def __init__(self, xml: str) -> None:
         self.xml = xml

@@ -1,101 +1,64 @@
-"""A workspace's IdP: set by URL or XML, refreshed, and the last good copy kept on failure."""
+"""A workspace's IdP as stored: the store keeps the values it is given, and hands out refresh claims."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
-from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from webwork_sso_middleware.errors import (
-    ConfigurationError,
-    MetadataError,
-    MetadataUnavailable,
-    NotFound,
-)
-from webwork_sso_middleware.saml.metadata import MetadataFetcher, parse
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store import identity_providers as idps
-from webwork_sso_middleware.store.identity_providers import (
-    RETRY_AFTER_FAILURE,
-    IdentityProviders,
-    refresh_if_due,
-)
-from webwork_sso_middleware.store.models import AuditEvent, IdentityProvider, utcnow
+from webwork_sso_middleware.store.identity_providers import MetadataCopy
+from webwork_sso_middleware.store.models import AuditEvent, utcnow
 from webwork_sso_middleware.store.workspaces import Workspaces
 
-from ..saml.metadata_samples import (
-    OKTA_ENTITY_ID,
-    OKTA_SSO_POST,
-    certificate,
-    entity_descriptor,
-    fingerprint,
-    okta_metadata,
-    sso_services,
-)
-
 URL = "https://acme.okta.com/app/exk1fxyz2AbCdEfGh0h8/sso/saml/metadata"
-DAY = dt.timedelta(days=1)
-
-
-class FakeIdP:
-    """Stands in for metadata.fetch: serves what it is told, and counts the fetches."""
-
-    def __init__(self, xml: str) -> None:
-        self.xml = xml
-        self.error: Exception | None = None
-        self.calls: list[str] = []
-        self.delay = 0.0
-
-    def __call__(self, url: str) -> str:
-        self.calls.append(url)
-        time.sleep(self.delay)
-        if self.error is not None:
-            raise self.error
-        return self.xml
+# Not metadata at all: the store must keep it without reading it (parsing is idp_metadata's).
+XML = "<not-parsed-by-the-store/>"
+SUMMARY = {"entity_id": "https://idp.example", "certificates": ["AA:BB"]}
 
 
 @pytest.fixture
-def idp() -> FakeIdP:
-    return FakeIdP(okta_metadata(certificate("old")))
+def workspace_id(database: Database) -> int:
+    info, _ = Workspaces(database).create("acme", name="Acme", plan="plus",
+                                          owner_email="it@acme.example")
+    return info.id
 
 
-@pytest.fixture
-def workspaces(database: Database, idp: FakeIdP) -> Workspaces:
-    workspaces = Workspaces(database, fetch=idp)
-    workspaces.create("acme", name="Acme", plan="plus", owner_email="it@acme.example")
-    return workspaces
+def configure(database: Database, workspace_id: int, *, refresh_after: dt.datetime | None,
+              before: dict[str, object] | None = None) -> None:
+    copy = MetadataCopy(entity_id="https://idp.example", xml=XML, valid_until=None,
+                        summary=SUMMARY)
+    database.run(lambda s: idps.configure(
+        s, workspace_id, copy, before=before, metadata_url=URL, fetched_at=utcnow(),
+        refresh_after=refresh_after, allow_idp_initiated=None, actor="test"))
 
 
-def workspace_id(workspaces: Workspaces) -> int:
-    return workspaces.get("acme").id
+def test_the_store_keeps_what_it_is_given_and_audits_the_summaries(
+    database: Database, workspace_id: int
+) -> None:
+    configure(database, workspace_id, refresh_after=None, before={"entity_id": "earlier"})
 
-
-def events(database: Database, action: str) -> list[AuditEvent]:
     with database.transaction() as session:
-        query = select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
-        return list(session.scalars(query))
+        row = idps.find(session, workspace_id)
+        assert row is not None
+        assert (row.entity_id, row.metadata_xml, row.refresh_after) == (
+            "https://idp.example", XML, None)
+        assert row.allow_idp_initiated  # a new IdP allows IdP-initiated sign-in
+        event = session.query(AuditEvent).filter_by(action="idp_configured").one()
+        assert event.changes["before"] == {"entity_id": "earlier"}
+        assert event.changes["after"] == SUMMARY
 
 
-def stored_xml(database: Database) -> str:
-    with database.transaction() as session:
-        return session.scalars(select(IdentityProvider.metadata_xml)).one()
+def test_a_claim_is_given_once_and_lapses(database: Database, workspace_id: int) -> None:
+    now = utcnow()
+    configure(database, workspace_id, refresh_after=now)
 
-
-def test_a_claim_is_given_once_and_lapses(workspaces: Workspaces, database: Database) -> None:
-    info = workspaces.set_idp("acme", metadata_url=URL)
-    now = info.refresh_after
-
-    first = database.run(lambda s: idps.claim_refresh(s, info.workspace_id, now))
-    second = database.run(lambda s: idps.claim_refresh(s, info.workspace_id, now))
+    first = database.run(lambda s: idps.claim_refresh(s, workspace_id, now))
+    second = database.run(lambda s: idps.claim_refresh(s, workspace_id, now))
     lapsed = now + idps.REFRESH_CLAIM
-    third = database.run(lambda s: idps.claim_refresh(s, info.workspace_id, lapsed))
+    third = database.run(lambda s: idps.claim_refresh(s, workspace_id, lapsed))
 
     assert first is not None and first.metadata_url == URL
     assert second is None
     assert third is not None  # the first worker died: another may try
-
-

@@ -1,54 +1,18 @@
-"""Fetching IdP metadata from its URL without becoming a way into the site's own network.
+"""Which metadata URLs and addresses may be fetched (issue 9, SSRF): the rules, without the I/O.
 
-A workspace owner chooses the URL, and every owner may be hostile, so (issue 9, SSRF):
-
-- Only globally routable addresses are fetched: the host is resolved here, every address it has
-  must be public, and the connection goes to the address that was checked (pinned), so a DNS
-  answer that changes between the check and the connect cannot reach an internal host. TLS still
-  verifies the certificate against the host name. Hosts the operator names in
-  ``metadata_allowed_hosts`` skip the address check (testing, an IdP on the site's own network).
-- Redirects are followed here, a few at most, each one checked like the first URL.
-- One deadline bounds the whole fetch: DNS, connects, TLS, redirects and a dripping body.
-- Every failure a caller could use as an oracle (refused address, connection refused, timeout,
-  HTTP status, not XML, not SAML metadata) raises the same :class:`MetadataUnavailable`; nothing
-  of what the server sent comes back. The detail goes to the server log, escaped.
-
-No proxy is used: the proxy would resolve the name itself, which defeats the check.
-Stdlib only; :mod:`.metadata` re-exports these names.
+A workspace owner chooses the URL, and every owner may be hostile. :func:`check_url` judges the
+URL's form (https, or http to loopback only); :func:`is_public_address` judges each address a
+host resolves to, which :mod:`.fetching` asks before it connects.
 """
 
 from __future__ import annotations
 
-import codecs
-import dataclasses
-import http.client
 import ipaddress
-import logging
 import re
-import socket
-import ssl
-import threading
-import time
-from collections.abc import Iterable
-from typing import Any
-from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
-from lxml import etree
+from ..errors import MetadataError
 
-from ..config import Settings, normalise_host
-from ..errors import MetadataError, MetadataUnavailable
-
-log = logging.getLogger(__name__)
-
-DEFAULT_TIMEOUT = 10.0  # seconds, for the whole fetch
-DEFAULT_MAX_BYTES = 2 * 1024 * 1024
-MAX_REDIRECTS = 5
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-MD_NS = "urn:oasis:names:tc:SAML:2.0:metadata"
-METADATA_ROOTS = (f"{{{MD_NS}}}EntityDescriptor", f"{{{MD_NS}}}EntitiesDescriptor")
-
-_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z][\w.-]*)["']""")
-_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f]")
 # Forms of IPv6 address that carry an IPv4 address the network may deliver to: judge that one.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -113,12 +77,12 @@ def check_url(url: str) -> None:
     if scheme == "http" and not is_loopback(host):
         # Keys come from the metadata: over plain http anyone on the path could swap them.
         raise MetadataError(
-            f"{_shown(url)} uses plain http; a metadata URL must be https"
+            f"{shown(url)} uses plain http; a metadata URL must be https"
             " (http is accepted only for localhost)"
         )
 
 
-def _shown(url: str) -> str:
+def shown(url: str) -> str:
     """The URL as it is safe to print: without any user:password."""
     try:
         parts = urlsplit(url)

@@ -1,68 +1,31 @@
-"""Fetching IdP metadata from its URL without becoming a way into the site's own network.
+"""An IdP metadata document as text and as a safe XML tree, before any SAML meaning.
 
-A workspace owner chooses the URL, and every owner may be hostile, so (issue 9, SSRF):
-
-- Only globally routable addresses are fetched: the host is resolved here, every address it has
-  must be public, and the connection goes to the address that was checked (pinned), so a DNS
-  answer that changes between the check and the connect cannot reach an internal host. TLS still
-  verifies the certificate against the host name. Hosts the operator names in
-  ``metadata_allowed_hosts`` skip the address check (testing, an IdP on the site's own network).
-- Redirects are followed here, a few at most, each one checked like the first URL.
-- One deadline bounds the whole fetch: DNS, connects, TLS, redirects and a dripping body.
-- Every failure a caller could use as an oracle (refused address, connection refused, timeout,
-  HTTP status, not XML, not SAML metadata) raises the same :class:`MetadataUnavailable`; nothing
-  of what the server sent comes back. The detail goes to the server log, escaped.
-
-No proxy is used: the proxy would resolve the name itself, which defeats the check.
-Stdlib only; :mod:`.metadata` re-exports these names.
+Shared by :mod:`.fetching` (a fetched body must at least be SAML metadata) and :mod:`.parsing`
+(which reads the IdP out of it). Errors that would quote the document carry an unquoted form
+too, for a document the site fetched from a URL an owner gave.
 """
 
 from __future__ import annotations
 
 import codecs
-import dataclasses
-import http.client
-import ipaddress
-import logging
 import re
-import socket
-import ssl
-import threading
-import time
-from collections.abc import Iterable
 from typing import Any
-from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 from lxml import etree
 
-from ..config import Settings, normalise_host
-from ..errors import MetadataError, MetadataUnavailable
+from ..errors import MetadataError
 
-log = logging.getLogger(__name__)
-
-DEFAULT_TIMEOUT = 10.0  # seconds, for the whole fetch
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
-MAX_REDIRECTS = 5
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MD_NS = "urn:oasis:names:tc:SAML:2.0:metadata"
 METADATA_ROOTS = (f"{{{MD_NS}}}EntityDescriptor", f"{{{MD_NS}}}EntitiesDescriptor")
 
 _DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z][\w.-]*)["']""")
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
-_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f]")
-# Forms of IPv6 address that carry an IPv4 address the network may deliver to: judge that one.
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-# IETF protocol assignments (192.0.0.8 and friends): Python 3.11 calls some of them global.
-_IETF_PROTOCOL = ipaddress.ip_network("192.0.0.0/24")
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class QuotingMetadataError(MetadataError):
     """A refusal whose reason quotes the document; ``unquoted`` says the same without it, for
-    a document the site fetched (``metadata.parse(..., echo=False)``)."""
+    a document the site fetched (``parsing.parse(..., echo=False)``)."""
 
     def __init__(self, reason: str, *, unquoted: str) -> None:
         super().__init__(reason)

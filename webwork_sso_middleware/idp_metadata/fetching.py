@@ -3,10 +3,11 @@
 A workspace owner chooses the URL, and every owner may be hostile, so (issue 9, SSRF):
 
 - Only globally routable addresses are fetched: the host is resolved here, every address it has
-  must be public, and the connection goes to the address that was checked (pinned), so a DNS
-  answer that changes between the check and the connect cannot reach an internal host. TLS still
-  verifies the certificate against the host name. Hosts the operator names in
-  ``metadata_allowed_hosts`` skip the address check (testing, an IdP on the site's own network).
+  must be public (:mod:`.addresses`), and the connection goes to the address that was checked
+  (pinned), so a DNS answer that changes between the check and the connect cannot reach an
+  internal host. TLS still verifies the certificate against the host name. Hosts the operator
+  names in ``metadata_allowed_hosts`` skip the address check (testing, an IdP on the site's own
+  network).
 - Redirects are followed here, a few at most, each one checked like the first URL.
 - One deadline bounds the whole fetch: DNS, connects, TLS, redirects and a dripping body.
 - Every failure a caller could use as an oracle (refused address, connection refused, timeout,
@@ -14,17 +15,14 @@ A workspace owner chooses the URL, and every owner may be hostile, so (issue 9, 
   of what the server sent comes back. The detail goes to the server log, escaped.
 
 No proxy is used: the proxy would resolve the name itself, which defeats the check.
-Stdlib only; :mod:`.metadata` re-exports these names.
 """
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import http.client
 import ipaddress
 import logging
-import re
 import socket
 import ssl
 import threading
@@ -33,31 +31,16 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
-from lxml import etree
-
 from ..config import Settings, normalise_host
 from ..errors import MetadataError, MetadataUnavailable
+from .addresses import IPAddress, shown, check_url, is_public_address
+from .document import DEFAULT_MAX_BYTES, decode_document, metadata_root
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0  # seconds, for the whole fetch
-DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-MD_NS = "urn:oasis:names:tc:SAML:2.0:metadata"
-METADATA_ROOTS = (f"{{{MD_NS}}}EntityDescriptor", f"{{{MD_NS}}}EntitiesDescriptor")
-
-_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z][\w.-]*)["']""")
-_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
-_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f]")
-# Forms of IPv6 address that carry an IPv4 address the network may deliver to: judge that one.
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-# IETF protocol assignments (192.0.0.8 and friends): Python 3.11 calls some of them global.
-_IETF_PROTOCOL = ipaddress.ip_network("192.0.0.0/24")
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +90,7 @@ def fetch(url: str, *, allowed_hosts: Iterable[str] = (), timeout: float = DEFAU
     if guard.passed():
         detail = f"no metadata within the {timeout:g} s deadline ({detail})"
     # Only here does the reason appear; repr() keeps a newline in it from forging a log line.
-    log.warning("fetching IdP metadata from %r failed: %r", _shown(url), detail)
+    log.warning("fetching IdP metadata from %r failed: %r", shown(url), detail)
     raise MetadataUnavailable()
 
 

@@ -1,46 +1,21 @@
-"""A workspace's SAML IdP: its metadata, the last good copy of it, and keeping that fresh.
+"""A workspace's IdP as the rest of the site sees it, and what the store keeps of checked metadata.
 
-Metadata configured by URL is refreshed by :func:`refresh_if_due`, which the SP calls before it
-uses the metadata. The network fetch happens outside any transaction; a short write transaction
-first *claims* the refresh (moves ``refresh_after`` forward), so of many workers that find the
-metadata due at once, only one fetches.
-
-A failed refresh keeps the last good copy, records the error on the row and in the audit log,
-and is retried after :data:`RETRY_AFTER_FAILURE`. That holds even when the stored copy is past
-its ``validUntil``: refusing every sign-in because the IdP's metadata endpoint is down would be
-a worse outage than trusting keys the IdP itself published, over https, a little longer. The
-expiry is stated in the recorded error, so the owner sees it in the settings diagnostics.
+The store holds rows (store/identity_providers.py) and never parses: :func:`copy_of` turns parsed
+metadata into the values it keeps, and :meth:`IdPInfo.of` reads a stored row back, parsing its
+XML for what has no column of its own (the SSO URLs, the certificates).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
-
 from ..errors import MetadataError
-from ..logs import package_logger
-from ..saml import metadata
-from . import audit
-from .db import Database
-from .models import IdentityProvider, utcnow
-
-log = package_logger(__name__)
-
-# How long a claimed refresh is left to its worker before another may try: well above a
-# fetch's worst case (two timeouts), so a worker that died only delays the refresh.
-REFRESH_CLAIM = dt.timedelta(minutes=5)
-# After a failure, wait this long before fetching again: a dead IdP is not fetched per login.
-RETRY_AFTER_FAILURE = dt.timedelta(minutes=15)
-REFRESH_ACTOR = "system:metadata-refresh"
-MAX_METADATA_URL = 2048  # the identity_providers.metadata_url column
-
-Fetch = Callable[[str], str]
-
+from ..store.identity_providers import MetadataCopy
+from ..store.models import IdentityProvider, utcnow
+from . import parsing as metadata
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,8 +92,13 @@ class IdPInfo:
         )
 
 
+def copy_of(parsed: metadata.IdPMetadata) -> MetadataCopy:
+    """What the store keeps of checked metadata."""
+    return MetadataCopy(entity_id=parsed.entity_id, xml=parsed.xml,
+                        valid_until=parsed.valid_until, summary=summary(parsed))
 
-def _summary(parsed: metadata.IdPMetadata) -> dict[str, Any]:
+
+def summary(parsed: metadata.IdPMetadata) -> dict[str, Any]:
     """What an owner compares between two versions of an IdP's metadata."""
     return {
         "entity_id": parsed.entity_id,
@@ -128,9 +108,12 @@ def _summary(parsed: metadata.IdPMetadata) -> dict[str, Any]:
     }
 
 
-def _stored_summary(row: IdentityProvider) -> dict[str, Any] | None:
+def stored_summary(row: IdentityProvider | None) -> dict[str, Any] | None:
+    """The summary of the stored copy, for the audit record's "before" (None: nothing stored)."""
+    if row is None:
+        return None
     try:
-        return _summary(metadata.parse(row.metadata_xml, check_loadable=False))
+        return summary(metadata.parse(row.metadata_xml, check_loadable=False))
     except MetadataError:  # stored by an older version with other rules: replace it anyway
         return None
 
@@ -141,27 +124,3 @@ def _iso(value: dt.datetime) -> str:
 
 def _iso_or_none(value: dt.datetime | None) -> str | None:
     return _iso(value) if value is not None else None
-
-
-
-class IdentityProviders:
-    """The IdP of each workspace, by workspace id: what the SP uses. A call, a transaction."""
-
-    def __init__(self, database: Database, *, fetch: Fetch = metadata.fetch) -> None:
-        self.database = database
-        self.fetch = fetch
-
-    def get(self, workspace_id: int) -> IdPInfo | None:
-        def work(session: Session) -> IdPInfo | None:
-            row = find(session, workspace_id)
-            return IdPInfo.of(row) if row is not None else None
-
-        return self.database.run(work, write=False)
-
-    def refresh_if_due(self, workspace_id: int, *, now: dt.datetime | None = None) -> None:
-        refresh_if_due(self.database, workspace_id, now=now, fetch=self.fetch)
-
-    def current(self, workspace_id: int, *, now: dt.datetime | None = None) -> IdPInfo | None:
-        """The metadata to use now: refreshed first when due (a failure keeps the last good)."""
-        self.refresh_if_due(workspace_id, now=now)
-        return self.get(workspace_id)

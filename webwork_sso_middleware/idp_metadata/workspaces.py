@@ -1,41 +1,36 @@
-"""Workspaces and their SCIM tokens: the Python API behind the CLI and the settings page."""
+"""Workspaces with their IdP: the store's Workspaces, plus configuring the IdP from metadata.
+
+``Workspaces`` is the Python API behind the CLI, the settings page and ``SSOMiddleware.workspaces``.
+Setting the IdP fetches (with the SSRF rules) and parses metadata, which the store must not do,
+so those two methods live here, one floor up, and hand the store values it only persists.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import hashlib
-import hmac
-import re
-import secrets
-from collections.abc import Iterable
-from typing import cast
-
-from sqlalchemy import Connection, Table, bindparam, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import domains as domain_rules
-from ..names import canonical_domain
-from ..errors import (
-    ConfigurationError, Conflict, DomainError, DomainNotVerified, MetadataError, NotFound,
-    PlanError,
-)
-from ..saml import metadata
-from . import domains as domain_store
-from . import identity_providers
-from .db import Database, UnitOfWork, note_sessions_ended
-from .domains import DomainClaim
-from .identity_providers import IdPInfo
-from .models import (
-    PLANS, Member, MemberSession, ScimToken, Workspace, utcnow,
-)
+from ..errors import ConfigurationError, MetadataError, NotFound
+from ..store import identity_providers
+from ..store import workspaces as workspace_store
+from ..store.db import Database
+from ..store.models import Workspace, utcnow
+from . import addresses
+from . import parsing as metadata
+from .fetching import fetch as fetch_metadata
+from .identity_providers import IdPInfo, copy_of, stored_summary
+from .refresh import Fetch
 
-SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-# Slugs that would read as a page of their own under /saml/.
-RESERVED_SLUGS = frozenset({"login", "logout", "static", "metadata", "acs", "settings"})
-DOMAIN_PATTERN = domain_rules.DOMAIN_PATTERN
 
+class Workspaces(workspace_store.Workspaces):
+    """Create and configure workspaces and their IdP. Every method is one transaction."""
+
+    def __init__(
+        self, database: Database, *, fetch: Fetch = fetch_metadata,
+        resolver: domain_rules.TxtResolver | None = None,
+    ) -> None:
+        super().__init__(database, resolver=resolver)
+        self.fetch = fetch  # how set_idp gets metadata from a URL (replaceable in tests)
 
     # -- the IdP ---------------------------------------------------------------------------------
 
@@ -68,7 +63,7 @@ DOMAIN_PATTERN = domain_rules.DOMAIN_PATTERN
                 raise MetadataError(
                     f"the URL is longer than {identity_providers.MAX_METADATA_URL} characters"
                 )
-            metadata.check_url(metadata_url)  # the rule holds whatever fetch does
+            addresses.check_url(metadata_url)  # the rule holds whatever fetch does
             # Outside any transaction. The site's fetcher refuses internal addresses unless the
             # operator allowed the host (MetadataFetcher, settings.metadata_allowed_hosts).
             metadata_xml = self.fetch(metadata_url)
@@ -90,8 +85,12 @@ DOMAIN_PATTERN = domain_rules.DOMAIN_PATTERN
             current = _load(session, slug)
             if current.id != workspace.id:  # deleted and re-created meanwhile
                 raise NotFound("workspace", slug)
+            before = stored_summary(identity_providers.find(session, current.id, for_update=True))
+            # Pasted metadata has nowhere to be refreshed from.
+            refresh_after = metadata.next_refresh(parsed, fetched_at) if metadata_url else None
             row = identity_providers.configure(
-                session, current.id, parsed, metadata_url=metadata_url, fetched_at=fetched_at,
+                session, current.id, copy_of(parsed), before=before, metadata_url=metadata_url,
+                fetched_at=fetched_at, refresh_after=refresh_after,
                 allow_idp_initiated=allow_idp_initiated, actor=actor,
             )  # fmt: skip
             return IdPInfo.of(row, parsed)
@@ -121,3 +120,9 @@ DOMAIN_PATTERN = domain_rules.DOMAIN_PATTERN
 
         return self.database.run(work, write=False)
 
+
+def _load(session: Session, slug: str) -> Workspace:
+    workspace = workspace_store.find_by_slug(session, slug)
+    if workspace is None:
+        raise NotFound("workspace", slug)
+    return workspace

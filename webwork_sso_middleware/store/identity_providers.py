@@ -1,35 +1,27 @@
-"""A workspace's SAML IdP: its metadata, the last good copy of it, and keeping that fresh.
+"""A workspace's SAML IdP as stored: the last good copy of its metadata and its refresh state.
 
-Metadata configured by URL is refreshed by :func:`refresh_if_due`, which the SP calls before it
-uses the metadata. The network fetch happens outside any transaction; a short write transaction
-first *claims* the refresh (moves ``refresh_after`` forward), so of many workers that find the
-metadata due at once, only one fetches.
+The store only keeps what it is given. Parsing, fetching and deciding when to refresh are
+idp_metadata's (parsing.py, refresh.py): it hands over a :class:`MetadataCopy` already checked,
+with the values the row keeps (entity ID, XML, validUntil) and the summary the audit log compares.
 
-A failed refresh keeps the last good copy, records the error on the row and in the audit log,
-and is retried after :data:`RETRY_AFTER_FAILURE`. That holds even when the stored copy is past
-its ``validUntil``: refusing every sign-in because the IdP's metadata endpoint is down would be
-a worse outage than trusting keys the IdP itself published, over https, a little longer. The
-expiry is stated in the recorded error, so the owner sees it in the settings diagnostics.
+A refresh is claimed first: :func:`claim_refresh` moves ``refresh_after`` forward in a short
+write transaction, so of many workers that find the metadata due at once, only one fetches. Its
+result is kept by :func:`store_refreshed` or noted by :func:`record_refresh_failure`, each only
+while the claim is still current.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from ..errors import MetadataError
-from ..logs import package_logger
-from ..saml import metadata
 from . import audit
-from .db import Database
-from .models import IdentityProvider, utcnow
-
-log = package_logger(__name__)
+from .models import IdentityProvider
 
 # How long a claimed refresh is left to its worker before another may try: well above a
 # fetch's worst case (two timeouts), so a worker that died only delays the refresh.
@@ -39,7 +31,17 @@ RETRY_AFTER_FAILURE = dt.timedelta(minutes=15)
 REFRESH_ACTOR = "system:metadata-refresh"
 MAX_METADATA_URL = 2048  # the identity_providers.metadata_url column
 
-Fetch = Callable[[str], str]
+
+@dataclasses.dataclass(frozen=True)
+class MetadataCopy:
+    """A checked copy of an IdP's metadata, as the caller parsed it: what the row keeps."""
+
+    entity_id: str
+    xml: str = dataclasses.field(repr=False)  # the IdP's EntityDescriptor
+    valid_until: dt.datetime | None
+    # What an owner compares between two versions (entity ID, SSO URLs, certificates): the
+    # audit record's "after"; the caller gives the stored copy's as "before".
+    summary: Mapping[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,26 +65,30 @@ def find(
 def configure(
     session: Session,
     workspace_id: int,
-    parsed: metadata.IdPMetadata,
+    copy: MetadataCopy,
     *,
+    before: Mapping[str, Any] | None,
     metadata_url: str | None,
     fetched_at: dt.datetime,
+    refresh_after: dt.datetime | None,
     allow_idp_initiated: bool | None,
     actor: str,
 ) -> IdentityProvider:
-    """Store checked metadata as the workspace's IdP, replacing any earlier one."""
+    """Store checked metadata as the workspace's IdP, replacing any earlier one.
+
+    ``before`` is the summary of the copy it replaces (None: none, or one no longer readable);
+    ``refresh_after`` is None for pasted metadata, which has nowhere to be refreshed from.
+    """
     row = find(session, workspace_id, for_update=True)
-    before = _stored_summary(row) if row else None
     if row is None:
         row = IdentityProvider(workspace_id=workspace_id, allow_idp_initiated=True)
         session.add(row)
-    row.entity_id = parsed.entity_id
+    row.entity_id = copy.entity_id
     row.metadata_url = metadata_url
-    row.metadata_xml = parsed.xml
+    row.metadata_xml = copy.xml
     row.fetched_at = fetched_at
-    row.valid_until = parsed.valid_until
-    # Pasted metadata has nowhere to be refreshed from.
-    row.refresh_after = metadata.next_refresh(parsed, fetched_at) if metadata_url else None
+    row.valid_until = copy.valid_until
+    row.refresh_after = refresh_after
     row.last_refresh_error = row.last_refresh_error_at = None
     if allow_idp_initiated is not None:
         row.allow_idp_initiated = allow_idp_initiated
@@ -90,7 +96,7 @@ def configure(
     audit.record(
         session, workspace_id=workspace_id, actor=actor, action="idp_configured",
         target_type="idp", target_id=None,
-        changes={"metadata_url": metadata_url, "before": before, "after": _summary(parsed),
+        changes={"metadata_url": metadata_url, "before": before, "after": dict(copy.summary),
                  "allow_idp_initiated": row.allow_idp_initiated},
     )  # fmt: skip
     return row
@@ -139,7 +145,8 @@ def claim_refresh(session: Session, workspace_id: int, now: dt.datetime) -> Refr
     return RefreshClaim(workspace_id, row.metadata_url, row.fetched_at)
 
 
-def _still_current(session: Session, claim: RefreshClaim) -> IdentityProvider | None:
+def still_current(session: Session, claim: RefreshClaim) -> IdentityProvider | None:
+    """The row, locked, when nobody changed the IdP since the claim; else None."""
     # The owner may have set another IdP (or the same one again) while we fetched: theirs wins.
     row = find(session, claim.workspace_id, for_update=True)
     if row is None or row.metadata_url != claim.metadata_url or row.fetched_at != claim.fetched_at:
@@ -147,20 +154,22 @@ def _still_current(session: Session, claim: RefreshClaim) -> IdentityProvider | 
     return row
 
 
-def store_refreshed(session: Session, claim: RefreshClaim, parsed: metadata.IdPMetadata,
-                    now: dt.datetime) -> bool:
-    """Keep freshly fetched metadata as the last good copy; False if the claim went stale."""
-    row = _still_current(session, claim)
+def store_refreshed(session: Session, claim: RefreshClaim, copy: MetadataCopy, now: dt.datetime,
+                    *, refresh_after: dt.datetime, before: Mapping[str, Any] | None) -> bool:
+    """Keep freshly fetched metadata as the last good copy; False if the claim went stale.
+
+    ``before`` is the summary of the stored copy (read under :func:`still_current`'s lock).
+    """
+    row = still_current(session, claim)
     if row is None:
         return False
-    before = _stored_summary(row)
-    after = _summary(parsed)
+    after = dict(copy.summary)
     previous_error = row.last_refresh_error
-    row.entity_id = parsed.entity_id
-    row.metadata_xml = parsed.xml
+    row.entity_id = copy.entity_id
+    row.metadata_xml = copy.xml
     row.fetched_at = now
-    row.valid_until = parsed.valid_until
-    row.refresh_after = metadata.next_refresh(parsed, now)
+    row.valid_until = copy.valid_until
+    row.refresh_after = refresh_after
     row.last_refresh_error = row.last_refresh_error_at = None
     # Worth a line in the log: a certificate rollover or a recovery, not every daily fetch.
     if before != after or previous_error:
@@ -176,7 +185,7 @@ def store_refreshed(session: Session, claim: RefreshClaim, parsed: metadata.IdPM
 def record_refresh_failure(session: Session, claim: RefreshClaim, reason: str,
                            now: dt.datetime) -> bool:
     """Note a failed refresh; the last good copy stays in use. False if the claim went stale."""
-    row = _still_current(session, claim)
+    row = still_current(session, claim)
     if row is None:
         return False
     expired = row.valid_until is not None and row.valid_until <= now
@@ -198,7 +207,6 @@ def record_refresh_failure(session: Session, claim: RefreshClaim, reason: str,
                  "expired": expired, "retry_after": _iso(row.refresh_after)},
     )  # fmt: skip
     return True
-
 
 
 def _iso(value: dt.datetime) -> str:

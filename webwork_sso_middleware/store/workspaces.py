@@ -18,15 +18,11 @@ from sqlalchemy.orm import Session
 from .. import domains as domain_rules
 from ..names import canonical_domain
 from ..errors import (
-    ConfigurationError, Conflict, DomainError, DomainNotVerified, MetadataError, NotFound,
-    PlanError,
+    ConfigurationError, Conflict, DomainError, DomainNotVerified, NotFound, PlanError,
 )
-from ..saml import metadata
 from . import domains as domain_store
-from . import identity_providers
 from .db import Database, UnitOfWork, note_sessions_ended
 from .domains import DomainClaim
-from .identity_providers import IdPInfo
 from .models import (
     PLANS, Member, MemberSession, ScimToken, Workspace, utcnow,
 )
@@ -113,14 +109,16 @@ def find_credential(connection: Connection, token: str) -> ScimCredential | None
 
 
 class Workspaces:
-    """Create and configure workspaces. Every method is one transaction."""
+    """Create and configure workspaces. Every method is one transaction.
+
+    The IdP is configured one floor up (idp_metadata/workspaces.py adds ``set_idp`` and
+    ``idp``): that needs fetching and parsing metadata, which the store does not do.
+    """
 
     def __init__(
-        self, database: Database, *, fetch: identity_providers.Fetch = metadata.fetch,
-        resolver: domain_rules.TxtResolver | None = None,
+        self, database: Database, *, resolver: domain_rules.TxtResolver | None = None,
     ) -> None:
         self.database = database
-        self.fetch = fetch  # how set_idp gets metadata from a URL (replaceable in tests)
         self.resolver = resolver or domain_rules.TxtResolver()  # how verify_domain asks DNS
 
     def create(
