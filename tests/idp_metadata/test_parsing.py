@@ -1,4 +1,4 @@
-"""IdP metadata: safe parsing, what is extracted, the refresh schedule (fetching: test_fetching.py)."""
+"""IdP metadata: safe parsing, what is extracted, the refresh schedule (fetching: test_fetching)."""
 
 from __future__ import annotations
 

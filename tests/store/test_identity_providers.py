@@ -1,4 +1,4 @@
-"""A workspace's IdP as stored: the store keeps the values it is given, and hands out refresh claims."""
+"""A workspace's IdP as stored: the values it is given, kept unread, and the refresh claims."""
 
 from __future__ import annotations
 
