@@ -27,13 +27,13 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 from ..config import Settings, normalise_host
 from ..errors import MetadataError, MetadataUnavailable
-from .addresses import IPAddress, shown, check_url, is_public_address
+from .addresses import IPAddress, check_url, is_public_address, shown
 from .document import DEFAULT_MAX_BYTES, decode_document, metadata_root
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 10.0  # seconds, for the whole fetch
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+# What gets metadata from a URL: fetch, a MetadataFetcher, or a test's stand-in.
+Fetch = Callable[[str], str]
 
 
 @dataclasses.dataclass(frozen=True)

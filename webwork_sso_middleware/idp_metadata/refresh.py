@@ -15,7 +15,6 @@ expiry is stated in the recorded error, so the owner sees it in the settings dia
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
@@ -23,17 +22,21 @@ from ..errors import MetadataError
 from ..logs import package_logger
 from ..store.db import Database
 from ..store.identity_providers import (
-    RefreshClaim, claim_refresh, find, is_due, record_refresh_failure, still_current,
+    RefreshClaim,
+    claim_refresh,
+    find,
+    is_due,
+    record_refresh_failure,
+    still_current,
     store_refreshed,
 )
 from ..store.models import utcnow
 from . import parsing as metadata
+from .fetching import Fetch
 from .fetching import fetch as fetch_metadata
 from .identity_providers import IdPInfo, copy_of, stored_summary
 
 log = package_logger(__name__)
-
-Fetch = Callable[[str], str]
 
 
 def refresh_if_due(database: Database, workspace_id: int, *, now: dt.datetime | None = None,

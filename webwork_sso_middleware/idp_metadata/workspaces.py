@@ -17,9 +17,9 @@ from ..store.db import Database
 from ..store.models import Workspace, utcnow
 from . import addresses
 from . import parsing as metadata
+from .fetching import Fetch
 from .fetching import fetch as fetch_metadata
 from .identity_providers import IdPInfo, copy_of, stored_summary
-from .refresh import Fetch
 
 
 class Workspaces(workspace_store.Workspaces):
