@@ -48,8 +48,9 @@ LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(layer) for layer in (
     # Rules and helpers that know no other part of the package: email domains (domains),
     # protected path patterns (protected_paths), the member as the host sees it (identity),
     # absolute URLs (urls), request bodies (bodies), security headers (page_headers), logging
-    # (logs).
-    {"domains", "protected_paths", "identity", "urls", "bodies", "page_headers", "logs"},
+    # (logs), the one serializer per signed purpose (signing).
+    {"domains", "protected_paths", "identity", "urls", "bodies", "page_headers", "logs",
+     "signing"},
     # Name normalisation, which domains and identity build on.
     {"names"},
     # The one exception tree, under everything.
