@@ -31,7 +31,7 @@ from .constants import SECRET
 from .dns_server import TxtServer
 from .devidp import browser
 from .saml.idp import TestIdP
-from .saml.metadata_samples import (
+from .idp_metadata.metadata_samples import (
     OKTA_ENTITY_ID,
     OKTA_SSO_POST,
     certificate,

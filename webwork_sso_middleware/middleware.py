@@ -11,13 +11,13 @@ from .admin.links import LINK_LIFETIME, settings_link
 from .config import Settings
 from .domains import TxtResolver
 from .protected_paths import is_protected
-from .saml.metadata import MetadataFetcher
+from .idp_metadata.fetching import MetadataFetcher
 from .saml.app import SamlApplication
 from .scim.app import ScimApplication
 from .sessions import SessionManager
 from .signing import Signing
 from .store import Database, audit
-from .store.workspaces import Workspaces
+from .idp_metadata.workspaces import Workspaces
 from .urls import SAML_PREFIX, SCIM_PREFIX
 
 if TYPE_CHECKING:

@@ -34,7 +34,7 @@ from webwork_sso_middleware.devserver import (
 from webwork_sso_middleware.page_headers import hash_source
 from webwork_sso_middleware.saml.entities import make_client
 from webwork_sso_middleware.store.models import AuditEvent
-from webwork_sso_middleware.store.workspaces import Workspaces
+from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
 
 from ..constants import DS, SAML
 from ..saml.idp import autopost_form, pysaml2_sp_config

@@ -180,7 +180,7 @@ def locked(app: Callable[..., Any]) -> Callable[..., Any]:
 def setup_workspace(database_url: str, slug: str, idp: TestIdP) -> str:
     """Workspace ``slug`` (plan plus, SCIM and SSO on, trusting ``idp``); its SCIM token."""
     from webwork_sso_middleware.store import Database
-    from webwork_sso_middleware.store.workspaces import Workspaces
+    from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
 
     database = Database(database_url, auto_migrate=False)
     try:

@@ -33,14 +33,16 @@ from ..domains import TxtResolver
 from ..names import key as name_key
 from ..logs import package_logger
 from ..page_headers import new_nonce, nonce_source, secure_page
-from ..saml import metadata
+from ..idp_metadata.fetching import fetch as fetch_metadata
+from ..idp_metadata.identity_providers import IdPInfo
+from ..idp_metadata.workspaces import Workspaces
 from ..store import identity_providers
 from ..store import members as member_store
 from ..store import settings_sessions as settings_store
 from ..signing import CLOCK_TOLERANCE
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
-from ..store.workspaces import SLUG_PATTERN, WorkspaceInfo, Workspaces, find_by_slug, live_token
+from ..store.workspaces import SLUG_PATTERN, WorkspaceInfo, find_by_slug, live_token
 from ..urls import WorkspaceUrls
 from . import diagnostics, templates
 from .links import (
@@ -76,7 +78,7 @@ class SettingsPage:
     """The settings page as a WSGI app (mounted by saml/app.py at ``/saml/<slug>/settings``)."""
 
     def __init__(self, database: Database, *, settings: Settings, sessions: SessionManager,
-                 fetch: Callable[[str], str] = metadata.fetch,
+                 fetch: Callable[[str], str] = fetch_metadata,
                  clock: Callable[[], float] = time.time) -> None:
         self.database = database
         self.settings = settings
@@ -262,7 +264,7 @@ class SettingsPage:
                 viewer=access.viewer,
                 csrf_token=self.csrf.token(access.bindings[0]),
                 can_close=access.by_link,
-                idp=identity_providers.IdPInfo.of(idp_row) if idp_row is not None else None,
+                idp=IdPInfo.of(idp_row) if idp_row is not None else None,
                 token=live_token(session, row.id),
                 new_token=new_token,
                 members_total=total, members=entries, state=state, page=current,

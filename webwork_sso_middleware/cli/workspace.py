@@ -14,8 +14,8 @@ from sqlalchemy.engine import make_url
 from ..admin.links import LINK_LIFETIME, settings_link
 from ..devserver import ENV_SECRET_KEY, SECRET_FILE_NAME
 from ..errors import MetadataError
+from ..idp_metadata.document import decode_document
 from ..signing import Signing
-from ..saml.metadata import decode_document
 from .options import EXIT_USAGE, PROG, CommandError, GlobalOptions
 from .output import report, workspace_document
 

@@ -30,12 +30,13 @@ from ..admin.views import SettingsPage
 from ..bodies import read_form
 from ..errors import InvalidName, StoreUnavailable
 from ..identity import Member
+from ..idp_metadata.fetching import MetadataFetcher
+from ..idp_metadata.refresh import refresh_if_due
 from ..logs import package_logger
 from ..members import lifecycle
 from ..store import audit
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
-from ..store.identity_providers import refresh_if_due
 from ..store.models import SSO_PLANS, utcnow
 from ..store.sign_in import SignInTarget
 from ..store.workspaces import SLUG_PATTERN, find_by_slug
@@ -46,7 +47,6 @@ from .login_state import (
     is_cross_site, new_relay_state,
 )
 from .logout import LogoutPage
-from .metadata import MetadataFetcher
 from .pages import SIGN_IN_FORM_ACTION, error_page, page, signed_in_as_other_page
 from .redirects import safe_next
 from .sp import IdPSettings, ServiceProvider, ServiceProviders
