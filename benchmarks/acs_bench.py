@@ -18,9 +18,9 @@ failed to run. See benchmarks/README.md.
   ``parse_authn_request_response(saml_response, BINDING_HTTP_POST)`` in this process: no HTTP, no
   database, no session. That makes the comparison conservative for us.
 
-The IdP is tests/saml/idp.py's ``TestIdP`` (pysaml2's ``Server`` on our in-process crypto), loaded
-by path; it is never contacted over the network. Every response is made before the timing starts
-and used once (the ACS refuses replays): each side gets its own, all for the same SP and users.
+The IdP is tests/saml/idp.py's ``TestIdP`` (pysaml2's ``Server`` on our in-process crypto); it is
+never contacted over the network. Every response is made before the timing starts and used once
+(the ACS refuses replays): each side gets its own, all for the same SP and users.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import base64
 import cProfile
 import gc
 import http.client
-import importlib.util
 import io
 import json
 import os
@@ -43,33 +42,28 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = Path(__file__).resolve().parent
-for _path in (str(ROOT), str(BENCH_DIR)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
 # The server wrapper (control endpoints, cProfile, SQL statement counts) and the profile report
-# are scim_bench.py's.
-from scim_bench import (  # noqa: E402
+# are common.py's; importing it first also makes the checkout's tests/ importable.
+from common import (
+    SECRET,
+    WAITRESS_THREADS,
     BenchWrapper,
-    _profile_report,
     fmt,
+    host_app,
+    profile_report,
     publish,
     rss_kb,
     summarize,
     version_of,
 )
+from tests.saml.idp import TestIdP, pysaml2_sp_config
 
 SLUG = "bench"
-SECRET = "bench-secret-padded-to-thirty-two-bytes-at-least"
 COOKIE_NAME = "webwork_sso_session"
-WAITRESS_THREADS = 4
 IDP_URL = "http://127.0.0.1:9/idp-never-contacted"
 # Long enough that no response made before the timing expires during it (both SPs check it).
 RESPONSE_LIFETIME_S = 3600
@@ -89,27 +83,9 @@ or point the script at it with --xmlsec1 /path/to/xmlsec1.
 """
 
 
-def load_test_idp() -> Any:
-    """tests/saml/idp.py as a module (by path: the tests are not an installed package)."""
-    name = "_bench_test_idp"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "saml" / "idp.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
 # ---------------------------------------------------------------------------------------------
 # Our site (in the child process, and in this process for the in-process figure)
 # ---------------------------------------------------------------------------------------------
-
-
-def host_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
-    return [b"host"]
 
 
 def build_site(database_url: str, base_url: str, idp_metadata: str) -> Any:
@@ -327,7 +303,7 @@ class Stock:
         from saml2.client import Saml2Client
         from saml2.config import SPConfig
 
-        config = load_test_idp().pysaml2_sp_config(entity_id, acs_url, [idp_metadata])
+        config = pysaml2_sp_config(entity_id, acs_url, [idp_metadata])
         if xmlsec1:
             config["xmlsec_binary"] = xmlsec1
         # Nothing else: default crypto backend (xmlsec1), default everything.
@@ -550,8 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     started = time.perf_counter()
     try:
-        idp_module = load_test_idp()
-        idp = idp_module.TestIdP(IDP_URL, workdir / "idp", name="Bench IdP")
+        idp = TestIdP(IDP_URL, workdir / "idp", name="Bench IdP")
         metadata_xml = idp.metadata_xml()
         metadata_file = workdir / "idp-metadata.xml"
         metadata_file.write_text(metadata_xml)
@@ -649,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
                 stock_profiles.append(profile)
             report["profiles"] = {
                 "ours, server side, per ACS request (sign-in of a returning member)": text,
-                "stock pysaml2 + xmlsec1, in-process parse": _profile_report(stock_profiles, {}, 20),
+                "stock pysaml2 + xmlsec1, in-process parse": profile_report(stock_profiles, {}, 20),
             }
         report["elapsed_s"] = time.perf_counter() - started
         report["config"]["loadavg_end"] = os.getloadavg()[0]

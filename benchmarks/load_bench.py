@@ -21,7 +21,6 @@ creates a database of its own on the server of ``--postgres-url`` and drops it a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -33,12 +32,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.saml.idp import TestIdP  # noqa: E402
-from tests.workers.cluster import (  # noqa: E402
+# Importing common first also makes the checkout's tests/ importable.
+from common import add_json_option, publish
+from tests.saml.idp import TestIdP
+from tests.workers.cluster import (
     KINDS,
     Cluster,
     MixedLoad,
@@ -47,8 +44,10 @@ from tests.workers.cluster import (  # noqa: E402
     setup_workspace,
 )
 
-DEFAULT_POSTGRES = (os.environ.get("WEBWORK_SSO_TEST_DATABASE_URL")
-                    or "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DEFAULT_POSTGRES = (
+    os.environ.get("WEBWORK_SSO_TEST_DATABASE_URL")
+    or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 SLUG = "loadbench"
 WARMUP_SECONDS = 3.0
 
@@ -74,8 +73,9 @@ class PostgresDatabase:
         self.name = f"webwork_sso_load_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-        self.url = make_url(server_url).set(database=self.name).render_as_string(
-            hide_password=False)
+        self.url = (
+            make_url(server_url).set(database=self.name).render_as_string(hide_password=False)
+        )
 
     def drop(self) -> None:
         from sqlalchemy import text
@@ -94,12 +94,17 @@ def cpu_seconds(pid: int) -> float:
 def summarize(latencies: list[float], seconds: float) -> dict[str, Any]:
     if not latencies:
         return {"count": 0, "per_second": 0.0, "p50_ms": None, "p99_ms": None}
-    return {"count": len(latencies), "per_second": round(len(latencies) / seconds, 1),
-            "p50_ms": round(percentile(latencies, 50) * 1000, 2),
-            "p99_ms": round(percentile(latencies, 99) * 1000, 2)}
+    return {
+        "count": len(latencies),
+        "per_second": round(len(latencies) / seconds, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+    }
 
 
-def run_backend(backend: str, args: argparse.Namespace, idp: TestIdP, workdir: Path) -> dict[str, Any]:
+def run_backend(
+    backend: str, args: argparse.Namespace, idp: TestIdP, workdir: Path
+) -> dict[str, Any]:
     from webwork_sso_middleware.store import Database
 
     postgres = None
@@ -112,10 +117,21 @@ def run_backend(backend: str, args: argparse.Namespace, idp: TestIdP, workdir: P
     try:
         Database(url).dispose()  # migrate once, before the servers start
         token = setup_workspace(url, SLUG, idp)
-        cluster = Cluster.start(url, workers, workdir / f"logs-{backend}",
-                                recheck=args.recheck, threads=args.server_threads)
-        load = MixedLoad(cluster, SLUG, token, threads=args.client_threads,
-                         browsers=args.browsers, seed=args.seed)
+        cluster = Cluster.start(
+            url,
+            workers,
+            workdir / f"logs-{backend}",
+            recheck=args.recheck,
+            threads=args.server_threads,
+        )
+        load = MixedLoad(
+            cluster,
+            SLUG,
+            token,
+            threads=args.client_threads,
+            browsers=args.browsers,
+            seed=args.seed,
+        )
         try:
             load.prepare()
             warmup = load.run(WARMUP_SECONDS)
@@ -142,8 +158,10 @@ def run_backend(backend: str, args: argparse.Namespace, idp: TestIdP, workdir: P
         "overall": summarize(every, result.seconds),
         # CPU cores kept busy on average: this process (clients and IdP), the servers together
         # (the database server's own CPU is not counted).
-        "cpu_cores": {"client": round(client_cpu / result.seconds, 2),
-                      "servers": round(server_cpu / result.seconds, 2)},
+        "cpu_cores": {
+            "client": round(client_cpu / result.seconds, 2),
+            "servers": round(server_cpu / result.seconds, 2),
+        },
         "errors": warmup.errors + result.errors,
         "logged_errors": logged,
     }
@@ -163,18 +181,24 @@ def render(report: dict[str, Any]) -> str:
     for run in report["runs"]:
         rows = [*((kind, run["kinds"][kind]) for kind in KINDS), ("**all**", run["overall"])]
         for kind, s in rows:
-            lines.append(f"| {run['backend']} | {run['workers']} | {kind} | {s['count']} | "
-                         f"{s['per_second']:.1f} | {_ms(s['p50_ms'])} | {_ms(s['p99_ms'])} |")
+            lines.append(
+                f"| {run['backend']} | {run['workers']} | {kind} | {s['count']} | "
+                f"{s['per_second']:.1f} | {_ms(s['p50_ms'])} | {_ms(s['p99_ms'])} |"
+            )
     for run in report["runs"]:
         problems = run["errors"] + run["logged_errors"]
         status = "no error responses" if not problems else f"{len(problems)} ERRORS"
         cpu = run["cpu_cores"]
-        lines.append(f"\n{run['backend']}: {status}; CPU cores busy: client+IdP {cpu['client']}, "
-                     f"servers {cpu['servers']}")
+        lines.append(
+            f"\n{run['backend']}: {status}; CPU cores busy: client+IdP {cpu['client']}, "
+            f"servers {cpu['servers']}"
+        )
         lines.extend(f"  {p}" for p in problems[:20])
-    lines.append("\nlogin_start is GET /saml/<slug>/login (to the IdP); acs is the IdP's POST to "
-                 "/saml/<slug>/acs on another random server; page_view is a signed-in GET of "
-                 "the host app. The IdP's own step is not timed.")
+    lines.append(
+        "\nlogin_start is GET /saml/<slug>/login (to the IdP); acs is the IdP's POST to "
+        "/saml/<slug>/acs on another random server; page_view is a signed-in GET of "
+        "the host app. The IdP's own step is not timed."
+    )
     return "\n".join(lines)
 
 
@@ -185,11 +209,17 @@ def _ms(value: float | None) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--duration", type=float, default=30.0, help="timed seconds per backend (30)")
-    p.add_argument("--backends", default="sqlite,postgresql",
-                   help="comma-separated: sqlite, postgresql (default both)")
-    p.add_argument("--postgres-url", default=DEFAULT_POSTGRES,
-                   help="a PostgreSQL server URL; a throwaway database is made on it "
-                        f"(default $WEBWORK_SSO_TEST_DATABASE_URL or {DEFAULT_POSTGRES})")
+    p.add_argument(
+        "--backends",
+        default="sqlite,postgresql",
+        help="comma-separated: sqlite, postgresql (default both)",
+    )
+    p.add_argument(
+        "--postgres-url",
+        default=DEFAULT_POSTGRES,
+        help="a PostgreSQL server URL; a throwaway database is made on it "
+        f"(default $WEBWORK_SSO_TEST_DATABASE_URL or {DEFAULT_POSTGRES})",
+    )
     p.add_argument("--sqlite-workers", type=int, default=1)
     p.add_argument("--postgres-workers", type=int, default=4)
     p.add_argument("--server-threads", type=int, default=4, help="waitress threads per server")
@@ -197,9 +227,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--browsers", type=int, default=3, help="signed-in browsers per client thread")
     p.add_argument("--recheck", type=float, default=2.0, help="session_recheck_seconds (2)")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
-                   help="write the figures as JSON to FILE, or to stdout (the report then "
-                        "goes to stderr)")
+    add_json_option(p)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (SQLite file, logs)")
     return p.parse_args(argv)
 
@@ -217,20 +245,29 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="load_bench_"))
     idp, idp_server = serve_idp(workdir / "idp")
     report: dict[str, Any] = {
-        "duration": args.duration, "client_threads": args.client_threads,
-        "server_threads": args.server_threads, "recheck": args.recheck,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load": " ".join(f"{x:.2f}" for x in os.getloadavg())},
+        "duration": args.duration,
+        "client_threads": args.client_threads,
+        "server_threads": args.server_threads,
+        "recheck": args.recheck,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        },
         "runs": [],
     }
     failed = False
     try:
         for backend in backends:
-            print(f"== {backend}: preparing, {WARMUP_SECONDS:g} s warm-up, "
-                  f"{args.duration:g} s timed ...", file=out, flush=True)
+            print(
+                f"== {backend}: preparing, {WARMUP_SECONDS:g} s warm-up, "
+                f"{args.duration:g} s timed ...",
+                file=out,
+                flush=True,
+            )
             try:
                 run = run_backend(backend, args, idp, workdir)
-            except Exception as exc:  # a server did not start, the database is unreachable
+            except Exception as exc:  # noqa: BLE001 - a server did not start, no database
                 print(f"{backend}: failed to run: {type(exc).__name__}: {exc}", file=out)
                 failed = True
                 continue
@@ -242,13 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept {workdir}", file=out)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(render(report), file=out)
-    if args.json:
-        text = json.dumps(report, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    publish(render(report), report, out, args.json)
     return 1 if failed else 0
 
 

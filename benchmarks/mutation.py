@@ -42,11 +42,31 @@ COPIED = ("webwork_sso_middleware", "tests", "examples", "contrib", "pyproject.t
 LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical", "log"}
 LOGGERS = {"log", "logger", "logging", "_log"}
 NO_MUTATE = "pragma: no mutate"
-OPERATORS = ("compare", "boolean", "drop-operand", "not", "constant", "number", "string",
-             "arithmetic", "delete", "if-body", "keyword")
-FLIPPED = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
-           ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot,
-           ast.IsNot: ast.Is}
+OPERATORS = (
+    "compare",
+    "boolean",
+    "drop-operand",
+    "not",
+    "constant",
+    "number",
+    "string",
+    "arithmetic",
+    "delete",
+    "if-body",
+    "keyword",
+)
+FLIPPED = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+}
 # Replacements made of these bind tighter than any operator: no parentheses needed around them.
 ATOMS = (ast.Constant, ast.Name, ast.Attribute, ast.Subscript, ast.Call)
 
@@ -140,12 +160,19 @@ class _Mutator(ast.NodeVisitor):
             return
         only = node.body[0] if len(node.body) == 1 else None
         deleted_anyway = isinstance(only, (ast.Raise, ast.Return, ast.Continue, ast.Break)) or (
-            isinstance(only, ast.Expr) and isinstance(only.value, ast.Call))
+            isinstance(only, ast.Expr) and isinstance(only.value, ast.Call)
+        )
         if not deleted_anyway and not isinstance(only, ast.Pass):
             first, last = node.body[0], node.body[-1]
-            span = ast.Pass(lineno=first.lineno, col_offset=first.col_offset,
-                            end_lineno=last.end_lineno, end_col_offset=last.end_col_offset)
-            self._edit("if-body", span, "pass", lines=range(first.lineno, (last.end_lineno or 0) + 1))
+            span = ast.Pass(
+                lineno=first.lineno,
+                col_offset=first.col_offset,
+                end_lineno=last.end_lineno,
+                end_col_offset=last.end_col_offset,
+            )
+            self._edit(
+                "if-body", span, "pass", lines=range(first.lineno, (last.end_lineno or 0) + 1)
+            )
         self.generic_visit(node)
 
     def visit_Raise(self, node: ast.Raise) -> None:
@@ -176,8 +203,10 @@ class _Mutator(ast.NodeVisitor):
         other = ast.Or() if isinstance(node.op, ast.And) else ast.And()
         self._replace("boolean", node, ast.BoolOp(other, node.values))
         for index in range(len(node.values)):  # a condition deleted from the chain
-            rest = node.values[:index] + node.values[index + 1:]
-            self._replace("drop-operand", node, rest[0] if len(rest) == 1 else ast.BoolOp(node.op, rest))
+            rest = node.values[:index] + node.values[index + 1 :]
+            self._replace(
+                "drop-operand", node, rest[0] if len(rest) == 1 else ast.BoolOp(node.op, rest)
+            )
         self.generic_visit(node)
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
@@ -197,7 +226,7 @@ class _Mutator(ast.NodeVisitor):
             return
         for index, keyword in enumerate(node.keywords):
             if keyword.arg is not None:
-                rest = node.keywords[:index] + node.keywords[index + 1:]
+                rest = node.keywords[:index] + node.keywords[index + 1 :]
                 self._replace("keyword", node, ast.Call(node.func, node.args, rest))
         self.generic_visit(node)
 
@@ -222,34 +251,41 @@ class _Mutator(ast.NodeVisitor):
 
     def _edit(self, operator: str, node: Any, text: str, lines: range | None = None) -> None:
         span = range(node.lineno, node.end_lineno + 1)
-        if self._ranges and not any(first <= node.lineno and node.end_lineno <= last
-                                    for first, last in self._ranges):
+        if self._ranges and not any(
+            first <= node.lineno and node.end_lineno <= last for first, last in self._ranges
+        ):
             return
         if any(NO_MUTATE in self._source_lines[n - 1] for n in span):
             return
-        self.edits.append(_Edit(operator, node, text, frozenset(lines or span) | self._statement_lines))
+        self.edits.append(
+            _Edit(operator, node, text, frozenset(lines or span) | self._statement_lines)
+        )
 
 
 def _is_docstring(statement: ast.stmt) -> bool:
-    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
-            and isinstance(statement.value.value, str))
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
 
 
 def _is_text(node: ast.AST) -> bool:
     return isinstance(node, ast.JoinedStr) or (
-        isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)))
+        isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes))
+    )
 
 
 def _is_log_call(node: ast.AST) -> bool:
     if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
         return False
     owner = node.func.value
-    return (node.func.attr in LOG_METHODS and isinstance(owner, ast.Name)
-            and owner.id in LOGGERS)
+    return node.func.attr in LOG_METHODS and isinstance(owner, ast.Name) and owner.id in LOGGERS
 
 
-def make_mutants(source: bytes, line_ranges: Sequence[tuple[int, int]] = (),
-                 operators: Sequence[str] = OPERATORS) -> list[Mutant]:
+def make_mutants(
+    source: bytes, line_ranges: Sequence[tuple[int, int]] = (), operators: Sequence[str] = OPERATORS
+) -> list[Mutant]:
     """Every mutant of ``source`` that compiles and differs from it, in source order."""
     tree = ast.parse(source)
     lines = source.split(b"\n")
@@ -277,12 +313,17 @@ def make_mutants(source: bytes, line_ranges: Sequence[tuple[int, int]] = (),
             continue
         seen.add(mutated)
         new_lines = mutated.split(b"\n")
-        mutants.append(Mutant(
-            number=len(mutants) + 1, operator=edit.operator, line=node.lineno,
-            original=_collapse(lines[node.lineno - 1:node.end_lineno]),
-            mutated=_collapse(new_lines[node.lineno - 1:node.lineno]),
-            lines=edit.lines, source=mutated,
-        ))
+        mutants.append(
+            Mutant(
+                number=len(mutants) + 1,
+                operator=edit.operator,
+                line=node.lineno,
+                original=_collapse(lines[node.lineno - 1 : node.end_lineno]),
+                mutated=_collapse(new_lines[node.lineno - 1 : node.lineno]),
+                lines=edit.lines,
+                source=mutated,
+            )
+        )
     return mutants
 
 
@@ -311,8 +352,9 @@ def module_readers(source: bytes) -> dict[int, frozenset[int]]:
         if isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
             found = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
-            definitions.append((set(range(statement.lineno, (statement.end_lineno or 0) + 1)),
-                                found | names))
+            definitions.append(
+                (set(range(statement.lineno, (statement.end_lineno or 0) + 1)), found | names)
+            )
         elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
             definitions.append((header(statement), {statement.name} | names))
         elif isinstance(statement, ast.ClassDef):
@@ -323,7 +365,8 @@ def module_readers(source: bytes) -> dict[int, frozenset[int]]:
     for statement in tree.body:
         define(statement, set())
         named = {getattr(statement, "name", "")} | next(
-            (d[1] for d in definitions if statement.lineno in d[0]), set())
+            (d[1] for d in definitions if statement.lineno in d[0]), set()
+        )
         owners.append((range(statement.lineno, (statement.end_lineno or 0) + 1), named - {""}))
 
     readers: dict[int, frozenset[int]] = {}
@@ -377,13 +420,15 @@ def _collect(data_file: str, package: str, report: str, pytest_args: list[str]) 
 
     cov.start()  # before pytest imports the package, so import-time lines count too
     try:
-        code = pytest.main([*pytest_args, "-p", "no:cacheprovider", "-q"],
-                           plugins=[ContextPerTest()])
+        code = pytest.main(
+            [*pytest_args, "-p", "no:cacheprovider", "-q"], plugins=[ContextPerTest()]
+        )
     finally:
         cov.stop()
         cov.save()
-    Path(report).write_text(json.dumps({"durations": durations, "failed": failed,
-                                        "exit": int(code)}))
+    Path(report).write_text(
+        json.dumps({"durations": durations, "failed": failed, "exit": int(code)})
+    )
     return 0
 
 
@@ -410,12 +455,19 @@ class Coverage:
             found = set().union(*self.tests_by_line.values())
         found -= {"", *self.failed}
         # The module's own test module first (its tests aim at this code), then fastest first.
-        return sorted(found, key=lambda test: (not test.startswith(self.own_tests or ("\0",)),
-                                               self.durations.get(test, 0.0), test))
+        return sorted(
+            found,
+            key=lambda test: (
+                not test.startswith(self.own_tests or ("\0",)),
+                self.durations.get(test, 0.0),
+                test,
+            ),
+        )
 
 
-def collect_coverage(copy: Path, module: str, tests: Sequence[str],
-                     prefer: Sequence[str] = ()) -> Coverage:
+def collect_coverage(
+    copy: Path, module: str, tests: Sequence[str], prefer: Sequence[str] = ()
+) -> Coverage:
     """Which tests cover which line of ``module``; measured for the whole package at once and
     cached under ``.mutation-cache/`` by the tests named and the tree's contents, so the next
     module of the same run (or of a rerun after editing only the allowed list) reuses it."""
@@ -424,10 +476,21 @@ def collect_coverage(copy: Path, module: str, tests: Sequence[str],
         data_file = copy / ".mutation-coverage"
         report = copy / ".mutation-tests.json"
         subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--_collect", str(data_file),
-             str(copy / "webwork_sso_middleware"), str(report), "--", *tests,
-             "--basetemp", str(copy / "tmp")],
-            cwd=copy, env=_child_env(copy), check=True,
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--_collect",
+                str(data_file),
+                str(copy / "webwork_sso_middleware"),
+                str(report),
+                "--",
+                *tests,
+                "--basetemp",
+                str(copy / "tmp"),
+            ],
+            cwd=copy,
+            env=_child_env(copy),
+            check=True,
         )
         import coverage
 
@@ -441,17 +504,24 @@ def collect_coverage(copy: Path, module: str, tests: Sequence[str],
         cache.write_text(json.dumps({**json.loads(report.read_text()), "lines": lines}))
     document = json.loads(cache.read_text())
     by_line = {int(n): set(c) for n, c in document["lines"].get(module, {}).items()}
-    return Coverage(by_line, document["durations"], document["failed"],
-                    own_tests=tuple(f"{path}::" for path in (prefer or aimed_tests(module))))
+    return Coverage(
+        by_line,
+        document["durations"],
+        document["failed"],
+        own_tests=tuple(f"{path}::" for path in (prefer or aimed_tests(module))),
+    )
 
 
 def _tree_digest(tests: Sequence[str]) -> str:
-    digest = hashlib.sha256(json.dumps([list(tests),
-                                        os.environ.get("WEBWORK_SSO_TEST_DATABASE_URL")]).encode())
+    digest = hashlib.sha256(
+        json.dumps([list(tests), os.environ.get("WEBWORK_SSO_TEST_DATABASE_URL")]).encode()
+    )
     for name in COPIED:
         for path in sorted((ROOT / name).rglob("*") if (ROOT / name).is_dir() else [ROOT / name]):
             if path.is_file() and path.suffix in (".py", ".cfg", ".toml", ".json", ".xml", ".pem"):
-                digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+                digest.update(
+                    path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes()
+                )
     return digest.hexdigest()[:16]
 
 
@@ -460,14 +530,43 @@ def _tree_digest(tests: Sequence[str]) -> str:
 # Imported once by each worker's server, so a mutant's run starts from a fork instead of a new
 # interpreter (about 1 s of imports saved per mutant). Never the package under test: each fork
 # imports it, mutated, from its worker's copy.
-PRELOADED = ("pytest", "_pytest.python", "_pytest.fixtures", "_pytest.assertion.rewrite",
-             "coverage", "saml2", "saml2.client", "saml2.server", "saml2.config", "saml2.sigver",
-             "saml2.metadata", "saml2.mdstore", "saml2.response", "sqlalchemy", "sqlalchemy.orm",
-             "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql", "psycopg",
-             "lxml.etree", "xmlsec", "werkzeug", "werkzeug.serving", "werkzeug.test", "webob",
-             "webtest", "waitress", "itsdangerous", "cryptography.x509",
-             "cryptography.hazmat.primitives.asymmetric.rsa", "dns.resolver", "dns.message",
-             "dns.query", "requests", "selenium.webdriver", "hypothesis")
+PRELOADED = (
+    "pytest",
+    "_pytest.python",
+    "_pytest.fixtures",
+    "_pytest.assertion.rewrite",
+    "coverage",
+    "saml2",
+    "saml2.client",
+    "saml2.server",
+    "saml2.config",
+    "saml2.sigver",
+    "saml2.metadata",
+    "saml2.mdstore",
+    "saml2.response",
+    "sqlalchemy",
+    "sqlalchemy.orm",
+    "sqlalchemy.dialects.sqlite",
+    "sqlalchemy.dialects.postgresql",
+    "psycopg",
+    "lxml.etree",
+    "xmlsec",
+    "werkzeug",
+    "werkzeug.serving",
+    "werkzeug.test",
+    "webob",
+    "webtest",
+    "waitress",
+    "itsdangerous",
+    "cryptography.x509",
+    "cryptography.hazmat.primitives.asymmetric.rsa",
+    "dns.resolver",
+    "dns.message",
+    "dns.query",
+    "requests",
+    "selenium.webdriver",
+    "hypothesis",
+)
 
 
 def _fork_server() -> int:
@@ -481,10 +580,9 @@ def _fork_server() -> int:
 
     warnings.simplefilter("ignore")
     for name in PRELOADED:
-        try:
+        # An optional package missing (or failing to import): a fork imports it itself, if asked.
+        with contextlib.suppress(Exception):
             importlib.import_module(name)
-        except Exception:  # an optional package missing: that fork imports it itself, if asked
-            pass
     warnings.resetwarnings()
     requests = sys.stdin.buffer
     answers = os.dup(sys.stdout.fileno())
@@ -520,9 +618,13 @@ class ForkServer:
     def __init__(self, copy: Path) -> None:
         self.copy = copy
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--_forkserver"], cwd=copy,
-            env=_child_env(copy), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            start_new_session=True)
+            [sys.executable, str(Path(__file__).resolve()), "--_forkserver"],
+            cwd=copy,
+            env=_child_env(copy),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
         self.answers: queue.Queue[dict[str, int]] = queue.Queue()
         self.pid: int | None = None  # the fork running now
         threading.Thread(target=self._read, daemon=True).start()
@@ -598,8 +700,13 @@ class Workers:
             for name in COPIED:
                 source = ROOT / name
                 if source.is_dir():
-                    shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns(
-                        "__pycache__", "*.pyc", ".pytest_cache", "*.egg-info"))
+                    shutil.copytree(
+                        source,
+                        copy / name,
+                        ignore=shutil.ignore_patterns(
+                            "__pycache__", "*.pyc", ".pytest_cache", "*.egg-info"
+                        ),
+                    )
                 elif source.exists():
                     shutil.copy2(source, copy / name)
             server = ForkServer(copy)
@@ -624,10 +731,20 @@ class Workers:
         finally:
             self.idle.put((copy, server))
 
-    def _pytest(self, copy: Path, server: ForkServer, mutant: Mutant, tests: list[str],
-                timeout: float) -> Result:
-        args = ["-x", "-q", "-p", "no:cacheprovider", "--no-header", "-rfE",
-                "--basetemp", str(copy / "tmp"), *tests]
+    def _pytest(
+        self, copy: Path, server: ForkServer, mutant: Mutant, tests: list[str], timeout: float
+    ) -> Result:
+        args = [
+            "-x",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--no-header",
+            "-rfE",
+            "--basetemp",
+            str(copy / "tmp"),
+            *tests,
+        ]
         log = copy / ".mutant.log"
         started = time.monotonic()
         if self.stopping:
@@ -643,10 +760,12 @@ class Workers:
             return Result(mutant, "survived", len(tests), None, seconds)
         if code in (1, 2):  # a test failed, or the mutant broke collection
             failed = re.search(r"^(?:FAILED|ERROR) (\S+)", output, re.MULTILINE)
-            return Result(mutant, "killed", len(tests), failed.group(1) if failed else "collection",
-                          seconds)
-        if code in (3, 4) and ("ImportError while loading conftest" in output
-                               or "INTERNALERROR" in output):
+            return Result(
+                mutant, "killed", len(tests), failed.group(1) if failed else "collection", seconds
+            )
+        if code in (3, 4) and (
+            "ImportError while loading conftest" in output or "INTERNALERROR" in output
+        ):
             return Result(mutant, "killed", len(tests), "import", seconds)  # nothing can run
         if self.stopping:
             return Result(mutant, "error", len(tests), None, seconds)
@@ -671,8 +790,15 @@ def load_allowed(path: Path) -> dict[tuple[str, str, str, str], str]:
     if not path.exists():
         return {}
     entries = tomllib.loads(path.read_text()).get("allowed", [])
-    return {(e["module"], e["operator"], " ".join(e["original"].split()),
-             " ".join(e["mutated"].split())): e["reason"] for e in entries}
+    return {
+        (
+            e["module"],
+            e["operator"],
+            " ".join(e["original"].split()),
+            " ".join(e["mutated"].split()),
+        ): e["reason"]
+        for e in entries
+    }
 
 
 def summary(module: str, results: list[Result], earlier_kills: int = 0) -> dict[str, Any]:
@@ -682,9 +808,14 @@ def summary(module: str, results: list[Result], earlier_kills: int = 0) -> dict[
     allowed = sum(1 for r in results if r.allowed and r.status in ("survived", "uncovered"))
     total = len(results) + earlier_kills
     return {
-        "module": module, "mutants": total, "killed": killed, "timeouts": counts["timeout"],
-        "survived": counts["survived"], "uncovered": counts["uncovered"],
-        "errors": counts["error"], "allowed": allowed,
+        "module": module,
+        "mutants": total,
+        "killed": killed,
+        "timeouts": counts["timeout"],
+        "survived": counts["survived"],
+        "uncovered": counts["uncovered"],
+        "errors": counts["error"],
+        "allowed": allowed,
         "score": round(killed / total, 4) if total else None,
         "score_without_allowed": round(killed / (total - allowed), 4) if total > allowed else None,
     }
@@ -697,31 +828,49 @@ def print_report(module: str, results: list[Result], seconds: float, earlier_kil
     for r in survivors:
         mark = f"   [allowed: {r.allowed}]" if r.allowed else ""
         state = "" if r.status == "survived" else f" ({r.status})"
-        print(f"  {module}:{r.mutant.line}  {r.mutant.operator}{state}{mark}\n"
-              f"      - {r.mutant.original}\n      + {r.mutant.mutated}")
+        print(
+            f"  {module}:{r.mutant.line}  {r.mutant.operator}{state}{mark}\n"
+            f"      - {r.mutant.original}\n      + {r.mutant.mutated}"
+        )
     run = [r for r in results if r.status not in ("uncovered",)]
     mean = sum(r.seconds for r in run) / len(run) if run else 0.0
-    print(f"\n{module}: {figures['mutants']} mutants, {figures['killed']} killed "
-          f"({figures['timeouts']} by timeout), {figures['survived']} survived, "
-          f"{figures['uncovered']} not covered, {figures['errors']} errors; "
-          f"{earlier_kills} of the kills from the earlier run; "
-          f"{figures['allowed']} of the survivors allowed")
+    print(
+        f"\n{module}: {figures['mutants']} mutants, {figures['killed']} killed "
+        f"({figures['timeouts']} by timeout), {figures['survived']} survived, "
+        f"{figures['uncovered']} not covered, {figures['errors']} errors; "
+        f"{earlier_kills} of the kills from the earlier run; "
+        f"{figures['allowed']} of the survivors allowed"
+    )
     score = figures["score"] or 0.0
-    print(f"score {score:.1%} (without the allowed ones: "
-          f"{(figures['score_without_allowed'] or 0.0):.1%}); {seconds:.0f} s, "
-          f"{mean:.1f} s per mutant run")
+    print(
+        f"score {score:.1%} (without the allowed ones: "
+        f"{(figures['score_without_allowed'] or 0.0):.1%}); {seconds:.0f} s, "
+        f"{mean:.1f} s per mutant run"
+    )
 
 
-def to_json(module: str, tests: Sequence[str], results: list[Result], seconds: float,
-            earlier_kills: int) -> dict[str, Any]:
+def to_json(
+    module: str, tests: Sequence[str], results: list[Result], seconds: float, earlier_kills: int
+) -> dict[str, Any]:
     return {
-        **summary(module, results, earlier_kills), "tests": list(tests),
-        "seconds": round(seconds, 1), "earlier_kills": earlier_kills,
-        "results": [{
-            "line": r.mutant.line, "operator": r.mutant.operator, "status": r.status,
-            "original": r.mutant.original, "mutated": r.mutant.mutated, "allowed": r.allowed,
-            "tests_run": r.tests, "killed_by": r.killed_by, "seconds": round(r.seconds, 2),
-        } for r in results],
+        **summary(module, results, earlier_kills),
+        "tests": list(tests),
+        "seconds": round(seconds, 1),
+        "earlier_kills": earlier_kills,
+        "results": [
+            {
+                "line": r.mutant.line,
+                "operator": r.mutant.operator,
+                "status": r.status,
+                "original": r.mutant.original,
+                "mutated": r.mutant.mutated,
+                "allowed": r.allowed,
+                "tests_run": r.tests,
+                "killed_by": r.killed_by,
+                "seconds": round(r.seconds, 2),
+            }
+            for r in results
+        ],
     }
 
 
@@ -752,8 +901,11 @@ def aimed_tests(module: str) -> list[str]:
     if mirror != ["tests"]:
         return mirror
     stem = Path(module).stem
-    return sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "tests").rglob("test_*.py")
-                  if re.search(rf"\b{re.escape(stem)}\b", path.read_text(errors="replace")))
+    return sorted(
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "tests").rglob("test_*.py")
+        if re.search(rf"\b{re.escape(stem)}\b", path.read_text(errors="replace"))
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -765,34 +917,65 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _collect(data_file, module_file, report, pytest_args)
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("target", help="the module, optionally with line ranges: "
-                        "path.py:120-180,200-210")
-    parser.add_argument("--tests", nargs="+", help="test paths whose coverage selects the tests "
-                        "for each mutant (default: the module's own test module)")
+    parser.add_argument(
+        "target", help="the module, optionally with line ranges: path.py:120-180,200-210"
+    )
+    parser.add_argument(
+        "--tests",
+        nargs="+",
+        help="test paths whose coverage selects the tests "
+        "for each mutant (default: the module's own test module)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
-    parser.add_argument("--prefer", nargs="+", default=[], metavar="TESTS",
-                        help="test modules aimed at this module, run first for each mutant "
-                             "(default: its mirror test module, else those naming it)")
-    parser.add_argument("--max-tests", type=int, default=0, metavar="N",
-                        help="run at most N of a mutant's covering tests (its module's own test "
-                             "module first, then the fastest): a quick first pass; rerun its "
-                             "survivors without a limit (--survivors-of) for the verdict")
-    parser.add_argument("--max-seconds", type=float, default=0.0, metavar="S",
-                        help="like --max-tests, but stop adding covering tests once their "
-                             "unmutated time reaches S seconds (the module's own tests come "
-                             "first, so fast unit tests all run)")
+    parser.add_argument(
+        "--prefer",
+        nargs="+",
+        default=[],
+        metavar="TESTS",
+        help="test modules aimed at this module, run first for each mutant "
+        "(default: its mirror test module, else those naming it)",
+    )
+    parser.add_argument(
+        "--max-tests",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run at most N of a mutant's covering tests (its module's own test "
+        "module first, then the fastest): a quick first pass; rerun its "
+        "survivors without a limit (--survivors-of) for the verdict",
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="like --max-tests, but stop adding covering tests once their "
+        "unmutated time reaches S seconds (the module's own tests come "
+        "first, so fast unit tests all run)",
+    )
     parser.add_argument("--timeout-base", type=float, default=20.0)
-    parser.add_argument("--timeout-factor", type=float, default=3.0,
-                        help="a mutant's timeout: base + factor * its tests' time unmutated")
+    parser.add_argument(
+        "--timeout-factor",
+        type=float,
+        default=3.0,
+        help="a mutant's timeout: base + factor * its tests' time unmutated",
+    )
     parser.add_argument("--operators", default=",".join(OPERATORS))
     parser.add_argument("--allowed", type=Path, default=ALLOWED_FILE)
     parser.add_argument("--json", type=Path, help="write every result and the score here")
-    parser.add_argument("--survivors-of", type=Path, metavar="JSON",
-                        help="run only the mutants that survived in this earlier --json report "
-                             "(after adding tests: kills cannot be undone by new tests)")
-    parser.add_argument("--skip-allowed", action="store_true",
-                        help="do not run the mutants listed in the allowed file (they are "
-                             "reported as allowed survivors)")
+    parser.add_argument(
+        "--survivors-of",
+        type=Path,
+        metavar="JSON",
+        help="run only the mutants that survived in this earlier --json report "
+        "(after adding tests: kills cannot be undone by new tests)",
+    )
+    parser.add_argument(
+        "--skip-allowed",
+        action="store_true",
+        help="do not run the mutants listed in the allowed file (they are "
+        "reported as allowed survivors)",
+    )
     parser.add_argument("--list", action="store_true", help="print the mutants; run nothing")
     options = parser.parse_args(args)
 
@@ -809,18 +992,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.survivors_of:
         earlier = json.loads(options.survivors_of.read_text())["results"]
         # Identical lines make identical keys (two "return None"): the n-th of each key matches.
-        earlier_keys = _numbered([(module, r["operator"], r["original"], r["mutated"])
-                                  for r in earlier])
-        killed = {key for key, r in zip(earlier_keys, earlier)
-                  if r["status"] in ("killed", "timeout")}
+        earlier_keys = _numbered(
+            [(module, r["operator"], r["original"], r["mutated"]) for r in earlier]
+        )
+        killed = {
+            key
+            for key, r in zip(earlier_keys, earlier, strict=True)
+            if r["status"] in ("killed", "timeout")
+        }
         # Carried into this run's --json, so a chain of --survivors-of runs keeps every kill
         # (of the mutants this source still has).
         current = set(_numbered([m.key(module) for m in mutants]))
-        carried = [r for key, r in zip(earlier_keys, earlier)
-                   if r["status"] in ("killed", "timeout") and key in current]
+        carried = [
+            r
+            for key, r in zip(earlier_keys, earlier, strict=True)
+            if r["status"] in ("killed", "timeout") and key in current
+        ]
         # Mutants the earlier run did not have (another range, an edited line) run too.
-        survivors = [m for m, key in zip(mutants, _numbered([m.key(module) for m in mutants]))
-                     if key not in killed]
+        survivors = [
+            m
+            for m, key in zip(mutants, _numbered([m.key(module) for m in mutants]), strict=True)
+            if key not in killed
+        ]
         earlier_kills = len(mutants) - len(survivors)
         mutants = survivors
         print(f"{len(mutants)} of them were not killed in {options.survivors_of}", file=sys.stderr)
@@ -841,8 +1034,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _run_all(workers, module, mutants, tests, options, results)
         except KeyboardInterrupt:
             # The report below covers the mutants that finished; the source was never written.
-            print(f"\ninterrupted after {len(results)} of {len(mutants)} mutants",
-                  file=sys.stderr)
+            print(f"\ninterrupted after {len(results)} of {len(mutants)} mutants", file=sys.stderr)
         finally:
             workers.stop()
     assert (ROOT / module).read_bytes() == original, "the source changed during the run"
@@ -866,23 +1058,34 @@ def _numbered(keys: Sequence[tuple[str, ...]]) -> list[tuple[tuple[str, ...], in
     return numbered
 
 
-def _run_all(workers: Workers, module: str, mutants: list[Mutant], tests: list[str],
-             options: argparse.Namespace, results: list[Result]) -> None:
+def _run_all(
+    workers: Workers,
+    module: str,
+    mutants: list[Mutant],
+    tests: list[str],
+    options: argparse.Namespace,
+    results: list[Result],
+) -> None:
     """Appends each mutant's result to ``results`` as it finishes (in order)."""
     began = time.monotonic()
     coverage = collect_coverage(workers.first_copy(), module, tests, options.prefer)
-    print(f"coverage: {len(set().union(*coverage.tests_by_line.values()) - {''})} tests cover "
-          f"{len(coverage.tests_by_line)} lines, in {time.monotonic() - began:.0f} s", file=sys.stderr)
+    print(
+        f"coverage: {len(set().union(*coverage.tests_by_line.values()) - {''})} tests cover "
+        f"{len(coverage.tests_by_line)} lines, in {time.monotonic() - began:.0f} s",
+        file=sys.stderr,
+    )
     if coverage.failed:
         print(f"these tests fail unmutated and are left out: {coverage.failed}", file=sys.stderr)
 
     readers = module_readers((ROOT / module).read_bytes())
 
     def one(mutant: Mutant) -> Result:
-        selected = coverage.tests_for(mutant.lines, frozenset().union(
-            *(readers.get(line, frozenset()) for line in mutant.lines)))
+        selected = coverage.tests_for(
+            mutant.lines,
+            frozenset().union(*(readers.get(line, frozenset()) for line in mutant.lines)),
+        )
         if options.max_tests:
-            selected = selected[:options.max_tests]
+            selected = selected[: options.max_tests]
         if options.max_seconds:
             spent, kept = 0.0, list[str]()
             for test in selected:  # always at least one
@@ -892,7 +1095,8 @@ def _run_all(workers: Workers, module: str, mutants: list[Mutant], tests: list[s
                 spent += coverage.durations.get(test, 0.0)
             selected = kept
         budget = options.timeout_base + options.timeout_factor * sum(
-            coverage.durations.get(t, 0.0) for t in selected)
+            coverage.durations.get(t, 0.0) for t in selected
+        )
         return workers.run(mutant, selected, budget)
 
     pool = ThreadPoolExecutor(max_workers=max(1, options.jobs))
@@ -900,11 +1104,18 @@ def _run_all(workers: Workers, module: str, mutants: list[Mutant], tests: list[s
         for done, result in enumerate(pool.map(one, mutants), start=1):
             results.append(result)
             if result.status in ("survived", "uncovered", "error"):  # now, not only at the end
-                print(f"\r{result.status}: line {result.mutant.line} {result.mutant.operator}: "
-                      f"{result.mutant.mutated[:100]}", file=sys.stderr)
-            print(f"\r{done}/{len(mutants)} mutants, "
-                  f"{sum(r.status in ('killed', 'timeout') for r in results)} killed",
-                  end="", file=sys.stderr, flush=True)
+                print(
+                    f"\r{result.status}: line {result.mutant.line} {result.mutant.operator}: "
+                    f"{result.mutant.mutated[:100]}",
+                    file=sys.stderr,
+                )
+            print(
+                f"\r{done}/{len(mutants)} mutants, "
+                f"{sum(r.status in ('killed', 'timeout') for r in results)} killed",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
     except BaseException:
         workers.stop()  # Ctrl-C: kill the running tests, start no more
         raise

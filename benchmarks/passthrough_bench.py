@@ -14,8 +14,9 @@ collection stays on):
 
   (a) the bare host app;
   (b) the middleware in front of it, the request carrying a valid session cookie, with a long
-      session recheck interval (300 s, the most the settings allow), so the steady state is measured: the session's check is
-      cached and no SQL is issued (counted on the engine, must be 0);
+      session recheck interval (300 s, the most the settings allow), so the steady state is
+      measured: the session's check is cached and no SQL is issued (counted on the engine, must
+      be 0);
   (c) one ``itsdangerous.URLSafeTimedSerializer(secret).loads(value)`` of a cookie of the same
       payload and about the same size: the yardstick;
   (d) as (b) with the default recheck interval (2 s): one query per session and process every 2 s
@@ -44,17 +45,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = Path(__file__).resolve().parent
-for _path in (str(ROOT), str(BENCH_DIR)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from acs_bench import load_test_idp  # noqa: E402
-from scim_bench import _profile_report, fmt, publish, version_of  # noqa: E402
+# Importing common first also makes the checkout's tests/ importable.
+from common import SECRET, add_json_option, fmt, profile_report, publish, version_of
+from tests.saml.idp import TestIdP
 
 SLUG = "bench"
-SECRET = "bench-secret-padded-to-thirty-two-bytes-at-least"
 BASE_URL = "http://127.0.0.1:8000"
 EMAIL = "ada.lovelace@bench.example.com"
 LONG_RECHECK_S = 300.0  # the longest the settings allow; the timed run takes far less
@@ -81,12 +76,14 @@ class Host:
 
 
 class Browser:
-    """start_response for the timed calls; keeps any refreshed session cookie, as a browser would."""
+    """start_response for the timed calls; keeps a refreshed session cookie, as a browser would."""
 
     def __init__(self) -> None:
         self.refreshed: list[str] = []
 
-    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
         for name, value in headers:
             if name == "Set-Cookie":
                 self.refreshed.append(value)
@@ -106,20 +103,29 @@ def sign_in(mw: Any, workdir: Path) -> str:
     """A workspace trusting a bench IdP, one sign-in through the ACS; returns the cookie value."""
     from werkzeug.test import EnvironBuilder
 
-    idp = load_test_idp().TestIdP("http://127.0.0.1:9/idp-never-contacted", workdir / "idp", name="Bench IdP")
+    idp = TestIdP("http://127.0.0.1:9/idp-never-contacted", workdir / "idp", name="Bench IdP")
     mw.workspaces.create(SLUG, name="Bench", plan="plus", owner_email="owner@bench.example.com")
     mw.workspaces.enable(SLUG, sso=True)
     # The IdP may sign in (and create) members only in a domain the workspace verified.
     mw.workspaces.verify_domain(SLUG, "bench.example.com", by_operator=True)
     mw.workspaces.set_idp(SLUG, metadata_xml=idp.metadata_xml())
-    saml_response = idp.response(sp_entity_id=f"{BASE_URL}/saml/{SLUG}/metadata",
-                                 acs_url=f"{BASE_URL}/saml/{SLUG}/acs", email=EMAIL)
-    builder = EnvironBuilder(path=f"/saml/{SLUG}/acs", method="POST", base_url=BASE_URL,
-                             data={"SAMLResponse": saml_response})
+    saml_response = idp.response(
+        sp_entity_id=f"{BASE_URL}/saml/{SLUG}/metadata",
+        acs_url=f"{BASE_URL}/saml/{SLUG}/acs",
+        email=EMAIL,
+    )
+    builder = EnvironBuilder(
+        path=f"/saml/{SLUG}/acs",
+        method="POST",
+        base_url=BASE_URL,
+        data={"SAMLResponse": saml_response},
+    )
     environ = builder.get_environ()
     builder.close()
     seen: list[Any] = []
-    body = b"".join(mw(environ, lambda status, headers, exc_info=None: seen.append((status, headers))))
+    body = b"".join(
+        mw(environ, lambda status, headers, exc_info=None: seen.append((status, headers)))
+    )
     status, headers = seen[0]
     cookies = [v for k, v in headers if k.lower() == "set-cookie"]
     name = mw.settings.session_cookie_name
@@ -132,12 +138,16 @@ def request_environ(cookie_name: str, cookie_value: str) -> dict[str, Any]:
     """A browser's GET of a host-app page, with the session cookie (built once, copied per call)."""
     from werkzeug.test import EnvironBuilder
 
-    builder = EnvironBuilder(path="/timesheets/2024-w07", base_url=BASE_URL, headers={
-        "Cookie": f"{cookie_name}={cookie_value}",
-        "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-        "Accept-Language": "en-GB,en;q=0.7",
-        "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:124.0) Gecko/20100101 Firefox/124.0",
-    })
+    builder = EnvironBuilder(
+        path="/timesheets/2024-w07",
+        base_url=BASE_URL,
+        headers={
+            "Cookie": f"{cookie_name}={cookie_value}",
+            "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            "Accept-Language": "en-GB,en;q=0.7",
+            "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:124.0) Gecko/20100101 Firefox/124.0",
+        },
+    )
     try:
         environ = builder.get_environ()
     finally:
@@ -170,23 +180,36 @@ def median_us(samples: list[float]) -> float:
 
 def summarize(samples: list[float]) -> dict[str, float]:
     us = sorted(s * 1e6 for s in samples)
-    return {"median_us": statistics.median(us), "mean_us": statistics.fmean(us), "min_us": us[0],
-            "p90_us": statistics.quantiles(us, n=10, method="inclusive")[8], "batches": len(us)}
+    return {
+        "median_us": statistics.median(us),
+        "mean_us": statistics.fmean(us),
+        "min_us": us[0],
+        "p90_us": statistics.quantiles(us, n=10, method="inclusive")[8],
+        "batches": len(us),
+    }
 
 
 def render(report: dict[str, Any]) -> str:
     out = io.StringIO()
     w = out.write
     cfg = report["config"]
-    w(f"\nPass-through benchmark: {cfg['rounds']} interleaved rounds x {cfg['batch']} calls per variant "
-      f"({cfg['rounds'] * cfg['batch']} calls each), in-process WSGI calls, no HTTP server\n")
-    w(f"  python {cfg['python']}, {cfg['cpus']} CPUs, load average {cfg['loadavg_start']:.2f} at start, "
-      f"{fmt(cfg.get('loadavg_end'))} at end; itsdangerous {cfg['itsdangerous']}, werkzeug {cfg['werkzeug']}, "
-      f"SQLAlchemy {cfg['sqlalchemy']}; SQLite; gc on; per-call time = batch time / batch size, "
-      f"figures are medians over batches\n")
+    w(
+        f"\nPass-through benchmark: {cfg['rounds']} interleaved rounds x {cfg['batch']} calls per "
+        f"variant ({cfg['rounds'] * cfg['batch']} calls each), in-process WSGI calls, no HTTP "
+        "server\n"
+    )
+    w(
+        f"  python {cfg['python']}, {cfg['cpus']} CPUs, load average {cfg['loadavg_start']:.2f} at "
+        f"start, {fmt(cfg.get('loadavg_end'))} at end; itsdangerous {cfg['itsdangerous']}, "
+        f"werkzeug {cfg['werkzeug']}, SQLAlchemy {cfg['sqlalchemy']}; SQLite; gc on; per-call time "
+        "= batch time / batch size, figures are medians over batches\n"
+    )
     if cfg.get("cookie_bytes"):
-        w(f"  session cookie value {cfg['cookie_bytes']} bytes (ours, URLSafeSerializer + HMAC-SHA256); "
-          f"yardstick cookie {cfg['timed_cookie_bytes']} bytes (URLSafeTimedSerializer defaults, same payload)\n")
+        w(
+            f"  session cookie value {cfg['cookie_bytes']} bytes (ours, URLSafeSerializer + "
+            f"HMAC-SHA256); yardstick cookie {cfg['timed_cookie_bytes']} bytes "
+            "(URLSafeTimedSerializer defaults, same payload)\n"
+        )
     if report.get("error"):
         w(f"  RUN FAILED: {report['error'][:800]}\n")
     res = report.get("results", {})
@@ -203,26 +226,44 @@ def render(report: dict[str, Any]) -> str:
         for key, label in labels.items():
             s = res.get(key)
             if s:
-                w(f"  {label:55} {s['median_us']:10.2f} {s['p90_us']:8.2f} {s['mean_us']:8.2f} {s['min_us']:8.2f}\n")
+                w(
+                    f"  {label:55} {s['median_us']:10.2f} {s['p90_us']:8.2f} {s['mean_us']:8.2f} "
+                    f"{s['min_us']:8.2f}\n"
+                )
     r = report.get("ratios", {})
     if r:
-        w(f"\n  overhead (b)-(a), median of per-round differences: {fmt(r['overhead_us'])} us "
-          f"= {fmt(r['overhead_in_loads'])} loads (c)\n")
-        w(f"  overhead (d)-(a), default recheck interval:        {fmt(r['overhead_default_us'])} us "
-          f"= {fmt(r['overhead_default_in_loads'])} loads (mean {fmt(r['overhead_default_mean_us'])} us: "
-          f"the batches with a recheck query)\n")
-        w(f"  overhead (e)-(a), a request whose check expired:   {fmt(r['overhead_miss_us'])} us "
-          f"= {fmt(r['overhead_miss_in_loads'])} loads (one session query, SQLite)\n")
+        w(
+            f"\n  overhead (b)-(a), median of per-round differences: {fmt(r['overhead_us'])} us "
+            f"= {fmt(r['overhead_in_loads'])} loads (c)\n"
+        )
+        w(
+            f"  overhead (d)-(a), default recheck interval:        {fmt(r['overhead_default_us'])} "
+            f"us = {fmt(r['overhead_default_in_loads'])} loads (mean "
+            f"{fmt(r['overhead_default_mean_us'])} us: the batches with a recheck query)\n"
+        )
+        w(
+            f"  overhead (e)-(a), a request whose check expired:   {fmt(r['overhead_miss_us'])} us "
+            f"= {fmt(r['overhead_miss_in_loads'])} loads (one session query, SQLite)\n"
+        )
     checks = report.get("checks", {})
     if checks:
-        w(f"\n  REMOTE_USER seen by the host app: (b) {checks['identified_ours']}/{checks['calls_ours']} calls, "
-          f"(d) {checks['identified_default']}/{checks['calls_default']}, (e) {checks['identified_miss']}"
-          f"/{checks['calls_miss']}, (a) {checks['identified_bare']}/{checks['calls_bare']} (must be none)\n")
-        w(f"  SQL statements during the timed calls: (b) {checks['sql_ours']} (recheck {LONG_RECHECK_S:.0f} s: "
-          f"must be 0); (d) {checks['sql_default']} over a timed phase of {checks['timed_seconds']:.1f} s "
-          f"(one session query per {DEFAULT_RECHECK_S:g} s); (e) {checks['sql_miss']} for "
-          f"{checks['calls_miss']} calls\n")
-        w(f"  cookie refreshes during the run: {checks['refreshes']} (re-issued at most once a minute)\n")
+        w(
+            "\n  REMOTE_USER seen by the host app: (b) "
+            f"{checks['identified_ours']}/{checks['calls_ours']} calls, (d) "
+            f"{checks['identified_default']}/{checks['calls_default']}, (e) "
+            f"{checks['identified_miss']}/{checks['calls_miss']}, (a) "
+            f"{checks['identified_bare']}/{checks['calls_bare']} (must be none)\n"
+        )
+        w(
+            f"  SQL statements during the timed calls: (b) {checks['sql_ours']} (recheck "
+            f"{LONG_RECHECK_S:.0f} s: must be 0); (d) {checks['sql_default']} over a timed phase "
+            f"of {checks['timed_seconds']:.1f} s (one session query per {DEFAULT_RECHECK_S:g} s); "
+            f"(e) {checks['sql_miss']} for {checks['calls_miss']} calls\n"
+        )
+        w(
+            f"  cookie refreshes during the run: {checks['refreshes']} (re-issued at most once a "
+            "minute)\n"
+        )
     if report.get("breakdown"):
         w("\n  where (b)'s time goes (each step alone, median per call, not interleaved):\n")
         for name, us in report["breakdown"].items():
@@ -234,13 +275,24 @@ def render(report: dict[str, Any]) -> str:
         w("\n== For the README ==\n")
         w("| signed-in pass-through, per request | median |\n| --- | --- |\n")
         w(f"| bare host app (WSGI call) | {res['bare']['median_us']:.1f} µs |\n")
-        w(f"| behind the middleware, signed in (steady state, 0 SQL) | {res['ours']['median_us']:.1f} µs |\n")
+        w(
+            "| behind the middleware, signed in (steady state, 0 SQL) | "
+            f"{res['ours']['median_us']:.1f} µs |\n"
+        )
         w(f"| overhead | {r['overhead_us']:.1f} µs |\n")
         w(f"| one itsdangerous `loads` | {res['loads']['median_us']:.1f} µs |\n")
-        w(f"| overhead in `loads` (target <= {OVERHEAD_RATIO_MAX:g}) | {r['overhead_in_loads']:.2f} |\n")
-        w(f"| overhead with the default 2 s recheck (median / mean) | {r['overhead_default_us']:.1f} / "
-          f"{r['overhead_default_mean_us']:.1f} µs |\n")
-        w(f"| overhead of a request whose cached check expired (1 query) | {r['overhead_miss_us']:.1f} µs |\n")
+        w(
+            f"| overhead in `loads` (target <= {OVERHEAD_RATIO_MAX:g}) | "
+            f"{r['overhead_in_loads']:.2f} |\n"
+        )
+        w(
+            "| overhead with the default 2 s recheck (median / mean) | "
+            f"{r['overhead_default_us']:.1f} / {r['overhead_default_mean_us']:.1f} µs |\n"
+        )
+        w(
+            "| overhead of a request whose cached check expired (1 query) | "
+            f"{r['overhead_miss_us']:.1f} µs |\n"
+        )
     if report.get("profile"):
         w("\n== cProfile: (b), middleware + host app, per call ==\n")
         w(report["profile"])
@@ -248,14 +300,21 @@ def render(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Per-request cost of a signed-in pass-through through the middleware.")
-    p.add_argument("--iterations", type=int, default=20000, help="calls per variant (default 20000)")
+    p = argparse.ArgumentParser(
+        description="Per-request cost of a signed-in pass-through through the middleware."
+    )
+    p.add_argument(
+        "--iterations", type=int, default=20000, help="calls per variant (default 20000)"
+    )
     p.add_argument("--batch", type=int, default=200, help="calls per timed batch (default 200)")
-    p.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
-                   help="cProfile (b): 'auto' (default) when the target fails")
+    p.add_argument(
+        "--profile",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="cProfile (b): 'auto' (default) when the target fails",
+    )
     p.add_argument("--profile-calls", type=int, default=2000)
-    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
-                   help="write the numbers as JSON to FILE, or to stdout (then the report goes to stderr)")
+    add_json_option(p)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (database)")
     return p.parse_args(argv)
 
@@ -276,14 +335,24 @@ def main(argv: list[str] | None = None) -> int:
     batch = args.batch
     report: dict[str, Any] = {
         "config": {
-            "iterations": rounds * batch, "rounds": rounds, "batch": batch, "python": platform.python_version(),
-            "cpus": os.cpu_count(), "loadavg_start": os.getloadavg()[0], "itsdangerous": version_of("itsdangerous"),
-            "werkzeug": version_of("werkzeug"), "sqlalchemy": sqlalchemy_version,
-            "long_recheck_s": LONG_RECHECK_S, "default_recheck_s": DEFAULT_RECHECK_S,
+            "iterations": rounds * batch,
+            "rounds": rounds,
+            "batch": batch,
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "loadavg_start": os.getloadavg()[0],
+            "itsdangerous": version_of("itsdangerous"),
+            "werkzeug": version_of("werkzeug"),
+            "sqlalchemy": sqlalchemy_version,
+            "long_recheck_s": LONG_RECHECK_S,
+            "default_recheck_s": DEFAULT_RECHECK_S,
         },
     }
     if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
-        say(f"WARNING: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other work will add noise")
+        say(
+            f"WARNING: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other work "
+            "will add noise"
+        )
     workdir = Path(tempfile.mkdtemp(prefix="passthrough-bench-"))
     database_url = f"sqlite:///{workdir}/bench.db"
     failed = False
@@ -292,17 +361,31 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         host = Host(EMAIL)
-        ours = SSOMiddleware(host, database_url=database_url, secret_key=SECRET, base_url=BASE_URL,
-                             session_recheck_seconds=LONG_RECHECK_S)
+        ours = SSOMiddleware(
+            host,
+            database_url=database_url,
+            secret_key=SECRET,
+            base_url=BASE_URL,
+            session_recheck_seconds=LONG_RECHECK_S,
+        )
         middlewares.append(ours)
         cookie_value = sign_in(ours, workdir)
         # A second worker of the same site (same database and keys), with the default interval.
-        ours_default = SSOMiddleware(host, database_url=database_url, secret_key=SECRET, base_url=BASE_URL)
+        ours_default = SSOMiddleware(
+            host, database_url=database_url, secret_key=SECRET, base_url=BASE_URL
+        )
         middlewares.append(ours_default)
-        ours_miss = SSOMiddleware(host, database_url=database_url, secret_key=SECRET, base_url=BASE_URL,
-                                  session_recheck_seconds=0)
+        ours_miss = SSOMiddleware(
+            host,
+            database_url=database_url,
+            secret_key=SECRET,
+            base_url=BASE_URL,
+            session_recheck_seconds=0,
+        )
         middlewares.append(ours_miss)
-        assert ours_default.sessions.recheck_interval == DEFAULT_RECHECK_S, ours_default.sessions.recheck_interval
+        assert ours_default.sessions.recheck_interval == DEFAULT_RECHECK_S, (
+            ours_default.sessions.recheck_interval
+        )
         cookie_name = ours.settings.session_cookie_name
 
         # The yardstick: the same payload in an itsdangerous timed cookie, as a Flask-like app has.
@@ -373,7 +456,10 @@ def main(argv: list[str] | None = None) -> int:
             calls[key] = identified[key] = 0
 
         counters = [SqlCounter(mw.database.engine) for mw in (ours, ours_default, ours_miss)]
-        say(f"[{time.perf_counter() - started:5.1f}s] timing {rounds} rounds x {batch} calls per variant ...")
+        say(
+            f"[{time.perf_counter() - started:5.1f}s] timing {rounds} rounds x {batch} calls per "
+            "variant ..."
+        )
         samples: dict[str, list[float]] = {k: [] for k in keys}
         gc.collect()
         timed_start = time.perf_counter()
@@ -389,9 +475,11 @@ def main(argv: list[str] | None = None) -> int:
 
         results = {k: summarize(v) for k, v in samples.items()}
         report["results"] = results
-        overhead = [b - a for a, b in zip(samples["bare"], samples["ours"])]
-        overhead_default = [d - a for a, d in zip(samples["bare"], samples["ours_default"])]
-        overhead_miss = [e - a for a, e in zip(samples["bare"], samples["ours_miss"])]
+        overhead = [b - a for a, b in zip(samples["bare"], samples["ours"], strict=True)]
+        overhead_default = [
+            d - a for a, d in zip(samples["bare"], samples["ours_default"], strict=True)
+        ]
+        overhead_miss = [e - a for a, e in zip(samples["bare"], samples["ours_miss"], strict=True)]
         loads_us = results["loads"]["median_us"]
         r = {
             "overhead_us": median_us(overhead),
@@ -404,11 +492,18 @@ def main(argv: list[str] | None = None) -> int:
         r["overhead_default_in_loads"] = r["overhead_default_us"] / loads_us
         report["ratios"] = r
         report["checks"] = {
-            "calls_ours": calls["ours"], "identified_ours": identified["ours"],
-            "calls_default": calls["ours_default"], "identified_default": identified["ours_default"],
-            "calls_bare": calls["bare"], "identified_bare": identified["bare"],
-            "calls_miss": calls["ours_miss"], "identified_miss": identified["ours_miss"],
-            "sql_ours": sql_ours, "sql_default": sql_default, "sql_miss": sql_miss, "timed_seconds": timed_seconds,
+            "calls_ours": calls["ours"],
+            "identified_ours": identified["ours"],
+            "calls_default": calls["ours_default"],
+            "identified_default": identified["ours_default"],
+            "calls_bare": calls["bare"],
+            "identified_bare": identified["bare"],
+            "calls_miss": calls["ours_miss"],
+            "identified_miss": identified["ours_miss"],
+            "sql_ours": sql_ours,
+            "sql_default": sql_default,
+            "sql_miss": sql_miss,
+            "timed_seconds": timed_seconds,
             "refreshes": refreshes,
         }
         problems = []
@@ -417,7 +512,9 @@ def main(argv: list[str] | None = None) -> int:
         if identified["bare"]:
             problems.append("the bare app saw REMOTE_USER")
         if sql_ours:
-            problems.append(f"{sql_ours} SQL statements in the steady state (recheck {LONG_RECHECK_S:.0f} s)")
+            problems.append(
+                f"{sql_ours} SQL statements in the steady state (recheck {LONG_RECHECK_S:.0f} s)"
+            )
         if problems:
             raise RuntimeError("; ".join(problems))
 
@@ -429,9 +526,12 @@ def main(argv: list[str] | None = None) -> int:
             "dict copy of the environ (in every variant's loop)": lambda: env.copy(),
             "werkzeug parse_cookie(environ)": lambda: parse_cookie(env),
             "our serializer's loads": lambda: our_serializer.loads(cookie_value),
-            "sessions.read_cookie(environ) (parse + loads + checks)": lambda: ours.sessions.read_cookie(env),
-            "sessions.identify(environ) (read_cookie + cached check + Member.copy)":
-                lambda: ours.sessions.identify(env),
+            "sessions.read_cookie(environ) (parse + loads + checks)": lambda: (
+                ours.sessions.read_cookie(env)
+            ),
+            "sessions.identify(environ) (read_cookie + cached check + Member.copy)": lambda: (
+                ours.sessions.identify(env)
+            ),
         }
         breakdown = {}
         for name, step in steps.items():
@@ -445,14 +545,21 @@ def main(argv: list[str] | None = None) -> int:
         report["breakdown"] = breakdown
 
         status = "PASS" if r["overhead_in_loads"] <= OVERHEAD_RATIO_MAX else "FAIL"
-        report["targets"] = [{
-            "name": "pass-through overhead in loads", "status": status, "value": r["overhead_in_loads"],
-            "limit": OVERHEAD_RATIO_MAX,
-            "detail": f"((b) - (a)) / (c) = {r['overhead_us']:.2f} us / {loads_us:.2f} us = "
-                      f"{r['overhead_in_loads']:.2f} (must be <= {OVERHEAD_RATIO_MAX:g})",
-        }]
+        report["targets"] = [
+            {
+                "name": "pass-through overhead in loads",
+                "status": status,
+                "value": r["overhead_in_loads"],
+                "limit": OVERHEAD_RATIO_MAX,
+                "detail": f"((b) - (a)) / (c) = {r['overhead_us']:.2f} us / {loads_us:.2f} us = "
+                f"{r['overhead_in_loads']:.2f} (must be <= {OVERHEAD_RATIO_MAX:g})",
+            }
+        ]
         if args.profile == "always" or (args.profile == "auto" and status == "FAIL"):
-            say(f"[{time.perf_counter() - started:5.1f}s] profiling {args.profile_calls} calls of (b) ...")
+            say(
+                f"[{time.perf_counter() - started:5.1f}s] profiling {args.profile_calls} calls of "
+                "(b) ..."
+            )
             env = environs["ours"]
             profiles = []
             for _ in range(args.profile_calls):
@@ -463,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
                 profile.disable()
                 profiles.append(profile)
             # "ms/request" below is per call; the tables are totals over all the calls.
-            report["profile"] = _profile_report(profiles, {}, 25)
+            report["profile"] = profile_report(profiles, {}, 25)
         report["elapsed_s"] = time.perf_counter() - started
         report["config"]["loadavg_end"] = os.getloadavg()[0]
         say(f"[{report['elapsed_s']:5.1f}s] done")

@@ -33,18 +33,29 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import (
+    BENCH_PREFIX,
+    ROOT,
+    SECRET,
+    WAITRESS_THREADS,
+    BenchWrapper,
+    add_json_option,
+    fmt,
+    host_app,
+    publish,
+    rss_kb,
+    summarize,
+    version_of,
+)
+
 SCIM_MEDIA = "application/scim+json"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
-BENCH_PREFIX = "/__bench__"
-WAITRESS_THREADS = 4
 PEER_TOKEN = "bench-peer-token"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -65,177 +76,15 @@ RSS_GROWTH_MAX_MB = 20.0
 # ---------------------------------------------------------------------------------------------
 
 
-def rss_kb(pid: int | str = "self") -> dict[str, int]:
-    """VmRSS and VmHWM (peak) of a process, in kB, from /proc/<pid>/status."""
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                key, value = line.split(":", 1)
-                out[key] = int(value.split()[0])
-    return out
-
-
-class BenchWrapper:
-    """The WSGI app each child serves: the SCIM app, plus a few control endpoints.
-
-    ``/__bench__/gc`` collects garbage (so RSS is read after it), ``/__bench__/profile/start``
-    and ``/__bench__/profile/stop`` profile every request in between with cProfile (one profile
-    per request, merged). ``strip`` is a path prefix moved to SCRIPT_NAME (the peer is mounted
-    at ``/scim`` so both servers answer at ``/scim/v2``). Everything else goes to ``app``.
-    """
-
-    def __init__(self, strip: str = "") -> None:
-        self.app: Callable[..., Iterable[bytes]] | None = None
-        self.strip = strip
-        self.profiling = False
-        self.profiles: list[Any] = []
-        self.lock = threading.Lock()
-        # Our SQLAlchemy engine, to count the SQL statements of the profiled requests.
-        self.engine: Any = None
-        self.statements: dict[str, list[float]] = {}  # statement -> [count, seconds]
-
-    def _before_statement(self, conn: Any, _cursor: Any, _statement: str, *_args: Any) -> None:
-        conn.info.setdefault("bench_t0", []).append(time.perf_counter())
-
-    def _after_statement(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        elapsed = time.perf_counter() - conn.info["bench_t0"].pop()
-        key = " ".join(statement.split())
-        with self.lock:
-            entry = self.statements.setdefault(key, [0, 0.0])
-            entry[0] += 1
-            entry[1] += elapsed
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path.startswith(BENCH_PREFIX):
-            return self.control(path[len(BENCH_PREFIX):], environ, start_response)
-        if self.strip and (path == self.strip or path.startswith(self.strip + "/")):
-            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.strip
-            environ["PATH_INFO"] = path[len(self.strip):]
-        assert self.app is not None
-        if not self.profiling:
-            return self.app(environ, start_response)
-        import cProfile
-
-        profile = cProfile.Profile()
-        profile.enable()
-        try:
-            result = self.app(environ, start_response)
-            try:
-                body = [b"".join(result)]
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-        finally:
-            profile.disable()
-        with self.lock:
-            self.profiles.append(profile)
-        return body
-
-    def control(self, action: str, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        payload: dict[str, Any] = {}
-        if action == "/gc":
-            gc.collect()
-            payload = {"pid": os.getpid(), **rss_kb()}
-        elif action == "/profile/start":
-            with self.lock:
-                self.profiles = []
-                self.statements = {}
-            if self.engine is not None:
-                from sqlalchemy import event
-
-                event.listen(self.engine, "before_cursor_execute", self._before_statement)
-                event.listen(self.engine, "after_cursor_execute", self._after_statement)
-            self.profiling = True
-        elif action == "/profile/stop":
-            self.profiling = False
-            if self.engine is not None:
-                from sqlalchemy import event
-
-                event.remove(self.engine, "before_cursor_execute", self._before_statement)
-                event.remove(self.engine, "after_cursor_execute", self._after_statement)
-            query = dict(p.split("=", 1) for p in environ.get("QUERY_STRING", "").split("&") if "=" in p)
-            with self.lock:
-                profiles, self.profiles = self.profiles, []
-                statements, self.statements = self.statements, {}
-            text = _profile_report(profiles, statements, int(query.get("top", "25"))) if profiles else ""
-            payload = {"requests": len(profiles), "text": text}
-        else:
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"unknown bench action"]
-        body = json.dumps(payload).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
-
-
-def _package_of(filename: str) -> str:
-    """Which package a profiled function lives in, for the time-by-package summary."""
-    if filename == "~":
-        return "(C builtins: sqlite3, json, pydantic-core, ...)"
-    parts = Path(filename).parts
-    if "site-packages" in parts:
-        rest = parts[parts.index("site-packages") + 1 :]
-        return rest[0].removesuffix(".py") if rest else filename
-    if "webwork_sso_middleware" in parts:
-        i = parts.index("webwork_sso_middleware")
-        return "/".join(parts[i : i + 2 if len(parts) > i + 2 else i + 1])
-    if "benchmarks" in parts:
-        return "benchmarks (harness)"
-    return "stdlib"
-
-
-def _profile_report(profiles: list[Any], statements: dict[str, list[float]], top: int) -> str:
-    import pstats
-
-    requests_ = len(profiles)
-    stats = pstats.Stats(*profiles, stream=io.StringIO())
-    by_package: dict[str, float] = {}
-    total = 0.0
-    for (filename, _line, _func), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        by_package[_package_of(filename)] = by_package.get(_package_of(filename), 0.0) + tottime
-        total += tottime
-    text = f"--- own time by package ({requests_} requests, {total / requests_ * 1000:.2f} ms/request under the profiler) ---\n"
-    for package, seconds in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]:
-        text += f"  {seconds / total * 100:5.1f}%  {seconds / requests_ * 1000:6.3f} ms/req  {package}\n"
-    if statements:
-        count = sum(c for c, _ in statements.values())
-        seconds = sum(t for _, t in statements.values())
-        text += (f"--- SQL statements: {count / requests_:.1f} per request, {seconds / requests_ * 1000:.2f} ms/request "
-                 f"in cursor.execute (wall time, profiler included) ---\n")
-        for statement, (n, t) in sorted(statements.items(), key=lambda kv: -kv[1][1]):
-            short = statement[:130] + ("..." if len(statement) > 130 else "")
-            text += f"  {n / requests_:4.1f}x {t / n * 1000:7.3f} ms  {short}\n"
-    for sort in ("cumulative", "tottime"):
-        stream = io.StringIO()
-        pstats.Stats(*profiles, stream=stream).strip_dirs().sort_stats(sort).print_stats(top)
-        text += f"--- sorted by {sort} ---\n" + _trim_pstats(stream.getvalue())
-    return text
-
-
-def _trim_pstats(text: str) -> str:
-    """Keep the pstats table, without its preamble."""
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.lstrip().startswith("ncalls"):
-            return "\n".join(lines[i - 1 : i] + lines[i:]).rstrip() + "\n"
-    return text
-
-
-def host_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
-    return [b"host"]
-
-
 def build_ours(port: int, database_url: str) -> tuple[Any, str]:
-    sys.path.insert(0, str(ROOT))
     from webwork_sso_middleware import SSOMiddleware
 
     mw = SSOMiddleware(
-        host_app, database_url=database_url, secret_key="bench-secret-padded-to-thirty-two-bytes-at-least", base_url=f"http://127.0.0.1:{port}"
+        host_app, database_url=database_url, secret_key=SECRET, base_url=f"http://127.0.0.1:{port}"
     )
-    _info, token = mw.workspaces.create("bench", name="Bench", plan="plus", owner_email="owner@example.com")
+    _info, token = mw.workspaces.create(
+        "bench", name="Bench", plan="plus", owner_email="owner@example.com"
+    )
     mw.workspaces.enable("bench", scim=True)
     return mw, token
 
@@ -246,7 +95,6 @@ def our_engine(mw: Any) -> Any:
 
 def build_peer() -> tuple[Any, str]:
     from scim2_models import ScimProvider
-
     from scim2_server.memory import InMemoryStorage
     from scim2_server.service import ScimService
     from scim2_server.testserver.application import BEARER_TOKEN_SCHEME, BearerTokenApplication
@@ -263,8 +111,10 @@ def build_peer() -> tuple[Any, str]:
     provider = ScimProvider.from_discovery(
         load_default_schemas().values(), load_default_resource_types().values(), config=config
     )
-    service = ScimService(provider, secret="bench-secret-padded-to-thirty-two-bytes-at-least")
-    app = BearerTokenApplication(InMemoryStorage(), provider, service=service, bearer_tokens=[PEER_TOKEN])
+    service = ScimService(provider, secret=SECRET)
+    app = BearerTokenApplication(
+        InMemoryStorage(), provider, service=service, bearer_tokens=[PEER_TOKEN]
+    )
     return app, PEER_TOKEN
 
 
@@ -277,7 +127,12 @@ def serve(kind: str, database_url: str | None) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     wrapper = BenchWrapper(strip="/scim" if kind == "peer" else "")
     server = waitress.create_server(
-        wrapper, host="127.0.0.1", port=0, threads=WAITRESS_THREADS, ident="bench", connection_limit=200
+        wrapper,
+        host="127.0.0.1",
+        port=0,
+        threads=WAITRESS_THREADS,
+        ident="bench",
+        connection_limit=200,
     )
     port = server.effective_port
     if kind == "ours":
@@ -297,11 +152,46 @@ def serve(kind: str, database_url: str | None) -> None:
 # Client side
 # ---------------------------------------------------------------------------------------------
 
-GIVEN = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "John", "Katherine",
-         "Linus", "Margaret", "Niklaus", "Radia", "Ken", "Sophie", "Tim", "Shafi", "Leslie"]
-FAMILY = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Backus",
-          "Johnson", "Torvalds", "Hamilton", "Wirth", "Perlman", "Thompson", "Wilson", "Lee",
-          "Goldwasser", "Lamport"]
+GIVEN = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "John",
+    "Katherine",
+    "Linus",
+    "Margaret",
+    "Niklaus",
+    "Radia",
+    "Ken",
+    "Sophie",
+    "Tim",
+    "Shafi",
+    "Leslie",
+]
+FAMILY = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Backus",
+    "Johnson",
+    "Torvalds",
+    "Hamilton",
+    "Wirth",
+    "Perlman",
+    "Thompson",
+    "Wilson",
+    "Lee",
+    "Goldwasser",
+    "Lamport",
+]
 
 
 def okta_user(i: int) -> dict[str, Any]:
@@ -351,7 +241,11 @@ class Server:
         return f"http://127.0.0.1:{self.port}/scim/v2"
 
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}", "Accept": SCIM_MEDIA, "Content-Type": SCIM_MEDIA}
+        return {
+            "Authorization": f"Bearer {self.token}",
+            "Accept": SCIM_MEDIA,
+            "Content-Type": SCIM_MEDIA,
+        }
 
     def start(self, workdir: Path, timeout: float = 60.0) -> None:
         import requests
@@ -360,11 +254,14 @@ class Server:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--_serve", self.kind]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
-        log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=str(workdir))
-        log.close()
+        with open(self.log_path, "w") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=str(workdir)
+            )
         line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)
+        reader = threading.Thread(
+            target=lambda: line.append(self.proc.stdout.readline()), daemon=True
+        )
         reader.start()
         reader.join(timeout)
         if not line or not line[0].strip():
@@ -378,7 +275,10 @@ class Server:
     def log_tail(self, lines: int = 25) -> str:
         if self.log_path is None or not self.log_path.exists():
             return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:]) or "(empty log)"
+        return (
+            "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            or "(empty log)"
+        )
 
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
@@ -450,7 +350,7 @@ def create_users(server: Server, indexes: range, threads: int) -> float:
 
 
 def lookup_url(server: Server, user_name: str) -> str:
-    scim_filter = quote('userName eq "%s"' % user_name)
+    scim_filter = quote(f'userName eq "{user_name}"')
     return f"{server.base}/Users?filter={scim_filter}&startIndex=1&count=100"
 
 
@@ -478,11 +378,15 @@ def timed_get(server: Server, url: str) -> tuple[float, Any]:
 def check_lookup(server: Server, r: Any, user_name: str, user_id: str) -> None:
     data = r.json()
     got = [u.get("userName") for u in data.get("Resources", [])]
-    if data.get("totalResults") != 1 or got != [user_name] or data["Resources"][0].get("id") != user_id:
+    if (
+        data.get("totalResults") != 1
+        or got != [user_name]
+        or data["Resources"][0].get("id") != user_id
+    ):
         raise ServerError(
             server,
             f"filter userName eq {user_name!r} answered totalResults="
-            f"{data.get('totalResults')} userNames={got[:3]}"
+            f"{data.get('totalResults')} userNames={got[:3]}",
         )
 
 
@@ -490,31 +394,26 @@ def check_page(server: Server, r: Any, start: int, total: int, count: int = 100)
     data = r.json()
     resources = data.get("Resources", [])
     expected = min(count, total - start + 1)
-    if data.get("totalResults") != total or len(resources) != expected or data.get("startIndex") != start:
+    if (
+        data.get("totalResults") != total
+        or len(resources) != expected
+        or data.get("startIndex") != start
+    ):
         raise ServerError(
             server,
             f"page startIndex={start} answered totalResults={data.get('totalResults')} "
-            f"startIndex={data.get('startIndex')} with {len(resources)} resources (expected {expected} of {total})"
+            f"startIndex={data.get('startIndex')} with {len(resources)} resources (expected "
+            f"{expected} of {total})",
         )
     if not all(u.get("userName") and u.get("id") for u in resources):
         raise ServerError(server, f"page startIndex={start} holds a resource without userName/id")
 
 
-def summarize(samples: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in samples)
-    deciles = statistics.quantiles(ms, n=10, method="inclusive")
-    return {
-        "median_ms": statistics.median(ms),
-        "p90_ms": deciles[8],
-        "mean_ms": statistics.fmean(ms),
-        "min_ms": ms[0],
-        "max_ms": ms[-1],
-        "samples": len(ms),
-    }
-
-
-def measure(servers: list[Server], user_names: list[str], args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
-    """Filter lookups, then 100-item pages, interleaved between the servers, same targets for all."""
+def measure(
+    servers: list[Server], user_names: list[str], args: argparse.Namespace, rng: random.Random
+) -> dict[str, Any]:
+    """Filter lookups, then 100-item pages, interleaved between the servers, the same targets for
+    all."""
     total = len(user_names)
     picks = [rng.randrange(total) for _ in range(args.lookups)]
     warm_picks = [rng.randrange(total) for _ in range(args.warmup)]
@@ -522,8 +421,10 @@ def measure(servers: list[Server], user_names: list[str], args: argparse.Namespa
     starts = [rng.randint(1, last_start) for _ in range(args.pages)]
     warm_starts = [rng.randint(1, last_start) for _ in range(max(5, args.warmup // 3))]
 
-    results: dict[str, Any] = {s.kind: {"lookup": [], "page": [], "lookup_bytes": [], "page_bytes": [],
-                                        "closed": 0} for s in servers}
+    results: dict[str, Any] = {
+        s.kind: {"lookup": [], "page": [], "lookup_bytes": [], "page_bytes": [], "closed": 0}
+        for s in servers
+    }
 
     def order(k: int) -> list[Server]:
         # ABBA: each server goes first half of the time.
@@ -570,7 +471,7 @@ def db_size_mb(database_url: str | None) -> dict[str, float] | None:
     """Sizes of the SQLite database file and of its write-ahead log, in MB."""
     if not database_url or not database_url.startswith("sqlite:///"):
         return None
-    path = Path(database_url[len("sqlite:///"):])
+    path = Path(database_url[len("sqlite:///") :])
     wal = Path(str(path) + "-wal")
 
     def size(f: Path) -> float:
@@ -580,7 +481,6 @@ def db_size_mb(database_url: str | None) -> dict[str, float] | None:
 
 
 def wipe_postgres(url: str) -> None:
-    sys.path.insert(0, str(ROOT))
     from sqlalchemy import create_engine, text
 
     from webwork_sso_middleware.store.models import Base
@@ -606,13 +506,6 @@ def analyze_postgres(url: str) -> None:
     engine.dispose()
 
 
-def version_of(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
 def ours_version() -> str:
     init = ROOT / "webwork_sso_middleware" / "__init__.py"
     for line in init.read_text().splitlines():
@@ -624,10 +517,6 @@ def ours_version() -> str:
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
-
-
-def fmt(value: float | None, spec: str = ".2f") -> str:
-    return "n/a" if value is None else format(value, spec)
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -645,19 +534,49 @@ def get(report: dict[str, Any], kind: str, phase: str, *keys: str) -> Any:
     return node
 
 
+def server_rows(report: dict[str, Any], kind: str) -> list[tuple[str, Callable[[str], str]]]:
+    """The rows of one server's table: a name, and the cell of each phase ("N", "5N")."""
+
+    def cell(*keys: str, spec: str = ".2f") -> Callable[[str], str]:
+        return lambda phase: fmt(get(report, kind, phase, *keys), spec)
+
+    rows = [
+        ("users", cell("members", spec="d")),
+        ("create throughput (users/s)", cell("create_per_s", spec=".0f")),
+        ("lookup median (ms)", cell("lookup", "median_ms")),
+        ("lookup p90 (ms)", cell("lookup", "p90_ms")),
+        ("page median (ms)", cell("page", "median_ms")),
+        ("page p90 (ms)", cell("page", "p90_ms")),
+        ("server RSS (MB)", cell("rss_mb", spec=".1f")),
+        ("server peak RSS (MB)", cell("hwm_mb", spec=".1f")),
+        ("lookup response (bytes)", cell("lookup_response_bytes", spec="d")),
+        ("page response (bytes)", cell("page_response_bytes", spec="d")),
+    ]
+    if get(report, kind, "N", "db_mb") is not None:
+        db, wal = cell("db_mb", "db", spec=".1f"), cell("db_mb", "wal", spec=".1f")
+        rows.append(("SQLite file + WAL (MB)", lambda phase: f"{db(phase)}+{wal(phase)}"))
+    return rows
+
+
 def render(report: dict[str, Any]) -> str:
     out = io.StringIO()
     w = out.write
     cfg = report["config"]
     n, n5 = cfg["n"], cfg["n_large"]
-    w(f"\nSCIM benchmark: {cfg['lookups']} filter lookups and {cfg['pages']} pages of 100 per size, "
-      f"at N={n} then {n5} users\n")
-    w(f"  WSGI server: waitress {cfg['waitress']} (threads={WAITRESS_THREADS}), one process per SCIM server; "
-      f"client: requests {cfg['requests']} Session (keep-alive), sequential timed requests interleaved "
-      f"ABBA between servers, {cfg['warmup']} warm-up lookups per size\n")
-    w(f"  python {cfg['python']}, {cfg['cpus']} CPUs, load average {cfg['loadavg_start']:.2f} at start, "
-      f"{fmt(cfg.get('loadavg_end'))} at end (other work on the machine skews N vs 5N; ours/peer is "
-      f"interleaved); users created with {cfg['create_threads']} client threads\n")
+    w(
+        f"\nSCIM benchmark: {cfg['lookups']} filter lookups and {cfg['pages']} pages of 100 per "
+        f"size, at N={n} then {n5} users\n"
+    )
+    w(
+        f"  WSGI server: waitress {cfg['waitress']} (threads={WAITRESS_THREADS}), one process per "
+        f"SCIM server; client: requests {cfg['requests']} Session (keep-alive), sequential timed "
+        f"requests interleaved ABBA between servers, {cfg['warmup']} warm-up lookups per size\n"
+    )
+    w(
+        f"  python {cfg['python']}, {cfg['cpus']} CPUs, load average {cfg['loadavg_start']:.2f} at "
+        f"start, {fmt(cfg.get('loadavg_end'))} at end (other work on the machine skews N vs 5N; "
+        f"ours/peer is interleaved); users created with {cfg['create_threads']} client threads\n"
+    )
     if report.get("error"):
         w(f"  RUN FAILED: {report['error'][:600]}\n")
     for kind in report["servers"]:
@@ -668,21 +587,7 @@ def render(report: dict[str, Any]) -> str:
             if not any(kind in report["phases"][p] for p in ("N", "5N")):
                 continue
         w(f"  {srv['description']}\n")
-        rows = [
-            ("users", lambda p: fmt(get(report, kind, p, "members"), "d")),
-            ("create throughput (users/s)", lambda p: fmt(get(report, kind, p, "create_per_s"), ".0f")),
-            ("lookup median (ms)", lambda p: fmt(get(report, kind, p, "lookup", "median_ms"))),
-            ("lookup p90 (ms)", lambda p: fmt(get(report, kind, p, "lookup", "p90_ms"))),
-            ("page median (ms)", lambda p: fmt(get(report, kind, p, "page", "median_ms"))),
-            ("page p90 (ms)", lambda p: fmt(get(report, kind, p, "page", "p90_ms"))),
-            ("server RSS (MB)", lambda p: fmt(get(report, kind, p, "rss_mb"), ".1f")),
-            ("server peak RSS (MB)", lambda p: fmt(get(report, kind, p, "hwm_mb"), ".1f")),
-            ("lookup response (bytes)", lambda p: fmt(get(report, kind, p, "lookup_response_bytes"), "d")),
-            ("page response (bytes)", lambda p: fmt(get(report, kind, p, "page_response_bytes"), "d")),
-        ]
-        if get(report, kind, "N", "db_mb") is not None:
-            rows.append(("SQLite file + WAL (MB)", lambda p: (
-                f"{fmt(get(report, kind, p, 'db_mb', 'db'), '.1f')}+{fmt(get(report, kind, p, 'db_mb', 'wal'), '.1f')}")))
+        rows = server_rows(report, kind)
         w(f"  {'':30} {'empty':>10} {'N=' + str(n):>10} {'5N=' + str(n5):>10}\n")
         for name, cell in rows:
             empty = fmt(srv.get("rss_empty_mb"), ".1f") if name == "server RSS (MB)" else ""
@@ -690,12 +595,27 @@ def render(report: dict[str, Any]) -> str:
 
     r = report["ratios"]
     w("\n== Ratios ==\n")
-    w(f"  ours/peer lookup median   at N: {fmt(r['lookup_ours_over_peer_N'])}   at 5N: {fmt(r['lookup_ours_over_peer_5N'])}\n")
-    w(f"  ours/peer page median     at N: {fmt(r['page_ours_over_peer_N'])}   at 5N: {fmt(r['page_ours_over_peer_5N'])}\n")
-    w(f"  ours 5N/N lookup median: {fmt(r['ours_lookup_5N_over_N'])}   (peer: {fmt(r['peer_lookup_5N_over_N'])})\n")
-    w(f"  ours 5N/N page median:   {fmt(r['ours_page_5N_over_N'])}   (peer: {fmt(r['peer_page_5N_over_N'])})\n")
-    w(f"  RSS growth N->5N (MB): ours {fmt(r['ours_rss_growth_mb'], '+.1f')}   peer {fmt(r['peer_rss_growth_mb'], '+.1f')}"
-      f"   (peer per extra user: {fmt(r['peer_rss_kb_per_user'], '.1f')} kB)\n")
+    w(
+        f"  ours/peer lookup median   at N: {fmt(r['lookup_ours_over_peer_N'])}   at 5N: "
+        f"{fmt(r['lookup_ours_over_peer_5N'])}\n"
+    )
+    w(
+        f"  ours/peer page median     at N: {fmt(r['page_ours_over_peer_N'])}   at 5N: "
+        f"{fmt(r['page_ours_over_peer_5N'])}\n"
+    )
+    w(
+        f"  ours 5N/N lookup median: {fmt(r['ours_lookup_5N_over_N'])}   (peer: "
+        f"{fmt(r['peer_lookup_5N_over_N'])})\n"
+    )
+    w(
+        f"  ours 5N/N page median:   {fmt(r['ours_page_5N_over_N'])}   (peer: "
+        f"{fmt(r['peer_page_5N_over_N'])})\n"
+    )
+    w(
+        f"  RSS growth N->5N (MB): ours {fmt(r['ours_rss_growth_mb'], '+.1f')}   peer "
+        f"{fmt(r['peer_rss_growth_mb'], '+.1f')}   (peer per extra user: "
+        f"{fmt(r['peer_rss_kb_per_user'], '.1f')} kB)\n"
+    )
 
     w("\n== Targets ==\n")
     for t in report["targets"]:
@@ -729,7 +649,9 @@ def compute(report: dict[str, Any]) -> None:
         "peer_page_5N_over_N": ratio(med("peer", "5N", "page"), med("peer", "N", "page")),
         "ours_rss_growth_mb": growth("ours"),
         "peer_rss_growth_mb": peer_growth,
-        "peer_rss_kb_per_user": None if peer_growth is None or extra <= 0 else peer_growth * 1024 / extra,
+        "peer_rss_kb_per_user": None
+        if peer_growth is None or extra <= 0
+        else peer_growth * 1024 / extra,
     }
     report["ratios"] = r
 
@@ -738,16 +660,32 @@ def compute(report: dict[str, Any]) -> None:
         return {"name": name, "status": status, "value": value, "limit": limit, "detail": detail}
 
     report["targets"] = [
-        target("lookup ours/peer at N", r["lookup_ours_over_peer_N"], LOOKUP_RATIO_MAX,
-               f"median ratio {fmt(r['lookup_ours_over_peer_N'])} (must be <= {LOOKUP_RATIO_MAX})"),
-        target("lookup ours/peer at 5N", r["lookup_ours_over_peer_5N"], LOOKUP_RATIO_MAX,
-               f"median ratio {fmt(r['lookup_ours_over_peer_5N'])} (must be <= {LOOKUP_RATIO_MAX})"),
-        target("our lookup 5N/N", r["ours_lookup_5N_over_N"], LOOKUP_GROWTH_MAX,
-               f"median ratio {fmt(r['ours_lookup_5N_over_N'])} (must be <= {LOOKUP_GROWTH_MAX})"),
-        target("our RSS growth N->5N", r["ours_rss_growth_mb"], RSS_GROWTH_MAX_MB,
-               f"{fmt(r['ours_rss_growth_mb'], '+.1f')} MB (must be < {RSS_GROWTH_MAX_MB:.0f} MB: members live in "
-               f"the database; only SQLite page caches (~2 MiB per pooled connection), bounded SQLAlchemy caches "
-               f"and allocator noise may grow)"),
+        target(
+            "lookup ours/peer at N",
+            r["lookup_ours_over_peer_N"],
+            LOOKUP_RATIO_MAX,
+            f"median ratio {fmt(r['lookup_ours_over_peer_N'])} (must be <= {LOOKUP_RATIO_MAX})",
+        ),
+        target(
+            "lookup ours/peer at 5N",
+            r["lookup_ours_over_peer_5N"],
+            LOOKUP_RATIO_MAX,
+            f"median ratio {fmt(r['lookup_ours_over_peer_5N'])} (must be <= {LOOKUP_RATIO_MAX})",
+        ),
+        target(
+            "our lookup 5N/N",
+            r["ours_lookup_5N_over_N"],
+            LOOKUP_GROWTH_MAX,
+            f"median ratio {fmt(r['ours_lookup_5N_over_N'])} (must be <= {LOOKUP_GROWTH_MAX})",
+        ),
+        target(
+            "our RSS growth N->5N",
+            r["ours_rss_growth_mb"],
+            RSS_GROWTH_MAX_MB,
+            f"{fmt(r['ours_rss_growth_mb'], '+.1f')} MB (must be < {RSS_GROWTH_MAX_MB:.0f} MB: "
+            "members live in the database; only SQLite page caches (~2 MiB per pooled "
+            "connection), bounded SQLAlchemy caches and allocator noise may grow)",
+        ),
     ]
 
 
@@ -758,28 +696,60 @@ def compute(report: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Compare our SCIM server (webwork-sso-middleware) with scim2-server over loopback HTTP.",
+        description="Compare our SCIM server (webwork-sso-middleware) with scim2-server over "
+        "loopback HTTP.",
         epilog=f"--database-url with PostgreSQL (e.g. {DEFAULT_PG_URL}) DROPS our tables and "
         "alembic_version in that database before the run.",
     )
-    p.add_argument("--n", type=int, default=1000, help="members at the first size; the second is 5N (default 1000)")
-    p.add_argument("--lookups", type=int, default=300, help="timed filter lookups per size and server (default 300)")
-    p.add_argument("--pages", type=int, default=100, help="timed 100-item pages per size and server (default 100)")
-    p.add_argument("--warmup", type=int, default=30, help="untimed lookups before timing, per size (default 30)")
-    p.add_argument("--create-threads", type=int, default=4, help="client threads creating users (default 4)")
+    p.add_argument(
+        "--n",
+        type=int,
+        default=1000,
+        help="members at the first size; the second is 5N (default 1000)",
+    )
+    p.add_argument(
+        "--lookups",
+        type=int,
+        default=300,
+        help="timed filter lookups per size and server (default 300)",
+    )
+    p.add_argument(
+        "--pages",
+        type=int,
+        default=100,
+        help="timed 100-item pages per size and server (default 100)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=30,
+        help="untimed lookups before timing, per size (default 30)",
+    )
+    p.add_argument(
+        "--create-threads", type=int, default=4, help="client threads creating users (default 4)"
+    )
     p.add_argument("--only", choices=("both", "ours", "peer"), default="both")
-    p.add_argument("--database-url", help="our database (default: a fresh SQLite file in a temp dir). "
-                   "PostgreSQL: our tables there are dropped first!")
-    p.add_argument("--no-analyze", action="store_true",
-                   help="PostgreSQL only: do not ANALYZE our tables after creating the users (by default the "
-                   "bench does, as autovacuum would in production)")
-    p.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
-                   help="server-side cProfile (and, for ours, SQL statements) of filter lookups and pages at 5N: "
-                   "'auto' (default) when our lookup is slower than the peer's")
+    p.add_argument(
+        "--database-url",
+        help="our database (default: a fresh SQLite file in a temp dir). "
+        "PostgreSQL: our tables there are dropped first!",
+    )
+    p.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="PostgreSQL only: do not ANALYZE our tables after creating the users (by default the "
+        "bench does, as autovacuum would in production)",
+    )
+    p.add_argument(
+        "--profile",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="server-side cProfile (and, for ours, SQL statements) of filter lookups and pages at "
+        "5N: 'auto' (default) when our lookup is slower than the peer's",
+    )
     p.add_argument("--profile-requests", type=int, default=200)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
-                   help="write the numbers as JSON to FILE, or to stdout (then the report goes to stderr)")
+    add_json_option(p)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (database, server logs)")
     p.add_argument("--_serve", choices=("ours", "peer"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -799,8 +769,6 @@ def main(argv: list[str] | None = None) -> int:
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     n, n5 = args.n, 5 * args.n
     workdir = Path(tempfile.mkdtemp(prefix="scim-bench-"))
     database_url = args.database_url or f"sqlite:///{workdir}/bench.db"
@@ -808,36 +776,63 @@ def main(argv: list[str] | None = None) -> int:
 
     servers: list[Server] = []
     if args.only in ("both", "ours"):
-        servers.append(Server("ours", f"ours: webwork-sso-middleware {ours_version()}", database_url=database_url))
+        servers.append(
+            Server(
+                "ours", f"ours: webwork-sso-middleware {ours_version()}", database_url=database_url
+            )
+        )
     if args.only in ("both", "peer"):
         servers.append(Server("peer", f"peer: scim2-server {version_of('scim2-server')}"))
 
     report: dict[str, Any] = {
         "config": {
-            "n": n, "n_large": n5, "lookups": args.lookups, "pages": args.pages, "warmup": args.warmup,
-            "create_threads": args.create_threads, "seed": args.seed, "python": platform.python_version(),
-            "cpus": os.cpu_count(), "loadavg_start": os.getloadavg()[0],
-            "waitress": version_of("waitress"), "waitress_threads": WAITRESS_THREADS,
-            "requests": requests.__version__, "profile_requests": args.profile_requests,
+            "n": n,
+            "n_large": n5,
+            "lookups": args.lookups,
+            "pages": args.pages,
+            "warmup": args.warmup,
+            "create_threads": args.create_threads,
+            "seed": args.seed,
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "loadavg_start": os.getloadavg()[0],
+            "waitress": version_of("waitress"),
+            "waitress_threads": WAITRESS_THREADS,
+            "requests": requests.__version__,
+            "profile_requests": args.profile_requests,
             "postgres_analyze": database_url.startswith("postgresql") and not args.no_analyze,
         },
-        "servers": {}, "phases": {"N": {}, "5N": {}},
+        "servers": {},
+        "phases": {"N": {}, "5N": {}},
     }
     if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
-        say(f"WARNING: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other work will add noise")
+        say(
+            f"WARNING: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other work "
+            "will add noise"
+        )
     user_names = [okta_user(i)["userName"] for i in range(n5)]
     rng = random.Random(args.seed)
     started_at = time.perf_counter()
     try:
         running: list[Server] = []
         for server in servers:
-            desc = ("in-memory InMemoryStorage, static bearer token, mounted at /scim/v2" if server.kind == "peer"
-                    else f"store {_redact(database_url)}")
+            desc = (
+                "in-memory InMemoryStorage, static bearer token, mounted at /scim/v2"
+                if server.kind == "peer"
+                else f"store {_redact(database_url)}"
+            )
             if server.kind == "ours" and database_url.startswith("postgresql"):
-                desc += " (ANALYZE after each batch of POSTs)" if not args.no_analyze else " (never ANALYZEd)"
+                desc += (
+                    " (ANALYZE after each batch of POSTs)"
+                    if not args.no_analyze
+                    else " (never ANALYZEd)"
+                )
             entry = report["servers"][server.kind] = {"label": server.label, "description": desc}
             if server.kind == "ours" and database_url.startswith("postgresql"):
-                say(f"WARNING: dropping webwork-sso tables and alembic_version in {_redact(database_url)}")
+                say(
+                    "WARNING: dropping webwork-sso tables and alembic_version in "
+                    f"{_redact(database_url)}"
+                )
                 wipe_postgres(database_url)
             say(f"starting {server.label} ...")
             try:
@@ -855,27 +850,40 @@ def main(argv: list[str] | None = None) -> int:
             nonlocal failed
             failed = True
             report["servers"][server.kind]["error"] = f"{type(exc).__name__}: {exc}"
-            say(f"ERROR, {server.kind} drops out: {type(exc).__name__}: {exc}\n"
-                f"--- {server.kind} server log (tail) ---\n{server.log_tail()}")
+            say(
+                f"ERROR, {server.kind} drops out: {type(exc).__name__}: {exc}\n"
+                f"--- {server.kind} server log (tail) ---\n{server.log_tail()}"
+            )
             running.remove(server)
 
         for phase, size, previous in (("N", n, 0), ("5N", n5, n)):
             for server in list(running):
-                say(f"[{time.perf_counter() - started_at:6.1f}s] {server.kind}: creating users {previous}..{size - 1}")
+                say(
+                    f"[{time.perf_counter() - started_at:6.1f}s] {server.kind}: creating users "
+                    f"{previous}..{size - 1}"
+                )
                 try:
                     rate = create_users(server, range(previous, size), args.create_threads)
                 except Exception as exc:  # noqa: BLE001 - that server drops out, the other goes on
                     drop(server, exc)
                     continue
                 report["phases"][phase].setdefault(server.kind, {})["create_per_s"] = rate
-                if server.kind == "ours" and database_url.startswith("postgresql") and not args.no_analyze:
+                if (
+                    server.kind == "ours"
+                    and database_url.startswith("postgresql")
+                    and not args.no_analyze
+                ):
                     analyze_postgres(database_url)
             while running:
                 say(f"[{time.perf_counter() - started_at:6.1f}s] measuring at {size} users ...")
                 try:
                     for server in running:
-                        server.control("/gc")  # the same clean start for both: no garbage left by the POSTs
-                    measured = measure(running, user_names[:size], args, random.Random(f"{args.seed}-{phase}"))
+                        server.control(
+                            "/gc"
+                        )  # the same clean start for both: no garbage left by the POSTs
+                    measured = measure(
+                        running, user_names[:size], args, random.Random(f"{args.seed}-{phase}")
+                    )
                 except ServerError as exc:
                     drop(exc.server, exc)
                     continue  # measure again without it, so the figures of the other stay clean
@@ -890,15 +898,24 @@ def main(argv: list[str] | None = None) -> int:
                 raise ServerDied("no server left")
 
         compute(report)
-        slower = any((report["ratios"][k] or 0) > LOOKUP_RATIO_MAX
-                     for k in ("lookup_ours_over_peer_N", "lookup_ours_over_peer_5N"))
+        slower = any(
+            (report["ratios"][k] or 0) > LOOKUP_RATIO_MAX
+            for k in ("lookup_ours_over_peer_N", "lookup_ours_over_peer_5N")
+        )
         if args.profile == "always" or (args.profile == "auto" and slower):
             report["profiles"] = {}
             for server in running:
                 for what in ("lookup", "page"):
-                    say(f"[{time.perf_counter() - started_at:6.1f}s] profiling {server.kind} {what}s ...")
+                    say(
+                        f"[{time.perf_counter() - started_at:6.1f}s] profiling {server.kind} "
+                        f"{what}s ..."
+                    )
                     server.control("/profile/start")
-                    for _ in range(args.profile_requests if what == "lookup" else max(1, args.profile_requests // 4)):
+                    for _ in range(
+                        args.profile_requests
+                        if what == "lookup"
+                        else max(1, args.profile_requests // 4)
+                    ):
                         if what == "lookup":
                             k = rng.randrange(n5)
                             _, r = timed_get(server, lookup_url(server, user_names[k]))
@@ -936,17 +953,6 @@ def _redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001
         return url
-
-
-def publish(text: str, report: dict[str, Any], stream: Any, json_target: str | None) -> None:
-    """Print the report; with --json, also the numbers ("-": on stdout, else to that file)."""
-    print(text, file=stream, flush=True)
-    if json_target:
-        data = json.dumps(report, indent=2, default=str)
-        if json_target == "-":
-            print(data)
-        else:
-            Path(json_target).write_text(data + "\n")
 
 
 if __name__ == "__main__":

@@ -20,29 +20,59 @@ from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import Base
 
 from .dns_server import TxtServer
+from .saml.conftest import idp, second_idp, site  # noqa: F401 - fixtures for tests outside tests/saml
 
 POSTGRES_URL = os.environ.get("WEBWORK_SSO_TEST_DATABASE_URL")
-SECRET = "test-secret-key-padded-to-thirty-two-bytes-at-least"
 
 
-# Tests that need a system program (headless Chromium) are opt-in, so the README's test command
-# passes on a machine with only Python; .ci/run always opts in, and there they never skip.
-BROWSER_TESTS = os.environ.get("WEBWORK_SSO_BROWSER_TESTS") == "1"
+# Tests that need a system program (headless Chromium) are opt-in, as Django's own suite makes its
+# Selenium tests: `--browser` (or WEBWORK_SSO_BROWSER_TESTS=1, which .ci/run sets) selects them, so
+# the README's test command passes on a machine with only Python. Once selected they never skip.
+BROWSER_ENV = "WEBWORK_SSO_BROWSER_TESTS"
+BROWSER_HOW = f"--browser or {BROWSER_ENV}=1 selects them"
+_browser_deselected = pytest.StashKey[int]()
 
 
-def pytest_report_header() -> list[str]:
-    browser = ("headless Chromium tests: selected" if BROWSER_TESTS else
-               "headless Chromium tests: not selected (WEBWORK_SSO_BROWSER_TESTS=1 selects them)")
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--browser",
+        action="store_true",
+        default=False,
+        help="also run the tests that drive a real headless Chromium (marker "
+        f"'browser'; Debian's chromium and chromium-driver); as {BROWSER_ENV}=1",
+    )
+
+
+def browser_tests_selected(config: pytest.Config) -> bool:
+    return bool(config.getoption("browser")) or os.environ.get(BROWSER_ENV) == "1"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    browser = (
+        "headless Chromium tests: selected"
+        if browser_tests_selected(config)
+        else f"headless Chromium tests: not selected ({BROWSER_HOW})"
+    )
     return [f"webwork-sso database: {POSTGRES_URL or 'SQLite (temporary files)'}", browser]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if BROWSER_TESTS:
+    if browser_tests_selected(config):
         return
     deselected = [item for item in items if item.get_closest_marker("browser")]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if not item.get_closest_marker("browser")]
+        config.stash[_browser_deselected] = len(deselected)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    # The summary line says only "N deselected"; say which, and how to run them.
+    count = config.stash.get(_browser_deselected, 0)
+    if count:
+        terminalreporter.write_line(
+            f"{count} headless Chromium test{'s' if count > 1 else ''} deselected ({BROWSER_HOW})"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +104,9 @@ def scratch_postgres_database(prefix: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def _migrated_template(_postgres_database: str | None, tmp_path_factory: pytest.TempPathFactory) -> str:
+def _migrated_template(
+    _postgres_database: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> str:
     """Migrate once per run; each test then gets a copy (SQLite) or emptied tables (PostgreSQL)."""
     if _postgres_database:
         return _postgres_database
@@ -118,8 +150,9 @@ class LiveServer:
         self._server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         # A short poll interval: shutdown() waits for it, once per server per test.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

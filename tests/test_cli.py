@@ -27,10 +27,11 @@ from webwork_sso_middleware.errors import MetadataUnavailable
 from webwork_sso_middleware.store.workspaces import hash_token
 
 from .admin.conftest import sign_in
+from .constants import SECRET
 from .dns_server import TxtServer
 from .devidp import browser
 from .saml.idp import TestIdP
-from .saml.metadata_samples import (
+from .idp_metadata.metadata_samples import (
     OKTA_ENTITY_ID,
     OKTA_SSO_POST,
     certificate,
@@ -39,9 +40,8 @@ from .saml.metadata_samples import (
     okta_metadata,
     sso_services,
 )
-from .saml.conftest import Site, TestIdP, idp, site  # noqa: F401 (fixtures used here)
+from .saml.conftest import Site
 
-SECRET = "test-secret-key-padded-to-thirty-two-bytes-at-least"
 BASE_URL = "https://tracker.example.com"
 INTERFACE_KEYS = {
     "slug", "name", "plan", "scim_base_url", "sp_entity_id", "acs_url", "sp_metadata_url",

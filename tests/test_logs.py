@@ -12,7 +12,7 @@ import requests
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.logs import escape_log_text, package_logger
 
-from .conftest import SECRET
+from .constants import SECRET
 
 # Each starts a new line in some log viewer: LF, CR, NEL (U+0085), LINE SEPARATOR (U+2028).
 LINE_BREAKS = ["\n", "\r", "\u0085", "\u2028"]

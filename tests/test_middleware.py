@@ -16,8 +16,10 @@ from webtest import TestApp
 from webwork_sso_middleware import Member, SSOMiddleware
 from webwork_sso_middleware.config import Settings
 from webwork_sso_middleware.errors import ConfigurationError
-from webwork_sso_middleware.sessions import SessionManager, revoke_locally
+from webwork_sso_middleware.sessions import SessionManager
+from webwork_sso_middleware.signing import Signing
 
+from .constants import PATCH_OP
 from .scim.conftest import ScimClient
 from .sessions.test_manager import Clock, add_member, cookie_pair, counting_statements, sign_in
 from .store.test_audit import add_events, ages
@@ -25,7 +27,6 @@ from .store.test_audit import add_events, ages
 KEY = "middleware-test-key-padded-to-thirty-two-bytes-at-least"
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 API = {"Accept": "application/json"}
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 def echo_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -121,7 +122,7 @@ def test_remote_user_is_workspace_scoped_until_the_workspace_verifies_the_domain
     assert scoped["member"]["user_name"] == "ada@acme.test"  # still shown as it is
 
     app.workspaces.verify_domain("acme", "acme.test", by_operator=True)
-    revoke_locally([ada])  # the cached check would otherwise hold for the recheck interval
+    app.database.sessions_ended([ada])  # else the cached check holds for the recheck interval
     assert get(app, "/timesheet", cookie).json["remote_user"] == "ada@acme.test"
 
 
@@ -296,7 +297,7 @@ def test_a_refreshed_cookie_is_added_to_the_host_apps_response(app, ada):
     # A cookie last seen two minutes ago, as a browser idle since then would hold.
     earlier = Clock()
     earlier.advance(-120)
-    minted = SessionManager(app.database, secret_keys=[KEY], secure=True, clock=earlier)
+    minted = SessionManager(app.database, signing=Signing([KEY]), secure=True, clock=earlier)
     cookie = cookie_pair(sign_in(minted, ada, app.workspaces.get("acme").id))
 
     answer = get(app, "/timesheet", cookie)

@@ -30,7 +30,7 @@ from .devidp.server import BackgroundServer, bind, is_loopback
 from .errors import Conflict, NotFound
 from .middleware import SSOMiddleware
 from .store.models import SSO_PLANS
-from .store.workspaces import Workspaces
+from .idp_metadata.workspaces import Workspaces
 from .urls import public_urls
 
 ENV_SECRET_KEY = "WEBWORK_SSO_SECRET_KEY"

@@ -106,3 +106,23 @@ class InvalidName(WebworkSSOError, ValueError):
         super().__init__(f"{label}: {reason}")
         self.label = label
         self.reason = reason
+
+
+class SignatureRefused(WebworkSSOError, ValueError):
+    """A signed token or cookie (signing.py) that is not taken; ``reason`` says why.
+
+    ``bad_signature``: not signed with any of the site's keys (or altered, or not a token);
+    ``wrong_purpose``: signed by this site, but for another purpose (a CSRF token offered as a
+    session cookie); ``expired``: older than its purpose allows; ``not_yet_valid``: signed
+    further in the future than the clock tolerance explains.
+    """
+
+    BAD_SIGNATURE = "bad_signature"
+    WRONG_PURPOSE = "wrong_purpose"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+
+    def __init__(self, purpose: str, reason: str) -> None:
+        super().__init__(f"{purpose}: {reason}")
+        self.purpose = purpose
+        self.reason = reason

@@ -13,12 +13,13 @@ from .admin.views import SettingsPage
 from .config import Settings
 from .domains import TxtResolver
 from .protected_paths import is_protected
-from .saml.metadata import MetadataFetcher
+from .idp_metadata.fetching import MetadataFetcher
 from .saml.app import SamlApplication
 from .scim.app import ScimApplication
 from .sessions import SessionManager
+from .signing import Signing
 from .store import Database, audit
-from .store.workspaces import Workspaces
+from .idp_metadata.workspaces import Workspaces
 from .urls import MOUNT_ROOT_KEY, SAML_PREFIX, SCIM_PREFIX, SIGN_IN_PATH, public_urls
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class SSOMiddleware:
         )
         self.sessions = SessionManager(
             self.database,
-            secret_keys=settings.secret_key,
+            signing=Signing(settings.secret_key),  # built once: each purpose's keys derived once
             secure=settings.secure_cookies,
             cookie_name=settings.session_cookie_name,
             absolute_lifetime=dt.timedelta(seconds=settings.session_absolute_lifetime),
@@ -160,7 +161,7 @@ class SSOMiddleware:
         """
         info = self.workspaces.get(slug)
         return settings_link(info.slug, base_url=self.settings.base_url or "",
-                             secret_keys=self.settings.secret_key, lifetime=lifetime)
+                             signing=self.sessions.signing, lifetime=lifetime)
 
     def close(self) -> None:
         """Release database connections (for tests and orderly shutdown)."""

@@ -1,5 +1,7 @@
 """A small Flask app behind SSOMiddleware, through the ``WebworkSSO`` extension.
 
+Run it with:
+
     flask --app examples/flask_app/app.py run                 (http://127.0.0.1:5000)
     waitress-serve --port 5000 --call app:create_app          (from examples/flask_app)
 """
@@ -34,8 +36,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # SSOMiddleware's options as WEBWORK_SSO_* config keys. WEBWORK_SSO_SECRET_KEY is left to
     # the environment, which the middleware reads for any option not set here.
     app.config.update(
-        WEBWORK_SSO_DATABASE_URL=os.environ.get("WEBWORK_SSO_DATABASE_URL",
-                                                "sqlite:///webwork_sso.db"),
+        WEBWORK_SSO_DATABASE_URL=os.environ.get(
+            "WEBWORK_SSO_DATABASE_URL", "sqlite:///webwork_sso.db"
+        ),
         WEBWORK_SSO_BASE_URL=os.environ.get("WEBWORK_SSO_BASE_URL", "http://127.0.0.1:5000"),
         # /account never reaches the app without a session: browsers are sent to sign in.
         WEBWORK_SSO_PROTECT=["/account"],
@@ -53,9 +56,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         assert member is not None  # protect= guarantees it
         # Rows a person owns would be keyed by "identity" (or by workspace and id): an email or
         # userName is whatever the member's IdP or SCIM says, another workspace's CEO's included.
-        return {"identity": current_identity(), "id": member.id, "workspace": member.workspace,
-                "user_name": member.user_name, "email": member.email,
-                "given_name": member.given_name, "family_name": member.family_name,
-                "groups": member.groups}
+        return {
+            "identity": current_identity(),
+            "id": member.id,
+            "workspace": member.workspace,
+            "user_name": member.user_name,
+            "email": member.email,
+            "given_name": member.given_name,
+            "family_name": member.family_name,
+            "groups": member.groups,
+        }
 
     return app

@@ -117,8 +117,11 @@ class TimeTracker:
             response = self.dispatch(request)
         except HTTPException as error:
             status = error.code or 500
-            response = page(error.name, f"<p>{escape(error.description or '')}</p>"
-                            '<p><a href="/">Back</a></p>', status)
+            response = page(
+                error.name,
+                f'<p>{escape(error.description or "")}</p><p><a href="/">Back</a></p>',
+                status,
+            )
             if isinstance(error, MethodNotAllowed) and error.valid_methods:
                 response.allow.update(error.valid_methods)
         return response(environ, start_response)
@@ -228,7 +231,8 @@ def _format_minutes(minutes: int) -> str:
 def _who(user: str, member: Any) -> str:
     """Who is signed in: the display name the middleware knows, if any, and the user name."""
     name = getattr(member, "display_name", None) or " ".join(
-        part for part in (getattr(member, "given_name", None), getattr(member, "family_name", None))
+        part
+        for part in (getattr(member, "given_name", None), getattr(member, "family_name", None))
         if part
     )
     shown = f"<strong>{escape(name or user)}</strong>" + (f" ({escape(user)})" if name else "")

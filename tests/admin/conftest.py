@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from ..saml.conftest import Site, idp, second_idp  # noqa: F401 (fixtures used here)
+from ..saml.conftest import Site
 from ..saml.idp import TestIdP, autopost_form
 
 OWNER = "owner@acme.test"

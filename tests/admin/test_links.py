@@ -15,11 +15,12 @@ from sqlalchemy import delete, select
 
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.admin.links import (
-    COOKIE_NAME, LINK_SALT, SESSION_SALT, CsrfTokens, LinkRefused, SettingsSession,
+    COOKIE_NAME, CsrfTokens, LinkRefused, SettingsSession,
     SettingsSessions, hash_settings_session_id, read_settings_link, settings_link,
 )
 from webwork_sso_middleware.cli import main
 from webwork_sso_middleware.errors import ConfigurationError, NotFound
+from webwork_sso_middleware.signing import Purpose, Signing
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import SettingsSession as SettingsSessionRow
 from webwork_sso_middleware.store.workspaces import Workspaces
@@ -35,81 +36,81 @@ def token_of(url: str) -> str:
 
 
 def test_link_is_the_settings_url_with_a_token():
-    url = settings_link("acme", base_url="https://tracker.example.com/", secret_keys=KEYS)
+    url = settings_link("acme", base_url="https://tracker.example.com/", signing=Signing(KEYS))
     parts = urlsplit(url)
     assert (parts.scheme, parts.netloc, parts.path) == ("https", "tracker.example.com",
                                                         "/saml/acme/settings")
-    link = read_settings_link(token_of(url), slug="acme", secret_keys=KEYS)
+    link = read_settings_link(token_of(url), slug="acme", signing=Signing(KEYS))
     assert link.slug == "acme"
     assert 14 * 60 < link.expires_at - time.time() <= 15 * 60
     # Two links are two nonces: each is redeemed on its own.
-    again = read_settings_link(token_of(settings_link("acme", base_url="", secret_keys=KEYS)),
-                               slug="acme", secret_keys=KEYS)
+    again = read_settings_link(token_of(settings_link("acme", base_url="", signing=Signing(KEYS))),
+                               slug="acme", signing=Signing(KEYS))
     assert again.nonce != link.nonce
 
 
 def test_relative_link_without_a_base_url():
-    assert settings_link("acme", base_url="", secret_keys=KEYS).startswith("/saml/acme/settings?link=")
+    assert settings_link("acme", base_url="", signing=Signing(KEYS)).startswith("/saml/acme/settings?link=")
 
 
 @pytest.mark.parametrize("lifetime", [dt.timedelta(0), dt.timedelta(minutes=15, seconds=1)])
 def test_lifetime_is_at_most_fifteen_minutes(lifetime: dt.timedelta):
     with pytest.raises(ConfigurationError):
-        settings_link("acme", base_url="", secret_keys=KEYS, lifetime=lifetime)
+        settings_link("acme", base_url="", signing=Signing(KEYS), lifetime=lifetime)
 
 
 def test_link_expires():
     now = time.time()
-    token = token_of(settings_link("acme", base_url="", secret_keys=KEYS,
+    token = token_of(settings_link("acme", base_url="", signing=Signing(KEYS),
                                    lifetime=dt.timedelta(minutes=2), now=now))
-    assert read_settings_link(token, slug="acme", secret_keys=KEYS, now=now + 119)
+    assert read_settings_link(token, slug="acme", signing=Signing(KEYS), now=now + 119)
     with pytest.raises(LinkRefused) as refused:
-        read_settings_link(token, slug="acme", secret_keys=KEYS, now=now + 120)
+        read_settings_link(token, slug="acme", signing=Signing(KEYS), now=now + 120)
     assert refused.value.code == "expired" and "expired" in refused.value.reason
 
 
 def test_tampered_link_and_foreign_keys_are_refused():
-    token = token_of(settings_link("acme", base_url="", secret_keys=KEYS))
+    token = token_of(settings_link("acme", base_url="", signing=Signing(KEYS)))
     payload, timestamp, signature = token.split(".")
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
     for bad in (f"{payload}.{timestamp}.{flipped}", token[:-5], "", "x" * 5000, "a.b.c"):
         with pytest.raises(LinkRefused) as refused:
-            read_settings_link(bad, slug="acme", secret_keys=KEYS)
+            read_settings_link(bad, slug="acme", signing=Signing(KEYS))
         assert refused.value.code == "invalid"
     with pytest.raises(LinkRefused):
-        read_settings_link(token, slug="acme", secret_keys=("another-site",))
+        read_settings_link(token, slug="acme", signing=Signing(("another-site",)))
 
 
 def test_link_for_another_workspace_is_refused():
-    token = token_of(settings_link("globex", base_url="", secret_keys=KEYS))
+    token = token_of(settings_link("globex", base_url="", signing=Signing(KEYS)))
     with pytest.raises(LinkRefused) as refused:
-        read_settings_link(token, slug="acme", secret_keys=KEYS)
+        read_settings_link(token, slug="acme", signing=Signing(KEYS))
     assert refused.value.code == "other_workspace"
 
 
 def test_newest_key_signs_and_every_key_verifies():
-    token = token_of(settings_link("acme", base_url="", secret_keys=("old",)))
-    assert read_settings_link(token, slug="acme", secret_keys=("old", "new"))  # rotation
-    newer = token_of(settings_link("acme", base_url="", secret_keys=("old", "new")))
-    assert read_settings_link(newer, slug="acme", secret_keys=("new",))
+    token = token_of(settings_link("acme", base_url="", signing=Signing(("old",))))
+    assert read_settings_link(token, slug="acme", signing=Signing(("old", "new")))  # rotation
+    newer = token_of(settings_link("acme", base_url="", signing=Signing(("old", "new"))))
+    assert read_settings_link(newer, slug="acme", signing=Signing(("new",)))
     with pytest.raises(LinkRefused):
-        read_settings_link(newer, slug="acme", secret_keys=("old",))
+        read_settings_link(newer, slug="acme", signing=Signing(("old",)))
 
 
 def test_link_signed_in_the_future_or_claiming_a_long_life_is_refused():
     from itsdangerous import URLSafeTimedSerializer
     import hashlib
 
-    signer = URLSafeTimedSerializer(list(KEYS), salt=LINK_SALT,
+    signer = URLSafeTimedSerializer(list(KEYS), salt=Purpose.SETTINGS_LINK.salt,
                                     signer_kwargs={"digest_method": hashlib.sha256})
     long_life = signer.dumps({"w": "acme", "p": "settings", "n": "x", "e": int(time.time()) + 86400})
     with pytest.raises(LinkRefused):
-        read_settings_link(long_life, slug="acme", secret_keys=KEYS)
-    token = token_of(settings_link("acme", base_url="", secret_keys=KEYS))
+        read_settings_link(long_life, slug="acme", signing=Signing(KEYS))
+    token = token_of(settings_link("acme", base_url="", signing=Signing(KEYS)))
     with pytest.raises(LinkRefused):  # our clock says it was signed an hour from now
-        read_settings_link(token, slug="acme", secret_keys=KEYS, now=time.time() - 3600)
+        read_settings_link(token, slug="acme", signing=Signing(KEYS), now=time.time() - 3600)
     # A little skew between the CLI's host and the site's is fine.
-    assert read_settings_link(token, slug="acme", secret_keys=KEYS, now=time.time() - 30)
+    assert read_settings_link(token, slug="acme", signing=Signing(KEYS), now=time.time() - 30)
 
 
 @pytest.fixture
@@ -127,14 +128,14 @@ def start(sessions: SettingsSessions, slug: str, workspace_id: int,
 
 
 def test_tokens_of_other_purposes_are_not_links(database: Database, acme_id: int):
-    sessions = SettingsSessions(database, secret_keys=KEYS, secure=False)
+    sessions = SettingsSessions(database, signing=Signing(KEYS), secure=False)
     cookie, _ = start(sessions, "acme", acme_id)
     session_token = cookie.split(";")[0].split("=", 1)[1]
     with pytest.raises(LinkRefused):
-        read_settings_link(session_token, slug="acme", secret_keys=KEYS)
-    link_token = token_of(settings_link("acme", base_url="", secret_keys=KEYS))
+        read_settings_link(session_token, slug="acme", signing=Signing(KEYS))
+    link_token = token_of(settings_link("acme", base_url="", signing=Signing(KEYS)))
     assert sessions.read({"HTTP_COOKIE": f"{COOKIE_NAME}={link_token}"}, "acme") is None
-    assert SESSION_SALT != LINK_SALT
+    assert Purpose.SETTINGS_SESSION.salt != Purpose.SETTINGS_LINK.salt
 
 
 # -- the owner-settings session --------------------------------------------------------------------
@@ -142,7 +143,7 @@ def test_tokens_of_other_purposes_are_not_links(database: Database, acme_id: int
 
 def test_settings_session_cookie_attributes_and_lifetime(database: Database, acme_id: int):
     clock = [time.time()]
-    sessions = SettingsSessions(database, secret_keys=KEYS, secure=True, clock=lambda: clock[0])
+    sessions = SettingsSessions(database, signing=Signing(KEYS), secure=True, clock=lambda: clock[0])
     cookie, started = start(sessions, "acme", acme_id, script_root="/tracker")
     attributes = [part.strip() for part in cookie.split(";")]
     assert "HttpOnly" in attributes and "Secure" in attributes and "SameSite=Lax" in attributes
@@ -154,12 +155,12 @@ def test_settings_session_cookie_attributes_and_lifetime(database: Database, acm
     assert sessions.read(environ, "globex") is None
     clock[0] += 1
     assert sessions.read(environ, "acme") is None
-    http_only = start(SettingsSessions(database, secret_keys=KEYS, secure=False), "acme", acme_id)[0]
+    http_only = start(SettingsSessions(database, signing=Signing(KEYS), secure=False), "acme", acme_id)[0]
     assert "Secure" not in http_only
 
 
 def test_settings_session_lives_in_the_database_keyed_by_a_hash(database: Database, acme_id: int):
-    sessions = SettingsSessions(database, secret_keys=KEYS, secure=False)
+    sessions = SettingsSessions(database, signing=Signing(KEYS), secure=False)
     cookie, started = start(sessions, "acme", acme_id)
     with database.transaction() as session:
         rows = session.scalars(select(SettingsSessionRow)).all()
@@ -173,10 +174,10 @@ def test_settings_session_lives_in_the_database_keyed_by_a_hash(database: Databa
 
 
 def test_ending_a_settings_session_ends_every_copy_of_its_cookie(database: Database, acme_id: int):
-    sessions = SettingsSessions(database, secret_keys=KEYS, secure=False)
+    sessions = SettingsSessions(database, signing=Signing(KEYS), secure=False)
     environ = {"HTTP_COOKIE": start(sessions, "acme", acme_id)[0].split(";")[0]}
     other_environ = {"HTTP_COOKIE": start(sessions, "acme", acme_id)[0].split(";")[0]}
-    another_worker = SettingsSessions(database, secret_keys=KEYS, secure=False)
+    another_worker = SettingsSessions(database, signing=Signing(KEYS), secure=False)
     assert another_worker.read(environ, "acme") is not None
     sessions.end({"HTTP_COOKIE": environ["HTTP_COOKIE"]}, "acme")
     assert sessions.read(environ, "acme") is None
@@ -186,16 +187,16 @@ def test_ending_a_settings_session_ends_every_copy_of_its_cookie(database: Datab
 
 
 def test_settings_session_refuses_tampering_and_other_keys(database: Database, acme_id: int):
-    sessions = SettingsSessions(database, secret_keys=KEYS, secure=False)
+    sessions = SettingsSessions(database, signing=Signing(KEYS), secure=False)
     value = start(sessions, "acme", acme_id)[0].split(";")[0].split("=", 1)[1]
     assert sessions.read({"HTTP_COOKIE": f"{COOKIE_NAME}={value[:-3]}abc"}, "acme") is None
-    other = SettingsSessions(database, secret_keys=("another-site-padded-to-thirty-two-bytes",),
+    other = SettingsSessions(database, signing=Signing(("another-site-padded-to-thirty-two-bytes",)),
                              secure=False)
     assert other.read({"HTTP_COOKIE": f"{COOKIE_NAME}={value}"}, "acme") is None
 
 
 def test_csrf_token_matches_only_its_binding():
-    tokens = CsrfTokens(secret_keys=KEYS)
+    tokens = CsrfTokens(signing=Signing(KEYS))
     mine = CsrfTokens.binding("link", "acme", "session-1")
     theirs = CsrfTokens.binding("link", "acme", "session-2")
     token = tokens.token(mine)
@@ -203,7 +204,7 @@ def test_csrf_token_matches_only_its_binding():
     assert not tokens.matches(token, [theirs])
     assert not tokens.matches(token, [CsrfTokens.binding("link", "globex", "session-1")])
     assert not tokens.matches(None, [mine]) and not tokens.matches("garbage", [mine])
-    assert not CsrfTokens(secret_keys=("another-site",)).matches(token, [mine])
+    assert not CsrfTokens(signing=Signing(("another-site",))).matches(token, [mine])
 
 
 # -- the Python API and the CLI ----------------------------------------------------------------------
@@ -252,7 +253,7 @@ def test_cli_reads_the_key_serve_keeps_and_fails_in_one_line_without_one(
     (tmp_path / "webwork_sso.secret").write_text("kept-by-serve\n")
     assert main(["--database-url", database, "workspace", "settings-link", "acme"]) == 0
     token = token_of(capsys.readouterr().out.strip())
-    assert read_settings_link(token, slug="acme", secret_keys=("kept-by-serve",))
+    assert read_settings_link(token, slug="acme", signing=Signing(("kept-by-serve",)))
     assert main(["--database-url", database, "workspace", "settings-link", "nope"]) == 1
     assert capsys.readouterr().err.count("\n") == 1
 
@@ -272,7 +273,7 @@ def test_cli_link_opens_a_middleware_with_the_same_key(tmp_path: Path, serve,
         assert main(["--database-url", database, "--base-url", live.url,
                      "workspace", "settings-link", "acme"]) == 0
         url = capsys.readouterr().out.strip()
-        assert read_settings_link(token_of(url), slug="acme", secret_keys=("new-key-padded-to-thirty-two-bytes-at-least",))
+        assert read_settings_link(token_of(url), slug="acme", signing=Signing(("new-key-padded-to-thirty-two-bytes-at-least",)))
         assert "SCIM Base URL" in press_open_button(requests.Session(), url).text
     finally:
         middleware.close()

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from webwork_sso_middleware.admin.links import settings_link
 from webwork_sso_middleware.store.models import Member, ScimToken, Workspace, utcnow
 
-from webwork_sso_middleware.sessions import revoke_locally
+from webwork_sso_middleware.signing import Signing
 
 from ..dns_server import TxtServer
 from ..saml.conftest import Site
@@ -113,11 +113,11 @@ def test_a_cross_site_post_of_a_link_only_shows_its_button(site: Site, acme: str
 
 def test_expired_tampered_and_foreign_links_are_refused(site: Site, acme: str, idp: TestIdP):
     keys = site.middleware.settings.secret_key
-    expired = settings_link("acme", base_url=site.url, secret_keys=keys,
+    expired = settings_link("acme", base_url=site.url, signing=Signing(keys),
                             lifetime=dt.timedelta(minutes=5), now=time.time() - 301)
     response = requests.get(expired)
     assert response.status_code == 403 and "expired" in response.text
-    short = settings_link("acme", base_url=site.url, secret_keys=keys,
+    short = settings_link("acme", base_url=site.url, signing=Signing(keys),
                           lifetime=dt.timedelta(seconds=1))
     time.sleep(1.1)
     assert requests.get(short).status_code == 403
@@ -127,7 +127,7 @@ def test_expired_tampered_and_foreign_links_are_refused(site: Site, acme: str, i
     response = requests.get(tampered, allow_redirects=False)
     assert response.status_code == 403 and "not valid" in response.text
     assert "Set-Cookie" not in response.headers
-    other_site = settings_link("acme", base_url=site.url, secret_keys=("another-key",))
+    other_site = settings_link("acme", base_url=site.url, signing=Signing(("another-key",)))
     assert requests.get(other_site).status_code == 403
 
     site.workspaces.create("globex", name="Globex", plan="plus", owner_email="o@globex.test")
@@ -188,7 +188,7 @@ def test_the_owner_needs_a_verified_domain_to_open_the_page_through_sso(site: Si
     assert sign_in(browser, site, idp, OWNER).status_code == 303
     assert browser.get(settings_url(site)).status_code == 403
     site.workspaces.verify_domain("acme", "acme.test", by_operator=True)
-    revoke_locally([m.id for m in site.members()])
+    site.middleware.database.sessions_ended([m.id for m in site.members()])
     assert browser.get(settings_url(site)).status_code == 200
 
 

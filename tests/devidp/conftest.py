@@ -20,7 +20,7 @@ from webwork_sso_middleware.devserver import (
 )
 from webwork_sso_middleware.store.models import Member
 
-SECRET = "test-secret-key-padded-to-thirty-two-bytes-at-least"
+from ..constants import SECRET
 
 
 class Site:

@@ -34,16 +34,12 @@ from webwork_sso_middleware.devserver import (
 from webwork_sso_middleware.page_headers import hash_source
 from webwork_sso_middleware.saml.entities import make_client
 from webwork_sso_middleware.store.models import AuditEvent
-from webwork_sso_middleware.store.workspaces import Workspaces
+from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
 
+from ..constants import DS, SAML
 from ..saml.idp import autopost_form, pysaml2_sp_config
 from .browser import TIMEOUT, follow_autopost, forms, pick, sign_in, start_at_sso_page, type_user
 from .conftest import Site
-
-SECRET = "test-secret-key-padded-to-thirty-two-bytes-at-least"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-DS = "http://www.w3.org/2000/09/xmldsig#"
-
 
 # -- the whole flow --------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ import requests
 import webtest
 
 from ..integrations.conftest import FrameworkSite
-from ..saml.conftest import idp  # noqa: F401  (the fixture)
 from ..saml.idp import TestIdP
 from ..scim.conftest import okta_user
 

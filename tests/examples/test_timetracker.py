@@ -13,7 +13,8 @@ import webtest
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.devserver import load_timetracker_factory
 
-SECRET = "test-secret-key-padded-to-thirty-two-bytes-at-least"
+from ..constants import SECRET
+
 ALICE = "alice@acme.example"
 BOB = "bob@acme.example"
 

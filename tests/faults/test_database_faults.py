@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, event, func, select, text
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import AuditEvent, Base, Member, MemberSession
 
+from ..constants import SCIM_JSON
 from ..saml.conftest import Site
 from ..saml.idp import TestIdP
 from ..scim.conftest import okta_user
@@ -32,7 +33,6 @@ from ..workers.cluster import BASE_URL, Cluster, page_user, scim_user, setup_wor
 from .conftest import Outage
 
 BUSY_TIMEOUT = 1.0
-SCIM_JSON = "application/scim+json"
 
 
 def row_counts(database_url: str) -> dict[str, int]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from ..saml.conftest import Site, idp, site  # noqa: F401 (fixtures used here)
+from ..saml.conftest import Site
 from ..saml.idp import TestIdP
 from ..scim.conftest import okta_user
 

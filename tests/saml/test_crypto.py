@@ -30,12 +30,11 @@ from webwork_sso_middleware.saml.crypto import (
     safe_parser, verification_key,
 )
 
+from ..constants import DS, SAML
 from .conftest import ACS, SP_ID
 from .idp import KeyPair, TestIdP, make_key_pair
 
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-DS = "http://www.w3.org/2000/09/xmldsig#"
 ASSERTION = f"{SAML}:Assertion"
 RESPONSE = f"{SAMLP}:Response"
 # What the SP raises for a rejected signature, depending on where pysaml2 notices.

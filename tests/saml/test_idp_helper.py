@@ -15,12 +15,11 @@ from saml2.sigver import MissingKey, SignatureError
 
 from webwork_sso_middleware.saml.entities import make_client
 
+from ..constants import DS, SAML
 from .idp import TestIdP, autopost_form, pysaml2_sp_config
 
 SP_ID = "http://sp.test/saml/acme/metadata"
 ACS = "http://sp.test/saml/acme/acs"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-DS = "http://www.w3.org/2000/09/xmldsig#"
 
 
 @pytest.fixture

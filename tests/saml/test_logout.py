@@ -14,6 +14,7 @@ from webtest import TestApp
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.saml.logout import LogoutPage
 from webwork_sso_middleware.sessions import SessionManager
+from webwork_sso_middleware.signing import Signing
 from webwork_sso_middleware.store import Database
 
 from ..sessions.test_manager import add_member, cookie_pair, create_workspace, sign_in
@@ -29,13 +30,13 @@ def workspace_id(database: Database) -> int:
 
 @pytest.fixture
 def sessions(database: Database) -> SessionManager:
-    return SessionManager(database, secret_keys=[KEY], secure=True,
+    return SessionManager(database, signing=Signing([KEY]), secure=True,
                           recheck_interval=dt.timedelta(seconds=60))
 
 
 @pytest.fixture
 def page(sessions: SessionManager) -> TestApp:
-    return TestApp(LogoutPage(sessions, secret_keys=[KEY]))
+    return TestApp(LogoutPage(sessions))
 
 
 @pytest.fixture
@@ -116,7 +117,7 @@ def test_post_with_the_token_ends_the_session_for_good(page, sessions, database,
     assert "HttpOnly" in clearing and "Secure" in clearing
     # Replaying the old cookie: refused here at once, and by any other worker.
     assert sessions.identify({"HTTP_COOKIE": cookie}) is None
-    other_worker = SessionManager(database, secret_keys=[KEY], secure=True)
+    other_worker = SessionManager(database, signing=Signing([KEY]), secure=True)
     assert other_worker.identify({"HTTP_COOKIE": cookie}) is None
     # Replaying the sign-out itself is harmless: nothing is left to end.
     assert post(page, cookie, 303, csrf_token=token).headers["Location"] == "/"
@@ -151,7 +152,8 @@ def test_a_token_from_another_session_does_not_work(page, sessions, cookie, ada,
 
 
 def test_a_token_signed_by_another_key_does_not_work(page, sessions, cookie):
-    foreign = LogoutPage(sessions, secret_keys=["another-key"])
+    foreign = LogoutPage(SessionManager(sessions.database, signing=Signing(["another-key"]),
+                                        secure=True))
     token = foreign.token_for(sessions.read_cookie({"HTTP_COOKIE": cookie}))
 
     post(page, cookie, 403, csrf_token=token)

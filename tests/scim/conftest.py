@@ -11,7 +11,7 @@ from webtest import TestApp
 
 from webwork_sso_middleware import SSOMiddleware
 
-SCIM_JSON = "application/scim+json"
+from ..constants import SCIM_JSON
 
 
 def host_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:

@@ -8,9 +8,8 @@ from sqlalchemy import select
 
 from webwork_sso_middleware.store.models import AuditEvent
 
+from ..constants import PATCH_OP
 from .conftest import ScimClient, okta_user
-
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:

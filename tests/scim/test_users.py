@@ -12,11 +12,10 @@ from sqlalchemy import select
 
 from webwork_sso_middleware.store.models import AuditEvent, Member, Membership
 
+from ..constants import PATCH_OP, SCIM_HEADERS
 from .conftest import ScimClient, okta_user
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-SCIM_JSON = {"Content-Type": "application/scim+json"}
 
 
 def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +43,7 @@ def test_okta_provisioning_lifecycle_over_http(live: requests.Session, middlewar
     assert found.headers["Content-Type"].startswith("application/scim+json")
     assert found.json()["totalResults"] == 0 and found.json()["Resources"] == []
     # 2. Push new user.
-    created = live.post(f"{base}/Users", json=okta_user(email), headers=SCIM_JSON)
+    created = live.post(f"{base}/Users", json=okta_user(email), headers=SCIM_HEADERS)
     assert created.status_code == 201
     user = created.json()
     assert created.headers["Location"] == user["meta"]["location"]
@@ -64,19 +63,19 @@ def test_okta_provisioning_lifecycle_over_http(live: requests.Session, middlewar
     current["name"]["familyName"] = "King"
     current["displayName"] = "Ada King"
     current["password"] = "ignored"
-    updated = live.put(f"{base}/Users/{user['id']}", json=current, headers=SCIM_JSON)
+    updated = live.put(f"{base}/Users/{user['id']}", json=current, headers=SCIM_HEADERS)
     assert updated.status_code == 200
     assert updated.json()["name"]["familyName"] == "King"
     assert updated.json()["meta"]["version"] != user["meta"]["version"]
     # 4. Deactivate, then reactivate.
-    off = live.patch(f"{base}/Users/{user['id']}", headers=SCIM_JSON, json=patch_body(
+    off = live.patch(f"{base}/Users/{user['id']}", headers=SCIM_HEADERS, json=patch_body(
         {"op": "replace", "value": {"active": False}}))
     assert off.status_code == 200 and off.json()["active"] is False
     assert off.json()["displayName"] == "Ada King"  # every field kept
     member = stored_member(middleware, user["id"])
     assert member.active is False and member.deactivated_at is not None
     assert member.session_generation == 1  # live sessions end
-    on = live.patch(f"{base}/Users/{user['id']}", headers=SCIM_JSON, json=patch_body(
+    on = live.patch(f"{base}/Users/{user['id']}", headers=SCIM_HEADERS, json=patch_body(
         {"op": "replace", "value": {"active": True}}))
     assert on.json()["active"] is True
     assert stored_member(middleware, user["id"]).deactivated_at is None

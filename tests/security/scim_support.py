@@ -22,7 +22,8 @@ from webtest import TestApp
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.scim.schemas import ENTERPRISE_USER_SCHEMA, ERROR, USER_SCHEMA
 
-from ..scim.conftest import SCIM_JSON, host_app, okta_user
+from ..constants import SCIM_JSON
+from ..scim.conftest import host_app, okta_user
 
 # RFC 7644 section 3.12, Table 9: every scimType there is.
 RFC_SCIM_TYPES = frozenset({

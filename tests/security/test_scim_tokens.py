@@ -30,7 +30,8 @@ from webwork_sso_middleware.store import workspaces as workspace_store
 from webwork_sso_middleware.store.workspaces import find_credential, hash_token
 
 from ..conftest import LiveServer
-from ..scim.conftest import SCIM_JSON, okta_user
+from ..constants import SCIM_JSON
+from ..scim.conftest import okta_user
 from .scim_support import Tenant, check_answer, new_middleware
 
 LIMIT = AUTH_FAILURE_LIMIT

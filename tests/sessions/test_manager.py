@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import hashlib
 import os
 import random
@@ -26,10 +27,10 @@ from sqlalchemy.orm import Session
 from werkzeug.http import parse_date
 
 from webwork_sso_middleware import Member, SSOMiddleware
-from webwork_sso_middleware.admin import links
 from webwork_sso_middleware.errors import ConfigurationError, NotFound
-from webwork_sso_middleware.saml import login_state, logout
-from webwork_sso_middleware.sessions import SessionManager, revocation
+from webwork_sso_middleware.sessions import SessionManager
+from webwork_sso_middleware.store import sessions as session_store
+from webwork_sso_middleware.signing import Purpose, Signing
 from webwork_sso_middleware.store import Database, StoreSession
 from webwork_sso_middleware.store.models import (
     AuditEvent, Group, MemberSession, MemberValue, Workspace,
@@ -38,10 +39,9 @@ from webwork_sso_middleware.store.models import Member as MemberRow
 from webwork_sso_middleware.store.models import Membership, new_id
 from webwork_sso_middleware.store.workspaces import Workspaces
 
+from ..constants import PATCH_OP, SCIM_HEADERS
 from ..scim.conftest import host_app, okta_user
 
-SCIM_JSON = {"Content-Type": "application/scim+json"}
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 KEY = "session-test-key-padded-to-thirty-two-bytes-at-least"
 
 
@@ -145,9 +145,9 @@ def workspace_id(database: Database) -> int:
 @pytest.fixture
 def make_manager(database: Database) -> Callable[..., SessionManager]:
     def make(**options: Any) -> SessionManager:
-        options.setdefault("secret_keys", [KEY])
         options.setdefault("secure", True)
-        return SessionManager(database, **options)
+        return SessionManager(database, signing=Signing(options.pop("secret_keys", [KEY])),
+                              **options)
 
     return make
 
@@ -174,7 +174,7 @@ def scim_server(database_url: str, workspace_id: int, serve: Any) -> Iterator[re
     app.workspaces.enable("scimco", scim=True, sso=True)
     app.workspaces.verify_domain("scimco", "scimco.test", by_operator=True)
     http = requests.Session()
-    http.headers.update({"Authorization": f"Bearer {token}", **SCIM_JSON})
+    http.headers.update({"Authorization": f"Bearer {token}", **SCIM_HEADERS})
     http.base = serve(app).url + "/scim/v2"  # type: ignore[attr-defined]
     http.workspace_id = app.workspaces.get("scimco").id  # type: ignore[attr-defined]
     yield http
@@ -601,9 +601,9 @@ def test_a_cookie_signed_with_the_same_key_for_another_purpose_is_refused(manage
     # The same payload re-signed with the session salt passes: the forgery itself is sound.
     assert manager.identify(with_value(session_serializer("webwork_sso.session").dumps(payload)))
 
-    for salt in (logout.CSRF_SALT, links.CSRF_SALT, links.LINK_SALT, links.SESSION_SALT,
-                 login_state.REQUESTS_SALT, login_state.PENDING_SALT,
-                 "itsdangerous", ""):  # the library's default salt, and none
+    others = [purpose.salt for purpose in Purpose if purpose is not Purpose.SESSION]
+    assert len(others) == 6  # every other thing the site signs
+    for salt in (*others, "itsdangerous", ""):  # the library's default salt, and none
         forged = session_serializer(salt).dumps(payload)
         assert manager.identify(with_value(forged)) is None, salt
 
@@ -792,7 +792,7 @@ def test_an_unreachable_database_means_no_identity_not_an_error(manager, workspa
     header = sign_in(manager, ada, workspace_id)
     broken = Database(f"sqlite:///{tmp_path}/missing/dir/x.db", auto_migrate=False)
     try:
-        elsewhere = SessionManager(broken, secret_keys=[KEY], secure=True)
+        elsewhere = SessionManager(broken, signing=Signing([KEY]), secure=True)
         assert elsewhere.identify(environ_with(header)) is None
     finally:
         broken.dispose()
@@ -1032,7 +1032,7 @@ def test_sessions_ended_by_sso_off_stay_ended_when_it_comes_back(
 
 def make_manager_fresh(manager: SessionManager) -> SessionManager:
     """Another manager on the same database (another worker): its cache starts empty."""
-    return SessionManager(manager.database, secret_keys=[KEY], secure=True)
+    return SessionManager(manager.database, signing=Signing([KEY]), secure=True)
 
 
 def test_expired_rows_are_purged(make_manager, database, workspace_id, ada):
@@ -1134,14 +1134,37 @@ def test_revocation_listeners_stay_on_the_stores_engine(make_manager, database):
     make_manager()  # a second manager on the same database attaches nothing more
     host_engine = create_engine("sqlite://")  # the host app's own SQLAlchemy
     try:
-        ours = [fn for fn in database.engine.dispatch.commit if fn is revocation._on_commit]
+        ours = [fn for fn in database.engine.dispatch.commit if fn == database._on_commit]
         assert len(ours) == 1
-        assert not event.contains(Engine, "commit", revocation._on_commit)
-        assert not event.contains(host_engine, "commit", revocation._on_commit)
-        assert not event.contains(Session, "after_flush", revocation._hand_to_connection)
-        assert event.contains(StoreSession, "after_flush", revocation._hand_to_connection)
+        assert not event.contains(Engine, "commit", database._on_commit)
+        assert not event.contains(host_engine, "commit", database._on_commit)
+        assert not event.contains(Session, "after_flush", session_store._hand_to_connection)
+        assert event.contains(StoreSession, "after_flush", session_store._hand_to_connection)
     finally:
         host_engine.dispose()
+
+
+def test_each_manager_hears_its_own_database_only(make_manager, database, workspace_id, ada,
+                                                 tmp_path):
+    """No process-wide registry: a cache is registered with the database of its owner."""
+    manager = make_manager()
+    environ = environ_with(sign_in(manager, ada, workspace_id))
+    elsewhere = Database(f"sqlite:///{tmp_path}/elsewhere.db")
+    try:
+        assert manager.identify(environ) is not None and len(manager.cache) == 1
+        elsewhere.sessions_ended([ada])  # another site's database in the same process
+        assert len(manager.cache) == 1
+        database.sessions_ended([ada])
+        assert len(manager.cache) == 0
+    finally:
+        elsewhere.dispose()
+
+
+def test_a_dropped_manager_leaves_no_listener_behind(database, make_manager):
+    make_manager()
+    gc.collect()
+    database.sessions_ended(["anyone"])  # the dead cache's listener is pruned, not called
+    assert database._sessions_ended_listeners == []
 
 
 def test_signing_out_everywhere_is_no_change_to_the_scim_resource(
@@ -1201,3 +1224,24 @@ def test_errors_name_what_was_missing(make_manager, database, workspace_id):
     with database.transaction() as session, pytest.raises(NotFound) as inactive:
         manager.start("no-such-member", workspace_id, session)
     assert inactive.value.kind == "active member"
+
+
+@pytest.mark.parametrize("header", [
+    "webwork_sso_session=abc.def",
+    "a=1; webwork_sso_session=abc.def; b=2",
+    "webwork_sso_session=one;webwork_sso_session=two",
+    "  webwork_sso_session = spaced ; other=x",
+    "webwork_sso_session",
+    "webwork_sso_session=",
+    "webwork_sso_session_other=no; xwebwork_sso_session=no",
+    'webwork_sso_session="quoted\\"value"; webwork_sso_session=plain',
+    "webwork_sso_session=caf\u00c3\u00a9",
+    "unrelated=1; other=2",
+])
+def test_the_cookie_header_is_read_as_werkzeug_reads_it(header):
+    from werkzeug.http import parse_cookie
+
+    from webwork_sso_middleware.sessions.manager import cookie_values
+
+    assert cookie_values(header, "webwork_sso_session") == parse_cookie(header).getlist(
+        "webwork_sso_session")

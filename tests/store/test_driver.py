@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Connection, bindparam, event, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from webwork_sso_middleware.sessions.manager import _INSERT_SESSION
+from webwork_sso_middleware.store.sessions import _INSERT_SESSION
 from webwork_sso_middleware.store import Database, audit, sign_in
 from webwork_sso_middleware.store.driver import DriverStatement
 from webwork_sso_middleware.store.models import AuditEvent, Member, Workspace, utcnow

@@ -22,7 +22,7 @@ from webwork_sso_middleware.store.workspaces import (
 
 from ..dns_server import TxtServer
 from ..admin.conftest import sign_in
-from ..saml.conftest import Site, TestIdP, idp, second_idp, site  # noqa: F401 (fixtures used here)
+from ..saml.conftest import Site, TestIdP
 
 
 @pytest.fixture

@@ -32,12 +32,12 @@ from typing import Any
 
 import requests
 
+from ..constants import SCIM_JSON
 from ..saml.idp import TestIdP, autopost_form
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "worker.py"
 BASE_URL = "http://sso.cluster.test"  # what the IdP and SCIM clients are told; never resolved
 SECRET = "workers-secret-padded-to-thirty-two-bytes-at-least"
-SCIM_JSON = "application/scim+json"
 
 
 @dataclasses.dataclass
@@ -180,7 +180,7 @@ def locked(app: Callable[..., Any]) -> Callable[..., Any]:
 def setup_workspace(database_url: str, slug: str, idp: TestIdP) -> str:
     """Workspace ``slug`` (plan plus, SCIM and SSO on, trusting ``idp``); its SCIM token."""
     from webwork_sso_middleware.store import Database
-    from webwork_sso_middleware.store.workspaces import Workspaces
+    from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
 
     database = Database(database_url, auto_migrate=False)
     try:

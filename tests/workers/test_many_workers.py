@@ -21,11 +21,11 @@ import requests
 from sqlalchemy import create_engine, text
 
 from ..conftest import POSTGRES_URL
+from ..constants import SCIM_JSON
 from ..saml.idp import TestIdP
 from .cluster import (
     BASE_URL,
     KINDS,
-    SCIM_JSON,
     Cluster,
     MixedLoad,
     page_user,

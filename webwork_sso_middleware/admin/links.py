@@ -1,9 +1,8 @@
 """Who may open the settings page without SSO: short-lived signed links, the short owner-settings
 session a link starts, and the CSRF tokens bound to whichever credential opened the page.
 
-A link is ``{base}/saml/<slug>/settings?link=<token>``: an itsdangerous URLSafeTimedSerializer
-token over the site's secret keys (newest last signs, every key verifies), salted for this one
-purpose, naming the workspace, a random nonce (a link is redeemed once, in the store) and its
+A link is ``{base}/saml/<slug>/settings?link=<token>``: a timed token signed for its own purpose
+(signing.py: the site's keys, newest last signs, every key verifies), naming the workspace, a random nonce (a link is redeemed once, in the store) and its
 expiry. Visiting it (GET) shows a page with one button and uses nothing up, so a link previewer
 or a mail scanner that fetches it leaves it working; the button POSTs back to the same URL, and
 only that POST redeems the link. It starts an owner-settings session, a row in the database and
@@ -11,10 +10,9 @@ a signed cookie ``webwork_sso_settings`` scoped by Path to that workspace's sett
 redirects to the clean URL so the token leaves the address bar and the history. "Close settings"
 ends the row, and with it every copy of the cookie, on every worker.
 
-Each kind of token has its own salt, so none can stand in for another (or for a session cookie).
-Ages are checked here against our own clock with a small tolerance, rather than by itsdangerous's
-``max_age``, which refuses a token signed a second "in the future" by a host whose clock runs
-ahead (the CLI may run on another machine than the site).
+Each kind of token has its own purpose (salt), so none can stand in for another (or for a
+session cookie). Ages are checked against our own clock with signing.py's one tolerance: the CLI
+may run on another machine than the site, with a clock that runs ahead.
 """
 
 from __future__ import annotations
@@ -29,11 +27,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from itsdangerous import BadData, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import Connection
 from werkzeug.http import dump_cookie, parse_cookie
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, SignatureRefused
+from ..signing import CLOCK_TOLERANCE, MAX_AGE, Purpose, SignedSerializer, Signing
 from ..store import settings_sessions as settings_store
 from ..store.db import Database, UnitOfWork
 from ..urls import workspace_path
@@ -41,15 +39,11 @@ from ..urls import workspace_path
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-LINK_SALT = "webwork_sso.settings-link"
-SESSION_SALT = "webwork_sso.settings-session"
-CSRF_SALT = "webwork_sso.settings-csrf"
 PURPOSE = "settings"
 LINK_PARAMETER = "link"
-LINK_LIFETIME = dt.timedelta(minutes=15)  # the longest a link may live
-SESSION_LIFETIME = dt.timedelta(minutes=30)
+LINK_LIFETIME = dt.timedelta(seconds=MAX_AGE[Purpose.SETTINGS_LINK])  # the longest a link lives
+SESSION_LIFETIME = dt.timedelta(seconds=MAX_AGE[Purpose.SETTINGS_SESSION])
 COOKIE_NAME = "webwork_sso_settings"
-FUTURE_TOLERANCE = 60.0  # seconds a signer's clock may run ahead of ours
 MAX_TOKEN_LENGTH = 1024
 
 
@@ -57,31 +51,18 @@ def settings_path(slug: str) -> str:
     return workspace_path(slug, "settings")
 
 
-def _serializer(secret_keys: Sequence[str], salt: str,
-                clock: Callable[[], float] = time.time) -> URLSafeTimedSerializer:
-    if not secret_keys or not all(secret_keys):
-        raise ConfigurationError("secret_key", "at least one non-empty key is required")
-
-    class Signer(TimestampSigner):
-        # The signing time comes from the same clock the checks use (tests inject one).
-        def get_timestamp(self) -> int:
-            return int(clock())
-
-    return URLSafeTimedSerializer(
-        list(secret_keys), salt=salt, signer=Signer,
-        signer_kwargs={"digest_method": hashlib.sha256},
-    )
-
-
-def _load(serializer: URLSafeTimedSerializer, token: str) -> tuple[Any, float] | None:
-    """The payload and signing time of a token whose signature verifies, else None."""
+def _load(serializer: SignedSerializer, token: str, now: float,
+          max_age: float | None = None) -> tuple[Any, float] | None:
+    """The payload and signing time of a token whose signature verifies and whose age is
+    within its purpose's, else None."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     try:
-        payload, signed_at = serializer.loads(token, max_age=None, return_timestamp=True)
-    except BadData:
+        payload, signed_at = serializer.loads_signed_at(token, now=now, max_age=max_age)
+    except SignatureRefused:
         return None
-    return payload, signed_at.timestamp()
+    assert signed_at is not None  # a timed purpose
+    return payload, signed_at
 
 
 # -- settings links --------------------------------------------------------------------------------
@@ -91,7 +72,7 @@ def settings_link(
     slug: str,
     *,
     base_url: str,
-    secret_keys: Sequence[str],
+    signing: Signing,
     lifetime: dt.timedelta = LINK_LIFETIME,
     now: float | None = None,
 ) -> str:
@@ -104,10 +85,10 @@ def settings_link(
     if not dt.timedelta(0) < lifetime <= LINK_LIFETIME:
         raise ConfigurationError("lifetime", f"must be more than 0 and at most {LINK_LIFETIME}")
     now = time.time() if now is None else now
-    token = _serializer(secret_keys, LINK_SALT, lambda: now).dumps({
+    token = signing[Purpose.SETTINGS_LINK].dumps({
         "w": slug, "p": PURPOSE, "n": secrets.token_urlsafe(16),
         "e": int(now + lifetime.total_seconds()),
-    })
+    }, now=now)
     return f"{base_url.rstrip('/')}{settings_path(slug)}?{urlencode({LINK_PARAMETER: token})}"
 
 
@@ -132,14 +113,14 @@ class LinkRefused(Exception):
 
 
 def read_settings_link(
-    token: str, *, slug: str, secret_keys: Sequence[str], now: float | None = None
+    token: str, *, slug: str, signing: Signing, now: float | None = None
 ) -> SettingsLink:
     """The link's content when it is genuine, for this workspace, and current.
 
     Raises :class:`LinkRefused` otherwise. Whether it was used already is the store's to say.
     """
     now = time.time() if now is None else now
-    loaded = _load(_serializer(secret_keys, LINK_SALT), token)
+    loaded = _load(signing[Purpose.SETTINGS_LINK], token, now)
     if loaded is None:
         raise LinkRefused("invalid", "this settings link is not valid; it may be incomplete")
     payload, signed_at = loaded
@@ -150,9 +131,9 @@ def read_settings_link(
     if payload["w"] != slug:
         raise LinkRefused("other_workspace", "this settings link is for another workspace")
     expires_at = float(payload["e"])
-    # A link claiming a longer life than any we issue, or signed in the future, is not ours.
-    if (signed_at > now + FUTURE_TOLERANCE
-            or expires_at - signed_at > LINK_LIFETIME.total_seconds() + FUTURE_TOLERANCE):
+    # A link claiming a longer life than any we issue is not ours (one signed in the future,
+    # or too long ago, signing.py refused already).
+    if expires_at - signed_at > LINK_LIFETIME.total_seconds() + CLOCK_TOLERANCE:
         raise LinkRefused("invalid", "this settings link is not valid")
     if now >= expires_at:
         raise LinkRefused(
@@ -196,11 +177,11 @@ class SettingsSessions:
     database, there is no cache to wait out.
     """
 
-    def __init__(self, database: Database, *, secret_keys: Sequence[str], secure: bool,
+    def __init__(self, database: Database, *, signing: Signing, secure: bool,
                  lifetime: dt.timedelta = SESSION_LIFETIME,
                  clock: Callable[[], float] = time.time) -> None:
         self.database = database
-        self._serializer = _serializer(secret_keys, SESSION_SALT, clock)
+        self._serializer = signing[Purpose.SETTINGS_SESSION]
         self.secure = secure
         self.lifetime = lifetime.total_seconds()
         self._clock = clock
@@ -215,7 +196,8 @@ class SettingsSessions:
         settings_store.start(connection, id_hash=session.id_hash, workspace_id=workspace_id,
                              now=_utc(now), expires_at=_utc(session.expires_at))
         value = self._serializer.dumps(
-            {"w": slug, "i": workspace_id, "s": session.session_id, "e": int(session.expires_at)}
+            {"w": slug, "i": workspace_id, "s": session.session_id, "e": int(session.expires_at)},
+            now=now,
         )
         cookie = dump_cookie(COOKIE_NAME, value, max_age=int(self.lifetime),
                              path=script_root + settings_path(slug), secure=self.secure,
@@ -253,7 +235,7 @@ class SettingsSessions:
         found = []
         # A few at most: a parent path could hold a stale cookie of the same name.
         for raw in parse_cookie(environ).getlist(COOKIE_NAME)[:4]:
-            loaded = _load(self._serializer, raw)
+            loaded = _load(self._serializer, raw, now, max_age=self.lifetime)
             if loaded is None:
                 continue
             payload, signed_at = loaded
@@ -262,9 +244,7 @@ class SettingsSessions:
                     and type(payload.get("e")) is int):
                 continue
             expires_at = float(payload["e"])
-            if (signed_at <= now + FUTURE_TOLERANCE
-                    and expires_at - signed_at <= self.lifetime + FUTURE_TOLERANCE
-                    and now < expires_at):
+            if expires_at - signed_at <= self.lifetime + CLOCK_TOLERANCE and now < expires_at:
                 found.append(SettingsSession(slug, payload["i"], payload["s"], expires_at))
         return found
 
@@ -280,12 +260,8 @@ class CsrfTokens:
     """Form tokens bound to the credential that opened the page (a settings session, or an SSO
     session), so a token lifted from one browser is worthless in another."""
 
-    def __init__(self, *, secret_keys: Sequence[str]) -> None:
-        if not secret_keys or not all(secret_keys):
-            raise ConfigurationError("secret_key", "at least one non-empty key is required")
-        self._serializer = URLSafeSerializer(
-            list(secret_keys), salt=CSRF_SALT, signer_kwargs={"digest_method": hashlib.sha256}
-        )
+    def __init__(self, *, signing: Signing) -> None:
+        self._serializer = signing[Purpose.SETTINGS_CSRF]
 
     @staticmethod
     def binding(kind: str, slug: str, credential_id: str) -> str:
@@ -302,7 +278,7 @@ class CsrfTokens:
             return False
         try:
             bound = self._serializer.loads(token)
-        except BadData:
+        except SignatureRefused:
             return False
         return isinstance(bound, str) and any(
             hmac.compare_digest(bound, binding) for binding in bindings

@@ -14,7 +14,7 @@ from html import escape
 from importlib import resources
 from urllib.parse import urlencode
 
-from ..store.identity_providers import IdPInfo
+from ..idp_metadata.identity_providers import IdPInfo
 from ..store.members import DirectoryEntry
 from ..store.workspaces import TokenSummary, WorkspaceInfo
 from ..urls import WorkspaceUrls

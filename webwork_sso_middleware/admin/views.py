@@ -34,17 +34,20 @@ from ..domains import TxtResolver
 from ..names import key as name_key
 from ..logs import package_logger
 from ..page_headers import new_nonce, nonce_source, secure_page
-from ..saml import metadata
+from ..idp_metadata.fetching import fetch as fetch_metadata
+from ..idp_metadata.identity_providers import IdPInfo
+from ..idp_metadata.workspaces import Workspaces
 from ..store import identity_providers
 from ..store import members as member_store
 from ..store import settings_sessions as settings_store
+from ..signing import CLOCK_TOLERANCE
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
-from ..store.workspaces import SLUG_PATTERN, WorkspaceInfo, Workspaces, find_by_slug, live_token
+from ..store.workspaces import SLUG_PATTERN, WorkspaceInfo, find_by_slug, live_token
 from ..urls import SIGN_IN_PATH, public_urls, workspace_path
 from . import diagnostics, templates
 from .links import (
-    FUTURE_TOLERANCE, LINK_PARAMETER, CsrfTokens, LinkRefused, SettingsLink, SettingsSessions,
+    LINK_PARAMETER, CsrfTokens, LinkRefused, SettingsLink, SettingsSessions,
     read_settings_link, settings_path,
 )
 from .templates import Notice
@@ -77,7 +80,7 @@ class SettingsPage:
     ``/<slug>/settings``, relative, and its URLs come from urls.py."""
 
     def __init__(self, database: Database, *, settings: Settings, sessions: SessionManager,
-                 fetch: Callable[[str], str] = metadata.fetch,
+                 fetch: Callable[[str], str] = fetch_metadata,
                  clock: Callable[[], float] = time.time) -> None:
         self.database = database
         self.settings = settings
@@ -85,8 +88,8 @@ class SettingsPage:
         self.workspaces = Workspaces(database, fetch=fetch,
                                      resolver=TxtResolver(settings.dns_nameservers))
         self.settings_sessions = SettingsSessions(
-            database, secret_keys=settings.secret_key, secure=settings.secure_cookies, clock=clock)
-        self.csrf = CsrfTokens(secret_keys=settings.secret_key)
+            database, signing=sessions.signing, secure=settings.secure_cookies, clock=clock)
+        self.csrf = CsrfTokens(signing=sessions.signing)
         self.clock = clock
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -180,7 +183,7 @@ class SettingsPage:
         """The request's settings link and its workspace, or the page that refuses it."""
         try:
             link = read_settings_link(page.request.args.get(LINK_PARAMETER, ""), slug=slug,
-                                      secret_keys=self.settings.secret_key, now=self.clock())
+                                      signing=self.sessions.signing, now=self.clock())
         except LinkRefused as refused:
             return page.forbidden(slug, _sentence(refused.reason))
         workspace = self.load_workspace(slug)
@@ -218,7 +221,7 @@ class SettingsPage:
         # plant a session) gets the button page instead: only a press on ours redeems it.
         if page.request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
             return page.html(templates.open_link_page(slug, expires=link.expires, nonce=page.nonce))
-        keep_until = dt.datetime.fromtimestamp(link.expires_at + FUTURE_TOLERANCE, dt.timezone.utc)
+        keep_until = dt.datetime.fromtimestamp(link.expires_at + CLOCK_TOLERANCE, dt.timezone.utc)
 
         def work(unit: UnitOfWork) -> str | None:
             if not sign_in_store.redeem_settings_link(
@@ -278,7 +281,7 @@ class SettingsPage:
                 viewer=access.viewer,
                 csrf_token=self.csrf.token(access.bindings[0]),
                 can_close=access.by_link,
-                idp=identity_providers.IdPInfo.of(idp_row) if idp_row is not None else None,
+                idp=IdPInfo.of(idp_row) if idp_row is not None else None,
                 token=live_token(session, row.id),
                 new_token=new_token,
                 members_total=total, members=entries, state=state, page=current,

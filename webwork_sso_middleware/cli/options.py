@@ -15,10 +15,10 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from ..config import metadata_allowed_hosts, metadata_fetch_timeout
 from ..errors import ConfigurationError
-from ..saml.metadata import DEFAULT_TIMEOUT, MetadataFetcher
+from ..idp_metadata.fetching import DEFAULT_TIMEOUT, MetadataFetcher
 from ..store import Database
 from ..domains import TxtResolver
-from ..store.workspaces import Workspaces
+from ..idp_metadata.workspaces import Workspaces
 
 PROG = "webwork-sso"
 ENV_DATABASE_URL = "WEBWORK_SSO_DATABASE_URL"

@@ -7,8 +7,8 @@ import datetime as dt
 import json
 from typing import Any
 
-from ..saml.metadata import BINDING_REDIRECT as REDIRECT
-from ..store.identity_providers import IdPInfo
+from ..idp_metadata.identity_providers import IdPInfo
+from ..idp_metadata.parsing import BINDING_REDIRECT as REDIRECT
 from ..store.domains import DomainClaim
 from ..store.workspaces import WorkspaceInfo
 from ..urls import public_urls

@@ -14,7 +14,8 @@ from sqlalchemy.engine import make_url
 from ..admin.links import LINK_LIFETIME, settings_link
 from ..devserver import ENV_SECRET_KEY, SECRET_FILE_NAME
 from ..errors import MetadataError
-from ..saml.metadata import decode_document
+from ..idp_metadata.document import decode_document
+from ..signing import Signing
 from .options import EXIT_USAGE, PROG, CommandError, GlobalOptions
 from .output import report, workspace_document
 
@@ -67,7 +68,7 @@ def workspace_settings_link(options: GlobalOptions, args: argparse.Namespace) ->
     with options.workspaces() as workspaces:
         info = workspaces.get(args.slug)
     expires = dt.datetime.now(dt.timezone.utc) + LINK_LIFETIME
-    url = settings_link(info.slug, base_url=options.base_url, secret_keys=secret_keys)
+    url = settings_link(info.slug, base_url=options.base_url, signing=Signing(secret_keys))
     if args.json:
         document = workspace_document(info, options.base_url)
         document["settings_link"] = url

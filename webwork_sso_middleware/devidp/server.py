@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from ..saml.metadata_fetch import is_loopback
+from ..idp_metadata.addresses import is_loopback
 from .idp import DEFAULT_USERS, DevIdP, DevIdPError
 
 if TYPE_CHECKING:

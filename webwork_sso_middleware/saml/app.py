@@ -59,8 +59,7 @@ class SamlApplication:
         self.database = database
         self.settings = settings
         self.sessions = sessions
-        self.logout = LogoutPage(sessions, secret_keys=list(settings.secret_key),
-                                 base_url=settings.base_url)
+        self.logout = LogoutPage(sessions, base_url=settings.base_url)
         self.flow = LoginFlow(database, settings=settings, sessions=sessions)
         # The sign-in flow's endpoints (login_flow.py); the others are methods here.
         self.flow_endpoints = {"start_login": self.flow.start_login, "acs": self.flow.acs,

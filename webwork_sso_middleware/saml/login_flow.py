@@ -18,12 +18,13 @@ from werkzeug.wrappers import Request, Response
 
 from ..bodies import read_form
 from ..identity import Member
+from ..idp_metadata.fetching import MetadataFetcher
+from ..idp_metadata.refresh import refresh_if_due
 from ..logs import package_logger
 from ..members import lifecycle
 from ..store import audit
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
-from ..store.identity_providers import refresh_if_due
 from ..store.models import SSO_PLANS, utcnow
 from ..store.sign_in import SignInTarget
 from ..store.workspaces import find_by_slug
@@ -33,7 +34,6 @@ from .login_state import (
     LoginRequest, LoginRequests, OtherMemberSignedIn, PendingSignIns, continue_url,
     is_cross_site, new_relay_state,
 )
-from .metadata import MetadataFetcher
 from .pages import error_page, signed_in_as_other_page
 from .redirects import safe_next
 from .sp import IdPSettings, ServiceProvider, ServiceProviders
@@ -63,8 +63,8 @@ class LoginFlow:
         self.providers = ServiceProviders(clock_skew=self.clock_skew)
         self.fetch_metadata = MetadataFetcher.from_settings(settings)
         self._metadata_checked: dict[str, float] = {}  # slug -> monotonic time of the last check
-        self.login_requests = LoginRequests(secret_keys=settings.secret_key)
-        self.pending_sign_ins = PendingSignIns(secret_keys=settings.secret_key)
+        self.login_requests = LoginRequests(signing=sessions.signing)
+        self.pending_sign_ins = PendingSignIns(signing=sessions.signing)
         self._next_purge = 0.0
 
     # -- helpers ------------------------------------------------------------------------------

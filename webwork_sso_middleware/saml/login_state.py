@@ -22,27 +22,25 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from itsdangerous import BadData, URLSafeSerializer
 from werkzeug.http import dump_cookie
 from werkzeug.wrappers import Request
 
+from ..errors import SignatureRefused
 from ..identity import Member
+from ..signing import Purpose, Signing
 from ..urls import WorkspaceUrls
 from .acs import Rejection, VerifiedAssertion
 
 REQUESTS_COOKIE = "webwork_sso_login"
-REQUESTS_SALT = "webwork_sso.login-requests"
 REQUEST_LIFETIME = dt.timedelta(minutes=10)
 MAX_REQUESTS = 4  # tabs signing in at once; the oldest is dropped beyond this
 PENDING_COOKIE = "webwork_sso_pending"
-PENDING_SALT = "webwork_sso.pending-sign-in"
 PENDING_LIFETIME = dt.timedelta(minutes=2)  # one redirect: seconds are enough, minutes are kind
 MAX_COOKIE_VALUE = 3800  # browsers keep at least 4096 bytes per cookie, name and attributes included
 MAX_COOKIES_TRIED = 4  # a parent path or domain may hold a cookie of the same name
@@ -108,12 +106,11 @@ class PendingSignIn:
 
 
 class _SignedCookies:
-    def __init__(self, name: str, salt: str, *, secret_keys: Sequence[str],
+    def __init__(self, name: str, purpose: Purpose, *, signing: Signing,
                  clock: Callable[[], float]) -> None:
         self.name = name
         self.clock = clock
-        self._serializer = URLSafeSerializer(
-            list(secret_keys), salt=salt, signer_kwargs={"digest_method": hashlib.sha256})
+        self._serializer = signing[purpose]
 
     def payloads(self, request: Request) -> list[Any]:
         """The payloads of the request's cookies of this name whose signatures verify."""
@@ -123,7 +120,7 @@ class _SignedCookies:
                 continue
             try:
                 found.append(self._serializer.loads(raw))
-            except BadData:
+            except SignatureRefused:
                 continue
         return found
 
@@ -146,8 +143,8 @@ class _SignedCookies:
 class LoginRequests:
     """The ``webwork_sso_login`` cookie: the AuthnRequests this browser started."""
 
-    def __init__(self, *, secret_keys: Sequence[str], clock: Callable[[], float] = time.time) -> None:
-        self._cookies = _SignedCookies(REQUESTS_COOKIE, REQUESTS_SALT, secret_keys=secret_keys,
+    def __init__(self, *, signing: Signing, clock: Callable[[], float] = time.time) -> None:
+        self._cookies = _SignedCookies(REQUESTS_COOKIE, Purpose.LOGIN_REQUESTS, signing=signing,
                                        clock=clock)
         self.clock = clock
 
@@ -194,8 +191,8 @@ class PendingSignIns:
     """The ``webwork_sso_pending`` cookie: an unsolicited sign-in between the ACS and
     ``/saml/<slug>/continue``."""
 
-    def __init__(self, *, secret_keys: Sequence[str], clock: Callable[[], float] = time.time) -> None:
-        self._cookies = _SignedCookies(PENDING_COOKIE, PENDING_SALT, secret_keys=secret_keys,
+    def __init__(self, *, signing: Signing, clock: Callable[[], float] = time.time) -> None:
+        self._cookies = _SignedCookies(PENDING_COOKIE, Purpose.PENDING_SIGN_IN, signing=signing,
                                        clock=clock)
         self.clock = clock
 

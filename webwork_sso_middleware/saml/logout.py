@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from html import escape
 from typing import TYPE_CHECKING
 
-from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
-from ..errors import StoreError
+from ..errors import SignatureRefused, StoreError
 from ..logs import package_logger
+from ..signing import Purpose
 from ..urls import LOGOUT_PATH, public_urls
 from .pages import page
 from .redirects import safe_next
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 log = package_logger(__name__)
 
-CSRF_SALT = "webwork_sso.logout"  # distinct from the session cookie's salt: never interchangeable
 CSRF_FIELD = "csrf_token"
 MAX_FORM_BYTES = 16 * 1024
 
@@ -40,13 +39,11 @@ MAX_FORM_BYTES = 16 * 1024
 class LogoutPage:
     """The WSGI app behind ``/saml/logout``; its links are the site's public paths (urls.py)."""
 
-    def __init__(self, sessions: SessionManager, *, secret_keys: Sequence[str],
-                 base_url: str | None = None) -> None:
+    def __init__(self, sessions: SessionManager, *, base_url: str | None = None) -> None:
         self.sessions = sessions
         self.base_url = base_url
-        self._tokens = URLSafeSerializer(
-            list(secret_keys), salt=CSRF_SALT, signer_kwargs={"digest_method": hashlib.sha256}
-        )
+        # Signed with the sessions' keys, for a purpose of its own: never a session cookie.
+        self._tokens = sessions.signing[Purpose.LOGOUT_CSRF]
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -127,7 +124,7 @@ class LogoutPage:
             return False
         try:
             bound = self._tokens.loads(token)
-        except BadData:
+        except SignatureRefused:
             return False
         return isinstance(bound, str) and hmac.compare_digest(bound, _binding(cookie))
 

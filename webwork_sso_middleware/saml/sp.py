@@ -20,8 +20,8 @@ from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
 
 from ..urls import WorkspaceUrls
 from .entities import install, load_metadata, make_client
-from .metadata import load_pysaml2
-from .metadata import parse as parse_metadata
+from ..idp_metadata.parsing import load_pysaml2
+from ..idp_metadata.parsing import parse as parse_metadata
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,12 +17,12 @@ that commit. A cached answer is trusted until ``recheck_interval`` after its que
 In the process that made the change the effect is immediate: a member's session_generation or
 active flag changed through the ORM (SCIM), sessions the store ended in SQL (it names their
 members on the connection, store/db.py ``note_sessions_ended``), ``sign_out_everywhere`` and
-``end`` evict the process's cached answers at commit.
+``end`` evict the cached answers at commit: the session manager registers its cache with its
+Database (``Database.on_sessions_ended``), so each middleware's cache hears its own database.
 """
 
 
 from .manager import SessionCookie, SessionManager, hash_session_id
-from .revocation import RevocationCache, revoke_locally
+from .revocation import RevocationCache
 
-__all__ = ["RevocationCache", "SessionCookie", "SessionManager", "hash_session_id",
-           "revoke_locally"]
+__all__ = ["RevocationCache", "SessionCookie", "SessionManager", "hash_session_id"]

@@ -8,38 +8,32 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import (
-    Connection, Table, bindparam, case, delete, func, insert, literal, select, update,
-)
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.http import dump_cookie, parse_cookie
 
-from ..errors import ConfigurationError, NotFound, StoreError
+from ..errors import NotFound, SignatureRefused, StoreError
 from ..identity import Member, host_identity
 from ..logs import package_logger
+from ..signing import CLOCK_TOLERANCE, Purpose, Signing
 from ..store import audit
 from ..store.db import Database, UnitOfWork
-from ..store.driver import DriverStatement
-from .revocation import _CACHES, _CACHES_LOCK, RevocationCache, _Check, revoke_locally, watch
+from ..store import sessions as session_store
+from .revocation import RevocationCache, _Check
 from ..store.models import (
-    SSO_PLANS, Group, MemberSession, MemberValue, Membership, Workspace, WorkspaceDomain,
+    SSO_PLANS,
 )
-from ..store.models import Member as MemberRow
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 log = package_logger(__name__)
 
-COOKIE_SALT = "webwork_sso.session"  # a signature made for anything else never passes here
 COOKIE_FORMAT = 1
 REFRESH_AFTER = 60.0  # re-issue the cookie (sliding idle timeout) at most once a minute
-# Cookie timestamps written by a host whose clock runs ahead are accepted up to this much.
-FUTURE_TOLERANCE = 60.0
 PURGE_EVERY = 600.0  # seconds between opportunistic deletions of expired rows, per process
 PURGE_BATCH = 1000
 MAX_COOKIE_LENGTH = 4096
@@ -67,68 +61,18 @@ def hash_session_id(session_id: str) -> str:
     return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
 
 
-# -- the one query behind a session check --------------------------------------------------------
-
-_SESSIONS = cast(Table, MemberSession.__table__)
-_MEMBERS = cast(Table, MemberRow.__table__)
-_S = _SESSIONS.c
-_M = _MEMBERS.c
-_W = Workspace.__table__.c
-_V = MemberValue.__table__.c
-_PRIMARY_EMAIL = (  # the address SCIM calls primary, else the work one, else the first
-    select(_V.value)
-    .where(_V.member_id == _M.id, _V.attribute == "emails", _V.value.is_not(None))
-    .order_by(_V.primary.desc(), case((func.lower(_V.type) == "work", 0), else_=1), _V.position)
-    .limit(1)
-    .correlate(_MEMBERS)
-    .scalar_subquery()
-)
-_D = WorkspaceDomain.__table__.c
-# Whether the member's userName is an address in a domain its own workspace verified: then, and
-# only then, REMOTE_USER is that address (identity.py). Domains hold [a-z0-9.-] only, so LIKE
-# sees no wildcard in them.
-_DOMAIN_VERIFIED = (
-    select(_D.domain)
-    .where(_D.workspace_id == _M.workspace_id, _D.verified_at.is_not(None),
-           _M.user_name_key.like(literal("%@") + _D.domain))
-    .correlate(_MEMBERS)
-    .exists()
-)
-# One row per group of the member (one row when there are none), in one round trip.
-# Built once, run on the driver's cursor (store/driver.py): sign-in is a hot path.
-_INSERT_SESSION = DriverStatement(insert(_SESSIONS), keys=(
-    "id_hash", "member_id", "workspace_id", "generation", "created_at", "expires_at"))
-_SESSION_QUERY = (
-    select(
-        _S.generation, _S.expires_at, _S.ended_at, _S.member_id, _S.workspace_id,
-        _M.workspace_id.label("member_workspace_id"), _M.user_name, _M.user_name_key,
-        _M.email_key, _DOMAIN_VERIFIED.label("domain_verified"),
-        _M.given_name, _M.family_name, _M.display_name, _M.active, _M.deleted_at,
-        _M.session_generation, _W.slug, _W.sso_enabled, _W.plan,
-        _PRIMARY_EMAIL.label("email"), Group.display_name.label("group_name"),
-    )
-    .select_from(MemberSession)
-    .join(MemberRow, MemberRow.id == MemberSession.member_id)
-    .join(Workspace, Workspace.id == MemberSession.workspace_id)
-    .outerjoin(Membership, Membership.member_id == MemberRow.id)
-    .outerjoin(Group, Group.id == Membership.group_id)
-    .where(_S.id_hash == bindparam("id_hash"))
-    .order_by(Group.display_name_key)
-)
-
-
 class SessionManager:
     """Start, recognise and end members' sessions.
 
-    ``secret_keys``: newest last; the last key signs and every key verifies (itsdangerous
-    does the same). ``clock`` returns epoch seconds; tests pass their own.
+    ``signing``: the site's keys (signing.py); cookies are signed for ``Purpose.SESSION``.
+    ``clock`` returns epoch seconds; tests pass their own.
     """
 
     def __init__(
         self,
         database: Database,
         *,
-        secret_keys: Sequence[str],
+        signing: Signing,
         secure: bool,
         cookie_name: str = "webwork_sso_session",
         absolute_lifetime: dt.timedelta = dt.timedelta(hours=12),
@@ -137,10 +81,7 @@ class SessionManager:
         cache_size: int = 10_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not secret_keys or not all(secret_keys):
-            raise ConfigurationError("secret_key", "at least one non-empty key is required")
         self.database = database
-        watch(database.engine)  # changes committed here evict this process's cached checks
         self.cookie_name = cookie_name
         self.secure = secure
         self.absolute_lifetime = absolute_lifetime.total_seconds()
@@ -149,12 +90,12 @@ class SessionManager:
         # Short idle lifetimes (tests, strict sites) still get refreshed before they lapse.
         self.refresh_after = min(REFRESH_AFTER, self.idle_lifetime / 2)
         self.cache = RevocationCache(cache_size, self.recheck_interval)
-        with _CACHES_LOCK:
-            _CACHES.add(self.cache)
+        # Changes committed on this database evict this cache's answers at once (held weakly:
+        # the cache lives as long as this manager, and its middleware, keep it).
+        database.on_sessions_ended(self.cache.forget_members)
         self._clock = clock
-        self._serializer = URLSafeSerializer(
-            list(secret_keys), salt=COOKIE_SALT, signer_kwargs={"digest_method": hashlib.sha256}
-        )
+        self.signing = signing
+        self._serializer = signing[Purpose.SESSION]
         self._next_purge = float("-inf")  # the first start() purges
 
     # -- sessions -------------------------------------------------------------------------------
@@ -173,21 +114,15 @@ class SessionManager:
         )
         now = self._clock()
         if generation is None:
-            generation = db.execute(
-                select(_M.session_generation).where(
-                    _M.id == member_id, _M.workspace_id == workspace_id, _M.active,
-                    _M.deleted_at.is_(None),
-                )
-            ).scalar_one_or_none()
+            generation = session_store.active_generation(db, member_id, workspace_id)
         if generation is None:
             raise NotFound("active member", member_id)
         session_id = secrets.token_urlsafe(32)
         connection = db if isinstance(db, Connection) else db.connection()
-        _INSERT_SESSION.rows(connection, {
-            "id_hash": hash_session_id(session_id), "member_id": member_id,
-            "workspace_id": workspace_id, "generation": generation, "created_at": _utc(now),
-            "expires_at": _utc(now + self.absolute_lifetime),
-        })
+        session_store.insert_session(
+            connection, id_hash=hash_session_id(session_id), member_id=member_id,
+            workspace_id=workspace_id, generation=generation, created_at=_utc(now),
+            expires_at=_utc(now + self.absolute_lifetime))
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_EVERY
             self._purge(db, now)
@@ -198,7 +133,7 @@ class SessionManager:
         """The member whose live session the request carries, and a refreshed ``Set-Cookie``
         value when the cookie is due one (else None). None for anything else."""
         now = self._clock()
-        cookie = self.read_cookie(environ)
+        cookie = self._read_cookie(environ, now)
         if cookie is None:
             return None
         check = self._check(cookie.id_hash)
@@ -220,12 +155,7 @@ class SessionManager:
             now = self._clock()
             hashes = [cookie.id_hash for cookie in cookies]
             self.database.run_unit(
-                lambda unit: unit.connection.execute(
-                    update(_SESSIONS)
-                    .where(_S.id_hash.in_(hashes), _S.ended_at.is_(None))
-                    .values(ended_at=_utc(now))
-                )
-            )
+                lambda unit: session_store.end_sessions(unit.connection, hashes, _utc(now)))
             for cookie in cookies:  # at once in this process; within the bound elsewhere
                 self.cache.put(cookie.id_hash, _Check(
                     time.monotonic(), cookie.member_id, cookie.workspace_id, cookie.generation,
@@ -238,26 +168,13 @@ class SessionManager:
         now = _utc(self._clock())
 
         def work(unit: UnitOfWork) -> None:
-            workspace_id = unit.connection.execute(
-                update(_MEMBERS)
-                .where(_M.id == member_id)
-                # Not modified_at: which devices are signed in is no part of the SCIM resource.
-                .values(session_generation=_M.session_generation + 1)
-                .returning(_M.workspace_id)
-            ).scalar_one_or_none()
+            workspace_id = session_store.end_member_sessions(unit.connection, member_id, now)
             if workspace_id is None:
                 raise NotFound("member", member_id)
-            # The generation alone ends them; ended_at keeps the table honest for the admin page.
-            unit.connection.execute(
-                update(_SESSIONS)
-                .where(_S.member_id == member_id, _S.ended_at.is_(None))
-                .values(ended_at=now)
-            )
             audit.record(unit.session, workspace_id=workspace_id, actor=actor,
                          action="signed_out", target_type="member", target_id=member_id)
 
-        self.database.run_unit(work)
-        revoke_locally([member_id])
+        self.database.run_unit(work)  # the store names the member: evicted at commit
 
     def purge_expired(self) -> int:
         """Delete up to a batch of expired session rows now; return how many went."""
@@ -269,7 +186,9 @@ class SessionManager:
     def read_cookie(self, environ: WSGIEnvironment) -> SessionCookie | None:
         """The request's session cookie if its signature verifies and neither lifetime has
         passed (the database is not asked)."""
-        now = self._clock()
+        return self._read_cookie(environ, self._clock())
+
+    def _read_cookie(self, environ: WSGIEnvironment, now: float) -> SessionCookie | None:
         for cookie in self._signed_cookies(environ):
             if self._within_lifetimes(cookie, now):
                 return cookie
@@ -289,9 +208,10 @@ class SessionManager:
                            httponly=True, samesite="Lax")
 
     def _signed_cookies(self, environ: WSGIEnvironment) -> Iterator[SessionCookie]:
-        if not environ.get("HTTP_COOKIE"):
+        header = environ.get("HTTP_COOKIE")
+        if not header:
             return
-        for raw in parse_cookie(environ).getlist(self.cookie_name)[:MAX_COOKIES_TRIED]:
+        for raw in cookie_values(header, self.cookie_name)[:MAX_COOKIES_TRIED]:
             if cookie := self._decode(raw):
                 yield cookie
 
@@ -300,7 +220,7 @@ class SessionManager:
             return None
         try:
             data = self._serializer.loads(raw)  # any of the keys verifies
-        except BadData:
+        except SignatureRefused:
             return None
         if not isinstance(data, list) or len(data) != 7 or data[0] != COOKIE_FORMAT:
             return None
@@ -313,7 +233,7 @@ class SessionManager:
     def _within_lifetimes(self, cookie: SessionCookie, now: float) -> bool:
         # Our own timestamps rather than itsdangerous's max_age: that refuses any cookie
         # signed a second "in the future", which another host's clock makes routine.
-        if max(cookie.issued_at, cookie.last_seen) > now + FUTURE_TOLERANCE:
+        if max(cookie.issued_at, cookie.last_seen) > now + CLOCK_TOLERANCE:
             return False
         return (cookie.issued_at <= cookie.last_seen
                 and now - cookie.issued_at < self.absolute_lifetime
@@ -328,7 +248,7 @@ class SessionManager:
         asked_at = time.monotonic()  # before the query: the bound counts from here
         try:
             with self.database.unit() as unit:
-                rows = unit.connection.execute(_SESSION_QUERY, {"id_hash": id_hash}).all()
+                rows = session_store.session_rows(unit.connection, id_hash)
         except (SQLAlchemyError, StoreError) as exc:
             # Fail closed for this request only: the cookie stays, the next request retries.
             log.warning("could not check a session; the request goes on without identity: %s", exc)
@@ -370,9 +290,26 @@ class SessionManager:
     @staticmethod
     def _purge(db: Connection | Session, now: float) -> int:
         # Cheap and bounded: one batch, in whatever transaction is at hand.
-        expired = select(_S.id_hash).where(_S.expires_at < _utc(now)).limit(PURGE_BATCH)
-        result = db.execute(delete(_SESSIONS).where(_S.id_hash.in_(expired.scalar_subquery())))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return session_store.purge_expired(db, _utc(now), PURGE_BATCH)
+
+
+def cookie_values(header: str, name: str) -> list[str]:
+    """The values of the cookies called ``name`` in a ``Cookie`` header, in order.
+
+    Read on every request the host app serves, so the common header (ASCII, no quoted values)
+    is split here; anything else goes to werkzeug's full parser. A value read differently
+    from werkzeug could only fail its signature check, never pass one.
+    """
+    if name not in header:
+        return []
+    if not header.isascii() or '"' in header or "\\" in header:
+        return parse_cookie(header).getlist(name)
+    found = []
+    for part in header.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip(" \t") == name:
+            found.append(value.strip(" \t"))
+    return found
 
 
 def _utc(epoch: float) -> dt.datetime:

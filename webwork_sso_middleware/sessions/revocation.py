@@ -1,7 +1,9 @@
-"""Per-process answers to "is this session live?", and eviction at commit in this process.
+"""Per-process answers to "is this session live?".
 
 The bound (see the package docstring): a cached answer is trusted for ``recheck_interval``
-after its query began; changes committed in this process evict at once.
+after its query began; changes committed in this process evict at once: the cache's owner
+registers :meth:`RevocationCache.forget_members` with its Database (store/db.py), which calls it
+when a transaction that ended sessions commits. No registry of caches outlives its owner.
 """
 
 from __future__ import annotations
@@ -10,19 +12,11 @@ import collections
 import dataclasses
 import threading
 import time
-import weakref
-from collections.abc import Iterable
-from typing import Any
 
-from sqlalchemy import Connection, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import object_session
 
 from ..errors import ConfigurationError
 from ..identity import Member
 from ..logs import package_logger
-from ..store.db import SESSIONS_ENDED, StoreSession
-from ..store.models import Member as MemberRow
 
 log = package_logger(__name__)
 
@@ -105,64 +99,3 @@ class RevocationCache:
                 len(self._revoked) > self.max_entries or next(iter(self._revoked.values())) < now
             ):
                 del self._revoked[next(iter(self._revoked))]
-
-
-# -- revocation inside this process ------------------------------------------------------------
-# Every cache in the process hears about a member whose sessions end here, at commit.
-
-_CACHES: weakref.WeakSet[RevocationCache] = weakref.WeakSet()
-_CACHES_LOCK = threading.Lock()
-_PENDING = SESSIONS_ENDED  # the store names members whose sessions it ended in SQL here too
-
-
-def revoke_locally(member_ids: Iterable[str]) -> None:
-    """Evict these members' sessions from every cache in this process."""
-    ids = frozenset(member_ids)
-    with _CACHES_LOCK:
-        caches = list(_CACHES)
-    for cache in caches:
-        cache.forget_members(ids)
-
-
-def _note_change(target: MemberRow, value: Any, oldvalue: Any, _initiator: Any) -> None:
-    session = object_session(target)
-    if value != oldvalue and target.id is not None and session is not None:
-        session.info.setdefault(_PENDING, set()).add(target.id)
-
-
-event.listen(MemberRow.session_generation, "set", _note_change)
-event.listen(MemberRow.active, "set", _note_change)
-
-
-def watch(engine: Engine) -> None:
-    """Evict in this process when a transaction on ``engine`` that ended sessions commits.
-
-    Attached to the store's engine only (never to SQLAlchemy's Engine class), so a host app's
-    own engines carry none of this.
-    """
-    if not event.contains(engine, "commit", _on_commit):
-        event.listen(engine, "commit", _on_commit)
-        event.listen(engine, "rollback", _on_rollback)
-
-
-@event.listens_for(StoreSession, "after_flush")
-def _hand_to_connection(session: StoreSession, _context: Any) -> None:
-    # The store's sessions join a Core transaction and never commit themselves: the
-    # connection's commit is the moment that counts.
-    if ids := session.info.pop(_PENDING, None):
-        session.connection().info.setdefault(_PENDING, set()).update(ids)
-
-
-def _on_commit(connection: Connection) -> None:
-    if ids := connection.info.pop(_PENDING, None):
-        try:
-            revoke_locally(ids)
-        except Exception:  # an error here would abort the commit: the bound still holds
-            log.exception("could not evict revoked sessions from this process's caches")
-
-
-def _on_rollback(connection: Connection) -> None:
-    # A connection lost mid-transaction (invalidated) took its info with it; asking for that
-    # info again would try to reconnect inside the failed transaction and raise.
-    if not connection.invalidated:
-        connection.info.pop(_PENDING, None)

@@ -12,7 +12,9 @@ import contextlib
 import math
 import random
 import sqlite3
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from typing import Any, TypeVar
@@ -36,8 +38,9 @@ _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 
 # A transaction that ends members' sessions in SQL names the members here, on its connection;
-# at commit the sessions package evicts them from this process's caches (sessions/revocation.py).
+# at commit the Database tells its listeners (the session manager's revocation cache).
 SESSIONS_ENDED = "webwork_sso.sessions_revoked"
+SessionsEndedListener = Callable[[frozenset[str]], None]
 
 
 def note_sessions_ended(connection: Connection, member_ids: Iterable[str]) -> None:
@@ -86,8 +89,46 @@ class Database:
         # busy_timeout, PostgreSQL's lock_timeout), and on PostgreSQL for a connection too.
         self.busy_timeout = busy_timeout
         self.engine = self._create_engine(echo)
+        # Who hears, in this process, that members' sessions ended: registered by their owner
+        # (the middleware's session manager), held weakly, kept per database (no global).
+        self._sessions_ended_listeners: list[weakref.WeakMethod[SessionsEndedListener]] = []
+        self._listeners_lock = threading.Lock()
+        event.listen(self.engine, "commit", self._on_commit)
+        event.listen(self.engine, "rollback", self._on_rollback)
         if auto_migrate:
             self.upgrade()
+
+    # -- sessions ended in this process ------------------------------------------------------------
+
+    def on_sessions_ended(self, listener: SessionsEndedListener) -> None:
+        """Call ``listener(member_ids)`` (a bound method, held weakly) whenever a transaction on
+        this database that ended members' sessions commits, or :meth:`sessions_ended` is told."""
+        with self._listeners_lock:
+            self._sessions_ended_listeners.append(weakref.WeakMethod(listener))
+
+    def sessions_ended(self, member_ids: Iterable[str]) -> None:
+        """Tell this process's listeners, now, that these members' sessions ended."""
+        ids = frozenset(member_ids)
+        with self._listeners_lock:
+            alive = [(ref, ref()) for ref in self._sessions_ended_listeners]
+            self._sessions_ended_listeners = [ref for ref, listener in alive if listener is not None]
+        for _, listener in alive:
+            if listener is not None:
+                listener(ids)
+
+    def _on_commit(self, connection: Connection) -> None:
+        if ids := connection.info.pop(SESSIONS_ENDED, None):
+            try:
+                self.sessions_ended(ids)
+            except Exception:  # an error here would abort the commit: the bound still holds
+                log.exception("could not evict revoked sessions from this process's caches")
+
+    @staticmethod
+    def _on_rollback(connection: Connection) -> None:
+        # A connection lost mid-transaction (invalidated) took its info with it; asking for that
+        # info again would try to reconnect inside the failed transaction and raise.
+        if not connection.invalidated:
+            connection.info.pop(SESSIONS_ENDED, None)
 
     def _create_engine(self, echo: bool) -> Engine:
         if not self.is_sqlite:

@@ -1,35 +1,27 @@
-"""A workspace's SAML IdP: its metadata, the last good copy of it, and keeping that fresh.
+"""A workspace's SAML IdP as stored: the last good copy of its metadata and its refresh state.
 
-Metadata configured by URL is refreshed by :func:`refresh_if_due`, which the SP calls before it
-uses the metadata. The network fetch happens outside any transaction; a short write transaction
-first *claims* the refresh (moves ``refresh_after`` forward), so of many workers that find the
-metadata due at once, only one fetches.
+The store only keeps what it is given. Parsing, fetching and deciding when to refresh are
+idp_metadata's (parsing.py, refresh.py): it hands over a :class:`MetadataCopy` already checked,
+with the values the row keeps (entity ID, XML, validUntil) and the summary the audit log compares.
 
-A failed refresh keeps the last good copy, records the error on the row and in the audit log,
-and is retried after :data:`RETRY_AFTER_FAILURE`. That holds even when the stored copy is past
-its ``validUntil``: refusing every sign-in because the IdP's metadata endpoint is down would be
-a worse outage than trusting keys the IdP itself published, over https, a little longer. The
-expiry is stated in the recorded error, so the owner sees it in the settings diagnostics.
+A refresh is claimed first: :func:`claim_refresh` moves ``refresh_after`` forward in a short
+write transaction, so of many workers that find the metadata due at once, only one fetches. Its
+result is kept by :func:`store_refreshed` or noted by :func:`record_refresh_failure`, each only
+while the claim is still current.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from ..errors import MetadataError
-from ..logs import package_logger
-from ..saml import metadata
 from . import audit
-from .db import Database
-from .models import IdentityProvider, utcnow
-
-log = package_logger(__name__)
+from .models import IdentityProvider
 
 # How long a claimed refresh is left to its worker before another may try: well above a
 # fetch's worst case (two timeouts), so a worker that died only delays the refresh.
@@ -39,81 +31,17 @@ RETRY_AFTER_FAILURE = dt.timedelta(minutes=15)
 REFRESH_ACTOR = "system:metadata-refresh"
 MAX_METADATA_URL = 2048  # the identity_providers.metadata_url column
 
-Fetch = Callable[[str], str]
-
 
 @dataclasses.dataclass(frozen=True)
-class CertificateInfo:
-    sha256_fingerprint: str
-    subject: str
-    not_after: dt.datetime
+class MetadataCopy:
+    """A checked copy of an IdP's metadata, as the caller parsed it: what the row keeps."""
 
-
-@dataclasses.dataclass(frozen=True)
-class IdPInfo:
-    """A snapshot of a workspace's IdP, safe to hand outside a transaction."""
-
-    workspace_id: int
     entity_id: str
-    metadata_url: str | None  # None: the metadata was pasted, and is never refreshed
-    sso_urls: Mapping[str, str]  # binding URI -> URL
-    certificates: tuple[CertificateInfo, ...]  # the signing certificates
-    fetched_at: dt.datetime  # when the stored copy was fetched (or pasted)
+    xml: str = dataclasses.field(repr=False)  # the IdP's EntityDescriptor
     valid_until: dt.datetime | None
-    refresh_after: dt.datetime | None
-    last_refresh_error: str | None
-    last_refresh_error_at: dt.datetime | None
-    allow_idp_initiated: bool
-    metadata_xml: str = dataclasses.field(repr=False)  # what pysaml2 loads (metadata.load_pysaml2)
-
-    @property
-    def sso_url(self) -> str:
-        return self.sso_urls.get(metadata.BINDING_REDIRECT) or self.sso_urls[metadata.BINDING_POST]
-
-    def expired(self, now: dt.datetime | None = None) -> bool:
-        return self.valid_until is not None and self.valid_until <= (now or utcnow())
-
-    def as_document(self) -> dict[str, Any]:
-        """JSON-ready: the CLI's ``idp`` object, and what the settings page shows."""
-        return {
-            "entity_id": self.entity_id,
-            "metadata_url": self.metadata_url,
-            "sso_url": self.sso_url,
-            "sso_urls": {binding.rpartition(":")[2]: url for binding, url in self.sso_urls.items()},
-            "certificates": [
-                {"sha256_fingerprint": c.sha256_fingerprint, "subject": c.subject,
-                 "not_after": _iso(c.not_after)}
-                for c in self.certificates
-            ],
-            "fetched_at": _iso(self.fetched_at),
-            "valid_until": _iso_or_none(self.valid_until),
-            "refresh_after": _iso_or_none(self.refresh_after),
-            "last_refresh_error": self.last_refresh_error,
-            "last_refresh_error_at": _iso_or_none(self.last_refresh_error_at),
-            "allow_idp_initiated": self.allow_idp_initiated,
-        }
-
-    @classmethod
-    def of(cls, row: IdentityProvider, parsed: metadata.IdPMetadata | None = None) -> IdPInfo:
-        # The stored copy passed the full check when it was stored; re-reading it is cheap.
-        parsed = parsed or metadata.parse(row.metadata_xml, check_loadable=False)
-        return cls(
-            workspace_id=row.workspace_id,
-            entity_id=row.entity_id,
-            metadata_url=row.metadata_url,
-            sso_urls=dict(parsed.sso_urls),
-            certificates=tuple(
-                CertificateInfo(c.sha256_fingerprint, c.subject, c.not_after)
-                for c in parsed.signing_certificates
-            ),
-            fetched_at=row.fetched_at,
-            valid_until=row.valid_until,
-            refresh_after=row.refresh_after,
-            last_refresh_error=row.last_refresh_error,
-            last_refresh_error_at=row.last_refresh_error_at,
-            allow_idp_initiated=row.allow_idp_initiated,
-            metadata_xml=row.metadata_xml,
-        )
+    # What an owner compares between two versions (entity ID, SSO URLs, certificates): the
+    # audit record's "after"; the caller gives the stored copy's as "before".
+    summary: Mapping[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,26 +65,30 @@ def find(
 def configure(
     session: Session,
     workspace_id: int,
-    parsed: metadata.IdPMetadata,
+    copy: MetadataCopy,
     *,
+    before: Mapping[str, Any] | None,
     metadata_url: str | None,
     fetched_at: dt.datetime,
+    refresh_after: dt.datetime | None,
     allow_idp_initiated: bool | None,
     actor: str,
 ) -> IdentityProvider:
-    """Store checked metadata as the workspace's IdP, replacing any earlier one."""
+    """Store checked metadata as the workspace's IdP, replacing any earlier one.
+
+    ``before`` is the summary of the copy it replaces (None: none, or one no longer readable);
+    ``refresh_after`` is None for pasted metadata, which has nowhere to be refreshed from.
+    """
     row = find(session, workspace_id, for_update=True)
-    before = _stored_summary(row) if row else None
     if row is None:
         row = IdentityProvider(workspace_id=workspace_id, allow_idp_initiated=True)
         session.add(row)
-    row.entity_id = parsed.entity_id
+    row.entity_id = copy.entity_id
     row.metadata_url = metadata_url
-    row.metadata_xml = parsed.xml
+    row.metadata_xml = copy.xml
     row.fetched_at = fetched_at
-    row.valid_until = parsed.valid_until
-    # Pasted metadata has nowhere to be refreshed from.
-    row.refresh_after = metadata.next_refresh(parsed, fetched_at) if metadata_url else None
+    row.valid_until = copy.valid_until
+    row.refresh_after = refresh_after
     row.last_refresh_error = row.last_refresh_error_at = None
     if allow_idp_initiated is not None:
         row.allow_idp_initiated = allow_idp_initiated
@@ -164,7 +96,7 @@ def configure(
     audit.record(
         session, workspace_id=workspace_id, actor=actor, action="idp_configured",
         target_type="idp", target_id=None,
-        changes={"metadata_url": metadata_url, "before": before, "after": _summary(parsed),
+        changes={"metadata_url": metadata_url, "before": before, "after": dict(copy.summary),
                  "allow_idp_initiated": row.allow_idp_initiated},
     )  # fmt: skip
     return row
@@ -213,7 +145,8 @@ def claim_refresh(session: Session, workspace_id: int, now: dt.datetime) -> Refr
     return RefreshClaim(workspace_id, row.metadata_url, row.fetched_at)
 
 
-def _still_current(session: Session, claim: RefreshClaim) -> IdentityProvider | None:
+def still_current(session: Session, claim: RefreshClaim) -> IdentityProvider | None:
+    """The row, locked, when nobody changed the IdP since the claim; else None."""
     # The owner may have set another IdP (or the same one again) while we fetched: theirs wins.
     row = find(session, claim.workspace_id, for_update=True)
     if row is None or row.metadata_url != claim.metadata_url or row.fetched_at != claim.fetched_at:
@@ -221,20 +154,22 @@ def _still_current(session: Session, claim: RefreshClaim) -> IdentityProvider | 
     return row
 
 
-def store_refreshed(session: Session, claim: RefreshClaim, parsed: metadata.IdPMetadata,
-                    now: dt.datetime) -> bool:
-    """Keep freshly fetched metadata as the last good copy; False if the claim went stale."""
-    row = _still_current(session, claim)
+def store_refreshed(session: Session, claim: RefreshClaim, copy: MetadataCopy, now: dt.datetime,
+                    *, refresh_after: dt.datetime, before: Mapping[str, Any] | None) -> bool:
+    """Keep freshly fetched metadata as the last good copy; False if the claim went stale.
+
+    ``before`` is the summary of the stored copy (read under :func:`still_current`'s lock).
+    """
+    row = still_current(session, claim)
     if row is None:
         return False
-    before = _stored_summary(row)
-    after = _summary(parsed)
+    after = dict(copy.summary)
     previous_error = row.last_refresh_error
-    row.entity_id = parsed.entity_id
-    row.metadata_xml = parsed.xml
+    row.entity_id = copy.entity_id
+    row.metadata_xml = copy.xml
     row.fetched_at = now
-    row.valid_until = parsed.valid_until
-    row.refresh_after = metadata.next_refresh(parsed, now)
+    row.valid_until = copy.valid_until
+    row.refresh_after = refresh_after
     row.last_refresh_error = row.last_refresh_error_at = None
     # Worth a line in the log: a certificate rollover or a recovery, not every daily fetch.
     if before != after or previous_error:
@@ -250,7 +185,7 @@ def store_refreshed(session: Session, claim: RefreshClaim, parsed: metadata.IdPM
 def record_refresh_failure(session: Session, claim: RefreshClaim, reason: str,
                            now: dt.datetime) -> bool:
     """Note a failed refresh; the last good copy stays in use. False if the claim went stale."""
-    row = _still_current(session, claim)
+    row = still_current(session, claim)
     if row is None:
         return False
     expired = row.valid_until is not None and row.valid_until <= now
@@ -274,23 +209,6 @@ def record_refresh_failure(session: Session, claim: RefreshClaim, reason: str,
     return True
 
 
-def _summary(parsed: metadata.IdPMetadata) -> dict[str, Any]:
-    """What an owner compares between two versions of an IdP's metadata."""
-    return {
-        "entity_id": parsed.entity_id,
-        "sso_urls": dict(parsed.sso_urls),
-        "certificates": [c.sha256_fingerprint for c in parsed.signing_certificates],
-        "valid_until": _iso_or_none(parsed.valid_until),
-    }
-
-
-def _stored_summary(row: IdentityProvider) -> dict[str, Any] | None:
-    try:
-        return _summary(metadata.parse(row.metadata_xml, check_loadable=False))
-    except MetadataError:  # stored by an older version with other rules: replace it anyway
-        return None
-
-
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -299,58 +217,3 @@ def _iso_or_none(value: dt.datetime | None) -> str | None:
     return _iso(value) if value is not None else None
 
 
-# -- the refresh, across transactions ---------------------------------------------------------
-
-
-def refresh_if_due(database: Database, workspace_id: int, *, now: dt.datetime | None = None,
-                   fetch: Fetch = metadata.fetch) -> None:
-    """Refresh the workspace's metadata from its URL when due; never raises for the IdP's faults.
-
-    Cheap when not due (one read). The SP calls this before it uses the metadata.
-    """
-    now = now or utcnow()
-    if not database.run(lambda session: is_due(session, workspace_id, now), write=False):
-        return
-    claim = database.run(lambda session: claim_refresh(session, workspace_id, now))
-    if claim is None:
-        return  # another worker is on it, or was just before us
-    try:
-        # No transaction open meanwhile; nothing of what was fetched is quoted in the reason.
-        parsed = metadata.parse(fetch(claim.metadata_url), echo=False)
-        if parsed.expired(now):
-            raise MetadataError(
-                "the IdP serves metadata that has expired (its validUntil has passed)")
-    except MetadataError as error:
-        reason = error.reason
-    except Exception as error:  # a bug or an odd failure must not break sign-in either
-        log.exception("refreshing the IdP metadata of workspace %s failed", workspace_id)
-        reason = f"{type(error).__name__}: {error}"
-    else:
-        database.run(lambda session: store_refreshed(session, claim, parsed, now))
-        return
-    log.warning("IdP metadata refresh of workspace %s from %r failed: %r",
-                workspace_id, claim.metadata_url, reason)  # %r: no line breaks in the log
-    database.run(lambda session: record_refresh_failure(session, claim, reason, now))
-
-
-class IdentityProviders:
-    """The IdP of each workspace, by workspace id: what the SP uses. A call, a transaction."""
-
-    def __init__(self, database: Database, *, fetch: Fetch = metadata.fetch) -> None:
-        self.database = database
-        self.fetch = fetch
-
-    def get(self, workspace_id: int) -> IdPInfo | None:
-        def work(session: Session) -> IdPInfo | None:
-            row = find(session, workspace_id)
-            return IdPInfo.of(row) if row is not None else None
-
-        return self.database.run(work, write=False)
-
-    def refresh_if_due(self, workspace_id: int, *, now: dt.datetime | None = None) -> None:
-        refresh_if_due(self.database, workspace_id, now=now, fetch=self.fetch)
-
-    def current(self, workspace_id: int, *, now: dt.datetime | None = None) -> IdPInfo | None:
-        """The metadata to use now: refreshed first when due (a failure keeps the last good)."""
-        self.refresh_if_due(workspace_id, now=now)
-        return self.get(workspace_id)

@@ -18,15 +18,11 @@ from sqlalchemy.orm import Session
 from .. import domains as domain_rules
 from ..names import canonical_domain
 from ..errors import (
-    ConfigurationError, Conflict, DomainError, DomainNotVerified, MetadataError, NotFound,
-    PlanError,
+    ConfigurationError, Conflict, DomainError, DomainNotVerified, NotFound, PlanError,
 )
-from ..saml import metadata
 from . import domains as domain_store
-from . import identity_providers
 from .db import Database, UnitOfWork, note_sessions_ended
 from .domains import DomainClaim
-from .identity_providers import IdPInfo
 from .models import (
     PLANS, Member, MemberSession, ScimToken, Workspace, utcnow,
 )
@@ -113,14 +109,16 @@ def find_credential(connection: Connection, token: str) -> ScimCredential | None
 
 
 class Workspaces:
-    """Create and configure workspaces. Every method is one transaction."""
+    """Create and configure workspaces. Every method is one transaction.
+
+    The IdP is configured one floor up (idp_metadata/workspaces.py adds ``set_idp`` and
+    ``idp``): that needs fetching and parsing metadata, which the store does not do.
+    """
 
     def __init__(
-        self, database: Database, *, fetch: identity_providers.Fetch = metadata.fetch,
-        resolver: domain_rules.TxtResolver | None = None,
+        self, database: Database, *, resolver: domain_rules.TxtResolver | None = None,
     ) -> None:
         self.database = database
-        self.fetch = fetch  # how set_idp gets metadata from a URL (replaceable in tests)
         self.resolver = resolver or domain_rules.TxtResolver()  # how verify_domain asks DNS
 
     def create(
@@ -298,90 +296,6 @@ class Workspaces:
             return self.database.run_unit(work)
         except IntegrityError:  # another workspace's verification won the race
             raise DomainError(cleaned, "is already verified by another workspace") from None
-
-    # -- the IdP ---------------------------------------------------------------------------------
-
-    def set_idp(
-        self,
-        slug: str,
-        *,
-        metadata_url: str | None = None,
-        metadata_xml: str | None = None,
-        allow_idp_initiated: bool | None = None,
-        actor: str = "api",
-    ) -> IdPInfo:
-        """Configure the workspace's SAML IdP from its metadata URL or pasted metadata XML.
-
-        A URL is fetched now, and both must parse as the metadata of one IdP, else
-        :class:`MetadataError` and nothing changes. With neither, only ``allow_idp_initiated``
-        of an IdP already set is changed.
-        """
-        if metadata_url is not None and metadata_xml is not None:
-            raise ConfigurationError("idp", "give a metadata URL or metadata XML, not both")
-        if metadata_url is None and metadata_xml is None:
-            if allow_idp_initiated is None:
-                raise ConfigurationError("idp", "give a metadata URL or metadata XML")
-            return self._set_allow_idp_initiated(slug, allow_idp_initiated, actor)
-        workspace = self.get(slug)  # an unknown slug fails before any network traffic
-        fetched_at = utcnow()
-        if metadata_url is not None:
-            metadata_url = metadata_url.strip()
-            if len(metadata_url) > identity_providers.MAX_METADATA_URL:
-                raise MetadataError(
-                    f"the URL is longer than {identity_providers.MAX_METADATA_URL} characters"
-                )
-            metadata.check_url(metadata_url)  # the rule holds whatever fetch does
-            # Outside any transaction. The site's fetcher refuses internal addresses unless the
-            # operator allowed the host (MetadataFetcher, settings.metadata_allowed_hosts).
-            metadata_xml = self.fetch(metadata_url)
-            fetched_at = utcnow()
-        assert metadata_xml is not None
-        # What the site fetched is never quoted back: the URL may point anywhere.
-        parsed = metadata.parse(metadata_xml, echo=metadata_url is None)
-        if parsed.expired(fetched_at):
-            assert parsed.valid_until is not None
-            if metadata_url is not None:
-                raise MetadataError("the metadata at that URL has expired (its validUntil is in"
-                                    " the past); the IdP must publish a current copy")
-            raise MetadataError(
-                f"the metadata expired at {parsed.valid_until:%Y-%m-%d %H:%M} UTC (validUntil);"
-                " get a current copy from the IdP"
-            )
-
-        def work(session: Session) -> IdPInfo:
-            current = _load(session, slug)
-            if current.id != workspace.id:  # deleted and re-created meanwhile
-                raise NotFound("workspace", slug)
-            row = identity_providers.configure(
-                session, current.id, parsed, metadata_url=metadata_url, fetched_at=fetched_at,
-                allow_idp_initiated=allow_idp_initiated, actor=actor,
-            )  # fmt: skip
-            return IdPInfo.of(row, parsed)
-
-        return self.database.run(work)
-
-    def _set_allow_idp_initiated(self, slug: str, allow: bool, actor: str) -> IdPInfo:
-        def work(session: Session) -> IdPInfo:
-            workspace = _load(session, slug)
-            row = identity_providers.set_allow_idp_initiated(
-                session, workspace.id, allow, actor=actor
-            )
-            if row is None:
-                raise ConfigurationError(
-                    "idp", f"workspace {workspace.slug!r} has no IdP yet; give its metadata first"
-                )
-            return IdPInfo.of(row)
-
-        return self.database.run(work)
-
-    def idp(self, slug: str) -> IdPInfo | None:
-        """The workspace's IdP, or None when none is set."""
-
-        def work(session: Session) -> IdPInfo | None:
-            row = identity_providers.find(session, _load(session, slug).id)
-            return IdPInfo.of(row) if row is not None else None
-
-        return self.database.run(work, write=False)
 
 
 @dataclasses.dataclass(frozen=True)

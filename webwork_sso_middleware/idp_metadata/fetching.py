@@ -3,10 +3,11 @@
 A workspace owner chooses the URL, and every owner may be hostile, so (issue 9, SSRF):
 
 - Only globally routable addresses are fetched: the host is resolved here, every address it has
-  must be public, and the connection goes to the address that was checked (pinned), so a DNS
-  answer that changes between the check and the connect cannot reach an internal host. TLS still
-  verifies the certificate against the host name. Hosts the operator names in
-  ``metadata_allowed_hosts`` skip the address check (testing, an IdP on the site's own network).
+  must be public (:mod:`.addresses`), and the connection goes to the address that was checked
+  (pinned), so a DNS answer that changes between the check and the connect cannot reach an
+  internal host. TLS still verifies the certificate against the host name. Hosts the operator
+  names in ``metadata_allowed_hosts`` skip the address check (testing, an IdP on the site's own
+  network).
 - Redirects are followed here, a few at most, each one checked like the first URL.
 - One deadline bounds the whole fetch: DNS, connects, TLS, redirects and a dripping body.
 - Every failure a caller could use as an oracle (refused address, connection refused, timeout,
@@ -14,120 +15,35 @@ A workspace owner chooses the URL, and every owner may be hostile, so (issue 9, 
   of what the server sent comes back. The detail goes to the server log, escaped.
 
 No proxy is used: the proxy would resolve the name itself, which defeats the check.
-Stdlib only; :mod:`.metadata` re-exports these names.
 """
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import http.client
 import ipaddress
 import logging
-import re
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
-from lxml import etree
-
 from ..config import Settings, normalise_host
 from ..errors import MetadataError, MetadataUnavailable
+from .addresses import IPAddress, check_url, is_public_address, shown
+from .document import DEFAULT_MAX_BYTES, decode_document, metadata_root
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0  # seconds, for the whole fetch
-DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-MD_NS = "urn:oasis:names:tc:SAML:2.0:metadata"
-METADATA_ROOTS = (f"{{{MD_NS}}}EntityDescriptor", f"{{{MD_NS}}}EntitiesDescriptor")
 
-_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z][\w.-]*)["']""")
-_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
-_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f]")
-# Forms of IPv6 address that carry an IPv4 address the network may deliver to: judge that one.
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-# IETF protocol assignments (192.0.0.8 and friends): Python 3.11 calls some of them global.
-_IETF_PROTOCOL = ipaddress.ip_network("192.0.0.0/24")
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def is_loopback(host: str) -> bool:
-    host = host.lower().rstrip(".")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def is_public_address(address: IPAddress) -> bool:
-    """Globally routable unicast: not loopback, private, link-local, shared (100.64/10),
-    reserved, multicast, unspecified, documentation, nor an IPv6 form of any of these."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return is_public_address(address.ipv4_mapped)
-        if address.sixtofour is not None:
-            return is_public_address(address.sixtofour)
-        if address in _NAT64:
-            return is_public_address(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-        if address.teredo is not None or address in _NAT64_LOCAL or address in _IPV4_COMPATIBLE:
-            return False
-        if address.is_site_local:
-            return False
-    if address in _IETF_PROTOCOL:
-        return False
-    # is_global alone lets multicast through; the rest are belt and braces across versions.
-    return address.is_global and not (
-        address.is_multicast or address.is_private or address.is_reserved
-        or address.is_loopback or address.is_link_local or address.is_unspecified
-    )  # fmt: skip
-
-
-def check_url(url: str) -> None:
-    """Refuse what we will not fetch: anything but https, and plain http beyond loopback.
-
-    This judges the URL's form only (the caller's own input); which addresses may be reached
-    is decided when fetching.
-    """
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        raise MetadataError(f"{url!r} is not a URL") from None
-    if _SPACE_OR_CONTROL.search(url.strip()):
-        raise MetadataError(f"{url.strip()!r} contains a space or a control character")
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not host:
-        raise MetadataError(f"{url!r} is not an https URL")
-    if scheme == "http" and not is_loopback(host):
-        # Keys come from the metadata: over plain http anyone on the path could swap them.
-        raise MetadataError(
-            f"{_shown(url)} uses plain http; a metadata URL must be https"
-            " (http is accepted only for localhost)"
-        )
-
-
-def _shown(url: str) -> str:
-    """The URL as it is safe to print: without any user:password."""
-    try:
-        parts = urlsplit(url)
-        if parts.username is None and parts.password is None:
-            return url
-        netloc = parts.hostname or ""
-        return urlunsplit(parts._replace(netloc=f"{netloc}:{parts.port}" if parts.port else netloc))
-    except ValueError:
-        return repr(url)
+# What gets metadata from a URL: fetch, a MetadataFetcher, or a test's stand-in.
+Fetch = Callable[[str], str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,17 +93,8 @@ def fetch(url: str, *, allowed_hosts: Iterable[str] = (), timeout: float = DEFAU
     if guard.passed():
         detail = f"no metadata within the {timeout:g} s deadline ({detail})"
     # Only here does the reason appear; repr() keeps a newline in it from forging a log line.
-    log.warning("fetching IdP metadata from %r failed: %r", _shown(url), detail)
+    log.warning("fetching IdP metadata from %r failed: %r", shown(url), detail)
     raise MetadataUnavailable()
-
-
-class QuotingMetadataError(MetadataError):
-    """A refusal whose reason quotes the document; ``unquoted`` says the same without it, for
-    a document the site fetched (``metadata.parse(..., echo=False)``)."""
-
-    def __init__(self, reason: str, *, unquoted: str) -> None:
-        super().__init__(reason)
-        self.unquoted = unquoted
 
 
 class _Refused(Exception):
@@ -388,58 +295,3 @@ def _read_capped(response: http.client.HTTPResponse, sock: socket.socket, max_by
         if total > max_bytes:
             raise _Refused(f"more than the limit of {max_bytes} bytes")
 
-
-def decode_document(raw: bytes) -> str:
-    """XML bytes as text: a byte-order mark, else the XML declaration's encoding, else UTF-8."""
-    if raw.startswith(codecs.BOM_UTF8):
-        encoding = "utf-8-sig"
-    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding = "utf-16"
-    else:
-        declared = _DECLARED_ENCODING.match(raw)
-        encoding = declared.group(1).decode("ascii") if declared else "utf-8"
-    try:
-        return raw.decode(encoding)
-    except LookupError:
-        raise QuotingMetadataError(f"the XML declares an unknown encoding {encoding!r}",
-                                   unquoted="the XML declares an unknown encoding") from None
-    except UnicodeDecodeError as error:
-        raise QuotingMetadataError(
-            f"the metadata is not valid {encoding} text (bad byte at offset {error.start})",
-            unquoted="the metadata is not valid text in its encoding",
-        ) from None
-
-
-def metadata_root(xml: str, *, max_chars: int = DEFAULT_MAX_BYTES) -> Any:
-    """Parse ``xml`` safely and return its root, when that is SAML 2.0 metadata (an
-    EntityDescriptor or EntitiesDescriptor); :class:`MetadataError` saying why not."""
-    if len(xml) > max_chars:
-        raise MetadataError(f"the metadata is longer than {max_chars} characters")
-    # The text is already decoded: drop a declaration whose encoding lxml would refuse for str.
-    text = _XML_DECLARATION.sub("", xml.lstrip("\ufeff"), count=1)
-    if not text.strip():
-        raise MetadataError("the metadata is empty")
-    # No DTD at all: metadata never needs one, and DTDs carry XXE and entity-expansion attacks.
-    if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        raise MetadataError("the metadata contains a DOCTYPE or entity declaration (refused)")
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-        remove_comments=True, remove_pis=True, huge_tree=False, collect_ids=False,
-    )  # fmt: skip
-    try:
-        root = etree.fromstring(text, parser)
-    except (etree.XMLSyntaxError, ValueError) as error:
-        raise QuotingMetadataError(f"the metadata is not well-formed XML ({error})",
-                                   unquoted="the metadata is not well-formed XML") from None
-    if root.getroottree().docinfo.doctype:  # belt and braces to the text check above
-        raise MetadataError("the metadata contains a DOCTYPE, which is refused")
-    if root.tag not in METADATA_ROOTS:
-        name = etree.QName(root)
-        raise QuotingMetadataError(
-            f"the document is a <{name.localname}> element"
-            f"{f' in namespace {name.namespace}' if name.namespace else ''}, not SAML 2.0"
-            " metadata (an EntityDescriptor or EntitiesDescriptor)",
-            unquoted="the document is not SAML 2.0 metadata (an EntityDescriptor or"
-            " EntitiesDescriptor)",
-        )
-    return root

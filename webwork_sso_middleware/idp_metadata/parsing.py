@@ -1,7 +1,7 @@
-"""IdP metadata: fetch it, parse it safely, and say when to fetch it again.
+"""IdP metadata: parse it safely, extract what the SP needs, and say when to fetch it again.
 
-No database access here: store/identity_providers.py keeps the last good copy and decides when
-to call :func:`fetch` and :func:`parse`. The IdP's signing keys come from its metadata only.
+No database and no network here: fetching.py gets the document, identity_providers.py and
+refresh.py hand the store what to keep. The IdP's signing keys come from its metadata only.
 """
 
 from __future__ import annotations
@@ -21,25 +21,7 @@ from lxml import etree
 from saml2.mdstore import InMemoryMetaData
 
 from ..errors import MetadataError
-from .metadata_fetch import (  # re-exported: metadata.fetch is what the store calls
-    DEFAULT_MAX_BYTES,
-    DEFAULT_TIMEOUT,
-    MD_NS,
-    MetadataFetcher,
-    QuotingMetadataError,
-    check_url,
-    decode_document,
-    fetch,
-    is_loopback,
-    is_public_address,
-    metadata_root,
-)
-
-__all__ = [
-    "BINDING_POST", "BINDING_REDIRECT", "DEFAULT_MAX_BYTES", "DEFAULT_TIMEOUT", "Certificate",
-    "IdPMetadata", "MetadataFetcher", "check_url", "decode_document", "fetch", "is_loopback",
-    "is_public_address", "load_pysaml2", "next_refresh", "parse",
-]  # fmt: skip
+from .document import MD_NS, QuotingMetadataError, metadata_root
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 SAML2_PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -289,7 +271,7 @@ def load_pysaml2(xml: str) -> InMemoryMetaData:
 
     Validity is not checked here (check_validity=False): pysaml2 would silently drop an expired
     entity, while we keep using the last good copy when a refresh fails (see
-    store/identity_providers.py). Unsigned metadata needs no xmlsec1 to load.
+    refresh.py). Unsigned metadata needs no xmlsec1 to load.
     """
     loaded = InMemoryMetaData([], xml, check_validity=False)
     loaded.load()

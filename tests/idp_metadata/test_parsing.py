@@ -1,25 +1,16 @@
-"""IdP metadata: safe parsing, what is extracted, the refresh schedule (fetching: test_metadata_fetch.py)."""
+"""IdP metadata: safe parsing, what is extracted, the refresh schedule (fetching: test_fetching)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import socket
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
 from webwork_sso_middleware.errors import MetadataError, WebworkSSOError
-from webwork_sso_middleware.saml import metadata
-from webwork_sso_middleware.saml.metadata import (
+from webwork_sso_middleware.idp_metadata.parsing import (
     BINDING_POST,
     BINDING_REDIRECT,
     IdPMetadata,
-    check_url,
-    decode_document,
-    fetch,
-    is_loopback,
     load_pysaml2,
     next_refresh,
     parse,
@@ -366,23 +357,3 @@ def test_next_refresh_never_hammers_the_idp() -> None:
     assert scheduled(cache_duration=dt.timedelta(0)) == five_minutes
     assert scheduled(cache_duration=dt.timedelta(seconds=30)) == five_minutes
     assert scheduled(FETCHED - dt.timedelta(days=1)) == five_minutes
-
-
-# -- text encodings -------------------------------------------------------------------------------
-
-
-def test_the_declared_encoding_and_a_byte_order_mark_are_respected() -> None:
-    xml = entity_descriptor(entity_id="https://idp.example/café", declaration=False)
-    latin = ('<?xml version="1.0" encoding="ISO-8859-1"?>' + xml).encode("latin-1")
-    assert parse(decode_document(latin)).entity_id == "https://idp.example/café"
-    assert parse(decode_document(xml.encode("utf-16"))).entity_id == "https://idp.example/café"
-    assert parse(decode_document(b"\xef\xbb\xbf" + xml.encode())).entity_id.endswith("café")
-    # A declaration in text that is already decoded is no obstacle either.
-    assert parse('<?xml version="1.0" encoding="ISO-8859-1"?>' + xml).entity_id.endswith("café")
-
-
-def test_bytes_that_are_not_the_declared_encoding_are_refused() -> None:
-    with pytest.raises(MetadataError, match="not valid utf-8"):
-        decode_document(b"<x>\xff\xfe\xfd</x>")
-    with pytest.raises(MetadataError, match="unknown encoding"):
-        decode_document(b'<?xml version="1.0" encoding="klingon"?><x/>')

@@ -1,0 +1,155 @@
+"""The session rows (``member_sessions``): every statement the sessions package runs.
+
+Functions of a connection (or an ORM session) in the caller's transaction; the sessions
+package decides what a row means (sessions/manager.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import (
+    Connection, Table, bindparam, case, delete, event, func, insert, literal, select, update,
+)
+from sqlalchemy.orm import Session, object_session
+
+from .db import SESSIONS_ENDED, StoreSession, note_sessions_ended
+from .driver import DriverStatement
+from .models import MemberSession, MemberValue, Membership, Workspace, WorkspaceDomain, Group
+from .models import Member as MemberRow
+
+# -- the one query behind a session check --------------------------------------------------------
+
+_SESSIONS = cast(Table, MemberSession.__table__)
+_MEMBERS = cast(Table, MemberRow.__table__)
+_S = _SESSIONS.c
+_M = _MEMBERS.c
+_W = Workspace.__table__.c
+_V = MemberValue.__table__.c
+_PRIMARY_EMAIL = (  # the address SCIM calls primary, else the work one, else the first
+    select(_V.value)
+    .where(_V.member_id == _M.id, _V.attribute == "emails", _V.value.is_not(None))
+    .order_by(_V.primary.desc(), case((func.lower(_V.type) == "work", 0), else_=1), _V.position)
+    .limit(1)
+    .correlate(_MEMBERS)
+    .scalar_subquery()
+)
+_D = WorkspaceDomain.__table__.c
+# Whether the member's userName is an address in a domain its own workspace verified: then, and
+# only then, REMOTE_USER is that address (identity.py). Domains hold [a-z0-9.-] only, so LIKE
+# sees no wildcard in them.
+_DOMAIN_VERIFIED = (
+    select(_D.domain)
+    .where(_D.workspace_id == _M.workspace_id, _D.verified_at.is_not(None),
+           _M.user_name_key.like(literal("%@") + _D.domain))
+    .correlate(_MEMBERS)
+    .exists()
+)
+# One row per group of the member (one row when there are none), in one round trip.
+# Built once, run on the driver's cursor (store/driver.py): sign-in is a hot path.
+_INSERT_SESSION = DriverStatement(insert(_SESSIONS), keys=(
+    "id_hash", "member_id", "workspace_id", "generation", "created_at", "expires_at"))
+_SESSION_QUERY = (
+    select(
+        _S.generation, _S.expires_at, _S.ended_at, _S.member_id, _S.workspace_id,
+        _M.workspace_id.label("member_workspace_id"), _M.user_name, _M.user_name_key,
+        _M.email_key, _DOMAIN_VERIFIED.label("domain_verified"),
+        _M.given_name, _M.family_name, _M.display_name, _M.active, _M.deleted_at,
+        _M.session_generation, _W.slug, _W.sso_enabled, _W.plan,
+        _PRIMARY_EMAIL.label("email"), Group.display_name.label("group_name"),
+    )
+    .select_from(MemberSession)
+    .join(MemberRow, MemberRow.id == MemberSession.member_id)
+    .join(Workspace, Workspace.id == MemberSession.workspace_id)
+    .outerjoin(Membership, Membership.member_id == MemberRow.id)
+    .outerjoin(Group, Group.id == Membership.group_id)
+    .where(_S.id_hash == bindparam("id_hash"))
+    .order_by(Group.display_name_key)
+)
+
+
+def session_rows(connection: Connection, id_hash: str) -> Sequence[Any]:
+    """The session and its member, one row per group of the member (none: no such session)."""
+    return connection.execute(_SESSION_QUERY, {"id_hash": id_hash}).all()
+
+
+def active_generation(db: Connection | Session, member_id: str, workspace_id: int) -> int | None:
+    """The session generation of an active, undeleted member of the workspace, else None."""
+    generation: int | None = db.execute(
+        select(_M.session_generation).where(
+            _M.id == member_id, _M.workspace_id == workspace_id, _M.active,
+            _M.deleted_at.is_(None),
+        )
+    ).scalar_one_or_none()
+    return generation
+
+
+def insert_session(connection: Connection, *, id_hash: str, member_id: str, workspace_id: int,
+                   generation: int, created_at: dt.datetime, expires_at: dt.datetime) -> None:
+    _INSERT_SESSION.rows(connection, {
+        "id_hash": id_hash, "member_id": member_id, "workspace_id": workspace_id,
+        "generation": generation, "created_at": created_at, "expires_at": expires_at,
+    })
+
+
+def end_sessions(connection: Connection, id_hashes: Sequence[str], now: dt.datetime) -> None:
+    """Mark these sessions ended (those not ended already)."""
+    connection.execute(
+        update(_SESSIONS)
+        .where(_S.id_hash.in_(id_hashes), _S.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+
+
+def end_member_sessions(connection: Connection, member_id: str, now: dt.datetime) -> int | None:
+    """End every session of the member (a new generation); its workspace id, None for no
+    such member. This process's caches hear of it at commit (db.note_sessions_ended)."""
+    workspace_id: int | None = connection.execute(
+        update(_MEMBERS)
+        .where(_M.id == member_id)
+        # Not modified_at: which devices are signed in is no part of the SCIM resource.
+        .values(session_generation=_M.session_generation + 1)
+        .returning(_M.workspace_id)
+    ).scalar_one_or_none()
+    if workspace_id is None:
+        return None
+    # The generation alone ends them; ended_at keeps the table honest for the admin page.
+    connection.execute(
+        update(_SESSIONS)
+        .where(_S.member_id == member_id, _S.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+    note_sessions_ended(connection, [member_id])
+    return workspace_id
+
+
+def purge_expired(db: Connection | Session, now: dt.datetime, batch: int) -> int:
+    """Delete up to ``batch`` rows that expired before ``now``; how many went."""
+    expired = select(_S.id_hash).where(_S.expires_at < now).limit(batch)
+    result = db.execute(delete(_SESSIONS).where(_S.id_hash.in_(expired.scalar_subquery())))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# -- sessions ended through the ORM (SCIM deactivating a member) ---------------------------------
+# Named on the connection like those ended in SQL, so the Database tells its listeners at commit.
+# The listeners attach to the store's own classes only, never to a host app's.
+
+
+def _note_change(target: MemberRow, value: Any, oldvalue: Any, _initiator: Any) -> None:
+    session = object_session(target)
+    if value != oldvalue and target.id is not None and session is not None:
+        session.info.setdefault(SESSIONS_ENDED, set()).add(target.id)
+
+
+event.listen(MemberRow.session_generation, "set", _note_change)
+event.listen(MemberRow.active, "set", _note_change)
+
+
+@event.listens_for(StoreSession, "after_flush")
+def _hand_to_connection(session: StoreSession, _context: Any) -> None:
+    # The store's sessions join a Core transaction and never commit themselves: the
+    # connection's commit is the moment that counts.
+    if ids := session.info.pop(SESSIONS_ENDED, None):
+        session.connection().info.setdefault(SESSIONS_ENDED, set()).update(ids)
