@@ -126,3 +126,11 @@ class SignatureRefused(WebworkSSOError, ValueError):
         super().__init__(f"{purpose}: {reason}")
         self.purpose = purpose
         self.reason = reason
+
+
+class UnknownOption(ConfigurationError, TypeError):
+    """An option name that is not declared (a typo, most often); ``option`` names it as the
+    caller spelled it and ``reason`` lists the known ones.
+
+    A ``TypeError`` too, as Python raises for an unexpected keyword argument.
+    """

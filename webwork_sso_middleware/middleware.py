@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import quote, urlencode
 
 from .admin.links import LINK_LIFETIME, settings_link
 from .admin.views import SettingsPage
-from .config import Settings
+from .config import Options, Settings
 from .domains import TxtResolver
 from .protected_paths import is_protected
 from .idp_metadata.fetching import MetadataFetcher
@@ -37,54 +37,65 @@ PATH_SAFE = "/:@!$&'()*+,;=-._~"
 class SSOMiddleware:
     """Wrap a WSGI app with SCIM 2.0 provisioning at ``/scim/v2/`` and SAML sign-in at ``/saml/``.
 
-    Every option is keyword-only and may also come from ``WEBWORK_SSO_<OPTION>``; an explicit
-    argument wins.
+    Every option is keyword-only and may also come from the environment variable
+    ``WEBWORK_SSO_<OPTION>`` (``WEBWORK_SSO_DATABASE_URL``, ...); an argument that is given (not
+    ``None``) wins over the environment. In the environment, an option that takes several values
+    separates them by commas.
+
+    .. code-block:: python
+
+        from webwork_sso_middleware import SSOMiddleware
+
+        app = SSOMiddleware(
+            app,
+            base_url="https://tracker.example.com",
+            database_url="postgresql+psycopg://sso@db.internal/webwork_sso",
+            protect=["/reports", "/admin"],
+        )  # secret_key from WEBWORK_SSO_SECRET_KEY
+
+    :param app: the WSGI application to wrap; it sees ``REMOTE_USER`` and
+        ``environ["webwork_sso.member"]`` for a signed-in member.
+    :param database_url: the member store, a SQLAlchemy URL. Default ``"sqlite:///webwork_sso.db"``.
+    :param secret_key: signs cookies and links; a list rotates keys, newest last (it signs, every
+        key verifies). Each at least 32 bytes. Required.
+    :param base_url: the public ``http(s)://host[:port][/prefix]`` the SAML and SCIM URLs are
+        built from. Default ``None``: from each request.
+    :param scim_max_results: the most SCIM resources one page returns. Default ``200``.
+    :param max_body_bytes: larger request bodies are refused with 413 before they are read
+        (at least 1024). Default ``1048576``.
+    :param auto_migrate: apply the packaged schema migrations at start-up. Default ``True``.
+    :param session_absolute_lifetime: seconds a session lasts from sign-in, however busy (at
+        least ``session_idle_lifetime``). Default ``43200``.
+    :param session_idle_lifetime: seconds without a request after which a session ends (at
+        least 60). Default ``7200``.
+    :param session_recheck_seconds: how long a worker trusts its cached check of a session: the
+        most time a deactivation or logout takes to reach every worker (0 to 300; 0 asks the
+        database on every request). Default ``2.0``.
+    :param session_cookie_name: the session cookie's name. Default ``"webwork_sso_session"``.
+    :param protect: path prefixes that require a session, or ``True`` for every path except
+        ``/saml/`` and ``/scim/``; matched case-insensitively on normalised paths. Default ``()``:
+        nothing.
+    :param clock_skew_seconds: how far the IdP's clock may be off when SAML validity windows are
+        checked (0 to 600). Default ``180``.
+    :param database_busy_timeout: seconds a request waits for a database lock or connection
+        before it fails with 503 (0 to 600). Default ``30.0``.
+    :param audit_retention_days: days the audit log keeps an event; 0 keeps them for ever.
+        Default ``0``.
+    :param dns_nameservers: DNS servers (``host``, ``host:port``, ``[v6]:port``) that domain
+        verification asks. Default ``()``: the system's resolver.
+    :param metadata_allowed_hosts: hosts whose IdP metadata may be fetched although they resolve
+        to an internal address. Default ``()``: public addresses only.
+    :param metadata_fetch_timeout: the most seconds one fetch of IdP metadata may take (0.1 to
+        120). Default ``10.0``.
+    :raises UnknownOption: for a keyword that is not an option (a ``TypeError`` too).
+    :raises ConfigurationError: for a missing ``secret_key`` or a value that is not valid.
     """
 
-    def __init__(
-        self,
-        app: WSGIApplication,
-        *,
-        database_url: str | None = None,
-        secret_key: str | list[str] | tuple[str, ...] | None = None,
-        base_url: str | None = None,
-        scim_max_results: int | None = None,
-        max_body_bytes: int | None = None,
-        auto_migrate: bool | None = None,
-        session_absolute_lifetime: int | None = None,
-        session_idle_lifetime: int | None = None,
-        session_recheck_seconds: float | None = None,
-        session_cookie_name: str | None = None,
-        protect: bool | str | Sequence[str] | None = None,
-        clock_skew_seconds: int | None = None,
-        database_busy_timeout: float | None = None,
-        audit_retention_days: int | None = None,
-        dns_nameservers: str | Sequence[str] | None = None,
-        metadata_allowed_hosts: str | Sequence[str] | None = None,
-        metadata_fetch_timeout: float | None = None,
-    ) -> None:
+    def __init__(self, app: WSGIApplication, **options: Unpack[Options]) -> None:
         self.app = app
-        self.settings = Settings.from_options(
-            {
-                "database_url": database_url,
-                "secret_key": [secret_key] if isinstance(secret_key, str) else secret_key,
-                "base_url": base_url,
-                "scim_max_results": scim_max_results,
-                "max_body_bytes": max_body_bytes,
-                "auto_migrate": auto_migrate,
-                "session_absolute_lifetime": session_absolute_lifetime,
-                "session_idle_lifetime": session_idle_lifetime,
-                "session_recheck_seconds": session_recheck_seconds,
-                "session_cookie_name": session_cookie_name,
-                "protect": protect,
-                "clock_skew_seconds": clock_skew_seconds,
-                "database_busy_timeout": database_busy_timeout,
-                "audit_retention_days": audit_retention_days,
-                "dns_nameservers": dns_nameservers,
-                "metadata_allowed_hosts": metadata_allowed_hosts,
-                "metadata_fetch_timeout": metadata_fetch_timeout,
-            }
-        )
+        # Options are declared once, as the fields of Settings: it checks the names, converts
+        # and validates the values, and reads the environment for the rest.
+        self.settings = Settings.from_options(options)
         settings = self.settings
         self.database = Database(settings.database_url, auto_migrate=settings.auto_migrate,
                                  busy_timeout=settings.database_busy_timeout)

@@ -36,5 +36,5 @@ def test_no_core_module_imports_a_framework() -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert "webwork_sso_middleware.middleware" in report["imported"]
-    assert "webwork_sso_middleware.integrations.options" in report["imported"]
+    assert "webwork_sso_middleware.config" in report["imported"]
     assert report["frameworks"] == []

@@ -8,26 +8,22 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from ..config import metadata_allowed_hosts, metadata_fetch_timeout
+from .. import config
 from ..errors import ConfigurationError
-from ..idp_metadata.fetching import DEFAULT_TIMEOUT, MetadataFetcher
+from ..idp_metadata.fetching import MetadataFetcher
 from ..store import Database
 from ..domains import TxtResolver
 from ..idp_metadata.workspaces import Workspaces
 
 PROG = "webwork-sso"
-ENV_DATABASE_URL = "WEBWORK_SSO_DATABASE_URL"
-ENV_BASE_URL = "WEBWORK_SSO_BASE_URL"
-ENV_AUTO_MIGRATE = "WEBWORK_SSO_AUTO_MIGRATE"
-ENV_DNS_NAMESERVERS = "WEBWORK_SSO_DNS_NAMESERVERS"
-ENV_METADATA_ALLOWED_HOSTS = "WEBWORK_SSO_METADATA_ALLOWED_HOSTS"
-ENV_METADATA_FETCH_TIMEOUT = "WEBWORK_SSO_METADATA_FETCH_TIMEOUT"
-DEFAULT_DATABASE_URL = "sqlite:///webwork_sso.db"
+ENV_DATABASE_URL = config.env_name("database_url")
+ENV_BASE_URL = config.env_name("base_url")
+DEFAULT_DATABASE_URL: str = config.default("database_url")
+# The CLI's own: where 'serve' listens unless told otherwise (the middleware has no default).
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
 EXIT_REFUSED = 1
@@ -44,15 +40,21 @@ class CommandError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class GlobalOptions:
-    """The options every command shares, resolved: flag, then environment, then default."""
+    """The options every command shares, resolved: flag, then environment, then default.
+
+    Besides the two flags, the middleware's own options that the commands need, read from the
+    same ``WEBWORK_SSO_<OPTION>`` variables (config.py), so the CLI acts as the site would.
+    """
 
     database_url: str
     base_url: str
     # serve builds its base URL from --host/--port unless one was chosen explicitly.
     base_url_chosen: bool
+    auto_migrate: bool = config.default("auto_migrate")
+    dns_nameservers: tuple[str, ...] = config.default("dns_nameservers")
     # Hosts whose IdP metadata may be fetched at internal addresses (the site's setting).
-    metadata_allowed_hosts: tuple[str, ...] = ()
-    metadata_fetch_timeout: float = DEFAULT_TIMEOUT
+    metadata_allowed_hosts: tuple[str, ...] = config.default("metadata_allowed_hosts")
+    metadata_fetch_timeout: float = config.default("metadata_fetch_timeout")
 
     @property
     def database_label(self) -> str:
@@ -84,9 +86,9 @@ class GlobalOptions:
     @contextmanager
     def workspaces(self) -> Iterator[Workspaces]:
         # Like the middleware, bring the schema up to date unless told not to.
-        database = self.open_database(auto_migrate=_env_flag(ENV_AUTO_MIGRATE, default=True))
+        database = self.open_database(auto_migrate=self.auto_migrate)
         try:
-            yield Workspaces(database, resolver=TxtResolver(_nameservers()), fetch=MetadataFetcher(
+            yield Workspaces(database, resolver=TxtResolver(self.dns_nameservers), fetch=MetadataFetcher(
                 allowed_hosts=self.metadata_allowed_hosts, timeout=self.metadata_fetch_timeout))
         finally:
             database.dispose()
@@ -109,38 +111,23 @@ def _describe_database_error(options: GlobalOptions, error: DBAPIError) -> str:
 
 
 def resolve_global_options(args: argparse.Namespace) -> GlobalOptions:
-    database_url = args.database_url or os.environ.get(ENV_DATABASE_URL) or DEFAULT_DATABASE_URL
     chosen_base_url = args.base_url or os.environ.get(ENV_BASE_URL)
-    base_url = (chosen_base_url or DEFAULT_BASE_URL).rstrip("/")
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise CommandError(
-            f"base URL {base_url!r} must be an http(s) URL such as https://tracker.example.com",
-            EXIT_USAGE,
-        )
+    base_url = chosen_base_url or DEFAULT_BASE_URL
     try:
-        # The same setting as the middleware's, so set-idp fetches what the site would.
-        allowed_hosts = metadata_allowed_hosts(
-            [*os.environ.get(ENV_METADATA_ALLOWED_HOSTS, "").split(","),
-             *(getattr(args, "metadata_allowed_host", None) or ())])
-        raw_timeout = os.environ.get(ENV_METADATA_FETCH_TIMEOUT, "").strip()
-        timeout = metadata_fetch_timeout(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT
+        base_url = config.checked("base_url", config.from_text("base_url", base_url))
+    except ConfigurationError as error:
+        raise CommandError(f"base URL {base_url!r} {error.reason}", EXIT_USAGE) from None
+    try:
+        # The same settings as the middleware's, so set-idp fetches what the site would.
+        allowed_hosts = config.checked("metadata_allowed_hosts", [
+            *config.from_environment("metadata_allowed_hosts"),
+            *(getattr(args, "metadata_allowed_host", None) or ())])
+        return GlobalOptions(
+            args.database_url or config.from_environment("database_url"), base_url,
+            base_url_chosen=bool(chosen_base_url),
+            auto_migrate=config.from_environment("auto_migrate"),
+            dns_nameservers=config.from_environment("dns_nameservers"),
+            metadata_allowed_hosts=allowed_hosts,
+            metadata_fetch_timeout=config.from_environment("metadata_fetch_timeout"))
     except ConfigurationError as error:
         raise CommandError(str(error), EXIT_USAGE) from None
-    return GlobalOptions(database_url, base_url, base_url_chosen=bool(chosen_base_url),
-                         metadata_allowed_hosts=allowed_hosts, metadata_fetch_timeout=timeout)
-
-
-def _nameservers() -> tuple[str, ...]:
-    """The DNS servers for verify-domain, as the middleware's ``dns_nameservers`` option."""
-    raw = os.environ.get(ENV_DNS_NAMESERVERS, "")
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-def _env_flag(name: str, *, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    return default

@@ -63,9 +63,9 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
+from ..config import check_known
 from ..errors import ConfigurationError
 from ..middleware import SSOMiddleware
-from .options import check_known
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

@@ -37,16 +37,13 @@ from typing import TYPE_CHECKING, Any
 
 from flask import has_request_context, request
 
-from ..config import ENV_PREFIX
+from ..config import ENV_PREFIX, check_known, env_name
 from ..identity import Member
 from ..middleware import MEMBER_KEY, SSOMiddleware
-from .options import check_known
 
 if TYPE_CHECKING:
     from flask import Flask
 
-# The same prefix as the environment, so a key reads the same in app.config and in os.environ.
-CONFIG_PREFIX = ENV_PREFIX
 EXTENSION_NAME = "webwork_sso"  # app.extensions["webwork_sso"] is the app's SSOMiddleware
 
 
@@ -73,12 +70,14 @@ class WebworkSSO:
 
 def options_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """``SSOMiddleware`` options from the ``WEBWORK_SSO_*`` keys of a Flask config."""
+    # The keys are the environment variables' names, so a key reads the same in app.config
+    # and in os.environ.
     options = {
-        key[len(CONFIG_PREFIX):].lower(): value
+        key[len(ENV_PREFIX):].lower(): value
         for key, value in config.items()
-        if key.startswith(CONFIG_PREFIX)
+        if key.startswith(ENV_PREFIX)
     }
-    check_known(options, where="app.config", spell=lambda name: CONFIG_PREFIX + name.upper())
+    check_known(options, where="app.config", spell=env_name)
     return options
 
 

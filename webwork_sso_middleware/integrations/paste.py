@@ -15,29 +15,25 @@
 
 INI values are strings; each is converted to the option's type here, and an unknown option or a
 value that does not convert raises ``ConfigurationError`` naming it, when the pipeline loads.
-``secret_key``, ``protect`` and ``metadata_allowed_hosts`` take several values separated by whitespace or commas
-(``protect`` also takes ``true``/``false``). An empty value counts as unset, so the
-``WEBWORK_SSO_<OPTION>`` environment variable applies, as for any option not given.
+``secret_key``, ``protect``, ``dns_nameservers`` and ``metadata_allowed_hosts`` take several
+values separated by whitespace or commas (``protect`` also takes ``true``/``false``). An empty
+value counts as unset, so the ``WEBWORK_SSO_<OPTION>`` environment variable applies, as for any
+option not given.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..config import Settings
-from ..errors import ConfigurationError
+from ..config import check_known, from_text
 from ..middleware import SSOMiddleware
-from .options import check_known
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-LIST_OPTIONS = ("secret_key", "protect", "metadata_allowed_hosts")
-TRUE = ("true", "yes", "on", "1")
-FALSE = ("false", "no", "off", "0")
+# An INI value of several items may spread them over lines, as PasteDeploy files usually do.
 SEPARATORS = re.compile(r"[\s,]+")
 
 
@@ -58,40 +54,13 @@ def filter_factory(
 
 
 def typed_options(raw: Mapping[str, str]) -> dict[str, Any]:
-    """INI strings -> ``SSOMiddleware`` keyword options of the right types."""
+    """INI strings -> ``SSOMiddleware`` keyword options of the right types (config.py parses
+    each as it parses the environment, but splits several values by whitespace too)."""
     check_known(raw, where="the [filter:...] section")
     options: dict[str, Any] = {}
     for name, value in raw.items():
         if not isinstance(value, str):
             options[name] = value  # called from Python with typed values: nothing to convert
         elif value.strip():  # empty: unset, so the environment applies
-            options[name] = _convert(name, value.strip())
+            options[name] = from_text(name, value.strip(), SEPARATORS)
     return options
-
-
-def _convert(name: str, value: str) -> Any:
-    if name in LIST_OPTIONS:
-        if name == "protect" and value.lower() in TRUE + FALSE:
-            return value.lower() in TRUE
-        return [part for part in SEPARATORS.split(value) if part]
-    kind = _field_types().get(name)
-    if kind == "bool":
-        if value.lower() not in TRUE + FALSE:
-            raise ConfigurationError(name, f"must be true or false, not {value!r}")
-        return value.lower() in TRUE
-    if kind == "int":
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigurationError(name, f"must be a whole number, not {value!r}") from None
-    if kind == "float":
-        try:
-            return float(value)
-        except ValueError:
-            raise ConfigurationError(name, f"must be a number, not {value!r}") from None
-    return value  # strings (URLs, names) and any option the core checks itself
-
-
-def _field_types() -> dict[str, str]:
-    # The settings dataclass declares each option's type (as a string, postponed annotations).
-    return {field.name: str(field.type) for field in dataclasses.fields(Settings)}
