@@ -27,7 +27,7 @@ from werkzeug.serving import make_server
 from .devidp import DevIdP, DevIdPError
 from .devidp.keys import KeyFileError
 from .devidp.server import BackgroundServer, bind, is_loopback
-from .errors import Conflict, NotFound
+from .errors import Conflict, NotFound, WebworkSSOError
 from .middleware import SSOMiddleware
 from .store.models import SSO_PLANS
 from .idp_metadata.workspaces import Workspaces
@@ -44,7 +44,7 @@ DEMO_USERS = (DEMO_OWNER, "alice.smith@example.com", "bob.jones@example.com")
 ALL_INTERFACES = ("", "0.0.0.0", "::")
 
 
-class DevServerError(Exception):
+class DevServerError(WebworkSSOError):
     """serve cannot start; the message says why in one sentence."""
 
 

@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 from sqlalchemy import Connection
 from werkzeug.http import dump_cookie, parse_cookie
 
-from ..errors import ConfigurationError, SignatureRefused
+from ..errors import ConfigurationError, SignatureRefused, WebworkSSOError
 from ..signing import CLOCK_TOLERANCE, MAX_AGE, Purpose, SignedSerializer, Signing
 from ..store import settings_sessions as settings_store
 from ..store.db import Database, UnitOfWork
@@ -103,7 +103,7 @@ class SettingsLink:
         return dt.datetime.fromtimestamp(self.expires_at, dt.timezone.utc)
 
 
-class LinkRefused(Exception):
+class LinkRefused(WebworkSSOError):
     """A settings link that does not open the page; ``reason`` is shown to the visitor."""
 
     def __init__(self, code: str, reason: str) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from .. import config
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, WebworkSSOError
 from ..idp_metadata.fetching import MetadataFetcher
 from ..store import Database
 from ..domains import TxtResolver
@@ -30,7 +30,7 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 
 
-class CommandError(Exception):
+class CommandError(WebworkSSOError):
     """A failure to report as one line on stderr, with the exit status to end with."""
 
     def __init__(self, message: str, exit_code: int = EXIT_REFUSED) -> None:

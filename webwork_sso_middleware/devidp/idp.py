@@ -38,6 +38,7 @@ from saml2.metadata import entity_descriptor
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
+from ..errors import WebworkSSOError
 from . import pages
 from .keys import KeyPair, load_or_create_key_pair
 from .protocol import (
@@ -68,7 +69,7 @@ BINDING_FIELD = "binding"
 BINDINGS = {"redirect": BINDING_HTTP_REDIRECT, "post": BINDING_HTTP_POST}
 
 
-class DevIdPError(Exception):
+class DevIdPError(WebworkSSOError):
     """The dev IdP cannot do what was asked; the message says why in one sentence."""
 
 

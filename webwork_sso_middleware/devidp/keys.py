@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from ..errors import WebworkSSOError
 from ..logs import package_logger
 
 log = package_logger(__name__)
@@ -34,7 +35,7 @@ RENEW_BEFORE = dt.timedelta(days=1)
 PEM_BLOCK = re.compile(rb"-----BEGIN (?P<kind>[A-Z ]+)-----\r?\n.*?-----END (?P=kind)-----\r?\n?", re.S)
 
 
-class KeyFileError(Exception):
+class KeyFileError(WebworkSSOError):
     """The key file cannot be read or written; the message names the file and the reason."""
 
 

@@ -38,6 +38,7 @@ from saml2.saml import (
 from saml2.sigver import pre_signature_part, signed_instance_factory
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
+from ..errors import WebworkSSOError
 from ..saml.entities import make_server
 
 # As in saml/entities.py: saml2.server's import warns about a cipher mode we never use; silenced
@@ -61,7 +62,7 @@ MAX_SAML_REQUEST_CHARS = 64 * 1024  # as sent: base64 of the deflated (or plain)
 MAX_AUTHN_REQUEST_BYTES = 128 * 1024  # the XML, once decoded and inflated
 
 
-class RequestRefused(Exception):
+class RequestRefused(WebworkSSOError):
     """An AuthnRequest the IdP will not answer; ``reason`` says why in plain words."""
 
     def __init__(self, reason: str, *, unknown_sp: str | None = None) -> None:

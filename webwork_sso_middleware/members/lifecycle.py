@@ -23,7 +23,7 @@ import datetime as dt
 
 from sqlalchemy import Connection
 
-from ..errors import InvalidName
+from ..errors import InvalidName, WebworkSSOError
 from ..store import audit
 from ..store import domains as domain_store
 from ..store import sign_in as sign_in_store
@@ -34,7 +34,7 @@ from .. import names
 MAX_NAME = 255
 
 
-class SignInRefused(Exception):
+class SignInRefused(WebworkSSOError):
     """A verified assertion that this workspace's IdP may not use to sign anyone in.
 
     ``code`` is the reason code shown to the person and in the owner's diagnostics; ``detail``
@@ -46,7 +46,7 @@ class SignInRefused(Exception):
         self.detail = detail
 
 
-class NameRefused(Exception):
+class NameRefused(WebworkSSOError):
     """A userName that SCIM may not give a member in this workspace."""
 
     def __init__(self, detail: str) -> None:

@@ -25,6 +25,7 @@ from lxml import etree
 
 from saml2.sigver import SignatureError
 
+from ..errors import WebworkSSOError
 from ..logs import package_logger
 from .crypto import DocumentRefused, XmlsecBackend, parse_xml
 from .sp import ServiceProvider
@@ -49,7 +50,7 @@ DISPLAY_NAME = ("displayName", "display_name", "name", "urn:oid:2.16.840.1.11373
                 "http://schemas.microsoft.com/identity/claims/displayname")
 
 
-class Rejection(Exception):
+class Rejection(WebworkSSOError):
     """A response (or a sign-in start) we refuse.
 
     ``code`` and ``detail`` are the owner's: the server log and the workspace's audit log

@@ -40,6 +40,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from lxml import etree
 from saml2.sigver import CryptoBackend, SignatureError, SigverError
 
+from ..errors import WebworkSSOError
+
 __all__ = ["DocumentRefused", "XmlsecBackend", "parse_xml"]
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -82,7 +84,7 @@ def _reject(reason: str) -> SignatureError:
     return SignatureError(f"XML signature rejected: {reason}")
 
 
-class DocumentRefused(SignatureError):
+class DocumentRefused(SignatureError, WebworkSSOError):
     """A document refused before any signature is looked at; ``kind`` says why: ``missing``
     (no document), ``dtd`` (a DOCTYPE, DTD or entity) or ``malformed`` (not well-formed XML)."""
 
