@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import pytest
 
-from webwork_sso_middleware.config import Settings
+from webwork_sso_middleware import config
+from webwork_sso_middleware.config import Options, Settings
 from webwork_sso_middleware.errors import ConfigurationError, WebworkSSOError
 
 
@@ -290,3 +295,68 @@ def test_the_metadata_fetch_timeout_is_bounded(value: Any) -> None:
         settings(environ={"WEBWORK_SSO_METADATA_FETCH_TIMEOUT": str(value)})
     assert settings(environ={"WEBWORK_SSO_METADATA_FETCH_TIMEOUT": "2.5"}).metadata_fetch_timeout \
         == 2.5
+
+
+# -- one declaration -----------------------------------------------------------------------------
+
+
+def _members(hint: Any) -> set[Any]:
+    return set(get_args(hint)) if get_origin(hint) in (Union, UnionType) else {hint}
+
+
+def test_the_typed_keywords_and_the_settings_declare_the_same_options() -> None:
+    # Options types SSOMiddleware(**options) for mypy; it cannot be derived from Settings, so
+    # this keeps the two in step: the same names in the same order, each type a little wider
+    # (None for "not given", one string or any sequence for an option of several values).
+    accepted_by_name = get_type_hints(Options)
+    stored_by_name = get_type_hints(Settings)
+
+    assert list(accepted_by_name) == list(config.names()) == list(stored_by_name)
+    for field in config.fields():
+        accepted = _members(accepted_by_name[field.name])
+        stored = _members(stored_by_name[field.name]) - {type(None)}
+        widened = {type(None)}
+        if config.declared(field).many:
+            widened |= {str, Sequence[str]}
+            stored = {Sequence[str] if kind == tuple[str, ...] else kind for kind in stored}
+        assert accepted == stored | widened, field.name
+
+
+def test_the_readme_table_lists_every_option_with_its_variable_and_default() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in readme.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) >= 4 and cells[1].startswith(f"`{config.ENV_PREFIX}"):
+            rows[cells[0].strip("`")] = (cells[1].strip("`"), cells[2])
+
+    assert set(rows) == set(config.names())
+    for name, (variable, shown_default) in rows.items():
+        assert variable == config.env_name(name)
+        assert shown_default == _as_readme_shows(config.default(name)), name
+
+
+def _as_readme_shows(value: Any) -> str:
+    if value is dataclasses.MISSING:
+        return "required"
+    if value is None or value == ():
+        return "none"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value:g}`" if isinstance(value, float) else f"`{value}`"
+
+
+def test_an_option_read_from_the_environment_alone_is_parsed_and_checked() -> None:
+    # What the CLI reads: the same variables, parsed and checked as the middleware would.
+    assert config.from_environment("dns_nameservers", {}) == ()
+    environ = {"WEBWORK_SSO_DNS_NAMESERVERS": "127.0.0.1:5353, [::1]:53"}
+    assert config.from_environment("dns_nameservers", environ) == ("127.0.0.1:5353", "[::1]:53")
+    with pytest.raises(ConfigurationError, match="metadata_fetch_timeout"):
+        config.from_environment("metadata_fetch_timeout",
+                                {"WEBWORK_SSO_METADATA_FETCH_TIMEOUT": "600"})
+
+
+def test_an_unknown_option_is_a_type_error_too() -> None:
+    # As Python's own error for an unexpected keyword argument.
+    with pytest.raises(TypeError, match="databse_url.*known: database_url, secret_key"):
+        settings(databse_url="sqlite://")

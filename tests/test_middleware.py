@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import inspect
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ import pytest
 import requests
 from webtest import TestApp
 
-from webwork_sso_middleware import Member, SSOMiddleware
+from webwork_sso_middleware import Member, SSOMiddleware, config
 from webwork_sso_middleware.config import Settings
 from webwork_sso_middleware.errors import ConfigurationError
 from webwork_sso_middleware.sessions import SessionManager
@@ -407,3 +408,31 @@ def test_audit_retention_purges_from_scim_and_sign_in_traffic_only(make_app, dat
     assert ages(app.database) == before
     TestApp(app).get("/scim/v2/Users", headers={"Authorization": f"Bearer {token}"})
     assert 45 not in ages(app.database) and 5 in ages(app.database)
+
+
+# -- the constructor ------------------------------------------------------------------------------
+
+
+def test_an_unknown_keyword_is_a_type_error_naming_it_and_the_known_ones() -> None:
+    with pytest.raises(TypeError) as raised:
+        SSOMiddleware(echo_app, secret_key=KEY, databse_url="sqlite://")  # type: ignore[call-arg]
+    assert isinstance(raised.value, ConfigurationError) and raised.value.option == "databse_url"
+    assert "known: database_url, secret_key" in str(raised.value)
+
+
+def test_the_docstring_lists_every_option_with_its_default() -> None:
+    # The werkzeug-style parameters section is where a reader looks for the defaults.
+    doc = inspect.cleandoc(SSOMiddleware.__doc__ or "")
+    sections = {}
+    for chunk in doc.split(":param ")[1:]:
+        name, _, text = chunk.partition(":")
+        sections[name] = " ".join(text.split(":raises")[0].split())
+
+    assert list(sections) == ["app", *config.names()]
+    for name in config.names():
+        value = config.default(name)
+        if value is dataclasses.MISSING:
+            assert sections[name].endswith("Required."), name
+        else:
+            shown = f'"{value}"' if isinstance(value, str) else repr(value)
+            assert f"Default ``{shown}``" in sections[name], name

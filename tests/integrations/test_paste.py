@@ -99,6 +99,20 @@ metadata_fetch_timeout = 4
     assert app.settings.metadata_fetch_timeout == 4.0
 
 
+def test_every_option_of_several_values_takes_them_by_whitespace_or_commas(
+        load: Any, database_url: str) -> None:
+    # Which options take several values is declared once (config.py); dns_nameservers was
+    # missing from this adapter's own list, so "a b" reached the core as one server.
+    app = load(f"""
+database_url = {database_url}
+secret_key = key-padded-to-thirty-two-bytes-at-least
+dns_nameservers = 127.0.0.1:5353
+    [::1]:53, 10.0.0.2
+""")
+
+    assert app.settings.dns_nameservers == ("127.0.0.1:5353", "[::1]:53", "10.0.0.2")
+
+
 def test_options_left_out_come_from_the_environment(load: Any, database_url: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "from-env-padded-to-thirty-two-bytes-at-least")
