@@ -18,8 +18,6 @@ OUTSIDE_THE_TREE = {
     # fetch() turns it into MetadataUnavailable before returning; it only carries the detail
     # for the server log.
     "webwork_sso_middleware.saml.metadata_fetch._Refused",
-    # parse() turns it into ConfigurationError naming the option.
-    "webwork_sso_middleware.config._Expected",
 }
 # Modules that need a configured framework to import (Django's models need the app registry).
 NOT_IMPORTED = ("webwork_sso_middleware.integrations.django_auth",)

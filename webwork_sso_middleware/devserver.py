@@ -24,6 +24,7 @@ from typing import Any, TextIO
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
+from .config import env_name
 from .devidp import DevIdP, DevIdPError
 from .devidp.keys import KeyFileError
 from .devidp.server import BackgroundServer, bind, is_loopback
@@ -33,7 +34,7 @@ from .store.models import SSO_PLANS
 from .idp_metadata.workspaces import Workspaces
 from .urls import public_urls
 
-ENV_SECRET_KEY = "WEBWORK_SSO_SECRET_KEY"
+ENV_SECRET_KEY = env_name("secret_key")
 SECRET_FILE_NAME = "webwork_sso.secret"
 TIMETRACKER_DATABASE_NAME = "timetracker.db"
 EXAMPLE_SOURCE = Path("examples", "timetracker", "app.py")

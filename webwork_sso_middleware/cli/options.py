@@ -13,10 +13,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from .. import config
+from ..domains import TxtResolver
 from ..errors import ConfigurationError, WebworkSSOError
 from ..idp_metadata.fetching import MetadataFetcher
 from ..store import Database
-from ..domains import TxtResolver
 from ..idp_metadata.workspaces import Workspaces
 
 PROG = "webwork-sso"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from .. import config
 from ..admin.links import LINK_LIFETIME, settings_link
 from ..devserver import ENV_SECRET_KEY, SECRET_FILE_NAME
 from ..errors import MetadataError
@@ -81,9 +82,11 @@ def workspace_settings_link(options: GlobalOptions, args: argparse.Namespace) ->
 
 def _site_secret_keys(options: GlobalOptions, data_dir: str | None) -> tuple[str, ...]:
     """The site's secret keys (newest last signs): the environment, else the file serve keeps."""
-    from_environment = [k.strip() for k in os.environ.get(ENV_SECRET_KEY, "").split(",")]
-    if any(from_environment):
-        return tuple(key for key in from_environment if key)
+    # Parsed as the middleware parses it (comma-separated), not checked: the site checks its keys.
+    from_environment: tuple[str, ...] = config.from_text(
+        "secret_key", os.environ.get(ENV_SECRET_KEY, ""))
+    if from_environment:
+        return from_environment
     if data_dir is not None:
         folder = Path(data_dir)
     else:
