@@ -140,7 +140,7 @@ def test_identity_a_client_sends_is_removed(app, ada_cookie):
 
 
 def test_the_next_request_after_scim_deactivation_has_no_identity(app, scim_token, ada_cookie):
-    """INTERFACE.md: "their next request reaches the host app without identity"."""
+    """As promised to host apps: "their next request reaches the host app without identity"."""
     scim = ScimClient(app, scim_token)
     member_id = scim.get("/Users", filter='userName eq "ada@acme.test"').json["Resources"][0]["id"]
     assert get(app, "/reports", ada_cookie, headers=BROWSER).json["remote_user"] == "ada@acme.test"

@@ -1,4 +1,4 @@
-"""The signed-in member as the host app sees it in ``environ["webwork_sso.member"]`` (INTERFACE.md),
+"""The signed-in member as the host app sees it in ``environ["webwork_sso.member"]``,
 and the identity the host app keys its users by (``REMOTE_USER``).
 
 ``REMOTE_USER`` is the member's email (its userName, normalised) only when the member's own
@@ -19,8 +19,8 @@ from .names import is_plain_address
 class Member:
     """A member with a live session, as of the last check of that session.
 
-    Frozen, so the host app cannot rewrite who is signed in. ``groups`` is a list because
-    INTERFACE.md promises one; every request gets a list of its own, so a host app that
+    Frozen, so the host app cannot rewrite who is signed in. ``groups`` is a list, as host
+    apps are promised; every request gets a list of its own, so a host app that
     mutates it changes nothing for the next request.
     """
 

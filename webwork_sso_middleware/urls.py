@@ -102,7 +102,7 @@ def mount_root(environ: WSGIEnvironment) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class WorkspaceUrls:
-    """One workspace's public URLs (INTERFACE.md), as the settings page and the CLI show them."""
+    """One workspace's public URLs, as the settings page and the CLI show them."""
 
     base_url: str
     slug: str

@@ -1,5 +1,5 @@
 """The workspace owner's settings page at ``/saml/<slug>/settings``: views, templates, one
-stylesheet, and the signed links that open it (INTERFACE.md, "Settings page and who may open it")."""
+stylesheet, and the signed links that open it."""
 
 from __future__ import annotations
 

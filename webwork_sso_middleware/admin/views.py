@@ -1,6 +1,6 @@
 """``/saml/<slug>/settings``: the workspace owner's settings page and its POST actions.
 
-Who gets in (INTERFACE.md, "Settings page and who may open it"): the owner signed in through
+Who gets in: the owner signed in through
 SSO (a live session of a member of this workspace whose email or userName is the workspace's
 owner email), or whoever holds an owner-settings session, which only a settings link starts
 (links.py). Everyone else gets the same 403 page, whether or not the workspace exists.

@@ -1,4 +1,4 @@
-"""``webwork-sso``: set up the database and workspaces, and run the example (INTERFACE.md, "CLI").
+"""``webwork-sso``: set up the database and workspaces, and run the example.
 
 A failing command prints one line on stderr and exits non-zero: 1 when the request was
 understood but refused (unknown workspace, free plan, unreachable database), 2 for a command

@@ -18,7 +18,8 @@ from .options import PROG, GlobalOptions
 def workspace_document(
     info: WorkspaceInfo, base_url: str, token: str | None = None
 ) -> dict[str, Any]:
-    """The ``--json`` object of INTERFACE.md, with a few additive keys."""
+    """The ``--json`` object of the workspace commands: the keys scripts rely on, and a few
+    additive ones."""
     document: dict[str, Any] = {
         "slug": info.slug,
         "name": info.name,

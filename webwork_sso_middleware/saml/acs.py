@@ -7,7 +7,7 @@ identity is read from the very assertion element whose signature (or whose enclo
 Response's) verified.
 
 pysaml2 builds the SP (metadata, AuthnRequests) but does not parse responses here: its
-parser re-parses and schema-checks the document, which cost seven times our whole check
+parser re-parses and schema-checks the document, which cost several times our whole check
 (benchmarks/acs_bench.py) while adding no check this module does not make.
 """
 

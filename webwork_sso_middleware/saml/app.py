@@ -1,4 +1,4 @@
-"""The SAML endpoints as a plain WSGI app, mounted at ``/saml`` (INTERFACE.md); the routes are
+"""The SAML endpoints as a plain WSGI app, mounted at ``/saml``; the routes are
 relative, since middleware.py moves the prefix to SCRIPT_NAME, and URLs come from urls.py.
 
 /<slug>/metadata   SP metadata (also the SP entity ID)
