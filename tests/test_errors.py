@@ -25,8 +25,9 @@ NOT_IMPORTED = ("webwork_sso_middleware.integrations.django_auth",)
 
 def package_modules() -> list[ModuleType]:
     modules = [webwork_sso_middleware]
-    for info in pkgutil.walk_packages(webwork_sso_middleware.__path__,
-                                      webwork_sso_middleware.__name__ + "."):
+    for info in pkgutil.walk_packages(
+        webwork_sso_middleware.__path__, webwork_sso_middleware.__name__ + "."
+    ):
         # Alembic's env.py runs a migration when imported; migration scripts raise nothing.
         if ".migrations" in info.name or info.name in NOT_IMPORTED:
             continue
@@ -39,8 +40,11 @@ def defined_exceptions() -> dict[str, type[BaseException]]:
     for module in package_modules():
         for value in vars(module).values():
             # type(value), not isinstance: Django's lazy settings object would set itself up.
-            if (issubclass(type(value), type) and issubclass(value, BaseException)
-                    and value.__module__ == module.__name__):
+            if (
+                issubclass(type(value), type)
+                and issubclass(value, BaseException)
+                and value.__module__ == module.__name__
+            ):
                 found[f"{module.__name__}.{value.__qualname__}"] = value
     return found
 
@@ -48,13 +52,17 @@ def defined_exceptions() -> dict[str, type[BaseException]]:
 def test_every_exception_the_package_defines_is_a_webwork_sso_error() -> None:
     exceptions = defined_exceptions()
 
-    outside = sorted(name for name, cls in exceptions.items() if not issubclass(cls, WebworkSSOError))
+    outside = sorted(
+        name for name, cls in exceptions.items() if not issubclass(cls, WebworkSSOError)
+    )
     assert outside == sorted(OUTSIDE_THE_TREE)
     # The walk finds what it should: classes from the modules that used to stand apart.
-    assert {"webwork_sso_middleware.saml.acs.Rejection",
-            "webwork_sso_middleware.admin.links.LinkRefused",
-            "webwork_sso_middleware.devidp.idp.DevIdPError",
-            "webwork_sso_middleware.cli.options.CommandError"} <= set(exceptions)
+    assert {
+        "webwork_sso_middleware.saml.acs.Rejection",
+        "webwork_sso_middleware.admin.links.LinkRefused",
+        "webwork_sso_middleware.devidp.idp.DevIdPError",
+        "webwork_sso_middleware.cli.options.CommandError",
+    } <= set(exceptions)
 
 
 def test_the_modules_not_imported_define_no_exception() -> None:
@@ -64,11 +72,19 @@ def test_the_modules_not_imported_define_no_exception() -> None:
         assert spec is not None and spec.origin is not None
         with open(spec.origin, encoding="utf-8") as source:
             tree = ast.parse(source.read())
-        bases = {ast.unparse(base).rsplit(".", 1)[-1] for node in ast.walk(tree)
-                 if isinstance(node, ast.ClassDef) for base in node.bases}
-        assert not {base for base in bases if base.endswith(("Error", "Exception"))
-                    or isinstance(getattr(builtins, base, None), type)
-                    and issubclass(getattr(builtins, base), BaseException)}, name
+        bases = {
+            ast.unparse(base).rsplit(".", 1)[-1]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef)
+            for base in node.bases
+        }
+        assert not {
+            base
+            for base in bases
+            if base.endswith(("Error", "Exception"))
+            or isinstance(getattr(builtins, base, None), type)
+            and issubclass(getattr(builtins, base), BaseException)
+        }, name
 
 
 def test_an_unknown_option_is_a_configuration_error_and_a_type_error() -> None:

@@ -42,64 +42,104 @@ def option(default: Any, help: str, **declared: Any) -> Any:
     return dataclasses.field(default=default, metadata={"option": OptionSpec(help, **declared)})
 
 
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings:
+    """The site's options, typed and checked. Each field declares one option once: its name,
+    type and default, and in its metadata (:class:`OptionSpec`) how it is parsed and checked
+    and a one-line help. Build it with :meth:`from_options`.
+    """
+
     database_url: str = option("sqlite:///webwork_sso.db", "the member store (a SQLAlchemy URL)")
     # Newest key last: it signs; every key in the list verifies.
-    secret_key: tuple[str, ...] = dataclasses.field(metadata={"option": OptionSpec(
-        "keys that sign cookies and links, newest last", parse=values.strings,
-        check=values.check_secret_keys, many=True)})
+    secret_key: tuple[str, ...] = dataclasses.field(
+        metadata={
+            "option": OptionSpec(
+                "keys that sign cookies and links, newest last",
+                parse=values.strings,
+                check=values.check_secret_keys,
+                many=True,
+            )
+        }
+    )
     base_url: str | None = option(
-        None, "the public http(s) URL the SAML and SCIM URLs are built from",
-        parse=lambda url: values.string(url).rstrip("/"), check=values.check_base_url)
+        None,
+        "the public http(s) URL the SAML and SCIM URLs are built from",
+        parse=lambda url: values.string(url).rstrip("/"),
+        check=values.check_base_url,
+    )
     # Advertised in ServiceProviderConfig (filter.maxResults).
-    scim_max_results: int = option(200, "the most SCIM resources one page returns",
-                                   check=values.at_least(1))
-    max_body_bytes: int = option(1024 * 1024, "larger request bodies are refused with 413",
-                                 check=values.at_least(1024))
+    scim_max_results: int = option(
+        200, "the most SCIM resources one page returns", check=values.at_least(1)
+    )
+    max_body_bytes: int = option(
+        1024 * 1024, "larger request bodies are refused with 413", check=values.at_least(1024)
+    )
     # A fresh SQLite file needs no step at all.
     auto_migrate: bool = option(True, "apply the packaged schema migrations at start-up")
     session_absolute_lifetime: int = option(
-        12 * 3600, "seconds a session lasts from sign-in (at least session_idle_lifetime)")
-    session_idle_lifetime: int = option(2 * 3600, "seconds without a request that end a session",
-                                        check=values.at_least(60, " seconds"))
+        12 * 3600, "seconds a session lasts from sign-in (at least session_idle_lifetime)"
+    )
+    session_idle_lifetime: int = option(
+        2 * 3600,
+        "seconds without a request that end a session",
+        check=values.at_least(60, " seconds"),
+    )
     # The most time a deactivation, logout or "sign out everywhere" takes to reach every worker;
     # past five minutes revocation would no longer be prompt.
     session_recheck_seconds: float = option(
-        2.0, "seconds a worker trusts its cached check of a session (0: ask every request)",
-        check=values.between(0, 300))
+        2.0,
+        "seconds a worker trusts its cached check of a session (0: ask every request)",
+        check=values.between(0, 300),
+    )
     session_cookie_name: str = option(
-        "webwork_sso_session", "the session cookie's name",
-        check=lambda name: None if values.COOKIE_NAME.match(name)
-        else "must be letters, digits and !#$%&'*+-.^_`|~ only")
+        "webwork_sso_session",
+        "the session cookie's name",
+        check=values.check_cookie_name,
+    )
     # Kept normalised (protected_paths.py): matched case-insensitively on resolved paths.
     protect: bool | tuple[str, ...] = option(
-        (), "path prefixes that require a session, or True for every path but /saml/ and /scim/",
-        parse=values.to_protect, many=True)
+        (),
+        "path prefixes that require a session, or True for every path but /saml/ and /scim/",
+        parse=values.to_protect,
+        many=True,
+    )
     clock_skew_seconds: int = option(
-        180, "seconds the IdP's clock may be off in SAML validity windows", check=values.between(0, 600))
+        180,
+        "seconds the IdP's clock may be off in SAML validity windows",
+        check=values.between(0, 600),
+    )
     # SCIM answers 503 with Retry-After, sign-in shows "try again".
     database_busy_timeout: float = option(
-        30.0, "seconds a request waits for a database lock or connection before it gives up",
-        check=values.between(0, 600, " seconds"))
+        30.0,
+        "seconds a request waits for a database lock or connection before it gives up",
+        check=values.between(0, 600, " seconds"),
+    )
     # Older events are deleted a batch at a time by the running middleware.
     audit_retention_days: int = option(
-        0, "days the audit log keeps an event (0: for ever)",
-        check=lambda days: None if 0 <= days <= 36500
-        else "must be between 0 (keep for ever) and 36500")
+        0,
+        "days the audit log keeps an event (0: for ever)",
+        check=values.between(0, 36500, reason="must be between 0 (keep for ever) and 36500"),
+    )
     # "host", "host:port", "[v6]:port"; empty: the system's resolver.
     dns_nameservers: tuple[str, ...] = option(
-        (), "DNS servers that domain verification asks for TXT records",
-        parse=values.to_nameservers, many=True)
+        (),
+        "DNS servers that domain verification asks for TXT records",
+        parse=values.to_nameservers,
+        many=True,
+    )
     # Every other metadata URL must resolve to public addresses only, so owners cannot make the
     # site fetch from its internal network.
     metadata_allowed_hosts: tuple[str, ...] = option(
-        (), "hosts whose IdP metadata may be fetched whatever address they resolve to",
-        parse=values.metadata_allowed_hosts, many=True)
+        (),
+        "hosts whose IdP metadata may be fetched whatever address they resolve to",
+        parse=values.metadata_allowed_hosts,
+        many=True,
+    )
     metadata_fetch_timeout: float = option(
-        10.0, "the most seconds one fetch of IdP metadata may take, redirects and body included",
-        check=values.between(0.1, 120, " seconds"))
+        10.0,
+        "the most seconds one fetch of IdP metadata may take, redirects and body included",
+        check=values.between(0.1, 120, " seconds"),
+    )
 
     @classmethod
     def from_options(
@@ -199,9 +239,7 @@ def default(name: str) -> Any:
     return _field(name).default
 
 
-def check_known(
-    given: Iterable[str], *, where: str, spell: Callable[[str], str] = str
-) -> None:
+def check_known(given: Iterable[str], *, where: str, spell: Callable[[str], str] = str) -> None:
     """Raise :class:`UnknownOption` naming every unknown option, as the user spelled it.
 
     Settings files are where typos live; ``spell`` writes a name as the caller's source does

@@ -30,9 +30,18 @@ def at_least(low: float, unit: str = "") -> Callable[[float], str | None]:
     return lambda value: None if value >= low else f"must be at least {low}{unit}"
 
 
-def between(low: float, high: float, unit: str = "") -> Callable[[float], str | None]:
+def between(
+    low: float, high: float, unit: str = "", *, reason: str | None = None
+) -> Callable[[float], str | None]:
+    refused = reason or f"must be between {low} and {high}{unit}"
     # NaN fails both comparisons, so it is refused too.
-    return lambda value: None if low <= value <= high else f"must be between {low} and {high}{unit}"
+    return lambda value: None if low <= value <= high else refused
+
+
+def check_cookie_name(name: str) -> str | None:
+    if COOKIE_NAME.match(name):
+        return None
+    return "must be letters, digits and !#$%&'*+-.^_`|~ only"
 
 
 class Expected(WebworkSSOError, ValueError):
@@ -46,8 +55,10 @@ def to_int(value: Any) -> int:
             return int(value)
         except ValueError:
             pass
-    elif isinstance(value, int | float) and not isinstance(value, bool) and (
-        math.isfinite(value) and value == int(value)
+    elif (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (math.isfinite(value) and value == int(value))
     ):
         return int(value)
     raise Expected(f"must be a whole number, not {value!r}")
@@ -77,7 +88,11 @@ def string(value: Any) -> str:
 
 
 BY_TYPE: dict[str, Callable[[Any], Any]] = {
-    "str": string, "str | None": string, "int": to_int, "float": to_float, "bool": to_bool,
+    "str": string,
+    "str | None": string,
+    "int": to_int,
+    "float": to_float,
+    "bool": to_bool,
 }
 
 
@@ -95,8 +110,10 @@ def check_secret_keys(keys: tuple[str, ...]) -> str | None:
         return "must be a non-empty string or list of strings"
     if any(len(key.encode("utf-8")) < MIN_SECRET_KEY_BYTES for key in keys):
         # Old keys too: a weak key that still verifies is as good as a weak signing key.
-        return (f"every key must be at least {MIN_SECRET_KEY_BYTES} bytes; generate one with: "
-                "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        return (
+            f"every key must be at least {MIN_SECRET_KEY_BYTES} bytes; generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
     return None
 
 
@@ -104,8 +121,11 @@ def check_base_url(url: str | None) -> str | None:
     if url is None:
         return None
     parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and parts.netloc and not parts.query and not (
-        parts.fragment
+    if (
+        parts.scheme in ("http", "https")
+        and parts.netloc
+        and not parts.query
+        and not (parts.fragment)
     ):
         return None  # a path is allowed: the site may live under a prefix such as /tracker
     return "must be an http(s) URL such as https://tracker.example.com"
@@ -152,8 +172,10 @@ def metadata_allowed_hosts(value: Iterable[str]) -> tuple[str, ...]:
         if not cleaned:
             continue
         if any(c in cleaned for c in "/@?#* \t") or (":" in cleaned and not _is_ip(cleaned)):
-            raise ConfigurationError("metadata_allowed_hosts", f"{host.strip()!r} is not a host "
-                                     "name or IP address (give no scheme, port or path)")
+            raise ConfigurationError(
+                "metadata_allowed_hosts",
+                f"{host.strip()!r} is not a host name or IP address (give no scheme, port or path)",
+            )
         allowed.append(cleaned)
     return tuple(dict.fromkeys(allowed))
 

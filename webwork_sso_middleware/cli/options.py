@@ -88,8 +88,9 @@ class GlobalOptions:
         # Like the middleware, bring the schema up to date unless told not to.
         database = self.open_database(auto_migrate=self.auto_migrate)
         try:
-            yield Workspaces(database, resolver=TxtResolver(self.dns_nameservers), fetch=MetadataFetcher(
-                allowed_hosts=self.metadata_allowed_hosts, timeout=self.metadata_fetch_timeout))
+            fetch = MetadataFetcher(allowed_hosts=self.metadata_allowed_hosts,
+                                    timeout=self.metadata_fetch_timeout)
+            yield Workspaces(database, resolver=TxtResolver(self.dns_nameservers), fetch=fetch)
         finally:
             database.dispose()
 
