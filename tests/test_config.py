@@ -88,14 +88,12 @@ def test_several_secret_keys_from_the_environment_are_comma_separated_newest_las
     result = Settings.from_options({}, environ={"WEBWORK_SSO_SECRET_KEY": " old-padded-to-thirty-two-bytes-at-least , new-padded-to-thirty-two-bytes-at-least ,"})
 
     assert result.secret_key == ("old-padded-to-thirty-two-bytes-at-least", "new-padded-to-thirty-two-bytes-at-least")
-    assert result.signing_key == "new-padded-to-thirty-two-bytes-at-least"
 
 
 def test_a_list_of_secret_keys_rotates_newest_last() -> None:
     result = settings(secret_key=["old-padded-to-thirty-two-bytes-at-least", "older-still-padded-to-thirty-two-bytes-at-least", "newest-padded-to-thirty-two-bytes-at-least"])
 
     assert result.secret_key == ("old-padded-to-thirty-two-bytes-at-least", "older-still-padded-to-thirty-two-bytes-at-least", "newest-padded-to-thirty-two-bytes-at-least")
-    assert result.signing_key == "newest-padded-to-thirty-two-bytes-at-least"
 
 
 @pytest.mark.parametrize(
@@ -119,7 +117,7 @@ def test_secret_keys_shorter_than_32_bytes_are_refused(secret_key: list[str]) ->
 
 
 def test_a_key_of_exactly_32_bytes_is_accepted() -> None:
-    assert settings(secret_key=["x" * 32]).signing_key == "x" * 32
+    assert settings(secret_key=["x" * 32]).secret_key == ("x" * 32,)
 
 
 @pytest.mark.parametrize("secret_key", [[], [""], ["good-padded-to-thirty-two-bytes-at-least", ""]])

@@ -50,7 +50,7 @@ class Settings:
     """
 
     database_url: str = option("sqlite:///webwork_sso.db", "the member store (a SQLAlchemy URL)")
-    # Newest key last: it signs; every key in the list verifies.
+    # Newest key last: it signs; every key in the list verifies (signing.py).
     secret_key: tuple[str, ...] = dataclasses.field(
         metadata={
             "option": OptionSpec(
@@ -177,10 +177,6 @@ class Settings:
             raise ConfigurationError(
                 "session_absolute_lifetime", "must be at least session_idle_lifetime"
             )
-
-    @property
-    def signing_key(self) -> str:
-        return self.secret_key[-1]
 
     @property
     def secure_cookies(self) -> bool:
