@@ -24,7 +24,6 @@ from webwork_sso_middleware.store.models import (
     MemberSession,
     MemberValue,
     Membership,
-    PendingAuthnRequest,
     SeenAssertion,
 )
 
@@ -34,8 +33,7 @@ from ..saml.idp import TestIdP
 from .scim_support import new_middleware
 
 # Emptied before each test (children first); workspaces, tokens and IdP settings stay.
-SIGN_IN_STATE = (MemberSession, Membership, MemberValue, Member, AuditEvent,
-                 PendingAuthnRequest, SeenAssertion)
+SIGN_IN_STATE = (MemberSession, Membership, MemberValue, Member, AuditEvent, SeenAssertion)
 
 
 @pytest.fixture

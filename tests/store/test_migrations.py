@@ -64,3 +64,18 @@ def test_0005_keeps_domains_as_unverified_claims_and_rekeys_members(empty_databa
         assert Workspaces(database).get("acme").verified_domains == ("acme.test",)
     finally:
         database.dispose()
+
+
+def test_0007_drops_the_saml_requests_table_nothing_writes(empty_database_url: str):
+    # Pending AuthnRequests live in a signed cookie; the table and its model were left over.
+    old = Database(empty_database_url, auto_migrate=False)
+    old.upgrade("0006")
+    assert "saml_requests" in old.table_names()
+    old.dispose()
+
+    database = Database(empty_database_url)  # auto_migrate: upgrades to head
+    try:
+        assert "saml_requests" not in database.table_names()
+        assert database.current_revision() == "0007"
+    finally:
+        database.dispose()

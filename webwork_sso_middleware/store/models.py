@@ -320,24 +320,6 @@ class IdentityProvider(Base):
     modified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class PendingAuthnRequest(Base):
-    """No longer written: a pending AuthnRequest now lives in a signed cookie of the browser
-    that started it (saml/login_state.py), so an anonymous GET of the login URL writes nothing.
-    Kept in the schema until a migration drops it."""
-
-    __tablename__ = "saml_requests"
-    __table_args__ = (Index("ix_saml_requests_expires", "expires_at"),)
-
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the AuthnRequest ID
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
-    # RelayState sent to the IdP: an opaque reference to this row, never the raw ``next``.
-    relay_state: Mapped[str] = mapped_column(String(64), unique=True)
-    next_path: Mapped[str] = mapped_column(String(2048), default="/")
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    consumed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-
-
 class SeenAssertion(Base):
     """The replay cache: an assertion ID is accepted once, until the assertion expires."""
 

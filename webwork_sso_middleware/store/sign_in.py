@@ -3,7 +3,7 @@ members at login.
 
 It lives in the database, so a replayed assertion or a used request is refused by every worker.
 A pending AuthnRequest itself lives in the browser that started it (saml/login_state.py), so
-starting a sign-in writes nothing; the ``saml_requests`` table is no longer written.
+starting a sign-in writes nothing.
 """
 
 from __future__ import annotations
