@@ -448,6 +448,20 @@ def test_a_bad_allowed_host_is_a_usage_error(cli: Cli, monkeypatch: pytest.Monke
     assert_one_line_failure(cli("workspace", "show", "acme"), "metadata_allowed_hosts", code=2)
 
 
+@pytest.mark.parametrize(("variable", "value"), [
+    ("WEBWORK_SSO_AUTO_MIGRATE", "maybe"),
+    ("WEBWORK_SSO_DNS_NAMESERVERS", "127.0.0.1:dns"),
+    ("WEBWORK_SSO_METADATA_FETCH_TIMEOUT", "600"),
+])
+def test_the_sites_variables_are_read_as_the_middleware_reads_them(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    # The middleware would refuse to start with these; the CLI no longer skips over them.
+    monkeypatch.setenv(variable, value)
+    option = variable.removeprefix("WEBWORK_SSO_").lower()
+    assert_one_line_failure(cli("workspace", "show", "acme"), option, code=2)
+
+
 def test_set_idp_refuses_control_characters_in_an_endpoint_url(
     cli: Cli, tmp_path: Path
 ) -> None:
