@@ -45,6 +45,8 @@ LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(layer) for layer in (
     {"store"},
     # Options declared once: validating them needs the domain and path rules below.
     {"config"},
+    # How option values are read from text and checked: what config's declarations name.
+    {"option_values"},
     # Rules and helpers that know no other part of the package: email domains (domains),
     # protected path patterns (protected_paths), the member as the host sees it (identity),
     # absolute URLs (urls), request bodies (bodies), security headers (page_headers), logging

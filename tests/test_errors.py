@@ -17,7 +17,7 @@ from webwork_sso_middleware.errors import ConfigurationError, UnknownOption, Web
 OUTSIDE_THE_TREE = {
     # fetch() turns it into MetadataUnavailable before returning; it only carries the detail
     # for the server log.
-    "webwork_sso_middleware.saml.metadata_fetch._Refused",
+    "webwork_sso_middleware.idp_metadata.fetching._Refused",
 }
 # Modules that need a configured framework to import (Django's models need the app registry).
 NOT_IMPORTED = ("webwork_sso_middleware.integrations.django_auth",)

@@ -16,8 +16,8 @@ from .. import config
 from ..domains import TxtResolver
 from ..errors import ConfigurationError, WebworkSSOError
 from ..idp_metadata.fetching import MetadataFetcher
-from ..store import Database
 from ..idp_metadata.workspaces import Workspaces
+from ..store import Database
 
 PROG = "webwork-sso"
 ENV_DATABASE_URL = config.env_name("database_url")
