@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -10,6 +10,7 @@ from ..store import audit
 from ..store import groups as group_store
 from ..store import members as member_store
 from ..store.models import Group
+from .context import Reply, ScimContext
 from .discovery import list_response
 from .errors import invalid_value, uniqueness
 from .parameters import ListParameters, check_if_match, read_json
@@ -25,9 +26,6 @@ from .resources import (
     write_group_fields,
 )
 from .schemas import GROUP_RESOURCE
-
-if TYPE_CHECKING:
-    from .app import Reply, ScimContext
 
 
 def list_groups(context: ScimContext) -> Reply:

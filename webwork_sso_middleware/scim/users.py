@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -11,6 +11,7 @@ from ..store import audit
 from ..store import members as member_store
 from ..store.members import MemberRecord
 from ..store.models import Member, utcnow
+from .context import Reply, ScimContext
 from .discovery import list_response
 from .errors import invalid_value, uniqueness
 from .filters import Comparison, parse_filter
@@ -26,9 +27,6 @@ from .resources import (
     write_user,
 )
 from .schemas import USER_RESOURCE
-
-if TYPE_CHECKING:
-    from .app import Reply, ScimContext
 
 # Attributes whose change is not a profile change worth an audit diff.
 UNAUDITED = ("meta", "groups", "schemas", "id")
