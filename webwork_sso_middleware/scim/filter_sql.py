@@ -24,22 +24,9 @@ from sqlalchemy.orm import aliased
 from ..names import fold as fold_name_fragment
 from ..names import key as name_key
 from ..store.models import Group, Member, MemberValue, Membership
+from .comparisons import as_boolean, check_operand, compare, datetime_window, is_assigned
 from .errors import invalid_filter
-from .filters import (
-    And,
-    Comparison,
-    Node,
-    Not,
-    Or,
-    Present,
-    ValuePath,
-    as_boolean,
-    check_operand,
-    compare,
-    datetime_window,
-    flatten,
-    is_assigned,
-)
+from .filters import And, Comparison, Node, Not, Or, Present, ValuePath, flatten
 from .schemas import Attribute, AttributePath, ResourceType
 
 KEY_LENGTH = 1024  # member_values.value_key holds value.lower()[:KEY_LENGTH]

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import invalid_filter, invalid_path
-from .filters import And, Comparison, Node, Not, Or, ValuePath, matches, parse_filter
+from .filters import And, Comparison, Node, Not, Or, ValuePath, parse_filter
+from .matching import matches
 from .schemas import Attribute, AttributePath, ResourceType
 
 MAX_PATH_LENGTH = 2048
