@@ -11,7 +11,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from webwork_sso_middleware.scim.errors import ScimError
-from webwork_sso_middleware.scim.filter_sql import compile_filter
 from webwork_sso_middleware.scim.filters import (
     And,
     Comparison,
@@ -30,6 +29,7 @@ from webwork_sso_middleware.scim.schemas import (
     USER,
     USER_RESOURCE,
 )
+from webwork_sso_middleware.store.scim_filters import compile_filter
 
 ENTERPRISE = ENTERPRISE_USER_SCHEMA + ":"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User:"

@@ -13,8 +13,8 @@ from werkzeug.wrappers import Request
 
 from ..bodies import read_body
 from ..store.models import Group, Member
+from ..store.scim_filters import compile_filter
 from .errors import ScimError, invalid_path, invalid_syntax, invalid_value
-from .filter_sql import compile_filter
 from .filters import parse_filter
 from .resources import parse_attribute_list, version_tag
 from .schemas import GROUP_RESOURCE, SEARCH_REQUEST, ResourceType

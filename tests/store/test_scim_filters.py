@@ -1,4 +1,4 @@
-"""The SQL compiler of SCIM filters (scim/filter_sql.py) on real rows: what each filter
+"""The SQL compiler of SCIM filters (store/scim_filters.py) on real rows: what each filter
 finds, every attribute path the server publishes, the 1,024-character value keys, the
 agreement with the Python matcher, and what a filter must never reach.
 
@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from webwork_sso_middleware.scim.errors import ScimError
-from webwork_sso_middleware.scim.filter_sql import compile_filter
 from webwork_sso_middleware.scim.filters import (
     MAX_DEPTH,
     Comparison,
@@ -44,9 +43,10 @@ from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store import groups as group_store
 from webwork_sso_middleware.store import members as member_store
 from webwork_sso_middleware.store.models import Group, Member, Membership, MemberValue, Workspace
+from webwork_sso_middleware.store.scim_filters import compile_filter
 
-from .test_filters import CORE_USER, ENTERPRISE, P, logic, to_text
-from .test_matching import match
+from ..scim.test_filters import CORE_USER, ENTERPRISE, P, logic, to_text
+from ..scim.test_matching import match
 
 
 # -- compile_filter: SQL on real rows ----------------------------------------------------------
@@ -1530,7 +1530,7 @@ def test_empty_strings_are_unassigned_for_every_operator(blanks: Database) -> No
 def test_the_shared_attribute_maps_cannot_be_changed_in_place() -> None:
     """The maps are module-level and every request on every thread compiles with them: a
     target assigned to by one compile would change what another's filter means."""
-    from webwork_sso_middleware.scim import filter_sql
+    from webwork_sso_middleware.store import scim_filters as filter_sql
 
     targets = [target for table in (filter_sql.USER_COLUMNS, filter_sql.GROUP_COLUMNS)
                for target in table.values()]

@@ -23,11 +23,11 @@ from sqlalchemy.orm import aliased
 
 from ..names import fold as fold_name_fragment
 from ..names import key as name_key
-from ..store.models import Group, Member, MemberValue, Membership
-from .comparisons import as_boolean, check_operand, compare, datetime_window, is_assigned
-from .errors import invalid_filter
-from .filters import And, Comparison, Node, Not, Or, Present, ValuePath, flatten
-from .schemas import Attribute, AttributePath, ResourceType
+from ..scim.comparisons import as_boolean, check_operand, compare, datetime_window, is_assigned
+from ..scim.errors import invalid_filter
+from ..scim.filters import And, Comparison, Node, Not, Or, Present, ValuePath, flatten
+from ..scim.schemas import Attribute, AttributePath, ResourceType
+from .models import Group, Member, MemberValue, Membership
 
 KEY_LENGTH = 1024  # member_values.value_key holds value.lower()[:KEY_LENGTH]
 
