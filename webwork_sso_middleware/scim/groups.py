@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from ..store import audit
 from ..store import groups as group_store
 from ..store import members as member_store
+from ..store import scim_queries
 from ..store.models import Group
 from .context import Reply, ScimContext
 from .discovery import list_response
@@ -38,11 +39,12 @@ def search_groups(context: ScimContext) -> Reply:
 
 
 def _list(context: ScimContext, params: ListParameters) -> Reply:
-    total, rows = group_store.page(
+    total, rows = scim_queries.group_page(
         context.session,
         context.workspace_id,
-        where=params.where(GROUP_RESOURCE),
-        order_by=params.order_by(GROUP_RESOURCE),
+        filter=params.parsed_filter(),
+        sort_by=params.sort_by,
+        descending=params.descending,
         offset=params.start_index - 1,
         limit=params.count,
     )

@@ -7,45 +7,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, asc, desc
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
 from ..bodies import read_body
-from ..store.models import Group, Member
-from ..store.scim_filters import compile_filter
-from .errors import ScimError, invalid_path, invalid_syntax, invalid_value
-from .filters import parse_filter
+from .errors import ScimError, invalid_syntax, invalid_value
+from .filters import Node, parse_filter
 from .resources import parse_attribute_list, version_tag
-from .schemas import GROUP_RESOURCE, SEARCH_REQUEST, ResourceType
+from .schemas import SEARCH_REQUEST, ResourceType
 
 MAX_START_INDEX = 2 ** 31 - 1
-
-# Columns a list may be sorted by; multi-valued emails sort by the primary email.
-SORT_COLUMNS: dict[tuple[str, str], Any] = {
-    ("User", "id"): Member.id,
-    ("User", "externalId"): Member.external_id,
-    ("User", "userName"): Member.user_name_key,
-    ("User", "name.formatted"): Member.formatted_name,
-    ("User", "name.familyName"): Member.family_name,
-    ("User", "name.givenName"): Member.given_name,
-    ("User", "displayName"): Member.display_name,
-    ("User", "nickName"): Member.nick_name,
-    ("User", "title"): Member.title,
-    ("User", "userType"): Member.user_type,
-    ("User", "active"): Member.active,
-    ("User", "emails"): Member.email_key,
-    ("User", "emails.value"): Member.email_key,
-    ("User", "meta.created"): Member.created_at,
-    ("User", "meta.lastModified"): Member.modified_at,
-    ("User", "employeeNumber"): Member.employee_number,
-    ("User", "department"): Member.department,
-    ("Group", "id"): Group.id,
-    ("Group", "externalId"): Group.external_id,
-    ("Group", "displayName"): Group.display_name_key,
-    ("Group", "meta.created"): Group.created_at,
-    ("Group", "meta.lastModified"): Group.modified_at,
-}
 
 
 def read_json(request: Request, max_bytes: int) -> Any:
@@ -119,20 +90,9 @@ class ListParameters:
             excluded_attributes=parse_attribute_list(lowered.get("excludedattributes")),
         )
 
-    def where(self, resource: ResourceType) -> ColumnElement[bool] | None:
-        if self.filter is None:
-            return None
-        return compile_filter(parse_filter(self.filter), resource)
-
-    def order_by(self, resource: ResourceType) -> list[Any]:
-        model = Group if resource is GROUP_RESOURCE else Member
-        if self.sort_by is None:
-            return [model.created_at]
-        path = resource.resolve(self.sort_by)
-        column = SORT_COLUMNS.get((resource.name, path.canonical)) if path else None
-        if column is None:
-            raise invalid_path(f"cannot sort {resource.endpoint} by {self.sort_by!r}")
-        return [(desc if self.descending else asc)(column)]
+    def parsed_filter(self) -> Node | None:
+        """The filter as a tree (the store compiles it); invalidFilter when it does not parse."""
+        return None if self.filter is None else parse_filter(self.filter)
 
     def wants(self, resource: ResourceType, attribute: str) -> bool:
         """Whether the projection keeps ``attribute`` (to skip loading what is not returned)."""

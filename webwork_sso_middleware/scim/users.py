@@ -9,12 +9,13 @@ from sqlalchemy.exc import IntegrityError
 from ..members import lifecycle
 from ..store import audit
 from ..store import members as member_store
+from ..store import scim_queries
 from ..store.members import MemberRecord
 from ..store.models import Member, utcnow
 from .context import Reply, ScimContext
 from .discovery import list_response
 from .errors import invalid_value, uniqueness
-from .filters import Comparison, parse_filter
+from .filters import Comparison, Node
 from .parameters import ListParameters, check_if_match, read_json
 from .patch import apply_patch
 from .resources import (
@@ -43,16 +44,18 @@ def search_users(context: ScimContext) -> Reply:
 
 
 def _list(context: ScimContext, params: ListParameters) -> Reply:
-    user_name = _user_name_lookup(params)
+    node = params.parsed_filter()
+    user_name = _user_name_lookup(params, node)
     if user_name is not None:
         rows = member_store.find_by_user_name(context.connection, context.workspace_id, user_name)
         total = len(rows)
     else:
-        total, rows = member_store.page(
+        total, rows = scim_queries.member_page(
             context.connection,
             context.workspace_id,
-            where=params.where(USER_RESOURCE),
-            order_by=params.order_by(USER_RESOURCE),
+            filter=node,
+            sort_by=params.sort_by,
+            descending=params.descending,
             offset=params.start_index - 1,
             limit=params.count,
         )
@@ -64,15 +67,14 @@ def _list(context: ScimContext, params: ListParameters) -> Reply:
     return 200, list_response(resources, total=total, start_index=params.start_index), {}
 
 
-def _user_name_lookup(params: ListParameters) -> str | None:
+def _user_name_lookup(params: ListParameters, node: Node | None) -> str | None:
     """The userName when the filter is exactly ``userName eq "..."`` on the first page.
 
     Okta and Entra send this lookup before every create and many updates: it is answered by
     a prebuilt statement on the unique index, skipping the general filter compiler.
     """
-    if params.filter is None or params.start_index != 1 or params.count < 1:
+    if node is None or params.start_index != 1 or params.count < 1:
         return None
-    node = parse_filter(params.filter)
     if isinstance(node, Comparison) and node.op == "eq" and isinstance(node.value, str):
         path = USER_RESOURCE.resolve(node.path)
         if path is not None and path.canonical == "userName":
