@@ -13,6 +13,7 @@ from werkzeug.wrappers import Request
 from ..bodies import read_body
 from .errors import ScimError, invalid_syntax, invalid_value
 from .filters import Node, parse_filter
+from .paths import lowered_keys
 from .resources import parse_attribute_list, version_tag
 from .schemas import SEARCH_REQUEST, ResourceType
 
@@ -64,7 +65,7 @@ class ListParameters:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], max_results: int) -> ListParameters:
-        lowered = {str(k).lower(): v for k, v in raw.items()}
+        lowered = lowered_keys(raw)
         text_filter = lowered.get("filter")
         if text_filter is not None and not isinstance(text_filter, str):
             raise ScimError(400, "filter must be a string", "invalidFilter")

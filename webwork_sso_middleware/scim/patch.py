@@ -31,17 +31,25 @@ from typing import Any
 
 from .errors import ScimError, invalid_path, invalid_syntax, invalid_value, mutability, no_target
 from .filters import Comparison, Node
-from .paths import PatchPath, Selector, delete_name, get_name, parse_path, put_name
+from .paths import (
+    PatchPath,
+    Selector,
+    delete_name,
+    get_name,
+    lowered_keys,
+    parse_path,
+    put_name,
+)
 from .schemas import Attribute, ResourceType, Schema
 from .values import (
-    _check_immutable,
-    _coerce,
-    _coerce_value,
-    _merge,
-    _show,
-    _store,
-    _strip,
-    _ValueIndex,
+    ValueIndex,
+    check_immutable,
+    coerce,
+    coerce_value,
+    merge,
+    put_values,
+    show,
+    strip_unassigned,
 )
 
 MAX_OPERATIONS = 1000
@@ -70,7 +78,7 @@ def apply_patch(document: dict[str, Any], body: Any, resource: ResourceType) -> 
 def parse_operations(body: Any) -> list[PatchOperation]:
     if not isinstance(body, Mapping):
         raise invalid_syntax("the PATCH body must be a JSON object with Operations")
-    operations = _lowered(body).get("operations")
+    operations = lowered_keys(body).get("operations")
     if not isinstance(operations, list) or not operations:
         raise invalid_syntax("Operations must be a non-empty list of operations")
     if len(operations) > MAX_OPERATIONS:
@@ -82,11 +90,11 @@ def parse_operations(body: Any) -> list[PatchOperation]:
 def _parse_operation(index: int, item: Any) -> PatchOperation:
     if not isinstance(item, Mapping):
         raise invalid_syntax(f"Operations[{index}] must be an object")
-    fields = _lowered(item)
+    fields = lowered_keys(item)
     op = fields.get("op")
     if not isinstance(op, str) or op.lower() not in OPS:
         raise invalid_syntax(
-            f"Operations[{index}].op must be add, replace or remove, not {_show(op)}")
+            f"Operations[{index}].op must be add, replace or remove, not {show(op)}")
     path = fields.get("path")
     if isinstance(path, str) and not path.strip():
         path = None  # some clients send "" for "no path"
@@ -199,7 +207,7 @@ class _Patcher:
     def _unchanged(self, path: PatchPath, value: Any) -> bool:
         """Whether ``value`` is what a readOnly target already holds (a harmless echo)."""
         try:
-            given = _strip(_coerce(path.sub_attribute or path.attribute, value))
+            given = strip_unassigned(coerce(path.sub_attribute or path.attribute, value))
         except ScimError:
             return False  # ill-typed is a change: mutability follows
         container = self._container(path.target.schema, create=False) or {}
@@ -223,16 +231,16 @@ class _Patcher:
         assert container is not None
         attribute, sub = path.attribute, path.sub_attribute
         if sub is None and attribute.type != "complex":
-            new = _coerce(attribute, value)
-            _check_immutable(attribute, get_name(container, attribute.name), new)
+            new = coerce(attribute, value)
+            check_immutable(attribute, get_name(container, attribute.name), new)
             put_name(container, attribute.name, new)
             return
         # Complex: add and replace both set the sub-attributes given and keep the others.
         current = get_name(container, attribute.name)
         merged = dict(current) if isinstance(current, dict) else {}
-        _merge(attribute, merged, _coerce(attribute, value) if sub is None
-               else {sub.name: _coerce(sub, value)})
-        _store(container, attribute.name, merged)
+        merge(attribute, merged, coerce(attribute, value) if sub is None
+               else {sub.name: coerce(sub, value)})
+        put_values(container, attribute.name, merged)
 
     def _write_multi(self, op: str, path: PatchPath, value: Any) -> None:
         container, elements = self._elements(path, create=True)
@@ -240,15 +248,15 @@ class _Patcher:
         attribute, sub = path.attribute, path.sub_attribute
         promoted: list[Any] = []  # the values this operation made primary
         if path.filter is None and sub is None:
-            index = _ValueIndex(attribute, [] if op == "replace" else elements)
-            for item in _coerce(attribute, value):
-                element = index.add(_strip(item))
+            index = ValueIndex(attribute, [] if op == "replace" else elements)
+            for item in coerce(attribute, value):
+                element = index.add(strip_unassigned(item))
                 if isinstance(item, dict) and item.get("primary") is True:
                     promoted.append(element)
             elements = index.elements
         else:
-            given = ({sub.name: _coerce(sub, value)} if sub is not None
-                     else _coerce_value(attribute, _single(attribute, value)))
+            given = ({sub.name: coerce(sub, value)} if sub is not None
+                     else coerce_value(attribute, _single(attribute, value)))
             targets = self.selector.select(path, elements)
             if not targets:
                 kind = _upsert_type(path.filter, attribute)
@@ -257,7 +265,7 @@ class _Patcher:
                 targets = [{"type": kind} if kind is not None else {}]
                 elements.append(targets[0])
             for element in targets:
-                _merge(attribute, element, given)
+                merge(attribute, element, given)
             if given.get("primary") is True:
                 promoted.extend(targets)
             elements = [e for e in elements if e != {}]
@@ -268,7 +276,7 @@ class _Patcher:
                 if element is not promoted[0] and isinstance(element, dict) \
                         and element.get("primary") is True:
                     del element["primary"]
-        _store(container, attribute.name, elements)
+        put_values(container, attribute.name, elements)
 
     def _remove(self, path: PatchPath) -> None:
         container, elements = self._elements(path, create=False)
@@ -280,27 +288,27 @@ class _Patcher:
         elif not attribute.multi_valued:
             current = get_name(container, attribute.name)
             if isinstance(current, dict):
-                _merge(attribute, current, {sub.name: None})  # type: ignore[union-attr]
-                _store(container, attribute.name, current)
+                merge(attribute, current, {sub.name: None})  # type: ignore[union-attr]
+                put_values(container, attribute.name, current)
         else:
             targets = self.selector.select(path, elements)
             if sub is None:  # a filter matching nothing removes nothing (idempotent for IdPs)
                 self.selector.discard(elements, targets)
             else:
                 for element in targets:
-                    _merge(attribute, element, {sub.name: None})
+                    merge(attribute, element, {sub.name: None})
                 elements = [e for e in elements if e != {}]
-            _store(container, attribute.name, elements)
+            put_values(container, attribute.name, elements)
 
     def _remove_listed(self, path: PatchPath, value: Any) -> None:
         """Entra: ``remove members`` with ``value: [{"value": id}]`` removes just those members."""
         container, elements = self._elements(path, create=False)
         if container is None:
             return
-        listed = _ValueIndex(path.attribute, [])
-        for item in _coerce(path.attribute, value):
-            listed.add(_strip(item))
-        _store(container, path.attribute.name, [e for e in elements if listed.find(e) is None])
+        listed = ValueIndex(path.attribute, [])
+        for item in coerce(path.attribute, value):
+            listed.add(strip_unassigned(item))
+        put_values(container, path.attribute.name, [e for e in elements if listed.find(e) is None])
 
 
 def _upsert_type(node: Node | None, attribute: Attribute) -> str | None:
@@ -318,7 +326,3 @@ def _single(attribute: Attribute, value: Any) -> Any:
             raise invalid_value(f"a filtered {attribute.name} target takes one value")
         return value[0]
     return value
-
-
-def _lowered(mapping: Mapping[Any, Any]) -> dict[str, Any]:
-    return {str(key).lower(): value for key, value in mapping.items()}

@@ -117,6 +117,11 @@ def _check_filter(node: Node, attribute: Attribute) -> None:
 # -- names in documents: case-insensitive (RFC 7643 section 2.1), written back canonically --
 
 
+def lowered_keys(mapping: Mapping[Any, Any]) -> dict[str, Any]:
+    """A request object with its keys lower-cased, to read its members whatever their case."""
+    return {str(key).lower(): value for key, value in mapping.items()}
+
+
 def get_name(container: Mapping[str, Any], name: str) -> Any:
     if name in container:
         return container[name]

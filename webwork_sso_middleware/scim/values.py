@@ -17,7 +17,7 @@ from .paths import delete_name, get_name, put_name
 from .schemas import Attribute
 
 
-class _ValueIndex:
+class ValueIndex:
     """The values of a multi-valued attribute, found by ``value`` (and a compatible ``type``).
 
     Adding a value that is already there merges into it instead of duplicating it (RFC 7644
@@ -49,7 +49,7 @@ class _ValueIndex:
         key = self._key(element)
         if key is None:  # no value part (addresses): only an identical value is the same
             return next((e for e in self.elements if e == element), None)
-        return next((e for e in self.by_value.get(key, ()) if _same_type(e, element)), None)
+        return next((e for e in self.by_value.get(key, ()) if same_type(e, element)), None)
 
     def add(self, element: Any) -> Any:
         existing = self.find(element)
@@ -59,17 +59,17 @@ class _ValueIndex:
                 self._remember(element)
             return element
         if isinstance(existing, dict):  # the same value again: immutable parts stay as they are
-            _merge(self.attribute, existing, element, keep_immutable=True)
+            merge(self.attribute, existing, element, keep_immutable=True)
         return existing
 
 
-def _same_type(left: dict[str, Any], right: dict[str, Any]) -> bool:
+def same_type(left: dict[str, Any], right: dict[str, Any]) -> bool:
     """A missing ``type`` matches any (Okta adds members without one); others ignore case."""
     a, b = left.get("type"), right.get("type")
     return a is None or b is None or str(a).lower() == str(b).lower()
 
 
-def _merge(attribute: Attribute, target: dict[str, Any], given: Mapping[str, Any], *,
+def merge(attribute: Attribute, target: dict[str, Any], given: Mapping[str, Any], *,
            keep_immutable: bool = False) -> None:
     """Set the given sub-attributes of a complex value (None unassigns); others stay.
 
@@ -79,11 +79,11 @@ def _merge(attribute: Attribute, target: dict[str, Any], given: Mapping[str, Any
     old_value = get_name(target, "value")
     for name, value in given.items():
         sub = attribute.sub_attribute(name)
-        assert sub is not None  # given comes from _coerce: canonical names only
+        assert sub is not None  # given comes from coerce: canonical names only
         current = get_name(target, name)
         if keep_immutable and sub.mutability == "immutable" and current is not None:
             continue
-        _check_immutable(sub, current, value)
+        check_immutable(sub, current, value)
         if value is None:
             delete_name(target, name)
         else:
@@ -94,12 +94,12 @@ def _merge(attribute: Attribute, target: dict[str, Any], given: Mapping[str, Any
                 delete_name(target, sub.name)
 
 
-def _check_immutable(attribute: Attribute, old: Any, new: Any) -> None:
+def check_immutable(attribute: Attribute, old: Any, new: Any) -> None:
     if attribute.mutability == "immutable" and old is not None and old != new:
         raise mutability(f"{attribute.name} is immutable: it cannot change once set")
 
 
-def _store(container: dict[str, Any], name: str, value: Any) -> None:
+def put_values(container: dict[str, Any], name: str, value: Any) -> None:
     if value:
         put_name(container, name, value)
     else:
@@ -109,44 +109,44 @@ def _store(container: dict[str, Any], name: str, value: Any) -> None:
 # -- values by schema type ------------------------------------------------------------------
 
 
-def _coerce(attribute: Attribute, value: Any) -> Any:
+def coerce(attribute: Attribute, value: Any) -> Any:
     if not attribute.multi_valued:
-        return _coerce_value(attribute, value)
+        return coerce_value(attribute, value)
     items = value if isinstance(value, list) else [value]  # one object for a list: lenient
-    return [_coerce_value(attribute, item) for item in items if item is not None]
+    return [coerce_value(attribute, item) for item in items if item is not None]
 
 
-def _coerce_value(attribute: Attribute, value: Any) -> Any:
+def coerce_value(attribute: Attribute, value: Any) -> Any:
     """One value in canonical form; a complex value keeps None parts (they unassign)."""
     if attribute.type != "complex":
-        return _scalar(attribute, value)
+        return scalar(attribute, value)
     if not isinstance(value, Mapping):
         value_sub = attribute.sub_attribute("value")
         if value_sub is None or isinstance(value, list):
             raise invalid_value(f"{attribute.name} values must be objects")
-        return {value_sub.name: _scalar(value_sub, value)}  # Entra sends manager as a bare id
+        return {value_sub.name: scalar(value_sub, value)}  # Entra sends manager as a bare id
     result: dict[str, Any] = {}
     for key, item in value.items():
         sub = attribute.sub_attribute(str(key))
         if sub is None:
             raise invalid_path(f"{attribute.name} has no sub-attribute {str(key)!r}")
-        result[sub.name] = None if item is None else _scalar(sub, item)
+        result[sub.name] = None if item is None else scalar(sub, item)
     return result
 
 
-def _scalar(attribute: Attribute, value: Any) -> Any:
+def scalar(attribute: Attribute, value: Any) -> Any:
     kind = attribute.type
     if kind == "boolean":
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.strip().lower() in ("true", "false"):
             return value.strip().lower() == "true"  # Entra sends "True"/"False"
-        raise invalid_value(f"{attribute.name} must be a boolean, not {_show(value)}")
+        raise invalid_value(f"{attribute.name} must be a boolean, not {show(value)}")
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind in ("integer", "decimal"):
         if is_number and (kind == "decimal" or isinstance(value, int)):
             return value
-        raise invalid_value(f"{attribute.name} must be a number, not {_show(value)}")
+        raise invalid_value(f"{attribute.name} must be a number, not {show(value)}")
     if kind != "complex" and isinstance(value, str):
         return value
     if kind != "complex" and is_number and (isinstance(value, int) or math.isfinite(value)):
@@ -154,19 +154,19 @@ def _scalar(attribute: Attribute, value: Any) -> Any:
             return str(value)
         except ValueError:  # more digits than int -> str allows
             pass
-    raise invalid_value(f"{attribute.name} must be a string, not {_show(value)}")
+    raise invalid_value(f"{attribute.name} must be a string, not {show(value)}")
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     if isinstance(value, (dict, list)) or (isinstance(value, int) and value.bit_length() > 64):
         return type(value).__name__  # repr of a huge int raises
     return repr(value)[:40]
 
 
-def _strip(value: Any) -> Any:
+def strip_unassigned(value: Any) -> Any:
     """A value as stored: no None-valued sub-attributes."""
     if isinstance(value, list):
-        return [_strip(item) for item in value]
+        return [strip_unassigned(item) for item in value]
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if v is not None}
     return value
