@@ -2,7 +2,7 @@
 finds, every attribute path the server publishes, the 1,024-character value keys, the
 agreement with the Python matcher, and what a filter must never reach.
 
-Members and groups are written as SCIM writes them (scim/resources.py) and searched through
+Members and groups are written as SCIM writes them (scim/writes.py) and searched through
 the store's own pages (store/members.page, store/groups.page), which add workspace scoping.
 """
 
@@ -29,7 +29,6 @@ from webwork_sso_middleware.scim.filters import (
     parse_filter,
 )
 from webwork_sso_middleware.scim.matching import matches
-from webwork_sso_middleware.scim.resources import write_group_fields, write_user
 from webwork_sso_middleware.scim.schemas import (
     COMMON_ATTRIBUTES,
     ENTERPRISE_USER_SCHEMA,
@@ -39,6 +38,7 @@ from webwork_sso_middleware.scim.schemas import (
     Attribute,
     ResourceType,
 )
+from webwork_sso_middleware.scim.writes import write_group_fields, write_user
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store import groups as group_store
 from webwork_sso_middleware.store import members as member_store
@@ -768,7 +768,7 @@ STRING_SEMANTICS: dict[str, Any] = {
 
 
 def _written_user(session: Any, member_id: str, doc: dict[str, Any]) -> Member:
-    """A member written as SCIM writes one (scim/resources.write_user: its keys, its cuts)."""
+    """A member written as SCIM writes one (scim/writes.write_user: its keys, its cuts)."""
     member = Member(id=member_id, workspace_id=1, created_at=at("2024-01-01T00:00:00+00:00"),
                     modified_at=at("2024-01-01T00:00:00+00:00"))
     write_user(member, {"schemas": [USER.id], **doc})

@@ -10,13 +10,13 @@ import pytest
 
 from webwork_sso_middleware.scim.errors import ScimError
 from webwork_sso_middleware.scim.filters import parse_filter
-from webwork_sso_middleware.scim.resources import write_group_fields, write_user
 from webwork_sso_middleware.scim.schemas import (
     ENTERPRISE_USER_SCHEMA,
     GROUP_RESOURCE,
     USER,
     USER_RESOURCE,
 )
+from webwork_sso_middleware.scim.writes import write_group_fields, write_user
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import Group, Member, Workspace
 from webwork_sso_middleware.store.scim_queries import SORT_COLUMNS, group_page, member_page

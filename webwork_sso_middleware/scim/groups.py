@@ -16,17 +16,10 @@ from .discovery import list_response
 from .errors import invalid_value, uniqueness
 from .parameters import ListParameters, check_if_match, read_json
 from .patch import apply_patch
-from .resources import (
-    canonicalize,
-    check_id,
-    group_document,
-    member_ids,
-    project,
-    touch,
-    version_tag,
-    write_group_fields,
-)
+from .projection import project
+from .resources import group_document, version_tag
 from .schemas import GROUP_RESOURCE
+from .writes import canonicalize, check_id, member_ids, touch, write_group_fields
 
 
 def list_groups(context: ScimContext) -> Reply:

@@ -14,7 +14,8 @@ from ..bodies import read_body
 from .errors import ScimError, invalid_syntax, invalid_value
 from .filters import Node, parse_filter
 from .paths import lowered_keys
-from .resources import parse_attribute_list, version_tag
+from .projection import parse_attribute_list
+from .resources import version_tag
 from .schemas import SEARCH_REQUEST, ResourceType
 
 MAX_START_INDEX = 2 ** 31 - 1

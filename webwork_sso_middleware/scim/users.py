@@ -18,15 +18,9 @@ from .errors import invalid_value, uniqueness
 from .filters import Comparison, Node
 from .parameters import ListParameters, check_if_match, read_json
 from .patch import apply_patch
-from .resources import (
-    canonicalize,
-    check_id,
-    project,
-    touch,
-    user_document,
-    version_tag,
-    write_user,
-)
+from .projection import project
+from .resources import user_document, version_tag
+from .writes import canonicalize, check_id, touch, write_user
 from .schemas import USER_RESOURCE
 
 # Attributes whose change is not a profile change worth an audit diff.
