@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Request
 
 from ..store.db import UnitOfWork
+from .errors import uniqueness
 
 # (status, JSON body or None, extra headers)
 Reply = tuple[int, Any, dict[str, str]]
@@ -50,3 +52,12 @@ class ScimContext:
 
     def locate(self, endpoint: str, resource_id: str) -> str:
         return f"{self.base}/{endpoint}/{resource_id}"
+
+    def flush_unique(self, conflict: str) -> None:
+        """Flush the writes; a unique index refusing one is 409 uniqueness, ``conflict`` its
+        detail. The caller builds the detail before the flush: a failed flush expires the
+        row it would name."""
+        try:
+            self.session.flush()
+        except IntegrityError:
+            raise uniqueness(conflict) from None

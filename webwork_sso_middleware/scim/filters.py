@@ -22,6 +22,7 @@ import re
 from typing import Union
 
 from .errors import invalid_filter
+from .schemas import UNSTORABLE
 
 Scalar = Union[str, int, float, bool, None]
 
@@ -146,9 +147,10 @@ def _read_string(literal: str, pos: int) -> str:
     except json.JSONDecodeError as exc:
         raise invalid_filter(f"{exc.msg[0].lower()}{exc.msg[1:]} in string at position "
                              f"{pos + exc.pos}") from None
-    bad = next((c for c in value if c == "\0" or "\ud800" <= c <= "\udfff"), None)
+    bad = UNSTORABLE.search(value)
     if bad is not None:
-        raise invalid_filter(f"the string at position {pos} holds {bad!r}, which no value can hold")
+        raise invalid_filter(f"the string at position {pos} holds {bad.group()!r}, which no value "
+                             "can hold")
     return value
 
 
@@ -175,9 +177,9 @@ def parse_filter(text: str) -> Node:
             f"filter is too long ({len(text)} characters; at most {MAX_FILTER_LENGTH})"
         )
     # PostgreSQL refuses NUL in text and UTF-8 has no lone surrogates: no value holds either.
-    bad = next((i for i, c in enumerate(text) if c == "\0" or "\ud800" <= c <= "\udfff"), None)
+    bad = UNSTORABLE.search(text)
     if bad is not None:
-        raise invalid_filter(f"invalid character at position {bad}")
+        raise invalid_filter(f"invalid character at position {bad.start()}")
     tokens = _tokenize(text)
     if tokens[0].kind == "end":
         raise invalid_filter("empty filter")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from ..store import audit
 from ..store import groups as group_store
 from ..store import members as member_store
@@ -13,7 +11,7 @@ from ..store import scim_queries
 from ..store.models import Group
 from .context import Reply, ScimContext
 from .discovery import list_response
-from .errors import invalid_value, uniqueness
+from .errors import invalid_value
 from .parameters import ListParameters, check_if_match, read_json
 from .patch import apply_patch
 from .projection import project
@@ -158,8 +156,4 @@ def _checked_member_ids(context: ScimContext, doc: dict[str, Any],
 
 
 def _flush(context: ScimContext, group: Group) -> None:
-    name = group.display_name  # read before the flush: a failed flush expires the row
-    try:
-        context.session.flush()
-    except IntegrityError:
-        raise uniqueness(f"a Group named {name!r} already exists") from None
+    context.flush_unique(f"a Group named {group.display_name!r} already exists")

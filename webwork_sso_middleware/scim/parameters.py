@@ -15,7 +15,7 @@ from .errors import ScimError, invalid_syntax, invalid_value
 from .filters import Node, parse_filter
 from .paths import lowered_keys
 from .projection import parse_attribute_list
-from .resources import version_tag
+from .resources import lists_version
 from .schemas import SEARCH_REQUEST, ResourceType
 
 MAX_START_INDEX = 2 ** 31 - 1
@@ -127,6 +127,5 @@ def check_if_match(request: Request, version: int) -> None:
     header = request.headers.get("If-Match")
     if header is None or header.strip() == "*":
         return
-    wanted = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-    if version_tag(version).removeprefix("W/") not in wanted:
+    if not lists_version(header, version):
         raise ScimError(412, "the resource has changed since that version (If-Match failed)")

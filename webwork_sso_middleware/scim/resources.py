@@ -64,6 +64,12 @@ def version_tag(version: int) -> str:
     return f'W/"{version}"'
 
 
+def lists_version(header: str, version: int) -> bool:
+    """Whether an If-Match or If-None-Match header lists ``version``'s tag, weak or strong."""
+    listed = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return version_tag(version).removeprefix("W/") in listed
+
+
 def _timestamp(value: Any) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

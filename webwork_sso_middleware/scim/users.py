@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from ..members import lifecycle
 from ..store import audit
 from ..store import members as member_store
@@ -14,12 +12,12 @@ from ..store.members import MemberRecord
 from ..store.models import Member, utcnow
 from .context import Reply, ScimContext
 from .discovery import list_response
-from .errors import invalid_value, uniqueness
+from .errors import invalid_value
 from .filters import Comparison, Node
 from .parameters import ListParameters, check_if_match, read_json
 from .patch import apply_patch
 from .projection import project
-from .resources import user_document, version_tag
+from .resources import lists_version, user_document, version_tag
 from .writes import canonicalize, check_id, touch, write_user
 from .schemas import USER_RESOURCE
 
@@ -80,9 +78,7 @@ def get_user(context: ScimContext, resource_id: str) -> Reply:
     record = member_store.read(context.connection, context.workspace_id, resource_id)
     tag = version_tag(record.row.version)
     if_none_match = context.request.headers.get("If-None-Match")
-    if if_none_match and tag.removeprefix("W/") in {
-        t.strip().removeprefix("W/") for t in if_none_match.split(",")
-    }:
+    if if_none_match and lists_version(if_none_match, record.row.version):
         return 304, None, {"ETag": tag}
     params = ListParameters.from_query(context.request.args, context.max_results)
     doc = project(user_document(record, context.locate), USER_RESOURCE, params.attributes,
@@ -180,9 +176,5 @@ def _profile(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _flush(context: ScimContext, member: Member) -> None:
-    name = member.user_name  # read before the flush: a failed flush expires the row
-    try:
-        context.session.flush()
-    except IntegrityError:
-        raise uniqueness(f"a User with userName {name!r} already exists") from None
+    context.flush_unique(f"a User with userName {member.user_name!r} already exists")
 

@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from .comparisons import as_boolean
 from .errors import invalid_path, invalid_value, mutability
 from .paths import delete_name, get_name, put_name
 from .schemas import Attribute
@@ -137,11 +138,11 @@ def coerce_value(attribute: Attribute, value: Any) -> Any:
 def scalar(attribute: Attribute, value: Any) -> Any:
     kind = attribute.type
     if kind == "boolean":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"  # Entra sends "True"/"False"
-        raise invalid_value(f"{attribute.name} must be a boolean, not {show(value)}")
+        # Entra sends "True"/"False"; PATCH values also forgive surrounding spaces.
+        flag = as_boolean(value.strip() if isinstance(value, str) else value)
+        if flag is None:
+            raise invalid_value(f"{attribute.name} must be a boolean, not {show(value)}")
+        return flag
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind in ("integer", "decimal"):
         if is_number and (kind == "decimal" or isinstance(value, int)):

@@ -6,13 +6,13 @@ write path validates the same way.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from .. import names
 from ..errors import InvalidName
 from ..store.models import Group, Member, MemberValue, utcnow
+from .comparisons import as_boolean
 from .errors import invalid_syntax, invalid_value, mutability
 from .resources import (
     ADDRESS_FIELDS,
@@ -22,12 +22,9 @@ from .resources import (
     USER_FIELDS,
     VALUE_FIELDS,
 )
-from .schemas import ENTERPRISE_USER_SCHEMA, Attribute, ResourceType
+from .schemas import ENTERPRISE_USER_SCHEMA, UNSTORABLE, Attribute, ResourceType
 
 MAX_VALUES_PER_ATTRIBUTE = 100
-# Characters no stored string may hold: PostgreSQL refuses NUL in text, and UTF-8 (so either
-# backend's driver) cannot encode a lone surrogate, which JSON's "\ud800" escape can produce.
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 # -- canonical form of client input -----------------------------------------------------------
@@ -114,11 +111,10 @@ def text(value: Any, label: str, *, limit: int = 255, required: bool = False) ->
 
 def boolean(value: Any, label: str) -> bool:
     """A boolean; Entra sends ``"True"``/``"False"`` strings."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise invalid_value(f"{label} must be a boolean")
+    flag = as_boolean(value)
+    if flag is None:
+        raise invalid_value(f"{label} must be a boolean")
+    return flag
 
 
 def _column_limit(model: type, column: str) -> int:
