@@ -4,8 +4,10 @@ The result is a boolean expression to put in the WHERE clause of a query over ``
 (User) or ``groups`` (Group); the store adds workspace scoping and ``deleted_at IS NULL``.
 Multi-valued attributes become correlated ``EXISTS`` subqueries, one per attribute term, and a
 value filter (``emails[type eq "work" and value eq "x"]``) puts all its conditions on the same
-row. The semantics are those of :func:`.filters.matches` (see the filters module docstring):
-comparisons only ever hold for assigned values, so ``NOT`` never meets an SQL NULL.
+row. The semantics are those of :func:`..scim.matching.matches` (scim/comparisons.py states
+them): comparisons only ever hold for assigned values, so ``NOT`` never meets an SQL NULL.
+It lives in the store, beside the tables it targets, so SCIM code builds no SQL; list
+queries reach it through scim_queries.py.
 
 caseExact=false strings compare lower-cased: through the pre-lowered ``*_key`` columns where
 they exist (lowered by Python), else with SQL ``lower()``, which on SQLite folds ASCII only.
