@@ -29,7 +29,7 @@ from webwork_sso_middleware.scim.schemas import (
     USER,
     USER_RESOURCE,
 )
-from webwork_sso_middleware.store.scim_filters import compile_filter
+from webwork_sso_middleware.scim.filter_query import compile_filter
 
 ENTERPRISE = ENTERPRISE_USER_SCHEMA + ":"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User:"

@@ -43,7 +43,7 @@ from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store import groups as group_store
 from webwork_sso_middleware.store import members as member_store
 from webwork_sso_middleware.store.models import Group, Member, Membership, MemberValue, Workspace
-from webwork_sso_middleware.store.scim_filters import compile_filter
+from webwork_sso_middleware.scim.filter_query import compile_filter
 
 from ..scim.test_filters import CORE_USER, ENTERPRISE, P, logic, to_text
 from ..scim.test_matching import match

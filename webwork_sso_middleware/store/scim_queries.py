@@ -19,7 +19,7 @@ from . import groups as group_store
 from . import members as member_store
 from .members import MemberRecord
 from .models import Group, Member
-from .scim_filters import compile_filter
+from ..scim.filter_query import compile_filter
 
 # Columns a list may be sorted by; multi-valued emails sort by the primary email.
 SORT_COLUMNS: dict[tuple[str, str], Any] = {
