@@ -1,6 +1,6 @@
-"""The SQL compiler of SCIM filters (store/scim_filters.py) on real rows: what each filter
-finds, every attribute path the server publishes, the 1,024-character value keys, the
-agreement with the Python matcher, and what a filter must never reach.
+"""SCIM filters compiled to SQL (scim/filter_query.py over store/scim_filters.py) on real
+rows: what each filter finds, every attribute path the server publishes, the 1,024-character
+value keys, the agreement with the Python matcher, and what a filter must never reach.
 
 Members and groups are written as SCIM writes them (scim/writes.py) and searched through
 the store's own pages (store/members.page, store/groups.page), which add workspace scoping.

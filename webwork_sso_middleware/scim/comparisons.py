@@ -1,7 +1,7 @@
 """How a filter's operator compares an attribute's value with its operand (RFC 7644 3.4.2.2).
 
 Shared by both evaluators of a parsed filter (scim/filters.py): :func:`.matching.matches` in
-Python and the SQL compiler in store/scim_filters.py, so they cannot disagree.
+Python and the SQL compiler in scim/filter_query.py, so they cannot disagree.
 
 Semantics (RFC 7643 section 2.5: null, "" and [] mean unassigned):
 ``attr eq null`` is ``not (attr pr)`` and ``attr ne null`` is ``attr pr``; any other operator

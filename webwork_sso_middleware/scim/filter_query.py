@@ -9,21 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, not_, or_, true
-
-from ..store.scim_filters import (
-    GROUP_COLUMNS,
-    GROUP_ROWS,
-    USER_COLUMNS,
-    USER_ROWS,
-    Constant,
-    Rows,
-    Target,
-    _condition,
-    _present,
-)
-from .comparisons import check_operand, compare
+from ..store import scim_filters as sql
+from ..store.scim_filters import Condition, Constant, Rows, Target
+from .comparisons import as_boolean, check_operand, compare, datetime_window, is_assigned
 from .errors import invalid_filter
 from .filters import And, Comparison, Node, Not, Or, Present, ValuePath, flatten
 from .schemas import Attribute, AttributePath, ResourceType
@@ -38,13 +28,15 @@ class _Scope:
     prefix: str = ""
 
 
-def compile_filter(node: Node, resource: ResourceType) -> ColumnElement[bool]:
+def compile_filter(node: Node, resource: ResourceType) -> Condition:
     """The WHERE condition for ``node`` on ``resource``'s table (Member or Group)."""
-    if resource.name == "User":
-        return _Compiler(resource, USER_COLUMNS, USER_ROWS).compile(node, None)
-    if resource.name == "Group":
-        return _Compiler(resource, GROUP_COLUMNS, GROUP_ROWS).compile(node, None)
-    raise ValueError(f"no SQL mapping for the resource type {resource.name!r}")
+    columns, rows = sql.columns_of(resource.name)
+    return _Compiler(resource, columns, rows).compile(node, None)
+
+
+def filter_condition(node: Node | None, resource: ResourceType) -> Condition | None:
+    """The condition of a list's filter, None without one."""
+    return None if node is None else compile_filter(node, resource)
 
 
 class _Compiler:
@@ -54,18 +46,18 @@ class _Compiler:
         self.columns = columns
         self.rows = rows
 
-    def compile(self, node: Node, scope: _Scope | None) -> ColumnElement[bool]:
+    def compile(self, node: Node, scope: _Scope | None) -> Condition:
         """``node`` at the top (``scope`` None) or inside ``scope.attribute[...]``."""
         if isinstance(node, (And, Or)):
             parts = [self.compile(part, scope) for part in flatten(node)]
-            return and_(*parts) if isinstance(node, And) else or_(*parts)
+            return sql.all_of(parts) if isinstance(node, And) else sql.any_of(parts)
         if isinstance(node, Not):
-            return not_(self.compile(node.node, scope))
+            return sql.negation(self.compile(node.node, scope))
         if isinstance(node, Comparison) and node.value is None:
             # RFC 7643 2.5: null means unassigned, so "eq null" is "not pr", also for multi-valued.
             check_operand(node.op, None, None, node.path)
             present = self.compile(Present(node.path), scope)
-            return present if node.op == "ne" else not_(present)
+            return present if node.op == "ne" else sql.negation(present)
         if scope is not None:
             return self.inside(node, scope)
         path = self.resolve(node.path)
@@ -91,7 +83,8 @@ class _Compiler:
                 return self.compile(node.filter, scope)
             if sub is None and isinstance(node, Present):
                 subs = [(self.columns.get(scope.prefix + s.name), s) for s in attribute.sub_attributes]
-                return or_(false(), *(_present(target, s) for target, s in subs if target))
+                return sql.any_of([sql.constant(False),
+                                   *(_present(target, s) for target, s in subs if target)])
             if sub is None:
                 raise invalid_filter(f"{attribute.name} is complex; filter on a sub-attribute "
                                      f"such as {attribute.name}.{attribute.sub_attributes[0].name}")
@@ -105,7 +98,7 @@ class _Compiler:
             raise invalid_filter(f"{path.canonical} cannot be used in filters")
         return path
 
-    def inside(self, node: Node, scope: _Scope) -> ColumnElement[bool]:
+    def inside(self, node: Node, scope: _Scope) -> Condition:
         """A term inside ``attribute[...]``: its path names a sub-attribute."""
         if not isinstance(node, (Comparison, Present)):
             raise invalid_filter(f"value filters do not nest (in a filter on {scope.attribute.name})")
@@ -117,7 +110,7 @@ class _Compiler:
         return self.term(node, scope.columns.get(scope.prefix + sub.name), sub, label)
 
     def term(self, node: Node, target: Target | None, attribute: Attribute,
-             label: str) -> ColumnElement[bool]:
+             label: str) -> Condition:
         if target is None:
             raise invalid_filter(f"{label} cannot be used in filters")
         if isinstance(node, Present):
@@ -127,6 +120,25 @@ class _Compiler:
         if isinstance(target, Constant):
             holds = compare(node.op, target.value, node.value,
                             case_exact=attribute.case_exact, type_=attribute.type)
-            return true() if holds else false()
+            return sql.constant(holds)
         # Only assigned values compare; this also keeps NULL (unknown) away from NOT.
-        return and_(_present(target, attribute), _condition(node, target, attribute, label))
+        return sql.all_of([_present(target, attribute),
+                           sql.condition(node.op, _operand(node, attribute, label), target,
+                                         attribute)])
+
+
+def _present(target: Target, attribute: Attribute) -> Condition:
+    """Assigned: not NULL and, for strings, not empty (RFC 7643 2.5)."""
+    if isinstance(target, Constant):
+        return sql.constant(is_assigned(target.value))
+    return sql.present(target, attribute)
+
+
+def _operand(node: Comparison, attribute: Attribute, label: str) -> Any:
+    """The operand as the store compares it: a bool for a boolean, the [start, end) instants
+    a dateTime operand stands for (see datetime_window), else the string as given."""
+    if attribute.type == "boolean":
+        return as_boolean(node.value)
+    if attribute.type == "dateTime":
+        return datetime_window(node.value, label)
+    return node.value

@@ -9,8 +9,8 @@ CONTRACT (used by scim/paths.py, scim/users.py, scim/parameters.py and the store
 The tree is evaluated in two places that share their semantics (scim/comparisons.py):
     matches (scim/matching.py)
         a value filter (the part inside ``emails[...]``) against one complex value, for PATCH.
-    compile_filter (store/scim_filters.py)
-        an SQL expression over the store's tables, for lists and searches.
+    compile_filter (scim/filter_query.py, with store/scim_filters.py for the SQL)
+        the condition of a list or search over the store's tables.
 This module imports neither: the tree sits below both evaluators.
 """
 

@@ -12,6 +12,7 @@ from ..store.models import Group
 from .context import Reply, ScimContext
 from .discovery import list_response
 from .errors import invalid_value
+from .filter_query import filter_condition
 from .parameters import ListParameters, check_if_match, read_json
 from .patch import apply_patch
 from .projection import project
@@ -33,8 +34,8 @@ def _list(context: ScimContext, params: ListParameters) -> Reply:
     total, rows = scim_queries.group_page(
         context.session,
         context.workspace_id,
-        filter=params.parsed_filter(),
-        sort_by=params.sort_by,
+        where=filter_condition(params.parsed_filter(), GROUP_RESOURCE),
+        sort_by=params.sort_key(GROUP_RESOURCE),
         descending=params.descending,
         offset=params.start_index - 1,
         limit=params.count,

@@ -11,7 +11,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
 from ..bodies import read_body
-from .errors import ScimError, invalid_syntax, invalid_value
+from ..store.scim_queries import SORTABLE
+from .errors import ScimError, invalid_path, invalid_syntax, invalid_value
 from .filters import Node, parse_filter
 from .paths import lowered_keys
 from .projection import parse_attribute_list
@@ -93,8 +94,19 @@ class ListParameters:
         )
 
     def parsed_filter(self) -> Node | None:
-        """The filter as a tree (the store compiles it); invalidFilter when it does not parse."""
+        """The filter as a tree (filter_query.py compiles it); invalidFilter when it does not
+        parse."""
         return None if self.filter is None else parse_filter(self.filter)
+
+    def sort_key(self, resource: ResourceType) -> str | None:
+        """sortBy as the store names it (AttributePath.canonical); invalidPath when the store
+        cannot sort ``resource`` by it."""
+        if self.sort_by is None:
+            return None
+        path = resource.resolve(self.sort_by)
+        if path is None or path.canonical not in SORTABLE[resource.name]:
+            raise invalid_path(f"cannot sort {resource.endpoint} by {self.sort_by!r}")
+        return path.canonical
 
     def wants(self, resource: ResourceType, attribute: str) -> bool:
         """Whether the projection keeps ``attribute`` (to skip loading what is not returned)."""

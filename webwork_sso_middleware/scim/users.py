@@ -13,6 +13,7 @@ from ..store.models import Member, utcnow
 from .context import Reply, ScimContext
 from .discovery import list_response
 from .errors import invalid_value
+from .filter_query import filter_condition
 from .filters import Comparison, Node
 from .parameters import ListParameters, check_if_match, read_json
 from .patch import apply_patch
@@ -45,8 +46,8 @@ def _list(context: ScimContext, params: ListParameters) -> Reply:
         total, rows = scim_queries.member_page(
             context.connection,
             context.workspace_id,
-            filter=node,
-            sort_by=params.sort_by,
+            where=filter_condition(node, USER_RESOURCE),
+            sort_by=params.sort_key(USER_RESOURCE),
             descending=params.descending,
             offset=params.start_index - 1,
             limit=params.count,

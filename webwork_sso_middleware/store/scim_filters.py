@@ -1,13 +1,13 @@
-"""Compile a parsed SCIM filter (scim/filters.py) to an SQLAlchemy expression over store.models.
+"""SCIM filters in SQL: where each SCIM attribute is kept, and what each term of a filter
+becomes in a WHERE clause over ``members`` (User) or ``groups`` (Group).
 
-The result is a boolean expression to put in the WHERE clause of a query over ``members``
-(User) or ``groups`` (Group); the store adds workspace scoping and ``deleted_at IS NULL``.
+scim/filter_query.py walks a parsed filter, checks it against the schema, and calls the
+functions here for the SQL; this module knows the tables and no SCIM module (the store sits
+below scim). The store's page queries add workspace scoping and ``deleted_at IS NULL``.
 Multi-valued attributes become correlated ``EXISTS`` subqueries, one per attribute term, and a
 value filter (``emails[type eq "work" and value eq "x"]``) puts all its conditions on the same
-row. The semantics are those of :func:`..scim.matching.matches` (scim/comparisons.py states
-them): comparisons only ever hold for assigned values, so ``NOT`` never meets an SQL NULL.
-It lives in the store, beside the tables it targets, so SCIM code builds no SQL; list
-queries reach it through scim_queries.py.
+row. Comparisons only ever hold for assigned values (the semantics of scim/comparisons.py), so
+``NOT`` never meets an SQL NULL.
 
 caseExact=false strings compare lower-cased: through the pre-lowered ``*_key`` columns where
 they exist (lowered by Python), else with SQL ``lower()``, which on SQLite folds ASCII only.
@@ -18,19 +18,29 @@ from __future__ import annotations
 import dataclasses
 import operator
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, select, true
 from sqlalchemy.orm import aliased
 
 from ..names import fold as fold_name_fragment
 from ..names import key as name_key
-from ..scim.comparisons import as_boolean, datetime_window, is_assigned
-from ..scim.filters import Comparison
-from ..scim.schemas import Attribute
 from .models import Group, Member, MemberValue, Membership
 
 KEY_LENGTH = 1024  # member_values.value_key holds value.lower()[:KEY_LENGTH]
+
+# What a filter term becomes: a boolean expression for a WHERE clause over members or groups.
+Condition = ColumnElement[bool]
+
+
+class Attribute(Protocol):
+    """What the SQL needs of a SCIM attribute (scim/schemas.Attribute is one)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def case_exact(self) -> bool: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,26 +196,50 @@ GROUP_ROWS: dict[str, Rows] = {
 }
 
 
-def _present(target: Target, attribute: Attribute) -> ColumnElement[bool]:
+def columns_of(resource: str) -> tuple[Mapping[str, Target], Mapping[str, Rows]]:
+    """Where ``resource``'s attributes are kept: single-valued ones by AttributePath.canonical,
+    multi-valued ones by attribute name."""
+    if resource == "User":
+        return USER_COLUMNS, USER_ROWS
+    if resource == "Group":
+        return GROUP_COLUMNS, GROUP_ROWS
+    raise ValueError(f"no SQL mapping for the resource type {resource!r}")
+
+
+def all_of(conditions: list[Condition]) -> Condition:
+    return and_(*conditions)
+
+
+def any_of(conditions: list[Condition]) -> Condition:
+    return or_(*conditions)
+
+
+def negation(condition: Condition) -> Condition:
+    return not_(condition)
+
+
+def constant(holds: bool) -> Condition:
+    return true() if holds else false()
+
+
+def present(target: Stored, attribute: Attribute) -> Condition:
     """Assigned: not NULL and, for strings, not empty (RFC 7643 2.5)."""
-    if isinstance(target, Constant):
-        return true() if is_assigned(target.value) else false()
     conditions = [target.column.is_not(None)] if target.may_be_null else []
     if attribute.type not in ("boolean", "dateTime", "integer", "decimal"):
         conditions.append(target.column != "")
     return and_(*conditions) if conditions else true()
 
 
-def _condition(node: Comparison, target: Stored, attribute: Attribute,
-               label: str) -> ColumnElement[bool]:
-    op, value = node.op, node.value
+def condition(op: str, value: Any, target: Stored, attribute: Attribute) -> Condition:
+    """``op`` on an assigned value; ``value`` read by the caller as the attribute's type: a
+    bool for a boolean, the [start, end) a dateTime operand stands for, else a string."""
     column: ColumnElement[Any] = target.column
     if attribute.type == "boolean":
-        wanted = as_boolean(value)
+        wanted = value
         return column == wanted if op == "eq" else column != wanted
     if attribute.type == "dateTime":
-        # The operand stands for the whole unit of its last digit (see datetime_window).
-        start, end = datetime_window(value, label)
+        # The operand stands for the whole unit of its last digit (scim's datetime_window).
+        start, end = value
         if op == "eq":
             return and_(column >= start, column < end)
         if op == "ne":
