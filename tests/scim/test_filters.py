@@ -11,7 +11,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from webwork_sso_middleware.scim.errors import ScimError
+from webwork_sso_middleware.scim.filter_query import compile_filter
 from webwork_sso_middleware.scim.filters import (
+    MAX_DEPTH,
     And,
     Comparison,
     Node,
@@ -19,7 +21,6 @@ from webwork_sso_middleware.scim.filters import (
     Or,
     Present,
     ValuePath,
-    MAX_DEPTH,
     parse_filter,
 )
 from webwork_sso_middleware.scim.matching import matches
@@ -29,7 +30,6 @@ from webwork_sso_middleware.scim.schemas import (
     USER,
     USER_RESOURCE,
 )
-from webwork_sso_middleware.scim.filter_query import compile_filter
 
 ENTERPRISE = ENTERPRISE_USER_SCHEMA + ":"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User:"

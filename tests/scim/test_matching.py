@@ -14,7 +14,6 @@ from webwork_sso_middleware.scim.schemas import ENTERPRISE_USER_SCHEMA, GROUP, U
 
 from .test_filters import CORE_USER, ENTERPRISE
 
-
 # -- matches: one complex value in Python ------------------------------------------------------
 
 EMAILS = USER.attribute("emails")

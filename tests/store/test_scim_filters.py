@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from webwork_sso_middleware.scim.errors import ScimError
+from webwork_sso_middleware.scim.filter_query import compile_filter
 from webwork_sso_middleware.scim.filters import (
     MAX_DEPTH,
     Comparison,
@@ -43,11 +44,9 @@ from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store import groups as group_store
 from webwork_sso_middleware.store import members as member_store
 from webwork_sso_middleware.store.models import Group, Member, Membership, MemberValue, Workspace
-from webwork_sso_middleware.scim.filter_query import compile_filter
 
 from ..scim.test_filters import CORE_USER, ENTERPRISE, logic, to_text
 from ..scim.test_matching import match
-
 
 # -- compile_filter: SQL on real rows ----------------------------------------------------------
 

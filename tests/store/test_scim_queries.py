@@ -16,7 +16,7 @@ from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import Group, Member, Workspace
 from webwork_sso_middleware.store.scim_queries import SORTABLE, group_page, member_page
 
-START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 # (id, userName, givenName, work email), created a day apart in this order.
 PEOPLE = [
     ("m1", "carol@acme.example", "Carol", "zed@acme.example"),

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..store import audit
+from ..store import audit, scim_queries
 from ..store import groups as group_store
 from ..store import members as member_store
-from ..store import scim_queries
 from ..store.models import Group
 from .context import Reply, ScimContext
 from .discovery import list_response

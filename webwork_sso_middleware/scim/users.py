@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..members import lifecycle
-from ..store import audit
+from ..store import audit, scim_queries
 from ..store import members as member_store
-from ..store import scim_queries
 from ..store.members import MemberRecord
 from ..store.models import Member, utcnow
 from .context import Reply, ScimContext
@@ -19,8 +18,8 @@ from .parameters import ListParameters, check_if_match, read_json
 from .patch import apply_patch
 from .projection import project
 from .resources import lists_version, user_document, version_tag
-from .writes import canonicalize, check_id, touch, write_user
 from .schemas import USER_RESOURCE
+from .writes import canonicalize, check_id, touch, write_user
 
 # Attributes whose change is not a profile change worth an audit diff.
 UNAUDITED = ("meta", "groups", "schemas", "id")

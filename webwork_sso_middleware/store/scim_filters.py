@@ -25,7 +25,7 @@ from sqlalchemy.orm import aliased
 
 from ..names import fold as fold_name_fragment
 from ..names import key as name_key
-from .models import Group, Member, MemberValue, Membership
+from .models import Group, Member, Membership, MemberValue
 
 KEY_LENGTH = 1024  # member_values.value_key holds value.lower()[:KEY_LENGTH]
 
