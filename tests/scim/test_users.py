@@ -212,6 +212,13 @@ def test_sort_by_and_order(scim: ScimClient, five):
     assert scim.get("/Users", sortBy="password", status=400).json["scimType"] == "invalidPath"
 
 
+def test_a_filter_is_checked_before_the_sort(scim: ScimClient):
+    """Both wrong: the filter's error is the one answered, for Users and for Groups."""
+    for endpoint in ("/Users", "/Groups"):
+        refused = scim.get(endpoint, filter="nosuch pr", sortBy="password", status=400).json
+        assert refused["scimType"] == "invalidFilter"
+
+
 def test_attributes_and_excluded_attributes(scim: ScimClient, five):
     only = scim.get("/Users", attributes="userName,name.givenName", count=1).json["Resources"][0]
     assert set(only) == {"schemas", "id", "userName", "name"}

@@ -15,9 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
@@ -31,6 +29,7 @@ from ..store.models import SSO_PLANS
 from ..store.workspaces import find_credential
 from ..urls import public_urls
 from . import discovery, groups, users
+from .context import Reply, ScimContext
 from .errors import ScimError
 from .throttle import AUTH_FAILURE_LIMIT, AUTH_FAILURE_WINDOW, AuthThrottle, source_of
 
@@ -43,32 +42,6 @@ SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8"
 MAX_TOKEN_LENGTH = 512
 
 
-class ScimContext:
-    """What an endpoint needs: the request, its transaction, the workspace and URL builders."""
-
-    def __init__(self, app: ScimApplication, request: Request, unit: UnitOfWork,
-                 workspace_id: int, actor: str) -> None:
-        self.request = request
-        self.unit = unit
-        self.workspace_id = workspace_id
-        self.actor = actor
-        self.base = app.scim_base(request)
-        self.max_results = app.max_results
-        self.max_body_bytes = app.max_body_bytes
-
-    @property
-    def connection(self) -> Connection:
-        return self.unit.connection
-
-    @property
-    def session(self) -> Session:
-        return self.unit.session
-
-    def locate(self, endpoint: str, resource_id: str) -> str:
-        return f"{self.base}/{endpoint}/{resource_id}"
-
-
-Reply = tuple[int, Any, dict[str, str]]
 Endpoint = Callable[..., Reply]
 
 # endpoint name -> (handler, writes?)

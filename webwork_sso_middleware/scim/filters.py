@@ -1,45 +1,28 @@
-"""SCIM filters (RFC 7644 section 3.4.2.2): parsed once, then compiled to SQL or matched in Python.
+"""SCIM filters (RFC 7644 section 3.4.2.2): the grammar, parsed once into a tree of nodes.
 
-CONTRACT (used by scim/patch.py, scim/app.py and the store):
+CONTRACT (used by scim/paths.py, scim/users.py, scim/parameters.py and the store):
 
     parse_filter(text: str) -> Node
         Raises ScimError 400 scimType invalidFilter naming the problem (position, token).
         Positions count characters from 0. Nothing but ScimError escapes, for any input.
-    matches(node: Node, element: Mapping[str, Any], *, attribute: Attribute | None = None) -> bool
-        Evaluates a value filter (the part inside ``emails[...]``) against one complex value,
-        sub-attribute names compared case-insensitively. Used by PATCH paths. Strings compare
-        case-insensitively unless ``attribute`` (the schema attribute ``element`` is a value
-        of, e.g. Group ``members``) marks the sub-attribute caseExact; ``attribute`` also gives
-        sub-attribute types (boolean, dateTime) and makes unknown sub-attributes an error.
-    compile_filter(node: Node, resource: ResourceType) -> sqlalchemy ColumnElement[bool]
-        An SQL expression over store.models (Member / Group and their child tables) that the
-        store runs; never loads rows into Python to filter them. Lives in scim/filter_sql.py.
 
-Semantics shared by both evaluators (RFC 7643 section 2.5: null, "" and [] mean unassigned):
-``attr eq null`` is ``not (attr pr)`` and ``attr ne null`` is ``attr pr``; any other operator
-with null is invalidFilter. A comparison on an unassigned attribute is false (``ne`` too), so
-``not (title eq "x")`` is the way to include members without a title. A multi-valued
-attribute matches when any one of its values does. Booleans also accept the strings
-"true"/"false" (Entra sends those). A dateTime operand stands for the whole unit of its last
-digit: ``meta.created eq "2024-05-01T10:00:00Z"`` matches anything within that second.
+The tree is evaluated in two places that share their semantics (scim/comparisons.py):
+    matches (scim/matching.py)
+        a value filter (the part inside ``emails[...]``) against one complex value, for PATCH.
+    compile_filter (scim/filter_query.py, with store/scim_filters.py for the SQL)
+        the condition of a list or search over the store's tables.
+This module imports neither: the tree sits below both evaluators.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
-import operator
 import re
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Union
+from typing import Union
 
 from .errors import invalid_filter
-
-if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement
-
-    from .schemas import Attribute, ResourceType
+from .schemas import UNSTORABLE
 
 Scalar = Union[str, int, float, bool, None]
 
@@ -164,9 +147,10 @@ def _read_string(literal: str, pos: int) -> str:
     except json.JSONDecodeError as exc:
         raise invalid_filter(f"{exc.msg[0].lower()}{exc.msg[1:]} in string at position "
                              f"{pos + exc.pos}") from None
-    bad = next((c for c in value if c == "\0" or "\ud800" <= c <= "\udfff"), None)
+    bad = UNSTORABLE.search(value)
     if bad is not None:
-        raise invalid_filter(f"the string at position {pos} holds {bad!r}, which no value can hold")
+        raise invalid_filter(f"the string at position {pos} holds {bad.group()!r}, which no value "
+                             "can hold")
     return value
 
 
@@ -193,9 +177,9 @@ def parse_filter(text: str) -> Node:
             f"filter is too long ({len(text)} characters; at most {MAX_FILTER_LENGTH})"
         )
     # PostgreSQL refuses NUL in text and UTF-8 has no lone surrogates: no value holds either.
-    bad = next((i for i, c in enumerate(text) if c == "\0" or "\ud800" <= c <= "\udfff"), None)
+    bad = UNSTORABLE.search(text)
     if bad is not None:
-        raise invalid_filter(f"invalid character at position {bad}")
+        raise invalid_filter(f"invalid character at position {bad.start()}")
     tokens = _tokenize(text)
     if tokens[0].kind == "end":
         raise invalid_filter("empty filter")
@@ -321,7 +305,7 @@ class _Parser:
         )
 
 
-# -- evaluation helpers shared with the SQL compiler ------------------------------------------
+# -- walking the tree -------------------------------------------------------------------------
 
 def flatten(node: And | Or) -> list[Node]:
     """The operands of a chain of the same operator, without recursing (chains can be long)."""
@@ -337,180 +321,3 @@ def flatten(node: And | Or) -> list[Node]:
     return operands
 
 
-def as_boolean(value: Any) -> bool | None:
-    """A SCIM boolean, or its string form as Entra sends it; None when it is neither."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    return None
-
-
-_TIME_PRECISION = re.compile(r"T\d\d(:?\d\d(:?\d\d(?:[.,](\d+))?)?)?", re.IGNORECASE)
-
-
-def datetime_window(value: Any, label: str) -> tuple[dt.datetime, dt.datetime]:
-    """The aware UTC instants [start, end) an ISO 8601 operand stands for, to its precision."""
-    if not isinstance(value, str):
-        raise invalid_filter(f"{label} is a dateTime; compare it with an ISO 8601 string")
-    try:
-        start = dt.datetime.fromisoformat(value.strip())
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=dt.timezone.utc)
-        start = start.astimezone(dt.timezone.utc)
-        match = _TIME_PRECISION.search(value.replace(" ", "T", 1))
-        if match is None:  # a date
-            step = dt.timedelta(days=1)
-        elif match[3]:  # fractional seconds
-            step = dt.timedelta(microseconds=10 ** max(0, 6 - len(match[3])))
-        else:  # hours, minutes or seconds: as many as the groups matched
-            unit = (match[1] is not None) + (match[2] is not None)
-            step = dt.timedelta(seconds=(3600, 60, 1)[unit])
-        return start, start + step
-    except (ValueError, OverflowError):
-        raise invalid_filter(f"{value!r} is not an ISO 8601 dateTime (for {label})") from None
-
-
-def check_operand(op: str, value: Scalar, type_: str | None, label: str) -> None:
-    """Reject operator/value pairs no attribute can satisfy, and mismatches with ``type_``."""
-    if value is None and op not in ("eq", "ne"):
-        raise invalid_filter(f"'{op} null' is not allowed (for {label}); use 'pr' or 'eq null'")
-    if op in SUBSTRING_OPERATORS and not isinstance(value, str):
-        raise invalid_filter(f"'{op}' needs a string value (for {label})")
-    if op in ORDERING_OPERATORS and isinstance(value, bool):
-        raise invalid_filter(f"'{op}' cannot compare booleans (for {label})")
-    if value is None or type_ is None:
-        return
-    if type_ == "boolean":
-        if op not in ("eq", "ne"):
-            raise invalid_filter(f"'{op}' cannot be used with the boolean attribute {label}")
-        if as_boolean(value) is None:
-            raise invalid_filter(f"{label} is a boolean; compare it with true or false, not {value!r}")
-    elif type_ == "dateTime":
-        if op in SUBSTRING_OPERATORS:
-            raise invalid_filter(f"'{op}' cannot be used with the dateTime attribute {label}")
-        datetime_window(value, label)
-    elif type_ == "complex":
-        raise invalid_filter(f"{label} is complex; filter on one of its sub-attributes")
-    elif type_ in ("integer", "decimal"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise invalid_filter(f"{label} is a number; compare it with a number, not {value!r}")
-    elif not isinstance(value, str):
-        raise invalid_filter(f"{label} is a string; compare it with a quoted string, not {value!r}")
-
-
-_OPERATIONS: dict[str, Callable[[Any, Any], Any]] = {
-    "eq": operator.eq, "ne": operator.ne, "co": operator.contains, "sw": str.startswith,
-    "ew": str.endswith, "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le,
-}
-
-
-def compare(op: str, actual: Any, operand: Scalar, *, case_exact: bool = False,
-            type_: str | None = None, label: str = "attribute") -> bool:
-    """One assigned value against the operand; values of unrelated types are simply unequal."""
-    if type_ == "boolean" or isinstance(actual, bool) or isinstance(operand, bool):
-        left, right = as_boolean(actual), as_boolean(operand)
-        equal = left is not None and left == right
-        return equal if op == "eq" else (not equal if op == "ne" else False)
-    if type_ == "dateTime" or isinstance(actual, dt.datetime):
-        return _compare_datetime(op, actual, operand, label)
-    if isinstance(actual, str) and isinstance(operand, str):
-        if not case_exact:
-            actual, operand = actual.lower(), operand.lower()
-    elif not (isinstance(actual, (int, float)) and isinstance(operand, (int, float))
-              and op not in SUBSTRING_OPERATORS):
-        return op == "ne"
-    return bool(_OPERATIONS[op](actual, operand))
-
-
-def _compare_datetime(op: str, actual: Any, operand: Scalar, label: str) -> bool:
-    start, end = datetime_window(operand, label)
-    try:
-        when = actual if isinstance(actual, dt.datetime) else dt.datetime.fromisoformat(str(actual))
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.timezone.utc)
-        when = when.astimezone(dt.timezone.utc)
-    except (ValueError, OverflowError):
-        return op == "ne"
-    inside = start <= when < end
-    return {"eq": inside, "ne": not inside, "gt": when >= end, "ge": when >= start,
-            "lt": when < start, "le": when < end}.get(op, False)
-
-
-def is_assigned(value: Any) -> bool:
-    """RFC 7643 2.5: null, "" and [] are unassigned, as is a complex value holding only those."""
-    if isinstance(value, Mapping):
-        return any(_has_value(part) for part in value.values())
-    return _has_value(value)
-
-
-def _has_value(value: Any) -> bool:
-    return value is not None and value != "" and value != [] and value != {}
-
-
-# -- Python evaluation -------------------------------------------------------------------------
-
-def matches(node: Node, element: Mapping[str, Any], *, attribute: Attribute | None = None) -> bool:
-    """Whether ``element`` (one complex value, e.g. an email) satisfies the filter ``node``."""
-    if isinstance(node, (And, Or)):
-        results = (matches(part, element, attribute=attribute) for part in flatten(node))
-        return all(results) if isinstance(node, And) else any(results)
-    if isinstance(node, Not):
-        return not matches(node.node, element, attribute=attribute)
-    sub = _sub_attribute(attribute, node.path)
-    values = [value for value in _lookup(element, node.path) if is_assigned(value)]
-    if isinstance(node, ValuePath):
-        return any(matches(node.filter, value, attribute=sub)
-                   for value in values if isinstance(value, Mapping))
-    if isinstance(node, Present):
-        return bool(values)
-    label = node.path if attribute is None else f"{attribute.name}.{node.path}"
-    type_ = sub.type if sub is not None else None
-    check_operand(node.op, node.value, type_, label)
-    if node.value is None:
-        return bool(values) == (node.op == "ne")
-    case_exact = sub is not None and sub.case_exact
-    return any(compare(node.op, value, node.value, case_exact=case_exact, type_=type_, label=label)
-               for value in values)
-
-
-def _sub_attribute(attribute: Attribute | None, path: str) -> Attribute | None:
-    if attribute is None:
-        return None
-    sub = attribute.sub_attribute(path)
-    if sub is None:
-        raise invalid_filter(f"unknown attribute {path!r} in a filter on {attribute.name}")
-    return sub
-
-
-def _lookup(element: Any, path: str) -> list[Any]:
-    """The values at ``path`` (keys ignore case; dots and schema URNs walk down; lists spread)."""
-    found: list[Any] = []
-    pending = [(element, path.lower())]
-    while pending:
-        current, rest = pending.pop()
-        if isinstance(current, list):
-            pending.extend((item, rest) for item in current)
-            continue
-        if not isinstance(current, Mapping):
-            continue
-        schemas = current.get("schemas")
-        for schema in schemas if isinstance(schemas, list) else ():
-            # A whole resource: its own schema URN may prefix core attribute names.
-            prefix = str(schema).lower() + ":"
-            if rest.startswith(prefix):
-                pending.append((current, rest[len(prefix):]))
-        for key, value in current.items():
-            name = str(key).lower()
-            if name == rest:
-                found.extend(value if isinstance(value, list) else [value])
-            elif rest.startswith(name) and rest[len(name):len(name) + 1] in (".", ":"):
-                pending.append((value, rest[len(name) + 1:]))
-    return found
-
-
-def compile_filter(node: Node, resource: ResourceType) -> ColumnElement[bool]:
-    """An SQLAlchemy boolean expression for ``node`` over the store's tables (see filter_sql)."""
-    from .filter_sql import compile_filter as compile_sql  # the ORM is only needed here
-
-    return compile_sql(node, resource)

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
-from ..store import audit
+from ..store import audit, scim_queries
 from ..store import groups as group_store
 from ..store import members as member_store
 from ..store.models import Group
+from .context import Reply, ScimContext
 from .discovery import list_response
-from .errors import invalid_value, uniqueness
+from .errors import invalid_value
+from .filter_query import filter_condition
 from .parameters import ListParameters, check_if_match, read_json
 from .patch import apply_patch
-from .resources import (
-    canonicalize,
-    check_id,
-    group_document,
-    member_ids,
-    project,
-    touch,
-    version_tag,
-    write_group_fields,
-)
+from .projection import project
+from .resources import group_document, version_tag
 from .schemas import GROUP_RESOURCE
-
-if TYPE_CHECKING:
-    from .app import Reply, ScimContext
+from .writes import canonicalize, check_id, member_ids, touch, write_group_fields
 
 
 def list_groups(context: ScimContext) -> Reply:
@@ -40,11 +30,12 @@ def search_groups(context: ScimContext) -> Reply:
 
 
 def _list(context: ScimContext, params: ListParameters) -> Reply:
-    total, rows = group_store.page(
+    total, rows = scim_queries.group_page(
         context.session,
         context.workspace_id,
-        where=params.where(GROUP_RESOURCE),
-        order_by=params.order_by(GROUP_RESOURCE),
+        where=filter_condition(params.parsed_filter(), GROUP_RESOURCE),
+        sort_by=params.sort_key(GROUP_RESOURCE),
+        descending=params.descending,
         offset=params.start_index - 1,
         limit=params.count,
     )
@@ -165,8 +156,4 @@ def _checked_member_ids(context: ScimContext, doc: dict[str, Any],
 
 
 def _flush(context: ScimContext, group: Group) -> None:
-    name = group.display_name  # read before the flush: a failed flush expires the row
-    try:
-        context.session.flush()
-    except IntegrityError:
-        raise uniqueness(f"a Group named {name!r} already exists") from None
+    context.flush_unique(f"a Group named {group.display_name!r} already exists")

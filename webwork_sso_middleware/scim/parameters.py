@@ -7,44 +7,19 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, asc, desc
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
 from ..bodies import read_body
-from ..store.models import Group, Member
+from ..store.scim_queries import SORTABLE
 from .errors import ScimError, invalid_path, invalid_syntax, invalid_value
-from .filters import compile_filter, parse_filter
-from .resources import parse_attribute_list, version_tag
-from .schemas import GROUP_RESOURCE, SEARCH_REQUEST, ResourceType
+from .filters import Node, parse_filter
+from .paths import lowered_keys
+from .projection import parse_attribute_list
+from .resources import lists_version
+from .schemas import SEARCH_REQUEST, ResourceType
 
 MAX_START_INDEX = 2 ** 31 - 1
-
-# Columns a list may be sorted by; multi-valued emails sort by the primary email.
-SORT_COLUMNS: dict[tuple[str, str], Any] = {
-    ("User", "id"): Member.id,
-    ("User", "externalId"): Member.external_id,
-    ("User", "userName"): Member.user_name_key,
-    ("User", "name.formatted"): Member.formatted_name,
-    ("User", "name.familyName"): Member.family_name,
-    ("User", "name.givenName"): Member.given_name,
-    ("User", "displayName"): Member.display_name,
-    ("User", "nickName"): Member.nick_name,
-    ("User", "title"): Member.title,
-    ("User", "userType"): Member.user_type,
-    ("User", "active"): Member.active,
-    ("User", "emails"): Member.email_key,
-    ("User", "emails.value"): Member.email_key,
-    ("User", "meta.created"): Member.created_at,
-    ("User", "meta.lastModified"): Member.modified_at,
-    ("User", "employeeNumber"): Member.employee_number,
-    ("User", "department"): Member.department,
-    ("Group", "id"): Group.id,
-    ("Group", "externalId"): Group.external_id,
-    ("Group", "displayName"): Group.display_name_key,
-    ("Group", "meta.created"): Group.created_at,
-    ("Group", "meta.lastModified"): Group.modified_at,
-}
 
 
 def read_json(request: Request, max_bytes: int) -> Any:
@@ -92,7 +67,7 @@ class ListParameters:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], max_results: int) -> ListParameters:
-        lowered = {str(k).lower(): v for k, v in raw.items()}
+        lowered = lowered_keys(raw)
         text_filter = lowered.get("filter")
         if text_filter is not None and not isinstance(text_filter, str):
             raise ScimError(400, "filter must be a string", "invalidFilter")
@@ -118,20 +93,20 @@ class ListParameters:
             excluded_attributes=parse_attribute_list(lowered.get("excludedattributes")),
         )
 
-    def where(self, resource: ResourceType) -> ColumnElement[bool] | None:
-        if self.filter is None:
-            return None
-        return compile_filter(parse_filter(self.filter), resource)
+    def parsed_filter(self) -> Node | None:
+        """The filter as a tree (filter_query.py compiles it); invalidFilter when it does not
+        parse."""
+        return None if self.filter is None else parse_filter(self.filter)
 
-    def order_by(self, resource: ResourceType) -> list[Any]:
-        model = Group if resource is GROUP_RESOURCE else Member
+    def sort_key(self, resource: ResourceType) -> str | None:
+        """sortBy as the store names it (AttributePath.canonical); invalidPath when the store
+        cannot sort ``resource`` by it."""
         if self.sort_by is None:
-            return [model.created_at]
+            return None
         path = resource.resolve(self.sort_by)
-        column = SORT_COLUMNS.get((resource.name, path.canonical)) if path else None
-        if column is None:
+        if path is None or path.canonical not in SORTABLE[resource.name]:
             raise invalid_path(f"cannot sort {resource.endpoint} by {self.sort_by!r}")
-        return [(desc if self.descending else asc)(column)]
+        return path.canonical
 
     def wants(self, resource: ResourceType, attribute: str) -> bool:
         """Whether the projection keeps ``attribute`` (to skip loading what is not returned)."""
@@ -164,6 +139,5 @@ def check_if_match(request: Request, version: int) -> None:
     header = request.headers.get("If-Match")
     if header is None or header.strip() == "*":
         return
-    wanted = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-    if version_tag(version).removeprefix("W/") not in wanted:
+    if not lists_version(header, version):
         raise ScimError(412, "the resource has changed since that version (If-Match failed)")

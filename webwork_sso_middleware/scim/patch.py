@@ -26,14 +26,31 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import ScimError, invalid_path, invalid_syntax, invalid_value, mutability, no_target
 from .filters import Comparison, Node
-from .paths import PatchPath, Selector, delete_name, get_name, parse_path, put_name
+from .paths import (
+    PatchPath,
+    Selector,
+    delete_name,
+    get_name,
+    lowered_keys,
+    parse_path,
+    put_name,
+)
 from .schemas import Attribute, ResourceType, Schema
+from .values import (
+    ValueIndex,
+    check_immutable,
+    coerce,
+    coerce_value,
+    merge,
+    put_values,
+    show,
+    strip_unassigned,
+)
 
 MAX_OPERATIONS = 1000
 OPS = ("add", "replace", "remove")
@@ -61,7 +78,7 @@ def apply_patch(document: dict[str, Any], body: Any, resource: ResourceType) -> 
 def parse_operations(body: Any) -> list[PatchOperation]:
     if not isinstance(body, Mapping):
         raise invalid_syntax("the PATCH body must be a JSON object with Operations")
-    operations = _lowered(body).get("operations")
+    operations = lowered_keys(body).get("operations")
     if not isinstance(operations, list) or not operations:
         raise invalid_syntax("Operations must be a non-empty list of operations")
     if len(operations) > MAX_OPERATIONS:
@@ -73,11 +90,11 @@ def parse_operations(body: Any) -> list[PatchOperation]:
 def _parse_operation(index: int, item: Any) -> PatchOperation:
     if not isinstance(item, Mapping):
         raise invalid_syntax(f"Operations[{index}] must be an object")
-    fields = _lowered(item)
+    fields = lowered_keys(item)
     op = fields.get("op")
     if not isinstance(op, str) or op.lower() not in OPS:
         raise invalid_syntax(
-            f"Operations[{index}].op must be add, replace or remove, not {_show(op)}")
+            f"Operations[{index}].op must be add, replace or remove, not {show(op)}")
     path = fields.get("path")
     if isinstance(path, str) and not path.strip():
         path = None  # some clients send "" for "no path"
@@ -190,7 +207,7 @@ class _Patcher:
     def _unchanged(self, path: PatchPath, value: Any) -> bool:
         """Whether ``value`` is what a readOnly target already holds (a harmless echo)."""
         try:
-            given = _strip(_coerce(path.sub_attribute or path.attribute, value))
+            given = strip_unassigned(coerce(path.sub_attribute or path.attribute, value))
         except ScimError:
             return False  # ill-typed is a change: mutability follows
         container = self._container(path.target.schema, create=False) or {}
@@ -214,16 +231,16 @@ class _Patcher:
         assert container is not None
         attribute, sub = path.attribute, path.sub_attribute
         if sub is None and attribute.type != "complex":
-            new = _coerce(attribute, value)
-            _check_immutable(attribute, get_name(container, attribute.name), new)
+            new = coerce(attribute, value)
+            check_immutable(attribute, get_name(container, attribute.name), new)
             put_name(container, attribute.name, new)
             return
         # Complex: add and replace both set the sub-attributes given and keep the others.
         current = get_name(container, attribute.name)
         merged = dict(current) if isinstance(current, dict) else {}
-        _merge(attribute, merged, _coerce(attribute, value) if sub is None
-               else {sub.name: _coerce(sub, value)})
-        _store(container, attribute.name, merged)
+        merge(attribute, merged, coerce(attribute, value) if sub is None
+               else {sub.name: coerce(sub, value)})
+        put_values(container, attribute.name, merged)
 
     def _write_multi(self, op: str, path: PatchPath, value: Any) -> None:
         container, elements = self._elements(path, create=True)
@@ -231,15 +248,15 @@ class _Patcher:
         attribute, sub = path.attribute, path.sub_attribute
         promoted: list[Any] = []  # the values this operation made primary
         if path.filter is None and sub is None:
-            index = _ValueIndex(attribute, [] if op == "replace" else elements)
-            for item in _coerce(attribute, value):
-                element = index.add(_strip(item))
+            index = ValueIndex(attribute, [] if op == "replace" else elements)
+            for item in coerce(attribute, value):
+                element = index.add(strip_unassigned(item))
                 if isinstance(item, dict) and item.get("primary") is True:
                     promoted.append(element)
             elements = index.elements
         else:
-            given = ({sub.name: _coerce(sub, value)} if sub is not None
-                     else _coerce_value(attribute, _single(attribute, value)))
+            given = ({sub.name: coerce(sub, value)} if sub is not None
+                     else coerce_value(attribute, _single(attribute, value)))
             targets = self.selector.select(path, elements)
             if not targets:
                 kind = _upsert_type(path.filter, attribute)
@@ -248,7 +265,7 @@ class _Patcher:
                 targets = [{"type": kind} if kind is not None else {}]
                 elements.append(targets[0])
             for element in targets:
-                _merge(attribute, element, given)
+                merge(attribute, element, given)
             if given.get("primary") is True:
                 promoted.extend(targets)
             elements = [e for e in elements if e != {}]
@@ -259,7 +276,7 @@ class _Patcher:
                 if element is not promoted[0] and isinstance(element, dict) \
                         and element.get("primary") is True:
                     del element["primary"]
-        _store(container, attribute.name, elements)
+        put_values(container, attribute.name, elements)
 
     def _remove(self, path: PatchPath) -> None:
         container, elements = self._elements(path, create=False)
@@ -271,79 +288,27 @@ class _Patcher:
         elif not attribute.multi_valued:
             current = get_name(container, attribute.name)
             if isinstance(current, dict):
-                _merge(attribute, current, {sub.name: None})  # type: ignore[union-attr]
-                _store(container, attribute.name, current)
+                merge(attribute, current, {sub.name: None})  # type: ignore[union-attr]
+                put_values(container, attribute.name, current)
         else:
             targets = self.selector.select(path, elements)
             if sub is None:  # a filter matching nothing removes nothing (idempotent for IdPs)
                 self.selector.discard(elements, targets)
             else:
                 for element in targets:
-                    _merge(attribute, element, {sub.name: None})
+                    merge(attribute, element, {sub.name: None})
                 elements = [e for e in elements if e != {}]
-            _store(container, attribute.name, elements)
+            put_values(container, attribute.name, elements)
 
     def _remove_listed(self, path: PatchPath, value: Any) -> None:
         """Entra: ``remove members`` with ``value: [{"value": id}]`` removes just those members."""
         container, elements = self._elements(path, create=False)
         if container is None:
             return
-        listed = _ValueIndex(path.attribute, [])
-        for item in _coerce(path.attribute, value):
-            listed.add(_strip(item))
-        _store(container, path.attribute.name, [e for e in elements if listed.find(e) is None])
-
-
-class _ValueIndex:
-    """The values of a multi-valued attribute, found by ``value`` (and a compatible ``type``).
-
-    Adding a value that is already there merges into it instead of duplicating it (RFC 7644
-    section 3.5.2.1); the index keeps that linear for large groups.
-    """
-
-    def __init__(self, attribute: Attribute, elements: list[Any]) -> None:
-        self.attribute = attribute
-        self.elements = elements
-        self.value_sub = attribute.sub_attribute("value") if attribute.type == "complex" else None
-        self.by_value: dict[Any, list[Any]] = {}
-        for element in elements:
-            self._remember(element)
-
-    def _key(self, element: Any) -> Any:
-        if self.value_sub is None or not isinstance(element, dict):
-            return None
-        value = element.get(self.value_sub.name)
-        if isinstance(value, str) and not self.value_sub.case_exact:
-            return value.lower()
-        return value if isinstance(value, (str, int, float, bool)) else None
-
-    def _remember(self, element: Any) -> None:
-        key = self._key(element)
-        if key is not None:
-            self.by_value.setdefault(key, []).append(element)
-
-    def find(self, element: Any) -> Any | None:
-        key = self._key(element)
-        if key is None:  # no value part (addresses): only an identical value is the same
-            return next((e for e in self.elements if e == element), None)
-        return next((e for e in self.by_value.get(key, ()) if _same_type(e, element)), None)
-
-    def add(self, element: Any) -> Any:
-        existing = self.find(element)
-        if existing is None:
-            if element not in ({}, None):
-                self.elements.append(element)
-                self._remember(element)
-            return element
-        if isinstance(existing, dict):  # the same value again: immutable parts stay as they are
-            _merge(self.attribute, existing, element, keep_immutable=True)
-        return existing
-
-
-def _same_type(left: dict[str, Any], right: dict[str, Any]) -> bool:
-    """A missing ``type`` matches any (Okta adds members without one); others ignore case."""
-    a, b = left.get("type"), right.get("type")
-    return a is None or b is None or str(a).lower() == str(b).lower()
+        listed = ValueIndex(path.attribute, [])
+        for item in coerce(path.attribute, value):
+            listed.add(strip_unassigned(item))
+        put_values(container, path.attribute.name, [e for e in elements if listed.find(e) is None])
 
 
 def _upsert_type(node: Node | None, attribute: Attribute) -> str | None:
@@ -361,110 +326,3 @@ def _single(attribute: Attribute, value: Any) -> Any:
             raise invalid_value(f"a filtered {attribute.name} target takes one value")
         return value[0]
     return value
-
-
-def _merge(attribute: Attribute, target: dict[str, Any], given: Mapping[str, Any], *,
-           keep_immutable: bool = False) -> None:
-    """Set the given sub-attributes of a complex value (None unassigns); others stay.
-
-    When ``value`` changes, readOnly parts not given (``manager.displayName``) described the
-    old referent, so they go rather than go stale.
-    """
-    old_value = get_name(target, "value")
-    for name, value in given.items():
-        sub = attribute.sub_attribute(name)
-        assert sub is not None  # given comes from _coerce: canonical names only
-        current = get_name(target, name)
-        if keep_immutable and sub.mutability == "immutable" and current is not None:
-            continue
-        _check_immutable(sub, current, value)
-        if value is None:
-            delete_name(target, name)
-        else:
-            put_name(target, name, value)
-    if "value" in given and given["value"] != old_value:
-        for sub in attribute.sub_attributes:
-            if sub.mutability == "readOnly" and sub.name not in given:
-                delete_name(target, sub.name)
-
-
-def _check_immutable(attribute: Attribute, old: Any, new: Any) -> None:
-    if attribute.mutability == "immutable" and old is not None and old != new:
-        raise mutability(f"{attribute.name} is immutable: it cannot change once set")
-
-
-def _store(container: dict[str, Any], name: str, value: Any) -> None:
-    if value:
-        put_name(container, name, value)
-    else:
-        delete_name(container, name)  # no values left: unassigned
-
-
-# -- values by schema type ------------------------------------------------------------------
-
-
-def _coerce(attribute: Attribute, value: Any) -> Any:
-    if not attribute.multi_valued:
-        return _coerce_value(attribute, value)
-    items = value if isinstance(value, list) else [value]  # one object for a list: lenient
-    return [_coerce_value(attribute, item) for item in items if item is not None]
-
-
-def _coerce_value(attribute: Attribute, value: Any) -> Any:
-    """One value in canonical form; a complex value keeps None parts (they unassign)."""
-    if attribute.type != "complex":
-        return _scalar(attribute, value)
-    if not isinstance(value, Mapping):
-        value_sub = attribute.sub_attribute("value")
-        if value_sub is None or isinstance(value, list):
-            raise invalid_value(f"{attribute.name} values must be objects")
-        return {value_sub.name: _scalar(value_sub, value)}  # Entra sends manager as a bare id
-    result: dict[str, Any] = {}
-    for key, item in value.items():
-        sub = attribute.sub_attribute(str(key))
-        if sub is None:
-            raise invalid_path(f"{attribute.name} has no sub-attribute {str(key)!r}")
-        result[sub.name] = None if item is None else _scalar(sub, item)
-    return result
-
-
-def _scalar(attribute: Attribute, value: Any) -> Any:
-    kind = attribute.type
-    if kind == "boolean":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"  # Entra sends "True"/"False"
-        raise invalid_value(f"{attribute.name} must be a boolean, not {_show(value)}")
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind in ("integer", "decimal"):
-        if is_number and (kind == "decimal" or isinstance(value, int)):
-            return value
-        raise invalid_value(f"{attribute.name} must be a number, not {_show(value)}")
-    if kind != "complex" and isinstance(value, str):
-        return value
-    if kind != "complex" and is_number and (isinstance(value, int) or math.isfinite(value)):
-        try:  # IdPs send numeric-looking strings (employeeNumber) as JSON numbers
-            return str(value)
-        except ValueError:  # more digits than int -> str allows
-            pass
-    raise invalid_value(f"{attribute.name} must be a string, not {_show(value)}")
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, (dict, list)) or (isinstance(value, int) and value.bit_length() > 64):
-        return type(value).__name__  # repr of a huge int raises
-    return repr(value)[:40]
-
-
-def _strip(value: Any) -> Any:
-    """A value as stored: no None-valued sub-attributes."""
-    if isinstance(value, list):
-        return [_strip(item) for item in value]
-    if isinstance(value, dict):
-        return {k: v for k, v in value.items() if v is not None}
-    return value
-
-
-def _lowered(mapping: Mapping[Any, Any]) -> dict[str, Any]:
-    return {str(key).lower(): value for key, value in mapping.items()}

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import invalid_filter, invalid_path
-from .filters import And, Comparison, Node, Not, Or, ValuePath, matches, parse_filter
+from .filters import And, Comparison, Node, Not, Or, ValuePath, parse_filter
+from .matching import matches
 from .schemas import Attribute, AttributePath, ResourceType
 
 MAX_PATH_LENGTH = 2048
@@ -114,6 +115,11 @@ def _check_filter(node: Node, attribute: Attribute) -> None:
 
 
 # -- names in documents: case-insensitive (RFC 7643 section 2.1), written back canonically --
+
+
+def lowered_keys(mapping: Mapping[Any, Any]) -> dict[str, Any]:
+    """A request object with its keys lower-cased, to read its members whatever their case."""
+    return {str(key).lower(): value for key, value in mapping.items()}
 
 
 def get_name(container: Mapping[str, Any], name: str) -> Any:

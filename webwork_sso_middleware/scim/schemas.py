@@ -7,6 +7,7 @@ URN-qualified), filters, PATCH paths and ``attributes``/``excludedAttributes`` p
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -19,6 +20,11 @@ ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 SERVICE_PROVIDER_CONFIG_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 RESOURCE_TYPE_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
 SCHEMA_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Schema"
+
+# Characters no stored string may hold: PostgreSQL refuses NUL in text, and UTF-8 (so either
+# backend's driver) cannot encode a lone surrogate, which JSON's "\ud800" escape can produce.
+# Writes refuse them (writes.py) and filters too (filters.py): no value can match them.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy.exc import IntegrityError
+from typing import Any
 
 from ..members import lifecycle
-from ..store import audit
+from ..store import audit, scim_queries
 from ..store import members as member_store
 from ..store.members import MemberRecord
 from ..store.models import Member, utcnow
+from .context import Reply, ScimContext
 from .discovery import list_response
-from .errors import invalid_value, uniqueness
-from .filters import Comparison, parse_filter
+from .errors import invalid_value
+from .filter_query import filter_condition
+from .filters import Comparison, Node
 from .parameters import ListParameters, check_if_match, read_json
 from .patch import apply_patch
-from .resources import (
-    canonicalize,
-    check_id,
-    project,
-    touch,
-    user_document,
-    version_tag,
-    write_user,
-)
+from .projection import project
+from .resources import lists_version, user_document, version_tag
 from .schemas import USER_RESOURCE
-
-if TYPE_CHECKING:
-    from .app import Reply, ScimContext
+from .writes import canonicalize, check_id, touch, write_user
 
 # Attributes whose change is not a profile change worth an audit diff.
 UNAUDITED = ("meta", "groups", "schemas", "id")
@@ -45,16 +36,18 @@ def search_users(context: ScimContext) -> Reply:
 
 
 def _list(context: ScimContext, params: ListParameters) -> Reply:
-    user_name = _user_name_lookup(params)
+    node = params.parsed_filter()
+    user_name = _user_name_lookup(params, node)
     if user_name is not None:
         rows = member_store.find_by_user_name(context.connection, context.workspace_id, user_name)
         total = len(rows)
     else:
-        total, rows = member_store.page(
+        total, rows = scim_queries.member_page(
             context.connection,
             context.workspace_id,
-            where=params.where(USER_RESOURCE),
-            order_by=params.order_by(USER_RESOURCE),
+            where=filter_condition(node, USER_RESOURCE),
+            sort_by=params.sort_key(USER_RESOURCE),
+            descending=params.descending,
             offset=params.start_index - 1,
             limit=params.count,
         )
@@ -66,15 +59,14 @@ def _list(context: ScimContext, params: ListParameters) -> Reply:
     return 200, list_response(resources, total=total, start_index=params.start_index), {}
 
 
-def _user_name_lookup(params: ListParameters) -> str | None:
+def _user_name_lookup(params: ListParameters, node: Node | None) -> str | None:
     """The userName when the filter is exactly ``userName eq "..."`` on the first page.
 
     Okta and Entra send this lookup before every create and many updates: it is answered by
     a prebuilt statement on the unique index, skipping the general filter compiler.
     """
-    if params.filter is None or params.start_index != 1 or params.count < 1:
+    if node is None or params.start_index != 1 or params.count < 1:
         return None
-    node = parse_filter(params.filter)
     if isinstance(node, Comparison) and node.op == "eq" and isinstance(node.value, str):
         path = USER_RESOURCE.resolve(node.path)
         if path is not None and path.canonical == "userName":
@@ -86,9 +78,7 @@ def get_user(context: ScimContext, resource_id: str) -> Reply:
     record = member_store.read(context.connection, context.workspace_id, resource_id)
     tag = version_tag(record.row.version)
     if_none_match = context.request.headers.get("If-None-Match")
-    if if_none_match and tag.removeprefix("W/") in {
-        t.strip().removeprefix("W/") for t in if_none_match.split(",")
-    }:
+    if if_none_match and lists_version(if_none_match, record.row.version):
         return 304, None, {"ETag": tag}
     params = ListParameters.from_query(context.request.args, context.max_results)
     doc = project(user_document(record, context.locate), USER_RESOURCE, params.attributes,
@@ -186,9 +176,5 @@ def _profile(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _flush(context: ScimContext, member: Member) -> None:
-    name = member.user_name  # read before the flush: a failed flush expires the row
-    try:
-        context.session.flush()
-    except IntegrityError:
-        raise uniqueness(f"a User with userName {name!r} already exists") from None
+    context.flush_unique(f"a User with userName {member.user_name!r} already exists")
 

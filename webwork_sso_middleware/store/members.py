@@ -1,4 +1,4 @@
-"""Member queries. Filters arrive as SQL expressions (scim/filters.py) and run in the database."""
+"""Member queries. Filters arrive as SQL expressions (scim_filters.py) and run in the database."""
 
 from __future__ import annotations
 

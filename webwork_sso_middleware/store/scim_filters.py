@@ -1,11 +1,13 @@
-"""Compile a parsed SCIM filter (scim/filters.py) to an SQLAlchemy expression over store.models.
+"""SCIM filters in SQL: where each SCIM attribute is kept, and what each term of a filter
+becomes in a WHERE clause over ``members`` (User) or ``groups`` (Group).
 
-The result is a boolean expression to put in the WHERE clause of a query over ``members``
-(User) or ``groups`` (Group); the store adds workspace scoping and ``deleted_at IS NULL``.
+scim/filter_query.py walks a parsed filter, checks it against the schema, and calls the
+functions here for the SQL; this module knows the tables and no SCIM module (the store sits
+below scim). The store's page queries add workspace scoping and ``deleted_at IS NULL``.
 Multi-valued attributes become correlated ``EXISTS`` subqueries, one per attribute term, and a
 value filter (``emails[type eq "work" and value eq "x"]``) puts all its conditions on the same
-row. The semantics are those of :func:`.filters.matches` (see the filters module docstring):
-comparisons only ever hold for assigned values, so ``NOT`` never meets an SQL NULL.
+row. Comparisons only ever hold for assigned values (the semantics of scim/comparisons.py), so
+``NOT`` never meets an SQL NULL.
 
 caseExact=false strings compare lower-cased: through the pre-lowered ``*_key`` columns where
 they exist (lowered by Python), else with SQL ``lower()``, which on SQLite folds ASCII only.
@@ -16,33 +18,29 @@ from __future__ import annotations
 import dataclasses
 import operator
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, select, true
 from sqlalchemy.orm import aliased
 
 from ..names import fold as fold_name_fragment
 from ..names import key as name_key
-from ..store.models import Group, Member, MemberValue, Membership
-from .errors import invalid_filter
-from .filters import (
-    And,
-    Comparison,
-    Node,
-    Not,
-    Or,
-    Present,
-    ValuePath,
-    as_boolean,
-    check_operand,
-    compare,
-    datetime_window,
-    flatten,
-    is_assigned,
-)
-from .schemas import Attribute, AttributePath, ResourceType
+from .models import Group, Member, Membership, MemberValue
 
 KEY_LENGTH = 1024  # member_values.value_key holds value.lower()[:KEY_LENGTH]
+
+# What a filter term becomes: a boolean expression for a WHERE clause over members or groups.
+Condition = ColumnElement[bool]
+
+
+class Attribute(Protocol):
+    """What the SQL needs of a SCIM attribute (scim/schemas.Attribute is one)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def case_exact(self) -> bool: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,129 +196,50 @@ GROUP_ROWS: dict[str, Rows] = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class _Scope:
-    """Inside ``attribute[...]``: paths name sub-attributes, found as ``prefix + name``."""
-
-    attribute: Attribute
-    columns: Mapping[str, Target]
-    prefix: str = ""
-
-
-def compile_filter(node: Node, resource: ResourceType) -> ColumnElement[bool]:
-    """The WHERE condition for ``node`` on ``resource``'s table (Member or Group)."""
-    if resource.name == "User":
-        return _Compiler(resource, USER_COLUMNS, USER_ROWS).compile(node, None)
-    if resource.name == "Group":
-        return _Compiler(resource, GROUP_COLUMNS, GROUP_ROWS).compile(node, None)
-    raise ValueError(f"no SQL mapping for the resource type {resource.name!r}")
+def columns_of(resource: str) -> tuple[Mapping[str, Target], Mapping[str, Rows]]:
+    """Where ``resource``'s attributes are kept: single-valued ones by AttributePath.canonical,
+    multi-valued ones by attribute name."""
+    if resource == "User":
+        return USER_COLUMNS, USER_ROWS
+    if resource == "Group":
+        return GROUP_COLUMNS, GROUP_ROWS
+    raise ValueError(f"no SQL mapping for the resource type {resource!r}")
 
 
-class _Compiler:
-    def __init__(self, resource: ResourceType, columns: Mapping[str, Target],
-                 rows: Mapping[str, Rows]) -> None:
-        self.resource = resource
-        self.columns = columns
-        self.rows = rows
-
-    def compile(self, node: Node, scope: _Scope | None) -> ColumnElement[bool]:
-        """``node`` at the top (``scope`` None) or inside ``scope.attribute[...]``."""
-        if isinstance(node, (And, Or)):
-            parts = [self.compile(part, scope) for part in flatten(node)]
-            return and_(*parts) if isinstance(node, And) else or_(*parts)
-        if isinstance(node, Not):
-            return not_(self.compile(node.node, scope))
-        if isinstance(node, Comparison) and node.value is None:
-            # RFC 7643 2.5: null means unassigned, so "eq null" is "not pr", also for multi-valued.
-            check_operand(node.op, None, None, node.path)
-            present = self.compile(Present(node.path), scope)
-            return present if node.op == "ne" else not_(present)
-        if scope is not None:
-            return self.inside(node, scope)
-        path = self.resolve(node.path)
-        attribute, sub = path.attribute, path.sub_attribute
-        if isinstance(node, ValuePath) and (attribute.type != "complex" or sub is not None):
-            raise invalid_filter(f"{node.path!r} is not a complex attribute; it cannot take [...]")
-        if attribute.multi_valued:
-            rows = self.rows[attribute.name]
-            if isinstance(node, ValuePath):
-                return rows.exists(self.compile(node.filter, _Scope(attribute, rows.columns)))
-            if sub is None and isinstance(node, Present):
-                return rows.exists(None)
-            # ``emails eq "x"`` means emails.value; any one value may match (RFC 7644 3.4.2.2).
-            sub = sub or attribute.sub_attribute("value")
-            if sub is None:
-                raise invalid_filter(f"filter on a sub-attribute of {attribute.name}, "
-                                     f"such as {attribute.name}.{attribute.sub_attributes[0].name}")
-            return rows.exists(self.term(node, rows.columns.get(sub.name), sub,
-                                         f"{attribute.name}.{sub.name}"))
-        if attribute.type == "complex":
-            scope = _Scope(attribute, self.columns, attribute.name + ".")
-            if isinstance(node, ValuePath):
-                return self.compile(node.filter, scope)
-            if sub is None and isinstance(node, Present):
-                subs = [(self.columns.get(scope.prefix + s.name), s) for s in attribute.sub_attributes]
-                return or_(false(), *(_present(target, s) for target, s in subs if target))
-            if sub is None:
-                raise invalid_filter(f"{attribute.name} is complex; filter on a sub-attribute "
-                                     f"such as {attribute.name}.{attribute.sub_attributes[0].name}")
-        return self.term(node, self.columns.get(path.canonical), path.target, path.canonical)
-
-    def resolve(self, text: str) -> AttributePath:
-        path = self.resource.resolve(text)
-        if path is None:
-            raise invalid_filter(f"unknown attribute {text!r} (for {self.resource.name} resources)")
-        if path.target.returned == "never":
-            raise invalid_filter(f"{path.canonical} cannot be used in filters")
-        return path
-
-    def inside(self, node: Node, scope: _Scope) -> ColumnElement[bool]:
-        """A term inside ``attribute[...]``: its path names a sub-attribute."""
-        if not isinstance(node, (Comparison, Present)):
-            raise invalid_filter(f"value filters do not nest (in a filter on {scope.attribute.name})")
-        name = scope.attribute.name
-        sub = scope.attribute.sub_attribute(node.path)
-        if sub is None:
-            raise invalid_filter(f"unknown attribute {node.path!r} in a filter on {name}")
-        label = f"{name}.{sub.name}"
-        return self.term(node, scope.columns.get(scope.prefix + sub.name), sub, label)
-
-    def term(self, node: Node, target: Target | None, attribute: Attribute,
-             label: str) -> ColumnElement[bool]:
-        if target is None:
-            raise invalid_filter(f"{label} cannot be used in filters")
-        if isinstance(node, Present):
-            return _present(target, attribute)
-        assert isinstance(node, Comparison)
-        check_operand(node.op, node.value, attribute.type, label)
-        if isinstance(target, Constant):
-            holds = compare(node.op, target.value, node.value,
-                            case_exact=attribute.case_exact, type_=attribute.type)
-            return true() if holds else false()
-        # Only assigned values compare; this also keeps NULL (unknown) away from NOT.
-        return and_(_present(target, attribute), _condition(node, target, attribute, label))
+def all_of(conditions: list[Condition]) -> Condition:
+    return and_(*conditions)
 
 
-def _present(target: Target, attribute: Attribute) -> ColumnElement[bool]:
+def any_of(conditions: list[Condition]) -> Condition:
+    return or_(*conditions)
+
+
+def negation(condition: Condition) -> Condition:
+    return not_(condition)
+
+
+def constant(holds: bool) -> Condition:
+    return true() if holds else false()
+
+
+def present(target: Stored, attribute: Attribute) -> Condition:
     """Assigned: not NULL and, for strings, not empty (RFC 7643 2.5)."""
-    if isinstance(target, Constant):
-        return true() if is_assigned(target.value) else false()
     conditions = [target.column.is_not(None)] if target.may_be_null else []
     if attribute.type not in ("boolean", "dateTime", "integer", "decimal"):
         conditions.append(target.column != "")
     return and_(*conditions) if conditions else true()
 
 
-def _condition(node: Comparison, target: Stored, attribute: Attribute,
-               label: str) -> ColumnElement[bool]:
-    op, value = node.op, node.value
+def condition(op: str, value: Any, target: Stored, attribute: Attribute) -> Condition:
+    """``op`` on an assigned value; ``value`` read by the caller as the attribute's type: a
+    bool for a boolean, the [start, end) a dateTime operand stands for, else a string."""
     column: ColumnElement[Any] = target.column
     if attribute.type == "boolean":
-        wanted = as_boolean(value)
+        wanted = value
         return column == wanted if op == "eq" else column != wanted
     if attribute.type == "dateTime":
-        # The operand stands for the whole unit of its last digit (see datetime_window).
-        start, end = datetime_window(value, label)
+        # The operand stands for the whole unit of its last digit (scim's datetime_window).
+        start, end = value
         if op == "eq":
             return and_(column >= start, column < end)
         if op == "ne":
