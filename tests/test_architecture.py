@@ -67,19 +67,6 @@ ALLOWED_SIBLINGS: Mapping[tuple[str, str], str] = {
     ("devidp.protocol", "saml.entities"): "the dev IdP shares the SP's pysaml2 set-up",
 }
 
-# Violations being fixed on other branches of issue 11; the lead empties this set after merging
-# them (test_known_violations_still_occur says which entries have gone). (importer, imported,
-# rule), module names relative to the package.
-KNOWN_VIOLATIONS: frozenset[tuple[str, str, str]] = frozenset({
-    # scim/filters.py and scim/filter_sql.py each use the other.
-    ("scim.filters", "scim.filter_sql", "cycle"),
-    ("scim.filter_sql", "scim.filters", "cycle"),
-    # scim/app.py routes to users.py and groups.py, which name app.py's types (TYPE_CHECKING).
-    ("scim.app", "scim.users", "cycle"),
-    ("scim.users", "scim.app", "cycle"),
-    ("scim.app", "scim.groups", "cycle"),
-    ("scim.groups", "scim.app", "cycle"),
-})
 
 
 # -- reading the imports -------------------------------------------------------------------------
@@ -219,15 +206,8 @@ def test_every_package_has_a_layer() -> None:
 
 
 def test_imports_point_down_and_never_close_a_cycle() -> None:
-    unexpected = [message for key, message in sorted(violations(import_graph()).items())
-                  if key not in KNOWN_VIOLATIONS]
+    unexpected = [message for _key, message in sorted(violations(import_graph()).items())]
     assert unexpected == [], "\n".join(unexpected)
-
-
-def test_known_violations_still_occur() -> None:
-    """Once another branch fixes one, its entry must go, so the rule cannot quietly loosen."""
-    gone = sorted(KNOWN_VIOLATIONS - set(violations(import_graph())))
-    assert gone == [], f"fixed: delete these from KNOWN_VIOLATIONS: {gone}"
 
 
 def test_the_store_knows_nothing_of_saml_or_idp_metadata() -> None:
