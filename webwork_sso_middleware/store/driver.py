@@ -2,7 +2,7 @@
 
 SQLAlchemy's execution layer (execution context, events, result metadata) costs 40-80 us a
 statement measured alone on a small server and 100-200 us inside a sign-in, against 10-25 us
-for the driver itself; a SAML sign-in runs six statements, so that layer was about a third of
+for the driver itself; a SAML sign-in ran six statements, so that layer was about a third of
 the whole ACS (benchmarks/acs_bench.py). A
 ``DriverStatement`` compiles its statement once per dialect with SQLAlchemy (same SQL text,
 same type conversions both ways) and then only hands values to the cursor of the
