@@ -66,9 +66,13 @@ def count_statements(connection: Connection) -> list[str]:
 
 def test_lookup_reads_the_target_member_and_verifier_in_one_statement(workspaces, database):
     with database.unit(write=True) as unit:
-        statements = count_statements(unit.connection)
+        # On the driver's cursor (store/driver.py), as in a sign-in ...
         target, known = sign_in.sign_in_lookup(
             unit.connection, " ACME ", claimed=lifecycle.lookup_key("Alice@ACME.test"))
+        # ... and through SQLAlchemy, where it is counted: the same answer, in one statement.
+        statements = count_statements(unit.connection)
+        assert sign_in.sign_in_lookup(unit.connection, "acme", claimed=lifecycle.lookup_key(
+            "alice@acme.test")) == (target, known)
         assert len(statements) == 1
         # The same answers as the separate look-ups it replaces.
         assert target == sign_in.sign_in_target(unit.connection, "acme", lock=True)
