@@ -334,17 +334,20 @@ def sign_in_lookup(connection: Connection, slug: str, *, claimed: tuple[str, str
 
 def _login_record(profile_keys: tuple[str, ...]) -> DriverStatement:
     """PostgreSQL: stamp the login and insert its audit row in one statement (a data-modifying
-    CTE, which SQLite does not have)."""
-    values: dict[str, Any] = {"last_login_at": bindparam("now")}
+    CTE, which SQLite does not have). Parameters are named apart from every column: run
+    through SQLAlchemy (a statement listener), a parameter named like a column would be
+    taken as a value to set."""
+    values: dict[str, Any] = {"last_login_at": bindparam("login_now")}
     if profile_keys:
-        values.update(modified_at=bindparam("now"), version=_M.version + 1,
-                      **{k: bindparam(k) for k in profile_keys})
-    stamped = (update(_MEMBERS).where(_M.id == bindparam("member_id")).values(**values)
+        values.update(modified_at=bindparam("login_now"), version=_M.version + 1,
+                      **{k: bindparam(f"login_{k}") for k in profile_keys})
+    stamped = (update(_MEMBERS).where(_M.id == bindparam("login_member")).values(**values)
                .returning(_M.id).cte("stamped"))
     return DriverStatement(insert_row(_AUDIT_EVENTS).values(
-        workspace_id=bindparam("workspace_id"), occurred_at=bindparam("now"), actor="saml",
-        action="signed_in", target_type="member", target_id=bindparam("member_id"),
-        changes=bindparam("changes", type_=_AUDIT_EVENTS.c.changes.type),
+        workspace_id=bindparam("login_workspace"), occurred_at=bindparam("login_now"),
+        actor="saml", action="signed_in", target_type="member",
+        target_id=bindparam("login_member"),
+        changes=bindparam("login_changes", type_=_AUDIT_EVENTS.c.changes.type),
     ).add_cte(stamped))
 
 
@@ -367,5 +370,6 @@ def record_login_event(connection: Connection, *, workspace_id: int, member_id: 
     statement = _LOGIN_RECORDS.get(keys)
     if statement is None:
         statement = _LOGIN_RECORDS[keys] = _login_record(keys)
-    statement.rows(connection, {"workspace_id": workspace_id, "member_id": member_id,
-                                "now": now, "changes": profile, **profile})
+    statement.rows(connection, {
+        "login_workspace": workspace_id, "login_member": member_id, "login_now": now,
+        "login_changes": profile, **{f"login_{k}": v for k, v in profile.items()}})
