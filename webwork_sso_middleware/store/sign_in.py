@@ -4,6 +4,12 @@ members at login.
 It lives in the database, so a replayed assertion or a used request is refused by every worker.
 A pending AuthnRequest itself lives in the browser that started it (saml/login_state.py), so
 starting a sign-in writes nothing; the ``saml_requests`` table is no longer written.
+
+A returning member's sign-in at the ACS is four statements on PostgreSQL and five on SQLite:
+:func:`sign_in_lookup` (the workspace, the member the response claims, who verified its
+domain), :func:`use_response` (the assertion, and the request it answers), then
+:func:`record_login_event` (the login stamp and its audit row: one data-modifying CTE on
+PostgreSQL) and the session row (sessions/manager.py).
 """
 
 from __future__ import annotations
