@@ -215,3 +215,22 @@ def test_lookup_holds_the_workspace_row_until_the_sign_in_commits(workspaces, da
     switcher.join(30)
     assert switched_at and switched_at[0] >= committed_at
     assert not workspaces.get("acme").sso_enabled
+
+
+def test_lookup_locks_the_member_row_as_login_member_does(workspaces, database):
+    """A deactivation (SCIM) waits for a sign-in that read the member, or the sign-in waits for
+    it and sees the member deactivated: the row is locked FOR UPDATE until the sign-in ends."""
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time; row locks are PostgreSQL's")
+    from sqlalchemy.exc import OperationalError
+
+    with database.unit(write=True) as unit:
+        _, known = sign_in.sign_in_lookup(unit.connection, "acme",
+                                          claimed=lifecycle.lookup_key("alice@acme.test"))
+        assert known is not None and known.member is not None
+        members = Member.__table__
+        with database.engine.connect() as other, pytest.raises(OperationalError):
+            other.execute(select(members.c.id).where(members.c.id == known.member.id)
+                          .with_for_update(nowait=True))
+    with database.engine.connect() as other:  # released with the sign-in's transaction
+        other.execute(select(Member.__table__.c.id).with_for_update(nowait=True)).all()
