@@ -10,16 +10,15 @@ import time
 import pytest
 from sqlalchemy import Connection, event, func, select
 
+from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
 from webwork_sso_middleware.members import lifecycle
-from webwork_sso_middleware.store import Database
+from webwork_sso_middleware.store import Database, sign_in
 from webwork_sso_middleware.store import domains as domain_store
-from webwork_sso_middleware.store import sign_in
 from webwork_sso_middleware.store.models import AuditEvent, Member, SeenAssertion, utcnow
-from webwork_sso_middleware.store.workspaces import Workspaces
 
-from ..saml.metadata_samples import OKTA_ENTITY_ID, certificate, okta_metadata
+from ..idp_metadata.metadata_samples import OKTA_ENTITY_ID, certificate, okta_metadata
 
-EXPIRES = dt.datetime(2099, 1, 1, tzinfo=dt.timezone.utc)
+EXPIRES = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -142,7 +141,8 @@ def test_record_login_event_stamps_the_member_and_audits_the_changes(workspaces,
             sign_in.record_login_event(unit.connection, workspace_id=acme, member_id=member.id,
                                        now=now, profile=profile)
     with database.transaction() as session:
-        alice = session.scalars(select(Member).where(Member.user_name_key == "alice@acme.test")).one()
+        alice = session.scalars(
+            select(Member).where(Member.user_name_key == "alice@acme.test")).one()
         assert alice.last_login_at == now
         assert (alice.given_name, alice.display_name) == ("Alicia", "Alicia Person")
         assert alice.version == 2  # one profile change; a bare stamp changes nothing SCIM sees

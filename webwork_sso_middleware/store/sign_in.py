@@ -325,11 +325,11 @@ def sign_in_lookup(connection: Connection, slug: str, *, claimed: tuple[str, str
                                            "domain": domain})
     if row is None:
         return None, None
-    workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at, allow_unsolicited = row[:8]
+    workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at, unsolicited = row[:8]
     version = (f"{fetched_at.isoformat()}|{modified_at.isoformat()}"
                if entity_id is not None else None)
     target = SignInTarget(workspace_id, slug, plan, bool(sso_enabled), entity_id, version,
-                          bool(allow_unsolicited))
+                          bool(unsolicited))
     if key is None:
         return target, None
     verifier, member_id, active, generation, given, family, display, source, name_key = row[8:]
