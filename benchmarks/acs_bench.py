@@ -68,7 +68,9 @@ IDP_URL = "http://127.0.0.1:9/idp-never-contacted"
 # Long enough that no response made before the timing expires during it (both SPs check it).
 RESPONSE_LIFETIME_S = 3600
 
-RATIO_MAX = 0.10  # our median end-to-end ACS time / stock pysaml2's median parse time
+# Our median end-to-end ACS time / stock pysaml2's median parse time (issue 11: from 0.10 to
+# 0.04; python3-saml's bare in-process validation measures about 0.043).
+RATIO_MAX = 0.04
 
 XMLSEC1_MISSING = """\
 The reference side of this benchmark is a stock pysaml2 SP with its default crypto backend,
@@ -430,8 +432,8 @@ def render(report: dict[str, Any]) -> str:
           f"| {res['ours_http']['p90_ms']:.1f} ms |\n")
         w(f"| stock pysaml2 + xmlsec1: parse only, in-process | {res['stock']['median_ms']:.1f} ms "
           f"| {res['stock']['p90_ms']:.1f} ms |\n")
-        w(f"| ratio ours / stock (target <= {RATIO_MAX}) | {r['ours_http_over_stock']:.2f} | "
-          f"{r['ours_http_over_stock_p90']:.2f} |\n")
+        w(f"| ratio ours / stock (target <= {RATIO_MAX}) | {r['ours_http_over_stock']:.3f} | "
+          f"{r['ours_http_over_stock_p90']:.3f} |\n")
     for label, text in (report.get("profiles") or {}).items():
         w(f"\n== cProfile: {label} ==\n")
         w(text)

@@ -87,3 +87,16 @@ def test_only_a_plain_address_may_be_remote_user_as_an_email(address: str, plain
 def test_a_fragment_is_folded_but_neither_trimmed_nor_read_as_a_domain() -> None:
     assert fold(" DAVE@") == " dave@"
     assert fold("\uff24ave@B\u00fc") == "dave@b\u00fc"  # no IDNA: not a whole domain
+
+
+def test_printable_ascii_is_exactly_the_ascii_that_passes() -> None:
+    """clean() skips its per-character check for printable ASCII: every other ASCII character
+    is refused, inside a name, as the check would refuse it."""
+    for point in range(128):
+        character = chr(point)
+        name = f"da{character}ve@acme.test"
+        if character.isprintable():
+            assert clean(name, "userName") == name
+        else:
+            with pytest.raises(InvalidName):
+                clean(name, "userName")

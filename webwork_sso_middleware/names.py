@@ -44,7 +44,8 @@ def clean(value: str, label: str, *, limit: int = 255) -> str:
     value = unicodedata.normalize("NFC", value.strip())
     if not value:
         raise InvalidName(label, "must not be empty")
-    for character in value:
+    # Printable ASCII (nearly every address) has none of them: skip the per-character check.
+    for character in () if value.isascii() and value.isprintable() else value:
         if _refused(character):
             raise InvalidName(label, f"must not contain the invisible or control character "
                                      f"U+{ord(character):04X}")

@@ -46,7 +46,9 @@ def member(workspace_id: int, name: str, **changes: Any) -> dict[str, Any]:
 def test_every_hot_statement_takes_the_fast_path_on_this_backend(database: Database) -> None:
     statements = [sign_in._TARGET_QUERY, sign_in._LOGIN_MEMBER_QUERY, sign_in._STAMP_LOGIN_ONLY,
                   sign_in._REMEMBER_ASSERTION[database.engine.dialect.name], audit._INSERT,
-                  _INSERT_SESSION, ADD_MEMBER, MEMBER_BY_NAME]
+                  _INSERT_SESSION, ADD_MEMBER, MEMBER_BY_NAME, sign_in._LOOKUP_QUERY,
+                  sign_in._REMEMBER_ANSWER[database.engine.dialect.name],
+                  sign_in._login_record(()), sign_in._login_record(("given_name",))]
     assert all(s.fast_path(database.engine.dialect) for s in statements)
 
 

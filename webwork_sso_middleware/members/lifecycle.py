@@ -83,22 +83,28 @@ def address_key(address: str, label: str = "NameID") -> tuple[str, str, str]:
 
 
 def sign_in(connection: Connection, workspace_id: int, address: str, profile: Profile, *,
-            now: dt.datetime | None = None) -> Admission | None:
+            now: dt.datetime | None = None,
+            known: sign_in_store.LoginLookup | None = None) -> Admission | None:
     """Admit the member ``address`` names, created at first sign-in where the rules allow;
     None when that member is deactivated. Raises SignInRefused when this workspace's IdP may
-    not sign in ``address`` at all. Runs in the caller's transaction (the member row locked)."""
+    not sign in ``address`` at all. Runs in the caller's transaction (the member row locked).
+
+    ``known``: what the ACS already read for an address in this transaction
+    (store/sign_in.py's ``sign_in_lookup``); used only when it has this address's key."""
     now = now or utcnow()
     try:
         cleaned, key, domain = address_key(address)
     except InvalidName as invalid:
         raise SignInRefused("invalid_name_id", f"the NameID {invalid.reason}") from None
-    verifier = domain_store.verifier_of(connection, domain)
+    if known is not None and known.key != key:
+        known = None  # read for another address than the verified one
+    verifier = known.verifier if known else domain_store.verifier_of(connection, domain)
     if verifier is not None and verifier != workspace_id:
         raise SignInRefused(
             "domain_verified_elsewhere",
             f"{domain} is verified by another workspace, so this workspace's IdP cannot sign "
             f"in {cleaned}")
-    member = sign_in_store.login_member(connection, workspace_id, key)
+    member = known.member if known else sign_in_store.login_member(connection, workspace_id, key)
     if member is not None and member.user_name_key != key:
         # Found through another address (its SCIM-written email): the member's own name must
         # pass too, or an alias would sign in someone named in another workspace's domain.
@@ -128,10 +134,20 @@ def sign_in(connection: Connection, workspace_id: int, address: str, profile: Pr
                      changes={"reason": "member_deactivated", "email": cleaned})
         return None
     changes = _changed_profile(member, profile)
-    sign_in_store.record_login(connection, member.id, now=now, profile=changes)
-    audit.record(connection, workspace_id=workspace_id, actor="saml", action="signed_in",
-                 target_type="member", target_id=member.id, changes=changes)
+    sign_in_store.record_login_event(connection, workspace_id=workspace_id, member_id=member.id,
+                                     now=now, profile=changes)
     return Admission(member.id, member.session_generation, created=False)
+
+
+def lookup_key(address: str | None) -> tuple[str, str] | None:
+    """(key, domain) of an address as :func:`sign_in` will key it; None when it names no one."""
+    if address is None:
+        return None
+    try:
+        _, key, domain = address_key(address)
+    except InvalidName:
+        return None
+    return key, domain
 
 
 def check_provisioned_name(connection: Connection, workspace_id: int, key: str) -> None:

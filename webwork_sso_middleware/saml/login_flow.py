@@ -94,14 +94,15 @@ class LoginFlow:
         return self.providers.get(self.urls(request, target.slug), target.idp_version, load)
 
     def usable_provider(self, request: Request, slug: str, connection: Connection, *,
-                        lock: bool = False) -> tuple[SignInTarget, ServiceProvider]:
+                        lock: bool = False, target: SignInTarget | None = None
+                        ) -> tuple[SignInTarget, ServiceProvider]:
         """The workspace and its SP, when SSO can be used there right now.
 
         Each reason it cannot keeps its own code for the owner; a stranger sees one answer
         for all of them (_unavailable), so a refusal tells nothing of a workspace's plan, its
         switches, or whether it exists. ``lock``: the caller may start a session (see
-        store/sign_in.py)."""
-        target = self.target(connection, slug, lock=lock)
+        store/sign_in.py). ``target``: the workspace, when the caller read it already."""
+        target = target or self.target(connection, slug, lock=lock)
         if target.plan not in SSO_PLANS:
             raise _unavailable("plan", "single sign-on needs the Plus or Premium plan")
         if not target.sso_enabled:
@@ -185,7 +186,10 @@ class LoginFlow:
     def sign_in(self, request: Request, unit: UnitOfWork, slug: str, seen: Any,
                 relay_state: str | None, current: Member | None) -> Response:
         connection = unit.connection
-        target, provider = self.usable_provider(request, slug, connection, lock=True)
+        # One statement reads the workspace (locked) and the member the response claims.
+        claimed = lifecycle.lookup_key(claimed_email(seen))
+        found, known = sign_in_store.sign_in_lookup(connection, slug, claimed=claimed)
+        target, provider = self.usable_provider(request, slug, connection, lock=True, target=found)
         workspace_id = target.workspace_id
         started = self.login_requests.read(request, workspace_id)
         answered = None
@@ -199,21 +203,22 @@ class LoginFlow:
         outstanding = {answered.id: answered.next_path} if answered is not None else {}
         now = utcnow()
         verified = consumer.consume(seen, outstanding, now=now)
-        if not sign_in_store.remember_assertion(
-                connection, workspace_id=workspace_id, assertion_id=verified.assertion_id,
-                expires_at=verified.expires_at):
+        # The assertion and the request it answers are used up in one statement.
+        used = sign_in_store.use_response(
+            connection, workspace_id=workspace_id, assertion_id=verified.assertion_id,
+            expires_at=verified.expires_at, request_id=answered.id if answered else None,
+            request_expires_at=dt.datetime.fromtimestamp(answered.expires_at, dt.timezone.utc)
+            + self.clock_skew if answered else None)
+        if used == "replayed":
             raise Rejection("replayed", "this sign-in response was already used",
                             repeatable=True)
+        if used is not None:
+            raise Rejection("unknown_in_response_to", "the sign-in request was already used")
         self.purge_when_due(connection, now)
         if answered is not None:
-            expires = dt.datetime.fromtimestamp(answered.expires_at, dt.timezone.utc)
-            if not sign_in_store.use_request(connection, workspace_id=workspace_id,
-                                             request_id=answered.id,
-                                             expires_at=expires + self.clock_skew):
-                raise Rejection("unknown_in_response_to", "the sign-in request was already used")
             # This browser asked for this sign-in: it may replace whatever session it holds.
             response = self.finish(unit, target, verified, answered.next_path, current=None,
-                                   site=self.site(request))
+                                   site=self.site(request), known=known)
             response.headers.add("Set-Cookie", self.login_requests.cookie(
                 provider.urls, workspace_id, [r for r in started if r.id != answered.id]))
             return response
@@ -226,7 +231,7 @@ class LoginFlow:
             response.headers.add("Set-Cookie", self.pending_sign_ins.cookie(provider.urls, pending))
             return response
         return self.finish(unit, target, verified, next_path, current=current,
-                           site=self.site(request))
+                           site=self.site(request), known=known)
 
     def continue_sign_in(self, request: Request, slug: str) -> Response:
         """Finish an unsolicited sign-in the ACS verified (login_state.py), now that the
@@ -260,11 +265,12 @@ class LoginFlow:
         return response
 
     def finish(self, unit: UnitOfWork, target: SignInTarget, verified: VerifiedAssertion,
-               next_path: str, *, current: Member | None, site: PublicUrls) -> Response:
+               next_path: str, *, current: Member | None, site: PublicUrls,
+               known: sign_in_store.LoginLookup | None = None) -> Response:
         """Sign the member in; ``current``: the member whose session the browser holds, which
         an unsolicited response may refresh but never replace by someone else. ``next_path``
         is relative to the site's mount point, like the PATH_INFO it was taken from."""
-        member = self.member_at_login(unit.connection, target.workspace_id, verified)
+        member = self.member_at_login(unit.connection, target.workspace_id, verified, known)
         if member is None:
             return error_page("Account deactivated", "Your account in this workspace is "
                               "deactivated. Ask your administrator to reactivate it.",
@@ -298,13 +304,15 @@ class LoginFlow:
         return safe_next(relay_state)
 
     def member_at_login(self, connection: Connection, workspace_id: int,
-                        verified: VerifiedAssertion) -> tuple[str, int] | None:
+                        verified: VerifiedAssertion,
+                        known: sign_in_store.LoginLookup | None = None) -> tuple[str, int] | None:
         """(member id, session generation) of the member signing in, created at first login
         where the identity rules allow (members/lifecycle.py); None when deactivated."""
         profile = lifecycle.Profile(verified.given_name, verified.family_name,
                                     verified.display_name)
         try:
-            admitted = lifecycle.sign_in(connection, workspace_id, verified.email, profile)
+            admitted = lifecycle.sign_in(connection, workspace_id, verified.email, profile,
+                                         known=known)
         except lifecycle.SignInRefused as refused:
             # The person sees the code; the owner's diagnostics get the detail (record_failure).
             raise Rejection(refused.code, refused.detail, status=403) from None

@@ -4,15 +4,21 @@ members at login.
 It lives in the database, so a replayed assertion or a used request is refused by every worker.
 A pending AuthnRequest itself lives in the browser that started it (saml/login_state.py), so
 starting a sign-in writes nothing.
+
+A returning member's sign-in at the ACS is four statements on PostgreSQL and five on SQLite:
+:func:`sign_in_lookup` (the workspace, the member the response claims, who verified its
+domain), :func:`use_response` (the assertion, and the request it answers), then
+:func:`record_login_event` (the login stamp and its audit row: one data-modifying CTE on
+PostgreSQL) and the session row (store/sessions.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, or_, select, true, update
 from sqlalchemy import insert as insert_row
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -20,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from .driver import DriverStatement
 from .models import (
     SSO_PLANS,
+    AuditEvent,
     IdentityProvider,
     Member,
     MemberValue,
@@ -42,14 +49,28 @@ def remember_assertion(connection: Connection, *, workspace_id: int, assertion_i
         "expires_at": expires_at}) is not None
 
 
+def _remember(dialect_insert: Any, rows: int) -> DriverStatement:
+    """INSERT of ``rows`` replay-cache entries; RETURNING names the ones that were new."""
+    values: list[dict[str, Any]] = [{"workspace_id": bindparam("workspace_id"),
+               "assertion_id": bindparam(f"assertion_id_{n}"),
+               "expires_at": bindparam(f"expires_at_{n}")} for n in range(rows)]
+    return DriverStatement(
+        dialect_insert(_SEEN_ASSERTIONS)
+        .values(values if rows > 1 else values[0])
+        .on_conflict_do_nothing()
+        .returning(_SEEN_ASSERTIONS.c.assertion_id))  # rowcount is not portable here
+
+
+_DIALECT_INSERTS = (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
 _REMEMBER_ASSERTION = {
     name: DriverStatement(
         dialect_insert(_SEEN_ASSERTIONS)
         .on_conflict_do_nothing()
         .returning(_SEEN_ASSERTIONS.c.assertion_id),  # rowcount is not portable here
         keys=("workspace_id", "assertion_id", "expires_at"))
-    for name, dialect_insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+    for name, dialect_insert in _DIALECT_INSERTS
 }
+_REMEMBER_ANSWER = {name: _remember(dialect_insert, 2) for name, dialect_insert in _DIALECT_INSERTS}
 
 
 # Settings links, answered AuthnRequests and finished unsolicited sign-ins are used up in the
@@ -58,6 +79,30 @@ _REMEMBER_ASSERTION = {
 SETTINGS_LINK_PREFIX = "settings-link:"
 REQUEST_PREFIX = "authn-request:"
 PENDING_SIGN_IN_PREFIX = "pending-sign-in:"
+
+
+def use_response(connection: Connection, *, workspace_id: int, assertion_id: str,
+                 expires_at: dt.datetime, request_id: str | None = None,
+                 request_expires_at: dt.datetime | None = None) -> str | None:
+    """Record a verified assertion and, for a solicited one, mark the AuthnRequest it answers
+    used, in one statement: the refusal code when either was seen before ("replayed" first,
+    as :func:`remember_assertion` then :func:`use_request` would say), else None.
+
+    A refusal leaves the caller's transaction to roll back, so an entry that was new is not
+    kept either (the caller raises)."""
+    if request_id is None:
+        new = remember_assertion(connection, workspace_id=workspace_id,
+                                 assertion_id=assertion_id, expires_at=expires_at)
+        return None if new else "replayed"
+    assert request_expires_at is not None
+    request_key = REQUEST_PREFIX + request_id
+    inserted = {row[0] for row in _REMEMBER_ANSWER[connection.dialect.name].rows(connection, {
+        "workspace_id": workspace_id,
+        "assertion_id_0": assertion_id, "expires_at_0": expires_at,
+        "assertion_id_1": request_key, "expires_at_1": request_expires_at})}
+    if assertion_id not in inserted:
+        return "replayed"
+    return None if request_key in inserted else "unknown_in_response_to"
 
 
 def use_request(connection: Connection, *, workspace_id: int, request_id: str,
@@ -219,3 +264,118 @@ def create_member_at_login(connection: Connection, workspace_id: int, email: str
         value_key=email.lower()[:1024], type="work", primary=True,
     ))
     return member_id
+
+
+# -- the ACS's reads in one statement, its login record in one (PostgreSQL) -------------------
+
+_D = cast(Table, WorkspaceDomain.__table__).c
+_AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoginLookup:
+    """The member an address names and who verified its domain, read with the workspace
+    (:func:`sign_in_lookup`) for the address a response *claims*: members/lifecycle.py uses it
+    only when the verified address has the same ``key``, and asks again otherwise."""
+
+    key: str
+    verifier: int | None  # the workspace that verified the key's domain
+    member: LoginMember | None  # locked, as login_member() locks it
+
+
+# The member by key, in the workspace the slug names (a CTE: SQLite has no LATERAL join, and a
+# row lock may not reach into the nullable side of an outer join on PostgreSQL).
+_MEMBER_BY_KEY = (
+    select(_M.id, _M.active, _M.session_generation, _M.given_name, _M.family_name,
+           _M.display_name, _M.source, _M.user_name_key)
+    .where(_M.workspace_id == select(Workspace.id).where(Workspace.slug == bindparam("slug"))
+           .scalar_subquery(),
+           _M.deleted_at.is_(None),
+           or_(_M.user_name_key == bindparam("key"), _M.email_key == bindparam("key")))
+    .order_by((_M.user_name_key == bindparam("key")).desc())
+    .limit(1)
+    .with_for_update(of=_MEMBERS)
+    .cte("login_member")
+)
+# As domains.verifier_of() asks it.
+_VERIFIER = (select(_D.workspace_id)
+             .where(_D.domain == bindparam("domain"), _D.verified_at.is_not(None))
+             .scalar_subquery())
+_LOOKUP_QUERY = DriverStatement(
+    select(*_TARGET_SELECT.selected_columns, _VERIFIER.label("verifier"),
+           *_MEMBER_BY_KEY.c)
+    .select_from(_TARGET_SELECT.get_final_froms()[0])
+    .outerjoin(_MEMBER_BY_KEY, true())
+    .where(Workspace.slug == bindparam("slug"))
+    # As _LOCKED_TARGET_QUERY: the workspace row held until the sign-in commits.
+    .with_for_update(read=True, of=Workspace)
+)
+
+
+def sign_in_lookup(connection: Connection, slug: str, *, claimed: tuple[str, str] | None
+                   ) -> tuple[SignInTarget | None, LoginLookup | None]:
+    """What the ACS reads, in one statement: the workspace at ``slug`` as
+    ``sign_in_target(lock=True)`` gives it, and (when ``claimed`` gives a name key and its
+    domain, and the workspace exists) the :class:`LoginLookup` of that key.
+
+    The key comes from an unverified response: nothing is decided on it here, and reading it
+    early only moves the member's row lock before the replay check, in the same transaction."""
+    key, domain = claimed if claimed is not None else (None, None)
+    row = _LOOKUP_QUERY.first(connection, {"slug": slug.strip().lower(), "key": key,
+                                           "domain": domain})
+    if row is None:
+        return None, None
+    workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at, unsolicited = row[:8]
+    version = (f"{fetched_at.isoformat()}|{modified_at.isoformat()}"
+               if entity_id is not None else None)
+    target = SignInTarget(workspace_id, slug, plan, bool(sso_enabled), entity_id, version,
+                          bool(unsolicited))
+    if key is None:
+        return target, None
+    verifier, member_id, active, generation, given, family, display, source, name_key = row[8:]
+    member = (LoginMember(member_id, bool(active), generation, given, family, display, source,
+                          name_key) if member_id is not None else None)
+    return target, LoginLookup(key, int(verifier) if verifier is not None else None, member)
+
+
+def _login_record(profile_keys: tuple[str, ...]) -> DriverStatement:
+    """PostgreSQL: stamp the login and insert its audit row in one statement (a data-modifying
+    CTE, which SQLite does not have). Parameters are named apart from every column: run
+    through SQLAlchemy (a statement listener), a parameter named like a column would be
+    taken as a value to set."""
+    values: dict[str, Any] = {"last_login_at": bindparam("login_now")}
+    if profile_keys:
+        values.update(modified_at=bindparam("login_now"), version=_M.version + 1,
+                      **{k: bindparam(f"login_{k}") for k in profile_keys})
+    stamped = (update(_MEMBERS).where(_M.id == bindparam("login_member")).values(**values)
+               .returning(_M.id).cte("stamped"))
+    return DriverStatement(insert_row(_AUDIT_EVENTS).values(
+        workspace_id=bindparam("login_workspace"), occurred_at=bindparam("login_now"),
+        actor="saml", action="signed_in", target_type="member",
+        target_id=bindparam("login_member"),
+        changes=bindparam("login_changes", type_=_AUDIT_EVENTS.c.changes.type),
+    ).add_cte(stamped))
+
+
+_PROFILE_KEYS = ("given_name", "family_name", "display_name")
+_LOGIN_RECORDS: dict[tuple[str, ...], DriverStatement] = {}  # by the profile keys that change
+
+
+def record_login_event(connection: Connection, *, workspace_id: int, member_id: str,
+                       now: dt.datetime, profile: dict[str, str]) -> None:
+    """:func:`record_login` and its audit row ("signed_in", the changed profile as its
+    changes): one statement on PostgreSQL, two elsewhere."""
+    if connection.dialect.name != "postgresql":
+        from . import audit  # audit imports nothing of this module; kept local all the same
+
+        record_login(connection, member_id, now=now, profile=profile)
+        audit.record(connection, workspace_id=workspace_id, actor="saml", action="signed_in",
+                     target_type="member", target_id=member_id, changes=profile)
+        return
+    keys = tuple(k for k in _PROFILE_KEYS if k in profile)
+    statement = _LOGIN_RECORDS.get(keys)
+    if statement is None:
+        statement = _LOGIN_RECORDS[keys] = _login_record(keys)
+    statement.rows(connection, {
+        "login_workspace": workspace_id, "login_member": member_id, "login_now": now,
+        "login_changes": profile, **{f"login_{k}": v for k, v in profile.items()}})

@@ -1,0 +1,236 @@
+"""The ACS's store functions: one read of the workspace with the claimed member, one write of
+the replay cache, one login record; each the same answer the separate look-ups give."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+from sqlalchemy import Connection, event, func, select
+
+from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
+from webwork_sso_middleware.members import lifecycle
+from webwork_sso_middleware.store import Database, sign_in
+from webwork_sso_middleware.store import domains as domain_store
+from webwork_sso_middleware.store.models import AuditEvent, Member, SeenAssertion, utcnow
+
+from ..idp_metadata.metadata_samples import OKTA_ENTITY_ID, certificate, okta_metadata
+
+EXPIRES = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def workspaces(database: Database) -> Workspaces:
+    """acme (Plus, SSO on, acme.test verified, an IdP) with members alice and (deactivated)
+    bob; globex, which verified globex.test."""
+    workspaces = Workspaces(database)
+    workspaces.create("acme", name="Acme", plan="plus", owner_email="o@acme.test")
+    workspaces.enable("acme", sso=True)
+    workspaces.verify_domain("acme", "acme.test", by_operator=True)
+    workspaces.set_idp("acme", metadata_xml=okta_metadata(certificate()))
+    workspaces.create("globex", name="Globex", plan="plus", owner_email="o@globex.test")
+    workspaces.verify_domain("globex", "globex.test", by_operator=True)
+    with database.unit(write=True) as unit:
+        for address in ("alice@acme.test", "bob@acme.test"):
+            lifecycle.sign_in(unit.connection, workspace_id("acme", database), address,
+                              lifecycle.Profile("A", "Person"))
+        unit.connection.execute(Member.__table__.update()
+                                .where(Member.__table__.c.user_name_key == "bob@acme.test")
+                                .values(active=False))
+    return workspaces
+
+
+def workspace_id(slug: str, database: Database) -> int:
+    with database.unit() as unit:
+        target = sign_in.sign_in_target(unit.connection, slug)
+    assert target is not None
+    return target.workspace_id
+
+
+def lookup(database: Database, slug: str, address: str | None
+           ) -> tuple[sign_in.SignInTarget | None, sign_in.LoginLookup | None]:
+    with database.unit(write=True) as unit:
+        return sign_in.sign_in_lookup(unit.connection, slug,
+                                      claimed=lifecycle.lookup_key(address))
+
+
+def count_statements(connection: Connection) -> list[str]:
+    statements: list[str] = []
+    event.listen(connection, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_: statements.append(statement))
+    return statements
+
+
+def test_lookup_reads_the_target_member_and_verifier_in_one_statement(workspaces, database):
+    with database.unit(write=True) as unit:
+        # On the driver's cursor (store/driver.py), as in a sign-in ...
+        target, known = sign_in.sign_in_lookup(
+            unit.connection, " ACME ", claimed=lifecycle.lookup_key("Alice@ACME.test"))
+        # ... and through SQLAlchemy, where it is counted: the same answer, in one statement.
+        statements = count_statements(unit.connection)
+        assert sign_in.sign_in_lookup(unit.connection, "acme", claimed=lifecycle.lookup_key(
+            "alice@acme.test")) == (target, known)
+        assert len(statements) == 1
+        # The same answers as the separate look-ups it replaces.
+        assert target == sign_in.sign_in_target(unit.connection, "acme", lock=True)
+        assert known is not None and known.key == "alice@acme.test"
+        assert known.member == sign_in.login_member(unit.connection, target.workspace_id,
+                                                    "alice@acme.test")
+        assert known.member is not None and known.member.active
+        assert known.verifier == target.workspace_id == domain_store.verifier_of(
+            unit.connection, "acme.test")
+    assert target.idp_entity_id == OKTA_ENTITY_ID and target.idp_version is not None
+
+
+def test_lookup_of_unknown_names_deactivated_members_and_other_domains(workspaces, database):
+    acme = workspace_id("acme", database)
+    _, bob = lookup(database, "acme", "bob@acme.test")
+    assert bob is not None and bob.member is not None and not bob.member.active
+    _, nobody = lookup(database, "acme", "nobody@acme.test")
+    assert nobody == sign_in.LoginLookup("nobody@acme.test", acme, None)
+    _, elsewhere = lookup(database, "acme", "carol@globex.test")
+    assert elsewhere == sign_in.LoginLookup("carol@globex.test", workspace_id("globex", database),
+                                            None)
+    _, unverified = lookup(database, "acme", "dave@initech.test")
+    assert unverified == sign_in.LoginLookup("dave@initech.test", None, None)
+    # A member is looked up in the slug's workspace only.
+    _, other_workspace = lookup(database, "globex", "alice@acme.test")
+    assert other_workspace is not None and other_workspace.member is None
+
+
+def test_lookup_without_a_claimed_address_or_workspace(workspaces, database):
+    target, known = lookup(database, "acme", None)
+    assert target is not None and known is None
+    assert lookup(database, "nope", "alice@acme.test") == (None, None)
+    target, _ = lookup(database, "globex", "alice@acme.test")
+    assert target is not None and target.idp_entity_id is None and target.idp_version is None
+
+
+def test_sign_in_uses_the_lookup_only_for_the_same_key(workspaces, database):
+    acme = workspace_id("acme", database)
+    with database.unit(write=True) as unit:
+        _, known = sign_in.sign_in_lookup(unit.connection, "acme",
+                                          claimed=lifecycle.lookup_key("alice@acme.test"))
+        statements = count_statements(unit.connection)
+        admitted = lifecycle.sign_in(unit.connection, acme, "alice@acme.test",
+                                     lifecycle.Profile("A", "Person"), known=known)
+        assert admitted is not None and not admitted.created
+        # Read already: only the login record (one statement on PostgreSQL, two elsewhere).
+        assert not any(s.lstrip().upper().startswith("SELECT") for s in statements)
+        assert len(statements) == (1 if database.engine.dialect.name == "postgresql" else 2)
+        # A lookup made for another address is not trusted for this one: asked again.
+        statements.clear()
+        with pytest.raises(lifecycle.SignInRefused) as refused:
+            lifecycle.sign_in(unit.connection, acme, "carol@globex.test",
+                              lifecycle.Profile(), known=known)
+        assert refused.value.code == "domain_verified_elsewhere"
+        assert any(s.lstrip().upper().startswith("SELECT") for s in statements)
+
+
+def test_record_login_event_stamps_the_member_and_audits_the_changes(workspaces, database):
+    acme = workspace_id("acme", database)
+    now = utcnow()
+    for profile in ({}, {"given_name": "Alicia", "display_name": "Alicia Person"}):
+        with database.unit(write=True) as unit:
+            member = sign_in.login_member(unit.connection, acme, "alice@acme.test")
+            assert member is not None
+            if profile:  # through SQLAlchemy (a listener), where parameters could become SETs
+                count_statements(unit.connection)
+            sign_in.record_login_event(unit.connection, workspace_id=acme, member_id=member.id,
+                                       now=now, profile=profile)
+    with database.transaction() as session:
+        alice = session.scalars(
+            select(Member).where(Member.user_name_key == "alice@acme.test")).one()
+        assert alice.last_login_at == now
+        assert (alice.given_name, alice.display_name) == ("Alicia", "Alicia Person")
+        assert alice.version == 2  # one profile change; a bare stamp changes nothing SCIM sees
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action == "signed_in")
+                                 .order_by(AuditEvent.id)).all()
+        assert [(e.workspace_id, e.actor, e.target_id, e.changes) for e in events] == [
+            (acme, "saml", alice.id, {}),
+            (acme, "saml", alice.id, {"given_name": "Alicia", "display_name": "Alicia Person"})]
+
+
+def use(database: Database, acme: int, assertion_id: str, request_id: str | None) -> str | None:
+    """use_response in a transaction that commits only when it accepts (as the ACS does)."""
+    try:
+        with database.unit(write=True) as unit:
+            refused = sign_in.use_response(
+                unit.connection, workspace_id=acme, assertion_id=assertion_id,
+                expires_at=EXPIRES, request_id=request_id,
+                request_expires_at=EXPIRES if request_id else None)
+            if refused:
+                raise LookupError(refused)
+            return None
+    except LookupError as error:
+        return str(error)
+
+
+def seen(database: Database) -> list[str]:
+    with database.transaction() as session:
+        return sorted(session.scalars(select(SeenAssertion.assertion_id)))
+
+
+def test_use_response_refuses_replays_and_used_requests_and_keeps_nothing_then(workspaces,
+                                                                              database):
+    acme = workspace_id("acme", database)
+    assert use(database, acme, "a1", None) is None
+    assert use(database, acme, "a1", None) == "replayed"
+    assert use(database, acme, "a2", "r1") is None
+    assert seen(database) == ["a1", "a2", sign_in.REQUEST_PREFIX + "r1"]
+    # The request was answered before: refused, and the new assertion ID is not kept.
+    assert use(database, acme, "a3", "r1") == "unknown_in_response_to"
+    # A replayed assertion says so first, even when its request is new.
+    assert use(database, acme, "a2", "r2") == "replayed"
+    assert seen(database) == ["a1", "a2", sign_in.REQUEST_PREFIX + "r1"]
+    # Both were used before: the replay is what is reported.
+    assert use(database, acme, "a1", "r1") == "replayed"
+    # Another workspace keeps its own replay cache.
+    assert use(database, workspace_id("globex", database), "a1", "r1") is None
+    with database.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(SeenAssertion)) == 5
+
+
+def test_lookup_holds_the_workspace_row_until_the_sign_in_commits(workspaces, database):
+    """As sign_in_target(lock=True): switching SSO off waits for a sign-in in flight."""
+    holding = threading.Event()
+    switched_at: list[float] = []
+
+    def switch_off() -> None:
+        holding.wait(10)
+        workspaces.disable("acme", sso=True)
+        switched_at.append(time.monotonic())
+
+    switcher = threading.Thread(target=switch_off)
+    switcher.start()
+    with database.unit(write=True) as unit:
+        target, _ = sign_in.sign_in_lookup(unit.connection, "acme",
+                                           claimed=lifecycle.lookup_key("alice@acme.test"))
+        assert target is not None and target.sso_enabled
+        holding.set()
+        time.sleep(0.5)
+        committed_at = time.monotonic()
+    switcher.join(30)
+    assert switched_at and switched_at[0] >= committed_at
+    assert not workspaces.get("acme").sso_enabled
+
+
+def test_lookup_locks_the_member_row_as_login_member_does(workspaces, database):
+    """A deactivation (SCIM) waits for a sign-in that read the member, or the sign-in waits for
+    it and sees the member deactivated: the row is locked FOR UPDATE until the sign-in ends."""
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time; row locks are PostgreSQL's")
+    from sqlalchemy.exc import OperationalError
+
+    with database.unit(write=True) as unit:
+        _, known = sign_in.sign_in_lookup(unit.connection, "acme",
+                                          claimed=lifecycle.lookup_key("alice@acme.test"))
+        assert known is not None and known.member is not None
+        members = Member.__table__
+        with database.engine.connect() as other, pytest.raises(OperationalError):
+            other.execute(select(members.c.id).where(members.c.id == known.member.id)
+                          .with_for_update(nowait=True))
+    with database.engine.connect() as other:  # released with the sign-in's transaction
+        other.execute(select(Member.__table__.c.id).with_for_update(nowait=True)).all()
