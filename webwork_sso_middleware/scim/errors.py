@@ -60,9 +60,5 @@ def mutability(detail: str) -> ScimError:
     return ScimError(400, detail, "mutability")
 
 
-def not_found(detail: str) -> ScimError:
-    return ScimError(404, detail)
-
-
 def uniqueness(detail: str) -> ScimError:
     return ScimError(409, detail, "uniqueness")

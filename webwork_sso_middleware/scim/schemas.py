@@ -264,10 +264,6 @@ class AttributePath:
             name += "." + self.sub_attribute.name
         return name
 
-    @property
-    def is_extension(self) -> bool:
-        return self.schema.id == ENTERPRISE_USER_SCHEMA
-
 
 USER_RESOURCE = ResourceType("User", "Users", USER, (ENTERPRISE_USER,))
 GROUP_RESOURCE = ResourceType("Group", "Groups", GROUP)
