@@ -27,6 +27,7 @@ from webwork_sso_middleware.store.workspaces import Workspaces
 
 from ..saml.conftest import Site
 from .conftest import press_open_button
+from ..store_helpers import transaction
 
 KEYS = ("older-key-padded-to-thirty-two-bytes-at-least", "newest-key-padded-to-thirty-two-bytes-at-least")
 
@@ -123,8 +124,8 @@ def start(sessions: SettingsSessions, slug: str, workspace_id: int,
           **options: str) -> tuple[str, SettingsSession]:
     """Start a settings session in a transaction of its own (the page starts it in the one
     that redeems the link)."""
-    return sessions.database.run_unit(
-        lambda unit: sessions.start(unit.connection, slug, workspace_id, **options))
+    return sessions.database.run(
+        lambda unit: sessions.start(unit, slug, workspace_id, **options))
 
 
 def test_tokens_of_other_purposes_are_not_links(database: Database, acme_id: int):
@@ -162,14 +163,14 @@ def test_settings_session_cookie_attributes_and_lifetime(database: Database, acm
 def test_settings_session_lives_in_the_database_keyed_by_a_hash(database: Database, acme_id: int):
     sessions = SettingsSessions(database, signing=Signing(KEYS), secure=False)
     cookie, started = start(sessions, "acme", acme_id)
-    with database.transaction() as session:
-        rows = session.scalars(select(SettingsSessionRow)).all()
+    with transaction(database) as unit:
+        rows = unit.session.scalars(select(SettingsSessionRow)).all()
         assert [(row.id_hash, row.workspace_id, row.ended_at) for row in rows] == [
             (hash_settings_session_id(started.session_id), acme_id, None)]
         assert started.session_id not in rows[0].id_hash
     # A cookie whose row is gone (or was never written) opens nothing, signature or not.
-    with database.transaction(write=True) as session:
-        session.execute(delete(SettingsSessionRow))
+    with transaction(database, write=True) as unit:
+        unit.session.execute(delete(SettingsSessionRow))
     assert sessions.read({"HTTP_COOKIE": cookie.split(";")[0]}, "acme") is None
 
 

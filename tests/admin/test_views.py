@@ -27,6 +27,7 @@ from ..saml.idp import TestIdP
 from .conftest import (
     OWNER, csrf_token, open_with_link, post_action, press_open_button, settings_url, sign_in,
 )
+from ..store_helpers import transaction
 
 ACCESS_DENIED = "This page is for the workspace owner"
 
@@ -271,8 +272,8 @@ def test_regenerate_shows_the_new_token_once_and_the_old_one_dies(site: Site, id
     later = browser.get(settings_url(site))
     assert later.status_code == 200
     assert new_token not in later.text and new_token[:10] in later.text  # only its hint
-    with site.middleware.database.transaction() as session:
-        hashes = list(session.scalars(select(ScimToken.token_hash)))
+    with transaction(site.middleware.database) as unit:
+        hashes = list(unit.session.scalars(select(ScimToken.token_hash)))
     assert new_token not in str(hashes)
 
 
@@ -487,15 +488,15 @@ def test_free_plan_keeps_both_off_with_a_message(site: Site):
 def add_members(site: Site, slug: str, active: int, deactivated: int) -> None:
     workspace_id = site.workspaces.get(slug).id
     now = utcnow()
-    with site.middleware.database.transaction(write=True) as session:
+    with transaction(site.middleware.database, write=True) as unit:
         for number in range(active + deactivated):
             email = f"person{number:03d}@{slug}.test"
-            session.add(Member(
+            unit.session.add(Member(
                 workspace_id=workspace_id, user_name=email, user_name_key=email, email_key=email,
                 given_name="Person", family_name=f"{number:03d}", active=number < active,
                 source="scim" if number % 2 else "sso",
                 last_login_at=now - dt.timedelta(days=number) if number % 3 == 0 else None))
-        session.add(Member(workspace_id=workspace_id, user_name="gone@x.test",
+        unit.session.add(Member(workspace_id=workspace_id, user_name="gone@x.test",
                            user_name_key="gone@x.test", deleted_at=now))
 
 
@@ -595,11 +596,11 @@ def test_page_shows_every_value_to_copy(site: Site, idp: TestIdP, acme: str):
 
 
 def test_workspace_rows_are_untouched_by_a_get(site: Site, idp: TestIdP, acme: str):
-    with site.middleware.database.transaction() as session:
-        before = session.scalar(select(Workspace.modified_at).where(Workspace.slug == "acme"))
+    with transaction(site.middleware.database) as unit:
+        before = unit.session.scalar(select(Workspace.modified_at).where(Workspace.slug == "acme"))
     open_with_link(requests.Session(), site)
-    with site.middleware.database.transaction() as session:
-        assert session.scalar(select(Workspace.modified_at).where(Workspace.slug == "acme")) == before
+    with transaction(site.middleware.database) as unit:
+        assert unit.session.scalar(select(Workspace.modified_at).where(Workspace.slug == "acme")) == before
 
 
 def test_close_ends_the_owner_settings_session(site: Site, idp: TestIdP, acme: str):

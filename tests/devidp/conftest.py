@@ -21,6 +21,7 @@ from webwork_sso_middleware.devserver import (
 from webwork_sso_middleware.store.models import Member
 
 from ..constants import SECRET
+from ..store_helpers import transaction
 
 
 class Site:
@@ -48,9 +49,9 @@ class Site:
         self.idp.register_sp(self.sp_entity_id, self.acs_url)
 
     def member(self, email: str) -> Member:
-        with self.middleware.database.transaction() as session:
-            member = session.scalars(select(Member).where(Member.user_name == email)).one()
-            session.expunge(member)
+        with transaction(self.middleware.database) as unit:
+            member = unit.session.scalars(select(Member).where(Member.user_name == email)).one()
+            unit.session.expunge(member)
             return member
 
 

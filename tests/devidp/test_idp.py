@@ -40,6 +40,7 @@ from ..constants import DS, SAML
 from ..saml.idp import autopost_form, pysaml2_sp_config
 from .browser import TIMEOUT, follow_autopost, forms, pick, sign_in, start_at_sso_page, type_user
 from .conftest import Site
+from ..store_helpers import transaction
 
 # -- the whole flow --------------------------------------------------------------------------
 
@@ -386,8 +387,8 @@ def test_serve_wires_the_demo_workspace_once_and_again_only_on_change(
     )
     current = workspaces.idp(DEMO_SLUG)
     assert current is not None and current.entity_id == moved.entity_id
-    with database.transaction() as session:
-        changes = session.scalars(select(AuditEvent.actor).where(AuditEvent.target_type == "idp"))
+    with transaction(database) as unit:
+        changes = unit.session.scalars(select(AuditEvent.actor).where(AuditEvent.target_type == "idp"))
         assert list(changes).count("serve") == 2
 
 

@@ -31,6 +31,7 @@ from ..saml.idp import TestIdP
 from ..scim.conftest import okta_user
 from ..workers.cluster import BASE_URL, Cluster, page_user, scim_user, setup_workspace, wait_for_line
 from .conftest import Outage
+from ..store_helpers import transaction
 
 BUSY_TIMEOUT = 1.0
 
@@ -199,7 +200,7 @@ def test_a_worker_killed_mid_write_leaves_nothing_behind(database_url: str, idp:
     scim.headers.update({"Authorization": f"Bearer {token}", "Content-Type": SCIM_JSON})
     try:
         before = row_counts(database_url)
-        last_audit_id = database.run(lambda s: s.scalar(select(func.max(AuditEvent.id))),
+        last_audit_id = database.run(lambda unit: unit.session.scalar(select(func.max(AuditEvent.id))),
                                      write=False)
 
         def in_background(call: Callable[[], Any]) -> threading.Thread:
@@ -249,17 +250,17 @@ def test_a_worker_killed_mid_write_leaves_nothing_behind(database_url: str, idp:
         # Exactly what the two completed requests wrote, once each.
         assert grown == {"members": 2, "member_values": 2, "audit_events": 2,
                          "saml_seen_assertions": 1, "member_sessions": 1}, grown
-        with database.transaction() as session:
-            assert session.scalar(select(func.count()).select_from(MemberSession)) == 1
-            names = sorted(session.scalars(select(Member.user_name)))
-            audited = sorted((e.actor.split(":")[0], e.action) for e in session.scalars(
+        with transaction(database) as unit:
+            assert unit.session.scalar(select(func.count()).select_from(MemberSession)) == 1
+            names = sorted(unit.session.scalars(select(Member.user_name)))
+            audited = sorted((e.actor.split(":")[0], e.action) for e in unit.session.scalars(
                 select(AuditEvent).where(AuditEvent.id > last_audit_id)))
         assert names == ["frozen@acme.test", "signin@acme.test"]
         assert audited == [("saml", "created"), ("scim", "created")]
         if database.is_sqlite:
             # The dead process's write lock went with it: a write needs no busy wait.
             started = time.monotonic()
-            database.run(lambda s: s.execute(text("DELETE FROM saml_seen_assertions WHERE 0")))
+            database.run(lambda unit: unit.session.execute(text("DELETE FROM saml_seen_assertions WHERE 0")))
             assert time.monotonic() - started < 1
         else:
             engine = create_engine(database_url)

@@ -23,6 +23,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.errors import MetadataUnavailable
 from webwork_sso_middleware.store.identity_providers import RETRY_AFTER_FAILURE
+from webwork_sso_middleware.store.db import UnitOfWork
 from webwork_sso_middleware.store.models import AuditEvent, IdentityProvider, utcnow
 
 from ..saml.conftest import host_app
@@ -130,15 +131,15 @@ def sign_in(workers: Workers, idp: TestIdP, email: str) -> tuple[requests.Respon
 
 
 def make_refresh_due(middleware: SSOMiddleware) -> None:
-    middleware.database.run(lambda s: s.execute(
+    middleware.database.run(lambda unit: unit.session.execute(
         update(IdentityProvider).values(refresh_after=utcnow() - dt.timedelta(minutes=1))))
 
 
 def audit(middleware: SSOMiddleware, action: str) -> list[AuditEvent]:
-    def work(session: Any) -> list[AuditEvent]:
-        events = list(session.scalars(select(AuditEvent).where(AuditEvent.action == action)
+    def work(unit: UnitOfWork) -> list[AuditEvent]:
+        events = list(unit.session.scalars(select(AuditEvent).where(AuditEvent.action == action)
                                       .order_by(AuditEvent.id)))
-        session.expunge_all()
+        unit.session.expunge_all()
         return events
 
     return middleware.database.run(work, write=False)

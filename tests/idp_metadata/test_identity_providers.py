@@ -18,6 +18,7 @@ from .metadata_samples import (
     fingerprint,
     okta_metadata,
 )
+from ..store_helpers import transaction
 
 URL = "https://acme.okta.com/app/exk1fxyz2AbCdEfGh0h8/sso/saml/metadata"
 DAY = dt.timedelta(days=1)
@@ -57,14 +58,14 @@ def workspace_id(workspaces: Workspaces) -> int:
 
 
 def events(database: Database, action: str) -> list[AuditEvent]:
-    with database.transaction() as session:
+    with transaction(database) as unit:
         query = select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
-        return list(session.scalars(query))
+        return list(unit.session.scalars(query))
 
 
 def stored_xml(database: Database) -> str:
-    with database.transaction() as session:
-        return session.scalars(select(IdentityProvider.metadata_xml)).one()
+    with transaction(database) as unit:
+        return unit.session.scalars(select(IdentityProvider.metadata_xml)).one()
 
 
 def test_the_document_form_is_json_ready(workspaces: Workspaces) -> None:

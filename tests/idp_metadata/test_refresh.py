@@ -30,6 +30,7 @@ from .metadata_samples import (
     fingerprint,
     okta_metadata,
 )
+from ..store_helpers import transaction
 
 URL = "https://acme.okta.com/app/exk1fxyz2AbCdEfGh0h8/sso/saml/metadata"
 DAY = dt.timedelta(days=1)
@@ -69,14 +70,14 @@ def workspace_id(workspaces: Workspaces) -> int:
 
 
 def events(database: Database, action: str) -> list[AuditEvent]:
-    with database.transaction() as session:
+    with transaction(database) as unit:
         query = select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
-        return list(session.scalars(query))
+        return list(unit.session.scalars(query))
 
 
 def stored_xml(database: Database) -> str:
-    with database.transaction() as session:
-        return session.scalars(select(IdentityProvider.metadata_xml)).one()
+    with transaction(database) as unit:
+        return unit.session.scalars(select(IdentityProvider.metadata_xml)).one()
 
 
 # -- refresh_if_due ----------------------------------------------------------------------------
@@ -235,16 +236,16 @@ def test_a_refresh_does_not_undo_a_change_made_while_it_fetched(
     workspaces: Workspaces, database: Database
 ) -> None:
     info = workspaces.set_idp("acme", metadata_url=URL)
-    claim = database.run(lambda s: idps.claim_refresh(s, info.workspace_id, info.refresh_after))
+    claim = database.run(lambda unit: idps.claim_refresh(unit, info.workspace_id, info.refresh_after))
     assert claim is not None
     pasted = workspaces.set_idp("acme", metadata_xml=okta_metadata(certificate("pasted")))
     fetched = parse(okta_metadata(certificate("fetched")))
 
-    stored = database.run(lambda s: idps.store_refreshed(
-        s, claim, copy_of(fetched), info.refresh_after, refresh_after=info.refresh_after,
+    stored = database.run(lambda unit: idps.store_refreshed(
+        unit, claim, copy_of(fetched), info.refresh_after, refresh_after=info.refresh_after,
         before=None))
     failed = database.run(
-        lambda s: idps.record_refresh_failure(s, claim, "boom", info.refresh_after)
+        lambda unit: idps.record_refresh_failure(unit, claim, "boom", info.refresh_after)
     )
 
     assert (stored, failed) == (False, False)

@@ -20,6 +20,7 @@ from webwork_sso_middleware.saml.entities import make_client
 from webwork_sso_middleware.store.models import AuditEvent, Member
 
 from .idp import KeyPair, TestIdP, make_key_pair, pysaml2_sp_config
+from ..store_helpers import transaction
 
 SP_ID = "http://sp.test/saml/acme/metadata"
 ACS = "http://sp.test/saml/acme/acs"
@@ -105,16 +106,16 @@ class Site:
         return browser.post(self.acs(slug), data=data, allow_redirects=False)
 
     def members(self) -> list[Member]:
-        with self.middleware.database.transaction() as session:
-            rows = list(session.scalars(select(Member).order_by(Member.created_at)))
-            session.expunge_all()
+        with transaction(self.middleware.database) as unit:
+            rows = list(unit.session.scalars(select(Member).order_by(Member.created_at)))
+            unit.session.expunge_all()
             return rows
 
     def audit(self, action: str) -> list[AuditEvent]:
-        with self.middleware.database.transaction() as session:
-            rows = list(session.scalars(select(AuditEvent).where(AuditEvent.action == action)
+        with transaction(self.middleware.database) as unit:
+            rows = list(unit.session.scalars(select(AuditEvent).where(AuditEvent.action == action)
                                         .order_by(AuditEvent.id)))
-            session.expunge_all()
+            unit.session.expunge_all()
             return rows
 
 

@@ -36,6 +36,7 @@ from webwork_sso_middleware.urls import WorkspaceUrls
 from .conftest import ACS, SP_ID, Site
 from .idp import TestIdP
 from .test_app import whoami
+from ..store_helpers import transaction
 
 
 def encode(xml: str) -> str:
@@ -566,16 +567,16 @@ def test_replay_cache_keeps_the_id_until_the_assertion_can_no_longer_pass(
     assert confirmation_data(root).get("NotOnOrAfter") == conditions_of(root).get("NotOnOrAfter")
     assert post(site, encode(xml)).status_code == 303
 
-    with site.middleware.database.transaction() as session:
-        (row,) = session.query(SeenAssertion).all()
+    with transaction(site.middleware.database) as unit:
+        (row,) = unit.session.query(SeenAssertion).all()
         assert row.assertion_id == root.find(f"{{{SAML}}}Assertion").get("ID")
         assert row.expires_at == expiry + dt.timedelta(seconds=180)
 
     def purge_at(now: dt.datetime) -> int:
         def work(unit: Any) -> int:
-            sign_in_store.purge_replay_cache(unit.connection, now)
+            sign_in_store.purge_replay_cache(unit, now)
             return len(unit.session.query(SeenAssertion).all())
-        return site.middleware.database.run_unit(work)
+        return site.middleware.database.run(work)
 
     last_acceptance = expiry + dt.timedelta(seconds=180) - dt.timedelta(microseconds=1)
     assert purge_at(last_acceptance) == 1

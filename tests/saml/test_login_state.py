@@ -25,6 +25,7 @@ from webwork_sso_middleware.store.models import (
 from .conftest import Site, host_app
 from .idp import TestIdP, autopost_form
 from .test_app import whoami
+from ..store_helpers import transaction
 
 ALICE = "alice@acme.test"
 MALLORY = "mallory@evil.test"
@@ -76,8 +77,8 @@ def unsolicited(site: Site, idp: TestIdP, slug: str, email: str) -> dict[str, st
 
 
 def count(site: Site, model: Any) -> int:
-    with site.middleware.database.transaction() as session:
-        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+    with transaction(site.middleware.database) as unit:
+        return int(unit.session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 # -- login CSRF: a request answered only in the browser that started it --------------------------

@@ -10,6 +10,7 @@ from webwork_sso_middleware.store.models import AuditEvent
 
 from ..constants import PATCH_OP
 from .conftest import ScimClient, okta_user
+from ..store_helpers import transaction
 
 
 def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
@@ -55,8 +56,8 @@ def test_okta_group_push_sequence(scim: ScimClient, middleware):
     scim.delete(f"/Groups/{gid}")
     scim.get(f"/Groups/{gid}", status=404)
     assert "groups" not in scim.get(f"/Users/{bob}").json
-    with middleware.database.transaction() as session:
-        actions = list(session.scalars(select(AuditEvent.action).where(
+    with transaction(middleware.database) as unit:
+        actions = list(unit.session.scalars(select(AuditEvent.action).where(
             AuditEvent.target_id == gid).order_by(AuditEvent.id)))
     assert actions == ["created", "updated", "updated", "updated", "deleted"]
 

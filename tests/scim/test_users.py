@@ -14,6 +14,7 @@ from webwork_sso_middleware.store.models import AuditEvent, Member, Membership
 
 from ..constants import PATCH_OP, SCIM_HEADERS
 from .conftest import ScimClient, okta_user
+from ..store_helpers import transaction
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
@@ -23,10 +24,10 @@ def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
 
 
 def stored_member(middleware, member_id: str) -> Member:
-    with middleware.database.transaction() as session:
-        member = session.get(Member, member_id)
+    with transaction(middleware.database) as unit:
+        member = unit.session.get(Member, member_id)
         assert member is not None
-        session.expunge_all()
+        unit.session.expunge_all()
         return member
 
 
@@ -79,8 +80,8 @@ def test_okta_provisioning_lifecycle_over_http(live: requests.Session, middlewar
         {"op": "replace", "value": {"active": True}}))
     assert on.json()["active"] is True
     assert stored_member(middleware, user["id"]).deactivated_at is None
-    with middleware.database.transaction() as session:
-        actions = list(session.scalars(
+    with transaction(middleware.database) as unit:
+        actions = list(unit.session.scalars(
             select(AuditEvent.action).where(AuditEvent.target_id == user["id"])
             .order_by(AuditEvent.id)))
     assert actions == ["created", "updated", "deactivated", "reactivated"]
@@ -377,8 +378,8 @@ def test_parallel_creates_of_one_username_give_one_201(live: requests.Session, m
     for thread in threads:
         thread.join()
     assert sorted(statuses) == [201] + [409] * 7
-    with middleware.database.transaction() as session:
-        assert len(list(session.scalars(select(Member.id)))) == 1
+    with transaction(middleware.database) as unit:
+        assert len(list(unit.session.scalars(select(Member.id)))) == 1
 
 
 def test_parallel_patches_lose_no_update(live: requests.Session, middleware):
@@ -410,5 +411,5 @@ def test_memberships_survive_only_for_live_rows(scim: ScimClient, middleware):
     user = scim.post("/Users", okta_user("m@acme.test")).json
     scim.post("/Groups", {"displayName": "A", "members": [{"value": user["id"]}]})
     scim.delete(f"/Users/{user['id']}")
-    with middleware.database.transaction() as session:
-        assert list(session.scalars(select(Membership))) == []
+    with transaction(middleware.database) as unit:
+        assert list(unit.session.scalars(select(Membership))) == []

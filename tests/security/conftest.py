@@ -31,6 +31,7 @@ from ..conftest import LiveServer, fresh_database
 from ..saml.conftest import Site, host_app
 from ..saml.idp import TestIdP
 from .scim_support import new_middleware
+from ..store_helpers import transaction
 
 # Emptied before each test (children first); workspaces, tokens and IdP settings stay.
 SIGN_IN_STATE = (MemberSession, Membership, MemberValue, Member, AuditEvent, SeenAssertion)
@@ -106,6 +107,6 @@ def other_worker(module_serve: Callable[[Any], Any], module_database_url: str,
 
 def clean_sign_in(site: Site) -> None:
     """Empty the sign-in state; workspaces, tokens and IdP settings stay."""
-    with site.middleware.database.transaction(write=True) as session:
+    with transaction(site.middleware.database, write=True) as unit:
         for model in SIGN_IN_STATE:
-            session.execute(delete(model))
+            unit.session.execute(delete(model))

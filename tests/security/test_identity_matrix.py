@@ -43,6 +43,7 @@ from ..integrations.conftest import FrameworkSite
 from ..saml.conftest import host_app
 from ..saml.idp import TestIdP, autopost_form
 from ..scim.conftest import okta_user
+from ..store_helpers import transaction
 
 ADAPTERS = ("wsgi", "timetracker", "django", "flask")
 SECRET = "s3cret-padded-to-thirty-two-bytes-at-least"
@@ -124,16 +125,16 @@ class World:
         return member_id
 
     def workspace_id(self, slug: str) -> int:
-        with self.site.middleware.database.transaction() as session:
-            return session.scalars(select(Workspace.id).where(Workspace.slug == slug)).one()
+        with transaction(self.site.middleware.database) as unit:
+            return unit.session.scalars(select(Workspace.id).where(Workspace.slug == slug)).one()
 
     def members_of(self, slug: str) -> list[str]:
         return [m.user_name for m in self.site.members()
                 if m.workspace_id == self.workspace_id(slug)]
 
     def sessions_of(self, slug: str) -> int:
-        with self.site.middleware.database.transaction() as session:
-            return len(session.scalars(select(MemberSession.id_hash).where(
+        with transaction(self.site.middleware.database) as unit:
+            return len(unit.session.scalars(select(MemberSession.id_hash).where(
                 MemberSession.workspace_id == self.workspace_id(slug))).all())
 
     def refusals_of(self, slug: str) -> list[str]:

@@ -33,6 +33,7 @@ from ..conftest import LiveServer
 from ..constants import SCIM_JSON
 from ..scim.conftest import okta_user
 from .scim_support import Tenant, check_answer, new_middleware
+from ..store_helpers import transaction
 
 LIMIT = AUTH_FAILURE_LIMIT
 ATTACKER = "203.0.113.7"
@@ -364,9 +365,9 @@ def test_the_lookup_hashes_first_and_compares_digests_in_constant_time(
     engine = middleware.database.engine
     event.listen(engine, "before_cursor_execute", seen)
     try:
-        with engine.connect() as connection:
-            found = find_credential(connection, acme.token)
-            missing = find_credential(connection, acme.token[:-1] + "x")
+        with transaction(middleware.database) as unit:
+            found = find_credential(unit, acme.token)
+            missing = find_credential(unit, acme.token[:-1] + "x")
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     assert found is not None and found.workspace_id == acme.workspace_id and missing is None

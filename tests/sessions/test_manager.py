@@ -41,6 +41,7 @@ from webwork_sso_middleware.store.workspaces import Workspaces
 
 from ..constants import PATCH_OP, SCIM_HEADERS
 from ..scim.conftest import host_app, okta_user
+from ..store_helpers import transaction
 
 KEY = "session-test-key-padded-to-thirty-two-bytes-at-least"
 
@@ -73,31 +74,31 @@ def create_workspace(database: Database, slug: str = "acme") -> int:
 def add_member(database: Database, workspace_id: int, user_name: str, *,
                groups: tuple[str, ...] = (), **fields: Any) -> str:
     """A member as the ACS creates one at first login (ORM rows, one transaction)."""
-    with database.transaction(write=True) as session:
+    with transaction(database, write=True) as unit:
         member = MemberRow(workspace_id=workspace_id, user_name=user_name,
                            user_name_key=user_name.lower(), email_key=user_name.lower(),
                            source="sso", **fields)
-        session.add(member)
-        session.flush()
-        session.add(MemberValue(member_id=member.id, attribute="emails", position=0,
+        unit.session.add(member)
+        unit.session.flush()
+        unit.session.add(MemberValue(member_id=member.id, attribute="emails", position=0,
                                 value=user_name, value_key=user_name.lower(), type="work",
                                 primary=True))
         for name in groups:
-            group = session.scalar(select(Group).where(Group.workspace_id == workspace_id,
+            group = unit.session.scalar(select(Group).where(Group.workspace_id == workspace_id,
                                                        Group.display_name_key == name.lower()))
             if group is None:
                 group = Group(workspace_id=workspace_id, display_name=name,
                               display_name_key=name.lower())
-                session.add(group)
-                session.flush()
-            session.add(Membership(group_id=group.id, member_id=member.id))
+                unit.session.add(group)
+                unit.session.flush()
+            unit.session.add(Membership(group_id=group.id, member_id=member.id))
         return member.id
 
 
 def sign_in(manager: SessionManager, member_id: str, workspace_id: int) -> str:
     """Start a session the way the ACS does: inside a transaction of the caller's."""
-    with manager.database.transaction(write=True) as session:
-        return manager.start(member_id, workspace_id, session)
+    with transaction(manager.database, write=True) as unit:
+        return manager.start(member_id, workspace_id, unit)
 
 
 def cookie_pair(set_cookie: str) -> str:
@@ -213,8 +214,8 @@ def test_start_then_identify_gives_the_member(manager, database, workspace_id, a
     # The database holds only the SHA-256 of the id the cookie carries.
     cookie = manager.read_cookie(environ_with(header))
     assert (cookie.member_id, cookie.workspace_id, cookie.generation) == (ada, workspace_id, 0)
-    with database.transaction() as session:
-        row = session.scalars(select(MemberSession)).one()
+    with transaction(database) as unit:
+        row = unit.session.scalars(select(MemberSession)).one()
     assert row.id_hash == hashlib.sha256(cookie.session_id.encode()).hexdigest()
     assert cookie.session_id not in header.split("=", 1)[0]
     assert row.generation == 0 and row.ended_at is None
@@ -257,22 +258,22 @@ def test_start_belongs_to_the_callers_transaction(manager, database, workspace_i
     class Abort(Exception):
         pass
 
-    with pytest.raises(Abort), database.unit(write=True) as unit:
-        header = manager.start(ada, workspace_id, unit)  # a UnitOfWork works too
+    with pytest.raises(Abort), transaction(database, write=True) as unit:
+        header = manager.start(ada, workspace_id, unit)
         raise Abort
 
     assert manager.identify(environ_with(header)) is None
-    with database.transaction() as session:
-        assert session.scalar(select(func.count()).select_from(MemberSession)) == 0
+    with transaction(database) as unit:
+        assert unit.session.scalar(select(func.count()).select_from(MemberSession)) == 0
 
 
 def test_a_member_created_in_the_same_transaction_can_start_a_session(manager, database,
                                                                        workspace_id):
-    with database.transaction(write=True) as session:
+    with transaction(database, write=True) as unit:
         member = MemberRow(id=new_id(), workspace_id=workspace_id, user_name="new@acme.test",
                            user_name_key="new@acme.test", source="sso")
-        session.add(member)  # not flushed: start must flush it
-        header = manager.start(member.id, workspace_id, session)
+        unit.session.add(member)  # not flushed: start must flush it
+        header = manager.start(member.id, workspace_id, unit)
 
     assert manager.identify(environ_with(header))[0].email == "new@acme.test"
 
@@ -301,12 +302,12 @@ def email(value: str | None, kind: str | None, position: int, *, primary: bool =
 def add_member_with_values(database: Database, workspace_id: int, user_name: str,
                            values: list[dict[str, Any]], *, email_key: str | None) -> str:
     """A member with exactly these attribute values (none added for the userName)."""
-    with database.transaction(write=True) as session:
+    with transaction(database, write=True) as unit:
         member = MemberRow(workspace_id=workspace_id, user_name=user_name,
                            user_name_key=user_name.lower(), email_key=email_key, source="scim")
-        session.add(member)
-        session.flush()
-        session.add_all(MemberValue(member_id=member.id, **value) for value in values)
+        unit.session.add(member)
+        unit.session.flush()
+        unit.session.add_all(MemberValue(member_id=member.id, **value) for value in values)
         return member.id
 
 
@@ -404,7 +405,7 @@ def test_by_default_a_cached_answer_is_trusted_for_two_seconds(make_manager, dat
     environ = environ_with(sign_in(manager, ada, workspace_id))
     asked = time.monotonic()
     assert manager.identify(environ) is not None
-    with database.unit(write=True) as unit:  # Core SQL: as another worker would end it
+    with transaction(database, write=True) as unit:  # Core SQL: as another worker would end it
         unit.connection.execute(update(MemberRow.__table__).where(MemberRow.id == ada)
                                 .values(active=False))
 
@@ -738,7 +739,7 @@ def test_a_change_made_by_another_worker_is_seen_within_the_recheck_interval(
     manager = make_manager(recheck_interval=dt.timedelta(seconds=0.3))
     environ = environ_with(sign_in(manager, ada, workspace_id))
     assert manager.identify(environ) is not None
-    with database.unit(write=True) as unit:
+    with transaction(database, write=True) as unit:
         unit.connection.execute(update(MemberRow.__table__).where(MemberRow.id == ada)
                                 .values(session_generation=MemberRow.session_generation + 1))
     changed = time.monotonic()
@@ -894,10 +895,10 @@ def test_sign_out_everywhere_ends_every_session_of_the_member_only(
     assert manager.identify(laptop) is None and manager.identify(phone) is None
     assert manager.identify(other)[0].id == grace
     assert manager.identify(environ_with(sign_in(manager, ada, workspace_id)))[0].id == ada
-    with database.transaction() as session:
-        event_ = session.scalars(select(AuditEvent).where(AuditEvent.action == "signed_out")).one()
+    with transaction(database) as unit:
+        event_ = unit.session.scalars(select(AuditEvent).where(AuditEvent.action == "signed_out")).one()
         assert (event_.actor, event_.target_id) == ("owner@acme.test", ada)
-        generation = session.get(MemberRow, ada).session_generation
+        generation = unit.session.get(MemberRow, ada).session_generation
     assert generation == 1
     with pytest.raises(NotFound):
         manager.sign_out_everywhere("no-such-member")
@@ -916,14 +917,14 @@ def test_sign_out_everywhere_ends_no_other_members_sessions_in_the_database(
     cold = make_manager(recheck_interval=dt.timedelta(0))
     assert cold.identify(mine) is None
     assert cold.identify(hers)[0].id == grace
-    with database.transaction() as session:
-        rows = session.execute(select(MemberRow.id, MemberRow.session_generation)).all()
-        ended = dict(session.execute(
+    with transaction(database) as unit:
+        rows = unit.session.execute(select(MemberRow.id, MemberRow.session_generation)).all()
+        ended = dict(unit.session.execute(
             select(MemberSession.member_id, MemberSession.ended_at)).all())
     assert dict(rows) == {ada: 1, grace: 0}
     assert ended[ada] is not None and ended[grace] is None
-    with database.transaction() as session:
-        audited = session.execute(select(AuditEvent.actor, AuditEvent.target_type)
+    with transaction(database) as unit:
+        audited = unit.session.execute(select(AuditEvent.actor, AuditEvent.target_type)
                                   .where(AuditEvent.action == "signed_out")).one()
     assert tuple(audited) == ("admin", "member")
 
@@ -972,7 +973,7 @@ def test_each_condition_alone_ends_the_session(make_manager, database, workspace
                   dt.datetime.fromtimestamp(clock.now, dt.timezone.utc))
     assert manager.identify(environ) is not None
 
-    with database.unit(write=True) as unit:
+    with transaction(database, write=True) as unit:
         unit.connection.execute(ending(scene))
 
     assert manager.identify(environ) is None
@@ -985,7 +986,7 @@ def test_a_session_whose_row_expires_a_second_from_now_still_lives(make_manager,
     manager = make_manager(clock=clock, recheck_interval=dt.timedelta(0))
     environ = environ_with(sign_in(manager, ada, workspace_id))
 
-    with database.unit(write=True) as unit:
+    with transaction(database, write=True) as unit:
         unit.connection.execute(update(SESSIONS).values(
             expires_at=dt.datetime.fromtimestamp(clock.now + 1, dt.timezone.utc)))
 
@@ -1022,8 +1023,8 @@ def test_sessions_ended_by_sso_off_stay_ended_when_it_comes_back(
     switch_on(Workspaces(database))
     assert manager.identify(environ) is None
     assert make_manager_fresh(manager).identify(environ) is None  # a cold cache agrees
-    with database.transaction() as session:
-        ended = dict(session.execute(
+    with transaction(database) as unit:
+        ended = dict(unit.session.execute(
             select(MemberSession.member_id, MemberSession.ended_at)).all())
     assert ended[ada] is not None and ended[bea] is None
     found = manager.identify(other)  # another workspace's session is untouched
@@ -1044,13 +1045,13 @@ def test_expired_rows_are_purged(make_manager, database, workspace_id, ada):
 
     assert manager.purge_expired() == 3
     sign_in(make_manager(clock=clock), ada, workspace_id)  # start purges too, now and then
-    with database.transaction() as session:
-        assert session.scalar(select(func.count()).select_from(MemberSession)) == 1
+    with transaction(database) as unit:
+        assert unit.session.scalar(select(func.count()).select_from(MemberSession)) == 1
 
 
 def count_session_rows(database: Database) -> int:
-    with database.transaction() as session:
-        return session.scalar(select(func.count()).select_from(MemberSession))
+    with transaction(database) as unit:
+        return unit.session.scalar(select(func.count()).select_from(MemberSession))
 
 
 def test_a_row_is_purged_only_once_its_expiry_has_passed(make_manager, database, workspace_id,
@@ -1172,12 +1173,12 @@ def test_signing_out_everywhere_is_no_change_to_the_scim_resource(
     """The member's SCIM resource (its version and lastModified) stays as it was: which devices
     are signed in is not part of it, and a provisioning client must not see a change."""
     manager = make_manager()
-    with database.transaction() as session:
-        before = session.execute(select(MemberRow.modified_at, MemberRow.version)
+    with transaction(database) as unit:
+        before = unit.session.execute(select(MemberRow.modified_at, MemberRow.version)
                                  .where(MemberRow.id == ada)).one()
     manager.sign_out_everywhere(ada)
-    with database.transaction() as session:
-        after = session.execute(select(MemberRow.modified_at, MemberRow.version,
+    with transaction(database) as unit:
+        after = unit.session.execute(select(MemberRow.modified_at, MemberRow.version,
                                        MemberRow.session_generation)
                                 .where(MemberRow.id == ada)).one()
     assert (after.modified_at, after.version) == (before.modified_at, before.version)
@@ -1189,8 +1190,8 @@ def test_one_purge_deletes_at_most_a_thousand_rows(make_manager, database, works
     clock = Clock()
     manager = make_manager(clock=clock)
     past = dt.datetime.fromtimestamp(clock.now - 60, dt.timezone.utc)
-    with database.transaction() as session:
-        session.execute(MemberSession.__table__.insert(), [
+    with transaction(database) as unit:
+        unit.session.execute(MemberSession.__table__.insert(), [
             {"id_hash": f"{n:064x}", "member_id": ada, "workspace_id": workspace_id,
              "generation": 0, "created_at": past, "expires_at": past} for n in range(1001)])
     assert manager.purge_expired() == 1000
@@ -1221,8 +1222,8 @@ def test_errors_name_what_was_missing(make_manager, database, workspace_id):
     with pytest.raises(NotFound) as no_member:
         manager.sign_out_everywhere("no-such-member")
     assert no_member.value.kind == "member"
-    with database.transaction() as session, pytest.raises(NotFound) as inactive:
-        manager.start("no-such-member", workspace_id, session)
+    with transaction(database) as unit, pytest.raises(NotFound) as inactive:
+        manager.start("no-such-member", workspace_id, unit)
     assert inactive.value.kind == "active member"
 
 

@@ -10,18 +10,20 @@ import pytest
 from sqlalchemy import insert, select
 
 from webwork_sso_middleware.store import Database, audit
+from webwork_sso_middleware.store.db import UnitOfWork
 from webwork_sso_middleware.store.models import AuditEvent, Workspace, utcnow
+from ..store_helpers import transaction
 
 EVENTS = AuditEvent.__table__
 
 
 @pytest.fixture
 def workspace_ids(database: Database) -> list[int]:
-    def work(session: Any) -> list[int]:
+    def work(unit: UnitOfWork) -> list[int]:
         workspaces = [Workspace(slug=slug, name=slug, plan="plus", owner_email=f"o@{slug}.test")
                       for slug in ("acme", "beta")]
-        session.add_all(workspaces)
-        session.flush()
+        unit.session.add_all(workspaces)
+        unit.session.flush()
         return [w.id for w in workspaces]
 
     return database.run(work)
@@ -30,7 +32,7 @@ def workspace_ids(database: Database) -> list[int]:
 def add_events(database: Database, workspace_id: int, days_ago: float, count: int = 1,
                action: str = "signed_in") -> None:
     at = utcnow() - dt.timedelta(days=days_ago)
-    with database.unit(write=True) as unit:
+    with transaction(database, write=True) as unit:
         unit.connection.execute(insert(EVENTS), [
             {"workspace_id": workspace_id, "occurred_at": at, "actor": "saml", "action": action,
              "target_type": "member", "target_id": None, "changes": {}}
@@ -38,15 +40,15 @@ def add_events(database: Database, workspace_id: int, days_ago: float, count: in
 
 
 def ages(database: Database) -> list[int]:
-    with database.unit() as unit:
+    with transaction(database) as unit:
         times = unit.connection.execute(select(EVENTS.c.occurred_at)).scalars().all()
     return sorted(round((utcnow() - t) / dt.timedelta(days=1)) for t in times)
 
 
 def test_a_record_belongs_to_the_callers_transaction(database: Database, workspace_ids: list[int]):
     with pytest.raises(RuntimeError):
-        with database.unit(write=True) as unit:
-            audit.record(unit.connection, workspace_id=workspace_ids[0], actor="scim",
+        with transaction(database, write=True) as unit:
+            audit.record(unit, workspace_id=workspace_ids[0], actor="scim",
                          action="created", target_type="member", target_id="m1")
             raise RuntimeError("the change it describes failed")
     assert ages(database) == []
@@ -59,9 +61,9 @@ def test_latest_gives_the_newest_events_of_the_kinds_asked(database: Database,
     add_events(database, acme, 1, count=5)
     add_events(database, acme, 2, action="login_refused")
     add_events(database, beta, 0, action="login_failed")
-    with database.transaction() as session:
-        found = audit.latest(session, acme, ("login_failed", "login_refused"))
-        recent = audit.latest(session, acme, ("login_failed", "login_refused"),
+    with transaction(database) as unit:
+        found = audit.latest(unit, acme, ("login_failed", "login_refused"))
+        recent = audit.latest(unit, acme, ("login_failed", "login_refused"),
                               since=utcnow() - dt.timedelta(days=2.5))
     assert [e.action for e in found] == ["login_refused", "login_failed"]
     assert [e.action for e in recent] == ["login_refused"]
@@ -74,12 +76,12 @@ def test_purge_deletes_only_events_older_than_the_cutoff_in_batches(
     add_events(database, beta, 35, count=2)
     add_events(database, acme, 10, count=2)
     cutoff = utcnow() - dt.timedelta(days=30)
-    with database.unit(write=True) as unit:
-        assert audit.purge(unit.connection, before=cutoff, limit=4) == 4
+    with transaction(database, write=True) as unit:
+        assert audit.purge(unit, before=cutoff, limit=4) == 4
     assert ages(database) == [10, 10, 35]  # the oldest went first, across workspaces
-    with database.unit(write=True) as unit:
-        assert audit.purge(unit.connection, before=cutoff, limit=4) == 1
-        assert audit.purge(unit.connection, before=cutoff, limit=4) == 0
+    with transaction(database, write=True) as unit:
+        assert audit.purge(unit, before=cutoff, limit=4) == 1
+        assert audit.purge(unit, before=cutoff, limit=4) == 0
     assert ages(database) == [10, 10]
 
 
@@ -109,7 +111,7 @@ def test_a_failing_purge_never_fails_the_caller(tmp_path, workspace_ids: list[in
 
 
 def counted_rows(database: Database) -> list[tuple[int, str | None, dict[str, Any]]]:
-    with database.unit() as unit:
+    with transaction(database) as unit:
         rows = unit.connection.execute(
             select(EVENTS.c.workspace_id, EVENTS.c.target_id, EVENTS.c.changes)
             .where(EVENTS.c.target_type == audit.COUNTED).order_by(EVENTS.c.id)).all()
@@ -122,8 +124,8 @@ def test_count_keeps_one_row_per_workspace_key_and_window(database: Database,
     start = dt.datetime(2026, 12, 1, 10, 0, 5, tzinfo=dt.timezone.utc)
 
     def count(workspace_id: int, key: str, minutes: float, detail: str = "junk") -> int:
-        with database.unit(write=True) as unit:
-            return audit.count(unit.connection, workspace_id=workspace_id, actor="saml",
+        with transaction(database, write=True) as unit:
+            return audit.count(unit, workspace_id=workspace_id, actor="saml",
                                action="login_failed", key=key,
                                changes={"reason": key, "detail": detail},
                                now=start + dt.timedelta(minutes=minutes))
@@ -139,9 +141,9 @@ def test_count_keeps_one_row_per_workspace_key_and_window(database: Database,
         (acme, "missing_response", 1)]
     assert rows[0][2]["detail"] == "the latest"
     assert rows[0][2]["first_at"] == start.isoformat()
-    with database.transaction() as session:
-        latest = audit.latest(session, acme, ("login_failed",), counted=True)
-        single = audit.latest(session, acme, ("login_failed",), counted=False)
+    with transaction(database) as unit:
+        latest = audit.latest(unit, acme, ("login_failed",), counted=True)
+        single = audit.latest(unit, acme, ("login_failed",), counted=False)
     assert [e.changes["count"] for e in latest] == [1, 4, 1] and single == []  # by latest
 
 
@@ -154,8 +156,8 @@ def test_concurrent_counts_add_up_in_one_row(database_url: str, workspace_ids: l
     def worker(database: Database) -> None:
         barrier.wait()
         for _ in range(10):
-            database.run_unit(lambda unit: audit.count(
-                unit.connection, workspace_id=acme, actor="saml", action="login_failed",
+            database.run(lambda unit: audit.count(
+                unit, workspace_id=acme, actor="saml", action="login_failed",
                 key="bad_encoding", changes={"reason": "bad_encoding"}))
 
     try:

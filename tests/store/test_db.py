@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 
 from webwork_sso_middleware.errors import StoreUnavailable
 from webwork_sso_middleware.store import Database
-from webwork_sso_middleware.store.models import Base, Workspace
+from webwork_sso_middleware.store.db import UnitOfWork
+from webwork_sso_middleware.store.models import Base, Workspace, utcnow
 
 from ..conftest import POSTGRES_URL
+from ..store_helpers import transaction
 
 
 def test_migrations_build_exactly_the_models(database: Database):
@@ -58,25 +63,92 @@ def test_sqlite_connections_are_set_up_for_concurrency(database: Database):
 
 
 def test_failed_work_rolls_back_everything(database: Database):
-    def work(session):
-        session.add(Workspace(slug="half", name="Half", plan="plus", owner_email="o@x.test"))
-        session.flush()
+    def work(unit):
+        unit.session.add(Workspace(slug="half", name="Half", plan="plus", owner_email="o@x.test"))
+        unit.session.flush()
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
         database.run(work)
-    with database.transaction() as session:
-        assert session.scalars(select(Workspace)).all() == []
+    with transaction(database) as unit:
+        assert unit.session.scalars(select(Workspace)).all() == []
+
+
+def add_workspace(unit: UnitOfWork, slug: str) -> None:
+    unit.connection.execute(insert(Workspace).values(
+        slug=slug, name=slug, plan="plus", owner_email="o@x.test", created_at=utcnow()))
+
+
+def slugs(database: Database) -> list[str]:
+    return database.run(
+        lambda unit: list(unit.connection.execute(select(Workspace.slug)).scalars()), write=False)
+
+
+def test_run_retries_a_transient_conflict_in_a_fresh_transaction(database: Database):
+    tries: list[int] = []
+
+    def work(unit: UnitOfWork) -> str:
+        tries.append(1)
+        add_workspace(unit, f"try-{len(tries)}")
+        if len(tries) == 1:
+            raise StaleDataError("another writer won the race")  # as the ORM raises it
+        return "done"
+
+    assert database.run(work) == "done"
+    assert len(tries) == 2
+    assert slugs(database) == ["try-2"]  # the first try's write was rolled back
+
+
+def test_run_does_not_retry_other_errors_nor_past_its_attempts(database: Database):
+    tries: list[int] = []
+
+    def fails(error: Exception) -> Callable[[UnitOfWork], None]:
+        def work(unit: UnitOfWork) -> None:
+            tries.append(1)
+            add_workspace(unit, f"try-{len(tries)}")
+            raise error
+        return work
+
+    with pytest.raises(IntegrityError):  # a real conflict: running again cannot help
+        database.run(fails(IntegrityError("INSERT", {}, Exception("unique"))))
+    assert len(tries) == 1
+    with pytest.raises(StaleDataError):
+        database.run(fails(StaleDataError("lost again")), attempts=3)
+    assert len(tries) == 4
+    assert slugs(database) == []
+
+
+def test_a_writing_run_takes_the_sqlite_write_lock_at_begin(database: Database):
+    if not database.is_sqlite:
+        pytest.skip("BEGIN IMMEDIATE is SQLite's")
+    other = sqlite3.connect(database.url.database, timeout=0, isolation_level=None)
+
+    def other_can_write(unit: UnitOfWork) -> bool:
+        unit.connection.execute(select(Workspace.slug)).all()  # read only, so far
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            assert "locked" in str(exc)
+            return False
+        other.execute("ROLLBACK")
+        return True
+
+    try:
+        # A writer holds the lock from its first statement: two writers queue, never deadlock.
+        assert database.run(other_can_write, write=True, attempts=1) is False
+        assert database.run(other_can_write, write=False) is True
+    finally:
+        other.close()
 
 
 def test_concurrent_writers_queue_rather_than_fail(database: Database):
-    database.run(lambda s: s.add(Workspace(slug="w", name="0", plan="plus",
+    database.run(lambda unit: unit.session.add(Workspace(slug="w", name="0", plan="plus",
                                            owner_email="o@x.test")))
     errors: list[Exception] = []
 
     def bump() -> None:
-        def work(session):
-            workspace = session.scalar(
+        def work(unit):
+            workspace = unit.session.scalar(
                 select(Workspace).where(Workspace.slug == "w").with_for_update())
             workspace.name = str(int(workspace.name) + 1)
 
@@ -92,8 +164,8 @@ def test_concurrent_writers_queue_rather_than_fail(database: Database):
     for thread in threads:
         thread.join()
     assert errors == []
-    with database.transaction() as session:
-        name = session.scalar(select(Workspace.name))
+    with transaction(database) as unit:
+        name = unit.session.scalar(select(Workspace.name))
     # Each read-modify-write ran alone: no increment was lost.
     assert name == "40"
 
@@ -101,14 +173,14 @@ def test_concurrent_writers_queue_rather_than_fail(database: Database):
 def test_unreachable_database_raises_store_unavailable():
     db = Database("postgresql+psycopg://nobody@127.0.0.1:1/none", auto_migrate=False)
     with pytest.raises((StoreUnavailable, OperationalError)):
-        with db.transaction() as session:
-            session.execute(text("SELECT 1"))
+        with transaction(db) as unit:
+            unit.session.execute(text("SELECT 1"))
     db.dispose()
 
 
 def test_a_write_waits_for_a_held_lock_at_most_the_busy_timeout(database: Database,
                                                                  database_url: str):
-    database.run(lambda s: s.add(Workspace(slug="w", name="0", plan="plus",
+    database.run(lambda unit: unit.session.add(Workspace(slug="w", name="0", plan="plus",
                                            owner_email="o@x.test")))
     impatient = Database(database_url, auto_migrate=False, busy_timeout=1.0)
     holder = database.engine.raw_connection()  # the driver's own: no SQLAlchemy autobegin
@@ -121,8 +193,8 @@ def test_a_write_waits_for_a_held_lock_at_most_the_busy_timeout(database: Databa
             with impatient.engine.connect() as conn:
                 assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "1s"
 
-        def rename(session):
-            session.scalar(select(Workspace).where(Workspace.slug == "w")).name = "renamed"
+        def rename(unit):
+            unit.session.scalar(select(Workspace).where(Workspace.slug == "w")).name = "renamed"
 
         started = time.monotonic()
         with pytest.raises(OperationalError):
@@ -132,8 +204,8 @@ def test_a_write_waits_for_a_held_lock_at_most_the_busy_timeout(database: Databa
         holder.rollback()
         holder.close()
     impatient.run(rename)  # the lock released, the same write goes through
-    with database.transaction() as session:
-        assert session.scalar(select(Workspace.name)) == "renamed"
+    with transaction(database) as unit:
+        assert unit.session.scalar(select(Workspace.name)) == "renamed"
     impatient.dispose()
 
 
@@ -145,8 +217,8 @@ def test_a_postgresql_host_that_never_answers_fails_after_the_busy_timeout():
     try:
         started = time.monotonic()
         with pytest.raises((StoreUnavailable, OperationalError)):
-            with db.transaction() as session:
-                session.execute(text("SELECT 1"))
+            with transaction(db) as unit:
+                unit.session.execute(text("SELECT 1"))
         assert 1.5 <= time.monotonic() - started < 8  # libpq's whole connect attempt, bounded
     finally:
         db.dispose()

@@ -14,6 +14,7 @@ from webwork_sso_middleware.store.sessions import _INSERT_SESSION
 from webwork_sso_middleware.store import Database, audit, sign_in
 from webwork_sso_middleware.store.driver import DriverStatement
 from webwork_sso_middleware.store.models import AuditEvent, Member, Workspace, utcnow
+from ..store_helpers import transaction
 
 WORKSPACES = Workspace.__table__
 MEMBERS = Member.__table__
@@ -30,7 +31,7 @@ MEMBER_BY_NAME = DriverStatement(
 
 @pytest.fixture
 def workspace_id(database: Database) -> int:
-    with database.unit(write=True) as unit:
+    with transaction(database, write=True) as unit:
         return unit.connection.execute(insert(WORKSPACES).values(
             slug="acme", name="Acme", plan="plus", owner_email="o@acme.test", scim_enabled=False,
             sso_enabled=True, created_at=NOW, modified_at=NOW).returning(WORKSPACES.c.id)).scalar_one()
@@ -53,25 +54,25 @@ def test_every_hot_statement_takes_the_fast_path_on_this_backend(database: Datab
 
 
 def test_rows_and_types_match_sqlalchemy(database: Database, workspace_id: int) -> None:
-    with database.unit(write=True) as unit:
+    with transaction(database, write=True) as unit:
         assert ADD_MEMBER.rows(unit.connection, member(workspace_id, "Alice@Acme.test")) == []
         fast = MEMBER_BY_NAME.first(unit.connection, {"key": "alice@acme.test"})
         slow = tuple(unit.connection.execute(MEMBER_BY_NAME.statement,
                                              {"key": "alice@acme.test"}).one())
     assert fast == slow == ("id-Alice@Acme.test", True, NOW, 3)
     assert type(fast[1]) is bool and fast[2].tzinfo is not None  # converted, as SQLAlchemy does
-    with database.unit() as unit:
+    with transaction(database) as unit:
         assert MEMBER_BY_NAME.first(unit.connection, {"key": "nobody@acme.test"}) is None
 
 
 def test_json_and_update_parameters_are_converted(database: Database, workspace_id: int) -> None:
-    with database.unit(write=True) as unit:
-        audit.record(unit.connection, workspace_id=workspace_id, actor="saml", action="signed_in",
+    with transaction(database, write=True) as unit:
+        audit.record(unit, workspace_id=workspace_id, actor="saml", action="signed_in",
                      target_type="member", target_id="m1", changes={"given_name": "Zoë"})
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "bob@acme.test"))
         sign_in._STAMP_LOGIN_ONLY.rows(unit.connection, {"member_id": "id-bob@acme.test",
                                                          "last_login_at": NOW})
-    with database.unit() as unit:
+    with transaction(database) as unit:
         changes = unit.connection.execute(select(AuditEvent.changes)).scalar_one()
         stamped = unit.connection.execute(
             select(MEMBERS.c.last_login_at).where(MEMBERS.c.id == "id-bob@acme.test")).scalar_one()
@@ -81,28 +82,28 @@ def test_json_and_update_parameters_are_converted(database: Database, workspace_
 
 def test_it_joins_the_callers_transaction(database: Database, workspace_id: int) -> None:
     with pytest.raises(RuntimeError):
-        with database.unit(write=True) as unit:
+        with transaction(database, write=True) as unit:
             ADD_MEMBER.rows(unit.connection, member(workspace_id, "carol@acme.test"))
             assert MEMBER_BY_NAME.first(unit.connection, {"key": "carol@acme.test"}) is not None
             raise RuntimeError("the rest of the unit failed")
-    with database.unit() as unit:
+    with transaction(database) as unit:
         assert MEMBER_BY_NAME.first(unit.connection, {"key": "carol@acme.test"}) is None
 
 
 def test_driver_errors_arrive_as_sqlalchemy_errors(database: Database, workspace_id: int) -> None:
-    with database.unit(write=True) as unit:
+    with transaction(database, write=True) as unit:
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "dave@acme.test"))
     with pytest.raises(IntegrityError):  # what the store's unique-violation handling catches
-        with database.unit(write=True) as unit:
+        with transaction(database, write=True) as unit:
             ADD_MEMBER.rows(unit.connection, member(workspace_id, "dave@acme.test"))
 
 
 def test_replay_insert_tells_first_use_from_reuse(database: Database, workspace_id: int) -> None:
     expires = utcnow() + dt.timedelta(minutes=5)
-    with database.unit(write=True) as unit:
-        first = sign_in.remember_assertion(unit.connection, workspace_id=workspace_id,
+    with transaction(database, write=True) as unit:
+        first = sign_in.remember_assertion(unit, workspace_id=workspace_id,
                                            assertion_id="_a1", expires_at=expires)
-        again = sign_in.remember_assertion(unit.connection, workspace_id=workspace_id,
+        again = sign_in.remember_assertion(unit, workspace_id=workspace_id,
                                            assertion_id="_a1", expires_at=expires)
     assert (first, again) == (True, False)
 
@@ -115,7 +116,7 @@ def test_watched_engines_see_every_statement(database: Database, workspace_id: i
 
     event.listen(database.engine, "before_cursor_execute", watch)
     try:
-        with database.unit(write=True) as unit:
+        with transaction(database, write=True) as unit:
             ADD_MEMBER.rows(unit.connection, member(workspace_id, "erin@acme.test"))
             row = MEMBER_BY_NAME.first(unit.connection, {"key": "erin@acme.test"})
     finally:
@@ -133,7 +134,7 @@ def test_statements_it_cannot_run_plainly_go_through_sqlalchemy(
                                 keys=("name",))  # modified_at has an onupdate default
     dialect = database.engine.dialect
     assert not expanding.fast_path(dialect) and not defaulted.fast_path(dialect)
-    with database.unit(write=True) as unit:
+    with transaction(database, write=True) as unit:
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "fay@acme.test"))
         found = expanding.rows(unit.connection, {"keys": ["fay@acme.test", "x@acme.test"]})
         defaulted.rows(unit.connection, {"wid": workspace_id, "name": "Acme Inc."})
@@ -157,10 +158,10 @@ def test_a_lost_connection_is_invalidated_and_the_next_unit_reconnects(
     database: Database, workspace_id: int
 ) -> None:
     with pytest.raises(DBAPIError) as raised:
-        with database.unit(write=True) as unit:
+        with transaction(database, write=True) as unit:
             lose(database, unit.connection)
             ADD_MEMBER.rows(unit.connection, member(workspace_id, "gus@acme.test"))
     assert raised.value.connection_invalidated
-    with database.unit(write=True) as unit:
+    with transaction(database, write=True) as unit:
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "gus@acme.test"))
         assert MEMBER_BY_NAME.first(unit.connection, {"key": "gus@acme.test"}) is not None

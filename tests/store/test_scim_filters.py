@@ -47,6 +47,7 @@ from webwork_sso_middleware.store.models import Group, Member, Membership, Membe
 
 from ..scim.test_filters import CORE_USER, ENTERPRISE, logic, to_text
 from ..scim.test_matching import match
+from ..store_helpers import transaction
 
 # -- compile_filter: SQL on real rows ----------------------------------------------------------
 
@@ -72,9 +73,9 @@ def _member(member_id: str, user_name: str, created: str, **fields: Any) -> Memb
 @pytest.fixture
 def people(database: Database) -> Database:
     """Five visible members, one deleted, three groups; see the cases below for who is who."""
-    with database.transaction(write=True) as session:
-        session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
-        session.flush()
+    with transaction(database, write=True) as unit:
+        unit.session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        unit.session.flush()
         alice = _member(
             "alice", "Alice@Example.com", "2024-01-01T10:00:00.250+00:00",
             external_id="EXT-Alice", given_name="Alice", family_name="Liddell",
@@ -110,8 +111,8 @@ def people(database: Database) -> Database:
         frank = _member("frank", "Frank", "2024-04-01T00:00:00+00:00", active=True)
         erin = _member("erin", "erin", "2024-01-05T00:00:00+00:00", active=True, title="Engineer",
                        deleted_at=at("2024-05-01T00:00:00+00:00"))
-        session.add_all([alice, bob, carol, dave, frank, erin])
-        session.flush()
+        unit.session.add_all([alice, bob, carol, dave, frank, erin])
+        unit.session.flush()
         groups = [
             Group(id="g-admins", workspace_id=1, display_name="Admins", display_name_key="admins",
                   external_id="AD-1", created_at=at("2024-01-01T00:00:00+00:00")),
@@ -120,9 +121,9 @@ def people(database: Database) -> Database:
             Group(id="g-empty", workspace_id=1, display_name="Empty_Group", display_name_key="empty_group",
                   created_at=at("2024-03-01T00:00:00+00:00")),
         ]
-        session.add_all(groups)
-        session.flush()
-        session.add_all([Membership(group_id=g, member_id=m) for g, m in [
+        unit.session.add_all(groups)
+        unit.session.flush()
+        unit.session.add_all([Membership(group_id=g, member_id=m) for g, m in [
             ("g-admins", "alice"), ("g-staff", "alice"), ("g-staff", "bob"), ("g-staff", "erin"),
         ]])
     return database
@@ -130,14 +131,14 @@ def people(database: Database) -> Database:
 
 def user_ids(database: Database, text: str) -> set[str]:
     where = compile_filter(parse_filter(text), USER_RESOURCE)
-    with database.transaction() as session:
-        return set(session.scalars(select(Member.id).where(Member.deleted_at.is_(None), where)))
+    with transaction(database) as unit:
+        return set(unit.session.scalars(select(Member.id).where(Member.deleted_at.is_(None), where)))
 
 
 def group_ids(database: Database, text: str) -> set[str]:
     where = compile_filter(parse_filter(text), GROUP_RESOURCE)
-    with database.transaction() as session:
-        return set(session.scalars(select(Group.id).where(where)))
+    with transaction(database) as unit:
+        return set(unit.session.scalars(select(Group.id).where(where)))
 
 
 EVERYONE = {"alice", "bob", "carol", "dave", "frank"}
@@ -414,15 +415,15 @@ def test_groups_where(people: Database, text: str, expected: set[str]) -> None:
 
 def test_keys_fold_non_ascii_case_on_every_backend(database: Database) -> None:
     """The *_key columns are lowered by Python, so É and é are one even where SQL lower() is ASCII."""
-    with database.transaction(write=True) as session:
-        session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
-        session.flush()
+    with transaction(database, write=True) as unit:
+        unit.session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        unit.session.flush()
         zoe = _member("zoe", "ZOË@Example.com", "2024-01-01T00:00:00+00:00",
                       values=[("emails", "Élise.Ünal@Work.example", {"type": "work"})])
-        session.add(zoe)
-        session.add(Group(id="g-eq", workspace_id=1, display_name="Équipe", display_name_key="équipe"))
-        session.flush()
-        session.add(Membership(group_id="g-eq", member_id="zoe"))
+        unit.session.add(zoe)
+        unit.session.add(Group(id="g-eq", workspace_id=1, display_name="Équipe", display_name_key="équipe"))
+        unit.session.flush()
+        unit.session.add(Membership(group_id="g-eq", member_id="zoe"))
     assert user_ids(database, 'userName eq "zoë@example.com"') == {"zoe"}
     assert user_ids(database, 'emails eq "ÉLISE.ÜNAL@WORK.EXAMPLE"') == {"zoe"}
     assert user_ids(database, 'emails[type eq "work" and value sw "élise"]') == {"zoe"}
@@ -548,12 +549,12 @@ DIFFERENTIAL_TERMS = st.one_of(
 
 @pytest.fixture
 def population(database: Database) -> Iterator[Database]:
-    with database.transaction(write=True) as session:
-        session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
-        session.flush()
-        session.add_all(Group(id=gid, workspace_id=1, display_name=name, display_name_key=name.lower())
+    with transaction(database, write=True) as unit:
+        unit.session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        unit.session.flush()
+        unit.session.add_all(Group(id=gid, workspace_id=1, display_name=name, display_name_key=name.lower())
                         for gid, name in GROUPS)
-        session.flush()
+        unit.session.flush()
         for user in POPULATION:
             member = Member(
                 id=user["id"], workspace_id=1, user_name=user["userName"],
@@ -567,9 +568,9 @@ def population(database: Database) -> Iterator[Database]:
                             type=e["type"], display=e["display"], primary=e["primary"])
                 for i, e in enumerate(user["emails"])
             ]
-            session.add(member)
-            session.flush()
-            session.add_all(Membership(group_id=g["value"], member_id=user["id"]) for g in user["groups"])
+            unit.session.add(member)
+            unit.session.flush()
+            unit.session.add_all(Membership(group_id=g["value"], member_id=user["id"]) for g in user["groups"])
     yield database
 
 
@@ -581,8 +582,8 @@ def test_sql_and_python_agree(population: Database) -> None:
     def agree(node: Node) -> None:
         expected = {user["id"] for user in POPULATION if matches(node, user)}
         where = compile_filter(node, USER_RESOURCE)
-        with population.transaction() as session:
-            found = set(session.scalars(select(Member.id).where(where)))
+        with transaction(population) as unit:
+            found = set(unit.session.scalars(select(Member.id).where(where)))
         assert found == expected, to_text(node)
 
     agree()
@@ -643,13 +644,13 @@ DATETIME_SEMANTICS: dict[str, Any] = {
 @pytest.fixture
 def instants(database: Database) -> Database:
     """One member created at each instant of INSTANTS (and a group at each, for Groups)."""
-    with database.transaction(write=True) as session:
-        session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
-        session.flush()
+    with transaction(database, write=True) as unit:
+        unit.session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        unit.session.flush()
         for name, when in INSTANTS.items():
-            session.add(Member(id=name, workspace_id=1, user_name=name, user_name_key=name,
+            unit.session.add(Member(id=name, workspace_id=1, user_name=name, user_name_key=name,
                                created_at=when, modified_at=when + dt.timedelta(days=400)))
-            session.add(Group(id=name, workspace_id=1, display_name=name, display_name_key=name,
+            unit.session.add(Group(id=name, workspace_id=1, display_name=name, display_name_key=name,
                               created_at=when, modified_at=when))
     return database
 
@@ -723,11 +724,11 @@ def _written_user(session: Any, member_id: str, doc: dict[str, Any]) -> Member:
 @pytest.fixture
 def long_values(database: Database) -> Database:
     """Members ``len<n>`` with one certificate each: the first n characters of SEAMED."""
-    with database.transaction(write=True) as session:
-        session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
-        session.flush()
+    with transaction(database, write=True) as unit:
+        unit.session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        unit.session.flush()
         for length in LENGTHS:
-            member = _written_user(session, f"len{length}", {
+            member = _written_user(unit.session, f"len{length}", {
                 "userName": f"len{length}@acme.test",
                 "x509Certificates": [{"value": SEAMED[:length]}],
             })
@@ -771,23 +772,23 @@ def test_long_values_at_each_length_are_told_apart(long_values: Database) -> Non
 @pytest.fixture
 def directory(database: Database) -> Database:
     """Members written as SCIM writes them, with names whose case folds beyond ASCII."""
-    with database.transaction(write=True) as session:
-        session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
-        session.flush()
-        _written_user(session, "strasse", {
+    with transaction(database, write=True) as unit:
+        unit.session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        unit.session.flush()
+        _written_user(unit.session, "strasse", {
             "userName": "Straße@acme.test",
             "emails": [{"value": "no-at-sign", "type": "work"}, {"value": "s@home.test", "type": "home"}],
         })
-        _written_user(session, "fullwidth", {
+        _written_user(unit.session, "fullwidth", {
             "userName": "ＦＵＬＬ@acme.test",
             "emails": [{"value": "Full@Acme.TEST", "type": "Work"}],
         })
-        _written_user(session, "sisyphus", {
+        _written_user(unit.session, "sisyphus", {
             "userName": "Σίσυφος@acme.test",
             "emails": [{"value": "Σίσυφος@acme.test", "type": "home"}],
         })
-        _written_user(session, "dave", {"userName": "Dave@Bücher.test"})
-        _written_user(session, "annabel", {"userName": "annabel@acme.test"})
+        _written_user(unit.session, "dave", {"userName": "Dave@Bücher.test"})
+        _written_user(unit.session, "annabel", {"userName": "annabel@acme.test"})
     return database
 
 
@@ -930,8 +931,8 @@ def other(index: int) -> str:
 def users_found(database: Database, text: str) -> set[str]:
     """The ids of workspace ACME's visible members that ``text`` selects, as the store pages them."""
     where = compile_filter(parse_filter(text), USER_RESOURCE)
-    with database.transaction() as session:
-        _, records = member_store.page(session.connection(), ACME, where=where, order_by=[],
+    with transaction(database) as unit:
+        _, records = member_store.page(unit, ACME, where=where, order_by=[],
                                        offset=0, limit=1000)
     return {record.row.id for record in records}
 
@@ -939,8 +940,8 @@ def users_found(database: Database, text: str) -> set[str]:
 def groups_found(database: Database, text: str) -> set[str]:
     """The ids of workspace ACME's groups that ``text`` selects, as the store pages them."""
     where = compile_filter(parse_filter(text), GROUP_RESOURCE)
-    with database.transaction() as session:
-        _, groups = group_store.page(session, ACME, where=where, order_by=[], offset=0, limit=1000)
+    with transaction(database) as unit:
+        _, groups = group_store.page(unit, ACME, where=where, order_by=[], offset=0, limit=1000)
         return {group.id for group in groups}
 
 
@@ -1053,11 +1054,11 @@ def user_holders(database: Database) -> Iterator[Database]:
     """In ACME: for each path i, a member ``h<i>`` holding held(i) there and nothing else, and a
     bystander ``by`` holding other(i) at every path. In OTHER: a twin of each holder, and a member
     holding every held(i) at once. Plus a deleted ACME member holding every held(i) too."""
-    with database.transaction(write=True) as session:
+    with transaction(database, write=True) as unit:
         for workspace, slug in ((ACME, "acme"), (OTHER, "other")):
-            session.add(Workspace(id=workspace, slug=slug, name=slug, plan="plus",
+            unit.session.add(Workspace(id=workspace, slug=slug, name=slug, plan="plus",
                                   owner_email=f"o@{slug}.example"))
-        session.flush()
+        unit.session.flush()
         bystander_parts, holder_parts = [], []
         made: list[tuple[int, str, Member]] = []
         for index, path in enumerate(USER_PATHS):
@@ -1078,18 +1079,18 @@ def user_holders(database: Database) -> Iterator[Database]:
             for workspace, member_id in ((ACME, f"h{index:02d}"), (OTHER, f"twin{index:02d}")):
                 if path.canonical == "id":
                     member_id = held(index) if workspace == ACME else member_id
-                member = _written_user(session, member_id, doc)
+                member = _written_user(unit.session, member_id, doc)
                 member.workspace_id = workspace
                 made.append((index, path.canonical, member))
-        bystander = _written_user(session, "by", _merged({"userName": "by@acme.test"},
+        bystander = _written_user(unit.session, "by", _merged({"userName": "by@acme.test"},
                                                          *bystander_parts))
         everything = _merged({"userName": "all@acme.test"}, *holder_parts)
-        deleted = _written_user(session, "deleted", everything)
+        deleted = _written_user(unit.session, "deleted", everything)
         deleted.deleted_at = EARLY
-        elsewhere = _written_user(session, "elsewhere", everything)
+        elsewhere = _written_user(unit.session, "elsewhere", everything)
         elsewhere.workspace_id = OTHER
-        session.flush()
-        _server_set(session, made, bystander, [deleted, elsewhere])
+        unit.session.flush()
+        _server_set(unit.session, made, bystander, [deleted, elsewhere])
     yield database
 
 
@@ -1220,45 +1221,45 @@ def group_holders(database: Database) -> Iterator[Database]:
     """In ACME: for each path i a group ``g<i>`` holding held(i) there, and a bystander group
     ``gby`` holding other(i); ``g-gone`` whose only member, deleted, holds every members.* value;
     ``g-plain``, whose member has no displayName. In OTHER: twins holding the same values."""
-    with database.transaction(write=True) as session:
+    with transaction(database, write=True) as unit:
         for workspace, slug in ((ACME, "acme"), (OTHER, "other")):
-            session.add(Workspace(id=workspace, slug=slug, name=slug, plan="plus",
+            unit.session.add(Workspace(id=workspace, slug=slug, name=slug, plan="plus",
                                   owner_email=f"o@{slug}.example"))
-        session.flush()
+        unit.session.flush()
         index_of = {path.canonical: index for index, path in enumerate(GROUP_PATHS)}
         by_value, by_display = other(index_of["members.value"]), other(index_of["members.display"])
-        bystander = _group(session, "gby", other(index_of["displayName"]),
+        bystander = _group(unit.session, "gby", other(index_of["displayName"]),
                            externalId=other(index_of["externalId"]))
-        session.add(Membership(group_id=bystander.id,
-                               member_id=_person(session, by_value, displayName=by_display).id))
-        gone = _person(session, "gone", displayName=held(index_of["members.display"]))
+        unit.session.add(Membership(group_id=bystander.id,
+                               member_id=_person(unit.session, by_value, displayName=by_display).id))
+        gone = _person(unit.session, "gone", displayName=held(index_of["members.display"]))
         gone.deleted_at = EARLY
-        session.add(Membership(group_id=_group(session, "g-gone", "Gone").id, member_id=gone.id))
-        session.add(Membership(group_id=_group(session, "g-plain", "Plain").id,
-                               member_id=_person(session, "Plain", displayName=None).id))
+        unit.session.add(Membership(group_id=_group(unit.session, "g-gone", "Gone").id, member_id=gone.id))
+        unit.session.add(Membership(group_id=_group(unit.session, "g-plain", "Plain").id,
+                               member_id=_person(unit.session, "Plain", displayName=None).id))
         for index, path in enumerate(GROUP_PATHS):
             value, gid = held(index), f"g{index:02d}"
             for workspace in (ACME, OTHER):
                 if workspace == OTHER:
                     gid = f"twin{index:02d}"
                 if path.canonical == "id":
-                    _group(session, value if workspace == ACME else gid, f"{gid} group", workspace)
+                    _group(unit.session, value if workspace == ACME else gid, f"{gid} group", workspace)
                 elif path.canonical == "externalId":
-                    _group(session, gid, f"{gid} group", workspace, externalId=value)
+                    _group(unit.session, gid, f"{gid} group", workspace, externalId=value)
                 elif path.canonical == "displayName":
-                    _group(session, gid, value, workspace)
+                    _group(unit.session, gid, value, workspace)
                 elif path.canonical in ("meta.created", "meta.lastModified"):
-                    group = _group(session, gid, f"{gid} group", workspace)
+                    group = _group(unit.session, gid, f"{gid} group", workspace)
                     column = "created_at" if path.canonical == "meta.created" else "modified_at"
                     setattr(group, column, at(LATE.replace("Z", "+00:00")))
                 elif path.canonical in ("members.value", "members.display"):
-                    group = _group(session, gid, f"{gid} group", workspace)
+                    group = _group(unit.session, gid, f"{gid} group", workspace)
                     member_id = value if workspace == ACME else f"m-{gid}"
                     display = value if path.canonical == "members.display" else None
                     if path.canonical == "members.value" or workspace == OTHER:
                         display = display or f"member of {gid}"
-                    session.add(Membership(group_id=group.id, member_id=_person(
-                        session, member_id if path.canonical == "members.value" else f"m-{gid}",
+                    unit.session.add(Membership(group_id=group.id, member_id=_person(
+                        unit.session, member_id if path.canonical == "members.value" else f"m-{gid}",
                         workspace=workspace, displayName=display).id))
     yield database
 
@@ -1325,13 +1326,13 @@ KEYED = {"c1022": ("x509Certificates", UNICODE[:1022]), "c1023": ("x509Certifica
 @pytest.fixture
 def unicode_values(database: Database) -> Iterator[Database]:
     """Members holding each value of KEYED, as a certificate, role or entitlement."""
-    with database.transaction(write=True) as session:
-        session.add(Workspace(id=ACME, slug="acme", name="Acme", plan="plus",
+    with transaction(database, write=True) as unit:
+        unit.session.add(Workspace(id=ACME, slug="acme", name="Acme", plan="plus",
                               owner_email="o@acme.example"))
-        session.flush()
+        unit.session.flush()
         for member_id, (attribute, value) in KEYED.items():
             values: dict[str, Any] = {attribute: [{"value": value}]}
-            member = _person(session, member_id, **values)
+            member = _person(unit.session, member_id, **values)
             assert len(member.values[0].value_key or "") == min(len(value), 1024)
     yield database
 
@@ -1398,12 +1399,12 @@ def test_the_sql_names_every_table_it_aliases() -> None:
 def blanks(database: Database) -> Iterator[Database]:
     """``blank`` holds empty strings (as rows stored before SCIM wrote "" as NULL did), ``set``
     holds "Mid", ``unset`` holds nothing, in a title and in an email's value and type."""
-    with database.transaction(write=True) as session:
-        session.add(Workspace(id=ACME, slug="acme", name="Acme", plan="plus",
+    with transaction(database, write=True) as unit:
+        unit.session.add(Workspace(id=ACME, slug="acme", name="Acme", plan="plus",
                               owner_email="o@acme.example"))
-        session.flush()
+        unit.session.flush()
         for member_id, text in (("blank", ""), ("set", "Mid"), ("unset", None)):
-            member = _person(session, member_id)
+            member = _person(unit.session, member_id)
             member.title = text
             if text is not None:
                 member.values = [MemberValue(attribute="emails", position=0, value=text,

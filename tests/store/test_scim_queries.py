@@ -15,6 +15,7 @@ from webwork_sso_middleware.scim.writes import write_group_fields, write_user
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import Group, Member, Workspace
 from webwork_sso_middleware.store.scim_queries import SORTABLE, group_page, member_page
+from ..store_helpers import transaction
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 # (id, userName, givenName, work email), created a day apart in this order.
@@ -28,37 +29,37 @@ TEAMS = [("g1", "Beta"), ("g2", "alpha"), ("g3", "Gamma")]
 
 @pytest.fixture
 def directory(database: Database) -> Iterator[Database]:
-    with database.transaction(write=True) as session:
-        session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus",
+    with transaction(database, write=True) as unit:
+        unit.session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus",
                               owner_email="o@acme.example"))
-        session.flush()
+        unit.session.flush()
         for day, (member_id, user_name, given, email) in enumerate(PEOPLE):
             when = START + dt.timedelta(days=day)
             member = Member(id=member_id, workspace_id=1, created_at=when, modified_at=when)
             write_user(member, {"schemas": [USER.id], "userName": user_name,
                                 "name": {"givenName": given},
                                 "emails": [{"value": email, "type": "work"}]})
-            session.add(member)
+            unit.session.add(member)
         for day, (group_id, name) in enumerate(TEAMS):
             when = START + dt.timedelta(days=day)
             group = Group(id=group_id, workspace_id=1, created_at=when, modified_at=when)
             write_group_fields(group, {"displayName": name})
-            session.add(group)
+            unit.session.add(group)
     yield database
 
 
 def members(database: Database, text: str | None, sort_by: str | None,
             descending: bool = False, offset: int = 0, limit: int = 10) -> tuple[int, list[str]]:
     where = None if text is None else compile_filter(parse_filter(text), USER_RESOURCE)
-    with database.unit() as unit:
-        total, records = member_page(unit.connection, 1, where=where, sort_by=sort_by,
+    with transaction(database) as unit:
+        total, records = member_page(unit, 1, where=where, sort_by=sort_by,
                                      descending=descending, offset=offset, limit=limit)
         return total, [record.row.id for record in records]
 
 
 def groups(database: Database, sort_by: str | None, descending: bool = False) -> list[str]:
-    with database.unit() as unit:
-        _, rows = group_page(unit.session, 1, where=None, sort_by=sort_by,
+    with transaction(database) as unit:
+        _, rows = group_page(unit, 1, where=None, sort_by=sort_by,
                              descending=descending, offset=0, limit=10)
         return [group.id for group in rows]
 

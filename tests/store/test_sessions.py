@@ -15,6 +15,7 @@ from webwork_sso_middleware.store.models import Member as MemberRow
 from webwork_sso_middleware.store.models import MemberSession
 
 from ..sessions.test_manager import add_member, create_workspace
+from ..store_helpers import transaction
 
 NOW = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.timezone.utc)
 HOUR = dt.timedelta(hours=1)
@@ -32,19 +33,19 @@ def ada(database: Database, workspace_id: int) -> str:
 
 def insert(database: Database, id_hash: str, member_id: str, workspace_id: int,
            expires_at: dt.datetime = NOW + HOUR) -> None:
-    database.run_unit(lambda unit: store.insert_session(
-        unit.connection, id_hash=id_hash, member_id=member_id, workspace_id=workspace_id,
+    database.run(lambda unit: store.insert_session(
+        unit, id_hash=id_hash, member_id=member_id, workspace_id=workspace_id,
         generation=0, created_at=NOW, expires_at=expires_at))
 
 
 def rows(database: Database, id_hash: str) -> list:
-    return list(database.run_unit(lambda unit: store.session_rows(unit.connection, id_hash),
+    return list(database.run(lambda unit: store.session_rows(unit, id_hash),
                                   write=False))
 
 
 def ended(database: Database) -> dict[str, dt.datetime | None]:
-    with database.transaction() as session:
-        return dict(session.execute(select(MemberSession.id_hash, MemberSession.ended_at)).all())
+    with transaction(database) as unit:
+        return dict(unit.session.execute(select(MemberSession.id_hash, MemberSession.ended_at)).all())
 
 
 def test_a_session_reads_back_with_its_member_once_per_group(database, workspace_id, ada):
@@ -61,21 +62,21 @@ def test_a_session_reads_back_with_its_member_once_per_group(database, workspace
 def test_active_generation_is_only_for_an_active_member_of_the_workspace(database, workspace_id,
                                                                          ada):
     def generation(member_id: str, in_workspace: int) -> int | None:
-        return database.run_unit(
-            lambda unit: store.active_generation(unit.connection, member_id, in_workspace))
+        return database.run(
+            lambda unit: store.active_generation(unit, member_id, in_workspace))
 
     assert generation(ada, workspace_id) == 0
     assert generation(ada, workspace_id + 1) is None
-    with database.transaction(write=True) as session:
-        session.get(MemberRow, ada).active = False
+    with transaction(database, write=True) as unit:
+        unit.session.get(MemberRow, ada).active = False
     assert generation(ada, workspace_id) is None
 
 
 def test_ending_sessions_marks_only_those_not_ended(database, workspace_id, ada):
     for id_hash in ("h1", "h2", "h3"):
         insert(database, id_hash, ada, workspace_id)
-    database.run_unit(lambda unit: store.end_sessions(unit.connection, ["h1"], NOW))
-    database.run_unit(lambda unit: store.end_sessions(unit.connection, ["h1", "h2"], NOW + HOUR))
+    database.run(lambda unit: store.end_sessions(unit, ["h1"], NOW))
+    database.run(lambda unit: store.end_sessions(unit, ["h1", "h2"], NOW + HOUR))
 
     marks = ended(database)
     assert marks["h1"] == NOW and marks["h2"] == NOW + HOUR and marks["h3"] is None
@@ -94,17 +95,17 @@ def test_ending_a_members_sessions_bumps_the_generation_and_names_the_member(
     database.on_sessions_ended(listener.__call__)
 
     def work(unit) -> int | None:
-        workspace = store.end_member_sessions(unit.connection, ada, NOW)
+        workspace = store.end_member_sessions(unit, ada, NOW)
         assert unit.connection.info[SESSIONS_ENDED] == {ada}  # told at commit, not before
         assert heard == []
         return workspace
 
-    assert database.run_unit(work) == workspace_id
+    assert database.run(work) == workspace_id
     assert heard == [frozenset({ada})]
     assert ended(database)["h1"] is not None
     assert rows(database, "h1")[0].session_generation == 1
-    assert database.run_unit(lambda unit: store.end_member_sessions(
-        unit.connection, "no-such-member", NOW)) is None
+    assert database.run(lambda unit: store.end_member_sessions(
+        unit, "no-such-member", NOW)) is None
 
 
 def test_purge_deletes_a_batch_of_expired_rows(database, workspace_id, ada):
@@ -112,6 +113,6 @@ def test_purge_deletes_a_batch_of_expired_rows(database, workspace_id, ada):
         insert(database, f"old{index}", ada, workspace_id, expires_at=NOW - HOUR)
     insert(database, "live", ada, workspace_id)
 
-    assert database.run_unit(lambda unit: store.purge_expired(unit.connection, NOW, 3)) == 3
-    assert database.run_unit(lambda unit: store.purge_expired(unit.connection, NOW, 3)) == 2
+    assert database.run(lambda unit: store.purge_expired(unit, NOW, 3)) == 3
+    assert database.run(lambda unit: store.purge_expired(unit, NOW, 3)) == 2
     assert set(ended(database)) == {"live"}

@@ -17,6 +17,7 @@ from webwork_sso_middleware.store import domains as domain_store
 from webwork_sso_middleware.store.models import AuditEvent, Member, SeenAssertion, utcnow
 
 from ..idp_metadata.metadata_samples import OKTA_ENTITY_ID, certificate, okta_metadata
+from ..store_helpers import transaction
 
 EXPIRES = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
 
@@ -32,9 +33,9 @@ def workspaces(database: Database) -> Workspaces:
     workspaces.set_idp("acme", metadata_xml=okta_metadata(certificate()))
     workspaces.create("globex", name="Globex", plan="plus", owner_email="o@globex.test")
     workspaces.verify_domain("globex", "globex.test", by_operator=True)
-    with database.unit(write=True) as unit:
+    with transaction(database, write=True) as unit:
         for address in ("alice@acme.test", "bob@acme.test"):
-            lifecycle.sign_in(unit.connection, workspace_id("acme", database), address,
+            lifecycle.sign_in(unit, workspace_id("acme", database), address,
                               lifecycle.Profile("A", "Person"))
         unit.connection.execute(Member.__table__.update()
                                 .where(Member.__table__.c.user_name_key == "bob@acme.test")
@@ -43,16 +44,16 @@ def workspaces(database: Database) -> Workspaces:
 
 
 def workspace_id(slug: str, database: Database) -> int:
-    with database.unit() as unit:
-        target = sign_in.sign_in_target(unit.connection, slug)
+    with transaction(database) as unit:
+        target = sign_in.sign_in_target(unit, slug)
     assert target is not None
     return target.workspace_id
 
 
 def lookup(database: Database, slug: str, address: str | None
            ) -> tuple[sign_in.SignInTarget | None, sign_in.LoginLookup | None]:
-    with database.unit(write=True) as unit:
-        return sign_in.sign_in_lookup(unit.connection, slug,
+    with transaction(database, write=True) as unit:
+        return sign_in.sign_in_lookup(unit, slug,
                                       claimed=lifecycle.lookup_key(address))
 
 
@@ -64,23 +65,23 @@ def count_statements(connection: Connection) -> list[str]:
 
 
 def test_lookup_reads_the_target_member_and_verifier_in_one_statement(workspaces, database):
-    with database.unit(write=True) as unit:
+    with transaction(database, write=True) as unit:
         # On the driver's cursor (store/driver.py), as in a sign-in ...
         target, known = sign_in.sign_in_lookup(
-            unit.connection, " ACME ", claimed=lifecycle.lookup_key("Alice@ACME.test"))
+            unit, " ACME ", claimed=lifecycle.lookup_key("Alice@ACME.test"))
         # ... and through SQLAlchemy, where it is counted: the same answer, in one statement.
         statements = count_statements(unit.connection)
-        assert sign_in.sign_in_lookup(unit.connection, "acme", claimed=lifecycle.lookup_key(
+        assert sign_in.sign_in_lookup(unit, "acme", claimed=lifecycle.lookup_key(
             "alice@acme.test")) == (target, known)
         assert len(statements) == 1
         # The same answers as the separate look-ups it replaces.
-        assert target == sign_in.sign_in_target(unit.connection, "acme", lock=True)
+        assert target == sign_in.sign_in_target(unit, "acme", lock=True)
         assert known is not None and known.key == "alice@acme.test"
-        assert known.member == sign_in.login_member(unit.connection, target.workspace_id,
+        assert known.member == sign_in.login_member(unit, target.workspace_id,
                                                     "alice@acme.test")
         assert known.member is not None and known.member.active
         assert known.verifier == target.workspace_id == domain_store.verifier_of(
-            unit.connection, "acme.test")
+            unit, "acme.test")
     assert target.idp_entity_id == OKTA_ENTITY_ID and target.idp_version is not None
 
 
@@ -110,11 +111,11 @@ def test_lookup_without_a_claimed_address_or_workspace(workspaces, database):
 
 def test_sign_in_uses_the_lookup_only_for_the_same_key(workspaces, database):
     acme = workspace_id("acme", database)
-    with database.unit(write=True) as unit:
-        _, known = sign_in.sign_in_lookup(unit.connection, "acme",
+    with transaction(database, write=True) as unit:
+        _, known = sign_in.sign_in_lookup(unit, "acme",
                                           claimed=lifecycle.lookup_key("alice@acme.test"))
         statements = count_statements(unit.connection)
-        admitted = lifecycle.sign_in(unit.connection, acme, "alice@acme.test",
+        admitted = lifecycle.sign_in(unit, acme, "alice@acme.test",
                                      lifecycle.Profile("A", "Person"), known=known)
         assert admitted is not None and not admitted.created
         # Read already: only the login record (one statement on PostgreSQL, two elsewhere).
@@ -123,7 +124,7 @@ def test_sign_in_uses_the_lookup_only_for_the_same_key(workspaces, database):
         # A lookup made for another address is not trusted for this one: asked again.
         statements.clear()
         with pytest.raises(lifecycle.SignInRefused) as refused:
-            lifecycle.sign_in(unit.connection, acme, "carol@globex.test",
+            lifecycle.sign_in(unit, acme, "carol@globex.test",
                               lifecycle.Profile(), known=known)
         assert refused.value.code == "domain_verified_elsewhere"
         assert any(s.lstrip().upper().startswith("SELECT") for s in statements)
@@ -133,20 +134,20 @@ def test_record_login_event_stamps_the_member_and_audits_the_changes(workspaces,
     acme = workspace_id("acme", database)
     now = utcnow()
     for profile in ({}, {"given_name": "Alicia", "display_name": "Alicia Person"}):
-        with database.unit(write=True) as unit:
-            member = sign_in.login_member(unit.connection, acme, "alice@acme.test")
+        with transaction(database, write=True) as unit:
+            member = sign_in.login_member(unit, acme, "alice@acme.test")
             assert member is not None
             if profile:  # through SQLAlchemy (a listener), where parameters could become SETs
                 count_statements(unit.connection)
-            sign_in.record_login_event(unit.connection, workspace_id=acme, member_id=member.id,
+            sign_in.record_login_event(unit, workspace_id=acme, member_id=member.id,
                                        now=now, profile=profile)
-    with database.transaction() as session:
-        alice = session.scalars(
+    with transaction(database) as unit:
+        alice = unit.session.scalars(
             select(Member).where(Member.user_name_key == "alice@acme.test")).one()
         assert alice.last_login_at == now
         assert (alice.given_name, alice.display_name) == ("Alicia", "Alicia Person")
         assert alice.version == 2  # one profile change; a bare stamp changes nothing SCIM sees
-        events = session.scalars(select(AuditEvent).where(AuditEvent.action == "signed_in")
+        events = unit.session.scalars(select(AuditEvent).where(AuditEvent.action == "signed_in")
                                  .order_by(AuditEvent.id)).all()
         assert [(e.workspace_id, e.actor, e.target_id, e.changes) for e in events] == [
             (acme, "saml", alice.id, {}),
@@ -156,9 +157,9 @@ def test_record_login_event_stamps_the_member_and_audits_the_changes(workspaces,
 def use(database: Database, acme: int, assertion_id: str, request_id: str | None) -> str | None:
     """use_response in a transaction that commits only when it accepts (as the ACS does)."""
     try:
-        with database.unit(write=True) as unit:
+        with transaction(database, write=True) as unit:
             refused = sign_in.use_response(
-                unit.connection, workspace_id=acme, assertion_id=assertion_id,
+                unit, workspace_id=acme, assertion_id=assertion_id,
                 expires_at=EXPIRES, request_id=request_id,
                 request_expires_at=EXPIRES if request_id else None)
             if refused:
@@ -169,8 +170,8 @@ def use(database: Database, acme: int, assertion_id: str, request_id: str | None
 
 
 def seen(database: Database) -> list[str]:
-    with database.transaction() as session:
-        return sorted(session.scalars(select(SeenAssertion.assertion_id)))
+    with transaction(database) as unit:
+        return sorted(unit.session.scalars(select(SeenAssertion.assertion_id)))
 
 
 def test_use_response_refuses_replays_and_used_requests_and_keeps_nothing_then(workspaces,
@@ -189,8 +190,8 @@ def test_use_response_refuses_replays_and_used_requests_and_keeps_nothing_then(w
     assert use(database, acme, "a1", "r1") == "replayed"
     # Another workspace keeps its own replay cache.
     assert use(database, workspace_id("globex", database), "a1", "r1") is None
-    with database.transaction() as session:
-        assert session.scalar(select(func.count()).select_from(SeenAssertion)) == 5
+    with transaction(database) as unit:
+        assert unit.session.scalar(select(func.count()).select_from(SeenAssertion)) == 5
 
 
 def test_lookup_holds_the_workspace_row_until_the_sign_in_commits(workspaces, database):
@@ -205,8 +206,8 @@ def test_lookup_holds_the_workspace_row_until_the_sign_in_commits(workspaces, da
 
     switcher = threading.Thread(target=switch_off)
     switcher.start()
-    with database.unit(write=True) as unit:
-        target, _ = sign_in.sign_in_lookup(unit.connection, "acme",
+    with transaction(database, write=True) as unit:
+        target, _ = sign_in.sign_in_lookup(unit, "acme",
                                            claimed=lifecycle.lookup_key("alice@acme.test"))
         assert target is not None and target.sso_enabled
         holding.set()
@@ -224,8 +225,8 @@ def test_lookup_locks_the_member_row_as_login_member_does(workspaces, database):
         pytest.skip("SQLite runs one writer at a time; row locks are PostgreSQL's")
     from sqlalchemy.exc import OperationalError
 
-    with database.unit(write=True) as unit:
-        _, known = sign_in.sign_in_lookup(unit.connection, "acme",
+    with transaction(database, write=True) as unit:
+        _, known = sign_in.sign_in_lookup(unit, "acme",
                                           claimed=lifecycle.lookup_key("alice@acme.test"))
         assert known is not None and known.member is not None
         members = Member.__table__

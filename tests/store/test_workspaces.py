@@ -23,6 +23,7 @@ from webwork_sso_middleware.store.workspaces import (
 from ..dns_server import TxtServer
 from ..admin.conftest import sign_in
 from ..saml.conftest import Site, TestIdP
+from ..store_helpers import transaction
 
 
 @pytest.fixture
@@ -35,23 +36,23 @@ def test_create_returns_the_token_once_and_stores_only_its_hash(workspaces, data
     assert info.slug == "acme" and info.plan == "plus"
     assert not info.scim_enabled and not info.sso_enabled
     assert token.startswith("wwsso_") and len(token) > 40
-    with database.transaction() as session:
-        rows = session.scalars(select(ScimToken)).all()
+    with transaction(database) as unit:
+        rows = unit.session.scalars(select(ScimToken)).all()
         assert [row.token_hash for row in rows] == [hash_token(token)]
         assert token not in {row.token_hash for row in rows}
-        credential = find_credential(session.connection(), token)
+        credential = find_credential(unit, token)
         assert credential.workspace_slug == "acme" and credential.token_hint == token[:10]
-        assert find_credential(session.connection(), token + "x") is None
+        assert find_credential(unit, token + "x") is None
 
 
 def test_rotation_revokes_every_earlier_token(workspaces, database):
     _, first = workspaces.create("acme", name="Acme", plan="plus", owner_email="o@acme.test")
     second = workspaces.rotate_token("acme")
     third = workspaces.rotate_token("acme")
-    with database.transaction() as session:
-        assert find_credential(session.connection(), first) is None
-        assert find_credential(session.connection(), second) is None
-        assert find_credential(session.connection(), third) is not None
+    with transaction(database) as unit:
+        assert find_credential(unit, first) is None
+        assert find_credential(unit, second) is None
+        assert find_credential(unit, third) is not None
 
 
 def test_enable_needs_plus_or_premium(workspaces):
@@ -231,10 +232,10 @@ def remote_user(site: Site, browser: requests.Session) -> str:
 
 def session_rows(site: Site, slug: str) -> list[MemberSession]:
     workspace_id = site.workspaces.get(slug).id
-    with site.middleware.database.transaction() as session:
-        rows = list(session.scalars(select(MemberSession)
+    with transaction(site.middleware.database) as unit:
+        rows = list(unit.session.scalars(select(MemberSession)
                                     .where(MemberSession.workspace_id == workspace_id)))
-        session.expunge_all()
+        unit.session.expunge_all()
         return rows
 
 
@@ -297,8 +298,8 @@ def test_switching_sso_off_waits_for_a_sign_in_in_flight(database: Database):
 
     switcher = threading.Thread(target=switch_off)
     switcher.start()
-    with database.unit(write=True) as unit:
-        target = sign_in_store.sign_in_target(unit.connection, "acme", lock=True)
+    with transaction(database, write=True) as unit:
+        target = sign_in_store.sign_in_target(unit, "acme", lock=True)
         assert target is not None and target.sso_enabled
         holding.set()
         clock.sleep(0.5)  # the sign-in's work: the switch must not get past the row meanwhile

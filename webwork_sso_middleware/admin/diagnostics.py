@@ -17,9 +17,9 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from sqlalchemy.orm import Session
 
 from ..store import audit
+from ..store.db import UnitOfWork
 from ..store.models import AuditEvent, utcnow
 
 FAILURE_ACTIONS = ("login_failed", "login_refused", "metadata_refresh_failed")
@@ -73,12 +73,12 @@ def describe(event: AuditEvent) -> Diagnostic:
     return Diagnostic(event.occurred_at, email, what, code, count)
 
 
-def recent_failures(session: Session, workspace_id: int, limit: int = SHOWN_FAILURES,
+def recent_failures(unit: UnitOfWork, workspace_id: int, limit: int = SHOWN_FAILURES,
                     counted_limit: int = SHOWN_COUNTED) -> list[Diagnostic]:
     """The latest single failures and the latest counted ones, newest first: each kind has
     its own limit, so no number of junk posts can push a real failure off the list."""
-    single = audit.latest(session, workspace_id, FAILURE_ACTIONS, limit=limit, counted=False)
-    counted = audit.latest(session, workspace_id, FAILURE_ACTIONS, limit=counted_limit,
+    single = audit.latest(unit, workspace_id, FAILURE_ACTIONS, limit=limit, counted=False)
+    counted = audit.latest(unit, workspace_id, FAILURE_ACTIONS, limit=counted_limit,
                            counted=True)
     events = sorted(single + counted, key=lambda e: (e.occurred_at, e.id), reverse=True)
     return [describe(e) for e in events]
@@ -95,7 +95,7 @@ def _instant(value: Any) -> dt.datetime | None:
         return None
 
 
-def test_result(session: Session, workspace_id: int, *, signed_in: tuple[str, dt.datetime] | None,
+def test_result(unit: UnitOfWork, workspace_id: int, *, signed_in: tuple[str, dt.datetime] | None,
                 now: dt.datetime | None = None) -> TestResult | None:
     """The outcome of the test sign-in this browser just ran.
 
@@ -108,7 +108,7 @@ def test_result(session: Session, workspace_id: int, *, signed_in: tuple[str, dt
         user_name, at = signed_in
         return TestResult(True, at, f"sign-in worked: the identity provider signed in {user_name}")
     since = (now or utcnow()) - TEST_WINDOW
-    events = audit.latest(session, workspace_id, ("login_failed", "login_refused"), limit=1,
+    events = audit.latest(unit, workspace_id, ("login_failed", "login_refused"), limit=1,
                           since=since)
     if not events:
         return None

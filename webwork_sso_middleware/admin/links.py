@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Connection
 from werkzeug.http import dump_cookie, parse_cookie
 
 from ..errors import ConfigurationError, SignatureRefused, WebworkSSOError
@@ -186,14 +185,14 @@ class SettingsSessions:
         self.lifetime = lifetime.total_seconds()
         self._clock = clock
 
-    def start(self, connection: Connection, slug: str, workspace_id: int, *,
+    def start(self, unit: UnitOfWork, slug: str, workspace_id: int, *,
               script_root: str = "") -> tuple[str, SettingsSession]:
         """Record a new session in the caller's transaction (the one that redeems the link);
         its ``Set-Cookie`` value, and the session."""
         now = self._clock()
         session = SettingsSession(slug, workspace_id, secrets.token_urlsafe(24),
                                   float(int(now + self.lifetime)))
-        settings_store.start(connection, id_hash=session.id_hash, workspace_id=workspace_id,
+        settings_store.start(unit, id_hash=session.id_hash, workspace_id=workspace_id,
                              now=_utc(now), expires_at=_utc(session.expires_at))
         value = self._serializer.dumps(
             {"w": slug, "i": workspace_id, "s": session.session_id, "e": int(session.expires_at)},
@@ -209,10 +208,10 @@ class SettingsSessions:
         now = self._clock()
         for session in self._signed(environ, slug, now):
             def live(unit: UnitOfWork, session: SettingsSession = session) -> bool:
-                return settings_store.is_live(unit.connection, id_hash=session.id_hash,
+                return settings_store.is_live(unit, id_hash=session.id_hash,
                                               workspace_id=session.workspace_id, now=_utc(now))
 
-            if self.database.run_unit(live, write=False):
+            if self.database.run(live, write=False):
                 return session
         return None
 
@@ -221,7 +220,7 @@ class SettingsSessions:
         hashes = [session.id_hash for session in self._signed(environ, slug, self._clock())]
         if hashes:
             now = _utc(self._clock())
-            self.database.run_unit(lambda unit: settings_store.end(unit.connection, hashes, now=now))
+            self.database.run(lambda unit: settings_store.end(unit, hashes, now=now))
 
     def clearing_cookie(self, slug: str, *, script_root: str = "") -> str:
         return dump_cookie(COOKIE_NAME, "", max_age=0, expires=0,

@@ -140,10 +140,10 @@ class SettingsPage:
 
     def load_workspace(self, slug: str) -> WorkspaceInfo | None:
         def work(unit: UnitOfWork) -> WorkspaceInfo | None:
-            workspace = find_by_slug(unit.session, slug)
+            workspace = find_by_slug(unit, slug)
             return WorkspaceInfo.of(workspace) if workspace is not None else None
 
-        return self.database.run_unit(work, write=False)
+        return self.database.run(work, write=False)
 
     def access(self, request: Request, slug: str) -> tuple[Access | None, str]:
         """The request's access to the page, or None and why not (in plain words)."""
@@ -205,8 +205,8 @@ class SettingsPage:
         if isinstance(checked, Response):
             return checked
         link, workspace = checked
-        if self.database.run_unit(lambda unit: settings_store.link_redeemed(
-                unit.connection, workspace_id=workspace.id, nonce=link.nonce), write=False):
+        if self.database.run(lambda unit: settings_store.link_redeemed(
+                unit, workspace_id=workspace.id, nonce=link.nonce), write=False):
             return self.used_link(page, slug, workspace)
         return page.html(templates.open_link_page(slug, expires=link.expires, nonce=page.nonce))
 
@@ -225,14 +225,14 @@ class SettingsPage:
 
         def work(unit: UnitOfWork) -> str | None:
             if not sign_in_store.redeem_settings_link(
-                    unit.connection, workspace_id=workspace.id, nonce=link.nonce,
+                    unit, workspace_id=workspace.id, nonce=link.nonce,
                     expires_at=keep_until):
                 return None
-            cookie, _ = self.settings_sessions.start(unit.connection, slug, workspace.id,
+            cookie, _ = self.settings_sessions.start(unit, slug, workspace.id,
                                                      script_root=page.site.root)
             return cookie
 
-        cookie = self.database.run_unit(work)
+        cookie = self.database.run(work)
         if cookie is None:
             return self.used_link(page, slug, workspace)
         clean = redirect(page.site.link(settings_path(slug)), code=303)
@@ -256,20 +256,19 @@ class SettingsPage:
         signed_in = self.fresh_sign_in(page.request, slug) if tested else None
 
         def work(unit: UnitOfWork) -> templates.SettingsView:
-            session = unit.session
-            row = find_by_slug(session, slug)
+            row = find_by_slug(unit, slug)
             if row is None:
                 raise LookupError(slug)  # deleted since the access check
             workspace = WorkspaceInfo.of(row)
-            idp_row = identity_providers.find(session, row.id)
+            idp_row = identity_providers.find(unit, row.id)
             total, entries = member_store.directory(
-                unit.connection, row.id, state=state,
+                unit, row.id, state=state,
                 offset=(number - 1) * MEMBERS_PER_PAGE, limit=MEMBERS_PER_PAGE)
             last_page = max(1, -(-total // MEMBERS_PER_PAGE))
             current = min(number, last_page)
             if current != number:  # past the end (members left since): show the last page
                 total, entries = member_store.directory(
-                    unit.connection, row.id, state=state,
+                    unit, row.id, state=state,
                     offset=(current - 1) * MEMBERS_PER_PAGE, limit=MEMBERS_PER_PAGE)
             return templates.SettingsView(
                 workspace=workspace,
@@ -282,17 +281,17 @@ class SettingsPage:
                 csrf_token=self.csrf.token(access.bindings[0]),
                 can_close=access.by_link,
                 idp=IdPInfo.of(idp_row) if idp_row is not None else None,
-                token=live_token(session, row.id),
+                token=live_token(unit, row.id),
                 new_token=new_token,
                 members_total=total, members=entries, state=state, page=current,
                 per_page=MEMBERS_PER_PAGE,
-                failures=diagnostics.recent_failures(session, row.id),
-                test_result=(diagnostics.test_result(session, row.id, signed_in=signed_in)
+                failures=diagnostics.recent_failures(unit, row.id),
+                test_result=(diagnostics.test_result(unit, row.id, signed_in=signed_in)
                              if tested else None),
                 tested=tested, notices=notices, entered_metadata_url=entered_url)
 
         try:
-            view = self.database.run_unit(work, write=False)
+            view = self.database.run(work, write=False)
         except LookupError:
             return page.forbidden(slug, "There is no such workspace any more.")
         return page.html(templates.settings_page(view, nonce=page.nonce), status=status)

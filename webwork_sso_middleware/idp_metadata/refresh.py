@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy.orm import Session
 
 from ..errors import MetadataError
 from ..logs import package_logger
-from ..store.db import Database
+from ..store.db import Database, UnitOfWork
 from ..store.identity_providers import (
     RefreshClaim,
     claim_refresh,
@@ -70,10 +69,10 @@ def refresh_if_due(database: Database, workspace_id: int, *, now: dt.datetime | 
     database.run(lambda session: record_refresh_failure(session, claim, reason, now))
 
 
-def _keep(session: Session, claim: RefreshClaim, parsed: metadata.IdPMetadata,
+def _keep(unit: UnitOfWork, claim: RefreshClaim, parsed: metadata.IdPMetadata,
           now: dt.datetime) -> bool:
-    before = stored_summary(still_current(session, claim))
-    return store_refreshed(session, claim, copy_of(parsed), now,
+    before = stored_summary(still_current(unit, claim))
+    return store_refreshed(unit, claim, copy_of(parsed), now,
                            refresh_after=metadata.next_refresh(parsed, now), before=before)
 
 
@@ -85,8 +84,8 @@ class IdentityProviders:
         self.fetch = fetch
 
     def get(self, workspace_id: int) -> IdPInfo | None:
-        def work(session: Session) -> IdPInfo | None:
-            row = find(session, workspace_id)
+        def work(unit: UnitOfWork) -> IdPInfo | None:
+            row = find(unit, workspace_id)
             return IdPInfo.of(row) if row is not None else None
 
         return self.database.run(work, write=False)

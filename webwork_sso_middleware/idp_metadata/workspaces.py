@@ -7,13 +7,12 @@ so those two methods live here, one floor up, and hand the store values it only 
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
 
 from .. import domains as domain_rules
 from ..errors import ConfigurationError, MetadataError, NotFound
 from ..store import identity_providers
 from ..store import workspaces as workspace_store
-from ..store.db import Database
+from ..store.db import Database, UnitOfWork
 from ..store.models import Workspace, utcnow
 from . import addresses
 from . import parsing as metadata
@@ -81,15 +80,15 @@ class Workspaces(workspace_store.Workspaces):
                 " get a current copy from the IdP"
             )
 
-        def work(session: Session) -> IdPInfo:
-            current = _load(session, slug)
+        def work(unit: UnitOfWork) -> IdPInfo:
+            current = _load(unit, slug)
             if current.id != workspace.id:  # deleted and re-created meanwhile
                 raise NotFound("workspace", slug)
-            before = stored_summary(identity_providers.find(session, current.id, for_update=True))
+            before = stored_summary(identity_providers.find(unit, current.id, for_update=True))
             # Pasted metadata has nowhere to be refreshed from.
             refresh_after = metadata.next_refresh(parsed, fetched_at) if metadata_url else None
             row = identity_providers.configure(
-                session, current.id, copy_of(parsed), before=before, metadata_url=metadata_url,
+                unit, current.id, copy_of(parsed), before=before, metadata_url=metadata_url,
                 fetched_at=fetched_at, refresh_after=refresh_after,
                 allow_idp_initiated=allow_idp_initiated, actor=actor,
             )  # fmt: skip
@@ -98,10 +97,10 @@ class Workspaces(workspace_store.Workspaces):
         return self.database.run(work)
 
     def _set_allow_idp_initiated(self, slug: str, allow: bool, actor: str) -> IdPInfo:
-        def work(session: Session) -> IdPInfo:
-            workspace = _load(session, slug)
+        def work(unit: UnitOfWork) -> IdPInfo:
+            workspace = _load(unit, slug)
             row = identity_providers.set_allow_idp_initiated(
-                session, workspace.id, allow, actor=actor
+                unit, workspace.id, allow, actor=actor
             )
             if row is None:
                 raise ConfigurationError(
@@ -114,15 +113,15 @@ class Workspaces(workspace_store.Workspaces):
     def idp(self, slug: str) -> IdPInfo | None:
         """The workspace's IdP, or None when none is set."""
 
-        def work(session: Session) -> IdPInfo | None:
-            row = identity_providers.find(session, _load(session, slug).id)
+        def work(unit: UnitOfWork) -> IdPInfo | None:
+            row = identity_providers.find(unit, _load(unit, slug).id)
             return IdPInfo.of(row) if row is not None else None
 
         return self.database.run(work, write=False)
 
 
-def _load(session: Session, slug: str) -> Workspace:
-    workspace = workspace_store.find_by_slug(session, slug)
+def _load(unit: UnitOfWork, slug: str) -> Workspace:
+    workspace = workspace_store.find_by_slug(unit, slug)
     if workspace is None:
         raise NotFound("workspace", slug)
     return workspace

@@ -21,12 +21,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from sqlalchemy import Connection
 
 from ..errors import InvalidName, WebworkSSOError
 from ..store import audit
 from ..store import domains as domain_store
 from ..store import sign_in as sign_in_store
+from ..store.db import UnitOfWork
 from ..store.models import Group, Member, utcnow
 from .. import names
 
@@ -82,7 +82,7 @@ def address_key(address: str, label: str = "NameID") -> tuple[str, str, str]:
     return cleaned, key, domain
 
 
-def sign_in(connection: Connection, workspace_id: int, address: str, profile: Profile, *,
+def sign_in(unit: UnitOfWork, workspace_id: int, address: str, profile: Profile, *,
             now: dt.datetime | None = None,
             known: sign_in_store.LoginLookup | None = None) -> Admission | None:
     """Admit the member ``address`` names, created at first sign-in where the rules allow;
@@ -98,18 +98,18 @@ def sign_in(connection: Connection, workspace_id: int, address: str, profile: Pr
         raise SignInRefused("invalid_name_id", f"the NameID {invalid.reason}") from None
     if known is not None and known.key != key:
         known = None  # read for another address than the verified one
-    verifier = known.verifier if known else domain_store.verifier_of(connection, domain)
+    verifier = known.verifier if known else domain_store.verifier_of(unit, domain)
     if verifier is not None and verifier != workspace_id:
         raise SignInRefused(
             "domain_verified_elsewhere",
             f"{domain} is verified by another workspace, so this workspace's IdP cannot sign "
             f"in {cleaned}")
-    member = known.member if known else sign_in_store.login_member(connection, workspace_id, key)
+    member = known.member if known else sign_in_store.login_member(unit, workspace_id, key)
     if member is not None and member.user_name_key != key:
         # Found through another address (its SCIM-written email): the member's own name must
         # pass too, or an alias would sign in someone named in another workspace's domain.
         named = names.domain_of(member.user_name_key)
-        named_by = domain_store.verifier_of(connection, named) if named else None
+        named_by = domain_store.verifier_of(unit, named) if named else None
         if named_by is not None and named_by != workspace_id:
             raise SignInRefused(
                 "domain_verified_elsewhere", f"{cleaned} belongs to the member "
@@ -123,18 +123,18 @@ def sign_in(connection: Connection, workspace_id: int, address: str, profile: Pr
     if member is None:
         changes = _changed_profile(None, profile)
         member_id = sign_in_store.create_member_at_login(
-            connection, workspace_id, cleaned, key, now=now, profile=changes)
-        audit.record(connection, workspace_id=workspace_id, actor="saml", action="created",
+            unit, workspace_id, cleaned, key, now=now, profile=changes)
+        audit.record(unit, workspace_id=workspace_id, actor="saml", action="created",
                      target_type="member", target_id=member_id,
                      changes={"email": cleaned, "source": "sso"})
         return Admission(member_id, 0, created=True)
     if not member.active:
-        audit.record(connection, workspace_id=workspace_id, actor="saml",
+        audit.record(unit, workspace_id=workspace_id, actor="saml",
                      action="login_refused", target_type="member", target_id=member.id,
                      changes={"reason": "member_deactivated", "email": cleaned})
         return None
     changes = _changed_profile(member, profile)
-    sign_in_store.record_login_event(connection, workspace_id=workspace_id, member_id=member.id,
+    sign_in_store.record_login_event(unit, workspace_id=workspace_id, member_id=member.id,
                                      now=now, profile=changes)
     return Admission(member.id, member.session_generation, created=False)
 
@@ -150,14 +150,14 @@ def lookup_key(address: str | None) -> tuple[str, str] | None:
     return key, domain
 
 
-def check_provisioned_name(connection: Connection, workspace_id: int, key: str) -> None:
+def check_provisioned_name(unit: UnitOfWork, workspace_id: int, key: str) -> None:
     """Refuse (NameRefused) a userName, by its key (names.py), that lies in a domain
     another workspace verified: only that workspace may provision its addresses. SCIM asks this
     when it creates a member or changes a member's userName."""
     domain = names.domain_of(key)
     if domain is None:
         return
-    verifier = domain_store.verifier_of(connection, domain)
+    verifier = domain_store.verifier_of(unit, domain)
     if verifier is not None and verifier != workspace_id:
         raise NameRefused(f"userName is in {domain}, a domain another workspace has verified; "
                           "only that workspace can provision its addresses")

@@ -105,11 +105,11 @@ class SamlApplication:
         metadata for any slug would let a mistyped slug be configured in an IdP that can never
         sign anyone in."""
         def work(unit: UnitOfWork) -> str | None:
-            target = sign_in_store.sign_in_target(unit.connection, slug)
-            return (self.flow.provider(request, target, unit.connection).metadata_xml()
+            target = sign_in_store.sign_in_target(unit, slug)
+            return (self.flow.provider(request, target, unit).metadata_xml()
                     if target else None)
 
-        xml = self.database.run_unit(work, write=False)
+        xml = self.database.run(work, write=False)
         if xml is None:
             return error_page("Not found", "There is no such workspace.",
                               site=self.flow.site(request), status=404)
@@ -143,8 +143,8 @@ class SamlApplication:
         except InvalidName:
             domain = None
         if domain is not None:
-            slug = self.database.run_unit(
-                lambda unit: sign_in_store.sso_workspace_for_domain(unit.connection, domain),
+            slug = self.database.run(
+                lambda unit: sign_in_store.sso_workspace_for_domain(unit, domain),
                 write=False)
         if slug is not None:
             return _start_login(site, slug, next_path)

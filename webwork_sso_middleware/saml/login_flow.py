@@ -10,8 +10,6 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
@@ -75,16 +73,16 @@ class LoginFlow:
     def urls(self, request: Request, slug: str) -> WorkspaceUrls:
         return self.site(request).workspace(slug)
 
-    def target(self, connection: Connection, slug: str, *, lock: bool = False) -> SignInTarget:
-        target = sign_in_store.sign_in_target(connection, slug, lock=lock)
+    def target(self, unit: UnitOfWork, slug: str, *, lock: bool = False) -> SignInTarget:
+        target = sign_in_store.sign_in_target(unit, slug, lock=lock)
         if target is None:
             raise _unavailable("unknown_workspace", "there is no such workspace")
         return target
 
     def provider(self, request: Request, target: SignInTarget,
-                 connection: Connection) -> ServiceProvider:
+                 unit: UnitOfWork) -> ServiceProvider:
         def load() -> IdPSettings | None:
-            xml = sign_in_store.idp_metadata_xml(connection, target.workspace_id)
+            xml = sign_in_store.idp_metadata_xml(unit, target.workspace_id)
             if xml is None or target.idp_entity_id is None or target.idp_version is None:
                 return None
             return IdPSettings(entity_id=target.idp_entity_id, metadata_xml=xml,
@@ -93,7 +91,7 @@ class LoginFlow:
 
         return self.providers.get(self.urls(request, target.slug), target.idp_version, load)
 
-    def usable_provider(self, request: Request, slug: str, connection: Connection, *,
+    def usable_provider(self, request: Request, slug: str, unit: UnitOfWork, *,
                         lock: bool = False, target: SignInTarget | None = None
                         ) -> tuple[SignInTarget, ServiceProvider]:
         """The workspace and its SP, when SSO can be used there right now.
@@ -102,13 +100,13 @@ class LoginFlow:
         for all of them (_unavailable), so a refusal tells nothing of a workspace's plan, its
         switches, or whether it exists. ``lock``: the caller may start a session (see
         store/sign_in.py). ``target``: the workspace, when the caller read it already."""
-        target = target or self.target(connection, slug, lock=lock)
+        target = target or self.target(unit, slug, lock=lock)
         if target.plan not in SSO_PLANS:
             raise _unavailable("plan", "single sign-on needs the Plus or Premium plan")
         if not target.sso_enabled:
             raise _unavailable("sso_disabled", "single sign-on is switched off for this "
                                "workspace")
-        provider = self.provider(request, target, connection)
+        provider = self.provider(request, target, unit)
         if provider.idp is None:
             raise _unavailable("idp_not_configured", "this workspace has no identity provider "
                                "yet")
@@ -135,7 +133,7 @@ class LoginFlow:
             self.refresh_metadata(slug)
 
             def work(unit: UnitOfWork) -> tuple[str, str]:
-                target, provider = self.usable_provider(request, slug, unit.connection)
+                target, provider = self.usable_provider(request, slug, unit)
                 relay_state = new_relay_state()
                 request_id, location = provider.authn_request(relay_state)
                 # The pending request goes into this browser's cookie, beside the others it
@@ -145,7 +143,7 @@ class LoginFlow:
                 return location, self.login_requests.cookie(provider.urls, target.workspace_id,
                                                             started)
 
-            location, cookie = self.database.run_unit(work, write=False)
+            location, cookie = self.database.run(work, write=False)
         except Rejection as rejection:
             # Nobody is signed in yet: the reason stays in the log (not the audit log, which
             # an anonymous GET must not be able to write to).
@@ -172,7 +170,7 @@ class LoginFlow:
             # Whose session the browser shows, asked outside the transaction: an unsolicited
             # response must not replace another member's.
             current = self.current_member(request) if seen.in_response_to is None else None
-            return self.database.run_unit(
+            return self.database.run(
                 lambda unit: self.sign_in(request, unit, slug, seen, relay_state, current))
         except OtherMemberSignedIn as refused:
             self.record_failure(slug, refused, claimed_email(seen))
@@ -185,11 +183,10 @@ class LoginFlow:
 
     def sign_in(self, request: Request, unit: UnitOfWork, slug: str, seen: Any,
                 relay_state: str | None, current: Member | None) -> Response:
-        connection = unit.connection
         # One statement reads the workspace (locked) and the member the response claims.
         claimed = lifecycle.lookup_key(claimed_email(seen))
-        found, known = sign_in_store.sign_in_lookup(connection, slug, claimed=claimed)
-        target, provider = self.usable_provider(request, slug, connection, lock=True, target=found)
+        found, known = sign_in_store.sign_in_lookup(unit, slug, claimed=claimed)
+        target, provider = self.usable_provider(request, slug, unit, lock=True, target=found)
         workspace_id = target.workspace_id
         started = self.login_requests.read(request, workspace_id)
         answered = None
@@ -205,7 +202,7 @@ class LoginFlow:
         verified = consumer.consume(seen, outstanding, now=now)
         # The assertion and the request it answers are used up in one statement.
         used = sign_in_store.use_response(
-            connection, workspace_id=workspace_id, assertion_id=verified.assertion_id,
+            unit, workspace_id=workspace_id, assertion_id=verified.assertion_id,
             expires_at=verified.expires_at, request_id=answered.id if answered else None,
             request_expires_at=dt.datetime.fromtimestamp(answered.expires_at, dt.timezone.utc)
             + self.clock_skew if answered else None)
@@ -214,7 +211,7 @@ class LoginFlow:
                             repeatable=True)
         if used is not None:
             raise Rejection("unknown_in_response_to", "the sign-in request was already used")
-        self.purge_when_due(connection, now)
+        self.purge_when_due(unit, now)
         if answered is not None:
             # This browser asked for this sign-in: it may replace whatever session it holds.
             response = self.finish(unit, target, verified, answered.next_path, current=None,
@@ -242,11 +239,11 @@ class LoginFlow:
             current = self.current_member(request)
 
             def work(unit: UnitOfWork) -> Response:
-                target, provider = self.usable_provider(request, slug, unit.connection,
+                target, provider = self.usable_provider(request, slug, unit,
                                                         lock=True)
                 pending = self.pending_sign_ins.read(request, target.workspace_id)
                 if pending is None or not sign_in_store.use_pending_sign_in(
-                        unit.connection, workspace_id=target.workspace_id, nonce=pending.nonce,
+                        unit, workspace_id=target.workspace_id, nonce=pending.nonce,
                         expires_at=dt.datetime.fromtimestamp(pending.expires_at, dt.timezone.utc)
                         + self.clock_skew):
                     raise Rejection("sign_in_expired", "this sign-in was already finished, or "
@@ -254,7 +251,7 @@ class LoginFlow:
                 return self.finish(unit, target, pending.assertion, pending.next_path,
                                    current=current, site=site)
 
-            response = self.database.run_unit(work)
+            response = self.database.run(work)
         except OtherMemberSignedIn as refused:
             self.record_failure(slug, refused, refused.email)
             response = signed_in_as_other_page(refused.current.user_name, site=site)
@@ -270,7 +267,7 @@ class LoginFlow:
         """Sign the member in; ``current``: the member whose session the browser holds, which
         an unsolicited response may refresh but never replace by someone else. ``next_path``
         is relative to the site's mount point, like the PATH_INFO it was taken from."""
-        member = self.member_at_login(unit.connection, target.workspace_id, verified, known)
+        member = self.member_at_login(unit, target.workspace_id, verified, known)
         if member is None:
             return error_page("Account deactivated", "Your account in this workspace is "
                               "deactivated. Ask your administrator to reactivate it.",
@@ -291,10 +288,10 @@ class LoginFlow:
         """A browser's cross-site POST showing no session cookie: it may have left one behind."""
         return self.sessions.read_cookie(request.environ) is None and is_cross_site(request)
 
-    def purge_when_due(self, connection: Connection, now: dt.datetime) -> None:
+    def purge_when_due(self, unit: UnitOfWork, now: dt.datetime) -> None:
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + REPLAY_CACHE_PURGE_EVERY
-            sign_in_store.purge_replay_cache(connection, now)
+            sign_in_store.purge_replay_cache(unit, now)
 
     def relay_target(self, started: list[LoginRequest], relay_state: str | None) -> str:
         """Okta sends its configured default RelayState with IdP-initiated sign-in; an IdP that
@@ -303,7 +300,7 @@ class LoginFlow:
             return next((r.next_path for r in started if r.relay_state == relay_state), "/")
         return safe_next(relay_state)
 
-    def member_at_login(self, connection: Connection, workspace_id: int,
+    def member_at_login(self, unit: UnitOfWork, workspace_id: int,
                         verified: VerifiedAssertion,
                         known: sign_in_store.LoginLookup | None = None) -> tuple[str, int] | None:
         """(member id, session generation) of the member signing in, created at first login
@@ -311,7 +308,7 @@ class LoginFlow:
         profile = lifecycle.Profile(verified.given_name, verified.family_name,
                                     verified.display_name)
         try:
-            admitted = lifecycle.sign_in(connection, workspace_id, verified.email, profile,
+            admitted = lifecycle.sign_in(unit, workspace_id, verified.email, profile,
                                          known=known)
         except lifecycle.SignInRefused as refused:
             # The person sees the code; the owner's diagnostics get the detail (record_failure).
@@ -333,16 +330,16 @@ class LoginFlow:
                    # unverified: what the refused response claimed
                    **({"email": email} if email else {})}
         try:
-            def work(session: Session) -> None:
-                workspace = find_by_slug(session, slug)
+            def work(unit: UnitOfWork) -> None:
+                workspace = find_by_slug(unit, slug)
                 if workspace is None:
                     return
                 if verified and not rejection.repeatable:
-                    audit.record(session, workspace_id=workspace.id, actor="saml",
+                    audit.record(unit, workspace_id=workspace.id, actor="saml",
                                  action="login_failed", target_type="login", target_id=None,
                                  changes=changes)
                 else:
-                    audit.count(session.connection(), workspace_id=workspace.id, actor="saml",
+                    audit.count(unit, workspace_id=workspace.id, actor="saml",
                                 action="login_failed", key=rejection.code, changes=changes)
 
             self.database.run(work)

@@ -165,7 +165,7 @@ class ScimApplication:
                 if wait is not None and not self.holds_live_token(request):
                     raise _too_many_failures(wait)
             try:
-                status, body, headers = self.database.run_unit(work, write=writes)
+                status, body, headers = self.database.run(work, write=writes)
             except InvalidToken:
                 source = source_of(request.remote_addr)
                 failures, wait = throttle.failed(source)
@@ -182,14 +182,14 @@ class ScimApplication:
         """Whether the request's token is a live one, in a read-only transaction of its own
         (for a request from a blocked source, before anything else is done for it)."""
         token = _presented_token(request)
-        return token is not None and self.database.run_unit(
-            lambda unit: find_credential(unit.connection, token) is not None, write=False)
+        return token is not None and self.database.run(
+            lambda unit: find_credential(unit, token) is not None, write=False)
 
     def authenticate(self, request: Request, unit: UnitOfWork) -> ScimContext:
         token = _presented_token(request)
         if token is None:
             raise _unauthorized("missing SCIM API token (send 'Authorization: Bearer <token>')")
-        credential = find_credential(unit.connection, token)
+        credential = find_credential(unit, token)
         if credential is None:
             raise InvalidToken()
         if credential.plan not in SSO_PLANS:

@@ -31,7 +31,7 @@ def search_groups(context: ScimContext) -> Reply:
 
 def _list(context: ScimContext, params: ListParameters) -> Reply:
     total, rows = scim_queries.group_page(
-        context.session,
+        context.unit,
         context.workspace_id,
         where=filter_condition(params.parsed_filter(), GROUP_RESOURCE),
         sort_by=params.sort_key(GROUP_RESOURCE),
@@ -41,7 +41,7 @@ def _list(context: ScimContext, params: ListParameters) -> Reply:
     )
     # Entra asks with excludedAttributes=members: then the memberships are not even read.
     members = (
-        group_store.members_of(context.session, [g.id for g in rows])
+        group_store.members_of(context.unit, [g.id for g in rows])
         if params.wants(GROUP_RESOURCE, "members") else {}
     )
     resources = [
@@ -53,7 +53,7 @@ def _list(context: ScimContext, params: ListParameters) -> Reply:
 
 
 def get_group(context: ScimContext, resource_id: str) -> Reply:
-    group = group_store.get(context.session, context.workspace_id, resource_id)
+    group = group_store.get(context.unit, context.workspace_id, resource_id)
     params = ListParameters.from_query(context.request.args, context.max_results)
     return 200, _document(context, group, params), {"ETag": version_tag(group.version)}
 
@@ -66,8 +66,8 @@ def create_group(context: ScimContext) -> Reply:
     wanted = _checked_member_ids(context, doc)
     context.session.add(group)
     _flush(context, group)
-    group_store.add_members(context.session, group.id, wanted)
-    audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
+    group_store.add_members(context.unit, group.id, wanted)
+    audit.record(context.unit, workspace_id=context.workspace_id, actor=context.actor,
                  action="created", target_type="group", target_id=group.id,
                  changes={"displayName": group.display_name, "members": wanted})
     result = _document(context, group, None)
@@ -76,7 +76,7 @@ def create_group(context: ScimContext) -> Reply:
 
 
 def replace_group(context: ScimContext, resource_id: str) -> Reply:
-    group = group_store.get(context.session, context.workspace_id, resource_id,
+    group = group_store.get(context.unit, context.workspace_id, resource_id,
                             for_update=True)
     check_if_match(context.request, group.version)
     doc = canonicalize(read_json(context.request, context.max_body_bytes), GROUP_RESOURCE)
@@ -85,12 +85,12 @@ def replace_group(context: ScimContext, resource_id: str) -> Reply:
 
 
 def patch_group(context: ScimContext, resource_id: str) -> Reply:
-    group = group_store.get(context.session, context.workspace_id, resource_id,
+    group = group_store.get(context.unit, context.workspace_id, resource_id,
                             for_update=True)
     check_if_match(context.request, group.version)
     body = read_json(context.request, context.max_body_bytes)
     current = group_document(
-        group, context.locate, group_store.members_of(context.session, [group.id])[group.id]
+        group, context.locate, group_store.members_of(context.unit, [group.id])[group.id]
     )
     doc = apply_patch(current, body, GROUP_RESOURCE)
     check_id(doc, group.id)
@@ -100,11 +100,11 @@ def patch_group(context: ScimContext, resource_id: str) -> Reply:
 def _update(context: ScimContext, group: Group, doc: dict[str, Any]) -> Reply:
     before_fields = (group.display_name, group.external_id)
     write_group_fields(group, doc)
-    current = group_store.member_ids(context.session, group.id)
+    current = group_store.member_ids(context.unit, group.id)
     wanted = _checked_member_ids(context, doc, already=set(current))
-    added = group_store.add_members(context.session, group.id, wanted)
+    added = group_store.add_members(context.unit, group.id, wanted)
     removed = [mid for mid in current if mid not in set(wanted)]
-    group_store.remove_members(context.session, group.id, removed)
+    group_store.remove_members(context.unit, group.id, removed)
     changes: dict[str, Any] = {}
     if (group.display_name, group.external_id) != before_fields:
         changes["displayName"] = {"from": before_fields[0], "to": group.display_name}
@@ -116,20 +116,20 @@ def _update(context: ScimContext, group: Group, doc: dict[str, Any]) -> Reply:
     if changes:
         touch(group)
         _flush(context, group)
-        audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
+        audit.record(context.unit, workspace_id=context.workspace_id, actor=context.actor,
                      action="updated", target_type="group", target_id=group.id, changes=changes)
     params = ListParameters.from_query(context.request.args, context.max_results)
     return 200, _document(context, group, params), {"ETag": version_tag(group.version)}
 
 
 def delete_group(context: ScimContext, resource_id: str) -> Reply:
-    group = group_store.get(context.session, context.workspace_id, resource_id,
+    group = group_store.get(context.unit, context.workspace_id, resource_id,
                             for_update=True)
     check_if_match(context.request, group.version)
-    removed = group_store.member_ids(context.session, group.id)
+    removed = group_store.member_ids(context.unit, group.id)
     context.session.delete(group)
     context.session.flush()
-    audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
+    audit.record(context.unit, workspace_id=context.workspace_id, actor=context.actor,
                  action="deleted", target_type="group", target_id=resource_id,
                  changes={"displayName": group.display_name, "members": removed})
     return 204, None, {}
@@ -137,7 +137,7 @@ def delete_group(context: ScimContext, resource_id: str) -> Reply:
 
 def _document(context: ScimContext, group: Group, params: ListParameters | None) -> dict[str, Any]:
     wants_members = params is None or params.wants(GROUP_RESOURCE, "members")
-    members = group_store.members_of(context.session, [group.id])[group.id] if wants_members else None
+    members = group_store.members_of(context.unit, [group.id])[group.id] if wants_members else None
     doc = group_document(group, context.locate, members)
     if params is None:
         return doc
@@ -148,7 +148,7 @@ def _checked_member_ids(context: ScimContext, doc: dict[str, Any],
                         already: set[str] | None = None) -> list[str]:
     wanted = member_ids(doc)
     unknown = [mid for mid in wanted if mid not in (already or set())]
-    found = member_store.existing_ids(context.session, context.workspace_id, unknown)
+    found = member_store.existing_ids(context.unit, context.workspace_id, unknown)
     missing = [mid for mid in unknown if mid not in found]
     if missing:
         raise invalid_value(f"no User with id {missing[0]!r} in this workspace")

@@ -133,13 +133,13 @@ class AuthThrottle:
         purge = self.monotonic() >= self._next_purge
 
         def work(unit: UnitOfWork) -> list[tuple[dt.datetime, int]]:
-            minutes = auth_failures.record(unit.connection, source, now, self.window)
+            minutes = auth_failures.record(unit, source, now, self.window)
             if purge:
-                auth_failures.purge(unit.connection, now - self.window)
+                auth_failures.purge(unit, now - self.window)
             return minutes
 
         try:
-            minutes = self.database.run_unit(work, write=True)
+            minutes = self.database.run(work, write=True)
         except (StoreUnavailable, SQLAlchemyError):
             log.warning("could not record a failed SCIM authentication from %s", source,
                         exc_info=True)

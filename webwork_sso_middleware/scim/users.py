@@ -39,11 +39,11 @@ def _list(context: ScimContext, params: ListParameters) -> Reply:
     node = params.parsed_filter()
     user_name = _user_name_lookup(params, node)
     if user_name is not None:
-        rows = member_store.find_by_user_name(context.connection, context.workspace_id, user_name)
+        rows = member_store.find_by_user_name(context.unit, context.workspace_id, user_name)
         total = len(rows)
     else:
         total, rows = scim_queries.member_page(
-            context.connection,
+            context.unit,
             context.workspace_id,
             where=filter_condition(node, USER_RESOURCE),
             sort_by=params.sort_key(USER_RESOURCE),
@@ -75,7 +75,7 @@ def _user_name_lookup(params: ListParameters, node: Node | None) -> str | None:
 
 
 def get_user(context: ScimContext, resource_id: str) -> Reply:
-    record = member_store.read(context.connection, context.workspace_id, resource_id)
+    record = member_store.read(context.unit, context.workspace_id, resource_id)
     tag = version_tag(record.row.version)
     if_none_match = context.request.headers.get("If-None-Match")
     if if_none_match and lists_version(if_none_match, record.row.version):
@@ -96,7 +96,7 @@ def create_user(context: ScimContext) -> Reply:
         member.deactivated_at = utcnow()
     context.session.add(member)
     _flush(context, member)
-    audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
+    audit.record(context.unit, workspace_id=context.workspace_id, actor=context.actor,
                  action="created", target_type="member", target_id=member.id,
                  changes={"userName": member.user_name, "active": member.active})
     result = user_document(MemberRecord.of(member), context.locate)
@@ -105,7 +105,7 @@ def create_user(context: ScimContext) -> Reply:
 
 
 def replace_user(context: ScimContext, resource_id: str) -> Reply:
-    member = member_store.get(context.session, context.workspace_id, resource_id,
+    member = member_store.get(context.unit, context.workspace_id, resource_id,
                               for_update=True)
     check_if_match(context.request, member.version)
     doc = canonicalize(read_json(context.request, context.max_body_bytes), USER_RESOURCE)
@@ -114,7 +114,7 @@ def replace_user(context: ScimContext, resource_id: str) -> Reply:
 
 
 def patch_user(context: ScimContext, resource_id: str) -> Reply:
-    member = member_store.get(context.session, context.workspace_id, resource_id,
+    member = member_store.get(context.unit, context.workspace_id, resource_id,
                               for_update=True)
     check_if_match(context.request, member.version)
     body = read_json(context.request, context.max_body_bytes)
@@ -140,7 +140,7 @@ def _update(context: ScimContext, member: Member, doc: dict[str, Any]) -> Reply:
         }
         action = lifecycle.settle_active_change(member, was_active=was_active)
         _flush(context, member)
-        audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
+        audit.record(context.unit, workspace_id=context.workspace_id, actor=context.actor,
                      action=action, target_type="member", target_id=member.id, changes=changes)
     result = user_document(MemberRecord.of(member), context.locate)
     return 200, result, {"ETag": version_tag(member.version)}
@@ -148,7 +148,7 @@ def _update(context: ScimContext, member: Member, doc: dict[str, Any]) -> Reply:
 
 def delete_user(context: ScimContext, resource_id: str) -> Reply:
     """The member disappears from SCIM but stays in the store, deactivated."""
-    member = member_store.get(context.session, context.workspace_id, resource_id,
+    member = member_store.get(context.unit, context.workspace_id, resource_id,
                               for_update=True)
     check_if_match(context.request, member.version)
     left = lifecycle.delete(member)
@@ -157,7 +157,7 @@ def delete_user(context: ScimContext, resource_id: str) -> Reply:
     groups = sorted(group.id for group in left)
     touch(member)
     context.session.flush()
-    audit.record(context.session, workspace_id=context.workspace_id, actor=context.actor,
+    audit.record(context.unit, workspace_id=context.workspace_id, actor=context.actor,
                  action="deleted", target_type="member", target_id=member.id,
                  changes={"userName": member.user_name, "groups": groups})
     return 204, None, {}
@@ -166,7 +166,7 @@ def delete_user(context: ScimContext, resource_id: str) -> Reply:
 def _check_name(context: ScimContext, key: str) -> None:
     """The identity rules (members/lifecycle.py): no userName in another workspace's domain."""
     try:
-        lifecycle.check_provisioned_name(context.connection, context.workspace_id, key)
+        lifecycle.check_provisioned_name(context.unit, context.workspace_id, key)
     except lifecycle.NameRefused as refused:
         raise invalid_value(refused.detail) from None
 

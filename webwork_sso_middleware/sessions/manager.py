@@ -10,9 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 from werkzeug.http import dump_cookie, parse_cookie
 
 from ..errors import NotFound, SignatureRefused, StoreError
@@ -100,7 +98,7 @@ class SessionManager:
 
     # -- sessions -------------------------------------------------------------------------------
 
-    def start(self, member_id: str, workspace_id: int, unit_or_session: UnitOfWork | Session,
+    def start(self, member_id: str, workspace_id: int, unit: UnitOfWork,
               *, generation: int | None = None) -> str:
         """Record a new session in the caller's transaction; return its ``Set-Cookie`` value.
 
@@ -108,24 +106,20 @@ class SessionManager:
         A caller that has just read (and locked) the active member passes its ``generation``.
         """
         # Flush first: the member may have been created (or changed) in this very transaction.
-        unit_or_session.flush()
-        db: Connection | Session = (
-            unit_or_session.connection if isinstance(unit_or_session, UnitOfWork) else unit_or_session
-        )
+        unit.flush()
         now = self._clock()
         if generation is None:
-            generation = session_store.active_generation(db, member_id, workspace_id)
+            generation = session_store.active_generation(unit, member_id, workspace_id)
         if generation is None:
             raise NotFound("active member", member_id)
         session_id = secrets.token_urlsafe(32)
-        connection = db if isinstance(db, Connection) else db.connection()
         session_store.insert_session(
-            connection, id_hash=hash_session_id(session_id), member_id=member_id,
+            unit, id_hash=hash_session_id(session_id), member_id=member_id,
             workspace_id=workspace_id, generation=generation, created_at=_utc(now),
             expires_at=_utc(now + self.absolute_lifetime))
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_EVERY
-            self._purge(db, now)
+            self._purge(unit, now)
         cookie = SessionCookie(session_id, member_id, workspace_id, generation, int(now), int(now))
         return self._set_cookie(cookie)
 
@@ -154,8 +148,8 @@ class SessionManager:
         if cookies:
             now = self._clock()
             hashes = [cookie.id_hash for cookie in cookies]
-            self.database.run_unit(
-                lambda unit: session_store.end_sessions(unit.connection, hashes, _utc(now)))
+            self.database.run(
+                lambda unit: session_store.end_sessions(unit, hashes, _utc(now)))
             for cookie in cookies:  # at once in this process; within the bound elsewhere
                 self.cache.put(cookie.id_hash, _Check(
                     time.monotonic(), cookie.member_id, cookie.workspace_id, cookie.generation,
@@ -168,18 +162,18 @@ class SessionManager:
         now = _utc(self._clock())
 
         def work(unit: UnitOfWork) -> None:
-            workspace_id = session_store.end_member_sessions(unit.connection, member_id, now)
+            workspace_id = session_store.end_member_sessions(unit, member_id, now)
             if workspace_id is None:
                 raise NotFound("member", member_id)
-            audit.record(unit.session, workspace_id=workspace_id, actor=actor,
+            audit.record(unit, workspace_id=workspace_id, actor=actor,
                          action="signed_out", target_type="member", target_id=member_id)
 
-        self.database.run_unit(work)  # the store names the member: evicted at commit
+        self.database.run(work)  # the store names the member: evicted at commit
 
     def purge_expired(self) -> int:
         """Delete up to a batch of expired session rows now; return how many went."""
         now = self._clock()
-        return self.database.run_unit(lambda unit: self._purge(unit.connection, now))
+        return self.database.run(lambda unit: self._purge(unit, now))
 
     # -- cookies --------------------------------------------------------------------------------
 
@@ -247,8 +241,8 @@ class SessionManager:
             return cached
         asked_at = time.monotonic()  # before the query: the bound counts from here
         try:
-            with self.database.unit() as unit:
-                rows = session_store.session_rows(unit.connection, id_hash)
+            rows = self.database.run(
+                lambda unit: session_store.session_rows(unit, id_hash), write=False)
         except (SQLAlchemyError, StoreError) as exc:
             # Fail closed for this request only: the cookie stays, the next request retries.
             log.warning("could not check a session; the request goes on without identity: %s", exc)
@@ -288,9 +282,9 @@ class SessionManager:
         return _Check(asked_at, row.member_id, row.workspace_id, row.generation, expires_at, member)
 
     @staticmethod
-    def _purge(db: Connection | Session, now: float) -> int:
+    def _purge(unit: UnitOfWork, now: float) -> int:
         # Cheap and bounded: one batch, in whatever transaction is at hand.
-        return session_store.purge_expired(db, _utc(now), PURGE_BATCH)
+        return session_store.purge_expired(unit, _utc(now), PURGE_BATCH)
 
 
 def cookie_values(header: str, name: str) -> list[str]:

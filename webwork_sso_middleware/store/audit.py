@@ -9,21 +9,20 @@ import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Table, delete, insert, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, delete, insert, select, text, update
 
 from ..logs import package_logger
 from .driver import DriverStatement
 from .models import AuditEvent, utcnow
 
 if TYPE_CHECKING:
-    from .db import Database
+    from .db import Database, UnitOfWork
 
 log = package_logger(__name__)
 
 
 def record(
-    db: Session | Connection,
+    unit: UnitOfWork,
     *,
     workspace_id: int,
     actor: str,
@@ -34,8 +33,7 @@ def record(
 ) -> None:
     """Insert the event at once (Core: an audit row needs no unit of work) in the caller's
     transaction, so it commits or rolls back with the change it describes."""
-    connection = db.connection() if isinstance(db, Session) else db
-    _INSERT.rows(connection, {
+    _INSERT.rows(unit.connection, {
         "workspace_id": workspace_id,
         "occurred_at": utcnow(),
         "actor": actor,
@@ -57,7 +55,7 @@ COUNT_WINDOW = dt.timedelta(hours=1)
 
 
 def count(
-    connection: Connection,
+    unit: UnitOfWork,
     *,
     workspace_id: int,
     actor: str,
@@ -80,6 +78,7 @@ def count(
     write lock (write units begin IMMEDIATE), by a transaction-scoped advisory lock on
     PostgreSQL, so two workers never both insert the first row.
     """
+    connection = unit.connection
     now = now or utcnow()
     span = window.total_seconds()
     opened = dt.datetime.fromtimestamp(now.timestamp() // span * span, dt.timezone.utc)
@@ -112,7 +111,7 @@ def count(
 
 
 def latest(
-    session: Session,
+    unit: UnitOfWork,
     workspace_id: int,
     actions: Collection[str],
     *,
@@ -133,15 +132,15 @@ def latest(
     if since is not None:
         query = query.where(AuditEvent.occurred_at >= since)
     query = query.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit)
-    return list(session.scalars(query))
+    return list(unit.session.scalars(query))
 
 
-def purge(connection: Connection, *, before: dt.datetime, limit: int = 1000) -> int:
+def purge(unit: UnitOfWork, *, before: dt.datetime, limit: int = 1000) -> int:
     """Delete up to ``limit`` of the oldest events that happened before ``before``; how many."""
     # By id, which grows with time: the walk stops after ``limit`` old rows, not at the end.
     oldest = (select(_AUDIT_EVENTS.c.id).where(_AUDIT_EVENTS.c.occurred_at < before)
               .order_by(_AUDIT_EVENTS.c.id).limit(limit))
-    result = connection.execute(delete(_AUDIT_EVENTS).where(
+    result = unit.connection.execute(delete(_AUDIT_EVENTS).where(
         _AUDIT_EVENTS.c.id.in_(oldest.scalar_subquery())))
     return result.rowcount
 
@@ -174,8 +173,8 @@ class Retention:
         deleted = 0
         try:
             for _ in range(self.max_batches):
-                count = self.database.run_unit(
-                    lambda unit: purge(unit.connection, before=cutoff, limit=self.batch))
+                count = self.database.run(
+                    lambda unit: purge(unit, before=cutoff, limit=self.batch))
                 deleted += count
                 if count < self.batch:
                     break

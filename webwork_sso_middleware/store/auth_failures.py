@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .db import UnitOfWork
 from .models import ScimAuthFailure
 
 _F = ScimAuthFailure
@@ -38,16 +39,17 @@ def minute_of(when: dt.datetime) -> dt.datetime:
     return when.replace(second=0, microsecond=0)
 
 
-def record(connection: Connection, source: str, now: dt.datetime,
+def record(unit: UnitOfWork, source: str, now: dt.datetime,
            window: dt.timedelta) -> list[tuple[dt.datetime, int]]:
     """Count one failure of ``source`` now; its (minute, failures) within ``window`` of
     ``now``, oldest first. A minute counts while it started less than ``window`` ago."""
+    connection = unit.connection
     connection.execute(_UPSERTS[connection.dialect.name],
                        {"source": source, "minute": minute_of(now)})
     rows = connection.execute(_RECENT, {"source": source, "since": now - window})
     return [(row.window_start, row.failures) for row in rows]
 
 
-def purge(connection: Connection, before: dt.datetime) -> int:
+def purge(unit: UnitOfWork, before: dt.datetime) -> int:
     """Forget the minutes that started at or before ``before``; how many rows went."""
-    return int(connection.execute(_PURGE, {"before": before}).rowcount or 0)
+    return int(unit.connection.execute(_PURGE, {"before": before}).rowcount or 0)

@@ -1,9 +1,9 @@
 """Engine, transactions and schema migrations.
 
 The store is the only part of the package that talks SQL. Transactions come from
-:meth:`Database.transaction`; writes are retried when the database reports a transient
-conflict (SQLite's busy lock, PostgreSQL's serialization and deadlock errors, a lost
-optimistic-lock race), so callers write their unit of work once.
+:meth:`Database.run` alone, and store functions take its :class:`UnitOfWork`. The work is
+retried when the database reports a transient conflict (SQLite's busy lock, PostgreSQL's
+serialization and deadlock errors, a lost optimistic-lock race), so callers write it once.
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ class StoreSession(Session):
 class UnitOfWork:
     """One database transaction: Core statements on ``connection``, the ORM on ``session``.
 
-    The session is made on first use: most reads are Core queries and never need one.
+    Every store function that works inside a transaction takes one, named ``unit``, and picks
+    the side it needs, so callers never choose. The session is made on first use: most reads
+    are Core queries and never need one.
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -194,9 +196,34 @@ class Database:
 
     # -- transactions -------------------------------------------------------------------------
 
+    def run(self, work: Callable[[UnitOfWork], T], *, write: bool = True, attempts: int = 5) -> T:
+        """Run ``work(unit)`` in one transaction: committed when it returns, rolled back when it
+        raises, and run again (up to ``attempts`` times) after a transient conflict.
+
+        The one way to open a transaction, so no caller forgets the retry; ``work`` may
+        therefore run more than once and must not have effects outside the database.
+        ``write=False`` is a promise that ``work`` only reads: on SQLite a writer takes the
+        write lock at BEGIN, which a reader need not wait for.
+        """
+        started = time.monotonic()
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._unit(write=write) as unit:
+                    return work(unit)
+            except (StaleDataError, DBAPIError) as exc:
+                if attempt == attempts or not self._is_transient(exc) or (
+                    # SQLite waited out busy_timeout already: the lock is held, not contended.
+                    # Waiting again would only keep the caller from its 503 for longer.
+                    self.is_sqlite and time.monotonic() - started >= self.busy_timeout
+                ):
+                    raise
+                log.debug("retrying transaction after transient conflict: %s", exc)
+                time.sleep(random.uniform(0, 0.02 * attempt))  # jitter: don't collide again
+        raise AssertionError("unreachable")
+
     @contextlib.contextmanager
-    def unit(self, *, write: bool = False) -> Iterator[UnitOfWork]:
-        """One transaction, committed on success and rolled back on any error."""
+    def _unit(self, *, write: bool) -> Iterator[UnitOfWork]:
+        """One transaction, committed on success and rolled back on any error (no retry)."""
         try:
             connection = self.engine.connect()
         except OperationalError as exc:
@@ -211,35 +238,6 @@ class Database:
                     unit.flush()
             finally:
                 unit.close()
-
-    @contextlib.contextmanager
-    def transaction(self, *, write: bool = False) -> Iterator[Session]:
-        """An ORM session in one transaction (see :meth:`unit`)."""
-        with self.unit(write=write) as unit:
-            yield unit.session
-
-    def run_unit(self, work: Callable[[UnitOfWork], T], *, write: bool = True,
-                 attempts: int = 5) -> T:
-        """Run ``work(unit)`` in a transaction, retrying transient conflicts."""
-        started = time.monotonic()
-        for attempt in range(1, attempts + 1):
-            try:
-                with self.unit(write=write) as unit:
-                    return work(unit)
-            except (StaleDataError, DBAPIError) as exc:
-                if attempt == attempts or not self._is_transient(exc) or (
-                    # SQLite waited out busy_timeout already: the lock is held, not contended.
-                    # Waiting again would only keep the caller from its 503 for longer.
-                    self.is_sqlite and time.monotonic() - started >= self.busy_timeout
-                ):
-                    raise
-                log.debug("retrying transaction after transient conflict: %s", exc)
-                time.sleep(random.uniform(0, 0.02 * attempt))  # jitter: don't collide again
-        raise AssertionError("unreachable")
-
-    def run(self, work: Callable[[Session], T], *, write: bool = True, attempts: int = 5) -> T:
-        """Run ``work(session)`` in a transaction, retrying transient conflicts."""
-        return self.run_unit(lambda unit: work(unit.session), write=write, attempts=attempts)
 
     @staticmethod
     def _is_transient(exc: Exception) -> bool:

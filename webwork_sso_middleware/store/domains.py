@@ -9,12 +9,18 @@ from collections.abc import Iterable
 from typing import cast
 
 from sqlalchemy import (
-    ColumnElement, Connection, Table, bindparam, delete, insert, select, update,
+    ColumnElement,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
 )
 
 from ..domains import TxtRecord, verification_record
+from .db import UnitOfWork, note_sessions_ended
 from .driver import DriverStatement
-from .db import note_sessions_ended
 from .models import Member, MemberSession, WorkspaceDomain, utcnow
 
 # Typed as the Table it is: mypy sees a declarative __table__ as a FromClause.
@@ -43,8 +49,8 @@ def claim_of(row: WorkspaceDomain) -> DomainClaim:
                        verification_record(row.domain, row.verification_token))
 
 
-def claims(connection: Connection, workspace_id: int) -> list[DomainClaim]:
-    rows = connection.execute(
+def claims(unit: UnitOfWork, workspace_id: int) -> list[DomainClaim]:
+    rows = unit.connection.execute(
         select(_D.domain, _D.verified_at, _D.verified_by, _D.verification_token)
         .where(_D.workspace_id == workspace_id).order_by(_D.domain)
     ).all()
@@ -52,65 +58,66 @@ def claims(connection: Connection, workspace_id: int) -> list[DomainClaim]:
                         verification_record(row.domain, row.verification_token)) for row in rows]
 
 
-def claim(connection: Connection, workspace_id: int, domain: str) -> None:
+def claim(unit: UnitOfWork, workspace_id: int, domain: str) -> None:
     """Claim ``domain`` (unverified) unless this workspace already has."""
-    exists = connection.execute(select(_D.domain).where(
+    exists = unit.connection.execute(select(_D.domain).where(
         _D.workspace_id == workspace_id, _D.domain == domain)).first()
     if exists is None:
-        connection.execute(insert(_DOMAINS).values(
+        unit.connection.execute(insert(_DOMAINS).values(
             workspace_id=workspace_id, domain=domain, created_at=utcnow(),
             verification_token=secrets.token_urlsafe(24)))
 
 
-def replace_claims(connection: Connection, workspace_id: int, domains: Iterable[str]) -> None:
+def replace_claims(unit: UnitOfWork, workspace_id: int, domains: Iterable[str]) -> None:
     """Claim exactly ``domains``: claims kept keep their verification, others are dropped."""
+    connection = unit.connection
     wanted = set(domains)
     held = connection.execute(select(_D.domain).where(_D.workspace_id == workspace_id)).scalars()
     for dropped in set(held) - wanted:
-        release(connection, workspace_id, dropped)
+        release(unit, workspace_id, dropped)
     for domain in sorted(wanted):
-        claim(connection, workspace_id, domain)
+        claim(unit, workspace_id, domain)
 
 
-def release(connection: Connection, workspace_id: int, domain: str) -> bool:
+def release(unit: UnitOfWork, workspace_id: int, domain: str) -> bool:
     """Drop the claim. Its members' sessions end: their REMOTE_USER was the email this
     verification vouched for, and those created at sign-in could no longer sign in."""
-    result = connection.execute(delete(_DOMAINS).where(_D.workspace_id == workspace_id,
+    result = unit.connection.execute(delete(_DOMAINS).where(_D.workspace_id == workspace_id,
                                                        _D.domain == domain))
     if result.rowcount:
-        end_sessions_in_domain(connection, domain, _M.workspace_id == workspace_id)
+        end_sessions_in_domain(unit, domain, _M.workspace_id == workspace_id)
     return bool(result.rowcount)
 
 
-def end_sessions_in_domain(connection: Connection, domain: str,
+def end_sessions_in_domain(unit: UnitOfWork, domain: str,
                            which: ColumnElement[bool]) -> None:
     """End the live sessions of the members ``which`` selects whose userName is at ``domain``."""
     members = select(_M.id).where(which, _M.user_name_key.like("%@" + domain))
-    ended = connection.execute(
+    ended = unit.connection.execute(
         update(_SESSIONS)
         .where(_SESSIONS.c.member_id.in_(members), _SESSIONS.c.ended_at.is_(None))
         .values(ended_at=utcnow())
         .returning(_SESSIONS.c.member_id)
     ).scalars().all()
-    note_sessions_ended(connection, ended)
+    note_sessions_ended(unit.connection, ended)
 
 
-def verifier_of(connection: Connection, domain: str) -> int | None:
+def verifier_of(unit: UnitOfWork, domain: str) -> int | None:
     """The workspace that verified ``domain``, if any."""
-    row = _VERIFIER.first(connection, {"domain": domain})
+    row = _VERIFIER.first(unit.connection, {"domain": domain})
     return int(row[0]) if row is not None else None
 
 
-def mark_verified(connection: Connection, workspace_id: int, domain: str, *, by: str) -> None:
+def mark_verified(unit: UnitOfWork, workspace_id: int, domain: str, *, by: str) -> None:
     """Record the verification. When another workspace verified the domain meanwhile, the
     partial unique index refuses it (IntegrityError, which the caller turns into DomainError)."""
-    connection.execute(
+    unit.connection.execute(
         update(_DOMAINS).where(_D.workspace_id == workspace_id, _D.domain == domain,
                                _D.verified_at.is_(None))
         .values(verified_at=utcnow(), verified_by=by))
     # Other workspaces' members named in the domain (provisioned before it was verified) can no
     # longer sign in (members/lifecycle.py); their live sessions end now, not at expiry.
-    end_sessions_in_domain(connection, domain, _M.workspace_id != workspace_id)
+    end_sessions_in_domain(unit, domain, _M.workspace_id != workspace_id)
 
 
 # Sign-in asks this on every assertion: built once, run on the driver's cursor.

@@ -6,14 +6,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, insert, select
-from sqlalchemy.orm import Session
 
 from ..errors import NotFound
+from .db import UnitOfWork
 from .models import Group, Member, Membership
 
 
 def page(
-    session: Session,
+    unit: UnitOfWork,
     workspace_id: int,
     *,
     where: ColumnElement[bool] | None,
@@ -24,30 +24,30 @@ def page(
     condition = Group.workspace_id == workspace_id
     if where is not None:
         condition = condition & where
-    total = session.scalar(select(func.count()).select_from(Group).where(condition)) or 0
+    total = unit.session.scalar(select(func.count()).select_from(Group).where(condition)) or 0
     if limit == 0 or offset >= total:
         return total, []
     query = select(Group).where(condition).order_by(*order_by, Group.id).offset(offset).limit(limit)
-    return total, list(session.scalars(query))
+    return total, list(unit.session.scalars(query))
 
 
-def get(session: Session, workspace_id: int, group_id: str, *, for_update: bool = False) -> Group:
+def get(unit: UnitOfWork, workspace_id: int, group_id: str, *, for_update: bool = False) -> Group:
     query = select(Group).where(Group.workspace_id == workspace_id, Group.id == group_id)
     if for_update:
         # Concurrent writers of one group queue here instead of racing on its version.
         query = query.with_for_update()
-    group = session.scalar(query)
+    group = unit.session.scalar(query)
     if group is None:
         raise NotFound("group", group_id)
     return group
 
 
-def members_of(session: Session, group_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+def members_of(unit: UnitOfWork, group_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     """group id -> [(member id, display)] for several groups in one query."""
     result: dict[str, list[tuple[str, str]]] = {gid: [] for gid in group_ids}
     if not group_ids:
         return result
-    rows = session.execute(
+    rows = unit.session.execute(
         select(Membership.group_id, Member.id, func.coalesce(Member.display_name, Member.user_name))
         .join(Member, Member.id == Membership.member_id)
         .where(Membership.group_id.in_(group_ids), Member.deleted_at.is_(None))
@@ -58,19 +58,19 @@ def members_of(session: Session, group_ids: Sequence[str]) -> dict[str, list[tup
     return result
 
 
-def member_ids(session: Session, group_id: str) -> list[str]:
+def member_ids(unit: UnitOfWork, group_id: str) -> list[str]:
     return list(
-        session.scalars(select(Membership.member_id).where(Membership.group_id == group_id))
+        unit.session.scalars(select(Membership.member_id).where(Membership.group_id == group_id))
     )
 
 
-def add_members(session: Session, group_id: str, member_ids: Iterable[str]) -> list[str]:
+def add_members(unit: UnitOfWork, group_id: str, member_ids: Iterable[str]) -> list[str]:
     """Add memberships that do not exist yet; returns the ids actually added."""
     wanted = list(dict.fromkeys(member_ids))
     if not wanted:
         return []
     present = set(
-        session.scalars(
+        unit.session.scalars(
             select(Membership.member_id).where(
                 Membership.group_id == group_id, Membership.member_id.in_(wanted)
             )
@@ -78,15 +78,16 @@ def add_members(session: Session, group_id: str, member_ids: Iterable[str]) -> l
     )
     added = [mid for mid in wanted if mid not in present]
     if added:
-        session.execute(insert(Membership), [{"group_id": group_id, "member_id": m} for m in added])
+        unit.session.execute(insert(Membership),
+                             [{"group_id": group_id, "member_id": m} for m in added])
     return added
 
 
-def remove_members(session: Session, group_id: str, member_ids: Iterable[str]) -> int:
+def remove_members(unit: UnitOfWork, group_id: str, member_ids: Iterable[str]) -> int:
     ids = list(member_ids)
     if not ids:
         return 0
-    result = session.execute(
+    result = unit.session.execute(
         delete(Membership).where(Membership.group_id == group_id, Membership.member_id.in_(ids))
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
 
 from . import audit
+from .db import UnitOfWork
 from .models import IdentityProvider
 
 # How long a claimed refresh is left to its worker before another may try: well above a
@@ -57,13 +57,13 @@ class RefreshClaim:
 
 
 def find(
-    session: Session, workspace_id: int, *, for_update: bool = False
+    unit: UnitOfWork, workspace_id: int, *, for_update: bool = False
 ) -> IdentityProvider | None:
-    return session.get(IdentityProvider, workspace_id, with_for_update=for_update or None)
+    return unit.session.get(IdentityProvider, workspace_id, with_for_update=for_update or None)
 
 
 def configure(
-    session: Session,
+    unit: UnitOfWork,
     workspace_id: int,
     copy: MetadataCopy,
     *,
@@ -79,7 +79,8 @@ def configure(
     ``before`` is the summary of the copy it replaces (None: none, or one no longer readable);
     ``refresh_after`` is None for pasted metadata, which has nowhere to be refreshed from.
     """
-    row = find(session, workspace_id, for_update=True)
+    session = unit.session
+    row = find(unit, workspace_id, for_update=True)
     if row is None:
         row = IdentityProvider(workspace_id=workspace_id, allow_idp_initiated=True)
         session.add(row)
@@ -94,7 +95,7 @@ def configure(
         row.allow_idp_initiated = allow_idp_initiated
     session.flush()
     audit.record(
-        session, workspace_id=workspace_id, actor=actor, action="idp_configured",
+        unit, workspace_id=workspace_id, actor=actor, action="idp_configured",
         target_type="idp", target_id=None,
         changes={"metadata_url": metadata_url, "before": before, "after": dict(copy.summary),
                  "allow_idp_initiated": row.allow_idp_initiated},
@@ -102,18 +103,18 @@ def configure(
     return row
 
 
-def set_allow_idp_initiated(session: Session, workspace_id: int, allow: bool, *,
+def set_allow_idp_initiated(unit: UnitOfWork, workspace_id: int, allow: bool, *,
                             actor: str) -> IdentityProvider | None:
-    row = find(session, workspace_id, for_update=True)
+    row = find(unit, workspace_id, for_update=True)
     if row is not None and row.allow_idp_initiated != allow:
         row.allow_idp_initiated = allow
-        audit.record(session, workspace_id=workspace_id, actor=actor, action="idp_configured",
+        audit.record(unit, workspace_id=workspace_id, actor=actor, action="idp_configured",
                      target_type="idp", target_id=None, changes={"allow_idp_initiated": allow})
     return row
 
 
-def is_due(session: Session, workspace_id: int, now: dt.datetime) -> bool:
-    row = session.execute(
+def is_due(unit: UnitOfWork, workspace_id: int, now: dt.datetime) -> bool:
+    row = unit.session.execute(
         select(IdentityProvider.metadata_url, IdentityProvider.refresh_after).where(
             IdentityProvider.workspace_id == workspace_id
         )
@@ -123,13 +124,13 @@ def is_due(session: Session, workspace_id: int, now: dt.datetime) -> bool:
     return row.refresh_after is None or row.refresh_after <= now
 
 
-def claim_refresh(session: Session, workspace_id: int, now: dt.datetime) -> RefreshClaim | None:
+def claim_refresh(unit: UnitOfWork, workspace_id: int, now: dt.datetime) -> RefreshClaim | None:
     """Claim a due refresh for this worker, or None when it is not due or another has it.
 
     One conditional UPDATE: writers queue on the row (PostgreSQL) or the database (SQLite), and
     each re-checks ``refresh_after``, so exactly one of them sees it due and moves it on.
     """
-    row = session.execute(
+    row = unit.session.execute(
         update(IdentityProvider)
         .where(
             IdentityProvider.workspace_id == workspace_id,
@@ -145,22 +146,22 @@ def claim_refresh(session: Session, workspace_id: int, now: dt.datetime) -> Refr
     return RefreshClaim(workspace_id, row.metadata_url, row.fetched_at)
 
 
-def still_current(session: Session, claim: RefreshClaim) -> IdentityProvider | None:
+def still_current(unit: UnitOfWork, claim: RefreshClaim) -> IdentityProvider | None:
     """The row, locked, when nobody changed the IdP since the claim; else None."""
     # The owner may have set another IdP (or the same one again) while we fetched: theirs wins.
-    row = find(session, claim.workspace_id, for_update=True)
+    row = find(unit, claim.workspace_id, for_update=True)
     if row is None or row.metadata_url != claim.metadata_url or row.fetched_at != claim.fetched_at:
         return None
     return row
 
 
-def store_refreshed(session: Session, claim: RefreshClaim, copy: MetadataCopy, now: dt.datetime,
+def store_refreshed(unit: UnitOfWork, claim: RefreshClaim, copy: MetadataCopy, now: dt.datetime,
                     *, refresh_after: dt.datetime, before: Mapping[str, Any] | None) -> bool:
     """Keep freshly fetched metadata as the last good copy; False if the claim went stale.
 
     ``before`` is the summary of the stored copy (read under :func:`still_current`'s lock).
     """
-    row = still_current(session, claim)
+    row = still_current(unit, claim)
     if row is None:
         return False
     after = dict(copy.summary)
@@ -174,7 +175,7 @@ def store_refreshed(session: Session, claim: RefreshClaim, copy: MetadataCopy, n
     # Worth a line in the log: a certificate rollover or a recovery, not every daily fetch.
     if before != after or previous_error:
         audit.record(
-            session, workspace_id=claim.workspace_id, actor=REFRESH_ACTOR,
+            unit, workspace_id=claim.workspace_id, actor=REFRESH_ACTOR,
             action="metadata_refreshed", target_type="idp", target_id=None,
             changes={"metadata_url": claim.metadata_url, "before": before, "after": after,
                      "recovered_from": previous_error},
@@ -182,10 +183,10 @@ def store_refreshed(session: Session, claim: RefreshClaim, copy: MetadataCopy, n
     return True
 
 
-def record_refresh_failure(session: Session, claim: RefreshClaim, reason: str,
+def record_refresh_failure(unit: UnitOfWork, claim: RefreshClaim, reason: str,
                            now: dt.datetime) -> bool:
     """Note a failed refresh; the last good copy stays in use. False if the claim went stale."""
-    row = still_current(session, claim)
+    row = still_current(unit, claim)
     if row is None:
         return False
     expired = row.valid_until is not None and row.valid_until <= now
@@ -199,7 +200,7 @@ def record_refresh_failure(session: Session, claim: RefreshClaim, reason: str,
     row.last_refresh_error_at = now
     row.refresh_after = now + RETRY_AFTER_FAILURE
     audit.record(
-        session, workspace_id=claim.workspace_id, actor=REFRESH_ACTOR,
+        unit, workspace_id=claim.workspace_id, actor=REFRESH_ACTOR,
         action="metadata_refresh_failed", target_type="idp", target_id=None,
         changes={"metadata_url": claim.metadata_url, "error": reason,
                  "last_good_fetched_at": _iso(row.fetched_at),

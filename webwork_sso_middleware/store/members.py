@@ -10,7 +10,6 @@ from typing import Any, Unpack
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
-    Connection,
     Row,
     bindparam,
     case,
@@ -21,11 +20,11 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.orm import Session
 
 from ..errors import NotFound
 from ..names import key as name_key
-from .models import Group, Member, MemberValue, Membership
+from .db import UnitOfWork
+from .models import Group, Member, Membership, MemberValue
 
 _MEMBERS = Member.__table__
 _VALUES = MemberValue.__table__
@@ -74,7 +73,7 @@ def visible(workspace_id: int) -> ColumnElement[bool]:
 
 
 def page(
-    connection: Connection,
+    unit: UnitOfWork,
     workspace_id: int,
     *,
     where: ColumnElement[bool] | None,
@@ -83,6 +82,7 @@ def page(
     limit: int,
 ) -> tuple[int, list[MemberRecord]]:
     """(total matching, one page of members) for a SCIM list or search."""
+    connection = unit.connection
     condition = visible(workspace_id)
     if where is not None:
         condition = condition & where
@@ -94,15 +94,15 @@ def page(
         total = offset + len(rows)  # a short page tells the total: no COUNT needed
     else:
         total = connection.execute(select(func.count()).select_from(_MEMBERS).where(condition)).scalar_one()
-    return total, records(connection, rows)
+    return total, records(unit, rows)
 
 
-def records(connection: Connection, rows: Sequence[Row[Any]]) -> list[MemberRecord]:
+def records(unit: UnitOfWork, rows: Sequence[Row[Any]]) -> list[MemberRecord]:
     """Attach values and groups to member rows, in one query for the whole page."""
     if not rows:
         return []
     by_id = {row.id: MemberRecord(row, [], []) for row in rows}
-    for detail in connection.execute(_DETAILS_OF_MEMBERS, {"ids": list(by_id)}):
+    for detail in unit.connection.execute(_DETAILS_OF_MEMBERS, {"ids": list(by_id)}):
         record = by_id[detail.member_id]
         if detail.is_group:
             record.groups.append((detail.value, detail.display))
@@ -118,42 +118,42 @@ _BY_USER_NAME = select(_MEMBERS).where(
 )
 
 
-def find_by_user_name(connection: Connection, workspace_id: int,
+def find_by_user_name(unit: UnitOfWork, workspace_id: int,
                       user_name: str) -> list[MemberRecord]:
     """The member (at most one: a unique index) SCIM sees under this userName, compared by its
     normalised key (any case, NFC or NFKC spelling)."""
-    rows = connection.execute(
+    rows = unit.connection.execute(
         _BY_USER_NAME, {"workspace_id": workspace_id, "key": name_key(user_name)}).all()
-    return records(connection, rows)
+    return records(unit, rows)
 
 
-def read(connection: Connection, workspace_id: int, member_id: str) -> MemberRecord:
+def read(unit: UnitOfWork, workspace_id: int, member_id: str) -> MemberRecord:
     """One member for rendering (Core, like :func:`page`)."""
-    row = connection.execute(
+    row = unit.connection.execute(
         select(_MEMBERS).where(visible(workspace_id), _MEMBERS.c.id == member_id)
     ).first()
     if row is None:
         raise NotFound("member", member_id)
-    return records(connection, [row])[0]
+    return records(unit, [row])[0]
 
 
-def get(session: Session, workspace_id: int, member_id: str, *, for_update: bool = False) -> Member:
+def get(unit: UnitOfWork, workspace_id: int, member_id: str, *, for_update: bool = False) -> Member:
     query = select(Member).where(visible(workspace_id), Member.id == member_id)
     if for_update:
         # Concurrent writers of one member queue here instead of racing on its version.
         query = query.with_for_update()
-    member = session.scalar(query)
+    member = unit.session.scalar(query)
     if member is None:
         raise NotFound("member", member_id)
     return member
 
 
-def existing_ids(session: Session, workspace_id: int, ids: Sequence[str]) -> set[str]:
+def existing_ids(unit: UnitOfWork, workspace_id: int, ids: Sequence[str]) -> set[str]:
     """Which of ``ids`` are members SCIM can see in this workspace."""
     if not ids:
         return set()
     query = select(Member.id).where(visible(workspace_id), Member.id.in_(ids))
-    return set(session.scalars(query))
+    return set(unit.session.scalars(query))
 
 
 
@@ -186,7 +186,7 @@ class DirectoryEntry:
 
 
 def directory(
-    connection: Connection, workspace_id: int, *, state: str = "all", offset: int = 0,
+    unit: UnitOfWork, workspace_id: int, *, state: str = "all", offset: int = 0,
     limit: int = 50,
 ) -> tuple[int, list[DirectoryEntry]]:
     """(members matching ``state``, one page of them by userName) for the settings page.
@@ -200,10 +200,10 @@ def directory(
     condition = visible(workspace_id)
     if state != "all":
         condition = condition & (m.active.is_(state == "active"))
-    total = connection.execute(
+    total = unit.connection.execute(
         select(func.count()).select_from(_MEMBERS).where(condition)
     ).scalar_one()
-    rows = connection.execute(
+    rows = unit.connection.execute(
         select(m.id, m.user_name, m.email_key, m.display_name, m.given_name, m.family_name,
                m.formatted_name, m.active, m.source, m.last_login_at,
                _DIRECTORY_EMAIL.label("email"))

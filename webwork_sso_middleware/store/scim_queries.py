@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, asc, desc
-from sqlalchemy.orm import Session
+from sqlalchemy import asc, desc
 
 from . import groups as group_store
 from . import members as member_store
+from .db import UnitOfWork
 from .members import MemberRecord
 from .models import Group, Member
 from .scim_filters import Condition
@@ -55,22 +55,22 @@ SORTABLE: Mapping[str, frozenset[str]] = {
 }
 
 
-def member_page(connection: Connection, workspace_id: int, *, where: Condition | None,
+def member_page(unit: UnitOfWork, workspace_id: int, *, where: Condition | None,
                 sort_by: str | None, descending: bool, offset: int,
                 limit: int) -> tuple[int, list[MemberRecord]]:
     """(total matching, one page of members) for a SCIM list or search of Users; without a
     ``sort_by``, in the order they were created."""
     order_by = _order_by(MEMBER_SORT_COLUMNS, Member.created_at, sort_by, descending)
-    return member_store.page(connection, workspace_id, where=where, order_by=order_by,
+    return member_store.page(unit, workspace_id, where=where, order_by=order_by,
                              offset=offset, limit=limit)
 
 
-def group_page(session: Session, workspace_id: int, *, where: Condition | None,
+def group_page(unit: UnitOfWork, workspace_id: int, *, where: Condition | None,
                sort_by: str | None, descending: bool, offset: int,
                limit: int) -> tuple[int, list[Group]]:
     """(total matching, one page of groups) for a SCIM list or search of Groups."""
     order_by = _order_by(GROUP_SORT_COLUMNS, Group.created_at, sort_by, descending)
-    return group_store.page(session, workspace_id, where=where, order_by=order_by,
+    return group_store.page(unit, workspace_id, where=where, order_by=order_by,
                             offset=offset, limit=limit)
 
 

@@ -11,13 +11,22 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
-    Connection, Table, bindparam, case, delete, event, func, insert, literal, select, update,
+    Table,
+    bindparam,
+    case,
+    delete,
+    event,
+    func,
+    insert,
+    literal,
+    select,
+    update,
 )
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import object_session
 
-from .db import SESSIONS_ENDED, StoreSession, note_sessions_ended
+from .db import SESSIONS_ENDED, StoreSession, UnitOfWork, note_sessions_ended
 from .driver import DriverStatement
-from .models import MemberSession, MemberValue, Membership, Workspace, WorkspaceDomain, Group
+from .models import Group, MemberSession, Membership, MemberValue, Workspace, WorkspaceDomain
 from .models import Member as MemberRow
 
 # -- the one query behind a session check --------------------------------------------------------
@@ -70,14 +79,14 @@ _SESSION_QUERY = (
 )
 
 
-def session_rows(connection: Connection, id_hash: str) -> Sequence[Any]:
+def session_rows(unit: UnitOfWork, id_hash: str) -> Sequence[Any]:
     """The session and its member, one row per group of the member (none: no such session)."""
-    return connection.execute(_SESSION_QUERY, {"id_hash": id_hash}).all()
+    return unit.connection.execute(_SESSION_QUERY, {"id_hash": id_hash}).all()
 
 
-def active_generation(db: Connection | Session, member_id: str, workspace_id: int) -> int | None:
+def active_generation(unit: UnitOfWork, member_id: str, workspace_id: int) -> int | None:
     """The session generation of an active, undeleted member of the workspace, else None."""
-    generation: int | None = db.execute(
+    generation: int | None = unit.connection.execute(
         select(_M.session_generation).where(
             _M.id == member_id, _M.workspace_id == workspace_id, _M.active,
             _M.deleted_at.is_(None),
@@ -86,26 +95,27 @@ def active_generation(db: Connection | Session, member_id: str, workspace_id: in
     return generation
 
 
-def insert_session(connection: Connection, *, id_hash: str, member_id: str, workspace_id: int,
+def insert_session(unit: UnitOfWork, *, id_hash: str, member_id: str, workspace_id: int,
                    generation: int, created_at: dt.datetime, expires_at: dt.datetime) -> None:
-    _INSERT_SESSION.rows(connection, {
+    _INSERT_SESSION.rows(unit.connection, {
         "id_hash": id_hash, "member_id": member_id, "workspace_id": workspace_id,
         "generation": generation, "created_at": created_at, "expires_at": expires_at,
     })
 
 
-def end_sessions(connection: Connection, id_hashes: Sequence[str], now: dt.datetime) -> None:
+def end_sessions(unit: UnitOfWork, id_hashes: Sequence[str], now: dt.datetime) -> None:
     """Mark these sessions ended (those not ended already)."""
-    connection.execute(
+    unit.connection.execute(
         update(_SESSIONS)
         .where(_S.id_hash.in_(id_hashes), _S.ended_at.is_(None))
         .values(ended_at=now)
     )
 
 
-def end_member_sessions(connection: Connection, member_id: str, now: dt.datetime) -> int | None:
+def end_member_sessions(unit: UnitOfWork, member_id: str, now: dt.datetime) -> int | None:
     """End every session of the member (a new generation); its workspace id, None for no
     such member. This process's caches hear of it at commit (db.note_sessions_ended)."""
+    connection = unit.connection
     workspace_id: int | None = connection.execute(
         update(_MEMBERS)
         .where(_M.id == member_id)
@@ -125,11 +135,12 @@ def end_member_sessions(connection: Connection, member_id: str, now: dt.datetime
     return workspace_id
 
 
-def purge_expired(db: Connection | Session, now: dt.datetime, batch: int) -> int:
+def purge_expired(unit: UnitOfWork, now: dt.datetime, batch: int) -> int:
     """Delete up to ``batch`` rows that expired before ``now``; how many went."""
     expired = select(_S.id_hash).where(_S.expires_at < now).limit(batch)
-    result = db.execute(delete(_SESSIONS).where(_S.id_hash.in_(expired.scalar_subquery())))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    result = unit.connection.execute(
+        delete(_SESSIONS).where(_S.id_hash.in_(expired.scalar_subquery())))
+    return int(result.rowcount or 0)
 
 
 # -- sessions ended through the ORM (SCIM deactivating a member) ---------------------------------

@@ -14,8 +14,9 @@ import datetime as dt
 from collections.abc import Collection
 from typing import cast
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 
+from .db import UnitOfWork
 from .models import SeenAssertion, SettingsSession
 from .sign_in import SETTINGS_LINK_PREFIX
 
@@ -25,18 +26,18 @@ _SESSIONS = cast(Table, SettingsSession.__table__)
 _S = _SESSIONS.c
 
 
-def start(connection: Connection, *, id_hash: str, workspace_id: int, now: dt.datetime,
+def start(unit: UnitOfWork, *, id_hash: str, workspace_id: int, now: dt.datetime,
           expires_at: dt.datetime) -> None:
     """Record a new session; expired rows go in the same breath (starts are rare, the purge
     bounded), so the table needs no scheduler."""
-    purge_expired(connection, now=now)
-    connection.execute(insert(_SESSIONS).values(
+    purge_expired(unit, now=now)
+    unit.connection.execute(insert(_SESSIONS).values(
         id_hash=id_hash, workspace_id=workspace_id, created_at=now, expires_at=expires_at))
 
 
-def is_live(connection: Connection, *, id_hash: str, workspace_id: int, now: dt.datetime) -> bool:
+def is_live(unit: UnitOfWork, *, id_hash: str, workspace_id: int, now: dt.datetime) -> bool:
     """The session exists for this workspace, has not ended and has not expired."""
-    found = connection.execute(
+    found = unit.connection.execute(
         select(_S.id_hash).where(
             _S.id_hash == id_hash, _S.workspace_id == workspace_id, _S.ended_at.is_(None),
             _S.expires_at > now,
@@ -45,11 +46,11 @@ def is_live(connection: Connection, *, id_hash: str, workspace_id: int, now: dt.
     return found is not None
 
 
-def end(connection: Connection, id_hashes: Collection[str], *, now: dt.datetime) -> int:
+def end(unit: UnitOfWork, id_hashes: Collection[str], *, now: dt.datetime) -> int:
     """End these sessions for good; how many were live."""
     if not id_hashes:
         return 0
-    result = connection.execute(
+    result = unit.connection.execute(
         update(_SESSIONS)
         .where(_S.id_hash.in_(list(id_hashes)), _S.ended_at.is_(None))
         .values(ended_at=now)
@@ -57,17 +58,18 @@ def end(connection: Connection, id_hashes: Collection[str], *, now: dt.datetime)
     return int(result.rowcount or 0)
 
 
-def purge_expired(connection: Connection, *, now: dt.datetime) -> int:
+def purge_expired(unit: UnitOfWork, *, now: dt.datetime) -> int:
     """Delete up to a batch of expired rows (ended or not); how many went."""
     expired = select(_S.id_hash).where(_S.expires_at < now).limit(PURGE_BATCH)
-    result = connection.execute(delete(_SESSIONS).where(_S.id_hash.in_(expired.scalar_subquery())))
+    result = unit.connection.execute(
+        delete(_SESSIONS).where(_S.id_hash.in_(expired.scalar_subquery())))
     return int(result.rowcount or 0)
 
 
-def link_redeemed(connection: Connection, *, workspace_id: int, nonce: str) -> bool:
+def link_redeemed(unit: UnitOfWork, *, workspace_id: int, nonce: str) -> bool:
     """Whether the settings link with this nonce was redeemed already (on any worker)."""
     seen = SeenAssertion.__table__.c
-    found = connection.execute(
+    found = unit.connection.execute(
         select(seen.assertion_id).where(
             seen.workspace_id == workspace_id,
             seen.assertion_id == SETTINGS_LINK_PREFIX + nonce,

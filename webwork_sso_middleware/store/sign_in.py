@@ -18,11 +18,12 @@ import dataclasses
 import datetime as dt
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, or_, select, true, update
+from sqlalchemy import Table, bindparam, delete, or_, select, true, update
 from sqlalchemy import insert as insert_row
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from .db import UnitOfWork
 from .driver import DriverStatement
 from .models import (
     SSO_PLANS,
@@ -40,11 +41,11 @@ from .models import (
 _SEEN_ASSERTIONS = cast(Table, SeenAssertion.__table__)
 
 
-def remember_assertion(connection: Connection, *, workspace_id: int, assertion_id: str,
+def remember_assertion(unit: UnitOfWork, *, workspace_id: int, assertion_id: str,
                        expires_at: dt.datetime) -> bool:
     """Record an assertion ID; False when it was seen before (a replay), on any worker."""
     # One statement, and the primary key decides a race between two workers.
-    return _REMEMBER_ASSERTION[connection.dialect.name].first(connection, {
+    return _REMEMBER_ASSERTION[unit.connection.dialect.name].first(unit.connection, {
         "workspace_id": workspace_id, "assertion_id": assertion_id,
         "expires_at": expires_at}) is not None
 
@@ -81,7 +82,7 @@ REQUEST_PREFIX = "authn-request:"
 PENDING_SIGN_IN_PREFIX = "pending-sign-in:"
 
 
-def use_response(connection: Connection, *, workspace_id: int, assertion_id: str,
+def use_response(unit: UnitOfWork, *, workspace_id: int, assertion_id: str,
                  expires_at: dt.datetime, request_id: str | None = None,
                  request_expires_at: dt.datetime | None = None) -> str | None:
     """Record a verified assertion and, for a solicited one, mark the AuthnRequest it answers
@@ -90,8 +91,9 @@ def use_response(connection: Connection, *, workspace_id: int, assertion_id: str
 
     A refusal leaves the caller's transaction to roll back, so an entry that was new is not
     kept either (the caller raises)."""
+    connection = unit.connection
     if request_id is None:
-        new = remember_assertion(connection, workspace_id=workspace_id,
+        new = remember_assertion(unit, workspace_id=workspace_id,
                                  assertion_id=assertion_id, expires_at=expires_at)
         return None if new else "replayed"
     assert request_expires_at is not None
@@ -105,35 +107,35 @@ def use_response(connection: Connection, *, workspace_id: int, assertion_id: str
     return None if request_key in inserted else "unknown_in_response_to"
 
 
-def use_request(connection: Connection, *, workspace_id: int, request_id: str,
+def use_request(unit: UnitOfWork, *, workspace_id: int, request_id: str,
                 expires_at: dt.datetime) -> bool:
     """Mark an AuthnRequest answered; False when a response to it was accepted before."""
-    return remember_assertion(connection, workspace_id=workspace_id,
+    return remember_assertion(unit, workspace_id=workspace_id,
                               assertion_id=REQUEST_PREFIX + request_id, expires_at=expires_at)
 
 
-def use_pending_sign_in(connection: Connection, *, workspace_id: int, nonce: str,
+def use_pending_sign_in(unit: UnitOfWork, *, workspace_id: int, nonce: str,
                         expires_at: dt.datetime) -> bool:
     """Mark an unsolicited sign-in finished; False when it was finished before."""
-    return remember_assertion(connection, workspace_id=workspace_id,
+    return remember_assertion(unit, workspace_id=workspace_id,
                               assertion_id=PENDING_SIGN_IN_PREFIX + nonce, expires_at=expires_at)
 
 
-def purge_replay_cache(connection: Connection, now: dt.datetime) -> None:
+def purge_replay_cache(unit: UnitOfWork, now: dt.datetime) -> None:
     """Forget entries whose assertion, request or link has expired (nothing can use them now)."""
-    connection.execute(delete(SeenAssertion).where(SeenAssertion.expires_at < now))
+    unit.connection.execute(delete(SeenAssertion).where(SeenAssertion.expires_at < now))
 
 
-def redeem_settings_link(connection: Connection, *, workspace_id: int, nonce: str,
+def redeem_settings_link(unit: UnitOfWork, *, workspace_id: int, nonce: str,
                          expires_at: dt.datetime) -> bool:
     """Mark a settings link used; False when it was used before, on any worker."""
-    return remember_assertion(connection, workspace_id=workspace_id,
+    return remember_assertion(unit, workspace_id=workspace_id,
                               assertion_id=SETTINGS_LINK_PREFIX + nonce, expires_at=expires_at)
 
 
-def sso_workspace_for_domain(connection: Connection, domain: str) -> str | None:
+def sso_workspace_for_domain(unit: UnitOfWork, domain: str) -> str | None:
     """The slug of the workspace that verified ``domain``, when SSO is usable there."""
-    return connection.execute(
+    return unit.connection.execute(
         select(Workspace.slug)
         .join(WorkspaceDomain, WorkspaceDomain.workspace_id == Workspace.id)
         .join(IdentityProvider, IdentityProvider.workspace_id == Workspace.id)
@@ -193,12 +195,12 @@ _STAMP_LOGIN = update(_MEMBERS).where(_M.id == bindparam("member_id"))
 _STAMP_LOGIN_ONLY = DriverStatement(_STAMP_LOGIN, keys=("last_login_at",))
 
 
-def sign_in_target(connection: Connection, slug: str, *,
+def sign_in_target(unit: UnitOfWork, slug: str, *,
                    lock: bool = False) -> SignInTarget | None:
     """The workspace sign-in at ``slug`` would use; ``lock``: hold its row until the caller's
     transaction ends (a sign-in that may start a session; a write transaction only)."""
     query = _LOCKED_TARGET_QUERY if lock else _TARGET_QUERY
-    row = query.first(connection, {"slug": slug.strip().lower()})
+    row = query.first(unit.connection, {"slug": slug.strip().lower()})
     if row is None:
         return None
     workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at, allow_unsolicited = row
@@ -208,8 +210,8 @@ def sign_in_target(connection: Connection, slug: str, *,
                         bool(allow_unsolicited))
 
 
-def idp_metadata_xml(connection: Connection, workspace_id: int) -> str | None:
-    return connection.execute(
+def idp_metadata_xml(unit: UnitOfWork, workspace_id: int) -> str | None:
+    return unit.connection.execute(
         select(_IDPS.c.metadata_xml).where(_IDPS.c.workspace_id == workspace_id)
     ).scalar_one_or_none()
 
@@ -226,10 +228,10 @@ class LoginMember:
     user_name_key: str
 
 
-def login_member(connection: Connection, workspace_id: int, key: str) -> LoginMember | None:
+def login_member(unit: UnitOfWork, workspace_id: int, key: str) -> LoginMember | None:
     """The member (SCIM-visible, active or not) whose userName or email has the key ``key``
     (names.py), locked."""
-    row = _LOGIN_MEMBER_QUERY.first(connection, {"workspace_id": workspace_id, "key": key})
+    row = _LOGIN_MEMBER_QUERY.first(unit.connection, {"workspace_id": workspace_id, "key": key})
     if row is None:
         return None
     member_id, active, generation, given_name, family_name, display_name, source, name_key = row
@@ -237,28 +239,28 @@ def login_member(connection: Connection, workspace_id: int, key: str) -> LoginMe
                        display_name, source, name_key)
 
 
-def record_login(connection: Connection, member_id: str, *, now: dt.datetime,
+def record_login(unit: UnitOfWork, member_id: str, *, now: dt.datetime,
                  profile: dict[str, str]) -> None:
     """Stamp the login; a changed profile (names from the IdP) is a change SCIM sees too."""
     if not profile:
-        _STAMP_LOGIN_ONLY.rows(connection, {"member_id": member_id, "last_login_at": now})
+        _STAMP_LOGIN_ONLY.rows(unit.connection, {"member_id": member_id, "last_login_at": now})
         return
-    connection.execute(_STAMP_LOGIN.values(
+    unit.connection.execute(_STAMP_LOGIN.values(
         last_login_at=now, modified_at=now, version=_M.version + 1, **profile,
     ), {"member_id": member_id})
 
 
-def create_member_at_login(connection: Connection, workspace_id: int, email: str, key: str, *,
+def create_member_at_login(unit: UnitOfWork, workspace_id: int, email: str, key: str, *,
                            now: dt.datetime, profile: dict[str, str]) -> str:
     """A member created by their first SSO login: active, source "sso", email as userName
     (``key`` is its normalised key, names.py)."""
     member_id = new_id()
-    connection.execute(insert_row(_MEMBERS).values(
+    unit.connection.execute(insert_row(_MEMBERS).values(
         id=member_id, workspace_id=workspace_id, user_name=email, user_name_key=key,
         email_key=key, active=True, source="sso", session_generation=0,
         last_login_at=now, created_at=now, modified_at=now, version=1, **profile,
     ))
-    connection.execute(insert_row(_VALUES).values(
+    unit.connection.execute(insert_row(_VALUES).values(
         member_id=member_id, attribute="emails", position=0, value=email,
         # As SCIM writes values (scim/resources.py): the emails filter compares lower case.
         value_key=email.lower()[:1024], type="work", primary=True,
@@ -312,7 +314,7 @@ _LOOKUP_QUERY = DriverStatement(
 )
 
 
-def sign_in_lookup(connection: Connection, slug: str, *, claimed: tuple[str, str] | None
+def sign_in_lookup(unit: UnitOfWork, slug: str, *, claimed: tuple[str, str] | None
                    ) -> tuple[SignInTarget | None, LoginLookup | None]:
     """What the ACS reads, in one statement: the workspace at ``slug`` as
     ``sign_in_target(lock=True)`` gives it, and (when ``claimed`` gives a name key and its
@@ -321,7 +323,7 @@ def sign_in_lookup(connection: Connection, slug: str, *, claimed: tuple[str, str
     The key comes from an unverified response: nothing is decided on it here, and reading it
     early only moves the member's row lock before the replay check, in the same transaction."""
     key, domain = claimed if claimed is not None else (None, None)
-    row = _LOOKUP_QUERY.first(connection, {"slug": slug.strip().lower(), "key": key,
+    row = _LOOKUP_QUERY.first(unit.connection, {"slug": slug.strip().lower(), "key": key,
                                            "domain": domain})
     if row is None:
         return None, None
@@ -361,15 +363,16 @@ _PROFILE_KEYS = ("given_name", "family_name", "display_name")
 _LOGIN_RECORDS: dict[tuple[str, ...], DriverStatement] = {}  # by the profile keys that change
 
 
-def record_login_event(connection: Connection, *, workspace_id: int, member_id: str,
+def record_login_event(unit: UnitOfWork, *, workspace_id: int, member_id: str,
                        now: dt.datetime, profile: dict[str, str]) -> None:
     """:func:`record_login` and its audit row ("signed_in", the changed profile as its
     changes): one statement on PostgreSQL, two elsewhere."""
+    connection = unit.connection
     if connection.dialect.name != "postgresql":
         from . import audit  # audit imports nothing of this module; kept local all the same
 
-        record_login(connection, member_id, now=now, profile=profile)
-        audit.record(connection, workspace_id=workspace_id, actor="saml", action="signed_in",
+        record_login(unit, member_id, now=now, profile=profile)
+        audit.record(unit, workspace_id=workspace_id, actor="saml", action="signed_in",
                      target_type="member", target_id=member_id, changes=profile)
         return
     keys = tuple(k for k in _PROFILE_KEYS if k in profile)

@@ -11,20 +11,29 @@ import secrets
 from collections.abc import Iterable
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from .. import domains as domain_rules
-from ..names import canonical_domain
 from ..errors import (
-    ConfigurationError, Conflict, DomainError, DomainNotVerified, NotFound, PlanError,
+    ConfigurationError,
+    Conflict,
+    DomainError,
+    DomainNotVerified,
+    NotFound,
+    PlanError,
 )
+from ..names import canonical_domain
 from . import domains as domain_store
 from .db import Database, UnitOfWork, note_sessions_ended
 from .domains import DomainClaim
 from .models import (
-    PLANS, Member, MemberSession, ScimToken, Workspace, utcnow,
+    PLANS,
+    Member,
+    MemberSession,
+    ScimToken,
+    Workspace,
+    utcnow,
 )
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -97,10 +106,10 @@ _CREDENTIAL_QUERY = (
 )
 
 
-def find_credential(connection: Connection, token: str) -> ScimCredential | None:
+def find_credential(unit: UnitOfWork, token: str) -> ScimCredential | None:
     """The workspace a live SCIM token belongs to, or None. Runs on every SCIM request."""
     digest = hash_token(token)
-    row = connection.execute(_CREDENTIAL_QUERY, {"digest": digest}).first()
+    row = unit.connection.execute(_CREDENTIAL_QUERY, {"digest": digest}).first()
     # The index finds the row by a hash an attacker cannot steer; the comparison that
     # decides is still constant-time.
     if row is None or not hmac.compare_digest(row.token_hash, digest):
@@ -135,24 +144,24 @@ class Workspaces:
         if not name.strip():
             raise ConfigurationError("name", "must not be empty")
 
-        def work(session: Session) -> tuple[WorkspaceInfo, str]:
+        def work(unit: UnitOfWork) -> tuple[WorkspaceInfo, str]:
             workspace = Workspace(slug=slug, name=name.strip(), plan=plan, owner_email=owner_email)
-            session.add(workspace)
+            unit.session.add(workspace)
             try:
-                session.flush()
+                unit.session.flush()
             except IntegrityError:
                 raise Conflict("workspace", "slug", slug) from None
-            token = _issue_token(session, workspace)
+            token = _issue_token(unit, workspace)
             return WorkspaceInfo.of(workspace), token
 
         return self.database.run(work)
 
     def get(self, slug: str) -> WorkspaceInfo:
-        return self.database.run(lambda s: WorkspaceInfo.of(_load(s, slug)), write=False)
+        return self.database.run(lambda unit: WorkspaceInfo.of(_load(unit, slug)), write=False)
 
     def list_workspaces(self) -> list[WorkspaceInfo]:
-        def work(session: Session) -> list[WorkspaceInfo]:
-            rows = session.scalars(select(Workspace).order_by(Workspace.slug))
+        def work(unit: UnitOfWork) -> list[WorkspaceInfo]:
+            rows = unit.session.scalars(select(Workspace).order_by(Workspace.slug))
             return [WorkspaceInfo.of(w) for w in rows]
 
         return self.database.run(work, write=False)
@@ -160,22 +169,22 @@ class Workspaces:
     def rotate_token(self, slug: str) -> str:
         """Issue a new SCIM token; every earlier token stops working at once."""
 
-        def work(session: Session) -> str:
-            workspace = _load(session, slug)
+        def work(unit: UnitOfWork) -> str:
+            workspace = _load(unit, slug)
             now = utcnow()
-            for token in session.scalars(
+            for token in unit.session.scalars(
                 select(ScimToken).where(
                     ScimToken.workspace_id == workspace.id, ScimToken.revoked_at.is_(None)
                 )
             ):
                 token.revoked_at = now
-            return _issue_token(session, workspace)
+            return _issue_token(unit, workspace)
 
         return self.database.run(work)
 
     def enable(self, slug: str, *, scim: bool = False, sso: bool = False) -> WorkspaceInfo:
-        def work(session: Session) -> WorkspaceInfo:
-            workspace = _load(session, slug)
+        def work(unit: UnitOfWork) -> WorkspaceInfo:
+            workspace = _load(unit, slug)
             if (scim or sso) and not workspace.sso_available:
                 raise PlanError(workspace.slug, workspace.plan, "SSO and SCIM")
             workspace.scim_enabled = workspace.scim_enabled or scim
@@ -192,13 +201,13 @@ class Workspaces:
         sessions stay bound to the member's state as it was last provisioned.
         """
 
-        def work(session: Session) -> WorkspaceInfo:
-            workspace = _load(session, slug)
+        def work(unit: UnitOfWork) -> WorkspaceInfo:
+            workspace = _load(unit, slug)
             workspace.scim_enabled = workspace.scim_enabled and not scim
             workspace.sso_enabled = workspace.sso_enabled and not sso
             if sso:
-                session.flush()  # the switch first: it waits for sign-ins holding the row
-                end_member_sessions(session.connection(), workspace.id)
+                unit.session.flush()  # the switch first: it waits for sign-ins holding the row
+                end_member_sessions(unit, workspace.id)
             return WorkspaceInfo.of(workspace)
 
         return self.database.run(work)
@@ -208,13 +217,13 @@ class Workspaces:
         session in the workspace for good (as :meth:`disable` does)."""
         _check_plan(plan)
 
-        def work(session: Session) -> WorkspaceInfo:
-            workspace = _load(session, slug)
+        def work(unit: UnitOfWork) -> WorkspaceInfo:
+            workspace = _load(unit, slug)
             workspace.plan = plan
             if not workspace.sso_available:
                 workspace.scim_enabled = workspace.sso_enabled = False
-                session.flush()  # the switch first: it waits for sign-ins holding the row
-                end_member_sessions(session.connection(), workspace.id)
+                unit.session.flush()  # the switch first: it waits for sign-ins holding the row
+                end_member_sessions(unit, workspace.id)
             return WorkspaceInfo.of(workspace)
 
         return self.database.run(work)
@@ -226,37 +235,37 @@ class Workspaces:
         cleaned = sorted({domain_rules.clean(d) for d in domains})
 
         def work(unit: UnitOfWork) -> WorkspaceInfo:
-            workspace = _load(unit.session, slug)
-            domain_store.replace_claims(unit.connection, workspace.id, cleaned)
+            workspace = _load(unit, slug)
+            domain_store.replace_claims(unit, workspace.id, cleaned)
             unit.session.expire(workspace, ["domains"])
             return WorkspaceInfo.of(workspace)
 
-        return self.database.run_unit(work)
+        return self.database.run(work)
 
     def claim_domain(self, slug: str, domain: str) -> DomainClaim:
         """Add one (unverified) claim; the record to publish comes back with it."""
         cleaned = domain_rules.clean(domain)
 
         def work(unit: UnitOfWork) -> DomainClaim:
-            workspace_id = _load(unit.session, slug).id
-            domain_store.claim(unit.connection, workspace_id, cleaned)
-            return _claim_of(unit.connection, workspace_id, cleaned)
+            workspace_id = _load(unit, slug).id
+            domain_store.claim(unit, workspace_id, cleaned)
+            return _claim_of(unit, workspace_id, cleaned)
 
-        return self.database.run_unit(work)
+        return self.database.run(work)
 
     def release_domain(self, slug: str, domain: str) -> None:
         """Drop a claim (and its verification). NotFound when the workspace has no such claim."""
         cleaned = canonical_domain(domain.strip().lstrip("@")) or domain
 
         def work(unit: UnitOfWork) -> None:
-            if not domain_store.release(unit.connection, _load(unit.session, slug).id, cleaned):
+            if not domain_store.release(unit, _load(unit, slug).id, cleaned):
                 raise NotFound("domain claim", cleaned)
 
-        self.database.run_unit(work)
+        self.database.run(work)
 
     def domain_claims(self, slug: str) -> list[DomainClaim]:
-        return self.database.run_unit(
-            lambda unit: domain_store.claims(unit.connection, _load(unit.session, slug).id),
+        return self.database.run(
+            lambda unit: domain_store.claims(unit, _load(unit, slug).id),
             write=False)
 
     def verify_domain(self, slug: str, domain: str, *, by_operator: bool = False) -> DomainClaim:
@@ -271,8 +280,8 @@ class Workspaces:
         claim = self.claim_domain(slug, cleaned)
         if claim.verified:
             return claim
-        if self.database.run_unit(
-                lambda unit: domain_store.verifier_of(unit.connection, cleaned), write=False):
+        if self.database.run(
+                lambda unit: domain_store.verifier_of(unit, cleaned), write=False):
             # Before any DNS look-up: the answer could not change this.
             raise DomainError(cleaned, "is already verified by another workspace")
         if not by_operator:
@@ -284,16 +293,16 @@ class Workspaces:
                     record_name=claim.record.name, record_value=claim.record.value)
 
         def work(unit: UnitOfWork) -> DomainClaim:
-            workspace_id = _load(unit.session, slug).id
-            if domain_store.verifier_of(unit.connection, cleaned) not in (None, workspace_id):
+            workspace_id = _load(unit, slug).id
+            if domain_store.verifier_of(unit, cleaned) not in (None, workspace_id):
                 raise DomainError(cleaned, "is already verified by another workspace")
-            domain_store.claim(unit.connection, workspace_id, cleaned)  # released meanwhile?
-            domain_store.mark_verified(unit.connection, workspace_id, cleaned,
+            domain_store.claim(unit, workspace_id, cleaned)  # released meanwhile?
+            domain_store.mark_verified(unit, workspace_id, cleaned,
                                        by="operator" if by_operator else "dns")
-            return _claim_of(unit.connection, workspace_id, cleaned)
+            return _claim_of(unit, workspace_id, cleaned)
 
         try:
-            return self.database.run_unit(work)
+            return self.database.run(work)
         except IntegrityError:  # another workspace's verification won the race
             raise DomainError(cleaned, "is already verified by another workspace") from None
 
@@ -306,8 +315,8 @@ class TokenSummary:
     created_at: dt.datetime
 
 
-def live_token(session: Session, workspace_id: int) -> TokenSummary | None:
-    row = session.execute(
+def live_token(unit: UnitOfWork, workspace_id: int) -> TokenSummary | None:
+    row = unit.session.execute(
         select(ScimToken.hint, ScimToken.created_at)
         .where(ScimToken.workspace_id == workspace_id, ScimToken.revoked_at.is_(None))
         .order_by(ScimToken.created_at.desc(), ScimToken.id.desc())
@@ -316,7 +325,7 @@ def live_token(session: Session, workspace_id: int) -> TokenSummary | None:
     return TokenSummary(row.hint, row.created_at) if row is not None else None
 
 
-def end_member_sessions(connection: Connection, workspace_id: int) -> int:
+def end_member_sessions(unit: UnitOfWork, workspace_id: int) -> int:
     """End every live session of the workspace's members in the caller's transaction; how many.
 
     Until now a session was merely not honoured while SSO was off, and came back with it.
@@ -328,7 +337,7 @@ def end_member_sessions(connection: Connection, workspace_id: int) -> int:
     comes after the UPDATE waits for this transaction and finds SSO off.
     """
     members_here = select(Member.id).where(Member.workspace_id == workspace_id)
-    ended = connection.execute(
+    ended = unit.connection.execute(
         update(_MEMBER_SESSIONS)
         .where(
             # Through the member index: the sessions table has none by workspace.
@@ -339,24 +348,24 @@ def end_member_sessions(connection: Connection, workspace_id: int) -> int:
         .values(ended_at=utcnow())
         .returning(_MEMBER_SESSIONS.c.member_id)
     ).scalars().all()
-    note_sessions_ended(connection, ended)
+    note_sessions_ended(unit.connection, ended)
     return len(ended)
 
 
-def find_by_slug(session: Session, slug: str) -> Workspace | None:
-    return session.scalar(select(Workspace).where(Workspace.slug == slug.strip().lower()))
+def find_by_slug(unit: UnitOfWork, slug: str) -> Workspace | None:
+    return unit.session.scalar(select(Workspace).where(Workspace.slug == slug.strip().lower()))
 
 
-def _load(session: Session, slug: str) -> Workspace:
-    workspace = session.scalar(select(Workspace).where(Workspace.slug == slug.strip().lower()))
+def _load(unit: UnitOfWork, slug: str) -> Workspace:
+    workspace = unit.session.scalar(select(Workspace).where(Workspace.slug == slug.strip().lower()))
     if workspace is None:
         raise NotFound("workspace", slug)
     return workspace
 
 
-def _issue_token(session: Session, workspace: Workspace) -> str:
+def _issue_token(unit: UnitOfWork, workspace: Workspace) -> str:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(
+    unit.session.add(
         ScimToken(workspace_id=workspace.id, token_hash=hash_token(token), hint=token[:10])
     )
     return token
@@ -375,5 +384,5 @@ def _check_email(email: str) -> str:
     return email
 
 
-def _claim_of(connection: Connection, workspace_id: int, domain: str) -> DomainClaim:
-    return next(c for c in domain_store.claims(connection, workspace_id) if c.domain == domain)
+def _claim_of(unit: UnitOfWork, workspace_id: int, domain: str) -> DomainClaim:
+    return next(c for c in domain_store.claims(unit, workspace_id) if c.domain == domain)
