@@ -9,17 +9,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import requests
 import pytest
+import requests
 from sqlalchemy import event
 from werkzeug.exceptions import HTTPException
 from werkzeug.test import EnvironBuilder
 
 from webwork_sso_middleware import SSOMiddleware
-
-from ..scim.conftest import okta_user
 from webwork_sso_middleware.saml.app import URL_MAP, route
 
+from ..scim.conftest import okta_user
 from .conftest import Site, host_app
 from .idp import TestIdP, autopost_form
 

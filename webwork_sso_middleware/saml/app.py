@@ -31,7 +31,7 @@ from ..members import lifecycle
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
 from ..store.workspaces import SLUG_PATTERN
-from ..urls import PublicUrls, public_urls, workspace_path
+from ..urls import PublicUrls, workspace_path
 from .login_flow import LoginFlow
 from .logout import LogoutPage
 from .pages import SIGN_IN_FORM_ACTION, email_form, error_page, page, workspace_form
