@@ -44,3 +44,23 @@ def test_one_field_may_fill_the_whole_limit() -> None:
     big = 2 * 1024 * 1024  # past werkzeug's own 500 kB cap on a form field
     form = read_form(request(b"SAMLResponse=" + b"A" * big, chunked=True), big + 100)
     assert len(form["SAMLResponse"]) == big
+
+
+@pytest.mark.parametrize("body", [
+    b"SAMLResponse=PHNhbWxw%2BOlJl%2Fc3Bv%3D%3D&RelayState=%2Fafter%3Fx%3D1",
+    b"a=1&a=2&b=&c&=d&&e=x+y%20z",          # repeats, blanks, no "=", empty name
+    b"a=%ff%fe&b=%zz&c=%e2%82%ac",          # escapes that are not UTF-8, a bad escape, a euro
+    "a=\u00e9t\u00e9".encode(),              # raw UTF-8
+    b"a=\xff\xfe",                           # a raw body that is not UTF-8: no form at all
+    b"",
+])
+def test_an_urlencoded_form_reads_as_werkzeug_reads_it(body: bytes) -> None:
+    ours = read_form(request(body), LIMIT)
+    theirs = request(body).form
+    assert list(ours.items(multi=True)) == list(theirs.items(multi=True))
+
+
+def test_a_multipart_form_is_still_read() -> None:
+    environ = EnvironBuilder(method="POST", data={"a": "x", "f": (io.BytesIO(b"data"), "f.txt")}
+                             ).get_environ()
+    assert read_form(Request(environ), LIMIT)["a"] == "x"

@@ -69,6 +69,21 @@ def test_values_signed_before_signing_py_still_verify() -> None:
         "digest_method": hashlib.sha256}).loads(signing[Purpose.SESSION].dumps([2])) == [2]
 
 
+@pytest.mark.parametrize("purpose", list(Purpose), ids=lambda p: p.name)
+def test_compress_false_signs_the_uncompressed_form_every_reader_takes(purpose: Purpose) -> None:
+    signing = Signing([NEW])
+    payload = ["shrinks " * 20]
+    compressed = signing[purpose].dumps(payload, now=NOW)
+    plain = signing[purpose].dumps(payload, now=NOW, compress=False)
+
+    assert compressed.startswith(".") and not plain.startswith(".")  # "." marks zlib
+    assert signing[purpose].loads(plain, now=NOW) == payload == signing[purpose].loads(
+        compressed, now=NOW)
+    if purpose is Purpose.SESSION:  # and an earlier release's plain itsdangerous reads it
+        assert URLSafeSerializer([NEW], salt="webwork_sso.session", signer_kwargs={
+            "digest_method": hashlib.sha256}).loads(plain) == payload
+
+
 @pytest.mark.parametrize("purpose", sorted(MAX_AGE, key=lambda p: p.name), ids=lambda p: p.name)
 def test_a_timed_value_expires_after_its_max_age_and_the_one_tolerance(purpose: Purpose) -> None:
     signing = Signing([NEW])

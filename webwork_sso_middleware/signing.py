@@ -28,6 +28,7 @@ from typing import Any
 
 from itsdangerous import BadData, BadSignature, Signer, TimestampSigner, URLSafeSerializer
 from itsdangerous.encoding import base64_decode, base64_encode, int_to_bytes, want_bytes
+from itsdangerous.serializer import Serializer
 
 from .errors import ConfigurationError, SignatureRefused
 
@@ -116,9 +117,15 @@ class SignedSerializer:
         self._payloads = URLSafeSerializer(secret_keys, salt=purpose.salt)
         self._others: list[Signer] = []  # the other purposes', to say "wrong purpose"
 
-    def dumps(self, payload: Any, *, now: float | None = None) -> str:
-        """The signed value; a timed purpose records ``now`` (default: ``time.time()``)."""
-        value = self._payloads.dump_payload(payload)
+    def dumps(self, payload: Any, *, now: float | None = None, compress: bool = True) -> str:
+        """The signed value; a timed purpose records ``now`` (default: ``time.time()``).
+
+        ``compress=False`` skips itsdangerous's zlib attempt, for a payload too short and too
+        random for it to save more than a few bytes (a session cookie): the value is then
+        itsdangerous's uncompressed form, which every reader of the purpose takes as before.
+        """
+        value = (self._payloads.dump_payload(payload) if compress
+                 else base64_encode(Serializer.dump_payload(self._payloads, payload)))
         if isinstance(self._signer, _TimestampSigner):
             signed = self._signer.sign_at(value, time.time() if now is None else now)
         else:

@@ -865,6 +865,14 @@ def test_base64_wrapped_in_lines_is_read():
     assert decode(wrapped) == document == decode(f"  {encoded}  ")
 
 
+@pytest.mark.parametrize("wrapping", [" ", "\t", "\r", "\n"], ids=["space", "tab", "cr", "lf"])
+def test_each_wrapping_character_alone_is_skipped(wrapping: str):
+    """decode looks for each of them before it strips them: one alone must be seen too."""
+    document = b"<samlp:Response xmlns:samlp='urn:oasis:names:tc:SAML:2.0:protocol'/>"
+    encoded = base64.b64encode(document).decode("ascii")
+    assert decode(encoded[:8] + wrapping + encoded[8:]) == document
+
+
 def assertion_part(path: str) -> Callable[[etree._Element], etree._Element]:
     return lambda root: root.find(f"{{{SAML}}}Assertion/" + "/".join(
         f"{{{SAML}}}{name}" for name in path.split("/")))

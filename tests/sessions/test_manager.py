@@ -24,7 +24,7 @@ from itsdangerous import URLSafeSerializer
 from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from werkzeug.http import parse_date
+from werkzeug.http import dump_cookie, parse_date
 
 from webwork_sso_middleware import Member, SSOMiddleware
 from webwork_sso_middleware.errors import ConfigurationError, NotFound
@@ -651,6 +651,34 @@ def signed_value_of_length(payload: list[Any], length: int) -> str:
         if len(value) == length:
             return value
     raise AssertionError(f"no padding gives {length} characters")
+
+
+@pytest.mark.parametrize("secure", [True, False])
+@pytest.mark.parametrize("name", ["webwork_sso_session", "tracker_session"])
+def test_the_set_cookie_header_is_what_werkzeug_writes(make_manager, workspace_id, ada,
+                                                       secure, name):
+    """The attributes are written once, at construction: each header is still dump_cookie's."""
+    manager = make_manager(secure=secure, cookie_name=name)
+    set_cookie = sign_in(manager, ada, workspace_id)
+    value = cookie_pair(set_cookie).split("=", 1)[1]
+
+    assert set_cookie == dump_cookie(name, value, path="/", secure=secure, httponly=True,
+                                     samesite="Lax")
+
+
+def test_a_cookie_is_signed_uncompressed_and_a_compressed_one_still_reads(manager, workspace_id,
+                                                                          ada):
+    """Cookies are no longer zlib-compressed; those issued compressed before still verify."""
+    payload = signed_payload(manager, ada, workspace_id)
+    # zlib would shrink about half of them by a few bytes: none of twenty is compressed.
+    values = [cookie_pair(sign_in(manager, ada, workspace_id)).split("=", 1)[1]
+              for _ in range(20)]
+    assert not any(v.startswith(".") for v in values)  # itsdangerous's mark of compression
+    # One issued before, compressed (plain itsdangerous compresses a payload that shrinks).
+    before = session_serializer("webwork_sso.session").dumps(
+        [payload[0], payload[1] + "x" * 200, *payload[2:]])
+    assert before.startswith(".")
+    assert manager.read_cookie(with_value(before)) is not None
 
 
 def test_a_cookie_of_up_to_4096_characters_is_read_and_a_longer_one_is_not(manager,

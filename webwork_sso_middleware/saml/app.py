@@ -14,8 +14,9 @@ beside this app.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from sqlalchemy.exc import OperationalError
@@ -30,7 +31,7 @@ from ..members import lifecycle
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
 from ..store.workspaces import SLUG_PATTERN
-from ..urls import PublicUrls, public_urls, workspace_path
+from ..urls import PublicUrls, workspace_path
 from .login_flow import LoginFlow
 from .logout import LogoutPage
 from .pages import SIGN_IN_FORM_ACTION, email_form, error_page, page, workspace_form
@@ -52,6 +53,20 @@ URL_MAP = Map([
     Rule("/<slug>/login", endpoint="start_login", methods=["GET"]),
     Rule("/<slug>/continue", endpoint="continue_sign_in", methods=["GET"]),
 ], strict_slashes=False, merge_slashes=False)
+# The sign-in POST, matched without binding the map: what URL_MAP's "/<slug>/acs" rule matches
+# exactly (a slug is one non-empty segment); every other path and method goes to the map.
+ACS_ROUTE = re.compile(r"/([^/]+)/acs")
+
+
+def route(environ: WSGIEnvironment) -> tuple[str, dict[str, Any]]:
+    """(endpoint, arguments) of the request, as ``URL_MAP`` matches it; raises its HTTP errors."""
+    if environ.get("REQUEST_METHOD") == "POST":
+        found = ACS_ROUTE.fullmatch(environ.get("PATH_INFO", ""))
+        if found is not None:
+            # PATH_INFO is UTF-8 bytes read as latin-1 (PEP 3333); werkzeug decodes it so.
+            slug = found.group(1).encode("latin-1").decode("utf-8", "replace")
+            return "acs", {"slug": slug}
+    return URL_MAP.bind_to_environ(environ).match()  # type: ignore[return-value]
 
 
 class SamlApplication:
@@ -68,29 +83,30 @@ class SamlApplication:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         request.max_content_length = self.settings.max_body_bytes
-        site = public_urls(environ, self.settings.base_url)
         try:
-            endpoint, args = URL_MAP.bind_to_environ(environ).match()
+            endpoint, args = route(environ)
             if endpoint == "logout":
                 return self.logout(environ, start_response)
             handler = self.flow_endpoints.get(endpoint) or getattr(self, endpoint)
             response = handler(request, **args)
         except RequestEntityTooLarge:
             response = error_page("Request too large", "The sign-in response was larger than "
-                                  "this site accepts.", site=site, reason="too_large",
-                                  status=413)
+                                  "this site accepts.", site=self.flow.site(request),
+                                  reason="too_large", status=413)
         except HTTPException as exc:
-            response = error_page(exc.name, exc.description or exc.name, site=site,
-                                  status=exc.code or 400)
+            response = error_page(exc.name, exc.description or exc.name,
+                                  site=self.flow.site(request), status=exc.code or 400)
         except (StoreUnavailable, OperationalError):
             log.warning("SAML request failed: database unavailable", exc_info=True)
             response = error_page("Please try again", "Sign-in is briefly unavailable. "
-                                  "Please try again in a moment.", site=site,
+                                  "Please try again in a moment.",
+                                  site=self.flow.site(request),
                                   reason="store_unavailable", status=503)
         except Exception:
             log.exception("unexpected error in SAML %s %s", request.method, request.path)
             response = error_page("Something went wrong", "Sign-in failed on our side.",
-                                  site=site, reason="internal_error", status=500)
+                                  site=self.flow.site(request),
+                                  reason="internal_error", status=500)
         return response(environ, start_response)
 
     # -- endpoints ----------------------------------------------------------------------------

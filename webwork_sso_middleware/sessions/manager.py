@@ -94,6 +94,12 @@ class SessionManager:
         self._clock = clock
         self.signing = signing
         self._serializer = signing[Purpose.SESSION]
+        # The cookie's attributes never change: werkzeug writes them once (after the name, as
+        # given, and the value), and each cookie is its name, value and those. A signed value
+        # is URL-safe base64 and dots, which dump_cookie would not quote either.
+        self._cookie_attributes = dump_cookie(
+            cookie_name, "v", path="/", secure=secure, httponly=True, samesite="Lax",
+        ).removeprefix(f"{cookie_name}=v")
         self._next_purge = float("-inf")  # the first start() purges
 
     # -- sessions -------------------------------------------------------------------------------
@@ -193,13 +199,14 @@ class SessionManager:
                            secure=self.secure, httponly=True, samesite="Lax")
 
     def _set_cookie(self, cookie: SessionCookie) -> str:
+        # Uncompressed: zlib spares a few bytes of this short, mostly random payload at best,
+        # and costs more than the rest of the cookie's making (signing.py).
         value = self._serializer.dumps([
             COOKIE_FORMAT, cookie.session_id, cookie.member_id, cookie.workspace_id,
             cookie.generation, cookie.issued_at, cookie.last_seen,
-        ])
+        ], compress=False)
         # No Max-Age: a browser session cookie. The lifetimes are enforced here, not by it.
-        return dump_cookie(self.cookie_name, value, path="/", secure=self.secure,
-                           httponly=True, samesite="Lax")
+        return f"{self.cookie_name}={value}{self._cookie_attributes}"
 
     def _signed_cookies(self, environ: WSGIEnvironment) -> Iterator[SessionCookie]:
         header = environ.get("HTTP_COOKIE")
