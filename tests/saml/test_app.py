@@ -9,14 +9,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import requests
 from sqlalchemy import event
-from werkzeug.exceptions import HTTPException
-from werkzeug.test import EnvironBuilder
 
 from webwork_sso_middleware import SSOMiddleware
-from webwork_sso_middleware.saml.app import URL_MAP, route
 
 from ..scim.conftest import okta_user
 from .conftest import Site, host_app
@@ -393,27 +389,3 @@ def test_entra_claim_uris_fill_the_names(site: Site, idp: TestIdP, acme: str):
     (member,) = site.members()
     assert (member.given_name, member.family_name, member.display_name) == (
         "Kim", "Lee", "Kim Lee (Ops)")
-
-
-# -- routing ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("method", ["POST", "GET", "PUT"])
-@pytest.mark.parametrize("path", [
-    "/acme/acs", "/acme/acs/", "//acme/acs", "/acme//acs", "//acs", "/acs", "/a/b/acs",
-    "/login/acs", "/acme/acsx", "/acme/ACS", "/acme/metadata", "/login", "/\u00e9quipe/acs",
-    "/%C3%A9quipe/acs", "/acme/acs\n",
-])
-def test_the_acs_route_matches_as_the_map_does(method: str, path: str):
-    """route() matches the ACS itself, without binding URL_MAP: the same answer for every path."""
-    environ = EnvironBuilder(path="/", method=method).get_environ()
-    environ["PATH_INFO"] = path.encode("utf-8").decode("latin-1")  # as a WSGI server passes it
-
-    def answer(match: Callable[[], Any]) -> Any:
-        try:
-            return match()
-        except HTTPException as exc:
-            return type(exc)
-
-    assert answer(lambda: route(dict(environ))) == answer(
-        lambda: URL_MAP.bind_to_environ(dict(environ)).match())

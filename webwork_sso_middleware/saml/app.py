@@ -14,9 +14,8 @@ beside this app.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from sqlalchemy.exc import OperationalError
@@ -53,21 +52,6 @@ URL_MAP = Map([
     Rule("/<slug>/login", endpoint="start_login", methods=["GET"]),
     Rule("/<slug>/continue", endpoint="continue_sign_in", methods=["GET"]),
 ], strict_slashes=False, merge_slashes=False)
-# The sign-in POST, matched without binding the map: what URL_MAP's "/<slug>/acs" rule matches
-# exactly (a slug is one non-empty segment); every other path and method goes to the map.
-ACS_ROUTE = re.compile(r"/([^/]+)/acs")
-
-
-def route(environ: WSGIEnvironment) -> tuple[str, dict[str, Any]]:
-    """(endpoint, arguments) of the request, as ``URL_MAP`` matches it; raises its HTTP errors."""
-    if environ.get("REQUEST_METHOD") == "POST":
-        found = ACS_ROUTE.fullmatch(environ.get("PATH_INFO", ""))
-        if found is not None:
-            # PATH_INFO is UTF-8 bytes read as latin-1 (PEP 3333); werkzeug decodes it so.
-            slug = found.group(1).encode("latin-1").decode("utf-8", "replace")
-            return "acs", {"slug": slug}
-    return URL_MAP.bind_to_environ(environ).match()  # type: ignore[return-value]
-
 
 class SamlApplication:
     def __init__(self, database: Database, *, settings: Settings, sessions: SessionManager) -> None:
@@ -84,7 +68,7 @@ class SamlApplication:
         request = Request(environ)
         request.max_content_length = self.settings.max_body_bytes
         try:
-            endpoint, args = route(environ)
+            endpoint, args = URL_MAP.bind_to_environ(environ).match()
             if endpoint == "logout":
                 return self.logout(environ, start_response)
             handler = self.flow_endpoints.get(endpoint) or getattr(self, endpoint)
