@@ -1,11 +1,68 @@
-    # -- actions ---------------------------------------------------------------------------------
+"""The owner's actions on the settings page: every POST the page lets in comes here.
 
-    def act(self, page: _Page, slug: str, access: Access) -> Response:
+A small class the page (views.py) delegates to, rather than more methods on the page: it gets
+exactly what the actions use (the workspaces, the CSRF tokens, the settings sessions, the body
+limit) and, to answer, the page's own ``show``, so it never imports views.py.
+
+Every action first checks the form's CSRF token; a bad one changes nothing. A regenerated SCIM
+token appears in that one POST's response only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Response
+
+from ..bodies import read_form
+from ..errors import (
+    ConfigurationError,
+    DomainError,
+    DomainNotVerified,
+    MetadataError,
+    MetadataUnavailable,
+    NotFound,
+    PlanError,
+)
+from . import templates
+from .access import Access
+from .responses import Page, sentence
+from .sections import Notice
+
+if TYPE_CHECKING:
+    from ..idp_metadata.workspaces import Workspaces
+    from .links import CsrfTokens, SettingsSessions
+
+
+class ShowPage(Protocol):
+    """The page's ``show`` (views.py): the settings page, with what an action has to say."""
+
+    def __call__(self, page: Page, access: Access, *, notices: tuple[Notice, ...] = (),
+                 new_token: str | None = None, entered_url: str = "", status: int = 200,
+                 paging: bool = True) -> Response: ...
+
+
+class OwnerActions:
+    """The owner's POST actions, each answered with the page and a notice."""
+
+    def __init__(self, workspaces: Workspaces, *, csrf: CsrfTokens,
+                 settings_sessions: SettingsSessions, max_body_bytes: int,
+                 show: ShowPage) -> None:
+        self.workspaces = workspaces
+        self.csrf = csrf
+        self.settings_sessions = settings_sessions
+        self.max_body_bytes = max_body_bytes
+        self.show = show
+
+    def act(self, page: Page, slug: str, access: Access) -> Response:
+        """Answer one POST from someone ``access`` let in: check its CSRF token, then do the
+        action it names."""
         request = page.request
         try:
             # The site's body limit, also for a chunked form (bodies.py), and for one field:
             # a large pasted metadata document.
-            form = read_form(request, self.settings.max_body_bytes)
+            form = read_form(request, self.max_body_bytes)
         except RequestEntityTooLarge:
             return self.show(page, access, status=413, paging=False, notices=(Notice(
                 "error", "That form was larger than this page accepts; nothing was changed."),))
@@ -42,7 +99,7 @@
         return self.show(page, access, status=400, paging=False,
                          notices=(Notice("error", "Unknown action; nothing was changed."),))
 
-    def set_idp(self, page: _Page, slug: str, access: Access, url: str, xml: str) -> Response:
+    def set_idp(self, page: Page, slug: str, access: Access, url: str, xml: str) -> Response:
         def refused(reason: str, status: int = 400) -> Response:
             return self.show(page, access, status=status, paging=False, entered_url=url,
                              notices=(Notice("error", f"{reason} Nothing was changed."),))
@@ -54,20 +111,20 @@
             idp = self.workspaces.set_idp(slug, metadata_url=url or None,
                                           metadata_xml=xml or None, actor=actor)
         except MetadataUnavailable as error:
-            return refused(_sentence(error.reason))  # the same words whatever went wrong
+            return refused(sentence(error.reason))  # the same words whatever went wrong
         except MetadataError as error:
             source = "from that URL" if url else "in that XML"
-            return refused(f"The IdP metadata {source} cannot be used: {_sentence(error.reason)}")
+            return refused(f"The IdP metadata {source} cannot be used: {sentence(error.reason)}")
         except ConfigurationError as error:
-            return refused(_sentence(error.reason))
+            return refused(sentence(error.reason))
         return self.show(page, access, paging=False, notices=(Notice(
             "ok", f"Saved: the metadata was checked; the IdP is {idp.entity_id}."),))
 
-    def domain_action(self, page: _Page, slug: str, access: Access, action: str,
+    def domain_action(self, page: Page, slug: str, access: Access, action: str,
                       domain: str) -> Response:
         def refused(reason: str) -> Response:
             return self.show(page, access, status=400, paging=False,
-                             notices=(Notice("error", f"{_sentence(reason)} Nothing was changed."),))
+                             notices=(Notice("error", f"{sentence(reason)} Nothing was changed."),))
 
         domain = domain.strip()[:300]
         try:
@@ -93,7 +150,7 @@
             return refused("This workspace does not claim that domain.")
         return self.show(page, access, paging=False, notices=(Notice("ok", text),))
 
-    def set_idp_initiated(self, page: _Page, slug: str, access: Access,
+    def set_idp_initiated(self, page: Page, slug: str, access: Access,
                           state: str | None) -> Response:
         if state not in ("on", "off"):
             return self.show(page, access, status=400, paging=False,
@@ -103,13 +160,13 @@
             self.workspaces.set_idp(slug, allow_idp_initiated=state == "on", actor=actor)
         except ConfigurationError as error:
             return self.show(page, access, status=400, paging=False, notices=(Notice(
-                "error", f"{_sentence(error.reason)} Nothing was changed."),))
+                "error", f"{sentence(error.reason)} Nothing was changed."),))
         said = ("IdP-initiated sign-in is on: people can sign in from your IdP's dashboard too."
                 if state == "on" else "IdP-initiated sign-in is off: sign-ins must start on "
                 "this site; your IdP's dashboard tile will show an error.")
         return self.show(page, access, paging=False, notices=(Notice("ok", said),))
 
-    def switch(self, page: _Page, slug: str, access: Access, feature: str | None,
+    def switch(self, page: Page, slug: str, access: Access, feature: str | None,
                state: str | None) -> Response:
         if feature not in ("scim", "sso") or state not in ("on", "off"):
             return self.show(page, access, status=400, paging=False,

@@ -1,4 +1,19 @@
-class _Page:
+"""One settings-page response's HTML plumbing, shared by the page (views.py) and the owner's
+actions (actions.py)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from werkzeug.wrappers import Request, Response
+
+from ..page_headers import new_nonce, nonce_source, secure_page
+from ..urls import SIGN_IN_PATH, public_urls
+from . import templates
+from .links import settings_path
+
+
+class Page:
     """One response's HTML plumbing: its CSP nonce and the headers every settings page has."""
 
     def __init__(self, request: Request, base_url: str | None) -> None:
@@ -24,7 +39,8 @@ class _Page:
                                                   nonce=self.nonce), status=403)
 
 
-def _sentence(text: str) -> str:
+def sentence(text: str) -> str:
+    """``text`` as a sentence of a page: a capital first, a full stop last."""
     text = text.strip()
     text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."

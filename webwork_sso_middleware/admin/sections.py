@@ -1,3 +1,23 @@
+"""The settings page's sections, one function each, and the view they render: every value from
+outside is escaped here, at the point where it meets markup. The page shell that puts them in
+order is templates.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from html import escape
+from urllib.parse import urlencode
+
+from ..idp_metadata.identity_providers import IdPInfo
+from ..store.members import DirectoryEntry
+from ..store.workspaces import TokenSummary, WorkspaceInfo
+from ..urls import WorkspaceUrls
+from .diagnostics import Diagnostic, TestResult
+
+
 @dataclasses.dataclass(frozen=True)
 class Notice:
     kind: str  # "ok", "error" or "warn"
@@ -38,10 +58,7 @@ def when(moment: dt.datetime | None) -> str:
             f"{moment:%Y-%m-%d %H:%M} UTC</time>")
 
 
-# -- pieces ----------------------------------------------------------------------------------------
-
-
-def _hidden(view: SettingsView, action: str) -> str:
+def hidden_fields(view: SettingsView, action: str) -> str:
     return (f'<input type="hidden" name="csrf_token" value="{escape(view.csrf_token)}">'
             f'<input type="hidden" name="action" value="{escape(action)}">')
 
@@ -58,7 +75,7 @@ def _copy_field(field_id: str, label: str, value: str, help_text: str = "") -> s
     )
 
 
-def _connection(view: SettingsView) -> str:
+def connection(view: SettingsView) -> str:
     urls = view.urls
     if view.new_token is not None:
         token = (
@@ -75,7 +92,8 @@ def _connection(view: SettingsView) -> str:
     else:
         token = '<h3 id="token-h">SCIM API Token</h3><p>There is no live token.</p>'
     regenerate = (
-        f'<form method="post" action="{escape(view.action_url)}">{_hidden(view, "regenerate_token")}'
+        f'<form method="post" action="{escape(view.action_url)}">'
+        f'{hidden_fields(view, "regenerate_token")}'
         '<button type="submit" class="danger" aria-describedby="regenerate-help">'
         'Regenerate SCIM API Token</button><p class="help" id="regenerate-help">The current '
         "token stops working at once: update your identity provider straight after.</p></form>")
@@ -94,7 +112,7 @@ def _connection(view: SettingsView) -> str:
         + "</section>")
 
 
-def _identity_provider(view: SettingsView) -> str:
+def identity_provider(view: SettingsView) -> str:
     idp = view.idp
     if idp is None:
         facts = "<p>No identity provider is set yet.</p>"
@@ -123,7 +141,7 @@ def _identity_provider(view: SettingsView) -> str:
     return (
         '<section id="idp" aria-labelledby="idp-h"><h2 id="idp-h">Identity provider</h2>'
         + facts
-        + f'<form method="post" action="{escape(view.action_url)}">{_hidden(view, "set_idp")}'
+        + f'<form method="post" action="{escape(view.action_url)}">{hidden_fields(view, "set_idp")}'
         '<h3>Set the identity provider</h3>'
         '<label for="metadata-url">IdP metadata URL</label>'
         '<p class="help" id="metadata-url-help">Okta: the application\'s Sign On tab → Metadata '
@@ -135,7 +153,7 @@ def _identity_provider(view: SettingsView) -> str:
         '<button type="submit">Save and check</button></form></section>')
 
 
-def _domains(view: SettingsView) -> str:
+def domains(view: SettingsView) -> str:
     """The workspace's email domains: verified ones decide whom its IdP may sign in."""
     rows = ""
     for number, claim in enumerate(view.workspace.domain_claims, 1):
@@ -151,11 +169,11 @@ def _domains(view: SettingsView) -> str:
                      + _copy_field(f"txt-name-{number}", "TXT record name", claim.record.name)
                      + _copy_field(f"txt-value-{number}", "TXT record value", claim.record.value))
             check = (f'<form method="post" action="{escape(view.action_url)}">'
-                     f'{_hidden(view, "verify_domain")}'
+                     f'{hidden_fields(view, "verify_domain")}'
                      f'<input type="hidden" name="domain" value="{field}">'
                      f'<button type="submit">Check DNS for {domain}</button></form>')
         remove = (f'<form method="post" action="{escape(view.action_url)}">'
-                  f'{_hidden(view, "release_domain")}'
+                  f'{hidden_fields(view, "release_domain")}'
                   f'<input type="hidden" name="domain" value="{field}">'
                   f'<button type="submit" class="quiet">Remove {domain}</button></form>')
         rows += f'<div class="domain">{state}{check}{remove}</div>'
@@ -169,7 +187,8 @@ def _domains(view: SettingsView) -> str:
         "SCIM provisioned them first (contractors). A domain can be verified by one workspace "
         "only; public mail providers (gmail.com and the like) cannot be claimed.</p>"
         + rows
-        + f'<form method="post" action="{escape(view.action_url)}">{_hidden(view, "claim_domain")}'
+        + f'<form method="post" action="{escape(view.action_url)}">'
+        f'{hidden_fields(view, "claim_domain")}'
         '<label for="new-domain">Add a domain</label>'
         '<input type="text" id="new-domain" name="domain" inputmode="url" spellcheck="false" '
         'autocomplete="off" placeholder="example.com" required>'
@@ -182,7 +201,7 @@ def _idp_initiated_switch(view: SettingsView, on: bool) -> str:
     state, action = ("On", "Turn off") if on else ("Off", "Turn on")
     return (
         f'<form method="post" action="{escape(view.action_url)}" class="switch-row" '
-        f'id="idp-initiated">{_hidden(view, "idp_initiated")}'
+        f'id="idp-initiated">{hidden_fields(view, "idp_initiated")}'
         f'<p><strong id="idp-initiated-state">IdP-initiated sign-in: {state}</strong><br>'
         '<span id="idp-initiated-text">On: people can also sign in from your IdP\'s dashboard '
         "(an Okta tile, Microsoft My Apps). Off: only sign-ins started on this site are accepted"
@@ -193,7 +212,7 @@ def _idp_initiated_switch(view: SettingsView, on: bool) -> str:
         f"{action}<span class=\"visually-hidden\"> IdP-initiated sign-in</span></button></form>")
 
 
-def _switches(view: SettingsView) -> str:
+def switches(view: SettingsView) -> str:
     workspace = view.workspace
     free = workspace.plan not in ("plus", "premium")
     plan_note = ""
@@ -213,7 +232,7 @@ def _switches(view: SettingsView) -> str:
         described = f"{feature}-text plan-note" if free else f"{feature}-text"
         rows += (
             f'<form method="post" action="{escape(view.action_url)}" class="switch-row">'
-            f'{_hidden(view, "switch")}<input type="hidden" name="feature" value="{feature}">'
+            f'{hidden_fields(view, "switch")}<input type="hidden" name="feature" value="{feature}">'
             f'<p><strong id="{feature}-name">{escape(label)}</strong><br>'
             f'<span id="{feature}-text">{escape(text)}</span></p>'
             f'<button type="submit" role="switch" id="{feature}-switch" name="state" '
@@ -230,7 +249,7 @@ def _switches(view: SettingsView) -> str:
         f'{plan_note}<div class="switches">{rows}</div></section>')
 
 
-def _members(view: SettingsView) -> str:
+def members(view: SettingsView) -> str:
     pages = max(1, math.ceil(view.members_total / view.per_page))
     options = "".join(
         f'<option value="{value}"{" selected" if value == view.state else ""}>{label}</option>'
@@ -270,7 +289,7 @@ def _page_link(view: SettingsView, page: int, rel: str, label: str) -> str:
     return f'<a rel="{rel}" href="{escape(view.action_url)}?{escape(query)}#members">{label}</a>'
 
 
-def _diagnostics(view: SettingsView) -> str:
+def diagnostics(view: SettingsView) -> str:
     workspace = view.workspace
     if workspace.sso_enabled and workspace.plan in ("plus", "premium") and view.idp is not None:
         test = (f'<p><a class="button" id="test-sign-in" href="{escape(view.login_url)}">'
@@ -293,7 +312,7 @@ def _diagnostics(view: SettingsView) -> str:
             f'<h2 id="diagnostics-h">Diagnostics</h2>{test}{table}</section>')
 
 
-def _test_result(view: SettingsView) -> str:
+def sign_in_test_result(view: SettingsView) -> str:
     if not view.tested:
         return ""
     if view.test_result is None:

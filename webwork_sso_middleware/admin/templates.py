@@ -1,5 +1,7 @@
-"""HTML builders for the settings page. Every value from outside is escaped here, at the point
-where it meets markup; callers pass plain values.
+"""HTML builders for the settings page: the page shells (the document, the message, refusal and
+settings-link pages, the settings page's frame); each section of the settings page is in
+sections.py. Every value from outside is escaped at the point where it meets markup; callers
+pass plain values.
 
 No external assets: the one stylesheet (static/settings.css) and the tiny copy-button script are
 inlined under a per-response CSP nonce, and the page works without the script.
@@ -7,18 +9,12 @@ inlined under a per-response CSP nonce, and the page works without the script.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import math
 from html import escape
 from importlib import resources
-from urllib.parse import urlencode
 
-from ..idp_metadata.identity_providers import IdPInfo
-from ..store.members import DirectoryEntry
-from ..store.workspaces import TokenSummary, WorkspaceInfo
-from ..urls import WorkspaceUrls
-from .diagnostics import Diagnostic, TestResult
+from . import sections
+from .sections import SettingsView, hidden_fields, when
 
 STYLESHEET = resources.files(__package__).joinpath("static/settings.css").read_text("utf-8")
 
@@ -114,13 +110,14 @@ def settings_page(view: SettingsView, *, nonce: str) -> str:
         f'<div class="notice {n.kind}" role="{"alert" if n.kind == "error" else "status"}">'
         f"{escape(n.text)}</div>" for n in view.notices)
     # The test sign-in's result leads the page: it is what the owner came back to see.
-    body = (notices + _test_result(view) + _connection(view) + _identity_provider(view)
-            + _domains(view) + _switches(view) + _members(view) + _diagnostics(view))
+    body = (notices + sections.sign_in_test_result(view) + sections.connection(view)
+            + sections.identity_provider(view) + sections.domains(view) + sections.switches(view)
+            + sections.members(view) + sections.diagnostics(view))
     return document(f"SSO settings: {workspace.name}", body, nonce=nonce, header=header)
 
 
 def _close_form(view: SettingsView) -> str:
     if not view.can_close:
         return ""
-    return (f'<form method="post" action="{escape(view.action_url)}">{_hidden(view, "close")}'
+    return (f'<form method="post" action="{escape(view.action_url)}">{hidden_fields(view, "close")}'
             '<button type="submit" class="quiet">Close settings</button></form>')

@@ -1,18 +1,18 @@
-"""``/saml/<slug>/settings``: the workspace owner's settings page and its POST actions.
+"""``/saml/<slug>/settings``: the workspace owner's settings page as a WSGI app.
 
 Who gets in: the owner signed in through
 SSO (a live session of a member of this workspace whose email or userName is the workspace's
 owner email), or whoever holds an owner-settings session, which only a settings link starts
-(links.py). Everyone else gets the same 403 page, whether or not the workspace exists.
+(links.py; the check is access.py). Everyone else gets the same 403 page, whether or not the
+workspace exists. Here: the route, the one-time settings link's pages, and showing the page;
+every POST of someone let in goes to the owner's actions (actions.py).
 
 Every POST carries a CSRF token bound to the credential that opened the page; a bad one changes
 nothing. A regenerated SCIM token appears in that one POST's response only (no-store, never in a
-cookie or a redirect), and no later response can show it: only its hash is kept.
-"""
+cookie or a redirect), and no later response can show it: only its hash is kept."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable
@@ -21,36 +21,38 @@ from urllib.parse import urlencode
 
 from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
-from ..bodies import read_form
-from ..errors import (
-    ConfigurationError, DomainError, DomainNotVerified, MetadataError, MetadataUnavailable,
-    NotFound, PlanError, StoreUnavailable,
-)
 from ..domains import TxtResolver
-from ..names import key as name_key
-from ..logs import package_logger
-from ..page_headers import new_nonce, nonce_source, secure_page
+from ..errors import StoreUnavailable
 from ..idp_metadata.fetching import fetch as fetch_metadata
 from ..idp_metadata.identity_providers import IdPInfo
 from ..idp_metadata.workspaces import Workspaces
+from ..logs import package_logger
+from ..signing import CLOCK_TOLERANCE
 from ..store import identity_providers
 from ..store import members as member_store
 from ..store import settings_sessions as settings_store
-from ..signing import CLOCK_TOLERANCE
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
 from ..store.workspaces import SLUG_PATTERN, WorkspaceInfo, find_by_slug, live_token
-from ..urls import SIGN_IN_PATH, public_urls, workspace_path
+from ..urls import workspace_path
 from . import diagnostics, templates
+from .access import Access, owner_access
+from .actions import OwnerActions
 from .links import (
-    LINK_PARAMETER, CsrfTokens, LinkRefused, SettingsLink, SettingsSessions,
-    read_settings_link, settings_path,
+    LINK_PARAMETER,
+    CsrfTokens,
+    LinkRefused,
+    SettingsLink,
+    SettingsSessions,
+    read_settings_link,
+    settings_path,
 )
-from .templates import Notice
+from .responses import Page, sentence
+from .sections import Notice, SettingsView
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -79,6 +81,9 @@ class SettingsPage:
             database, signing=sessions.signing, secure=settings.secure_cookies, clock=clock)
         self.csrf = CsrfTokens(signing=sessions.signing)
         self.clock = clock
+        self.actions = OwnerActions(self.workspaces, csrf=self.csrf,
+                                    settings_sessions=self.settings_sessions,
+                                    max_body_bytes=settings.max_body_bytes, show=self.show)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -89,21 +94,21 @@ class SettingsPage:
         try:
             response = self.respond(request, parts[0])
         except HTTPException as exc:
-            response = _Page(request, self.settings.base_url).message(
+            response = Page(request, self.settings.base_url).message(
                 exc.name, [exc.description or exc.name], status=exc.code or 400)
         except (StoreUnavailable, OperationalError):
             log.warning("settings page failed: database unavailable", exc_info=True)
-            response = _Page(request, self.settings.base_url).message(
+            response = Page(request, self.settings.base_url).message(
                 "Please try again", ["The settings page is briefly unavailable. Please try "
                                      "again in a moment."], status=503)
         except Exception:
             log.exception("unexpected error on the settings page %s", request.method)
-            response = _Page(request, self.settings.base_url).message(
+            response = Page(request, self.settings.base_url).message(
                 "Something went wrong", ["The settings page failed on our side."], status=500)
         return response(environ, start_response)
 
     def respond(self, request: Request, slug: str) -> Response:
-        page = _Page(request, self.settings.base_url)
+        page = Page(request, self.settings.base_url)
         if not SLUG_PATTERN.match(slug):
             return page.forbidden(slug, "There is no settings page at this address.")
         if LINK_PARAMETER in request.args:
@@ -113,18 +118,20 @@ class SettingsPage:
                 return self.redeem_link(page, slug)
             if request.method in ("GET", "HEAD"):
                 return self.show_link(page, slug)
-        access, refusal = self.access(request, slug)
+        access, refusal = owner_access(request, slug, self.load_workspace(slug),
+                                       settings_sessions=self.settings_sessions,
+                                       sessions=self.sessions)
         if access is None:
             return page.forbidden(slug, refusal)
         if request.method == "POST":
-            response = self.act(page, slug, access)
+            response = self.actions.act(page, slug, access)
         else:
             response = self.show(page, access)
         if access.refreshed_cookie:
             response.headers.add("Set-Cookie", access.refreshed_cookie)
         return response
 
-    # -- who may open the page ------------------------------------------------------------------
+    # -- the workspace and the settings link -----------------------------------------------------
 
     def load_workspace(self, slug: str) -> WorkspaceInfo | None:
         def work(unit: UnitOfWork) -> WorkspaceInfo | None:
@@ -134,19 +141,19 @@ class SettingsPage:
         return self.database.run(work, write=False)
 
 
-    def check_link(self, page: _Page, slug: str) -> tuple[SettingsLink, WorkspaceInfo] | Response:
+    def check_link(self, page: Page, slug: str) -> tuple[SettingsLink, WorkspaceInfo] | Response:
         """The request's settings link and its workspace, or the page that refuses it."""
         try:
             link = read_settings_link(page.request.args.get(LINK_PARAMETER, ""), slug=slug,
                                       signing=self.sessions.signing, now=self.clock())
         except LinkRefused as refused:
-            return page.forbidden(slug, _sentence(refused.reason))
+            return page.forbidden(slug, sentence(refused.reason))
         workspace = self.load_workspace(slug)
         if workspace is None:
             return page.forbidden(slug, "This settings link is not valid.")
         return link, workspace
 
-    def used_link(self, page: _Page, slug: str, workspace: WorkspaceInfo) -> Response:
+    def used_link(self, page: Page, slug: str, workspace: WorkspaceInfo) -> Response:
         clean = redirect(page.site.link(settings_path(slug)), code=303)
         live = self.settings_sessions.read(page.request.environ, slug)
         if live is not None and live.workspace_id == workspace.id:
@@ -154,7 +161,7 @@ class SettingsPage:
         return page.forbidden(slug, "This settings link was already used: a link opens the "
                               "page once. Ask for a new one.")
 
-    def show_link(self, page: _Page, slug: str) -> Response:
+    def show_link(self, page: Page, slug: str) -> Response:
         """A page whose one button redeems the link; nothing is used up by showing it."""
         checked = self.check_link(page, slug)
         if isinstance(checked, Response):
@@ -165,7 +172,7 @@ class SettingsPage:
             return self.used_link(page, slug, workspace)
         return page.html(templates.open_link_page(slug, expires=link.expires, nonce=page.nonce))
 
-    def redeem_link(self, page: _Page, slug: str) -> Response:
+    def redeem_link(self, page: Page, slug: str) -> Response:
         """Redeem a settings link once, start the owner-settings session in the same
         transaction, and send the browser to the clean URL so the token leaves the address bar."""
         checked = self.check_link(page, slug)
@@ -196,7 +203,7 @@ class SettingsPage:
 
     # -- showing ---------------------------------------------------------------------------------
 
-    def show(self, page: _Page, access: Access, *, notices: tuple[Notice, ...] = (),
+    def show(self, page: Page, access: Access, *, notices: tuple[Notice, ...] = (),
              new_token: str | None = None, entered_url: str = "", status: int = 200,
              paging: bool = True) -> Response:
         args = page.request.args if paging else MultiDict()  # a POST's page: the first
@@ -210,7 +217,7 @@ class SettingsPage:
         slug = access.workspace.slug
         signed_in = self.fresh_sign_in(page.request, slug) if tested else None
 
-        def work(unit: UnitOfWork) -> templates.SettingsView:
+        def work(unit: UnitOfWork) -> SettingsView:
             row = find_by_slug(unit, slug)
             if row is None:
                 raise LookupError(slug)  # deleted since the access check
@@ -225,7 +232,7 @@ class SettingsPage:
                 total, entries = member_store.directory(
                     unit, row.id, state=state,
                     offset=(current - 1) * MEMBERS_PER_PAGE, limit=MEMBERS_PER_PAGE)
-            return templates.SettingsView(
+            return SettingsView(
                 workspace=workspace,
                 urls=page.site.workspace(slug),
                 action_url=page.site.link(settings_path(slug)),
