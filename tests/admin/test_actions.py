@@ -1,3 +1,32 @@
+"""The owner's actions on the settings page over real HTTP: CSRF, the SCIM token, the IdP, the
+switches and plans, closing the settings session, and email domains."""
+
+from __future__ import annotations
+
+import re
+import socket
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from sqlalchemy import select
+
+from webwork_sso_middleware.store.models import ScimToken
+
+from ..dns_server import TxtServer
+from ..saml.conftest import Site
+from ..saml.idp import TestIdP
+from ..store_helpers import transaction
+from .conftest import (
+    ACCESS_DENIED,
+    csrf_token,
+    open_with_link,
+    post_action,
+    scim_status,
+    settings_url,
+    sign_in,
+)
+
 # -- CSRF ------------------------------------------------------------------------------------------
 
 

@@ -1,40 +1,32 @@
-"""The settings page over real HTTP: who gets in, CSRF, the token, the IdP, the switches, the
-members table and the diagnostics, against a real IdP and a real database."""
+"""The settings page over real HTTP: who gets in, the settings link, the members table and the
+diagnostics, against a real IdP and a real database. The owner's actions (CSRF, the token, the
+IdP, the switches, closing, domains) are test_actions.py."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import re
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from sqlalchemy import select
 
 from webwork_sso_middleware.admin.links import settings_link
-from webwork_sso_middleware.store.models import Member, ScimToken, Workspace, utcnow
+from webwork_sso_middleware.store.models import Member, Workspace, utcnow
 
 from webwork_sso_middleware.signing import Signing
 
-from ..dns_server import TxtServer
 from ..saml.conftest import Site
 from ..scim.conftest import okta_user
 from ..saml.idp import TestIdP
 from .conftest import (
-    OWNER, csrf_token, open_with_link, post_action, press_open_button, settings_url, sign_in,
+    ACCESS_DENIED, OWNER, open_with_link, post_action, press_open_button, scim_status,
+    settings_url, sign_in,
 )
 from ..store_helpers import transaction
-
-ACCESS_DENIED = "This page is for the workspace owner"
-
-
-def scim_status(site: Site, token: str) -> int:
-    return requests.get(f"{site.url}/scim/v2/Users",
-                        headers={"Authorization": f"Bearer {token}"}).status_code
 
 
 # -- who may open the page ---------------------------------------------------------------------------
