@@ -14,6 +14,7 @@ from ..saml.conftest import Site
 from ..saml.idp import TestIdP, autopost_form
 
 OWNER = "owner@acme.test"
+ACCESS_DENIED = "This page is for the workspace owner"  # the 403 page's heading
 # The test IdPs serve their metadata on 127.0.0.1, which a site fetches from only when its
 # operator allows the host (as for an IdP on the site's own network).
 TEST_IDP_HOSTS = "127.0.0.1"
@@ -76,3 +77,8 @@ def sign_in(browser: requests.Session, site: Site, idp: TestIdP, email: str,
     assert start.status_code == 302, start.text
     action, fields = autopost_form(browser.get(start.headers["Location"]).text)
     return browser.post(action, data=fields, allow_redirects=False)
+
+
+def scim_status(site: Site, token: str) -> int:
+    return requests.get(f"{site.url}/scim/v2/Users",
+                        headers={"Authorization": f"Bearer {token}"}).status_code

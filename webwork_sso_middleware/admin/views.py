@@ -1,18 +1,18 @@
-"""``/saml/<slug>/settings``: the workspace owner's settings page and its POST actions.
+"""``/saml/<slug>/settings``: the workspace owner's settings page as a WSGI app.
 
 Who gets in: the owner signed in through
 SSO (a live session of a member of this workspace whose email or userName is the workspace's
 owner email), or whoever holds an owner-settings session, which only a settings link starts
-(links.py). Everyone else gets the same 403 page, whether or not the workspace exists.
+(links.py; the check is access.py). Everyone else gets the same 403 page, whether or not the
+workspace exists. Here: the route, the one-time settings link's pages, and showing the page;
+every POST of someone let in goes to the owner's actions (actions.py).
 
 Every POST carries a CSRF token bound to the credential that opened the page; a bad one changes
 nothing. A regenerated SCIM token appears in that one POST's response only (no-store, never in a
-cookie or a redirect), and no later response can show it: only its hash is kept.
-"""
+cookie or a redirect), and no later response can show it: only its hash is kept."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable
@@ -21,36 +21,38 @@ from urllib.parse import urlencode
 
 from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
-from ..bodies import read_form
-from ..errors import (
-    ConfigurationError, DomainError, DomainNotVerified, MetadataError, MetadataUnavailable,
-    NotFound, PlanError, StoreUnavailable,
-)
 from ..domains import TxtResolver
-from ..names import key as name_key
-from ..logs import package_logger
-from ..page_headers import new_nonce, nonce_source, secure_page
+from ..errors import StoreUnavailable
 from ..idp_metadata.fetching import fetch as fetch_metadata
 from ..idp_metadata.identity_providers import IdPInfo
 from ..idp_metadata.workspaces import Workspaces
+from ..logs import package_logger
+from ..signing import CLOCK_TOLERANCE
 from ..store import identity_providers
 from ..store import members as member_store
 from ..store import settings_sessions as settings_store
-from ..signing import CLOCK_TOLERANCE
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
 from ..store.workspaces import SLUG_PATTERN, WorkspaceInfo, find_by_slug, live_token
-from ..urls import SIGN_IN_PATH, public_urls, workspace_path
+from ..urls import workspace_path
 from . import diagnostics, templates
+from .access import Access, owner_access
+from .actions import OwnerActions
 from .links import (
-    LINK_PARAMETER, CsrfTokens, LinkRefused, SettingsLink, SettingsSessions,
-    read_settings_link, settings_path,
+    LINK_PARAMETER,
+    CsrfTokens,
+    LinkRefused,
+    SettingsLink,
+    SettingsSessions,
+    read_settings_link,
+    settings_path,
 )
-from .templates import Notice
+from .responses import Page, sentence
+from .sections import Notice, SettingsView
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -61,18 +63,6 @@ if TYPE_CHECKING:
 log = package_logger(__name__)
 
 MEMBERS_PER_PAGE = 50
-
-
-@dataclasses.dataclass(frozen=True)
-class Access:
-    """How this request may open the page: a settings session, the owner's SSO session, or both."""
-
-    workspace: WorkspaceInfo
-    viewer: str  # plain words for the page's header
-    bindings: tuple[str, ...]  # what a CSRF token may be bound to; the first is used in forms
-    by_link: bool
-    by_sso: bool
-    refreshed_cookie: str | None  # the SSO session's sliding refresh, when due
 
 
 class SettingsPage:
@@ -91,6 +81,9 @@ class SettingsPage:
             database, signing=sessions.signing, secure=settings.secure_cookies, clock=clock)
         self.csrf = CsrfTokens(signing=sessions.signing)
         self.clock = clock
+        self.actions = OwnerActions(self.workspaces, csrf=self.csrf,
+                                    settings_sessions=self.settings_sessions,
+                                    max_body_bytes=settings.max_body_bytes, show=self.show)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -101,21 +94,21 @@ class SettingsPage:
         try:
             response = self.respond(request, parts[0])
         except HTTPException as exc:
-            response = _Page(request, self.settings.base_url).message(
+            response = Page(request, self.settings.base_url).message(
                 exc.name, [exc.description or exc.name], status=exc.code or 400)
         except (StoreUnavailable, OperationalError):
             log.warning("settings page failed: database unavailable", exc_info=True)
-            response = _Page(request, self.settings.base_url).message(
+            response = Page(request, self.settings.base_url).message(
                 "Please try again", ["The settings page is briefly unavailable. Please try "
                                      "again in a moment."], status=503)
         except Exception:
             log.exception("unexpected error on the settings page %s", request.method)
-            response = _Page(request, self.settings.base_url).message(
+            response = Page(request, self.settings.base_url).message(
                 "Something went wrong", ["The settings page failed on our side."], status=500)
         return response(environ, start_response)
 
     def respond(self, request: Request, slug: str) -> Response:
-        page = _Page(request, self.settings.base_url)
+        page = Page(request, self.settings.base_url)
         if not SLUG_PATTERN.match(slug):
             return page.forbidden(slug, "There is no settings page at this address.")
         if LINK_PARAMETER in request.args:
@@ -125,18 +118,20 @@ class SettingsPage:
                 return self.redeem_link(page, slug)
             if request.method in ("GET", "HEAD"):
                 return self.show_link(page, slug)
-        access, refusal = self.access(request, slug)
+        access, refusal = owner_access(request, slug, self.load_workspace(slug),
+                                       settings_sessions=self.settings_sessions,
+                                       sessions=self.sessions)
         if access is None:
             return page.forbidden(slug, refusal)
         if request.method == "POST":
-            response = self.act(page, slug, access)
+            response = self.actions.act(page, slug, access)
         else:
             response = self.show(page, access)
         if access.refreshed_cookie:
             response.headers.add("Set-Cookie", access.refreshed_cookie)
         return response
 
-    # -- who may open the page ------------------------------------------------------------------
+    # -- the workspace and the settings link -----------------------------------------------------
 
     def load_workspace(self, slug: str) -> WorkspaceInfo | None:
         def work(unit: UnitOfWork) -> WorkspaceInfo | None:
@@ -145,53 +140,20 @@ class SettingsPage:
 
         return self.database.run(work, write=False)
 
-    def access(self, request: Request, slug: str) -> tuple[Access | None, str]:
-        """The request's access to the page, or None and why not (in plain words)."""
-        refusal = "You need to be this workspace's owner to open its settings."
-        workspace = self.load_workspace(slug)
-        if workspace is None:
-            return None, refusal  # the same answer as for a workspace that exists
-        bindings: list[str] = []
-        viewers: list[str] = []
-        link_session = self.settings_sessions.read(request.environ, slug)
-        by_link = link_session is not None and link_session.workspace_id == workspace.id
-        if by_link:
-            assert link_session is not None
-            bindings.append(CsrfTokens.binding("link", slug, link_session.session_id))
-            viewers.append(f"opened with a settings link, until {link_session.expires:%H:%M} UTC")
-        by_sso, refreshed = False, None
-        found = self.sessions.identify(request.environ)
-        cookie = self.sessions.read_cookie(request.environ)
-        if found is not None and cookie is not None:
-            member, refreshed = found
-            # The verified sign-in identity only (identity.py): an email whose domain this
-            # workspace verified. Never a SCIM-writable attribute such as emails[primary].
-            if member.workspace == workspace.slug and member.identity == name_key(
-                    workspace.owner_email):
-                by_sso = True
-                bindings.append(CsrfTokens.binding("sso", slug, cookie.session_id))
-                viewers.insert(0, f"signed in through SSO as {member.user_name} (owner)")
-            elif not by_link:
-                refusal = (f"You are signed in as {member.user_name}, who is not the owner of "
-                           "this workspace.")
-        if not bindings:
-            return None, refusal
-        return Access(workspace, "; ".join(viewers), tuple(bindings), by_link, by_sso,
-                      refreshed), ""
 
-    def check_link(self, page: _Page, slug: str) -> tuple[SettingsLink, WorkspaceInfo] | Response:
+    def check_link(self, page: Page, slug: str) -> tuple[SettingsLink, WorkspaceInfo] | Response:
         """The request's settings link and its workspace, or the page that refuses it."""
         try:
             link = read_settings_link(page.request.args.get(LINK_PARAMETER, ""), slug=slug,
                                       signing=self.sessions.signing, now=self.clock())
         except LinkRefused as refused:
-            return page.forbidden(slug, _sentence(refused.reason))
+            return page.forbidden(slug, sentence(refused.reason))
         workspace = self.load_workspace(slug)
         if workspace is None:
             return page.forbidden(slug, "This settings link is not valid.")
         return link, workspace
 
-    def used_link(self, page: _Page, slug: str, workspace: WorkspaceInfo) -> Response:
+    def used_link(self, page: Page, slug: str, workspace: WorkspaceInfo) -> Response:
         clean = redirect(page.site.link(settings_path(slug)), code=303)
         live = self.settings_sessions.read(page.request.environ, slug)
         if live is not None and live.workspace_id == workspace.id:
@@ -199,7 +161,7 @@ class SettingsPage:
         return page.forbidden(slug, "This settings link was already used: a link opens the "
                               "page once. Ask for a new one.")
 
-    def show_link(self, page: _Page, slug: str) -> Response:
+    def show_link(self, page: Page, slug: str) -> Response:
         """A page whose one button redeems the link; nothing is used up by showing it."""
         checked = self.check_link(page, slug)
         if isinstance(checked, Response):
@@ -210,7 +172,7 @@ class SettingsPage:
             return self.used_link(page, slug, workspace)
         return page.html(templates.open_link_page(slug, expires=link.expires, nonce=page.nonce))
 
-    def redeem_link(self, page: _Page, slug: str) -> Response:
+    def redeem_link(self, page: Page, slug: str) -> Response:
         """Redeem a settings link once, start the owner-settings session in the same
         transaction, and send the browser to the clean URL so the token leaves the address bar."""
         checked = self.check_link(page, slug)
@@ -241,7 +203,7 @@ class SettingsPage:
 
     # -- showing ---------------------------------------------------------------------------------
 
-    def show(self, page: _Page, access: Access, *, notices: tuple[Notice, ...] = (),
+    def show(self, page: Page, access: Access, *, notices: tuple[Notice, ...] = (),
              new_token: str | None = None, entered_url: str = "", status: int = 200,
              paging: bool = True) -> Response:
         args = page.request.args if paging else MultiDict()  # a POST's page: the first
@@ -255,7 +217,7 @@ class SettingsPage:
         slug = access.workspace.slug
         signed_in = self.fresh_sign_in(page.request, slug) if tested else None
 
-        def work(unit: UnitOfWork) -> templates.SettingsView:
+        def work(unit: UnitOfWork) -> SettingsView:
             row = find_by_slug(unit, slug)
             if row is None:
                 raise LookupError(slug)  # deleted since the access check
@@ -270,7 +232,7 @@ class SettingsPage:
                 total, entries = member_store.directory(
                     unit, row.id, state=state,
                     offset=(current - 1) * MEMBERS_PER_PAGE, limit=MEMBERS_PER_PAGE)
-            return templates.SettingsView(
+            return SettingsView(
                 workspace=workspace,
                 urls=page.site.workspace(slug),
                 action_url=page.site.link(settings_path(slug)),
@@ -306,176 +268,3 @@ class SettingsPage:
         if self.clock() - cookie.issued_at > diagnostics.TEST_WINDOW.total_seconds():
             return None
         return found[0].user_name, began
-
-    # -- actions ---------------------------------------------------------------------------------
-
-    def act(self, page: _Page, slug: str, access: Access) -> Response:
-        request = page.request
-        try:
-            # The site's body limit, also for a chunked form (bodies.py), and for one field:
-            # a large pasted metadata document.
-            form = read_form(request, self.settings.max_body_bytes)
-        except RequestEntityTooLarge:
-            return self.show(page, access, status=413, paging=False, notices=(Notice(
-                "error", "That form was larger than this page accepts; nothing was changed."),))
-        if not self.csrf.matches(form.get("csrf_token"), access.bindings):
-            return page.html(templates.message_page("Request not accepted", [
-                "This form did not come from this settings page (or the page is too old), so "
-                "nothing was changed.", "Reload the settings page and try again."],
-                nonce=page.nonce), status=403)
-        action = form.get("action", "")
-        if action == "regenerate_token":
-            token = self.workspaces.rotate_token(slug)
-            return self.show(page, access, new_token=token, paging=False, notices=(Notice(
-                "ok", "Issued a new SCIM API token. The previous token stopped working."),))
-        if action == "set_idp":
-            return self.set_idp(page, slug, access, form.get("metadata_url", "").strip(),
-                                form.get("metadata_xml", "").strip())
-        if action in ("claim_domain", "verify_domain", "release_domain"):
-            return self.domain_action(page, slug, access, action, form.get("domain", ""))
-        if action == "switch":
-            return self.switch(page, slug, access, form.get("feature"), form.get("state"))
-        if action == "idp_initiated":
-            return self.set_idp_initiated(page, slug, access, form.get("state"))
-        if action == "close" and access.by_link:
-            said = ["The settings link's access is closed, in this browser and for any copy of "
-                    "its cookie. A new settings link opens the page again."]
-            if access.by_sso:
-                said.append("You are still signed in through SSO as the owner, which opens it too.")
-            # Ended in the database: a copy of the cookie elsewhere is worthless from now on.
-            self.settings_sessions.end(request.environ, slug)
-            response = page.html(templates.message_page("Settings closed", said, nonce=page.nonce))
-            response.headers.add("Set-Cookie", self.settings_sessions.clearing_cookie(
-                slug, script_root=page.site.root))
-            return response
-        return self.show(page, access, status=400, paging=False,
-                         notices=(Notice("error", "Unknown action; nothing was changed."),))
-
-    def set_idp(self, page: _Page, slug: str, access: Access, url: str, xml: str) -> Response:
-        def refused(reason: str, status: int = 400) -> Response:
-            return self.show(page, access, status=status, paging=False, entered_url=url,
-                             notices=(Notice("error", f"{reason} Nothing was changed."),))
-
-        if bool(url) == bool(xml):
-            return refused("Give the IdP metadata URL or paste its metadata XML (one of them).")
-        actor = "settings:sso-owner" if access.by_sso else "settings:link"
-        try:
-            idp = self.workspaces.set_idp(slug, metadata_url=url or None,
-                                          metadata_xml=xml or None, actor=actor)
-        except MetadataUnavailable as error:
-            return refused(_sentence(error.reason))  # the same words whatever went wrong
-        except MetadataError as error:
-            source = "from that URL" if url else "in that XML"
-            return refused(f"The IdP metadata {source} cannot be used: {_sentence(error.reason)}")
-        except ConfigurationError as error:
-            return refused(_sentence(error.reason))
-        return self.show(page, access, paging=False, notices=(Notice(
-            "ok", f"Saved: the metadata was checked; the IdP is {idp.entity_id}."),))
-
-    def domain_action(self, page: _Page, slug: str, access: Access, action: str,
-                      domain: str) -> Response:
-        def refused(reason: str) -> Response:
-            return self.show(page, access, status=400, paging=False,
-                             notices=(Notice("error", f"{_sentence(reason)} Nothing was changed."),))
-
-        domain = domain.strip()[:300]
-        try:
-            if action == "claim_domain":
-                claim = self.workspaces.claim_domain(slug, domain)
-                text = (f"Added {claim.domain}. Publish its TXT record below, then check it."
-                        if not claim.verified else f"{claim.domain} is already verified.")
-            elif action == "verify_domain":
-                claim = self.workspaces.verify_domain(slug, domain)
-                text = (f"{claim.domain} is verified: your IdP may now sign in its addresses, "
-                        "and the host app knows them by their email.")
-            else:
-                self.workspaces.release_domain(slug, domain)
-                text = (f"Removed {domain.lower()}. Its addresses can no longer be signed in "
-                        "unless your SCIM provisioned them.")
-        except DomainNotVerified as error:
-            return refused(f"{error.domain} is not verified yet: no TXT record "
-                           f"{error.record_value} at {error.record_name}. DNS changes can take "
-                           "a while to appear; check again later.")
-        except DomainError as error:
-            return refused(f"{error.domain} {error.reason}")
-        except NotFound:
-            return refused("This workspace does not claim that domain.")
-        return self.show(page, access, paging=False, notices=(Notice("ok", text),))
-
-    def set_idp_initiated(self, page: _Page, slug: str, access: Access,
-                          state: str | None) -> Response:
-        if state not in ("on", "off"):
-            return self.show(page, access, status=400, paging=False,
-                             notices=(Notice("error", "Unknown switch; nothing was changed."),))
-        actor = "settings:sso-owner" if access.by_sso else "settings:link"
-        try:
-            self.workspaces.set_idp(slug, allow_idp_initiated=state == "on", actor=actor)
-        except ConfigurationError as error:
-            return self.show(page, access, status=400, paging=False, notices=(Notice(
-                "error", f"{_sentence(error.reason)} Nothing was changed."),))
-        said = ("IdP-initiated sign-in is on: people can sign in from your IdP's dashboard too."
-                if state == "on" else "IdP-initiated sign-in is off: sign-ins must start on "
-                "this site; your IdP's dashboard tile will show an error.")
-        return self.show(page, access, paging=False, notices=(Notice("ok", said),))
-
-    def switch(self, page: _Page, slug: str, access: Access, feature: str | None,
-               state: str | None) -> Response:
-        if feature not in ("scim", "sso") or state not in ("on", "off"):
-            return self.show(page, access, status=400, paging=False,
-                             notices=(Notice("error", "Unknown switch; nothing was changed."),))
-        name = "SCIM provisioning" if feature == "scim" else "Single sign-on"
-        flags = {feature: True}
-        if state == "off":
-            self.workspaces.disable(slug, **flags)
-            notices = [Notice("ok", f"{name} is off.")]
-            if feature == "sso" and access.by_sso and not access.by_link:
-                notices.append(Notice("warn", "You opened this page through single sign-on, "
-                                      "which is now off: to come back, use a settings link "
-                                      f"(webwork-sso workspace settings-link {slug})."))
-            return self.show(page, access, paging=False, notices=tuple(notices))
-        try:
-            info = self.workspaces.enable(slug, **flags)
-        except PlanError as error:
-            return self.show(page, access, status=403, paging=False, notices=(Notice(
-                "error", f"{name} needs the Plus or Premium plan; this workspace is on the "
-                f"{error.plan.title()} plan. Nothing was changed."),))
-        notices = [Notice("ok", f"{name} is on.")]
-        if feature == "sso" and self.workspaces.idp(slug) is None:
-            notices.append(Notice("warn", "No identity provider is set yet: sign-in cannot start "
-                                  "until you give its metadata below."))
-        if feature == "sso" and not info.scim_enabled:
-            notices.append(Notice("warn", "SCIM is off: members are created at their first "
-                                  "sign-in, and deactivations in the IdP do not reach this site."))
-        return self.show(page, access, paging=False, notices=tuple(notices))
-
-
-class _Page:
-    """One response's HTML plumbing: its CSP nonce and the headers every settings page has."""
-
-    def __init__(self, request: Request, base_url: str | None) -> None:
-        self.request = request
-        self.site = public_urls(request.environ, base_url)
-        self.nonce = new_nonce()
-
-    def secured(self, response: Response) -> Response:
-        # Owner-only and sometimes holding a fresh token: the headers every page of ours has.
-        allowed = nonce_source(self.nonce)
-        return secure_page(response, styles=allowed, scripts=allowed)
-
-    def html(self, markup: str, *, status: int = 200) -> Response:
-        return self.secured(Response(markup, status=status, content_type="text/html; charset=utf-8"))
-
-    def message(self, title: str, paragraphs: list[str], *, status: int) -> Response:
-        return self.html(templates.message_page(title, paragraphs, nonce=self.nonce),
-                         status=status)
-
-    def forbidden(self, slug: str, reason: str) -> Response:
-        sign_in = self.site.link(SIGN_IN_PATH) + "?" + urlencode({"next": settings_path(slug)})
-        return self.html(templates.forbidden_page(reason, slug=slug, sign_in_url=sign_in,
-                                                  nonce=self.nonce), status=403)
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
