@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, func, select
+from sqlalchemy import Connection, event, func, select, update
 
 from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
 from webwork_sso_middleware.members import lifecycle
@@ -218,20 +219,38 @@ def test_lookup_holds_the_workspace_row_until_the_sign_in_commits(workspaces, da
     assert not workspaces.get("acme").sso_enabled
 
 
-def test_lookup_locks_the_member_row_as_login_member_does(workspaces, database):
+def test_lookup_holds_the_member_until_the_sign_in_ends(workspaces, database):
     """A deactivation (SCIM) waits for a sign-in that read the member, or the sign-in waits for
-    it and sees the member deactivated: the row is locked FOR UPDATE until the sign-in ends."""
-    if database.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite runs one writer at a time; row locks are PostgreSQL's")
+    it and sees the member deactivated: on PostgreSQL the row is locked FOR UPDATE until the
+    sign-in ends; on SQLite the sign-in's write transaction keeps every other writer out."""
     from sqlalchemy.exc import OperationalError
+
+    members = Member.__table__
+
+    def try_to_change(other: Any, member_id: str) -> None:
+        if database.is_sqlite:
+            other.exec_driver_sql("PRAGMA busy_timeout=0")  # fail at once instead of waiting
+            try:
+                other.execute(update(members).where(members.c.id == member_id)
+                              .values(active=False))
+            finally:
+                other.rollback()
+                other.exec_driver_sql(f"PRAGMA busy_timeout={int(database.busy_timeout * 1000)}")
+        else:
+            other.execute(select(members.c.id).where(members.c.id == member_id)
+                          .with_for_update(nowait=True))
+            other.rollback()
 
     with transaction(database, write=True) as unit:
         _, known = sign_in.sign_in_lookup(unit, "acme",
                                           claimed=lifecycle.lookup_key("alice@acme.test"))
         assert known is not None and known.member is not None
-        members = Member.__table__
+        member_id = known.member.id
         with database.engine.connect() as other, pytest.raises(OperationalError):
-            other.execute(select(members.c.id).where(members.c.id == known.member.id)
-                          .with_for_update(nowait=True))
+            try_to_change(other, member_id)
     with database.engine.connect() as other:  # released with the sign-in's transaction
-        other.execute(select(Member.__table__.c.id).with_for_update(nowait=True)).all()
+        if database.is_sqlite:
+            other.execute(update(members).where(members.c.id == member_id).values(active=True))
+            other.rollback()
+        else:
+            try_to_change(other, member_id)
