@@ -384,7 +384,8 @@ def render(report: dict[str, Any]) -> str:
     w(f"\nSAML ACS benchmark: {cfg['samples']} timed sign-ins per side, {cfg['users']} members signing in "
       f"in turn (each signed in once, untimed, before: the timed ones are returning members)\n")
     w(f"  python {cfg['python']}, {cfg['cpus']} CPUs, load average {cfg['loadavg_start']:.2f} at start, "
-      f"{fmt(cfg.get('loadavg_end'))} at end; pysaml2 {cfg['pysaml2']}, {cfg.get('xmlsec1_version') or 'xmlsec1 ?'}, "
+      f"{fmt(cfg.get('loadavg_end'))} at end; pysaml2 {cfg['pysaml2']}, "
+      f"{cfg.get('xmlsec1_version') or 'xmlsec1 ?'}, "
       f"waitress {cfg['waitress']} (threads={WAITRESS_THREADS})\n")
     w("  Samples interleaved (the order of the sides rotates every sample); every response made and "
       "signed (RSA-SHA256, assertion signed) before timing, each used once.\n")
@@ -411,7 +412,8 @@ def render(report: dict[str, Any]) -> str:
                            ("ours_parse", "our ACS checks alone"), ("stock", "stock pysaml2 (xmlsec1)")):
             s = res.get(key)
             if s:
-                w(f"  {label:28} {s['median_ms']:10.2f} {s['p90_ms']:8.2f} {s['mean_ms']:8.2f} {s['min_ms']:8.2f}\n")
+                w(f"  {label:28} {s['median_ms']:10.2f} {s['p90_ms']:8.2f} "
+                  f"{s['mean_ms']:8.2f} {s['min_ms']:8.2f}\n")
     r = report.get("ratios", {})
     if r:
         w(f"\n  ratio ours (HTTP) / stock, medians: {fmt(r.get('ours_http_over_stock'), '.3f')}   "
@@ -428,7 +430,8 @@ def render(report: dict[str, Any]) -> str:
     if res.get("ours_http") and res.get("stock"):
         w("\n== For the README ==\n")
         w("| SAML ACS, one sign-in | median | p90 |\n| --- | --- | --- |\n")
-        w(f"| ours: HTTP POST to session cookie (waitress, SQLite) | {res['ours_http']['median_ms']:.1f} ms "
+        w("| ours: HTTP POST to session cookie (waitress, SQLite) "
+          f"| {res['ours_http']['median_ms']:.1f} ms "
           f"| {res['ours_http']['p90_ms']:.1f} ms |\n")
         w(f"| stock pysaml2 + xmlsec1: parse only, in-process | {res['stock']['median_ms']:.1f} ms "
           f"| {res['stock']['p90_ms']:.1f} ms |\n")
@@ -471,7 +474,8 @@ def compute(report: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Time our SAML ACS end to end beside a stock pysaml2 SP (xmlsec1) parsing equivalent responses.")
+        description="Time our SAML ACS end to end beside a stock pysaml2 SP (xmlsec1) "
+                    "parsing equivalent responses.")
     p.add_argument("--samples", type=int, default=300, help="timed sign-ins per side (default 300)")
     p.add_argument("--users", type=int, default=25,
                    help="members signing in in turn; each signs in once, untimed, first (default 25)")
@@ -521,7 +525,8 @@ def main(argv: list[str] | None = None) -> int:
         "results": {},
     }
     if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
-        say(f"WARNING: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other work will add noise")
+        say(f"WARNING: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: "
+            "other work will add noise")
     workdir = Path(tempfile.mkdtemp(prefix="acs-bench-"))
     child: Child | None = None
     local_mw: Any = None

@@ -85,7 +85,8 @@ def test_none_means_not_given_and_an_empty_variable_means_unset() -> None:
 
 
 def test_several_secret_keys_from_the_environment_are_comma_separated_newest_last() -> None:
-    result = Settings.from_options({}, environ={"WEBWORK_SSO_SECRET_KEY": " old-padded-to-thirty-two-bytes-at-least , new-padded-to-thirty-two-bytes-at-least ,"})
+    variable = " old-padded-to-thirty-two-bytes-at-least , new-padded-to-thirty-two-bytes-at-least ,"
+    result = Settings.from_options({}, environ={"WEBWORK_SSO_SECRET_KEY": variable})
 
     assert result.secret_key == ("old-padded-to-thirty-two-bytes-at-least", "new-padded-to-thirty-two-bytes-at-least")
 

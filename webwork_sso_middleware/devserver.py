@@ -324,7 +324,7 @@ def owner_settings_link(application: SSOMiddleware, command: str) -> str | None:
         return None
     try:
         link = make_link(DEMO_SLUG)
-    except Exception as error:  # a printout must never stop the server from starting
+    except Exception as error:  # noqa: BLE001 - a printout must never stop the server from starting
         return f"  (no settings link: {error})"
     return (
         "  Or open it without signing in, with this short-lived one-time link"

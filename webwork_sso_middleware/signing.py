@@ -77,14 +77,11 @@ class _DerivedKeys:
     def verify_signature(self, value: str | bytes, sig: str | bytes) -> bool:
         try:
             raw = base64_decode(sig)
-        except Exception:
+        except BadData:  # the only thing base64_decode raises
             return False
         value = want_bytes(value)
         verify = self.algorithm.verify_signature  # type: ignore[attr-defined]
-        for key in self._verifying:  # newest first
-            if verify(key, value, raw):
-                return True
-        return False
+        return any(verify(key, value, raw) for key in self._verifying)  # newest first
 
 
 class _Signer(_DerivedKeys, Signer):

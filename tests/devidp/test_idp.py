@@ -168,6 +168,18 @@ def test_an_unknown_sp_gets_a_clear_400(site: Site) -> None:
     assert start.status_code == 400 and "not registered" in start.text
 
 
+def test_a_registered_sp_asking_for_an_acs_it_did_not_register_gets_a_clear_400(site: Site) -> None:
+    elsewhere = "http://elsewhere.test/acs"
+    sp = make_client(pysaml2_sp_config(site.sp_entity_id, elsewhere, [site.idp.metadata_xml()]))
+    _, info = sp.prepare_for_authenticate(entityid=site.idp.entity_id, binding=BINDING_HTTP_REDIRECT)
+
+    refused = requests.get(dict(info["headers"])["Location"], timeout=TIMEOUT)
+
+    assert refused.status_code == 400
+    assert "asks for ACS" in refused.text and elsewhere in refused.text
+    assert "SAMLResponse" not in refused.text
+
+
 def test_requests_without_a_saml_request_or_garbage_are_refused(site: Site) -> None:
     bare = requests.get(site.idp.sso_url, timeout=TIMEOUT)
     garbage = requests.get(site.idp.sso_url, params={"SAMLRequest": "bm90IHNhbWw="}, timeout=TIMEOUT)

@@ -7,6 +7,7 @@ cut), SQLite becomes locked (another connection holds an exclusive lock).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sqlite3
 import threading
@@ -91,10 +92,8 @@ class TcpProxy:
 
 
 def _close(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # already shut or never connected
         sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv() or accept()
-    except OSError:
-        pass
     sock.close()
 
 

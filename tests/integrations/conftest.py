@@ -18,7 +18,7 @@ class FrameworkSite(Site):
     """``Site`` whose middleware an adapter builds: ``build(base_url)`` returns the WSGI app to
     serve and the ``SSOMiddleware`` inside it (Site's helpers only need the latter)."""
 
-    def __init__(  # noqa: super().__init__ would build a middleware of its own
+    def __init__(  # no super().__init__(): it would build a middleware of its own
         self,
         serve: Callable[[Any], Any],
         build: Callable[[str], tuple[Callable[..., Any], SSOMiddleware]],

@@ -615,7 +615,7 @@ def timed(idp: TestIdP, *, conditions: Window = (T - HOUR, T + HOUR),
                                              email="alice@acme.test", sign_assertion=False).encode())
     for element, window in ((conditions_of(root), conditions),
                             (confirmation_data(root), confirmation)):
-        for name, value in zip(("NotBefore", "NotOnOrAfter"), window):
+        for name, value in zip(("NotBefore", "NotOnOrAfter"), window, strict=True):
             if value is None:
                 element.attrib.pop(name, None)
             else:

@@ -196,7 +196,7 @@ def test_sign_in_page_answers_by_verified_domain_only(site: Site, idp: TestIdP,
     # member nowhere, and claim.test is claimed by acme but not verified. None of that may show:
     # every address outside a verified domain gets the very same page.
     globex = site.add_workspace("globex", second_idp)
-    for slug, token in (("acme", acme), ("globex", globex)):
+    for _slug, token in (("acme", acme), ("globex", globex)):
         created = requests.post(f"{site.url}/scim/v2/Users", json=okta_user("frank@contractor.test"),
                                 headers={"Authorization": f"Bearer {token}"})
         assert created.status_code == 201

@@ -805,7 +805,7 @@ def test_many_threads_share_one_cache(make_manager, database, workspace_id):
             for i in range(60):
                 environ = environs[(offset + i) % len(environs)]
                 assert manager.identify(environ) is not None
-        except BaseException as exc:  # reported below, not lost in the thread
+        except BaseException as exc:  # noqa: BLE001 - reported below, not lost in the thread
             failures.append(exc)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]

@@ -155,7 +155,7 @@ def test_concurrent_writers_queue_rather_than_fail(database: Database):
         try:
             for _ in range(10):
                 database.run(work)
-        except Exception as exc:  # pragma: no cover - the assertion below reports it
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - the assertion below reports it
             errors.append(exc)
 
     threads = [threading.Thread(target=bump) for _ in range(4)]

@@ -93,9 +93,9 @@ def test_it_joins_the_callers_transaction(database: Database, workspace_id: int)
 def test_driver_errors_arrive_as_sqlalchemy_errors(database: Database, workspace_id: int) -> None:
     with transaction(database, write=True) as unit:
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "dave@acme.test"))
-    with pytest.raises(IntegrityError):  # what the store's unique-violation handling catches
-        with transaction(database, write=True) as unit:
-            ADD_MEMBER.rows(unit.connection, member(workspace_id, "dave@acme.test"))
+    # IntegrityError: what the store's unique-violation handling catches.
+    with pytest.raises(IntegrityError), transaction(database, write=True) as unit:
+        ADD_MEMBER.rows(unit.connection, member(workspace_id, "dave@acme.test"))
 
 
 def test_replay_insert_tells_first_use_from_reuse(database: Database, workspace_id: int) -> None:

@@ -490,7 +490,8 @@ def _population() -> list[dict[str, Any]]:
     users = []
     for index in range(14):
         emails = [
-            {"value": f"{rng.choice(['ann', 'Bob', 'x_y', 'p%q'])}{index % 3}@{rng.choice(['w', 'H'])}.example",
+            {"value": f"{rng.choice(['ann', 'Bob', 'x_y', 'p%q'])}{index % 3}"
+                      f"@{rng.choice(['w', 'H'])}.example",
              "type": rng.choice(["work", "home", "Work", None]), "display": rng.choice(words),
              "primary": rng.random() < 0.3}
             for _ in range(rng.randrange(3))

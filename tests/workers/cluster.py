@@ -364,7 +364,7 @@ class _Client:
                 else:
                     browser, email = self.rng.choice(self.browsers)
                     self.login(browser, self.rng.choice(self.members)[1])
-            except Exception as exc:  # a refused connection, a timeout: an error like any other
+            except Exception as exc:  # noqa: BLE001 - a refused connection, a timeout: an error like any other
                 self.errors.append(f"{type(exc).__name__}: {exc}")
             done += 1
 

@@ -332,7 +332,7 @@ def test_a_sustained_mixed_load_gives_no_errors_and_leaks_no_connections(
     fds_after = [w.open_fds() for w in cluster.workers]
     # A pool keeps at most pool_size (5) connections once the load is over; per connection a
     # worker holds one socket (PostgreSQL), or the database, WAL and shared-memory files (SQLite).
-    for before, after in zip(fds_before, fds_after):
+    for before, after in zip(fds_before, fds_after, strict=True):
         assert after <= before + 5 * 3, (fds_before, fds_after)
     if POSTGRES_URL:
         connections, idle_in_transaction = database_connections(shared_database_url)

@@ -2,13 +2,14 @@
 session a link starts, and the CSRF tokens bound to whichever credential opened the page.
 
 A link is ``{base}/saml/<slug>/settings?link=<token>``: a timed token signed for its own purpose
-(signing.py: the site's keys, newest last signs, every key verifies), naming the workspace, a random nonce (a link is redeemed once, in the store) and its
-expiry. Visiting it (GET) shows a page with one button and uses nothing up, so a link previewer
-or a mail scanner that fetches it leaves it working; the button POSTs back to the same URL, and
-only that POST redeems the link. It starts an owner-settings session, a row in the database and
-a signed cookie ``webwork_sso_settings`` scoped by Path to that workspace's settings page, and
-redirects to the clean URL so the token leaves the address bar and the history. "Close settings"
-ends the row, and with it every copy of the cookie, on every worker.
+(signing.py: the site's keys, newest last signs, every key verifies), naming the workspace, a
+random nonce (a link is redeemed once, in the store) and its expiry. Visiting it (GET) shows a
+page with one button and uses nothing up, so a link previewer or a mail scanner that fetches it
+leaves it working; the button POSTs back to the same URL, and only that POST redeems the link.
+It starts an owner-settings session, a row in the database and a signed cookie
+``webwork_sso_settings`` scoped by Path to that workspace's settings page, and redirects to the
+clean URL so the token leaves the address bar and the history. "Close settings" ends the row,
+and with it every copy of the cookie, on every worker.
 
 Each kind of token has its own purpose (salt), so none can stand in for another (or for a
 session cookie). Ages are checked against our own clock with signing.py's one tolerance: the CLI

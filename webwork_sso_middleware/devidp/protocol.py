@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 from xml.sax.saxutils import quoteattr
 
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, class_name, samlp
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, SAMLError, class_name, samlp
 from saml2.attribute_converter import AttributeConverter
 from saml2.mdstore import InMemoryMetaData
 from saml2.saml import (
@@ -159,10 +159,10 @@ def register_sp_metadata(server: Server, xml: str) -> list[str]:
     try:
         metadata = InMemoryMetaData(server.metadata.attrc, xml)
         metadata.load()
-    except Exception as error:  # pysaml2 raises a zoo of types for bad metadata
+    except Exception as error:  # noqa: BLE001 - pysaml2 raises a zoo of types for bad metadata
         raise ValueError(f"not SAML metadata ({error})") from None
     entity_ids = [
-        entity_id for entity_id in metadata.keys()
+        entity_id for entity_id in metadata.keys()  # noqa: SIM118 - pysaml2 MetaData has no __iter__
         if _post_acs(metadata, entity_id)
     ]  # fmt: skip
     if not entity_ids:
@@ -181,7 +181,7 @@ def registered_sps(server: Server) -> dict[str, str]:
     for key, metadata in list(server.metadata.metadata.items()):
         if not key.startswith(SP_KEY_PREFIX):
             continue
-        for entity_id in metadata.keys():
+        for entity_id in metadata.keys():  # noqa: SIM118 - pysaml2 MetaData has no __iter__
             if acs_url := _post_acs(metadata, entity_id):
                 found[entity_id] = acs_url
     return found
@@ -202,7 +202,7 @@ def read_authn_request(server: Server, saml_request: str, binding: str) -> Authn
     _refuse_oversized(saml_request)
     try:
         request = server.parse_authn_request(saml_request, binding)
-    except Exception as error:  # pysaml2 raises many types for undecodable or odd input
+    except Exception as error:  # noqa: BLE001 - pysaml2 raises many types for undecodable input
         raise RequestRefused(f"the SAMLRequest could not be read ({error})") from None
     if request is None or request.message is None:
         raise RequestRefused("the SAMLRequest could not be read")
@@ -214,7 +214,7 @@ def read_authn_request(server: Server, saml_request: str, binding: str) -> Authn
         raise RequestRefused(f"the SP {issuer!r} is not registered with this IdP", unknown_sp=issuer)
     try:
         args = server.response_args(message, [BINDING_HTTP_POST])
-    except Exception:
+    except SAMLError:
         # pysaml2 found no registered ACS matching the one the request asks for.
         asked = message.assertion_consumer_service_url or "(none)"
         raise RequestRefused(

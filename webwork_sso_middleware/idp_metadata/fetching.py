@@ -19,6 +19,7 @@ No proxy is used: the proxy would resolve the name itself, which defeats the che
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
 import ipaddress
@@ -149,11 +150,10 @@ class _Guard:
     def _shut(sock: socket.socket | None) -> None:
         if sock is None:
             return
-        try:
-            # The plain socket's shutdown, also under TLS: a blocked read returns at once.
+        # The plain socket's shutdown, also under TLS: a blocked read returns at once. OSError:
+        # the socket is already closed or was never connected; nothing is left to wake.
+        with contextlib.suppress(OSError):
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def _follow(url: str, allowed: frozenset[str], guard: _Guard, max_bytes: int) -> str:

@@ -287,7 +287,7 @@ def _check_pysaml2_loads(metadata: IdPMetadata) -> None:
         certificates = loaded.certs(metadata.entity_id, "idpsso", use="signing")
     except MetadataError:
         raise
-    except Exception as error:  # pysaml2 raises many kinds; any of them means "unusable"
+    except Exception as error:  # noqa: BLE001 - pysaml2 raises many kinds; any means "unusable"
         raise QuotingMetadataError(f"pysaml2 cannot load the metadata ({error})",
                                    unquoted="pysaml2 cannot load the metadata") from None
     if not services or not set(services) & set(metadata.sso_urls):

@@ -19,12 +19,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from typing import Union
 
 from .errors import invalid_filter
 from .schemas import UNSTORABLE
 
-Scalar = Union[str, int, float, bool, None]
+Scalar = str | int | float | bool | None
 
 COMPARISON_OPERATORS = ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le")
 ORDERING_OPERATORS = ("gt", "ge", "lt", "le")
@@ -82,7 +81,7 @@ class ValuePath:
     filter: Node
 
 
-Node = Union[Comparison, Present, And, Or, Not, ValuePath]
+Node = Comparison | Present | And | Or | Not | ValuePath
 
 
 # -- tokenizer ---------------------------------------------------------------------------------

@@ -144,6 +144,8 @@ def _run(connection: Connection, compiled: _Compiled, parameters: Mapping[str, A
         cursor.close()
     processors = compiled.result_processors
     if rows and any(processors):
+        # One processor per exported column, so a row of another width is a bug: strict says so
+        # rather than drop columns (the check is one comparison per row, at the end).
         return [tuple(value if processor is None else processor(value)
-                      for processor, value in zip(processors, row)) for row in rows]
+                      for processor, value in zip(processors, row, strict=True)) for row in rows]
     return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -35,7 +35,7 @@ _VALUES = MemberValue.__table__
 # ``value``, its name in ``display`` and sort by name through ``attribute``.
 _V = _VALUES.c
 # Column types differ between the two selects, so none can be inferred for the union.
-_DETAILS_OF_MEMBERS: CompoundSelect[Unpack[tuple[Any, ...]]] = union_all(
+_DETAILS_OF_MEMBERS: CompoundSelect[*tuple[Any, ...]] = union_all(
     select(
         _V.member_id, literal(0).label("is_group"), _V.attribute, _V.position, _V.value,
         _V.display, _V.type, _V.primary, _V.formatted, _V.street_address, _V.locality,

@@ -253,10 +253,8 @@ def condition(op: str, value: Any, target: Stored, attribute: Attribute) -> Cond
             folding = target.fold_fragment  # a piece of a name: not trimmed, no domain rules
         value = folding(value)
         # A key cut short answers eq/ne/sw exactly for short operands; else look at it all.
-        if op in ("eq", "ne"):
-            exact_key = len(value) < KEY_LENGTH
-        else:
-            exact_key = op == "sw" and len(value) <= KEY_LENGTH
+        exact_key = (len(value) < KEY_LENGTH if op in ("eq", "ne")
+                     else op == "sw" and len(value) <= KEY_LENGTH)
         if target.full is not None and not exact_key:
             whole = func.lower(target.full)
             column = case((func.length(column) < KEY_LENGTH, column), else_=whole)

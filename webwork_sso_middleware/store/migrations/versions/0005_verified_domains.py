@@ -13,6 +13,7 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-06
 """
+import contextlib
 import logging
 import secrets
 import unicodedata
@@ -37,10 +38,8 @@ def _key(value: str) -> str:
         return folded
     domain = domain.rstrip(".")
     if not domain.isascii():
-        try:
+        with contextlib.suppress(UnicodeError):  # not IDNA-encodable: kept as written
             domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            pass
     return f"{local}@{domain}"
 
 
