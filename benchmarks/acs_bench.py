@@ -112,10 +112,17 @@ def serve(database_url: str, metadata_file: str) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     wrapper = BenchWrapper()
     server = waitress.create_server(
-        wrapper, host="127.0.0.1", port=0, threads=WAITRESS_THREADS, ident="bench", connection_limit=100
+        wrapper,
+        host="127.0.0.1",
+        port=0,
+        threads=WAITRESS_THREADS,
+        ident="bench",
+        connection_limit=100,
     )
     port = server.effective_port
-    wrapper.app = build_site(database_url, f"http://127.0.0.1:{port}", Path(metadata_file).read_text())
+    wrapper.app = build_site(
+        database_url, f"http://127.0.0.1:{port}", Path(metadata_file).read_text()
+    )
     wrapper.engine = wrapper.app.database.engine
     gc.collect()
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
@@ -129,12 +136,23 @@ class Child:
 
     def __init__(self, workdir: Path, database_url: str, metadata_file: Path) -> None:
         self.log_path = workdir / "ours-server.log"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--_serve",
-               "--database-url", database_url, "--metadata-file", str(metadata_file)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--_serve",
+            "--database-url",
+            database_url,
+            "--metadata-file",
+            str(metadata_file),
+        ]
         with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=str(workdir))
+            self.proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=str(workdir)
+            )
         line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader = threading.Thread(
+            target=lambda: line.append(self.proc.stdout.readline()), daemon=True
+        )  # type: ignore[union-attr]
         reader.start()
         reader.join(120)
         if not line or not line[0].strip():
@@ -149,10 +167,18 @@ class Child:
     def log_tail(self, lines: int = 25) -> str:
         if not self.log_path.exists():
             return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:]) or "(empty log)"
+        return (
+            "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            or "(empty log)"
+        )
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
         """One request on the keep-alive connection: (status, headers, body)."""
         if self.conn is None:
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -165,7 +191,9 @@ class Child:
             self.conn.close()
             self.conn = None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"our server exited with {self.proc.returncode}:\n{self.log_tail()}") from None
+                raise RuntimeError(
+                    f"our server exited with {self.proc.returncode}:\n{self.log_tail()}"
+                ) from None
             raise
         if response.will_close:
             self.conn.close()
@@ -217,7 +245,11 @@ class OursHttp:
         status, headers, data = self.child.request("POST", self.path, body, self.headers)
         elapsed = time.perf_counter() - t0
         cookie = headers.get("set-cookie", "")
-        if status != 303 or not cookie.startswith(COOKIE_NAME + "=") or cookie.startswith(COOKIE_NAME + "=;"):
+        if (
+            status != 303
+            or not cookie.startswith(COOKIE_NAME + "=")
+            or cookie.startswith(COOKIE_NAME + "=;")
+        ):
             raise WrongAnswer(f"ours (HTTP) answered {status} {cookie[:60]!r} {data[:300]!r}")
         return elapsed
 
@@ -233,8 +265,13 @@ class OursInProcess:
     def prepare(self, saml_response: str) -> dict[str, Any]:
         from werkzeug.test import EnvironBuilder
 
-        builder = EnvironBuilder(path=f"/saml/{SLUG}/acs", method="POST", base_url=self.mw.settings.base_url,
-                                 data={"SAMLResponse": saml_response}, headers={"Accept": "text/html"})
+        builder = EnvironBuilder(
+            path=f"/saml/{SLUG}/acs",
+            method="POST",
+            base_url=self.mw.settings.base_url,
+            data={"SAMLResponse": saml_response},
+            headers={"Accept": "text/html"},
+        )
         try:
             return builder.get_environ()
         finally:
@@ -243,7 +280,9 @@ class OursInProcess:
     def run(self, environ: dict[str, Any], email: str) -> float:
         seen: list[Any] = []
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
             seen.append((status, headers))
             return lambda _data: None
 
@@ -258,7 +297,11 @@ class OursInProcess:
         elapsed = time.perf_counter() - t0
         status, headers = seen[0]
         cookies = [v for k, v in headers if k.lower() == "set-cookie"]
-        if not status.startswith("303") or not cookies or not cookies[0].startswith(COOKIE_NAME + "="):
+        if (
+            not status.startswith("303")
+            or not cookies
+            or not cookies[0].startswith(COOKIE_NAME + "=")
+        ):
             raise WrongAnswer(f"ours (in-process) answered {status} {body[:300]!r}")
         return elapsed
 
@@ -274,9 +317,15 @@ class OursParse:
         from webwork_sso_middleware.saml.sp import IdPSettings, ServiceProvider
         from webwork_sso_middleware.urls import WorkspaceUrls
 
-        idp = IdPSettings(entity_id=idp_entity_id, metadata_xml=idp_metadata, allow_idp_initiated=True,
-                          version="bench")
-        self.provider = ServiceProvider(WorkspaceUrls(base_url, SLUG), idp, clock_skew=dt.timedelta(seconds=180))
+        idp = IdPSettings(
+            entity_id=idp_entity_id,
+            metadata_xml=idp_metadata,
+            allow_idp_initiated=True,
+            version="bench",
+        )
+        self.provider = ServiceProvider(
+            WorkspaceUrls(base_url, SLUG), idp, clock_skew=dt.timedelta(seconds=180)
+        )
 
     def prepare(self, saml_response: str) -> str:
         return saml_response
@@ -288,8 +337,7 @@ class OursParse:
 
         t0 = time.perf_counter()
         consumer = AssertionConsumer(self.provider, clock_skew=dt.timedelta(seconds=180))
-        verified = consumer.consume(peek(decode(saml_response)), {},
-                                    now=dt.datetime.now(dt.timezone.utc))
+        verified = consumer.consume(peek(decode(saml_response)), {}, now=dt.datetime.now(dt.UTC))
         elapsed = time.perf_counter() - t0
         if verified.email != email:
             raise WrongAnswer(f"our checks read {verified.email!r}")
@@ -301,7 +349,9 @@ class Stock:
 
     name = "stock pysaml2 (xmlsec1)"
 
-    def __init__(self, entity_id: str, acs_url: str, idp_metadata: str, xmlsec1: str | None) -> None:
+    def __init__(
+        self, entity_id: str, acs_url: str, idp_metadata: str, xmlsec1: str | None
+    ) -> None:
         from saml2.client import Saml2Client
         from saml2.config import SPConfig
 
@@ -381,47 +431,71 @@ def render(report: dict[str, Any]) -> str:
     out = io.StringIO()
     w = out.write
     cfg = report["config"]
-    w(f"\nSAML ACS benchmark: {cfg['samples']} timed sign-ins per side, {cfg['users']} members signing in "
-      f"in turn (each signed in once, untimed, before: the timed ones are returning members)\n")
-    w(f"  python {cfg['python']}, {cfg['cpus']} CPUs, load average {cfg['loadavg_start']:.2f} at start, "
-      f"{fmt(cfg.get('loadavg_end'))} at end; pysaml2 {cfg['pysaml2']}, "
-      f"{cfg.get('xmlsec1_version') or 'xmlsec1 ?'}, "
-      f"waitress {cfg['waitress']} (threads={WAITRESS_THREADS})\n")
-    w("  Samples interleaved (the order of the sides rotates every sample); every response made and "
-      "signed (RSA-SHA256, assertion signed) before timing, each used once.\n")
+    w(
+        f"\nSAML ACS benchmark: {cfg['samples']} timed sign-ins per side, {cfg['users']} members signing in "
+        f"in turn (each signed in once, untimed, before: the timed ones are returning members)\n"
+    )
+    w(
+        f"  python {cfg['python']}, {cfg['cpus']} CPUs, load average {cfg['loadavg_start']:.2f} at start, "
+        f"{fmt(cfg.get('loadavg_end'))} at end; pysaml2 {cfg['pysaml2']}, "
+        f"{cfg.get('xmlsec1_version') or 'xmlsec1 ?'}, "
+        f"waitress {cfg['waitress']} (threads={WAITRESS_THREADS})\n"
+    )
+    w(
+        "  Samples interleaved (the order of the sides rotates every sample); every response made and "
+        "signed (RSA-SHA256, assertion signed) before timing, each used once.\n"
+    )
     if report.get("error"):
         w(f"  RUN FAILED: {report['error'][:800]}\n")
-    w("\n  ours (HTTP):   POST /saml/<slug>/acs to our site under waitress in a child process, SQLite; "
-      "timed until the 303 with the session cookie is read (keep-alive http.client; includes HTTP, "
-      "the database transaction, member update, audit record, session row and cookie)\n")
+    w(
+        "\n  ours (HTTP):   POST /saml/<slug>/acs to our site under waitress in a child process, SQLite; "
+        "timed until the 303 with the session cookie is read (keep-alive http.client; includes HTTP, "
+        "the database transaction, member update, audit record, session row and cookie)\n"
+    )
     w("  ours (WSGI):   the same middleware called in this process (no HTTP): information only\n")
-    w("  our checks alone: decode, strict parse, every ACS check and the signature (saml/acs.py), "
-      "no HTTP, no database: information only\n")
-    w("  stock pysaml2: Saml2Client, default crypto backend (xmlsec1 subprocess), "
-      "parse_authn_request_response(saml_response, BINDING_HTTP_POST) in this process: no HTTP, "
-      "no database, no session; so the comparison is conservative for us\n")
+    w(
+        "  our checks alone: decode, strict parse, every ACS check and the signature (saml/acs.py), "
+        "no HTTP, no database: information only\n"
+    )
+    w(
+        "  stock pysaml2: Saml2Client, default crypto backend (xmlsec1 subprocess), "
+        "parse_authn_request_response(saml_response, BINDING_HTTP_POST) in this process: no HTTP, "
+        "no database, no session; so the comparison is conservative for us\n"
+    )
     if cfg.get("xmlsec1_runs_per_response") is not None:
         runs = cfg["xmlsec1_runs_per_response"]
         detail = ", ".join(f"{n:g} x {command}" for command, n in runs.items())
-        w(f"                 (backend {cfg.get('stock_backend')}: {sum(runs.values()):g} xmlsec1 processes "
-          f"per response: {detail})\n")
+        w(
+            f"                 (backend {cfg.get('stock_backend')}: {sum(runs.values()):g} xmlsec1 processes "
+            f"per response: {detail})\n"
+        )
     res = report.get("results", {})
     if res:
         w(f"\n  {'':28} {'median ms':>10} {'p90 ms':>8} {'mean ms':>8} {'min ms':>8}\n")
-        for key, label in (("ours_http", "ours (HTTP, end to end)"), ("ours_wsgi", "ours (in-process WSGI)"),
-                           ("ours_parse", "our ACS checks alone"), ("stock", "stock pysaml2 (xmlsec1)")):
+        for key, label in (
+            ("ours_http", "ours (HTTP, end to end)"),
+            ("ours_wsgi", "ours (in-process WSGI)"),
+            ("ours_parse", "our ACS checks alone"),
+            ("stock", "stock pysaml2 (xmlsec1)"),
+        ):
             s = res.get(key)
             if s:
-                w(f"  {label:28} {s['median_ms']:10.2f} {s['p90_ms']:8.2f} "
-                  f"{s['mean_ms']:8.2f} {s['min_ms']:8.2f}\n")
+                w(
+                    f"  {label:28} {s['median_ms']:10.2f} {s['p90_ms']:8.2f} "
+                    f"{s['mean_ms']:8.2f} {s['min_ms']:8.2f}\n"
+                )
     r = report.get("ratios", {})
     if r:
-        w(f"\n  ratio ours (HTTP) / stock, medians: {fmt(r.get('ours_http_over_stock'), '.3f')}   "
-          f"(p90: {fmt(r.get('ours_http_over_stock_p90'), '.3f')}; in-process WSGI / stock: "
-          f"{fmt(r.get('ours_wsgi_over_stock'), '.3f')}; our checks alone / stock: "
-          f"{fmt(r.get('ours_parse_over_stock'), '.3f')})\n")
+        w(
+            f"\n  ratio ours (HTTP) / stock, medians: {fmt(r.get('ours_http_over_stock'), '.3f')}   "
+            f"(p90: {fmt(r.get('ours_http_over_stock_p90'), '.3f')}; in-process WSGI / stock: "
+            f"{fmt(r.get('ours_wsgi_over_stock'), '.3f')}; our checks alone / stock: "
+            f"{fmt(r.get('ours_parse_over_stock'), '.3f')})\n"
+        )
     if cfg.get("sql_per_sign_in") is not None:
-        w(f"  SQL statements per sign-in of a returning member (ours): {cfg['sql_per_sign_in']:.1f}\n")
+        w(
+            f"  SQL statements per sign-in of a returning member (ours): {cfg['sql_per_sign_in']:.1f}\n"
+        )
     if cfg.get("server_rss_mb") is not None:
         w(f"  our server RSS after the run: {cfg['server_rss_mb']:.1f} MB\n")
     w("\n== Target ==\n")
@@ -430,13 +504,19 @@ def render(report: dict[str, Any]) -> str:
     if res.get("ours_http") and res.get("stock"):
         w("\n== For the README ==\n")
         w("| SAML ACS, one sign-in | median | p90 |\n| --- | --- | --- |\n")
-        w("| ours: HTTP POST to session cookie (waitress, SQLite) "
-          f"| {res['ours_http']['median_ms']:.1f} ms "
-          f"| {res['ours_http']['p90_ms']:.1f} ms |\n")
-        w(f"| stock pysaml2 + xmlsec1: parse only, in-process | {res['stock']['median_ms']:.1f} ms "
-          f"| {res['stock']['p90_ms']:.1f} ms |\n")
-        w(f"| ratio ours / stock (target <= {RATIO_MAX}) | {r['ours_http_over_stock']:.3f} | "
-          f"{r['ours_http_over_stock_p90']:.3f} |\n")
+        w(
+            "| ours: HTTP POST to session cookie (waitress, SQLite) "
+            f"| {res['ours_http']['median_ms']:.1f} ms "
+            f"| {res['ours_http']['p90_ms']:.1f} ms |\n"
+        )
+        w(
+            f"| stock pysaml2 + xmlsec1: parse only, in-process | {res['stock']['median_ms']:.1f} ms "
+            f"| {res['stock']['p90_ms']:.1f} ms |\n"
+        )
+        w(
+            f"| ratio ours / stock (target <= {RATIO_MAX}) | {r['ours_http_over_stock']:.3f} | "
+            f"{r['ours_http_over_stock_p90']:.3f} |\n"
+        )
     for label, text in (report.get("profiles") or {}).items():
         w(f"\n== cProfile: {label} ==\n")
         w(text)
@@ -460,11 +540,16 @@ def compute(report: dict[str, Any]) -> None:
     report["ratios"] = r
     value = r["ours_http_over_stock"]
     status = "SKIP" if value is None else ("PASS" if value <= RATIO_MAX else "FAIL")
-    report["targets"] = [{
-        "name": "ACS ours/stock", "status": status, "value": value, "limit": RATIO_MAX,
-        "detail": f"median end-to-end ACS (HTTP) / stock pysaml2 median parse = {fmt(value, '.3f')} "
-                  f"(must be <= {RATIO_MAX})",
-    }]
+    report["targets"] = [
+        {
+            "name": "ACS ours/stock",
+            "status": status,
+            "value": value,
+            "limit": RATIO_MAX,
+            "detail": f"median end-to-end ACS (HTTP) / stock pysaml2 median parse = {fmt(value, '.3f')} "
+            f"(must be <= {RATIO_MAX})",
+        }
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -475,19 +560,38 @@ def compute(report: dict[str, Any]) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Time our SAML ACS end to end beside a stock pysaml2 SP (xmlsec1) "
-                    "parsing equivalent responses.")
+        "parsing equivalent responses."
+    )
     p.add_argument("--samples", type=int, default=300, help="timed sign-ins per side (default 300)")
-    p.add_argument("--users", type=int, default=25,
-                   help="members signing in in turn; each signs in once, untimed, first (default 25)")
-    p.add_argument("--no-extra", action="store_true",
-                   help="skip the informational figures (our middleware in-process; pysaml2's parse on our crypto)")
-    p.add_argument("--xmlsec1", help="path of the xmlsec1 program for the stock SP (default: found on PATH)")
-    p.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
-                   help="cProfile our server (and the stock SP) over more sign-ins: 'auto' (default) when "
-                   "the target fails")
+    p.add_argument(
+        "--users",
+        type=int,
+        default=25,
+        help="members signing in in turn; each signs in once, untimed, first (default 25)",
+    )
+    p.add_argument(
+        "--no-extra",
+        action="store_true",
+        help="skip the informational figures (our middleware in-process; pysaml2's parse on our crypto)",
+    )
+    p.add_argument(
+        "--xmlsec1", help="path of the xmlsec1 program for the stock SP (default: found on PATH)"
+    )
+    p.add_argument(
+        "--profile",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="cProfile our server (and the stock SP) over more sign-ins: 'auto' (default) when "
+        "the target fails",
+    )
     p.add_argument("--profile-requests", type=int, default=100)
-    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
-                   help="write the numbers as JSON to FILE, or to stdout (then the report goes to stderr)")
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="write the numbers as JSON to FILE, or to stdout (then the report goes to stderr)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (database, server log)")
     p.add_argument("--_serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--database-url", help=argparse.SUPPRESS)
@@ -515,18 +619,28 @@ def main(argv: list[str] | None = None) -> int:
         say(XMLSEC1_MISSING.format(where=f" at {args.xmlsec1}" if args.xmlsec1 else " on PATH"))
         return 1
     report_stream = sys.stderr if args.json == "-" else sys.stdout
-    xmlsec1_version = subprocess.run([xmlsec1, "--version"], capture_output=True, text=True).stdout.strip()
+    xmlsec1_version = subprocess.run(
+        [xmlsec1, "--version"], capture_output=True, text=True
+    ).stdout.strip()
     report: dict[str, Any] = {
         "config": {
-            "samples": args.samples, "users": args.users, "python": platform.python_version(),
-            "cpus": os.cpu_count(), "loadavg_start": os.getloadavg()[0], "pysaml2": version_of("pysaml2"),
-            "waitress": version_of("waitress"), "xmlsec1": xmlsec1, "xmlsec1_version": xmlsec1_version,
+            "samples": args.samples,
+            "users": args.users,
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "loadavg_start": os.getloadavg()[0],
+            "pysaml2": version_of("pysaml2"),
+            "waitress": version_of("waitress"),
+            "xmlsec1": xmlsec1,
+            "xmlsec1_version": xmlsec1_version,
         },
         "results": {},
     }
     if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
-        say(f"WARNING: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: "
-            "other work will add noise")
+        say(
+            f"WARNING: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: "
+            "other work will add noise"
+        )
     workdir = Path(tempfile.mkdtemp(prefix="acs-bench-"))
     child: Child | None = None
     local_mw: Any = None
@@ -558,8 +672,12 @@ def main(argv: list[str] | None = None) -> int:
         timed_emails = [users[i % len(users)] for i in range(args.samples)]
 
         def make(email: str) -> str:
-            return idp.response(sp_entity_id=entity_id, acs_url=acs_url, email=email,
-                                not_on_or_after_offset=RESPONSE_LIFETIME_S)
+            return idp.response(
+                sp_entity_id=entity_id,
+                acs_url=acs_url,
+                email=email,
+                not_on_or_after_offset=RESPONSE_LIFETIME_S,
+            )
 
         count = (len(users) + args.samples) * len(sides) + 11 + (10 if "ours_wsgi" in sides else 0)
         say(f"[{time.perf_counter() - started:6.1f}s] signing {count} responses ...")
@@ -574,13 +692,21 @@ def main(argv: list[str] | None = None) -> int:
                 all_ids.extend(assertion_id(r) for r, _ in made)
                 plan[key][phase] = [(side.prepare(r), e) for r, e in made]
         xmlsec_check = [(make(users[i % len(users)]), users[i % len(users)]) for i in range(10)]
-        sql_check = [(sides["ours_wsgi"].prepare(make(users[i % len(users)])), users[i % len(users)])
-                     for i in range(10)] if "ours_wsgi" in sides else []
+        sql_check = (
+            [
+                (sides["ours_wsgi"].prepare(make(users[i % len(users)])), users[i % len(users)])
+                for i in range(10)
+            ]
+            if "ours_wsgi" in sides
+            else []
+        )
         all_ids.extend(assertion_id(r) for r, _ in xmlsec_check)
         if len(set(all_ids)) != len(all_ids):
             raise RuntimeError("assertion IDs are not unique")
 
-        say(f"[{time.perf_counter() - started:6.1f}s] checking that one response passes both SPs ...")
+        say(
+            f"[{time.perf_counter() - started:6.1f}s] checking that one response passes both SPs ..."
+        )
         sides["stock"].run(shared, users[0])
         sides["ours_http"].run(sides["ours_http"].prepare(shared), users[0])
 
@@ -595,7 +721,9 @@ def main(argv: list[str] | None = None) -> int:
                     samples[key].append(sides[key].run(prepared, email))
             return samples
 
-        say(f"[{time.perf_counter() - started:6.1f}s] warm-up: {len(users)} first sign-ins per side ...")
+        say(
+            f"[{time.perf_counter() - started:6.1f}s] warm-up: {len(users)} first sign-ins per side ..."
+        )
         run("warmup")
         report["config"]["xmlsec1_runs_per_response"] = count_xmlsec1_runs(stock, xmlsec_check)
         gc.collect()
@@ -613,11 +741,17 @@ def main(argv: list[str] | None = None) -> int:
         fails = report["targets"][0]["status"] == "FAIL"
         if args.profile == "always" or (args.profile == "auto" and fails):
             n = args.profile_requests
-            say(f"[{time.perf_counter() - started:6.1f}s] profiling {n} sign-ins in our server "
-                f"and {max(10, n // 4)} in the stock SP ...")
-            ours_bodies = [(sides["ours_http"].prepare(make(users[i % len(users)])), users[i % len(users)])
-                           for i in range(n)]
-            stock_responses = [(make(users[i % len(users)]), users[i % len(users)]) for i in range(max(10, n // 4))]
+            say(
+                f"[{time.perf_counter() - started:6.1f}s] profiling {n} sign-ins in our server "
+                f"and {max(10, n // 4)} in the stock SP ..."
+            )
+            ours_bodies = [
+                (sides["ours_http"].prepare(make(users[i % len(users)])), users[i % len(users)])
+                for i in range(n)
+            ]
+            stock_responses = [
+                (make(users[i % len(users)]), users[i % len(users)]) for i in range(max(10, n // 4))
+            ]
             child.control("/profile/start")
             for body, email in ours_bodies:
                 sides["ours_http"].run(body, email)

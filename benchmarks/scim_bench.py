@@ -433,8 +433,11 @@ def measure(
     def run(kind: str, items: list[int], timed: bool) -> None:
         for k, item in enumerate(items):
             for server in order(k):
-                url = (lookup_url(server, user_names[item]) if kind == "lookup"
-                       else page_url(server, item))
+                url = (
+                    lookup_url(server, user_names[item])
+                    if kind == "lookup"
+                    else page_url(server, item)
+                )
                 elapsed, r = timed_get(server, url)
                 if kind == "lookup":
                     check_lookup(server, r, user_names[item], server.user_ids[item])

@@ -60,8 +60,7 @@ class TxtServer:
                 response.set_rcode(dns.rcode.NXDOMAIN)
             elif question.rdtype == dns.rdatatype.TXT:
                 quoted = ['"' + v.replace('"', '\\"') + '"' for v in values]
-                response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "TXT",
-                                                           *quoted))
+                response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "TXT", *quoted))
             self._socket.sendto(response.to_wire(), client)
 
     def stop(self) -> None:

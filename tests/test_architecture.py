@@ -11,7 +11,6 @@ and leaving them out is exactly how a cycle hides (scim/app.py <-> users.py is o
 from __future__ import annotations
 
 import ast
-import collections
 import json
 import subprocess
 import sys
@@ -29,35 +28,46 @@ ROOT = "(root)"  # the package's own __init__.py: public names only
 # Packages (first level under webwork_sso_middleware), from the top down. A package may import
 # its own modules and any package of a lower layer; never one of a higher layer, nor a sibling
 # of its own layer (except ALLOWED_SIBLINGS).
-LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(layer) for layer in (
-    # Entry points: the CLI and the framework integrations wrap everything else.
-    {"cli", "integrations"},
-    # What the CLI starts: the demo site (devserver), and the public names (__init__.py), which
-    # the CLI reads __version__ from.
-    {"devserver", ROOT},
-    # Mounting and identity injection.
-    {"middleware"},
-    # One room per protocol or page; none knows another.
-    {"admin", "saml", "scim", "devidp"},
-    # What protocols share: the member lifecycle, sessions, IdP metadata.
-    {"members", "sessions", "idp_metadata"},
-    # The only place that writes SQL.
-    {"store"},
-    # Options declared once: validating them needs the domain and path rules below.
-    {"config"},
-    # How option values are read from text and checked: what config's declarations name.
-    {"option_values"},
-    # Rules and helpers that know no other part of the package: email domains (domains),
-    # protected path patterns (protected_paths), the member as the host sees it (identity),
-    # absolute URLs (urls), request bodies (bodies), security headers (page_headers), logging
-    # (logs), the one serializer per signed purpose (signing).
-    {"domains", "protected_paths", "identity", "urls", "bodies", "page_headers", "logs",
-     "signing"},
-    # Name normalisation, which domains and identity build on.
-    {"names"},
-    # The one exception tree, under everything.
-    {"errors"},
-))
+LAYERS: tuple[frozenset[str], ...] = tuple(
+    frozenset(layer)
+    for layer in (
+        # Entry points: the CLI and the framework integrations wrap everything else.
+        {"cli", "integrations"},
+        # What the CLI starts: the demo site (devserver), and the public names (__init__.py), which
+        # the CLI reads __version__ from.
+        {"devserver", ROOT},
+        # Mounting and identity injection.
+        {"middleware"},
+        # One room per protocol or page; none knows another.
+        {"admin", "saml", "scim", "devidp"},
+        # What protocols share: the member lifecycle, sessions, IdP metadata.
+        {"members", "sessions", "idp_metadata"},
+        # The only place that writes SQL.
+        {"store"},
+        # Options declared once: validating them needs the domain and path rules below.
+        {"config"},
+        # How option values are read from text and checked: what config's declarations name.
+        {"option_values"},
+        # Rules and helpers that know no other part of the package: email domains (domains),
+        # protected path patterns (protected_paths), the member as the host sees it (identity),
+        # absolute URLs (urls), request bodies (bodies), security headers (page_headers), logging
+        # (logs), the one serializer per signed purpose (signing).
+        {
+            "domains",
+            "protected_paths",
+            "identity",
+            "urls",
+            "bodies",
+            "page_headers",
+            "logs",
+            "signing",
+        },
+        # Name normalisation, which domains and identity build on.
+        {"names"},
+        # The one exception tree, under everything.
+        {"errors"},
+    )
+)
 
 # Sibling imports that are part of the design, module to module, each with its reason.
 ALLOWED_SIBLINGS: Mapping[tuple[str, str], str] = {
@@ -66,7 +76,6 @@ ALLOWED_SIBLINGS: Mapping[tuple[str, str], str] = {
     # pysaml2 plumbing, not SP logic: devidp may use it and nothing else of saml.
     ("devidp.protocol", "saml.entities"): "the dev IdP shares the SP's pysaml2 set-up",
 }
-
 
 
 # -- reading the imports -------------------------------------------------------------------------
@@ -83,8 +92,9 @@ def package_modules(package_dir: Path = PACKAGE_DIR) -> dict[str, Path]:
     return {module_name(path, package_dir): path for path in sorted(package_dir.rglob("*.py"))}
 
 
-def imports_of(name: str, source: str, modules: frozenset[str] | set[str],
-               is_package: bool = False) -> Iterator[tuple[str, int]]:
+def imports_of(
+    name: str, source: str, modules: frozenset[str] | set[str], is_package: bool = False
+) -> Iterator[tuple[str, int]]:
     """(imported module, line) for every import of the package in ``source``.
 
     ``from X import y`` imports the module ``X.y`` when there is one (``from .. import names``
@@ -115,8 +125,12 @@ def import_graph(package_dir: Path = PACKAGE_DIR) -> dict[str, dict[str, int]]:
     graph: dict[str, dict[str, int]] = {}
     for name, path in modules.items():
         edges = graph.setdefault(name, {})
-        for target, line in imports_of(name, path.read_text(encoding="utf-8"), set(modules),
-                                       is_package=path.name == "__init__.py"):
+        for target, line in imports_of(
+            name,
+            path.read_text(encoding="utf-8"),
+            set(modules),
+            is_package=path.name == "__init__.py",
+        ):
             if target != name or path.name != "__init__.py":  # a package naming itself: no edge
                 edges.setdefault(target, line)
     return graph
@@ -180,18 +194,23 @@ def violations(graph: Mapping[str, Mapping[str, int]]) -> dict[tuple[str, str, s
             where = f"{short(importer)} imports {short(imported)} (line {line})"
             if component[importer] == component[imported]:
                 found[short(importer), short(imported), "cycle"] = (
-                    f"{where}, which imports it back: no import cycles")
+                    f"{where}, which imports it back: no import cycles"
+                )
             mine, theirs = package_of(importer), package_of(imported)
             if mine == theirs:
                 continue
             if layer_of[theirs] < layer_of[mine]:
                 found[short(importer), short(imported), "layer"] = (
-                    f"{where}: {theirs} is in a higher layer than {mine}; imports point down")
-            elif (layer_of[theirs] == layer_of[mine]
-                  and (short(importer), short(imported)) not in ALLOWED_SIBLINGS):
+                    f"{where}: {theirs} is in a higher layer than {mine}; imports point down"
+                )
+            elif (
+                layer_of[theirs] == layer_of[mine]
+                and (short(importer), short(imported)) not in ALLOWED_SIBLINGS
+            ):
                 found[short(importer), short(imported), "layer"] = (
                     f"{where}: {mine} and {theirs} are siblings in one layer, and siblings do"
-                    " not import each other")
+                    " not import each other"
+                )
     return found
 
 
@@ -213,32 +232,51 @@ def test_imports_point_down_and_never_close_a_cycle() -> None:
 def test_the_store_knows_nothing_of_saml_or_idp_metadata() -> None:
     # Said by the layers already; spelled out because it is the point of idp_metadata.
     graph = import_graph()
-    upward = sorted((short(importer), short(imported))
-                    for importer, targets in graph.items() if package_of(importer) == "store"
-                    for imported in targets if package_of(imported) in {"saml", "idp_metadata"})
+    upward = sorted(
+        (short(importer), short(imported))
+        for importer, targets in graph.items()
+        if package_of(importer) == "store"
+        for imported in targets
+        if package_of(imported) in {"saml", "idp_metadata"}
+    )
     assert upward == []
 
 
 # -- the reader itself ---------------------------------------------------------------------------
 
-MODULES = {f"{PACKAGE}.{name}" for name in (
-    "names", "errors", "saml", "saml.app", "saml.acs", "store", "store.db", "store.models")}
+MODULES = {
+    f"{PACKAGE}.{name}"
+    for name in (
+        "names",
+        "errors",
+        "saml",
+        "saml.app",
+        "saml.acs",
+        "store",
+        "store.db",
+        "store.models",
+    )
+}
 
 
-@pytest.mark.parametrize(("module", "is_package", "source", "expected"), [
-    ("saml.app", False, "from .. import names", ["names"]),  # the module, not the root package
-    ("saml.app", False, "from .. import __version__", [ROOT]),
-    ("saml.app", False, "from ..store import db, Database", ["store.db", "store"]),
-    ("saml.app", False, "from . import acs", ["saml.acs"]),
-    ("saml.app", False, "from .acs import decode", ["saml.acs"]),
-    ("saml", True, "from .app import x", ["saml.app"]),  # relative to the package itself
-    ("saml.app", False, "import webwork_sso_middleware.store.models as m", ["store.models"]),
-    ("saml.app", False, "import os\nfrom lxml import etree", []),
-    ("saml.app", False, "def f():\n    from ..errors import E", ["errors"]),  # lazy: counts
-    ("saml.app", False, "if TYPE_CHECKING:\n    from ..store.db import Database", ["store.db"]),
-])
-def test_imports_are_read_as_python_resolves_them(module: str, is_package: bool, source: str,
-                                                  expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("module", "is_package", "source", "expected"),
+    [
+        ("saml.app", False, "from .. import names", ["names"]),  # the module, not the root package
+        ("saml.app", False, "from .. import __version__", [ROOT]),
+        ("saml.app", False, "from ..store import db, Database", ["store.db", "store"]),
+        ("saml.app", False, "from . import acs", ["saml.acs"]),
+        ("saml.app", False, "from .acs import decode", ["saml.acs"]),
+        ("saml", True, "from .app import x", ["saml.app"]),  # relative to the package itself
+        ("saml.app", False, "import webwork_sso_middleware.store.models as m", ["store.models"]),
+        ("saml.app", False, "import os\nfrom lxml import etree", []),
+        ("saml.app", False, "def f():\n    from ..errors import E", ["errors"]),  # lazy: counts
+        ("saml.app", False, "if TYPE_CHECKING:\n    from ..store.db import Database", ["store.db"]),
+    ],
+)
+def test_imports_are_read_as_python_resolves_them(
+    module: str, is_package: bool, source: str, expected: list[str]
+) -> None:
     found = imports_of(f"{PACKAGE}.{module}", source, MODULES, is_package=is_package)
     assert [short(name) for name, _ in found] == expected
 
@@ -260,10 +298,16 @@ def test_a_cycle_and_an_upward_import_are_named(tmp_path: Path) -> None:
 
     found = violations(import_graph(package))
 
-    assert set(found) == {("errors", "store.db", "cycle"), ("store.db", "errors", "cycle"),
-                          ("errors", "store.db", "layer"), ("scim.app", "saml.acs", "layer")}
-    assert "errors imports store.db (line 1): store is in a higher layer than errors" in (
-        found["errors", "store.db", "layer"])
+    assert set(found) == {
+        ("errors", "store.db", "cycle"),
+        ("store.db", "errors", "cycle"),
+        ("errors", "store.db", "layer"),
+        ("scim.app", "saml.acs", "layer"),
+    }
+    assert (
+        "errors imports store.db (line 1): store is in a higher layer than errors"
+        in (found["errors", "store.db", "layer"])
+    )
 
 
 # -- no import-time side effects -----------------------------------------------------------------
@@ -289,8 +333,13 @@ print(json.dumps({"imported": len(names), "same": before == [repr(f) for f in wa
 def test_importing_the_package_leaves_the_hosts_warnings_filters_alone() -> None:
     # -W always: a warning any import lets out reaches stderr, where the CLI's one-line error
     # contract would break.
-    result = subprocess.run([sys.executable, "-W", "always", "-c", IMPORT_EVERYTHING],
-                            capture_output=True, text=True, check=True, cwd=PACKAGE_DIR.parent)
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-c", IMPORT_EVERYTHING],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PACKAGE_DIR.parent,
+    )
     outcome = json.loads(result.stdout)
     assert outcome["imported"] > 50
     assert outcome["same"], outcome["after"]

@@ -15,8 +15,9 @@ LIMIT = 1000
 
 
 def request(body: bytes, *, chunked: bool = False) -> Request:
-    environ = EnvironBuilder(method="POST", data=body,
-                             content_type="application/x-www-form-urlencoded").get_environ()
+    environ = EnvironBuilder(
+        method="POST", data=body, content_type="application/x-www-form-urlencoded"
+    ).get_environ()
     if chunked:  # what a server hands over for Transfer-Encoding: chunked
         del environ["CONTENT_LENGTH"]
         environ["wsgi.input"] = io.BytesIO(body)
@@ -46,14 +47,17 @@ def test_one_field_may_fill_the_whole_limit() -> None:
     assert len(form["SAMLResponse"]) == big
 
 
-@pytest.mark.parametrize("body", [
-    b"SAMLResponse=PHNhbWxw%2BOlJl%2Fc3Bv%3D%3D&RelayState=%2Fafter%3Fx%3D1",
-    b"a=1&a=2&b=&c&=d&&e=x+y%20z",          # repeats, blanks, no "=", empty name
-    b"a=%ff%fe&b=%zz&c=%e2%82%ac",          # escapes that are not UTF-8, a bad escape, a euro
-    "a=\u00e9t\u00e9".encode(),              # raw UTF-8
-    b"a=\xff\xfe",                           # a raw body that is not UTF-8: no form at all
-    b"",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"SAMLResponse=PHNhbWxw%2BOlJl%2Fc3Bv%3D%3D&RelayState=%2Fafter%3Fx%3D1",
+        b"a=1&a=2&b=&c&=d&&e=x+y%20z",  # repeats, blanks, no "=", empty name
+        b"a=%ff%fe&b=%zz&c=%e2%82%ac",  # escapes that are not UTF-8, a bad escape, a euro
+        "a=\u00e9t\u00e9".encode(),  # raw UTF-8
+        b"a=\xff\xfe",  # a raw body that is not UTF-8: no form at all
+        b"",
+    ],
+)
 def test_an_urlencoded_form_reads_as_werkzeug_reads_it(body: bytes) -> None:
     ours = read_form(request(body), LIMIT)
     theirs = request(body).form
@@ -61,6 +65,7 @@ def test_an_urlencoded_form_reads_as_werkzeug_reads_it(body: bytes) -> None:
 
 
 def test_a_multipart_form_is_still_read() -> None:
-    environ = EnvironBuilder(method="POST", data={"a": "x", "f": (io.BytesIO(b"data"), "f.txt")}
-                             ).get_environ()
+    environ = EnvironBuilder(
+        method="POST", data={"a": "x", "f": (io.BytesIO(b"data"), "f.txt")}
+    ).get_environ()
     assert read_form(Request(environ), LIMIT)["a"] == "x"

@@ -28,9 +28,8 @@ from webwork_sso_middleware.store.workspaces import hash_token
 
 from .admin.conftest import sign_in
 from .constants import SECRET
-from .dns_server import TxtServer
 from .devidp import browser
-from .saml.idp import TestIdP
+from .dns_server import TxtServer
 from .idp_metadata.metadata_samples import (
     OKTA_ENTITY_ID,
     OKTA_SSO_POST,
@@ -41,14 +40,21 @@ from .idp_metadata.metadata_samples import (
     sso_services,
 )
 from .saml.conftest import Site
+from .saml.idp import TestIdP
 
 BASE_URL = "https://tracker.example.com"
 INTERFACE_KEYS = {
     "slug", "name", "plan", "scim_base_url", "sp_entity_id", "acs_url", "sp_metadata_url",
     "login_url", "settings_url",
 }  # fmt: skip
-ADDITIVE_KEYS = {"owner_email", "scim_enabled", "sso_enabled", "domains", "verified_domains",
-                 "domain_claims"}
+ADDITIVE_KEYS = {
+    "owner_email",
+    "scim_enabled",
+    "sso_enabled",
+    "domains",
+    "verified_domains",
+    "domain_claims",
+}
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 
@@ -272,8 +278,9 @@ def test_moving_to_the_free_plan_switches_scim_and_sso_off(cli: Cli) -> None:
     )  # fmt: skip
 
 
-def test_switching_sso_off_from_the_cli_ends_sessions_for_good(cli: Cli, site: Site,
-                                                             idp: TestIdP) -> None:
+def test_switching_sso_off_from_the_cli_ends_sessions_for_good(
+    cli: Cli, site: Site, idp: TestIdP
+) -> None:
     # The site runs beside the CLI, as another process would: it learns of the change from the
     # database, within its session recheck interval (2 s).
     site.add_workspace("acme", idp)
@@ -284,8 +291,10 @@ def test_switching_sso_off_from_the_cli_ends_sessions_for_good(cli: Cli, site: S
         return browser.get(f"{site.url}/app").text.split(";", 1)[0]
 
     assert remote_user() == "user=alice@acme.test"
-    for off, on in ((("disable", "acme", "--sso"), ("enable", "acme", "--sso")),
-                    (("set-plan", "acme", "free"), ("set-plan", "acme", "plus"))):
+    for off, on in (
+        (("disable", "acme", "--sso"), ("enable", "acme", "--sso")),
+        (("set-plan", "acme", "free"), ("set-plan", "acme", "plus")),
+    ):
         assert cli("workspace", *off)[0] == 0
         assert cli("workspace", *on)[0] == 0
         cli("workspace", "enable", "acme", "--scim", "--sso")
@@ -315,7 +324,8 @@ def test_set_domains_normalises_and_validates(cli: Cli) -> None:
 
 
 def test_verify_domain_shows_the_record_then_checks_the_dns(
-        cli: Cli, dns_server: TxtServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli: Cli, dns_server: TxtServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WEBWORK_SSO_DNS_NAMESERVERS", dns_server.nameserver)
     cli.create()
     cli("workspace", "set-domains", "acme", "acme.example")
@@ -337,7 +347,8 @@ def test_verify_domain_shows_the_record_then_checks_the_dns(
 
 
 def test_verify_domain_by_operator_asks_no_dns_and_is_held_by_one_workspace(
-        cli: Cli, dns_server: TxtServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli: Cli, dns_server: TxtServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WEBWORK_SSO_DNS_NAMESERVERS", dns_server.nameserver)
     cli.create()
     cli.create("globex")
@@ -345,9 +356,13 @@ def test_verify_domain_by_operator_asks_no_dns_and_is_held_by_one_workspace(
     assert code == 0 and "operator" in out and dns_server.queries == []
     assert_one_line_failure(
         cli("workspace", "verify-domain", "globex", "acme.example", "--by-operator"),
-        "acme.example", "another workspace")
-    assert_one_line_failure(cli("workspace", "verify-domain", "acme", "gmail.com",
-                                "--by-operator"), "public or disposable")
+        "acme.example",
+        "another workspace",
+    )
+    assert_one_line_failure(
+        cli("workspace", "verify-domain", "acme", "gmail.com", "--by-operator"),
+        "public or disposable",
+    )
     assert cli.json("workspace", "show", "globex")["verified_domains"] == []
 
 
@@ -409,8 +424,15 @@ def test_set_idp_allows_a_host_by_its_flag(cli: Cli, serve: Any) -> None:
     assert_one_line_failure(refused, MetadataUnavailable.REASON)
     assert cli.json("workspace", "show", "acme")["idp"] is None
 
-    document = cli.json("workspace", "set-idp", "acme", "--metadata-url", url,
-                        "--metadata-allowed-host", "127.0.0.1")
+    document = cli.json(
+        "workspace",
+        "set-idp",
+        "acme",
+        "--metadata-url",
+        url,
+        "--metadata-allowed-host",
+        "127.0.0.1",
+    )
     assert document["idp"]["metadata_url"] == url
 
 
@@ -448,11 +470,14 @@ def test_a_bad_allowed_host_is_a_usage_error(cli: Cli, monkeypatch: pytest.Monke
     assert_one_line_failure(cli("workspace", "show", "acme"), "metadata_allowed_hosts", code=2)
 
 
-@pytest.mark.parametrize(("variable", "value"), [
-    ("WEBWORK_SSO_AUTO_MIGRATE", "maybe"),
-    ("WEBWORK_SSO_DNS_NAMESERVERS", "127.0.0.1:dns"),
-    ("WEBWORK_SSO_METADATA_FETCH_TIMEOUT", "600"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WEBWORK_SSO_AUTO_MIGRATE", "maybe"),
+        ("WEBWORK_SSO_DNS_NAMESERVERS", "127.0.0.1:dns"),
+        ("WEBWORK_SSO_METADATA_FETCH_TIMEOUT", "600"),
+    ],
+)
 def test_the_sites_variables_are_read_as_the_middleware_reads_them(
     cli: Cli, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
@@ -462,13 +487,12 @@ def test_the_sites_variables_are_read_as_the_middleware_reads_them(
     assert_one_line_failure(cli("workspace", "show", "acme"), option, code=2)
 
 
-def test_set_idp_refuses_control_characters_in_an_endpoint_url(
-    cli: Cli, tmp_path: Path
-) -> None:
+def test_set_idp_refuses_control_characters_in_an_endpoint_url(cli: Cli, tmp_path: Path) -> None:
     cli.create()
     path = tmp_path / "okta.xml"
-    path.write_text(entity_descriptor(services=sso_services(post=OKTA_SSO_POST + "&#13;&#10;x",
-                                                            redirect=None)))
+    path.write_text(
+        entity_descriptor(services=sso_services(post=OKTA_SSO_POST + "&#13;&#10;x", redirect=None))
+    )
 
     result = cli("workspace", "set-idp", "acme", "--metadata-file", str(path))
 
@@ -505,15 +529,15 @@ def test_set_idp_failures_are_one_line_and_change_nothing(
     assert_one_line_failure(set_idp("--metadata-file", str(no_certificate)), "signing certificate")
     assert_one_line_failure(set_idp("--metadata-file", str(tmp_path / "missing.xml")),
                             "cannot read", "missing.xml")  # fmt: skip
-    assert_one_line_failure(set_idp("--metadata-url", gone, "--metadata-allowed-host",
-                                    "127.0.0.1"), MetadataUnavailable.REASON)
+    assert_one_line_failure(
+        set_idp("--metadata-url", gone, "--metadata-allowed-host", "127.0.0.1"),
+        MetadataUnavailable.REASON,
+    )
     assert_one_line_failure(set_idp("--metadata-url", "http://example.com/metadata"), "plain http")
     assert cli.json("workspace", "show", "acme")["idp"] == before
 
 
-def test_set_idp_needs_exactly_one_source_and_a_known_workspace(
-    cli: Cli, tmp_path: Path
-) -> None:
+def test_set_idp_needs_exactly_one_source_and_a_known_workspace(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "okta.xml"
     path.write_text(okta_metadata())
 

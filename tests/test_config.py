@@ -77,7 +77,10 @@ def test_an_explicit_option_wins_over_the_environment() -> None:
 def test_none_means_not_given_and_an_empty_variable_means_unset() -> None:
     result = Settings.from_options(
         {"secret_key": None, "base_url": None},
-        environ={"WEBWORK_SSO_SECRET_KEY": "env-key-padded-to-thirty-two-bytes-at-least", "WEBWORK_SSO_BASE_URL": ""},
+        environ={
+            "WEBWORK_SSO_SECRET_KEY": "env-key-padded-to-thirty-two-bytes-at-least",
+            "WEBWORK_SSO_BASE_URL": "",
+        },
     )
 
     assert result.secret_key == ("env-key-padded-to-thirty-two-bytes-at-least",)
@@ -85,16 +88,31 @@ def test_none_means_not_given_and_an_empty_variable_means_unset() -> None:
 
 
 def test_several_secret_keys_from_the_environment_are_comma_separated_newest_last() -> None:
-    variable = " old-padded-to-thirty-two-bytes-at-least , new-padded-to-thirty-two-bytes-at-least ,"
+    variable = (
+        " old-padded-to-thirty-two-bytes-at-least , new-padded-to-thirty-two-bytes-at-least ,"
+    )
     result = Settings.from_options({}, environ={"WEBWORK_SSO_SECRET_KEY": variable})
 
-    assert result.secret_key == ("old-padded-to-thirty-two-bytes-at-least", "new-padded-to-thirty-two-bytes-at-least")
+    assert result.secret_key == (
+        "old-padded-to-thirty-two-bytes-at-least",
+        "new-padded-to-thirty-two-bytes-at-least",
+    )
 
 
 def test_a_list_of_secret_keys_rotates_newest_last() -> None:
-    result = settings(secret_key=["old-padded-to-thirty-two-bytes-at-least", "older-still-padded-to-thirty-two-bytes-at-least", "newest-padded-to-thirty-two-bytes-at-least"])
+    result = settings(
+        secret_key=[
+            "old-padded-to-thirty-two-bytes-at-least",
+            "older-still-padded-to-thirty-two-bytes-at-least",
+            "newest-padded-to-thirty-two-bytes-at-least",
+        ]
+    )
 
-    assert result.secret_key == ("old-padded-to-thirty-two-bytes-at-least", "older-still-padded-to-thirty-two-bytes-at-least", "newest-padded-to-thirty-two-bytes-at-least")
+    assert result.secret_key == (
+        "old-padded-to-thirty-two-bytes-at-least",
+        "older-still-padded-to-thirty-two-bytes-at-least",
+        "newest-padded-to-thirty-two-bytes-at-least",
+    )
 
 
 @pytest.mark.parametrize(
@@ -107,8 +125,15 @@ def test_a_secret_key_is_required(environ: dict[str, str]) -> None:
     assert raised.value.option == "secret_key"
 
 
-@pytest.mark.parametrize("secret_key", [["a"], ["x" * 31], ["old-but-weak", "new-padded-to-thirty-two-bytes-at-least"],
-                                        ["new-padded-to-thirty-two-bytes-at-least", "\u00e9" * 15]])
+@pytest.mark.parametrize(
+    "secret_key",
+    [
+        ["a"],
+        ["x" * 31],
+        ["old-but-weak", "new-padded-to-thirty-two-bytes-at-least"],
+        ["new-padded-to-thirty-two-bytes-at-least", "\u00e9" * 15],
+    ],
+)
 def test_secret_keys_shorter_than_32_bytes_are_refused(secret_key: list[str]) -> None:
     # A short key can be guessed offline from one cookie; an old key in the list still verifies.
     with pytest.raises(ConfigurationError) as raised:
@@ -186,7 +211,9 @@ def test_integer_options_have_lower_bounds(option: str, value: Any) -> None:
 
 def test_the_database_busy_timeout_is_seconds_from_0_to_600() -> None:
     assert settings().database_busy_timeout == 30.0
-    assert settings(environ={"WEBWORK_SSO_DATABASE_BUSY_TIMEOUT": "2.5"}).database_busy_timeout == 2.5
+    assert (
+        settings(environ={"WEBWORK_SSO_DATABASE_BUSY_TIMEOUT": "2.5"}).database_busy_timeout == 2.5
+    )
     assert settings(database_busy_timeout=0).database_busy_timeout == 0
     for bad in (-1, 601, float("nan")):
         with pytest.raises(ConfigurationError, match="database_busy_timeout"):
@@ -242,7 +269,9 @@ def test_configuration_errors_belong_to_the_package_error_tree() -> None:
 
 
 def test_the_environment_is_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "process-env-key-padded-to-thirty-two-bytes-at-least")
+    monkeypatch.setenv(
+        "WEBWORK_SSO_SECRET_KEY", "process-env-key-padded-to-thirty-two-bytes-at-least"
+    )
     monkeypatch.setenv("WEBWORK_SSO_SCIM_MAX_RESULTS", "33")
 
     result = Settings.from_options({})
@@ -271,18 +300,34 @@ def test_metadata_allowed_hosts_from_the_environment_are_comma_separated_and_nor
     environ = {"WEBWORK_SSO_METADATA_ALLOWED_HOSTS": " IdP.Internal. , 127.0.0.1,[::1],,localhost"}
 
     assert settings(environ=environ).metadata_allowed_hosts == (
-        "idp.internal", "127.0.0.1", "::1", "localhost")
+        "idp.internal",
+        "127.0.0.1",
+        "::1",
+        "localhost",
+    )
 
 
 def test_an_explicit_allowed_host_string_is_one_host_and_a_list_is_several() -> None:
     assert settings(metadata_allowed_hosts="idp.internal").metadata_allowed_hosts == (
-        "idp.internal",)
+        "idp.internal",
+    )
     assert settings(metadata_allowed_hosts=["a.internal", "B.internal"]).metadata_allowed_hosts == (
-        "a.internal", "b.internal")
+        "a.internal",
+        "b.internal",
+    )
 
 
-@pytest.mark.parametrize("host", ["https://idp.internal", "idp.internal:8443", "idp.internal/x",
-                                  "user@idp.internal", "*.internal", "10.0.0.0/8"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "https://idp.internal",
+        "idp.internal:8443",
+        "idp.internal/x",
+        "user@idp.internal",
+        "*.internal",
+        "10.0.0.0/8",
+    ],
+)
 def test_an_allowed_host_must_be_a_bare_name_or_address(host: str) -> None:
     with pytest.raises(ConfigurationError, match="metadata_allowed_hosts.*not a host name"):
         settings(metadata_allowed_hosts=[host])
@@ -292,8 +337,10 @@ def test_an_allowed_host_must_be_a_bare_name_or_address(host: str) -> None:
 def test_the_metadata_fetch_timeout_is_bounded(value: Any) -> None:
     with pytest.raises(ConfigurationError, match="metadata_fetch_timeout"):
         settings(environ={"WEBWORK_SSO_METADATA_FETCH_TIMEOUT": str(value)})
-    assert settings(environ={"WEBWORK_SSO_METADATA_FETCH_TIMEOUT": "2.5"}).metadata_fetch_timeout \
+    assert (
+        settings(environ={"WEBWORK_SSO_METADATA_FETCH_TIMEOUT": "2.5"}).metadata_fetch_timeout
         == 2.5
+    )
 
 
 # -- one declaration -----------------------------------------------------------------------------
@@ -351,8 +398,9 @@ def test_an_option_read_from_the_environment_alone_is_parsed_and_checked() -> No
     environ = {"WEBWORK_SSO_DNS_NAMESERVERS": "127.0.0.1:5353, [::1]:53"}
     assert config.from_environment("dns_nameservers", environ) == ("127.0.0.1:5353", "[::1]:53")
     with pytest.raises(ConfigurationError, match="metadata_fetch_timeout"):
-        config.from_environment("metadata_fetch_timeout",
-                                {"WEBWORK_SSO_METADATA_FETCH_TIMEOUT": "600"})
+        config.from_environment(
+            "metadata_fetch_timeout", {"WEBWORK_SSO_METADATA_FETCH_TIMEOUT": "600"}
+        )
 
 
 def test_an_unknown_option_is_a_type_error_too() -> None:

@@ -39,8 +39,9 @@ def test_a_line_break_in_the_slug_writes_one_line(site_url, caplog, line_break):
     slug = f"a{line_break}FAKE LINE: admin signed in"
     encoded = requests.utils.quote(slug, safe="")
     with caplog.at_level(logging.INFO, logger="webwork_sso_middleware"):
-        answer = requests.post(f"{site_url}/saml/{encoded}/acs", data={"SAMLResponse": "eA=="},
-                               timeout=5)
+        answer = requests.post(
+            f"{site_url}/saml/{encoded}/acs", data={"SAMLResponse": "eA=="}, timeout=5
+        )
 
     assert answer.status_code == 400
     (record,) = package_records(caplog)
@@ -67,7 +68,8 @@ def test_escaping_is_unambiguous_and_leaves_ordinary_text_alone():
     assert escape_log_text("Zoë O'Neil — ünïcode ✓") == "Zoë O'Neil — ünïcode ✓"
     assert escape_log_text("a\nb\rc\td") == "a\\nb\\rc\\td"
     assert escape_log_text("\x00\x1b[31m\x7f\u0085\u2028\u2029\u202e\ufeff") == (
-        "\\x00\\x1b[31m\\x7f\\x85\\u2028\\u2029\\u202e\\ufeff")
+        "\\x00\\x1b[31m\\x7f\\x85\\u2028\\u2029\\u202e\\ufeff"
+    )
     assert escape_log_text("typed \\n, not a newline") == "typed \\\\n, not a newline"
 
 

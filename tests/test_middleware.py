@@ -50,8 +50,12 @@ def make_app(database_url: str) -> Iterator[Callable[..., SSOMiddleware]]:
     apps: list[SSOMiddleware] = []
 
     def make(**options: Any) -> SSOMiddleware:
-        options = {"database_url": database_url, "secret_key": KEY,
-                   "base_url": "https://tracker.example.com", **options}
+        options = {
+            "database_url": database_url,
+            "secret_key": KEY,
+            "base_url": "https://tracker.example.com",
+            **options,
+        }
         app = SSOMiddleware(echo_app, **options)
         apps.append(app)
         return app
@@ -77,8 +81,13 @@ def scim_token(app: SSOMiddleware) -> str:
 
 @pytest.fixture
 def ada(app: SSOMiddleware, scim_token: str) -> str:
-    return add_member(app.database, app.workspaces.get("acme").id, "ada@acme.test",
-                      given_name="Ada", groups=("Engineering",))
+    return add_member(
+        app.database,
+        app.workspaces.get("acme").id,
+        "ada@acme.test",
+        given_name="Ada",
+        groups=("Engineering",),
+    )
 
 
 @pytest.fixture
@@ -86,8 +95,14 @@ def ada_cookie(app: SSOMiddleware, ada: str) -> str:
     return cookie_pair(sign_in(app.sessions, ada, app.workspaces.get("acme").id))
 
 
-def get(app: SSOMiddleware, path: str, cookie: str | None = None, status: int = 200,
-        headers: dict[str, str] | None = None, **environ: Any) -> Any:
+def get(
+    app: SSOMiddleware,
+    path: str,
+    cookie: str | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **environ: Any,
+) -> Any:
     headers = dict(headers or {})
     if cookie:
         headers["Cookie"] = cookie
@@ -102,14 +117,22 @@ def test_a_signed_in_request_carries_the_member(app, ada, ada_cookie):
 
     assert seen["remote_user"] == "ada@acme.test" and seen["is_member"]
     assert seen["member"] == {
-        "id": ada, "workspace": "acme", "user_name": "ada@acme.test", "email": "ada@acme.test",
-        "given_name": "Ada", "family_name": None, "display_name": None, "active": True,
-        "groups": ["Engineering"], "identity": "ada@acme.test",
+        "id": ada,
+        "workspace": "acme",
+        "user_name": "ada@acme.test",
+        "email": "ada@acme.test",
+        "given_name": "Ada",
+        "family_name": None,
+        "display_name": None,
+        "active": True,
+        "groups": ["Engineering"],
+        "identity": "ada@acme.test",
     }
 
 
-def test_remote_user_is_workspace_scoped_until_the_workspace_verifies_the_domain(app, ada,
-                                                                               ada_cookie):
+def test_remote_user_is_workspace_scoped_until_the_workspace_verifies_the_domain(
+    app, ada, ada_cookie
+):
     # Releasing the domain ends the sessions that relied on it (their identity was the email).
     app.workspaces.release_domain("acme", "acme.test")
     assert get(app, "/timesheet", ada_cookie).json["remote_user"] is None
@@ -145,13 +168,16 @@ def test_the_next_request_after_scim_deactivation_has_no_identity(app, scim_toke
     member_id = scim.get("/Users", filter='userName eq "ada@acme.test"').json["Resources"][0]["id"]
     assert get(app, "/reports", ada_cookie, headers=BROWSER).json["remote_user"] == "ada@acme.test"
 
-    scim.patch(f"/Users/{member_id}", {"schemas": [PATCH_OP], "Operations": [
-        {"op": "replace", "value": {"active": False}}]})
+    scim.patch(
+        f"/Users/{member_id}",
+        {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": False}}]},
+    )
 
     assert get(app, "/timesheet", ada_cookie).json["remote_user"] is None
     # ...and a protected path sends them to sign in.
     assert get(app, "/reports", ada_cookie, status=302, headers=BROWSER).location.startswith(
-        "/saml/login?next=")
+        "/saml/login?next="
+    )
 
 
 def test_a_signed_in_request_costs_no_query(app, ada_cookie):
@@ -194,14 +220,19 @@ def test_a_protected_path_answers_401_to_other_clients(app):
 def test_protection_follows_path_segments(app, ada_cookie):
     assert get(app, "/reports-archive", headers=BROWSER).json["remote_user"] is None
     assert get(app, "/", headers=BROWSER).status_int == 200
-    assert get(app, "/reports/x", ada_cookie, headers=BROWSER).json["remote_user"] == "ada@acme.test"
+    assert (
+        get(app, "/reports/x", ada_cookie, headers=BROWSER).json["remote_user"] == "ada@acme.test"
+    )
 
 
-@pytest.mark.parametrize(("base_url", "script_name"), [
-    (None, "/tracker"),                              # the mount's path from SCRIPT_NAME
-    ("https://tracker.example.com/tracker", ""),     # a proxy stripped it: base_url knows it
-    ("https://tracker.example.com/tracker", "/tracker"),  # both: the path once
-])
+@pytest.mark.parametrize(
+    ("base_url", "script_name"),
+    [
+        (None, "/tracker"),  # the mount's path from SCRIPT_NAME
+        ("https://tracker.example.com/tracker", ""),  # a proxy stripped it: base_url knows it
+        ("https://tracker.example.com/tracker", "/tracker"),  # both: the path once
+    ],
+)
 def test_the_redirect_keeps_the_mount_point(make_app, base_url, script_name):
     app = make_app(base_url=base_url, protect=["/reports"])
 
@@ -224,9 +255,21 @@ def raw_get(server_url: str, raw_path: str, headers: dict[str, str]) -> tuple[in
 
 
 DISGUISED_PROTECTED_PATHS = [
-    "/Reports", "/REPORTS/2024", "//reports", "/./reports", "/x/../reports", "/x/%2e%2e/reports",
-    "/reports;jsessionid=1", "/x/..;/reports", "/reports.", "/reports%20", "/%72eports",
-    "/%2572eports", "/x%2f..%2freports", "/x\\..\\reports", "/%EF%BD%92eports",  # full-width r
+    "/Reports",
+    "/REPORTS/2024",
+    "//reports",
+    "/./reports",
+    "/x/../reports",
+    "/x/%2e%2e/reports",
+    "/reports;jsessionid=1",
+    "/x/..;/reports",
+    "/reports.",
+    "/reports%20",
+    "/%72eports",
+    "/%2572eports",
+    "/x%2f..%2freports",
+    "/x\\..\\reports",
+    "/%EF%BD%92eports",  # full-width r
     "/reports/../public",  # taken literally by a host app routing /reports/<path>
 ]
 
@@ -241,8 +284,19 @@ def test_a_disguised_protected_path_still_needs_a_session(app, serve, raw_path):
     assert (status, browser_status) == (401, 302)
 
 
-@pytest.mark.parametrize("raw_path", ["/", "/reportsx", "/reports-archive", "/report", "/public",
-                                      "/x/reports", "/%2e%2e/public", "/reports-x/../public"])
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        "/",
+        "/reportsx",
+        "/reports-archive",
+        "/report",
+        "/public",
+        "/x/reports",
+        "/%2e%2e/public",
+        "/reports-x/../public",
+    ],
+)
 def test_paths_outside_the_prefix_are_not_protected(app, serve, raw_path):
     status, body = raw_get(serve(app).url, raw_path, API)
     assert status == 200 and json.loads(body)["remote_user"] is None
@@ -265,11 +319,15 @@ def test_the_host_app_gets_the_requests_own_path(make_app, serve, ada, ada_cooki
 
 def test_configured_prefixes_are_normalised_as_requests_are():
     def protect(value: Any) -> Any:
-        return Settings.from_options({"secret_key": "k-padded-to-thirty-two-bytes-at-least",
-                                      "protect": value}, environ={}).protect
+        return Settings.from_options(
+            {"secret_key": "k-padded-to-thirty-two-bytes-at-least", "protect": value}, environ={}
+        ).protect
 
     assert protect(["/Reports/", "//a/./b/", "/x/../admin", "/reports"]) == (
-        "/reports", "/a/b", "/admin")
+        "/reports",
+        "/a/b",
+        "/admin",
+    )
     assert protect("/%41dmin") == ("/admin",)
 
 
@@ -283,7 +341,9 @@ def test_protect_true_guards_everything_but_saml_and_scim(make_app, scim_token):
     scim = get(app, "/scim/v2/Users", status=401, headers=API)
     assert "WWW-Authenticate" not in scim.headers or "SSO" not in scim.headers["WWW-Authenticate"]
     assert scim.json["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
-    authorised = TestApp(app).get("/scim/v2/Users", headers={"Authorization": f"Bearer {scim_token}"})
+    authorised = TestApp(app).get(
+        "/scim/v2/Users", headers={"Authorization": f"Bearer {scim_token}"}
+    )
     assert authorised.status_int == 200
 
 
@@ -307,8 +367,10 @@ def test_a_refreshed_cookie_is_added_to_the_host_apps_response(app, ada):
     refreshed = answer.headers["Set-Cookie"]
     assert refreshed.startswith("webwork_sso_session=") and "HttpOnly" in refreshed
     assert "Secure" in refreshed and "SameSite=Lax" in refreshed
-    assert app.sessions.read_cookie({"HTTP_COOKIE": cookie_pair(refreshed)}).last_seen >= int(
-        time.time()) - 1
+    assert (
+        app.sessions.read_cookie({"HTTP_COOKIE": cookie_pair(refreshed)}).last_seen
+        >= int(time.time()) - 1
+    )
     assert "Set-Cookie" not in get(app, "/timesheet", cookie_pair(refreshed)).headers
     # Never on a response shared caches may keep: it would hand the session to others.
     assert "Set-Cookie" not in get(app, "/public-cache", cookie).headers
@@ -318,15 +380,18 @@ def test_a_refreshed_cookie_is_added_to_the_host_apps_response(app, ada):
 
 
 def test_session_options_come_from_the_environment_too() -> None:
-    settings = Settings.from_options({}, environ={
-        "WEBWORK_SSO_SECRET_KEY": "k-padded-to-thirty-two-bytes-at-least",
-        "WEBWORK_SSO_SESSION_ABSOLUTE_LIFETIME": "3600",
-        "WEBWORK_SSO_SESSION_IDLE_LIFETIME": "600",
-        "WEBWORK_SSO_SESSION_RECHECK_SECONDS": "0.5",
-        "WEBWORK_SSO_SESSION_COOKIE_NAME": "tracker_session",
-        "WEBWORK_SSO_PROTECT": "/reports/, /admin",
-        "WEBWORK_SSO_CLOCK_SKEW_SECONDS": "60",
-    })
+    settings = Settings.from_options(
+        {},
+        environ={
+            "WEBWORK_SSO_SECRET_KEY": "k-padded-to-thirty-two-bytes-at-least",
+            "WEBWORK_SSO_SESSION_ABSOLUTE_LIFETIME": "3600",
+            "WEBWORK_SSO_SESSION_IDLE_LIFETIME": "600",
+            "WEBWORK_SSO_SESSION_RECHECK_SECONDS": "0.5",
+            "WEBWORK_SSO_SESSION_COOKIE_NAME": "tracker_session",
+            "WEBWORK_SSO_PROTECT": "/reports/, /admin",
+            "WEBWORK_SSO_CLOCK_SKEW_SECONDS": "60",
+        },
+    )
 
     assert (settings.session_absolute_lifetime, settings.session_idle_lifetime) == (3600, 600)
     assert settings.session_recheck_seconds == 0.5
@@ -336,7 +401,9 @@ def test_session_options_come_from_the_environment_too() -> None:
 
 
 def test_session_defaults() -> None:
-    settings = Settings.from_options({"secret_key": "k-padded-to-thirty-two-bytes-at-least"}, environ={})
+    settings = Settings.from_options(
+        {"secret_key": "k-padded-to-thirty-two-bytes-at-least"}, environ={}
+    )
 
     assert settings.session_absolute_lifetime == 43200
     assert settings.session_idle_lifetime == 7200
@@ -347,40 +414,57 @@ def test_session_defaults() -> None:
     assert settings.secure_cookies is False
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("true", True), ("on", True), ("false", ()), ("/", ("/",)), ("/a,/b,", ("/a", "/b")),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("true", True),
+        ("on", True),
+        ("false", ()),
+        ("/", ("/",)),
+        ("/a,/b,", ("/a", "/b")),
+    ],
+)
 def test_protect_from_the_environment(raw: str, expected: Any) -> None:
-    settings = Settings.from_options({"secret_key": "k-padded-to-thirty-two-bytes-at-least"}, environ={"WEBWORK_SSO_PROTECT": raw})
+    settings = Settings.from_options(
+        {"secret_key": "k-padded-to-thirty-two-bytes-at-least"},
+        environ={"WEBWORK_SSO_PROTECT": raw},
+    )
     assert settings.protect == expected
 
 
 def test_protect_as_an_argument() -> None:
     def protect(value: Any) -> Any:
-        return Settings.from_options({"secret_key": "k-padded-to-thirty-two-bytes-at-least", "protect": value}, environ={}).protect
+        return Settings.from_options(
+            {"secret_key": "k-padded-to-thirty-two-bytes-at-least", "protect": value}, environ={}
+        ).protect
 
     assert protect(True) is True and protect(False) == ()
     assert protect("/reports,2024") == ("/reports,2024",)  # an explicit string is one prefix
     assert protect(["/a/", "/b"]) == ("/a", "/b")
 
 
-@pytest.mark.parametrize(("option", "value"), [
-    ("session_idle_lifetime", 30),
-    ("session_absolute_lifetime", 600),  # shorter than the default idle lifetime
-    ("session_recheck_seconds", -1),
-    ("session_recheck_seconds", 301),
-    ("session_recheck_seconds", float("nan")),
-    ("session_recheck_seconds", True),
-    ("session_cookie_name", "my session"),
-    ("session_cookie_name", "a;b"),
-    ("protect", "reports"),
-    ("protect", ["/ok", "no-slash"]),
-    ("protect", "/with space"),
-    ("clock_skew_seconds", -5),
-])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("session_idle_lifetime", 30),
+        ("session_absolute_lifetime", 600),  # shorter than the default idle lifetime
+        ("session_recheck_seconds", -1),
+        ("session_recheck_seconds", 301),
+        ("session_recheck_seconds", float("nan")),
+        ("session_recheck_seconds", True),
+        ("session_cookie_name", "my session"),
+        ("session_cookie_name", "a;b"),
+        ("protect", "reports"),
+        ("protect", ["/ok", "no-slash"]),
+        ("protect", "/with space"),
+        ("clock_skew_seconds", -5),
+    ],
+)
 def test_invalid_session_options_are_refused(option: str, value: Any) -> None:
     with pytest.raises(ConfigurationError) as caught:
-        Settings.from_options({"secret_key": "k-padded-to-thirty-two-bytes-at-least", option: value}, environ={})
+        Settings.from_options(
+            {"secret_key": "k-padded-to-thirty-two-bytes-at-least", option: value}, environ={}
+        )
     assert caught.value.option == option
 
 

@@ -11,18 +11,21 @@ from webwork_sso_middleware.protected_paths import (
 )
 
 
-@pytest.mark.parametrize(("path_info", "resolved"), [
-    ("//reports", "/reports"),  # some servers pass a doubled slash through
-    ("/reports/", "/reports"),
-    ("/a/./b/../../reports", "/reports"),
-    ("/../../reports", "/reports"),  # never above the root
-    ("/reports;jsessionid=1/x", "/reports/x"),
-    ("/x/..;/reports", "/reports"),
-    ("/reports. /x", "/reports/x"),
-    ("/%252e%252e/reports", "/reports"),
-    ("/R\u00c9PORTS".encode().decode("latin-1"), "/r\u00e9ports"),  # PATH_INFO carries latin-1
-    ("/reports\x00.html", "/reports"),
-])
+@pytest.mark.parametrize(
+    ("path_info", "resolved"),
+    [
+        ("//reports", "/reports"),  # some servers pass a doubled slash through
+        ("/reports/", "/reports"),
+        ("/a/./b/../../reports", "/reports"),
+        ("/../../reports", "/reports"),  # never above the root
+        ("/reports;jsessionid=1/x", "/reports/x"),
+        ("/x/..;/reports", "/reports"),
+        ("/reports. /x", "/reports/x"),
+        ("/%252e%252e/reports", "/reports"),
+        ("/R\u00c9PORTS".encode().decode("latin-1"), "/r\u00e9ports"),  # PATH_INFO carries latin-1
+        ("/reports\x00.html", "/reports"),
+    ],
+)
 def test_the_resolved_reading(path_info: str, resolved: str) -> None:
     assert request_path_forms(path_info)[1] == resolved
 

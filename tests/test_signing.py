@@ -30,9 +30,9 @@ def test_a_value_round_trips_in_its_own_purpose(purpose: Purpose) -> None:
     assert signing[purpose].loads(token, now=NOW) == {"who": "ada", "n": [1, 2]}
 
 
-@pytest.mark.parametrize("made, offered", [
-    pair for pair in itertools.permutations(Purpose, 2)
-], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "made, offered", [pair for pair in itertools.permutations(Purpose, 2)], ids=lambda p: p.name
+)
 def test_a_value_of_one_purpose_is_refused_by_every_other(made: Purpose, offered: Purpose) -> None:
     signing = Signing([NEW])
     token = signing[made].dumps(["payload"], now=NOW)
@@ -57,16 +57,19 @@ def test_the_newest_key_signs_and_every_key_verifies() -> None:
 def test_values_signed_before_signing_py_still_verify() -> None:
     """Cookies and links issued by earlier releases: itsdangerous with the same salts."""
     signing = Signing([OLD, NEW])
-    untimed = URLSafeSerializer([OLD], salt="webwork_sso.session",
-                                signer_kwargs={"digest_method": hashlib.sha256}).dumps([1, "s"])
-    timed = URLSafeTimedSerializer([NEW], salt="webwork_sso.settings-link",
-                                   signer_kwargs={"digest_method": hashlib.sha256}).dumps({"w": 1})
+    untimed = URLSafeSerializer(
+        [OLD], salt="webwork_sso.session", signer_kwargs={"digest_method": hashlib.sha256}
+    ).dumps([1, "s"])
+    timed = URLSafeTimedSerializer(
+        [NEW], salt="webwork_sso.settings-link", signer_kwargs={"digest_method": hashlib.sha256}
+    ).dumps({"w": 1})
 
     assert signing[Purpose.SESSION].loads(untimed) == [1, "s"]
     assert signing[Purpose.SETTINGS_LINK].loads(timed) == {"w": 1}
     # And the other way round: what is signed now, an earlier release reads.
-    assert URLSafeSerializer([NEW], salt="webwork_sso.session", signer_kwargs={
-        "digest_method": hashlib.sha256}).loads(signing[Purpose.SESSION].dumps([2])) == [2]
+    assert URLSafeSerializer(
+        [NEW], salt="webwork_sso.session", signer_kwargs={"digest_method": hashlib.sha256}
+    ).loads(signing[Purpose.SESSION].dumps([2])) == [2]
 
 
 @pytest.mark.parametrize("purpose", list(Purpose), ids=lambda p: p.name)
@@ -77,11 +80,18 @@ def test_compress_false_signs_the_uncompressed_form_every_reader_takes(purpose: 
     plain = signing[purpose].dumps(payload, now=NOW, compress=False)
 
     assert compressed.startswith(".") and not plain.startswith(".")  # "." marks zlib
-    assert signing[purpose].loads(plain, now=NOW) == payload == signing[purpose].loads(
-        compressed, now=NOW)
+    assert (
+        signing[purpose].loads(plain, now=NOW)
+        == payload
+        == signing[purpose].loads(compressed, now=NOW)
+    )
     if purpose is Purpose.SESSION:  # and an earlier release's plain itsdangerous reads it
-        assert URLSafeSerializer([NEW], salt="webwork_sso.session", signer_kwargs={
-            "digest_method": hashlib.sha256}).loads(plain) == payload
+        assert (
+            URLSafeSerializer(
+                [NEW], salt="webwork_sso.session", signer_kwargs={"digest_method": hashlib.sha256}
+            ).loads(plain)
+            == payload
+        )
 
 
 @pytest.mark.parametrize("purpose", sorted(MAX_AGE, key=lambda p: p.name), ids=lambda p: p.name)
@@ -93,8 +103,10 @@ def test_a_timed_value_expires_after_its_max_age_and_the_one_tolerance(purpose: 
     assert signing[purpose].loads(token, now=last) == "x"
     assert refusal(signing, purpose, token, now=last + 1) == SignatureRefused.EXPIRED
     # A caller's own (configured) lifetime stands in for the purpose's.
-    assert refusal(signing, purpose, token, now=NOW + 10 + CLOCK_TOLERANCE + 1,
-                   max_age=10) == SignatureRefused.EXPIRED
+    assert (
+        refusal(signing, purpose, token, now=NOW + 10 + CLOCK_TOLERANCE + 1, max_age=10)
+        == SignatureRefused.EXPIRED
+    )
 
 
 def test_a_timed_value_signed_ahead_of_our_clock_passes_within_the_tolerance_only() -> None:
@@ -102,8 +114,10 @@ def test_a_timed_value_signed_ahead_of_our_clock_passes_within_the_tolerance_onl
     token = signing[Purpose.SETTINGS_LINK].dumps("x", now=NOW)
 
     assert signing[Purpose.SETTINGS_LINK].loads(token, now=NOW - CLOCK_TOLERANCE) == "x"
-    assert refusal(signing, Purpose.SETTINGS_LINK, token,
-                   now=NOW - CLOCK_TOLERANCE - 1) == SignatureRefused.NOT_YET_VALID
+    assert (
+        refusal(signing, Purpose.SETTINGS_LINK, token, now=NOW - CLOCK_TOLERANCE - 1)
+        == SignatureRefused.NOT_YET_VALID
+    )
     payload, signed_at = signing[Purpose.SETTINGS_LINK].loads_signed_at(token, now=NOW)
     assert (payload, signed_at) == ("x", NOW)
 
@@ -121,8 +135,15 @@ def test_a_tampered_value_is_refused() -> None:
     payload, signature = token.rsplit(".", 1)
     flipped = payload[:-1] + ("A" if payload[-1] != "A" else "B")
 
-    for forged in (f"{flipped}.{signature}", f"{payload}.{signature[::-1]}", payload,
-                   f"{payload}.", "garbage", "", "a" * 5000):
+    for forged in (
+        f"{flipped}.{signature}",
+        f"{payload}.{signature[::-1]}",
+        payload,
+        f"{payload}.",
+        "garbage",
+        "",
+        "a" * 5000,
+    ):
         assert refusal(signing, Purpose.LOGOUT_CSRF, forged) == SignatureRefused.BAD_SIGNATURE
 
 
@@ -134,8 +155,11 @@ def test_the_refusal_is_part_of_the_package_s_exception_tree() -> None:
     assert refused.value.purpose == "SESSION" and "bad_signature" in str(refused.value)
 
 
-@pytest.mark.parametrize("keys", [[], [""], [NEW, ""], ["", NEW], NEW],
-                         ids=["none", "one-empty", "empty-newest", "empty-oldest", "a-bare-string"])
+@pytest.mark.parametrize(
+    "keys",
+    [[], [""], [NEW, ""], ["", NEW], NEW],
+    ids=["none", "one-empty", "empty-newest", "empty-oldest", "a-bare-string"],
+)
 def test_a_missing_or_empty_key_is_refused(keys) -> None:
     with pytest.raises(ConfigurationError) as raised:
         Signing(keys)

@@ -50,21 +50,28 @@ def outside(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 class Mounted:
     """SSOMiddleware at ``/tracker`` of a real HTTP server; ``public``: the mount's URL."""
 
-    def __init__(self, serve: Callable[[Any], Any], database_url: str, *,
-                 with_base_url: bool, tmp_path: Path) -> None:
+    def __init__(
+        self, serve: Callable[[Any], Any], database_url: str, *, with_base_url: bool, tmp_path: Path
+    ) -> None:
         dispatch: list[Any] = []
         live = serve(lambda environ, start_response: dispatch[0](environ, start_response))
         self.origin = live.url
         self.public = live.url + MOUNT
         self.database_url = database_url
         self.base_url = self.public if with_base_url else None
-        self.middleware = SSOMiddleware(host_app, database_url=database_url, secret_key=KEY,
-                                        base_url=self.base_url, protect=["/reports"])
+        self.middleware = SSOMiddleware(
+            host_app,
+            database_url=database_url,
+            secret_key=KEY,
+            base_url=self.base_url,
+            protect=["/reports"],
+        )
         dispatch.append(DispatcherMiddleware(outside, {MOUNT: self.middleware}))
         self.idp = TestIdP.start(serve, tmp_path / "idp")
         workspaces = self.middleware.workspaces
-        _, self.token = workspaces.create("acme", name="Acme", plan="plus",
-                                          owner_email="owner@acme.test")
+        _, self.token = workspaces.create(
+            "acme", name="Acme", plan="plus", owner_email="owner@acme.test"
+        )
         workspaces.enable("acme", scim=True, sso=True)
         workspaces.verify_domain("acme", "acme.test", by_operator=True)
         workspaces.set_idp("acme", metadata_xml=self.idp.metadata_xml())
@@ -73,11 +80,13 @@ class Mounted:
 
 
 @pytest.fixture(params=["script_name", "base_url"])
-def mounted(request: pytest.FixtureRequest, serve: Callable[[Any], Any], database_url: str,
-            tmp_path: Path) -> Iterator[Mounted]:
+def mounted(
+    request: pytest.FixtureRequest, serve: Callable[[Any], Any], database_url: str, tmp_path: Path
+) -> Iterator[Mounted]:
     """Mounted at /tracker: the public URL from SCRIPT_NAME, or from base_url with that path."""
-    site = Mounted(serve, database_url, with_base_url=request.param == "base_url",
-                   tmp_path=tmp_path)
+    site = Mounted(
+        serve, database_url, with_base_url=request.param == "base_url", tmp_path=tmp_path
+    )
     yield site
     site.middleware.close()
 
@@ -90,9 +99,15 @@ def test_scim_locations_carry_the_mount_once(mounted: Mounted):
     base = f"{mounted.public}/scim/v2"
 
     config = requests.get(f"{base}/ServiceProviderConfig", headers=auth).json()
-    created = requests.post(f"{base}/Users", headers=auth, json={
-        "schemas": [SCIM_USER], "userName": "ada@acme.test",
-        "emails": [{"value": "ada@acme.test", "primary": True}]})
+    created = requests.post(
+        f"{base}/Users",
+        headers=auth,
+        json={
+            "schemas": [SCIM_USER],
+            "userName": "ada@acme.test",
+            "emails": [{"value": "ada@acme.test", "primary": True}],
+        },
+    )
 
     assert config["meta"]["location"] == f"{base}/ServiceProviderConfig"
     assert created.status_code == 201, created.text
@@ -121,14 +136,17 @@ def test_sign_in_starts_and_ends_under_the_mount(mounted: Mounted):
     form = browser.get(mounted.origin + sign_in)
     action = re.search(r'<form method="post" action="([^"]+)"', form.text)
     assert action and action.group(1) == f"{MOUNT}/saml/login"
-    chosen = browser.post(mounted.origin + action.group(1),
-                          data={"email": "alice@acme.test", "next": "/reports"},
-                          allow_redirects=False)
+    chosen = browser.post(
+        mounted.origin + action.group(1),
+        data={"email": "alice@acme.test", "next": "/reports"},
+        allow_redirects=False,
+    )
     assert chosen.status_code == 303
     assert chosen.headers["Location"] == f"{MOUNT}/saml/acme/login?next=%2Freports"
 
-    start = browser.get(f"{mounted.public}/saml/acme/login", params={"next": "/reports"},
-                        allow_redirects=False)
+    start = browser.get(
+        f"{mounted.public}/saml/acme/login", params={"next": "/reports"}, allow_redirects=False
+    )
     assert start.status_code == 302, start.text
     assert f"Path={MOUNT}/saml/acme/" in start.headers["Set-Cookie"]
     at_idp = browser.get(start.headers["Location"])
@@ -145,21 +163,29 @@ def test_sign_in_starts_and_ends_under_the_mount(mounted: Mounted):
     assert f'action="{MOUNT}/saml/logout"' in sign_out
     token = re.search(r'name="csrf_token" value="([^"]+)"', sign_out)
     assert token
-    out = browser.post(f"{mounted.public}/saml/logout", allow_redirects=False,
-                       data={"csrf_token": token.group(1), "next": "/bye"})
+    out = browser.post(
+        f"{mounted.public}/saml/logout",
+        allow_redirects=False,
+        data={"csrf_token": token.group(1), "next": "/bye"},
+    )
     assert out.status_code == 303 and out.headers["Location"] == f"{MOUNT}/bye"
 
 
 def test_an_idp_initiated_sign_in_continues_under_the_mount(mounted: Mounted):
     browser = requests.Session()
-    response = mounted.idp.response(sp_entity_id=f"{mounted.public}/saml/acme/metadata",
-                                    acs_url=f"{mounted.public}/saml/acme/acs",
-                                    email="alice@acme.test")
+    response = mounted.idp.response(
+        sp_entity_id=f"{mounted.public}/saml/acme/metadata",
+        acs_url=f"{mounted.public}/saml/acme/acs",
+        email="alice@acme.test",
+    )
 
     # Cross-site, as from the IdP's page: it finishes on a same-site GET (login_state.py).
-    posted = browser.post(f"{mounted.public}/saml/acme/acs", allow_redirects=False,
-                          data={"SAMLResponse": response, "RelayState": "/timesheets"},
-                          headers={"Sec-Fetch-Site": "cross-site"})
+    posted = browser.post(
+        f"{mounted.public}/saml/acme/acs",
+        allow_redirects=False,
+        data={"SAMLResponse": response, "RelayState": "/timesheets"},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
     assert posted.status_code == 303, posted.text
     assert posted.headers["Location"] == f"{mounted.public}/saml/acme/continue"
     assert f"Path={MOUNT}/saml/acme/" in posted.headers["Set-Cookie"]
@@ -168,7 +194,8 @@ def test_an_idp_initiated_sign_in_continues_under_the_mount(mounted: Mounted):
     assert finished.status_code == 303, finished.text
     assert finished.headers["Location"] == f"{MOUNT}/timesheets"
     assert browser.get(mounted.origin + finished.headers["Location"]).text.startswith(
-        "user=alice@acme.test;")
+        "user=alice@acme.test;"
+    )
 
 
 def test_error_pages_link_to_the_sign_in_page_under_the_mount(mounted: Mounted):
@@ -223,15 +250,28 @@ def test_the_settings_page_refusal_links_under_the_mount(mounted: Mounted):
 # -- the CLI ----------------------------------------------------------------------------------
 
 
-def test_the_cli_prints_the_urls_the_site_serves(mounted: Mounted,
-                                                  capsys: pytest.CaptureFixture[str]):
+def test_the_cli_prints_the_urls_the_site_serves(
+    mounted: Mounted, capsys: pytest.CaptureFixture[str]
+):
     capsys.readouterr()
-    code = main(["--database-url", mounted.database_url, "--base-url", mounted.public,
-                 "workspace", "show", "acme", "--json"])
+    code = main(
+        [
+            "--database-url",
+            mounted.database_url,
+            "--base-url",
+            mounted.public,
+            "workspace",
+            "show",
+            "acme",
+            "--json",
+        ]
+    )
     document = json.loads(capsys.readouterr().out)
     metadata = etree.fromstring(requests.get(document["sp_metadata_url"]).content)
-    config = requests.get(document["scim_base_url"] + "/ServiceProviderConfig",
-                          headers={"Authorization": f"Bearer {mounted.token}"}).json()
+    config = requests.get(
+        document["scim_base_url"] + "/ServiceProviderConfig",
+        headers={"Authorization": f"Bearer {mounted.token}"},
+    ).json()
 
     assert code == 0
     assert document["scim_base_url"] == f"{mounted.public}/scim/v2"
@@ -250,10 +290,12 @@ def test_the_cli_prints_the_urls_the_site_serves(mounted: Mounted,
 @pytest.fixture
 def proxied(database_url: str) -> Iterator[TestApp]:
     """A proxy strips /tracker before the middleware sees it: only base_url knows the path."""
-    middleware = SSOMiddleware(host_app, database_url=database_url, secret_key=KEY,
-                               base_url="https://x.example/tracker/")
-    _, token = middleware.workspaces.create("acme", name="Acme", plan="plus",
-                                            owner_email="owner@acme.test")
+    middleware = SSOMiddleware(
+        host_app, database_url=database_url, secret_key=KEY, base_url="https://x.example/tracker/"
+    )
+    _, token = middleware.workspaces.create(
+        "acme", name="Acme", plan="plus", owner_email="owner@acme.test"
+    )
     middleware.workspaces.enable("acme", scim=True)
     app = TestApp(middleware, extra_environ={"HTTP_HOST": "internal:8000"})
     app.authorization = ("Bearer", token)
@@ -288,8 +330,9 @@ def test_public_urls_from_the_request_without_base_url():
 
 
 def test_public_urls_from_base_url():
-    urls = public_urls({"HTTP_HOST": "internal", "SCRIPT_NAME": "/other"},
-                       "https://x.example/tracker/")
+    urls = public_urls(
+        {"HTTP_HOST": "internal", "SCRIPT_NAME": "/other"}, "https://x.example/tracker/"
+    )
 
     assert urls.base_url == "https://x.example/tracker"
     assert urls.root == "/tracker"

@@ -29,9 +29,9 @@ from .devidp import DevIdP, DevIdPError
 from .devidp.keys import KeyFileError
 from .devidp.server import BackgroundServer, bind, is_loopback
 from .errors import Conflict, NotFound, WebworkSSOError
+from .idp_metadata.workspaces import Workspaces
 from .middleware import SSOMiddleware
 from .store.models import SSO_PLANS
-from .idp_metadata.workspaces import Workspaces
 from .urls import public_urls
 
 ENV_SECRET_KEY = env_name("secret_key")
@@ -248,25 +248,36 @@ def start_dev_idp(
     except NotFound:
         return None, None, f"there is no {DEMO_SLUG!r} workspace to wire it to"
     if not is_loopback(host):
-        return None, None, (
-            f"it signs in anyone without a password, so it runs on loopback only and {host!r}"
-            " is not; serve on 127.0.0.1, or run 'webwork-sso dev-idp --force' yourself"
+        return (
+            None,
+            None,
+            (
+                f"it signs in anyone without a password, so it runs on loopback only and {host!r}"
+                " is not; serve on 127.0.0.1, or run 'webwork-sso dev-idp --force' yourself"
+            ),
         )
     current = workspaces.idp(DEMO_SLUG)
     try:
         listener = bind(host, idp_port)
     except DevIdPError as error:
-        raise DevServerError(f"{error} (for the dev IdP; choose its port with --idp-port)") from None
+        raise DevServerError(
+            f"{error} (for the dev IdP; choose its port with --idp-port)"
+        ) from None
     try:
-        dev_idp = DevIdP(local_base_url(host, listener.getsockname()[1]), key_dir=data_dir,
-                         users=DEMO_USERS)
+        dev_idp = DevIdP(
+            local_base_url(host, listener.getsockname()[1]), key_dir=data_dir, users=DEMO_USERS
+        )
         if current is not None and dev_idp.keys.sha256_fingerprint not in {
             c.sha256_fingerprint for c in current.certificates
         }:
             listener.close()
-            return None, None, (
-                f"the {DEMO_SLUG!r} workspace signs in through {current.entity_id}, which serve"
-                " leaves as it is"
+            return (
+                None,
+                None,
+                (
+                    f"the {DEMO_SLUG!r} workspace signs in through {current.entity_id}, which serve"
+                    " leaves as it is"
+                ),
             )
         urls = public_urls(None, base_url).workspace(DEMO_SLUG)
         dev_idp.register_sp(urls.sp_entity_id, urls.acs_url)
@@ -295,7 +306,8 @@ def wire_demo_workspace(workspaces: Workspaces, dev_idp: DevIdP) -> None:
     unchanged = current is not None and (
         current.entity_id == dev_idp.entity_id
         and current.sso_url == dev_idp.sso_url
-        and [c.sha256_fingerprint for c in current.certificates] == [dev_idp.keys.sha256_fingerprint]
+        and [c.sha256_fingerprint for c in current.certificates]
+        == [dev_idp.keys.sha256_fingerprint]
     )
     if not unchanged:  # else a restart would add an audit event for nothing
         workspaces.set_idp(DEMO_SLUG, metadata_xml=dev_idp.metadata_xml(), actor="serve")
@@ -308,7 +320,7 @@ def sign_in_notice(base_url: str, dev_idp: DevIdP | None, idp_note: str | None) 
     return (
         f"\nSign in with SSO through the dev IdP (DEVELOPMENT ONLY: it asks for no password):\n"
         f"  Dev IdP:       {dev_idp.metadata_url}\n"
-        f"  1. Open {base_url}/ and click \"Sign in with SSO\".\n"
+        f'  1. Open {base_url}/ and click "Sign in with SSO".\n'
         f"  2. Type any @{DEMO_DOMAIN} email (for example {DEMO_OWNER}) and press Continue.\n"
         f"  3. At the dev IdP, pick a user ({users}) or type any email, and sign in.\n"
         "  4. You are back in the time tracker, signed in: log some time.\n"

@@ -13,8 +13,8 @@ import dataclasses
 import functools
 
 import dns.exception
-import dns.resolver
 import dns.rdatatype
+import dns.resolver
 
 from .errors import DomainError
 from .names import DOMAIN_PATTERN, canonical_domain
@@ -31,8 +31,11 @@ def clean(domain: str) -> str:
     if cleaned is None or not DOMAIN_PATTERN.match(cleaned):
         raise DomainError(domain, "is not a domain name")
     if is_public_mail_domain(cleaned):
-        raise DomainError(cleaned, "is a public or disposable email provider; a workspace can "
-                                   "claim only its organisation's own domains")
+        raise DomainError(
+            cleaned,
+            "is a public or disposable email provider; a workspace can "
+            "claim only its organisation's own domains",
+        )
     return cleaned
 
 

@@ -61,8 +61,10 @@ class MetadataUnavailable(MetadataError):
     tells a caller nothing about the network behind the URL (the detail is in the server log).
     """
 
-    REASON = ("could not get IdP metadata from that URL; check that it is the IdP's metadata URL"
-              " and that it is reachable over the internet")
+    REASON = (
+        "could not get IdP metadata from that URL; check that it is the IdP's metadata URL"
+        " and that it is reachable over the internet"
+    )
 
     def __init__(self) -> None:
         super().__init__(self.REASON)

@@ -48,9 +48,18 @@ class Member:
         """This member with a list of groups of its own (the only mutable part)."""
         # Not dataclasses.replace: this runs on every signed-in request, and replace costs
         # several times a plain construction.
-        return Member(self.id, self.workspace, self.user_name, self.email, self.given_name,
-                      self.family_name, self.display_name, self.active, list(self.groups),
-                      self.identity)
+        return Member(
+            self.id,
+            self.workspace,
+            self.user_name,
+            self.email,
+            self.given_name,
+            self.family_name,
+            self.display_name,
+            self.active,
+            list(self.groups),
+            self.identity,
+        )
 
 
 def scoped_identity(workspace: str, member_id: str) -> str:
@@ -58,8 +67,7 @@ def scoped_identity(workspace: str, member_id: str) -> str:
     return f"{workspace}:{member_id}"
 
 
-def host_identity(workspace: str, member_id: str, user_name_key: str,
-                  domain_verified: bool) -> str:
+def host_identity(workspace: str, member_id: str, user_name_key: str, domain_verified: bool) -> str:
     """REMOTE_USER for a member: the normalised email when its workspace verified the domain."""
     # A key that reads as one plain address only: "<a@x.test> b@y.test" ends in a verified
     # domain too, but a host that parses addresses would read someone else's in it.

@@ -12,14 +12,14 @@ from .admin.links import LINK_LIFETIME, settings_link
 from .admin.views import SettingsPage
 from .config import Options, Settings
 from .domains import TxtResolver
-from .protected_paths import is_protected
 from .idp_metadata.fetching import MetadataFetcher
+from .idp_metadata.workspaces import Workspaces
+from .protected_paths import is_protected
 from .saml.app import SamlApplication
 from .scim.app import ScimApplication
 from .sessions import SessionManager
 from .signing import Signing
 from .store import Database, audit
-from .idp_metadata.workspaces import Workspaces
 from .urls import MOUNT_ROOT_KEY, SAML_PREFIX, SCIM_PREFIX, SIGN_IN_PATH, public_urls
 
 if TYPE_CHECKING:
@@ -97,12 +97,15 @@ class SSOMiddleware:
         # and validates the values, and reads the environment for the rest.
         self.settings = Settings.from_options(options)
         settings = self.settings
-        self.database = Database(settings.database_url, auto_migrate=settings.auto_migrate,
-                                 busy_timeout=settings.database_busy_timeout)
+        self.database = Database(
+            settings.database_url,
+            auto_migrate=settings.auto_migrate,
+            busy_timeout=settings.database_busy_timeout,
+        )
         fetch_metadata = MetadataFetcher.from_settings(settings)
-        self.workspaces = Workspaces(self.database,
-                                     resolver=TxtResolver(settings.dns_nameservers),
-                                     fetch=fetch_metadata)
+        self.workspaces = Workspaces(
+            self.database, resolver=TxtResolver(settings.dns_nameservers), fetch=fetch_metadata
+        )
         self.scim = ScimApplication(
             self.database,
             base_url=settings.base_url,
@@ -119,10 +122,14 @@ class SSOMiddleware:
             recheck_interval=dt.timedelta(seconds=settings.session_recheck_seconds),
         )
         self.saml = SamlApplication(self.database, settings=settings, sessions=self.sessions)
-        self.settings_page = SettingsPage(self.database, settings=settings,
-                                          sessions=self.sessions, fetch=fetch_metadata)
-        self.audit_retention = (audit.Retention(self.database, days=settings.audit_retention_days)
-                                if settings.audit_retention_days else None)
+        self.settings_page = SettingsPage(
+            self.database, settings=settings, sessions=self.sessions, fetch=fetch_metadata
+        )
+        self.audit_retention = (
+            audit.Retention(self.database, days=settings.audit_retention_days)
+            if settings.audit_retention_days
+            else None
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         for key in IDENTITY_KEYS:
@@ -133,7 +140,7 @@ class SSOMiddleware:
             return self.scim(_mount(environ, SCIM_PREFIX), start_response)
         if _under(path, SAML_PREFIX):
             self._keep_audit_retention()
-            below = path[len(SAML_PREFIX):]
+            below = path[len(SAML_PREFIX) :]
             app = self.settings_page if SETTINGS_PAGE.match(below) else self.saml
             return app(_mount(environ, SAML_PREFIX), start_response)
         found = self.sessions.identify(environ)
@@ -171,8 +178,12 @@ class SSOMiddleware:
         Raises NotFound for an unknown workspace.
         """
         info = self.workspaces.get(slug)
-        return settings_link(info.slug, base_url=self.settings.base_url or "",
-                             signing=self.sessions.signing, lifetime=lifetime)
+        return settings_link(
+            info.slug,
+            base_url=self.settings.base_url or "",
+            signing=self.sessions.signing,
+            lifetime=lifetime,
+        )
 
     def close(self) -> None:
         """Release database connections (for tests and orderly shutdown)."""
@@ -191,7 +202,7 @@ def _mount(environ: WSGIEnvironment, prefix: str) -> WSGIEnvironment:
     script_name = environ.get("SCRIPT_NAME", "")
     environ[MOUNT_ROOT_KEY] = script_name
     environ["SCRIPT_NAME"] = script_name + prefix
-    environ["PATH_INFO"] = environ.get("PATH_INFO", "")[len(prefix):]
+    environ["PATH_INFO"] = environ.get("PATH_INFO", "")[len(prefix) :]
     return environ
 
 
@@ -199,8 +210,9 @@ def _is_browser(environ: WSGIEnvironment) -> bool:
     return "text/html" in environ.get("HTTP_ACCEPT", "")
 
 
-def _challenge(environ: WSGIEnvironment, start_response: StartResponse,
-               base_url: str | None) -> list[bytes]:
+def _challenge(
+    environ: WSGIEnvironment, start_response: StartResponse, base_url: str | None
+) -> list[bytes]:
     """A protected path without a session: browsers go to sign in, other clients get 401."""
     headers = [("Cache-Control", "no-store"), ("Vary", "Accept, Cookie")]
     if _is_browser(environ):
@@ -212,16 +224,21 @@ def _challenge(environ: WSGIEnvironment, start_response: StartResponse,
         # ``next`` is relative to the mount point, like PATH_INFO; the page's own path is public.
         sign_in = public_urls(environ, base_url).link(SIGN_IN_PATH)
         location = f"{sign_in}?{urlencode({'next': target})}"
-        start_response("302 Found", [*headers, ("Location", location),
-                                     ("Content-Type", "text/plain; charset=utf-8")])
+        start_response(
+            "302 Found",
+            [*headers, ("Location", location), ("Content-Type", "text/plain; charset=utf-8")],
+        )
         return [b"Sign in required: " + location.encode("latin-1")]
     body = b"Sign in required.\n"
-    start_response("401 Unauthorized", [
-        *headers,
-        ("WWW-Authenticate", 'SSO realm="webwork"'),
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-    ])
+    start_response(
+        "401 Unauthorized",
+        [
+            *headers,
+            ("WWW-Authenticate", 'SSO realm="webwork"'),
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ],
+    )
     return [body]
 
 

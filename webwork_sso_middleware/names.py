@@ -22,8 +22,15 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 # categories: invisible combining marks and fillers (U+034F, the Mongolian and standard
 # variation selectors, Hangul fillers) that would make a look-alike of someone's name.
 _DEFAULT_IGNORABLE = (
-    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x3164, 0x3164),
-    (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0x034F, 0x034F),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFFA0, 0xFFA0),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
     (0xE0000, 0xE0FFF),
 )
 DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -47,8 +54,9 @@ def clean(value: str, label: str, *, limit: int = 255) -> str:
     # Printable ASCII (nearly every address) has none of them: skip the per-character check.
     for character in () if value.isascii() and value.isprintable() else value:
         if _refused(character):
-            raise InvalidName(label, f"must not contain the invisible or control character "
-                                     f"U+{ord(character):04X}")
+            raise InvalidName(
+                label, f"must not contain the invisible or control character U+{ord(character):04X}"
+            )
     if len(value) > limit:
         raise InvalidName(label, f"is longer than {limit} characters")
     return value
@@ -101,5 +109,6 @@ def is_plain_address(address_key: str) -> bool:
     dot-atom local part, a well-formed domain. Only such a key may be REMOTE_USER as an email
     (identity.py); ``<a@x.test> b@y.test`` or ``a@x.test, b@y.test`` never are."""
     local, at, domain = address_key.partition("@")
-    return bool(at and _DOT_ATOM.match(local) and DOMAIN_PATTERN.match(domain)
-                and len(address_key) <= 320)
+    return bool(
+        at and _DOT_ATOM.match(local) and DOMAIN_PATTERN.match(domain) and len(address_key) <= 320
+    )

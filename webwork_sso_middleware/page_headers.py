@@ -50,21 +50,25 @@ def origin_source(url: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def content_security_policy(*, styles: str, scripts: str = NONE,
-                            form_action: Sequence[str] = (SELF,)) -> str:
+def content_security_policy(
+    *, styles: str, scripts: str = NONE, form_action: Sequence[str] = (SELF,)
+) -> str:
     """The CSP of one page: ``styles`` and ``scripts`` are the sources allowed for each."""
-    return "; ".join((
-        "default-src 'none'",
-        f"style-src {styles}",
-        f"script-src {scripts}",
-        f"form-action {' '.join(form_action) or NONE}",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-    ))
+    return "; ".join(
+        (
+            "default-src 'none'",
+            f"style-src {styles}",
+            f"script-src {scripts}",
+            f"form-action {' '.join(form_action) or NONE}",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        )
+    )
 
 
-def secure_page(response: Response, *, styles: str, scripts: str = NONE,
-                form_action: Sequence[str] = (SELF,)) -> Response:
+def secure_page(
+    response: Response, *, styles: str, scripts: str = NONE, form_action: Sequence[str] = (SELF,)
+) -> Response:
     """Add the page headers to ``response`` (and return it).
 
     Sign-in pages and the settings page may hold tokens, a signed assertion or a fresh SCIM
@@ -76,5 +80,6 @@ def secure_page(response: Response, *, styles: str, scripts: str = NONE,
     headers["Referrer-Policy"] = "no-referrer"
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Content-Security-Policy"] = content_security_policy(
-        styles=styles, scripts=scripts, form_action=form_action)
+        styles=styles, scripts=scripts, form_action=form_action
+    )
     return response

@@ -46,8 +46,9 @@ def is_protected(path_info: str, prefixes: Sequence[str]) -> bool:
     if "/" in prefixes:
         return True
     forms = request_path_forms(path_info)
-    return any(form == prefix or form.startswith(prefix + "/")
-               for prefix in prefixes for form in forms)
+    return any(
+        form == prefix or form.startswith(prefix + "/") for prefix in prefixes for form in forms
+    )
 
 
 def _folded(raw: bytes) -> str:

@@ -121,8 +121,11 @@ class SignedSerializer:
         random for it to save more than a few bytes (a session cookie): the value is then
         itsdangerous's uncompressed form, which every reader of the purpose takes as before.
         """
-        value = (self._payloads.dump_payload(payload) if compress
-                 else base64_encode(Serializer.dump_payload(self._payloads, payload)))
+        value = (
+            self._payloads.dump_payload(payload)
+            if compress
+            else base64_encode(Serializer.dump_payload(self._payloads, payload))
+        )
         if isinstance(self._signer, _TimestampSigner):
             signed = self._signer.sign_at(value, time.time() if now is None else now)
         else:
@@ -134,8 +137,9 @@ class SignedSerializer:
         :class:`SignatureRefused`."""
         return self.loads_signed_at(token, now=now, max_age=max_age)[0]
 
-    def loads_signed_at(self, token: str, *, now: float | None = None,
-                        max_age: float | None = None) -> tuple[Any, float | None]:
+    def loads_signed_at(
+        self, token: str, *, now: float | None = None, max_age: float | None = None
+    ) -> tuple[Any, float | None]:
         """As :meth:`loads`, with when it was signed (epoch seconds; None when untimed).
 
         ``max_age`` stands in for the purpose's own (a configured lifetime).
@@ -190,11 +194,13 @@ class Signing:
             raise ConfigurationError("secret_key", "at least one non-empty key is required")
         keys = list(secret_keys)
         self.tolerance = tolerance
-        self._serializers = {purpose: SignedSerializer(purpose, keys, tolerance)
-                             for purpose in Purpose}
+        self._serializers = {
+            purpose: SignedSerializer(purpose, keys, tolerance) for purpose in Purpose
+        }
         for purpose, serializer in self._serializers.items():
-            serializer._others = [other._signer for p, other in self._serializers.items()
-                                  if p is not purpose]
+            serializer._others = [
+                other._signer for p, other in self._serializers.items() if p is not purpose
+            ]
 
     def __getitem__(self, purpose: Purpose) -> SignedSerializer:
         return self._serializers[purpose]

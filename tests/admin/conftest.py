@@ -61,24 +61,41 @@ def csrf_token(html: str) -> str:
     return found.group(1)
 
 
-def post_action(browser: requests.Session, site: Site, page: requests.Response | str,
-                action: str, slug: str = "acme", **fields: str) -> requests.Response:
+def post_action(
+    browser: requests.Session,
+    site: Site,
+    page: requests.Response | str,
+    action: str,
+    slug: str = "acme",
+    **fields: str,
+) -> requests.Response:
     html = page if isinstance(page, str) else page.text
-    return browser.post(settings_url(site, slug), data={
-        "csrf_token": csrf_token(html), "action": action, **fields}, allow_redirects=False)
+    return browser.post(
+        settings_url(site, slug),
+        data={"csrf_token": csrf_token(html), "action": action, **fields},
+        allow_redirects=False,
+    )
 
 
-def sign_in(browser: requests.Session, site: Site, idp: TestIdP, email: str,
-            slug: str = "acme", next_path: str = "/") -> requests.Response:
+def sign_in(
+    browser: requests.Session,
+    site: Site,
+    idp: TestIdP,
+    email: str,
+    slug: str = "acme",
+    next_path: str = "/",
+) -> requests.Response:
     """SP-initiated sign-in as ``email``; the ACS's response (303 on success)."""
     idp.next_user = email
-    start = browser.get(f"{site.url}/saml/{slug}/login", params={"next": next_path},
-                        allow_redirects=False)
+    start = browser.get(
+        f"{site.url}/saml/{slug}/login", params={"next": next_path}, allow_redirects=False
+    )
     assert start.status_code == 302, start.text
     action, fields = autopost_form(browser.get(start.headers["Location"]).text)
     return browser.post(action, data=fields, allow_redirects=False)
 
 
 def scim_status(site: Site, token: str) -> int:
-    return requests.get(f"{site.url}/scim/v2/Users",
-                        headers={"Authorization": f"Bearer {token}"}).status_code
+    return requests.get(
+        f"{site.url}/scim/v2/Users", headers={"Authorization": f"Bearer {token}"}
+    ).status_code

@@ -33,28 +33,35 @@ from .conftest import (
 def test_posts_without_a_valid_csrf_token_change_nothing(site: Site, idp: TestIdP, acme: str):
     browser = requests.Session()
     page = open_with_link(browser, site)
-    for data in ({"action": "regenerate_token"},
-                 {"action": "regenerate_token", "csrf_token": "forged"},
-                 {"action": "switch", "feature": "scim", "state": "off"}):
+    for data in (
+        {"action": "regenerate_token"},
+        {"action": "regenerate_token", "csrf_token": "forged"},
+        {"action": "switch", "feature": "scim", "state": "off"},
+    ):
         response = browser.post(settings_url(site), data=data)
         assert response.status_code == 403 and "nothing was changed" in response.text
     # A token from another owner-settings session is no good here either.
     other = requests.Session()
     other_page = open_with_link(other, site)
-    response = browser.post(settings_url(site), data={
-        "action": "regenerate_token", "csrf_token": csrf_token(other_page.text)})
+    response = browser.post(
+        settings_url(site),
+        data={"action": "regenerate_token", "csrf_token": csrf_token(other_page.text)},
+    )
     assert response.status_code == 403
     assert scim_status(site, acme) == 200
     assert site.workspaces.get("acme").scim_enabled is True
-    assert post_action(browser, site, page, "switch", feature="scim", state="off").status_code == 200
+    assert (
+        post_action(browser, site, page, "switch", feature="scim", state="off").status_code == 200
+    )
     assert site.workspaces.get("acme").scim_enabled is False
 
 
 # -- the SCIM token ----------------------------------------------------------------------------------
 
 
-def test_regenerate_shows_the_new_token_once_and_the_old_one_dies(site: Site, idp: TestIdP,
-                                                                  acme: str):
+def test_regenerate_shows_the_new_token_once_and_the_old_one_dies(
+    site: Site, idp: TestIdP, acme: str
+):
     browser = requests.Session()
     page = open_with_link(browser, site)
     assert acme not in page.text
@@ -87,9 +94,14 @@ def test_metadata_url_is_fetched_checked_and_described(site: Site, idp: TestIdP,
     assert done.status_code == 200, done.text
     stored = site.workspaces.idp("acme")
     assert stored is not None and stored.metadata_url == metadata_url
-    for shown in (idp.entity_id, idp.sso_url, metadata_url, "Last refresh",
-                  stored.certificates[0].sha256_fingerprint,
-                  f"{stored.certificates[0].not_after:%Y-%m-%d}"):
+    for shown in (
+        idp.entity_id,
+        idp.sso_url,
+        metadata_url,
+        "Last refresh",
+        stored.certificates[0].sha256_fingerprint,
+        f"{stored.certificates[0].not_after:%Y-%m-%d}",
+    ):
         assert shown in done.text, shown
     assert "Saved" in done.text
 
@@ -103,19 +115,29 @@ def test_pasted_metadata_xml_is_accepted(site: Site, idp: TestIdP, second_idp: T
     assert "pasted XML" in done.text
 
 
-def test_oversized_forms_are_refused_whole_even_chunked(site: Site, idp: TestIdP,
-                                                        second_idp: TestIdP, acme: str):
+def test_oversized_forms_are_refused_whole_even_chunked(
+    site: Site, idp: TestIdP, second_idp: TestIdP, acme: str
+):
     """Past max_body_bytes (1 MiB) a form is refused and nothing changes, also when sent chunked
     (no Content-Length), where werkzeug alone would parse the first 1 MiB as the whole form."""
     browser = requests.Session()
     page = open_with_link(browser, site)
     before = site.workspaces.idp("acme")
     padding = "<!--" + "x" * 1_100_000 + "-->"  # the metadata still parses if cut after it
-    body = urlencode({"csrf_token": csrf_token(page.text), "action": "set_idp",
-                      "metadata_xml": second_idp.metadata_xml() + padding}).encode()
-    for data in (body, (body[i:i + 65_536] for i in range(0, len(body), 65_536))):
-        response = browser.post(settings_url(site), data=data, allow_redirects=False,
-                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    body = urlencode(
+        {
+            "csrf_token": csrf_token(page.text),
+            "action": "set_idp",
+            "metadata_xml": second_idp.metadata_xml() + padding,
+        }
+    ).encode()
+    for data in (body, (body[i : i + 65_536] for i in range(0, len(body), 65_536))):
+        response = browser.post(
+            settings_url(site),
+            data=data,
+            allow_redirects=False,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert response.status_code == 413 and "nothing was changed" in response.text
         assert site.workspaces.idp("acme") == before
 
@@ -131,18 +153,23 @@ def test_bad_metadata_gets_a_clear_message_and_changes_nothing(site: Site, idp: 
         ({"metadata_xml": "<notMetadata/>"}, "cannot be used"),
         ({"metadata_xml": "this is not XML <"}, "cannot be used"),
         ({}, "one of them"),
-        ({"metadata_url": f"{idp.url}/idp/metadata", "metadata_xml": idp.metadata_xml()},
-         "one of them"),
+        (
+            {"metadata_url": f"{idp.url}/idp/metadata", "metadata_xml": idp.metadata_xml()},
+            "one of them",
+        ),
     ]
     for fields, expected in cases:
         response = post_action(browser, site, page, "set_idp", **fields)
         assert response.status_code == 400, fields
         assert "Nothing was changed" in response.text and expected in response.text, (
-            fields, re.findall(r'class="notice error"[^>]*>([^<]*)', response.text))
+            fields,
+            re.findall(r'class="notice error"[^>]*>([^<]*)', response.text),
+        )
         assert site.workspaces.idp("acme") == before
     # The URL typed stays in the field, to be corrected.
-    response = post_action(browser, site, page, "set_idp",
-                           metadata_url="http://idp.example.com/metadata")
+    response = post_action(
+        browser, site, page, "set_idp", metadata_url="http://idp.example.com/metadata"
+    )
     assert 'value="http://idp.example.com/metadata"' in response.text
 
 
@@ -172,10 +199,15 @@ def test_an_internal_metadata_url_gets_the_generic_error_not_a_500(
         page = open_with_link(browser, site)
         before = site.workspaces.idp("acme")
         notices = set()
-        for url in (f"{idp.url}/idp/metadata", f"http://127.0.0.1:{port}/",
-                    f"http://127.0.0.1:{port}/gone", f"http://[::1]:{port}/",
-                    f"http://localhost:{port}/", f"http://127.0.0.1:{closed}/",
-                    f"https://127.0.0.1:{closed}/admin"):
+        for url in (
+            f"{idp.url}/idp/metadata",
+            f"http://127.0.0.1:{port}/",
+            f"http://127.0.0.1:{port}/gone",
+            f"http://[::1]:{port}/",
+            f"http://localhost:{port}/",
+            f"http://127.0.0.1:{closed}/",
+            f"https://127.0.0.1:{closed}/admin",
+        ):
             response = post_action(browser, site, page, "set_idp", metadata_url=url)
             assert response.status_code == 400, (url, response.text)
             assert secret not in response.text
@@ -237,9 +269,15 @@ def test_switches_turn_scim_and_sso_on_and_off(site: Site, idp: TestIdP, acme: s
 
 def test_idp_initiated_sign_in_is_switched_on_the_page(site: Site, idp: TestIdP, acme: str):
     def unsolicited_sign_in() -> requests.Response:
-        return site.post_response(requests.Session(), "acme", idp.response(
-            sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"),
-            email="alice@acme.test"))
+        return site.post_response(
+            requests.Session(),
+            "acme",
+            idp.response(
+                sp_entity_id=site.entity_id("acme"),
+                acs_url=site.acs("acme"),
+                email="alice@acme.test",
+            ),
+        )
 
     browser = requests.Session()
     page = open_with_link(browser, site)
@@ -247,8 +285,9 @@ def test_idp_initiated_sign_in_is_switched_on_the_page(site: Site, idp: TestIdP,
     assert "only sign-ins started on this site are accepted" in page.text
     assert unsolicited_sign_in().status_code == 303
     # The page's CSRF protection covers it: a forged post changes nothing.
-    forged = browser.post(settings_url(site), data={"action": "idp_initiated", "state": "off",
-                                                    "csrf_token": "forged"})
+    forged = browser.post(
+        settings_url(site), data={"action": "idp_initiated", "state": "off", "csrf_token": "forged"}
+    )
     assert forged.status_code == 403 and site.workspaces.idp("acme").allow_idp_initiated is True
     off = post_action(browser, site, page, "idp_initiated", state="off")
     assert off.status_code == 200, off.text
@@ -273,8 +312,9 @@ def test_free_plan_keeps_both_off_with_a_message(site: Site):
     assert "need the Plus or Premium plan" in page.text
     assert len(re.findall(r'role="switch"[^>]* disabled', page.text)) == 2
     for feature in ("scim", "sso"):
-        response = post_action(browser, site, page, "switch", slug="freebie", feature=feature,
-                               state="on")
+        response = post_action(
+            browser, site, page, "switch", slug="freebie", feature=feature, state="on"
+        )
         assert response.status_code == 403 and "Plus or Premium" in response.text
     info = site.workspaces.get("freebie")
     assert (info.scim_enabled, info.sso_enabled) == (False, False)
@@ -290,8 +330,9 @@ def test_close_ends_the_owner_settings_session(site: Site, idp: TestIdP, acme: s
     assert browser.get(settings_url(site)).status_code == 403
 
 
-def test_close_ends_every_copy_of_the_cookie_on_every_worker(site: Site, idp: TestIdP, acme: str,
-                                                           serve, database_url: str):
+def test_close_ends_every_copy_of_the_cookie_on_every_worker(
+    site: Site, idp: TestIdP, acme: str, serve, database_url: str
+):
     browser = requests.Session()
     page = open_with_link(browser, site)
     copied = {"Cookie": f"webwork_sso_settings={browser.cookies.get('webwork_sso_settings')}"}
@@ -305,8 +346,11 @@ def test_close_ends_every_copy_of_the_cookie_on_every_worker(site: Site, idp: Te
         for url in (settings_url(site), settings_url(other_worker)):
             refused = requests.get(url, headers=copied)
             assert refused.status_code == 403 and ACCESS_DENIED in refused.text
-        forged_post = requests.post(settings_url(other_worker), headers=copied, data={
-            "csrf_token": csrf_token(page.text), "action": "regenerate_token"})
+        forged_post = requests.post(
+            settings_url(other_worker),
+            headers=copied,
+            data={"csrf_token": csrf_token(page.text), "action": "regenerate_token"},
+        )
         assert forged_post.status_code == 403
         assert scim_status(site, acme) == 200
     finally:
@@ -317,7 +361,8 @@ def test_close_ends_every_copy_of_the_cookie_on_every_worker(site: Site, idp: Te
 
 
 def test_domains_are_added_verified_by_dns_and_removed_on_the_page(
-        serve, database_url: str, idp: TestIdP, dns_server: TxtServer):
+    serve, database_url: str, idp: TestIdP, dns_server: TxtServer
+):
     site = Site(serve, database_url, dns_nameservers=[dns_server.nameserver])
     try:
         site.add_workspace("acme", idp, verify_domain=False)
@@ -346,9 +391,9 @@ def test_domains_are_added_verified_by_dns_and_removed_on_the_page(
         site.middleware.close()
 
 
-def test_a_hostile_owner_cannot_take_a_verified_domain_on_the_page(site: Site, idp: TestIdP,
-                                                                   second_idp: TestIdP,
-                                                                   acme: str):
+def test_a_hostile_owner_cannot_take_a_verified_domain_on_the_page(
+    site: Site, idp: TestIdP, second_idp: TestIdP, acme: str
+):
     site.add_workspace("evil", second_idp)
     browser = requests.Session()
     page = open_with_link(browser, site, "evil")

@@ -27,9 +27,15 @@ from ..saml.idp import TestIdP
 from .conftest import OWNER
 
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--no-first-run",
-    "--disable-sync", "--window-size=1280,1800",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--window-size=1280,1800",
 )
 WAIT = 15  # seconds; each step is a local round trip or two
 
@@ -44,8 +50,10 @@ def chromium(profile: Path) -> Iterator[WebDriver]:
     # Checked first: given a missing path, selenium would try to download a driver instead.
     missing = [path for path in (browser, driver_path) if not Path(path).is_file()]
     if missing:
-        pytest.fail(f"headless Chromium cannot start: {', '.join(missing)} missing; install "
-                    "Debian's chromium and chromium-driver (.ci/run does)")
+        pytest.fail(
+            f"headless Chromium cannot start: {', '.join(missing)} missing; install "
+            "Debian's chromium and chromium-driver (.ci/run does)"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for flag in CHROMIUM_FLAGS:
@@ -53,8 +61,9 @@ def chromium(profile: Path) -> Iterator[WebDriver]:
     options.add_argument(f"--user-data-dir={profile}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     try:
-        driver = webdriver.Chrome(options=options,
-                                  service=webdriver.ChromeService(executable_path=driver_path))
+        driver = webdriver.Chrome(
+            options=options, service=webdriver.ChromeService(executable_path=driver_path)
+        )
     except Exception as error:  # noqa: BLE001 - whatever it is, it is a failure, never a skip
         pytest.fail(f"headless Chromium ({browser}, {driver_path}) could not be started: {error}")
     try:
@@ -72,8 +81,9 @@ def text_of(driver: WebDriver, css: str) -> str:
 
 
 def scim_status(site: Site, token: str) -> int:
-    return requests.get(f"{site.url}/scim/v2/Users",
-                        headers={"Authorization": f"Bearer {token}"}).status_code
+    return requests.get(
+        f"{site.url}/scim/v2/Users", headers={"Authorization": f"Bearer {token}"}
+    ).status_code
 
 
 UNLABELLED_FIELDS = """
@@ -109,8 +119,7 @@ def test_owner_settings_in_a_real_browser(site: Site, idp: TestIdP, acme: str, t
         assert driver.execute_script(UNLABELLED_FIELDS) == []
         assert driver.execute_script(NAMELESS_BUTTONS) == []
         # Nothing loads from anywhere: no stylesheet, script, font or image requests at all.
-        assert driver.execute_script(
-            "return performance.getEntriesByType('resource').length") == 0
+        assert driver.execute_script("return performance.getEntriesByType('resource').length") == 0
         # Keyboard users start at the skip link, then reach the page's own controls in order.
         driver.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
         assert driver.switch_to.active_element.text == "Skip to content"
@@ -124,7 +133,8 @@ def test_owner_settings_in_a_real_browser(site: Site, idp: TestIdP, acme: str, t
         assert copy.is_displayed()  # the script revealed it: the CSP nonce let it run
         copy.click()
         WebDriverWait(driver, WAIT).until(
-            lambda d: d.find_element(By.ID, "copy-status").get_attribute("textContent"))
+            lambda d: d.find_element(By.ID, "copy-status").get_attribute("textContent")
+        )
         status = driver.find_element(By.ID, "copy-status").get_attribute("textContent")
         assert status == "Copied SCIM API Token."
         assert scim_status(site, new_token) == 200 and scim_status(site, acme) == 401
@@ -155,7 +165,10 @@ def test_owner_settings_in_a_real_browser(site: Site, idp: TestIdP, acme: str, t
         driver.save_screenshot(str(tmp_path / "settings.png"))
 
         # The page's inline style and script ran under the CSP: no violations were reported.
-        problems = [entry["message"] for entry in driver.get_log("browser")
-                    if entry["level"] == "SEVERE" and "favicon" not in entry["message"]]
+        problems = [
+            entry["message"]
+            for entry in driver.get_log("browser")
+            if entry["level"] == "SEVERE" and "favicon" not in entry["message"]
+        ]
         assert problems == []
     print(f"browser test took {time.monotonic() - started:.1f} s")

@@ -15,19 +15,23 @@ import requests
 from sqlalchemy import select
 
 from webwork_sso_middleware.admin.links import settings_link
+from webwork_sso_middleware.signing import Signing
 from webwork_sso_middleware.store.models import Member, Workspace, utcnow
 
-from webwork_sso_middleware.signing import Signing
-
 from ..saml.conftest import Site
-from ..scim.conftest import okta_user
 from ..saml.idp import TestIdP
-from .conftest import (
-    ACCESS_DENIED, OWNER, open_with_link, post_action, press_open_button, scim_status,
-    settings_url, sign_in,
-)
+from ..scim.conftest import okta_user
 from ..store_helpers import transaction
-
+from .conftest import (
+    ACCESS_DENIED,
+    OWNER,
+    open_with_link,
+    post_action,
+    press_open_button,
+    scim_status,
+    settings_url,
+    sign_in,
+)
 
 # -- who may open the page ---------------------------------------------------------------------------
 
@@ -93,25 +97,39 @@ def test_a_cross_site_post_of_a_link_only_shows_its_button(site: Site, acme: str
     # Another site's page posting (its own) link into a visitor's browser plants no session.
     link = site.middleware.settings_link("acme")
     for fetch_site in ("cross-site", "same-site"):
-        posted = requests.post(link, data={"action": "open_link"}, allow_redirects=False,
-                               headers={"Sec-Fetch-Site": fetch_site})
+        posted = requests.post(
+            link,
+            data={"action": "open_link"},
+            allow_redirects=False,
+            headers={"Sec-Fetch-Site": fetch_site},
+        )
         assert posted.status_code == 200 and "Open the settings page" in posted.text
         assert "Set-Cookie" not in posted.headers
     # A press on the page's own button (same-origin) opens it: the link was not used up.
     browser = requests.Session()
-    opened = browser.post(link, data={"action": "open_link"}, allow_redirects=False,
-                          headers={"Sec-Fetch-Site": "same-origin"})
+    opened = browser.post(
+        link,
+        data={"action": "open_link"},
+        allow_redirects=False,
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
     assert opened.status_code == 303 and "webwork_sso_settings=" in opened.headers["Set-Cookie"]
 
 
 def test_expired_tampered_and_foreign_links_are_refused(site: Site, acme: str, idp: TestIdP):
     keys = site.middleware.settings.secret_key
-    expired = settings_link("acme", base_url=site.url, signing=Signing(keys),
-                            lifetime=dt.timedelta(minutes=5), now=time.time() - 301)
+    expired = settings_link(
+        "acme",
+        base_url=site.url,
+        signing=Signing(keys),
+        lifetime=dt.timedelta(minutes=5),
+        now=time.time() - 301,
+    )
     response = requests.get(expired)
     assert response.status_code == 403 and "expired" in response.text
-    short = settings_link("acme", base_url=site.url, signing=Signing(keys),
-                          lifetime=dt.timedelta(seconds=1))
+    short = settings_link(
+        "acme", base_url=site.url, signing=Signing(keys), lifetime=dt.timedelta(seconds=1)
+    )
     time.sleep(1.1)
     assert requests.get(short).status_code == 403
 
@@ -169,14 +187,16 @@ def test_a_scim_attribute_naming_the_owner_opens_nothing(site: Site, idp: TestId
     assert browser.get(settings_url(site)).status_code == 403
 
 
-def test_the_owner_needs_a_verified_domain_to_open_the_page_through_sso(site: Site,
-                                                                       idp: TestIdP):
+def test_the_owner_needs_a_verified_domain_to_open_the_page_through_sso(site: Site, idp: TestIdP):
     # Owner's domain only claimed: the SCIM-provisioned owner signs in (a contractor-style
     # member), but an unverified address is no verified identity: the link is the way in.
     token = site.add_workspace("acme", idp, verify_domain=False)
     site.workspaces.set_domains("acme", ["acme.test"])
-    requests.post(f"{site.url}/scim/v2/Users", json=okta_user(OWNER),
-                  headers={"Authorization": f"Bearer {token}"})
+    requests.post(
+        f"{site.url}/scim/v2/Users",
+        json=okta_user(OWNER),
+        headers={"Authorization": f"Bearer {token}"},
+    )
     browser = requests.Session()
     assert sign_in(browser, site, idp, OWNER).status_code == 303
     assert browser.get(settings_url(site)).status_code == 403
@@ -229,13 +249,27 @@ def add_members(site: Site, slug: str, active: int, deactivated: int) -> None:
     with transaction(site.middleware.database, write=True) as unit:
         for number in range(active + deactivated):
             email = f"person{number:03d}@{slug}.test"
-            unit.session.add(Member(
-                workspace_id=workspace_id, user_name=email, user_name_key=email, email_key=email,
-                given_name="Person", family_name=f"{number:03d}", active=number < active,
-                source="scim" if number % 2 else "sso",
-                last_login_at=now - dt.timedelta(days=number) if number % 3 == 0 else None))
-        unit.session.add(Member(workspace_id=workspace_id, user_name="gone@x.test",
-                           user_name_key="gone@x.test", deleted_at=now))
+            unit.session.add(
+                Member(
+                    workspace_id=workspace_id,
+                    user_name=email,
+                    user_name_key=email,
+                    email_key=email,
+                    given_name="Person",
+                    family_name=f"{number:03d}",
+                    active=number < active,
+                    source="scim" if number % 2 else "sso",
+                    last_login_at=now - dt.timedelta(days=number) if number % 3 == 0 else None,
+                )
+            )
+        unit.session.add(
+            Member(
+                workspace_id=workspace_id,
+                user_name="gone@x.test",
+                user_name_key="gone@x.test",
+                deleted_at=now,
+            )
+        )
 
 
 def rows(html: str) -> list[str]:
@@ -277,8 +311,12 @@ def test_members_show_how_they_arrived_and_last_login(site: Site, idp: TestIdP, 
 
 
 def test_diagnostics_show_failures_in_plain_words(site: Site, idp: TestIdP, acme: str):
-    wrong = idp.response(sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"),
-                         email="carol@acme.test", audience="https://elsewhere.test/sp")
+    wrong = idp.response(
+        sp_entity_id=site.entity_id("acme"),
+        acs_url=site.acs("acme"),
+        email="carol@acme.test",
+        audience="https://elsewhere.test/sp",
+    )
     assert site.post_response(requests.Session(), "acme", wrong).status_code == 400
     browser = requests.Session()
     page = open_with_link(browser, site)
@@ -312,8 +350,12 @@ def test_test_sign_in_runs_a_login_and_reports_it(site: Site, idp: TestIdP, acme
     untested = other.get(settings_url(site), params={"tested": "1"})
     assert "sign-in worked" not in untested.text and "no sign-in was recorded" in untested.text
     # ...and when this browser's did not work, the latest refusal is the likely reason.
-    wrong = idp.response(sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"),
-                         email=OWNER, audience="https://elsewhere.test/sp")
+    wrong = idp.response(
+        sp_entity_id=site.entity_id("acme"),
+        acs_url=site.acs("acme"),
+        email=OWNER,
+        audience="https://elsewhere.test/sp",
+    )
     site.post_response(requests.Session(), "acme", wrong)
     failed = other.get(settings_url(site), params={"tested": "1"})
     assert 'class="notice error" role="status" id="test-result"' in failed.text
@@ -322,15 +364,19 @@ def test_test_sign_in_runs_a_login_and_reports_it(site: Site, idp: TestIdP, acme
 
 def test_page_shows_every_value_to_copy(site: Site, idp: TestIdP, acme: str):
     page = open_with_link(requests.Session(), site).text
-    for label, value in (("SCIM Base URL", f"{site.url}/scim/v2"),
-                         ("Audience URI (SP Entity ID)", site.entity_id("acme")),
-                         ("Single sign-on URL", site.acs("acme")),
-                         ("SP metadata URL", site.entity_id("acme"))):
+    for label, value in (
+        ("SCIM Base URL", f"{site.url}/scim/v2"),
+        ("Audience URI (SP Entity ID)", site.entity_id("acme")),
+        ("Single sign-on URL", site.acs("acme")),
+        ("SP metadata URL", site.entity_id("acme")),
+    ):
         field = re.search(rf'<label for="([^"]+)">{re.escape(label)}</label>', page)
         assert field, label
         assert f'id="{field.group(1)}" value="{value}"' in page
         assert f'data-copy="{field.group(1)}"' in page
-    assert "<script nonce=" in page and "http" not in page.split("<script", 1)[1].split("</script>")[0]
+    assert (
+        "<script nonce=" in page and "http" not in page.split("<script", 1)[1].split("</script>")[0]
+    )
 
 
 def test_workspace_rows_are_untouched_by_a_get(site: Site, idp: TestIdP, acme: str):
@@ -338,11 +384,15 @@ def test_workspace_rows_are_untouched_by_a_get(site: Site, idp: TestIdP, acme: s
         before = unit.session.scalar(select(Workspace.modified_at).where(Workspace.slug == "acme"))
     open_with_link(requests.Session(), site)
     with transaction(site.middleware.database) as unit:
-        assert unit.session.scalar(select(Workspace.modified_at).where(Workspace.slug == "acme")) == before
+        assert (
+            unit.session.scalar(select(Workspace.modified_at).where(Workspace.slug == "acme"))
+            == before
+        )
 
 
-def test_a_flood_of_junk_is_counted_and_pushes_no_real_failure_out(site: Site, idp: TestIdP,
-                                                                   acme: str):
+def test_a_flood_of_junk_is_counted_and_pushes_no_real_failure_out(
+    site: Site, idp: TestIdP, acme: str
+):
     """200 anonymous posts wrote 200 audit rows and pushed real failures off the owner's
     list. Now junk (refused before the IdP's signature verified) is counted, one row per
     reason and hour, while a failure with a verified signature keeps a row of its own."""
@@ -350,13 +400,17 @@ def test_a_flood_of_junk_is_counted_and_pushes_no_real_failure_out(site: Site, i
     real = idp.response(**honest, email="not-an-email")  # signed by the IdP: a real failure
     assert site.post_response(requests.Session(), "acme", real).status_code == 400
     unsigned = idp.response(**honest, email="mallory@acme.test", sign_assertion=False)
-    junk: list[dict[str, str]] = [{}, {"SAMLResponse": "%%%"},
-                                  {"SAMLResponse": base64.b64encode(b"<not xml").decode()},
-                                  {"SAMLResponse": unsigned}]
+    junk: list[dict[str, str]] = [
+        {},
+        {"SAMLResponse": "%%%"},
+        {"SAMLResponse": base64.b64encode(b"<not xml").decode()},
+        {"SAMLResponse": unsigned},
+    ]
 
     def post_junk(number: int) -> int:
-        return requests.post(site.acs("acme"), data=junk[number % len(junk)],
-                             allow_redirects=False).status_code
+        return requests.post(
+            site.acs("acme"), data=junk[number % len(junk)], allow_redirects=False
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:  # several at once, as from many clients
         assert set(pool.map(post_junk, range(200))) == {400}
@@ -366,9 +420,15 @@ def test_a_flood_of_junk_is_counted_and_pushes_no_real_failure_out(site: Site, i
     assert 1 + len(junk) <= len(rows) <= 1 + 2 * len(junk)
     counted: dict[str, int] = {}
     for row in rows[1:]:
-        counted[row.changes["reason"]] = counted.get(row.changes["reason"], 0) + row.changes["count"]
-    assert counted == {"missing_response": 50, "bad_encoding": 50, "malformed_xml": 50,
-                       "unsigned": 50}
+        counted[row.changes["reason"]] = (
+            counted.get(row.changes["reason"], 0) + row.changes["count"]
+        )
+    assert counted == {
+        "missing_response": 50,
+        "bad_encoding": 50,
+        "malformed_xml": 50,
+        "unsigned": 50,
+    }
     assert rows[0].changes["reason"] == "bad_name_id" and "count" not in rows[0].changes
 
     diagnostics = open_with_link(requests.Session(), site).text.split('id="diagnostics"', 1)[1]

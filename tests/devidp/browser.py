@@ -53,7 +53,9 @@ def pick(browser: requests.Session, idp_page: requests.Response, user: str) -> r
     return submit(browser, form, user=user)
 
 
-def type_user(browser: requests.Session, idp_page: requests.Response, **values: str) -> requests.Response:
+def type_user(
+    browser: requests.Session, idp_page: requests.Response, **values: str
+) -> requests.Response:
     """Fill in the "type any user" form (user, first_name, last_name)."""
     form = next(f for f in forms(idp_page) if "first_name" in f.fields)
     return submit(browser, form, **values)
@@ -69,4 +71,6 @@ def follow_autopost(browser: requests.Session, autopost: requests.Response) -> r
 
 def sign_in(browser: requests.Session, site_url: str, email: str, user: str) -> requests.Response:
     """The whole walk; returns the page the browser lands on, signed in."""
-    return follow_autopost(browser, pick(browser, start_at_sso_page(browser, site_url, email), user))
+    return follow_autopost(
+        browser, pick(browser, start_at_sso_page(browser, site_url, email), user)
+    )

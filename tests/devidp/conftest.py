@@ -37,7 +37,10 @@ class Site:
         tracker = load_timetracker_factory()(str(tmp_path / "timetracker.db"))
         # The DevIdP's metadata URL is on 127.0.0.1: allowed on purpose, as for a dev setup.
         self.middleware = SSOMiddleware(
-            tracker, database_url=database_url, secret_key=SECRET, base_url=self.url,
+            tracker,
+            database_url=database_url,
+            secret_key=SECRET,
+            base_url=self.url,
             metadata_allowed_hosts="127.0.0.1",
         )
         self.idp = DevIdP(idp_url, key_dir=tmp_path / "keys")

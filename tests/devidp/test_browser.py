@@ -22,8 +22,16 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from .conftest import Site
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 WAIT = 15  # seconds; every step is a local round trip or two
 
 pytestmark = pytest.mark.browser  # opt-in: see tests/conftest.py
@@ -38,8 +46,9 @@ def chromium(profile: Path) -> Iterator[WebDriver]:
     options.add_argument(f"--user-data-dir={profile}")
     driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
     try:
-        driver = webdriver.Chrome(options=options,
-                                  service=webdriver.ChromeService(executable_path=driver_path))
+        driver = webdriver.Chrome(
+            options=options, service=webdriver.ChromeService(executable_path=driver_path)
+        )
     except Exception as error:  # noqa: BLE001 - a browser that cannot start is a failure
         pytest.fail(f"headless Chromium could not be started: {error}")
     try:
@@ -60,8 +69,11 @@ def test_the_readme_walk_through_in_a_browser(site: Site, tmp_path: Path) -> Non
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
         # The dev IdP's page, then its script posts the response back to the ACS by itself.
-        pick = wait.until(ready.element_to_be_clickable(
-            (By.CSS_SELECTOR, "button[name=user][value='alice.smith@example.com']")))
+        pick = wait.until(
+            ready.element_to_be_clickable(
+                (By.CSS_SELECTOR, "button[name=user][value='alice.smith@example.com']")
+            )
+        )
         assert "Development IdP — not for production" in browser.page_source
         assert browser.current_url.startswith(site.idp.sso_url)
         pick.click()

@@ -31,16 +31,16 @@ from webwork_sso_middleware.devserver import (
     start_dev_idp,
     wire_demo_workspace,
 )
+from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
 from webwork_sso_middleware.page_headers import hash_source
 from webwork_sso_middleware.saml.entities import make_client
 from webwork_sso_middleware.store.models import AuditEvent
-from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
 
 from ..constants import DS, SAML
 from ..saml.idp import autopost_form, pysaml2_sp_config
+from ..store_helpers import transaction
 from .browser import TIMEOUT, follow_autopost, forms, pick, sign_in, start_at_sso_page, type_user
 from .conftest import Site
-from ..store_helpers import transaction
 
 # -- the whole flow --------------------------------------------------------------------------
 
@@ -58,8 +58,9 @@ def test_a_newcomer_signs_in_through_the_dev_idp_and_logs_time(site: Site) -> No
     assert home.status_code == 200 and home.url == f"{site.url}/"
     assert "Alice Smith" in home.text and "alice.smith@example.com" in home.text
     assert 'action="/saml/logout"' in home.text
-    added = browser.post(f"{site.url}/entries", timeout=TIMEOUT,
-                         data={"description": "Onboarding", "minutes": "45"})
+    added = browser.post(
+        f"{site.url}/entries", timeout=TIMEOUT, data={"description": "Onboarding", "minutes": "45"}
+    )
     assert added.status_code == 200 and added.url == f"{site.url}/"
     assert "Onboarding" in added.text and "This week: <strong>0:45</strong>" in added.text
     member = site.member("alice.smith@example.com")
@@ -70,8 +71,9 @@ def test_a_typed_user_with_names_is_who_signs_in(site: Site) -> None:
     browser = requests.Session()
     at_idp = start_at_sso_page(browser, site.url, "zoe@example.com")
 
-    autopost = type_user(browser, at_idp, user="zoe@example.com", first_name="Zoë",
-                         last_name="O'Neil <Test>")
+    autopost = type_user(
+        browser, at_idp, user="zoe@example.com", first_name="Zoë", last_name="O'Neil <Test>"
+    )
     home = follow_autopost(browser, autopost)
 
     assert "Zoë O&#x27;Neil &lt;Test&gt;" in home.text and "zoe@example.com" in home.text
@@ -86,15 +88,20 @@ def test_the_response_is_signed_and_carries_what_the_sp_needs(site: Site) -> Non
     root = etree.fromstring(base64.b64decode(fields["SAMLResponse"]))
     assertion = root.find(f"{{{SAML}}}Assertion")
     name_id = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID")
-    attributes = {a.get("Name"): [v.text for v in a] for a in assertion.iter(f"{{{SAML}}}Attribute")}
+    attributes = {
+        a.get("Name"): [v.text for v in a] for a in assertion.iter(f"{{{SAML}}}Attribute")
+    }
 
     assert action == site.acs_url and root.get("Destination") == site.acs_url
     assert root.get("InResponseTo") and fields["RelayState"]
     assert assertion.find(f"{{{DS}}}Signature") is not None
     assert name_id.get("Format") == "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
     assert name_id.text == "alice.smith@example.com"
-    assert attributes == {"email": ["alice.smith@example.com"], "firstName": ["Alice"],
-                          "lastName": ["Smith"]}
+    assert attributes == {
+        "email": ["alice.smith@example.com"],
+        "firstName": ["Alice"],
+        "lastName": ["Smith"],
+    }
 
 
 def test_idp_initiated_sign_in_from_the_start_page(site: Site) -> None:
@@ -102,8 +109,9 @@ def test_idp_initiated_sign_in_from_the_start_page(site: Site) -> None:
     listing = browser.get(site.idp.start_url, timeout=TIMEOUT)
     assert listing.status_code == 200 and site.sp_entity_id in listing.text
 
-    chosen = browser.get(f"{site.idp.start_url}?{urlencode({'sp': site.sp_entity_id})}",
-                         timeout=TIMEOUT)
+    chosen = browser.get(
+        f"{site.idp.start_url}?{urlencode({'sp': site.sp_entity_id})}", timeout=TIMEOUT
+    )
     autopost = pick(browser, chosen, "bob.jones@example.com")
     _, fields = autopost_form(autopost.text)
     home = follow_autopost(browser, autopost)
@@ -155,9 +163,12 @@ def test_sp_registration_from_its_metadata_url(site: Site, tmp_path: Path) -> No
 
 def test_an_unknown_sp_gets_a_clear_400(site: Site) -> None:
     stranger = "http://stranger.test/saml/x/metadata"
-    sp = make_client(pysaml2_sp_config(stranger, "http://stranger.test/acs",
-                                       [site.idp.metadata_xml()]))
-    _, info = sp.prepare_for_authenticate(entityid=site.idp.entity_id, binding=BINDING_HTTP_REDIRECT)
+    sp = make_client(
+        pysaml2_sp_config(stranger, "http://stranger.test/acs", [site.idp.metadata_xml()])
+    )
+    _, info = sp.prepare_for_authenticate(
+        entityid=site.idp.entity_id, binding=BINDING_HTTP_REDIRECT
+    )
 
     refused = requests.get(dict(info["headers"])["Location"], timeout=TIMEOUT)
     start = requests.get(f"{site.idp.start_url}?{urlencode({'sp': stranger})}", timeout=TIMEOUT)
@@ -171,7 +182,9 @@ def test_an_unknown_sp_gets_a_clear_400(site: Site) -> None:
 def test_a_registered_sp_asking_for_an_acs_it_did_not_register_gets_a_clear_400(site: Site) -> None:
     elsewhere = "http://elsewhere.test/acs"
     sp = make_client(pysaml2_sp_config(site.sp_entity_id, elsewhere, [site.idp.metadata_xml()]))
-    _, info = sp.prepare_for_authenticate(entityid=site.idp.entity_id, binding=BINDING_HTTP_REDIRECT)
+    _, info = sp.prepare_for_authenticate(
+        entityid=site.idp.entity_id, binding=BINDING_HTTP_REDIRECT
+    )
 
     refused = requests.get(dict(info["headers"])["Location"], timeout=TIMEOUT)
 
@@ -182,7 +195,9 @@ def test_a_registered_sp_asking_for_an_acs_it_did_not_register_gets_a_clear_400(
 
 def test_requests_without_a_saml_request_or_garbage_are_refused(site: Site) -> None:
     bare = requests.get(site.idp.sso_url, timeout=TIMEOUT)
-    garbage = requests.get(site.idp.sso_url, params={"SAMLRequest": "bm90IHNhbWw="}, timeout=TIMEOUT)
+    garbage = requests.get(
+        site.idp.sso_url, params={"SAMLRequest": "bm90IHNhbWw="}, timeout=TIMEOUT
+    )
     assert bare.status_code == 400 and "No sign-in request" in bare.text
     assert garbage.status_code == 400 and "could not be read" in garbage.text
     assert requests.get(f"{site.idp.base_url}/elsewhere", timeout=TIMEOUT).status_code == 404
@@ -206,8 +221,9 @@ def test_a_deflate_bomb_is_refused_before_it_is_inflated(site: Site, how: str) -
     if method == "GET":
         refused = requests.get(site.idp.sso_url, params={"SAMLRequest": bomb}, timeout=TIMEOUT)
     else:
-        refused = requests.post(site.idp.sso_url, timeout=TIMEOUT,
-                                data={"SAMLRequest": bomb, "binding": binding})
+        refused = requests.post(
+            site.idp.sso_url, timeout=TIMEOUT, data={"SAMLRequest": bomb, "binding": binding}
+        )
 
     assert refused.status_code == 400 and "text/html" in refused.headers["Content-Type"]
     assert "the SAMLRequest is too large" in refused.text
@@ -216,8 +232,9 @@ def test_a_deflate_bomb_is_refused_before_it_is_inflated(site: Site, how: str) -
 def test_a_request_too_large_as_sent_is_refused(site: Site) -> None:
     plain = base64.b64encode(os.urandom(96 * 1024)).decode("ascii")  # 128 KiB, incompressible
 
-    refused = requests.post(site.idp.sso_url, data={"SAMLRequest": plain, "binding": "post"},
-                            timeout=TIMEOUT)
+    refused = requests.post(
+        site.idp.sso_url, data={"SAMLRequest": plain, "binding": "post"}, timeout=TIMEOUT
+    )
 
     assert refused.status_code == 400 and "the SAMLRequest is too large" in refused.text
 
@@ -240,8 +257,11 @@ def test_everything_the_idp_echoes_is_escaped(site: Site) -> None:
     form = next(f for f in forms(at_idp) if "first_name" in f.fields)
 
     page = browser.post(form.action, data={**form.fields, "RelayState": hostile}, timeout=TIMEOUT)
-    answer = browser.post(form.action, timeout=TIMEOUT,
-                          data={**form.fields, "RelayState": hostile, "user": "a@example.com"})
+    answer = browser.post(
+        form.action,
+        timeout=TIMEOUT,
+        data={**form.fields, "RelayState": hostile, "user": "a@example.com"},
+    )
     start = requests.get(site.idp.start_url, params={"sp": hostile}, timeout=TIMEOUT)
 
     for response in (page, answer, start):
@@ -261,8 +281,10 @@ def test_every_page_sends_the_packages_page_headers(site: Site) -> None:
     browser = requests.Session()
     at_idp = start_at_sso_page(browser, site.url, "alice.smith@example.com")
     autopost = pick(browser, at_idp, "alice.smith@example.com")
-    others = [requests.get(url, timeout=TIMEOUT)
-              for url in (site.idp.base_url + "/", site.idp.start_url, site.idp.sso_url)]
+    others = [
+        requests.get(url, timeout=TIMEOUT)
+        for url in (site.idp.base_url + "/", site.idp.start_url, site.idp.sso_url)
+    ]
 
     for response in (at_idp, autopost, *others):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
@@ -344,7 +366,9 @@ def test_the_dev_idp_command_serves_an_sp_given_by_metadata_url(site: Site, tmp_
         banner = "".join(printed)
         assert "DEVELOPMENT ONLY -- NOT FOR PRODUCTION" in banner and site.sp_entity_id in banner
         metadata_url = next(
-            line.split("Metadata URL:", 1)[1].split()[0] for line in printed if "Metadata URL:" in line
+            line.split("Metadata URL:", 1)[1].split()[0]
+            for line in printed
+            if "Metadata URL:" in line
         )
         site.middleware.workspaces.set_idp(DEMO_SLUG, metadata_url=metadata_url)
 
@@ -395,12 +419,17 @@ def test_serve_wires_the_demo_workspace_once_and_again_only_on_change(
 
     info = workspaces.get(DEMO_SLUG)
     assert (info.plan, info.scim_enabled, info.sso_enabled, info.domains) == (
-        "plus", True, True, ("example.com",)
+        "plus",
+        True,
+        True,
+        ("example.com",),
     )
     current = workspaces.idp(DEMO_SLUG)
     assert current is not None and current.entity_id == moved.entity_id
     with transaction(database) as unit:
-        changes = unit.session.scalars(select(AuditEvent.actor).where(AuditEvent.target_type == "idp"))
+        changes = unit.session.scalars(
+            select(AuditEvent.actor).where(AuditEvent.target_type == "idp")
+        )
         assert list(changes).count("serve") == 2
 
 

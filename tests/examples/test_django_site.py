@@ -35,12 +35,16 @@ application.close()
 
 
 def run(args: list[str], tmp_path: Path, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "WEBWORK_SSO_DATABASE_URL": database_url,
-           "WEBWORK_SSO_SECRET_KEY": "example-test-key-padded-to-thirty-two-bytes-at-least",
-           "DJANGO_DATABASE_PATH": str(tmp_path / "django_site.db")}
+    env = {
+        **os.environ,
+        "WEBWORK_SSO_DATABASE_URL": database_url,
+        "WEBWORK_SSO_SECRET_KEY": "example-test-key-padded-to-thirty-two-bytes-at-least",
+        "DJANGO_DATABASE_PATH": str(tmp_path / "django_site.db"),
+    }
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    return subprocess.run(args, cwd=SITE, env=env, capture_output=True, text=True, timeout=120,
-                          check=False)
+    return subprocess.run(
+        args, cwd=SITE, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_an_anonymous_visitor_sees_a_sign_in_link(tmp_path: Path, database_url: str) -> None:

@@ -29,8 +29,12 @@ def create_app() -> Callable[..., Any]:
 
 @pytest.fixture
 def client(create_app: Callable[..., Any], database_url: str) -> Iterator[webtest.TestApp]:
-    app = create_app({"WEBWORK_SSO_DATABASE_URL": database_url,
-                      "WEBWORK_SSO_SECRET_KEY": "example-test-key-padded-to-thirty-two-bytes-at-least"})
+    app = create_app(
+        {
+            "WEBWORK_SSO_DATABASE_URL": database_url,
+            "WEBWORK_SSO_SECRET_KEY": "example-test-key-padded-to-thirty-two-bytes-at-least",
+        }
+    )
     yield webtest.TestApp(app)
     app.extensions["webwork_sso"].close()
 
@@ -49,18 +53,27 @@ def test_the_account_page_sends_a_browser_to_sign_in(client: webtest.TestApp) ->
 
 
 def test_the_account_page_shows_the_identity_to_key_users_by(
-        create_app: Callable[..., Any], serve: Callable[[Any], Any], database_url: str,
-        idp: TestIdP) -> None:
+    create_app: Callable[..., Any], serve: Callable[[Any], Any], database_url: str, idp: TestIdP
+) -> None:
     def build(base_url: str) -> tuple[Any, Any]:
-        app = create_app({"WEBWORK_SSO_DATABASE_URL": database_url, "WEBWORK_SSO_BASE_URL": base_url,
-                          "WEBWORK_SSO_SECRET_KEY": "example-test-key-padded-to-thirty-two-bytes-at-least"})
+        app = create_app(
+            {
+                "WEBWORK_SSO_DATABASE_URL": database_url,
+                "WEBWORK_SSO_BASE_URL": base_url,
+                "WEBWORK_SSO_SECRET_KEY": "example-test-key-padded-to-thirty-two-bytes-at-least",
+            }
+        )
         return app, app.extensions["webwork_sso"]
 
     site = FrameworkSite(serve, build)
     try:
         token = site.add_workspace("acme", idp)
-        created = requests.post(f"{site.url}/scim/v2/Users", json=okta_user("kim@contractor.test"),
-                                headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        created = requests.post(
+            f"{site.url}/scim/v2/Users",
+            json=okta_user("kim@contractor.test"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
         assert created.status_code == 201, created.text
         verified, contractor = requests.Session(), requests.Session()
         site.sign_in(verified, idp, "acme", "ada@acme.test")

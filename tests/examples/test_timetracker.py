@@ -231,9 +231,13 @@ def test_entries_are_grouped_by_week_with_a_total_each(tracker: Any) -> None:
     alice = signed_in(tracker, ALICE)
     today = dt.date.today()
     last_week = today - dt.timedelta(days=7)
-    alice.post("/entries", {"description": "Morning work", "minutes": "30", "date": today.isoformat()})
+    alice.post(
+        "/entries", {"description": "Morning work", "minutes": "30", "date": today.isoformat()}
+    )
     alice.post("/entries", {"description": "Also today", "minutes": "45"})  # no date: today
-    alice.post("/entries", {"description": "Last week", "minutes": "120", "date": last_week.isoformat()})
+    alice.post(
+        "/entries", {"description": "Last week", "minutes": "120", "date": last_week.isoformat()}
+    )
 
     page = alice.get("/").text
 
@@ -247,13 +251,19 @@ def test_entries_are_grouped_by_week_with_a_total_each(tracker: Any) -> None:
 
 @pytest.mark.parametrize(
     ("date", "reason"),
-    [("31/05/2024", "must look like"), ("2024-02-30", "must look like"),
-     ("2999-01-01", "between"), ("1999-12-31", "between")],
+    [
+        ("31/05/2024", "must look like"),
+        ("2024-02-30", "must look like"),
+        ("2999-01-01", "between"),
+        ("1999-12-31", "between"),
+    ],
 )
 def test_an_impossible_date_is_refused(tracker: Any, date: str, reason: str) -> None:
     alice = signed_in(tracker, ALICE)
 
-    response = alice.post("/entries", {"description": "Work", "minutes": "5", "date": date}, status=400)
+    response = alice.post(
+        "/entries", {"description": "Work", "minutes": "5", "date": date}, status=400
+    )
 
     assert reason in response.text
     assert "No time recorded yet" in alice.get("/").text
@@ -272,7 +282,9 @@ def test_the_page_names_the_member_and_offers_sign_out(tracker: Any) -> None:
     assert (sign_out.method.upper(), sign_out.action) == ("GET", "/saml/logout")
 
 
-def test_a_file_from_before_dates_still_works(tracker_path: str, create_app: Callable[[str], Any]) -> None:
+def test_a_file_from_before_dates_still_works(
+    tracker_path: str, create_app: Callable[[str], Any]
+) -> None:
     import sqlite3
 
     with sqlite3.connect(tracker_path) as connection:

@@ -107,7 +107,8 @@ class PostgresOutage:
         real = make_url(database_url)
         self.proxy = TcpProxy(real.host or "127.0.0.1", real.port or 5432)
         self.url = real.set(host="127.0.0.1", port=self.proxy.port).render_as_string(
-            hide_password=False)
+            hide_password=False
+        )
 
     def cut(self) -> None:
         self.proxy.cut()
@@ -152,7 +153,10 @@ Outage = PostgresOutage | SqliteOutage
 @pytest.fixture
 def outage(database_url: str) -> Iterator[Outage]:
     """The fault for this run's backend (see the module docstring)."""
-    made: Outage = (PostgresOutage(database_url) if make_url(database_url).get_backend_name()
-                    == "postgresql" else SqliteOutage(database_url))
+    made: Outage = (
+        PostgresOutage(database_url)
+        if make_url(database_url).get_backend_name() == "postgresql"
+        else SqliteOutage(database_url)
+    )
     yield made
     made.close()

@@ -26,14 +26,19 @@ MARGIN = 15  # seconds kept clear of each boundary, for the time the test itself
 def signed_by_clock(site: Site, idp: TestIdP, email: str, offset: float) -> requests.Response:
     """A response from an IdP whose clock reads ours + ``offset``, posted to the ACS."""
     saml_response = idp.response(
-        sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email=email,
-        not_before_offset=offset, not_on_or_after_offset=offset + LIFETIME)
+        sp_entity_id=site.entity_id("acme"),
+        acs_url=site.acs("acme"),
+        email=email,
+        not_before_offset=offset,
+        not_on_or_after_offset=offset + LIFETIME,
+    )
     return site.post_response(requests.Session(), "acme", saml_response)
 
 
 @pytest.mark.parametrize("skew", [30, None], ids=["skew=30", "default skew=180"])
 def test_idp_clock_within_the_skew_works_and_beyond_it_fails_clearly(
-        skew: int | None, serve: Callable[[Any], Any], database_url: str, idp: TestIdP):
+    skew: int | None, serve: Callable[[Any], Any], database_url: str, idp: TestIdP
+):
     options = {} if skew is None else {"clock_skew_seconds": skew}
     site = Site(serve, database_url, **options)
     try:

@@ -30,9 +30,16 @@ from ..constants import SCIM_JSON
 from ..saml.conftest import Site
 from ..saml.idp import TestIdP
 from ..scim.conftest import okta_user
-from ..workers.cluster import BASE_URL, Cluster, page_user, scim_user, setup_workspace, wait_for_line
-from .conftest import Outage
 from ..store_helpers import transaction
+from ..workers.cluster import (
+    BASE_URL,
+    Cluster,
+    page_user,
+    scim_user,
+    setup_workspace,
+    wait_for_line,
+)
+from .conftest import Outage
 
 BUSY_TIMEOUT = 1.0
 
@@ -42,8 +49,10 @@ def row_counts(database_url: str) -> dict[str, int]:
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
-                    for t in Base.metadata.sorted_tables}
+            return {
+                t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
+                for t in Base.metadata.sorted_tables
+            }
     finally:
         engine.dispose()
 
@@ -70,13 +79,16 @@ def assert_try_again_page(response: requests.Response) -> None:
 
 
 def logout_token(browser: requests.Session, site: Site) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', browser.get(site.url + "/saml/logout").text)
+    found = re.search(
+        r'name="csrf_token" value="([^"]+)"', browser.get(site.url + "/saml/logout").text
+    )
     assert found
     return found.group(1)
 
 
 def test_an_outage_fails_cleanly_and_heals_without_a_restart(
-        outage: Outage, database_url: str, serve: Callable[[Any], Any], idp: TestIdP):
+    outage: Outage, database_url: str, serve: Callable[[Any], Any], idp: TestIdP
+):
     # session_recheck_seconds=0: every signed-in request asks the database, even in the outage.
     site = Site(serve, outage.url, session_recheck_seconds=0, database_busy_timeout=BUSY_TIMEOUT)
     try:
@@ -88,14 +100,24 @@ def test_an_outage_fails_cleanly_and_heals_without_a_restart(
         assert bob.status_code == 201
         bob_url = users + "/" + bob.json()["id"]
         alice = requests.Session()
-        assert site.post_response(alice, "acme", idp.response(
-            sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"),
-            email="alice@acme.test")).status_code == 303
+        assert (
+            site.post_response(
+                alice,
+                "acme",
+                idp.response(
+                    sp_entity_id=site.entity_id("acme"),
+                    acs_url=site.acs("acme"),
+                    email="alice@acme.test",
+                ),
+            ).status_code
+            == 303
+        )
         assert page_user(whoami(alice, site)) == "alice@acme.test"
         alice_logout = logout_token(alice, site)
         # A response the IdP made before the outage: the browser posts it during, then again.
-        carol_response = idp.response(sp_entity_id=site.entity_id("acme"),
-                                      acs_url=site.acs("acme"), email="carol@acme.test")
+        carol_response = idp.response(
+            sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="carol@acme.test"
+        )
         before = row_counts(database_url)
 
         if outage.backend == "postgresql":
@@ -104,8 +126,9 @@ def test_an_outage_fails_cleanly_and_heals_without_a_restart(
             @event.listens_for(site.middleware.database.engine, "before_cursor_execute")
             def cut_midway(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
                 if statement.startswith("INSERT INTO audit_events"):
-                    event.remove(site.middleware.database.engine, "before_cursor_execute",
-                                 cut_midway)
+                    event.remove(
+                        site.middleware.database.engine, "before_cursor_execute", cut_midway
+                    )
                     outage.cut()
         else:
             outage.cut()
@@ -114,8 +137,11 @@ def test_an_outage_fails_cleanly_and_heals_without_a_restart(
             assert_scim_unavailable(scim.post(users, json=okta_user("dora@acme.test")))
             # SQLite: one busy wait, not one per retry of the transaction.
             assert time.monotonic() - started < BUSY_TIMEOUT + 2
-            assert_scim_unavailable(scim.patch(bob_url, json={
-                "Operations": [{"op": "replace", "value": {"title": "Chief"}}]}))
+            assert_scim_unavailable(
+                scim.patch(
+                    bob_url, json={"Operations": [{"op": "replace", "value": {"title": "Chief"}}]}
+                )
+            )
             listed = scim.get(users)
             if outage.reads_survive:
                 assert listed.status_code == 200 and listed.json()["totalResults"] == 2
@@ -146,8 +172,9 @@ def test_an_outage_fails_cleanly_and_heals_without_a_restart(
             # database (SQLite under a write lock) still vouches for it.
             assert page_user(signed_in) == ("alice@acme.test" if outage.reads_survive else "")
             assert "Set-Cookie" not in signed_in.headers  # the cookie is kept for later
-            refused = alice.post(site.url + "/saml/logout", data={"csrf_token": alice_logout},
-                                 allow_redirects=False)
+            refused = alice.post(
+                site.url + "/saml/logout", data={"csrf_token": alice_logout}, allow_redirects=False
+            )
             assert refused.status_code == 503 and "still signed in" in refused.text
 
             assert row_counts(database_url) == before  # nothing half-written
@@ -158,8 +185,9 @@ def test_an_outage_fails_cleanly_and_heals_without_a_restart(
         # (the failed attempt did not use up its assertion ID), the old session lives on.
         dora = scim.post(users, json=okta_user("dora@acme.test"))
         assert dora.status_code == 201, dora.text
-        patched = scim.patch(bob_url, json={
-            "Operations": [{"op": "replace", "value": {"title": "Chief"}}]})
+        patched = scim.patch(
+            bob_url, json={"Operations": [{"op": "replace", "value": {"title": "Chief"}}]}
+        )
         assert patched.status_code == 200 and patched.json()["title"] == "Chief"
         assert scim.get(users).json()["totalResults"] == 3
         carol = requests.Session()
@@ -167,22 +195,32 @@ def test_an_outage_fails_cleanly_and_heals_without_a_restart(
         assert signed.status_code == 303, signed.text
         assert page_user(whoami(carol, site)) == "carol@acme.test"
         assert page_user(whoami(alice, site)) == "alice@acme.test"
-        assert alice.post(site.url + "/saml/logout", data={"csrf_token": alice_logout},
-                          allow_redirects=False).status_code == 303
+        assert (
+            alice.post(
+                site.url + "/saml/logout", data={"csrf_token": alice_logout}, allow_redirects=False
+            ).status_code
+            == 303
+        )
         assert page_user(whoami(alice, site)) == ""
 
         after = row_counts(database_url)
         assert after["members"] == before["members"] + 2  # dora, carol: one row each
-        created = [e.changes.get("userName") or e.changes.get("email")
-                   for e in site.audit("created")]
-        assert sorted(created) == ["alice@acme.test", "bob@acme.test", "carol@acme.test",
-                                   "dora@acme.test"]
+        created = [
+            e.changes.get("userName") or e.changes.get("email") for e in site.audit("created")
+        ]
+        assert sorted(created) == [
+            "alice@acme.test",
+            "bob@acme.test",
+            "carol@acme.test",
+            "dora@acme.test",
+        ]
     finally:
         site.middleware.close()
 
 
-def test_a_worker_killed_mid_write_leaves_nothing_behind(database_url: str, idp: TestIdP,
-                                                         tmp_path: Path):
+def test_a_worker_killed_mid_write_leaves_nothing_behind(
+    database_url: str, idp: TestIdP, tmp_path: Path
+):
     """A worker process dies (SIGKILL) inside a SCIM write and inside a sign-in, after some of
     the transaction's statements: the database keeps none of them, holds no lock for it (the
     SQLite write lock, PostgreSQL's row and index locks) and another worker redoes the work."""
@@ -191,18 +229,24 @@ def test_a_worker_killed_mid_write_leaves_nothing_behind(database_url: str, idp:
     # Frozen inside the SCIM POST of frozen@acme.test, at the audit INSERT after the member's;
     # and inside the sign-in of signin@acme.test, at the session INSERT (after the replay
     # cache, the pending request and the new member).
-    scim_victim = Cluster.start(database_url, 1, logs / "scim", extra_args=[
-        "--freeze-on", "INSERT INTO audit_events", "--freeze-on", "frozen@acme.test"])
-    acs_victim = Cluster.start(database_url, 1, logs / "acs", extra_args=[
-        "--freeze-on", "INSERT INTO member_sessions"])
+    scim_victim = Cluster.start(
+        database_url,
+        1,
+        logs / "scim",
+        extra_args=["--freeze-on", "INSERT INTO audit_events", "--freeze-on", "frozen@acme.test"],
+    )
+    acs_victim = Cluster.start(
+        database_url, 1, logs / "acs", extra_args=["--freeze-on", "INSERT INTO member_sessions"]
+    )
     survivor = Cluster.start(database_url, 1, logs / "ok")
     database = Database(database_url, auto_migrate=False)
     scim = requests.Session()
     scim.headers.update({"Authorization": f"Bearer {token}", "Content-Type": SCIM_JSON})
     try:
         before = row_counts(database_url)
-        last_audit_id = database.run(lambda unit: unit.session.scalar(select(func.max(AuditEvent.id))),
-                                     write=False)
+        last_audit_id = database.run(
+            lambda unit: unit.session.scalar(select(func.max(AuditEvent.id))), write=False
+        )
 
         def in_background(call: Callable[[], Any]) -> threading.Thread:
             def run() -> None:
@@ -214,8 +258,9 @@ def test_a_worker_killed_mid_write_leaves_nothing_behind(database_url: str, idp:
             return thread
 
         body = json.dumps(scim_user("frozen@acme.test"))
-        waiting = in_background(lambda: scim.post(scim_victim.url(0, "/scim/v2/Users"), data=body,
-                                                  timeout=60))
+        waiting = in_background(
+            lambda: scim.post(scim_victim.url(0, "/scim/v2/Users"), data=body, timeout=60)
+        )
         wait_for_line(scim_victim.workers[0].process, "FROZEN", 30)
         scim_victim.kill(0)
         waiting.join(10)
@@ -229,45 +274,66 @@ def test_a_worker_killed_mid_write_leaves_nothing_behind(database_url: str, idp:
         # Sign-in: the browser's POST dies with the worker; the same response, posted again
         # to another worker, signs in: the dead transaction kept neither the assertion ID
         # nor a member nor a session.
-        fields = {"SAMLResponse": idp.response(sp_entity_id=f"{BASE_URL}/saml/acme/metadata",
-                                               acs_url=f"{BASE_URL}/saml/acme/acs",
-                                               email="signin@acme.test")}
-        waiting = in_background(lambda: requests.post(acs_victim.url(0, "/saml/acme/acs"),
-                                                      data=fields, allow_redirects=False,
-                                                      timeout=60))
+        fields = {
+            "SAMLResponse": idp.response(
+                sp_entity_id=f"{BASE_URL}/saml/acme/metadata",
+                acs_url=f"{BASE_URL}/saml/acme/acs",
+                email="signin@acme.test",
+            )
+        }
+        waiting = in_background(
+            lambda: requests.post(
+                acs_victim.url(0, "/saml/acme/acs"), data=fields, allow_redirects=False, timeout=60
+            )
+        )
         wait_for_line(acs_victim.workers[0].process, "FROZEN", 30)
         acs_victim.kill(0)
         waiting.join(10)
         browser = requests.Session()
-        signed = browser.post(survivor.url(0, "/saml/acme/acs"), data=fields,
-                              allow_redirects=False, timeout=60)
+        signed = browser.post(
+            survivor.url(0, "/saml/acme/acs"), data=fields, allow_redirects=False, timeout=60
+        )
         assert signed.status_code == 303, signed.text
         assert page_user(browser.get(survivor.url(0, "/"))) == "signin@acme.test"
 
         after = row_counts(database_url)
         grown = {name: after[name] - before[name] for name in after if after[name] != before[name]}
         # Exactly what the two completed requests wrote, once each.
-        assert grown == {"members": 2, "member_values": 2, "audit_events": 2,
-                         "saml_seen_assertions": 1, "member_sessions": 1}, grown
+        assert grown == {
+            "members": 2,
+            "member_values": 2,
+            "audit_events": 2,
+            "saml_seen_assertions": 1,
+            "member_sessions": 1,
+        }, grown
         with transaction(database) as unit:
             assert unit.session.scalar(select(func.count()).select_from(MemberSession)) == 1
             names = sorted(unit.session.scalars(select(Member.user_name)))
-            audited = sorted((e.actor.split(":")[0], e.action) for e in unit.session.scalars(
-                select(AuditEvent).where(AuditEvent.id > last_audit_id)))
+            audited = sorted(
+                (e.actor.split(":")[0], e.action)
+                for e in unit.session.scalars(
+                    select(AuditEvent).where(AuditEvent.id > last_audit_id)
+                )
+            )
         assert names == ["frozen@acme.test", "signin@acme.test"]
         assert audited == [("saml", "created"), ("scim", "created")]
         if database.is_sqlite:
             # The dead process's write lock went with it: a write needs no busy wait.
             started = time.monotonic()
-            database.run(lambda unit: unit.session.execute(text("DELETE FROM saml_seen_assertions WHERE 0")))
+            database.run(
+                lambda unit: unit.session.execute(text("DELETE FROM saml_seen_assertions WHERE 0"))
+            )
             assert time.monotonic() - started < 1
         else:
             engine = create_engine(database_url)
             with engine.connect() as conn:
                 deadline = time.monotonic() + 5
-                while conn.execute(text(
+                while conn.execute(
+                    text(
                         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                        " AND state LIKE 'idle in transaction%'")).scalar_one():
+                        " AND state LIKE 'idle in transaction%'"
+                    )
+                ).scalar_one():
                     assert time.monotonic() < deadline, "a dead worker's transaction lingers"
                     time.sleep(0.1)
             engine.dispose()

@@ -22,8 +22,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.errors import MetadataUnavailable
-from webwork_sso_middleware.store.identity_providers import RETRY_AFTER_FAILURE
 from webwork_sso_middleware.store.db import UnitOfWork
+from webwork_sso_middleware.store.identity_providers import RETRY_AFTER_FAILURE
 from webwork_sso_middleware.store.models import AuditEvent, IdentityProvider, utcnow
 
 from ..saml.conftest import host_app
@@ -94,9 +94,14 @@ class Workers:
         # The metadata host is on 127.0.0.1: allowed on purpose, as an operator would allow an
         # IdP on the site's own network. The fetch's deadline (10 s by default) is shortened so
         # that "slow" takes a second.
-        middleware = SSOMiddleware(host_app, database_url=self.database_url, secret_key="k-padded-to-thirty-two-bytes-at-least",
-                                   base_url=BASE_URL, metadata_allowed_hosts="127.0.0.1",
-                                   metadata_fetch_timeout=self.fetch_timeout)
+        middleware = SSOMiddleware(
+            host_app,
+            database_url=self.database_url,
+            secret_key="k-padded-to-thirty-two-bytes-at-least",
+            base_url=BASE_URL,
+            metadata_allowed_hosts="127.0.0.1",
+            metadata_fetch_timeout=self.fetch_timeout,
+        )
         self.started.append(middleware)
         return middleware, self.serve(middleware).url
 
@@ -122,23 +127,36 @@ def host(idp: TestIdP) -> Iterator[MetadataHost]:
 def sign_in(workers: Workers, idp: TestIdP, email: str) -> tuple[requests.Response, float]:
     """An IdP-initiated sign-in on a fresh worker; (the ACS's answer, seconds it took)."""
     _, url = workers.fresh()
-    saml_response = idp.response(sp_entity_id=f"{BASE_URL}/saml/acme/metadata",
-                                 acs_url=f"{BASE_URL}/saml/acme/acs", email=email)
+    saml_response = idp.response(
+        sp_entity_id=f"{BASE_URL}/saml/acme/metadata",
+        acs_url=f"{BASE_URL}/saml/acme/acs",
+        email=email,
+    )
     started = time.monotonic()
-    answer = requests.post(f"{url}/saml/acme/acs", data={"SAMLResponse": saml_response},
-                           allow_redirects=False, timeout=30)
+    answer = requests.post(
+        f"{url}/saml/acme/acs",
+        data={"SAMLResponse": saml_response},
+        allow_redirects=False,
+        timeout=30,
+    )
     return answer, time.monotonic() - started
 
 
 def make_refresh_due(middleware: SSOMiddleware) -> None:
-    middleware.database.run(lambda unit: unit.session.execute(
-        update(IdentityProvider).values(refresh_after=utcnow() - dt.timedelta(minutes=1))))
+    middleware.database.run(
+        lambda unit: unit.session.execute(
+            update(IdentityProvider).values(refresh_after=utcnow() - dt.timedelta(minutes=1))
+        )
+    )
 
 
 def audit(middleware: SSOMiddleware, action: str) -> list[AuditEvent]:
     def work(unit: UnitOfWork) -> list[AuditEvent]:
-        events = list(unit.session.scalars(select(AuditEvent).where(AuditEvent.action == action)
-                                      .order_by(AuditEvent.id)))
+        events = list(
+            unit.session.scalars(
+                select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+            )
+        )
         unit.session.expunge_all()
         return events
 
@@ -159,8 +177,8 @@ FAULTS = {
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_failing_metadata_url_keeps_the_last_good_copy_and_says_why(
-        fault: str, workers: Workers, idp: TestIdP, host: MetadataHost,
-        caplog: pytest.LogCaptureFixture):
+    fault: str, workers: Workers, idp: TestIdP, host: MetadataHost, caplog: pytest.LogCaptureFixture
+):
     admin, _ = workers.fresh()
     admin.workspaces.create("acme", name="Acme", plan="plus", owner_email="o@acme.test")
     admin.workspaces.enable("acme", sso=True)
@@ -191,7 +209,10 @@ def test_a_failing_metadata_url_keeps_the_last_good_copy_and_says_why(
     assert info.last_refresh_error_at is not None
     # The stored copy is the good one still, and the next try waits (no fetch per sign-in).
     assert (info.entity_id, info.certificates, info.fetched_at) == (
-        good.entity_id, good.certificates, good.fetched_at)
+        good.entity_id,
+        good.certificates,
+        good.fetched_at,
+    )
     assert info.refresh_after is not None
     assert info.refresh_after - info.last_refresh_error_at == RETRY_AFTER_FAILURE
     (failed,) = audit(admin, "metadata_refresh_failed")
@@ -215,7 +236,8 @@ def test_a_failing_metadata_url_keeps_the_last_good_copy_and_says_why(
 
 
 def test_a_slow_metadata_url_delays_one_sign_in_not_all(
-        workers: Workers, idp: TestIdP, host: MetadataHost, caplog: pytest.LogCaptureFixture):
+    workers: Workers, idp: TestIdP, host: MetadataHost, caplog: pytest.LogCaptureFixture
+):
     """The worker that claims the refresh waits for the fetch; sign-ins elsewhere meanwhile do
     not, and do not fetch again."""
     # A longer wait than the module's (the host still answers later, at FETCH_TIMEOUT * 3), so
@@ -242,7 +264,7 @@ def test_a_slow_metadata_url_delays_one_sign_in_not_all(
     claimer.join(10)
     assert all(answer.status_code == 303 for answer, _ in others)
     assert max(seconds for _, seconds in others) < timeout / 2
-    (answer, seconds), = first
+    ((answer, seconds),) = first
     assert answer.status_code == 303 and seconds >= timeout * 0.9
     assert host.fetches == fetches + 1
     info = admin.workspaces.idp("acme")

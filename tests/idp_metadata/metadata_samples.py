@@ -16,7 +16,7 @@ OKTA_SSO_POST = "https://acme.okta.com/app/acme_webwork_1/exk1fxyz2AbCdEfGh0h8/s
 OKTA_SSO_REDIRECT = OKTA_SSO_POST
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def certificate(name: str = "acme", *, days: int = 3650) -> x509.Certificate:
     """A self-signed certificate like Okta's (CN=name, O=Okta), cached per name and lifetime."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -25,7 +25,7 @@ def certificate(name: str = "acme", *, days: int = 3650) -> x509.Certificate:
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Okta"),
         x509.NameAttribute(NameOID.COMMON_NAME, name),
     ])  # fmt: skip
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -99,8 +99,9 @@ def entity_descriptor(
     )
 
 
-def okta_metadata(*certs: x509.Certificate, entity_id: str = OKTA_ENTITY_ID,
-                  attributes: str = "") -> str:
+def okta_metadata(
+    *certs: x509.Certificate, entity_id: str = OKTA_ENTITY_ID, attributes: str = ""
+) -> str:
     """Okta-like metadata signed by ``certs`` (default: one certificate)."""
     keys = "".join(key_descriptor(cert) for cert in (certs or (certificate(),)))
     return entity_descriptor(entity_id=entity_id, keys=keys, attributes=attributes)

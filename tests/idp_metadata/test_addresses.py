@@ -76,5 +76,3 @@ def test_internal_and_special_addresses_are_not_public(address: str) -> None:
 ])  # fmt: skip
 def test_globally_routable_addresses_are_public(address: str) -> None:
     assert is_public_address(ipaddress.ip_address(address))
-
-

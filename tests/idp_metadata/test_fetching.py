@@ -54,8 +54,14 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
 class Counting:
     """A WSGI app that answers as told and counts its requests."""
 
-    def __init__(self, status: str = "200 OK", body: bytes = b"",
-                 headers: list[tuple[str, str]] | None = None, *, sleep: float = 0.0) -> None:
+    def __init__(
+        self,
+        status: str = "200 OK",
+        body: bytes = b"",
+        headers: list[tuple[str, str]] | None = None,
+        *,
+        sleep: float = 0.0,
+    ) -> None:
         self.status, self.body, self.sleep = status, body, sleep
         self.headers = headers or [("Content-Type", "application/samlmetadata+xml")]
         self.requests = 0
@@ -117,20 +123,34 @@ def test_loopback_on_any_port_is_refused_without_a_connection(
         unused.bind(("127.0.0.1", 0))
         closed_port = unused.getsockname()[1]
 
-    for url in (server.url, f"http://127.0.0.1:{closed_port}/", "http://127.0.0.1/",
-                "http://127.0.0.1:22/", f"https://127.0.0.1:{closed_port}/admin",
-                f"http://127.1.2.3:{closed_port}/"):
+    for url in (
+        server.url,
+        f"http://127.0.0.1:{closed_port}/",
+        "http://127.0.0.1/",
+        "http://127.0.0.1:22/",
+        f"https://127.0.0.1:{closed_port}/admin",
+        f"http://127.1.2.3:{closed_port}/",
+    ):
         unavailable(lambda: fetch(url))  # noqa: B023 - called at once
 
     assert connections == [] and app.requests == 0
 
 
-@pytest.mark.parametrize("url", ["http://[::1]:8080/metadata", "https://[::1]/metadata",
-                                 "https://[::ffff:127.0.0.1]:8080/metadata",
-                                 "https://[fe80::1]/metadata", "https://10.0.0.1/metadata",
-                                 "https://169.254.169.254/latest/meta-data",
-                                 "https://100.64.0.1/metadata", "https://[fc00::1]/metadata",
-                                 "https://0.0.0.0/metadata", "https://2130706433/metadata"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1]:8080/metadata",
+        "https://[::1]/metadata",
+        "https://[::ffff:127.0.0.1]:8080/metadata",
+        "https://[fe80::1]/metadata",
+        "https://10.0.0.1/metadata",
+        "https://169.254.169.254/latest/meta-data",
+        "https://100.64.0.1/metadata",
+        "https://[fc00::1]/metadata",
+        "https://0.0.0.0/metadata",
+        "https://2130706433/metadata",
+    ],
+)
 def test_internal_addresses_are_refused_without_a_connection(
     url: str, connections: list[Any]
 ) -> None:
@@ -180,8 +200,10 @@ def test_a_name_with_any_internal_address_is_refused(
     monkeypatch: pytest.MonkeyPatch, connections: list[Any]
 ) -> None:
     def split(host: Any, *args: Any, **kwargs: Any) -> Any:
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, 0))
-                for address in ("93.184.216.34", "10.0.0.7")]
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, 0))
+            for address in ("93.184.216.34", "10.0.0.7")
+        ]
 
     monkeypatch.setattr(socket, "getaddrinfo", split)
 
@@ -214,8 +236,13 @@ def test_a_redirect_from_an_allowed_host_to_a_forbidden_one_is_refused(
 
 
 @pytest.mark.parametrize(
-    "location", ["http://example.com/metadata", "file:///etc/passwd", "ftp://example.com/m",
-                 "https://169.254.169.254/latest/meta-data"]
+    "location",
+    [
+        "http://example.com/metadata",
+        "file:///etc/passwd",
+        "ftp://example.com/m",
+        "https://169.254.169.254/latest/meta-data",
+    ],
 )
 def test_a_redirect_to_what_would_not_be_fetched_is_refused(
     serve: Any, connections: list[Any], location: str
@@ -350,10 +377,12 @@ def test_one_deadline_bounds_a_server_that_drips_its_headers() -> None:
 
 def test_one_deadline_covers_every_redirect(serve: Any) -> None:
     target = serve(Counting(body=okta_metadata().encode(), sleep=0.3))
-    second = serve(Counting("302 Found", b"", [("Location", target.url), ("Content-Length", "0")],
-                            sleep=0.3))
-    first = serve(Counting("302 Found", b"", [("Location", second.url), ("Content-Length", "0")],
-                           sleep=0.3))
+    second = serve(
+        Counting("302 Found", b"", [("Location", target.url), ("Content-Length", "0")], sleep=0.3)
+    )
+    first = serve(
+        Counting("302 Found", b"", [("Location", second.url), ("Content-Length", "0")], sleep=0.3)
+    )
 
     assert parse(fetch(first.url, allowed_hosts=LOCAL, timeout=3)).entity_id == OKTA_ENTITY_ID
     started = time.monotonic()
@@ -366,28 +395,46 @@ def test_one_deadline_covers_every_redirect(serve: Any) -> None:
 
 def _tls_files(directory: Path) -> tuple[Path, Path, Path]:
     """A CA, and a certificate it signed for idp.test only."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=2))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp.test")]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("idp.test")]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    ca_file, cert_file, key_file = directory / "ca.pem", directory / "idp.pem", directory / "idp.key"
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp.test")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("idp.test")]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, cert_file, key_file = (
+        directory / "ca.pem",
+        directory / "idp.pem",
+        directory / "idp.key",
+    )
     ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return ca_file, cert_file, key_file
 
 
@@ -399,8 +446,9 @@ def test_https_keeps_checking_the_certificate_against_the_host_name(
     ca_file, cert_file, key_file = _tls_files(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
-    server = make_server("127.0.0.1", 0, Counting(body=okta_metadata().encode()),
-                         threaded=True, ssl_context=context)
+    server = make_server(
+        "127.0.0.1", 0, Counting(body=okta_metadata().encode()), threaded=True, ssl_context=context
+    )
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     real = socket.getaddrinfo

@@ -21,4 +21,3 @@ def test_the_document_form_is_json_ready(workspaces: Workspaces) -> None:
     assert set(document["sso_urls"]) == {"HTTP-POST", "HTTP-Redirect"}
     assert document["certificates"][0]["sha256_fingerprint"] == fingerprint(certificate("old"))
     assert document["fetched_at"].endswith("Z") and document["refresh_after"].endswith("Z")
-

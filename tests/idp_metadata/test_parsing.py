@@ -28,7 +28,7 @@ from .metadata_samples import (
     sso_services,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 MD = 'xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"'
 
 
@@ -150,7 +150,8 @@ def test_a_certificate_that_does_not_decode_is_refused() -> None:
     bad = key_descriptor(certificate()).replace("MII", "!!!", 1)
     refused(entity_descriptor(keys=bad), "X509Certificate")
     not_a_certificate = key_descriptor(certificate()).replace(
-        certificate_text(certificate()), "aGVsbG8="  # base64 of "hello"
+        certificate_text(certificate()),
+        "aGVsbG8=",  # base64 of "hello"
     )
     refused(entity_descriptor(keys=not_a_certificate), "X509Certificate")
 
@@ -206,8 +207,14 @@ def test_what_is_not_metadata_is_refused_saying_why(xml: str, fragment: str) -> 
 # -- endpoint URLs: plain printable ASCII --------------------------------------------------------
 
 ENDPOINT_NOISE = {
-    "newline": "&#10;", "carriage-return": "&#13;", "tab": "&#9;", "del": "\x7f",
-    "c1-nel": "\x85", "space": " ", "non-latin-1": "\u0142", "line-separator": "\u2028",
+    "newline": "&#10;",
+    "carriage-return": "&#13;",
+    "tab": "&#9;",
+    "del": "\x7f",
+    "c1-nel": "\x85",
+    "space": " ",
+    "non-latin-1": "\u0142",
+    "line-separator": "\u2028",
 }
 
 
@@ -215,18 +222,29 @@ ENDPOINT_NOISE = {
 @pytest.mark.parametrize("where", ["start", "middle", "end"])
 def test_an_sso_location_with_a_control_or_odd_character_is_refused(noise: str, where: str) -> None:
     # Stored, each of these made every sign-in a 500 (issue 9): refused when parsed.
-    url = {"start": noise + OKTA_SSO_POST, "middle": OKTA_SSO_POST.replace("/sso/", f"/s{noise}o/"),
-           "end": OKTA_SSO_POST + noise}[where]
-    error = refused(entity_descriptor(services=sso_services(post=url, redirect=None)),
-                    "SingleSignOnService Location", "printable ASCII")
+    url = {
+        "start": noise + OKTA_SSO_POST,
+        "middle": OKTA_SSO_POST.replace("/sso/", f"/s{noise}o/"),
+        "end": OKTA_SSO_POST + noise,
+    }[where]
+    error = refused(
+        entity_descriptor(services=sso_services(post=url, redirect=None)),
+        "SingleSignOnService Location",
+        "printable ASCII",
+    )
     assert "\n" not in error.reason and "\r" not in error.reason  # quoted escaped, as repr()
 
 
 def test_any_endpoint_location_is_checked_not_only_single_sign_on() -> None:
-    logout = ('<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"'
-              ' Location="https://idp.example/slo" ResponseLocation="https://idp.example/slo&#10;x"/>')
-    refused(entity_descriptor(services=logout + sso_services()),
-            "SingleLogoutService ResponseLocation", "printable ASCII")
+    logout = (
+        '<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"'
+        ' Location="https://idp.example/slo" ResponseLocation="https://idp.example/slo&#10;x"/>'
+    )
+    refused(
+        entity_descriptor(services=logout + sso_services()),
+        "SingleLogoutService ResponseLocation",
+        "printable ASCII",
+    )
 
 
 def test_a_control_character_in_the_entity_id_is_refused() -> None:
@@ -252,8 +270,11 @@ SECRET = "internal-secret-7f3a"
         entity_descriptor(services=sso_services(post=f"https://x/{SECRET}&#10;", redirect=None)),
         entity_descriptor(attributes=f' validUntil="{SECRET}"'),
         entity_descriptor(attributes=f' cacheDuration="{SECRET}"'),
-        entity_descriptor(services='<md:SingleSignOnService Binding="urn:x:' + SECRET
-                          + '" Location="https://x/"/>'),
+        entity_descriptor(
+            services='<md:SingleSignOnService Binding="urn:x:'
+            + SECRET
+            + '" Location="https://x/"/>'
+        ),
     ],
     ids=["root", "malformed", "location", "control", "valid-until", "cache-duration", "binding"],
 )
@@ -335,8 +356,9 @@ def test_expired_metadata_parses_and_loads_so_the_last_good_copy_stays_usable() 
 FETCHED = dt.datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def scheduled(valid_until: dt.datetime | None = None,
-              cache_duration: dt.timedelta | None = None) -> dt.datetime:
+def scheduled(
+    valid_until: dt.datetime | None = None, cache_duration: dt.timedelta | None = None
+) -> dt.datetime:
     sample = parse(okta_metadata())
     changed = IdPMetadata(sample.entity_id, sample.sso_urls, sample.signing_certificates,
                           valid_until, cache_duration, sample.xml)  # fmt: skip

@@ -184,14 +184,23 @@ def test_a_refresh_does_not_undo_a_change_made_while_it_fetched(
     workspaces: Workspaces, database: Database
 ) -> None:
     info = workspaces.set_idp("acme", metadata_url=URL)
-    claim = database.run(lambda unit: idps.claim_refresh(unit, info.workspace_id, info.refresh_after))
+    claim = database.run(
+        lambda unit: idps.claim_refresh(unit, info.workspace_id, info.refresh_after)
+    )
     assert claim is not None
     pasted = workspaces.set_idp("acme", metadata_xml=okta_metadata(certificate("pasted")))
     fetched = parse(okta_metadata(certificate("fetched")))
 
-    stored = database.run(lambda unit: idps.store_refreshed(
-        unit, claim, copy_of(fetched), info.refresh_after, refresh_after=info.refresh_after,
-        before=None))
+    stored = database.run(
+        lambda unit: idps.store_refreshed(
+            unit,
+            claim,
+            copy_of(fetched),
+            info.refresh_after,
+            refresh_after=info.refresh_after,
+            before=None,
+        )
+    )
     failed = database.run(
         lambda unit: idps.record_refresh_failure(unit, claim, "boom", info.refresh_after)
     )

@@ -137,8 +137,12 @@ def test_a_refresh_that_now_leads_inside_fails_with_the_generic_reason(
     workspaces.create("acme", name="Acme", plan="plus", owner_email="it@acme.example")
     before = workspaces.set_idp("acme", metadata_url=url)
 
-    refresh_if_due(database, before.workspace_id, now=before.refresh_after,
-                   fetch=MetadataFetcher(allowed_hosts=("127.0.0.1",)))
+    refresh_if_due(
+        database,
+        before.workspace_id,
+        now=before.refresh_after,
+        fetch=MetadataFetcher(allowed_hosts=("127.0.0.1",)),
+    )
 
     after = workspaces.idp("acme")
     assert after.metadata_xml == before.metadata_xml and internal == []
@@ -220,5 +224,3 @@ def test_pasted_xml_replaces_a_url_and_is_never_refreshed(
 
     assert (info.metadata_url, info.refresh_after) == (None, None)
     assert idp.calls == [URL]
-
-

@@ -30,12 +30,19 @@ class FrameworkSite(Site):
         dispatch.append(served)
         self.workspaces = self.middleware.workspaces
 
-    def sign_in(self, browser: requests.Session, provider: TestIdP, slug: str, email: str,
-                next_path: str = "/") -> requests.Response:
+    def sign_in(
+        self,
+        browser: requests.Session,
+        provider: TestIdP,
+        slug: str,
+        email: str,
+        next_path: str = "/",
+    ) -> requests.Response:
         """SP-initiated, as a browser does it: our login URL -> the IdP -> auto-post -> our ACS."""
         provider.next_user = email
-        start = browser.get(f"{self.url}/saml/{slug}/login", params={"next": next_path},
-                            allow_redirects=False)
+        start = browser.get(
+            f"{self.url}/saml/{slug}/login", params={"next": next_path}, allow_redirects=False
+        )
         assert start.status_code == 302, start.text
         at_idp = browser.get(start.headers["Location"])
         assert at_idp.status_code == 200, at_idp.text
@@ -49,8 +56,10 @@ class FrameworkSite(Site):
         response = requests.patch(
             f"{self.url}/scim/v2/Users/{member_id}",
             headers={"Authorization": f"Bearer {token}"},
-            json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                  "Operations": [{"op": "replace", "value": {"active": active}}]},
+            json={
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "value": {"active": active}}],
+            },
             timeout=10,
         )
         assert response.status_code == 200, response.text

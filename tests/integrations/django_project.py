@@ -37,8 +37,9 @@ _configured_here = False
 
 def whoami(request: HttpRequest) -> HttpResponse:
     user = request.user
-    return HttpResponse(user.get_username() if user.is_authenticated else "anonymous",
-                        content_type="text/plain")
+    return HttpResponse(
+        user.get_username() if user.is_authenticated else "anonymous", content_type="text/plain"
+    )
 
 
 urlpatterns = [path("whoami", whoami)]  # this module is the project's ROOT_URLCONF
@@ -50,15 +51,24 @@ def configure(directory: Path) -> None:
     if _configured_here:
         return
     if settings.configured:
-        pytest.fail("Django was configured elsewhere in this process; run Django tests in a "
-                    "subprocess (see tests/examples/test_django_site.py)")
+        pytest.fail(
+            "Django was configured elsewhere in this process; run Django tests in a "
+            "subprocess (see tests/examples/test_django_site.py)"
+        )
     settings.configure(
         SECRET_KEY="django-test-key",
         ALLOWED_HOSTS=["127.0.0.1", "testserver"],
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3",
-                               "NAME": str(directory / "django.db")}},
-        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes",
-                        "django.contrib.sessions"],
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(directory / "django.db"),
+            }
+        },
+        INSTALLED_APPS=[
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+        ],
         MIDDLEWARE=MIDDLEWARE,
         AUTHENTICATION_BACKENDS=[BACKEND],
         ROOT_URLCONF=__name__,
@@ -74,6 +84,7 @@ def empty_tables() -> None:
     """No Django users and no Django sessions."""
     from django.contrib.auth.models import User
     from django.contrib.sessions.models import Session
+
     Session.objects.all().delete()
     User.objects.all().delete()
 
@@ -81,9 +92,15 @@ def empty_tables() -> None:
 def builder(database_url: str, **options: Any) -> Callable[[str], tuple[Any, SSOMiddleware]]:
     """A ``FrameworkSite`` build function: the project wrapped by ``sso_wsgi_application()``,
     ``settings.WEBWORK_SSO`` holding these options."""
+
     def build(base_url: str) -> tuple[Any, SSOMiddleware]:
-        sso = {"database_url": database_url, "secret_key": SECRET, "base_url": base_url,
-               "session_recheck_seconds": 0, **options}
+        sso = {
+            "database_url": database_url,
+            "secret_key": SECRET,
+            "base_url": base_url,
+            "session_recheck_seconds": 0,
+            **options,
+        }
         with override_settings(WEBWORK_SSO=sso):
             application = sso_wsgi_application()
         return application, application
@@ -93,11 +110,16 @@ def builder(database_url: str, **options: Any) -> Callable[[str], tuple[Any, SSO
 
 def django_user(username: str) -> Any:
     from django.contrib.auth.models import User
+
     return User.objects.get(username=username)
 
 
 def signed_in_sessions() -> list[str]:
     """The user ids that Django sessions in the database still carry."""
     from django.contrib.sessions.models import Session
-    return [s.get_decoded()["_auth_user_id"] for s in Session.objects.all()
-            if "_auth_user_id" in s.get_decoded()]
+
+    return [
+        s.get_decoded()["_auth_user_id"]
+        for s in Session.objects.all()
+        if "_auth_user_id" in s.get_decoded()
+    ]

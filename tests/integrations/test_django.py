@@ -34,6 +34,7 @@ def django_project_ready(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     django_project.configure(tmp_path_factory.mktemp("django"))
     yield
     from django.db import connections
+
     connections.close_all()
 
 
@@ -43,8 +44,9 @@ def empty_django_tables(django_project_ready: None) -> None:
 
 
 @pytest.fixture
-def make_site(serve: Callable[[Any], Any],
-              database_url: str) -> Iterator[Callable[..., FrameworkSite]]:
+def make_site(
+    serve: Callable[[Any], Any], database_url: str
+) -> Iterator[Callable[..., FrameworkSite]]:
     """``make_site(**sso_options)``: the Django project, wrapped by ``sso_wsgi_application()``
     with ``settings.WEBWORK_SSO`` holding those options, served over HTTP."""
     sites: list[FrameworkSite] = []
@@ -69,7 +71,8 @@ def page(browser: requests.Session, site: FrameworkSite) -> str:
 
 
 def test_sign_in_creates_the_django_user_and_deactivation_logs_it_out(
-        make_site: Callable[..., FrameworkSite], idp: TestIdP) -> None:
+    make_site: Callable[..., FrameworkSite], idp: TestIdP
+) -> None:
     site = make_site()
     token = site.add_workspace("acme", idp)
     browser = requests.Session()
@@ -92,7 +95,8 @@ def test_sign_in_creates_the_django_user_and_deactivation_logs_it_out(
 
 
 def test_a_reactivated_member_signs_in_again_as_the_same_django_user(
-        make_site: Callable[..., FrameworkSite], idp: TestIdP) -> None:
+    make_site: Callable[..., FrameworkSite], idp: TestIdP
+) -> None:
     site = make_site()
     token = site.add_workspace("acme", idp)
     browser = requests.Session()
@@ -111,7 +115,8 @@ def test_a_reactivated_member_signs_in_again_as_the_same_django_user(
 
 
 def test_names_are_refreshed_from_the_member_at_each_sign_in(
-        make_site: Callable[..., FrameworkSite], idp: TestIdP) -> None:
+    make_site: Callable[..., FrameworkSite], idp: TestIdP
+) -> None:
     site = make_site()
     site.add_workspace("acme", idp)
     first, second = requests.Session(), requests.Session()
@@ -127,7 +132,8 @@ def test_names_are_refreshed_from_the_member_at_each_sign_in(
 
 
 def test_persistent_remote_user_middleware_would_keep_a_deactivated_member(
-        make_site: Callable[..., FrameworkSite], idp: TestIdP) -> None:
+    make_site: Callable[..., FrameworkSite], idp: TestIdP
+) -> None:
     """Why the docs say RemoteUserMiddleware: the persistent variant keeps the Django session."""
     persistent = [*MIDDLEWARE[:-1], "django.contrib.auth.middleware.PersistentRemoteUserMiddleware"]
     with override_settings(MIDDLEWARE=persistent):  # read when the WSGI handler is built
@@ -148,29 +154,42 @@ def test_persistent_remote_user_middleware_would_keep_a_deactivated_member(
 def member(**changes: Any) -> Member:
     """Alice, a member of acme, which verified acme.test: her identity is her email."""
     values: dict[str, Any] = dict(
-        id="m1", workspace="acme", user_name=ALICE, email=ALICE, given_name="Alice",
-        family_name="Smith", display_name="Alice Smith", active=True, groups=[], identity=ALICE)
+        id="m1",
+        workspace="acme",
+        user_name=ALICE,
+        email=ALICE,
+        given_name="Alice",
+        family_name="Smith",
+        display_name="Alice Smith",
+        active=True,
+        groups=[],
+        identity=ALICE,
+    )
     values.update(changes)
     return Member(**values)
 
 
 def authenticate(identity: str, backend: Any = None, **changes: Any) -> Any:
     """What the backend makes of a request the middleware let through for ``member(...)``."""
-    request = RequestFactory().get("/", REMOTE_USER=identity,
-                                   **{"webwork_sso.member": member(identity=identity, **changes)})
+    request = RequestFactory().get(
+        "/", REMOTE_USER=identity, **{"webwork_sso.member": member(identity=identity, **changes)}
+    )
     backend = backend or django_integration.WebworkSSOBackend()
     return backend.authenticate(request, remote_user=identity)
 
 
-@pytest.mark.parametrize("meta", [
-    {"REMOTE_USER": ALICE},  # an upstream's REMOTE_USER without the member beside it
-    {"REMOTE_USER": ALICE, "webwork_sso.member": member(active=False)},
-    {"REMOTE_USER": ALICE, "webwork_sso.member": member(identity="bob@acme.test")},
-    # A member whose userName is Alice's address, but whose workspace did not verify acme.test:
-    # her identity is scoped, so a REMOTE_USER equal to the userName is not hers.
-    {"REMOTE_USER": ALICE, "webwork_sso.member": member(workspace="evil", identity="evil:m1")},
-    {"REMOTE_USER": ALICE, "webwork_sso.member": "alice"},
-])
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"REMOTE_USER": ALICE},  # an upstream's REMOTE_USER without the member beside it
+        {"REMOTE_USER": ALICE, "webwork_sso.member": member(active=False)},
+        {"REMOTE_USER": ALICE, "webwork_sso.member": member(identity="bob@acme.test")},
+        # A member whose userName is Alice's address, but whose workspace did not verify acme.test:
+        # her identity is scoped, so a REMOTE_USER equal to the userName is not hers.
+        {"REMOTE_USER": ALICE, "webwork_sso.member": member(workspace="evil", identity="evil:m1")},
+        {"REMOTE_USER": ALICE, "webwork_sso.member": "alice"},
+    ],
+)
 def test_the_backend_refuses_remote_user_without_its_active_member(meta: dict[str, Any]) -> None:
     request = RequestFactory().get("/", **meta)
     backend = django_integration.WebworkSSOBackend()  # importable once Django is set up
@@ -179,6 +198,7 @@ def test_the_backend_refuses_remote_user_without_its_active_member(meta: dict[st
     assert asyncio.run(backend.aauthenticate(request, remote_user=ALICE)) is None
     assert backend.authenticate(None, remote_user=ALICE) is None
     from django.contrib.auth.models import User
+
     assert not User.objects.exists()
 
 
@@ -186,12 +206,14 @@ def test_the_backend_refuses_an_identity_too_long_for_the_username_column() -> N
     long_name = "x" * 200 + "@acme.test"
     assert authenticate(long_name, user_name=long_name) is None
     from django.contrib.auth.models import User
+
     assert not User.objects.exists()
 
 
 def test_the_backend_keys_users_by_identity_and_marks_them_as_its_own() -> None:
-    scoped = authenticate("acme:m1", user_name="alice@contractor.test",
-                          email="alice@contractor.test")
+    scoped = authenticate(
+        "acme:m1", user_name="alice@contractor.test", email="alice@contractor.test"
+    )
 
     assert scoped.username == "acme:m1"  # the identity, not the userName or the email
     assert scoped.email == "alice@contractor.test"
@@ -202,21 +224,23 @@ def test_the_backend_keys_users_by_identity_and_marks_them_as_its_own() -> None:
 
 def test_a_host_user_with_the_same_username_is_never_signed_in_nor_touched() -> None:
     from django.contrib.auth.models import User
+
     User.objects.create_superuser(ALICE, "alice@home.example", "pw-of-the-operator")
     before = User.objects.values().get(username=ALICE)
 
     assert authenticate(ALICE) is None
-    lazy = type("NoCreate", (django_integration.WebworkSSOBackend,),
-                {"create_unknown_user": False})()
+    lazy = type(
+        "NoCreate", (django_integration.WebworkSSOBackend,), {"create_unknown_user": False}
+    )()
     assert authenticate(ALICE, backend=lazy) is None
 
     assert User.objects.values().get(username=ALICE) == before  # names, email, password kept
     assert User.objects.count() == 1
 
 
-def test_link_user_lets_sso_sign_in_as_a_host_user_on_purpose_and_set_password_undoes_it(
-        ) -> None:
+def test_link_user_lets_sso_sign_in_as_a_host_user_on_purpose_and_set_password_undoes_it() -> None:
     from django.contrib.auth.models import User
+
     operator = User.objects.create_superuser(ALICE, "alice@home.example", "pw-of-the-operator")
 
     django_integration.link_user(operator)
@@ -235,8 +259,9 @@ def test_link_user_lets_sso_sign_in_as_a_host_user_on_purpose_and_set_password_u
 
 
 def test_create_unknown_user_false_admits_only_existing_sso_users() -> None:
-    lazy = type("NoCreate", (django_integration.WebworkSSOBackend,),
-                {"create_unknown_user": False})()
+    lazy = type(
+        "NoCreate", (django_integration.WebworkSSOBackend,), {"create_unknown_user": False}
+    )()
     from django.contrib.auth.models import User
 
     assert authenticate(ALICE, backend=lazy) is None
@@ -245,9 +270,13 @@ def test_create_unknown_user_false_admits_only_existing_sso_users() -> None:
     assert authenticate(ALICE, backend=lazy).username == ALICE  # ... which then gets in
 
 
-def test_a_remote_user_set_by_a_client_or_upstream_never_reaches_django(
-        database_url: str) -> None:
-    with override_settings(WEBWORK_SSO={"database_url": database_url, "secret_key": "k-padded-to-thirty-two-bytes-at-least"}):
+def test_a_remote_user_set_by_a_client_or_upstream_never_reaches_django(database_url: str) -> None:
+    with override_settings(
+        WEBWORK_SSO={
+            "database_url": database_url,
+            "secret_key": "k-padded-to-thirty-two-bytes-at-least",
+        }
+    ):
         application = sso_wsgi_application()
     try:
         app = webtest.TestApp(application, extra_environ={"REMOTE_USER": ALICE})
@@ -256,14 +285,30 @@ def test_a_remote_user_set_by_a_client_or_upstream_never_reaches_django(
         application.close()
 
 
-@pytest.mark.parametrize("options, named", [
-    ({"secret_key": "k-padded-to-thirty-two-bytes-at-least", "databse_url": "sqlite://"}, "databse_url"),
-    ({"secret_key": "k-padded-to-thirty-two-bytes-at-least", "base_url": "ftp://example.com"}, "base_url"),
-    ({"secret_key": "k-padded-to-thirty-two-bytes-at-least", "scim_max_results": "many"}, "scim_max_results"),
-    (["secret_key"], "WEBWORK_SSO"),
-])
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        (
+            {"secret_key": "k-padded-to-thirty-two-bytes-at-least", "databse_url": "sqlite://"},
+            "databse_url",
+        ),
+        (
+            {
+                "secret_key": "k-padded-to-thirty-two-bytes-at-least",
+                "base_url": "ftp://example.com",
+            },
+            "base_url",
+        ),
+        (
+            {"secret_key": "k-padded-to-thirty-two-bytes-at-least", "scim_max_results": "many"},
+            "scim_max_results",
+        ),
+        (["secret_key"], "WEBWORK_SSO"),
+    ],
+)
 def test_bad_webwork_sso_settings_raise_configuration_error_naming_the_key(
-        options: Any, named: str) -> None:
+    options: Any, named: str
+) -> None:
     with override_settings(WEBWORK_SSO=options), pytest.raises(ConfigurationError) as raised:
         sso_wsgi_application()
     assert raised.value.option == named

@@ -33,9 +33,15 @@ def make_app() -> flask.Flask:
         member = current_member()
         if member is None:
             return {"member": None, "identity": current_identity()}
-        return {"member": {"user_name": member.user_name, "workspace": member.workspace,
-                           "given_name": member.given_name, "groups": member.groups},
-                "identity": current_identity()}
+        return {
+            "member": {
+                "user_name": member.user_name,
+                "workspace": member.workspace,
+                "given_name": member.given_name,
+                "groups": member.groups,
+            },
+            "identity": current_identity(),
+        }
 
     return app
 
@@ -61,21 +67,31 @@ def identity(browser: requests.Session, site: FrameworkSite) -> Any:
 
 
 def test_current_identity_is_workspace_scoped_outside_a_verified_domain(
-        serve: Callable[[Any], Any], database_url: str, idp: TestIdP,
-        sites: list[FrameworkSite]) -> None:
+    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, sites: list[FrameworkSite]
+) -> None:
     def build(base_url: str) -> tuple[Any, SSOMiddleware]:
         app = make_app()
-        WebworkSSO(app, database_url=database_url, base_url=base_url,
-                   secret_key="s3cret-padded-to-thirty-two-bytes-at-least")
+        WebworkSSO(
+            app,
+            database_url=database_url,
+            base_url=base_url,
+            secret_key="s3cret-padded-to-thirty-two-bytes-at-least",
+        )
         return app, app.extensions["webwork_sso"]
 
     site = FrameworkSite(serve, build)
     sites.append(site)
     token = site.add_workspace("acme", idp)
-    created = requests.post(f"{site.url}/scim/v2/Users", timeout=10,
-                            headers={"Authorization": f"Bearer {token}"},
-                            json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                                  "userName": "kim@contractor.test", "active": True})
+    created = requests.post(
+        f"{site.url}/scim/v2/Users",
+        timeout=10,
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "kim@contractor.test",
+            "active": True,
+        },
+    )
     assert created.status_code == 201, created.text
     browser = requests.Session()
     assert identity(browser, site) is None
@@ -87,14 +103,18 @@ def test_current_identity_is_workspace_scoped_outside_a_verified_domain(
 
 
 def test_init_app_reads_app_config_and_current_member_sees_the_signed_in_member(
-        serve: Callable[[Any], Any], database_url: str, idp: TestIdP,
-        sites: list[FrameworkSite]) -> None:
+    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, sites: list[FrameworkSite]
+) -> None:
     sso = WebworkSSO()  # the application-factory style: one extension, init_app per app
 
     def build(base_url: str) -> tuple[Any, SSOMiddleware]:
         app = make_app()
-        app.config.update(WEBWORK_SSO_DATABASE_URL=database_url, WEBWORK_SSO_SECRET_KEY="s3cret-padded-to-thirty-two-bytes-at-least",
-                          WEBWORK_SSO_BASE_URL=base_url, WEBWORK_SSO_SESSION_RECHECK_SECONDS=0)
+        app.config.update(
+            WEBWORK_SSO_DATABASE_URL=database_url,
+            WEBWORK_SSO_SECRET_KEY="s3cret-padded-to-thirty-two-bytes-at-least",
+            WEBWORK_SSO_BASE_URL=base_url,
+            WEBWORK_SSO_SESSION_RECHECK_SECONDS=0,
+        )
         middleware = sso.init_app(app)
         assert app.wsgi_app is middleware and app.extensions["webwork_sso"] is middleware
         return app, middleware
@@ -107,20 +127,28 @@ def test_init_app_reads_app_config_and_current_member_sees_the_signed_in_member(
 
     site.sign_in(browser, idp, "acme", ALICE, next_path="/me")
 
-    assert me(browser, site) == {"user_name": ALICE, "workspace": "acme", "given_name": "Alice",
-                                 "groups": []}
+    assert me(browser, site) == {
+        "user_name": ALICE,
+        "workspace": "acme",
+        "given_name": "Alice",
+        "groups": [],
+    }
     assert identity(browser, site) == ALICE  # acme verified acme.test: the email is the key
     site.set_active(token, site.members()[0].id, False)
     assert me(browser, site) is None
 
 
 def test_plain_wsgi_app_wrapping_works_with_current_member_too(
-        serve: Callable[[Any], Any], database_url: str, idp: TestIdP,
-        sites: list[FrameworkSite]) -> None:
+    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, sites: list[FrameworkSite]
+) -> None:
     def build(base_url: str) -> tuple[Any, SSOMiddleware]:
         app = make_app()
-        app.wsgi_app = SSOMiddleware(app.wsgi_app, database_url=database_url,  # type: ignore
-                                     secret_key="s3cret-padded-to-thirty-two-bytes-at-least", base_url=base_url)
+        app.wsgi_app = SSOMiddleware(
+            app.wsgi_app,
+            database_url=database_url,  # type: ignore
+            secret_key="s3cret-padded-to-thirty-two-bytes-at-least",
+            base_url=base_url,
+        )
         return app, app.wsgi_app
 
     site = FrameworkSite(serve, build)
@@ -134,17 +162,26 @@ def test_plain_wsgi_app_wrapping_works_with_current_member_too(
 
 
 def test_keyword_overrides_win_over_app_config_and_none_falls_back_to_the_environment(
-        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "from-the-environment-padded-to-thirty-two-bytes-at-least")
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "WEBWORK_SSO_SECRET_KEY", "from-the-environment-padded-to-thirty-two-bytes-at-least"
+    )
     app = make_app()
-    app.config.update(WEBWORK_SSO_DATABASE_URL=database_url, WEBWORK_SSO_SECRET_KEY=None,
-                      WEBWORK_SSO_SCIM_MAX_RESULTS="50", WEBWORK_SSO_PROTECT=["/private"])
+    app.config.update(
+        WEBWORK_SSO_DATABASE_URL=database_url,
+        WEBWORK_SSO_SECRET_KEY=None,
+        WEBWORK_SSO_SCIM_MAX_RESULTS="50",
+        WEBWORK_SSO_PROTECT=["/private"],
+    )
 
     WebworkSSO(app, scim_max_results=20)
     middleware: SSOMiddleware = app.extensions["webwork_sso"]
     try:
         assert middleware.settings.scim_max_results == 20
-        assert middleware.settings.secret_key == ("from-the-environment-padded-to-thirty-two-bytes-at-least",)
+        assert middleware.settings.secret_key == (
+            "from-the-environment-padded-to-thirty-two-bytes-at-least",
+        )
         assert middleware.settings.protect == ("/private",)
         client = webtest.TestApp(app)
         assert client.get("/private/x", status=401).status_int == 401
@@ -155,7 +192,10 @@ def test_keyword_overrides_win_over_app_config_and_none_falls_back_to_the_enviro
 
 def test_a_second_init_app_on_the_same_app_is_refused(database_url: str) -> None:
     app = make_app()
-    app.config.update(WEBWORK_SSO_DATABASE_URL=database_url, WEBWORK_SSO_SECRET_KEY="k-padded-to-thirty-two-bytes-at-least")
+    app.config.update(
+        WEBWORK_SSO_DATABASE_URL=database_url,
+        WEBWORK_SSO_SECRET_KEY="k-padded-to-thirty-two-bytes-at-least",
+    )
     sso = WebworkSSO(app)
     try:
         with pytest.raises(RuntimeError, match="already"):
@@ -166,7 +206,10 @@ def test_a_second_init_app_on_the_same_app_is_refused(database_url: str) -> None
 
 def test_unknown_options_are_named_as_written() -> None:
     app = make_app()
-    app.config.update(WEBWORK_SSO_SECRET_KEY="k-padded-to-thirty-two-bytes-at-least", WEBWORK_SSO_DATABSE_URL="sqlite://")
+    app.config.update(
+        WEBWORK_SSO_SECRET_KEY="k-padded-to-thirty-two-bytes-at-least",
+        WEBWORK_SSO_DATABSE_URL="sqlite://",
+    )
     with pytest.raises(ConfigurationError) as raised:
         WebworkSSO(app)
     assert raised.value.option == "WEBWORK_SSO_DATABSE_URL"
@@ -175,13 +218,16 @@ def test_unknown_options_are_named_as_written() -> None:
         WebworkSSO(secret=["k"])
     assert raised.value.option == "secret"
     with pytest.raises(ConfigurationError) as raised:
-        WebworkSSO(make_app(), secret_key="k-padded-to-thirty-two-bytes-at-least", session_idle_lifetime=5)
+        WebworkSSO(
+            make_app(), secret_key="k-padded-to-thirty-two-bytes-at-least", session_idle_lifetime=5
+        )
     assert raised.value.option == "session_idle_lifetime"
 
 
 def test_current_member_is_none_outside_a_request_and_ignores_a_forged_key() -> None:
     assert current_member() is None and current_identity() is None
     app = make_app()
-    with app.test_request_context("/", environ_base={"webwork_sso.member": "alice",
-                                                     "REMOTE_USER": ALICE}):
+    with app.test_request_context(
+        "/", environ_base={"webwork_sso.member": "alice", "REMOTE_USER": ALICE}
+    ):
         assert current_member() is None and current_identity() is None

@@ -31,8 +31,9 @@ print(json.dumps({{"imported": imported, "frameworks": loaded}}))
 
 
 def test_no_core_module_imports_a_framework() -> None:
-    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert "webwork_sso_middleware.middleware" in report["imported"]

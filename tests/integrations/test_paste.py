@@ -59,8 +59,9 @@ def load(tmp_path: Path) -> Iterator[Any]:
         app.close()
 
 
-def test_the_entry_point_builds_the_middleware_with_typed_options(load: Any,
-                                                                   database_url: str) -> None:
+def test_the_entry_point_builds_the_middleware_with_typed_options(
+    load: Any, database_url: str
+) -> None:
     app = load(f"""
 database_url = {database_url}
 secret_key = old-key-padded-to-thirty-two-bytes-at-least, new-key-padded-to-thirty-two-bytes-at-least
@@ -75,7 +76,10 @@ clock_skew_seconds =
 
     assert isinstance(app, SSOMiddleware) and app.app is hello
     settings = app.settings
-    assert settings.secret_key == ("old-key-padded-to-thirty-two-bytes-at-least", "new-key-padded-to-thirty-two-bytes-at-least")
+    assert settings.secret_key == (
+        "old-key-padded-to-thirty-two-bytes-at-least",
+        "new-key-padded-to-thirty-two-bytes-at-least",
+    )
     assert settings.base_url == "https://tracker.example.com"
     assert settings.protect == ("/reports", "/admin")
     assert settings.scim_max_results == 50 and settings.auto_migrate is False
@@ -100,7 +104,8 @@ metadata_fetch_timeout = 4
 
 
 def test_every_option_of_several_values_takes_them_by_whitespace_or_commas(
-        load: Any, database_url: str) -> None:
+    load: Any, database_url: str
+) -> None:
     # Which options take several values is declared once (config.py); dns_nameservers was
     # missing from this adapter's own list, so "a b" reached the core as one server.
     app = load(f"""
@@ -113,25 +118,30 @@ dns_nameservers = 127.0.0.1:5353
     assert app.settings.dns_nameservers == ("127.0.0.1:5353", "[::1]:53", "10.0.0.2")
 
 
-def test_options_left_out_come_from_the_environment(load: Any, database_url: str,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_options_left_out_come_from_the_environment(
+    load: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WEBWORK_SSO_SECRET_KEY", "from-env-padded-to-thirty-two-bytes-at-least")
     app = load(f"database_url = {database_url}\nprotect = true")
     assert app.settings.secret_key == ("from-env-padded-to-thirty-two-bytes-at-least",)
     assert app.settings.protect is True
 
 
-@pytest.mark.parametrize("line, option, reason", [
-    ("databse_url = sqlite://", "databse_url", "unknown option in the [filter:...] section"),
-    ("scim_max_results = lots", "scim_max_results", "whole number, not 'lots'"),
-    ("scim_max_results = 1.5", "scim_max_results", "whole number"),
-    ("auto_migrate = maybe", "auto_migrate", "true or false"),
-    ("session_recheck_seconds = soon", "session_recheck_seconds", "a number"),
-    ("session_idle_lifetime = 10", "session_idle_lifetime", "at least 60"),  # the core's check
-    ("protect = reports", "protect", "invalid value"),
-])
+@pytest.mark.parametrize(
+    "line, option, reason",
+    [
+        ("databse_url = sqlite://", "databse_url", "unknown option in the [filter:...] section"),
+        ("scim_max_results = lots", "scim_max_results", "whole number, not 'lots'"),
+        ("scim_max_results = 1.5", "scim_max_results", "whole number"),
+        ("auto_migrate = maybe", "auto_migrate", "true or false"),
+        ("session_recheck_seconds = soon", "session_recheck_seconds", "a number"),
+        ("session_idle_lifetime = 10", "session_idle_lifetime", "at least 60"),  # the core's check
+        ("protect = reports", "protect", "invalid value"),
+    ],
+)
 def test_an_unknown_option_or_a_bad_value_fails_naming_it(
-        load: Any, line: str, option: str, reason: str) -> None:
+    load: Any, line: str, option: str, reason: str
+) -> None:
     with pytest.raises(ConfigurationError) as raised:
         load(f"secret_key = k-padded-to-thirty-two-bytes-at-least\n{line}")
     assert raised.value.option == option
@@ -139,8 +149,11 @@ def test_an_unknown_option_or_a_bad_value_fails_naming_it(
 
 
 def test_global_conf_is_not_read_as_options() -> None:
-    make_filter = filter_factory({"here": "/srv", "__file__": "/srv/site.ini"},
-                                 secret_key="k-padded-to-thirty-two-bytes-at-least", database_url="sqlite://")
+    make_filter = filter_factory(
+        {"here": "/srv", "__file__": "/srv/site.ini"},
+        secret_key="k-padded-to-thirty-two-bytes-at-least",
+        database_url="sqlite://",
+    )
     app = make_filter(hello)
     try:
         assert app.settings.database_url == "sqlite://"

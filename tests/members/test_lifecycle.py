@@ -30,8 +30,11 @@ def tokens(site: Site, idp: TestIdP, evil_idp: TestIdP) -> dict[str, str]:
 def assert_in(site: Site, idp: TestIdP, slug: str, email: str) -> str:
     """Signed in as ``email`` at ``slug``; the REMOTE_USER the host app got."""
     browser = requests.Session()
-    response = site.post_response(browser, slug, idp.response(
-        sp_entity_id=site.entity_id(slug), acs_url=site.acs(slug), email=email))
+    response = site.post_response(
+        browser,
+        slug,
+        idp.response(sp_entity_id=site.entity_id(slug), acs_url=site.acs(slug), email=email),
+    )
     assert response.status_code == 303, response.text
     seen = browser.get(site.url + "/").text
     return seen.split(";")[0].removeprefix("user=")
@@ -40,8 +43,11 @@ def assert_in(site: Site, idp: TestIdP, slug: str, email: str) -> str:
 def assert_refused(site: Site, idp: TestIdP, slug: str, email: str, reason: str) -> None:
     before = len(site.members())
     browser = requests.Session()
-    response = site.post_response(browser, slug, idp.response(
-        sp_entity_id=site.entity_id(slug), acs_url=site.acs(slug), email=email))
+    response = site.post_response(
+        browser,
+        slug,
+        idp.response(sp_entity_id=site.entity_id(slug), acs_url=site.acs(slug), email=email),
+    )
     assert response.status_code == 403, response.text
     assert f'<span class="reason">{reason}</span>' in response.text
     assert "Set-Cookie" not in response.headers
@@ -51,24 +57,34 @@ def assert_refused(site: Site, idp: TestIdP, slug: str, email: str, reason: str)
 
 
 def provision(site: Site, token: str, email: str) -> str:
-    created = requests.post(f"{site.url}/scim/v2/Users", json=okta_user(email),
-                            headers={"Authorization": f"Bearer {token}"})
+    created = requests.post(
+        f"{site.url}/scim/v2/Users",
+        json=okta_user(email),
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert created.status_code == 201, created.text
     return str(created.json()["id"])
 
 
-def test_an_idp_signs_in_and_creates_members_in_its_verified_domain(site: Site, idp: TestIdP,
-                                                                    tokens: dict[str, str]):
+def test_an_idp_signs_in_and_creates_members_in_its_verified_domain(
+    site: Site, idp: TestIdP, tokens: dict[str, str]
+):
     assert assert_in(site, idp, "acme", "new.hire@acme.test") == "new.hire@acme.test"
     (member,) = site.members()
     assert (member.user_name, member.source) == ("new.hire@acme.test", "sso")
 
 
-def test_another_workspaces_verified_domain_is_refused(site: Site, idp: TestIdP,
-                                                       evil_idp: TestIdP, tokens: dict[str, str]):
+def test_another_workspaces_verified_domain_is_refused(
+    site: Site, idp: TestIdP, evil_idp: TestIdP, tokens: dict[str, str]
+):
     assert assert_in(site, idp, "acme", "ceo@acme.test") == "ceo@acme.test"
-    for spelling in ("ceo@acme.test", "CEO@ACME.TEST", "ceo@acme.test ", "\uff43eo@acme.test",
-                     "someone.new@acme.test"):
+    for spelling in (
+        "ceo@acme.test",
+        "CEO@ACME.TEST",
+        "ceo@acme.test ",
+        "\uff43eo@acme.test",
+        "someone.new@acme.test",
+    ):
         assert_refused(site, evil_idp, "evil", spelling, "domain_verified_elsewhere")
     # Even a member evil's SCIM made before acme verified the domain is refused now.
     site.workspaces.release_domain("acme", "acme.test")
@@ -79,7 +95,8 @@ def test_another_workspaces_verified_domain_is_refused(site: Site, idp: TestIdP,
 
 
 def test_an_unverified_domain_admits_only_members_the_workspaces_own_scim_made(
-        site: Site, idp: TestIdP, evil_idp: TestIdP, tokens: dict[str, str]):
+    site: Site, idp: TestIdP, evil_idp: TestIdP, tokens: dict[str, str]
+):
     assert_refused(site, evil_idp, "evil", "someone@unclaimed.test", "domain_not_verified")
     # A claim is not a verification.
     site.workspaces.claim_domain("evil", "claimed.test")
@@ -92,7 +109,8 @@ def test_an_unverified_domain_admits_only_members_the_workspaces_own_scim_made(
 
 
 def test_a_member_created_at_sign_in_outside_verified_domains_cannot_come_back(
-        site: Site, idp: TestIdP, tokens: dict[str, str]):
+    site: Site, idp: TestIdP, tokens: dict[str, str]
+):
     # Created at sign-in while acme had eu.acme.test verified; once the domain is released,
     # that member is not one acme's SCIM provisioned, so the IdP alone cannot vouch for them.
     site.workspaces.verify_domain("acme", "eu.acme.test", by_operator=True)
@@ -101,21 +119,32 @@ def test_a_member_created_at_sign_in_outside_verified_domains_cannot_come_back(
     assert_refused(site, idp, "acme", "anna@eu.acme.test", "domain_not_verified")
 
 
-@pytest.mark.parametrize("name_id", ["da\u200bve@acme.test", "dave\u00ad@acme.test",
-                                     "dave@acme.test\u202e", "x" * 250 + "@acme.test"])
-def test_name_ids_with_invisible_characters_or_too_long_are_refused(site: Site, idp: TestIdP,
-                                                                    tokens: dict[str, str],
-                                                                    name_id: str):
+@pytest.mark.parametrize(
+    "name_id",
+    [
+        "da\u200bve@acme.test",
+        "dave\u00ad@acme.test",
+        "dave@acme.test\u202e",
+        "x" * 250 + "@acme.test",
+    ],
+)
+def test_name_ids_with_invisible_characters_or_too_long_are_refused(
+    site: Site, idp: TestIdP, tokens: dict[str, str], name_id: str
+):
     browser = requests.Session()
-    response = site.post_response(browser, "acme", idp.response(
-        sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email=name_id))
+    response = site.post_response(
+        browser,
+        "acme",
+        idp.response(sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email=name_id),
+    )
     assert response.status_code in (400, 403) and "Set-Cookie" not in response.headers
     assert any(reason in response.text for reason in ("invalid_name_id", "bad_name_id"))
     assert site.members() == []
 
 
-def test_look_alike_name_ids_sign_in_the_one_member(site: Site, idp: TestIdP,
-                                                   tokens: dict[str, str]):
+def test_look_alike_name_ids_sign_in_the_one_member(
+    site: Site, idp: TestIdP, tokens: dict[str, str]
+):
     member_id = provision(site, tokens["acme"], "dave@acme.test")
     for spelling in ("Dave@Acme.test", " dave@acme.test", "\uff44ave@acme.test"):
         assert assert_in(site, idp, "acme", spelling) == "dave@acme.test"
@@ -126,24 +155,32 @@ def test_look_alike_name_ids_sign_in_the_one_member(site: Site, idp: TestIdP,
 
 
 @pytest.mark.parametrize("stop", ["\u3002", "\uff61", "\ufe12"])  # ideographic full stops
-def test_a_trailing_ideographic_full_stop_is_the_same_domain(site: Site, evil_idp: TestIdP,
-                                                             tokens: dict[str, str], stop: str):
+def test_a_trailing_ideographic_full_stop_is_the_same_domain(
+    site: Site, evil_idp: TestIdP, tokens: dict[str, str], stop: str
+):
     # IDNA turns these into a dot: "acme.test。" is acme.test, which acme verified.
     assert_refused(site, evil_idp, "evil", f"alice@acme.test{stop}", "domain_verified_elsewhere")
-    refused = requests.post(f"{site.url}/scim/v2/Users", json=okta_user(f"alice@acme.test{stop}"),
-                            headers={"Authorization": f"Bearer {tokens['evil']}"})
+    refused = requests.post(
+        f"{site.url}/scim/v2/Users",
+        json=okta_user(f"alice@acme.test{stop}"),
+        headers={"Authorization": f"Bearer {tokens['evil']}"},
+    )
     assert refused.status_code == 400
 
 
 def test_an_alias_does_not_sign_in_a_member_named_in_another_workspaces_domain(
-        site: Site, idp: TestIdP, evil_idp: TestIdP, tokens: dict[str, str]):
+    site: Site, idp: TestIdP, evil_idp: TestIdP, tokens: dict[str, str]
+):
     # evil provisioned carol@newco.test (alias carol-alias@evil.test) before newco verified its
     # domain. Afterwards neither carol's name nor her alias signs her in at evil.
     site.workspaces.create("newco", name="Newco", plan="plus", owner_email="o@newco.test")
     body = okta_user("carol@newco.test")
     body["emails"] = [{"value": "carol-alias@evil.test", "type": "work", "primary": True}]
-    created = requests.post(f"{site.url}/scim/v2/Users", json=body,
-                            headers={"Authorization": f"Bearer {tokens['evil']}"})
+    created = requests.post(
+        f"{site.url}/scim/v2/Users",
+        json=body,
+        headers={"Authorization": f"Bearer {tokens['evil']}"},
+    )
     assert created.status_code == 201
     assert assert_in(site, evil_idp, "evil", "carol-alias@evil.test").startswith("evil:")
     site.workspaces.verify_domain("newco", "newco.test", by_operator=True)
@@ -152,15 +189,25 @@ def test_an_alias_does_not_sign_in_a_member_named_in_another_workspaces_domain(
 
 
 def test_a_name_that_is_not_one_plain_address_is_never_remote_user_as_an_email(
-        site: Site, evil_idp: TestIdP, tokens: dict[str, str]):
+    site: Site, evil_idp: TestIdP, tokens: dict[str, str]
+):
     # The userName ends in evil's verified domain, but a host that parses addresses would read
     # alice@acme.test in it: the member gets the scoped form.
-    for i, name in enumerate(("<alice@acme.test> x@evil.test", "alice@acme.test, x@evil.test",
-                              "alice@acme.test (x@evil.test", "alice@acme.test@evil.test")):
+    for i, name in enumerate(
+        (
+            "<alice@acme.test> x@evil.test",
+            "alice@acme.test, x@evil.test",
+            "alice@acme.test (x@evil.test",
+            "alice@acme.test@evil.test",
+        )
+    ):
         body = okta_user(name)
         body["emails"] = [{"value": f"alias{i}@evil.test", "type": "work", "primary": True}]
-        created = requests.post(f"{site.url}/scim/v2/Users", json=body,
-                                headers={"Authorization": f"Bearer {tokens['evil']}"})
+        created = requests.post(
+            f"{site.url}/scim/v2/Users",
+            json=body,
+            headers={"Authorization": f"Bearer {tokens['evil']}"},
+        )
         assert created.status_code == 201, created.text
         member_id = created.json()["id"]
         assert assert_in(site, evil_idp, "evil", f"alias{i}@evil.test") == f"evil:{member_id}"
@@ -168,11 +215,17 @@ def test_a_name_that_is_not_one_plain_address_is_never_remote_user_as_an_email(
     assert assert_in(site, evil_idp, "evil", "bob@evil.test") == "bob@evil.test"
 
 
-def test_releasing_a_domain_ends_its_members_sessions(site: Site, idp: TestIdP,
-                                                      tokens: dict[str, str]):
+def test_releasing_a_domain_ends_its_members_sessions(
+    site: Site, idp: TestIdP, tokens: dict[str, str]
+):
     browser = requests.Session()
-    response = site.post_response(browser, "acme", idp.response(
-        sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="bob@acme.test"))
+    response = site.post_response(
+        browser,
+        "acme",
+        idp.response(
+            sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="bob@acme.test"
+        ),
+    )
     assert response.status_code == 303
     assert browser.get(site.url + "/").text.startswith("user=bob@acme.test;")
     site.workspaces.release_domain("acme", "ACME.test")  # any spelling of the claim
@@ -181,11 +234,17 @@ def test_releasing_a_domain_ends_its_members_sessions(site: Site, idp: TestIdP,
 
 
 def test_verifying_a_domain_ends_other_workspaces_sessions_in_it(
-        site: Site, evil_idp: TestIdP, tokens: dict[str, str]):
+    site: Site, evil_idp: TestIdP, tokens: dict[str, str]
+):
     provision(site, tokens["evil"], "dan@newco.test")  # newco.test: nobody's yet
     browser = requests.Session()
-    response = site.post_response(browser, "evil", evil_idp.response(
-        sp_entity_id=site.entity_id("evil"), acs_url=site.acs("evil"), email="dan@newco.test"))
+    response = site.post_response(
+        browser,
+        "evil",
+        evil_idp.response(
+            sp_entity_id=site.entity_id("evil"), acs_url=site.acs("evil"), email="dan@newco.test"
+        ),
+    )
     assert response.status_code == 303
     assert browser.get(site.url + "/").text.startswith("user=evil:")
     site.workspaces.create("newco", name="Newco", plan="plus", owner_email="o@newco.test")

@@ -19,8 +19,8 @@ from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.saml.entities import make_client
 from webwork_sso_middleware.store.models import AuditEvent, Member
 
-from .idp import KeyPair, TestIdP, make_key_pair, pysaml2_sp_config
 from ..store_helpers import transaction
+from .idp import KeyPair, TestIdP, make_key_pair, pysaml2_sp_config
 
 SP_ID = "http://sp.test/saml/acme/metadata"
 ACS = "http://sp.test/saml/acme/acs"
@@ -73,18 +73,25 @@ class Site:
         dispatch: list[Any] = []
         live = serve(lambda environ, start_response: dispatch[0](environ, start_response))
         self.url = live.url
-        self.middleware = SSOMiddleware(host_app, database_url=database_url, secret_key="s3cret-padded-to-thirty-two-bytes-at-least",
-                                        base_url=self.url, **options)
+        self.middleware = SSOMiddleware(
+            host_app,
+            database_url=database_url,
+            secret_key="s3cret-padded-to-thirty-two-bytes-at-least",
+            base_url=self.url,
+            **options,
+        )
         dispatch.append(self.middleware)
         self.workspaces = self.middleware.workspaces
 
-    def add_workspace(self, slug: str, idp: TestIdP, *, verify_domain: bool = True,
-                      **idp_options: Any) -> str:
+    def add_workspace(
+        self, slug: str, idp: TestIdP, *, verify_domain: bool = True, **idp_options: Any
+    ) -> str:
         """A Plus workspace with SCIM and SSO on and ``idp`` as its IdP. Its domain
         ``<slug>.test`` is verified (by the operator) unless ``verify_domain=False``: only then
         may its IdP sign in ``<anyone>@<slug>.test``."""
-        _, token = self.workspaces.create(slug, name=slug.title(), plan="plus",
-                                          owner_email=f"owner@{slug}.test")
+        _, token = self.workspaces.create(
+            slug, name=slug.title(), plan="plus", owner_email=f"owner@{slug}.test"
+        )
         self.workspaces.enable(slug, scim=True, sso=True)
         if verify_domain:
             self.workspaces.verify_domain(slug, f"{slug}.test", by_operator=True)
@@ -98,8 +105,13 @@ class Site:
     def acs(self, slug: str) -> str:
         return f"{self.url}/saml/{slug}/acs"
 
-    def post_response(self, browser: requests.Session, slug: str, saml_response: str,
-                      relay_state: str | None = None) -> requests.Response:
+    def post_response(
+        self,
+        browser: requests.Session,
+        slug: str,
+        saml_response: str,
+        relay_state: str | None = None,
+    ) -> requests.Response:
         data = {"SAMLResponse": saml_response}
         if relay_state is not None:
             data["RelayState"] = relay_state
@@ -113,8 +125,11 @@ class Site:
 
     def audit(self, action: str) -> list[AuditEvent]:
         with transaction(self.middleware.database) as unit:
-            rows = list(unit.session.scalars(select(AuditEvent).where(AuditEvent.action == action)
-                                        .order_by(AuditEvent.id)))
+            rows = list(
+                unit.session.scalars(
+                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+                )
+            )
             unit.session.expunge_all()
             return rows
 

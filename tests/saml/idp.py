@@ -129,7 +129,9 @@ class TestIdP:
     def metadata_xml(self, *, signed: bool | None = None) -> str:
         descriptor = entity_descriptor(self.server.config)
         if signed if signed is not None else self.sign_metadata:
-            return sign_entity_descriptor(descriptor, None, self.server.sec, SIG_RSA_SHA256, DIGEST_SHA256)[1]
+            return sign_entity_descriptor(
+                descriptor, None, self.server.sec, SIG_RSA_SHA256, DIGEST_SHA256
+            )[1]
         return str(descriptor)
 
     def sp_config(self, entity_id: str, acs_url: str, *, signing_cert: str | None = None) -> str:
@@ -138,9 +140,15 @@ class TestIdP:
 
     # responses --------------------------------------------------------------------------------------
 
-    def response(self, *, sp_entity_id: str, acs_url: str, email: str,
-                 attributes: Attributes | None = None,
-                 **options: Unpack[protocol.ResponseOptions]) -> str:
+    def response(
+        self,
+        *,
+        sp_entity_id: str,
+        acs_url: str,
+        email: str,
+        attributes: Attributes | None = None,
+        **options: Unpack[protocol.ResponseOptions],
+    ) -> str:
         """A base64 SAMLResponse (HTTP-POST binding) for ``email``; NameID format emailAddress.
 
         Made by ``Server.create_authn_response``, then edited as ``options`` ask (see
@@ -149,19 +157,35 @@ class TestIdP:
         ``attributes`` default to ``idp.users[email]``, else ``default_attributes(email)``. An SP
         the IdP has not met is registered with ``acs_url`` on the way, as if an admin had set it up.
         """
-        xml = self.response_xml(sp_entity_id=sp_entity_id, acs_url=acs_url, email=email,
-                                attributes=attributes, **options)
+        xml = self.response_xml(
+            sp_entity_id=sp_entity_id,
+            acs_url=acs_url,
+            email=email,
+            attributes=attributes,
+            **options,
+        )
         return base64.b64encode(xml.encode("utf-8")).decode("ascii")
 
-    def response_xml(self, *, sp_entity_id: str, acs_url: str, email: str,
-                     attributes: Attributes | None = None,
-                     **options: Unpack[protocol.ResponseOptions]) -> str:
+    def response_xml(
+        self,
+        *,
+        sp_entity_id: str,
+        acs_url: str,
+        email: str,
+        attributes: Attributes | None = None,
+        **options: Unpack[protocol.ResponseOptions],
+    ) -> str:
         """``response()`` as XML text (for tests that tamper with it before encoding it)."""
         if sp_entity_id not in protocol.registered_sps(self.server):
             self.sp_config(sp_entity_id, acs_url)
         return protocol.response_xml(
-            self.server, sp_entity_id=sp_entity_id, acs_url=acs_url, email=email,
-            attributes=attributes or self.users.get(email) or default_attributes(email), **options)
+            self.server,
+            sp_entity_id=sp_entity_id,
+            acs_url=acs_url,
+            email=email,
+            attributes=attributes or self.users.get(email) or default_attributes(email),
+            **options,
+        )
 
     def signature_template(self, element_id: str) -> Any:
         """pysaml2's ds:Signature template (RSA-SHA256, exc-c14n, our certificate in KeyInfo)."""
@@ -172,7 +196,9 @@ class TestIdP:
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ["REQUEST_METHOD"]
         if path == "/idp/metadata" and method == "GET":
-            return _reply(start_response, "200 OK", "application/samlmetadata+xml", self.metadata_xml())
+            return _reply(
+                start_response, "200 OK", "application/samlmetadata+xml", self.metadata_xml()
+            )
         if path != "/idp/sso" or method not in ("GET", "POST"):
             return _reply(start_response, "404 Not Found", "text/plain", "not found")
         query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -193,9 +219,13 @@ class TestIdP:
             # Any unparseable or unknown-SP request: say so, as a real IdP would.
             request = protocol.read_authn_request(self.server, saml_request, binding)
         except RequestRefused as refused:
-            return _reply(start_response, "400 Bad Request", "text/plain", f"bad AuthnRequest: {refused}")
+            return _reply(
+                start_response, "400 Bad Request", "text/plain", f"bad AuthnRequest: {refused}"
+            )
         self.requests.append(
-            AuthnRequestSeen(request.id, request.sp_entity_id, request.acs_url, relay_state, binding, user)
+            AuthnRequestSeen(
+                request.id, request.sp_entity_id, request.acs_url, relay_state, binding, user
+            )
         )
         saml_response = self.response(
             sp_entity_id=request.sp_entity_id,
@@ -203,11 +233,15 @@ class TestIdP:
             email=user,
             in_response_to=request.id,
         )
-        page = autopost_page(request.acs_url, {"SAMLResponse": saml_response, "RelayState": relay_state})
+        page = autopost_page(
+            request.acs_url, {"SAMLResponse": saml_response, "RelayState": relay_state}
+        )
         return _reply(start_response, "200 OK", "text/html; charset=utf-8", page)
 
 
-def _reply(start_response: Callable[..., Any], status: str, content_type: str, body: str) -> list[bytes]:
+def _reply(
+    start_response: Callable[..., Any], status: str, content_type: str, body: str
+) -> list[bytes]:
     data = body.encode("utf-8")
     start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data)))])
     return [data]

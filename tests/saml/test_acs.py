@@ -33,10 +33,10 @@ from webwork_sso_middleware.store import sign_in as sign_in_store
 from webwork_sso_middleware.store.models import SeenAssertion
 from webwork_sso_middleware.urls import WorkspaceUrls
 
+from ..store_helpers import transaction
 from .conftest import ACS, SP_ID, Site
 from .idp import TestIdP
 from .test_app import whoami
-from ..store_helpers import transaction
 
 
 def encode(xml: str) -> str:
@@ -44,11 +44,17 @@ def encode(xml: str) -> str:
 
 
 def honest(site: Site, idp: TestIdP, **overrides: Any) -> dict[str, Any]:
-    return {"sp_entity_id": site.entity_id("acme"), "acs_url": site.acs("acme"),
-            "email": "alice@acme.test", **overrides}
+    return {
+        "sp_entity_id": site.entity_id("acme"),
+        "acs_url": site.acs("acme"),
+        "email": "alice@acme.test",
+        **overrides,
+    }
 
 
-def assert_rejected(site: Site, response: requests.Response, reason: str, status: int = 400) -> None:
+def assert_rejected(
+    site: Site, response: requests.Response, reason: str, status: int = 400
+) -> None:
     assert response.status_code == status, response.text
     assert "Set-Cookie" not in response.headers
     assert whoami(response.browser, site).startswith("user=;")  # type: ignore[attr-defined]
@@ -73,21 +79,27 @@ def test_the_honest_response_passes(site: Site, idp: TestIdP, acme: str):
 
 
 def test_signed_response_with_unsigned_assertion_passes(site: Site, idp: TestIdP, acme: str):
-    response = post(site, idp.response(**honest(site, idp), sign_assertion=False, sign_response=True))
+    response = post(
+        site, idp.response(**honest(site, idp), sign_assertion=False, sign_response=True)
+    )
     assert response.status_code == 303
 
 
-@pytest.mark.parametrize("field, value, reason", [
-    ("audience", "https://other.test/saml/acme/metadata", "audience_mismatch"),
-    ("recipient", "https://other.test/saml/acme/acs", "recipient_mismatch"),
-    ("destination", "https://other.test/saml/acme/acs", "destination_mismatch"),
-    ("issuer", "https://impostor.test/idp", "issuer_mismatch"),
-    ("not_on_or_after_offset", -400, "expired"),
-    ("not_before_offset", 400, "not_yet_valid"),
-    ("in_response_to", "id-never-issued", "request_not_bound"),
-])
-def test_each_check_failing_alone(site: Site, idp: TestIdP, acme: str, field: str, value: Any,
-                                  reason: str):
+@pytest.mark.parametrize(
+    "field, value, reason",
+    [
+        ("audience", "https://other.test/saml/acme/metadata", "audience_mismatch"),
+        ("recipient", "https://other.test/saml/acme/acs", "recipient_mismatch"),
+        ("destination", "https://other.test/saml/acme/acs", "destination_mismatch"),
+        ("issuer", "https://impostor.test/idp", "issuer_mismatch"),
+        ("not_on_or_after_offset", -400, "expired"),
+        ("not_before_offset", 400, "not_yet_valid"),
+        ("in_response_to", "id-never-issued", "request_not_bound"),
+    ],
+)
+def test_each_check_failing_alone(
+    site: Site, idp: TestIdP, acme: str, field: str, value: Any, reason: str
+):
     assert_rejected(site, post(site, idp.response(**honest(site, idp, **{field: value}))), reason)
     if isinstance(value, str) and "://" in value:
         # The owner's record keeps what was sent and what this workspace expects.
@@ -95,8 +107,7 @@ def test_each_check_failing_alone(site: Site, idp: TestIdP, acme: str, field: st
         assert value in detail and ("expects" in detail or "ACS is" in detail)
 
 
-def test_the_page_names_no_configured_idp(site: Site, idp: TestIdP, second_idp: TestIdP,
-                                          acme: str):
+def test_the_page_names_no_configured_idp(site: Site, idp: TestIdP, second_idp: TestIdP, acme: str):
     """The finding: "the response was issued by X, not Y" told anyone the configured IdP."""
     forged = second_idp.response(**honest(site, idp))
     response = post(site, forged)
@@ -108,9 +119,16 @@ def test_the_page_names_no_configured_idp(site: Site, idp: TestIdP, second_idp: 
 
 def test_clock_skew_within_the_allowance_passes(site: Site, idp: TestIdP, acme: str):
     # Expired 100 s ago, and valid from 100 s ahead: both within the default 180 s skew.
-    assert post(site, idp.response(**honest(site, idp), not_on_or_after_offset=-100)).status_code == 303
-    assert post(site, idp.response(**honest(site, idp, email="b@acme.test"),
-                                   not_before_offset=100)).status_code == 303
+    assert (
+        post(site, idp.response(**honest(site, idp), not_on_or_after_offset=-100)).status_code
+        == 303
+    )
+    assert (
+        post(
+            site, idp.response(**honest(site, idp, email="b@acme.test"), not_before_offset=100)
+        ).status_code
+        == 303
+    )
 
 
 def test_unsigned_assertion_in_unsigned_response(site: Site, idp: TestIdP, acme: str):
@@ -124,8 +142,9 @@ def test_content_tampered_after_signing(site: Site, idp: TestIdP, acme: str):
     assert_rejected(site, post(site, encode(tampered)), "signature_invalid")
 
 
-def test_signature_by_a_key_not_in_metadata(site: Site, idp: TestIdP, second_idp: TestIdP,
-                                            acme: str):
+def test_signature_by_a_key_not_in_metadata(
+    site: Site, idp: TestIdP, second_idp: TestIdP, acme: str
+):
     forged = second_idp.response(**honest(site, idp), issuer=idp.entity_id)
     assert_rejected(site, post(site, forged), "signature_invalid")
 
@@ -138,24 +157,32 @@ def test_replay_is_refused(site: Site, idp: TestIdP, acme: str):
     assert response.status_code == 400 and "replayed" in response.text
     assert "Set-Cookie" not in response.headers
 
-def test_replays_and_unverified_refusals_are_counted_not_listed(site: Site, idp: TestIdP,
-                                                                acme: str):
+
+def test_replays_and_unverified_refusals_are_counted_not_listed(
+    site: Site, idp: TestIdP, acme: str
+):
     """Both can be repeated at will without the IdP signing anything new: one row per reason
     (and hour) with a count, whereas a refusal after a fresh valid signature has its own row."""
     saml_response = idp.response(**honest(site, idp))
     assert post(site, saml_response).status_code == 303
     for _ in range(3):
         assert post(site, saml_response).status_code == 400
-        assert post(site, idp.response(**honest(site, idp), audience="https://x.test/sp"),
-                    ).status_code == 400
+        assert (
+            post(
+                site,
+                idp.response(**honest(site, idp), audience="https://x.test/sp"),
+            ).status_code
+            == 400
+        )
     assert post(site, idp.response(**honest(site, idp, email="no-email"))).status_code == 400
     assert post(site, idp.response(**honest(site, idp, email="still-no-email"))).status_code == 400
     counted: dict[str, int] = {}
     single = []
     for event in site.audit("login_failed"):
         if event.target_type == "counted":
-            counted[event.changes["reason"]] = (counted.get(event.changes["reason"], 0)
-                                                + event.changes["count"])
+            counted[event.changes["reason"]] = (
+                counted.get(event.changes["reason"], 0) + event.changes["count"]
+            )
         else:
             single.append(event.changes["reason"])
     assert counted == {"replayed": 3, "audience_mismatch": 3}
@@ -194,21 +221,24 @@ def test_not_xml_is_refused(site: Site, acme: str):
 
 
 def test_oversized_body_is_refused(site: Site, acme: str):
-    response = requests.post(site.acs("acme"), data={"SAMLResponse": "A" * 2_000_000},
-                             allow_redirects=False)
+    response = requests.post(
+        site.acs("acme"), data={"SAMLResponse": "A" * 2_000_000}, allow_redirects=False
+    )
     assert response.status_code == 413 and "Set-Cookie" not in response.headers
 
 
 def test_no_bearer_subject_confirmation(site: Site, idp: TestIdP, acme: str):
     xml = idp.response_xml(**honest(site, idp))
-    changed = xml.replace("urn:oasis:names:tc:SAML:2.0:cm:bearer",
-                          "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key")
+    changed = xml.replace(
+        "urn:oasis:names:tc:SAML:2.0:cm:bearer", "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key"
+    )
     assert changed != xml
     assert_rejected(site, post(site, encode(changed)), "no_bearer_confirmation")
 
 
 def test_signature_wrapping_with_the_signed_assertion_hidden_in_extensions(
-        site: Site, idp: TestIdP, acme: str):
+    site: Site, idp: TestIdP, acme: str
+):
     """XSW: the genuine signed assertion moves into Extensions; an evil copy takes its place."""
     root = etree.fromstring(idp.response_xml(**honest(site, idp)).encode())
     signed = root.find(f"{{{SAML}}}Assertion")
@@ -234,16 +264,29 @@ def raised_rejections() -> list[tuple[str, str, str]]:
     found = []
     for module in (acs, login_flow, lifecycle):
         for node in ast.walk(ast.parse(inspect.getsource(module))):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in ("Rejection", "_unavailable", "SignInRefused")):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("Rejection", "_unavailable", "SignInRefused")
+            ):
                 continue
             if not (node.args and isinstance(node.args[0], ast.Constant)):
                 continue  # the class's own signature, not a refusal
             code = node.args[0].value
-            public = {k.arg: k.value.value for k in node.keywords
-                      if k.arg == "public_code" and isinstance(k.value, ast.Constant)}
-            found.append((module.__name__, code, "sso_unavailable" if node.func.id ==
-                          "_unavailable" else public.get("public_code", code)))
+            public = {
+                k.arg: k.value.value
+                for k in node.keywords
+                if k.arg == "public_code" and isinstance(k.value, ast.Constant)
+            }
+            found.append(
+                (
+                    module.__name__,
+                    code,
+                    "sso_unavailable"
+                    if node.func.id == "_unavailable"
+                    else public.get("public_code", code),
+                )
+            )
     return found
 
 
@@ -261,7 +304,8 @@ def test_every_refusal_has_a_fixed_public_sentence():
         assert sentence[:1].isupper() and sentence.endswith(".") and len(sentence) > 20, code
     assert len(set(PUBLIC_REASONS.values())) == len(PUBLIC_REASONS)  # each says its own thing
     assert Rejection("a_code_with_no_sentence", "detail").public_text == (
-        "The sign-in response was refused.")
+        "The sign-in response was refused."
+    )
     # Every public code has its sentence, and every sentence a refusal that shows it.
     assert {public for _, _, public in found} == set(PUBLIC_REASONS)
     hidden = {code for _, code, public in found if public != code}
@@ -272,12 +316,25 @@ def test_a_refusal_carries_its_code_detail_and_what_a_stranger_may_read():
     expired = Rejection("expired", "the assertion expired at 12:00Z")
     assert str(expired) == "expired: the assertion expired at 12:00Z"  # what the server log shows
     assert (expired.code, expired.public_code, expired.status, expired.repeatable) == (
-        "expired", "expired", 400, False)
+        "expired",
+        "expired",
+        400,
+        False,
+    )
     assert expired.public_text == PUBLIC_REASONS["expired"]
-    hidden = Rejection("plan", "the workspace is on the Free plan", status=403,
-                       public_code="sso_unavailable", repeatable=True)
+    hidden = Rejection(
+        "plan",
+        "the workspace is on the Free plan",
+        status=403,
+        public_code="sso_unavailable",
+        repeatable=True,
+    )
     assert (hidden.code, hidden.public_code, hidden.status, hidden.repeatable) == (
-        "plan", "sso_unavailable", 403, True)
+        "plan",
+        "sso_unavailable",
+        403,
+        True,
+    )
     assert hidden.public_text == PUBLIC_REASONS["sso_unavailable"]
 
 
@@ -291,21 +348,24 @@ def idp_sign(element: etree._Element, idp: TestIdP, *, prefix_list: str | None =
     ``prefix_list`` gives exclusive c14n an InclusiveNamespaces parameter, as Okta and ADFS do."""
     for old in element.findall(f"{{{DS}}}Signature"):
         element.remove(old)
-    signature = xmlsec.template.create(element, xmlsec.Transform.EXCL_C14N,
-                                       xmlsec.Transform.RSA_SHA256, ns="ds")
+    signature = xmlsec.template.create(
+        element, xmlsec.Transform.EXCL_C14N, xmlsec.Transform.RSA_SHA256, ns="ds"
+    )
     issuer = element.find(f"{{{SAML}}}Issuer")
     if issuer is not None:
         issuer.addnext(signature)  # schema order: right after Issuer
     else:
         element.insert(0, signature)
-    reference = xmlsec.template.add_reference(signature, xmlsec.Transform.SHA256,
-                                              uri=f"#{element.get('ID')}")
+    reference = xmlsec.template.add_reference(
+        signature, xmlsec.Transform.SHA256, uri=f"#{element.get('ID')}"
+    )
     xmlsec.template.add_transform(reference, xmlsec.Transform.ENVELOPED)
     c14n = xmlsec.template.add_transform(reference, xmlsec.Transform.EXCL_C14N)
     if prefix_list is not None:
         # By walking: lxml's tag-filtered find misses nodes libxmlsec created.
-        method = next(node for node in signature.iter()
-                      if node.tag == f"{{{DS}}}CanonicalizationMethod")
+        method = next(
+            node for node in signature.iter() if node.tag == f"{{{DS}}}CanonicalizationMethod"
+        )
         for node in (method, c14n):
             xmlsec.template.transform_add_c14n_inclusive_namespaces(node, prefix_list)
     context = xmlsec.SignatureContext()
@@ -315,8 +375,14 @@ def idp_sign(element: etree._Element, idp: TestIdP, *, prefix_list: str | None =
     context.sign(signature)
 
 
-def edited(site: Site, idp: TestIdP, edit: Callable[[etree._Element], None], *,
-           signed: str = "assertion", **overrides: Any) -> etree._Element:
+def edited(
+    site: Site,
+    idp: TestIdP,
+    edit: Callable[[etree._Element], None],
+    *,
+    signed: str = "assertion",
+    **overrides: Any,
+) -> etree._Element:
     """The IdP's honest response, changed by ``edit`` and then signed by the IdP's key:
     ``signed`` is "assertion" or "response"."""
     xml = idp.response_xml(**honest(site, idp, **overrides), sign_assertion=False)
@@ -331,8 +397,10 @@ def post_tree(site: Site, root: etree._Element) -> requests.Response:
 
 
 def confirmation_data(root: etree._Element) -> etree._Element:
-    return root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}SubjectConfirmation/"
-                     f"{{{SAML}}}SubjectConfirmationData")
+    return root.find(
+        f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}SubjectConfirmation/"
+        f"{{{SAML}}}SubjectConfirmationData"
+    )
 
 
 def conditions_of(root: etree._Element) -> etree._Element:
@@ -340,25 +408,30 @@ def conditions_of(root: etree._Element) -> etree._Element:
 
 
 def instant(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def from_now(seconds: float) -> str:
-    return instant(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds))
+    return instant(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds))
 
 
 # -- the bearer confirmation's own time window ---------------------------------------------------
 
 
-@pytest.mark.parametrize("attribute, offset, reason", [
-    ("NotOnOrAfter", -400, "expired"),
-    ("NotBefore", 400, "not_yet_valid"),
-])
+@pytest.mark.parametrize(
+    "attribute, offset, reason",
+    [
+        ("NotOnOrAfter", -400, "expired"),
+        ("NotBefore", 400, "not_yet_valid"),
+    ],
+)
 def test_subject_confirmation_window_is_checked_on_its_own(
-        site: Site, idp: TestIdP, acme: str, attribute: str, offset: int, reason: str):
+    site: Site, idp: TestIdP, acme: str, attribute: str, offset: int, reason: str
+):
     """Conditions valid for ten minutes either way; only the bearer SubjectConfirmationData
     is outside its window (beyond the 180 s skew). The test IdP gives both the same
     NotOnOrAfter, so no other test separates them."""
+
     def edit(root: etree._Element) -> None:
         conditions_of(root).set("NotBefore", from_now(-600))
         conditions_of(root).set("NotOnOrAfter", from_now(600))
@@ -367,9 +440,9 @@ def test_subject_confirmation_window_is_checked_on_its_own(
     assert_rejected(site, post_tree(site, edited(site, idp, edit)), reason)
 
 
-def test_subject_confirmation_window_inside_the_skew_passes(site: Site, idp: TestIdP,
-                                                            acme: str):
+def test_subject_confirmation_window_inside_the_skew_passes(site: Site, idp: TestIdP, acme: str):
     """The control: the same edit, 100 s outside the window, is within the 180 s skew."""
+
     def edit(root: etree._Element) -> None:
         confirmation_data(root).set("NotBefore", from_now(100))
         confirmation_data(root).set("NotOnOrAfter", from_now(-100))
@@ -377,7 +450,8 @@ def test_subject_confirmation_window_inside_the_skew_passes(site: Site, idp: Tes
     response = post_tree(site, edited(site, idp, edit))
     assert response.status_code == 303, response.text
     assert whoami(response.browser, site).startswith(  # type: ignore[attr-defined]
-        "user=alice@acme.test;")
+        "user=alice@acme.test;"
+    )
 
 
 def test_okta_style_inclusive_namespaces_sign_in(site: Site, idp: TestIdP, acme: str):
@@ -391,7 +465,8 @@ def test_okta_style_inclusive_namespaces_sign_in(site: Site, idp: TestIdP, acme:
     response = post_tree(site, root)
     assert response.status_code == 303, response.text
     assert whoami(response.browser, site).startswith(  # type: ignore[attr-defined]
-        "user=alice@acme.test;")
+        "user=alice@acme.test;"
+    )
 
 
 # -- status, issuer, structure -------------------------------------------------------------------
@@ -404,17 +479,23 @@ def _status(value: str | None) -> Callable[[etree._Element], None]:
             root.remove(status)
         else:
             status.find(f"{{{SAMLP}}}StatusCode").set("Value", value)
+
     return edit
 
 
 @pytest.mark.parametrize("signed", ["assertion", "response"])
-@pytest.mark.parametrize("status", [
-    "urn:oasis:names:tc:SAML:2.0:status:Responder",
-    "urn:oasis:names:tc:SAML:2.0:status:Requester",
-    None,
-], ids=["responder", "requester", "no-status"])
+@pytest.mark.parametrize(
+    "status",
+    [
+        "urn:oasis:names:tc:SAML:2.0:status:Responder",
+        "urn:oasis:names:tc:SAML:2.0:status:Requester",
+        None,
+    ],
+    ids=["responder", "requester", "no-status"],
+)
 def test_status_other_than_success_refuses_even_a_signed_assertion(
-        site: Site, idp: TestIdP, acme: str, signed: str, status: str | None):
+    site: Site, idp: TestIdP, acme: str, signed: str, status: str | None
+):
     """An IdP that says it did not sign the person in, yet carries a validly signed
     assertion (the status signed along with the response, or outside the signed assertion):
     the status wins. A response without any Status is refused the same way."""
@@ -431,12 +512,14 @@ def _response_issuer(value: str | None) -> Callable[[etree._Element], None]:
             root.remove(issuer)
         else:
             issuer.text = value
+
     return edit
 
 
 @pytest.mark.parametrize("signed", ["assertion", "response"])
-def test_wrong_issuer_on_the_response_alone_is_refused(site: Site, idp: TestIdP, acme: str,
-                                                       signed: str):
+def test_wrong_issuer_on_the_response_alone_is_refused(
+    site: Site, idp: TestIdP, acme: str, signed: str
+):
     """The assertion's Issuer is the right one; the Response names another IdP."""
     root = edited(site, idp, _response_issuer("https://impostor.test/idp"), signed=signed)
     assert root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Issuer").text == idp.entity_id
@@ -452,6 +535,7 @@ def test_response_without_an_issuer_passes(site: Site, idp: TestIdP, acme: str):
 
 def test_assertion_without_an_issuer_is_refused(site: Site, idp: TestIdP, acme: str):
     """The Response names the right IdP; the signed assertion names none (it MUST, core 2.3.3)."""
+
     def edit(root: etree._Element) -> None:
         assertion = root.find(f"{{{SAML}}}Assertion")
         assertion.remove(assertion.find(f"{{{SAML}}}Issuer"))
@@ -463,18 +547,19 @@ def test_a_document_that_is_not_a_response_is_refused(site: Site, idp: TestIdP, 
     """The IdP's signed assertion alone, posted without its Response."""
     root = etree.fromstring(idp.response_xml(**honest(site, idp)).encode("utf-8"))
     assertion = root.find(f"{{{SAML}}}Assertion")
-    assert_rejected(site, post(site, encode(etree.tostring(assertion).decode())),
-                    "not_a_response")
+    assert_rejected(site, post(site, encode(etree.tostring(assertion).decode())), "not_a_response")
 
 
 def test_assertion_without_an_id_is_refused(site: Site, idp: TestIdP, acme: str):
     """Inside a Response the IdP signed: the signature verifies, the replay cache would
     have no ID to keep, so the ACS refuses it itself."""
+
     def edit(root: etree._Element) -> None:
         del root.find(f"{{{SAML}}}Assertion").attrib["ID"]
 
-    assert_rejected(site, post_tree(site, edited(site, idp, edit, signed="response")),
-                    "invalid_response")
+    assert_rejected(
+        site, post_tree(site, edited(site, idp, edit, signed="response")), "invalid_response"
+    )
 
 
 def test_assertion_without_conditions_is_refused(site: Site, idp: TestIdP, acme: str):
@@ -485,13 +570,17 @@ def test_assertion_without_conditions_is_refused(site: Site, idp: TestIdP, acme:
     assert_rejected(site, post_tree(site, edited(site, idp, edit)), "missing_conditions")
 
 
-@pytest.mark.parametrize("element, attribute", [
-    ("conditions", "NotBefore"),
-    ("conditions", "NotOnOrAfter"),
-    ("confirmation", "NotOnOrAfter"),
-])
-def test_unreadable_time_is_refused(site: Site, idp: TestIdP, acme: str, element: str,
-                                    attribute: str):
+@pytest.mark.parametrize(
+    "element, attribute",
+    [
+        ("conditions", "NotBefore"),
+        ("conditions", "NotOnOrAfter"),
+        ("confirmation", "NotOnOrAfter"),
+    ],
+)
+def test_unreadable_time_is_refused(
+    site: Site, idp: TestIdP, acme: str, element: str, attribute: str
+):
     def edit(root: etree._Element) -> None:
         target = conditions_of(root) if element == "conditions" else confirmation_data(root)
         target.set(attribute, "tomorrow at noon")
@@ -502,18 +591,24 @@ def test_unreadable_time_is_refused(site: Site, idp: TestIdP, acme: str, element
 # -- the NameID, and the email the member gets -------------------------------------------------
 
 
-@pytest.mark.parametrize("name_id", [
-    "alice",
-    "alice@acme",
-    "+15551234567",
-    "alice bob@acme.test",
-    "x" * 247 + "@acme.test",  # 257 characters, an address in form
-    "x" * 246 + "@acme.test",  # 256
-], ids=["no-domain", "no-dot", "phone", "space", "257-chars", "256-chars"])
-def test_name_id_that_is_not_a_usable_email_is_refused(site: Site, idp: TestIdP, acme: str,
-                                                      name_id: str):
-    assert_rejected(site, post(site, idp.response(**honest(site, idp, email=name_id))),
-                    "bad_name_id")
+@pytest.mark.parametrize(
+    "name_id",
+    [
+        "alice",
+        "alice@acme",
+        "+15551234567",
+        "alice bob@acme.test",
+        "x" * 247 + "@acme.test",  # 257 characters, an address in form
+        "x" * 246 + "@acme.test",  # 256
+    ],
+    ids=["no-domain", "no-dot", "phone", "space", "257-chars", "256-chars"],
+)
+def test_name_id_that_is_not_a_usable_email_is_refused(
+    site: Site, idp: TestIdP, acme: str, name_id: str
+):
+    assert_rejected(
+        site, post(site, idp.response(**honest(site, idp, email=name_id))), "bad_name_id"
+    )
 
 
 def test_assertion_without_a_name_id_is_refused(site: Site, idp: TestIdP, acme: str):
@@ -533,12 +628,17 @@ def test_name_id_of_255_characters_passes(site: Site, idp: TestIdP, acme: str):
     assert [m.user_name for m in site.members()] == [email]
 
 
-def test_the_member_is_named_by_the_name_id_never_by_attributes(site: Site, idp: TestIdP,
-                                                                acme: str):
+def test_the_member_is_named_by_the_name_id_never_by_attributes(
+    site: Site, idp: TestIdP, acme: str
+):
     """Attributes are the IdP user's editable profile (Okta's email, mail, a phone number):
     the member is whom the NameID names, trimmed of the whitespace IdPs wrap it in."""
-    attributes = {"email": ["bob@acme.test"], "mail": ["carol@acme.test"],
-                  "mobile": ["+15551234567"], "firstName": ["Alice"]}
+    attributes = {
+        "email": ["bob@acme.test"],
+        "mail": ["carol@acme.test"],
+        "mobile": ["+15551234567"],
+        "firstName": ["Alice"],
+    }
 
     def edit(root: etree._Element) -> None:
         name_id = root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}NameID")
@@ -547,7 +647,8 @@ def test_the_member_is_named_by_the_name_id_never_by_attributes(site: Site, idp:
     response = post_tree(site, edited(site, idp, edit, attributes=attributes))
     assert response.status_code == 303, response.text
     assert whoami(response.browser, site).startswith(  # type: ignore[attr-defined]
-        "user=alice@acme.test;")
+        "user=alice@acme.test;"
+    )
     (member,) = site.members()
     assert member.user_name == "alice@acme.test" and member.given_name == "Alice"
 
@@ -556,14 +657,17 @@ def test_the_member_is_named_by_the_name_id_never_by_attributes(site: Site, idp:
 
 
 def test_replay_cache_keeps_the_id_until_the_assertion_can_no_longer_pass(
-        site: Site, idp: TestIdP, acme: str):
+    site: Site, idp: TestIdP, acme: str
+):
     """The ACS accepts an assertion until its NotOnOrAfter plus the 180 s skew, so its ID must
     stay in the replay cache at least that long: a purge at the last instant the assertion
     still passes must keep it, and a replay then is still refused. Stored any shorter, the
     purge would reopen the replay."""
     xml = idp.response_xml(**honest(site, idp))
     root = etree.fromstring(xml.encode("utf-8"))
-    expiry = dt.datetime.fromisoformat(conditions_of(root).get("NotOnOrAfter").replace("Z", "+00:00"))
+    expiry = dt.datetime.fromisoformat(
+        conditions_of(root).get("NotOnOrAfter").replace("Z", "+00:00")
+    )
     assert confirmation_data(root).get("NotOnOrAfter") == conditions_of(root).get("NotOnOrAfter")
     assert post(site, encode(xml)).status_code == 303
 
@@ -576,6 +680,7 @@ def test_replay_cache_keeps_the_id_until_the_assertion_can_no_longer_pass(
         def work(unit: Any) -> int:
             sign_in_store.purge_replay_cache(unit, now)
             return len(unit.session.query(SeenAssertion).all())
+
         return site.middleware.database.run(work)
 
     last_acceptance = expiry + dt.timedelta(seconds=180) - dt.timedelta(microseconds=1)
@@ -590,7 +695,7 @@ def test_replay_cache_keeps_the_id_until_the_assertion_can_no_longer_pass(
 # Over HTTP the clock is the server's; these call the very AssertionConsumer the ACS builds,
 # on responses the real IdP signed, at chosen instants a microsecond apart.
 
-T = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+T = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
 SKEW = dt.timedelta(seconds=180)
 HOUR = dt.timedelta(hours=1)
 TICK = dt.timedelta(microseconds=1)
@@ -602,19 +707,29 @@ def consumer(test_idp: TestIdP) -> AssertionConsumer:
     """The ACS's consumer for workspace acme at http://sp.test (conftest's SP_ID and ACS)."""
     urls = WorkspaceUrls("http://sp.test", "acme")
     assert (urls.sp_entity_id, urls.acs_url) == (SP_ID, ACS)
-    settings = IdPSettings(test_idp.entity_id, test_idp.metadata_xml(), allow_idp_initiated=True,
-                           version="1")
+    settings = IdPSettings(
+        test_idp.entity_id, test_idp.metadata_xml(), allow_idp_initiated=True, version="1"
+    )
     return AssertionConsumer(ServiceProvider(urls, settings, clock_skew=SKEW), clock_skew=SKEW)
 
 
-def timed(idp: TestIdP, *, conditions: Window = (T - HOUR, T + HOUR),
-          confirmation: Window = (None, T + HOUR)) -> bytes:
+def timed(
+    idp: TestIdP,
+    *,
+    conditions: Window = (T - HOUR, T + HOUR),
+    confirmation: Window = (None, T + HOUR),
+) -> bytes:
     """An unsolicited response for alice whose windows are (NotBefore, NotOnOrAfter) as given
     (None: no such attribute), signed by the IdP."""
-    root = etree.fromstring(idp.response_xml(sp_entity_id=SP_ID, acs_url=ACS,
-                                             email="alice@acme.test", sign_assertion=False).encode())
-    for element, window in ((conditions_of(root), conditions),
-                            (confirmation_data(root), confirmation)):
+    root = etree.fromstring(
+        idp.response_xml(
+            sp_entity_id=SP_ID, acs_url=ACS, email="alice@acme.test", sign_assertion=False
+        ).encode()
+    )
+    for element, window in (
+        (conditions_of(root), conditions),
+        (confirmation_data(root), confirmation),
+    ):
         for name, value in zip(("NotBefore", "NotOnOrAfter"), window, strict=True):
             if value is None:
                 element.attrib.pop(name, None)
@@ -635,12 +750,17 @@ WINDOWS: dict[str, dict[str, Window]] = {
 
 
 @pytest.mark.parametrize("element", ["conditions", "confirmation"])
-@pytest.mark.parametrize("now, outcome", [
-    (T - SKEW - TICK, "not_yet_valid"),
-    (T - SKEW, "passes"),
-], ids=["just-before", "at-the-skewed-start"])
-def test_not_before_boundary_with_clock_skew(consumer: AssertionConsumer, test_idp: TestIdP,
-                                             element: str, now: dt.datetime, outcome: str):
+@pytest.mark.parametrize(
+    "now, outcome",
+    [
+        (T - SKEW - TICK, "not_yet_valid"),
+        (T - SKEW, "passes"),
+    ],
+    ids=["just-before", "at-the-skewed-start"],
+)
+def test_not_before_boundary_with_clock_skew(
+    consumer: AssertionConsumer, test_idp: TestIdP, element: str, now: dt.datetime, outcome: str
+):
     """NotBefore=T is valid from T - skew on, inclusive (now + skew < NotBefore refuses)."""
     document = timed(test_idp, **{element: WINDOWS[element]["starts"]})
     if outcome == "passes":
@@ -652,13 +772,17 @@ def test_not_before_boundary_with_clock_skew(consumer: AssertionConsumer, test_i
 
 
 @pytest.mark.parametrize("element", ["conditions", "confirmation"])
-@pytest.mark.parametrize("now, outcome", [
-    (T + SKEW - TICK, "passes"),
-    (T + SKEW, "expired"),
-], ids=["just-before-the-skewed-end", "at-the-skewed-end"])
-def test_not_on_or_after_boundary_with_clock_skew(consumer: AssertionConsumer,
-                                                  test_idp: TestIdP, element: str,
-                                                  now: dt.datetime, outcome: str):
+@pytest.mark.parametrize(
+    "now, outcome",
+    [
+        (T + SKEW - TICK, "passes"),
+        (T + SKEW, "expired"),
+    ],
+    ids=["just-before-the-skewed-end", "at-the-skewed-end"],
+)
+def test_not_on_or_after_boundary_with_clock_skew(
+    consumer: AssertionConsumer, test_idp: TestIdP, element: str, now: dt.datetime, outcome: str
+):
     """NotOnOrAfter=T is valid until T + skew, exclusive (now - skew >= NotOnOrAfter refuses)."""
     document = timed(test_idp, **{element: WINDOWS[element]["ends"]})
     if outcome == "passes":
@@ -669,23 +793,31 @@ def test_not_on_or_after_boundary_with_clock_skew(consumer: AssertionConsumer,
         assert refused.value.code == outcome
 
 
-@pytest.mark.parametrize("conditions_end, confirmation_end", [
-    (T + 2 * HOUR, T + HOUR),
-    (T + HOUR, T + 2 * HOUR),
-], ids=["conditions-later", "confirmation-later"])
+@pytest.mark.parametrize(
+    "conditions_end, confirmation_end",
+    [
+        (T + 2 * HOUR, T + HOUR),
+        (T + HOUR, T + 2 * HOUR),
+    ],
+    ids=["conditions-later", "confirmation-later"],
+)
 def test_replay_expiry_covers_every_time_the_assertion_names_plus_skew(
-        consumer: AssertionConsumer, test_idp: TestIdP, conditions_end: dt.datetime,
-        confirmation_end: dt.datetime):
+    consumer: AssertionConsumer,
+    test_idp: TestIdP,
+    conditions_end: dt.datetime,
+    confirmation_end: dt.datetime,
+):
     """What the replay cache stores: the latest NotOnOrAfter in the assertion plus the skew,
     whichever element carries it (never the earlier one, never without the skew)."""
-    document = timed(test_idp, conditions=(T - HOUR, conditions_end),
-                     confirmation=(None, confirmation_end))
+    document = timed(
+        test_idp, conditions=(T - HOUR, conditions_end), confirmation=(None, confirmation_end)
+    )
     verified = consume(consumer, document, T)
     assert verified.expires_at == T + 2 * HOUR + SKEW
-    assert verified.assertion_id == etree.fromstring(document).find(
-        f"{{{SAML}}}Assertion").get("ID")
+    assert verified.assertion_id == etree.fromstring(document).find(f"{{{SAML}}}Assertion").get(
+        "ID"
+    )
     assert verified.in_response_to is None
-
 
 
 # -- the person's names, from the attributes IdPs send -------------------------------------------
@@ -693,23 +825,51 @@ def test_replay_expiry_covers_every_time_the_assertion_names_plus_skew(
 CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
 # Written out rather than read from acs.py: the list of names IdPs are known to send.
 NAME_ATTRIBUTES = [
-    *(("given_name", name) for name in (
-        "givenName", "firstName", "given_name", "first_name", "urn:oid:2.5.4.42",
-        CLAIMS + "givenname")),
-    *(("family_name", name) for name in (
-        "sn", "surname", "lastName", "familyName", "family_name", "last_name", "urn:oid:2.5.4.4",
-        CLAIMS + "surname")),
-    *(("display_name", name) for name in (
-        "displayName", "display_name", "name", "urn:oid:2.16.840.1.113730.3.1.241",
-        "http://schemas.microsoft.com/identity/claims/displayname")),
+    *(
+        ("given_name", name)
+        for name in (
+            "givenName",
+            "firstName",
+            "given_name",
+            "first_name",
+            "urn:oid:2.5.4.42",
+            CLAIMS + "givenname",
+        )
+    ),
+    *(
+        ("family_name", name)
+        for name in (
+            "sn",
+            "surname",
+            "lastName",
+            "familyName",
+            "family_name",
+            "last_name",
+            "urn:oid:2.5.4.4",
+            CLAIMS + "surname",
+        )
+    ),
+    *(
+        ("display_name", name)
+        for name in (
+            "displayName",
+            "display_name",
+            "name",
+            "urn:oid:2.16.840.1.113730.3.1.241",
+            "http://schemas.microsoft.com/identity/claims/displayname",
+        )
+    ),
 ]
 
 
 def attributed(idp: TestIdP, *attributes: tuple[dict[str, str], list[str]]) -> bytes:
     """A response for alice whose only AttributeStatement holds these attributes (XML
     attributes of saml:Attribute, and its values), signed by the IdP."""
-    root = etree.fromstring(idp.response_xml(sp_entity_id=SP_ID, acs_url=ACS,
-                                             email="alice@acme.test", sign_assertion=False).encode())
+    root = etree.fromstring(
+        idp.response_xml(
+            sp_entity_id=SP_ID, acs_url=ACS, email="alice@acme.test", sign_assertion=False
+        ).encode()
+    )
     assertion = root.find(f"{{{SAML}}}Assertion")
     for statement in assertion.findall(f"{{{SAML}}}AttributeStatement"):
         assertion.remove(statement)
@@ -723,19 +883,23 @@ def attributed(idp: TestIdP, *attributes: tuple[dict[str, str], list[str]]) -> b
 
 
 def names_read(consumer: AssertionConsumer, document: bytes) -> dict[str, str | None]:
-    verified = consume(consumer, document, dt.datetime.now(dt.timezone.utc))
-    return {field: getattr(verified, field) for field in ("given_name", "family_name", "display_name")}
+    verified = consume(consumer, document, dt.datetime.now(dt.UTC))
+    return {
+        field: getattr(verified, field) for field in ("given_name", "family_name", "display_name")
+    }
 
 
 @pytest.mark.parametrize("field, name", NAME_ATTRIBUTES, ids=[name for _, name in NAME_ATTRIBUTES])
-def test_each_name_attribute_an_idp_sends_is_read(consumer: AssertionConsumer, test_idp: TestIdP,
-                                                  field: str, name: str):
+def test_each_name_attribute_an_idp_sends_is_read(
+    consumer: AssertionConsumer, test_idp: TestIdP, field: str, name: str
+):
     names = names_read(consumer, attributed(test_idp, ({"Name": name}, ["  Ada  "])))
     assert names == {**dict.fromkeys(names), field: "Ada"}
 
 
-def test_names_are_matched_by_name_or_friendly_name_in_any_case(consumer: AssertionConsumer,
-                                                                test_idp: TestIdP):
+def test_names_are_matched_by_name_or_friendly_name_in_any_case(
+    consumer: AssertionConsumer, test_idp: TestIdP
+):
     document = attributed(
         test_idp,
         ({"Name": "urn:oid:2.5.4.42", "FriendlyName": "ignored-name"}, ["Ada"]),
@@ -743,11 +907,15 @@ def test_names_are_matched_by_name_or_friendly_name_in_any_case(consumer: Assert
         ({"Name": "DISPLAYNAME"}, ["Ada Lovelace"]),
     )
     assert names_read(consumer, document) == {
-        "given_name": "Ada", "family_name": "Lovelace", "display_name": "Ada Lovelace"}
+        "given_name": "Ada",
+        "family_name": "Lovelace",
+        "display_name": "Ada Lovelace",
+    }
 
 
-def test_the_first_usable_value_wins_and_is_cut_to_255_characters(consumer: AssertionConsumer,
-                                                                  test_idp: TestIdP):
+def test_the_first_usable_value_wins_and_is_cut_to_255_characters(
+    consumer: AssertionConsumer, test_idp: TestIdP
+):
     document = attributed(
         test_idp,
         ({"Name": "givenName"}, ["   "]),  # blank: the next name in the list is asked
@@ -758,8 +926,9 @@ def test_the_first_usable_value_wins_and_is_cut_to_255_characters(consumer: Asse
     assert (names["given_name"], names["family_name"]) == ("Ada", "L" * 255)
 
 
-def test_an_attribute_value_holding_markup_is_not_read(consumer: AssertionConsumer,
-                                                       test_idp: TestIdP):
+def test_an_attribute_value_holding_markup_is_not_read(
+    consumer: AssertionConsumer, test_idp: TestIdP
+):
     """A value with child nodes (a comment or an element inserted in it) is not one text."""
     root = etree.fromstring(attributed(test_idp, ({"Name": "givenName"}, ["Ada"])))
     value = root.find(f".//{{{SAML}}}AttributeValue")
@@ -772,22 +941,29 @@ def test_an_attribute_value_holding_markup_is_not_read(consumer: AssertionConsum
 
 
 def with_name_id(idp: TestIdP, name_id: str) -> bytes:
-    root = etree.fromstring(idp.response_xml(sp_entity_id=SP_ID, acs_url=ACS,
-                                             email="alice@acme.test", sign_assertion=False).encode())
+    root = etree.fromstring(
+        idp.response_xml(
+            sp_entity_id=SP_ID, acs_url=ACS, email="alice@acme.test", sign_assertion=False
+        ).encode()
+    )
     root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}NameID").text = name_id
     return etree.tostring(root)
 
 
-@pytest.mark.parametrize("name_id, claimed", [
-    ("alice@acme.test", "alice@acme.test"),
-    (" alice@acme.test ", "alice@acme.test"),
-    ("a" * 310 + "@acme.test", "a" * 310 + "@acme.test"),  # 320 characters
-    ("a" * 311 + "@acme.test", None),
-    ("alice", None),
-    ("", None),
-])
-def test_the_claimed_email_is_a_plausible_address_or_nothing(test_idp: TestIdP, name_id: str,
-                                                            claimed: str | None):
+@pytest.mark.parametrize(
+    "name_id, claimed",
+    [
+        ("alice@acme.test", "alice@acme.test"),
+        (" alice@acme.test ", "alice@acme.test"),
+        ("a" * 310 + "@acme.test", "a" * 310 + "@acme.test"),  # 320 characters
+        ("a" * 311 + "@acme.test", None),
+        ("alice", None),
+        ("", None),
+    ],
+)
+def test_the_claimed_email_is_a_plausible_address_or_nothing(
+    test_idp: TestIdP, name_id: str, claimed: str | None
+):
     assert claimed_email(peek(with_name_id(test_idp, name_id))) == claimed
 
 
@@ -806,10 +982,17 @@ def test_no_response_or_no_name_id_claims_nothing(test_idp: TestIdP):
 # call the ACS's own parts, as the ACS does, on documents the real IdP made.
 
 
-def unit_response(idp: TestIdP, edit: Callable[[etree._Element], None] | None = None, *,
-                  signed: str | None = "assertion") -> bytes:
-    root = etree.fromstring(idp.response_xml(sp_entity_id=SP_ID, acs_url=ACS,
-                                             email="alice@acme.test", sign_assertion=False).encode())
+def unit_response(
+    idp: TestIdP,
+    edit: Callable[[etree._Element], None] | None = None,
+    *,
+    signed: str | None = "assertion",
+) -> bytes:
+    root = etree.fromstring(
+        idp.response_xml(
+            sp_entity_id=SP_ID, acs_url=ACS, email="alice@acme.test", sign_assertion=False
+        ).encode()
+    )
     if edit is not None:
         edit(root)
     if signed is not None:
@@ -835,23 +1018,46 @@ def hide_the_only_assertion(root: etree._Element) -> None:
     extensions.append(assertion)
 
 
-@pytest.mark.parametrize("make, code, detail", [
-    (lambda idp: decode(None), "missing_response", "no SAMLResponse"),
-    (lambda idp: decode(""), "missing_response", "no SAMLResponse"),
-    (lambda idp: decode(" \r\n\t"), "missing_response", "no SAMLResponse"),
-    (lambda idp: decode("PH\u2028I+"), "bad_encoding", "not valid base64"),  # not ASCII space
-    (lambda idp: decode("PHI+\u3000"), "bad_encoding", "not valid base64"),
-    (lambda idp: decode("PH\x1cI+"), "bad_encoding", "not valid base64"),
-    (lambda idp: decode("PHNhbWxwOlJlc3BvbnNlLz4=!"), "bad_encoding", "not valid base64"),
-    (lambda idp: decode("PHNhbWxwOlJlc3BvbnNlLz4"), "bad_encoding", "not valid base64"),  # padding
-    (lambda idp: peek(b"<!DOCTYPE r><r/>"), "dtd_forbidden", "DTD"),
-    (lambda idp: peek(b"<r"), "malformed_xml", "not well-formed"),
-    (lambda idp: peek(b"<r xmlns='urn:oasis:names:tc:SAML:2.0:assertion'/>"), "not_a_response",
-     "not a SAML Response"),
-], ids=["none", "empty", "blank", "line separator", "ideographic space", "file separator",
-        "junk", "unpadded", "dtd", "malformed", "assertion"])
-def test_what_is_refused_before_the_consumer_says_why(test_idp: TestIdP, make: Any,
-                                                      code: str, detail: str):
+@pytest.mark.parametrize(
+    "make, code, detail",
+    [
+        (lambda idp: decode(None), "missing_response", "no SAMLResponse"),
+        (lambda idp: decode(""), "missing_response", "no SAMLResponse"),
+        (lambda idp: decode(" \r\n\t"), "missing_response", "no SAMLResponse"),
+        (lambda idp: decode("PH\u2028I+"), "bad_encoding", "not valid base64"),  # not ASCII space
+        (lambda idp: decode("PHI+\u3000"), "bad_encoding", "not valid base64"),
+        (lambda idp: decode("PH\x1cI+"), "bad_encoding", "not valid base64"),
+        (lambda idp: decode("PHNhbWxwOlJlc3BvbnNlLz4=!"), "bad_encoding", "not valid base64"),
+        (
+            lambda idp: decode("PHNhbWxwOlJlc3BvbnNlLz4"),
+            "bad_encoding",
+            "not valid base64",
+        ),  # padding
+        (lambda idp: peek(b"<!DOCTYPE r><r/>"), "dtd_forbidden", "DTD"),
+        (lambda idp: peek(b"<r"), "malformed_xml", "not well-formed"),
+        (
+            lambda idp: peek(b"<r xmlns='urn:oasis:names:tc:SAML:2.0:assertion'/>"),
+            "not_a_response",
+            "not a SAML Response",
+        ),
+    ],
+    ids=[
+        "none",
+        "empty",
+        "blank",
+        "line separator",
+        "ideographic space",
+        "file separator",
+        "junk",
+        "unpadded",
+        "dtd",
+        "malformed",
+        "assertion",
+    ],
+)
+def test_what_is_refused_before_the_consumer_says_why(
+    test_idp: TestIdP, make: Any, code: str, detail: str
+):
     with pytest.raises(Rejection) as refused:
         make(test_idp)
     assert refused.value.code == code and re.search(detail, refused.value.detail)
@@ -861,7 +1067,7 @@ def test_base64_wrapped_in_lines_is_read():
     """Some IdPs wrap the base64 at 76 characters (MIME style): whitespace is not an error."""
     document = b"<samlp:Response xmlns:samlp='urn:oasis:names:tc:SAML:2.0:protocol'/>" * 3
     encoded = base64.b64encode(document).decode("ascii")
-    wrapped = "\r\n".join(encoded[i:i + 76] for i in range(0, len(encoded), 76)) + "\n"
+    wrapped = "\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76)) + "\n"
     assert decode(wrapped) == document == decode(f"  {encoded}  ")
 
 
@@ -874,8 +1080,9 @@ def test_each_wrapping_character_alone_is_skipped(wrapping: str):
 
 
 def assertion_part(path: str) -> Callable[[etree._Element], etree._Element]:
-    return lambda root: root.find(f"{{{SAML}}}Assertion/" + "/".join(
-        f"{{{SAML}}}{name}" for name in path.split("/")))
+    return lambda root: root.find(
+        f"{{{SAML}}}Assertion/" + "/".join(f"{{{SAML}}}{name}" for name in path.split("/"))
+    )
 
 
 def set_text(path: str, text: str) -> Callable[[etree._Element], None]:
@@ -890,7 +1097,9 @@ def answering(request_id: str) -> Callable[[etree._Element], None]:
     def edit(root: etree._Element) -> None:
         root.set("InResponseTo", request_id)
         assertion_part("Subject/SubjectConfirmation/SubjectConfirmationData")(root).set(
-            "InResponseTo", request_id)
+            "InResponseTo", request_id
+        )
+
     return edit
 
 
@@ -900,89 +1109,134 @@ def name_id_with_a_child(root: etree._Element) -> None:
 
 def holder_of_key(root: etree._Element) -> None:
     assertion_part("Subject/SubjectConfirmation")(root).set(
-        "Method", "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key")
+        "Method", "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key"
+    )
 
 
 def tamper_after_signing(document: bytes) -> bytes:
     return document.replace(b"alice@acme.test", b"alicia@acme.test")
 
 
-@pytest.mark.parametrize("edit, signed, code, detail", [
-    (drop_assertion_id, "response", "invalid_response", "has no ID"),
-    (answering("_never-sent"), "assertion", "unknown_in_response_to", "this site did not make"),
-    (set_text("Issuer", "https://evil.test/idp"), "assertion", "issuer_mismatch",
-     "the IdP sent issuer 'https://evil.test/idp'"),
-    (remove("Conditions"), "assertion", "missing_conditions", "has no Conditions"),
-    (remove("Issuer"), "assertion", "issuer_mismatch", "the assertion names no issuer"),
-    (holder_of_key, "assertion", "no_bearer_confirmation", "no bearer subject confirmation"),
-    (lambda root: assertion_part("Subject/SubjectConfirmation/SubjectConfirmationData")(
-        root).attrib.pop("NotOnOrAfter"), "assertion", "missing_not_on_or_after",
-     "no NotOnOrAfter"),
-    (set_text("Subject/NameID", "not-an-address"), "assertion", "bad_name_id",
-     "is not an email address"),
-    (set_text("Subject/NameID", ""), "assertion", "bad_name_id", "is not an email address"),
-    (name_id_with_a_child, "assertion", "bad_name_id", "missing or malformed"),
-    (encrypt_the_assertion, "response", "encrypted_assertion", "not supported"),
-    (hide_the_only_assertion, "response", "assertion_count", r"directly inside it \(found 1\)"),
-    (None, None, "unsigned", "neither the response nor its assertion is signed"),
-], ids=["no assertion ID", "unknown request", "issuer", "no conditions", "no issuer", "holder-of-key",
-        "endless confirmation", "name id not an address", "empty name id", "name id markup",
-        "encrypted", "only assertion in Extensions", "unsigned"])
-def test_what_the_consumer_refuses_it_says_why(consumer: AssertionConsumer, test_idp: TestIdP,
-                                               edit: Any, signed: str | None, code: str,
-                                               detail: str):
+@pytest.mark.parametrize(
+    "edit, signed, code, detail",
+    [
+        (drop_assertion_id, "response", "invalid_response", "has no ID"),
+        (answering("_never-sent"), "assertion", "unknown_in_response_to", "this site did not make"),
+        (
+            set_text("Issuer", "https://evil.test/idp"),
+            "assertion",
+            "issuer_mismatch",
+            "the IdP sent issuer 'https://evil.test/idp'",
+        ),
+        (remove("Conditions"), "assertion", "missing_conditions", "has no Conditions"),
+        (remove("Issuer"), "assertion", "issuer_mismatch", "the assertion names no issuer"),
+        (holder_of_key, "assertion", "no_bearer_confirmation", "no bearer subject confirmation"),
+        (
+            lambda root: assertion_part("Subject/SubjectConfirmation/SubjectConfirmationData")(
+                root
+            ).attrib.pop("NotOnOrAfter"),
+            "assertion",
+            "missing_not_on_or_after",
+            "no NotOnOrAfter",
+        ),
+        (
+            set_text("Subject/NameID", "not-an-address"),
+            "assertion",
+            "bad_name_id",
+            "is not an email address",
+        ),
+        (set_text("Subject/NameID", ""), "assertion", "bad_name_id", "is not an email address"),
+        (name_id_with_a_child, "assertion", "bad_name_id", "missing or malformed"),
+        (encrypt_the_assertion, "response", "encrypted_assertion", "not supported"),
+        (hide_the_only_assertion, "response", "assertion_count", r"directly inside it \(found 1\)"),
+        (None, None, "unsigned", "neither the response nor its assertion is signed"),
+    ],
+    ids=[
+        "no assertion ID",
+        "unknown request",
+        "issuer",
+        "no conditions",
+        "no issuer",
+        "holder-of-key",
+        "endless confirmation",
+        "name id not an address",
+        "empty name id",
+        "name id markup",
+        "encrypted",
+        "only assertion in Extensions",
+        "unsigned",
+    ],
+)
+def test_what_the_consumer_refuses_it_says_why(
+    consumer: AssertionConsumer,
+    test_idp: TestIdP,
+    edit: Any,
+    signed: str | None,
+    code: str,
+    detail: str,
+):
     document = unit_response(test_idp, edit, signed=signed)
     with pytest.raises(Rejection) as refused:
-        consume(consumer, document, dt.datetime.now(dt.timezone.utc))
-    assert refused.value.code == code and re.search(re.escape(detail) if "'" in detail else detail,
-                                                    refused.value.detail)
+        consume(consumer, document, dt.datetime.now(dt.UTC))
+    assert refused.value.code == code and re.search(
+        re.escape(detail) if "'" in detail else detail, refused.value.detail
+    )
 
 
 def test_a_signature_broken_after_signing_says_so(consumer: AssertionConsumer, test_idp: TestIdP):
     with pytest.raises(Rejection) as refused:
-        consume(consumer, tamper_after_signing(unit_response(test_idp)),
-                dt.datetime.now(dt.timezone.utc))
+        consume(consumer, tamper_after_signing(unit_response(test_idp)), dt.datetime.now(dt.UTC))
     assert refused.value.code == "signature_invalid"
     assert "does not verify with the IdP's certificates" in refused.value.detail
 
 
 def test_unsolicited_responses_switched_off_say_so(test_idp: TestIdP):
     urls = WorkspaceUrls("http://sp.test", "acme")
-    settings = IdPSettings(test_idp.entity_id, test_idp.metadata_xml(), allow_idp_initiated=False,
-                           version="1")
+    settings = IdPSettings(
+        test_idp.entity_id, test_idp.metadata_xml(), allow_idp_initiated=False, version="1"
+    )
     strict = AssertionConsumer(ServiceProvider(urls, settings, clock_skew=SKEW), clock_skew=SKEW)
     with pytest.raises(Rejection) as refused:
-        consume(strict, unit_response(test_idp), dt.datetime.now(dt.timezone.utc))
+        consume(strict, unit_response(test_idp), dt.datetime.now(dt.UTC))
     assert refused.value.code == "unsolicited_not_allowed"
     assert "IdP-initiated sign-in is switched off" in refused.value.detail
     # An answer to a request this site sent still passes.
     seen = peek(unit_response(test_idp, answering("_sent")))
-    verified = strict.consume(seen, {"_sent": "/"}, now=dt.datetime.now(dt.timezone.utc))
+    verified = strict.consume(seen, {"_sent": "/"}, now=dt.datetime.now(dt.UTC))
     assert verified.in_response_to == "_sent"
 
 
-def test_a_bearer_confirmation_without_data_is_passed_over(consumer: AssertionConsumer,
-                                                          test_idp: TestIdP):
+def test_a_bearer_confirmation_without_data_is_passed_over(
+    consumer: AssertionConsumer, test_idp: TestIdP
+):
     """A confirmation with no SubjectConfirmationData names no recipient: the next one counts."""
+
     def add_an_empty_bearer_first(root: etree._Element) -> None:
         confirmation = assertion_part("Subject/SubjectConfirmation")(root)
         empty = etree.Element(f"{{{SAML}}}SubjectConfirmation", Method=BEARER)
         confirmation.addprevious(empty)
 
-    verified = consume(consumer, unit_response(test_idp, add_an_empty_bearer_first),
-                       dt.datetime.now(dt.timezone.utc))
+    verified = consume(
+        consumer, unit_response(test_idp, add_an_empty_bearer_first), dt.datetime.now(dt.UTC)
+    )
     assert verified.email == "alice@acme.test"
     with pytest.raises(Rejection) as refused:
-        consume(consumer, unit_response(test_idp, lambda root: (
-            add_an_empty_bearer_first(root),
-            remove("Subject/SubjectConfirmation/SubjectConfirmationData")(root))),
-            dt.datetime.now(dt.timezone.utc))
+        consume(
+            consumer,
+            unit_response(
+                test_idp,
+                lambda root: (
+                    add_an_empty_bearer_first(root),
+                    remove("Subject/SubjectConfirmation/SubjectConfirmationData")(root),
+                ),
+            ),
+            dt.datetime.now(dt.UTC),
+        )
     assert refused.value.code == "recipient_mismatch"
     assert "for recipient none" in refused.value.detail
 
 
-def test_verify_alone_refuses_an_unsigned_assertion(consumer: AssertionConsumer,
-                                                    test_idp: TestIdP):
+def test_verify_alone_refuses_an_unsigned_assertion(consumer: AssertionConsumer, test_idp: TestIdP):
     """check_structure refuses this first; verify() does not rely on it, nor it on verify()."""
     seen = peek(unit_response(test_idp, signed=None))
     with pytest.raises(Rejection) as refused:
@@ -995,11 +1249,12 @@ def test_verify_alone_refuses_an_unsigned_assertion(consumer: AssertionConsumer,
     assert "neither the response nor its assertion is signed" in structure.value.detail
 
 
-def test_a_peek_is_not_verified_until_the_signature_is(consumer: AssertionConsumer,
-                                                       test_idp: TestIdP):
+def test_a_peek_is_not_verified_until_the_signature_is(
+    consumer: AssertionConsumer, test_idp: TestIdP
+):
     seen = peek(unit_response(test_idp))
     assert seen.signature_verified is False
-    consumer.consume(seen, {}, now=dt.datetime.now(dt.timezone.utc))
+    consumer.consume(seen, {}, now=dt.datetime.now(dt.UTC))
     assert seen.signature_verified is True
 
 
@@ -1021,19 +1276,28 @@ def test_an_empty_attribute_value_is_no_name(consumer: AssertionConsumer, test_i
     value.text = None  # <AttributeValue/>
     idp_sign(root.find(f"{{{SAML}}}Assertion"), test_idp)
     assert names_read(consumer, etree.tostring(root)) == {
-        "given_name": None, "family_name": "Lovelace", "display_name": None}
+        "given_name": None,
+        "family_name": "Lovelace",
+        "display_name": None,
+    }
 
 
 def test_an_assertion_valid_past_any_date_this_site_can_keep_is_refused(
-        consumer: AssertionConsumer, test_idp: TestIdP):
+    consumer: AssertionConsumer, test_idp: TestIdP
+):
     """A hostile owner's IdP may sign NotOnOrAfter=9999-12-31: refused, never a crash."""
-    end_of_time = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
-    document = timed(test_idp, conditions=(T - HOUR, end_of_time),
-                     confirmation=(None, end_of_time))
+    end_of_time = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+    document = timed(test_idp, conditions=(T - HOUR, end_of_time), confirmation=(None, end_of_time))
     with pytest.raises(Rejection) as refused:
         consume(consumer, document, T)
     assert refused.value.code == "bad_time" and "9999-12-31" in refused.value.detail
     # A century is fine.
     century = T + dt.timedelta(days=36500)
-    assert consume(consumer, timed(test_idp, conditions=(T - HOUR, century),
-                                   confirmation=(None, century)), T).expires_at == century + SKEW
+    assert (
+        consume(
+            consumer,
+            timed(test_idp, conditions=(T - HOUR, century), confirmation=(None, century)),
+            T,
+        ).expires_at
+        == century + SKEW
+    )

@@ -26,8 +26,14 @@ from saml2.saml import AUTHN_PASSWORD_PROTECTED, NAMEID_FORMAT_EMAILADDRESS, Nam
 from saml2.sigver import MissingKey, SignatureError, SigverError
 
 from webwork_sso_middleware.saml.crypto import (
-    DocumentRefused, XmlsecBackend, load_certificate_der, parse_xml, read_private_key, refuse_dtd,
-    safe_parser, verification_key,
+    DocumentRefused,
+    XmlsecBackend,
+    load_certificate_der,
+    parse_xml,
+    read_private_key,
+    refuse_dtd,
+    safe_parser,
+    verification_key,
 )
 
 from ..constants import DS, SAML
@@ -90,7 +96,9 @@ def xmlsec_sign(
         element.remove(old)
     signature = xmlsec.template.create(element, c14n, method, ns="ds")
     element.find(f"{{{SAML}}}Issuer").addnext(signature)  # schema order: right after Issuer
-    reference = xmlsec.template.add_reference(signature, digest, uri=f"#{element_id}" if uri is None else uri)
+    reference = xmlsec.template.add_reference(
+        signature, digest, uri=f"#{element_id}" if uri is None else uri
+    )
     for transform in transforms:
         xmlsec.template.add_transform(reference, transform)
     if key_info:  # xmlsec fills it with the certificate loaded into the key
@@ -112,7 +120,9 @@ def rsa_key(keys: KeyPair, *, with_cert: bool = False) -> xmlsec.Key:
     return key
 
 
-def backend_verify(xml: str | bytes, cert: str, node_id: str, node_name: str = ASSERTION, **kw: Any) -> bool:
+def backend_verify(
+    xml: str | bytes, cert: str, node_id: str, node_name: str = ASSERTION, **kw: Any
+) -> bool:
     return XmlsecBackend(**kw).validate_signature(xml, cert, "pem", node_name, node_id)
 
 
@@ -152,7 +162,11 @@ def test_legacy_rsa_sha1_is_accepted_unless_disabled(
     xml = response_xml(test_idp, sign_assertion=False)
     _, assertion_id = ids(xml)
     legacy = xmlsec_sign(
-        xml, assertion_id, rsa_key(idp_keys), method=xmlsec.Transform.RSA_SHA1, digest=xmlsec.Transform.SHA1
+        xml,
+        assertion_id,
+        rsa_key(idp_keys),
+        method=xmlsec.Transform.RSA_SHA1,
+        digest=xmlsec.Transform.SHA1,
     )
     assert parse(sp, legacy).name_id.text == "alice@acme.test"
     assert backend_verify(legacy, cert_file, assertion_id)  # accepted by default
@@ -166,7 +180,9 @@ def test_other_sha2_rsa_signatures_are_accepted(
 ) -> None:
     xml = response_xml(test_idp, sign_assertion=False)
     _, assertion_id = ids(xml)
-    signed = xmlsec_sign(xml, assertion_id, rsa_key(idp_keys), method=method, digest=xmlsec.Transform.SHA512)
+    signed = xmlsec_sign(
+        xml, assertion_id, rsa_key(idp_keys), method=method, digest=xmlsec.Transform.SHA512
+    )
     assert backend_verify(signed, cert_file, assertion_id)
 
 
@@ -244,13 +260,18 @@ def test_inclusive_namespaces_prefix_list_is_accepted(
             xmlsec.template.transform_add_c14n_inclusive_namespaces(node, "xs")
 
     signed = xmlsec_sign(xml, assertion_id, rsa_key(idp_keys), edit=prefix_list)
-    assert len(tree(signed).findall(".//{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces")) == 2
+    assert (
+        len(tree(signed).findall(".//{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces"))
+        == 2
+    )
     assert backend_verify(signed, cert_file, assertion_id)
     # The ACS verifies with verify_element on its own parse (not pysaml2's response parser, whose
     # schema validation refuses InclusiveNamespaces in CanonicalizationMethod): end to end in
     # test_acs.py's test_okta_style_inclusive_namespaces_sign_in.
     genuine = [base64.b64decode(idp_keys.cert_base64)]
-    assert XmlsecBackend().verify_element(tree(signed), ASSERTION, assertion_id, genuine) is not None
+    assert (
+        XmlsecBackend().verify_element(tree(signed), ASSERTION, assertion_id, genuine) is not None
+    )
 
 
 def test_reference_with_only_the_enveloped_transform_is_accepted(
@@ -260,7 +281,9 @@ def test_reference_with_only_the_enveloped_transform_is_accepted(
     Shibboleth, OneLogin) list the enveloped-signature transform alone."""
     xml = response_xml(test_idp, sign_assertion=False)
     assertion_id = ids(xml)[1]
-    signed = xmlsec_sign(xml, assertion_id, rsa_key(idp_keys), transforms=(xmlsec.Transform.ENVELOPED,))
+    signed = xmlsec_sign(
+        xml, assertion_id, rsa_key(idp_keys), transforms=(xmlsec.Transform.ENVELOPED,)
+    )
     assert len(tree(signed).findall(f".//{{{DS}}}Transform")) == 1
     assert backend_verify(signed, cert_file, assertion_id)
     assert parse(sp, signed).name_id.text == "alice@acme.test"
@@ -316,7 +339,11 @@ def test_hmac_signature_is_rejected(
 ) -> None:
     xml = response_xml(test_idp, sign_assertion=False)
     assertion_id = ids(xml)[1]
-    material = idp_keys.cert_pem if secret == "the metadata certificate" else b"s3cret-padded-to-thirty-two-bytes-at-least"
+    material = (
+        idp_keys.cert_pem
+        if secret == "the metadata certificate"
+        else b"s3cret-padded-to-thirty-two-bytes-at-least"
+    )
     key = xmlsec.Key.from_binary_data(xmlsec.KeyData.HMAC, material)
     forged = xmlsec_sign(xml, assertion_id, key, method=xmlsec.Transform.HMAC_SHA256)
     with pytest.raises(REJECTED):
@@ -344,7 +371,9 @@ def test_doctype_and_entities_are_rejected_before_anything_else(
         backend_verify(with_dtd, cert_file, ids(xml)[1])
     with pytest.raises(SignatureError, match="DOCTYPE"):  # the UTF-16 text escapes the byte scan
         backend_verify(with_dtd.replace("UTF-8", "UTF-16").encode("utf-16"), cert_file, ids(xml)[1])
-    with pytest.raises((SignatureError, DefusedXmlException)):  # defusedxml refuses entities before us
+    with pytest.raises(
+        (SignatureError, DefusedXmlException)
+    ):  # defusedxml refuses entities before us
         parse(sp, with_dtd)
 
 
@@ -417,14 +446,18 @@ def test_reference_to_another_element_is_rejected(
     xml = response_xml(test_idp, sign_assertion=False)
     response_id, assertion_id = ids(xml)
     reference = f"#{response_id}" if uri == "#response" else uri
-    forged = xmlsec_sign(xml, assertion_id, rsa_key(idp_keys), uri=reference)  # a valid signature, elsewhere
+    forged = xmlsec_sign(
+        xml, assertion_id, rsa_key(idp_keys), uri=reference
+    )  # a valid signature, elsewhere
     with pytest.raises(REJECTED):
         parse(sp, forged)
     with pytest.raises(SignatureError, match="does not point at the signed element"):
         backend_verify(forged, cert_file, assertion_id)
 
 
-def test_two_signature_children_are_rejected(test_idp: TestIdP, sp: Saml2Client, cert_file: str) -> None:
+def test_two_signature_children_are_rejected(
+    test_idp: TestIdP, sp: Saml2Client, cert_file: str
+) -> None:
     xml = response_xml(test_idp)
     root = tree(xml)
     signature = root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature")
@@ -439,7 +472,9 @@ def test_two_signature_children_are_rejected(test_idp: TestIdP, sp: Saml2Client,
 def test_object_in_signature_is_rejected(test_idp: TestIdP, cert_file: str) -> None:
     xml = response_xml(test_idp)
     root = tree(xml)
-    etree.SubElement(root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature"), f"{{{DS}}}Object").text = "unsigned"
+    etree.SubElement(
+        root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature"), f"{{{DS}}}Object"
+    ).text = "unsigned"
     with pytest.raises(SignatureError, match="no ds:Object"):
         backend_verify(etree.tostring(root), cert_file, ids(xml)[1])
 
@@ -448,10 +483,16 @@ def test_object_in_signature_is_rejected(test_idp: TestIdP, cert_file: str) -> N
     ("c14n", "transforms"),
     [
         (xmlsec.Transform.C14N, (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N)),
-        (xmlsec.Transform.EXCL_C14N_COMMENTS, (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N)),
+        (
+            xmlsec.Transform.EXCL_C14N_COMMENTS,
+            (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N),
+        ),
         (xmlsec.Transform.EXCL_C14N, (xmlsec.Transform.ENVELOPED, xmlsec.Transform.C14N)),
         (xmlsec.Transform.EXCL_C14N, (xmlsec.Transform.EXCL_C14N,)),
-        (xmlsec.Transform.EXCL_C14N, (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N_COMMENTS)),
+        (
+            xmlsec.Transform.EXCL_C14N,
+            (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N_COMMENTS),
+        ),
         (
             xmlsec.Transform.EXCL_C14N,
             (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N, xmlsec.Transform.EXCL_C14N),
@@ -476,7 +517,9 @@ def test_other_canonicalizations_and_transforms_are_rejected(
         backend_verify(signed, cert_file, assertion_id)
 
 
-def test_id_shared_by_attributes_of_one_element_is_rejected(test_idp: TestIdP, cert_file: str) -> None:
+def test_id_shared_by_attributes_of_one_element_is_rejected(
+    test_idp: TestIdP, cert_file: str
+) -> None:
     xml = response_xml(test_idp)
     root = tree(xml)
     assertion = root.find(f"{{{SAML}}}Assertion")
@@ -485,7 +528,9 @@ def test_id_shared_by_attributes_of_one_element_is_rejected(test_idp: TestIdP, c
         backend_verify(etree.tostring(root), cert_file, assertion.get("ID"))
 
 
-def test_an_attribute_that_is_no_id_may_hold_the_same_value(test_idp: TestIdP, cert_file: str) -> None:
+def test_an_attribute_that_is_no_id_may_hold_the_same_value(
+    test_idp: TestIdP, cert_file: str
+) -> None:
     """Only ID, Id and id attributes are carriers: another attribute with the value is no
     duplicate (here on the unsigned Response, beside the signed assertion)."""
     xml = response_xml(test_idp)
@@ -518,7 +563,9 @@ def test_wrong_element_type_for_the_id_is_rejected(test_idp: TestIdP, cert_file:
         backend_verify(xml, cert_file, assertion_id, node_name=RESPONSE)
 
 
-def test_object_before_key_info_is_rejected(test_idp: TestIdP, idp_keys: KeyPair, cert_file: str) -> None:
+def test_object_before_key_info_is_rejected(
+    test_idp: TestIdP, idp_keys: KeyPair, cert_file: str
+) -> None:
     """A ds:Object between SignatureValue and KeyInfo, where only a trailing one was tested. libxmlsec
     refuses this order too, but as "failed to verify": the message shows our shape check is the one
     that answers, before any key is used (a trailing Object, which xmlsec accepts, is the test above)."""
@@ -529,7 +576,12 @@ def test_object_before_key_info_is_rejected(test_idp: TestIdP, idp_keys: KeyPair
     root = tree(signed)
     signature = root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature")
     signature.find(f"{{{DS}}}KeyInfo").addprevious(etree.Element(f"{{{DS}}}Object"))
-    assert [etree.QName(c).localname for c in signature] == ["SignedInfo", "SignatureValue", "Object", "KeyInfo"]
+    assert [etree.QName(c).localname for c in signature] == [
+        "SignedInfo",
+        "SignatureValue",
+        "Object",
+        "KeyInfo",
+    ]
     with pytest.raises(SignatureError, match="no ds:Object"):
         backend_verify(etree.tostring(root), cert_file, assertion_id)
 
@@ -546,7 +598,11 @@ def test_canonicalization_parameter_other_than_inclusive_namespaces_is_rejected(
     assertion_id = ids(xml)[1]
     root = tree(xmlsec_sign(xml, assertion_id, rsa_key(idp_keys)))
     signature = root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature")
-    node = _c14n_method(signature) if where == "CanonicalizationMethod" else _exc_c14n_transform(signature)
+    node = (
+        _c14n_method(signature)
+        if where == "CanonicalizationMethod"
+        else _exc_c14n_transform(signature)
+    )
     assert node.get("Algorithm") == "http://www.w3.org/2001/10/xml-exc-c14n#"
     etree.SubElement(node, f"{{{DS}}}XPath").text = "not(ancestor-or-self::saml:Attribute)"
     with pytest.raises(SignatureError, match="unexpected canonicalization parameters"):
@@ -587,7 +643,9 @@ def test_hmac_output_length_is_rejected(
 
     if algorithm == "hmac-sha256":
         key = xmlsec.Key.from_binary_data(xmlsec.KeyData.HMAC, idp_keys.cert_pem)
-        signed = xmlsec_sign(xml, assertion_id, key, method=xmlsec.Transform.HMAC_SHA256, edit=truncate)
+        signed = xmlsec_sign(
+            xml, assertion_id, key, method=xmlsec.Transform.HMAC_SHA256, edit=truncate
+        )
         expected = "hmac-sha256' is not allowed"
     else:
         signed = xmlsec_sign(xml, assertion_id, rsa_key(idp_keys), edit=truncate)
@@ -611,7 +669,9 @@ def test_signing_never_produces_sha1(test_idp: TestIdP, idp_keys: KeyPair, cert_
     )
     root = tree(unsigned)
     assertion = root.find(f"{{{SAML}}}Assertion")
-    template = pre_signature_part(assertion.get("ID"), sign_alg=SIG_RSA_SHA1, digest_alg=DIGEST_SHA1)
+    template = pre_signature_part(
+        assertion.get("ID"), sign_alg=SIG_RSA_SHA1, digest_alg=DIGEST_SHA1
+    )
     assertion.find(f"{{{SAML}}}Issuer").addnext(tree(str(template)))
     signed = XmlsecBackend().sign_statement(
         etree.tostring(root), ASSERTION, str(test_idp.server.config.key_file), assertion.get("ID")
@@ -625,7 +685,9 @@ def test_signing_never_produces_sha1(test_idp: TestIdP, idp_keys: KeyPair, cert_
     "call",
     [
         lambda backend: backend.encrypt("<a/>", "key.pem", "template.xml", "aes256-cbc"),
-        lambda backend: backend.encrypt_assertion("<a/>", "key.pem", "template.xml", "aes256-cbc", None),
+        lambda backend: backend.encrypt_assertion(
+            "<a/>", "key.pem", "template.xml", "aes256-cbc", None
+        ),
         lambda backend: backend.decrypt("<a/>", "key.pem"),
     ],
     ids=["encrypt", "encrypt_assertion", "decrypt"],
@@ -660,7 +722,9 @@ def test_every_listed_sha2_algorithm_verifies(
     assert backend_verify(signed, str(tmp_path / "signer.pem"), assertion_id)
 
 
-def test_the_id_must_be_carried_by_an_ID_attribute_of_the_element(test_idp: TestIdP, cert_file: str) -> None:
+def test_the_id_must_be_carried_by_an_ID_attribute_of_the_element(
+    test_idp: TestIdP, cert_file: str
+) -> None:
     """The only element answering to the ID holds it as ``id``, not ``ID``: no target."""
     xml = response_xml(test_idp)
     root = tree(xml)
@@ -706,7 +770,9 @@ def test_signature_children_out_of_order_are_rejected(test_idp: TestIdP, cert_fi
 def test_signed_info_with_two_references_is_rejected(test_idp: TestIdP, cert_file: str) -> None:
     xml = response_xml(test_idp)
     root = tree(xml)
-    reference = root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature/{{{DS}}}SignedInfo/{{{DS}}}Reference")
+    reference = root.find(
+        f"{{{SAML}}}Assertion/{{{DS}}}Signature/{{{DS}}}SignedInfo/{{{DS}}}Reference"
+    )
     reference.addnext(copy.deepcopy(reference))
     with pytest.raises(SignatureError, match="exactly one Reference"):
         backend_verify(etree.tostring(root), cert_file, ids(xml)[1])
@@ -718,21 +784,29 @@ def test_reference_children_other_than_transforms_digest_method_and_value_are_re
 ) -> None:
     xml = response_xml(test_idp)
     root = tree(xml)
-    reference = root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature/{{{DS}}}SignedInfo/{{{DS}}}Reference")
+    reference = root.find(
+        f"{{{SAML}}}Assertion/{{{DS}}}Signature/{{{DS}}}SignedInfo/{{{DS}}}Reference"
+    )
     if change == "no Transforms":
         reference.remove(reference.find(f"{{{DS}}}Transforms"))
     else:
         reference.insert(0, reference.find(f"{{{DS}}}DigestValue"))
-    with pytest.raises(SignatureError, match="Reference must hold Transforms, DigestMethod and DigestValue"):
+    with pytest.raises(
+        SignatureError, match="Reference must hold Transforms, DigestMethod and DigestValue"
+    ):
         backend_verify(etree.tostring(root), cert_file, ids(xml)[1])
 
 
-def test_a_transform_under_another_element_name_is_rejected(test_idp: TestIdP, cert_file: str) -> None:
+def test_a_transform_under_another_element_name_is_rejected(
+    test_idp: TestIdP, cert_file: str
+) -> None:
     """An element that is not ds:Transform in ds:Transforms, even one naming an allowed algorithm."""
     xml = response_xml(test_idp)
     root = tree(xml)
-    transforms = root.find(f"{{{SAML}}}Assertion/{{{DS}}}Signature/{{{DS}}}SignedInfo/{{{DS}}}Reference/"
-                           f"{{{DS}}}Transforms")
+    transforms = root.find(
+        f"{{{SAML}}}Assertion/{{{DS}}}Signature/{{{DS}}}SignedInfo/{{{DS}}}Reference/"
+        f"{{{DS}}}Transforms"
+    )
     for transform in list(transforms):
         transform.tag = f"{{{DS}}}Other"
     with pytest.raises(SignatureError, match="transforms must be enveloped-signature"):
@@ -747,7 +821,9 @@ def test_a_whole_document_signature_is_accepted_on_the_root_only_when_verifying(
     xml = response_xml(test_idp, sign_assertion=False)
     response_id, _ = ids(xml)
     root = tree(xml)
-    signature = xmlsec.template.create(root, xmlsec.Transform.EXCL_C14N, xmlsec.Transform.RSA_SHA256, ns="ds")
+    signature = xmlsec.template.create(
+        root, xmlsec.Transform.EXCL_C14N, xmlsec.Transform.RSA_SHA256, ns="ds"
+    )
     root.find(f"{{{SAML}}}Issuer").addnext(signature)
     reference = xmlsec.template.add_reference(signature, xmlsec.Transform.SHA256, uri="")
     xmlsec.template.add_transform(reference, xmlsec.Transform.ENVELOPED)
@@ -761,15 +837,25 @@ def test_a_whole_document_signature_is_accepted_on_the_root_only_when_verifying(
         XmlsecBackend().sign_statement(template, RESPONSE, idp_keys.key_pem, response_id)
 
 
-def test_certificates_are_read_from_a_file_pem_base64_or_der(idp_keys: KeyPair, cert_file: str) -> None:
+def test_certificates_are_read_from_a_file_pem_base64_or_der(
+    idp_keys: KeyPair, cert_file: str
+) -> None:
     der = base64.b64decode(idp_keys.cert_base64)
-    for given in (cert_file, idp_keys.cert_pem.decode(), idp_keys.cert_pem, idp_keys.cert_base64,
-                  idp_keys.cert_base64.encode(), der):
+    for given in (
+        cert_file,
+        idp_keys.cert_pem.decode(),
+        idp_keys.cert_pem,
+        idp_keys.cert_base64,
+        idp_keys.cert_base64.encode(),
+        der,
+    ):
         assert load_certificate_der(given) == der
     with pytest.raises(SigverError, match="not a certificate"):
         load_certificate_der("not a certificate")
     with pytest.raises(SignatureError, match="unusable metadata certificate"):
-        XmlsecBackend().validate_signature("<a ID='_x'/>", "bm90IGEgY2VydGlmaWNhdGU=", "pem", "a", "_x")
+        XmlsecBackend().validate_signature(
+            "<a ID='_x'/>", "bm90IGEgY2VydGlmaWNhdGU=", "pem", "a", "_x"
+        )
 
 
 def test_raw_der_that_looks_partly_like_base64_is_read_as_der() -> None:
@@ -785,7 +871,9 @@ def test_raw_der_that_looks_partly_like_base64_is_read_as_der() -> None:
     assert load_certificate_der(der) == der
 
 
-def test_private_keys_are_read_from_bytes_pem_text_or_a_file(idp_keys: KeyPair, tmp_path: Path) -> None:
+def test_private_keys_are_read_from_bytes_pem_text_or_a_file(
+    idp_keys: KeyPair, tmp_path: Path
+) -> None:
     path = tmp_path / "key.pem"
     path.write_bytes(idp_keys.key_pem)
     for given in (idp_keys.key_pem, idp_keys.key_pem.decode("ascii"), str(path)):
@@ -795,7 +883,9 @@ def test_private_keys_are_read_from_bytes_pem_text_or_a_file(idp_keys: KeyPair, 
 def _unsigned_assertion_with_template(idp: TestIdP) -> tuple[bytes, str]:
     from saml2.sigver import pre_signature_part
 
-    root = tree(idp.response_xml(sp_entity_id=SP_ID, acs_url=ACS, email="a@acme.test", sign_assertion=False))
+    root = tree(
+        idp.response_xml(sp_entity_id=SP_ID, acs_url=ACS, email="a@acme.test", sign_assertion=False)
+    )
     assertion = root.find(f"{{{SAML}}}Assertion")
     assertion.find(f"{{{SAML}}}Issuer").addnext(tree(str(pre_signature_part(assertion.get("ID")))))
     return etree.tostring(root), assertion.get("ID")
@@ -805,34 +895,47 @@ def _unsigned_assertion_with_template(idp: TestIdP) -> tuple[bytes, str]:
     ("key_file", "message"),
     [("", "no signing key configured"), (b"not a key", "cannot load the signing key")],
 )
-def test_signing_without_a_usable_key_is_refused(test_idp: TestIdP, key_file: Any, message: str) -> None:
+def test_signing_without_a_usable_key_is_refused(
+    test_idp: TestIdP, key_file: Any, message: str
+) -> None:
     statement, assertion_id = _unsigned_assertion_with_template(test_idp)
     with pytest.raises(SignatureError, match=message):
         XmlsecBackend().sign_statement(statement, ASSERTION, key_file, assertion_id)
 
 
-def test_signing_with_a_key_of_another_type_than_the_template_fails_cleanly(test_idp: TestIdP) -> None:
+def test_signing_with_a_key_of_another_type_than_the_template_fails_cleanly(
+    test_idp: TestIdP,
+) -> None:
     statement, assertion_id = _unsigned_assertion_with_template(test_idp)  # an RSA-SHA256 template
     ec_key = make_key_pair("EC signer", elliptic=True).key_pem
     with pytest.raises(SignatureError, match="signing failed"):
         XmlsecBackend().sign_statement(statement, ASSERTION, ec_key, assertion_id)
 
 
-def test_a_signed_statement_keeps_its_declaration_and_its_characters(test_idp: TestIdP, cert_file: str) -> None:
+def test_a_signed_statement_keeps_its_declaration_and_its_characters(
+    test_idp: TestIdP, cert_file: str
+) -> None:
     statement, assertion_id = _unsigned_assertion_with_template(test_idp)
     key = test_idp.server.config.key_file
     body = statement.decode().replace("a@acme.test", "zoë@acme.test")
-    declared = XmlsecBackend().sign_statement("<?xml version='1.0' encoding='UTF-8'?>\n" + body,
-                                              ASSERTION, str(key), assertion_id)
+    declared = XmlsecBackend().sign_statement(
+        "<?xml version='1.0' encoding='UTF-8'?>\n" + body, ASSERTION, str(key), assertion_id
+    )
     bare = XmlsecBackend().sign_statement(body.encode(), ASSERTION, str(key), assertion_id)
     bare_text = XmlsecBackend().sign_statement(body, ASSERTION, str(key), assertion_id)
     declared_bytes = XmlsecBackend().sign_statement(
-        b"<?xml version='1.0' encoding='UTF-8'?>\n" + body.encode(), ASSERTION, str(key), assertion_id)
+        b"<?xml version='1.0' encoding='UTF-8'?>\n" + body.encode(),
+        ASSERTION,
+        str(key),
+        assertion_id,
+    )
     assert declared.startswith("<?xml version='1.0' encoding='UTF-8'?>")
     assert declared_bytes.startswith("<?xml version='1.0' encoding='UTF-8'?>")
     for undeclared in (bare, bare_text):
         assert undeclared.startswith("<") and not undeclared.startswith("<?xml")
-    assert "zoë@acme.test" in declared and "zoë@acme.test" in bare  # UTF-8, not character references
+    assert (
+        "zoë@acme.test" in declared and "zoë@acme.test" in bare
+    )  # UTF-8, not character references
     assert backend_verify(declared, cert_file, assertion_id)
 
 
@@ -851,7 +954,9 @@ def test_no_metadata_certificate_means_no_verification(test_idp: TestIdP) -> Non
 def test_each_certificate_failure_is_reported(test_idp: TestIdP, attacker_keys: KeyPair) -> None:
     xml = response_xml(test_idp)
     certificates = [b"not a certificate", base64.b64decode(attacker_keys.cert_base64)]
-    with pytest.raises(SignatureError, match=r"unusable metadata certificate \(.*\); signature does not verify"):
+    with pytest.raises(
+        SignatureError, match=r"unusable metadata certificate \(.*\); signature does not verify"
+    ):
         XmlsecBackend().verify_element(tree(xml), ASSERTION, ids(xml)[1], certificates)
 
 
@@ -865,14 +970,16 @@ def test_the_parser_alone_expands_no_entity_and_loads_no_dtd(tmp_path: Path) -> 
     assert "expanded" not in "".join(internal.itertext())
     (tmp_path / "evil.dtd").write_text('<!ENTITY e "from the file">')
     from_file = etree.fromstring(
-        f'<!DOCTYPE r SYSTEM "{(tmp_path / "evil.dtd").as_uri()}"><r>&e;</r>'.encode(), safe_parser())
+        f'<!DOCTYPE r SYSTEM "{(tmp_path / "evil.dtd").as_uri()}"><r>&e;</r>'.encode(),
+        safe_parser(),
+    )
     assert from_file.getroottree().docinfo.externalDTD is None
     assert "from the file" not in "".join(from_file.itertext())
 
     requests: list[str] = []
 
     class Recorder(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        def do_GET(self) -> None:
             requests.append(self.path)
             self.send_response(200)
             self.end_headers()
@@ -914,7 +1021,9 @@ def test_a_parsed_document_holding_an_entity_reference_is_refused() -> None:
     refuse_dtd(etree.fromstring(b"<r>plain &amp; text</r>").getroottree())  # predefined: fine
 
 
-@pytest.mark.parametrize("document", [b"<!DOCTYPE r><r/>", b"<!doctype r><r/>", b'<r><!-- <!ENTITY --></r>'])
+@pytest.mark.parametrize(
+    "document", [b"<!DOCTYPE r><r/>", b"<!doctype r><r/>", b"<r><!-- <!ENTITY --></r>"]
+)
 def test_the_byte_scan_alone_refuses_any_declaration(document: bytes, cert_file: str) -> None:
     """Before libxml2 sees the bytes: even inside a comment, in any case."""
     with pytest.raises(DocumentRefused, match="DOCTYPE or entity declaration") as refused:
@@ -924,7 +1033,10 @@ def test_the_byte_scan_alone_refuses_any_declaration(document: bytes, cert_file:
 
 @pytest.mark.parametrize(
     ("method", "digest"),
-    [(xmlsec.Transform.RSA_SHA1, xmlsec.Transform.SHA256), (xmlsec.Transform.RSA_SHA256, xmlsec.Transform.SHA1)],
+    [
+        (xmlsec.Transform.RSA_SHA1, xmlsec.Transform.SHA256),
+        (xmlsec.Transform.RSA_SHA256, xmlsec.Transform.SHA1),
+    ],
     ids=["rsa-sha1 signature", "sha1 digest"],
 )
 def test_libxmlsec_alone_refuses_what_the_backend_does_not_accept(

@@ -57,7 +57,10 @@ def test_pysaml2_cannot_quietly_build_another_context(sp: Saml2Client) -> None:
 
 def test_install_serves_an_entity_built_by_other_code(test_idp: TestIdP) -> None:
     config = SPConfig().load(
-        {**pysaml2_sp_config(SP_ID, ACS, [test_idp.metadata_xml()]), "crypto_backend": "XMLSecurity"}
+        {
+            **pysaml2_sp_config(SP_ID, ACS, [test_idp.metadata_xml()]),
+            "crypto_backend": "XMLSecurity",
+        }
     )
     client = Saml2Client(config=config)
     install(client)
@@ -107,7 +110,11 @@ def test_no_xmlsec1_is_ever_looked_for_or_run(
     )
     location = dict(info["headers"])["Location"]
     page = idp.wsgi_app(
-        {"REQUEST_METHOD": "GET", "PATH_INFO": "/idp/sso", "QUERY_STRING": location.split("?", 1)[1]},
+        {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/idp/sso",
+            "QUERY_STRING": location.split("?", 1)[1],
+        },
         lambda status, headers: None,
     )[0]
     action, fields = autopost_form(page)
@@ -125,15 +132,22 @@ def test_no_xmlsec1_is_ever_looked_for_or_run(
             **config["service"]["sp"], "authn_requests_signed": True}}}
     )  # fmt: skip
     idp.sp_config(SP_ID, ACS, signing_cert="".join(sp_cert.read_text().splitlines()[1:-1]))
-    _, info = signing_sp.prepare_for_authenticate(entityid=idp.entity_id, binding=BINDING_HTTP_REDIRECT)
+    _, info = signing_sp.prepare_for_authenticate(
+        entityid=idp.entity_id, binding=BINDING_HTTP_REDIRECT
+    )
     assert "Signature=" in dict(info["headers"])["Location"]
     _, info = signing_sp.prepare_for_authenticate(entityid=idp.entity_id, binding=BINDING_HTTP_POST)
     signed_request = autopost_form(info["data"])[1]["SAMLRequest"]
-    assert idp.server.parse_authn_request(signed_request, BINDING_HTTP_POST).message.signature is not None
+    assert (
+        idp.server.parse_authn_request(signed_request, BINDING_HTTP_POST).message.signature
+        is not None
+    )
     tampered = base64.b64decode(signed_request).replace(ACS.encode(), b"http://evil.test/acs")
     with pytest.raises(IncorrectlySigned):  # our backend said "does not verify"; pysaml2 wraps it
         idp.server.parse_authn_request(base64.b64encode(tampered).decode(), BINDING_HTTP_POST)
 
-    cert.write_bytes(attacker_keys.cert_pem)  # the same signed metadata, checked against another key
+    cert.write_bytes(
+        attacker_keys.cert_pem
+    )  # the same signed metadata, checked against another key
     with pytest.raises(SignatureError):
         make_client(config)

@@ -27,7 +27,9 @@ def sp(idp: TestIdP) -> Saml2Client:
     return make_client(pysaml2_sp_config(SP_ID, ACS, [idp.metadata_xml()]))
 
 
-def test_metadata_lists_the_signing_certificate_and_sso_service(idp: TestIdP, sp: Saml2Client) -> None:
+def test_metadata_lists_the_signing_certificate_and_sso_service(
+    idp: TestIdP, sp: Saml2Client
+) -> None:
     assert isinstance(sp.metadata, MetadataStore)
     certs = sp.metadata.certs(idp.entity_id, "idpsso", "signing")
     assert ["".join(cert.split()) for _, cert in certs] == [idp.keys.cert_base64]
@@ -46,7 +48,9 @@ def test_metadata_is_served_and_can_be_signed(idp: TestIdP) -> None:
     assert signed.find(f"{{{DS}}}Signature") is not None
 
 
-def test_response_verifies_and_carries_name_id_and_attributes(idp: TestIdP, sp: Saml2Client) -> None:
+def test_response_verifies_and_carries_name_id_and_attributes(
+    idp: TestIdP, sp: Saml2Client
+) -> None:
     saml_response = idp.response(sp_entity_id=SP_ID, acs_url=ACS, email="jane.doe@acme.test")
     result = sp.parse_authn_request_response(saml_response, BINDING_HTTP_POST)
     assert result.name_id.text == "jane.doe@acme.test"
@@ -55,8 +59,12 @@ def test_response_verifies_and_carries_name_id_and_attributes(idp: TestIdP, sp: 
         "email": ["jane.doe@acme.test"], "firstName": ["Jane"], "lastName": ["Doe"],
         "mail": ["jane.doe@acme.test"], "givenName": ["Jane"], "sn": ["Doe"],
     }  # fmt: skip
-    names = {a.get("Name"): a.get("NameFormat") for a in _xml(saml_response).iter(f"{{{SAML}}}Attribute")}
-    assert names["email"] == "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified"  # as Okta sends
+    names = {
+        a.get("Name"): a.get("NameFormat") for a in _xml(saml_response).iter(f"{{{SAML}}}Attribute")
+    }
+    assert (
+        names["email"] == "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified"
+    )  # as Okta sends
     assert names["urn:oid:2.5.4.42"] == "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 
 
@@ -70,16 +78,24 @@ def test_response_options_land_where_they_should(idp: TestIdP) -> None:
         )
     )  # fmt: skip
     assertion = xml.find(f"{{{SAML}}}Assertion")
-    assert xml.get("Destination") == "http://d.test/acs" and xml.get("InResponseTo") == "id-request-1"
     assert (
-        xml.find(f"{{{SAML}}}Issuer").text == assertion.find(f"{{{SAML}}}Issuer").text == "http://evil.test"
+        xml.get("Destination") == "http://d.test/acs" and xml.get("InResponseTo") == "id-request-1"
     )
-    assert xml.find(f"{{{DS}}}Signature") is not None and assertion.find(f"{{{DS}}}Signature") is None
+    assert (
+        xml.find(f"{{{SAML}}}Issuer").text
+        == assertion.find(f"{{{SAML}}}Issuer").text
+        == "http://evil.test"
+    )
+    assert (
+        xml.find(f"{{{DS}}}Signature") is not None and assertion.find(f"{{{DS}}}Signature") is None
+    )
     confirmation = assertion.find(f".//{{{SAML}}}SubjectConfirmationData")
     assert confirmation.get("Recipient") == "http://r.test/acs"
     assert confirmation.get("InResponseTo") == "id-request-1"
     conditions = assertion.find(f"{{{SAML}}}Conditions")
-    assert conditions.get("NotBefore") > conditions.get("NotOnOrAfter")  # offsets honoured (both ISO UTC)
+    assert conditions.get("NotBefore") > conditions.get(
+        "NotOnOrAfter"
+    )  # offsets honoured (both ISO UTC)
     assert assertion.find(f".//{{{SAML}}}Audience").text == "http://other.test"
     assert [a.get("Name") for a in assertion.iter(f"{{{SAML}}}Attribute")] == ["department"]
 
@@ -99,12 +115,18 @@ def test_another_idp_is_not_trusted(second_idp: TestIdP, idp: TestIdP, sp: Saml2
 @pytest.mark.parametrize("binding", [BINDING_HTTP_REDIRECT, BINDING_HTTP_POST])
 def test_sp_initiated_sign_in_over_http(idp: TestIdP, sp: Saml2Client, binding: str) -> None:
     idp.sp_config(SP_ID, ACS)
-    idp.users["carol@acme.test"] = {"email": "carol@acme.test", "firstName": "Carol", "lastName": "Jones"}
+    idp.users["carol@acme.test"] = {
+        "email": "carol@acme.test",
+        "firstName": "Carol",
+        "lastName": "Jones",
+    }
     request_id, info = sp.prepare_for_authenticate(
         entityid=idp.entity_id, relay_state="/timesheets?week=3", binding=binding
     )
     if binding == BINDING_HTTP_REDIRECT:
-        page = requests.get(dict(info["headers"])["Location"], params={"user": "carol@acme.test"}, timeout=5)
+        page = requests.get(
+            dict(info["headers"])["Location"], params={"user": "carol@acme.test"}, timeout=5
+        )
     else:
         action, fields = autopost_form(info["data"])
         page = requests.post(action, data={**fields, "user": "carol@acme.test"}, timeout=5)
@@ -141,7 +163,9 @@ def test_next_user_is_who_signs_in(idp: TestIdP, sp: Saml2Client) -> None:
 def test_bad_requests_are_refused(idp: TestIdP, sp: Saml2Client) -> None:
     assert requests.get(f"{idp.url}/idp/sso", timeout=5).status_code == 400
     assert (
-        requests.get(f"{idp.url}/idp/sso", params={"SAMLRequest": "bm90IHNhbWw="}, timeout=5).status_code
+        requests.get(
+            f"{idp.url}/idp/sso", params={"SAMLRequest": "bm90IHNhbWw="}, timeout=5
+        ).status_code
         == 400
     )
     _, info = sp.prepare_for_authenticate(entityid=idp.entity_id, binding=BINDING_HTTP_REDIRECT)

@@ -19,19 +19,23 @@ from sqlalchemy import func, select
 
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.store.models import (
-    AuditEvent, MemberSession, SeenAssertion,
+    AuditEvent,
+    MemberSession,
+    SeenAssertion,
 )
 
+from ..store_helpers import transaction
 from .conftest import Site, host_app
 from .idp import TestIdP, autopost_form
 from .test_app import whoami
-from ..store_helpers import transaction
 
 ALICE = "alice@acme.test"
 MALLORY = "mallory@evil.test"
 
 
-def cross_site_post(browser: requests.Session, url: str, fields: dict[str, str]) -> requests.Response:
+def cross_site_post(
+    browser: requests.Session, url: str, fields: dict[str, str]
+) -> requests.Response:
     """POST as a browser does from another site's page: only cookies without SameSite=Lax or
     Strict go along (SameSite=None, and on http those with no SameSite, which Chromium still
     sends on a top-level POST within two minutes); cookies the response sets are kept."""
@@ -39,15 +43,22 @@ def cross_site_post(browser: requests.Session, url: str, fields: dict[str, str])
     for cookie in browser.cookies:
         if (cookie.get_nonstandard_attr("SameSite") or "").lower() not in ("lax", "strict"):
             sent.cookies.set_cookie(copy.copy(cookie))
-    response = sent.post(url, data=fields, allow_redirects=False,
-                         headers={"Sec-Fetch-Site": "cross-site", "Origin": "https://idp.example"})
+    response = sent.post(
+        url,
+        data=fields,
+        allow_redirects=False,
+        headers={"Sec-Fetch-Site": "cross-site", "Origin": "https://idp.example"},
+    )
     extract_cookies_to_jar(browser.cookies, response.request, response.raw)
     return response
 
 
-def start(browser: requests.Session, site: Site, slug: str, next_path: str = "/") -> requests.Response:
-    response = browser.get(f"{site.url}/saml/{slug}/login", params={"next": next_path},
-                           allow_redirects=False)
+def start(
+    browser: requests.Session, site: Site, slug: str, next_path: str = "/"
+) -> requests.Response:
+    response = browser.get(
+        f"{site.url}/saml/{slug}/login", params={"next": next_path}, allow_redirects=False
+    )
     assert response.status_code == 302, response.text
     return response
 
@@ -59,8 +70,9 @@ def idp_answer(browser: requests.Session, location: str) -> tuple[str, dict[str,
     return autopost_form(at_idp.text)
 
 
-def sign_in(site: Site, idp: TestIdP, slug: str, email: str,
-            browser: requests.Session | None = None) -> requests.Session:
+def sign_in(
+    site: Site, idp: TestIdP, slug: str, email: str, browser: requests.Session | None = None
+) -> requests.Session:
     """A whole SP-initiated sign-in in a browser, the IdP's POST made cross-site."""
     browser = browser or requests.Session()
     idp.next_user = email
@@ -72,8 +84,11 @@ def sign_in(site: Site, idp: TestIdP, slug: str, email: str,
 
 
 def unsolicited(site: Site, idp: TestIdP, slug: str, email: str) -> dict[str, str]:
-    return {"SAMLResponse": idp.response(sp_entity_id=site.entity_id(slug),
-                                         acs_url=site.acs(slug), email=email)}
+    return {
+        "SAMLResponse": idp.response(
+            sp_entity_id=site.entity_id(slug), acs_url=site.acs(slug), email=email
+        )
+    }
 
 
 def count(site: Site, model: Any) -> int:
@@ -85,7 +100,8 @@ def count(site: Site, model: Any) -> int:
 
 
 def test_attackers_own_response_posted_into_a_victims_browser_is_refused(
-        site: Site, idp: TestIdP, second_idp: TestIdP, acme: str):
+    site: Site, idp: TestIdP, second_idp: TestIdP, acme: str
+):
     site.add_workspace("evil", second_idp)
     victim = sign_in(site, idp, "acme", ALICE)
     # The attacker starts a sign-in at their own workspace, in their own browser, and takes the
@@ -105,7 +121,8 @@ def test_attackers_own_response_posted_into_a_victims_browser_is_refused(
 
 
 def test_a_response_to_a_request_started_in_another_browser_is_refused(
-        site: Site, idp: TestIdP, acme: str):
+    site: Site, idp: TestIdP, acme: str
+):
     first, second = requests.Session(), requests.Session()
     action, fields = idp_answer(first, start(first, site, "acme").headers["Location"])
     start(second, site, "acme")  # the other browser has a binding cookie too, for its own request
@@ -117,7 +134,8 @@ def test_a_response_to_a_request_started_in_another_browser_is_refused(
 
 
 def test_two_tabs_both_complete_and_each_request_is_cleared_when_used(
-        site: Site, idp: TestIdP, acme: str):
+    site: Site, idp: TestIdP, acme: str
+):
     browser = requests.Session()
     tab_a = idp_answer(browser, start(browser, site, "acme", "/a").headers["Location"])
     tab_b = idp_answer(browser, start(browser, site, "acme", "/b").headers["Location"])
@@ -132,16 +150,20 @@ def test_two_tabs_both_complete_and_each_request_is_cleared_when_used(
 
 
 def test_binding_cookie_is_httponly_scoped_and_cross_site_on_https_only(
-        serve: Callable[[Any], Any], database_url: str, site: Site, idp: TestIdP, acme: str):
+    serve: Callable[[Any], Any], database_url: str, site: Site, idp: TestIdP, acme: str
+):
     plain = start(requests.Session(), site, "acme").headers["Set-Cookie"]
     assert plain.startswith("webwork_sso_login=")
     assert "HttpOnly" in plain and "Path=/saml/acme/" in plain
     assert "Secure" not in plain and "SameSite" not in plain  # None needs Secure; Lax would block
     dispatch: list[Any] = []
     live = serve(lambda environ, start_response: dispatch[0](environ, start_response))
-    middleware = SSOMiddleware(host_app, database_url=database_url,
-                               secret_key="s3cret-padded-to-thirty-two-bytes-at-least",
-                               base_url="https://tracker.example.test")
+    middleware = SSOMiddleware(
+        host_app,
+        database_url=database_url,
+        secret_key="s3cret-padded-to-thirty-two-bytes-at-least",
+        base_url="https://tracker.example.test",
+    )
     dispatch.append(middleware)
     try:
         middleware.workspaces.create("tls", name="TLS", plan="plus", owner_email="o@tls.test")
@@ -156,7 +178,8 @@ def test_binding_cookie_is_httponly_scoped_and_cross_site_on_https_only(
 
 
 def test_relay_state_is_opaque_and_a_forged_binding_cookie_is_ignored(
-        site: Site, idp: TestIdP, acme: str):
+    site: Site, idp: TestIdP, acme: str
+):
     browser = requests.Session()
     location = start(browser, site, "acme", "/secret-report").headers["Location"]
     assert "secret-report" not in location
@@ -172,12 +195,15 @@ def test_relay_state_is_opaque_and_a_forged_binding_cookie_is_ignored(
 
 
 def test_an_anonymous_flood_of_the_login_url_writes_no_rows(site: Site, idp: TestIdP, acme: str):
-    site.post_response(requests.Session(), "acme", unsolicited(site, idp, "acme", ALICE)["SAMLResponse"])
+    site.post_response(
+        requests.Session(), "acme", unsolicited(site, idp, "acme", ALICE)["SAMLResponse"]
+    )
     tables = (SeenAssertion, AuditEvent, MemberSession)
     before = {model.__tablename__: count(site, model) for model in tables}
     for number in range(60):
-        response = requests.get(f"{site.url}/saml/acme/login", params={"next": f"/p{number}"},
-                                allow_redirects=False)
+        response = requests.get(
+            f"{site.url}/saml/acme/login", params={"next": f"/p{number}"}, allow_redirects=False
+        )
         assert response.status_code == 302
         assert requests.get(f"{site.url}/saml/nope{number}/login").status_code == 404
     assert {model.__tablename__: count(site, model) for model in tables} == before
@@ -187,7 +213,8 @@ def test_an_anonymous_flood_of_the_login_url_writes_no_rows(site: Site, idp: Tes
 
 
 def test_a_cross_site_unsolicited_response_finishes_on_a_same_site_get(
-        site: Site, idp: TestIdP, acme: str):
+    site: Site, idp: TestIdP, acme: str
+):
     browser = requests.Session()
     fields = unsolicited(site, idp, "acme", ALICE)
     fields["RelayState"] = "/timesheets"
@@ -201,18 +228,24 @@ def test_a_cross_site_unsolicited_response_finishes_on_a_same_site_get(
     assert whoami(browser, site).startswith(f"user={ALICE};")
     # The pending sign-in is used once: a copy of its cookie starts nothing more.
     replay = requests.Session()
-    replay.cookies.set("webwork_sso_pending", finished.request.headers["Cookie"].split(
-        "webwork_sso_pending=")[1].split(";")[0], path="/saml/acme/")
+    replay.cookies.set(
+        "webwork_sso_pending",
+        finished.request.headers["Cookie"].split("webwork_sso_pending=")[1].split(";")[0],
+        path="/saml/acme/",
+    )
     again = replay.get(posted.headers["Location"], allow_redirects=False)
     assert again.status_code == 400 and "sign_in_expired" in again.text
     assert whoami(replay, site) == "user=;groups=;path=/"
 
 
 def test_an_unsolicited_response_never_replaces_another_members_session(
-        site: Site, idp: TestIdP, second_idp: TestIdP, acme: str):
+    site: Site, idp: TestIdP, second_idp: TestIdP, acme: str
+):
     site.add_workspace("evil", second_idp)  # IdP-initiated sign-in on: the attacker decides
     victim = sign_in(site, idp, "acme", ALICE)
-    posted = cross_site_post(victim, site.acs("evil"), unsolicited(site, second_idp, "evil", MALLORY))
+    posted = cross_site_post(
+        victim, site.acs("evil"), unsolicited(site, second_idp, "evil", MALLORY)
+    )
     assert posted.status_code == 303
     refused = victim.get(posted.headers["Location"], allow_redirects=False)
     assert refused.status_code == 409, refused.text
@@ -225,18 +258,23 @@ def test_an_unsolicited_response_never_replaces_another_members_session(
     assert failure.changes["reason"] == "signed_in_as_other"
     assert failure.changes["email"] == MALLORY
     # A client that shows its session cookie on the POST is answered there, the same way.
-    direct = site.post_response(victim, "evil", unsolicited(site, second_idp, "evil", MALLORY)["SAMLResponse"])
+    direct = site.post_response(
+        victim, "evil", unsolicited(site, second_idp, "evil", MALLORY)["SAMLResponse"]
+    )
     assert direct.status_code == 409 and "signed_in_as_other" in direct.text
     assert whoami(victim, site).startswith(f"user={ALICE};")
 
 
 def test_the_same_member_again_is_a_refresh_and_an_sp_initiated_sign_in_may_switch(
-        site: Site, idp: TestIdP, acme: str):
+    site: Site, idp: TestIdP, acme: str
+):
     browser = sign_in(site, idp, "acme", ALICE)
     old_session = [c.value for c in browser.cookies if c.name == "webwork_sso_session"]
     posted = cross_site_post(browser, site.acs("acme"), unsolicited(site, idp, "acme", ALICE))
     refreshed = browser.get(posted.headers["Location"], allow_redirects=False)
-    assert refreshed.status_code == 303 and "webwork_sso_session=" in refreshed.headers["Set-Cookie"]
+    assert (
+        refreshed.status_code == 303 and "webwork_sso_session=" in refreshed.headers["Set-Cookie"]
+    )
     assert [c.value for c in browser.cookies if c.name == "webwork_sso_session"] != old_session
     assert whoami(browser, site).startswith(f"user={ALICE};")
     # The browser itself asked for this one: switching members is what the person wanted.
@@ -245,7 +283,8 @@ def test_the_same_member_again_is_a_refresh_and_an_sp_initiated_sign_in_may_swit
 
 
 def test_continue_without_a_pending_sign_in_is_a_clear_error_that_writes_nothing(
-        site: Site, idp: TestIdP, acme: str):
+    site: Site, idp: TestIdP, acme: str
+):
     before = count(site, AuditEvent)
     response = requests.get(f"{site.url}/saml/acme/continue", allow_redirects=False)
     assert response.status_code == 400 and "sign_in_expired" in response.text

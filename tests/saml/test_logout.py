@@ -30,8 +30,9 @@ def workspace_id(database: Database) -> int:
 
 @pytest.fixture
 def sessions(database: Database) -> SessionManager:
-    return SessionManager(database, signing=Signing([KEY]), secure=True,
-                          recheck_interval=dt.timedelta(seconds=60))
+    return SessionManager(
+        database, signing=Signing([KEY]), secure=True, recheck_interval=dt.timedelta(seconds=60)
+    )
 
 
 @pytest.fixture
@@ -70,7 +71,10 @@ def test_get_shows_an_accessible_form_with_a_csrf_token(page, cookie):
     assert answer.content_type == "text/html"
     assert answer.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
-    assert '<html lang="en">' in html and "You are signed in as <strong>ada@acme.test</strong>." in html
+    assert (
+        '<html lang="en">' in html
+        and "You are signed in as <strong>ada@acme.test</strong>." in html
+    )
     assert '<form method="post" action="/saml/logout" aria-labelledby="logout-question">' in html
     assert 'id="logout-question"' in html and '<button type="submit">Sign out</button>' in html
     assert len(token_in(html)) > 20
@@ -97,7 +101,9 @@ def test_get_without_a_session_says_so(page):
 
 
 def test_the_form_honours_the_script_name(page, cookie):
-    html = page.get(LOGOUT, headers={"Cookie": cookie}, extra_environ={"SCRIPT_NAME": "/tracker"}).text
+    html = page.get(
+        LOGOUT, headers={"Cookie": cookie}, extra_environ={"SCRIPT_NAME": "/tracker"}
+    ).text
 
     assert 'action="/tracker/saml/logout"' in html
 
@@ -152,8 +158,9 @@ def test_a_token_from_another_session_does_not_work(page, sessions, cookie, ada,
 
 
 def test_a_token_signed_by_another_key_does_not_work(page, sessions, cookie):
-    foreign = LogoutPage(SessionManager(sessions.database, signing=Signing(["another-key"]),
-                                        secure=True))
+    foreign = LogoutPage(
+        SessionManager(sessions.database, signing=Signing(["another-key"]), secure=True)
+    )
     token = foreign.token_for(sessions.read_cookie({"HTTP_COOKIE": cookie}))
 
     post(page, cookie, 403, csrf_token=token)
@@ -166,11 +173,21 @@ def test_an_anonymous_post_just_goes_home(page):
     assert "Max-Age=0" in answer.headers["Set-Cookie"]
 
 
-@pytest.mark.parametrize("next_value", [
-    "https://evil.example/", "//evil.example/x", "/\\evil.example", "\\\\evil.example",
-    "javascript:alert(1)", "/\t/evil.example", "/ok\r\nSet-Cookie: x=y", "evil.example", "",
-    "http:/evil.example",
-])
+@pytest.mark.parametrize(
+    "next_value",
+    [
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "javascript:alert(1)",
+        "/\t/evil.example",
+        "/ok\r\nSet-Cookie: x=y",
+        "evil.example",
+        "",
+        "http:/evil.example",
+    ],
+)
 def test_next_goes_nowhere_but_this_site(page, sessions, ada, workspace_id, next_value):
     cookie = cookie_pair(sign_in(sessions, ada, workspace_id))
     token = token_in(page.get(LOGOUT, headers={"Cookie": cookie}).text)
@@ -203,8 +220,13 @@ def host_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 @pytest.fixture
 def site(database_url: str, serve: Any) -> Iterator[tuple[SSOMiddleware, str]]:
-    app = SSOMiddleware(host_app, database_url=database_url, secret_key=KEY,
-                        base_url="https://tracker.example.com", session_recheck_seconds=60)
+    app = SSOMiddleware(
+        host_app,
+        database_url=database_url,
+        secret_key=KEY,
+        base_url="https://tracker.example.com",
+        session_recheck_seconds=60,
+    )
     yield app, serve(app).url
     app.close()
 
@@ -218,11 +240,17 @@ def test_logout_through_the_middleware_over_http(site, database, workspace_id, a
 
     form = browser.get(url + LOGOUT, timeout=5)
     assert form.status_code == 200 and "Sign out" in form.text
-    done = browser.post(url + LOGOUT, data={"csrf_token": token_in(form.text), "next": "/bye"},
-                        allow_redirects=False, timeout=5)
+    done = browser.post(
+        url + LOGOUT,
+        data={"csrf_token": token_in(form.text), "next": "/bye"},
+        allow_redirects=False,
+        timeout=5,
+    )
 
     assert done.status_code == 303 and done.headers["Location"] == "/bye"
     assert "Max-Age=0" in done.headers["Set-Cookie"]
     # The old cookie, replayed by hand: the host app sees nobody.
     assert browser.get(url + "/timesheet", timeout=5).text == "anonymous"
-    assert requests.get(url + "/timesheet", headers={"Cookie": cookie}, timeout=5).text == "anonymous"
+    assert (
+        requests.get(url + "/timesheet", headers={"Cookie": cookie}, timeout=5).text == "anonymous"
+    )

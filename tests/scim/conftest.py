@@ -21,8 +21,12 @@ def host_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 @pytest.fixture
 def middleware(database_url: str) -> Iterator[SSOMiddleware]:
-    app = SSOMiddleware(host_app, database_url=database_url, secret_key="test-secret-padded-to-thirty-two-bytes-at-least",
-                        base_url="https://tracker.example.com")
+    app = SSOMiddleware(
+        host_app,
+        database_url=database_url,
+        secret_key="test-secret-padded-to-thirty-two-bytes-at-least",
+        base_url="https://tracker.example.com",
+    )
     yield app
     app.close()
 
@@ -30,8 +34,9 @@ def middleware(database_url: str) -> Iterator[SSOMiddleware]:
 @pytest.fixture
 def token(middleware: SSOMiddleware) -> str:
     """The SCIM token of workspace ``acme`` (Plus plan, SCIM on)."""
-    _, token = middleware.workspaces.create("acme", name="Acme", plan="plus",
-                                            owner_email="owner@acme.test")
+    _, token = middleware.workspaces.create(
+        "acme", name="Acme", plan="plus", owner_email="owner@acme.test"
+    )
     middleware.workspaces.enable("acme", scim=True)
     return token
 
@@ -46,18 +51,33 @@ class ScimClient:
     def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
         return {**self.headers, **(extra or {})}
 
-    def get(self, path: str, status: int | str = 200, headers: dict[str, str] | None = None,
-            **params: Any) -> Any:
-        return self.app.get("/scim/v2" + path, params=params or None, status=status,
-                            headers=self._headers(headers))
+    def get(
+        self,
+        path: str,
+        status: int | str = 200,
+        headers: dict[str, str] | None = None,
+        **params: Any,
+    ) -> Any:
+        return self.app.get(
+            "/scim/v2" + path, params=params or None, status=status, headers=self._headers(headers)
+        )
 
-    def send(self, method: str, path: str, body: Any, status: int | str = 200,
-             headers: dict[str, str] | None = None) -> Any:
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        status: int | str = 200,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         import json
 
         return self.app.request(
-            "/scim/v2" + path, method=method, body=json.dumps(body).encode(),
-            headers={"Content-Type": SCIM_JSON, **self._headers(headers)}, status=status,
+            "/scim/v2" + path,
+            method=method,
+            body=json.dumps(body).encode(),
+            headers={"Content-Type": SCIM_JSON, **self._headers(headers)},
+            status=status,
         )
 
     def post(self, path: str, body: Any, status: int | str = 201, **kw: Any) -> Any:
@@ -70,7 +90,9 @@ class ScimClient:
         return self.send("PATCH", path, body, status, **kw)
 
     def delete(self, path: str, status: int | str = 204, **kw: Any) -> Any:
-        return self.app.delete("/scim/v2" + path, status=status, headers=self._headers(kw.get("headers")))
+        return self.app.delete(
+            "/scim/v2" + path, status=status, headers=self._headers(kw.get("headers"))
+        )
 
 
 @pytest.fixture
@@ -89,7 +111,9 @@ def live(middleware: SSOMiddleware, token: str, serve: Any) -> Iterator[requests
     session.close()
 
 
-def okta_user(email: str, given: str = "Ada", family: str = "Lovelace", **extra: Any) -> dict[str, Any]:
+def okta_user(
+    email: str, given: str = "Ada", family: str = "Lovelace", **extra: Any
+) -> dict[str, Any]:
     """The body Okta POSTs to create a user (Okta SCIM 2.0 reference)."""
     body = {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],

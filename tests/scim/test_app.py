@@ -33,8 +33,9 @@ def test_bearer_token_and_okta_header_mode_both_authenticate(middleware, token):
     assert bearer.json["totalResults"] == okta_mode.json["totalResults"] == 0
 
 
-@pytest.mark.parametrize("header", [None, "", "Bearer ", "Bearer wrong", "Basic dXNlcjpwYXNz",
-                                    "x" * 600])
+@pytest.mark.parametrize(
+    "header", [None, "", "Bearer ", "Bearer wrong", "Basic dXNlcjpwYXNz", "x" * 600]
+)
 def test_missing_or_wrong_token_is_401(middleware, token, header):
     app = TestApp(middleware)
     headers = {"Authorization": header} if header is not None else {}
@@ -63,12 +64,16 @@ def test_free_plan_and_switched_off_scim_are_403(middleware, token):
 
 
 def test_free_workspace_token_never_reaches_data(middleware):
-    _, token = middleware.workspaces.create("freebie", name="Free", plan="free",
-                                            owner_email="o@free.test")
+    _, token = middleware.workspaces.create(
+        "freebie", name="Free", plan="free", owner_email="o@free.test"
+    )
     app = TestApp(middleware)
-    app.post("/scim/v2/Users", json.dumps(okta_user("a@free.test")),
-             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-             status=403)
+    app.post(
+        "/scim/v2/Users",
+        json.dumps(okta_user("a@free.test")),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        status=403,
+    )
 
 
 def test_unknown_path_is_404_and_wrong_method_is_405(scim: ScimClient):
@@ -86,8 +91,12 @@ def test_bulk_is_not_implemented_as_advertised(scim: ScimClient):
 
 @pytest.mark.parametrize("raw", [b"", b"not json", b"{", b'{"userName": NaN}', b"[" * 100000])
 def test_bad_json_is_400_invalid_syntax(scim: ScimClient, raw: bytes):
-    response = scim.app.post("/scim/v2/Users", raw, headers={**scim.headers,
-                             "Content-Type": "application/scim+json"}, expect_errors=True)
+    response = scim.app.post(
+        "/scim/v2/Users",
+        raw,
+        headers={**scim.headers, "Content-Type": "application/scim+json"},
+        expect_errors=True,
+    )
     assert_scim_error(response, 400, "invalidSyntax")
 
 
@@ -102,9 +111,12 @@ def test_oversized_body_is_413_and_writes_nothing(scim: ScimClient):
 
 
 def test_plain_application_json_is_accepted_and_scim_json_answered(scim: ScimClient):
-    response = scim.app.post("/scim/v2/Users", json.dumps(okta_user("j@acme.test")),
-                             headers={**scim.headers, "Content-Type": "application/json"},
-                             status=201)
+    response = scim.app.post(
+        "/scim/v2/Users",
+        json.dumps(okta_user("j@acme.test")),
+        headers={**scim.headers, "Content-Type": "application/json"},
+        status=201,
+    )
     assert response.content_type == "application/scim+json"
 
 
@@ -116,11 +128,16 @@ def test_passthrough_does_not_touch_scim_and_strips_forged_identity(middleware):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 
-    wrapped = SSOMiddleware(host, database_url=middleware.settings.database_url,
-                            secret_key="k-padded-to-thirty-two-bytes-at-least")
+    wrapped = SSOMiddleware(
+        host,
+        database_url=middleware.settings.database_url,
+        secret_key="k-padded-to-thirty-two-bytes-at-least",
+    )
     try:
-        TestApp(wrapped).get("/anything", extra_environ={"REMOTE_USER": "mallory@evil.test",
-                                                        "webwork_sso.member": object()})
+        TestApp(wrapped).get(
+            "/anything",
+            extra_environ={"REMOTE_USER": "mallory@evil.test", "webwork_sso.member": object()},
+        )
     finally:
         wrapped.close()
     assert seen["PATH_INFO"] == "/anything"

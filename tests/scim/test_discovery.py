@@ -9,8 +9,10 @@ def test_service_provider_config_advertises_what_we_do(scim: ScimClient, middlew
     config = scim.get("/ServiceProviderConfig").json
     assert config["patch"]["supported"] is True
     assert config["bulk"]["supported"] is False
-    assert config["filter"] == {"supported": True,
-                                "maxResults": middleware.settings.scim_max_results}
+    assert config["filter"] == {
+        "supported": True,
+        "maxResults": middleware.settings.scim_max_results,
+    }
     assert config["etag"]["supported"] is True
     assert config["sort"]["supported"] is True
     assert config["authenticationSchemes"][0]["type"] == "oauthbearertoken"

@@ -34,7 +34,11 @@ COMPILE_ERRORS = [
     (GROUP_RESOURCE, 'userName eq "x"', "unknown attribute 'userName' (for Group resources)"),
     (GROUP_RESOURCE, f'{E}department eq "x"', "unknown attribute"),
     (USER_RESOURCE, 'emails[foo eq "x"]', "unknown attribute 'foo' in a filter on emails"),
-    (USER_RESOURCE, 'emails[type eq "work"].foo pr', "unknown attribute 'foo' in a filter on emails"),
+    (
+        USER_RESOURCE,
+        'emails[type eq "work"].foo pr',
+        "unknown attribute 'foo' in a filter on emails",
+    ),
     (USER_RESOURCE, 'emails.foo eq "x"', "unknown attribute 'emails.foo'"),
     (USER_RESOURCE, 'password eq "x"', "password cannot be used in filters"),
     (USER_RESOURCE, "password pr", "password cannot be used in filters"),
@@ -66,9 +70,12 @@ COMPILE_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("resource, text, message", COMPILE_ERRORS,
-                         ids=[case[1] for case in COMPILE_ERRORS])
-def test_compile_refuses_with_invalid_filter(resource: ResourceType, text: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "resource, text, message", COMPILE_ERRORS, ids=[case[1] for case in COMPILE_ERRORS]
+)
+def test_compile_refuses_with_invalid_filter(
+    resource: ResourceType, text: str, message: str
+) -> None:
     with pytest.raises(ScimError) as caught:
         compile_filter(parse_filter(text), resource)
     assert caught.value.scim_type == "invalidFilter"
@@ -81,20 +88,36 @@ def test_compile_refuses_nested_value_filters_built_by_hand() -> None:
         compile_filter(node, USER_RESOURCE)
 
 
-@pytest.mark.parametrize("resource, text, message", [
-    (USER_RESOURCE, 'title[value eq "x"]', "'title' is not a complex attribute"),
-    (USER_RESOURCE, 'name.givenName[value eq "x"]', "is not a complex attribute"),
-    (USER_RESOURCE, 'emails.value[value eq "x"]', "is not a complex attribute"),
-    (USER_RESOURCE, 'name eq "x"', "name is complex; filter on a sub-attribute such as name.formatted"),
-    (USER_RESOURCE, 'addresses eq "x"', "filter on a sub-attribute of addresses, such as addresses.formatted"),
-    (USER_RESOURCE, 'nosuch eq "x"', "unknown attribute 'nosuch' (for User resources)"),
-    (USER_RESOURCE, 'password eq "x"', "password cannot be used in filters"),
-    (USER_RESOURCE, 'emails[nosuch eq "x"]', "unknown attribute 'nosuch' in a filter on emails"),
-    (USER_RESOURCE, 'name[nosuch eq "x"]', "unknown attribute 'nosuch' in a filter on name"),
-    (GROUP_RESOURCE, 'userName eq "x"', "unknown attribute 'userName' (for Group resources)"),
-])
-def test_filters_the_tables_cannot_answer_are_refused(resource: ResourceType, text: str,
-                                                      message: str) -> None:
+@pytest.mark.parametrize(
+    "resource, text, message",
+    [
+        (USER_RESOURCE, 'title[value eq "x"]', "'title' is not a complex attribute"),
+        (USER_RESOURCE, 'name.givenName[value eq "x"]', "is not a complex attribute"),
+        (USER_RESOURCE, 'emails.value[value eq "x"]', "is not a complex attribute"),
+        (
+            USER_RESOURCE,
+            'name eq "x"',
+            "name is complex; filter on a sub-attribute such as name.formatted",
+        ),
+        (
+            USER_RESOURCE,
+            'addresses eq "x"',
+            "filter on a sub-attribute of addresses, such as addresses.formatted",
+        ),
+        (USER_RESOURCE, 'nosuch eq "x"', "unknown attribute 'nosuch' (for User resources)"),
+        (USER_RESOURCE, 'password eq "x"', "password cannot be used in filters"),
+        (
+            USER_RESOURCE,
+            'emails[nosuch eq "x"]',
+            "unknown attribute 'nosuch' in a filter on emails",
+        ),
+        (USER_RESOURCE, 'name[nosuch eq "x"]', "unknown attribute 'nosuch' in a filter on name"),
+        (GROUP_RESOURCE, 'userName eq "x"', "unknown attribute 'userName' (for Group resources)"),
+    ],
+)
+def test_filters_the_tables_cannot_answer_are_refused(
+    resource: ResourceType, text: str, message: str
+) -> None:
     """Refused with invalidFilter and a message naming the problem, never compiled to SQL."""
     assert message in refused(resource, text)
 

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from webwork_sso_middleware.store.models import AuditEvent
 
 from ..constants import PATCH_OP
-from .conftest import ScimClient, okta_user
 from ..store_helpers import transaction
+from .conftest import ScimClient, okta_user
 
 
 def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
@@ -30,54 +30,92 @@ def test_okta_group_push_sequence(scim: ScimClient, middleware):
     # Okta looks the group up by name, then creates it.
     absent = scim.get("/Groups", filter='displayName eq "Engineering"').json
     assert absent["totalResults"] == 0
-    group = scim.post("/Groups", {
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-        "displayName": "Engineering", "members": []}).json
+    group = scim.post(
+        "/Groups",
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Engineering",
+            "members": [],
+        },
+    ).json
     assert group["displayName"] == "Engineering" and "members" not in group
     gid = group["id"]
     assert scim.get("/Groups", filter='displayName eq "engineering"').json["totalResults"] == 1
     # Push members.
-    added = scim.patch(f"/Groups/{gid}", patch_body({"op": "add", "path": "members", "value": [
-        {"value": ada, "display": "ada@acme.test"}, {"value": bob, "display": "bob@acme.test"}]}))
+    added = scim.patch(
+        f"/Groups/{gid}",
+        patch_body(
+            {
+                "op": "add",
+                "path": "members",
+                "value": [
+                    {"value": ada, "display": "ada@acme.test"},
+                    {"value": bob, "display": "bob@acme.test"},
+                ],
+            }
+        ),
+    )
     assert member_values(added.json) == sorted([ada, bob])
     # Rename: pathless replace with id and displayName.
-    renamed = scim.patch(f"/Groups/{gid}", patch_body(
-        {"op": "replace", "value": {"id": gid, "displayName": "Engineering Team"}})).json
+    renamed = scim.patch(
+        f"/Groups/{gid}",
+        patch_body({"op": "replace", "value": {"id": gid, "displayName": "Engineering Team"}}),
+    ).json
     assert renamed["displayName"] == "Engineering Team"
     assert member_values(renamed) == sorted([ada, bob])
     # Remove one member by value filter.
-    removed = scim.patch(f"/Groups/{gid}", patch_body(
-        {"op": "remove", "path": f'members[value eq "{ada}"]'})).json
+    removed = scim.patch(
+        f"/Groups/{gid}", patch_body({"op": "remove", "path": f'members[value eq "{ada}"]'})
+    ).json
     assert member_values(removed) == [bob]
     # The user sees the group.
-    assert scim.get(f"/Users/{bob}").json["groups"] == [{
-        "value": gid, "$ref": f"https://tracker.example.com/scim/v2/Groups/{gid}",
-        "display": "Engineering Team", "type": "direct"}]
+    assert scim.get(f"/Users/{bob}").json["groups"] == [
+        {
+            "value": gid,
+            "$ref": f"https://tracker.example.com/scim/v2/Groups/{gid}",
+            "display": "Engineering Team",
+            "type": "direct",
+        }
+    ]
     scim.delete(f"/Groups/{gid}")
     scim.get(f"/Groups/{gid}", status=404)
     assert "groups" not in scim.get(f"/Users/{bob}").json
     with transaction(middleware.database) as unit:
-        actions = list(unit.session.scalars(select(AuditEvent.action).where(
-            AuditEvent.target_id == gid).order_by(AuditEvent.id)))
+        actions = list(
+            unit.session.scalars(
+                select(AuditEvent.action).where(AuditEvent.target_id == gid).order_by(AuditEvent.id)
+            )
+        )
     assert actions == ["created", "updated", "updated", "updated", "deleted"]
 
 
 def test_entra_group_dialect(scim: ScimClient):
     ada, bob, cy = users(scim, "ada", "bob", "cy")
-    group = scim.post("/Groups", {"displayName": "Ops", "externalId": "e-1",
-                                  "members": [{"value": ada}, {"value": bob}, {"value": cy}]}).json
-    listing = scim.get("/Groups", excludedAttributes="members",
-                       filter='externalId eq "e-1"').json
+    group = scim.post(
+        "/Groups",
+        {
+            "displayName": "Ops",
+            "externalId": "e-1",
+            "members": [{"value": ada}, {"value": bob}, {"value": cy}],
+        },
+    ).json
+    listing = scim.get("/Groups", excludedAttributes="members", filter='externalId eq "e-1"').json
     assert listing["totalResults"] == 1 and "members" not in listing["Resources"][0]
     # Remove with a value list removes only those members.
-    after = scim.patch(f"/Groups/{group['id']}", patch_body(
-        {"op": "Remove", "path": "members", "value": [{"value": bob}]})).json
+    after = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body({"op": "Remove", "path": "members", "value": [{"value": bob}]}),
+    ).json
     assert member_values(after) == sorted([ada, cy])
-    after = scim.patch(f"/Groups/{group['id']}", patch_body(
-        {"op": "Add", "path": "members", "value": [{"value": bob}]})).json
+    after = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body({"op": "Add", "path": "members", "value": [{"value": bob}]}),
+    ).json
     assert member_values(after) == sorted([ada, bob, cy])
-    renamed = scim.patch(f"/Groups/{group['id']}", patch_body(
-        {"op": "Replace", "path": "displayName", "value": "Operations"})).json
+    renamed = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body({"op": "Replace", "path": "displayName", "value": "Operations"}),
+    ).json
     assert renamed["displayName"] == "Operations"
 
 
@@ -93,17 +131,25 @@ def test_filters_on_members(scim: ScimClient):
 
 def test_duplicate_group_name_is_409(scim: ScimClient):
     scim.post("/Groups", {"displayName": "Same"})
-    assert scim.post("/Groups", {"displayName": "SAME"}, status=409).json["scimType"] == "uniqueness"
+    assert (
+        scim.post("/Groups", {"displayName": "SAME"}, status=409).json["scimType"] == "uniqueness"
+    )
     other = scim.post("/Groups", {"displayName": "Other"}).json
-    clash = scim.patch(f"/Groups/{other['id']}", patch_body(
-        {"op": "replace", "path": "displayName", "value": "same"}), status=409)
+    clash = scim.patch(
+        f"/Groups/{other['id']}",
+        patch_body({"op": "replace", "path": "displayName", "value": "same"}),
+        status=409,
+    )
     assert clash.json["scimType"] == "uniqueness"
 
 
 def test_unknown_member_id_is_400_and_writes_nothing(scim: ScimClient):
     (ada,) = users(scim, "ada")
-    response = scim.post("/Groups", {"displayName": "G", "members": [
-        {"value": ada}, {"value": "no-such-user"}]}, status=400)
+    response = scim.post(
+        "/Groups",
+        {"displayName": "G", "members": [{"value": ada}, {"value": "no-such-user"}]},
+        status=400,
+    )
     assert response.json["scimType"] == "invalidValue" and "no-such-user" in response.json["detail"]
     assert scim.get("/Groups").json["totalResults"] == 0
 
@@ -111,17 +157,23 @@ def test_unknown_member_id_is_400_and_writes_nothing(scim: ScimClient):
 def test_put_replaces_memberships(scim: ScimClient):
     ada, bob = users(scim, "ada", "bob")
     group = scim.post("/Groups", {"displayName": "G", "members": [{"value": ada}]}).json
-    replaced = scim.put(f"/Groups/{group['id']}", {"displayName": "G",
-                                                   "members": [{"value": bob}]}).json
+    replaced = scim.put(
+        f"/Groups/{group['id']}", {"displayName": "G", "members": [{"value": bob}]}
+    ).json
     assert member_values(replaced) == [bob]
-    assert scim.put(f"/Groups/{group['id']}", {"members": []}, status=400).json[
-        "scimType"] == "invalidValue"
+    assert (
+        scim.put(f"/Groups/{group['id']}", {"members": []}, status=400).json["scimType"]
+        == "invalidValue"
+    )
 
 
 def test_rename_with_a_different_id_is_refused(scim: ScimClient):
     group = scim.post("/Groups", {"displayName": "G"}).json
-    response = scim.patch(f"/Groups/{group['id']}", patch_body(
-        {"op": "replace", "value": {"id": "other", "displayName": "H"}}), status=400)
+    response = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_body({"op": "replace", "value": {"id": "other", "displayName": "H"}}),
+        status=400,
+    )
     assert response.json["scimType"] == "mutability"
     assert scim.get(f"/Groups/{group['id']}").json["displayName"] == "G"
 
@@ -129,8 +181,9 @@ def test_rename_with_a_different_id_is_refused(scim: ScimClient):
 def test_another_workspace_sees_and_changes_nothing(scim: ScimClient, middleware):
     (ada,) = users(scim, "ada")
     group = scim.post("/Groups", {"displayName": "Secret", "members": [{"value": ada}]}).json
-    _, other_token = middleware.workspaces.create("globex", name="Globex", plan="premium",
-                                                  owner_email="o@globex.test")
+    _, other_token = middleware.workspaces.create(
+        "globex", name="Globex", plan="premium", owner_email="o@globex.test"
+    )
     middleware.workspaces.enable("globex", scim=True)
     other = ScimClient(middleware, other_token)
     assert other.get("/Users").json["totalResults"] == 0
@@ -138,13 +191,15 @@ def test_another_workspace_sees_and_changes_nothing(scim: ScimClient, middleware
     assert other.get("/Users", filter='userName eq "ada@acme.test"').json["totalResults"] == 0
     other.get(f"/Users/{ada}", status=404)
     other.get(f"/Groups/{group['id']}", status=404)
-    other.patch(f"/Users/{ada}", patch_body({"op": "replace", "value": {"active": False}}),
-                status=404)
+    other.patch(
+        f"/Users/{ada}", patch_body({"op": "replace", "value": {"active": False}}), status=404
+    )
     other.delete(f"/Groups/{group['id']}", status=404)
     other.delete(f"/Users/{ada}", status=404)
     # Its own group cannot take our member either.
-    response = other.post("/Groups", {"displayName": "Steal", "members": [{"value": ada}]},
-                          status=400)
+    response = other.post(
+        "/Groups", {"displayName": "Steal", "members": [{"value": ada}]}, status=400
+    )
     assert response.json["scimType"] == "invalidValue"
     # And the same userName is free in the other workspace.
     other.post("/Users", okta_user("ada@acme.test"))

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from webwork_sso_middleware.store.models import AuditEvent, Member, Membership
 
 from ..constants import PATCH_OP, SCIM_HEADERS
-from .conftest import ScimClient, okta_user
 from ..store_helpers import transaction
+from .conftest import ScimClient, okta_user
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
@@ -38,8 +38,9 @@ def test_okta_provisioning_lifecycle_over_http(live: requests.Session, middlewar
     base = live.base  # type: ignore[attr-defined]
     email = "ada@acme.test"
     # 1. Okta checks whether the user exists.
-    found = live.get(f"{base}/Users", params={"filter": f'userName eq "{email}"',
-                                              "startIndex": 1, "count": 100})
+    found = live.get(
+        f"{base}/Users", params={"filter": f'userName eq "{email}"', "startIndex": 1, "count": 100}
+    )
     assert found.status_code == 200
     assert found.headers["Content-Type"].startswith("application/scim+json")
     assert found.json()["totalResults"] == 0 and found.json()["Resources"] == []
@@ -56,8 +57,10 @@ def test_okta_provisioning_lifecycle_over_http(live: requests.Session, middlewar
     assert user["externalId"] == "00uada" and user["locale"] == "en-US"
     assert "password" not in user
     # The lookup now finds exactly that user, whatever the case Okta uses.
-    found = live.get(f"{base}/Users", params={"filter": f'userName eq "ADA@acme.TEST"',
-                                              "startIndex": 1, "count": 100}).json()
+    found = live.get(
+        f"{base}/Users",
+        params={"filter": 'userName eq "ADA@acme.TEST"', "startIndex": 1, "count": 100},
+    ).json()
     assert found["totalResults"] == 1 and found["Resources"][0]["id"] == user["id"]
     # 3. Profile push: GET then PUT of the whole object.
     current = live.get(f"{base}/Users/{user['id']}").json()
@@ -69,21 +72,31 @@ def test_okta_provisioning_lifecycle_over_http(live: requests.Session, middlewar
     assert updated.json()["name"]["familyName"] == "King"
     assert updated.json()["meta"]["version"] != user["meta"]["version"]
     # 4. Deactivate, then reactivate.
-    off = live.patch(f"{base}/Users/{user['id']}", headers=SCIM_HEADERS, json=patch_body(
-        {"op": "replace", "value": {"active": False}}))
+    off = live.patch(
+        f"{base}/Users/{user['id']}",
+        headers=SCIM_HEADERS,
+        json=patch_body({"op": "replace", "value": {"active": False}}),
+    )
     assert off.status_code == 200 and off.json()["active"] is False
     assert off.json()["displayName"] == "Ada King"  # every field kept
     member = stored_member(middleware, user["id"])
     assert member.active is False and member.deactivated_at is not None
     assert member.session_generation == 1  # live sessions end
-    on = live.patch(f"{base}/Users/{user['id']}", headers=SCIM_HEADERS, json=patch_body(
-        {"op": "replace", "value": {"active": True}}))
+    on = live.patch(
+        f"{base}/Users/{user['id']}",
+        headers=SCIM_HEADERS,
+        json=patch_body({"op": "replace", "value": {"active": True}}),
+    )
     assert on.json()["active"] is True
     assert stored_member(middleware, user["id"]).deactivated_at is None
     with transaction(middleware.database) as unit:
-        actions = list(unit.session.scalars(
-            select(AuditEvent.action).where(AuditEvent.target_id == user["id"])
-            .order_by(AuditEvent.id)))
+        actions = list(
+            unit.session.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.target_id == user["id"])
+                .order_by(AuditEvent.id)
+            )
+        )
     assert actions == ["created", "updated", "deactivated", "reactivated"]
 
 
@@ -91,8 +104,11 @@ def test_okta_password_is_accepted_and_never_stored(scim: ScimClient, middleware
     user = scim.post("/Users", okta_user("p@acme.test", password="S3cret!pass")).json
     assert "password" not in user
     with middleware.database.engine.connect() as conn:
-        dump = "\n".join(str(row) for table in ("members", "member_values", "audit_events")
-                         for row in conn.exec_driver_sql(f"SELECT * FROM {table}"))
+        dump = "\n".join(
+            str(row)
+            for table in ("members", "member_values", "audit_events")
+            for row in conn.exec_driver_sql(f"SELECT * FROM {table}")
+        )
     assert "S3cret!pass" not in dump
 
 
@@ -104,10 +120,16 @@ def test_duplicate_username_in_any_case_is_409_uniqueness(scim: ScimClient):
     assert scim.get("/Users").json["totalResults"] == 1
 
 
-@pytest.mark.parametrize("spelling", [
-    "dave@acme.test ", " dave@acme.test", "Dave@ACME.test", "\uff44ave@acme.test",  # full-width d
-    "da\u0301ve@acme.test",  # NFD of the NFC name below
-])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "dave@acme.test ",
+        " dave@acme.test",
+        "Dave@ACME.test",
+        "\uff44ave@acme.test",  # full-width d
+        "da\u0301ve@acme.test",  # NFD of the NFC name below
+    ],
+)
 def test_look_alike_spellings_are_one_member(scim: ScimClient, spelling: str):
     first = "d\u00e1ve@acme.test" if "\u0301" in spelling else "dave@acme.test"
     created = scim.post("/Users", okta_user(first)).json
@@ -124,8 +146,9 @@ def test_user_names_are_stored_trimmed_in_nfc(scim: ScimClient):
 
 
 @pytest.mark.parametrize("invisible", ["\u200b", "\u00ad", "\u200d", "\u202e", "\x07", "\u2028"])
-def test_user_names_with_invisible_or_control_characters_are_refused(scim: ScimClient,
-                                                                     invisible: str):
+def test_user_names_with_invisible_or_control_characters_are_refused(
+    scim: ScimClient, invisible: str
+):
     response = scim.post("/Users", okta_user(f"da{invisible}ve@acme.test"), status=400)
     assert response.json["scimType"] == "invalidValue"
     assert f"U+{ord(invisible):04X}" in response.json["detail"]
@@ -160,20 +183,28 @@ def test_entra_dialect(scim: ScimClient):
     by_email = scim.get("/Users", filter='emails[type eq "work"].value eq "GRACE@acme.test"').json
     assert [r["id"] for r in by_email["Resources"]] == [user["id"]]
     # Capitalised ops, string booleans, dotted and URN keys.
-    patched = scim.patch(f"/Users/{user['id']}", patch_body(
-        {"op": "Replace", "path": "active", "value": "False"},
-        {"op": "replace", "value": {
-            "name.givenName": "Amazing Grace",
-            f"{ENTERPRISE}:department": "Computing",
-        }},
-    )).json
+    patched = scim.patch(
+        f"/Users/{user['id']}",
+        patch_body(
+            {"op": "Replace", "path": "active", "value": "False"},
+            {
+                "op": "replace",
+                "value": {
+                    "name.givenName": "Amazing Grace",
+                    f"{ENTERPRISE}:department": "Computing",
+                },
+            },
+        ),
+    ).json
     assert patched["active"] is False
     assert patched["name"]["givenName"] == "Amazing Grace"
     assert patched["name"]["familyName"] == "Hopper"
     assert patched[ENTERPRISE]["department"] == "Computing"
     assert patched[ENTERPRISE]["employeeNumber"] == "1906"
-    manager = scim.patch(f"/Users/{user['id']}", patch_body(
-        {"op": "Add", "path": f"{ENTERPRISE}:manager", "value": "mgr-1"})).json
+    manager = scim.patch(
+        f"/Users/{user['id']}",
+        patch_body({"op": "Add", "path": f"{ENTERPRISE}:manager", "value": "mgr-1"}),
+    ).json
     assert manager[ENTERPRISE]["manager"]["value"] == "mgr-1"
 
 
@@ -209,7 +240,12 @@ def test_count_is_capped_at_the_advertised_ceiling(scim: ScimClient, middleware,
 def test_sort_by_and_order(scim: ScimClient, five):
     down = scim.get("/Users", sortBy="name.givenName", sortOrder="descending").json
     assert [r["name"]["givenName"] for r in down["Resources"]] == [
-        "Erin", "Dave", "Carol", "Bob", "Alice"]
+        "Erin",
+        "Dave",
+        "Carol",
+        "Bob",
+        "Alice",
+    ]
     assert scim.get("/Users", sortBy="password", status=400).json["scimType"] == "invalidPath"
 
 
@@ -230,16 +266,23 @@ def test_attributes_and_excluded_attributes(scim: ScimClient, five):
 
 
 def test_search_endpoint(scim: ScimClient, five):
-    result = scim.post("/Users/.search", {
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
-        "filter": 'name.givenName sw "a" or userName ew "bob@acme.test"',
-        "sortBy": "userName", "startIndex": 1, "count": 10, "attributes": ["userName"],
-    }, status=200).json
+    result = scim.post(
+        "/Users/.search",
+        {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": 'name.givenName sw "a" or userName ew "bob@acme.test"',
+            "sortBy": "userName",
+            "startIndex": 1,
+            "count": 10,
+            "attributes": ["userName"],
+        },
+        status=200,
+    ).json
     assert [r["userName"] for r in result["Resources"]] == ["alice@acme.test", "bob@acme.test"]
 
 
 def test_bad_filter_is_400_invalid_filter_naming_the_problem(scim: ScimClient):
-    for bad in ['userName eq', 'userName zz "x"', 'bogus eq "x"', '(userName eq "x"']:
+    for bad in ["userName eq", 'userName zz "x"', 'bogus eq "x"', '(userName eq "x"']:
         body = scim.get("/Users", filter=bad, status=400).json
         assert body["scimType"] == "invalidFilter" and body["detail"], bad
 
@@ -249,8 +292,9 @@ def test_put_replaces_whole_resource_and_id_is_immutable(scim: ScimClient):
     replaced = scim.put(f"/Users/{user['id']}", {"userName": "r@acme.test", "active": True}).json
     assert "title" not in replaced and "name" not in replaced and "emails" not in replaced
     assert replaced["id"] == user["id"]
-    moved = scim.put(f"/Users/{user['id']}", {"id": "other", "userName": "r@acme.test"},
-                     status=400).json
+    moved = scim.put(
+        f"/Users/{user['id']}", {"id": "other", "userName": "r@acme.test"}, status=400
+    ).json
     assert moved["scimType"] == "mutability"
     missing = scim.put(f"/Users/{user['id']}", {"displayName": "no username"}, status=400).json
     assert missing["scimType"] == "invalidValue"
@@ -281,8 +325,9 @@ def test_etag_and_if_match(scim: ScimClient):
 
 def test_patch_without_change_keeps_version(scim: ScimClient):
     user = scim.post("/Users", okta_user("same@acme.test")).json
-    again = scim.patch(f"/Users/{user['id']}", patch_body(
-        {"op": "replace", "value": {"active": True}})).json
+    again = scim.patch(
+        f"/Users/{user['id']}", patch_body({"op": "replace", "value": {"active": True}})
+    ).json
     assert again["meta"]["version"] == user["meta"]["version"]
 
 
@@ -292,8 +337,13 @@ def test_patch_errors_are_scim_errors_and_write_nothing(scim: ScimClient):
         ({"Operations": [{"op": "jump", "path": "title", "value": "x"}]}, "invalidSyntax"),
         (patch_body({"op": "replace", "path": "nosuch", "value": "x"}), "invalidPath"),
         (patch_body({"op": "replace", "path": "active", "value": "maybe"}), "invalidValue"),
-        (patch_body({"op": "replace", "path": "title", "value": "ok"},
-                    {"op": "replace", "path": "groups", "value": []}), "mutability"),
+        (
+            patch_body(
+                {"op": "replace", "path": "title", "value": "ok"},
+                {"op": "replace", "path": "groups", "value": []},
+            ),
+            "mutability",
+        ),
         (patch_body({"op": "remove"}), "noTarget"),
     ]:
         response = scim.patch(f"/Users/{user['id']}", body, status=400)
@@ -304,8 +354,9 @@ def test_patch_errors_are_scim_errors_and_write_nothing(scim: ScimClient):
 def test_deactivation_keeps_fields_and_memberships(scim: ScimClient, middleware):
     user = scim.post("/Users", okta_user("keep@acme.test", title="Lead")).json
     group = scim.post("/Groups", {"displayName": "Eng", "members": [{"value": user["id"]}]}).json
-    off = scim.patch(f"/Users/{user['id']}", patch_body(
-        {"op": "replace", "value": {"active": False}})).json
+    off = scim.patch(
+        f"/Users/{user['id']}", patch_body({"op": "replace", "value": {"active": False}})
+    ).json
     assert off["title"] == "Lead" and off["groups"][0]["value"] == group["id"]
     assert scim.get(f"/Groups/{group['id']}").json["members"][0]["value"] == user["id"]
     on = scim.put(f"/Users/{user['id']}", dict(off, active=True)).json
@@ -335,21 +386,30 @@ def test_unknown_attributes_and_foreign_extensions_are_ignored(scim: ScimClient)
 
 
 def test_attribute_names_in_bodies_are_case_insensitive(scim: ScimClient):
-    user = scim.post("/Users", {"USERNAME": "case@acme.test", "Name": {"GIVENNAME": "C"},
-                                "Emails": [{"Value": "case@acme.test", "Primary": True}]}).json
+    user = scim.post(
+        "/Users",
+        {
+            "USERNAME": "case@acme.test",
+            "Name": {"GIVENNAME": "C"},
+            "Emails": [{"Value": "case@acme.test", "Primary": True}],
+        },
+    ).json
     assert user["userName"] == "case@acme.test"
     assert user["name"] == {"givenName": "C"}
     assert user["emails"] == [{"value": "case@acme.test", "primary": True}]
 
 
-@pytest.mark.parametrize("body", [
-    {"userName": 5},
-    {"userName": "a@b.test", "active": "sometimes"},
-    {"userName": "a@b.test", "emails": "a@b.test"},
-    {"userName": "a@b.test", "name": "Ada"},
-    {"userName": "x" * 300},
-    {"userName": "a@b.test", "emails": [{"value": "a@b.test"}] * 101},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"userName": 5},
+        {"userName": "a@b.test", "active": "sometimes"},
+        {"userName": "a@b.test", "emails": "a@b.test"},
+        {"userName": "a@b.test", "name": "Ada"},
+        {"userName": "x" * 300},
+        {"userName": "a@b.test", "emails": [{"value": "a@b.test"}] * 101},
+    ],
+)
 def test_invalid_user_bodies_are_400_and_write_nothing(scim: ScimClient, body):
     response = scim.post("/Users", body, status=400)
     assert response.json["scimType"] in ("invalidValue", "invalidSyntax")
@@ -391,9 +451,13 @@ def test_parallel_patches_lose_no_update(live: requests.Session, middleware):
     def add(i: int) -> None:
         with requests.Session() as session:
             session.headers["Authorization"] = live.headers["Authorization"]
-            response = session.patch(f"{base}/Users/{quote(user['id'])}", json=patch_body(
-                {"op": "add", "path": "emails", "value": [{"value": f"m{i}@acme.test"}]}),
-                timeout=60)
+            response = session.patch(
+                f"{base}/Users/{quote(user['id'])}",
+                json=patch_body(
+                    {"op": "add", "path": "emails", "value": [{"value": f"m{i}@acme.test"}]}
+                ),
+                timeout=60,
+            )
             if response.status_code != 200:
                 errors.append(response.status_code)
 
@@ -404,7 +468,9 @@ def test_parallel_patches_lose_no_update(live: requests.Session, middleware):
         thread.join()
     assert errors == []
     final = live.get(f"{base}/Users/{user['id']}").json()
-    assert sorted(e["value"] for e in final["emails"]) == sorted(f"m{i}@acme.test" for i in range(6))
+    assert sorted(e["value"] for e in final["emails"]) == sorted(
+        f"m{i}@acme.test" for i in range(6)
+    )
 
 
 def test_memberships_survive_only_for_live_rows(scim: ScimClient, middleware):

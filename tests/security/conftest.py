@@ -22,16 +22,16 @@ from webwork_sso_middleware.store.models import (
     AuditEvent,
     Member,
     MemberSession,
-    MemberValue,
     Membership,
+    MemberValue,
     SeenAssertion,
 )
 
 from ..conftest import LiveServer, fresh_database
 from ..saml.conftest import Site, host_app
 from ..saml.idp import TestIdP
-from .scim_support import new_middleware
 from ..store_helpers import transaction
+from .scim_support import new_middleware
 
 # Emptied before each test (children first); workspaces, tokens and IdP settings stay.
 SIGN_IN_STATE = (MemberSession, Membership, MemberValue, Member, AuditEvent, SeenAssertion)
@@ -60,8 +60,7 @@ def module_serve() -> Iterator[Callable[[Callable[..., Any]], LiveServer]]:
 
 
 @pytest.fixture(scope="module")
-def module_database_url(_migrated_template: str,
-                        tmp_path_factory: pytest.TempPathFactory) -> str:
+def module_database_url(_migrated_template: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A fresh migrated database for the module (tests/conftest.py's ``database_url``)."""
     # On PostgreSQL this empties the run's database once for the module, as database_url does
     # per test: no test of the SAML modules here may also request ``database_url``.
@@ -75,8 +74,9 @@ def idp(module_serve: Callable[[Any], Any], tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="module")
-def site(module_serve: Callable[[Any], Any], module_database_url: str,
-         idp: TestIdP) -> Iterator[Site]:
+def site(
+    module_serve: Callable[[Any], Any], module_database_url: str, idp: TestIdP
+) -> Iterator[Site]:
     """tests/saml's ``Site`` with three workspaces, all trusting ``idp``:
 
     ``acme`` (IdP-initiated sign-in allowed), ``beta`` (the same IdP: cross-workspace cases)
@@ -92,14 +92,19 @@ def site(module_serve: Callable[[Any], Any], module_database_url: str,
 
 
 @pytest.fixture(scope="module")
-def other_worker(module_serve: Callable[[Any], Any], module_database_url: str,
-                 site: Site) -> Iterator[str]:
+def other_worker(
+    module_serve: Callable[[Any], Any], module_database_url: str, site: Site
+) -> Iterator[str]:
     """The URL of another worker: a second SSOMiddleware (its own caches and connection pool)
     on the same database and behind the same public base URL, served on its own port."""
     dispatch: list[Any] = []
     live = module_serve(lambda environ, start_response: dispatch[0](environ, start_response))
-    middleware = SSOMiddleware(host_app, database_url=module_database_url, secret_key="s3cret-padded-to-thirty-two-bytes-at-least",
-                               base_url=site.url)
+    middleware = SSOMiddleware(
+        host_app,
+        database_url=module_database_url,
+        secret_key="s3cret-padded-to-thirty-two-bytes-at-least",
+        base_url=site.url,
+    )
     dispatch.append(middleware)
     yield live.url
     middleware.close()

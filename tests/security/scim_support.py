@@ -26,10 +26,20 @@ from ..constants import SCIM_JSON
 from ..scim.conftest import host_app, okta_user
 
 # RFC 7644 section 3.12, Table 9: every scimType there is.
-RFC_SCIM_TYPES = frozenset({
-    "invalidFilter", "tooMany", "uniqueness", "mutability", "invalidSyntax", "invalidPath",
-    "noTarget", "invalidValue", "invalidVers", "sensitive",
-})
+RFC_SCIM_TYPES = frozenset(
+    {
+        "invalidFilter",
+        "tooMany",
+        "uniqueness",
+        "mutability",
+        "invalidSyntax",
+        "invalidPath",
+        "noTarget",
+        "invalidValue",
+        "invalidVers",
+        "sensitive",
+    }
+)
 # Answers whose status alone says it all (RFC 7644 lists no scimType for them).
 PLAIN_ERRORS = frozenset({401, 403, 404, 405, 412, 413, 429, 501, 503})
 
@@ -55,8 +65,11 @@ def error_log() -> Iterator[ErrorLog]:
         logger.removeHandler(handler)
 
 
-def check_answer(response: Any, allowed: dict[int, frozenset[str | None] | set[str | None]],
-                 errors: ErrorLog | None = None) -> dict[str, Any] | None:
+def check_answer(
+    response: Any,
+    allowed: dict[int, frozenset[str | None] | set[str | None]],
+    errors: ErrorLog | None = None,
+) -> dict[str, Any] | None:
     """Fail unless ``response`` is one of the ``allowed`` statuses, in proper SCIM form.
 
     ``allowed`` maps a status to the scimTypes acceptable with it (None: no scimType). Every
@@ -107,11 +120,15 @@ def full_user(email: str, **extra: Any) -> dict[str, Any]:
     body = okta_user(email, **extra)
     body["schemas"] = [USER_SCHEMA, ENTERPRISE_USER_SCHEMA]
     body["phoneNumbers"] = [{"value": "+1 555 0100", "type": "work"}]
-    body["addresses"] = [{"streetAddress": "1 Main St", "locality": "Springfield",
-                          "type": "work", "primary": True}]
+    body["addresses"] = [
+        {"streetAddress": "1 Main St", "locality": "Springfield", "type": "work", "primary": True}
+    ]
     body["title"] = "Engineer"
-    body[ENTERPRISE_USER_SCHEMA] = {"department": "R&D", "employeeNumber": "42",
-                                   "manager": {"value": "m-1"}}
+    body[ENTERPRISE_USER_SCHEMA] = {
+        "department": "R&D",
+        "employeeNumber": "42",
+        "manager": {"value": "m-1"},
+    }
     return body
 
 
@@ -119,24 +136,37 @@ class Tenant:
     """One workspace and a WebTest client holding its token."""
 
     def __init__(self, middleware: SSOMiddleware, slug: str) -> None:
-        _, self.token = middleware.workspaces.create(slug, name=slug.title(), plan="plus",
-                                                     owner_email=f"owner@{slug}.test")
+        _, self.token = middleware.workspaces.create(
+            slug, name=slug.title(), plan="plus", owner_email=f"owner@{slug}.test"
+        )
         middleware.workspaces.enable(slug, scim=True)
         self.slug = slug
         self.workspace_id = middleware.workspaces.get(slug).id
         self.app = TestApp(middleware)
         self.headers = {"Authorization": f"Bearer {self.token}", "Content-Type": SCIM_JSON}
 
-    def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-                query: dict[str, Any] | str | None = None,
-                headers: dict[str, str] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        query: dict[str, Any] | str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         """Any request, any status; ``path`` below /scim/v2, ``query`` encoded as given."""
         if isinstance(query, dict):
             query = "&".join(f"{quote(str(k))}={_quote(str(v))}" for k, v in query.items())
         url = "/scim/v2" + path + (f"?{query}" if query else "")
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
-        return self.app.request(url, method=method, body=data, expect_errors=True,
-                                headers={**self.headers, **(headers or {})})
+        return self.app.request(
+            url,
+            method=method,
+            body=data,
+            expect_errors=True,
+            headers={**self.headers, **(headers or {})},
+        )
 
     def create(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         response = self.request("POST", f"/{endpoint}", body)
@@ -170,20 +200,24 @@ class World:
         self.engine = middleware.database.engine
         self.acme = Tenant(middleware, "acme")
         self.beta = Tenant(middleware, "beta")
-        self.users = [self.acme.create("Users", full_user(name, externalId=f"ext-{i}"))
-                      for i, name in enumerate(self.USER_NAMES)]
+        self.users = [
+            self.acme.create("Users", full_user(name, externalId=f"ext-{i}"))
+            for i, name in enumerate(self.USER_NAMES)
+        ]
         gone = self.acme.create("Users", okta_user("gone@acme.test"))
         assert self.acme.request("DELETE", f"/Users/{gone['id']}").status_int == 204
         self.deleted_user_id = gone["id"]
         ids = [u["id"] for u in self.users]
         self.groups = [
-            self.acme.create("Groups", {"displayName": name,
-                                        "members": [{"value": i} for i in ids[: 3 - n]]})
+            self.acme.create(
+                "Groups", {"displayName": name, "members": [{"value": i} for i in ids[: 3 - n]]}
+            )
             for n, name in enumerate(self.GROUP_NAMES)
         ]
         self.beta_user = self.beta.create("Users", full_user("ada@acme.test", externalId="ext-0"))
-        self.beta_group = self.beta.create("Groups", {"displayName": "Engineering", "members": [
-            {"value": self.beta_user["id"]}]})
+        self.beta_group = self.beta.create(
+            "Groups", {"displayName": "Engineering", "members": [{"value": self.beta_user["id"]}]}
+        )
         self.placeholders = {
             **{f"{{{{u{i}}}}}": user["id"] for i, user in enumerate(self.users)},
             **{f"{{{{g{i}}}}}": group["id"] for i, group in enumerate(self.groups)},
@@ -212,8 +246,9 @@ class World:
         """What every committed state must satisfy, whatever requests came before."""
         names: dict[tuple[int, str], str] = {}
         for workspace_id, member_id, user_name, key in self.sql(
-                "SELECT workspace_id, id, user_name, user_name_key FROM members"
-                " WHERE deleted_at IS NULL"):
+            "SELECT workspace_id, id, user_name, user_name_key FROM members"
+            " WHERE deleted_at IS NULL"
+        ):
             assert key == user_name.lower(), (user_name, key)
             other = names.setdefault((workspace_id, user_name.lower()), member_id)
             assert other == member_id, f"two live members named {user_name!r} in one workspace"
@@ -222,28 +257,41 @@ class World:
             " LEFT JOIN groups g ON g.id = ms.group_id"
             " LEFT JOIN members m ON m.id = ms.member_id"
             " WHERE g.id IS NULL OR m.id IS NULL OR m.deleted_at IS NOT NULL"
-            " OR g.workspace_id <> m.workspace_id")
+            " OR g.workspace_id <> m.workspace_id"
+        )
         assert not dangling, f"memberships of missing, deleted or foreign rows: {dangling}"
         for key, group_name in self.sql("SELECT display_name_key, display_name FROM groups"):
             assert key == group_name.lower(), (group_name, key)
         duplicates = self.sql(
             "SELECT workspace_id, display_name_key FROM groups"
-            " GROUP BY workspace_id, display_name_key HAVING count(*) > 1")
+            " GROUP BY workspace_id, display_name_key HAVING count(*) > 1"
+        )
         assert not duplicates, duplicates
 
     def audit_events(self, target_id: str) -> int:
-        return int(self.sql("SELECT count(*) FROM audit_events WHERE target_id = :t",
-                            t=target_id)[0][0])
+        return int(
+            self.sql("SELECT count(*) FROM audit_events WHERE target_id = :t", t=target_id)[0][0]
+        )
 
     def live_members(self, workspace_id: int) -> int:
-        return int(self.sql("SELECT count(*) FROM members WHERE workspace_id = :w"
-                            " AND deleted_at IS NULL", w=workspace_id)[0][0])
+        return int(
+            self.sql(
+                "SELECT count(*) FROM members WHERE workspace_id = :w AND deleted_at IS NULL",
+                w=workspace_id,
+            )[0][0]
+        )
 
     def group_count(self, workspace_id: int) -> int:
-        return int(self.sql("SELECT count(*) FROM groups WHERE workspace_id = :w",
-                            w=workspace_id)[0][0])
+        return int(
+            self.sql("SELECT count(*) FROM groups WHERE workspace_id = :w", w=workspace_id)[0][0]
+        )
 
 
 def new_middleware(database_url: str, **options: Any) -> SSOMiddleware:
-    return SSOMiddleware(host_app, database_url=database_url, secret_key="test-secret-padded-to-thirty-two-bytes-at-least",
-                         base_url="https://tracker.example.com", **options)
+    return SSOMiddleware(
+        host_app,
+        database_url=database_url,
+        secret_key="test-secret-padded-to-thirty-two-bytes-at-least",
+        base_url="https://tracker.example.com",
+        **options,
+    )

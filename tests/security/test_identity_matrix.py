@@ -36,7 +36,7 @@ from sqlalchemy import select
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.devserver import load_timetracker_factory
 from webwork_sso_middleware.integrations.flask import WebworkSSO, current_identity
-from webwork_sso_middleware.store.models import Member, MemberSession, Workspace
+from webwork_sso_middleware.store.models import MemberSession, Workspace
 
 from ..integrations import django_project
 from ..integrations.conftest import FrameworkSite
@@ -52,12 +52,12 @@ CONTRACTOR = "contractor@unverified.test"  # a domain nobody verified
 # Spellings evil's IdP may try instead of CEO. ceo@acme.test itself has no NFD form, so the NFD
 # case is another acme.test address with an accent, decomposed.
 LOOK_ALIKES = (
-    "CEO@ACME.TEST",                                 # upper case
-    "ceo@acme.test ",                                # trailing space
-    "\uff43eo@acme.test",                            # full-width c
-    "ceo@\uff41cme.test",                            # full-width a, in the domain
+    "CEO@ACME.TEST",  # upper case
+    "ceo@acme.test ",  # trailing space
+    "\uff43eo@acme.test",  # full-width c
+    "ceo@\uff41cme.test",  # full-width a, in the domain
     unicodedata.normalize("NFD", "andré@acme.test"),  # NFD
-    "ceo\u200b@acme.test",                           # zero-width space
+    "ceo\u200b@acme.test",  # zero-width space
 )
 
 
@@ -77,8 +77,9 @@ class World:
         if self.adapter == "timetracker":
             page = browser.get(f"{self.site.url}/", timeout=10)
             assert page.status_code == 200, page.text
-            shown = re.search(r"Signed in as <strong>(.*?)</strong>(?: \((.*?)\))? <button",
-                              page.text)
+            shown = re.search(
+                r"Signed in as <strong>(.*?)</strong>(?: \((.*?)\))? <button", page.text
+            )
             return html.unescape(shown.group(2) or shown.group(1)) if shown else None
         response = browser.get(f"{self.site.url}/whoami", timeout=10)
         assert response.status_code == 200, response.text
@@ -91,21 +92,28 @@ class World:
 
     # -- sign-in, both ways ------------------------------------------------------------------
 
-    def sp_initiated(self, browser: requests.Session, idp: TestIdP, slug: str,
-                     email: str) -> requests.Response:
+    def sp_initiated(
+        self, browser: requests.Session, idp: TestIdP, slug: str, email: str
+    ) -> requests.Response:
         """Our login URL -> the IdP -> its auto-post -> our ACS; the ACS's answer."""
         idp.next_user = email
-        start = browser.get(f"{self.site.url}/saml/{slug}/login", params={"next": "/"},
-                            allow_redirects=False, timeout=10)
+        start = browser.get(
+            f"{self.site.url}/saml/{slug}/login",
+            params={"next": "/"},
+            allow_redirects=False,
+            timeout=10,
+        )
         assert start.status_code == 302, start.text
         action, fields = autopost_form(browser.get(start.headers["Location"], timeout=10).text)
         return browser.post(action, data=fields, allow_redirects=False, timeout=10)
 
-    def idp_initiated(self, browser: requests.Session, idp: TestIdP, slug: str,
-                      email: str) -> requests.Response:
+    def idp_initiated(
+        self, browser: requests.Session, idp: TestIdP, slug: str, email: str
+    ) -> requests.Response:
         """An unsolicited response the IdP signed for ``email``, posted to our ACS."""
-        saml_response = idp.response(sp_entity_id=self.site.entity_id(slug),
-                                     acs_url=self.site.acs(slug), email=email)
+        saml_response = idp.response(
+            sp_entity_id=self.site.entity_id(slug), acs_url=self.site.acs(slug), email=email
+        )
         return self.site.post_response(browser, slug, saml_response)
 
     def signed_in(self, idp: TestIdP, slug: str, email: str) -> requests.Session:
@@ -118,8 +126,12 @@ class World:
 
     def provision(self, token: str, email: str) -> str:
         """The workspace's IdP creates ``email`` through SCIM; the member's id."""
-        created = requests.post(f"{self.site.url}/scim/v2/Users", json=okta_user(email),
-                                headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        created = requests.post(
+            f"{self.site.url}/scim/v2/Users",
+            json=okta_user(email),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
         assert created.status_code == 201, created.text
         member_id: str = created.json()["id"]
         return member_id
@@ -129,18 +141,27 @@ class World:
             return unit.session.scalars(select(Workspace.id).where(Workspace.slug == slug)).one()
 
     def members_of(self, slug: str) -> list[str]:
-        return [m.user_name for m in self.site.members()
-                if m.workspace_id == self.workspace_id(slug)]
+        return [
+            m.user_name for m in self.site.members() if m.workspace_id == self.workspace_id(slug)
+        ]
 
     def sessions_of(self, slug: str) -> int:
         with transaction(self.site.middleware.database) as unit:
-            return len(unit.session.scalars(select(MemberSession.id_hash).where(
-                MemberSession.workspace_id == self.workspace_id(slug))).all())
+            return len(
+                unit.session.scalars(
+                    select(MemberSession.id_hash).where(
+                        MemberSession.workspace_id == self.workspace_id(slug)
+                    )
+                ).all()
+            )
 
     def refusals_of(self, slug: str) -> list[str]:
         workspace_id = self.workspace_id(slug)
-        return [event.changes.get("reason") for event in self.site.audit("login_failed")
-                if event.workspace_id == workspace_id]
+        return [
+            event.changes.get("reason")
+            for event in self.site.audit("login_failed")
+            if event.workspace_id == workspace_id
+        ]
 
 
 # -- the adapters ----------------------------------------------------------------------------
@@ -148,10 +169,17 @@ class World:
 
 def wrapping(app: Any, database_url: str) -> Callable[[str], Any]:
     """A bare WSGI app wrapped by the middleware: it is what the server serves."""
+
     def build(base_url: str) -> tuple[Any, SSOMiddleware]:
-        middleware = SSOMiddleware(app, database_url=database_url, secret_key=SECRET,
-                                   base_url=base_url, session_recheck_seconds=0)
+        middleware = SSOMiddleware(
+            app,
+            database_url=database_url,
+            secret_key=SECRET,
+            base_url=base_url,
+            session_recheck_seconds=0,
+        )
         return middleware, middleware
+
     return build
 
 
@@ -171,9 +199,15 @@ def build_flask(database_url: str, tmp_path: Path) -> Callable[[str], Any]:
         def whoami() -> Any:
             return {"identity": current_identity()}
 
-        WebworkSSO(app, database_url=database_url, secret_key=SECRET, base_url=base_url,
-                   session_recheck_seconds=0)
+        WebworkSSO(
+            app,
+            database_url=database_url,
+            secret_key=SECRET,
+            base_url=base_url,
+            session_recheck_seconds=0,
+        )
         return app, app.extensions["webwork_sso"]
+
     return build
 
 
@@ -181,8 +215,12 @@ def build_django(database_url: str, tmp_path: Path) -> Callable[[str], Any]:
     return django_project.builder(database_url)
 
 
-BUILDERS = {"wsgi": build_wsgi, "timetracker": build_timetracker, "django": build_django,
-            "flask": build_flask}
+BUILDERS = {
+    "wsgi": build_wsgi,
+    "timetracker": build_timetracker,
+    "django": build_django,
+    "flask": build_flask,
+}
 
 
 @pytest.fixture(scope="module")
@@ -190,21 +228,27 @@ def django_ready(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     django_project.configure(tmp_path_factory.mktemp("django"))
     yield
     from django.db import connections
+
     connections.close_all()
 
 
 @pytest.fixture
-def world(request: pytest.FixtureRequest, serve: Callable[[Any], Any], database_url: str,
-          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(
+    request: pytest.FixtureRequest,
+    serve: Callable[[Any], Any],
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[World]:
     adapter: str = request.param
     if adapter == "django":
         request.getfixturevalue("django_ready")
         django_project.empty_tables()
         # The operator's own account, made as `manage.py createsuperuser --noinput` makes it.
         from django.core.management import call_command
+
         monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "the-operator's-password")
-        call_command("createsuperuser", interactive=False, username=CEO, email=CEO,
-                     verbosity=0)
+        call_command("createsuperuser", interactive=False, username=CEO, email=CEO, verbosity=0)
     site = FrameworkSite(serve, BUILDERS[adapter](database_url, tmp_path))
     acme_idp = TestIdP.start(serve, tmp_path / "acme-idp", name="Acme IdP")
     evil_idp = TestIdP.start(serve, tmp_path / "evil-idp", name="Evil IdP")
@@ -220,6 +264,7 @@ def every_adapter(test: Callable[..., Any]) -> Any:
 
 def superuser() -> Any:
     from django.contrib.auth.models import User
+
     return User.objects.get(username=CEO)
 
 
@@ -229,9 +274,12 @@ def django_sessions_of(user: Any) -> int:
 
 def add_entry(world: World, browser: requests.Session, description: str) -> int:
     """The time tracker's form, posted as the browser's person; the status."""
-    return browser.post(f"{world.site.url}/entries", data={"description": description,
-                                                           "minutes": "30"},
-                        allow_redirects=False, timeout=10).status_code
+    return browser.post(
+        f"{world.site.url}/entries",
+        data={"description": description, "minutes": "30"},
+        allow_redirects=False,
+        timeout=10,
+    ).status_code
 
 
 def entries_page(world: World, browser: requests.Session) -> str:
@@ -297,6 +345,7 @@ def test_evils_contractor_gets_an_identity_scoped_to_evil(world: World) -> None:
         assert django_sessions_of(user) == 1
         assert django_sessions_of(superuser()) == 0
         from django.contrib.auth.models import User
+
         assert not User.objects.filter(username=CONTRACTOR).exists()
 
 
@@ -327,9 +376,12 @@ def test_the_same_contractor_in_two_workspaces_is_two_people(world: World) -> No
 @pytest.mark.parametrize("world", ["django"], indirect=True)
 def test_acmes_ceo_is_not_the_local_superuser_until_the_host_links_them(world: World) -> None:
     from webwork_sso_middleware.integrations.django import link_user
+
     operator = superuser()
-    before = {field: getattr(operator, field) for field in
-              ("password", "email", "first_name", "last_name", "last_login")}
+    before = {
+        field: getattr(operator, field)
+        for field in ("password", "email", "first_name", "last_name", "last_login")
+    }
 
     ceo = world.signed_in(world.acme_idp, "acme", CEO)
 
@@ -367,6 +419,7 @@ def test_look_alike_spellings_of_acmes_ceo_are_refused(world: World) -> None:
     if world.adapter == "django":
         assert django_sessions_of(superuser()) == 0
         from django.contrib.auth.models import User
+
         assert list(User.objects.values_list("username", flat=True)) == [CEO]
     else:
         assert world.identity(ceo) == CEO
@@ -385,8 +438,12 @@ def test_evils_settings_page_and_scim_show_nothing_of_acmes_members(world: World
 
     listed = scim.get(users, timeout=10).json()
     assert [user["id"] for user in listed["Resources"]] == [evil_contractor]
-    assert scim.get(users, params={"filter": f'userName eq "{CEO}"'}, timeout=10
-                    ).json()["totalResults"] == 0
+    assert (
+        scim.get(users, params={"filter": f'userName eq "{CEO}"'}, timeout=10).json()[
+            "totalResults"
+        ]
+        == 0
+    )
     for acme_id in (acme_ceo, acme_contractor):
         assert scim.get(f"{users}/{acme_id}", timeout=10).status_code == 404
 

@@ -80,8 +80,9 @@ def name_id(element: etree._Element) -> etree._Element:
     return element.find(f".//{{{SAML}}}NameID")
 
 
-def unsigned_copy(element: etree._Element, *, new_id: bool = False,
-                  email: str | None = None) -> etree._Element:
+def unsigned_copy(
+    element: etree._Element, *, new_id: bool = False, email: str | None = None
+) -> etree._Element:
     """A deep copy without its own ds:Signature, optionally with a fresh ID and another NameID."""
     clone = copy.deepcopy(element)
     clone.remove(signature_of(clone))
@@ -92,8 +93,15 @@ def unsigned_copy(element: etree._Element, *, new_id: bool = False,
     return clone
 
 
-def post(site: Site, saml_response: str, *, slug: str = "acme", relay_state: str | None = None,
-         url: str | None = None, browser: requests.Session | None = None) -> requests.Response:
+def post(
+    site: Site,
+    saml_response: str,
+    *,
+    slug: str = "acme",
+    relay_state: str | None = None,
+    url: str | None = None,
+    browser: requests.Session | None = None,
+) -> requests.Response:
     browser = browser or requests.Session()
     data = {"SAMLResponse": saml_response}
     if relay_state is not None:
@@ -103,8 +111,14 @@ def post(site: Site, saml_response: str, *, slug: str = "acme", relay_state: str
     return response
 
 
-def assert_refused(site: Site, response: requests.Response, reason: str, *, status: int = 400,
-                   members: tuple[str, ...] = ()) -> None:
+def assert_refused(
+    site: Site,
+    response: requests.Response,
+    reason: str,
+    *,
+    status: int = 400,
+    members: tuple[str, ...] = (),
+) -> None:
     """Refused with ``reason``: status, no cookie, nobody signed in, no new member, audited."""
     assert response.status_code == status, response.text
     assert "Set-Cookie" not in response.headers
@@ -123,8 +137,9 @@ def assert_signed_in(site: Site, response: requests.Response, email: str = GENUI
     assert whoami(response.browser, site).startswith(f"user={email};")  # type: ignore[attr-defined]
 
 
-def sp_initiated_as(site: Site, idp: TestIdP, email: str, slug: str = "acme",
-                    next_path: str = "/") -> requests.Response:
+def sp_initiated_as(
+    site: Site, idp: TestIdP, email: str, slug: str = "acme", next_path: str = "/"
+) -> requests.Response:
     """An SP-initiated sign-in through the real IdP, as ``email``."""
     idp.next_user = email
     browser = requests.Session()
@@ -139,7 +154,7 @@ def inject_comment(element: etree._Element, kept: str) -> None:
     text = element.text or ""
     assert text.startswith(kept) and text != kept
     comment = etree.Comment("")
-    comment.tail = text[len(kept):]
+    comment.tail = text[len(kept) :]
     element.text = kept
     element.append(comment)
 
@@ -147,15 +162,21 @@ def inject_comment(element: etree._Element, kept: str) -> None:
 # -- signing as an attacker would (python-xmlsec directly, every algorithm enabled) -------------
 
 
-def sign(element: etree._Element, key: xmlsec.Key, *,
-         method: Any = xmlsec.Transform.RSA_SHA256, key_info: bool = False) -> None:
+def sign(
+    element: etree._Element,
+    key: xmlsec.Key,
+    *,
+    method: Any = xmlsec.Transform.RSA_SHA256,
+    key_info: bool = False,
+) -> None:
     """(Re)sign ``element`` in place, enveloped, exclusive c14n; its old signature goes."""
     for old in element.findall(f"{{{DS}}}Signature"):
         element.remove(old)
     signature = xmlsec.template.create(element, xmlsec.Transform.EXCL_C14N, method, ns="ds")
     element.find(f"{{{SAML}}}Issuer").addnext(signature)  # schema order: right after Issuer
-    reference = xmlsec.template.add_reference(signature, xmlsec.Transform.SHA256,
-                                              uri=f"#{element.get('ID')}")
+    reference = xmlsec.template.add_reference(
+        signature, xmlsec.Transform.SHA256, uri=f"#{element.get('ID')}"
+    )
     xmlsec.template.add_transform(reference, xmlsec.Transform.ENVELOPED)
     xmlsec.template.add_transform(reference, xmlsec.Transform.EXCL_C14N)
     if key_info:  # filled by xmlsec with the certificate loaded into the key
@@ -290,7 +311,7 @@ def xsw_advice(site: Site, idp: TestIdP) -> etree._Element:
 XSW: list[tuple[Callable[[Site, TestIdP], etree._Element], str, str]] = [
     (xsw1, "assertion_count", "signature_invalid"),  # Signature holds a Response; URI mismatch
     (xsw2, "assertion_count", "signature_invalid"),  # Reference URI is not the root's ID
-    (xsw3, "assertion_count", "unsigned"),           # the first assertion carries no signature
+    (xsw3, "assertion_count", "unsigned"),  # the first assertion carries no signature
     (xsw4, "assertion_count", "unsigned"),
     (xsw5, "assertion_count", "signature_invalid"),  # Reference URI is not the evil one's ID
     (xsw6, "assertion_count", "signature_invalid"),
@@ -324,12 +345,14 @@ def without_structural_rule(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.mark.parametrize("build, _, reason", XSW, ids=XSW_IDS)
 def test_signature_wrapping_fails_on_the_signature_alone(
-        site: Site, idp: TestIdP, without_structural_rule: None, build: Any, _: str, reason: str):
+    site: Site, idp: TestIdP, without_structural_rule: None, build: Any, _: str, reason: str
+):
     assert_refused(site, post(site, encode(build(site, idp))), reason)
 
 
 def test_naive_structure_still_lets_genuine_responses_in(
-        site: Site, idp: TestIdP, without_structural_rule: None):
+    site: Site, idp: TestIdP, without_structural_rule: None
+):
     """The control for the test above: the relaxed ACS is not simply refusing everything."""
     assert_signed_in(site, post(site, encode(xml_for(site, idp))))
     assert_signed_in(site, post(site, encode(signed_response(site, idp))))
@@ -394,9 +417,11 @@ def test_valid_signature_by_a_key_not_in_the_metadata(site: Site, idp: TestIdP, 
 def test_hmac_keyed_with_the_idp_certificate(site: Site, idp: TestIdP, secret: str):
     """Key confusion: HMAC-SHA256 over the evil assertion, keyed with the IdP's public
     certificate as it appears in its metadata (PEM, DER, or the base64 text itself)."""
-    material = {"PEM": idp.keys.cert_pem,
-                "DER": base64.b64decode(idp.keys.cert_base64),
-                "base64 DER": idp.keys.cert_base64.encode("ascii")}[secret]
+    material = {
+        "PEM": idp.keys.cert_pem,
+        "DER": base64.b64decode(idp.keys.cert_base64),
+        "base64 DER": idp.keys.cert_base64.encode("ascii"),
+    }[secret]
     key = xmlsec.Key.from_binary_data(xmlsec.KeyData.HMAC, material)
     root = xml_for(site, idp)
     assertion = assertion_of(root)
@@ -469,20 +494,33 @@ def test_name_id_tampered_after_signing(site: Site, idp: TestIdP):
 # -- DTDs and entities ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("doctype, reference", [
-    pytest.param('<!DOCTYPE r [<!ENTITY who "admin@acme.test">]>', "&who;", id="internal-entity"),
-    pytest.param('<!DOCTYPE r [<!ENTITY e SYSTEM "file:///etc/passwd">]>', "&e;",
-                 id="external-entity"),
-    pytest.param('<!DOCTYPE r SYSTEM "http://127.0.0.1:9/evil.dtd">', None, id="external-dtd"),
-    pytest.param('<!DOCTYPE r [<!ENTITY % p SYSTEM "http://127.0.0.1:9/p.dtd"> %p;]>', None,
-                 id="parameter-entity"),
-    pytest.param('<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
-                 '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;">]>',
-                 "&d;", id="entity-expansion"),
-])
+@pytest.mark.parametrize(
+    "doctype, reference",
+    [
+        pytest.param(
+            '<!DOCTYPE r [<!ENTITY who "admin@acme.test">]>', "&who;", id="internal-entity"
+        ),
+        pytest.param(
+            '<!DOCTYPE r [<!ENTITY e SYSTEM "file:///etc/passwd">]>', "&e;", id="external-entity"
+        ),
+        pytest.param('<!DOCTYPE r SYSTEM "http://127.0.0.1:9/evil.dtd">', None, id="external-dtd"),
+        pytest.param(
+            '<!DOCTYPE r [<!ENTITY % p SYSTEM "http://127.0.0.1:9/p.dtd"> %p;]>',
+            None,
+            id="parameter-entity",
+        ),
+        pytest.param(
+            '<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
+            '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;">]>',
+            "&d;",
+            id="entity-expansion",
+        ),
+    ],
+)
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
-def test_dtd_and_entities(site: Site, idp: TestIdP, doctype: str, reference: str | None,
-                          encoding: str):
+def test_dtd_and_entities(
+    site: Site, idp: TestIdP, doctype: str, reference: str | None, encoding: str
+):
     """Any DTD is refused; in UTF-16 the byte scan misses it and the parsed tree must tell."""
     body = etree.tostring(xml_for(site, idp)).decode("utf-8")
     if reference:  # the entity is used where the identity is read
@@ -502,8 +540,9 @@ def test_replay_on_the_same_worker(site: Site, idp: TestIdP):
 
 
 @pytest.mark.parametrize("expiry", ["removed", "kept"])
-def test_assertion_without_expiry_cannot_outlive_the_replay_cache(site: Site, idp: TestIdP,
-                                                                  expiry: str):
+def test_assertion_without_expiry_cannot_outlive_the_replay_cache(
+    site: Site, idp: TestIdP, expiry: str
+):
     """An IdP that signs bearer assertions without NotOnOrAfter (saml-profiles 4.1.4.2: it
     MUST NOT): the replay cache keeps an ID only until the assertion's expiry plus the clock
     skew, so such an assertion was accepted, and accepted again once the cache forgot it
@@ -538,21 +577,30 @@ def test_another_worker_accepts_a_fresh_response(site: Site, idp: TestIdP, other
 # -- addressing and time ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field, value, reason", [
-    ("audience", "https://other.test/saml/acme/metadata", "audience_mismatch"),
-    ("recipient", "https://other.test/saml/acme/acs", "recipient_mismatch"),
-    ("destination", "https://other.test/saml/acme/acs", "destination_mismatch"),
-    ("issuer", "https://impostor.test/idp", "issuer_mismatch"),
-    # The default clock skew is 180 s: 200 s is beyond it.
-    ("not_on_or_after_offset", -200, "expired"),
-    ("not_before_offset", 200, "not_yet_valid"),
-    ("in_response_to", "_never-issued", "request_not_bound"),
-])
+@pytest.mark.parametrize(
+    "field, value, reason",
+    [
+        ("audience", "https://other.test/saml/acme/metadata", "audience_mismatch"),
+        ("recipient", "https://other.test/saml/acme/acs", "recipient_mismatch"),
+        ("destination", "https://other.test/saml/acme/acs", "destination_mismatch"),
+        ("issuer", "https://impostor.test/idp", "issuer_mismatch"),
+        # The default clock skew is 180 s: 200 s is beyond it.
+        ("not_on_or_after_offset", -200, "expired"),
+        ("not_before_offset", 200, "not_yet_valid"),
+        ("in_response_to", "_never-issued", "request_not_bound"),
+    ],
+)
 @pytest.mark.parametrize("signed", ["assertion", "response"])
-def test_validly_signed_but_not_for_us(site: Site, idp: TestIdP, field: str, value: Any,
-                                       reason: str, signed: str):
-    root = xml_for(site, idp, sign_assertion=signed == "assertion",
-                   sign_response=signed == "response", **{field: value})
+def test_validly_signed_but_not_for_us(
+    site: Site, idp: TestIdP, field: str, value: Any, reason: str, signed: str
+):
+    root = xml_for(
+        site,
+        idp,
+        sign_assertion=signed == "assertion",
+        sign_response=signed == "response",
+        **{field: value},
+    )
     assert_refused(site, post(site, encode(root)), reason)
 
 
@@ -564,8 +612,9 @@ def _request_id(location: str) -> str:
 
 def _start(site: Site, slug: str, browser: requests.Session | None = None) -> str:
     """Start a sign-in (in ``browser``, which then holds the request's binding cookie)."""
-    start = (browser or requests.Session()).get(f"{site.url}/saml/{slug}/login",
-                                                allow_redirects=False)
+    start = (browser or requests.Session()).get(
+        f"{site.url}/saml/{slug}/login", allow_redirects=False
+    )
     assert start.status_code == 302, start.text
     return _request_id(start.headers["Location"])
 
@@ -591,8 +640,9 @@ def test_in_response_to_a_request_of_another_workspace(site: Site, idp: TestIdP)
 
 
 @pytest.mark.parametrize("assertion_answers", ["nothing (IdP-initiated)", "another request"])
-def test_in_response_to_rewritten_on_an_unsigned_response(site: Site, idp: TestIdP,
-                                                          assertion_answers: str):
+def test_in_response_to_rewritten_on_an_unsigned_response(
+    site: Site, idp: TestIdP, assertion_answers: str
+):
     """Only the assertion is signed, so the Response's InResponseTo is the attacker's to set.
     Pointed at a live request (one the attacker started), it must not launder an unsolicited
     assertion into a workspace that refuses IdP-initiated sign-in, nor an assertion made for
@@ -603,8 +653,9 @@ def test_in_response_to_rewritten_on_an_unsigned_response(site: Site, idp: TestI
     answered = _start(site, "strict", browser) if assertion_answers == "another request" else None
     root = xml_for(site, idp, slug="strict", in_response_to=answered)
     root.set("InResponseTo", live)
-    assert_refused(site, post(site, encode(root), slug="strict", browser=browser),
-                   "in_response_to_mismatch")
+    assert_refused(
+        site, post(site, encode(root), slug="strict", browser=browser), "in_response_to_mismatch"
+    )
 
 
 def test_in_response_to_removed_from_an_unsigned_response(site: Site, idp: TestIdP):
@@ -616,8 +667,9 @@ def test_in_response_to_removed_from_an_unsigned_response(site: Site, idp: TestI
 
 def test_sp_initiated_sign_in_where_idp_initiated_is_off(site: Site, idp: TestIdP):
     """The control for the tests above: an honest answer to a live request gets in."""
-    assert_signed_in(site, sp_initiated_as(site, idp, "alice@strict.test", slug="strict"),
-                     "alice@strict.test")
+    assert_signed_in(
+        site, sp_initiated_as(site, idp, "alice@strict.test", slug="strict"), "alice@strict.test"
+    )
 
 
 def test_unsolicited_response_where_idp_initiated_sign_in_is_off(site: Site, idp: TestIdP):
@@ -628,13 +680,17 @@ def test_unsolicited_response_where_idp_initiated_sign_in_is_off(site: Site, idp
 # -- one IdP, two workspaces -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rewritten, reason", [
-    ((), "destination_mismatch"),                           # posted as the IdP made it
-    (("destination",), "audience_mismatch"),                # the unsigned Response re-addressed
-    (("destination", "recipient", "audience"), "signature_invalid"),  # the assertion too
-])
-def test_response_for_one_workspace_posted_to_another(site: Site, idp: TestIdP,
-                                                      rewritten: tuple[str, ...], reason: str):
+@pytest.mark.parametrize(
+    "rewritten, reason",
+    [
+        ((), "destination_mismatch"),  # posted as the IdP made it
+        (("destination",), "audience_mismatch"),  # the unsigned Response re-addressed
+        (("destination", "recipient", "audience"), "signature_invalid"),  # the assertion too
+    ],
+)
+def test_response_for_one_workspace_posted_to_another(
+    site: Site, idp: TestIdP, rewritten: tuple[str, ...], reason: str
+):
     """acme and beta trust the same IdP: a response made for acme must not sign into beta."""
     root = xml_for(site, idp, slug="acme")
     assertion = assertion_of(root)
@@ -663,14 +719,21 @@ def test_oversized_body_without_content_length(site: Site):
     """Chunked transfer encoding: no Content-Length to refuse up front, and werkzeug alone would
     read up to max_body_bytes and stop without an error. The cut body is refused as too large,
     not parsed as if whole."""
+
     def chunks() -> Iterator[bytes]:
         yield b"SAMLResponse="
         for _ in range(40):
             yield b"A" * 50_000  # 2,000,000 "A": valid base64, had it all been read
 
-    assert_too_large(site, requests.post(
-        site.acs("acme"), data=chunks(), allow_redirects=False,
-        headers={"Content-Type": "application/x-www-form-urlencoded"}))
+    assert_too_large(
+        site,
+        requests.post(
+            site.acs("acme"),
+            data=chunks(),
+            allow_redirects=False,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+    )
 
 
 def test_a_chunked_body_within_the_limit_is_read_whole(site: Site):
@@ -679,16 +742,21 @@ def test_a_chunked_body_within_the_limit_is_read_whole(site: Site):
     def chunks() -> Iterator[bytes]:
         body = b"SAMLResponse=" + value.encode()
         for start in range(0, len(body), 64_000):
-            yield body[start:start + 64_000]
+            yield body[start : start + 64_000]
 
-    response = requests.post(site.acs("acme"), data=chunks(), allow_redirects=False,
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = requests.post(
+        site.acs("acme"),
+        data=chunks(),
+        allow_redirects=False,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     response.browser = requests.Session()  # type: ignore[attr-defined]
     assert_refused(site, response, "malformed_xml")  # decoded whole: base64 of no XML
 
 
-@pytest.mark.parametrize("value", [
-    "%%%not-base64%%%", "PFJ", "abc", "PHg+!", "PH g", "\u00e9t\u00e9"])
+@pytest.mark.parametrize(
+    "value", ["%%%not-base64%%%", "PFJ", "abc", "PHg+!", "PH g", "\u00e9t\u00e9"]
+)
 def test_bad_base64(site: Site, value: str):
     """Strict base64: a character outside the alphabet or wrong padding is refused (whitespace
     between lines is not an error: test_acs.py's test_base64_wrapped_in_lines_is_read)."""
@@ -702,9 +770,17 @@ def test_missing_response(site: Site):
 # -- open redirects --------------------------------------------------------------------------------
 
 EVIL_TARGETS = [
-    "https://evil.test/", "http:evil.test", "//evil.test/x", "/\\evil.test", "\\/evil.test",
-    "/\t/evil.test", " //evil.test", "javascript:alert(1)", "JaVaScRiPt:alert(1)",
-    "data:text/html,<script>alert(1)</script>", "/\r\nLocation: //evil",
+    "https://evil.test/",
+    "http:evil.test",
+    "//evil.test/x",
+    "/\\evil.test",
+    "\\/evil.test",
+    "/\t/evil.test",
+    " //evil.test",
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "/\r\nLocation: //evil",
 ]
 
 
@@ -713,7 +789,7 @@ def assert_stays_on_site(site: Site, location: str, expected: str = "/") -> None
     assert parts.scheme in ("", "http"), location
     assert parts.netloc in ("", urlsplit(site.url).netloc), location
     assert "\\" not in location and not location.startswith("//"), location
-    path = location[len(site.url):] if location.startswith(site.url) else location
+    path = location[len(site.url) :] if location.startswith(site.url) else location
     assert path == expected, location
 
 
@@ -743,8 +819,11 @@ def test_next_on_the_sign_in_page_open_redirect(site: Site, next_path: str):
     page = requests.get(f"{site.url}/saml/login", params={"next": next_path})
     assert page.status_code == 200
     assert 'name="next" value="/"' in page.text and html.escape(next_path) not in page.text
-    chosen = requests.post(f"{site.url}/saml/login", allow_redirects=False,
-                           data={"email": "newcomer@acme.test", "next": next_path})
+    chosen = requests.post(
+        f"{site.url}/saml/login",
+        allow_redirects=False,
+        data={"email": "newcomer@acme.test", "next": next_path},
+    )
     assert chosen.status_code == 303, chosen.text
     location = chosen.headers["Location"]
     assert location.startswith("/saml/acme/login?")
@@ -756,8 +835,9 @@ def test_next_on_logout_open_redirect(site: Site, idp: TestIdP, next_path: str):
     anonymous = requests.Session()
     page = anonymous.get(f"{site.url}/saml/logout", params={"next": next_path})
     assert 'href="/"' in page.text and html.escape(next_path) not in page.text
-    done = anonymous.post(f"{site.url}/saml/logout", data={"next": next_path},
-                          allow_redirects=False)
+    done = anonymous.post(
+        f"{site.url}/saml/logout", data={"next": next_path}, allow_redirects=False
+    )
     assert done.status_code == 303
     assert_stays_on_site(site, done.headers["Location"])
     # Signed in, with the page's own CSRF token: the one POST that really signs out.
@@ -766,8 +846,11 @@ def test_next_on_logout_open_redirect(site: Site, idp: TestIdP, next_path: str):
     form = browser.get(f"{site.url}/saml/logout", params={"next": next_path}).text
     token = etree.HTML(form).find(".//input[@name='csrf_token']").get("value")
     assert 'name="next" value="/"' in form and html.escape(next_path) not in form
-    done = browser.post(f"{site.url}/saml/logout", allow_redirects=False,
-                        data={"csrf_token": token, "next": next_path})
+    done = browser.post(
+        f"{site.url}/saml/logout",
+        allow_redirects=False,
+        data={"csrf_token": token, "next": next_path},
+    )
     assert done.status_code == 303
     assert_stays_on_site(site, done.headers["Location"])
     assert whoami(browser, site).startswith("user=;")

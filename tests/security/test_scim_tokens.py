@@ -32,8 +32,8 @@ from webwork_sso_middleware.store.workspaces import find_credential, hash_token
 from ..conftest import LiveServer
 from ..constants import SCIM_JSON
 from ..scim.conftest import okta_user
-from .scim_support import Tenant, check_answer, new_middleware
 from ..store_helpers import transaction
+from .scim_support import Tenant, check_answer, new_middleware
 
 LIMIT = AUTH_FAILURE_LIMIT
 ATTACKER = "203.0.113.7"
@@ -47,15 +47,19 @@ def acme(middleware: SSOMiddleware) -> Tenant:
 
 def get(app: Any, token: str | None, source: str, status: int | str = "*") -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    return app.get("/scim/v2/Users", headers=headers, status=status,
-                   extra_environ={"REMOTE_ADDR": source})
+    return app.get(
+        "/scim/v2/Users", headers=headers, status=status, extra_environ={"REMOTE_ADDR": source}
+    )
 
 
 def failures(database: Database, source: str) -> int:
     with database.engine.connect() as connection:
-        return int(connection.execute(
-            text("SELECT coalesce(sum(failures), 0) FROM scim_auth_failures WHERE source = :s"),
-            {"s": source}).scalar_one())
+        return int(
+            connection.execute(
+                text("SELECT coalesce(sum(failures), 0) FROM scim_auth_failures WHERE source = :s"),
+                {"s": source},
+            ).scalar_one()
+        )
 
 
 def assert_throttled(response: Any) -> int:
@@ -67,13 +71,26 @@ def assert_throttled(response: Any) -> int:
 
 # -- 401 ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer wrong", "Basic dXNlcjpwYXNz",
-                                    "Bearer " + "x" * 600, "wwsso_" + "A" * 43])
-def test_every_refused_token_is_a_scim_401(middleware: SSOMiddleware, acme: Tenant,
-                                           header: str | None) -> None:
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer wrong",
+        "Basic dXNlcjpwYXNz",
+        "Bearer " + "x" * 600,
+        "wwsso_" + "A" * 43,
+    ],
+)
+def test_every_refused_token_is_a_scim_401(
+    middleware: SSOMiddleware, acme: Tenant, header: str | None
+) -> None:
     headers = {"Authorization": header} if header is not None else {}
-    response = TestApp(middleware).get("/scim/v2/Users", headers=headers, status=401,
-                                       extra_environ={"REMOTE_ADDR": ATTACKER})
+    response = TestApp(middleware).get(
+        "/scim/v2/Users", headers=headers, status=401, extra_environ={"REMOTE_ADDR": ATTACKER}
+    )
     body = check_answer(response, {401: {None}})
     assert body is not None and "token" in body["detail"]
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="SCIM"'
@@ -83,26 +100,37 @@ def test_every_refused_token_is_a_scim_401(middleware: SSOMiddleware, acme: Tena
 def test_only_presented_tokens_count_as_failures(middleware: SSOMiddleware, acme: Tenant) -> None:
     app = TestApp(middleware)
     get(app, None, ATTACKER, 401)  # no token: guesses nothing
-    app.get("/scim/v2/Users", headers={"Authorization": "Bearer " + "x" * 600}, status=401,
-            extra_environ={"REMOTE_ADDR": ATTACKER})  # longer than any token
+    app.get(
+        "/scim/v2/Users",
+        headers={"Authorization": "Bearer " + "x" * 600},
+        status=401,
+        extra_environ={"REMOTE_ADDR": ATTACKER},
+    )  # longer than any token
     assert failures(middleware.database, ATTACKER) == 0
     get(app, "wrong", ATTACKER, 401)
-    app.get("/scim/v2/Users", headers={"Authorization": "Basic dXNlcjpwYXNz"}, status=401,
-            extra_environ={"REMOTE_ADDR": ATTACKER})  # Okta's header mode reads this as a token
+    app.get(
+        "/scim/v2/Users",
+        headers={"Authorization": "Basic dXNlcjpwYXNz"},
+        status=401,
+        extra_environ={"REMOTE_ADDR": ATTACKER},
+    )  # Okta's header mode reads this as a token
     assert failures(middleware.database, ATTACKER) == 2
 
 
 # -- the throttle through the app -----------------------------------------------------------
 
+
 def test_past_the_limit_a_source_gets_429_unless_its_token_is_right(
-        middleware: SSOMiddleware, acme: Tenant, caplog: pytest.LogCaptureFixture) -> None:
+    middleware: SSOMiddleware, acme: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
     app = TestApp(middleware)
     with caplog.at_level(logging.WARNING, logger="webwork_sso_middleware"):
         for attempt in range(LIMIT):
             check_answer(get(app, f"guess-{attempt}", ATTACKER), {401: {None}})
     assert failures(middleware.database, ATTACKER) == LIMIT
-    assert any("refusing it (429)" in r.getMessage() and ATTACKER in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "refusing it (429)" in r.getMessage() and ATTACKER in r.getMessage() for r in caplog.records
+    )
     assert_throttled(get(app, "guess-again", ATTACKER))
     assert_throttled(get(app, None, ATTACKER))
     check_answer(get(app, acme.token, ATTACKER), {200: {None}})  # the right token still works
@@ -112,13 +140,24 @@ def test_past_the_limit_a_source_gets_429_unless_its_token_is_right(
     check_answer(get(app, acme.token, BYSTANDER), {200: {None}})
     check_answer(get(app, "wrong", BYSTANDER), {401: {None}})
     # Every endpoint is behind the same gate, and lets the right token through.
-    for method, path in [("POST", "/scim/v2/Users"), ("GET", "/scim/v2/Groups"),
-                         ("DELETE", "/scim/v2/Users/x"), ("POST", "/scim/v2/Groups/.search")]:
+    for method, path in [
+        ("POST", "/scim/v2/Users"),
+        ("GET", "/scim/v2/Groups"),
+        ("DELETE", "/scim/v2/Users/x"),
+        ("POST", "/scim/v2/Groups/.search"),
+    ]:
         for token in ("wrong", acme.token):
-            response = app.request(path, method=method, body=b"{}", expect_errors=True,
-                                   headers={"Authorization": f"Bearer {token}",
-                                            "Content-Type": "application/scim+json"},
-                                   environ={"REMOTE_ADDR": ATTACKER})
+            response = app.request(
+                path,
+                method=method,
+                body=b"{}",
+                expect_errors=True,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "application/scim+json",
+                },
+                environ={"REMOTE_ADDR": ATTACKER},
+            )
             if token == "wrong":
                 assert_throttled(response)
             else:
@@ -129,7 +168,8 @@ def test_past_the_limit_a_source_gets_429_unless_its_token_is_right(
 
 
 def test_over_http_a_flood_of_wrong_tokens_leaves_the_right_ones_working(
-        middleware: SSOMiddleware, acme: Tenant, serve: Callable[[Any], LiveServer]) -> None:
+    middleware: SSOMiddleware, acme: Tenant, serve: Callable[[Any], LiveServer]
+) -> None:
     """The finding: behind a proxy every client has one address, and one guesser stopped
     provisioning for every workspace for five minutes. Now the guesser gets 429 (and costs no
     write), while each workspace's right token goes on working from that very address."""
@@ -140,22 +180,27 @@ def test_over_http_a_flood_of_wrong_tokens_leaves_the_right_ones_working(
         return {"Authorization": f"Bearer {token}"}
 
     with requests.Session() as guesser:
-        statuses = [guesser.get(users, headers=bearer(f"guess-{n}")).status_code
-                    for n in range(3 * LIMIT)]
+        statuses = [
+            guesser.get(users, headers=bearer(f"guess-{n}")).status_code for n in range(3 * LIMIT)
+        ]
     assert statuses == [401] * LIMIT + [429] * (2 * LIMIT)
     assert failures(middleware.database, "127.0.0.1") == LIMIT  # the 429s wrote nothing
     for tenant in (acme, beta):
         assert requests.get(users, headers=bearer(tenant.token)).status_code == 200
-        created = requests.post(users, json=okta_user(f"dave@{tenant.slug}.test"),
-                                headers={**bearer(tenant.token), "Content-Type": SCIM_JSON})
+        created = requests.post(
+            users,
+            json=okta_user(f"dave@{tenant.slug}.test"),
+            headers={**bearer(tenant.token), "Content-Type": SCIM_JSON},
+        )
         assert created.status_code == 201, created.text
     refused = requests.get(users, headers=bearer("guess-again"))
     assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 300
     assert refused.json()["status"] == "429"
 
 
-def test_the_block_is_logged_once(middleware: SSOMiddleware, acme: Tenant,
-                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_the_block_is_logged_once(
+    middleware: SSOMiddleware, acme: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
     app = TestApp(middleware)
     with caplog.at_level(logging.INFO, logger="webwork_sso_middleware"):
         for attempt in range(LIMIT + 3):
@@ -209,7 +254,8 @@ def test_workers_share_the_count(middleware: SSOMiddleware, acme: Tenant) -> Non
 
 
 def test_a_store_failure_while_counting_still_answers_401(
-        middleware: SSOMiddleware, acme: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    middleware: SSOMiddleware, acme: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: Any, **kwargs: Any) -> None:
         raise OperationalError("INSERT", {}, Exception("disk I/O error"))
 
@@ -247,9 +293,10 @@ def test_the_success_path_reads_nothing_more(middleware: SSOMiddleware, acme: Te
 
 # -- the throttle's clock -----------------------------------------------------------------
 
+
 class Clock:
     def __init__(self) -> None:
-        self.now = dt.datetime(2026, 11, 29, 10, 0, 30, tzinfo=dt.timezone.utc)
+        self.now = dt.datetime(2026, 11, 29, 10, 0, 30, tzinfo=dt.UTC)
         self.mono = 1000.0
 
     def advance(self, seconds: float) -> None:
@@ -264,12 +311,18 @@ def clock() -> Clock:
 
 @pytest.fixture
 def throttle(database: Database, clock: Clock) -> AuthThrottle:
-    return AuthThrottle(database, limit=5, window=dt.timedelta(minutes=5),
-                        clock=lambda: clock.now, monotonic=lambda: clock.mono)
+    return AuthThrottle(
+        database,
+        limit=5,
+        window=dt.timedelta(minutes=5),
+        clock=lambda: clock.now,
+        monotonic=lambda: clock.mono,
+    )
 
 
 def test_the_block_lasts_until_enough_failures_leave_the_window(
-        throttle: AuthThrottle, clock: Clock) -> None:
+    throttle: AuthThrottle, clock: Clock
+) -> None:
     for _ in range(3):
         assert throttle.failed(ATTACKER) == (_ + 1, None)  # 10:00
     clock.advance(120)
@@ -287,8 +340,9 @@ def test_the_block_lasts_until_enough_failures_leave_the_window(
     assert throttle.failed(ATTACKER) == (3, None)
 
 
-def test_old_minutes_are_forgotten_and_purged(throttle: AuthThrottle, clock: Clock,
-                                              database: Database) -> None:
+def test_old_minutes_are_forgotten_and_purged(
+    throttle: AuthThrottle, clock: Clock, database: Database
+) -> None:
     for _ in range(4):
         throttle.failed(ATTACKER)
     throttle.failed(BYSTANDER)
@@ -297,21 +351,24 @@ def test_old_minutes_are_forgotten_and_purged(throttle: AuthThrottle, clock: Clo
     clock.advance(61)  # past the purge interval: the next failure purges the old minutes
     throttle.failed("192.0.2.1")
     with database.engine.connect() as connection:
-        rows = connection.execute(text("SELECT source, failures FROM scim_auth_failures"
-                                       " ORDER BY source")).all()
+        rows = connection.execute(
+            text("SELECT source, failures FROM scim_auth_failures ORDER BY source")
+        ).all()
     assert [tuple(r) for r in rows] == [("192.0.2.1", 1), (ATTACKER, 1)]
 
 
-def test_a_burst_in_one_minute_blocks_for_the_whole_window(throttle: AuthThrottle,
-                                                           clock: Clock) -> None:
+def test_a_burst_in_one_minute_blocks_for_the_whole_window(
+    throttle: AuthThrottle, clock: Clock
+) -> None:
     for _ in range(4):
         throttle.failed(ATTACKER)
     total, wait = throttle.failed(ATTACKER)
     assert total == 5 and wait == 270  # the minute began at 10:00:00, it is 10:00:30
 
 
-def test_the_remembered_sources_are_bounded(throttle: AuthThrottle, clock: Clock,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_remembered_sources_are_bounded(
+    throttle: AuthThrottle, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(throttle_module, "MAX_BLOCKED", 3)
     for source in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"):
         for _ in range(5):
@@ -326,17 +383,20 @@ def test_limit_and_window_are_checked(database: Database) -> None:
         AuthThrottle(database, window=dt.timedelta(0))
 
 
-@pytest.mark.parametrize(("remote_addr", "source"), [
-    ("203.0.113.7", "203.0.113.7"),
-    (" 203.0.113.7 ", "203.0.113.7"),
-    ("2001:db8::1", "2001:db8::/64"),
-    ("2001:DB8:0:0:ffff:ffff:ffff:ffff", "2001:db8::/64"),
-    ("fe80::1%eth0", "fe80::/64"),
-    ("::ffff:192.0.2.9", "192.0.2.9"),
-    (None, "unknown"),
-    ("", "unknown"),
-    ("unix:/run/app.sock" + "x" * 100, ("unix:/run/app.sock" + "x" * 100)[:64]),
-])
+@pytest.mark.parametrize(
+    ("remote_addr", "source"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        (" 203.0.113.7 ", "203.0.113.7"),
+        ("2001:db8::1", "2001:db8::/64"),
+        ("2001:DB8:0:0:ffff:ffff:ffff:ffff", "2001:db8::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::ffff:192.0.2.9", "192.0.2.9"),
+        (None, "unknown"),
+        ("", "unknown"),
+        ("unix:/run/app.sock" + "x" * 100, ("unix:/run/app.sock" + "x" * 100)[:64]),
+    ],
+)
 def test_sources_are_addresses_and_ipv6_networks(remote_addr: str | None, source: str) -> None:
     assert source_of(remote_addr) == source
     assert len(source_of(remote_addr)) <= 64
@@ -344,8 +404,10 @@ def test_sources_are_addresses_and_ipv6_networks(remote_addr: str | None, source
 
 # -- constant-time comparison -----------------------------------------------------------------
 
+
 def test_the_lookup_hashes_first_and_compares_digests_in_constant_time(
-        middleware: SSOMiddleware, acme: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    middleware: SSOMiddleware, acme: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Timing cannot be measured reliably in a test; the code path can: the token is hashed
     before it reaches SQL, and the deciding comparison is hmac.compare_digest of two
     SHA-256 hex digests of equal length."""

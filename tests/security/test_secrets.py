@@ -19,8 +19,9 @@ SECRET_KEY = "s3cret-padded-to-thirty-two-bytes-at-least"  # what tests/saml's S
 
 
 @pytest.fixture
-def secrets_site(serve: Callable[[Any], Any], database_url: str,
-                 tmp_path: Path) -> Iterator[tuple[Site, TestIdP, str]]:
+def secrets_site(
+    serve: Callable[[Any], Any], database_url: str, tmp_path: Path
+) -> Iterator[tuple[Site, TestIdP, str]]:
     idp = TestIdP.start(serve, tmp_path / "idp")
     site = Site(serve, database_url)
     token = site.add_workspace("acme", idp)
@@ -28,8 +29,9 @@ def secrets_site(serve: Callable[[Any], Any], database_url: str,
     site.middleware.close()
 
 
-def test_no_secret_reaches_logs_or_pages(secrets_site: tuple[Site, TestIdP, str],
-                                         caplog: pytest.LogCaptureFixture):
+def test_no_secret_reaches_logs_or_pages(
+    secrets_site: tuple[Site, TestIdP, str], caplog: pytest.LogCaptureFixture
+):
     site, idp, token = secrets_site
     caplog.set_level(logging.DEBUG)
     pages: list[str] = []
@@ -38,10 +40,12 @@ def test_no_secret_reaches_logs_or_pages(secrets_site: tuple[Site, TestIdP, str]
     for header in (f"Bearer {guessed}", guessed, f"Bearer {token}"):
         pages.append(requests.get(scim, headers={"Authorization": header}).text)
     browser = requests.Session()
-    honest = idp.response(sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"),
-                          email="alice@acme.test")
-    tampered = base64.b64encode(base64.b64decode(honest).replace(
-        b"alice@acme.test", b"mallory@acme.test")).decode()
+    honest = idp.response(
+        sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="alice@acme.test"
+    )
+    tampered = base64.b64encode(
+        base64.b64decode(honest).replace(b"alice@acme.test", b"mallory@acme.test")
+    ).decode()
     pages.append(site.post_response(browser, "acme", tampered).text)
     signed_in = site.post_response(browser, "acme", honest)
     assert signed_in.status_code == 303

@@ -29,14 +29,19 @@ from werkzeug.http import dump_cookie, parse_date
 from webwork_sso_middleware import Member, SSOMiddleware
 from webwork_sso_middleware.errors import ConfigurationError, NotFound
 from webwork_sso_middleware.sessions import SessionManager
-from webwork_sso_middleware.store import sessions as session_store
 from webwork_sso_middleware.signing import Purpose, Signing
 from webwork_sso_middleware.store import Database, StoreSession
+from webwork_sso_middleware.store import sessions as session_store
 from webwork_sso_middleware.store.models import (
-    AuditEvent, Group, MemberSession, MemberValue, Workspace,
+    AuditEvent,
+    Group,
+    MemberSession,
+    Membership,
+    MemberValue,
+    Workspace,
+    new_id,
 )
 from webwork_sso_middleware.store.models import Member as MemberRow
-from webwork_sso_middleware.store.models import Membership, new_id
 from webwork_sso_middleware.store.workspaces import Workspaces
 
 from ..constants import PATCH_OP, SCIM_HEADERS
@@ -71,24 +76,47 @@ def create_workspace(database: Database, slug: str = "acme") -> int:
     return info.id
 
 
-def add_member(database: Database, workspace_id: int, user_name: str, *,
-               groups: tuple[str, ...] = (), **fields: Any) -> str:
+def add_member(
+    database: Database,
+    workspace_id: int,
+    user_name: str,
+    *,
+    groups: tuple[str, ...] = (),
+    **fields: Any,
+) -> str:
     """A member as the ACS creates one at first login (ORM rows, one transaction)."""
     with transaction(database, write=True) as unit:
-        member = MemberRow(workspace_id=workspace_id, user_name=user_name,
-                           user_name_key=user_name.lower(), email_key=user_name.lower(),
-                           source="sso", **fields)
+        member = MemberRow(
+            workspace_id=workspace_id,
+            user_name=user_name,
+            user_name_key=user_name.lower(),
+            email_key=user_name.lower(),
+            source="sso",
+            **fields,
+        )
         unit.session.add(member)
         unit.session.flush()
-        unit.session.add(MemberValue(member_id=member.id, attribute="emails", position=0,
-                                value=user_name, value_key=user_name.lower(), type="work",
-                                primary=True))
+        unit.session.add(
+            MemberValue(
+                member_id=member.id,
+                attribute="emails",
+                position=0,
+                value=user_name,
+                value_key=user_name.lower(),
+                type="work",
+                primary=True,
+            )
+        )
         for name in groups:
-            group = unit.session.scalar(select(Group).where(Group.workspace_id == workspace_id,
-                                                       Group.display_name_key == name.lower()))
+            group = unit.session.scalar(
+                select(Group).where(
+                    Group.workspace_id == workspace_id, Group.display_name_key == name.lower()
+                )
+            )
             if group is None:
-                group = Group(workspace_id=workspace_id, display_name=name,
-                              display_name_key=name.lower())
+                group = Group(
+                    workspace_id=workspace_id, display_name=name, display_name_key=name.lower()
+                )
                 unit.session.add(group)
                 unit.session.flush()
             unit.session.add(Membership(group_id=group.id, member_id=member.id))
@@ -147,8 +175,9 @@ def workspace_id(database: Database) -> int:
 def make_manager(database: Database) -> Callable[..., SessionManager]:
     def make(**options: Any) -> SessionManager:
         options.setdefault("secure", True)
-        return SessionManager(database, signing=Signing(options.pop("secret_keys", [KEY])),
-                              **options)
+        return SessionManager(
+            database, signing=Signing(options.pop("secret_keys", [KEY])), **options
+        )
 
     return make
 
@@ -160,18 +189,26 @@ def manager(make_manager: Callable[..., SessionManager]) -> SessionManager:
 
 @pytest.fixture
 def ada(database: Database, workspace_id: int) -> str:
-    return add_member(database, workspace_id, "ada@acme.test", given_name="Ada",
-                      family_name="Lovelace", display_name="Ada Lovelace",
-                      groups=("Engineering", "admins"))
+    return add_member(
+        database,
+        workspace_id,
+        "ada@acme.test",
+        given_name="Ada",
+        family_name="Lovelace",
+        display_name="Ada Lovelace",
+        groups=("Engineering", "admins"),
+    )
 
 
 @pytest.fixture
 def scim_server(database_url: str, workspace_id: int, serve: Any) -> Iterator[requests.Session]:
     """The SCIM app over real HTTP (a middleware of its own on the same database)."""
-    app = SSOMiddleware(host_app, database_url=database_url, secret_key=KEY,
-                        base_url="https://tracker.example.com")
-    _, token = app.workspaces.create("scimco", name="ScimCo", plan="plus",
-                                     owner_email="it@scimco.test")
+    app = SSOMiddleware(
+        host_app, database_url=database_url, secret_key=KEY, base_url="https://tracker.example.com"
+    )
+    _, token = app.workspaces.create(
+        "scimco", name="ScimCo", plan="plus", owner_email="it@scimco.test"
+    )
     app.workspaces.enable("scimco", scim=True, sso=True)
     app.workspaces.verify_domain("scimco", "scimco.test", by_operator=True)
     http = requests.Session()
@@ -190,8 +227,10 @@ def provision(http: requests.Session, email: str) -> str:
 
 
 def set_active(http: requests.Session, member_id: str, active: bool) -> None:
-    body: dict[str, Any] = {"schemas": [PATCH_OP],
-                            "Operations": [{"op": "replace", "value": {"active": active}}]}
+    body: dict[str, Any] = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "value": {"active": active}}],
+    }
     answer = http.patch(f"{http.base}/Users/{member_id}", json=body)  # type: ignore[attr-defined]
     assert answer.status_code == 200, answer.text
 
@@ -205,10 +244,18 @@ def test_start_then_identify_gives_the_member(manager, database, workspace_id, a
     member, refreshed = manager.identify(environ_with(header))
 
     assert isinstance(member, Member)
-    assert member == Member(id=ada, workspace="acme", user_name="ada@acme.test",
-                            email="ada@acme.test", given_name="Ada", family_name="Lovelace",
-                            display_name="Ada Lovelace", active=True, identity="ada@acme.test",
-                            groups=["admins", "Engineering"])
+    assert member == Member(
+        id=ada,
+        workspace="acme",
+        user_name="ada@acme.test",
+        email="ada@acme.test",
+        given_name="Ada",
+        family_name="Lovelace",
+        display_name="Ada Lovelace",
+        active=True,
+        identity="ada@acme.test",
+        groups=["admins", "Engineering"],
+    )
     assert type(member.groups) is list
     assert refreshed is None
     # The database holds only the SHA-256 of the id the cookie carries.
@@ -267,11 +314,17 @@ def test_start_belongs_to_the_callers_transaction(manager, database, workspace_i
         assert unit.session.scalar(select(func.count()).select_from(MemberSession)) == 0
 
 
-def test_a_member_created_in_the_same_transaction_can_start_a_session(manager, database,
-                                                                       workspace_id):
+def test_a_member_created_in_the_same_transaction_can_start_a_session(
+    manager, database, workspace_id
+):
     with transaction(database, write=True) as unit:
-        member = MemberRow(id=new_id(), workspace_id=workspace_id, user_name="new@acme.test",
-                           user_name_key="new@acme.test", source="sso")
+        member = MemberRow(
+            id=new_id(),
+            workspace_id=workspace_id,
+            user_name="new@acme.test",
+            user_name_key="new@acme.test",
+            source="sso",
+        )
         unit.session.add(member)  # not flushed: start must flush it
         header = manager.start(member.id, workspace_id, unit)
 
@@ -279,57 +332,111 @@ def test_a_member_created_in_the_same_transaction_can_start_a_session(manager, d
 
 
 def test_every_session_id_is_new_and_carries_256_random_bits(manager, workspace_id, ada):
-    ids = {manager.read_cookie(environ_with(sign_in(manager, ada, workspace_id))).session_id
-           for _ in range(3)}
+    ids = {
+        manager.read_cookie(environ_with(sign_in(manager, ada, workspace_id))).session_id
+        for _ in range(3)
+    }
 
     assert len(ids) == 3
     # token_urlsafe(32): 32 random bytes, 43 characters of URL-safe base64.
     assert {len(session_id) for session_id in ids} == {43}
-    assert all(set(session_id) <= set(string.ascii_letters + string.digits + "-_")
-               for session_id in ids)
+    assert all(
+        set(session_id) <= set(string.ascii_letters + string.digits + "-_") for session_id in ids
+    )
 
 
 # -- who the member is -----------------------------------------------------------------------
 
 
-def email(value: str | None, kind: str | None, position: int, *, primary: bool = False,
-          attribute: str = "emails") -> dict[str, Any]:
+def email(
+    value: str | None,
+    kind: str | None,
+    position: int,
+    *,
+    primary: bool = False,
+    attribute: str = "emails",
+) -> dict[str, Any]:
     """One SCIM multi-valued attribute value, as the member_values table holds it."""
-    return {"attribute": attribute, "value": value, "type": kind, "position": position,
-            "primary": primary, "value_key": value.lower() if value else None}
+    return {
+        "attribute": attribute,
+        "value": value,
+        "type": kind,
+        "position": position,
+        "primary": primary,
+        "value_key": value.lower() if value else None,
+    }
 
 
-def add_member_with_values(database: Database, workspace_id: int, user_name: str,
-                           values: list[dict[str, Any]], *, email_key: str | None) -> str:
+def add_member_with_values(
+    database: Database,
+    workspace_id: int,
+    user_name: str,
+    values: list[dict[str, Any]],
+    *,
+    email_key: str | None,
+) -> str:
     """A member with exactly these attribute values (none added for the userName)."""
     with transaction(database, write=True) as unit:
-        member = MemberRow(workspace_id=workspace_id, user_name=user_name,
-                           user_name_key=user_name.lower(), email_key=email_key, source="scim")
+        member = MemberRow(
+            workspace_id=workspace_id,
+            user_name=user_name,
+            user_name_key=user_name.lower(),
+            email_key=email_key,
+            source="scim",
+        )
         unit.session.add(member)
         unit.session.flush()
         unit.session.add_all(MemberValue(member_id=member.id, **value) for value in values)
         return member.id
 
 
-@pytest.mark.parametrize("values, expected", [
-    pytest.param([email("home@acme.test", "home", 0), email("work@acme.test", "work", 1),
-                  email("primary@acme.test", "other", 2, primary=True)],
-                 "primary@acme.test", id="primary-first"),
-    pytest.param([email("home@acme.test", "home", 0), email("work@acme.test", "Work", 1),
-                  email("untyped@acme.test", None, 2)],
-                 "work@acme.test", id="else-work"),
-    pytest.param([email("second@acme.test", "home", 1), email("first@acme.test", "other", 0)],
-                 "first@acme.test", id="else-the-first"),
-    pytest.param([email("+1 555 0100", "work", 0, primary=True, attribute="phoneNumbers"),
-                  email("mail@acme.test", "home", 1)],
-                 "mail@acme.test", id="emails-only"),
-    pytest.param([email(None, "work", 0, primary=True), email("real@acme.test", "home", 1)],
-                 "real@acme.test", id="values-only"),
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        pytest.param(
+            [
+                email("home@acme.test", "home", 0),
+                email("work@acme.test", "work", 1),
+                email("primary@acme.test", "other", 2, primary=True),
+            ],
+            "primary@acme.test",
+            id="primary-first",
+        ),
+        pytest.param(
+            [
+                email("home@acme.test", "home", 0),
+                email("work@acme.test", "Work", 1),
+                email("untyped@acme.test", None, 2),
+            ],
+            "work@acme.test",
+            id="else-work",
+        ),
+        pytest.param(
+            [email("second@acme.test", "home", 1), email("first@acme.test", "other", 0)],
+            "first@acme.test",
+            id="else-the-first",
+        ),
+        pytest.param(
+            [
+                email("+1 555 0100", "work", 0, primary=True, attribute="phoneNumbers"),
+                email("mail@acme.test", "home", 1),
+            ],
+            "mail@acme.test",
+            id="emails-only",
+        ),
+        pytest.param(
+            [email(None, "work", 0, primary=True), email("real@acme.test", "home", 1)],
+            "real@acme.test",
+            id="values-only",
+        ),
+    ],
+)
 def test_the_members_email_is_the_primary_else_the_work_else_the_first_address(
-        manager, database, workspace_id, values, expected):
-    member_id = add_member_with_values(database, workspace_id, "member@acme.test", values,
-                                       email_key="member@acme.test")
+    manager, database, workspace_id, values, expected
+):
+    member_id = add_member_with_values(
+        database, workspace_id, "member@acme.test", values, email_key="member@acme.test"
+    )
 
     member, _ = manager.identify(environ_with(sign_in(manager, member_id, workspace_id)))
 
@@ -337,27 +444,39 @@ def test_the_members_email_is_the_primary_else_the_work_else_the_first_address(
 
 
 def test_the_members_email_is_never_another_members(manager, database, workspace_id):
-    ada = add_member_with_values(database, workspace_id, "ada@acme.test",
-                                 [email("ada.home@acme.test", "home", 0)],
-                                 email_key="ada@acme.test")
-    grace = add_member_with_values(database, workspace_id, "grace@acme.test",
-                                   [email("grace.work@acme.test", "work", 0, primary=True)],
-                                   email_key="grace@acme.test")
+    ada = add_member_with_values(
+        database,
+        workspace_id,
+        "ada@acme.test",
+        [email("ada.home@acme.test", "home", 0)],
+        email_key="ada@acme.test",
+    )
+    grace = add_member_with_values(
+        database,
+        workspace_id,
+        "grace@acme.test",
+        [email("grace.work@acme.test", "work", 0, primary=True)],
+        email_key="grace@acme.test",
+    )
 
     for member_id, expected in ((ada, "ada.home@acme.test"), (grace, "grace.work@acme.test")):
         member, _ = manager.identify(environ_with(sign_in(manager, member_id, workspace_id)))
         assert member.email == expected
 
 
-@pytest.mark.parametrize("user_name, email_key, expected", [
-    ("ada", "ada.key@acme.test", "ada.key@acme.test"),
-    ("ada@acme.test", None, "ada@acme.test"),
-    ("ada", None, None),
-], ids=["the-email-key", "an-address-as-user-name", "none"])
+@pytest.mark.parametrize(
+    "user_name, email_key, expected",
+    [
+        ("ada", "ada.key@acme.test", "ada.key@acme.test"),
+        ("ada@acme.test", None, "ada@acme.test"),
+        ("ada", None, None),
+    ],
+    ids=["the-email-key", "an-address-as-user-name", "none"],
+)
 def test_without_an_email_value_the_email_is_the_key_else_a_user_name_that_is_an_address(
-        manager, database, workspace_id, user_name, email_key, expected):
-    member_id = add_member_with_values(database, workspace_id, user_name, [],
-                                       email_key=email_key)
+    manager, database, workspace_id, user_name, email_key, expected
+):
+    member_id = add_member_with_values(database, workspace_id, user_name, [], email_key=email_key)
 
     member, _ = manager.identify(environ_with(sign_in(manager, member_id, workspace_id)))
 
@@ -379,8 +498,11 @@ def test_the_members_groups_are_their_own(manager, database, workspace_id, ada):
 # -- configuration ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("secret_keys", [[], [""], [KEY, ""], ["", KEY]],
-                         ids=["none", "one-empty", "empty-newest", "empty-oldest"])
+@pytest.mark.parametrize(
+    "secret_keys",
+    [[], [""], [KEY, ""], ["", KEY]],
+    ids=["none", "one-empty", "empty-newest", "empty-oldest"],
+)
 def test_a_missing_or_empty_secret_key_is_refused(make_manager, secret_keys):
     with pytest.raises(ConfigurationError) as raised:
         make_manager(secret_keys=secret_keys)
@@ -399,15 +521,17 @@ def test_by_default_a_session_idle_for_two_hours_ends(make_manager, workspace_id
     assert manager.identify(environ) is None
 
 
-def test_by_default_a_cached_answer_is_trusted_for_two_seconds(make_manager, database,
-                                                               workspace_id, ada):
+def test_by_default_a_cached_answer_is_trusted_for_two_seconds(
+    make_manager, database, workspace_id, ada
+):
     manager = make_manager()  # the default recheck interval
     environ = environ_with(sign_in(manager, ada, workspace_id))
     asked = time.monotonic()
     assert manager.identify(environ) is not None
     with transaction(database, write=True) as unit:  # Core SQL: as another worker would end it
-        unit.connection.execute(update(MemberRow.__table__).where(MemberRow.id == ada)
-                                .values(active=False))
+        unit.connection.execute(
+            update(MemberRow.__table__).where(MemberRow.id == ada).values(active=False)
+        )
 
     time.sleep(max(0.0, asked + 1.3 - time.monotonic()))
     assert manager.identify(environ) is not None  # the cached answer, by design
@@ -422,8 +546,14 @@ def test_a_tampered_cookie_is_refused(manager, workspace_id, ada):
     name, value = cookie_pair(sign_in(manager, ada, workspace_id)).split("=", 1)
     payload, signature = value.rsplit(".", 1)
     flipped = payload[:-3] + ("A" if payload[-3] != "A" else "B") + payload[-2:]
-    for forged in (f"{flipped}.{signature}", f"{payload}.{signature[::-1]}", payload,
-                   "garbage", "", "a" * 5000):
+    for forged in (
+        f"{flipped}.{signature}",
+        f"{payload}.{signature[::-1]}",
+        payload,
+        "garbage",
+        "",
+        "a" * 5000,
+    ):
         assert manager.identify({"HTTP_COOKIE": f"{name}={forged}"}) is None
 
 
@@ -443,8 +573,9 @@ def test_keys_rotate_newest_last(make_manager, workspace_id, ada):
     assert make_manager(secret_keys=["old"]).identify(environ_with(new_cookie)) is None
 
 
-def test_a_valid_cookie_beside_a_foreign_one_of_the_same_name_still_works(manager, workspace_id,
-                                                                          ada):
+def test_a_valid_cookie_beside_a_foreign_one_of_the_same_name_still_works(
+    manager, workspace_id, ada
+):
     pair = cookie_pair(sign_in(manager, ada, workspace_id))
     environ = {"HTTP_COOKIE": f"webwork_sso_session=set-by-a-parent-domain; {pair}"}
 
@@ -483,8 +614,9 @@ def test_use_slides_the_idle_lifetime_by_refreshing_the_cookie(make_manager, wor
 
 def test_the_absolute_lifetime_ends_even_a_busy_session(make_manager, database, workspace_id, ada):
     clock = Clock()
-    manager = make_manager(clock=clock, absolute_lifetime=dt.timedelta(hours=1),
-                           idle_lifetime=dt.timedelta(minutes=30))
+    manager = make_manager(
+        clock=clock, absolute_lifetime=dt.timedelta(hours=1), idle_lifetime=dt.timedelta(minutes=30)
+    )
     header = sign_in(manager, ada, workspace_id)
     for _ in range(5):  # used every 10 minutes for 50 minutes
         clock.advance(10 * 60)
@@ -497,8 +629,9 @@ def test_the_absolute_lifetime_ends_even_a_busy_session(make_manager, database, 
     assert make_manager(clock=clock).identify(environ_with(header)) is None
 
 
-def test_a_cookie_from_the_future_is_refused_beyond_a_small_tolerance(make_manager, workspace_id,
-                                                                      ada):
+def test_a_cookie_from_the_future_is_refused_beyond_a_small_tolerance(
+    make_manager, workspace_id, ada
+):
     ahead = Clock()
     ahead.advance(30)
     slightly = sign_in(make_manager(clock=ahead), ada, workspace_id)
@@ -522,16 +655,21 @@ def test_the_idle_lifetime_ends_at_exactly_its_length(make_manager, workspace_id
 
 
 def test_the_absolute_lifetime_ends_at_exactly_its_length_in_the_cookie_and_in_the_row(
-        make_manager, workspace_id, ada):
+    make_manager, workspace_id, ada
+):
     clock = Clock()
-    hour = make_manager(clock=clock, absolute_lifetime=dt.timedelta(hours=1),
-                        idle_lifetime=dt.timedelta(hours=2))
+    hour = make_manager(
+        clock=clock, absolute_lifetime=dt.timedelta(hours=1), idle_lifetime=dt.timedelta(hours=2)
+    )
     environ = environ_with(sign_in(hour, ada, workspace_id))
     # A worker configured with a longer lifetime passes the cookie: the row's expiry alone
     # must end the session, even while that worker's cached answer is still fresh.
-    longer = make_manager(clock=clock, absolute_lifetime=dt.timedelta(hours=3),
-                          idle_lifetime=dt.timedelta(hours=2),
-                          recheck_interval=dt.timedelta(seconds=60))
+    longer = make_manager(
+        clock=clock,
+        absolute_lifetime=dt.timedelta(hours=3),
+        idle_lifetime=dt.timedelta(hours=2),
+        recheck_interval=dt.timedelta(seconds=60),
+    )
 
     # And the other way round: a session whose row lives 3 hours, read by the 1-hour worker,
     # ends at 1 hour through the cookie's own timestamps alone.
@@ -548,12 +686,17 @@ def test_the_absolute_lifetime_ends_at_exactly_its_length_in_the_cookie_and_in_t
     assert longer.identify(longer_lived) is not None  # the row is still live
 
 
-@pytest.mark.parametrize("idle, refresh_after", [
-    (dt.timedelta(minutes=30), 60),  # a minute, the most
-    (dt.timedelta(seconds=60), 30),  # a short idle lifetime: half of it, so it never lapses
-], ids=["a minute", "half a short idle lifetime"])
+@pytest.mark.parametrize(
+    "idle, refresh_after",
+    [
+        (dt.timedelta(minutes=30), 60),  # a minute, the most
+        (dt.timedelta(seconds=60), 30),  # a short idle lifetime: half of it, so it never lapses
+    ],
+    ids=["a minute", "half a short idle lifetime"],
+)
 def test_the_cookie_is_refreshed_once_its_refresh_interval_has_passed(
-        make_manager, workspace_id, ada, idle: dt.timedelta, refresh_after: int):
+    make_manager, workspace_id, ada, idle: dt.timedelta, refresh_after: int
+):
     clock = Clock()
     manager = make_manager(clock=clock, idle_lifetime=idle)
     environ = environ_with(sign_in(manager, ada, workspace_id))
@@ -567,7 +710,8 @@ def test_the_cookie_is_refreshed_once_its_refresh_interval_has_passed(
 
 
 def test_a_cookie_refreshed_by_a_host_whose_clock_runs_ahead_passes_only_within_the_tolerance(
-        make_manager, workspace_id, ada):
+    make_manager, workspace_id, ada
+):
     # Signed in here, then used on a worker whose clock runs ahead: that worker re-issues the
     # cookie with a last_seen in our future (issued_at stays in our past).
     clock = Clock()
@@ -595,8 +739,9 @@ def with_value(value: str) -> dict[str, Any]:
     return {"HTTP_COOKIE": f"webwork_sso_session={value}"}
 
 
-def test_a_cookie_signed_with_the_same_key_for_another_purpose_is_refused(manager, workspace_id,
-                                                                         ada):
+def test_a_cookie_signed_with_the_same_key_for_another_purpose_is_refused(
+    manager, workspace_id, ada
+):
     value = cookie_pair(sign_in(manager, ada, workspace_id)).split("=", 1)[1]
     payload = session_serializer("webwork_sso.session").loads(value)
     # The same payload re-signed with the session salt passes: the forgery itself is sound.
@@ -610,7 +755,8 @@ def test_a_cookie_signed_with_the_same_key_for_another_purpose_is_refused(manage
 
 
 def test_a_cookie_naming_another_member_workspace_or_generation_than_its_row_is_refused(
-        manager, database, workspace_id, ada):
+    manager, database, workspace_id, ada
+):
     # Only a holder of the key could sign one; the row stays the authority all the same.
     grace = add_member(database, workspace_id, "grace@acme.test")
     value = cookie_pair(sign_in(manager, ada, workspace_id)).split("=", 1)[1]
@@ -655,34 +801,38 @@ def signed_value_of_length(payload: list[Any], length: int) -> str:
 
 @pytest.mark.parametrize("secure", [True, False])
 @pytest.mark.parametrize("name", ["webwork_sso_session", "tracker_session"])
-def test_the_set_cookie_header_is_what_werkzeug_writes(make_manager, workspace_id, ada,
-                                                       secure, name):
+def test_the_set_cookie_header_is_what_werkzeug_writes(
+    make_manager, workspace_id, ada, secure, name
+):
     """The attributes are written once, at construction: each header is still dump_cookie's."""
     manager = make_manager(secure=secure, cookie_name=name)
     set_cookie = sign_in(manager, ada, workspace_id)
     value = cookie_pair(set_cookie).split("=", 1)[1]
 
-    assert set_cookie == dump_cookie(name, value, path="/", secure=secure, httponly=True,
-                                     samesite="Lax")
+    assert set_cookie == dump_cookie(
+        name, value, path="/", secure=secure, httponly=True, samesite="Lax"
+    )
 
 
-def test_a_cookie_is_signed_uncompressed_and_a_compressed_one_still_reads(manager, workspace_id,
-                                                                          ada):
+def test_a_cookie_is_signed_uncompressed_and_a_compressed_one_still_reads(
+    manager, workspace_id, ada
+):
     """Cookies are no longer zlib-compressed; those issued compressed before still verify."""
     payload = signed_payload(manager, ada, workspace_id)
     # zlib would shrink about half of them by a few bytes: none of twenty is compressed.
-    values = [cookie_pair(sign_in(manager, ada, workspace_id)).split("=", 1)[1]
-              for _ in range(20)]
+    values = [cookie_pair(sign_in(manager, ada, workspace_id)).split("=", 1)[1] for _ in range(20)]
     assert not any(v.startswith(".") for v in values)  # itsdangerous's mark of compression
     # One issued before, compressed (plain itsdangerous compresses a payload that shrinks).
     before = session_serializer("webwork_sso.session").dumps(
-        [payload[0], payload[1] + "x" * 200, *payload[2:]])
+        [payload[0], payload[1] + "x" * 200, *payload[2:]]
+    )
     assert before.startswith(".")
     assert manager.read_cookie(with_value(before)) is not None
 
 
-def test_a_cookie_of_up_to_4096_characters_is_read_and_a_longer_one_is_not(manager,
-                                                                            workspace_id, ada):
+def test_a_cookie_of_up_to_4096_characters_is_read_and_a_longer_one_is_not(
+    manager, workspace_id, ada
+):
     payload = signed_payload(manager, ada, workspace_id)
 
     assert manager.read_cookie(with_value(signed_value_of_length(payload, 4096))) is not None
@@ -691,8 +841,9 @@ def test_a_cookie_of_up_to_4096_characters_is_read_and_a_longer_one_is_not(manag
 
 def forged_shapes(payload: list[Any]) -> dict[str, Any]:
     """Payloads a holder of the key could sign that are not a session cookie of ours."""
+
     def with_field(index: int, value: Any) -> list[Any]:
-        return [*payload[:index], value, *payload[index + 1:]]
+        return [*payload[:index], value, *payload[index + 1 :]]
 
     return {
         "a dict of seven entries": {str(i): v for i, v in enumerate(payload)},
@@ -733,8 +884,9 @@ def test_at_most_four_cookies_of_the_name_are_tried(manager, workspace_id, ada):
 # -- the cache and the revocation bound ------------------------------------------------------
 
 
-def test_a_signed_in_request_costs_no_query_within_the_recheck_interval(make_manager, database,
-                                                                        workspace_id, ada):
+def test_a_signed_in_request_costs_no_query_within_the_recheck_interval(
+    make_manager, database, workspace_id, ada
+):
     manager = make_manager(recheck_interval=dt.timedelta(seconds=60))
     environ = environ_with(sign_in(manager, ada, workspace_id))
 
@@ -748,8 +900,9 @@ def test_a_signed_in_request_costs_no_query_within_the_recheck_interval(make_man
     assert statements == []
 
 
-def test_the_session_is_asked_again_after_the_recheck_interval(make_manager, database,
-                                                               workspace_id, ada):
+def test_the_session_is_asked_again_after_the_recheck_interval(
+    make_manager, database, workspace_id, ada
+):
     manager = make_manager(recheck_interval=dt.timedelta(seconds=0.2))
     environ = environ_with(sign_in(manager, ada, workspace_id))
     manager.identify(environ)
@@ -762,14 +915,18 @@ def test_the_session_is_asked_again_after_the_recheck_interval(make_manager, dat
 
 
 def test_a_change_made_by_another_worker_is_seen_within_the_recheck_interval(
-        make_manager, database, workspace_id, ada):
+    make_manager, database, workspace_id, ada
+):
     # Core SQL, as another process would see it: no ORM event reaches this process's caches.
     manager = make_manager(recheck_interval=dt.timedelta(seconds=0.3))
     environ = environ_with(sign_in(manager, ada, workspace_id))
     assert manager.identify(environ) is not None
     with transaction(database, write=True) as unit:
-        unit.connection.execute(update(MemberRow.__table__).where(MemberRow.id == ada)
-                                .values(session_generation=MemberRow.session_generation + 1))
+        unit.connection.execute(
+            update(MemberRow.__table__)
+            .where(MemberRow.id == ada)
+            .values(session_generation=MemberRow.session_generation + 1)
+        )
     changed = time.monotonic()
 
     assert manager.identify(environ) is not None  # the cached answer, by design
@@ -779,8 +936,12 @@ def test_a_change_made_by_another_worker_is_seen_within_the_recheck_interval(
 
 def test_the_cache_is_bounded_and_keeps_the_recently_used(make_manager, database, workspace_id):
     manager = make_manager(cache_size=3, recheck_interval=dt.timedelta(seconds=60))
-    environs = [environ_with(sign_in(manager, add_member(database, workspace_id, f"m{i}@acme.test"),
-                                     workspace_id)) for i in range(5)]
+    environs = [
+        environ_with(
+            sign_in(manager, add_member(database, workspace_id, f"m{i}@acme.test"), workspace_id)
+        )
+        for i in range(5)
+    ]
     for environ in environs:
         manager.identify(environ)
     assert len(manager.cache) == 3
@@ -796,8 +957,12 @@ def test_the_cache_is_bounded_and_keeps_the_recently_used(make_manager, database
 
 def test_many_threads_share_one_cache(make_manager, database, workspace_id):
     manager = make_manager(cache_size=8)
-    environs = [environ_with(sign_in(manager, add_member(database, workspace_id, f"t{i}@acme.test"),
-                                     workspace_id)) for i in range(12)]
+    environs = [
+        environ_with(
+            sign_in(manager, add_member(database, workspace_id, f"t{i}@acme.test"), workspace_id)
+        )
+        for i in range(12)
+    ]
     failures: list[BaseException] = []
 
     def work(offset: int) -> None:
@@ -816,8 +981,9 @@ def test_many_threads_share_one_cache(make_manager, database, workspace_id):
     assert failures == [] and len(manager.cache) <= 8
 
 
-def test_an_unreachable_database_means_no_identity_not_an_error(manager, workspace_id, ada,
-                                                                tmp_path):
+def test_an_unreachable_database_means_no_identity_not_an_error(
+    manager, workspace_id, ada, tmp_path
+):
     header = sign_in(manager, ada, workspace_id)
     broken = Database(f"sqlite:///{tmp_path}/missing/dir/x.db", auto_migrate=False)
     try:
@@ -831,7 +997,8 @@ def test_an_unreachable_database_means_no_identity_not_an_error(manager, workspa
 
 
 def test_deactivation_through_scim_ends_the_session_within_the_recheck_interval(
-        scim_server, make_manager):
+    scim_server, make_manager
+):
     member_id = provision(scim_server, "grace@scimco.test")
     manager = make_manager(recheck_interval=dt.timedelta(seconds=0.2))
     environ = environ_with(sign_in(manager, member_id, scim_server.workspace_id))
@@ -868,8 +1035,9 @@ def test_deletion_through_scim_ends_the_session(scim_server, make_manager):
 
 
 @pytest.mark.parametrize("secure", [True, False], ids=["https", "http"])
-def test_the_clearing_cookie_expires_at_once_for_the_whole_site(make_manager, workspace_id, ada,
-                                                                 secure):
+def test_the_clearing_cookie_expires_at_once_for_the_whole_site(
+    make_manager, workspace_id, ada, secure
+):
     manager = make_manager(secure=secure)
     clearing = manager.end(environ_with(sign_in(manager, ada, workspace_id)))
 
@@ -879,12 +1047,13 @@ def test_the_clearing_cookie_expires_at_once_for_the_whole_site(make_manager, wo
     assert ("Secure" in attributes) is secure
     # Long past, for a client that ignores Max-Age even when its clock runs well behind.
     expires = parse_date(next(a for a in attributes if a.startswith("Expires="))[8:])
-    assert expires < dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=365)
+    assert expires < dt.datetime.now(dt.UTC) - dt.timedelta(days=365)
     assert manager.clearing_cookie() == clearing
 
 
 def test_a_request_without_the_cookie_has_no_session_and_ending_it_writes_nothing(
-        manager, database, workspace_id, ada):
+    manager, database, workspace_id, ada
+):
     sign_in(manager, ada, workspace_id)
 
     for environ in ({}, {"HTTP_COOKIE": ""}, {"HTTP_COOKIE": "another_cookie=1"}):
@@ -910,7 +1079,8 @@ def test_end_is_final_even_when_the_cookie_is_replayed(make_manager, workspace_i
 
 
 def test_sign_out_everywhere_ends_every_session_of_the_member_only(
-        make_manager, database, workspace_id, ada):
+    make_manager, database, workspace_id, ada
+):
     manager = make_manager(recheck_interval=dt.timedelta(seconds=60))
     grace = add_member(database, workspace_id, "grace@acme.test")
     laptop, phone = (environ_with(sign_in(manager, ada, workspace_id)) for _ in range(2))
@@ -924,7 +1094,9 @@ def test_sign_out_everywhere_ends_every_session_of_the_member_only(
     assert manager.identify(other)[0].id == grace
     assert manager.identify(environ_with(sign_in(manager, ada, workspace_id)))[0].id == ada
     with transaction(database) as unit:
-        event_ = unit.session.scalars(select(AuditEvent).where(AuditEvent.action == "signed_out")).one()
+        event_ = unit.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "signed_out")
+        ).one()
         assert (event_.actor, event_.target_id) == ("owner@acme.test", ada)
         generation = unit.session.get(MemberRow, ada).session_generation
     assert generation == 1
@@ -933,7 +1105,8 @@ def test_sign_out_everywhere_ends_every_session_of_the_member_only(
 
 
 def test_sign_out_everywhere_ends_no_other_members_sessions_in_the_database(
-        make_manager, database, workspace_id, ada):
+    make_manager, database, workspace_id, ada
+):
     manager = make_manager(recheck_interval=dt.timedelta(seconds=60))
     grace = add_member(database, workspace_id, "grace@acme.test")
     mine = environ_with(sign_in(manager, ada, workspace_id))
@@ -947,13 +1120,17 @@ def test_sign_out_everywhere_ends_no_other_members_sessions_in_the_database(
     assert cold.identify(hers)[0].id == grace
     with transaction(database) as unit:
         rows = unit.session.execute(select(MemberRow.id, MemberRow.session_generation)).all()
-        ended = dict(unit.session.execute(
-            select(MemberSession.member_id, MemberSession.ended_at)).all())
+        ended = dict(
+            unit.session.execute(select(MemberSession.member_id, MemberSession.ended_at)).all()
+        )
     assert dict(rows) == {ada: 1, grace: 0}
     assert ended[ada] is not None and ended[grace] is None
     with transaction(database) as unit:
-        audited = unit.session.execute(select(AuditEvent.actor, AuditEvent.target_type)
-                                  .where(AuditEvent.action == "signed_out")).one()
+        audited = unit.session.execute(
+            select(AuditEvent.actor, AuditEvent.target_type).where(
+                AuditEvent.action == "signed_out"
+            )
+        ).one()
     assert tuple(audited) == ("admin", "member")
 
 
@@ -973,32 +1150,44 @@ WORKSPACES = Workspace.__table__
 
 # Each one alone ends the session, as Core SQL committed by another worker (no local eviction).
 ENDINGS: dict[str, Callable[[Scene], Any]] = {
-    "ended": lambda s: update(SESSIONS).where(SESSIONS.c.member_id == s.member_id)
-    .values(ended_at=s.now),
-    "expired": lambda s: update(SESSIONS).where(SESSIONS.c.member_id == s.member_id)
-    .values(expires_at=s.now),
+    "ended": lambda s: (
+        update(SESSIONS).where(SESSIONS.c.member_id == s.member_id).values(ended_at=s.now)
+    ),
+    "expired": lambda s: (
+        update(SESSIONS).where(SESSIONS.c.member_id == s.member_id).values(expires_at=s.now)
+    ),
     "inactive": lambda s: update(MEMBERS).where(MEMBERS.c.id == s.member_id).values(active=False),
-    "deleted": lambda s: update(MEMBERS).where(MEMBERS.c.id == s.member_id)
-    .values(deleted_at=s.now),
-    "generation-bumped": lambda s: update(MEMBERS).where(MEMBERS.c.id == s.member_id)
-    .values(session_generation=MEMBERS.c.session_generation + 1),
-    "member-of-another-workspace": lambda s: update(MEMBERS).where(MEMBERS.c.id == s.member_id)
-    .values(workspace_id=s.other_workspace_id),
-    "sso-off": lambda s: update(WORKSPACES).where(WORKSPACES.c.id == s.workspace_id)
-    .values(sso_enabled=False),
-    "plan-without-sso": lambda s: update(WORKSPACES).where(WORKSPACES.c.id == s.workspace_id)
-    .values(plan="free"),
+    "deleted": lambda s: (
+        update(MEMBERS).where(MEMBERS.c.id == s.member_id).values(deleted_at=s.now)
+    ),
+    "generation-bumped": lambda s: (
+        update(MEMBERS)
+        .where(MEMBERS.c.id == s.member_id)
+        .values(session_generation=MEMBERS.c.session_generation + 1)
+    ),
+    "member-of-another-workspace": lambda s: (
+        update(MEMBERS).where(MEMBERS.c.id == s.member_id).values(workspace_id=s.other_workspace_id)
+    ),
+    "sso-off": lambda s: (
+        update(WORKSPACES).where(WORKSPACES.c.id == s.workspace_id).values(sso_enabled=False)
+    ),
+    "plan-without-sso": lambda s: (
+        update(WORKSPACES).where(WORKSPACES.c.id == s.workspace_id).values(plan="free")
+    ),
 }
 
 
 @pytest.mark.parametrize("ending", ENDINGS.values(), ids=ENDINGS.keys())
-def test_each_condition_alone_ends_the_session(make_manager, database, workspace_id, ada,
-                                                ending):
+def test_each_condition_alone_ends_the_session(make_manager, database, workspace_id, ada, ending):
     clock = Clock()
     manager = make_manager(clock=clock, recheck_interval=dt.timedelta(0))  # always asks
     environ = environ_with(sign_in(manager, ada, workspace_id))
-    scene = Scene(ada, workspace_id, create_workspace(database, "globex"),
-                  dt.datetime.fromtimestamp(clock.now, dt.timezone.utc))
+    scene = Scene(
+        ada,
+        workspace_id,
+        create_workspace(database, "globex"),
+        dt.datetime.fromtimestamp(clock.now, dt.UTC),
+    )
     assert manager.identify(environ) is not None
 
     with transaction(database, write=True) as unit:
@@ -1008,15 +1197,17 @@ def test_each_condition_alone_ends_the_session(make_manager, database, workspace
     assert make_manager(clock=clock).identify(environ) is None  # a cold cache agrees
 
 
-def test_a_session_whose_row_expires_a_second_from_now_still_lives(make_manager, database,
-                                                                    workspace_id, ada):
+def test_a_session_whose_row_expires_a_second_from_now_still_lives(
+    make_manager, database, workspace_id, ada
+):
     clock = Clock()
     manager = make_manager(clock=clock, recheck_interval=dt.timedelta(0))
     environ = environ_with(sign_in(manager, ada, workspace_id))
 
     with transaction(database, write=True) as unit:
-        unit.connection.execute(update(SESSIONS).values(
-            expires_at=dt.datetime.fromtimestamp(clock.now + 1, dt.timezone.utc)))
+        unit.connection.execute(
+            update(SESSIONS).values(expires_at=dt.datetime.fromtimestamp(clock.now + 1, dt.UTC))
+        )
 
     assert manager.identify(environ) is not None
     clock.advance(1)
@@ -1032,13 +1223,20 @@ def test_switching_sso_off_ends_the_workspaces_sessions(make_manager, database, 
     assert manager.identify(environ) is None
 
 
-@pytest.mark.parametrize("switch_off, switch_on", [
-    (lambda w: w.disable("acme", sso=True), lambda w: w.enable("acme", sso=True)),
-    (lambda w: w.set_plan("acme", "free"),
-     lambda w: (w.set_plan("acme", "premium"), w.enable("acme", sso=True))),
-], ids=["sso-switch", "free-plan"])
+@pytest.mark.parametrize(
+    "switch_off, switch_on",
+    [
+        (lambda w: w.disable("acme", sso=True), lambda w: w.enable("acme", sso=True)),
+        (
+            lambda w: w.set_plan("acme", "free"),
+            lambda w: (w.set_plan("acme", "premium"), w.enable("acme", sso=True)),
+        ),
+    ],
+    ids=["sso-switch", "free-plan"],
+)
 def test_sessions_ended_by_sso_off_stay_ended_when_it_comes_back(
-        manager, database, workspace_id, ada, switch_off, switch_on):
+    manager, database, workspace_id, ada, switch_off, switch_on
+):
     globex_id = create_workspace(database, "globex")
     bea = add_member(database, globex_id, "bea@globex.test")
     environ = environ_with(sign_in(manager, ada, workspace_id))
@@ -1052,8 +1250,9 @@ def test_sessions_ended_by_sso_off_stay_ended_when_it_comes_back(
     assert manager.identify(environ) is None
     assert make_manager_fresh(manager).identify(environ) is None  # a cold cache agrees
     with transaction(database) as unit:
-        ended = dict(unit.session.execute(
-            select(MemberSession.member_id, MemberSession.ended_at)).all())
+        ended = dict(
+            unit.session.execute(select(MemberSession.member_id, MemberSession.ended_at)).all()
+        )
     assert ended[ada] is not None and ended[bea] is None
     found = manager.identify(other)  # another workspace's session is untouched
     assert found is not None and found[0].user_name == "bea@globex.test"
@@ -1082,8 +1281,7 @@ def count_session_rows(database: Database) -> int:
         return unit.session.scalar(select(func.count()).select_from(MemberSession))
 
 
-def test_a_row_is_purged_only_once_its_expiry_has_passed(make_manager, database, workspace_id,
-                                                        ada):
+def test_a_row_is_purged_only_once_its_expiry_has_passed(make_manager, database, workspace_id, ada):
     clock = Clock()
     manager = make_manager(clock=clock, absolute_lifetime=dt.timedelta(hours=1))
     sign_in(manager, ada, workspace_id)
@@ -1098,7 +1296,8 @@ def test_a_row_is_purged_only_once_its_expiry_has_passed(make_manager, database,
 
 
 def test_start_purges_expired_rows_at_most_once_per_ten_minutes_per_manager(
-        make_manager, database, workspace_id, ada):
+    make_manager, database, workspace_id, ada
+):
     clock = Clock()
     worker = make_manager(clock=clock)
     for _ in range(2):
@@ -1131,10 +1330,20 @@ server.serve_forever()
 @pytest.fixture
 def other_process(database_url: str) -> Iterator[str]:
     """A second worker process on the same database, configured from the environment."""
-    env = {**os.environ, "WEBWORK_SSO_DATABASE_URL": database_url, "WEBWORK_SSO_SECRET_KEY": KEY,
-           "WEBWORK_SSO_SESSION_RECHECK_SECONDS": "0.3", "WEBWORK_SSO_AUTO_MIGRATE": "false"}
-    process = subprocess.Popen([sys.executable, "-c", WORKER], env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "WEBWORK_SSO_DATABASE_URL": database_url,
+        "WEBWORK_SSO_SECRET_KEY": KEY,
+        "WEBWORK_SSO_SESSION_RECHECK_SECONDS": "0.3",
+        "WEBWORK_SSO_AUTO_MIGRATE": "false",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", WORKER],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         port = process.stdout.readline().strip()  # type: ignore[union-attr]
         assert port, process.stderr.read()  # type: ignore[union-attr]
@@ -1144,13 +1353,16 @@ def other_process(database_url: str) -> Iterator[str]:
         process.wait(10)
 
 
-def test_another_process_ends_the_session_within_the_recheck_interval(scim_server, make_manager,
-                                                                      other_process):
+def test_another_process_ends_the_session_within_the_recheck_interval(
+    scim_server, make_manager, other_process
+):
     member_id = provision(scim_server, "ada@scimco.test")
     pair = cookie_pair(sign_in(make_manager(), member_id, scim_server.workspace_id))
 
     def remote_user() -> str | None:
-        return requests.get(other_process, headers={"Cookie": pair}, timeout=5).json()["remote_user"]
+        return requests.get(other_process, headers={"Cookie": pair}, timeout=5).json()[
+            "remote_user"
+        ]
 
     assert remote_user() == "ada@scimco.test"
     set_active(scim_server, member_id, False)
@@ -1173,8 +1385,9 @@ def test_revocation_listeners_stay_on_the_stores_engine(make_manager, database):
         host_engine.dispose()
 
 
-def test_each_manager_hears_its_own_database_only(make_manager, database, workspace_id, ada,
-                                                 tmp_path):
+def test_each_manager_hears_its_own_database_only(
+    make_manager, database, workspace_id, ada, tmp_path
+):
     """No process-wide registry: a cache is registered with the database of its owner."""
     manager = make_manager()
     environ = environ_with(sign_in(manager, ada, workspace_id))
@@ -1197,18 +1410,22 @@ def test_a_dropped_manager_leaves_no_listener_behind(database, make_manager):
 
 
 def test_signing_out_everywhere_is_no_change_to_the_scim_resource(
-        make_manager, database, workspace_id, ada):
+    make_manager, database, workspace_id, ada
+):
     """The member's SCIM resource (its version and lastModified) stays as it was: which devices
     are signed in is not part of it, and a provisioning client must not see a change."""
     manager = make_manager()
     with transaction(database) as unit:
-        before = unit.session.execute(select(MemberRow.modified_at, MemberRow.version)
-                                 .where(MemberRow.id == ada)).one()
+        before = unit.session.execute(
+            select(MemberRow.modified_at, MemberRow.version).where(MemberRow.id == ada)
+        ).one()
     manager.sign_out_everywhere(ada)
     with transaction(database) as unit:
-        after = unit.session.execute(select(MemberRow.modified_at, MemberRow.version,
-                                       MemberRow.session_generation)
-                                .where(MemberRow.id == ada)).one()
+        after = unit.session.execute(
+            select(MemberRow.modified_at, MemberRow.version, MemberRow.session_generation).where(
+                MemberRow.id == ada
+            )
+        ).one()
     assert (after.modified_at, after.version) == (before.modified_at, before.version)
     assert after.session_generation == 1
 
@@ -1217,11 +1434,22 @@ def test_one_purge_deletes_at_most_a_thousand_rows(make_manager, database, works
     """Bounded work per call: a backlog goes in batches, whatever transaction carries it."""
     clock = Clock()
     manager = make_manager(clock=clock)
-    past = dt.datetime.fromtimestamp(clock.now - 60, dt.timezone.utc)
+    past = dt.datetime.fromtimestamp(clock.now - 60, dt.UTC)
     with transaction(database) as unit:
-        unit.session.execute(MemberSession.__table__.insert(), [
-            {"id_hash": f"{n:064x}", "member_id": ada, "workspace_id": workspace_id,
-             "generation": 0, "created_at": past, "expires_at": past} for n in range(1001)])
+        unit.session.execute(
+            MemberSession.__table__.insert(),
+            [
+                {
+                    "id_hash": f"{n:064x}",
+                    "member_id": ada,
+                    "workspace_id": workspace_id,
+                    "generation": 0,
+                    "created_at": past,
+                    "expires_at": past,
+                }
+                for n in range(1001)
+            ],
+        )
     assert manager.purge_expired() == 1000
     assert manager.purge_expired() == 1
     assert count_session_rows(database) == 0
@@ -1255,22 +1483,26 @@ def test_errors_name_what_was_missing(make_manager, database, workspace_id):
     assert inactive.value.kind == "active member"
 
 
-@pytest.mark.parametrize("header", [
-    "webwork_sso_session=abc.def",
-    "a=1; webwork_sso_session=abc.def; b=2",
-    "webwork_sso_session=one;webwork_sso_session=two",
-    "  webwork_sso_session = spaced ; other=x",
-    "webwork_sso_session",
-    "webwork_sso_session=",
-    "webwork_sso_session_other=no; xwebwork_sso_session=no",
-    'webwork_sso_session="quoted\\"value"; webwork_sso_session=plain',
-    "webwork_sso_session=caf\u00c3\u00a9",
-    "unrelated=1; other=2",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "webwork_sso_session=abc.def",
+        "a=1; webwork_sso_session=abc.def; b=2",
+        "webwork_sso_session=one;webwork_sso_session=two",
+        "  webwork_sso_session = spaced ; other=x",
+        "webwork_sso_session",
+        "webwork_sso_session=",
+        "webwork_sso_session_other=no; xwebwork_sso_session=no",
+        'webwork_sso_session="quoted\\"value"; webwork_sso_session=plain',
+        "webwork_sso_session=caf\u00c3\u00a9",
+        "unrelated=1; other=2",
+    ],
+)
 def test_the_cookie_header_is_read_as_werkzeug_reads_it(header):
     from werkzeug.http import parse_cookie
 
     from webwork_sso_middleware.sessions.manager import cookie_values
 
     assert cookie_values(header, "webwork_sso_session") == parse_cookie(header).getlist(
-        "webwork_sso_session")
+        "webwork_sso_session"
+    )

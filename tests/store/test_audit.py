@@ -12,6 +12,7 @@ from sqlalchemy import insert, select
 from webwork_sso_middleware.store import Database, audit
 from webwork_sso_middleware.store.db import UnitOfWork
 from webwork_sso_middleware.store.models import AuditEvent, Workspace, utcnow
+
 from ..store_helpers import transaction
 
 EVENTS = AuditEvent.__table__
@@ -20,8 +21,10 @@ EVENTS = AuditEvent.__table__
 @pytest.fixture
 def workspace_ids(database: Database) -> list[int]:
     def work(unit: UnitOfWork) -> list[int]:
-        workspaces = [Workspace(slug=slug, name=slug, plan="plus", owner_email=f"o@{slug}.test")
-                      for slug in ("acme", "beta")]
+        workspaces = [
+            Workspace(slug=slug, name=slug, plan="plus", owner_email=f"o@{slug}.test")
+            for slug in ("acme", "beta")
+        ]
         unit.session.add_all(workspaces)
         unit.session.flush()
         return [w.id for w in workspaces]
@@ -29,14 +32,30 @@ def workspace_ids(database: Database) -> list[int]:
     return database.run(work)
 
 
-def add_events(database: Database, workspace_id: int, days_ago: float, count: int = 1,
-               action: str = "signed_in") -> None:
+def add_events(
+    database: Database,
+    workspace_id: int,
+    days_ago: float,
+    count: int = 1,
+    action: str = "signed_in",
+) -> None:
     at = utcnow() - dt.timedelta(days=days_ago)
     with transaction(database, write=True) as unit:
-        unit.connection.execute(insert(EVENTS), [
-            {"workspace_id": workspace_id, "occurred_at": at, "actor": "saml", "action": action,
-             "target_type": "member", "target_id": None, "changes": {}}
-            for _ in range(count)])
+        unit.connection.execute(
+            insert(EVENTS),
+            [
+                {
+                    "workspace_id": workspace_id,
+                    "occurred_at": at,
+                    "actor": "saml",
+                    "action": action,
+                    "target_type": "member",
+                    "target_id": None,
+                    "changes": {},
+                }
+                for _ in range(count)
+            ],
+        )
 
 
 def ages(database: Database) -> list[int]:
@@ -46,16 +65,22 @@ def ages(database: Database) -> list[int]:
 
 
 def test_a_record_belongs_to_the_callers_transaction(database: Database, workspace_ids: list[int]):
-    with pytest.raises(RuntimeError):
-        with transaction(database, write=True) as unit:
-            audit.record(unit, workspace_id=workspace_ids[0], actor="scim",
-                         action="created", target_type="member", target_id="m1")
-            raise RuntimeError("the change it describes failed")
+    with pytest.raises(RuntimeError), transaction(database, write=True) as unit:
+        audit.record(
+            unit,
+            workspace_id=workspace_ids[0],
+            actor="scim",
+            action="created",
+            target_type="member",
+            target_id="m1",
+        )
+        raise RuntimeError("the change it describes failed")
     assert ages(database) == []
 
 
-def test_latest_gives_the_newest_events_of_the_kinds_asked(database: Database,
-                                                           workspace_ids: list[int]):
+def test_latest_gives_the_newest_events_of_the_kinds_asked(
+    database: Database, workspace_ids: list[int]
+):
     acme, beta = workspace_ids
     add_events(database, acme, 3, action="login_failed")
     add_events(database, acme, 1, count=5)
@@ -63,14 +88,16 @@ def test_latest_gives_the_newest_events_of_the_kinds_asked(database: Database,
     add_events(database, beta, 0, action="login_failed")
     with transaction(database) as unit:
         found = audit.latest(unit, acme, ("login_failed", "login_refused"))
-        recent = audit.latest(unit, acme, ("login_failed", "login_refused"),
-                              since=utcnow() - dt.timedelta(days=2.5))
+        recent = audit.latest(
+            unit, acme, ("login_failed", "login_refused"), since=utcnow() - dt.timedelta(days=2.5)
+        )
     assert [e.action for e in found] == ["login_refused", "login_failed"]
     assert [e.action for e in recent] == ["login_refused"]
 
 
 def test_purge_deletes_only_events_older_than_the_cutoff_in_batches(
-        database: Database, workspace_ids: list[int]):
+    database: Database, workspace_ids: list[int]
+):
     acme, beta = workspace_ids
     add_events(database, acme, 40, count=3)
     add_events(database, beta, 35, count=2)
@@ -86,10 +113,12 @@ def test_purge_deletes_only_events_older_than_the_cutoff_in_batches(
 
 
 def test_retention_runs_at_most_once_per_interval_and_batch_by_batch(
-        database: Database, workspace_ids: list[int]):
+    database: Database, workspace_ids: list[int]
+):
     now = [1000.0]
-    retention = audit.Retention(database, days=30, interval=600, batch=2, max_batches=2,
-                                clock=lambda: now[0])
+    retention = audit.Retention(
+        database, days=30, interval=600, batch=2, max_batches=2, clock=lambda: now[0]
+    )
     add_events(database, workspace_ids[0], 60, count=5)
     add_events(database, workspace_ids[0], 1)
 
@@ -114,21 +143,29 @@ def counted_rows(database: Database) -> list[tuple[int, str | None, dict[str, An
     with transaction(database) as unit:
         rows = unit.connection.execute(
             select(EVENTS.c.workspace_id, EVENTS.c.target_id, EVENTS.c.changes)
-            .where(EVENTS.c.target_type == audit.COUNTED).order_by(EVENTS.c.id)).all()
+            .where(EVENTS.c.target_type == audit.COUNTED)
+            .order_by(EVENTS.c.id)
+        ).all()
     return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
-def test_count_keeps_one_row_per_workspace_key_and_window(database: Database,
-                                                           workspace_ids: list[int]):
+def test_count_keeps_one_row_per_workspace_key_and_window(
+    database: Database, workspace_ids: list[int]
+):
     acme, beta = workspace_ids
-    start = dt.datetime(2026, 12, 1, 10, 0, 5, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 12, 1, 10, 0, 5, tzinfo=dt.UTC)
 
     def count(workspace_id: int, key: str, minutes: float, detail: str = "junk") -> int:
         with transaction(database, write=True) as unit:
-            return audit.count(unit, workspace_id=workspace_id, actor="saml",
-                               action="login_failed", key=key,
-                               changes={"reason": key, "detail": detail},
-                               now=start + dt.timedelta(minutes=minutes))
+            return audit.count(
+                unit,
+                workspace_id=workspace_id,
+                actor="saml",
+                action="login_failed",
+                key=key,
+                changes={"reason": key, "detail": detail},
+                now=start + dt.timedelta(minutes=minutes),
+            )
 
     assert [count(acme, "missing_response", m) for m in range(3)] == [1, 2, 3]
     assert count(acme, "malformed_xml", 3) == 1
@@ -137,8 +174,11 @@ def test_count_keeps_one_row_per_workspace_key_and_window(database: Database,
     assert count(acme, "missing_response", 60) == 1  # 11:00:05: the next hour's row
     rows = counted_rows(database)
     assert [(w, key, c["count"]) for w, key, c in rows] == [
-        (acme, "missing_response", 4), (acme, "malformed_xml", 1), (beta, "missing_response", 1),
-        (acme, "missing_response", 1)]
+        (acme, "missing_response", 4),
+        (acme, "malformed_xml", 1),
+        (beta, "missing_response", 1),
+        (acme, "missing_response", 1),
+    ]
     assert rows[0][2]["detail"] == "the latest"
     assert rows[0][2]["first_at"] == start.isoformat()
     with transaction(database) as unit:
@@ -156,9 +196,16 @@ def test_concurrent_counts_add_up_in_one_row(database_url: str, workspace_ids: l
     def worker(database: Database) -> None:
         barrier.wait()
         for _ in range(10):
-            database.run(lambda unit: audit.count(
-                unit, workspace_id=acme, actor="saml", action="login_failed",
-                key="bad_encoding", changes={"reason": "bad_encoding"}))
+            database.run(
+                lambda unit: audit.count(
+                    unit,
+                    workspace_id=acme,
+                    actor="saml",
+                    action="login_failed",
+                    key="bad_encoding",
+                    changes={"reason": "bad_encoding"},
+                )
+            )
 
     try:
         threads = [threading.Thread(target=worker, args=(db,)) for db in databases]

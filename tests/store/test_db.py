@@ -75,13 +75,17 @@ def test_failed_work_rolls_back_everything(database: Database):
 
 
 def add_workspace(unit: UnitOfWork, slug: str) -> None:
-    unit.connection.execute(insert(Workspace).values(
-        slug=slug, name=slug, plan="plus", owner_email="o@x.test", created_at=utcnow()))
+    unit.connection.execute(
+        insert(Workspace).values(
+            slug=slug, name=slug, plan="plus", owner_email="o@x.test", created_at=utcnow()
+        )
+    )
 
 
 def slugs(database: Database) -> list[str]:
     return database.run(
-        lambda unit: list(unit.connection.execute(select(Workspace.slug)).scalars()), write=False)
+        lambda unit: list(unit.connection.execute(select(Workspace.slug)).scalars()), write=False
+    )
 
 
 def test_run_retries_a_transient_conflict_in_a_fresh_transaction(database: Database):
@@ -107,6 +111,7 @@ def test_run_does_not_retry_other_errors_nor_past_its_attempts(database: Databas
             tries.append(1)
             add_workspace(unit, f"try-{len(tries)}")
             raise error
+
         return work
 
     with pytest.raises(IntegrityError):  # a real conflict: running again cannot help
@@ -142,14 +147,18 @@ def test_a_writing_run_takes_the_sqlite_write_lock_at_begin(database: Database):
 
 
 def test_concurrent_writers_queue_rather_than_fail(database: Database):
-    database.run(lambda unit: unit.session.add(Workspace(slug="w", name="0", plan="plus",
-                                           owner_email="o@x.test")))
+    database.run(
+        lambda unit: unit.session.add(
+            Workspace(slug="w", name="0", plan="plus", owner_email="o@x.test")
+        )
+    )
     errors: list[Exception] = []
 
     def bump() -> None:
         def work(unit):
             workspace = unit.session.scalar(
-                select(Workspace).where(Workspace.slug == "w").with_for_update())
+                select(Workspace).where(Workspace.slug == "w").with_for_update()
+            )
             workspace.name = str(int(workspace.name) + 1)
 
         try:
@@ -172,16 +181,19 @@ def test_concurrent_writers_queue_rather_than_fail(database: Database):
 
 def test_unreachable_database_raises_store_unavailable():
     db = Database("postgresql+psycopg://nobody@127.0.0.1:1/none", auto_migrate=False)
-    with pytest.raises((StoreUnavailable, OperationalError)):
-        with transaction(db) as unit:
-            unit.session.execute(text("SELECT 1"))
+    with pytest.raises((StoreUnavailable, OperationalError)), transaction(db) as unit:
+        unit.session.execute(text("SELECT 1"))
     db.dispose()
 
 
-def test_a_write_waits_for_a_held_lock_at_most_the_busy_timeout(database: Database,
-                                                                 database_url: str):
-    database.run(lambda unit: unit.session.add(Workspace(slug="w", name="0", plan="plus",
-                                           owner_email="o@x.test")))
+def test_a_write_waits_for_a_held_lock_at_most_the_busy_timeout(
+    database: Database, database_url: str
+):
+    database.run(
+        lambda unit: unit.session.add(
+            Workspace(slug="w", name="0", plan="plus", owner_email="o@x.test")
+        )
+    )
     impatient = Database(database_url, auto_migrate=False, busy_timeout=1.0)
     holder = database.engine.raw_connection()  # the driver's own: no SQLAlchemy autobegin
     try:
@@ -212,13 +224,13 @@ def test_a_write_waits_for_a_held_lock_at_most_the_busy_timeout(database: Databa
 def test_a_postgresql_host_that_never_answers_fails_after_the_busy_timeout():
     silent = socket.create_server(("127.0.0.1", 0))  # accepts TCP, never speaks PostgreSQL
     port = silent.getsockname()[1]
-    db = Database(f"postgresql+psycopg://nobody@127.0.0.1:{port}/none", auto_migrate=False,
-                  busy_timeout=2)
+    db = Database(
+        f"postgresql+psycopg://nobody@127.0.0.1:{port}/none", auto_migrate=False, busy_timeout=2
+    )
     try:
         started = time.monotonic()
-        with pytest.raises((StoreUnavailable, OperationalError)):
-            with transaction(db) as unit:
-                unit.session.execute(text("SELECT 1"))
+        with pytest.raises((StoreUnavailable, OperationalError)), transaction(db) as unit:
+            unit.session.execute(text("SELECT 1"))
         assert 1.5 <= time.monotonic() - started < 8  # libpq's whole connect attempt, bounded
     finally:
         db.dispose()
@@ -226,10 +238,19 @@ def test_a_postgresql_host_that_never_answers_fails_after_the_busy_timeout():
 
 
 def test_timeouts_given_in_the_postgresql_url_win():
-    db = Database("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=7"
-                  "&options=-c%20lock_timeout%3D5000", auto_migrate=False, busy_timeout=2)
+    db = Database(
+        "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=7"
+        "&options=-c%20lock_timeout%3D5000",
+        auto_migrate=False,
+        busy_timeout=2,
+    )
     assert db._postgresql_timeouts() == {}
-    both = Database("postgresql+psycopg://nobody@127.0.0.1:1/none?options=-c%20work_mem%3D8MB",
-                    auto_migrate=False, busy_timeout=0)
+    both = Database(
+        "postgresql+psycopg://nobody@127.0.0.1:1/none?options=-c%20work_mem%3D8MB",
+        auto_migrate=False,
+        busy_timeout=0,
+    )
     assert both._postgresql_timeouts() == {
-        "connect_timeout": 2, "options": "-c work_mem=8MB -c lock_timeout=1"}
+        "connect_timeout": 2,
+        "options": "-c work_mem=8MB -c lock_timeout=1",
+    }

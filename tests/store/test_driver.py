@@ -10,46 +10,89 @@ import pytest
 from sqlalchemy import Connection, bindparam, event, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from webwork_sso_middleware.store.sessions import _INSERT_SESSION
 from webwork_sso_middleware.store import Database, audit, sign_in
 from webwork_sso_middleware.store.driver import DriverStatement
 from webwork_sso_middleware.store.models import AuditEvent, Member, Workspace, utcnow
+from webwork_sso_middleware.store.sessions import _INSERT_SESSION
+
 from ..store_helpers import transaction
 
 WORKSPACES = Workspace.__table__
 MEMBERS = Member.__table__
-NOW = dt.datetime(2025, 1, 2, 7, 30, 15, 123456, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 1, 2, 7, 30, 15, 123456, tzinfo=dt.UTC)
 
-ADD_MEMBER = DriverStatement(insert(MEMBERS), keys=(
-    "id", "workspace_id", "user_name", "user_name_key", "active", "source", "session_generation",
-    "created_at", "modified_at", "version"))
+ADD_MEMBER = DriverStatement(
+    insert(MEMBERS),
+    keys=(
+        "id",
+        "workspace_id",
+        "user_name",
+        "user_name_key",
+        "active",
+        "source",
+        "session_generation",
+        "created_at",
+        "modified_at",
+        "version",
+    ),
+)
 MEMBER_BY_NAME = DriverStatement(
     select(MEMBERS.c.id, MEMBERS.c.active, MEMBERS.c.created_at, MEMBERS.c.session_generation)
     .where(MEMBERS.c.user_name_key == bindparam("key"))
-    .limit(1))
+    .limit(1)
+)
 
 
 @pytest.fixture
 def workspace_id(database: Database) -> int:
     with transaction(database, write=True) as unit:
-        return unit.connection.execute(insert(WORKSPACES).values(
-            slug="acme", name="Acme", plan="plus", owner_email="o@acme.test", scim_enabled=False,
-            sso_enabled=True, created_at=NOW, modified_at=NOW).returning(WORKSPACES.c.id)).scalar_one()
+        return unit.connection.execute(
+            insert(WORKSPACES)
+            .values(
+                slug="acme",
+                name="Acme",
+                plan="plus",
+                owner_email="o@acme.test",
+                scim_enabled=False,
+                sso_enabled=True,
+                created_at=NOW,
+                modified_at=NOW,
+            )
+            .returning(WORKSPACES.c.id)
+        ).scalar_one()
 
 
 def member(workspace_id: int, name: str, **changes: Any) -> dict[str, Any]:
-    return {"id": f"id-{name}", "workspace_id": workspace_id, "user_name": name,
-            "user_name_key": name.lower(), "active": True, "source": "sso",
-            "session_generation": 3, "created_at": NOW, "modified_at": NOW, "version": 1,
-            **changes}
+    return {
+        "id": f"id-{name}",
+        "workspace_id": workspace_id,
+        "user_name": name,
+        "user_name_key": name.lower(),
+        "active": True,
+        "source": "sso",
+        "session_generation": 3,
+        "created_at": NOW,
+        "modified_at": NOW,
+        "version": 1,
+        **changes,
+    }
 
 
 def test_every_hot_statement_takes_the_fast_path_on_this_backend(database: Database) -> None:
-    statements = [sign_in._TARGET_QUERY, sign_in._LOGIN_MEMBER_QUERY, sign_in._STAMP_LOGIN_ONLY,
-                  sign_in._REMEMBER_ASSERTION[database.engine.dialect.name], audit._INSERT,
-                  _INSERT_SESSION, ADD_MEMBER, MEMBER_BY_NAME, sign_in._LOOKUP_QUERY,
-                  sign_in._REMEMBER_ANSWER[database.engine.dialect.name],
-                  sign_in._login_record(()), sign_in._login_record(("given_name",))]
+    statements = [
+        sign_in._TARGET_QUERY,
+        sign_in._LOGIN_MEMBER_QUERY,
+        sign_in._STAMP_LOGIN_ONLY,
+        sign_in._REMEMBER_ASSERTION[database.engine.dialect.name],
+        audit._INSERT,
+        _INSERT_SESSION,
+        ADD_MEMBER,
+        MEMBER_BY_NAME,
+        sign_in._LOOKUP_QUERY,
+        sign_in._REMEMBER_ANSWER[database.engine.dialect.name],
+        sign_in._login_record(()),
+        sign_in._login_record(("given_name",)),
+    ]
     assert all(s.fast_path(database.engine.dialect) for s in statements)
 
 
@@ -57,8 +100,9 @@ def test_rows_and_types_match_sqlalchemy(database: Database, workspace_id: int) 
     with transaction(database, write=True) as unit:
         assert ADD_MEMBER.rows(unit.connection, member(workspace_id, "Alice@Acme.test")) == []
         fast = MEMBER_BY_NAME.first(unit.connection, {"key": "alice@acme.test"})
-        slow = tuple(unit.connection.execute(MEMBER_BY_NAME.statement,
-                                             {"key": "alice@acme.test"}).one())
+        slow = tuple(
+            unit.connection.execute(MEMBER_BY_NAME.statement, {"key": "alice@acme.test"}).one()
+        )
     assert fast == slow == ("id-Alice@Acme.test", True, NOW, 3)
     assert type(fast[1]) is bool and fast[2].tzinfo is not None  # converted, as SQLAlchemy does
     with transaction(database) as unit:
@@ -67,25 +111,33 @@ def test_rows_and_types_match_sqlalchemy(database: Database, workspace_id: int) 
 
 def test_json_and_update_parameters_are_converted(database: Database, workspace_id: int) -> None:
     with transaction(database, write=True) as unit:
-        audit.record(unit, workspace_id=workspace_id, actor="saml", action="signed_in",
-                     target_type="member", target_id="m1", changes={"given_name": "Zoë"})
+        audit.record(
+            unit,
+            workspace_id=workspace_id,
+            actor="saml",
+            action="signed_in",
+            target_type="member",
+            target_id="m1",
+            changes={"given_name": "Zoë"},
+        )
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "bob@acme.test"))
-        sign_in._STAMP_LOGIN_ONLY.rows(unit.connection, {"member_id": "id-bob@acme.test",
-                                                         "last_login_at": NOW})
+        sign_in._STAMP_LOGIN_ONLY.rows(
+            unit.connection, {"member_id": "id-bob@acme.test", "last_login_at": NOW}
+        )
     with transaction(database) as unit:
         changes = unit.connection.execute(select(AuditEvent.changes)).scalar_one()
         stamped = unit.connection.execute(
-            select(MEMBERS.c.last_login_at).where(MEMBERS.c.id == "id-bob@acme.test")).scalar_one()
+            select(MEMBERS.c.last_login_at).where(MEMBERS.c.id == "id-bob@acme.test")
+        ).scalar_one()
     assert changes == {"given_name": "Zoë"}
     assert stamped == NOW
 
 
 def test_it_joins_the_callers_transaction(database: Database, workspace_id: int) -> None:
-    with pytest.raises(RuntimeError):
-        with transaction(database, write=True) as unit:
-            ADD_MEMBER.rows(unit.connection, member(workspace_id, "carol@acme.test"))
-            assert MEMBER_BY_NAME.first(unit.connection, {"key": "carol@acme.test"}) is not None
-            raise RuntimeError("the rest of the unit failed")
+    with pytest.raises(RuntimeError), transaction(database, write=True) as unit:
+        ADD_MEMBER.rows(unit.connection, member(workspace_id, "carol@acme.test"))
+        assert MEMBER_BY_NAME.first(unit.connection, {"key": "carol@acme.test"}) is not None
+        raise RuntimeError("the rest of the unit failed")
     with transaction(database) as unit:
         assert MEMBER_BY_NAME.first(unit.connection, {"key": "carol@acme.test"}) is None
 
@@ -101,10 +153,12 @@ def test_driver_errors_arrive_as_sqlalchemy_errors(database: Database, workspace
 def test_replay_insert_tells_first_use_from_reuse(database: Database, workspace_id: int) -> None:
     expires = utcnow() + dt.timedelta(minutes=5)
     with transaction(database, write=True) as unit:
-        first = sign_in.remember_assertion(unit, workspace_id=workspace_id,
-                                           assertion_id="_a1", expires_at=expires)
-        again = sign_in.remember_assertion(unit, workspace_id=workspace_id,
-                                           assertion_id="_a1", expires_at=expires)
+        first = sign_in.remember_assertion(
+            unit, workspace_id=workspace_id, assertion_id="_a1", expires_at=expires
+        )
+        again = sign_in.remember_assertion(
+            unit, workspace_id=workspace_id, assertion_id="_a1", expires_at=expires
+        )
     assert (first, again) == (True, False)
 
 
@@ -128,10 +182,12 @@ def test_watched_engines_see_every_statement(database: Database, workspace_id: i
 def test_statements_it_cannot_run_plainly_go_through_sqlalchemy(
     database: Database, workspace_id: int
 ) -> None:
-    expanding = DriverStatement(select(MEMBERS.c.id).where(MEMBERS.c.user_name_key.in_(
-        bindparam("keys", expanding=True))))
-    defaulted = DriverStatement(update(WORKSPACES).where(WORKSPACES.c.id == bindparam("wid")),
-                                keys=("name",))  # modified_at has an onupdate default
+    expanding = DriverStatement(
+        select(MEMBERS.c.id).where(MEMBERS.c.user_name_key.in_(bindparam("keys", expanding=True)))
+    )
+    defaulted = DriverStatement(
+        update(WORKSPACES).where(WORKSPACES.c.id == bindparam("wid")), keys=("name",)
+    )  # modified_at has an onupdate default
     dialect = database.engine.dialect
     assert not expanding.fast_path(dialect) and not defaulted.fast_path(dialect)
     with transaction(database, write=True) as unit:
@@ -157,10 +213,9 @@ def lose(database: Database, connection: Connection) -> None:
 def test_a_lost_connection_is_invalidated_and_the_next_unit_reconnects(
     database: Database, workspace_id: int
 ) -> None:
-    with pytest.raises(DBAPIError) as raised:
-        with transaction(database, write=True) as unit:
-            lose(database, unit.connection)
-            ADD_MEMBER.rows(unit.connection, member(workspace_id, "gus@acme.test"))
+    with pytest.raises(DBAPIError) as raised, transaction(database, write=True) as unit:
+        lose(database, unit.connection)
+        ADD_MEMBER.rows(unit.connection, member(workspace_id, "gus@acme.test"))
     assert raised.value.connection_invalidated
     with transaction(database, write=True) as unit:
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "gus@acme.test"))

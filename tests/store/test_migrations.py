@@ -29,23 +29,34 @@ def test_0005_keeps_domains_as_unverified_claims_and_rekeys_members(empty_databa
     old = Database(empty_database_url, auto_migrate=False)
     old.upgrade("0004")
     with old.engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled, sso_enabled,"
-            " created_at, modified_at) VALUES (1, 'acme', 'Acme', 'plus', 'o@acme.test', true,"
-            " true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
-        conn.execute(text("INSERT INTO workspace_domains (workspace_id, domain) VALUES"
-                          " (1, 'acme.test'), (1, 'eu.acme.test')"))
+        conn.execute(
+            text(
+                "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled, sso_enabled,"
+                " created_at, modified_at) VALUES (1, 'acme', 'Acme', 'plus', 'o@acme.test', true,"
+                " true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO workspace_domains (workspace_id, domain) VALUES"
+                " (1, 'acme.test'), (1, 'eu.acme.test')"
+            )
+        )
         for member_id, name, key in (
             ("m1", "Dave@Acme.test", "dave@acme.test"),  # rekeyed to the same key
             ("m2", "\uff45ve@acme.test", "\uff45ve@acme.test"),  # full-width: becomes eve@
             ("m3", "eve@acme.test", "eve@acme.test"),  # ... which m3 holds: m2 keeps its key
             ("m4", "FRANK@acme.test", "FRANK@acme.test"),  # an old key, now case-folded
         ):
-            conn.execute(text(
-                "INSERT INTO members (id, workspace_id, user_name, user_name_key, email_key,"
-                " active, source, session_generation, created_at, modified_at, version)"
-                " VALUES (:id, 1, :name, :key, :key, true, 'scim', 0, CURRENT_TIMESTAMP,"
-                " CURRENT_TIMESTAMP, 1)"), {"id": member_id, "name": name, "key": key})
+            conn.execute(
+                text(
+                    "INSERT INTO members (id, workspace_id, user_name, user_name_key, email_key,"
+                    " active, source, session_generation, created_at, modified_at, version)"
+                    " VALUES (:id, 1, :name, :key, :key, true, 'scim', 0, CURRENT_TIMESTAMP,"
+                    " CURRENT_TIMESTAMP, 1)"
+                ),
+                {"id": member_id, "name": name, "key": key},
+            )
     old.dispose()
 
     database = Database(empty_database_url)  # auto_migrate: upgrades to head
@@ -57,8 +68,12 @@ def test_0005_keeps_domains_as_unverified_claims_and_rekeys_members(empty_databa
         assert len(tokens) == 2 and all(len(t) > 30 for t in tokens)
         with database.engine.connect() as conn:
             keys = dict(conn.execute(text("SELECT id, user_name_key FROM members")).all())
-        assert keys == {"m1": "dave@acme.test", "m2": "\uff45ve@acme.test",
-                        "m3": "eve@acme.test", "m4": "frank@acme.test"}
+        assert keys == {
+            "m1": "dave@acme.test",
+            "m2": "\uff45ve@acme.test",
+            "m3": "eve@acme.test",
+            "m4": "frank@acme.test",
+        }
         # The owner verifies, and the claim becomes what decides sign-in.
         Workspaces(database).verify_domain("acme", "acme.test", by_operator=True)
         assert Workspaces(database).get("acme").verified_domains == ("acme.test",)

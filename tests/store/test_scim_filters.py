@@ -51,6 +51,7 @@ from ..store_helpers import transaction
 
 # -- compile_filter: SQL on real rows ----------------------------------------------------------
 
+
 def at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
@@ -60,11 +61,23 @@ LONG_CERT = "MII" + "A" * 1200 + "Tail"
 
 def _member(member_id: str, user_name: str, created: str, **fields: Any) -> Member:
     values = fields.pop("values", [])
-    member = Member(id=member_id, workspace_id=1, user_name=user_name, user_name_key=user_name.lower(),
-                    created_at=at(created), modified_at=at(created), **fields)
+    member = Member(
+        id=member_id,
+        workspace_id=1,
+        user_name=user_name,
+        user_name_key=user_name.lower(),
+        created_at=at(created),
+        modified_at=at(created),
+        **fields,
+    )
     member.values = [
-        MemberValue(attribute=attribute, position=position, value=value,
-                    value_key=value.lower()[:1024] if value is not None else None, **extra)
+        MemberValue(
+            attribute=attribute,
+            position=position,
+            value=value,
+            value_key=value.lower()[:1024] if value is not None else None,
+            **extra,
+        )
         for position, (attribute, value, extra) in enumerate(values)
     ]
     return member
@@ -74,13 +87,24 @@ def _member(member_id: str, user_name: str, created: str, **fields: Any) -> Memb
 def people(database: Database) -> Database:
     """Five visible members, one deleted, three groups; see the cases below for who is who."""
     with transaction(database, write=True) as unit:
-        unit.session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        unit.session.add(
+            Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example")
+        )
         unit.session.flush()
         alice = _member(
-            "alice", "Alice@Example.com", "2024-01-01T10:00:00.250+00:00",
-            external_id="EXT-Alice", given_name="Alice", family_name="Liddell",
-            display_name="Alice Liddell", title="Engineer", active=True, employee_number="100",
-            department="R&D", manager_id="bob", manager_display_name="Bob Builder",
+            "alice",
+            "Alice@Example.com",
+            "2024-01-01T10:00:00.250+00:00",
+            external_id="EXT-Alice",
+            given_name="Alice",
+            family_name="Liddell",
+            display_name="Alice Liddell",
+            title="Engineer",
+            active=True,
+            employee_number="100",
+            department="R&D",
+            manager_id="bob",
+            manager_display_name="Bob Builder",
             values=[
                 ("emails", "alice@work.example", {"type": "work", "primary": True}),
                 ("emails", "alice@home.example", {"type": "home"}),
@@ -90,8 +114,13 @@ def people(database: Database) -> Database:
         )
         alice.modified_at = at("2024-06-01T00:00:00+00:00")
         bob = _member(
-            "bob", "bob", "2024-02-01T00:00:00+00:00", external_id="ext-bob",
-            title="50% off_sale", active=False, department="Sales",
+            "bob",
+            "bob",
+            "2024-02-01T00:00:00+00:00",
+            external_id="ext-bob",
+            title="50% off_sale",
+            active=False,
+            department="Sales",
             values=[
                 ("emails", "Bob@WORK.example", {"type": "work"}),
                 ("emails", "B@x.y", {"type": "other", "display": "Bee"}),
@@ -99,8 +128,13 @@ def people(database: Database) -> Database:
             ],
         )
         carol = _member(
-            "carol", "carol_x", "2024-03-01T00:00:00+00:00", title="", display_name="",
-            active=True, department="r&d",
+            "carol",
+            "carol_x",
+            "2024-03-01T00:00:00+00:00",
+            title="",
+            display_name="",
+            active=True,
+            department="r&d",
             values=[
                 ("emails", "carol@home.example", {"type": "home"}),
                 ("emails", "shared@work.example", {"type": "work"}),
@@ -109,30 +143,62 @@ def people(database: Database) -> Database:
         )
         dave = _member("dave", "dave%", "2024-03-15T00:00:00+00:00", title="engineer", active=True)
         frank = _member("frank", "Frank", "2024-04-01T00:00:00+00:00", active=True)
-        erin = _member("erin", "erin", "2024-01-05T00:00:00+00:00", active=True, title="Engineer",
-                       deleted_at=at("2024-05-01T00:00:00+00:00"))
+        erin = _member(
+            "erin",
+            "erin",
+            "2024-01-05T00:00:00+00:00",
+            active=True,
+            title="Engineer",
+            deleted_at=at("2024-05-01T00:00:00+00:00"),
+        )
         unit.session.add_all([alice, bob, carol, dave, frank, erin])
         unit.session.flush()
         groups = [
-            Group(id="g-admins", workspace_id=1, display_name="Admins", display_name_key="admins",
-                  external_id="AD-1", created_at=at("2024-01-01T00:00:00+00:00")),
-            Group(id="g-staff", workspace_id=1, display_name="Staff 100%", display_name_key="staff 100%",
-                  created_at=at("2024-02-01T00:00:00+00:00")),
-            Group(id="g-empty", workspace_id=1, display_name="Empty_Group", display_name_key="empty_group",
-                  created_at=at("2024-03-01T00:00:00+00:00")),
+            Group(
+                id="g-admins",
+                workspace_id=1,
+                display_name="Admins",
+                display_name_key="admins",
+                external_id="AD-1",
+                created_at=at("2024-01-01T00:00:00+00:00"),
+            ),
+            Group(
+                id="g-staff",
+                workspace_id=1,
+                display_name="Staff 100%",
+                display_name_key="staff 100%",
+                created_at=at("2024-02-01T00:00:00+00:00"),
+            ),
+            Group(
+                id="g-empty",
+                workspace_id=1,
+                display_name="Empty_Group",
+                display_name_key="empty_group",
+                created_at=at("2024-03-01T00:00:00+00:00"),
+            ),
         ]
         unit.session.add_all(groups)
         unit.session.flush()
-        unit.session.add_all([Membership(group_id=g, member_id=m) for g, m in [
-            ("g-admins", "alice"), ("g-staff", "alice"), ("g-staff", "bob"), ("g-staff", "erin"),
-        ]])
+        unit.session.add_all(
+            [
+                Membership(group_id=g, member_id=m)
+                for g, m in [
+                    ("g-admins", "alice"),
+                    ("g-staff", "alice"),
+                    ("g-staff", "bob"),
+                    ("g-staff", "erin"),
+                ]
+            ]
+        )
     return database
 
 
 def user_ids(database: Database, text: str) -> set[str]:
     where = compile_filter(parse_filter(text), USER_RESOURCE)
     with transaction(database) as unit:
-        return set(unit.session.scalars(select(Member.id).where(Member.deleted_at.is_(None), where)))
+        return set(
+            unit.session.scalars(select(Member.id).where(Member.deleted_at.is_(None), where))
+        )
 
 
 def group_ids(database: Database, text: str) -> set[str]:
@@ -157,7 +223,7 @@ USER_CASES = [
     ('userName lt "bob"', {"alice"}),
     ('userName le "bob"', {"alice", "bob"}),
     ("userName pr", EVERYONE),
-    ('userName eq null', set()),
+    ("userName eq null", set()),
     # LIKE wildcards in values are literal
     ('userName co "_"', {"carol"}),
     ('userName sw "carol_"', {"carol"}),
@@ -173,7 +239,7 @@ USER_CASES = [
     ('externalId co "Alice"', {"alice"}),
     ('externalId co "alice"', set()),
     ('externalId sw "ext-"', {"bob"}),
-    ('externalId pr', {"alice", "bob"}),
+    ("externalId pr", {"alice", "bob"}),
     ('id eq "alice"', {"alice"}),
     ('id eq "ALICE"', set()),
     ('id ne "alice"', EVERYONE - {"alice"}),
@@ -319,7 +385,7 @@ USER_CASES = [
     ("addresses pr", {"alice"}),
     ("addresses.postalCode pr", {"alice"}),
     ("addresses.region pr", set()),
-    ('addresses[formatted eq null and locality pr]', {"alice"}),
+    ("addresses[formatted eq null and locality pr]", {"alice"}),
     ("emails.value eq null", {"dave", "frank"}),  # null: no value at all, as unassigned
     ("emails[value pr and display eq null]", {"alice", "bob", "carol"}),
     ("name.givenName pr", {"alice"}),
@@ -334,7 +400,7 @@ USER_CASES = [
     ('displayName ne "x"', {"alice"}),
     # booleans the other way round
     ("active ne false", EVERYONE - {"bob"}),
-    ('emails[primary ne true]', {"alice", "bob", "carol"}),
+    ("emails[primary ne true]", {"alice", "bob", "carol"}),
     ('emails[primary eq true and type eq "home"]', set()),
 ]
 
@@ -389,7 +455,7 @@ GROUP_CASES = [
     ('members.display sw "bo"', {"g-staff"}),
     ('members.display ew "ob"', {"g-staff"}),
     ('not (members.display eq "bob")', {"g-admins", "g-empty"}),
-    ('members.display eq null', {"g-empty"}),
+    ("members.display eq null", {"g-empty"}),
     ("members eq null", {"g-empty"}),
     ('members[display eq "alice liddell"] and not (members[display eq "bob"])', {"g-admins"}),
     # the other columns of a group, and precedence
@@ -403,8 +469,14 @@ GROUP_CASES = [
     ('externalId co "D-"', {"g-admins"}),
     ('id ne "g-empty"', {"g-admins", "g-staff"}),
     ('meta.created lt "2024-02-01T00:00:00Z"', {"g-admins"}),
-    ('displayName eq "admins" or displayName eq "staff 100%" and members.value eq "erin"', {"g-admins"}),
-    ('displayName eq "staff 100%" or displayName eq "admins" and members.value eq "bob"', {"g-staff"}),
+    (
+        'displayName eq "admins" or displayName eq "staff 100%" and members.value eq "erin"',
+        {"g-admins"},
+    ),
+    (
+        'displayName eq "staff 100%" or displayName eq "admins" and members.value eq "bob"',
+        {"g-staff"},
+    ),
 ]
 
 
@@ -416,12 +488,20 @@ def test_groups_where(people: Database, text: str, expected: set[str]) -> None:
 def test_keys_fold_non_ascii_case_on_every_backend(database: Database) -> None:
     """The *_key columns are lowered by Python, so É and é are one even where SQL lower() is ASCII."""
     with transaction(database, write=True) as unit:
-        unit.session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        unit.session.add(
+            Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example")
+        )
         unit.session.flush()
-        zoe = _member("zoe", "ZOË@Example.com", "2024-01-01T00:00:00+00:00",
-                      values=[("emails", "Élise.Ünal@Work.example", {"type": "work"})])
+        zoe = _member(
+            "zoe",
+            "ZOË@Example.com",
+            "2024-01-01T00:00:00+00:00",
+            values=[("emails", "Élise.Ünal@Work.example", {"type": "work"})],
+        )
         unit.session.add(zoe)
-        unit.session.add(Group(id="g-eq", workspace_id=1, display_name="Équipe", display_name_key="équipe"))
+        unit.session.add(
+            Group(id="g-eq", workspace_id=1, display_name="Équipe", display_name_key="équipe")
+        )
         unit.session.flush()
         unit.session.add(Membership(group_id="g-eq", member_id="zoe"))
     assert user_ids(database, 'userName eq "zoë@example.com"') == {"zoe"}
@@ -442,28 +522,43 @@ def test_long_chains_and_deep_nesting_run(people: Database) -> None:
     deep = "not (" * 19 + 'userName eq "bob"' + ")" * 19  # odd: not bob
     assert user_ids(people, deep) == EVERYONE - {"bob"}
     assert matches(parse_filter(deep), {"userName": "alice"})
-    mixed = 'not (title pr and (emails pr or (' * 6 + 'userName eq "bob"' + ")))" * 6
+    mixed = "not (title pr and (emails pr or (" * 6 + 'userName eq "bob"' + ")))" * 6
     # f(0) = bob; f(k+1) = not (title pr and (emails pr or f(k))): {carol, frank} for even k >= 2
     assert user_ids(people, mixed) == {"carol", "frank"}
 
 
 # Each adds exactly one level of nesting around ``{}``, with SQL as deep as we could find.
-OUTER_LEVELS = ["not ({})", "title pr and ({})", 'emails[type eq "work"] or ({})',
-                'x509Certificates co "a_%" and ({})', "userName eq null or ({})",
-                'groups.display co "x" and ({})', "name pr or ({})",
-                '({}) and meta.created gt "2024-01-01T00:00:00Z"', 'emails.value ew "x" or ({})']
-INNER_LEVELS = ["not ({})", "type pr and ({})", 'value co "%" or ({})', "display eq null or ({})",
-                "primary eq true and ({})", '({}) or value ew "x"']
+OUTER_LEVELS = [
+    "not ({})",
+    "title pr and ({})",
+    'emails[type eq "work"] or ({})',
+    'x509Certificates co "a_%" and ({})',
+    "userName eq null or ({})",
+    'groups.display co "x" and ({})',
+    "name pr or ({})",
+    '({}) and meta.created gt "2024-01-01T00:00:00Z"',
+    'emails.value ew "x" or ({})',
+]
+INNER_LEVELS = [
+    "not ({})",
+    "type pr and ({})",
+    'value co "%" or ({})',
+    "display eq null or ({})",
+    "primary eq true and ({})",
+    '({}) or value ew "x"',
+]
 
 
 def test_filters_at_the_depth_limit_run_on_the_database(people: Database) -> None:
     """SQLite's parser has a small stack; every filter we accept must still run."""
 
     @settings(database=None, deadline=None, max_examples=60)
-    @given(st.lists(st.sampled_from(OUTER_LEVELS), max_size=MAX_DEPTH - 1),
-           st.lists(st.sampled_from(INNER_LEVELS), max_size=MAX_DEPTH - 1))
+    @given(
+        st.lists(st.sampled_from(OUTER_LEVELS), max_size=MAX_DEPTH - 1),
+        st.lists(st.sampled_from(INNER_LEVELS), max_size=MAX_DEPTH - 1),
+    )
     def runs(outer: list[str], inner: list[str]) -> None:
-        leaf = "emails[{}]".format(_wrap(inner[:MAX_DEPTH - 1 - len(outer)], 'value ew "x"'))
+        leaf = "emails[{}]".format(_wrap(inner[: MAX_DEPTH - 1 - len(outer)], 'value ew "x"'))
         text = _wrap(outer, leaf)
         assert user_ids(people, text) <= EVERYONE
 
@@ -483,6 +578,7 @@ def _wrap(levels: list[str], leaf: str) -> str:
 
 # -- the two evaluators agree ------------------------------------------------------------------
 
+
 def _population() -> list[dict[str, Any]]:
     """Users as SCIM documents; the rows below are made from them. ASCII only (SQLite lower())."""
     rng = random.Random(7)
@@ -490,59 +586,103 @@ def _population() -> list[dict[str, Any]]:
     users = []
     for index in range(14):
         emails = [
-            {"value": f"{rng.choice(['ann', 'Bob', 'x_y', 'p%q'])}{index % 3}"
-                      f"@{rng.choice(['w', 'H'])}.example",
-             "type": rng.choice(["work", "home", "Work", None]), "display": rng.choice(words),
-             "primary": rng.random() < 0.3}
+            {
+                "value": f"{rng.choice(['ann', 'Bob', 'x_y', 'p%q'])}{index % 3}"
+                f"@{rng.choice(['w', 'H'])}.example",
+                "type": rng.choice(["work", "home", "Work", None]),
+                "display": rng.choice(words),
+                "primary": rng.random() < 0.3,
+            }
             for _ in range(rng.randrange(3))
         ]
-        users.append({
-            "id": f"u{index:02}",
-            "userName": f"{rng.choice(['ann', 'Bob', 'c_d', 'e%f', 'zed'])}{index}",
-            "title": rng.choice(words),
-            "displayName": rng.choice(words),
-            "nickName": rng.choice(words),
-            "active": rng.random() < 0.6,
-            "name": {"givenName": rng.choice(words)},
-            "emails": emails,
-            "groups": [{"value": gid, "display": name} for gid, name in GROUPS if rng.random() < 0.4],
-            ENTERPRISE_USER_SCHEMA: {"department": rng.choice(words)},
-        })
+        users.append(
+            {
+                "id": f"u{index:02}",
+                "userName": f"{rng.choice(['ann', 'Bob', 'c_d', 'e%f', 'zed'])}{index}",
+                "title": rng.choice(words),
+                "displayName": rng.choice(words),
+                "nickName": rng.choice(words),
+                "active": rng.random() < 0.6,
+                "name": {"givenName": rng.choice(words)},
+                "emails": emails,
+                "groups": [
+                    {"value": gid, "display": name} for gid, name in GROUPS if rng.random() < 0.4
+                ],
+                ENTERPRISE_USER_SCHEMA: {"department": rng.choice(words)},
+            }
+        )
     return users
 
 
 GROUPS = [("ga", "Alpha Team"), ("gb", "beta_team"), ("gc", "Gamma 50%")]
 POPULATION = _population()
-STRING_PATHS = ["userName", "title", "displayName", "nickName", "name.givenName", "emails.value",
-                "emails.type", "emails.display", "groups.display", f"{ENTERPRISE}department"]
-OPERANDS = sorted({
-    piece
-    for user in POPULATION
-    for text in [user["userName"], user["title"], user["nickName"], *(e["value"] for e in user["emails"])]
-    if text
-    for piece in (text, text.upper(), text[:2], text[-3:], text[1:4])
-} | {"", "%", "_", "a", "Z", "@w.example", "work", "Alpha team", "TEAM", "50%", "b_b", "c%d"})
+STRING_PATHS = [
+    "userName",
+    "title",
+    "displayName",
+    "nickName",
+    "name.givenName",
+    "emails.value",
+    "emails.type",
+    "emails.display",
+    "groups.display",
+    f"{ENTERPRISE}department",
+]
+OPERANDS = sorted(
+    {
+        piece
+        for user in POPULATION
+        for text in [
+            user["userName"],
+            user["title"],
+            user["nickName"],
+            *(e["value"] for e in user["emails"]),
+        ]
+        if text
+        for piece in (text, text.upper(), text[:2], text[-3:], text[1:4])
+    }
+    | {"", "%", "_", "a", "Z", "@w.example", "work", "Alpha team", "TEAM", "50%", "b_b", "c%d"}
+)
 
 
 def _sub_terms() -> st.SearchStrategy[Node]:
     return st.one_of(
-        st.builds(Comparison, st.sampled_from(["value", "type", "display"]),
-                  st.sampled_from(["eq", "ne", "co", "sw", "ew", "gt", "le"]), st.sampled_from(OPERANDS)),
-        st.builds(Comparison, st.just("primary"), st.sampled_from(["eq", "ne"]),
-                  st.sampled_from([True, False, "True", "false"])),
-        st.builds(Comparison, st.sampled_from(["type", "display"]), st.sampled_from(["eq", "ne"]),
-                  st.none()),
+        st.builds(
+            Comparison,
+            st.sampled_from(["value", "type", "display"]),
+            st.sampled_from(["eq", "ne", "co", "sw", "ew", "gt", "le"]),
+            st.sampled_from(OPERANDS),
+        ),
+        st.builds(
+            Comparison,
+            st.just("primary"),
+            st.sampled_from(["eq", "ne"]),
+            st.sampled_from([True, False, "True", "false"]),
+        ),
+        st.builds(
+            Comparison,
+            st.sampled_from(["type", "display"]),
+            st.sampled_from(["eq", "ne"]),
+            st.none(),
+        ),
         st.builds(Present, st.sampled_from(["value", "type", "display"])),
     )
 
 
 DIFFERENTIAL_TERMS = st.one_of(
-    st.builds(Comparison, st.sampled_from(STRING_PATHS),
-              st.sampled_from(["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"]),
-              st.sampled_from(OPERANDS)),
+    st.builds(
+        Comparison,
+        st.sampled_from(STRING_PATHS),
+        st.sampled_from(["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"]),
+        st.sampled_from(OPERANDS),
+    ),
     st.builds(Comparison, st.sampled_from(STRING_PATHS), st.sampled_from(["eq", "ne"]), st.none()),
-    st.builds(Comparison, st.just("active"), st.sampled_from(["eq", "ne"]),
-              st.sampled_from([True, False, "true", "FALSE"])),
+    st.builds(
+        Comparison,
+        st.just("active"),
+        st.sampled_from(["eq", "ne"]),
+        st.sampled_from([True, False, "true", "FALSE"]),
+    ),
     st.builds(Present, st.sampled_from(STRING_PATHS + ["emails", "groups", "name"])),
     st.builds(ValuePath, st.just("emails"), logic(_sub_terms())),
 )
@@ -551,27 +691,45 @@ DIFFERENTIAL_TERMS = st.one_of(
 @pytest.fixture
 def population(database: Database) -> Iterator[Database]:
     with transaction(database, write=True) as unit:
-        unit.session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        unit.session.add(
+            Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example")
+        )
         unit.session.flush()
-        unit.session.add_all(Group(id=gid, workspace_id=1, display_name=name, display_name_key=name.lower())
-                        for gid, name in GROUPS)
+        unit.session.add_all(
+            Group(id=gid, workspace_id=1, display_name=name, display_name_key=name.lower())
+            for gid, name in GROUPS
+        )
         unit.session.flush()
         for user in POPULATION:
             member = Member(
-                id=user["id"], workspace_id=1, user_name=user["userName"],
-                user_name_key=user["userName"].lower(), title=user["title"],
-                display_name=user["displayName"], nick_name=user["nickName"], active=user["active"],
+                id=user["id"],
+                workspace_id=1,
+                user_name=user["userName"],
+                user_name_key=user["userName"].lower(),
+                title=user["title"],
+                display_name=user["displayName"],
+                nick_name=user["nickName"],
+                active=user["active"],
                 given_name=user["name"]["givenName"],
                 department=user[ENTERPRISE_USER_SCHEMA]["department"],
             )
             member.values = [
-                MemberValue(attribute="emails", position=i, value=e["value"], value_key=e["value"].lower(),
-                            type=e["type"], display=e["display"], primary=e["primary"])
+                MemberValue(
+                    attribute="emails",
+                    position=i,
+                    value=e["value"],
+                    value_key=e["value"].lower(),
+                    type=e["type"],
+                    display=e["display"],
+                    primary=e["primary"],
+                )
                 for i, e in enumerate(user["emails"])
             ]
             unit.session.add(member)
             unit.session.flush()
-            unit.session.add_all(Membership(group_id=g["value"], member_id=user["id"]) for g in user["groups"])
+            unit.session.add_all(
+                Membership(group_id=g["value"], member_id=user["id"]) for g in user["groups"]
+            )
     yield database
 
 
@@ -597,8 +755,9 @@ def test_sql_and_python_agree(population: Database) -> None:
 # after it, lt before it. Each case gives the window by hand, in UTC; the rows sit on both edges
 # and one microsecond either side, so a ``<`` that became ``<=`` (or a window one unit off) fails.
 
+
 def utc(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
 MICROSECOND = dt.timedelta(microseconds=1)
@@ -625,11 +784,16 @@ DATETIME_WINDOWS = [
 # Every edge and one microsecond either side; a row per instant, named by its position.
 INSTANTS = {
     f"t{index:03}": when
-    for index, when in enumerate(sorted({
-        utc(edge) + shift
-        for _, start, end in DATETIME_WINDOWS for edge in (start, end)
-        for shift in (-MICROSECOND, dt.timedelta(0), MICROSECOND)
-    }))
+    for index, when in enumerate(
+        sorted(
+            {
+                utc(edge) + shift
+                for _, start, end in DATETIME_WINDOWS
+                for edge in (start, end)
+                for shift in (-MICROSECOND, dt.timedelta(0), MICROSECOND)
+            }
+        )
+    )
 }
 # What each operator means for an instant t and the operand's window [start, end).
 DATETIME_SEMANTICS: dict[str, Any] = {
@@ -646,19 +810,40 @@ DATETIME_SEMANTICS: dict[str, Any] = {
 def instants(database: Database) -> Database:
     """One member created at each instant of INSTANTS (and a group at each, for Groups)."""
     with transaction(database, write=True) as unit:
-        unit.session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        unit.session.add(
+            Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example")
+        )
         unit.session.flush()
         for name, when in INSTANTS.items():
-            unit.session.add(Member(id=name, workspace_id=1, user_name=name, user_name_key=name,
-                               created_at=when, modified_at=when + dt.timedelta(days=400)))
-            unit.session.add(Group(id=name, workspace_id=1, display_name=name, display_name_key=name,
-                              created_at=when, modified_at=when))
+            unit.session.add(
+                Member(
+                    id=name,
+                    workspace_id=1,
+                    user_name=name,
+                    user_name_key=name,
+                    created_at=when,
+                    modified_at=when + dt.timedelta(days=400),
+                )
+            )
+            unit.session.add(
+                Group(
+                    id=name,
+                    workspace_id=1,
+                    display_name=name,
+                    display_name_key=name,
+                    created_at=when,
+                    modified_at=when,
+                )
+            )
     return database
 
 
-@pytest.mark.parametrize("operand, start, end", DATETIME_WINDOWS, ids=[w[0] for w in DATETIME_WINDOWS])
-def test_datetime_operators_at_the_edges_of_the_operand(instants: Database, operand: str,
-                                                        start: str, end: str) -> None:
+@pytest.mark.parametrize(
+    "operand, start, end", DATETIME_WINDOWS, ids=[w[0] for w in DATETIME_WINDOWS]
+)
+def test_datetime_operators_at_the_edges_of_the_operand(
+    instants: Database, operand: str, start: str, end: str
+) -> None:
     first, after = utc(start), utc(end)
     inside = {name for name, when in INSTANTS.items() if first <= when < after}
     # The rows really are on the edges: the window's first and last microsecond, and its neighbours.
@@ -668,10 +853,15 @@ def test_datetime_operators_at_the_edges_of_the_operand(instants: Database, oper
         expected = {name for name, when in INSTANTS.items() if holds(when, first, after)}
         assert user_ids(instants, f'meta.created {op} "{operand}"') == expected, op
         assert group_ids(instants, f'meta.created {op} "{operand}"') == expected, op
-        assert user_ids(instants, f'not (meta.created {op} "{operand}")') == set(INSTANTS) - expected, op
+        assert (
+            user_ids(instants, f'not (meta.created {op} "{operand}")') == set(INSTANTS) - expected
+        ), op
         # The Python evaluator (PATCH paths, value filters) draws the same edges.
-        assert {name for name, when in INSTANTS.items()
-                if match(f'created {op} "{operand}"', {"created": when})} == expected, op
+        assert {
+            name
+            for name, when in INSTANTS.items()
+            if match(f'created {op} "{operand}"', {"created": when})
+        } == expected, op
 
 
 def test_last_modified_is_its_own_column(instants: Database) -> None:
@@ -694,11 +884,24 @@ def test_last_modified_is_its_own_column(instants: Database) -> None:
 SEAMED = "Qz" * 509 + "Mid-Seam" + "Tail" * 25
 LENGTHS = (1000, 1023, 1024, 1025, 1026, len(SEAMED))
 # Operands written in another case than the values, so every comparison goes through lowering.
-PREFIX_OPERANDS = [SEAMED[:n].upper() for n in (1, 1000, 1022, 1023, 1024, 1025, 1026, 1100, len(SEAMED))]
+PREFIX_OPERANDS = [
+    SEAMED[:n].upper() for n in (1, 1000, 1022, 1023, 1024, 1025, 1026, 1100, len(SEAMED))
+]
 FRAGMENT_OPERANDS = [
-    "MID-SEAM", "mid-sea", "MID-SE", "qzmid-", "d-seamtail", "TAIL", "SEAM" + "TAIL" * 25,
-    SEAMED[1000:1030].lower(), SEAMED[2:1100].upper(), SEAMED[-1030:].upper(), SEAMED.upper() + "X",
-    "qz" * 509 + "mid-seam", "Qz" * 510, "",
+    "MID-SEAM",
+    "mid-sea",
+    "MID-SE",
+    "qzmid-",
+    "d-seamtail",
+    "TAIL",
+    "SEAM" + "TAIL" * 25,
+    SEAMED[1000:1030].lower(),
+    SEAMED[2:1100].upper(),
+    SEAMED[-1030:].upper(),
+    SEAMED.upper() + "X",
+    "qz" * 509 + "mid-seam",
+    "Qz" * 510,
+    "",
 ]
 STRING_SEMANTICS: dict[str, Any] = {
     "eq": lambda value, operand: value == operand,
@@ -715,8 +918,12 @@ STRING_SEMANTICS: dict[str, Any] = {
 
 def _written_user(session: Any, member_id: str, doc: dict[str, Any]) -> Member:
     """A member written as SCIM writes one (scim/writes.write_user: its keys, its cuts)."""
-    member = Member(id=member_id, workspace_id=1, created_at=at("2024-01-01T00:00:00+00:00"),
-                    modified_at=at("2024-01-01T00:00:00+00:00"))
+    member = Member(
+        id=member_id,
+        workspace_id=1,
+        created_at=at("2024-01-01T00:00:00+00:00"),
+        modified_at=at("2024-01-01T00:00:00+00:00"),
+    )
     write_user(member, {"schemas": [USER.id], **doc})
     session.add(member)
     return member
@@ -726,13 +933,19 @@ def _written_user(session: Any, member_id: str, doc: dict[str, Any]) -> Member:
 def long_values(database: Database) -> Database:
     """Members ``len<n>`` with one certificate each: the first n characters of SEAMED."""
     with transaction(database, write=True) as unit:
-        unit.session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        unit.session.add(
+            Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example")
+        )
         unit.session.flush()
         for length in LENGTHS:
-            member = _written_user(unit.session, f"len{length}", {
-                "userName": f"len{length}@acme.test",
-                "x509Certificates": [{"value": SEAMED[:length]}],
-            })
+            member = _written_user(
+                unit.session,
+                f"len{length}",
+                {
+                    "userName": f"len{length}@acme.test",
+                    "x509Certificates": [{"value": SEAMED[:length]}],
+                },
+            )
             # The premise: keys are cut at 1024 and hold the rest of the value no more.
             assert len(member.values[0].value_key) == min(length, 1024)
     return database
@@ -755,39 +968,72 @@ def test_long_values_at_each_length_are_told_apart(long_values: Database) -> Non
     for length in LENGTHS:
         operand = SEAMED[:length].upper()
         assert user_ids(long_values, f'x509Certificates eq "{operand}"') == {f"len{length}"}
-        assert user_ids(long_values, f'x509Certificates ne "{operand}"') == everyone - {f"len{length}"}
+        assert user_ids(long_values, f'x509Certificates ne "{operand}"') == everyone - {
+            f"len{length}"
+        }
         assert user_ids(long_values, f'x509Certificates sw "{operand}"') == {
-            f"len{n}" for n in LENGTHS if n >= length}
+            f"len{n}" for n in LENGTHS if n >= length
+        }
     # The 1,024 characters a cut key holds, asked for whole: only the value of exactly 1,024 is it.
     assert user_ids(long_values, f'x509Certificates eq "{SEAMED[:1024]}"') == {"len1024"}
-    assert user_ids(long_values, f'not (x509Certificates eq "{SEAMED[:1024]}")') == everyone - {"len1024"}
+    assert user_ids(long_values, f'not (x509Certificates eq "{SEAMED[:1024]}")') == everyone - {
+        "len1024"
+    }
     # Found only past the cut.
-    assert user_ids(long_values, 'x509Certificates co "mid-seam"') == {"len1026", f"len{len(SEAMED)}"}
+    assert user_ids(long_values, 'x509Certificates co "mid-seam"') == {
+        "len1026",
+        f"len{len(SEAMED)}",
+    }
     assert user_ids(long_values, 'x509Certificates ew "MID-SEA"') == {"len1025"}
-    assert user_ids(long_values, f'x509Certificates gt "{SEAMED[:1025]}"') == {"len1026", f"len{len(SEAMED)}"}
-    assert user_ids(long_values, f'x509Certificates lt "{SEAMED[:1025]}"') == {"len1000", "len1023", "len1024"}
+    assert user_ids(long_values, f'x509Certificates gt "{SEAMED[:1025]}"') == {
+        "len1026",
+        f"len{len(SEAMED)}",
+    }
+    assert user_ids(long_values, f'x509Certificates lt "{SEAMED[:1025]}"') == {
+        "len1000",
+        "len1023",
+        "len1024",
+    }
 
 
 # -- case through the lowered keys: userName by names.key, values and group names by lower() -----
+
 
 @pytest.fixture
 def directory(database: Database) -> Database:
     """Members written as SCIM writes them, with names whose case folds beyond ASCII."""
     with transaction(database, write=True) as unit:
-        unit.session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example"))
+        unit.session.add(
+            Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example")
+        )
         unit.session.flush()
-        _written_user(unit.session, "strasse", {
-            "userName": "Straße@acme.test",
-            "emails": [{"value": "no-at-sign", "type": "work"}, {"value": "s@home.test", "type": "home"}],
-        })
-        _written_user(unit.session, "fullwidth", {
-            "userName": "ＦＵＬＬ@acme.test",
-            "emails": [{"value": "Full@Acme.TEST", "type": "Work"}],
-        })
-        _written_user(unit.session, "sisyphus", {
-            "userName": "Σίσυφος@acme.test",
-            "emails": [{"value": "Σίσυφος@acme.test", "type": "home"}],
-        })
+        _written_user(
+            unit.session,
+            "strasse",
+            {
+                "userName": "Straße@acme.test",
+                "emails": [
+                    {"value": "no-at-sign", "type": "work"},
+                    {"value": "s@home.test", "type": "home"},
+                ],
+            },
+        )
+        _written_user(
+            unit.session,
+            "fullwidth",
+            {
+                "userName": "ＦＵＬＬ@acme.test",
+                "emails": [{"value": "Full@Acme.TEST", "type": "Work"}],
+            },
+        )
+        _written_user(
+            unit.session,
+            "sisyphus",
+            {
+                "userName": "Σίσυφος@acme.test",
+                "emails": [{"value": "Σίσυφος@acme.test", "type": "home"}],
+            },
+        )
         _written_user(unit.session, "dave", {"userName": "Dave@Bücher.test"})
         _written_user(unit.session, "annabel", {"userName": "annabel@acme.test"})
     return database
@@ -837,19 +1083,20 @@ def test_names_compare_by_their_keys(directory: Database, text: str, expected: s
 # A fragment of a userName (co/sw/ew) is folded like a name (NFKC, case-folded) but neither
 # trimmed nor read as a domain: it is a piece of a name, not one. (Keys keep an internationalised
 # domain as its A-label, so a fragment spelling one in Unicode finds nothing past the "@".)
-@pytest.mark.parametrize("text, expected", [
-    ('userName co " "', set()),  # no userName holds a space; a trimmed "" would match all
-    ('userName ew " acme.test"', set()),
-    ('userName sw "annabel@acme.test "', set()),
-    ('userName sw "DAVE@"', {"dave"}),
-    ('userName ew "@XN--BCHER-KVA.TEST"', {"dave"}),
-])
-def test_username_fragments_are_not_whole_names(directory: Database, text: str,
-                                                expected: set[str]) -> None:
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('userName co " "', set()),  # no userName holds a space; a trimmed "" would match all
+        ('userName ew " acme.test"', set()),
+        ('userName sw "annabel@acme.test "', set()),
+        ('userName sw "DAVE@"', {"dave"}),
+        ('userName ew "@XN--BCHER-KVA.TEST"', {"dave"}),
+    ],
+)
+def test_username_fragments_are_not_whole_names(
+    directory: Database, text: str, expected: set[str]
+) -> None:
     assert user_ids(directory, text) == expected
-
-
-
 
 
 ACME, OTHER = 1, 2  # the workspace searched, and one whose rows must never be found
@@ -858,6 +1105,7 @@ LATE = "2031-02-03T04:05:06Z"  # the instant the holder of a meta.* path was cre
 
 
 # -- the attribute paths the server publishes --------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class FilterPath:
@@ -899,25 +1147,75 @@ def test_the_paths_are_those_the_server_publishes() -> None:
     """The lists the tests below walk hold what they should, so those tests cannot pass empty."""
     user = {path.canonical for path in USER_PATHS}
     assert user >= {
-        "id", "externalId", "userName", "displayName", "nickName", "profileUrl", "title", "userType",
-        "preferredLanguage", "locale", "timezone", "active", "meta.created", "meta.lastModified",
-        "meta.resourceType", "employeeNumber", "costCenter", "organization", "division",
-        "department", "manager.value", "manager.displayName", "groups.value", "groups.display",
-        "groups.type", "addresses.streetAddress", "addresses.country", "addresses.primary",
-        *(f"name.{sub}" for sub in ("formatted", "familyName", "givenName", "middleName",
-                                    "honorificPrefix", "honorificSuffix")),
-        *(f"{multi}.{sub}" for multi in ("emails", "phoneNumbers", "ims", "photos", "entitlements",
-                                         "roles", "x509Certificates")
-          for sub in ("value", "display", "type", "primary")),
+        "id",
+        "externalId",
+        "userName",
+        "displayName",
+        "nickName",
+        "profileUrl",
+        "title",
+        "userType",
+        "preferredLanguage",
+        "locale",
+        "timezone",
+        "active",
+        "meta.created",
+        "meta.lastModified",
+        "meta.resourceType",
+        "employeeNumber",
+        "costCenter",
+        "organization",
+        "division",
+        "department",
+        "manager.value",
+        "manager.displayName",
+        "groups.value",
+        "groups.display",
+        "groups.type",
+        "addresses.streetAddress",
+        "addresses.country",
+        "addresses.primary",
+        *(
+            f"name.{sub}"
+            for sub in (
+                "formatted",
+                "familyName",
+                "givenName",
+                "middleName",
+                "honorificPrefix",
+                "honorificSuffix",
+            )
+        ),
+        *(
+            f"{multi}.{sub}"
+            for multi in (
+                "emails",
+                "phoneNumbers",
+                "ims",
+                "photos",
+                "entitlements",
+                "roles",
+                "x509Certificates",
+            )
+            for sub in ("value", "display", "type", "primary")
+        ),
     }
     assert "password" not in user
     assert {path.canonical for path in GROUP_PATHS} >= {
-        "id", "externalId", "displayName", "meta.created", "meta.lastModified",
-        "meta.resourceType", "members.value", "members.display", "members.type",
+        "id",
+        "externalId",
+        "displayName",
+        "meta.created",
+        "meta.lastModified",
+        "meta.resourceType",
+        "members.value",
+        "members.display",
+        "members.type",
     }
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
 
 def held(index: int) -> str:
     """The value the holder of path ``index`` has there: mixed case, found nowhere else."""
@@ -933,8 +1231,7 @@ def users_found(database: Database, text: str) -> set[str]:
     """The ids of workspace ACME's visible members that ``text`` selects, as the store pages them."""
     where = compile_filter(parse_filter(text), USER_RESOURCE)
     with transaction(database) as unit:
-        _, records = member_store.page(unit, ACME, where=where, order_by=[],
-                                       offset=0, limit=1000)
+        _, records = member_store.page(unit, ACME, where=where, order_by=[], offset=0, limit=1000)
     return {record.row.id for record in records}
 
 
@@ -946,8 +1243,9 @@ def groups_found(database: Database, text: str) -> set[str]:
         return {group.id for group in groups}
 
 
-def string_cases(path: FilterPath, value: str, holder: str, assigned: set[str],
-                 everyone: set[str]) -> list[tuple[str, set[str]]]:
+def string_cases(
+    path: FilterPath, value: str, holder: str, assigned: set[str], everyone: set[str]
+) -> list[tuple[str, set[str]]]:
     """(filter, expected ids) for a string path where ``holder`` alone has ``value``;
     ``assigned``: who has the path assigned at all."""
     p = path.text
@@ -1011,6 +1309,7 @@ def check(found: Callable[[str], set[str]], cases: list[tuple[str, set[str]]]) -
 
 # -- Users: every path ---------------------------------------------------------------------------
 
+
 def _doc_with(path: FilterPath, value: Any) -> dict[str, Any]:
     """The part of a SCIM User document that puts ``value`` at ``path`` (client-writable paths)."""
     leaf = path.attribute.name
@@ -1057,8 +1356,11 @@ def user_holders(database: Database) -> Iterator[Database]:
     holding every held(i) at once. Plus a deleted ACME member holding every held(i) too."""
     with transaction(database, write=True) as unit:
         for workspace, slug in ((ACME, "acme"), (OTHER, "other")):
-            unit.session.add(Workspace(id=workspace, slug=slug, name=slug, plan="plus",
-                                  owner_email=f"o@{slug}.example"))
+            unit.session.add(
+                Workspace(
+                    id=workspace, slug=slug, name=slug, plan="plus", owner_email=f"o@{slug}.example"
+                )
+            )
         unit.session.flush()
         bystander_parts, holder_parts = [], []
         made: list[tuple[int, str, Member]] = []
@@ -1074,8 +1376,9 @@ def user_holders(database: Database) -> Iterator[Database]:
                 bystander_parts.append({"userName": "by@acme.test"})
             elif kind != "server":
                 doc = _merged(doc, _doc_with(path, value))
-                bystander_parts.append(_doc_with(path, other(index) if kind != "boolean"
-                                                 else _default(path)))
+                bystander_parts.append(
+                    _doc_with(path, other(index) if kind != "boolean" else _default(path))
+                )
                 holder_parts.append(_doc_with(path, value))
             for workspace, member_id in ((ACME, f"h{index:02d}"), (OTHER, f"twin{index:02d}")):
                 if path.canonical == "id":
@@ -1083,8 +1386,9 @@ def user_holders(database: Database) -> Iterator[Database]:
                 member = _written_user(unit.session, member_id, doc)
                 member.workspace_id = workspace
                 made.append((index, path.canonical, member))
-        bystander = _written_user(unit.session, "by", _merged({"userName": "by@acme.test"},
-                                                         *bystander_parts))
+        bystander = _written_user(
+            unit.session, "by", _merged({"userName": "by@acme.test"}, *bystander_parts)
+        )
         everything = _merged({"userName": "all@acme.test"}, *holder_parts)
         deleted = _written_user(unit.session, "deleted", everything)
         deleted.deleted_at = EARLY
@@ -1100,8 +1404,9 @@ def _default(path: FilterPath) -> bool:
     return path.canonical == "active"
 
 
-def _server_set(session: Any, made: list[tuple[int, str, Member]], bystander: Member,
-                everything: list[Member]) -> None:
+def _server_set(
+    session: Any, made: list[tuple[int, str, Member]], bystander: Member, everything: list[Member]
+) -> None:
     """The values no client writes: timestamps, and groups (through memberships)."""
     for index, canonical, member in made:
         if canonical in ("meta.created", "meta.lastModified"):
@@ -1110,9 +1415,14 @@ def _server_set(session: Any, made: list[tuple[int, str, Member]], bystander: Me
         if canonical in ("groups.value", "groups.display"):
             group_id = held(index) if canonical == "groups.value" else f"g{member.id}"
             name = held(index) if canonical == "groups.display" else f"group of {member.id}"
-            group = Group(id=group_id if member.workspace_id == ACME else f"{group_id}-2",
-                          workspace_id=member.workspace_id, display_name=name,
-                          display_name_key=name.lower(), created_at=EARLY, modified_at=EARLY)
+            group = Group(
+                id=group_id if member.workspace_id == ACME else f"{group_id}-2",
+                workspace_id=member.workspace_id,
+                display_name=name,
+                display_name_key=name.lower(),
+                created_at=EARLY,
+                modified_at=EARLY,
+            )
             session.add(group)
             session.flush()
             session.add(Membership(group_id=group.id, member_id=member.id))
@@ -1121,9 +1431,16 @@ def _server_set(session: Any, made: list[tuple[int, str, Member]], bystander: Me
                     session.add(Membership(group_id=group.id, member_id=someone.id))
     for index, path in enumerate(USER_PATHS):
         if path.canonical in ("groups.value", "groups.display"):
-            session.add(Group(id=other(index), workspace_id=ACME, display_name=other(index),
-                              display_name_key=other(index).lower(), created_at=EARLY,
-                              modified_at=EARLY))
+            session.add(
+                Group(
+                    id=other(index),
+                    workspace_id=ACME,
+                    display_name=other(index),
+                    display_name_key=other(index).lower(),
+                    created_at=EARLY,
+                    modified_at=EARLY,
+                )
+            )
             session.flush()
             session.add(Membership(group_id=other(index), member_id=bystander.id))
 
@@ -1133,7 +1450,9 @@ def test_every_user_path_finds_its_holder_only(user_holders: Database) -> None:
     never the bystander, another workspace's twin, or a deleted member holding the same."""
     everyone = users_found(user_holders, "id pr")
     assert len(everyone) > 60 and {"by", "h01"} <= everyone
-    assert everyone.isdisjoint({"deleted", "elsewhere"}) and not any(i.startswith("twin") for i in everyone)
+    assert everyone.isdisjoint({"deleted", "elsewhere"}) and not any(
+        i.startswith("twin") for i in everyone
+    )
     checked = set()
     cases: list[tuple[str, set[str]]] = []
     for index, path in enumerate(USER_PATHS):
@@ -1146,13 +1465,25 @@ def test_every_user_path_finds_its_holder_only(user_holders: Database) -> None:
         if kind == "boolean":
             value = str(not _default(path)).lower()
             # active is on every member; a primary on each value of its attribute (siblings').
-            assigned = everyone if path.parent is None else {"by", *(
-                f"h{i:02d}" for i, q in enumerate(USER_PATHS)
-                if q.parent is path.parent and _user_kind(q) not in ("unfilterable", "constant"))}
-            cases += [(f"{p} eq {value}", {holder}),
-                      (f"not ({p} eq {value})", everyone - {holder}),
-                      (f"{p} ne {value}", assigned - {holder}),
-                      (f"{p} pr", assigned)]
+            assigned = (
+                everyone
+                if path.parent is None
+                else {
+                    "by",
+                    *(
+                        f"h{i:02d}"
+                        for i, q in enumerate(USER_PATHS)
+                        if q.parent is path.parent
+                        and _user_kind(q) not in ("unfilterable", "constant")
+                    ),
+                }
+            )
+            cases += [
+                (f"{p} eq {value}", {holder}),
+                (f"not ({p} eq {value})", everyone - {holder}),
+                (f"{p} ne {value}", assigned - {holder}),
+                (f"{p} pr", assigned),
+            ]
             continue
         if path.canonical in ("meta.created", "meta.lastModified"):
             cases += datetime_cases(p, holder, everyone)
@@ -1160,30 +1491,69 @@ def test_every_user_path_finds_its_holder_only(user_holders: Database) -> None:
         if path.canonical in ("id", "userName"):
             assigned = everyone
         elif path.canonical in ("groups.value", "groups.display"):
-            assigned = {holder, "by", *(f"h{i:02d}" for i, q in enumerate(USER_PATHS)
-                                        if q.canonical in ("groups.value", "groups.display"))}
+            assigned = {
+                holder,
+                "by",
+                *(
+                    f"h{i:02d}"
+                    for i, q in enumerate(USER_PATHS)
+                    if q.canonical in ("groups.value", "groups.display")
+                ),
+            }
         else:
             assigned = {holder, "by"}
         cases += string_cases(path, held(index), holder, assigned, everyone)
-    assert checked >= {"emails.value", "addresses.country", "groups.display", "manager.value",
-                       "active", "meta.created", "id", "userName"}
+    assert checked >= {
+        "emails.value",
+        "addresses.country",
+        "groups.display",
+        "manager.value",
+        "active",
+        "meta.created",
+        "id",
+        "userName",
+    }
     # A single-valued complex attribute: present when one of its parts is; [...] on its parts.
     for parent in ("name", f"{ENTERPRISE_USER_SCHEMA}:manager"):
-        parts = {(f"h{i:02d}", q.attribute.name) for i, q in enumerate(USER_PATHS)
-                 if q.text.startswith(parent + ".") and q.canonical not in UNFILTERABLE}
+        parts = {
+            (f"h{i:02d}", q.attribute.name)
+            for i, q in enumerate(USER_PATHS)
+            if q.text.startswith(parent + ".") and q.canonical not in UNFILTERABLE
+        }
         assert len(parts) >= 2
         holders = {holder for holder, _ in parts}
-        cases += [(f"{parent} pr", holders | {"by"}), (f"not ({parent} pr)", everyone - holders - {"by"})]
-        cases += [(f'{parent}[{sub} eq "{held(int(holder[1:]))}"]', {holder}) for holder, sub in parts]
+        cases += [
+            (f"{parent} pr", holders | {"by"}),
+            (f"not ({parent} pr)", everyone - holders - {"by"}),
+        ]
+        cases += [
+            (f'{parent}[{sub} eq "{held(int(holder[1:]))}"]', {holder}) for holder, sub in parts
+        ]
     cases += [("meta pr", everyone), ("not (meta pr)", set())]
     # A multi-valued attribute is present when it has a value, whichever parts that value has.
-    for parent in {q.parent.name for q in USER_PATHS if q.parent is not None and q.parent.multi_valued}:
-        with_rows = {"by", *(f"h{i:02d}" for i, q in enumerate(USER_PATHS) if q.parent is not None
-                             and q.parent.name == parent and _user_kind(q) not in ("unfilterable", "constant"))}
+    for parent in {
+        q.parent.name for q in USER_PATHS if q.parent is not None and q.parent.multi_valued
+    }:
+        with_rows = {
+            "by",
+            *(
+                f"h{i:02d}"
+                for i, q in enumerate(USER_PATHS)
+                if q.parent is not None
+                and q.parent.name == parent
+                and _user_kind(q) not in ("unfilterable", "constant")
+            ),
+        }
         cases += [(f"{parent} pr", with_rows), (f"not ({parent} pr)", everyone - with_rows)]
     # The constants: the same on every row, so a filter on them finds all or nothing.
-    in_groups = {"by", *(f"h{i:02d}" for i, q in enumerate(USER_PATHS)
-                         if q.canonical in ("groups.value", "groups.display"))}
+    in_groups = {
+        "by",
+        *(
+            f"h{i:02d}"
+            for i, q in enumerate(USER_PATHS)
+            if q.canonical in ("groups.value", "groups.display")
+        ),
+    }
     cases += [
         ('meta.resourceType eq "User"', everyone),
         ('meta.resourceType eq "user"', set()),  # caseExact
@@ -1199,6 +1569,7 @@ def test_every_user_path_finds_its_holder_only(user_holders: Database) -> None:
 
 
 # -- Groups: every path --------------------------------------------------------------------------
+
 
 def _group(session: Any, group_id: str, name: str, workspace: int = ACME, **fields: Any) -> Group:
     """A group written as SCIM writes one (display name key, external id)."""
@@ -1224,27 +1595,46 @@ def group_holders(database: Database) -> Iterator[Database]:
     ``g-plain``, whose member has no displayName. In OTHER: twins holding the same values."""
     with transaction(database, write=True) as unit:
         for workspace, slug in ((ACME, "acme"), (OTHER, "other")):
-            unit.session.add(Workspace(id=workspace, slug=slug, name=slug, plan="plus",
-                                  owner_email=f"o@{slug}.example"))
+            unit.session.add(
+                Workspace(
+                    id=workspace, slug=slug, name=slug, plan="plus", owner_email=f"o@{slug}.example"
+                )
+            )
         unit.session.flush()
         index_of = {path.canonical: index for index, path in enumerate(GROUP_PATHS)}
         by_value, by_display = other(index_of["members.value"]), other(index_of["members.display"])
-        bystander = _group(unit.session, "gby", other(index_of["displayName"]),
-                           externalId=other(index_of["externalId"]))
-        unit.session.add(Membership(group_id=bystander.id,
-                               member_id=_person(unit.session, by_value, displayName=by_display).id))
+        bystander = _group(
+            unit.session,
+            "gby",
+            other(index_of["displayName"]),
+            externalId=other(index_of["externalId"]),
+        )
+        unit.session.add(
+            Membership(
+                group_id=bystander.id,
+                member_id=_person(unit.session, by_value, displayName=by_display).id,
+            )
+        )
         gone = _person(unit.session, "gone", displayName=held(index_of["members.display"]))
         gone.deleted_at = EARLY
-        unit.session.add(Membership(group_id=_group(unit.session, "g-gone", "Gone").id, member_id=gone.id))
-        unit.session.add(Membership(group_id=_group(unit.session, "g-plain", "Plain").id,
-                               member_id=_person(unit.session, "Plain", displayName=None).id))
+        unit.session.add(
+            Membership(group_id=_group(unit.session, "g-gone", "Gone").id, member_id=gone.id)
+        )
+        unit.session.add(
+            Membership(
+                group_id=_group(unit.session, "g-plain", "Plain").id,
+                member_id=_person(unit.session, "Plain", displayName=None).id,
+            )
+        )
         for index, path in enumerate(GROUP_PATHS):
             value, gid = held(index), f"g{index:02d}"
             for workspace in (ACME, OTHER):
                 if workspace == OTHER:
                     gid = f"twin{index:02d}"
                 if path.canonical == "id":
-                    _group(unit.session, value if workspace == ACME else gid, f"{gid} group", workspace)
+                    _group(
+                        unit.session, value if workspace == ACME else gid, f"{gid} group", workspace
+                    )
                 elif path.canonical == "externalId":
                     _group(unit.session, gid, f"{gid} group", workspace, externalId=value)
                 elif path.canonical == "displayName":
@@ -1259,9 +1649,17 @@ def group_holders(database: Database) -> Iterator[Database]:
                     display = value if path.canonical == "members.display" else None
                     if path.canonical == "members.value" or workspace == OTHER:
                         display = display or f"member of {gid}"
-                    unit.session.add(Membership(group_id=group.id, member_id=_person(
-                        unit.session, member_id if path.canonical == "members.value" else f"m-{gid}",
-                        workspace=workspace, displayName=display).id))
+                    unit.session.add(
+                        Membership(
+                            group_id=group.id,
+                            member_id=_person(
+                                unit.session,
+                                member_id if path.canonical == "members.value" else f"m-{gid}",
+                                workspace=workspace,
+                                displayName=display,
+                            ).id,
+                        )
+                    )
     yield database
 
 
@@ -1272,8 +1670,10 @@ def test_every_group_path_finds_its_holder_only(group_holders: Database) -> None
     assert {"gby", "g-gone", "g-plain", "g00"} <= everyone
     assert not any(group.startswith("twin") for group in everyone)
     with_members = {"gby", "g-plain"} | {
-        f"g{i:02d}" for i, path in enumerate(GROUP_PATHS)
-        if path.canonical in ("members.value", "members.display")}
+        f"g{i:02d}"
+        for i, path in enumerate(GROUP_PATHS)
+        if path.canonical in ("members.value", "members.display")
+    }
     cases: list[tuple[str, set[str]]] = [
         ("members pr", with_members),
         ("not (members pr)", everyone - with_members),
@@ -1298,8 +1698,15 @@ def test_every_group_path_finds_its_holder_only(group_holders: Database) -> None
         else:
             assigned = {holder, "gby"}
         cases += string_cases(path, held(index), holder, assigned, everyone)
-    assert checked == {"id", "externalId", "displayName", "meta.created", "meta.lastModified",
-                       "members.value", "members.display"}
+    assert checked == {
+        "id",
+        "externalId",
+        "displayName",
+        "meta.created",
+        "meta.lastModified",
+        "members.value",
+        "members.display",
+    }
     cases += [
         ('meta.resourceType eq "Group"', everyone),
         ('meta.resourceType eq "User"', set()),
@@ -1319,17 +1726,23 @@ def test_every_group_path_finds_its_holder_only(group_holders: Database) -> None
 
 UNICODE = "Éa" * 600
 ASCII = "Qz" * 600
-KEYED = {"c1022": ("x509Certificates", UNICODE[:1022]), "c1023": ("x509Certificates", UNICODE[:1023]),
-         "r1024": ("roles", UNICODE[:1024]), "r1025": ("roles", UNICODE[:1025]),
-         "e1024": ("entitlements", ASCII[:1024]), "e1025": ("entitlements", ASCII[:1025])}
+KEYED = {
+    "c1022": ("x509Certificates", UNICODE[:1022]),
+    "c1023": ("x509Certificates", UNICODE[:1023]),
+    "r1024": ("roles", UNICODE[:1024]),
+    "r1025": ("roles", UNICODE[:1025]),
+    "e1024": ("entitlements", ASCII[:1024]),
+    "e1025": ("entitlements", ASCII[:1025]),
+}
 
 
 @pytest.fixture
 def unicode_values(database: Database) -> Iterator[Database]:
     """Members holding each value of KEYED, as a certificate, role or entitlement."""
     with transaction(database, write=True) as unit:
-        unit.session.add(Workspace(id=ACME, slug="acme", name="Acme", plan="plus",
-                              owner_email="o@acme.example"))
+        unit.session.add(
+            Workspace(id=ACME, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example")
+        )
         unit.session.flush()
         for member_id, (attribute, value) in KEYED.items():
             values: dict[str, Any] = {attribute: [{"value": value}]}
@@ -1340,26 +1753,29 @@ def unicode_values(database: Database) -> Iterator[Database]:
 
 def test_values_the_key_holds_whole_compare_by_the_key(unicode_values: Database) -> None:
     lowered = UNICODE.lower()
-    check(lambda text: users_found(unicode_values, text), [
-        (f'x509Certificates eq "{lowered[:1022]}"', {"c1022"}),
-        (f'x509Certificates eq "{lowered[:1023]}"', {"c1023"}),
-        (f'x509Certificates eq "{UNICODE[:1023]}"', {"c1023"}),
-        (f'x509Certificates ne "{lowered[:1023]}"', {"c1022"}),
-        (f'x509Certificates sw "{lowered[:1022]}"', {"c1022", "c1023"}),
-        (f'x509Certificates sw "{lowered[:1023]}"', {"c1023"}),
-        (f'x509Certificates co "éaé"', {"c1022", "c1023"}),
-        (f'x509Certificates ew "aéa"', {"c1022"}),
-        (f'x509Certificates ew "éaé"', {"c1023"}),
-        # 1,024 characters: all a key holds, so an operand that long may only start a value.
-        (f'roles sw "{lowered[:1024]}"', {"r1024", "r1025"}),
-        # Past the key only the whole value tells (through SQL lower(): ASCII here, see above).
-        (f'entitlements eq "{ASCII[:1024].lower()}"', {"e1024"}),
-        (f'entitlements ne "{ASCII[:1024]}"', {"e1025"}),
-        (f'entitlements sw "{ASCII[:1024]}"', {"e1024", "e1025"}),
-        (f'entitlements sw "{ASCII[:1025]}"', {"e1025"}),
-        ('entitlements ew "ZQ"', {"e1025"}),  # its last two characters: one past the key
-        ('entitlements co "zqzq"', {"e1024", "e1025"}),
-    ])
+    check(
+        lambda text: users_found(unicode_values, text),
+        [
+            (f'x509Certificates eq "{lowered[:1022]}"', {"c1022"}),
+            (f'x509Certificates eq "{lowered[:1023]}"', {"c1023"}),
+            (f'x509Certificates eq "{UNICODE[:1023]}"', {"c1023"}),
+            (f'x509Certificates ne "{lowered[:1023]}"', {"c1022"}),
+            (f'x509Certificates sw "{lowered[:1022]}"', {"c1022", "c1023"}),
+            (f'x509Certificates sw "{lowered[:1023]}"', {"c1023"}),
+            ('x509Certificates co "éaé"', {"c1022", "c1023"}),
+            ('x509Certificates ew "aéa"', {"c1022"}),
+            ('x509Certificates ew "éaé"', {"c1023"}),
+            # 1,024 characters: all a key holds, so an operand that long may only start a value.
+            (f'roles sw "{lowered[:1024]}"', {"r1024", "r1025"}),
+            # Past the key only the whole value tells (through SQL lower(): ASCII here, see above).
+            (f'entitlements eq "{ASCII[:1024].lower()}"', {"e1024"}),
+            (f'entitlements ne "{ASCII[:1024]}"', {"e1025"}),
+            (f'entitlements sw "{ASCII[:1024]}"', {"e1024", "e1025"}),
+            (f'entitlements sw "{ASCII[:1025]}"', {"e1025"}),
+            ('entitlements ew "ZQ"', {"e1025"}),  # its last two characters: one past the key
+            ('entitlements co "zqzq"', {"e1024", "e1025"}),
+        ],
+    )
 
 
 def test_non_strings_are_never_compared_with_the_empty_string() -> None:
@@ -1368,15 +1784,25 @@ def test_non_strings_are_never_compared_with_the_empty_string() -> None:
     from sqlalchemy import select
     from sqlalchemy.dialects import postgresql
 
-    texts = ["active pr", "active eq true", "not (active ne false)", "emails.primary pr",
-             'emails[primary eq true]', "meta.created pr", 'meta.lastModified gt "2024-01-01"']
+    texts = [
+        "active pr",
+        "active eq true",
+        "not (active ne false)",
+        "emails.primary pr",
+        "emails[primary eq true]",
+        "meta.created pr",
+        'meta.lastModified gt "2024-01-01"',
+    ]
     for text in texts:
         query = select(Member.id).where(compile_filter(parse_filter(text), USER_RESOURCE))
-        sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+        sql = str(
+            query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+        )
         assert "''" not in sql, (text, sql)
     query = select(Member.id).where(compile_filter(parse_filter("title pr"), USER_RESOURCE))
-    assert "''" in str(query.compile(dialect=postgresql.dialect(),
-                                     compile_kwargs={"literal_binds": True}))  # the premise
+    assert "''" in str(
+        query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    )  # the premise
 
 
 def test_the_sql_names_every_table_it_aliases() -> None:
@@ -1396,20 +1822,29 @@ def test_the_sql_names_every_table_it_aliases() -> None:
 
 # -- empty strings: unassigned (RFC 7643 2.5), whatever the operator ---------------------------
 
+
 @pytest.fixture
 def blanks(database: Database) -> Iterator[Database]:
     """``blank`` holds empty strings (as rows stored before SCIM wrote "" as NULL did), ``set``
     holds "Mid", ``unset`` holds nothing, in a title and in an email's value and type."""
     with transaction(database, write=True) as unit:
-        unit.session.add(Workspace(id=ACME, slug="acme", name="Acme", plan="plus",
-                              owner_email="o@acme.example"))
+        unit.session.add(
+            Workspace(id=ACME, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example")
+        )
         unit.session.flush()
         for member_id, text in (("blank", ""), ("set", "Mid"), ("unset", None)):
             member = _person(unit.session, member_id)
             member.title = text
             if text is not None:
-                member.values = [MemberValue(attribute="emails", position=0, value=text,
-                                             value_key=text.lower(), type=text)]
+                member.values = [
+                    MemberValue(
+                        attribute="emails",
+                        position=0,
+                        value=text,
+                        value_key=text.lower(),
+                        type=text,
+                    )
+                ]
     yield database
 
 
@@ -1418,16 +1853,21 @@ def test_empty_strings_are_unassigned_for_every_operator(blanks: Database) -> No
     any of them holds: on a column, on a multi-valued attribute, and inside a value filter."""
     terms: list[tuple[str, set[str]]] = [
         ("{} pr", {"set"}),
-        ('{} eq ""', set()), ('{} ne ""', {"set"}), ('{} ne "zzz"', {"set"}),
-        ('{} co ""', {"set"}), ('{} sw ""', {"set"}), ('{} ew ""', {"set"}),
-        ('{} gt ""', {"set"}), ('{} ge ""', {"set"}), ('{} lt "zzz"', {"set"}),
+        ('{} eq ""', set()),
+        ('{} ne ""', {"set"}),
+        ('{} ne "zzz"', {"set"}),
+        ('{} co ""', {"set"}),
+        ('{} sw ""', {"set"}),
+        ('{} ew ""', {"set"}),
+        ('{} gt ""', {"set"}),
+        ('{} ge ""', {"set"}),
+        ('{} lt "zzz"', {"set"}),
         ('{} le "zzz"', {"set"}),
     ]
     cases: list[tuple[str, set[str]]] = []
     for form in ("title", "emails.value", "emails.type", "emails[type]"):
         for term, expected in terms:
-            text = (f"emails[{term.format('type')}]" if form == "emails[type]"
-                    else term.format(form))
+            text = f"emails[{term.format('type')}]" if form == "emails[type]" else term.format(form)
             cases += [(text, expected), (f"not ({text})", {"blank", "set", "unset"} - expected)]
     check(lambda text: users_found(blanks, text), cases)
 
@@ -1437,8 +1877,11 @@ def test_the_shared_attribute_maps_cannot_be_changed_in_place() -> None:
     target assigned to by one compile would change what another's filter means."""
     from webwork_sso_middleware.store import scim_filters as filter_sql
 
-    targets = [target for table in (filter_sql.USER_COLUMNS, filter_sql.GROUP_COLUMNS)
-               for target in table.values()]
+    targets = [
+        target
+        for table in (filter_sql.USER_COLUMNS, filter_sql.GROUP_COLUMNS)
+        for target in table.values()
+    ]
     rows = [*filter_sql.USER_ROWS.values(), *filter_sql.GROUP_ROWS.values()]
     targets += [target for row in rows for target in row.columns.values()]
     kinds = {type(target) for target in targets} | {type(row) for row in rows}

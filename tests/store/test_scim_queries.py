@@ -15,6 +15,7 @@ from webwork_sso_middleware.scim.writes import write_group_fields, write_user
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import Group, Member, Workspace
 from webwork_sso_middleware.store.scim_queries import SORTABLE, group_page, member_page
+
 from ..store_helpers import transaction
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -30,15 +31,22 @@ TEAMS = [("g1", "Beta"), ("g2", "alpha"), ("g3", "Gamma")]
 @pytest.fixture
 def directory(database: Database) -> Iterator[Database]:
     with transaction(database, write=True) as unit:
-        unit.session.add(Workspace(id=1, slug="acme", name="Acme", plan="plus",
-                              owner_email="o@acme.example"))
+        unit.session.add(
+            Workspace(id=1, slug="acme", name="Acme", plan="plus", owner_email="o@acme.example")
+        )
         unit.session.flush()
         for day, (member_id, user_name, given, email) in enumerate(PEOPLE):
             when = START + dt.timedelta(days=day)
             member = Member(id=member_id, workspace_id=1, created_at=when, modified_at=when)
-            write_user(member, {"schemas": [USER.id], "userName": user_name,
-                                "name": {"givenName": given},
-                                "emails": [{"value": email, "type": "work"}]})
+            write_user(
+                member,
+                {
+                    "schemas": [USER.id],
+                    "userName": user_name,
+                    "name": {"givenName": given},
+                    "emails": [{"value": email, "type": "work"}],
+                },
+            )
             unit.session.add(member)
         for day, (group_id, name) in enumerate(TEAMS):
             when = START + dt.timedelta(days=day)
@@ -48,19 +56,27 @@ def directory(database: Database) -> Iterator[Database]:
     yield database
 
 
-def members(database: Database, text: str | None, sort_by: str | None,
-            descending: bool = False, offset: int = 0, limit: int = 10) -> tuple[int, list[str]]:
+def members(
+    database: Database,
+    text: str | None,
+    sort_by: str | None,
+    descending: bool = False,
+    offset: int = 0,
+    limit: int = 10,
+) -> tuple[int, list[str]]:
     where = None if text is None else compile_filter(parse_filter(text), USER_RESOURCE)
     with transaction(database) as unit:
-        total, records = member_page(unit, 1, where=where, sort_by=sort_by,
-                                     descending=descending, offset=offset, limit=limit)
+        total, records = member_page(
+            unit, 1, where=where, sort_by=sort_by, descending=descending, offset=offset, limit=limit
+        )
         return total, [record.row.id for record in records]
 
 
 def groups(database: Database, sort_by: str | None, descending: bool = False) -> list[str]:
     with transaction(database) as unit:
-        _, rows = group_page(unit, 1, where=None, sort_by=sort_by,
-                             descending=descending, offset=0, limit=10)
+        _, rows = group_page(
+            unit, 1, where=None, sort_by=sort_by, descending=descending, offset=0, limit=10
+        )
         return [group.id for group in rows]
 
 
@@ -68,13 +84,16 @@ def test_members_come_by_creation_without_a_sort(directory: Database) -> None:
     assert members(directory, None, None) == (3, ["m1", "m2", "m3"])
 
 
-@pytest.mark.parametrize("sort_by, ascending", [
-    ("userName", ["m2", "m3", "m1"]),
-    ("name.givenName", ["m2", "m3", "m1"]),
-    ("emails", ["m3", "m2", "m1"]),  # by the primary (here the work) email
-    ("emails.value", ["m3", "m2", "m1"]),
-    ("meta.created", ["m1", "m2", "m3"]),
-])
+@pytest.mark.parametrize(
+    "sort_by, ascending",
+    [
+        ("userName", ["m2", "m3", "m1"]),
+        ("name.givenName", ["m2", "m3", "m1"]),
+        ("emails", ["m3", "m2", "m1"]),  # by the primary (here the work) email
+        ("emails.value", ["m3", "m2", "m1"]),
+        ("meta.created", ["m1", "m2", "m3"]),
+    ],
+)
 def test_members_sort_both_ways(directory: Database, sort_by: str, ascending: list[str]) -> None:
     assert members(directory, None, sort_by) == (3, ascending)
     assert members(directory, None, sort_by, descending=True) == (3, ascending[::-1])
@@ -91,8 +110,10 @@ def test_groups_sort_by_name_ignoring_case(directory: Database) -> None:
     assert groups(directory, "displayName", descending=True) == ["g3", "g1", "g2"]
 
 
-@pytest.mark.parametrize("resource, name", [(resource, name) for resource in sorted(SORTABLE)
-                                            for name in sorted(SORTABLE[resource])])
+@pytest.mark.parametrize(
+    "resource, name",
+    [(resource, name) for resource in sorted(SORTABLE) for name in sorted(SORTABLE[resource])],
+)
 def test_every_sortable_attribute_runs(directory: Database, resource: str, name: str) -> None:
     if resource == "User":
         assert members(directory, None, name)[0] == 3

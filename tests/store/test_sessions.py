@@ -17,7 +17,7 @@ from webwork_sso_middleware.store.models import MemberSession
 from ..sessions.test_manager import add_member, create_workspace
 from ..store_helpers import transaction
 
-NOW = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 
 
@@ -31,21 +31,35 @@ def ada(database: Database, workspace_id: int) -> str:
     return add_member(database, workspace_id, "ada@acme.test", groups=("Staff", "Admins"))
 
 
-def insert(database: Database, id_hash: str, member_id: str, workspace_id: int,
-           expires_at: dt.datetime = NOW + HOUR) -> None:
-    database.run(lambda unit: store.insert_session(
-        unit, id_hash=id_hash, member_id=member_id, workspace_id=workspace_id,
-        generation=0, created_at=NOW, expires_at=expires_at))
+def insert(
+    database: Database,
+    id_hash: str,
+    member_id: str,
+    workspace_id: int,
+    expires_at: dt.datetime = NOW + HOUR,
+) -> None:
+    database.run(
+        lambda unit: store.insert_session(
+            unit,
+            id_hash=id_hash,
+            member_id=member_id,
+            workspace_id=workspace_id,
+            generation=0,
+            created_at=NOW,
+            expires_at=expires_at,
+        )
+    )
 
 
 def rows(database: Database, id_hash: str) -> list:
-    return list(database.run(lambda unit: store.session_rows(unit, id_hash),
-                                  write=False))
+    return list(database.run(lambda unit: store.session_rows(unit, id_hash), write=False))
 
 
 def ended(database: Database) -> dict[str, dt.datetime | None]:
     with transaction(database) as unit:
-        return dict(unit.session.execute(select(MemberSession.id_hash, MemberSession.ended_at)).all())
+        return dict(
+            unit.session.execute(select(MemberSession.id_hash, MemberSession.ended_at)).all()
+        )
 
 
 def test_a_session_reads_back_with_its_member_once_per_group(database, workspace_id, ada):
@@ -59,11 +73,11 @@ def test_a_session_reads_back_with_its_member_once_per_group(database, workspace
     assert rows(database, "no-such-hash") == []
 
 
-def test_active_generation_is_only_for_an_active_member_of_the_workspace(database, workspace_id,
-                                                                         ada):
+def test_active_generation_is_only_for_an_active_member_of_the_workspace(
+    database, workspace_id, ada
+):
     def generation(member_id: str, in_workspace: int) -> int | None:
-        return database.run(
-            lambda unit: store.active_generation(unit, member_id, in_workspace))
+        return database.run(lambda unit: store.active_generation(unit, member_id, in_workspace))
 
     assert generation(ada, workspace_id) == 0
     assert generation(ada, workspace_id + 1) is None
@@ -83,7 +97,8 @@ def test_ending_sessions_marks_only_those_not_ended(database, workspace_id, ada)
 
 
 def test_ending_a_members_sessions_bumps_the_generation_and_names_the_member(
-        database, workspace_id, ada):
+    database, workspace_id, ada
+):
     insert(database, "h1", ada, workspace_id)
     heard: list[frozenset[str]] = []
 
@@ -104,8 +119,7 @@ def test_ending_a_members_sessions_bumps_the_generation_and_names_the_member(
     assert heard == [frozenset({ada})]
     assert ended(database)["h1"] is not None
     assert rows(database, "h1")[0].session_generation == 1
-    assert database.run(lambda unit: store.end_member_sessions(
-        unit, "no-such-member", NOW)) is None
+    assert database.run(lambda unit: store.end_member_sessions(unit, "no-such-member", NOW)) is None
 
 
 def test_purge_deletes_a_batch_of_expired_rows(database, workspace_id, ada):

@@ -13,6 +13,7 @@ from webwork_sso_middleware.store import settings_sessions as store
 from webwork_sso_middleware.store.models import SettingsSession, Workspace, utcnow
 from webwork_sso_middleware.store.sign_in import redeem_settings_link
 from webwork_sso_middleware.store.workspaces import Workspaces
+
 from ..store_helpers import transaction
 
 HALF_HOUR = dt.timedelta(minutes=30)
@@ -21,21 +22,36 @@ HALF_HOUR = dt.timedelta(minutes=30)
 @pytest.fixture
 def workspace_ids(database: Database) -> tuple[int, int]:
     workspaces = Workspaces(database)
-    return tuple(workspaces.create(slug, name=slug.title(), plan="plus",  # type: ignore[return-value]
-                                   owner_email=f"owner@{slug}.test")[0].id
-                 for slug in ("acme", "globex"))
+    return tuple(
+        workspaces.create(
+            slug,
+            name=slug.title(),
+            plan="plus",  # type: ignore[return-value]
+            owner_email=f"owner@{slug}.test",
+        )[0].id
+        for slug in ("acme", "globex")
+    )
 
 
-def start(database: Database, id_hash: str, workspace_id: int, now: dt.datetime,
-          lifetime: dt.timedelta = HALF_HOUR) -> None:
-    database.run(lambda unit: store.start(unit, id_hash=id_hash,
-                                               workspace_id=workspace_id, now=now,
-                                               expires_at=now + lifetime))
+def start(
+    database: Database,
+    id_hash: str,
+    workspace_id: int,
+    now: dt.datetime,
+    lifetime: dt.timedelta = HALF_HOUR,
+) -> None:
+    database.run(
+        lambda unit: store.start(
+            unit, id_hash=id_hash, workspace_id=workspace_id, now=now, expires_at=now + lifetime
+        )
+    )
 
 
 def live(database: Database, id_hash: str, workspace_id: int, now: dt.datetime) -> bool:
-    return database.run(lambda unit: store.is_live(
-        unit, id_hash=id_hash, workspace_id=workspace_id, now=now), write=False)
+    return database.run(
+        lambda unit: store.is_live(unit, id_hash=id_hash, workspace_id=workspace_id, now=now),
+        write=False,
+    )
 
 
 def count(database: Database) -> int:
@@ -90,11 +106,14 @@ def test_link_redeemed_reads_without_redeeming(database, workspace_ids):
     expires = utcnow() + dt.timedelta(minutes=15)
 
     def redeemed(workspace_id: int, nonce: str) -> bool:
-        return database.run(lambda unit: store.link_redeemed(
-            unit, workspace_id=workspace_id, nonce=nonce), write=False)
+        return database.run(
+            lambda unit: store.link_redeemed(unit, workspace_id=workspace_id, nonce=nonce),
+            write=False,
+        )
 
     assert not redeemed(acme, "n1") and not redeemed(acme, "n1")  # asking uses nothing up
-    assert database.run(lambda unit: redeem_settings_link(
-        unit, workspace_id=acme, nonce="n1", expires_at=expires))
+    assert database.run(
+        lambda unit: redeem_settings_link(unit, workspace_id=acme, nonce="n1", expires_at=expires)
+    )
     assert redeemed(acme, "n1")
     assert not redeemed(globex, "n1") and not redeemed(acme, "n2")

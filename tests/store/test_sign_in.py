@@ -36,11 +36,14 @@ def workspaces(database: Database) -> Workspaces:
     workspaces.verify_domain("globex", "globex.test", by_operator=True)
     with transaction(database, write=True) as unit:
         for address in ("alice@acme.test", "bob@acme.test"):
-            lifecycle.sign_in(unit, workspace_id("acme", database), address,
-                              lifecycle.Profile("A", "Person"))
-        unit.connection.execute(Member.__table__.update()
-                                .where(Member.__table__.c.user_name_key == "bob@acme.test")
-                                .values(active=False))
+            lifecycle.sign_in(
+                unit, workspace_id("acme", database), address, lifecycle.Profile("A", "Person")
+            )
+        unit.connection.execute(
+            Member.__table__.update()
+            .where(Member.__table__.c.user_name_key == "bob@acme.test")
+            .values(active=False)
+        )
     return workspaces
 
 
@@ -51,17 +54,20 @@ def workspace_id(slug: str, database: Database) -> int:
     return target.workspace_id
 
 
-def lookup(database: Database, slug: str, address: str | None
-           ) -> tuple[sign_in.SignInTarget | None, sign_in.LoginLookup | None]:
+def lookup(
+    database: Database, slug: str, address: str | None
+) -> tuple[sign_in.SignInTarget | None, sign_in.LoginLookup | None]:
     with transaction(database, write=True) as unit:
-        return sign_in.sign_in_lookup(unit, slug,
-                                      claimed=lifecycle.lookup_key(address))
+        return sign_in.sign_in_lookup(unit, slug, claimed=lifecycle.lookup_key(address))
 
 
 def count_statements(connection: Connection) -> list[str]:
     statements: list[str] = []
-    event.listen(connection, "before_cursor_execute",
-                 lambda _c, _cur, statement, *_: statements.append(statement))
+    event.listen(
+        connection,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_: statements.append(statement),
+    )
     return statements
 
 
@@ -69,20 +75,20 @@ def test_lookup_reads_the_target_member_and_verifier_in_one_statement(workspaces
     with transaction(database, write=True) as unit:
         # On the driver's cursor (store/driver.py), as in a sign-in ...
         target, known = sign_in.sign_in_lookup(
-            unit, " ACME ", claimed=lifecycle.lookup_key("Alice@ACME.test"))
+            unit, " ACME ", claimed=lifecycle.lookup_key("Alice@ACME.test")
+        )
         # ... and through SQLAlchemy, where it is counted: the same answer, in one statement.
         statements = count_statements(unit.connection)
-        assert sign_in.sign_in_lookup(unit, "acme", claimed=lifecycle.lookup_key(
-            "alice@acme.test")) == (target, known)
+        assert sign_in.sign_in_lookup(
+            unit, "acme", claimed=lifecycle.lookup_key("alice@acme.test")
+        ) == (target, known)
         assert len(statements) == 1
         # The same answers as the separate look-ups it replaces.
         assert target == sign_in.sign_in_target(unit, "acme", lock=True)
         assert known is not None and known.key == "alice@acme.test"
-        assert known.member == sign_in.login_member(unit, target.workspace_id,
-                                                    "alice@acme.test")
+        assert known.member == sign_in.login_member(unit, target.workspace_id, "alice@acme.test")
         assert known.member is not None and known.member.active
-        assert known.verifier == target.workspace_id == domain_store.verifier_of(
-            unit, "acme.test")
+        assert known.verifier == target.workspace_id == domain_store.verifier_of(unit, "acme.test")
     assert target.idp_entity_id == OKTA_ENTITY_ID and target.idp_version is not None
 
 
@@ -93,8 +99,9 @@ def test_lookup_of_unknown_names_deactivated_members_and_other_domains(workspace
     _, nobody = lookup(database, "acme", "nobody@acme.test")
     assert nobody == sign_in.LoginLookup("nobody@acme.test", acme, None)
     _, elsewhere = lookup(database, "acme", "carol@globex.test")
-    assert elsewhere == sign_in.LoginLookup("carol@globex.test", workspace_id("globex", database),
-                                            None)
+    assert elsewhere == sign_in.LoginLookup(
+        "carol@globex.test", workspace_id("globex", database), None
+    )
     _, unverified = lookup(database, "acme", "dave@initech.test")
     assert unverified == sign_in.LoginLookup("dave@initech.test", None, None)
     # A member is looked up in the slug's workspace only.
@@ -113,11 +120,13 @@ def test_lookup_without_a_claimed_address_or_workspace(workspaces, database):
 def test_sign_in_uses_the_lookup_only_for_the_same_key(workspaces, database):
     acme = workspace_id("acme", database)
     with transaction(database, write=True) as unit:
-        _, known = sign_in.sign_in_lookup(unit, "acme",
-                                          claimed=lifecycle.lookup_key("alice@acme.test"))
+        _, known = sign_in.sign_in_lookup(
+            unit, "acme", claimed=lifecycle.lookup_key("alice@acme.test")
+        )
         statements = count_statements(unit.connection)
-        admitted = lifecycle.sign_in(unit, acme, "alice@acme.test",
-                                     lifecycle.Profile("A", "Person"), known=known)
+        admitted = lifecycle.sign_in(
+            unit, acme, "alice@acme.test", lifecycle.Profile("A", "Person"), known=known
+        )
         assert admitted is not None and not admitted.created
         # Read already: only the login record (one statement on PostgreSQL, two elsewhere).
         assert not any(s.lstrip().upper().startswith("SELECT") for s in statements)
@@ -125,8 +134,7 @@ def test_sign_in_uses_the_lookup_only_for_the_same_key(workspaces, database):
         # A lookup made for another address is not trusted for this one: asked again.
         statements.clear()
         with pytest.raises(lifecycle.SignInRefused) as refused:
-            lifecycle.sign_in(unit, acme, "carol@globex.test",
-                              lifecycle.Profile(), known=known)
+            lifecycle.sign_in(unit, acme, "carol@globex.test", lifecycle.Profile(), known=known)
         assert refused.value.code == "domain_verified_elsewhere"
         assert any(s.lstrip().upper().startswith("SELECT") for s in statements)
 
@@ -140,19 +148,23 @@ def test_record_login_event_stamps_the_member_and_audits_the_changes(workspaces,
             assert member is not None
             if profile:  # through SQLAlchemy (a listener), where parameters could become SETs
                 count_statements(unit.connection)
-            sign_in.record_login_event(unit, workspace_id=acme, member_id=member.id,
-                                       now=now, profile=profile)
+            sign_in.record_login_event(
+                unit, workspace_id=acme, member_id=member.id, now=now, profile=profile
+            )
     with transaction(database) as unit:
         alice = unit.session.scalars(
-            select(Member).where(Member.user_name_key == "alice@acme.test")).one()
+            select(Member).where(Member.user_name_key == "alice@acme.test")
+        ).one()
         assert alice.last_login_at == now
         assert (alice.given_name, alice.display_name) == ("Alicia", "Alicia Person")
         assert alice.version == 2  # one profile change; a bare stamp changes nothing SCIM sees
-        events = unit.session.scalars(select(AuditEvent).where(AuditEvent.action == "signed_in")
-                                 .order_by(AuditEvent.id)).all()
+        events = unit.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "signed_in").order_by(AuditEvent.id)
+        ).all()
         assert [(e.workspace_id, e.actor, e.target_id, e.changes) for e in events] == [
             (acme, "saml", alice.id, {}),
-            (acme, "saml", alice.id, {"given_name": "Alicia", "display_name": "Alicia Person"})]
+            (acme, "saml", alice.id, {"given_name": "Alicia", "display_name": "Alicia Person"}),
+        ]
 
 
 def use(database: Database, acme: int, assertion_id: str, request_id: str | None) -> str | None:
@@ -160,9 +172,13 @@ def use(database: Database, acme: int, assertion_id: str, request_id: str | None
     try:
         with transaction(database, write=True) as unit:
             refused = sign_in.use_response(
-                unit, workspace_id=acme, assertion_id=assertion_id,
-                expires_at=EXPIRES, request_id=request_id,
-                request_expires_at=EXPIRES if request_id else None)
+                unit,
+                workspace_id=acme,
+                assertion_id=assertion_id,
+                expires_at=EXPIRES,
+                request_id=request_id,
+                request_expires_at=EXPIRES if request_id else None,
+            )
             if refused:
                 raise LookupError(refused)
             return None
@@ -175,8 +191,9 @@ def seen(database: Database) -> list[str]:
         return sorted(unit.session.scalars(select(SeenAssertion.assertion_id)))
 
 
-def test_use_response_refuses_replays_and_used_requests_and_keeps_nothing_then(workspaces,
-                                                                              database):
+def test_use_response_refuses_replays_and_used_requests_and_keeps_nothing_then(
+    workspaces, database
+):
     acme = workspace_id("acme", database)
     assert use(database, acme, "a1", None) is None
     assert use(database, acme, "a1", None) == "replayed"
@@ -208,8 +225,9 @@ def test_lookup_holds_the_workspace_row_until_the_sign_in_commits(workspaces, da
     switcher = threading.Thread(target=switch_off)
     switcher.start()
     with transaction(database, write=True) as unit:
-        target, _ = sign_in.sign_in_lookup(unit, "acme",
-                                           claimed=lifecycle.lookup_key("alice@acme.test"))
+        target, _ = sign_in.sign_in_lookup(
+            unit, "acme", claimed=lifecycle.lookup_key("alice@acme.test")
+        )
         assert target is not None and target.sso_enabled
         holding.set()
         time.sleep(0.5)
@@ -231,19 +249,20 @@ def test_lookup_holds_the_member_until_the_sign_in_ends(workspaces, database):
         if database.is_sqlite:
             other.exec_driver_sql("PRAGMA busy_timeout=0")  # fail at once instead of waiting
             try:
-                other.execute(update(members).where(members.c.id == member_id)
-                              .values(active=False))
+                other.execute(update(members).where(members.c.id == member_id).values(active=False))
             finally:
                 other.rollback()
                 other.exec_driver_sql(f"PRAGMA busy_timeout={int(database.busy_timeout * 1000)}")
         else:
-            other.execute(select(members.c.id).where(members.c.id == member_id)
-                          .with_for_update(nowait=True))
+            other.execute(
+                select(members.c.id).where(members.c.id == member_id).with_for_update(nowait=True)
+            )
             other.rollback()
 
     with transaction(database, write=True) as unit:
-        _, known = sign_in.sign_in_lookup(unit, "acme",
-                                          claimed=lifecycle.lookup_key("alice@acme.test"))
+        _, known = sign_in.sign_in_lookup(
+            unit, "acme", claimed=lifecycle.lookup_key("alice@acme.test")
+        )
         assert known is not None and known.member is not None
         member_id = known.member.id
         with database.engine.connect() as other, pytest.raises(OperationalError):

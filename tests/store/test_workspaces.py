@@ -10,7 +10,12 @@ from sqlalchemy import select
 
 from webwork_sso_middleware.domains import TxtResolver
 from webwork_sso_middleware.errors import (
-    ConfigurationError, Conflict, DomainError, DomainNotVerified, NotFound, PlanError,
+    ConfigurationError,
+    Conflict,
+    DomainError,
+    DomainNotVerified,
+    NotFound,
+    PlanError,
 )
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import MemberSession, ScimToken
@@ -20,8 +25,8 @@ from webwork_sso_middleware.store.workspaces import (
     hash_token,
 )
 
-from ..dns_server import TxtServer
 from ..admin.conftest import sign_in
+from ..dns_server import TxtServer
 from ..saml.conftest import Site, TestIdP
 from ..store_helpers import transaction
 
@@ -128,8 +133,10 @@ def test_a_claim_is_unverified_until_its_txt_record_is_published(workspaces, dns
 
     with pytest.raises(DomainNotVerified) as raised:
         workspaces.verify_domain("acme", "acme.test")
-    assert (raised.value.record_name, raised.value.record_value) == (claim.record.name,
-                                                                     claim.record.value)
+    assert (raised.value.record_name, raised.value.record_value) == (
+        claim.record.name,
+        claim.record.value,
+    )
     assert workspaces.get("acme").verified_domains == ()
 
     dns_server.publish(claim.record.name, "something else", claim.record.value)
@@ -203,8 +210,9 @@ def test_two_workspaces_verifying_at_once_leave_one_verifier(database):
         except DomainError:
             outcomes.append("refused")
 
-    threads = [threading.Thread(target=verify, args=(w, s))
-               for w, s in ((first, "acme"), (second, "evil"))]
+    threads = [
+        threading.Thread(target=verify, args=(w, s)) for w, s in ((first, "acme"), (second, "evil"))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -233,19 +241,29 @@ def remote_user(site: Site, browser: requests.Session) -> str:
 def session_rows(site: Site, slug: str) -> list[MemberSession]:
     workspace_id = site.workspaces.get(slug).id
     with transaction(site.middleware.database) as unit:
-        rows = list(unit.session.scalars(select(MemberSession)
-                                    .where(MemberSession.workspace_id == workspace_id)))
+        rows = list(
+            unit.session.scalars(
+                select(MemberSession).where(MemberSession.workspace_id == workspace_id)
+            )
+        )
         unit.session.expunge_all()
         return rows
 
 
-@pytest.mark.parametrize("switch_off, switch_on", [
-    (lambda w: w.disable("acme", sso=True), lambda w: w.enable("acme", sso=True)),
-    (lambda w: w.set_plan("acme", "free"),
-     lambda w: (w.set_plan("acme", "plus"), w.enable("acme", scim=True, sso=True))),
-], ids=["sso-switch", "free-plan"])
+@pytest.mark.parametrize(
+    "switch_off, switch_on",
+    [
+        (lambda w: w.disable("acme", sso=True), lambda w: w.enable("acme", sso=True)),
+        (
+            lambda w: w.set_plan("acme", "free"),
+            lambda w: (w.set_plan("acme", "plus"), w.enable("acme", scim=True, sso=True)),
+        ),
+    ],
+    ids=["sso-switch", "free-plan"],
+)
 def test_sso_off_or_the_free_plan_ends_sessions_that_stay_ended(
-        site: Site, idp: TestIdP, second_idp: TestIdP, switch_off, switch_on):
+    site: Site, idp: TestIdP, second_idp: TestIdP, switch_off, switch_on
+):
     site.add_workspace("acme", idp)
     site.add_workspace("globex", second_idp)
     alice = signed_in(site, idp, "acme", "alice@acme.test")

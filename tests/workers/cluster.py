@@ -68,20 +68,43 @@ class Cluster:
         self.workers = workers
 
     @classmethod
-    def start(cls, database_url: str, workers: int, logdir: Path, *, recheck: float = 1.0,
-              threads: int = 6, extra_args: list[str] | None = None,
-              timeout: float = 90.0) -> Cluster:
+    def start(
+        cls,
+        database_url: str,
+        workers: int,
+        logdir: Path,
+        *,
+        recheck: float = 1.0,
+        threads: int = 6,
+        extra_args: list[str] | None = None,
+        timeout: float = 90.0,
+    ) -> Cluster:
         """Start the workers in parallel; return once each has printed its port."""
         logdir.mkdir(parents=True, exist_ok=True)
         started: list[tuple[int, subprocess.Popen[str], Path]] = []
         for index in range(workers):
             log = logdir / f"worker{index}.log"
-            command = [sys.executable, str(WORKER_SCRIPT), "--database-url", database_url,
-                       "--base-url", BASE_URL, "--secret-key", SECRET, "--index", str(index),
-                       "--recheck", str(recheck), "--threads", str(threads), *(extra_args or [])]
+            command = [
+                sys.executable,
+                str(WORKER_SCRIPT),
+                "--database-url",
+                database_url,
+                "--base-url",
+                BASE_URL,
+                "--secret-key",
+                SECRET,
+                "--index",
+                str(index),
+                "--recheck",
+                str(recheck),
+                "--threads",
+                str(threads),
+                *(extra_args or []),
+            ]
             with log.open("w") as stderr:
-                process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr,
-                                           text=True, bufsize=1)
+                process = subprocess.Popen(
+                    command, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1
+                )
             started.append((index, process, log))
         cluster = cls(database_url, [])
         try:
@@ -109,13 +132,15 @@ class Cluster:
         worker ``index``: what a load balancer does when it picks that worker."""
         if not url.startswith(BASE_URL):
             raise ValueError(f"{url} is not under {BASE_URL}")
-        return self.workers[index].origin + url[len(BASE_URL):]
+        return self.workers[index].origin + url[len(BASE_URL) :]
 
     def check_alive(self) -> None:
         for worker in self.workers:
             if worker.process.poll() is not None:
-                raise AssertionError(f"worker {worker.index} exited with "
-                                     f"{worker.process.returncode}:\n{worker.log_tail()}")
+                raise AssertionError(
+                    f"worker {worker.index} exited with "
+                    f"{worker.process.returncode}:\n{worker.log_tail()}"
+                )
 
     def logged_errors(self) -> list[str]:
         """Lines the workers logged at ERROR (a 500 is always logged so) or with a traceback."""
@@ -150,8 +175,10 @@ def _readline(process: subprocess.Popen[str], timeout: float) -> str:
     """The process's next stdout line, or "" when it exits or stays silent past ``timeout``."""
     assert process.stdout is not None
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()),  # type: ignore[union-attr]
-                              daemon=True)
+    reader = threading.Thread(
+        target=lambda: lines.append(process.stdout.readline()),  # type: ignore[union-attr]
+        daemon=True,
+    )
     reader.start()
     reader.join(timeout)
     return lines[0].strip() if lines else ""
@@ -179,14 +206,15 @@ def locked(app: Callable[..., Any]) -> Callable[..., Any]:
 
 def setup_workspace(database_url: str, slug: str, idp: TestIdP) -> str:
     """Workspace ``slug`` (plan plus, SCIM and SSO on, trusting ``idp``); its SCIM token."""
-    from webwork_sso_middleware.store import Database
     from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
+    from webwork_sso_middleware.store import Database
 
     database = Database(database_url, auto_migrate=False)
     try:
         workspaces = Workspaces(database)
-        _, token = workspaces.create(slug, name=slug.title(), plan="plus",
-                                     owner_email=f"owner@{slug}.test")
+        _, token = workspaces.create(
+            slug, name=slug.title(), plan="plus", owner_email=f"owner@{slug}.test"
+        )
         workspaces.enable(slug, scim=True, sso=True)
         workspaces.verify_domain(slug, f"{slug}.test", by_operator=True)
         workspaces.set_idp(slug, metadata_xml=idp.metadata_xml())
@@ -204,23 +232,38 @@ class LoginTrip:
     seconds: tuple[float, float]  # how long each of our two requests took
 
 
-def sp_initiated_login(cluster: Cluster, browser: requests.Session, slug: str, email: str, *,
-                       start_on: int, finish_on: int, next_path: str = "/") -> LoginTrip:
+def sp_initiated_login(
+    cluster: Cluster,
+    browser: requests.Session,
+    slug: str,
+    email: str,
+    *,
+    start_on: int,
+    finish_on: int,
+    next_path: str = "/",
+) -> LoginTrip:
     """A browser's SP-initiated sign-in: our login URL on one worker, the IdP, then the ACS
     on another worker (as a load balancer might send the IdP's POST)."""
     t0 = time.perf_counter()
-    start = browser.get(cluster.url(start_on, f"/saml/{slug}/login"), params={"next": next_path},
-                        allow_redirects=False, timeout=30)
+    start = browser.get(
+        cluster.url(start_on, f"/saml/{slug}/login"),
+        params={"next": next_path},
+        allow_redirects=False,
+        timeout=30,
+    )
     t1 = time.perf_counter()
     if start.status_code != 302:
-        raise AssertionError(f"login start on worker {start_on}: {start.status_code} {start.text[:300]}")
+        raise AssertionError(
+            f"login start on worker {start_on}: {start.status_code} {start.text[:300]}"
+        )
     at_idp = browser.get(start.headers["Location"], params={"user": email}, timeout=30)
     if at_idp.status_code != 200:
         raise AssertionError(f"IdP: {at_idp.status_code} {at_idp.text[:300]}")
     action, fields = autopost_form(at_idp.text)
     t2 = time.perf_counter()
-    acs = browser.post(cluster.route(action, finish_on), data=fields, allow_redirects=False,
-                       timeout=30)
+    acs = browser.post(
+        cluster.route(action, finish_on), data=fields, allow_redirects=False, timeout=30
+    )
     t3 = time.perf_counter()
     return LoginTrip(start, acs, fields, (t1 - t0, t3 - t2))
 
@@ -271,8 +314,16 @@ class MixedLoad:
     a profile field, GET), a full login (10%, two timed requests: our login start and the ACS).
     """
 
-    def __init__(self, cluster: Cluster, slug: str, token: str, *, threads: int = 4,
-                 browsers: int = 3, seed: int = 7) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        slug: str,
+        token: str,
+        *,
+        threads: int = 4,
+        browsers: int = 3,
+        seed: int = 7,
+    ) -> None:
         self.cluster = cluster
         self.slug = slug
         self.token = token
@@ -292,8 +343,10 @@ class MixedLoad:
     def run(self, seconds: float, *, max_requests_per_thread: int = 1_000_000) -> LoadResult:
         deadline = time.monotonic() + seconds
         started = time.monotonic()
-        runners = [threading.Thread(target=c.loop, args=(deadline, max_requests_per_thread),
-                                    daemon=True) for c in self._clients]
+        runners = [
+            threading.Thread(target=c.loop, args=(deadline, max_requests_per_thread), daemon=True)
+            for c in self._clients
+        ]
         for runner in runners:
             runner.start()
         for runner in runners:
@@ -321,8 +374,9 @@ class _Client:
         self.number = number
         self.rng = rng
         self.scim = requests.Session()
-        self.scim.headers.update({"Authorization": f"Bearer {load.token}",
-                                  "Content-Type": SCIM_JSON})
+        self.scim.headers.update(
+            {"Authorization": f"Bearer {load.token}", "Content-Type": SCIM_JSON}
+        )
         self.members: list[tuple[str, str]] = []  # (id, email) provisioned by this client
         self.browsers: list[tuple[requests.Session, str]] = []  # (browser, signed-in email)
         self.latencies: dict[str, list[float]] = collections.defaultdict(list)
@@ -376,15 +430,20 @@ class _Client:
 
     def expect(self, kind: str, response: requests.Response, status: int, worker: int) -> bool:
         if response.status_code != status:
-            self.errors.append(f"{kind} on worker {worker}: {response.status_code} "
-                               f"{response.text[:200]!r}")
+            self.errors.append(
+                f"{kind} on worker {worker}: {response.status_code} {response.text[:200]!r}"
+            )
             return False
         return True
 
     def create(self) -> None:
         email, w = self.email(), self.worker()
-        response = self.timed("scim_create", lambda: self.scim.post(
-            self.cluster.url(w, "/scim/v2/Users"), data=json.dumps(scim_user(email)), timeout=30))
+        response = self.timed(
+            "scim_create",
+            lambda: self.scim.post(
+                self.cluster.url(w, "/scim/v2/Users"), data=json.dumps(scim_user(email)), timeout=30
+            ),
+        )
         if self.expect("scim_create", response, 201, w):
             self.members.append((response.json()["id"], email))
 
@@ -392,25 +451,36 @@ class _Client:
         member_id, _ = self.rng.choice(self.members)
         w = self.worker()
         title = f"title {self.rng.randrange(10**6)}"
-        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                "Operations": [{"op": "replace", "path": "title", "value": title}]}
-        response = self.timed("scim_patch", lambda: self.scim.patch(
-            self.cluster.url(w, f"/scim/v2/Users/{member_id}"), data=json.dumps(body), timeout=30))
+        body = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "title", "value": title}],
+        }
+        response = self.timed(
+            "scim_patch",
+            lambda: self.scim.patch(
+                self.cluster.url(w, f"/scim/v2/Users/{member_id}"),
+                data=json.dumps(body),
+                timeout=30,
+            ),
+        )
         if self.expect("scim_patch", response, 200, w) and response.json().get("title") != title:
             self.errors.append(f"scim_patch on worker {w}: title not applied")
 
     def get(self) -> None:
         member_id, email = self.rng.choice(self.members)
         w = self.worker()
-        response = self.timed("scim_get", lambda: self.scim.get(
-            self.cluster.url(w, f"/scim/v2/Users/{member_id}"), timeout=30))
+        response = self.timed(
+            "scim_get",
+            lambda: self.scim.get(self.cluster.url(w, f"/scim/v2/Users/{member_id}"), timeout=30),
+        )
         if self.expect("scim_get", response, 200, w) and response.json()["userName"] != email:
             self.errors.append(f"scim_get on worker {w}: wrong user")
 
     def login(self, browser: requests.Session, email: str) -> None:
         a, b = self.worker(), self.worker()
-        trip = sp_initiated_login(self.cluster, browser, self.load.slug, email, start_on=a,
-                                  finish_on=b)
+        trip = sp_initiated_login(
+            self.cluster, browser, self.load.slug, email, start_on=a, finish_on=b
+        )
         self.latencies["login_start"].append(trip.seconds[0])
         self.latencies["acs"].append(trip.seconds[1])
         if self.expect("acs", trip.acs, 303, b):
@@ -421,11 +491,16 @@ class _Client:
     def page_view(self) -> None:
         browser, email = self.rng.choice(self.browsers)
         w = self.worker()
-        response = self.timed("page_view", lambda: browser.get(
-            self.cluster.url(w, f"/timesheets/{self.rng.randrange(100)}"), timeout=30))
+        response = self.timed(
+            "page_view",
+            lambda: browser.get(
+                self.cluster.url(w, f"/timesheets/{self.rng.randrange(100)}"), timeout=30
+            ),
+        )
         if self.expect("page_view", response, 200, w) and page_user(response) != email:
-            self.errors.append(f"page_view on worker {w}: saw {page_user(response)!r}, "
-                               f"expected {email!r}")
+            self.errors.append(
+                f"page_view on worker {w}: saw {page_user(response)!r}, expected {email!r}"
+            )
 
     def close(self) -> None:
         self.scim.close()

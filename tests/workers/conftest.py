@@ -31,8 +31,7 @@ def start_idp(workdir: Path) -> tuple[TestIdP, LiveServer]:
 
 
 @pytest.fixture(scope="module")
-def shared_database_url(_migrated_template: str,
-                        tmp_path_factory: pytest.TempPathFactory) -> str:
+def shared_database_url(_migrated_template: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     return fresh_database(_migrated_template, tmp_path_factory.mktemp("workers_db"))
 
 
@@ -44,8 +43,11 @@ def cluster_idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestIdP]:
 
 
 @pytest.fixture(scope="module")
-def cluster(shared_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    started = Cluster.start(shared_database_url, WORKERS, tmp_path_factory.mktemp("worker_logs"),
-                            recheck=1.0)
+def cluster(
+    shared_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    started = Cluster.start(
+        shared_database_url, WORKERS, tmp_path_factory.mktemp("worker_logs"), recheck=1.0
+    )
     yield started
     started.stop()

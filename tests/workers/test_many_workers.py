@@ -49,8 +49,9 @@ class Workspace:
         self.cluster = cluster
         self.idp = idp
         self.scim = requests.Session()
-        self.scim.headers.update({"Authorization": f"Bearer {self.token}",
-                                  "Content-Type": SCIM_JSON})
+        self.scim.headers.update(
+            {"Authorization": f"Bearer {self.token}", "Content-Type": SCIM_JSON}
+        )
 
     def email(self, name: str) -> str:
         return f"{name}@{self.slug}.test"
@@ -59,26 +60,37 @@ class Workspace:
         return self.cluster.url(worker, "/scim/v2" + path)
 
     def create(self, worker: int, email: str) -> dict[str, Any]:
-        response = self.scim.post(self.scim_url(worker, "/Users"), data=json.dumps(scim_user(email)))
+        response = self.scim.post(
+            self.scim_url(worker, "/Users"), data=json.dumps(scim_user(email))
+        )
         assert response.status_code == 201, response.text
         return response.json()
 
-    def patch(self, worker: int, member_id: str, operations: list[dict[str, Any]],
-              **headers: str) -> requests.Response:
-        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                "Operations": operations}
-        return self.scim.patch(self.scim_url(worker, f"/Users/{member_id}"),
-                               data=json.dumps(body), headers=headers)
+    def patch(
+        self, worker: int, member_id: str, operations: list[dict[str, Any]], **headers: str
+    ) -> requests.Response:
+        body = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": operations,
+        }
+        return self.scim.patch(
+            self.scim_url(worker, f"/Users/{member_id}"), data=json.dumps(body), headers=headers
+        )
 
     def idp_response(self, email: str, **options: Any) -> str:
-        return self.idp.response(sp_entity_id=f"{BASE_URL}/saml/{self.slug}/metadata",
-                                 acs_url=f"{BASE_URL}/saml/{self.slug}/acs", email=email,
-                                 **options)
+        return self.idp.response(
+            sp_entity_id=f"{BASE_URL}/saml/{self.slug}/metadata",
+            acs_url=f"{BASE_URL}/saml/{self.slug}/acs",
+            email=email,
+            **options,
+        )
 
-    def post_acs(self, worker: int, fields: dict[str, str],
-                 browser: requests.Session | None = None) -> requests.Response:
-        return (browser or requests).post(self.cluster.url(worker, f"/saml/{self.slug}/acs"),
-                                          data=fields, allow_redirects=False)
+    def post_acs(
+        self, worker: int, fields: dict[str, str], browser: requests.Session | None = None
+    ) -> requests.Response:
+        return (browser or requests).post(
+            self.cluster.url(worker, f"/saml/{self.slug}/acs"), data=fields, allow_redirects=False
+        )
 
     def view(self, browser: requests.Session, worker: int, path: str = "/") -> str:
         response = browser.get(self.cluster.url(worker, path))
@@ -88,8 +100,9 @@ class Workspace:
 
 
 @pytest.fixture
-def workspace(cluster: Cluster, cluster_idp: TestIdP,
-              shared_database_url: str) -> Iterator[Workspace]:
+def workspace(
+    cluster: Cluster, cluster_idp: TestIdP, shared_database_url: str
+) -> Iterator[Workspace]:
     cluster.check_alive()
     ws = Workspace(cluster, cluster_idp, shared_database_url)
     yield ws
@@ -132,12 +145,20 @@ def test_the_workers_are_separate_processes_on_one_database(cluster: Cluster):
 # -- sign-in across workers ------------------------------------------------------------------------
 
 
-def test_sp_initiated_login_started_on_one_worker_completes_on_another(workspace: Workspace,
-                                                                        cluster: Cluster):
+def test_sp_initiated_login_started_on_one_worker_completes_on_another(
+    workspace: Workspace, cluster: Cluster
+):
     browser = requests.Session()
     email = workspace.email("erin")
-    trip = sp_initiated_login(cluster, browser, workspace.slug, email, start_on=0, finish_on=1,
-                              next_path="/reports?month=11")
+    trip = sp_initiated_login(
+        cluster,
+        browser,
+        workspace.slug,
+        email,
+        start_on=0,
+        finish_on=1,
+        next_path="/reports?month=11",
+    )
     assert trip.acs.status_code == 303, trip.acs.text
     assert trip.acs.headers["Location"].endswith("/reports?month=11")  # worker 0's next, on 1
     request = workspace.idp.requests[-1]
@@ -166,13 +187,16 @@ def test_a_replayed_assertion_is_rejected_by_every_worker(workspace: Workspace, 
     # An SP-initiated response, auto-posted to worker 1, then replayed to every worker: from
     # another browser it answers no request of that browser; with a copy of the binding cookie
     # from before, its assertion ID is in the replay cache.
-    trip = sp_initiated_login(cluster, requests.Session(), workspace.slug, email, start_on=0,
-                              finish_on=1)
+    trip = sp_initiated_login(
+        cluster, requests.Session(), workspace.slug, email, start_on=0, finish_on=1
+    )
     assert trip.acs.status_code == 303
     for worker in range(len(cluster)):
         replay = workspace.post_acs(worker, trip.fields)
         assert replay.status_code == 400 and "request_not_bound" in replay.text, (
-            worker, replay.text)
+            worker,
+            replay.text,
+        )
         assert "Set-Cookie" not in replay.headers
         copied = requests.Session()
         copied.cookies.update(trip.start.cookies)
@@ -183,8 +207,7 @@ def test_a_replayed_assertion_is_rejected_by_every_worker(workspace: Workspace, 
     # The same response reaching every worker at the same moment signs in exactly once.
     for _ in range(5):
         fields = {"SAMLResponse": workspace.idp_response(email)}
-        statuses = together(len(cluster),
-                            lambda k, f=fields: workspace.post_acs(k, f).status_code)  # type: ignore[misc]
+        statuses = together(len(cluster), lambda k, f=fields: workspace.post_acs(k, f).status_code)  # type: ignore[misc]
         assert sorted(statuses) == [303] + [400] * (len(cluster) - 1), statuses
 
 
@@ -192,7 +215,8 @@ def test_a_replayed_assertion_is_rejected_by_every_worker(workspace: Workspace, 
 
 
 def test_scim_deactivation_ends_the_session_on_every_worker_within_the_bound(
-        workspace: Workspace, cluster: Cluster):
+    workspace: Workspace, cluster: Cluster
+):
     email = workspace.email("gus")
     member = workspace.create(0, email)
     browser = requests.Session()
@@ -218,8 +242,9 @@ def test_scim_deactivation_ends_the_session_on_every_worker_within_the_bound(
     assert max(ended.values()) <= RECHECK + 0.5, ended
 
     # Reactivation gives the account back, not the old session, on any worker.
-    on = workspace.patch(len(cluster) - 1, member["id"],
-                         [{"op": "replace", "value": {"active": True}}])
+    on = workspace.patch(
+        len(cluster) - 1, member["id"], [{"op": "replace", "value": {"active": True}}]
+    )
     assert on.status_code == 200
     time.sleep(RECHECK + 0.2)
     for worker in range(len(cluster)):
@@ -237,9 +262,16 @@ def test_parallel_patches_from_many_clients_lose_no_update(workspace: Workspace,
     def add_email(k: int) -> int:
         with requests.Session() as client:  # a client of its own, as separate IdP connections
             client.headers.update(workspace.scim.headers)
-            body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                    "Operations": [{"op": "add", "path": "emails",
-                                    "value": [{"value": f"extra{k}@hana.test", "type": "other"}]}]}
+            body = {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [
+                    {
+                        "op": "add",
+                        "path": "emails",
+                        "value": [{"value": f"extra{k}@hana.test", "type": "other"}],
+                    }
+                ],
+            }
             return client.patch(url(k % len(cluster)), data=json.dumps(body)).status_code
 
     assert together(CLIENT_THREADS, add_email) == [200] * CLIENT_THREADS
@@ -257,11 +289,21 @@ def test_parallel_patches_from_many_clients_lose_no_update(workspace: Workspace,
             for _ in range(100):
                 worker = (k + conflicts[k]) % len(cluster)
                 etag = client.get(url(worker)).headers["ETag"]
-                body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                        "Operations": [{"op": "add", "path": "phoneNumbers",
-                                        "value": [{"value": f"+1555000{k:04d}", "type": "work"}]}]}
-                status = client.patch(url((worker + 1) % len(cluster)), data=json.dumps(body),
-                                      headers={"If-Match": etag}).status_code
+                body = {
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [
+                        {
+                            "op": "add",
+                            "path": "phoneNumbers",
+                            "value": [{"value": f"+1555000{k:04d}", "type": "work"}],
+                        }
+                    ],
+                }
+                status = client.patch(
+                    url((worker + 1) % len(cluster)),
+                    data=json.dumps(body),
+                    headers={"If-Match": etag},
+                ).status_code
                 if status != 412:
                     return status
                 conflicts[k] += 1
@@ -270,30 +312,36 @@ def test_parallel_patches_from_many_clients_lose_no_update(workspace: Workspace,
     assert together(CLIENT_THREADS, add_phone) == [200] * CLIENT_THREADS
     final = requests.get(url(1), headers=workspace.scim.headers).json()
     assert {p["value"] for p in final["phoneNumbers"]} == {
-        f"+1555000{k:04d}" for k in range(CLIENT_THREADS)}
+        f"+1555000{k:04d}" for k in range(CLIENT_THREADS)
+    }
     assert final["meta"]["version"] == f'W/"{1 + 2 * CLIENT_THREADS}"'
     print(f"\nIf-Match: {sum(conflicts)} stale writes refused with 412 and retried")
 
 
-def test_parallel_creates_of_one_user_name_make_exactly_one(workspace: Workspace,
-                                                            cluster: Cluster):
+def test_parallel_creates_of_one_user_name_make_exactly_one(workspace: Workspace, cluster: Cluster):
     for round_ in range(3):
         name = workspace.email(f"dup{round_}")
 
         def create(k: int, name: str = name) -> requests.Response:
             # userName is case-insensitive: the clients do not even agree on its case.
             body = scim_user(name.upper() if k % 2 else name)
-            return requests.post(workspace.scim_url(k % len(cluster), "/Users"),
-                                 data=json.dumps(body), headers=workspace.scim.headers)
+            return requests.post(
+                workspace.scim_url(k % len(cluster), "/Users"),
+                data=json.dumps(body),
+                headers=workspace.scim.headers,
+            )
 
         responses = together(CLIENT_THREADS, create)
         statuses = sorted(r.status_code for r in responses)
         assert statuses == [201] + [409] * (CLIENT_THREADS - 1), statuses
-        assert all(r.json().get("scimType") == "uniqueness" for r in responses
-                   if r.status_code == 409)
-        found = requests.get(workspace.scim_url(round_ % len(cluster), "/Users"),
-                             headers=workspace.scim.headers,
-                             params={"filter": f'userName eq "{name}"'}).json()
+        assert all(
+            r.json().get("scimType") == "uniqueness" for r in responses if r.status_code == 409
+        )
+        found = requests.get(
+            workspace.scim_url(round_ % len(cluster), "/Users"),
+            headers=workspace.scim.headers,
+            params={"filter": f'userName eq "{name}"'},
+        ).json()
         assert found["totalResults"] == 1
 
 
@@ -305,17 +353,21 @@ def database_connections(database_url: str) -> tuple[int, int]:
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            row = conn.execute(text(
-                "SELECT count(*), count(*) FILTER (WHERE state LIKE 'idle in transaction%') "
-                "FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()")).one()
+            row = conn.execute(
+                text(
+                    "SELECT count(*), count(*) FILTER (WHERE state LIKE 'idle in transaction%') "
+                    "FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()"
+                )
+            ).one()
             return int(row[0]), int(row[1])
     finally:
         engine.dispose()
 
 
 def test_a_sustained_mixed_load_gives_no_errors_and_leaks_no_connections(
-        workspace: Workspace, cluster: Cluster, shared_database_url: str):
+    workspace: Workspace, cluster: Cluster, shared_database_url: str
+):
     load = MixedLoad(cluster, workspace.slug, workspace.token, threads=4, browsers=3)
     try:
         load.prepare()
@@ -324,7 +376,9 @@ def test_a_sustained_mixed_load_gives_no_errors_and_leaks_no_connections(
     finally:
         load.close()
     assert result.errors == [], result.errors[:10]
-    assert all(result.latencies[kind] for kind in KINDS), {k: len(v) for k, v in result.latencies.items()}
+    assert all(result.latencies[kind] for kind in KINDS), {
+        k: len(v) for k, v in result.latencies.items()
+    }
     cluster.check_alive()
     assert cluster.logged_errors() == []
 
@@ -341,5 +395,7 @@ def test_a_sustained_mixed_load_gives_no_errors_and_leaks_no_connections(
 
     rate = result.requests / result.seconds
     p99 = {k: round(percentile(v, 99) * 1000) for k, v in result.latencies.items()}
-    print(f"\n{result.requests} requests in {result.seconds:.0f} s over {len(cluster)} workers "
-          f"({rate:.0f}/s), p99 ms {p99}, open fds {fds_before} -> {fds_after}")
+    print(
+        f"\n{result.requests} requests in {result.seconds:.0f} s over {len(cluster)} workers "
+        f"({rate:.0f}/s), p99 ms {p99}, open fds {fds_before} -> {fds_after}"
+    )

@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--base-url", required=True)
-    parser.add_argument("--secret-key", default="workers-secret-padded-to-thirty-two-bytes-at-least")
+    parser.add_argument(
+        "--secret-key", default="workers-secret-padded-to-thirty-two-bytes-at-least"
+    )
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--threads", type=int, default=6)
     parser.add_argument("--recheck", type=float, default=1.0, help="session_recheck_seconds")
@@ -43,24 +45,40 @@ def main(argv: list[str] | None = None) -> None:
 
     from webwork_sso_middleware import SSOMiddleware
 
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format=f"%(asctime)s worker{args.index} %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format=f"%(asctime)s worker{args.index} %(levelname)s %(name)s: %(message)s",
+    )
 
     def host_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        body = (f"user={environ.get('REMOTE_USER', '')};worker={args.index};"
-                f"path={environ.get('PATH_INFO', '')}").encode()
-        start_response("200 OK", [("Content-Type", "text/plain"),
-                                  ("Content-Length", str(len(body)))])
+        body = (
+            f"user={environ.get('REMOTE_USER', '')};worker={args.index};"
+            f"path={environ.get('PATH_INFO', '')}"
+        ).encode()
+        start_response(
+            "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+        )
         return [body]
 
     middleware = SSOMiddleware(
-        host_app, database_url=args.database_url, secret_key=args.secret_key,
-        base_url=args.base_url, session_recheck_seconds=args.recheck, auto_migrate=False,
+        host_app,
+        database_url=args.database_url,
+        secret_key=args.secret_key,
+        base_url=args.base_url,
+        session_recheck_seconds=args.recheck,
+        auto_migrate=False,
     )
     if args.freeze_on:
         _freeze_on(middleware.database.engine, args.freeze_on)
-    server = waitress.create_server(middleware, host="127.0.0.1", port=0, threads=args.threads,
-                                    ident=f"worker{args.index}", connection_limit=200)
+    server = waitress.create_server(
+        middleware,
+        host="127.0.0.1",
+        port=0,
+        threads=args.threads,
+        ident=f"worker{args.index}",
+        connection_limit=200,
+    )
 
     def stop(*_: Any) -> None:
         middleware.close()

@@ -30,9 +30,14 @@ class Access:
     refreshed_cookie: str | None  # the SSO session's sliding refresh, when due
 
 
-def owner_access(request: Request, slug: str, workspace: WorkspaceInfo | None, *,
-                 settings_sessions: SettingsSessions,
-                 sessions: SessionManager) -> tuple[Access | None, str]:
+def owner_access(
+    request: Request,
+    slug: str,
+    workspace: WorkspaceInfo | None,
+    *,
+    settings_sessions: SettingsSessions,
+    sessions: SessionManager,
+) -> tuple[Access | None, str]:
     """The request's access to the page, or None and why not (in plain words).
 
     ``workspace`` is the one ``slug`` names, or None when there is none: the refusal is the
@@ -56,15 +61,15 @@ def owner_access(request: Request, slug: str, workspace: WorkspaceInfo | None, *
         # The verified sign-in identity only (identity.py): an email whose domain this
         # workspace verified. Never a SCIM-writable attribute such as emails[primary].
         if member.workspace == workspace.slug and member.identity == name_key(
-                workspace.owner_email):
+            workspace.owner_email
+        ):
             by_sso = True
             bindings.append(CsrfTokens.binding("sso", slug, cookie.session_id))
             viewers.insert(0, f"signed in through SSO as {member.user_name} (owner)")
         elif not by_link:
-            refusal = (f"You are signed in as {member.user_name}, who is not the owner of "
-                       "this workspace.")
+            refusal = (
+                f"You are signed in as {member.user_name}, who is not the owner of this workspace."
+            )
     if not bindings:
         return None, refusal
-    return Access(workspace, "; ".join(viewers), tuple(bindings), by_link, by_sso,
-                  refreshed), ""
-
+    return Access(workspace, "; ".join(viewers), tuple(bindings), by_link, by_sso, refreshed), ""

@@ -38,17 +38,31 @@ if TYPE_CHECKING:
 class ShowPage(Protocol):
     """The page's ``show`` (views.py): the settings page, with what an action has to say."""
 
-    def __call__(self, page: Page, access: Access, *, notices: tuple[Notice, ...] = (),
-                 new_token: str | None = None, entered_url: str = "", status: int = 200,
-                 paging: bool = True) -> Response: ...
+    def __call__(
+        self,
+        page: Page,
+        access: Access,
+        *,
+        notices: tuple[Notice, ...] = (),
+        new_token: str | None = None,
+        entered_url: str = "",
+        status: int = 200,
+        paging: bool = True,
+    ) -> Response: ...
 
 
 class OwnerActions:
     """The owner's POST actions, each answered with the page and a notice."""
 
-    def __init__(self, workspaces: Workspaces, *, csrf: CsrfTokens,
-                 settings_sessions: SettingsSessions, max_body_bytes: int,
-                 show: ShowPage) -> None:
+    def __init__(
+        self,
+        workspaces: Workspaces,
+        *,
+        csrf: CsrfTokens,
+        settings_sessions: SettingsSessions,
+        max_body_bytes: int,
+        show: ShowPage,
+    ) -> None:
         self.workspaces = workspaces
         self.csrf = csrf
         self.settings_sessions = settings_sessions
@@ -64,21 +78,52 @@ class OwnerActions:
             # a large pasted metadata document.
             form = read_form(request, self.max_body_bytes)
         except RequestEntityTooLarge:
-            return self.show(page, access, status=413, paging=False, notices=(Notice(
-                "error", "That form was larger than this page accepts; nothing was changed."),))
+            return self.show(
+                page,
+                access,
+                status=413,
+                paging=False,
+                notices=(
+                    Notice(
+                        "error", "That form was larger than this page accepts; nothing was changed."
+                    ),
+                ),
+            )
         if not self.csrf.matches(form.get("csrf_token"), access.bindings):
-            return page.html(templates.message_page("Request not accepted", [
-                "This form did not come from this settings page (or the page is too old), so "
-                "nothing was changed.", "Reload the settings page and try again."],
-                nonce=page.nonce), status=403)
+            return page.html(
+                templates.message_page(
+                    "Request not accepted",
+                    [
+                        "This form did not come from this settings page (or the page is too old), so "
+                        "nothing was changed.",
+                        "Reload the settings page and try again.",
+                    ],
+                    nonce=page.nonce,
+                ),
+                status=403,
+            )
         action = form.get("action", "")
         if action == "regenerate_token":
             token = self.workspaces.rotate_token(slug)
-            return self.show(page, access, new_token=token, paging=False, notices=(Notice(
-                "ok", "Issued a new SCIM API token. The previous token stopped working."),))
+            return self.show(
+                page,
+                access,
+                new_token=token,
+                paging=False,
+                notices=(
+                    Notice(
+                        "ok", "Issued a new SCIM API token. The previous token stopped working."
+                    ),
+                ),
+            )
         if action == "set_idp":
-            return self.set_idp(page, slug, access, form.get("metadata_url", "").strip(),
-                                form.get("metadata_xml", "").strip())
+            return self.set_idp(
+                page,
+                slug,
+                access,
+                form.get("metadata_url", "").strip(),
+                form.get("metadata_xml", "").strip(),
+            )
         if action in ("claim_domain", "verify_domain", "release_domain"):
             return self.domain_action(page, slug, access, action, form.get("domain", ""))
         if action == "switch":
@@ -86,30 +131,46 @@ class OwnerActions:
         if action == "idp_initiated":
             return self.set_idp_initiated(page, slug, access, form.get("state"))
         if action == "close" and access.by_link:
-            said = ["The settings link's access is closed, in this browser and for any copy of "
-                    "its cookie. A new settings link opens the page again."]
+            said = [
+                "The settings link's access is closed, in this browser and for any copy of "
+                "its cookie. A new settings link opens the page again."
+            ]
             if access.by_sso:
                 said.append("You are still signed in through SSO as the owner, which opens it too.")
             # Ended in the database: a copy of the cookie elsewhere is worthless from now on.
             self.settings_sessions.end(request.environ, slug)
             response = page.html(templates.message_page("Settings closed", said, nonce=page.nonce))
-            response.headers.add("Set-Cookie", self.settings_sessions.clearing_cookie(
-                slug, script_root=page.site.root))
+            response.headers.add(
+                "Set-Cookie",
+                self.settings_sessions.clearing_cookie(slug, script_root=page.site.root),
+            )
             return response
-        return self.show(page, access, status=400, paging=False,
-                         notices=(Notice("error", "Unknown action; nothing was changed."),))
+        return self.show(
+            page,
+            access,
+            status=400,
+            paging=False,
+            notices=(Notice("error", "Unknown action; nothing was changed."),),
+        )
 
     def set_idp(self, page: Page, slug: str, access: Access, url: str, xml: str) -> Response:
         def refused(reason: str, status: int = 400) -> Response:
-            return self.show(page, access, status=status, paging=False, entered_url=url,
-                             notices=(Notice("error", f"{reason} Nothing was changed."),))
+            return self.show(
+                page,
+                access,
+                status=status,
+                paging=False,
+                entered_url=url,
+                notices=(Notice("error", f"{reason} Nothing was changed."),),
+            )
 
         if bool(url) == bool(xml):
             return refused("Give the IdP metadata URL or paste its metadata XML (one of them).")
         actor = "settings:sso-owner" if access.by_sso else "settings:link"
         try:
-            idp = self.workspaces.set_idp(slug, metadata_url=url or None,
-                                          metadata_xml=xml or None, actor=actor)
+            idp = self.workspaces.set_idp(
+                slug, metadata_url=url or None, metadata_xml=xml or None, actor=actor
+            )
         except MetadataUnavailable as error:
             return refused(sentence(error.reason))  # the same words whatever went wrong
         except MetadataError as error:
@@ -117,82 +178,147 @@ class OwnerActions:
             return refused(f"The IdP metadata {source} cannot be used: {sentence(error.reason)}")
         except ConfigurationError as error:
             return refused(sentence(error.reason))
-        return self.show(page, access, paging=False, notices=(Notice(
-            "ok", f"Saved: the metadata was checked; the IdP is {idp.entity_id}."),))
+        return self.show(
+            page,
+            access,
+            paging=False,
+            notices=(
+                Notice("ok", f"Saved: the metadata was checked; the IdP is {idp.entity_id}."),
+            ),
+        )
 
-    def domain_action(self, page: Page, slug: str, access: Access, action: str,
-                      domain: str) -> Response:
+    def domain_action(
+        self, page: Page, slug: str, access: Access, action: str, domain: str
+    ) -> Response:
         def refused(reason: str) -> Response:
-            return self.show(page, access, status=400, paging=False,
-                             notices=(Notice("error", f"{sentence(reason)} Nothing was changed."),))
+            return self.show(
+                page,
+                access,
+                status=400,
+                paging=False,
+                notices=(Notice("error", f"{sentence(reason)} Nothing was changed."),),
+            )
 
         domain = domain.strip()[:300]
         try:
             if action == "claim_domain":
                 claim = self.workspaces.claim_domain(slug, domain)
-                text = (f"Added {claim.domain}. Publish its TXT record below, then check it."
-                        if not claim.verified else f"{claim.domain} is already verified.")
+                text = (
+                    f"Added {claim.domain}. Publish its TXT record below, then check it."
+                    if not claim.verified
+                    else f"{claim.domain} is already verified."
+                )
             elif action == "verify_domain":
                 claim = self.workspaces.verify_domain(slug, domain)
-                text = (f"{claim.domain} is verified: your IdP may now sign in its addresses, "
-                        "and the host app knows them by their email.")
+                text = (
+                    f"{claim.domain} is verified: your IdP may now sign in its addresses, "
+                    "and the host app knows them by their email."
+                )
             else:
                 self.workspaces.release_domain(slug, domain)
-                text = (f"Removed {domain.lower()}. Its addresses can no longer be signed in "
-                        "unless your SCIM provisioned them.")
+                text = (
+                    f"Removed {domain.lower()}. Its addresses can no longer be signed in "
+                    "unless your SCIM provisioned them."
+                )
         except DomainNotVerified as error:
-            return refused(f"{error.domain} is not verified yet: no TXT record "
-                           f"{error.record_value} at {error.record_name}. DNS changes can take "
-                           "a while to appear; check again later.")
+            return refused(
+                f"{error.domain} is not verified yet: no TXT record "
+                f"{error.record_value} at {error.record_name}. DNS changes can take "
+                "a while to appear; check again later."
+            )
         except DomainError as error:
             return refused(f"{error.domain} {error.reason}")
         except NotFound:
             return refused("This workspace does not claim that domain.")
         return self.show(page, access, paging=False, notices=(Notice("ok", text),))
 
-    def set_idp_initiated(self, page: Page, slug: str, access: Access,
-                          state: str | None) -> Response:
+    def set_idp_initiated(
+        self, page: Page, slug: str, access: Access, state: str | None
+    ) -> Response:
         if state not in ("on", "off"):
-            return self.show(page, access, status=400, paging=False,
-                             notices=(Notice("error", "Unknown switch; nothing was changed."),))
+            return self.show(
+                page,
+                access,
+                status=400,
+                paging=False,
+                notices=(Notice("error", "Unknown switch; nothing was changed."),),
+            )
         actor = "settings:sso-owner" if access.by_sso else "settings:link"
         try:
             self.workspaces.set_idp(slug, allow_idp_initiated=state == "on", actor=actor)
         except ConfigurationError as error:
-            return self.show(page, access, status=400, paging=False, notices=(Notice(
-                "error", f"{sentence(error.reason)} Nothing was changed."),))
-        said = ("IdP-initiated sign-in is on: people can sign in from your IdP's dashboard too."
-                if state == "on" else "IdP-initiated sign-in is off: sign-ins must start on "
-                "this site; your IdP's dashboard tile will show an error.")
+            return self.show(
+                page,
+                access,
+                status=400,
+                paging=False,
+                notices=(Notice("error", f"{sentence(error.reason)} Nothing was changed."),),
+            )
+        said = (
+            "IdP-initiated sign-in is on: people can sign in from your IdP's dashboard too."
+            if state == "on"
+            else "IdP-initiated sign-in is off: sign-ins must start on "
+            "this site; your IdP's dashboard tile will show an error."
+        )
         return self.show(page, access, paging=False, notices=(Notice("ok", said),))
 
-    def switch(self, page: Page, slug: str, access: Access, feature: str | None,
-               state: str | None) -> Response:
+    def switch(
+        self, page: Page, slug: str, access: Access, feature: str | None, state: str | None
+    ) -> Response:
         if feature not in ("scim", "sso") or state not in ("on", "off"):
-            return self.show(page, access, status=400, paging=False,
-                             notices=(Notice("error", "Unknown switch; nothing was changed."),))
+            return self.show(
+                page,
+                access,
+                status=400,
+                paging=False,
+                notices=(Notice("error", "Unknown switch; nothing was changed."),),
+            )
         name = "SCIM provisioning" if feature == "scim" else "Single sign-on"
         flags = {feature: True}
         if state == "off":
             self.workspaces.disable(slug, **flags)
             notices = [Notice("ok", f"{name} is off.")]
             if feature == "sso" and access.by_sso and not access.by_link:
-                notices.append(Notice("warn", "You opened this page through single sign-on, "
-                                      "which is now off: to come back, use a settings link "
-                                      f"(webwork-sso workspace settings-link {slug})."))
+                notices.append(
+                    Notice(
+                        "warn",
+                        "You opened this page through single sign-on, "
+                        "which is now off: to come back, use a settings link "
+                        f"(webwork-sso workspace settings-link {slug}).",
+                    )
+                )
             return self.show(page, access, paging=False, notices=tuple(notices))
         try:
             info = self.workspaces.enable(slug, **flags)
         except PlanError as error:
-            return self.show(page, access, status=403, paging=False, notices=(Notice(
-                "error", f"{name} needs the Plus or Premium plan; this workspace is on the "
-                f"{error.plan.title()} plan. Nothing was changed."),))
+            return self.show(
+                page,
+                access,
+                status=403,
+                paging=False,
+                notices=(
+                    Notice(
+                        "error",
+                        f"{name} needs the Plus or Premium plan; this workspace is on the "
+                        f"{error.plan.title()} plan. Nothing was changed.",
+                    ),
+                ),
+            )
         notices = [Notice("ok", f"{name} is on.")]
         if feature == "sso" and self.workspaces.idp(slug) is None:
-            notices.append(Notice("warn", "No identity provider is set yet: sign-in cannot start "
-                                  "until you give its metadata below."))
+            notices.append(
+                Notice(
+                    "warn",
+                    "No identity provider is set yet: sign-in cannot start "
+                    "until you give its metadata below.",
+                )
+            )
         if feature == "sso" and not info.scim_enabled:
-            notices.append(Notice("warn", "SCIM is off: members are created at their first "
-                                  "sign-in, and deactivations in the IdP do not reach this site."))
+            notices.append(
+                Notice(
+                    "warn",
+                    "SCIM is off: members are created at their first "
+                    "sign-in, and deactivations in the IdP do not reach this site.",
+                )
+            )
         return self.show(page, access, paging=False, notices=tuple(notices))
-

@@ -17,7 +17,6 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-
 from ..store import audit
 from ..store.db import UnitOfWork
 from ..store.models import AuditEvent, utcnow
@@ -56,30 +55,39 @@ def describe(event: AuditEvent) -> Diagnostic:
             count = _count(changes.get("count"))
             first = _instant(changes.get("first_at")) or event.occurred_at
             times = "once" if count == 1 else f"{count} times since {first:%Y-%m-%d %H:%M} UTC"
-            what = (f"{what} ({times}; counted rather than listed, as anyone can send such a "
-                    "response without your identity provider signing anything new)")
+            what = (
+                f"{what} ({times}; counted rather than listed, as anyone can send such a "
+                "response without your identity provider signing anything new)"
+            )
     elif event.action == "login_refused":
-        what = ("the account is deactivated in this workspace, so sign-in was refused; "
-                "reactivate it in the identity provider to let them in")
+        what = (
+            "the account is deactivated in this workspace, so sign-in was refused; "
+            "reactivate it in the identity provider to let them in"
+        )
         if code != "member_deactivated":
             what = f"sign-in was refused ({code.replace('_', ' ')})"
     elif event.action == "metadata_refresh_failed":
         code = "metadata_refresh_failed"
-        what = (f"refreshing the IdP metadata from {changes.get('metadata_url') or 'its URL'} "
-                f"failed: {changes.get('error') or 'unknown error'}; the last good copy stays "
-                "in use")
+        what = (
+            f"refreshing the IdP metadata from {changes.get('metadata_url') or 'its URL'} "
+            f"failed: {changes.get('error') or 'unknown error'}; the last good copy stays "
+            "in use"
+        )
     else:
         what = event.action.replace("_", " ")
     return Diagnostic(event.occurred_at, email, what, code, count)
 
 
-def recent_failures(unit: UnitOfWork, workspace_id: int, limit: int = SHOWN_FAILURES,
-                    counted_limit: int = SHOWN_COUNTED) -> list[Diagnostic]:
+def recent_failures(
+    unit: UnitOfWork,
+    workspace_id: int,
+    limit: int = SHOWN_FAILURES,
+    counted_limit: int = SHOWN_COUNTED,
+) -> list[Diagnostic]:
     """The latest single failures and the latest counted ones, newest first: each kind has
     its own limit, so no number of junk posts can push a real failure off the list."""
     single = audit.latest(unit, workspace_id, FAILURE_ACTIONS, limit=limit, counted=False)
-    counted = audit.latest(unit, workspace_id, FAILURE_ACTIONS, limit=counted_limit,
-                           counted=True)
+    counted = audit.latest(unit, workspace_id, FAILURE_ACTIONS, limit=counted_limit, counted=True)
     events = sorted(single + counted, key=lambda e: (e.occurred_at, e.id), reverse=True)
     return [describe(e) for e in events]
 
@@ -95,8 +103,13 @@ def _instant(value: Any) -> dt.datetime | None:
         return None
 
 
-def test_result(unit: UnitOfWork, workspace_id: int, *, signed_in: tuple[str, dt.datetime] | None,
-                now: dt.datetime | None = None) -> TestResult | None:
+def test_result(
+    unit: UnitOfWork,
+    workspace_id: int,
+    *,
+    signed_in: tuple[str, dt.datetime] | None,
+    now: dt.datetime | None = None,
+) -> TestResult | None:
     """The outcome of the test sign-in this browser just ran.
 
     ``signed_in``: the userName and start of this browser's SSO session in the workspace, when
@@ -108,8 +121,9 @@ def test_result(unit: UnitOfWork, workspace_id: int, *, signed_in: tuple[str, dt
         user_name, at = signed_in
         return TestResult(True, at, f"sign-in worked: the identity provider signed in {user_name}")
     since = (now or utcnow()) - TEST_WINDOW
-    events = audit.latest(unit, workspace_id, ("login_failed", "login_refused"), limit=1,
-                          since=since)
+    events = audit.latest(
+        unit, workspace_id, ("login_failed", "login_refused"), limit=1, since=since
+    )
     if not events:
         return None
     diagnostic = describe(events[0])

@@ -51,8 +51,9 @@ def settings_path(slug: str) -> str:
     return workspace_path(slug, "settings")
 
 
-def _load(serializer: SignedSerializer, token: str, now: float,
-          max_age: float | None = None) -> tuple[Any, float] | None:
+def _load(
+    serializer: SignedSerializer, token: str, now: float, max_age: float | None = None
+) -> tuple[Any, float] | None:
     """The payload and signing time of a token whose signature verifies and whose age is
     within its purpose's, else None."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
@@ -85,10 +86,15 @@ def settings_link(
     if not dt.timedelta(0) < lifetime <= LINK_LIFETIME:
         raise ConfigurationError("lifetime", f"must be more than 0 and at most {LINK_LIFETIME}")
     now = time.time() if now is None else now
-    token = signing[Purpose.SETTINGS_LINK].dumps({
-        "w": slug, "p": PURPOSE, "n": secrets.token_urlsafe(16),
-        "e": int(now + lifetime.total_seconds()),
-    }, now=now)
+    token = signing[Purpose.SETTINGS_LINK].dumps(
+        {
+            "w": slug,
+            "p": PURPOSE,
+            "n": secrets.token_urlsafe(16),
+            "e": int(now + lifetime.total_seconds()),
+        },
+        now=now,
+    )
     return f"{base_url.rstrip('/')}{settings_path(slug)}?{urlencode({LINK_PARAMETER: token})}"
 
 
@@ -100,7 +106,7 @@ class SettingsLink:
 
     @property
     def expires(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.expires_at, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(self.expires_at, dt.UTC)
 
 
 class LinkRefused(WebworkSSOError):
@@ -124,9 +130,13 @@ def read_settings_link(
     if loaded is None:
         raise LinkRefused("invalid", "this settings link is not valid; it may be incomplete")
     payload, signed_at = loaded
-    if not (isinstance(payload, dict) and payload.get("p") == PURPOSE
-            and isinstance(payload.get("w"), str) and isinstance(payload.get("n"), str)
-            and type(payload.get("e")) is int):
+    if not (
+        isinstance(payload, dict)
+        and payload.get("p") == PURPOSE
+        and isinstance(payload.get("w"), str)
+        and isinstance(payload.get("n"), str)
+        and type(payload.get("e")) is int
+    ):
         raise LinkRefused("invalid", "this settings link is not valid")
     if payload["w"] != slug:
         raise LinkRefused("other_workspace", "this settings link is for another workspace")
@@ -156,7 +166,7 @@ class SettingsSession:
 
     @property
     def expires(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.expires_at, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(self.expires_at, dt.UTC)
 
     @property
     def id_hash(self) -> str:
@@ -177,40 +187,61 @@ class SettingsSessions:
     database, there is no cache to wait out.
     """
 
-    def __init__(self, database: Database, *, signing: Signing, secure: bool,
-                 lifetime: dt.timedelta = SESSION_LIFETIME,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        signing: Signing,
+        secure: bool,
+        lifetime: dt.timedelta = SESSION_LIFETIME,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.database = database
         self._serializer = signing[Purpose.SETTINGS_SESSION]
         self.secure = secure
         self.lifetime = lifetime.total_seconds()
         self._clock = clock
 
-    def start(self, unit: UnitOfWork, slug: str, workspace_id: int, *,
-              script_root: str = "") -> tuple[str, SettingsSession]:
+    def start(
+        self, unit: UnitOfWork, slug: str, workspace_id: int, *, script_root: str = ""
+    ) -> tuple[str, SettingsSession]:
         """Record a new session in the caller's transaction (the one that redeems the link);
         its ``Set-Cookie`` value, and the session."""
         now = self._clock()
-        session = SettingsSession(slug, workspace_id, secrets.token_urlsafe(24),
-                                  float(int(now + self.lifetime)))
-        settings_store.start(unit, id_hash=session.id_hash, workspace_id=workspace_id,
-                             now=_utc(now), expires_at=_utc(session.expires_at))
+        session = SettingsSession(
+            slug, workspace_id, secrets.token_urlsafe(24), float(int(now + self.lifetime))
+        )
+        settings_store.start(
+            unit,
+            id_hash=session.id_hash,
+            workspace_id=workspace_id,
+            now=_utc(now),
+            expires_at=_utc(session.expires_at),
+        )
         value = self._serializer.dumps(
             {"w": slug, "i": workspace_id, "s": session.session_id, "e": int(session.expires_at)},
             now=now,
         )
-        cookie = dump_cookie(COOKIE_NAME, value, max_age=int(self.lifetime),
-                             path=script_root + settings_path(slug), secure=self.secure,
-                             httponly=True, samesite="Lax")
+        cookie = dump_cookie(
+            COOKIE_NAME,
+            value,
+            max_age=int(self.lifetime),
+            path=script_root + settings_path(slug),
+            secure=self.secure,
+            httponly=True,
+            samesite="Lax",
+        )
         return cookie, session
 
     def read(self, environ: WSGIEnvironment, slug: str) -> SettingsSession | None:
         """The request's live settings session for ``slug``, else None."""
         now = self._clock()
         for session in self._signed(environ, slug, now):
+
             def live(unit: UnitOfWork, session: SettingsSession = session) -> bool:
-                return settings_store.is_live(unit, id_hash=session.id_hash,
-                                              workspace_id=session.workspace_id, now=_utc(now))
+                return settings_store.is_live(
+                    unit, id_hash=session.id_hash, workspace_id=session.workspace_id, now=_utc(now)
+                )
 
             if self.database.run(live, write=False):
                 return session
@@ -224,9 +255,16 @@ class SettingsSessions:
             self.database.run(lambda unit: settings_store.end(unit, hashes, now=now))
 
     def clearing_cookie(self, slug: str, *, script_root: str = "") -> str:
-        return dump_cookie(COOKIE_NAME, "", max_age=0, expires=0,
-                           path=script_root + settings_path(slug), secure=self.secure,
-                           httponly=True, samesite="Lax")
+        return dump_cookie(
+            COOKIE_NAME,
+            "",
+            max_age=0,
+            expires=0,
+            path=script_root + settings_path(slug),
+            secure=self.secure,
+            httponly=True,
+            samesite="Lax",
+        )
 
     def _signed(self, environ: WSGIEnvironment, slug: str, now: float) -> list[SettingsSession]:
         """The request's settings cookies for ``slug`` whose signature and expiry hold."""
@@ -239,9 +277,13 @@ class SettingsSessions:
             if loaded is None:
                 continue
             payload, signed_at = loaded
-            if not (isinstance(payload, dict) and payload.get("w") == slug
-                    and type(payload.get("i")) is int and isinstance(payload.get("s"), str)
-                    and type(payload.get("e")) is int):
+            if not (
+                isinstance(payload, dict)
+                and payload.get("w") == slug
+                and type(payload.get("i")) is int
+                and isinstance(payload.get("s"), str)
+                and type(payload.get("e")) is int
+            ):
                 continue
             expires_at = float(payload["e"])
             if expires_at - signed_at <= self.lifetime + CLOCK_TOLERANCE and now < expires_at:
@@ -250,7 +292,7 @@ class SettingsSessions:
 
 
 def _utc(epoch: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(epoch, dt.UTC)
 
 
 # -- CSRF ------------------------------------------------------------------------------------------

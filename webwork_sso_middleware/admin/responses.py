@@ -27,16 +27,19 @@ class Page:
         return secure_page(response, styles=allowed, scripts=allowed)
 
     def html(self, markup: str, *, status: int = 200) -> Response:
-        return self.secured(Response(markup, status=status, content_type="text/html; charset=utf-8"))
+        return self.secured(
+            Response(markup, status=status, content_type="text/html; charset=utf-8")
+        )
 
     def message(self, title: str, paragraphs: list[str], *, status: int) -> Response:
-        return self.html(templates.message_page(title, paragraphs, nonce=self.nonce),
-                         status=status)
+        return self.html(templates.message_page(title, paragraphs, nonce=self.nonce), status=status)
 
     def forbidden(self, slug: str, reason: str) -> Response:
         sign_in = self.site.link(SIGN_IN_PATH) + "?" + urlencode({"next": settings_path(slug)})
-        return self.html(templates.forbidden_page(reason, slug=slug, sign_in_url=sign_in,
-                                                  nonce=self.nonce), status=403)
+        return self.html(
+            templates.forbidden_page(reason, slug=slug, sign_in_url=sign_in, nonce=self.nonce),
+            status=403,
+        )
 
 
 def sentence(text: str) -> str:

@@ -53,14 +53,18 @@ class SettingsView:
 def when(moment: dt.datetime | None) -> str:
     if moment is None:
         return "never"
-    moment = moment.astimezone(dt.timezone.utc)
-    return (f'<time datetime="{moment.isoformat().replace("+00:00", "Z")}">'
-            f"{moment:%Y-%m-%d %H:%M} UTC</time>")
+    moment = moment.astimezone(dt.UTC)
+    return (
+        f'<time datetime="{moment.isoformat().replace("+00:00", "Z")}">'
+        f"{moment:%Y-%m-%d %H:%M} UTC</time>"
+    )
 
 
 def hidden_fields(view: SettingsView, action: str) -> str:
-    return (f'<input type="hidden" name="csrf_token" value="{escape(view.csrf_token)}">'
-            f'<input type="hidden" name="action" value="{escape(action)}">')
+    return (
+        f'<input type="hidden" name="csrf_token" value="{escape(view.csrf_token)}">'
+        f'<input type="hidden" name="action" value="{escape(action)}">'
+    )
 
 
 def _copy_field(field_id: str, label: str, value: str, help_text: str = "") -> str:
@@ -80,36 +84,53 @@ def connection(view: SettingsView) -> str:
     if view.new_token is not None:
         token = (
             '<div class="notice ok">'
-            + _copy_field("scim-token", "SCIM API Token", view.new_token,
-                          "Copy it into your identity provider now: it is shown only this once "
-                          "and cannot be shown again. The previous token has stopped working.")
-            + "</div>")
+            + _copy_field(
+                "scim-token",
+                "SCIM API Token",
+                view.new_token,
+                "Copy it into your identity provider now: it is shown only this once "
+                "and cannot be shown again. The previous token has stopped working.",
+            )
+            + "</div>"
+        )
     elif view.token is not None:
         token = (
             '<h3 id="token-h">SCIM API Token</h3><p>A token is set: it begins '
             f"<code>{escape(view.token.hint)}…</code> and was issued {when(view.token.created_at)}."
-            " Only its hash is kept, so it cannot be shown again; regenerate it if you need it.</p>")
+            " Only its hash is kept, so it cannot be shown again; regenerate it if you need it.</p>"
+        )
     else:
         token = '<h3 id="token-h">SCIM API Token</h3><p>There is no live token.</p>'
     regenerate = (
         f'<form method="post" action="{escape(view.action_url)}">'
-        f'{hidden_fields(view, "regenerate_token")}'
+        f"{hidden_fields(view, 'regenerate_token')}"
         '<button type="submit" class="danger" aria-describedby="regenerate-help">'
         'Regenerate SCIM API Token</button><p class="help" id="regenerate-help">The current '
-        "token stops working at once: update your identity provider straight after.</p></form>")
+        "token stops working at once: update your identity provider straight after.</p></form>"
+    )
     return (
         '<section id="connection" aria-labelledby="connection-h">'
         '<h2 id="connection-h">Details for your identity provider</h2>'
         "<p>Paste these into the app you set up for this site in your IdP (Okta, Microsoft "
         "Entra ID, or another SAML 2.0 and SCIM 2.0 provider).</p>"
-        + _copy_field("scim-base-url", "SCIM Base URL", urls.scim_base_url,
-                      "Okta: Provisioning → SCIM connector base URL.")
-        + token + regenerate
+        + _copy_field(
+            "scim-base-url",
+            "SCIM Base URL",
+            urls.scim_base_url,
+            "Okta: Provisioning → SCIM connector base URL.",
+        )
+        + token
+        + regenerate
         + _copy_field("sp-entity-id", "Audience URI (SP Entity ID)", urls.sp_entity_id)
-        + _copy_field("acs-url", "Single sign-on URL", urls.acs_url,
-                      "Also called the Assertion Consumer Service (ACS) URL; HTTP-POST.")
+        + _copy_field(
+            "acs-url",
+            "Single sign-on URL",
+            urls.acs_url,
+            "Also called the Assertion Consumer Service (ACS) URL; HTTP-POST.",
+        )
         + _copy_field("sp-metadata-url", "SP metadata URL", urls.sp_metadata_url)
-        + "</section>")
+        + "</section>"
+    )
 
 
 def identity_provider(view: SettingsView) -> str:
@@ -117,32 +138,49 @@ def identity_provider(view: SettingsView) -> str:
     if idp is None:
         facts = "<p>No identity provider is set yet.</p>"
     else:
-        rows = [("IdP entity ID", f'<span class="mono">{escape(idp.entity_id)}</span>'),
-                ("SSO URL", f'<span class="mono">{escape(idp.sso_url)}</span>')]
+        rows = [
+            ("IdP entity ID", f'<span class="mono">{escape(idp.entity_id)}</span>'),
+            ("SSO URL", f'<span class="mono">{escape(idp.sso_url)}</span>'),
+        ]
         for number, certificate in enumerate(idp.certificates, 1):
-            expired = " (expired)" if certificate.not_after <= dt.datetime.now(dt.timezone.utc) else ""
-            rows.append((f"Signing certificate {number}",
-                         f'SHA-256 <span class="mono">{escape(certificate.sha256_fingerprint)}'
-                         f"</span><br>expires {when(certificate.not_after)}{expired}"))
+            expired = " (expired)" if certificate.not_after <= dt.datetime.now(dt.UTC) else ""
+            rows.append(
+                (
+                    f"Signing certificate {number}",
+                    f'SHA-256 <span class="mono">{escape(certificate.sha256_fingerprint)}'
+                    f"</span><br>expires {when(certificate.not_after)}{expired}",
+                )
+            )
         if idp.metadata_url:
-            source = (f'from <span class="mono">{escape(idp.metadata_url)}</span>; '
-                      f"next refresh after {when(idp.refresh_after)}")
+            source = (
+                f'from <span class="mono">{escape(idp.metadata_url)}</span>; '
+                f"next refresh after {when(idp.refresh_after)}"
+            )
         else:
             source = "pasted XML (not refreshed)"
         rows += [("Metadata", source), ("Last refresh", when(idp.fetched_at))]
         if idp.valid_until is not None:
-            rows.append(("Valid until", when(idp.valid_until) + (" (expired)" if idp.expired() else "")))
+            rows.append(
+                ("Valid until", when(idp.valid_until) + (" (expired)" if idp.expired() else ""))
+            )
         if idp.last_refresh_error:
-            rows.append(("Last refresh failed",
-                         f"{escape(idp.last_refresh_error)} ({when(idp.last_refresh_error_at)})"))
-        facts = '<dl class="facts">' + "".join(
-            f"<dt>{escape(label)}</dt><dd>{value}</dd>" for label, value in rows) + "</dl>"
+            rows.append(
+                (
+                    "Last refresh failed",
+                    f"{escape(idp.last_refresh_error)} ({when(idp.last_refresh_error_at)})",
+                )
+            )
+        facts = (
+            '<dl class="facts">'
+            + "".join(f"<dt>{escape(label)}</dt><dd>{value}</dd>" for label, value in rows)
+            + "</dl>"
+        )
         facts += _idp_initiated_switch(view, idp.allow_idp_initiated)
     return (
         '<section id="idp" aria-labelledby="idp-h"><h2 id="idp-h">Identity provider</h2>'
         + facts
         + f'<form method="post" action="{escape(view.action_url)}">{hidden_fields(view, "set_idp")}'
-        '<h3>Set the identity provider</h3>'
+        "<h3>Set the identity provider</h3>"
         '<label for="metadata-url">IdP metadata URL</label>'
         '<p class="help" id="metadata-url-help">Okta: the application\'s Sign On tab → Metadata '
         "URL. It is fetched and checked now, then refreshed every day.</p>"
@@ -150,7 +188,8 @@ def identity_provider(view: SettingsView) -> str:
         f'aria-describedby="metadata-url-help" value="{escape(view.entered_metadata_url)}">'
         '<label for="metadata-xml">Or paste the IdP metadata XML</label>'
         '<textarea id="metadata-xml" name="metadata_xml" rows="5" spellcheck="false"></textarea>'
-        '<button type="submit">Save and check</button></form></section>')
+        '<button type="submit">Save and check</button></form></section>'
+    )
 
 
 def domains(view: SettingsView) -> str:
@@ -161,21 +200,27 @@ def domains(view: SettingsView) -> str:
         field = escape(claim.domain)
         if claim.verified:
             how = "by its DNS record" if claim.verified_by == "dns" else "by the site operator"
-            state = f'<p><strong>{domain}</strong>: verified {how}, {when(claim.verified_at)}.</p>'
+            state = f"<p><strong>{domain}</strong>: verified {how}, {when(claim.verified_at)}.</p>"
             check = ""
         else:
-            state = (f"<p><strong>{domain}</strong>: <em>not verified</em>. Publish this DNS TXT "
-                     "record, wait until your DNS serves it, then check.</p>"
-                     + _copy_field(f"txt-name-{number}", "TXT record name", claim.record.name)
-                     + _copy_field(f"txt-value-{number}", "TXT record value", claim.record.value))
-            check = (f'<form method="post" action="{escape(view.action_url)}">'
-                     f'{hidden_fields(view, "verify_domain")}'
-                     f'<input type="hidden" name="domain" value="{field}">'
-                     f'<button type="submit">Check DNS for {domain}</button></form>')
-        remove = (f'<form method="post" action="{escape(view.action_url)}">'
-                  f'{hidden_fields(view, "release_domain")}'
-                  f'<input type="hidden" name="domain" value="{field}">'
-                  f'<button type="submit" class="quiet">Remove {domain}</button></form>')
+            state = (
+                f"<p><strong>{domain}</strong>: <em>not verified</em>. Publish this DNS TXT "
+                "record, wait until your DNS serves it, then check.</p>"
+                + _copy_field(f"txt-name-{number}", "TXT record name", claim.record.name)
+                + _copy_field(f"txt-value-{number}", "TXT record value", claim.record.value)
+            )
+            check = (
+                f'<form method="post" action="{escape(view.action_url)}">'
+                f"{hidden_fields(view, 'verify_domain')}"
+                f'<input type="hidden" name="domain" value="{field}">'
+                f'<button type="submit">Check DNS for {domain}</button></form>'
+            )
+        remove = (
+            f'<form method="post" action="{escape(view.action_url)}">'
+            f"{hidden_fields(view, 'release_domain')}"
+            f'<input type="hidden" name="domain" value="{field}">'
+            f'<button type="submit" class="quiet">Remove {domain}</button></form>'
+        )
         rows += f'<div class="domain">{state}{check}{remove}</div>'
     if not rows:
         rows = "<p>No domains yet.</p>"
@@ -188,11 +233,12 @@ def domains(view: SettingsView) -> str:
         "only; public mail providers (gmail.com and the like) cannot be claimed.</p>"
         + rows
         + f'<form method="post" action="{escape(view.action_url)}">'
-        f'{hidden_fields(view, "claim_domain")}'
+        f"{hidden_fields(view, 'claim_domain')}"
         '<label for="new-domain">Add a domain</label>'
         '<input type="text" id="new-domain" name="domain" inputmode="url" spellcheck="false" '
         'autocomplete="off" placeholder="example.com" required>'
-        '<button type="submit">Add domain</button></form></section>')
+        '<button type="submit">Add domain</button></form></section>'
+    )
 
 
 def _idp_initiated_switch(view: SettingsView, on: bool) -> str:
@@ -209,7 +255,8 @@ def _idp_initiated_switch(view: SettingsView, on: bool) -> str:
         "response that this site did not ask for can then never be used here.</span></p>"
         f'<button type="submit" name="state" value="{"off" if on else "on"}" '
         'aria-describedby="idp-initiated-state idp-initiated-text">'
-        f"{action}<span class=\"visually-hidden\"> IdP-initiated sign-in</span></button></form>")
+        f'{action}<span class="visually-hidden"> IdP-initiated sign-in</span></button></form>'
+    )
 
 
 def switches(view: SettingsView) -> str:
@@ -217,15 +264,25 @@ def switches(view: SettingsView) -> str:
     free = workspace.plan not in ("plus", "premium")
     plan_note = ""
     if free:
-        plan_note = ('<p class="notice warn" id="plan-note">Single sign-on and SCIM need the Plus '
-                     f"or Premium plan. This workspace is on the {escape(workspace.plan.title())}"
-                     " plan, so both stay off.</p>")
+        plan_note = (
+            '<p class="notice warn" id="plan-note">Single sign-on and SCIM need the Plus '
+            f"or Premium plan. This workspace is on the {escape(workspace.plan.title())}"
+            " plan, so both stay off.</p>"
+        )
     rows = ""
     for feature, label, on, text in (
-        ("scim", "SCIM provisioning", workspace.scim_enabled,
-         "1. Your IdP creates, updates and deactivates members here."),
-        ("sso", "Single sign-on", workspace.sso_enabled,
-         "2. Members sign in through your IdP (SAML 2.0)."),
+        (
+            "scim",
+            "SCIM provisioning",
+            workspace.scim_enabled,
+            "1. Your IdP creates, updates and deactivates members here.",
+        ),
+        (
+            "sso",
+            "Single sign-on",
+            workspace.sso_enabled,
+            "2. Members sign in through your IdP (SAML 2.0).",
+        ),
     ):
         # role=switch: a screen reader says "SCIM provisioning, switch, on"; the button's
         # value is the state it moves to, so the form works without any script.
@@ -238,7 +295,8 @@ def switches(view: SettingsView) -> str:
             f'<button type="submit" role="switch" id="{feature}-switch" name="state" '
             f'value="{"off" if on else "on"}" aria-checked="{"true" if on else "false"}" '
             f'aria-labelledby="{feature}-name" aria-describedby="{described}"'
-            f'{" disabled" if free else ""}>{"On" if on else "Off"}</button></form>')
+            f"{' disabled' if free else ''}>{'On' if on else 'Off'}</button></form>"
+        )
     return (
         '<section id="switches" aria-labelledby="switches-h">'
         '<h2 id="switches-h">SCIM provisioning and single sign-on</h2>'
@@ -246,27 +304,36 @@ def switches(view: SettingsView) -> str:
         "your IdP provision everyone (assign the app to people and groups); then switch single "
         "sign-on on. Members then sign in to accounts that already exist, with the right names "
         "and groups, and someone deactivated in the IdP is signed out here at once.</p>"
-        f'{plan_note}<div class="switches">{rows}</div></section>')
+        f'{plan_note}<div class="switches">{rows}</div></section>'
+    )
 
 
 def members(view: SettingsView) -> str:
     pages = max(1, math.ceil(view.members_total / view.per_page))
     options = "".join(
         f'<option value="{value}"{" selected" if value == view.state else ""}>{label}</option>'
-        for value, label in (("all", "All members"), ("active", "Active"),
-                             ("deactivated", "Deactivated")))
+        for value, label in (
+            ("all", "All members"),
+            ("active", "Active"),
+            ("deactivated", "Deactivated"),
+        )
+    )
     body = "".join(
         "<tr>"
         f'<td class="mono">{escape(m.email or m.user_name)}</td>'
         f"<td>{escape(m.name or '')}</td>"
         f'<td class="state-{"active" if m.active else "deactivated"}">'
-        f'{"Active" if m.active else "Deactivated"}</td>'
+        f"{'Active' if m.active else 'Deactivated'}</td>"
         f"<td>{'Provisioned by SCIM' if m.source == 'scim' else 'First SSO login'}</td>"
-        f"<td>{when(m.last_login_at)}</td></tr>" for m in view.members)
+        f"<td>{when(m.last_login_at)}</td></tr>"
+        for m in view.members
+    )
     if not view.members:
         body = '<tr><td colspan="5">No members here yet.</td></tr>'
-    caption = (f"{view.members_total} member{'s' if view.members_total != 1 else ''}"
-               f"{'' if view.state == 'all' else ' (' + view.state + ')'}, page {view.page} of {pages}")
+    caption = (
+        f"{view.members_total} member{'s' if view.members_total != 1 else ''}"
+        f"{'' if view.state == 'all' else ' (' + view.state + ')'}, page {view.page} of {pages}"
+    )
     links = []
     if view.page > 1:
         links.append(_page_link(view, view.page - 1, "prev", "Previous page"))
@@ -281,7 +348,8 @@ def members(view: SettingsView) -> str:
         f'<table><caption>{escape(caption)}</caption><thead><tr><th scope="col">Email</th>'
         '<th scope="col">Name</th><th scope="col">State</th><th scope="col">Arrived by</th>'
         f'<th scope="col">Last login</th></tr></thead><tbody>{body}</tbody></table>'
-        f'<nav class="pages" aria-label="Members pages">{"".join(links)}</nav></section>')
+        f'<nav class="pages" aria-label="Members pages">{"".join(links)}</nav></section>'
+    )
 
 
 def _page_link(view: SettingsView, page: int, rel: str, label: str) -> str:
@@ -292,33 +360,48 @@ def _page_link(view: SettingsView, page: int, rel: str, label: str) -> str:
 def diagnostics(view: SettingsView) -> str:
     workspace = view.workspace
     if workspace.sso_enabled and workspace.plan in ("plus", "premium") and view.idp is not None:
-        test = (f'<p><a class="button" id="test-sign-in" href="{escape(view.login_url)}">'
-                "Test sign-in</a></p><p class=\"help\">Runs a sign-in started here through "
-                "your IdP and brings you back with the result. If the IdP's answer is refused "
-                "you see the reason at once; it is also listed below.</p>")
+        test = (
+            f'<p><a class="button" id="test-sign-in" href="{escape(view.login_url)}">'
+            'Test sign-in</a></p><p class="help">Runs a sign-in started here through '
+            "your IdP and brings you back with the result. If the IdP's answer is refused "
+            "you see the reason at once; it is also listed below.</p>"
+        )
     else:
-        test = ("<p>Test sign-in becomes available once single sign-on is on and an identity "
-                "provider is set.</p>")
+        test = (
+            "<p>Test sign-in becomes available once single sign-on is on and an identity "
+            "provider is set.</p>"
+        )
     rows = "".join(
-        f"<tr><td>{when(d.at)}</td><td class=\"mono\">{escape(d.email or 'not known')}</td>"
+        f'<tr><td>{when(d.at)}</td><td class="mono">{escape(d.email or "not known")}</td>'
         f'<td>{escape(d.what)}<br><span class="help">reason code <code>{escape(d.code)}</code>'
-        "</span></td></tr>" for d in view.failures)
-    table = ("<p>No failed sign-ins recorded.</p>" if not view.failures else
-             '<table><caption>Latest failures, newest first (an email is as the refused '
-             'response named it)</caption><thead><tr>'
-             '<th scope="col">When</th><th scope="col">Email</th><th scope="col">What went wrong'
-             f"</th></tr></thead><tbody>{rows}</tbody></table>")
-    return ('<section id="diagnostics" aria-labelledby="diagnostics-h">'
-            f'<h2 id="diagnostics-h">Diagnostics</h2>{test}{table}</section>')
+        "</span></td></tr>"
+        for d in view.failures
+    )
+    table = (
+        "<p>No failed sign-ins recorded.</p>"
+        if not view.failures
+        else "<table><caption>Latest failures, newest first (an email is as the refused "
+        "response named it)</caption><thead><tr>"
+        '<th scope="col">When</th><th scope="col">Email</th><th scope="col">What went wrong'
+        f"</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+    return (
+        '<section id="diagnostics" aria-labelledby="diagnostics-h">'
+        f'<h2 id="diagnostics-h">Diagnostics</h2>{test}{table}</section>'
+    )
 
 
 def sign_in_test_result(view: SettingsView) -> str:
     if not view.tested:
         return ""
     if view.test_result is None:
-        return ('<div class="notice warn" role="status" id="test-result">Test sign-in: no '
-                "sign-in was recorded in the last few minutes.</div>")
+        return (
+            '<div class="notice warn" role="status" id="test-result">Test sign-in: no '
+            "sign-in was recorded in the last few minutes.</div>"
+        )
     kind = "ok" if view.test_result.ok else "error"
-    return (f'<div class="notice {kind}" role="status" id="test-result">Test '
-            f"{escape(view.test_result.what)} ({when(view.test_result.at)}). Failures are also "
-            'listed under <a href="#diagnostics">Diagnostics</a>.</div>')
+    return (
+        f'<div class="notice {kind}" role="status" id="test-result">Test '
+        f"{escape(view.test_result.what)} ({when(view.test_result.at)}). Failures are also "
+        'listed under <a href="#diagnostics">Diagnostics</a>.</div>'
+    )

@@ -40,9 +40,14 @@ COPY_SCRIPT = """
 })();
 """
 
-SECTIONS = (("connection", "Details for your IdP"), ("idp", "Identity provider"),
-            ("domains", "Email domains"), ("switches", "SCIM and SSO"), ("members", "Members"),
-            ("diagnostics", "Diagnostics"))
+SECTIONS = (
+    ("connection", "Details for your IdP"),
+    ("idp", "Identity provider"),
+    ("domains", "Email domains"),
+    ("switches", "SCIM and SSO"),
+    ("members", "Members"),
+    ("diagnostics", "Diagnostics"),
+)
 
 
 def document(title: str, body: str, *, nonce: str, header: str = "") -> str:
@@ -51,7 +56,7 @@ def document(title: str, body: str, *, nonce: str, header: str = "") -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
-        f"<title>{escape(title)}</title><style nonce=\"{nonce}\">{STYLESHEET}</style></head>"
+        f'<title>{escape(title)}</title><style nonce="{nonce}">{STYLESHEET}</style></head>'
         f'<body><a class="skip" href="#content">Skip to content</a>{header}'
         f'<main id="content" tabindex="-1">{body}</main>'
         '<p id="copy-status" class="visually-hidden" role="status" aria-live="polite"></p>'
@@ -108,16 +113,27 @@ def settings_page(view: SettingsView, *, nonce: str) -> str:
     )
     notices = "".join(
         f'<div class="notice {n.kind}" role="{"alert" if n.kind == "error" else "status"}">'
-        f"{escape(n.text)}</div>" for n in view.notices)
+        f"{escape(n.text)}</div>"
+        for n in view.notices
+    )
     # The test sign-in's result leads the page: it is what the owner came back to see.
-    body = (notices + sections.sign_in_test_result(view) + sections.connection(view)
-            + sections.identity_provider(view) + sections.domains(view) + sections.switches(view)
-            + sections.members(view) + sections.diagnostics(view))
+    body = (
+        notices
+        + sections.sign_in_test_result(view)
+        + sections.connection(view)
+        + sections.identity_provider(view)
+        + sections.domains(view)
+        + sections.switches(view)
+        + sections.members(view)
+        + sections.diagnostics(view)
+    )
     return document(f"SSO settings: {workspace.name}", body, nonce=nonce, header=header)
 
 
 def _close_form(view: SettingsView) -> str:
     if not view.can_close:
         return ""
-    return (f'<form method="post" action="{escape(view.action_url)}">{hidden_fields(view, "close")}'
-            '<button type="submit" class="quiet">Close settings</button></form>')
+    return (
+        f'<form method="post" action="{escape(view.action_url)}">{hidden_fields(view, "close")}'
+        '<button type="submit" class="quiet">Close settings</button></form>'
+    )

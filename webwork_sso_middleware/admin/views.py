@@ -69,21 +69,33 @@ class SettingsPage:
     """The settings page as a WSGI app, mounted by middleware.py at ``/saml``: its one route is
     ``/<slug>/settings``, relative, and its URLs come from urls.py."""
 
-    def __init__(self, database: Database, *, settings: Settings, sessions: SessionManager,
-                 fetch: Callable[[str], str] = fetch_metadata,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        settings: Settings,
+        sessions: SessionManager,
+        fetch: Callable[[str], str] = fetch_metadata,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.database = database
         self.settings = settings
         self.sessions = sessions
-        self.workspaces = Workspaces(database, fetch=fetch,
-                                     resolver=TxtResolver(settings.dns_nameservers))
+        self.workspaces = Workspaces(
+            database, fetch=fetch, resolver=TxtResolver(settings.dns_nameservers)
+        )
         self.settings_sessions = SettingsSessions(
-            database, signing=sessions.signing, secure=settings.secure_cookies, clock=clock)
+            database, signing=sessions.signing, secure=settings.secure_cookies, clock=clock
+        )
         self.csrf = CsrfTokens(signing=sessions.signing)
         self.clock = clock
-        self.actions = OwnerActions(self.workspaces, csrf=self.csrf,
-                                    settings_sessions=self.settings_sessions,
-                                    max_body_bytes=settings.max_body_bytes, show=self.show)
+        self.actions = OwnerActions(
+            self.workspaces,
+            csrf=self.csrf,
+            settings_sessions=self.settings_sessions,
+            max_body_bytes=settings.max_body_bytes,
+            show=self.show,
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -95,16 +107,20 @@ class SettingsPage:
             response = self.respond(request, parts[0])
         except HTTPException as exc:
             response = Page(request, self.settings.base_url).message(
-                exc.name, [exc.description or exc.name], status=exc.code or 400)
+                exc.name, [exc.description or exc.name], status=exc.code or 400
+            )
         except (StoreUnavailable, OperationalError):
             log.warning("settings page failed: database unavailable", exc_info=True)
             response = Page(request, self.settings.base_url).message(
-                "Please try again", ["The settings page is briefly unavailable. Please try "
-                                     "again in a moment."], status=503)
+                "Please try again",
+                ["The settings page is briefly unavailable. Please try again in a moment."],
+                status=503,
+            )
         except Exception:
             log.exception("unexpected error on the settings page %s", request.method)
             response = Page(request, self.settings.base_url).message(
-                "Something went wrong", ["The settings page failed on our side."], status=500)
+                "Something went wrong", ["The settings page failed on our side."], status=500
+            )
         return response(environ, start_response)
 
     def respond(self, request: Request, slug: str) -> Response:
@@ -118,9 +134,13 @@ class SettingsPage:
                 return self.redeem_link(page, slug)
             if request.method in ("GET", "HEAD"):
                 return self.show_link(page, slug)
-        access, refusal = owner_access(request, slug, self.load_workspace(slug),
-                                       settings_sessions=self.settings_sessions,
-                                       sessions=self.sessions)
+        access, refusal = owner_access(
+            request,
+            slug,
+            self.load_workspace(slug),
+            settings_sessions=self.settings_sessions,
+            sessions=self.sessions,
+        )
         if access is None:
             return page.forbidden(slug, refusal)
         if request.method == "POST":
@@ -140,12 +160,15 @@ class SettingsPage:
 
         return self.database.run(work, write=False)
 
-
     def check_link(self, page: Page, slug: str) -> tuple[SettingsLink, WorkspaceInfo] | Response:
         """The request's settings link and its workspace, or the page that refuses it."""
         try:
-            link = read_settings_link(page.request.args.get(LINK_PARAMETER, ""), slug=slug,
-                                      signing=self.sessions.signing, now=self.clock())
+            link = read_settings_link(
+                page.request.args.get(LINK_PARAMETER, ""),
+                slug=slug,
+                signing=self.sessions.signing,
+                now=self.clock(),
+            )
         except LinkRefused as refused:
             return page.forbidden(slug, sentence(refused.reason))
         workspace = self.load_workspace(slug)
@@ -158,8 +181,10 @@ class SettingsPage:
         live = self.settings_sessions.read(page.request.environ, slug)
         if live is not None and live.workspace_id == workspace.id:
             return page.secured(clean)  # the same browser, back again: already in
-        return page.forbidden(slug, "This settings link was already used: a link opens the "
-                              "page once. Ask for a new one.")
+        return page.forbidden(
+            slug,
+            "This settings link was already used: a link opens the page once. Ask for a new one.",
+        )
 
     def show_link(self, page: Page, slug: str) -> Response:
         """A page whose one button redeems the link; nothing is used up by showing it."""
@@ -167,8 +192,12 @@ class SettingsPage:
         if isinstance(checked, Response):
             return checked
         link, workspace = checked
-        if self.database.run(lambda unit: settings_store.link_redeemed(
-                unit, workspace_id=workspace.id, nonce=link.nonce), write=False):
+        if self.database.run(
+            lambda unit: settings_store.link_redeemed(
+                unit, workspace_id=workspace.id, nonce=link.nonce
+            ),
+            write=False,
+        ):
             return self.used_link(page, slug, workspace)
         return page.html(templates.open_link_page(slug, expires=link.expires, nonce=page.nonce))
 
@@ -183,15 +212,16 @@ class SettingsPage:
         # plant a session) gets the button page instead: only a press on ours redeems it.
         if page.request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
             return page.html(templates.open_link_page(slug, expires=link.expires, nonce=page.nonce))
-        keep_until = dt.datetime.fromtimestamp(link.expires_at + CLOCK_TOLERANCE, dt.timezone.utc)
+        keep_until = dt.datetime.fromtimestamp(link.expires_at + CLOCK_TOLERANCE, dt.UTC)
 
         def work(unit: UnitOfWork) -> str | None:
             if not sign_in_store.redeem_settings_link(
-                    unit, workspace_id=workspace.id, nonce=link.nonce,
-                    expires_at=keep_until):
+                unit, workspace_id=workspace.id, nonce=link.nonce, expires_at=keep_until
+            ):
                 return None
-            cookie, _ = self.settings_sessions.start(unit, slug, workspace.id,
-                                                     script_root=page.site.root)
+            cookie, _ = self.settings_sessions.start(
+                unit, slug, workspace.id, script_root=page.site.root
+            )
             return cookie
 
         cookie = self.database.run(work)
@@ -203,9 +233,17 @@ class SettingsPage:
 
     # -- showing ---------------------------------------------------------------------------------
 
-    def show(self, page: Page, access: Access, *, notices: tuple[Notice, ...] = (),
-             new_token: str | None = None, entered_url: str = "", status: int = 200,
-             paging: bool = True) -> Response:
+    def show(
+        self,
+        page: Page,
+        access: Access,
+        *,
+        notices: tuple[Notice, ...] = (),
+        new_token: str | None = None,
+        entered_url: str = "",
+        status: int = 200,
+        paging: bool = True,
+    ) -> Response:
         args = page.request.args if paging else MultiDict()  # a POST's page: the first
         state = args.get("state", "all")
         state = state if state in member_store.DIRECTORY_STATES else "all"
@@ -224,33 +262,49 @@ class SettingsPage:
             workspace = WorkspaceInfo.of(row)
             idp_row = identity_providers.find(unit, row.id)
             total, entries = member_store.directory(
-                unit, row.id, state=state,
-                offset=(number - 1) * MEMBERS_PER_PAGE, limit=MEMBERS_PER_PAGE)
+                unit,
+                row.id,
+                state=state,
+                offset=(number - 1) * MEMBERS_PER_PAGE,
+                limit=MEMBERS_PER_PAGE,
+            )
             last_page = max(1, -(-total // MEMBERS_PER_PAGE))
             current = min(number, last_page)
             if current != number:  # past the end (members left since): show the last page
                 total, entries = member_store.directory(
-                    unit, row.id, state=state,
-                    offset=(current - 1) * MEMBERS_PER_PAGE, limit=MEMBERS_PER_PAGE)
+                    unit,
+                    row.id,
+                    state=state,
+                    offset=(current - 1) * MEMBERS_PER_PAGE,
+                    limit=MEMBERS_PER_PAGE,
+                )
             return SettingsView(
                 workspace=workspace,
                 urls=page.site.workspace(slug),
                 action_url=page.site.link(settings_path(slug)),
                 # ``next`` is relative to the mount point, as every ``next`` is (urls.py).
-                login_url=page.site.link(workspace_path(slug, "login")) + "?" + urlencode(
-                    {"next": settings_path(slug) + "?tested=1"}),
+                login_url=page.site.link(workspace_path(slug, "login"))
+                + "?"
+                + urlencode({"next": settings_path(slug) + "?tested=1"}),
                 viewer=access.viewer,
                 csrf_token=self.csrf.token(access.bindings[0]),
                 can_close=access.by_link,
                 idp=IdPInfo.of(idp_row) if idp_row is not None else None,
                 token=live_token(unit, row.id),
                 new_token=new_token,
-                members_total=total, members=entries, state=state, page=current,
+                members_total=total,
+                members=entries,
+                state=state,
+                page=current,
                 per_page=MEMBERS_PER_PAGE,
                 failures=diagnostics.recent_failures(unit, row.id),
-                test_result=(diagnostics.test_result(unit, row.id, signed_in=signed_in)
-                             if tested else None),
-                tested=tested, notices=notices, entered_metadata_url=entered_url)
+                test_result=(
+                    diagnostics.test_result(unit, row.id, signed_in=signed_in) if tested else None
+                ),
+                tested=tested,
+                notices=notices,
+                entered_metadata_url=entered_url,
+            )
 
         try:
             view = self.database.run(work, write=False)
@@ -264,7 +318,7 @@ class SettingsPage:
         cookie = self.sessions.read_cookie(request.environ)
         if found is None or cookie is None or found[0].workspace != slug:
             return None
-        began = dt.datetime.fromtimestamp(cookie.issued_at, dt.timezone.utc)
+        began = dt.datetime.fromtimestamp(cookie.issued_at, dt.UTC)
         if self.clock() - cookie.issued_at > diagnostics.TEST_WINDOW.total_seconds():
             return None
         return found[0].user_name, began

@@ -37,11 +37,11 @@ from .workspace import (
     workspace_enable,
     workspace_rotate_token,
     workspace_set_domains,
-    workspace_verify_domain,
     workspace_set_idp,
     workspace_set_plan,
     workspace_settings_link,
     workspace_show,
+    workspace_verify_domain,
 )
 
 __all__ = ["build_parser", "main"]

@@ -88,8 +88,9 @@ class GlobalOptions:
         # Like the middleware, bring the schema up to date unless told not to.
         database = self.open_database(auto_migrate=self.auto_migrate)
         try:
-            fetch = MetadataFetcher(allowed_hosts=self.metadata_allowed_hosts,
-                                    timeout=self.metadata_fetch_timeout)
+            fetch = MetadataFetcher(
+                allowed_hosts=self.metadata_allowed_hosts, timeout=self.metadata_fetch_timeout
+            )
             yield Workspaces(database, resolver=TxtResolver(self.dns_nameservers), fetch=fetch)
         finally:
             database.dispose()
@@ -120,15 +121,21 @@ def resolve_global_options(args: argparse.Namespace) -> GlobalOptions:
         raise CommandError(f"base URL {base_url!r} {error.reason}", EXIT_USAGE) from None
     try:
         # The same settings as the middleware's, so set-idp fetches what the site would.
-        allowed_hosts = config.checked("metadata_allowed_hosts", [
-            *config.from_environment("metadata_allowed_hosts"),
-            *(getattr(args, "metadata_allowed_host", None) or ())])
+        allowed_hosts = config.checked(
+            "metadata_allowed_hosts",
+            [
+                *config.from_environment("metadata_allowed_hosts"),
+                *(getattr(args, "metadata_allowed_host", None) or ()),
+            ],
+        )
         return GlobalOptions(
-            args.database_url or config.from_environment("database_url"), base_url,
+            args.database_url or config.from_environment("database_url"),
+            base_url,
             base_url_chosen=bool(chosen_base_url),
             auto_migrate=config.from_environment("auto_migrate"),
             dns_nameservers=config.from_environment("dns_nameservers"),
             metadata_allowed_hosts=allowed_hosts,
-            metadata_fetch_timeout=config.from_environment("metadata_fetch_timeout"))
+            metadata_fetch_timeout=config.from_environment("metadata_fetch_timeout"),
+        )
     except ConfigurationError as error:
         raise CommandError(str(error), EXIT_USAGE) from None

@@ -31,8 +31,13 @@ def workspace_document(
         "domains": list(info.domains),
         "verified_domains": list(info.verified_domains),
         "domain_claims": [
-            {"domain": claim.domain, "verified": claim.verified, "verified_by": claim.verified_by,
-             "txt_record_name": claim.record.name, "txt_record_value": claim.record.value}
+            {
+                "domain": claim.domain,
+                "verified": claim.verified,
+                "verified_by": claim.verified_by,
+                "txt_record_name": claim.record.name,
+                "txt_record_value": claim.record.value,
+            }
             for claim in info.domain_claims
         ],
     }
@@ -109,7 +114,7 @@ def describe_domain_records(info: WorkspaceInfo) -> list[str]:
             hints.append(
                 f"To verify {claim.domain}, publish this DNS TXT record, then run"
                 f" '{PROG} workspace verify-domain {info.slug} {claim.domain}':\n"
-                f"  {claim.record.name}  TXT  \"{claim.record.value}\""
+                f'  {claim.record.name}  TXT  "{claim.record.value}"'
             )
     return hints
 
@@ -127,18 +132,27 @@ def describe_idp(slug: str, idp: IdPInfo | None) -> str:
             source += f"; next refresh after {_when(idp.refresh_after)}"
     else:
         source = f"pasted {_when(idp.fetched_at)} (not refreshed)"
-    rows = [("IdP entity ID", idp.entity_id), ("SSO URL", f"{idp.sso_url} ({binding})"),
-            ("Metadata", source)]
+    rows = [
+        ("IdP entity ID", idp.entity_id),
+        ("SSO URL", f"{idp.sso_url} ({binding})"),
+        ("Metadata", source),
+    ]
     if idp.valid_until is not None:
         expired = " (EXPIRED)" if idp.expired() else ""
         rows.append(("Valid until", _when(idp.valid_until) + expired))
     for certificate in idp.certificates:
         expiry = f"expires {_when(certificate.not_after)}"
-        if certificate.not_after <= dt.datetime.now(dt.timezone.utc):
+        if certificate.not_after <= dt.datetime.now(dt.UTC):
             expiry = f"EXPIRED {_when(certificate.not_after)}"
         rows.append(("Signing certificate", f"{certificate.sha256_fingerprint} ({expiry})"))
-    rows.append(("IdP-initiated sign-in", "on" if idp.allow_idp_initiated else
-                 "off (only sign-ins started on this site are accepted)"))
+    rows.append(
+        (
+            "IdP-initiated sign-in",
+            "on"
+            if idp.allow_idp_initiated
+            else "off (only sign-ins started on this site are accepted)",
+        )
+    )
     if idp.last_refresh_error:
         at = f" ({_when(idp.last_refresh_error_at)})" if idp.last_refresh_error_at else ""
         rows.append(("Last refresh failed", f"{idp.last_refresh_error}{at}"))
@@ -148,7 +162,7 @@ def describe_idp(slug: str, idp: IdPInfo | None) -> str:
 
 
 def _when(moment: dt.datetime) -> str:
-    return f"{moment.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def describe_token(slug: str, token: str) -> str:

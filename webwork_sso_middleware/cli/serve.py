@@ -37,7 +37,8 @@ def serve_example(options: GlobalOptions, args: argparse.Namespace) -> int:
 def run_dev_idp(options: GlobalOptions, args: argparse.Namespace) -> int:
     from ..devidp import DEFAULT_USERS, DevIdPError
     from ..devidp.keys import KeyFileError
-    from ..devidp.server import NotLoopback, run_dev_idp as run
+    from ..devidp.server import NotLoopback
+    from ..devidp.server import run_dev_idp as run
 
     try:
         run(

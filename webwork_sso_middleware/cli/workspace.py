@@ -68,7 +68,7 @@ def workspace_settings_link(options: GlobalOptions, args: argparse.Namespace) ->
     secret_keys = _site_secret_keys(options, args.data_dir)  # before the database: cheap
     with options.workspaces() as workspaces:
         info = workspaces.get(args.slug)
-    expires = dt.datetime.now(dt.timezone.utc) + LINK_LIFETIME
+    expires = dt.datetime.now(dt.UTC) + LINK_LIFETIME
     url = settings_link(info.slug, base_url=options.base_url, signing=Signing(secret_keys))
     if args.json:
         document = workspace_document(info, options.base_url)
@@ -84,7 +84,8 @@ def _site_secret_keys(options: GlobalOptions, data_dir: str | None) -> tuple[str
     """The site's secret keys (newest last signs): the environment, else the file serve keeps."""
     # Parsed as the middleware parses it (comma-separated), not checked: the site checks its keys.
     from_environment: tuple[str, ...] = config.from_text(
-        "secret_key", os.environ.get(ENV_SECRET_KEY, ""))
+        "secret_key", os.environ.get(ENV_SECRET_KEY, "")
+    )
     if from_environment:
         return from_environment
     if data_dir is not None:
@@ -132,8 +133,13 @@ def workspace_set_plan(options: GlobalOptions, args: argparse.Namespace) -> int:
 def workspace_set_domains(options: GlobalOptions, args: argparse.Namespace) -> int:
     with options.workspaces() as workspaces:
         info = workspaces.set_domains(args.slug, args.domains)
-    return report(options, args, info, f"Set the email domains {info.slug!r} claims. A claim "
-                  "counts once verified (workspace verify-domain).")
+    return report(
+        options,
+        args,
+        info,
+        f"Set the email domains {info.slug!r} claims. A claim "
+        "counts once verified (workspace verify-domain).",
+    )
 
 
 def workspace_verify_domain(options: GlobalOptions, args: argparse.Namespace) -> int:

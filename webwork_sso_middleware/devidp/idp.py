@@ -200,26 +200,37 @@ class DevIdP:
         handler, methods = routes.get(request.path.rstrip("/") or "/", (None, ()))
         try:
             if handler is None:
-                response = pages.error_page("Not found", "This dev IdP has no such page.", status=404)
+                response = pages.error_page(
+                    "Not found", "This dev IdP has no such page.", status=404
+                )
             elif request.method not in methods:
-                response = pages.error_page("Method not allowed", f"Use {' or '.join(methods)}.",
-                                            status=405)
+                response = pages.error_page(
+                    "Method not allowed", f"Use {' or '.join(methods)}.", status=405
+                )
                 response.headers["Allow"] = ", ".join(methods)
             else:
                 response = handler(request)
         except RequestEntityTooLarge:
-            response = pages.error_page("Request too large", "The request was too large.", status=413)
+            response = pages.error_page(
+                "Request too large", "The request was too large.", status=413
+            )
         return response(environ, start_response)
 
     __call__ = wsgi_app
 
     def index_endpoint(self, request: Request) -> Response:
-        body = pages.index_body(metadata_url=self.metadata_url, sso_url=self.sso_url,
-                                start_url=self.start_url, sps=self.known_sps())
+        body = pages.index_body(
+            metadata_url=self.metadata_url,
+            sso_url=self.sso_url,
+            start_url=self.start_url,
+            sps=self.known_sps(),
+        )
         return pages.page(self.name, body)
 
     def metadata_endpoint(self, request: Request) -> Response:
-        return Response(self.metadata_xml(), content_type="application/samlmetadata+xml; charset=utf-8")
+        return Response(
+            self.metadata_xml(), content_type="application/samlmetadata+xml; charset=utf-8"
+        )
 
     def sso_endpoint(self, request: Request) -> Response:
         """SP-initiated: read the AuthnRequest, show the sign-in form, then answer the SP."""
@@ -301,14 +312,20 @@ class DevIdP:
                 action=action, sp_entity_id=sp_entity_id, acs_url=acs_url, users=self._labels(),
                 carry=carry, error=error, typed=typed,
             )  # fmt: skip
-            return pages.page(f"Sign in to {_host(acs_url)}", body, status=400 if error else 200,
-                              form_targets=(action,))
+            return pages.page(
+                f"Sign in to {_host(acs_url)}",
+                body,
+                status=400 if error else 200,
+                form_targets=(action,),
+            )
 
         # Only the form's POST signs in: a plain link to this page never does by itself.
         user = request.form.get("user") if request.method == "POST" else None
         if user is None:
             return form()
-        typed = {key: request.form.get(key, "").strip() for key in ("user", "first_name", "last_name")}
+        typed = {
+            key: request.form.get(key, "").strip() for key in ("user", "first_name", "last_name")
+        }
         email = typed["user"]
         if len(email) > MAX_EMAIL or not EMAIL.match(email):
             return form("Type an email address, such as alice@example.com.", typed)
@@ -334,7 +351,7 @@ def fetch_metadata(url: str, *, timeout: float = 10.0) -> str:
     if urlsplit(url).scheme not in ("http", "https"):
         raise DevIdPError(f"cannot fetch SP metadata from {url!r}: only http and https URLs")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 (scheme checked)
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
             data: bytes = answer.read(MAX_METADATA_BYTES + 1)
     except urllib.error.HTTPError as error:
         raise DevIdPError(f"cannot fetch SP metadata from {url}: HTTP {error.code}") from None

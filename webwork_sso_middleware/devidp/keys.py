@@ -32,7 +32,9 @@ KEY_FILE_NAME = "dev_idp.pem"
 DEV_CERT_DAYS = 3650
 # Replaced a little before the end, so that a response signed now still verifies at the SP.
 RENEW_BEFORE = dt.timedelta(days=1)
-PEM_BLOCK = re.compile(rb"-----BEGIN (?P<kind>[A-Z ]+)-----\r?\n.*?-----END (?P=kind)-----\r?\n?", re.S)
+PEM_BLOCK = re.compile(
+    rb"-----BEGIN (?P<kind>[A-Z ]+)-----\r?\n.*?-----END (?P=kind)-----\r?\n?", re.S
+)
 
 
 class KeyFileError(WebworkSSOError):
@@ -73,7 +75,11 @@ def make_key_pair(
 ) -> KeyPair:
     """A fresh 2048-bit RSA (or P-256) key with a self-signed certificate valid for ``days``."""
     key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-    key = ec.generate_private_key(ec.SECP256R1()) if elliptic else rsa.generate_private_key(65537, 2048)
+    key = (
+        ec.generate_private_key(ec.SECP256R1())
+        if elliptic
+        else rsa.generate_private_key(65537, 2048)
+    )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -111,7 +117,9 @@ def load_or_create_key_pair(key_dir: Path, *, common_name: str) -> tuple[KeyPair
             _store(path, make_key_pair(common_name, days=DEV_CERT_DAYS), replace=False)
         keys = _read(path)  # what is on disk wins: another process may have written it first
     except OSError as error:
-        raise KeyFileError(f"cannot keep the dev IdP key in {path}: {error.strerror or error}") from None
+        raise KeyFileError(
+            f"cannot keep the dev IdP key in {path}: {error.strerror or error}"
+        ) from None
     if keys is None:
         raise KeyFileError(f"{path} does not hold a private key and its certificate; delete it")
     return keys, path

@@ -36,7 +36,9 @@ STYLE_SOURCE = hash_source(STYLE)
 AUTOPOST_SOURCE = hash_source(AUTOPOST_SCRIPT)
 
 
-def page(title: str, body_html: str, *, status: int = 200, form_targets: Sequence[str] = ()) -> Response:
+def page(
+    title: str, body_html: str, *, status: int = 200, form_targets: Sequence[str] = ()
+) -> Response:
     """A full page under the development warning; ``body_html`` must already be escaped.
 
     Its forms may post to this IdP and to ``form_targets`` (URLs: their origins are allowed).
@@ -51,8 +53,14 @@ def page(title: str, body_html: str, *, status: int = 200, form_targets: Sequenc
     return html_response(document, status=status, styles=STYLE_SOURCE, form_targets=form_targets)
 
 
-def html_response(document: str, *, status: int = 200, styles: str = NONE, scripts: str = NONE,
-                  form_targets: Sequence[str] = ()) -> Response:
+def html_response(
+    document: str,
+    *,
+    status: int = 200,
+    styles: str = NONE,
+    scripts: str = NONE,
+    form_targets: Sequence[str] = (),
+) -> Response:
     """``document`` with the package's page headers (page_headers.py): a signed assertion on
     the page must not be cached, and its form may go only where the page says."""
     response = Response(document, status=status, content_type="text/html; charset=utf-8")
@@ -89,8 +97,9 @@ def autopost_page(action: str, fields: Mapping[str, str | None]) -> str:
 def autopost_response(action: str, fields: Mapping[str, str | None]) -> Response:
     """The auto-post page as a response: its form may go to ``action``'s origin only, and only
     its own script runs."""
-    return html_response(autopost_page(action, fields), scripts=AUTOPOST_SOURCE,
-                         form_targets=(action,))
+    return html_response(
+        autopost_page(action, fields), scripts=AUTOPOST_SOURCE, form_targets=(action,)
+    )
 
 
 def sign_in_body(
@@ -158,7 +167,7 @@ def index_body(*, metadata_url: str, sso_url: str, start_url: str, sps: Iterable
     known = "".join(f"<li><code>{escape(entity_id)}</code></li>" for entity_id in sorted(sps))
     return (
         f"<p>{escape(WARNING)}</p>"
-        f'<p>Metadata URL (give it to the SP): <code>{escape(metadata_url)}</code></p>'
+        f"<p>Metadata URL (give it to the SP): <code>{escape(metadata_url)}</code></p>"
         f"<p>Single sign-on URL: <code>{escape(sso_url)}</code></p>"
         f"<h2>Registered service providers</h2><ul>{known or '<li>none yet</li>'}</ul>"
         f'<p><a class="button" href="{escape(start_url)}">IdP-initiated sign-in</a></p>'

@@ -106,7 +106,9 @@ def make_idp_server(
                         ]
                     },
                     "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
-                    "policy": {"default": {"lifetime": {"minutes": 5}, "name_form": NAME_FORMAT_URI}},
+                    "policy": {
+                        "default": {"lifetime": {"minutes": 5}, "name_form": NAME_FORMAT_URI}
+                    },
                     "sign_response": False,
                     "sign_assertion": False,
                     "want_authn_requests_signed": False,
@@ -144,7 +146,9 @@ def sp_metadata_xml(entity_id: str, acs_url: str, *, signing_cert: str | None = 
     )
 
 
-def register_sp(server: Server, entity_id: str, acs_url: str, *, signing_cert: str | None = None) -> str:
+def register_sp(
+    server: Server, entity_id: str, acs_url: str, *, signing_cert: str | None = None
+) -> str:
     """Trust an SP (again, replacing what was known of it); returns the SP metadata loaded."""
     xml = sp_metadata_xml(entity_id, acs_url, signing_cert=signing_cert)
     register_sp_metadata(server, xml)
@@ -166,7 +170,9 @@ def register_sp_metadata(server: Server, xml: str) -> list[str]:
         if _post_acs(metadata, entity_id)
     ]  # fmt: skip
     if not entity_ids:
-        raise ValueError("the metadata describes no SP with an HTTP-POST Assertion Consumer Service")
+        raise ValueError(
+            "the metadata describes no SP with an HTTP-POST Assertion Consumer Service"
+        )
     for entity_id in entity_ids:
         # One document per SP, keyed by its entity ID: registering again replaces, never adds.
         single = InMemoryMetaData(server.metadata.attrc, xml)
@@ -189,9 +195,12 @@ def registered_sps(server: Server) -> dict[str, str]:
 
 def _post_acs(metadata: InMemoryMetaData, entity_id: str) -> str | None:
     """The SP's default HTTP-POST ACS URL (isDefault, else the first), or None."""
-    services = metadata.service(
-        entity_id, "spsso_descriptor", "assertion_consumer_service", BINDING_HTTP_POST
-    ) or []
+    services = (
+        metadata.service(
+            entity_id, "spsso_descriptor", "assertion_consumer_service", BINDING_HTTP_POST
+        )
+        or []
+    )
     chosen = next((s for s in services if str(s.get("is_default")).lower() == "true"), None)
     chosen = chosen or (services[0] if services else None)
     return str(chosen["location"]) if chosen else None
@@ -211,7 +220,9 @@ def read_authn_request(server: Server, saml_request: str, binding: str) -> Authn
     if not issuer:
         raise RequestRefused("the AuthnRequest names no issuer (SP entity ID)")
     if issuer not in registered_sps(server):
-        raise RequestRefused(f"the SP {issuer!r} is not registered with this IdP", unknown_sp=issuer)
+        raise RequestRefused(
+            f"the SP {issuer!r} is not registered with this IdP", unknown_sp=issuer
+        )
     try:
         args = server.response_args(message, [BINDING_HTTP_POST])
     except SAMLError:
@@ -231,7 +242,8 @@ def _refuse_oversized(saml_request: str) -> None:
     """
     too_large = RequestRefused(
         f"the SAMLRequest is too large (at most {MAX_SAML_REQUEST_CHARS // 1024} KiB as sent and "
-        f"{MAX_AUTHN_REQUEST_BYTES // 1024} KiB of XML are accepted)")
+        f"{MAX_AUTHN_REQUEST_BYTES // 1024} KiB of XML are accepted)"
+    )
     if len(saml_request) > MAX_SAML_REQUEST_CHARS:
         raise too_large
     try:
@@ -350,4 +362,3 @@ def names_from_email(email: str) -> tuple[str, str | None]:
     local = email.partition("@")[0]
     given, _, family = local.partition(".")
     return given.capitalize(), (family.replace(".", " ").title() or None)
-

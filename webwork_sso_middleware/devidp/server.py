@@ -11,8 +11,8 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, TextIO
+from urllib.parse import urlsplit
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -66,11 +66,13 @@ class BackgroundServer:
 
     def __init__(self, app: WSGIApplication, host: str, listener: socket.socket) -> None:
         port = listener.getsockname()[1]
-        self.server: BaseWSGIServer = make_server(host, port, app, threaded=True,
-                                                  fd=listener.fileno())
+        self.server: BaseWSGIServer = make_server(
+            host, port, app, threaded=True, fd=listener.fileno()
+        )
         listener.close()  # the server holds its own duplicate of the socket
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
-                                       name=f"dev-idp:{port}")
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, daemon=True, name=f"dev-idp:{port}"
+        )
 
     def start(self) -> BackgroundServer:
         self.thread.start()
@@ -119,8 +121,9 @@ def run_dev_idp(
         idp = DevIdP(base_url_for(host, listener.getsockname()[1]), key_dir=key_dir, users=users)
         waiting = [url for url in sp_metadata_urls if not idp.register_sp_from_metadata_url(
             url, retry_later=True)]  # fmt: skip
-        server = make_server(host, listener.getsockname()[1], idp.wsgi_app, threaded=True,
-                             fd=listener.fileno())
+        server = make_server(
+            host, listener.getsockname()[1], idp.wsgi_app, threaded=True, fd=listener.fileno()
+        )
     finally:
         listener.close()  # the server holds its own duplicate of the socket
     print(banner(idp), file=out)

@@ -92,4 +92,3 @@ def shown(url: str) -> str:
         return urlunsplit(parts._replace(netloc=f"{netloc}:{parts.port}" if parts.port else netloc))
     except ValueError:
         return repr(url)
-

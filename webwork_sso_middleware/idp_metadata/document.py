@@ -32,7 +32,6 @@ class QuotingMetadataError(MetadataError):
         self.unquoted = unquoted
 
 
-
 def decode_document(raw: bytes) -> str:
     """XML bytes as text: a byte-order mark, else the XML declaration's encoding, else UTF-8."""
     if raw.startswith(codecs.BOM_UTF8):
@@ -45,8 +44,10 @@ def decode_document(raw: bytes) -> str:
     try:
         return raw.decode(encoding)
     except LookupError:
-        raise QuotingMetadataError(f"the XML declares an unknown encoding {encoding!r}",
-                                   unquoted="the XML declares an unknown encoding") from None
+        raise QuotingMetadataError(
+            f"the XML declares an unknown encoding {encoding!r}",
+            unquoted="the XML declares an unknown encoding",
+        ) from None
     except UnicodeDecodeError as error:
         raise QuotingMetadataError(
             f"the metadata is not valid {encoding} text (bad byte at offset {error.start})",
@@ -73,8 +74,10 @@ def metadata_root(xml: str, *, max_chars: int = DEFAULT_MAX_BYTES) -> Any:
     try:
         root = etree.fromstring(text, parser)
     except (etree.XMLSyntaxError, ValueError) as error:
-        raise QuotingMetadataError(f"the metadata is not well-formed XML ({error})",
-                                   unquoted="the metadata is not well-formed XML") from None
+        raise QuotingMetadataError(
+            f"the metadata is not well-formed XML ({error})",
+            unquoted="the metadata is not well-formed XML",
+        ) from None
     if root.getroottree().docinfo.doctype:  # belt and braces to the text check above
         raise MetadataError("the metadata contains a DOCTYPE, which is refused")
     if root.tag not in METADATA_ROOTS:

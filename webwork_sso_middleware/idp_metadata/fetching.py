@@ -58,16 +58,23 @@ class MetadataFetcher:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MetadataFetcher:
-        return cls(allowed_hosts=settings.metadata_allowed_hosts,
-                   timeout=settings.metadata_fetch_timeout)
+        return cls(
+            allowed_hosts=settings.metadata_allowed_hosts, timeout=settings.metadata_fetch_timeout
+        )
 
     def __call__(self, url: str) -> str:
-        return fetch(url, allowed_hosts=self.allowed_hosts, timeout=self.timeout,
-                     max_bytes=self.max_bytes)
+        return fetch(
+            url, allowed_hosts=self.allowed_hosts, timeout=self.timeout, max_bytes=self.max_bytes
+        )
 
 
-def fetch(url: str, *, allowed_hosts: Iterable[str] = (), timeout: float = DEFAULT_TIMEOUT,
-          max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+def fetch(
+    url: str,
+    *,
+    allowed_hosts: Iterable[str] = (),
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> str:
     """GET the SAML metadata at ``url`` and return it as text.
 
     Raises :class:`MetadataError` naming the problem when the URL itself is unacceptable (not
@@ -188,8 +195,11 @@ def _addresses(parts: SplitResult, allowed: frozenset[str], guard: _Guard) -> li
     if normalise_host(host) not in allowed:
         refused = [str(address) for address in found if not is_public_address(address)]
         if refused:  # one private answer is enough: which one we'd get is the resolver's choice
-            raise _Refused(f"{host} is not a public address" if literal is not None else
-                           f"{host} resolves to an address that is not public: {refused[0]}")
+            raise _Refused(
+                f"{host} is not a public address"
+                if literal is not None
+                else f"{host} resolves to an address that is not public: {refused[0]}"
+            )
     return [str(address) for address in found]
 
 
@@ -226,8 +236,9 @@ class _PinnedConnection(http.client.HTTPConnection):
     def __init__(self, parts: SplitResult, address: str, guard: _Guard) -> None:
         tls = parts.scheme.lower() == "https"
         self.default_port = 443 if tls else 80
-        super().__init__(parts.hostname or "", parts.port or self.default_port,
-                         timeout=guard.remaining())
+        super().__init__(
+            parts.hostname or "", parts.port or self.default_port, timeout=guard.remaining()
+        )
         self.address = address
         self.guard = guard
         self.tls = ssl.create_default_context() if tls else None
@@ -237,16 +248,18 @@ class _PinnedConnection(http.client.HTTPConnection):
         sock = socket.create_connection((self.address, self.port), self.guard.remaining())
         self.guard.watch(sock)
         if self.tls is not None:
-            sock = self.tls.wrap_socket(sock, server_hostname=self.host,
-                                        do_handshake_on_connect=False)
+            sock = self.tls.wrap_socket(
+                sock, server_hostname=self.host, do_handshake_on_connect=False
+            )
             self.guard.watch(sock)
             sock.settimeout(self.guard.remaining())
             sock.do_handshake()
         self.sock = self.pinned = sock
 
 
-def _get(parts: SplitResult, addresses: list[str], guard: _Guard,
-         max_bytes: int) -> tuple[int, str | None, bytes]:
+def _get(
+    parts: SplitResult, addresses: list[str], guard: _Guard, max_bytes: int
+) -> tuple[int, str | None, bytes]:
     """One GET: the status, a redirect's Location, and the body (of a 200 only)."""
     path = urlunsplit(("", "", parts.path or "/", parts.query, ""))
     failures = []
@@ -275,8 +288,9 @@ def _get(parts: SplitResult, addresses: list[str], guard: _Guard,
     raise _Refused("cannot connect: " + "; ".join(failures))
 
 
-def _read_capped(response: http.client.HTTPResponse, sock: socket.socket, max_bytes: int,
-                 guard: _Guard) -> bytes:
+def _read_capped(
+    response: http.client.HTTPResponse, sock: socket.socket, max_bytes: int, guard: _Guard
+) -> bytes:
     length = response.getheader("Content-Length", "")
     if length.isdigit() and int(length) > max_bytes:
         raise _Refused(f"announced {int(length)} bytes, more than the limit of {max_bytes}")
@@ -294,4 +308,3 @@ def _read_capped(response: http.client.HTTPResponse, sock: socket.socket, max_by
         total += len(chunk)
         if total > max_bytes:
             raise _Refused(f"more than the limit of {max_bytes} bytes")
-

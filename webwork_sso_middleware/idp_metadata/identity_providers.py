@@ -57,8 +57,11 @@ class IdPInfo:
             "sso_url": self.sso_url,
             "sso_urls": {binding.rpartition(":")[2]: url for binding, url in self.sso_urls.items()},
             "certificates": [
-                {"sha256_fingerprint": c.sha256_fingerprint, "subject": c.subject,
-                 "not_after": _iso(c.not_after)}
+                {
+                    "sha256_fingerprint": c.sha256_fingerprint,
+                    "subject": c.subject,
+                    "not_after": _iso(c.not_after),
+                }
                 for c in self.certificates
             ],
             "fetched_at": _iso(self.fetched_at),
@@ -94,8 +97,12 @@ class IdPInfo:
 
 def copy_of(parsed: metadata.IdPMetadata) -> MetadataCopy:
     """What the store keeps of checked metadata."""
-    return MetadataCopy(entity_id=parsed.entity_id, xml=parsed.xml,
-                        valid_until=parsed.valid_until, summary=summary(parsed))
+    return MetadataCopy(
+        entity_id=parsed.entity_id,
+        xml=parsed.xml,
+        valid_until=parsed.valid_until,
+        summary=summary(parsed),
+    )
 
 
 def summary(parsed: metadata.IdPMetadata) -> dict[str, Any]:
@@ -119,7 +126,7 @@ def stored_summary(row: IdentityProvider | None) -> dict[str, Any] | None:
 
 
 def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _iso_or_none(value: dt.datetime | None) -> str | None:

@@ -36,7 +36,7 @@ DEFAULT_REFRESH = dt.timedelta(days=1)
 MIN_REFRESH = dt.timedelta(minutes=5)
 MAX_ENTITY_ID = 1024  # the identity_providers.entity_id column
 
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 _PLAIN_URL = re.compile(r"[\x21-\x7e]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _DURATION = re.compile(
@@ -174,10 +174,14 @@ def _check_endpoint_urls(entity: Any) -> None:
             value = element.get(attribute)
             if value is not None and not _PLAIN_URL.fullmatch(value):
                 name = etree.QName(element).localname
-                problem = ("contains a control character, a space or a non-ASCII character;"
-                           " an endpoint URL must be printable ASCII (percent-encode the rest)")
-                raise QuotingMetadataError(f"the {name} {attribute} {value!r} {problem}",
-                                           unquoted=f"an endpoint's {attribute} {problem}")
+                problem = (
+                    "contains a control character, a space or a non-ASCII character;"
+                    " an endpoint URL must be printable ASCII (percent-encode the rest)"
+                )
+                raise QuotingMetadataError(
+                    f"the {name} {attribute} {value!r} {problem}",
+                    unquoted=f"an endpoint's {attribute} {problem}",
+                )
 
 
 def _sso_urls(roles: list[Any]) -> dict[str, str]:
@@ -216,7 +220,7 @@ def _signing_certificates(roles: list[Any]) -> tuple[Certificate, ...]:
                 certificates.setdefault(certificate.sha256_fingerprint, certificate)
     if not certificates:
         raise MetadataError(
-            "the IdP has no signing certificate (a KeyDescriptor with use=\"signing\" or"
+            'the IdP has no signing certificate (a KeyDescriptor with use="signing" or'
             " without use, holding an X509Certificate)"
         )
     return tuple(certificates.values())
@@ -228,9 +232,10 @@ def _certificate(text: str) -> Certificate:
         loaded = x509.load_der_x509_certificate(der)
         subject = loaded.subject.rfc4514_string()
     except (binascii.Error, ValueError) as error:
-        raise QuotingMetadataError(f"an X509Certificate is not a valid certificate ({error})",
-                                   unquoted="an X509Certificate is not a valid certificate",
-                                   ) from None
+        raise QuotingMetadataError(
+            f"an X509Certificate is not a valid certificate ({error})",
+            unquoted="an X509Certificate is not a valid certificate",
+        ) from None
     return Certificate(
         der_base64=base64.b64encode(der).decode("ascii"),
         sha256_fingerprint=loaded.fingerprint(hashes.SHA256()).hex(":").upper(),
@@ -244,8 +249,10 @@ def _datetime(text: str) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text.strip())
     except ValueError:
-        raise QuotingMetadataError(f"validUntil {text!r} is not a date and time",
-                                   unquoted="a validUntil is not a date and time") from None
+        raise QuotingMetadataError(
+            f"validUntil {text!r} is not a date and time",
+            unquoted="a validUntil is not a date and time",
+        ) from None
     # SAML times without a zone are UTC (SAML core 1.3.3).
     return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
 
@@ -256,7 +263,8 @@ def _duration(text: str) -> dt.timedelta:
     if match is None or match.group(1):
         raise QuotingMetadataError(
             f"cacheDuration {text!r} is not a positive duration such as PT8H",
-            unquoted="a cacheDuration is not a positive duration such as PT8H")
+            unquoted="a cacheDuration is not a positive duration such as PT8H",
+        )
     seconds = sum(
         float(value) * unit
         for value, unit in zip(match.groups()[1:], _DURATION_SECONDS, strict=True)
@@ -288,8 +296,10 @@ def _check_pysaml2_loads(metadata: IdPMetadata) -> None:
     except MetadataError:
         raise
     except Exception as error:  # noqa: BLE001 - pysaml2 raises many kinds; any means "unusable"
-        raise QuotingMetadataError(f"pysaml2 cannot load the metadata ({error})",
-                                   unquoted="pysaml2 cannot load the metadata") from None
+        raise QuotingMetadataError(
+            f"pysaml2 cannot load the metadata ({error})",
+            unquoted="pysaml2 cannot load the metadata",
+        ) from None
     if not services or not set(services) & set(metadata.sso_urls):
         raise MetadataError("pysaml2 finds no usable IdP single sign-on service in the metadata")
     found = {"".join(certificate.split()) for _, certificate in certificates}

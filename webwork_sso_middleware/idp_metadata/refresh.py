@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-
 from ..errors import MetadataError
 from ..logs import package_logger
 from ..store.db import Database, UnitOfWork
@@ -38,8 +37,13 @@ from .identity_providers import IdPInfo, copy_of, stored_summary
 log = package_logger(__name__)
 
 
-def refresh_if_due(database: Database, workspace_id: int, *, now: dt.datetime | None = None,
-                   fetch: Fetch = fetch_metadata) -> None:
+def refresh_if_due(
+    database: Database,
+    workspace_id: int,
+    *,
+    now: dt.datetime | None = None,
+    fetch: Fetch = fetch_metadata,
+) -> None:
     """Refresh the workspace's metadata from its URL when due; never raises for the IdP's faults.
 
     Cheap when not due (one read). The SP calls this before it uses the metadata.
@@ -55,7 +59,8 @@ def refresh_if_due(database: Database, workspace_id: int, *, now: dt.datetime | 
         parsed = metadata.parse(fetch(claim.metadata_url), echo=False)
         if parsed.expired(now):
             raise MetadataError(
-                "the IdP serves metadata that has expired (its validUntil has passed)")
+                "the IdP serves metadata that has expired (its validUntil has passed)"
+            )
     except MetadataError as error:
         reason = error.reason
     except Exception as error:  # a bug or an odd failure must not break sign-in either
@@ -64,16 +69,27 @@ def refresh_if_due(database: Database, workspace_id: int, *, now: dt.datetime | 
     else:
         database.run(lambda session: _keep(session, claim, parsed, now))
         return
-    log.warning("IdP metadata refresh of workspace %s from %r failed: %r",
-                workspace_id, claim.metadata_url, reason)  # %r: no line breaks in the log
+    log.warning(
+        "IdP metadata refresh of workspace %s from %r failed: %r",
+        workspace_id,
+        claim.metadata_url,
+        reason,
+    )  # %r: no line breaks in the log
     database.run(lambda session: record_refresh_failure(session, claim, reason, now))
 
 
-def _keep(unit: UnitOfWork, claim: RefreshClaim, parsed: metadata.IdPMetadata,
-          now: dt.datetime) -> bool:
+def _keep(
+    unit: UnitOfWork, claim: RefreshClaim, parsed: metadata.IdPMetadata, now: dt.datetime
+) -> bool:
     before = stored_summary(still_current(unit, claim))
-    return store_refreshed(unit, claim, copy_of(parsed), now,
-                           refresh_after=metadata.next_refresh(parsed, now), before=before)
+    return store_refreshed(
+        unit,
+        claim,
+        copy_of(parsed),
+        now,
+        refresh_after=metadata.next_refresh(parsed, now),
+        before=before,
+    )
 
 
 class IdentityProviders:

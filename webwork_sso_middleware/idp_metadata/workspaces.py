@@ -7,7 +7,6 @@ so those two methods live here, one floor up, and hand the store values it only 
 
 from __future__ import annotations
 
-
 from .. import domains as domain_rules
 from ..errors import ConfigurationError, MetadataError, NotFound
 from ..store import identity_providers
@@ -25,7 +24,10 @@ class Workspaces(workspace_store.Workspaces):
     """Create and configure workspaces and their IdP. Every method is one transaction."""
 
     def __init__(
-        self, database: Database, *, fetch: Fetch = fetch_metadata,
+        self,
+        database: Database,
+        *,
+        fetch: Fetch = fetch_metadata,
         resolver: domain_rules.TxtResolver | None = None,
     ) -> None:
         super().__init__(database, resolver=resolver)
@@ -73,8 +75,10 @@ class Workspaces(workspace_store.Workspaces):
         if parsed.expired(fetched_at):
             assert parsed.valid_until is not None
             if metadata_url is not None:
-                raise MetadataError("the metadata at that URL has expired (its validUntil is in"
-                                    " the past); the IdP must publish a current copy")
+                raise MetadataError(
+                    "the metadata at that URL has expired (its validUntil is in"
+                    " the past); the IdP must publish a current copy"
+                )
             raise MetadataError(
                 f"the metadata expired at {parsed.valid_until:%Y-%m-%d %H:%M} UTC (validUntil);"
                 " get a current copy from the IdP"
@@ -99,9 +103,7 @@ class Workspaces(workspace_store.Workspaces):
     def _set_allow_idp_initiated(self, slug: str, allow: bool, actor: str) -> IdPInfo:
         def work(unit: UnitOfWork) -> IdPInfo:
             workspace = _load(unit, slug)
-            row = identity_providers.set_allow_idp_initiated(
-                unit, workspace.id, allow, actor=actor
-            )
+            row = identity_providers.set_allow_idp_initiated(unit, workspace.id, allow, actor=actor)
             if row is None:
                 raise ConfigurationError(
                     "idp", f"workspace {workspace.slug!r} has no IdP yet; give its metadata first"

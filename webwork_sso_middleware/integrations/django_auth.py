@@ -75,8 +75,8 @@ class WebworkSSOBackend(RemoteUserBackend):
             # get_or_create copes with two first requests at once; the mark goes in with the
             # row, so an SSO user never exists, even briefly, with an empty (usable) password.
             user, created = manager.get_or_create(
-                **{user_model.USERNAME_FIELD: username},
-                defaults={"password": sso_password()})
+                **{user_model.USERNAME_FIELD: username}, defaults={"password": sso_password()}
+            )
         else:
             try:
                 user = manager.get_by_natural_key(username)

@@ -73,7 +73,7 @@ def options_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
     # The keys are the environment variables' names, so a key reads the same in app.config
     # and in os.environ.
     options = {
-        key[len(ENV_PREFIX):].lower(): value
+        key[len(ENV_PREFIX) :].lower(): value
         for key, value in config.items()
         if key.startswith(ENV_PREFIX)
     }

@@ -21,14 +21,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-
+from .. import names
 from ..errors import InvalidName, WebworkSSOError
 from ..store import audit
 from ..store import domains as domain_store
 from ..store import sign_in as sign_in_store
 from ..store.db import UnitOfWork
 from ..store.models import Group, Member, utcnow
-from .. import names
 
 # The longest address a member can be named by (the userName column).
 MAX_NAME = 255
@@ -82,9 +81,15 @@ def address_key(address: str, label: str = "NameID") -> tuple[str, str, str]:
     return cleaned, key, domain
 
 
-def sign_in(unit: UnitOfWork, workspace_id: int, address: str, profile: Profile, *,
-            now: dt.datetime | None = None,
-            known: sign_in_store.LoginLookup | None = None) -> Admission | None:
+def sign_in(
+    unit: UnitOfWork,
+    workspace_id: int,
+    address: str,
+    profile: Profile,
+    *,
+    now: dt.datetime | None = None,
+    known: sign_in_store.LoginLookup | None = None,
+) -> Admission | None:
     """Admit the member ``address`` names, created at first sign-in where the rules allow;
     None when that member is deactivated. Raises SignInRefused when this workspace's IdP may
     not sign in ``address`` at all. Runs in the caller's transaction (the member row locked).
@@ -103,7 +108,8 @@ def sign_in(unit: UnitOfWork, workspace_id: int, address: str, profile: Profile,
         raise SignInRefused(
             "domain_verified_elsewhere",
             f"{domain} is verified by another workspace, so this workspace's IdP cannot sign "
-            f"in {cleaned}")
+            f"in {cleaned}",
+        )
     member = known.member if known else sign_in_store.login_member(unit, workspace_id, key)
     if member is not None and member.user_name_key != key:
         # Found through another address (its SCIM-written email): the member's own name must
@@ -112,30 +118,47 @@ def sign_in(unit: UnitOfWork, workspace_id: int, address: str, profile: Profile,
         named_by = domain_store.verifier_of(unit, named) if named else None
         if named_by is not None and named_by != workspace_id:
             raise SignInRefused(
-                "domain_verified_elsewhere", f"{cleaned} belongs to the member "
-                f"{member.user_name_key}, whose domain {named} another workspace has verified")
+                "domain_verified_elsewhere",
+                f"{cleaned} belongs to the member "
+                f"{member.user_name_key}, whose domain {named} another workspace has verified",
+            )
     if verifier is None and (member is None or member.source != "scim"):
         # Not our domain: only a member our own SCIM provisioned (a contractor) may come in.
         raise SignInRefused(
             "domain_not_verified",
             f"{domain} is not a verified domain of this workspace, and {cleaned} is not a member "
-            "its SCIM provisioned; verify the domain, or provision the member first")
+            "its SCIM provisioned; verify the domain, or provision the member first",
+        )
     if member is None:
         changes = _changed_profile(None, profile)
         member_id = sign_in_store.create_member_at_login(
-            unit, workspace_id, cleaned, key, now=now, profile=changes)
-        audit.record(unit, workspace_id=workspace_id, actor="saml", action="created",
-                     target_type="member", target_id=member_id,
-                     changes={"email": cleaned, "source": "sso"})
+            unit, workspace_id, cleaned, key, now=now, profile=changes
+        )
+        audit.record(
+            unit,
+            workspace_id=workspace_id,
+            actor="saml",
+            action="created",
+            target_type="member",
+            target_id=member_id,
+            changes={"email": cleaned, "source": "sso"},
+        )
         return Admission(member_id, 0, created=True)
     if not member.active:
-        audit.record(unit, workspace_id=workspace_id, actor="saml",
-                     action="login_refused", target_type="member", target_id=member.id,
-                     changes={"reason": "member_deactivated", "email": cleaned})
+        audit.record(
+            unit,
+            workspace_id=workspace_id,
+            actor="saml",
+            action="login_refused",
+            target_type="member",
+            target_id=member.id,
+            changes={"reason": "member_deactivated", "email": cleaned},
+        )
         return None
     changes = _changed_profile(member, profile)
-    sign_in_store.record_login_event(unit, workspace_id=workspace_id, member_id=member.id,
-                                     now=now, profile=changes)
+    sign_in_store.record_login_event(
+        unit, workspace_id=workspace_id, member_id=member.id, now=now, profile=changes
+    )
     return Admission(member.id, member.session_generation, created=False)
 
 
@@ -159,12 +182,15 @@ def check_provisioned_name(unit: UnitOfWork, workspace_id: int, key: str) -> Non
         return
     verifier = domain_store.verifier_of(unit, domain)
     if verifier is not None and verifier != workspace_id:
-        raise NameRefused(f"userName is in {domain}, a domain another workspace has verified; "
-                          "only that workspace can provision its addresses")
+        raise NameRefused(
+            f"userName is in {domain}, a domain another workspace has verified; "
+            "only that workspace can provision its addresses"
+        )
 
 
-def settle_active_change(member: Member, *, was_active: bool,
-                         now: dt.datetime | None = None) -> str:
+def settle_active_change(
+    member: Member, *, was_active: bool, now: dt.datetime | None = None
+) -> str:
     """Apply what a change of ``active`` (by SCIM) means; return its audit action.
 
     Deactivation keeps every field and membership and ends every live session of the member
@@ -195,14 +221,24 @@ def delete(member: Member, *, now: dt.datetime | None = None) -> list[Group]:
     return left
 
 
-def _changed_profile(member: sign_in_store.LoginMember | None,
-                     profile: Profile) -> dict[str, str]:
+def _changed_profile(member: sign_in_store.LoginMember | None, profile: Profile) -> dict[str, str]:
     """Names from the assertion that differ from the member's: the IdP is their source."""
-    current = {"given_name": member.given_name, "family_name": member.family_name,
-               "display_name": member.display_name} if member else {}
-    wanted = {"given_name": profile.given_name, "family_name": profile.family_name,
-              "display_name": profile.display_name or " ".join(
-                  p for p in (profile.given_name, profile.family_name) if p) or None}
+    current = (
+        {
+            "given_name": member.given_name,
+            "family_name": member.family_name,
+            "display_name": member.display_name,
+        }
+        if member
+        else {}
+    )
+    wanted = {
+        "given_name": profile.given_name,
+        "family_name": profile.family_name,
+        "display_name": profile.display_name
+        or " ".join(p for p in (profile.given_name, profile.family_name) if p)
+        or None,
+    }
     if member is not None and member.display_name and not profile.display_name:
         del wanted["display_name"]  # keep a display name SCIM set when the IdP sends none
     return {k: v for k, v in wanted.items() if v is not None and current.get(k) != v}

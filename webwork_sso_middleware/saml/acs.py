@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from lxml import etree
-
 from saml2.sigver import SignatureError
 
 from ..errors import WebworkSSOError
@@ -42,12 +41,31 @@ SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 EMAIL = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
 
 CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"  # Entra ID, ADFS
-GIVEN_NAME = ("givenName", "firstName", "given_name", "first_name", "urn:oid:2.5.4.42",
-              CLAIMS + "givenname")
-FAMILY_NAME = ("sn", "surname", "lastName", "familyName", "family_name", "last_name",
-               "urn:oid:2.5.4.4", CLAIMS + "surname")
-DISPLAY_NAME = ("displayName", "display_name", "name", "urn:oid:2.16.840.1.113730.3.1.241",
-                "http://schemas.microsoft.com/identity/claims/displayname")
+GIVEN_NAME = (
+    "givenName",
+    "firstName",
+    "given_name",
+    "first_name",
+    "urn:oid:2.5.4.42",
+    CLAIMS + "givenname",
+)
+FAMILY_NAME = (
+    "sn",
+    "surname",
+    "lastName",
+    "familyName",
+    "family_name",
+    "last_name",
+    "urn:oid:2.5.4.4",
+    CLAIMS + "surname",
+)
+DISPLAY_NAME = (
+    "displayName",
+    "display_name",
+    "name",
+    "urn:oid:2.16.840.1.113730.3.1.241",
+    "http://schemas.microsoft.com/identity/claims/displayname",
+)
 
 
 class Rejection(WebworkSSOError):
@@ -63,8 +81,15 @@ class Rejection(WebworkSSOError):
     its SSO switch, whether it exists): those all read ``sso_unavailable``.
     """
 
-    def __init__(self, code: str, detail: str, *, status: int = 400,
-                 public_code: str | None = None, repeatable: bool = False) -> None:
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        status: int = 400,
+        public_code: str | None = None,
+        repeatable: bool = False,
+    ) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
@@ -90,25 +115,23 @@ PUBLIC_REASONS: dict[str, str] = {
     "malformed_xml": "The sign-in response is not well-formed XML.",
     "not_a_response": "The document sent is not a SAML response.",
     "encrypted_assertion": "Encrypted assertions are not supported.",
-    "assertion_count": "The sign-in response must hold exactly one assertion, directly "
-                       "inside it.",
+    "assertion_count": "The sign-in response must hold exactly one assertion, directly inside it.",
     "unsigned": "The sign-in response is not signed.",
     "idp_status_error": "The identity provider did not sign you in.",
     "destination_mismatch": "The sign-in response is addressed to another place.",
     "issuer_mismatch": "The sign-in response does not come from this workspace's identity "
-                       "provider.",
-    "unsolicited_not_allowed": "Sign-in has to start from this site: start from the sign-in "
-                               "page.",
+    "provider.",
+    "unsolicited_not_allowed": "Sign-in has to start from this site: start from the sign-in page.",
     "unknown_in_response_to": "The sign-in response answers a request this site did not "
-                              "make, or one already used or expired. Please sign in again.",
+    "make, or one already used or expired. Please sign in again.",
     "missing_conditions": "The assertion has no conditions.",
     "not_yet_valid": "The assertion is not valid yet: the clocks of this site and the "
-                     "identity provider may differ.",
+    "identity provider may differ.",
     "expired": "The assertion has expired. Please sign in again.",
     "audience_mismatch": "The assertion is meant for another service provider.",
     "no_bearer_confirmation": "The assertion has no bearer subject confirmation.",
     "missing_not_on_or_after": "The assertion's subject confirmation never expires, which "
-                               "is not allowed.",
+    "is not allowed.",
     "in_response_to_mismatch": "The assertion and the response answer different requests.",
     "recipient_mismatch": "The assertion is meant for another recipient.",
     "bad_time": "The assertion holds a time that cannot be read.",
@@ -118,16 +141,15 @@ PUBLIC_REASONS: dict[str, str] = {
     "replayed": "This sign-in response was already used. Please sign in again.",
     # The identity rules (members/lifecycle.py): the owner's diagnostics say which address.
     "domain_verified_elsewhere": "This workspace's identity provider may not sign in that "
-                                 "address: its domain belongs to another organisation.",
+    "address: its domain belongs to another organisation.",
     "domain_not_verified": "This workspace's identity provider may not sign in that address "
-                           "yet: its domain is not verified, and the person was not "
-                           "provisioned. Ask your administrator.",
+    "yet: its domain is not verified, and the person was not "
+    "provisioned. Ask your administrator.",
     "invalid_name_id": "The assertion does not name the person by a usable email address.",
     # The browser binding (login_state.py).
     "request_not_bound": "This sign-in was started in another browser, or its cookie is "
-                         "gone. Please sign in again from this browser.",
-    "sign_in_expired": "This sign-in was already finished, or took too long. Please sign in "
-                       "again.",
+    "gone. Please sign in again from this browser.",
+    "sign_in_expired": "This sign-in was already finished, or took too long. Please sign in again.",
 }
 
 
@@ -187,8 +209,9 @@ def peek(document: bytes) -> Peek:
         root = parse_xml(document).getroot()
     except DocumentRefused as exc:
         if exc.kind == "dtd":
-            raise Rejection("dtd_forbidden", "the response contains a DTD, which is never "
-                            "allowed") from None
+            raise Rejection(
+                "dtd_forbidden", "the response contains a DTD, which is never allowed"
+            ) from None
         raise Rejection("malformed_xml", "the response is not well-formed XML") from None
     if root.tag != f"{{{SAMLP}}}Response":
         raise Rejection("not_a_response", "the document is not a SAML Response")
@@ -204,8 +227,9 @@ class AssertionConsumer:
         self.idp = provider.idp
         self.clock_skew = clock_skew
 
-    def consume(self, seen: Peek, outstanding: Mapping[str, str],
-                *, now: dt.datetime) -> VerifiedAssertion:
+    def consume(
+        self, seen: Peek, outstanding: Mapping[str, str], *, now: dt.datetime
+    ) -> VerifiedAssertion:
         assertion = self.check_structure(seen.root)
         self.check_response(seen.root, outstanding)
         self.check_assertion(assertion, now, seen.in_response_to)
@@ -218,14 +242,19 @@ class AssertionConsumer:
     def check_structure(self, root: Any) -> Any:
         encrypted = list(root.iter(f"{{{SAML}}}EncryptedAssertion"))
         if encrypted:
-            raise Rejection("encrypted_assertion", "encrypted assertions are not supported; "
-                            "turn assertion encryption off in the IdP")
+            raise Rejection(
+                "encrypted_assertion",
+                "encrypted assertions are not supported; turn assertion encryption off in the IdP",
+            )
         assertions = list(root.iter(f"{{{SAML}}}Assertion"))
         # Exactly one, and directly in the Response: a second copy anywhere (Extensions,
         # Object, Advice) is how signature-wrapping attacks smuggle an identity in.
         if len(assertions) != 1 or assertions[0].getparent() is not root:
-            raise Rejection("assertion_count", "the response must hold exactly one assertion, "
-                            f"directly inside it (found {len(assertions)})")
+            raise Rejection(
+                "assertion_count",
+                "the response must hold exactly one assertion, "
+                f"directly inside it (found {len(assertions)})",
+            )
         signed_response = root.find(f"{{{DS}}}Signature") is not None
         signed_assertion = assertions[0].find(f"{{{DS}}}Signature") is not None
         if not (signed_response or signed_assertion):
@@ -239,17 +268,26 @@ class AssertionConsumer:
             raise Rejection("idp_status_error", f"the IdP did not sign the person in ({code})")
         destination = root.get("Destination")
         if destination != self.provider.urls.acs_url:
-            raise Rejection("destination_mismatch", f"the response is addressed to "
-                            f"{destination!r}; this workspace's ACS is {self.provider.urls.acs_url}")
+            raise Rejection(
+                "destination_mismatch",
+                f"the response is addressed to "
+                f"{destination!r}; this workspace's ACS is {self.provider.urls.acs_url}",
+            )
         self.check_issuer(root, required=False)
         in_response_to = root.get("InResponseTo")
         if in_response_to is None:
             if not self.idp.allow_idp_initiated:
-                raise Rejection("unsolicited_not_allowed", "IdP-initiated sign-in is switched off "
-                                "for this workspace; start from the sign-in page")
+                raise Rejection(
+                    "unsolicited_not_allowed",
+                    "IdP-initiated sign-in is switched off "
+                    "for this workspace; start from the sign-in page",
+                )
         elif in_response_to not in outstanding:
-            raise Rejection("unknown_in_response_to", "the response answers a sign-in request "
-                            "this site did not make, or one already used or expired")
+            raise Rejection(
+                "unknown_in_response_to",
+                "the response answers a sign-in request "
+                "this site did not make, or one already used or expired",
+            )
 
     def check_issuer(self, element: Any, *, required: bool) -> None:
         issuer = element.find(f"{{{SAML}}}Issuer")
@@ -259,27 +297,34 @@ class AssertionConsumer:
             return
         value = _text(issuer)
         if value != self.idp.entity_id:
-            raise Rejection("issuer_mismatch", f"the IdP sent issuer {value!r}; this workspace "
-                            f"expects {self.idp.entity_id!r}")
+            raise Rejection(
+                "issuer_mismatch",
+                f"the IdP sent issuer {value!r}; this workspace expects {self.idp.entity_id!r}",
+            )
 
-    def check_assertion(self, assertion: Any, now: dt.datetime,
-                        in_response_to: str | None) -> None:
+    def check_assertion(self, assertion: Any, now: dt.datetime, in_response_to: str | None) -> None:
         self.check_issuer(assertion, required=True)
         conditions = assertion.find(f"{{{SAML}}}Conditions")
         if conditions is None:
             raise Rejection("missing_conditions", "the assertion has no Conditions")
         self.check_window(conditions, now)
-        audiences = [text for a in conditions.iter(f"{{{SAML}}}Audience")
-                     if (text := _text(a)) is not None]
+        audiences = [
+            text for a in conditions.iter(f"{{{SAML}}}Audience") if (text := _text(a)) is not None
+        ]
         expected = self.provider.urls.sp_entity_id
         if expected not in audiences:
-            raise Rejection("audience_mismatch", f"audience mismatch: the IdP sent "
-                            f"{', '.join(audiences) or 'none'}, this workspace expects {expected}")
-        confirmations = [c for c in assertion.iter(f"{{{SAML}}}SubjectConfirmation")
-                         if c.get("Method") == BEARER]
+            raise Rejection(
+                "audience_mismatch",
+                f"audience mismatch: the IdP sent "
+                f"{', '.join(audiences) or 'none'}, this workspace expects {expected}",
+            )
+        confirmations = [
+            c for c in assertion.iter(f"{{{SAML}}}SubjectConfirmation") if c.get("Method") == BEARER
+        ]
         if not confirmations:
-            raise Rejection("no_bearer_confirmation", "the assertion has no bearer "
-                            "subject confirmation")
+            raise Rejection(
+                "no_bearer_confirmation", "the assertion has no bearer subject confirmation"
+            )
         recipients = []
         for confirmation in confirmations:
             data = confirmation.find(f"{{{SAML}}}SubjectConfirmationData")
@@ -291,30 +336,44 @@ class AssertionConsumer:
                 # skew): without one, an assertion would be valid for ever and replayable once
                 # forgotten. saml-profiles 4.1.4.2: bearer confirmations MUST carry it.
                 if not data.get("NotOnOrAfter"):
-                    raise Rejection("missing_not_on_or_after", "the assertion's bearer "
-                                    "confirmation has no NotOnOrAfter, so it would never expire")
+                    raise Rejection(
+                        "missing_not_on_or_after",
+                        "the assertion's bearer "
+                        "confirmation has no NotOnOrAfter, so it would never expire",
+                    )
                 self.check_window(data, now)
                 # The request answered is the one the signed confirmation names: the Response's
                 # InResponseTo is unsigned when only the assertion is signed, and rewriting it
                 # would pass an unsolicited assertion (or one made for another request) off
                 # as the answer to a live request (saml-profiles 4.1.4.2 and 4.1.4.3).
                 if data.get("InResponseTo") != in_response_to:
-                    raise Rejection("in_response_to_mismatch", "the assertion answers "
-                                    f"{data.get('InResponseTo') or 'no request'}, the response "
-                                    f"{in_response_to or 'no request'}")
+                    raise Rejection(
+                        "in_response_to_mismatch",
+                        "the assertion answers "
+                        f"{data.get('InResponseTo') or 'no request'}, the response "
+                        f"{in_response_to or 'no request'}",
+                    )
                 return
-        raise Rejection("recipient_mismatch", f"the assertion is for recipient "
-                        f"{', '.join(map(str, recipients)) or 'none'}; this workspace's ACS is "
-                        f"{self.provider.urls.acs_url}")
+        raise Rejection(
+            "recipient_mismatch",
+            f"the assertion is for recipient "
+            f"{', '.join(map(str, recipients)) or 'none'}; this workspace's ACS is "
+            f"{self.provider.urls.acs_url}",
+        )
 
     def check_window(self, element: Any, now: dt.datetime) -> None:
         not_before = _instant(element.get("NotBefore"))
         not_on_or_after = _instant(element.get("NotOnOrAfter"))
         if not_before is not None and now + self.clock_skew < not_before:
-            raise Rejection("not_yet_valid", f"the assertion is valid only from {not_before:%Y-%m-%d %H:%M:%S}Z; "
-                            "check the clocks of this server and the IdP")
+            raise Rejection(
+                "not_yet_valid",
+                f"the assertion is valid only from {not_before:%Y-%m-%d %H:%M:%S}Z; "
+                "check the clocks of this server and the IdP",
+            )
         if not_on_or_after is not None and now - self.clock_skew >= not_on_or_after:
-            raise Rejection("expired", f"the assertion expired at {not_on_or_after:%Y-%m-%d %H:%M:%S}Z")
+            raise Rejection(
+                "expired", f"the assertion expired at {not_on_or_after:%Y-%m-%d %H:%M:%S}Z"
+            )
 
     # -- the signature, and reading the identity ------------------------------------------------
 
@@ -327,19 +386,25 @@ class AssertionConsumer:
         enveloped signature referencing it, allowed algorithms only.
         """
         root, in_response_to = seen.root, seen.in_response_to
-        signed = [element for element in (root, assertion)
-                  if element.find(f"{{{DS}}}Signature") is not None]
+        signed = [
+            element
+            for element in (root, assertion)
+            if element.find(f"{{{DS}}}Signature") is not None
+        ]
         if not signed:  # check_structure refuses this already; never rely on it alone
             raise Rejection("unsigned", "neither the response nor its assertion is signed")
         for element in signed:
             name = f"{etree.QName(element).namespace}:{etree.QName(element).localname}"
             try:
-                SIGNATURES.verify_element(root, name, element.get("ID"),
-                                          self.provider.idp_certificates)
+                SIGNATURES.verify_element(
+                    root, name, element.get("ID"), self.provider.idp_certificates
+                )
             except SignatureError as exc:
                 log.info("signature rejected: %s", exc)
-                raise Rejection("signature_invalid", "the response's signature does not verify "
-                                "with the IdP's certificates") from None
+                raise Rejection(
+                    "signature_invalid",
+                    "the response's signature does not verify with the IdP's certificates",
+                ) from None
         seen.signature_verified = True
         name_id = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID")
         # Children in NameID (a comment injected after signing) would let a parser read a
@@ -350,12 +415,15 @@ class AssertionConsumer:
         if not EMAIL.match(email) or len(email) > 255:
             raise Rejection("bad_name_id", "the NameID is not an email address")
         attributes = _attributes(assertion)
-        expires = _assertion_expiry(assertion) or dt.datetime.now(dt.timezone.utc)
+        expires = _assertion_expiry(assertion) or dt.datetime.now(dt.UTC)
         try:  # the replay cache keeps it until then plus the skew: past year 9999, no date
             expires_at = expires + self.clock_skew
         except OverflowError:
-            raise Rejection("bad_time", f"the assertion is valid until {expires:%Y-%m-%d}, "
-                            "beyond any date this site can keep") from None
+            raise Rejection(
+                "bad_time",
+                f"the assertion is valid until {expires:%Y-%m-%d}, "
+                "beyond any date this site can keep",
+            ) from None
         return VerifiedAssertion(
             assertion_id=assertion.get("ID") or "",
             email=email,
@@ -384,12 +452,11 @@ def _instant(value: str | None) -> dt.datetime | None:
         parsed = dt.datetime.fromisoformat(value.strip())  # "Z" included (Python 3.11)
     except ValueError:
         raise Rejection("bad_time", f"unreadable time {value!r} in the assertion") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _assertion_expiry(assertion: Any) -> dt.datetime | None:
-    times = [_instant(e.get("NotOnOrAfter")) for e in assertion.iter()
-             if e.get("NotOnOrAfter")]
+    times = [_instant(e.get("NotOnOrAfter")) for e in assertion.iter() if e.get("NotOnOrAfter")]
     return max((t for t in times if t), default=None)
 
 
@@ -397,8 +464,11 @@ def _attributes(assertion: Any) -> dict[str, list[str]]:
     """Attribute values by Name and by FriendlyName, from this assertion's statements only."""
     found: dict[str, list[str]] = {}
     for attribute in assertion.iterfind(f"{{{SAML}}}AttributeStatement/{{{SAML}}}Attribute"):
-        values = [(value.text or "").strip()
-                  for value in attribute.iterfind(f"{{{SAML}}}AttributeValue") if not len(value)]
+        values = [
+            (value.text or "").strip()
+            for value in attribute.iterfind(f"{{{SAML}}}AttributeValue")
+            if not len(value)
+        ]
         for key in {attribute.get("Name"), attribute.get("FriendlyName")} - {None}:
             found.setdefault(key, []).extend(values)
     return found

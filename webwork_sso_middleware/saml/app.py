@@ -44,14 +44,19 @@ if TYPE_CHECKING:
 
 log = package_logger(__name__)
 
-URL_MAP = Map([
-    Rule("/login", endpoint="sign_in_page", methods=["GET", "POST"]),
-    Rule("/logout", endpoint="logout", methods=["GET", "POST"]),
-    Rule("/<slug>/metadata", endpoint="metadata", methods=["GET"]),
-    Rule("/<slug>/acs", endpoint="acs", methods=["POST"]),
-    Rule("/<slug>/login", endpoint="start_login", methods=["GET"]),
-    Rule("/<slug>/continue", endpoint="continue_sign_in", methods=["GET"]),
-], strict_slashes=False, merge_slashes=False)
+URL_MAP = Map(
+    [
+        Rule("/login", endpoint="sign_in_page", methods=["GET", "POST"]),
+        Rule("/logout", endpoint="logout", methods=["GET", "POST"]),
+        Rule("/<slug>/metadata", endpoint="metadata", methods=["GET"]),
+        Rule("/<slug>/acs", endpoint="acs", methods=["POST"]),
+        Rule("/<slug>/login", endpoint="start_login", methods=["GET"]),
+        Rule("/<slug>/continue", endpoint="continue_sign_in", methods=["GET"]),
+    ],
+    strict_slashes=False,
+    merge_slashes=False,
+)
+
 
 class SamlApplication:
     def __init__(self, database: Database, *, settings: Settings, sessions: SessionManager) -> None:
@@ -61,8 +66,11 @@ class SamlApplication:
         self.logout = LogoutPage(sessions, base_url=settings.base_url)
         self.flow = LoginFlow(database, settings=settings, sessions=sessions)
         # The sign-in flow's endpoints (login_flow.py); the others are methods here.
-        self.flow_endpoints = {"start_login": self.flow.start_login, "acs": self.flow.acs,
-                               "continue_sign_in": self.flow.continue_sign_in}
+        self.flow_endpoints = {
+            "start_login": self.flow.start_login,
+            "acs": self.flow.acs,
+            "continue_sign_in": self.flow.continue_sign_in,
+        }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -74,23 +82,38 @@ class SamlApplication:
             handler = self.flow_endpoints.get(endpoint) or getattr(self, endpoint)
             response = handler(request, **args)
         except RequestEntityTooLarge:
-            response = error_page("Request too large", "The sign-in response was larger than "
-                                  "this site accepts.", site=self.flow.site(request),
-                                  reason="too_large", status=413)
+            response = error_page(
+                "Request too large",
+                "The sign-in response was larger than this site accepts.",
+                site=self.flow.site(request),
+                reason="too_large",
+                status=413,
+            )
         except HTTPException as exc:
-            response = error_page(exc.name, exc.description or exc.name,
-                                  site=self.flow.site(request), status=exc.code or 400)
+            response = error_page(
+                exc.name,
+                exc.description or exc.name,
+                site=self.flow.site(request),
+                status=exc.code or 400,
+            )
         except (StoreUnavailable, OperationalError):
             log.warning("SAML request failed: database unavailable", exc_info=True)
-            response = error_page("Please try again", "Sign-in is briefly unavailable. "
-                                  "Please try again in a moment.",
-                                  site=self.flow.site(request),
-                                  reason="store_unavailable", status=503)
+            response = error_page(
+                "Please try again",
+                "Sign-in is briefly unavailable. Please try again in a moment.",
+                site=self.flow.site(request),
+                reason="store_unavailable",
+                status=503,
+            )
         except Exception:
             log.exception("unexpected error in SAML %s %s", request.method, request.path)
-            response = error_page("Something went wrong", "Sign-in failed on our side.",
-                                  site=self.flow.site(request),
-                                  reason="internal_error", status=500)
+            response = error_page(
+                "Something went wrong",
+                "Sign-in failed on our side.",
+                site=self.flow.site(request),
+                reason="internal_error",
+                status=500,
+            )
         return response(environ, start_response)
 
     # -- endpoints ----------------------------------------------------------------------------
@@ -104,19 +127,20 @@ class SamlApplication:
         nothing more: slugs are not secret (every sign-in URL carries one), and serving made-up
         metadata for any slug would let a mistyped slug be configured in an IdP that can never
         sign anyone in."""
+
         def work(unit: UnitOfWork) -> str | None:
             target = sign_in_store.sign_in_target(unit, slug)
-            return (self.flow.provider(request, target, unit).metadata_xml()
-                    if target else None)
+            return self.flow.provider(request, target, unit).metadata_xml() if target else None
 
         xml = self.database.run(work, write=False)
         if xml is None:
-            return error_page("Not found", "There is no such workspace.",
-                              site=self.flow.site(request), status=404)
+            return error_page(
+                "Not found", "There is no such workspace.", site=self.flow.site(request), status=404
+            )
         return Response(xml, content_type="application/samlmetadata+xml; charset=utf-8")
 
     def sign_in_page(self, request: Request) -> Response:
-        """"Sign in with SSO": an email goes to the workspace that verified its domain.
+        """ "Sign in with SSO": an email goes to the workspace that verified its domain.
 
         The answer depends on the address's domain only, never on who is a member where: an
         address no verified domain covers gets the same page whether or not anyone knows it,
@@ -125,16 +149,20 @@ class SamlApplication:
         site = self.flow.site(request)
         next_path = safe_next(request.values.get("next"))
         if request.method == "GET":
-            return page("Sign in with SSO", email_form(site, next_path),
-                        form_action=SIGN_IN_FORM_ACTION)
+            return page(
+                "Sign in with SSO", email_form(site, next_path), form_action=SIGN_IN_FORM_ACTION
+            )
         email = (request.form.get("email") or "").strip()[:320]
         workspace = (request.form.get("workspace") or "").strip().lower()
         if workspace:
             if not SLUG_PATTERN.match(workspace):
-                return page("Sign in with SSO", "<p>That is not a workspace ID: it has only "
-                            "lower-case letters, digits and dashes.</p>"
-                            + workspace_form(site, next_path, email),
-                            form_action=SIGN_IN_FORM_ACTION)
+                return page(
+                    "Sign in with SSO",
+                    "<p>That is not a workspace ID: it has only "
+                    "lower-case letters, digits and dashes.</p>"
+                    + workspace_form(site, next_path, email),
+                    form_action=SIGN_IN_FORM_ACTION,
+                )
             # No existence check here: /saml/<slug>/login answers every slug alike.
             return _start_login(site, workspace, next_path)
         slug = None
@@ -144,15 +172,20 @@ class SamlApplication:
             domain = None
         if domain is not None:
             slug = self.database.run(
-                lambda unit: sign_in_store.sso_workspace_for_domain(unit, domain),
-                write=False)
+                lambda unit: sign_in_store.sso_workspace_for_domain(unit, domain), write=False
+            )
         if slug is not None:
             return _start_login(site, slug, next_path)
-        message = ("<p>Single sign-on is not set up for that address's domain. If your "
-                   "organisation uses SSO, enter your workspace's ID (ask your administrator "
-                   "for it).</p>")
-        return page("Sign in with SSO", message + workspace_form(site, next_path, email),
-                    form_action=SIGN_IN_FORM_ACTION)
+        message = (
+            "<p>Single sign-on is not set up for that address's domain. If your "
+            "organisation uses SSO, enter your workspace's ID (ask your administrator "
+            "for it).</p>"
+        )
+        return page(
+            "Sign in with SSO",
+            message + workspace_form(site, next_path, email),
+            form_action=SIGN_IN_FORM_ACTION,
+        )
 
 
 def _start_login(site: PublicUrls, slug: str, next_path: str) -> Response:

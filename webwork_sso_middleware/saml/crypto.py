@@ -97,8 +97,7 @@ def safe_parser() -> etree.XMLParser:
     """A parser that loads no DTD, expands no entity, reaches no network and keeps libxml2's
     depth and size limits. A new one per document: an lxml parser is not for sharing between
     threads."""
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                           huge_tree=False)
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 def refuse_dtd(tree: etree._ElementTree) -> None:
@@ -147,8 +146,11 @@ def _find_target(root: etree._Element, node_name: str, node_id: str | None) -> e
         # Any ID-like attribute (ID, Id, id, xml:id, in any namespace: xmlsec and libxml2 match by local
         # name) with this value counts, so "#<ID>" can only ever resolve to the element checked here.
         # Counted per attribute: one element holding it twice (ID and xml:id) is refused too.
-        carriers = [value.getparent() for value in _ATTRIBUTES_EQUAL_TO(root, value=wanted)
-                    if etree.QName(value.attrname).localname in _ID_NAMES]
+        carriers = [
+            value.getparent()
+            for value in _ATTRIBUTES_EQUAL_TO(root, value=wanted)
+            if etree.QName(value.attrname).localname in _ID_NAMES
+        ]
         if len(carriers) > 1:
             raise _reject(f"ID {wanted!r} is carried {len(carriers)} times")
         if not carriers or carriers[0].get("ID") != wanted:
@@ -169,8 +171,13 @@ def _check_signature_shape(
     signature = signatures[0]
     parts = list(signature.iterchildren("*"))
     tags = [part.tag for part in parts]
-    if tags[:2] != [_ds("SignedInfo"), _ds("SignatureValue")] or tags[2:] not in ([], [_ds("KeyInfo")]):
-        raise _reject("ds:Signature must hold SignedInfo, SignatureValue and at most KeyInfo (no ds:Object)")
+    if tags[:2] != [_ds("SignedInfo"), _ds("SignatureValue")] or tags[2:] not in (
+        [],
+        [_ds("KeyInfo")],
+    ):
+        raise _reject(
+            "ds:Signature must hold SignedInfo, SignatureValue and at most KeyInfo (no ds:Object)"
+        )
     signed_info = parts[0]
     info_tags = [c.tag for c in signed_info.iterchildren("*")]
     if info_tags != [_ds("CanonicalizationMethod"), _ds("SignatureMethod"), _ds("Reference")]:
@@ -188,7 +195,9 @@ def _check_signature_shape(
     if target.getparent() is None and not signing:
         allowed_uris.add("")  # a whole-document signature on the root (some signed metadata)
     if reference.get("URI") not in allowed_uris:
-        raise _reject(f"Reference URI {reference.get('URI')!r} does not point at the signed element")
+        raise _reject(
+            f"Reference URI {reference.get('URI')!r} does not point at the signed element"
+        )
     ref_children = [c.tag for c in reference.iterchildren("*")]
     if ref_children != [_ds("Transforms"), _ds("DigestMethod"), _ds("DigestValue")]:
         raise _reject("Reference must hold Transforms, DigestMethod and DigestValue")
@@ -279,7 +288,9 @@ def read_private_key(key_file: str | bytes) -> bytes:
 def _serialize(tree: etree._ElementTree, source: str | bytes) -> str:
     """The signed document as text, with an XML declaration only if the statement had one."""
     # Nothing may precede a declaration, so the first bytes tell.
-    declared = source.startswith("<?xml") if isinstance(source, str) else source.startswith(b"<?xml")
+    declared = (
+        source.startswith("<?xml") if isinstance(source, str) else source.startswith(b"<?xml")
+    )
     return etree.tostring(tree, encoding="UTF-8", xml_declaration=declared).decode("utf-8")
 
 
@@ -323,7 +334,11 @@ class XmlsecBackend(CryptoBackend):
         return True
 
     def verify_element(
-        self, root: etree._Element, node_name: str, node_id: str | None, certificates: Sequence[bytes]
+        self,
+        root: etree._Element,
+        node_name: str,
+        node_id: str | None,
+        certificates: Sequence[bytes],
     ) -> etree._Element:
         """Verify the signature of the element (node_name, node_id) in an already parsed document.
 
@@ -387,7 +402,11 @@ class XmlsecBackend(CryptoBackend):
         return context
 
     def _allowed(self, table: Mapping[str, Any]) -> list[Any]:
-        return [transform for uri, transform in table.items() if self.accept_sha1 or uri not in LEGACY_SHA1]
+        return [
+            transform
+            for uri, transform in table.items()
+            if self.accept_sha1 or uri not in LEGACY_SHA1
+        ]
 
     def encrypt(self, *args: Any, **kwargs: Any) -> str:
         raise SigverError("encrypted assertions are not supported")

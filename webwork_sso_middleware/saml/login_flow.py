@@ -29,8 +29,13 @@ from ..store.workspaces import find_by_slug
 from ..urls import PublicUrls, WorkspaceUrls, public_urls
 from .acs import AssertionConsumer, Rejection, VerifiedAssertion, claimed_email, decode, peek
 from .login_state import (
-    LoginRequest, LoginRequests, OtherMemberSignedIn, PendingSignIns, continue_url,
-    is_cross_site, new_relay_state,
+    LoginRequest,
+    LoginRequests,
+    OtherMemberSignedIn,
+    PendingSignIns,
+    continue_url,
+    is_cross_site,
+    new_relay_state,
 )
 from .pages import error_page, signed_in_as_other_page
 from .redirects import safe_next
@@ -44,7 +49,9 @@ log = package_logger(__name__)
 
 # Metadata refreshes are due hours apart: a worker need not ask on every sign-in.
 METADATA_CHECK_INTERVAL = 60.0
-REPLAY_CACHE_PURGE_EVERY = 60.0  # seconds between deletions of expired replay-cache rows, per worker
+REPLAY_CACHE_PURGE_EVERY = (
+    60.0  # seconds between deletions of expired replay-cache rows, per worker
+)
 # A refusal's detail quotes the response (an audience, an issuer): bounded in the audit log.
 MAX_DETAIL = 500
 
@@ -79,21 +86,29 @@ class LoginFlow:
             raise _unavailable("unknown_workspace", "there is no such workspace")
         return target
 
-    def provider(self, request: Request, target: SignInTarget,
-                 unit: UnitOfWork) -> ServiceProvider:
+    def provider(self, request: Request, target: SignInTarget, unit: UnitOfWork) -> ServiceProvider:
         def load() -> IdPSettings | None:
             xml = sign_in_store.idp_metadata_xml(unit, target.workspace_id)
             if xml is None or target.idp_entity_id is None or target.idp_version is None:
                 return None
-            return IdPSettings(entity_id=target.idp_entity_id, metadata_xml=xml,
-                               allow_idp_initiated=target.allow_idp_initiated,
-                               version=target.idp_version)
+            return IdPSettings(
+                entity_id=target.idp_entity_id,
+                metadata_xml=xml,
+                allow_idp_initiated=target.allow_idp_initiated,
+                version=target.idp_version,
+            )
 
         return self.providers.get(self.urls(request, target.slug), target.idp_version, load)
 
-    def usable_provider(self, request: Request, slug: str, unit: UnitOfWork, *,
-                        lock: bool = False, target: SignInTarget | None = None
-                        ) -> tuple[SignInTarget, ServiceProvider]:
+    def usable_provider(
+        self,
+        request: Request,
+        slug: str,
+        unit: UnitOfWork,
+        *,
+        lock: bool = False,
+        target: SignInTarget | None = None,
+    ) -> tuple[SignInTarget, ServiceProvider]:
         """The workspace and its SP, when SSO can be used there right now.
 
         Each reason it cannot keeps its own code for the owner; a stranger sees one answer
@@ -104,21 +119,23 @@ class LoginFlow:
         if target.plan not in SSO_PLANS:
             raise _unavailable("plan", "single sign-on needs the Plus or Premium plan")
         if not target.sso_enabled:
-            raise _unavailable("sso_disabled", "single sign-on is switched off for this "
-                               "workspace")
+            raise _unavailable("sso_disabled", "single sign-on is switched off for this workspace")
         provider = self.provider(request, target, unit)
         if provider.idp is None:
-            raise _unavailable("idp_not_configured", "this workspace has no identity provider "
-                               "yet")
+            raise _unavailable("idp_not_configured", "this workspace has no identity provider yet")
         return target, provider
 
     def refresh_metadata(self, slug: str) -> None:
         """Refresh the IdP metadata when due; asked of the database at most once a minute."""
         now = time.monotonic()
-        if self._metadata_checked.get(slug, -METADATA_CHECK_INTERVAL) > now - METADATA_CHECK_INTERVAL:
+        if (
+            self._metadata_checked.get(slug, -METADATA_CHECK_INTERVAL)
+            > now - METADATA_CHECK_INTERVAL
+        ):
             return
         workspace_id = self.database.run(
-            lambda s: (w.id if (w := find_by_slug(s, slug)) else None), write=False)
+            lambda s: w.id if (w := find_by_slug(s, slug)) else None, write=False
+        )
         if workspace_id is not None:
             refresh_if_due(self.database, workspace_id, fetch=self.fetch_metadata)
         if len(self._metadata_checked) > 10_000:
@@ -138,19 +155,26 @@ class LoginFlow:
                 request_id, location = provider.authn_request(relay_state)
                 # The pending request goes into this browser's cookie, beside the others it
                 # started: it binds the answer to this browser, and nothing is written here.
-                started = [*self.login_requests.read(request, target.workspace_id),
-                           self.login_requests.new(request_id, relay_state, next_path)]
-                return location, self.login_requests.cookie(provider.urls, target.workspace_id,
-                                                            started)
+                started = [
+                    *self.login_requests.read(request, target.workspace_id),
+                    self.login_requests.new(request_id, relay_state, next_path),
+                ]
+                return location, self.login_requests.cookie(
+                    provider.urls, target.workspace_id, started
+                )
 
             location, cookie = self.database.run(work, write=False)
         except Rejection as rejection:
             # Nobody is signed in yet: the reason stays in the log (not the audit log, which
             # an anonymous GET must not be able to write to).
             log.info("SSO sign-in at %s not started: %s", slug, rejection)
-            return error_page("Single sign-on unavailable", rejection.public_text,
-                              site=self.site(request), reason=rejection.public_code,
-                              status=rejection.status)
+            return error_page(
+                "Single sign-on unavailable",
+                rejection.public_text,
+                site=self.site(request),
+                reason=rejection.public_code,
+                status=rejection.status,
+            )
         response = redirect(location, code=302)
         response.headers.add("Set-Cookie", cookie)
         return response
@@ -161,8 +185,9 @@ class LoginFlow:
             try:
                 form = read_form(request, self.settings.max_body_bytes)
             except RequestEntityTooLarge:
-                raise Rejection("too_large", "the sign-in response is larger than this site "
-                                "accepts", status=413) from None
+                raise Rejection(
+                    "too_large", "the sign-in response is larger than this site accepts", status=413
+                ) from None
             relay_state = form.get("RelayState")
             document = decode(form.get("SAMLResponse"))
             seen = peek(document)
@@ -171,18 +196,35 @@ class LoginFlow:
             # response must not replace another member's.
             current = self.current_member(request) if seen.in_response_to is None else None
             return self.database.run(
-                lambda unit: self.sign_in(request, unit, slug, seen, relay_state, current))
+                lambda unit: self.sign_in(request, unit, slug, seen, relay_state, current)
+            )
         except OtherMemberSignedIn as refused:
             self.record_failure(slug, refused, claimed_email(seen))
             return signed_in_as_other_page(refused.current.user_name, site=self.site(request))
         except Rejection as rejection:
-            self.record_failure(slug, rejection, claimed_email(seen),
-                                verified=seen is not None and seen.signature_verified)
-            return error_page("Sign-in failed", rejection.public_text, site=self.site(request),
-                              reason=rejection.public_code, status=rejection.status)
+            self.record_failure(
+                slug,
+                rejection,
+                claimed_email(seen),
+                verified=seen is not None and seen.signature_verified,
+            )
+            return error_page(
+                "Sign-in failed",
+                rejection.public_text,
+                site=self.site(request),
+                reason=rejection.public_code,
+                status=rejection.status,
+            )
 
-    def sign_in(self, request: Request, unit: UnitOfWork, slug: str, seen: Any,
-                relay_state: str | None, current: Member | None) -> Response:
+    def sign_in(
+        self,
+        request: Request,
+        unit: UnitOfWork,
+        slug: str,
+        seen: Any,
+        relay_state: str | None,
+        current: Member | None,
+    ) -> Response:
         # One statement reads the workspace (locked) and the member the response claims.
         claimed = lifecycle.lookup_key(claimed_email(seen))
         found, known = sign_in_store.sign_in_lookup(unit, slug, claimed=claimed)
@@ -193,31 +235,50 @@ class LoginFlow:
         if seen.in_response_to is not None:
             answered = next((r for r in started if r.id == seen.in_response_to), None)
             if answered is None:
-                raise Rejection("request_not_bound", "the response answers a sign-in request "
-                                "that was not started in this browser, or has expired; start "
-                                "again from the sign-in page")
+                raise Rejection(
+                    "request_not_bound",
+                    "the response answers a sign-in request "
+                    "that was not started in this browser, or has expired; start "
+                    "again from the sign-in page",
+                )
         consumer = AssertionConsumer(provider, clock_skew=self.clock_skew)
         outstanding = {answered.id: answered.next_path} if answered is not None else {}
         now = utcnow()
         verified = consumer.consume(seen, outstanding, now=now)
         # The assertion and the request it answers are used up in one statement.
         used = sign_in_store.use_response(
-            unit, workspace_id=workspace_id, assertion_id=verified.assertion_id,
-            expires_at=verified.expires_at, request_id=answered.id if answered else None,
-            request_expires_at=dt.datetime.fromtimestamp(answered.expires_at, dt.timezone.utc)
-            + self.clock_skew if answered else None)
+            unit,
+            workspace_id=workspace_id,
+            assertion_id=verified.assertion_id,
+            expires_at=verified.expires_at,
+            request_id=answered.id if answered else None,
+            request_expires_at=dt.datetime.fromtimestamp(answered.expires_at, dt.UTC)
+            + self.clock_skew
+            if answered
+            else None,
+        )
         if used == "replayed":
-            raise Rejection("replayed", "this sign-in response was already used",
-                            repeatable=True)
+            raise Rejection("replayed", "this sign-in response was already used", repeatable=True)
         if used is not None:
             raise Rejection("unknown_in_response_to", "the sign-in request was already used")
         self.purge_when_due(unit, now)
         if answered is not None:
             # This browser asked for this sign-in: it may replace whatever session it holds.
-            response = self.finish(unit, target, verified, answered.next_path, current=None,
-                                   site=self.site(request), known=known)
-            response.headers.add("Set-Cookie", self.login_requests.cookie(
-                provider.urls, workspace_id, [r for r in started if r.id != answered.id]))
+            response = self.finish(
+                unit,
+                target,
+                verified,
+                answered.next_path,
+                current=None,
+                site=self.site(request),
+                known=known,
+            )
+            response.headers.add(
+                "Set-Cookie",
+                self.login_requests.cookie(
+                    provider.urls, workspace_id, [r for r in started if r.id != answered.id]
+                ),
+            )
             return response
         next_path = self.relay_target(started, relay_state)
         if current is None and self.session_cookie_withheld(request):
@@ -227,8 +288,9 @@ class LoginFlow:
             response = redirect(continue_url(provider.urls), code=303)
             response.headers.add("Set-Cookie", self.pending_sign_ins.cookie(provider.urls, pending))
             return response
-        return self.finish(unit, target, verified, next_path, current=current,
-                           site=self.site(request), known=known)
+        return self.finish(
+            unit, target, verified, next_path, current=current, site=self.site(request), known=known
+        )
 
     def continue_sign_in(self, request: Request, slug: str) -> Response:
         """Finish an unsolicited sign-in the ACS verified (login_state.py), now that the
@@ -239,39 +301,62 @@ class LoginFlow:
             current = self.current_member(request)
 
             def work(unit: UnitOfWork) -> Response:
-                target, provider = self.usable_provider(request, slug, unit,
-                                                        lock=True)
+                target, provider = self.usable_provider(request, slug, unit, lock=True)
                 pending = self.pending_sign_ins.read(request, target.workspace_id)
                 if pending is None or not sign_in_store.use_pending_sign_in(
-                        unit, workspace_id=target.workspace_id, nonce=pending.nonce,
-                        expires_at=dt.datetime.fromtimestamp(pending.expires_at, dt.timezone.utc)
-                        + self.clock_skew):
-                    raise Rejection("sign_in_expired", "this sign-in was already finished, or "
-                                    "took too long; please sign in again")
-                return self.finish(unit, target, pending.assertion, pending.next_path,
-                                   current=current, site=site)
+                    unit,
+                    workspace_id=target.workspace_id,
+                    nonce=pending.nonce,
+                    expires_at=dt.datetime.fromtimestamp(pending.expires_at, dt.UTC)
+                    + self.clock_skew,
+                ):
+                    raise Rejection(
+                        "sign_in_expired",
+                        "this sign-in was already finished, or took too long; please sign in again",
+                    )
+                return self.finish(
+                    unit, target, pending.assertion, pending.next_path, current=current, site=site
+                )
 
             response = self.database.run(work)
         except OtherMemberSignedIn as refused:
             self.record_failure(slug, refused, refused.email)
             response = signed_in_as_other_page(refused.current.user_name, site=site)
         except Rejection as rejection:  # not recorded: an anonymous GET must write nothing
-            response = error_page("Sign-in failed", rejection.public_text, site=site,
-                                  reason=rejection.public_code, status=rejection.status)
+            response = error_page(
+                "Sign-in failed",
+                rejection.public_text,
+                site=site,
+                reason=rejection.public_code,
+                status=rejection.status,
+            )
         response.headers.add("Set-Cookie", self.pending_sign_ins.clearing_cookie(urls))
         return response
 
-    def finish(self, unit: UnitOfWork, target: SignInTarget, verified: VerifiedAssertion,
-               next_path: str, *, current: Member | None, site: PublicUrls,
-               known: sign_in_store.LoginLookup | None = None) -> Response:
+    def finish(
+        self,
+        unit: UnitOfWork,
+        target: SignInTarget,
+        verified: VerifiedAssertion,
+        next_path: str,
+        *,
+        current: Member | None,
+        site: PublicUrls,
+        known: sign_in_store.LoginLookup | None = None,
+    ) -> Response:
         """Sign the member in; ``current``: the member whose session the browser holds, which
         an unsolicited response may refresh but never replace by someone else. ``next_path``
         is relative to the site's mount point, like the PATH_INFO it was taken from."""
         member = self.member_at_login(unit, target.workspace_id, verified, known)
         if member is None:
-            return error_page("Account deactivated", "Your account in this workspace is "
-                              "deactivated. Ask your administrator to reactivate it.",
-                              site=site, reason="member_deactivated", status=403)
+            return error_page(
+                "Account deactivated",
+                "Your account in this workspace is "
+                "deactivated. Ask your administrator to reactivate it.",
+                site=site,
+                reason="member_deactivated",
+                status=403,
+            )
         member_id, generation = member
         if current is not None and current.id != member_id:
             raise OtherMemberSignedIn(current, verified.email)  # rolls back: no member, no session
@@ -300,23 +385,28 @@ class LoginFlow:
             return next((r.next_path for r in started if r.relay_state == relay_state), "/")
         return safe_next(relay_state)
 
-    def member_at_login(self, unit: UnitOfWork, workspace_id: int,
-                        verified: VerifiedAssertion,
-                        known: sign_in_store.LoginLookup | None = None) -> tuple[str, int] | None:
+    def member_at_login(
+        self,
+        unit: UnitOfWork,
+        workspace_id: int,
+        verified: VerifiedAssertion,
+        known: sign_in_store.LoginLookup | None = None,
+    ) -> tuple[str, int] | None:
         """(member id, session generation) of the member signing in, created at first login
         where the identity rules allow (members/lifecycle.py); None when deactivated."""
-        profile = lifecycle.Profile(verified.given_name, verified.family_name,
-                                    verified.display_name)
+        profile = lifecycle.Profile(
+            verified.given_name, verified.family_name, verified.display_name
+        )
         try:
-            admitted = lifecycle.sign_in(unit, workspace_id, verified.email, profile,
-                                         known=known)
+            admitted = lifecycle.sign_in(unit, workspace_id, verified.email, profile, known=known)
         except lifecycle.SignInRefused as refused:
             # The person sees the code; the owner's diagnostics get the detail (record_failure).
             raise Rejection(refused.code, refused.detail, status=403) from None
         return (admitted.member_id, admitted.session_generation) if admitted else None
 
-    def record_failure(self, slug: str, rejection: Rejection, email: str | None = None,
-                       *, verified: bool = False) -> None:
+    def record_failure(
+        self, slug: str, rejection: Rejection, email: str | None = None, *, verified: bool = False
+    ) -> None:
         """Record a refused response in the workspace's audit log, for its owner.
 
         ``verified``: the IdP's signature verified on the response. Only such a failure
@@ -326,21 +416,37 @@ class LoginFlow:
         of any size writes a bounded number of rows and pushes no real failure out of the
         owner's diagnostics."""
         log.info("SAML response for %s rejected: %s", slug, rejection)
-        changes = {"reason": rejection.code, "detail": rejection.detail[:MAX_DETAIL],
-                   # unverified: what the refused response claimed
-                   **({"email": email} if email else {})}
+        changes = {
+            "reason": rejection.code,
+            "detail": rejection.detail[:MAX_DETAIL],
+            # unverified: what the refused response claimed
+            **({"email": email} if email else {}),
+        }
         try:
+
             def work(unit: UnitOfWork) -> None:
                 workspace = find_by_slug(unit, slug)
                 if workspace is None:
                     return
                 if verified and not rejection.repeatable:
-                    audit.record(unit, workspace_id=workspace.id, actor="saml",
-                                 action="login_failed", target_type="login", target_id=None,
-                                 changes=changes)
+                    audit.record(
+                        unit,
+                        workspace_id=workspace.id,
+                        actor="saml",
+                        action="login_failed",
+                        target_type="login",
+                        target_id=None,
+                        changes=changes,
+                    )
                 else:
-                    audit.count(unit, workspace_id=workspace.id, actor="saml",
-                                action="login_failed", key=rejection.code, changes=changes)
+                    audit.count(
+                        unit,
+                        workspace_id=workspace.id,
+                        actor="saml",
+                        action="login_failed",
+                        key=rejection.code,
+                        changes=changes,
+                    )
 
             self.database.run(work)
         except Exception:  # the rejection page matters more than its record

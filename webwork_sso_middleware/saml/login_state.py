@@ -42,7 +42,9 @@ REQUEST_LIFETIME = dt.timedelta(minutes=10)
 MAX_REQUESTS = 4  # tabs signing in at once; the oldest is dropped beyond this
 PENDING_COOKIE = "webwork_sso_pending"
 PENDING_LIFETIME = dt.timedelta(minutes=2)  # one redirect: seconds are enough, minutes are kind
-MAX_COOKIE_VALUE = 3800  # browsers keep at least 4096 bytes per cookie, name and attributes included
+MAX_COOKIE_VALUE = (
+    3800  # browsers keep at least 4096 bytes per cookie, name and attributes included
+)
 MAX_COOKIES_TRIED = 4  # a parent path or domain may hold a cookie of the same name
 FORMAT = 1
 
@@ -66,8 +68,12 @@ class OtherMemberSignedIn(Rejection):
     holds: refused, so that a response posted from another site never swaps who is signed in."""
 
     def __init__(self, current: Member, email: str) -> None:
-        super().__init__("signed_in_as_other", "this browser is already signed in as another "
-                         "member; sign out first to sign in as someone else", status=409)
+        super().__init__(
+            "signed_in_as_other",
+            "this browser is already signed in as another "
+            "member; sign out first to sign in as someone else",
+            status=409,
+        )
         self.current = current
         self.email = email  # what the refused response asserted, for the owner's diagnostics
 
@@ -106,8 +112,9 @@ class PendingSignIn:
 
 
 class _SignedCookies:
-    def __init__(self, name: str, purpose: Purpose, *, signing: Signing,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, name: str, purpose: Purpose, *, signing: Signing, clock: Callable[[], float]
+    ) -> None:
         self.name = name
         self.clock = clock
         self._serializer = signing[purpose]
@@ -127,14 +134,20 @@ class _SignedCookies:
     def dumps(self, payload: Any) -> str:
         return str(self._serializer.dumps(payload))
 
-    def set_cookie(self, urls: WorkspaceUrls, value: str, *, max_age: int,
-                   cross_site: bool) -> str:
+    def set_cookie(self, urls: WorkspaceUrls, value: str, *, max_age: int, cross_site: bool) -> str:
         secure = urls.acs_url.startswith("https://")
         # Cross-site POSTs carry only SameSite=None cookies, and browsers take None only with
         # Secure; over plain http (development) the attribute is left out.
         samesite = ("None" if secure else None) if cross_site else "Lax"
-        return dump_cookie(self.name, value, max_age=max_age, path=state_path(urls),
-                           secure=secure, httponly=True, samesite=samesite)
+        return dump_cookie(
+            self.name,
+            value,
+            max_age=max_age,
+            path=state_path(urls),
+            secure=secure,
+            httponly=True,
+            samesite=samesite,
+        )
 
     def clearing_cookie(self, urls: WorkspaceUrls, *, cross_site: bool) -> str:
         return self.set_cookie(urls, "", max_age=0, cross_site=cross_site)
@@ -144,8 +157,9 @@ class LoginRequests:
     """The ``webwork_sso_login`` cookie: the AuthnRequests this browser started."""
 
     def __init__(self, *, signing: Signing, clock: Callable[[], float] = time.time) -> None:
-        self._cookies = _SignedCookies(REQUESTS_COOKIE, Purpose.LOGIN_REQUESTS, signing=signing,
-                                       clock=clock)
+        self._cookies = _SignedCookies(
+            REQUESTS_COOKIE, Purpose.LOGIN_REQUESTS, signing=signing, clock=clock
+        )
         self.clock = clock
 
     def new(self, request_id: str, relay_state: str, next_path: str) -> LoginRequest:
@@ -156,20 +170,34 @@ class LoginRequests:
         """This browser's live requests for the workspace, oldest first."""
         now = self.clock()
         for payload in self._cookies.payloads(request):
-            if not (isinstance(payload, list) and len(payload) == 3 and payload[0] == FORMAT
-                    and payload[1] == workspace_id and isinstance(payload[2], list)):
+            if not (
+                isinstance(payload, list)
+                and len(payload) == 3
+                and payload[0] == FORMAT
+                and payload[1] == workspace_id
+                and isinstance(payload[2], list)
+            ):
                 continue  # another workspace's (a path the browser matched loosely) or old
-            return [entry for item in payload[2]
-                    if (entry := _login_request(item)) is not None and entry.expires_at > now]
+            return [
+                entry
+                for item in payload[2]
+                if (entry := _login_request(item)) is not None and entry.expires_at > now
+            ]
         return []
 
-    def cookie(self, urls: WorkspaceUrls, workspace_id: int,
-               requests: Sequence[LoginRequest]) -> str:
+    def cookie(
+        self, urls: WorkspaceUrls, workspace_id: int, requests: Sequence[LoginRequest]
+    ) -> str:
         """``Set-Cookie`` naming ``requests`` (the newest kept when they do not all fit)."""
         kept = list(requests)[-MAX_REQUESTS:]
         while kept:
-            value = self._cookies.dumps([FORMAT, workspace_id, [
-                [r.id, r.relay_state, r.next_path, r.expires_at] for r in kept]])
+            value = self._cookies.dumps(
+                [
+                    FORMAT,
+                    workspace_id,
+                    [[r.id, r.relay_state, r.next_path, r.expires_at] for r in kept],
+                ]
+            )
             if len(value) <= MAX_COOKIE_VALUE or len(kept) == 1:
                 max_age = max(1, max(r.expires_at for r in kept) - int(self.clock()))
                 return self._cookies.set_cookie(urls, value, max_age=max_age, cross_site=True)
@@ -181,8 +209,12 @@ def _login_request(item: Any) -> LoginRequest | None:
     if not (isinstance(item, list) and len(item) == 4):
         return None
     request_id, relay_state, next_path, expires_at = item
-    if not (isinstance(request_id, str) and isinstance(relay_state, str)
-            and isinstance(next_path, str) and type(expires_at) is int):
+    if not (
+        isinstance(request_id, str)
+        and isinstance(relay_state, str)
+        and isinstance(next_path, str)
+        and type(expires_at) is int
+    ):
         return None
     return LoginRequest(request_id, relay_state, next_path, expires_at)
 
@@ -192,22 +224,30 @@ class PendingSignIns:
     ``/saml/<slug>/continue``."""
 
     def __init__(self, *, signing: Signing, clock: Callable[[], float] = time.time) -> None:
-        self._cookies = _SignedCookies(PENDING_COOKIE, Purpose.PENDING_SIGN_IN, signing=signing,
-                                       clock=clock)
+        self._cookies = _SignedCookies(
+            PENDING_COOKIE, Purpose.PENDING_SIGN_IN, signing=signing, clock=clock
+        )
         self.clock = clock
 
-    def new(self, workspace_id: int, assertion: VerifiedAssertion,
-            next_path: str) -> PendingSignIn:
+    def new(self, workspace_id: int, assertion: VerifiedAssertion, next_path: str) -> PendingSignIn:
         expires = int(self.clock() + PENDING_LIFETIME.total_seconds())
         return PendingSignIn(workspace_id, secrets.token_urlsafe(16), next_path, expires, assertion)
 
     def cookie(self, urls: WorkspaceUrls, pending: PendingSignIn) -> str:
-        value = self._cookies.dumps([
-            FORMAT, pending.workspace_id, pending.nonce, pending.next_path, pending.expires_at,
-            _assertion_fields(pending.assertion)])
+        value = self._cookies.dumps(
+            [
+                FORMAT,
+                pending.workspace_id,
+                pending.nonce,
+                pending.next_path,
+                pending.expires_at,
+                _assertion_fields(pending.assertion),
+            ]
+        )
         # Lax: set by the response to the IdP's top-level POST, read on the top-level GET after.
-        return self._cookies.set_cookie(urls, value, cross_site=False,
-                                        max_age=int(PENDING_LIFETIME.total_seconds()))
+        return self._cookies.set_cookie(
+            urls, value, cross_site=False, max_age=int(PENDING_LIFETIME.total_seconds())
+        )
 
     def clearing_cookie(self, urls: WorkspaceUrls) -> str:
         return self._cookies.clearing_cookie(urls, cross_site=False)
@@ -216,7 +256,11 @@ class PendingSignIns:
         now = self.clock()
         for payload in self._cookies.payloads(request):
             pending = _pending(payload)
-            if pending is not None and pending.workspace_id == workspace_id and pending.expires_at > now:
+            if (
+                pending is not None
+                and pending.workspace_id == workspace_id
+                and pending.expires_at > now
+            ):
                 return pending
         return None
 
@@ -225,8 +269,13 @@ def _pending(payload: Any) -> PendingSignIn | None:
     if not (isinstance(payload, list) and len(payload) == 6 and payload[0] == FORMAT):
         return None
     _, workspace_id, nonce, next_path, expires_at, fields = payload
-    if not (type(workspace_id) is int and isinstance(nonce, str) and isinstance(next_path, str)
-            and type(expires_at) is int and isinstance(fields, dict)):
+    if not (
+        type(workspace_id) is int
+        and isinstance(nonce, str)
+        and isinstance(next_path, str)
+        and type(expires_at) is int
+        and isinstance(fields, dict)
+    ):
         return None
     assertion = _assertion(fields)
     if assertion is None:
@@ -236,8 +285,10 @@ def _pending(payload: Any) -> PendingSignIn | None:
 
 # The verified assertion travels field by field (whatever fields it has), times as epoch seconds.
 def _assertion_fields(assertion: VerifiedAssertion) -> dict[str, Any]:
-    return {name: (["t", value.timestamp()] if isinstance(value, dt.datetime) else value)
-            for name, value in dataclasses.asdict(assertion).items()}
+    return {
+        name: (["t", value.timestamp()] if isinstance(value, dt.datetime) else value)
+        for name, value in dataclasses.asdict(assertion).items()
+    }
 
 
 def _assertion(fields: dict[str, Any]) -> VerifiedAssertion | None:
@@ -247,7 +298,7 @@ def _assertion(fields: dict[str, Any]) -> VerifiedAssertion | None:
             return None
         value = fields[field.name]
         if isinstance(value, list) and len(value) == 2 and value[0] == "t":
-            value = dt.datetime.fromtimestamp(value[1], dt.timezone.utc)
+            value = dt.datetime.fromtimestamp(value[1], dt.UTC)
         values[field.name] = value
     try:
         return VerifiedAssertion(**values)

@@ -54,8 +54,12 @@ class LogoutPage:
         elif request.method == "POST":
             response = self.sign_out(request)
         else:
-            response = page("Method not allowed", "<p>Use the sign-out form.</p>", status=405,
-                            headers={"Allow": "GET, HEAD, POST"})
+            response = page(
+                "Method not allowed",
+                "<p>Use the sign-out form.</p>",
+                status=405,
+                headers={"Allow": "GET, HEAD, POST"},
+            )
         return response(environ, start_response)
 
     def token_for(self, cookie: SessionCookie) -> str:
@@ -67,7 +71,9 @@ class LogoutPage:
         cookie = self.sessions.read_cookie(request.environ)
         if cookie is None:
             link = escape(self.link(request, next_path))
-            return page("Sign out", f'<p>You are not signed in.</p><p><a href="{link}">Continue</a></p>')
+            return page(
+                "Sign out", f'<p>You are not signed in.</p><p><a href="{link}">Continue</a></p>'
+            )
         return page("Sign out", self._form(request, cookie, next_path))
 
     def sign_out(self, request: Request) -> Response:
@@ -84,15 +90,19 @@ class LogoutPage:
             return response
         if not self._token_matches(form.get(CSRF_FIELD), cookie):
             # The session is untouched. A fresh form lets a person who meant it confirm.
-            body = ("<p>This sign-out request did not come from this site's sign-out page, so "
-                    "you are still signed in.</p>" + self._form(request, cookie, next_path))
+            body = (
+                "<p>This sign-out request did not come from this site's sign-out page, so "
+                "you are still signed in.</p>" + self._form(request, cookie, next_path)
+            )
             return page("Sign-out not confirmed", body, status=403)
         try:
             clearing = self.sessions.end(request.environ)
         except (StoreError, SQLAlchemyError):
             log.warning("could not end a session", exc_info=True)
-            body = ("<p>We could not sign you out just now, so you are still signed in. Please "
-                    "try again in a moment.</p>" + self._form(request, cookie, next_path))
+            body = (
+                "<p>We could not sign you out just now, so you are still signed in. Please "
+                "try again in a moment.</p>" + self._form(request, cookie, next_path)
+            )
             return page("Please try again", body, status=503)
         response = redirect(self.link(request, next_path), code=303)
         response.headers.add("Set-Cookie", clearing)

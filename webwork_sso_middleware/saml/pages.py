@@ -31,25 +31,33 @@ STYLE_SOURCE = hash_source(STYLE)  # a fixed block: pages stay byte-identical be
 SIGN_IN_FORM_ACTION = (SELF, "https:", "http:")
 
 
-def page(title: str, body_html: str, *, status: int = 200,
-         headers: dict[str, str] | None = None,
-         form_action: Sequence[str] = (SELF,)) -> Response:
+def page(
+    title: str,
+    body_html: str,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    form_action: Sequence[str] = (SELF,),
+) -> Response:
     """A full HTML page; ``body_html`` must already be escaped.
 
     Its forms may post only to this site unless ``form_action`` says more (the sign-in form).
     """
     html = (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(title)}</title><style>{STYLE}</style></head>"
         f"<body><main><h1>{escape(title)}</h1>{body_html}</main></body></html>"
     )
-    response = Response(html, status=status, headers=headers, content_type="text/html; charset=utf-8")
+    response = Response(
+        html, status=status, headers=headers, content_type="text/html; charset=utf-8"
+    )
     return secure_page(response, styles=STYLE_SOURCE, form_action=form_action)
 
 
-def error_page(title: str, message: str, *, site: PublicUrls, reason: str | None = None,
-               status: int = 400) -> Response:
+def error_page(
+    title: str, message: str, *, site: PublicUrls, reason: str | None = None, status: int = 400
+) -> Response:
     """A rejection a person can read; the reason code is what an admin looks up. ``site``: the
     public URLs of the request's site (urls.py), for the link that starts over."""
     body = f"<p>{escape(message)}</p>"
@@ -95,5 +103,5 @@ def workspace_form(site: PublicUrls, next_path: str, email: str) -> str:
         '<input id="workspace" name="workspace" autocomplete="organization" required autofocus '
         'pattern="[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?" spellcheck="false">'
         '<button type="submit">Continue</button></form>'
-        + email_form(site, next_path, email).replace('autofocus ', '')
+        + email_form(site, next_path, email).replace("autofocus ", "")
     )

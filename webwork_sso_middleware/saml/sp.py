@@ -18,10 +18,10 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.metadata import entity_descriptor
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
 
-from ..urls import WorkspaceUrls
-from .entities import install, load_metadata, make_client
 from ..idp_metadata.parsing import load_pysaml2
 from ..idp_metadata.parsing import parse as parse_metadata
+from ..urls import WorkspaceUrls
+from .entities import install, load_metadata, make_client
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,9 @@ class _NoIdentityCache:
 class ServiceProvider:
     """The SAML SP of one workspace: its metadata, AuthnRequests and response parsing."""
 
-    def __init__(self, urls: WorkspaceUrls, idp: IdPSettings | None, *, clock_skew: dt.timedelta) -> None:
+    def __init__(
+        self, urls: WorkspaceUrls, idp: IdPSettings | None, *, clock_skew: dt.timedelta
+    ) -> None:
         self.urls = urls
         self.idp = idp
         sp: dict[str, Any] = {
@@ -75,7 +77,9 @@ class ServiceProvider:
         if idp is not None:
             self.idp_certificates = [
                 base64.b64decode(cert.der_base64)
-                for cert in parse_metadata(idp.metadata_xml, check_loadable=False).signing_certificates
+                for cert in parse_metadata(
+                    idp.metadata_xml, check_loadable=False
+                ).signing_certificates
             ]
             # Not {"inline": [...]}: pysaml2 would silently drop metadata past its validUntil,
             # while we keep using the last good copy when a refresh fails.
@@ -102,7 +106,6 @@ class ServiceProvider:
         return request_id, location
 
 
-
 class ServiceProviders:
     """A per-worker cache of ServiceProvider objects, keyed by workspace and IdP version."""
 
@@ -112,8 +115,9 @@ class ServiceProviders:
         self._cache: OrderedDict[tuple[str, str | None], ServiceProvider] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, urls: WorkspaceUrls, idp_version: str | None,
-            load: Callable[[], IdPSettings | None]) -> ServiceProvider:
+    def get(
+        self, urls: WorkspaceUrls, idp_version: str | None, load: Callable[[], IdPSettings | None]
+    ) -> ServiceProvider:
         """The SP for this workspace and IdP version; ``load`` reads the IdP only on a miss."""
         key = (urls.base_url + "|" + urls.slug, idp_version)
         with self._lock:
@@ -121,8 +125,9 @@ class ServiceProviders:
             if provider is not None:
                 self._cache.move_to_end(key)
                 return provider
-        provider = ServiceProvider(urls, load() if idp_version else None,
-                                   clock_skew=self.clock_skew)
+        provider = ServiceProvider(
+            urls, load() if idp_version else None, clock_skew=self.clock_skew
+        )
         with self._lock:
             self._cache[key] = provider
             while len(self._cache) > self.size:

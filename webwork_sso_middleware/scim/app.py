@@ -78,8 +78,7 @@ def _resource_rules(endpoint: str, singular: str, plural: str) -> list[Rule]:
 
 URL_MAP = Map(
     [
-        Rule("/ServiceProviderConfig", endpoint="service_provider_config",
-             methods=["GET"]),
+        Rule("/ServiceProviderConfig", endpoint="service_provider_config", methods=["GET"]),
         Rule("/ResourceTypes", endpoint="resource_types", methods=["GET"]),
         Rule("/ResourceTypes/<name>", endpoint="resource_type", methods=["GET"]),
         Rule("/Schemas", endpoint="schemas", methods=["GET"]),
@@ -96,15 +95,21 @@ URL_MAP = Map(
 
 
 class ScimApplication:
-    def __init__(self, database: Database, *, base_url: str | None, max_results: int,
-                 max_body_bytes: int, auth_failure_limit: int = AUTH_FAILURE_LIMIT,
-                 auth_failure_window: dt.timedelta = AUTH_FAILURE_WINDOW) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        base_url: str | None,
+        max_results: int,
+        max_body_bytes: int,
+        auth_failure_limit: int = AUTH_FAILURE_LIMIT,
+        auth_failure_window: dt.timedelta = AUTH_FAILURE_WINDOW,
+    ) -> None:
         self.database = database
         self.base_url = base_url
         self.max_results = max_results
         self.max_body_bytes = max_body_bytes
-        self.throttle = AuthThrottle(database, limit=auth_failure_limit,
-                                     window=auth_failure_window)
+        self.throttle = AuthThrottle(database, limit=auth_failure_limit, window=auth_failure_window)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -122,8 +127,11 @@ class ScimApplication:
         except (StoreUnavailable, OperationalError):
             log.warning("SCIM request failed: database unavailable", exc_info=True)
             response = self.error_response(
-                ScimError(503, "the member store is unavailable; try again shortly",
-                          headers={"Retry-After": "5"})
+                ScimError(
+                    503,
+                    "the member store is unavailable; try again shortly",
+                    headers={"Retry-After": "5"},
+                )
             )
         except Exception:
             # A bug of ours: logged in full, answered without internals.
@@ -140,8 +148,11 @@ class ScimApplication:
             endpoint, args = adapter.match()
         except MethodNotAllowed as exc:
             allowed = ", ".join(exc.valid_methods or ())
-            raise ScimError(405, f"{request.method} is not allowed here (allowed: {allowed})",
-                            headers={"Allow": allowed}) from None
+            raise ScimError(
+                405,
+                f"{request.method} is not allowed here (allowed: {allowed})",
+                headers={"Allow": allowed},
+            ) from None
         except RouteNotFound:
             raise ScimError(404, f"no SCIM endpoint at {_public_path(request)}") from None
         except HTTPException as exc:  # e.g. a redirect werkzeug would suggest
@@ -153,8 +164,9 @@ class ScimApplication:
                 context = self.authenticate(request, unit)
                 if "\x00" in args.get("resource_id", ""):
                     # No id holds NUL, and PostgreSQL would refuse the lookup: not found.
-                    raise NotFound("member" if endpoint.endswith("_user") else "group",
-                                   args["resource_id"])
+                    raise NotFound(
+                        "member" if endpoint.endswith("_user") else "group", args["resource_id"]
+                    )
                 return handler(context, **args)
 
             throttle = self.throttle
@@ -169,8 +181,9 @@ class ScimApplication:
             except InvalidToken:
                 source = source_of(request.remote_addr)
                 failures, wait = throttle.failed(source)
-                log.info("SCIM: invalid token from %s (%d failures in the window)", source,
-                         failures)
+                log.info(
+                    "SCIM: invalid token from %s (%d failures in the window)", source, failures
+                )
                 if wait is not None and failures > throttle.limit:
                     raise _too_many_failures(wait) from None
                 raise
@@ -183,7 +196,8 @@ class ScimApplication:
         (for a request from a blocked source, before anything else is done for it)."""
         token = _presented_token(request)
         return token is not None and self.database.run(
-            lambda unit: find_credential(unit, token) is not None, write=False)
+            lambda unit: find_credential(unit, token) is not None, write=False
+        )
 
     def authenticate(self, request: Request, unit: UnitOfWork) -> ScimContext:
         token = _presented_token(request)
@@ -196,8 +210,9 @@ class ScimApplication:
             raise ScimError(403, "SCIM provisioning needs the Plus or Premium plan")
         if not credential.scim_enabled:
             raise ScimError(403, "SCIM provisioning is switched off for this workspace")
-        return ScimContext(self, request, unit, credential.workspace_id,
-                           f"scim:{credential.token_hint}")
+        return ScimContext(
+            self, request, unit, credential.workspace_id, f"scim:{credential.token_hint}"
+        )
 
     def discovery(self, request: Request, endpoint: str, args: Mapping[str, Any]) -> Reply:
         base = self.scim_base(request)
@@ -217,8 +232,7 @@ class ScimApplication:
             if not found:
                 raise ScimError(404, f"no schema {args['name']!r}")
             return 200, found[0], {}
-        raise ScimError(501, f"{_public_path(request)} is not supported by this service "
-                       "provider")
+        raise ScimError(501, f"{_public_path(request)} is not supported by this service provider")
 
     @staticmethod
     def json_response(status: int, body: Any, headers: dict[str, str]) -> Response:
@@ -255,10 +269,14 @@ class InvalidToken(ScimError):
     """A token was presented and matches no live token: counted by the throttle."""
 
     def __init__(self) -> None:
-        super().__init__(401, "invalid SCIM API token",
-                         headers={"WWW-Authenticate": 'Bearer realm="SCIM"'})
+        super().__init__(
+            401, "invalid SCIM API token", headers={"WWW-Authenticate": 'Bearer realm="SCIM"'}
+        )
 
 
 def _too_many_failures(wait: int) -> ScimError:
-    return ScimError(429, "too many failed authentications from this address; retry after "
-                     f"{wait} seconds", headers={"Retry-After": str(wait)})
+    return ScimError(
+        429,
+        f"too many failed authentications from this address; retry after {wait} seconds",
+        headers={"Retry-After": str(wait)},
+    )

@@ -43,8 +43,8 @@ def datetime_window(value: Any, label: str) -> tuple[dt.datetime, dt.datetime]:
     try:
         start = dt.datetime.fromisoformat(value.strip())
         if start.tzinfo is None:
-            start = start.replace(tzinfo=dt.timezone.utc)
-        start = start.astimezone(dt.timezone.utc)
+            start = start.replace(tzinfo=dt.UTC)
+        start = start.astimezone(dt.UTC)
         match = _TIME_PRECISION.search(value.replace(" ", "T", 1))
         if match is None:  # a date
             step = dt.timedelta(days=1)
@@ -72,7 +72,9 @@ def check_operand(op: str, value: Scalar, type_: str | None, label: str) -> None
         if op not in ("eq", "ne"):
             raise invalid_filter(f"'{op}' cannot be used with the boolean attribute {label}")
         if as_boolean(value) is None:
-            raise invalid_filter(f"{label} is a boolean; compare it with true or false, not {value!r}")
+            raise invalid_filter(
+                f"{label} is a boolean; compare it with true or false, not {value!r}"
+            )
     elif type_ == "dateTime":
         if op in SUBSTRING_OPERATORS:
             raise invalid_filter(f"'{op}' cannot be used with the dateTime attribute {label}")
@@ -87,13 +89,27 @@ def check_operand(op: str, value: Scalar, type_: str | None, label: str) -> None
 
 
 _OPERATIONS: dict[str, Callable[[Any, Any], Any]] = {
-    "eq": operator.eq, "ne": operator.ne, "co": operator.contains, "sw": str.startswith,
-    "ew": str.endswith, "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le,
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "co": operator.contains,
+    "sw": str.startswith,
+    "ew": str.endswith,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
 }
 
 
-def compare(op: str, actual: Any, operand: Scalar, *, case_exact: bool = False,
-            type_: str | None = None, label: str = "attribute") -> bool:
+def compare(
+    op: str,
+    actual: Any,
+    operand: Scalar,
+    *,
+    case_exact: bool = False,
+    type_: str | None = None,
+    label: str = "attribute",
+) -> bool:
     """One assigned value against the operand; values of unrelated types are simply unequal."""
     if type_ == "boolean" or isinstance(actual, bool) or isinstance(operand, bool):
         left, right = as_boolean(actual), as_boolean(operand)
@@ -104,8 +120,11 @@ def compare(op: str, actual: Any, operand: Scalar, *, case_exact: bool = False,
     if isinstance(actual, str) and isinstance(operand, str):
         if not case_exact:
             actual, operand = actual.lower(), operand.lower()
-    elif not (isinstance(actual, (int, float)) and isinstance(operand, (int, float))
-              and op not in SUBSTRING_OPERATORS):
+    elif not (
+        isinstance(actual, (int, float))
+        and isinstance(operand, (int, float))
+        and op not in SUBSTRING_OPERATORS
+    ):
         return op == "ne"
     return bool(_OPERATIONS[op](actual, operand))
 
@@ -115,13 +134,19 @@ def _compare_datetime(op: str, actual: Any, operand: Scalar, label: str) -> bool
     try:
         when = actual if isinstance(actual, dt.datetime) else dt.datetime.fromisoformat(str(actual))
         if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.timezone.utc)
-        when = when.astimezone(dt.timezone.utc)
+            when = when.replace(tzinfo=dt.UTC)
+        when = when.astimezone(dt.UTC)
     except (ValueError, OverflowError):
         return op == "ne"
     inside = start <= when < end
-    return {"eq": inside, "ne": not inside, "gt": when >= end, "ge": when >= start,
-            "lt": when < start, "le": when < end}.get(op, False)
+    return {
+        "eq": inside,
+        "ne": not inside,
+        "gt": when >= end,
+        "ge": when >= start,
+        "lt": when < start,
+        "le": when < end,
+    }.get(op, False)
 
 
 def is_assigned(value: Any) -> bool:

@@ -32,8 +32,9 @@ class ContextSource(Protocol):
 class ScimContext:
     """What an endpoint needs: the request, its transaction, the workspace and URL builders."""
 
-    def __init__(self, app: ContextSource, request: Request, unit: UnitOfWork,
-                 workspace_id: int, actor: str) -> None:
+    def __init__(
+        self, app: ContextSource, request: Request, unit: UnitOfWork, workspace_id: int, actor: str
+    ) -> None:
         self.request = request
         self.unit = unit
         self.workspace_id = workspace_id

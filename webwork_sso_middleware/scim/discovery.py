@@ -43,8 +43,9 @@ def schemas(base: str) -> list[dict[str, Any]]:
     return [schema.to_scim(f"{base}/Schemas/{schema.id}") for schema in SCHEMAS]
 
 
-def list_response(resources: list[dict[str, Any]], *, total: int | None = None,
-                  start_index: int = 1) -> dict[str, Any]:
+def list_response(
+    resources: list[dict[str, Any]], *, total: int | None = None, start_index: int = 1
+) -> dict[str, Any]:
     return {
         "schemas": [LIST_RESPONSE],
         "totalResults": len(resources) if total is None else total,

@@ -30,7 +30,11 @@ class ScimError(WebworkSSOError):
         self.headers = headers or {}
 
     def to_scim(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"schemas": [ERROR], "status": str(self.status), "detail": self.detail}
+        body: dict[str, Any] = {
+            "schemas": [ERROR],
+            "status": str(self.status),
+            "detail": self.detail,
+        }
         if self.scim_type:
             body["scimType"] = self.scim_type
         return body

@@ -40,8 +40,9 @@ def filter_condition(node: Node | None, resource: ResourceType) -> Condition | N
 
 
 class _Compiler:
-    def __init__(self, resource: ResourceType, columns: Mapping[str, Target],
-                 rows: Mapping[str, Rows]) -> None:
+    def __init__(
+        self, resource: ResourceType, columns: Mapping[str, Target], rows: Mapping[str, Rows]
+    ) -> None:
         self.resource = resource
         self.columns = columns
         self.rows = rows
@@ -73,21 +74,29 @@ class _Compiler:
             # ``emails eq "x"`` means emails.value; any one value may match (RFC 7644 3.4.2.2).
             sub = sub or attribute.sub_attribute("value")
             if sub is None:
-                raise invalid_filter(f"filter on a sub-attribute of {attribute.name}, "
-                                     f"such as {attribute.name}.{attribute.sub_attributes[0].name}")
-            return rows.exists(self.term(node, rows.columns.get(sub.name), sub,
-                                         f"{attribute.name}.{sub.name}"))
+                raise invalid_filter(
+                    f"filter on a sub-attribute of {attribute.name}, "
+                    f"such as {attribute.name}.{attribute.sub_attributes[0].name}"
+                )
+            return rows.exists(
+                self.term(node, rows.columns.get(sub.name), sub, f"{attribute.name}.{sub.name}")
+            )
         if attribute.type == "complex":
             scope = _Scope(attribute, self.columns, attribute.name + ".")
             if isinstance(node, ValuePath):
                 return self.compile(node.filter, scope)
             if sub is None and isinstance(node, Present):
-                subs = [(self.columns.get(scope.prefix + s.name), s) for s in attribute.sub_attributes]
-                return sql.any_of([sql.constant(False),
-                                   *(_present(target, s) for target, s in subs if target)])
+                subs = [
+                    (self.columns.get(scope.prefix + s.name), s) for s in attribute.sub_attributes
+                ]
+                return sql.any_of(
+                    [sql.constant(False), *(_present(target, s) for target, s in subs if target)]
+                )
             if sub is None:
-                raise invalid_filter(f"{attribute.name} is complex; filter on a sub-attribute "
-                                     f"such as {attribute.name}.{attribute.sub_attributes[0].name}")
+                raise invalid_filter(
+                    f"{attribute.name} is complex; filter on a sub-attribute "
+                    f"such as {attribute.name}.{attribute.sub_attributes[0].name}"
+                )
         return self.term(node, self.columns.get(path.canonical), path.target, path.canonical)
 
     def resolve(self, text: str) -> AttributePath:
@@ -101,7 +110,9 @@ class _Compiler:
     def inside(self, node: Node, scope: _Scope) -> Condition:
         """A term inside ``attribute[...]``: its path names a sub-attribute."""
         if not isinstance(node, (Comparison, Present)):
-            raise invalid_filter(f"value filters do not nest (in a filter on {scope.attribute.name})")
+            raise invalid_filter(
+                f"value filters do not nest (in a filter on {scope.attribute.name})"
+            )
         name = scope.attribute.name
         sub = scope.attribute.sub_attribute(node.path)
         if sub is None:
@@ -109,8 +120,9 @@ class _Compiler:
         label = f"{name}.{sub.name}"
         return self.term(node, scope.columns.get(scope.prefix + sub.name), sub, label)
 
-    def term(self, node: Node, target: Target | None, attribute: Attribute,
-             label: str) -> Condition:
+    def term(
+        self, node: Node, target: Target | None, attribute: Attribute, label: str
+    ) -> Condition:
         if target is None:
             raise invalid_filter(f"{label} cannot be used in filters")
         if isinstance(node, Present):
@@ -118,13 +130,21 @@ class _Compiler:
         assert isinstance(node, Comparison)
         check_operand(node.op, node.value, attribute.type, label)
         if isinstance(target, Constant):
-            holds = compare(node.op, target.value, node.value,
-                            case_exact=attribute.case_exact, type_=attribute.type)
+            holds = compare(
+                node.op,
+                target.value,
+                node.value,
+                case_exact=attribute.case_exact,
+                type_=attribute.type,
+            )
             return sql.constant(holds)
         # Only assigned values compare; this also keeps NULL (unknown) away from NOT.
-        return sql.all_of([_present(target, attribute),
-                           sql.condition(node.op, _operand(node, attribute, label), target,
-                                         attribute)])
+        return sql.all_of(
+            [
+                _present(target, attribute),
+                sql.condition(node.op, _operand(node, attribute, label), target, attribute),
+            ]
+        )
 
 
 def _present(target: Target, attribute: Attribute) -> Condition:

@@ -86,6 +86,7 @@ Node = Comparison | Present | And | Or | Not | ValuePath
 
 # -- tokenizer ---------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class _Token:
     kind: str  # ( ) [ ] string number word subattr end
@@ -133,7 +134,7 @@ def _tokenize(text: str) -> list[_Token]:
             tokens.append(_Token("subattr", match.group(), pos))
             pos = match.end()
         elif char == "'":
-            raise invalid_filter(f"unexpected \"'\" at position {pos}: strings use double quotes")
+            raise invalid_filter(f'unexpected "\'" at position {pos}: strings use double quotes')
         else:
             raise invalid_filter(f"unexpected character {char!r} at position {pos}")
     tokens.append(_Token("end", "", length))
@@ -144,12 +145,14 @@ def _read_string(literal: str, pos: int) -> str:
     try:
         value: str = json.loads(literal, strict=False)  # raw control characters are fine
     except json.JSONDecodeError as exc:
-        raise invalid_filter(f"{exc.msg[0].lower()}{exc.msg[1:]} in string at position "
-                             f"{pos + exc.pos}") from None
+        raise invalid_filter(
+            f"{exc.msg[0].lower()}{exc.msg[1:]} in string at position {pos + exc.pos}"
+        ) from None
     bad = UNSTORABLE.search(value)
     if bad is not None:
-        raise invalid_filter(f"the string at position {pos} holds {bad.group()!r}, which no value "
-                             "can hold")
+        raise invalid_filter(
+            f"the string at position {pos} holds {bad.group()!r}, which no value can hold"
+        )
     return value
 
 
@@ -166,6 +169,7 @@ def _read_number(text: str, pos: int) -> int | float:
 
 
 # -- parser ------------------------------------------------------------------------------------
+
 
 def parse_filter(text: str) -> Node:
     """Parse a SCIM filter: ``or`` binds loosest, then ``and``, then ``not``; both group left."""
@@ -265,7 +269,9 @@ class _Parser:
             return self.operation(path.text)
         opener = self.advance()
         if inside:
-            raise invalid_filter(f"unexpected '[' at position {opener.pos}: value filters do not nest")
+            raise invalid_filter(
+                f"unexpected '[' at position {opener.pos}: value filters do not nest"
+            )
         self.nested(depth, opener)
         node = self.or_expression(depth + 1, True)
         closer = self.peek()
@@ -306,6 +312,7 @@ class _Parser:
 
 # -- walking the tree -------------------------------------------------------------------------
 
+
 def flatten(node: And | Or) -> list[Node]:
     """The operands of a chain of the same operator, without recursing (chains can be long)."""
     kind = type(node)
@@ -318,5 +325,3 @@ def flatten(node: And | Or) -> list[Node]:
         else:
             operands.append(current)
     return operands
-
-

@@ -42,11 +42,16 @@ def _list(context: ScimContext, params: ListParameters) -> Reply:
     # Entra asks with excludedAttributes=members: then the memberships are not even read.
     members = (
         group_store.members_of(context.unit, [g.id for g in rows])
-        if params.wants(GROUP_RESOURCE, "members") else {}
+        if params.wants(GROUP_RESOURCE, "members")
+        else {}
     )
     resources = [
-        project(group_document(g, context.locate, members.get(g.id)), GROUP_RESOURCE,
-                params.attributes, params.excluded_attributes)
+        project(
+            group_document(g, context.locate, members.get(g.id)),
+            GROUP_RESOURCE,
+            params.attributes,
+            params.excluded_attributes,
+        )
         for g in rows
     ]
     return 200, list_response(resources, total=total, start_index=params.start_index), {}
@@ -67,17 +72,21 @@ def create_group(context: ScimContext) -> Reply:
     context.session.add(group)
     _flush(context, group)
     group_store.add_members(context.unit, group.id, wanted)
-    audit.record(context.unit, workspace_id=context.workspace_id, actor=context.actor,
-                 action="created", target_type="group", target_id=group.id,
-                 changes={"displayName": group.display_name, "members": wanted})
+    audit.record(
+        context.unit,
+        workspace_id=context.workspace_id,
+        actor=context.actor,
+        action="created",
+        target_type="group",
+        target_id=group.id,
+        changes={"displayName": group.display_name, "members": wanted},
+    )
     result = _document(context, group, None)
-    return 201, result, {"Location": result["meta"]["location"],
-                         "ETag": version_tag(group.version)}
+    return 201, result, {"Location": result["meta"]["location"], "ETag": version_tag(group.version)}
 
 
 def replace_group(context: ScimContext, resource_id: str) -> Reply:
-    group = group_store.get(context.unit, context.workspace_id, resource_id,
-                            for_update=True)
+    group = group_store.get(context.unit, context.workspace_id, resource_id, for_update=True)
     check_if_match(context.request, group.version)
     doc = canonicalize(read_json(context.request, context.max_body_bytes), GROUP_RESOURCE)
     check_id(doc, group.id)
@@ -85,8 +94,7 @@ def replace_group(context: ScimContext, resource_id: str) -> Reply:
 
 
 def patch_group(context: ScimContext, resource_id: str) -> Reply:
-    group = group_store.get(context.unit, context.workspace_id, resource_id,
-                            for_update=True)
+    group = group_store.get(context.unit, context.workspace_id, resource_id, for_update=True)
     check_if_match(context.request, group.version)
     body = read_json(context.request, context.max_body_bytes)
     current = group_document(
@@ -116,22 +124,34 @@ def _update(context: ScimContext, group: Group, doc: dict[str, Any]) -> Reply:
     if changes:
         touch(group)
         _flush(context, group)
-        audit.record(context.unit, workspace_id=context.workspace_id, actor=context.actor,
-                     action="updated", target_type="group", target_id=group.id, changes=changes)
+        audit.record(
+            context.unit,
+            workspace_id=context.workspace_id,
+            actor=context.actor,
+            action="updated",
+            target_type="group",
+            target_id=group.id,
+            changes=changes,
+        )
     params = ListParameters.from_query(context.request.args, context.max_results)
     return 200, _document(context, group, params), {"ETag": version_tag(group.version)}
 
 
 def delete_group(context: ScimContext, resource_id: str) -> Reply:
-    group = group_store.get(context.unit, context.workspace_id, resource_id,
-                            for_update=True)
+    group = group_store.get(context.unit, context.workspace_id, resource_id, for_update=True)
     check_if_match(context.request, group.version)
     removed = group_store.member_ids(context.unit, group.id)
     context.session.delete(group)
     context.session.flush()
-    audit.record(context.unit, workspace_id=context.workspace_id, actor=context.actor,
-                 action="deleted", target_type="group", target_id=resource_id,
-                 changes={"displayName": group.display_name, "members": removed})
+    audit.record(
+        context.unit,
+        workspace_id=context.workspace_id,
+        actor=context.actor,
+        action="deleted",
+        target_type="group",
+        target_id=resource_id,
+        changes={"displayName": group.display_name, "members": removed},
+    )
     return 204, None, {}
 
 
@@ -144,8 +164,9 @@ def _document(context: ScimContext, group: Group, params: ListParameters | None)
     return project(doc, GROUP_RESOURCE, params.attributes, params.excluded_attributes)
 
 
-def _checked_member_ids(context: ScimContext, doc: dict[str, Any],
-                        already: set[str] | None = None) -> list[str]:
+def _checked_member_ids(
+    context: ScimContext, doc: dict[str, Any], already: set[str] | None = None
+) -> list[str]:
     wanted = member_ids(doc)
     unknown = [mid for mid in wanted if mid not in (already or set())]
     found = member_store.existing_ids(context.unit, context.workspace_id, unknown)

@@ -22,8 +22,11 @@ def matches(node: Node, element: Mapping[str, Any], *, attribute: Attribute | No
     sub = _sub_attribute(attribute, node.path)
     values = [value for value in _lookup(element, node.path) if is_assigned(value)]
     if isinstance(node, ValuePath):
-        return any(matches(node.filter, value, attribute=sub)
-                   for value in values if isinstance(value, Mapping))
+        return any(
+            matches(node.filter, value, attribute=sub)
+            for value in values
+            if isinstance(value, Mapping)
+        )
     if isinstance(node, Present):
         return bool(values)
     label = node.path if attribute is None else f"{attribute.name}.{node.path}"
@@ -32,8 +35,10 @@ def matches(node: Node, element: Mapping[str, Any], *, attribute: Attribute | No
     if node.value is None:
         return bool(values) == (node.op == "ne")
     case_exact = sub is not None and sub.case_exact
-    return any(compare(node.op, value, node.value, case_exact=case_exact, type_=type_, label=label)
-               for value in values)
+    return any(
+        compare(node.op, value, node.value, case_exact=case_exact, type_=type_, label=label)
+        for value in values
+    )
 
 
 def _sub_attribute(attribute: Attribute | None, path: str) -> Attribute | None:
@@ -61,11 +66,11 @@ def _lookup(element: Any, path: str) -> list[Any]:
             # A whole resource: its own schema URN may prefix core attribute names.
             prefix = str(schema).lower() + ":"
             if rest.startswith(prefix):
-                pending.append((current, rest[len(prefix):]))
+                pending.append((current, rest[len(prefix) :]))
         for key, value in current.items():
             name = str(key).lower()
             if name == rest:
                 found.extend(value if isinstance(value, list) else [value])
-            elif rest.startswith(name) and rest[len(name):len(name) + 1] in (".", ":"):
-                pending.append((value, rest[len(name) + 1:]))
+            elif rest.startswith(name) and rest[len(name) : len(name) + 1] in (".", ":"):
+                pending.append((value, rest[len(name) + 1 :]))
     return found

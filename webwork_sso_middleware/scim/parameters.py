@@ -19,7 +19,7 @@ from .projection import parse_attribute_list
 from .resources import lists_version
 from .schemas import SEARCH_REQUEST, ResourceType
 
-MAX_START_INDEX = 2 ** 31 - 1
+MAX_START_INDEX = 2**31 - 1
 
 
 def read_json(request: Request, max_bytes: int) -> Any:
@@ -61,7 +61,9 @@ class ListParameters:
         if not isinstance(body, dict):
             raise invalid_syntax("a search request must be a JSON object")
         schemas = body.get("schemas")
-        if schemas is not None and SEARCH_REQUEST not in (schemas if isinstance(schemas, list) else []):
+        if schemas is not None and SEARCH_REQUEST not in (
+            schemas if isinstance(schemas, list) else []
+        ):
             raise invalid_syntax(f"a search request must have the schema {SEARCH_REQUEST}")
         return cls.parse({k: v for k, v in body.items() if k != "schemas"}, max_results)
 
@@ -80,8 +82,9 @@ class ListParameters:
         # RFC 7644: startIndex below 1 means 1; a negative count means 0; we cap at max_results.
         # No list is MAX_START_INDEX long: past it the page is as empty, and the SQL OFFSET
         # stays within the 64-bit integers both databases take.
-        start_index = min(max(1, _integer(lowered.get("startindex"), "startIndex", 1)),
-                          MAX_START_INDEX)
+        start_index = min(
+            max(1, _integer(lowered.get("startindex"), "startIndex", 1)), MAX_START_INDEX
+        )
         count = min(max(0, _integer(lowered.get("count"), "count", max_results)), max_results)
         return cls(
             filter=text_filter if text_filter and text_filter.strip() else None,
@@ -110,6 +113,7 @@ class ListParameters:
 
     def wants(self, resource: ResourceType, attribute: str) -> bool:
         """Whether the projection keeps ``attribute`` (to skip loading what is not returned)."""
+
         def names(paths: list[str]) -> set[str]:
             return {p.attribute.name for p in map(resource.resolve, paths) if p is not None}
 

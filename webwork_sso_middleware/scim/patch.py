@@ -82,8 +82,9 @@ def parse_operations(body: Any) -> list[PatchOperation]:
     if not isinstance(operations, list) or not operations:
         raise invalid_syntax("Operations must be a non-empty list of operations")
     if len(operations) > MAX_OPERATIONS:
-        raise invalid_value(f"too many operations ({len(operations)}); at most {MAX_OPERATIONS} "
-                            "per request")
+        raise invalid_value(
+            f"too many operations ({len(operations)}); at most {MAX_OPERATIONS} per request"
+        )
     return [_parse_operation(index, item) for index, item in enumerate(operations)]
 
 
@@ -94,7 +95,8 @@ def _parse_operation(index: int, item: Any) -> PatchOperation:
     op = fields.get("op")
     if not isinstance(op, str) or op.lower() not in OPS:
         raise invalid_syntax(
-            f"Operations[{index}].op must be add, replace or remove, not {show(op)}")
+            f"Operations[{index}].op must be add, replace or remove, not {show(op)}"
+        )
     path = fields.get("path")
     if isinstance(path, str) and not path.strip():
         path = None  # some clients send "" for "no path"
@@ -153,15 +155,22 @@ class _Patcher:
             return  # password: accepted, never stored
         unassign = op == "remove" or value is None or (op == "replace" and value == [])
         read_only = attribute.mutability == "readOnly" or (
-            sub is not None and sub.mutability == "readOnly")
+            sub is not None and sub.mutability == "readOnly"
+        )
         if read_only:
             if op != "remove" and path.filter is None and self._unchanged(path, value):
                 return
             raise mutability(f"{path.text} is readOnly")
         if attribute.required and unassign and sub is None and path.filter is None:
             raise mutability(f"{attribute.name} is required and cannot be removed")
-        if op == "remove" and has_value and value is not None and attribute.multi_valued \
-                and sub is None and path.filter is None:
+        if (
+            op == "remove"
+            and has_value
+            and value is not None
+            and attribute.multi_valued
+            and sub is None
+            and path.filter is None
+        ):
             self._remove_listed(path, value)
         elif unassign:
             self._remove(path)
@@ -194,8 +203,9 @@ class _Patcher:
         schemas = self.document.get("schemas")
         if not (isinstance(container, dict) and container):
             self._drop_extension(schema)
-        elif isinstance(schemas, list) and all(str(s).lower() != schema.id.lower()
-                                               for s in schemas):
+        elif isinstance(schemas, list) and all(
+            str(s).lower() != schema.id.lower() for s in schemas
+        ):
             schemas.append(schema.id)
 
     def _drop_extension(self, schema: Schema) -> None:
@@ -213,8 +223,9 @@ class _Patcher:
         container = self._container(path.target.schema, create=False) or {}
         current = get_name(container, path.attribute.name)
         if path.sub_attribute is not None:
-            current = (get_name(current, path.sub_attribute.name)
-                       if isinstance(current, dict) else None)
+            current = (
+                get_name(current, path.sub_attribute.name) if isinstance(current, dict) else None
+            )
         return bool(given == current)
 
     def _elements(self, path: PatchPath, create: bool) -> tuple[dict[str, Any] | None, list[Any]]:
@@ -238,8 +249,11 @@ class _Patcher:
         # Complex: add and replace both set the sub-attributes given and keep the others.
         current = get_name(container, attribute.name)
         merged = dict(current) if isinstance(current, dict) else {}
-        merge(attribute, merged, coerce(attribute, value) if sub is None
-               else {sub.name: coerce(sub, value)})
+        merge(
+            attribute,
+            merged,
+            coerce(attribute, value) if sub is None else {sub.name: coerce(sub, value)},
+        )
         put_values(container, attribute.name, merged)
 
     def _write_multi(self, op: str, path: PatchPath, value: Any) -> None:
@@ -255,8 +269,11 @@ class _Patcher:
                     promoted.append(element)
             elements = index.elements
         else:
-            given = ({sub.name: coerce(sub, value)} if sub is not None
-                     else coerce_value(attribute, _single(attribute, value)))
+            given = (
+                {sub.name: coerce(sub, value)}
+                if sub is not None
+                else coerce_value(attribute, _single(attribute, value))
+            )
             targets = self.selector.select(path, elements)
             if not targets:
                 kind = _upsert_type(path.filter, attribute)
@@ -273,8 +290,11 @@ class _Patcher:
             raise invalid_value(f"at most one {attribute.name} value can be primary")
         if promoted:  # RFC 7643 section 2.4: primary is true for at most one value
             for element in elements:
-                if element is not promoted[0] and isinstance(element, dict) \
-                        and element.get("primary") is True:
+                if (
+                    element is not promoted[0]
+                    and isinstance(element, dict)
+                    and element.get("primary") is True
+                ):
                     del element["primary"]
         put_values(container, attribute.name, elements)
 
@@ -313,8 +333,13 @@ class _Patcher:
 
 def _upsert_type(node: Node | None, attribute: Attribute) -> str | None:
     """``x`` when the filter is exactly ``type eq "x"``: the only filter we create values for."""
-    if (isinstance(node, Comparison) and node.op == "eq" and node.path.lower() == "type"
-            and isinstance(node.value, str) and attribute.sub_attribute("type") is not None):
+    if (
+        isinstance(node, Comparison)
+        and node.op == "eq"
+        and node.path.lower() == "type"
+        and isinstance(node.value, str)
+        and attribute.sub_attribute("type") is not None
+    ):
         return node.value
     return None
 

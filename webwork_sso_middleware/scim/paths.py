@@ -50,7 +50,7 @@ def parse_path(text: str, resource: ResourceType) -> PatchPath:
             raise invalid_path(f"{text!r} is not an attribute of {resource.name}")
         return PatchPath(text, found)
     closed = _closing_bracket(text, opened)
-    head, inner, rest = text[:opened].strip(), text[opened + 1:closed], text[closed + 1:]
+    head, inner, rest = text[:opened].strip(), text[opened + 1 : closed], text[closed + 1 :]
     target = resource.resolve(head)
     if target is None or target.sub_attribute is not None:
         raise invalid_path(f"{head!r} is not an attribute of {resource.name}")
@@ -61,8 +61,9 @@ def parse_path(text: str, resource: ResourceType) -> PatchPath:
     if rest:
         sub = attribute.sub_attribute(rest[1:]) if rest.startswith(".") else None
         if sub is None:
-            raise invalid_path(f"{rest!r} after the filter in {text!r} is not a sub-attribute "
-                               f"of {attribute.name}")
+            raise invalid_path(
+                f"{rest!r} after the filter in {text!r} is not a sub-attribute of {attribute.name}"
+            )
     node = parse_filter(inner)
     _check_filter(node, attribute)
     return PatchPath(text, AttributePath(target.schema, attribute, sub), node)
@@ -126,8 +127,9 @@ def get_name(container: Mapping[str, Any], name: str) -> Any:
     if name in container:
         return container[name]
     lowered = name.lower()
-    return next((v for k, v in container.items() if isinstance(k, str) and k.lower() == lowered),
-                None)
+    return next(
+        (v for k, v in container.items() if isinstance(k, str) and k.lower() == lowered), None
+    )
 
 
 def put_name(container: dict[str, Any], name: str, value: Any) -> None:
@@ -164,11 +166,18 @@ class Selector:
         candidates = elements
         if isinstance(node, Comparison) and len(elements) >= INDEX_FROM:
             sub = path.attribute.sub_attribute(node.path)
-            if (node.op == "eq" and isinstance(node.value, str) and sub is not None
-                    and sub.type in ("string", "reference")):
+            if (
+                node.op == "eq"
+                and isinstance(node.value, str)
+                and sub is not None
+                and sub.type in ("string", "reference")
+            ):
                 candidates = self._index(elements, sub.name.lower()).get(node.value.lower(), [])
-        return [e for e in candidates if isinstance(e, dict) and (
-            node is None or matches(node, e, attribute=path.attribute))]
+        return [
+            e
+            for e in candidates
+            if isinstance(e, dict) and (node is None or matches(node, e, attribute=path.attribute))
+        ]
 
     def discard(self, elements: list[Any], chosen: list[dict[str, Any]]) -> None:
         """Remove ``chosen`` from ``elements`` in place, keeping any index of it valid."""
@@ -201,6 +210,9 @@ def _index_keys(element: Any, name: str) -> list[str]:
     keys: list[str] = []
     for key, value in element.items():
         if str(key).lower() == name:
-            keys.extend(v.lower() for v in (value if isinstance(value, list) else [value])
-                        if isinstance(v, str))
+            keys.extend(
+                v.lower()
+                for v in (value if isinstance(value, list) else [value])
+                if isinstance(v, str)
+            )
     return keys

@@ -79,4 +79,3 @@ def _remove_path(container: dict[str, Any], path: Any) -> None:
         container[name] = [{k: v for k, v in item.items() if k != sub} for item in value]
     elif isinstance(value, dict):
         container[name] = {k: v for k, v in value.items() if k != sub}
-

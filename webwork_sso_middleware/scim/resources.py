@@ -43,7 +43,13 @@ ENTERPRISE_FIELDS = (
     ("department", "department"),
 )
 MULTI_VALUED = (
-    "emails", "phoneNumbers", "ims", "photos", "addresses", "entitlements", "roles",
+    "emails",
+    "phoneNumbers",
+    "ims",
+    "photos",
+    "addresses",
+    "entitlements",
+    "roles",
     "x509Certificates",
 )
 VALUE_FIELDS = (("value", "value"), ("display", "display"), ("type", "type"))
@@ -110,7 +116,10 @@ def user_document(record: MemberRecord, locate: Locator) -> dict[str, Any]:
         ]
     enterprise = {s: v for s, c in ENTERPRISE_FIELDS if (v := getattr(member, c)) is not None}
     if member.manager_id is not None:
-        enterprise["manager"] = {"value": member.manager_id, "$ref": locate("Users", member.manager_id)}
+        enterprise["manager"] = {
+            "value": member.manager_id,
+            "$ref": locate("Users", member.manager_id),
+        }
         if member.manager_display_name is not None:
             enterprise["manager"]["displayName"] = member.manager_display_name
     if enterprise:
@@ -135,4 +144,3 @@ def group_document(
         ]
     doc["meta"] = _meta("Group", group, locate("Groups", group.id))
     return doc
-

@@ -89,12 +89,22 @@ class Schema:
         }
 
 
-def _multi(name: str, *subs: Attribute, description: str = "", mutability: str = "readWrite",
-           types: tuple[str, ...] = ("work", "home", "other")) -> Attribute:
+def _multi(
+    name: str,
+    *subs: Attribute,
+    description: str = "",
+    mutability: str = "readWrite",
+    types: tuple[str, ...] = ("work", "home", "other"),
+) -> Attribute:
     """A multi-valued complex attribute with the usual value/display/type/primary parts."""
     return Attribute(
-        name, "complex", multi_valued=True, mutability=mutability, description=description,
-        sub_attributes=subs or (
+        name,
+        "complex",
+        multi_valued=True,
+        mutability=mutability,
+        description=description,
+        sub_attributes=subs
+        or (
             Attribute("value", mutability=mutability),
             Attribute("display", mutability=mutability),
             Attribute("type", mutability=mutability, canonical_values=types),
@@ -108,7 +118,9 @@ COMMON_ATTRIBUTES = (
     Attribute("id", case_exact=True, mutability="readOnly", returned="always", uniqueness="server"),
     Attribute("externalId", case_exact=True),
     Attribute(
-        "meta", "complex", mutability="readOnly",
+        "meta",
+        "complex",
+        mutability="readOnly",
         sub_attributes=(
             Attribute("resourceType", case_exact=True, mutability="readOnly"),
             Attribute("created", "dateTime", mutability="readOnly"),
@@ -120,14 +132,28 @@ COMMON_ATTRIBUTES = (
 )
 
 USER = Schema(
-    USER_SCHEMA, "User", "User Account",
+    USER_SCHEMA,
+    "User",
+    "User Account",
     (
-        Attribute("userName", required=True, uniqueness="server",
-                  description="Unique identifier for the User; here, the email address."),
-        Attribute("name", "complex", sub_attributes=(
-            Attribute("formatted"), Attribute("familyName"), Attribute("givenName"),
-            Attribute("middleName"), Attribute("honorificPrefix"), Attribute("honorificSuffix"),
-        )),
+        Attribute(
+            "userName",
+            required=True,
+            uniqueness="server",
+            description="Unique identifier for the User; here, the email address.",
+        ),
+        Attribute(
+            "name",
+            "complex",
+            sub_attributes=(
+                Attribute("formatted"),
+                Attribute("familyName"),
+                Attribute("givenName"),
+                Attribute("middleName"),
+                Attribute("honorificPrefix"),
+                Attribute("honorificSuffix"),
+            ),
+        ),
         Attribute("displayName"),
         Attribute("nickName"),
         Attribute("profileUrl", "reference", reference_types=("external",)),
@@ -137,16 +163,24 @@ USER = Schema(
         Attribute("locale"),
         Attribute("timezone"),
         Attribute("active", "boolean"),
-        Attribute("password", mutability="writeOnly", returned="never",
-                  description="Accepted and discarded: members sign in through the IdP."),
+        Attribute(
+            "password",
+            mutability="writeOnly",
+            returned="never",
+            description="Accepted and discarded: members sign in through the IdP.",
+        ),
         _multi("emails"),
         _multi("phoneNumbers", types=("work", "home", "mobile", "fax", "pager", "other")),
         _multi("ims", types=("aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo")),
         _multi("photos", types=("photo", "thumbnail")),
         _multi(
             "addresses",
-            Attribute("formatted"), Attribute("streetAddress"), Attribute("locality"),
-            Attribute("region"), Attribute("postalCode"), Attribute("country"),
+            Attribute("formatted"),
+            Attribute("streetAddress"),
+            Attribute("locality"),
+            Attribute("region"),
+            Attribute("postalCode"),
+            Attribute("country"),
             Attribute("type", canonical_values=("work", "home", "other")),
             Attribute("primary", "boolean"),
         ),
@@ -165,31 +199,44 @@ USER = Schema(
 )
 
 ENTERPRISE_USER = Schema(
-    ENTERPRISE_USER_SCHEMA, "EnterpriseUser", "Enterprise User",
+    ENTERPRISE_USER_SCHEMA,
+    "EnterpriseUser",
+    "Enterprise User",
     (
         Attribute("employeeNumber"),
         Attribute("costCenter"),
         Attribute("organization"),
         Attribute("division"),
         Attribute("department"),
-        Attribute("manager", "complex", sub_attributes=(
-            Attribute("value"),
-            Attribute("$ref", "reference", reference_types=("User",)),
-            Attribute("displayName", mutability="readOnly"),
-        )),
+        Attribute(
+            "manager",
+            "complex",
+            sub_attributes=(
+                Attribute("value"),
+                Attribute("$ref", "reference", reference_types=("User",)),
+                Attribute("displayName", mutability="readOnly"),
+            ),
+        ),
     ),
 )
 
 GROUP = Schema(
-    GROUP_SCHEMA, "Group", "Group",
+    GROUP_SCHEMA,
+    "Group",
+    "Group",
     (
         Attribute("displayName", required=True, uniqueness="server"),
-        Attribute("members", "complex", multi_valued=True, sub_attributes=(
-            Attribute("value", case_exact=True, mutability="immutable"),
-            Attribute("$ref", "reference", mutability="immutable", reference_types=("User",)),
-            Attribute("display", mutability="readOnly"),
-            Attribute("type", mutability="immutable", canonical_values=("User",)),
-        )),
+        Attribute(
+            "members",
+            "complex",
+            multi_valued=True,
+            sub_attributes=(
+                Attribute("value", case_exact=True, mutability="immutable"),
+                Attribute("$ref", "reference", mutability="immutable", reference_types=("User",)),
+                Attribute("display", mutability="readOnly"),
+                Attribute("type", mutability="immutable", canonical_values=("User",)),
+            ),
+        ),
     ),
 )
 
@@ -217,7 +264,7 @@ class ResourceType:
         for candidate in self.schemas:
             prefix = candidate.id.lower() + ":"
             if lowered.startswith(prefix):
-                schema, rest = candidate, path[len(prefix):]
+                schema, rest = candidate, path[len(prefix) :]
                 break
         head, _, tail = rest.partition(".")
         attribute = schema.attribute(head)

@@ -141,8 +141,9 @@ class AuthThrottle:
         try:
             minutes = self.database.run(work, write=True)
         except (StoreUnavailable, SQLAlchemyError):
-            log.warning("could not record a failed SCIM authentication from %s", source,
-                        exc_info=True)
+            log.warning(
+                "could not record a failed SCIM authentication from %s", source, exc_info=True
+            )
             return 0, None
         if purge:
             self._next_purge = self.monotonic() + 60
@@ -174,4 +175,9 @@ class AuthThrottle:
         if not known:
             log.warning(
                 "SCIM: %d failed token checks from %s within %d minutes; refusing it (429)"
-                " for %d s", total, source, self.window.total_seconds() // 60, math.ceil(wait))
+                " for %d s",
+                total,
+                source,
+                self.window.total_seconds() // 60,
+                math.ceil(wait),
+            )

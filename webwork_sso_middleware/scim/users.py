@@ -52,8 +52,12 @@ def _list(context: ScimContext, params: ListParameters) -> Reply:
             limit=params.count,
         )
     resources = [
-        project(user_document(m, context.locate), USER_RESOURCE, params.attributes,
-                params.excluded_attributes)
+        project(
+            user_document(m, context.locate),
+            USER_RESOURCE,
+            params.attributes,
+            params.excluded_attributes,
+        )
         for m in rows
     ]
     return 200, list_response(resources, total=total, start_index=params.start_index), {}
@@ -81,8 +85,12 @@ def get_user(context: ScimContext, resource_id: str) -> Reply:
     if if_none_match and lists_version(if_none_match, record.row.version):
         return 304, None, {"ETag": tag}
     params = ListParameters.from_query(context.request.args, context.max_results)
-    doc = project(user_document(record, context.locate), USER_RESOURCE, params.attributes,
-                  params.excluded_attributes)
+    doc = project(
+        user_document(record, context.locate),
+        USER_RESOURCE,
+        params.attributes,
+        params.excluded_attributes,
+    )
     return 200, doc, {"ETag": tag}
 
 
@@ -96,17 +104,22 @@ def create_user(context: ScimContext) -> Reply:
         member.deactivated_at = utcnow()
     context.session.add(member)
     _flush(context, member)
-    audit.record(context.unit, workspace_id=context.workspace_id, actor=context.actor,
-                 action="created", target_type="member", target_id=member.id,
-                 changes={"userName": member.user_name, "active": member.active})
+    audit.record(
+        context.unit,
+        workspace_id=context.workspace_id,
+        actor=context.actor,
+        action="created",
+        target_type="member",
+        target_id=member.id,
+        changes={"userName": member.user_name, "active": member.active},
+    )
     result = user_document(MemberRecord.of(member), context.locate)
     headers = {"Location": result["meta"]["location"], "ETag": version_tag(member.version)}
     return 201, result, headers
 
 
 def replace_user(context: ScimContext, resource_id: str) -> Reply:
-    member = member_store.get(context.unit, context.workspace_id, resource_id,
-                              for_update=True)
+    member = member_store.get(context.unit, context.workspace_id, resource_id, for_update=True)
     check_if_match(context.request, member.version)
     doc = canonicalize(read_json(context.request, context.max_body_bytes), USER_RESOURCE)
     check_id(doc, member.id)
@@ -114,8 +127,7 @@ def replace_user(context: ScimContext, resource_id: str) -> Reply:
 
 
 def patch_user(context: ScimContext, resource_id: str) -> Reply:
-    member = member_store.get(context.unit, context.workspace_id, resource_id,
-                              for_update=True)
+    member = member_store.get(context.unit, context.workspace_id, resource_id, for_update=True)
     check_if_match(context.request, member.version)
     body = read_json(context.request, context.max_body_bytes)
     doc = apply_patch(user_document(MemberRecord.of(member), context.locate), body, USER_RESOURCE)
@@ -140,16 +152,22 @@ def _update(context: ScimContext, member: Member, doc: dict[str, Any]) -> Reply:
         }
         action = lifecycle.settle_active_change(member, was_active=was_active)
         _flush(context, member)
-        audit.record(context.unit, workspace_id=context.workspace_id, actor=context.actor,
-                     action=action, target_type="member", target_id=member.id, changes=changes)
+        audit.record(
+            context.unit,
+            workspace_id=context.workspace_id,
+            actor=context.actor,
+            action=action,
+            target_type="member",
+            target_id=member.id,
+            changes=changes,
+        )
     result = user_document(MemberRecord.of(member), context.locate)
     return 200, result, {"ETag": version_tag(member.version)}
 
 
 def delete_user(context: ScimContext, resource_id: str) -> Reply:
     """The member disappears from SCIM but stays in the store, deactivated."""
-    member = member_store.get(context.unit, context.workspace_id, resource_id,
-                              for_update=True)
+    member = member_store.get(context.unit, context.workspace_id, resource_id, for_update=True)
     check_if_match(context.request, member.version)
     left = lifecycle.delete(member)
     for group in left:
@@ -157,9 +175,15 @@ def delete_user(context: ScimContext, resource_id: str) -> Reply:
     groups = sorted(group.id for group in left)
     touch(member)
     context.session.flush()
-    audit.record(context.unit, workspace_id=context.workspace_id, actor=context.actor,
-                 action="deleted", target_type="member", target_id=member.id,
-                 changes={"userName": member.user_name, "groups": groups})
+    audit.record(
+        context.unit,
+        workspace_id=context.workspace_id,
+        actor=context.actor,
+        action="deleted",
+        target_type="member",
+        target_id=member.id,
+        changes={"userName": member.user_name, "groups": groups},
+    )
     return 204, None, {}
 
 
@@ -177,4 +201,3 @@ def _profile(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _flush(context: ScimContext, member: Member) -> None:
     context.flush_unique(f"a User with userName {member.user_name!r} already exists")
-

@@ -70,8 +70,13 @@ def same_type(left: dict[str, Any], right: dict[str, Any]) -> bool:
     return a is None or b is None or str(a).lower() == str(b).lower()
 
 
-def merge(attribute: Attribute, target: dict[str, Any], given: Mapping[str, Any], *,
-           keep_immutable: bool = False) -> None:
+def merge(
+    attribute: Attribute,
+    target: dict[str, Any],
+    given: Mapping[str, Any],
+    *,
+    keep_immutable: bool = False,
+) -> None:
     """Set the given sub-attributes of a complex value (None unassigns); others stay.
 
     When ``value`` changes, readOnly parts not given (``manager.displayName``) described the

@@ -46,11 +46,13 @@ def canonicalize(body: Any, resource: ResourceType) -> dict[str, Any]:
         if extension is not None and extension is not resource.schema:
             if value is not None and not isinstance(value, dict):
                 raise invalid_value(f"{extension.id} must be an object")
-            doc.setdefault(extension.id, {}).update({
-                attr.name: _canonical_value(attr, sub)
-                for k, sub in (value or {}).items()
-                if isinstance(k, str) and (attr := extension.attribute(k)) is not None
-            })
+            doc.setdefault(extension.id, {}).update(
+                {
+                    attr.name: _canonical_value(attr, sub)
+                    for k, sub in (value or {}).items()
+                    if isinstance(k, str) and (attr := extension.attribute(k)) is not None
+                }
+            )
             continue
         if key.lower() == "schemas":
             continue
@@ -86,7 +88,6 @@ def _canonical_complex(attribute: Attribute, value: Any) -> Any:
     return out
 
 
-
 # -- typed reading of document values ---------------------------------------------------------
 
 
@@ -102,8 +103,9 @@ def text(value: Any, label: str, *, limit: int = 255, required: bool = False) ->
     if len(result) > limit:
         raise invalid_value(f"{label} is longer than {limit} characters")
     if UNSTORABLE.search(result):
-        raise invalid_value(f"{label} holds a character no value can hold "
-                            "(NUL or an unpaired surrogate)")
+        raise invalid_value(
+            f"{label} holds a character no value can hold (NUL or an unpaired surrogate)"
+        )
     if required and not result.strip():
         raise invalid_value(f"{label} must not be blank")
     return result
@@ -122,7 +124,6 @@ def _column_limit(model: type, column: str) -> int:
     return int(length) if length else 65536
 
 
-
 # -- documents onto rows ----------------------------------------------------------------------
 
 
@@ -134,34 +135,47 @@ def write_user(member: Member, doc: Mapping[str, Any]) -> None:
         setattr(
             member,
             column,
-            text(doc.get(scim_name), scim_name, limit=_column_limit(Member, column),
-                 required=scim_name == "userName"),
+            text(
+                doc.get(scim_name),
+                scim_name,
+                limit=_column_limit(Member, column),
+                required=scim_name == "userName",
+            ),
         )
     # One normalisation for every way a member is named (names.py): a trailing space,
     # NFD or full-width spelling is the same member, and invisible characters are refused.
     try:
-        member.user_name = names.clean(member.user_name, "userName",
-                                       limit=_column_limit(Member, "user_name"))
+        member.user_name = names.clean(
+            member.user_name, "userName", limit=_column_limit(Member, "user_name")
+        )
     except InvalidName as invalid:
         raise invalid_value(f"userName {invalid.reason}") from None
     member.user_name_key = names.key(member.user_name)
     if len(member.user_name_key) > _column_limit(Member, "user_name_key"):
-        raise invalid_value(f"userName is longer than {_column_limit(Member, 'user_name_key')} "
-                            "characters once normalised")
+        raise invalid_value(
+            f"userName is longer than {_column_limit(Member, 'user_name_key')} "
+            "characters once normalised"
+        )
     name = doc.get("name") or {}
     if not isinstance(name, dict):
         raise invalid_value("name must be an object")
     for scim_name, column in NAME_FIELDS:
-        setattr(member, column, text(name.get(scim_name), f"name.{scim_name}",
-                                     limit=_column_limit(Member, column)))
+        setattr(
+            member,
+            column,
+            text(name.get(scim_name), f"name.{scim_name}", limit=_column_limit(Member, column)),
+        )
     if "active" in doc and doc["active"] is not None:
         member.active = boolean(doc["active"], "active")
     elif member.active is None:
         member.active = True
     enterprise = doc.get(ENTERPRISE_USER_SCHEMA) or {}
     for scim_name, column in ENTERPRISE_FIELDS:
-        setattr(member, column, text(enterprise.get(scim_name), scim_name,
-                                     limit=_column_limit(Member, column)))
+        setattr(
+            member,
+            column,
+            text(enterprise.get(scim_name), scim_name, limit=_column_limit(Member, column)),
+        )
     manager = enterprise.get("manager")
     if manager is not None and not isinstance(manager, (dict, str)):
         raise invalid_value("manager must be an object")
@@ -190,12 +204,16 @@ def _write_values(member: Member, doc: Mapping[str, Any]) -> None:
             row = MemberValue(attribute=attribute, position=position)
             for scim_name, column in fields:
                 limit = 65536 if column == "value" else _column_limit(MemberValue, column)
-                setattr(row, column, text(value.get(scim_name), f"{attribute}.{scim_name}",
-                                          limit=limit))
+                setattr(
+                    row, column, text(value.get(scim_name), f"{attribute}.{scim_name}", limit=limit)
+                )
             primary = value.get("primary")
             row.primary = primary is not None and boolean(primary, f"{attribute}.primary")
             # RFC 7643: at most one primary value; keep the first one the client marked.
-            row.primary, seen_primary = row.primary and not seen_primary, seen_primary or row.primary
+            row.primary, seen_primary = (
+                row.primary and not seen_primary,
+                seen_primary or row.primary,
+            )
             row.value_key = row.value.lower()[:1024] if row.value is not None else None
             rows.append(row)
     if _value_signature(member.values) != _value_signature(rows):
@@ -203,16 +221,30 @@ def _write_values(member: Member, doc: Mapping[str, Any]) -> None:
 
 
 def _value_signature(rows: list[MemberValue]) -> list[tuple[Any, ...]]:
-    columns = ("attribute", "position", "value", "display", "type", "primary", "formatted",
-               "street_address", "locality", "region", "postal_code", "country")
+    columns = (
+        "attribute",
+        "position",
+        "value",
+        "display",
+        "type",
+        "primary",
+        "formatted",
+        "street_address",
+        "locality",
+        "region",
+        "postal_code",
+        "country",
+    )
     return sorted(tuple(getattr(row, c) for c in columns) for row in rows)
 
 
 def _primary_email(member: Member) -> str | None:
     emails = [row for row in member.values if row.attribute == "emails" and row.value]
-    chosen = next((row for row in emails if row.primary), None) or next(
-        (row for row in emails if (row.type or "").lower() == "work"), None
-    ) or (emails[0] if emails else None)
+    chosen = (
+        next((row for row in emails if row.primary), None)
+        or next((row for row in emails if (row.type or "").lower() == "work"), None)
+        or (emails[0] if emails else None)
+    )
     if chosen is not None:
         return names.key(chosen.value)[:320]  # type: ignore[arg-type]
     return member.user_name_key if "@" in member.user_name_key else None
@@ -222,8 +254,9 @@ def _key(value: str, label: str, model: type, column: str) -> str:
     """The lower-cased lookup key of a unique name; lowering can lengthen it (U+0130 -> 2)."""
     key = value.lower()
     if len(key) > _column_limit(model, column):
-        raise invalid_value(f"{label} is longer than {_column_limit(model, column)} characters "
-                            "once lower-cased")
+        raise invalid_value(
+            f"{label} is longer than {_column_limit(model, column)} characters once lower-cased"
+        )
     return key
 
 
@@ -255,7 +288,6 @@ def check_id(doc: Mapping[str, Any], current_id: str | None) -> None:
     given = doc.get("id")
     if given is not None and given != current_id:
         raise mutability("id is read-only" if current_id else "id is assigned by the server")
-
 
 
 def touch(row: Member | Group) -> None:

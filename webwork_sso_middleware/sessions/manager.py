@@ -18,12 +18,12 @@ from ..identity import Member, host_identity
 from ..logs import package_logger
 from ..signing import CLOCK_TOLERANCE, Purpose, Signing
 from ..store import audit
-from ..store.db import Database, UnitOfWork
 from ..store import sessions as session_store
-from .revocation import RevocationCache, _Check
+from ..store.db import Database, UnitOfWork
 from ..store.models import (
     SSO_PLANS,
 )
+from .revocation import RevocationCache, _Check
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -98,14 +98,20 @@ class SessionManager:
         # given, and the value), and each cookie is its name, value and those. A signed value
         # is URL-safe base64 and dots, which dump_cookie would not quote either.
         self._cookie_attributes = dump_cookie(
-            cookie_name, "v", path="/", secure=secure, httponly=True, samesite="Lax",
+            cookie_name,
+            "v",
+            path="/",
+            secure=secure,
+            httponly=True,
+            samesite="Lax",
         ).removeprefix(f"{cookie_name}=v")
         self._next_purge = float("-inf")  # the first start() purges
 
     # -- sessions -------------------------------------------------------------------------------
 
-    def start(self, member_id: str, workspace_id: int, unit: UnitOfWork,
-              *, generation: int | None = None) -> str:
+    def start(
+        self, member_id: str, workspace_id: int, unit: UnitOfWork, *, generation: int | None = None
+    ) -> str:
         """Record a new session in the caller's transaction; return its ``Set-Cookie`` value.
 
         Raises NotFound when the member is not an active, undeleted member of the workspace.
@@ -120,9 +126,14 @@ class SessionManager:
             raise NotFound("active member", member_id)
         session_id = secrets.token_urlsafe(32)
         session_store.insert_session(
-            unit, id_hash=hash_session_id(session_id), member_id=member_id,
-            workspace_id=workspace_id, generation=generation, created_at=_utc(now),
-            expires_at=_utc(now + self.absolute_lifetime))
+            unit,
+            id_hash=hash_session_id(session_id),
+            member_id=member_id,
+            workspace_id=workspace_id,
+            generation=generation,
+            created_at=_utc(now),
+            expires_at=_utc(now + self.absolute_lifetime),
+        )
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_EVERY
             self._purge(unit, now)
@@ -140,7 +151,9 @@ class SessionManager:
         if check is None or check.member is None or check.expires_at <= now:
             return None
         if (check.member_id, check.workspace_id, check.generation) != (
-            cookie.member_id, cookie.workspace_id, cookie.generation
+            cookie.member_id,
+            cookie.workspace_id,
+            cookie.generation,
         ):
             return None
         refreshed = None
@@ -154,13 +167,19 @@ class SessionManager:
         if cookies:
             now = self._clock()
             hashes = [cookie.id_hash for cookie in cookies]
-            self.database.run(
-                lambda unit: session_store.end_sessions(unit, hashes, _utc(now)))
+            self.database.run(lambda unit: session_store.end_sessions(unit, hashes, _utc(now)))
             for cookie in cookies:  # at once in this process; within the bound elsewhere
-                self.cache.put(cookie.id_hash, _Check(
-                    time.monotonic(), cookie.member_id, cookie.workspace_id, cookie.generation,
-                    now, None,
-                ))
+                self.cache.put(
+                    cookie.id_hash,
+                    _Check(
+                        time.monotonic(),
+                        cookie.member_id,
+                        cookie.workspace_id,
+                        cookie.generation,
+                        now,
+                        None,
+                    ),
+                )
         return self.clearing_cookie()
 
     def sign_out_everywhere(self, member_id: str, *, actor: str = "admin") -> None:
@@ -171,8 +190,14 @@ class SessionManager:
             workspace_id = session_store.end_member_sessions(unit, member_id, now)
             if workspace_id is None:
                 raise NotFound("member", member_id)
-            audit.record(unit, workspace_id=workspace_id, actor=actor,
-                         action="signed_out", target_type="member", target_id=member_id)
+            audit.record(
+                unit,
+                workspace_id=workspace_id,
+                actor=actor,
+                action="signed_out",
+                target_type="member",
+                target_id=member_id,
+            )
 
         self.database.run(work)  # the store names the member: evicted at commit
 
@@ -195,16 +220,32 @@ class SessionManager:
         return None  # pragma: no mutate (the last statement: deleting it returns None all the same)
 
     def clearing_cookie(self) -> str:
-        return dump_cookie(self.cookie_name, "", max_age=0, expires=0, path="/",
-                           secure=self.secure, httponly=True, samesite="Lax")
+        return dump_cookie(
+            self.cookie_name,
+            "",
+            max_age=0,
+            expires=0,
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="Lax",
+        )
 
     def _set_cookie(self, cookie: SessionCookie) -> str:
         # Uncompressed: zlib spares a few bytes of this short, mostly random payload at best,
         # and costs more than the rest of the cookie's making (signing.py).
-        value = self._serializer.dumps([
-            COOKIE_FORMAT, cookie.session_id, cookie.member_id, cookie.workspace_id,
-            cookie.generation, cookie.issued_at, cookie.last_seen,
-        ], compress=False)
+        value = self._serializer.dumps(
+            [
+                COOKIE_FORMAT,
+                cookie.session_id,
+                cookie.member_id,
+                cookie.workspace_id,
+                cookie.generation,
+                cookie.issued_at,
+                cookie.last_seen,
+            ],
+            compress=False,
+        )
         # No Max-Age: a browser session cookie. The lifetimes are enforced here, not by it.
         return f"{self.cookie_name}={value}{self._cookie_attributes}"
 
@@ -226,8 +267,11 @@ class SessionManager:
         if not isinstance(data, list) or len(data) != 7 or data[0] != COOKIE_FORMAT:
             return None
         _, session_id, member_id, workspace_id, generation, issued_at, last_seen = data
-        if not (isinstance(session_id, str) and isinstance(member_id, str)
-                and all(type(v) is int for v in (workspace_id, generation, issued_at, last_seen))):
+        if not (
+            isinstance(session_id, str)
+            and isinstance(member_id, str)
+            and all(type(v) is int for v in (workspace_id, generation, issued_at, last_seen))
+        ):
             return None
         return SessionCookie(session_id, member_id, workspace_id, generation, issued_at, last_seen)
 
@@ -236,9 +280,11 @@ class SessionManager:
         # signed a second "in the future", which another host's clock makes routine.
         if max(cookie.issued_at, cookie.last_seen) > now + CLOCK_TOLERANCE:
             return False
-        return (cookie.issued_at <= cookie.last_seen
-                and now - cookie.issued_at < self.absolute_lifetime
-                and now - cookie.last_seen < self.idle_lifetime)
+        return (
+            cookie.issued_at <= cookie.last_seen
+            and now - cookie.issued_at < self.absolute_lifetime
+            and now - cookie.last_seen < self.idle_lifetime
+        )
 
     # -- the database ---------------------------------------------------------------------------
 
@@ -249,7 +295,8 @@ class SessionManager:
         asked_at = time.monotonic()  # before the query: the bound counts from here
         try:
             rows = self.database.run(
-                lambda unit: session_store.session_rows(unit, id_hash), write=False)
+                lambda unit: session_store.session_rows(unit, id_hash), write=False
+            )
         except (SQLAlchemyError, StoreError) as exc:
             # Fail closed for this request only: the cookie stays, the next request retries.
             log.warning("could not check a session; the request goes on without identity: %s", exc)
@@ -278,13 +325,20 @@ class SessionManager:
         member = None
         if live:
             member = Member(
-                id=row.member_id, workspace=row.slug, user_name=row.user_name,
-                email=row.email or row.email_key or (row.user_name if "@" in row.user_name else None),
-                given_name=row.given_name, family_name=row.family_name,
-                display_name=row.display_name, active=True,
+                id=row.member_id,
+                workspace=row.slug,
+                user_name=row.user_name,
+                email=row.email
+                or row.email_key
+                or (row.user_name if "@" in row.user_name else None),
+                given_name=row.given_name,
+                family_name=row.family_name,
+                display_name=row.display_name,
+                active=True,
                 groups=[r.group_name for r in rows if r.group_name is not None],
-                identity=host_identity(row.slug, row.member_id, row.user_name_key,
-                                       bool(row.domain_verified)),
+                identity=host_identity(
+                    row.slug, row.member_id, row.user_name_key, bool(row.domain_verified)
+                ),
             )
         return _Check(asked_at, row.member_id, row.workspace_id, row.generation, expires_at, member)
 
@@ -314,4 +368,4 @@ def cookie_values(header: str, name: str) -> list[str]:
 
 
 def _utc(epoch: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(epoch, dt.UTC)

@@ -13,7 +13,6 @@ import dataclasses
 import threading
 import time
 
-
 from ..errors import ConfigurationError
 from ..identity import Member
 from ..logs import package_logger

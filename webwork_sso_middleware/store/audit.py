@@ -33,21 +33,26 @@ def record(
 ) -> None:
     """Insert the event at once (Core: an audit row needs no unit of work) in the caller's
     transaction, so it commits or rolls back with the change it describes."""
-    _INSERT.rows(unit.connection, {
-        "workspace_id": workspace_id,
-        "occurred_at": utcnow(),
-        "actor": actor,
-        "action": action,
-        "target_type": target_type,
-        "target_id": target_id,
-        "changes": changes or {},
-    })
+    _INSERT.rows(
+        unit.connection,
+        {
+            "workspace_id": workspace_id,
+            "occurred_at": utcnow(),
+            "actor": actor,
+            "action": action,
+            "target_type": target_type,
+            "target_id": target_id,
+            "changes": changes or {},
+        },
+    )
 
 
 # Typed as the Table it is: mypy sees a declarative __table__ as a FromClause.
 _AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
-_INSERT = DriverStatement(insert(_AUDIT_EVENTS), keys=(
-    "workspace_id", "occurred_at", "actor", "action", "target_type", "target_id", "changes"))
+_INSERT = DriverStatement(
+    insert(_AUDIT_EVENTS),
+    keys=("workspace_id", "occurred_at", "actor", "action", "target_type", "target_id", "changes"),
+)
 
 # The target_type of a row that counts repeated events (count below).
 COUNTED = "counted"
@@ -81,7 +86,7 @@ def count(
     connection = unit.connection
     now = now or utcnow()
     span = window.total_seconds()
-    opened = dt.datetime.fromtimestamp(now.timestamp() // span * span, dt.timezone.utc)
+    opened = dt.datetime.fromtimestamp(now.timestamp() // span * span, dt.UTC)
     target_id = key[:36]
     if connection.dialect.name == "postgresql":
         name = f"audit-count|{workspace_id}|{action}|{target_id}".encode()
@@ -90,24 +95,42 @@ def count(
     events = _AUDIT_EVENTS.c
     found = connection.execute(
         select(events.id, events.changes)
-        .where(events.workspace_id == workspace_id, events.action == action,
-               events.occurred_at >= opened, events.target_type == COUNTED,
-               events.target_id == target_id)
-        .order_by(events.id.desc()).limit(1)).first()
+        .where(
+            events.workspace_id == workspace_id,
+            events.action == action,
+            events.occurred_at >= opened,
+            events.target_type == COUNTED,
+            events.target_id == target_id,
+        )
+        .order_by(events.id.desc())
+        .limit(1)
+    ).first()
     if found is None:
-        _INSERT.rows(connection, {
-            "workspace_id": workspace_id, "occurred_at": now, "actor": actor, "action": action,
-            "target_type": COUNTED, "target_id": target_id,
-            "changes": {**changes, "count": 1, "first_at": now.isoformat()},
-        })
+        _INSERT.rows(
+            connection,
+            {
+                "workspace_id": workspace_id,
+                "occurred_at": now,
+                "actor": actor,
+                "action": action,
+                "target_type": COUNTED,
+                "target_id": target_id,
+                "changes": {**changes, "count": 1, "first_at": now.isoformat()},
+            },
+        )
         return 1
     previous: dict[str, Any] = found.changes or {}
     total = int(previous.get("count") or 0) + 1
-    connection.execute(update(_AUDIT_EVENTS).where(events.id == found.id).values(
-        occurred_at=now, actor=actor,
-        changes={**changes, "count": total, "first_at": previous.get("first_at")}))
+    connection.execute(
+        update(_AUDIT_EVENTS)
+        .where(events.id == found.id)
+        .values(
+            occurred_at=now,
+            actor=actor,
+            changes={**changes, "count": total, "first_at": previous.get("first_at")},
+        )
+    )
     return total
-
 
 
 def latest(
@@ -127,8 +150,9 @@ def latest(
         AuditEvent.workspace_id == workspace_id, AuditEvent.action.in_(list(actions))
     )
     if counted is not None:
-        query = query.where((AuditEvent.target_type == COUNTED) if counted
-                            else (AuditEvent.target_type != COUNTED))
+        query = query.where(
+            (AuditEvent.target_type == COUNTED) if counted else (AuditEvent.target_type != COUNTED)
+        )
     if since is not None:
         query = query.where(AuditEvent.occurred_at >= since)
     query = query.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit)
@@ -138,10 +162,15 @@ def latest(
 def purge(unit: UnitOfWork, *, before: dt.datetime, limit: int = 1000) -> int:
     """Delete up to ``limit`` of the oldest events that happened before ``before``; how many."""
     # By id, which grows with time: the walk stops after ``limit`` old rows, not at the end.
-    oldest = (select(_AUDIT_EVENTS.c.id).where(_AUDIT_EVENTS.c.occurred_at < before)
-              .order_by(_AUDIT_EVENTS.c.id).limit(limit))
-    result = unit.connection.execute(delete(_AUDIT_EVENTS).where(
-        _AUDIT_EVENTS.c.id.in_(oldest.scalar_subquery())))
+    oldest = (
+        select(_AUDIT_EVENTS.c.id)
+        .where(_AUDIT_EVENTS.c.occurred_at < before)
+        .order_by(_AUDIT_EVENTS.c.id)
+        .limit(limit)
+    )
+    result = unit.connection.execute(
+        delete(_AUDIT_EVENTS).where(_AUDIT_EVENTS.c.id.in_(oldest.scalar_subquery()))
+    )
     return result.rowcount
 
 
@@ -150,9 +179,16 @@ class Retention:
     seconds per process, the request that calls :meth:`maybe_purge` deletes expired events,
     ``batch`` rows per transaction (short write locks), ``max_batches`` at the most."""
 
-    def __init__(self, database: Database, *, days: int, interval: float = 600.0,
-                 batch: int = 1000, max_batches: int = 10,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        days: int,
+        interval: float = 600.0,
+        batch: int = 1000,
+        max_batches: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.database = database
         self.retention = dt.timedelta(days=days)
         self.interval = interval
@@ -173,8 +209,7 @@ class Retention:
         deleted = 0
         try:
             for _ in range(self.max_batches):
-                count = self.database.run(
-                    lambda unit: purge(unit, before=cutoff, limit=self.batch))
+                count = self.database.run(lambda unit: purge(unit, before=cutoff, limit=self.batch))
                 deleted += count
                 if count < self.batch:
                     break

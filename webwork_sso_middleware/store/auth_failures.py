@@ -20,9 +20,11 @@ _F = ScimAuthFailure
 
 def _upsert(dialect: Any) -> Any:
     statement = dialect.insert(_F).values(
-        source=bindparam("source"), window_start=bindparam("minute"), failures=1)
+        source=bindparam("source"), window_start=bindparam("minute"), failures=1
+    )
     return statement.on_conflict_do_update(
-        index_elements=[_F.source, _F.window_start], set_={"failures": _F.failures + 1})
+        index_elements=[_F.source, _F.window_start], set_={"failures": _F.failures + 1}
+    )
 
 
 # Built once: constructing statements costs more than running these.
@@ -39,13 +41,15 @@ def minute_of(when: dt.datetime) -> dt.datetime:
     return when.replace(second=0, microsecond=0)
 
 
-def record(unit: UnitOfWork, source: str, now: dt.datetime,
-           window: dt.timedelta) -> list[tuple[dt.datetime, int]]:
+def record(
+    unit: UnitOfWork, source: str, now: dt.datetime, window: dt.timedelta
+) -> list[tuple[dt.datetime, int]]:
     """Count one failure of ``source`` now; its (minute, failures) within ``window`` of
     ``now``, oldest first. A minute counts while it started less than ``window`` ago."""
     connection = unit.connection
-    connection.execute(_UPSERTS[connection.dialect.name],
-                       {"source": source, "minute": minute_of(now)})
+    connection.execute(
+        _UPSERTS[connection.dialect.name], {"source": source, "minute": minute_of(now)}
+    )
     rows = connection.execute(_RECENT, {"source": source, "since": now - window})
     return [(row.window_start, row.failures) for row in rows]
 

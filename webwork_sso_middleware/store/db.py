@@ -67,8 +67,9 @@ class UnitOfWork:
     @property
     def session(self) -> Session:
         if self._session is None:
-            self._session = StoreSession(bind=self.connection, expire_on_commit=False,
-                                         autoflush=False)
+            self._session = StoreSession(
+                bind=self.connection, expire_on_commit=False, autoflush=False
+            )
         return self._session
 
     def flush(self) -> None:
@@ -83,8 +84,9 @@ class UnitOfWork:
 class Database:
     """One SQLAlchemy engine with the settings each backend needs for concurrent use."""
 
-    def __init__(self, url: str, *, auto_migrate: bool = True, echo: bool = False,
-                 busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, auto_migrate: bool = True, echo: bool = False, busy_timeout: float = 30.0
+    ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         # How long a statement waits for another connection's lock before it fails (SQLite's
@@ -113,7 +115,9 @@ class Database:
         ids = frozenset(member_ids)
         with self._listeners_lock:
             alive = [(ref, ref()) for ref in self._sessions_ended_listeners]
-            self._sessions_ended_listeners = [ref for ref, listener in alive if listener is not None]
+            self._sessions_ended_listeners = [
+                ref for ref, listener in alive if listener is not None
+            ]
         for _, listener in alive:
             if listener is not None:
                 listener(ids)
@@ -134,8 +138,9 @@ class Database:
 
     def _create_engine(self, echo: bool) -> Engine:
         if not self.is_sqlite:
-            return create_engine(self.url, echo=echo, pool_pre_ping=True,
-                                 connect_args=self._postgresql_timeouts())
+            return create_engine(
+                self.url, echo=echo, pool_pre_ping=True, connect_args=self._postgresql_timeouts()
+            )
         memory = self.url.database in (None, "", ":memory:")
         engine = create_engine(
             self.url,
@@ -211,10 +216,14 @@ class Database:
                 with self._unit(write=write) as unit:
                     return work(unit)
             except (StaleDataError, DBAPIError) as exc:
-                if attempt == attempts or not self._is_transient(exc) or (
-                    # SQLite waited out busy_timeout already: the lock is held, not contended.
-                    # Waiting again would only keep the caller from its 503 for longer.
-                    self.is_sqlite and time.monotonic() - started >= self.busy_timeout
+                if (
+                    attempt == attempts
+                    or not self._is_transient(exc)
+                    or (
+                        # SQLite waited out busy_timeout already: the lock is held, not contended.
+                        # Waiting again would only keep the caller from its 503 for longer.
+                        self.is_sqlite and time.monotonic() - started >= self.busy_timeout
+                    )
                 ):
                     raise
                 log.debug("retrying transaction after transient conflict: %s", exc)
@@ -259,7 +268,10 @@ class Database:
         config = alembic_config()
         head = ScriptDirectory.from_config(config).get_current_head()
         with self.engine.begin() as connection:
-            if revision == "head" and MigrationContext.configure(connection).get_current_revision() == head:
+            if (
+                revision == "head"
+                and MigrationContext.configure(connection).get_current_revision() == head
+            ):
                 return
             if not self.is_sqlite:
                 # Several workers may start at once: let one migrate while the others wait.

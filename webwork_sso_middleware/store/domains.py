@@ -45,27 +45,45 @@ class DomainClaim:
 
 
 def claim_of(row: WorkspaceDomain) -> DomainClaim:
-    return DomainClaim(row.domain, row.verified_at, row.verified_by,
-                       verification_record(row.domain, row.verification_token))
+    return DomainClaim(
+        row.domain,
+        row.verified_at,
+        row.verified_by,
+        verification_record(row.domain, row.verification_token),
+    )
 
 
 def claims(unit: UnitOfWork, workspace_id: int) -> list[DomainClaim]:
     rows = unit.connection.execute(
         select(_D.domain, _D.verified_at, _D.verified_by, _D.verification_token)
-        .where(_D.workspace_id == workspace_id).order_by(_D.domain)
+        .where(_D.workspace_id == workspace_id)
+        .order_by(_D.domain)
     ).all()
-    return [DomainClaim(row.domain, row.verified_at, row.verified_by,
-                        verification_record(row.domain, row.verification_token)) for row in rows]
+    return [
+        DomainClaim(
+            row.domain,
+            row.verified_at,
+            row.verified_by,
+            verification_record(row.domain, row.verification_token),
+        )
+        for row in rows
+    ]
 
 
 def claim(unit: UnitOfWork, workspace_id: int, domain: str) -> None:
     """Claim ``domain`` (unverified) unless this workspace already has."""
-    exists = unit.connection.execute(select(_D.domain).where(
-        _D.workspace_id == workspace_id, _D.domain == domain)).first()
+    exists = unit.connection.execute(
+        select(_D.domain).where(_D.workspace_id == workspace_id, _D.domain == domain)
+    ).first()
     if exists is None:
-        unit.connection.execute(insert(_DOMAINS).values(
-            workspace_id=workspace_id, domain=domain, created_at=utcnow(),
-            verification_token=secrets.token_urlsafe(24)))
+        unit.connection.execute(
+            insert(_DOMAINS).values(
+                workspace_id=workspace_id,
+                domain=domain,
+                created_at=utcnow(),
+                verification_token=secrets.token_urlsafe(24),
+            )
+        )
 
 
 def replace_claims(unit: UnitOfWork, workspace_id: int, domains: Iterable[str]) -> None:
@@ -82,23 +100,27 @@ def replace_claims(unit: UnitOfWork, workspace_id: int, domains: Iterable[str]) 
 def release(unit: UnitOfWork, workspace_id: int, domain: str) -> bool:
     """Drop the claim. Its members' sessions end: their REMOTE_USER was the email this
     verification vouched for, and those created at sign-in could no longer sign in."""
-    result = unit.connection.execute(delete(_DOMAINS).where(_D.workspace_id == workspace_id,
-                                                       _D.domain == domain))
+    result = unit.connection.execute(
+        delete(_DOMAINS).where(_D.workspace_id == workspace_id, _D.domain == domain)
+    )
     if result.rowcount:
         end_sessions_in_domain(unit, domain, _M.workspace_id == workspace_id)
     return bool(result.rowcount)
 
 
-def end_sessions_in_domain(unit: UnitOfWork, domain: str,
-                           which: ColumnElement[bool]) -> None:
+def end_sessions_in_domain(unit: UnitOfWork, domain: str, which: ColumnElement[bool]) -> None:
     """End the live sessions of the members ``which`` selects whose userName is at ``domain``."""
     members = select(_M.id).where(which, _M.user_name_key.like("%@" + domain))
-    ended = unit.connection.execute(
-        update(_SESSIONS)
-        .where(_SESSIONS.c.member_id.in_(members), _SESSIONS.c.ended_at.is_(None))
-        .values(ended_at=utcnow())
-        .returning(_SESSIONS.c.member_id)
-    ).scalars().all()
+    ended = (
+        unit.connection.execute(
+            update(_SESSIONS)
+            .where(_SESSIONS.c.member_id.in_(members), _SESSIONS.c.ended_at.is_(None))
+            .values(ended_at=utcnow())
+            .returning(_SESSIONS.c.member_id)
+        )
+        .scalars()
+        .all()
+    )
     note_sessions_ended(unit.connection, ended)
 
 
@@ -112,9 +134,10 @@ def mark_verified(unit: UnitOfWork, workspace_id: int, domain: str, *, by: str) 
     """Record the verification. When another workspace verified the domain meanwhile, the
     partial unique index refuses it (IntegrityError, which the caller turns into DomainError)."""
     unit.connection.execute(
-        update(_DOMAINS).where(_D.workspace_id == workspace_id, _D.domain == domain,
-                               _D.verified_at.is_(None))
-        .values(verified_at=utcnow(), verified_by=by))
+        update(_DOMAINS)
+        .where(_D.workspace_id == workspace_id, _D.domain == domain, _D.verified_at.is_(None))
+        .values(verified_at=utcnow(), verified_by=by)
+    )
     # Other workspaces' members named in the domain (provisioned before it was verified) can no
     # longer sign in (members/lifecycle.py); their live sessions end now, not at expiry.
     end_sessions_in_domain(unit, domain, _M.workspace_id != workspace_id)
@@ -122,4 +145,5 @@ def mark_verified(unit: UnitOfWork, workspace_id: int, domain: str, *, by: str) 
 
 # Sign-in asks this on every assertion: built once, run on the driver's cursor.
 _VERIFIER = DriverStatement(
-    select(_D.workspace_id).where(_D.domain == bindparam("domain"), _D.verified_at.is_not(None)))
+    select(_D.workspace_id).where(_D.domain == bindparam("domain"), _D.verified_at.is_not(None))
+)

@@ -67,7 +67,9 @@ class DriverStatement:
             return [tuple(row) for row in result] if result.returns_rows else []
         return _run(connection, compiled, parameters)
 
-    def first(self, connection: Connection, parameters: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    def first(
+        self, connection: Connection, parameters: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
         found = self.rows(connection, parameters)
         return found[0] if found else None
 
@@ -84,11 +86,16 @@ class DriverStatement:
 
     def _compile(self, dialect: Dialect) -> _Compiled | None:
         compiled: Any = self.statement.compile(  # type: ignore[attr-defined]
-            dialect=dialect, column_keys=self.keys or None)
+            dialect=dialect, column_keys=self.keys or None
+        )
         binds = compiled.binds
-        if ("__[POSTCOMPILE_" in compiled.string or any(b.expanding for b in binds.values())
-                # Column defaults SQLAlchemy would compute per execution: pass every value.
-                or compiled.insert_prefetch or compiled.update_prefetch):
+        if (
+            "__[POSTCOMPILE_" in compiled.string
+            or any(b.expanding for b in binds.values())
+            # Column defaults SQLAlchemy would compute per execution: pass every value.
+            or compiled.insert_prefetch
+            or compiled.update_prefetch
+        ):
             return None
         fixed = {name: bind.effective_value for name, bind in binds.items() if not bind.required}
         processors = []
@@ -106,7 +113,8 @@ class DriverStatement:
             bind_processors=tuple(processors),
             result_processors=tuple(
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
-                for column in columns),
+                for column in columns
+            ),
         )
 
 
@@ -115,18 +123,24 @@ def _observed(connection: Connection) -> bool:
     engine = connection.engine
     return bool(
         engine.echo
-        or engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute
-        or connection.dispatch.before_cursor_execute or connection.dispatch.after_cursor_execute
+        or engine.dispatch.before_cursor_execute
+        or engine.dispatch.after_cursor_execute
+        or connection.dispatch.before_cursor_execute
+        or connection.dispatch.after_cursor_execute
     )
 
 
-def _run(connection: Connection, compiled: _Compiled, parameters: Mapping[str, Any]
-         ) -> list[tuple[Any, ...]]:
+def _run(
+    connection: Connection, compiled: _Compiled, parameters: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
     values = {**compiled.fixed, **parameters}
     for name, processor in compiled.bind_processors:
         values[name] = processor(values[name])
-    arguments: Any = (tuple(values[name] for name in compiled.names) if compiled.positional
-                      else {name: values[name] for name in compiled.names})
+    arguments: Any = (
+        tuple(values[name] for name in compiled.names)
+        if compiled.positional
+        else {name: values[name] for name in compiled.names}
+    )
     pooled = connection.connection
     dialect = connection.dialect
     cursor = pooled.driver_connection.cursor()  # type: ignore[union-attr]
@@ -138,14 +152,25 @@ def _run(connection: Connection, compiled: _Compiled, parameters: Mapping[str, A
         lost = dialect.is_disconnect(exc, pooled.dbapi_connection, cursor)
         if lost:
             connection.invalidate(exc)
-        raise DBAPIError.instance(compiled.sql, arguments, exc, dialect.loaded_dbapi.Error,
-                                  connection_invalidated=lost, dialect=dialect) from exc
+        raise DBAPIError.instance(
+            compiled.sql,
+            arguments,
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from exc
     finally:
         cursor.close()
     processors = compiled.result_processors
     if rows and any(processors):
         # One processor per exported column, so a row of another width is a bug: strict says so
         # rather than drop columns (the check is one comparison per row, at the end).
-        return [tuple(value if processor is None else processor(value)
-                      for processor, value in zip(processors, row, strict=True)) for row in rows]
+        return [
+            tuple(
+                value if processor is None else processor(value)
+                for processor, value in zip(processors, row, strict=True)
+            )
+            for row in rows
+        ]
     return rows

@@ -78,8 +78,9 @@ def add_members(unit: UnitOfWork, group_id: str, member_ids: Iterable[str]) -> l
     )
     added = [mid for mid in wanted if mid not in present]
     if added:
-        unit.session.execute(insert(Membership),
-                             [{"group_id": group_id, "member_id": m} for m in added])
+        unit.session.execute(
+            insert(Membership), [{"group_id": group_id, "member_id": m} for m in added]
+        )
     return added
 
 

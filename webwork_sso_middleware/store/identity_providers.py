@@ -103,13 +103,21 @@ def configure(
     return row
 
 
-def set_allow_idp_initiated(unit: UnitOfWork, workspace_id: int, allow: bool, *,
-                            actor: str) -> IdentityProvider | None:
+def set_allow_idp_initiated(
+    unit: UnitOfWork, workspace_id: int, allow: bool, *, actor: str
+) -> IdentityProvider | None:
     row = find(unit, workspace_id, for_update=True)
     if row is not None and row.allow_idp_initiated != allow:
         row.allow_idp_initiated = allow
-        audit.record(unit, workspace_id=workspace_id, actor=actor, action="idp_configured",
-                     target_type="idp", target_id=None, changes={"allow_idp_initiated": allow})
+        audit.record(
+            unit,
+            workspace_id=workspace_id,
+            actor=actor,
+            action="idp_configured",
+            target_type="idp",
+            target_id=None,
+            changes={"allow_idp_initiated": allow},
+        )
     return row
 
 
@@ -155,8 +163,15 @@ def still_current(unit: UnitOfWork, claim: RefreshClaim) -> IdentityProvider | N
     return row
 
 
-def store_refreshed(unit: UnitOfWork, claim: RefreshClaim, copy: MetadataCopy, now: dt.datetime,
-                    *, refresh_after: dt.datetime, before: Mapping[str, Any] | None) -> bool:
+def store_refreshed(
+    unit: UnitOfWork,
+    claim: RefreshClaim,
+    copy: MetadataCopy,
+    now: dt.datetime,
+    *,
+    refresh_after: dt.datetime,
+    before: Mapping[str, Any] | None,
+) -> bool:
     """Keep freshly fetched metadata as the last good copy; False if the claim went stale.
 
     ``before`` is the summary of the stored copy (read under :func:`still_current`'s lock).
@@ -183,8 +198,9 @@ def store_refreshed(unit: UnitOfWork, claim: RefreshClaim, copy: MetadataCopy, n
     return True
 
 
-def record_refresh_failure(unit: UnitOfWork, claim: RefreshClaim, reason: str,
-                           now: dt.datetime) -> bool:
+def record_refresh_failure(
+    unit: UnitOfWork, claim: RefreshClaim, reason: str, now: dt.datetime
+) -> bool:
     """Note a failed refresh; the last good copy stays in use. False if the claim went stale."""
     row = still_current(unit, claim)
     if row is None:
@@ -211,10 +227,8 @@ def record_refresh_failure(unit: UnitOfWork, claim: RefreshClaim, reason: str,
 
 
 def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _iso_or_none(value: dt.datetime | None) -> str | None:
     return _iso(value) if value is not None else None
-
-

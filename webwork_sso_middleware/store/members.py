@@ -37,13 +37,36 @@ _V = _VALUES.c
 # Column types differ between the two selects, so none can be inferred for the union.
 _DETAILS_OF_MEMBERS: CompoundSelect[*tuple[Any, ...]] = union_all(
     select(
-        _V.member_id, literal(0).label("is_group"), _V.attribute, _V.position, _V.value,
-        _V.display, _V.type, _V.primary, _V.formatted, _V.street_address, _V.locality,
-        _V.region, _V.postal_code, _V.country,
+        _V.member_id,
+        literal(0).label("is_group"),
+        _V.attribute,
+        _V.position,
+        _V.value,
+        _V.display,
+        _V.type,
+        _V.primary,
+        _V.formatted,
+        _V.street_address,
+        _V.locality,
+        _V.region,
+        _V.postal_code,
+        _V.country,
     ).where(_V.member_id.in_(bindparam("ids", expanding=True))),
     select(
-        Membership.member_id, literal(1), Group.display_name_key, literal(0), Group.id,
-        Group.display_name, null(), false(), null(), null(), null(), null(), null(), null(),
+        Membership.member_id,
+        literal(1),
+        Group.display_name_key,
+        literal(0),
+        Group.id,
+        Group.display_name,
+        null(),
+        false(),
+        null(),
+        null(),
+        null(),
+        null(),
+        null(),
+        null(),
     )
     .join(Group, Group.id == Membership.group_id)
     .where(Membership.member_id.in_(bindparam("ids", expanding=True))),
@@ -64,7 +87,9 @@ class MemberRecord:
     @classmethod
     def of(cls, member: Member) -> MemberRecord:
         groups = sorted(member.memberships, key=lambda m: m.group.display_name_key)
-        return cls(member, list(member.values), [(m.group_id, m.group.display_name) for m in groups])
+        return cls(
+            member, list(member.values), [(m.group_id, m.group.display_name) for m in groups]
+        )
 
 
 def visible(workspace_id: int) -> ColumnElement[bool]:
@@ -93,7 +118,9 @@ def page(
     if limit and (0 < len(rows) < limit or (not rows and offset == 0)):
         total = offset + len(rows)  # a short page tells the total: no COUNT needed
     else:
-        total = connection.execute(select(func.count()).select_from(_MEMBERS).where(condition)).scalar_one()
+        total = connection.execute(
+            select(func.count()).select_from(_MEMBERS).where(condition)
+        ).scalar_one()
     return total, records(unit, rows)
 
 
@@ -118,12 +145,12 @@ _BY_USER_NAME = select(_MEMBERS).where(
 )
 
 
-def find_by_user_name(unit: UnitOfWork, workspace_id: int,
-                      user_name: str) -> list[MemberRecord]:
+def find_by_user_name(unit: UnitOfWork, workspace_id: int, user_name: str) -> list[MemberRecord]:
     """The member (at most one: a unique index) SCIM sees under this userName, compared by its
     normalised key (any case, NFC or NFKC spelling)."""
     rows = unit.connection.execute(
-        _BY_USER_NAME, {"workspace_id": workspace_id, "key": name_key(user_name)}).all()
+        _BY_USER_NAME, {"workspace_id": workspace_id, "key": name_key(user_name)}
+    ).all()
     return records(unit, rows)
 
 
@@ -156,7 +183,6 @@ def existing_ids(unit: UnitOfWork, workspace_id: int, ids: Sequence[str]) -> set
     return set(unit.session.scalars(query))
 
 
-
 # -- the settings page's members table ------------------------------------------------------------
 
 DIRECTORY_STATES = ("all", "active", "deactivated")
@@ -186,7 +212,11 @@ class DirectoryEntry:
 
 
 def directory(
-    unit: UnitOfWork, workspace_id: int, *, state: str = "all", offset: int = 0,
+    unit: UnitOfWork,
+    workspace_id: int,
+    *,
+    state: str = "all",
+    offset: int = 0,
     limit: int = 50,
 ) -> tuple[int, list[DirectoryEntry]]:
     """(members matching ``state``, one page of them by userName) for the settings page.
@@ -204,9 +234,19 @@ def directory(
         select(func.count()).select_from(_MEMBERS).where(condition)
     ).scalar_one()
     rows = unit.connection.execute(
-        select(m.id, m.user_name, m.email_key, m.display_name, m.given_name, m.family_name,
-               m.formatted_name, m.active, m.source, m.last_login_at,
-               _DIRECTORY_EMAIL.label("email"))
+        select(
+            m.id,
+            m.user_name,
+            m.email_key,
+            m.display_name,
+            m.given_name,
+            m.family_name,
+            m.formatted_name,
+            m.active,
+            m.source,
+            m.last_login_at,
+            _DIRECTORY_EMAIL.label("email"),
+        )
         .where(condition)
         .order_by(m.user_name_key, m.id)
         .offset(offset)
@@ -214,11 +254,15 @@ def directory(
     ).all()
     return total, [
         DirectoryEntry(
-            id=row.id, user_name=row.user_name,
+            id=row.id,
+            user_name=row.user_name,
             email=row.email or row.email_key or (row.user_name if "@" in row.user_name else None),
-            name=row.display_name or row.formatted_name
+            name=row.display_name
+            or row.formatted_name
             or (" ".join(p for p in (row.given_name, row.family_name) if p) or None),
-            active=bool(row.active), source=row.source, last_login_at=row.last_login_at,
+            active=bool(row.active),
+            source=row.source,
+            last_login_at=row.last_login_at,
         )
         for row in rows
     ]

@@ -135,8 +135,9 @@ _ADDRESS_COLUMNS: dict[str, Target] = {
 USER_COLUMNS: dict[str, Target] = {
     "id": Stored(Member.id),
     "externalId": Stored(Member.external_id),
-    "userName": Stored(Member.user_name_key, lowered=True, fold=name_key,
-                       fold_fragment=fold_name_fragment),
+    "userName": Stored(
+        Member.user_name_key, lowered=True, fold=name_key, fold_fragment=fold_name_fragment
+    ),
     "name.formatted": Stored(Member.formatted_name),
     "name.familyName": Stored(Member.family_name),
     "name.givenName": Stored(Member.given_name),
@@ -167,15 +168,25 @@ USER_COLUMNS: dict[str, Target] = {
 USER_ROWS: dict[str, Rows] = {
     **{
         name: Rows(_member_values(name), _VALUE_COLUMNS)
-        for name in ("emails", "phoneNumbers", "ims", "photos", "entitlements", "roles",
-                     "x509Certificates")
+        for name in (
+            "emails",
+            "phoneNumbers",
+            "ims",
+            "photos",
+            "entitlements",
+            "roles",
+            "x509Certificates",
+        )
     },
     "addresses": Rows(_member_values("addresses"), _ADDRESS_COLUMNS),
-    "groups": Rows(_groups_of_member, {
-        "value": Stored(Membership.group_id, case_exact=True),
-        "display": Stored(_GroupOfMember.display_name_key, lowered=True),
-        "type": Constant("direct"),  # groups do not nest
-    }),
+    "groups": Rows(
+        _groups_of_member,
+        {
+            "value": Stored(Membership.group_id, case_exact=True),
+            "display": Stored(_GroupOfMember.display_name_key, lowered=True),
+            "type": Constant("direct"),  # groups do not nest
+        },
+    ),
 }
 GROUP_COLUMNS: dict[str, Target] = {
     "id": Stored(Group.id),
@@ -186,13 +197,17 @@ GROUP_COLUMNS: dict[str, Target] = {
     "meta.resourceType": Constant("Group"),
 }
 GROUP_ROWS: dict[str, Rows] = {
-    "members": Rows(_members_of_group, {
-        "value": Stored(Membership.member_id),
-        # As scim/resources renders it: the display name, else the userName.
-        "display": Stored(func.coalesce(_MemberOfGroup.display_name, _MemberOfGroup.user_name),
-                          nullable=False),
-        "type": Constant("User"),
-    }),
+    "members": Rows(
+        _members_of_group,
+        {
+            "value": Stored(Membership.member_id),
+            # As scim/resources renders it: the display name, else the userName.
+            "display": Stored(
+                func.coalesce(_MemberOfGroup.display_name, _MemberOfGroup.user_name), nullable=False
+            ),
+            "type": Constant("User"),
+        },
+    ),
 }
 
 
@@ -253,8 +268,11 @@ def condition(op: str, value: Any, target: Stored, attribute: Attribute) -> Cond
             folding = target.fold_fragment  # a piece of a name: not trimmed, no domain rules
         value = folding(value)
         # A key cut short answers eq/ne/sw exactly for short operands; else look at it all.
-        exact_key = (len(value) < KEY_LENGTH if op in ("eq", "ne")
-                     else op == "sw" and len(value) <= KEY_LENGTH)
+        exact_key = (
+            len(value) < KEY_LENGTH
+            if op in ("eq", "ne")
+            else op == "sw" and len(value) <= KEY_LENGTH
+        )
         if target.full is not None and not exact_key:
             whole = func.lower(target.full)
             column = case((func.length(column) < KEY_LENGTH, column), else_=whole)
@@ -271,12 +289,18 @@ def condition(op: str, value: Any, target: Stored, attribute: Attribute) -> Cond
 
 
 _ORDERING: dict[str, Callable[[Any, Any], Any]] = {
-    "eq": operator.eq, "ne": operator.ne, "gt": operator.gt,
-    "ge": operator.ge, "lt": operator.lt, "le": operator.le,
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
 }
 # gt/ge/lt/le of a dateTime operand that stands for a whole unit: (compare with its end rather
 # than its start, comparison)
 _DATETIME_BOUNDS: dict[str, tuple[bool, Callable[[Any, Any], Any]]] = {
-    "gt": (True, operator.ge), "ge": (False, operator.ge),
-    "lt": (False, operator.lt), "le": (True, operator.lt),
+    "gt": (True, operator.ge),
+    "ge": (False, operator.ge),
+    "lt": (False, operator.lt),
+    "le": (True, operator.lt),
 }

@@ -55,27 +55,44 @@ SORTABLE: Mapping[str, frozenset[str]] = {
 }
 
 
-def member_page(unit: UnitOfWork, workspace_id: int, *, where: Condition | None,
-                sort_by: str | None, descending: bool, offset: int,
-                limit: int) -> tuple[int, list[MemberRecord]]:
+def member_page(
+    unit: UnitOfWork,
+    workspace_id: int,
+    *,
+    where: Condition | None,
+    sort_by: str | None,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[MemberRecord]]:
     """(total matching, one page of members) for a SCIM list or search of Users; without a
     ``sort_by``, in the order they were created."""
     order_by = _order_by(MEMBER_SORT_COLUMNS, Member.created_at, sort_by, descending)
-    return member_store.page(unit, workspace_id, where=where, order_by=order_by,
-                             offset=offset, limit=limit)
+    return member_store.page(
+        unit, workspace_id, where=where, order_by=order_by, offset=offset, limit=limit
+    )
 
 
-def group_page(unit: UnitOfWork, workspace_id: int, *, where: Condition | None,
-               sort_by: str | None, descending: bool, offset: int,
-               limit: int) -> tuple[int, list[Group]]:
+def group_page(
+    unit: UnitOfWork,
+    workspace_id: int,
+    *,
+    where: Condition | None,
+    sort_by: str | None,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[Group]]:
     """(total matching, one page of groups) for a SCIM list or search of Groups."""
     order_by = _order_by(GROUP_SORT_COLUMNS, Group.created_at, sort_by, descending)
-    return group_store.page(unit, workspace_id, where=where, order_by=order_by,
-                            offset=offset, limit=limit)
+    return group_store.page(
+        unit, workspace_id, where=where, order_by=order_by, offset=offset, limit=limit
+    )
 
 
-def _order_by(columns: Mapping[str, Any], created: Any, sort_by: str | None,
-              descending: bool) -> list[Any]:
+def _order_by(
+    columns: Mapping[str, Any], created: Any, sort_by: str | None, descending: bool
+) -> list[Any]:
     if sort_by is None:
         return [created]
     return [(desc if descending else asc)(columns[sort_by])]

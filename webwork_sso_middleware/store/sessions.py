@@ -51,23 +51,43 @@ _D = WorkspaceDomain.__table__.c
 # sees no wildcard in them.
 _DOMAIN_VERIFIED = (
     select(_D.domain)
-    .where(_D.workspace_id == _M.workspace_id, _D.verified_at.is_not(None),
-           _M.user_name_key.like(literal("%@") + _D.domain))
+    .where(
+        _D.workspace_id == _M.workspace_id,
+        _D.verified_at.is_not(None),
+        _M.user_name_key.like(literal("%@") + _D.domain),
+    )
     .correlate(_MEMBERS)
     .exists()
 )
 # One row per group of the member (one row when there are none), in one round trip.
 # Built once, run on the driver's cursor (store/driver.py): sign-in is a hot path.
-_INSERT_SESSION = DriverStatement(insert(_SESSIONS), keys=(
-    "id_hash", "member_id", "workspace_id", "generation", "created_at", "expires_at"))
+_INSERT_SESSION = DriverStatement(
+    insert(_SESSIONS),
+    keys=("id_hash", "member_id", "workspace_id", "generation", "created_at", "expires_at"),
+)
 _SESSION_QUERY = (
     select(
-        _S.generation, _S.expires_at, _S.ended_at, _S.member_id, _S.workspace_id,
-        _M.workspace_id.label("member_workspace_id"), _M.user_name, _M.user_name_key,
-        _M.email_key, _DOMAIN_VERIFIED.label("domain_verified"),
-        _M.given_name, _M.family_name, _M.display_name, _M.active, _M.deleted_at,
-        _M.session_generation, _W.slug, _W.sso_enabled, _W.plan,
-        _PRIMARY_EMAIL.label("email"), Group.display_name.label("group_name"),
+        _S.generation,
+        _S.expires_at,
+        _S.ended_at,
+        _S.member_id,
+        _S.workspace_id,
+        _M.workspace_id.label("member_workspace_id"),
+        _M.user_name,
+        _M.user_name_key,
+        _M.email_key,
+        _DOMAIN_VERIFIED.label("domain_verified"),
+        _M.given_name,
+        _M.family_name,
+        _M.display_name,
+        _M.active,
+        _M.deleted_at,
+        _M.session_generation,
+        _W.slug,
+        _W.sso_enabled,
+        _W.plan,
+        _PRIMARY_EMAIL.label("email"),
+        Group.display_name.label("group_name"),
     )
     .select_from(MemberSession)
     .join(MemberRow, MemberRow.id == MemberSession.member_id)
@@ -88,19 +108,36 @@ def active_generation(unit: UnitOfWork, member_id: str, workspace_id: int) -> in
     """The session generation of an active, undeleted member of the workspace, else None."""
     generation: int | None = unit.connection.execute(
         select(_M.session_generation).where(
-            _M.id == member_id, _M.workspace_id == workspace_id, _M.active,
+            _M.id == member_id,
+            _M.workspace_id == workspace_id,
+            _M.active,
             _M.deleted_at.is_(None),
         )
     ).scalar_one_or_none()
     return generation
 
 
-def insert_session(unit: UnitOfWork, *, id_hash: str, member_id: str, workspace_id: int,
-                   generation: int, created_at: dt.datetime, expires_at: dt.datetime) -> None:
-    _INSERT_SESSION.rows(unit.connection, {
-        "id_hash": id_hash, "member_id": member_id, "workspace_id": workspace_id,
-        "generation": generation, "created_at": created_at, "expires_at": expires_at,
-    })
+def insert_session(
+    unit: UnitOfWork,
+    *,
+    id_hash: str,
+    member_id: str,
+    workspace_id: int,
+    generation: int,
+    created_at: dt.datetime,
+    expires_at: dt.datetime,
+) -> None:
+    _INSERT_SESSION.rows(
+        unit.connection,
+        {
+            "id_hash": id_hash,
+            "member_id": member_id,
+            "workspace_id": workspace_id,
+            "generation": generation,
+            "created_at": created_at,
+            "expires_at": expires_at,
+        },
+    )
 
 
 def end_sessions(unit: UnitOfWork, id_hashes: Sequence[str], now: dt.datetime) -> None:
@@ -139,7 +176,8 @@ def purge_expired(unit: UnitOfWork, now: dt.datetime, batch: int) -> int:
     """Delete up to ``batch`` rows that expired before ``now``; how many went."""
     expired = select(_S.id_hash).where(_S.expires_at < now).limit(batch)
     result = unit.connection.execute(
-        delete(_SESSIONS).where(_S.id_hash.in_(expired.scalar_subquery())))
+        delete(_SESSIONS).where(_S.id_hash.in_(expired.scalar_subquery()))
+    )
     return int(result.rowcount or 0)
 
 

@@ -26,20 +26,26 @@ _SESSIONS = cast(Table, SettingsSession.__table__)
 _S = _SESSIONS.c
 
 
-def start(unit: UnitOfWork, *, id_hash: str, workspace_id: int, now: dt.datetime,
-          expires_at: dt.datetime) -> None:
+def start(
+    unit: UnitOfWork, *, id_hash: str, workspace_id: int, now: dt.datetime, expires_at: dt.datetime
+) -> None:
     """Record a new session; expired rows go in the same breath (starts are rare, the purge
     bounded), so the table needs no scheduler."""
     purge_expired(unit, now=now)
-    unit.connection.execute(insert(_SESSIONS).values(
-        id_hash=id_hash, workspace_id=workspace_id, created_at=now, expires_at=expires_at))
+    unit.connection.execute(
+        insert(_SESSIONS).values(
+            id_hash=id_hash, workspace_id=workspace_id, created_at=now, expires_at=expires_at
+        )
+    )
 
 
 def is_live(unit: UnitOfWork, *, id_hash: str, workspace_id: int, now: dt.datetime) -> bool:
     """The session exists for this workspace, has not ended and has not expired."""
     found = unit.connection.execute(
         select(_S.id_hash).where(
-            _S.id_hash == id_hash, _S.workspace_id == workspace_id, _S.ended_at.is_(None),
+            _S.id_hash == id_hash,
+            _S.workspace_id == workspace_id,
+            _S.ended_at.is_(None),
             _S.expires_at > now,
         )
     ).first()
@@ -62,7 +68,8 @@ def purge_expired(unit: UnitOfWork, *, now: dt.datetime) -> int:
     """Delete up to a batch of expired rows (ended or not); how many went."""
     expired = select(_S.id_hash).where(_S.expires_at < now).limit(PURGE_BATCH)
     result = unit.connection.execute(
-        delete(_SESSIONS).where(_S.id_hash.in_(expired.scalar_subquery())))
+        delete(_SESSIONS).where(_S.id_hash.in_(expired.scalar_subquery()))
+    )
     return int(result.rowcount or 0)
 
 

@@ -41,25 +41,36 @@ from .models import (
 _SEEN_ASSERTIONS = cast(Table, SeenAssertion.__table__)
 
 
-def remember_assertion(unit: UnitOfWork, *, workspace_id: int, assertion_id: str,
-                       expires_at: dt.datetime) -> bool:
+def remember_assertion(
+    unit: UnitOfWork, *, workspace_id: int, assertion_id: str, expires_at: dt.datetime
+) -> bool:
     """Record an assertion ID; False when it was seen before (a replay), on any worker."""
     # One statement, and the primary key decides a race between two workers.
-    return _REMEMBER_ASSERTION[unit.connection.dialect.name].first(unit.connection, {
-        "workspace_id": workspace_id, "assertion_id": assertion_id,
-        "expires_at": expires_at}) is not None
+    return (
+        _REMEMBER_ASSERTION[unit.connection.dialect.name].first(
+            unit.connection,
+            {"workspace_id": workspace_id, "assertion_id": assertion_id, "expires_at": expires_at},
+        )
+        is not None
+    )
 
 
 def _remember(dialect_insert: Any, rows: int) -> DriverStatement:
     """INSERT of ``rows`` replay-cache entries; RETURNING names the ones that were new."""
-    values: list[dict[str, Any]] = [{"workspace_id": bindparam("workspace_id"),
-               "assertion_id": bindparam(f"assertion_id_{n}"),
-               "expires_at": bindparam(f"expires_at_{n}")} for n in range(rows)]
+    values: list[dict[str, Any]] = [
+        {
+            "workspace_id": bindparam("workspace_id"),
+            "assertion_id": bindparam(f"assertion_id_{n}"),
+            "expires_at": bindparam(f"expires_at_{n}"),
+        }
+        for n in range(rows)
+    ]
     return DriverStatement(
         dialect_insert(_SEEN_ASSERTIONS)
         .values(values if rows > 1 else values[0])
         .on_conflict_do_nothing()
-        .returning(_SEEN_ASSERTIONS.c.assertion_id))  # rowcount is not portable here
+        .returning(_SEEN_ASSERTIONS.c.assertion_id)
+    )  # rowcount is not portable here
 
 
 _DIALECT_INSERTS = (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
@@ -68,7 +79,8 @@ _REMEMBER_ASSERTION = {
         dialect_insert(_SEEN_ASSERTIONS)
         .on_conflict_do_nothing()
         .returning(_SEEN_ASSERTIONS.c.assertion_id),  # rowcount is not portable here
-        keys=("workspace_id", "assertion_id", "expires_at"))
+        keys=("workspace_id", "assertion_id", "expires_at"),
+    )
     for name, dialect_insert in _DIALECT_INSERTS
 }
 _REMEMBER_ANSWER = {name: _remember(dialect_insert, 2) for name, dialect_insert in _DIALECT_INSERTS}
@@ -82,9 +94,15 @@ REQUEST_PREFIX = "authn-request:"
 PENDING_SIGN_IN_PREFIX = "pending-sign-in:"
 
 
-def use_response(unit: UnitOfWork, *, workspace_id: int, assertion_id: str,
-                 expires_at: dt.datetime, request_id: str | None = None,
-                 request_expires_at: dt.datetime | None = None) -> str | None:
+def use_response(
+    unit: UnitOfWork,
+    *,
+    workspace_id: int,
+    assertion_id: str,
+    expires_at: dt.datetime,
+    request_id: str | None = None,
+    request_expires_at: dt.datetime | None = None,
+) -> str | None:
     """Record a verified assertion and, for a solicited one, mark the AuthnRequest it answers
     used, in one statement: the refusal code when either was seen before ("replayed" first,
     as :func:`remember_assertion` then :func:`use_request` would say), else None.
@@ -93,32 +111,52 @@ def use_response(unit: UnitOfWork, *, workspace_id: int, assertion_id: str,
     kept either (the caller raises)."""
     connection = unit.connection
     if request_id is None:
-        new = remember_assertion(unit, workspace_id=workspace_id,
-                                 assertion_id=assertion_id, expires_at=expires_at)
+        new = remember_assertion(
+            unit, workspace_id=workspace_id, assertion_id=assertion_id, expires_at=expires_at
+        )
         return None if new else "replayed"
     assert request_expires_at is not None
     request_key = REQUEST_PREFIX + request_id
-    inserted = {row[0] for row in _REMEMBER_ANSWER[connection.dialect.name].rows(connection, {
-        "workspace_id": workspace_id,
-        "assertion_id_0": assertion_id, "expires_at_0": expires_at,
-        "assertion_id_1": request_key, "expires_at_1": request_expires_at})}
+    inserted = {
+        row[0]
+        for row in _REMEMBER_ANSWER[connection.dialect.name].rows(
+            connection,
+            {
+                "workspace_id": workspace_id,
+                "assertion_id_0": assertion_id,
+                "expires_at_0": expires_at,
+                "assertion_id_1": request_key,
+                "expires_at_1": request_expires_at,
+            },
+        )
+    }
     if assertion_id not in inserted:
         return "replayed"
     return None if request_key in inserted else "unknown_in_response_to"
 
 
-def use_request(unit: UnitOfWork, *, workspace_id: int, request_id: str,
-                expires_at: dt.datetime) -> bool:
+def use_request(
+    unit: UnitOfWork, *, workspace_id: int, request_id: str, expires_at: dt.datetime
+) -> bool:
     """Mark an AuthnRequest answered; False when a response to it was accepted before."""
-    return remember_assertion(unit, workspace_id=workspace_id,
-                              assertion_id=REQUEST_PREFIX + request_id, expires_at=expires_at)
+    return remember_assertion(
+        unit,
+        workspace_id=workspace_id,
+        assertion_id=REQUEST_PREFIX + request_id,
+        expires_at=expires_at,
+    )
 
 
-def use_pending_sign_in(unit: UnitOfWork, *, workspace_id: int, nonce: str,
-                        expires_at: dt.datetime) -> bool:
+def use_pending_sign_in(
+    unit: UnitOfWork, *, workspace_id: int, nonce: str, expires_at: dt.datetime
+) -> bool:
     """Mark an unsolicited sign-in finished; False when it was finished before."""
-    return remember_assertion(unit, workspace_id=workspace_id,
-                              assertion_id=PENDING_SIGN_IN_PREFIX + nonce, expires_at=expires_at)
+    return remember_assertion(
+        unit,
+        workspace_id=workspace_id,
+        assertion_id=PENDING_SIGN_IN_PREFIX + nonce,
+        expires_at=expires_at,
+    )
 
 
 def purge_replay_cache(unit: UnitOfWork, now: dt.datetime) -> None:
@@ -126,11 +164,16 @@ def purge_replay_cache(unit: UnitOfWork, now: dt.datetime) -> None:
     unit.connection.execute(delete(SeenAssertion).where(SeenAssertion.expires_at < now))
 
 
-def redeem_settings_link(unit: UnitOfWork, *, workspace_id: int, nonce: str,
-                         expires_at: dt.datetime) -> bool:
+def redeem_settings_link(
+    unit: UnitOfWork, *, workspace_id: int, nonce: str, expires_at: dt.datetime
+) -> bool:
     """Mark a settings link used; False when it was used before, on any worker."""
-    return remember_assertion(unit, workspace_id=workspace_id,
-                              assertion_id=SETTINGS_LINK_PREFIX + nonce, expires_at=expires_at)
+    return remember_assertion(
+        unit,
+        workspace_id=workspace_id,
+        assertion_id=SETTINGS_LINK_PREFIX + nonce,
+        expires_at=expires_at,
+    )
 
 
 def sso_workspace_for_domain(unit: UnitOfWork, domain: str) -> str | None:
@@ -139,11 +182,13 @@ def sso_workspace_for_domain(unit: UnitOfWork, domain: str) -> str | None:
         select(Workspace.slug)
         .join(WorkspaceDomain, WorkspaceDomain.workspace_id == Workspace.id)
         .join(IdentityProvider, IdentityProvider.workspace_id == Workspace.id)
-        .where(WorkspaceDomain.domain == domain, WorkspaceDomain.verified_at.is_not(None),
-               Workspace.sso_enabled.is_(True), Workspace.plan.in_(SSO_PLANS))
+        .where(
+            WorkspaceDomain.domain == domain,
+            WorkspaceDomain.verified_at.is_not(None),
+            Workspace.sso_enabled.is_(True),
+            Workspace.plan.in_(SSO_PLANS),
+        )
     ).scalar_one_or_none()
-
-
 
 
 # -- the ACS's hot path, in Core: a sign-in must cost a few statements, not ORM flushes --------
@@ -169,9 +214,16 @@ class SignInTarget:
 # Statements built once (on this path, building them costs more than running them), run on the
 # driver's cursor (driver.py: SQLAlchemy's execution layer cost more than the SQL).
 _TARGET_SELECT = (
-    select(Workspace.id, Workspace.slug, Workspace.plan, Workspace.sso_enabled,
-           _IDPS.c.entity_id, _IDPS.c.fetched_at, _IDPS.c.modified_at,
-           _IDPS.c.allow_idp_initiated)
+    select(
+        Workspace.id,
+        Workspace.slug,
+        Workspace.plan,
+        Workspace.sso_enabled,
+        _IDPS.c.entity_id,
+        _IDPS.c.fetched_at,
+        _IDPS.c.modified_at,
+        _IDPS.c.allow_idp_initiated,
+    )
     .outerjoin(_IDPS, _IDPS.c.workspace_id == Workspace.id)
     .where(Workspace.slug == bindparam("slug"))
 )
@@ -183,10 +235,21 @@ _TARGET_QUERY = DriverStatement(_TARGET_SELECT)
 _LOCKED_TARGET_QUERY = DriverStatement(_TARGET_SELECT.with_for_update(read=True, of=Workspace))
 _M = _MEMBERS.c
 _LOGIN_MEMBER_QUERY = DriverStatement(
-    select(_M.id, _M.active, _M.session_generation, _M.given_name, _M.family_name,
-           _M.display_name, _M.source, _M.user_name_key)
-    .where(_M.workspace_id == bindparam("workspace_id"), _M.deleted_at.is_(None),
-           or_(_M.user_name_key == bindparam("key"), _M.email_key == bindparam("key")))
+    select(
+        _M.id,
+        _M.active,
+        _M.session_generation,
+        _M.given_name,
+        _M.family_name,
+        _M.display_name,
+        _M.source,
+        _M.user_name_key,
+    )
+    .where(
+        _M.workspace_id == bindparam("workspace_id"),
+        _M.deleted_at.is_(None),
+        or_(_M.user_name_key == bindparam("key"), _M.email_key == bindparam("key")),
+    )
     .order_by((_M.user_name_key == bindparam("key")).desc())
     .limit(1)
     .with_for_update()
@@ -195,19 +258,22 @@ _STAMP_LOGIN = update(_MEMBERS).where(_M.id == bindparam("member_id"))
 _STAMP_LOGIN_ONLY = DriverStatement(_STAMP_LOGIN, keys=("last_login_at",))
 
 
-def sign_in_target(unit: UnitOfWork, slug: str, *,
-                   lock: bool = False) -> SignInTarget | None:
+def sign_in_target(unit: UnitOfWork, slug: str, *, lock: bool = False) -> SignInTarget | None:
     """The workspace sign-in at ``slug`` would use; ``lock``: hold its row until the caller's
     transaction ends (a sign-in that may start a session; a write transaction only)."""
     query = _LOCKED_TARGET_QUERY if lock else _TARGET_QUERY
     row = query.first(unit.connection, {"slug": slug.strip().lower()})
     if row is None:
         return None
-    workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at, allow_unsolicited = row
-    version = (f"{fetched_at.isoformat()}|{modified_at.isoformat()}"
-               if entity_id is not None else None)
-    return SignInTarget(workspace_id, slug, plan, bool(sso_enabled), entity_id, version,
-                        bool(allow_unsolicited))
+    workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at, allow_unsolicited = (
+        row
+    )
+    version = (
+        f"{fetched_at.isoformat()}|{modified_at.isoformat()}" if entity_id is not None else None
+    )
+    return SignInTarget(
+        workspace_id, slug, plan, bool(sso_enabled), entity_id, version, bool(allow_unsolicited)
+    )
 
 
 def idp_metadata_xml(unit: UnitOfWork, workspace_id: int) -> str | None:
@@ -235,36 +301,70 @@ def login_member(unit: UnitOfWork, workspace_id: int, key: str) -> LoginMember |
     if row is None:
         return None
     member_id, active, generation, given_name, family_name, display_name, source, name_key = row
-    return LoginMember(member_id, bool(active), generation, given_name, family_name,
-                       display_name, source, name_key)
+    return LoginMember(
+        member_id, bool(active), generation, given_name, family_name, display_name, source, name_key
+    )
 
 
-def record_login(unit: UnitOfWork, member_id: str, *, now: dt.datetime,
-                 profile: dict[str, str]) -> None:
+def record_login(
+    unit: UnitOfWork, member_id: str, *, now: dt.datetime, profile: dict[str, str]
+) -> None:
     """Stamp the login; a changed profile (names from the IdP) is a change SCIM sees too."""
     if not profile:
         _STAMP_LOGIN_ONLY.rows(unit.connection, {"member_id": member_id, "last_login_at": now})
         return
-    unit.connection.execute(_STAMP_LOGIN.values(
-        last_login_at=now, modified_at=now, version=_M.version + 1, **profile,
-    ), {"member_id": member_id})
+    unit.connection.execute(
+        _STAMP_LOGIN.values(
+            last_login_at=now,
+            modified_at=now,
+            version=_M.version + 1,
+            **profile,
+        ),
+        {"member_id": member_id},
+    )
 
 
-def create_member_at_login(unit: UnitOfWork, workspace_id: int, email: str, key: str, *,
-                           now: dt.datetime, profile: dict[str, str]) -> str:
+def create_member_at_login(
+    unit: UnitOfWork,
+    workspace_id: int,
+    email: str,
+    key: str,
+    *,
+    now: dt.datetime,
+    profile: dict[str, str],
+) -> str:
     """A member created by their first SSO login: active, source "sso", email as userName
     (``key`` is its normalised key, names.py)."""
     member_id = new_id()
-    unit.connection.execute(insert_row(_MEMBERS).values(
-        id=member_id, workspace_id=workspace_id, user_name=email, user_name_key=key,
-        email_key=key, active=True, source="sso", session_generation=0,
-        last_login_at=now, created_at=now, modified_at=now, version=1, **profile,
-    ))
-    unit.connection.execute(insert_row(_VALUES).values(
-        member_id=member_id, attribute="emails", position=0, value=email,
-        # As SCIM writes values (scim/resources.py): the emails filter compares lower case.
-        value_key=email.lower()[:1024], type="work", primary=True,
-    ))
+    unit.connection.execute(
+        insert_row(_MEMBERS).values(
+            id=member_id,
+            workspace_id=workspace_id,
+            user_name=email,
+            user_name_key=key,
+            email_key=key,
+            active=True,
+            source="sso",
+            session_generation=0,
+            last_login_at=now,
+            created_at=now,
+            modified_at=now,
+            version=1,
+            **profile,
+        )
+    )
+    unit.connection.execute(
+        insert_row(_VALUES).values(
+            member_id=member_id,
+            attribute="emails",
+            position=0,
+            value=email,
+            # As SCIM writes values (scim/resources.py): the emails filter compares lower case.
+            value_key=email.lower()[:1024],
+            type="work",
+            primary=True,
+        )
+    )
     return member_id
 
 
@@ -288,24 +388,35 @@ class LoginLookup:
 # The member by key, in the workspace the slug names (a CTE: SQLite has no LATERAL join, and a
 # row lock may not reach into the nullable side of an outer join on PostgreSQL).
 _MEMBER_BY_KEY = (
-    select(_M.id, _M.active, _M.session_generation, _M.given_name, _M.family_name,
-           _M.display_name, _M.source, _M.user_name_key)
-    .where(_M.workspace_id == select(Workspace.id).where(Workspace.slug == bindparam("slug"))
-           .scalar_subquery(),
-           _M.deleted_at.is_(None),
-           or_(_M.user_name_key == bindparam("key"), _M.email_key == bindparam("key")))
+    select(
+        _M.id,
+        _M.active,
+        _M.session_generation,
+        _M.given_name,
+        _M.family_name,
+        _M.display_name,
+        _M.source,
+        _M.user_name_key,
+    )
+    .where(
+        _M.workspace_id
+        == select(Workspace.id).where(Workspace.slug == bindparam("slug")).scalar_subquery(),
+        _M.deleted_at.is_(None),
+        or_(_M.user_name_key == bindparam("key"), _M.email_key == bindparam("key")),
+    )
     .order_by((_M.user_name_key == bindparam("key")).desc())
     .limit(1)
     .with_for_update(of=_MEMBERS)
     .cte("login_member")
 )
 # As domains.verifier_of() asks it.
-_VERIFIER = (select(_D.workspace_id)
-             .where(_D.domain == bindparam("domain"), _D.verified_at.is_not(None))
-             .scalar_subquery())
+_VERIFIER = (
+    select(_D.workspace_id)
+    .where(_D.domain == bindparam("domain"), _D.verified_at.is_not(None))
+    .scalar_subquery()
+)
 _LOOKUP_QUERY = DriverStatement(
-    select(*_TARGET_SELECT.selected_columns, _VERIFIER.label("verifier"),
-           *_MEMBER_BY_KEY.c)
+    select(*_TARGET_SELECT.selected_columns, _VERIFIER.label("verifier"), *_MEMBER_BY_KEY.c)
     .select_from(_TARGET_SELECT.get_final_froms()[0])
     .outerjoin(_MEMBER_BY_KEY, true())
     .where(Workspace.slug == bindparam("slug"))
@@ -314,8 +425,9 @@ _LOOKUP_QUERY = DriverStatement(
 )
 
 
-def sign_in_lookup(unit: UnitOfWork, slug: str, *, claimed: tuple[str, str] | None
-                   ) -> tuple[SignInTarget | None, LoginLookup | None]:
+def sign_in_lookup(
+    unit: UnitOfWork, slug: str, *, claimed: tuple[str, str] | None
+) -> tuple[SignInTarget | None, LoginLookup | None]:
     """What the ACS reads, in one statement: the workspace at ``slug`` as
     ``sign_in_target(lock=True)`` gives it, and (when ``claimed`` gives a name key and its
     domain, and the workspace exists) the :class:`LoginLookup` of that key.
@@ -323,20 +435,26 @@ def sign_in_lookup(unit: UnitOfWork, slug: str, *, claimed: tuple[str, str] | No
     The key comes from an unverified response: nothing is decided on it here, and reading it
     early only moves the member's row lock before the replay check, in the same transaction."""
     key, domain = claimed if claimed is not None else (None, None)
-    row = _LOOKUP_QUERY.first(unit.connection, {"slug": slug.strip().lower(), "key": key,
-                                           "domain": domain})
+    row = _LOOKUP_QUERY.first(
+        unit.connection, {"slug": slug.strip().lower(), "key": key, "domain": domain}
+    )
     if row is None:
         return None, None
     workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at, unsolicited = row[:8]
-    version = (f"{fetched_at.isoformat()}|{modified_at.isoformat()}"
-               if entity_id is not None else None)
-    target = SignInTarget(workspace_id, slug, plan, bool(sso_enabled), entity_id, version,
-                          bool(unsolicited))
+    version = (
+        f"{fetched_at.isoformat()}|{modified_at.isoformat()}" if entity_id is not None else None
+    )
+    target = SignInTarget(
+        workspace_id, slug, plan, bool(sso_enabled), entity_id, version, bool(unsolicited)
+    )
     if key is None:
         return target, None
     verifier, member_id, active, generation, given, family, display, source, name_key = row[8:]
-    member = (LoginMember(member_id, bool(active), generation, given, family, display, source,
-                          name_key) if member_id is not None else None)
+    member = (
+        LoginMember(member_id, bool(active), generation, given, family, display, source, name_key)
+        if member_id is not None
+        else None
+    )
     return target, LoginLookup(key, int(verifier) if verifier is not None else None, member)
 
 
@@ -347,24 +465,45 @@ def _login_record(profile_keys: tuple[str, ...]) -> DriverStatement:
     taken as a value to set."""
     values: dict[str, Any] = {"last_login_at": bindparam("login_now")}
     if profile_keys:
-        values.update(modified_at=bindparam("login_now"), version=_M.version + 1,
-                      **{k: bindparam(f"login_{k}") for k in profile_keys})
-    stamped = (update(_MEMBERS).where(_M.id == bindparam("login_member")).values(**values)
-               .returning(_M.id).cte("stamped"))
-    return DriverStatement(insert_row(_AUDIT_EVENTS).values(
-        workspace_id=bindparam("login_workspace"), occurred_at=bindparam("login_now"),
-        actor="saml", action="signed_in", target_type="member",
-        target_id=bindparam("login_member"),
-        changes=bindparam("login_changes", type_=_AUDIT_EVENTS.c.changes.type),
-    ).add_cte(stamped))
+        values.update(
+            modified_at=bindparam("login_now"),
+            version=_M.version + 1,
+            **{k: bindparam(f"login_{k}") for k in profile_keys},
+        )
+    stamped = (
+        update(_MEMBERS)
+        .where(_M.id == bindparam("login_member"))
+        .values(**values)
+        .returning(_M.id)
+        .cte("stamped")
+    )
+    return DriverStatement(
+        insert_row(_AUDIT_EVENTS)
+        .values(
+            workspace_id=bindparam("login_workspace"),
+            occurred_at=bindparam("login_now"),
+            actor="saml",
+            action="signed_in",
+            target_type="member",
+            target_id=bindparam("login_member"),
+            changes=bindparam("login_changes", type_=_AUDIT_EVENTS.c.changes.type),
+        )
+        .add_cte(stamped)
+    )
 
 
 _PROFILE_KEYS = ("given_name", "family_name", "display_name")
 _LOGIN_RECORDS: dict[tuple[str, ...], DriverStatement] = {}  # by the profile keys that change
 
 
-def record_login_event(unit: UnitOfWork, *, workspace_id: int, member_id: str,
-                       now: dt.datetime, profile: dict[str, str]) -> None:
+def record_login_event(
+    unit: UnitOfWork,
+    *,
+    workspace_id: int,
+    member_id: str,
+    now: dt.datetime,
+    profile: dict[str, str],
+) -> None:
     """:func:`record_login` and its audit row ("signed_in", the changed profile as its
     changes): one statement on PostgreSQL, two elsewhere."""
     connection = unit.connection
@@ -372,13 +511,27 @@ def record_login_event(unit: UnitOfWork, *, workspace_id: int, member_id: str,
         from . import audit  # audit imports nothing of this module; kept local all the same
 
         record_login(unit, member_id, now=now, profile=profile)
-        audit.record(unit, workspace_id=workspace_id, actor="saml", action="signed_in",
-                     target_type="member", target_id=member_id, changes=profile)
+        audit.record(
+            unit,
+            workspace_id=workspace_id,
+            actor="saml",
+            action="signed_in",
+            target_type="member",
+            target_id=member_id,
+            changes=profile,
+        )
         return
     keys = tuple(k for k in _PROFILE_KEYS if k in profile)
     statement = _LOGIN_RECORDS.get(keys)
     if statement is None:
         statement = _LOGIN_RECORDS[keys] = _login_record(keys)
-    statement.rows(connection, {
-        "login_workspace": workspace_id, "login_member": member_id, "login_now": now,
-        "login_changes": profile, **{f"login_{k}": v for k, v in profile.items()}})
+    statement.rows(
+        connection,
+        {
+            "login_workspace": workspace_id,
+            "login_member": member_id,
+            "login_now": now,
+            "login_changes": profile,
+            **{f"login_{k}": v for k, v in profile.items()},
+        },
+    )

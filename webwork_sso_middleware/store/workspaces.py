@@ -125,7 +125,10 @@ class Workspaces:
     """
 
     def __init__(
-        self, database: Database, *, resolver: domain_rules.TxtResolver | None = None,
+        self,
+        database: Database,
+        *,
+        resolver: domain_rules.TxtResolver | None = None,
     ) -> None:
         self.database = database
         self.resolver = resolver or domain_rules.TxtResolver()  # how verify_domain asks DNS
@@ -265,8 +268,8 @@ class Workspaces:
 
     def domain_claims(self, slug: str) -> list[DomainClaim]:
         return self.database.run(
-            lambda unit: domain_store.claims(unit, _load(unit, slug).id),
-            write=False)
+            lambda unit: domain_store.claims(unit, _load(unit, slug).id), write=False
+        )
 
     def verify_domain(self, slug: str, domain: str, *, by_operator: bool = False) -> DomainClaim:
         """Verify the workspace's claim on ``domain`` (claiming it first if need be).
@@ -280,25 +283,28 @@ class Workspaces:
         claim = self.claim_domain(slug, cleaned)
         if claim.verified:
             return claim
-        if self.database.run(
-                lambda unit: domain_store.verifier_of(unit, cleaned), write=False):
+        if self.database.run(lambda unit: domain_store.verifier_of(unit, cleaned), write=False):
             # Before any DNS look-up: the answer could not change this.
             raise DomainError(cleaned, "is already verified by another workspace")
         if not by_operator:
             published = self.resolver.txt(claim.record.name)  # outside any transaction
             if claim.record.value not in (value.strip() for value in published):
                 raise DomainNotVerified(
-                    cleaned, f"no TXT record {claim.record.value!r} at {claim.record.name} yet; "
+                    cleaned,
+                    f"no TXT record {claim.record.value!r} at {claim.record.name} yet; "
                     "publish it, wait for the DNS to serve it, and try again",
-                    record_name=claim.record.name, record_value=claim.record.value)
+                    record_name=claim.record.name,
+                    record_value=claim.record.value,
+                )
 
         def work(unit: UnitOfWork) -> DomainClaim:
             workspace_id = _load(unit, slug).id
             if domain_store.verifier_of(unit, cleaned) not in (None, workspace_id):
                 raise DomainError(cleaned, "is already verified by another workspace")
             domain_store.claim(unit, workspace_id, cleaned)  # released meanwhile?
-            domain_store.mark_verified(unit, workspace_id, cleaned,
-                                       by="operator" if by_operator else "dns")
+            domain_store.mark_verified(
+                unit, workspace_id, cleaned, by="operator" if by_operator else "dns"
+            )
             return _claim_of(unit, workspace_id, cleaned)
 
         try:
@@ -337,17 +343,21 @@ def end_member_sessions(unit: UnitOfWork, workspace_id: int) -> int:
     comes after the UPDATE waits for this transaction and finds SSO off.
     """
     members_here = select(Member.id).where(Member.workspace_id == workspace_id)
-    ended = unit.connection.execute(
-        update(_MEMBER_SESSIONS)
-        .where(
-            # Through the member index: the sessions table has none by workspace.
-            _MEMBER_SESSIONS.c.member_id.in_(members_here),
-            _MEMBER_SESSIONS.c.workspace_id == workspace_id,
-            _MEMBER_SESSIONS.c.ended_at.is_(None),
+    ended = (
+        unit.connection.execute(
+            update(_MEMBER_SESSIONS)
+            .where(
+                # Through the member index: the sessions table has none by workspace.
+                _MEMBER_SESSIONS.c.member_id.in_(members_here),
+                _MEMBER_SESSIONS.c.workspace_id == workspace_id,
+                _MEMBER_SESSIONS.c.ended_at.is_(None),
+            )
+            .values(ended_at=utcnow())
+            .returning(_MEMBER_SESSIONS.c.member_id)
         )
-        .values(ended_at=utcnow())
-        .returning(_MEMBER_SESSIONS.c.member_id)
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     note_sessions_ended(unit.connection, ended)
     return len(ended)
 

@@ -8,21 +8,24 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-29
 """
+
 from alembic import op
 
-
-revision = '0004'
-down_revision = '0003'
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.create_index('ix_audit_events_workspace_action_time',
-                              ['workspace_id', 'action', 'occurred_at'], unique=False)
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_audit_events_workspace_action_time",
+            ["workspace_id", "action", "occurred_at"],
+            unique=False,
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.drop_index('ix_audit_events_workspace_action_time')
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_events_workspace_action_time")
