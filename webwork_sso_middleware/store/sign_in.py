@@ -21,7 +21,7 @@ from sqlalchemy import insert as insert_row
 from .db import UnitOfWork
 from .driver import DriverStatement
 from .models import AuditEvent, Member, MemberValue, Workspace, WorkspaceDomain, new_id
-from .sign_in_target import _TARGET_SELECT, SignInTarget
+from .sign_in_target import TARGET_SELECT, SignInTarget
 
 # -- the ACS's hot path, in Core: a sign-in must cost a few statements, not ORM flushes --------
 
@@ -186,8 +186,8 @@ _VERIFIER = (
     .scalar_subquery()
 )
 _LOOKUP_QUERY = DriverStatement(
-    select(*_TARGET_SELECT.selected_columns, _VERIFIER.label("verifier"), *_MEMBER_BY_KEY.c)
-    .select_from(_TARGET_SELECT.get_final_froms()[0])
+    select(*TARGET_SELECT.selected_columns, _VERIFIER.label("verifier"), *_MEMBER_BY_KEY.c)
+    .select_from(TARGET_SELECT.get_final_froms()[0])
     .outerjoin(_MEMBER_BY_KEY, true())
     .where(Workspace.slug == bindparam("slug"))
     # As _LOCKED_TARGET_QUERY: the workspace row held until the sign-in commits.

@@ -48,8 +48,9 @@ class SignInTarget:
 
 
 # Statements built once (on this path, building them costs more than running them), run on the
-# driver's cursor (driver.py: SQLAlchemy's execution layer cost more than the SQL).
-_TARGET_SELECT = (
+# driver's cursor (driver.py: SQLAlchemy's execution layer cost more than the SQL). Public:
+# store/sign_in.py's ACS lookup reads the same columns, joined with the claimed member.
+TARGET_SELECT = (
     select(
         Workspace.id,
         Workspace.slug,
@@ -63,12 +64,12 @@ _TARGET_SELECT = (
     .outerjoin(_IDPS, _IDPS.c.workspace_id == Workspace.id)
     .where(Workspace.slug == bindparam("slug"))
 )
-_TARGET_QUERY = DriverStatement(_TARGET_SELECT)
+_TARGET_QUERY = DriverStatement(TARGET_SELECT)
 # A sign-in that will start a session holds the workspace row (FOR SHARE) until it commits:
 # switching SSO off (which ends every session of the workspace) then waits for it, or it waits
 # for the switch and sees SSO off, so no session can slip in between the two on PostgreSQL.
 # SQLite runs one writer at a time and ignores the clause.
-_LOCKED_TARGET_QUERY = DriverStatement(_TARGET_SELECT.with_for_update(read=True, of=Workspace))
+_LOCKED_TARGET_QUERY = DriverStatement(TARGET_SELECT.with_for_update(read=True, of=Workspace))
 
 
 def sign_in_target(unit: UnitOfWork, slug: str, *, lock: bool = False) -> SignInTarget | None:
