@@ -29,7 +29,7 @@ from webwork_sso_middleware.saml.acs import (
     peek,
 )
 from webwork_sso_middleware.saml.sp import IdPSettings, ServiceProvider
-from webwork_sso_middleware.store import sign_in as sign_in_store
+from webwork_sso_middleware.store import replay_cache
 from webwork_sso_middleware.store.models import SeenAssertion
 from webwork_sso_middleware.urls import WorkspaceUrls
 
@@ -678,7 +678,7 @@ def test_replay_cache_keeps_the_id_until_the_assertion_can_no_longer_pass(
 
     def purge_at(now: dt.datetime) -> int:
         def work(unit: Any) -> int:
-            sign_in_store.purge_replay_cache(unit, now)
+            replay_cache.purge_replay_cache(unit, now)
             return len(unit.session.query(SeenAssertion).all())
 
         return site.middleware.database.run(work)

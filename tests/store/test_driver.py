@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Connection, bindparam, event, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from webwork_sso_middleware.store import Database, audit, sign_in
+from webwork_sso_middleware.store import Database, audit, replay_cache, sign_in, sign_in_target
 from webwork_sso_middleware.store.driver import DriverStatement
 from webwork_sso_middleware.store.models import AuditEvent, Member, Workspace, utcnow
 from webwork_sso_middleware.store.sessions import _INSERT_SESSION
@@ -80,16 +80,16 @@ def member(workspace_id: int, name: str, **changes: Any) -> dict[str, Any]:
 
 def test_every_hot_statement_takes_the_fast_path_on_this_backend(database: Database) -> None:
     statements = [
-        sign_in._TARGET_QUERY,
+        sign_in_target._TARGET_QUERY,
         sign_in._LOGIN_MEMBER_QUERY,
         sign_in._STAMP_LOGIN_ONLY,
-        sign_in._REMEMBER_ASSERTION[database.engine.dialect.name],
+        replay_cache._REMEMBER_ASSERTION[database.engine.dialect.name],
         audit._INSERT,
         _INSERT_SESSION,
         ADD_MEMBER,
         MEMBER_BY_NAME,
         sign_in._LOOKUP_QUERY,
-        sign_in._REMEMBER_ANSWER[database.engine.dialect.name],
+        replay_cache._REMEMBER_ANSWER[database.engine.dialect.name],
         sign_in._login_record(()),
         sign_in._login_record(("given_name",)),
     ]
@@ -153,10 +153,10 @@ def test_driver_errors_arrive_as_sqlalchemy_errors(database: Database, workspace
 def test_replay_insert_tells_first_use_from_reuse(database: Database, workspace_id: int) -> None:
     expires = utcnow() + dt.timedelta(minutes=5)
     with transaction(database, write=True) as unit:
-        first = sign_in.remember_assertion(
+        first = replay_cache.remember_assertion(
             unit, workspace_id=workspace_id, assertion_id="_a1", expires_at=expires
         )
-        again = sign_in.remember_assertion(
+        again = replay_cache.remember_assertion(
             unit, workspace_id=workspace_id, assertion_id="_a1", expires_at=expires
         )
     assert (first, again) == (True, False)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store import settings_sessions as store
 from webwork_sso_middleware.store.models import SettingsSession, Workspace, utcnow
-from webwork_sso_middleware.store.sign_in import redeem_settings_link
+from webwork_sso_middleware.store.replay_cache import redeem_settings_link
 from webwork_sso_middleware.store.workspaces import Workspaces
 
 from ..store_helpers import transaction

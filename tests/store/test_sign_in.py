@@ -1,5 +1,6 @@
-"""The ACS's store functions: one read of the workspace with the claimed member, one write of
-the replay cache, one login record; each the same answer the separate look-ups give."""
+"""The ACS's store functions: one read of the workspace with the claimed member, one login
+record; each the same answer the separate look-ups give (the replay cache's one write:
+test_replay_cache.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, func, select, update
+from sqlalchemy import Connection, event, select, update
 
 from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
 from webwork_sso_middleware.members import lifecycle
-from webwork_sso_middleware.store import Database, sign_in
+from webwork_sso_middleware.store import Database, sign_in, sign_in_target
 from webwork_sso_middleware.store import domains as domain_store
-from webwork_sso_middleware.store.models import AuditEvent, Member, SeenAssertion, utcnow
+from webwork_sso_middleware.store.models import AuditEvent, Member, utcnow
 
 from ..idp_metadata.metadata_samples import OKTA_ENTITY_ID, certificate, okta_metadata
 from ..store_helpers import transaction
@@ -49,14 +50,14 @@ def workspaces(database: Database) -> Workspaces:
 
 def workspace_id(slug: str, database: Database) -> int:
     with transaction(database) as unit:
-        target = sign_in.sign_in_target(unit, slug)
+        target = sign_in_target.sign_in_target(unit, slug)
     assert target is not None
     return target.workspace_id
 
 
 def lookup(
     database: Database, slug: str, address: str | None
-) -> tuple[sign_in.SignInTarget | None, sign_in.LoginLookup | None]:
+) -> tuple[sign_in_target.SignInTarget | None, sign_in.LoginLookup | None]:
     with transaction(database, write=True) as unit:
         return sign_in.sign_in_lookup(unit, slug, claimed=lifecycle.lookup_key(address))
 
@@ -84,7 +85,7 @@ def test_lookup_reads_the_target_member_and_verifier_in_one_statement(workspaces
         ) == (target, known)
         assert len(statements) == 1
         # The same answers as the separate look-ups it replaces.
-        assert target == sign_in.sign_in_target(unit, "acme", lock=True)
+        assert target == sign_in_target.sign_in_target(unit, "acme", lock=True)
         assert known is not None and known.key == "alice@acme.test"
         assert known.member == sign_in.login_member(unit, target.workspace_id, "alice@acme.test")
         assert known.member is not None and known.member.active
@@ -165,51 +166,6 @@ def test_record_login_event_stamps_the_member_and_audits_the_changes(workspaces,
             (acme, "saml", alice.id, {}),
             (acme, "saml", alice.id, {"given_name": "Alicia", "display_name": "Alicia Person"}),
         ]
-
-
-def use(database: Database, acme: int, assertion_id: str, request_id: str | None) -> str | None:
-    """use_response in a transaction that commits only when it accepts (as the ACS does)."""
-    try:
-        with transaction(database, write=True) as unit:
-            refused = sign_in.use_response(
-                unit,
-                workspace_id=acme,
-                assertion_id=assertion_id,
-                expires_at=EXPIRES,
-                request_id=request_id,
-                request_expires_at=EXPIRES if request_id else None,
-            )
-            if refused:
-                raise LookupError(refused)
-            return None
-    except LookupError as error:
-        return str(error)
-
-
-def seen(database: Database) -> list[str]:
-    with transaction(database) as unit:
-        return sorted(unit.session.scalars(select(SeenAssertion.assertion_id)))
-
-
-def test_use_response_refuses_replays_and_used_requests_and_keeps_nothing_then(
-    workspaces, database
-):
-    acme = workspace_id("acme", database)
-    assert use(database, acme, "a1", None) is None
-    assert use(database, acme, "a1", None) == "replayed"
-    assert use(database, acme, "a2", "r1") is None
-    assert seen(database) == ["a1", "a2", sign_in.REQUEST_PREFIX + "r1"]
-    # The request was answered before: refused, and the new assertion ID is not kept.
-    assert use(database, acme, "a3", "r1") == "unknown_in_response_to"
-    # A replayed assertion says so first, even when its request is new.
-    assert use(database, acme, "a2", "r2") == "replayed"
-    assert seen(database) == ["a1", "a2", sign_in.REQUEST_PREFIX + "r1"]
-    # Both were used before: the replay is what is reported.
-    assert use(database, acme, "a1", "r1") == "replayed"
-    # Another workspace keeps its own replay cache.
-    assert use(database, workspace_id("globex", database), "a1", "r1") is None
-    with transaction(database) as unit:
-        assert unit.session.scalar(select(func.count()).select_from(SeenAssertion)) == 5
 
 
 def test_lookup_holds_the_workspace_row_until_the_sign_in_commits(workspaces, database):

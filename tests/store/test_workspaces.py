@@ -301,7 +301,7 @@ def test_switching_sso_off_waits_for_a_sign_in_in_flight(database: Database):
     import threading
     import time as clock
 
-    from webwork_sso_middleware.store import sign_in as sign_in_store
+    from webwork_sso_middleware.store import sign_in_target as target_store
 
     workspaces = Workspaces(database)
     workspaces.create("acme", name="Acme", plan="plus", owner_email="o@acme.test")
@@ -317,7 +317,7 @@ def test_switching_sso_off_waits_for_a_sign_in_in_flight(database: Database):
     switcher = threading.Thread(target=switch_off)
     switcher.start()
     with transaction(database, write=True) as unit:
-        target = sign_in_store.sign_in_target(unit, "acme", lock=True)
+        target = target_store.sign_in_target(unit, "acme", lock=True)
         assert target is not None and target.sso_enabled
         holding.set()
         clock.sleep(0.5)  # the sign-in's work: the switch must not get past the row meanwhile

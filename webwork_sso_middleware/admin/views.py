@@ -32,10 +32,9 @@ from ..idp_metadata.identity_providers import IdPInfo
 from ..idp_metadata.workspaces import Workspaces
 from ..logs import package_logger
 from ..signing import CLOCK_TOLERANCE
-from ..store import identity_providers
+from ..store import identity_providers, replay_cache
 from ..store import members as member_store
 from ..store import settings_sessions as settings_store
-from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
 from ..store.workspaces import SLUG_PATTERN, WorkspaceInfo, find_by_slug, live_token
 from ..urls import workspace_path
@@ -215,7 +214,7 @@ class SettingsPage:
         keep_until = dt.datetime.fromtimestamp(link.expires_at + CLOCK_TOLERANCE, dt.UTC)
 
         def work(unit: UnitOfWork) -> str | None:
-            if not sign_in_store.redeem_settings_link(
+            if not replay_cache.redeem_settings_link(
                 unit, workspace_id=workspace.id, nonce=link.nonce, expires_at=keep_until
             ):
                 return None

@@ -27,7 +27,7 @@ from werkzeug.wrappers import Request, Response
 from ..errors import InvalidName, StoreUnavailable
 from ..logs import package_logger
 from ..members import lifecycle
-from ..store import sign_in as sign_in_store
+from ..store import sign_in_target as target_store
 from ..store.db import Database, UnitOfWork
 from ..store.workspaces import SLUG_PATTERN
 from ..urls import PublicUrls, workspace_path
@@ -129,7 +129,7 @@ class SamlApplication:
         sign anyone in."""
 
         def work(unit: UnitOfWork) -> str | None:
-            target = sign_in_store.sign_in_target(unit, slug)
+            target = target_store.sign_in_target(unit, slug)
             return self.flow.provider(request, target, unit).metadata_xml() if target else None
 
         xml = self.database.run(work, write=False)
@@ -172,7 +172,7 @@ class SamlApplication:
             domain = None
         if domain is not None:
             slug = self.database.run(
-                lambda unit: sign_in_store.sso_workspace_for_domain(unit, domain), write=False
+                lambda unit: target_store.sso_workspace_for_domain(unit, domain), write=False
             )
         if slug is not None:
             return _start_login(site, slug, next_path)

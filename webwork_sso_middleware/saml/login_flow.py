@@ -20,11 +20,12 @@ from ..idp_metadata.fetching import MetadataFetcher
 from ..idp_metadata.refresh import refresh_if_due
 from ..logs import package_logger
 from ..members import lifecycle
-from ..store import audit
+from ..store import audit, replay_cache
 from ..store import sign_in as sign_in_store
+from ..store import sign_in_target as target_store
 from ..store.db import Database, UnitOfWork
 from ..store.models import SSO_PLANS, utcnow
-from ..store.sign_in import SignInTarget
+from ..store.sign_in_target import SignInTarget
 from ..store.workspaces import find_by_slug
 from ..urls import PublicUrls, WorkspaceUrls, public_urls
 from .acs import AssertionConsumer, Rejection, VerifiedAssertion, claimed_email, decode, peek
@@ -81,14 +82,14 @@ class LoginFlow:
         return self.site(request).workspace(slug)
 
     def target(self, unit: UnitOfWork, slug: str, *, lock: bool = False) -> SignInTarget:
-        target = sign_in_store.sign_in_target(unit, slug, lock=lock)
+        target = target_store.sign_in_target(unit, slug, lock=lock)
         if target is None:
             raise _unavailable("unknown_workspace", "there is no such workspace")
         return target
 
     def provider(self, request: Request, target: SignInTarget, unit: UnitOfWork) -> ServiceProvider:
         def load() -> IdPSettings | None:
-            xml = sign_in_store.idp_metadata_xml(unit, target.workspace_id)
+            xml = target_store.idp_metadata_xml(unit, target.workspace_id)
             if xml is None or target.idp_entity_id is None or target.idp_version is None:
                 return None
             return IdPSettings(
@@ -246,7 +247,7 @@ class LoginFlow:
         now = utcnow()
         verified = consumer.consume(seen, outstanding, now=now)
         # The assertion and the request it answers are used up in one statement.
-        used = sign_in_store.use_response(
+        used = replay_cache.use_response(
             unit,
             workspace_id=workspace_id,
             assertion_id=verified.assertion_id,
@@ -303,7 +304,7 @@ class LoginFlow:
             def work(unit: UnitOfWork) -> Response:
                 target, provider = self.usable_provider(request, slug, unit, lock=True)
                 pending = self.pending_sign_ins.read(request, target.workspace_id)
-                if pending is None or not sign_in_store.use_pending_sign_in(
+                if pending is None or not replay_cache.use_pending_sign_in(
                     unit,
                     workspace_id=target.workspace_id,
                     nonce=pending.nonce,
@@ -376,7 +377,7 @@ class LoginFlow:
     def purge_when_due(self, unit: UnitOfWork, now: dt.datetime) -> None:
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + REPLAY_CACHE_PURGE_EVERY
-            sign_in_store.purge_replay_cache(unit, now)
+            replay_cache.purge_replay_cache(unit, now)
 
     def relay_target(self, started: list[LoginRequest], relay_state: str | None) -> str:
         """Okta sends its configured default RelayState with IdP-initiated sign-in; an IdP that

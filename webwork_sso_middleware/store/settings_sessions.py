@@ -4,8 +4,8 @@ A row is keyed by the SHA-256 of the random id the cookie carries. The cookie's 
 expiry are checked first, from the cookie alone; the row decides whether the session is still
 live, so ending it here ends every copy of the cookie on every worker at once.
 
-Also here: whether a settings link was redeemed already (read-only; sign_in.py redeems it in the
-shared replay cache), so the page a link opens can say so before anyone presses its button.
+Also here: whether a settings link was redeemed already (read-only; replay_cache.py redeems it in
+the shared replay cache), so the page a link opens can say so before anyone presses its button.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlalchemy import Table, delete, insert, select, update
 
 from .db import UnitOfWork
 from .models import SeenAssertion, SettingsSession
-from .sign_in import SETTINGS_LINK_PREFIX
+from .replay_cache import SETTINGS_LINK_PREFIX
 
 PURGE_BATCH = 1000
 

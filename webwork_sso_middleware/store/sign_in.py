@@ -1,15 +1,12 @@
-"""SAML sign-in state: the replay cache (assertions, used AuthnRequests, used settings links),
-members at login.
-
-It lives in the database, so a replayed assertion or a used request is refused by every worker.
-A pending AuthnRequest itself lives in the browser that started it (saml/login_state.py), so
-starting a sign-in writes nothing.
+"""SAML sign-in at the ACS: the lookup of the workspace and the member a response claims, the
+member at login (found, created at a first sign-in), and the login record.
 
 A returning member's sign-in at the ACS is four statements on PostgreSQL and five on SQLite:
 :func:`sign_in_lookup` (the workspace, the member the response claims, who verified its
-domain), :func:`use_response` (the assertion, and the request it answers), then
+domain), replay_cache.use_response (the assertion, and the request it answers), then
 :func:`record_login_event` (the login stamp and its audit row: one data-modifying CTE on
-PostgreSQL) and the session row (store/sessions.py).
+PostgreSQL) and the session row (store/sessions.py). The workspace alone (before a response):
+store/sign_in_target.py; the replay cache: store/replay_cache.py.
 """
 
 from __future__ import annotations
@@ -18,221 +15,18 @@ import dataclasses
 import datetime as dt
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, or_, select, true, update
+from sqlalchemy import Table, bindparam, or_, select, true, update
 from sqlalchemy import insert as insert_row
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .db import UnitOfWork
 from .driver import DriverStatement
-from .models import (
-    SSO_PLANS,
-    AuditEvent,
-    IdentityProvider,
-    Member,
-    MemberValue,
-    SeenAssertion,
-    Workspace,
-    WorkspaceDomain,
-    new_id,
-)
-
-# Typed as the Table it is: mypy sees a declarative __table__ as a FromClause.
-_SEEN_ASSERTIONS = cast(Table, SeenAssertion.__table__)
-
-
-def remember_assertion(
-    unit: UnitOfWork, *, workspace_id: int, assertion_id: str, expires_at: dt.datetime
-) -> bool:
-    """Record an assertion ID; False when it was seen before (a replay), on any worker."""
-    # One statement, and the primary key decides a race between two workers.
-    return (
-        _REMEMBER_ASSERTION[unit.connection.dialect.name].first(
-            unit.connection,
-            {"workspace_id": workspace_id, "assertion_id": assertion_id, "expires_at": expires_at},
-        )
-        is not None
-    )
-
-
-def _remember(dialect_insert: Any, rows: int) -> DriverStatement:
-    """INSERT of ``rows`` replay-cache entries; RETURNING names the ones that were new."""
-    values: list[dict[str, Any]] = [
-        {
-            "workspace_id": bindparam("workspace_id"),
-            "assertion_id": bindparam(f"assertion_id_{n}"),
-            "expires_at": bindparam(f"expires_at_{n}"),
-        }
-        for n in range(rows)
-    ]
-    return DriverStatement(
-        dialect_insert(_SEEN_ASSERTIONS)
-        .values(values if rows > 1 else values[0])
-        .on_conflict_do_nothing()
-        .returning(_SEEN_ASSERTIONS.c.assertion_id)
-    )  # rowcount is not portable here
-
-
-_DIALECT_INSERTS = (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
-_REMEMBER_ASSERTION = {
-    name: DriverStatement(
-        dialect_insert(_SEEN_ASSERTIONS)
-        .on_conflict_do_nothing()
-        .returning(_SEEN_ASSERTIONS.c.assertion_id),  # rowcount is not portable here
-        keys=("workspace_id", "assertion_id", "expires_at"),
-    )
-    for name, dialect_insert in _DIALECT_INSERTS
-}
-_REMEMBER_ANSWER = {name: _remember(dialect_insert, 2) for name, dialect_insert in _DIALECT_INSERTS}
-
-
-# Settings links, answered AuthnRequests and finished unsolicited sign-ins are used up in the
-# replay cache beside assertion IDs, under a prefix no assertion ID can carry (an xs:ID is an
-# NCName, which has no colon): one shared, purged table.
-SETTINGS_LINK_PREFIX = "settings-link:"
-REQUEST_PREFIX = "authn-request:"
-PENDING_SIGN_IN_PREFIX = "pending-sign-in:"
-
-
-def use_response(
-    unit: UnitOfWork,
-    *,
-    workspace_id: int,
-    assertion_id: str,
-    expires_at: dt.datetime,
-    request_id: str | None = None,
-    request_expires_at: dt.datetime | None = None,
-) -> str | None:
-    """Record a verified assertion and, for a solicited one, mark the AuthnRequest it answers
-    used, in one statement: the refusal code when either was seen before ("replayed" first,
-    as :func:`remember_assertion` then :func:`use_request` would say), else None.
-
-    A refusal leaves the caller's transaction to roll back, so an entry that was new is not
-    kept either (the caller raises)."""
-    connection = unit.connection
-    if request_id is None:
-        new = remember_assertion(
-            unit, workspace_id=workspace_id, assertion_id=assertion_id, expires_at=expires_at
-        )
-        return None if new else "replayed"
-    assert request_expires_at is not None
-    request_key = REQUEST_PREFIX + request_id
-    inserted = {
-        row[0]
-        for row in _REMEMBER_ANSWER[connection.dialect.name].rows(
-            connection,
-            {
-                "workspace_id": workspace_id,
-                "assertion_id_0": assertion_id,
-                "expires_at_0": expires_at,
-                "assertion_id_1": request_key,
-                "expires_at_1": request_expires_at,
-            },
-        )
-    }
-    if assertion_id not in inserted:
-        return "replayed"
-    return None if request_key in inserted else "unknown_in_response_to"
-
-
-def use_request(
-    unit: UnitOfWork, *, workspace_id: int, request_id: str, expires_at: dt.datetime
-) -> bool:
-    """Mark an AuthnRequest answered; False when a response to it was accepted before."""
-    return remember_assertion(
-        unit,
-        workspace_id=workspace_id,
-        assertion_id=REQUEST_PREFIX + request_id,
-        expires_at=expires_at,
-    )
-
-
-def use_pending_sign_in(
-    unit: UnitOfWork, *, workspace_id: int, nonce: str, expires_at: dt.datetime
-) -> bool:
-    """Mark an unsolicited sign-in finished; False when it was finished before."""
-    return remember_assertion(
-        unit,
-        workspace_id=workspace_id,
-        assertion_id=PENDING_SIGN_IN_PREFIX + nonce,
-        expires_at=expires_at,
-    )
-
-
-def purge_replay_cache(unit: UnitOfWork, now: dt.datetime) -> None:
-    """Forget entries whose assertion, request or link has expired (nothing can use them now)."""
-    unit.connection.execute(delete(SeenAssertion).where(SeenAssertion.expires_at < now))
-
-
-def redeem_settings_link(
-    unit: UnitOfWork, *, workspace_id: int, nonce: str, expires_at: dt.datetime
-) -> bool:
-    """Mark a settings link used; False when it was used before, on any worker."""
-    return remember_assertion(
-        unit,
-        workspace_id=workspace_id,
-        assertion_id=SETTINGS_LINK_PREFIX + nonce,
-        expires_at=expires_at,
-    )
-
-
-def sso_workspace_for_domain(unit: UnitOfWork, domain: str) -> str | None:
-    """The slug of the workspace that verified ``domain``, when SSO is usable there."""
-    return unit.connection.execute(
-        select(Workspace.slug)
-        .join(WorkspaceDomain, WorkspaceDomain.workspace_id == Workspace.id)
-        .join(IdentityProvider, IdentityProvider.workspace_id == Workspace.id)
-        .where(
-            WorkspaceDomain.domain == domain,
-            WorkspaceDomain.verified_at.is_not(None),
-            Workspace.sso_enabled.is_(True),
-            Workspace.plan.in_(SSO_PLANS),
-        )
-    ).scalar_one_or_none()
-
+from .models import AuditEvent, Member, MemberValue, Workspace, WorkspaceDomain, new_id
+from .sign_in_target import TARGET_SELECT, SignInTarget
 
 # -- the ACS's hot path, in Core: a sign-in must cost a few statements, not ORM flushes --------
 
 _MEMBERS = cast(Table, Member.__table__)
 _VALUES = cast(Table, MemberValue.__table__)
-_IDPS = IdentityProvider.__table__
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SignInTarget:
-    """A workspace as sign-in sees it: may it use SSO, and which IdP (by version) it trusts."""
-
-    workspace_id: int
-    slug: str
-    plan: str
-    sso_enabled: bool
-    idp_entity_id: str | None
-    idp_version: str | None  # changes whenever the stored metadata or IdP settings change
-    allow_idp_initiated: bool
-
-
-# Statements built once (on this path, building them costs more than running them), run on the
-# driver's cursor (driver.py: SQLAlchemy's execution layer cost more than the SQL).
-_TARGET_SELECT = (
-    select(
-        Workspace.id,
-        Workspace.slug,
-        Workspace.plan,
-        Workspace.sso_enabled,
-        _IDPS.c.entity_id,
-        _IDPS.c.fetched_at,
-        _IDPS.c.modified_at,
-        _IDPS.c.allow_idp_initiated,
-    )
-    .outerjoin(_IDPS, _IDPS.c.workspace_id == Workspace.id)
-    .where(Workspace.slug == bindparam("slug"))
-)
-_TARGET_QUERY = DriverStatement(_TARGET_SELECT)
-# A sign-in that will start a session holds the workspace row (FOR SHARE) until it commits:
-# switching SSO off (which ends every session of the workspace) then waits for it, or it waits
-# for the switch and sees SSO off, so no session can slip in between the two on PostgreSQL.
-# SQLite runs one writer at a time and ignores the clause.
-_LOCKED_TARGET_QUERY = DriverStatement(_TARGET_SELECT.with_for_update(read=True, of=Workspace))
 _M = _MEMBERS.c
 _LOGIN_MEMBER_QUERY = DriverStatement(
     select(
@@ -256,30 +50,6 @@ _LOGIN_MEMBER_QUERY = DriverStatement(
 )
 _STAMP_LOGIN = update(_MEMBERS).where(_M.id == bindparam("member_id"))
 _STAMP_LOGIN_ONLY = DriverStatement(_STAMP_LOGIN, keys=("last_login_at",))
-
-
-def sign_in_target(unit: UnitOfWork, slug: str, *, lock: bool = False) -> SignInTarget | None:
-    """The workspace sign-in at ``slug`` would use; ``lock``: hold its row until the caller's
-    transaction ends (a sign-in that may start a session; a write transaction only)."""
-    query = _LOCKED_TARGET_QUERY if lock else _TARGET_QUERY
-    row = query.first(unit.connection, {"slug": slug.strip().lower()})
-    if row is None:
-        return None
-    workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at, allow_unsolicited = (
-        row
-    )
-    version = (
-        f"{fetched_at.isoformat()}|{modified_at.isoformat()}" if entity_id is not None else None
-    )
-    return SignInTarget(
-        workspace_id, slug, plan, bool(sso_enabled), entity_id, version, bool(allow_unsolicited)
-    )
-
-
-def idp_metadata_xml(unit: UnitOfWork, workspace_id: int) -> str | None:
-    return unit.connection.execute(
-        select(_IDPS.c.metadata_xml).where(_IDPS.c.workspace_id == workspace_id)
-    ).scalar_one_or_none()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -416,8 +186,8 @@ _VERIFIER = (
     .scalar_subquery()
 )
 _LOOKUP_QUERY = DriverStatement(
-    select(*_TARGET_SELECT.selected_columns, _VERIFIER.label("verifier"), *_MEMBER_BY_KEY.c)
-    .select_from(_TARGET_SELECT.get_final_froms()[0])
+    select(*TARGET_SELECT.selected_columns, _VERIFIER.label("verifier"), *_MEMBER_BY_KEY.c)
+    .select_from(TARGET_SELECT.get_final_froms()[0])
     .outerjoin(_MEMBER_BY_KEY, true())
     .where(Workspace.slug == bindparam("slug"))
     # As _LOCKED_TARGET_QUERY: the workspace row held until the sign-in commits.
