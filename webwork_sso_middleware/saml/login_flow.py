@@ -20,14 +20,14 @@ from ..idp_metadata.fetching import MetadataFetcher
 from ..idp_metadata.refresh import refresh_if_due
 from ..logs import package_logger
 from ..members import lifecycle
-from ..store import audit
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
 from ..store.models import SSO_PLANS, utcnow
 from ..store.sign_in import SignInTarget
 from ..store.workspaces import find_by_slug
 from ..urls import PublicUrls, WorkspaceUrls, public_urls
-from .acs import AssertionConsumer, Rejection, VerifiedAssertion, claimed_email, decode, peek
+from .acs import AssertionConsumer, VerifiedAssertion
+from .failures import record_failure
 from .login_state import (
     LoginRequest,
     LoginRequests,
@@ -38,7 +38,9 @@ from .login_state import (
     new_relay_state,
 )
 from .pages import error_page, signed_in_as_other_page
+from .posted import claimed_email, decode, peek
 from .redirects import safe_next
+from .rejection import Rejection
 from .sp import IdPSettings, ServiceProvider, ServiceProviders
 
 if TYPE_CHECKING:
@@ -52,8 +54,6 @@ METADATA_CHECK_INTERVAL = 60.0
 REPLAY_CACHE_PURGE_EVERY = (
     60.0  # seconds between deletions of expired replay-cache rows, per worker
 )
-# A refusal's detail quotes the response (an audience, an issuer): bounded in the audit log.
-MAX_DETAIL = 500
 
 
 class LoginFlow:
@@ -199,10 +199,11 @@ class LoginFlow:
                 lambda unit: self.sign_in(request, unit, slug, seen, relay_state, current)
             )
         except OtherMemberSignedIn as refused:
-            self.record_failure(slug, refused, claimed_email(seen))
+            record_failure(self.database, slug, refused, claimed_email(seen))
             return signed_in_as_other_page(refused.current.user_name, site=self.site(request))
         except Rejection as rejection:
-            self.record_failure(
+            record_failure(
+                self.database,
                 slug,
                 rejection,
                 claimed_email(seen),
@@ -320,7 +321,7 @@ class LoginFlow:
 
             response = self.database.run(work)
         except OtherMemberSignedIn as refused:
-            self.record_failure(slug, refused, refused.email)
+            record_failure(self.database, slug, refused, refused.email)
             response = signed_in_as_other_page(refused.current.user_name, site=site)
         except Rejection as rejection:  # not recorded: an anonymous GET must write nothing
             response = error_page(
@@ -403,54 +404,6 @@ class LoginFlow:
             # The person sees the code; the owner's diagnostics get the detail (record_failure).
             raise Rejection(refused.code, refused.detail, status=403) from None
         return (admitted.member_id, admitted.session_generation) if admitted else None
-
-    def record_failure(
-        self, slug: str, rejection: Rejection, email: str | None = None, *, verified: bool = False
-    ) -> None:
-        """Record a refused response in the workspace's audit log, for its owner.
-
-        ``verified``: the IdP's signature verified on the response. Only such a failure
-        (which takes the IdP signing something new) gets a row of its own. Anything else can
-        be sent by anyone, as often as they like, and so can a replay of one signed response:
-        those are counted, one row per workspace, reason and hour (audit.count), so a flood
-        of any size writes a bounded number of rows and pushes no real failure out of the
-        owner's diagnostics."""
-        log.info("SAML response for %s rejected: %s", slug, rejection)
-        changes = {
-            "reason": rejection.code,
-            "detail": rejection.detail[:MAX_DETAIL],
-            # unverified: what the refused response claimed
-            **({"email": email} if email else {}),
-        }
-        try:
-
-            def work(unit: UnitOfWork) -> None:
-                workspace = find_by_slug(unit, slug)
-                if workspace is None:
-                    return
-                if verified and not rejection.repeatable:
-                    audit.record(
-                        unit,
-                        workspace_id=workspace.id,
-                        actor="saml",
-                        action="login_failed",
-                        target_type="login",
-                        target_id=None,
-                        changes=changes,
-                    )
-                else:
-                    audit.count(
-                        unit,
-                        workspace_id=workspace.id,
-                        actor="saml",
-                        action="login_failed",
-                        key=rejection.code,
-                        changes=changes,
-                    )
-
-            self.database.run(work)
-        except Exception:  # the rejection page matters more than its record
-            log.warning("could not record a SAML rejection", exc_info=True)
 
 
 def _unavailable(code: str, detail: str) -> Rejection:
