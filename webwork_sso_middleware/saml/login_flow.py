@@ -17,14 +17,12 @@ from werkzeug.wrappers import Request, Response
 from ..bodies import read_form
 from ..identity import Member
 from ..idp_metadata.fetching import MetadataFetcher
-from ..idp_metadata.refresh import refresh_if_due
 from ..logs import package_logger
 from ..members import lifecycle
 from ..store import sign_in as sign_in_store
 from ..store.db import Database, UnitOfWork
 from ..store.models import SSO_PLANS, utcnow
 from ..store.sign_in import SignInTarget
-from ..store.workspaces import find_by_slug
 from ..urls import PublicUrls, WorkspaceUrls, public_urls
 from .acs import AssertionConsumer, VerifiedAssertion
 from .failures import record_failure
@@ -37,6 +35,7 @@ from .login_state import (
     is_cross_site,
     new_relay_state,
 )
+from .metadata_checks import MetadataChecks
 from .pages import error_page, signed_in_as_other_page
 from .posted import claimed_email, decode, peek
 from .redirects import safe_next
@@ -49,8 +48,6 @@ if TYPE_CHECKING:
 
 log = package_logger(__name__)
 
-# Metadata refreshes are due hours apart: a worker need not ask on every sign-in.
-METADATA_CHECK_INTERVAL = 60.0
 REPLAY_CACHE_PURGE_EVERY = (
     60.0  # seconds between deletions of expired replay-cache rows, per worker
 )
@@ -66,8 +63,9 @@ class LoginFlow:
         self.sessions = sessions
         self.clock_skew = dt.timedelta(seconds=settings.clock_skew_seconds)
         self.providers = ServiceProviders(clock_skew=self.clock_skew)
-        self.fetch_metadata = MetadataFetcher.from_settings(settings)
-        self._metadata_checked: dict[str, float] = {}  # slug -> monotonic time of the last check
+        self.metadata = MetadataChecks(
+            database, fetch_metadata=MetadataFetcher.from_settings(settings)
+        )
         self.login_requests = LoginRequests(signing=sessions.signing)
         self.pending_sign_ins = PendingSignIns(signing=sessions.signing)
         self._next_purge = 0.0
@@ -125,29 +123,12 @@ class LoginFlow:
             raise _unavailable("idp_not_configured", "this workspace has no identity provider yet")
         return target, provider
 
-    def refresh_metadata(self, slug: str) -> None:
-        """Refresh the IdP metadata when due; asked of the database at most once a minute."""
-        now = time.monotonic()
-        if (
-            self._metadata_checked.get(slug, -METADATA_CHECK_INTERVAL)
-            > now - METADATA_CHECK_INTERVAL
-        ):
-            return
-        workspace_id = self.database.run(
-            lambda s: w.id if (w := find_by_slug(s, slug)) else None, write=False
-        )
-        if workspace_id is not None:
-            refresh_if_due(self.database, workspace_id, fetch=self.fetch_metadata)
-        if len(self._metadata_checked) > 10_000:
-            self._metadata_checked.clear()
-        self._metadata_checked[slug] = now
-
     # -- endpoints ----------------------------------------------------------------------------
 
     def start_login(self, request: Request, slug: str) -> Response:
         next_path = safe_next(request.args.get("next"))
         try:
-            self.refresh_metadata(slug)
+            self.metadata.refresh_metadata(slug)
 
             def work(unit: UnitOfWork) -> tuple[str, str]:
                 target, provider = self.usable_provider(request, slug, unit)
@@ -191,7 +172,7 @@ class LoginFlow:
             relay_state = form.get("RelayState")
             document = decode(form.get("SAMLResponse"))
             seen = peek(document)
-            self.refresh_metadata(slug)
+            self.metadata.refresh_metadata(slug)
             # Whose session the browser shows, asked outside the transaction: an unsolicited
             # response must not replace another member's.
             current = self.current_member(request) if seen.in_response_to is None else None
