@@ -15,19 +15,9 @@ import requests
 import xmlsec
 from lxml import etree
 
-from webwork_sso_middleware.saml.acs import (
-    BEARER,
-    DS,
-    PUBLIC_REASONS,
-    SAML,
-    SAMLP,
-    AssertionConsumer,
-    Rejection,
-    VerifiedAssertion,
-    claimed_email,
-    decode,
-    peek,
-)
+from webwork_sso_middleware.saml.acs import BEARER, DS, AssertionConsumer, VerifiedAssertion
+from webwork_sso_middleware.saml.posted import SAML, SAMLP, peek
+from webwork_sso_middleware.saml.rejection import Rejection
 from webwork_sso_middleware.saml.sp import IdPSettings, ServiceProvider
 from webwork_sso_middleware.store import sign_in as sign_in_store
 from webwork_sso_middleware.store.models import SeenAssertion

@@ -16,7 +16,6 @@ from webwork_sso_middleware.saml.rejection import Rejection
 from .conftest import ACS, SP_ID
 from .idp import TestIdP
 
-
 # -- what a refused response claimed, for the owner's diagnostics ---------------------------------
 
 

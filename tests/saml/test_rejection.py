@@ -7,16 +7,24 @@ from webwork_sso_middleware.saml.rejection import PUBLIC_REASONS, Rejection
 
 
 def raised_rejections() -> list[tuple[str, str, str]]:
-    """(module, owner code, public code) of every Rejection the ACS and the sign-in flow raise, and
-    of every refusal of the identity rules (which the SAML app shows as a Rejection)."""
+    """(module, owner code, public code) of every Rejection the SAML modules raise (the ACS, the
+    posted document, the sign-in flow...), and of every refusal of the identity rules (which the
+    SAML app shows as a Rejection). Every module of the package is read, so a refusal moved to
+    a new module stays audited."""
     import ast
+    import importlib
     import inspect
+    import pkgutil
 
+    from webwork_sso_middleware import saml
     from webwork_sso_middleware.members import lifecycle
-    from webwork_sso_middleware.saml import acs, login_flow
 
+    modules = [
+        importlib.import_module(info.name)
+        for info in pkgutil.iter_modules(saml.__path__, f"{saml.__name__}.")
+    ]
     found = []
-    for module in (acs, login_flow, lifecycle):
+    for module in (*modules, lifecycle):
         for node in ast.walk(ast.parse(inspect.getsource(module))):
             if not (
                 isinstance(node, ast.Call)

@@ -1,8 +1,8 @@
 """The Assertion Consumer Service checks: every one explicit, each with its own reason code.
 
-The response is parsed once, strictly (no DTD), and everything happens on that one tree:
-structure, status, destination, issuer, audience, bearer recipient and the request it answers,
-time windows, then the signature (crypto.py, keys from the IdP metadata only), then the
+The response is parsed once, strictly (no DTD: posted.py), and everything happens on that one
+tree: structure, status, destination, issuer, audience, bearer recipient and the request it
+answers, time windows, then the signature (crypto.py, keys from the IdP metadata only), then the
 identity is read from the very assertion element whose signature (or whose enclosing
 Response's) verified.
 

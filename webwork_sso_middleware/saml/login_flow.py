@@ -1,7 +1,8 @@
 """The SAML sign-in flow: start an SP-initiated login, consume the IdP's response at the ACS,
 and finish an IdP-initiated sign-in on a same-site GET (login_state.py).
 
-The routes that lead here live in app.py; the checks of a response in acs.py.
+The routes that lead here live in app.py; the posted response is decoded and parsed in
+posted.py, checked in acs.py, and a refusal recorded for the owner in failures.py.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ REPLAY_CACHE_PURGE_EVERY = (
 
 class LoginFlow:
     """Start login, ACS, continue: every step of a sign-in, and what they share (the SP of a
-    workspace, the browser's login cookies, the audit record of a refusal)."""
+    workspace, the browser's login cookies, the metadata checks)."""
 
     def __init__(self, database: Database, *, settings: Settings, sessions: SessionManager) -> None:
         self.database = database
