@@ -23,7 +23,7 @@ from saml2.sigver import SignatureError
 
 from ..logs import package_logger
 from .crypto import XmlsecBackend
-from .posted import EMAIL, SAML, SAMLP, Peek, _text
+from .posted import EMAIL, SAML, SAMLP, Peek, single_text
 from .rejection import Rejection
 from .sp import ServiceProvider
 
@@ -151,7 +151,7 @@ class AssertionConsumer:
             if required:
                 raise Rejection("issuer_mismatch", "the assertion names no issuer")
             return
-        value = _text(issuer)
+        value = single_text(issuer)
         if value != self.idp.entity_id:
             raise Rejection(
                 "issuer_mismatch",
@@ -165,7 +165,9 @@ class AssertionConsumer:
             raise Rejection("missing_conditions", "the assertion has no Conditions")
         self.check_window(conditions, now)
         audiences = [
-            text for a in conditions.iter(f"{{{SAML}}}Audience") if (text := _text(a)) is not None
+            text
+            for a in conditions.iter(f"{{{SAML}}}Audience")
+            if (text := single_text(a)) is not None
         ]
         expected = self.provider.urls.sp_entity_id
         if expected not in audiences:

@@ -54,7 +54,7 @@ def claimed_email(seen: Peek | None) -> str | None:
     if seen is None:
         return None
     name_id = seen.root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}NameID")
-    text = (_text(name_id) or "") if name_id is not None else ""
+    text = (single_text(name_id) or "") if name_id is not None else ""
     return text if len(text) <= 320 and EMAIL.match(text) else None
 
 
@@ -73,7 +73,7 @@ def peek(document: bytes) -> Peek:
     return Peek(root, root.get("InResponseTo"))
 
 
-def _text(element: Any) -> str | None:
+def single_text(element: Any) -> str | None:
     """The element's stripped text, or None when it has child nodes (comments included).
 
     A comment injected after signing leaves an exclusive-c14n signature valid while ``.text``
