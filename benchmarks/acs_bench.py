@@ -333,7 +333,8 @@ class OursParse:
     def run(self, saml_response: str, email: str) -> float:
         import datetime as dt
 
-        from webwork_sso_middleware.saml.acs import AssertionConsumer, decode, peek
+        from webwork_sso_middleware.saml.acs import AssertionConsumer
+        from webwork_sso_middleware.saml.posted import decode, peek
 
         t0 = time.perf_counter()
         consumer = AssertionConsumer(self.provider, clock_skew=dt.timedelta(seconds=180))

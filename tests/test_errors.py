@@ -58,7 +58,7 @@ def test_every_exception_the_package_defines_is_a_webwork_sso_error() -> None:
     assert outside == sorted(OUTSIDE_THE_TREE)
     # The walk finds what it should: classes from the modules that used to stand apart.
     assert {
-        "webwork_sso_middleware.saml.acs.Rejection",
+        "webwork_sso_middleware.saml.rejection.Rejection",
         "webwork_sso_middleware.admin.links.LinkRefused",
         "webwork_sso_middleware.devidp.idp.DevIdPError",
         "webwork_sso_middleware.cli.options.CommandError",

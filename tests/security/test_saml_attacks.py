@@ -28,7 +28,9 @@ import requests
 import xmlsec
 from lxml import etree
 
-from webwork_sso_middleware.saml.acs import DS, SAML, SAMLP, AssertionConsumer, Rejection
+from webwork_sso_middleware.saml.acs import DS, AssertionConsumer
+from webwork_sso_middleware.saml.posted import SAML, SAMLP
+from webwork_sso_middleware.saml.rejection import Rejection
 
 from ..saml.conftest import Site
 from ..saml.idp import TestIdP, make_key_pair

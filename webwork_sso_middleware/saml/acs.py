@@ -1,8 +1,8 @@
 """The Assertion Consumer Service checks: every one explicit, each with its own reason code.
 
-The response is parsed once, strictly (no DTD), and everything happens on that one tree:
-structure, status, destination, issuer, audience, bearer recipient and the request it answers,
-time windows, then the signature (crypto.py, keys from the IdP metadata only), then the
+The response is parsed once, strictly (no DTD: posted.py), and everything happens on that one
+tree: structure, status, destination, issuer, audience, bearer recipient and the request it
+answers, time windows, then the signature (crypto.py, keys from the IdP metadata only), then the
 identity is read from the very assertion element whose signature (or whose enclosing
 Response's) verified.
 
@@ -13,32 +13,27 @@ parser re-parses and schema-checks the document, which cost several times our wh
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import datetime as dt
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from lxml import etree
 from saml2.sigver import SignatureError
 
-from ..errors import WebworkSSOError
 from ..logs import package_logger
-from .crypto import DocumentRefused, XmlsecBackend, parse_xml
+from .crypto import XmlsecBackend
+from .posted import EMAIL, SAML, SAMLP, Peek, single_text
+from .rejection import Rejection
 from .sp import ServiceProvider
 
 log = package_logger(__name__)
 
 SIGNATURES = XmlsecBackend()
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
-EMAIL = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
 
 CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"  # Entra ID, ADFS
 GIVEN_NAME = (
@@ -68,91 +63,6 @@ DISPLAY_NAME = (
 )
 
 
-class Rejection(WebworkSSOError):
-    """A response (or a sign-in start) we refuse.
-
-    ``code`` and ``detail`` are the owner's: the server log and the workspace's audit log
-    (diagnostics on the settings page) get them, and ``detail`` may name configuration
-    (entity IDs, URLs, expected values) and quote what the response said. Whoever sent the
-    request, unauthenticated by definition, sees only ``public_code`` and :attr:`public_text`:
-    a fixed sentence per code (PUBLIC_REASONS), never built from values, so nothing about a
-    workspace's configuration can leak through a refusal page. ``public_code`` differs from
-    ``code`` only where the reason itself would tell a stranger something (a workspace's plan,
-    its SSO switch, whether it exists): those all read ``sso_unavailable``.
-    """
-
-    def __init__(
-        self,
-        code: str,
-        detail: str,
-        *,
-        status: int = 400,
-        public_code: str | None = None,
-        repeatable: bool = False,
-    ) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-        self.detail = detail
-        self.status = status
-        self.public_code = public_code or code
-        # True when a caller can cause it again at will even with a validly signed response
-        # (a replay): the audit log counts such refusals instead of recording each.
-        self.repeatable = repeatable
-
-    @property
-    def public_text(self) -> str:
-        return PUBLIC_REASONS.get(self.public_code, "The sign-in response was refused.")
-
-
-# What a refusal page says, per public reason code. The codes are what the docs and an
-# owner's diagnostics use, so the page keeps them; the sentences carry no values at all.
-PUBLIC_REASONS: dict[str, str] = {
-    "sso_unavailable": "Single sign-on is not available at this address.",
-    "too_large": "The sign-in response is larger than this site accepts.",
-    "missing_response": "The request carries no sign-in response.",
-    "bad_encoding": "The sign-in response is not encoded correctly.",
-    "dtd_forbidden": "The sign-in response contains a DTD, which is never allowed.",
-    "malformed_xml": "The sign-in response is not well-formed XML.",
-    "not_a_response": "The document sent is not a SAML response.",
-    "encrypted_assertion": "Encrypted assertions are not supported.",
-    "assertion_count": "The sign-in response must hold exactly one assertion, directly inside it.",
-    "unsigned": "The sign-in response is not signed.",
-    "idp_status_error": "The identity provider did not sign you in.",
-    "destination_mismatch": "The sign-in response is addressed to another place.",
-    "issuer_mismatch": "The sign-in response does not come from this workspace's identity "
-    "provider.",
-    "unsolicited_not_allowed": "Sign-in has to start from this site: start from the sign-in page.",
-    "unknown_in_response_to": "The sign-in response answers a request this site did not "
-    "make, or one already used or expired. Please sign in again.",
-    "missing_conditions": "The assertion has no conditions.",
-    "not_yet_valid": "The assertion is not valid yet: the clocks of this site and the "
-    "identity provider may differ.",
-    "expired": "The assertion has expired. Please sign in again.",
-    "audience_mismatch": "The assertion is meant for another service provider.",
-    "no_bearer_confirmation": "The assertion has no bearer subject confirmation.",
-    "missing_not_on_or_after": "The assertion's subject confirmation never expires, which "
-    "is not allowed.",
-    "in_response_to_mismatch": "The assertion and the response answer different requests.",
-    "recipient_mismatch": "The assertion is meant for another recipient.",
-    "bad_time": "The assertion holds a time that cannot be read.",
-    "invalid_response": "The sign-in response is not valid.",
-    "signature_invalid": "The sign-in response's signature does not verify.",
-    "bad_name_id": "The assertion does not name the person by an email address.",
-    "replayed": "This sign-in response was already used. Please sign in again.",
-    # The identity rules (members/lifecycle.py): the owner's diagnostics say which address.
-    "domain_verified_elsewhere": "This workspace's identity provider may not sign in that "
-    "address: its domain belongs to another organisation.",
-    "domain_not_verified": "This workspace's identity provider may not sign in that address "
-    "yet: its domain is not verified, and the person was not "
-    "provisioned. Ask your administrator.",
-    "invalid_name_id": "The assertion does not name the person by a usable email address.",
-    # The browser binding (login_state.py).
-    "request_not_bound": "This sign-in was started in another browser, or its cookie is "
-    "gone. Please sign in again from this browser.",
-    "sign_in_expired": "This sign-in was already finished, or took too long. Please sign in again.",
-}
-
-
 @dataclasses.dataclass(frozen=True)
 class VerifiedAssertion:
     assertion_id: str
@@ -162,60 +72,6 @@ class VerifiedAssertion:
     given_name: str | None
     family_name: str | None
     display_name: str | None
-
-
-@dataclasses.dataclass
-class Peek:
-    """What the consumer reads before verification, to decide which request it answers."""
-
-    root: Any
-    in_response_to: str | None
-    # Set by the consumer once the IdP's signature verified on this tree: a refusal after
-    # that is a real failure of the IdP's, one before it anything anyone could have sent.
-    signature_verified: bool = False
-
-
-_BASE64_WRAPPING = re.compile(r"[ \t\r\n]")  # ASCII whitespace only: nothing else is skipped
-
-
-def decode(saml_response: str | None) -> bytes:
-    # Strictly base64, but wrapped lines (some IdPs wrap at 76 characters) are fine. Most
-    # responses come unwrapped: four scans for the wrapping characters cost less than one
-    # regular-expression substitution over the whole response.
-    compact = saml_response or ""
-    if " " in compact or "\n" in compact or "\r" in compact or "\t" in compact:
-        compact = _BASE64_WRAPPING.sub("", compact)
-    if not compact:
-        raise Rejection("missing_response", "the request carries no SAMLResponse")
-    try:
-        return base64.b64decode(compact.encode("ascii"), validate=True)
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        raise Rejection("bad_encoding", "the SAMLResponse is not valid base64") from None
-
-
-def claimed_email(seen: Peek | None) -> str | None:
-    """The email a response's NameID names, for the owner's diagnostics when it is refused:
-    unverified, so recorded as what the response claimed and used for nothing else."""
-    if seen is None:
-        return None
-    name_id = seen.root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}NameID")
-    text = (_text(name_id) or "") if name_id is not None else ""
-    return text if len(text) <= 320 and EMAIL.match(text) else None
-
-
-def peek(document: bytes) -> Peek:
-    """Parse without trusting anything yet; refuse DTDs outright (XXE, entity expansion)."""
-    try:
-        root = parse_xml(document).getroot()
-    except DocumentRefused as exc:
-        if exc.kind == "dtd":
-            raise Rejection(
-                "dtd_forbidden", "the response contains a DTD, which is never allowed"
-            ) from None
-        raise Rejection("malformed_xml", "the response is not well-formed XML") from None
-    if root.tag != f"{{{SAMLP}}}Response":
-        raise Rejection("not_a_response", "the document is not a SAML Response")
-    return Peek(root, root.get("InResponseTo"))
 
 
 class AssertionConsumer:
@@ -295,7 +151,7 @@ class AssertionConsumer:
             if required:
                 raise Rejection("issuer_mismatch", "the assertion names no issuer")
             return
-        value = _text(issuer)
+        value = single_text(issuer)
         if value != self.idp.entity_id:
             raise Rejection(
                 "issuer_mismatch",
@@ -309,7 +165,9 @@ class AssertionConsumer:
             raise Rejection("missing_conditions", "the assertion has no Conditions")
         self.check_window(conditions, now)
         audiences = [
-            text for a in conditions.iter(f"{{{SAML}}}Audience") if (text := _text(a)) is not None
+            text
+            for a in conditions.iter(f"{{{SAML}}}Audience")
+            if (text := single_text(a)) is not None
         ]
         expected = self.provider.urls.sp_entity_id
         if expected not in audiences:
@@ -433,16 +291,6 @@ class AssertionConsumer:
             family_name=_first(attributes, FAMILY_NAME),
             display_name=_first(attributes, DISPLAY_NAME),
         )
-
-
-def _text(element: Any) -> str | None:
-    """The element's stripped text, or None when it has child nodes (comments included).
-
-    A comment injected after signing leaves an exclusive-c14n signature valid while ``.text``
-    stops at it (CVE-2017-11427): ``<Audience>ours<!---->.other</Audience>`` would read as
-    ours. A signed value is read only when it is a single text node.
-    """
-    return None if len(element) else (element.text or "").strip()
 
 
 def _instant(value: str | None) -> dt.datetime | None:

@@ -1,7 +1,8 @@
 """The SAML sign-in flow: start an SP-initiated login, consume the IdP's response at the ACS,
 and finish an IdP-initiated sign-in on a same-site GET (login_state.py).
 
-The routes that lead here live in app.py; the checks of a response in acs.py.
+The routes that lead here live in app.py; the posted response is decoded and parsed in
+posted.py, checked in acs.py, and a refusal recorded for the owner in failures.py.
 """
 
 from __future__ import annotations
@@ -17,18 +18,17 @@ from werkzeug.wrappers import Request, Response
 from ..bodies import read_form
 from ..identity import Member
 from ..idp_metadata.fetching import MetadataFetcher
-from ..idp_metadata.refresh import refresh_if_due
 from ..logs import package_logger
 from ..members import lifecycle
-from ..store import audit, replay_cache
+from ..store import replay_cache
 from ..store import sign_in as sign_in_store
 from ..store import sign_in_target as target_store
 from ..store.db import Database, UnitOfWork
 from ..store.models import SSO_PLANS, utcnow
 from ..store.sign_in_target import SignInTarget
-from ..store.workspaces import find_by_slug
 from ..urls import PublicUrls, WorkspaceUrls, public_urls
-from .acs import AssertionConsumer, Rejection, VerifiedAssertion, claimed_email, decode, peek
+from .acs import AssertionConsumer, VerifiedAssertion
+from .failures import record_failure
 from .login_state import (
     LoginRequest,
     LoginRequests,
@@ -38,8 +38,11 @@ from .login_state import (
     is_cross_site,
     new_relay_state,
 )
+from .metadata_checks import MetadataChecks
 from .pages import error_page, signed_in_as_other_page
+from .posted import claimed_email, decode, peek
 from .redirects import safe_next
+from .rejection import Rejection
 from .sp import IdPSettings, ServiceProvider, ServiceProviders
 
 if TYPE_CHECKING:
@@ -48,18 +51,14 @@ if TYPE_CHECKING:
 
 log = package_logger(__name__)
 
-# Metadata refreshes are due hours apart: a worker need not ask on every sign-in.
-METADATA_CHECK_INTERVAL = 60.0
 REPLAY_CACHE_PURGE_EVERY = (
     60.0  # seconds between deletions of expired replay-cache rows, per worker
 )
-# A refusal's detail quotes the response (an audience, an issuer): bounded in the audit log.
-MAX_DETAIL = 500
 
 
 class LoginFlow:
     """Start login, ACS, continue: every step of a sign-in, and what they share (the SP of a
-    workspace, the browser's login cookies, the audit record of a refusal)."""
+    workspace, the browser's login cookies, the metadata checks)."""
 
     def __init__(self, database: Database, *, settings: Settings, sessions: SessionManager) -> None:
         self.database = database
@@ -67,8 +66,9 @@ class LoginFlow:
         self.sessions = sessions
         self.clock_skew = dt.timedelta(seconds=settings.clock_skew_seconds)
         self.providers = ServiceProviders(clock_skew=self.clock_skew)
-        self.fetch_metadata = MetadataFetcher.from_settings(settings)
-        self._metadata_checked: dict[str, float] = {}  # slug -> monotonic time of the last check
+        self.metadata = MetadataChecks(
+            database, fetch_metadata=MetadataFetcher.from_settings(settings)
+        )
         self.login_requests = LoginRequests(signing=sessions.signing)
         self.pending_sign_ins = PendingSignIns(signing=sessions.signing)
         self._next_purge = 0.0
@@ -126,29 +126,12 @@ class LoginFlow:
             raise _unavailable("idp_not_configured", "this workspace has no identity provider yet")
         return target, provider
 
-    def refresh_metadata(self, slug: str) -> None:
-        """Refresh the IdP metadata when due; asked of the database at most once a minute."""
-        now = time.monotonic()
-        if (
-            self._metadata_checked.get(slug, -METADATA_CHECK_INTERVAL)
-            > now - METADATA_CHECK_INTERVAL
-        ):
-            return
-        workspace_id = self.database.run(
-            lambda s: w.id if (w := find_by_slug(s, slug)) else None, write=False
-        )
-        if workspace_id is not None:
-            refresh_if_due(self.database, workspace_id, fetch=self.fetch_metadata)
-        if len(self._metadata_checked) > 10_000:
-            self._metadata_checked.clear()
-        self._metadata_checked[slug] = now
-
     # -- endpoints ----------------------------------------------------------------------------
 
     def start_login(self, request: Request, slug: str) -> Response:
         next_path = safe_next(request.args.get("next"))
         try:
-            self.refresh_metadata(slug)
+            self.metadata.refresh_metadata(slug)
 
             def work(unit: UnitOfWork) -> tuple[str, str]:
                 target, provider = self.usable_provider(request, slug, unit)
@@ -192,7 +175,7 @@ class LoginFlow:
             relay_state = form.get("RelayState")
             document = decode(form.get("SAMLResponse"))
             seen = peek(document)
-            self.refresh_metadata(slug)
+            self.metadata.refresh_metadata(slug)
             # Whose session the browser shows, asked outside the transaction: an unsolicited
             # response must not replace another member's.
             current = self.current_member(request) if seen.in_response_to is None else None
@@ -200,10 +183,11 @@ class LoginFlow:
                 lambda unit: self.sign_in(request, unit, slug, seen, relay_state, current)
             )
         except OtherMemberSignedIn as refused:
-            self.record_failure(slug, refused, claimed_email(seen))
+            record_failure(self.database, slug, refused, claimed_email(seen))
             return signed_in_as_other_page(refused.current.user_name, site=self.site(request))
         except Rejection as rejection:
-            self.record_failure(
+            record_failure(
+                self.database,
                 slug,
                 rejection,
                 claimed_email(seen),
@@ -321,7 +305,7 @@ class LoginFlow:
 
             response = self.database.run(work)
         except OtherMemberSignedIn as refused:
-            self.record_failure(slug, refused, refused.email)
+            record_failure(self.database, slug, refused, refused.email)
             response = signed_in_as_other_page(refused.current.user_name, site=site)
         except Rejection as rejection:  # not recorded: an anonymous GET must write nothing
             response = error_page(
@@ -404,54 +388,6 @@ class LoginFlow:
             # The person sees the code; the owner's diagnostics get the detail (record_failure).
             raise Rejection(refused.code, refused.detail, status=403) from None
         return (admitted.member_id, admitted.session_generation) if admitted else None
-
-    def record_failure(
-        self, slug: str, rejection: Rejection, email: str | None = None, *, verified: bool = False
-    ) -> None:
-        """Record a refused response in the workspace's audit log, for its owner.
-
-        ``verified``: the IdP's signature verified on the response. Only such a failure
-        (which takes the IdP signing something new) gets a row of its own. Anything else can
-        be sent by anyone, as often as they like, and so can a replay of one signed response:
-        those are counted, one row per workspace, reason and hour (audit.count), so a flood
-        of any size writes a bounded number of rows and pushes no real failure out of the
-        owner's diagnostics."""
-        log.info("SAML response for %s rejected: %s", slug, rejection)
-        changes = {
-            "reason": rejection.code,
-            "detail": rejection.detail[:MAX_DETAIL],
-            # unverified: what the refused response claimed
-            **({"email": email} if email else {}),
-        }
-        try:
-
-            def work(unit: UnitOfWork) -> None:
-                workspace = find_by_slug(unit, slug)
-                if workspace is None:
-                    return
-                if verified and not rejection.repeatable:
-                    audit.record(
-                        unit,
-                        workspace_id=workspace.id,
-                        actor="saml",
-                        action="login_failed",
-                        target_type="login",
-                        target_id=None,
-                        changes=changes,
-                    )
-                else:
-                    audit.count(
-                        unit,
-                        workspace_id=workspace.id,
-                        actor="saml",
-                        action="login_failed",
-                        key=rejection.code,
-                        changes=changes,
-                    )
-
-            self.database.run(work)
-        except Exception:  # the rejection page matters more than its record
-            log.warning("could not record a SAML rejection", exc_info=True)
 
 
 def _unavailable(code: str, detail: str) -> Rejection:

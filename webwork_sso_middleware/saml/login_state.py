@@ -35,7 +35,8 @@ from ..errors import SignatureRefused
 from ..identity import Member
 from ..signing import Purpose, Signing
 from ..urls import WorkspaceUrls
-from .acs import Rejection, VerifiedAssertion
+from .acs import VerifiedAssertion
+from .rejection import Rejection
 
 REQUESTS_COOKIE = "webwork_sso_login"
 REQUEST_LIFETIME = dt.timedelta(minutes=10)

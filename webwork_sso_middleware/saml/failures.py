@@ -1,0 +1,71 @@
+"""The audit record of a refused SAML response, for the workspace's owner (the diagnostics on
+its settings page). A plain function of the database: the sign-in flow calls it on each
+refusal it may record.
+"""
+
+from __future__ import annotations
+
+from ..logs import package_logger
+from ..store import audit
+from ..store.db import Database, UnitOfWork
+from ..store.workspaces import find_by_slug
+from .rejection import Rejection
+
+log = package_logger(__name__)
+
+# A refusal's detail quotes the response (an audience, an issuer): bounded in the audit log.
+MAX_DETAIL = 500
+
+
+def record_failure(
+    database: Database,
+    slug: str,
+    rejection: Rejection,
+    email: str | None = None,
+    *,
+    verified: bool = False,
+) -> None:
+    """Record a refused response in the workspace's audit log, for its owner.
+
+    ``verified``: the IdP's signature verified on the response. Only such a failure
+    (which takes the IdP signing something new) gets a row of its own. Anything else can
+    be sent by anyone, as often as they like, and so can a replay of one signed response:
+    those are counted, one row per workspace, reason and hour (audit.count), so a flood
+    of any size writes a bounded number of rows and pushes no real failure out of the
+    owner's diagnostics."""
+    log.info("SAML response for %s rejected: %s", slug, rejection)
+    changes = {
+        "reason": rejection.code,
+        "detail": rejection.detail[:MAX_DETAIL],
+        # unverified: what the refused response claimed
+        **({"email": email} if email else {}),
+    }
+    try:
+
+        def work(unit: UnitOfWork) -> None:
+            workspace = find_by_slug(unit, slug)
+            if workspace is None:
+                return
+            if verified and not rejection.repeatable:
+                audit.record(
+                    unit,
+                    workspace_id=workspace.id,
+                    actor="saml",
+                    action="login_failed",
+                    target_type="login",
+                    target_id=None,
+                    changes=changes,
+                )
+            else:
+                audit.count(
+                    unit,
+                    workspace_id=workspace.id,
+                    actor="saml",
+                    action="login_failed",
+                    key=rejection.code,
+                    changes=changes,
+                )
+
+        database.run(work)
+    except Exception:  # the rejection page matters more than its record
+        log.warning("could not record a SAML rejection", exc_info=True)

@@ -1,0 +1,94 @@
+"""A refused SAML response, or sign-in start: the owner's reason and what a stranger may read.
+
+Below every other SAML module (posted.py, acs.py, login_state.py, the sign-in flow), so each
+can refuse with it.
+"""
+
+from __future__ import annotations
+
+from ..errors import WebworkSSOError
+
+
+class Rejection(WebworkSSOError):
+    """A response (or a sign-in start) we refuse.
+
+    ``code`` and ``detail`` are the owner's: the server log and the workspace's audit log
+    (diagnostics on the settings page) get them, and ``detail`` may name configuration
+    (entity IDs, URLs, expected values) and quote what the response said. Whoever sent the
+    request, unauthenticated by definition, sees only ``public_code`` and :attr:`public_text`:
+    a fixed sentence per code (PUBLIC_REASONS), never built from values, so nothing about a
+    workspace's configuration can leak through a refusal page. ``public_code`` differs from
+    ``code`` only where the reason itself would tell a stranger something (a workspace's plan,
+    its SSO switch, whether it exists): those all read ``sso_unavailable``.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        status: int = 400,
+        public_code: str | None = None,
+        repeatable: bool = False,
+    ) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.status = status
+        self.public_code = public_code or code
+        # True when a caller can cause it again at will even with a validly signed response
+        # (a replay): the audit log counts such refusals instead of recording each.
+        self.repeatable = repeatable
+
+    @property
+    def public_text(self) -> str:
+        return PUBLIC_REASONS.get(self.public_code, "The sign-in response was refused.")
+
+
+# What a refusal page says, per public reason code. The codes are what the docs and an
+# owner's diagnostics use, so the page keeps them; the sentences carry no values at all.
+PUBLIC_REASONS: dict[str, str] = {
+    "sso_unavailable": "Single sign-on is not available at this address.",
+    "too_large": "The sign-in response is larger than this site accepts.",
+    "missing_response": "The request carries no sign-in response.",
+    "bad_encoding": "The sign-in response is not encoded correctly.",
+    "dtd_forbidden": "The sign-in response contains a DTD, which is never allowed.",
+    "malformed_xml": "The sign-in response is not well-formed XML.",
+    "not_a_response": "The document sent is not a SAML response.",
+    "encrypted_assertion": "Encrypted assertions are not supported.",
+    "assertion_count": "The sign-in response must hold exactly one assertion, directly inside it.",
+    "unsigned": "The sign-in response is not signed.",
+    "idp_status_error": "The identity provider did not sign you in.",
+    "destination_mismatch": "The sign-in response is addressed to another place.",
+    "issuer_mismatch": "The sign-in response does not come from this workspace's identity "
+    "provider.",
+    "unsolicited_not_allowed": "Sign-in has to start from this site: start from the sign-in page.",
+    "unknown_in_response_to": "The sign-in response answers a request this site did not "
+    "make, or one already used or expired. Please sign in again.",
+    "missing_conditions": "The assertion has no conditions.",
+    "not_yet_valid": "The assertion is not valid yet: the clocks of this site and the "
+    "identity provider may differ.",
+    "expired": "The assertion has expired. Please sign in again.",
+    "audience_mismatch": "The assertion is meant for another service provider.",
+    "no_bearer_confirmation": "The assertion has no bearer subject confirmation.",
+    "missing_not_on_or_after": "The assertion's subject confirmation never expires, which "
+    "is not allowed.",
+    "in_response_to_mismatch": "The assertion and the response answer different requests.",
+    "recipient_mismatch": "The assertion is meant for another recipient.",
+    "bad_time": "The assertion holds a time that cannot be read.",
+    "invalid_response": "The sign-in response is not valid.",
+    "signature_invalid": "The sign-in response's signature does not verify.",
+    "bad_name_id": "The assertion does not name the person by an email address.",
+    "replayed": "This sign-in response was already used. Please sign in again.",
+    # The identity rules (members/lifecycle.py): the owner's diagnostics say which address.
+    "domain_verified_elsewhere": "This workspace's identity provider may not sign in that "
+    "address: its domain belongs to another organisation.",
+    "domain_not_verified": "This workspace's identity provider may not sign in that address "
+    "yet: its domain is not verified, and the person was not "
+    "provisioned. Ask your administrator.",
+    "invalid_name_id": "The assertion does not name the person by a usable email address.",
+    # The browser binding (login_state.py).
+    "request_not_bound": "This sign-in was started in another browser, or its cookie is "
+    "gone. Please sign in again from this browser.",
+    "sign_in_expired": "This sign-in was already finished, or took too long. Please sign in again.",
+}
