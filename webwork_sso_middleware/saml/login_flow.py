@@ -115,7 +115,7 @@ class LoginFlow:
         Each reason it cannot keeps its own code for the owner; a stranger sees one answer
         for all of them (_unavailable), so a refusal tells nothing of a workspace's plan, its
         switches, or whether it exists. ``lock``: the caller may start a session (see
-        store/sign_in.py). ``target``: the workspace, when the caller read it already."""
+        store/sign_in_target.py). ``target``: the workspace, when the caller read it already."""
         target = target or self.target(unit, slug, lock=lock)
         if target.plan not in SSO_PLANS:
             raise _unavailable("plan", "single sign-on needs the Plus or Premium plan")

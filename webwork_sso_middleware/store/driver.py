@@ -1,17 +1,9 @@
 """Prebuilt Core statements run straight on the DB-API cursor, for the sign-in hot path.
 
-<<<<<<< HEAD
 SQLAlchemy's execution layer (execution context, events, result metadata) costs several times
 what the driver itself does for each statement, and a SAML sign-in runs several statements, so
 on that path the layer was a large share of the whole ACS (benchmarks/acs_bench.py measures it).
 A ``DriverStatement`` compiles its statement once per dialect with SQLAlchemy (same SQL text,
-=======
-SQLAlchemy's execution layer (execution context, events, result metadata) costs 40-80 us a
-statement measured alone on a small server and 100-200 us inside a sign-in, against 10-25 us
-for the driver itself; a SAML sign-in ran six statements, so that layer was about a third of
-the whole ACS (benchmarks/acs_bench.py). A
-``DriverStatement`` compiles its statement once per dialect with SQLAlchemy (same SQL text,
->>>>>>> acs-speed
 same type conversions both ways) and then only hands values to the cursor of the
 transaction's own connection: it joins the caller's transaction, and errors arrive as the
 same ``DBAPIError`` subclasses, so retries and "database unavailable" handling are unchanged.
