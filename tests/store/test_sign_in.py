@@ -129,9 +129,13 @@ def test_sign_in_uses_the_lookup_only_for_the_same_key(workspaces, database):
             unit, acme, "alice@acme.test", lifecycle.Profile("A", "Person"), known=known
         )
         assert admitted is not None and not admitted.created
-        # Read already: only the login record (one statement on PostgreSQL, two elsewhere).
-        assert not any(s.lstrip().upper().startswith("SELECT") for s in statements)
-        assert len(statements) == (1 if database.engine.dialect.name == "postgresql" else 2)
+        # Read already: on SQLite only the login record (two statements); on PostgreSQL the
+        # member's row lock, now that the address is verified, and the login record (one).
+        selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+        if database.is_sqlite:
+            assert selects == [] and len(statements) == 2
+        else:
+            assert len(selects) == 1 and "FOR UPDATE" in selects[0] and len(statements) == 2
         # A lookup made for another address is not trusted for this one: asked again.
         statements.clear()
         with pytest.raises(lifecycle.SignInRefused) as refused:
@@ -193,10 +197,11 @@ def test_lookup_holds_the_workspace_row_until_the_sign_in_commits(workspaces, da
     assert not workspaces.get("acme").sso_enabled
 
 
-def test_lookup_holds_the_member_until_the_sign_in_ends(workspaces, database):
-    """A deactivation (SCIM) waits for a sign-in that read the member, or the sign-in waits for
-    it and sees the member deactivated: on PostgreSQL the row is locked FOR UPDATE until the
-    sign-in ends; on SQLite the sign-in's write transaction keeps every other writer out."""
+def test_a_verified_sign_in_holds_the_member_until_it_ends(workspaces, database):
+    """A deactivation (SCIM) waits for a sign-in that verified its response, or the sign-in
+    waits for it and sees the member deactivated: on PostgreSQL verified_member() locks the row
+    FOR UPDATE until the sign-in ends (the lookup by the claim did not); on SQLite the
+    sign-in's write transaction keeps every other writer out."""
     from sqlalchemy.exc import OperationalError
 
     members = Member.__table__
@@ -215,12 +220,19 @@ def test_lookup_holds_the_member_until_the_sign_in_ends(workspaces, database):
             )
             other.rollback()
 
+    key = lifecycle.lookup_key("alice@acme.test")
     with transaction(database, write=True) as unit:
-        _, known = sign_in.sign_in_lookup(
-            unit, "acme", claimed=lifecycle.lookup_key("alice@acme.test")
-        )
+        _, known = sign_in.sign_in_lookup(unit, "acme", claimed=key)
         assert known is not None and known.member is not None
         member_id = known.member.id
+        if not database.is_sqlite:
+            # The claim alone (an unverified response) locks nothing: anyone could otherwise
+            # hold a chosen member's row, or time the wait to learn who is a member.
+            with database.engine.connect() as other:
+                try_to_change(other, member_id)
+        workspace_id = workspaces.get("acme").id
+        locked = sign_in.verified_member(unit, workspace_id, key[0], known.member)
+        assert locked == known.member  # the same member, read again under its lock
         with database.engine.connect() as other, pytest.raises(OperationalError):
             try_to_change(other, member_id)
     with database.engine.connect() as other:  # released with the sign-in's transaction

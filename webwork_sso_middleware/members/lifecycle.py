@@ -110,7 +110,11 @@ def sign_in(
             f"{domain} is verified by another workspace, so this workspace's IdP cannot sign "
             f"in {cleaned}",
         )
-    member = known.member if known else sign_in_store.login_member(unit, workspace_id, key)
+    member = (
+        sign_in_store.verified_member(unit, workspace_id, key, known.member)
+        if known
+        else sign_in_store.login_member(unit, workspace_id, key)
+    )
     if member is not None and member.user_name_key != key:
         # Found through another address (its SCIM-written email): the member's own name must
         # pass too, or an alias would sign in someone named in another workspace's domain.

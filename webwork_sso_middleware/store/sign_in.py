@@ -1,11 +1,13 @@
 """SAML sign-in at the ACS: the lookup of the workspace and the member a response claims, the
 member at login (found, created at a first sign-in), and the login record.
 
-A returning member's sign-in at the ACS is four statements on PostgreSQL and five on SQLite:
+A returning member's sign-in at the ACS is five statements on both backends:
 :func:`sign_in_lookup` (the workspace, the member the response claims, who verified its
-domain), replay_cache.use_response (the assertion, and the request it answers), then
-:func:`record_login_event` (the login stamp and its audit row: one data-modifying CTE on
-PostgreSQL) and the session row (store/sessions.py). The workspace alone (before a response):
+domain; nothing locked by the claim), replay_cache.use_response (the assertion, and the
+request it answers), on PostgreSQL :func:`verified_member` (the member's row lock, taken only
+once the response is verified), then :func:`record_login_event` (the login stamp and its
+audit row: one data-modifying CTE on PostgreSQL, two statements on SQLite) and the session row
+(store/sessions.py). The workspace alone (before a response):
 store/sign_in_target.py; the replay cache: store/replay_cache.py.
 """
 
@@ -74,6 +76,20 @@ def login_member(unit: UnitOfWork, workspace_id: int, key: str) -> LoginMember |
     return LoginMember(
         member_id, bool(active), generation, given_name, family_name, display_name, source, name_key
     )
+
+
+def verified_member(
+    unit: UnitOfWork, workspace_id: int, key: str, read: LoginMember | None
+) -> LoginMember | None:
+    """The member :func:`sign_in_lookup` read for ``key`` before the response was verified,
+    now locked as :func:`login_member` locks it, so a deactivation waits for this sign-in or
+    this sign-in sees it. SQLite's write transaction (BEGIN IMMEDIATE) already keeps every
+    other writer out, so the read stands; PostgreSQL locks the row and reads it again (one
+    statement, only when the member exists: a member created meanwhile meets the unique
+    index when this sign-in creates it)."""
+    if read is None or unit.connection.dialect.name == "sqlite":
+        return read
+    return login_member(unit, workspace_id, key)
 
 
 def record_login(
@@ -152,7 +168,7 @@ class LoginLookup:
 
     key: str
     verifier: int | None  # the workspace that verified the key's domain
-    member: LoginMember | None  # locked, as login_member() locks it
+    member: LoginMember | None  # read, not locked: see verified_member()
 
 
 # The member by key, in the workspace the slug names (a CTE: SQLite has no LATERAL join, and a
@@ -176,7 +192,9 @@ _MEMBER_BY_KEY = (
     )
     .order_by((_M.user_name_key == bindparam("key")).desc())
     .limit(1)
-    .with_for_update(of=_MEMBERS)
+    # No row lock: the key comes from a response whose signature is not checked yet, and a
+    # lock here would let anyone hold a chosen member's row (delaying its deactivation) or
+    # time the wait to learn who is a member. verified_member() locks it after the check.
     .cte("login_member")
 )
 # As domains.verifier_of() asks it.
@@ -202,8 +220,9 @@ def sign_in_lookup(
     ``sign_in_target(lock=True)`` gives it, and (when ``claimed`` gives a name key and its
     domain, and the workspace exists) the :class:`LoginLookup` of that key.
 
-    The key comes from an unverified response: nothing is decided on it here, and reading it
-    early only moves the member's row lock before the replay check, in the same transaction."""
+    The key comes from an unverified response: nothing is decided on it here and nothing is
+    locked by it (the workspace row is share-locked, as before); once the signature holds,
+    :func:`verified_member` takes the member's lock."""
     key, domain = claimed if claimed is not None else (None, None)
     row = _LOOKUP_QUERY.first(
         unit.connection, {"slug": slug.strip().lower(), "key": key, "domain": domain}
