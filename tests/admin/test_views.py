@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+import pytest
 import requests
 from sqlalchemy import select
 
@@ -44,6 +45,14 @@ def test_anonymous_visitors_get_403_whether_or_not_the_workspace_exists(site: Si
     assert "SCIM" not in known.text and "Acme" not in known.text  # nothing of it shows
     assert requests.post(settings_url(site), data={"action": "regenerate_token"}).status_code == 403
     assert scim_status(site, acme) == 200
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_other_methods_get_405_with_the_allowed_ones(site: Site, acme: str, method: str):
+    refused = requests.request(method, settings_url(site))
+    assert refused.status_code == 405
+    assert refused.headers["Allow"] == "GET, HEAD, POST"
+    assert "Acme" not in refused.text  # nothing of the workspace, as for a 403
 
 
 def test_settings_link_opens_the_page_once_and_leaves_the_address_bar(site: Site, acme: str):

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 log = package_logger(__name__)
 
 MEMBERS_PER_PAGE = 50
+ALLOWED_METHODS = ("GET", "HEAD", "POST")  # as the route under the SAML app allowed
 
 
 class SettingsPage:
@@ -102,6 +103,12 @@ class SettingsPage:
         parts = request.path.strip("/").split("/")
         if len(parts) != 2 or parts[1] != "settings":
             return Response("Not found", status=404)(environ, start_response)
+        if request.method not in ALLOWED_METHODS:
+            refused = Page(request, self.settings.base_url).message(
+                "Method not allowed", ["The settings page answers GET and POST."], status=405
+            )
+            refused.headers["Allow"] = ", ".join(ALLOWED_METHODS)
+            return refused(environ, start_response)
         try:
             response = self.respond(request, parts[0])
         except HTTPException as exc:
