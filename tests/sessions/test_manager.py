@@ -1506,3 +1506,10 @@ def test_the_cookie_header_is_read_as_werkzeug_reads_it(header):
     assert cookie_values(header, "webwork_sso_session") == parse_cookie(header).getlist(
         "webwork_sso_session"
     )
+
+
+def test_a_cookie_name_werkzeug_would_encode_is_refused(make_manager):
+    # The cookie's attributes are written once, after the name as given: a name werkzeug
+    # encodes (non-ASCII) would make every cookie header wrong, so it fails at start-up.
+    with pytest.raises(ValueError, match="not a plain cookie name"):
+        make_manager(cookie_name="café")

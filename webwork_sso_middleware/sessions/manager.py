@@ -97,14 +97,13 @@ class SessionManager:
         # The cookie's attributes never change: werkzeug writes them once (after the name, as
         # given, and the value), and each cookie is its name, value and those. A signed value
         # is URL-safe base64 and dots, which dump_cookie would not quote either.
-        self._cookie_attributes = dump_cookie(
-            cookie_name,
-            "v",
-            path="/",
-            secure=secure,
-            httponly=True,
-            samesite="Lax",
-        ).removeprefix(f"{cookie_name}=v")
+        sample = dump_cookie(
+            cookie_name, "v", path="/", secure=secure, httponly=True, samesite="Lax"
+        )
+        if not sample.startswith(f"{cookie_name}=v;"):
+            # A name werkzeug would quote or encode: the prebuilt attributes would be wrong.
+            raise ValueError(f"not a plain cookie name: {cookie_name!r}")
+        self._cookie_attributes = sample.removeprefix(f"{cookie_name}=v")
         self._next_purge = float("-inf")  # the first start() purges
 
     # -- sessions -------------------------------------------------------------------------------
