@@ -30,17 +30,19 @@ from .sign_in_target import TARGET_SELECT, SignInTarget
 _MEMBERS = cast(Table, Member.__table__)
 _VALUES = cast(Table, MemberValue.__table__)
 _M = _MEMBERS.c
+# What a sign-in reads of the member, in LoginMember's order.
+_LOGIN_COLUMNS = (
+    _M.id,
+    _M.active,
+    _M.session_generation,
+    _M.given_name,
+    _M.family_name,
+    _M.display_name,
+    _M.source,
+    _M.user_name_key,
+)
 _LOGIN_MEMBER_QUERY = DriverStatement(
-    select(
-        _M.id,
-        _M.active,
-        _M.session_generation,
-        _M.given_name,
-        _M.family_name,
-        _M.display_name,
-        _M.source,
-        _M.user_name_key,
-    )
+    select(*_LOGIN_COLUMNS)
     .where(
         _M.workspace_id == bindparam("workspace_id"),
         _M.deleted_at.is_(None),
@@ -174,16 +176,7 @@ class LoginLookup:
 # The member by key, in the workspace the slug names (a CTE: SQLite has no LATERAL join, and a
 # row lock may not reach into the nullable side of an outer join on PostgreSQL).
 _MEMBER_BY_KEY = (
-    select(
-        _M.id,
-        _M.active,
-        _M.session_generation,
-        _M.given_name,
-        _M.family_name,
-        _M.display_name,
-        _M.source,
-        _M.user_name_key,
-    )
+    select(*_LOGIN_COLUMNS)
     .where(
         _M.workspace_id
         == select(Workspace.id).where(Workspace.slug == bindparam("slug")).scalar_subquery(),
