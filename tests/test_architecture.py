@@ -40,8 +40,8 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         {"middleware"},
         # One room per protocol or page; none knows another.
         {"admin", "saml", "scim", "devidp"},
-        # What protocols share: the member lifecycle, sessions, IdP metadata.
-        {"members", "sessions", "idp_metadata"},
+        # What protocols share: the member lifecycle, sessions, IdP metadata, the SP's keys.
+        {"members", "sessions", "idp_metadata", "sp_keys"},
         # The only place that writes SQL.
         {"store"},
         # Options declared once: validating them needs the domain and path rules below.

@@ -136,3 +136,13 @@ class UnknownOption(ConfigurationError, TypeError):
 
     A ``TypeError`` too, as Python raises for an unexpected keyword argument.
     """
+
+
+class KeyRotationError(WebworkSSOError, ValueError):
+    """A step of an SP key rotation that cannot be taken now; ``step`` is ``stage``,
+    ``activate`` or ``retire`` and ``reason`` says what to do first."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"rotate-sp-key --{step}: {reason}")
+        self.step = step
+        self.reason = reason

@@ -91,6 +91,45 @@ def test_0007_drops_the_saml_requests_table_nothing_writes(empty_database_url: s
     database = Database(empty_database_url)  # auto_migrate: upgrades to head
     try:
         assert "saml_requests" not in database.table_names()
-        assert database.current_revision() == "0007"
+        assert "saml_requests" not in database.table_names()
+    finally:
+        database.dispose()
+
+
+def test_0008_adds_sp_keys_and_keeps_every_row(empty_database_url: str):
+    """The new workspace columns are added in place: no workspace, domain or member row lost
+    (a batch copy of ``workspaces`` on SQLite would cascade its drop to them)."""
+    old = Database(empty_database_url, auto_migrate=False)
+    old.upgrade("0007")
+    with old.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled, sso_enabled,"
+                " created_at, modified_at) VALUES (1, 'acme', 'Acme', 'plus', 'o@acme.test', true,"
+                " true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO workspace_domains (workspace_id, domain, verification_token,"
+                " created_at) VALUES (1, 'acme.test', 'token', CURRENT_TIMESTAMP)"
+            )
+        )
+    old.dispose()
+
+    database = Database(empty_database_url)
+    try:
+        assert database.current_revision() == "0008"
+        assert "sp_keys" in database.table_names()
+        info = Workspaces(database).get("acme")
+        assert info.domains == ("acme.test",)
+        with database.engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT sign_authn_requests, require_encrypted_assertions, sp_version"
+                    " FROM workspaces"
+                )
+            ).one()
+        assert (bool(row[0]), bool(row[1]), row[2]) == (False, False, 0)
     finally:
         database.dispose()

@@ -13,16 +13,16 @@ import datetime as dt
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from ..errors import WebworkSSOError
 from ..logs import package_logger
+from ..sp_keys.material import KeyPair, make_key_pair
+
+__all__ = ["KeyFileError", "KeyPair", "load_or_create_key_pair", "make_key_pair"]
 
 log = package_logger(__name__)
 
@@ -39,63 +39,6 @@ PEM_BLOCK = re.compile(
 
 class KeyFileError(WebworkSSOError):
     """The key file cannot be read or written; the message names the file and the reason."""
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    """A private key and its self-signed certificate, both PEM."""
-
-    key_pem: bytes
-    cert_pem: bytes
-
-    @property
-    def cert_base64(self) -> str:
-        """The certificate as metadata and KeyInfo carry it: base64 DER on one line."""
-        return "".join(self.cert_pem.decode().splitlines()[1:-1])
-
-    @property
-    def certificate(self) -> x509.Certificate:
-        return x509.load_pem_x509_certificate(self.cert_pem)
-
-    @property
-    def sha256_fingerprint(self) -> str:
-        return self.certificate.fingerprint(hashes.SHA256()).hex(":").upper()
-
-    def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
-        """``<stem>.key`` and ``<stem>.crt`` in ``directory`` (for pysaml2, which wants files)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        key_path, cert_path = directory / f"{stem}.key", directory / f"{stem}.crt"
-        key_path.write_bytes(self.key_pem)
-        cert_path.write_bytes(self.cert_pem)
-        return key_path, cert_path
-
-
-def make_key_pair(
-    common_name: str = "Test IdP", *, elliptic: bool = False, days: int = 365
-) -> KeyPair:
-    """A fresh 2048-bit RSA (or P-256) key with a self-signed certificate valid for ``days``."""
-    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-    key = (
-        ec.generate_private_key(ec.SECP256R1())
-        if elliptic
-        else rsa.generate_private_key(65537, 2048)
-    )
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return KeyPair(key_pem, cert.public_bytes(serialization.Encoding.PEM))
 
 
 def load_or_create_key_pair(key_dir: Path, *, common_name: str) -> tuple[KeyPair, Path]:

@@ -128,6 +128,8 @@ class SamlApplication:
         metadata for any slug would let a mistyped slug be configured in an IdP that can never
         sign anyone in."""
 
+        self.flow.keys.ensure(slug)
+
         def work(unit: UnitOfWork) -> str | None:
             target = target_store.sign_in_target(unit, slug)
             return self.flow.provider(request, target, unit).metadata_xml() if target else None

@@ -20,6 +20,7 @@ from ..identity import Member
 from ..idp_metadata.fetching import MetadataFetcher
 from ..logs import package_logger
 from ..members import lifecycle
+from ..sp_keys import SpKeyRing, SpKeys
 from ..store import replay_cache
 from ..store import sign_in as sign_in_store
 from ..store import sign_in_target as target_store
@@ -69,6 +70,7 @@ class LoginFlow:
         self.metadata = MetadataChecks(
             database, fetch_metadata=MetadataFetcher.from_settings(settings)
         )
+        self.keys = SpKeys(database, secret_keys=settings.secret_key)
         self.login_requests = LoginRequests(signing=sessions.signing)
         self.pending_sign_ins = PendingSignIns(signing=sessions.signing)
         self._next_purge = 0.0
@@ -88,18 +90,31 @@ class LoginFlow:
         return target
 
     def provider(self, request: Request, target: SignInTarget, unit: UnitOfWork) -> ServiceProvider:
-        def load() -> IdPSettings | None:
+        def load() -> tuple[IdPSettings | None, SpKeyRing]:
+            keys = self.keys.ring(unit, target.workspace_id)
+            if keys.current is None:
+                # keys.ensure() makes it before the requests that sign or decrypt; a workspace
+                # deleted and made again since this worker last looked needs it asked again.
+                self.keys.forget(target.slug)
             xml = target_store.idp_metadata_xml(unit, target.workspace_id)
             if xml is None or target.idp_entity_id is None or target.idp_version is None:
-                return None
-            return IdPSettings(
+                return None, keys
+            idp = IdPSettings(
                 entity_id=target.idp_entity_id,
                 metadata_xml=xml,
                 allow_idp_initiated=target.allow_idp_initiated,
                 version=target.idp_version,
             )
+            return idp, keys
 
-        return self.providers.get(self.urls(request, target.slug), target.idp_version, load)
+        version = (target.idp_version, target.sp_version)
+        return self.providers.get(self.urls(request, target.slug), version, load)
+
+    def prepare(self, slug: str) -> None:
+        """Before a request's transaction: refresh the IdP's metadata when it is due, and make
+        the workspace's first SP key if it has none (each in a transaction of its own)."""
+        self.metadata.refresh_metadata(slug)
+        self.keys.ensure(slug)
 
     def usable_provider(
         self,
@@ -131,7 +146,7 @@ class LoginFlow:
     def start_login(self, request: Request, slug: str) -> Response:
         next_path = safe_next(request.args.get("next"))
         try:
-            self.metadata.refresh_metadata(slug)
+            self.prepare(slug)
 
             def work(unit: UnitOfWork) -> tuple[str, str]:
                 target, provider = self.usable_provider(request, slug, unit)
@@ -175,7 +190,7 @@ class LoginFlow:
             relay_state = form.get("RelayState")
             document = decode(form.get("SAMLResponse"))
             seen = peek(document)
-            self.metadata.refresh_metadata(slug)
+            self.prepare(slug)
             # Whose session the browser shows, asked outside the transaction: an unsolicited
             # response must not replace another member's.
             current = self.current_member(request) if seen.in_response_to is None else None

@@ -14,14 +14,19 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.metadata import entity_descriptor
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
 
 from ..idp_metadata.parsing import load_pysaml2
 from ..idp_metadata.parsing import parse as parse_metadata
+from ..sp_keys import SpKeyRing
 from ..urls import WorkspaceUrls
 from .entities import install, load_metadata, make_client
+
+MD = "urn:oasis:names:tc:SAML:2.0:metadata"
+DS = "http://www.w3.org/2000/09/xmldsig#"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +50,16 @@ class ServiceProvider:
     """The SAML SP of one workspace: its metadata, AuthnRequests and response parsing."""
 
     def __init__(
-        self, urls: WorkspaceUrls, idp: IdPSettings | None, *, clock_skew: dt.timedelta
+        self,
+        urls: WorkspaceUrls,
+        idp: IdPSettings | None,
+        *,
+        keys: SpKeyRing | None = None,
+        clock_skew: dt.timedelta,
     ) -> None:
         self.urls = urls
         self.idp = idp
+        self.keys = keys
         sp: dict[str, Any] = {
             "endpoints": {
                 "assertion_consumer_service": [(urls.acs_url, BINDING_HTTP_POST)],
@@ -89,9 +100,24 @@ class ServiceProvider:
             install(self.client)
         self.client.users = _NoIdentityCache()
 
+    @property
+    def decryption_keys(self) -> list[bytes]:
+        """PEM private keys that may open an EncryptedAssertion (sp_keys/keyring.py)."""
+        return self.keys.decryption_keys if self.keys is not None else []
+
     def metadata_xml(self) -> str:
         descriptor = entity_descriptor(self.config)
-        return str(descriptor)
+        root = etree.fromstring(str(descriptor).encode("utf-8"))
+        role = root.find(f"{{{MD}}}SPSSODescriptor")
+        if role is not None and self.keys is not None:
+            # The current and the next key, each for signing and for encryption: an IdP learns
+            # a staged key before anything is signed with it (sp_keys/keyring.py).
+            position = 1 if role.find(f"{{{MD}}}Extensions") is not None else 0
+            for key in self.keys.published:
+                for use in ("signing", "encryption"):
+                    role.insert(position, _key_descriptor(use, key.certificate_base64))
+                    position += 1
+        return etree.tostring(root, encoding="unicode")
 
     def authn_request(self, relay_state: str) -> tuple[str, str]:
         """(request ID, URL of the IdP with the AuthnRequest) for the HTTP-Redirect binding."""
@@ -106,28 +132,41 @@ class ServiceProvider:
         return request_id, location
 
 
+def _key_descriptor(use: str, certificate_base64: str) -> etree._Element:
+    descriptor = etree.Element(f"{{{MD}}}KeyDescriptor", use=use, nsmap={"md": MD})
+    info = etree.SubElement(descriptor, f"{{{DS}}}KeyInfo", nsmap={"ds": DS})
+    data = etree.SubElement(info, f"{{{DS}}}X509Data")
+    etree.SubElement(data, f"{{{DS}}}X509Certificate").text = certificate_base64
+    return descriptor
+
+
 class ServiceProviders:
     """A per-worker cache of ServiceProvider objects, keyed by workspace and IdP version."""
 
     def __init__(self, *, clock_skew: dt.timedelta, size: int = 256) -> None:
         self.clock_skew = clock_skew
         self.size = size
-        self._cache: OrderedDict[tuple[str, str | None], ServiceProvider] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, tuple[str | None, int]], ServiceProvider] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
     def get(
-        self, urls: WorkspaceUrls, idp_version: str | None, load: Callable[[], IdPSettings | None]
+        self,
+        urls: WorkspaceUrls,
+        version: tuple[str | None, int],
+        load: Callable[[], tuple[IdPSettings | None, SpKeyRing | None]],
     ) -> ServiceProvider:
-        """The SP for this workspace and IdP version; ``load`` reads the IdP only on a miss."""
-        key = (urls.base_url + "|" + urls.slug, idp_version)
+        """The SP for this workspace at ``version`` (its IdP's version, and its SP version:
+        keys and SAML choices); ``load`` reads the IdP and the keys only on a miss."""
+        key = (urls.base_url + "|" + urls.slug, version)
         with self._lock:
             provider = self._cache.get(key)
             if provider is not None:
                 self._cache.move_to_end(key)
                 return provider
-        provider = ServiceProvider(
-            urls, load() if idp_version else None, clock_skew=self.clock_skew
-        )
+        idp, keys = load()
+        provider = ServiceProvider(urls, idp, keys=keys, clock_skew=self.clock_skew)
         with self._lock:
             self._cache[key] = provider
             while len(self._cache) > self.size:

@@ -81,6 +81,13 @@ class Workspace(Base):
     owner_email: Mapped[str] = mapped_column(String(320))
     scim_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     sso_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The owner's SAML choices: sign every AuthnRequest (also when the IdP's metadata does not
+    # ask for it), and refuse any assertion that does not arrive encrypted.
+    sign_authn_requests: Mapped[bool] = mapped_column(Boolean, default=False)
+    require_encrypted_assertions: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped by every change to the SP's keys or the SAML choices above: each worker keeps the
+    # workspace's SP built (saml/sp.py) until its version changes.
+    sp_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -324,6 +331,27 @@ class IdentityProvider(Base):
     modified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class SpKey(Base):
+    """One key pair of a workspace's SP, for signing (AuthnRequests, logout messages) and for
+    decrypting assertions. The private key is encrypted with a key derived from the site's
+    secret key (sp_keys/vault.py), so a database dump alone does not reveal it.
+
+    ``state``: ``next`` (published in the SP metadata, not yet signing), ``current`` (signs and
+    decrypts) or ``previous`` (still decrypts, until retired, when its row is deleted). At most
+    one of each per workspace (the unique index)."""
+
+    __tablename__ = "sp_keys"
+    __table_args__ = (Index("uq_sp_keys_workspace_state", "workspace_id", "state", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(8))
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    encrypted_private_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    activated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
 class SeenAssertion(Base):
     """The replay cache: an assertion ID is accepted once, until the assertion expires."""
 
@@ -341,7 +369,11 @@ class MemberSession(Base):
     """A signed-in browser. The cookie names it; ending it here ends it on every worker."""
 
     __tablename__ = "member_sessions"
-    __table_args__ = (Index("ix_member_sessions_member", "member_id"),)
+    __table_args__ = (
+        Index("ix_member_sessions_member", "member_id"),
+        # An IdP's LogoutRequest names the subject (and maybe the session): found by this.
+        Index("ix_member_sessions_workspace_name_id", "workspace_id", "saml_name_id"),
+    )
 
     # SHA-256 of the random session id the cookie carries: a leaked table grants nothing.
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -351,6 +383,13 @@ class MemberSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The SAML sign-in that started it, as single logout (SAML 2.0 SLO) names it: the
+    # assertion's NameID (with its format and qualifiers) and the AuthnStatement's SessionIndex.
+    saml_name_id: Mapped[str | None] = mapped_column(String(1024))
+    saml_name_id_format: Mapped[str | None] = mapped_column(String(256))
+    saml_name_qualifier: Mapped[str | None] = mapped_column(String(1024))
+    saml_sp_name_qualifier: Mapped[str | None] = mapped_column(String(1024))
+    saml_session_index: Mapped[str | None] = mapped_column(String(256))
 
 
 class ScimAuthFailure(Base):

@@ -23,7 +23,7 @@ from sqlalchemy import insert as insert_row
 from .db import UnitOfWork
 from .driver import DriverStatement
 from .models import AuditEvent, Member, MemberValue, Workspace, WorkspaceDomain, new_id
-from .sign_in_target import TARGET_SELECT, SignInTarget
+from .sign_in_target import TARGET_COLUMNS, TARGET_SELECT, SignInTarget
 
 # -- the ACS's hot path, in Core: a sign-in must cost a few statements, not ORM flushes --------
 
@@ -222,16 +222,12 @@ def sign_in_lookup(
     )
     if row is None:
         return None, None
-    workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at, unsolicited = row[:8]
-    version = (
-        f"{fetched_at.isoformat()}|{modified_at.isoformat()}" if entity_id is not None else None
-    )
-    target = SignInTarget(
-        workspace_id, slug, plan, bool(sso_enabled), entity_id, version, bool(unsolicited)
-    )
+    target = SignInTarget.from_row(row)
     if key is None:
         return target, None
-    verifier, member_id, active, generation, given, family, display, source, name_key = row[8:]
+    verifier, member_id, active, generation, given, family, display, source, name_key = row[
+        TARGET_COLUMNS:
+    ]
     member = (
         LoginMember(member_id, bool(active), generation, given, family, display, source, name_key)
         if member_id is not None

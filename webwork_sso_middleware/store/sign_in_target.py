@@ -8,6 +8,8 @@ store/sign_in.py's lookup), so its statements are built once and run on the driv
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import bindparam, select
 
@@ -45,6 +47,26 @@ class SignInTarget:
     idp_entity_id: str | None
     idp_version: str | None  # changes whenever the stored metadata or IdP settings change
     allow_idp_initiated: bool
+    sp_version: int  # changes whenever the SP's keys or the owner's SAML choices change
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> SignInTarget:
+        """From the first :data:`TARGET_COLUMNS` columns of a row of :data:`TARGET_SELECT`."""
+        workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at = row[:7]
+        allow_unsolicited, sp_version = row[7:TARGET_COLUMNS]
+        version = (
+            f"{fetched_at.isoformat()}|{modified_at.isoformat()}" if entity_id is not None else None
+        )
+        return cls(
+            workspace_id,
+            slug,
+            plan,
+            bool(sso_enabled),
+            entity_id,
+            version,
+            bool(allow_unsolicited),
+            int(sp_version),
+        )
 
 
 # Statements built once (on this path, building them costs more than running them), run on the
@@ -60,10 +82,12 @@ TARGET_SELECT = (
         _IDPS.c.fetched_at,
         _IDPS.c.modified_at,
         _IDPS.c.allow_idp_initiated,
+        Workspace.sp_version,
     )
     .outerjoin(_IDPS, _IDPS.c.workspace_id == Workspace.id)
     .where(Workspace.slug == bindparam("slug"))
 )
+TARGET_COLUMNS = len(TARGET_SELECT.selected_columns)
 _TARGET_QUERY = DriverStatement(TARGET_SELECT)
 # A sign-in that will start a session holds the workspace row (FOR SHARE) until it commits:
 # switching SSO off (which ends every session of the workspace) then waits for it, or it waits
@@ -77,17 +101,7 @@ def sign_in_target(unit: UnitOfWork, slug: str, *, lock: bool = False) -> SignIn
     transaction ends (a sign-in that may start a session; a write transaction only)."""
     query = _LOCKED_TARGET_QUERY if lock else _TARGET_QUERY
     row = query.first(unit.connection, {"slug": slug.strip().lower()})
-    if row is None:
-        return None
-    workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at, allow_unsolicited = (
-        row
-    )
-    version = (
-        f"{fetched_at.isoformat()}|{modified_at.isoformat()}" if entity_id is not None else None
-    )
-    return SignInTarget(
-        workspace_id, slug, plan, bool(sso_enabled), entity_id, version, bool(allow_unsolicited)
-    )
+    return SignInTarget.from_row(row) if row is not None else None
 
 
 def idp_metadata_xml(unit: UnitOfWork, workspace_id: int) -> str | None:
