@@ -49,6 +49,8 @@ class Rejection(WebworkSSOError):
 # owner's diagnostics use, so the page keeps them; the sentences carry no values at all.
 PUBLIC_REASONS: dict[str, str] = {
     "sso_unavailable": "Single sign-on is not available at this address.",
+    "no_sign_on_binding": "This workspace's identity provider accepts sign-in requests by no "
+    "method this site can send (HTTP-Redirect or HTTP-POST). Ask your administrator.",
     "too_large": "The sign-in response is larger than this site accepts.",
     "missing_response": "The request carries no sign-in response.",
     "bad_encoding": "The sign-in response is not encoded correctly.",

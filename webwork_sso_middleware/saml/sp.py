@@ -16,6 +16,7 @@ from typing import Any
 
 from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2.client_base import SignOnError
 from saml2.metadata import entity_descriptor
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
 
@@ -37,6 +38,25 @@ class IdPSettings:
     metadata_xml: str
     allow_idp_initiated: bool
     version: str  # changes whenever the stored metadata or settings change
+
+
+@dataclasses.dataclass(frozen=True)
+class OutgoingMessage:
+    """A SAML message on its way to the IdP through the browser, as its binding sends it.
+
+    HTTP-Redirect: ``url`` is the whole URL (the message in its query), ``fields`` is empty.
+    HTTP-POST: ``url`` is the form's action and ``fields`` the form's hidden inputs
+    (``SAMLRequest``, ``RelayState``), for an auto-submitting page (pages.py).
+    """
+
+    binding: str
+    url: str
+    fields: dict[str, str]
+    request_id: str
+
+
+# The SP-initiated bindings, in order of preference: a redirect needs no page of ours.
+SIGN_ON_BINDINGS = (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST)
 
 
 class _NoIdentityCache:
@@ -85,13 +105,14 @@ class ServiceProvider:
         self.config = self.client.config
         # DER signing certificates from the metadata, for the ACS's own verification.
         self.idp_certificates: list[bytes] = []
+        # Binding URI -> the IdP's SingleSignOnService URL (HTTP-Redirect and/or HTTP-POST).
+        self.sso_urls: dict[str, str] = {}
         if idp is not None:
+            parsed = parse_metadata(idp.metadata_xml, check_loadable=False, require_sso=False)
             self.idp_certificates = [
-                base64.b64decode(cert.der_base64)
-                for cert in parse_metadata(
-                    idp.metadata_xml, check_loadable=False
-                ).signing_certificates
+                base64.b64decode(cert.der_base64) for cert in parsed.signing_certificates
             ]
+            self.sso_urls = dict(parsed.sso_urls)
             # Not {"inline": [...]}: pysaml2 would silently drop metadata past its validUntil,
             # while we keep using the last good copy when a refresh fails.
             store = load_metadata(self.config, {})
@@ -119,17 +140,45 @@ class ServiceProvider:
                     position += 1
         return etree.tostring(root, encoding="unicode")
 
-    def authn_request(self, relay_state: str) -> tuple[str, str]:
-        """(request ID, URL of the IdP with the AuthnRequest) for the HTTP-Redirect binding."""
+    def authn_request(self, relay_state: str) -> OutgoingMessage:
+        """An AuthnRequest to the IdP by HTTP-Redirect when it offers that, else by HTTP-POST.
+
+        Raises pysaml2's ``SignOnError`` when the IdP offers neither (metadata checks refuse
+        such an IdP at set-idp; the sign-in start still answers it with a page, not a 500).
+        Built as pysaml2's ``prepare_for_negotiated_authenticate`` does, minus its HTML for
+        HTTP-POST: the request, then the binding (where a signature would go: enveloped for
+        POST in ``create_authn_request``, in the query for Redirect in ``apply_binding``).
+        """
         assert self.idp is not None
-        request_id, info = self.client.prepare_for_authenticate(
-            entityid=self.idp.entity_id,
-            relay_state=relay_state,
-            binding=BINDING_HTTP_REDIRECT,
+        binding, destination = self._sign_on_endpoint()
+        request_id, request = self.client.create_authn_request(
+            destination=destination,
+            binding=BINDING_HTTP_POST,  # how the response comes back: to our HTTP-POST ACS
             nameid_format=NAMEID_FORMAT_EMAILADDRESS,
+            sign=False,
+        )
+        if binding == BINDING_HTTP_POST:
+            encoded = base64.b64encode(str(request).encode("utf-8")).decode("ascii")
+            fields = {"SAMLRequest": encoded, "RelayState": relay_state}
+            return OutgoingMessage(binding, destination, fields, request_id)
+        info = self.client.apply_binding(
+            binding, str(request), destination, relay_state, sign=False
         )
         location = dict(info["headers"])["Location"]
-        return request_id, location
+        return OutgoingMessage(binding, location, {}, request_id)
+
+    def _sign_on_endpoint(self) -> tuple[str, str]:
+        """(binding, URL) of the IdP's SingleSignOnService this SP sends its requests to.
+
+        From the metadata as parsing.py read it (the URLs it checked), not pysaml2's lookup,
+        which logs an error for every binding an IdP does not offer.
+        """
+        for binding in SIGN_ON_BINDINGS:
+            if location := self.sso_urls.get(binding):
+                return binding, location
+        raise SignOnError(
+            "the IdP offers no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding"
+        )
 
 
 def _key_descriptor(use: str, certificate_base64: str) -> etree._Element:
