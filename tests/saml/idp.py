@@ -4,6 +4,7 @@
     idp.metadata_xml()                          # EntityDescriptor with its signing certificate
     idp.sp_config(sp_entity_id, acs_url)        # make an SP known to it (minimal SP metadata)
     idp.response(sp_entity_id=..., acs_url=..., email="alice@acme.test")   # base64 SAMLResponse
+    idp.response(..., name_id_format=NAMEID_FORMAT_PERSISTENT)  # opaque NameID, email attribute
 
 HTTP (``idp.url`` + path): GET ``/idp/metadata``; GET ``/idp/sso?SAMLRequest=..&RelayState=..``
 (HTTP-Redirect; HTTP-POST is answered too) signs ``idp.next_user`` (or ``?user=``) in and returns a page
@@ -149,7 +150,9 @@ class TestIdP:
         attributes: Attributes | None = None,
         **options: Unpack[protocol.ResponseOptions],
     ) -> str:
-        """A base64 SAMLResponse (HTTP-POST binding) for ``email``; NameID format emailAddress.
+        """A base64 SAMLResponse (HTTP-POST binding) for ``email``; NameID format emailAddress
+        unless ``name_id_format=`` names another (transient, persistent: an opaque NameID, the
+        email in the attributes only; None: no Format) or ``name_id=`` gives the value.
 
         Made by ``Server.create_authn_response``, then edited as ``options`` ask (see
         ``devidp.protocol.response_xml``: offsets are seconds from now; issuer, audience,

@@ -18,6 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
+import secrets
 import warnings
 import zlib
 from collections.abc import Mapping, Sequence
@@ -33,6 +35,8 @@ from saml2.saml import (
     NAME_FORMAT_UNSPECIFIED,
     NAME_FORMAT_URI,
     NAMEID_FORMAT_EMAILADDRESS,
+    NAMEID_FORMAT_PERSISTENT,
+    NAMEID_FORMAT_TRANSIENT,
     NameID,
 )
 from saml2.sigver import pre_signature_part, signed_instance_factory
@@ -284,6 +288,8 @@ class ResponseOptions(TypedDict, total=False):
     not_on_or_after_offset: float
     not_before_offset: float
     authn_instant: dt.datetime | None
+    name_id_format: str | None
+    name_id: str | None
 
 
 def response_xml(
@@ -303,8 +309,15 @@ def response_xml(
     not_on_or_after_offset: float = 300,
     not_before_offset: float = -300,
     authn_instant: dt.datetime | None = None,
+    name_id_format: str | None = NAMEID_FORMAT_EMAILADDRESS,
+    name_id: str | None = None,
 ) -> str:
     """A SAML Response (XML text) for ``email``, NameID format emailAddress, signed as asked.
+
+    ``name_id_format`` names another NameID Format (None: no Format attribute, i.e.
+    unspecified); ``name_id`` its value, by default ``email``, or for a transient or persistent
+    format an opaque identifier (as Entra's default persistent NameID), the email then going in
+    the attributes only.
 
     Made by ``Server.create_authn_response``, then edited (offsets are seconds from now;
     Conditions and SubjectConfirmationData share NotOnOrAfter), then signed with the IdP key.
@@ -317,7 +330,9 @@ def response_xml(
         in_response_to,
         acs_url,
         sp_entity_id,
-        name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=email),
+        name_id=NameID(
+            format=name_id_format, text=name_id or _name_id_value(name_id_format, email)
+        ),
         authn={"class_ref": AUTHN_PASSWORD_PROTECTED},
         sign_assertion=False,
         sign_response=False,
@@ -348,6 +363,16 @@ def response_xml(
             element.signature = signature_template(server, element.id)
             to_sign.append((class_name(element), element.id))
     return str(signed_instance_factory(response, server.sec, to_sign) if to_sign else response)
+
+
+def _name_id_value(name_id_format: str | None, email: str) -> str:
+    """The NameID an IdP sends for ``email`` in this format: opaque for transient (new each
+    time) and persistent (stable per person, as an IdP keeps it), else the email itself."""
+    if name_id_format == NAMEID_FORMAT_TRANSIENT:
+        return "_" + secrets.token_hex(16)
+    if name_id_format == NAMEID_FORMAT_PERSISTENT:
+        return base64.b64encode(hashlib.sha256(email.encode("utf-8")).digest()).decode("ascii")
+    return email
 
 
 def signature_template(server: Server, element_id: str) -> Any:
