@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import lxml.html
@@ -15,12 +16,15 @@ import pytest
 import requests
 from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ready
 from sqlalchemy import update
 
 from webwork_sso_middleware.errors import MetadataError
 from webwork_sso_middleware.page_headers import hash_source
 from webwork_sso_middleware.store.models import IdentityProvider
 
+from ..admin.test_browser import chromium, wait_for
 from ..store_helpers import transaction
 from .conftest import Site
 from .idp import TestIdP, autopost_form
@@ -231,3 +235,34 @@ def test_a_stored_idp_offering_neither_binding_gets_a_page_not_a_500(
         ),
     )
     assert unsolicited.status_code == 303
+
+
+# -- in a real browser: the policy enforced, with and without JavaScript -------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no javascript"])
+def test_a_real_browser_carries_the_posted_request_to_the_idp(
+    site: Site, idp: TestIdP, post_only: str, tmp_path: Path, javascript: bool
+):
+    """Headless Chromium enforces the page's CSP (script-src by hash, form-action): with
+    JavaScript the page submits itself; without it, Continue does (the IdP's page too)."""
+    with chromium(tmp_path / "profile") as driver:
+        if not javascript:
+            driver.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
+        driver.get(f"{site.url}/saml/acme/login?next=/welcome")
+        if not javascript:
+            assert driver.title == "Signing in" and driver.current_url.startswith(site.url)
+            driver.find_element(By.XPATH, "//button[.='Continue']").click()
+            wait_for(driver, ready.url_to_be(idp.sso_url))
+            driver.find_element(By.XPATH, "//button[.='Continue']").click()
+        wait_for(driver, ready.url_to_be(f"{site.url}/welcome"))
+        assert "user=alice@acme.test" in driver.find_element(By.TAG_NAME, "body").text
+        (seen,) = idp.requests
+        assert seen.binding == BINDING_HTTP_POST
+        violations = [
+            entry["message"]
+            for entry in driver.get_log("browser")
+            if "Content Security Policy" in entry["message"]
+        ]
+        assert violations == []
