@@ -5,6 +5,8 @@
     idp.sp_config(sp_entity_id, acs_url)        # make an SP known to it (minimal SP metadata)
     idp.response(sp_entity_id=..., acs_url=..., email="alice@acme.test")   # base64 SAMLResponse
     idp.response(..., name_id_format=NAMEID_FORMAT_PERSISTENT)  # opaque NameID, email attribute
+    idp.response(..., encryption=Encryption(sp_cert_pem, content=AES128_CBC))  # EncryptedAssertion
+    idp.encryption = Encryption(sp_cert_pem)    # ... in the HTTP sign-ins below too
 
 HTTP (``idp.url`` + path): GET ``/idp/metadata``; GET ``/idp/sso?SAMLRequest=..&RelayState=..``
 (HTTP-Redirect; HTTP-POST is answered too) signs ``idp.next_user`` (or ``?user=``) in and returns a page
@@ -43,9 +45,11 @@ from webwork_sso_middleware.devidp.protocol import (
     make_idp_server,
     sp_metadata_xml,
 )
+from webwork_sso_middleware.saml.encryption import Encryption
 
 __all__ = [
-    "STANDARD_ATTRIBUTES", "Attributes", "AuthnRequestSeen", "KeyPair", "TestIdP", "autopost_form",
+    "STANDARD_ATTRIBUTES", "Attributes", "AuthnRequestSeen", "Encryption", "KeyPair", "TestIdP",
+    "autopost_form",
     "default_attributes", "make_key_pair", "pysaml2_sp_config", "sp_metadata_xml",
 ]  # fmt: skip
 
@@ -110,6 +114,8 @@ class TestIdP:
         self.next_user: str | None = "alice@acme.test"
         self.users: dict[str, Attributes] = {}
         self.sign_metadata = False
+        # Set to encrypt the assertions of HTTP sign-ins (``/idp/sso``) for an SP's certificate.
+        self.encryption: Encryption | None = None
         self.requests: list[AuthnRequestSeen] = []
         self.server = make_idp_server(
             entity_id=self.entity_id, sso_url=self.sso_url, name=name,
@@ -235,6 +241,7 @@ class TestIdP:
             acs_url=request.acs_url,
             email=user,
             in_response_to=request.id,
+            encryption=self.encryption,
         )
         page = autopost_page(
             request.acs_url, {"SAMLResponse": saml_response, "RelayState": relay_state}

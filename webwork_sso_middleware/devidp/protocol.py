@@ -7,6 +7,7 @@ Shared by the dev IdP (``webwork-sso dev-idp``, ``serve``) and the test suite's 
     register_sp(server, sp_entity_id, acs_url)          # trust an SP (minimal SP metadata)
     request = read_authn_request(server, saml_request, binding)   # raises RequestRefused
     xml = response_xml(server, sp_entity_id=..., acs_url=..., email=..., attributes={...})
+    xml = response_xml(..., encryption=Encryption(sp_cert_pem))   # an EncryptedAssertion
 
 Attributes whose names are in ``STANDARD_ATTRIBUTES`` are sent under their urn:oid name
 (NameFormat uri, FriendlyName the short name); any other name (Okta's ``email``,
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 from xml.sax.saxutils import quoteattr
 
+from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, SAMLError, class_name, samlp
 from saml2.attribute_converter import AttributeConverter
 from saml2.mdstore import InMemoryMetaData
@@ -43,6 +45,7 @@ from saml2.sigver import pre_signature_part, signed_instance_factory
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from ..errors import WebworkSSOError
+from ..saml.encryption import Encryption
 from ..saml.entities import make_server
 
 # As in saml/entities.py: saml2.server's import warns about a cipher mode we never use; silenced
@@ -57,6 +60,7 @@ STANDARD_ATTRIBUTES = {  # local name -> the urn:oid name sent (and FriendlyName
     "givenName": "urn:oid:2.5.4.42",
     "sn": "urn:oid:2.5.4.4",
 }
+SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 Attributes = Mapping[str, "str | Sequence[str]"]
 SP_KEY_PREFIX = "sp:"  # our entries in the Server's MetadataStore, one per registered SP
 # An AuthnRequest is a few KiB even signed with its certificate inside. pysaml2 inflates the
@@ -290,6 +294,7 @@ class ResponseOptions(TypedDict, total=False):
     authn_instant: dt.datetime | None
     name_id_format: str | None
     name_id: str | None
+    encryption: Encryption | None
 
 
 def response_xml(
@@ -311,6 +316,7 @@ def response_xml(
     authn_instant: dt.datetime | None = None,
     name_id_format: str | None = NAMEID_FORMAT_EMAILADDRESS,
     name_id: str | None = None,
+    encryption: Encryption | None = None,
 ) -> str:
     """A SAML Response (XML text) for ``email``, NameID format emailAddress, signed as asked.
 
@@ -323,6 +329,8 @@ def response_xml(
     Conditions and SubjectConfirmationData share NotOnOrAfter), then signed with the IdP key.
     ``issuer``/``audience``/``destination``/``recipient`` default to the honest values (the
     IdP's entity ID, ``sp_entity_id``, ``acs_url``, ``acs_url``); tests set them to lie.
+    With ``encryption`` the assertion is signed (if asked), then encrypted as it says, and the
+    response signature (if asked) covers the EncryptedAssertion, in the order pysaml2 uses.
     """
     identity = {name: [v] if isinstance(v, str) else list(v) for name, v in attributes.items()}
     unsigned = server.create_authn_response(
@@ -362,7 +370,18 @@ def response_xml(
         if wanted:
             element.signature = signature_template(server, element.id)
             to_sign.append((class_name(element), element.id))
-    return str(signed_instance_factory(response, server.sec, to_sign) if to_sign else response)
+    if encryption is None:
+        return str(signed_instance_factory(response, server.sec, to_sign) if to_sign else response)
+    xml = str(response)
+    if sign_assertion:
+        xml = server.sec.sign_statement(xml, class_name(assertion), node_id=assertion.id)
+    # Our own output, just made: a plain parse is safe here.
+    root = etree.fromstring(xml.encode("utf-8"))
+    encryption.encrypt(root.find(f"{{{SAML}}}Assertion"))
+    xml = etree.tostring(root, encoding="UTF-8", xml_declaration=True).decode("utf-8")
+    if sign_response:
+        xml = server.sec.sign_statement(xml, class_name(response), node_id=response.id)
+    return xml
 
 
 def _name_id_value(name_id_format: str | None, email: str) -> str:
