@@ -205,6 +205,19 @@ def test_a_sibling_key_without_retrieval_method_decrypts(
     assert name_id(decrypt_assertion(reparsed(encrypted), [sp_keys.key_pem])) == EMAIL
 
 
+def test_a_key_for_another_recipient_beside_ours_is_passed_over(
+    test_idp: TestIdP, sp_keys: KeyPair, other_keys: KeyPair
+) -> None:
+    # Shibboleth encrypts the content key once per recipient, each EncryptedKey beside the data.
+    choice = Encryption(sp_keys.cert_pem, key_placement="sibling")
+    encrypted = the_encrypted(encrypted_response(test_idp, encryption=choice))
+    theirs = Encryption(other_keys.cert_pem, key_placement="sibling")
+    foreign = the_encrypted(encrypted_response(test_idp, encryption=theirs))
+    encrypted.find(f"{{{XENC}}}EncryptedData").addnext(foreign.find(f"{{{XENC}}}EncryptedKey"))
+    assert len(encrypted.findall(f"{{{XENC}}}EncryptedKey")) == 2
+    assert name_id(decrypt_assertion(reparsed(encrypted), [sp_keys.key_pem])) == EMAIL
+
+
 @pytest.mark.parametrize(
     ("content", "transport", "bits"),
     [

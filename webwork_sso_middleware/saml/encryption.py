@@ -36,9 +36,15 @@ a content failure (as a wrong key would produce), so RSA 1.5's random key cannot
 What CBC still leaks to someone replaying altered cipher text (well-formed or not, Jager and
 Somorovsky 2011) is the mode's own flaw; ``content_algorithms`` lets a caller refuse CBC.
 
-Decryption replaces the EncryptedAssertion in its tree: a signature over the Response covers the
-encrypted form, so verify it before decrypting (or on a copy); the Assertion's own signature (exclusive
-c14n, independent of the parent) verifies on the same tree afterwards.
+The decrypted Assertion is returned in a new document: the Response's, with the EncryptedAssertion
+replaced by the Assertion, so later checks (one assertion, IDs carried once) and the Assertion's own
+signature run on one tree. The caller's document is not changed: a Response signature covers the
+encrypted form and still verifies there. Not in place, because lxml rebinds a moved element's
+prefixes to its new parent's (same URI, other prefix) and exclusive c14n depends on the prefixes.
+
+``EncryptingBackend`` is ``crypto.XmlsecBackend`` plus ``encrypt_assertion`` and ``decrypt`` for
+pysaml2 (``Server.create_authn_response(..., encrypt_assertion=True, encrypt_cert_assertion=pem)``);
+``entities`` builds pysaml2 entities on it.
 """
 
 from __future__ import annotations
@@ -443,10 +449,7 @@ def decrypt_assertion(
 
     Returns the saml:Assertion in a new document: the EncryptedAssertion's document with the
     EncryptedAssertion replaced by the Assertion as the IdP serialized it (``assertion.getroottree()``;
-    the Response is its root). The caller's document is left as it was, so a Response signature
-    (made over the encrypted form) still verifies there. Not in place because lxml, moving an
-    element into a tree, rebinds its namespace prefixes to those of the new parent (same URI,
-    other prefix), and exclusive c14n, hence the Assertion's signature, depends on the prefixes.
+    the Response is its root). The caller's document is left as it was (see the module doc).
 
     Raises ``DecryptionRefused`` (see its ``kind``). The element must come from
     ``crypto.parse_xml`` or an equally strict parser.
