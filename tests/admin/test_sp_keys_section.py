@@ -5,8 +5,11 @@ choices, and a hostile owner of another workspace who must reach none of it."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import requests
+
+from webwork_sso_middleware import SSOMiddleware
 
 from ..saml.conftest import Site
 from ..saml.idp import TestIdP
@@ -16,6 +19,7 @@ from .conftest import (
     csrf_token,
     open_with_link,
     post_action,
+    press_open_button,
     settings_url,
     sign_in,
 )
@@ -271,3 +275,41 @@ def test_a_hostile_owner_can_neither_rotate_nor_read_another_workspaces_keys(
     evil_page = mallory.get(settings_url(site, "evil")).text
     for pem in before.values():
         assert base64_of(pem)[:60] not in evil_page
+
+
+def test_keys_the_sites_secret_no_longer_opens_are_said_not_a_500(
+    site: Site, idp: TestIdP, acme: str, serve: Any, database_url: str
+) -> None:
+    """A site whose secret_key lost the secret that sealed its keys: the section says so, with
+    the reason code, offers no step, and a forged step is refused without a 500."""
+    published(site)  # sealed under the first site's secret
+    before = key_certificates(site)
+    dispatch: list[Any] = []
+    live = serve(lambda environ, start_response: dispatch[0](environ, start_response))
+    moved = SSOMiddleware(
+        lambda environ, start_response: [],
+        database_url=database_url,
+        secret_key="a-different-secret-padded-to-thirty-two-bytes",
+        base_url=live.url,
+    )
+    dispatch.append(moved)
+    try:
+        browser = requests.Session()
+        page = press_open_button(browser, moved.settings_link("acme"))
+        assert page.status_code == 200
+        assert "cannot open its SAML keys" in page.text and "unknown_secret" in page.text
+        assert buttons(page.text) == set() and "sp-cert-current" in page.text
+        for action, fields in (
+            ("sp_key_stage", {}),
+            ("saml_choice", {"choice": "sign_authn_requests", "state": "on"}),
+        ):
+            refused = browser.post(
+                f"{live.url}/saml/acme/settings",
+                data={"csrf_token": csrf_token(page.text), "action": action, **fields},
+            )
+            assert refused.status_code == 409, refused.text
+            assert "cannot open its SAML keys" in refused.text
+        assert key_certificates(site) == before
+        assert site.middleware.settings_page.sp_keys.status("acme").sign_authn_requests is False
+    finally:
+        moved.close()

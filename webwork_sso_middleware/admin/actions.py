@@ -382,6 +382,8 @@ class OwnerActions:
         }
         try:
             steps[step](slug, actor=actor_of(access))
+        except NotFound:  # deleted since the access check
+            return page.forbidden(slug, "There is no such workspace any more.")
         except KeyRotationError as error:
             # The page offers only the possible step; this is a stale page or a second tab.
             return self.refuse(page, access, _page_words(error.reason), status=409)
@@ -402,6 +404,8 @@ class OwnerActions:
             return self.refuse(page, access, "Unknown switch")
         try:
             self.sp_keys.set_choices(slug, actor=actor_of(access), **{choice: state == "on"})
+        except NotFound:  # deleted since the access check
+            return page.forbidden(slug, "There is no such workspace any more.")
         except SealedKeyUnreadable:
             return self.refuse(
                 page,
