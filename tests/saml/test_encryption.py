@@ -353,11 +353,13 @@ def test_a_bad_rsa_1_5_padding_takes_the_same_path_as_a_good_one(
 
     monkeypatch.setattr(encryption, "_open_content", probe)
     private = serialization.load_pem_private_key(sp_keys.key_pem, None)
-    cipher = os.urandom(256)
+    # A leading zero byte keeps the number below the modulus (a larger one is refused before
+    # any padding is looked at, which is not the path this test is about).
+    cipher = b"\x00" + os.urandom(255)
     # OpenSSL 3.2+ answers a bad padding with a pseudo-random message (implicit rejection):
     # take one whose answer is not by chance 32 bytes long, so only our substitute is at play.
     while len(private.decrypt(cipher, padding.PKCS1v15())) == 32:  # type: ignore[union-attr]
-        cipher = os.urandom(256)
+        cipher = b"\x00" + os.urandom(255)
     bad = _set_key_cipher(copy.deepcopy(encrypted), cipher)
     for _ in range(2):
         with refused("wrong_key"):
