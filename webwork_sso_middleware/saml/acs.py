@@ -156,8 +156,8 @@ class AssertionConsumer:
                 "the response must hold exactly one assertion, "
                 f"directly inside it (found {len(assertions)})",
             )
-        signed_response = root.find(SIGNATURE) is not None
-        signed_assertion = assertions[0].find(SIGNATURE) is not None
+        signed_response = root.find(f"{{{DS}}}Signature") is not None
+        signed_assertion = assertions[0].find(f"{{{DS}}}Signature") is not None
         if not (signed_response or signed_assertion):
             raise Rejection("unsigned", "neither the response nor its assertion is signed")
         return assertions[0]
@@ -199,6 +199,8 @@ class AssertionConsumer:
         root = seen.root
         if root.find(SIGNATURE) is not None:
             self.verify_signature(root, root)
+            # What follows is the IdP's own: a refusal from here on is its failure (a row of
+            # its own in the owner's diagnostics, failures.py), as after verify() for plaintext.
             seen.response_verified = seen.signature_verified = True
         keys = self.provider.decryption_keys
         try:
