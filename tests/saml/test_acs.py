@@ -1361,7 +1361,12 @@ def test_a_missing_or_oversized_session_index_is_not_kept(
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 XENC = "http://www.w3.org/2001/04/xmlenc#"
 ENCRYPTED_ASSERTION = f"{{{SAML}}}EncryptedAssertion"
-CONTENT_CIPHER = f"{{{SAML}}}EncryptedAssertion/{{{XENC}}}EncryptedData/{{{XENC}}}CipherData/{{{XENC}}}CipherValue"
+CONTENT_CIPHER = "/".join(
+    (
+        ENCRYPTED_ASSERTION,
+        *(f"{{{XENC}}}{name}" for name in ("EncryptedData", "CipherData", "CipherValue")),
+    )
+)
 
 
 def as_pem(certificate_base64: str) -> str:
