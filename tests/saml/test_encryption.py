@@ -782,3 +782,22 @@ def test_the_idp_signs_the_response_over_the_encrypted_assertion(
     _content_value(the_encrypted(root)).text = base64.b64encode(os.urandom(64)).decode()
     with pytest.raises(SignatureError):
         XmlsecBackend().verify_element(root, RESPONSE, root.get("ID"), idp_der(test_idp))
+
+
+def test_every_key_is_tried_even_after_one_opened_it(
+    test_idp: TestIdP, sp_keys: KeyPair, other_keys: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The right key first, then two more: all three are tried, so the time taken does not
+    tell whether (altered) cipher text decrypted to something that parses."""
+    encrypted = the_encrypted(encrypted_response(test_idp, encryption=Encryption(sp_keys.cert_pem)))
+    tried: list[int] = []
+    real = encryption._attempt
+
+    def probe(transport: Any, key: Any, content: Any, namespaces: Any) -> bytes | None:
+        tried.append(key.key_size)
+        return real(transport, key, content, namespaces)
+
+    monkeypatch.setattr(encryption, "_attempt", probe)
+    assertion = decrypt_assertion(encrypted, [sp_keys.key_pem, other_keys.key_pem, sp_keys.key_pem])
+    assert assertion.tag == f"{{{SAML}}}Assertion"
+    assert len(tried) == 3

@@ -290,3 +290,32 @@ def test_keys_sealed_under_another_secret_do_not_open(keys: SpKeys, database: Da
     assert staged.next is not None and staged.current is not None
     with pytest.raises(SealedKeyUnreadable):
         keys.status("acme")  # the old list alone cannot open the new key
+
+
+def test_ensure_for_an_unknown_slug_or_a_keyed_workspace_takes_no_write_lock(
+    keys: SpKeys, database: Database
+):
+    """Anyone can ask for /saml/<any slug>/metadata: asking must never queue behind (or hold)
+    the write lock, which on SQLite every sign-in and SCIM write needs."""
+    keys.ensure("acme")  # made once, with the write lock
+    fresh = SpKeys(database, secret_keys=[SECRET])  # another worker: nothing remembered
+    with database.engine.connect() as connection:
+        # A writer holds the lock meanwhile: SQLite's write lock (BEGIN IMMEDIATE, as
+        # Database.run takes it), or on PostgreSQL every workspace row.
+        holder = connection.execution_options(sqlite_immediate=True)
+        holder.begin()
+        holder.execute(
+            text("SELECT id FROM workspaces" + ("" if database.is_sqlite else " FOR UPDATE"))
+        )
+        finished = threading.Event()
+
+        def ask() -> None:
+            fresh.ensure("no-such-workspace")
+            fresh.ensure("acme")
+            finished.set()
+
+        thread = threading.Thread(target=ask, daemon=True)
+        thread.start()
+        assert finished.wait(5), "ensure() waited for the write lock"
+        holder.rollback()
+    assert len(rows(database)) == 1

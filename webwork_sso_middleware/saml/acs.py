@@ -56,6 +56,7 @@ ASSERTION = f"{{{SAML}}}Assertion"
 ENCRYPTED_ASSERTION = f"{{{SAML}}}EncryptedAssertion"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
+DECRYPTION_FAILED = "decryption_failed"  # what a stranger reads of any failure to open one
 
 CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"  # Entra ID, ADFS
 GIVEN_NAME = (
@@ -208,7 +209,22 @@ class AssertionConsumer:
         except DecryptionRefused as refused:
             raise _decryption_refused(refused, len(keys)) from None
         seen.decrypted = assertion
-        self.check_decrypted_structure(seen, assertion)
+        if seen.response_verified:
+            self.check_decrypted_structure(seen, assertion)
+            return assertion
+        # Nothing signed vouched for the cipher text, and AES-CBC is malleable: an attacker who
+        # alters it could tell plaintext that parses from plaintext that does not by which
+        # refusal comes back (Jager and Somorovsky, 2011). So the assertion's own signature is
+        # checked first, and every refusal until it holds reads as a decryption failure to
+        # the sender; the owner's diagnostics keep the real code.
+        try:
+            self.check_decrypted_structure(seen, assertion)
+            self.verify_signature(assertion.getroottree().getroot(), assertion)
+        except Rejection as refused:
+            raise Rejection(
+                refused.code, refused.detail, status=refused.status, public_code=DECRYPTION_FAILED
+            ) from None
+        seen.assertion_verified = seen.signature_verified = True
         return assertion
 
     def check_decrypted_structure(self, seen: Peek, assertion: Any) -> None:
@@ -412,7 +428,7 @@ class AssertionConsumer:
         if signed_response and not seen.response_verified:
             self.verify_signature(root, root)
             seen.response_verified = True
-        if signed_assertion:
+        if signed_assertion and not seen.assertion_verified:
             self.verify_signature(assertion.getroottree().getroot(), assertion)
 
     def verify_signature(self, document: Any, element: Any) -> None:
@@ -482,9 +498,12 @@ def _decryption_refused(refused: DecryptionRefused, keys: int) -> Rejection:
         return Rejection(
             "encrypted_malformed", f"the encrypted assertion is malformed: {refused.reason}"
         )
+    # A stranger reads a decryption failure: which of the two it was tells whether an altered
+    # cipher text decrypted to XML (see decrypt()).
     return Rejection(
         "encrypted_not_assertion",
         f"the encrypted assertion does not decrypt to one saml:Assertion: {refused.reason}",
+        public_code="decryption_failed",
     )
 
 

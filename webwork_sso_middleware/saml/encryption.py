@@ -480,24 +480,48 @@ def _decrypt(
         # Key lengths are public: saying so tells nothing about any padding.
         raise _malformed("no EncryptedKey has the length of an SP key (truncated?)")
     namespaces = dict(encrypted_assertion.nsmap)
+    # Every (EncryptedKey, SP key) pair is tried, whatever an earlier one gave: stopping at the
+    # first plaintext that parses would let the time taken tell well-formed plaintext from the
+    # rest, an oracle on unauthenticated (CBC) content. The first outcome wins.
+    outcome: bytes | DecryptionRefused | None = None
     for transport in encrypted.keys:
         for key in keys:
             if len(transport.cipher) != key.key_size // 8:
                 continue
-            content_key = _unwrap(transport, key, encrypted.content.key_size)
-            if content_key is None:
-                continue
-            plaintext = _open_content(encrypted.content, content_key, encrypted.cipher)
-            if plaintext is None:
-                continue
-            assertion = _read_plaintext(plaintext, namespaces, authenticated=encrypted.content.gcm)
-            if assertion is not None:
-                return etree.tostring(
-                    assertion, encoding="UTF-8", xml_declaration=False, with_tail=False
+            try:
+                found: bytes | DecryptionRefused | None = _attempt(
+                    transport, key, encrypted, namespaces
                 )
+            except DecryptionRefused as refused:
+                found = refused
+            if outcome is None:
+                outcome = found
+    if isinstance(outcome, bytes):
+        return outcome
+    if outcome is not None:
+        raise outcome
     raise DecryptionRefused(
         DecryptionRefused.WRONG_KEY, "none of the SP keys decrypts the assertion"
     )
+
+
+def _attempt(
+    transport: _EncryptedKey,
+    key: rsa.RSAPrivateKey,
+    encrypted: _EncryptedAssertion,
+    namespaces: dict[str | None, str],
+) -> bytes | None:
+    """The serialized Assertion one SP key opens, or None when it opens nothing."""
+    content_key = _unwrap(transport, key, encrypted.content.key_size)
+    if content_key is None:
+        return None
+    plaintext = _open_content(encrypted.content, content_key, encrypted.cipher)
+    if plaintext is None:
+        return None
+    assertion = _read_plaintext(plaintext, namespaces, authenticated=encrypted.content.gcm)
+    if assertion is None:
+        return None
+    return etree.tostring(assertion, encoding="UTF-8", xml_declaration=False, with_tail=False)
 
 
 def _splice(target: etree._Element, fragment: bytes) -> etree._Element:

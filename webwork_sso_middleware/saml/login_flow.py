@@ -109,7 +109,9 @@ class LoginFlow:
             )
             return idp, keys
 
-        version = (target.idp_version, target.sp_version)
+        # The workspace's id too: a workspace deleted and made again under the same slug starts
+        # its versions afresh, and must never get its predecessor's SP (and keys).
+        version = (target.workspace_id, target.idp_version, target.sp_version)
         return self.providers.get(self.urls(request, target.slug), version, load)
 
     def prepare(self, slug: str) -> None:

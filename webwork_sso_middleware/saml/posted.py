@@ -51,6 +51,9 @@ class Peek:
     # Set by the consumer once the Response's own signature verified (for an encrypted
     # assertion: on this tree, before decrypting), so it is never checked again.
     response_verified: bool = False
+    # Set once a decrypted assertion's own signature verified (decrypted in an unsigned
+    # Response, it is checked before anything else reads it), so it is not checked again.
+    assertion_verified: bool = False
     # The Assertion decrypted from the EncryptedAssertion (in a document of its own), once the
     # consumer decrypted it; None for a plaintext assertion.
     decrypted: Any = None

@@ -266,7 +266,7 @@ class ServiceProviders:
     def __init__(self, *, clock_skew: dt.timedelta, size: int = 256) -> None:
         self.clock_skew = clock_skew
         self.size = size
-        self._cache: OrderedDict[tuple[str, tuple[str | None, int]], ServiceProvider] = (
+        self._cache: OrderedDict[tuple[str, tuple[int, str | None, int]], ServiceProvider] = (
             OrderedDict()
         )
         self._lock = threading.Lock()
@@ -274,7 +274,7 @@ class ServiceProviders:
     def get(
         self,
         urls: WorkspaceUrls,
-        version: tuple[str | None, int],
+        version: tuple[int, str | None, int],
         load: Callable[[], tuple[IdPSettings | None, SpKeyRing | None]],
     ) -> ServiceProvider:
         """The SP for this workspace at ``version`` (its IdP's version, and its SP version:

@@ -136,19 +136,29 @@ class SpKeys:
             if slug in self._ensured:
                 return
 
-        def work(unit: UnitOfWork) -> bool:
-            workspace_id = key_store.locked_workspace_id(unit, slug)
+        def has_key(unit: UnitOfWork) -> bool | None:
+            workspace_id = key_store.workspace_id(unit, slug)
             if workspace_id is None:
-                return False
-            if CURRENT not in key_store.keys(unit, workspace_id):
-                self._insert_new(unit, workspace_id, slug, CURRENT)
-            return True
+                return None
+            return CURRENT in key_store.keys(unit, workspace_id)
 
-        if self.database.run(work):
-            with self._lock:
-                if len(self._ensured) > 100_000:  # bounded: a cache, never a leak
-                    self._ensured.clear()
-                self._ensured.add(slug)
+        # Asked in a read transaction first: an unknown slug (anyone can ask for any) must
+        # never take SQLite's write lock, and a workspace with its key needs none either.
+        found = self.database.run(has_key, write=False)
+        if found is None:
+            return
+
+        def work(unit: UnitOfWork) -> None:
+            workspace_id = key_store.locked_workspace_id(unit, slug)
+            if workspace_id is not None and CURRENT not in key_store.keys(unit, workspace_id):
+                self._insert_new(unit, workspace_id, slug, CURRENT)
+
+        if not found:
+            self.database.run(work)
+        with self._lock:
+            if len(self._ensured) > 100_000:  # bounded: a cache, never a leak
+                self._ensured.clear()
+            self._ensured.add(slug)
 
     def forget(self, slug: str) -> None:
         """Ask the database again next time (a workspace found without a current key)."""
