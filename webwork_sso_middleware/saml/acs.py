@@ -72,6 +72,13 @@ class VerifiedAssertion:
     given_name: str | None
     family_name: str | None
     display_name: str | None
+    # What single logout names the sign-in by (saml/single_logout.py): the NameID as sent,
+    # with its Format and qualifiers, and the AuthnStatement's SessionIndex.
+    name_id: str | None = None
+    name_id_format: str | None = None
+    session_index: str | None = None
+    name_qualifier: str | None = None
+    sp_name_qualifier: str | None = None
 
 
 class AssertionConsumer:
@@ -290,7 +297,24 @@ class AssertionConsumer:
             given_name=_first(attributes, GIVEN_NAME),
             family_name=_first(attributes, FAMILY_NAME),
             display_name=_first(attributes, DISPLAY_NAME),
+            name_id=email,
+            name_id_format=_bounded(name_id.get("Format"), 256),
+            session_index=_bounded(_session_index(assertion), 256),
+            name_qualifier=_bounded(name_id.get("NameQualifier"), 1024),
+            sp_name_qualifier=_bounded(name_id.get("SPNameQualifier"), 1024),
         )
+
+
+def _session_index(assertion: Any) -> str | None:
+    """The first AuthnStatement's SessionIndex (an IdP that sends several names one session)."""
+    statement = assertion.find(f"{{{SAML}}}AuthnStatement")
+    return statement.get("SessionIndex") if statement is not None else None
+
+
+def _bounded(value: str | None, width: int) -> str | None:
+    """``value`` when it fits its member_sessions column; an IdP's oversized qualifier is
+    dropped rather than failing the sign-in (single logout then matches by NameID alone)."""
+    return value if value and len(value) <= width else None
 
 
 def _instant(value: str | None) -> dt.datetime | None:
