@@ -639,6 +639,8 @@ def _decode(value: str, *, deflated: bool) -> bytes:
         ) from None
     if len(xml) > MAX_XML_BYTES or inflater.unconsumed_tail:
         raise Rejection("slo_too_large", "the logout message is larger than this site accepts")
+    if not inflater.eof:  # a truncated stream, or bytes that merely looked like one
+        raise Rejection("slo_bad_encoding", "the logout message is not DEFLATE-compressed")
     return xml
 
 
