@@ -98,6 +98,7 @@ QUERY_SIGNATURE_ALGORITHMS: dict[str, type[hashes.HashAlgorithm]] = {
 }
 MAX_MESSAGE_CHARS = 64 * 1024  # as sent: base64 (of the deflated XML, for Redirect)
 MAX_XML_BYTES = 128 * 1024  # inflated: a deflate bomb stops one byte past this
+MAX_RELAY_STATE = 1024
 MAX_ID_LENGTH = 200  # the replay cache's column holds 256 with the prefix
 # An IdP's LogoutRequest older than this (by its IssueInstant, beyond the clock skew) is refused:
 # the replay cache keeps its ID only this long.
@@ -219,6 +220,8 @@ class SingleLogout:
                 ) from None
             raise Rejection("slo_malformed", "the logout message is not well-formed XML") from None
         relay_state = fields["RelayState"][0] if fields["RelayState"] else None
+        if relay_state is not None and len(relay_state) > MAX_RELAY_STATE:
+            relay_state = None  # bindings 3.4.3 allow 80 bytes: a longer one is not echoed
         return Received(field, binding, root, relay_state, signature)
 
     # -- IdP-initiated ---------------------------------------------------------------------------
