@@ -71,16 +71,8 @@ SAML_SUBJECT_KEYS = (
     "saml_session_index",
 )
 _INSERT_SESSION = DriverStatement(
-    insert(_SESSIONS),
-    keys=(
-        "id_hash",
-        "member_id",
-        "workspace_id",
-        "generation",
-        "created_at",
-        "expires_at",
-        *SAML_SUBJECT_KEYS,
-    ),
+    insert(_SESSIONS).values({key: bindparam(key) for key in SAML_SUBJECT_KEYS}),
+    keys=("id_hash", "member_id", "workspace_id", "generation", "created_at", "expires_at"),
 )
 _SESSION_QUERY = (
     select(
