@@ -149,7 +149,8 @@ def test_idp_logout_by_redirect_ends_the_session_and_answers_signed(
         site.entity_id("acme"),
     )
     assert seen.destination == idp.slo_url
-    assert whoami(browser, site).startswith("user=;")  # the cookie was cleared
+    assert answer.headers["Set-Cookie"].startswith("webwork_sso_session=;")  # this browser's
+    assert whoami(browser, site).startswith("user=;")
     assert whoami(old_cookie, site).startswith("user=;")  # and the old one no longer works
     [row] = sessions_of(site)
     assert row.ended_at is not None
@@ -202,6 +203,13 @@ def test_session_index_restricts_which_sessions_end(site: Site, idp: TestIdP, ac
     assert requests.get(url, allow_redirects=False).status_code == 302
 
     assert whoami(first, site).startswith("user=;")
+    assert whoami(second, site).startswith(f"user={EMAIL};")
+    # Sent from the browser that holds the other session: not its cookie to clear.
+    url = idp.logout_redirect(
+        destination=slo(site), name_id=EMAIL, session_indexes=["no-such-index"]
+    )
+    untouched = second.get(url, allow_redirects=False)
+    assert untouched.status_code == 302 and "Set-Cookie" not in untouched.headers
     assert whoami(second, site).startswith(f"user={EMAIL};")
 
 
@@ -320,6 +328,12 @@ POST_CASES = {
         "slo_dtd_forbidden",
     ),
     "malformed": (lambda *_: "<samlp:LogoutRequest", "slo_malformed"),
+    "too_many_session_indexes": (
+        lambda site, idp, _: idp.logout_request_xml(
+            destination=slo(site), name_id=EMAIL, session_indexes=[f"s{n}" for n in range(65)]
+        ),
+        "slo_malformed",
+    ),
     "not_a_request": (
         lambda site, idp, _: protocol.sign_message(
             idp.server,

@@ -99,6 +99,7 @@ QUERY_SIGNATURE_ALGORITHMS: dict[str, type[hashes.HashAlgorithm]] = {
 MAX_MESSAGE_CHARS = 64 * 1024  # as sent: base64 (of the deflated XML, for Redirect)
 MAX_XML_BYTES = 128 * 1024  # inflated: a deflate bomb stops one byte past this
 MAX_RELAY_STATE = 1024
+MAX_SESSION_INDEXES = 64  # a person's sessions at one IdP; each is a bound parameter
 MAX_ID_LENGTH = 200  # the replay cache's column holds 256 with the prefix
 # An IdP's LogoutRequest older than this (by its IssueInstant, beyond the clock skew) is refused:
 # the replay cache keeps its ID only this long.
@@ -333,6 +334,10 @@ class SingleLogout:
             1 for _ in root.iter(f"{{{SAMLP}}}SessionIndex")
         ) != len(indexes):
             raise Rejection("slo_malformed", "a SessionIndex is empty or out of place")
+        if len(indexes) > MAX_SESSION_INDEXES:
+            raise Rejection(
+                "slo_malformed", f"the LogoutRequest lists more than {MAX_SESSION_INDEXES} sessions"
+            )
         return LogoutOrder(
             request_id,
             name_id,
