@@ -75,6 +75,8 @@ ALLOWED_SIBLINGS: Mapping[tuple[str, str], str] = {
     # in-process crypto backend, no xmlsec1), so it signs exactly as the SP verifies. That is
     # pysaml2 plumbing, not SP logic: devidp may use it and nothing else of saml.
     ("devidp.protocol", "saml.entities"): "the dev IdP shares the SP's pysaml2 set-up",
+    # Likewise it encrypts assertions with the code the SP decrypts with (XML Encryption).
+    ("devidp.protocol", "saml.encryption"): "the dev IdP encrypts as the SP decrypts",
 }
 
 

@@ -298,13 +298,15 @@ def test_a_worker_killed_mid_write_leaves_nothing_behind(
 
         after = row_counts(database_url)
         grown = {name: after[name] - before[name] for name in after if after[name] != before[name]}
-        # Exactly what the two completed requests wrote, once each.
+        # Exactly what the two completed requests wrote, once each, and the workspace's first
+        # SP key, which the first SAML request makes in a transaction of its own beforehand.
         assert grown == {
             "members": 2,
             "member_values": 2,
             "audit_events": 2,
             "saml_seen_assertions": 1,
             "member_sessions": 1,
+            "sp_keys": 1,
         }, grown
         with transaction(database) as unit:
             assert unit.session.scalar(select(func.count()).select_from(MemberSession)) == 1

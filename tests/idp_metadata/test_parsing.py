@@ -142,8 +142,23 @@ def test_metadata_without_a_usable_sso_url_is_refused() -> None:
         ' Location="https://idp.example/sso"/>'
     )
     refused(entity_descriptor(services=artifact), "no SingleSignOnService", "HTTP-Artifact")
+    soap = artifact.replace("HTTP-Artifact", "SOAP")
+    refused(entity_descriptor(services=soap + artifact), "HTTP-Redirect or HTTP-POST", "SOAP")
     refused(entity_descriptor(services=sso_services(post="javascript:alert(1)", redirect=None)),
             "not an http(s) URL")  # fmt: skip
+
+
+def test_a_stored_idp_without_a_usable_sso_url_can_still_be_read_when_asked() -> None:
+    """The SP of a record stored before these checks reads its keys; sign-in start then says
+    why it cannot send a request (tests/saml/test_login_flow.py)."""
+    soap = (
+        '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP"'
+        ' Location="https://idp.example/sso"/>'
+    )
+    parsed = parse(entity_descriptor(services=soap), check_loadable=False, require_sso=False)
+    assert parsed.sso_urls == {} and parsed.signing_certificates
+    post_only = parse(entity_descriptor(services=sso_services(redirect=None)), require_sso=False)
+    assert post_only.sso_urls == {BINDING_POST: OKTA_SSO_POST}
 
 
 def test_a_certificate_that_does_not_decode_is_refused() -> None:

@@ -3,11 +3,19 @@
     idp = TestIdP.start(serve, tmp_path)        # or the ``idp`` / ``second_idp`` fixtures
     idp.metadata_xml()                          # EntityDescriptor with its signing certificate
     idp.sp_config(sp_entity_id, acs_url)        # make an SP known to it (minimal SP metadata)
+    idp.load_sp_metadata(url)                   # or by the SP's own metadata (its keys too)
+    idp.want_authn_requests_signed = True       # WantAuthnRequestsSigned="true"; unsigned refused
     idp.response(sp_entity_id=..., acs_url=..., email="alice@acme.test")   # base64 SAMLResponse
+    idp.response(..., name_id_format=NAMEID_FORMAT_PERSISTENT)  # opaque NameID, email attribute
+    idp.response(..., encryption=Encryption(sp_cert_pem, content=AES128_CBC))  # EncryptedAssertion
+    idp.encryption = Encryption(sp_cert_pem)    # ... in the HTTP sign-ins below too
 
 HTTP (``idp.url`` + path): GET ``/idp/metadata``; GET ``/idp/sso?SAMLRequest=..&RelayState=..``
 (HTTP-Redirect; HTTP-POST is answered too) signs ``idp.next_user`` (or ``?user=``) in and returns a page
-whose form auto-POSTs SAMLResponse and RelayState to the request's ACS.
+whose form auto-POSTs SAMLResponse and RelayState to the request's ACS. A signed AuthnRequest is
+verified with the SP's signing certificates from its registered metadata (a query signature over
+the raw query as sent; an enveloped one by pysaml2): a bad one gets 400; ``idp.requests`` records
+how each was signed and by which certificate.
 
 Attributes sent by default for ``first.last@domain`` (override per call with ``attributes=`` or per user
 with ``idp.users[email] = {...}``): Okta's ``email``, ``firstName``, ``lastName`` (verbatim names,
@@ -27,6 +35,7 @@ from typing import Any, Unpack
 from urllib.parse import parse_qs, urlsplit
 
 import lxml.html
+import requests
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
 from saml2.sigver import verify_redirect_signature
@@ -44,10 +53,11 @@ from webwork_sso_middleware.devidp.protocol import (
     make_idp_server,
     sp_metadata_xml,
 )
+from webwork_sso_middleware.saml.encryption import Encryption
 
 __all__ = [
-    "STANDARD_ATTRIBUTES", "Attributes", "AuthnRequestSeen", "KeyPair", "LogoutSeen", "TestIdP",
-    "autopost_form",
+    "STANDARD_ATTRIBUTES", "Attributes", "AuthnRequestSeen", "Encryption", "KeyPair", "LogoutSeen",
+    "TestIdP", "autopost_form",
     "default_attributes", "make_key_pair", "pysaml2_sp_config", "sp_metadata_xml",
 ]  # fmt: skip
 
@@ -110,6 +120,8 @@ class AuthnRequestSeen:
     relay_state: str | None
     binding: str
     user: str
+    signature: str | None = None  # "query", "xml" or None (unsigned)
+    signed_by: str | None = None  # base64 DER of the SP certificate that verified it
 
 
 class TestIdP:
@@ -129,6 +141,8 @@ class TestIdP:
         self.next_user: str | None = "alice@acme.test"
         self.users: dict[str, Attributes] = {}
         self.sign_metadata = False
+        # Set to encrypt the assertions of HTTP sign-ins (``/idp/sso``) for an SP's certificate.
+        self.encryption: Encryption | None = None
         self.requests: list[AuthnRequestSeen] = []
         # Single logout: what reached /idp/slo, and how it answers an SP's LogoutRequest
         # (a status code other than Success, or silence: no answer at all).
@@ -327,6 +341,22 @@ class TestIdP:
             fields["RelayState"] = relay_state
         return "200 OK", "text/html; charset=utf-8", autopost_page(destination, fields)
 
+    def load_sp_metadata(self, url: str) -> list[str]:
+        """Register the SP(s) of the SP metadata at ``url`` (fetched over HTTP), signing
+        certificates included, replacing what was known of them; returns their entity IDs."""
+        answer = requests.get(url, timeout=10)
+        answer.raise_for_status()
+        return protocol.register_sp_metadata(self.server, answer.text)
+
+    @property
+    def want_authn_requests_signed(self) -> bool:
+        """WantAuthnRequestsSigned in this IdP's metadata; when true, unsigned requests get 400."""
+        return bool(self.server.config.getattr("want_authn_requests_signed", "idp"))
+
+    @want_authn_requests_signed.setter
+    def want_authn_requests_signed(self, wanted: bool) -> None:
+        protocol.want_authn_requests_signed(self.server, wanted)
+
     # responses --------------------------------------------------------------------------------------
 
     def response(
@@ -338,7 +368,9 @@ class TestIdP:
         attributes: Attributes | None = None,
         **options: Unpack[protocol.ResponseOptions],
     ) -> str:
-        """A base64 SAMLResponse (HTTP-POST binding) for ``email``; NameID format emailAddress.
+        """A base64 SAMLResponse (HTTP-POST binding) for ``email``; NameID format emailAddress
+        unless ``name_id_format=`` names another (transient, persistent: an opaque NameID, the
+        email in the attributes only; None: no Format) or ``name_id=`` gives the value.
 
         Made by ``Server.create_authn_response``, then edited as ``options`` ask (see
         ``devidp.protocol.response_xml``: offsets are seconds from now; issuer, audience,
@@ -404,7 +436,8 @@ class TestIdP:
             return _reply(start_response, status, content_type, body)
         if path != "/idp/sso" or method not in ("GET", "POST"):
             return _reply(start_response, "404 Not Found", "text/plain", "not found")
-        query = parse_qs(environ.get("QUERY_STRING", ""))
+        raw_query = environ.get("QUERY_STRING", "")
+        query = parse_qs(raw_query)
         params = query
         binding = BINDING_HTTP_REDIRECT
         if method == "POST":
@@ -420,14 +453,26 @@ class TestIdP:
             return _reply(start_response, "403 Forbidden", "text/plain", "nobody signs in")
         try:
             # Any unparseable or unknown-SP request: say so, as a real IdP would.
-            request = protocol.read_authn_request(self.server, saml_request, binding)
+            request = protocol.read_authn_request(
+                self.server,
+                saml_request,
+                binding,
+                query=raw_query if binding == BINDING_HTTP_REDIRECT else None,
+            )
         except RequestRefused as refused:
             return _reply(
                 start_response, "400 Bad Request", "text/plain", f"bad AuthnRequest: {refused}"
             )
         self.requests.append(
             AuthnRequestSeen(
-                request.id, request.sp_entity_id, request.acs_url, relay_state, binding, user
+                request.id,
+                request.sp_entity_id,
+                request.acs_url,
+                relay_state,
+                binding,
+                user,
+                request.signature,
+                request.signed_by,
             )
         )
         saml_response = self.response(
@@ -435,6 +480,7 @@ class TestIdP:
             acs_url=request.acs_url,
             email=user,
             in_response_to=request.id,
+            encryption=self.encryption,
         )
         page = autopost_page(
             request.acs_url, {"SAMLResponse": saml_response, "RelayState": relay_state}

@@ -16,7 +16,7 @@ import xmlsec
 from lxml import etree
 
 from webwork_sso_middleware.saml.acs import BEARER, DS, AssertionConsumer, VerifiedAssertion
-from webwork_sso_middleware.saml.posted import SAML, SAMLP, peek
+from webwork_sso_middleware.saml.posted import SAML, SAMLP, Peek, peek
 from webwork_sso_middleware.saml.rejection import Rejection
 from webwork_sso_middleware.saml.sp import IdPSettings, ServiceProvider
 from webwork_sso_middleware.store import replay_cache
@@ -1135,9 +1135,249 @@ def test_an_oversized_qualifier_is_dropped_not_fatal(
     def huge(root: etree._Element) -> None:
         qualified_name_id(root)
         assertion_part("Subject/NameID")(root).set("NameQualifier", "q" * 2000)
-        assertion_part("AuthnStatement")(root).set("SessionIndex", "s" * 300)
+        assertion_part("AuthnStatement")(root).set("SessionIndex", "s" * 600)
 
     verified = consume(consumer, unit_response(test_idp, huge), dt.datetime.now(dt.UTC))
 
     assert verified.name_qualifier is None and verified.session_index is None
     assert verified.sp_name_qualifier == SP_ID and verified.name_id == "alice@acme.test"
+
+
+# -- an empty InResponseTo: schema-invalid, told apart from an unknown request -----------------
+
+
+def _empty_in_response_to(on: str) -> Callable[[etree._Element], None]:
+    def edit(root: etree._Element) -> None:
+        if on in ("response", "both"):
+            root.set("InResponseTo", "")
+        if on in ("confirmation", "both"):
+            confirmation_data(root).set("InResponseTo", "")
+
+    return edit
+
+
+@pytest.mark.parametrize("on", ["both", "response", "confirmation"])
+def test_an_empty_in_response_to_has_its_own_reason(site: Site, idp: TestIdP, acme: str, on: str):
+    """samlify's default template writes InResponseTo="" (on the Response and the bearer
+    confirmation) for a response that answers no request. Not "unknown request": the owner
+    would look for a request gone missing, when the IdP must leave the attribute out."""
+    response = post_tree(site, edited(site, idp, _empty_in_response_to(on), signed="response"))
+    assert_rejected(site, response, "empty_in_response_to")
+    assert "empty InResponseTo" in response.text and "samlify" in response.text
+    assert "unknown_in_response_to" not in response.text
+    assert 'InResponseTo=""' in site.audit("login_failed")[-1].changes["detail"]
+
+
+def test_the_consumer_refuses_an_empty_in_response_to_on_its_own(
+    consumer: AssertionConsumer, test_idp: TestIdP
+):
+    """posted.peek refuses it first; the consumer does not rely on that (a Peek made
+    elsewhere, or a check moved)."""
+    root = etree.fromstring(unit_response(test_idp, _empty_in_response_to("response")))
+    with pytest.raises(Rejection) as refused:
+        consumer.consume(Peek(root, ""), {"": "/"}, now=dt.datetime.now(dt.UTC))
+    assert refused.value.code == "empty_in_response_to"
+
+
+# -- base64 wrapped in lines ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_a_response_wrapped_at_76_columns_signs_in(
+    site: Site, idp: TestIdP, acme: str, newline: str
+):
+    """Some IdPs wrap the base64 of SAMLResponse MIME-style; the form field keeps the breaks."""
+    encoded = idp.response(**honest(site, idp))
+    wrapped = newline.join(encoded[i : i + 76] for i in range(0, len(encoded), 76)) + newline
+    assert newline in wrapped and len(wrapped.split(newline)[0]) == 76
+    response = post(site, wrapped)
+    assert response.status_code == 303, response.text
+    assert whoami(response.browser, site).startswith(  # type: ignore[attr-defined]
+        "user=alice@acme.test;"
+    )
+
+
+# -- NameID formats: transient and persistent identify by the email attribute ----------------------
+
+TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
+PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+EMAIL_FORMAT = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
+
+
+def signed_in_as(site: Site, response: requests.Response) -> str:
+    assert response.status_code == 303, response.text
+    return whoami(response.browser, site).partition(";")[0].removeprefix("user=")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name_id_format", [PERSISTENT, TRANSIENT])
+def test_an_opaque_name_id_signs_in_by_the_email_attribute(
+    site: Site, idp: TestIdP, acme: str, name_id_format: str
+):
+    """Entra's default NameID is persistent: an identifier, never an address."""
+    response = post(site, idp.response(**honest(site, idp), name_id_format=name_id_format))
+    assert signed_in_as(site, response) == "alice@acme.test"
+    (member,) = site.members()
+    assert member.user_name == "alice@acme.test" and member.given_name == "Alice"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "email",
+        "mail",
+        "EmailAddress",
+        "urn:oid:0.9.2342.19200300.100.1.3",
+        CLAIMS + "emailaddress",
+        CLAIMS + "name",
+        "User.Email",
+    ],
+)
+def test_each_email_attribute_an_idp_sends_is_read(site: Site, idp: TestIdP, acme: str, name: str):
+    attributes = {name: ["dana@acme.test"], "firstName": ["Dana"]}
+    response = post(
+        site,
+        idp.response(
+            **honest(site, idp, email="dana@acme.test"),
+            attributes=attributes,
+            name_id_format=PERSISTENT,
+        ),
+    )
+    assert signed_in_as(site, response) == "dana@acme.test"
+
+
+@pytest.mark.parametrize(
+    "attributes, expected",
+    [
+        ({"mail": "bob@acme.test", "email": "alice@acme.test"}, "alice@acme.test"),
+        ({CLAIMS + "name": "carol@acme.test", "mail": "bob@acme.test"}, "bob@acme.test"),
+        # Entra's UPN claim is used only when it is an address; so is every other.
+        ({CLAIMS + "name": "CONTOSO\\dave", "User.Email": "dave@acme.test"}, "dave@acme.test"),
+        ({"email": "erin", "mail": "erin@acme.test"}, "erin@acme.test"),
+    ],
+    ids=["email before mail", "mail before upn", "upn not an address", "email not an address"],
+)
+def test_the_first_email_attribute_in_order_wins(
+    site: Site, idp: TestIdP, acme: str, attributes: dict[str, str], expected: str
+):
+    response = post(
+        site, idp.response(**honest(site, idp), attributes=attributes, name_id_format=PERSISTENT)
+    )
+    assert signed_in_as(site, response) == expected
+
+
+@pytest.mark.parametrize("name_id_format", [PERSISTENT, TRANSIENT])
+def test_an_opaque_name_id_without_an_email_attribute_says_which_to_send(
+    site: Site, idp: TestIdP, acme: str, name_id_format: str
+):
+    attributes = {"firstName": "Alice", CLAIMS + "name": "alice", "mail": "not an address"}
+    response = post(
+        site,
+        idp.response(**honest(site, idp), attributes=attributes, name_id_format=name_id_format),
+    )
+    assert_rejected(site, response, "no_email_attribute")
+    assert "attribute named email" in response.text
+    detail = site.audit("login_failed")[-1].changes["detail"]
+    assert name_id_format.rpartition(":")[2] in detail and "'email'" in detail
+
+
+@pytest.mark.parametrize(
+    "name_id_format", [EMAIL_FORMAT, None], ids=["emailAddress", "no format (unspecified)"]
+)
+def test_a_name_id_that_should_be_an_address_is_never_replaced_by_an_attribute(
+    site: Site, idp: TestIdP, acme: str, name_id_format: str | None
+):
+    """The attributes hold an address (the defaults: email, mail), but an emailAddress NameID
+    that is none is the IdP's error: it is refused, not worked around."""
+    response = post(
+        site,
+        idp.response(**honest(site, idp), name_id="alice", name_id_format=name_id_format),
+    )
+    assert_rejected(site, response, "bad_name_id")
+    detail = site.audit("login_failed")[-1].changes["detail"]
+    assert ("emailAddress NameID" in detail) == (name_id_format == EMAIL_FORMAT)
+
+
+def test_a_refused_opaque_name_id_records_the_email_it_claimed(site: Site, idp: TestIdP, acme: str):
+    """The owner's diagnostics name whom a refused response was for, as with an email NameID."""
+    response = post(
+        site,
+        idp.response(
+            **honest(site, idp, audience="https://other.test/sp"), name_id_format=PERSISTENT
+        ),
+    )
+    assert_rejected(site, response, "audience_mismatch")
+    assert site.audit("login_failed")[-1].changes["email"] == "alice@acme.test"
+
+
+def test_an_unspecified_name_id_that_is_an_address_signs_in(site: Site, idp: TestIdP, acme: str):
+    response = post(site, idp.response(**honest(site, idp), name_id_format=None))
+    assert signed_in_as(site, response) == "alice@acme.test"
+
+
+def test_an_opaque_name_id_must_not_be_empty(site: Site, idp: TestIdP, acme: str):
+    def edit(root: etree._Element) -> None:
+        name_id = root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}NameID")
+        name_id.set("Format", PERSISTENT)
+        name_id.text = "  "
+
+    assert_rejected(site, post_tree(site, edited(site, idp, edit)), "bad_name_id")
+
+
+# -- what single logout will need, carried on the VerifiedAssertion -------------------------------
+
+
+def _session_index_of(document: bytes) -> str | None:
+    statement = etree.fromstring(document).find(f"{{{SAML}}}Assertion/{{{SAML}}}AuthnStatement")
+    return statement.get("SessionIndex")
+
+
+@pytest.mark.parametrize(
+    "name_id_format, name_id",
+    [
+        (PERSISTENT, "AAdzZWNyZXQxKnEKZGGhrWuZ4VxiQw=="),
+        (TRANSIENT, "_9f2c1e"),
+        (EMAIL_FORMAT, "alice@acme.test"),
+        (None, "alice@acme.test"),
+    ],
+    ids=["persistent", "transient", "emailAddress", "unspecified"],
+)
+def test_the_name_id_its_format_and_the_session_index_are_kept(
+    consumer: AssertionConsumer, test_idp: TestIdP, name_id_format: str | None, name_id: str
+):
+    xml = test_idp.response_xml(
+        sp_entity_id=SP_ID,
+        acs_url=ACS,
+        email="alice@acme.test",
+        name_id_format=name_id_format,
+        name_id=name_id,
+    ).encode()
+    index = _session_index_of(xml)
+    assert index
+    verified = consume(consumer, xml, dt.datetime.now(dt.UTC))
+    assert (verified.email, verified.name_id, verified.name_id_format) == (
+        "alice@acme.test",
+        name_id,
+        name_id_format,
+    )
+    assert verified.session_index == index
+
+
+@pytest.mark.parametrize(
+    "session_index, kept",
+    [(None, None), ("", None), ("s" * 512, "s" * 512), ("s" * 513, None)],
+    ids=["none", "empty", "512", "513"],
+)
+def test_a_missing_or_oversized_session_index_is_not_kept(
+    consumer: AssertionConsumer, test_idp: TestIdP, session_index: str | None, kept: str | None
+):
+    """Not a refusal: without it, single logout still matches the NameID."""
+
+    def edit(root: etree._Element) -> None:
+        statement = assertion_part("AuthnStatement")(root)
+        statement.attrib.pop("SessionIndex")
+        if session_index is not None:
+            statement.set("SessionIndex", session_index)
+
+    verified = consume(consumer, unit_response(test_idp, edit), dt.datetime.now(dt.UTC))
+    assert verified.session_index == kept and verified.email == "alice@acme.test"

@@ -13,10 +13,11 @@ from saml2.client import Saml2Client
 from saml2.mdstore import MetadataStore
 from saml2.sigver import MissingKey, SignatureError
 
+from webwork_sso_middleware.saml.encryption import AES128_CBC, Encryption
 from webwork_sso_middleware.saml.entities import make_client
 
 from ..constants import DS, SAML
-from .idp import TestIdP, autopost_form, pysaml2_sp_config
+from .idp import TestIdP, autopost_form, make_key_pair, pysaml2_sp_config
 
 SP_ID = "http://sp.test/saml/acme/metadata"
 ACS = "http://sp.test/saml/acme/acs"
@@ -158,6 +159,25 @@ def test_next_user_is_who_signs_in(idp: TestIdP, sp: Saml2Client) -> None:
     )
     idp.next_user = None
     assert requests.get(dict(info["headers"])["Location"], timeout=5).status_code == 403
+
+
+def test_http_sign_ins_encrypt_when_the_idp_is_told_to(idp: TestIdP, tmp_path: Any) -> None:
+    sp_keys = make_key_pair("SP encryption")
+    key_file, cert_file = sp_keys.write(tmp_path, "sp")
+    config = pysaml2_sp_config(SP_ID, ACS, [idp.metadata_xml()])
+    config["encryption_keypairs"] = [{"key_file": str(key_file), "cert_file": str(cert_file)}]
+    sp = make_client(config)
+    idp.sp_config(SP_ID, ACS)
+    idp.encryption = Encryption(sp_keys.cert_pem, content=AES128_CBC, key_placement="sibling")
+    _, info = sp.prepare_for_authenticate(entityid=idp.entity_id, binding=BINDING_HTTP_REDIRECT)
+    fields = autopost_form(requests.get(dict(info["headers"])["Location"], timeout=5).text)[1]
+    xml = base64.b64decode(fields["SAMLResponse"])
+    assert b"EncryptedAssertion" in xml and b"alice@acme.test" not in xml
+    assert AES128_CBC.encode() in xml
+    response = sp.parse_authn_request_response(
+        fields["SAMLResponse"], BINDING_HTTP_POST, outstanding={_in_response_to(fields): "/"}
+    )
+    assert response.name_id.text == "alice@acme.test"
 
 
 def test_bad_requests_are_refused(idp: TestIdP, sp: Saml2Client) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from webwork_sso_middleware.saml.posted import SAML, claimed_email, decode, peek
+from webwork_sso_middleware.saml.posted import SAML, claimed_email, decode, email_attribute, peek
 from webwork_sso_middleware.saml.rejection import Rejection
 
 from .conftest import ACS, SP_ID
@@ -115,3 +115,123 @@ def test_each_wrapping_character_alone_is_skipped(wrapping: str):
     document = b"<samlp:Response xmlns:samlp='urn:oasis:names:tc:SAML:2.0:protocol'/>"
     encoded = base64.b64encode(document).decode("ascii")
     assert decode(encoded[:8] + wrapping + encoded[8:]) == document
+
+
+# -- an empty InResponseTo, refused before anything is checked -----------------------------------
+
+
+def with_in_response_to(
+    idp: TestIdP, on_response: str | None, on_confirmation: str | None
+) -> bytes:
+    root = etree.fromstring(
+        idp.response_xml(
+            sp_entity_id=SP_ID, acs_url=ACS, email="alice@acme.test", sign_assertion=False
+        ).encode()
+    )
+    confirmation = root.find(
+        f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}SubjectConfirmation/"
+        f"{{{SAML}}}SubjectConfirmationData"
+    )
+    for element, value in ((root, on_response), (confirmation, on_confirmation)):
+        element.attrib.pop("InResponseTo", None)
+        if value is not None:
+            element.set("InResponseTo", value)
+    return etree.tostring(root)
+
+
+@pytest.mark.parametrize(
+    "on_response, on_confirmation",
+    [("", ""), ("", None), (None, ""), ("id-1", "")],
+    ids=["both", "response", "confirmation", "confirmation only empty"],
+)
+def test_an_empty_in_response_to_is_refused_with_its_own_code(
+    test_idp: TestIdP, on_response: str | None, on_confirmation: str | None
+):
+    with pytest.raises(Rejection) as refused:
+        peek(with_in_response_to(test_idp, on_response, on_confirmation))
+    assert refused.value.code == "empty_in_response_to"
+    assert 'InResponseTo=""' in refused.value.detail and "leave the attribute out" in (
+        refused.value.detail
+    )
+
+
+@pytest.mark.parametrize(
+    "on_response, on_confirmation, seen",
+    [(None, None, None), ("id-1", "id-1", "id-1"), ("id-1", None, "id-1")],
+)
+def test_an_absent_or_named_in_response_to_is_peeked(
+    test_idp: TestIdP, on_response: str | None, on_confirmation: str | None, seen: str | None
+):
+    assert peek(with_in_response_to(test_idp, on_response, on_confirmation)).in_response_to == seen
+
+
+# -- the email a transient or persistent NameID's response claims --------------------------------
+
+PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
+
+
+@pytest.mark.parametrize(
+    "name_id_format, attributes, claimed",
+    [
+        (PERSISTENT, {"email": "bob@acme.test"}, "bob@acme.test"),
+        (TRANSIENT, {"User.Email": "bob@acme.test"}, "bob@acme.test"),
+        (PERSISTENT, {"firstName": "Bob"}, None),
+        (PERSISTENT, {"email": "bob"}, None),
+        (
+            "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+            {"email": "bob@acme.test"},
+            "alice@acme.test",
+        ),
+        (
+            "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+            {"email": "bob@acme.test"},
+            "alice@acme.test",
+        ),
+    ],  # fmt: skip
+    ids=["persistent", "transient", "no attribute", "no address", "emailAddress", "unspecified"],
+)
+def test_an_opaque_name_id_claims_the_email_attribute(
+    test_idp: TestIdP, name_id_format: str, attributes: dict[str, str], claimed: str | None
+):
+    """Unverified, as the NameID's: for the owner's diagnostics and the ACS's first lookup."""
+    document = test_idp.response_xml(
+        sp_entity_id=SP_ID,
+        acs_url=ACS,
+        email="alice@acme.test",
+        attributes=attributes,
+        name_id_format=name_id_format,
+        sign_assertion=False,
+    ).encode()
+    assert claimed_email(peek(document)) == claimed
+
+
+def assertion_with(*attributes: tuple[str, str | None, list[str]]) -> Any:
+    """An Assertion element holding Attributes of (Name, FriendlyName, values)."""
+    assertion = etree.Element(f"{{{SAML}}}Assertion")
+    statement = etree.SubElement(assertion, f"{{{SAML}}}AttributeStatement")
+    for name, friendly, values in attributes:
+        attribute = etree.SubElement(statement, f"{{{SAML}}}Attribute", Name=name)
+        if friendly:
+            attribute.set("FriendlyName", friendly)
+        for value in values:
+            etree.SubElement(attribute, f"{{{SAML}}}AttributeValue").text = value
+    return assertion
+
+
+def test_the_email_attribute_is_found_by_friendly_name_in_any_case_and_in_order():
+    assert email_attribute(assertion_with(("urn:x", "Mail", [" a@acme.test "]))) == "a@acme.test"
+    assert email_attribute(assertion_with(("EMAIL", None, ["a@acme.test"]))) == "a@acme.test"
+    # Values that are no address are passed over, in the attribute and across attributes.
+    two = assertion_with(("email", None, ["nobody", "b@acme.test"]), ("mail", None, ["c@x.test"]))
+    assert email_attribute(two) == "b@acme.test"
+    # Not an address in the first place: the 255-character bound, markup, other names.
+    long = "x" * 246 + "@acme.test"
+    assert email_attribute(assertion_with(("email", None, [long]))) is None
+    assert email_attribute(assertion_with(("email", None, [long[1:]]))) == long[1:]
+    assert email_attribute(assertion_with(("upn", None, ["a@acme.test"]))) is None
+    marked = assertion_with(("email", None, ["a@acme.test"]))
+    value = marked.find(f".//{{{SAML}}}AttributeValue")
+    etree.SubElement(value, "b")
+    assert email_attribute(marked) is None
+    assert email_attribute(etree.Element(f"{{{SAML}}}Assertion")) is None

@@ -20,11 +20,13 @@ from ..errors import (
     ConfigurationError,
     DomainError,
     DomainNotVerified,
+    KeyRotationError,
     MetadataError,
     MetadataUnavailable,
     NotFound,
     PlanError,
 )
+from ..sp_keys.vault import SealedKeyUnreadable
 from . import templates
 from .access import Access
 from .responses import Page, sentence
@@ -32,6 +34,7 @@ from .sections import Notice
 
 if TYPE_CHECKING:
     from ..idp_metadata.workspaces import Workspaces
+    from ..sp_keys import SpKeys
     from .links import CsrfTokens, SettingsSessions
 
 
@@ -51,6 +54,29 @@ class ShowPage(Protocol):
     ) -> Response: ...
 
 
+# The rotation buttons' actions (sp_keys_section.py) and the step each takes.
+ROTATION_STEPS = {"sp_key_stage": "stage", "sp_key_activate": "activate", "sp_key_retire": "retire"}
+ROTATION_DONE = {
+    "stage": "Staged a new key: the SP metadata now publishes it beside the current one. Let "
+    "your IdP read the SP metadata again (or paste the new certificate into it), then activate "
+    "the next key.",
+    "activate": "Activated the next key: it signs from now on. The key it replaced is kept as "
+    "the previous key and still decrypts assertions encrypted for it; retire it once sign-ins "
+    "work.",
+    "retire": "Retired the previous key: it is deleted, and assertions encrypted for it are "
+    "refused from now on.",
+}
+SAML_CHOICES = {
+    "sign_authn_requests": "Signing every AuthnRequest",
+    "require_encrypted_assertions": "Requiring encrypted assertions",
+}
+
+
+def actor_of(access: Access) -> str:
+    """The audit log's actor for an owner's change on this page."""
+    return "settings:sso-owner" if access.by_sso else "settings:link"
+
+
 class OwnerActions:
     """The owner's POST actions, each answered with the page and a notice."""
 
@@ -58,12 +84,14 @@ class OwnerActions:
         self,
         workspaces: Workspaces,
         *,
+        sp_keys: SpKeys,
         csrf: CsrfTokens,
         settings_sessions: SettingsSessions,
         max_body_bytes: int,
         show: ShowPage,
     ) -> None:
         self.workspaces = workspaces
+        self.sp_keys = sp_keys
         self.csrf = csrf
         self.settings_sessions = settings_sessions
         self.max_body_bytes = max_body_bytes
@@ -130,6 +158,20 @@ class OwnerActions:
             return self.switch(page, slug, access, form.get("feature"), form.get("state"))
         if action == "idp_initiated":
             return self.set_idp_initiated(page, slug, access, form.get("state"))
+        if action == "sp_key_create":
+            # Idempotent: a second press, or a key made since by a SAML request, changes nothing.
+            self.sp_keys.forget(slug)  # ask the database, not this worker's memory
+            self.sp_keys.ensure(slug)
+            return self.show(
+                page,
+                access,
+                paging=False,
+                notices=(Notice("ok", "This site's key for the workspace is made."),),
+            )
+        if action in ROTATION_STEPS:
+            return self.rotate_sp_key(page, slug, access, ROTATION_STEPS[action])
+        if action == "saml_choice":
+            return self.saml_choice(page, slug, access, form.get("choice"), form.get("state"))
         if action == "close" and access.by_link:
             said = [
                 "The settings link's access is closed, in this browser and for any copy of "
@@ -322,3 +364,72 @@ class OwnerActions:
                 )
             )
         return self.show(page, access, paging=False, notices=tuple(notices))
+
+    def refuse(self, page: Page, access: Access, reason: str, *, status: int = 400) -> Response:
+        return self.show(
+            page,
+            access,
+            status=status,
+            paging=False,
+            notices=(Notice("error", f"{sentence(reason)} Nothing was changed."),),
+        )
+
+    def rotate_sp_key(self, page: Page, slug: str, access: Access, step: str) -> Response:
+        steps = {
+            "stage": self.sp_keys.stage,
+            "activate": self.sp_keys.activate,
+            "retire": self.sp_keys.retire,
+        }
+        try:
+            steps[step](slug, actor=actor_of(access))
+        except NotFound:  # deleted since the access check
+            return page.forbidden(slug, "There is no such workspace any more.")
+        except KeyRotationError as error:
+            # The page offers only the possible step; this is a stale page or a second tab.
+            return self.refuse(page, access, _page_words(error.reason), status=409)
+        except SealedKeyUnreadable:
+            return self.refuse(
+                page,
+                access,
+                "This site cannot open its SAML keys: they were sealed under a secret key it no "
+                "longer has. Ask the site's operator to configure it again.",
+                status=409,
+            )
+        return self.show(page, access, paging=False, notices=(Notice("ok", ROTATION_DONE[step]),))
+
+    def saml_choice(
+        self, page: Page, slug: str, access: Access, choice: str | None, state: str | None
+    ) -> Response:
+        if choice not in SAML_CHOICES or state not in ("on", "off"):
+            return self.refuse(page, access, "Unknown switch")
+        try:
+            self.sp_keys.set_choices(slug, actor=actor_of(access), **{choice: state == "on"})
+        except NotFound:  # deleted since the access check
+            return page.forbidden(slug, "There is no such workspace any more.")
+        except SealedKeyUnreadable:
+            return self.refuse(
+                page,
+                access,
+                "This site cannot open its SAML keys; ask the site's operator.",
+                status=409,
+            )
+        notices = [Notice("ok", f"{SAML_CHOICES[choice]} is {state}.")]
+        if choice == "require_encrypted_assertions" and state == "on":
+            notices.append(
+                Notice(
+                    "warn",
+                    "Sign-ins whose assertion is not encrypted are refused from now on: make "
+                    "sure your IdP encrypts assertions with this site's certificate.",
+                )
+            )
+        return self.show(page, access, paging=False, notices=tuple(notices))
+
+
+def _page_words(reason: str) -> str:
+    """A rotation refusal in the page's words rather than the command line's flags."""
+    for flag, button in (
+        ("(--activate)", "(Activate the next key)"),
+        ("(--stage)", "(Stage a new key)"),
+    ):
+        reason = reason.replace(flag, button)
+    return reason

@@ -13,8 +13,9 @@ import datetime as dt
 from html import escape
 from importlib import resources
 
-from . import sections
+from . import sections, sp_keys_section
 from .sections import SettingsView, hidden_fields, when
+from .sp_keys_section import SpKeysView
 
 STYLESHEET = resources.files(__package__).joinpath("static/settings.css").read_text("utf-8")
 
@@ -43,6 +44,7 @@ COPY_SCRIPT = """
 SECTIONS = (
     ("connection", "Details for your IdP"),
     ("idp", "Identity provider"),
+    ("sp-keys", "SP keys"),
     ("domains", "Email domains"),
     ("switches", "SCIM and SSO"),
     ("members", "Members"),
@@ -100,7 +102,7 @@ def open_link_page(slug: str, *, expires: dt.datetime, nonce: str) -> str:
     return document("Open the settings page", body, nonce=nonce)
 
 
-def settings_page(view: SettingsView, *, nonce: str) -> str:
+def settings_page(view: SettingsView, *, nonce: str, sp_keys: SpKeysView | None = None) -> str:
     workspace = view.workspace
     header = (
         '<header class="top">'
@@ -122,6 +124,7 @@ def settings_page(view: SettingsView, *, nonce: str) -> str:
         + sections.sign_in_test_result(view)
         + sections.connection(view)
         + sections.identity_provider(view)
+        + (sp_keys_section.section(view, sp_keys) if sp_keys is not None else "")
         + sections.domains(view)
         + sections.switches(view)
         + sections.members(view)

@@ -32,13 +32,15 @@ from ..idp_metadata.identity_providers import IdPInfo
 from ..idp_metadata.workspaces import Workspaces
 from ..logs import package_logger
 from ..signing import CLOCK_TOLERANCE
+from ..sp_keys import SpKeys
 from ..store import identity_providers, replay_cache
 from ..store import members as member_store
 from ..store import settings_sessions as settings_store
+from ..store import sp_keys as sp_store
 from ..store.db import Database, UnitOfWork
 from ..store.workspaces import SLUG_PATTERN, WorkspaceInfo, find_by_slug, live_token
 from ..urls import workspace_path
-from . import diagnostics, templates
+from . import diagnostics, sp_keys_section, templates
 from .access import Access, owner_access
 from .actions import OwnerActions
 from .links import (
@@ -89,8 +91,11 @@ class SettingsPage:
         )
         self.csrf = CsrfTokens(signing=sessions.signing)
         self.clock = clock
+        # The workspace's SP keys, sealed under the site's secret keys as the SAML side's are.
+        self.sp_keys = SpKeys(database, secret_keys=settings.secret_key)
         self.actions = OwnerActions(
             self.workspaces,
+            sp_keys=self.sp_keys,
             csrf=self.csrf,
             settings_sessions=self.settings_sessions,
             max_body_bytes=settings.max_body_bytes,
@@ -151,6 +156,8 @@ class SettingsPage:
             return page.forbidden(slug, refusal)
         if request.method == "POST":
             response = self.actions.act(page, slug, access)
+        elif "certificate" in request.args:
+            response = self.certificate(page, access, request.args["certificate"])
         else:
             response = self.show(page, access)
         if access.refreshed_cookie:
@@ -261,7 +268,7 @@ class SettingsPage:
         slug = access.workspace.slug
         signed_in = self.fresh_sign_in(page.request, slug) if tested else None
 
-        def work(unit: UnitOfWork) -> SettingsView:
+        def work(unit: UnitOfWork) -> tuple[SettingsView, sp_keys_section.SpKeysView]:
             row = find_by_slug(unit, slug)
             if row is None:
                 raise LookupError(slug)  # deleted since the access check
@@ -284,7 +291,7 @@ class SettingsPage:
                     offset=(current - 1) * MEMBERS_PER_PAGE,
                     limit=MEMBERS_PER_PAGE,
                 )
-            return SettingsView(
+            view = SettingsView(
                 workspace=workspace,
                 urls=page.site.workspace(slug),
                 action_url=page.site.link(settings_path(slug)),
@@ -311,12 +318,37 @@ class SettingsPage:
                 notices=notices,
                 entered_metadata_url=entered_url,
             )
+            return view, sp_keys_section.load(unit, row.id, self.sp_keys)
 
         try:
-            view = self.database.run(work, write=False)
+            view, sp_keys = self.database.run(work, write=False)
         except LookupError:
             return page.forbidden(slug, "There is no such workspace any more.")
-        return page.html(templates.settings_page(view, nonce=page.nonce), status=status)
+        return page.html(
+            templates.settings_page(view, nonce=page.nonce, sp_keys=sp_keys), status=status
+        )
+
+    def certificate(self, page: Page, access: Access, state: str) -> Response:
+        """The current or next SP certificate as a PEM file, for an IdP that takes a file.
+        Certificates only: the SP metadata publishes them anyway; a private key never leaves
+        sp_keys/."""
+        slug = access.workspace.slug
+        if state not in sp_keys_section.DOWNLOADABLE:
+            return page.message("Not found", ["There is no such certificate."], status=404)
+
+        def work(unit: UnitOfWork) -> str | None:
+            row = find_by_slug(unit, slug)
+            stored = sp_store.keys(unit, row.id).get(state) if row is not None else None
+            return stored.certificate_pem if stored is not None else None
+
+        pem = self.database.run(work, write=False)
+        if pem is None:
+            return page.message(
+                "Not found", [f"This workspace has no {state} SP key right now."], status=404
+            )
+        response = Response(pem, content_type="application/x-pem-file")
+        response.headers["Content-Disposition"] = f'attachment; filename="{slug}-sp-{state}.crt"'
+        return page.secured(response)
 
     def fresh_sign_in(self, request: Request, slug: str) -> tuple[str, dt.datetime] | None:
         """This browser's SSO session in the workspace, when it began within the test window."""

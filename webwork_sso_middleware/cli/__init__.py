@@ -30,6 +30,7 @@ from .options import (
     resolve_global_options,
 )
 from .serve import run_dev_idp, serve_example
+from .sp_keys import workspace_rotate_sp_key, workspace_set_saml
 from .workspace import (
     db_upgrade,
     workspace_create,
@@ -171,6 +172,60 @@ def _add_workspace_commands(commands: Any) -> None:
         help="fetch from HOST even at an internal address (repeatable; added to"
         " WEBWORK_SSO_METADATA_ALLOWED_HOSTS, comma-separated, which the site uses too)",
     )  # fmt: skip
+
+    _add_sp_key_commands(action)
+
+
+def _add_sp_key_commands(action: Callable[..., argparse.ArgumentParser]) -> None:
+    data_dir_help = (
+        f"where 'serve' keeps {SECRET_FILE_NAME}, used when {ENV_SECRET_KEY} is unset (default:"
+        " next to the SQLite database, else the current directory); the site's own secret key"
+        " is needed: the SP private keys are sealed under it"
+    )
+    rotate = action(
+        "rotate-sp-key", workspace_rotate_sp_key,
+        "the SP keys: with no flag, show them and the next step; --stage publishes a next key,"
+        " --activate makes it sign (the old one still decrypts), --retire deletes the old one",
+    )  # fmt: skip
+    step = rotate.add_mutually_exclusive_group()
+    step.add_argument(
+        "--stage", action="store_true",
+        help="make a next key, published in the SP metadata but not used yet",
+    )  # fmt: skip
+    step.add_argument(
+        "--activate", action="store_true",
+        help="the next key signs from now on; the current one becomes previous (decrypts only),"
+        " and a previous one still held is deleted",
+    )  # fmt: skip
+    step.add_argument(
+        "--retire", action="store_true",
+        help="delete the previous key: assertions encrypted for it are refused from now on",
+    )  # fmt: skip
+    rotate.add_argument("--data-dir", help=data_dir_help)
+
+    set_saml = action(
+        "set-saml", workspace_set_saml,
+        "the owner's SAML choices: sign every AuthnRequest, require encrypted assertions",
+    )  # fmt: skip
+    signing = set_saml.add_mutually_exclusive_group()
+    signing.add_argument(
+        "--sign-authn-requests", dest="sign_authn_requests", action="store_const", const=True,
+        help="sign every AuthnRequest (they are also signed whenever the IdP's metadata asks)",
+    )  # fmt: skip
+    signing.add_argument(
+        "--no-sign-authn-requests", dest="sign_authn_requests", action="store_const",
+        const=False, help="sign AuthnRequests only when the IdP's metadata asks for it",
+    )  # fmt: skip
+    encryption = set_saml.add_mutually_exclusive_group()
+    encryption.add_argument(
+        "--require-encryption", dest="require_encryption", action="store_const", const=True,
+        help="refuse sign-ins whose assertion is not encrypted",
+    )  # fmt: skip
+    encryption.add_argument(
+        "--no-require-encryption", dest="require_encryption", action="store_const",
+        const=False, help="accept unencrypted assertions too (the default)",
+    )  # fmt: skip
+    set_saml.add_argument("--data-dir", help=data_dir_help)
 
 
 def _add_serve_command(commands: Any) -> None:

@@ -5,8 +5,17 @@ Shared by the dev IdP (``webwork-sso dev-idp``, ``serve``) and the test suite's 
 
     server = make_idp_server(entity_id=..., sso_url=..., name=..., key_file=..., cert_file=...)
     register_sp(server, sp_entity_id, acs_url)          # trust an SP (minimal SP metadata)
+    register_sp_metadata(server, xml)                   # or the SP's own metadata (its keys too)
     request = read_authn_request(server, saml_request, binding)   # raises RequestRefused
+    request = read_authn_request(server, saml_request, BINDING_HTTP_REDIRECT, query=raw_query)
     xml = response_xml(server, sp_entity_id=..., acs_url=..., email=..., attributes={...})
+    xml = response_xml(..., encryption=Encryption(sp_cert_pem))   # an EncryptedAssertion
+
+AuthnRequest signatures are checked against the signing certificates of the SP's registered
+metadata: an enveloped XML signature by pysaml2 (with our backend) whenever one is present; a
+query-string signature (HTTP-Redirect, SAML bindings 3.4.4.1) over the parameters exactly as
+sent, whenever ``query`` is given and carries one. ``want_authn_requests_signed(server, True)``
+makes the IdP say WantAuthnRequestsSigned="true" in its metadata and refuse unsigned requests.
 
 Attributes whose names are in ``STANDARD_ATTRIBUTES`` are sent under their urn:oid name
 (NameFormat uri, FriendlyName the short name); any other name (Okta's ``email``,
@@ -18,6 +27,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
+import secrets
+import urllib.parse
 import warnings
 import zlib
 from collections.abc import Mapping, Sequence
@@ -25,6 +37,11 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 from xml.sax.saxutils import quoteattr
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, SAMLError, class_name, samlp
 from saml2.attribute_converter import AttributeConverter
 from saml2.mdstore import InMemoryMetaData
@@ -33,12 +50,20 @@ from saml2.saml import (
     NAME_FORMAT_UNSPECIFIED,
     NAME_FORMAT_URI,
     NAMEID_FORMAT_EMAILADDRESS,
+    NAMEID_FORMAT_PERSISTENT,
+    NAMEID_FORMAT_TRANSIENT,
     NameID,
 )
 from saml2.sigver import pre_signature_part, signed_instance_factory
-from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+from saml2.xmldsig import (
+    DIGEST_SHA256,
+    SIG_RSA_SHA256,
+    SIG_RSA_SHA384,
+    SIG_RSA_SHA512,
+)
 
 from ..errors import WebworkSSOError
+from ..saml.encryption import Encryption
 from ..saml.entities import make_server
 
 # As in saml/entities.py: saml2.server's import warns about a cipher mode we never use; silenced
@@ -53,6 +78,7 @@ STANDARD_ATTRIBUTES = {  # local name -> the urn:oid name sent (and FriendlyName
     "givenName": "urn:oid:2.5.4.42",
     "sn": "urn:oid:2.5.4.4",
 }
+SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 Attributes = Mapping[str, "str | Sequence[str]"]
 SP_KEY_PREFIX = "sp:"  # our entries in the Server's MetadataStore, one per registered SP
 # An AuthnRequest is a few KiB even signed with its certificate inside. pysaml2 inflates the
@@ -60,6 +86,13 @@ SP_KEY_PREFIX = "sp:"  # our entries in the Server's MetadataStore, one per regi
 # deflated zeros became 300 MiB. So both sizes are checked before pysaml2 sees the request.
 MAX_SAML_REQUEST_CHARS = 64 * 1024  # as sent: base64 of the deflated (or plain) XML
 MAX_AUTHN_REQUEST_BYTES = 128 * 1024  # the XML, once decoded and inflated
+# Query-string signature algorithms this IdP accepts (no SHA-1: a test IdP may be strict).
+QUERY_SIGNATURE_HASHES: dict[str, hashes.HashAlgorithm] = {
+    SIG_RSA_SHA256: hashes.SHA256(),
+    SIG_RSA_SHA384: hashes.SHA384(),
+    SIG_RSA_SHA512: hashes.SHA512(),
+}
+AUTHN_REQUEST = "urn:oasis:names:tc:SAML:2.0:protocol:AuthnRequest"
 
 
 class RequestRefused(WebworkSSOError):
@@ -78,6 +111,8 @@ class AuthnRequestInfo:
     id: str
     sp_entity_id: str
     acs_url: str  # from the SP's registered metadata, never taken on the request's word alone
+    signature: str | None = None  # "query" (HTTP-Redirect), "xml" (enveloped), None (unsigned)
+    signed_by: str | None = None  # the SP certificate (base64 DER) the signature verified with
 
 
 def make_idp_server(
@@ -135,6 +170,11 @@ def make_idp_server(
 
 
 # -- the SPs an IdP trusts -------------------------------------------------------------------
+
+
+def want_authn_requests_signed(server: Server, wanted: bool) -> None:
+    """Say WantAuthnRequestsSigned in this IdP's metadata, and refuse unsigned requests if so."""
+    server.config.setattr("idp", "want_authn_requests_signed", wanted)
 
 
 def sp_metadata_xml(entity_id: str, acs_url: str, *, signing_cert: str | None = None) -> str:
@@ -216,11 +256,21 @@ def _post_acs(metadata: InMemoryMetaData, entity_id: str) -> str | None:
     return str(chosen["location"]) if chosen else None
 
 
-def read_authn_request(server: Server, saml_request: str, binding: str) -> AuthnRequestInfo:
-    """Decode and check an AuthnRequest (either binding); RequestRefused says what is wrong."""
+def read_authn_request(
+    server: Server, saml_request: str, binding: str, *, query: str | None = None
+) -> AuthnRequestInfo:
+    """Decode and check an AuthnRequest (either binding); RequestRefused says what is wrong.
+
+    ``query``: the raw query string of an HTTP-Redirect request, whose signature (if any, and
+    required when the IdP wants signed requests) is then checked over the bytes as sent.
+    """
     _refuse_oversized(saml_request)
+    signed_query = _signed_query(query) if binding == BINDING_HTTP_REDIRECT and query else None
     try:
-        request = server.parse_authn_request(saml_request, binding)
+        # pysaml2 checks a query signature itself only when the IdP wants signed requests.
+        request = server.parse_authn_request(
+            saml_request, binding, **(signed_query.pysaml2_arguments() if signed_query else {})
+        )
     except Exception as error:  # noqa: BLE001 - pysaml2 raises many types for undecodable input
         raise RequestRefused(f"the SAMLRequest could not be read ({error})") from None
     if request is None or request.message is None:
@@ -241,7 +291,113 @@ def read_authn_request(server: Server, saml_request: str, binding: str) -> Authn
         raise RequestRefused(
             f"the AuthnRequest asks for ACS {asked}, which the SP {issuer!r} did not register"
         ) from None
-    return AuthnRequestInfo(args["in_response_to"], issuer, args["destination"])
+    certificates = _sp_signing_certificates(server, issuer)
+    signature: str | None = None
+    signed_by: str | None = None
+    if signed_query is not None and signed_query.signature is not None:
+        signature, signed_by = "query", signed_query.verify(certificates)
+    elif message.signature is not None:
+        # pysaml2 verified it already (on our backend); which of the SP's keys did is told here.
+        signature = "xml"
+        signed_by = _xml_signer(server, request.xmlstr, message.id, certificates)
+    return AuthnRequestInfo(
+        args["in_response_to"], issuer, args["destination"], signature, signed_by
+    )
+
+
+@dataclass(frozen=True)
+class _SignedQuery:
+    """The parameters of an HTTP-Redirect query: decoded, and as sent (for the signature)."""
+
+    decoded: dict[str, str]
+    raw: dict[str, str]
+
+    @property
+    def signature(self) -> str | None:
+        return self.decoded.get("Signature")
+
+    def pysaml2_arguments(self) -> dict[str, str | None]:
+        return {
+            "relay_state": self.decoded.get("RelayState"),
+            "sigalg": self.decoded.get("SigAlg"),
+            "signature": self.signature,
+        }
+
+    def verify(self, certificates: Sequence[bytes]) -> str:
+        """The base64 DER of the SP certificate whose key signed the query (bindings 3.4.4.1:
+        SAMLRequest, RelayState if present, SigAlg, URL-encoded exactly as sent)."""
+        algorithm = self.decoded.get("SigAlg")
+        hash_algorithm = QUERY_SIGNATURE_HASHES.get(algorithm or "")
+        if hash_algorithm is None:
+            raise RequestRefused(f"the query signature algorithm {algorithm!r} is not accepted")
+        signed = "&".join(
+            f"{name}={self.raw[name]}" for name in ("SAMLRequest", "RelayState", "SigAlg")
+            if name in self.raw
+        ).encode("ascii")  # fmt: skip
+        try:
+            signature_value = base64.b64decode(self.decoded["Signature"], validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestRefused("the query's Signature is not base64") from None
+        for der in certificates:
+            try:
+                key = x509.load_der_x509_certificate(der).public_key()
+            except ValueError:
+                continue  # not a certificate: it signed nothing
+            if not isinstance(key, rsa.RSAPublicKey):
+                continue
+            try:
+                key.verify(signature_value, signed, padding.PKCS1v15(), hash_algorithm)
+            except InvalidSignature:
+                continue
+            return base64.b64encode(der).decode("ascii")
+        raise RequestRefused(
+            "the AuthnRequest's query signature does not verify with any signing certificate"
+            " in the SP's metadata"
+        )
+
+
+def _signed_query(query: str) -> _SignedQuery:
+    decoded: dict[str, str] = {}
+    raw: dict[str, str] = {}
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        name = urllib.parse.unquote_plus(name)
+        if name in raw:
+            # Which copy would be signed, and which read? Neither: a real IdP refuses it too.
+            raise RequestRefused(f"the query names {name!r} more than once")
+        raw[name] = value
+        decoded[name] = urllib.parse.unquote_plus(value)
+    return _SignedQuery(decoded, raw)
+
+
+def _sp_signing_certificates(server: Server, entity_id: str) -> list[bytes]:
+    """DER signing certificates of the SP's registered metadata (none in minimal metadata)."""
+    try:
+        found = server.metadata.certs(entity_id, "spsso", "signing")
+    except KeyError:
+        return []
+    certificates = []
+    for _name, text in found:  # base64 DER, wrapped at 64 columns by pysaml2
+        try:
+            certificates.append(base64.b64decode("".join(text.split()), validate=True))
+        except (binascii.Error, ValueError):
+            continue  # pysaml2 verifies with it or not; it cannot have signed a query here
+    return certificates
+
+
+def _xml_signer(
+    server: Server, xml: str, request_id: str, certificates: Sequence[bytes]
+) -> str | None:
+    """Which SP certificate the enveloped signature verifies with, asked of the server's own
+    backend (the in-process one entities.make_server installed), one certificate at a time."""
+    for der in certificates:
+        certificate = base64.b64encode(der).decode("ascii")
+        try:
+            server.sec.crypto.validate_signature(xml, certificate, "der", AUTHN_REQUEST, request_id)
+        except SAMLError:
+            continue
+        return certificate
+    return None
 
 
 def _refuse_oversized(saml_request: str) -> None:
@@ -294,6 +450,9 @@ class ResponseOptions(TypedDict, total=False):
     not_on_or_after_offset: float
     not_before_offset: float
     authn_instant: dt.datetime | None
+    name_id_format: str | None
+    name_id: str | None
+    encryption: Encryption | None
 
 
 def response_xml(
@@ -313,13 +472,23 @@ def response_xml(
     not_on_or_after_offset: float = 300,
     not_before_offset: float = -300,
     authn_instant: dt.datetime | None = None,
+    name_id_format: str | None = NAMEID_FORMAT_EMAILADDRESS,
+    name_id: str | None = None,
+    encryption: Encryption | None = None,
 ) -> str:
     """A SAML Response (XML text) for ``email``, NameID format emailAddress, signed as asked.
+
+    ``name_id_format`` names another NameID Format (None: no Format attribute, i.e.
+    unspecified); ``name_id`` its value, by default ``email``, or for a transient or persistent
+    format an opaque identifier (as Entra's default persistent NameID), the email then going in
+    the attributes only.
 
     Made by ``Server.create_authn_response``, then edited (offsets are seconds from now;
     Conditions and SubjectConfirmationData share NotOnOrAfter), then signed with the IdP key.
     ``issuer``/``audience``/``destination``/``recipient`` default to the honest values (the
     IdP's entity ID, ``sp_entity_id``, ``acs_url``, ``acs_url``); tests set them to lie.
+    With ``encryption`` the assertion is signed (if asked), then encrypted as it says, and the
+    response signature (if asked) covers the EncryptedAssertion, in the order pysaml2 uses.
     """
     identity = {name: [v] if isinstance(v, str) else list(v) for name, v in attributes.items()}
     unsigned = server.create_authn_response(
@@ -327,7 +496,9 @@ def response_xml(
         in_response_to,
         acs_url,
         sp_entity_id,
-        name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=email),
+        name_id=NameID(
+            format=name_id_format, text=name_id or _name_id_value(name_id_format, email)
+        ),
         authn={"class_ref": AUTHN_PASSWORD_PROTECTED},
         sign_assertion=False,
         sign_response=False,
@@ -357,7 +528,28 @@ def response_xml(
         if wanted:
             element.signature = signature_template(server, element.id)
             to_sign.append((class_name(element), element.id))
-    return str(signed_instance_factory(response, server.sec, to_sign) if to_sign else response)
+    if encryption is None:
+        return str(signed_instance_factory(response, server.sec, to_sign) if to_sign else response)
+    xml = str(response)
+    if sign_assertion:
+        xml = server.sec.sign_statement(xml, class_name(assertion), node_id=assertion.id)
+    # Our own output, just made: a plain parse is safe here.
+    root = etree.fromstring(xml.encode("utf-8"))
+    encryption.encrypt(root.find(f"{{{SAML}}}Assertion"))
+    xml = etree.tostring(root, encoding="UTF-8", xml_declaration=True).decode("utf-8")
+    if sign_response:
+        xml = server.sec.sign_statement(xml, class_name(response), node_id=response.id)
+    return xml
+
+
+def _name_id_value(name_id_format: str | None, email: str) -> str:
+    """The NameID an IdP sends for ``email`` in this format: opaque for transient (new each
+    time) and persistent (stable per person, as an IdP keeps it), else the email itself."""
+    if name_id_format == NAMEID_FORMAT_TRANSIENT:
+        return "_" + secrets.token_hex(16)
+    if name_id_format == NAMEID_FORMAT_PERSISTENT:
+        return base64.b64encode(hashlib.sha256(email.encode("utf-8")).digest()).decode("ascii")
+    return email
 
 
 def signature_template(server: Server, element_id: str) -> Any:

@@ -90,22 +90,27 @@ class IdPMetadata:
 # -- parsing ---------------------------------------------------------------------------------
 
 
-def parse(xml: str, *, check_loadable: bool = True, echo: bool = True) -> IdPMetadata:
+def parse(
+    xml: str, *, check_loadable: bool = True, echo: bool = True, require_sso: bool = True
+) -> IdPMetadata:
     """Check ``xml`` is SAML 2.0 metadata of exactly one IdP and extract what the SP needs.
 
     With ``check_loadable`` the result is also loaded by pysaml2, as the SP will load it, so
     nothing is stored that sign-in would later choke on. With ``echo=False`` (a document the
     site fetched from a URL an owner gave) no error quotes anything from the document.
+    ``require_sso=False``: an IdP without an HTTP-Redirect or HTTP-POST SingleSignOnService
+    is read anyway (``sso_urls`` empty), for the SP of a stored record that predates these
+    checks: its sign-in start then says so (saml/login_flow.py) instead of failing.
     """
     try:
-        return _parse(xml, check_loadable=check_loadable)
+        return _parse(xml, check_loadable=check_loadable, require_sso=require_sso)
     except QuotingMetadataError as error:
         if echo:
             raise
         raise MetadataError(error.unquoted) from None
 
 
-def _parse(xml: str, *, check_loadable: bool) -> IdPMetadata:
+def _parse(xml: str, *, check_loadable: bool, require_sso: bool) -> IdPMetadata:
     root = metadata_root(xml)
     entity = _the_idp_entity(root)
     roles = _idp_roles(entity)
@@ -123,7 +128,7 @@ def _parse(xml: str, *, check_loadable: bool) -> IdPMetadata:
     cache = [_duration(e.get("cacheDuration", "")) for e in path if e.get("cacheDuration")]
     metadata = IdPMetadata(
         entity_id=entity_id,
-        sso_urls=_sso_urls(roles),
+        sso_urls=_sso_urls(roles, required=require_sso),
         signing_certificates=_signing_certificates(roles),
         valid_until=min(until, default=None),
         cache_duration=min(cache, default=None),
@@ -184,7 +189,11 @@ def _check_endpoint_urls(entity: Any) -> None:
                 )
 
 
-def _sso_urls(roles: list[Any]) -> dict[str, str]:
+def _sso_urls(roles: list[Any], *, required: bool = True) -> dict[str, str]:
+    """Binding -> URL of the SingleSignOnServices sign-in can use: HTTP-Redirect, HTTP-POST.
+
+    An IdP offering neither (SOAP or Artifact only) could never be sent a request: refused
+    when ``required``, so set-idp and refreshes never store one."""
     urls: dict[str, str] = {}
     offered: list[str] = []
     for role in roles:
@@ -201,7 +210,7 @@ def _sso_urls(roles: list[Any]) -> dict[str, str]:
                     unquoted="a SingleSignOnService Location is not an http(s) URL",
                 )
             urls[binding] = location
-    if not urls:
+    if not urls and required:
         found = f" (it offers: {', '.join(offered)})" if offered else ""
         missing = "the IdP has no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding"
         raise QuotingMetadataError(missing + found, unquoted=missing)

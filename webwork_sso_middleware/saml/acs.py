@@ -23,7 +23,18 @@ from saml2.sigver import SignatureError
 
 from ..logs import package_logger
 from .crypto import XmlsecBackend
-from .posted import EMAIL, SAML, SAMLP, Peek, single_text
+from .posted import (
+    EMAIL,
+    EMAIL_ATTRIBUTES,
+    MAX_EMAIL,
+    NAMEID_EMAIL,
+    OPAQUE_NAME_IDS,
+    SAML,
+    SAMLP,
+    Peek,
+    email_attribute,
+    single_text,
+)
 from .rejection import Rejection
 from .sp import ServiceProvider
 
@@ -72,13 +83,20 @@ class VerifiedAssertion:
     given_name: str | None
     family_name: str | None
     display_name: str | None
-    # What single logout names the sign-in by (saml/single_logout.py): the NameID as sent,
-    # with its Format and qualifiers, and the AuthnStatement's SessionIndex.
-    name_id: str | None = None
-    name_id_format: str | None = None
-    session_index: str | None = None
+    # The subject as the IdP named it, and the session it started there: single logout names
+    # them back to the IdP (its LogoutRequest is matched on them, ours must carry them).
+    name_id: str
+    name_id_format: str | None  # None: no Format attribute (unspecified)
+    session_index: str | None  # None: the AuthnStatement has none
+    # The NameID's qualifiers, which our LogoutRequest repeats (None: absent, or too long).
     name_qualifier: str | None = None
     sp_name_qualifier: str | None = None
+
+
+# A NameID is at most 256 characters for persistent ones (SAML core 8.3.7); twice that is room
+# for any IdP, while a VerifiedAssertion stays small enough for the pending sign-in cookie.
+MAX_NAME_ID = 512
+MAX_SESSION_INDEX = 512
 
 
 class AssertionConsumer:
@@ -138,6 +156,11 @@ class AssertionConsumer:
             )
         self.check_issuer(root, required=False)
         in_response_to = root.get("InResponseTo")
+        if in_response_to == "":  # posted.peek refuses it first; never rely on that alone
+            raise Rejection(
+                "empty_in_response_to",
+                'the IdP sent InResponseTo="" (empty), which the SAML schema does not allow',
+            )
         if in_response_to is None:
             if not self.idp.allow_idp_initiated:
                 raise Rejection(
@@ -271,14 +294,8 @@ class AssertionConsumer:
                     "the response's signature does not verify with the IdP's certificates",
                 ) from None
         seen.signature_verified = True
-        name_id = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID")
-        # Children in NameID (a comment injected after signing) would let a parser read a
-        # truncated address: refuse rather than guess which part was meant.
-        if name_id is None or len(name_id):
-            raise Rejection("bad_name_id", "the assertion's NameID is missing or malformed")
-        email = (name_id.text or "").strip()
-        if not EMAIL.match(email) or len(email) > 255:
-            raise Rejection("bad_name_id", "the NameID is not an email address")
+        email, name_id, name_id_format = self.subject(assertion)
+        qualifiers = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID").attrib
         attributes = _attributes(assertion)
         expires = _assertion_expiry(assertion) or dt.datetime.now(dt.UTC)
         try:  # the replay cache keeps it until then plus the skew: past year 9999, no date
@@ -297,23 +314,51 @@ class AssertionConsumer:
             given_name=_first(attributes, GIVEN_NAME),
             family_name=_first(attributes, FAMILY_NAME),
             display_name=_first(attributes, DISPLAY_NAME),
-            name_id=email,
-            name_id_format=_bounded(name_id.get("Format"), 256),
-            session_index=_bounded(_session_index(assertion), 256),
-            name_qualifier=_bounded(name_id.get("NameQualifier"), 1024),
-            sp_name_qualifier=_bounded(name_id.get("SPNameQualifier"), 1024),
+            name_id=name_id,
+            name_id_format=name_id_format,
+            session_index=_session_index(assertion),
+            name_qualifier=_bounded(qualifiers.get("NameQualifier"), MAX_NAME_ID),
+            sp_name_qualifier=_bounded(qualifiers.get("SPNameQualifier"), MAX_NAME_ID),
         )
 
+    def subject(self, assertion: Any) -> tuple[str, str, str | None]:
+        """(email, NameID, its Format) of the verified assertion's subject.
 
-def _session_index(assertion: Any) -> str | None:
-    """The first AuthnStatement's SessionIndex (an IdP that sends several names one session)."""
-    statement = assertion.find(f"{{{SAML}}}AuthnStatement")
-    return statement.get("SessionIndex") if statement is not None else None
+        A transient or persistent NameID is an opaque identifier (Entra's default is
+        persistent): the email is then the first address among its EMAIL_ATTRIBUTES. Any other
+        NameID (emailAddress, unspecified, none) must itself be the address, whatever the
+        attributes say: an emailAddress NameID that is none is the IdP's mistake, not a hint
+        to look elsewhere.
+        """
+        name_id = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID")
+        # Children in NameID (a comment injected after signing) would let a parser read a
+        # truncated address: refuse rather than guess which part was meant.
+        if name_id is None or len(name_id):
+            raise Rejection("bad_name_id", "the assertion's NameID is missing or malformed")
+        value = (name_id.text or "").strip()
+        name_id_format = name_id.get("Format")
+        if name_id_format in OPAQUE_NAME_IDS:
+            if not value or len(value) > MAX_NAME_ID:
+                raise Rejection("bad_name_id", f"the {name_id_format} NameID is empty or too long")
+            email = email_attribute(assertion)
+            if email is None:
+                raise Rejection(
+                    "no_email_attribute",
+                    f"the NameID is {name_id_format.rpartition(':')[2]} (an identifier, not "
+                    "an address) and no attribute holds an email address: have the IdP send "
+                    f"the email in an attribute named {EMAIL_ATTRIBUTES[0]!r} (also read: "
+                    f"{', '.join(EMAIL_ATTRIBUTES[1:])}), or send the email as the NameID",
+                )
+            return email, value, name_id_format
+        if not EMAIL.match(value) or len(value) > MAX_EMAIL:
+            kind = "emailAddress NameID" if name_id_format == NAMEID_EMAIL else "NameID"
+            raise Rejection("bad_name_id", f"the {kind} is not an email address")
+        return value, value, name_id_format
 
 
 def _bounded(value: str | None, width: int) -> str | None:
-    """``value`` when it fits its member_sessions column; an IdP's oversized qualifier is
-    dropped rather than failing the sign-in (single logout then matches by NameID alone)."""
+    """``value`` when it is at most ``width`` long: an IdP's oversized qualifier is dropped
+    rather than failing the sign-in (single logout then sends the NameID without it)."""
     return value if value and len(value) <= width else None
 
 
@@ -325,6 +370,18 @@ def _instant(value: str | None) -> dt.datetime | None:
     except ValueError:
         raise Rejection("bad_time", f"unreadable time {value!r} in the assertion") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _session_index(assertion: Any) -> str | None:
+    """The SessionIndex of the assertion's (first) AuthnStatement: the IdP's session, which
+    its LogoutRequest names. Past MAX_SESSION_INDEX it is not kept: logout by NameID alone
+    still ends the session."""
+    statement = assertion.find(f"{{{SAML}}}AuthnStatement")
+    index = statement.get("SessionIndex") if statement is not None else None
+    if index is not None and len(index) > MAX_SESSION_INDEX:
+        log.info("SessionIndex of %d characters not kept", len(index))
+        return None
+    return index or None
 
 
 def _assertion_expiry(assertion: Any) -> dt.datetime | None:

@@ -20,8 +20,10 @@ These lists are also xmlsec's enabled transforms, so libxmlsec enforces them a s
 
 Signing fills pysaml2's Signature template in the element with the given ID, keeping its algorithms
 when listed above, except that SHA-1 becomes SHA-256 (pysaml2 still defaults to RSA-SHA1).
-Encryption: ``encrypt``, ``encrypt_assertion`` and ``decrypt`` raise
-``SigverError("encrypted assertions are not supported")``.
+Encryption is encryption.py's (XML Encryption with ``cryptography``): its ``EncryptingBackend``, a
+subclass that entities.py builds pysaml2 entities on, adds ``encrypt_assertion`` and ``decrypt``. Here
+(this module is below encryption.py) ``encrypt``, ``encrypt_assertion`` and ``decrypt`` raise
+``SigverError("encrypted assertions are not supported ...")``.
 """
 
 from __future__ import annotations
@@ -409,6 +411,9 @@ class XmlsecBackend(CryptoBackend):
         ]
 
     def encrypt(self, *args: Any, **kwargs: Any) -> str:
-        raise SigverError("encrypted assertions are not supported")
+        raise SigverError(
+            "encrypted assertions are not supported here; use encryption.EncryptingBackend"
+        )
 
-    encrypt_assertion = decrypt = encrypt  # our SP metadata offers no encryption key
+    # encryption.EncryptingBackend overrides these two; nothing encrypts anything but assertions.
+    encrypt_assertion = decrypt = encrypt

@@ -2,7 +2,8 @@
 
 pysaml2 signs and verifies through the ``CryptoBackend`` of a ``SecurityContext`` (``entity.sec``). Its
 own ``security_context(conf)`` knows only the ``xmlsec1`` binary (searched on PATH, run with ``Popen``)
-or pyXMLSecurity, so pysaml2 objects are built here instead, on ``crypto.XmlsecBackend``:
+or pyXMLSecurity, so pysaml2 objects are built here instead, on ``encryption.EncryptingBackend``
+(``crypto.XmlsecBackend``'s signatures, plus assertion encryption):
 
     client = make_client(sp_config_dict)      # saml2.client.Saml2Client
     server = make_server(idp_config_dict)     # saml2.server.Server (test and development IdPs)
@@ -32,6 +33,7 @@ from saml2.mdstore import MetadataStore
 from saml2.sigver import RSACrypto, SecurityContext, SigverError
 
 from .crypto import XmlsecBackend, read_private_key
+from .encryption import EncryptingBackend
 
 # saml2.server imports saml2.cryptography.symmetric, whose class body names a cipher mode that
 # cryptography has deprecated: a warning on stderr at import (breaking the CLI's one-line error
@@ -64,7 +66,7 @@ def security_context(
             sec_backend = RSACrypto(private_key)
     keypairs = config.encryption_keypairs or []
     return SecurityContext(
-        backend or XmlsecBackend(),
+        backend or EncryptingBackend(),  # XmlsecBackend, and assertion encryption for pysaml2
         key_file,
         cert_file=config.cert_file,
         metadata=metadata if metadata is not None else config.metadata,

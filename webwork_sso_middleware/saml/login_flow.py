@@ -11,6 +11,8 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
+from saml2 import BINDING_HTTP_POST
+from saml2.client_base import SignOnError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
@@ -41,11 +43,11 @@ from .login_state import (
     new_relay_state,
 )
 from .metadata_checks import MetadataChecks
-from .pages import error_page, signed_in_as_other_page
+from .pages import autopost_page, error_page, signed_in_as_other_page
 from .posted import claimed_email, decode, peek
 from .redirects import safe_next
 from .rejection import Rejection
-from .sp import IdPSettings, ServiceProvider, ServiceProviders
+from .sp import IdPSettings, OutgoingMessage, ServiceProvider, ServiceProviders
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -149,21 +151,30 @@ class LoginFlow:
         try:
             self.prepare(slug)
 
-            def work(unit: UnitOfWork) -> tuple[str, str]:
+            def work(unit: UnitOfWork) -> tuple[OutgoingMessage, str]:
                 target, provider = self.usable_provider(request, slug, unit)
                 relay_state = new_relay_state()
-                request_id, location = provider.authn_request(relay_state)
+                try:
+                    message = provider.authn_request(relay_state)
+                except SignOnError as error:
+                    # set-idp refuses such metadata; whatever still gets here is the IdP's
+                    # configuration, which the person can do nothing about: a page, not a 500.
+                    raise Rejection(
+                        "no_sign_on_binding",
+                        f"the IdP's metadata offers no usable SingleSignOnService ({error})",
+                        status=502,
+                    ) from None
                 # The pending request goes into this browser's cookie, beside the others it
                 # started: it binds the answer to this browser, and nothing is written here.
                 started = [
                     *self.login_requests.read(request, target.workspace_id),
-                    self.login_requests.new(request_id, relay_state, next_path),
+                    self.login_requests.new(message.request_id, relay_state, next_path),
                 ]
-                return location, self.login_requests.cookie(
+                return message, self.login_requests.cookie(
                     provider.urls, target.workspace_id, started
                 )
 
-            location, cookie = self.database.run(work, write=False)
+            message, cookie = self.database.run(work, write=False)
         except Rejection as rejection:
             # Nobody is signed in yet: the reason stays in the log (not the audit log, which
             # an anonymous GET must not be able to write to).
@@ -175,7 +186,12 @@ class LoginFlow:
                 reason=rejection.public_code,
                 status=rejection.status,
             )
-        response = redirect(location, code=302)
+        if message.binding == BINDING_HTTP_POST:
+            # An IdP that takes requests by POST only (SimpleSAMLphp, samlify can publish
+            # that): the browser carries the request there in a form it submits.
+            response = autopost_page(message.url, message.fields)
+        else:
+            response = redirect(message.url, code=302)
         response.headers.add("Set-Cookie", cookie)
         return response
 

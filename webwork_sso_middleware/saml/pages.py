@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 from werkzeug.wrappers import Response
 
-from ..page_headers import SELF, hash_source, secure_page
+from ..page_headers import NONE, SELF, hash_source, secure_page
 from ..urls import LOGOUT_PATH, SIGN_IN_PATH, PublicUrls
 
 STYLE = """
@@ -38,10 +38,12 @@ def page(
     status: int = 200,
     headers: dict[str, str] | None = None,
     form_action: Sequence[str] = (SELF,),
+    scripts: str = NONE,
 ) -> Response:
     """A full HTML page; ``body_html`` must already be escaped.
 
-    Its forms may post only to this site unless ``form_action`` says more (the sign-in form).
+    Its forms may post only to this site unless ``form_action`` says more (the sign-in form),
+    and no script runs unless ``scripts`` names it (the auto-post page's one fixed block).
     """
     html = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -52,7 +54,36 @@ def page(
     response = Response(
         html, status=status, headers=headers, content_type="text/html; charset=utf-8"
     )
-    return secure_page(response, styles=STYLE_SOURCE, form_action=form_action)
+    return secure_page(response, styles=STYLE_SOURCE, scripts=scripts, form_action=form_action)
+
+
+# The auto-post page's script: a fixed block, allowed by its hash (no nonce to thread through,
+# no inline handler, nothing injected could match it). The page works without it too.
+AUTOPOST_SCRIPT = "document.forms[0].submit()"
+AUTOPOST_SOURCE = hash_source(AUTOPOST_SCRIPT)
+
+
+def autopost_page(action: str, fields: Mapping[str, str]) -> Response:
+    """A page whose form POSTs ``fields`` to ``action`` at once: the SAML HTTP-POST binding,
+    for an IdP that takes AuthnRequests by POST only.
+
+    With JavaScript off (or blocked), the person sees why and presses Continue; the form is
+    the same either way. Its form-action is the sign-in form's (SIGN_IN_FORM_ACTION): the IdP
+    may redirect the submission on to its login page on another host, and Chromium holds
+    every redirect of a form submission to form-action.
+    """
+    hidden = "".join(
+        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
+        for name, value in fields.items()
+    )
+    body = (
+        "<p>Taking you to your organisation's sign-in page. If nothing happens, press "
+        "Continue.</p>"
+        f'<form method="post" action="{escape(action)}">{hidden}'
+        '<button type="submit">Continue</button></form>'
+        f"<script>{AUTOPOST_SCRIPT}</script>"
+    )
+    return page("Signing in", body, form_action=SIGN_IN_FORM_ACTION, scripts=AUTOPOST_SOURCE)
 
 
 def error_page(

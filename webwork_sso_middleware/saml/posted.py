@@ -17,6 +17,26 @@ from .rejection import Rejection
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 EMAIL = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
+MAX_EMAIL = 255  # the longest address a member can have (members.user_name)
+
+NAMEID_EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+NAMEID_TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
+NAMEID_PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+# NameIDs that never are an address: the person's email comes from an attribute instead.
+OPAQUE_NAME_IDS = (NAMEID_TRANSIENT, NAMEID_PERSISTENT)
+CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"  # Entra ID, ADFS
+# Where IdPs put the email, tried in this order (by Name or FriendlyName, in any case): Okta
+# and most others, LDAP's mail (short and urn:oid), Entra/ADFS claims (its "name" claim is the
+# UPN, used only when it is an address, as every value here), OneLogin-style User.Email.
+EMAIL_ATTRIBUTES = (
+    "email",
+    "mail",
+    "emailaddress",
+    "urn:oid:0.9.2342.19200300.100.1.3",
+    CLAIMS + "emailaddress",
+    CLAIMS + "name",
+    "User.Email",
+)
 
 
 @dataclasses.dataclass
@@ -49,13 +69,36 @@ def decode(saml_response: str | None) -> bytes:
 
 
 def claimed_email(seen: Peek | None) -> str | None:
-    """The email a response's NameID names, for the owner's diagnostics when it is refused:
-    unverified, so recorded as what the response claimed and used for nothing else."""
+    """The email a response names (its NameID, or for a transient or persistent NameID its
+    email attribute), for the owner's diagnostics when it is refused, and for the ACS's first
+    lookup: unverified, so recorded as what the response claimed and decided on by nothing."""
     if seen is None:
         return None
+    assertion = seen.root.find(f"{{{SAML}}}Assertion")
     name_id = seen.root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}NameID")
+    if name_id is not None and name_id.get("Format") in OPAQUE_NAME_IDS:
+        return email_attribute(assertion)
     text = (single_text(name_id) or "") if name_id is not None else ""
     return text if len(text) <= 320 and EMAIL.match(text) else None
+
+
+def email_attribute(assertion: Any) -> str | None:
+    """The first email address among the assertion's EMAIL_ATTRIBUTES, in their order; values
+    that are no address (an Entra UPN that is not, a user name) are passed over."""
+    by_name: dict[str, list[str]] = {}
+    for attribute in assertion.iterfind(f"{{{SAML}}}AttributeStatement/{{{SAML}}}Attribute"):
+        values = [
+            text
+            for value in attribute.iterfind(f"{{{SAML}}}AttributeValue")
+            if (text := single_text(value))
+        ]
+        for key in {attribute.get("Name"), attribute.get("FriendlyName")} - {None}:
+            by_name.setdefault(key.lower(), []).extend(values)
+    for name in EMAIL_ATTRIBUTES:
+        for value in by_name.get(name.lower(), ()):
+            if len(value) <= MAX_EMAIL and EMAIL.match(value):
+                return value
+    return None
 
 
 def peek(document: bytes) -> Peek:
@@ -70,6 +113,18 @@ def peek(document: bytes) -> Peek:
         raise Rejection("malformed_xml", "the response is not well-formed XML") from None
     if root.tag != f"{{{SAMLP}}}Response":
         raise Rejection("not_a_response", "the document is not a SAML Response")
+    confirmations = root.iterfind(
+        f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}SubjectConfirmation/"
+        f"{{{SAML}}}SubjectConfirmationData"
+    )
+    if root.get("InResponseTo") == "" or any(c.get("InResponseTo") == "" for c in confirmations):
+        # Schema-invalid (an NCName, never empty), and not "unsolicited": samlify's default
+        # template writes it so. Said apart, or the owner looks for a request gone missing.
+        raise Rejection(
+            "empty_in_response_to",
+            'the IdP sent InResponseTo="" (empty), which the SAML schema does not allow; '
+            "it must leave the attribute out (IdP-initiated) or name the request it answers",
+        )
     return Peek(root, root.get("InResponseTo"))
 
 

@@ -49,6 +49,8 @@ class Rejection(WebworkSSOError):
 # owner's diagnostics use, so the page keeps them; the sentences carry no values at all.
 PUBLIC_REASONS: dict[str, str] = {
     "sso_unavailable": "Single sign-on is not available at this address.",
+    "no_sign_on_binding": "This workspace's identity provider accepts sign-in requests by no "
+    "method this site can send (HTTP-Redirect or HTTP-POST). Ask your administrator.",
     "too_large": "The sign-in response is larger than this site accepts.",
     "missing_response": "The request carries no sign-in response.",
     "bad_encoding": "The sign-in response is not encoded correctly.",
@@ -65,6 +67,9 @@ PUBLIC_REASONS: dict[str, str] = {
     "unsolicited_not_allowed": "Sign-in has to start from this site: start from the sign-in page.",
     "unknown_in_response_to": "The sign-in response answers a request this site did not "
     "make, or one already used or expired. Please sign in again.",
+    "empty_in_response_to": "The identity provider sent an empty InResponseTo, which SAML does "
+    "not allow (samlify's default template does this): it must leave the attribute out, or "
+    "name the request it answers.",
     "missing_conditions": "The assertion has no conditions.",
     "not_yet_valid": "The assertion is not valid yet: the clocks of this site and the "
     "identity provider may differ.",
@@ -79,6 +84,9 @@ PUBLIC_REASONS: dict[str, str] = {
     "invalid_response": "The sign-in response is not valid.",
     "signature_invalid": "The sign-in response's signature does not verify.",
     "bad_name_id": "The assertion does not name the person by an email address.",
+    "no_email_attribute": "The identity provider names the person by a transient or persistent "
+    "identifier and sends no email address: it must send the email in an attribute named "
+    "email (or mail, or the emailaddress claim).",
     "replayed": "This sign-in response was already used. Please sign in again.",
     # The identity rules (members/lifecycle.py): the owner's diagnostics say which address.
     "domain_verified_elsewhere": "This workspace's identity provider may not sign in that "

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
+    String,
     Table,
     bindparam,
     case,
@@ -70,6 +71,10 @@ SAML_SUBJECT_KEYS = (
     "saml_sp_name_qualifier",
     "saml_session_index",
 )
+# The columns' widths (String(n)), read from the model so they cannot drift apart.
+_SUBJECT_WIDTHS = {
+    key: cast(String, _SESSIONS.c[key].type).length or 0 for key in SAML_SUBJECT_KEYS
+}
 _INSERT_SESSION = DriverStatement(
     insert(_SESSIONS).values({key: bindparam(key) for key in SAML_SUBJECT_KEYS}),
     keys=("id_hash", "member_id", "workspace_id", "generation", "created_at", "expires_at"),
@@ -137,8 +142,14 @@ def insert_session(
     expires_at: dt.datetime,
     saml_subject: Mapping[str, str | None] | None = None,
 ) -> None:
-    """``saml_subject``: the sign-in's NameID and SessionIndex, by SAML_SUBJECT_KEYS."""
-    subject = saml_subject or {}
+    """``saml_subject``: the sign-in's NameID and SessionIndex, by SAML_SUBJECT_KEYS. A value
+    wider than its column is not kept (PostgreSQL would refuse the sign-in; a cut one could
+    never match): single logout then goes by what is left, the NameID at least."""
+    subject = {
+        key: value
+        for key, value in (saml_subject or {}).items()
+        if value is None or len(value) <= _SUBJECT_WIDTHS[key]
+    }
     _INSERT_SESSION.rows(
         unit.connection,
         {
