@@ -13,6 +13,11 @@ failed to run. See benchmarks/README.md.
   /saml/<slug>/acs`` (keep-alive ``http.client`` connection, body encoded beforehand) to having read
   the ``303`` carrying the session cookie. Also, for information, the same middleware called as a
   WSGI app in this process (no HTTP, no server).
+- ours, encrypted: the same HTTP sign-in with the assertion signed, then encrypted (RSA-OAEP key
+  transport, AES-256-GCM content) for the workspace's SP certificate as its SP metadata publishes
+  it, and the response signed over the encrypted form: what Okta or Entra ID send with assertion
+  encryption on. Reported beside the plain one, with the ratio encrypted / plain. The stock SP
+  gets the same (encrypted for a key pair of its own, which it decrypts with ``xmlsec1``).
 - stock: pysaml2's ``Saml2Client`` with its DEFAULT crypto backend (the ``xmlsec1`` program, run
   once per signature check), same IdP metadata, same SP entity ID and ACS URL, calling
   ``parse_authn_request_response(saml_response, BINDING_HTTP_POST)`` in this process: no HTTP, no
@@ -60,7 +65,7 @@ from common import (
     summarize,
     version_of,
 )
-from tests.saml.idp import TestIdP, pysaml2_sp_config
+from tests.saml.idp import Encryption, TestIdP, make_key_pair, pysaml2_sp_config
 
 SLUG = "bench"
 COOKIE_NAME = "webwork_sso_session"
@@ -232,8 +237,9 @@ class WrongAnswer(AssertionError):
 class OursHttp:
     name = "ours (HTTP)"
 
-    def __init__(self, child: Child) -> None:
+    def __init__(self, child: Child, name: str | None = None) -> None:
         self.child = child
+        self.name = name or self.name
         self.path = f"/saml/{SLUG}/acs"
         self.headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
 
@@ -250,7 +256,7 @@ class OursHttp:
             or not cookie.startswith(COOKIE_NAME + "=")
             or cookie.startswith(COOKIE_NAME + "=;")
         ):
-            raise WrongAnswer(f"ours (HTTP) answered {status} {cookie[:60]!r} {data[:300]!r}")
+            raise WrongAnswer(f"{self.name} answered {status} {cookie[:60]!r} {data[:300]!r}")
         return elapsed
 
 
@@ -311,7 +317,9 @@ class OursParse:
 
     name = "our ACS checks alone"
 
-    def __init__(self, base_url: str, idp_entity_id: str, idp_metadata: str) -> None:
+    def __init__(
+        self, base_url: str, idp_entity_id: str, idp_metadata: str, keys: Any = None
+    ) -> None:
         import datetime as dt
 
         from webwork_sso_middleware.saml.sp import IdPSettings, ServiceProvider
@@ -324,7 +332,7 @@ class OursParse:
             version="bench",
         )
         self.provider = ServiceProvider(
-            WorkspaceUrls(base_url, SLUG), idp, clock_skew=dt.timedelta(seconds=180)
+            WorkspaceUrls(base_url, SLUG), idp, keys=keys, clock_skew=dt.timedelta(seconds=180)
         )
 
     def prepare(self, saml_response: str) -> str:
@@ -351,7 +359,12 @@ class Stock:
     name = "stock pysaml2 (xmlsec1)"
 
     def __init__(
-        self, entity_id: str, acs_url: str, idp_metadata: str, xmlsec1: str | None
+        self,
+        entity_id: str,
+        acs_url: str,
+        idp_metadata: str,
+        xmlsec1: str | None,
+        decryption: tuple[Path, Path] | None = None,
     ) -> None:
         from saml2.client import Saml2Client
         from saml2.config import SPConfig
@@ -359,6 +372,11 @@ class Stock:
         config = pysaml2_sp_config(entity_id, acs_url, [idp_metadata])
         if xmlsec1:
             config["xmlsec_binary"] = xmlsec1
+        if decryption is not None:  # (key file, certificate file) it decrypts assertions with
+            key_file, cert_file = (str(path) for path in decryption)
+            config["key_file"], config["cert_file"] = key_file, cert_file
+            config["encryption_keypairs"] = [{"key_file": key_file, "cert_file": cert_file}]
+            self.name = "stock pysaml2 (xmlsec1), encrypted"
         # Nothing else: default crypto backend (xmlsec1), default everything.
         self.client = Saml2Client(config=SPConfig().load(config))
         self.backend = type(self.client.sec.crypto).__name__
@@ -414,6 +432,41 @@ def count_sql(mw: Any, side: OursInProcess, prepared: list[tuple[Any, str]]) -> 
     finally:
         event.remove(mw.database.engine, "before_cursor_execute", before)
     return count[0] / max(1, len(prepared))
+
+
+def local_sp_keys() -> tuple[Any, str]:
+    """An SP key ring with one fresh key, as a workspace holds it, and its certificate (PEM):
+    for our checks alone on encrypted assertions, without the database."""
+    import datetime as dt
+
+    from webwork_sso_middleware.sp_keys import SpKey, SpKeyRing
+    from webwork_sso_middleware.sp_keys.material import SP_KEY_BITS, make_key_pair
+
+    pair = make_key_pair("bench SAML SP", bits=SP_KEY_BITS)
+    now = dt.datetime.now(dt.UTC)
+    key = SpKey("current", pair.cert_pem.decode("ascii"), pair.key_pem, now, now)
+    ring = SpKeyRing(
+        0, key, None, None, sign_authn_requests=False, require_encrypted_assertions=False, version=0
+    )
+    return ring, pair.cert_pem.decode("ascii")
+
+
+def metadata_encryption_certificate(metadata_xml: bytes) -> str:
+    """The first certificate the SP metadata publishes for encryption (the current key), PEM."""
+    from lxml import etree
+
+    found = etree.fromstring(metadata_xml).xpath(
+        "//md:KeyDescriptor[@use='encryption']//ds:X509Certificate/text()",
+        namespaces={
+            "md": "urn:oasis:names:tc:SAML:2.0:metadata",
+            "ds": "http://www.w3.org/2000/09/xmldsig#",
+        },
+    )
+    if not found:
+        raise RuntimeError("our SP metadata publishes no encryption certificate")
+    body = "".join(found[0].split())
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
 
 
 def assertion_id(saml_response: str) -> str:
@@ -475,9 +528,12 @@ def render(report: dict[str, Any]) -> str:
         w(f"\n  {'':28} {'median ms':>10} {'p90 ms':>8} {'mean ms':>8} {'min ms':>8}\n")
         for key, label in (
             ("ours_http", "ours (HTTP, end to end)"),
+            ("ours_http_encrypted", "ours (HTTP), encrypted"),
             ("ours_wsgi", "ours (in-process WSGI)"),
             ("ours_parse", "our ACS checks alone"),
+            ("ours_parse_encrypted", "our checks alone, encrypted"),
             ("stock", "stock pysaml2 (xmlsec1)"),
+            ("stock_encrypted", "stock pysaml2, encrypted"),
         ):
             s = res.get(key)
             if s:
@@ -492,6 +548,15 @@ def render(report: dict[str, Any]) -> str:
             f"(p90: {fmt(r.get('ours_http_over_stock_p90'), '.3f')}; in-process WSGI / stock: "
             f"{fmt(r.get('ours_wsgi_over_stock'), '.3f')}; our checks alone / stock: "
             f"{fmt(r.get('ours_parse_over_stock'), '.3f')})\n"
+        )
+    if r.get("encrypted_over_plain") is not None:
+        w(
+            f"  encrypted sign-in (assertion signed, then RSA-OAEP + AES-256-GCM, response signed): "
+            f"{res['ours_http_encrypted']['median_ms']:.2f} ms median end to end, "
+            f"ratio encrypted / plain {fmt(r.get('encrypted_over_plain'), '.2f')} "
+            f"(our checks alone: {fmt(r.get('parse_encrypted_over_plain'), '.2f')}; stock "
+            f"pysaml2: {fmt(r.get('stock_encrypted_over_plain'), '.2f')}; ours / stock, "
+            f"encrypted: {fmt(r.get('encrypted_ours_over_stock'), '.3f')})\n"
         )
     if cfg.get("sql_per_sign_in") is not None:
         w(
@@ -510,6 +575,12 @@ def render(report: dict[str, Any]) -> str:
             f"| {res['ours_http']['median_ms']:.1f} ms "
             f"| {res['ours_http']['p90_ms']:.1f} ms |\n"
         )
+        if res.get("ours_http_encrypted"):
+            w(
+                "| ours, encrypted assertion (RSA-OAEP, AES-256-GCM): HTTP POST to session cookie "
+                f"| {res['ours_http_encrypted']['median_ms']:.1f} ms "
+                f"| {res['ours_http_encrypted']['p90_ms']:.1f} ms |\n"
+            )
         w(
             f"| stock pysaml2 + xmlsec1: parse only, in-process | {res['stock']['median_ms']:.1f} ms "
             f"| {res['stock']['p90_ms']:.1f} ms |\n"
@@ -537,6 +608,10 @@ def compute(report: dict[str, Any]) -> None:
         "ours_http_over_stock_p90": ratio("ours_http", "stock", "p90_ms"),
         "ours_wsgi_over_stock": ratio("ours_wsgi", "stock"),
         "ours_parse_over_stock": ratio("ours_parse", "stock"),
+        "encrypted_over_plain": ratio("ours_http_encrypted", "ours_http"),
+        "parse_encrypted_over_plain": ratio("ours_parse_encrypted", "ours_parse"),
+        "stock_encrypted_over_plain": ratio("stock_encrypted", "stock"),
+        "encrypted_ours_over_stock": ratio("ours_http_encrypted", "stock_encrypted"),
     }
     report["ratios"] = r
     value = r["ours_http_over_stock"]
@@ -657,22 +732,54 @@ def main(argv: list[str] | None = None) -> int:
         child = Child(workdir, f"sqlite:///{workdir}/ours-http.db", metadata_file)
         entity_id = f"{child.base_url}/saml/{SLUG}/metadata"
         acs_url = f"{child.base_url}/saml/{SLUG}/acs"
-        sides: dict[str, Any] = {"ours_http": OursHttp(child)}
+        # The IdP encrypts for the certificate our SP metadata publishes, as an IdP admin sets it.
+        status, _, sp_metadata = child.request("GET", f"/saml/{SLUG}/metadata")
+        if status != 200:
+            raise RuntimeError(f"our SP metadata answered {status}")
+        encrypt_for = {"ours_http_encrypted": metadata_encryption_certificate(sp_metadata)}
+        sides: dict[str, Any] = {
+            "ours_http": OursHttp(child),
+            "ours_http_encrypted": OursHttp(child, "ours (HTTP), encrypted"),
+        }
         if not args.no_extra:
             # Same base URL, so the same entity ID and ACS: the responses have the very same form.
             local_mw = build_site(f"sqlite:///{workdir}/ours-wsgi.db", child.base_url, metadata_xml)
             sides["ours_wsgi"] = OursInProcess(local_mw)
             sides["ours_parse"] = OursParse(child.base_url, idp.entity_id, metadata_xml)
+            ring, encrypt_for["ours_parse_encrypted"] = local_sp_keys()
+            sides["ours_parse_encrypted"] = OursParse(
+                child.base_url, idp.entity_id, metadata_xml, keys=ring
+            )
         stock = Stock(entity_id, acs_url, metadata_xml, xmlsec1)
         sides["stock"] = stock
+        stock_pair = make_key_pair("stock SP")
+        stock_files = (workdir / "stock-sp.key", workdir / "stock-sp.crt")
+        stock_files[0].write_bytes(stock_pair.key_pem)
+        stock_files[1].write_bytes(stock_pair.cert_pem)
+        encrypt_for["stock_encrypted"] = stock_pair.cert_pem.decode("ascii")
+        sides["stock_encrypted"] = Stock(
+            entity_id, acs_url, metadata_xml, xmlsec1, decryption=stock_files
+        )
         report["config"]["stock_backend"] = stock.backend
-        if stock.backend != "CryptoBackendXmlSec1":
-            raise RuntimeError(f"the stock SP is not on the xmlsec1 backend but {stock.backend}")
+        for side in (stock, sides["stock_encrypted"]):
+            if side.backend != "CryptoBackendXmlSec1":
+                raise RuntimeError(f"the stock SP is not on the xmlsec1 backend but {side.backend}")
 
         users = [f"member{i:03d}@bench.example.com" for i in range(args.users)]
         timed_emails = [users[i % len(users)] for i in range(args.samples)]
 
-        def make(email: str) -> str:
+        def make(email: str, side: str | None = None) -> str:
+            if side in encrypt_for:
+                # Assertion signed, then encrypted (RSA-OAEP, AES-256-GCM), response signed over
+                # the encrypted form: Okta's and Entra ID's order.
+                return idp.response(
+                    sp_entity_id=entity_id,
+                    acs_url=acs_url,
+                    email=email,
+                    not_on_or_after_offset=RESPONSE_LIFETIME_S,
+                    sign_response=True,
+                    encryption=Encryption(encrypt_for[side]),
+                )
             return idp.response(
                 sp_entity_id=entity_id,
                 acs_url=acs_url,
@@ -689,8 +796,9 @@ def main(argv: list[str] | None = None) -> int:
         for key, side in sides.items():
             plan[key] = {}
             for phase, emails in (("warmup", users), ("timed", timed_emails)):
-                made = [(make(e), e) for e in emails]
-                all_ids.extend(assertion_id(r) for r, _ in made)
+                made = [(make(e, key), e) for e in emails]
+                if key not in encrypt_for:  # an encrypted assertion's ID is cipher text
+                    all_ids.extend(assertion_id(r) for r, _ in made)
                 plan[key][phase] = [(side.prepare(r), e) for r, e in made]
         xmlsec_check = [(make(users[i % len(users)]), users[i % len(users)]) for i in range(10)]
         sql_check = (
@@ -710,6 +818,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         sides["stock"].run(shared, users[0])
         sides["ours_http"].run(sides["ours_http"].prepare(shared), users[0])
+        encrypted_check = make(users[0], "ours_http_encrypted")
+        if b"EncryptedAssertion" not in base64.b64decode(encrypted_check):
+            raise RuntimeError("the encrypted side's response holds no EncryptedAssertion")
+        sides["ours_http_encrypted"].run(
+            sides["ours_http_encrypted"].prepare(encrypted_check), users[0]
+        )
 
         keys = list(sides)
 

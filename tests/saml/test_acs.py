@@ -16,16 +16,24 @@ import xmlsec
 from lxml import etree
 
 from webwork_sso_middleware.saml.acs import BEARER, DS, AssertionConsumer, VerifiedAssertion
+from webwork_sso_middleware.saml.encryption import (
+    AES128_CBC,
+    AES256_GCM,
+    RSA_1_5,
+    RSA_OAEP_MGF1P,
+    Encryption,
+)
 from webwork_sso_middleware.saml.posted import SAML, SAMLP, Peek, peek
 from webwork_sso_middleware.saml.rejection import Rejection
 from webwork_sso_middleware.saml.sp import IdPSettings, ServiceProvider
+from webwork_sso_middleware.sp_keys import SpKey, SpKeyRing
 from webwork_sso_middleware.store import replay_cache
 from webwork_sso_middleware.store.models import SeenAssertion
 from webwork_sso_middleware.urls import WorkspaceUrls
 
 from ..store_helpers import transaction
 from .conftest import ACS, SP_ID, Site
-from .idp import TestIdP
+from .idp import KeyPair, TestIdP, autopost_form, make_key_pair
 from .test_app import whoami
 
 
@@ -75,18 +83,18 @@ def test_signed_response_with_unsigned_assertion_passes(site: Site, idp: TestIdP
     assert response.status_code == 303
 
 
-@pytest.mark.parametrize(
-    "field, value, reason",
-    [
-        ("audience", "https://other.test/saml/acme/metadata", "audience_mismatch"),
-        ("recipient", "https://other.test/saml/acme/acs", "recipient_mismatch"),
-        ("destination", "https://other.test/saml/acme/acs", "destination_mismatch"),
-        ("issuer", "https://impostor.test/idp", "issuer_mismatch"),
-        ("not_on_or_after_offset", -400, "expired"),
-        ("not_before_offset", 400, "not_yet_valid"),
-        ("in_response_to", "id-never-issued", "request_not_bound"),
-    ],
-)
+EACH_CHECK = [
+    ("audience", "https://other.test/saml/acme/metadata", "audience_mismatch"),
+    ("recipient", "https://other.test/saml/acme/acs", "recipient_mismatch"),
+    ("destination", "https://other.test/saml/acme/acs", "destination_mismatch"),
+    ("issuer", "https://impostor.test/idp", "issuer_mismatch"),
+    ("not_on_or_after_offset", -400, "expired"),
+    ("not_before_offset", 400, "not_yet_valid"),
+    ("in_response_to", "id-never-issued", "request_not_bound"),
+]
+
+
+@pytest.mark.parametrize("field, value, reason", EACH_CHECK)
 def test_each_check_failing_alone(
     site: Site, idp: TestIdP, acme: str, field: str, value: Any, reason: str
 ):
@@ -950,7 +958,7 @@ def tamper_after_signing(document: bytes) -> bytes:
         ),
         (set_text("Subject/NameID", ""), "assertion", "bad_name_id", "is not an email address"),
         (name_id_with_a_child, "assertion", "bad_name_id", "missing or malformed"),
-        (encrypt_the_assertion, "response", "encrypted_assertion", "not supported"),
+        (encrypt_the_assertion, "response", "encrypted_malformed", "EncryptedData has no"),
         (hide_the_only_assertion, "response", "assertion_count", r"directly inside it \(found 1\)"),
         (None, None, "unsigned", "neither the response nor its assertion is signed"),
     ],
@@ -965,7 +973,7 @@ def tamper_after_signing(document: bytes) -> bytes:
         "name id not an address",
         "empty name id",
         "name id markup",
-        "encrypted",
+        "empty encrypted assertion",
         "only assertion in Extensions",
         "unsigned",
     ],
@@ -1381,3 +1389,392 @@ def test_a_missing_or_oversized_session_index_is_not_kept(
 
     verified = consume(consumer, unit_response(test_idp, edit), dt.datetime.now(dt.UTC))
     assert verified.session_index == kept and verified.email == "alice@acme.test"
+
+
+# -- encrypted assertions ------------------------------------------------------------------------
+# The IdP encrypts for the certificate the workspace's SP metadata publishes for encryption (its
+# current SP key, and the next one once staged), as an IdP admin would configure it.
+
+MD = "urn:oasis:names:tc:SAML:2.0:metadata"
+XENC = "http://www.w3.org/2001/04/xmlenc#"
+ENCRYPTED_ASSERTION = f"{{{SAML}}}EncryptedAssertion"
+CONTENT_CIPHER = "/".join(
+    (
+        ENCRYPTED_ASSERTION,
+        *(f"{{{XENC}}}{name}" for name in ("EncryptedData", "CipherData", "CipherValue")),
+    )
+)
+
+
+def as_pem(certificate_base64: str) -> str:
+    lines = [certificate_base64[i : i + 64] for i in range(0, len(certificate_base64), 64)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+
+
+def encryption_certificates(site: Site, slug: str = "acme") -> list[str]:
+    """The certificates (base64 DER) of the SP metadata's KeyDescriptors for encryption, in
+    its order: the current key, then the next one when staged."""
+    metadata = requests.get(site.entity_id(slug))
+    assert metadata.status_code == 200, metadata.text
+    root = etree.fromstring(metadata.content)
+    return [
+        "".join(text.split())
+        for text in root.xpath(
+            "//md:SPSSODescriptor/md:KeyDescriptor[@use='encryption']//ds:X509Certificate/text()",
+            namespaces={"md": MD, "ds": DS},
+        )
+    ]
+
+
+def sp_certificate(site: Site, slug: str = "acme") -> str:
+    """The SP certificate an IdP admin copies from the SP metadata (the current key), as PEM."""
+    return as_pem(encryption_certificates(site, slug)[0])
+
+
+def sp_keys(site: Site) -> Any:
+    return site.middleware.saml.flow.keys
+
+
+def encrypted_for(site: Site, idp: TestIdP, certificate: str | bytes, **options: Any) -> str:
+    """A response from the IdP (assertion signed unless told), its assertion encrypted for
+    ``certificate`` (PEM); checked to hold no plaintext assertion."""
+    xml = idp.response_xml(**honest(site, idp, **options), encryption=Encryption(certificate))
+    assert_encrypted(xml)
+    return encode(xml)
+
+
+def assert_encrypted(xml: str | bytes) -> None:
+    root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml)
+    assert len(root.findall(ENCRYPTED_ASSERTION)) == 1
+    assert next(root.iter(f"{{{SAML}}}Assertion", f"{{{SAML}}}NameID"), None) is None
+
+
+def refused_with(site: Site, response: requests.Response, reason: str) -> None:
+    """Refused with ``reason`` (members signed in before may exist: see assert_rejected)."""
+    assert response.status_code == 400, response.text
+    assert "Set-Cookie" not in response.headers
+    assert f'<span class="reason">{reason}</span>' in response.text
+    assert whoami(response.browser, site).startswith("user=;")  # type: ignore[attr-defined]
+    assert site.audit("login_failed")[-1].changes["reason"] == reason
+
+
+def sp_initiated_encrypted(site: Site, idp: TestIdP) -> tuple[requests.Response, bytes]:
+    """Browser: our login URL -> the IdP -> its auto-post form -> our ACS; with the response
+    the IdP made (as XML), to see what it sent."""
+    browser = requests.Session()
+    start = browser.get(f"{site.url}/saml/acme/login", allow_redirects=False)
+    assert start.status_code == 302, start.text
+    at_idp = browser.get(start.headers["Location"])
+    assert at_idp.status_code == 200, at_idp.text
+    action, fields = autopost_form(at_idp.text)
+    response = browser.post(action, data=fields, allow_redirects=False)
+    response.browser = browser  # type: ignore[attr-defined]
+    return response, base64.b64decode(fields["SAMLResponse"])
+
+
+def test_the_metadata_publishes_the_current_sp_key_for_encryption(site: Site, acme: str):
+    published = encryption_certificates(site)
+    assert published == [sp_keys(site).status("acme").current.certificate_base64]
+
+
+@pytest.mark.parametrize("content", [AES128_CBC, AES256_GCM], ids=["aes128-cbc", "aes256-gcm"])
+@pytest.mark.parametrize("transport", [RSA_OAEP_MGF1P, RSA_1_5], ids=["rsa-oaep", "rsa-1_5"])
+def test_each_key_transport_and_content_encryption_signs_in(
+    site: Site, idp: TestIdP, acme: str, transport: str, content: str
+):
+    """RSA-OAEP as Okta and Entra send it, RSA 1.5 as ADFS can; AES-CBC and AES-GCM content."""
+    idp.encryption = Encryption(sp_certificate(site), key_transport=transport, content=content)
+    response, sent = sp_initiated_encrypted(site, idp)
+    assert_encrypted(sent)
+    assert f'Algorithm="{transport}"'.encode() in sent and f'Algorithm="{content}"'.encode() in sent
+    assert signed_in_as(site, response) == "alice@acme.test"
+
+
+@pytest.mark.parametrize("signed", ["response", "assertion", "both"])
+def test_an_encrypted_assertion_signs_in_whichever_is_signed(
+    site: Site, idp: TestIdP, acme: str, signed: str
+):
+    """A signed Response covers the EncryptedAssertion: verified as posted, before decrypting,
+    and never again (in the decrypted document it no longer matches: checking it there would
+    refuse every response-signed sign-in)."""
+    saml_response = encrypted_for(
+        site,
+        idp,
+        sp_certificate(site),
+        sign_assertion=signed != "response",
+        sign_response=signed != "assertion",
+    )
+    assert signed_in_as(site, post(site, saml_response)) == "alice@acme.test"
+
+
+@pytest.mark.parametrize("field, value, reason", EACH_CHECK)
+def test_each_check_failing_alone_in_an_encrypted_assertion(
+    site: Site, idp: TestIdP, acme: str, field: str, value: Any, reason: str
+):
+    """Every check of a plaintext assertion runs on the decrypted one."""
+    saml_response = encrypted_for(site, idp, sp_certificate(site), **{field: value})
+    assert_rejected(site, post(site, saml_response), reason)
+
+
+def test_a_refusal_after_decryption_records_the_email_claimed(site: Site, idp: TestIdP, acme: str):
+    """Before decryption a response claims nobody; once decrypted, the owner's diagnostics get
+    the address it claimed, as for a plaintext one."""
+    certificate = sp_certificate(site)
+    refused = post(site, encrypted_for(site, idp, certificate, audience="https://x.test/sp"))
+    assert_rejected(site, refused, "audience_mismatch")
+    assert site.audit("login_failed")[-1].changes["email"] == "alice@acme.test"
+    other = make_key_pair("Another SP").cert_pem
+    assert_rejected(site, post(site, encrypted_for(site, idp, other)), "decryption_failed")
+    assert "email" not in site.audit("login_failed")[-1].changes
+
+
+def test_an_encrypted_response_is_not_accepted_twice(site: Site, idp: TestIdP, acme: str):
+    saml_response = encrypted_for(site, idp, sp_certificate(site), sign_response=True)
+    assert signed_in_as(site, post(site, saml_response)) == "alice@acme.test"
+    refused_with(site, post(site, saml_response), "replayed")
+
+
+def test_encrypted_for_another_sp_key_is_refused(site: Site, idp: TestIdP, acme: str):
+    other = make_key_pair("Another SP").cert_pem
+    response = post(site, encrypted_for(site, idp, other, sign_response=True))
+    assert_rejected(site, response, "decryption_failed")
+    # The owner is told what to do about it; the page too, without naming any value.
+    detail = site.audit("login_failed")[-1].changes["detail"]
+    assert "SP certificate from the SP metadata" in detail and "1 SP key" in detail
+    assert "give the identity provider the SP certificate" in response.text
+
+
+def test_an_assertion_encrypted_for_the_next_or_the_previous_key_signs_in_until_retired(
+    site: Site, idp: TestIdP, acme: str
+):
+    """Rollover: an IdP may encrypt for the staged key as soon as the metadata shows it, and one
+    still encrypting for the old key keeps working after the switch, until that key is retired."""
+    [first] = encryption_certificates(site)
+    sp_keys(site).stage("acme", actor="owner@acme.test")
+    published = encryption_certificates(site)
+    assert len(published) == 2 and published[0] == first
+    staged = published[1]
+    to_next = encrypted_for(site, idp, as_pem(staged), email="next@acme.test")
+    assert signed_in_as(site, post(site, to_next)) == "next@acme.test"
+
+    sp_keys(site).activate("acme", actor="owner@acme.test")
+    assert encryption_certificates(site) == [staged]
+    to_previous = encrypted_for(site, idp, as_pem(first), email="previous@acme.test")
+    assert signed_in_as(site, post(site, to_previous)) == "previous@acme.test"
+    to_current = encrypted_for(site, idp, as_pem(staged), email="current@acme.test")
+    assert signed_in_as(site, post(site, to_current)) == "current@acme.test"
+
+    sp_keys(site).retire("acme", actor="owner@acme.test")
+    retired = encrypted_for(site, idp, as_pem(first), email="late@acme.test")
+    refused_with(site, post(site, retired), "decryption_failed")
+    assert "late@acme.test" not in [m.user_name for m in site.members()]
+
+
+def test_a_truncated_cipher_value_is_malformed(site: Site, idp: TestIdP, acme: str):
+    root = etree.fromstring(base64.b64decode(encrypted_for(site, idp, sp_certificate(site))))
+    value = root.find(CONTENT_CIPHER)
+    value.text = "".join(value.text.split())[:24]  # 18 bytes: no room for a GCM IV and tag
+    assert_rejected(site, post(site, encode(etree.tostring(root).decode())), "encrypted_malformed")
+
+
+def libxmlsec_encrypt(
+    root: etree._Element,
+    plaintext: bytes,
+    certificate_pem: str | bytes,
+    *,
+    content: Any = xmlsec.Transform.AES128_GCM,
+    bits: int = 128,
+    key_data: Any = xmlsec.KeyData.AES,
+) -> None:
+    """Replace the response's Assertion by an EncryptedAssertion of ``plaintext`` made by
+    libxmlsec (RSA-OAEP to ``certificate_pem``): what an IdP sends, whatever our encryptor does."""
+    holder = etree.Element(ENCRYPTED_ASSERTION)
+    root.replace(root.find(f"{{{SAML}}}Assertion"), holder)
+    data = xmlsec.template.encrypted_data_create(
+        holder, content, type=xmlsec.EncryptionType.ELEMENT, ns="xenc"
+    )
+    holder.append(data)
+    xmlsec.template.encrypted_data_ensure_cipher_value(data)
+    key_info = xmlsec.template.encrypted_data_ensure_key_info(data, ns="ds")
+    xmlsec.template.encrypted_data_ensure_cipher_value(
+        xmlsec.template.add_encrypted_key(key_info, xmlsec.Transform.RSA_OAEP)
+    )
+    certificate = certificate_pem.encode() if isinstance(certificate_pem, str) else certificate_pem
+    manager = xmlsec.KeysManager()
+    manager.add_key(xmlsec.Key.from_memory(certificate, xmlsec.KeyFormat.CERT_PEM))
+    context = xmlsec.EncryptionContext(manager)
+    context.key = xmlsec.Key.generate(key_data, bits, xmlsec.KeyDataType.SESSION)
+    context.encrypt_binary(data, plaintext)
+
+
+def test_triple_des_is_refused_as_an_algorithm(site: Site, idp: TestIdP, acme: str):
+    """pysaml2's and older ADFS set-ups' default content encryption, made by libxmlsec."""
+    root = etree.fromstring(idp.response_xml(**honest(site, idp)).encode())
+    signed = etree.tostring(root.find(f"{{{SAML}}}Assertion"), with_tail=False)
+    libxmlsec_encrypt(
+        root, signed, sp_certificate(site), content=xmlsec.Transform.DES3, bits=192,
+        key_data=xmlsec.KeyData.DES,
+    )  # fmt: skip
+    response = post(site, encode(etree.tostring(root).decode()))
+    assert_rejected(site, response, "encryption_algorithm")
+    assert "AES-GCM" in site.audit("login_failed")[-1].changes["detail"]
+
+
+def test_the_same_assertion_encrypted_by_libxmlsec_signs_in(site: Site, idp: TestIdP, acme: str):
+    """The control for the test above and the one below: AES-128-GCM from libxmlsec passes."""
+    root = etree.fromstring(idp.response_xml(**honest(site, idp)).encode())
+    libxmlsec_encrypt(
+        root,
+        etree.tostring(root.find(f"{{{SAML}}}Assertion"), with_tail=False),
+        sp_certificate(site),
+    )
+    assert_encrypted(etree.tostring(root))
+    assert signed_in_as(site, post(site, encode(etree.tostring(root).decode()))) == (
+        "alice@acme.test"
+    )
+
+
+def test_a_plaintext_that_is_not_an_assertion_is_refused(site: Site, idp: TestIdP, acme: str):
+    """A whole signed Response, encrypted where its assertion should be."""
+    inner = idp.response_xml(**honest(site, idp), sign_response=True).encode()
+    root = etree.fromstring(idp.response_xml(**honest(site, idp)).encode())
+    libxmlsec_encrypt(root, re.sub(rb"^<\?xml[^>]*\?>\s*", b"", inner), sp_certificate(site))
+    response = post(site, encode(etree.tostring(root).decode()))
+    assert_rejected(site, response, "encrypted_not_assertion")
+
+
+def test_an_encrypted_assertion_beside_a_plaintext_one_is_refused(
+    site: Site, idp: TestIdP, acme: str
+):
+    root = etree.fromstring(base64.b64decode(encrypted_for(site, idp, sp_certificate(site))))
+    plain = etree.fromstring(idp.response_xml(**honest(site, idp)).encode())
+    root.find(ENCRYPTED_ASSERTION).addnext(plain.find(f"{{{SAML}}}Assertion"))
+    assert_rejected(site, post(site, encode(etree.tostring(root).decode())), "encrypted_and_plain")
+
+
+def test_two_encrypted_assertions_are_refused(site: Site, idp: TestIdP, acme: str):
+    root = etree.fromstring(base64.b64decode(encrypted_for(site, idp, sp_certificate(site))))
+    encrypted = root.find(ENCRYPTED_ASSERTION)
+    encrypted.addnext(copy.deepcopy(encrypted))
+    assert_rejected(site, post(site, encode(etree.tostring(root).decode())), "assertion_count")
+
+
+def test_an_owner_can_require_encrypted_assertions(site: Site, idp: TestIdP, acme: str):
+    sp_keys(site).set_choices("acme", actor="owner@acme.test", require_encrypted_assertions=True)
+    plain = post(site, idp.response(**honest(site, idp), sign_response=True))
+    assert_rejected(site, plain, "encryption_required")
+    assert "SAML settings" in plain.text
+    encrypted = encrypted_for(site, idp, sp_certificate(site), email="bob@acme.test")
+    assert signed_in_as(site, post(site, encrypted)) == "bob@acme.test"
+
+    sp_keys(site).set_choices("acme", actor="owner@acme.test", require_encrypted_assertions=False)
+    again = post(site, idp.response(**honest(site, idp, email="carol@acme.test")))
+    assert signed_in_as(site, again) == "carol@acme.test"
+
+
+# What the consumer does with an encrypted assertion, called as the ACS calls it.
+
+
+@pytest.fixture(scope="module")
+def consumer_keys() -> KeyPair:
+    return make_key_pair("acme SAML SP")
+
+
+@pytest.fixture
+def decrypting_consumer(test_idp: TestIdP, consumer_keys: KeyPair) -> AssertionConsumer:
+    """conftest's SP (SP_ID, ACS) with one SP key, ``consumer_keys``."""
+    key = SpKey(
+        "current", consumer_keys.cert_pem.decode(), consumer_keys.key_pem,
+        dt.datetime.now(dt.UTC), dt.datetime.now(dt.UTC),
+    )  # fmt: skip
+    ring = SpKeyRing(1, key, None, None, sign_authn_requests=False,
+                     require_encrypted_assertions=False, version=1)  # fmt: skip
+    settings = IdPSettings(
+        test_idp.entity_id, test_idp.metadata_xml(), allow_idp_initiated=True, version="1"
+    )
+    urls = WorkspaceUrls("http://sp.test", "acme")
+    return AssertionConsumer(
+        ServiceProvider(urls, settings, keys=ring, clock_skew=SKEW), clock_skew=SKEW
+    )
+
+
+def encrypted_unit_response(test_idp: TestIdP, keys: KeyPair, **options: Any) -> bytes:
+    xml = test_idp.response_xml(
+        sp_entity_id=SP_ID, acs_url=ACS, email="alice@acme.test",
+        encryption=Encryption(keys.cert_pem), **options,
+    )  # fmt: skip
+    return xml.encode()
+
+
+def test_the_response_signature_is_verified_before_anything_is_decrypted(
+    decrypting_consumer: AssertionConsumer, test_idp: TestIdP, consumer_keys: KeyPair
+):
+    root = etree.fromstring(
+        encrypted_unit_response(test_idp, consumer_keys, sign_assertion=False, sign_response=True)
+    )
+    value = root.find(CONTENT_CIPHER)
+    value.text = base64.b64encode(b"\0" * 64).decode()  # would be a decryption failure
+    seen = peek(etree.tostring(root))
+    with pytest.raises(Rejection) as refused:
+        decrypting_consumer.consume(seen, {}, now=dt.datetime.now(dt.UTC))
+    assert refused.value.code == "signature_invalid"
+    assert seen.decrypted is None and not seen.response_verified and not seen.signature_verified
+
+
+def test_a_decrypted_assertion_is_checked_in_its_own_document(
+    decrypting_consumer: AssertionConsumer, test_idp: TestIdP, consumer_keys: KeyPair
+):
+    document = encrypted_unit_response(test_idp, consumer_keys, sign_response=True)
+    seen = peek(document)
+    verified = decrypting_consumer.consume(seen, {}, now=dt.datetime.now(dt.UTC))
+    assert verified.email == "alice@acme.test"
+    assert seen.response_verified and seen.signature_verified
+    decrypted = seen.decrypted
+    assert decrypted.tag == f"{{{SAML}}}Assertion" and verified.assertion_id == decrypted.get("ID")
+    # A new document: the posted one still holds only the encrypted form.
+    assert decrypted.getroottree().getroot() is not seen.root
+    assert seen.root.find(f"{{{SAML}}}Assertion") is None
+    assert seen.root.find(ENCRYPTED_ASSERTION) is not None
+
+
+def test_without_sp_keys_nothing_decrypts(test_idp: TestIdP, consumer: AssertionConsumer):
+    document = encrypted_unit_response(test_idp, make_key_pair("acme SAML SP"))
+    with pytest.raises(Rejection) as refused:
+        consume(consumer, document, dt.datetime.now(dt.UTC))
+    assert refused.value.code == "decryption_failed" and "0 SP key(s)" in refused.value.detail
+
+
+def test_an_unsigned_decrypted_assertion_is_refused_before_its_checks(
+    decrypting_consumer: AssertionConsumer, test_idp: TestIdP, consumer_keys: KeyPair
+):
+    """Anyone can encrypt to the SP certificate: unsigned stays unsigned once decrypted."""
+    document = encrypted_unit_response(
+        test_idp, consumer_keys, sign_assertion=False, audience="https://x.test/sp"
+    )
+    seen = peek(document)
+    with pytest.raises(Rejection) as refused:
+        decrypting_consumer.consume(seen, {}, now=dt.datetime.now(dt.UTC))
+    assert refused.value.code == "unsigned" and "decrypted assertion" in refused.value.detail
+    assert seen.decrypted is not None and not seen.signature_verified
+    # verify() alone says the same, whatever ran before it.
+    with pytest.raises(Rejection) as alone:
+        decrypting_consumer.verify(seen, seen.decrypted)
+    assert alone.value.code == "unsigned"
+
+
+def test_an_empty_in_response_to_inside_the_encryption_has_its_own_reason(
+    decrypting_consumer: AssertionConsumer, test_idp: TestIdP, consumer_keys: KeyPair
+):
+    root = etree.fromstring(
+        test_idp.response_xml(
+            sp_entity_id=SP_ID, acs_url=ACS, email="alice@acme.test", sign_assertion=False
+        ).encode()  # fmt: skip
+    )
+    assertion_part("Subject/SubjectConfirmation/SubjectConfirmationData")(root).set(
+        "InResponseTo", ""
+    )
+    idp_sign(root.find(f"{{{SAML}}}Assertion"), test_idp)
+    Encryption(consumer_keys.cert_pem).encrypt(root.find(f"{{{SAML}}}Assertion"))
+    with pytest.raises(Rejection) as refused:
+        consume(decrypting_consumer, etree.tostring(root), dt.datetime.now(dt.UTC))
+    assert refused.value.code == "empty_in_response_to"

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from webwork_sso_middleware.saml.encryption import decrypt_assertion
 from webwork_sso_middleware.saml.posted import SAML, claimed_email, decode, email_attribute, peek
 from webwork_sso_middleware.saml.rejection import Rejection
 
 from .conftest import ACS, SP_ID
-from .idp import TestIdP
+from .idp import Encryption, TestIdP, make_key_pair
 
 # -- what a refused response claimed, for the owner's diagnostics ---------------------------------
 
@@ -54,6 +55,23 @@ def test_no_response_or_no_name_id_claims_nothing(test_idp: TestIdP):
     assert claimed_email(peek(etree.tostring(root))) is None
     name_id.getparent().remove(name_id)
     assert claimed_email(peek(etree.tostring(root))) is None
+
+
+def test_an_encrypted_assertion_claims_nothing_until_decrypted(test_idp: TestIdP):
+    """The NameID is cipher text until the consumer decrypts it (acs.py sets ``decrypted``)."""
+    keys = make_key_pair("acme SAML SP")
+    xml = test_idp.response_xml(
+        sp_entity_id=SP_ID,
+        acs_url=ACS,
+        email="alice@acme.test",
+        encryption=Encryption(keys.cert_pem),
+    )
+    seen = peek(xml.encode())
+    assert claimed_email(seen) is None
+    seen.decrypted = decrypt_assertion(
+        seen.root.find(f"{{{SAML}}}EncryptedAssertion"), [keys.key_pem]
+    )
+    assert claimed_email(seen) == "alice@acme.test"
 
 
 @pytest.mark.parametrize(

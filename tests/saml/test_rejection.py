@@ -71,7 +71,15 @@ def test_every_refusal_has_a_fixed_public_sentence():
     # Every public code has its sentence, and every sentence a refusal that shows it.
     assert {public for _, _, public in found} == set(PUBLIC_REASONS)
     hidden = {code for _, code, public in found if public != code}
-    assert hidden == {"unknown_workspace", "plan", "sso_disabled", "idp_not_configured"}
+    # sp_key_missing: signing is wanted and the workspace has no key yet (made before the
+    # request, so only a workspace re-made meanwhile); to a stranger, SSO is unavailable.
+    assert hidden == {
+        "unknown_workspace",
+        "plan",
+        "sso_disabled",
+        "idp_not_configured",
+        "sp_key_missing",
+    }
 
 
 def test_a_refusal_carries_its_code_detail_and_what_a_stranger_may_read():

@@ -30,6 +30,7 @@ import xmlsec
 from lxml import etree
 
 from webwork_sso_middleware.saml.acs import DS, AssertionConsumer
+from webwork_sso_middleware.saml.encryption import Encryption, encrypt_assertion
 from webwork_sso_middleware.saml.posted import SAML, SAMLP
 from webwork_sso_middleware.saml.rejection import Rejection
 
@@ -705,6 +706,192 @@ def test_response_for_one_workspace_posted_to_another(
     if "audience" in rewritten:
         assertion.find(f".//{{{SAML}}}Audience").text = site.entity_id("beta")
     assert_refused(site, post(site, encode(root), slug="beta"), reason)
+
+
+# -- encrypted assertions --------------------------------------------------------------------------
+# The SP certificate is public (the SP metadata): anyone can encrypt an assertion to it, so a
+# decrypted assertion is worth exactly what its signature (or the Response's) is worth.
+
+
+def our_certificate(site: Site, slug: str = "acme") -> str:
+    """The SP certificate of ``slug`` for encryption, as its SP metadata publishes it (PEM)."""
+    metadata = requests.get(site.entity_id(slug))
+    assert metadata.status_code == 200, metadata.text
+    found = etree.fromstring(metadata.content).xpath(
+        "//md:KeyDescriptor[@use='encryption']//ds:X509Certificate/text()",
+        namespaces={"md": "urn:oasis:names:tc:SAML:2.0:metadata", "ds": DS},
+    )
+    body = "".join(found[0].split())
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
+
+
+def encrypted_of(root: etree._Element) -> etree._Element:
+    return root.find(f"{{{SAML}}}EncryptedAssertion")
+
+
+def attacker_encrypts(assertion: etree._Element, site: Site, slug: str = "acme") -> None:
+    """Replace ``assertion`` in its tree by its encryption to the workspace's public SP
+    certificate, as anyone can."""
+    encrypt_assertion(assertion, our_certificate(site, slug))
+
+
+def test_an_unsigned_assertion_encrypted_to_our_certificate(site: Site, idp: TestIdP):
+    """The attacker's own assertion, encrypted to our public certificate, in an unsigned
+    response: decrypting it proves nothing."""
+    root = xml_for(site, idp, sign_assertion=False)
+    name_id(assertion_of(root)).text = EVIL
+    attacker_encrypts(assertion_of(root), site)
+    assert signature_of(root) is None and assertion_of(root) is None
+    assert_refused(site, post(site, encode(root)), "unsigned")
+
+
+def test_an_assertion_signed_by_the_attacker_and_encrypted(site: Site, idp: TestIdP):
+    attacker = make_key_pair("Mallory")
+    root = xml_for(site, idp)
+    assertion = assertion_of(root)
+    name_id(assertion).text = EVIL
+    sign(assertion, rsa_key(attacker.key_pem, attacker.cert_pem), key_info=True)
+    attacker_encrypts(assertion, site)
+    assert_refused(site, post(site, encode(root)), "signature_invalid")
+
+
+def test_a_copied_signature_on_an_altered_assertion_encrypted(site: Site, idp: TestIdP):
+    """The IdP's signature kept on an assertion whose NameID the attacker changed, the whole
+    then encrypted: the signature is checked on the decrypted assertion, and fails."""
+    root = xml_for(site, idp)
+    name_id(assertion_of(root)).text = EVIL
+    attacker_encrypts(assertion_of(root), site)
+    assert_refused(site, post(site, encode(root)), "signature_invalid")
+
+
+def test_a_genuine_signed_assertion_encrypted_by_anyone_signs_in_its_own_subject(
+    site: Site, idp: TestIdP
+):
+    """The control for the tests above: encrypting the IdP's genuine assertion (as anyone
+    may) changes nothing; it signs in whom the IdP signed for, once."""
+    root = xml_for(site, idp)
+    attacker_encrypts(assertion_of(root), site)
+    assert_signed_in(site, post(site, encode(root)))
+
+
+def test_a_signed_responses_encrypted_assertion_swapped_for_the_attackers(site: Site, idp: TestIdP):
+    """XSW across encryption: the Response signature covers the EncryptedAssertion as sent, so
+    swapping in an attacker-encrypted one breaks it (checked before anything is decrypted)."""
+    certificate = our_certificate(site)
+    root = signed_response(site, idp, encryption=Encryption(certificate))
+    evil_source = xml_for(site, idp, sign_assertion=False, email=EVIL)
+    evil = assertion_of(evil_source)
+    evil.set("ID", f"_evil{uuid.uuid4().hex}")
+    attacker_encrypts(evil, site)
+    root.replace(encrypted_of(root), encrypted_of(evil_source))
+    assert_refused(site, post(site, encode(root)), "signature_invalid")
+
+
+def test_an_encrypted_twin_of_a_signed_plaintext_assertion(site: Site, idp: TestIdP):
+    """XSW across the two: an evil unsigned copy carrying the signed assertion's ID, encrypted,
+    beside the signed plaintext original. Whichever a party reads, one is refused."""
+    root = xml_for(site, idp)
+    signed = assertion_of(root)
+    twin = unsigned_copy(signed, email=EVIL)
+    signed.addprevious(twin)
+    attacker_encrypts(twin, site)
+    assert assertion_of(root).get("ID") == signed.get("ID")
+    assert_refused(site, post(site, encode(root)), "encrypted_and_plain")
+
+
+@pytest.mark.parametrize("where", ["extensions", "signature object"])
+def test_a_signed_plaintext_assertion_hidden_beside_an_encrypted_one(
+    site: Site, idp: TestIdP, where: str
+):
+    root = xml_for(site, idp)
+    signed = assertion_of(root)
+    evil = unsigned_copy(signed, email=EVIL)
+    root.replace(signed, evil)
+    attacker_encrypts(evil, site)
+    if where == "extensions":
+        extensions = etree.Element(f"{{{SAMLP}}}Extensions")
+        root.find(f"{{{SAML}}}Issuer").addnext(extensions)
+        extensions.append(signed)
+    else:
+        sign(root, rsa_key(make_key_pair("Mallory").key_pem))
+        etree.SubElement(signature_of(root), f"{{{DS}}}Object").append(signed)
+    assert_refused(site, post(site, encode(root)), "encrypted_and_plain")
+
+
+def test_the_signed_original_in_the_advice_of_an_encrypted_evil_assertion(site: Site, idp: TestIdP):
+    """xsw_advice inside the encryption: only the decrypted document shows the second
+    assertion, and it too must hold exactly one."""
+    root = xml_for(site, idp)
+    signed = assertion_of(root)
+    evil = unsigned_copy(signed, new_id=True, email=EVIL)
+    root.replace(signed, evil)
+    advice = etree.Element(f"{{{SAML}}}Advice")
+    evil.find(f"{{{SAML}}}Conditions").addnext(advice)
+    advice.append(signed)
+    attacker_encrypts(evil, site)
+    assert_refused(site, post(site, encode(root)), "assertion_count")
+
+
+@pytest.mark.parametrize("signed", ["assertion", "response"])
+def test_replay_of_an_encrypted_response(site: Site, idp: TestIdP, signed: str):
+    root = xml_for(
+        site,
+        idp,
+        sign_assertion=signed == "assertion",
+        sign_response=signed == "response",
+        encryption=Encryption(our_certificate(site)),
+    )
+    saml_response = encode(root)
+    assert_signed_in(site, post(site, saml_response))
+    assert_refused(site, post(site, saml_response), "replayed", members=(GENUINE,))
+
+
+def test_replay_by_encrypting_a_used_assertion_again(site: Site, idp: TestIdP):
+    """New cipher text, same signed assertion: the replay cache keys the decrypted ID."""
+    root = xml_for(site, idp)
+    again = copy.deepcopy(root)
+    assert_signed_in(site, post(site, encode(root)))
+    attacker_encrypts(assertion_of(again), site)
+    assert_refused(site, post(site, encode(again)), "replayed", members=(GENUINE,))
+
+
+@pytest.mark.parametrize("assertion_answers", ["nothing (IdP-initiated)", "another request"])
+def test_in_response_to_rewritten_around_an_encrypted_assertion(
+    site: Site, idp: TestIdP, assertion_answers: str
+):
+    """As test_in_response_to_rewritten_on_an_unsigned_response, the signed assertion encrypted:
+    what the decrypted assertion answers is what counts."""
+    browser = requests.Session()
+    live = _start(site, "strict", browser)
+    answered = _start(site, "strict", browser) if assertion_answers == "another request" else None
+    root = xml_for(
+        site,
+        idp,
+        slug="strict",
+        in_response_to=answered,
+        encryption=Encryption(our_certificate(site, "strict")),
+    )
+    root.set("InResponseTo", live)
+    assert_refused(
+        site, post(site, encode(root), slug="strict", browser=browser), "in_response_to_mismatch"
+    )
+
+
+def test_an_assertion_encrypted_for_another_workspace(site: Site, idp: TestIdP):
+    """acme and beta share the IdP, never their SP keys: beta's key does not open it."""
+    assert our_certificate(site, "acme") != our_certificate(site, "beta")
+    root = xml_for(site, idp, encryption=Encryption(our_certificate(site, "beta")))
+    assert_refused(site, post(site, encode(root)), "decryption_failed")
+
+
+def test_an_encrypted_sign_in_through_the_idp(site: Site, idp: TestIdP):
+    """The control: SP-initiated, the IdP encrypting for acme's certificate, signs in."""
+    idp.encryption = Encryption(our_certificate(site))
+    try:
+        assert_signed_in(site, sp_initiated_as(site, idp, GENUINE))
+    finally:
+        idp.encryption = None
 
 
 # -- transport: size and encoding ------------------------------------------------------------------

@@ -6,6 +6,13 @@ answers, time windows, then the signature (crypto.py, keys from the IdP metadata
 identity is read from the very assertion element whose signature (or whose enclosing
 Response's) verified.
 
+An EncryptedAssertion (encryption.py) takes one more step, between the response checks and the
+assertion checks: a Response signature, which covers the encrypted form, is verified on the
+posted tree first; then the assertion is decrypted with the workspace's SP keys (current, next,
+previous) into a new document, and every assertion check runs there. Anyone can encrypt to the
+SP's public certificate, so decrypting proves nothing: a decrypted assertion in an unsigned
+Response must carry its own valid signature, exactly as a plaintext one.
+
 pysaml2 builds the SP (metadata, AuthnRequests) but does not parse responses here: its
 parser re-parses and schema-checks the document, which cost several times our whole check
 (benchmarks/acs_bench.py) while adding no check this module does not make.
@@ -23,6 +30,7 @@ from saml2.sigver import SignatureError
 
 from ..logs import package_logger
 from .crypto import XmlsecBackend
+from .encryption import DecryptionRefused, decrypt_assertion
 from .posted import (
     EMAIL,
     EMAIL_ATTRIBUTES,
@@ -43,6 +51,9 @@ log = package_logger(__name__)
 SIGNATURES = XmlsecBackend()
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
+SIGNATURE = f"{{{DS}}}Signature"
+ASSERTION = f"{{{SAML}}}Assertion"
+ENCRYPTED_ASSERTION = f"{{{SAML}}}EncryptedAssertion"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 
@@ -107,12 +118,18 @@ class AssertionConsumer:
         self.provider = provider
         self.idp = provider.idp
         self.clock_skew = clock_skew
+        # The owner's choice (settings page): a plaintext assertion is then refused.
+        self.require_encryption = bool(
+            provider.keys is not None and provider.keys.require_encrypted_assertions
+        )
 
     def consume(
         self, seen: Peek, outstanding: Mapping[str, str], *, now: dt.datetime
     ) -> VerifiedAssertion:
-        assertion = self.check_structure(seen.root)
+        found = self.check_structure(seen.root)
         self.check_response(seen.root, outstanding)
+        # check_structure gives the one Assertion, or the one EncryptedAssertion to open first.
+        assertion = self.decrypt(seen, found) if found.tag == ENCRYPTED_ASSERTION else found
         self.check_assertion(assertion, now, seen.in_response_to)
         if not assertion.get("ID"):
             raise Rejection("invalid_response", "the assertion has no ID")
@@ -121,13 +138,19 @@ class AssertionConsumer:
     # -- our explicit checks ----------------------------------------------------------------
 
     def check_structure(self, root: Any) -> Any:
-        encrypted = list(root.iter(f"{{{SAML}}}EncryptedAssertion"))
+        """The one Assertion, or the one EncryptedAssertion, directly inside the Response."""
+        # One walk of the tree for both kinds: a plaintext sign-in costs what it did.
+        assertions = list(root.iter(ASSERTION, ENCRYPTED_ASSERTION))
+        encrypted = [a for a in assertions if a.tag == ENCRYPTED_ASSERTION]
         if encrypted:
+            return self.check_encrypted_structure(root, assertions, encrypted)
+        if assertions and self.require_encryption:
             raise Rejection(
-                "encrypted_assertion",
-                "encrypted assertions are not supported; turn assertion encryption off in the IdP",
+                "encryption_required",
+                "this workspace requires encrypted assertions and the IdP sent a plaintext one: "
+                "turn on assertion encryption in the IdP with the SP certificate from the SP "
+                "metadata, or stop requiring it in the workspace's SAML settings",
             )
-        assertions = list(root.iter(f"{{{SAML}}}Assertion"))
         # Exactly one, and directly in the Response: a second copy anywhere (Extensions,
         # Object, Advice) is how signature-wrapping attacks smuggle an identity in.
         if len(assertions) != 1 or assertions[0].getparent() is not root:
@@ -141,6 +164,83 @@ class AssertionConsumer:
         if not (signed_response or signed_assertion):
             raise Rejection("unsigned", "neither the response nor its assertion is signed")
         return assertions[0]
+
+    def check_encrypted_structure(
+        self, root: Any, assertions: list[Any], encrypted: list[Any]
+    ) -> Any:
+        """The one EncryptedAssertion, directly in the Response, with no plaintext assertion
+        anywhere: a plaintext one beside it would be read by one party and the decrypted one
+        by another (whether an assertion inside is signed is known only once decrypted)."""
+        if len(encrypted) != len(assertions):
+            raise Rejection(
+                "encrypted_and_plain",
+                f"the response holds {len(encrypted)} encrypted and "
+                f"{len(assertions) - len(encrypted)} plaintext assertion(s); it must hold "
+                "exactly one assertion, encrypted or not",
+            )
+        if len(encrypted) != 1 or encrypted[0].getparent() is not root:
+            raise Rejection(
+                "assertion_count",
+                "the response must hold exactly one encrypted assertion, "
+                f"directly inside it (found {len(encrypted)})",
+            )
+        return encrypted[0]
+
+    # -- an encrypted assertion ----------------------------------------------------------------
+
+    def decrypt(self, seen: Peek, encrypted: Any) -> Any:
+        """The Assertion of ``encrypted`` (the Response's one EncryptedAssertion), decrypted
+        into a new document whose root is a copy of the Response: every assertion check, and
+        the assertion's own signature, run on that document.
+
+        A Response signature covers the encrypted form: it is verified here, on the posted
+        tree, before anything is decrypted, and never again (the copy in the new document no
+        longer matches what was signed). Decrypting proves nothing (the SP certificate is
+        public): unless the Response's signature verified, the decrypted assertion must be
+        signed itself (verify() checks that signature).
+        """
+        root = seen.root
+        if root.find(SIGNATURE) is not None:
+            self.verify_signature(root, root)
+            # What follows is the IdP's own: a refusal from here on is its failure (a row of
+            # its own in the owner's diagnostics, failures.py), as after verify() for plaintext.
+            seen.response_verified = seen.signature_verified = True
+        keys = self.provider.decryption_keys
+        try:
+            assertion = decrypt_assertion(encrypted, keys)
+        except DecryptionRefused as refused:
+            raise _decryption_refused(refused, len(keys)) from None
+        seen.decrypted = assertion
+        self.check_decrypted_structure(seen, assertion)
+        return assertion
+
+    def check_decrypted_structure(self, seen: Peek, assertion: Any) -> None:
+        """check_structure's rules for the decrypted document: the decrypted assertion is the
+        only assertion (none nested in its Advice, encrypted or not), directly in the Response,
+        signed unless the Response's signature verified; peek's rule on empty InResponseTo."""
+        document = assertion.getroottree().getroot()
+        found = list(document.iter(ASSERTION, ENCRYPTED_ASSERTION))
+        if found != [assertion] or assertion.getparent() is not document:
+            raise Rejection(
+                "assertion_count",
+                "the decrypted assertion must be the response's only assertion, directly "
+                f"inside it (found {len(found)} once decrypted)",
+            )
+        if not seen.response_verified and assertion.find(SIGNATURE) is None:
+            raise Rejection(
+                "unsigned",
+                "neither the response nor its decrypted assertion is signed (anyone can "
+                "encrypt to the SP certificate: encryption proves nothing)",
+            )
+        confirmations = assertion.iterfind(
+            f"{{{SAML}}}Subject/{{{SAML}}}SubjectConfirmation/{{{SAML}}}SubjectConfirmationData"
+        )
+        if any(c.get("InResponseTo") == "" for c in confirmations):
+            raise Rejection(
+                "empty_in_response_to",
+                'the IdP sent InResponseTo="" (empty) in the encrypted assertion, which the '
+                "SAML schema does not allow",
+            )
 
     def check_response(self, root: Any, outstanding: Mapping[str, str]) -> None:
         status = root.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
@@ -266,33 +366,17 @@ class AssertionConsumer:
     # -- the signature, and reading the identity ------------------------------------------------
 
     def verify(self, seen: Peek, assertion: Any) -> VerifiedAssertion:
-        """Verify the IdP's signature on this very tree, then read identity from ``assertion``.
+        """Verify the IdP's signature on this very tree (for an encrypted assertion: the
+        decrypted document, the Response's signature having verified before decryption), then
+        read identity from ``assertion``.
 
         Whichever of the Response and the Assertion carries a signature must verify with a
         certificate from the IdP's metadata (both, when both are signed). The checks are
         crypto.py's strict ones: the signed element is the only carrier of its ID, one
         enveloped signature referencing it, allowed algorithms only.
         """
-        root, in_response_to = seen.root, seen.in_response_to
-        signed = [
-            element
-            for element in (root, assertion)
-            if element.find(f"{{{DS}}}Signature") is not None
-        ]
-        if not signed:  # check_structure refuses this already; never rely on it alone
-            raise Rejection("unsigned", "neither the response nor its assertion is signed")
-        for element in signed:
-            name = f"{etree.QName(element).namespace}:{etree.QName(element).localname}"
-            try:
-                SIGNATURES.verify_element(
-                    root, name, element.get("ID"), self.provider.idp_certificates
-                )
-            except SignatureError as exc:
-                log.info("signature rejected: %s", exc)
-                raise Rejection(
-                    "signature_invalid",
-                    "the response's signature does not verify with the IdP's certificates",
-                ) from None
+        in_response_to = seen.in_response_to
+        self.verify_signatures(seen, assertion)
         seen.signature_verified = True
         email, name_id, name_id_format = self.subject(assertion)
         qualifiers = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID").attrib
@@ -320,6 +404,35 @@ class AssertionConsumer:
             name_qualifier=_bounded(qualifiers.get("NameQualifier"), MAX_NAME_ID),
             sp_name_qualifier=_bounded(qualifiers.get("SPNameQualifier"), MAX_NAME_ID),
         )
+
+    def verify_signatures(self, seen: Peek, assertion: Any) -> None:
+        """Each signature present verifies: the Response's on the posted tree (unless decrypt()
+        verified it there already), the Assertion's in the Assertion's own document (the posted
+        tree, or the decrypted one)."""
+        root = seen.root
+        signed_response = root.find(SIGNATURE) is not None
+        signed_assertion = assertion.find(SIGNATURE) is not None
+        if not (signed_response or signed_assertion):
+            # check_structure refuses this already; never rely on it alone
+            raise Rejection("unsigned", "neither the response nor its assertion is signed")
+        if signed_response and not seen.response_verified:
+            self.verify_signature(root, root)
+            seen.response_verified = True
+        if signed_assertion:
+            self.verify_signature(assertion.getroottree().getroot(), assertion)
+
+    def verify_signature(self, document: Any, element: Any) -> None:
+        name = f"{etree.QName(element).namespace}:{etree.QName(element).localname}"
+        try:
+            SIGNATURES.verify_element(
+                document, name, element.get("ID"), self.provider.idp_certificates
+            )
+        except SignatureError as exc:
+            log.info("signature rejected: %s", exc)
+            raise Rejection(
+                "signature_invalid",
+                "the response's signature does not verify with the IdP's certificates",
+            ) from None
 
     def subject(self, assertion: Any) -> tuple[str, str, str | None]:
         """(email, NameID, its Format) of the verified assertion's subject.
@@ -360,6 +473,31 @@ def _bounded(value: str | None, width: int) -> str | None:
     """``value`` when it is at most ``width`` long: an IdP's oversized qualifier is dropped
     rather than failing the sign-in (single logout then sends the NameID without it)."""
     return value if value and len(value) <= width else None
+
+
+def _decryption_refused(refused: DecryptionRefused, keys: int) -> Rejection:
+    """The refusal for an EncryptedAssertion encryption.py would not decrypt, by its kind."""
+    if refused.kind == DecryptionRefused.WRONG_KEY:
+        return Rejection(
+            "decryption_failed",
+            f"none of this workspace's {keys} SP key(s) (current, next, previous) decrypts the "
+            "assertion: the IdP encrypted it for another certificate; give the IdP the SP "
+            f"certificate from the SP metadata ({refused.reason})",
+        )
+    if refused.kind == DecryptionRefused.ALGORITHM:
+        return Rejection(
+            "encryption_algorithm",
+            f"{refused.reason}; set the IdP to RSA-OAEP (or RSA 1.5) key transport and AES-GCM "
+            "(or AES-CBC) content encryption",
+        )
+    if refused.kind == DecryptionRefused.MALFORMED:
+        return Rejection(
+            "encrypted_malformed", f"the encrypted assertion is malformed: {refused.reason}"
+        )
+    return Rejection(
+        "encrypted_not_assertion",
+        f"the encrypted assertion does not decrypt to one saml:Assertion: {refused.reason}",
+    )
 
 
 def _instant(value: str | None) -> dt.datetime | None:

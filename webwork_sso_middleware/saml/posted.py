@@ -48,6 +48,12 @@ class Peek:
     # Set by the consumer once the IdP's signature verified on this tree: a refusal after
     # that is a real failure of the IdP's, one before it anything anyone could have sent.
     signature_verified: bool = False
+    # Set by the consumer once the Response's own signature verified (for an encrypted
+    # assertion: on this tree, before decrypting), so it is never checked again.
+    response_verified: bool = False
+    # The Assertion decrypted from the EncryptedAssertion (in a document of its own), once the
+    # consumer decrypted it; None for a plaintext assertion.
+    decrypted: Any = None
 
 
 _BASE64_WRAPPING = re.compile(r"[ \t\r\n]")  # ASCII whitespace only: nothing else is skipped
@@ -71,11 +77,18 @@ def decode(saml_response: str | None) -> bytes:
 def claimed_email(seen: Peek | None) -> str | None:
     """The email a response names (its NameID, or for a transient or persistent NameID its
     email attribute), for the owner's diagnostics when it is refused, and for the ACS's first
-    lookup: unverified, so recorded as what the response claimed and decided on by nothing."""
+    lookup: unverified, so recorded as what the response claimed and decided on by nothing.
+
+    An encrypted assertion names nobody until the consumer decrypted it (``seen.decrypted``):
+    None before that."""
     if seen is None:
         return None
-    assertion = seen.root.find(f"{{{SAML}}}Assertion")
-    name_id = seen.root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}NameID")
+    if seen.decrypted is not None:
+        assertion = seen.decrypted
+        name_id = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID")
+    else:
+        assertion = seen.root.find(f"{{{SAML}}}Assertion")
+        name_id = seen.root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}NameID")
     if name_id is not None and name_id.get("Format") in OPAQUE_NAME_IDS:
         return email_attribute(assertion)
     text = (single_text(name_id) or "") if name_id is not None else ""

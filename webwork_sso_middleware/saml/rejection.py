@@ -57,8 +57,23 @@ PUBLIC_REASONS: dict[str, str] = {
     "dtd_forbidden": "The sign-in response contains a DTD, which is never allowed.",
     "malformed_xml": "The sign-in response is not well-formed XML.",
     "not_a_response": "The document sent is not a SAML response.",
-    "encrypted_assertion": "Encrypted assertions are not supported.",
     "assertion_count": "The sign-in response must hold exactly one assertion, directly inside it.",
+    # Encrypted assertions (acs.py, encryption.py): each points the admin at the setting to fix.
+    "encrypted_and_plain": "The sign-in response holds an encrypted assertion beside a plain "
+    "one, which is never allowed.",
+    "decryption_failed": "The identity provider encrypted the assertion for a key this "
+    "workspace does not hold: give the identity provider the SP certificate from this "
+    "workspace's SP metadata.",
+    "encrypted_malformed": "The encrypted assertion is damaged or incomplete: parts of it are "
+    "missing, cut short or out of place.",
+    "encryption_algorithm": "The identity provider encrypted the assertion with an algorithm "
+    "this site does not accept: set it to RSA-OAEP (or RSA 1.5) key transport with AES-GCM "
+    "or AES-CBC content encryption.",
+    "encrypted_not_assertion": "The encrypted part of the sign-in response does not hold "
+    "exactly one assertion.",
+    "encryption_required": "This workspace requires encrypted assertions and the identity "
+    "provider sent a plain one: turn on assertion encryption in the identity provider with "
+    "the SP certificate from the SP metadata, or stop requiring it in the SAML settings.",
     "unsigned": "The sign-in response is not signed.",
     "idp_status_error": "The identity provider did not sign you in.",
     "destination_mismatch": "The sign-in response is addressed to another place.",
