@@ -168,7 +168,17 @@ def test_sign_in_starts_and_ends_under_the_mount(mounted: Mounted):
         allow_redirects=False,
         data={"csrf_token": token.group(1), "next": "/bye"},
     )
-    assert out.status_code == 303 and out.headers["Location"] == f"{MOUNT}/bye"
+    # Single logout: on to the IdP, whose answer comes back to the SLO endpoint under the
+    # mount, and the last page's link keeps ``next`` relative to the mount too.
+    assert out.status_code == 302, out.text
+    assert out.headers["Location"].startswith(mounted.idp.slo_url + "?")
+    assert f"Path={MOUNT}/saml/" in out.headers["Set-Cookie"]
+    mounted.idp.register_sp_metadata(requests.get(f"{mounted.public}/saml/acme/metadata").text)
+    answer = browser.get(out.headers["Location"], allow_redirects=False)
+    assert answer.headers["Location"].startswith(f"{mounted.public}/saml/acme/slo?")
+    last = browser.get(answer.headers["Location"])
+    assert last.status_code == 200, last.text
+    assert f'href="{MOUNT}/bye"' in last.text
 
 
 def test_an_idp_initiated_sign_in_continues_under_the_mount(mounted: Mounted):

@@ -46,6 +46,7 @@ class Purpose(enum.Enum):
     LOGOUT_CSRF = "webwork_sso.logout"
     LOGIN_REQUESTS = "webwork_sso.login-requests"
     PENDING_SIGN_IN = "webwork_sso.pending-sign-in"
+    LOGOUT_REQUESTS = "webwork_sso.logout-requests"  # saml/single_logout.py
 
     @property
     def salt(self) -> str:

@@ -124,6 +124,11 @@ class WorkspaceUrls:
         return self.base_url + workspace_path(self.slug, "acs")
 
     @property
+    def slo_url(self) -> str:
+        """Single logout (SAML 2.0 SLO), HTTP-Redirect and HTTP-POST: saml/single_logout.py."""
+        return self.base_url + workspace_path(self.slug, "slo")
+
+    @property
     def login_url(self) -> str:
         return self.base_url + workspace_path(self.slug, "login")
 

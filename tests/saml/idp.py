@@ -27,16 +27,18 @@ rest, or "Test".
 from __future__ import annotations
 
 import base64
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Unpack
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import lxml.html
 import requests
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
+from saml2.sigver import verify_redirect_signature
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 # The IdP machinery is the dev IdP's (webwork_sso_middleware.devidp): keys, SP registration,
@@ -54,8 +56,8 @@ from webwork_sso_middleware.devidp.protocol import (
 from webwork_sso_middleware.saml.encryption import Encryption
 
 __all__ = [
-    "STANDARD_ATTRIBUTES", "Attributes", "AuthnRequestSeen", "Encryption", "KeyPair", "TestIdP",
-    "autopost_form",
+    "STANDARD_ATTRIBUTES", "Attributes", "AuthnRequestSeen", "Encryption", "KeyPair", "LogoutSeen",
+    "TestIdP", "autopost_form",
     "default_attributes", "make_key_pair", "pysaml2_sp_config", "sp_metadata_xml",
 ]  # fmt: skip
 
@@ -95,6 +97,22 @@ def autopost_form(page: str | bytes) -> tuple[str, dict[str, str]]:
 
 
 @dataclass
+class LogoutSeen:
+    """A LogoutRequest or LogoutResponse from an SP, as the IdP read and verified it."""
+
+    id: str
+    issuer: str
+    binding: str
+    signature_verified: bool
+    in_response_to: str | None = None
+    status: str | None = None
+    name_id: str | None = None
+    name_id_format: str | None = None
+    session_indexes: tuple[str, ...] = ()
+    destination: str | None = None
+
+
+@dataclass
 class AuthnRequestSeen:
     id: str
     issuer: str
@@ -117,6 +135,7 @@ class TestIdP:
         self.url = url.rstrip("/")
         self.entity_id = f"{self.url}/idp/metadata"
         self.sso_url = f"{self.url}/idp/sso"
+        self.slo_url = f"{self.url}/idp/slo"
         self.keys = keys or make_key_pair(name)
         key_file, cert_file = self.keys.write(workdir, "idp")
         self.next_user: str | None = "alice@acme.test"
@@ -125,9 +144,15 @@ class TestIdP:
         # Set to encrypt the assertions of HTTP sign-ins (``/idp/sso``) for an SP's certificate.
         self.encryption: Encryption | None = None
         self.requests: list[AuthnRequestSeen] = []
+        # Single logout: what reached /idp/slo, and how it answers an SP's LogoutRequest
+        # (a status code other than Success, or silence: no answer at all).
+        self.logout_requests: list[LogoutSeen] = []
+        self.logout_responses: list[LogoutSeen] = []
+        self.slo_status: str | None = None
+        self.slo_silent = False
         self.server = make_idp_server(
             entity_id=self.entity_id, sso_url=self.sso_url, name=name,
-            key_file=str(key_file), cert_file=str(cert_file),
+            key_file=str(key_file), cert_file=str(cert_file), slo_url=self.slo_url,
         )  # fmt: skip
 
     @classmethod
@@ -152,6 +177,169 @@ class TestIdP:
     def sp_config(self, entity_id: str, acs_url: str, *, signing_cert: str | None = None) -> str:
         """Register (or re-register) an SP with the IdP; returns the SP metadata XML it loaded."""
         return protocol.register_sp(self.server, entity_id, acs_url, signing_cert=signing_cert)
+
+    def register_sp_metadata(self, xml: str) -> list[str]:
+        """Trust an SP by its own metadata (ours: its SP keys and SLO endpoints included)."""
+        return protocol.register_sp_metadata(self.server, xml)
+
+    # single logout ----------------------------------------------------------------------------------
+
+    def logout_request_xml(
+        self, *, destination: str, name_id: str, sign: bool = True, **options: Any
+    ) -> str:
+        """An IdP-initiated LogoutRequest (devidp.protocol.logout_request's ``options``),
+        with an enveloped signature unless ``sign`` is False (the HTTP-POST binding's form)."""
+        message = protocol.logout_request(
+            self.server, destination=destination, name_id=name_id, **options
+        )
+        return protocol.sign_message(self.server, message) if sign else str(message)
+
+    def logout_redirect(
+        self,
+        *,
+        destination: str,
+        name_id: str,
+        relay_state: str | None = None,
+        sign: bool = True,
+        xml: str | None = None,
+        **options: Any,
+    ) -> str:
+        """The URL of an IdP-initiated LogoutRequest by HTTP-Redirect, its query signed by
+        pysaml2 with the IdP key unless ``sign`` is False (``xml``: that message instead)."""
+        if xml is None:
+            xml = str(
+                protocol.logout_request(
+                    self.server, destination=destination, name_id=name_id, **options
+                )
+            )
+        query = protocol.redirect_query(self.server, "SAMLRequest", xml, relay_state, sign=sign)
+        return f"{destination}?{query}"
+
+    def logout_form(
+        self,
+        *,
+        destination: str,
+        name_id: str,
+        relay_state: str | None = None,
+        xml: str | None = None,
+        **options: Any,
+    ) -> dict[str, str]:
+        """The fields of an IdP-initiated LogoutRequest by HTTP-POST (signed as asked)."""
+        xml = xml or self.logout_request_xml(destination=destination, name_id=name_id, **options)
+        fields = {"SAMLRequest": base64.b64encode(xml.encode("utf-8")).decode("ascii")}
+        if relay_state is not None:
+            fields["RelayState"] = relay_state
+        return fields
+
+    def read_logout_response(self, url_or_fields: str | dict[str, str]) -> LogoutSeen:
+        """The SP's LogoutResponse (a redirect URL's query, or POST fields), verified as pysaml2
+        verifies one: the query signature by pysaml2's own RSA code with the SP's certificate
+        from its registered metadata, an enveloped signature by the IdP's security context."""
+        if isinstance(url_or_fields, str):
+            params = {k: v[0] for k, v in parse_qs(urlsplit(url_or_fields).query).items()}
+            binding = BINDING_HTTP_REDIRECT
+        else:
+            params, binding = dict(url_or_fields), BINDING_HTTP_POST
+        return self._read_logout_message(params, binding)
+
+    def _read_logout_message(self, params: dict[str, str], binding: str) -> LogoutSeen:
+        field = "SAMLRequest" if "SAMLRequest" in params else "SAMLResponse"
+        encoded = params[field]
+        if binding == BINDING_HTTP_REDIRECT:
+            xml = zlib.decompress(base64.b64decode(encoded), -15).decode("utf-8")
+        else:
+            xml = base64.b64decode(encoded).decode("utf-8")
+        message = (
+            samlp.logout_request_from_string(xml)
+            if field == "SAMLRequest"
+            else samlp.logout_response_from_string(xml)
+        )
+        if message is None:
+            raise RequestRefused(f"the {field} is not a logout message")
+        issuer = (message.issuer.text or "").strip() if message.issuer is not None else ""
+        verified = False
+        if binding == BINDING_HTTP_REDIRECT and "Signature" in params:
+            certificates = self._sp_signing_certificates(issuer)
+            verified = any(
+                verify_redirect_signature(params, self.server.sec.sec_backend, cert=cert)
+                for cert in certificates
+            )
+        elif binding == BINDING_HTTP_POST and message.signature is not None:
+            check = (
+                self.server.sec.correctly_signed_logout_request
+                if field == "SAMLRequest"
+                else self.server.sec.correctly_signed_logout_response
+            )
+            try:
+                verified = bool(check(xml, must=True))
+            except Exception:  # noqa: BLE001 - pysaml2 raises many types for a bad signature
+                verified = False
+        seen = LogoutSeen(
+            id=message.id,
+            issuer=issuer,
+            binding=binding,
+            signature_verified=verified,
+            destination=message.destination,
+        )
+        if field == "SAMLRequest":
+            seen.name_id = message.name_id.text if message.name_id is not None else None
+            seen.name_id_format = message.name_id.format if message.name_id is not None else None
+            seen.session_indexes = tuple(si.text for si in message.session_index or [])
+        else:
+            seen.in_response_to = message.in_response_to
+            seen.status = message.status.status_code.value
+        return seen
+
+    def _sp_signing_certificates(self, entity_id: str) -> list[str]:
+        try:
+            found = self.server.metadata.certs(entity_id, "spsso", "signing")
+        except Exception:  # noqa: BLE001 - an unknown SP has no certificate
+            return []
+        return [cert for _, cert in found]
+
+    def sp_slo_location(self, entity_id: str, binding: str) -> str | None:
+        services = self.server.metadata.single_logout_service(entity_id, binding, "spsso")
+        return str(services[0]["location"]) if services else None
+
+    def _slo(self, params: dict[str, str], binding: str) -> tuple[str, str, str]:
+        """/idp/slo: an SP's LogoutRequest answered (signed, by its binding), or its
+        LogoutResponse to ours read; (status line, content type, body)."""
+        try:
+            seen = self._read_logout_message(params, binding)
+        except Exception as error:  # noqa: BLE001 - any unreadable message
+            return "400 Bad Request", "text/plain", f"bad logout message: {error}"
+        if "SAMLResponse" in params:
+            self.logout_responses.append(seen)
+            return "200 OK", "text/plain", f"logged out: {seen.status}"
+        self.logout_requests.append(seen)
+        if self.slo_silent:
+            return "200 OK", "text/plain", "the IdP says nothing"
+        destination = self.sp_slo_location(seen.issuer, binding)
+        if destination is None:
+            return "400 Bad Request", "text/plain", "the SP offers no SingleLogoutService"
+        status = None
+        if self.slo_status is not None:
+            status = samlp.Status(status_code=samlp.StatusCode(value=self.slo_status))
+        message = self.server._status_response(
+            samlp.LogoutResponse,
+            self.server._issuer(),
+            status,
+            sign=False,
+            in_response_to=seen.id,
+            destination=destination,
+        )
+        relay_state = params.get("RelayState")
+        if binding == BINDING_HTTP_REDIRECT:
+            query = protocol.redirect_query(self.server, "SAMLResponse", str(message), relay_state)
+            return "302 Found", f"location:{destination}?{query}", ""
+        fields = {
+            "SAMLResponse": base64.b64encode(
+                protocol.sign_message(self.server, message).encode("utf-8")
+            ).decode("ascii")
+        }
+        if relay_state:
+            fields["RelayState"] = relay_state
+        return "200 OK", "text/html; charset=utf-8", autopost_page(destination, fields)
 
     def load_sp_metadata(self, url: str) -> list[str]:
         """Register the SP(s) of the SP metadata at ``url`` (fetched over HTTP), signing
@@ -232,6 +420,20 @@ class TestIdP:
             return _reply(
                 start_response, "200 OK", "application/samlmetadata+xml", self.metadata_xml()
             )
+        if path == "/idp/slo" and method in ("GET", "POST"):
+            fields = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+            binding = BINDING_HTTP_REDIRECT
+            if method == "POST":
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = environ["wsgi.input"].read(length).decode("utf-8")
+                fields = {k: v[0] for k, v in parse_qs(body).items()}
+                binding = BINDING_HTTP_POST
+            status, content_type, body = self._slo(fields, binding)
+            if content_type.startswith("location:"):
+                location = content_type.removeprefix("location:")
+                start_response(status, [("Location", location), ("Content-Length", "0")])
+                return [b""]
+            return _reply(start_response, status, content_type, body)
         if path != "/idp/sso" or method not in ("GET", "POST"):
             return _reply(start_response, "404 Not Found", "text/plain", "not found")
         raw_query = environ.get("QUERY_STRING", "")

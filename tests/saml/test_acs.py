@@ -1120,6 +1120,43 @@ def test_an_assertion_valid_past_any_date_this_site_can_keep_is_refused(
     )
 
 
+# -- what single logout keeps of the sign-in ---------------------------------------------------------
+
+
+def qualified_name_id(root: etree._Element) -> None:
+    name_id = assertion_part("Subject/NameID")(root)
+    name_id.set("NameQualifier", "https://idp.test")
+    name_id.set("SPNameQualifier", SP_ID)
+    assertion_part("AuthnStatement")(root).set("SessionIndex", "_session-7")
+
+
+def test_the_verified_assertion_names_the_subject_as_single_logout_needs(
+    consumer: AssertionConsumer, test_idp: TestIdP
+):
+    verified = consume(
+        consumer, unit_response(test_idp, qualified_name_id), dt.datetime.now(dt.UTC)
+    )
+
+    assert verified.name_id == "alice@acme.test"
+    assert verified.name_id_format == "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+    assert (verified.name_qualifier, verified.sp_name_qualifier) == ("https://idp.test", SP_ID)
+    assert verified.session_index == "_session-7"
+
+
+def test_an_oversized_qualifier_is_dropped_not_fatal(
+    consumer: AssertionConsumer, test_idp: TestIdP
+):
+    def huge(root: etree._Element) -> None:
+        qualified_name_id(root)
+        assertion_part("Subject/NameID")(root).set("NameQualifier", "q" * 2000)
+        assertion_part("AuthnStatement")(root).set("SessionIndex", "s" * 600)
+
+    verified = consume(consumer, unit_response(test_idp, huge), dt.datetime.now(dt.UTC))
+
+    assert verified.name_qualifier is None and verified.session_index is None
+    assert verified.sp_name_qualifier == SP_ID and verified.name_id == "alice@acme.test"
+
+
 # -- an empty InResponseTo: schema-invalid, told apart from an unknown request -----------------
 
 

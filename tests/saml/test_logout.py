@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -18,9 +19,32 @@ from webwork_sso_middleware.signing import Signing
 from webwork_sso_middleware.store import Database
 
 from ..sessions.test_manager import add_member, cookie_pair, create_workspace, sign_in
+from .conftest import Site
+from .idp import TestIdP, autopost_form
+from .test_app import whoami
+from .test_single_logout import (
+    EMAIL,
+    copy_of,
+    idp_logout_response,
+    sign_out,
+    signed_in,
+    slo,
+    trust_sp,
+)
 
 KEY = "logout-test-key-padded-to-thirty-two-bytes-at-least"
 LOGOUT = "/saml/logout"
+
+
+@pytest.fixture
+def slo_site(serve: Any, database_url: str, idp: TestIdP) -> Iterator[Site]:
+    """A served site whose workspace ``acme`` trusts the TestIdP, which trusts it back (by
+    its SP metadata: keys and SLO endpoints)."""
+    served = Site(serve, database_url)
+    served.add_workspace("acme", idp)
+    trust_sp(served, idp)
+    yield served
+    served.middleware.close()
 
 
 @pytest.fixture
@@ -254,3 +278,89 @@ def test_logout_through_the_middleware_over_http(site, database, workspace_id, a
     assert (
         requests.get(url + "/timesheet", headers={"Cookie": cookie}, timeout=5).text == "anonymous"
     )
+
+
+# -- single logout through /saml/logout (real HTTP, the TestIdP) -----------------------------------
+# A LogoutPage without single logout (above) never looks at SAML fields; the site's does.
+
+
+def test_a_logout_page_without_single_logout_ignores_saml_fields(page, sessions, cookie):
+    answer = page.get(LOGOUT, {"SAMLRequest": "x"}, headers={"Cookie": cookie}, status=200)
+    assert "Sign out of this site in this browser?" in answer.text
+
+
+def test_an_idps_redirect_logout_request_sent_here_is_forwarded(slo_site, idp):
+    site = slo_site
+    browser = signed_in(site)
+    generic = f"{site.url}{LOGOUT}"
+    url = idp.logout_redirect(destination=generic, name_id=EMAIL)
+
+    forwarded = browser.get(url, allow_redirects=False)
+
+    assert forwarded.status_code == 302, forwarded.text
+    query = urlsplit(url).query
+    assert forwarded.headers["Location"] == f"/saml/acme/slo?{query}"  # untouched: still signed
+    answer = browser.get(site.url + forwarded.headers["Location"], allow_redirects=False)
+    assert answer.status_code == 302 and answer.headers["Location"].startswith(idp.slo_url)
+    assert idp.read_logout_response(answer.headers["Location"]).signature_verified
+    assert whoami(browser, site).startswith("user=;")
+
+
+def test_an_idps_post_logout_request_sent_here_is_forwarded(slo_site, idp):
+    site = slo_site
+    browser = signed_in(site)
+    fields = idp.logout_form(
+        destination=f"{site.url}{LOGOUT}", name_id=EMAIL, relay_state="from-idp"
+    )
+
+    forwarded = browser.post(f"{site.url}{LOGOUT}", data=fields, allow_redirects=False)
+
+    assert forwarded.status_code == 200, forwarded.text
+    action, sent = autopost_form(forwarded.text)
+    assert action == "/saml/acme/slo" and sent == fields
+    assert "form-action 'self'" in forwarded.headers["Content-Security-Policy"]
+    answer = browser.post(site.url + action, data=sent, allow_redirects=False)
+    assert answer.status_code == 302, answer.text
+    assert whoami(browser, site).startswith("user=;")
+
+
+def test_an_idps_logout_request_without_a_session_gets_a_clear_page(slo_site, idp):
+    site = slo_site
+    url = idp.logout_redirect(destination=f"{site.url}{LOGOUT}", name_id=EMAIL)
+    fields = idp.logout_form(destination=f"{site.url}{LOGOUT}", name_id=EMAIL)
+
+    for answer in (
+        requests.get(url, allow_redirects=False),
+        requests.post(f"{site.url}{LOGOUT}", data=fields, allow_redirects=False),
+    ):
+        assert answer.status_code == 200, answer.text
+        assert '<span class="reason">slo_no_session</span>' in answer.text
+
+
+def test_an_idps_logout_response_sent_here_finds_the_pending_logout(slo_site, idp):
+    site = slo_site
+    browser = signed_in(site)
+    to_idp = sign_out(site, browser)
+    request_id = idp.read_logout_response(to_idp.headers["Location"]).id
+    answer_url = idp_logout_response(idp, site, request_id).replace(
+        slo(site), f"{site.url}{LOGOUT}"
+    )
+
+    forwarded = browser.get(answer_url, allow_redirects=False)
+
+    assert forwarded.status_code == 302
+    assert forwarded.headers["Location"].startswith("/saml/acme/slo?SAMLResponse=")
+    done = browser.get(site.url + forwarded.headers["Location"])
+    assert done.status_code == 200 and "Signed out" in done.text
+
+
+def test_sign_out_ends_the_local_session_before_the_idp_is_asked(slo_site, idp):
+    site = slo_site
+    idp.slo_silent = True
+    browser = signed_in(site)
+    old = copy_of(browser)
+
+    to_idp = sign_out(site, browser)
+
+    assert to_idp.status_code == 302 and "Max-Age=0" in to_idp.headers["Set-Cookie"]
+    assert whoami(old, site).startswith("user=;")  # the IdP was never even reached

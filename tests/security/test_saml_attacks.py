@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import copy
 import html
+import re
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ from webwork_sso_middleware.saml.rejection import Rejection
 from ..saml.conftest import Site
 from ..saml.idp import TestIdP, make_key_pair
 from ..saml.test_app import sp_initiated, whoami
+from ..saml.test_single_logout import renamed, second_name_id, slo, trust_sp, wrapped_request
 from .conftest import clean_sign_in
 
 GENUINE = "alice@acme.test"
@@ -1044,6 +1046,97 @@ def test_next_on_logout_open_redirect(site: Site, idp: TestIdP, next_path: str):
         allow_redirects=False,
         data={"csrf_token": token, "next": next_path},
     )
-    assert done.status_code == 303
-    assert_stays_on_site(site, done.headers["Location"])
+    # Signed out here, then on to the IdP's single logout; its answer ends on our page,
+    # whose only way on is a path on this site.
+    assert done.status_code == 302 and done.headers["Location"].startswith(idp.slo_url + "?")
     assert whoami(browser, site).startswith("user=;")
+    trust_sp(site, idp)
+    back = browser.get(done.headers["Location"], allow_redirects=False)
+    final = browser.get(back.headers["Location"], allow_redirects=False)
+    assert final.status_code == 200, final.text
+    assert 'href="/"' in final.text and html.escape(next_path) not in final.text
+
+
+# -- LogoutRequests (single logout): refused ones end nothing ----------------------------------------
+# acme and beta trust the same IdP (one entity ID, one key), as with an IdP that uses a single
+# entity ID for every application: only the Destination tells their LogoutRequests apart.
+
+
+def signed_in_at(site: Site, idp: TestIdP, slug: str = "acme") -> requests.Session:
+    answer = post(site, encode(xml_for(site, idp, slug=slug)), slug=slug)
+    assert answer.status_code == 303, answer.text
+    browser: requests.Session = answer.browser  # type: ignore[attr-defined]
+    assert whoami(browser, site).startswith(f"user={GENUINE};")
+    return browser
+
+
+LOGOUT_ATTACKS = {
+    "xsw_wrapped_request": (lambda site, idp: wrapped_request(site, idp), "slo_wrapped"),
+    "xsw_second_name_id": (lambda site, idp: second_name_id(site, idp), "slo_wrapped"),
+    "name_id_rewritten": (lambda site, idp: renamed(site, idp), "slo_signature_invalid"),
+    "unsigned": (
+        lambda site, idp: idp.logout_request_xml(
+            destination=slo(site), name_id=GENUINE, sign=False
+        ),
+        "slo_unsigned",
+    ),
+    "signature_stripped": (
+        lambda site, idp: re.sub(
+            r"<ns\d:Signature.*</ns\d:Signature>",
+            "",
+            idp.logout_request_xml(destination=slo(site), name_id=GENUINE),
+            flags=re.S,
+        ),
+        "slo_unsigned",
+    ),
+    "meant_for_another_workspace": (
+        lambda site, idp: idp.logout_request_xml(destination=slo(site, "beta"), name_id=GENUINE),
+        "slo_destination_mismatch",
+    ),
+    "meant_for_another_site": (
+        lambda site, idp: idp.logout_request_xml(
+            destination="https://other-sp.example/slo", name_id=GENUINE
+        ),
+        "slo_destination_mismatch",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOGOUT_ATTACKS))
+def test_forged_logout_requests_end_nothing(site: Site, idp: TestIdP, case: str):
+    build, reason = LOGOUT_ATTACKS[case]
+    browser = signed_in_at(site, idp)
+    fields = idp.logout_form(destination="", name_id="", xml=build(site, idp))
+
+    answer = browser.post(slo(site), data=fields, allow_redirects=False)
+
+    assert answer.status_code == 400, answer.text
+    assert f'<span class="reason">{reason}</span>' in answer.text
+    assert "Set-Cookie" not in answer.headers
+    assert whoami(browser, site).startswith(f"user={GENUINE};")
+
+
+def test_a_replayed_logout_request_is_refused_by_every_binding(site: Site, idp: TestIdP):
+    trust_sp(site, idp)
+    url = idp.logout_redirect(destination=slo(site), name_id=GENUINE)
+    assert requests.get(url, allow_redirects=False).status_code == 302
+    browser = signed_in_at(site, idp)
+
+    again = browser.get(url, allow_redirects=False)
+
+    assert again.status_code == 400 and '<span class="reason">slo_replayed</span>' in again.text
+    assert whoami(browser, site).startswith(f"user={GENUINE};")
+
+
+def test_a_genuine_logout_request_for_one_workspace_ends_nothing_in_another(
+    site: Site, idp: TestIdP
+):
+    trust_sp(site, idp, "beta")
+    browser = signed_in_at(site, idp, "acme")
+    # The same IdP logs the same NameID out of beta, where it has no session: acme's stays.
+    answer = requests.get(
+        idp.logout_redirect(destination=slo(site, "beta"), name_id=GENUINE),
+        allow_redirects=False,
+    )
+    assert answer.status_code == 302, answer.text
+    assert whoami(browser, site).startswith(f"user={GENUINE};")

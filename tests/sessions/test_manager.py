@@ -28,7 +28,7 @@ from werkzeug.http import dump_cookie, parse_date
 
 from webwork_sso_middleware import Member, SSOMiddleware
 from webwork_sso_middleware.errors import ConfigurationError, NotFound
-from webwork_sso_middleware.sessions import SessionManager
+from webwork_sso_middleware.sessions import SamlSubject, SessionManager
 from webwork_sso_middleware.signing import Purpose, Signing
 from webwork_sso_middleware.store import Database, StoreSession
 from webwork_sso_middleware.store import sessions as session_store
@@ -748,7 +748,7 @@ def test_a_cookie_signed_with_the_same_key_for_another_purpose_is_refused(
     assert manager.identify(with_value(session_serializer("webwork_sso.session").dumps(payload)))
 
     others = [purpose.salt for purpose in Purpose if purpose is not Purpose.SESSION]
-    assert len(others) == 6  # every other thing the site signs
+    assert len(others) == 7  # every other thing the site signs
     for salt in (*others, "itsdangerous", ""):  # the library's default salt, and none
         forged = session_serializer(salt).dumps(payload)
         assert manager.identify(with_value(forged)) is None, salt
@@ -1513,3 +1513,32 @@ def test_a_cookie_name_werkzeug_would_encode_is_refused(make_manager):
     # encodes (non-ASCII) would make every cookie header wrong, so it fails at start-up.
     with pytest.raises(ValueError, match="not a plain cookie name"):
         make_manager(cookie_name="café")
+
+
+def test_a_saml_sign_in_keeps_its_subject_with_the_session(manager, ada, workspace_id):
+    subject = SamlSubject(
+        "ada@acme.test",
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+        "https://idp.test",
+        None,
+        "_s1",
+    )
+    with transaction(manager.database, write=True) as unit:
+        cookie = manager.start(ada, workspace_id, unit, saml_subject=subject)
+    plain = sign_in(manager, ada, workspace_id)
+
+    def kept(set_cookie: str) -> Any:
+        id_hash = manager.read_cookie(environ_with(set_cookie)).id_hash
+        return manager.database.run(
+            lambda unit: session_store.saml_subject(unit, id_hash), write=False
+        )
+
+    row = kept(cookie)
+    assert (row.saml_name_id, row.saml_name_id_format) == (subject.name_id, subject.name_id_format)
+    assert (row.saml_name_qualifier, row.saml_sp_name_qualifier, row.saml_session_index) == (
+        "https://idp.test",
+        None,
+        "_s1",
+    )
+    assert kept(plain).saml_name_id is None  # no SAML sign-in, no subject
+    assert manager.identify(environ_with(cookie)) is not None

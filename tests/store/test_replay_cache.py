@@ -76,3 +76,20 @@ def test_use_response_refuses_replays_and_used_requests_and_keeps_nothing_then(
     assert use(database, workspace_id("globex", database), "a1", "r1") is None
     with transaction(database) as unit:
         assert unit.session.scalar(select(func.count()).select_from(SeenAssertion)) == 5
+
+
+def test_an_idps_logout_request_is_acted_on_once_per_workspace(workspaces, database):
+    acme, globex = workspace_id("acme", database), workspace_id("globex", database)
+
+    def use_logout(workspace: int, request_id: str) -> bool:
+        with transaction(database, write=True) as unit:
+            return replay_cache.use_logout_request(
+                unit, workspace_id=workspace, request_id=request_id, expires_at=EXPIRES
+            )
+
+    assert use_logout(acme, "_r1") is True
+    assert use_logout(acme, "_r1") is False
+    assert use_logout(globex, "_r1") is True  # each workspace keeps its own
+    # Under a prefix of its own: never mistaken for an assertion or an AuthnRequest.
+    assert use(database, acme, "_r1", "_r1") is None
+    assert replay_cache.LOGOUT_REQUEST_PREFIX + "_r1" in seen(database)

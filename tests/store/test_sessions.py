@@ -37,6 +37,7 @@ def insert(
     member_id: str,
     workspace_id: int,
     expires_at: dt.datetime = NOW + HOUR,
+    saml_subject: dict[str, str | None] | None = None,
 ) -> None:
     database.run(
         lambda unit: store.insert_session(
@@ -47,6 +48,7 @@ def insert(
             generation=0,
             created_at=NOW,
             expires_at=expires_at,
+            saml_subject=saml_subject,
         )
     )
 
@@ -130,3 +132,78 @@ def test_purge_deletes_a_batch_of_expired_rows(database, workspace_id, ada):
     assert database.run(lambda unit: store.purge_expired(unit, NOW, 3)) == 3
     assert database.run(lambda unit: store.purge_expired(unit, NOW, 3)) == 2
     assert set(ended(database)) == {"live"}
+
+
+def subject(name_id: str, session_index: str | None) -> dict[str, str | None]:
+    return {
+        "saml_name_id": name_id,
+        "saml_name_id_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+        "saml_name_qualifier": "https://idp.test",
+        "saml_sp_name_qualifier": None,
+        "saml_session_index": session_index,
+    }
+
+
+def test_a_session_keeps_its_saml_subject(database, workspace_id, ada):
+    insert(database, "h1", ada, workspace_id, saml_subject=subject("ada@acme.test", "s1"))
+    insert(database, "h2", ada, workspace_id)
+
+    kept = database.run(lambda unit: store.saml_subject(unit, "h1"), write=False)
+    assert (kept.slug, kept.workspace_id, kept.ended_at) == ("acme", workspace_id, None)
+    assert (kept.saml_name_id, kept.saml_session_index) == ("ada@acme.test", "s1")
+    assert kept.saml_name_qualifier == "https://idp.test" and kept.saml_sp_name_qualifier is None
+    assert (
+        database.run(lambda unit: store.saml_subject(unit, "h2"), write=False).saml_name_id is None
+    )
+    assert database.run(lambda unit: store.saml_subject(unit, "nope"), write=False) is None
+
+
+def test_an_idps_logout_ends_the_subjects_live_sessions_of_its_workspace_only(
+    database, workspace_id, ada
+):
+    other_workspace = create_workspace(database, "globex")
+    grace = add_member(database, other_workspace, "ada@acme.test")
+    insert(database, "s1", ada, workspace_id, saml_subject=subject("ada@acme.test", "i1"))
+    insert(database, "s2", ada, workspace_id, saml_subject=subject("ada@acme.test", "i2"))
+    insert(database, "s3", ada, workspace_id, saml_subject=subject("other@acme.test", "i1"))
+    insert(database, "g1", grace, other_workspace, saml_subject=subject("ada@acme.test", "i1"))
+    heard: list[frozenset[str]] = []
+
+    class Listener:
+        def __call__(self, ids: frozenset[str]) -> None:
+            heard.append(ids)
+
+    listener = Listener()
+    database.on_sessions_ended(listener.__call__)
+
+    def end(indexes: list[str]) -> list[str]:
+        return database.run(
+            lambda unit: store.end_saml_sessions(
+                unit,
+                workspace_id=workspace_id,
+                name_id="ada@acme.test",
+                session_indexes=indexes,
+                now=NOW,
+            )
+        )
+
+    assert end(["i1", "nope"]) == ["s1"]
+    assert heard == [frozenset({ada})]  # this process's caches hear of it at commit
+    assert sorted(end([])) == ["s2"]  # no index: every live session of the subject
+    assert end([]) == []  # nothing left: nothing noted
+    assert heard == [frozenset({ada})] * 2
+    marks = ended(database)
+    assert marks["s1"] == marks["s2"] == NOW
+    assert marks["s3"] is None and marks["g1"] is None
+
+
+def test_a_subject_value_wider_than_its_column_is_not_kept(database, workspace_id, ada):
+    wide = {**subject("ada@acme.test", "s" * 300), "saml_name_id_format": "f" * 300}
+    insert(database, "h1", ada, workspace_id, saml_subject=wide)  # PostgreSQL would refuse it
+
+    kept = database.run(lambda unit: store.saml_subject(unit, "h1"), write=False)
+    assert (kept.saml_name_id, kept.saml_session_index, kept.saml_name_id_format) == (
+        "ada@acme.test",
+        None,
+        None,
+    )

@@ -251,6 +251,38 @@ def test_scim_deactivation_ends_the_session_on_every_worker_within_the_bound(
         assert workspace.view(browser, worker) == ""
 
 
+def test_an_idps_logout_request_at_one_worker_ends_the_session_on_every_worker_within_the_bound(
+    workspace: Workspace, cluster: Cluster
+):
+    email = workspace.email("ines")
+    browser = requests.Session()
+    trip = sp_initiated_login(cluster, browser, workspace.slug, email, start_on=1, finish_on=0)
+    assert trip.acs.status_code == 303
+    for worker in range(len(cluster)):  # alive everywhere, and cached (trusted up to RECHECK)
+        assert workspace.view(browser, worker) == email
+
+    slo_url = f"{BASE_URL}/saml/{workspace.slug}/slo"
+    url = workspace.idp.logout_redirect(destination=slo_url, name_id=email)
+    sent = time.monotonic()
+    answer = requests.get(cluster.route(url, 0), allow_redirects=False)  # no cookie: cross-site
+    assert answer.status_code == 302, answer.text
+    assert answer.headers["Location"].startswith(workspace.idp.slo_url + "?")
+    # The worker that received the LogoutRequest stops honouring the session at once.
+    assert workspace.view(browser, 0) == ""
+    ended: dict[int, float] = {}
+    while len(ended) < len(cluster) - 1 and time.monotonic() - sent < RECHECK + 3:
+        for worker in range(1, len(cluster)):
+            if worker not in ended and workspace.view(browser, worker) == "":
+                ended[worker] = time.monotonic() - sent
+        time.sleep(0.02)
+    assert sorted(ended) == list(range(1, len(cluster))), f"still signed in after 4 s: {ended}"
+    assert max(ended.values()) <= RECHECK + 0.5, ended
+    # The same LogoutRequest at any other worker is a replay.
+    for worker in range(1, len(cluster)):
+        again = requests.get(cluster.route(url, worker), allow_redirects=False)
+        assert again.status_code == 400 and "slo_replayed" in again.text, (worker, again.text)
+
+
 # -- concurrent SCIM writes across workers --------------------------------------------------------
 
 

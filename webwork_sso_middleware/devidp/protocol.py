@@ -116,12 +116,27 @@ class AuthnRequestInfo:
 
 
 def make_idp_server(
-    *, entity_id: str, sso_url: str, name: str, key_file: str, cert_file: str
+    *,
+    entity_id: str,
+    sso_url: str,
+    name: str,
+    key_file: str,
+    cert_file: str,
+    slo_url: str | None = None,
 ) -> Server:
     """A pysaml2 IdP: SSO by HTTP-Redirect and HTTP-POST, emailAddress NameIDs, RSA-SHA256.
 
-    It signs nothing by itself: ``response_xml`` signs after its own edits.
+    It signs nothing by itself: ``response_xml`` signs after its own edits. With ``slo_url``
+    its metadata offers single logout there (HTTP-Redirect and HTTP-POST).
     """
+    endpoints: dict[str, Any] = {
+        "single_sign_on_service": [(sso_url, BINDING_HTTP_REDIRECT), (sso_url, BINDING_HTTP_POST)]
+    }
+    if slo_url:
+        endpoints["single_logout_service"] = [
+            (slo_url, BINDING_HTTP_REDIRECT),
+            (slo_url, BINDING_HTTP_POST),
+        ]
     server = make_server(
         {
             "entityid": entity_id,
@@ -134,12 +149,7 @@ def make_idp_server(
             "metadata": {"inline": []},  # SPs are added by register_sp()
             "service": {
                 "idp": {
-                    "endpoints": {
-                        "single_sign_on_service": [
-                            (sso_url, BINDING_HTTP_REDIRECT),
-                            (sso_url, BINDING_HTTP_POST),
-                        ]
-                    },
+                    "endpoints": endpoints,
                     "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
                     "policy": {
                         "default": {"lifetime": {"minutes": 5}, "name_form": NAME_FORMAT_URI}
@@ -554,3 +564,55 @@ def names_from_email(email: str) -> tuple[str, str | None]:
     local = email.partition("@")[0]
     given, _, family = local.partition(".")
     return given.capitalize(), (family.replace(".", " ").title() or None)
+
+
+# -- single logout ---------------------------------------------------------------------------
+
+
+def logout_request(
+    server: Server,
+    *,
+    destination: str,
+    name_id: str,
+    name_id_format: str = NAMEID_FORMAT_EMAILADDRESS,
+    session_indexes: Sequence[str] = (),
+    issuer: str | None = None,
+    issued_offset: float = 0,
+    expires_offset: float | None = 300,
+) -> samlp.LogoutRequest:
+    """An unsigned IdP-initiated LogoutRequest (pysaml2's), edited as asked: offsets are
+    seconds from now, ``issuer`` defaults to the IdP's entity ID."""
+    _, request = server.create_logout_request(
+        destination,
+        issuer_entity_id=None,
+        name_id=NameID(format=name_id_format, text=name_id),
+        session_indexes=list(session_indexes) or None,
+        sign=False,
+    )
+    request.issue_instant = _now_plus(issued_offset)
+    request.not_on_or_after = _now_plus(expires_offset) if expires_offset is not None else None
+    request.issuer.text = issuer or server.config.entityid
+    return request
+
+
+def sign_message(server: Server, message: Any) -> str:
+    """``message`` (a pysaml2 LogoutRequest or LogoutResponse) with an enveloped signature."""
+    message.signature = signature_template(server, message.id)
+    return str(signed_instance_factory(message, server.sec, [(class_name(message), message.id)]))
+
+
+def redirect_query(
+    server: Server, field: str, xml: str, relay_state: str | None = None, *, sign: bool = True
+) -> str:
+    """The HTTP-Redirect query of ``xml`` as ``field``, signed (RSA-SHA256) by pysaml2's own
+    query-string signer with the IdP key unless ``sign`` is False."""
+    info = server.apply_binding(
+        BINDING_HTTP_REDIRECT,
+        xml,
+        destination="http://x.invalid/",
+        relay_state=relay_state or "",
+        response=field == "SAMLResponse",
+        sign=sign,
+        sigalg=SIG_RSA_SHA256,
+    )
+    return str(dict(info["headers"])["Location"]).partition("?")[2]

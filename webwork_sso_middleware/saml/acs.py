@@ -100,6 +100,9 @@ class VerifiedAssertion:
     name_id: str
     name_id_format: str | None  # None: no Format attribute (unspecified)
     session_index: str | None  # None: the AuthnStatement has none
+    # The NameID's qualifiers, which our LogoutRequest repeats (None: absent, or too long).
+    name_qualifier: str | None = None
+    sp_name_qualifier: str | None = None
 
 
 # A NameID is at most 256 characters for persistent ones (SAML core 8.3.7); twice that is room
@@ -392,6 +395,7 @@ class AssertionConsumer:
         self.verify_signatures(seen, assertion)
         seen.signature_verified = True
         email, name_id, name_id_format = self.subject(assertion)
+        qualifiers = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID").attrib
         attributes = _attributes(assertion)
         expires = _assertion_expiry(assertion) or dt.datetime.now(dt.UTC)
         try:  # the replay cache keeps it until then plus the skew: past year 9999, no date
@@ -413,6 +417,8 @@ class AssertionConsumer:
             name_id=name_id,
             name_id_format=name_id_format,
             session_index=_session_index(assertion),
+            name_qualifier=_bounded(qualifiers.get("NameQualifier"), MAX_NAME_ID),
+            sp_name_qualifier=_bounded(qualifiers.get("SPNameQualifier"), MAX_NAME_ID),
         )
 
     def verify_signatures(self, seen: Peek, assertion: Any) -> None:
@@ -477,6 +483,12 @@ class AssertionConsumer:
             kind = "emailAddress NameID" if name_id_format == NAMEID_EMAIL else "NameID"
             raise Rejection("bad_name_id", f"the {kind} is not an email address")
         return value, value, name_id_format
+
+
+def _bounded(value: str | None, width: int) -> str | None:
+    """``value`` when it is at most ``width`` long: an IdP's oversized qualifier is dropped
+    rather than failing the sign-in (single logout then sends the NameID without it)."""
+    return value if value and len(value) <= width else None
 
 
 def _decryption_refused(refused: DecryptionRefused, keys: int) -> Rejection:

@@ -5,6 +5,7 @@ relative, since middleware.py moves the prefix to SCRIPT_NAME, and URLs come fro
 /<slug>/acs        Assertion Consumer Service, HTTP-POST        (login_flow.py)
 /<slug>/login      SP-initiated sign-in: AuthnRequest by HTTP-Redirect      (login_flow.py)
 /<slug>/continue   finishes an IdP-initiated sign-in on a same-site GET     (login_flow.py)
+/<slug>/slo        single logout, HTTP-Redirect and HTTP-POST           (single_logout.py)
 /login             "Sign in with SSO": email -> workspace -> its IdP
 /logout            ends the session (logout.py)
 
@@ -35,6 +36,7 @@ from .login_flow import LoginFlow
 from .logout import LogoutPage
 from .pages import SIGN_IN_FORM_ACTION, email_form, error_page, page, workspace_form
 from .redirects import safe_next
+from .single_logout import SingleLogout
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -52,6 +54,7 @@ URL_MAP = Map(
         Rule("/<slug>/acs", endpoint="acs", methods=["POST"]),
         Rule("/<slug>/login", endpoint="start_login", methods=["GET"]),
         Rule("/<slug>/continue", endpoint="continue_sign_in", methods=["GET"]),
+        Rule("/<slug>/slo", endpoint="single_logout", methods=["GET", "POST"]),
     ],
     strict_slashes=False,
     merge_slashes=False,
@@ -63,13 +66,15 @@ class SamlApplication:
         self.database = database
         self.settings = settings
         self.sessions = sessions
-        self.logout = LogoutPage(sessions, base_url=settings.base_url)
         self.flow = LoginFlow(database, settings=settings, sessions=sessions)
+        self.slo = SingleLogout(self.flow)
+        self.logout = LogoutPage(sessions, base_url=settings.base_url, single_logout=self.slo)
         # The sign-in flow's endpoints (login_flow.py); the others are methods here.
         self.flow_endpoints = {
             "start_login": self.flow.start_login,
             "acs": self.flow.acs,
             "continue_sign_in": self.flow.continue_sign_in,
+            "single_logout": self.slo.endpoint,
         }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

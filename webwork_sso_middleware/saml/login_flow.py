@@ -22,6 +22,7 @@ from ..identity import Member
 from ..idp_metadata.fetching import MetadataFetcher
 from ..logs import package_logger
 from ..members import lifecycle
+from ..sessions.manager import SamlSubject
 from ..sp_keys import SpKeyRing, SpKeys
 from ..store import replay_cache
 from ..store import sign_in as sign_in_store
@@ -378,7 +379,18 @@ class LoginFlow:
         member_id, generation = member
         if current is not None and current.id != member_id:
             raise OtherMemberSignedIn(current, verified.email)  # rolls back: no member, no session
-        cookie = self.sessions.start(member_id, target.workspace_id, unit, generation=generation)
+        subject = None
+        if verified.name_id:  # kept for single logout (saml/single_logout.py)
+            subject = SamlSubject(
+                verified.name_id,
+                verified.name_id_format,
+                verified.name_qualifier,
+                verified.sp_name_qualifier,
+                verified.session_index,
+            )
+        cookie = self.sessions.start(
+            member_id, target.workspace_id, unit, generation=generation, saml_subject=subject
+        )
         response = redirect(site.link(safe_next(next_path)), code=303)
         response.headers.add("Set-Cookie", cookie)
         return response

@@ -112,4 +112,26 @@ PUBLIC_REASONS: dict[str, str] = {
     "request_not_bound": "This sign-in was started in another browser, or its cookie is "
     "gone. Please sign in again from this browser.",
     "sign_in_expired": "This sign-in was already finished, or took too long. Please sign in again.",
+    # Single logout (single_logout.py): a refused LogoutRequest ends nothing.
+    "slo_too_large": "The sign-out message is larger than this site accepts.",
+    "slo_malformed": "The sign-out message is not valid.",
+    "slo_missing_message": "The request carries no sign-out message.",
+    "slo_bad_encoding": "The sign-out message is not encoded correctly.",
+    "slo_dtd_forbidden": "The sign-out message contains a DTD, which is never allowed.",
+    "slo_not_a_request": "The sign-out message is not a SAML LogoutRequest.",
+    "slo_not_a_response": "The sign-out message is not a SAML LogoutResponse.",
+    "slo_wrapped": "The sign-out message must name exactly one person, directly in it.",
+    "slo_unsigned": "The sign-out request is not signed.",
+    "slo_signature_invalid": "The sign-out message's signature does not verify.",
+    "slo_issuer_mismatch": "The sign-out message does not come from this workspace's identity "
+    "provider.",
+    "slo_destination_mismatch": "The sign-out message is addressed to another place.",
+    "slo_bad_time": "The sign-out message holds a time that cannot be read.",
+    "slo_not_yet_valid": "The sign-out request is not valid yet: the clocks of this site and "
+    "the identity provider may differ.",
+    "slo_expired": "The sign-out request has expired.",
+    "slo_bad_name_id": "The sign-out request does not name the person in a way this site reads.",
+    "slo_replayed": "This sign-out request was already used.",
+    "slo_unknown_in_response_to": "The sign-out response answers a request this browser did "
+    "not send, or one already answered or expired. You are signed out of this site.",
 }

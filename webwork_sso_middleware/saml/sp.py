@@ -96,6 +96,11 @@ class ServiceProvider:
         sp: dict[str, Any] = {
             "endpoints": {
                 "assertion_consumer_service": [(urls.acs_url, BINDING_HTTP_POST)],
+                # Single logout, both front-channel bindings at one URL (saml/single_logout.py).
+                "single_logout_service": [
+                    (urls.slo_url, BINDING_HTTP_REDIRECT),
+                    (urls.slo_url, BINDING_HTTP_POST),
+                ],
             },
             "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
             # Drives AuthnRequestsSigned in our metadata: says what authn_request() does.

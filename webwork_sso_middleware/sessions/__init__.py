@@ -21,7 +21,7 @@ members on the connection, store/db.py ``note_sessions_ended``), ``sign_out_ever
 Database (``Database.on_sessions_ended``), so each middleware's cache hears its own database.
 """
 
-from .manager import SessionCookie, SessionManager, hash_session_id
+from .manager import SamlSubject, SessionCookie, SessionManager, hash_session_id
 from .revocation import RevocationCache
 
-__all__ = ["RevocationCache", "SessionCookie", "SessionManager", "hash_session_id"]
+__all__ = ["RevocationCache", "SamlSubject", "SessionCookie", "SessionManager", "hash_session_id"]

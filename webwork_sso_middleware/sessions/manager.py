@@ -39,6 +39,29 @@ MAX_COOKIES_TRIED = 4  # a parent domain may set a cookie of the same name besid
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SamlSubject:
+    """Who a SAML sign-in named, kept with the session so that single logout (an IdP's
+    LogoutRequest, or ours to the IdP) can name it again: the assertion's NameID with its
+    Format and qualifiers, and the AuthnStatement's SessionIndex."""
+
+    name_id: str
+    name_id_format: str | None = None
+    name_qualifier: str | None = None
+    sp_name_qualifier: str | None = None
+    session_index: str | None = None
+
+    def columns(self) -> dict[str, str | None]:
+        """The member_sessions columns (store/sessions.py SAML_SUBJECT_KEYS)."""
+        return {
+            "saml_name_id": self.name_id,
+            "saml_name_id_format": self.name_id_format,
+            "saml_name_qualifier": self.name_qualifier,
+            "saml_sp_name_qualifier": self.sp_name_qualifier,
+            "saml_session_index": self.session_index,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class SessionCookie:
     """A cookie whose signature verified."""
 
@@ -109,12 +132,19 @@ class SessionManager:
     # -- sessions -------------------------------------------------------------------------------
 
     def start(
-        self, member_id: str, workspace_id: int, unit: UnitOfWork, *, generation: int | None = None
+        self,
+        member_id: str,
+        workspace_id: int,
+        unit: UnitOfWork,
+        *,
+        generation: int | None = None,
+        saml_subject: SamlSubject | None = None,
     ) -> str:
         """Record a new session in the caller's transaction; return its ``Set-Cookie`` value.
 
         Raises NotFound when the member is not an active, undeleted member of the workspace.
-        A caller that has just read (and locked) the active member passes its ``generation``.
+        A caller that has just read (and locked) the active member passes its ``generation``;
+        a SAML sign-in passes the subject its assertion named (for single logout).
         """
         # Flush first: the member may have been created (or changed) in this very transaction.
         unit.flush()
@@ -132,6 +162,7 @@ class SessionManager:
             generation=generation,
             created_at=_utc(now),
             expires_at=_utc(now + self.absolute_lifetime),
+            saml_subject=saml_subject.columns() if saml_subject is not None else None,
         )
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_EVERY

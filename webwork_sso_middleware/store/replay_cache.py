@@ -1,5 +1,5 @@
-"""The replay cache: assertion IDs seen, AuthnRequests answered, unsolicited sign-ins finished
-and settings links used, one shared, purged table.
+"""The replay cache: assertion IDs seen, AuthnRequests answered, unsolicited sign-ins finished,
+IdP LogoutRequests acted on and settings links used, one shared, purged table.
 
 It lives in the database, so a replayed assertion or a used request is refused by every worker.
 A pending AuthnRequest itself lives in the browser that started it (saml/login_state.py), so
@@ -75,6 +75,7 @@ _REMEMBER_ANSWER = {name: _remember(dialect_insert, 2) for name, dialect_insert 
 SETTINGS_LINK_PREFIX = "settings-link:"
 REQUEST_PREFIX = "authn-request:"
 PENDING_SIGN_IN_PREFIX = "pending-sign-in:"
+LOGOUT_REQUEST_PREFIX = "logout-request:"
 
 
 def use_response(
@@ -138,6 +139,19 @@ def use_pending_sign_in(
         unit,
         workspace_id=workspace_id,
         assertion_id=PENDING_SIGN_IN_PREFIX + nonce,
+        expires_at=expires_at,
+    )
+
+
+def use_logout_request(
+    unit: UnitOfWork, *, workspace_id: int, request_id: str, expires_at: dt.datetime
+) -> bool:
+    """Record an IdP's LogoutRequest (saml/single_logout.py) as acted on; False when it was
+    before, on any worker (a replay). Kept until it would be refused as too old anyway."""
+    return remember_assertion(
+        unit,
+        workspace_id=workspace_id,
+        assertion_id=LOGOUT_REQUEST_PREFIX + request_id,
         expires_at=expires_at,
     )
 

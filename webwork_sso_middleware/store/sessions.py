@@ -7,10 +7,11 @@ package decides what a row means (sessions/manager.py).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
+    String,
     Table,
     bindparam,
     case,
@@ -61,8 +62,21 @@ _DOMAIN_VERIFIED = (
 )
 # One row per group of the member (one row when there are none), in one round trip.
 # Built once, run on the driver's cursor (store/driver.py): sign-in is a hot path.
+# The SAML sign-in's subject, as single logout names it (saml/single_logout.py); None for a
+# session that no SAML sign-in started.
+SAML_SUBJECT_KEYS = (
+    "saml_name_id",
+    "saml_name_id_format",
+    "saml_name_qualifier",
+    "saml_sp_name_qualifier",
+    "saml_session_index",
+)
+# The columns' widths (String(n)), read from the model so they cannot drift apart.
+_SUBJECT_WIDTHS = {
+    key: cast(String, _SESSIONS.c[key].type).length or 0 for key in SAML_SUBJECT_KEYS
+}
 _INSERT_SESSION = DriverStatement(
-    insert(_SESSIONS),
+    insert(_SESSIONS).values({key: bindparam(key) for key in SAML_SUBJECT_KEYS}),
     keys=("id_hash", "member_id", "workspace_id", "generation", "created_at", "expires_at"),
 )
 _SESSION_QUERY = (
@@ -126,7 +140,16 @@ def insert_session(
     generation: int,
     created_at: dt.datetime,
     expires_at: dt.datetime,
+    saml_subject: Mapping[str, str | None] | None = None,
 ) -> None:
+    """``saml_subject``: the sign-in's NameID and SessionIndex, by SAML_SUBJECT_KEYS. A value
+    wider than its column is not kept (PostgreSQL would refuse the sign-in; a cut one could
+    never match): single logout then goes by what is left, the NameID at least."""
+    subject = {
+        key: value
+        for key, value in (saml_subject or {}).items()
+        if value is None or len(value) <= _SUBJECT_WIDTHS[key]
+    }
     _INSERT_SESSION.rows(
         unit.connection,
         {
@@ -136,8 +159,50 @@ def insert_session(
             "generation": generation,
             "created_at": created_at,
             "expires_at": expires_at,
+            **{key: subject.get(key) for key in SAML_SUBJECT_KEYS},
         },
     )
+
+
+def saml_subject(unit: UnitOfWork, id_hash: str) -> Any | None:
+    """The session's workspace (id and slug), whether it is live, and the SAML subject its
+    sign-in named (SAML_SUBJECT_KEYS): what an SP-initiated logout sends the IdP. None for no
+    such session."""
+    return unit.connection.execute(
+        select(
+            _S.workspace_id,
+            _W.slug,
+            _S.ended_at,
+            *(_SESSIONS.c[key] for key in SAML_SUBJECT_KEYS),
+        )
+        .join(Workspace, Workspace.id == MemberSession.workspace_id)
+        .where(_S.id_hash == id_hash)
+    ).first()
+
+
+def end_saml_sessions(
+    unit: UnitOfWork,
+    *,
+    workspace_id: int,
+    name_id: str,
+    session_indexes: Sequence[str],
+    now: dt.datetime,
+) -> list[str]:
+    """End the workspace's live sessions that a sign-in of ``name_id`` started (only those
+    of ``session_indexes`` when any are given): an IdP's LogoutRequest. Returns the ended
+    sessions' id hashes. This process's caches hear of it at commit; other workers within
+    their recheck interval, as for any ended session."""
+    statement = update(_SESSIONS).where(
+        _S.workspace_id == workspace_id, _S.saml_name_id == name_id, _S.ended_at.is_(None)
+    )
+    if session_indexes:
+        statement = statement.where(_S.saml_session_index.in_(list(session_indexes)))
+    ended = unit.connection.execute(
+        statement.values(ended_at=now).returning(_S.id_hash, _S.member_id)
+    ).all()
+    if ended:
+        note_sessions_ended(unit.connection, sorted({row.member_id for row in ended}))
+    return [row.id_hash for row in ended]
 
 
 def end_sessions(unit: UnitOfWork, id_hashes: Sequence[str], now: dt.datetime) -> None:
