@@ -377,6 +377,7 @@ def test_page_shows_every_value_to_copy(site: Site, idp: TestIdP, acme: str):
         ("SCIM Base URL", f"{site.url}/scim/v2"),
         ("Audience URI (SP Entity ID)", site.entity_id("acme")),
         ("Single sign-on URL", site.acs("acme")),
+        ("Single Logout URL", f"{site.url}/saml/acme/slo"),
         ("SP metadata URL", site.entity_id("acme")),
     ):
         field = re.search(rf'<label for="([^"]+)">{re.escape(label)}</label>', page)

@@ -128,6 +128,13 @@ def connection(view: SettingsView) -> str:
             urls.acs_url,
             "Also called the Assertion Consumer Service (ACS) URL; HTTP-POST.",
         )
+        + _copy_field(
+            "slo-url",
+            "Single Logout URL",
+            urls.slo_url,
+            "Optional. Okta: Single Logout URL (with the SP certificate from the keys below); "
+            "Entra ID: Logout Url. HTTP-Redirect and HTTP-POST.",
+        )
         + _copy_field("sp-metadata-url", "SP metadata URL", urls.sp_metadata_url)
         + "</section>"
     )
