@@ -394,3 +394,26 @@ def test_next_refresh_never_hammers_the_idp() -> None:
     assert scheduled(cache_duration=dt.timedelta(0)) == five_minutes
     assert scheduled(cache_duration=dt.timedelta(seconds=30)) == five_minutes
     assert scheduled(FETCHED - dt.timedelta(days=1)) == five_minutes
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        'Location="https://[idp.example/slo"',  # urlsplit cannot read it
+        'Location="javascript:alert(1)"',
+        'Location="https://idp.example/slo" ResponseLocation="ftp://idp.example/slo"',
+        'Location="/relative/slo"',
+    ],
+)
+def test_a_single_logout_url_that_is_not_http_is_refused(attributes: str) -> None:
+    """Single logout sends the browser there: a URL it could not use would fail every logout
+    the IdP starts (once its sessions were ended) instead of failing set-idp."""
+    logout = (
+        '<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"'
+        f" {attributes}/>"
+    )
+    refused(entity_descriptor(services=logout + sso_services()), "SingleLogoutService")
+    # A record stored before this check is still read (the SP skips the endpoint).
+    assert parse(
+        entity_descriptor(services=logout + sso_services()), check_loadable=False, require_sso=False
+    ).signing_certificates

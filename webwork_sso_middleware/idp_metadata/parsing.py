@@ -122,6 +122,8 @@ def _parse(xml: str, *, check_loadable: bool, require_sso: bool) -> IdPMetadata:
     if _CONTROL.search(entity_id):
         raise MetadataError("the entityID contains a control character")
     _check_endpoint_urls(entity)
+    if require_sso:  # what set-idp and refreshes store; the SP reads stored metadata leniently
+        _check_logout_urls(roles)
     # validUntil and cacheDuration may sit on any element from the root down to the role.
     path = [*reversed(list(entity.iterancestors())), entity, *roles]
     until = [_datetime(e.get("validUntil", "")) for e in path if e.get("validUntil")]
@@ -189,6 +191,35 @@ def _check_endpoint_urls(entity: Any) -> None:
                 )
 
 
+def _is_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # "https://[host/" and other unreadable authorities
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _require_http_url(service: str, attribute: str, value: str) -> None:
+    if not _is_http_url(value):
+        raise QuotingMetadataError(
+            f"the {service} {attribute} {value!r} is not an http(s) URL",
+            unquoted=f"a {service} {attribute} is not an http(s) URL",
+        )
+
+
+def _check_logout_urls(roles: list[Any]) -> None:
+    """Single logout sends the browser to these (saml/single_logout.py): a URL it could not
+    read would make every logout the IdP starts fail, after the sessions ended."""
+    for role in roles:
+        for service in role.iterfind(f"{{{MD_NS}}}SingleLogoutService"):
+            if (service.get("Binding") or "") not in SSO_BINDINGS:
+                continue  # SOAP and others are never used
+            for attribute in ("Location", "ResponseLocation"):
+                value = service.get(attribute)
+                if value is not None and (value.strip() or attribute == "Location"):
+                    _require_http_url("SingleLogoutService", attribute, value.strip())
+
+
 def _sso_urls(roles: list[Any], *, required: bool = True) -> dict[str, str]:
     """Binding -> URL of the SingleSignOnServices sign-in can use: HTTP-Redirect, HTTP-POST.
 
@@ -203,12 +234,7 @@ def _sso_urls(roles: list[Any], *, required: bool = True) -> dict[str, str]:
             offered.append(binding.rpartition(":")[2] or "(no binding)")
             if binding not in SSO_BINDINGS or binding in urls:
                 continue  # the first endpoint of a binding is the one to use
-            parts = urlsplit(location)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise QuotingMetadataError(
-                    f"the SingleSignOnService Location {location!r} is not an http(s) URL",
-                    unquoted="a SingleSignOnService Location is not an http(s) URL",
-                )
+            _require_http_url("SingleSignOnService", "Location", location)
             urls[binding] = location
     if not urls and required:
         found = f" (it offers: {', '.join(offered)})" if offered else ""

@@ -108,7 +108,7 @@ class VerifiedAssertion:
 # A NameID is at most 256 characters for persistent ones (SAML core 8.3.7); twice that is room
 # for any IdP, while a VerifiedAssertion stays small enough for the pending sign-in cookie.
 MAX_NAME_ID = 512
-MAX_SESSION_INDEX = 512
+MAX_SESSION_INDEX = 512  # the width of member_sessions.saml_session_index
 
 
 class AssertionConsumer:

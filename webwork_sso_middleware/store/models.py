@@ -389,7 +389,7 @@ class MemberSession(Base):
     saml_name_id_format: Mapped[str | None] = mapped_column(String(256))
     saml_name_qualifier: Mapped[str | None] = mapped_column(String(1024))
     saml_sp_name_qualifier: Mapped[str | None] = mapped_column(String(1024))
-    saml_session_index: Mapped[str | None] = mapped_column(String(256))
+    saml_session_index: Mapped[str | None] = mapped_column(String(512))
 
 
 class ScimAuthFailure(Base):

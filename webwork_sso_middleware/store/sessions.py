@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -196,7 +197,11 @@ def end_saml_sessions(
         _S.workspace_id == workspace_id, _S.saml_name_id == name_id, _S.ended_at.is_(None)
     )
     if session_indexes:
-        statement = statement.where(_S.saml_session_index.in_(list(session_indexes)))
+        # A session whose sign-in named no SessionIndex (or one too long to keep) ends by its
+        # NameID alone: an IdP's logout must never be answered Success while it lives on.
+        statement = statement.where(
+            or_(_S.saml_session_index.in_(list(session_indexes)), _S.saml_session_index.is_(None))
+        )
     ended = unit.connection.execute(
         statement.values(ended_at=now).returning(_S.id_hash, _S.member_id)
     ).all()
