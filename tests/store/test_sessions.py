@@ -198,7 +198,7 @@ def test_an_idps_logout_ends_the_subjects_live_sessions_of_its_workspace_only(
 
 
 def test_a_subject_value_wider_than_its_column_is_not_kept(database, workspace_id, ada):
-    wide = {**subject("ada@acme.test", "s" * 300), "saml_name_id_format": "f" * 300}
+    wide = {**subject("ada@acme.test", "s" * 600), "saml_name_id_format": "f" * 300}
     insert(database, "h1", ada, workspace_id, saml_subject=wide)  # PostgreSQL would refuse it
 
     kept = database.run(lambda unit: store.saml_subject(unit, "h1"), write=False)
