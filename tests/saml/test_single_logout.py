@@ -18,8 +18,8 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
 from sqlalchemy import select
 
 from webwork_sso_middleware.devidp import protocol
+from webwork_sso_middleware.saml.logout_bindings import SUCCESS, idp_slo_endpoints
 from webwork_sso_middleware.saml.posted import SAML, SAMLP
-from webwork_sso_middleware.saml.single_logout import SUCCESS, idp_slo_endpoints
 from webwork_sso_middleware.store.models import MemberSession, SeenAssertion
 
 from ..store_helpers import transaction
