@@ -238,9 +238,16 @@ def idp_slo_endpoints(metadata_xml: str) -> dict[str, Endpoint]:
     return found
 
 
+# -- the auto-post form ---------------------------------------------------------------------------
+
+
 def autopost_page(action: str, fields: dict[str, str], *, title: str = "Signing out") -> Response:
     """A form that submits itself (a hash-allowed script) and, without JavaScript, by its
-    button: the HTTP-POST binding's way through the browser."""
+    button: the HTTP-POST binding's way through the browser.
+
+    Not pages.autopost_page (the AuthnRequest's): that one allows every http(s) form-action,
+    since an IdP may redirect a sign-in on to another host; this one only the IdP's origin (or
+    this site, for forward_page), and it says "Signing out"."""
     inputs = "".join(
         f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
         for name, value in fields.items()

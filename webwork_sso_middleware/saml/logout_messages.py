@@ -72,6 +72,9 @@ class LogoutOrder:
     remember_until: dt.datetime  # its ID stays in the replay cache until then
 
 
+# -- reading ----------------------------------------------------------------------------------------
+
+
 def receive(request: Request, max_body_bytes: int) -> Received:
     """The message, by the binding its method says; its encoding and XML checked."""
     if request.method == "POST":
@@ -87,7 +90,7 @@ def receive(request: Request, max_body_bytes: int) -> Received:
         binding = BINDING_POST
         signature = None
     else:
-        fields, signature = _query_fields(str(request.environ.get("QUERY_STRING") or ""))
+        fields, signature = query_fields(str(request.environ.get("QUERY_STRING") or ""))
         binding = BINDING_REDIRECT
     if any(len(values) > 1 for values in fields.values()):
         raise Rejection("slo_malformed", "a SAML parameter is given more than once")
@@ -98,7 +101,7 @@ def receive(request: Request, max_body_bytes: int) -> Received:
             "the request carries no SAMLRequest or SAMLResponse (or both)",
         )
     field = present[0]
-    document = _decode(fields[field][0], deflated=binding == BINDING_REDIRECT)
+    document = decode_message(fields[field][0], deflated=binding == BINDING_REDIRECT)
     try:
         root = parse_xml(document).getroot()
     except DocumentRefused as refused:
@@ -111,6 +114,9 @@ def receive(request: Request, max_body_bytes: int) -> Received:
     if relay_state is not None and len(relay_state) > MAX_RELAY_STATE:
         relay_state = None  # bindings 3.4.3 allow 80 bytes: a longer one is not echoed
     return Received(field, binding, root, relay_state, signature)
+
+
+# -- checking ---------------------------------------------------------------------------------------
 
 
 def check_logout_request(
@@ -254,7 +260,7 @@ def check_destination(urls: WorkspaceUrls, root: Any, site: PublicUrls, *, requi
 # -- decoding ---------------------------------------------------------------------------------------
 
 
-def _query_fields(query: str) -> tuple[dict[str, list[str]], tuple[str, str, bytes] | None]:
+def query_fields(query: str) -> tuple[dict[str, list[str]], tuple[str, str, bytes] | None]:
     """The SAML parameters of a raw query string, and (SigAlg, Signature, signed octets)
     when it carries a signature: the octets are the parameters exactly as received, in the
     order SAML bindings 3.4.4.1 fixes (never re-encoded: IdPs encode differently)."""
@@ -284,7 +290,9 @@ def _query_fields(query: str) -> tuple[dict[str, list[str]], tuple[str, str, byt
     return fields, signature
 
 
-def _decode(value: str, *, deflated: bool) -> bytes:
+def decode_message(value: str, *, deflated: bool) -> bytes:
+    # Not posted.decode (the ACS's): this one is bounded before decoding, inflates Redirect
+    # messages and refuses with the slo_* codes.
     compact = "".join(value.split())
     if len(compact) > MAX_MESSAGE_CHARS:
         raise Rejection("slo_too_large", "the logout message is larger than this site accepts")
