@@ -18,8 +18,8 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
 from sqlalchemy import select
 
 from webwork_sso_middleware.devidp import protocol
+from webwork_sso_middleware.saml.logout_bindings import SUCCESS
 from webwork_sso_middleware.saml.posted import SAML, SAMLP
-from webwork_sso_middleware.saml.single_logout import SUCCESS, idp_slo_endpoints
 from webwork_sso_middleware.store.models import MemberSession, SeenAssertion
 
 from ..store_helpers import transaction
@@ -102,24 +102,6 @@ def test_a_sign_in_keeps_the_subject_single_logout_names(site: Site, idp: TestId
     assert row.saml_name_id == EMAIL
     assert row.saml_name_id_format == "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
     assert row.saml_session_index and row.saml_session_index.startswith("id-")
-
-
-def test_idp_slo_endpoints_prefer_the_response_location():
-    xml = (
-        f'<md:EntityDescriptor xmlns:md="{MD}" entityID="x"><md:IDPSSODescriptor '
-        'protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
-        f'<md:SingleLogoutService Binding="{BINDING_HTTP_POST}" '
-        'Location="https://idp/slo" ResponseLocation="https://idp/slo-answer"/>'
-        f'<md:SingleLogoutService Binding="{BINDING_HTTP_POST}" Location="https://late"/>'
-        '<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" '
-        'Location="https://idp/soap"/></md:IDPSSODescriptor></md:EntityDescriptor>'
-    )
-    [(binding, endpoint)] = idp_slo_endpoints(xml).items()
-    assert binding == BINDING_HTTP_POST
-    assert (endpoint.location, endpoint.response_location) == (
-        "https://idp/slo",
-        "https://idp/slo-answer",
-    )
 
 
 # -- IdP-initiated ---------------------------------------------------------------------------------

@@ -28,9 +28,10 @@ from ..errors import SignatureRefused, StoreError
 from ..logs import package_logger
 from ..signing import Purpose
 from ..urls import LOGOUT_PATH, public_urls, workspace_path
+from .logout_messages import MESSAGE_FIELDS
 from .pages import page
 from .redirects import safe_next
-from .single_logout import MESSAGE_FIELDS, forward_page
+from .single_logout import forward_page
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
