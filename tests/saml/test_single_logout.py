@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import types
 import zlib
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -15,12 +16,12 @@ import pytest
 import requests
 from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from webwork_sso_middleware.devidp import protocol
-from webwork_sso_middleware.saml.logout_bindings import SUCCESS
+from webwork_sso_middleware.saml.logout_bindings import SUCCESS, sign_enveloped
 from webwork_sso_middleware.saml.posted import SAML, SAMLP
-from webwork_sso_middleware.store.models import MemberSession, SeenAssertion
+from webwork_sso_middleware.store.models import IdentityProvider, MemberSession, SeenAssertion
 
 from ..store_helpers import transaction
 from .conftest import Site
@@ -426,6 +427,97 @@ def test_sha1_query_signatures_are_accepted_like_the_acs_accepts_them(
 def test_logout_at_a_workspace_without_sso_is_refused_alike(site: Site, idp: TestIdP, acme: str):
     url = idp.logout_redirect(destination=slo(site, "nowhere"), name_id=EMAIL)
     assert_refused(requests.get(url, allow_redirects=False), "sso_unavailable", 404)
+
+
+def signed_response_with_index(site: Site, idp: TestIdP, index: str | None) -> str:
+    """A sign-in response whose AuthnStatement's SessionIndex is ``index`` (None: none)."""
+    xml = idp.response_xml(
+        sp_entity_id=site.entity_id("acme"),
+        acs_url=site.acs("acme"),
+        email=EMAIL,
+        sign_assertion=False,
+    )
+    root = etree.fromstring(xml.encode())
+    statement = root.find(f".//{{{SAML}}}AuthnStatement")
+    if index is None:
+        statement.attrib.pop("SessionIndex", None)
+    else:
+        statement.set("SessionIndex", index)
+    key = types.SimpleNamespace(
+        private_key_pem=idp.keys.key_pem, certificate_base64=idp.keys.cert_base64
+    )
+    signed = sign_enveloped(etree.tostring(root), f"{SAMLP}:Response", key)
+    return base64.b64encode(signed).decode()
+
+
+@pytest.mark.parametrize("index", ["_" + "a" * 299, None], ids=["300 characters", "none"])
+def test_a_session_index_never_keeps_a_session_alive(
+    site: Site, idp: TestIdP, acme: str, index: str | None
+):
+    """A long SessionIndex is kept (it was dropped once, and the IdP's logout naming it was
+    answered Success while the session lived on); a sign-in that named none ends by NameID."""
+    browser = requests.Session()
+    signed = site.post_response(browser, "acme", signed_response_with_index(site, idp, index))
+    assert signed.status_code == 303, signed.text
+    [row] = sessions_of(site)
+    assert row.saml_session_index == index
+    answer = requests.get(
+        idp.logout_redirect(
+            destination=slo(site), name_id=EMAIL, session_indexes=[index or "_elsewhere"]
+        ),
+        allow_redirects=False,
+    )
+    assert idp.read_logout_response(answer.headers["Location"]).status == SUCCESS
+    assert whoami(browser, site).startswith("user=;")
+
+
+def test_an_unreadable_slo_url_stored_before_the_check_is_no_500(
+    site: Site, idp: TestIdP, acme: str
+):
+    """set-idp refuses it now (tests/idp_metadata); a record stored before is skipped, and the
+    IdP's logout still ends the session, with a page instead of an answer to nowhere."""
+    root = etree.fromstring(idp.metadata_xml().encode())
+    for service in root.iter(f"{{{MD}}}SingleLogoutService"):
+        service.set("Location", "https://[idp.example/slo")
+    with transaction(site.middleware.database) as unit:
+        unit.session.execute(
+            update(IdentityProvider).values(metadata_xml=etree.tostring(root).decode())
+        )
+    browser = signed_in(site)
+    answer = browser.get(
+        idp.logout_redirect(destination=slo(site), name_id=EMAIL), allow_redirects=False
+    )
+    assert answer.status_code < 500, answer.text
+    assert whoami(browser, site).startswith("user=;")
+
+
+def test_a_logout_response_tells_a_stranger_nothing_of_a_workspace(
+    site: Site, idp: TestIdP, acme: str
+):
+    """Unknown, no IdP, free plan with an IdP: the same answer to a LogoutResponse, as to a
+    LogoutRequest (a workspace's plan, switches and IdP are the owner's business)."""
+    site.workspaces.create("ghost", name="Ghost", plan="free", owner_email="o@ghost.test")
+    site.workspaces.set_idp("ghost", metadata_xml=idp.metadata_xml())
+    site.workspaces.create("bare", name="Bare", plan="plus", owner_email="o@bare.test")
+    message = base64.b64encode(
+        zlib.compress(b'<samlp:LogoutResponse xmlns:samlp="' + SAMLP.encode() + b'"/>')[2:-4]
+    ).decode()
+    answers = set()
+    for slug in ("nosuch", "bare", "ghost"):
+        answer = requests.get(f"{slo(site, slug)}?{urlencode({'SAMLResponse': message})}")
+        answers.add((answer.status_code, answer.text.replace(slug, "X")))
+    assert len(answers) == 1
+    assert "sso_unavailable" in answers.pop()[1]
+
+
+def test_head_neither_acts_on_nor_uses_up_a_logout_request(site: Site, idp: TestIdP, acme: str):
+    browser = signed_in(site)
+    url = idp.logout_redirect(destination=slo(site), name_id=EMAIL)
+    head = requests.head(url, allow_redirects=False)
+    assert head.status_code == 405 and head.headers["Allow"] == "GET, POST"
+    assert whoami(browser, site).startswith(f"user={EMAIL};")
+    assert browser.get(url, allow_redirects=False).status_code == 302  # not used up
+    assert whoami(browser, site).startswith("user=;")
 
 
 # -- SP-initiated ---------------------------------------------------------------------------------

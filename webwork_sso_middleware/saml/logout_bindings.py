@@ -216,6 +216,16 @@ def send(
     return autopost_page(destination, fields)
 
 
+def _http_url(value: str) -> bool:
+    """An http(s) URL with a host; False for what urlsplit cannot read ("https://[host/"):
+    set-idp refuses those now, but a record stored before may hold one."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def idp_slo_endpoints(metadata_xml: str) -> dict[str, Endpoint]:
     """The IdP's SingleLogoutService per binding (the first of each), from its metadata."""
     try:
@@ -229,10 +239,10 @@ def idp_slo_endpoints(metadata_xml: str) -> dict[str, Endpoint]:
             location = (service.get("Location") or "").strip()
             if binding not in (BINDING_REDIRECT, BINDING_POST) or binding in found:
                 continue
-            if urlsplit(location).scheme not in ("http", "https"):
+            if not _http_url(location):
                 continue
             response_location = (service.get("ResponseLocation") or "").strip() or location
-            if urlsplit(response_location).scheme not in ("http", "https"):
+            if not _http_url(response_location):
                 response_location = location
             found[binding] = Endpoint(binding, location, response_location)
     return found

@@ -114,6 +114,17 @@ class SingleLogout:
 
     def endpoint(self, request: Request, slug: str) -> Response:
         slug = slug.strip().lower()
+        if request.method == "HEAD":
+            # werkzeug answers HEAD by the GET rule: a HEAD (a link prefetcher, a monitor)
+            # must neither act on nor use up a signed LogoutRequest.
+            refused = error_page(
+                "Method not allowed",
+                "Use GET or POST.",
+                site=self.site(request),
+                status=405,
+            )
+            refused.headers["Allow"] = "GET, POST"
+            return refused
         try:
             received = receive(request, self.flow.settings.max_body_bytes)
             if received.field == "SAMLRequest":
@@ -259,15 +270,9 @@ class SingleLogout:
             raise Rejection("slo_not_a_response", "the SAMLResponse is not a LogoutResponse")
 
         def work(unit: UnitOfWork) -> tuple[ServiceProvider, int]:
-            target = self.flow.target(unit, slug)
-            provider = self.flow.provider(request, target, unit)
-            if provider.idp is None:
-                raise Rejection(
-                    "idp_not_configured",
-                    "this workspace has no identity provider",
-                    status=404,
-                    public_code="sso_unavailable",
-                )
+            # One answer for every workspace where SSO cannot be used (unknown, its plan, its
+            # switch, no IdP), as for a LogoutRequest: an anonymous caller learns nothing.
+            target, provider = self.flow.usable_provider(request, slug, unit)
             return provider, target.workspace_id
 
         provider, workspace_id = self.database.run(work, write=False)
