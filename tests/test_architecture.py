@@ -76,7 +76,7 @@ ALLOWED_SIBLINGS: Mapping[tuple[str, str], str] = {
     # pysaml2 plumbing, not SP logic: devidp may use it and nothing else of saml.
     ("devidp.protocol", "saml.entities"): "the dev IdP shares the SP's pysaml2 set-up",
     # Likewise it encrypts assertions with the code the SP decrypts with (XML Encryption).
-    ("devidp.protocol", "saml.encryption"): "the dev IdP encrypts as the SP decrypts",
+    ("devidp.protocol", "saml.encrypting"): "the dev IdP encrypts as the SP decrypts",
 }
 
 

@@ -53,7 +53,7 @@ from webwork_sso_middleware.devidp.protocol import (
     make_idp_server,
     sp_metadata_xml,
 )
-from webwork_sso_middleware.saml.encryption import Encryption
+from webwork_sso_middleware.saml.encrypting import Encryption
 
 __all__ = [
     "STANDARD_ATTRIBUTES", "Attributes", "AuthnRequestSeen", "Encryption", "KeyPair", "LogoutSeen",

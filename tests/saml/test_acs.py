@@ -16,13 +16,8 @@ import xmlsec
 from lxml import etree
 
 from webwork_sso_middleware.saml.acs import BEARER, DS, AssertionConsumer, VerifiedAssertion
-from webwork_sso_middleware.saml.encryption import (
-    AES128_CBC,
-    AES256_GCM,
-    RSA_1_5,
-    RSA_OAEP_MGF1P,
-    Encryption,
-)
+from webwork_sso_middleware.saml.encrypting import Encryption
+from webwork_sso_middleware.saml.encryption import AES128_CBC, AES256_GCM, RSA_1_5, RSA_OAEP_MGF1P
 from webwork_sso_middleware.saml.posted import SAML, SAMLP, Peek, peek
 from webwork_sso_middleware.saml.rejection import Rejection
 from webwork_sso_middleware.saml.sp import IdPSettings, ServiceProvider
@@ -741,7 +736,7 @@ def test_replay_expiry_covers_every_time_the_assertion_names_plus_skew(
 # -- the person's names, from the attributes IdPs send -------------------------------------------
 
 CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
-# Written out rather than read from acs.py: the list of names IdPs are known to send.
+# Written out rather than read from subject.py: the list of names IdPs are known to send.
 NAME_ATTRIBUTES = [
     *(
         ("given_name", name)

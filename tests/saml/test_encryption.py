@@ -26,6 +26,7 @@ from saml2.sigver import DecryptError, EncryptError, SignatureError, pre_encrypt
 from webwork_sso_middleware.errors import WebworkSSOError
 from webwork_sso_middleware.saml import encryption
 from webwork_sso_middleware.saml.crypto import XmlsecBackend, load_certificate_der, parse_xml
+from webwork_sso_middleware.saml.encrypting import EncryptingBackend, Encryption, encrypt_assertion
 from webwork_sso_middleware.saml.encryption import (
     AES128_CBC,
     AES128_GCM,
@@ -39,10 +40,7 @@ from webwork_sso_middleware.saml.encryption import (
     RSA_OAEP_MGF1P,
     SHA256,
     DecryptionRefused,
-    EncryptingBackend,
-    Encryption,
     decrypt_assertion,
-    encrypt_assertion,
 )
 from webwork_sso_middleware.saml.entities import make_client
 

@@ -13,7 +13,8 @@ from saml2.client import Saml2Client
 from saml2.mdstore import MetadataStore
 from saml2.sigver import MissingKey, SignatureError
 
-from webwork_sso_middleware.saml.encryption import AES128_CBC, Encryption
+from webwork_sso_middleware.saml.encrypting import Encryption
+from webwork_sso_middleware.saml.encryption import AES128_CBC
 from webwork_sso_middleware.saml.entities import make_client
 
 from ..constants import DS, SAML

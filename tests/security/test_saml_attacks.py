@@ -30,7 +30,7 @@ import xmlsec
 from lxml import etree
 
 from webwork_sso_middleware.saml.acs import DS, AssertionConsumer
-from webwork_sso_middleware.saml.encryption import Encryption, encrypt_assertion
+from webwork_sso_middleware.saml.encrypting import Encryption, encrypt_assertion
 from webwork_sso_middleware.saml.posted import SAML, SAMLP
 from webwork_sso_middleware.saml.rejection import Rejection
 

@@ -63,7 +63,7 @@ from saml2.xmldsig import (
 )
 
 from ..errors import WebworkSSOError
-from ..saml.encryption import Encryption
+from ..saml.encrypting import Encryption
 from ..saml.entities import make_server
 
 # As in saml/entities.py: saml2.server's import warns about a cipher mode we never use; silenced

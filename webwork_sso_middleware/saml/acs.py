@@ -3,8 +3,8 @@
 The response is parsed once, strictly (no DTD: posted.py), and everything happens on that one
 tree: structure, status, destination, issuer, audience, bearer recipient and the request it
 answers, time windows, then the signature (crypto.py, keys from the IdP metadata only), then the
-identity is read from the very assertion element whose signature (or whose enclosing
-Response's) verified.
+identity is read (subject.py) from the very assertion element whose signature (or whose
+enclosing Response's) verified.
 
 An EncryptedAssertion (encryption.py) takes one more step, between the response checks and the
 assertion checks: a Response signature, which covers the encrypted form, is verified on the
@@ -31,20 +31,20 @@ from saml2.sigver import SignatureError
 from ..logs import package_logger
 from .crypto import XmlsecBackend
 from .encryption import DecryptionRefused, decrypt_assertion
-from .posted import (
-    EMAIL,
-    EMAIL_ATTRIBUTES,
-    MAX_EMAIL,
-    NAMEID_EMAIL,
-    OPAQUE_NAME_IDS,
-    SAML,
-    SAMLP,
-    Peek,
-    email_attribute,
-    single_text,
-)
+from .posted import SAML, SAMLP, Peek, single_text
 from .rejection import Rejection
 from .sp import ServiceProvider
+from .subject import (
+    DISPLAY_NAME,
+    FAMILY_NAME,
+    GIVEN_NAME,
+    MAX_NAME_ID,
+    attribute_values,
+    bounded,
+    first_value,
+    read_subject,
+    session_index,
+)
 
 log = package_logger(__name__)
 
@@ -57,33 +57,6 @@ ENCRYPTED_ASSERTION = f"{{{SAML}}}EncryptedAssertion"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 DECRYPTION_FAILED = "decryption_failed"  # what a stranger reads of any failure to open one
-
-CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"  # Entra ID, ADFS
-GIVEN_NAME = (
-    "givenName",
-    "firstName",
-    "given_name",
-    "first_name",
-    "urn:oid:2.5.4.42",
-    CLAIMS + "givenname",
-)
-FAMILY_NAME = (
-    "sn",
-    "surname",
-    "lastName",
-    "familyName",
-    "family_name",
-    "last_name",
-    "urn:oid:2.5.4.4",
-    CLAIMS + "surname",
-)
-DISPLAY_NAME = (
-    "displayName",
-    "display_name",
-    "name",
-    "urn:oid:2.16.840.1.113730.3.1.241",
-    "http://schemas.microsoft.com/identity/claims/displayname",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,12 +76,6 @@ class VerifiedAssertion:
     # The NameID's qualifiers, which our LogoutRequest repeats (None: absent, or too long).
     name_qualifier: str | None = None
     sp_name_qualifier: str | None = None
-
-
-# A NameID is at most 256 characters for persistent ones (SAML core 8.3.7); twice that is room
-# for any IdP, while a VerifiedAssertion stays small enough for the pending sign-in cookie.
-MAX_NAME_ID = 512
-MAX_SESSION_INDEX = 512  # the width of member_sessions.saml_session_index
 
 
 class AssertionConsumer:
@@ -394,9 +361,9 @@ class AssertionConsumer:
         in_response_to = seen.in_response_to
         self.verify_signatures(seen, assertion)
         seen.signature_verified = True
-        email, name_id, name_id_format = self.subject(assertion)
+        email, name_id, name_id_format = read_subject(assertion)
         qualifiers = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID").attrib
-        attributes = _attributes(assertion)
+        attributes = attribute_values(assertion)
         expires = _assertion_expiry(assertion) or dt.datetime.now(dt.UTC)
         try:  # the replay cache keeps it until then plus the skew: past year 9999, no date
             expires_at = expires + self.clock_skew
@@ -411,14 +378,14 @@ class AssertionConsumer:
             email=email,
             in_response_to=in_response_to,
             expires_at=expires_at,
-            given_name=_first(attributes, GIVEN_NAME),
-            family_name=_first(attributes, FAMILY_NAME),
-            display_name=_first(attributes, DISPLAY_NAME),
+            given_name=first_value(attributes, GIVEN_NAME),
+            family_name=first_value(attributes, FAMILY_NAME),
+            display_name=first_value(attributes, DISPLAY_NAME),
             name_id=name_id,
             name_id_format=name_id_format,
-            session_index=_session_index(assertion),
-            name_qualifier=_bounded(qualifiers.get("NameQualifier"), MAX_NAME_ID),
-            sp_name_qualifier=_bounded(qualifiers.get("SPNameQualifier"), MAX_NAME_ID),
+            session_index=session_index(assertion),
+            name_qualifier=bounded(qualifiers.get("NameQualifier"), MAX_NAME_ID),
+            sp_name_qualifier=bounded(qualifiers.get("SPNameQualifier"), MAX_NAME_ID),
         )
 
     def verify_signatures(self, seen: Peek, assertion: Any) -> None:
@@ -449,46 +416,6 @@ class AssertionConsumer:
                 "signature_invalid",
                 "the response's signature does not verify with the IdP's certificates",
             ) from None
-
-    def subject(self, assertion: Any) -> tuple[str, str, str | None]:
-        """(email, NameID, its Format) of the verified assertion's subject.
-
-        A transient or persistent NameID is an opaque identifier (Entra's default is
-        persistent): the email is then the first address among its EMAIL_ATTRIBUTES. Any other
-        NameID (emailAddress, unspecified, none) must itself be the address, whatever the
-        attributes say: an emailAddress NameID that is none is the IdP's mistake, not a hint
-        to look elsewhere.
-        """
-        name_id = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID")
-        # Children in NameID (a comment injected after signing) would let a parser read a
-        # truncated address: refuse rather than guess which part was meant.
-        if name_id is None or len(name_id):
-            raise Rejection("bad_name_id", "the assertion's NameID is missing or malformed")
-        value = (name_id.text or "").strip()
-        name_id_format = name_id.get("Format")
-        if name_id_format in OPAQUE_NAME_IDS:
-            if not value or len(value) > MAX_NAME_ID:
-                raise Rejection("bad_name_id", f"the {name_id_format} NameID is empty or too long")
-            email = email_attribute(assertion)
-            if email is None:
-                raise Rejection(
-                    "no_email_attribute",
-                    f"the NameID is {name_id_format.rpartition(':')[2]} (an identifier, not "
-                    "an address) and no attribute holds an email address: have the IdP send "
-                    f"the email in an attribute named {EMAIL_ATTRIBUTES[0]!r} (also read: "
-                    f"{', '.join(EMAIL_ATTRIBUTES[1:])}), or send the email as the NameID",
-                )
-            return email, value, name_id_format
-        if not EMAIL.match(value) or len(value) > MAX_EMAIL:
-            kind = "emailAddress NameID" if name_id_format == NAMEID_EMAIL else "NameID"
-            raise Rejection("bad_name_id", f"the {kind} is not an email address")
-        return value, value, name_id_format
-
-
-def _bounded(value: str | None, width: int) -> str | None:
-    """``value`` when it is at most ``width`` long: an IdP's oversized qualifier is dropped
-    rather than failing the sign-in (single logout then sends the NameID without it)."""
-    return value if value and len(value) <= width else None
 
 
 def _decryption_refused(refused: DecryptionRefused, keys: int) -> Rejection:
@@ -529,43 +456,6 @@ def _instant(value: str | None) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def _session_index(assertion: Any) -> str | None:
-    """The SessionIndex of the assertion's (first) AuthnStatement: the IdP's session, which
-    its LogoutRequest names. Past MAX_SESSION_INDEX it is not kept: logout by NameID alone
-    still ends the session."""
-    statement = assertion.find(f"{{{SAML}}}AuthnStatement")
-    index = statement.get("SessionIndex") if statement is not None else None
-    if index is not None and len(index) > MAX_SESSION_INDEX:
-        log.info("SessionIndex of %d characters not kept", len(index))
-        return None
-    return index or None
-
-
 def _assertion_expiry(assertion: Any) -> dt.datetime | None:
     times = [_instant(e.get("NotOnOrAfter")) for e in assertion.iter() if e.get("NotOnOrAfter")]
     return max((t for t in times if t), default=None)
-
-
-def _attributes(assertion: Any) -> dict[str, list[str]]:
-    """Attribute values by Name and by FriendlyName, from this assertion's statements only."""
-    found: dict[str, list[str]] = {}
-    for attribute in assertion.iterfind(f"{{{SAML}}}AttributeStatement/{{{SAML}}}Attribute"):
-        values = [
-            (value.text or "").strip()
-            for value in attribute.iterfind(f"{{{SAML}}}AttributeValue")
-            if not len(value)
-        ]
-        for key in {attribute.get("Name"), attribute.get("FriendlyName")} - {None}:
-            found.setdefault(key, []).extend(values)
-    return found
-
-
-def _first(attributes: Mapping[str, list[str]], names: tuple[str, ...]) -> str | None:
-    """The first value of the first of ``names`` that has a non-blank one (values come
-    stripped from ``_attributes``), cut to 255 characters."""
-    lowered = {k.lower(): v for k, v in attributes.items()}
-    for name in names:
-        values = lowered.get(name.lower())
-        if values and values[0]:
-            return values[0][:255]
-    return None  # pragma: no mutate (the last statement: deleting it returns None all the same)

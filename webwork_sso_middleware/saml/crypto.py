@@ -20,9 +20,10 @@ These lists are also xmlsec's enabled transforms, so libxmlsec enforces them a s
 
 Signing fills pysaml2's Signature template in the element with the given ID, keeping its algorithms
 when listed above, except that SHA-1 becomes SHA-256 (pysaml2 still defaults to RSA-SHA1).
-Encryption is encryption.py's (XML Encryption with ``cryptography``): its ``EncryptingBackend``, a
-subclass that entities.py builds pysaml2 entities on, adds ``encrypt_assertion`` and ``decrypt``. Here
-(this module is below encryption.py) ``encrypt``, ``encrypt_assertion`` and ``decrypt`` raise
+Encryption is encryption.py's (XML Encryption with ``cryptography``): encrypting.py's
+``EncryptingBackend``, a subclass that entities.py builds pysaml2 entities on, adds
+``encrypt_assertion`` and ``decrypt``. Here (this module is below both) ``encrypt``,
+``encrypt_assertion`` and ``decrypt`` raise
 ``SigverError("encrypted assertions are not supported ...")``.
 """
 

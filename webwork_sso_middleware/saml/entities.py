@@ -2,7 +2,7 @@
 
 pysaml2 signs and verifies through the ``CryptoBackend`` of a ``SecurityContext`` (``entity.sec``). Its
 own ``security_context(conf)`` knows only the ``xmlsec1`` binary (searched on PATH, run with ``Popen``)
-or pyXMLSecurity, so pysaml2 objects are built here instead, on ``encryption.EncryptingBackend``
+or pyXMLSecurity, so pysaml2 objects are built here instead, on ``encrypting.EncryptingBackend``
 (``crypto.XmlsecBackend``'s signatures, plus assertion encryption):
 
     client = make_client(sp_config_dict)      # saml2.client.Saml2Client
@@ -33,7 +33,7 @@ from saml2.mdstore import MetadataStore
 from saml2.sigver import RSACrypto, SecurityContext, SigverError
 
 from .crypto import XmlsecBackend, read_private_key
-from .encryption import EncryptingBackend
+from .encrypting import EncryptingBackend
 
 # saml2.server imports saml2.cryptography.symmetric, whose class body names a cipher mode that
 # cryptography has deprecated: a warning on stderr at import (breaking the CLI's one-line error

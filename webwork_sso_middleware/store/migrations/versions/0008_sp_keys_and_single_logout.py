@@ -27,7 +27,7 @@ _SESSION_COLUMNS = (
     ("saml_name_id_format", 256),
     ("saml_name_qualifier", 1024),
     ("saml_sp_name_qualifier", 1024),
-    ("saml_session_index", 512),  # acs.MAX_SESSION_INDEX
+    ("saml_session_index", 512),  # subject.MAX_SESSION_INDEX
 )
 
 
