@@ -6,12 +6,13 @@ answers, time windows, then the signature (crypto.py, keys from the IdP metadata
 identity is read (subject.py) from the very assertion element whose signature (or whose
 enclosing Response's) verified.
 
-An EncryptedAssertion (encryption.py) takes one more step, between the response checks and the
-assertion checks: a Response signature, which covers the encrypted form, is verified on the
-posted tree first; then the assertion is decrypted with the workspace's SP keys (current, next,
-previous) into a new document, and every assertion check runs there. Anyone can encrypt to the
-SP's public certificate, so decrypting proves nothing: a decrypted assertion in an unsigned
-Response must carry its own valid signature, exactly as a plaintext one.
+An EncryptedAssertion (encryption.py decrypts it, acs_encrypted.py checks its structure) takes
+one more step, between the response checks and the assertion checks: a Response signature,
+which covers the encrypted form, is verified on the posted tree first; then the assertion is
+decrypted with the workspace's SP keys (current, next, previous) into a new document, and
+every assertion check runs there. Anyone can encrypt to the SP's public certificate, so
+decrypting proves nothing: a decrypted assertion in an unsigned Response must carry its own
+valid signature, exactly as a plaintext one.
 
 pysaml2 builds the SP (metadata, AuthnRequests) but does not parse responses here: its
 parser re-parses and schema-checks the document, which cost several times our whole check
@@ -29,9 +30,24 @@ from lxml import etree
 from saml2.sigver import SignatureError
 
 from ..logs import package_logger
+from .acs_encrypted import (
+    DECRYPTION_FAILED,
+    check_decrypted_structure,
+    check_encrypted_structure,
+    decryption_refused,
+)
 from .crypto import XmlsecBackend
 from .encryption import DecryptionRefused, decrypt_assertion
-from .posted import SAML, SAMLP, Peek, single_text
+from .posted import (
+    ASSERTION,
+    DS,
+    ENCRYPTED_ASSERTION,
+    SAML,
+    SAMLP,
+    SIGNATURE,
+    Peek,
+    single_text,
+)
 from .rejection import Rejection
 from .sp import ServiceProvider
 from .subject import (
@@ -50,13 +66,8 @@ log = package_logger(__name__)
 
 SIGNATURES = XmlsecBackend()
 
-DS = "http://www.w3.org/2000/09/xmldsig#"
-SIGNATURE = f"{{{DS}}}Signature"
-ASSERTION = f"{{{SAML}}}Assertion"
-ENCRYPTED_ASSERTION = f"{{{SAML}}}EncryptedAssertion"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
-DECRYPTION_FAILED = "decryption_failed"  # what a stranger reads of any failure to open one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +122,7 @@ class AssertionConsumer:
         assertions = list(root.iter(ASSERTION, ENCRYPTED_ASSERTION))
         encrypted = [a for a in assertions if a.tag == ENCRYPTED_ASSERTION]
         if encrypted:
-            return self.check_encrypted_structure(root, assertions, encrypted)
+            return check_encrypted_structure(root, assertions, encrypted)
         if assertions and self.require_encryption:
             raise Rejection(
                 "encryption_required",
@@ -132,27 +143,6 @@ class AssertionConsumer:
         if not (signed_response or signed_assertion):
             raise Rejection("unsigned", "neither the response nor its assertion is signed")
         return assertions[0]
-
-    def check_encrypted_structure(
-        self, root: Any, assertions: list[Any], encrypted: list[Any]
-    ) -> Any:
-        """The one EncryptedAssertion, directly in the Response, with no plaintext assertion
-        anywhere: a plaintext one beside it would be read by one party and the decrypted one
-        by another (whether an assertion inside is signed is known only once decrypted)."""
-        if len(encrypted) != len(assertions):
-            raise Rejection(
-                "encrypted_and_plain",
-                f"the response holds {len(encrypted)} encrypted and "
-                f"{len(assertions) - len(encrypted)} plaintext assertion(s); it must hold "
-                "exactly one assertion, encrypted or not",
-            )
-        if len(encrypted) != 1 or encrypted[0].getparent() is not root:
-            raise Rejection(
-                "assertion_count",
-                "the response must hold exactly one encrypted assertion, "
-                f"directly inside it (found {len(encrypted)})",
-            )
-        return encrypted[0]
 
     # -- an encrypted assertion ----------------------------------------------------------------
 
@@ -177,10 +167,10 @@ class AssertionConsumer:
         try:
             assertion = decrypt_assertion(encrypted, keys)
         except DecryptionRefused as refused:
-            raise _decryption_refused(refused, len(keys)) from None
+            raise decryption_refused(refused, len(keys)) from None
         seen.decrypted = assertion
         if seen.response_verified:
-            self.check_decrypted_structure(seen, assertion)
+            check_decrypted_structure(seen, assertion)
             return assertion
         # Nothing signed vouched for the cipher text, and AES-CBC is malleable: an attacker who
         # alters it could tell plaintext that parses from plaintext that does not by which
@@ -188,7 +178,7 @@ class AssertionConsumer:
         # checked first, and every refusal until it holds reads as a decryption failure to
         # the sender; the owner's diagnostics keep the real code.
         try:
-            self.check_decrypted_structure(seen, assertion)
+            check_decrypted_structure(seen, assertion)
             self.verify_signature(assertion.getroottree().getroot(), assertion)
         except Rejection as refused:
             raise Rejection(
@@ -196,34 +186,6 @@ class AssertionConsumer:
             ) from None
         seen.assertion_verified = seen.signature_verified = True
         return assertion
-
-    def check_decrypted_structure(self, seen: Peek, assertion: Any) -> None:
-        """check_structure's rules for the decrypted document: the decrypted assertion is the
-        only assertion (none nested in its Advice, encrypted or not), directly in the Response,
-        signed unless the Response's signature verified; peek's rule on empty InResponseTo."""
-        document = assertion.getroottree().getroot()
-        found = list(document.iter(ASSERTION, ENCRYPTED_ASSERTION))
-        if found != [assertion] or assertion.getparent() is not document:
-            raise Rejection(
-                "assertion_count",
-                "the decrypted assertion must be the response's only assertion, directly "
-                f"inside it (found {len(found)} once decrypted)",
-            )
-        if not seen.response_verified and assertion.find(SIGNATURE) is None:
-            raise Rejection(
-                "unsigned",
-                "neither the response nor its decrypted assertion is signed (anyone can "
-                "encrypt to the SP certificate: encryption proves nothing)",
-            )
-        confirmations = assertion.iterfind(
-            f"{{{SAML}}}Subject/{{{SAML}}}SubjectConfirmation/{{{SAML}}}SubjectConfirmationData"
-        )
-        if any(c.get("InResponseTo") == "" for c in confirmations):
-            raise Rejection(
-                "empty_in_response_to",
-                'the IdP sent InResponseTo="" (empty) in the encrypted assertion, which the '
-                "SAML schema does not allow",
-            )
 
     def check_response(self, root: Any, outstanding: Mapping[str, str]) -> None:
         status = root.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
@@ -416,34 +378,6 @@ class AssertionConsumer:
                 "signature_invalid",
                 "the response's signature does not verify with the IdP's certificates",
             ) from None
-
-
-def _decryption_refused(refused: DecryptionRefused, keys: int) -> Rejection:
-    """The refusal for an EncryptedAssertion encryption.py would not decrypt, by its kind."""
-    if refused.kind == DecryptionRefused.WRONG_KEY:
-        return Rejection(
-            "decryption_failed",
-            f"none of this workspace's {keys} SP key(s) (current, next, previous) decrypts the "
-            "assertion: the IdP encrypted it for another certificate; give the IdP the SP "
-            f"certificate from the SP metadata ({refused.reason})",
-        )
-    if refused.kind == DecryptionRefused.ALGORITHM:
-        return Rejection(
-            "encryption_algorithm",
-            f"{refused.reason}; set the IdP to RSA-OAEP (or RSA 1.5) key transport and AES-GCM "
-            "(or AES-CBC) content encryption",
-        )
-    if refused.kind == DecryptionRefused.MALFORMED:
-        return Rejection(
-            "encrypted_malformed", f"the encrypted assertion is malformed: {refused.reason}"
-        )
-    # A stranger reads a decryption failure: which of the two it was tells whether an altered
-    # cipher text decrypted to XML (see decrypt()).
-    return Rejection(
-        "encrypted_not_assertion",
-        f"the encrypted assertion does not decrypt to one saml:Assertion: {refused.reason}",
-        public_code="decryption_failed",
-    )
 
 
 def _instant(value: str | None) -> dt.datetime | None:

@@ -16,6 +16,10 @@ from .rejection import Rejection
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+DS = "http://www.w3.org/2000/09/xmldsig#"
+SIGNATURE = f"{{{DS}}}Signature"
+ASSERTION = f"{{{SAML}}}Assertion"
+ENCRYPTED_ASSERTION = f"{{{SAML}}}EncryptedAssertion"
 EMAIL = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
 MAX_EMAIL = 255  # the longest address a member can have (members.user_name)
 
