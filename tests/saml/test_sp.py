@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import re
 import subprocess
 import zlib
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 from saml2 import BINDING_HTTP_POST
+from sqlalchemy import text
 
 from webwork_sso_middleware.saml.rejection import Rejection
 from webwork_sso_middleware.saml.sp import IdPSettings, ServiceProvider
@@ -432,3 +434,38 @@ def test_signing_never_runs_a_program_nor_writes_a_key_file(
     )  # fmt: skip
     parsed = test_idp.server.parse_authn_request(fields["SAMLRequest"], BINDING_HTTP_POST)
     assert parsed.message.signature is not None
+
+
+def test_a_workspace_made_again_under_its_slug_never_gets_its_predecessors_sp(site: Site):
+    """Deleted (by the host app, in the database) and made again: the new workspace's versions
+    start afresh (and on SQLite its id may be the old one), yet no worker serves it the old SP,
+    whose metadata would publish, and whose key would sign with, the deleted workspace's key."""
+
+    def certificates() -> list[str]:
+        return re.findall(r"X509Certificate>([^<]+)<", requests.get(site.entity_id("beta")).text)
+
+    site.workspaces.create("beta", name="Beta", plan="plus", owner_email="o@beta.test")
+    old = certificates()
+    assert old
+    database = site.middleware.database
+    with database.engine.begin() as connection:
+        workspace_id = connection.execute(
+            text("SELECT id FROM workspaces WHERE slug = 'beta'")
+        ).scalar()
+        for table in ("sp_keys", "audit_events", "scim_tokens"):
+            connection.execute(
+                text(f"DELETE FROM {table} WHERE workspace_id = :w"), {"w": workspace_id}
+            )
+        connection.execute(text("DELETE FROM workspaces WHERE id = :w"), {"w": workspace_id})
+    site.workspaces.create("beta", name="Beta", plan="plus", owner_email="o@beta.test")
+    published = [certificates(), certificates()]  # the worker remembered the slug had a key
+    with database.engine.connect() as connection:
+        stored = connection.execute(
+            text(
+                "SELECT certificate_pem FROM sp_keys JOIN workspaces"
+                " ON workspaces.id = sp_keys.workspace_id WHERE workspaces.slug = 'beta'"
+            )
+        ).scalar_one()
+    new = "".join(stored.strip().splitlines()[1:-1])
+    assert all(old[0] not in found for found in published)
+    assert new in published[-1]

@@ -110,9 +110,13 @@ class LoginFlow:
             )
             return idp, keys
 
-        # The workspace's id too: a workspace deleted and made again under the same slug starts
-        # its versions afresh, and must never get its predecessor's SP (and keys).
-        version = (target.workspace_id, target.idp_version, target.sp_version)
+        # The workspace's id and birth too: a workspace deleted and made again under the same
+        # slug starts its versions afresh, and must never get its predecessor's SP (and keys).
+        version = (
+            f"{target.workspace_id}|{target.created_at.isoformat()}",
+            target.idp_version,
+            target.sp_version,
+        )
         return self.providers.get(self.urls(request, target.slug), version, load)
 
     def prepare(self, slug: str) -> None:

@@ -271,7 +271,7 @@ class ServiceProviders:
     def __init__(self, *, clock_skew: dt.timedelta, size: int = 256) -> None:
         self.clock_skew = clock_skew
         self.size = size
-        self._cache: OrderedDict[tuple[str, tuple[int, str | None, int]], ServiceProvider] = (
+        self._cache: OrderedDict[tuple[str, tuple[str, str | None, int]], ServiceProvider] = (
             OrderedDict()
         )
         self._lock = threading.Lock()
@@ -279,11 +279,12 @@ class ServiceProviders:
     def get(
         self,
         urls: WorkspaceUrls,
-        version: tuple[int, str | None, int],
+        version: tuple[str, str | None, int],
         load: Callable[[], tuple[IdPSettings | None, SpKeyRing | None]],
     ) -> ServiceProvider:
-        """The SP for this workspace at ``version`` (its IdP's version, and its SP version:
-        keys and SAML choices); ``load`` reads the IdP and the keys only on a miss."""
+        """The SP for this workspace at ``version`` (which workspace: its id and when it was
+        made; its IdP's version; its SP version: keys and SAML choices); ``load`` reads the IdP
+        and the keys only on a miss."""
         key = (urls.base_url + "|" + urls.slug, version)
         with self._lock:
             provider = self._cache.get(key)

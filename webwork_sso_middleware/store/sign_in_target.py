@@ -8,6 +8,7 @@ store/sign_in.py's lookup), so its statements are built once and run on the driv
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,12 +49,16 @@ class SignInTarget:
     idp_version: str | None  # changes whenever the stored metadata or IdP settings change
     allow_idp_initiated: bool
     sp_version: int  # changes whenever the SP's keys or the owner's SAML choices change
+    # When the workspace was made: a workspace deleted and made again under the same slug (on
+    # SQLite perhaps with the same id) starts its versions afresh, and must never be served
+    # its predecessor's SP, keys included (saml/sp.py caches by all of these).
+    created_at: dt.datetime
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> SignInTarget:
         """From the first :data:`TARGET_COLUMNS` columns of a row of :data:`TARGET_SELECT`."""
         workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at = row[:7]
-        allow_unsolicited, sp_version = row[7:TARGET_COLUMNS]
+        allow_unsolicited, sp_version, created_at = row[7:TARGET_COLUMNS]
         version = (
             f"{fetched_at.isoformat()}|{modified_at.isoformat()}" if entity_id is not None else None
         )
@@ -66,6 +71,7 @@ class SignInTarget:
             version,
             bool(allow_unsolicited),
             int(sp_version),
+            created_at,
         )
 
 
@@ -83,6 +89,7 @@ TARGET_SELECT = (
         _IDPS.c.modified_at,
         _IDPS.c.allow_idp_initiated,
         Workspace.sp_version,
+        Workspace.created_at,
     )
     .outerjoin(_IDPS, _IDPS.c.workspace_id == Workspace.id)
     .where(Workspace.slug == bindparam("slug"))
