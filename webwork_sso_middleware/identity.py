@@ -35,6 +35,9 @@ class Member:
     groups: list[str]  # group display names, ordered case-insensitively
     # What REMOTE_USER carries: the verified email, or "<workspace>:<id>" (see the module).
     identity: str = ""
+    # The host must refuse this person's password sign-in: their identity is an address in a
+    # domain their workspace verified, and the workspace requires SSO (store/enforcement.py).
+    sso_required: bool = False
 
     def __post_init__(self) -> None:
         if not self.identity:  # built without one (a host app's test): the scoped form
@@ -59,6 +62,7 @@ class Member:
             self.active,
             list(self.groups),
             self.identity,
+            self.sso_required,
         )
 
 

@@ -185,6 +185,16 @@ class SSOMiddleware:
             lifetime=lifetime,
         )
 
+    def sso_required(self, email: str) -> bool:
+        """Whether the host app must refuse ``email``'s password sign-in: its domain is
+        verified by a workspace that requires SSO and has SSO usable (a Plus or Premium plan,
+        SSO on, an IdP set), unless that workspace's owner opened a break-glass window and
+        ``email`` is the owner's. Only the workspace that verified a domain can require SSO
+        for it. One indexed query; a signed-in member carries the same answer as
+        ``member.sso_required``.
+        """
+        return self.workspaces.sso_required(email)
+
     def close(self) -> None:
         """Release database connections (for tests and orderly shutdown)."""
         self.database.dispose()

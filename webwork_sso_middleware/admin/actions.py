@@ -172,6 +172,8 @@ class OwnerActions:
             return self.rotate_sp_key(page, slug, access, ROTATION_STEPS[action])
         if action == "saml_choice":
             return self.saml_choice(page, slug, access, form.get("choice"), form.get("state"))
+        if action in ("require_sso", "break_glass_open", "break_glass_close"):
+            return self.enforcement(page, slug, access, action, form.get("state"))
         if action == "close" and access.by_link:
             said = [
                 "The settings link's access is closed, in this browser and for any copy of "
@@ -364,6 +366,42 @@ class OwnerActions:
                 )
             )
         return self.show(page, access, paging=False, notices=tuple(notices))
+
+    def enforcement(
+        self, page: Page, slug: str, access: Access, action: str, state: str | None
+    ) -> Response:
+        """The "Require SSO" switch and the owner's break-glass window (audited in the store)."""
+        actor = actor_of(access)
+        try:
+            if action == "break_glass_open":
+                info = self.workspaces.open_break_glass(slug, actor=actor)
+                said = (
+                    f"Break-glass is open: {info.owner_email} (the owner, nobody else) may sign "
+                    "in with a password until it closes. It is in the audit log."
+                )
+            elif action == "break_glass_close":
+                self.workspaces.close_break_glass(slug, actor=actor)
+                said = "Break-glass is closed."
+            elif state in ("on", "off"):
+                self.workspaces.set_require_sso(slug, state == "on", actor=actor)
+                said = (
+                    "SSO is required: password sign-in is refused at your verified domains."
+                    if state == "on"
+                    else "SSO is no longer required."
+                )
+            else:
+                return self.refuse(page, access, "Unknown switch")
+        except NotFound:  # deleted since the access check
+            return page.forbidden(slug, "There is no such workspace any more.")
+        except PlanError as error:
+            return self.refuse(
+                page,
+                access,
+                f"Requiring SSO needs the Plus or Premium plan; this workspace is on the "
+                f"{error.plan.title()} plan",
+                status=403,
+            )
+        return self.show(page, access, paging=False, notices=(Notice("ok", said),))
 
     def refuse(self, page: Page, access: Access, reason: str, *, status: int = 400) -> Response:
         return self.show(

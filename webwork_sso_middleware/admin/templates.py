@@ -13,7 +13,7 @@ import datetime as dt
 from html import escape
 from importlib import resources
 
-from . import sections, sp_keys_section
+from . import enforcement_section, sections, sp_keys_section
 from .sections import SettingsView, hidden_fields, when
 from .sp_keys_section import SpKeysView
 
@@ -47,6 +47,7 @@ SECTIONS = (
     ("sp-keys", "SP keys"),
     ("domains", "Email domains"),
     ("switches", "SCIM and SSO"),
+    ("enforcement", "Require SSO"),
     ("members", "Members"),
     ("diagnostics", "Diagnostics"),
 )
@@ -127,6 +128,7 @@ def settings_page(view: SettingsView, *, nonce: str, sp_keys: SpKeysView | None 
         + (sp_keys_section.section(view, sp_keys) if sp_keys is not None else "")
         + sections.domains(view)
         + sections.switches(view)
+        + enforcement_section.section(view)
         + sections.members(view)
         + sections.diagnostics(view)
     )

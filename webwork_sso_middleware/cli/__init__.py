@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from .. import __version__
 from ..devserver import ENV_SECRET_KEY, SECRET_FILE_NAME
 from ..errors import StoreUnavailable, WebworkSSOError
+from ..store.enforcement import BREAK_GLASS_DEFAULT, BREAK_GLASS_MAX
 from ..store.models import PLANS
 from .options import (
     DEFAULT_BASE_URL,
@@ -33,9 +34,11 @@ from .serve import run_dev_idp, serve_example
 from .sp_keys import workspace_rotate_sp_key, workspace_set_saml
 from .workspace import (
     db_upgrade,
+    workspace_break_glass,
     workspace_create,
     workspace_disable,
     workspace_enable,
+    workspace_require_sso,
     workspace_rotate_token,
     workspace_set_domains,
     workspace_set_idp,
@@ -46,6 +49,20 @@ from .workspace import (
 )
 
 __all__ = ["build_parser", "main"]
+
+BREAK_GLASS_MINUTES = int(BREAK_GLASS_DEFAULT.total_seconds() // 60)
+BREAK_GLASS_MAX_MINUTES = int(BREAK_GLASS_MAX.total_seconds() // 60)
+
+
+def _break_glass_minutes(text: str) -> int:
+    """--minutes: a whole number within the window's bounds, or a one-line usage error."""
+    try:
+        minutes = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of minutes") from None
+    if not 1 <= minutes <= BREAK_GLASS_MAX_MINUTES:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {BREAK_GLASS_MAX_MINUTES}")
+    return minutes
 
 
 # -- the command line ------------------------------------------------------------------------
@@ -132,6 +149,22 @@ def _add_workspace_commands(commands: Any) -> None:
         "set-plan", workspace_set_plan, "change the plan (free switches SCIM and SSO off)"
     )
     set_plan.add_argument("plan", metavar="PLAN", choices=PLANS, help=" | ".join(PLANS))
+
+    require_sso = action(
+        "require-sso", workspace_require_sso,
+        "require SSO: hosts refuse password sign-in at the workspace's verified domains",
+    )  # fmt: skip
+    require_sso.add_argument("state", choices=("on", "off"))
+    break_glass = action(
+        "break-glass", workspace_break_glass,
+        "let the owner (only) sign in with a password for a while, despite require-sso",
+    )  # fmt: skip
+    break_glass.add_argument(
+        "--minutes", type=_break_glass_minutes, default=BREAK_GLASS_MINUTES,
+        help=f"how long the window stays open (1 to {BREAK_GLASS_MAX_MINUTES};"
+        f" default {BREAK_GLASS_MINUTES})",
+    )  # fmt: skip
+    break_glass.add_argument("--close", action="store_true", help="close the window now")
 
     set_domains = action(
         "set-domains", workspace_set_domains,

@@ -40,6 +40,12 @@ def workspace_document(
             }
             for claim in info.domain_claims
         ],
+        "require_sso": info.require_sso,
+        "break_glass_until": (
+            info.break_glass_until.isoformat(timespec="seconds")
+            if info.break_glass_open and info.break_glass_until
+            else None
+        ),
     }
     if token is not None:
         document["scim_token"] = token

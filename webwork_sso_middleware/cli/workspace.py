@@ -179,6 +179,37 @@ def workspace_set_idp(options: GlobalOptions, args: argparse.Namespace) -> int:
     return report(options, args, info, message, idp=idp, with_idp=True)
 
 
+def workspace_require_sso(options: GlobalOptions, args: argparse.Namespace) -> int:
+    on = args.state == "on"
+    with options.workspaces() as workspaces:
+        info = workspaces.set_require_sso(args.slug, on, actor="cli")
+    message = (
+        f"SSO is required for {info.slug!r}: hosts refuse password sign-in at its verified "
+        "domains (the owner can open a break-glass window)."
+        if on
+        else f"SSO is no longer required for {info.slug!r}."
+    )
+    return report(options, args, info, message)
+
+
+def workspace_break_glass(options: GlobalOptions, args: argparse.Namespace) -> int:
+    with options.workspaces() as workspaces:
+        if args.close:
+            info = workspaces.close_break_glass(args.slug, actor="cli")
+            message = f"Closed the break-glass window of {info.slug!r}."
+        else:
+            info = workspaces.open_break_glass(
+                args.slug, actor="cli", duration=dt.timedelta(minutes=args.minutes)
+            )
+            until = info.break_glass_until
+            shown = until.strftime("%Y-%m-%d %H:%M UTC") if until else "?"
+            message = (
+                f"Break-glass open for {info.slug!r} until {shown}: {info.owner_email} "
+                "(the owner, nobody else) may sign in with a password."
+            )
+    return report(options, args, info, message)
+
+
 def _read_metadata_file(path: str) -> str:
     shown = "standard input" if path == "-" else path
     try:

@@ -51,6 +51,16 @@ Nothing the member, its IdP or its SCIM says makes a Django user staff or superu
 those in Django. ``user.email`` is copied from the member and is verified only when it equals
 the username: never look users up by it.
 
+SSO enforcement: where the host keeps password logins, put ``SSOEnforcingModelBackend`` in
+place of ``ModelBackend``; it refuses the password of anyone for whom the workspace that verified
+their email's domain requires SSO (``webwork-sso workspace require-sso SLUG on``), except the
+owner during a break-glass window::
+
+    AUTHENTICATION_BACKENDS = [
+        "webwork_sso_middleware.integrations.django.WebworkSSOBackend",
+        "webwork_sso_middleware.integrations.django.SSOEnforcingModelBackend",
+    ]
+
 Users that earlier versions of the backend made (keyed by userName, with Django's plain
 unusable password) carry no mark and are refused: link those you trust with ``link_user``.
 """
@@ -66,13 +76,14 @@ from django.core.wsgi import get_wsgi_application
 from ..config import check_known
 from ..errors import ConfigurationError
 from ..middleware import SSOMiddleware
+from . import django_enforcement
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-    from .django_auth import WebworkSSOBackend, link_user
+    from .django_auth import SSOEnforcingModelBackend, WebworkSSOBackend, link_user
 
-__all__ = ["WebworkSSOBackend", "link_user", "sso_wsgi_application"]
+__all__ = ["SSOEnforcingModelBackend", "WebworkSSOBackend", "link_user", "sso_wsgi_application"]
 
 SETTINGS_NAME = "WEBWORK_SSO"
 
@@ -86,7 +97,10 @@ def sso_wsgi_application(django_app: WSGIApplication | None = None) -> SSOMiddle
     if not isinstance(options, Mapping):
         raise ConfigurationError(SETTINGS_NAME, "must be a dict of SSOMiddleware options")
     check_known(options, where=f"settings.{SETTINGS_NAME}")
-    return SSOMiddleware(django_app, **options)
+    middleware = SSOMiddleware(django_app, **options)
+    # SSOEnforcingModelBackend asks this middleware whether a password sign-in is allowed.
+    django_enforcement.register(middleware.sso_required)
+    return middleware
 
 
 def __getattr__(name: str) -> Any:
@@ -94,7 +108,7 @@ def __getattr__(name: str) -> Any:
     # those need the app registry ready. wsgi.py imports this module before django.setup(), so
     # the backend (and link_user beside it) is imported only when asked for (by
     # AUTHENTICATION_BACKENDS, or by host code, after setup).
-    if name in ("WebworkSSOBackend", "link_user"):
+    if name in ("WebworkSSOBackend", "SSOEnforcingModelBackend", "link_user"):
         from . import django_auth
 
         return getattr(django_auth, name)

@@ -1,4 +1,4 @@
-"""``WebworkSSOBackend`` and ``link_user``, imported through
+"""``WebworkSSOBackend``, ``SSOEnforcingModelBackend`` and ``link_user``, imported through
 ``webwork_sso_middleware.integrations.django``.
 
 They live apart because importing them imports Django's models, which only works once Django is
@@ -11,11 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
-from django.contrib.auth.backends import RemoteUserBackend
+from django.contrib.auth.backends import ModelBackend, RemoteUserBackend
 from django.utils.crypto import get_random_string
 
 from ..identity import Member
+from ..logs import package_logger
 from ..middleware import MEMBER_KEY
+from . import django_enforcement
+
+log = package_logger(__name__)
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -120,6 +124,66 @@ class WebworkSSOBackend(RemoteUserBackend):
         if changed:
             user.save(update_fields=changed)
         return user
+
+
+class SSOEnforcingModelBackend(ModelBackend):
+    """``ModelBackend`` that refuses a password sign-in when SSO is required for the person:
+    ``SSOMiddleware.sso_required`` is true for the username being signed in (when it is an
+    address) or for the matching user's username or email. Swap it in for ``ModelBackend``
+    in ``AUTHENTICATION_BACKENDS``; nothing else changes.
+
+    Only the workspace that verified an address's domain can require SSO for it, so no
+    workspace can lock out people of another organisation. The owner of a workspace that
+    requires SSO signs in with a password during a break-glass window
+    (``webwork-sso workspace break-glass SLUG``). When the SSO store cannot be asked, the
+    password is refused (fail closed) and the failure is logged.
+    """
+
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if username is None:
+            username = kwargs.get(get_user_model().USERNAME_FIELD)
+        # Before the password hash: a refused address costs no hashing (and says nothing that
+        # the sign-in page would not say anyway).
+        if isinstance(username, str) and "@" in username and _sso_required(username):
+            return None
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        if user is None:
+            return None
+        addresses = {
+            value
+            for value in (user.get_username(), getattr(user, "email", None))
+            if isinstance(value, str) and "@" in value and value != username
+        }
+        if any(_sso_required(address) for address in addresses):
+            return None
+        return user
+
+    async def aauthenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        # ModelBackend's async path does not call authenticate(): route it through the check,
+        # or an async login view would accept the password SSO refuses.
+        return await sync_to_async(self.authenticate)(
+            request, username=username, password=password, **kwargs
+        )
+
+
+def _sso_required(email: str) -> bool:
+    try:
+        return django_enforcement.sso_required(email)
+    except Exception:  # the store is down or misconfigured: refuse rather than bypass SSO
+        log.exception("could not ask whether SSO is required; the password sign-in is refused")
+        return True
 
 
 def link_user(user: AbstractBaseUser) -> None:

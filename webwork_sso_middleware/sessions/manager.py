@@ -16,8 +16,9 @@ from werkzeug.http import dump_cookie, parse_cookie
 from ..errors import NotFound, SignatureRefused, StoreError
 from ..identity import Member, host_identity
 from ..logs import package_logger
+from ..names import is_plain_address
 from ..signing import CLOCK_TOLERANCE, Purpose, Signing
-from ..store import audit
+from ..store import audit, enforcement
 from ..store import sessions as session_store
 from ..store.db import Database, UnitOfWork
 from ..store.models import (
@@ -369,6 +370,7 @@ class SessionManager:
                 identity=host_identity(
                     row.slug, row.member_id, row.user_name_key, bool(row.domain_verified)
                 ),
+                sso_required=_sso_required(row),
             )
         return _Check(asked_at, row.member_id, row.workspace_id, row.generation, expires_at, member)
 
@@ -376,6 +378,18 @@ class SessionManager:
     def _purge(unit: UnitOfWork, now: float) -> int:
         # Cheap and bounded: one batch, in whatever transaction is at hand.
         return session_store.purge_expired(unit, _utc(now), PURGE_BATCH)
+
+
+def _sso_required(row: Any) -> bool:
+    """enforcement.sso_required for the member's identity, from the session row: its own
+    workspace verified the domain (the only one that can), requires SSO, has SSO usable (the
+    row is live, so switch and plan are), has an IdP, and no break-glass window is open for it.
+    Judged when the check is made, so a window's end reaches the member within the recheck."""
+    if not (row.domain_verified and row.require_sso and row.idp_set):
+        return False
+    if not is_plain_address(row.user_name_key):
+        return False  # its identity is the scoped form, not an address (identity.py)
+    return not enforcement.break_glass_open(row, row.user_name_key)
 
 
 def cookie_values(header: str, name: str) -> list[str]:

@@ -88,6 +88,10 @@ class Workspace(Base):
     # Bumped by every change to the SP's keys or the SAML choices above: each worker keeps the
     # workspace's SP built (saml/sp.py) until its version changes.
     sp_version: Mapped[int] = mapped_column(Integer, default=0)
+    # SSO enforcement (store/enforcement.py): hosts refuse password sign-in for addresses in the
+    # workspace's verified domains; until break_glass_until the owner's own address is exempt.
+    require_sso: Mapped[bool] = mapped_column(Boolean, default=False)
+    break_glass_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -28,7 +28,15 @@ from sqlalchemy.orm import object_session
 
 from .db import SESSIONS_ENDED, StoreSession, UnitOfWork, note_sessions_ended
 from .driver import DriverStatement
-from .models import Group, MemberSession, Membership, MemberValue, Workspace, WorkspaceDomain
+from .models import (
+    Group,
+    IdentityProvider,
+    MemberSession,
+    Membership,
+    MemberValue,
+    Workspace,
+    WorkspaceDomain,
+)
 from .models import Member as MemberRow
 
 # -- the one query behind a session check --------------------------------------------------------
@@ -59,6 +67,12 @@ _DOMAIN_VERIFIED = (
         _M.user_name_key.like(literal("%@") + _D.domain),
     )
     .correlate(_MEMBERS)
+    .exists()
+)
+_IDP_SET = (
+    select(IdentityProvider.workspace_id)
+    .where(IdentityProvider.workspace_id == _W.id)
+    .correlate(Workspace.__table__)
     .exists()
 )
 # One row per group of the member (one row when there are none), in one round trip.
@@ -101,6 +115,12 @@ _SESSION_QUERY = (
         _W.slug,
         _W.sso_enabled,
         _W.plan,
+        # For Member.sso_required (store/enforcement.py, same rule): on the row already read,
+        # so the session check stays one query.
+        _W.require_sso,
+        _W.break_glass_until,
+        _W.owner_email,
+        _IDP_SET.label("idp_set"),
         _PRIMARY_EMAIL.label("email"),
         Group.display_name.label("group_name"),
     )

@@ -24,6 +24,7 @@ from ..errors import (
     PlanError,
 )
 from ..names import canonical_domain
+from . import audit, enforcement
 from . import domains as domain_store
 from .db import Database, UnitOfWork, note_sessions_ended
 from .domains import DomainClaim
@@ -59,6 +60,8 @@ class WorkspaceInfo:
     domains: tuple[str, ...]  # claimed, verified or not
     verified_domains: tuple[str, ...] = ()
     domain_claims: tuple[DomainClaim, ...] = ()
+    require_sso: bool = False
+    break_glass_until: dt.datetime | None = None  # the owner's window, open or past
 
     @classmethod
     def of(cls, workspace: Workspace) -> WorkspaceInfo:
@@ -73,7 +76,13 @@ class WorkspaceInfo:
             domains=tuple(d.domain for d in workspace.domains),
             verified_domains=tuple(d.domain for d in workspace.domains if d.verified_at),
             domain_claims=tuple(domain_store.claim_of(d) for d in workspace.domains),
+            require_sso=bool(workspace.require_sso),
+            break_glass_until=workspace.break_glass_until,
         )
+
+    @property
+    def break_glass_open(self) -> bool:
+        return self.break_glass_until is not None and self.break_glass_until > utcnow()
 
 
 def hash_token(token: str) -> str:
@@ -311,6 +320,88 @@ class Workspaces:
             return self.database.run(work)
         except IntegrityError:  # another workspace's verification won the race
             raise DomainError(cleaned, "is already verified by another workspace") from None
+
+    # -- SSO enforcement (store/enforcement.py) ------------------------------------------------
+
+    def set_require_sso(self, slug: str, on: bool, *, actor: str) -> WorkspaceInfo:
+        """Switch "require SSO" on or off (audited). PlanError on the free plan, as enable."""
+
+        def work(unit: UnitOfWork) -> WorkspaceInfo:
+            workspace = _load(unit, slug)
+            if on and not workspace.sso_available:
+                raise PlanError(workspace.slug, workspace.plan, "SSO and SCIM")
+            if bool(workspace.require_sso) != on:
+                workspace.require_sso = on
+                audit.record(
+                    unit,
+                    workspace_id=workspace.id,
+                    actor=actor,
+                    action="require_sso_changed",
+                    target_type="workspace",
+                    target_id=None,
+                    changes={"require_sso": on},
+                )
+            return WorkspaceInfo.of(workspace)
+
+        return self.database.run(work)
+
+    def open_break_glass(
+        self,
+        slug: str,
+        *,
+        actor: str,
+        duration: dt.timedelta = enforcement.BREAK_GLASS_DEFAULT,
+    ) -> WorkspaceInfo:
+        """Exempt the owner's own address from "require SSO" for ``duration`` (at most
+        BREAK_GLASS_MAX), so a broken IdP never locks the owner out. Nobody else is exempt."""
+        if not dt.timedelta(minutes=1) <= duration <= enforcement.BREAK_GLASS_MAX:
+            limit = int(enforcement.BREAK_GLASS_MAX.total_seconds() // 60)
+            raise ConfigurationError("minutes", f"must be from 1 to {limit}")
+
+        def work(unit: UnitOfWork) -> WorkspaceInfo:
+            workspace = _load(unit, slug)
+            until = utcnow() + duration
+            workspace.break_glass_until = until
+            audit.record(
+                unit,
+                workspace_id=workspace.id,
+                actor=actor,
+                action="break_glass_opened",
+                target_type="workspace",
+                target_id=None,
+                changes={
+                    "owner_email": workspace.owner_email,
+                    "until": until.isoformat(timespec="seconds"),
+                },
+            )
+            return WorkspaceInfo.of(workspace)
+
+        return self.database.run(work)
+
+    def close_break_glass(self, slug: str, *, actor: str) -> WorkspaceInfo:
+        """End the owner's break-glass window now (audited when one was open)."""
+
+        def work(unit: UnitOfWork) -> WorkspaceInfo:
+            workspace = _load(unit, slug)
+            until = workspace.break_glass_until
+            if until is not None and until > utcnow():
+                audit.record(
+                    unit,
+                    workspace_id=workspace.id,
+                    actor=actor,
+                    action="break_glass_closed",
+                    target_type="workspace",
+                    target_id=None,
+                    changes={"owner_email": workspace.owner_email},
+                )
+            workspace.break_glass_until = None
+            return WorkspaceInfo.of(workspace)
+
+        return self.database.run(work)
+
+    def sso_required(self, email: str) -> bool:
+        """Whether a host app must refuse ``email``'s password sign-in (store/enforcement.py)."""
+        return self.database.run(lambda unit: enforcement.sso_required(unit, email), write=False)
 
 
 @dataclasses.dataclass(frozen=True)
