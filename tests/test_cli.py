@@ -54,6 +54,8 @@ ADDITIVE_KEYS = {
     "domains",
     "verified_domains",
     "domain_claims",
+    "require_sso",
+    "break_glass_until",
 }
 REPOSITORY = Path(__file__).resolve().parent.parent
 
