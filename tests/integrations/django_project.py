@@ -42,7 +42,23 @@ def whoami(request: HttpRequest) -> HttpResponse:
     )
 
 
-urlpatterns = [path("whoami", whoami)]  # this module is the project's ROOT_URLCONF
+def password_login(request: HttpRequest) -> HttpResponse:
+    """A host's own password form, as the AUTHENTICATION_BACKENDS decide it."""
+    from django.contrib.auth import authenticate, login
+
+    user = authenticate(
+        request, username=request.POST.get("username"), password=request.POST.get("password")
+    )
+    if user is None:
+        return HttpResponse("refused", status=401, content_type="text/plain")
+    login(request, user)
+    return HttpResponse(user.get_username(), content_type="text/plain")
+
+
+urlpatterns = [  # this module is the project's ROOT_URLCONF
+    path("whoami", whoami),
+    path("password-login", password_login),
+]
 
 
 def configure(directory: Path) -> None:
