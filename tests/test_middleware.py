@@ -127,6 +127,7 @@ def test_a_signed_in_request_carries_the_member(app, ada, ada_cookie):
         "active": True,
         "groups": ["Engineering"],
         "identity": "ada@acme.test",
+        "sso_required": False,  # acme does not require SSO
     }
 
 
