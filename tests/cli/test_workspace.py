@@ -68,7 +68,9 @@ def test_require_sso_is_refused_on_the_free_plan(cli: Cli) -> None:
 
 
 def test_require_sso_bad_state_and_unknown_workspace_are_one_line_errors(cli: Cli) -> None:
-    assert_one_line_failure(cli("workspace", "require-sso", "acme", "maybe"), "invalid choice", code=2)
+    assert_one_line_failure(
+        cli("workspace", "require-sso", "acme", "maybe"), "invalid choice", code=2
+    )
     assert_one_line_failure(cli("workspace", "require-sso", "nobody", "on"), "nobody")
 
 

@@ -116,14 +116,10 @@ def test_a_hostile_workspace_locks_nobody_of_another_organisation_out(
 def test_the_async_path_refuses_too(site: FrameworkSite) -> None:
     make_user("dave@acme.test", "dave@acme.test")
     backend = django_integration.SSOEnforcingModelBackend()
-    refused = asyncio.run(
-        backend.aauthenticate(None, username="dave@acme.test", password=PASSWORD)
-    )
+    refused = asyncio.run(backend.aauthenticate(None, username="dave@acme.test", password=PASSWORD))
     assert refused is None
     site.workspaces.set_require_sso("acme", False, actor="test")
-    allowed = asyncio.run(
-        backend.aauthenticate(None, username="dave@acme.test", password=PASSWORD)
-    )
+    allowed = asyncio.run(backend.aauthenticate(None, username="dave@acme.test", password=PASSWORD))
     assert allowed is not None and allowed.get_username() == "dave@acme.test"
 
 
