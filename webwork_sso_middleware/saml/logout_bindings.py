@@ -12,9 +12,12 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
+import functools
 import secrets
 import zlib
+from collections.abc import Mapping
 from html import escape
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit
 
@@ -226,12 +229,16 @@ def _http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def idp_slo_endpoints(metadata_xml: str) -> dict[str, Endpoint]:
-    """The IdP's SingleLogoutService per binding (the first of each), from its metadata."""
+@functools.lru_cache(maxsize=256)
+def idp_slo_endpoints(metadata_xml: str) -> Mapping[str, Endpoint]:
+    """The IdP's SingleLogoutService per binding (the first of each), from its metadata.
+
+    Kept per metadata document (a workspace's stored copy changes only on set-idp or a
+    refresh), so a logout does not parse the whole IdP metadata again; read-only, as shared."""
     try:
         root = parse_xml(metadata_xml).getroot()
     except DocumentRefused:
-        return {}
+        return MappingProxyType({})
     found: dict[str, Endpoint] = {}
     for role in root.iter(f"{{{MD}}}IDPSSODescriptor"):
         for service in role.iterfind(f"{{{MD}}}SingleLogoutService"):
@@ -245,7 +252,7 @@ def idp_slo_endpoints(metadata_xml: str) -> dict[str, Endpoint]:
             if not _http_url(response_location):
                 response_location = location
             found[binding] = Endpoint(binding, location, response_location)
-    return found
+    return MappingProxyType(found)
 
 
 # -- the auto-post form ---------------------------------------------------------------------------

@@ -269,10 +269,10 @@ class SpKeys:
 
     @staticmethod
     def _workspace_id(unit: UnitOfWork, slug: str) -> int:
-        choices = key_store.workspace_id(unit, slug)
-        if choices is None:
+        workspace_id = key_store.workspace_id(unit, slug)
+        if workspace_id is None:
             raise NotFound("workspace", slug)
-        return choices
+        return workspace_id
 
     @staticmethod
     def _audit(

@@ -17,7 +17,6 @@ from .db import UnitOfWork
 from .models import SpKey, Workspace, utcnow
 
 NEXT, CURRENT, PREVIOUS = "next", "current", "previous"
-STATES = (NEXT, CURRENT, PREVIOUS)
 # Typed as the Tables they are: mypy sees a declarative __table__ as a FromClause.
 _KEYS = cast(Table, SpKey.__table__)
 _WORKSPACES = cast(Table, Workspace.__table__)
