@@ -3,7 +3,7 @@ threaded development server. For trying things out; production runs SSOMiddlewar
 WSGI server with ``WEBWORK_SSO_SECRET_KEY`` set.
 
 The time tracker is an example, not part of the package: it lives in
-``examples/timetracker/app.py`` of a source checkout and is loaded from there by file path.
+``examples/timetracker/`` of a source checkout and is loaded from there by file path.
 
 Beside it, on the next port, runs the development IdP (devidp/), and the ``demo`` workspace
 signs in through it, so the first command ends with a working "Sign in with SSO". Both run
@@ -38,6 +38,7 @@ ENV_SECRET_KEY = env_name("secret_key")
 SECRET_FILE_NAME = "webwork_sso.secret"
 TIMETRACKER_DATABASE_NAME = "timetracker.db"
 EXAMPLE_SOURCE = Path("examples", "timetracker", "app.py")
+EXAMPLE_PACKAGE = "webwork_sso_example_timetracker"
 DEMO_SLUG = "demo"
 DEMO_OWNER = "owner@example.com"
 DEMO_DOMAIN = "example.com"
@@ -133,15 +134,23 @@ def find_timetracker_source() -> Path:
 
 
 def load_timetracker_factory() -> Callable[[str], Any]:
-    """``create_app`` of examples/timetracker/app.py, imported by file path."""
+    """``create_app`` of examples/timetracker/, imported by file path as a package of its own
+    (its modules import each other relatively)."""
     source = find_timetracker_source()
-    spec = importlib.util.spec_from_file_location("webwork_sso_example_timetracker", source)
+    package = source.parent
+    spec = importlib.util.spec_from_file_location(
+        EXAMPLE_PACKAGE, package / "__init__.py", submodule_search_locations=[str(package)]
+    )
     if spec is None or spec.loader is None:
-        raise DevServerError(f"cannot load the example time tracker from {source}")
+        raise DevServerError(f"cannot load the example time tracker from {package}")
     module = importlib.util.module_from_spec(spec)
-    # Registered first, as an import would: dataclasses and pickling look a class's module up.
+    # Registered first, as an import would: its submodules, dataclasses and pickling look it up.
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[spec.name]
+        raise
     create_app: Callable[[str], Any] = module.create_app
     return create_app
 

@@ -1,0 +1,317 @@
+"""The time tracker's look: one page frame (a navigation bar, the settings page's colours and
+type), its error pages, and the markup of each page. Every value from outside is escaped where
+it meets markup; callers pass plain values.
+
+Nothing loads from elsewhere: the stylesheet is inlined under a per-response CSP nonce.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import html
+import itertools
+import secrets
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from werkzeug.wrappers import Response
+
+from .directory import Activity, Seat
+from .entries import EARLIEST_DATE, MAX_DESCRIPTION_LENGTH, MAX_MINUTES, Entry
+
+SIGN_IN_PATH = "/saml/login"
+SIGN_OUT_PATH = "/saml/logout"
+SIGNED_OUT_PATH = "/?signed_out=1"  # where the sign-out form sends the browser afterwards
+CURRENT = ' aria-current="page"'
+
+KINDS = {
+    "member.created": "Member created",
+    "member.updated": "Member updated",
+    "member.deactivated": "Member deactivated",
+    "member.reactivated": "Member reactivated",
+    "member.deleted": "Member deleted",
+    "group.created": "Group created",
+    "group.renamed": "Group renamed",
+    "group.deleted": "Group deleted",
+    "group.member_added": "Added to group",
+    "group.member_removed": "Removed from group",
+    "member.signed_in": "Signed in",
+    "member.signed_out": "Signed out",
+}
+SOURCES = {"scim": "SCIM", "saml": "SSO sign-in", "settings": "Settings page", "cli": "CLI"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Viewer:
+    """Who is looking, as far as the pages care."""
+
+    user: str | None  # REMOTE_USER
+    name: str | None  # the member's name, when the middleware knows one
+    workspace: str | None
+    is_admin: bool
+    is_owner: bool
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def settings_path(slug: str) -> str:
+    """The workspace's settings page, which accepts its owner's SSO session."""
+    return f"/saml/{quote(slug, safe='')}/settings"
+
+
+def sign_in_path(next_path: str) -> str:
+    return f"{SIGN_IN_PATH}?{urlencode({'next': next_path})}"
+
+
+# -- the frame -------------------------------------------------------------------------------
+
+
+def page(
+    title: str, body: str, viewer: Viewer, *, current: str = "", status: int = 200
+) -> Response:
+    nonce = secrets.token_urlsafe(16)
+    document = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f'<title>{escape(title)} · Time tracker</title><style nonce="{nonce}">{STYLE}</style>'
+        '</head><body><a class="skip" href="#content">Skip to content</a>'
+        f"{_top(viewer, current)}"
+        f'<main id="content" tabindex="-1"><h1>{escape(title)}</h1>{body}</main></body></html>'
+    )
+    response = Response(document, status=status, content_type="text/html; charset=utf-8")
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self';"
+        " base-uri 'none'; frame-ancestors 'none'"
+    )
+    response.headers["Cache-Control"] = "no-store"  # a person's own entries and roster
+    return response
+
+
+def _top(viewer: Viewer, current: str) -> str:
+    links = [("/", "Time")]
+    if viewer.is_admin:
+        links += [("/team", "Team"), ("/activity", "Activity")]
+    items = "".join(
+        f'<li><a href="{path}"{CURRENT if path == current else ""}>{label}</a></li>'
+        for path, label in links
+        if viewer.user
+    )
+    if viewer.user and viewer.is_owner and viewer.workspace:
+        items += (
+            f'<li><a class="settings" href="{escape(settings_path(viewer.workspace))}">'
+            "SSO settings</a></li>"
+        )
+    return (
+        '<header class="top"><nav aria-label="Main">'
+        f'<a class="brand" href="/">Time tracker</a><ul>{items}</ul>'
+        f"{_who(viewer)}</nav></header>"
+    )
+
+
+def _who(viewer: Viewer) -> str:
+    """Who is signed in (the name the middleware knows, and the user name), and Sign out."""
+    if not viewer.user:
+        return f'<p class="who"><a href="{SIGN_IN_PATH}">Sign in with SSO</a></p>'
+    name = viewer.name
+    shown = f"<strong>{escape(name or viewer.user)}</strong>" + (
+        f" ({escape(viewer.user)})" if name else ""
+    )
+    # A GET form: the sign-out page asks to confirm, with a token only it can issue; "next"
+    # brings the browser back here, to a "signed out" notice.
+    return (
+        f'<form class="who" method="get" action="{SIGN_OUT_PATH}">'
+        f'Signed in as {shown} <button type="submit">Sign out</button>'
+        f'<input type="hidden" name="next" value="{escape(SIGNED_OUT_PATH)}"></form>'
+    )
+
+
+def display_name(member: Any) -> str | None:
+    name = getattr(member, "display_name", None) or " ".join(
+        part
+        for part in (getattr(member, "given_name", None), getattr(member, "family_name", None))
+        if part
+    )
+    return name or None
+
+
+# -- pages -----------------------------------------------------------------------------------
+
+
+def welcome(viewer: Viewer, *, signed_out: bool) -> Response:
+    notice = (
+        '<div class="notice ok" role="status">You are signed out.</div>' if signed_out else ""
+    )
+    body = (
+        f"{notice}<section><p>Track the time you spend, signed in with your company account.</p>"
+        f'<p><a class="button" href="{SIGN_IN_PATH}">Sign in with SSO</a></p></section>'
+    )
+    return page("Welcome", body, viewer)
+
+
+def entries_page(viewer: Viewer, entries: list[Entry], today: dt.date) -> Response:
+    body = (
+        f"<section>{_this_week(entries, today)}{_entry_form(today)}</section>"
+        f"{_entry_tables(entries, today)}"
+    )
+    return page("Your time", body, viewer, current="/")
+
+
+def team_page(viewer: Viewer, seats: int, roster: list[Seat]) -> Response:
+    rows = "".join(
+        f'<tr><td class="mono">{escape(seat.identity)}</td>'
+        f'<td class="{"state-active" if seat.active else "state-deactivated"}">'
+        f"{'Active' if seat.active else 'Deactivated'}</td><td>{_when(seat.since)}</td></tr>"
+        for seat in roster
+    )
+    table = (
+        "<table><caption>Members</caption><thead><tr><th>Who</th><th>Status</th>"
+        f"<th>Known since</th></tr></thead><tbody>{rows}</tbody></table>"
+        if roster
+        else "<p>No members yet.</p>"
+    )
+    body = (
+        f'<section><p class="seats">Seats in use: <strong id="seat-count">{seats}</strong></p>'
+        "<p class=\"help\">One seat per active member of your workspace, kept up to date as your"
+        " identity provider provisions and deactivates people.</p></section>"
+        f"<section>{table}</section>"
+    )
+    return page("Team", body, viewer, current="/team")
+
+
+def activity_page(viewer: Viewer, events: list[Activity]) -> Response:
+    rows = "".join(
+        f"<tr><td>{_when(event.occurred_at)}</td>"
+        f"<td>{escape(KINDS.get(event.kind, event.kind))}</td>"
+        f'<td class="mono">{escape(event.subject)}</td>'
+        f"<td>{escape(SOURCES.get(event.source, event.source))}</td>"
+        f"<td>{_changes(event.changes)}</td></tr>"
+        for event in events
+    )
+    table = (
+        "<table><caption>Latest first</caption><thead><tr><th>When</th><th>What</th>"
+        f"<th>Who</th><th>From</th><th>Details</th></tr></thead><tbody>{rows}</tbody></table>"
+        if events
+        else "<p>Nothing has happened in your workspace yet.</p>"
+    )
+    return page("Activity", f"<section>{table}</section>", viewer, current="/activity")
+
+
+def error_page(viewer: Viewer, status: int, title: str, message: str) -> Response:
+    way_on = (
+        f'<p><a class="button" href="{SIGN_IN_PATH}">Sign in with SSO</a></p>'
+        if not viewer.user and status == 403
+        else '<p><a href="/">Back to your time</a></p>'
+    )
+    body = f'<section class="error"><p>{escape(message)}</p>{way_on}</section>'
+    return page(title, body, viewer, status=status)
+
+
+def _when(moment: dt.datetime) -> str:
+    return escape(f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC")
+
+
+def _changes(changes: dict[str, Any]) -> str:
+    """What changed, one ``field: value`` per line (``old → new`` for a pair)."""
+    shown = []
+    for field, value in sorted(changes.items()):
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            value = f"{value[0]} → {value[1]}"
+        shown.append(f"{escape(str(field))}: {escape(str(value))}")
+    return "<br>".join(shown)
+
+
+def _format_minutes(minutes: int) -> str:
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+def _this_week(entries: list[Entry], today: dt.date) -> str:
+    monday = today - dt.timedelta(days=today.weekday())
+    total = sum(entry.minutes for entry in entries if entry.week == monday)
+    return f'<p class="summary">This week: <strong>{_format_minutes(total)}</strong></p>'
+
+
+def _entry_form(today: dt.date) -> str:
+    return (
+        '<form class="add" method="post" action="/entries">'
+        '<label>What did you work on? <input name="description" required'
+        f' maxlength="{MAX_DESCRIPTION_LENGTH}"></label> '
+        f'<label>Minutes <input name="minutes" type="number" min="1" max="{MAX_MINUTES}"'
+        " required></label> "
+        f'<label>Date <input name="date" type="date" value="{today.isoformat()}"'
+        f' min="{EARLIEST_DATE.isoformat()}"></label> '
+        "<button>Add</button></form>"
+    )
+
+
+def _entry_tables(entries: list[Entry], today: dt.date) -> str:
+    """One table per ISO week, latest first, each with its total."""
+    if not entries:
+        return "<section><p>No time recorded yet.</p></section>"
+    this_monday = today - dt.timedelta(days=today.weekday())
+    tables = []
+    for monday, week in itertools.groupby(entries, key=lambda entry: entry.week):
+        week_entries = list(week)
+        rows = "".join(
+            f"<tr><td>{entry.day:%a %Y-%m-%d}</td><td>{escape(entry.description)}</td>"
+            f"<td>{_format_minutes(entry.minutes)}</td></tr>"
+            for entry in week_entries
+        )
+        total = _format_minutes(sum(entry.minutes for entry in week_entries))
+        label = "This week" if monday == this_monday else f"Week of {monday:%Y-%m-%d}"
+        iso_year, iso_week, _ = monday.isocalendar()
+        tables.append(
+            f"<section><h2>{label} <small>({iso_year}-W{iso_week:02d})</small></h2>"
+            '<table class="week"><thead><tr><th>Date</th><th>What</th><th>Time</th></tr></thead>'
+            f'<tbody>{rows}</tbody><tfoot><tr><th colspan="2">Week total</th><th>{total}</th>'
+            "</tr></tfoot></table></section>"
+        )
+    return "".join(tables)
+
+
+# The settings page's palette and type (webwork_sso_middleware/admin/static/settings.css), so
+# the tracker and the middleware's pages look like one site.
+STYLE = """
+*,*::before,*::after{box-sizing:border-box}
+body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
+a{color:#1f4fb8}
+.skip{position:absolute;left:-999px;top:0;background:#fff;padding:.5rem}
+.skip:focus{left:.5rem}
+header.top{background:#1d2330;color:#fff;padding:.75rem 1.5rem}
+header.top nav{display:flex;flex-wrap:wrap;align-items:center;gap:1rem;max-width:60rem;margin:0 auto}
+header.top a{color:#fff}
+header.top .brand{font-weight:700;font-size:1.15rem;text-decoration:none}
+header.top ul{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:1rem;flex:1}
+header.top a[aria-current=page]{text-decoration-thickness:3px}
+header.top .who{margin:0;color:#d5d9e2}
+header.top .who strong{color:#fff}
+header.top .who button{margin:0 0 0 .5rem;background:#fff;color:#1f4fb8;border-color:#fff}
+main{max-width:60rem;margin:0 auto;padding:1rem 1.5rem 3rem}
+h1{font-size:1.5rem;margin:1rem 0 .5rem}
+section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:1.25rem 1.5rem;margin:1.25rem 0}
+h2{font-size:1.2rem;margin:0 0 .75rem}
+h2 small{color:#4a5263;font-weight:normal}
+.help{margin:.1rem 0 .4rem;color:#4a5263;font-size:.92rem}
+form.add{display:flex;flex-wrap:wrap;gap:.75rem;align-items:flex-end}
+form.add label{display:flex;flex-direction:column;font-weight:600}
+input{font:inherit;padding:.45rem .55rem;border:1px solid #8a93a6;border-radius:4px;background:#fff;color:inherit}
+form.add input[name=description]{min-width:18rem}
+button,.button{padding:.45rem 1rem;font:inherit;background:#2b59c3;color:#fff;border:1px solid #2b59c3;border-radius:4px;cursor:pointer;text-decoration:none;display:inline-block}
+:focus-visible{outline:3px solid #f5a623;outline-offset:2px}
+.notice{border-left:4px solid #2b59c3;background:#eef3fd;padding:.6rem .9rem;margin:1rem 0;border-radius:4px}
+.notice.ok{border-color:#1e7b34;background:#eaf6ed}
+code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.88rem}
+td.mono{overflow-wrap:break-word}
+table{border-collapse:collapse;width:100%;font-size:.95rem}
+caption{text-align:left;font-weight:600;padding:.25rem 0}
+th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #e3e6ec;vertical-align:top}
+thead th{border-bottom:2px solid #c4c9d4}
+table.week td:last-child,table.week th:last-child{text-align:right}
+.state-active{color:#1e7b34;font-weight:600}
+.state-deactivated{color:#b3261e;font-weight:600}
+.seats{font-size:1.1rem;margin:0}
+section.error{border-left:4px solid #b3261e}
+@media (max-width:40rem){main{padding:.5rem}section{padding:1rem}}
+"""
