@@ -43,6 +43,11 @@ DEMO_SLUG = "demo"
 DEMO_OWNER = "owner@example.com"
 DEMO_DOMAIN = "example.com"
 DEMO_USERS = (DEMO_OWNER, "alice.smith@example.com", "bob.jones@example.com")
+# The roles the example declares; members of the demo's "Admins" group (SCIM, or asserted at
+# sign-in) are its admins, and see its Team and Activity pages, as its owner does.
+DEMO_ROLES = ("admin", "member", "viewer")
+DEMO_DEFAULT_ROLE = "member"
+DEMO_ADMIN_GROUP = "Admins"
 ALL_INTERFACES = ("", "0.0.0.0", "::")
 
 
@@ -71,11 +76,13 @@ def serve_timetracker(
     try:
         bound_port: int = listener.getsockname()[1]
         base_url = base_url or local_base_url(host, bound_port)
+        tracker = create_app(str(data_path / TIMETRACKER_DATABASE_NAME))
         application = SSOMiddleware(
-            create_app(str(data_path / TIMETRACKER_DATABASE_NAME)),
+            tracker,
             database_url=database_url,
             secret_key=secret_key,
             base_url=base_url,
+            **tracker_options(),
         )
     except BaseException:
         listener.close()
@@ -85,6 +92,9 @@ def serve_timetracker(
         server = make_server(host, bound_port, application, threaded=True, fd=listener.fileno())
         listener.close()  # the server holds its own duplicate of the socket
         demo_token = create_demo_workspace(application.workspaces)
+        # Its Team and Activity pages follow the lifecycle events: subscribed, and caught up
+        # with what happened while it was not running.
+        tracker.follow(application)
         if idp_port is None:
             idp_port = bound_port + 1 if port and bound_port < 65535 else 0
         dev_idp, idp_server, idp_note = start_dev_idp(
@@ -101,6 +111,11 @@ def serve_timetracker(
         if idp_server is not None:
             idp_server.stop()
         application.close()
+
+
+def tracker_options() -> dict[str, Any]:
+    """The middleware options the example needs: the roles it declares."""
+    return {"roles": list(DEMO_ROLES), "default_role": DEMO_DEFAULT_ROLE}
 
 
 def resolve_data_dir(database_url: str, data_dir: str | None) -> Path:

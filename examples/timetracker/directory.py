@@ -86,6 +86,9 @@ def _read(event: Any) -> tuple[str, str, str, str, str, dt.datetime, dict[str, A
 
     The only place that knows the event's attribute names."""
     changes = dict(getattr(event, "changes", None) or {})
+    group_name = getattr(event, "group_name", None)
+    if str(event.kind).startswith("group.member_") and group_name:
+        changes = {"group": group_name, **changes}  # the subject is the member
     subject = (
         getattr(event, "identity", None)
         or getattr(event, "group_name", None)
@@ -183,7 +186,16 @@ class Directory:
             return 0  # seen before: at-least-once delivery, applied once
         member_id = getattr(event, "member_id", None)
         if kind.startswith("member.") and member_id:
-            self._seat(connection, kind, workspace, str(member_id), subject, occurred_at)
+            active = changes.get("active") if kind == "member.created" else None
+            self._seat(
+                connection,
+                kind,
+                workspace,
+                str(member_id),
+                subject,
+                occurred_at,
+                created_active=active if isinstance(active, bool) else True,
+            )
         return 1
 
     def _seat(
@@ -194,14 +206,21 @@ class Directory:
         member_id: str,
         identity: str,
         occurred_at: dt.datetime,
+        *,
+        created_active: bool,
     ) -> None:
         if kind == "member.deleted":
             connection.execute(
                 "DELETE FROM seats WHERE workspace = ? AND member_id = ?", (workspace, member_id)
             )
             return
-        # A sign-in or an update says the member exists; only these two say whether it is active.
-        active = {"member.deactivated": 0, "member.reactivated": 1, "member.created": 1}.get(kind)
+        # A sign-in or an update says the member exists; only these say whether it is active
+        # (SCIM may create a member inactive).
+        active = {
+            "member.deactivated": 0,
+            "member.reactivated": 1,
+            "member.created": int(created_active),
+        }.get(kind)
         connection.execute(
             "INSERT INTO seats (workspace, member_id, identity, active, since)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace, member_id) DO UPDATE SET"

@@ -214,13 +214,23 @@ def _when(moment: dt.datetime) -> str:
 
 
 def _changes(changes: dict[str, Any]) -> str:
-    """What changed, one ``field: value`` per line (``old → new`` for a pair)."""
+    """What changed, one ``field: value`` a line (``old → new`` for a ``{from, to}`` pair)."""
     shown = []
     for field, value in sorted(changes.items()):
-        if isinstance(value, (list, tuple)) and len(value) == 2:
-            value = f"{value[0]} → {value[1]}"
-        shown.append(f"{escape(str(field))}: {escape(str(value))}")
+        if isinstance(value, dict) and set(value) == {"from", "to"}:
+            value = f"{_value(value['from'])} → {_value(value['to'])}"
+        shown.append(f"{escape(str(field))}: {escape(_value(value))}")
     return "<br>".join(shown)
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value(item) for item in value) or "(none)"
+    return str(value)
 
 
 def _format_minutes(minutes: int) -> str:
