@@ -15,6 +15,7 @@ from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.devidp import DevIdP
 from webwork_sso_middleware.devserver import (
     DEMO_SLUG,
+    DEMO_USERS,
     create_demo_workspace,
     load_timetracker_factory,
     tracker_options,
@@ -83,7 +84,7 @@ class TrackerSite:
         self.url = serve(lambda environ, start: self.middleware(environ, start)).url
         idp_url = serve(lambda environ, start: self.idp.wsgi_app(environ, start)).url
         self.start()
-        self.idp = DevIdP(idp_url, key_dir=tmp_path / "keys")
+        self.idp = DevIdP(idp_url, key_dir=tmp_path / "keys", users=DEMO_USERS)
         workspaces = self.middleware.workspaces
         demo_token = create_demo_workspace(workspaces)
         assert demo_token is not None
