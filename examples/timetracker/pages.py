@@ -141,9 +141,7 @@ def display_name(member: Any) -> str | None:
 
 
 def welcome(viewer: Viewer, *, signed_out: bool) -> Response:
-    notice = (
-        '<div class="notice ok" role="status">You are signed out.</div>' if signed_out else ""
-    )
+    notice = '<div class="notice ok" role="status">You are signed out.</div>' if signed_out else ""
     body = (
         f"{notice}<section><p>Track the time you spend, signed in with your company account.</p>"
         f'<p><a class="button" href="{SIGN_IN_PATH}">Sign in with SSO</a></p></section>'
@@ -174,7 +172,7 @@ def team_page(viewer: Viewer, seats: int, roster: list[Seat]) -> Response:
     )
     body = (
         f'<section><p class="seats">Seats in use: <strong id="seat-count">{seats}</strong></p>'
-        "<p class=\"help\">One seat per active member of your workspace, kept up to date as your"
+        '<p class="help">One seat per active member of your workspace, kept up to date as your'
         " identity provider provisions and deactivates people.</p></section>"
         f"<section>{table}</section>"
     )
@@ -183,7 +181,7 @@ def team_page(viewer: Viewer, seats: int, roster: list[Seat]) -> Response:
 
 def activity_page(viewer: Viewer, events: list[Activity]) -> Response:
     rows = "".join(
-        f"<tr><td>{_when(event.occurred_at)}</td>"
+        f'<tr><td class="when">{_when(event.occurred_at)}</td>'
         f"<td>{escape(KINDS.get(event.kind, event.kind))}</td>"
         f'<td class="mono">{escape(event.subject)}</td>'
         f"<td>{escape(SOURCES.get(event.source, event.source))}</td>"
@@ -293,14 +291,15 @@ header.top{background:#1d2330;color:#fff;padding:.75rem 1.5rem}
 header.top nav{display:flex;flex-wrap:wrap;align-items:center;gap:1rem;max-width:60rem;margin:0 auto}
 header.top a{color:#fff}
 header.top .brand{font-weight:700;font-size:1.15rem;text-decoration:none}
-header.top ul{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:1rem;flex:1}
+header.top ul{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:1rem}
+header.top li{white-space:nowrap}
 header.top a[aria-current=page]{text-decoration-thickness:3px}
-header.top .who{margin:0;color:#d5d9e2}
+header.top .who{margin:0 0 0 auto;color:#d5d9e2}
 header.top .who strong{color:#fff}
 header.top .who button{margin:0 0 0 .5rem;background:#fff;color:#1f4fb8;border-color:#fff}
 main{max-width:60rem;margin:0 auto;padding:1rem 1.5rem 3rem}
 h1{font-size:1.5rem;margin:1rem 0 .5rem}
-section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:1.25rem 1.5rem;margin:1.25rem 0}
+section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:1.25rem 1.5rem;margin:1.25rem 0;overflow-x:auto}
 h2{font-size:1.2rem;margin:0 0 .75rem}
 h2 small{color:#4a5263;font-weight:normal}
 .help{margin:.1rem 0 .4rem;color:#4a5263;font-size:.92rem}
@@ -322,6 +321,7 @@ table.week td:last-child,table.week th:last-child{text-align:right}
 .state-active{color:#1e7b34;font-weight:600}
 .state-deactivated{color:#b3261e;font-weight:600}
 .seats{font-size:1.1rem;margin:0}
+td.when{white-space:nowrap}
 section.error{border-left:4px solid #b3261e}
 @media (max-width:40rem){main{padding:.5rem}section{padding:1rem}}
 """

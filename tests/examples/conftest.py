@@ -124,7 +124,9 @@ class TrackerSite:
 
 
 @pytest.fixture
-def tracker_site(serve: Callable[[Any], Any], database_url: str, tmp_path: Path) -> Iterator[TrackerSite]:
+def tracker_site(
+    serve: Callable[[Any], Any], database_url: str, tmp_path: Path
+) -> Iterator[TrackerSite]:
     site = TrackerSite(serve, database_url, tmp_path)
     yield site
     site.middleware.close()
