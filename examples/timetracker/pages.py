@@ -12,6 +12,7 @@ import datetime as dt
 import html
 import itertools
 import secrets
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -24,6 +25,8 @@ SIGN_IN_PATH = "/saml/login"
 SIGN_OUT_PATH = "/saml/logout"
 SIGNED_OUT_PATH = "/?signed_out=1"  # where the sign-out form sends the browser afterwards
 CURRENT = ' aria-current="page"'
+# Read by path, as the example itself is loaded (devserver.py): no package data to declare.
+STYLE = (Path(__file__).parent / "static" / "tracker.css").read_text(encoding="utf-8")
 
 KINDS = {
     "member.created": "Member created",
@@ -277,51 +280,3 @@ def _entry_tables(entries: list[Entry], today: dt.date) -> str:
             "</tr></tfoot></table></section>"
         )
     return "".join(tables)
-
-
-# The settings page's palette and type (webwork_sso_middleware/admin/static/settings.css), so
-# the tracker and the middleware's pages look like one site.
-STYLE = """
-*,*::before,*::after{box-sizing:border-box}
-body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
-a{color:#1f4fb8}
-.skip{position:absolute;left:-999px;top:0;background:#fff;padding:.5rem}
-.skip:focus{left:.5rem}
-header.top{background:#1d2330;color:#fff;padding:.75rem 1.5rem}
-header.top nav{display:flex;flex-wrap:wrap;align-items:center;gap:1rem;max-width:60rem;margin:0 auto}
-header.top a{color:#fff}
-header.top .brand{font-weight:700;font-size:1.15rem;text-decoration:none}
-header.top ul{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:1rem}
-header.top li{white-space:nowrap}
-header.top a[aria-current=page]{text-decoration-thickness:3px}
-header.top .who{margin:0 0 0 auto;color:#d5d9e2}
-header.top .who strong{color:#fff}
-header.top .who button{margin:0 0 0 .5rem;background:#fff;color:#1f4fb8;border-color:#fff}
-main{max-width:60rem;margin:0 auto;padding:1rem 1.5rem 3rem}
-h1{font-size:1.5rem;margin:1rem 0 .5rem}
-section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:1.25rem 1.5rem;margin:1.25rem 0;overflow-x:auto}
-h2{font-size:1.2rem;margin:0 0 .75rem}
-h2 small{color:#4a5263;font-weight:normal}
-.help{margin:.1rem 0 .4rem;color:#4a5263;font-size:.92rem}
-form.add{display:flex;flex-wrap:wrap;gap:.75rem;align-items:flex-end}
-form.add label{display:flex;flex-direction:column;font-weight:600}
-input{font:inherit;padding:.45rem .55rem;border:1px solid #8a93a6;border-radius:4px;background:#fff;color:inherit}
-form.add input[name=description]{min-width:18rem}
-button,.button{padding:.45rem 1rem;font:inherit;background:#2b59c3;color:#fff;border:1px solid #2b59c3;border-radius:4px;cursor:pointer;text-decoration:none;display:inline-block}
-:focus-visible{outline:3px solid #f5a623;outline-offset:2px}
-.notice{border-left:4px solid #2b59c3;background:#eef3fd;padding:.6rem .9rem;margin:1rem 0;border-radius:4px}
-.notice.ok{border-color:#1e7b34;background:#eaf6ed}
-code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.88rem}
-td.mono{overflow-wrap:break-word}
-table{border-collapse:collapse;width:100%;font-size:.95rem}
-caption{text-align:left;font-weight:600;padding:.25rem 0}
-th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #e3e6ec;vertical-align:top}
-thead th{border-bottom:2px solid #c4c9d4}
-table.week td:last-child,table.week th:last-child{text-align:right}
-.state-active{color:#1e7b34;font-weight:600}
-.state-deactivated{color:#b3261e;font-weight:600}
-.seats{font-size:1.1rem;margin:0}
-td.when{white-space:nowrap}
-section.error{border-left:4px solid #b3261e}
-@media (max-width:40rem){main{padding:.5rem}section{padding:1rem}}
-"""
