@@ -348,7 +348,9 @@ def sign_in_notice(base_url: str, dev_idp: DevIdP | None, idp_note: str | None) 
         f"  2. Type any @{DEMO_DOMAIN} email (for example {DEMO_OWNER}) and press Continue.\n"
         f"  3. At the dev IdP, pick a user ({users}) or type any email, and sign in.\n"
         "  4. You are back in the time tracker, signed in: log some time.\n"
-        f"  Signed in as {DEMO_OWNER}, the workspace owner, open the settings page:\n"
+        f"  Signed in as {DEMO_OWNER}, the workspace owner, see Team and Activity\n"
+        f"  ({base_url}/team, {base_url}/activity; members of the {DEMO_ADMIN_GROUP!r} group\n"
+        "  see them too) and open the settings page:\n"
         f"  {public_urls(None, base_url).workspace(DEMO_SLUG).settings_url}"
     )
 
