@@ -54,6 +54,8 @@ class TimeTracker:
     def follow(self, middleware: Any) -> None:
         """Keep Team and Activity up to date from ``middleware.events``: subscribe in-process,
         and catch up now with what happened while the tracker was not running."""
+        if self.follower is not None:  # following another middleware: that one no longer
+            self.follower.events.unsubscribe(self.follower.on_event)
         follower = Follower(self.directory, middleware.events)
         middleware.events.subscribe(follower.on_event)
         self.follower = follower

@@ -61,6 +61,8 @@ class EventFeed(Protocol):
 
     def subscribe(self, handler: Callable[[Any], None], kinds: Any = None) -> Any: ...
 
+    def unsubscribe(self, handler: Callable[[Any], None]) -> None: ...
+
 
 @dataclasses.dataclass(frozen=True)
 class Activity:
