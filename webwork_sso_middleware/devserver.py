@@ -213,7 +213,8 @@ def local_base_url(host: str, port: int) -> str:
 
 
 def create_demo_workspace(workspaces: Workspaces) -> str | None:
-    """In an empty database, the ``demo`` workspace with SCIM on; its token, shown only now."""
+    """In an empty database, the ``demo`` workspace with SCIM on and its ``Admins`` group mapped
+    to the ``admin`` role; its SCIM token, shown only now."""
     if workspaces.list_workspaces():
         return None
     try:
@@ -223,6 +224,10 @@ def create_demo_workspace(workspaces: Workspaces) -> str | None:
     except Conflict:  # another process got there first
         return None
     workspaces.enable(DEMO_SLUG, scim=True)
+    # Once, at creation: the owner may change or remove the mapping on the settings page.
+    workspaces.map_role(
+        DEMO_SLUG, DEMO_ADMIN_GROUP, "admin", declared=list(DEMO_ROLES), actor="serve"
+    )
     return token
 
 
