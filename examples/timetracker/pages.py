@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import html
 import itertools
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,13 @@ SIGN_OUT_PATH = "/saml/logout"
 SIGNED_OUT_PATH = "/?signed_out=1"  # where the sign-out form sends the browser afterwards
 CURRENT = ' aria-current="page"'
 # Read by path, as the example itself is loaded (devserver.py): no package data to declare.
-STYLE = (Path(__file__).parent / "static" / "tracker.css").read_text(encoding="utf-8")
+# Its comments stay in the file: every page carries the rest.
+STYLE = re.sub(
+    r"/\*.*?\*/\s*",
+    "",
+    (Path(__file__).parent / "static" / "tracker.css").read_text("utf-8"),
+    flags=re.S,
+)
 
 KINDS = {
     "member.created": "Member created",

@@ -300,3 +300,68 @@ def test_a_file_from_before_dates_still_works(
     page = signed_in(create_app(tracker_path), ALICE).get("/").text
 
     assert "Old entry" in page and "Fri 2024-05-31" in page and "Week of 2024-05-27" in page
+
+
+# -- roles and the owner, as a trusted front presents them --------------------------------------
+
+
+class FrontMember:
+    """What the middleware puts in ``webwork_sso.member``, as far as the tracker reads it."""
+
+    def __init__(self, workspace: str, *, roles: list[str], is_owner: bool = False) -> None:
+        self.workspace = workspace
+        self.roles = roles
+        self.is_owner = is_owner
+        self.display_name = None
+
+
+def as_member(tracker: Any, member: FrontMember) -> webtest.TestApp:
+    return webtest.TestApp(
+        tracker, extra_environ={"REMOTE_USER": ALICE, "webwork_sso.member": member}
+    )
+
+
+@pytest.mark.parametrize(
+    ("roles", "is_owner", "allowed"),
+    [
+        (["admin"], False, True),
+        (["member", "admin"], False, True),
+        ([], True, True),  # the owner counts as an admin
+        (["member"], False, False),
+        (["viewer"], False, False),
+        (["Admin"], False, False),  # role names are exact
+        ([], False, False),
+    ],
+)
+def test_team_and_activity_are_for_admins_and_the_owner(
+    tracker: Any, roles: list[str], is_owner: bool, allowed: bool
+) -> None:
+    app = as_member(tracker, FrontMember("acme", roles=roles, is_owner=is_owner))
+
+    for path in ("/team", "/activity"):
+        response = app.get(path, status=200 if allowed else 403)
+        assert ("admins" in response.text) is not allowed
+    home = app.get("/").text
+    assert ('href="/team"' in home) is allowed and ('href="/activity"' in home) is allowed
+
+
+def test_a_signed_in_person_without_a_member_object_is_no_admin(tracker: Any) -> None:
+    # REMOTE_USER from some other trusted front that says nothing of roles.
+    signed_in(tracker, ALICE).get("/team", status=403)
+
+
+def test_the_settings_link_is_the_owners_own_workspaces(tracker: Any) -> None:
+    owner = as_member(tracker, FrontMember("acme-eu", roles=[], is_owner=True))
+    admin = as_member(tracker, FrontMember("acme-eu", roles=["admin"]))
+
+    assert '<a class="settings" href="/saml/acme-eu/settings">' in owner.get("/").text
+    assert "SSO settings" not in admin.get("/").text and 'href="/saml/' not in admin.get("/").text
+    assert "SSO settings" not in webtest.TestApp(tracker).get("/").text
+
+
+def test_the_signed_out_notice_is_for_visitors_only(tracker: Any) -> None:
+    visitor = webtest.TestApp(tracker).get("/?signed_out=1").text
+    still_signed_in = signed_in(tracker, ALICE).get("/?signed_out=1").text
+
+    assert "You are signed out." in visitor
+    assert "You are signed out." not in still_signed_in
