@@ -111,21 +111,29 @@ def test_two_workers_on_one_file_count_each_event_once(tracker_site: TrackerSite
     site = tracker_site
     for number in range(12):
         site.demo.create_user(f"person{number}@example.com")
+    workers = [site.new_tracker() for _ in range(4)]  # four processes' trackers, one file
+    for worker in workers:
+        worker.follow(site.middleware)
+    # Forget everything, then let all of them read the whole feed at once.
     with sqlite3.connect(site.tracker_path) as connection:
         connection.execute("DELETE FROM feed_cursors")
         connection.execute("DELETE FROM activity")
         connection.execute("DELETE FROM seats")
     connection.close()
-    workers = [site.new_tracker() for _ in range(4)]
-    for worker in workers:
-        worker.follow(site.middleware)  # catches up at once; again below, all together
+    start = threading.Barrier(len(workers))
+    applied: list[int] = []
 
-    threads = [threading.Thread(target=worker.follower.catch_up) for worker in workers * 3]
+    def catch_up(worker: object) -> None:
+        start.wait(10)
+        applied.append(worker.follower.catch_up())  # type: ignore[attr-defined]
+
+    threads = [threading.Thread(target=catch_up, args=(worker,)) for worker in workers]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
 
+    assert sum(applied) == 12 and len(applied) == len(workers)
     assert site.seats() == 12
     assert len(kinds(site)) == 12
 
