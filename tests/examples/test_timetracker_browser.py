@@ -19,7 +19,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from webwork_sso_middleware.devserver import DEMO_ADMIN_GROUP, DEMO_OWNER
 
 from ..devidp.test_browser import chromium
-from .conftest import TrackerSite
+from .conftest import TrackerSite, needs_is_owner
 
 ALICE = "alice.smith@example.com"
 BOB = "bob.jones@example.com"
@@ -56,11 +56,16 @@ def nav_links(browser: WebDriver) -> list[str]:
     return [link.text for link in browser.find_elements(By.CSS_SELECTOR, "header.top li a")]
 
 
-def test_the_trackers_pages_in_a_browser(tracker_site: TrackerSite, tmp_path: Path) -> None:
-    site = tracker_site
+def with_people(site: TrackerSite) -> None:
     alice = site.demo.create_user(ALICE)
     site.demo.create_group(DEMO_ADMIN_GROUP, [alice])
     site.demo.create_user("carol@example.com")
+
+
+@needs_is_owner
+def test_the_owner_in_a_browser(tracker_site: TrackerSite, tmp_path: Path) -> None:
+    site = tracker_site
+    with_people(site)
 
     with chromium(tmp_path / "profile") as browser:
         # The owner: nav with Team, Activity and the settings link.
@@ -82,15 +87,27 @@ def test_the_trackers_pages_in_a_browser(tracker_site: TrackerSite, tmp_path: Pa
             ready.visibility_of_element_located((By.CSS_SELECTOR, "header h1"))
         )
         assert "Single sign-on settings" in heading.text
-        browser.save_screenshot(str(tmp_path / "settings.png"))
         browser.get(f"{site.url}/")
         sign_out(browser)
         assert "You are signed out." in browser.find_element(By.CSS_SELECTOR, ".notice.ok").text
 
+
+def test_an_admin_and_a_member_in_a_browser(tracker_site: TrackerSite, tmp_path: Path) -> None:
+    site = tracker_site
+    with_people(site)
+
+    with chromium(tmp_path / "profile") as browser:
         # An admin who is not the owner: Team and Activity, no settings link.
         sign_in_as(browser, site, ALICE)
         assert nav_links(browser) == ["Time", "Team", "Activity"]
+        assert browser.execute_script(STYLED) == "rgb(29, 35, 48)"
+        browser.find_element(By.LINK_TEXT, "Team").click()
+        assert browser.find_element(By.ID, "seat-count").text == "2"  # alice, carol
+        browser.find_element(By.LINK_TEXT, "Activity").click()
+        first = browser.find_element(By.CSS_SELECTOR, "tbody tr").text
+        assert "Signed in" in first and ALICE in first  # newest first
         sign_out(browser)
+        assert "You are signed out." in browser.find_element(By.CSS_SELECTOR, ".notice.ok").text
 
         # A plain member: no admin links; the admin pages answer with the tracker's own 403.
         sign_in_as(browser, site, BOB)
