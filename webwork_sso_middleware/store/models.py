@@ -199,6 +199,9 @@ class Member(Base):
     department: Mapped[str | None] = mapped_column(String(255))
     manager_id: Mapped[str | None] = mapped_column(String(255))
     manager_display_name: Mapped[str | None] = mapped_column(String(512))
+    # Extension attributes without a column, as sent: {schema URN: {attribute: value}}. Custom
+    # extension schemas, and undescribed Enterprise attributes (scim/extensions.py bounds them).
+    extensions: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
     source: Mapped[str] = mapped_column(String(8), default="scim")  # "scim" or "sso"
     # Bumped to end every live session of the member (deactivation, deletion, sign out everywhere).
