@@ -11,8 +11,13 @@ never reused while the workspace exists, and without ``:``) keeps workspaces apa
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 
 from .names import is_plain_address
+
+NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,6 +43,9 @@ class Member:
     # The host must refuse this person's password sign-in: their identity is an address in a
     # domain their workspace verified, and the workspace requires SSO (store/enforcement.py).
     sso_required: bool = False
+    # Profile attributes as SCIM last set them (see frozen_attributes): read-only all the way
+    # down, so every request (and copy) shares one.
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=lambda: NO_ATTRIBUTES)
 
     def __post_init__(self) -> None:
         if not self.identity:  # built without one (a host app's test): the scoped form
@@ -63,7 +71,27 @@ class Member:
             list(self.groups),
             self.identity,
             self.sso_required,
+            self.attributes,
         )
+
+
+def frozen_attributes(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy, all the way down: mappings become read-only views of dicts no one
+    else holds, lists become tuples. A host app cannot change what the next request sees.
+
+    Keys: ``title``, the Enterprise attributes by their SCIM names (``employeeNumber``,
+    ``costCenter``, ``organization``, ``division``, ``department``, ``manager`` as
+    ``{"value", "displayName"}``), and each extension's other attributes under its URN."""
+    frozen = _freeze(attributes)
+    return frozen if frozen else NO_ATTRIBUTES
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: _freeze(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(item) for item in value)
+    return value
 
 
 def scoped_identity(workspace: str, member_id: str) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.http import dump_cookie, parse_cookie
 
 from ..errors import NotFound, SignatureRefused, StoreError
-from ..identity import Member, host_identity
+from ..identity import Member, frozen_attributes, host_identity
 from ..logs import package_logger
 from ..names import is_plain_address
 from ..signing import CLOCK_TOLERANCE, Purpose, Signing
@@ -371,6 +371,7 @@ class SessionManager:
                     row.slug, row.member_id, row.user_name_key, bool(row.domain_verified)
                 ),
                 sso_required=_sso_required(row),
+                attributes=frozen_attributes(session_store.profile(rows)),
             )
         return _Check(asked_at, row.member_id, row.workspace_id, row.generation, expires_at, member)
 
