@@ -3,7 +3,10 @@ provisions, the dev IdP signs in, the host app reads), and read-only all the way
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
+import pickle
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -202,3 +205,25 @@ def test_frozen_attributes_are_read_only_all_the_way_down():
     member = Member("id", "acme", "u", None, None, None, None, True, [], attributes=frozen)
     assert member.copy().attributes is frozen  # shared, not copied, on every request
     assert Member("id", "acme", "u", None, None, None, None, True, []).attributes == {}
+
+
+def test_frozen_attributes_serialise_copy_and_pickle_as_dicts_do():
+    """Host apps cache members, log them as JSON, and copy them: all of that still works."""
+    frozen = frozen_attributes({"a": {"b": [1, {"c": 2}]}})
+    member = Member("id", "acme", "u", None, None, None, None, True, [], attributes=frozen)
+    as_json = json.loads(json.dumps(dataclasses.asdict(member)))
+    assert as_json["attributes"] == {"a": {"b": [1, {"c": 2}]}}
+    assert copy.deepcopy(member).attributes is frozen  # nothing to copy: it can't change
+    again = pickle.loads(pickle.dumps(member))
+    assert again.attributes == frozen
+    with pytest.raises(TypeError):
+        again.attributes["a"]["x"] = 1  # type: ignore[index]
+    for change in (
+        lambda: frozen.update(x=1),  # type: ignore[attr-defined]
+        lambda: frozen.__init__(x=1),  # type: ignore[misc]
+        lambda: frozen.setdefault("x", 1),  # type: ignore[attr-defined]
+        lambda: frozen["a"].clear(),
+    ):
+        with pytest.raises(TypeError):
+            change()
+    assert frozen == {"a": {"b": (1, {"c": 2})}}

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
 from .names import is_plain_address
-
-NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -75,20 +72,57 @@ class Member:
         )
 
 
+class FrozenDict(dict[str, Any]):
+    """A dict that refuses every change: read-only to the host app, yet a dict to json.dumps,
+    dataclasses.asdict, copy and pickle (a mappingproxy is none of those)."""
+
+    __slots__ = ("_sealed",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if getattr(self, "_sealed", False):
+            _refuse()
+        super().__init__(*args, **kwargs)
+        object.__setattr__(self, "_sealed", True)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> FrozenDict:
+        return self  # nothing in it can change: sharing it is copying it
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        _refuse()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        _refuse()
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+
+def _refuse() -> Any:
+    raise TypeError("member attributes are read-only")
+
+
+NO_ATTRIBUTES: Mapping[str, Any] = FrozenDict()
+
+
 def frozen_attributes(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A read-only copy, all the way down: mappings become read-only views of dicts no one
-    else holds, lists become tuples. A host app cannot change what the next request sees.
+    """A read-only copy, all the way down: mappings become FrozenDicts, lists become tuples,
+    sharing nothing with ``attributes``. A host app cannot change what the next request sees.
 
     Keys: ``title``, the Enterprise attributes by their SCIM names (``employeeNumber``,
     ``costCenter``, ``organization``, ``division``, ``department``, ``manager`` as
     ``{"value", "displayName"}``), and each extension's other attributes under its URN."""
-    frozen = _freeze(attributes)
-    return frozen if frozen else NO_ATTRIBUTES
+    return _freeze(attributes) if attributes else NO_ATTRIBUTES
 
 
 def _freeze(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return MappingProxyType({key: _freeze(item) for key, item in value.items()})
+        return FrozenDict({key: _freeze(item) for key, item in value.items()})
     if isinstance(value, list | tuple):
         return tuple(_freeze(item) for item in value)
     return value

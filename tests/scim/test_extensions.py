@@ -196,9 +196,16 @@ def test_projection_of_extension_attributes(client: Client):
 
 def test_filters_on_extension_attributes_are_refused_not_failed(client: Client):
     client.ok("POST", "/Users", entra_user())
-    for expression in (f'{ENTRA}:CustomAttribute eq "701984"', f"{ENTERPRISE}:badgeColour pr"):
+    # An extension's "userName" is not the core one, to filters, lookups or sorting.
+    for expression in (
+        f'{ENTRA}:CustomAttribute eq "701984"',
+        f"{ENTERPRISE}:badgeColour pr",
+        f'{ENTRA}:userName eq "bjensen@acme.test"',
+    ):
         response = client.call("GET", "/Users", filter=expression)
         assert "filters" in rejected(response, "invalidFilter")
+    response = client.call("GET", "/Users", sortBy=f"{ENTRA}:userName")
+    assert "cannot sort" in rejected(response, "invalidPath")
 
 
 def test_reserved_namespaces_and_unknown_core_attributes_are_ignored(client: Client):

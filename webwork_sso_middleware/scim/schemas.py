@@ -378,6 +378,10 @@ class AttributePath:
     def canonical(self) -> str:
         """``givenName`` style name, dotted for sub-attributes, without the core URN."""
         name = self.attribute.name
+        if self.attribute.type == "any":
+            # An undescribed attribute is no column's: qualified, so it never reads as one (a
+            # custom "userName" is not the core userName to filters, sorting or lookups).
+            return f"{self.schema.id}:{name}"
         if self.sub_attribute is not None:
             name += "." + self.sub_attribute.name
         return name
