@@ -57,7 +57,13 @@ def host_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
                 refused.append(False)
         # Forced past the frozen dataclass: the host's own copy of the member, nobody else's.
         object.__setattr__(member, "attributes", {})
-    body = {"user": environ.get("REMOTE_USER"), "attributes": plain(attributes), "refused": refused}
+    body: dict[str, Any] = {
+        "user": environ.get("REMOTE_USER"),
+        "attributes": plain(attributes),
+        "refused": refused,
+    }
+    if member is not None and member.groups:
+        body["groups"] = member.groups
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(body).encode()]
 
@@ -129,11 +135,20 @@ EXPECTED = {
 def test_attributes_reach_the_host_and_follow_scim_within_the_recheck(site: Site, idp: TestIdP):
     token = site.add_workspace("acme", idp)
     member_id = provision(site, token, "bjensen@acme.test")
+    # Groups: the session query returns a row per group; the attributes come whole all the same.
+    for name in ("Zebras", "Aardvarks", "Moles"):
+        group = requests.post(
+            f"{site.url}/scim/v2/Groups",
+            json={"displayName": name, "members": [{"value": member_id}]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert group.status_code == 201, group.text
     browser = sign_in(site, idp, "acme", "bjensen@acme.test")
     assert seen(browser, site) == {
         "user": "bjensen@acme.test",
         "attributes": EXPECTED,
         "refused": [],
+        "groups": ["Aardvarks", "Moles", "Zebras"],
     }
     operations = [
         {"op": "replace", "path": f"{ENTERPRISE}:department", "value": "Finance"},
