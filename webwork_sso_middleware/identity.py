@@ -43,6 +43,10 @@ class Member:
     # Profile attributes as SCIM last set them (see frozen_attributes): read-only all the way
     # down, so every request (and copy) shares one.
     attributes: Mapping[str, Any] = dataclasses.field(default_factory=lambda: NO_ATTRIBUTES)
+    # The workspace's owner, by the same rule as the settings page: the verified sign-in
+    # identity equals the owner's address (never a SCIM-writable attribute). For the host's
+    # own owner checks, e.g. a link to the settings page.
+    is_owner: bool = False
 
     def __post_init__(self) -> None:
         if not self.identity:  # built without one (a host app's test): the scoped form
@@ -69,6 +73,7 @@ class Member:
             self.identity,
             self.sso_required,
             self.attributes,
+            self.is_owner,
         )
 
 

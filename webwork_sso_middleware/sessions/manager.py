@@ -17,6 +17,7 @@ from ..errors import NotFound, SignatureRefused, StoreError
 from ..identity import Member, frozen_attributes, host_identity
 from ..logs import package_logger
 from ..names import is_plain_address
+from ..names import key as name_key
 from ..signing import CLOCK_TOLERANCE, Purpose, Signing
 from ..store import audit, enforcement
 from ..store import sessions as session_store
@@ -355,6 +356,9 @@ class SessionManager:
         )
         member = None
         if live:
+            identity = host_identity(
+                row.slug, row.member_id, row.user_name_key, bool(row.domain_verified)
+            )
             member = Member(
                 id=row.member_id,
                 workspace=row.slug,
@@ -367,11 +371,10 @@ class SessionManager:
                 display_name=row.display_name,
                 active=True,
                 groups=[r.group_name for r in rows if r.group_name is not None],
-                identity=host_identity(
-                    row.slug, row.member_id, row.user_name_key, bool(row.domain_verified)
-                ),
+                identity=identity,
                 sso_required=_sso_required(row),
                 attributes=frozen_attributes(session_store.profile(rows)),
+                is_owner=identity == name_key(row.owner_email),
             )
         return _Check(asked_at, row.member_id, row.workspace_id, row.generation, expires_at, member)
 
