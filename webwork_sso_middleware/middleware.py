@@ -120,6 +120,8 @@ class SSOMiddleware:
             absolute_lifetime=dt.timedelta(seconds=settings.session_absolute_lifetime),
             idle_lifetime=dt.timedelta(seconds=settings.session_idle_lifetime),
             recheck_interval=dt.timedelta(seconds=settings.session_recheck_seconds),
+            roles=settings.roles,
+            default_role=settings.default_role,
         )
         self.saml = SamlApplication(self.database, settings=settings, sessions=self.sessions)
         self.settings_page = SettingsPage(
