@@ -14,6 +14,15 @@ from . import names
 from .errors import InvalidName
 
 KEYS = ("email", "given_name", "family_name", "display_name", "groups")
+# What each key reads when not mapped, in words for the settings page (saml/subject.py has the
+# full lists).
+DEFAULT_HINTS = {
+    "email": "the NameID, or email, mail, the emailaddress claim…",
+    "given_name": "givenName, firstName, the givenname claim…",
+    "family_name": "sn, surname, lastName, the surname claim…",
+    "display_name": "displayName, name, the displayname claim…",
+    "groups": "groups, Entra ID's groups claim",
+}
 # A SAML attribute Name is a string (often a URI): room for the longest claim URIs.
 MAX_ATTRIBUTE_NAME = 255
 

@@ -133,9 +133,7 @@ def _drop_cached_checks(unit: UnitOfWork, workspace_id: int) -> None:
     live = unit.connection.execute(
         select(_SESSIONS.c.member_id)
         .where(
-            _SESSIONS.c.member_id.in_(
-                select(Member.id).where(Member.workspace_id == workspace_id)
-            ),
+            _SESSIONS.c.member_id.in_(select(Member.id).where(Member.workspace_id == workspace_id)),
             _SESSIONS.c.workspace_id == workspace_id,
             _SESSIONS.c.ended_at.is_(None),
         )

@@ -91,9 +91,7 @@ def login_member(unit: UnitOfWork, workspace_id: int, key: str) -> LoginMember |
     row = _LOGIN_MEMBER_QUERY.first(unit.connection, {"workspace_id": workspace_id, "key": key})
     if row is None:
         return None
-    member_id, active, generation, given_name, family_name, display_name, source, name_key = row[
-        :8
-    ]
+    member_id, active, generation, given_name, family_name, display_name, source, name_key = row[:8]
     return LoginMember(
         member_id,
         bool(active),
