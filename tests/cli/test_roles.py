@@ -11,8 +11,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from ..saml.conftest import Site
 from ..admin.conftest import sign_in
+from ..saml.conftest import Site
 from ..saml.idp import TestIdP, default_attributes
 from ..test_cli import Cli, assert_one_line_failure
 from ..test_cli import _no_webwork_environment as _no_webwork_environment

@@ -277,7 +277,7 @@ def sign_in_lookup(
     return target, LoginLookup(key, int(verifier) if verifier is not None else None, member)
 
 
-def _login_record(profile_keys: tuple[str, ...], groups: bool) -> DriverStatement:
+def _login_record(profile_keys: tuple[str, ...], groups: bool = False) -> DriverStatement:
     """PostgreSQL: stamp the login and insert its audit row in one statement (a data-modifying
     CTE, which SQLite does not have). Parameters are named apart from every column: run
     through SQLAlchemy (a statement listener), a parameter named like a column would be
