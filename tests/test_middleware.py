@@ -129,6 +129,7 @@ def test_a_signed_in_request_carries_the_member(app, ada, ada_cookie):
         "identity": "ada@acme.test",
         "sso_required": False,  # acme does not require SSO
         "attributes": {},  # no profile attributes provisioned (tests/test_identity.py)
+        "roles": [],  # the site declares no roles
         "is_owner": False,  # it@acme.test owns acme
     }
 

@@ -21,9 +21,9 @@ from .names import is_plain_address
 class Member:
     """A member with a live session, as of the last check of that session.
 
-    Frozen, so the host app cannot rewrite who is signed in. ``groups`` is a list, as host
-    apps are promised; every request gets a list of its own, so a host app that
-    mutates it changes nothing for the next request.
+    Frozen, so the host app cannot rewrite who is signed in. ``groups`` and ``roles`` are
+    lists, as host apps are promised; every request gets lists of its own, so a host app that
+    mutates one changes nothing for the next request.
     """
 
     id: str
@@ -43,6 +43,9 @@ class Member:
     # Profile attributes as SCIM last set them (see frozen_attributes): read-only all the way
     # down, so every request (and copy) shares one.
     attributes: Mapping[str, Any] = dataclasses.field(default_factory=lambda: NO_ATTRIBUTES)
+    # The host's declared roles this member's groups map to, in the declared order, or the
+    # default role (roles.py); [] when the host declares none.
+    roles: list[str] = dataclasses.field(default_factory=list)
     # The workspace's owner, by the same rule as the settings page: the verified sign-in
     # identity equals the owner's address (never a SCIM-writable attribute). For the host's
     # own owner checks, e.g. a link to the settings page.
@@ -57,7 +60,7 @@ class Member:
         return hash((self.id, self.workspace))
 
     def copy(self) -> Member:
-        """This member with a list of groups of its own (the only mutable part)."""
+        """This member with lists of groups and roles of its own (the only mutable parts)."""
         # Not dataclasses.replace: this runs on every signed-in request, and replace costs
         # several times a plain construction.
         return Member(
@@ -73,6 +76,7 @@ class Member:
             self.identity,
             self.sso_required,
             self.attributes,
+            list(self.roles),
             self.is_owner,
         )
 

@@ -127,6 +127,11 @@ _SESSION_QUERY = (
         _M.active,
         _M.deleted_at,
         _M.session_generation,
+        # Groups and roles (roles.py): what the last sign-in asserted and the owner's mapping,
+        # on the row already read, so a role change reaches every worker within the recheck
+        # and the session check stays one query.
+        _M.sign_in_groups,
+        _W.role_map,
         _W.slug,
         _W.sso_enabled,
         _W.plan,
