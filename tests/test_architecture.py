@@ -51,8 +51,11 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         # Rules and helpers that know no other part of the package: email domains (domains),
         # protected path patterns (protected_paths), the member as the host sees it (identity),
         # absolute URLs (urls), request bodies (bodies), security headers (page_headers), logging
-        # (logs), the one serializer per signed purpose (signing).
+        # (logs), the one serializer per signed purpose (signing), how groups combine and give
+        # roles (roles), and which assertion attribute holds what (attribute_map).
         {
+            "roles",
+            "attribute_map",
             "domains",
             "protected_paths",
             "identity",

@@ -56,6 +56,8 @@ ADDITIVE_KEYS = {
     "domain_claims",
     "require_sso",
     "break_glass_until",
+    "attribute_map",
+    "role_map",
 }
 REPOSITORY = Path(__file__).resolve().parent.parent
 

@@ -407,3 +407,21 @@ def test_an_unknown_option_is_a_type_error_too() -> None:
     # As Python's own error for an unexpected keyword argument.
     with pytest.raises(TypeError, match="databse_url.*known: database_url, secret_key"):
         settings(databse_url="sqlite://")
+
+
+def test_roles_and_default_role_are_declared_options_with_environment_support() -> None:
+    secret = {"secret_key": "k" * 40}
+    settings = Settings.from_options(
+        secret, {"WEBWORK_SSO_ROLES": "admin, member", "WEBWORK_SSO_DEFAULT_ROLE": "member"}
+    )
+    assert (settings.roles, settings.default_role) == (("admin", "member"), "member")
+    assert Settings.from_options(secret, {}).roles == ()
+    for options, fragment in (
+        ({"roles": ["admin"], "default_role": "viewer"}, "not one of the declared roles"),
+        ({"default_role": "viewer"}, "set roles first"),
+        ({"roles": ["admin", "admin"]}, "twice"),
+        ({"roles": ["admin", ""]}, "must not be empty"),
+        ({"roles": "admin,member"}, "without commas"),
+    ):
+        with pytest.raises(ConfigurationError, match=fragment):
+            Settings.from_options({**secret, **options}, {})

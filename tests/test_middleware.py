@@ -128,7 +128,35 @@ def test_a_signed_in_request_carries_the_member(app, ada, ada_cookie):
         "groups": ["Engineering"],
         "identity": "ada@acme.test",
         "sso_required": False,  # acme does not require SSO
+        "attributes": {},  # no profile attributes provisioned (tests/test_identity.py)
+        "roles": [],  # the site declares no roles
+        "is_owner": False,  # it@acme.test owns acme
     }
+
+
+def test_is_owner_follows_the_verified_identity_only(app, scim_token, ada_cookie):
+    acme = app.workspaces.get("acme")
+    owner = add_member(app.database, acme.id, "it@acme.test")
+    owner_cookie = cookie_pair(sign_in(app.sessions, owner, acme.id))
+    assert get(app, "/timesheet", owner_cookie).json["member"]["is_owner"] is True
+    assert get(app, "/timesheet", ada_cookie).json["member"]["is_owner"] is False
+
+    # A hostile workspace names acme's owner as its own owner and has a member of that address:
+    # it cannot verify acme.test, so its member's identity is scoped, and never the owner.
+    app.workspaces.create("evil", name="Evil", plan="plus", owner_email="it@acme.test")
+    app.workspaces.enable("evil", scim=True, sso=True)
+    evil = app.workspaces.get("evil")
+    impostor = add_member(app.database, evil.id, "it@acme.test")
+    seen = get(app, "/timesheet", cookie_pair(sign_in(app.sessions, impostor, evil.id))).json
+    assert seen["remote_user"] == f"evil:{impostor}"
+    assert seen["member"]["is_owner"] is False
+
+    # Without the verified domain, acme's own owner is not recognised either (as the settings
+    # page does not): the address alone proves nothing.
+    app.workspaces.release_domain("acme", "acme.test")
+    app.workspaces.set_domains("acme", ["acme.test"])
+    unverified = cookie_pair(sign_in(app.sessions, owner, acme.id))
+    assert get(app, "/timesheet", unverified).json["member"]["is_owner"] is False
 
 
 def test_remote_user_is_workspace_scoped_until_the_workspace_verifies_the_domain(

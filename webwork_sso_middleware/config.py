@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypedDict
 
 from . import option_values as values
+from . import roles as role_rules
 from .errors import ConfigurationError, UnknownOption
 from .option_values import normalise_host  # noqa: F401 (saml/metadata_fetch.py imports it here)
 
@@ -140,6 +141,17 @@ class Settings:
         "the most seconds one fetch of IdP metadata may take, redirects and body included",
         check=values.between(0.1, 120, " seconds"),
     )
+    # The host's roles, in the order member.roles lists them; empty: no roles (roles.py).
+    roles: tuple[str, ...] = option(
+        (),
+        "the role names the host app declares; owners map groups to them",
+        parse=values.strings,
+        check=role_rules.check_roles,
+        many=True,
+    )
+    default_role: str | None = option(
+        None, "the role of a member none of whose groups maps to one (one of roles)"
+    )
 
     @classmethod
     def from_options(
@@ -177,6 +189,12 @@ class Settings:
             raise ConfigurationError(
                 "session_absolute_lifetime", "must be at least session_idle_lifetime"
             )
+        if self.default_role is not None and self.default_role not in self.roles:
+            raise ConfigurationError(
+                "default_role",
+                f"{self.default_role!r} is not one of the declared roles "
+                f"({', '.join(self.roles) or 'none: set roles first'})",
+            )
 
     @property
     def secure_cookies(self) -> bool:
@@ -209,6 +227,8 @@ class Options(TypedDict, total=False):
     dns_nameservers: str | Sequence[str] | None
     metadata_allowed_hosts: str | Sequence[str] | None
     metadata_fetch_timeout: float | None
+    roles: str | Sequence[str] | None
+    default_role: str | None
 
 
 def fields() -> tuple[dataclasses.Field[Any], ...]:

@@ -146,3 +146,12 @@ class KeyRotationError(WebworkSSOError, ValueError):
         super().__init__(f"rotate-sp-key --{step}: {reason}")
         self.step = step
         self.reason = reason
+
+
+class MappingError(WebworkSSOError, ValueError):
+    """An attribute or role mapping the owner may not make (an unknown key, a role the host
+    does not declare, an unusable name); ``reason`` says which, in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -11,6 +11,8 @@ never reused while the workspace exists, and without ``:``) keeps workspaces apa
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 from .names import is_plain_address
 
@@ -19,9 +21,9 @@ from .names import is_plain_address
 class Member:
     """A member with a live session, as of the last check of that session.
 
-    Frozen, so the host app cannot rewrite who is signed in. ``groups`` is a list, as host
-    apps are promised; every request gets a list of its own, so a host app that
-    mutates it changes nothing for the next request.
+    Frozen, so the host app cannot rewrite who is signed in. ``groups`` and ``roles`` are
+    lists, as host apps are promised; every request gets lists of its own, so a host app that
+    mutates one changes nothing for the next request.
     """
 
     id: str
@@ -38,6 +40,16 @@ class Member:
     # The host must refuse this person's password sign-in: their identity is an address in a
     # domain their workspace verified, and the workspace requires SSO (store/enforcement.py).
     sso_required: bool = False
+    # Profile attributes as SCIM last set them (see frozen_attributes): read-only all the way
+    # down, so every request (and copy) shares one.
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=lambda: NO_ATTRIBUTES)
+    # The host's declared roles this member's groups map to, in the declared order, or the
+    # default role (roles.py); [] when the host declares none.
+    roles: list[str] = dataclasses.field(default_factory=list)
+    # The workspace's owner, by the same rule as the settings page: the verified sign-in
+    # identity equals the owner's address (never a SCIM-writable attribute). For the host's
+    # own owner checks, e.g. a link to the settings page.
+    is_owner: bool = False
 
     def __post_init__(self) -> None:
         if not self.identity:  # built without one (a host app's test): the scoped form
@@ -48,7 +60,7 @@ class Member:
         return hash((self.id, self.workspace))
 
     def copy(self) -> Member:
-        """This member with a list of groups of its own (the only mutable part)."""
+        """This member with lists of groups and roles of its own (the only mutable parts)."""
         # Not dataclasses.replace: this runs on every signed-in request, and replace costs
         # several times a plain construction.
         return Member(
@@ -63,7 +75,66 @@ class Member:
             list(self.groups),
             self.identity,
             self.sso_required,
+            self.attributes,
+            list(self.roles),
+            self.is_owner,
         )
+
+
+class FrozenDict(dict[str, Any]):
+    """A dict that refuses every change: read-only to the host app, yet a dict to json.dumps,
+    dataclasses.asdict, copy and pickle (a mappingproxy is none of those)."""
+
+    __slots__ = ("_sealed",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if getattr(self, "_sealed", False):
+            _refuse()
+        super().__init__(*args, **kwargs)
+        object.__setattr__(self, "_sealed", True)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> FrozenDict:
+        return self  # nothing in it can change: sharing it is copying it
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        _refuse()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        _refuse()
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+
+def _refuse() -> Any:
+    raise TypeError("member attributes are read-only")
+
+
+NO_ATTRIBUTES: Mapping[str, Any] = FrozenDict()
+
+
+def frozen_attributes(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy, all the way down: mappings become FrozenDicts, lists become tuples,
+    sharing nothing with ``attributes``. A host app cannot change what the next request sees.
+
+    Keys: ``title``, the Enterprise attributes by their SCIM names (``employeeNumber``,
+    ``costCenter``, ``organization``, ``division``, ``department``, ``manager`` as
+    ``{"value", "displayName"}``), and each extension's other attributes under its URN."""
+    return _freeze(attributes) if attributes else NO_ATTRIBUTES
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return FrozenDict({key: _freeze(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(item) for item in value)
+    return value
 
 
 def scoped_identity(workspace: str, member_id: str) -> str:

@@ -87,6 +87,10 @@ class SSOMiddleware:
         to an internal address. Default ``()``: public addresses only.
     :param metadata_fetch_timeout: the most seconds one fetch of IdP metadata may take (0.1 to
         120). Default ``10.0``.
+    :param roles: the role names the host app declares, in the order ``member.roles`` lists
+        them; workspace owners map their groups to these. Default ``()`` (no roles).
+    :param default_role: the role of a member none of whose groups maps to one; one of
+        ``roles``. Default ``None``.
     :raises UnknownOption: for a keyword that is not an option (a ``TypeError`` too).
     :raises ConfigurationError: for a missing ``secret_key`` or a value that is not valid.
     """
@@ -120,6 +124,8 @@ class SSOMiddleware:
             absolute_lifetime=dt.timedelta(seconds=settings.session_absolute_lifetime),
             idle_lifetime=dt.timedelta(seconds=settings.session_idle_lifetime),
             recheck_interval=dt.timedelta(seconds=settings.session_recheck_seconds),
+            roles=settings.roles,
+            default_role=settings.default_role,
         )
         self.saml = SamlApplication(self.database, settings=settings, sessions=self.sessions)
         self.settings_page = SettingsPage(

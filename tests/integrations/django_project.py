@@ -42,6 +42,14 @@ def whoami(request: HttpRequest) -> HttpResponse:
     )
 
 
+def roles(request: HttpRequest) -> HttpResponse:
+    """The member's roles, as a host guards a page by them (the WSGI environ is request.META)."""
+    member = request.META.get("webwork_sso.member")
+    if member is None or "admin" not in member.roles:
+        return HttpResponse("forbidden", status=403, content_type="text/plain")
+    return HttpResponse(",".join(member.roles), content_type="text/plain")
+
+
 def password_login(request: HttpRequest) -> HttpResponse:
     """A host's own password form, as the AUTHENTICATION_BACKENDS decide it."""
     from django.contrib.auth import authenticate, login
@@ -58,6 +66,7 @@ def password_login(request: HttpRequest) -> HttpResponse:
 urlpatterns = [  # this module is the project's ROOT_URLCONF
     path("whoami", whoami),
     path("password-login", password_login),
+    path("admin-only", roles),
 ]
 
 

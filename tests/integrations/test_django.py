@@ -94,6 +94,23 @@ def test_sign_in_creates_the_django_user_and_deactivation_logs_it_out(
     assert django_user(ALICE).is_active  # the Django user is kept, with whatever it owns
 
 
+def test_a_view_guards_a_page_by_member_roles(
+    make_site: Callable[..., FrameworkSite], idp: TestIdP
+) -> None:
+    site = make_site(roles=["admin", "member"], default_role="member")
+    site.add_workspace("acme", idp)
+    site.middleware.workspaces.map_role("acme", "Admins", "admin", declared=None, actor="test")
+    bob = "bob@acme.test"
+    idp.users[ALICE] = {"email": [ALICE], "groups": ["ADMINS", "Sales"]}
+    idp.users[bob] = {"email": [bob], "groups": ["Sales"]}
+    alice_browser, bob_browser = requests.Session(), requests.Session()
+    site.sign_in(alice_browser, idp, "acme", ALICE, next_path="/whoami")
+    site.sign_in(bob_browser, idp, "acme", bob, next_path="/whoami")
+    allowed = alice_browser.get(f"{site.url}/admin-only", timeout=10)
+    assert (allowed.status_code, allowed.text) == (200, "admin")
+    assert bob_browser.get(f"{site.url}/admin-only", timeout=10).status_code == 403
+
+
 def test_a_reactivated_member_signs_in_again_as_the_same_django_user(
     make_site: Callable[..., FrameworkSite], idp: TestIdP
 ) -> None:

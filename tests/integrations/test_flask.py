@@ -39,6 +39,7 @@ def make_app() -> flask.Flask:
                 "workspace": member.workspace,
                 "given_name": member.given_name,
                 "groups": member.groups,
+                "roles": member.roles,
             },
             "identity": current_identity(),
         }
@@ -132,10 +133,39 @@ def test_init_app_reads_app_config_and_current_member_sees_the_signed_in_member(
         "workspace": "acme",
         "given_name": "Alice",
         "groups": [],
+        "roles": [],
     }
     assert identity(browser, site) == ALICE  # acme verified acme.test: the email is the key
     site.set_active(token, site.members()[0].id, False)
     assert me(browser, site) is None
+
+
+def test_current_member_carries_the_roles_the_app_config_declares(
+    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, sites: list[FrameworkSite]
+) -> None:
+    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
+        app = make_app()
+        app.config.update(
+            WEBWORK_SSO_DATABASE_URL=database_url,
+            WEBWORK_SSO_SECRET_KEY="s3cret-padded-to-thirty-two-bytes-at-least",
+            WEBWORK_SSO_BASE_URL=base_url,
+            WEBWORK_SSO_ROLES=["admin", "member"],
+            WEBWORK_SSO_DEFAULT_ROLE="member",
+        )
+        return app, WebworkSSO().init_app(app)
+
+    site = FrameworkSite(serve, build)
+    sites.append(site)
+    site.add_workspace("acme", idp)
+    site.middleware.workspaces.map_role("acme", "Admins", "admin", declared=None, actor="test")
+    idp.users[ALICE] = {"email": [ALICE], "groups": ["admins"]}
+    bob = "bob@acme.test"
+    idp.users[bob] = {"email": [bob], "groups": ["Sales"]}
+    alice_browser, bob_browser = requests.Session(), requests.Session()
+    site.sign_in(alice_browser, idp, "acme", ALICE, next_path="/me")
+    site.sign_in(bob_browser, idp, "acme", bob, next_path="/me")
+    assert me(alice_browser, site)["roles"] == ["admin"]
+    assert me(bob_browser, site)["roles"] == ["member"]  # the default role
 
 
 def test_plain_wsgi_app_wrapping_works_with_current_member_too(

@@ -9,6 +9,7 @@ sees in a real browser, over real HTTP with the real test IdP.
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -83,10 +84,15 @@ def sign_in(
     return browser
 
 
-def unsolicited(site: Site, idp: TestIdP, slug: str, email: str) -> dict[str, str]:
+def unsolicited(
+    site: Site, idp: TestIdP, slug: str, email: str, attributes: Any = None
+) -> dict[str, str]:
     return {
         "SAMLResponse": idp.response(
-            sp_entity_id=site.entity_id(slug), acs_url=site.acs(slug), email=email
+            sp_entity_id=site.entity_id(slug),
+            acs_url=site.acs(slug),
+            email=email,
+            attributes=attributes,
         )
     }
 
@@ -291,3 +297,25 @@ def test_continue_without_a_pending_sign_in_is_a_clear_error_that_writes_nothing
     assert "Traceback" not in response.text
     assert urlsplit(response.url).path == "/saml/acme/continue"
     assert count(site, AuditEvent) == before
+
+
+def test_a_pending_sign_in_carries_its_groups_or_is_refused_when_they_cannot_fit(
+    site: Site, idp: TestIdP, acme: str
+):
+    """The asserted groups travel in the pending sign-in's cookie to the member; too many for
+    a cookie is refused plainly rather than finished without them."""
+    browser = requests.Session()
+    fields = unsolicited(
+        site, idp, "acme", ALICE, attributes={"email": [ALICE], "groups": ["u", "t"]}
+    )
+    posted = cross_site_post(browser, site.acs("acme"), fields)
+    assert posted.status_code == 303, posted.text
+    finished = browser.get(posted.headers["Location"], allow_redirects=False)
+    assert finished.status_code == 303
+    # ["t", "u"] in the cookie is a list of names, never taken for its time marker.
+    assert whoami(browser, site) == f"user={ALICE};groups=t,u;path=/"
+
+    many = [str(uuid.uuid4()) for _ in range(150)]  # Entra ID's most: object ids
+    fields = unsolicited(site, idp, "acme", ALICE, attributes={"email": [ALICE], "groups": many})
+    refused = cross_site_post(requests.Session(), site.acs("acme"), fields)
+    assert refused.status_code == 400 and "pending_too_large" in refused.text

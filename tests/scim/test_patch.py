@@ -482,9 +482,16 @@ def test_remove_without_path_is_no_target():
         {"op": "replace", "path": 'emails[type eq "work"', "value": "x"},
         {"op": "replace", "path": 'emails[type eq "a"].value[x]', "value": "x"},
         {"op": "replace", "path": "emails]", "value": "x"},
-        {"op": "replace", "path": f"{ENTERPRISE}:nosuch", "value": "x"},
+        # Undescribed Enterprise attributes are kept (scim/extensions.py), but not dotted ones.
+        {"op": "replace", "path": f"{ENTERPRISE}:nosuch.sub", "value": "x"},
+        {"op": "replace", "path": f"{ENTERPRISE}:manager.nosuch", "value": "x"},
         {"op": "add", "value": {"nosuch": "x"}},
-        {"op": "add", "value": {ENTERPRISE: {"nosuch": "x"}}},
+        {"op": "add", "value": {ENTERPRISE: {"no.such": "x"}}},
+        {
+            "op": "add",
+            "path": "urn:ietf:params:scim:schemas:extension:acme:2.0:User:a.b",
+            "value": 1,
+        },
         {"op": "add", "path": "emails", "value": [{"value": "a@x.test", "kind": "work"}]},
     ],
 )

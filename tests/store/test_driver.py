@@ -92,6 +92,7 @@ def test_every_hot_statement_takes_the_fast_path_on_this_backend(database: Datab
         replay_cache._REMEMBER_ANSWER[database.engine.dialect.name],
         sign_in._login_record(()),
         sign_in._login_record(("given_name",)),
+        sign_in._login_record((), groups=True),
     ]
     assert all(s.fast_path(database.engine.dialect) for s in statements)
 

@@ -184,7 +184,95 @@ def test_0009_adds_require_sso_in_place_and_keeps_every_row(empty_database_url: 
             row = conn.execute(text("SELECT require_sso, break_glass_until FROM workspaces")).one()
         assert counts == [1, 1, 1, 1]
         assert (bool(row[0]), row[1]) == (False, None)
+        database.upgrade()  # the models are head's: later revisions add columns they read
         info = Workspaces(database).get("acme")
         assert info.verified_domains == ("acme.test",) and not info.require_sso
+    finally:
+        database.dispose()
+
+
+def test_0012_adds_member_extensions_in_place_and_keeps_every_row(empty_database_url: str):
+    """members.extensions is added with plain ADD COLUMN (a batch copy of ``members`` on SQLite
+    would cascade to its sessions, values and memberships); existing members get NULL, and
+    the downgrade drops it again in place."""
+    old = Database(empty_database_url, auto_migrate=False)
+    old.upgrade("0009")
+    with old.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled, sso_enabled,"
+                " sign_authn_requests, require_encrypted_assertions, sp_version, require_sso,"
+                " created_at, modified_at) VALUES (1, 'acme', 'Acme', 'plus', 'o@acme.test', true,"
+                " true, false, false, 0, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO members (id, workspace_id, user_name, user_name_key, email_key,"
+                " active, source, session_generation, created_at, modified_at, version)"
+                " VALUES ('m1', 1, 'dave@acme.test', 'dave@acme.test', 'dave@acme.test', true,"
+                " 'scim', 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
+            )
+        )
+        conn.execute(
+            text(
+                'INSERT INTO member_values (id, member_id, attribute, position, value, "primary")'
+                " VALUES (1, 'm1', 'emails', 0, 'dave@acme.test', true)"
+            )
+        )
+    old.dispose()
+
+    database = Database(empty_database_url, auto_migrate=False)
+    try:
+        database.upgrade("0012")
+        assert database.current_revision() == "0012"
+        with database.engine.connect() as conn:
+            assert conn.execute(text("SELECT id, extensions FROM members")).all() == [("m1", None)]
+            assert conn.execute(text("SELECT COUNT(*) FROM member_values")).scalar_one() == 1
+        from alembic import command
+
+        from webwork_sso_middleware.store.db import alembic_config
+
+        config = alembic_config()
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0009")
+        with database.engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM members")).scalar_one() == 1
+            assert conn.execute(text("SELECT COUNT(*) FROM member_values")).scalar_one() == 1
+    finally:
+        database.dispose()
+
+
+def test_0011_adds_groups_and_mappings_in_place_and_keeps_every_row(empty_database_url: str):
+    """sign_in_groups, attribute_map and role_map are added with plain ADD COLUMN, NULL for
+    existing rows: no workspace or member is lost, none changes behaviour."""
+    old = Database(empty_database_url, auto_migrate=False)
+    old.upgrade("0009")
+    with old.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled, sso_enabled,"
+                " sign_authn_requests, require_encrypted_assertions, sp_version, require_sso,"
+                " created_at, modified_at) VALUES (1, 'acme', 'Acme', 'plus', 'o@acme.test',"
+                " true, true, false, false, 0, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO members (id, workspace_id, user_name, user_name_key, email_key,"
+                " active, source, session_generation, created_at, modified_at, version)"
+                " VALUES ('m1', 1, 'dave@acme.test', 'dave@acme.test', 'dave@acme.test', true,"
+                " 'scim', 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
+            )
+        )
+    old.dispose()
+    database = Database(empty_database_url, auto_migrate=False)
+    try:
+        database.upgrade("0011")
+        with database.engine.connect() as conn:
+            workspace = conn.execute(text("SELECT attribute_map, role_map FROM workspaces")).one()
+            member = conn.execute(text("SELECT sign_in_groups FROM members")).one()
+        assert tuple(workspace) == (None, None) and tuple(member) == (None,)
     finally:
         database.dispose()

@@ -75,6 +75,31 @@ def test_a_session_reads_back_with_its_member_once_per_group(database, workspace
     assert rows(database, "no-such-hash") == []
 
 
+def test_profile_reads_the_extensions_json_from_one_row_only(database, workspace_id):
+    extensions = {"urn:ietf:params:scim:schemas:extension:acme:2.0:User": {"cost": "x" * 100}}
+    member = add_member(
+        database,
+        workspace_id,
+        "bo@acme.test",
+        groups=("A", "B", "C"),
+        title="Engineer",
+        department="Research",
+        manager_id="m-1",
+        extensions=extensions,
+    )
+    insert(database, "h2", member, workspace_id)
+    found = rows(database, "h2")
+    assert [row.group_name for row in found] == ["A", "B", "C"]
+    # The JSON (up to 16 KiB) is not repeated on every group's row.
+    assert [row.extensions for row in found if row.extensions is not None] == [extensions]
+    assert store.profile(found) == {
+        "title": "Engineer",
+        "department": "Research",
+        "manager": {"value": "m-1", "displayName": None},
+        **extensions,
+    }
+
+
 def test_active_generation_is_only_for_an_active_member_of_the_workspace(
     database, workspace_id, ada
 ):

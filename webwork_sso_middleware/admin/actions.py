@@ -10,7 +10,7 @@ token appears in that one POST's response only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
@@ -21,13 +21,14 @@ from ..errors import (
     DomainError,
     DomainNotVerified,
     KeyRotationError,
+    MappingError,
     MetadataError,
     MetadataUnavailable,
     NotFound,
     PlanError,
 )
 from ..sp_keys.vault import SealedKeyUnreadable
-from . import templates
+from . import roles_section, templates
 from .access import Access
 from .responses import Page, sentence
 from .sections import Notice
@@ -89,6 +90,7 @@ class OwnerActions:
         settings_sessions: SettingsSessions,
         max_body_bytes: int,
         show: ShowPage,
+        roles: tuple[str, ...] = (),
     ) -> None:
         self.workspaces = workspaces
         self.sp_keys = sp_keys
@@ -96,6 +98,7 @@ class OwnerActions:
         self.settings_sessions = settings_sessions
         self.max_body_bytes = max_body_bytes
         self.show = show
+        self.roles = roles  # the host's declared roles: a mapping to any other is refused
 
     def act(self, page: Page, slug: str, access: Access) -> Response:
         """Answer one POST from someone ``access`` let in: check its CSRF token, then do the
@@ -174,6 +177,8 @@ class OwnerActions:
             return self.saml_choice(page, slug, access, form.get("choice"), form.get("state"))
         if action in ("require_sso", "break_glass_open", "break_glass_close"):
             return self.enforcement(page, slug, access, action, form.get("state"))
+        if action in roles_section.ACTIONS:
+            return self.mapping(page, slug, access, action, form)
         if action == "close" and access.by_link:
             said = [
                 "The settings link's access is closed, in this browser and for any copy of "
@@ -402,6 +407,18 @@ class OwnerActions:
                 status=403,
             )
         return self.show(page, access, paging=False, notices=(Notice("ok", said),))
+
+    def mapping(self, page: Page, slug: str, access: Access, action: str, form: Any) -> Response:
+        """The attribute mapping and the group-to-role mapping (audited in the store)."""
+        try:
+            notice = roles_section.act(
+                self.workspaces, slug, action, form, declared=self.roles, actor=actor_of(access)
+            )
+        except NotFound:  # deleted since the access check
+            return page.forbidden(slug, "There is no such workspace any more.")
+        except MappingError as error:
+            return self.refuse(page, access, error.reason)
+        return self.show(page, access, paging=False, notices=(notice,))
 
     def refuse(self, page: Page, access: Access, reason: str, *, status: int = 400) -> Response:
         return self.show(

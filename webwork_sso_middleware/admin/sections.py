@@ -48,6 +48,9 @@ class SettingsView:
     tested: bool
     notices: tuple[Notice, ...] = ()
     entered_metadata_url: str = ""
+    # The host's roles option (roles.py), for the Roles section.
+    declared_roles: tuple[str, ...] = ()
+    default_role: str | None = None
 
 
 def when(moment: dt.datetime | None) -> str:

@@ -13,7 +13,7 @@ import datetime as dt
 from html import escape
 from importlib import resources
 
-from . import enforcement_section, sections, sp_keys_section
+from . import enforcement_section, roles_section, sections, sp_keys_section
 from .sections import SettingsView, hidden_fields, when
 from .sp_keys_section import SpKeysView
 
@@ -129,6 +129,7 @@ def settings_page(view: SettingsView, *, nonce: str, sp_keys: SpKeysView | None 
         + sections.domains(view)
         + sections.switches(view)
         + enforcement_section.section(view)
+        + roles_section.section(view)
         + sections.members(view)
         + sections.diagnostics(view)
     )

@@ -100,6 +100,7 @@ class SettingsPage:
             settings_sessions=self.settings_sessions,
             max_body_bytes=settings.max_body_bytes,
             show=self.show,
+            roles=settings.roles,
         )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -316,6 +317,8 @@ class SettingsPage:
                 ),
                 tested=tested,
                 notices=notices,
+                declared_roles=self.settings.roles,
+                default_role=self.settings.default_role,
                 entered_metadata_url=entered_url,
             )
             return view, sp_keys_section.load(unit, row.id, self.sp_keys)

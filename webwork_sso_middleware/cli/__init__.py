@@ -30,6 +30,7 @@ from .options import (
     fail,
     resolve_global_options,
 )
+from .roles import add_commands as _add_role_commands
 from .serve import run_dev_idp, serve_example
 from .sp_keys import workspace_rotate_sp_key, workspace_set_saml
 from .workspace import (
@@ -207,6 +208,7 @@ def _add_workspace_commands(commands: Any) -> None:
     )  # fmt: skip
 
     _add_sp_key_commands(action)
+    _add_role_commands(action)
 
 
 def _add_sp_key_commands(action: Callable[..., argparse.ArgumentParser]) -> None:

@@ -46,6 +46,8 @@ def workspace_document(
             if info.break_glass_open and info.break_glass_until
             else None
         ),
+        "attribute_map": dict(info.attribute_map),
+        "role_map": dict(info.role_map),
     }
     if token is not None:
         document["scim_token"] = token
@@ -99,6 +101,11 @@ def describe_workspace(info: WorkspaceInfo, base_url: str) -> str:
         ("SP metadata URL", urls.sp_metadata_url),
         ("Sign-in URL", urls.login_url),
         ("Settings page", urls.settings_url),
+        (
+            "Attribute mapping",
+            ", ".join(f"{k}={v}" for k, v in info.attribute_map.items()) or "(built-in names)",
+        ),
+        ("Role mapping", ", ".join(f"{g} -> {r}" for g, r in info.role_map.items()) or "(none)"),
     ]
     width = max(len(label) for label, _ in rows) + 1
     lines = [f"Workspace {info.slug!r} ({info.name})"]

@@ -55,11 +55,13 @@ class NameRefused(WebworkSSOError):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Profile:
-    """Names the assertion carried (the IdP is their source at sign-in)."""
+    """Names and groups the assertion carried (the IdP is their source at sign-in)."""
 
     given_name: str | None = None
     family_name: str | None = None
     display_name: str | None = None
+    # Replace the member's asserted groups (roles.py); never SCIM's Group resources.
+    groups: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -136,7 +138,7 @@ def sign_in(
     if member is None:
         changes = _changed_profile(None, profile)
         member_id = sign_in_store.create_member_at_login(
-            unit, workspace_id, cleaned, key, now=now, profile=changes
+            unit, workspace_id, cleaned, key, now=now, profile=changes, groups=list(profile.groups)
         )
         audit.record(
             unit,
@@ -145,7 +147,8 @@ def sign_in(
             action="created",
             target_type="member",
             target_id=member_id,
-            changes={"email": cleaned, "source": "sso"},
+            changes={"email": cleaned, "source": "sso"}
+            | ({"groups": list(profile.groups)} if profile.groups else {}),
         )
         return Admission(member_id, 0, created=True)
     if not member.active:
@@ -160,8 +163,14 @@ def sign_in(
         )
         return None
     changes = _changed_profile(member, profile)
+    groups = list(profile.groups) if profile.groups != (member.sign_in_groups or ()) else None
     sign_in_store.record_login_event(
-        unit, workspace_id=workspace_id, member_id=member.id, now=now, profile=changes
+        unit,
+        workspace_id=workspace_id,
+        member_id=member.id,
+        now=now,
+        profile=changes,
+        groups=groups,
     )
     return Admission(member.id, member.session_generation, created=False)
 

@@ -51,13 +51,12 @@ from .posted import (
 from .rejection import Rejection
 from .sp import ServiceProvider
 from .subject import (
-    DISPLAY_NAME,
-    FAMILY_NAME,
-    GIVEN_NAME,
     MAX_NAME_ID,
+    attribute_names,
     attribute_values,
     bounded,
     first_value,
+    read_groups,
     read_subject,
     session_index,
 )
@@ -87,13 +86,24 @@ class VerifiedAssertion:
     # The NameID's qualifiers, which our LogoutRequest repeats (None: absent, or too long).
     name_qualifier: str | None = None
     sp_name_qualifier: str | None = None
+    # The group names the assertion carried (subject.read_groups): the member's asserted
+    # groups are replaced by these at sign-in (roles.py).
+    groups: tuple[str, ...] = ()
 
 
 class AssertionConsumer:
     """Checks one response for one workspace's SP; raises Rejection or returns the identity."""
 
-    def __init__(self, provider: ServiceProvider, *, clock_skew: dt.timedelta) -> None:
+    def __init__(
+        self,
+        provider: ServiceProvider,
+        *,
+        clock_skew: dt.timedelta,
+        attribute_map: Mapping[str, str] | None = None,
+    ) -> None:
         assert provider.idp is not None
+        # The owner's attribute mapping (attribute_map.py): which attribute holds what.
+        self.attribute_map = dict(attribute_map or {})
         self.provider = provider
         self.idp = provider.idp
         self.clock_skew = clock_skew
@@ -323,7 +333,8 @@ class AssertionConsumer:
         in_response_to = seen.in_response_to
         self.verify_signatures(seen, assertion)
         seen.signature_verified = True
-        email, name_id, name_id_format = read_subject(assertion)
+        mapping = self.attribute_map
+        email, name_id, name_id_format = read_subject(assertion, mapping.get("email"))
         qualifiers = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID").attrib
         attributes = attribute_values(assertion)
         expires = _assertion_expiry(assertion) or dt.datetime.now(dt.UTC)
@@ -340,14 +351,15 @@ class AssertionConsumer:
             email=email,
             in_response_to=in_response_to,
             expires_at=expires_at,
-            given_name=first_value(attributes, GIVEN_NAME),
-            family_name=first_value(attributes, FAMILY_NAME),
-            display_name=first_value(attributes, DISPLAY_NAME),
+            given_name=first_value(attributes, attribute_names(mapping, "given_name")),
+            family_name=first_value(attributes, attribute_names(mapping, "family_name")),
+            display_name=first_value(attributes, attribute_names(mapping, "display_name")),
             name_id=name_id,
             name_id_format=name_id_format,
             session_index=session_index(assertion),
             name_qualifier=bounded(qualifiers.get("NameQualifier"), MAX_NAME_ID),
             sp_name_qualifier=bounded(qualifiers.get("SPNameQualifier"), MAX_NAME_ID),
+            groups=read_groups(attributes, attribute_names(mapping, "groups")),
         )
 
     def verify_signatures(self, seen: Peek, assertion: Any) -> None:

@@ -264,7 +264,9 @@ class LoginFlow:
                     "that was not started in this browser, or has expired; start "
                     "again from the sign-in page",
                 )
-        consumer = AssertionConsumer(provider, clock_skew=self.clock_skew)
+        consumer = AssertionConsumer(
+            provider, clock_skew=self.clock_skew, attribute_map=dict(target.attribute_map)
+        )
         outstanding = {answered.id: answered.next_path} if answered is not None else {}
         now = utcnow()
         verified = consumer.consume(seen, outstanding, now=now)
@@ -429,7 +431,7 @@ class LoginFlow:
         """(member id, session generation) of the member signing in, created at first login
         where the identity rules allow (members/lifecycle.py); None when deactivated."""
         profile = lifecycle.Profile(
-            verified.given_name, verified.family_name, verified.display_name
+            verified.given_name, verified.family_name, verified.display_name, verified.groups
         )
         try:
             admitted = lifecycle.sign_in(unit, workspace_id, verified.email, profile, known=known)

@@ -245,6 +245,14 @@ class PendingSignIns:
                 _assertion_fields(pending.assertion),
             ]
         )
+        if len(value) > MAX_COOKIE_VALUE:
+            # Many asserted groups: a cookie the browser would drop. Refused plainly, as a
+            # sign-in started here carries no such cookie.
+            raise Rejection(
+                "pending_too_large",
+                "this IdP-initiated sign-in carries more than a browser cookie can hold (many "
+                "groups): start the sign-in from this site's sign-in page instead",
+            )
         # Lax: set by the response to the IdP's top-level POST, read on the top-level GET after.
         return self._cookies.set_cookie(
             urls, value, cross_site=False, max_age=int(PENDING_LIFETIME.total_seconds())
@@ -298,7 +306,11 @@ def _assertion(fields: dict[str, Any]) -> VerifiedAssertion | None:
         if field.name not in fields:
             return None
         value = fields[field.name]
-        if isinstance(value, list) and len(value) == 2 and value[0] == "t":
+        if field.name == "groups":  # a JSON list of names; never read as a time
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                return None
+            value = tuple(value)
+        elif isinstance(value, list) and len(value) == 2 and value[0] == "t":
             value = dt.datetime.fromtimestamp(value[1], dt.UTC)
         values[field.name] = value
     try:

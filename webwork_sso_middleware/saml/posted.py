@@ -102,9 +102,10 @@ def claimed_email(seen: Peek | None) -> str | None:
     return text if len(text) <= 320 and EMAIL.match(text) else None
 
 
-def email_attribute(assertion: Any) -> str | None:
-    """The first email address among the assertion's EMAIL_ATTRIBUTES, in their order; values
-    that are no address (an Entra UPN that is not, a user name) are passed over."""
+def email_attribute(assertion: Any, names: tuple[str, ...] = EMAIL_ATTRIBUTES) -> str | None:
+    """The first email address among the assertion's attributes ``names`` (EMAIL_ATTRIBUTES
+    unless the owner mapped another), in their order; values that are no address (an Entra
+    UPN that is not, a user name) are passed over."""
     by_name: dict[str, list[str]] = {}
     for attribute in assertion.iterfind(f"{{{SAML}}}AttributeStatement/{{{SAML}}}Attribute"):
         values = [
@@ -114,7 +115,7 @@ def email_attribute(assertion: Any) -> str | None:
         ]
         for key in {attribute.get("Name"), attribute.get("FriendlyName")} - {None}:
             by_name.setdefault(key.lower(), []).extend(values)
-    for name in EMAIL_ATTRIBUTES:
+    for name in names:
         for value in by_name.get(name.lower(), ()):
             if len(value) <= MAX_EMAIL and EMAIL.match(value):
                 return value

@@ -112,6 +112,8 @@ PUBLIC_REASONS: dict[str, str] = {
     "request_not_bound": "This sign-in was started in another browser, or its cookie is "
     "gone. Please sign in again from this browser.",
     "sign_in_expired": "This sign-in was already finished, or took too long. Please sign in again.",
+    "pending_too_large": "This sign-in carries too much to finish here. Please start it from "
+    "this site's sign-in page.",
     # Single logout (single_logout.py): a refused LogoutRequest ends nothing.
     "slo_too_large": "The sign-out message is larger than this site accepts.",
     "slo_malformed": "The sign-out message is not valid.",

@@ -1,5 +1,9 @@
 """The identity in a verified assertion: its subject (NameID, or an email attribute when the
-NameID is opaque), the IdP's session, and the name attributes.
+NameID is opaque), the IdP's session, the name attributes and the groups.
+
+Each of the email, names and groups is read from the built-in attribute names below unless
+the workspace's owner mapped it to one attribute of their own (attribute_map.py): a mapped
+email attribute is then the address, whatever the NameID says.
 
 acs.py calls these only on the very assertion element whose signature (or whose enclosing
 Response's) verified; nothing here checks a signature, a time or an audience.
@@ -11,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..logs import package_logger
+from ..roles import clean_asserted_groups
 from .posted import (
     EMAIL,
     EMAIL_ATTRIBUTES,
@@ -51,14 +56,41 @@ DISPLAY_NAME = (
     "http://schemas.microsoft.com/identity/claims/displayname",
 )
 
+# Groups: Okta's group attribute statement (named as its admin chooses; "groups" by
+# convention), Entra ID's groups claim (object ids unless it is set to send names), and a
+# generic "groups" attribute. Every value of each of these is read.
+GROUPS = (
+    "groups",
+    "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
+)
+DEFAULTS: dict[str, tuple[str, ...]] = {
+    "email": EMAIL_ATTRIBUTES,
+    "given_name": GIVEN_NAME,
+    "family_name": FAMILY_NAME,
+    "display_name": DISPLAY_NAME,
+    "groups": GROUPS,
+}
+
+
+def attribute_names(mapping: Mapping[str, str] | None, key: str) -> tuple[str, ...]:
+    """The attributes ``key`` is read from: the owner's one, else the built-in names."""
+    mapped = (mapping or {}).get(key)
+    return (mapped,) if mapped else DEFAULTS[key]
+
+
 # A NameID is at most 256 characters for persistent ones (SAML core 8.3.7); twice that is room
 # for any IdP, while a VerifiedAssertion stays small enough for the pending sign-in cookie.
 MAX_NAME_ID = 512
 MAX_SESSION_INDEX = 512  # the width of member_sessions.saml_session_index
 
 
-def read_subject(assertion: Any) -> tuple[str, str, str | None]:
+def read_subject(
+    assertion: Any, email_attribute_name: str | None = None
+) -> tuple[str, str, str | None]:
     """(email, NameID, its Format) of the verified assertion's subject.
+
+    ``email_attribute_name``: the owner mapped the email to this attribute: its first address
+    is the email, whatever the NameID is (the NameID is still kept for single logout).
 
     A transient or persistent NameID is an opaque identifier (Entra's default is
     persistent): the email is then the first address among its EMAIL_ATTRIBUTES. Any other
@@ -73,6 +105,17 @@ def read_subject(assertion: Any) -> tuple[str, str, str | None]:
         raise Rejection("bad_name_id", "the assertion's NameID is missing or malformed")
     value = (name_id.text or "").strip()
     name_id_format = name_id.get("Format")
+    if email_attribute_name:
+        if not value or len(value) > MAX_NAME_ID:
+            raise Rejection("bad_name_id", "the NameID is empty or too long")
+        mapped = email_attribute(assertion, (email_attribute_name,))
+        if mapped is None:
+            raise Rejection(
+                "no_email_attribute",
+                f"this workspace reads the email from the attribute {email_attribute_name!r} "
+                "(its attribute mapping), and the assertion has no email address there",
+            )
+        return mapped, value, name_id_format
     if name_id_format in OPAQUE_NAME_IDS:
         if not value or len(value) > MAX_NAME_ID:
             raise Rejection("bad_name_id", f"the {name_id_format} NameID is empty or too long")
@@ -133,3 +176,19 @@ def first_value(attributes: Mapping[str, list[str]], names: tuple[str, ...]) -> 
         if values and values[0]:
             return values[0][:255]
     return None  # pragma: no mutate (the last statement: deleting it returns None all the same)
+
+
+def all_values(attributes: Mapping[str, list[str]], names: tuple[str, ...]) -> list[str]:
+    """Every value of each of ``names`` (in any case), in order: a multi-valued attribute."""
+    lowered: dict[str, list[str]] = {}
+    for key, values in attributes.items():
+        lowered.setdefault(key.lower(), []).extend(values)
+    found: list[str] = []
+    for name in dict.fromkeys(name.lower() for name in names):
+        found.extend(lowered.get(name, ()))
+    return found
+
+
+def read_groups(attributes: Mapping[str, list[str]], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The group names the assertion carries, cleaned and capped (roles.py)."""
+    return tuple(clean_asserted_groups(all_values(attributes, names)))

@@ -121,7 +121,7 @@ class _Patcher:
                 raise no_target("remove needs a path")
             self._apply_object(op, value, None)
             return
-        schema = self.resource.schema_by_urn(operation.path.strip())
+        schema = self._schema_named(operation.path.strip(), op, value)
         if schema is None:
             path = parse_path(operation.path, self.resource)
             self._apply(op, path, value, operation.has_value)
@@ -143,7 +143,7 @@ class _Patcher:
             name = str(key)
             if name.lower() == "schemas":
                 continue
-            if schema is None and (nested := self.resource.schema_by_urn(name)) is not None:
+            if schema is None and (nested := self._schema_named(name, op, item)) is not None:
                 self._apply_object(op, item, nested)
                 continue
             qualified = name if schema is None else f"{schema.id}:{name}"
@@ -174,6 +174,8 @@ class _Patcher:
             self._remove_listed(path, value)
         elif unassign:
             self._remove(path)
+        elif attribute.type == "any" and op == "add":
+            self._add_open(path, value)
         elif attribute.multi_valued:
             self._write_multi(op, path, value)
         else:
@@ -184,6 +186,19 @@ class _Patcher:
             self.selector.reset()  # values may have changed: indexes of them are stale
 
     # -- where values live ------------------------------------------------------------------
+
+    def _schema_named(self, urn: str, op: str, value: Any) -> Schema | None:
+        """The schema a path (or a pathless value's key) names as a whole, if it names one.
+
+        An undescribed URN names an extension when it ends in ``:User``, or when it holds an
+        object (given, or already in the document for a remove): see extension_by_urn."""
+        schema = self.resource.schema_by_urn(urn)
+        if schema is not None or not urn.lower().startswith("urn:"):
+            return schema
+        given = isinstance(value, Mapping) or (
+            op == "remove" and isinstance(get_name(self.document, urn), dict)
+        )
+        return self.resource.extension_by_urn(urn, object_given=given)
 
     def _container(self, schema: Schema, create: bool) -> dict[str, Any] | None:
         """The top-level document, or the extension's object nested under its URN."""
@@ -297,6 +312,17 @@ class _Patcher:
                 ):
                     del element["primary"]
         put_values(container, attribute.name, elements)
+
+    def _add_open(self, path: PatchPath, value: Any) -> None:
+        """``add`` to an undescribed attribute: appends to a list it holds (RFC 7644 3.5.2.1
+        for a multi-valued attribute), values already there once; otherwise sets it."""
+        container = self._container(path.target.schema, create=True)
+        assert container is not None
+        current = get_name(container, path.attribute.name)
+        if isinstance(current, list):
+            given = value if isinstance(value, list) else [value]
+            value = current + [item for item in given if item not in current]
+        put_name(container, path.attribute.name, value)
 
     def _remove(self, path: PatchPath) -> None:
         container, elements = self._elements(path, create=False)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..store.members import MemberRecord
 from ..store.models import Group
+from .extensions import add_to_document
 from .schemas import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
 
 # (SCIM name, column) pairs for the single-valued User attributes.
@@ -125,6 +126,7 @@ def user_document(record: MemberRecord, locate: Locator) -> dict[str, Any]:
     if enterprise:
         doc["schemas"].append(ENTERPRISE_USER_SCHEMA)
         doc[ENTERPRISE_USER_SCHEMA] = enterprise
+    add_to_document(doc, member.extensions)  # the attributes that have no column
     doc["meta"] = _meta("User", member, locate("Users", member.id))
     return doc
 

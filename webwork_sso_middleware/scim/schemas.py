@@ -26,6 +26,18 @@ SCHEMA_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 # Writes refuse them (writes.py) and filters too (filters.py): no value can match them.
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
+# Extension schemas we keep without knowing them (a User resource's ``open_extensions``): an
+# IdP's custom namespace, stored as sent (scim/extensions.py). Entra's are
+# ``urn:ietf:params:scim:schemas:extension:<Name>:2.0:User``; Okta's "External namespace" is any
+# URN the admin types (``urn:ietf:params:scim:schemas:custom:Space`` in Okta's own example).
+# So: any RFC 8141-shaped URN, short enough to index, outside the namespaces SCIM reserves for
+# its core schemas and its messages.
+EXTENSION_URN = re.compile(r"urn:[a-z0-9][a-z0-9-]{0,31}:[a-z0-9()+,\-.:=@;$_!*'%/?#]+", re.I)
+MAX_URN_LENGTH = 256
+RESERVED_URN_PREFIXES = ("urn:ietf:params:scim:schemas:core:", "urn:ietf:params:scim:api:")
+# RFC 7643 section 2.1 ATTRNAME (``$ref`` aside): the last part of a URN-qualified path.
+ATTRIBUTE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,127}", re.I)
+
 
 @dataclasses.dataclass(frozen=True)
 class Attribute:
@@ -241,12 +253,35 @@ GROUP = Schema(
 )
 
 
+def is_extension_urn(urn: str) -> bool:
+    """Whether ``urn`` may name an extension we keep as sent (see EXTENSION_URN)."""
+    return (
+        len(urn) <= MAX_URN_LENGTH
+        and EXTENSION_URN.fullmatch(urn) is not None
+        and not urn.lower().startswith(RESERVED_URN_PREFIXES)
+        and not urn.endswith(":")
+    )
+
+
+def open_schema(urn: str) -> Schema:
+    """An extension schema we keep without knowing its attributes."""
+    return Schema(urn, "", "", ())
+
+
+def open_attribute(name: str) -> Attribute:
+    """An attribute of an extension we do not describe: any JSON value, kept as sent."""
+    return Attribute(name, "any")
+
+
 @dataclasses.dataclass(frozen=True)
 class ResourceType:
     name: str
     endpoint: str
     schema: Schema
     extensions: tuple[Schema, ...] = ()
+    # Attributes of undescribed extensions, and undescribed attributes of the described ones,
+    # are kept as sent (scim/extensions.py) rather than ignored.
+    open_extensions: bool = False
 
     @property
     def schemas(self) -> tuple[Schema, ...]:
@@ -255,6 +290,27 @@ class ResourceType:
     def schema_by_urn(self, urn: str) -> Schema | None:
         lowered = urn.lower()
         return next((s for s in self.schemas if s.id.lower() == lowered), None)
+
+    def extension_by_urn(self, urn: str, *, object_given: bool = False) -> Schema | None:
+        """A described extension, or (open resources) an undescribed one.
+
+        An undescribed URN names an extension when it ends in the resource's name (Entra's
+        ``...:2.0:User``), or when its value is an object (``object_given``: Okta's "External
+        namespace" can be any URN); otherwise it is an attribute's path (see resolve)."""
+        schema = self.schema_by_urn(urn)
+        if schema is not None:
+            return schema if schema is not self.schema else None
+        lowered, name = urn.lower(), self.name.lower()
+        # An object under "<...>:User:x" is attribute x's value (Entra's complex customs),
+        # not an extension of its own.
+        object_given = object_given and f":{name}:" not in lowered
+        if (
+            self.open_extensions
+            and (object_given or lowered.endswith(":" + name))
+            and is_extension_urn(urn)
+        ):
+            return open_schema(urn)
+        return None
 
     def resolve(self, path: str) -> AttributePath | None:
         """Resolve ``name``, ``name.sub`` or a URN-qualified path, ignoring case."""
@@ -266,8 +322,15 @@ class ResourceType:
             if lowered.startswith(prefix):
                 schema, rest = candidate, path[len(prefix) :]
                 break
+        else:
+            if self.open_extensions and lowered.startswith("urn:"):
+                return self._resolve_open(path)
         head, _, tail = rest.partition(".")
         attribute = schema.attribute(head)
+        if attribute is None and schema is not self.schema and self.open_extensions:
+            # An attribute a described extension does not list (Okta's custom names under the
+            # enterprise URN): kept as sent, like an undescribed extension's.
+            return AttributePath(schema, open_attribute(rest), None) if _plain(rest) else None
         if attribute is None and schema is self.schema:
             lowered_head = head.lower()
             attribute = next((a for a in COMMON_ATTRIBUTES if a.name.lower() == lowered_head), None)
@@ -279,6 +342,14 @@ class ResourceType:
         if sub is None or "." in tail:
             return None
         return AttributePath(schema, attribute, sub)
+
+    def _resolve_open(self, path: str) -> AttributePath | None:
+        """``<extension URN>:<attribute>``: the attribute name is what follows the last colon.
+        Its values are taken whole: a dotted sub-attribute is not a path here (invalidPath)."""
+        urn, _, name = path.rpartition(":")
+        if not (_plain(name) and is_extension_urn(urn)):
+            return None
+        return AttributePath(open_schema(urn), open_attribute(name), None)
 
     def to_scim(self, location: str) -> dict[str, Any]:
         return {
@@ -307,12 +378,20 @@ class AttributePath:
     def canonical(self) -> str:
         """``givenName`` style name, dotted for sub-attributes, without the core URN."""
         name = self.attribute.name
+        if self.attribute.type == "any":
+            # An undescribed attribute is no column's: qualified, so it never reads as one (a
+            # custom "userName" is not the core userName to filters, sorting or lookups).
+            return f"{self.schema.id}:{name}"
         if self.sub_attribute is not None:
             name += "." + self.sub_attribute.name
         return name
 
 
-USER_RESOURCE = ResourceType("User", "Users", USER, (ENTERPRISE_USER,))
+def _plain(name: str) -> bool:
+    return ATTRIBUTE_NAME.fullmatch(name) is not None
+
+
+USER_RESOURCE = ResourceType("User", "Users", USER, (ENTERPRISE_USER,), open_extensions=True)
 GROUP_RESOURCE = ResourceType("Group", "Groups", GROUP)
 RESOURCE_TYPES = (USER_RESOURCE, GROUP_RESOURCE)
 SCHEMAS = (USER, ENTERPRISE_USER, GROUP)

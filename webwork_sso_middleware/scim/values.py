@@ -142,6 +142,8 @@ def coerce_value(attribute: Attribute, value: Any) -> Any:
 
 def scalar(attribute: Attribute, value: Any) -> Any:
     kind = attribute.type
+    if kind == "any":  # an undescribed extension's attribute: kept as sent (extensions.py)
+        return value
     if kind == "boolean":
         # Entra sends "True"/"False"; PATCH values also forgive surrounding spaces.
         flag = as_boolean(value.strip() if isinstance(value, str) else value)

@@ -14,6 +14,8 @@ from ..errors import InvalidName
 from ..store.models import Group, Member, MemberValue, utcnow
 from .comparisons import as_boolean
 from .errors import invalid_syntax, invalid_value, mutability
+from .extensions import stored_extensions
+from .paths import put_name
 from .resources import (
     ADDRESS_FIELDS,
     ENTERPRISE_FIELDS,
@@ -33,8 +35,9 @@ MAX_VALUES_PER_ATTRIBUTE = 100
 def canonicalize(body: Any, resource: ResourceType) -> dict[str, Any]:
     """Client JSON -> document with canonical names; unknown attributes and schemas dropped.
 
-    Attribute names are case-insensitive (RFC 7643 section 2.1); attributes of schemas we do
-    not serve (an IdP's custom extension) are ignored rather than refused, for interop.
+    Attribute names are case-insensitive (RFC 7643 section 2.1). Extensions we do not
+    describe (an IdP's custom schema) and undescribed attributes of the Enterprise extension
+    are kept as sent (extensions.py); other unknown attributes are ignored, for interop.
     """
     if not isinstance(body, dict):
         raise invalid_syntax("the request body must be a JSON object")
@@ -42,17 +45,18 @@ def canonicalize(body: Any, resource: ResourceType) -> dict[str, Any]:
     for key, value in body.items():
         if not isinstance(key, str):
             continue
-        extension = resource.schema_by_urn(key)
-        if extension is not None and extension is not resource.schema:
+        extension = resource.extension_by_urn(key, object_given=isinstance(value, dict))
+        if extension is not None:
             if value is not None and not isinstance(value, dict):
                 raise invalid_value(f"{extension.id} must be an object")
-            doc.setdefault(extension.id, {}).update(
-                {
-                    attr.name: _canonical_value(attr, sub)
-                    for k, sub in (value or {}).items()
-                    if isinstance(k, str) and (attr := extension.attribute(k)) is not None
-                }
-            )
+            target = doc.setdefault(extension.id, {})
+            for k, sub in (value or {}).items():
+                if not isinstance(k, str):
+                    continue
+                if (attr := extension.attribute(k)) is not None:
+                    target[attr.name] = _canonical_value(attr, sub)
+                elif resource.open_extensions:
+                    put_name(target, k, sub)  # kept as sent; extensions.py checks it
             continue
         if key.lower() == "schemas":
             continue
@@ -184,6 +188,9 @@ def write_user(member: Member, doc: Mapping[str, Any]) -> None:
     manager = manager or {}
     member.manager_id = text(manager.get("value"), "manager.value")
     member.manager_display_name = text(manager.get("displayName"), "manager.displayName", limit=512)
+    extensions = stored_extensions(doc)
+    if extensions != (member.extensions or {}):  # an equal value is no change (no new version)
+        member.extensions = extensions or None
     _write_values(member, doc)
     member.email_key = _primary_email(member)
 

@@ -14,9 +14,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.http import dump_cookie, parse_cookie
 
 from ..errors import NotFound, SignatureRefused, StoreError
-from ..identity import Member, host_identity
+from ..identity import Member, frozen_attributes, host_identity
 from ..logs import package_logger
 from ..names import is_plain_address
+from ..names import key as name_key
+from ..roles import member_groups, member_roles
 from ..signing import CLOCK_TOLERANCE, Purpose, Signing
 from ..store import audit, enforcement
 from ..store import sessions as session_store
@@ -102,6 +104,8 @@ class SessionManager:
         recheck_interval: dt.timedelta = dt.timedelta(seconds=2),
         cache_size: int = 10_000,
         clock: Callable[[], float] = time.time,
+        roles: Sequence[str] = (),
+        default_role: str | None = None,
     ) -> None:
         self.database = database
         self.cookie_name = cookie_name
@@ -112,6 +116,9 @@ class SessionManager:
         # Short idle lifetimes (tests, strict sites) still get refreshed before they lapse.
         self.refresh_after = min(REFRESH_AFTER, self.idle_lifetime / 2)
         self.cache = RevocationCache(cache_size, self.recheck_interval)
+        # The host's declared roles (the roles option), for member.roles (roles.py).
+        self.roles = tuple(roles)
+        self.default_role = default_role
         # Changes committed on this database evict this cache's answers at once (held weakly:
         # the cache lives as long as this manager, and its middleware, keep it).
         database.on_sessions_ended(self.cache.forget_members)
@@ -355,6 +362,13 @@ class SessionManager:
         )
         member = None
         if live:
+            identity = host_identity(
+                row.slug, row.member_id, row.user_name_key, bool(row.domain_verified)
+            )
+            groups = member_groups(
+                [r.group_name for r in rows if r.group_name is not None],
+                row.sign_in_groups if isinstance(row.sign_in_groups, list) else None,
+            )
             member = Member(
                 id=row.member_id,
                 workspace=row.slug,
@@ -366,11 +380,17 @@ class SessionManager:
                 family_name=row.family_name,
                 display_name=row.display_name,
                 active=True,
-                groups=[r.group_name for r in rows if r.group_name is not None],
-                identity=host_identity(
-                    row.slug, row.member_id, row.user_name_key, bool(row.domain_verified)
-                ),
+                groups=groups,
+                identity=identity,
                 sso_required=_sso_required(row),
+                attributes=frozen_attributes(session_store.profile(rows)),
+                roles=member_roles(
+                    groups,
+                    row.role_map if isinstance(row.role_map, dict) else None,
+                    self.roles,
+                    self.default_role,
+                ),
+                is_owner=identity == name_key(row.owner_email),
             )
         return _Check(asked_at, row.member_id, row.workspace_id, row.generation, expires_at, member)
 

@@ -92,6 +92,10 @@ class Workspace(Base):
     # workspace's verified domains; until break_glass_until the owner's own address is exempt.
     require_sso: Mapped[bool] = mapped_column(Boolean, default=False)
     break_glass_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The owner's choices (store/roles.py): which assertion attribute holds each of
+    # attribute_map.KEYS (absent: the built-in names), and group name -> role name.
+    attribute_map: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    role_map: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -199,11 +203,17 @@ class Member(Base):
     department: Mapped[str | None] = mapped_column(String(255))
     manager_id: Mapped[str | None] = mapped_column(String(255))
     manager_display_name: Mapped[str | None] = mapped_column(String(512))
+    # Extension attributes without a column, as sent: {schema URN: {attribute: value}}. Custom
+    # extension schemas, and undescribed Enterprise attributes (scim/extensions.py bounds them).
+    extensions: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
     source: Mapped[str] = mapped_column(String(8), default="scim")  # "scim" or "sso"
     # Bumped to end every live session of the member (deactivation, deletion, sign out everywhere).
     session_generation: Mapped[int] = mapped_column(Integer, default=0)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The group names the last SAML sign-in asserted (roles.clean_asserted_groups), replaced at
+    # each sign-in; never SCIM Group resources. NULL: none asserted yet.
+    sign_in_groups: Mapped[list[str] | None] = mapped_column(JSON)
     deactivated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -94,6 +94,21 @@ _INSERT_SESSION = DriverStatement(
     insert(_SESSIONS).values({key: bindparam(key) for key in SAML_SUBJECT_KEYS}),
     keys=("id_hash", "member_id", "workspace_id", "generation", "created_at", "expires_at"),
 )
+# (SCIM name, column) of the member's profile attributes that have columns: core title and the
+# Enterprise User extension's (scim/resources.py writes them).
+_PROFILE = (
+    ("title", _M.title),
+    ("employeeNumber", _M.employee_number),
+    ("costCenter", _M.cost_center),
+    ("organization", _M.organization),
+    ("division", _M.division),
+    ("department", _M.department),
+)
+_PROFILE_COLUMNS = (
+    *(column.label(f"profile_{name}") for name, column in _PROFILE),
+    _M.manager_id,
+    _M.manager_display_name,
+)
 _SESSION_QUERY = (
     select(
         _S.generation,
@@ -112,6 +127,11 @@ _SESSION_QUERY = (
         _M.active,
         _M.deleted_at,
         _M.session_generation,
+        # Groups and roles (roles.py): what the last sign-in asserted and the owner's mapping,
+        # on the row already read, so a role change reaches every worker within the recheck
+        # and the session check stays one query.
+        _M.sign_in_groups,
+        _W.role_map,
         _W.slug,
         _W.sso_enabled,
         _W.plan,
@@ -122,6 +142,9 @@ _SESSION_QUERY = (
         _W.owner_email,
         _IDP_SET.label("idp_set"),
         _PRIMARY_EMAIL.label("email"),
+        # Member.attributes (profile below). The JSON on one row only, not once per group.
+        *_PROFILE_COLUMNS,
+        case((func.row_number().over() == 1, _M.extensions)).label("extensions"),
         Group.display_name.label("group_name"),
     )
     .select_from(MemberSession)
@@ -137,6 +160,22 @@ _SESSION_QUERY = (
 def session_rows(unit: UnitOfWork, id_hash: str) -> Sequence[Any]:
     """The session and its member, one row per group of the member (none: no such session)."""
     return unit.connection.execute(_SESSION_QUERY, {"id_hash": id_hash}).all()
+
+
+def profile(rows: Sequence[Any]) -> dict[str, Any]:
+    """The member's profile attributes from its session rows, by SCIM name (identity.py
+    Member.attributes): assigned ones only; each extension's other attributes under its URN."""
+    row = rows[0]
+    found: dict[str, Any] = {
+        name: value
+        for name, _ in _PROFILE
+        if (value := getattr(row, f"profile_{name}")) is not None
+    }
+    if row.manager_id is not None:
+        found["manager"] = {"value": row.manager_id, "displayName": row.manager_display_name}
+    extensions = next((r.extensions for r in rows if r.extensions is not None), None)
+    found.update(extensions or {})
+    return found
 
 
 def active_generation(unit: UnitOfWork, member_id: str, workspace_id: int) -> int | None:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, or_, select, true, update
 from sqlalchemy import insert as insert_row
 
-from .db import UnitOfWork
+from .db import UnitOfWork, note_sessions_ended
 from .driver import DriverStatement
 from .models import AuditEvent, Member, MemberValue, Workspace, WorkspaceDomain, new_id
 from .sign_in_target import TARGET_COLUMNS, TARGET_SELECT, SignInTarget
@@ -40,6 +41,7 @@ _LOGIN_COLUMNS = (
     _M.display_name,
     _M.source,
     _M.user_name_key,
+    _M.sign_in_groups,
 )
 _LOGIN_MEMBER_QUERY = DriverStatement(
     select(*_LOGIN_COLUMNS)
@@ -66,6 +68,21 @@ class LoginMember:
     display_name: str | None
     source: str  # "scim": provisioned; "sso": created at a first sign-in
     user_name_key: str
+    # The groups the last sign-in asserted (roles.py); None: none asserted yet.
+    sign_in_groups: tuple[str, ...] | None = None
+
+
+def stored_groups(stored: Any) -> tuple[str, ...] | None:
+    """members.sign_in_groups as read on the driver's cursor (SQLite: the JSON text,
+    PostgreSQL: the decoded list)."""
+    if isinstance(stored, str | bytes):
+        try:
+            stored = json.loads(stored)
+        except ValueError:
+            return None
+    if not isinstance(stored, list):
+        return None
+    return tuple(v for v in stored if isinstance(v, str))
 
 
 def login_member(unit: UnitOfWork, workspace_id: int, key: str) -> LoginMember | None:
@@ -74,9 +91,17 @@ def login_member(unit: UnitOfWork, workspace_id: int, key: str) -> LoginMember |
     row = _LOGIN_MEMBER_QUERY.first(unit.connection, {"workspace_id": workspace_id, "key": key})
     if row is None:
         return None
-    member_id, active, generation, given_name, family_name, display_name, source, name_key = row
+    member_id, active, generation, given_name, family_name, display_name, source, name_key = row[:8]
     return LoginMember(
-        member_id, bool(active), generation, given_name, family_name, display_name, source, name_key
+        member_id,
+        bool(active),
+        generation,
+        given_name,
+        family_name,
+        display_name,
+        source,
+        name_key,
+        stored_groups(row[8]),
     )
 
 
@@ -95,21 +120,25 @@ def verified_member(
 
 
 def record_login(
-    unit: UnitOfWork, member_id: str, *, now: dt.datetime, profile: dict[str, str]
+    unit: UnitOfWork,
+    member_id: str,
+    *,
+    now: dt.datetime,
+    profile: dict[str, str],
+    groups: list[str] | None = None,
 ) -> None:
-    """Stamp the login; a changed profile (names from the IdP) is a change SCIM sees too."""
-    if not profile:
+    """Stamp the login; a changed profile (names from the IdP) is a change SCIM sees too.
+    ``groups``: the asserted groups when they changed (no part of the SCIM resource, so no
+    new version for them alone)."""
+    if not profile and groups is None:
         _STAMP_LOGIN_ONLY.rows(unit.connection, {"member_id": member_id, "last_login_at": now})
         return
-    unit.connection.execute(
-        _STAMP_LOGIN.values(
-            last_login_at=now,
-            modified_at=now,
-            version=_M.version + 1,
-            **profile,
-        ),
-        {"member_id": member_id},
-    )
+    values: dict[str, Any] = {"last_login_at": now}
+    if profile:
+        values.update(modified_at=now, version=_M.version + 1, **profile)
+    if groups is not None:
+        values["sign_in_groups"] = groups
+    unit.connection.execute(_STAMP_LOGIN.values(**values), {"member_id": member_id})
 
 
 def create_member_at_login(
@@ -120,6 +149,7 @@ def create_member_at_login(
     *,
     now: dt.datetime,
     profile: dict[str, str],
+    groups: list[str] | None = None,
 ) -> str:
     """A member created by their first SSO login: active, source "sso", email as userName
     (``key`` is its normalised key, names.py)."""
@@ -138,6 +168,7 @@ def create_member_at_login(
             created_at=now,
             modified_at=now,
             version=1,
+            sign_in_groups=groups or None,
             **profile,
         )
     )
@@ -225,18 +256,28 @@ def sign_in_lookup(
     target = SignInTarget.from_row(row)
     if key is None:
         return target, None
-    verifier, member_id, active, generation, given, family, display, source, name_key = row[
+    verifier, member_id, active, generation, given, family, display, source, name_key, groups = row[
         TARGET_COLUMNS:
     ]
     member = (
-        LoginMember(member_id, bool(active), generation, given, family, display, source, name_key)
+        LoginMember(
+            member_id,
+            bool(active),
+            generation,
+            given,
+            family,
+            display,
+            source,
+            name_key,
+            stored_groups(groups),
+        )
         if member_id is not None
         else None
     )
     return target, LoginLookup(key, int(verifier) if verifier is not None else None, member)
 
 
-def _login_record(profile_keys: tuple[str, ...]) -> DriverStatement:
+def _login_record(profile_keys: tuple[str, ...], groups: bool = False) -> DriverStatement:
     """PostgreSQL: stamp the login and insert its audit row in one statement (a data-modifying
     CTE, which SQLite does not have). Parameters are named apart from every column: run
     through SQLAlchemy (a statement listener), a parameter named like a column would be
@@ -248,6 +289,8 @@ def _login_record(profile_keys: tuple[str, ...]) -> DriverStatement:
             version=_M.version + 1,
             **{k: bindparam(f"login_{k}") for k in profile_keys},
         )
+    if groups:
+        values["sign_in_groups"] = bindparam("login_groups", type_=_M.sign_in_groups.type)
     stamped = (
         update(_MEMBERS)
         .where(_M.id == bindparam("login_member"))
@@ -271,7 +314,8 @@ def _login_record(profile_keys: tuple[str, ...]) -> DriverStatement:
 
 
 _PROFILE_KEYS = ("given_name", "family_name", "display_name")
-_LOGIN_RECORDS: dict[tuple[str, ...], DriverStatement] = {}  # by the profile keys that change
+# By the profile keys that change, and whether the asserted groups do.
+_LOGIN_RECORDS: dict[tuple[tuple[str, ...], bool], DriverStatement] = {}
 
 
 def record_login_event(
@@ -281,14 +325,21 @@ def record_login_event(
     member_id: str,
     now: dt.datetime,
     profile: dict[str, str],
+    groups: list[str] | None = None,
 ) -> None:
-    """:func:`record_login` and its audit row ("signed_in", the changed profile as its
-    changes): one statement on PostgreSQL, two elsewhere."""
+    """:func:`record_login` and its audit row ("signed_in", the changed profile, and the
+    asserted groups when they changed, as its changes): one statement on PostgreSQL, two
+    elsewhere. A change of groups is a change of roles: this process's cached session checks
+    of the member are dropped at commit, other workers' within their recheck."""
     connection = unit.connection
+    changes: dict[str, Any] = dict(profile)
+    if groups is not None:
+        changes["groups"] = groups
+        note_sessions_ended(connection, [member_id])
     if connection.dialect.name != "postgresql":
         from . import audit  # audit imports nothing of this module; kept local all the same
 
-        record_login(unit, member_id, now=now, profile=profile)
+        record_login(unit, member_id, now=now, profile=profile, groups=groups)
         audit.record(
             unit,
             workspace_id=workspace_id,
@@ -296,20 +347,23 @@ def record_login_event(
             action="signed_in",
             target_type="member",
             target_id=member_id,
-            changes=profile,
+            changes=changes,
         )
         return
     keys = tuple(k for k in _PROFILE_KEYS if k in profile)
-    statement = _LOGIN_RECORDS.get(keys)
+    statement = _LOGIN_RECORDS.get((keys, groups is not None))
     if statement is None:
-        statement = _LOGIN_RECORDS[keys] = _login_record(keys)
+        statement = _LOGIN_RECORDS[keys, groups is not None] = _login_record(
+            keys, groups is not None
+        )
     statement.rows(
         connection,
         {
             "login_workspace": workspace_id,
             "login_member": member_id,
             "login_now": now,
-            "login_changes": profile,
+            "login_changes": changes,
             **{f"login_{k}": v for k, v in profile.items()},
+            **({"login_groups": groups} if groups is not None else {}),
         },
     )

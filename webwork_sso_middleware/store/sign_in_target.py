@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,12 +54,14 @@ class SignInTarget:
     # SQLite perhaps with the same id) starts its versions afresh, and must never be served
     # its predecessor's SP, keys included (saml/sp.py caches by all of these).
     created_at: dt.datetime
+    # The owner's attribute mapping (attribute_map.py), as (key, attribute name) pairs.
+    attribute_map: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> SignInTarget:
         """From the first :data:`TARGET_COLUMNS` columns of a row of :data:`TARGET_SELECT`."""
         workspace_id, slug, plan, sso_enabled, entity_id, fetched_at, modified_at = row[:7]
-        allow_unsolicited, sp_version, created_at = row[7:TARGET_COLUMNS]
+        allow_unsolicited, sp_version, created_at, attribute_map = row[7:TARGET_COLUMNS]
         version = (
             f"{fetched_at.isoformat()}|{modified_at.isoformat()}" if entity_id is not None else None
         )
@@ -72,7 +75,21 @@ class SignInTarget:
             bool(allow_unsolicited),
             int(sp_version),
             created_at,
+            _pairs(attribute_map),
         )
+
+
+def _pairs(stored: Any) -> tuple[tuple[str, str], ...]:
+    """A stored JSON object as sorted (key, value) pairs of strings. Read on the driver's cursor:
+    SQLite gives the JSON text, PostgreSQL's driver the decoded object."""
+    if isinstance(stored, str | bytes):
+        try:
+            stored = json.loads(stored)
+        except ValueError:
+            return ()
+    if not isinstance(stored, dict):
+        return ()
+    return tuple(sorted((k, v) for k, v in stored.items() if isinstance(v, str) and v))
 
 
 # Statements built once (on this path, building them costs more than running them), run on the
@@ -90,6 +107,7 @@ TARGET_SELECT = (
         _IDPS.c.allow_idp_initiated,
         Workspace.sp_version,
         Workspace.created_at,
+        Workspace.attribute_map,
     )
     .outerjoin(_IDPS, _IDPS.c.workspace_id == Workspace.id)
     .where(Workspace.slug == bindparam("slug"))

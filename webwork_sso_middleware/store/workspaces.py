@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 
 from sqlalchemy import Table, bindparam, select, update
@@ -26,6 +26,7 @@ from ..errors import (
 from ..names import canonical_domain
 from . import audit, enforcement
 from . import domains as domain_store
+from . import roles as role_store
 from .db import Database, UnitOfWork, note_sessions_ended
 from .domains import DomainClaim
 from .models import (
@@ -62,6 +63,9 @@ class WorkspaceInfo:
     domain_claims: tuple[DomainClaim, ...] = ()
     require_sso: bool = False
     break_glass_until: dt.datetime | None = None  # the owner's window, open or past
+    # The owner's mappings (store/roles.py): {key: attribute name}, {group: role}.
+    attribute_map: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    role_map: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(cls, workspace: Workspace) -> WorkspaceInfo:
@@ -78,6 +82,8 @@ class WorkspaceInfo:
             domain_claims=tuple(domain_store.claim_of(d) for d in workspace.domains),
             require_sso=bool(workspace.require_sso),
             break_glass_until=workspace.break_glass_until,
+            attribute_map=role_store.attribute_mapping(workspace),
+            role_map=role_store.role_mappings(workspace),
         )
 
     @property
@@ -342,6 +348,41 @@ class Workspaces:
                     changes={"require_sso": on},
                 )
             return WorkspaceInfo.of(workspace)
+
+        return self.database.run(work)
+
+    def set_attribute_map(
+        self, slug: str, changes: Mapping[str, str], *, actor: str
+    ) -> WorkspaceInfo:
+        """Change which assertion attribute holds what (attribute_map.KEYS; "" resets one to
+        the built-in names); audited. MappingError for an unknown key or unusable name."""
+
+        def work(unit: UnitOfWork) -> WorkspaceInfo:
+            workspace = _load(unit, slug)
+            role_store.set_attribute_map(unit, workspace, changes, actor=actor)
+            return WorkspaceInfo.of(workspace)
+
+        return self.database.run(work)
+
+    def map_role(
+        self, slug: str, group: str, role: str, *, declared: Sequence[str] | None, actor: str
+    ) -> WorkspaceInfo:
+        """Map a group name to a role (store/roles.py map_role); audited."""
+
+        def work(unit: UnitOfWork) -> WorkspaceInfo:
+            workspace = _load(unit, slug)
+            role_store.map_role(unit, workspace, group, role, declared=declared, actor=actor)
+            return WorkspaceInfo.of(workspace)
+
+        return self.database.run(work)
+
+    def unmap_role(self, slug: str, group: str, *, actor: str) -> tuple[WorkspaceInfo, bool]:
+        """Remove a group's role mapping; the workspace, and whether there was one."""
+
+        def work(unit: UnitOfWork) -> tuple[WorkspaceInfo, bool]:
+            workspace = _load(unit, slug)
+            removed = role_store.unmap_role(unit, workspace, group, actor=actor)
+            return WorkspaceInfo.of(workspace), removed
 
         return self.database.run(work)
 

@@ -1,0 +1,305 @@
+"""Extension attributes kept as sent (scim/extensions.py), over real HTTP: custom extension
+schemas (Entra's and Okta's) and the Enterprise extension's undescribed attributes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+
+from webwork_sso_middleware import SSOMiddleware
+
+from ..constants import PATCH_OP, SCIM_HEADERS
+
+CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+# Entra's custom extension attributes, as its attribute-mapping page names them.
+ENTRA = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User"
+# Okta's "External namespace" of a custom app attribute may be any URN (Okta's own example).
+OKTA = "urn:ietf:params:scim:schemas:custom:Space"
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+class Client:
+    """requests against the middleware served over HTTP, one workspace's token."""
+
+    def __init__(self, session: requests.Session) -> None:
+        self.session = session
+        self.base: str = session.base  # type: ignore[attr-defined]
+
+    def call(self, method: str, path: str, body: Any = None, **params: Any) -> requests.Response:
+        return self.session.request(
+            method,
+            self.base + path,
+            json=body,
+            params=params or None,
+            headers=SCIM_HEADERS if body is not None else None,
+        )
+
+    def ok(self, method: str, path: str, body: Any = None, **params: Any) -> dict[str, Any]:
+        response = self.call(method, path, body, **params)
+        assert response.status_code in (200, 201), response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+    def patch(self, user_id: str, *operations: dict[str, Any]) -> dict[str, Any]:
+        return self.ok(
+            "PATCH", f"/Users/{user_id}", {"schemas": [PATCH_OP], "Operations": list(operations)}
+        )
+
+
+@pytest.fixture
+def client(live: requests.Session) -> Client:
+    return Client(live)
+
+
+def entra_user(user_name: str = "bjensen@acme.test") -> dict[str, Any]:
+    """Entra's create body with the Enterprise extension and a custom extension attribute."""
+    return {
+        "schemas": [CORE, ENTERPRISE, ENTRA],
+        "externalId": "bjensen",
+        "userName": user_name,
+        "active": True,
+        "displayName": "Babs Jensen",
+        "title": "Tour Guide",
+        "emails": [{"primary": True, "type": "work", "value": user_name}],
+        "name": {"familyName": "Jensen", "givenName": "Barbara"},
+        ENTERPRISE: {
+            "employeeNumber": "701984",
+            "department": "Tour Operations",
+            "manager": {"value": "26118915-6090-4610-87e4-49d8ca9f808d"},
+        },
+        ENTRA: {"CustomAttribute": "701984"},
+    }
+
+
+def rejected(response: requests.Response, scim_type: str = "invalidValue") -> str:
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["schemas"] == [ERROR] and body["scimType"] == scim_type
+    detail: str = body["detail"]
+    return detail
+
+
+# -- round trips --------------------------------------------------------------------------------
+
+
+def test_entra_custom_extension_round_trip(client: Client):
+    created = client.ok("POST", "/Users", entra_user())
+    assert created["schemas"] == [CORE, ENTERPRISE, ENTRA]
+    assert created[ENTRA] == {"CustomAttribute": "701984"}
+    assert created[ENTERPRISE]["department"] == "Tour Operations"
+    user_id = created["id"]
+    assert client.ok("GET", f"/Users/{user_id}")[ENTRA] == {"CustomAttribute": "701984"}
+    listed = client.ok("GET", "/Users", filter='userName eq "bjensen@acme.test"')["Resources"]
+    assert listed[0][ENTRA] == {"CustomAttribute": "701984"} and ENTRA in listed[0]["schemas"]
+    general = client.ok("GET", "/Users", filter='displayName sw "Babs"')["Resources"]
+    assert general[0][ENTRA] == {"CustomAttribute": "701984"}
+    # Entra's updates: one operation per attribute, capitalised, the path URN-qualified.
+    patched = client.patch(
+        user_id,
+        {"op": "Replace", "path": f"{ENTRA}:CustomAttribute", "value": "701985"},
+        {"op": "Add", "path": f"{ENTRA}:costCode", "value": "CC-7"},
+        {"op": "Add", "path": f"{ENTERPRISE}:badgeColour", "value": "green"},
+    )
+    assert patched[ENTRA] == {"CustomAttribute": "701985", "costCode": "CC-7"}
+    assert patched[ENTERPRISE]["badgeColour"] == "green"
+    assert patched[ENTERPRISE]["employeeNumber"] == "701984"
+    # Entra removes an attribute by replacing it with nothing, or with a remove.
+    patched = client.patch(
+        user_id,
+        {"op": "Remove", "path": f"{ENTRA}:costCode"},
+        {"op": "Replace", "path": f"{ENTRA}:CustomAttribute", "value": None},
+    )
+    assert ENTRA not in patched and ENTRA not in patched["schemas"]
+    assert client.ok("GET", f"/Users/{user_id}") == patched
+
+
+def test_okta_custom_namespace_and_enterprise_custom_names(client: Client):
+    body = {
+        "schemas": [CORE, ENTERPRISE],
+        "userName": "ada@acme.test",
+        "name": {"givenName": "Ada", "familyName": "Lovelace"},
+        "emails": [{"primary": True, "value": "ada@acme.test", "type": "work"}],
+        "active": True,
+        ENTERPRISE: {"department": "Engines", "costCentre": "CC-1", "badgeColour": "blue"},
+        OKTA: {"custom1": "x", "skills": ["analysis", "poetry"], "level": 3, "remote": True},
+    }
+    created = client.ok("POST", "/Users", body)
+    assert created[ENTERPRISE] == {
+        "department": "Engines",
+        "costCentre": "CC-1",
+        "badgeColour": "blue",
+    }
+    assert created[OKTA] == body[OKTA] and OKTA in created["schemas"]  # not declared: kept
+    # Okta's update is a PUT of the whole profile: what it leaves out goes.
+    body[ENTERPRISE] = {"department": "Engines", "costCentre": "CC-2"}
+    body[OKTA] = {"custom1": "y"}
+    replaced = client.ok("PUT", f"/Users/{created['id']}", body)
+    assert replaced[ENTERPRISE] == {"department": "Engines", "costCentre": "CC-2"}
+    assert replaced[OKTA] == {"custom1": "y"}
+    del body[OKTA]
+    replaced = client.ok("PUT", f"/Users/{created['id']}", body)
+    assert OKTA not in replaced and OKTA not in replaced["schemas"]
+
+
+def test_patch_operations_with_and_without_paths(client: Client):
+    user_id = client.ok("POST", "/Users", entra_user())["id"]
+    acme = "urn:ietf:params:scim:schemas:extension:acme:2.0:User"
+    # Without a path: values keyed by URN, or by URN-qualified names.
+    doc = client.patch(user_id, {"op": "add", "value": {acme: {"costCode": "A1", "tags": ["a"]}}})
+    assert doc[acme] == {"costCode": "A1", "tags": ["a"]}
+    doc = client.patch(user_id, {"op": "replace", "value": {f"{acme}:costCode": "A2"}})
+    assert doc[acme] == {"costCode": "A2", "tags": ["a"]}
+    # add to a list appends (values already there once); add to anything else sets it.
+    doc = client.patch(user_id, {"op": "add", "path": f"{acme}:tags", "value": ["b", "a"]})
+    assert doc[acme]["tags"] == ["a", "b"]
+    doc = client.patch(user_id, {"op": "replace", "path": f"{acme}:tags", "value": ["z"]})
+    assert doc[acme]["tags"] == ["z"]
+    # Names are case-insensitive: the attribute is replaced, not doubled.
+    doc = client.patch(
+        user_id, {"op": "replace", "path": f"{acme.upper()}:COSTCODE", "value": "A3"}
+    )
+    assert [k for k in doc if k.lower() == acme.lower()] and doc[
+        next(k for k in doc if k.lower() == acme.lower())
+    ] == {"COSTCODE": "A3", "tags": ["z"]}
+    # A path naming the extension: replace sets its attributes given, remove drops it whole.
+    doc = client.patch(user_id, {"op": "replace", "path": acme, "value": {"costCode": "B"}})
+    assert doc[next(k for k in doc if k.lower() == acme.lower())]["costCode"] == "B"
+    doc = client.patch(user_id, {"op": "remove", "path": acme})
+    assert all(k.lower() != acme.lower() for k in doc) and acme not in doc["schemas"]
+    # Okta's namespace doesn't end in :User: a path naming it with an object is the extension.
+    doc = client.patch(user_id, {"op": "add", "path": OKTA, "value": {"custom1": "v"}})
+    assert doc[OKTA] == {"custom1": "v"}
+    doc = client.patch(user_id, {"op": "remove", "path": OKTA})
+    assert OKTA not in doc
+    doc = client.patch(user_id, {"op": "remove", "path": f"{ENTERPRISE}:department"})
+    assert "department" not in doc[ENTERPRISE] and doc[ENTRA] == {"CustomAttribute": "701984"}
+
+
+def test_projection_of_extension_attributes(client: Client):
+    user_id = client.ok("POST", "/Users", entra_user())["id"]
+    client.patch(user_id, {"op": "add", "path": f"{ENTERPRISE}:badgeColour", "value": "red"})
+    only = client.ok("GET", f"/Users/{user_id}", attributes=f"{ENTRA}:customattribute")
+    assert set(only) == {"schemas", "id", ENTRA} and only[ENTRA] == {"CustomAttribute": "701984"}
+    whole = client.ok("GET", f"/Users/{user_id}", attributes=f"userName,{ENTRA.lower()}")
+    assert set(whole) == {"schemas", "id", "userName", ENTRA}
+    badge = client.ok("GET", "/Users", attributes=f"{ENTERPRISE}:badgeColour")["Resources"][0]
+    assert badge[ENTERPRISE] == {"badgeColour": "red"}
+    without = client.ok(
+        "GET", f"/Users/{user_id}", excludedAttributes=f"{ENTRA},{ENTERPRISE}:badgeColour"
+    )
+    assert ENTRA not in without and "badgeColour" not in without[ENTERPRISE]
+    assert without[ENTERPRISE]["department"] == "Tour Operations"
+
+
+def test_filters_on_extension_attributes_are_refused_not_failed(client: Client):
+    client.ok("POST", "/Users", entra_user())
+    # An extension's "userName" is not the core one, to filters, lookups or sorting.
+    for expression in (
+        f'{ENTRA}:CustomAttribute eq "701984"',
+        f"{ENTERPRISE}:badgeColour pr",
+        f'{ENTRA}:userName eq "bjensen@acme.test"',
+    ):
+        response = client.call("GET", "/Users", filter=expression)
+        assert "filters" in rejected(response, "invalidFilter")
+    response = client.call("GET", "/Users", sortBy=f"{ENTRA}:userName")
+    assert "cannot sort" in rejected(response, "invalidPath")
+
+
+def test_reserved_namespaces_and_unknown_core_attributes_are_ignored(client: Client):
+    body = entra_user()
+    body["urn:ietf:params:scim:api:messages:2.0:PatchOp"] = {"x": 1}
+    body["urn:ietf:params:scim:schemas:core:2.0:Group"] = {"x": 1}
+    body["shoeSize"] = 44
+    created = client.ok("POST", "/Users", body)
+    assert [k for k in created if k.startswith("urn:")] == [ENTERPRISE, ENTRA]
+    assert "shoeSize" not in created
+
+
+def test_an_unchanged_document_is_no_new_version(client: Client):
+    created = client.ok("POST", "/Users", entra_user())
+    again = client.ok("PUT", f"/Users/{created['id']}", entra_user())
+    assert again["meta"]["version"] == created["meta"]["version"]
+
+
+# -- bounds: refused whole, nothing written -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extension", "complaint"),
+    [
+        ({"blob": "x" * 17_000}, "at most 16384"),
+        ({f"a{i}": "y" * 100 for i in range(200)}, "at most 16384"),
+        ({"deep": {"a": {"b": {"c": {"d": 1}}}}}, "nests"),
+        ({"deep": [[[["x"]]]]}, "nests"),
+        ({"bad name": 1}, "not an attribute name"),
+        ({"nul": "a\u0000b"}, "NUL"),
+        ({"big": 2**70}, "too large"),
+        ({"obj": {"": 1}}, "member name"),
+    ],
+)
+def test_unkeepable_extensions_are_refused_with_nothing_written(
+    client: Client, extension: dict[str, Any], complaint: str
+):
+    body = entra_user()
+    body[ENTRA] = extension
+    assert complaint in rejected(client.call("POST", "/Users", body))
+    assert client.ok("GET", "/Users")["totalResults"] == 0
+    user = client.ok("POST", "/Users", entra_user())
+    operation = {"op": "replace", "path": ENTRA, "value": extension}
+    response = client.call(
+        "PATCH", f"/Users/{user['id']}", {"schemas": [PATCH_OP], "Operations": [operation]}
+    )
+    # In a PATCH, a name that can't be an attribute's is a path that names none.
+    expected = "invalidPath" if complaint == "not an attribute name" else "invalidValue"
+    assert rejected(response, expected)
+    put = entra_user()
+    put[ENTRA] = extension
+    assert complaint in rejected(client.call("PUT", f"/Users/{user['id']}", put))
+    assert client.ok("GET", f"/Users/{user['id']}") == user  # same version, same attributes
+
+
+def test_the_cap_counts_every_extension_together(client: Client):
+    body = entra_user()
+    body[ENTRA] = {"a": "x" * 9000}
+    body[OKTA] = {"b": "y" * 9000}
+    assert "at most 16384" in rejected(client.call("POST", "/Users", body))
+    body[OKTA] = {"b": "y" * 7000}
+    assert client.ok("POST", "/Users", body)[OKTA] == {"b": "y" * 7000}
+
+
+def test_an_extension_that_is_not_an_object_is_refused(client: Client):
+    body = entra_user()
+    body[ENTRA] = "701984"
+    assert "must be an object" in rejected(client.call("POST", "/Users", body))
+
+
+# -- workspaces ---------------------------------------------------------------------------------
+
+
+def test_another_workspace_cannot_read_or_write_them(
+    client: Client, middleware: SSOMiddleware, serve: Any
+):
+    user = client.ok("POST", "/Users", entra_user())
+    _, globex_token = middleware.workspaces.create(
+        "globex", name="Globex", plan="plus", owner_email="owner@globex.test"
+    )
+    middleware.workspaces.enable("globex", scim=True)
+    hostile = requests.Session()
+    hostile.headers["Authorization"] = f"Bearer {globex_token}"
+    hostile.base = client.base  # type: ignore[attr-defined]
+    other = Client(hostile)
+    path = f"/Users/{user['id']}"
+    assert other.call("GET", path).status_code == 404
+    assert other.call("GET", path, attributes=ENTRA).status_code == 404
+    operation = {"op": "replace", "path": f"{ENTRA}:CustomAttribute", "value": "stolen"}
+    patch = {"schemas": [PATCH_OP], "Operations": [operation]}
+    assert other.call("PATCH", path, patch).status_code == 404
+    assert other.call("PUT", path, entra_user()).status_code == 404
+    assert other.call("DELETE", path).status_code == 404
+    assert other.ok("GET", "/Users")["totalResults"] == 0
+    assert other.ok("POST", "/Users", {"schemas": [CORE, ENTRA], "userName": "bjensen@acme.test"})
+    assert client.ok("GET", path) == user
+    hostile.close()
