@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from webwork_sso_middleware import Member, SSOMiddleware
+from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.devidp import DevIdP
 from webwork_sso_middleware.devserver import (
     DEMO_SLUG,
@@ -25,15 +25,6 @@ from webwork_sso_middleware.devserver import (
 from ..constants import SCIM_HEADERS, SECRET
 
 EVIL = "evil"
-
-# member.is_owner is the lead's addition to the Member object (the tracker reads it with
-# getattr, so it shows no owner link without it); until it is there, the tests that sign in
-# as the owner are expected to fail, and fail the run once it is (strict).
-needs_is_owner = pytest.mark.xfail(
-    "is_owner" not in getattr(Member, "__dataclass_fields__", {}),
-    reason="member.is_owner is not on the Member object yet",
-    strict=True,
-)
 
 
 class Scim:

@@ -19,7 +19,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from webwork_sso_middleware.devserver import DEMO_ADMIN_GROUP, DEMO_OWNER
 
 from ..devidp.test_browser import chromium
-from .conftest import TrackerSite, needs_is_owner
+from .conftest import TrackerSite
 
 ALICE = "alice.smith@example.com"
 BOB = "bob.jones@example.com"
@@ -62,7 +62,6 @@ def with_people(site: TrackerSite) -> None:
     site.demo.create_user("carol@example.com")
 
 
-@needs_is_owner
 def test_the_owner_in_a_browser(tracker_site: TrackerSite, tmp_path: Path) -> None:
     site = tracker_site
     with_people(site)

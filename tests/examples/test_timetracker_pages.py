@@ -12,7 +12,7 @@ import requests
 from webwork_sso_middleware.devserver import DEMO_ADMIN_GROUP, DEMO_OWNER
 
 from ..devidp.browser import forms, sign_in, submit
-from .conftest import TrackerSite, needs_is_owner
+from .conftest import TrackerSite
 
 ALICE = "alice.smith@example.com"  # in the demo's Admins group: an admin
 BOB = "bob.jones@example.com"  # signs in once, a plain member
@@ -120,7 +120,6 @@ def test_a_visitor_is_sent_to_sign_in_first(tracker_site: TrackerSite) -> None:
         assert response.headers["Location"] == f"/saml/login?next=%2F{path[1:]}"
 
 
-@needs_is_owner
 def test_only_the_owner_gets_the_link_to_the_settings_page(tracker_site: TrackerSite) -> None:
     site = tracker_site
     admin = with_an_admin(site)
