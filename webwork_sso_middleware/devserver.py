@@ -24,7 +24,7 @@ from typing import Any, TextIO
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
-from .config import Options, env_name
+from .config import env_name
 from .devidp import DevIdP, DevIdPError
 from .devidp.keys import KeyFileError
 from .devidp.server import BackgroundServer, bind, is_loopback
@@ -113,9 +113,11 @@ def serve_timetracker(
         application.close()
 
 
-def tracker_options() -> Options:
+def tracker_options() -> dict[str, Any]:
     """The middleware options the example needs: the roles it declares."""
-    return Options(roles=list(DEMO_ROLES), default_role=DEMO_DEFAULT_ROLE)
+    # A plain dict, not config.Options: mypy reads a TypedDict's keys as maybe all present,
+    # so ``**Options(...)`` beside explicit options would be "multiple values".
+    return {"roles": list(DEMO_ROLES), "default_role": DEMO_DEFAULT_ROLE}
 
 
 def resolve_data_dir(database_url: str, data_dir: str | None) -> Path:
