@@ -146,3 +146,13 @@ class KeyRotationError(WebworkSSOError, ValueError):
         super().__init__(f"rotate-sp-key --{step}: {reason}")
         self.step = step
         self.reason = reason
+
+
+class InvalidCursor(WebworkSSOError, ValueError):
+    """A lifecycle-events cursor that ``events.since()`` did not hand out (``cursor`` is what
+    was given); ``limit`` out of range is refused with this too."""
+
+    def __init__(self, cursor: str, reason: str) -> None:
+        super().__init__(f"cursor {cursor!r}: {reason}")
+        self.cursor = cursor
+        self.reason = reason

@@ -25,6 +25,7 @@ from .. import names
 from ..errors import InvalidName, WebworkSSOError
 from ..store import audit
 from ..store import domains as domain_store
+from ..store import events as event_store
 from ..store import sign_in as sign_in_store
 from ..store.db import UnitOfWork
 from ..store.models import Group, Member, utcnow
@@ -147,6 +148,19 @@ def sign_in(
             target_id=member_id,
             changes={"email": cleaned, "source": "sso"},
         )
+        event_store.record_many(
+            unit,
+            workspace_id,
+            [
+                event_store.NewEvent(
+                    "member.created",
+                    "saml",
+                    member_id=member_id,
+                    changes={"userName": cleaned, "active": True, **changes},
+                ),
+                event_store.NewEvent("member.signed_in", "saml", member_id=member_id),
+            ],
+        )
         return Admission(member_id, 0, created=True)
     if not member.active:
         audit.record(
@@ -163,6 +177,17 @@ def sign_in(
     sign_in_store.record_login_event(
         unit, workspace_id=workspace_id, member_id=member.id, now=now, profile=changes
     )
+    # One insert for a sign-in; two rows in it when the IdP changed the member's names.
+    signed_in = event_store.NewEvent("member.signed_in", "saml", member_id=member.id)
+    updated = event_store.NewEvent(
+        "member.updated",
+        "saml",
+        member_id=member.id,
+        changes={
+            key: {"from": getattr(member, key), "to": value} for key, value in changes.items()
+        },
+    )
+    event_store.record_many(unit, workspace_id, [updated, signed_in] if changes else [signed_in])
     return Admission(member.id, member.session_generation, created=False)
 
 
