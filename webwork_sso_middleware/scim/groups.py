@@ -149,22 +149,23 @@ def _update(context: ScimContext, group: Group, doc: dict[str, Any]) -> Reply:
             target_id=group.id,
             changes=changes,
         )
-        renamed = [
-            event_store.NewEvent(
-                "group.renamed",
-                "scim",
-                group_id=group.id,
-                group_name=group.display_name,
-                changes={"displayName": changes["displayName"]},
-            )
-        ]
+        renamed = (
+            [
+                event_store.NewEvent(
+                    "group.renamed",
+                    "scim",
+                    group_id=group.id,
+                    group_name=group.display_name,
+                    changes={"displayName": changes["displayName"]},
+                )
+            ]
+            if group.display_name != before_fields[0]
+            else []
+        )
         event_store.record_many(
             context.unit,
             context.workspace_id,
-            [
-                *(renamed if group.display_name != before_fields[0] else []),
-                *_membership_events(group, added=added, removed=removed),
-            ],
+            [*renamed, *_membership_events(group, added=added, removed=removed)],
         )
     params = ListParameters.from_query(context.request.args, context.max_results)
     return 200, _document(context, group, params), {"ETag": version_tag(group.version)}
