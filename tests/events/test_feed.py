@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
