@@ -145,9 +145,11 @@ def _row(workspace_id: int, event: NewEvent) -> dict[str, Any]:
 _NUMBER = update(_EVENTS).where(_E.pk == bindparam("b_pk")).values(seq=bindparam("b_seq"))
 
 
-def sequence(unit: UnitOfWork, *, batch: int = SEQUENCE_BATCH) -> int:
-    """Number the committed, unnumbered events after the highest number so far, in pk order;
-    how many. Run in a write transaction of its own, before a read."""
+def sequence(unit: UnitOfWork, *, batch: int | None = None) -> int:
+    """Number the committed, unnumbered events after the highest number so far, in pk order
+    (at most ``batch``, default SEQUENCE_BATCH); how many. Run in a write transaction of its
+    own, before a read."""
+    batch = batch or SEQUENCE_BATCH
     connection = unit.connection
     if connection.dialect.name == "postgresql":
         # Read committed: every statement after the lock sees the previous sequencer's numbers.
