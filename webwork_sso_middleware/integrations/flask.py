@@ -28,6 +28,20 @@ over ``app.config``, and an option set in neither falls back to the process envi
 ``SSOMiddleware`` always does. Without the extension, ``app.wsgi_app =
 SSOMiddleware(app.wsgi_app, ...)`` works the same way, and so do ``current_identity()`` and
 ``current_member()``.
+
+Lifecycle events (members created, deactivated, signed in, groups changed: events/) arrive as
+the blinker signal ``lifecycle_event``, sent by the app with ``event`` and ``kind``, after the
+change commits, with the app's context pushed::
+
+    from webwork_sso_middleware.integrations.flask import lifecycle_event
+
+    @lifecycle_event.connect_via(app)
+    def on_sso_event(sender, event, kind):
+        if kind == "member.deactivated":
+            ...  # event.identity is the member's current_identity()
+
+A receiver that raises is logged and never fails the SCIM request or the sign-in. Another
+process reads the durable feed: ``app.extensions["webwork_sso"].events.since(cursor)``.
 """
 
 from __future__ import annotations
