@@ -42,7 +42,7 @@ class Reader(threading.Thread):
         self.slug = slug
         self.done = done
         self.read: list[Event] = []
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
 
     def run(self) -> None:
         cursor = None
@@ -54,7 +54,7 @@ class Reader(threading.Thread):
                 cursor = page[-1].cursor if page else cursor
                 if finished and not page:
                     return
-        except BaseException as error:  # seen by the test
+        except Exception as error:  # noqa: BLE001 - handed to the test, which asserts on it
             self.error = error
         finally:
             self.database.dispose()
