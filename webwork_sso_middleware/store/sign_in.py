@@ -20,9 +20,18 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, or_, select, true, update
 from sqlalchemy import insert as insert_row
 
+from . import events
 from .db import UnitOfWork
 from .driver import DriverStatement
-from .models import AuditEvent, Member, MemberValue, Workspace, WorkspaceDomain, new_id
+from .models import (
+    AuditEvent,
+    LifecycleEvent,
+    Member,
+    MemberValue,
+    Workspace,
+    WorkspaceDomain,
+    new_id,
+)
 from .sign_in_target import TARGET_COLUMNS, TARGET_SELECT, SignInTarget
 
 # -- the ACS's hot path, in Core: a sign-in must cost a few statements, not ORM flushes --------
@@ -160,6 +169,7 @@ def create_member_at_login(
 
 _D = cast(Table, WorkspaceDomain.__table__).c
 _AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
+_LIFECYCLE_EVENTS = cast(Table, LifecycleEvent.__table__)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -237,10 +247,10 @@ def sign_in_lookup(
 
 
 def _login_record(profile_keys: tuple[str, ...]) -> DriverStatement:
-    """PostgreSQL: stamp the login and insert its audit row in one statement (a data-modifying
-    CTE, which SQLite does not have). Parameters are named apart from every column: run
-    through SQLAlchemy (a statement listener), a parameter named like a column would be
-    taken as a value to set."""
+    """PostgreSQL: stamp the login and insert its audit row and its member.signed_in event
+    (store/events.py) in one statement (data-modifying CTEs, which SQLite does not have).
+    Parameters are named apart from every column: run through SQLAlchemy (a statement
+    listener), a parameter named like a column would be taken as a value to set."""
     values: dict[str, Any] = {"last_login_at": bindparam("login_now")}
     if profile_keys:
         values.update(
@@ -255,6 +265,20 @@ def _login_record(profile_keys: tuple[str, ...]) -> DriverStatement:
         .returning(_M.id)
         .cte("stamped")
     )
+    signed_in = (
+        insert_row(_LIFECYCLE_EVENTS)
+        .values(
+            id=bindparam("login_event_id"),
+            workspace_id=bindparam("login_workspace"),
+            occurred_at=bindparam("login_now"),
+            kind="member.signed_in",
+            source="saml",
+            member_id=bindparam("login_member"),
+            changes=bindparam("login_event_changes", type_=_LIFECYCLE_EVENTS.c.changes.type),
+        )
+        .returning(_LIFECYCLE_EVENTS.c.id)
+        .cte("signed_in")
+    )
     return DriverStatement(
         insert_row(_AUDIT_EVENTS)
         .values(
@@ -267,6 +291,7 @@ def _login_record(profile_keys: tuple[str, ...]) -> DriverStatement:
             changes=bindparam("login_changes", type_=_AUDIT_EVENTS.c.changes.type),
         )
         .add_cte(stamped)
+        .add_cte(signed_in)
     )
 
 
@@ -282,8 +307,8 @@ def record_login_event(
     now: dt.datetime,
     profile: dict[str, str],
 ) -> None:
-    """:func:`record_login` and its audit row ("signed_in", the changed profile as its
-    changes): one statement on PostgreSQL, two elsewhere."""
+    """:func:`record_login`, its audit row ("signed_in", the changed profile as its
+    changes) and its member.signed_in event: one statement on PostgreSQL, three elsewhere."""
     connection = unit.connection
     if connection.dialect.name != "postgresql":
         from . import audit  # audit imports nothing of this module; kept local all the same
@@ -298,7 +323,9 @@ def record_login_event(
             target_id=member_id,
             changes=profile,
         )
+        events.record(unit, workspace_id, "member.signed_in", "saml", member_id=member_id)
         return
+    event_id = new_id()
     keys = tuple(k for k in _PROFILE_KEYS if k in profile)
     statement = _LOGIN_RECORDS.get(keys)
     if statement is None:
@@ -310,6 +337,9 @@ def record_login_event(
             "login_member": member_id,
             "login_now": now,
             "login_changes": profile,
+            "login_event_id": event_id,
+            "login_event_changes": {},
             **{f"login_{k}": v for k, v in profile.items()},
         },
     )
+    unit.events.append(event_id)  # told to listeners at commit (store/db.py)
