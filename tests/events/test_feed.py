@@ -22,7 +22,7 @@ from ..constants import SCIM_JSON
 from ..saml.conftest import Site
 from ..saml.idp import TestIdP
 from ..saml.test_app import sp_initiated, whoami
-from ..saml.test_single_logout import sign_out
+from ..saml.test_single_logout import sign_out, slo, trust_sp
 from ..scim.conftest import okta_user
 from ..store_helpers import transaction
 
@@ -195,13 +195,32 @@ def test_the_idp_changing_names_at_sign_in_is_an_update(
     assert heard.events[2].changes["given_name"] == {"from": "Alice", "to": "Alicia"}
 
 
-def test_an_idp_logout_and_sign_out_everywhere_are_sign_outs(site: Site, acme: str, heard: Heard):
-    sign_in(site)
+def test_an_idp_logout_and_sign_out_everywhere_are_sign_outs(
+    site: Site, idp: TestIdP, acme: str, heard: Heard
+):
+    trust_sp(site, idp)
+    browser = sign_in(site)
     member_id = site.members()[0].id
+    # The IdP's LogoutRequest (signed, by redirect) ends the session: a SAML sign-out.
+    answer = browser.get(
+        idp.logout_redirect(destination=slo(site), name_id="alice@acme.test"),
+        allow_redirects=False,
+    )
+    assert answer.status_code == 302, answer.text
+    assert whoami(browser, site).startswith("user=;")
+    assert [(e.kind, e.source) for e in heard.events[-1:]] == [("member.signed_out", "saml")]
+    again = browser.get(
+        idp.logout_redirect(destination=slo(site), name_id="alice@acme.test"),
+        allow_redirects=False,
+    )
+    assert again.status_code == 302  # nothing left to end: no second sign-out event
+    assert heard.kinds().count("member.signed_out") == 1
+
     site.middleware.sessions.sign_out_everywhere(member_id, actor="cli", source="cli")
     assert heard.events[-1].kind == "member.signed_out"
     assert heard.events[-1].source == "cli"
     assert heard.events[-1].changes == {"everywhere": True}
+    assert heard.events[-1].identity == "alice@acme.test"
 
 
 # -- delivery: after the commit, never failing the change ---------------------------------------
