@@ -329,6 +329,14 @@ def test_a_cursor_that_since_did_not_give_is_refused(site: Site, acme: str, curs
     assert isinstance(refused.value, ValueError)
 
 
+def test_a_cursor_from_another_database_is_refused_not_waited_on(site: Site, scim: Scim):
+    scim.create_user("ada@acme.test")
+    [ada] = site.middleware.events.since()
+    assert site.middleware.events.since(ada.cursor) == []  # the newest: nothing yet, no error
+    with pytest.raises(InvalidCursor, match="past the newest event"):
+        site.middleware.events.since(str(int(ada.cursor or 0) + 1))
+
+
 @pytest.mark.parametrize("limit", [0, -1, 1001, True])
 def test_a_limit_out_of_range_is_refused(site: Site, acme: str, limit: int):
     with pytest.raises(ConfigurationError):

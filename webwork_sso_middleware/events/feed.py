@@ -101,7 +101,8 @@ class EventFeed:
         At-least-once: a reader that stores its cursor only after handling the events may
         see an event again after a crash, never miss one (events older than
         ``audit_retention_days`` are purged). Raises InvalidCursor for a cursor that no
-        ``since`` handed out, ConfigurationError for a ``limit`` outside 1..1000.
+        ``since`` of this database handed out, ConfigurationError for a ``limit`` outside
+        1..1000.
         """
         after = parse_cursor(cursor)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
@@ -111,6 +112,10 @@ class EventFeed:
             lambda unit: event_store.read(unit, after=after, limit=limit, workspace=workspace),
             write=False,
         )
+        if not rows and after and after > self.database.run(event_store.newest, write=False):
+            # Numbers never go back (retention keeps the newest): this cursor is from another
+            # database, and waiting on it would hide every event to come.
+            raise InvalidCursor(str(cursor), "is past the newest event of this database")
         return [Event.of(row) for row in rows]
 
     def sequence(self) -> int:

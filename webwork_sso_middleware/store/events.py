@@ -239,6 +239,11 @@ def read(
     return _rows(unit, query.order_by(_E.seq).limit(limit))
 
 
+def newest(unit: UnitOfWork) -> int:
+    """The highest number given so far (0 before any)."""
+    return int(unit.connection.execute(select(func.coalesce(func.max(_E.seq), 0))).scalar_one())
+
+
 def by_ids(unit: UnitOfWork, event_ids: Sequence[str]) -> list[EventRow]:
     """These events (just committed, perhaps not numbered yet), in the order given."""
     if not event_ids:
