@@ -223,6 +223,14 @@ def test_an_idp_logout_and_sign_out_everywhere_are_sign_outs(
     assert heard.events[-1].identity == "alice@acme.test"
 
 
+def test_a_member_outside_the_verified_domains_is_named_as_remote_user_names_them(
+    site: Site, scim: Scim, heard: Heard
+):
+    kim = scim.create_user("kim@contractor.test")  # a contractor: acme did not verify the domain
+    assert [e.identity for e in heard.events] == [f"acme:{kim}"]
+    assert [e.identity for e in feed(site.middleware)] == [f"acme:{kim}"]
+
+
 # -- delivery: after the commit, never failing the change ---------------------------------------
 
 
