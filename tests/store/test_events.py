@@ -4,6 +4,7 @@ order, so a cursor never skips an event that commits late; retention; rollback."
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from sqlalchemy import func, select, update
@@ -95,7 +96,6 @@ def test_numbering_follows_commit_order_not_insert_order(database: Database, wor
     assert [(r.id, r.seq) for r in rows] == list(zip(ids, [1, 2, 3], strict=True))
 
 
-@pytest.mark.skipif(not POSTGRES_URL, reason="concurrent writers: PostgreSQL only")
 def test_an_event_that_commits_after_a_later_one_is_not_skipped(
     database: Database, workspace_id: int
 ):
@@ -105,6 +105,19 @@ def test_an_event_that_commits_after_a_later_one_is_not_skipped(
     transaction_ = early.begin()
     early_id = record(UnitOfWork(early), workspace_id, "early")
     try:
+        if not POSTGRES_URL:
+            # SQLite: writers take turns, so the later writer waits for the early one's commit
+            # and the two can never commit out of order; the reader sees early, then late.
+            late = threading.Thread(
+                target=lambda: database.run(lambda unit: record(unit, workspace_id, "late"))
+            )
+            late.start()
+            late.join(0.5)
+            assert late.is_alive()  # held by the early transaction's write lock
+            transaction_.commit()
+            late.join(10)
+            assert [e.member_id for e in feed.since()] == ["early", "late"]
+            return
         # ...while another records one later and commits; a reader reads it.
         database.run(lambda unit: record(unit, workspace_id, "late"))
         first = feed.since()
