@@ -40,8 +40,10 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         {"middleware"},
         # One room per protocol or page; none knows another.
         {"admin", "saml", "scim", "devidp"},
-        # What protocols share: the member lifecycle, sessions, IdP metadata, the SP's keys.
-        {"members", "sessions", "idp_metadata", "sp_keys"},
+        # What protocols share: the member lifecycle, sessions, IdP metadata, the SP's keys, and
+        # the host's lifecycle-event feed (events: recorded by the store, read and delivered
+        # here, so the middleware and the CLI reach it and no protocol needs it).
+        {"members", "sessions", "idp_metadata", "sp_keys", "events"},
         # The only place that writes SQL.
         {"store"},
         # Options declared once: validating them needs the domain and path rules below.

@@ -155,3 +155,13 @@ class MappingError(WebworkSSOError, ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class InvalidCursor(WebworkSSOError, ValueError):
+    """A lifecycle-events cursor that ``events.since()`` did not hand out (``cursor`` is what
+    was given); ``limit`` out of range is refused with this too."""
+
+    def __init__(self, cursor: str, reason: str) -> None:
+        super().__init__(f"cursor {cursor!r}: {reason}")
+        self.cursor = cursor
+        self.reason = reason

@@ -12,6 +12,7 @@ from .admin.links import LINK_LIFETIME, settings_link
 from .admin.views import SettingsPage
 from .config import Options, Settings
 from .domains import TxtResolver
+from .events import EventFeed
 from .idp_metadata.fetching import MetadataFetcher
 from .idp_metadata.workspaces import Workspaces
 from .protected_paths import is_protected
@@ -131,6 +132,8 @@ class SSOMiddleware:
         self.settings_page = SettingsPage(
             self.database, settings=settings, sessions=self.sessions, fetch=fetch_metadata
         )
+        # Lifecycle events: subscribe(handler) here, since(cursor) from anywhere (events/).
+        self.events = EventFeed(self.database)
         self.audit_retention = (
             audit.Retention(self.database, days=settings.audit_retention_days)
             if settings.audit_retention_days

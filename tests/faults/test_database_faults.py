@@ -304,6 +304,8 @@ def test_a_worker_killed_mid_write_leaves_nothing_behind(
             "members": 2,
             "member_values": 2,
             "audit_events": 2,
+            # The host's events: created (SCIM); created and signed_in (the first sign-in).
+            "lifecycle_events": 3,
             "saml_seen_assertions": 1,
             "member_sessions": 1,
             "sp_keys": 1,

@@ -261,3 +261,56 @@ def test_current_member_is_none_outside_a_request_and_ignores_a_forged_key() -> 
         "/", environ_base={"webwork_sso.member": "alice", "REMOTE_USER": ALICE}
     ):
         assert current_member() is None and current_identity() is None
+
+
+# -- lifecycle events as a blinker signal ----------------------------------------------------------
+
+
+def test_lifecycle_events_are_sent_as_a_blinker_signal_from_the_app(
+    serve: Callable[[Any], Any],
+    database_url: str,
+    idp: TestIdP,
+    sites: list[FrameworkSite],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from webwork_sso_middleware.integrations.flask import lifecycle_event
+
+    apps: list[flask.Flask] = []
+
+    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
+        app = make_app()
+        app.config.update(
+            WEBWORK_SSO_DATABASE_URL=database_url,
+            WEBWORK_SSO_SECRET_KEY="s3cret-padded-to-thirty-two-bytes-at-least",
+            WEBWORK_SSO_BASE_URL=base_url,
+        )
+        apps.append(app)
+        return app, WebworkSSO().init_app(app)
+
+    site = FrameworkSite(serve, build)
+    sites.append(site)
+    heard: list[tuple[str, str | None, str]] = []
+
+    def receiver(sender: flask.Flask, *, event: Any, kind: str) -> None:
+        # Sent with the app's context pushed, as inside a request.
+        heard.append((kind, event.identity, flask.current_app.name))
+
+    def broken(sender: flask.Flask, **kwargs: Any) -> None:
+        raise RuntimeError("receiver bug")
+
+    lifecycle_event.connect(broken, apps[0])
+    lifecycle_event.connect(receiver, apps[0])
+    try:
+        token = site.add_workspace("acme", idp)
+        with caplog.at_level("ERROR", logger="webwork_sso_middleware"):
+            site.sign_in(requests.Session(), idp, "acme", ALICE)
+            site.set_active(token, site.members()[0].id, False)
+    finally:
+        lifecycle_event.disconnect(receiver, apps[0])
+        lifecycle_event.disconnect(broken, apps[0])
+    assert heard == [
+        ("member.created", ALICE, apps[0].name),
+        ("member.signed_in", ALICE, apps[0].name),
+        ("member.deactivated", ALICE, apps[0].name),
+    ]
+    assert len([r for r in caplog.records if "receiver bug" in str(r.exc_info)]) == 3

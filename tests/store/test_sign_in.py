@@ -16,7 +16,7 @@ from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
 from webwork_sso_middleware.members import lifecycle
 from webwork_sso_middleware.store import Database, sign_in, sign_in_target
 from webwork_sso_middleware.store import domains as domain_store
-from webwork_sso_middleware.store.models import AuditEvent, Member, utcnow
+from webwork_sso_middleware.store.models import AuditEvent, LifecycleEvent, Member, utcnow
 
 from ..idp_metadata.metadata_samples import OKTA_ENTITY_ID, certificate, okta_metadata
 from ..store_helpers import transaction
@@ -129,11 +129,12 @@ def test_sign_in_uses_the_lookup_only_for_the_same_key(workspaces, database):
             unit, acme, "alice@acme.test", lifecycle.Profile("A", "Person"), known=known
         )
         assert admitted is not None and not admitted.created
-        # Read already: on SQLite only the login record (two statements); on PostgreSQL the
-        # member's row lock, now that the address is verified, and the login record (one).
+        # Read already: on SQLite only the login record (three statements: the stamp, its
+        # audit row, its member.signed_in event); on PostgreSQL the member's row lock, now that
+        # the address is verified, and the login record (one).
         selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
         if database.is_sqlite:
-            assert selects == [] and len(statements) == 2
+            assert selects == [] and len(statements) == 3
         else:
             assert len(selects) == 1 and "FOR UPDATE" in selects[0] and len(statements) == 2
         # A lookup made for another address is not trusted for this one: asked again.
@@ -170,6 +171,13 @@ def test_record_login_event_stamps_the_member_and_audits_the_changes(workspaces,
             (acme, "saml", alice.id, {}),
             (acme, "saml", alice.id, {"given_name": "Alicia", "display_name": "Alicia Person"}),
         ]
+        # Each login also records its member.signed_in event for the host (store/events.py).
+        signed_in = unit.session.scalars(
+            select(LifecycleEvent).order_by(LifecycleEvent.pk.desc()).limit(2)
+        ).all()
+        assert [(e.workspace_id, e.kind, e.source, e.member_id, e.seq) for e in signed_in] == [
+            (acme, "member.signed_in", "saml", alice.id, None),
+        ] * 2
 
 
 def test_lookup_holds_the_workspace_row_until_the_sign_in_commits(workspaces, database):

@@ -76,7 +76,7 @@ from django.core.wsgi import get_wsgi_application
 from ..config import check_known
 from ..errors import ConfigurationError
 from ..middleware import SSOMiddleware
-from . import django_enforcement
+from . import django_enforcement, django_signals
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -100,6 +100,8 @@ def sso_wsgi_application(django_app: WSGIApplication | None = None) -> SSOMiddle
     middleware = SSOMiddleware(django_app, **options)
     # SSOEnforcingModelBackend asks this middleware whether a password sign-in is allowed.
     django_enforcement.register(middleware.sso_required)
+    # Lifecycle events reach the host as django_signals.lifecycle_event.
+    django_signals.connect(middleware)
     return middleware
 
 

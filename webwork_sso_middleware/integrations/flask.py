@@ -28,23 +28,48 @@ over ``app.config``, and an option set in neither falls back to the process envi
 ``SSOMiddleware`` always does. Without the extension, ``app.wsgi_app =
 SSOMiddleware(app.wsgi_app, ...)`` works the same way, and so do ``current_identity()`` and
 ``current_member()``.
+
+Lifecycle events (members created, deactivated, signed in, groups changed: events/) arrive as
+the blinker signal ``lifecycle_event``, sent by the app with ``event`` and ``kind``, after the
+change commits, with the app's context pushed::
+
+    from webwork_sso_middleware.integrations.flask import lifecycle_event
+
+    @lifecycle_event.connect_via(app)
+    def on_sso_event(sender, event, kind):
+        if kind == "member.deactivated":
+            ...  # event.identity is the member's current_identity()
+
+A receiver that raises is logged and never fails the SCIM request or the sign-in. Another
+process reads the durable feed: ``app.extensions["webwork_sso"].events.since(cursor)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from blinker import Namespace
 from flask import has_request_context, request
 
 from ..config import ENV_PREFIX, check_known, env_name
+from ..events import Event
 from ..identity import Member
+from ..logs import package_logger
 from ..middleware import MEMBER_KEY, SSOMiddleware
 
 if TYPE_CHECKING:
     from flask import Flask
 
 EXTENSION_NAME = "webwork_sso"  # app.extensions["webwork_sso"] is the app's SSOMiddleware
+
+log = package_logger(__name__)
+
+# Lifecycle events (events/) as a blinker signal, as Flask's own signals are: one signal for
+# every kind, sent with ``sender`` the app, ``event`` and ``kind``, after the change commits.
+signals = Namespace()
+lifecycle_event = signals.signal("webwork-sso-lifecycle-event")
 
 
 class WebworkSSO:
@@ -65,6 +90,7 @@ class WebworkSSO:
         middleware = SSOMiddleware(app.wsgi_app, **options)
         app.wsgi_app = middleware  # type: ignore[method-assign]
         app.extensions[EXTENSION_NAME] = middleware
+        middleware.events.subscribe(partial(_send_signal, app))
         return middleware
 
 
@@ -95,3 +121,16 @@ def current_member() -> Member | None:
         return None
     member = request.environ.get(MEMBER_KEY)
     return member if isinstance(member, Member) else None
+
+
+def _send_signal(app: Flask, event: Event) -> None:
+    """Send ``lifecycle_event`` from ``app``; each receiver is called on its own, so one that
+    raises (logged) does not keep the others from the event."""
+    # Sent from the middleware, outside Flask's request handling: receivers get the app's
+    # context, as they would inside a request.
+    with app.app_context():
+        for receiver in lifecycle_event.receivers_for(app):
+            try:
+                receiver(app, event=event, kind=event.kind)
+            except Exception:
+                log.exception("lifecycle_event receiver %r failed on %s", receiver, event.kind)

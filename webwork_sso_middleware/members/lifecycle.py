@@ -25,6 +25,7 @@ from .. import names
 from ..errors import InvalidName, WebworkSSOError
 from ..store import audit
 from ..store import domains as domain_store
+from ..store import events as event_store
 from ..store import sign_in as sign_in_store
 from ..store.db import UnitOfWork
 from ..store.models import Group, Member, utcnow
@@ -150,6 +151,19 @@ def sign_in(
             changes={"email": cleaned, "source": "sso"}
             | ({"groups": list(profile.groups)} if profile.groups else {}),
         )
+        event_store.record_many(
+            unit,
+            workspace_id,
+            [
+                event_store.NewEvent(
+                    "member.created",
+                    "saml",
+                    member_id=member_id,
+                    changes={"userName": cleaned, "active": True, **changes},
+                ),
+                event_store.NewEvent("member.signed_in", "saml", member_id=member_id),
+            ],
+        )
         return Admission(member_id, 0, created=True)
     if not member.active:
         audit.record(
@@ -164,6 +178,19 @@ def sign_in(
         return None
     changes = _changed_profile(member, profile)
     groups = list(profile.groups) if profile.groups != (member.sign_in_groups or ()) else None
+    if changes:  # the IdP changed the member's names: the host hears it as an update
+        event_store.record(
+            unit,
+            workspace_id,
+            "member.updated",
+            "saml",
+            member_id=member.id,
+            changes={
+                key: {"from": getattr(member, key), "to": value} for key, value in changes.items()
+            },
+        )
+    # The login stamp, its audit row and its member.signed_in event (one statement on
+    # PostgreSQL: the sign-in costs no extra round trip for the event).
     sign_in_store.record_login_event(
         unit,
         workspace_id=workspace_id,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..store import audit, scim_queries
+from ..store import events as event_store
 from ..store import groups as group_store
 from ..store import members as member_store
 from ..store.models import Group
@@ -71,7 +73,7 @@ def create_group(context: ScimContext) -> Reply:
     wanted = _checked_member_ids(context, doc)
     context.session.add(group)
     _flush(context, group)
-    group_store.add_members(context.unit, group.id, wanted)
+    added = group_store.add_members(context.unit, group.id, wanted)
     audit.record(
         context.unit,
         workspace_id=context.workspace_id,
@@ -80,6 +82,20 @@ def create_group(context: ScimContext) -> Reply:
         target_type="group",
         target_id=group.id,
         changes={"displayName": group.display_name, "members": wanted},
+    )
+    event_store.record_many(
+        context.unit,
+        context.workspace_id,
+        [
+            event_store.NewEvent(
+                "group.created",
+                "scim",
+                group_id=group.id,
+                group_name=group.display_name,
+                changes={"displayName": group.display_name},
+            ),
+            *_membership_events(group, added=added, removed=()),
+        ],
     )
     result = _document(context, group, None)
     return 201, result, {"Location": result["meta"]["location"], "ETag": version_tag(group.version)}
@@ -133,6 +149,24 @@ def _update(context: ScimContext, group: Group, doc: dict[str, Any]) -> Reply:
             target_id=group.id,
             changes=changes,
         )
+        renamed = (
+            [
+                event_store.NewEvent(
+                    "group.renamed",
+                    "scim",
+                    group_id=group.id,
+                    group_name=group.display_name,
+                    changes={"displayName": changes["displayName"]},
+                )
+            ]
+            if group.display_name != before_fields[0]
+            else []
+        )
+        event_store.record_many(
+            context.unit,
+            context.workspace_id,
+            [*renamed, *_membership_events(group, added=added, removed=removed)],
+        )
     params = ListParameters.from_query(context.request.args, context.max_results)
     return 200, _document(context, group, params), {"ETag": version_tag(group.version)}
 
@@ -152,7 +186,28 @@ def delete_group(context: ScimContext, resource_id: str) -> Reply:
         target_id=resource_id,
         changes={"displayName": group.display_name, "members": removed},
     )
+    # One event: the memberships end with the group (no group.member_removed each).
+    event_store.record(
+        context.unit,
+        context.workspace_id,
+        "group.deleted",
+        "scim",
+        group_id=resource_id,
+        group_name=group.display_name,
+        changes={"displayName": group.display_name, "members": len(removed)},
+    )
     return 204, None, {}
+
+
+def _membership_events(
+    group: Group, *, added: Iterable[str], removed: Iterable[str]
+) -> Iterator[event_store.NewEvent]:
+    """One event per member added to or removed from ``group``."""
+    for kind, ids in (("group.member_added", added), ("group.member_removed", removed)):
+        for member_id in ids:
+            yield event_store.NewEvent(
+                kind, "scim", member_id=member_id, group_id=group.id, group_name=group.display_name
+            )
 
 
 def _document(context: ScimContext, group: Group, params: ListParameters | None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..members import lifecycle
 from ..store import audit, scim_queries
+from ..store import events as event_store
 from ..store import members as member_store
 from ..store.members import MemberRecord
 from ..store.models import Member, utcnow
@@ -113,6 +114,14 @@ def create_user(context: ScimContext) -> Reply:
         target_id=member.id,
         changes={"userName": member.user_name, "active": member.active},
     )
+    event_store.record(
+        context.unit,
+        context.workspace_id,
+        "member.created",
+        "scim",
+        member_id=member.id,
+        changes={"userName": member.user_name, "active": member.active},
+    )
     result = user_document(MemberRecord.of(member), context.locate)
     headers = {"Location": result["meta"]["location"], "ETag": version_tag(member.version)}
     return 201, result, headers
@@ -161,6 +170,14 @@ def _update(context: ScimContext, member: Member, doc: dict[str, Any]) -> Reply:
             target_id=member.id,
             changes=changes,
         )
+        event_store.record(
+            context.unit,
+            context.workspace_id,
+            f"member.{action}",
+            "scim",
+            member_id=member.id,
+            changes=changes,
+        )
     result = user_document(MemberRecord.of(member), context.locate)
     return 200, result, {"ETag": version_tag(member.version)}
 
@@ -182,6 +199,15 @@ def delete_user(context: ScimContext, resource_id: str) -> Reply:
         action="deleted",
         target_type="member",
         target_id=member.id,
+        changes={"userName": member.user_name, "groups": groups},
+    )
+    # One event: leaving its groups is part of a deletion (no group.member_removed each).
+    event_store.record(
+        context.unit,
+        context.workspace_id,
+        "member.deleted",
+        "scim",
+        member_id=member.id,
         changes={"userName": member.user_name, "groups": groups},
     )
     return 204, None, {}

@@ -220,12 +220,16 @@ class SessionManager:
                 )
         return self.clearing_cookie()
 
-    def sign_out_everywhere(self, member_id: str, *, actor: str = "admin") -> None:
-        """End every session of the member, on every device (raises NotFound for no member)."""
+    def sign_out_everywhere(
+        self, member_id: str, *, actor: str = "admin", source: str = "settings"
+    ) -> None:
+        """End every session of the member, on every device (raises NotFound for no member).
+        ``source``: where it was asked, for the member.signed_out event (``settings``,
+        ``cli``)."""
         now = _utc(self._clock())
 
         def work(unit: UnitOfWork) -> None:
-            workspace_id = session_store.end_member_sessions(unit, member_id, now)
+            workspace_id = session_store.end_member_sessions(unit, member_id, now, source=source)
             if workspace_id is None:
                 raise NotFound("member", member_id)
             audit.record(

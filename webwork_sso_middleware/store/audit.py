@@ -7,11 +7,13 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Collection
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, delete, insert, select, text, update
 
 from ..logs import package_logger
+from . import events as event_store
 from .driver import DriverStatement
 from .models import AuditEvent, utcnow
 
@@ -175,9 +177,10 @@ def purge(unit: UnitOfWork, *, before: dt.datetime, limit: int = 1000) -> int:
 
 
 class Retention:
-    """Keeps the audit log to ``days`` days, with no scheduler: at most every ``interval``
-    seconds per process, the request that calls :meth:`maybe_purge` deletes expired events,
-    ``batch`` rows per transaction (short write locks), ``max_batches`` at the most."""
+    """Keeps the audit log, and the host's lifecycle events (store/events.py), to ``days``
+    days, with no scheduler: at most every ``interval`` seconds per process, the request that
+    calls :meth:`maybe_purge` deletes expired rows of each, ``batch`` rows per transaction
+    (short write locks), ``max_batches`` at the most of each."""
 
     def __init__(
         self,
@@ -199,7 +202,7 @@ class Retention:
         self._lock = threading.Lock()
 
     def maybe_purge(self) -> int:
-        """Purge when due; how many events went (0 when not due, or on any error)."""
+        """Purge when due; how many rows went (0 when not due, or on any error)."""
         with self._lock:
             now = self._clock()
             if now < self._next:
@@ -207,12 +210,17 @@ class Retention:
             self._next = now + self.interval
         cutoff = utcnow() - self.retention
         deleted = 0
-        try:
-            for _ in range(self.max_batches):
-                count = self.database.run(lambda unit: purge(unit, before=cutoff, limit=self.batch))
-                deleted += count
-                if count < self.batch:
-                    break
-        except Exception:  # the request that happened to run the purge must not fail for it
-            log.warning("could not purge old audit events", exc_info=True)
+        purges: tuple[tuple[Callable[..., int], str], ...] = (
+            (purge, "audit events"),
+            (event_store.purge, "lifecycle events"),
+        )
+        for purging, what in purges:
+            try:
+                for _ in range(self.max_batches):
+                    count = self.database.run(partial(purging, before=cutoff, limit=self.batch))
+                    deleted += count
+                    if count < self.batch:
+                        break
+            except Exception:  # the request that happened to run the purge must not fail for it
+                log.warning("could not purge old %s", what, exc_info=True)
         return deleted

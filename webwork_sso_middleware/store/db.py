@@ -41,6 +41,9 @@ _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 # at commit the Database tells its listeners (the session manager's revocation cache).
 SESSIONS_ENDED = "webwork_sso.sessions_revoked"
 SessionsEndedListener = Callable[[frozenset[str]], None]
+# Told, after a transaction committed, the ids of the lifecycle events it recorded, in order
+# (store/events.py notes them on the UnitOfWork).
+EventsCommittedListener = Callable[[tuple[str, ...]], None]
 
 
 def note_sessions_ended(connection: Connection, member_ids: Iterable[str]) -> None:
@@ -63,6 +66,9 @@ class UnitOfWork:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self._session: Session | None = None
+        # Ids of the lifecycle events recorded in this transaction (store/events.py): told to
+        # the Database's listeners once it commits, dropped with it when it rolls back.
+        self.events: list[str] = []
 
     @property
     def session(self) -> Session:
@@ -97,6 +103,7 @@ class Database:
         # (the middleware's session manager), held weakly, kept per database (no global).
         self._sessions_ended_listeners: list[weakref.WeakMethod[SessionsEndedListener]] = []
         self._listeners_lock = threading.Lock()
+        self._events_listeners: list[weakref.WeakMethod[EventsCommittedListener]] = []
         event.listen(self.engine, "commit", self._on_commit)
         event.listen(self.engine, "rollback", self._on_rollback)
         if auto_migrate:
@@ -121,6 +128,27 @@ class Database:
         for _, listener in alive:
             if listener is not None:
                 listener(ids)
+
+    # -- lifecycle events committed in this process -------------------------------------------
+
+    def on_events_committed(self, listener: EventsCommittedListener) -> None:
+        """Call ``listener(event_ids)`` (a bound method, held weakly) after each transaction of
+        :meth:`run` that recorded lifecycle events has committed: outside the transaction, on
+        the thread that ran it, its connection back in the pool."""
+        with self._listeners_lock:
+            self._events_listeners.append(weakref.WeakMethod(listener))
+
+    def _events_committed(self, event_ids: list[str]) -> None:
+        with self._listeners_lock:
+            alive = [(ref, ref()) for ref in self._events_listeners]
+            self._events_listeners = [ref for ref, listener in alive if listener is not None]
+        for _, listener in alive:
+            if listener is None:
+                continue
+            try:
+                listener(tuple(event_ids))
+            except Exception:  # the change committed: its caller must not see it fail
+                log.exception("could not deliver lifecycle events")
 
     def _on_commit(self, connection: Connection) -> None:
         if ids := connection.info.pop(SESSIONS_ENDED, None):
@@ -214,7 +242,11 @@ class Database:
         for attempt in range(1, attempts + 1):
             try:
                 with self._unit(write=write) as unit:
-                    return work(unit)
+                    result = work(unit)
+                # Committed (a failed commit raised above): only now do events go out.
+                if unit.events:
+                    self._events_committed(unit.events)
+                return result
             except (StaleDataError, DBAPIError) as exc:
                 if (
                     attempt == attempts

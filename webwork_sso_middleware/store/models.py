@@ -322,6 +322,40 @@ class AuditEvent(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class LifecycleEvent(Base):
+    """What happened to a member or a group, for the host app (events/): kept in order, read
+    with a cursor. Inserted in the change's own transaction with ``seq`` NULL; a reader numbers
+    committed rows later (store/events.py ``sequence``), so ``seq`` follows commit order, which
+    an id allocated at insert does not (PostgreSQL hands out ids before commit)."""
+
+    __tablename__ = "lifecycle_events"
+    __table_args__ = (
+        Index("ix_lifecycle_events_seq", "seq", unique=True),
+        Index("ix_lifecycle_events_workspace_seq", "workspace_id", "seq"),
+        Index("ix_lifecycle_events_occurred_at", "occurred_at"),
+        # The rows still to number: a small index, empty between readers' visits.
+        Index(
+            "ix_lifecycle_events_unsequenced",
+            "pk",
+            postgresql_where=text("seq IS NULL"),
+            sqlite_where=text("seq IS NULL"),
+        ),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)  # the stable id
+    seq: Mapped[int | None] = mapped_column(Integer)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16))
+    member_id: Mapped[str | None] = mapped_column(String(36))
+    group_id: Mapped[str | None] = mapped_column(String(36))
+    # The group's name when the event happened (a deleted group's row is gone).
+    group_name: Mapped[str | None] = mapped_column(String(255))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 class IdentityProvider(Base):
     """A workspace's SAML IdP: its metadata (fetched from a URL or pasted) and how fresh it is."""
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import object_session
 
+from . import events
 from .db import SESSIONS_ENDED, StoreSession, UnitOfWork, note_sessions_ended
 from .driver import DriverStatement
 from .models import (
@@ -265,22 +266,36 @@ def end_saml_sessions(
         statement.values(ended_at=now).returning(_S.id_hash, _S.member_id)
     ).all()
     if ended:
-        note_sessions_ended(unit.connection, sorted({row.member_id for row in ended}))
+        members = sorted({row.member_id for row in ended})
+        note_sessions_ended(unit.connection, members)
+        _signed_out(unit, [(workspace_id, member_id) for member_id in members], "saml")
     return [row.id_hash for row in ended]
 
 
 def end_sessions(unit: UnitOfWork, id_hashes: Sequence[str], now: dt.datetime) -> None:
-    """Mark these sessions ended (those not ended already)."""
-    unit.connection.execute(
+    """Mark these sessions ended (those not ended already): a sign-out at /saml/logout."""
+    ended = unit.connection.execute(
         update(_SESSIONS)
         .where(_S.id_hash.in_(id_hashes), _S.ended_at.is_(None))
         .values(ended_at=now)
-    )
+        .returning(_S.workspace_id, _S.member_id)
+    ).all()
+    _signed_out(unit, sorted({(row.workspace_id, row.member_id) for row in ended}), "saml")
 
 
-def end_member_sessions(unit: UnitOfWork, member_id: str, now: dt.datetime) -> int | None:
+def _signed_out(unit: UnitOfWork, members: Sequence[tuple[int, str]], source: str) -> None:
+    """A member.signed_out event per member whose live session ended (none for a sign-out
+    that ended nothing: a session already over)."""
+    for workspace_id, member_id in members:
+        events.record(unit, workspace_id, "member.signed_out", source, member_id=member_id)
+
+
+def end_member_sessions(
+    unit: UnitOfWork, member_id: str, now: dt.datetime, *, source: str = "settings"
+) -> int | None:
     """End every session of the member (a new generation); its workspace id, None for no
-    such member. This process's caches hear of it at commit (db.note_sessions_ended)."""
+    such member. This process's caches hear of it at commit (db.note_sessions_ended). A
+    member.signed_out event from ``source`` (events.SOURCES) says so."""
     connection = unit.connection
     workspace_id: int | None = connection.execute(
         update(_MEMBERS)
@@ -298,6 +313,14 @@ def end_member_sessions(unit: UnitOfWork, member_id: str, now: dt.datetime) -> i
         .values(ended_at=now)
     )
     note_sessions_ended(connection, [member_id])
+    events.record(
+        unit,
+        workspace_id,
+        "member.signed_out",
+        source,
+        member_id=member_id,
+        changes={"everywhere": True},
+    )
     return workspace_id
 
 

@@ -21,9 +21,18 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, or_, select, true, update
 from sqlalchemy import insert as insert_row
 
+from . import events
 from .db import UnitOfWork, note_sessions_ended
 from .driver import DriverStatement
-from .models import AuditEvent, Member, MemberValue, Workspace, WorkspaceDomain, new_id
+from .models import (
+    AuditEvent,
+    LifecycleEvent,
+    Member,
+    MemberValue,
+    Workspace,
+    WorkspaceDomain,
+    new_id,
+)
 from .sign_in_target import TARGET_COLUMNS, TARGET_SELECT, SignInTarget
 
 # -- the ACS's hot path, in Core: a sign-in must cost a few statements, not ORM flushes --------
@@ -191,6 +200,7 @@ def create_member_at_login(
 
 _D = cast(Table, WorkspaceDomain.__table__).c
 _AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
+_LIFECYCLE_EVENTS = cast(Table, LifecycleEvent.__table__)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -278,10 +288,11 @@ def sign_in_lookup(
 
 
 def _login_record(profile_keys: tuple[str, ...], groups: bool = False) -> DriverStatement:
-    """PostgreSQL: stamp the login and insert its audit row in one statement (a data-modifying
-    CTE, which SQLite does not have). Parameters are named apart from every column: run
-    through SQLAlchemy (a statement listener), a parameter named like a column would be
-    taken as a value to set."""
+    """PostgreSQL: stamp the login (and the asserted groups when they changed) and insert
+    its audit row and its member.signed_in event (store/events.py) in one statement
+    (data-modifying CTEs, which SQLite does not have). Parameters are named apart from
+    every column: run through SQLAlchemy (a statement listener), a parameter named like a
+    column would be taken as a value to set."""
     values: dict[str, Any] = {"last_login_at": bindparam("login_now")}
     if profile_keys:
         values.update(
@@ -298,6 +309,20 @@ def _login_record(profile_keys: tuple[str, ...], groups: bool = False) -> Driver
         .returning(_M.id)
         .cte("stamped")
     )
+    signed_in = (
+        insert_row(_LIFECYCLE_EVENTS)
+        .values(
+            id=bindparam("login_event_id"),
+            workspace_id=bindparam("login_workspace"),
+            occurred_at=bindparam("login_now"),
+            kind="member.signed_in",
+            source="saml",
+            member_id=bindparam("login_member"),
+            changes=bindparam("login_event_changes", type_=_LIFECYCLE_EVENTS.c.changes.type),
+        )
+        .returning(_LIFECYCLE_EVENTS.c.id)
+        .cte("signed_in")
+    )
     return DriverStatement(
         insert_row(_AUDIT_EVENTS)
         .values(
@@ -310,6 +335,7 @@ def _login_record(profile_keys: tuple[str, ...], groups: bool = False) -> Driver
             changes=bindparam("login_changes", type_=_AUDIT_EVENTS.c.changes.type),
         )
         .add_cte(stamped)
+        .add_cte(signed_in)
     )
 
 
@@ -327,10 +353,11 @@ def record_login_event(
     profile: dict[str, str],
     groups: list[str] | None = None,
 ) -> None:
-    """:func:`record_login` and its audit row ("signed_in", the changed profile, and the
-    asserted groups when they changed, as its changes): one statement on PostgreSQL, two
-    elsewhere. A change of groups is a change of roles: this process's cached session checks
-    of the member are dropped at commit, other workers' within their recheck."""
+    """:func:`record_login`, its audit row ("signed_in", the changed profile, and the
+    asserted groups when they changed, as its changes) and its member.signed_in event:
+    one statement on PostgreSQL, three elsewhere. A change of groups is a change of
+    roles: this process's cached session checks of the member are dropped at commit,
+    other workers' within their recheck."""
     connection = unit.connection
     changes: dict[str, Any] = dict(profile)
     if groups is not None:
@@ -349,7 +376,9 @@ def record_login_event(
             target_id=member_id,
             changes=changes,
         )
+        events.record(unit, workspace_id, "member.signed_in", "saml", member_id=member_id)
         return
+    event_id = new_id()
     keys = tuple(k for k in _PROFILE_KEYS if k in profile)
     statement = _LOGIN_RECORDS.get((keys, groups is not None))
     if statement is None:
@@ -363,7 +392,10 @@ def record_login_event(
             "login_member": member_id,
             "login_now": now,
             "login_changes": changes,
+            "login_event_id": event_id,
+            "login_event_changes": {},
             **{f"login_{k}": v for k, v in profile.items()},
             **({"login_groups": groups} if groups is not None else {}),
         },
     )
+    unit.events.append(event_id)  # told to listeners at commit (store/db.py)

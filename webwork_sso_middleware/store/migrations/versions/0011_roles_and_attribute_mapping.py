@@ -10,7 +10,7 @@ mapping and group-to-role mapping.
 Existing rows get NULL: no workspace changes behaviour by upgrading.
 
 Revision ID: 0011
-Revises: 0012 (on main for now; the lead re-chains after 0010 at merge)
+Revises: 0010
 Create Date: 2026-12-06
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0012"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -7,7 +7,7 @@
 Existing rows get NULL: nothing was kept for them before (such attributes were ignored).
 
 Revision ID: 0012
-Revises: 0009 (re-chained after 0011 when merged)
+Revises: 0011
 Create Date: 2026-12-06
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,290 @@
+"""Lifecycle events for the host app: recorded with the change, numbered in commit order.
+
+Writers insert an event row in the change's own transaction (:func:`record`,
+:func:`record_many`), so it commits or rolls back with the change, and note its id on the
+UnitOfWork: the Database tells its listeners once that transaction has committed (store/db.py),
+never inside it.
+
+Readers follow a cursor, ``seq``. A writer does not number its row (``seq`` NULL): on
+PostgreSQL an id is allocated at insert, not at commit, so a reader whose cursor were "the
+highest id seen" would skip an event that commits later with a lower id. Instead a reader
+first numbers the committed, unnumbered rows (:func:`sequence`), one reader at a time
+(PostgreSQL: a transaction-scoped advisory lock; SQLite: its write lock), in pk order after
+the highest ``seq`` so far; then it reads ``seq > cursor``. A row still uncommitted is
+invisible to the numbering and gets a higher ``seq`` once it commits, so no reader ever
+misses it. Writers pay nothing for this: one insert, no lock.
+
+The numbering never restarts: retention (:func:`purge`) always keeps the newest numbered row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, literal, select, text, update
+
+from .driver import DriverStatement
+from .models import LifecycleEvent, Member, Workspace, WorkspaceDomain, new_id, utcnow
+
+if TYPE_CHECKING:
+    from .db import UnitOfWork
+
+MEMBER_KINDS = (
+    "member.created",
+    "member.updated",
+    "member.deactivated",
+    "member.reactivated",
+    "member.deleted",
+    "member.signed_in",
+    "member.signed_out",
+)
+GROUP_KINDS = (
+    "group.created",
+    "group.renamed",
+    "group.deleted",
+    "group.member_added",
+    "group.member_removed",
+)
+KINDS = frozenset(MEMBER_KINDS + GROUP_KINDS)
+SOURCES = frozenset({"scim", "saml", "settings", "cli"})
+
+# One sequencer at a time on PostgreSQL (the migration lock in db.py is 742311).
+SEQUENCE_LOCK = 742312
+# The most rows one sequencing transaction numbers: a short write lock, whatever the backlog.
+SEQUENCE_BATCH = 5000
+
+_EVENTS = cast(Table, LifecycleEvent.__table__)
+_E = _EVENTS.c
+_M = cast(Table, Member.__table__).c
+_W = cast(Table, Workspace.__table__).c
+_D = cast(Table, WorkspaceDomain.__table__).c
+
+_COLUMNS = (
+    "id",
+    "workspace_id",
+    "occurred_at",
+    "kind",
+    "source",
+    "member_id",
+    "group_id",
+    "group_name",
+    "changes",
+)
+# Built once, run on the driver's cursor (store/driver.py): a sign-in records one.
+_INSERT = DriverStatement(insert(_EVENTS), keys=_COLUMNS)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewEvent:
+    """One event to record: a member's (``member_id``), a group's, or both (membership)."""
+
+    kind: str
+    source: str
+    member_id: str | None = None
+    group_id: str | None = None
+    group_name: str | None = None
+    changes: Mapping[str, Any] | None = None
+
+
+def record(
+    unit: UnitOfWork,
+    workspace_id: int,
+    kind: str,
+    source: str,
+    *,
+    member_id: str | None = None,
+    group_id: str | None = None,
+    group_name: str | None = None,
+    changes: Mapping[str, Any] | None = None,
+) -> str:
+    """Insert one event in the caller's transaction; its id."""
+    row = _row(workspace_id, NewEvent(kind, source, member_id, group_id, group_name, changes))
+    _INSERT.rows(unit.connection, row)
+    unit.events.append(row["id"])
+    return str(row["id"])
+
+
+def record_many(unit: UnitOfWork, workspace_id: int, events: Iterable[NewEvent]) -> list[str]:
+    """Insert several events in one statement (executemany): a PATCH that adds a thousand
+    members to a group writes a thousand rows in one round trip. Their ids, in order."""
+    rows = [_row(workspace_id, event) for event in events]
+    if not rows:
+        return []
+    if len(rows) == 1:
+        _INSERT.rows(unit.connection, rows[0])
+    else:
+        unit.connection.execute(insert(_EVENTS), rows)
+    ids = [str(row["id"]) for row in rows]
+    unit.events.extend(ids)
+    return ids
+
+
+def _row(workspace_id: int, event: NewEvent) -> dict[str, Any]:
+    if event.kind not in KINDS:
+        raise ValueError(f"unknown event kind {event.kind!r}")
+    if event.source not in SOURCES:
+        raise ValueError(f"unknown event source {event.source!r}")
+    return {
+        "id": new_id(),
+        "workspace_id": workspace_id,
+        "occurred_at": utcnow(),
+        "kind": event.kind,
+        "source": event.source,
+        "member_id": event.member_id,
+        "group_id": event.group_id,
+        "group_name": event.group_name,
+        "changes": dict(event.changes or {}),
+    }
+
+
+# -- numbering, reading ---------------------------------------------------------------------------
+
+_NUMBER = update(_EVENTS).where(_E.pk == bindparam("b_pk")).values(seq=bindparam("b_seq"))
+
+
+def sequence(unit: UnitOfWork, *, batch: int | None = None) -> int:
+    """Number the committed, unnumbered events after the highest number so far, in pk order
+    (at most ``batch``, default SEQUENCE_BATCH); how many. Run in a write transaction of its
+    own, before a read."""
+    batch = batch or SEQUENCE_BATCH
+    connection = unit.connection
+    if connection.dialect.name == "postgresql":
+        # Read committed: every statement after the lock sees the previous sequencer's numbers.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": SEQUENCE_LOCK})
+    pending = list(
+        connection.execute(
+            select(_E.pk).where(_E.seq.is_(None)).order_by(_E.pk).limit(batch)
+        ).scalars()
+    )
+    if not pending:
+        return 0
+    top = int(connection.execute(select(func.coalesce(func.max(_E.seq), 0))).scalar_one())
+    connection.execute(
+        _NUMBER, [{"b_pk": pk, "b_seq": top + n} for n, pk in enumerate(pending, start=1)]
+    )
+    return len(pending)
+
+
+def unsequenced(unit: UnitOfWork) -> bool:
+    """Whether any committed event waits for its number (a cheap look before a write)."""
+    found = unit.connection.execute(select(_E.pk).where(_E.seq.is_(None)).limit(1)).first()
+    return found is not None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EventRow:
+    """An event as read, with what the host's identity of its member is made of."""
+
+    id: str
+    seq: int | None
+    workspace: str  # the slug
+    occurred_at: dt.datetime
+    kind: str
+    source: str
+    member_id: str | None
+    user_name_key: str | None  # None: no member (a group event), or none found
+    domain_verified: bool
+    group_id: str | None
+    group_name: str | None
+    changes: dict[str, Any]
+
+
+# As store/sessions.py decides it for REMOTE_USER: the member's own workspace verified the
+# domain of its userName (domains hold [a-z0-9.-] only, so LIKE sees no wildcard in them).
+_DOMAIN_VERIFIED = (
+    select(_D.domain)
+    .where(
+        _D.workspace_id == _E.workspace_id,
+        _D.verified_at.is_not(None),
+        _M.user_name_key.like(literal("%@") + _D.domain),
+    )
+    .exists()
+)
+_READ = (
+    select(
+        _E.id,
+        _E.seq,
+        _W.slug,
+        _E.occurred_at,
+        _E.kind,
+        _E.source,
+        _E.member_id,
+        _M.user_name_key,
+        _DOMAIN_VERIFIED.label("domain_verified"),
+        _E.group_id,
+        _E.group_name,
+        _E.changes,
+    )
+    .select_from(_EVENTS)
+    .join(Workspace, _W.id == _E.workspace_id)
+    # The member of the event's own workspace only: an event never names another's member.
+    .outerjoin(Member, and_(_M.id == _E.member_id, _M.workspace_id == _E.workspace_id))
+)
+
+
+def read(
+    unit: UnitOfWork, *, after: int, limit: int, workspace: str | None = None
+) -> list[EventRow]:
+    """Numbered events after ``after``, in order; of the workspace with slug ``workspace``
+    only when given (none for a slug no workspace has)."""
+    query = _READ.where(_E.seq > after)
+    if workspace is not None:
+        query = query.where(
+            _E.workspace_id
+            == select(_W.id).where(_W.slug == workspace.strip().lower()).scalar_subquery()
+        )
+    return _rows(unit, query.order_by(_E.seq).limit(limit))
+
+
+def newest(unit: UnitOfWork) -> int:
+    """The highest number given so far (0 before any)."""
+    return int(unit.connection.execute(select(func.coalesce(func.max(_E.seq), 0))).scalar_one())
+
+
+def by_ids(unit: UnitOfWork, event_ids: Sequence[str]) -> list[EventRow]:
+    """These events (just committed, perhaps not numbered yet), in the order given."""
+    if not event_ids:
+        return []
+    found = {row.id: row for row in _rows(unit, _READ.where(_E.id.in_(list(event_ids))))}
+    return [found[event_id] for event_id in event_ids if event_id in found]
+
+
+def _rows(unit: UnitOfWork, query: Any) -> list[EventRow]:
+    return [
+        EventRow(
+            id=row.id,
+            seq=row.seq,
+            workspace=row.slug,
+            occurred_at=row.occurred_at,
+            kind=row.kind,
+            source=row.source,
+            member_id=row.member_id,
+            user_name_key=row.user_name_key,
+            domain_verified=bool(row.domain_verified),
+            group_id=row.group_id,
+            group_name=row.group_name,
+            changes=dict(row.changes or {}),
+        )
+        for row in unit.connection.execute(query)
+    ]
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+
+def purge(unit: UnitOfWork, *, before: dt.datetime, limit: int = 1000) -> int:
+    """Delete up to ``limit`` of the oldest numbered events that happened before ``before``;
+    how many. The newest numbered event always stays, so numbering never starts over (a
+    reader's cursor would otherwise skip the next events)."""
+    newest = select(func.max(_E.seq)).scalar_subquery()
+    oldest = (
+        select(_E.pk)
+        .where(_E.occurred_at < before, _E.seq.is_not(None), _E.seq < newest)
+        .order_by(_E.pk)
+        .limit(limit)
+    )
+    result = unit.connection.execute(delete(_EVENTS).where(_E.pk.in_(oldest.scalar_subquery())))
+    return int(result.rowcount or 0)
