@@ -3,10 +3,12 @@ schemas (Entra's and Okta's) and the Enterprise extension's undescribed attribut
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import text
 
 from webwork_sso_middleware import SSOMiddleware
 
@@ -268,6 +270,27 @@ def test_the_cap_counts_every_extension_together(client: Client):
     assert "at most 16384" in rejected(client.call("POST", "/Users", body))
     body[OKTA] = {"b": "y" * 7000}
     assert client.ok("POST", "/Users", body)[OKTA] == {"b": "y" * 7000}
+
+
+@pytest.mark.parametrize("char", ["\U0001f600", "\u00e9", '"'])
+def test_the_cap_holds_for_what_the_database_stores(
+    client: Client, middleware: SSOMiddleware, char: str
+):
+    """The cap is measured on the text the JSON column holds (compact, characters as they
+    are), so what is accepted takes at most MAX_EXTENSION_BYTES in the database too."""
+    width = len(json.dumps(char, ensure_ascii=False).encode()) - 2
+    fits = (16384 - len(f'{{"{ENTRA}":{{"s":""}}}}')) // width
+    body = entra_user()
+    body[ENTRA] = {"s": char * fits}
+    user = client.ok("POST", "/Users", body)
+    with middleware.database.engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT CAST(extensions AS TEXT) FROM members WHERE id = :id"),
+            {"id": user["id"]},
+        ).scalar_one()
+    assert 16384 - width < len(stored.encode()) <= 16384
+    body[ENTRA] = {"s": char * (fits + 1)}
+    assert "at most 16384" in rejected(client.call("PUT", f"/Users/{user['id']}", body))
 
 
 def test_an_extension_that_is_not_an_object_is_refused(client: Client):
