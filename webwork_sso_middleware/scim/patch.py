@@ -11,7 +11,9 @@ Deliberate departures from a literal reading of the RFC, all for IdP interop:
   ``type eq "x"`` creates ``{"type": "x", ...}`` instead of failing with noTarget: Entra
   sends ``replace emails[type eq "work"].value`` for users who have no work email yet.
 * ``remove`` of a multi-valued attribute with a ``value`` list removes just those values
-  (Entra's way of removing group members); a filter matching nothing removes nothing.
+  (Entra's way of removing group members); a filter matching nothing removes nothing. The
+  same for an undescribed extension attribute (the mirror of ``add`` appending to its list):
+  the values equal as JSON to one listed are removed, the rest kept.
 * Booleans accept "true"/"false" strings; numbers given for strings become their text; a
   bare value for a complex attribute with a ``value`` part means ``{"value": ...}`` (Entra's
   manager); a single object for a multi-valued attribute means a list of one.
@@ -30,8 +32,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ScimError, invalid_path, invalid_syntax, invalid_value, mutability, no_target
+from .extensions import MAX_EXTENSION_VALUES, Budget, canonical, check_urn_length, show_name
 from .filters import Comparison, Node
 from .paths import (
+    NameIndex,
     PatchPath,
     Selector,
     delete_name,
@@ -40,7 +44,7 @@ from .paths import (
     parse_path,
     put_name,
 )
-from .schemas import Attribute, ResourceType, Schema
+from .schemas import ATTRIBUTE_NAME, Attribute, ResourceType, Schema
 from .values import (
     ValueIndex,
     check_immutable,
@@ -53,6 +57,9 @@ from .values import (
 )
 
 MAX_OPERATIONS = 1000
+# Per request: the JSON values and names operations give extensions, and the list items their
+# adds and removes compare against (extensions.Budget). A few times what one User can keep.
+MAX_EXTENSION_WORK = 4 * MAX_EXTENSION_VALUES
 OPS = ("add", "replace", "remove")
 
 
@@ -71,6 +78,7 @@ def apply_patch(document: dict[str, Any], body: Any, resource: ResourceType) -> 
     patcher = _Patcher(result, resource)
     for operation in operations:
         patcher.apply(operation)
+    patcher.finish()
     delete_name(result, "password")  # writeOnly: never part of a stored document
     return result
 
@@ -113,9 +121,35 @@ class _Patcher:
         self.document = document
         self.resource = resource
         self.selector = Selector()
+        self.budget = Budget(MAX_EXTENSION_WORK)
+        # O(1) per name, whatever a request asks: the document's extension objects by URN,
+        # each one's attribute names, and the URNs its ``schemas`` lists (all lower-cased).
+        self.urns = NameIndex(document)
+        self.names: dict[str, NameIndex] = {}
+        schemas = document.get("schemas")
+        self.listed = {str(s).lower() for s in schemas} if isinstance(schemas, list) else set()
+        self.unlisted = False  # an extension was dropped: finish() takes it out of ``schemas``
+
+    def finish(self) -> None:
+        schemas = self.document.get("schemas")
+        if self.unlisted and isinstance(schemas, list):
+            seen: set[str] = set()
+            kept = []
+            for urn in schemas:
+                lowered = str(urn).lower()
+                if lowered in self.listed and lowered not in seen:
+                    seen.add(lowered)
+                    kept.append(urn)
+            schemas[:] = kept
 
     def apply(self, operation: PatchOperation) -> None:
         op, value = operation.op, operation.value
+        if (
+            self.resource.open_extensions
+            and value is not None
+            and (operation.path is None or operation.path.strip().lower().startswith("urn:"))
+        ):
+            self.budget.spend(value)  # before any per-name work: see MAX_EXTENSION_WORK
         if operation.path is None:
             if op == "remove":
                 raise no_target("remove needs a path")
@@ -143,6 +177,14 @@ class _Patcher:
             name = str(key)
             if name.lower() == "schemas":
                 continue
+            if (
+                schema is not None
+                and schema is not self.resource.schema
+                and ATTRIBUTE_NAME.fullmatch(name) is None
+            ):
+                # As POST and PUT refuse it: "<urn>:<urn:b:c>" would read as attribute c of
+                # extension "<urn>:urn:b", a URN the client never named.
+                raise invalid_path(f"{show_name(key)} in {schema.id} is not an attribute name")
             if schema is None and (nested := self._schema_named(name, op, item)) is not None:
                 self._apply_object(op, item, nested)
                 continue
@@ -163,7 +205,9 @@ class _Patcher:
             raise mutability(f"{path.text} is readOnly")
         if attribute.required and unassign and sub is None and path.filter is None:
             raise mutability(f"{attribute.name} is required and cannot be removed")
-        if (
+        if op == "remove" and has_value and value is not None and attribute.type == "any":
+            self._remove_open(path, value)
+        elif (
             op == "remove"
             and has_value
             and value is not None
@@ -196,38 +240,74 @@ class _Patcher:
         if schema is not None or not urn.lower().startswith("urn:"):
             return schema
         given = isinstance(value, Mapping) or (
-            op == "remove" and isinstance(get_name(self.document, urn), dict)
+            op == "remove" and isinstance(self.urns.get(urn), dict)
         )
-        return self.resource.extension_by_urn(urn, object_given=given)
+        schema = self.resource.extension_by_urn(urn, object_given=given)
+        if schema is not None:
+            check_urn_length(schema.id, invalid_path)
+        return schema
 
     def _container(self, schema: Schema, create: bool) -> dict[str, Any] | None:
         """The top-level document, or the extension's object nested under its URN."""
         if schema is self.resource.schema:
             return self.document
-        container = get_name(self.document, schema.id)
+        container = self.urns.get(schema.id)
         if not isinstance(container, dict):
             if not create:
                 return None
             container = {}
-        put_name(self.document, schema.id, container)
+        self.urns.put(schema.id, container)
         return container
+
+    def _names(self, path: PatchPath, container: dict[str, Any]) -> NameIndex | None:
+        """The index of an extension object's names (None for the core schema's)."""
+        if path.target.schema is self.resource.schema:
+            return None
+        lowered = path.target.schema.id.lower()
+        names = self.names.get(lowered)
+        if names is None or names.container is not container:
+            names = self.names[lowered] = NameIndex(container)
+        return names
+
+    def _get(self, path: PatchPath, container: dict[str, Any]) -> Any:
+        names = self._names(path, container)
+        return (
+            get_name(container, path.attribute.name)
+            if names is None
+            else names.get(path.attribute.name)
+        )
+
+    def _put(self, path: PatchPath, container: dict[str, Any], value: Any) -> None:
+        names = self._names(path, container)
+        if names is None:
+            put_name(container, path.attribute.name, value)
+        else:
+            names.put(path.attribute.name, value)
+
+    def _delete(self, path: PatchPath, container: dict[str, Any]) -> None:
+        names = self._names(path, container)
+        if names is None:
+            delete_name(container, path.attribute.name)
+        else:
+            names.delete(path.attribute.name)
 
     def _tidy_extension(self, schema: Schema) -> None:
         """An extension's object and its URN in ``schemas`` exist exactly when it has values."""
-        container = get_name(self.document, schema.id)
+        container = self.urns.get(schema.id)
         schemas = self.document.get("schemas")
         if not (isinstance(container, dict) and container):
             self._drop_extension(schema)
-        elif isinstance(schemas, list) and all(
-            str(s).lower() != schema.id.lower() for s in schemas
-        ):
+        elif isinstance(schemas, list) and schema.id.lower() not in self.listed:
             schemas.append(schema.id)
+            self.listed.add(schema.id.lower())
 
     def _drop_extension(self, schema: Schema) -> None:
-        delete_name(self.document, schema.id)
-        schemas = self.document.get("schemas")
-        if isinstance(schemas, list):
-            schemas[:] = [s for s in schemas if str(s).lower() != schema.id.lower()]
+        lowered = schema.id.lower()
+        self.urns.delete(schema.id)
+        self.names.pop(lowered, None)
+        if lowered in self.listed:
+            self.listed.discard(lowered)
+            self.unlisted = True
 
     def _unchanged(self, path: PatchPath, value: Any) -> bool:
         """Whether ``value`` is what a readOnly target already holds (a harmless echo)."""
@@ -245,7 +325,7 @@ class _Patcher:
 
     def _elements(self, path: PatchPath, create: bool) -> tuple[dict[str, Any] | None, list[Any]]:
         container = self._container(path.target.schema, create)
-        current = get_name(container, path.attribute.name) if container is not None else None
+        current = self._get(path, container) if container is not None else None
         if current is None:
             return container, []
         return container, current if isinstance(current, list) else [current]
@@ -258,8 +338,8 @@ class _Patcher:
         attribute, sub = path.attribute, path.sub_attribute
         if sub is None and attribute.type != "complex":
             new = coerce(attribute, value)
-            check_immutable(attribute, get_name(container, attribute.name), new)
-            put_name(container, attribute.name, new)
+            check_immutable(attribute, self._get(path, container), new)
+            self._put(path, container, new)
             return
         # Complex: add and replace both set the sub-attributes given and keep the others.
         current = get_name(container, attribute.name)
@@ -315,14 +395,41 @@ class _Patcher:
 
     def _add_open(self, path: PatchPath, value: Any) -> None:
         """``add`` to an undescribed attribute: appends to a list it holds (RFC 7644 3.5.2.1
-        for a multi-valued attribute), values already there once; otherwise sets it."""
+        for a multi-valued attribute), values already there once; otherwise sets it.
+
+        "Already there" is equal as JSON (``true`` is not ``1``, as Python's ``in`` has it),
+        found through a set: linear in the list, and the list is charged to the budget."""
         container = self._container(path.target.schema, create=True)
         assert container is not None
-        current = get_name(container, path.attribute.name)
+        current = self._get(path, container)
         if isinstance(current, list):
-            given = value if isinstance(value, list) else [value]
-            value = current + [item for item in given if item not in current]
-        put_name(container, path.attribute.name, value)
+            self.budget.charge(len(current))
+            seen = {canonical(item) for item in current}
+            appended = list(current)
+            for item in value_list(value):
+                if (key := canonical(item)) not in seen:
+                    seen.add(key)
+                    appended.append(item)
+            value = appended
+        self._put(path, container, value)
+
+    def _remove_open(self, path: PatchPath, value: Any) -> None:
+        """``remove`` with a ``value`` from an undescribed attribute: the values equal (as
+        JSON) to one listed go, the rest stay; a single value goes only when listed."""
+        container = self._container(path.target.schema, create=False)
+        current = None if container is None else self._get(path, container)
+        if container is None or current is None:
+            return
+        listed = {canonical(item) for item in value_list(value)}
+        if isinstance(current, list):
+            self.budget.charge(len(current))
+            kept = [item for item in current if canonical(item) not in listed]
+            if kept:
+                self._put(path, container, kept)
+            else:
+                self._delete(path, container)
+        elif canonical(current) in listed:
+            self._delete(path, container)
 
     def _remove(self, path: PatchPath) -> None:
         container, elements = self._elements(path, create=False)
@@ -330,7 +437,7 @@ class _Patcher:
             return
         attribute, sub = path.attribute, path.sub_attribute
         if sub is None and path.filter is None:
-            delete_name(container, attribute.name)
+            self._delete(path, container)
         elif not attribute.multi_valued:
             current = get_name(container, attribute.name)
             if isinstance(current, dict):
@@ -355,6 +462,10 @@ class _Patcher:
         for item in coerce(path.attribute, value):
             listed.add(strip_unassigned(item))
         put_values(container, path.attribute.name, [e for e in elements if listed.find(e) is None])
+
+
+def value_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _upsert_type(node: Node | None, attribute: Attribute) -> str | None:

@@ -46,6 +46,7 @@ def json_text(value: Any) -> str:
         text = json.dumps(value, separators=(",", ":"))
     return text
 
+
 T = TypeVar("T")
 
 # PostgreSQL SQLSTATEs worth one more try: serialization failure, deadlock.
