@@ -32,17 +32,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ScimError, invalid_path, invalid_syntax, invalid_value, mutability, no_target
-from .extensions import MAX_EXTENSION_VALUES, Budget, canonical, check_urn_length, show_name
+from .extensions import MAX_EXTENSION_VALUES, Budget, check_urn_length, show_name
 from .filters import Comparison, Node
+from .patch_objects import Objects
 from .paths import (
-    NameIndex,
     PatchPath,
     Selector,
     delete_name,
     get_name,
     lowered_keys,
     parse_path,
-    put_name,
 )
 from .schemas import ATTRIBUTE_NAME, Attribute, ResourceType, Schema
 from .values import (
@@ -122,25 +121,10 @@ class _Patcher:
         self.resource = resource
         self.selector = Selector()
         self.budget = Budget(MAX_EXTENSION_WORK)
-        # O(1) per name, whatever a request asks: the document's extension objects by URN,
-        # each one's attribute names, and the URNs its ``schemas`` lists (all lower-cased).
-        self.urns = NameIndex(document)
-        self.names: dict[str, NameIndex] = {}
-        schemas = document.get("schemas")
-        self.listed = {str(s).lower() for s in schemas} if isinstance(schemas, list) else set()
-        self.unlisted = False  # an extension was dropped: finish() takes it out of ``schemas``
+        self.objects = Objects(document, resource.schema, self.budget)
 
     def finish(self) -> None:
-        schemas = self.document.get("schemas")
-        if self.unlisted and isinstance(schemas, list):
-            seen: set[str] = set()
-            kept = []
-            for urn in schemas:
-                lowered = str(urn).lower()
-                if lowered in self.listed and lowered not in seen:
-                    seen.add(lowered)
-                    kept.append(urn)
-            schemas[:] = kept
+        self.objects.finish()
 
     def apply(self, operation: PatchOperation) -> None:
         op, value = operation.op, operation.value
@@ -162,14 +146,14 @@ class _Patcher:
         elif op != "remove":  # the path names a schema: the value is an object of its attributes
             self._apply_object(op, value, schema)
         elif schema is not self.resource.schema:
-            self._drop_extension(schema)
+            self.objects.drop(schema)
         else:
             raise invalid_path("the core schema cannot be removed")
 
     def _apply_object(self, op: str, value: Any, schema: Schema | None) -> None:
         """A pathless value: an object of attribute names (any case, dotted, URN-qualified)."""
         if value is None and schema is not None and schema is not self.resource.schema:
-            self._drop_extension(schema)
+            self.objects.drop(schema)
             return
         if not isinstance(value, Mapping):
             raise invalid_value("without a path, value must be an object of attributes")
@@ -206,7 +190,7 @@ class _Patcher:
         if attribute.required and unassign and sub is None and path.filter is None:
             raise mutability(f"{attribute.name} is required and cannot be removed")
         if op == "remove" and has_value and value is not None and attribute.type == "any":
-            self._remove_open(path, value)
+            self.objects.remove_open(path, value)
         elif (
             op == "remove"
             and has_value
@@ -219,13 +203,13 @@ class _Patcher:
         elif unassign:
             self._remove(path)
         elif attribute.type == "any" and op == "add":
-            self._add_open(path, value)
+            self.objects.add_open(path, value)
         elif attribute.multi_valued:
             self._write_multi(op, path, value)
         else:
             self._write_single(path, value)
         if path.target.schema is not self.resource.schema:
-            self._tidy_extension(path.target.schema)
+            self.objects.tidy(path.target.schema)
         if not (op == "remove" and path.filter is not None and sub is None):
             self.selector.reset()  # values may have changed: indexes of them are stale
 
@@ -239,75 +223,11 @@ class _Patcher:
         schema = self.resource.schema_by_urn(urn)
         if schema is not None or not urn.lower().startswith("urn:"):
             return schema
-        given = isinstance(value, Mapping) or (
-            op == "remove" and isinstance(self.urns.get(urn), dict)
-        )
+        given = isinstance(value, Mapping) or (op == "remove" and self.objects.holds_object(urn))
         schema = self.resource.extension_by_urn(urn, object_given=given)
         if schema is not None:
             check_urn_length(schema.id, invalid_path)
         return schema
-
-    def _container(self, schema: Schema, create: bool) -> dict[str, Any] | None:
-        """The top-level document, or the extension's object nested under its URN."""
-        if schema is self.resource.schema:
-            return self.document
-        container = self.urns.get(schema.id)
-        if not isinstance(container, dict):
-            if not create:
-                return None
-            container = {}
-        self.urns.put(schema.id, container)
-        return container
-
-    def _names(self, path: PatchPath, container: dict[str, Any]) -> NameIndex | None:
-        """The index of an extension object's names (None for the core schema's)."""
-        if path.target.schema is self.resource.schema:
-            return None
-        lowered = path.target.schema.id.lower()
-        names = self.names.get(lowered)
-        if names is None or names.container is not container:
-            names = self.names[lowered] = NameIndex(container)
-        return names
-
-    def _get(self, path: PatchPath, container: dict[str, Any]) -> Any:
-        names = self._names(path, container)
-        return (
-            get_name(container, path.attribute.name)
-            if names is None
-            else names.get(path.attribute.name)
-        )
-
-    def _put(self, path: PatchPath, container: dict[str, Any], value: Any) -> None:
-        names = self._names(path, container)
-        if names is None:
-            put_name(container, path.attribute.name, value)
-        else:
-            names.put(path.attribute.name, value)
-
-    def _delete(self, path: PatchPath, container: dict[str, Any]) -> None:
-        names = self._names(path, container)
-        if names is None:
-            delete_name(container, path.attribute.name)
-        else:
-            names.delete(path.attribute.name)
-
-    def _tidy_extension(self, schema: Schema) -> None:
-        """An extension's object and its URN in ``schemas`` exist exactly when it has values."""
-        container = self.urns.get(schema.id)
-        schemas = self.document.get("schemas")
-        if not (isinstance(container, dict) and container):
-            self._drop_extension(schema)
-        elif isinstance(schemas, list) and schema.id.lower() not in self.listed:
-            schemas.append(schema.id)
-            self.listed.add(schema.id.lower())
-
-    def _drop_extension(self, schema: Schema) -> None:
-        lowered = schema.id.lower()
-        self.urns.delete(schema.id)
-        self.names.pop(lowered, None)
-        if lowered in self.listed:
-            self.listed.discard(lowered)
-            self.unlisted = True
 
     def _unchanged(self, path: PatchPath, value: Any) -> bool:
         """Whether ``value`` is what a readOnly target already holds (a harmless echo)."""
@@ -315,7 +235,7 @@ class _Patcher:
             given = strip_unassigned(coerce(path.sub_attribute or path.attribute, value))
         except ScimError:
             return False  # ill-typed is a change: mutability follows
-        container = self._container(path.target.schema, create=False) or {}
+        container = self.objects.container(path.target.schema, create=False) or {}
         current = get_name(container, path.attribute.name)
         if path.sub_attribute is not None:
             current = (
@@ -324,8 +244,8 @@ class _Patcher:
         return bool(given == current)
 
     def _elements(self, path: PatchPath, create: bool) -> tuple[dict[str, Any] | None, list[Any]]:
-        container = self._container(path.target.schema, create)
-        current = self._get(path, container) if container is not None else None
+        container = self.objects.container(path.target.schema, create)
+        current = self.objects.get(path, container) if container is not None else None
         if current is None:
             return container, []
         return container, current if isinstance(current, list) else [current]
@@ -333,13 +253,13 @@ class _Patcher:
     # -- the operations ---------------------------------------------------------------------
 
     def _write_single(self, path: PatchPath, value: Any) -> None:
-        container = self._container(path.target.schema, create=True)
+        container = self.objects.container(path.target.schema, create=True)
         assert container is not None
         attribute, sub = path.attribute, path.sub_attribute
         if sub is None and attribute.type != "complex":
             new = coerce(attribute, value)
-            check_immutable(attribute, self._get(path, container), new)
-            self._put(path, container, new)
+            check_immutable(attribute, self.objects.get(path, container), new)
+            self.objects.put(path, container, new)
             return
         # Complex: add and replace both set the sub-attributes given and keep the others.
         current = get_name(container, attribute.name)
@@ -393,51 +313,13 @@ class _Patcher:
                     del element["primary"]
         put_values(container, attribute.name, elements)
 
-    def _add_open(self, path: PatchPath, value: Any) -> None:
-        """``add`` to an undescribed attribute: appends to a list it holds (RFC 7644 3.5.2.1
-        for a multi-valued attribute), values already there once; otherwise sets it.
-
-        "Already there" is equal as JSON (``true`` is not ``1``, as Python's ``in`` has it),
-        found through a set: linear in the list, and the list is charged to the budget."""
-        container = self._container(path.target.schema, create=True)
-        assert container is not None
-        current = self._get(path, container)
-        if isinstance(current, list):
-            self.budget.charge(len(current))
-            seen = {canonical(item) for item in current}
-            appended = list(current)
-            for item in value_list(value):
-                if (key := canonical(item)) not in seen:
-                    seen.add(key)
-                    appended.append(item)
-            value = appended
-        self._put(path, container, value)
-
-    def _remove_open(self, path: PatchPath, value: Any) -> None:
-        """``remove`` with a ``value`` from an undescribed attribute: the values equal (as
-        JSON) to one listed go, the rest stay; a single value goes only when listed."""
-        container = self._container(path.target.schema, create=False)
-        current = None if container is None else self._get(path, container)
-        if container is None or current is None:
-            return
-        listed = {canonical(item) for item in value_list(value)}
-        if isinstance(current, list):
-            self.budget.charge(len(current))
-            kept = [item for item in current if canonical(item) not in listed]
-            if kept:
-                self._put(path, container, kept)
-            else:
-                self._delete(path, container)
-        elif canonical(current) in listed:
-            self._delete(path, container)
-
     def _remove(self, path: PatchPath) -> None:
         container, elements = self._elements(path, create=False)
         if container is None:
             return
         attribute, sub = path.attribute, path.sub_attribute
         if sub is None and path.filter is None:
-            self._delete(path, container)
+            self.objects.delete(path, container)
         elif not attribute.multi_valued:
             current = get_name(container, attribute.name)
             if isinstance(current, dict):
@@ -462,10 +344,6 @@ class _Patcher:
         for item in coerce(path.attribute, value):
             listed.add(strip_unassigned(item))
         put_values(container, path.attribute.name, [e for e in elements if listed.find(e) is None])
-
-
-def value_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def _upsert_type(node: Node | None, attribute: Attribute) -> str | None:
