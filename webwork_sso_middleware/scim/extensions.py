@@ -52,9 +52,10 @@ class Budget:
     """Counts what one request gives extensions (JSON values and member names), and the work
     it asks for; refuses (invalidValue) once over ``limit``, before the work is done."""
 
-    def __init__(self, limit: int = MAX_EXTENSION_VALUES) -> None:
+    def __init__(self, limit: int = MAX_EXTENSION_VALUES, counting: str = "") -> None:
         self.limit = limit
         self.left = limit
+        self.counting = counting  # what else is charged, for the error
 
     def spend(self, value: Any, extra: int = 1) -> None:
         """Charge ``value``'s JSON values and names, plus ``extra`` (its own name)."""
@@ -70,7 +71,8 @@ class Budget:
         if self.left < 0:
             raise invalid_value(
                 f"the request gives extension attributes more than {self.limit} JSON values "
-                f"and names; at most {MAX_EXTENSION_BYTES} bytes of them are kept per User"
+                f"and names{self.counting}; at most {MAX_EXTENSION_BYTES} bytes of them are "
+                "kept per User"
             )
 
 

@@ -120,7 +120,9 @@ class _Patcher:
         self.document = document
         self.resource = resource
         self.selector = Selector()
-        self.budget = Budget(MAX_EXTENSION_WORK)
+        self.budget = Budget(
+            MAX_EXTENSION_WORK, " (counting the list items its adds and removes look through)"
+        )
         self.objects = Objects(document, resource.schema, self.budget)
 
     def finish(self) -> None:
