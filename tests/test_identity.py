@@ -242,3 +242,14 @@ def test_frozen_attributes_serialise_copy_and_pickle_as_dicts_do():
         with pytest.raises(TypeError):
             change()
     assert frozen == {"a": {"b": (1, {"c": 2})}}
+
+
+def test_no_two_members_share_attributes_a_host_could_change():
+    """dict's own methods, called unbound, get past FrozenDict's refusal (it is a dict): so an
+    empty one is never shared either, and such a host spoils only the member it changed."""
+    spoiled = Member("id", "acme", "u", None, None, None, None, True, [])
+    dict.update(spoiled.attributes, {"leak": 1})  # type: ignore[arg-type]
+    assert Member("id2", "acme", "v", None, None, None, None, True, []).attributes == {}
+    empty = frozen_attributes({})
+    dict.__setitem__(empty, "leak", 1)  # type: ignore[arg-type]
+    assert frozen_attributes({}) == {} and frozen_attributes({}) is not frozen_attributes({})

@@ -41,8 +41,8 @@ class Member:
     # domain their workspace verified, and the workspace requires SSO (store/enforcement.py).
     sso_required: bool = False
     # Profile attributes as SCIM last set them (see frozen_attributes): read-only all the way
-    # down, so every request (and copy) shares one.
-    attributes: Mapping[str, Any] = dataclasses.field(default_factory=lambda: NO_ATTRIBUTES)
+    # down, so every request (and copy) of one session check shares one.
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=lambda: FrozenDict())
     # The host's declared roles this member's groups map to, in the declared order, or the
     # default role (roles.py); [] when the host declares none.
     roles: list[str] = dataclasses.field(default_factory=list)
@@ -83,7 +83,12 @@ class Member:
 
 class FrozenDict(dict[str, Any]):
     """A dict that refuses every change: read-only to the host app, yet a dict to json.dumps,
-    dataclasses.asdict, copy and pickle (a mappingproxy is none of those)."""
+    dataclasses.asdict, copy and pickle (a mappingproxy is none of those).
+
+    Being a dict, it cannot stop dict's own methods called unbound (``dict.__setitem__(d, k,
+    v)``, ``dict.update(d, ...)``): a host that goes that far can change it. So none is ever
+    shared beyond one member's session check (not even an empty one: frozen_attributes
+    builds each anew), and such a host spoils only its own member until the next check."""
 
     __slots__ = ("_sealed",)
 
@@ -116,9 +121,6 @@ def _refuse() -> Any:
     raise TypeError("member attributes are read-only")
 
 
-NO_ATTRIBUTES: Mapping[str, Any] = FrozenDict()
-
-
 def frozen_attributes(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
     """A read-only copy, all the way down: mappings become FrozenDicts, lists become tuples,
     sharing nothing with ``attributes``. A host app cannot change what the next request sees.
@@ -126,7 +128,7 @@ def frozen_attributes(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
     Keys: ``title``, the Enterprise attributes by their SCIM names (``employeeNumber``,
     ``costCenter``, ``organization``, ``division``, ``department``, ``manager`` as
     ``{"value", "displayName"}``), and each extension's other attributes under its URN."""
-    return _freeze(attributes) if attributes else NO_ATTRIBUTES
+    return _freeze(attributes) if attributes else FrozenDict()  # never a shared empty one
 
 
 def _freeze(value: Any) -> Any:

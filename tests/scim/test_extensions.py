@@ -3,10 +3,13 @@ schemas (Entra's and Okta's) and the Enterprise extension's undescribed attribut
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import text
 
 from webwork_sso_middleware import SSOMiddleware
 
@@ -270,6 +273,27 @@ def test_the_cap_counts_every_extension_together(client: Client):
     assert client.ok("POST", "/Users", body)[OKTA] == {"b": "y" * 7000}
 
 
+@pytest.mark.parametrize("char", ["\U0001f600", "\u00e9", '"'])
+def test_the_cap_holds_for_what_the_database_stores(
+    client: Client, middleware: SSOMiddleware, char: str
+):
+    """The cap is measured on the text the JSON column holds (compact, characters as they
+    are), so what is accepted takes at most MAX_EXTENSION_BYTES in the database too."""
+    width = len(json.dumps(char, ensure_ascii=False).encode()) - 2
+    fits = (16384 - len(f'{{"{ENTRA}":{{"s":""}}}}')) // width
+    body = entra_user()
+    body[ENTRA] = {"s": char * fits}
+    user = client.ok("POST", "/Users", body)
+    with middleware.database.engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT CAST(extensions AS TEXT) FROM members WHERE id = :id"),
+            {"id": user["id"]},
+        ).scalar_one()
+    assert 16384 - width < len(stored.encode()) <= 16384
+    body[ENTRA] = {"s": char * (fits + 1)}
+    assert "at most 16384" in rejected(client.call("PUT", f"/Users/{user['id']}", body))
+
+
 def test_an_extension_that_is_not_an_object_is_refused(client: Client):
     body = entra_user()
     body[ENTRA] = "701984"
@@ -303,3 +327,152 @@ def test_another_workspace_cannot_read_or_write_them(
     assert other.ok("POST", "/Users", {"schemas": [CORE, ENTRA], "userName": "bjensen@acme.test"})
     assert client.ok("GET", path) == user
     hostile.close()
+
+
+# -- cost: refused before the work, not after it ------------------------------------------------
+
+ACME = "urn:acme:2.0:User"
+
+
+def _patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
+    return {"schemas": [PATCH_OP], "Operations": list(operations)}
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["POST 20,000 attributes", "POST 20,000 URNs", "PATCH 20,000 URNs", "PATCH two long lists"],
+)
+def test_requests_giving_more_values_than_could_be_kept_are_refused_up_front(
+    client: Client, shape: str
+):
+    """Each of these took from 37 s to minutes of CPU (names looked up by scanning every name)
+    before the 400: now they are counted before any per-name work, and refused."""
+    user = client.ok("POST", "/Users", entra_user())
+    path = f"/Users/{user['id']}"
+    if shape == "POST 20,000 attributes":
+        body = entra_user("z@acme.test")
+        body[ACME] = {f"a{i}": 1 for i in range(20_000)}
+        method, target = "POST", "/Users"
+    elif shape == "POST 20,000 URNs":
+        body = {**entra_user("z@acme.test"), **{f"urn:a:{i}:User": {"a": 1} for i in range(20_000)}}
+        method, target = "POST", "/Users"
+    elif shape == "PATCH 20,000 URNs":
+        urns = {f"urn:a:{i}:User": {"a": 1} for i in range(20_000)}
+        body = _patch_body({"op": "add", "value": urns})
+        method, target = "PATCH", path
+    else:
+        body = _patch_body(
+            {"op": "add", "path": f"{ACME}:x", "value": list(range(70_000))},
+            {"op": "add", "path": f"{ACME}:x", "value": list(range(70_000, 140_000))},
+        )
+        method, target = "PATCH", path
+    started = time.monotonic()
+    detail = rejected(client.call(method, target, body))
+    elapsed = time.monotonic() - started
+    assert "more than" in detail and "JSON values and names" in detail  # the up-front count
+    assert elapsed < 5, elapsed  # loose: the fix takes well under a second, the flaw minutes
+    assert client.ok("GET", "/Users")["totalResults"] == 1
+    assert client.ok("GET", path) == user
+
+
+def test_many_names_within_the_cap_are_kept_case_insensitively(client: Client):
+    """Large but keepable: every name kept once, a case variant replacing its name."""
+    body = entra_user()
+    body[ACME] = {f"a{i}": i for i in range(700)}
+    user = client.ok("POST", "/Users", body)
+    assert user[ACME] == body[ACME]
+    urns = {f"urn:a:{i}:User": {"b": i} for i in range(200)}
+    renamed = {f"A{i}": -i for i in range(700)}
+    doc = client.patch(user["id"], {"op": "add", "value": {**urns, ACME: renamed}})
+    assert doc[ACME] == renamed and all(doc[urn] == value for urn, value in urns.items())
+    assert doc["schemas"] == [CORE, ENTERPRISE, ENTRA, ACME, *urns]
+    assert client.ok("GET", f"/Users/{user['id']}") == doc
+
+
+def test_adds_that_look_through_long_lists_count_against_the_request(client: Client):
+    body = entra_user()
+    body[ACME] = {"tags": list(range(3000))}  # about 14 KB: keepable
+    user = client.ok("POST", "/Users", body)
+    adding = [{"op": "add", "path": f"{ACME}:tags", "value": [-i]} for i in range(1, 20)]
+    detail = rejected(client.call("PATCH", f"/Users/{user['id']}", _patch_body(*adding)))
+    assert "JSON values and names" in detail
+    assert client.ok("GET", f"/Users/{user['id']}") == user
+    doc = client.patch(user["id"], *adding[:3])
+    assert doc[ACME]["tags"] == [*range(3000), -1, -2, -3]
+
+
+# -- values compared as JSON ----------------------------------------------------------------------
+
+
+def test_true_replacing_1_is_a_change(client: Client):
+    """Python has True == 1: the change was answered 200 and never written (no new version)."""
+    body = entra_user()
+    body[ACME] = {"flag": 1, "zero": 0, "list": [1, 0]}
+    user = client.ok("POST", "/Users", body)
+    doc = client.patch(user["id"], {"op": "replace", "path": f"{ACME}:flag", "value": True})
+    assert doc[ACME]["flag"] is True and doc["meta"]["version"] != user["meta"]["version"]
+    assert client.ok("GET", f"/Users/{user['id']}")[ACME]["flag"] is True
+    body[ACME] = {"flag": True, "zero": False, "list": [1, 0]}
+    put = client.ok("PUT", f"/Users/{user['id']}", body)
+    assert put[ACME]["zero"] is False and put["meta"]["version"] != doc["meta"]["version"]
+    doc = client.patch(user["id"], {"op": "add", "path": f"{ACME}:list", "value": [True, 0]})
+    assert doc[ACME]["list"] == [1, 0, True]  # true is not there yet; 0 is
+    assert client.ok("GET", f"/Users/{user['id']}")[ACME]["list"] == [1, 0, True]
+
+
+def test_remove_with_a_value_removes_just_those_values(client: Client):
+    body = entra_user()
+    body[ACME] = {"tags": ["a", "b", {"c": 1}, 1], "level": 3}
+    user_id = client.ok("POST", "/Users", body)["id"]
+    path = f"{ACME}:tags"
+    doc = client.patch(user_id, {"op": "remove", "path": path, "value": ["b", {"c": 1}, True]})
+    assert doc[ACME]["tags"] == ["a", 1]
+    doc = client.patch(user_id, {"op": "remove", "path": f"{ACME}:level", "value": 4})
+    assert doc[ACME]["level"] == 3  # not the value held: nothing removed
+    doc = client.patch(
+        user_id,
+        {"op": "remove", "path": f"{ACME}:level", "value": [3]},
+        {"op": "remove", "path": path, "value": "a"},
+    )
+    assert doc[ACME] == {"tags": [1]}
+    doc = client.patch(user_id, {"op": "remove", "path": path, "value": [1]})
+    assert ACME not in doc and ACME not in doc["schemas"]  # nothing left: unassigned
+
+
+# -- names: as POST and PUT take them ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["urn:b:c", ACME, "a.b", "\u212aey", "1a"])
+def test_a_pathless_patch_takes_only_attribute_names_under_a_schema(client: Client, name: str):
+    """``{urn: {"urn:b:c": 1}}`` created extension ``<urn>:urn:b``, a URN never named."""
+    user = client.ok("POST", "/Users", entra_user())
+    operation = {"op": "add", "value": {ACME: {"ok": 1, name: 1}}}
+    detail = rejected(
+        client.call("PATCH", f"/Users/{user['id']}", _patch_body(operation)), "invalidPath"
+    )
+    assert "not an attribute name" in detail
+    assert client.ok("GET", f"/Users/{user['id']}") == user
+    body = entra_user("z@acme.test")
+    body[ACME] = {"ok": 1, name: 1}
+    assert "not an attribute name" in rejected(client.call("POST", "/Users", body))
+
+
+def test_non_ascii_letters_and_long_urns_are_no_names(client: Client):
+    """With re.I alone, [a-z] matched KELVIN SIGN and the long s, which lower-case onto other
+    names; a URN over 256 characters was read as attribute "User" of a shorter one."""
+    body = entra_user()
+    body[ACME] = {"\u212aey": 1, "key": 2}
+    assert "not an attribute name" in rejected(client.call("POST", "/Users", body))
+    long_urn = "urn:a:" + "b" * 251 + ":User"  # 262 characters; "urn:a:bbb..." fits in 256
+    for value in ({"a": 1}, 1):
+        body = entra_user()
+        body[long_urn] = value
+        assert "longer than 256" in rejected(client.call("POST", "/Users", body))
+    user = client.ok("POST", "/Users", {**entra_user(), "urn:acme:2.0:U\u017fer": {"a": 1}})
+    assert [k for k in user if k.startswith("urn:")] == [ENTERPRISE, ENTRA]  # no extension
+    patch = _patch_body({"op": "add", "path": long_urn, "value": {"a": 1}})
+    detail = rejected(client.call("PATCH", f"/Users/{user['id']}", patch), "invalidPath")
+    assert "longer than 256" in detail
+    patch = _patch_body({"op": "add", "path": f"{ACME}:\u212aey", "value": 1})
+    rejected(client.call("PATCH", f"/Users/{user['id']}", patch), "invalidPath")
+    assert client.ok("GET", f"/Users/{user['id']}") == user

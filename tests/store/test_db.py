@@ -18,7 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from webwork_sso_middleware.errors import StoreUnavailable
 from webwork_sso_middleware.store import Database
-from webwork_sso_middleware.store.db import UnitOfWork
+from webwork_sso_middleware.store.db import UnitOfWork, json_text
 from webwork_sso_middleware.store.models import Base, Workspace, utcnow
 
 from ..conftest import POSTGRES_URL
@@ -256,3 +256,10 @@ def test_timeouts_given_in_the_postgresql_url_win():
         "connect_timeout": 2,
         "options": "-c work_mem=8MB -c lock_timeout=1",
     }
+
+
+def test_json_columns_hold_compact_text_with_characters_as_they_are():
+    """What the extension cap measures is what the column holds (scim/extensions.py)."""
+    assert json_text({"a": "\u00e9\U0001f600", "b": [1, 2]}) == '{"a":"\u00e9\U0001f600","b":[1,2]}'
+    # A lone surrogate has no UTF-8 form: escaped, rather than a write the driver fails.
+    assert json_text({"a": "\ud800"}) == '{"a":"\\ud800"}'

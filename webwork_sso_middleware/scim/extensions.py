@@ -8,9 +8,12 @@ body's ``schemas`` (RFC 7644 asks that it be): PATCH bodies carry no ``schemas``
 resource at all, and a response always lists every extension it carries.
 
 Bounds, against a token that would bloat the store or every session check of the member:
-MAX_EXTENSION_BYTES of compact JSON per member, values nested at most MAX_DEPTH deep, strings
-without the characters no backend stores (schemas.UNSTORABLE). ``null``, ``[]`` and ``{}``
-unassign (RFC 7643 section 2.5), so they are not stored.
+MAX_EXTENSION_BYTES of compact JSON per member (the text the column stores: store/db.py),
+values nested at most MAX_DEPTH deep, strings without the characters no backend stores
+(schemas.UNSTORABLE). ``null``, ``[]`` and ``{}`` unassign (RFC 7643 section 2.5), so they are
+not stored. And against a request that would cost CPU: a request giving extensions more JSON
+values than MAX_EXTENSION_BYTES could ever hold is refused before any per-value work
+(:class:`Budget`), and the work per value is constant (names are found through an index).
 """
 
 from __future__ import annotations
@@ -18,15 +21,16 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import invalid_value
-from .paths import get_name, put_name
+from .errors import ScimError, invalid_value
+from .paths import NameIndex
 from .schemas import (
     ATTRIBUTE_NAME,
     ENTERPRISE_USER,
     ENTERPRISE_USER_SCHEMA,
+    MAX_URN_LENGTH,
     UNSTORABLE,
     is_extension_urn,
 )
@@ -37,7 +41,82 @@ MAX_KEY_LENGTH = 128
 # The Enterprise extension's described attributes have columns (resources.py); the rest are here.
 ENTERPRISE_COLUMNS = frozenset(attribute.name.lower() for attribute in ENTERPRISE_USER.attributes)
 
+# Every JSON value and member name kept takes at least two bytes of compact JSON ("1," or
+# '"a":'), so a request giving extensions more than this many can't be kept: refused up front.
+MAX_EXTENSION_VALUES = MAX_EXTENSION_BYTES // 2
+
 Stored = dict[str, dict[str, Any]]
+
+
+class Budget:
+    """Counts what one request gives extensions (JSON values and member names), and the work
+    it asks for; refuses (invalidValue) once over ``limit``, before the work is done."""
+
+    def __init__(self, limit: int = MAX_EXTENSION_VALUES, counting: str = "") -> None:
+        self.limit = limit
+        self.left = limit
+        self.counting = counting  # what else is charged, for the error
+
+    def spend(self, value: Any, extra: int = 1) -> None:
+        """Charge ``value``'s JSON values and names, plus ``extra`` (its own name)."""
+        self.charge(extra)
+        self.left -= count_values(value, self.left)
+        self._check()
+
+    def charge(self, work: int) -> None:
+        self.left -= work
+        self._check()
+
+    def _check(self) -> None:
+        if self.left < 0:
+            raise invalid_value(
+                f"the request gives extension attributes more than {self.limit} JSON values "
+                f"and names{self.counting}; at most {MAX_EXTENSION_BYTES} bytes of them are "
+                "kept per User"
+            )
+
+
+def count_values(value: Any, limit: int) -> int:
+    """The JSON values and member names in ``value``, counted up to just past ``limit``: the
+    work is O(limit) however large ``value`` is (an object's names are counted in one step)."""
+    count = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        count += 1
+        if isinstance(item, dict):
+            count += len(item)
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            children = ()
+        if count + len(children) > limit:
+            return count + len(children)
+        pending.extend(children)
+    return count
+
+
+def canonical(value: Any) -> str:
+    """One text per JSON value, to compare values as JSON does (``true`` is not ``1``, and an
+    object's order is no change) and to find equal ones through a set."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def check_urn_length(urn: str, error: Callable[[str], ScimError] = invalid_value) -> None:
+    """Refuse an extension URN too long to keep (never read as an attribute of a shorter one)."""
+    if len(urn) > MAX_URN_LENGTH:
+        raise error(f"the extension URN {urn[:40]!r}... is longer than {MAX_URN_LENGTH} characters")
+
+
+def check_attribute_name(name: Any, urn: str) -> None:
+    """Refuse (invalidValue) a name RFC 7643's ATTRNAME does not allow, ASCII only: before it
+    is merged with another case-insensitively (KELVIN SIGN "\u212aey" lower-cases to "key")."""
+    if not isinstance(name, str) or ATTRIBUTE_NAME.fullmatch(name) is None:
+        raise invalid_value(
+            f"{show_name(name)} in {urn} is not an attribute name "
+            "(a letter, then letters, digits, '-' or '_'; at most 128)"
+        )
 
 
 def stored_extensions(doc: Mapping[str, Any]) -> Stored:
@@ -46,6 +125,7 @@ def stored_extensions(doc: Mapping[str, Any]) -> Stored:
     Raises invalidValue (nothing is written: the caller has not flushed) when a value is not
     storable or the whole is over MAX_EXTENSION_BYTES."""
     stored: Stored = {}
+    urns = NameIndex(stored)
     for key, value in doc.items():
         if not isinstance(key, str):
             continue
@@ -56,21 +136,18 @@ def stored_extensions(doc: Mapping[str, Any]) -> Stored:
             continue
         if not isinstance(value, Mapping):
             raise invalid_value(f"{key} must be an object of attributes")
-        existing = get_name(stored, key)
+        existing = urns.get(key)
         target: dict[str, Any] = existing if isinstance(existing, dict) else {}
+        names = NameIndex(target)
         for name, item in value.items():
             if enterprise and str(name).lower() in ENTERPRISE_COLUMNS:
                 continue
-            if not isinstance(name, str) or ATTRIBUTE_NAME.fullmatch(name) is None:
-                raise invalid_value(
-                    f"{show_name(name)} in {key} is not an attribute name "
-                    "(a letter, then letters, digits, '-' or '_'; at most 128)"
-                )
+            check_attribute_name(name, key)
             cleaned = _clean(item, f"{key}:{name}", 1)
             if cleaned is not None:
-                put_name(target, name, cleaned)
+                names.put(name, cleaned)
         if target:
-            put_name(stored, key, target)
+            urns.put(key, target)
     size = len(json.dumps(stored, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
     if size > MAX_EXTENSION_BYTES:
         raise invalid_value(

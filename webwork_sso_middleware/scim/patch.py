@@ -11,7 +11,9 @@ Deliberate departures from a literal reading of the RFC, all for IdP interop:
   ``type eq "x"`` creates ``{"type": "x", ...}`` instead of failing with noTarget: Entra
   sends ``replace emails[type eq "work"].value`` for users who have no work email yet.
 * ``remove`` of a multi-valued attribute with a ``value`` list removes just those values
-  (Entra's way of removing group members); a filter matching nothing removes nothing.
+  (Entra's way of removing group members); a filter matching nothing removes nothing. The
+  same for an undescribed extension attribute (the mirror of ``add`` appending to its list):
+  the values equal as JSON to one listed are removed, the rest kept.
 * Booleans accept "true"/"false" strings; numbers given for strings become their text; a
   bare value for a complex attribute with a ``value`` part means ``{"value": ...}`` (Entra's
   manager); a single object for a multi-valued attribute means a list of one.
@@ -30,7 +32,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ScimError, invalid_path, invalid_syntax, invalid_value, mutability, no_target
+from .extensions import MAX_EXTENSION_VALUES, Budget, check_urn_length, show_name
 from .filters import Comparison, Node
+from .patch_objects import Objects
 from .paths import (
     PatchPath,
     Selector,
@@ -38,9 +42,8 @@ from .paths import (
     get_name,
     lowered_keys,
     parse_path,
-    put_name,
 )
-from .schemas import Attribute, ResourceType, Schema
+from .schemas import ATTRIBUTE_NAME, Attribute, ResourceType, Schema
 from .values import (
     ValueIndex,
     check_immutable,
@@ -53,6 +56,9 @@ from .values import (
 )
 
 MAX_OPERATIONS = 1000
+# Per request: the JSON values and names operations give extensions, and the list items their
+# adds and removes compare against (extensions.Budget). A few times what one User can keep.
+MAX_EXTENSION_WORK = 4 * MAX_EXTENSION_VALUES
 OPS = ("add", "replace", "remove")
 
 
@@ -71,6 +77,7 @@ def apply_patch(document: dict[str, Any], body: Any, resource: ResourceType) -> 
     patcher = _Patcher(result, resource)
     for operation in operations:
         patcher.apply(operation)
+    patcher.finish()
     delete_name(result, "password")  # writeOnly: never part of a stored document
     return result
 
@@ -113,9 +120,22 @@ class _Patcher:
         self.document = document
         self.resource = resource
         self.selector = Selector()
+        self.budget = Budget(
+            MAX_EXTENSION_WORK, " (counting the list items its adds and removes look through)"
+        )
+        self.objects = Objects(document, resource.schema, self.budget)
+
+    def finish(self) -> None:
+        self.objects.finish()
 
     def apply(self, operation: PatchOperation) -> None:
         op, value = operation.op, operation.value
+        if (
+            self.resource.open_extensions
+            and value is not None
+            and (operation.path is None or operation.path.strip().lower().startswith("urn:"))
+        ):
+            self.budget.spend(value)  # before any per-name work: see MAX_EXTENSION_WORK
         if operation.path is None:
             if op == "remove":
                 raise no_target("remove needs a path")
@@ -128,14 +148,14 @@ class _Patcher:
         elif op != "remove":  # the path names a schema: the value is an object of its attributes
             self._apply_object(op, value, schema)
         elif schema is not self.resource.schema:
-            self._drop_extension(schema)
+            self.objects.drop(schema)
         else:
             raise invalid_path("the core schema cannot be removed")
 
     def _apply_object(self, op: str, value: Any, schema: Schema | None) -> None:
         """A pathless value: an object of attribute names (any case, dotted, URN-qualified)."""
         if value is None and schema is not None and schema is not self.resource.schema:
-            self._drop_extension(schema)
+            self.objects.drop(schema)
             return
         if not isinstance(value, Mapping):
             raise invalid_value("without a path, value must be an object of attributes")
@@ -143,6 +163,14 @@ class _Patcher:
             name = str(key)
             if name.lower() == "schemas":
                 continue
+            if (
+                schema is not None
+                and schema is not self.resource.schema
+                and ATTRIBUTE_NAME.fullmatch(name) is None
+            ):
+                # As POST and PUT refuse it: "<urn>:<urn:b:c>" would read as attribute c of
+                # extension "<urn>:urn:b", a URN the client never named.
+                raise invalid_path(f"{show_name(key)} in {schema.id} is not an attribute name")
             if schema is None and (nested := self._schema_named(name, op, item)) is not None:
                 self._apply_object(op, item, nested)
                 continue
@@ -163,7 +191,9 @@ class _Patcher:
             raise mutability(f"{path.text} is readOnly")
         if attribute.required and unassign and sub is None and path.filter is None:
             raise mutability(f"{attribute.name} is required and cannot be removed")
-        if (
+        if op == "remove" and has_value and value is not None and attribute.type == "any":
+            self.objects.remove_open(path, value)
+        elif (
             op == "remove"
             and has_value
             and value is not None
@@ -175,13 +205,13 @@ class _Patcher:
         elif unassign:
             self._remove(path)
         elif attribute.type == "any" and op == "add":
-            self._add_open(path, value)
+            self.objects.add_open(path, value)
         elif attribute.multi_valued:
             self._write_multi(op, path, value)
         else:
             self._write_single(path, value)
         if path.target.schema is not self.resource.schema:
-            self._tidy_extension(path.target.schema)
+            self.objects.tidy(path.target.schema)
         if not (op == "remove" and path.filter is not None and sub is None):
             self.selector.reset()  # values may have changed: indexes of them are stale
 
@@ -195,39 +225,11 @@ class _Patcher:
         schema = self.resource.schema_by_urn(urn)
         if schema is not None or not urn.lower().startswith("urn:"):
             return schema
-        given = isinstance(value, Mapping) or (
-            op == "remove" and isinstance(get_name(self.document, urn), dict)
-        )
-        return self.resource.extension_by_urn(urn, object_given=given)
-
-    def _container(self, schema: Schema, create: bool) -> dict[str, Any] | None:
-        """The top-level document, or the extension's object nested under its URN."""
-        if schema is self.resource.schema:
-            return self.document
-        container = get_name(self.document, schema.id)
-        if not isinstance(container, dict):
-            if not create:
-                return None
-            container = {}
-        put_name(self.document, schema.id, container)
-        return container
-
-    def _tidy_extension(self, schema: Schema) -> None:
-        """An extension's object and its URN in ``schemas`` exist exactly when it has values."""
-        container = get_name(self.document, schema.id)
-        schemas = self.document.get("schemas")
-        if not (isinstance(container, dict) and container):
-            self._drop_extension(schema)
-        elif isinstance(schemas, list) and all(
-            str(s).lower() != schema.id.lower() for s in schemas
-        ):
-            schemas.append(schema.id)
-
-    def _drop_extension(self, schema: Schema) -> None:
-        delete_name(self.document, schema.id)
-        schemas = self.document.get("schemas")
-        if isinstance(schemas, list):
-            schemas[:] = [s for s in schemas if str(s).lower() != schema.id.lower()]
+        given = isinstance(value, Mapping) or (op == "remove" and self.objects.holds_object(urn))
+        schema = self.resource.extension_by_urn(urn, object_given=given)
+        if schema is not None:
+            check_urn_length(schema.id, invalid_path)
+        return schema
 
     def _unchanged(self, path: PatchPath, value: Any) -> bool:
         """Whether ``value`` is what a readOnly target already holds (a harmless echo)."""
@@ -235,7 +237,7 @@ class _Patcher:
             given = strip_unassigned(coerce(path.sub_attribute or path.attribute, value))
         except ScimError:
             return False  # ill-typed is a change: mutability follows
-        container = self._container(path.target.schema, create=False) or {}
+        container = self.objects.container(path.target.schema, create=False) or {}
         current = get_name(container, path.attribute.name)
         if path.sub_attribute is not None:
             current = (
@@ -244,8 +246,8 @@ class _Patcher:
         return bool(given == current)
 
     def _elements(self, path: PatchPath, create: bool) -> tuple[dict[str, Any] | None, list[Any]]:
-        container = self._container(path.target.schema, create)
-        current = get_name(container, path.attribute.name) if container is not None else None
+        container = self.objects.container(path.target.schema, create)
+        current = self.objects.get(path, container) if container is not None else None
         if current is None:
             return container, []
         return container, current if isinstance(current, list) else [current]
@@ -253,13 +255,13 @@ class _Patcher:
     # -- the operations ---------------------------------------------------------------------
 
     def _write_single(self, path: PatchPath, value: Any) -> None:
-        container = self._container(path.target.schema, create=True)
+        container = self.objects.container(path.target.schema, create=True)
         assert container is not None
         attribute, sub = path.attribute, path.sub_attribute
         if sub is None and attribute.type != "complex":
             new = coerce(attribute, value)
-            check_immutable(attribute, get_name(container, attribute.name), new)
-            put_name(container, attribute.name, new)
+            check_immutable(attribute, self.objects.get(path, container), new)
+            self.objects.put(path, container, new)
             return
         # Complex: add and replace both set the sub-attributes given and keep the others.
         current = get_name(container, attribute.name)
@@ -313,24 +315,13 @@ class _Patcher:
                     del element["primary"]
         put_values(container, attribute.name, elements)
 
-    def _add_open(self, path: PatchPath, value: Any) -> None:
-        """``add`` to an undescribed attribute: appends to a list it holds (RFC 7644 3.5.2.1
-        for a multi-valued attribute), values already there once; otherwise sets it."""
-        container = self._container(path.target.schema, create=True)
-        assert container is not None
-        current = get_name(container, path.attribute.name)
-        if isinstance(current, list):
-            given = value if isinstance(value, list) else [value]
-            value = current + [item for item in given if item not in current]
-        put_name(container, path.attribute.name, value)
-
     def _remove(self, path: PatchPath) -> None:
         container, elements = self._elements(path, create=False)
         if container is None:
             return
         attribute, sub = path.attribute, path.sub_attribute
         if sub is None and path.filter is None:
-            delete_name(container, attribute.name)
+            self.objects.delete(path, container)
         elif not attribute.multi_valued:
             current = get_name(container, attribute.name)
             if isinstance(current, dict):

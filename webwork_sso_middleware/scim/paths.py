@@ -145,6 +145,43 @@ def delete_name(container: dict[str, Any], name: str) -> None:
         del container[key]
 
 
+class NameIndex:
+    """One dict's names found case-insensitively in O(1), written back as :func:`put_name` does.
+
+    get_name and put_name scan every key: per key of a large object that is quadratic work a
+    client could ask for. Names written to the dict other than through the index are found
+    only if they were there when it was built; a name it holds that is gone is treated as
+    absent. (Callers use it for names only they write.)"""
+
+    def __init__(self, container: dict[str, Any]) -> None:
+        self.container = container
+        self.keys = {key.lower(): key for key in container if isinstance(key, str)}
+
+    def key(self, name: str) -> str | None:
+        """The key ``name`` is held under, in whatever case."""
+        if name in self.container:
+            return name
+        key = self.keys.get(name.lower())
+        return key if key is not None and key in self.container else None
+
+    def get(self, name: str) -> Any:
+        key = self.key(name)
+        return None if key is None else self.container[key]
+
+    def put(self, name: str, value: Any) -> None:
+        key = self.key(name)
+        if key is not None and key != name:
+            del self.container[key]  # an IdP's "Name" becomes "name"
+        self.keys[name.lower()] = name
+        self.container[name] = value
+
+    def delete(self, name: str) -> None:
+        key = self.key(name)
+        if key is not None:
+            del self.container[key]
+        self.keys.pop(name.lower(), None)
+
+
 class Selector:
     """Finds the values a path's filter selects, in document order.
 

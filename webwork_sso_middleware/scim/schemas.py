@@ -32,11 +32,15 @@ UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # URN the admin types (``urn:ietf:params:scim:schemas:custom:Space`` in Okta's own example).
 # So: any RFC 8141-shaped URN, short enough to index, outside the namespaces SCIM reserves for
 # its core schemas and its messages.
-EXTENSION_URN = re.compile(r"urn:[a-z0-9][a-z0-9-]{0,31}:[a-z0-9()+,\-.:=@;$_!*'%/?#]+", re.I)
+# re.ASCII: with re.I alone, [a-z] also matches the non-ASCII letters that fold to ASCII ones
+# (K KELVIN SIGN, ſ, İ, ı), which then lower-case into another name's key.
+EXTENSION_URN = re.compile(
+    r"urn:[a-z0-9][a-z0-9-]{0,31}:[a-z0-9()+,\-.:=@;$_!*'%/?#]+", re.I | re.ASCII
+)
 MAX_URN_LENGTH = 256
 RESERVED_URN_PREFIXES = ("urn:ietf:params:scim:schemas:core:", "urn:ietf:params:scim:api:")
 # RFC 7643 section 2.1 ATTRNAME (``$ref`` aside): the last part of a URN-qualified path.
-ATTRIBUTE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,127}", re.I)
+ATTRIBUTE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,127}", re.I | re.ASCII)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,9 +259,13 @@ GROUP = Schema(
 
 def is_extension_urn(urn: str) -> bool:
     """Whether ``urn`` may name an extension we keep as sent (see EXTENSION_URN)."""
+    return len(urn) <= MAX_URN_LENGTH and _extension_shaped(urn)
+
+
+def _extension_shaped(urn: str) -> bool:
+    """An extension URN but maybe too long: one is refused, never read as something else."""
     return (
-        len(urn) <= MAX_URN_LENGTH
-        and EXTENSION_URN.fullmatch(urn) is not None
+        EXTENSION_URN.fullmatch(urn) is not None
         and not urn.lower().startswith(RESERVED_URN_PREFIXES)
         and not urn.endswith(":")
     )
@@ -296,7 +304,10 @@ class ResourceType:
 
         An undescribed URN names an extension when it ends in the resource's name (Entra's
         ``...:2.0:User``), or when its value is an object (``object_given``: Okta's "External
-        namespace" can be any URN); otherwise it is an attribute's path (see resolve)."""
+        namespace" can be any URN); otherwise it is an attribute's path (see resolve).
+
+        The URN may be longer than MAX_URN_LENGTH: the caller refuses it (were it None here,
+        ``<long URN>:User`` would read as attribute ``User`` of a shorter extension)."""
         schema = self.schema_by_urn(urn)
         if schema is not None:
             return schema if schema is not self.schema else None
@@ -307,7 +318,7 @@ class ResourceType:
         if (
             self.open_extensions
             and (object_given or lowered.endswith(":" + name))
-            and is_extension_urn(urn)
+            and _extension_shaped(urn)
         ):
             return open_schema(urn)
         return None

@@ -13,6 +13,7 @@ from ..store.models import Member, utcnow
 from .context import Reply, ScimContext
 from .discovery import list_response
 from .errors import invalid_value
+from .extensions import canonical
 from .filter_query import filter_condition
 from .filters import Comparison, Node
 from .parameters import ListParameters, check_if_match, read_json
@@ -152,12 +153,13 @@ def _update(context: ScimContext, member: Member, doc: dict[str, Any]) -> Reply:
     if member.user_name_key != key_before:  # a rename; a member's existing name stays usable
         _check_name(context, member.user_name_key)
     after = _profile(user_document(MemberRecord.of(member), context.locate))
-    if after != before:
+    # Equal as JSON, not as Python: an extension attribute's 1 replaced by true is a change.
+    if canonical(after) != canonical(before):
         touch(member)
         changes = {
             key: {"from": before.get(key), "to": after.get(key)}
             for key in sorted(set(before) | set(after))
-            if before.get(key) != after.get(key)
+            if canonical(before.get(key)) != canonical(after.get(key))
         }
         action = lifecycle.settle_active_change(member, was_active=was_active)
         _flush(context, member)

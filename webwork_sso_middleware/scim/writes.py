@@ -14,8 +14,14 @@ from ..errors import InvalidName
 from ..store.models import Group, Member, MemberValue, utcnow
 from .comparisons import as_boolean
 from .errors import invalid_syntax, invalid_value, mutability
-from .extensions import stored_extensions
-from .paths import put_name
+from .extensions import (
+    Budget,
+    canonical,
+    check_attribute_name,
+    check_urn_length,
+    stored_extensions,
+)
+from .paths import NameIndex
 from .resources import (
     ADDRESS_FIELDS,
     ENTERPRISE_FIELDS,
@@ -42,21 +48,34 @@ def canonicalize(body: Any, resource: ResourceType) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise invalid_syntax("the request body must be a JSON object")
     doc: dict[str, Any] = {}
+    budget = Budget()  # what extensions are given is counted before any per-name work
+    extensions: dict[str, NameIndex] = {}  # lower-cased URN -> its object's names
+
+    def extension_object(urn: str) -> NameIndex:
+        """One object per extension, whatever the case of its URN in each key."""
+        names = extensions.get(urn.lower())
+        if names is None:
+            names = extensions[urn.lower()] = NameIndex(doc.setdefault(urn, {}))
+        return names
+
     for key, value in body.items():
         if not isinstance(key, str):
             continue
         extension = resource.extension_by_urn(key, object_given=isinstance(value, dict))
         if extension is not None:
+            check_urn_length(extension.id)
             if value is not None and not isinstance(value, dict):
                 raise invalid_value(f"{extension.id} must be an object")
-            target = doc.setdefault(extension.id, {})
+            budget.spend(value)
+            target = extension_object(extension.id)
             for k, sub in (value or {}).items():
                 if not isinstance(k, str):
                     continue
                 if (attr := extension.attribute(k)) is not None:
-                    target[attr.name] = _canonical_value(attr, sub)
+                    target.put(attr.name, _canonical_value(attr, sub))
                 elif resource.open_extensions:
-                    put_name(target, k, sub)  # kept as sent; extensions.py checks it
+                    check_attribute_name(k, extension.id)  # before names merge by case
+                    target.put(k, sub)  # kept as sent; extensions.py checks the value
             continue
         if key.lower() == "schemas":
             continue
@@ -66,8 +85,9 @@ def canonicalize(body: Any, resource: ResourceType) -> dict[str, Any]:
         if path.schema is resource.schema:
             doc[path.attribute.name] = _canonical_value(path.attribute, value)
         else:  # a URN-qualified extension attribute given at the top level
-            doc.setdefault(path.schema.id, {})[path.attribute.name] = _canonical_value(
-                path.attribute, value
+            budget.spend(value)
+            extension_object(path.schema.id).put(
+                path.attribute.name, _canonical_value(path.attribute, value)
             )
     return doc
 
@@ -189,7 +209,8 @@ def write_user(member: Member, doc: Mapping[str, Any]) -> None:
     member.manager_id = text(manager.get("value"), "manager.value")
     member.manager_display_name = text(manager.get("displayName"), "manager.displayName", limit=512)
     extensions = stored_extensions(doc)
-    if extensions != (member.extensions or {}):  # an equal value is no change (no new version)
+    # An equal value is no change (no new version); equal as JSON: true is not 1 (Python's ==).
+    if canonical(extensions) != canonical(member.extensions or {}):
         member.extensions = extensions or None
     _write_values(member, doc)
     member.email_key = _primary_email(member)

@@ -9,8 +9,10 @@ serialization and deadlock errors, a lost optimistic-lock race), so callers writ
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -30,6 +32,20 @@ from ..errors import StoreUnavailable
 from ..logs import package_logger
 
 log = package_logger(__name__)
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_text(value: Any) -> str:
+    """JSON columns hold compact JSON with characters as they are (not \\u escapes): what the
+    size caps measure (scim/extensions.py MAX_EXTENSION_BYTES) is what is stored, on both
+    backends. A lone surrogate has no UTF-8 form, so text holding one is escaped instead (the
+    extension attributes never do: they are refused)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if _SURROGATE.search(text):
+        text = json.dumps(value, separators=(",", ":"))
+    return text
+
 
 T = TypeVar("T")
 
@@ -167,12 +183,17 @@ class Database:
     def _create_engine(self, echo: bool) -> Engine:
         if not self.is_sqlite:
             return create_engine(
-                self.url, echo=echo, pool_pre_ping=True, connect_args=self._postgresql_timeouts()
+                self.url,
+                echo=echo,
+                pool_pre_ping=True,
+                connect_args=self._postgresql_timeouts(),
+                json_serializer=json_text,
             )
         memory = self.url.database in (None, "", ":memory:")
         engine = create_engine(
             self.url,
             echo=echo,
+            json_serializer=json_text,
             connect_args={"check_same_thread": False, "timeout": self.busy_timeout},
             # An in-memory database lives as long as its one connection.
             poolclass=StaticPool if memory else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from typing import Any
 
@@ -33,6 +34,19 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class ExactJSON(JSON):
+    """JSON whose change is a change of its JSON: Python's == has true equal to 1 (and 1.0),
+    so a value changed from one to the other would never be written (the ORM compares with
+    compare_values to decide what an UPDATE sets)."""
+
+    def compare_values(self, x: Any, y: Any) -> bool:
+        return bool(_exact(x) == _exact(y))
+
+
+def _exact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def utcnow() -> dt.datetime:
@@ -205,7 +219,7 @@ class Member(Base):
     manager_display_name: Mapped[str | None] = mapped_column(String(512))
     # Extension attributes without a column, as sent: {schema URN: {attribute: value}}. Custom
     # extension schemas, and undescribed Enterprise attributes (scim/extensions.py bounds them).
-    extensions: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    extensions: Mapped[dict[str, Any] | None] = mapped_column(ExactJSON(none_as_null=True))
 
     source: Mapped[str] = mapped_column(String(8), default="scim")  # "scim" or "sso"
     # Bumped to end every live session of the member (deactivation, deletion, sign out everywhere).
