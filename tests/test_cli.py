@@ -940,3 +940,28 @@ def test_serve_finds_the_example_in_this_checkout() -> None:
     from webwork_sso_middleware.devserver import find_timetracker_source
 
     assert find_timetracker_source() == REPOSITORY / "examples" / "timetracker" / "app.py"
+
+
+def test_output_into_a_closed_pipe_ends_quietly(database_url: str) -> None:
+    """`webwork-sso ... | head -1`: once the reader is gone, no traceback, SIGPIPE's status."""
+    created = run_script(
+        "--database-url", database_url, "workspace", "create", "acme", "--name", "Acme",
+        "--plan", "plus", "--owner", "it@acme.example",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    reader, writer = os.pipe()
+    os.close(reader)  # nobody will read: the first write fails with EPIPE
+    try:
+        shown = subprocess.run(
+            [*console_script(), "--database-url", database_url, "workspace", "show", "acme"],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=REPOSITORY,
+            env=clean_environment(),
+        )
+    finally:
+        os.close(writer)
+    assert shown.returncode == 141
+    assert shown.stderr == ""

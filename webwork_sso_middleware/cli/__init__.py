@@ -8,6 +8,8 @@ line that does not parse.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -24,6 +26,7 @@ from .options import (
     DEFAULT_DATABASE_URL,
     ENV_BASE_URL,
     ENV_DATABASE_URL,
+    EXIT_BROKEN_PIPE,
     EXIT_USAGE,
     PROG,
     CommandError,
@@ -334,7 +337,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as error:
         return fail(str(error), error.exit_code)
     try:
-        return int(args.handler(options, args))
+        status = int(args.handler(options, args))
+        sys.stdout.flush()  # here, so a closed pipe is caught below and not at exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`| head`): what it took was enough. Python's own advice: point
+        # stdout at devnull, so the interpreter's last flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except CommandError as error:
         return fail(str(error), error.exit_code)
     except StoreUnavailable as error:

@@ -28,6 +28,7 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # as a shell reports a command SIGPIPE ended (128 + 13)
 
 
 class CommandError(WebworkSSOError):
