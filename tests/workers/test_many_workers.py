@@ -139,7 +139,7 @@ def test_the_workers_are_separate_processes_on_one_database(cluster: Cluster):
     assert len(pids) == WORKERS and os.getpid() not in pids
     for worker in cluster.workers:
         page = requests.get(cluster.url(worker.index, "/hello"))
-        assert page.text == f"user=;worker={worker.index};path=/hello"
+        assert page.text == f"user=;worker={worker.index};path=/hello;roles="
 
 
 # -- sign-in across workers ------------------------------------------------------------------------
@@ -249,6 +249,78 @@ def test_scim_deactivation_ends_the_session_on_every_worker_within_the_bound(
     time.sleep(RECHECK + 0.2)
     for worker in range(len(cluster)):
         assert workspace.view(browser, worker) == ""
+
+
+def page_roles(text: str) -> str:
+    """The member's roles as worker.py's page shows them (``roles=`` part)."""
+    return text.rsplit(";roles=", 1)[1]
+
+
+def test_a_role_change_reaches_every_worker_within_the_bound(
+    workspace: Workspace, cluster: Cluster, shared_database_url: str
+):
+    from webwork_sso_middleware.idp_metadata.workspaces import Workspaces
+    from webwork_sso_middleware.store import Database
+
+    email = workspace.email("rhea")
+    member = workspace.create(0, email)
+    browser = requests.Session()
+    trip = sp_initiated_login(cluster, browser, workspace.slug, email, start_on=0, finish_on=1)
+    assert trip.acs.status_code == 303
+
+    def roles_seen(worker: int) -> str:
+        response = browser.get(workspace.cluster.url(worker, "/"))
+        assert f";worker={worker};" in response.text
+        return page_roles(response.text)
+
+    assert {roles_seen(w) for w in range(len(cluster))} == {"viewer"}  # the default role
+
+    def wait_for(expected: str, since: float) -> dict[int, float]:
+        seen: dict[int, float] = {}
+        while len(seen) < len(cluster) and time.monotonic() - since < RECHECK + 3:
+            for worker in range(len(cluster)):
+                if worker not in seen and roles_seen(worker) == expected:
+                    seen[worker] = time.monotonic() - since
+            time.sleep(0.02)
+        assert sorted(seen) == list(range(len(cluster))), f"{expected!r} not everywhere: {seen}"
+        return seen
+
+    # A SCIM group the owner maps to admin, made through one worker...
+    database = Database(shared_database_url, auto_migrate=False)
+    try:
+        Workspaces(database).map_role(
+            workspace.slug, "Admins", "admin", declared=("admin", "member", "viewer"), actor="test"
+        )
+    finally:
+        database.dispose()
+    sent = time.monotonic()
+    group = workspace.scim.post(
+        workspace.scim_url(0, "/Groups"),
+        data=json.dumps(
+            {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Admins",
+                "members": [{"value": member["id"]}],
+            }
+        ),
+    )
+    assert group.status_code == 201, group.text
+    # ...reaches every worker within the recheck bound, as a deactivation does.
+    assert max(wait_for("admin", sent).values()) <= RECHECK + 0.5
+
+    # Taking the member out of the group takes the role away everywhere, as fast.
+    sent = time.monotonic()
+    removed = workspace.scim.patch(
+        workspace.scim_url(len(cluster) - 1, f"/Groups/{group.json()['id']}"),
+        data=json.dumps(
+            {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "remove", "path": f'members[value eq "{member["id"]}"]'}],
+            }
+        ),
+    )
+    assert removed.status_code in (200, 204), removed.text
+    assert max(wait_for("viewer", sent).values()) <= RECHECK + 0.5
 
 
 def test_an_idps_logout_request_at_one_worker_ends_the_session_on_every_worker_within_the_bound(

@@ -4,8 +4,8 @@
     python tests/workers/worker.py --database-url URL --base-url URL --index 1
 
 SSOMiddleware in front of a host app that names the member and this worker
-(``user=<REMOTE_USER>;worker=<index>;path=<path>``), served by waitress on a free loopback
-port. The first line on stdout is ``{"port": ..., "pid": ...}``; SIGTERM ends the process.
+(``user=<REMOTE_USER>;worker=<index>;path=<path>;roles=<member.roles>``), served by waitress
+on a free loopback port. The first line on stdout is ``{"port": ..., "pid": ...}``; SIGTERM ends the process.
 
 Every worker gets the same base_url, as behind a load balancer: the SAML and SCIM URLs are
 built from it, never from the port a request happened to reach.
@@ -26,6 +26,9 @@ import sys
 import threading
 import time
 from typing import Any
+
+# The host's declared roles (``roles=`` on the page): tests map a workspace's groups to them.
+ROLES = ("admin", "member", "viewer")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,9 +55,11 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     def host_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        member = environ.get("webwork_sso.member")
         body = (
             f"user={environ.get('REMOTE_USER', '')};worker={args.index};"
-            f"path={environ.get('PATH_INFO', '')}"
+            f"path={environ.get('PATH_INFO', '')};"
+            f"roles={','.join(member.roles) if member is not None else ''}"
         ).encode()
         start_response(
             "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
@@ -68,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         base_url=args.base_url,
         session_recheck_seconds=args.recheck,
         auto_migrate=False,
+        roles=ROLES,
+        default_role="viewer",
     )
     if args.freeze_on:
         _freeze_on(middleware.database.engine, args.freeze_on)
