@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import select, update
 
 from webwork_sso_middleware import SSOMiddleware
-from webwork_sso_middleware.errors import ConfigurationError, InvalidCursor
+from webwork_sso_middleware.errors import ConfigurationError, InvalidCursor, UnknownWorkspace
 from webwork_sso_middleware.events import Event
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import LifecycleEvent, Member
@@ -437,7 +437,8 @@ def test_a_hostile_workspace_sees_and_names_only_its_own(
     ]
     acme_members = {m.id for m in site.members() if m.workspace_id != _workspace_id(site, "evil")}
     assert not {e.member_id for e in evil_events} & acme_members
-    assert feed(site.middleware, workspace="nobody") == []
+    with pytest.raises(UnknownWorkspace):  # not an empty list, as a quiet workspace's
+        feed(site.middleware, workspace="nobody")
     every = feed(site.middleware)
     assert len(every) == len(acme_events) + len(evil_events)
 

@@ -7,7 +7,7 @@ import datetime as dt
 import threading
 
 import pytest
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from webwork_sso_middleware.errors import InvalidCursor, UnknownWorkspace
 from webwork_sso_middleware.events import Event, EventFeed
@@ -215,7 +215,8 @@ def test_cursors_beyond_32_bits_work(database: Database, workspace_id: int):
     feed = EventFeed(database)
     start = 2**31 + 10  # as after two thousand million events (one per member of a PATCH)
     with transaction(database, write=True) as unit:
-        unit.connection.execute(update(LifecycleEventSequence).values(last=start))
+        unit.connection.execute(delete(LifecycleEventSequence))
+        unit.connection.execute(insert(LifecycleEventSequence).values(id=1, last=start))
     database.run(lambda unit: record(unit, workspace_id, "m1"))
     found = feed.since()
     assert [(e.member_id, e.cursor) for e in found] == [("m1", str(start + 1))]
@@ -284,8 +285,12 @@ def test_many_events_insert_many_rows_per_statement(database: Database, workspac
     with Statements(database) as statements:
         ids = database.run(lambda unit: event_store.record_many(unit, workspace_id, many))
     inserts = statements.matching("INSERT INTO lifecycle_events")
-    chunk = event_store.INSERT_CHUNK[database.engine.dialect.name]
-    assert [many for _, many in inserts] == [False] * -(-2500 // chunk)  # no executemany
+    # Many rows per statement (PostgreSQL: unnest() of arrays; SQLite: SQLAlchemy's
+    # insertmanyvalues), never an executemany, which is one INSERT per row on PostgreSQL.
+    chunk = event_store.PG_INSERT_CHUNK if POSTGRES_URL else event_store.INSERT_CHUNK
+    assert len(inserts) == -(-2500 // chunk)
+    if POSTGRES_URL:
+        assert not any(many for _, many in inserts)
     assert len(set(ids)) == 2500 == count_events(database)
     rows = EventFeed(database).since(limit=1000)
     assert [e.member_id for e in rows] == [f"m{n}" for n in range(1000)]

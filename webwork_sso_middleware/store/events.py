@@ -25,10 +25,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, and_, delete, func, insert, literal, select, text, update
+from sqlalchemy import (
+    Table,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from .driver import DriverStatement
 from .models import (
@@ -67,9 +81,11 @@ SOURCES = frozenset({"scim", "saml", "settings", "cli"})
 SEQUENCE_LOCK = 742312
 # The most rows one sequencing transaction numbers: a short write lock, whatever the backlog.
 SEQUENCE_BATCH = 5000
-# Rows per INSERT of record_many (9 parameters each): within SQLite's 999 and PostgreSQL's
-# 65535 parameters, a few round trips for a PATCH of ten thousand members.
-INSERT_CHUNK = {"sqlite": 100, "postgresql": 1000}
+# Rows per INSERT of record_many (9 parameters each; SQLAlchemy also keeps each statement
+# within the backend's parameter limit): a few round trips for a PATCH of ten thousand members.
+INSERT_CHUNK = 1000
+# Rows per INSERT on PostgreSQL, where a chunk is nine array parameters (record_many).
+PG_INSERT_CHUNK = 5000
 # Ids per by_ids() statement, for the same limits.
 READ_CHUNK = 900
 
@@ -127,21 +143,55 @@ def record(
 
 
 def record_many(unit: UnitOfWork, workspace_id: int, events: Iterable[NewEvent]) -> list[str]:
-    """Insert several events, many rows per statement (multi-row VALUES, in chunks): a PATCH
-    that adds ten thousand members to a group writes them in a few round trips, where an
-    executemany is one per row on PostgreSQL. Their ids, in order."""
+    """Insert several events, many rows per statement: a PATCH that adds ten thousand members
+    to a group writes them in a few round trips, where an executemany is one INSERT per row
+    on PostgreSQL. Their ids, in order."""
     rows = [_row(workspace_id, event) for event in events]
     if not rows:
         return []
+    connection = unit.connection
     if len(rows) == 1:
-        _INSERT.rows(unit.connection, rows[0])
+        _INSERT.rows(connection, rows[0])
+    elif connection.dialect.name == "postgresql":
+        # One array per column, unnest()ed: a statement of fixed text and nine parameters
+        # whatever the chunk, which the driver neither re-parses nor limits.
+        for start in range(0, len(rows), PG_INSERT_CHUNK):
+            chunk = rows[start : start + PG_INSERT_CHUNK]
+            connection.execute(
+                _PG_INSERT_MANY,
+                {
+                    "workspace_id": workspace_id,
+                    "occurred_at": chunk[0]["occurred_at"],
+                    **{key: [row[key] for row in chunk] for key in _ARRAY_KEYS},
+                    "changes": [json.dumps(row["changes"]) for row in chunk],
+                },
+            )
     else:
-        chunk = INSERT_CHUNK.get(unit.connection.dialect.name, 100)
-        for start in range(0, len(rows), chunk):
-            unit.connection.execute(insert(_EVENTS).values(rows[start : start + chunk]))
+        # With RETURNING, SQLAlchemy sends an executemany as "insertmanyvalues": multi-row
+        # VALUES, INSERT_CHUNK rows per statement, compiled once (a .values(list) would
+        # compile anew for every chunk, slower than the round trips it saves).
+        connection.execute(
+            insert(_EVENTS)
+            .returning(_E.pk)
+            .execution_options(insertmanyvalues_page_size=INSERT_CHUNK),
+            rows,
+        ).all()
     ids = [str(row["id"]) for row in rows]
     unit.events.extend(ids)
     return ids
+
+
+_ARRAY_KEYS = ("id", "kind", "source", "member_id", "group_id", "group_name")
+_PG_INSERT_MANY = text(
+    "INSERT INTO lifecycle_events"
+    " (id, workspace_id, occurred_at, kind, source, member_id, group_id, group_name, changes)"
+    " SELECT e.id, :workspace_id, :occurred_at, e.kind, e.source, e.member_id, e.group_id,"
+    " e.group_name, CAST(e.changes AS json)"
+    " FROM unnest(CAST(:id AS text[]), CAST(:kind AS text[]), CAST(:source AS text[]),"
+    " CAST(:member_id AS text[]), CAST(:group_id AS text[]), CAST(:group_name AS text[]),"
+    " CAST(:changes AS text[]))"
+    " AS e(id, kind, source, member_id, group_id, group_name, changes)"
+).bindparams(bindparam("occurred_at", type_=_E.occurred_at.type))
 
 
 def _row(workspace_id: int, event: NewEvent) -> dict[str, Any]:
@@ -289,13 +339,21 @@ def by_ids(unit: UnitOfWork, event_ids: Sequence[str]) -> list[EventRow]:
     chunks, so a commit of any size stays within the backends' parameter limits."""
     ids = list(event_ids)
     found: dict[str, EventRow] = {}
-    for start in range(0, len(ids), READ_CHUNK):
-        chunk = ids[start : start + READ_CHUNK]
-        found.update((row.id, row) for row in _rows(unit, _READ.where(_E.id.in_(chunk))))
+    postgresql = unit.connection.dialect.name == "postgresql"
+    size = PG_INSERT_CHUNK if postgresql else READ_CHUNK
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        # PostgreSQL: one array parameter (= ANY), a statement the driver need not re-parse.
+        where = _E.id == any_(_IDS) if postgresql else _E.id.in_(chunk)
+        rows = _rows(unit, _READ.where(where), {"ids": chunk} if postgresql else None)
+        found.update((row.id, row) for row in rows)
     return [found[event_id] for event_id in ids if event_id in found]
 
 
-def _rows(unit: UnitOfWork, query: Any) -> list[EventRow]:
+_IDS = bindparam("ids", type_=ARRAY(_E.id.type))
+
+
+def _rows(unit: UnitOfWork, query: Any, parameters: dict[str, Any] | None = None) -> list[EventRow]:
     return [
         EventRow(
             id=row.id,
@@ -311,7 +369,7 @@ def _rows(unit: UnitOfWork, query: Any) -> list[EventRow]:
             group_name=row.group_name,
             changes=dict(row.changes or {}),
         )
-        for row in unit.connection.execute(query)
+        for row in unit.connection.execute(query, parameters)
     ]
 
 
