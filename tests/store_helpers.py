@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import event as sa_event
 
 from webwork_sso_middleware.store.db import Database, UnitOfWork
 
@@ -18,3 +21,25 @@ def transaction(database: Database, *, write: bool = False) -> Iterator[UnitOfWo
     """One transaction, committed at the end of the block, rolled back when it raises."""
     with database._unit(write=write) as unit:
         yield unit
+
+
+class Statements:
+    """The SQL statements the database's engine sends while it is in use (no mock: a
+    SQLAlchemy event listener)."""
+
+    def __init__(self, database: Database) -> None:
+        self.engine = database.engine
+        self.seen: list[tuple[str, bool]] = []
+
+    def hear(self, _conn: Any, _cursor: Any, statement: str, _p: Any, _c: Any, many: bool) -> None:
+        self.seen.append((statement, many))
+
+    def __enter__(self) -> Statements:
+        sa_event.listen(self.engine, "before_cursor_execute", self.hear)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sa_event.remove(self.engine, "before_cursor_execute", self.hear)
+
+    def matching(self, *parts: str) -> list[tuple[str, bool]]:
+        return [(s, many) for s, many in self.seen if all(p in s for p in parts)]

@@ -165,3 +165,12 @@ class InvalidCursor(WebworkSSOError, ValueError):
         super().__init__(f"cursor {cursor!r}: {reason}")
         self.cursor = cursor
         self.reason = reason
+
+
+class UnknownWorkspace(WebworkSSOError, ValueError):
+    """No workspace has this slug (``slug`` is what was given): refused, where an empty
+    answer would look like a workspace with no events yet, for ever."""
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"no workspace {slug!r}")
+        self.slug = slug

@@ -16,6 +16,7 @@ from webwork_sso_middleware.events import Event
 from webwork_sso_middleware.integrations.django_signals import lifecycle_event
 
 from ..saml.idp import TestIdP
+from ..store_helpers import Statements
 from . import django_project
 from .conftest import FrameworkSite
 
@@ -95,3 +96,23 @@ def test_a_receiver_that_raises_is_logged_and_fails_nothing(
     failures = [r for r in caplog.records if r.name.startswith("webwork_sso_middleware")]
     assert len(failures) == 3
     assert all(r.exc_info and "receiver bug" in str(r.exc_info[1]) for r in failures)
+
+
+def test_with_no_receiver_a_commit_reads_no_events(site: FrameworkSite, idp: TestIdP) -> None:
+    token = site.add_workspace("acme", idp)
+    site.sign_in(requests.Session(), idp, "acme", ALICE)
+    with Statements(site.middleware.database) as statements:
+        site.set_active(token, site.members()[0].id, False)
+    # Nobody listens: the commit's events are not read back nor built (asked at delivery).
+    assert statements.matching("lifecycle_events.id IN") == []
+    heard: list[str] = []
+
+    def late(sender: Any, event: Event, kind: str, **kwargs: Any) -> None:
+        heard.append(kind)
+
+    lifecycle_event.connect(late, weak=False, dispatch_uid="late-receiver")
+    try:
+        site.set_active(token, site.members()[0].id, True)
+    finally:
+        lifecycle_event.disconnect(dispatch_uid="late-receiver")
+    assert heard == ["member.reactivated"]  # a receiver connected later hears the next one

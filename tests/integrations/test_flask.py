@@ -20,6 +20,7 @@ from webwork_sso_middleware.integrations.flask import (
 )
 
 from ..saml.idp import TestIdP
+from ..store_helpers import Statements
 from .conftest import FrameworkSite
 
 ALICE = "alice.smith@acme.test"
@@ -314,3 +315,44 @@ def test_lifecycle_events_are_sent_as_a_blinker_signal_from_the_app(
         ("member.deactivated", ALICE, apps[0].name),
     ]
     assert len([r for r in caplog.records if "receiver bug" in str(r.exc_info)]) == 3
+
+
+def test_with_no_receiver_a_commit_reads_no_events(
+    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, sites: list[FrameworkSite]
+) -> None:
+    from webwork_sso_middleware.integrations.flask import lifecycle_event
+
+    apps: list[flask.Flask] = []
+
+    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
+        app = make_app()
+        app.config.update(
+            WEBWORK_SSO_DATABASE_URL=database_url,
+            WEBWORK_SSO_SECRET_KEY="s3cret-padded-to-thirty-two-bytes-at-least",
+            WEBWORK_SSO_BASE_URL=base_url,
+        )
+        apps.append(app)
+        return app, WebworkSSO().init_app(app)
+
+    site = FrameworkSite(serve, build)
+    sites.append(site)
+    token = site.add_workspace("acme", idp)
+    site.sign_in(requests.Session(), idp, "acme", ALICE)
+    other = make_app()  # a receiver of another app's signal is no receiver of this one's
+    heard: list[str] = []
+
+    def receiver(sender: flask.Flask, *, event: Any, kind: str) -> None:
+        heard.append(kind)
+
+    lifecycle_event.connect(receiver, other)
+    try:
+        with Statements(site.middleware.database) as statements:
+            site.set_active(token, site.members()[0].id, False)
+        # Nobody listens: the commit's events are not read back nor built.
+        assert statements.matching("lifecycle_events.id IN") == []
+        lifecycle_event.connect(receiver, apps[0])  # connected later: asked at delivery
+        site.set_active(token, site.members()[0].id, True)
+    finally:
+        lifecycle_event.disconnect(receiver, other)
+        lifecycle_event.disconnect(receiver, apps[0])
+    assert heard == ["member.reactivated"]

@@ -7,16 +7,20 @@ import datetime as dt
 import threading
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 
-from webwork_sso_middleware.events import EventFeed
+from webwork_sso_middleware.errors import InvalidCursor, UnknownWorkspace
+from webwork_sso_middleware.events import Event, EventFeed
+from webwork_sso_middleware.events import feed as feed_module
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store import events as event_store
+from webwork_sso_middleware.store.audit import Retention
 from webwork_sso_middleware.store.db import UnitOfWork
-from webwork_sso_middleware.store.models import LifecycleEvent, Workspace
+from webwork_sso_middleware.store.events import SEQUENCE_LOCK
+from webwork_sso_middleware.store.models import LifecycleEvent, LifecycleEventSequence, Workspace
 
 from ..conftest import POSTGRES_URL
-from ..store_helpers import transaction
+from ..store_helpers import Statements, transaction
 
 
 @pytest.fixture
@@ -131,24 +135,220 @@ def test_an_event_that_commits_after_a_later_one_is_not_skipped(
     assert int(after[0].cursor or 0) > int(first[-1].cursor or 0)
 
 
-def test_purge_keeps_the_newest_numbered_event_so_numbers_never_restart(
+def age(database: Database, days: int = 400) -> None:
+    """Every event happened ``days`` ago."""
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    with transaction(database, write=True) as unit:
+        unit.connection.execute(update(LifecycleEvent).values(occurred_at=old))
+
+
+def count_events(database: Database) -> int:
+    with transaction(database) as unit:
+        return int(
+            unit.connection.execute(select(func.count()).select_from(LifecycleEvent)).scalar_one()
+        )
+
+
+def test_purge_deletes_even_the_newest_and_numbering_never_restarts(
     database: Database, workspace_id: int
 ):
     feed = EventFeed(database)
     for n in range(3):
         database.run(lambda unit, n=n: record(unit, workspace_id, f"m{n}"))
     last = feed.since()[-1].cursor
-    database.run(
-        lambda unit: unit.connection.execute(
-            update(LifecycleEvent).values(occurred_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
-        )
-    )
+    age(database)
     before = dt.datetime.now(dt.UTC)
-    assert database.run(lambda unit: event_store.purge(unit, before=before)) == 2
+    assert database.run(lambda unit: event_store.purge(unit, before=before)) == 3
     assert database.run(lambda unit: event_store.purge(unit, before=before)) == 0
+    assert feed.since(last) == []  # not "past the newest": the high-water mark stays
     database.run(lambda unit: record(unit, workspace_id, "m3"))
     assert [e.member_id for e in feed.since(last)] == ["m3"]
     assert int(feed.since(last)[0].cursor or 0) == int(last or 0) + 1
+
+
+def test_retention_purges_events_no_reader_ever_numbered(database: Database, workspace_id: int):
+    # A host that only subscribes (or uses the Django/Flask signals) never calls since():
+    # its events are never numbered, and must not outlive audit_retention_days for it.
+    database.run(
+        lambda unit: event_store.record_many(
+            unit,
+            workspace_id,
+            [
+                event_store.NewEvent("member.signed_in", "saml", member_id=f"m{n}")
+                for n in range(50)
+            ],
+        )
+    )
+    database.run(lambda unit: record(unit, workspace_id, "fresh"))
+    with transaction(database, write=True) as unit:
+        unit.connection.execute(
+            update(LifecycleEvent)
+            .where(LifecycleEvent.member_id != "fresh")
+            .values(occurred_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=400))
+        )
+    assert Retention(database, days=30, batch=20).maybe_purge() == 50
+    assert [e.member_id for e in EventFeed(database).since()] == ["fresh"]
+
+
+def test_deleting_the_workspace_of_the_newest_event_does_not_restart_numbering(
+    database: Database, workspace_id: int
+):
+    feed = EventFeed(database)
+
+    def hostile(unit: UnitOfWork) -> int:
+        workspace = Workspace(slug="beta", name="Beta", plan="plus", owner_email="o@beta.test")
+        unit.session.add(workspace)
+        unit.session.flush()
+        return workspace.id
+
+    beta = database.run(hostile)
+    database.run(lambda unit: record(unit, workspace_id, "a1"))
+    database.run(lambda unit: record(unit, beta, "b1"))
+    cursor = feed.since()[-1].cursor  # beta's event is the newest
+    with transaction(database, write=True) as unit:  # ON DELETE CASCADE takes its events
+        unit.connection.execute(delete(Workspace).where(Workspace.id == beta))
+    database.run(lambda unit: record(unit, workspace_id, "a2"))
+    assert [e.member_id for e in feed.since(cursor)] == ["a2"]
+
+
+def test_cursors_beyond_32_bits_work(database: Database, workspace_id: int):
+    feed = EventFeed(database)
+    start = 2**31 + 10  # as after two thousand million events (one per member of a PATCH)
+    with transaction(database, write=True) as unit:
+        unit.connection.execute(delete(LifecycleEventSequence))
+        unit.connection.execute(insert(LifecycleEventSequence).values(id=1, last=start))
+    database.run(lambda unit: record(unit, workspace_id, "m1"))
+    found = feed.since()
+    assert [(e.member_id, e.cursor) for e in found] == [("m1", str(start + 1))]
+    assert feed.since(found[-1].cursor) == []
+    assert feed.since(str(2**31)) == [found[0]]
+    with pytest.raises(InvalidCursor, match="past the newest"):
+        feed.since(str(2**63 - 1))  # in range, but never given: refused, not a DataError
+    for beyond in (str(2**63), "9" * 19, "9" * 40):
+        with pytest.raises(InvalidCursor, match="not a cursor"):
+            feed.since(beyond)
+
+
+def test_a_cursor_that_is_not_a_str_is_refused_saying_so(database: Database, workspace_id: int):
+    with pytest.raises(InvalidCursor, match="is a int: a cursor is the str"):
+        EventFeed(database).since(5)  # type: ignore[arg-type]
+
+
+def test_numbering_is_one_statement_per_batch(database: Database, workspace_id: int):
+    many = [event_store.NewEvent("member.signed_in", "saml", member_id=f"m{n}") for n in range(30)]
+    database.run(lambda unit: event_store.record_many(unit, workspace_id, many))
+    with Statements(database) as statements:
+        assert EventFeed(database).sequence() == 30
+    updates = statements.matching("UPDATE lifecycle_events")
+    assert [many for _, many in updates] == [False]  # one set-based UPDATE, no executemany
+
+
+def test_since_numbers_a_bounded_batch_and_a_reader_with_a_backlog_still_progresses(
+    database: Database, workspace_id: int, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(event_store, "SEQUENCE_BATCH", 4)
+    monkeypatch.setattr(feed_module, "SINCE_BATCHES", 1)
+    many = [event_store.NewEvent("member.signed_in", "saml", member_id=f"m{n}") for n in range(10)]
+    database.run(lambda unit: event_store.record_many(unit, workspace_id, many))
+    feed = EventFeed(database)
+    seen: list[str | None] = []
+    cursor = None
+    for _ in range(3):  # each call numbers 4 at most: no call walks the whole backlog
+        page = feed.since(cursor, limit=100)
+        assert 0 < len(page) <= 4
+        seen += [e.member_id for e in page]
+        cursor = page[-1].cursor
+    assert seen == [f"m{n}" for n in range(10)]
+    assert feed.since(cursor) == []
+
+
+def test_a_workspace_filter_is_a_plain_id_and_an_unknown_slug_is_refused(
+    database: Database, workspace_id: int
+):
+    database.run(lambda unit: record(unit, workspace_id, "m1"))
+    feed = EventFeed(database)
+    with Statements(database) as statements:
+        assert [e.member_id for e in feed.since(workspace=" ACME ")] == ["m1"]
+    reads = statements.matching("lifecycle_events.seq >")
+    assert len(reads) == 1
+    # No subquery on the slug: PostgreSQL plans the (workspace_id, seq) index for a value.
+    assert "workspaces.slug =" not in reads[0][0]
+    with pytest.raises(UnknownWorkspace, match="no workspace 'nobody'"):
+        feed.since(workspace="nobody")
+
+
+def test_many_events_insert_many_rows_per_statement(database: Database, workspace_id: int):
+    many = [
+        event_store.NewEvent("group.member_added", "scim", member_id=f"m{n}", group_id="g")
+        for n in range(2500)
+    ]
+    with Statements(database) as statements:
+        ids = database.run(lambda unit: event_store.record_many(unit, workspace_id, many))
+    inserts = statements.matching("INSERT INTO lifecycle_events")
+    # Many rows per statement (PostgreSQL: unnest() of arrays; SQLite: SQLAlchemy's
+    # insertmanyvalues), never an executemany, which is one INSERT per row on PostgreSQL.
+    chunk = event_store.PG_INSERT_CHUNK if POSTGRES_URL else event_store.INSERT_CHUNK
+    assert len(inserts) == -(-2500 // chunk)
+    if POSTGRES_URL:
+        assert not any(many for _, many in inserts)
+    assert len(set(ids)) == 2500 == count_events(database)
+    rows = EventFeed(database).since(limit=1000)
+    assert [e.member_id for e in rows] == [f"m{n}" for n in range(1000)]
+
+
+def test_a_commit_beyond_the_parameter_limit_is_delivered_whole(
+    database: Database, workspace_id: int
+):
+    # More ids than one statement may carry (SQLite 32766, PostgreSQL 65535 parameters).
+    total = 66_000 if POSTGRES_URL else 33_000
+    heard: list[str] = []
+    feed = EventFeed(database)
+    feed.subscribe(lambda event: heard.append(event.id))
+    many = [event_store.NewEvent("member.signed_in", "saml", member_id="m") for _ in range(total)]
+    ids = database.run(lambda unit: event_store.record_many(unit, workspace_id, many))
+    assert heard == ids
+
+
+def test_a_handler_that_unsubscribes_hears_no_more_of_the_commit(
+    database: Database, workspace_id: int
+):
+    feed = EventFeed(database)
+    calls: list[str | None] = []
+    late: list[str | None] = []
+
+    def once(event: Event) -> None:
+        calls.append(event.member_id)
+        feed.unsubscribe(once)
+        feed.subscribe(lambda e: late.append(e.member_id))  # from the next commit on
+
+    feed.subscribe(once)
+    many = [event_store.NewEvent("member.created", "cli", member_id=f"m{n}") for n in range(3)]
+    database.run(lambda unit: event_store.record_many(unit, workspace_id, many))
+    assert calls == ["m0"]
+    assert late == []
+    database.run(lambda unit: record(unit, workspace_id, "next"))
+    assert (calls, late) == (["m0"], ["next"])
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's advisory lock and lock_timeout")
+def test_a_reader_never_waits_for_another_readers_numbering(
+    database: Database, database_url: str, workspace_id: int
+):
+    database.run(lambda unit: record(unit, workspace_id, "numbered"))
+    EventFeed(database).sequence()
+    database.run(lambda unit: record(unit, workspace_id, "waiting"))
+    impatient = Database(database_url, busy_timeout=0.2)
+    other = database.engine.connect()
+    try:
+        holding = other.begin()  # another reader, numbering right now
+        other.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": SEQUENCE_LOCK})
+        # Not LockNotAvailable after lock_timeout: what is numbered, at once.
+        assert [e.member_id for e in EventFeed(impatient).since()] == ["numbered"]
+        holding.rollback()
+        assert [e.member_id for e in EventFeed(impatient).since()] == ["numbered", "waiting"]
+    finally:
+        other.close()
+        impatient.dispose()
 
 
 def test_a_big_batch_is_numbered_in_several_transactions(

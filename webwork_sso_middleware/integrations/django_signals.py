@@ -35,7 +35,12 @@ lifecycle_event = Signal()
 
 def connect(middleware: SSOMiddleware) -> None:
     """Send ``lifecycle_event`` for each event of ``middleware``'s feed."""
-    middleware.events.subscribe(_send)
+    # Asked at each commit: with no receiver connected, a commit reads and builds nothing.
+    middleware.events.subscribe(_send, listening=_has_receivers)
+
+
+def _has_receivers() -> bool:
+    return lifecycle_event.has_listeners(SSOMiddleware)
 
 
 def _send(event: Event) -> None:

@@ -90,7 +90,10 @@ class WebworkSSO:
         middleware = SSOMiddleware(app.wsgi_app, **options)
         app.wsgi_app = middleware  # type: ignore[method-assign]
         app.extensions[EXTENSION_NAME] = middleware
-        middleware.events.subscribe(partial(_send_signal, app))
+        # Asked at each commit: with no receiver connected, a commit reads and builds nothing.
+        middleware.events.subscribe(
+            partial(_send_signal, app), listening=partial(_has_receivers, app)
+        )
         return middleware
 
 
@@ -121,6 +124,11 @@ def current_member() -> Member | None:
         return None
     member = request.environ.get(MEMBER_KEY)
     return member if isinstance(member, Member) else None
+
+
+def _has_receivers(app: Flask) -> bool:
+    """Whether any receiver hears ``lifecycle_event`` from ``app`` (or from any sender)."""
+    return any(True for _ in lifecycle_event.receivers_for(app))
 
 
 def _send_signal(app: Flask, event: Event) -> None:

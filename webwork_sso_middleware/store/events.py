@@ -9,25 +9,51 @@ Readers follow a cursor, ``seq``. A writer does not number its row (``seq`` NULL
 PostgreSQL an id is allocated at insert, not at commit, so a reader whose cursor were "the
 highest id seen" would skip an event that commits later with a lower id. Instead a reader
 first numbers the committed, unnumbered rows (:func:`sequence`), one reader at a time
-(PostgreSQL: a transaction-scoped advisory lock; SQLite: its write lock), in pk order after
-the highest ``seq`` so far; then it reads ``seq > cursor``. A row still uncommitted is
-invisible to the numbering and gets a higher ``seq`` once it commits, so no reader ever
-misses it. Writers pay nothing for this: one insert, no lock.
+(PostgreSQL: a transaction-scoped advisory lock, tried and never waited for; SQLite: its write
+lock), in pk order after the highest number so far; then it reads ``seq > cursor``. A row
+still uncommitted is invisible to the numbering and gets a higher ``seq`` once it commits, so
+no reader ever misses it. A reader only reads numbered rows, so numbering a bounded batch per
+read is safe: the rest is numbered (higher) by the next reads. Writers pay nothing for this:
+one insert, no lock.
 
-The numbering never restarts: retention (:func:`purge`) always keeps the newest numbered row.
+The highest number so far lives in ``lifecycle_event_sequence`` (one row, never deleted), not
+in the events: retention (:func:`purge`) and a workspace's ON DELETE CASCADE may delete any
+event, even the newest, and numbering still never restarts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, literal, select, text, update
+from sqlalchemy import (
+    Table,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from .driver import DriverStatement
-from .models import LifecycleEvent, Member, Workspace, WorkspaceDomain, new_id, utcnow
+from .models import (
+    LifecycleEvent,
+    LifecycleEventSequence,
+    Member,
+    Workspace,
+    WorkspaceDomain,
+    new_id,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from .db import UnitOfWork
@@ -55,6 +81,15 @@ SOURCES = frozenset({"scim", "saml", "settings", "cli"})
 SEQUENCE_LOCK = 742312
 # The most rows one sequencing transaction numbers: a short write lock, whatever the backlog.
 SEQUENCE_BATCH = 5000
+# Rows per INSERT of record_many (9 parameters each; SQLAlchemy also keeps each statement
+# within the backend's parameter limit): a few round trips for a PATCH of ten thousand members.
+INSERT_CHUNK = 1000
+# Rows per INSERT on PostgreSQL, where a chunk is nine array parameters (record_many).
+PG_INSERT_CHUNK = 5000
+# Ids per by_ids() statement, for the same limits.
+READ_CHUNK = 900
+
+_SEQUENCE = cast(Table, LifecycleEventSequence.__table__)
 
 _EVENTS = cast(Table, LifecycleEvent.__table__)
 _E = _EVENTS.c
@@ -108,18 +143,55 @@ def record(
 
 
 def record_many(unit: UnitOfWork, workspace_id: int, events: Iterable[NewEvent]) -> list[str]:
-    """Insert several events in one statement (executemany): a PATCH that adds a thousand
-    members to a group writes a thousand rows in one round trip. Their ids, in order."""
+    """Insert several events, many rows per statement: a PATCH that adds ten thousand members
+    to a group writes them in a few round trips, where an executemany is one INSERT per row
+    on PostgreSQL. Their ids, in order."""
     rows = [_row(workspace_id, event) for event in events]
     if not rows:
         return []
+    connection = unit.connection
     if len(rows) == 1:
-        _INSERT.rows(unit.connection, rows[0])
+        _INSERT.rows(connection, rows[0])
+    elif connection.dialect.name == "postgresql":
+        # One array per column, unnest()ed: a statement of fixed text and nine parameters
+        # whatever the chunk, which the driver neither re-parses nor limits.
+        for start in range(0, len(rows), PG_INSERT_CHUNK):
+            chunk = rows[start : start + PG_INSERT_CHUNK]
+            connection.execute(
+                _PG_INSERT_MANY,
+                {
+                    "workspace_id": workspace_id,
+                    "occurred_at": chunk[0]["occurred_at"],
+                    **{key: [row[key] for row in chunk] for key in _ARRAY_KEYS},
+                    "changes": [json.dumps(row["changes"]) for row in chunk],
+                },
+            )
     else:
-        unit.connection.execute(insert(_EVENTS), rows)
+        # With RETURNING, SQLAlchemy sends an executemany as "insertmanyvalues": multi-row
+        # VALUES, INSERT_CHUNK rows per statement, compiled once (a .values(list) would
+        # compile anew for every chunk, slower than the round trips it saves).
+        connection.execute(
+            insert(_EVENTS)
+            .returning(_E.pk)
+            .execution_options(insertmanyvalues_page_size=INSERT_CHUNK),
+            rows,
+        ).all()
     ids = [str(row["id"]) for row in rows]
     unit.events.extend(ids)
     return ids
+
+
+_ARRAY_KEYS = ("id", "kind", "source", "member_id", "group_id", "group_name")
+_PG_INSERT_MANY = text(
+    "INSERT INTO lifecycle_events"
+    " (id, workspace_id, occurred_at, kind, source, member_id, group_id, group_name, changes)"
+    " SELECT e.id, :workspace_id, :occurred_at, e.kind, e.source, e.member_id, e.group_id,"
+    " e.group_name, CAST(e.changes AS json)"
+    " FROM unnest(CAST(:id AS text[]), CAST(:kind AS text[]), CAST(:source AS text[]),"
+    " CAST(:member_id AS text[]), CAST(:group_id AS text[]), CAST(:group_name AS text[]),"
+    " CAST(:changes AS text[]))"
+    " AS e(id, kind, source, member_id, group_id, group_name, changes)"
+).bindparams(bindparam("occurred_at", type_=_E.occurred_at.type))
 
 
 def _row(workspace_id: int, event: NewEvent) -> dict[str, Any]:
@@ -142,30 +214,41 @@ def _row(workspace_id: int, event: NewEvent) -> dict[str, Any]:
 
 # -- numbering, reading ---------------------------------------------------------------------------
 
-_NUMBER = update(_EVENTS).where(_E.pk == bindparam("b_pk")).values(seq=bindparam("b_seq"))
-
 
 def sequence(unit: UnitOfWork, *, batch: int | None = None) -> int:
     """Number the committed, unnumbered events after the highest number so far, in pk order
-    (at most ``batch``, default SEQUENCE_BATCH); how many. Run in a write transaction of its
-    own, before a read."""
+    (at most ``batch``, default SEQUENCE_BATCH), in one statement; how many. Run in a write
+    transaction of its own, before a read. On PostgreSQL, 0 at once when another reader is
+    numbering: it numbers these, and waiting for it could only fail on lock_timeout."""
     batch = batch or SEQUENCE_BATCH
     connection = unit.connection
     if connection.dialect.name == "postgresql":
         # Read committed: every statement after the lock sees the previous sequencer's numbers.
-        connection.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": SEQUENCE_LOCK})
-    pending = list(
-        connection.execute(
-            select(_E.pk).where(_E.seq.is_(None)).order_by(_E.pk).limit(batch)
-        ).scalars()
+        locked = connection.execute(
+            text("SELECT pg_try_advisory_xact_lock(:lock)"), {"lock": SEQUENCE_LOCK}
+        ).scalar_one()
+        if not locked:
+            return 0
+    top = connection.execute(select(_SEQUENCE.c.last).where(_SEQUENCE.c.id == 1)).scalar()
+    if top is None:
+        # The migration made the row; a table emptied by hand (TRUNCATE) gets it again, from
+        # the highest number the events still show.
+        top = int(connection.execute(select(func.coalesce(func.max(_E.seq), 0))).scalar_one())
+        connection.execute(insert(_SEQUENCE).values(id=1, last=top))
+    pending = (
+        select(_E.pk, func.row_number().over(order_by=_E.pk).label("n"))
+        .where(_E.seq.is_(None))
+        .order_by(_E.pk)
+        .limit(batch)
+        .subquery("pending")
     )
-    if not pending:
-        return 0
-    top = int(connection.execute(select(func.coalesce(func.max(_E.seq), 0))).scalar_one())
-    connection.execute(
-        _NUMBER, [{"b_pk": pk, "b_seq": top + n} for n, pk in enumerate(pending, start=1)]
-    )
-    return len(pending)
+    # UPDATE ... FROM, set-based on both backends (SQLite has it since 3.33).
+    numbered = connection.execute(
+        update(_EVENTS).where(_E.pk == pending.c.pk).values(seq=top + pending.c.n)
+    ).rowcount
+    if numbered:
+        connection.execute(update(_SEQUENCE).where(_SEQUENCE.c.id == 1).values(last=top + numbered))
+    return int(numbered or 0)
 
 
 def unsequenced(unit: UnitOfWork) -> bool:
@@ -225,34 +308,52 @@ _READ = (
 )
 
 
+def workspace_id(unit: UnitOfWork, slug: str) -> int | None:
+    """The id of the workspace with this slug; None when none has it."""
+    found = unit.connection.execute(select(_W.id).where(_W.slug == slug.strip().lower()))
+    return found.scalar_one_or_none()
+
+
 def read(
-    unit: UnitOfWork, *, after: int, limit: int, workspace: str | None = None
+    unit: UnitOfWork, *, after: int, limit: int, workspace_id: int | None = None
 ) -> list[EventRow]:
-    """Numbered events after ``after``, in order; of the workspace with slug ``workspace``
-    only when given (none for a slug no workspace has)."""
+    """Numbered events after ``after``, in order; of the workspace ``workspace_id`` only when
+    given (a plain value, not a subquery: PostgreSQL then plans the (workspace_id, seq)
+    index, and another workspace's flood of events is never walked)."""
     query = _READ.where(_E.seq > after)
-    if workspace is not None:
-        query = query.where(
-            _E.workspace_id
-            == select(_W.id).where(_W.slug == workspace.strip().lower()).scalar_subquery()
-        )
+    if workspace_id is not None:
+        query = query.where(_E.workspace_id == workspace_id)
     return _rows(unit, query.order_by(_E.seq).limit(limit))
 
 
 def newest(unit: UnitOfWork) -> int:
-    """The highest number given so far (0 before any)."""
-    return int(unit.connection.execute(select(func.coalesce(func.max(_E.seq), 0))).scalar_one())
+    """The highest number given so far (0 before any), deleted events' included."""
+    last = unit.connection.execute(select(_SEQUENCE.c.last).where(_SEQUENCE.c.id == 1)).scalar()
+    if last is None:  # the row is made again by the next sequence()
+        last = unit.connection.execute(select(func.coalesce(func.max(_E.seq), 0))).scalar_one()
+    return int(last)
 
 
 def by_ids(unit: UnitOfWork, event_ids: Sequence[str]) -> list[EventRow]:
-    """These events (just committed, perhaps not numbered yet), in the order given."""
-    if not event_ids:
-        return []
-    found = {row.id: row for row in _rows(unit, _READ.where(_E.id.in_(list(event_ids))))}
-    return [found[event_id] for event_id in event_ids if event_id in found]
+    """These events (just committed, perhaps not numbered yet), in the order given; read in
+    chunks, so a commit of any size stays within the backends' parameter limits."""
+    ids = list(event_ids)
+    found: dict[str, EventRow] = {}
+    postgresql = unit.connection.dialect.name == "postgresql"
+    size = PG_INSERT_CHUNK if postgresql else READ_CHUNK
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        # PostgreSQL: one array parameter (= ANY), a statement the driver need not re-parse.
+        where = _E.id == any_(_IDS) if postgresql else _E.id.in_(chunk)
+        rows = _rows(unit, _READ.where(where), {"ids": chunk} if postgresql else None)
+        found.update((row.id, row) for row in rows)
+    return [found[event_id] for event_id in ids if event_id in found]
 
 
-def _rows(unit: UnitOfWork, query: Any) -> list[EventRow]:
+_IDS = bindparam("ids", type_=ARRAY(_E.id.type))
+
+
+def _rows(unit: UnitOfWork, query: Any, parameters: dict[str, Any] | None = None) -> list[EventRow]:
     return [
         EventRow(
             id=row.id,
@@ -268,7 +369,7 @@ def _rows(unit: UnitOfWork, query: Any) -> list[EventRow]:
             group_name=row.group_name,
             changes=dict(row.changes or {}),
         )
-        for row in unit.connection.execute(query)
+        for row in unit.connection.execute(query, parameters)
     ]
 
 
@@ -276,15 +377,10 @@ def _rows(unit: UnitOfWork, query: Any) -> list[EventRow]:
 
 
 def purge(unit: UnitOfWork, *, before: dt.datetime, limit: int = 1000) -> int:
-    """Delete up to ``limit`` of the oldest numbered events that happened before ``before``;
-    how many. The newest numbered event always stays, so numbering never starts over (a
-    reader's cursor would otherwise skip the next events)."""
-    newest = select(func.max(_E.seq)).scalar_subquery()
-    oldest = (
-        select(_E.pk)
-        .where(_E.occurred_at < before, _E.seq.is_not(None), _E.seq < newest)
-        .order_by(_E.pk)
-        .limit(limit)
-    )
+    """Delete up to ``limit`` of the oldest events that happened before ``before``, numbered
+    or not (a host that only subscribes never numbers any); how many. The numbering's
+    high-water mark is kept apart (``lifecycle_event_sequence``), so any event may go."""
+    # By pk, which grows with time: the walk stops after ``limit`` old rows, not at the end.
+    oldest = select(_E.pk).where(_E.occurred_at < before).order_by(_E.pk).limit(limit)
     result = unit.connection.execute(delete(_EVENTS).where(_E.pk.in_(oldest.scalar_subquery())))
     return int(result.rowcount or 0)

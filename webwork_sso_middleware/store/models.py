@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -336,6 +337,21 @@ class AuditEvent(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+# The pk and seq of lifecycle events (BIGINT; SQLite's rowid spelling there).
+EVENT_NUMBER = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class LifecycleEventSequence(Base):
+    """The highest ``seq`` ever given to a lifecycle event: one row, never deleted. Readers
+    number from it (store/events.py), so deleting events (retention, a workspace's cascade)
+    never makes a number come round again, which a reader's cursor would skip."""
+
+    __tablename__ = "lifecycle_event_sequence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    last: Mapped[int] = mapped_column(BigInteger)
+
+
 class LifecycleEvent(Base):
     """What happened to a member or a group, for the host app (events/): kept in order, read
     with a cursor. Inserted in the change's own transaction with ``seq`` NULL; a reader numbers
@@ -356,9 +372,12 @@ class LifecycleEvent(Base):
         ),
     )
 
-    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # 64-bit: a membership PATCH spends one pk per member, and cursors are handed out for
+    # ever. SQLite: its INTEGER PRIMARY KEY is already 64-bit, and only that spelling is the
+    # rowid (BIGINT would not number itself).
+    pk: Mapped[int] = mapped_column(EVENT_NUMBER, primary_key=True)
     id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)  # the stable id
-    seq: Mapped[int | None] = mapped_column(Integer)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     kind: Mapped[str] = mapped_column(String(32))

@@ -1,7 +1,10 @@
 """Lifecycle events: what happened to members and groups, kept for the host app's cursor
 
 - ``lifecycle_events``: one row per event, ``seq`` numbered by readers in commit order
-  (store/events.py); ``id`` is the event's stable id.
+  (store/events.py); ``id`` is the event's stable id. ``pk`` and ``seq`` are 64-bit (a
+  membership PATCH spends one pk per member; cursors are never reused).
+- ``lifecycle_event_sequence``: one row, the highest ``seq`` given so far, numbered from by
+  readers; a workspace's cascade or retention deletes events, never this.
 
 Revision ID: 0010
 Revises: 0009
@@ -20,9 +23,10 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "lifecycle_events",
-        sa.Column("pk", sa.Integer(), primary_key=True),
+        # SQLite: only INTEGER PRIMARY KEY is the (64-bit) rowid that numbers itself.
+        sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
         sa.Column("id", sa.String(36), nullable=False),
-        sa.Column("seq", sa.Integer(), nullable=True),
+        sa.Column("seq", sa.BigInteger(), nullable=True),
         sa.Column(
             "workspace_id",
             sa.Integer(),
@@ -55,7 +59,15 @@ def upgrade() -> None:
         postgresql_where=sa.text("seq IS NULL"),
         sqlite_where=sa.text("seq IS NULL"),
     )
+    sequence = op.create_table(
+        "lifecycle_event_sequence",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("last", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_lifecycle_event_sequence"),
+    )
+    op.bulk_insert(sequence, [{"id": 1, "last": 0}])
 
 
 def downgrade() -> None:
+    op.drop_table("lifecycle_event_sequence")
     op.drop_table("lifecycle_events")
