@@ -5,10 +5,14 @@ refusal it may record.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
+from .. import attribute_map as attribute_rules
 from ..logs import package_logger
 from ..store import audit
 from ..store.db import Database, UnitOfWork
 from ..store.workspaces import find_by_slug
+from .acs import VerifiedAssertion
 from .rejection import Rejection
 
 log = package_logger(__name__)
@@ -21,7 +25,7 @@ def record_failure(
     database: Database,
     slug: str,
     rejection: Rejection,
-    email: str | None = None,
+    email: str | None | Callable[[Mapping[str, str]], str | None] = None,
     *,
     verified: bool = False,
 ) -> None:
@@ -32,20 +36,28 @@ def record_failure(
     be sent by anyone, as often as they like, and so can a replay of one signed response:
     those are counted, one row per workspace, reason and hour (audit.count), so a flood
     of any size writes a bounded number of rows and pushes no real failure out of the
-    owner's diagnostics."""
+    owner's diagnostics.
+
+    ``email``: the address the response named, or how to read it given the workspace's
+    attribute mapping (so the owner sees the address the sign-in goes by, not the NameID)."""
     log.info("SAML response for %s rejected: %s", slug, rejection)
-    changes = {
-        "reason": rejection.code,
-        "detail": rejection.detail[:MAX_DETAIL],
-        # unverified: what the refused response claimed
-        **({"email": email} if email else {}),
-    }
     try:
 
         def work(unit: UnitOfWork) -> None:
             workspace = find_by_slug(unit, slug)
             if workspace is None:
                 return
+            named = (
+                email(attribute_rules.from_stored(workspace.attribute_map))
+                if callable(email)
+                else email
+            )
+            changes = {
+                "reason": rejection.code,
+                "detail": rejection.detail[:MAX_DETAIL],
+                # unverified: what the refused response claimed
+                **({"email": named} if named else {}),
+            }
             if verified and not rejection.repeatable:
                 audit.record(
                     unit,

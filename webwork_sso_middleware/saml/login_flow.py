@@ -221,14 +221,16 @@ class LoginFlow:
                 lambda unit: self.sign_in(request, unit, slug, seen, relay_state, current)
             )
         except OtherMemberSignedIn as refused:
-            record_failure(self.database, slug, refused, claimed_email(seen))
+            record_failure(self.database, slug, refused, refused.email)
             return signed_in_as_other_page(refused.current.user_name, site=self.site(request))
         except Rejection as rejection:
+            # The address as this workspace's sign-in reads it (its attribute mapping may
+            # name the email attribute): known only once record_failure has the workspace.
             record_failure(
                 self.database,
                 slug,
                 rejection,
-                claimed_email(seen),
+                lambda mapping: claimed_email(seen, mapping.get("email")),
                 verified=seen is not None and seen.signature_verified,
             )
             return error_page(
@@ -251,6 +253,13 @@ class LoginFlow:
         # One statement reads the workspace (locked) and the member the response claims.
         claimed = lifecycle.lookup_key(claimed_email(seen))
         found, known = sign_in_store.sign_in_lookup(unit, slug, claimed=claimed)
+        mapped_email = dict(found.attribute_map).get("email") if found is not None else None
+        if mapped_email is not None:
+            # The owner reads the email from an attribute: that address is the one the
+            # sign-in goes by (subject.read_subject), so the member is looked up by it.
+            remapped = lifecycle.lookup_key(claimed_email(seen, mapped_email))
+            if remapped != claimed:
+                found, known = sign_in_store.sign_in_lookup(unit, slug, claimed=remapped)
         target, provider = self.usable_provider(request, slug, unit, lock=True, target=found)
         workspace_id = target.workspace_id
         started = self.login_requests.read(request, workspace_id)
