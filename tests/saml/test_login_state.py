@@ -299,11 +299,13 @@ def test_continue_without_a_pending_sign_in_is_a_clear_error_that_writes_nothing
     assert count(site, AuditEvent) == before
 
 
-def test_a_pending_sign_in_carries_its_groups_or_is_refused_when_they_cannot_fit(
+def test_a_pending_sign_in_carries_its_groups_and_is_never_refused_for_them(
     site: Site, idp: TestIdP, acme: str
 ):
-    """The asserted groups travel in the pending sign-in's cookie to the member; too many for
-    a cookie is refused plainly rather than finished without them."""
+    """The asserted groups travel in the pending sign-in's cookie to the member. Too many
+    for a cookie (Entra ID's 150 object ids) never refuse the sign-in (they did not before
+    groups were read): the groups mapped to roles are kept first, then others while they
+    fit, and the owner is told how many were dropped."""
     browser = requests.Session()
     fields = unsolicited(
         site, idp, "acme", ALICE, attributes={"email": [ALICE], "groups": ["u", "t"]}
@@ -314,8 +316,21 @@ def test_a_pending_sign_in_carries_its_groups_or_is_refused_when_they_cannot_fit
     assert finished.status_code == 303
     # ["t", "u"] in the cookie is a list of names, never taken for its time marker.
     assert whoami(browser, site) == f"user={ALICE};groups=t,u;path=/"
+    assert site.audit("groups_dropped") == []
 
-    many = [str(uuid.uuid4()) for _ in range(150)]  # Entra ID's most: object ids
+    mapped = "ZZ-Admins"  # after every object id in the groups' order: kept for its mapping
+    site.workspaces.map_role("acme", "zz-admins", "admin", declared=None, actor="t")
+    many = [str(uuid.uuid4()) for _ in range(149)] + [mapped]  # Entra ID's most: object ids
+    browser = requests.Session()
     fields = unsolicited(site, idp, "acme", ALICE, attributes={"email": [ALICE], "groups": many})
-    refused = cross_site_post(requests.Session(), site.acs("acme"), fields)
-    assert refused.status_code == 400 and "pending_too_large" in refused.text
+    posted = cross_site_post(browser, site.acs("acme"), fields)
+    assert posted.status_code == 303, posted.text
+    finished = browser.get(posted.headers["Location"], allow_redirects=False)
+    assert finished.status_code == 303, finished.text
+    shown = whoami(browser, site)
+    groups = shown.partition(";groups=")[2].partition(";")[0].split(",")
+    assert mapped in groups and 50 < len(groups) < len(many)
+    assert set(groups) <= set(many)
+    (note,) = site.audit("groups_dropped")
+    assert note.changes["email"] == ALICE
+    assert (note.changes["kept"], note.changes["dropped"]) == (len(groups), 150 - len(groups))

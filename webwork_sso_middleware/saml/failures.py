@@ -81,3 +81,31 @@ def record_failure(
         database.run(work)
     except Exception:  # the rejection page matters more than its record
         log.warning("could not record a SAML rejection", exc_info=True)
+
+
+GROUPS_DROPPED = "groups_dropped"  # the audit action (admin/diagnostics.py shows it)
+
+
+def record_groups_dropped(unit: UnitOfWork, workspace_id: int, verified: VerifiedAssertion) -> None:
+    """Tell the owner that a sign-in kept only some of the groups its assertion carried
+    (roles.clean_asserted_groups's cap, or what a pending sign-in's cookie could hold): the
+    groups mapped to roles were kept first. Counted (one row per workspace and hour), as an
+    IdP that sends many groups does so at every sign-in: it never pushes a failure out of the
+    owner's diagnostics. In the sign-in's own transaction."""
+    kept = len(verified.groups)
+    log.info(
+        "sign-in of %s kept %d groups, dropped %d", verified.email, kept, verified.groups_dropped
+    )
+    audit.count(
+        unit,
+        workspace_id=workspace_id,
+        actor="saml",
+        action=GROUPS_DROPPED,
+        key=GROUPS_DROPPED,
+        changes={
+            "reason": GROUPS_DROPPED,
+            "email": verified.email,
+            "kept": kept,
+            "dropped": verified.groups_dropped,
+        },
+    )

@@ -25,6 +25,7 @@ from ..members import lifecycle
 from ..sessions.manager import SamlSubject
 from ..sp_keys import SpKeyRing, SpKeys
 from ..store import replay_cache
+from ..store import roles as role_store
 from ..store import sign_in as sign_in_store
 from ..store import sign_in_target as target_store
 from ..store.db import Database, UnitOfWork
@@ -32,7 +33,7 @@ from ..store.models import SSO_PLANS, utcnow
 from ..store.sign_in_target import SignInTarget
 from ..urls import PublicUrls, WorkspaceUrls, public_urls
 from .acs import AssertionConsumer, VerifiedAssertion
-from .failures import record_failure
+from .failures import record_failure, record_groups_dropped
 from .login_state import (
     LoginRequest,
     LoginRequests,
@@ -274,7 +275,10 @@ class LoginFlow:
                     "again from the sign-in page",
                 )
         consumer = AssertionConsumer(
-            provider, clock_skew=self.clock_skew, attribute_map=dict(target.attribute_map)
+            provider,
+            clock_skew=self.clock_skew,
+            attribute_map=dict(target.attribute_map),
+            mapped_groups=lambda: role_store.mapped_group_keys(unit, workspace_id),
         )
         outstanding = {answered.id: answered.next_path} if answered is not None else {}
         now = utcnow()
@@ -320,7 +324,13 @@ class LoginFlow:
             # finish on a same-site GET that shows it (login_state.py).
             pending = self.pending_sign_ins.new(workspace_id, verified, next_path)
             response = redirect(continue_url(provider.urls), code=303)
-            response.headers.add("Set-Cookie", self.pending_sign_ins.cookie(provider.urls, pending))
+            # Too many groups for a cookie: the mapped ones are kept first, never refused.
+            cookie = self.pending_sign_ins.cookie(
+                provider.urls,
+                pending,
+                mapped=lambda: role_store.mapped_group_keys(unit, workspace_id),
+            )
+            response.headers.add("Set-Cookie", cookie)
             return response
         return self.finish(
             unit, target, verified, next_path, current=current, site=self.site(request), known=known
@@ -394,6 +404,8 @@ class LoginFlow:
         member_id, generation = member
         if current is not None and current.id != member_id:
             raise OtherMemberSignedIn(current, verified.email)  # rolls back: no member, no session
+        if verified.groups_dropped:
+            record_groups_dropped(unit, target.workspace_id, verified)
         subject = None
         if verified.name_id:  # kept for single logout (saml/single_logout.py)
             subject = SamlSubject(
