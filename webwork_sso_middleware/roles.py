@@ -25,9 +25,6 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from . import names
 from .errors import InvalidName
-from .logs import package_logger
-
-log = package_logger(__name__)
 
 # A group name is at most what a SCIM group's displayName may be (groups.display_name).
 MAX_GROUP_NAME = 255
@@ -74,19 +71,9 @@ def clean_asserted_groups(
     if len(found) > MAX_ASSERTED_GROUPS:
         wanted = set(mapped()) if mapped is not None else set()
         keep = [key for key in found if key in wanted]
-        mapped_kept = len(keep)
-        room = max(MAX_ASSERTED_GROUPS - mapped_kept, 0)
+        room = max(MAX_ASSERTED_GROUPS - len(keep), 0)
         keep += [key for key in found if key not in wanted][:room]
         dropped = len(found) - len(keep)
-        log.info(
-            "an assertion carried %d groups, more than the %d kept: %d mapped to roles and "
-            "%d others kept, %d dropped",
-            len(found),
-            MAX_ASSERTED_GROUPS,
-            mapped_kept,
-            len(keep) - mapped_kept,
-            dropped,
-        )
         found = {key: found[key] for key in keep}
     return AssertedGroups(tuple(found[key] for key in sorted(found, key=group_order)), dropped)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from ..logs import package_logger
-from ..roles import AssertedGroups, clean_asserted_groups
+from ..roles import MAX_ASSERTED_GROUPS, AssertedGroups, clean_asserted_groups
 from .posted import (
     EMAIL,
     EMAIL_ATTRIBUTES,
@@ -196,4 +196,12 @@ def read_groups(
 ) -> AssertedGroups:
     """The group names the assertion carries, cleaned and capped, the mapped ones kept first
     (roles.py)."""
-    return clean_asserted_groups(all_values(attributes, names), mapped)
+    groups = clean_asserted_groups(all_values(attributes, names), mapped)
+    if groups.dropped:
+        log.info(
+            "an assertion carried more than %d groups: %d kept (the mapped ones first), %d dropped",
+            MAX_ASSERTED_GROUPS,
+            len(groups.names),
+            groups.dropped,
+        )
+    return groups
