@@ -14,11 +14,13 @@ import pytest
 import requests
 
 from webwork_sso_middleware import SSOMiddleware
+from webwork_sso_middleware.admin.diagnostics import recent_failures
 from webwork_sso_middleware.roles import (
     MAX_ASSERTED_GROUPS,
     clean_asserted_groups,
     member_groups,
     member_roles,
+    role_key,
 )
 
 from .admin.conftest import sign_in
@@ -316,18 +318,107 @@ def test_a_hostile_workspace_changes_no_groups_or_roles_of_another(
     assert roles_site.workspaces.get("acme").role_map == {"Staff": "member"}
 
 
+def test_a_mapped_group_after_the_cap_still_gives_its_role_and_the_owner_is_told(
+    roles_site: Site, idp: TestIdP
+) -> None:
+    """An IdP sending more groups than are kept: the mapped ones are kept first (the member
+    keeps the role), the rest capped, and the owner's diagnostics say so."""
+    roles_site.add_workspace("acme", idp)
+    roles_site.workspaces.map_role("acme", "zzz-admins", "admin", declared=ROLES, actor="t")
+    others = [f"g{n:03d}" for n in range(MAX_ASSERTED_GROUPS + 50)]
+    browser = signed_in(roles_site, idp, "alice@acme.test", groups=[*others, "ZZZ-Admins"])
+    seen = whoami(browser, roles_site.url)
+    assert seen["roles"] == ["admin"]
+    assert len(seen["groups"]) == MAX_ASSERTED_GROUPS and "ZZZ-Admins" in seen["groups"]
+    assert seen["groups"][:-1] == others[: MAX_ASSERTED_GROUPS - 1]  # in assertion order
+    (note,) = roles_site.audit("groups_dropped")
+    assert note.changes["email"] == "alice@acme.test"
+    assert (note.changes["kept"], note.changes["dropped"]) == (MAX_ASSERTED_GROUPS, 51)
+    # Counted: an IdP that does so at every sign-in adds no row per sign-in.
+    signed_in(roles_site, idp, "alice@acme.test", groups=[*others, "ZZZ-Admins"])
+    (note,) = roles_site.audit("groups_dropped")
+    assert note.changes["count"] == 2
+    workspace_id = roles_site.workspaces.get("acme").id
+    shown = roles_site.middleware.database.run(
+        lambda unit: recent_failures(unit, workspace_id), write=False
+    )
+    (diagnostic,) = [d for d in shown if d.code == "groups_dropped"]
+    assert "kept 150 and dropped 51" in diagnostic.what and "2 sign-ins" in diagnostic.what
+    # Under the cap, nothing is dropped and nothing told.
+    signed_in(roles_site, idp, "bob@acme.test", groups=others[:10])
+    assert [n.changes["email"] for n in roles_site.audit("groups_dropped")] == ["alice@acme.test"]
+
+
+def test_look_alike_group_names_get_no_role_only_letter_case_is_ignored(
+    roles_site: Site, idp: TestIdP
+) -> None:
+    """Role mapping compares group names regardless of letter case, and nothing more: a
+    full-width or mathematical-bold spelling (which NFKC would fold to the mapped name) is
+    another group, whether the assertion or SCIM names it."""
+    token = roles_site.add_workspace("acme", idp)
+    roles_site.workspaces.map_role("acme", "admins", "admin", declared=ROLES, actor="t")
+    full_width = "\uff21\uff24\uff2d\uff29\uff2e\uff33"  # ＡＤＭＩＮＳ
+    math_bold = "".join(chr(0x1D41A + ord(c) - ord("a")) for c in "admins")  # 𝐚𝐝𝐦𝐢𝐧𝐬
+    for look_alike in (full_width, math_bold):
+        browser = signed_in(roles_site, idp, "alice@acme.test", groups=[look_alike])
+        assert whoami(browser, roles_site.url) == {
+            "user": "alice@acme.test",
+            "groups": [look_alike],
+            "roles": ["viewer"],
+        }
+    browser = signed_in(roles_site, idp, "alice@acme.test", groups=["ADMINS"])
+    assert whoami(browser, roles_site.url)["roles"] == ["admin"]
+    # A SCIM group of that spelling no more; beside an asserted "admins", both are groups.
+    provision(roles_site, token, "dave@acme.test", [full_width])
+    dave = signed_in(roles_site, idp, "dave@acme.test")
+    assert whoami(dave, roles_site.url)["roles"] == ["viewer"]
+    dave = signed_in(roles_site, idp, "dave@acme.test", groups=["Admins"])
+    seen = whoami(dave, roles_site.url)
+    assert sorted(seen["groups"]) == sorted(["Admins", full_width]) and seen["roles"] == ["admin"]
+    # Mapping a look-alike is a mapping of its own; another letter case replaces it.
+    roles_site.workspaces.map_role("acme", full_width, "member", declared=ROLES, actor="t")
+    roles_site.workspaces.map_role("acme", "ADMINS", "admin", declared=ROLES, actor="t")
+    assert roles_site.workspaces.get("acme").role_map == {"ADMINS": "admin", full_width: "member"}
+
+
 # -- the rules themselves -------------------------------------------------------------------------
 
 
 def test_clean_asserted_groups_caps_the_count() -> None:
     many = [f"group-{n:04d}" for n in range(MAX_ASSERTED_GROUPS + 50)]
     kept = clean_asserted_groups(many)
-    assert len(kept) == MAX_ASSERTED_GROUPS and kept == many[:MAX_ASSERTED_GROUPS]
+    assert kept.names == tuple(many[:MAX_ASSERTED_GROUPS]) and kept.dropped == 50
+
+
+def test_clean_asserted_groups_keeps_mapped_groups_before_capping_the_others() -> None:
+    others = [f"group-{n:04d}" for n in range(MAX_ASSERTED_GROUPS + 50)]
+    kept = clean_asserted_groups([*others, "Admins", "Staff"], lambda: {"admins", "staff"})
+    assert "Admins" in kept.names and "Staff" in kept.names
+    assert len(kept.names) == MAX_ASSERTED_GROUPS and kept.dropped == 52
+    # More mapped groups than the cap: all of them kept, no unmapped one.
+    mapped = [f"m-{n:04d}" for n in range(MAX_ASSERTED_GROUPS + 5)]
+    kept = clean_asserted_groups([*others, *mapped], lambda: set(mapped))
+    assert kept.names == tuple(mapped) and kept.dropped == len(others)
+
+    # The mapping is asked for only when the cap is reached.
+    def never() -> set[str]:
+        raise AssertionError("asked")
+
+    assert clean_asserted_groups(["b", "A", "a"], never).names == ("A", "b")
+
+
+def test_role_key_ignores_letter_case_only() -> None:
+    assert role_key(" ADMINS ") == role_key("admins") == role_key("Admins")
+    assert role_key("STRASSE") == role_key("straße")  # casefold: letter case, in full
+    assert role_key("\uff21\uff24\uff2d\uff29\uff2e\uff33") != role_key("admins")
+    assert role_key("e\u0301") == role_key("\u00e9")  # one letter, two encodings (NFC)
 
 
 def test_member_groups_keeps_scims_spelling_and_orders_by_key() -> None:
     assert member_groups(["Admins", "sales"], ["ADMINS", "ops"]) == ["Admins", "ops", "sales"]
     assert member_groups(["b"], None) == ["b"]
+    # A look-alike is another group: SCIM's full-width spelling does not hide "admins".
+    assert member_groups(["\uff41dmins"], ["admins"]) == ["admins", "\uff41dmins"]
 
 
 def test_member_roles() -> None:
@@ -337,3 +428,4 @@ def test_member_roles() -> None:
     assert member_roles(["Old"], mapping, ROLES, None) == []
     assert member_roles(["Admins"], mapping, [], None) == []
     assert member_roles([], None, ROLES, "viewer") == ["viewer"]
+    assert member_roles(["\uff21dmins"], mapping, ROLES, "viewer") == ["viewer"]

@@ -1,7 +1,8 @@
 """Groups and roles: how a member's groups combine, and which of the host's roles they give.
 
-A member's groups are the union of two sources, compared as names.py compares names (case
-and look-alike spellings are one group):
+A member's groups are the union of two sources, compared by :func:`role_key`: regardless of
+letter case, and nothing more (no compatibility folding: a full-width or mathematical-bold
+spelling is another group, never a look-alike way into a mapped role):
 
 - the SCIM groups the workspace's IdP provisioned it into (SCIM Group resources), and
 - the groups its last SAML sign-in asserted (``members.sign_in_groups``), replaced whole at
@@ -18,7 +19,9 @@ Pure functions of values, on the session check's path (sessions/manager.py): no 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import dataclasses
+import unicodedata
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from . import names
 from .errors import InvalidName
@@ -31,31 +34,72 @@ MAX_ROLE_NAME = 64
 MAX_ROLE_MAPPINGS = 500
 
 
-def clean_asserted_groups(values: Iterable[str]) -> list[str]:
+def role_key(name: str) -> str:
+    """How group names compare for groups and roles: trimmed, NFC, case-folded. Unlike
+    names.key, no NFKC: ``ＡＤＭＩＮＳ`` (full-width) or math-bold letters are not ``admins``,
+    so a group an IdP lets anyone name cannot pass for a mapped one."""
+    return unicodedata.normalize("NFC", name.strip()).casefold()
+
+
+@dataclasses.dataclass(frozen=True)
+class AssertedGroups:
+    """The asserted groups as kept, and how many distinct usable ones were not (the cap)."""
+
+    names: tuple[str, ...]
+    dropped: int = 0
+
+
+def clean_asserted_groups(
+    values: Iterable[str], mapped: Callable[[], Collection[str]] | None = None
+) -> AssertedGroups:
     """The group names an assertion carried, as kept: cleaned (names.clean), names that are
     blank, too long or hold control characters dropped (a cut name could name another group),
-    one per key, at most MAX_ASSERTED_GROUPS, ordered as member.groups is."""
-    kept: dict[str, str] = {}
+    one per role_key, ordered as member.groups is.
+
+    At most MAX_ASSERTED_GROUPS of them, but the cap falls on unmapped groups only: the groups
+    whose role_key is in ``mapped()`` (the workspace's role mapping keys, asked only when the
+    cap is reached) are all kept, so a mapped group after many others still gives its role.
+    Unmapped ones are kept in assertion order while room is left."""
+    found: dict[str, str] = {}
     for value in values:
         try:
             cleaned = names.clean(value, "group", limit=MAX_GROUP_NAME)
         except InvalidName:
             continue
-        kept.setdefault(names.key(cleaned), cleaned)
-        if len(kept) >= MAX_ASSERTED_GROUPS:
-            break
-    return [kept[key] for key in sorted(kept)]
+        found.setdefault(role_key(cleaned), cleaned)
+    dropped = 0
+    if len(found) > MAX_ASSERTED_GROUPS:
+        wanted = set(mapped()) if mapped is not None else set()
+        keep = [key for key in found if key in wanted]
+        room = max(MAX_ASSERTED_GROUPS - len(keep), 0)
+        keep += [key for key in found if key not in wanted][:room]
+        dropped = len(found) - len(keep)
+        found = {key: found[key] for key in keep}
+    return AssertedGroups(tuple(found[key] for key in sorted(found, key=group_order)), dropped)
+
+
+def group_order(name: str) -> tuple[str, str]:
+    """The order group names are listed in: as the session query orders SCIM groups (by
+    names.key), ties broken by role_key."""
+    return names.key(name), role_key(name)
+
+
+def prioritised(groups: Sequence[str], mapped: Collection[str]) -> list[str]:
+    """``groups`` with those whose role_key is in ``mapped`` first (each part in its order):
+    what to keep first when not all of them fit."""
+    first = [g for g in groups if role_key(g) in mapped]
+    return first + [g for g in groups if role_key(g) not in mapped]
 
 
 def member_groups(scim_groups: Sequence[str], asserted: Sequence[str] | None) -> list[str]:
-    """SCIM groups and asserted groups, one per key (SCIM's spelling first), ordered by key as
+    """SCIM groups and asserted groups, one per role_key (SCIM's spelling first), ordered as
     the session query orders SCIM groups."""
     if not asserted:
         return list(scim_groups)
     by_key: dict[str, str] = {}
     for name in (*scim_groups, *asserted):
-        by_key.setdefault(names.key(name), name)
-    return [by_key[key] for key in sorted(by_key)]
+        by_key.setdefault(role_key(name), name)
+    return [by_key[key] for key in sorted(by_key, key=group_order)]
 
 
 def member_roles(
@@ -69,8 +113,8 @@ def member_roles(
         return []
     mapped: set[str] = set()
     if role_map and groups:
-        keys = {names.key(group) for group in groups}
-        mapped = {role for group, role in role_map.items() if names.key(group) in keys}
+        keys = {role_key(group) for group in groups}
+        mapped = {role for group, role in role_map.items() if role_key(group) in keys}
     found = [role for role in declared if role in mapped]
     if not found and default_role is not None:
         return [default_role]

@@ -109,6 +109,10 @@ def test_a_mapped_email_never_widens_who_may_sign_in(cli: Cli, site: Site, idp: 
     missing = sign_in(requests.Session(), site, idp, "bob@acme.test")
     assert missing.status_code == 400 and "no_email_attribute" in missing.text
     assert site.members() == []
+    # The owner's diagnostics name the address the sign-in went by (the mapped attribute's),
+    # never the NameID it did not read; none when the attribute is missing.
+    emails = [(e.changes["reason"], e.changes.get("email")) for e in site.audit("login_failed")]
+    assert emails == [("domain_not_verified", "alice@elsewhere.test"), ("no_email_attribute", None)]
 
 
 def test_set_attributes_refuses_bad_input_in_one_line(cli: Cli, site: Site) -> None:

@@ -9,6 +9,9 @@ sees in a real browser, over real HTTP with the real test IdP.
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import secrets
+import string
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -17,13 +20,24 @@ from urllib.parse import urlsplit
 import requests
 from requests.cookies import extract_cookies_to_jar
 from sqlalchemy import func, select
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 from webwork_sso_middleware import SSOMiddleware
+from webwork_sso_middleware.saml.acs import VerifiedAssertion
+from webwork_sso_middleware.saml.login_state import (
+    MAX_COOKIE_VALUE,
+    PendingSignIn,
+    PendingSignIns,
+)
+from webwork_sso_middleware.saml.rejection import Rejection
+from webwork_sso_middleware.signing import Signing
 from webwork_sso_middleware.store.models import (
     AuditEvent,
     MemberSession,
     SeenAssertion,
 )
+from webwork_sso_middleware.urls import WorkspaceUrls
 
 from ..store_helpers import transaction
 from .conftest import Site, host_app
@@ -299,11 +313,13 @@ def test_continue_without_a_pending_sign_in_is_a_clear_error_that_writes_nothing
     assert count(site, AuditEvent) == before
 
 
-def test_a_pending_sign_in_carries_its_groups_or_is_refused_when_they_cannot_fit(
+def test_a_pending_sign_in_carries_its_groups_and_is_never_refused_for_them(
     site: Site, idp: TestIdP, acme: str
 ):
-    """The asserted groups travel in the pending sign-in's cookie to the member; too many for
-    a cookie is refused plainly rather than finished without them."""
+    """The asserted groups travel in the pending sign-in's cookie to the member. Too many
+    for a cookie (Entra ID's 150 object ids) never refuse the sign-in (they did not before
+    groups were read): the groups mapped to roles are kept first, then others while they
+    fit, and the owner is told how many were dropped."""
     browser = requests.Session()
     fields = unsolicited(
         site, idp, "acme", ALICE, attributes={"email": [ALICE], "groups": ["u", "t"]}
@@ -314,8 +330,95 @@ def test_a_pending_sign_in_carries_its_groups_or_is_refused_when_they_cannot_fit
     assert finished.status_code == 303
     # ["t", "u"] in the cookie is a list of names, never taken for its time marker.
     assert whoami(browser, site) == f"user={ALICE};groups=t,u;path=/"
+    assert site.audit("groups_dropped") == []
 
-    many = [str(uuid.uuid4()) for _ in range(150)]  # Entra ID's most: object ids
+    mapped = "ZZ-Admins"  # after every object id in the groups' order: kept for its mapping
+    site.workspaces.map_role("acme", "zz-admins", "admin", declared=None, actor="t")
+    many = [str(uuid.uuid4()) for _ in range(149)] + [mapped]  # Entra ID's most: object ids
+    browser = requests.Session()
     fields = unsolicited(site, idp, "acme", ALICE, attributes={"email": [ALICE], "groups": many})
-    refused = cross_site_post(requests.Session(), site.acs("acme"), fields)
-    assert refused.status_code == 400 and "pending_too_large" in refused.text
+    posted = cross_site_post(browser, site.acs("acme"), fields)
+    assert posted.status_code == 303, posted.text
+    finished = browser.get(posted.headers["Location"], allow_redirects=False)
+    assert finished.status_code == 303, finished.text
+    shown = whoami(browser, site)
+    groups = shown.partition(";groups=")[2].partition(";")[0].split(",")
+    assert mapped in groups and 50 < len(groups) < len(many)
+    assert set(groups) <= set(many)
+    (note,) = site.audit("groups_dropped")
+    assert note.changes["email"] == ALICE
+    assert (note.changes["kept"], note.changes["dropped"]) == (len(groups), 150 - len(groups))
+
+
+def pending_assertion(groups: tuple[str, ...], **fields: Any) -> VerifiedAssertion:
+    return VerifiedAssertion(
+        **{
+            "assertion_id": "_a1",
+            "email": ALICE,
+            "in_response_to": None,
+            "expires_at": dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+            "given_name": None,
+            "family_name": None,
+            "display_name": None,
+            "name_id": ALICE,
+            "name_id_format": None,
+            "session_index": None,
+            "groups": groups,
+            **fields,
+        }
+    )
+
+
+def read_back(pending_sign_ins: PendingSignIns, cookie: str) -> PendingSignIn | None:
+    value = cookie.partition("=")[2].partition(";")[0]
+    environ = EnvironBuilder(path="/saml/acme/continue", headers={"Cookie": cookie}).get_environ()
+    assert len(value) <= MAX_COOKIE_VALUE
+    return pending_sign_ins.read(Request(environ), 7)
+
+
+def test_a_pending_cookie_keeps_the_mapped_groups_first_and_asks_the_mapping_only_when_needed():
+    pending_sign_ins = PendingSignIns(signing=Signing(["k" * 32]))
+    urls = WorkspaceUrls("http://sp.test", "acme")
+
+    def never() -> set[str]:
+        raise AssertionError("asked")
+
+    small = pending_sign_ins.new(7, pending_assertion(("a", "b")), "/next")
+    assert read_back(pending_sign_ins, pending_sign_ins.cookie(urls, small, mapped=never)) == small
+
+    many = tuple(sorted(str(uuid.uuid4()) for _ in range(300))) + ("zz-admins",)
+    big = pending_sign_ins.new(7, pending_assertion(many, groups_dropped=4), "/next")
+    found = read_back(
+        pending_sign_ins, pending_sign_ins.cookie(urls, big, mapped=lambda: {"zz-admins"})
+    )
+    assert found is not None and found.next_path == "/next" and found.nonce == big.nonce
+    kept = found.assertion.groups
+    assert "zz-admins" in kept and 50 < len(kept) < len(many)
+    assert list(kept) == sorted(kept) and set(kept) <= set(many)
+    assert found.assertion.groups_dropped == 4 + len(many) - len(kept)
+
+
+def test_a_pending_sign_in_that_cannot_fit_even_without_groups_is_refused():
+    """Only what no cut of the groups can fix: a long next path, NameID, qualifiers and names."""
+    pending_sign_ins = PendingSignIns(signing=Signing(["k" * 32]))
+
+    def noise(length: int) -> str:  # random: zlib cannot shrink it
+        return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
+
+    assertion = pending_assertion(
+        ("a",),
+        name_id=noise(512),
+        session_index=noise(512),
+        name_qualifier=noise(512),
+        sp_name_qualifier=noise(512),
+        given_name=noise(255),
+        family_name=noise(255),
+        display_name=noise(255),
+    )
+    pending = pending_sign_ins.new(7, assertion, "/" + noise(2040))
+    try:
+        pending_sign_ins.cookie(WorkspaceUrls("http://sp.test", "acme"), pending)
+    except Rejection as refused:
+        assert refused.code == "pending_too_large" and "groups" not in refused.detail
+    else:
+        raise AssertionError("not refused")

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store import sessions as store
 from webwork_sso_middleware.store.db import SESSIONS_ENDED
+from webwork_sso_middleware.store.models import Group, MemberSession, Membership, Workspace
 from webwork_sso_middleware.store.models import Member as MemberRow
-from webwork_sso_middleware.store.models import MemberSession
 
 from ..sessions.test_manager import add_member, create_workspace
 from ..store_helpers import transaction
@@ -98,6 +98,52 @@ def test_profile_reads_the_extensions_json_from_one_row_only(database, workspace
         "manager": {"value": "m-1", "displayName": None},
         **extensions,
     }
+
+
+def test_the_groups_and_role_map_json_come_on_one_row_only(database, workspace_id):
+    """The member's asserted groups and the workspace's role mapping (up to 150 and 500
+    names) are sent, and decoded, once per session check, not once per SCIM group: with
+    300 SCIM groups that was 300 decodes of each per request."""
+    asserted = [f"asserted-{n:03d}-" + "x" * 200 for n in range(150)]
+    role_map = {f"mapped-{n:03d}-" + "z" * 200: "admin" for n in range(500)}
+    member = add_member(
+        database,
+        workspace_id,
+        "cy@acme.test",
+        groups=tuple(f"scim-{n:03d}" for n in range(300)),
+        sign_in_groups=asserted,
+    )
+
+    def set_map(unit):
+        unit.session.get(Workspace, workspace_id).role_map = role_map
+
+    database.run(set_map)
+    insert(database, "h3", member, workspace_id)
+    found = rows(database, "h3")
+    assert len(found) == 300
+    assert [row.sign_in_groups for row in found if row.sign_in_groups is not None] == [asserted]
+    assert [row.role_map for row in found if row.role_map is not None] == [role_map]
+    assert store.first_value(found, "sign_in_groups") == asserted
+    assert store.first_value(found, "role_map") == role_map
+
+
+def test_a_membership_in_another_workspaces_group_names_no_group(database, workspace_id, ada):
+    """Memberships are written within one workspace; should one ever point across, the
+    session check still reads only groups of the session's workspace."""
+    other = create_workspace(database, "evil")
+
+    def cross(unit):
+        group = Group(workspace_id=other, display_name="Owners", display_name_key="owners")
+        unit.session.add(group)
+        unit.session.flush()
+        unit.session.add(Membership(group_id=group.id, member_id=ada))
+
+    database.run(cross)
+    insert(database, "h4", ada, workspace_id)
+    assert [row.group_name for row in rows(database, "h4") if row.group_name] == [
+        "Admins",
+        "Staff",
+    ]
 
 
 def test_active_generation_is_only_for_an_active_member_of_the_workspace(

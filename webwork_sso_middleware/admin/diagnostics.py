@@ -21,7 +21,9 @@ from ..store import audit
 from ..store.db import UnitOfWork
 from ..store.models import AuditEvent, utcnow
 
-FAILURE_ACTIONS = ("login_failed", "login_refused", "metadata_refresh_failed")
+# groups_dropped (saml/failures.py): a sign-in that worked, but kept only some of the groups
+# its assertion carried; shown here as the owner may need to act on it (fewer groups).
+FAILURE_ACTIONS = ("login_failed", "login_refused", "metadata_refresh_failed", "groups_dropped")
 SHOWN_FAILURES = 20
 SHOWN_COUNTED = 10  # rows of counted refusals shown besides the SHOWN_FAILURES single events
 # A test sign-in is a round trip through the IdP: a result older than this is not its result.
@@ -66,6 +68,17 @@ def describe(event: AuditEvent) -> Diagnostic:
         )
         if code != "member_deactivated":
             what = f"sign-in was refused ({code.replace('_', ' ')})"
+    elif event.action == "groups_dropped":
+        count = _count(changes.get("count"))
+        what = (
+            f"the identity provider sent more groups than are kept: the sign-in kept "
+            f"{changes.get('kept', '?')} and dropped {changes.get('dropped', '?')}, keeping "
+            "the groups mapped to roles first (have the IdP send only the groups this site "
+            "needs, for example with a group filter)"
+        )
+        if count > 1:
+            first = _instant(changes.get("first_at")) or event.occurred_at
+            what += f" ({count} sign-ins since {first:%Y-%m-%d %H:%M} UTC)"
     elif event.action == "metadata_refresh_failed":
         code = "metadata_refresh_failed"
         what = (

@@ -90,7 +90,8 @@ def _roles(view: SettingsView) -> str:
     return (
         '<section id="roles" aria-labelledby="roles-h"><h2 id="roles-h">Roles</h2>'
         "<p>Members get the roles their groups map to: groups your SCIM provisioned and groups "
-        "your IdP asserts at sign-in alike, names compared regardless of case. "
+        "your IdP asserts at sign-in alike, names compared regardless of letter case "
+        "(and only of letter case: a look-alike spelling is another group). "
         + (
             f"A member none of whose groups maps to a role gets <strong>{escape(default)}"
             "</strong>. "

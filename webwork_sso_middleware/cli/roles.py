@@ -80,7 +80,9 @@ def add_commands(action: Callable[..., argparse.ArgumentParser]) -> None:
     map_role = action(
         "map-role", workspace_map_role, "give the members of a group (SCIM or asserted) a role"
     )
-    map_role.add_argument("group", metavar="GROUP")
+    map_role.add_argument(
+        "group", metavar="GROUP", help="a group name, matched regardless of letter case"
+    )
     map_role.add_argument("role", metavar="ROLE")
     map_role.add_argument("--roles", metavar="ROLES", help=roles_help)
     unmap_role = action("unmap-role", workspace_unmap_role, "remove a group's role mapping")

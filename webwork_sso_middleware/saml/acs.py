@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from lxml import etree
@@ -89,6 +89,9 @@ class VerifiedAssertion:
     # The group names the assertion carried (subject.read_groups): the member's asserted
     # groups are replaced by these at sign-in (roles.py).
     groups: tuple[str, ...] = ()
+    # How many distinct usable group names it carried beyond those kept (roles.py's cap, or
+    # a pending sign-in's cookie): told to the owner at sign-in (saml/login_flow.py).
+    groups_dropped: int = 0
 
 
 class AssertionConsumer:
@@ -100,8 +103,12 @@ class AssertionConsumer:
         *,
         clock_skew: dt.timedelta,
         attribute_map: Mapping[str, str] | None = None,
+        mapped_groups: Callable[[], Collection[str]] | None = None,
     ) -> None:
         assert provider.idp is not None
+        # The role_keys of the groups the workspace maps to roles, asked only when an
+        # assertion carries more groups than are kept (roles.clean_asserted_groups).
+        self.mapped_groups = mapped_groups
         # The owner's attribute mapping (attribute_map.py): which attribute holds what.
         self.attribute_map = dict(attribute_map or {})
         self.provider = provider
@@ -346,6 +353,7 @@ class AssertionConsumer:
                 f"the assertion is valid until {expires:%Y-%m-%d}, "
                 "beyond any date this site can keep",
             ) from None
+        groups = read_groups(attributes, attribute_names(mapping, "groups"), self.mapped_groups)
         return VerifiedAssertion(
             assertion_id=assertion.get("ID") or "",
             email=email,
@@ -359,7 +367,8 @@ class AssertionConsumer:
             session_index=session_index(assertion),
             name_qualifier=bounded(qualifiers.get("NameQualifier"), MAX_NAME_ID),
             sp_name_qualifier=bounded(qualifiers.get("SPNameQualifier"), MAX_NAME_ID),
-            groups=read_groups(attributes, attribute_names(mapping, "groups")),
+            groups=groups.names,
+            groups_dropped=groups.dropped,
         )
 
     def verify_signatures(self, seen: Peek, assertion: Any) -> None:

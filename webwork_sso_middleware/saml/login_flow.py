@@ -25,6 +25,7 @@ from ..members import lifecycle
 from ..sessions.manager import SamlSubject
 from ..sp_keys import SpKeyRing, SpKeys
 from ..store import replay_cache
+from ..store import roles as role_store
 from ..store import sign_in as sign_in_store
 from ..store import sign_in_target as target_store
 from ..store.db import Database, UnitOfWork
@@ -32,7 +33,7 @@ from ..store.models import SSO_PLANS, utcnow
 from ..store.sign_in_target import SignInTarget
 from ..urls import PublicUrls, WorkspaceUrls, public_urls
 from .acs import AssertionConsumer, VerifiedAssertion
-from .failures import record_failure
+from .failures import record_failure, record_groups_dropped
 from .login_state import (
     LoginRequest,
     LoginRequests,
@@ -221,14 +222,16 @@ class LoginFlow:
                 lambda unit: self.sign_in(request, unit, slug, seen, relay_state, current)
             )
         except OtherMemberSignedIn as refused:
-            record_failure(self.database, slug, refused, claimed_email(seen))
+            record_failure(self.database, slug, refused, refused.email)
             return signed_in_as_other_page(refused.current.user_name, site=self.site(request))
         except Rejection as rejection:
+            # The address as this workspace's sign-in reads it (its attribute mapping may
+            # name the email attribute): known only once record_failure has the workspace.
             record_failure(
                 self.database,
                 slug,
                 rejection,
-                claimed_email(seen),
+                lambda mapping: claimed_email(seen, mapping.get("email")),
                 verified=seen is not None and seen.signature_verified,
             )
             return error_page(
@@ -251,6 +254,13 @@ class LoginFlow:
         # One statement reads the workspace (locked) and the member the response claims.
         claimed = lifecycle.lookup_key(claimed_email(seen))
         found, known = sign_in_store.sign_in_lookup(unit, slug, claimed=claimed)
+        mapped_email = dict(found.attribute_map).get("email") if found is not None else None
+        if mapped_email is not None:
+            # The owner reads the email from an attribute: that address is the one the
+            # sign-in goes by (subject.read_subject), so the member is looked up by it.
+            remapped = lifecycle.lookup_key(claimed_email(seen, mapped_email))
+            if remapped != claimed:
+                found, known = sign_in_store.sign_in_lookup(unit, slug, claimed=remapped)
         target, provider = self.usable_provider(request, slug, unit, lock=True, target=found)
         workspace_id = target.workspace_id
         started = self.login_requests.read(request, workspace_id)
@@ -265,7 +275,10 @@ class LoginFlow:
                     "again from the sign-in page",
                 )
         consumer = AssertionConsumer(
-            provider, clock_skew=self.clock_skew, attribute_map=dict(target.attribute_map)
+            provider,
+            clock_skew=self.clock_skew,
+            attribute_map=dict(target.attribute_map),
+            mapped_groups=lambda: role_store.mapped_group_keys(unit, workspace_id),
         )
         outstanding = {answered.id: answered.next_path} if answered is not None else {}
         now = utcnow()
@@ -311,7 +324,13 @@ class LoginFlow:
             # finish on a same-site GET that shows it (login_state.py).
             pending = self.pending_sign_ins.new(workspace_id, verified, next_path)
             response = redirect(continue_url(provider.urls), code=303)
-            response.headers.add("Set-Cookie", self.pending_sign_ins.cookie(provider.urls, pending))
+            # Too many groups for a cookie: the mapped ones are kept first, never refused.
+            cookie = self.pending_sign_ins.cookie(
+                provider.urls,
+                pending,
+                mapped=lambda: role_store.mapped_group_keys(unit, workspace_id),
+            )
+            response.headers.add("Set-Cookie", cookie)
             return response
         return self.finish(
             unit, target, verified, next_path, current=current, site=self.site(request), known=known
@@ -385,6 +404,8 @@ class LoginFlow:
         member_id, generation = member
         if current is not None and current.id != member_id:
             raise OtherMemberSignedIn(current, verified.email)  # rolls back: no member, no session
+        if verified.groups_dropped:
+            record_groups_dropped(unit, target.workspace_id, verified)
         subject = None
         if verified.name_id:  # kept for single logout (saml/single_logout.py)
             subject = SamlSubject(

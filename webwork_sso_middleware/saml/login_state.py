@@ -24,7 +24,7 @@ import dataclasses
 import datetime as dt
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,10 +33,14 @@ from werkzeug.wrappers import Request
 
 from ..errors import SignatureRefused
 from ..identity import Member
+from ..logs import package_logger
+from ..roles import group_order, prioritised
 from ..signing import Purpose, Signing
 from ..urls import WorkspaceUrls
 from .acs import VerifiedAssertion
 from .rejection import Rejection
+
+log = package_logger(__name__)
 
 REQUESTS_COOKIE = "webwork_sso_login"
 REQUEST_LIFETIME = dt.timedelta(minutes=10)
@@ -234,8 +238,28 @@ class PendingSignIns:
         expires = int(self.clock() + PENDING_LIFETIME.total_seconds())
         return PendingSignIn(workspace_id, secrets.token_urlsafe(16), next_path, expires, assertion)
 
-    def cookie(self, urls: WorkspaceUrls, pending: PendingSignIn) -> str:
-        value = self._cookies.dumps(
+    def cookie(
+        self,
+        urls: WorkspaceUrls,
+        pending: PendingSignIn,
+        *,
+        mapped: Callable[[], Collection[str]] = frozenset,
+    ) -> str:
+        """The cookie holding ``pending``. Its asserted groups are never a reason to refuse
+        the sign-in: when they make the cookie too large for a browser, those whose role_key
+        is in ``mapped()`` (the workspace's role mapping, asked only then) are kept first,
+        then others while they fit, and the assertion's ``groups_dropped`` says how many
+        went (the owner hears of it at sign-in, saml/failures.py)."""
+        value = self._value(pending)
+        if len(value) > MAX_COOKIE_VALUE:
+            value = self._fitted(pending, mapped())
+        # Lax: set by the response to the IdP's top-level POST, read on the top-level GET after.
+        return self._cookies.set_cookie(
+            urls, value, cross_site=False, max_age=int(PENDING_LIFETIME.total_seconds())
+        )
+
+    def _value(self, pending: PendingSignIn) -> str:
+        return self._cookies.dumps(
             [
                 FORMAT,
                 pending.workspace_id,
@@ -245,18 +269,46 @@ class PendingSignIns:
                 _assertion_fields(pending.assertion),
             ]
         )
-        if len(value) > MAX_COOKIE_VALUE:
-            # Many asserted groups: a cookie the browser would drop. Refused plainly, as a
-            # sign-in started here carries no such cookie.
+
+    def _fitted(self, pending: PendingSignIn, mapped: Collection[str]) -> str:
+        """The cookie value with as many groups as fit, the mapped ones first: the longest
+        prefix of that order that fits, found by bisection (a few signings)."""
+        assertion = pending.assertion
+        order = prioritised(assertion.groups, mapped)
+
+        def value(count: int) -> str:
+            kept = tuple(sorted(order[:count], key=group_order))
+            cut = dataclasses.replace(
+                assertion,
+                groups=kept,
+                groups_dropped=assertion.groups_dropped + len(order) - count,
+            )
+            return self._value(dataclasses.replace(pending, assertion=cut))
+
+        low, high = 0, len(order)  # value(low) is the one to try; value(high) is too large
+        best = value(0)
+        if len(best) > MAX_COOKIE_VALUE:
+            # Not the groups: the rest (a long next path, NameID, names) cannot fit either.
             raise Rejection(
                 "pending_too_large",
-                "this IdP-initiated sign-in carries more than a browser cookie can hold (many "
-                "groups): start the sign-in from this site's sign-in page instead",
+                "this IdP-initiated sign-in carries more than a browser cookie can hold: "
+                "start the sign-in from this site's sign-in page instead",
             )
-        # Lax: set by the response to the IdP's top-level POST, read on the top-level GET after.
-        return self._cookies.set_cookie(
-            urls, value, cross_site=False, max_age=int(PENDING_LIFETIME.total_seconds())
+        while high - low > 1:
+            middle = (low + high) // 2
+            candidate = value(middle)
+            if len(candidate) <= MAX_COOKIE_VALUE:
+                low, best = middle, candidate
+            else:
+                high = middle
+        log.info(
+            "IdP-initiated sign-in of %s: %d of its %d groups fit in the pending cookie "
+            "(those mapped to roles first)",
+            assertion.email,
+            low,
+            len(order),
         )
+        return best
 
     def clearing_cookie(self, urls: WorkspaceUrls) -> str:
         return self._cookies.clearing_cookie(urls, cross_site=False)
@@ -304,8 +356,12 @@ def _assertion(fields: dict[str, Any]) -> VerifiedAssertion | None:
     values: dict[str, Any] = {}
     for field in dataclasses.fields(VerifiedAssertion):
         if field.name not in fields:
-            return None
+            if field.default is dataclasses.MISSING:
+                return None
+            continue  # a field added since the cookie was made: its default
         value = fields[field.name]
+        if field.name == "groups_dropped" and type(value) is not int:
+            return None
         if field.name == "groups":  # a JSON list of names; never read as a time
             if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
                 return None

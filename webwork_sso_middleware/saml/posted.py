@@ -81,10 +81,13 @@ def decode(saml_response: str | None) -> bytes:
         raise Rejection("bad_encoding", "the SAMLResponse is not valid base64") from None
 
 
-def claimed_email(seen: Peek | None) -> str | None:
+def claimed_email(seen: Peek | None, email_attribute_name: str | None = None) -> str | None:
     """The email a response names (its NameID, or for a transient or persistent NameID its
-    email attribute), for the owner's diagnostics when it is refused, and for the ACS's first
+    email attribute), for the owner's diagnostics when it is refused, and for the ACS's
     lookup: unverified, so recorded as what the response claimed and decided on by nothing.
+
+    ``email_attribute_name``: the workspace's owner mapped the email to this attribute; its
+    first address is then the email whatever the NameID is, as subject.read_subject reads it.
 
     An encrypted assertion names nobody until the consumer decrypted it (``seen.decrypted``):
     None before that."""
@@ -96,6 +99,10 @@ def claimed_email(seen: Peek | None) -> str | None:
     else:
         assertion = seen.root.find(f"{{{SAML}}}Assertion")
         name_id = seen.root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Subject/{{{SAML}}}NameID")
+    if email_attribute_name:
+        return (
+            email_attribute(assertion, (email_attribute_name,)) if assertion is not None else None
+        )
     if name_id is not None and name_id.get("Format") in OPAQUE_NAME_IDS:
         return email_attribute(assertion)
     text = (single_text(name_id) or "") if name_id is not None else ""

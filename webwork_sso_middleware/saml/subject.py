@@ -11,11 +11,11 @@ Response's) verified; nothing here checks a signature, a time or an audience.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from ..logs import package_logger
-from ..roles import clean_asserted_groups
+from ..roles import MAX_ASSERTED_GROUPS, AssertedGroups, clean_asserted_groups
 from .posted import (
     EMAIL,
     EMAIL_ATTRIBUTES,
@@ -189,6 +189,19 @@ def all_values(attributes: Mapping[str, list[str]], names: tuple[str, ...]) -> l
     return found
 
 
-def read_groups(attributes: Mapping[str, list[str]], names: tuple[str, ...]) -> tuple[str, ...]:
-    """The group names the assertion carries, cleaned and capped (roles.py)."""
-    return tuple(clean_asserted_groups(all_values(attributes, names)))
+def read_groups(
+    attributes: Mapping[str, list[str]],
+    names: tuple[str, ...],
+    mapped: Callable[[], Collection[str]] | None = None,
+) -> AssertedGroups:
+    """The group names the assertion carries, cleaned and capped, the mapped ones kept first
+    (roles.py)."""
+    groups = clean_asserted_groups(all_values(attributes, names), mapped)
+    if groups.dropped:
+        log.info(
+            "an assertion carried more than %d groups: %d kept (the mapped ones first), %d dropped",
+            MAX_ASSERTED_GROUPS,
+            len(groups.names),
+            groups.dropped,
+        )
+    return groups

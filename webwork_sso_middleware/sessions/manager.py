@@ -369,9 +369,12 @@ class SessionManager:
             identity = host_identity(
                 row.slug, row.member_id, row.user_name_key, bool(row.domain_verified)
             )
+            # Each sent on one row only (store/sessions.py), decoded once.
+            asserted = session_store.first_value(rows, "sign_in_groups")
+            role_map = session_store.first_value(rows, "role_map")
             groups = member_groups(
                 [r.group_name for r in rows if r.group_name is not None],
-                row.sign_in_groups if isinstance(row.sign_in_groups, list) else None,
+                asserted if isinstance(asserted, list) else None,
             )
             member = Member(
                 id=row.member_id,
@@ -390,7 +393,7 @@ class SessionManager:
                 attributes=frozen_attributes(session_store.profile(rows)),
                 roles=member_roles(
                     groups,
-                    row.role_map if isinstance(row.role_map, dict) else None,
+                    role_map if isinstance(role_map, dict) else None,
                     self.roles,
                     self.default_role,
                 ),

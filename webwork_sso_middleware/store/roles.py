@@ -14,7 +14,6 @@ from typing import cast
 from sqlalchemy import Table, select
 
 from .. import attribute_map as attribute_rules
-from .. import names
 from .. import roles as role_rules
 from ..errors import InvalidName, MappingError
 from . import audit
@@ -28,7 +27,19 @@ def role_mappings(workspace: Workspace) -> dict[str, str]:
     """The workspace's group -> role mapping, ordered by group key."""
     stored = workspace.role_map if isinstance(workspace.role_map, dict) else {}
     pairs = {g: r for g, r in stored.items() if isinstance(g, str) and isinstance(r, str)}
-    return {group: pairs[group] for group in sorted(pairs, key=names.key)}
+    return {group: pairs[group] for group in sorted(pairs, key=role_rules.group_order)}
+
+
+def mapped_group_keys(unit: UnitOfWork, workspace_id: int) -> frozenset[str]:
+    """The role_keys (roles.py) of the groups the workspace maps to a role: the groups a
+    sign-in keeps first when it cannot keep them all. Read only then (the mapping is up to
+    MAX_ROLE_MAPPINGS names, no part of a sign-in's usual reads)."""
+    stored = unit.connection.execute(
+        select(Workspace.role_map).where(Workspace.id == workspace_id)
+    ).scalar_one_or_none()
+    if not isinstance(stored, dict):
+        return frozenset()
+    return frozenset(role_rules.role_key(g) for g in stored if isinstance(g, str))
 
 
 def attribute_mapping(workspace: Workspace) -> dict[str, str]:
@@ -67,7 +78,8 @@ def map_role(
     declared: Sequence[str] | None,
     actor: str,
 ) -> dict[str, str]:
-    """Map ``group`` (matched as names.py matches names) to ``role``, replacing its mapping.
+    """Map ``group`` (matched regardless of letter case: roles.role_key) to ``role``,
+    replacing its mapping.
 
     ``declared``: the host's roles; a role outside them is refused. None: not known here (a
     CLI without the roles option): any well-formed role name is kept, and the host ignores
@@ -84,8 +96,8 @@ def map_role(
             f"({', '.join(declared) or 'none: the roles option is empty'})"
         )
     mappings = role_mappings(workspace)
-    key = names.key(cleaned)
-    kept = {g: r for g, r in mappings.items() if names.key(g) != key}
+    key = role_rules.role_key(cleaned)
+    kept = {g: r for g, r in mappings.items() if role_rules.role_key(g) != key}
     if len(kept) >= role_rules.MAX_ROLE_MAPPINGS:
         raise MappingError(f"a workspace maps at most {role_rules.MAX_ROLE_MAPPINGS} groups")
     kept[cleaned] = role
@@ -95,13 +107,13 @@ def map_role(
 
 
 def unmap_role(unit: UnitOfWork, workspace: Workspace, group: str, *, actor: str) -> bool:
-    """Remove the mapping of ``group`` (any spelling names.py folds to it); whether one was."""
+    """Remove the mapping of ``group`` (in any letter case); whether one was."""
     mappings = role_mappings(workspace)
-    key = names.key(group)
-    kept = {g: r for g, r in mappings.items() if names.key(g) != key}
+    key = role_rules.role_key(group)
+    kept = {g: r for g, r in mappings.items() if role_rules.role_key(g) != key}
     if kept == mappings:
         return False
-    removed = next(g for g in mappings if names.key(g) == key)
+    removed = next(g for g in mappings if role_rules.role_key(g) == key)
     _store(unit, workspace, kept, actor, {"group": removed}, "role_unmapped")
     return True
 

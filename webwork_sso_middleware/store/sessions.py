@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import (
     String,
     Table,
+    and_,
     bindparam,
     case,
     delete,
@@ -110,6 +111,14 @@ _PROFILE_COLUMNS = (
     _M.manager_id,
     _M.manager_display_name,
 )
+
+
+def _first_row_only(column: Any, name: str) -> Any:
+    """``column`` on the first row the query numbers (row_number() is not the ORDER BY's
+    order on every backend: read it with :func:`first_value`), NULL on the others."""
+    return case((func.row_number().over() == 1, column)).label(name)
+
+
 _SESSION_QUERY = (
     select(
         _S.generation,
@@ -130,9 +139,11 @@ _SESSION_QUERY = (
         _M.session_generation,
         # Groups and roles (roles.py): what the last sign-in asserted and the owner's mapping,
         # on the row already read, so a role change reaches every worker within the recheck
-        # and the session check stays one query.
-        _M.sign_in_groups,
-        _W.role_map,
+        # and the session check stays one query. Their JSON (up to MAX_ASSERTED_GROUPS and
+        # MAX_ROLE_MAPPINGS names) on one row only, not once per SCIM group: sent and decoded
+        # once per check (group_values).
+        _first_row_only(_M.sign_in_groups, "sign_in_groups"),
+        _first_row_only(_W.role_map, "role_map"),
         _W.slug,
         _W.sso_enabled,
         _W.plan,
@@ -145,14 +156,19 @@ _SESSION_QUERY = (
         _PRIMARY_EMAIL.label("email"),
         # Member.attributes (profile below). The JSON on one row only, not once per group.
         *_PROFILE_COLUMNS,
-        case((func.row_number().over() == 1, _M.extensions)).label("extensions"),
+        _first_row_only(_M.extensions, "extensions"),
         Group.display_name.label("group_name"),
     )
     .select_from(MemberSession)
     .join(MemberRow, MemberRow.id == MemberSession.member_id)
     .join(Workspace, Workspace.id == MemberSession.workspace_id)
     .outerjoin(Membership, Membership.member_id == MemberRow.id)
-    .outerjoin(Group, Group.id == Membership.group_id)
+    # The session's workspace too: a membership is only ever written within one workspace
+    # (scim/), and should one ever cross, its group still names nothing here.
+    .outerjoin(
+        Group,
+        and_(Group.id == Membership.group_id, Group.workspace_id == MemberSession.workspace_id),
+    )
     .where(_S.id_hash == bindparam("id_hash"))
     .order_by(Group.display_name_key)
 )
@@ -161,6 +177,11 @@ _SESSION_QUERY = (
 def session_rows(unit: UnitOfWork, id_hash: str) -> Sequence[Any]:
     """The session and its member, one row per group of the member (none: no such session)."""
     return unit.connection.execute(_SESSION_QUERY, {"id_hash": id_hash}).all()
+
+
+def first_value(rows: Sequence[Any], name: str) -> Any:
+    """The value of a column the query sends on one row only (_first_row_only)."""
+    return next((value for r in rows if (value := getattr(r, name)) is not None), None)
 
 
 def profile(rows: Sequence[Any]) -> dict[str, Any]:
@@ -174,8 +195,7 @@ def profile(rows: Sequence[Any]) -> dict[str, Any]:
     }
     if row.manager_id is not None:
         found["manager"] = {"value": row.manager_id, "displayName": row.manager_display_name}
-    extensions = next((r.extensions for r in rows if r.extensions is not None), None)
-    found.update(extensions or {})
+    found.update(first_value(rows, "extensions") or {})
     return found
 
 
