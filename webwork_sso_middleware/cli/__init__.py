@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
@@ -30,6 +30,7 @@ from .options import (
     EXIT_USAGE,
     PROG,
     CommandError,
+    OneLineErrorParser,
     _describe_database_error,
     fail,
     resolve_global_options,
@@ -73,13 +74,6 @@ def _break_glass_minutes(text: str) -> int:
 # -- the command line ------------------------------------------------------------------------
 
 
-class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse, but a bad command line is reported on one line, like every other failure."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog=PROG,
@@ -109,26 +103,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_db_commands(commands: Any) -> None:
-    db = commands.add_parser("db", help="the database schema")
+    db = commands.add_parser(
+        "db", help="the database schema", description="Manage the member store's schema."
+    )
     actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
-    upgrade = actions.add_parser("upgrade", help="apply the packaged migrations")
+    upgrade = actions.add_parser(
+        "upgrade", help="apply the packaged migrations",
+        description="Create the webwork-sso tables, or bring them up to the installed version.",
+    )  # fmt: skip
     upgrade.set_defaults(handler=db_upgrade)
 
 
 def _add_workspace_commands(commands: Any) -> None:
-    workspace = commands.add_parser("workspace", help="create and configure workspaces")
+    workspace = commands.add_parser(
+        "workspace", help="create and configure workspaces",
+        description="Create and configure workspaces: plan, SCIM token, domains, IdP, SP keys,"
+        " attribute and role mappings.",
+    )  # fmt: skip
     actions = workspace.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def action(name: str, handler: Callable[..., int], help: str) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = actions.add_parser(name, help=help, description=help)
-        sub.add_argument("slug", metavar="SLUG")
+        sub.add_argument("slug", metavar="SLUG", help="the workspace's slug, as in its URLs")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
         sub.set_defaults(handler=handler)
         return sub
 
     create = action("create", workspace_create, "create a workspace and its first SCIM token")
     create.add_argument("--name", required=True, help="display name")
-    create.add_argument("--plan", required=True, choices=PLANS)
+    create.add_argument("--plan", required=True, choices=PLANS, help=" | ".join(PLANS))
     create.add_argument("--owner", required=True, metavar="EMAIL", help="the owner's email")
 
     action("show", workspace_show, "show a workspace and its URLs")
@@ -160,7 +163,9 @@ def _add_workspace_commands(commands: Any) -> None:
         "require-sso", workspace_require_sso,
         "require SSO: hosts refuse password sign-in at the workspace's verified domains",
     )  # fmt: skip
-    require_sso.add_argument("state", choices=("on", "off"))
+    require_sso.add_argument(
+        "state", choices=("on", "off"), help="on: require SSO; off: allow passwords again"
+    )
     break_glass = action(
         "break-glass", workspace_break_glass,
         "let the owner (only) sign in with a password for a while, despite require-sso",
@@ -176,12 +181,15 @@ def _add_workspace_commands(commands: Any) -> None:
         "set-domains", workspace_set_domains,
         "claim the workspace's email domains (unverified until verify-domain)",
     )  # fmt: skip
-    set_domains.add_argument("domains", metavar="DOMAIN", nargs="+")
+    set_domains.add_argument(
+        "domains", metavar="DOMAIN", nargs="+",
+        help="an email domain, e.g. acme.com; the list replaces the current claims",
+    )  # fmt: skip
     verify_domain = action(
         "verify-domain", workspace_verify_domain,
         "verify a claimed email domain by its DNS TXT record (or on the operator's word)",
     )  # fmt: skip
-    verify_domain.add_argument("domain", metavar="DOMAIN")
+    verify_domain.add_argument("domain", metavar="DOMAIN", help="a domain claimed by set-domains")
     verify_domain.add_argument(
         "--by-operator", action="store_true",
         help="record that you, the site's operator, checked the workspace controls DOMAIN"
@@ -270,9 +278,15 @@ def _add_sp_key_commands(action: Callable[..., argparse.ArgumentParser]) -> None
 
 def _add_serve_command(commands: Any) -> None:
     serve = commands.add_parser(
-        "serve", help="run the example time tracker, wrapped by the middleware"
-    )
-    serve.add_argument("--host", default="127.0.0.1")
+        "serve", help="run the example time tracker, wrapped by the middleware",
+        description="Run the example time tracker behind SSOMiddleware on werkzeug's development"
+        " server, with the dev IdP beside it; the demo workspace's SSO is on and signs in"
+        " through it. DEVELOPMENT ONLY.",
+    )  # fmt: skip
+    serve.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; the dev IdP runs on loopback only)",
+    )  # fmt: skip
     serve.add_argument("--port", type=_port, default=8000, help="0 picks a free port")
     serve.add_argument(
         "--idp-port", type=_port, default=None,
@@ -293,7 +307,10 @@ def _add_dev_idp_command(commands: Any) -> None:
         description="A local SAML 2.0 IdP with a pick-or-type-a-user sign-in page, so the whole"
         " sign-in flow works on one machine. DEVELOPMENT ONLY: it asks for no password.",
     )  # fmt: skip
-    dev_idp.add_argument("--host", default="127.0.0.1")
+    dev_idp.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; another needs --force)",
+    )  # fmt: skip
     dev_idp.add_argument("--port", type=_port, default=8001, help="0 picks a free port")
     dev_idp.add_argument(
         "--sp-metadata-url", metavar="URL", action="append", default=[],

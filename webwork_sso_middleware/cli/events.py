@@ -12,7 +12,10 @@ from .options import GlobalOptions
 
 
 def add_events_commands(commands: Any) -> None:
-    events = commands.add_parser("events", help="the lifecycle events of members and groups")
+    events = commands.add_parser(
+        "events", help="the lifecycle events of members and groups",
+        description="Read the durable feed of member and group lifecycle events.",
+    )  # fmt: skip
     actions = events.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser(
         "list",

@@ -6,8 +6,9 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any, NoReturn
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -95,6 +96,41 @@ class GlobalOptions:
             yield Workspaces(database, resolver=TxtResolver(self.dns_nameservers), fetch=fetch)
         finally:
             database.dispose()
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is reported on one line, like every other failure, by
+    the (sub)command it belongs to, with a pointer to that command's own ``--help``.
+
+    Two of argparse's habits are undone here. A subcommand's parser passes the arguments it
+    does not know up to the top-level parser, which then names itself ("see 'webwork-sso
+    --help'" for ``serve --bogus``); here each parser reports its own. And a required
+    subcommand is checked before unknown arguments, so ``webwork-sso --bogus`` said a COMMAND
+    is required instead of naming ``--bogus``; here the subcommand is optional to argparse and
+    checked after the unknown arguments.
+    """
+
+    _required_subcommand: tuple[str, str] | None = None  # (dest, metavar)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        if kwargs.pop("required", False):
+            self._required_subcommand = (kwargs["dest"], kwargs.get("metavar") or kwargs["dest"])
+        return super().add_subparsers(required=False, **kwargs)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        if self._required_subcommand is not None:
+            dest, metavar = self._required_subcommand
+            if getattr(parsed, dest, None) is None:
+                self.error(f"the following arguments are required: {metavar}")
+        return parsed, extras
 
 
 def fail(message: str, exit_code: int = EXIT_REFUSED) -> int:

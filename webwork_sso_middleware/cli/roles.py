@@ -72,7 +72,10 @@ def add_commands(action: Callable[..., argparse.ArgumentParser]) -> None:
         " one to the built-in names)",
     )  # fmt: skip
     for key, flag in ATTRIBUTE_FLAGS.items():
-        set_attributes.add_argument(flag, dest=key, metavar="NAME")
+        set_attributes.add_argument(
+            flag, dest=key, metavar="NAME",
+            help=f"the SAML attribute that holds the member's {key.replace('_', ' ')}",
+        )  # fmt: skip
     roles_help = (
         "the site's roles, comma-separated (default: WEBWORK_SSO_ROLES); a ROLE outside them"
         " is refused"
@@ -83,7 +86,7 @@ def add_commands(action: Callable[..., argparse.ArgumentParser]) -> None:
     map_role.add_argument(
         "group", metavar="GROUP", help="a group name, matched regardless of letter case"
     )
-    map_role.add_argument("role", metavar="ROLE")
+    map_role.add_argument("role", metavar="ROLE", help="one of the site's roles")
     map_role.add_argument("--roles", metavar="ROLES", help=roles_help)
     unmap_role = action("unmap-role", workspace_unmap_role, "remove a group's role mapping")
-    unmap_role.add_argument("group", metavar="GROUP")
+    unmap_role.add_argument("group", metavar="GROUP", help="the group whose mapping to remove")
