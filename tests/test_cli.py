@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import os
 import queue
 import socket
@@ -22,7 +24,7 @@ from lxml import etree
 from sqlalchemy import MetaData, create_engine, select, text
 
 from webwork_sso_middleware import SSOMiddleware
-from webwork_sso_middleware.cli import main
+from webwork_sso_middleware.cli import build_parser, main
 from webwork_sso_middleware.errors import MetadataUnavailable
 from webwork_sso_middleware.store.workspaces import hash_token
 
@@ -652,6 +654,88 @@ def test_a_command_line_that_does_not_parse_exits_2_with_one_line(cli: Cli) -> N
     assert_one_line_failure(cli("serve", "--port", "70000"), "70000", code=2)
 
 
+def _parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def _one_line(text: str | None) -> bool:
+    return bool(text and text.strip()) and text != argparse.SUPPRESS and "\n" not in str(text)
+
+
+def test_every_command_and_option_has_a_one_line_help() -> None:
+    missing = []
+    walked = {path for path, _ in _parsers(build_parser())}
+    for path, parser in _parsers(build_parser()):
+        command = " ".join(("webwork-sso", *path))
+        if not _one_line(parser.description):
+            missing.append(f"{command}: no description")
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                missing.extend(
+                    f"{command} {choice.dest}: no help"
+                    for choice in action._choices_actions
+                    if not _one_line(choice.help)
+                )
+            elif not _one_line(action.help):
+                missing.append(f"{command} {'/'.join(action.option_strings) or action.dest}")
+    assert missing == []
+    # The walk reached every level: a new command cannot hide from it.
+    assert {("serve",), ("dev-idp",), ("db", "upgrade"), ("events", "list")} <= walked
+    assert {("workspace", "create"), ("workspace", "set-saml"), ("workspace", "map-role")} <= walked
+
+
+COMMANDS = [
+    (), ("serve",), ("dev-idp",), ("db", "upgrade"), ("events", "list"), ("workspace",),
+    ("workspace", "show", "acme"), ("workspace", "set-idp", "acme"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
+def test_an_unknown_option_is_named_with_the_commands_own_help(
+    command: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "--bogus"]) == 2
+
+    captured = capsys.readouterr()
+    prog = " ".join(("webwork-sso", *(word for word in command if word != "acme")))
+    assert captured.out == ""
+    assert captured.err == (
+        f"{prog}: unrecognized arguments: --bogus (see '{prog} --help')\n"
+    )
+
+
+def test_a_missing_command_is_named_by_the_command_that_needs_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main([]) == 2
+    assert capsys.readouterr().err == (
+        "webwork-sso: the following arguments are required: COMMAND (see 'webwork-sso --help')\n"
+    )
+    assert main(["workspace"]) == 2
+    assert capsys.readouterr().err == (
+        "webwork-sso workspace: the following arguments are required: ACTION"
+        " (see 'webwork-sso workspace --help')\n"
+    )
+    # A stray word after a complete command is named too, by that command.
+    assert main(["db", "upgrade", "now"]) == 2
+    assert "webwork-sso db upgrade: unrecognized arguments: now" in capsys.readouterr().err
+
+
+def test_the_console_script_names_an_unknown_option() -> None:
+    for command, prog in ((), "webwork-sso"), (("serve",), "webwork-sso serve"):
+        result = run_script(*command, "--bogus")
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == f"{prog}: unrecognized arguments: --bogus (see '{prog} --help')\n"
+    assert "--host HOST" in (shown := run_script("serve", "--help").stdout)
+    assert "address to listen on" in shown and "DEVELOPMENT ONLY" in shown
+
+
 def test_a_base_url_that_is_not_an_origin_is_a_usage_error(
     database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -816,6 +900,22 @@ def test_the_console_script_creates_and_refuses(database_url: str) -> None:
     (line,) = refused.stderr.splitlines()
     assert line.startswith("webwork-sso: workspace 'acme' is on the free plan")
     assert "Plus or Premium plan" in line
+
+
+def test_the_readme_quotes_the_free_plan_message_word_for_word(database_url: str) -> None:
+    readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^\$ webwork-sso workspace enable acme\n(webwork-sso: .*)$", readme, re.M)
+    assert match is not None, "the README's example of a failing command is gone"
+    created = run_script(
+        "--database-url", database_url, "workspace", "create", "acme", "--name", "Acme",
+        "--plan", "free", "--owner", "it@acme.example",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+
+    refused = run_script("--database-url", database_url, "workspace", "enable", "acme")
+
+    assert refused.returncode == 1
+    assert refused.stderr == match.group(1) + "\n"
 
 
 class ServeProcess:
