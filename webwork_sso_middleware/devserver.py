@@ -27,6 +27,7 @@ from werkzeug.serving import make_server
 from .config import env_name
 from .devidp import DevIdP, DevIdPError
 from .devidp.keys import KeyFileError
+from .devidp.request_log import RedactingRequestHandler
 from .devidp.server import BackgroundServer, bind, is_loopback
 from .errors import Conflict, NotFound, WebworkSSOError
 from .idp_metadata.workspaces import Workspaces
@@ -89,7 +90,10 @@ def serve_timetracker(
         raise
     idp_server: BackgroundServer | None = None
     try:
-        server = make_server(host, bound_port, application, threaded=True, fd=listener.fileno())
+        server = make_server(
+            host, bound_port, application, threaded=True, fd=listener.fileno(),
+            request_handler=RedactingRequestHandler,
+        )  # fmt: skip
         listener.close()  # the server holds its own duplicate of the socket
         demo_token = create_demo_workspace(application.workspaces)
         # Its Team and Activity pages follow the lifecycle events: subscribed, and caught up
@@ -100,7 +104,8 @@ def serve_timetracker(
         dev_idp, idp_server, idp_note = start_dev_idp(
             application.workspaces, base_url, host, idp_port, data_path
         )
-        print(banner(database_url, base_url, secret_origin), file=out)
+        sso = sso_status(application.workspaces, dev_idp)
+        print(banner(database_url, base_url, secret_origin, sso), file=out)
         print(workspace_notice(application.workspaces, base_url, demo_token, command), file=out)
         print(sign_in_notice(base_url, dev_idp, idp_note), file=out)
         if (link := owner_settings_link(application, command)) is not None:
@@ -233,15 +238,33 @@ def create_demo_workspace(workspaces: Workspaces) -> str | None:
     return token
 
 
-def banner(database_url: str, base_url: str, secret_origin: str) -> str:
+def banner(database_url: str, base_url: str, secret_origin: str, sso: str) -> str:
     database = make_url(database_url).render_as_string(hide_password=True)
     return (
         "webwork-sso: the example time tracker behind SSOMiddleware"
         " (development server; not for production)\n"
         f"  Time tracker:  {base_url}/\n"
+        f"  SSO:           {sso}\n"
         f"  Database:      {database}\n"
         f"  Secret key:    {secret_origin}"
     )
+
+
+def sso_status(workspaces: Workspaces, dev_idp: DevIdP | None) -> str:
+    """Whether the demo workspace's SSO is on and through which IdP, as the store has it now
+    (after start_dev_idp wired it, or left it alone)."""
+    try:
+        info = workspaces.get(DEMO_SLUG)
+    except NotFound:
+        return f"not set up by serve (there is no {DEMO_SLUG!r} workspace)"
+    if not info.sso_enabled:
+        return f"off for the {DEMO_SLUG!r} workspace"
+    if dev_idp is not None:
+        return (
+            f"on for the {DEMO_SLUG!r} workspace, signing in through the dev IdP"
+            f" ({dev_idp.base_url})"
+        )
+    return f"on for the {DEMO_SLUG!r} workspace, through the IdP it was given"
 
 
 def workspace_notice(
@@ -249,9 +272,14 @@ def workspace_notice(
 ) -> str:
     scim_base_url = public_urls(None, base_url).scim_base_url
     if demo_token is not None:
+        info = workspaces.get(DEMO_SLUG)
+        features = " and ".join(
+            name for name, on in (("SCIM", info.scim_enabled), ("SSO", info.sso_enabled)) if on
+        )
         return (
             f"\nCreated the demo workspace {DEMO_SLUG!r}"
-            f" (Plus plan, SCIM on, owner {DEMO_OWNER}).\n"
+            f" (Plus plan, {features or 'SCIM and SSO'} {'on' if features else 'off'},"
+            f" owner {DEMO_OWNER}).\n"
             f"  SCIM base URL: {scim_base_url}\n"
             f"  SCIM token:    {demo_token}\n"
             "                 (shown only now: only its hash is stored)\n"

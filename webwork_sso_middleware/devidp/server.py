@@ -18,6 +18,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from ..idp_metadata.addresses import is_loopback
 from .idp import DEFAULT_USERS, DevIdP, DevIdPError
+from .request_log import RedactingRequestHandler
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -67,8 +68,9 @@ class BackgroundServer:
     def __init__(self, app: WSGIApplication, host: str, listener: socket.socket) -> None:
         port = listener.getsockname()[1]
         self.server: BaseWSGIServer = make_server(
-            host, port, app, threaded=True, fd=listener.fileno()
-        )
+            host, port, app, threaded=True, fd=listener.fileno(),
+            request_handler=RedactingRequestHandler,
+        )  # fmt: skip
         listener.close()  # the server holds its own duplicate of the socket
         self.thread = threading.Thread(
             target=self.server.serve_forever, daemon=True, name=f"dev-idp:{port}"
@@ -122,8 +124,9 @@ def run_dev_idp(
         waiting = [url for url in sp_metadata_urls if not idp.register_sp_from_metadata_url(
             url, retry_later=True)]  # fmt: skip
         server = make_server(
-            host, listener.getsockname()[1], idp.wsgi_app, threaded=True, fd=listener.fileno()
-        )
+            host, listener.getsockname()[1], idp.wsgi_app, threaded=True, fd=listener.fileno(),
+            request_handler=RedactingRequestHandler,
+        )  # fmt: skip
     finally:
         listener.close()  # the server holds its own duplicate of the socket
     print(banner(idp), file=out)
