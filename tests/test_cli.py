@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import os
 import queue
+import re
 import socket
 import stat
 import subprocess
@@ -705,9 +705,7 @@ def test_an_unknown_option_is_named_with_the_commands_own_help(
     captured = capsys.readouterr()
     prog = " ".join(("webwork-sso", *(word for word in command if word != "acme")))
     assert captured.out == ""
-    assert captured.err == (
-        f"{prog}: unrecognized arguments: --bogus (see '{prog} --help')\n"
-    )
+    assert captured.err == (f"{prog}: unrecognized arguments: --bogus (see '{prog} --help')\n")
 
 
 def test_a_missing_command_is_named_by_the_command_that_needs_it(
@@ -950,6 +948,17 @@ class ServeProcess:
                 pytest.fail(f"serve printed no banner in {timeout}s: {''.join(printed)!r}")
         return "".join(printed)
 
+    def until(self, done: str, timeout: float = 30) -> str:
+        """Everything printed from now until a line containing ``done``."""
+        printed: list[str] = []
+        deadline = time.monotonic() + timeout
+        while not printed or done not in printed[-1]:
+            try:
+                printed.append(self.lines.get(timeout=max(0.1, deadline - time.monotonic())))
+            except queue.Empty:
+                pytest.fail(f"serve printed no {done!r} in {timeout}s: {''.join(printed)!r}")
+        return "".join(printed)
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
@@ -1012,6 +1021,45 @@ def test_serve_creates_a_demo_workspace_whose_token_works(
     assert secret_file.read_text() == secret
     assert "Dev IdP:" in banner  # the existing demo workspace is wired again, on the new port
     assert (tmp_path / "dev_idp.pem").exists()
+
+
+def test_serve_says_sso_is_on_and_logs_requests_redacted_escaped_and_uncoloured(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The log goes to a pipe here, as to a file: no colour codes, no SAML message or token,
+    and a request's control characters escaped."""
+    server = ServeProcess(database_url, tmp_path)
+    try:
+        banner = server.banner()
+        assert _value_after("SSO:", banner).startswith(
+            "on for the 'demo' workspace, signing in through the dev IdP (http://127.0.0.1:"
+        )
+        assert "(Plus plan, SCIM and SSO on," in banner
+        site = _value_after("Time tracker:", banner).rstrip("/")
+        link = next(line.strip() for line in banner.splitlines() if "?link=" in line)
+        port = int(site.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(
+                b"GET /x\x1b[31mred\x07?SAMLRequest=SECRET-REQUEST&RelayState=SECRET-STATE"
+                b"&page=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            assert raw.recv(12) == b"HTTP/1.1 404"
+        assert requests.get(link, timeout=10).status_code == 200
+        signed_in = browser.sign_in(
+            requests.Session(), site, "owner@example.com", "owner@example.com"
+        )
+        assert signed_in.status_code == 200 and "owner@example.com" in signed_in.text
+        log = server.until("POST /saml/demo/acs")
+    finally:
+        server.stop()
+
+    assert "\x1b" not in log and "\x07" not in log
+    assert "SECRET-" not in log and link.split("link=")[1] not in log
+    assert '"GET /x\\x1b[31mred\\x07?SAMLRequest=…&RelayState=…&page=2 HTTP/1.1" 404' in log
+    assert '"GET /saml/demo/settings?link=… HTTP/1.1" 200' in log
+    # The sign-in's real AuthnRequest, as the dev IdP beside serve logged it.
+    assert re.search(r'"GET /idp/sso\?SAMLRequest=…&RelayState=… HTTP/1.1" 200', log), log
+    assert set(re.findall(r"(?:SAMLRequest|RelayState|SAMLResponse)=([^&\s\"]*)", log)) == {"…"}
 
 
 def test_serve_explains_a_busy_port(database_url: str, tmp_path: Path) -> None:
