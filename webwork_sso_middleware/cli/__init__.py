@@ -287,7 +287,9 @@ def _add_serve_command(commands: Any) -> None:
         "--host", default="127.0.0.1",
         help="address to listen on (default 127.0.0.1; the dev IdP runs on loopback only)",
     )  # fmt: skip
-    serve.add_argument("--port", type=_port, default=8000, help="0 picks a free port")
+    serve.add_argument(
+        "--port", type=_port, default=8000, help="port to listen on (default 8000; 0: a free one)"
+    )
     serve.add_argument(
         "--idp-port", type=_port, default=None,
         help="port of the dev IdP serve runs for the demo workspace (default: --port + 1,"
@@ -311,7 +313,9 @@ def _add_dev_idp_command(commands: Any) -> None:
         "--host", default="127.0.0.1",
         help="address to listen on (default 127.0.0.1; another needs --force)",
     )  # fmt: skip
-    dev_idp.add_argument("--port", type=_port, default=8001, help="0 picks a free port")
+    dev_idp.add_argument(
+        "--port", type=_port, default=8001, help="port to listen on (default 8001; 0: a free one)"
+    )
     dev_idp.add_argument(
         "--sp-metadata-url", metavar="URL", action="append", default=[],
         help="trust the SP with this metadata (a webwork-sso SP: http://HOST/saml/SLUG/metadata);"
