@@ -247,7 +247,7 @@ def test_the_settings_page_shows_the_public_urls(mounted: Mounted):
     assert test_link, "the test sign-in link"
     target = urlsplit(html.unescape(test_link.group(1)))
     assert target.path == f"{MOUNT}/saml/acme/login"
-    assert parse_qs(target.query)["next"] == ["/saml/acme/settings?tested=1"]
+    assert "test" in parse_qs(target.query)
 
 
 def test_the_settings_page_refusal_links_under_the_mount(mounted: Mounted):

@@ -335,42 +335,6 @@ def test_diagnostics_show_failures_in_plain_words(site: Site, idp: TestIdP, acme
     assert "audience_mismatch" in diagnostics and "carol@acme.test" in diagnostics
 
 
-def test_test_sign_in_runs_a_login_and_reports_it(site: Site, idp: TestIdP, acme: str):
-    browser = requests.Session()
-    page = open_with_link(browser, site)
-    login = re.search(r'id="test-sign-in" href="([^"]+)"', page.text)
-    assert login, page.text
-    idp.next_user = OWNER
-    start = browser.get(site.url + login.group(1).replace("&amp;", "&"), allow_redirects=False)
-    assert start.status_code == 302
-    from ..saml.idp import autopost_form
-
-    action, fields = autopost_form(browser.get(start.headers["Location"]).text)
-    back = browser.post(action, data=fields, allow_redirects=False)
-    assert back.status_code == 303
-    assert back.headers["Location"].endswith("/saml/acme/settings?tested=1")
-    result = browser.get(site.url + back.headers["Location"])
-    assert result.status_code == 200
-    assert "sign-in worked" in result.text and OWNER in result.text
-    # Someone else's sign-in elsewhere is never taken for this browser's test...
-    other = requests.Session()
-    open_with_link(other, site)
-    sign_in(requests.Session(), site, idp, "alice@acme.test")
-    untested = other.get(settings_url(site), params={"tested": "1"})
-    assert "sign-in worked" not in untested.text and "no sign-in was recorded" in untested.text
-    # ...and when this browser's did not work, the latest refusal is the likely reason.
-    wrong = idp.response(
-        sp_entity_id=site.entity_id("acme"),
-        acs_url=site.acs("acme"),
-        email=OWNER,
-        audience="https://elsewhere.test/sp",
-    )
-    site.post_response(requests.Session(), "acme", wrong)
-    failed = other.get(settings_url(site), params={"tested": "1"})
-    assert 'class="notice error" role="status" id="test-result"' in failed.text
-    assert "sign-in failed for owner@acme.test: audience mismatch" in failed.text
-
-
 def test_page_shows_every_value_to_copy(site: Site, idp: TestIdP, acme: str):
     page = open_with_link(requests.Session(), site).text
     for label, value in (

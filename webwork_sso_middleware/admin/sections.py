@@ -31,7 +31,7 @@ class SettingsView:
     workspace: WorkspaceInfo
     urls: WorkspaceUrls
     action_url: str  # the page itself, with the script root
-    login_url: str  # SP-initiated sign-in coming back here with ?tested=1
+    test_url: str  # the SAML login with this viewer's test ticket (sessions/sign_in_tests.py)
     viewer: str  # plain words: how this person got in
     csrf_token: str
     can_close: bool  # opened with a link: the owner-settings session can be ended
@@ -45,7 +45,7 @@ class SettingsView:
     per_page: int
     failures: list[Diagnostic]
     test_result: TestResult | None
-    tested: bool
+    tested: bool  # the page was asked to show a test sign-in's result
     notices: tuple[Notice, ...] = ()
     entered_metadata_url: str = ""
     # The host's roles option (roles.py), for the Roles section.
@@ -371,10 +371,12 @@ def diagnostics(view: SettingsView) -> str:
     workspace = view.workspace
     if workspace.sso_enabled and workspace.plan in ("plus", "premium") and view.idp is not None:
         test = (
-            f'<p><a class="button" id="test-sign-in" href="{escape(view.login_url)}">'
-            'Test sign-in</a></p><p class="help">Runs a sign-in started here through '
-            "your IdP and brings you back with the result. If the IdP's answer is refused "
-            "you see the reason at once; it is also listed below.</p>"
+            f'<p><a class="button" id="test-sign-in" href="{escape(view.test_url)}">'
+            'Test sign-in</a></p><p class="help">Runs a sign-in through your IdP, as whoever '
+            "you sign in as there, "
+            "and brings you back here with the result: who the IdP asserted and whether they "
+            "could sign in (the reason when not). It starts no session: you stay signed in as "
+            "you are.</p>"
         )
     else:
         test = (
@@ -406,8 +408,9 @@ def sign_in_test_result(view: SettingsView) -> str:
         return ""
     if view.test_result is None:
         return (
-            '<div class="notice warn" role="status" id="test-result">Test sign-in: no '
-            "sign-in was recorded in the last few minutes.</div>"
+            '<div class="notice warn" role="status" id="test-result">Test sign-in: no result '
+            "was found for it. It may not have come back from the identity provider yet, be "
+            "older than half an hour, or have been started in another browser.</div>"
         )
     kind = "ok" if view.test_result.ok else "error"
     return (

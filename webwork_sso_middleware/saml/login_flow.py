@@ -23,6 +23,7 @@ from ..idp_metadata.fetching import MetadataFetcher
 from ..logs import package_logger
 from ..members import lifecycle
 from ..sessions.manager import SamlSubject
+from ..sessions.sign_in_tests import SignInTests
 from ..sp_keys import SpKeyRing, SpKeys
 from ..store import replay_cache
 from ..store import roles as role_store
@@ -31,7 +32,8 @@ from ..store import sign_in_target as target_store
 from ..store.db import Database, UnitOfWork
 from ..store.models import SSO_PLANS, utcnow
 from ..store.sign_in_target import SignInTarget
-from ..urls import PublicUrls, WorkspaceUrls, public_urls
+from ..urls import PublicUrls, WorkspaceUrls, public_urls, workspace_path
+from . import tested_sign_in
 from .acs import AssertionConsumer, VerifiedAssertion
 from .failures import record_failure, record_groups_dropped
 from .login_state import (
@@ -77,6 +79,7 @@ class LoginFlow:
         self.keys = SpKeys(database, secret_keys=settings.secret_key)
         self.login_requests = LoginRequests(signing=sessions.signing)
         self.pending_sign_ins = PendingSignIns(signing=sessions.signing)
+        self.sign_in_tests = SignInTests(signing=sessions.signing)
         self._next_purge = 0.0
 
     # -- helpers ------------------------------------------------------------------------------
@@ -155,11 +158,25 @@ class LoginFlow:
 
     def start_login(self, request: Request, slug: str) -> Response:
         next_path = safe_next(request.args.get("next"))
+        ticket = request.args.get("test")
         try:
             self.prepare(slug)
 
             def work(unit: UnitOfWork) -> tuple[OutgoingMessage, str]:
                 target, provider = self.usable_provider(request, slug, unit)
+                # The owner's test sign-in: only with a ticket the settings page issued.
+                test = None
+                if ticket is not None:
+                    test = self.sign_in_tests.read(ticket, target.workspace_id)
+                    if test is None:
+                        raise Rejection(
+                            "test_expired",
+                            "this test sign-in is not valid or has expired; start it again "
+                            "from the settings page",
+                            status=403,
+                        )
+                    nonlocal next_path
+                    next_path = workspace_path(target.slug, "settings")
                 relay_state = new_relay_state()
                 try:
                     message = provider.authn_request(relay_state)
@@ -175,7 +192,7 @@ class LoginFlow:
                 # started: it binds the answer to this browser, and nothing is written here.
                 started = [
                     *self.login_requests.read(request, target.workspace_id),
-                    self.login_requests.new(message.request_id, relay_state, next_path),
+                    self.login_requests.new(message.request_id, relay_state, next_path, test),
                 ]
                 return message, self.login_requests.cookie(
                     provider.urls, target.workspace_id, started
@@ -204,6 +221,7 @@ class LoginFlow:
 
     def acs(self, request: Request, slug: str) -> Response:
         seen = None
+        answering: list[LoginRequest] = []  # the request the response answers, once known
         try:
             try:
                 form = read_form(request, self.settings.max_body_bytes)
@@ -219,7 +237,9 @@ class LoginFlow:
             # response must not replace another member's.
             current = self.current_member(request) if seen.in_response_to is None else None
             return self.database.run(
-                lambda unit: self.sign_in(request, unit, slug, seen, relay_state, current)
+                lambda unit: self.sign_in(
+                    request, unit, slug, seen, relay_state, current, answering
+                )
             )
         except OtherMemberSignedIn as refused:
             record_failure(self.database, slug, refused, refused.email)
@@ -234,6 +254,16 @@ class LoginFlow:
                 lambda mapping: claimed_email(seen, mapping.get("email")),
                 verified=seen is not None and seen.signature_verified,
             )
+            test = answering[0].test if answering else None
+            if test is not None:  # the owner's test: its result goes back to the settings page
+                tested_sign_in.record_refusal(
+                    self.database,
+                    slug,
+                    test,
+                    rejection,
+                    lambda mapping: claimed_email(seen, mapping.get("email")),
+                )
+                return tested_sign_in.back_to_settings(self.site(request), slug, test)
             return error_page(
                 "Sign-in failed",
                 rejection.public_text,
@@ -250,6 +280,7 @@ class LoginFlow:
         seen: Any,
         relay_state: str | None,
         current: Member | None,
+        answering: list[LoginRequest] | None = None,
     ) -> Response:
         # One statement reads the workspace (locked) and the member the response claims.
         claimed = lifecycle.lookup_key(claimed_email(seen))
@@ -274,6 +305,8 @@ class LoginFlow:
                     "that was not started in this browser, or has expired; start "
                     "again from the sign-in page",
                 )
+            if answering is not None:
+                answering.append(answered)
         consumer = AssertionConsumer(
             provider,
             clock_skew=self.clock_skew,
@@ -300,6 +333,19 @@ class LoginFlow:
         if used is not None:
             raise Rejection("unknown_in_response_to", "the sign-in request was already used")
         self.purge_when_due(unit, now)
+        if answered is not None and answered.test is not None:
+            # The owner's test: judged as a sign-in would be, and no session (tested_sign_in.py).
+            tested_sign_in.check(unit, workspace_id, verified, answered.test, known)
+            response = tested_sign_in.back_to_settings(
+                self.site(request), target.slug, answered.test
+            )
+            response.headers.add(
+                "Set-Cookie",
+                self.login_requests.cookie(
+                    provider.urls, workspace_id, [r for r in started if r.id != answered.id]
+                ),
+            )
+            return response
         if answered is not None:
             # This browser asked for this sign-in: it may replace whatever session it holds.
             response = self.finish(
