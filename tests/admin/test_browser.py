@@ -123,8 +123,13 @@ def test_owner_settings_in_a_real_browser(site: Site, idp: TestIdP, acme: str, t
         driver.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
         assert driver.switch_to.active_element.text == "Skip to content"
 
-        # 3. Regenerate: the new token is shown once, with a working copy button.
+        # 3. Regenerate: asked first (the old token still works), then the new token is shown
+        # once, with a working copy button.
         driver.find_element(By.XPATH, "//button[contains(., 'Regenerate SCIM API Token')]").click()
+        confirm_button = wait_for(driver, ready.element_to_be_clickable((By.ID, "confirm")))
+        assert "until you paste the new token" in text_of(driver, "main")
+        assert scim_status(site, acme) == 200
+        confirm_button.click()
         field = wait_for(driver, ready.visibility_of_element_located((By.ID, "scim-token")))
         new_token = field.get_attribute("value")
         assert new_token and new_token.startswith("wwsso_")

@@ -26,6 +26,7 @@ from ..store_helpers import transaction
 from .conftest import (
     ACCESS_DENIED,
     OWNER,
+    confirm,
     open_with_link,
     post_action,
     press_open_button,
@@ -218,7 +219,7 @@ def test_owner_who_switches_sso_off_is_told_how_to_come_back(site: Site, idp: Te
     browser = requests.Session()
     sign_in(browser, site, idp, OWNER)
     page = browser.get(settings_url(site))
-    done = post_action(browser, site, page, "switch", feature="sso", state="off")
+    done = confirm(browser, post_action(browser, site, page, "switch", feature="sso", state="off"))
     assert done.status_code == 200 and "settings-link acme" in done.text
     assert site.workspaces.get("acme").sso_enabled is False
     # SSO off ended the session, at once in this process: it no longer opens the page, and
@@ -234,7 +235,7 @@ def test_the_sso_switch_ends_members_sessions_for_good(site: Site, idp: TestIdP,
     assert member.get(f"{site.url}/app").text.startswith("user=alice@acme.test;")
     owner = requests.Session()
     page = open_with_link(owner, site)
-    off = post_action(owner, site, page, "switch", feature="sso", state="off")
+    off = confirm(owner, post_action(owner, site, page, "switch", feature="sso", state="off"))
     assert off.status_code == 200 and "Single sign-on is off" in off.text
     assert member.get(f"{site.url}/app").text.startswith("user=;")  # at once, in this process
     on = post_action(owner, site, off, "switch", feature="sso", state="on")

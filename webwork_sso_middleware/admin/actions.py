@@ -28,8 +28,9 @@ from ..errors import (
     PlanError,
 )
 from ..sp_keys.vault import SealedKeyUnreadable
-from . import roles_section, templates
+from . import confirmations, roles_section, templates
 from .access import Access
+from .links import settings_path
 from .responses import Page, sentence
 from .sections import Notice
 
@@ -134,6 +135,16 @@ class OwnerActions:
                 status=403,
             )
         action = form.get("action", "")
+        confirmation = confirmations.asked(form)
+        if confirmation is not None:  # destructive: say what breaks, change nothing yet
+            return page.html(
+                confirmations.confirmation_page(
+                    confirmation,
+                    action_url=page.site.link(settings_path(slug)),
+                    csrf_token=self.csrf.token(access.bindings[0]),
+                    nonce=page.nonce,
+                )
+            )
         if action == "regenerate_token":
             token = self.workspaces.rotate_token(slug)
             return self.show(

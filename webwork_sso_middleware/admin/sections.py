@@ -108,8 +108,9 @@ def connection(view: SettingsView) -> str:
         f'<form method="post" action="{escape(view.action_url)}">'
         f"{hidden_fields(view, 'regenerate_token')}"
         '<button type="submit" class="danger" aria-describedby="regenerate-help">'
-        'Regenerate SCIM API Token</button><p class="help" id="regenerate-help">The current '
-        "token stops working at once: update your identity provider straight after.</p></form>"
+        'Regenerate SCIM API Token…</button><p class="help" id="regenerate-help">Asks first. '
+        "The current token then stops working at once: update your identity provider straight "
+        "after.</p></form>"
     )
     return (
         '<section id="connection" aria-labelledby="connection-h">'
@@ -280,32 +281,41 @@ def switches(view: SettingsView) -> str:
             " plan, so both stay off.</p>"
         )
     rows = ""
-    for feature, label, on, text in (
+    for feature, label, short, on, text in (
         (
             "scim",
             "SCIM provisioning",
+            "SCIM",
             workspace.scim_enabled,
             "1. Your IdP creates, updates and deactivates members here.",
         ),
         (
             "sso",
             "Single sign-on",
+            "SSO",
             workspace.sso_enabled,
             "2. Members sign in through your IdP (SAML 2.0).",
         ),
     ):
-        # role=switch: a screen reader says "SCIM provisioning, switch, on"; the button's
-        # value is the state it moves to, so the form works without any script.
-        described = f"{feature}-text plan-note" if free else f"{feature}-text"
+        # The state is text, the button names the action it takes (never one label for
+        # both); turning off asks first (confirmations.py), so its label ends in an ellipsis.
+        # The button's value is the state it moves to: the form works without any script.
+        described = f"{feature}-state {feature}-text" + (" plan-note" if free else "")
+        state = f"{short} is {'on' if on else 'off'}"
+        named = "single sign-on" if feature == "sso" else label
+        act = f"Turn {named} {'off…' if on else 'on'}"
+        danger = ' class="danger"'
         rows += (
             f'<form method="post" action="{escape(view.action_url)}" class="switch-row">'
             f'{hidden_fields(view, "switch")}<input type="hidden" name="feature" value="{feature}">'
             f'<p><strong id="{feature}-name">{escape(label)}</strong><br>'
+            f'<span class="state-{"on" if on else "off"}" id="{feature}-state">'
+            f"{escape(state)}</span><br>"
             f'<span id="{feature}-text">{escape(text)}</span></p>'
-            f'<button type="submit" role="switch" id="{feature}-switch" name="state" '
-            f'value="{"off" if on else "on"}" aria-checked="{"true" if on else "false"}" '
-            f'aria-labelledby="{feature}-name" aria-describedby="{described}"'
-            f"{' disabled' if free else ''}>{'On' if on else 'Off'}</button></form>"
+            f'<button type="submit" id="{feature}-switch" name="state" '
+            f'value="{"off" if on else "on"}" aria-describedby="{described}"'
+            f"{danger if on else ''}"
+            f"{' disabled' if free else ''}>{escape(act)}</button></form>"
         )
     return (
         '<section id="switches" aria-labelledby="switches-h">'
