@@ -255,6 +255,8 @@ def test_the_settings_page_refusal_links_under_the_mount(mounted: Mounted):
 
     assert refused.status_code == 403
     assert f'href="{MOUNT}/saml/login?next=%2Fsaml%2Facme%2Fsettings"' in refused.text
+    assert f'href="{MOUNT}/">Back to the app</a>' in refused.text
+    assert f'href="{MOUNT}/saml/logout?next=' in refused.text
 
 
 # -- the CLI ----------------------------------------------------------------------------------

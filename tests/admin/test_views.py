@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import html
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -411,3 +412,42 @@ def test_a_flood_of_junk_is_counted_and_pushes_no_real_failure_out(
     if len(rows) == 1 + len(junk):
         assert diagnostics.count("50 times since") == len(junk)
     assert diagnostics.count("<tr>") <= 1 + 1 + 2 * len(junk)  # header, real one, counted
+
+
+# -- every page has a way on ------------------------------------------------------------------------
+
+
+def test_the_refusal_offers_the_app_and_signing_out_as_well_as_signing_in(
+    site: Site, idp: TestIdP, acme: str
+):
+    browser = requests.Session()
+    assert sign_in(browser, site, idp, "alice@acme.test").status_code == 303
+    refused = browser.get(settings_url(site))
+    assert refused.status_code == 403
+    links = dict(
+        (html.unescape(label), html.unescape(href))
+        for href, label in re.findall(
+            r'<a (?:class="button" )?href="([^"]+)">([^<]+)</a>', refused.text
+        )
+    )
+    assert links["Sign in with SSO"] == "/saml/login?next=%2Fsaml%2Facme%2Fsettings"
+    assert links["Back to the app"] == "/"
+    sign_out = links["Signed in as someone else? Sign out, then sign in as the owner"]
+    assert sign_out.startswith("/saml/logout?next=")
+    # The sign-out link leads to the logout page (which asks), and from there to the sign-in
+    # page coming back to the settings.
+    asked = browser.get(site.url + sign_out)
+    assert asked.status_code == 200
+    assert "/saml/login?next=%2Fsaml%2Facme%2Fsettings" in html.unescape(asked.text)
+
+
+def test_settings_closed_and_the_page_itself_link_onwards(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    assert 'href="/" id="back-to-app">Back to the app</a>' in page.text
+    closed = post_action(browser, site, page, "close")
+    assert closed.status_code == 200 and "Settings closed" in closed.text
+    assert '<a href="/">Back to the app</a>' in closed.text
+    assert (
+        '<a href="/saml/login?next=%2Fsaml%2Facme%2Fsettings">Sign in with SSO</a>' in closed.text
+    )

@@ -199,7 +199,13 @@ class OwnerActions:
                 said.append("You are still signed in through SSO as the owner, which opens it too.")
             # Ended in the database: a copy of the cookie elsewhere is worthless from now on.
             self.settings_sessions.end(request.environ, slug)
-            response = page.html(templates.message_page("Settings closed", said, nonce=page.nonce))
+            ways_on = (
+                (page.home_url, "Back to the app"),
+                (page.sign_in_url(slug), "Sign in with SSO"),
+            )
+            response = page.html(
+                templates.message_page("Settings closed", said, nonce=page.nonce, links=ways_on)
+            )
             response.headers.add(
                 "Set-Cookie",
                 self.settings_sessions.clearing_cookie(slug, script_root=page.site.root),

@@ -31,6 +31,7 @@ class SettingsView:
     workspace: WorkspaceInfo
     urls: WorkspaceUrls
     action_url: str  # the page itself, with the script root
+    home_url: str  # the host app's home (the mount point's root): the page's way back
     test_url: str  # the SAML login with this viewer's test ticket (sessions/sign_in_tests.py)
     viewer: str  # plain words: how this person got in
     csrf_token: str

@@ -302,6 +302,7 @@ class SettingsPage:
                 # ``next`` is relative to the mount point, as every ``next`` is (urls.py).
                 # A link, not a form: the page's CSP (form-action 'self') would stop a form's
                 # redirect on its way to the IdP. The ticket in it is this viewer's alone.
+                home_url=page.home_url,
                 test_url=page.site.link(workspace_path(slug, "login"))
                 + "?"
                 + urlencode({"test": self.sign_in_tests.ticket(row.id, access.bindings[0])[0]}),
