@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from saml2 import BINDING_HTTP_POST
 from saml2.client_base import SignOnError
@@ -57,6 +58,12 @@ if TYPE_CHECKING:
     from ..sessions import SessionManager
 
 log = package_logger(__name__)
+
+# The address typed on the sign-in page, passed to the IdP beside the AuthnRequest as the query
+# parameter Microsoft Entra ID reads (the dev IdP too); an IdP that does not know it ignores it.
+# It only pre-fills the IdP's form: the assertion says who signed in, never this.
+LOGIN_HINT = "login_hint"
+MAX_LOGIN_HINT = 320
 
 REPLAY_CACHE_PURGE_EVERY = (
     60.0  # seconds between deletions of expired replay-cache rows, per worker
@@ -210,12 +217,16 @@ class LoginFlow:
                 reason=rejection.public_code,
                 status=rejection.status,
             )
+        hint = _login_hint(request.args.get(LOGIN_HINT))
         if message.binding == BINDING_HTTP_POST:
             # An IdP that takes requests by POST only (SimpleSAMLphp, samlify can publish
             # that): the browser carries the request there in a form it submits.
-            response = autopost_page(message.url, message.fields)
+            fields = dict(message.fields) | ({LOGIN_HINT: hint} if hint else {})
+            response = autopost_page(message.url, fields)
         else:
-            response = redirect(message.url, code=302)
+            # Beside the signed query (SAMLRequest, RelayState, SigAlg, Signature): never signed.
+            extra = ("&" + urlencode({LOGIN_HINT: hint})) if hint else ""
+            response = redirect(message.url + extra, code=302)
         response.headers.add("Set-Cookie", cookie)
         return response
 
@@ -506,6 +517,13 @@ class LoginFlow:
             # The person sees the code; the owner's diagnostics get the detail (record_failure).
             raise Rejection(refused.code, refused.detail, status=403) from None
         return (admitted.member_id, admitted.session_generation) if admitted else None
+
+
+def _login_hint(value: str | None) -> str | None:
+    """The typed address when it is one (names.py's rules), else None."""
+    if not value or len(value) > MAX_LOGIN_HINT or lifecycle.lookup_key(value) is None:
+        return None
+    return value.strip()
 
 
 def _unavailable(code: str, detail: str) -> Rejection:
