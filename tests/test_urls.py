@@ -142,7 +142,9 @@ def test_sign_in_starts_and_ends_under_the_mount(mounted: Mounted):
         allow_redirects=False,
     )
     assert chosen.status_code == 303
-    assert chosen.headers["Location"] == f"{MOUNT}/saml/acme/login?next=%2Freports"
+    assert chosen.headers["Location"] == (
+        f"{MOUNT}/saml/acme/login?next=%2Freports&login_hint=alice%40acme.test"
+    )
 
     start = browser.get(
         f"{mounted.public}/saml/acme/login", params={"next": "/reports"}, allow_redirects=False
