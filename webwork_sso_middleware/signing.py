@@ -47,6 +47,7 @@ class Purpose(enum.Enum):
     LOGIN_REQUESTS = "webwork_sso.login-requests"
     PENDING_SIGN_IN = "webwork_sso.pending-sign-in"
     LOGOUT_REQUESTS = "webwork_sso.logout-requests"  # saml/single_logout.py
+    SIGN_IN_TEST = "webwork_sso.sign-in-test"  # sessions/sign_in_tests.py
 
     @property
     def salt(self) -> str:

@@ -3,6 +3,7 @@ tests/saml, plus helpers that drive a browser session through settings links and
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -99,3 +100,17 @@ def scim_status(site: Site, token: str) -> int:
     return requests.get(
         f"{site.url}/scim/v2/Users", headers={"Authorization": f"Bearer {token}"}
     ).status_code
+
+
+def confirm(browser: requests.Session, asked: requests.Response) -> requests.Response:
+    """Press the confirmation page's button (confirmations.py): post its one form as is."""
+    assert asked.status_code == 200 and 'id="confirm-form"' in asked.text, asked.text
+    form = asked.text.split('id="confirm-form"', 1)[1].split("</form>", 1)[0]
+    action = re.search(r'<form method="post" action="([^"]+)"', asked.text)
+    assert action, asked.text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+    return browser.post(
+        requests.compat.urljoin(asked.url, html.unescape(action.group(1))),
+        data={name: html.unescape(value) for name, value in fields.items()},
+        allow_redirects=False,
+    )

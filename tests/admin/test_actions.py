@@ -19,6 +19,7 @@ from ..saml.idp import TestIdP
 from ..store_helpers import transaction
 from .conftest import (
     ACCESS_DENIED,
+    confirm,
     csrf_token,
     open_with_link,
     post_action,
@@ -50,9 +51,8 @@ def test_posts_without_a_valid_csrf_token_change_nothing(site: Site, idp: TestId
     assert response.status_code == 403
     assert scim_status(site, acme) == 200
     assert site.workspaces.get("acme").scim_enabled is True
-    assert (
-        post_action(browser, site, page, "switch", feature="scim", state="off").status_code == 200
-    )
+    asked = post_action(browser, site, page, "switch", feature="scim", state="off")
+    assert confirm(browser, asked).status_code == 200
     assert site.workspaces.get("acme").scim_enabled is False
 
 
@@ -65,7 +65,7 @@ def test_regenerate_shows_the_new_token_once_and_the_old_one_dies(
     browser = requests.Session()
     page = open_with_link(browser, site)
     assert acme not in page.text
-    done = post_action(browser, site, page, "regenerate_token")
+    done = confirm(browser, post_action(browser, site, page, "regenerate_token"))
     assert done.status_code == 200
     assert done.headers["Cache-Control"] == "no-store"
     shown = re.findall(r"wwsso_[A-Za-z0-9_-]{30,}", done.text)
@@ -257,9 +257,11 @@ def test_switches_turn_scim_and_sso_on_and_off(site: Site, idp: TestIdP, acme: s
     browser = requests.Session()
     page = open_with_link(browser, site)
     assert "SCIM first, then SAML" in page.text
-    assert 'id="scim-switch"' in page.text and 'aria-checked="true"' in page.text
+    assert 'id="scim-switch"' in page.text and "SCIM is on" in page.text
     for feature, attribute in (("scim", "scim_enabled"), ("sso", "sso_enabled")):
-        off = post_action(browser, site, page, "switch", feature=feature, state="off")
+        off = confirm(
+            browser, post_action(browser, site, page, "switch", feature=feature, state="off")
+        )
         assert off.status_code == 200 and getattr(site.workspaces.get("acme"), attribute) is False
         on = post_action(browser, site, page, "switch", feature=feature, state="on")
         assert on.status_code == 200 and getattr(site.workspaces.get("acme"), attribute) is True
@@ -310,7 +312,7 @@ def test_free_plan_keeps_both_off_with_a_message(site: Site):
     page = open_with_link(browser, site, "freebie")
     assert page.status_code == 200
     assert "need the Plus or Premium plan" in page.text
-    assert len(re.findall(r'role="switch"[^>]* disabled', page.text)) == 2
+    assert len(re.findall(r'id="(?:scim|sso)-switch"[^>]* disabled', page.text)) == 2
     for feature in ("scim", "sso"):
         response = post_action(
             browser, site, page, "switch", slug="freebie", feature=feature, state="on"

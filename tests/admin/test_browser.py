@@ -24,7 +24,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from ..saml.conftest import Site
 from ..saml.idp import TestIdP
-from .conftest import OWNER
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -124,8 +123,13 @@ def test_owner_settings_in_a_real_browser(site: Site, idp: TestIdP, acme: str, t
         driver.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
         assert driver.switch_to.active_element.text == "Skip to content"
 
-        # 3. Regenerate: the new token is shown once, with a working copy button.
+        # 3. Regenerate: asked first (the old token still works), then the new token is shown
+        # once, with a working copy button.
         driver.find_element(By.XPATH, "//button[contains(., 'Regenerate SCIM API Token')]").click()
+        confirm_button = wait_for(driver, ready.element_to_be_clickable((By.ID, "confirm")))
+        assert "until you paste the new token" in text_of(driver, "main")
+        assert scim_status(site, acme) == 200
+        confirm_button.click()
         field = wait_for(driver, ready.visibility_of_element_located((By.ID, "scim-token")))
         new_token = field.get_attribute("value")
         assert new_token and new_token.startswith("wwsso_")
@@ -157,11 +161,14 @@ def test_owner_settings_in_a_real_browser(site: Site, idp: TestIdP, acme: str, t
         row = driver.find_element(By.XPATH, "//section[@id='members']//tr[td[.='alice@acme.test']]")
         assert "Active" in row.text and "First SSO login" in row.text and "UTC" in row.text
 
-        # 6. Test sign-in: SP-initiated from the settings page, back with the result.
-        idp.next_user = OWNER
+        # 6. Test sign-in: SP-initiated from the settings page, back with the result, as
+        # another person than the one whose access opened the page, which it keeps.
+        idp.next_user = "dave@acme.test"
         driver.find_element(By.ID, "test-sign-in").click()
-        wait_for(driver, ready.url_contains("tested=1"))
+        wait_for(driver, ready.url_contains("tested="))
         assert "sign-in worked" in text_of(driver, "#test-result")
+        assert "dave@acme.test" in text_of(driver, "#test-result")
+        assert driver.find_element(By.ID, "test-sign-in")  # still on the settings page
         driver.save_screenshot(str(tmp_path / "settings.png"))
 
         # The page's inline style and script ran under the CSP: no violations were reported.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import html
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from ..store_helpers import transaction
 from .conftest import (
     ACCESS_DENIED,
     OWNER,
+    confirm,
     open_with_link,
     post_action,
     press_open_button,
@@ -218,7 +220,7 @@ def test_owner_who_switches_sso_off_is_told_how_to_come_back(site: Site, idp: Te
     browser = requests.Session()
     sign_in(browser, site, idp, OWNER)
     page = browser.get(settings_url(site))
-    done = post_action(browser, site, page, "switch", feature="sso", state="off")
+    done = confirm(browser, post_action(browser, site, page, "switch", feature="sso", state="off"))
     assert done.status_code == 200 and "settings-link acme" in done.text
     assert site.workspaces.get("acme").sso_enabled is False
     # SSO off ended the session, at once in this process: it no longer opens the page, and
@@ -234,7 +236,7 @@ def test_the_sso_switch_ends_members_sessions_for_good(site: Site, idp: TestIdP,
     assert member.get(f"{site.url}/app").text.startswith("user=alice@acme.test;")
     owner = requests.Session()
     page = open_with_link(owner, site)
-    off = post_action(owner, site, page, "switch", feature="sso", state="off")
+    off = confirm(owner, post_action(owner, site, page, "switch", feature="sso", state="off"))
     assert off.status_code == 200 and "Single sign-on is off" in off.text
     assert member.get(f"{site.url}/app").text.startswith("user=;")  # at once, in this process
     on = post_action(owner, site, off, "switch", feature="sso", state="on")
@@ -335,42 +337,6 @@ def test_diagnostics_show_failures_in_plain_words(site: Site, idp: TestIdP, acme
     assert "audience_mismatch" in diagnostics and "carol@acme.test" in diagnostics
 
 
-def test_test_sign_in_runs_a_login_and_reports_it(site: Site, idp: TestIdP, acme: str):
-    browser = requests.Session()
-    page = open_with_link(browser, site)
-    login = re.search(r'id="test-sign-in" href="([^"]+)"', page.text)
-    assert login, page.text
-    idp.next_user = OWNER
-    start = browser.get(site.url + login.group(1).replace("&amp;", "&"), allow_redirects=False)
-    assert start.status_code == 302
-    from ..saml.idp import autopost_form
-
-    action, fields = autopost_form(browser.get(start.headers["Location"]).text)
-    back = browser.post(action, data=fields, allow_redirects=False)
-    assert back.status_code == 303
-    assert back.headers["Location"].endswith("/saml/acme/settings?tested=1")
-    result = browser.get(site.url + back.headers["Location"])
-    assert result.status_code == 200
-    assert "sign-in worked" in result.text and OWNER in result.text
-    # Someone else's sign-in elsewhere is never taken for this browser's test...
-    other = requests.Session()
-    open_with_link(other, site)
-    sign_in(requests.Session(), site, idp, "alice@acme.test")
-    untested = other.get(settings_url(site), params={"tested": "1"})
-    assert "sign-in worked" not in untested.text and "no sign-in was recorded" in untested.text
-    # ...and when this browser's did not work, the latest refusal is the likely reason.
-    wrong = idp.response(
-        sp_entity_id=site.entity_id("acme"),
-        acs_url=site.acs("acme"),
-        email=OWNER,
-        audience="https://elsewhere.test/sp",
-    )
-    site.post_response(requests.Session(), "acme", wrong)
-    failed = other.get(settings_url(site), params={"tested": "1"})
-    assert 'class="notice error" role="status" id="test-result"' in failed.text
-    assert "sign-in failed for owner@acme.test: audience mismatch" in failed.text
-
-
 def test_page_shows_every_value_to_copy(site: Site, idp: TestIdP, acme: str):
     page = open_with_link(requests.Session(), site).text
     for label, value in (
@@ -446,3 +412,42 @@ def test_a_flood_of_junk_is_counted_and_pushes_no_real_failure_out(
     if len(rows) == 1 + len(junk):
         assert diagnostics.count("50 times since") == len(junk)
     assert diagnostics.count("<tr>") <= 1 + 1 + 2 * len(junk)  # header, real one, counted
+
+
+# -- every page has a way on ------------------------------------------------------------------------
+
+
+def test_the_refusal_offers_the_app_and_signing_out_as_well_as_signing_in(
+    site: Site, idp: TestIdP, acme: str
+):
+    browser = requests.Session()
+    assert sign_in(browser, site, idp, "alice@acme.test").status_code == 303
+    refused = browser.get(settings_url(site))
+    assert refused.status_code == 403
+    links = dict(
+        (html.unescape(label), html.unescape(href))
+        for href, label in re.findall(
+            r'<a (?:class="button" )?href="([^"]+)">([^<]+)</a>', refused.text
+        )
+    )
+    assert links["Sign in with SSO"] == "/saml/login?next=%2Fsaml%2Facme%2Fsettings"
+    assert links["Back to the app"] == "/"
+    sign_out = links["Signed in as someone else? Sign out, then sign in as the owner"]
+    assert sign_out.startswith("/saml/logout?next=")
+    # The sign-out link leads to the logout page (which asks), and from there to the sign-in
+    # page coming back to the settings.
+    asked = browser.get(site.url + sign_out)
+    assert asked.status_code == 200
+    assert "/saml/login?next=%2Fsaml%2Facme%2Fsettings" in html.unescape(asked.text)
+
+
+def test_settings_closed_and_the_page_itself_link_onwards(site: Site, idp: TestIdP, acme: str):
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+    assert 'href="/" id="back-to-app">Back to the app</a>' in page.text
+    closed = post_action(browser, site, page, "close")
+    assert closed.status_code == 200 and "Settings closed" in closed.text
+    assert '<a href="/">Back to the app</a>' in closed.text
+    assert (
+        '<a href="/saml/login?next=%2Fsaml%2Facme%2Fsettings">Sign in with SSO</a>' in closed.text
+    )

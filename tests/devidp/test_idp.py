@@ -463,3 +463,25 @@ def test_serve_starts_no_dev_idp_off_loopback(
 
 def _no_binding(*args: Any, **kwargs: Any) -> None:
     raise AssertionError("must refuse before binding")
+
+
+def test_the_address_typed_on_the_sign_in_page_is_pre_selected_at_the_idp(site: Site) -> None:
+    """The SP passes the typed address as its login hint: a listed user with it is focused and
+    marked; any other address fills the typed field. Either way nobody is signed in by it."""
+    browser = requests.Session()
+    listed = start_at_sso_page(browser, site.url, "bob.jones@example.com")
+    assert "login_hint=bob.jones%40example.com" in listed.url
+    assert (
+        'value="bob.jones@example.com" autofocus class="hinted">Sign in as <strong>Bob Jones'
+        in listed.text
+    )
+    assert "(the address you typed)" in listed.text
+    assert 'value="alice.smith@example.com" autofocus' not in listed.text
+    other = start_at_sso_page(requests.Session(), site.url, "newcomer@example.com")
+    assert 'autocomplete="off" value="newcomer@example.com" autofocus' in other.text
+    assert "hinted" not in other.text
+    # A hint that is no address is ignored (and nothing of it is echoed).
+    odd = requests.get(
+        listed.url.replace("login_hint=bob.jones%40example.com", "login_hint=%3Cb%3E")
+    )
+    assert odd.status_code == 200 and "<b>" not in odd.text and "hinted" not in odd.text

@@ -295,7 +295,11 @@ def test_sign_in_page_lets_a_person_name_their_workspace(site: Site, acme: str):
         data={"email": "frank@contractor.test", "workspace": " Acme ", "next": "/reports"},
     )
     assert named.status_code == 303
-    assert named.headers["Location"] == "/saml/acme/login?next=%2Freports"
+    # The typed address goes on as the IdP's login hint (login_flow.py).
+    assert (
+        named.headers["Location"]
+        == "/saml/acme/login?next=%2Freports&login_hint=frank%40contractor.test"
+    )
     # Whether or not a workspace exists is for /saml/<slug>/login to answer alike.
     unknown = requests.post(
         f"{site.url}/saml/login", allow_redirects=False, data={"workspace": "no-such-workspace"}

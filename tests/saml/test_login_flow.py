@@ -266,3 +266,35 @@ def test_a_real_browser_carries_the_posted_request_to_the_idp(
             if "Content Security Policy" in entry["message"]
         ]
         assert violations == []
+
+
+def test_the_typed_address_goes_to_the_idp_as_its_login_hint(site: Site, idp: TestIdP, acme: str):
+    """/saml/login passes the typed address on; the workspace's login adds it beside the
+    signed AuthnRequest (login_hint, as Entra ID reads it); anything that is no address is
+    dropped. The hint never decides who signs in: the assertion does."""
+    browser = requests.Session()
+    chosen = browser.post(
+        f"{site.url}/saml/login", data={"email": "alice@acme.test"}, allow_redirects=False
+    )
+    assert chosen.status_code == 303
+    assert "login_hint=alice%40acme.test" in chosen.headers["Location"]
+    to_idp = browser.get(
+        requests.compat.urljoin(site.url, chosen.headers["Location"]), allow_redirects=False
+    )
+    assert to_idp.status_code == 302
+    assert to_idp.headers["Location"].endswith("&login_hint=alice%40acme.test")
+    for odd in ("not an address", "<b>@x", "a" * 400 + "@acme.test"):
+        dropped = browser.get(
+            f"{site.url}/saml/acme/login", params={"login_hint": odd}, allow_redirects=False
+        )
+        assert dropped.status_code == 302 and "login_hint" not in dropped.headers["Location"]
+    # Signed in as whom the IdP asserts, whatever the hint said.
+    idp.next_user = "bob@acme.test"
+    hinted = browser.get(
+        f"{site.url}/saml/acme/login",
+        params={"login_hint": "alice@acme.test", "next": "/app"},
+        allow_redirects=False,
+    )
+    action, fields = autopost_form(browser.get(hinted.headers["Location"]).text)
+    assert browser.post(action, data=fields, allow_redirects=False).status_code == 303
+    assert browser.get(f"{site.url}/app").text.startswith("user=bob@acme.test;")

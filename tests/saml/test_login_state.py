@@ -27,11 +27,14 @@ from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.saml.acs import VerifiedAssertion
 from webwork_sso_middleware.saml.login_state import (
     MAX_COOKIE_VALUE,
+    LoginRequest,
+    LoginRequests,
     PendingSignIn,
     PendingSignIns,
 )
 from webwork_sso_middleware.saml.rejection import Rejection
-from webwork_sso_middleware.signing import Signing
+from webwork_sso_middleware.sessions.sign_in_tests import SignInTest
+from webwork_sso_middleware.signing import Purpose, Signing
 from webwork_sso_middleware.store.models import (
     AuditEvent,
     MemberSession,
@@ -422,3 +425,27 @@ def test_a_pending_sign_in_that_cannot_fit_even_without_groups_is_refused():
         assert refused.code == "pending_too_large" and "groups" not in refused.detail
     else:
         raise AssertionError("not refused")
+
+
+def test_a_test_sign_in_request_keeps_its_test_and_old_cookies_still_read() -> None:
+    """The owner's test travels with its AuthnRequest (two more fields); a cookie written
+    before tests existed (four fields) reads as an ordinary request."""
+    signing = Signing(["k" * 32])
+    requests_ = LoginRequests(signing=signing, clock=lambda: 1000.0)
+    urls = WorkspaceUrls("http://sp.test", "acme")
+    tested = requests_.new("id-1", "rs-1", "/saml/acme/settings", SignInTest("nonce", "mark"))
+    plain = requests_.new("id-2", "rs-2", "/")
+    cookie = requests_.cookie(urls, 7, [tested, plain])
+    value = cookie.split(";", 1)[0].split("=", 1)[1]
+    request = Request(
+        EnvironBuilder(headers={"Cookie": f"webwork_sso_login={value}"}).get_environ()
+    )
+    assert requests_.read(request, 7) == [tested, plain]
+    old = signing[Purpose.LOGIN_REQUESTS].dumps([1, 7, [["id-3", "rs-3", "/", 2000]]])
+    request = Request(EnvironBuilder(headers={"Cookie": f"webwork_sso_login={old}"}).get_environ())
+    assert requests_.read(request, 7) == [LoginRequest("id-3", "rs-3", "/", 2000)]
+    forged = signing[Purpose.LOGIN_REQUESTS].dumps([1, 7, [["id-4", "rs-4", "/", 2000, 5, None]]])
+    request = Request(
+        EnvironBuilder(headers={"Cookie": f"webwork_sso_login={forged}"}).get_environ()
+    )
+    assert requests_.read(request, 7) == []

@@ -28,8 +28,9 @@ from ..errors import (
     PlanError,
 )
 from ..sp_keys.vault import SealedKeyUnreadable
-from . import roles_section, templates
+from . import confirmations, roles_section, templates
 from .access import Access
+from .links import settings_path
 from .responses import Page, sentence
 from .sections import Notice
 
@@ -134,6 +135,16 @@ class OwnerActions:
                 status=403,
             )
         action = form.get("action", "")
+        confirmation = confirmations.asked(form)
+        if confirmation is not None:  # destructive: say what breaks, change nothing yet
+            return page.html(
+                confirmations.confirmation_page(
+                    confirmation,
+                    action_url=page.site.link(settings_path(slug)),
+                    csrf_token=self.csrf.token(access.bindings[0]),
+                    nonce=page.nonce,
+                )
+            )
         if action == "regenerate_token":
             token = self.workspaces.rotate_token(slug)
             return self.show(
@@ -188,7 +199,13 @@ class OwnerActions:
                 said.append("You are still signed in through SSO as the owner, which opens it too.")
             # Ended in the database: a copy of the cookie elsewhere is worthless from now on.
             self.settings_sessions.end(request.environ, slug)
-            response = page.html(templates.message_page("Settings closed", said, nonce=page.nonce))
+            ways_on = (
+                (page.home_url, "Back to the app"),
+                (page.sign_in_url(slug), "Sign in with SSO"),
+            )
+            response = page.html(
+                templates.message_page("Settings closed", said, nonce=page.nonce, links=ways_on)
+            )
             response.headers.add(
                 "Set-Cookie",
                 self.settings_sessions.clearing_cookie(slug, script_root=page.site.root),

@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from ..sessions.sign_in_tests import RESULT_WINDOW, TESTED, binding_mark
 from ..store import audit
 from ..store.db import UnitOfWork
 from ..store.models import AuditEvent, utcnow
@@ -26,8 +27,6 @@ from ..store.models import AuditEvent, utcnow
 FAILURE_ACTIONS = ("login_failed", "login_refused", "metadata_refresh_failed", "groups_dropped")
 SHOWN_FAILURES = 20
 SHOWN_COUNTED = 10  # rows of counted refusals shown besides the SHOWN_FAILURES single events
-# A test sign-in is a round trip through the IdP: a result older than this is not its result.
-TEST_WINDOW = dt.timedelta(minutes=10)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,26 +118,29 @@ def _instant(value: Any) -> dt.datetime | None:
 def test_result(
     unit: UnitOfWork,
     workspace_id: int,
+    nonce: str,
+    bindings: tuple[str, ...],
     *,
-    signed_in: tuple[str, dt.datetime] | None,
     now: dt.datetime | None = None,
 ) -> TestResult | None:
-    """The outcome of the test sign-in this browser just ran.
-
-    ``signed_in``: the userName and start of this browser's SSO session in the workspace, when
-    it began within the last few minutes: the test worked. Otherwise it did not work in this
-    browser, and the workspace's latest refusal of those minutes is the likely reason (another
-    person's sign-in elsewhere is never taken for this one). None when there is none.
-    """
-    if signed_in is not None:
-        user_name, at = signed_in
-        return TestResult(True, at, f"sign-in worked: the identity provider signed in {user_name}")
-    since = (now or utcnow()) - TEST_WINDOW
-    events = audit.latest(
-        unit, workspace_id, ("login_failed", "login_refused"), limit=1, since=since
-    )
-    if not events:
+    """The result of the test sign-in ``nonce`` names, when the viewer started it: its mark
+    is one of the viewer's CSRF bindings (sessions/sign_in_tests.py). None otherwise, so the
+    nonce alone shows nothing to anyone else."""
+    since = (now or utcnow()) - RESULT_WINDOW
+    event = audit.find(unit, workspace_id, TESTED, nonce, since=since)
+    if event is None:
         return None
-    diagnostic = describe(events[0])
-    who = f" for {diagnostic.email}" if diagnostic.email else ""
-    return TestResult(False, diagnostic.at, f"sign-in failed{who}: {diagnostic.what}")
+    changes: dict[str, Any] = event.changes or {}
+    if changes.get("mark") not in {binding_mark(binding) for binding in bindings}:
+        return None
+    email = changes.get("email") if isinstance(changes.get("email"), str) else None
+    who = f"the identity provider asserted {email}" if email else "no address could be read"
+    detail = str(changes.get("detail") or "")
+    if changes.get("ok") is True:
+        return TestResult(True, event.occurred_at, f"sign-in worked: {who}, {detail}")
+    code = str(changes.get("reason") or "refused")
+    return TestResult(
+        False,
+        event.occurred_at,
+        f"sign-in failed: {who}, who could not sign in: {detail} (reason code {code})",
+    )

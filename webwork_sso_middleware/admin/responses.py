@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from werkzeug.wrappers import Request, Response
 
 from ..page_headers import new_nonce, nonce_source, secure_page
-from ..urls import SIGN_IN_PATH, public_urls
+from ..urls import LOGOUT_PATH, SIGN_IN_PATH, public_urls
 from . import templates
 from .links import settings_path
 
@@ -34,10 +34,32 @@ class Page:
     def message(self, title: str, paragraphs: list[str], *, status: int) -> Response:
         return self.html(templates.message_page(title, paragraphs, nonce=self.nonce), status=status)
 
+    def sign_in_url(self, slug: str) -> str:
+        """The site's sign-in page, coming back to this workspace's settings."""
+        return self.site.link(SIGN_IN_PATH) + "?" + urlencode({"next": settings_path(slug)})
+
+    @property
+    def home_url(self) -> str:
+        """The host app's home: the mount point's root."""
+        return self.site.link("/")
+
     def forbidden(self, slug: str, reason: str) -> Response:
-        sign_in = self.site.link(SIGN_IN_PATH) + "?" + urlencode({"next": settings_path(slug)})
+        sign_in = self.sign_in_url(slug)
+        # Sign out first (the logout page asks), then on to the sign-in page, back here.
+        sign_out = (
+            self.site.link(LOGOUT_PATH)
+            + "?"
+            + urlencode({"next": SIGN_IN_PATH + "?" + urlencode({"next": settings_path(slug)})})
+        )
         return self.html(
-            templates.forbidden_page(reason, slug=slug, sign_in_url=sign_in, nonce=self.nonce),
+            templates.forbidden_page(
+                reason,
+                slug=slug,
+                sign_in_url=sign_in,
+                nonce=self.nonce,
+                home_url=self.home_url,
+                sign_out_url=sign_out,
+            ),
             status=403,
         )
 

@@ -31,7 +31,8 @@ class SettingsView:
     workspace: WorkspaceInfo
     urls: WorkspaceUrls
     action_url: str  # the page itself, with the script root
-    login_url: str  # SP-initiated sign-in coming back here with ?tested=1
+    home_url: str  # the host app's home (the mount point's root): the page's way back
+    test_url: str  # the SAML login with this viewer's test ticket (sessions/sign_in_tests.py)
     viewer: str  # plain words: how this person got in
     csrf_token: str
     can_close: bool  # opened with a link: the owner-settings session can be ended
@@ -45,7 +46,7 @@ class SettingsView:
     per_page: int
     failures: list[Diagnostic]
     test_result: TestResult | None
-    tested: bool
+    tested: bool  # the page was asked to show a test sign-in's result
     notices: tuple[Notice, ...] = ()
     entered_metadata_url: str = ""
     # The host's roles option (roles.py), for the Roles section.
@@ -108,8 +109,9 @@ def connection(view: SettingsView) -> str:
         f'<form method="post" action="{escape(view.action_url)}">'
         f"{hidden_fields(view, 'regenerate_token')}"
         '<button type="submit" class="danger" aria-describedby="regenerate-help">'
-        'Regenerate SCIM API Token</button><p class="help" id="regenerate-help">The current '
-        "token stops working at once: update your identity provider straight after.</p></form>"
+        'Regenerate SCIM API Token…</button><p class="help" id="regenerate-help">Asks first. '
+        "The current token then stops working at once: update your identity provider straight "
+        "after.</p></form>"
     )
     return (
         '<section id="connection" aria-labelledby="connection-h">'
@@ -280,32 +282,41 @@ def switches(view: SettingsView) -> str:
             " plan, so both stay off.</p>"
         )
     rows = ""
-    for feature, label, on, text in (
+    for feature, label, short, on, text in (
         (
             "scim",
             "SCIM provisioning",
+            "SCIM",
             workspace.scim_enabled,
             "1. Your IdP creates, updates and deactivates members here.",
         ),
         (
             "sso",
             "Single sign-on",
+            "SSO",
             workspace.sso_enabled,
             "2. Members sign in through your IdP (SAML 2.0).",
         ),
     ):
-        # role=switch: a screen reader says "SCIM provisioning, switch, on"; the button's
-        # value is the state it moves to, so the form works without any script.
-        described = f"{feature}-text plan-note" if free else f"{feature}-text"
+        # The state is text, the button names the action it takes (never one label for
+        # both); turning off asks first (confirmations.py), so its label ends in an ellipsis.
+        # The button's value is the state it moves to: the form works without any script.
+        described = f"{feature}-state {feature}-text" + (" plan-note" if free else "")
+        state = f"{short} is {'on' if on else 'off'}"
+        named = "single sign-on" if feature == "sso" else label
+        act = f"Turn {named} {'off…' if on else 'on'}"
+        danger = ' class="danger"'
         rows += (
             f'<form method="post" action="{escape(view.action_url)}" class="switch-row">'
             f'{hidden_fields(view, "switch")}<input type="hidden" name="feature" value="{feature}">'
             f'<p><strong id="{feature}-name">{escape(label)}</strong><br>'
+            f'<span class="state-{"on" if on else "off"}" id="{feature}-state">'
+            f"{escape(state)}</span><br>"
             f'<span id="{feature}-text">{escape(text)}</span></p>'
-            f'<button type="submit" role="switch" id="{feature}-switch" name="state" '
-            f'value="{"off" if on else "on"}" aria-checked="{"true" if on else "false"}" '
-            f'aria-labelledby="{feature}-name" aria-describedby="{described}"'
-            f"{' disabled' if free else ''}>{'On' if on else 'Off'}</button></form>"
+            f'<button type="submit" id="{feature}-switch" name="state" '
+            f'value="{"off" if on else "on"}" aria-describedby="{described}"'
+            f"{danger if on else ''}"
+            f"{' disabled' if free else ''}>{escape(act)}</button></form>"
         )
     return (
         '<section id="switches" aria-labelledby="switches-h">'
@@ -371,10 +382,12 @@ def diagnostics(view: SettingsView) -> str:
     workspace = view.workspace
     if workspace.sso_enabled and workspace.plan in ("plus", "premium") and view.idp is not None:
         test = (
-            f'<p><a class="button" id="test-sign-in" href="{escape(view.login_url)}">'
-            'Test sign-in</a></p><p class="help">Runs a sign-in started here through '
-            "your IdP and brings you back with the result. If the IdP's answer is refused "
-            "you see the reason at once; it is also listed below.</p>"
+            f'<p><a class="button" id="test-sign-in" href="{escape(view.test_url)}">'
+            'Test sign-in</a></p><p class="help">Runs a sign-in through your IdP, as whoever '
+            "you sign in as there, "
+            "and brings you back here with the result: who the IdP asserted and whether they "
+            "could sign in (the reason when not). It starts no session: you stay signed in as "
+            "you are.</p>"
         )
     else:
         test = (
@@ -406,8 +419,9 @@ def sign_in_test_result(view: SettingsView) -> str:
         return ""
     if view.test_result is None:
         return (
-            '<div class="notice warn" role="status" id="test-result">Test sign-in: no '
-            "sign-in was recorded in the last few minutes.</div>"
+            '<div class="notice warn" role="status" id="test-result">Test sign-in: no result '
+            "was found for it. It may not have come back from the identity provider yet, be "
+            "older than half an hour, or have been started in another browser.</div>"
         )
     kind = "ok" if view.test_result.ok else "error"
     return (

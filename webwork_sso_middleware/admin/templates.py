@@ -67,13 +67,45 @@ def document(title: str, body: str, *, nonce: str, header: str = "") -> str:
     )
 
 
-def message_page(title: str, paragraphs: list[str], *, nonce: str) -> str:
-    """A page of plain sentences (refusals, a closed session); each one is escaped here."""
+def message_page(
+    title: str,
+    paragraphs: list[str],
+    *,
+    nonce: str,
+    links: tuple[tuple[str, str], ...] = (),
+) -> str:
+    """A page of plain sentences (refusals, a closed session) and the ways on from it
+    (``links``: (href, label)); each value is escaped here."""
     body = "".join(f"<p>{escape(text)}</p>" for text in paragraphs)
-    return document(title, f"<section><h1>{escape(title)}</h1>{body}</section>", nonce=nonce)
+    return document(
+        title, f"<section><h1>{escape(title)}</h1>{body}{ways_on(links)}</section>", nonce=nonce
+    )
 
 
-def forbidden_page(reason: str, *, slug: str, sign_in_url: str, nonce: str) -> str:
+def ways_on(links: tuple[tuple[str, str], ...]) -> str:
+    """A page's links onward, so that no page is a dead end."""
+    if not links:
+        return ""
+    items = "".join(
+        f'<li><a href="{escape(href)}">{escape(label)}</a></li>' for href, label in links
+    )
+    return f'<nav aria-label="Where next"><ul class="ways-on">{items}</ul></nav>'
+
+
+def forbidden_page(
+    reason: str,
+    *,
+    slug: str,
+    sign_in_url: str,
+    nonce: str,
+    home_url: str = "/",
+    sign_out_url: str | None = None,
+) -> str:
+    others = [(home_url, "Back to the app")]
+    if sign_out_url is not None:
+        others.append(
+            (sign_out_url, "Signed in as someone else? Sign out, then sign in as the owner")
+        )
     body = (
         "<section><h1>This page is for the workspace owner</h1>"
         f"<p>{escape(reason)}</p>"
@@ -81,7 +113,8 @@ def forbidden_page(reason: str, *, slug: str, sign_in_url: str, nonce: str) -> s
         "settings link from the site's administrators (they last 15 minutes and open the page "
         "once); on the server: <code>webwork-sso workspace settings-link "
         f"{escape(slug)}</code>.</p>"
-        f'<p><a class="button" href="{escape(sign_in_url)}">Sign in with SSO</a></p></section>'
+        f'<p><a class="button" href="{escape(sign_in_url)}">Sign in with SSO</a></p>'
+        f"{ways_on(tuple(others))}</section>"
     )
     return document("Settings: access denied", body, nonce=nonce)
 
@@ -109,7 +142,9 @@ def settings_page(view: SettingsView, *, nonce: str, sp_keys: SpKeysView | None 
         '<header class="top">'
         f"<h1>Single sign-on settings: {escape(workspace.name)}</h1>"
         f"<p>Workspace <code>{escape(workspace.slug)}</code> · {escape(workspace.plan.title())} "
-        f"plan · {escape(view.viewer)}</p>{_close_form(view)}</header>"
+        f"plan · {escape(view.viewer)}</p>"
+        f'<p><a href="{escape(view.home_url)}" id="back-to-app">Back to the app</a></p>'
+        f"{_close_form(view)}</header>"
         '<nav class="sections" aria-label="Sections"><ul>'
         + "".join(f'<li><a href="#{key}">{escape(label)}</a></li>' for key, label in SECTIONS)
         + "</ul></nav>"

@@ -31,6 +31,7 @@ from ..idp_metadata.fetching import fetch as fetch_metadata
 from ..idp_metadata.identity_providers import IdPInfo
 from ..idp_metadata.workspaces import Workspaces
 from ..logs import package_logger
+from ..sessions.sign_in_tests import SignInTests
 from ..signing import CLOCK_TOLERANCE
 from ..sp_keys import SpKeys
 from ..store import identity_providers, replay_cache
@@ -90,6 +91,8 @@ class SettingsPage:
             database, signing=sessions.signing, secure=settings.secure_cookies, clock=clock
         )
         self.csrf = CsrfTokens(signing=sessions.signing)
+        # Test sign-in tickets, bound as the CSRF tokens are (sessions/sign_in_tests.py).
+        self.sign_in_tests = SignInTests(signing=sessions.signing, clock=clock)
         self.clock = clock
         # The workspace's SP keys, sealed under the site's secret keys as the SAML side's are.
         self.sp_keys = SpKeys(database, secret_keys=settings.secret_key)
@@ -265,9 +268,9 @@ class SettingsPage:
             number = max(1, int(args.get("page", "1")))
         except ValueError:
             number = 1
-        tested = paging and args.get("tested") == "1"
+        tested_nonce = args.get("tested", "")[:64] if paging else ""
+        tested = bool(tested_nonce)
         slug = access.workspace.slug
-        signed_in = self.fresh_sign_in(page.request, slug) if tested else None
 
         def work(unit: UnitOfWork) -> tuple[SettingsView, sp_keys_section.SpKeysView]:
             row = find_by_slug(unit, slug)
@@ -297,9 +300,12 @@ class SettingsPage:
                 urls=page.site.workspace(slug),
                 action_url=page.site.link(settings_path(slug)),
                 # ``next`` is relative to the mount point, as every ``next`` is (urls.py).
-                login_url=page.site.link(workspace_path(slug, "login"))
+                # A link, not a form: the page's CSP (form-action 'self') would stop a form's
+                # redirect on its way to the IdP. The ticket in it is this viewer's alone.
+                home_url=page.home_url,
+                test_url=page.site.link(workspace_path(slug, "login"))
                 + "?"
-                + urlencode({"next": settings_path(slug) + "?tested=1"}),
+                + urlencode({"test": self.sign_in_tests.ticket(row.id, access.bindings[0])[0]}),
                 viewer=access.viewer,
                 csrf_token=self.csrf.token(access.bindings[0]),
                 can_close=access.by_link,
@@ -313,7 +319,9 @@ class SettingsPage:
                 per_page=MEMBERS_PER_PAGE,
                 failures=diagnostics.recent_failures(unit, row.id),
                 test_result=(
-                    diagnostics.test_result(unit, row.id, signed_in=signed_in) if tested else None
+                    diagnostics.test_result(unit, row.id, tested_nonce, access.bindings)
+                    if tested
+                    else None
                 ),
                 tested=tested,
                 notices=notices,
@@ -352,14 +360,3 @@ class SettingsPage:
         response = Response(pem, content_type="application/x-pem-file")
         response.headers["Content-Disposition"] = f'attachment; filename="{slug}-sp-{state}.crt"'
         return page.secured(response)
-
-    def fresh_sign_in(self, request: Request, slug: str) -> tuple[str, dt.datetime] | None:
-        """This browser's SSO session in the workspace, when it began within the test window."""
-        found = self.sessions.identify(request.environ)
-        cookie = self.sessions.read_cookie(request.environ)
-        if found is None or cookie is None or found[0].workspace != slug:
-            return None
-        began = dt.datetime.fromtimestamp(cookie.issued_at, dt.UTC)
-        if self.clock() - cookie.issued_at > diagnostics.TEST_WINDOW.total_seconds():
-            return None
-        return found[0].user_name, began

@@ -251,9 +251,12 @@ class DevIdP:
         except RequestRefused as refused:
             return self._refusal(refused)
         carry = {"SAMLRequest": saml_request, "RelayState": relay_state, BINDING_FIELD: marker}
+        # The SP's login hint (the address typed on its sign-in page): pre-selected below.
+        hint = (params.get("login_hint") or "").strip()
         return self._sign_in_or_answer(
             request, action=self.sso_url, sp_entity_id=authn.sp_entity_id, acs_url=authn.acs_url,
             carry=carry, in_response_to=authn.id, relay_state=relay_state,
+            hint=hint if len(hint) <= MAX_EMAIL and EMAIL.match(hint) else "",
         )  # fmt: skip
 
     def start_endpoint(self, request: Request) -> Response:
@@ -306,11 +309,12 @@ class DevIdP:
         carry: dict[str, str | None],
         in_response_to: str | None,
         relay_state: str | None,
+        hint: str = "",
     ) -> Response:
         def form(error: str | None = None, typed: dict[str, str] | None = None) -> Response:
             body = pages.sign_in_body(
                 action=action, sp_entity_id=sp_entity_id, acs_url=acs_url, users=self._labels(),
-                carry=carry, error=error, typed=typed,
+                carry=carry, error=error, typed=typed, hint=hint,
             )  # fmt: skip
             return pages.page(
                 f"Sign in to {_host(acs_url)}",

@@ -102,6 +102,10 @@ def autopost_response(action: str, fields: Mapping[str, str | None]) -> Response
     )
 
 
+# The listed user the SP's login hint names: focused, so Enter signs them in.
+HINTED = ' autofocus class="hinted"'
+
+
 def sign_in_body(
     *,
     action: str,
@@ -111,14 +115,29 @@ def sign_in_body(
     carry: Mapping[str, str | None],
     error: str | None = None,
     typed: Mapping[str, str] | None = None,
+    hint: str = "",
 ) -> str:
-    """Pick a listed user, or type any email (and optional names); ``carry`` rides along hidden."""
+    """Pick a listed user, or type any email (and optional names); ``carry`` rides along hidden.
+
+    ``hint``: the address the SP says was typed there (its login hint). A listed user with
+    that address is pre-selected (focused, marked); any other fills the typed field."""
+    listed = {email.lower() for email, _ in users}
+    users = list(users)
+    if hint and not typed and hint.lower() not in listed:
+        typed = {"user": hint}
     typed = typed or {}
     hidden = hidden_fields(carry)
     notice = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+    hinted_listed = bool(hint) and hint.lower() in listed
+
+    def chosen(email: str) -> bool:
+        return bool(hint) and email.lower() == hint.lower()
+
     buttons = "".join(
-        f'<li><button type="submit" name="user" value="{escape(email)}">'
-        f"Sign in as <strong>{escape(label)}</strong> &lt;{escape(email)}&gt;</button></li>"
+        f'<li><button type="submit" name="user" value="{escape(email)}"'
+        f"{HINTED if chosen(email) else ''}>"
+        f"Sign in as <strong>{escape(label)}</strong> &lt;{escape(email)}&gt;"
+        f"{' (the address you typed)' if chosen(email) else ''}</button></li>"
         for email, label in users
     )
     pick = (
@@ -134,7 +153,7 @@ def sign_in_body(
         f'<h2>Or type any user</h2><form method="post" action="{escape(action)}">{hidden}'
         '<label for="user">Email</label>'
         f'<input id="user" name="user" type="email" required autocomplete="off"'
-        f' value="{escape(typed.get("user", ""))}">'
+        f' value="{escape(typed.get("user", ""))}"{"" if hinted_listed or not hint else " autofocus"}>'
         '<label for="first_name">First name (optional)</label>'
         f'<input id="first_name" name="first_name" type="text" maxlength="100"'
         f' value="{escape(typed.get("first_name", ""))}">'

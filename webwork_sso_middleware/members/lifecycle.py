@@ -100,42 +100,7 @@ def sign_in(
     ``known``: what the ACS already read for an address in this transaction
     (store/sign_in.py's ``sign_in_lookup``); used only when it has this address's key."""
     now = now or utcnow()
-    try:
-        cleaned, key, domain = address_key(address)
-    except InvalidName as invalid:
-        raise SignInRefused("invalid_name_id", f"the NameID {invalid.reason}") from None
-    if known is not None and known.key != key:
-        known = None  # read for another address than the verified one
-    verifier = known.verifier if known else domain_store.verifier_of(unit, domain)
-    if verifier is not None and verifier != workspace_id:
-        raise SignInRefused(
-            "domain_verified_elsewhere",
-            f"{domain} is verified by another workspace, so this workspace's IdP cannot sign "
-            f"in {cleaned}",
-        )
-    member = (
-        sign_in_store.verified_member(unit, workspace_id, key, known.member)
-        if known
-        else sign_in_store.login_member(unit, workspace_id, key)
-    )
-    if member is not None and member.user_name_key != key:
-        # Found through another address (its SCIM-written email): the member's own name must
-        # pass too, or an alias would sign in someone named in another workspace's domain.
-        named = names.domain_of(member.user_name_key)
-        named_by = domain_store.verifier_of(unit, named) if named else None
-        if named_by is not None and named_by != workspace_id:
-            raise SignInRefused(
-                "domain_verified_elsewhere",
-                f"{cleaned} belongs to the member "
-                f"{member.user_name_key}, whose domain {named} another workspace has verified",
-            )
-    if verifier is None and (member is None or member.source != "scim"):
-        # Not our domain: only a member our own SCIM provisioned (a contractor) may come in.
-        raise SignInRefused(
-            "domain_not_verified",
-            f"{domain} is not a verified domain of this workspace, and {cleaned} is not a member "
-            "its SCIM provisioned; verify the domain, or provision the member first",
-        )
+    cleaned, key, member = _admissible(unit, workspace_id, address, known)
     if member is None:
         changes = _changed_profile(None, profile)
         member_id = sign_in_store.create_member_at_login(
@@ -200,6 +165,69 @@ def sign_in(
         groups=groups,
     )
     return Admission(member.id, member.session_generation, created=False)
+
+
+def check_sign_in(
+    unit: UnitOfWork,
+    workspace_id: int,
+    address: str,
+    *,
+    known: sign_in_store.LoginLookup | None = None,
+) -> str:
+    """What :func:`sign_in` would do for ``address``, writing nothing (the owner's test
+    sign-in): "created" (a new member at first sign-in), "admitted" (an active member) or
+    "deactivated"; raises SignInRefused exactly as :func:`sign_in` would."""
+    _, _, member = _admissible(unit, workspace_id, address, known)
+    if member is None:
+        return "created"
+    return "admitted" if member.active else "deactivated"
+
+
+def _admissible(
+    unit: UnitOfWork,
+    workspace_id: int,
+    address: str,
+    known: sign_in_store.LoginLookup | None,
+) -> tuple[str, str, sign_in_store.LoginMember | None]:
+    """The refusals of a sign-in, shared by :func:`sign_in` and :func:`check_sign_in`:
+    (the cleaned address, its key, the member it names or None)."""
+    try:
+        cleaned, key, domain = address_key(address)
+    except InvalidName as invalid:
+        raise SignInRefused("invalid_name_id", f"the NameID {invalid.reason}") from None
+    if known is not None and known.key != key:
+        known = None  # read for another address than the verified one
+    verifier = known.verifier if known else domain_store.verifier_of(unit, domain)
+    if verifier is not None and verifier != workspace_id:
+        raise SignInRefused(
+            "domain_verified_elsewhere",
+            f"{domain} is verified by another workspace, so this workspace's IdP cannot sign "
+            f"in {cleaned}",
+        )
+    member = (
+        sign_in_store.verified_member(unit, workspace_id, key, known.member)
+        if known
+        else sign_in_store.login_member(unit, workspace_id, key)
+    )
+    if member is not None and member.user_name_key != key:
+        # Found through another address (its SCIM-written email): the member's own name must
+        # pass too, or an alias would sign in someone named in another workspace's domain.
+        named = names.domain_of(member.user_name_key)
+        named_by = domain_store.verifier_of(unit, named) if named else None
+        if named_by is not None and named_by != workspace_id:
+            raise SignInRefused(
+                "domain_verified_elsewhere",
+                f"{cleaned} belongs to the member "
+                f"{member.user_name_key}, whose domain {named} another workspace has verified",
+            )
+    if verifier is None and (member is None or member.source != "scim"):
+        # Not our domain: only a member our own SCIM provisioned (a contractor) may come in.
+        raise SignInRefused(
+            "domain_not_verified",
+            f"{domain} is not a verified domain of this workspace, and {cleaned} is not a member "
+            "its SCIM provisioned; verify the domain, or provision the member first",
+        )
+    return cleaned, key, member
 
 
 def lookup_key(address: str | None) -> tuple[str, str] | None:

@@ -32,7 +32,7 @@ from ..store import sign_in_target as target_store
 from ..store.db import Database, UnitOfWork
 from ..store.workspaces import SLUG_PATTERN
 from ..urls import PublicUrls, workspace_path
-from .login_flow import LoginFlow
+from .login_flow import LOGIN_HINT, LoginFlow
 from .logout import LogoutPage
 from .pages import SIGN_IN_FORM_ACTION, email_form, error_page, page, workspace_form
 from .redirects import safe_next
@@ -171,7 +171,7 @@ class SamlApplication:
                     form_action=SIGN_IN_FORM_ACTION,
                 )
             # No existence check here: /saml/<slug>/login answers every slug alike.
-            return _start_login(site, workspace, next_path)
+            return _start_login(site, workspace, next_path, email)
         slug = None
         try:
             _, _, domain = lifecycle.address_key(email, "email")
@@ -182,7 +182,7 @@ class SamlApplication:
                 lambda unit: target_store.sso_workspace_for_domain(unit, domain), write=False
             )
         if slug is not None:
-            return _start_login(site, slug, next_path)
+            return _start_login(site, slug, next_path, email)
         message = (
             "<p>Single sign-on is not set up for that address's domain. If your "
             "organisation uses SSO, enter your workspace's ID (ask your administrator "
@@ -195,7 +195,9 @@ class SamlApplication:
         )
 
 
-def _start_login(site: PublicUrls, slug: str, next_path: str) -> Response:
-    """On to the workspace's SP-initiated sign-in, ``next`` kept (relative to the mount)."""
+def _start_login(site: PublicUrls, slug: str, next_path: str, email: str = "") -> Response:
+    """On to the workspace's SP-initiated sign-in, ``next`` kept (relative to the mount), and
+    the typed address as the IdP's login hint (login_flow.py), so it need not be typed again."""
     login = site.link(workspace_path(slug, "login"))
-    return redirect(f"{login}?" + urlencode({"next": next_path}), code=303)
+    query = {"next": next_path} | ({LOGIN_HINT: email} if email else {})
+    return redirect(f"{login}?" + urlencode(query), code=303)

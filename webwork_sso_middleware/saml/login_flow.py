@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from saml2 import BINDING_HTTP_POST
 from saml2.client_base import SignOnError
@@ -23,6 +24,7 @@ from ..idp_metadata.fetching import MetadataFetcher
 from ..logs import package_logger
 from ..members import lifecycle
 from ..sessions.manager import SamlSubject
+from ..sessions.sign_in_tests import SignInTests
 from ..sp_keys import SpKeyRing, SpKeys
 from ..store import replay_cache
 from ..store import roles as role_store
@@ -31,7 +33,8 @@ from ..store import sign_in_target as target_store
 from ..store.db import Database, UnitOfWork
 from ..store.models import SSO_PLANS, utcnow
 from ..store.sign_in_target import SignInTarget
-from ..urls import PublicUrls, WorkspaceUrls, public_urls
+from ..urls import PublicUrls, WorkspaceUrls, public_urls, workspace_path
+from . import tested_sign_in
 from .acs import AssertionConsumer, VerifiedAssertion
 from .failures import record_failure, record_groups_dropped
 from .login_state import (
@@ -56,6 +59,12 @@ if TYPE_CHECKING:
 
 log = package_logger(__name__)
 
+# The address typed on the sign-in page, passed to the IdP beside the AuthnRequest as the query
+# parameter Microsoft Entra ID reads (the dev IdP too); an IdP that does not know it ignores it.
+# It only pre-fills the IdP's form: the assertion says who signed in, never this.
+LOGIN_HINT = "login_hint"
+MAX_LOGIN_HINT = 320
+
 REPLAY_CACHE_PURGE_EVERY = (
     60.0  # seconds between deletions of expired replay-cache rows, per worker
 )
@@ -77,6 +86,7 @@ class LoginFlow:
         self.keys = SpKeys(database, secret_keys=settings.secret_key)
         self.login_requests = LoginRequests(signing=sessions.signing)
         self.pending_sign_ins = PendingSignIns(signing=sessions.signing)
+        self.sign_in_tests = SignInTests(signing=sessions.signing)
         self._next_purge = 0.0
 
     # -- helpers ------------------------------------------------------------------------------
@@ -155,11 +165,25 @@ class LoginFlow:
 
     def start_login(self, request: Request, slug: str) -> Response:
         next_path = safe_next(request.args.get("next"))
+        ticket = request.args.get("test")
         try:
             self.prepare(slug)
 
             def work(unit: UnitOfWork) -> tuple[OutgoingMessage, str]:
                 target, provider = self.usable_provider(request, slug, unit)
+                # The owner's test sign-in: only with a ticket the settings page issued.
+                test = None
+                if ticket is not None:
+                    test = self.sign_in_tests.read(ticket, target.workspace_id)
+                    if test is None:
+                        raise Rejection(
+                            "test_expired",
+                            "this test sign-in is not valid or has expired; start it again "
+                            "from the settings page",
+                            status=403,
+                        )
+                    nonlocal next_path
+                    next_path = workspace_path(target.slug, "settings")
                 relay_state = new_relay_state()
                 try:
                     message = provider.authn_request(relay_state)
@@ -175,7 +199,7 @@ class LoginFlow:
                 # started: it binds the answer to this browser, and nothing is written here.
                 started = [
                     *self.login_requests.read(request, target.workspace_id),
-                    self.login_requests.new(message.request_id, relay_state, next_path),
+                    self.login_requests.new(message.request_id, relay_state, next_path, test),
                 ]
                 return message, self.login_requests.cookie(
                     provider.urls, target.workspace_id, started
@@ -193,17 +217,22 @@ class LoginFlow:
                 reason=rejection.public_code,
                 status=rejection.status,
             )
+        hint = _login_hint(request.args.get(LOGIN_HINT))
         if message.binding == BINDING_HTTP_POST:
             # An IdP that takes requests by POST only (SimpleSAMLphp, samlify can publish
             # that): the browser carries the request there in a form it submits.
-            response = autopost_page(message.url, message.fields)
+            fields = dict(message.fields) | ({LOGIN_HINT: hint} if hint else {})
+            response = autopost_page(message.url, fields)
         else:
-            response = redirect(message.url, code=302)
+            # Beside the signed query (SAMLRequest, RelayState, SigAlg, Signature): never signed.
+            extra = ("&" + urlencode({LOGIN_HINT: hint})) if hint else ""
+            response = redirect(message.url + extra, code=302)
         response.headers.add("Set-Cookie", cookie)
         return response
 
     def acs(self, request: Request, slug: str) -> Response:
         seen = None
+        answering: list[LoginRequest] = []  # the request the response answers, once known
         try:
             try:
                 form = read_form(request, self.settings.max_body_bytes)
@@ -219,7 +248,9 @@ class LoginFlow:
             # response must not replace another member's.
             current = self.current_member(request) if seen.in_response_to is None else None
             return self.database.run(
-                lambda unit: self.sign_in(request, unit, slug, seen, relay_state, current)
+                lambda unit: self.sign_in(
+                    request, unit, slug, seen, relay_state, current, answering
+                )
             )
         except OtherMemberSignedIn as refused:
             record_failure(self.database, slug, refused, refused.email)
@@ -234,6 +265,16 @@ class LoginFlow:
                 lambda mapping: claimed_email(seen, mapping.get("email")),
                 verified=seen is not None and seen.signature_verified,
             )
+            test = answering[0].test if answering else None
+            if test is not None:  # the owner's test: its result goes back to the settings page
+                tested_sign_in.record_refusal(
+                    self.database,
+                    slug,
+                    test,
+                    rejection,
+                    lambda mapping: claimed_email(seen, mapping.get("email")),
+                )
+                return tested_sign_in.back_to_settings(self.site(request), slug, test)
             return error_page(
                 "Sign-in failed",
                 rejection.public_text,
@@ -250,6 +291,7 @@ class LoginFlow:
         seen: Any,
         relay_state: str | None,
         current: Member | None,
+        answering: list[LoginRequest] | None = None,
     ) -> Response:
         # One statement reads the workspace (locked) and the member the response claims.
         claimed = lifecycle.lookup_key(claimed_email(seen))
@@ -274,6 +316,8 @@ class LoginFlow:
                     "that was not started in this browser, or has expired; start "
                     "again from the sign-in page",
                 )
+            if answering is not None:
+                answering.append(answered)
         consumer = AssertionConsumer(
             provider,
             clock_skew=self.clock_skew,
@@ -300,6 +344,19 @@ class LoginFlow:
         if used is not None:
             raise Rejection("unknown_in_response_to", "the sign-in request was already used")
         self.purge_when_due(unit, now)
+        if answered is not None and answered.test is not None:
+            # The owner's test: judged as a sign-in would be, and no session (tested_sign_in.py).
+            tested_sign_in.check(unit, workspace_id, verified, answered.test, known)
+            response = tested_sign_in.back_to_settings(
+                self.site(request), target.slug, answered.test
+            )
+            response.headers.add(
+                "Set-Cookie",
+                self.login_requests.cookie(
+                    provider.urls, workspace_id, [r for r in started if r.id != answered.id]
+                ),
+            )
+            return response
         if answered is not None:
             # This browser asked for this sign-in: it may replace whatever session it holds.
             response = self.finish(
@@ -460,6 +517,13 @@ class LoginFlow:
             # The person sees the code; the owner's diagnostics get the detail (record_failure).
             raise Rejection(refused.code, refused.detail, status=403) from None
         return (admitted.member_id, admitted.session_generation) if admitted else None
+
+
+def _login_hint(value: str | None) -> str | None:
+    """The typed address when it is one (names.py's rules), else None."""
+    if not value or len(value) > MAX_LOGIN_HINT or lifecycle.lookup_key(value) is None:
+        return None
+    return value.strip()
 
 
 def _unavailable(code: str, detail: str) -> Rejection:

@@ -35,6 +35,7 @@ from ..errors import SignatureRefused
 from ..identity import Member
 from ..logs import package_logger
 from ..roles import group_order, prioritised
+from ..sessions.sign_in_tests import SignInTest
 from ..signing import Purpose, Signing
 from ..urls import WorkspaceUrls
 from .acs import VerifiedAssertion
@@ -103,6 +104,8 @@ class LoginRequest:
     relay_state: str
     next_path: str
     expires_at: int  # epoch seconds
+    # The owner's test sign-in (sessions/sign_in_tests.py): the ACS checks, starts no session.
+    test: SignInTest | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,9 +170,11 @@ class LoginRequests:
         )
         self.clock = clock
 
-    def new(self, request_id: str, relay_state: str, next_path: str) -> LoginRequest:
+    def new(
+        self, request_id: str, relay_state: str, next_path: str, test: SignInTest | None = None
+    ) -> LoginRequest:
         expires = int(self.clock() + REQUEST_LIFETIME.total_seconds())
-        return LoginRequest(request_id, relay_state, next_path, expires)
+        return LoginRequest(request_id, relay_state, next_path, expires, test)
 
     def read(self, request: Request, workspace_id: int) -> list[LoginRequest]:
         """This browser's live requests for the workspace, oldest first."""
@@ -200,7 +205,7 @@ class LoginRequests:
                 [
                     FORMAT,
                     workspace_id,
-                    [[r.id, r.relay_state, r.next_path, r.expires_at] for r in kept],
+                    [_request_item(r) for r in kept],
                 ]
             )
             if len(value) <= MAX_COOKIE_VALUE or len(kept) == 1:
@@ -210,10 +215,22 @@ class LoginRequests:
         return self._cookies.clearing_cookie(urls, cross_site=True)
 
 
+def _request_item(request: LoginRequest) -> list[Any]:
+    item: list[Any] = [request.id, request.relay_state, request.next_path, request.expires_at]
+    if request.test is not None:
+        item += [request.test.nonce, request.test.mark]
+    return item
+
+
 def _login_request(item: Any) -> LoginRequest | None:
-    if not (isinstance(item, list) and len(item) == 4):
+    if not (isinstance(item, list) and len(item) in (4, 6)):
         return None
-    request_id, relay_state, next_path, expires_at = item
+    request_id, relay_state, next_path, expires_at = item[:4]
+    test = None
+    if len(item) == 6:
+        if not (isinstance(item[4], str) and isinstance(item[5], str)):
+            return None
+        test = SignInTest(item[4], item[5])
     if not (
         isinstance(request_id, str)
         and isinstance(relay_state, str)
@@ -221,7 +238,7 @@ def _login_request(item: Any) -> LoginRequest | None:
         and type(expires_at) is int
     ):
         return None
-    return LoginRequest(request_id, relay_state, next_path, expires_at)
+    return LoginRequest(request_id, relay_state, next_path, expires_at, test)
 
 
 class PendingSignIns:

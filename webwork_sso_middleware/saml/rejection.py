@@ -112,6 +112,8 @@ PUBLIC_REASONS: dict[str, str] = {
     "request_not_bound": "This sign-in was started in another browser, or its cookie is "
     "gone. Please sign in again from this browser.",
     "sign_in_expired": "This sign-in was already finished, or took too long. Please sign in again.",
+    "test_expired": "This test sign-in is not valid or has expired. Start it again from the "
+    "settings page.",
     "pending_too_large": "This sign-in carries too much to finish here. Please start it from "
     "this site's sign-in page.",
     # Single logout (single_logout.py): a refused LogoutRequest ends nothing.

@@ -161,6 +161,30 @@ def latest(
     return list(unit.session.scalars(query))
 
 
+def find(
+    unit: UnitOfWork,
+    workspace_id: int,
+    action: str,
+    target_id: str,
+    *,
+    since: dt.datetime,
+) -> AuditEvent | None:
+    """The newest event of ``action`` about ``target_id`` since ``since`` (a test sign-in's
+    result, found by its nonce), or None."""
+    query = (
+        select(AuditEvent)
+        .where(
+            AuditEvent.workspace_id == workspace_id,
+            AuditEvent.action == action,
+            AuditEvent.target_id == target_id,
+            AuditEvent.occurred_at >= since,
+        )
+        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        .limit(1)
+    )
+    return unit.session.scalars(query).first()
+
+
 def purge(unit: UnitOfWork, *, before: dt.datetime, limit: int = 1000) -> int:
     """Delete up to ``limit`` of the oldest events that happened before ``before``; how many."""
     # By id, which grows with time: the walk stops after ``limit`` old rows, not at the end.
