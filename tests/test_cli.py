@@ -1058,7 +1058,11 @@ def test_serve_says_sso_is_on_and_logs_requests_redacted_escaped_and_uncoloured(
     assert '"GET /x\\x1b[31mred\\x07?SAMLRequest=…&RelayState=…&page=2 HTTP/1.1" 404' in log
     assert '"GET /saml/demo/settings?link=… HTTP/1.1" 200' in log
     # The sign-in's real AuthnRequest, as the dev IdP beside serve logged it.
-    assert re.search(r'"GET /idp/sso\?SAMLRequest=…&RelayState=… HTTP/1.1" 200', log), log
+    # (login_hint: the address typed on /saml/login, which the dev IdP pre-selects.)
+    assert re.search(
+        r'"GET /idp/sso\?SAMLRequest=…&RelayState=…(&login_hint=owner@example\.com)? HTTP/1.1" 200',
+        log,
+    ), log
     assert set(re.findall(r"(?:SAMLRequest|RelayState|SAMLResponse)=([^&\s\"]*)", log)) == {"…"}
 
 
