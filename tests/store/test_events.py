@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from sqlalchemy import delete, func, insert, select, text, update
@@ -356,13 +357,43 @@ def test_another_connection_numbering_or_writing_never_fails_a_reader(
     try:
         holding = other.begin()  # another reader, numbering right now
         other.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": SEQUENCE_LOCK})
-        # Not LockNotAvailable after lock_timeout: what is numbered, at once.
+        # Stuck past lock_timeout: not LockNotAvailable, but what is numbered.
         assert [e.member_id for e in EventFeed(impatient).since()] == ["numbered"]
         holding.rollback()
         assert [e.member_id for e in EventFeed(impatient).since()] == ["numbered", "waiting"]
     finally:
         other.close()
         impatient.dispose()
+
+
+def test_a_reader_waits_for_another_reader_numbering_so_an_empty_page_means_caught_up(
+    database: Database, workspace_id: int
+):
+    database.run(lambda unit: record(unit, workspace_id, "numbered"))
+    feed = EventFeed(database)
+    cursor = feed.since()[-1].cursor
+    database.run(lambda unit: record(unit, workspace_id, "committed before the call"))
+    other = database.engine.connect()
+    try:
+        # Another reader that is numbering and has not committed: on PostgreSQL it holds the
+        # numbering lock; on SQLite, the write lock every numbering takes.
+        if POSTGRES_URL:
+            holding = other.begin()
+            other.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": SEQUENCE_LOCK})
+        else:
+            other = other.execution_options(sqlite_immediate=True)
+            holding = other.begin()
+        release = threading.Timer(0.3, holding.rollback)
+        release.start()
+        started = time.monotonic()
+        try:
+            page = feed.since(cursor)
+        finally:
+            release.join()
+        assert time.monotonic() - started >= 0.25  # it waited for the holder...
+        assert [e.member_id for e in page] == ["committed before the call"]  # ...not empty
+    finally:
+        other.close()
 
 
 def test_a_big_batch_is_numbered_in_several_transactions(

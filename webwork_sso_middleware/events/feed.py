@@ -113,8 +113,10 @@ class EventFeed:
 
         At-least-once: a reader that stores its cursor only after handling the events may
         see an event again after a crash, never miss one (events older than
-        ``audit_retention_days`` are purged). Each call numbers a bounded batch of new events
-        first, so a large backlog comes over several calls, some perhaps empty: poll again.
+        ``audit_retention_days`` are purged). An empty list means caught up with what
+        committed before the call (another reader numbering is waited for), except after a
+        burst of more than SINCE_BATCHES * SEQUENCE_BATCH events: each call numbers that
+        many, so a list of one workspace may be empty while its events wait: poll again.
         Raises InvalidCursor for a cursor that no ``since`` of this database handed out (or
         not a str), UnknownWorkspace for a slug no workspace has, ConfigurationError for a
         ``limit`` outside 1..1000.

@@ -9,10 +9,11 @@ Readers follow a cursor, ``seq``. A writer does not number its row (``seq`` NULL
 PostgreSQL an id is allocated at insert, not at commit, so a reader whose cursor were "the
 highest id seen" would skip an event that commits later with a lower id. Instead a reader
 first numbers the committed, unnumbered rows (:func:`sequence`), one reader at a time
-(PostgreSQL: a transaction-scoped advisory lock, tried and never waited for; SQLite: its write
-lock), in pk order after the highest number so far; then it reads ``seq > cursor``. A row
-still uncommitted is invisible to the numbering and gets a higher ``seq`` once it commits, so
-no reader ever misses it. A reader only reads numbered rows, so numbering a bounded batch per
+(PostgreSQL: a transaction-scoped advisory lock; SQLite: its write lock; a reader that finds
+another numbering waits for it to commit, so an empty page means caught up), in pk order
+after the highest number so far; then it reads ``seq > cursor``. A row still uncommitted is
+invisible to the numbering and gets a higher ``seq`` once it commits, so no reader ever
+misses it. A reader only reads numbered rows, so numbering a bounded batch per
 read is safe: the rest is numbered (higher) by the next reads. Writers pay nothing for this:
 one insert, no lock.
 
@@ -43,6 +44,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from .driver import DriverStatement
 from .models import (
@@ -79,6 +82,8 @@ SOURCES = frozenset({"scim", "saml", "settings", "cli"})
 
 # One sequencer at a time on PostgreSQL (the migration lock in db.py is 742311).
 SEQUENCE_LOCK = 742312
+# PostgreSQL's SQLSTATE when lock_timeout ends a wait.
+LOCK_NOT_AVAILABLE = "55P03"
 # The most rows one sequencing transaction numbers: a short write lock, whatever the backlog.
 SEQUENCE_BATCH = 5000
 # Rows per INSERT of record_many (9 parameters each; SQLAlchemy also keeps each statement
@@ -218,17 +223,14 @@ def _row(workspace_id: int, event: NewEvent) -> dict[str, Any]:
 def sequence(unit: UnitOfWork, *, batch: int | None = None) -> int:
     """Number the committed, unnumbered events after the highest number so far, in pk order
     (at most ``batch``, default SEQUENCE_BATCH), in one statement; how many. Run in a write
-    transaction of its own, before a read. On PostgreSQL, 0 at once when another reader is
-    numbering: it numbers these, and waiting for it could only fail on lock_timeout."""
+    transaction of its own, before a read. On PostgreSQL, when another reader is numbering,
+    this waits for it to commit (milliseconds), so that what committed before the call is
+    numbered when it returns; 0 when that reader holds on past lock_timeout."""
     batch = batch or SEQUENCE_BATCH
     connection = unit.connection
-    if connection.dialect.name == "postgresql":
-        # Read committed: every statement after the lock sees the previous sequencer's numbers.
-        locked = connection.execute(
-            text("SELECT pg_try_advisory_xact_lock(:lock)"), {"lock": SEQUENCE_LOCK}
-        ).scalar_one()
-        if not locked:
-            return 0
+    # Read committed: every statement after the lock sees the previous sequencer's numbers.
+    if connection.dialect.name == "postgresql" and not _numbering_lock(connection):
+        return 0
     top = connection.execute(select(_SEQUENCE.c.last).where(_SEQUENCE.c.id == 1)).scalar()
     if top is None:
         # The migration made the row; a table emptied by hand (TRUNCATE) gets it again, from
@@ -249,6 +251,27 @@ def sequence(unit: UnitOfWork, *, batch: int | None = None) -> int:
     if numbered:
         connection.execute(update(_SEQUENCE).where(_SEQUENCE.c.id == 1).values(last=top + numbered))
     return int(numbered or 0)
+
+
+def _numbering_lock(connection: Connection) -> bool:
+    """Take the numbering lock (PostgreSQL), waiting for a reader that holds it: it numbers
+    a bounded batch and commits within milliseconds, and only after its commit does this
+    reader's page include what was committed before its call, so an empty page means "caught
+    up". False, with the transaction still usable, when the holder keeps it past
+    lock_timeout (a stuck transaction): the caller reads what is numbered, never fails."""
+    try_lock = text("SELECT pg_try_advisory_xact_lock(:lock)")
+    if connection.execute(try_lock, {"lock": SEQUENCE_LOCK}).scalar_one():
+        return True  # the usual case: one statement, no savepoint
+    savepoint = connection.begin_nested()
+    try:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": SEQUENCE_LOCK})
+    except OperationalError as exc:
+        savepoint.rollback()
+        if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            return False
+        raise
+    savepoint.commit()
+    return True
 
 
 def unsequenced(unit: UnitOfWork) -> bool:
