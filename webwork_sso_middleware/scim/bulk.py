@@ -21,7 +21,9 @@ Decisions, deliberately:
   RFC allows a server to stop there), as is a reference to a bulkId no POST declares or whose
   POST failed. A bulkId declared twice makes the whole request 400.
 * **failOnErrors** (an integer of at least 1): processing stops once that many operations have
-  failed; the operations not run are left out of the response (RFC 7644 3.7.3).
+  failed; the operations not run are left out of the response (RFC 7644 3.7.3). An operation
+  answered 503 (the store unavailable) stops processing too, whatever failOnErrors says: the
+  next ones would each wait out the busy timeout only to fail alike.
 * Each operation's entry carries ``method``, ``bulkId`` (when given), ``location`` and
   ``version`` (when known) and ``status`` as a string; ``response`` only for a failure, the
   SCIM error (RFC: a success MAY omit it, and omitting keeps a 1,000-operation answer small).
@@ -110,7 +112,7 @@ def process(request: Request, target: BulkTarget, limits: BulkLimits) -> Reply:
             declared[op.bulk_id] = op.index
     run = _Run(request, target, declared)
     pending = list(operations)
-    while pending and run.errors < fail_on_errors:
+    while pending and run.errors < fail_on_errors and not run.unavailable:
         # The first operation (in request order) that waits for no pending POST runs next.
         ready = next((op for op in pending if not run.waits(op)), None)
         if ready is None:  # every one left waits for another: a cycle
@@ -235,6 +237,7 @@ class _Run:
         self.resolved: dict[str, str] = {}  # bulkId -> the id its POST created
         self.entries: dict[int, dict[str, Any]] = {}
         self.errors = 0
+        self.unavailable = False  # an operation found the store unavailable: stop there
 
     def waits(self, op: Operation) -> bool:
         """Whether ``op`` refers to a bulkId whose POST (another operation) has not run yet."""
@@ -245,6 +248,7 @@ class _Run:
 
     def fail(self, op: Operation, error: ScimError, location: str | None = None) -> None:
         self.errors += 1
+        self.unavailable = self.unavailable or error.status == 503
         self.entries[op.index] = self._entry(op, str(error.status), location)
         self.entries[op.index]["response"] = error.to_scim()
 
