@@ -381,3 +381,26 @@ def test_hostile_workspace_cannot_reach_another_through_bulk(scim: ScimClient, m
     assert scim.get("/Users").json["totalResults"] == 1
     assert evil.get("/Users").json["totalResults"] == 1
     assert [e.kind for e in middleware.events.since(workspace="evil")] == ["member.created"]
+
+
+def test_deeply_nested_data_fails_alone_without_a_500(scim: ScimClient, middleware):
+    for depth in (900, 5000):
+        data = json.dumps(okta_user("a@acme.test"))[:-1] + ', "nickName": ' + "[" * depth
+        data += '"x"' + "]" * depth + "}"
+        raw = '{"Operations": [{"method": "POST", "path": "/Users", "bulkId": "a", "data": '
+        raw += data + "}]}"
+        response = scim.app.post(
+            "/scim/v2/Bulk",
+            raw.encode(),
+            headers={**scim.headers, "Content-Type": "application/scim+json"},
+            expect_errors=True,
+        )
+        if response.status_int == 200:  # parsed: the operation is refused alone
+            (op,) = response.json["Operations"]
+            assert op["status"] == "400" and op["response"]["scimType"] in (
+                "invalidValue",
+                "invalidSyntax",
+            )
+        else:  # too deep to parse at all
+            assert_scim_error(response, 400, "invalidSyntax")
+    assert count(middleware, Member) == 0

@@ -57,6 +57,10 @@ WRITES = frozenset(
     for kind in ("user", "group")
 )
 REFERENCE = "bulkId:"
+# How deep in an operation's data references are looked for: a User's, Group's or PATCH
+# body's "value" lies within five levels; deeper data is passed on as it is (and the
+# endpoint judges it), so a hostile nesting costs no recursion here.
+REFERENCE_DEPTH = 8
 # Request headers an operation must not inherit from the bulk request.
 NOT_INHERITED = (
     "HTTP_IF_MATCH",
@@ -204,15 +208,17 @@ def _path_references(path: str | None) -> list[str]:
     return [s[len(REFERENCE) :] for s in segments if s.startswith(REFERENCE)]
 
 
-def _data_references(data: Any, under_value: bool = False) -> list[str]:
+def _data_references(data: Any, under_value: bool = False, depth: int = 0) -> list[str]:
+    if depth > REFERENCE_DEPTH:
+        return []
     if isinstance(data, dict):
         return [
             ref
             for key, item in data.items()
-            for ref in _data_references(item, str(key).lower() == "value")
+            for ref in _data_references(item, str(key).lower() == "value", depth + 1)
         ]
     if isinstance(data, list):
-        return [ref for item in data for ref in _data_references(item, under_value)]
+        return [ref for item in data for ref in _data_references(item, under_value, depth + 1)]
     if under_value and isinstance(data, str) and data.startswith(REFERENCE):
         return [data[len(REFERENCE) :]]
     return []
@@ -264,7 +270,11 @@ class _Run:
             self.fail(op, error)
             return
         location = None if op.method == "POST" else self.base + path
-        sub = self._request(op.method, path, data, op.version)
+        try:
+            sub = self._request(op.method, path, data, op.version)
+        except RecursionError:  # it parsed, but nested too deep to write back: refused alone
+            self.fail(op, invalid_syntax("the operation's data is nested too deeply"), location)
+            return
         try:
             endpoint, args = self.target.route(op.method, path)
             if endpoint not in WRITES:
@@ -305,14 +315,21 @@ class _Run:
             raise _conflict(f"circular bulkId reference: the operation refers to its own {text}")
         raise _conflict(f"{text} cannot be resolved: the operation that creates it failed")
 
-    def _substitute(self, data: Any, op: Operation, *, under_value: bool) -> Any:
+    def _substitute(self, data: Any, op: Operation, *, under_value: bool, depth: int = 0) -> Any:
+        if depth > REFERENCE_DEPTH:
+            return data
         if isinstance(data, dict):
             return {
-                key: self._substitute(item, op, under_value=str(key).lower() == "value")
+                key: self._substitute(
+                    item, op, under_value=str(key).lower() == "value", depth=depth + 1
+                )
                 for key, item in data.items()
             }
         if isinstance(data, list):
-            return [self._substitute(item, op, under_value=under_value) for item in data]
+            return [
+                self._substitute(item, op, under_value=under_value, depth=depth + 1)
+                for item in data
+            ]
         if under_value and isinstance(data, str):
             return self._resolve(data, op)
         return data
