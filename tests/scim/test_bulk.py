@@ -331,22 +331,20 @@ def test_wrong_token_is_one_failure_and_runs_nothing(scim: ScimClient, middlewar
 
 
 def test_token_revoked_mid_job_stops_what_follows(scim: ScimClient, middleware):
-    """Each operation checks the token again, in its own transaction: a rotation takes
-    effect between two operations of one job."""
-    seen: list[str] = []
-    perform = middleware.scim.perform
+    """Each operation commits, and checks the token, on its own: the first one's event is
+    delivered before the second runs, and a rotation made then refuses the second."""
+    heard: list[str] = []
 
-    def rotate_after_first(request: Any, endpoint: str, args: Any) -> Any:
-        reply = perform(request, endpoint, args)
-        if not seen:
-            seen.append(endpoint)
+    def rotate_once(event: Any) -> None:
+        heard.append(event.kind)
+        if len(heard) == 1:
             middleware.workspaces.rotate_token("acme")
-        return reply
 
-    middleware.scim.perform = rotate_after_first
+    middleware.events.subscribe(rotate_once, ["member.created"])
     ops = run(scim, bulk(post_user("a", "a@acme.test"), post_user("b", "b@acme.test")))
     assert statuses(ops) == ["201", "401"]
-    assert count(middleware, Member) == 1
+    assert ops[1]["response"]["detail"] == "invalid SCIM API token"
+    assert heard == ["member.created"] and count(middleware, Member) == 1
 
 
 def test_hostile_workspace_cannot_reach_another_through_bulk(scim: ScimClient, middleware):
