@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from webwork_sso_middleware.scim.bulk import BulkLimits
@@ -402,3 +404,121 @@ def test_deeply_nested_data_fails_alone_without_a_500(scim: ScimClient, middlewa
         else:  # too deep to parse at all
             assert_scim_error(response, 400, "invalidSyntax")
     assert count(middleware, Member) == 0
+
+
+_METHODS = st.sampled_from(["POST", "PUT", "PATCH", "DELETE", "delete", "GET", "", 7, None])
+_PATHS = st.sampled_from(
+    [
+        "/Users",
+        "/Groups",
+        "/Users/bulkId:a",
+        "/Groups/bulkId:b",
+        "/Users/bulkId:",
+        "/Users/{ada}",
+        "/Groups/{eng}",
+        "/Users/{evil}",
+        "/Groups/../Users",
+        "Users",
+        "/Users/.search",
+        "/Bulk",
+        "",
+        None,
+    ]
+)
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from(["bulkId:a", "bulkId:b", "bulkId:zz", "{ada}", "{evil}"]),
+    st.text(max_size=8),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["value", "members", "display", "op", "path"]), inner)
+    ),
+    max_leaves=8,
+)
+_DATA = st.one_of(
+    _VALUES,
+    st.sampled_from(["user", "group", "patch"]),
+)
+_OPERATIONS = st.lists(
+    st.fixed_dictionaries(
+        {"method": _METHODS, "path": _PATHS},
+        optional={
+            "bulkId": st.sampled_from(["a", "b", "c", "", 3]),
+            "version": st.sampled_from(['W/"1"', "*", 1]),
+            "data": _DATA,
+        },
+    ),
+    max_size=5,
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(operations=_OPERATIONS, fail_on_errors=st.sampled_from([None, 1, 2]))
+def test_any_job_gets_an_answer_per_operation_and_never_reaches_another_workspace(
+    scim: ScimClient, middleware: Any, operations: list[dict[str, Any]], fail_on_errors: Any
+):
+    if not hasattr(middleware, "_bulk_world"):
+        ada = scim.post("/Users", okta_user("ada@acme.test")).json["id"]
+        eng = scim.post("/Groups", {"displayName": "Eng", "members": [{"value": ada}]}).json["id"]
+        _, evil_token = middleware.workspaces.create(
+            "evil", name="Evil", plan="plus", owner_email="owner@evil.test"
+        )
+        middleware.workspaces.enable("evil", scim=True)
+        evil = ScimClient(middleware, evil_token).post("/Users", okta_user("x@evil.test")).json
+        middleware._bulk_world = {"ada": ada, "eng": eng, "evil": evil["id"]}
+    ids = middleware._bulk_world
+    bodies = {
+        "user": okta_user("new@acme.test"),
+        "group": {"displayName": "New", "members": [{"value": "bulkId:a"}]},
+        "patch": {
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": "bulkId:a"}]}],
+        },
+    }
+
+    def filled(value: Any) -> Any:
+        if isinstance(value, str):
+            if value in bodies:
+                return bodies[value]
+            for name, known in ids.items():
+                value = value.replace("{" + name + "}", known)
+            return value
+        if isinstance(value, list):
+            return [filled(v) for v in value]
+        if isinstance(value, dict):
+            return {k: filled(v) for k, v in value.items()}
+        return value
+
+    job = [filled(op) for op in operations]
+    extra = {} if fail_on_errors is None else {"failOnErrors": fail_on_errors}
+    response = scim.post("/Bulk", bulk(*job, **extra), status="*")
+    assert response.status_int in (200, 400), response.text
+    if response.status_int == 400:  # only a bulkId declared twice refuses the whole job
+        assert_scim_error(response, 400, "invalidValue")
+        return
+    entries = response.json["Operations"]
+    errors = [e for e in entries if int(e["status"]) >= 400]
+    assert len(entries) == len(job) or (fail_on_errors and len(errors) == fail_on_errors)
+    for entry in entries:
+        assert entry["status"] in {"200", "201", "204", "400", "404", "405", "409", "412"}, entry
+        if int(entry["status"]) >= 400:
+            assert entry["response"]["status"] == entry["status"]
+            assert entry["response"]["detail"]
+            if entry["status"] == "400":
+                assert entry["response"]["scimType"]
+    # The other workspace's user is never touched.
+    evil_user = ScimClient(middleware, middleware.workspaces.rotate_token("evil")).get(
+        f"/Users/{ids['evil']}"
+    )
+    assert evil_user.json["userName"] == "x@evil.test"
+    assert evil_user.json["meta"]["version"] == 'W/"1"'
