@@ -260,6 +260,8 @@ def test_malformed_operations_fail_alone(scim: ScimClient, middleware):
         assert op["response"]["status"] == op["status"] and op["response"]["detail"]
         if op["status"] == "400":
             assert op["response"]["scimType"] in ("invalidSyntax", "invalidValue")
+    # Only the one routed to a User names a location (quoted as a URL must be).
+    assert [op.get("location") for op in ops[:-1]] == [None] * 10 + [f"{BASE}/Users/a%00b"]
     assert count(middleware, Member) == 1
 
 

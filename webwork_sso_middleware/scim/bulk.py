@@ -37,7 +37,7 @@ import io
 import json
 from collections.abc import Mapping
 from typing import Any, Protocol
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from werkzeug.wrappers import Request
 
@@ -269,12 +269,12 @@ class _Run:
         except ScimError as error:
             self.fail(op, error)
             return
-        location = None if op.method == "POST" else self.base + path
         try:
             sub = self._request(op.method, path, data, op.version)
         except RecursionError:  # it parsed, but nested too deep to write back: refused alone
-            self.fail(op, invalid_syntax("the operation's data is nested too deeply"), location)
+            self.fail(op, invalid_syntax("the operation's data is nested too deeply"))
             return
+        location = None  # of the resource an operation on one names, once routed
         try:
             endpoint, args = self.target.route(op.method, path)
             if endpoint not in WRITES:
@@ -282,6 +282,8 @@ class _Run:
                     "a bulk operation creates, replaces, modifies or deletes one User or Group;"
                     f" {op.method} {op.path} is not one"
                 )
+            if op.method != "POST":
+                location = self.base + quote(path)
             status, body, headers = self.target.perform(sub, endpoint, args)
         except Exception as exc:  # noqa: BLE001 - this operation's alone; error_for logs bugs
             self.fail(op, self.target.error_for(exc, sub), location)
