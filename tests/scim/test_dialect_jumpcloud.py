@@ -14,10 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import requests
+
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.store.models import Member
 
 from ..constants import PATCH_OP
+from ..saml.conftest import Site
+from ..saml.idp import TestIdP
 from ..store_helpers import transaction
 from .conftest import ScimClient
 
@@ -155,3 +159,27 @@ def test_jumpcloud_group_management(scim: ScimClient, middleware):
     # The rival's group was never touched.
     assert rival.get(f"/Groups/{rival_group}").json["displayName"] == "Engineering"
     assert "members" not in rival.get(f"/Groups/{rival_group}").json
+
+
+def test_a_username_that_is_no_email_signs_in_by_its_email(site: Site, idp: TestIdP):
+    # The domain is not verified: only SCIM's provisioning lets this IdP sign the person in.
+    token = site.add_workspace("acme", idp, verify_domain=False)
+    scim = {"Authorization": f"Bearer {token}"}
+    body = jumpcloud_user("ada.lovelace", "ada@acme.test", "Ada", "Lovelace")
+    created = requests.post(f"{site.url}/scim/v2/Users", json=body, headers=scim)
+    assert created.status_code == 201
+
+    def sign_in() -> requests.Response:
+        browser = requests.Session()
+        response = idp.response(
+            sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="ada@acme.test"
+        )
+        return site.post_response(browser, "acme", response)
+
+    assert sign_in().status_code == 303
+    assert [m.user_name for m in site.members()] == ["ada.lovelace"]  # found, not duplicated
+    # Suspended in JumpCloud: refused at sign-in.
+    off = patch_body({"op": "replace", "value": {"active": False}})
+    requests.patch(f"{site.url}/scim/v2/Users/{created.json()['id']}", json=off, headers=scim)
+    refused = sign_in()
+    assert refused.status_code == 403 and "deactivated" in refused.text
