@@ -121,8 +121,13 @@ def options_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def metrics_response() -> Response:
     """The current app's SSO metrics as a Prometheus scrape (in the format the scraper's
-    Accept asks for). Raises ConfigurationError when the metrics option is off."""
+    Accept asks for); 404 while the metrics option is off. The counts are the whole site's:
+    serve them only where the Prometheus server can reach them, or behind a guard."""
     middleware: SSOMiddleware = current_app.extensions[EXTENSION_NAME]
+    if not middleware.metrics.enabled:
+        return current_app.response_class(
+            "Metrics are off (WEBWORK_SSO_METRICS).", status=404, content_type="text/plain"
+        )
     body, content_type = middleware.metrics.exposition(request.headers.get("Accept"))
     return current_app.response_class(
         body, content_type=content_type, headers={"Cache-Control": "no-store"}

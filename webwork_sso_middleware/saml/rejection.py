@@ -149,6 +149,8 @@ REASON_CODES: frozenset[str] = frozenset(PUBLIC_REASONS) | {
     "plan",
     "sso_disabled",
     "idp_not_configured",
+    "sp_key_missing",
+    "encrypted_not_assertion",
     "signed_in_as_other",
     "member_deactivated",
 }
