@@ -93,6 +93,11 @@ class SSOMiddleware:
         them; workspace owners map their groups to these. Default ``()`` (no roles).
     :param default_role: the role of a member none of whose groups maps to one; one of
         ``roles``. Default ``None``.
+    :param metrics: Prometheus metrics (prometheus_client, the ``metrics`` extra): ``True``
+        counts into a registry of this middleware's own, which :meth:`metrics_app` exposes; a
+        ``prometheus_client`` registry (``REGISTRY``, say) receives them instead. No label
+        names a workspace, a member, a token or a path. Default ``False``: off, and
+        prometheus_client is never imported.
     :raises UnknownOption: for a keyword that is not an option (a ``TypeError`` too).
     :raises ConfigurationError: for a missing ``secret_key`` or a value that is not valid.
     """

@@ -111,6 +111,8 @@ class SessionManager:
     ) -> None:
         self.database = database
         self.metrics = metrics
+        # Read on every request to the host app: off, the check costs one attribute test.
+        self._metered = metrics.enabled
         self.cookie_name = cookie_name
         self.secure = secure
         self.absolute_lifetime = absolute_lifetime.total_seconds()
@@ -336,9 +338,11 @@ class SessionManager:
     def _check(self, id_hash: str) -> _Check | None:
         cached = self.cache.get(id_hash)
         if cached is not None:
-            self.metrics.session_check("cache")
+            if self._metered:
+                self.metrics.session_check("cache")
             return cached
-        self.metrics.session_check("database")
+        if self._metered:
+            self.metrics.session_check("database")
         asked_at = time.monotonic()  # before the query: the bound counts from here
         try:
             rows = self.database.run(
