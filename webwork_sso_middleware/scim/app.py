@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from werkzeug.wrappers import Request, Response
 
 from ..errors import NotFound, StoreUnavailable
 from ..logs import package_logger
+from ..metrics import NO_METRICS, Metrics
 from ..store.db import Database, UnitOfWork
 from ..store.models import SSO_PLANS
 from ..store.workspaces import find_credential
@@ -104,14 +106,19 @@ class ScimApplication:
         max_body_bytes: int,
         auth_failure_limit: int = AUTH_FAILURE_LIMIT,
         auth_failure_window: dt.timedelta = AUTH_FAILURE_WINDOW,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.database = database
+        self.metrics = metrics
         self.base_url = base_url
         self.max_results = max_results
         self.max_body_bytes = max_body_bytes
-        self.throttle = AuthThrottle(database, limit=auth_failure_limit, window=auth_failure_window)
+        self.throttle = AuthThrottle(
+            database, limit=auth_failure_limit, window=auth_failure_window, metrics=metrics
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
         request = Request(environ)
         try:
             response = self.dispatch(request)
@@ -137,6 +144,13 @@ class ScimApplication:
             # A bug of ours: logged in full, answered without internals.
             log.exception("unexpected error in SCIM %s %s", request.method, request.path)
             response = self.error_response(ScimError(500, "internal error"))
+        # By resource type, never by path: ids and whatever a client invents stay out.
+        self.metrics.scim_request(
+            request.method,
+            _resource_type(environ.get("PATH_INFO", "")),
+            response.status_code,
+            time.perf_counter() - started,
+        )
         return response(environ, start_response)
 
     def scim_base(self, request: Request) -> str:
@@ -254,6 +268,12 @@ def _presented_token(request: Request) -> str | None:
     scheme, _, rest = header.partition(" ")
     token = rest.strip() if scheme.lower() == "bearer" else header
     return token if token and len(token) <= MAX_TOKEN_LENGTH else None
+
+
+def _resource_type(path: str) -> str:
+    """The first segment below the SCIM base (``Users`` of ``/Users/<id>``): metrics.py keeps
+    only the endpoints' own names and counts any other as ``other``."""
+    return path.lstrip("/").partition("/")[0]
 
 
 def _public_path(request: Request) -> str:
