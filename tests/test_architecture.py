@@ -54,8 +54,10 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         # protected path patterns (protected_paths), the member as the host sees it (identity),
         # absolute URLs (urls), request bodies (bodies), security headers (page_headers), logging
         # (logs), the one serializer per signed purpose (signing), how groups combine and give
-        # roles (roles), and which assertion attribute holds what (attribute_map).
+        # roles (roles), which assertion attribute holds what (attribute_map), and the
+        # Prometheus metrics every protocol counts into (metrics).
         {
+            "metrics",
             "roles",
             "attribute_map",
             "domains",

@@ -18,6 +18,7 @@ import datetime as dt
 
 from ..errors import MetadataError
 from ..logs import package_logger
+from ..metrics import NO_METRICS, Metrics
 from ..store.db import Database, UnitOfWork
 from ..store.identity_providers import (
     RefreshClaim,
@@ -43,10 +44,12 @@ def refresh_if_due(
     *,
     now: dt.datetime | None = None,
     fetch: Fetch = fetch_metadata,
+    metrics: Metrics = NO_METRICS,
 ) -> None:
     """Refresh the workspace's metadata from its URL when due; never raises for the IdP's faults.
 
-    Cheap when not due (one read). The SP calls this before it uses the metadata.
+    Cheap when not due (one read). The SP calls this before it uses the metadata. ``metrics``
+    counts each refresh this worker made, by result.
     """
     now = now or utcnow()
     if not database.run(lambda session: is_due(session, workspace_id, now), write=False):
@@ -68,7 +71,9 @@ def refresh_if_due(
         reason = f"{type(error).__name__}: {error}"
     else:
         database.run(lambda session: _keep(session, claim, parsed, now))
+        metrics.metadata_refresh("success")
         return
+    metrics.metadata_refresh("failure")
     log.warning(
         "IdP metadata refresh of workspace %s from %r failed: %r",
         workspace_id,

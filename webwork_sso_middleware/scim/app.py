@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from ..errors import NotFound, StoreUnavailable
 from ..logs import package_logger
+from ..metrics import NO_METRICS, Metrics
 from ..store.db import Database, UnitOfWork
 from ..store.models import SSO_PLANS
 from ..store.workspaces import find_credential
@@ -107,8 +109,10 @@ class ScimApplication:
         auth_failure_limit: int = AUTH_FAILURE_LIMIT,
         auth_failure_window: dt.timedelta = AUTH_FAILURE_WINDOW,
         bulk_max_operations: int = bulk.MAX_OPERATIONS,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.database = database
+        self.metrics = metrics
         self.base_url = base_url
         self.max_results = max_results
         self.max_body_bytes = max_body_bytes
@@ -116,14 +120,24 @@ class ScimApplication:
         self.bulk_limits = bulk.BulkLimits(
             max_operations=bulk_max_operations, max_payload_size=max_body_bytes
         )
-        self.throttle = AuthThrottle(database, limit=auth_failure_limit, window=auth_failure_window)
+        self.throttle = AuthThrottle(
+            database, limit=auth_failure_limit, window=auth_failure_window, metrics=metrics
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
         request = Request(environ)
         try:
             response = self.dispatch(request)
         except Exception as exc:  # noqa: BLE001 - error_for logs what is not a SCIM answer
             response = self.error_response(self.error_for(exc, request))
+        # By resource type, never by path: ids and whatever a client invents stay out.
+        self.metrics.scim_request(
+            request.method,
+            _resource_type(environ.get("PATH_INFO", "")),
+            response.status_code,
+            time.perf_counter() - started,
+        )
         return response(environ, start_response)
 
     @staticmethod
@@ -304,6 +318,12 @@ def _presented_token(request: Request) -> str | None:
     scheme, _, rest = header.partition(" ")
     token = rest.strip() if scheme.lower() == "bearer" else header
     return token if token and len(token) <= MAX_TOKEN_LENGTH else None
+
+
+def _resource_type(path: str) -> str:
+    """The first segment below the SCIM base (``Users`` of ``/Users/<id>``): metrics.py keeps
+    only the endpoints' own names and counts any other as ``other``."""
+    return path.lstrip("/").partition("/")[0]
 
 
 def _public_path(request: Request) -> str:
