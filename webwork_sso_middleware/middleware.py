@@ -15,6 +15,7 @@ from .domains import TxtResolver
 from .events import EventFeed
 from .idp_metadata.fetching import MetadataFetcher
 from .idp_metadata.workspaces import Workspaces
+from .logs import JsonLines, serving
 from .protected_paths import is_protected
 from .saml.app import SamlApplication
 from .scim.app import ScimApplication
@@ -92,6 +93,10 @@ class SSOMiddleware:
         them; workspace owners map their groups to these. Default ``()`` (no roles).
     :param default_role: the role of a member none of whose groups maps to one; one of
         ``roles``. Default ``None``.
+    :param log_format: ``"text"`` leaves logging to the host (the package's records carry
+        ``event``, ``workspace``, ``reason`` and ``request_id`` attributes);
+        ``"json"`` makes the package's logger write one JSON object per line to stderr
+        instead (logs.JsonLines). Default ``"text"``.
     :raises UnknownOption: for a keyword that is not an option (a ``TypeError`` too).
     :raises ConfigurationError: for a missing ``secret_key`` or a value that is not valid.
     """
@@ -139,8 +144,15 @@ class SSOMiddleware:
             if settings.audit_retention_days
             else None
         )
+        # Last: a constructor that failed above leaves the host's logging untouched.
+        self.json_lines = JsonLines() if settings.log_format == "json" else None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        # Every request gets an id (environ["webwork_sso.request_id"], and in our log records).
+        with serving(environ):
+            return self.dispatch(environ, start_response)
+
+    def dispatch(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         for key in IDENTITY_KEYS:
             environ.pop(key, None)
         path: str = environ.get("PATH_INFO", "")
@@ -205,8 +217,11 @@ class SSOMiddleware:
         return self.workspaces.sso_required(email)
 
     def close(self) -> None:
-        """Release database connections (for tests and orderly shutdown)."""
+        """Release database connections (for tests and orderly shutdown), and the JSON log
+        handler when this middleware installed the last one."""
         self.database.dispose()
+        if self.json_lines is not None:
+            self.json_lines.release()
 
 
 def _under(path: str, prefix: str) -> bool:
