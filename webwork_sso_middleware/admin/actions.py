@@ -27,6 +27,7 @@ from ..errors import (
     NotFound,
     PlanError,
 )
+from ..logs import package_logger
 from ..sp_keys.vault import SealedKeyUnreadable
 from . import confirmations, roles_section, templates
 from .access import Access
@@ -57,6 +58,8 @@ class ShowPage(Protocol):
 
 
 # The rotation buttons' actions (sp_keys_section.py) and the step each takes.
+log = package_logger(__name__)
+
 ROTATION_STEPS = {"sp_key_stage": "stage", "sp_key_activate": "activate", "sp_key_retire": "retire"}
 ROTATION_DONE = {
     "stage": "Staged a new key: the SP metadata now publishes it beside the current one. Let "
@@ -135,6 +138,13 @@ class OwnerActions:
                 status=403,
             )
         action = form.get("action", "")
+        log.info(
+            "settings action %r on %s (%s)",
+            action[:64],
+            slug,
+            "by SSO" if access.by_sso else "by settings link",
+            extra={"event": "settings.action", "workspace": slug, "reason": action[:64] or None},
+        )
         confirmation = confirmations.asked(form)
         if confirmation is not None:  # destructive: say what breaks, change nothing yet
             return page.html(

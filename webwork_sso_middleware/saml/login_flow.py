@@ -209,7 +209,12 @@ class LoginFlow:
         except Rejection as rejection:
             # Nobody is signed in yet: the reason stays in the log (not the audit log, which
             # an anonymous GET must not be able to write to).
-            log.info("SSO sign-in at %s not started: %s", slug, rejection)
+            log.info(
+                "SSO sign-in at %s not started: %s",
+                slug,
+                rejection,
+                extra={"event": "sign_in.not_started", "workspace": slug, "reason": rejection.code},
+            )
             return error_page(
                 "Single sign-on unavailable",
                 rejection.public_text,
@@ -233,6 +238,7 @@ class LoginFlow:
     def acs(self, request: Request, slug: str) -> Response:
         seen = None
         answering: list[LoginRequest] = []  # the request the response answers, once known
+        accepted: list[str] = []  # who signed in, once the sign-in committed
         try:
             try:
                 form = read_form(request, self.settings.max_body_bytes)
@@ -247,11 +253,13 @@ class LoginFlow:
             # Whose session the browser shows, asked outside the transaction: an unsolicited
             # response must not replace another member's.
             current = self.current_member(request) if seen.in_response_to is None else None
-            return self.database.run(
+            response = self.database.run(
                 lambda unit: self.sign_in(
-                    request, unit, slug, seen, relay_state, current, answering
+                    request, unit, slug, seen, relay_state, current, answering, accepted
                 )
             )
+            _log_accepted(slug, accepted)
+            return response
         except OtherMemberSignedIn as refused:
             record_failure(self.database, slug, refused, refused.email)
             return signed_in_as_other_page(refused.current.user_name, site=self.site(request))
@@ -292,6 +300,7 @@ class LoginFlow:
         relay_state: str | None,
         current: Member | None,
         answering: list[LoginRequest] | None = None,
+        accepted: list[str] | None = None,
     ) -> Response:
         # One statement reads the workspace (locked) and the member the response claims.
         claimed = lifecycle.lookup_key(claimed_email(seen))
@@ -367,6 +376,7 @@ class LoginFlow:
                 current=None,
                 site=self.site(request),
                 known=known,
+                accepted=accepted,
             )
             response.headers.add(
                 "Set-Cookie",
@@ -390,7 +400,14 @@ class LoginFlow:
             response.headers.add("Set-Cookie", cookie)
             return response
         return self.finish(
-            unit, target, verified, next_path, current=current, site=self.site(request), known=known
+            unit,
+            target,
+            verified,
+            next_path,
+            current=current,
+            site=self.site(request),
+            known=known,
+            accepted=accepted,
         )
 
     def continue_sign_in(self, request: Request, slug: str) -> Response:
@@ -398,6 +415,7 @@ class LoginFlow:
         browser's own session cookie, if it has one, comes along."""
         site = self.site(request)
         urls = site.workspace(slug.strip().lower())
+        accepted: list[str] = []
         try:
             current = self.current_member(request)
 
@@ -416,10 +434,17 @@ class LoginFlow:
                         "this sign-in was already finished, or took too long; please sign in again",
                     )
                 return self.finish(
-                    unit, target, pending.assertion, pending.next_path, current=current, site=site
+                    unit,
+                    target,
+                    pending.assertion,
+                    pending.next_path,
+                    current=current,
+                    site=site,
+                    accepted=accepted,
                 )
 
             response = self.database.run(work)
+            _log_accepted(slug, accepted)
         except OtherMemberSignedIn as refused:
             record_failure(self.database, slug, refused, refused.email)
             response = signed_in_as_other_page(refused.current.user_name, site=site)
@@ -444,12 +469,23 @@ class LoginFlow:
         current: Member | None,
         site: PublicUrls,
         known: sign_in_store.LoginLookup | None = None,
+        accepted: list[str] | None = None,
     ) -> Response:
         """Sign the member in; ``current``: the member whose session the browser holds, which
         an unsolicited response may refresh but never replace by someone else. ``next_path``
         is relative to the site's mount point, like the PATH_INFO it was taken from."""
         member = self.member_at_login(unit, target.workspace_id, verified, known)
         if member is None:
+            log.info(
+                "sign-in of %s to %s refused: deactivated",
+                verified.email,
+                target.slug,
+                extra={
+                    "event": "sign_in.refused",
+                    "workspace": target.slug,
+                    "reason": "member_deactivated",
+                },
+            )
             return error_page(
                 "Account deactivated",
                 "Your account in this workspace is "
@@ -475,6 +511,8 @@ class LoginFlow:
         cookie = self.sessions.start(
             member_id, target.workspace_id, unit, generation=generation, saml_subject=subject
         )
+        if accepted is not None:
+            accepted[:] = [verified.email]  # assigned, not appended: a retried run repeats this
         response = redirect(site.link(safe_next(next_path)), code=303)
         response.headers.add("Set-Cookie", cookie)
         return response
@@ -517,6 +555,17 @@ class LoginFlow:
             # The person sees the code; the owner's diagnostics get the detail (record_failure).
             raise Rejection(refused.code, refused.detail, status=403) from None
         return (admitted.member_id, admitted.session_generation) if admitted else None
+
+
+def _log_accepted(slug: str, accepted: list[str]) -> None:
+    """After the sign-in's transaction committed: who got a session."""
+    if accepted:
+        log.info(
+            "sign-in of %s to %s accepted",
+            accepted[0],
+            slug,
+            extra={"event": "sign_in.accepted", "workspace": slug},
+        )
 
 
 def _login_hint(value: str | None) -> str | None:
