@@ -229,3 +229,57 @@ def test_the_formatter_keeps_its_keys_whatever_the_values(caplog):
     # A host's own record, formatted by the host's handler: it gets the request's id too.
     assert json.loads(host)["request_id"] == "abcdef-123"
     assert json.loads(host)["message"] == "host says hi" and json.loads(host)["event"] is None
+
+
+# -- the call sites' fields, in text mode (the host's own handlers see them as attributes) -------
+
+
+@pytest.fixture
+def scim_site(serve: Callable[[Any], Any], database_url: str, idp: Any) -> Iterator[Any]:
+    from .saml.conftest import Site
+
+    made = Site(serve, database_url)
+    made.token = made.add_workspace("acme", idp)
+    yield made
+    made.middleware.close()
+
+
+def fields_of(record: logging.LogRecord) -> tuple[Any, ...]:
+    return tuple(getattr(record, name) for name in ("event", "workspace", "reason"))
+
+
+def test_a_refused_scim_write_names_its_workspace_and_reason(scim_site, caplog):
+    from .scim.conftest import okta_user
+
+    headers = {
+        "Authorization": f"Bearer {scim_site.token}",
+        "Content-Type": "application/scim+json",
+        "X-Request-Id": "scim-req-0001",
+    }
+    url = f"{scim_site.url}/scim/v2/Users"
+    assert requests.post(url, json=okta_user("ada@acme.test"), headers=headers).status_code == 201
+    with caplog.at_level(logging.INFO, logger=PACKAGE):
+        again = requests.post(url, json=okta_user("ada@acme.test"), headers=headers)
+        wrong = requests.get(url, headers={"Authorization": "Bearer nope"})
+    assert (again.status_code, wrong.status_code) == (409, 401)
+    refused = [r for r in package_records(caplog) if r.event == "scim.write_refused"]
+    assert [fields_of(r) for r in refused] == [("scim.write_refused", "acme", "uniqueness")]
+    assert refused[0].request_id == "scim-req-0001"
+    (token,) = [r for r in package_records(caplog) if r.event == "scim.token_refused"]
+    assert token.workspace is None and token.reason == "invalid_token"
+
+
+def test_sign_ins_accepted_and_refused_are_events(scim_site, idp, caplog):
+    from .admin.conftest import sign_in
+
+    with caplog.at_level(logging.INFO, logger=PACKAGE):
+        accepted = sign_in(requests.Session(), scim_site, idp, "dave@acme.test")
+        refused = requests.post(
+            f"{scim_site.url}/saml/acme/acs", data={"SAMLResponse": "eA=="}, timeout=5
+        )
+    assert (accepted.status_code, refused.status_code) == (303, 400)
+    events = [fields_of(r) for r in package_records(caplog) if r.event]
+    assert ("sign_in.accepted", "acme", None) in events
+    assert [e for e in events if e[0] == "sign_in.refused"] == [
+        ("sign_in.refused", "acme", "malformed_xml")
+    ]

@@ -7,6 +7,8 @@ import csv
 import datetime as dt
 import io
 import json
+import os
+import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,7 +22,13 @@ from webwork_sso_middleware.store.models import AuditEvent
 from ..events.test_feed import Scim
 from ..saml.conftest import Site
 from ..saml.idp import TestIdP
-from ..test_cli import Cli, assert_one_line_failure
+from ..test_cli import (
+    REPOSITORY,
+    Cli,
+    assert_one_line_failure,
+    clean_environment,
+    console_script,
+)
 from ..test_cli import _no_webwork_environment as _no_webwork_environment
 from ..test_cli import cli as cli
 
@@ -158,3 +166,25 @@ def test_help_describes_the_command_and_each_option(cli: Cli) -> None:
     assert code == 0
     for words in ("oldest first", "--since DATE", "midnight UTC", "jsonl (JSON Lines) or csv"):
         assert words in " ".join(out.split())
+
+
+def test_into_a_closed_pipe_it_ends_quietly_with_sigpipes_status(
+    site: Site, database_url: str
+) -> None:
+    """`webwork-sso audit export ... | head -1`: no traceback, exit 141."""
+    reader, writer = os.pipe()
+    os.close(reader)  # nobody will read: the first write fails with EPIPE
+    try:
+        exported = subprocess.run(
+            [*console_script(), "--database-url", database_url, "audit", "export", "acme"]
+            + ["--since", "2000-01-01"],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=REPOSITORY,
+            env=clean_environment(),
+        )
+    finally:
+        os.close(writer)
+    assert (exported.returncode, exported.stderr) == (141, "")
