@@ -13,11 +13,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
 
 from webwork_sso_middleware import audit_export
 from webwork_sso_middleware.store import Database, audit
-from webwork_sso_middleware.store.models import AuditEvent
 
 from ..events.test_feed import Scim
 from ..saml.conftest import Site
@@ -112,37 +110,6 @@ def test_csv_has_a_header_quotes_and_no_formulas(cli: Cli, site: Site, database:
     # JSON Lines carry the same values exactly, each on one line.
     rows = jsonl(cli, "acme", "--since", "2000-01-01")
     assert [r["actor"] for r in rows[-len(HOSTILE_CELLS) :]] == HOSTILE_CELLS
-
-
-def test_batches_walk_every_row_once_through_equal_times(site: Site, database: Database) -> None:
-    """Keyset pagination: rows that share one occurred_at are neither lost nor repeated at a
-    batch's edge, and each batch is a bounded read."""
-    workspace_id, _ = audit_export.find_workspace(database, "beta")
-    moment = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-    database.run(
-        lambda unit: unit.connection.execute(
-            insert(AuditEvent),
-            [
-                {
-                    "workspace_id": workspace_id,
-                    "occurred_at": moment + dt.timedelta(seconds=n // 3),
-                    "actor": "test",
-                    "action": "created",
-                    "target_type": "member",
-                    "target_id": f"m{n}",
-                    "changes": {},
-                }
-                for n in range(11)
-            ],
-        )
-    )
-    since = moment - dt.timedelta(seconds=1)
-    batches = list(audit_export.events(database, workspace_id, since=since, batch=2))
-    assert all(len(batch) <= 2 for batch in batches)
-    assert [row.target_id for batch in batches for row in batch] == [f"m{n}" for n in range(11)]
-    chunks = list(audit_export.export(database, workspace_id, "beta", since=since, batch=4))
-    assert len(chunks) == 3  # written as each batch comes, not all at the end
-    assert b"".join(chunks).count(b"\n") == 11
 
 
 @pytest.mark.parametrize(
