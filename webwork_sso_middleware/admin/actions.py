@@ -10,6 +10,7 @@ token appears in that one POST's response only.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -59,6 +60,8 @@ class ShowPage(Protocol):
 
 # The rotation buttons' actions (sp_keys_section.py) and the step each takes.
 log = package_logger(__name__)
+# An action's name becomes its log event (settings.<name>): only in this form.
+ACTION_NAME = re.compile(r"[a-z][a-z_]{0,31}\Z")
 
 ROTATION_STEPS = {"sp_key_stage": "stage", "sp_key_activate": "activate", "sp_key_retire": "retire"}
 ROTATION_DONE = {
@@ -138,13 +141,6 @@ class OwnerActions:
                 status=403,
             )
         action = form.get("action", "")
-        log.info(
-            "settings action %r on %s (%s)",
-            action[:64],
-            slug,
-            "by SSO" if access.by_sso else "by settings link",
-            extra={"event": "settings.action", "workspace": slug, "reason": action[:64] or None},
-        )
         confirmation = confirmations.asked(form)
         if confirmation is not None:  # destructive: say what breaks, change nothing yet
             return page.html(
@@ -155,6 +151,17 @@ class OwnerActions:
                     nonce=page.nonce,
                 )
             )
+        # Once confirmed (a destructive action's first POST only asked, above), as it runs.
+        log.info(
+            "settings action %r on %s (%s)",
+            action[:64],
+            slug,
+            "by SSO" if access.by_sso else "by settings link",
+            extra={
+                "event": "settings." + (action if ACTION_NAME.match(action) else "unknown_action"),
+                "workspace": slug,
+            },
+        )
         if action == "regenerate_token":
             token = self.workspaces.rotate_token(slug)
             return self.show(
