@@ -24,7 +24,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from ..errors import NotFound, StoreUnavailable
-from ..logs import package_logger
+from ..logs import note_workspace, package_logger
 from ..metrics import NO_METRICS, Metrics
 from ..store.db import Database, UnitOfWork
 from ..store.models import SSO_PLANS
@@ -42,6 +42,7 @@ log = package_logger(__name__)
 
 SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8"
 MAX_TOKEN_LENGTH = 512
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")  # a POST .search is logged too: rare
 
 
 Endpoint = Callable[..., Reply]
@@ -123,6 +124,18 @@ class ScimApplication:
         try:
             response = self.dispatch(request)
         except ScimError as error:
+            if request.method in WRITE_METHODS and error.status not in (401, 429):
+                log.info(
+                    "SCIM %s %s refused: %d %s",
+                    request.method,
+                    request.path,
+                    error.status,
+                    error.detail,
+                    extra={
+                        "event": "scim.write_refused",
+                        "reason": error.scim_type or str(error.status),
+                    },
+                )
             response = self.error_response(error)
         except NotFound as missing:
             kind = {"member": "User", "group": "Group"}.get(missing.kind, missing.kind)
@@ -196,7 +209,10 @@ class ScimApplication:
                 source = source_of(request.remote_addr)
                 failures, wait = throttle.failed(source)
                 log.info(
-                    "SCIM: invalid token from %s (%d failures in the window)", source, failures
+                    "SCIM: invalid token from %s (%d failures in the window)",
+                    source,
+                    failures,
+                    extra={"event": "scim.token_refused", "reason": "invalid_token"},
                 )
                 if wait is not None and failures > throttle.limit:
                     raise _too_many_failures(wait) from None
@@ -224,6 +240,7 @@ class ScimApplication:
             raise ScimError(403, "SCIM provisioning needs the Plus or Premium plan")
         if not credential.scim_enabled:
             raise ScimError(403, "SCIM provisioning is switched off for this workspace")
+        note_workspace(credential.workspace_slug)  # this request's later records name it
         return ScimContext(
             self, request, unit, credential.workspace_id, f"scim:{credential.token_hint}"
         )
