@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 from . import option_values as values
 from . import roles as role_rules
 from .errors import ConfigurationError, UnknownOption
+from .logs import LOG_FORMATS
 from .metrics import MetricsRegistry
 from .option_values import normalise_host  # noqa: F401 (saml/metadata_fetch.py imports it here)
 
@@ -160,6 +161,14 @@ class Settings:
         "Prometheus metrics: true, or a prometheus_client registry to count into",
         parse=values.to_metrics,
     )
+    # "text" leaves the host's logging as it is; "json": logs.JsonLines.
+    log_format: str = option(
+        "text",
+        "text: the package's records go to the host's logging; json: one JSON object per line"
+        " on stderr",
+        parse=lambda value: values.string(value).strip().lower(),
+        check=lambda value: None if value in LOG_FORMATS else "must be text or json",
+    )
 
     @classmethod
     def from_options(
@@ -238,6 +247,7 @@ class Options(TypedDict, total=False):
     roles: str | Sequence[str] | None
     default_role: str | None
     metrics: bool | MetricsRegistry | None
+    log_format: str | None
 
 
 def fields() -> tuple[dataclasses.Field[Any], ...]:

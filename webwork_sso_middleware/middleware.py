@@ -15,6 +15,7 @@ from .domains import TxtResolver
 from .events import EventFeed
 from .idp_metadata.fetching import MetadataFetcher
 from .idp_metadata.workspaces import Workspaces
+from .logs import JsonLines, serving
 from .metrics import metrics_for
 from .protected_paths import is_protected
 from .saml.app import SamlApplication
@@ -98,6 +99,10 @@ class SSOMiddleware:
         ``prometheus_client`` registry (``REGISTRY``, say) receives them instead. No label
         names a workspace, a member, a token or a path. Default ``False``: off, and
         prometheus_client is never imported.
+    :param log_format: ``"text"`` leaves logging to the host (the package's records carry
+        ``event``, ``workspace``, ``reason`` and ``request_id`` attributes);
+        ``"json"`` makes the package's logger write one JSON object per line to stderr
+        instead (logs.JsonLines). Default ``"text"``.
     :raises UnknownOption: for a keyword that is not an option (a ``TypeError`` too).
     :raises ConfigurationError: for a missing ``secret_key`` or a value that is not valid.
     """
@@ -151,8 +156,15 @@ class SSOMiddleware:
             if settings.audit_retention_days
             else None
         )
+        # Last: a constructor that failed above leaves the host's logging untouched.
+        self.json_lines = JsonLines() if settings.log_format == "json" else None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        # Every request gets an id (environ["webwork_sso.request_id"], and in our log records).
+        with serving(environ):
+            return self.dispatch(environ, start_response)
+
+    def dispatch(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         for key in IDENTITY_KEYS:
             environ.pop(key, None)
         path: str = environ.get("PATH_INFO", "")
@@ -229,8 +241,11 @@ class SSOMiddleware:
         return self.metrics.wsgi_app()
 
     def close(self) -> None:
-        """Release database connections (for tests and orderly shutdown)."""
+        """Release database connections (for tests and orderly shutdown), and the JSON log
+        handler when this middleware installed the last one."""
         self.database.dispose()
+        if self.json_lines is not None:
+            self.json_lines.release()
 
 
 def _under(path: str, prefix: str) -> bool:

@@ -10,6 +10,7 @@ token appears in that one POST's response only.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -27,6 +28,7 @@ from ..errors import (
     NotFound,
     PlanError,
 )
+from ..logs import package_logger
 from ..sp_keys.vault import SealedKeyUnreadable
 from . import confirmations, roles_section, templates
 from .access import Access
@@ -57,6 +59,10 @@ class ShowPage(Protocol):
 
 
 # The rotation buttons' actions (sp_keys_section.py) and the step each takes.
+log = package_logger(__name__)
+# An action's name becomes its log event (settings.<name>): only in this form.
+ACTION_NAME = re.compile(r"[a-z][a-z_]{0,31}\Z")
+
 ROTATION_STEPS = {"sp_key_stage": "stage", "sp_key_activate": "activate", "sp_key_retire": "retire"}
 ROTATION_DONE = {
     "stage": "Staged a new key: the SP metadata now publishes it beside the current one. Let "
@@ -145,6 +151,17 @@ class OwnerActions:
                     nonce=page.nonce,
                 )
             )
+        # Once confirmed (a destructive action's first POST only asked, above), as it runs.
+        log.info(
+            "settings action %r on %s (%s)",
+            action[:64],
+            slug,
+            "by SSO" if access.by_sso else "by settings link",
+            extra={
+                "event": "settings." + (action if ACTION_NAME.match(action) else "unknown_action"),
+                "workspace": slug,
+            },
+        )
         if action == "regenerate_token":
             token = self.workspaces.rotate_token(slug)
             return self.show(

@@ -67,11 +67,21 @@ def refresh_if_due(
     except MetadataError as error:
         reason = error.reason
     except Exception as error:  # a bug or an odd failure must not break sign-in either
-        log.exception("refreshing the IdP metadata of workspace %s failed", workspace_id)
+        log.exception(
+            "refreshing the IdP metadata of workspace %s failed",
+            workspace_id,
+            extra={"event": "metadata.refresh_failed", "reason": "error"},
+        )
         reason = f"{type(error).__name__}: {error}"
     else:
         database.run(lambda session: _keep(session, claim, parsed, now))
         metrics.metadata_refresh("success")
+        log.info(
+            "IdP metadata of workspace %s refreshed from %r",
+            workspace_id,
+            claim.metadata_url,
+            extra={"event": "metadata.refreshed"},
+        )
         return
     metrics.metadata_refresh("failure")
     log.warning(
@@ -79,6 +89,7 @@ def refresh_if_due(
         workspace_id,
         claim.metadata_url,
         reason,
+        extra={"event": "metadata.refresh_failed", "reason": "unusable_metadata"},
     )  # %r: no line breaks in the log
     database.run(lambda session: record_refresh_failure(session, claim, reason, now))
 

@@ -218,7 +218,12 @@ class LoginFlow:
         except Rejection as rejection:
             # Nobody is signed in yet: the reason stays in the log (not the audit log, which
             # an anonymous GET must not be able to write to).
-            log.info("SSO sign-in at %s not started: %s", slug, rejection)
+            log.info(
+                "SSO sign-in at %s not started: %s",
+                slug,
+                rejection,
+                extra={"event": "sign_in.not_started", "workspace": slug, "reason": rejection.code},
+            )
             return error_page(
                 "Single sign-on unavailable",
                 rejection.public_text,
@@ -243,6 +248,7 @@ class LoginFlow:
         seen = None
         answering: list[LoginRequest] = []  # the request the response answers, once known
         outcome: list[str] = []  # what sign_in did, counted once its transaction committed
+        accepted: list[str] = []  # who signed in, once the sign-in committed
         try:
             try:
                 form = read_form(request, self.settings.max_body_bytes)
@@ -259,10 +265,11 @@ class LoginFlow:
             current = self.current_member(request) if seen.in_response_to is None else None
             response = self.database.run(
                 lambda unit: self.sign_in(
-                    request, unit, slug, seen, relay_state, current, answering, outcome
+                    request, unit, slug, seen, relay_state, current, answering, outcome, accepted
                 )
             )
             self.count(outcome)
+            _log_accepted(slug, accepted)
             return response
         except OtherMemberSignedIn as refused:
             self.metrics.sign_in("rejected", refused.code)
@@ -307,6 +314,7 @@ class LoginFlow:
         current: Member | None,
         answering: list[LoginRequest] | None = None,
         outcome: list[str] | None = None,
+        accepted: list[str] | None = None,
     ) -> Response:
         # One statement reads the workspace (locked) and the member the response claims.
         claimed = lifecycle.lookup_key(claimed_email(seen))
@@ -384,6 +392,7 @@ class LoginFlow:
                 site=self.site(request),
                 known=known,
                 outcome=outcome,
+                accepted=accepted,
             )
             response.headers.add(
                 "Set-Cookie",
@@ -416,6 +425,7 @@ class LoginFlow:
             site=self.site(request),
             known=known,
             outcome=outcome,
+            accepted=accepted,
         )
 
     def continue_sign_in(self, request: Request, slug: str) -> Response:
@@ -424,6 +434,7 @@ class LoginFlow:
         site = self.site(request)
         urls = site.workspace(slug.strip().lower())
         outcome: list[str] = []
+        accepted: list[str] = []
         try:
             current = self.current_member(request)
 
@@ -449,10 +460,12 @@ class LoginFlow:
                     current=current,
                     site=site,
                     outcome=outcome,
+                    accepted=accepted,
                 )
 
             response = self.database.run(work)
             self.count(outcome)
+            _log_accepted(slug, accepted)
         except OtherMemberSignedIn as refused:
             self.metrics.sign_in("rejected", refused.code)
             record_failure(self.database, slug, refused, refused.email)
@@ -480,6 +493,7 @@ class LoginFlow:
         site: PublicUrls,
         known: sign_in_store.LoginLookup | None = None,
         outcome: list[str] | None = None,
+        accepted: list[str] | None = None,
     ) -> Response:
         """Sign the member in; ``current``: the member whose session the browser holds, which
         an unsolicited response may refresh but never replace by someone else. ``next_path``
@@ -487,6 +501,16 @@ class LoginFlow:
         member = self.member_at_login(unit, target.workspace_id, verified, known)
         if member is None:
             _note(outcome, "member_deactivated")
+            log.info(
+                "sign-in of %s to %s refused: deactivated",
+                verified.email,
+                target.slug,
+                extra={
+                    "event": "sign_in.refused",
+                    "workspace": target.slug,
+                    "reason": "member_deactivated",
+                },
+            )
             return error_page(
                 "Account deactivated",
                 "Your account in this workspace is "
@@ -512,6 +536,8 @@ class LoginFlow:
         cookie = self.sessions.start(
             member_id, target.workspace_id, unit, generation=generation, saml_subject=subject
         )
+        if accepted is not None:
+            accepted[:] = [verified.email]  # assigned, not appended: a retried run repeats this
         response = redirect(site.link(safe_next(next_path)), code=303)
         response.headers.add("Set-Cookie", cookie)
         _note(outcome, "success")
@@ -568,6 +594,17 @@ class LoginFlow:
 def _note(outcome: list[str] | None, result: str) -> None:
     if outcome is not None:
         outcome.append(result)
+
+
+def _log_accepted(slug: str, accepted: list[str]) -> None:
+    """After the sign-in's transaction committed: who got a session."""
+    if accepted:
+        log.info(
+            "sign-in of %s to %s accepted",
+            accepted[0],
+            slug,
+            extra={"event": "sign_in.accepted", "workspace": slug},
+        )
 
 
 def _login_hint(value: str | None) -> str | None:

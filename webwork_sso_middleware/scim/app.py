@@ -25,7 +25,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from ..errors import NotFound, StoreUnavailable
-from ..logs import package_logger
+from ..logs import note_workspace, package_logger
 from ..metrics import NO_METRICS, Metrics
 from ..store.db import Database, UnitOfWork
 from ..store.models import SSO_PLANS
@@ -43,6 +43,7 @@ log = package_logger(__name__)
 
 SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8"
 MAX_TOKEN_LENGTH = 512
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")  # a POST .search is logged too: rare
 
 
 Endpoint = Callable[..., Reply]
@@ -145,6 +146,18 @@ class ScimApplication:
         """The SCIM error a failure is answered with: for a request, or for one operation of
         a /Bulk request (its ``request`` then being that operation's)."""
         if isinstance(exc, ScimError):
+            if request.method in WRITE_METHODS and exc.status not in (401, 429):
+                log.info(
+                    "SCIM %s %s refused: %d %s",
+                    request.method,
+                    request.path,
+                    exc.status,
+                    exc.detail,
+                    extra={
+                        "event": "scim.write_refused",
+                        "reason": exc.scim_type or str(exc.status),
+                    },
+                )
             return exc
         if isinstance(exc, NotFound):
             kind = {"member": "User", "group": "Group"}.get(exc.kind, exc.kind)
@@ -221,7 +234,12 @@ class ScimApplication:
         except InvalidToken:
             source = source_of(request.remote_addr)
             failures, wait = throttle.failed(source)
-            log.info("SCIM: invalid token from %s (%d failures in the window)", source, failures)
+            log.info(
+                "SCIM: invalid token from %s (%d failures in the window)",
+                source,
+                failures,
+                extra={"event": "scim.token_refused", "reason": "invalid_token"},
+            )
             if wait is not None and failures > throttle.limit:
                 raise _too_many_failures(wait) from None
             raise
@@ -268,6 +286,7 @@ class ScimApplication:
             raise ScimError(403, "SCIM provisioning needs the Plus or Premium plan")
         if not credential.scim_enabled:
             raise ScimError(403, "SCIM provisioning is switched off for this workspace")
+        note_workspace(credential.workspace_slug)  # this request's later records name it
         return ScimContext(
             self, request, unit, credential.workspace_id, f"scim:{credential.token_hint}"
         )

@@ -184,4 +184,5 @@ class AuthThrottle:
                 source,
                 self.window.total_seconds() // 60,
                 math.ceil(wait),
+                extra={"event": "scim.throttled", "reason": "too_many_failures"},
             )
