@@ -4,6 +4,7 @@ references, failOnErrors, the announced limits, and a hostile second workspace."
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -524,3 +525,14 @@ def test_any_job_gets_an_answer_per_operation_and_never_reaches_another_workspac
     )
     assert evil_user.json["userName"] == "x@evil.test"
     assert evil_user.json["meta"]["version"] == 'W/"1"'
+
+
+def test_a_refused_operation_is_logged_as_a_refused_write(scim: ScimClient, caplog):
+    scim.post("/Users", okta_user("ada@acme.test"))
+    with caplog.at_level(logging.INFO, logger="webwork_sso_middleware"):
+        ops = run(scim, bulk(post_user("a", "ada@acme.test"), post_user("b", "bob@acme.test")))
+    assert statuses(ops) == ["409", "201"]
+    refused = [r for r in caplog.records if getattr(r, "event", None) == "scim.write_refused"]
+    assert [(r.getMessage().split(" refused")[0], r.reason, r.workspace) for r in refused] == [
+        ("SCIM POST /Users", "uniqueness", "acme")
+    ]
