@@ -72,14 +72,27 @@ def test_since_is_a_date_or_an_iso_moment_in_utc(text: str, moment: dt.datetime)
     assert audit_export.parse_since(text) == moment
 
 
-@pytest.mark.parametrize("text", ["", "yesterday", "2026-13-01", "01/12/2026", "1733040000"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "yesterday",
+        "2026-13-01",
+        "01/12/2026",
+        "1733040000",
+        "0001-01-01T00:00+01:00",  # before the calendar's first moment in UTC
+        "9999-12-31T23:59-05:00",  # after its last
+    ],
+)
 def test_anything_else_says_what_is_expected(text: str) -> None:
     with pytest.raises(ValueError, match="is not a date"):
         audit_export.parse_since(text)
 
 
 def test_the_csv_guard_quotes_formula_starts_only() -> None:
-    for risky in ("=1+1", "+1", "-1", "@A1", "\tx", "\rx"):
+    for risky in ("=1+1", "+1", "-1", "@A1", "\tx", "\rx", " =1+1", "\n=1+1", "\u200b=cmd"):
+        assert audit_export.csv_cell(risky) == "'" + risky
+    for risky in ("\uff1d1+1", "|calc"):  # a fullwidth "=", a DDE pipe
         assert audit_export.csv_cell(risky) == "'" + risky
     for safe in ("ada@acme.test", "scim:abcd", "{}", "", "1-2", None, 7):
         assert audit_export.csv_cell(safe) == safe

@@ -253,6 +253,10 @@ def test_sign_ins_are_counted_by_result_and_reason(
         sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="carol@acme.test"
     )
     assert site.post_response(requests.Session(), "acme", deactivated).status_code == 403
+    # A workspace that does not exist reads as every other unavailable one: the label is the
+    # page's public code, so the metrics never tell which workspaces exist or are on a plan.
+    nowhere = site.post_response(requests.Session(), "nosuchworkspace", response)
+    assert nowhere.status_code == 404
 
     samples, _ = scrape(metrics_url)
 
@@ -262,7 +266,9 @@ def test_sign_ins_are_counted_by_result_and_reason(
     assert value(samples, sign_ins, result="rejected", reason="domain_not_verified") == 1
     assert value(samples, sign_ins, result="rejected", reason="bad_encoding") == 1
     assert value(samples, sign_ins, result="rejected", reason="member_deactivated") == 1
-    assert value(samples, "webwork_sso_acs_duration_seconds_count") == 6
+    assert value(samples, sign_ins, result="rejected", reason="sso_unavailable") == 1
+    assert "unknown_workspace" not in label_values(samples)
+    assert value(samples, "webwork_sso_acs_duration_seconds_count") == 7
     assert value(samples, "webwork_sso_acs_duration_seconds_sum") > 0
     checks = "webwork_sso_session_checks_total"
     assert value(samples, checks, source="database") >= 1

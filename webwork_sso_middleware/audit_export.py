@@ -22,6 +22,7 @@ import csv
 import datetime as dt
 import io
 import json
+import unicodedata
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -63,14 +64,14 @@ def parse_since(text: str) -> dt.datetime:
             day = dt.date.fromisoformat(text)
             return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
         moment = dt.datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(dt.UTC)  # OverflowError at the ends of the calendar
+    except (ValueError, OverflowError):
         raise ValueError(
             f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 date and time"
             " (YYYY-MM-DDTHH:MM[:SS][+HH:MM])"
         ) from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def find_workspace(database: Database, slug: str) -> tuple[int, str]:
@@ -122,9 +123,16 @@ def document(row: Any, slug: str) -> dict[str, Any]:
 def csv_cell(value: Any) -> Any:
     """A cell as a spreadsheet may safely open it: text that could start a formula is
     prefixed with a single quote; numbers and empty cells are left alone."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and _formula_like(value):
         return "'" + value
     return value
+
+
+def _formula_like(value: str) -> bool:
+    # Spreadsheets skip leading blanks and read fullwidth signs (U+FF1D) as their ASCII forms;
+    # NFKC folds those, and a leading "|" starts a DDE call in some.
+    folded = unicodedata.normalize("NFKC", value).lstrip(" \n\u200b\ufeff")
+    return value.startswith(FORMULA_STARTS) or folded.startswith(FORMULA_STARTS + ("|",))
 
 
 def export(

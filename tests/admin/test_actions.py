@@ -433,4 +433,6 @@ def test_an_action_is_logged_once_it_runs_not_when_it_is_only_asked(
         assert confirm(browser, asked).status_code == 200
         assert events() == [("settings.regenerate_token", "acme")]
         post_action(browser, site, page, "Nonsense\nFAKE")
+        assert events()[-1] == ("settings.unknown_action", "acme")
+        post_action(browser, site, page, "made_up_by_the_owner")  # well formed, but no action
     assert events()[-1] == ("settings.unknown_action", "acme")

@@ -10,7 +10,6 @@ token appears in that one POST's response only.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -61,9 +60,29 @@ class ShowPage(Protocol):
 # The rotation buttons' actions (sp_keys_section.py) and the step each takes.
 log = package_logger(__name__)
 # An action's name becomes its log event (settings.<name>): only in this form.
-ACTION_NAME = re.compile(r"[a-z][a-z_]{0,31}\Z")
 
 ROTATION_STEPS = {"sp_key_stage": "stage", "sp_key_activate": "activate", "sp_key_retire": "retire"}
+# Every action the form posts (the dispatch in OwnerActions.act): the log names these only, so
+# an owner's posted name never becomes an event name (anything else is settings.unknown_action).
+KNOWN_ACTIONS = frozenset(
+    {
+        "regenerate_token",
+        "set_idp",
+        "claim_domain",
+        "verify_domain",
+        "release_domain",
+        "switch",
+        "idp_initiated",
+        "sp_key_create",
+        "saml_choice",
+        "require_sso",
+        "break_glass_open",
+        "break_glass_close",
+        "close",
+        *ROTATION_STEPS,
+        *roles_section.ACTIONS,
+    }
+)
 ROTATION_DONE = {
     "stage": "Staged a new key: the SP metadata now publishes it beside the current one. Let "
     "your IdP read the SP metadata again (or paste the new certificate into it), then activate "
@@ -158,7 +177,7 @@ class OwnerActions:
             slug,
             "by SSO" if access.by_sso else "by settings link",
             extra={
-                "event": "settings." + (action if ACTION_NAME.match(action) else "unknown_action"),
+                "event": "settings." + (action if action in KNOWN_ACTIONS else "unknown_action"),
                 "workspace": slug,
             },
         )

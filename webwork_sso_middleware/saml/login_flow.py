@@ -276,7 +276,7 @@ class LoginFlow:
             record_failure(self.database, slug, refused, refused.email)
             return signed_in_as_other_page(refused.current.user_name, site=self.site(request))
         except Rejection as rejection:
-            self.metrics.sign_in("rejected", reason_label(rejection.code))
+            self.metrics.sign_in("rejected", reason_label(rejection.public_code))
             # The address as this workspace's sign-in reads it (its attribute mapping may
             # name the email attribute): known only once record_failure has the workspace.
             record_failure(
@@ -471,7 +471,7 @@ class LoginFlow:
             record_failure(self.database, slug, refused, refused.email)
             response = signed_in_as_other_page(refused.current.user_name, site=site)
         except Rejection as rejection:  # not recorded: an anonymous GET must write nothing
-            self.metrics.sign_in("rejected", reason_label(rejection.code))
+            self.metrics.sign_in("rejected", reason_label(rejection.public_code))
             response = error_page(
                 "Sign-in failed",
                 rejection.public_text,
