@@ -757,6 +757,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--scale" in argv:  # 1,000 to 100,000 members, seeded by SQL: benchmarks/scim_scale.py
+        import scim_scale
+
+        return scim_scale.main([a for a in argv if a != "--scale"])
     args = parse_args(argv)
     if args._serve:
         serve(args._serve, args.database_url)
