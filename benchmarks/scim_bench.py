@@ -490,6 +490,10 @@ def wipe_postgres(url: str) -> None:
     with engine.begin() as conn:
         Base.metadata.drop_all(conn)
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        # Migration 0013's trigger functions outlive the tables they served.
+        for function in ("workspace_created()", "member_changed()", "group_changed()"):
+            conn.execute(text(f"DROP FUNCTION IF EXISTS scim_totals_{function}"))
+        conn.execute(text("DROP FUNCTION IF EXISTS scim_totals_add(integer, integer, integer)"))
     engine.dispose()
 
 

@@ -29,7 +29,7 @@ depends_on = None
 SLOTS = 16
 
 _PG_FUNCTIONS = f"""
-CREATE FUNCTION scim_totals_add(ws integer, d_members integer, d_groups integer)
+CREATE OR REPLACE FUNCTION scim_totals_add(ws integer, d_members integer, d_groups integer)
 RETURNS void LANGUAGE sql AS $$
     INSERT INTO scim_totals (workspace_id, slot, members, groups)
     VALUES (ws, mod(pg_backend_pid(), {SLOTS}), d_members, d_groups)
@@ -37,13 +37,13 @@ RETURNS void LANGUAGE sql AS $$
     SET members = scim_totals.members + EXCLUDED.members,
         groups = scim_totals.groups + EXCLUDED.groups
 $$;
-CREATE FUNCTION scim_totals_workspace_created() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION scim_totals_workspace_created() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO scim_totals (workspace_id, slot, members, groups) VALUES (NEW.id, 0, 0, 0)
     ON CONFLICT DO NOTHING;
     RETURN NULL;
 END $$;
-CREATE FUNCTION scim_totals_member_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION scim_totals_member_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
         IF OLD.deleted_at IS NULL THEN
@@ -60,7 +60,7 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
-CREATE FUNCTION scim_totals_group_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION scim_totals_group_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
         UPDATE scim_totals SET groups = groups - 1
