@@ -13,7 +13,7 @@ from sqlalchemy import select
 from webwork_sso_middleware.store.models import AuditEvent, Member, Membership
 
 from ..constants import PATCH_OP, SCIM_HEADERS
-from ..store_helpers import transaction
+from ..store_helpers import Statements, transaction
 from .conftest import ScimClient, okta_user
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -228,6 +228,25 @@ def test_pagination_per_rfc(scim: ScimClient, five):
     beyond = scim.get("/Users", startIndex=50).json
     assert beyond["totalResults"] == 5 and beyond["Resources"] == []
     assert scim.get("/Users", count="many", status=400).json["scimType"] == "invalidValue"
+
+
+def test_the_last_page_read_backwards_over_http_matches_the_whole_list(scim: ScimClient, five):
+    """A page past the middle is read from the end (store/scim_totals.py): the same users, in
+    the same order, as the slice of the whole list; totalResults follows a delete."""
+    everyone = [r["userName"] for r in scim.get("/Users", sortBy="userName").json["Resources"]]
+    scim.delete(f"/Users/{scim.get('/Users', sortBy='userName').json['Resources'][1]['id']}")
+    del everyone[1]
+    for start in range(1, 6):
+        page = scim.get("/Users", startIndex=start, count=2, sortBy="userName").json
+        assert page["totalResults"] == 4
+        assert [r["userName"] for r in page["Resources"]] == everyone[start - 1 : start + 1]
+
+
+def test_a_create_reads_no_memberships_back(scim: ScimClient, middleware):
+    """A new member is in no group: the 201 is rendered without a SELECT of memberships."""
+    with Statements(middleware.database) as statements:
+        scim.post("/Users", okta_user("new@acme.test"))
+    assert statements.seen and not statements.matching("FROM memberships")
 
 
 def test_count_is_capped_at_the_advertised_ceiling(scim: ScimClient, middleware, five):

@@ -276,3 +276,75 @@ def test_0011_adds_groups_and_mappings_in_place_and_keeps_every_row(empty_databa
         assert tuple(workspace) == (None, None) and tuple(member) == (None,)
     finally:
         database.dispose()
+
+
+def test_0013_counts_existing_members_and_groups_and_then_keeps_counting(
+    empty_database_url: str,
+):
+    """scim_totals is backfilled per workspace (deleted members not counted), its triggers
+    count later writes, and the downgrade removes table, triggers and functions."""
+    old = Database(empty_database_url, auto_migrate=False)
+    old.upgrade("0012")
+    with old.engine.begin() as conn:
+        for wid, slug in ((1, "acme"), (2, "hostile"), (3, "empty")):
+            conn.execute(
+                text(
+                    "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled,"
+                    " sso_enabled, sign_authn_requests, require_encrypted_assertions, sp_version,"
+                    " require_sso, created_at, modified_at) VALUES (:id, :slug, 'W', 'plus',"
+                    " 'o@acme.test', true, true, false, false, 0, false, CURRENT_TIMESTAMP,"
+                    " CURRENT_TIMESTAMP)"
+                ),
+                {"id": wid, "slug": slug},
+            )
+        for mid, wid, deleted in (
+            ("m1", 1, False),
+            ("m2", 1, True),
+            ("m3", 1, False),
+            ("m4", 2, False),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO members (id, workspace_id, user_name, user_name_key, active,"
+                    " source, session_generation, created_at, modified_at, version, deleted_at)"
+                    " VALUES (:id, :wid, :id, :id, true, 'scim', 0, CURRENT_TIMESTAMP,"
+                    " CURRENT_TIMESTAMP, 1, " + ("CURRENT_TIMESTAMP" if deleted else "NULL") + ")"
+                ),
+                {"id": mid, "wid": wid},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO groups (id, workspace_id, display_name, display_name_key, created_at,"
+                " modified_at, version) VALUES ('g1', 2, 'G', 'g', CURRENT_TIMESTAMP,"
+                " CURRENT_TIMESTAMP, 1)"
+            )
+        )
+    old.dispose()
+
+    totals = text(
+        "SELECT workspace_id, SUM(members), SUM(groups) FROM scim_totals"
+        " GROUP BY workspace_id ORDER BY workspace_id"
+    )
+    database = Database(empty_database_url, auto_migrate=False)
+    try:
+        database.upgrade("0013")
+        with database.engine.begin() as conn:
+            assert conn.execute(totals).all() == [(1, 2, 0), (2, 1, 1), (3, 0, 0)]
+            conn.execute(text("UPDATE members SET deleted_at = CURRENT_TIMESTAMP WHERE id = 'm1'"))
+            conn.execute(text("DELETE FROM groups WHERE id = 'g1'"))
+        with database.engine.connect() as conn:
+            assert conn.execute(totals).all() == [(1, 1, 0), (2, 1, 0), (3, 0, 0)]
+        from alembic import command
+
+        from webwork_sso_middleware.store.db import alembic_config
+
+        config = alembic_config()
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0012")
+        with database.engine.begin() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM members")).scalar_one() == 4
+            conn.execute(text("DELETE FROM members"))  # no trigger left to fail on
+        assert "scim_totals" not in database.table_names()
+    finally:
+        database.dispose()

@@ -99,7 +99,9 @@ def get_user(context: ScimContext, resource_id: str) -> Reply:
 def create_user(context: ScimContext) -> Reply:
     doc = canonicalize(read_json(context.request, context.max_body_bytes), USER_RESOURCE)
     check_id(doc, None)
-    member = Member(workspace_id=context.workspace_id, source="scim", active=True)
+    # memberships=[]: a new member is in no group, and an empty list set before the INSERT
+    # stays loaded after it, so rendering the 201 does not SELECT the memberships back.
+    member = Member(workspace_id=context.workspace_id, source="scim", active=True, memberships=[])
     write_user(member, doc)
     _check_name(context, member.user_name_key)
     if not member.active:

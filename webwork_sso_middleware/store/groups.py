@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, insert, select
 
 from ..errors import NotFound
+from . import scim_totals
 from .db import UnitOfWork
-from .models import Group, Member, Membership
+from .models import Group, Member, Membership, ScimTotal
 
 
 def page(
@@ -21,14 +22,33 @@ def page(
     offset: int,
     limit: int,
 ) -> tuple[int, list[Group]]:
+    """(total matching, one page of groups). Unfiltered, the total is the workspace's count in
+    ``scim_totals`` and a page past the middle is read from the end (store/scim_totals.py)."""
     condition = Group.workspace_id == workspace_id
+    terms = [*order_by, Group.id]
     if where is not None:
         condition = condition & where
-    total = unit.session.scalar(select(func.count()).select_from(Group).where(condition)) or 0
-    if limit == 0 or offset >= total:
+        total = unit.session.scalar(select(func.count()).select_from(Group).where(condition)) or 0
+        if limit == 0 or offset >= total:
+            return total, []
+        query = select(Group).where(condition).order_by(*terms).offset(offset).limit(limit)
+        return total, list(unit.session.scalars(query))
+    total = scim_totals.read_total(unit, workspace_id, ScimTotal.groups)
+    walk = scim_totals.window(total, offset, limit)
+    if walk is None:
         return total, []
-    query = select(Group).where(condition).order_by(*order_by, Group.id).offset(offset).limit(limit)
-    return total, list(unit.session.scalars(query))
+    # As store/members.py: the total read again beside the rows; if it moved, read forwards.
+    in_rows: Any = scim_totals.total_of(workspace_id, ScimTotal.groups)
+    rows: list[Any]
+    if walk.reverse:
+        backwards = select(Group, in_rows).where(condition)
+        backwards = backwards.order_by(*scim_totals.reversed_order(terms))
+        rows = list(unit.session.execute(backwards.offset(walk.offset).limit(walk.limit)))[::-1]
+        if rows and rows[0][1] == total:
+            return total, [row[0] for row in rows]
+    forwards = select(Group, in_rows).where(condition).order_by(*terms)
+    rows = list(unit.session.execute(forwards.offset(offset).limit(limit)))
+    return (rows[0][1] if rows else total), [row[0] for row in rows]
 
 
 def get(unit: UnitOfWork, workspace_id: int, group_id: str, *, for_update: bool = False) -> Group:

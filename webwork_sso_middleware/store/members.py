@@ -23,8 +23,9 @@ from sqlalchemy import (
 
 from ..errors import NotFound
 from ..names import key as name_key
+from . import scim_totals
 from .db import UnitOfWork
-from .models import Group, Member, Membership, MemberValue
+from .models import Group, Member, Membership, MemberValue, ScimTotal
 
 _MEMBERS = Member.__table__
 _VALUES = MemberValue.__table__
@@ -106,11 +107,15 @@ def page(
     offset: int,
     limit: int,
 ) -> tuple[int, list[MemberRecord]]:
-    """(total matching, one page of members) for a SCIM list or search."""
+    """(total matching, one page of members) for a SCIM list or search.
+
+    Unfiltered, the total is the workspace's count in ``scim_totals`` (never a COUNT), and a
+    page past the middle is read from the end (store/scim_totals.py)."""
     connection = unit.connection
     condition = visible(workspace_id)
-    if where is not None:
-        condition = condition & where
+    if where is None:
+        return _unfiltered_page(unit, workspace_id, condition, list(order_by), offset, limit)
+    condition = condition & where
     rows: Sequence[Row[Any]] = []
     if limit:
         query = select(_MEMBERS).where(condition).order_by(*order_by, _MEMBERS.c.id)
@@ -122,6 +127,37 @@ def page(
             select(func.count()).select_from(_MEMBERS).where(condition)
         ).scalar_one()
     return total, records(unit, rows)
+
+
+def _unfiltered_page(
+    unit: UnitOfWork,
+    workspace_id: int,
+    condition: ColumnElement[bool],
+    order_by: list[Any],
+    offset: int,
+    limit: int,
+) -> tuple[int, list[MemberRecord]]:
+    total = scim_totals.read_total(unit, workspace_id, ScimTotal.members)
+    walk = scim_totals.window(total, offset, limit)
+    if walk is None:
+        return total, []
+    # The total again, in the rows' own statement: on PostgreSQL (read committed) a create
+    # committed between the two reads would shift the page; then it is read forwards again.
+    in_rows = scim_totals.total_of(workspace_id, ScimTotal.members).label(scim_totals.TOTAL_LABEL)
+    terms = [*order_by, _MEMBERS.c.id]
+    if walk.reverse:
+        query = select(_MEMBERS, in_rows).where(condition)
+        query = query.order_by(*scim_totals.reversed_order(terms))
+        rows = connection_rows(unit, query.offset(walk.offset).limit(walk.limit))[::-1]
+        if rows and rows[0].scim_total_results == total:
+            return total, records(unit, rows)
+    query = select(_MEMBERS, in_rows).where(condition).order_by(*terms)
+    rows = connection_rows(unit, query.offset(offset).limit(limit))
+    return (rows[0].scim_total_results if rows else total), records(unit, rows)
+
+
+def connection_rows(unit: UnitOfWork, query: Any) -> list[Row[Any]]:
+    return list(unit.connection.execute(query).all())
 
 
 def records(unit: UnitOfWork, rows: Sequence[Row[Any]]) -> list[MemberRecord]:

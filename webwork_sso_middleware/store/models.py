@@ -302,6 +302,21 @@ class Group(Base):
     __mapper_args__ = {"version_id_col": version}
 
 
+class ScimTotal(Base):
+    """A workspace's visible members and groups, in a few slot rows to SUM: SCIM's
+    totalResults without a COUNT per page. Only triggers write it (migration 0013), in the
+    transaction of the member or group write; nothing in Python does."""
+
+    __tablename__ = "scim_totals"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    members: Mapped[int] = mapped_column(Integer)
+    groups: Mapped[int] = mapped_column(Integer)
+
+
 class Membership(Base):
     __tablename__ = "memberships"
 
