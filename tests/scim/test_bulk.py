@@ -459,6 +459,10 @@ _PATHS = st.sampled_from(
         "/Groups/{eng}",
         "/Users/{evil}",
         "/Groups/../Users",
+        "/Groups%2F{eng}",  # JSON text: never decoded into another route
+        "/Groups/bulkId%3Ab",
+        "/Users/%E2%98%83",
+        "/Users/\u2603",
         "Users",
         "/Users/.search",
         "/Bulk",
