@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -53,6 +54,16 @@ def run(scim: ScimClient, body: Any, status: int = 200) -> Any:
         assert response.json["schemas"] == [BULK_RESPONSE]
         return response.json["Operations"]
     return response
+
+
+def post_text(scim: ScimClient, text: str) -> Any:
+    """A bulk request's body as written, not as the test client would encode it."""
+    return scim.app.post(
+        "/scim/v2/Bulk",
+        text.encode(),
+        headers={**scim.headers, "Content-Type": "application/scim+json"},
+        expect_errors=True,
+    )
 
 
 def statuses(operations: list[dict[str, Any]]) -> list[str]:
@@ -181,17 +192,20 @@ def test_unresolvable_and_circular_references_fail_alone_with_409(scim: ScimClie
             post_user("fine", "fine@acme.test"),
             post_user("dup", "fine@acme.test"),  # fails: userName taken
             post_group("after", "After", "bulkId:dup"),
+            post_group("waits", "Waits", "bulkId:fine", "bulkId:b"),  # not in, but on, a cycle
         ),
     )
-    assert statuses(ops) == ["409", "409", "409", "409", "201", "409", "409"]
+    assert statuses(ops) == ["409", "409", "409", "409", "201", "409", "409", "409"]
     details = [op.get("response", {}).get("detail", "") for op in ops]
     assert "bulkId:missing" in details[0] and "no POST" in details[0]
-    assert "circular" in details[1]
-    assert "failed" in details[2]  # its partner failed first: b cannot be resolved
+    # Every operation left waiting, in a cycle or on one, is refused as such (in the end).
+    for detail in (details[1], details[2], details[7]):
+        assert "circular" in detail and "in, or wait on, a cycle" in detail
+    assert "waits for bulkId:b," in details[1] and "waits for bulkId:a," in details[2]
     assert "own bulkId:self" in details[3]
     assert ops[5]["response"]["scimType"] == "uniqueness"
     assert "bulkId:dup" in details[6] and "failed" in details[6]
-    for op in (ops[0], ops[1], ops[6]):
+    for op in (ops[0], ops[1], ops[2], ops[6], ops[7]):
         assert op["response"]["scimType"] == "invalidValue"
     assert count(middleware, Member) == 1 and count(middleware, Group) == 0
 
@@ -250,7 +264,7 @@ def test_malformed_operations_fail_alone(scim: ScimClient, middleware):
             {"method": "PATCH", "path": "/Users/x"},
             {"method": "PUT", "path": "/Users/x", "version": 3, "data": {}},
             {"method": "DELETE", "path": "/Nowhere/1"},
-            {"method": "DELETE", "path": "/Users/a%00b"},
+            {"method": "DELETE", "path": "/Users/a\x00b"},  # JSON text: not percent-decoded
             {"method": "POST", "path": "/Users", "bulkId": "ok", "data": okta_user("ok@acme.test")},
         ),
     )
@@ -346,10 +360,34 @@ def test_token_revoked_mid_job_stops_what_follows(scim: ScimClient, middleware):
             middleware.workspaces.rotate_token("acme")
 
     middleware.events.subscribe(rotate_once, ["member.created"])
-    ops = run(scim, bulk(post_user("a", "a@acme.test"), post_user("b", "b@acme.test")))
-    assert statuses(ops) == ["201", "401"]
+    job = bulk(*(post_user(c, f"{c}@acme.test") for c in "abc"))
+    ops = run(scim, job)
+    assert statuses(ops) == ["201", "401"]  # stopped there: "c" would be refused alike
     assert ops[1]["response"]["detail"] == "invalid SCIM API token"
     assert heard == ["member.created"] and count(middleware, Member) == 1
+
+
+def test_scim_switched_off_or_plan_changed_mid_job_stops_what_follows(scim: ScimClient, middleware):
+    changes = [
+        lambda: middleware.workspaces.disable("acme", scim=True),
+        lambda: middleware.workspaces.set_plan("acme", "free"),
+    ]
+    for change, detail in zip(changes, ["switched off", "plan"], strict=True):
+        heard: list[str] = []
+
+        def change_once(event: Any, change: Any = change, heard: list[str] = heard) -> None:
+            heard.append(event.kind)
+            if len(heard) == 1:
+                change()
+
+        middleware.events.subscribe(change_once, ["member.created"])
+        before = count(middleware, Member)
+        ops = run(scim, bulk(*(post_user(c, f"{c}{detail[0]}@acme.test") for c in "abc")))
+        assert statuses(ops) == ["201", "403"]  # the 403 stops the job: "c" never ran
+        assert detail in ops[1]["response"]["detail"]
+        assert count(middleware, Member) == before + 1
+        middleware.workspaces.set_plan("acme", "plus")
+        middleware.workspaces.enable("acme", scim=True)
 
 
 def test_hostile_workspace_cannot_reach_another_through_bulk(scim: ScimClient, middleware):
@@ -421,6 +459,10 @@ _PATHS = st.sampled_from(
         "/Groups/{eng}",
         "/Users/{evil}",
         "/Groups/../Users",
+        "/Groups%2F{eng}",  # JSON text: never decoded into another route
+        "/Groups/bulkId%3Ab",
+        "/Users/%E2%98%83",
+        "/Users/\u2603",
         "Users",
         "/Users/.search",
         "/Bulk",
@@ -535,4 +577,213 @@ def test_a_refused_operation_is_logged_as_a_refused_write(scim: ScimClient, capl
     refused = [r for r in caplog.records if getattr(r, "event", None) == "scim.write_refused"]
     assert [(r.getMessage().split(" refused")[0], r.reason, r.workspace) for r in refused] == [
         ("SCIM POST /Users", "uniqueness", "acme")
+    ]
+
+
+def test_paths_bulk_ids_and_versions_that_are_no_latin_1_or_no_unicode_fail_alone(
+    scim: ScimClient, middleware
+):
+    """A path is passed on as WSGI does (its UTF-8 as latin-1); text a response cannot hold
+    (a lone surrogate) is refused: alone, or for a bulkId the whole request before any runs."""
+    ada = scim.post("/Users", okta_user("ada@acme.test")).json
+    snowman = "\u2603"
+    ops = run(
+        scim,
+        bulk(
+            post_user("a", "a@acme.test"),
+            {"method": "DELETE", "path": "/Users/%E2%98%83"},
+            {"method": "DELETE", "path": f"/Users/{snowman}"},
+            {"method": "POST", "path": f"/Me{snowman}", "bulkId": "z", "data": {}},
+            {"method": "DELETE", "path": f"/Users/{ada['id']}", "version": f'W/"{snowman}"'},
+            post_user("b", "b@acme.test"),
+        ),
+    )
+    assert statuses(ops) == ["201", "404", "404", "404", "400", "201"]
+    assert ops[1]["response"]["detail"] == "User %E2%98%83 not found"
+    assert ops[2]["response"]["detail"] == f"User {snowman} not found"
+    assert ops[2]["location"] == f"{BASE}/Users/%E2%98%83"
+    assert count(middleware, Member) == 3
+
+    def raw(*operations: Any) -> Any:
+        # JSON's "\\udc00" escape decodes to a lone surrogate; no Python str can be dumped so.
+        return post_text(scim, json.dumps(bulk(*operations)).replace("LONE", "\\udc00"))
+
+    response = raw(
+        post_user("c", "c@acme.test"), {"method": "DELETE", "path": "/x", "bulkId": "LONE"}
+    )
+    assert_scim_error(response, 400, "invalidValue")
+    assert count(middleware, Member) == 3  # refused before "c" ran
+    response = raw(
+        post_user("c", "c@acme.test"),
+        {"method": "DELETE", "path": "/Users/x", "version": 'W/"LONE"'},
+        {"method": "DELETE", "path": "/Users/LONE"},
+        post_user("d", "d@acme.test", nickName="LONE"),
+        post_group("g", "G", "bulkId:xLONE"),
+        post_user("e", "e@acme.test"),
+    )
+    assert response.status_int == 200, response.text
+    ops = response.json["Operations"]
+    assert statuses(ops) == ["201", "400", "400", "400", "409", "201"]
+    assert ops[4]["response"]["detail"].startswith("bulkId:x\\udc00 names no POST")
+    assert count(middleware, Member) == 5
+
+
+def test_an_error_of_ours_in_one_operation_is_its_500_and_the_job_goes_on(
+    scim: ScimClient, middleware, monkeypatch, caplog
+):
+    """Fault injection: no input is known to reach a bug, so one is planted in the app: a
+    created resource answered without its id."""
+    perform = middleware.scim.perform
+
+    def planted(request: Any, endpoint: str, args: Any) -> Any:
+        status, body, headers = perform(request, endpoint, args)
+        if body and body.get("userName") == "boom@acme.test":
+            return status, {}, headers
+        return status, body, headers
+
+    monkeypatch.setattr(middleware.scim, "perform", planted)
+    with caplog.at_level(logging.INFO, logger="webwork_sso_middleware"):
+        ops = run(
+            scim,
+            bulk(
+                post_user("a", "a@acme.test"),
+                post_user("boom", "boom@acme.test"),
+                post_user("b", "b@acme.test"),
+            ),
+        )
+    assert statuses(ops) == ["201", "500", "201"]
+    assert ops[1]["response"]["detail"] == "internal error"
+    assert any(isinstance(r.exc_info and r.exc_info[1], KeyError) for r in caplog.records)
+    assert count(middleware, Member) == 3  # the planted bug came after boom's commit
+
+
+def test_a_hostile_chain_of_references_costs_linear_time(scim: ScimClient, middleware):
+    """1,000 POSTs each waiting for the next, each with 30 references no POST declares: the
+    last runs first, and every one fails before the store, so the time is the scheduler's."""
+    n = 1000
+    undeclared = [{"value": f"bulkId:z{k}"} for k in range(30)]
+    ops = [
+        {
+            "method": "POST",
+            "path": "/Groups",
+            "bulkId": f"b{i}",
+            "data": {
+                "displayName": f"g{i}",
+                "members": [{"value": f"bulkId:b{i + 1}"}, *undeclared],
+            },
+        }
+        for i in range(n)
+    ]
+    started = time.process_time()
+    entries = run(scim, bulk(*ops))
+    spent = time.process_time() - started
+    assert statuses(entries) == ["409"] * n
+    assert "no POST" in entries[-1]["response"]["detail"]
+    assert "failed" in entries[0]["response"]["detail"]
+    assert spent < 1.0, spent  # quadratic rescanning took 2-4 s of CPU here
+    assert count(middleware, Group) == 0
+
+
+def test_paths_are_json_text_never_percent_decoded(scim: ScimClient, middleware):
+    """An encoded "/" cannot re-route an operation, nor an encoded ":" hide a reference from
+    the order it runs in yet have it resolved."""
+    group = scim.post("/Groups", {"displayName": "Keep"}).json
+    ops = run(
+        scim,
+        bulk(
+            {"method": "DELETE", "path": f"/Groups%2F{group['id']}"},
+            {"method": "DELETE", "path": f"/Users/x%2F..%2F..%2FGroups%2F{group['id']}"},
+            patch(
+                "/Groups/bulkId%3Ag",
+                {"op": "add", "path": "members", "value": [{"value": "bulkId:u"}]},
+            ),
+            post_user("u", "u@acme.test"),
+            post_group("g", "G"),
+        ),
+    )
+    assert statuses(ops) == ["404", "404", "404", "201", "201"]
+    assert ops[2]["response"]["detail"] == "Group bulkId%3Ag not found"
+    assert scim.get(f"/Groups/{group['id']}").json["displayName"] == "Keep"
+    created = scim.get(ops[4]["location"][len(BASE) :]).json
+    assert created.get("members", []) == []
+
+
+def test_references_are_resolved_only_where_an_id_belongs(scim: ScimClient, middleware):
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    group = scim.post("/Groups", {"displayName": "x"}).json
+    ada = scim.post("/Users", okta_user("ada@acme.test")).json
+    ops = run(
+        scim,
+        bulk(
+            patch(
+                f"/Groups/{group['id']}",
+                {"op": "replace", "path": "displayName", "value": "bulkId:team"},
+            ),
+            patch(
+                f"/Users/{ada['id']}",
+                {
+                    "op": "replace",
+                    "value": {
+                        "title": "bulkId:boss",
+                        enterprise: {"manager": {"value": "bulkId:boss"}},
+                    },
+                },
+            ),
+            # Waits for g (which waits for u): the filter's reference is one too.
+            patch("/Groups/bulkId:g", {"op": "remove", "path": 'members[value eq "bulkId:u"]'}),
+            post_group("g", "G", "bulkId:u", "bulkId:keep"),
+            post_user("u", "u@acme.test"),
+            post_user("keep", "keep@acme.test"),
+            post_user("boss", "boss@acme.test"),
+            patch(
+                f"/Groups/{group['id']}",
+                {"op": "add", "value": {"members": [{"value": "bulkId:keep"}]}},
+            ),
+        ),
+    )
+    assert statuses(ops) == ["200", "200", "200", "201", "201", "201", "201", "200"]
+    ids = {op.get("bulkId"): op.get("location", "").rsplit("/", 1)[1] for op in ops}
+    renamed = scim.get(f"/Groups/{group['id']}").json
+    assert renamed["displayName"] == "bulkId:team"
+    assert [m["value"] for m in renamed["members"]] == [ids["keep"]]
+    managed = scim.get(f"/Users/{ada['id']}").json
+    assert managed["title"] == "bulkId:boss"
+    assert managed[enterprise]["manager"]["value"] == ids["boss"]
+    g = scim.get(f"/Groups/{ids['g']}").json
+    assert [m["value"] for m in g["members"]] == [ids["keep"]]
+
+
+def test_an_operation_body_is_as_compact_as_the_bulk_request_s(scim: ScimClient, middleware):
+    """Non-ASCII text is passed on as UTF-8, not as 6-byte escapes: an operation within the
+    bulk request's limit is within a single request's."""
+    text = json.dumps(
+        bulk(post_user("a", "a@acme.test", displayName="\u4e2d" * 200)),
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    limit = len(text.encode())
+    middleware.scim.max_body_bytes = limit
+    middleware.scim.bulk_limits = BulkLimits(max_operations=1000, max_payload_size=limit)
+    response = post_text(scim, text)
+    assert statuses(response.json["Operations"]) == ["201"]
+
+
+def test_every_refused_operation_is_logged_as_a_refused_write(scim: ScimClient, caplog):
+    with caplog.at_level(logging.INFO, logger="webwork_sso_middleware"):
+        ops = run(
+            scim,
+            bulk(
+                {"method": "DELETE", "path": "Users"},
+                post_group("g", "G", "bulkId:nope"),
+                post_group("x", "X", "bulkId:y"),
+                post_group("y", "Y", "bulkId:x"),
+            ),
+        )
+    assert statuses(ops) == ["400", "409", "409", "409"]
+    refused = [r for r in caplog.records if getattr(r, "event", None) == "scim.write_refused"]
+    assert [(r.getMessage().split(" refused")[0], r.reason, r.workspace) for r in refused] == [
+        ("SCIM DELETE /Bulk", "invalidValue", "acme"),
+        ("SCIM POST /Groups", "invalidValue", "acme"),
+        ("SCIM POST /Groups", "invalidValue", "acme"),
+        ("SCIM POST /Groups", "invalidValue", "acme"),
     ]

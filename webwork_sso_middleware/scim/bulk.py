@@ -13,17 +13,24 @@ Decisions, deliberately:
   ``maxPayloadSize`` and the operations against ``maxOperations``, both 413 as RFC 7644 3.7.4
   shows (the RFC's table of scimTypes has none for it). A malformed request as a whole is 400
   and runs nothing; a malformed operation fails alone.
-* **bulkId references** (``bulkId:<id>``) are resolved in an operation's path segments and in
-  any string under a ``value`` key of its data (a group's ``members[].value``, a manager's
-  ``value``, a PATCH operation's ``value``): not in other strings, so a displayName that reads
-  "bulkId:x" stays as written. An operation that refers to a later POST's bulkId waits for it
-  (forward references work); operations waiting on each other are a cycle, answered 409 (the
-  RFC allows a server to stop there), as is a reference to a bulkId no POST declares or whose
-  POST failed. A bulkId declared twice makes the whole request 400.
+* **bulkId references** (``bulkId:<id>``) are resolved only where a resource's id belongs
+  (bulk_references.py: path segments, members' and a manager's ``value``, members filters),
+  so a displayName that reads "bulkId:x" stays as written; an operation's path is JSON text,
+  never percent-decoded. An operation that refers to a later POST's bulkId waits for it
+  (forward references work; bulk_order.py orders them in linear time); operations left
+  waiting on each other, directly or not, are a cycle, each answered 409 (the RFC allows a
+  server to stop there), as is a reference to a bulkId no POST declares or whose POST
+  failed. A bulkId declared twice, or one that is not Unicode text (a lone surrogate cannot
+  be echoed back), makes the whole request 400 before anything runs.
 * **failOnErrors** (an integer of at least 1): processing stops once that many operations have
   failed; the operations not run are left out of the response (RFC 7644 3.7.3). An operation
-  answered 503 (the store unavailable) stops processing too, whatever failOnErrors says: the
-  next ones would each wait out the busy timeout only to fail alike.
+  answered 503 (the store unavailable), 401 or 403 (the token revoked, SCIM switched off or
+  the plan changed meanwhile) stops processing too, whatever failOnErrors says: the next
+  ones would each fail alike.
+* **Every failure is one operation's**: refused before it runs or by its endpoint, each is
+  logged as error_for logs a refused write (``scim.write_refused``), and an error of ours
+  while running one is that operation's 500 (logged with its traceback): the entries of the
+  operations already run are still answered.
 * Each operation's entry carries ``method``, ``bulkId`` (when given), ``location`` and
   ``version`` (when known) and ``status`` as a string; ``response`` only for a failure, the
   SCIM error (RFC: a success MAY omit it, and omitting keeps a 1,000-operation answer small).
@@ -37,10 +44,12 @@ import io
 import json
 from collections.abc import Mapping
 from typing import Any, Protocol
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from werkzeug.wrappers import Request
 
+from .bulk_order import Order
+from .bulk_references import REFERENCE, Place, path_references, places, resolve_path
 from .context import Reply
 from .errors import ScimError, invalid_syntax, invalid_value
 from .parameters import read_json
@@ -56,11 +65,9 @@ WRITES = frozenset(
     for verb in ("create", "replace", "patch", "delete")
     for kind in ("user", "group")
 )
-REFERENCE = "bulkId:"
-# How deep in an operation's data references are looked for: a User's, Group's or PATCH
-# body's "value" lies within five levels; deeper data is passed on as it is (and the
-# endpoint judges it), so a hostile nesting costs no recursion here.
-REFERENCE_DEPTH = 8
+# An operation's answer that every later one would get too: the store is unavailable, or the
+# token (revoked, rotated) or the workspace (SCIM off, plan changed) no longer allows writes.
+STOPS = frozenset({401, 403, 503})
 # Request headers an operation must not inherit from the bulk request.
 NOT_INHERITED = (
     "HTTP_IF_MATCH",
@@ -103,30 +110,44 @@ class Operation:
     version: str | None
     data: Any
     problem: ScimError | None = None  # malformed: fails without running
+    places: list[Place] = dataclasses.field(default_factory=list)  # in its data
     references: frozenset[str] = frozenset()
 
 
 def process(request: Request, target: BulkTarget, limits: BulkLimits) -> Reply:
     operations, fail_on_errors = parse(read_request(request, limits), limits)
     declared: dict[str, int] = {}
-    for op in operations:
+    for op in operations:  # all whole-request checks come before any operation runs
+        if op.bulk_id is not None and not _is_text(op.bulk_id):
+            raise invalid_value(f"operation {op.index + 1}'s bulkId is not Unicode text")
         if op.method == "POST" and op.bulk_id is not None and op.problem is None:
             if op.bulk_id in declared:
                 raise invalid_value(f"bulkId {op.bulk_id!r} is declared by more than one POST")
             declared[op.bulk_id] = op.index
     run = _Run(request, target, declared)
-    pending = list(operations)
-    while pending and run.errors < fail_on_errors and not run.unavailable:
-        # The first operation (in request order) that waits for no pending POST runs next.
-        ready = next((op for op in pending if not run.waits(op)), None)
-        if ready is None:  # every one left waits for another: a cycle
-            ready = pending[0]
-            run.fail(
-                ready, _conflict(f"circular bulkId references: {_refs(ready)} wait on each other")
-            )
-        else:
-            run.execute(ready)
-        pending.remove(ready)
+    order = Order([op.references for op in operations], declared)
+    while run.errors < fail_on_errors and not run.stopped:
+        index = order.next()
+        if index is None:
+            break
+        op = operations[index]
+        try:
+            run.execute(op)
+        except Exception as exc:  # noqa: BLE001 - a bug of ours fails this operation alone
+            run.fail(op, exc)
+        order.ran(index)
+    for index in order.stuck():  # never ready: each in, or waiting on, a cycle
+        if run.errors >= fail_on_errors or run.stopped:
+            break
+        op = operations[index]
+        run.fail(
+            op,
+            _conflict(
+                f"circular bulkId references: the operation waits for {_refs(op)}, which"
+                " are never resolved: their operations are in, or wait on, a cycle of"
+                " operations that wait for each other"
+            ),
+        )
     entries = [run.entries[op.index] for op in operations if op.index in run.entries]
     return 200, {"schemas": [BULK_RESPONSE], "Operations": entries}, {}
 
@@ -166,10 +187,12 @@ def parse(body: Any, limits: BulkLimits) -> tuple[list[Operation], float]:
         if isinstance(raw_limit, bool) or not isinstance(raw_limit, int) or raw_limit < 1:
             raise invalid_value("failOnErrors must be an integer of at least 1")
         fail_on_errors = raw_limit
-    return [_operation(i, raw) for i, raw in enumerate(raw_operations)], fail_on_errors
+    # More distinct references than the job has operations cannot all name one of its POSTs.
+    most = len(raw_operations)
+    return [_operation(i, raw, most) for i, raw in enumerate(raw_operations)], fail_on_errors
 
 
-def _operation(index: int, raw: Any) -> Operation:
+def _operation(index: int, raw: Any, most_references: int) -> Operation:
     if not isinstance(raw, dict):
         op = Operation(index, None, None, None, None, None)
         op.problem = invalid_syntax("an operation must be a JSON object")
@@ -190,42 +213,48 @@ def _operation(index: int, raw: Any) -> Operation:
         op.problem = invalid_value("an operation's method must be POST, PUT, PATCH or DELETE")
     elif op.path is None or not op.path.startswith("/"):
         op.problem = invalid_value("an operation needs a path such as /Users or /Users/<id>")
+    elif not _is_text(op.path):
+        op.problem = invalid_value("an operation's path is not Unicode text")
     elif bulk_id is not None and (op.bulk_id is None or not op.bulk_id):
         op.problem = invalid_value("bulkId must be a non-empty string")
     elif op.method == "POST" and op.bulk_id is None:
         op.problem = invalid_syntax("a POST operation needs a bulkId (RFC 7644 3.7)")
-    elif version is not None and op.version is None:
-        op.problem = invalid_value("version must be a string (an ETag)")
+    elif version is not None and (op.version is None or not op.version.isascii()):
+        op.problem = invalid_value("version must be a string (an ETag)")  # ETags are ASCII
     elif op.method != "DELETE" and op.data is None:
         op.problem = invalid_syntax(f"a {op.method} operation needs data")
     else:
-        op.references = frozenset(_path_references(op.path) + _data_references(op.data))
+        op.places = places(op.method, op.path, op.data)
+        references = {*path_references(op.path)}
+        for place in op.places:
+            references.update(place.references())
+        if len(references) > most_references:
+            op.problem = invalid_value(
+                f"the operation holds {len(references)} distinct bulkId references, more than"
+                " the request has operations: they cannot all be resolved"
+            )
+        else:
+            op.references = frozenset(references)
     return op
 
 
-def _path_references(path: str | None) -> list[str]:
-    segments = (path or "").split("/")
-    return [s[len(REFERENCE) :] for s in segments if s.startswith(REFERENCE)]
+def _is_text(text: str) -> bool:
+    """Whether ``text`` encodes to UTF-8: JSON's "\\ud800" decodes to a lone surrogate,
+    which no response, log line or database can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
-def _data_references(data: Any, under_value: bool = False, depth: int = 0) -> list[str]:
-    if depth > REFERENCE_DEPTH:
-        return []
-    if isinstance(data, dict):
-        return [
-            ref
-            for key, item in data.items()
-            for ref in _data_references(item, str(key).lower() == "value", depth + 1)
-        ]
-    if isinstance(data, list):
-        return [ref for item in data for ref in _data_references(item, under_value, depth + 1)]
-    if under_value and isinstance(data, str) and data.startswith(REFERENCE):
-        return [data[len(REFERENCE) :]]
-    return []
+def _shown(text: str) -> str:
+    """``text`` for an error detail: lone surrogates escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _refs(op: Operation) -> str:
-    return ", ".join(f"{REFERENCE}{ref}" for ref in sorted(op.references))
+    return _shown(", ".join(f"{REFERENCE}{ref}" for ref in sorted(op.references)))
 
 
 def _conflict(detail: str) -> ScimError:
@@ -243,18 +272,20 @@ class _Run:
         self.resolved: dict[str, str] = {}  # bulkId -> the id its POST created
         self.entries: dict[int, dict[str, Any]] = {}
         self.errors = 0
-        self.unavailable = False  # an operation found the store unavailable: stop there
+        self.stopped = False  # an answer every later operation would get too (STOPS)
 
-    def waits(self, op: Operation) -> bool:
-        """Whether ``op`` refers to a bulkId whose POST (another operation) has not run yet."""
-        return any(
-            self.declared.get(ref, op.index) != op.index and self.declared[ref] not in self.entries
-            for ref in op.references
-        )
-
-    def fail(self, op: Operation, error: ScimError, location: str | None = None) -> None:
+    def fail(
+        self,
+        op: Operation,
+        exc: Exception,
+        sub: Request | None = None,
+        location: str | None = None,
+    ) -> None:
+        """``op``'s failure, answered and logged by error_for as a single request's: as
+        ``sub`` (the operation's request) or, refused before that was built, as sent."""
+        error = self.target.error_for(exc, sub or self._as_sent(op))
         self.errors += 1
-        self.unavailable = self.unavailable or error.status == 503
+        self.stopped = self.stopped or error.status in STOPS
         self.entries[op.index] = self._entry(op, str(error.status), location)
         self.entries[op.index]["response"] = error.to_scim()
 
@@ -264,15 +295,12 @@ class _Run:
             return
         assert op.method is not None and op.path is not None
         try:
-            path = "/".join(self._resolve(s, op) for s in unquote(op.path).split("/"))
-            data = self._substitute(op.data, op, under_value=False)
+            path = resolve_path(op.path, lambda text: self._resolve(text, op))
+            for place in op.places:
+                place.resolve(lambda text: self._resolve(text, op))
+            sub = self._request(op.method, path, op.data, op.version)
         except ScimError as error:
             self.fail(op, error)
-            return
-        try:
-            sub = self._request(op.method, path, data, op.version)
-        except RecursionError:  # it parsed, but nested too deep to write back: refused alone
-            self.fail(op, invalid_syntax("the operation's data is nested too deeply"))
             return
         location = None  # of the resource an operation on one names, once routed
         try:
@@ -286,7 +314,7 @@ class _Run:
                 location = self.base + quote(path)
             status, body, headers = self.target.perform(sub, endpoint, args)
         except Exception as exc:  # noqa: BLE001 - this operation's alone; error_for logs bugs
-            self.fail(op, self.target.error_for(exc, sub), location)
+            self.fail(op, exc, sub, location)
             return
         if op.method == "POST" and op.bulk_id is not None and isinstance(body, dict):
             self.resolved[op.bulk_id] = body["id"]
@@ -305,36 +333,22 @@ class _Run:
         return entry
 
     def _resolve(self, text: str, op: Operation) -> str:
-        """``text`` itself, or the id a ``bulkId:<id>`` reference stands for."""
-        if not text.startswith(REFERENCE):
-            return text
+        """The id a ``bulkId:<id>`` reference stands for."""
         ref = text[len(REFERENCE) :]
         if ref in self.resolved:
             return self.resolved[ref]
         if ref not in self.declared:
-            raise _conflict(f"{text} names no POST operation of this bulk request")
+            raise _conflict(f"{_shown(text)} names no POST operation of this bulk request")
         if self.declared[ref] == op.index:
             raise _conflict(f"circular bulkId reference: the operation refers to its own {text}")
         raise _conflict(f"{text} cannot be resolved: the operation that creates it failed")
 
-    def _substitute(self, data: Any, op: Operation, *, under_value: bool, depth: int = 0) -> Any:
-        if depth > REFERENCE_DEPTH:
-            return data
-        if isinstance(data, dict):
-            return {
-                key: self._substitute(
-                    item, op, under_value=str(key).lower() == "value", depth=depth + 1
-                )
-                for key, item in data.items()
-            }
-        if isinstance(data, list):
-            return [
-                self._substitute(item, op, under_value=under_value, depth=depth + 1)
-                for item in data
-            ]
-        if under_value and isinstance(data, str):
-            return self._resolve(data, op)
-        return data
+    def _as_sent(self, op: Operation) -> Request:
+        """A stand-in for an operation refused before its request was built, for the log:
+        its method and path when it has usable ones, else the bulk request's own."""
+        method = op.method if op.method in METHODS else self.request.method
+        usable = op.path is not None and op.path.startswith("/") and _is_text(op.path)
+        return self._request(method, op.path if usable and op.path else "/Bulk", None, None)
 
     def _request(self, method: str, path: str, data: Any, version: str | None) -> Request:
         """The operation as a request of its own: the bulk request's token, host and client,
@@ -345,11 +359,21 @@ class _Run:
             for key, value in outer.items()
             if key not in NOT_INHERITED and not key.startswith("werkzeug.")
         }
-        body = b"" if data is None else json.dumps(data).encode()
+        try:
+            # Compact and not ASCII-escaped: a body within the bulk request's limit stays
+            # within the single request's.
+            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            body = b"" if data is None else text.encode("utf-8")
+        except RecursionError:  # it parsed, but nested too deep to write back: refused alone
+            raise invalid_syntax("the operation's data is nested too deeply") from None
+        except UnicodeEncodeError:
+            raise invalid_value("the operation's data holds text that is not Unicode") from None
         environ.update(
             {
                 "REQUEST_METHOD": method,
-                "PATH_INFO": path,
+                # WSGI's PATH_INFO is the path's UTF-8 bytes as latin-1 (PEP 3333), as a
+                # server would give it: werkzeug decodes it back.
+                "PATH_INFO": path.encode("utf-8").decode("latin-1"),
                 "QUERY_STRING": "",
                 "CONTENT_TYPE": "application/scim+json",
                 "CONTENT_LENGTH": str(len(body)),
