@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import names
 from ..errors import InvalidName
+from ..store.groups import SubAttributes
 from ..store.models import Group, Member, MemberValue, utcnow
 from .comparisons import as_boolean
 from .errors import invalid_syntax, invalid_value, mutability
@@ -189,10 +190,12 @@ def write_user(member: Member, doc: Mapping[str, Any]) -> None:
             column,
             text(name.get(scim_name), f"name.{scim_name}", limit=_column_limit(Member, column)),
         )
-    if "active" in doc and doc["active"] is not None:
-        member.active = boolean(doc["active"], "active")
-    elif member.active is None:
-        member.active = True
+    # An unassigned ``active`` (never given, PUT without it, PATCH remove) reads back absent
+    # and counts as active for sign-in: RFC 7643 leaves it open, Okta and Entra provision
+    # without it meaning active. So unassigning it reactivates a deactivated member, as
+    # ``active: true`` would; an IdP that means to deactivate says ``active: false``.
+    member.active_assigned = doc.get("active") is not None
+    member.active = boolean(doc["active"], "active") if member.active_assigned else True
     enterprise = doc.get(ENTERPRISE_USER_SCHEMA) or {}
     for scim_name, column in ENTERPRISE_FIELDS:
         setattr(
@@ -236,12 +239,11 @@ def _write_values(member: Member, doc: Mapping[str, Any]) -> None:
                     row, column, text(value.get(scim_name), f"{attribute}.{scim_name}", limit=limit)
                 )
             primary = value.get("primary")
-            row.primary = primary is not None and boolean(primary, f"{attribute}.primary")
-            # RFC 7643: at most one primary value; keep the first one the client marked.
-            row.primary, seen_primary = (
-                row.primary and not seen_primary,
-                seen_primary or row.primary,
-            )
+            # None is "not given" and reads back absent; false reads back false.
+            row.primary = None if primary is None else boolean(primary, f"{attribute}.primary")
+            if row.primary:  # RFC 7643: true at most once; the first one the client marked
+                row.primary = not seen_primary
+                seen_primary = True
             row.value_key = row.value.lower()[:1024] if row.value is not None else None
             rows.append(row)
     if _value_signature(member.values) != _value_signature(rows):
@@ -294,12 +296,13 @@ def write_group_fields(group: Group, doc: Mapping[str, Any]) -> None:
     group.external_id = text(doc.get("externalId"), "externalId")
 
 
-def member_ids(doc: Mapping[str, Any]) -> list[str]:
-    """The ids in a Group document's ``members``, in order, without duplicates."""
+def group_members(doc: Mapping[str, Any]) -> dict[str, SubAttributes]:
+    """A Group document's ``members``: id -> the sub-attributes sent, in order, once each
+    (a repeated id keeps its first sub-attributes)."""
     members = doc.get("members") or []
     if not isinstance(members, list):
         raise invalid_value("members must be a list")
-    ids: dict[str, None] = {}
+    given: dict[str, SubAttributes] = {}
     for item in members:
         if not isinstance(item, dict) or not isinstance(item.get("value"), str):
             raise invalid_value("each member needs a string value (the member's id)")
@@ -307,8 +310,13 @@ def member_ids(doc: Mapping[str, Any]) -> list[str]:
             raise invalid_value(f"no User with id {item['value']!r} in this workspace")
         if item.get("type") not in (None, "User", "user"):
             raise invalid_value("only Users can be group members here")
-        ids[item["value"]] = None
-    return list(ids)
+        if item["value"] not in given:
+            given[item["value"]] = SubAttributes(
+                text(item.get("display"), "members.display", limit=512),
+                item.get("type"),
+                text(item.get("$ref"), "members.$ref", limit=1024),
+            )
+    return given
 
 
 def check_id(doc: Mapping[str, Any], current_id: str | None) -> None:
