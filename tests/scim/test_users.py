@@ -600,3 +600,12 @@ def test_post_and_put_without_active_read_back_without_it(scim: ScimClient, midd
     assert off["active"] is False
     on = scim.put(f"/Users/{user['id']}", {"userName": "na@acme.test"}).json
     assert "active" not in on and stored_member(middleware, user["id"]).active is True
+
+
+def test_a_filter_on_active_sees_what_the_document_shows(scim: ScimClient):
+    unassigned = scim.post("/Users", {"userName": "fa@acme.test"}).json["id"]
+    assigned = scim.post("/Users", okta_user("fb@acme.test")).json["id"]
+    found = {u["id"] for u in scim.get("/Users", filter="active eq true").json["Resources"]}
+    assert assigned in found and unassigned not in found
+    absent = scim.get("/Users", filter="not (active pr)").json["Resources"]
+    assert [u["id"] for u in absent] == [unassigned]
