@@ -236,3 +236,32 @@ def test_members_read_back_with_the_sub_attributes_written(scim: ScimClient):
     ).json
     assert put["members"] == [{"value": ada, "display": "A"}]
     assert put["meta"]["version"] != patched["meta"]["version"]
+
+
+def test_memberships_kept_before_sub_attributes_read_back_computed_ones(
+    scim: ScimClient, middleware
+):
+    """Rows from before migration 0013 (as_sent false) read back as they always did, and take
+    the sub-attributes on the group's next write, without a new version for that alone."""
+    from sqlalchemy import update
+
+    from webwork_sso_middleware.store.models import Membership
+
+    ada = scim.post("/Users", okta_user("ada@acme.test")).json["id"]
+    gid = scim.post("/Groups", {"displayName": "Old", "members": [{"value": ada}]}).json["id"]
+    with transaction(middleware.database, write=True) as unit:
+        unit.session.execute(update(Membership).values(as_sent=False))
+    computed = {
+        "value": ada,
+        "$ref": f"https://tracker.example.com/scim/v2/Users/{ada}",
+        "display": "Ada Lovelace",
+        "type": "User",
+    }
+    before = scim.get(f"/Groups/{gid}").json
+    assert before["members"] == [computed]
+    same = scim.patch(
+        f"/Groups/{gid}", patch_body({"op": "replace", "path": "displayName", "value": "Old"})
+    ).json
+    assert same["members"] == [computed] and same["meta"]["version"] == before["meta"]["version"]
+    with transaction(middleware.database) as unit:
+        assert unit.session.scalars(select(Membership.as_sent)).all() == [True]
