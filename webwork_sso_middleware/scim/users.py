@@ -1,4 +1,8 @@
-"""The /Users endpoints. Deactivation keeps every field and membership and ends sessions."""
+"""The /Users endpoints. Deactivation keeps every field and membership and ends sessions.
+
+An unassigned ``active`` (PATCH remove, or a POST or PUT without it) reads back absent and
+counts as active for sign-in: the decision and its reasons are in writes.py's docstring.
+"""
 
 from __future__ import annotations
 

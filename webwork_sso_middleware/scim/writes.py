@@ -2,6 +2,16 @@
 
 PUT, POST and PATCH all end in :func:`write_user` or :func:`write_group_fields`, so every
 write path validates the same way.
+
+What a client writes is what it reads back (tests/scim/test_round_trip.py checks it from the
+published schemas): ``primary: false`` stays false and an absent one absent; a Group's
+``members`` keep exactly the sub-attributes sent (:func:`group_members`); and an unassigned
+``active`` stays unassigned. **An unassigned ``active`` counts as active for sign-in**: RFC
+7643 leaves it open, Okta and Entra provision without it meaning active, and a POST without
+it always made an active member. So a PATCH ``remove`` of ``active`` (or a PUT without it)
+reads back without ``active`` and leaves the member able to sign in; on a deactivated member
+it reactivates, as ``active: true`` would (sessions the deactivation ended stay ended). An
+IdP that means to deactivate says ``active: false``.
 """
 
 from __future__ import annotations
@@ -190,10 +200,7 @@ def write_user(member: Member, doc: Mapping[str, Any]) -> None:
             column,
             text(name.get(scim_name), f"name.{scim_name}", limit=_column_limit(Member, column)),
         )
-    # An unassigned ``active`` (never given, PUT without it, PATCH remove) reads back absent
-    # and counts as active for sign-in: RFC 7643 leaves it open, Okta and Entra provision
-    # without it meaning active. So unassigning it reactivates a deactivated member, as
-    # ``active: true`` would; an IdP that means to deactivate says ``active: false``.
+    # An unassigned ``active`` reads back absent and counts as active (the module docstring).
     member.active_assigned = doc.get("active") is not None
     member.active = boolean(doc["active"], "active") if member.active_assigned else True
     enterprise = doc.get(ENTERPRISE_USER_SCHEMA) or {}
