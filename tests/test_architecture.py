@@ -42,8 +42,9 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         {"admin", "saml", "scim", "devidp"},
         # What protocols share: the member lifecycle, sessions, IdP metadata, the SP's keys, and
         # the host's lifecycle-event feed (events: recorded by the store, read and delivered
-        # here, so the middleware and the CLI reach it and no protocol needs it).
-        {"members", "sessions", "idp_metadata", "sp_keys", "events"},
+        # here, so the middleware and the CLI reach it and no protocol needs it), and the
+        # audit log's export (read by the CLI and the settings page's download).
+        {"members", "sessions", "idp_metadata", "sp_keys", "events", "audit_export"},
         # The only place that writes SQL.
         {"store"},
         # Options declared once: validating them needs the domain and path rules below.
@@ -54,8 +55,10 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         # protected path patterns (protected_paths), the member as the host sees it (identity),
         # absolute URLs (urls), request bodies (bodies), security headers (page_headers), logging
         # (logs), the one serializer per signed purpose (signing), how groups combine and give
-        # roles (roles), and which assertion attribute holds what (attribute_map).
+        # roles (roles), which assertion attribute holds what (attribute_map), and the
+        # Prometheus metrics every protocol counts into (metrics).
         {
+            "metrics",
             "roles",
             "attribute_map",
             "domains",

@@ -17,6 +17,8 @@ from typing import Any, TypedDict
 from . import option_values as values
 from . import roles as role_rules
 from .errors import ConfigurationError, UnknownOption
+from .logs import LOG_FORMATS
+from .metrics import MetricsRegistry
 from .option_values import normalise_host  # noqa: F401 (saml/metadata_fetch.py imports it here)
 
 ENV_PREFIX = "WEBWORK_SSO_"
@@ -152,6 +154,21 @@ class Settings:
     default_role: str | None = option(
         None, "the role of a member none of whose groups maps to one (one of roles)"
     )
+    # Off: prometheus_client is never imported. True: a registry of the middleware's own
+    # (SSOMiddleware.metrics_app() exposes it); a registry: counted into it (metrics.py).
+    metrics: bool | MetricsRegistry = option(
+        False,
+        "Prometheus metrics: true, or a prometheus_client registry to count into",
+        parse=values.to_metrics,
+    )
+    # "text" leaves the host's logging as it is; "json": logs.JsonLines.
+    log_format: str = option(
+        "text",
+        "text: the package's records go to the host's logging; json: one JSON object per line"
+        " on stderr",
+        parse=lambda value: values.string(value).strip().lower(),
+        check=lambda value: None if value in LOG_FORMATS else "must be text or json",
+    )
 
     @classmethod
     def from_options(
@@ -229,6 +246,8 @@ class Options(TypedDict, total=False):
     metadata_fetch_timeout: float | None
     roles: str | Sequence[str] | None
     default_role: str | None
+    metrics: bool | MetricsRegistry | None
+    log_format: str | None
 
 
 def fields() -> tuple[dataclasses.Field[Any], ...]:

@@ -15,6 +15,8 @@ from .domains import TxtResolver
 from .events import EventFeed
 from .idp_metadata.fetching import MetadataFetcher
 from .idp_metadata.workspaces import Workspaces
+from .logs import JsonLines, serving
+from .metrics import metrics_for
 from .protected_paths import is_protected
 from .saml.app import SamlApplication
 from .scim.app import ScimApplication
@@ -92,6 +94,15 @@ class SSOMiddleware:
         them; workspace owners map their groups to these. Default ``()`` (no roles).
     :param default_role: the role of a member none of whose groups maps to one; one of
         ``roles``. Default ``None``.
+    :param metrics: Prometheus metrics (prometheus_client, the ``metrics`` extra): ``True``
+        counts into a registry of this middleware's own, which :meth:`metrics_app` exposes; a
+        ``prometheus_client`` registry (``REGISTRY``, say) receives them instead. No label
+        names a workspace, a member, a token or a path. Default ``False``: off, and
+        prometheus_client is never imported.
+    :param log_format: ``"text"`` leaves logging to the host (the package's records carry
+        ``event``, ``workspace``, ``reason`` and ``request_id`` attributes);
+        ``"json"`` makes the package's logger write one JSON object per line to stderr
+        instead (logs.JsonLines). Default ``"text"``.
     :raises UnknownOption: for a keyword that is not an option (a ``TypeError`` too).
     :raises ConfigurationError: for a missing ``secret_key`` or a value that is not valid.
     """
@@ -102,6 +113,8 @@ class SSOMiddleware:
         # and validates the values, and reads the environment for the rest.
         self.settings = Settings.from_options(options)
         settings = self.settings
+        # Off: a recorder whose methods do nothing, and prometheus_client is never imported.
+        self.metrics = metrics_for(settings.metrics)
         self.database = Database(
             settings.database_url,
             auto_migrate=settings.auto_migrate,
@@ -116,6 +129,7 @@ class SSOMiddleware:
             base_url=settings.base_url,
             max_results=settings.scim_max_results,
             max_body_bytes=settings.max_body_bytes,
+            metrics=self.metrics,
         )
         self.sessions = SessionManager(
             self.database,
@@ -127,8 +141,11 @@ class SSOMiddleware:
             recheck_interval=dt.timedelta(seconds=settings.session_recheck_seconds),
             roles=settings.roles,
             default_role=settings.default_role,
+            metrics=self.metrics,
         )
-        self.saml = SamlApplication(self.database, settings=settings, sessions=self.sessions)
+        self.saml = SamlApplication(
+            self.database, settings=settings, sessions=self.sessions, metrics=self.metrics
+        )
         self.settings_page = SettingsPage(
             self.database, settings=settings, sessions=self.sessions, fetch=fetch_metadata
         )
@@ -139,8 +156,15 @@ class SSOMiddleware:
             if settings.audit_retention_days
             else None
         )
+        # Last: a constructor that failed above leaves the host's logging untouched.
+        self.json_lines = JsonLines() if settings.log_format == "json" else None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        # Every request gets an id (environ["webwork_sso.request_id"], and in our log records).
+        with serving(environ):
+            return self.dispatch(environ, start_response)
+
+    def dispatch(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         for key in IDENTITY_KEYS:
             environ.pop(key, None)
         path: str = environ.get("PATH_INFO", "")
@@ -204,9 +228,24 @@ class SSOMiddleware:
         """
         return self.workspaces.sso_required(email)
 
+    def metrics_app(self) -> WSGIApplication:
+        """The Prometheus exposition of this middleware's metrics, as a WSGI app to mount
+        where the host wants it (and behind what protects it: the counts are the site's)::
+
+            from werkzeug.middleware.dispatcher import DispatcherMiddleware
+            sso = SSOMiddleware(app, metrics=True)
+            application = DispatcherMiddleware(sso, {"/metrics": sso.metrics_app()})
+
+        Raises ConfigurationError when the ``metrics`` option is off.
+        """
+        return self.metrics.wsgi_app()
+
     def close(self) -> None:
-        """Release database connections (for tests and orderly shutdown)."""
+        """Release database connections (for tests and orderly shutdown), and the JSON log
+        handler when this middleware installed the last one."""
         self.database.dispose()
+        if self.json_lines is not None:
+            self.json_lines.release()
 
 
 def _under(path: str, prefix: str) -> bool:

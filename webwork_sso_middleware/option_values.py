@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from .domains import split_nameserver
 from .errors import ConfigurationError, WebworkSSOError
+from .metrics import MetricsRegistry
 from .protected_paths import normalise_prefix
 
 COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # an RFC 6265 token
@@ -129,6 +130,19 @@ def check_base_url(url: str | None) -> str | None:
     ):
         return None  # a path is allowed: the site may live under a prefix such as /tracker
     return "must be an http(s) URL such as https://tracker.example.com"
+
+
+def to_metrics(value: Any) -> bool | MetricsRegistry:
+    """The ``metrics`` option: true or false (also as text), or a prometheus_client registry
+    to count into (metrics.py; recognised by its methods, so nothing imports the library)."""
+    if isinstance(value, MetricsRegistry):
+        return value
+    try:
+        return to_bool(value)
+    except Expected:
+        raise Expected(
+            f"must be true, false or a prometheus_client CollectorRegistry, not {value!r}"
+        ) from None
 
 
 def to_protect(value: Any) -> bool | tuple[str, ...]:

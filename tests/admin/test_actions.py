@@ -3,6 +3,7 @@ switches and plans, closing the settings session, and email domains."""
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 from typing import Any
@@ -408,3 +409,30 @@ def test_a_hostile_owner_cannot_take_a_verified_domain_on_the_page(
     # Nor can it release acme's claim: the page acts on its own workspace only.
     post_action(browser, site, taken, "release_domain", slug="evil", domain="acme.test")
     assert site.workspaces.get("acme").verified_domains == ("acme.test",)
+
+
+# -- the log -------------------------------------------------------------------------------------
+
+
+def test_an_action_is_logged_once_it_runs_not_when_it_is_only_asked(
+    site: Site, idp: TestIdP, acme: str, caplog: Any
+):
+    browser = requests.Session()
+    page = open_with_link(browser, site)
+
+    def events() -> list[tuple[str, str]]:
+        return [
+            (r.event, r.workspace)
+            for r in caplog.records
+            if r.name.startswith("webwork_sso_middleware.admin") and r.event
+        ]
+
+    with caplog.at_level(logging.INFO, logger="webwork_sso_middleware"):
+        asked = post_action(browser, site, page, "regenerate_token")
+        assert events() == []  # the confirmation page: nothing ran
+        assert confirm(browser, asked).status_code == 200
+        assert events() == [("settings.regenerate_token", "acme")]
+        post_action(browser, site, page, "Nonsense\nFAKE")
+        assert events()[-1] == ("settings.unknown_action", "acme")
+        post_action(browser, site, page, "made_up_by_the_owner")  # well formed, but no action
+    assert events()[-1] == ("settings.unknown_action", "acme")

@@ -59,6 +59,13 @@ def chromium(profile: Path) -> Iterator[WebDriver]:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # Downloads (the audit log) land in the profile's folder, without asking.
+    downloads = profile / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
     try:
         driver = webdriver.Chrome(
             options=options, service=webdriver.ChromeService(executable_path=driver_path)
@@ -170,6 +177,21 @@ def test_owner_settings_in_a_real_browser(site: Site, idp: TestIdP, acme: str, t
         assert "dave@acme.test" in text_of(driver, "#test-result")
         assert driver.find_element(By.ID, "test-sign-in")  # still on the settings page
         driver.save_screenshot(str(tmp_path / "settings.png"))
+
+        # 7. The audit log downloads as CSV, with the owner's session only, and holds the
+        # sign-in of step 1.
+        driver.find_element(By.XPATH, "//p[@id='audit-log']/a[.='CSV']").click()
+        downloads = tmp_path / "profile" / "downloads"
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            done = [p for p in downloads.iterdir() if p.suffix == ".csv"]
+            if done:
+                break
+            time.sleep(0.1)
+        assert done, sorted(p.name for p in downloads.iterdir())
+        exported = done[0].read_text(encoding="utf-8")
+        assert exported.startswith('"id","occurred_at","workspace"')
+        assert "alice@acme.test" in exported
 
         # The page's inline style and script ran under the CSP: no violations were reported.
         problems = [

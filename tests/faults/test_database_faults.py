@@ -22,14 +22,16 @@ from typing import Any
 
 import requests
 from sqlalchemy import create_engine, event, func, select, text
+from webtest import TestApp
 
+from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.models import AuditEvent, Base, Member, MemberSession
 
-from ..constants import SCIM_JSON
+from ..constants import SCIM_JSON, SECRET
 from ..saml.conftest import Site
 from ..saml.idp import TestIdP
-from ..scim.conftest import okta_user
+from ..scim.conftest import host_app, okta_user
 from ..store_helpers import transaction
 from ..workers.cluster import (
     BASE_URL,
@@ -346,3 +348,58 @@ def test_a_worker_killed_mid_write_leaves_nothing_behind(
         database.dispose()
         for cluster in (scim_victim, acs_victim, survivor):
             cluster.stop()
+
+
+def test_a_bulk_request_stops_at_the_first_operation_the_store_refuses(
+    outage: Outage, database_url: str
+):
+    """/Bulk in an outage: not one busy timeout per operation. Where reads survive (SQLite),
+    the token is checked, the first write waits out the timeout, answers 503, and the rest
+    are not run; where nothing reaches the database, the whole request is 503."""
+    middleware = SSOMiddleware(
+        host_app,
+        database_url=outage.url,
+        secret_key=SECRET,
+        base_url=BASE_URL,
+        database_busy_timeout=BUSY_TIMEOUT,
+    )
+    try:
+        _, token = middleware.workspaces.create(
+            "acme", name="Acme", plan="plus", owner_email="owner@acme.test"
+        )
+        middleware.workspaces.enable("acme", scim=True)
+        operations = [
+            {
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": str(i),
+                "data": okta_user(f"u{i}@acme.test"),
+            }
+            for i in range(5)
+        ]
+        body = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+            "Operations": operations,
+        }
+        outage.cut()
+        try:
+            started = time.monotonic()
+            response = TestApp(middleware).post(
+                "/scim/v2/Bulk",
+                json.dumps(body),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": SCIM_JSON},
+                expect_errors=True,
+            )
+            elapsed = time.monotonic() - started
+        finally:
+            outage.restore()
+        if outage.reads_survive:
+            assert response.status_int == 200, response.text
+            (only,) = response.json["Operations"]
+            assert only["status"] == "503" and only["response"]["status"] == "503"
+        else:
+            assert response.status_int == 503 and response.json["status"] == "503"
+        assert elapsed < 3 * BUSY_TIMEOUT + 5
+        assert row_counts(database_url)["members"] == 0
+    finally:
+        middleware.close()

@@ -188,6 +188,8 @@ def test_a_failing_metadata_url_keeps_the_last_good_copy_and_says_why(
     assert sign_in(workers, idp, "alice@acme.test")[0].status_code == 303
     good = admin.workspaces.idp("acme")
     assert good is not None and good.last_refresh_error is None
+    # What a sign-in costs on this machine right now, without a refresh (CI runs two suites at once).
+    baseline = sign_in(workers, idp, "carol@acme.test")[1]
 
     if fault == "down":
         host.down()
@@ -197,7 +199,7 @@ def test_a_failing_metadata_url_keeps_the_last_good_copy_and_says_why(
     fetches = host.fetches
     answer, seconds = sign_in(workers, idp, "bob@acme.test")
     assert answer.status_code == 303, answer.text  # the last good copy signed bob in
-    assert seconds < FETCH_TIMEOUT * 2.5  # one fetch, bounded by its timeout
+    assert seconds < baseline + FETCH_TIMEOUT * 1.5  # one fetch, bounded by its timeout
     if fault != "down":
         assert host.fetches == fetches + 1
 

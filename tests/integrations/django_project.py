@@ -23,6 +23,7 @@ from django.urls import path
 
 from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.integrations.django import sso_wsgi_application
+from webwork_sso_middleware.integrations.django_metrics import metrics_view
 
 BACKEND = "webwork_sso_middleware.integrations.django.WebworkSSOBackend"
 MIDDLEWARE = [
@@ -65,6 +66,7 @@ def password_login(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [  # this module is the project's ROOT_URLCONF
     path("whoami", whoami),
+    path("metrics", metrics_view),
     path("password-login", password_login),
     path("admin-only", roles),
 ]

@@ -17,6 +17,7 @@ from webwork_sso_middleware.integrations.flask import (
     WebworkSSO,
     current_identity,
     current_member,
+    metrics_response,
 )
 
 from ..saml.idp import TestIdP
@@ -356,3 +357,43 @@ def test_with_no_receiver_a_commit_reads_no_events(
         lifecycle_event.disconnect(receiver, other)
         lifecycle_event.disconnect(receiver, apps[0])
     assert heard == ["member.reactivated"]
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_a_route_serves_the_metrics_of_the_apps_middleware(
+    serve: Callable[[Any], Any],
+    database_url: str,
+    idp: TestIdP,
+    sites: list[FrameworkSite],
+    on: bool,
+) -> None:
+    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
+        app = make_app()
+        app.config.update(WEBWORK_SSO_METRICS=on)  # as a settings file would set it
+        app.add_url_rule("/metrics", view_func=metrics_response)
+        WebworkSSO(
+            app,
+            database_url=database_url,
+            base_url=base_url,
+            secret_key="s3cret-padded-to-thirty-two-bytes-at-least",
+        )
+        return app, app.extensions["webwork_sso"]
+
+    site = FrameworkSite(serve, build)
+    sites.append(site)
+    site.add_workspace("acme", idp)
+    site.sign_in(requests.Session(), idp, "acme", ALICE)
+
+    scraped = requests.get(f"{site.url}/metrics", timeout=10)
+
+    if not on:
+        assert scraped.status_code == 404 and "Metrics are off" in scraped.text
+        return
+    assert scraped.status_code == 200, scraped.text
+    assert scraped.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert scraped.headers["Cache-Control"] == "no-store"
+    assert 'webwork_sso_sign_ins_total{reason="none",result="success"} 1.0' in scraped.text
+    assert "alice" not in scraped.text and "acme" not in scraped.text

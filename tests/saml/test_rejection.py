@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
-from webwork_sso_middleware.saml.rejection import PUBLIC_REASONS, Rejection
+from webwork_sso_middleware.metrics import CODE
+from webwork_sso_middleware.saml.rejection import (
+    PUBLIC_REASONS,
+    REASON_CODES,
+    Rejection,
+    reason_label,
+)
 
 
 def raised_rejections() -> list[tuple[str, str, str]]:
@@ -108,3 +114,13 @@ def test_a_refusal_carries_its_code_detail_and_what_a_stranger_may_read():
         True,
     )
     assert hidden.public_text == PUBLIC_REASONS["sso_unavailable"]
+
+
+def test_every_refusal_code_is_a_metrics_reason_of_its_own():
+    """The metrics count sign-ins by the refusal's code (metrics.py); a code missing from
+    REASON_CODES would be counted as "other", and the operator could not tell it apart."""
+    codes = {code for _, code, _ in raised_rejections()}
+    assert codes - REASON_CODES == set()
+    assert all(CODE.match(code) for code in REASON_CODES)  # no value metrics.py would refuse
+    assert reason_label("replayed") == "replayed"
+    assert reason_label("a_code_nobody_declared") == "other"

@@ -85,8 +85,8 @@ def test_unknown_path_is_404_and_wrong_method_is_405(scim: ScimClient):
     assert_scim_error(scim.send("PUT", "/Users", {}, status=405), 405)
 
 
-def test_bulk_is_not_implemented_as_advertised(scim: ScimClient):
-    assert_scim_error(scim.send("POST", "/Bulk", {"Operations": []}, status=501), 501)
+def test_me_is_not_implemented(scim: ScimClient):
+    assert_scim_error(scim.get("/Me", status=501), 501)
 
 
 @pytest.mark.parametrize("raw", [b"", b"not json", b"{", b'{"userName": NaN}', b"[" * 100000])

@@ -8,7 +8,11 @@ from .conftest import ScimClient
 def test_service_provider_config_advertises_what_we_do(scim: ScimClient, middleware):
     config = scim.get("/ServiceProviderConfig").json
     assert config["patch"]["supported"] is True
-    assert config["bulk"]["supported"] is False
+    assert config["bulk"] == {
+        "supported": True,
+        "maxOperations": 1000,
+        "maxPayloadSize": middleware.settings.max_body_bytes,
+    }
     assert config["filter"] == {
         "supported": True,
         "maxResults": middleware.settings.scim_max_results,

@@ -1454,6 +1454,8 @@ WRITES = [
     ("POST", "/Groups"),
     ("POST", "/Users/.search"),
     ("POST", "/Groups/.search"),
+    ("POST", "/.search"),
+    ("POST", "/Bulk"),
     ("PUT", "/Users/{{u0}}"),
     ("PATCH", "/Users/{{u0}}"),
     ("PUT", "/Groups/{{g0}}"),

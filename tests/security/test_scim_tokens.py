@@ -145,6 +145,8 @@ def test_past_the_limit_a_source_gets_429_unless_its_token_is_right(
         ("GET", "/scim/v2/Groups"),
         ("DELETE", "/scim/v2/Users/x"),
         ("POST", "/scim/v2/Groups/.search"),
+        ("POST", "/scim/v2/.search"),
+        ("POST", "/scim/v2/Bulk"),
     ]:
         for token in ("wrong", acme.token):
             response = app.request(

@@ -27,6 +27,7 @@ from ..errors import (
     NotFound,
     PlanError,
 )
+from ..logs import package_logger
 from ..sp_keys.vault import SealedKeyUnreadable
 from . import confirmations, roles_section, templates
 from .access import Access
@@ -57,7 +58,31 @@ class ShowPage(Protocol):
 
 
 # The rotation buttons' actions (sp_keys_section.py) and the step each takes.
+log = package_logger(__name__)
+# An action's name becomes its log event (settings.<name>): only in this form.
+
 ROTATION_STEPS = {"sp_key_stage": "stage", "sp_key_activate": "activate", "sp_key_retire": "retire"}
+# Every action the form posts (the dispatch in OwnerActions.act): the log names these only, so
+# an owner's posted name never becomes an event name (anything else is settings.unknown_action).
+KNOWN_ACTIONS = frozenset(
+    {
+        "regenerate_token",
+        "set_idp",
+        "claim_domain",
+        "verify_domain",
+        "release_domain",
+        "switch",
+        "idp_initiated",
+        "sp_key_create",
+        "saml_choice",
+        "require_sso",
+        "break_glass_open",
+        "break_glass_close",
+        "close",
+        *ROTATION_STEPS,
+        *roles_section.ACTIONS,
+    }
+)
 ROTATION_DONE = {
     "stage": "Staged a new key: the SP metadata now publishes it beside the current one. Let "
     "your IdP read the SP metadata again (or paste the new certificate into it), then activate "
@@ -145,6 +170,17 @@ class OwnerActions:
                     nonce=page.nonce,
                 )
             )
+        # Once confirmed (a destructive action's first POST only asked, above), as it runs.
+        log.info(
+            "settings action %r on %s (%s)",
+            action[:64],
+            slug,
+            "by SSO" if access.by_sso else "by settings link",
+            extra={
+                "event": "settings." + (action if action in KNOWN_ACTIONS else "unknown_action"),
+                "workspace": slug,
+            },
+        )
         if action == "regenerate_token":
             token = self.workspaces.rotate_token(slug)
             return self.show(

@@ -408,9 +408,15 @@ def diagnostics(view: SettingsView) -> str:
         '<th scope="col">When</th><th scope="col">Email</th><th scope="col">What went wrong'
         f"</th></tr></thead><tbody>{rows}</tbody></table>"
     )
+    download = escape(view.action_url) + "?download=audit-log&amp;format="
+    audit_log = (
+        '<p id="audit-log">Audit log (sign-ins, refusals, provisioning and settings changes, '
+        f'oldest first): <a href="{download}jsonl" download>JSON Lines</a> · '
+        f'<a href="{download}csv" download>CSV</a>.</p>'
+    )
     return (
         '<section id="diagnostics" aria-labelledby="diagnostics-h">'
-        f'<h2 id="diagnostics-h">Diagnostics</h2>{test}{table}</section>'
+        f'<h2 id="diagnostics-h">Diagnostics</h2>{test}{table}{audit_log}</section>'
     )
 
 

@@ -44,6 +44,7 @@ from ..urls import workspace_path
 from . import diagnostics, sp_keys_section, templates
 from .access import Access, owner_access
 from .actions import OwnerActions
+from .audit_download import AUDIT_LOG, DOWNLOAD_PARAMETER, audit_log_response
 from .links import (
     LINK_PARAMETER,
     CsrfTokens,
@@ -162,6 +163,8 @@ class SettingsPage:
             response = self.actions.act(page, slug, access)
         elif "certificate" in request.args:
             response = self.certificate(page, access, request.args["certificate"])
+        elif request.args.get(DOWNLOAD_PARAMETER) == AUDIT_LOG:
+            response = audit_log_response(page, self.database, access)
         else:
             response = self.show(page, access)
         if access.refreshed_cookie:

@@ -20,6 +20,7 @@ from ..devserver import ENV_SECRET_KEY, SECRET_FILE_NAME
 from ..errors import StoreUnavailable, WebworkSSOError
 from ..store.enforcement import BREAK_GLASS_DEFAULT, BREAK_GLASS_MAX
 from ..store.models import PLANS
+from .audit import add_audit_commands
 from .events import add_events_commands
 from .options import (
     DEFAULT_BASE_URL,
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_commands(commands)
     _add_workspace_commands(commands)
     add_events_commands(commands)
+    add_audit_commands(commands)
     _add_serve_command(commands)
     _add_dev_idp_command(commands)
     return parser

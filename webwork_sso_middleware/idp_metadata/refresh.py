@@ -18,6 +18,7 @@ import datetime as dt
 
 from ..errors import MetadataError
 from ..logs import package_logger
+from ..metrics import NO_METRICS, Metrics
 from ..store.db import Database, UnitOfWork
 from ..store.identity_providers import (
     RefreshClaim,
@@ -43,10 +44,12 @@ def refresh_if_due(
     *,
     now: dt.datetime | None = None,
     fetch: Fetch = fetch_metadata,
+    metrics: Metrics = NO_METRICS,
 ) -> None:
     """Refresh the workspace's metadata from its URL when due; never raises for the IdP's faults.
 
-    Cheap when not due (one read). The SP calls this before it uses the metadata.
+    Cheap when not due (one read). The SP calls this before it uses the metadata. ``metrics``
+    counts each refresh this worker made, by result.
     """
     now = now or utcnow()
     if not database.run(lambda session: is_due(session, workspace_id, now), write=False):
@@ -64,16 +67,29 @@ def refresh_if_due(
     except MetadataError as error:
         reason = error.reason
     except Exception as error:  # a bug or an odd failure must not break sign-in either
-        log.exception("refreshing the IdP metadata of workspace %s failed", workspace_id)
+        log.exception(
+            "refreshing the IdP metadata of workspace %s failed",
+            workspace_id,
+            extra={"event": "metadata.refresh_failed", "reason": "error"},
+        )
         reason = f"{type(error).__name__}: {error}"
     else:
         database.run(lambda session: _keep(session, claim, parsed, now))
+        metrics.metadata_refresh("success")
+        log.info(
+            "IdP metadata of workspace %s refreshed from %r",
+            workspace_id,
+            claim.metadata_url,
+            extra={"event": "metadata.refreshed"},
+        )
         return
+    metrics.metadata_refresh("failure")
     log.warning(
         "IdP metadata refresh of workspace %s from %r failed: %r",
         workspace_id,
         claim.metadata_url,
         reason,
+        extra={"event": "metadata.refresh_failed", "reason": "unusable_metadata"},
     )  # %r: no line breaks in the log
     database.run(lambda session: record_refresh_failure(session, claim, reason, now))
 

@@ -76,7 +76,7 @@ from django.core.wsgi import get_wsgi_application
 from ..config import check_known
 from ..errors import ConfigurationError
 from ..middleware import SSOMiddleware
-from . import django_enforcement, django_signals
+from . import django_enforcement, django_metrics, django_signals
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -102,6 +102,8 @@ def sso_wsgi_application(django_app: WSGIApplication | None = None) -> SSOMiddle
     django_enforcement.register(middleware.sso_required)
     # Lifecycle events reach the host as django_signals.lifecycle_event.
     django_signals.connect(middleware)
+    # django_metrics.metrics_view serves its metrics, when the metrics option is on.
+    django_metrics.register(middleware.metrics)
     return middleware
 
 

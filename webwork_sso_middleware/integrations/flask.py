@@ -29,6 +29,15 @@ over ``app.config``, and an option set in neither falls back to the process envi
 SSOMiddleware(app.wsgi_app, ...)`` works the same way, and so do ``current_identity()`` and
 ``current_member()``.
 
+Prometheus metrics (the option ``WEBWORK_SSO_METRICS = True``): serve them from a route the host
+guards as it likes, or keeps internal::
+
+    from webwork_sso_middleware.integrations.flask import metrics_response
+
+    @app.get("/metrics")
+    def metrics():
+        return metrics_response()
+
 Lifecycle events (members created, deactivated, signed in, groups changed: events/) arrive as
 the blinker signal ``lifecycle_event``, sent by the app with ``event`` and ``kind``, after the
 change commits, with the app's context pushed::
@@ -51,7 +60,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from blinker import Namespace
-from flask import has_request_context, request
+from flask import Response, current_app, has_request_context, request
 
 from ..config import ENV_PREFIX, check_known, env_name
 from ..events import Event
@@ -108,6 +117,21 @@ def options_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
     }
     check_known(options, where="app.config", spell=env_name)
     return options
+
+
+def metrics_response() -> Response:
+    """The current app's SSO metrics as a Prometheus scrape (in the format the scraper's
+    Accept asks for); 404 while the metrics option is off. The counts are the whole site's:
+    serve them only where the Prometheus server can reach them, or behind a guard."""
+    middleware: SSOMiddleware = current_app.extensions[EXTENSION_NAME]
+    if not middleware.metrics.enabled:
+        return current_app.response_class(
+            "Metrics are off (WEBWORK_SSO_METRICS).", status=404, content_type="text/plain"
+        )
+    body, content_type = middleware.metrics.exposition(request.headers.get("Accept"))
+    return current_app.response_class(
+        body, content_type=content_type, headers={"Cache-Control": "no-store"}
+    )
 
 
 def current_identity() -> str | None:

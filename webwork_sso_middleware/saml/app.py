@@ -15,6 +15,7 @@ beside this app.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -28,6 +29,7 @@ from werkzeug.wrappers import Request, Response
 from ..errors import InvalidName, StoreUnavailable
 from ..logs import package_logger
 from ..members import lifecycle
+from ..metrics import NO_METRICS, Metrics
 from ..store import sign_in_target as target_store
 from ..store.db import Database, UnitOfWork
 from ..store.workspaces import SLUG_PATTERN
@@ -62,11 +64,19 @@ URL_MAP = Map(
 
 
 class SamlApplication:
-    def __init__(self, database: Database, *, settings: Settings, sessions: SessionManager) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        settings: Settings,
+        sessions: SessionManager,
+        metrics: Metrics = NO_METRICS,
+    ) -> None:
         self.database = database
         self.settings = settings
         self.sessions = sessions
-        self.flow = LoginFlow(database, settings=settings, sessions=sessions)
+        self.metrics = metrics
+        self.flow = LoginFlow(database, settings=settings, sessions=sessions, metrics=metrics)
         self.slo = SingleLogout(self.flow)
         self.logout = LogoutPage(sessions, base_url=settings.base_url, single_logout=self.slo)
         # The sign-in flow's endpoints (login_flow.py); the others are methods here.
@@ -78,8 +88,10 @@ class SamlApplication:
         }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
         request = Request(environ)
         request.max_content_length = self.settings.max_body_bytes
+        endpoint = None
         try:
             endpoint, args = URL_MAP.bind_to_environ(environ).match()
             if endpoint == "logout":
@@ -103,6 +115,7 @@ class SamlApplication:
             )
         except (StoreUnavailable, OperationalError):
             log.warning("SAML request failed: database unavailable", exc_info=True)
+            self._count_error(endpoint, "store_unavailable")
             response = error_page(
                 "Please try again",
                 "Sign-in is briefly unavailable. Please try again in a moment.",
@@ -112,6 +125,7 @@ class SamlApplication:
             )
         except Exception:
             log.exception("unexpected error in SAML %s %s", request.method, request.path)
+            self._count_error(endpoint, "internal_error")
             response = error_page(
                 "Something went wrong",
                 "Sign-in failed on our side.",
@@ -119,7 +133,14 @@ class SamlApplication:
                 reason="internal_error",
                 status=500,
             )
+        if endpoint == "acs":
+            self.metrics.acs_seconds(time.perf_counter() - started)
         return response(environ, start_response)
+
+    def _count_error(self, endpoint: str | None, reason: str) -> None:
+        """A sign-in that failed on our side (the flow counts every other outcome itself)."""
+        if endpoint in ("acs", "continue_sign_in"):
+            self.metrics.sign_in("error", reason)
 
     # -- endpoints ----------------------------------------------------------------------------
 

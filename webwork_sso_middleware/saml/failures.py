@@ -40,7 +40,12 @@ def record_failure(
 
     ``email``: the address the response named, or how to read it given the workspace's
     attribute mapping (so the owner sees the address the sign-in goes by, not the NameID)."""
-    log.info("SAML response for %s rejected: %s", slug, rejection)
+    log.info(
+        "SAML response for %s rejected: %s",
+        slug,
+        rejection,
+        extra={"event": "sign_in.refused", "workspace": slug, "reason": rejection.code},
+    )
     try:
 
         def work(unit: UnitOfWork) -> None:

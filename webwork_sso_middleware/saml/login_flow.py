@@ -23,6 +23,7 @@ from ..identity import Member
 from ..idp_metadata.fetching import MetadataFetcher
 from ..logs import package_logger
 from ..members import lifecycle
+from ..metrics import NO_METRICS, Metrics
 from ..sessions.manager import SamlSubject
 from ..sessions.sign_in_tests import SignInTests
 from ..sp_keys import SpKeyRing, SpKeys
@@ -50,7 +51,7 @@ from .metadata_checks import MetadataChecks
 from .pages import autopost_page, error_page, signed_in_as_other_page
 from .posted import claimed_email, decode, peek
 from .redirects import safe_next
-from .rejection import Rejection
+from .rejection import Rejection, reason_label
 from .sp import IdPSettings, OutgoingMessage, ServiceProvider, ServiceProviders
 
 if TYPE_CHECKING:
@@ -74,14 +75,22 @@ class LoginFlow:
     """Start login, ACS, continue: every step of a sign-in, and what they share (the SP of a
     workspace, the browser's login cookies, the metadata checks)."""
 
-    def __init__(self, database: Database, *, settings: Settings, sessions: SessionManager) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        settings: Settings,
+        sessions: SessionManager,
+        metrics: Metrics = NO_METRICS,
+    ) -> None:
         self.database = database
         self.settings = settings
         self.sessions = sessions
+        self.metrics = metrics
         self.clock_skew = dt.timedelta(seconds=settings.clock_skew_seconds)
         self.providers = ServiceProviders(clock_skew=self.clock_skew)
         self.metadata = MetadataChecks(
-            database, fetch_metadata=MetadataFetcher.from_settings(settings)
+            database, fetch_metadata=MetadataFetcher.from_settings(settings), metrics=metrics
         )
         self.keys = SpKeys(database, secret_keys=settings.secret_key)
         self.login_requests = LoginRequests(signing=sessions.signing)
@@ -209,7 +218,12 @@ class LoginFlow:
         except Rejection as rejection:
             # Nobody is signed in yet: the reason stays in the log (not the audit log, which
             # an anonymous GET must not be able to write to).
-            log.info("SSO sign-in at %s not started: %s", slug, rejection)
+            log.info(
+                "SSO sign-in at %s not started: %s",
+                slug,
+                rejection,
+                extra={"event": "sign_in.not_started", "workspace": slug, "reason": rejection.code},
+            )
             return error_page(
                 "Single sign-on unavailable",
                 rejection.public_text,
@@ -233,6 +247,8 @@ class LoginFlow:
     def acs(self, request: Request, slug: str) -> Response:
         seen = None
         answering: list[LoginRequest] = []  # the request the response answers, once known
+        outcome: list[str] = []  # what sign_in did, counted once its transaction committed
+        accepted: list[str] = []  # who signed in, once the sign-in committed
         try:
             try:
                 form = read_form(request, self.settings.max_body_bytes)
@@ -247,15 +263,20 @@ class LoginFlow:
             # Whose session the browser shows, asked outside the transaction: an unsolicited
             # response must not replace another member's.
             current = self.current_member(request) if seen.in_response_to is None else None
-            return self.database.run(
+            response = self.database.run(
                 lambda unit: self.sign_in(
-                    request, unit, slug, seen, relay_state, current, answering
+                    request, unit, slug, seen, relay_state, current, answering, outcome, accepted
                 )
             )
+            self.count(outcome)
+            _log_accepted(slug, accepted)
+            return response
         except OtherMemberSignedIn as refused:
+            self.metrics.sign_in("rejected", refused.code)
             record_failure(self.database, slug, refused, refused.email)
             return signed_in_as_other_page(refused.current.user_name, site=self.site(request))
         except Rejection as rejection:
+            self.metrics.sign_in("rejected", reason_label(rejection.public_code))
             # The address as this workspace's sign-in reads it (its attribute mapping may
             # name the email attribute): known only once record_failure has the workspace.
             record_failure(
@@ -292,6 +313,8 @@ class LoginFlow:
         relay_state: str | None,
         current: Member | None,
         answering: list[LoginRequest] | None = None,
+        outcome: list[str] | None = None,
+        accepted: list[str] | None = None,
     ) -> Response:
         # One statement reads the workspace (locked) and the member the response claims.
         claimed = lifecycle.lookup_key(claimed_email(seen))
@@ -347,6 +370,7 @@ class LoginFlow:
         if answered is not None and answered.test is not None:
             # The owner's test: judged as a sign-in would be, and no session (tested_sign_in.py).
             tested_sign_in.check(unit, workspace_id, verified, answered.test, known)
+            _note(outcome, "test")
             response = tested_sign_in.back_to_settings(
                 self.site(request), target.slug, answered.test
             )
@@ -367,6 +391,8 @@ class LoginFlow:
                 current=None,
                 site=self.site(request),
                 known=known,
+                outcome=outcome,
+                accepted=accepted,
             )
             response.headers.add(
                 "Set-Cookie",
@@ -388,9 +414,18 @@ class LoginFlow:
                 mapped=lambda: role_store.mapped_group_keys(unit, workspace_id),
             )
             response.headers.add("Set-Cookie", cookie)
+            _note(outcome, "pending")
             return response
         return self.finish(
-            unit, target, verified, next_path, current=current, site=self.site(request), known=known
+            unit,
+            target,
+            verified,
+            next_path,
+            current=current,
+            site=self.site(request),
+            known=known,
+            outcome=outcome,
+            accepted=accepted,
         )
 
     def continue_sign_in(self, request: Request, slug: str) -> Response:
@@ -398,6 +433,8 @@ class LoginFlow:
         browser's own session cookie, if it has one, comes along."""
         site = self.site(request)
         urls = site.workspace(slug.strip().lower())
+        outcome: list[str] = []
+        accepted: list[str] = []
         try:
             current = self.current_member(request)
 
@@ -416,14 +453,25 @@ class LoginFlow:
                         "this sign-in was already finished, or took too long; please sign in again",
                     )
                 return self.finish(
-                    unit, target, pending.assertion, pending.next_path, current=current, site=site
+                    unit,
+                    target,
+                    pending.assertion,
+                    pending.next_path,
+                    current=current,
+                    site=site,
+                    outcome=outcome,
+                    accepted=accepted,
                 )
 
             response = self.database.run(work)
+            self.count(outcome)
+            _log_accepted(slug, accepted)
         except OtherMemberSignedIn as refused:
+            self.metrics.sign_in("rejected", refused.code)
             record_failure(self.database, slug, refused, refused.email)
             response = signed_in_as_other_page(refused.current.user_name, site=site)
         except Rejection as rejection:  # not recorded: an anonymous GET must write nothing
+            self.metrics.sign_in("rejected", reason_label(rejection.public_code))
             response = error_page(
                 "Sign-in failed",
                 rejection.public_text,
@@ -444,12 +492,25 @@ class LoginFlow:
         current: Member | None,
         site: PublicUrls,
         known: sign_in_store.LoginLookup | None = None,
+        outcome: list[str] | None = None,
+        accepted: list[str] | None = None,
     ) -> Response:
         """Sign the member in; ``current``: the member whose session the browser holds, which
         an unsolicited response may refresh but never replace by someone else. ``next_path``
         is relative to the site's mount point, like the PATH_INFO it was taken from."""
         member = self.member_at_login(unit, target.workspace_id, verified, known)
         if member is None:
+            _note(outcome, "member_deactivated")
+            log.info(
+                "sign-in of %s to %s refused: deactivated",
+                verified.email,
+                target.slug,
+                extra={
+                    "event": "sign_in.refused",
+                    "workspace": target.slug,
+                    "reason": "member_deactivated",
+                },
+            )
             return error_page(
                 "Account deactivated",
                 "Your account in this workspace is "
@@ -475,9 +536,20 @@ class LoginFlow:
         cookie = self.sessions.start(
             member_id, target.workspace_id, unit, generation=generation, saml_subject=subject
         )
+        if accepted is not None:
+            accepted[:] = [verified.email]  # assigned, not appended: a retried run repeats this
         response = redirect(site.link(safe_next(next_path)), code=303)
         response.headers.add("Set-Cookie", cookie)
+        _note(outcome, "success")
         return response
+
+    def count(self, outcome: list[str]) -> None:
+        """Count a sign-in whose transaction committed, by what :meth:`sign_in` noted."""
+        for noted in outcome[-1:]:  # a retried transaction noted again: the last one counts
+            if noted == "member_deactivated":
+                self.metrics.sign_in("rejected", noted)
+            else:
+                self.metrics.sign_in(noted)
 
     def current_member(self, request: Request) -> Member | None:
         found = self.sessions.identify(request.environ)
@@ -517,6 +589,22 @@ class LoginFlow:
             # The person sees the code; the owner's diagnostics get the detail (record_failure).
             raise Rejection(refused.code, refused.detail, status=403) from None
         return (admitted.member_id, admitted.session_generation) if admitted else None
+
+
+def _note(outcome: list[str] | None, result: str) -> None:
+    if outcome is not None:
+        outcome.append(result)
+
+
+def _log_accepted(slug: str, accepted: list[str]) -> None:
+    """After the sign-in's transaction committed: who got a session."""
+    if accepted:
+        log.info(
+            "sign-in of %s to %s accepted",
+            accepted[0],
+            slug,
+            extra={"event": "sign_in.accepted", "workspace": slug},
+        )
 
 
 def _login_hint(value: str | None) -> str | None:

@@ -9,6 +9,7 @@ import time
 
 from ..idp_metadata.fetching import MetadataFetcher
 from ..idp_metadata.refresh import refresh_if_due
+from ..metrics import NO_METRICS, Metrics
 from ..store.db import Database
 from ..store.workspaces import find_by_slug
 
@@ -17,9 +18,16 @@ METADATA_CHECK_INTERVAL = 60.0
 
 
 class MetadataChecks:
-    def __init__(self, database: Database, *, fetch_metadata: MetadataFetcher) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        fetch_metadata: MetadataFetcher,
+        metrics: Metrics = NO_METRICS,
+    ) -> None:
         self.database = database
         self.fetch_metadata = fetch_metadata
+        self.metrics = metrics
         self._metadata_checked: dict[str, float] = {}  # slug -> monotonic time of the last check
 
     def refresh_metadata(self, slug: str) -> None:
@@ -34,7 +42,9 @@ class MetadataChecks:
             lambda s: w.id if (w := find_by_slug(s, slug)) else None, write=False
         )
         if workspace_id is not None:
-            refresh_if_due(self.database, workspace_id, fetch=self.fetch_metadata)
+            refresh_if_due(
+                self.database, workspace_id, fetch=self.fetch_metadata, metrics=self.metrics
+            )
         if len(self._metadata_checked) > 10_000:
             self._metadata_checked.clear()
         self._metadata_checked[slug] = now

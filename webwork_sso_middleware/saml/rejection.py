@@ -139,3 +139,23 @@ PUBLIC_REASONS: dict[str, str] = {
     "slo_unknown_in_response_to": "The sign-out response answers a request this browser did "
     "not send, or one already answered or expired. You are signed out of this site.",
 }
+
+
+# Every code a refusal may carry: the public ones, and those only the owner sees (the reasons
+# behind "sso_unavailable"). The metrics label sign-ins by these; any other code counts as
+# "other", so the label stays a fixed set (tests/saml/test_rejection.py checks the source).
+REASON_CODES: frozenset[str] = frozenset(PUBLIC_REASONS) | {
+    "unknown_workspace",
+    "plan",
+    "sso_disabled",
+    "idp_not_configured",
+    "sp_key_missing",
+    "encrypted_not_assertion",
+    "signed_in_as_other",
+    "member_deactivated",
+}
+
+
+def reason_label(code: str) -> str:
+    """A refusal's code as the metrics' ``reason`` label: one of REASON_CODES, or "other"."""
+    return code if code in REASON_CODES else "other"

@@ -2,16 +2,18 @@
 (middleware.py moves the prefix to SCRIPT_NAME: the routes here are relative).
 
 Routing, authentication and error rendering live here; the Users and Groups endpoints live
-in users.py and groups.py. Each request is one database transaction: a failure anywhere
-rolls the whole write back. Failed token checks are counted per client address, and an
-address with too many gets 429 for its wrong tokens for a while, while a right token still
-works from it (throttle.py).
+in users.py and groups.py, the root search in root_search.py, /Bulk in bulk.py. Each request
+is one database transaction: a failure anywhere rolls the whole write back (a /Bulk request
+is one transaction per operation, each taking the very path a single request takes). Failed
+token checks are counted per client address, and an address with too many gets 429 for its
+wrong tokens for a while, while a right token still works from it (throttle.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +25,13 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from ..errors import NotFound, StoreUnavailable
-from ..logs import package_logger
+from ..logs import note_workspace, package_logger
+from ..metrics import NO_METRICS, Metrics
 from ..store.db import Database, UnitOfWork
 from ..store.models import SSO_PLANS
 from ..store.workspaces import find_credential
 from ..urls import public_urls
-from . import discovery, groups, users
+from . import bulk, discovery, groups, root_search, users
 from .context import Reply, ScimContext
 from .errors import ScimError
 from .throttle import AUTH_FAILURE_LIMIT, AUTH_FAILURE_WINDOW, AuthThrottle, source_of
@@ -40,6 +43,7 @@ log = package_logger(__name__)
 
 SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8"
 MAX_TOKEN_LENGTH = 512
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")  # a POST .search is logged too: rare
 
 
 Endpoint = Callable[..., Reply]
@@ -60,6 +64,7 @@ ENDPOINTS: dict[str, tuple[Endpoint, bool]] = {
     "replace_group": (groups.replace_group, True),
     "patch_group": (groups.patch_group, True),
     "delete_group": (groups.delete_group, True),
+    "search_resources": (root_search.search_resources, False),
 }
 
 
@@ -83,9 +88,9 @@ URL_MAP = Map(
         Rule("/ResourceTypes/<name>", endpoint="resource_type", methods=["GET"]),
         Rule("/Schemas", endpoint="schemas", methods=["GET"]),
         Rule("/Schemas/<name>", endpoint="schema", methods=["GET"]),
-        Rule("/Bulk", endpoint="not_implemented"),
+        Rule("/Bulk", endpoint="bulk", methods=["POST"]),
         Rule("/Me", endpoint="not_implemented"),
-        Rule("/.search", endpoint="not_implemented", methods=["POST"]),
+        Rule("/.search", endpoint="search_resources", methods=["POST"]),
         *_resource_rules("Users", "user", "users"),
         *_resource_rules("Groups", "group", "groups"),
     ],
@@ -104,40 +109,71 @@ class ScimApplication:
         max_body_bytes: int,
         auth_failure_limit: int = AUTH_FAILURE_LIMIT,
         auth_failure_window: dt.timedelta = AUTH_FAILURE_WINDOW,
+        bulk_max_operations: int = bulk.MAX_OPERATIONS,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.database = database
+        self.metrics = metrics
         self.base_url = base_url
         self.max_results = max_results
         self.max_body_bytes = max_body_bytes
-        self.throttle = AuthThrottle(database, limit=auth_failure_limit, window=auth_failure_window)
+        # maxPayloadSize is the site's body limit: a bulk body is a request body like any.
+        self.bulk_limits = bulk.BulkLimits(
+            max_operations=bulk_max_operations, max_payload_size=max_body_bytes
+        )
+        self.throttle = AuthThrottle(
+            database, limit=auth_failure_limit, window=auth_failure_window, metrics=metrics
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
         request = Request(environ)
         try:
             response = self.dispatch(request)
-        except ScimError as error:
-            response = self.error_response(error)
-        except NotFound as missing:
-            kind = {"member": "User", "group": "Group"}.get(missing.kind, missing.kind)
-            response = self.error_response(ScimError(404, f"{kind} {missing.key} not found"))
-        except StaleDataError:
-            response = self.error_response(
-                ScimError(409, "the resource was changed concurrently; retry the request")
-            )
-        except (StoreUnavailable, OperationalError):
-            log.warning("SCIM request failed: database unavailable", exc_info=True)
-            response = self.error_response(
-                ScimError(
-                    503,
-                    "the member store is unavailable; try again shortly",
-                    headers={"Retry-After": "5"},
-                )
-            )
-        except Exception:
-            # A bug of ours: logged in full, answered without internals.
-            log.exception("unexpected error in SCIM %s %s", request.method, request.path)
-            response = self.error_response(ScimError(500, "internal error"))
+        except Exception as exc:  # noqa: BLE001 - error_for logs what is not a SCIM answer
+            response = self.error_response(self.error_for(exc, request))
+        # By resource type, never by path: ids and whatever a client invents stay out.
+        self.metrics.scim_request(
+            request.method,
+            _resource_type(environ.get("PATH_INFO", "")),
+            response.status_code,
+            time.perf_counter() - started,
+        )
         return response(environ, start_response)
+
+    @staticmethod
+    def error_for(exc: Exception, request: Request) -> ScimError:
+        """The SCIM error a failure is answered with: for a request, or for one operation of
+        a /Bulk request (its ``request`` then being that operation's)."""
+        if isinstance(exc, ScimError):
+            if request.method in WRITE_METHODS and exc.status not in (401, 429):
+                log.info(
+                    "SCIM %s %s refused: %d %s",
+                    request.method,
+                    request.path,
+                    exc.status,
+                    exc.detail,
+                    extra={
+                        "event": "scim.write_refused",
+                        "reason": exc.scim_type or str(exc.status),
+                    },
+                )
+            return exc
+        if isinstance(exc, NotFound):
+            kind = {"member": "User", "group": "Group"}.get(exc.kind, exc.kind)
+            return ScimError(404, f"{kind} {exc.key} not found")
+        if isinstance(exc, StaleDataError):
+            return ScimError(409, "the resource was changed concurrently; retry the request")
+        if isinstance(exc, (StoreUnavailable, OperationalError)):
+            log.warning("SCIM request failed: database unavailable", exc_info=exc)
+            return ScimError(
+                503,
+                "the member store is unavailable; try again shortly",
+                headers={"Retry-After": "5"},
+            )
+        # A bug of ours: logged in full, answered without internals.
+        log.error("unexpected error in SCIM %s %s", request.method, request.path, exc_info=exc)
+        return ScimError(500, "internal error")
 
     def scim_base(self, request: Request) -> str:
         return public_urls(request.environ, self.base_url).scim_base_url
@@ -158,38 +194,78 @@ class ScimApplication:
         except HTTPException as exc:  # e.g. a redirect werkzeug would suggest
             raise ScimError(exc.code or 400, exc.description or "bad request") from None
         if endpoint in ENDPOINTS:
-            handler, writes = ENDPOINTS[endpoint]
-
-            def work(unit: UnitOfWork) -> Reply:
-                context = self.authenticate(request, unit)
-                if "\x00" in args.get("resource_id", ""):
-                    # No id holds NUL, and PostgreSQL would refuse the lookup: not found.
-                    raise NotFound(
-                        "member" if endpoint.endswith("_user") else "group", args["resource_id"]
-                    )
-                return handler(context, **args)
-
-            throttle = self.throttle
-            # Empty unless some source is blocked: the usual request pays one truth test.
-            if throttle.blocked:
-                wait = throttle.retry_after(source_of(request.remote_addr))
-                # A blocked source costs one read, never a write: only a right token goes on.
-                if wait is not None and not self.holds_live_token(request):
-                    raise _too_many_failures(wait)
-            try:
-                status, body, headers = self.database.run(work, write=writes)
-            except InvalidToken:
-                source = source_of(request.remote_addr)
-                failures, wait = throttle.failed(source)
-                log.info(
-                    "SCIM: invalid token from %s (%d failures in the window)", source, failures
-                )
-                if wait is not None and failures > throttle.limit:
-                    raise _too_many_failures(wait) from None
-                raise
+            status, body, headers = self.guarded(
+                request, lambda: self.perform(request, endpoint, args)
+            )
+        elif endpoint == "bulk":
+            status, body, headers = self.guarded(request, lambda: self.bulk(request))
         else:
             status, body, headers = self.discovery(request, endpoint, args)
         return self.json_response(status, body, headers)
+
+    def perform(self, request: Request, endpoint: str, args: Mapping[str, str]) -> Reply:
+        """One endpoint's work in one transaction of its own: the token is checked, then the
+        handler runs. A single request and each operation of a /Bulk request come here."""
+        handler, writes = ENDPOINTS[endpoint]
+
+        def work(unit: UnitOfWork) -> Reply:
+            context = self.authenticate(request, unit)
+            if "\x00" in args.get("resource_id", ""):
+                # No id holds NUL, and PostgreSQL would refuse the lookup: not found.
+                raise NotFound(
+                    "member" if endpoint.endswith("_user") else "group", args["resource_id"]
+                )
+            return handler(context, **args)
+
+        return self.database.run(work, write=writes)
+
+    def guarded(self, request: Request, call: Callable[[], Reply]) -> Reply:
+        """``call`` behind the token-guessing throttle (throttle.py): a blocked source without
+        a right token gets 429 before anything runs, and an invalid token is counted."""
+        throttle = self.throttle
+        # Empty unless some source is blocked: the usual request pays one truth test.
+        if throttle.blocked:
+            wait = throttle.retry_after(source_of(request.remote_addr))
+            # A blocked source costs one read, never a write: only a right token goes on.
+            if wait is not None and not self.holds_live_token(request):
+                raise _too_many_failures(wait)
+        try:
+            return call()
+        except InvalidToken:
+            source = source_of(request.remote_addr)
+            failures, wait = throttle.failed(source)
+            log.info(
+                "SCIM: invalid token from %s (%d failures in the window)",
+                source,
+                failures,
+                extra={"event": "scim.token_refused", "reason": "invalid_token"},
+            )
+            if wait is not None and failures > throttle.limit:
+                raise _too_many_failures(wait) from None
+            raise
+
+    def bulk(self, request: Request) -> Reply:
+        """/Bulk: the token is checked once (a wrong one is one failure, as for any request),
+        then each operation runs through :meth:`perform` (bulk.py)."""
+        self.database.run(lambda unit: self.authenticate(request, unit), write=False)
+        if self.bulk_limits.max_operations < 1:  # switched off, and announced so
+            raise ScimError(501, "/Bulk is not supported by this service provider")
+        return bulk.process(request, self, self.bulk_limits)
+
+    def route(self, method: str, path: str) -> tuple[str, dict[str, str]]:
+        """The endpoint and arguments of ``method`` on ``path`` (relative to the SCIM base),
+        as a request would be routed; 404 / 405 SCIM errors as for a request."""
+        adapter = URL_MAP.bind("localhost")
+        try:
+            endpoint, args = adapter.match(path, method=method)
+        except MethodNotAllowed as exc:
+            allowed = ", ".join(exc.valid_methods or ())
+            raise ScimError(
+                405, f"{method} is not allowed on {path} (allowed: {allowed})"
+            ) from None
+        except HTTPException:
+            raise ScimError(404, f"no SCIM endpoint at {path}") from None
+        return str(endpoint), dict(args)
 
     def holds_live_token(self, request: Request) -> bool:
         """Whether the request's token is a live one, in a read-only transaction of its own
@@ -210,6 +286,7 @@ class ScimApplication:
             raise ScimError(403, "SCIM provisioning needs the Plus or Premium plan")
         if not credential.scim_enabled:
             raise ScimError(403, "SCIM provisioning is switched off for this workspace")
+        note_workspace(credential.workspace_slug)  # this request's later records name it
         return ScimContext(
             self, request, unit, credential.workspace_id, f"scim:{credential.token_hint}"
         )
@@ -217,7 +294,13 @@ class ScimApplication:
     def discovery(self, request: Request, endpoint: str, args: Mapping[str, Any]) -> Reply:
         base = self.scim_base(request)
         if endpoint == "service_provider_config":
-            return 200, discovery.service_provider_config(base, max_results=self.max_results), {}
+            config = discovery.service_provider_config(
+                base,
+                max_results=self.max_results,
+                bulk_max_operations=self.bulk_limits.max_operations,
+                bulk_max_payload_size=self.bulk_limits.max_payload_size,
+            )
+            return 200, config, {}
         if endpoint == "resource_types":
             return 200, discovery.list_response(discovery.resource_types(base)), {}
         if endpoint == "resource_type":
@@ -254,6 +337,12 @@ def _presented_token(request: Request) -> str | None:
     scheme, _, rest = header.partition(" ")
     token = rest.strip() if scheme.lower() == "bearer" else header
     return token if token and len(token) <= MAX_TOKEN_LENGTH else None
+
+
+def _resource_type(path: str) -> str:
+    """The first segment below the SCIM base (``Users`` of ``/Users/<id>``): metrics.py keeps
+    only the endpoints' own names and counts any other as ``other``."""
+    return path.lstrip("/").partition("/")[0]
 
 
 def _public_path(request: Request) -> str:

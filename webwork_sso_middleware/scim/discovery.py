@@ -9,12 +9,21 @@ from .schemas import LIST_RESPONSE, RESOURCE_TYPES, SCHEMAS, SERVICE_PROVIDER_CO
 DOCUMENTATION_URI = "https://github.com/webwork/webwork-sso-middleware#readme"
 
 
-def service_provider_config(base: str, *, max_results: int) -> dict[str, Any]:
+def service_provider_config(
+    base: str, *, max_results: int, bulk_max_operations: int = 0, bulk_max_payload_size: int = 0
+) -> dict[str, Any]:
+    """The ServiceProviderConfig; bulk is announced as supported with its limits (both
+    positive), else as unsupported."""
+    bulk = bulk_max_operations > 0 and bulk_max_payload_size > 0
     return {
         "schemas": [SERVICE_PROVIDER_CONFIG_SCHEMA],
         "documentationUri": DOCUMENTATION_URI,
         "patch": {"supported": True},
-        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+        "bulk": {
+            "supported": bulk,
+            "maxOperations": bulk_max_operations if bulk else 0,
+            "maxPayloadSize": bulk_max_payload_size if bulk else 0,
+        },
         "filter": {"supported": True, "maxResults": max_results},
         "changePassword": {"supported": False},
         "sort": {"supported": True},

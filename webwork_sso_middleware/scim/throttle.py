@@ -62,6 +62,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreUnavailable
 from ..logs import package_logger
+from ..metrics import NO_METRICS, Metrics
 from ..store import auth_failures
 from ..store.db import Database, UnitOfWork
 from ..store.models import utcnow
@@ -99,6 +100,7 @@ class AuthThrottle:
         window: dt.timedelta = AUTH_FAILURE_WINDOW,
         clock: Callable[[], dt.datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         if limit < 1 or window <= dt.timedelta(0):
             raise ValueError("the limit must be at least 1 and the window positive")
@@ -107,6 +109,7 @@ class AuthThrottle:
         self.window = window
         self.clock = clock
         self.monotonic = monotonic
+        self.metrics = metrics
         # source -> monotonic deadline. Read without the lock on every request: falsy
         # unless some source is blocked, so a request then pays one truth test.
         self.blocked: dict[str, float] = {}
@@ -173,6 +176,7 @@ class AuthThrottle:
                     del self.blocked[next(iter(self.blocked))]
             self.blocked[source] = deadline
         if not known:
+            self.metrics.scim_client_blocked()
             log.warning(
                 "SCIM: %d failed token checks from %s within %d minutes; refusing it (429)"
                 " for %d s",
@@ -180,4 +184,5 @@ class AuthThrottle:
                 source,
                 self.window.total_seconds() // 60,
                 math.ceil(wait),
+                extra={"event": "scim.throttled", "reason": "too_many_failures"},
             )

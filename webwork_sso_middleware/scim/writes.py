@@ -236,7 +236,8 @@ def _write_values(member: Member, doc: Mapping[str, Any]) -> None:
             raise invalid_value(f"{attribute} has more than {MAX_VALUES_PER_ATTRIBUTE} values")
         fields = ADDRESS_FIELDS if attribute == "addresses" else VALUE_FIELDS
         seen_primary = False
-        for position, value in enumerate(values):
+        position = 0
+        for value in values:
             if not isinstance(value, dict):
                 raise invalid_value(f"{attribute} values must be objects")
             row = MemberValue(attribute=attribute, position=position)
@@ -248,6 +249,11 @@ def _write_values(member: Member, doc: Mapping[str, Any]) -> None:
             primary = value.get("primary")
             # None is "not given" and reads back absent; false reads back false.
             row.primary = None if primary is None else boolean(primary, f"{attribute}.primary")
+            if not row.primary and all(getattr(row, column) is None for _, column in fields):
+                # Nothing assigned (RFC 7643 2.5: "" is unassigned): template-driven IdPs
+                # (OneLogin) render an empty profile as {"locality": "", ...}; no value, no row.
+                continue
+            position += 1
             if row.primary:  # RFC 7643: true at most once; the first one the client marked
                 row.primary = not seen_primary
                 seen_primary = True

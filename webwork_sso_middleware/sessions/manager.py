@@ -16,6 +16,7 @@ from werkzeug.http import dump_cookie, parse_cookie
 from ..errors import NotFound, SignatureRefused, StoreError
 from ..identity import Member, frozen_attributes, host_identity
 from ..logs import package_logger
+from ..metrics import NO_METRICS, Metrics
 from ..names import is_plain_address
 from ..names import key as name_key
 from ..roles import member_groups, member_roles
@@ -106,8 +107,12 @@ class SessionManager:
         clock: Callable[[], float] = time.time,
         roles: Sequence[str] = (),
         default_role: str | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.database = database
+        self.metrics = metrics
+        # Read on every request to the host app: off, the check costs one attribute test.
+        self._metered = metrics.enabled
         self.cookie_name = cookie_name
         self.secure = secure
         self.absolute_lifetime = absolute_lifetime.total_seconds()
@@ -333,7 +338,11 @@ class SessionManager:
     def _check(self, id_hash: str) -> _Check | None:
         cached = self.cache.get(id_hash)
         if cached is not None:
+            if self._metered:
+                self.metrics.session_check("cache")
             return cached
+        if self._metered:
+            self.metrics.session_check("database")
         asked_at = time.monotonic()  # before the query: the bound counts from here
         try:
             rows = self.database.run(
