@@ -593,17 +593,23 @@ def _session_cookie_refused(middleware, member_id: str) -> None:
         middleware.sessions.start(member_id, workspace_id, unit)
 
 
-def test_post_and_put_without_active_read_back_without_it(scim: ScimClient, middleware):
+def test_post_and_put_without_active_do_not_assert_it(scim: ScimClient, middleware):
+    """RFC 7644 3.5.1: an omitted readWrite attribute may be kept or defaulted. OneLogin's
+    template PUTs every profile change without active: it must not reactivate anyone."""
     user = scim.post("/Users", {"userName": "na@acme.test"}).json
-    assert "active" not in user and stored_member(middleware, user["id"]).active is True
+    assert user["active"] is True
     off = scim.put(f"/Users/{user['id']}", {"userName": "na@acme.test", "active": False}).json
     assert off["active"] is False
-    on = scim.put(f"/Users/{user['id']}", {"userName": "na@acme.test"}).json
-    assert "active" not in on and stored_member(middleware, user["id"]).active is True
+    kept = scim.put(f"/Users/{user['id']}", {"userName": "na@acme.test", "title": "T"}).json
+    assert kept["active"] is False and stored_member(middleware, user["id"]).active is False
+    scim.patch(f"/Users/{user['id']}", patch_body({"op": "remove", "path": "active"}))
+    unassigned = scim.put(f"/Users/{user['id']}", {"userName": "na@acme.test"}).json
+    assert "active" not in unassigned
 
 
 def test_a_filter_on_active_sees_what_the_document_shows(scim: ScimClient):
     unassigned = scim.post("/Users", {"userName": "fa@acme.test"}).json["id"]
+    scim.patch(f"/Users/{unassigned}", patch_body({"op": "remove", "path": "active"}))
     assigned = scim.post("/Users", okta_user("fb@acme.test")).json["id"]
     found = {u["id"] for u in scim.get("/Users", filter="active eq true").json["Resources"]}
     assert assigned in found and unassigned not in found

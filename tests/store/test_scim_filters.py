@@ -1465,8 +1465,9 @@ def test_every_user_path_finds_its_holder_only(user_holders: Database) -> None:
         checked.add(path.canonical)
         if kind == "boolean":
             value = str(not _default(path)).lower()
-            # A boolean left out is unassigned: only where written (and the bystander's).
-            assigned = {"by", holder}
+            # active is on every member (a POST without it makes it active); a primary only
+            # where written (the bystander's): one left out is unassigned.
+            assigned = everyone if path.parent is None else {"by", holder}
             cases += [
                 (f"{p} eq {value}", {holder}),
                 (f"not ({p} eq {value})", everyone - {holder}),

@@ -1,7 +1,7 @@
 """The /Users endpoints. Deactivation keeps every field and membership and ends sessions.
 
-An unassigned ``active`` (PATCH remove, or a POST or PUT without it) reads back absent and
-counts as active for sign-in: the decision and its reasons are in writes.py's docstring.
+PATCH remove of ``active`` unassigns it: it reads back absent and counts as active for
+sign-in; a POST or PUT without it does not assert it. The reasons are in writes.py's docstring.
 """
 
 from __future__ import annotations
@@ -103,7 +103,9 @@ def get_user(context: ScimContext, resource_id: str) -> Reply:
 def create_user(context: ScimContext) -> Reply:
     doc = canonicalize(read_json(context.request, context.max_body_bytes), USER_RESOURCE)
     check_id(doc, None)
-    member = Member(workspace_id=context.workspace_id, source="scim", active=True)
+    member = Member(
+        workspace_id=context.workspace_id, source="scim", active=True, active_assigned=True
+    )
     write_user(member, doc)
     _check_name(context, member.user_name_key)
     if not member.active:
@@ -146,14 +148,20 @@ def patch_user(context: ScimContext, resource_id: str) -> Reply:
     body = read_json(context.request, context.max_body_bytes)
     doc = apply_patch(user_document(MemberRecord.of(member), context.locate), body, USER_RESOURCE)
     check_id(doc, member.id)
-    return _update(context, member, doc)
+    return _update(context, member, doc, unassign_omitted_active=True)
 
 
-def _update(context: ScimContext, member: Member, doc: dict[str, Any]) -> Reply:
+def _update(
+    context: ScimContext,
+    member: Member,
+    doc: dict[str, Any],
+    *,
+    unassign_omitted_active: bool = False,
+) -> Reply:
     before = _profile(user_document(MemberRecord.of(member), context.locate))
     was_active = member.active
     key_before = member.user_name_key
-    write_user(member, doc)
+    write_user(member, doc, unassign_omitted_active=unassign_omitted_active)
     if member.user_name_key != key_before:  # a rename; a member's existing name stays usable
         _check_name(context, member.user_name_key)
     after = _profile(user_document(MemberRecord.of(member), context.locate))

@@ -5,13 +5,16 @@ write path validates the same way.
 
 What a client writes is what it reads back (tests/scim/test_round_trip.py checks it from the
 published schemas): ``primary: false`` stays false and an absent one absent; a Group's
-``members`` keep exactly the sub-attributes sent (:func:`group_members`); and an unassigned
-``active`` stays unassigned. **An unassigned ``active`` counts as active for sign-in**: RFC
-7643 leaves it open, Okta and Entra provision without it meaning active, and a POST without
-it always made an active member. So a PATCH ``remove`` of ``active`` (or a PUT without it)
-reads back without ``active`` and leaves the member able to sign in; on a deactivated member
-it reactivates, as ``active: true`` would (sessions the deactivation ended stay ended). An
-IdP that means to deactivate says ``active: false``.
+``members`` keep exactly the sub-attributes sent (:func:`group_members`).
+
+``active``: PATCH ``remove`` unassigns it, and GET then shows no ``active``. **An unassigned
+``active`` counts as active for sign-in**: RFC 7643 leaves it open, Okta and Entra provision
+without it meaning active. So removing it from a deactivated member reactivates it, as
+``active: true`` would (sessions the deactivation ended stay ended); an IdP that means to
+deactivate says ``active: false``. A POST or PUT that leaves ``active`` out does not assert it
+(RFC 7644 3.5.1 lets the server keep or default it): POST makes the member active, PUT keeps
+it as it was. That matters: OneLogin's template PUTs every profile change without ``active``,
+and must never reactivate a member it suspended.
 """
 
 from __future__ import annotations
@@ -162,8 +165,13 @@ def _column_limit(model: type, column: str) -> int:
 # -- documents onto rows ----------------------------------------------------------------------
 
 
-def write_user(member: Member, doc: Mapping[str, Any]) -> None:
-    """Set every client-writable column of ``member`` from a full document (PUT semantics)."""
+def write_user(
+    member: Member, doc: Mapping[str, Any], *, unassign_omitted_active: bool = False
+) -> None:
+    """Set every client-writable column of ``member`` from a full document (PUT semantics).
+
+    An ``active`` the document leaves out stays as it is (POST: active), unless
+    ``unassign_omitted_active`` (PATCH, whose document lacks it only when removed)."""
     if not isinstance(doc.get("userName"), str):
         raise invalid_value("userName is required and must be a string")
     for scim_name, column in USER_FIELDS:
@@ -201,8 +209,10 @@ def write_user(member: Member, doc: Mapping[str, Any]) -> None:
             text(name.get(scim_name), f"name.{scim_name}", limit=_column_limit(Member, column)),
         )
     # An unassigned ``active`` reads back absent and counts as active (the module docstring).
-    member.active_assigned = doc.get("active") is not None
-    member.active = boolean(doc["active"], "active") if member.active_assigned else True
+    if doc.get("active") is not None:
+        member.active, member.active_assigned = boolean(doc["active"], "active"), True
+    elif unassign_omitted_active:
+        member.active, member.active_assigned = True, False
     enterprise = doc.get(ENTERPRISE_USER_SCHEMA) or {}
     for scim_name, column in ENTERPRISE_FIELDS:
         setattr(
