@@ -205,3 +205,63 @@ def test_another_workspace_sees_and_changes_nothing(scim: ScimClient, middleware
     other.post("/Users", okta_user("ada@acme.test"))
     assert scim.get(f"/Users/{ada}").json["active"] is True
     assert member_values(scim.get(f"/Groups/{group['id']}").json) == [ada]
+
+
+def test_members_read_back_with_the_sub_attributes_written(scim: ScimClient):
+    ada = scim.post("/Users", {"userName": "ada@acme.test"}).json["id"]
+    bob = scim.post("/Users", {"userName": "bob@acme.test"}).json["id"]
+    cy = scim.post("/Users", {"userName": "cy@acme.test"}).json["id"]
+    ref = f"https://tracker.example.com/scim/v2/Users/{ada}"
+    written = [{"value": ada, "display": "Ada L.", "type": "User", "$ref": ref}, {"value": bob}]
+    group = scim.post("/Groups", {"displayName": "Fid", "members": written}).json
+    assert group["members"] == written
+    gid = group["id"]
+    added = {"value": cy, "display": "Cy", "$ref": "../Users/" + cy}
+    patched = scim.patch(
+        f"/Groups/{gid}",
+        {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [
+                {"op": "add", "path": "members", "value": [added]},
+                {"op": "replace", "path": f'members[value eq "{bob}"].display', "value": "Bob"},
+            ],
+        },
+    ).json
+    expected = [written[0], {"value": bob, "display": "Bob"}, added]
+    assert patched["members"] == expected
+    assert scim.get(f"/Groups/{gid}").json["members"] == expected
+    # A PUT writes them anew, the version moving with them.
+    put = scim.put(
+        f"/Groups/{gid}", {"displayName": "Fid", "members": [{"value": ada, "display": "A"}]}
+    ).json
+    assert put["members"] == [{"value": ada, "display": "A"}]
+    assert put["meta"]["version"] != patched["meta"]["version"]
+
+
+def test_memberships_kept_before_sub_attributes_read_back_computed_ones(
+    scim: ScimClient, middleware
+):
+    """Rows from before migration 0013 (as_sent false) read back as they always did, and take
+    the sub-attributes on the group's next write, without a new version for that alone."""
+    from sqlalchemy import update
+
+    from webwork_sso_middleware.store.models import Membership
+
+    ada = scim.post("/Users", okta_user("ada@acme.test")).json["id"]
+    gid = scim.post("/Groups", {"displayName": "Old", "members": [{"value": ada}]}).json["id"]
+    with transaction(middleware.database, write=True) as unit:
+        unit.session.execute(update(Membership).values(as_sent=False))
+    computed = {
+        "value": ada,
+        "$ref": f"https://tracker.example.com/scim/v2/Users/{ada}",
+        "display": "Ada Lovelace",
+        "type": "User",
+    }
+    before = scim.get(f"/Groups/{gid}").json
+    assert before["members"] == [computed]
+    same = scim.patch(
+        f"/Groups/{gid}", patch_body({"op": "replace", "path": "displayName", "value": "Old"})
+    ).json
+    assert same["members"] == [computed] and same["meta"]["version"] == before["meta"]["version"]
+    with transaction(middleware.database) as unit:
+        assert unit.session.scalars(select(Membership.as_sent)).all() == [True]

@@ -330,8 +330,9 @@ def test_add_primary_email_takes_primary_from_the_others():
             "value": [{"value": "ada@new.test", "type": "other", "primary": True}],
         },
     )
+    # RFC 7644 section 3.5.2: the server sets the former primary's primary to false.
     assert result["emails"] == [
-        {"value": "ada@acme.test", "type": "work"},
+        {"value": "ada@acme.test", "type": "work", "primary": False},
         USER["emails"][1],
         {"value": "ada@new.test", "type": "other", "primary": True},
     ]
@@ -342,7 +343,7 @@ def test_add_existing_value_merges_instead_of_duplicating():
         USER, {"op": "add", "path": "emails", "value": {"value": "ADA@home.test", "primary": True}}
     )  # one object
     assert result["emails"] == [
-        {"value": "ada@acme.test", "type": "work"},
+        {"value": "ada@acme.test", "type": "work", "primary": False},
         {"value": "ADA@home.test", "type": "home", "primary": True},
     ]
 
@@ -413,7 +414,7 @@ def test_replace_filtered_value_merges_the_sub_attributes_given():
         },
     )
     assert result["emails"] == [
-        {"value": "ada@acme.test", "type": "work"},
+        {"value": "ada@acme.test", "type": "work", "primary": False},
         {"value": "ada@home.test", "type": "home", "display": "Home", "primary": True},
     ]
 
@@ -557,11 +558,18 @@ def test_read_only_values_repeated_unchanged_are_ignored():
         {"op": "replace", "path": 'members[value eq "u1"].value', "value": "u9"},
         {"op": "replace", "path": 'members[value eq "u1"]', "value": {"value": "u9"}},
         {"op": "remove", "path": "members.value"},
-        {"op": "replace", "path": 'members[value eq "u1"].display', "value": "x"},
+        {"op": "replace", "path": 'members[value eq "u1"].type', "value": "Group"},
     ],
 )
 def test_group_mutability_errors(operation: dict[str, Any]):
     assert failure(GROUP, operation, resource=GROUP_RESOURCE) == (400, "mutability")
+
+
+def test_a_members_display_is_the_clients_to_change():
+    # display is kept as the client sent it (scim/resources.py), so the client may rename it.
+    path = 'members[value eq "u1"].display'
+    result = patch(GROUP, {"op": "replace", "path": path, "value": "Ada"}, resource=GROUP_RESOURCE)
+    assert result["members"][0] == {"value": "u1", "display": "Ada", "type": "User"}
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from webwork_sso_middleware.store.models import AuditEvent, Member, Membership
+from webwork_sso_middleware.errors import NotFound
+from webwork_sso_middleware.store.models import AuditEvent, Member, Membership, Workspace
 
 from ..constants import PATCH_OP, SCIM_HEADERS
 from ..store_helpers import Statements, transaction
@@ -501,3 +502,135 @@ def test_memberships_survive_only_for_live_rows(scim: ScimClient, middleware):
     scim.delete(f"/Users/{user['id']}")
     with transaction(middleware.database) as unit:
         assert list(unit.session.scalars(select(Membership))) == []
+
+
+# -- fidelity: what a client writes is what it reads back -----------------------------------------
+
+MULTI_VALUED = ("emails", "phoneNumbers", "ims", "photos", "roles", "entitlements")
+
+
+@pytest.mark.parametrize("op", ["add", "replace"])
+def test_primary_false_reads_back_false_and_absent_reads_back_absent(scim: ScimClient, op: str):
+    user = scim.post("/Users", {"userName": f"p-{op}@acme.test"}).json
+    values = {
+        name: [
+            {"value": f"{name}-1", "type": "work", "primary": False},
+            {"value": f"{name}-2", "type": "home", "primary": True},
+            {"value": f"{name}-3", "type": "other"},
+        ]
+        for name in (*MULTI_VALUED, "x509Certificates")
+    }
+    values["addresses"] = [
+        {"locality": "Paris", "type": "work", "primary": False},
+        {"locality": "Lyon", "type": "home"},
+    ]
+    operations = [{"op": op, "path": name, "value": value} for name, value in values.items()]
+    patched = scim.patch(f"/Users/{user['id']}", patch_body(*operations)).json
+    read = scim.get(f"/Users/{user['id']}").json
+    for name, value in values.items():
+        assert patched[name] == value and read[name] == value, name
+    # A pathless PUT writes the same way.
+    put = scim.put(f"/Users/{user['id']}", {"userName": user["userName"], **values}).json
+    assert all(put[name] == value for name, value in values.items())
+
+
+def test_filtered_primary_false_is_kept(scim: ScimClient):
+    user = scim.post("/Users", okta_user("pf@acme.test")).json
+    path = 'emails[type eq "work"].primary'
+    patched = scim.patch(
+        f"/Users/{user['id']}", patch_body({"op": "replace", "path": path, "value": False})
+    ).json
+    assert patched["emails"] == [{"value": "pf@acme.test", "type": "work", "primary": False}]
+    # Marking another primary sets the former one's to false (RFC 7644 section 3.5.2).
+    added = scim.patch(
+        f"/Users/{user['id']}",
+        patch_body(
+            {"op": "replace", "path": path, "value": True},
+            {"op": "add", "path": "emails", "value": [{"value": "h@acme.test", "primary": True}]},
+        ),
+    ).json
+    assert added["emails"] == [
+        {"value": "pf@acme.test", "type": "work", "primary": False},
+        {"value": "h@acme.test", "primary": True},
+    ]
+
+
+def _session_cookie(middleware, member_id: str) -> dict[str, Any]:
+    """Start a session the way the ACS does; the environ of a request that carries it."""
+    with transaction(middleware.database, write=True) as unit:
+        member = unit.session.get(Member, member_id)
+        assert member is not None
+        # A session identifies only while SSO is on; these tests need no IdP to start one.
+        unit.session.get(Workspace, member.workspace_id).sso_enabled = True  # type: ignore[union-attr]
+        set_cookie = middleware.sessions.start(member_id, member.workspace_id, unit)
+    return {"HTTP_COOKIE": set_cookie.split(";", 1)[0]}
+
+
+def test_removing_active_unassigns_it_and_the_member_stays_signed_in(scim: ScimClient, middleware):
+    """An unassigned ``active`` reads back absent and counts as active for sign-in."""
+    user = scim.post("/Users", okta_user("ra@acme.test")).json
+    environ = _session_cookie(middleware, user["id"])
+    removed = scim.patch(f"/Users/{user['id']}", patch_body({"op": "remove", "path": "active"}))
+    assert (
+        "active" not in removed.json and removed.json["meta"]["version"] != user["meta"]["version"]
+    )
+    assert "active" not in scim.get(f"/Users/{user['id']}").json
+    found = middleware.sessions.identify(environ)
+    assert found is not None and found[0].active is True  # the live session goes on
+    member = stored_member(middleware, user["id"])
+    assert member.active is True and member.deactivated_at is None
+    assert member.session_generation == 0
+    _session_cookie(middleware, user["id"])  # and a new one may start
+    # Given again, it reads back again.
+    again = scim.patch(
+        f"/Users/{user['id']}", patch_body({"op": "add", "path": "active", "value": True})
+    ).json
+    assert again["active"] is True
+
+
+def test_removing_active_of_a_deactivated_member_reactivates_it(scim: ScimClient, middleware):
+    user = scim.post("/Users", okta_user("rd@acme.test")).json
+    scim.patch(f"/Users/{user['id']}", patch_body({"op": "replace", "value": {"active": False}}))
+    _session_cookie_refused(middleware, user["id"])
+    scim.patch(f"/Users/{user['id']}", patch_body({"op": "remove", "path": "active"}))
+    member = stored_member(middleware, user["id"])
+    assert member.active is True and member.deactivated_at is None
+    _session_cookie(middleware, user["id"])  # may sign in again
+    with transaction(middleware.database) as unit:
+        actions = unit.session.scalars(
+            select(AuditEvent.action)
+            .where(AuditEvent.target_id == user["id"])
+            .order_by(AuditEvent.id)
+        ).all()
+    assert actions == ["created", "deactivated", "reactivated"]
+
+
+def _session_cookie_refused(middleware, member_id: str) -> None:
+    """A deactivated member gets no session."""
+    workspace_id = stored_member(middleware, member_id).workspace_id
+    with pytest.raises(NotFound), transaction(middleware.database, write=True) as unit:
+        middleware.sessions.start(member_id, workspace_id, unit)
+
+
+def test_post_and_put_without_active_do_not_assert_it(scim: ScimClient, middleware):
+    """RFC 7644 3.5.1: an omitted readWrite attribute may be kept or defaulted. OneLogin's
+    template PUTs every profile change without active: it must not reactivate anyone."""
+    user = scim.post("/Users", {"userName": "na@acme.test"}).json
+    assert user["active"] is True
+    off = scim.put(f"/Users/{user['id']}", {"userName": "na@acme.test", "active": False}).json
+    assert off["active"] is False
+    kept = scim.put(f"/Users/{user['id']}", {"userName": "na@acme.test", "title": "T"}).json
+    assert kept["active"] is False and stored_member(middleware, user["id"]).active is False
+    scim.patch(f"/Users/{user['id']}", patch_body({"op": "remove", "path": "active"}))
+    unassigned = scim.put(f"/Users/{user['id']}", {"userName": "na@acme.test"}).json
+    assert "active" not in unassigned
+
+
+def test_a_filter_on_active_sees_what_the_document_shows(scim: ScimClient):
+    unassigned = scim.post("/Users", {"userName": "fa@acme.test"}).json["id"]
+    scim.patch(f"/Users/{unassigned}", patch_body({"op": "remove", "path": "active"}))
+    assigned = scim.post("/Users", okta_user("fb@acme.test")).json["id"]
+    found = {u["id"] for u in scim.get("/Users", filter="active eq true").json["Resources"]}
+    assert assigned in found and unassigned not in found
+    absent = scim.get("/Users", filter="not (active pr)").json["Resources"]
+    assert [u["id"] for u in absent] == [unassigned]

@@ -348,3 +348,79 @@ def test_0013_counts_existing_members_and_groups_and_then_keeps_counting(
         assert "scim_totals" not in database.table_names()
     finally:
         database.dispose()
+
+
+def test_0014_keeps_every_row_and_reads_old_ones_as_before(empty_database_url: str):
+    """primary false becomes NULL (it was read back absent, and still is), every existing
+    member's active stays assigned, every existing membership is marked not as sent (read back
+    with computed sub-attributes); the downgrade restores the old shape with every row."""
+    old = Database(empty_database_url, auto_migrate=False)
+    old.upgrade("0013")
+    with old.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled, sso_enabled,"
+                " sign_authn_requests, require_encrypted_assertions, sp_version, require_sso,"
+                " created_at, modified_at) VALUES (1, 'acme', 'Acme', 'plus', 'o@acme.test', true,"
+                " true, false, false, 0, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO members (id, workspace_id, user_name, user_name_key, email_key,"
+                " active, source, session_generation, created_at, modified_at, version)"
+                " VALUES ('m1', 1, 'dave@acme.test', 'dave@acme.test', 'dave@acme.test', false,"
+                " 'scim', 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
+            )
+        )
+        conn.execute(
+            text(
+                'INSERT INTO member_values (id, member_id, attribute, position, value, "primary")'
+                " VALUES (1, 'm1', 'emails', 0, 'dave@acme.test', true),"
+                " (2, 'm1', 'emails', 1, 'd@home.test', false)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO groups (id, workspace_id, display_name, display_name_key, created_at,"
+                " modified_at, version) VALUES ('g1', 1, 'G', 'g', CURRENT_TIMESTAMP,"
+                " CURRENT_TIMESTAMP, 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO memberships (group_id, member_id, created_at)"
+                " VALUES ('g1', 'm1', CURRENT_TIMESTAMP)"
+            )
+        )
+    old.dispose()
+
+    database = Database(empty_database_url, auto_migrate=False)
+    try:
+        database.upgrade("0014")
+        with database.engine.connect() as conn:
+            primaries = conn.execute(text('SELECT id, "primary" FROM member_values ORDER BY id'))
+            assert [(i, None if p is None else bool(p)) for i, p in primaries] == [
+                (1, True),
+                (2, None),
+            ]
+            member = conn.execute(text("SELECT active, active_assigned FROM members")).one()
+            assert (bool(member[0]), bool(member[1])) == (False, True)
+            membership = conn.execute(
+                text("SELECT member_id, display, type, ref, as_sent FROM memberships")
+            ).one()
+            assert tuple(membership[:4]) == ("m1", None, None, None) and not membership[4]
+        from alembic import command
+
+        from webwork_sso_middleware.store.db import alembic_config
+
+        config = alembic_config()
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0013")
+        with database.engine.connect() as conn:
+            primaries = conn.execute(text('SELECT "primary" FROM member_values ORDER BY id'))
+            assert [bool(p) for (p,) in primaries] == [True, False]
+            assert conn.execute(text("SELECT COUNT(*) FROM memberships")).scalar_one() == 1
+    finally:
+        database.dispose()

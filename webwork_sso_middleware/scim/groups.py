@@ -9,6 +9,7 @@ from ..store import audit, scim_queries
 from ..store import events as event_store
 from ..store import groups as group_store
 from ..store import members as member_store
+from ..store.groups import SubAttributes
 from ..store.models import Group
 from .context import Reply, ScimContext
 from .discovery import list_response
@@ -19,7 +20,7 @@ from .patch import apply_patch
 from .projection import project
 from .resources import group_document, version_tag
 from .schemas import GROUP_RESOURCE
-from .writes import canonicalize, check_id, member_ids, touch, write_group_fields
+from .writes import canonicalize, check_id, group_members, touch, write_group_fields
 
 
 def list_groups(context: ScimContext) -> Reply:
@@ -70,10 +71,11 @@ def create_group(context: ScimContext) -> Reply:
     check_id(doc, None)
     group = Group(workspace_id=context.workspace_id)
     write_group_fields(group, doc)
-    wanted = _checked_member_ids(context, doc)
+    given = _checked_members(context, doc)
+    wanted = list(given)
     context.session.add(group)
     _flush(context, group)
-    added = group_store.add_members(context.unit, group.id, wanted)
+    added = group_store.add_members(context.unit, group.id, given)
     audit.record(
         context.unit,
         workspace_id=context.workspace_id,
@@ -124,11 +126,15 @@ def patch_group(context: ScimContext, resource_id: str) -> Reply:
 def _update(context: ScimContext, group: Group, doc: dict[str, Any]) -> Reply:
     before_fields = (group.display_name, group.external_id)
     write_group_fields(group, doc)
-    current = group_store.member_ids(context.unit, group.id)
-    wanted = _checked_member_ids(context, doc, already=set(current))
-    added = group_store.add_members(context.unit, group.id, wanted)
-    removed = [mid for mid in current if mid not in set(wanted)]
+    kept = group_store.sub_attributes(context.unit, group.id)
+    given = _checked_members(context, doc, already=set(kept))
+    added = group_store.add_members(context.unit, group.id, given)
+    removed = [mid for mid in kept if mid not in given]
     group_store.remove_members(context.unit, group.id, removed)
+    # Sub-attributes a PUT (or a PATCH's merge, within their mutability) gave anew. A row
+    # kept before sub-attributes were (None) takes them too, as no change of the group.
+    renewed = {mid: sent for mid, sent in given.items() if mid in kept and kept[mid] != sent}
+    group_store.set_sub_attributes(context.unit, group.id, renewed)
     changes: dict[str, Any] = {}
     if (group.display_name, group.external_id) != before_fields:
         changes["displayName"] = {"from": before_fields[0], "to": group.display_name}
@@ -137,6 +143,8 @@ def _update(context: ScimContext, group: Group, doc: dict[str, Any]) -> Reply:
         changes["added"] = added
     if removed:
         changes["removed"] = removed
+    if updated := [mid for mid in renewed if kept[mid] is not None]:
+        changes["updated"] = updated
     if changes:
         touch(group)
         _flush(context, group)
@@ -219,16 +227,16 @@ def _document(context: ScimContext, group: Group, params: ListParameters | None)
     return project(doc, GROUP_RESOURCE, params.attributes, params.excluded_attributes)
 
 
-def _checked_member_ids(
+def _checked_members(
     context: ScimContext, doc: dict[str, Any], already: set[str] | None = None
-) -> list[str]:
-    wanted = member_ids(doc)
-    unknown = [mid for mid in wanted if mid not in (already or set())]
+) -> dict[str, SubAttributes]:
+    given = group_members(doc)
+    unknown = [mid for mid in given if mid not in (already or set())]
     found = member_store.existing_ids(context.unit, context.workspace_id, unknown)
     missing = [mid for mid in unknown if mid not in found]
     if missing:
         raise invalid_value(f"no User with id {missing[0]!r} in this workspace")
-    return wanted
+    return given
 
 
 def _flush(context: ScimContext, group: Group) -> None:

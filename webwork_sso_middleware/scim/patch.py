@@ -305,14 +305,14 @@ class _Patcher:
             elements = [e for e in elements if e != {}]
         if len({id(e) for e in promoted}) > 1:
             raise invalid_value(f"at most one {attribute.name} value can be primary")
-        if promoted:  # RFC 7643 section 2.4: primary is true for at most one value
+        if promoted:  # RFC 7644 section 3.5.2: the others' primary becomes false
             for element in elements:
                 if (
                     element is not promoted[0]
                     and isinstance(element, dict)
                     and element.get("primary") is True
                 ):
-                    del element["primary"]
+                    element["primary"] = False
         put_values(container, attribute.name, elements)
 
     def _remove(self, path: PatchPath) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..store.groups import Listed
 from ..store.members import MemberRecord
 from ..store.models import Group
 from .extensions import add_to_document
@@ -53,6 +54,8 @@ MULTI_VALUED = (
     "roles",
     "x509Certificates",
 )
+# A Group's ``members`` sub-attributes other than value, in store.groups.SubAttributes' order.
+MEMBER_FIELDS = ("display", "type", "$ref")
 VALUE_FIELDS = (("value", "value"), ("display", "display"), ("type", "type"))
 ADDRESS_FIELDS = (
     ("formatted", "formatted"),
@@ -103,12 +106,13 @@ def user_document(record: MemberRecord, locate: Locator) -> dict[str, Any]:
     name = {scim: v for scim, col in NAME_FIELDS if (v := getattr(member, col)) is not None}
     if name:
         doc["name"] = name
-    doc["active"] = member.active
+    if member.active_assigned:  # an unassigned active reads back absent (writes.py)
+        doc["active"] = member.active
     for row in record.values:
         fields = ADDRESS_FIELDS if row.attribute == "addresses" else VALUE_FIELDS
         value = {scim: v for scim, col in fields if (v := getattr(row, col)) is not None}
-        if row.primary:
-            value["primary"] = True
+        if row.primary is not None:  # false as written, absent as written
+            value["primary"] = row.primary
         doc.setdefault(row.attribute, []).append(value)
     if record.groups:
         doc["groups"] = [
@@ -131,18 +135,32 @@ def user_document(record: MemberRecord, locate: Locator) -> dict[str, Any]:
     return doc
 
 
-def group_document(
-    group: Group, locate: Locator, members: list[tuple[str, str]] | None
-) -> dict[str, Any]:
-    """``members`` is a list of (member id, display) pairs, or None when not requested."""
+def group_document(group: Group, locate: Locator, members: list[Listed] | None) -> dict[str, Any]:
+    """``members`` is the group's members (store/groups.py), or None when not requested."""
     doc: dict[str, Any] = {"schemas": [GROUP_SCHEMA], "id": group.id}
     if group.external_id is not None:
         doc["externalId"] = group.external_id
     doc["displayName"] = group.display_name
     if members:
-        doc["members"] = [
-            {"value": mid, "$ref": locate("Users", mid), "display": display, "type": "User"}
-            for mid, display in members
-        ]
+        doc["members"] = [_member_value(member, locate) for member in members]
     doc["meta"] = _meta("Group", group, locate("Groups", group.id))
     return doc
+
+
+def _member_value(member: Listed, locate: Locator) -> dict[str, Any]:
+    """A ``members`` value with the sub-attributes its client sent, and only those.
+
+    They are the client's: ``display`` is what the client calls the member, ``$ref`` and
+    ``type`` as it wrote them. Rows kept before sub-attributes were get computed ones."""
+    if member.sent is None:
+        return {
+            "value": member.id,
+            "$ref": locate("Users", member.id),
+            "display": member.name,
+            "type": "User",
+        }
+    value = {"value": member.id}
+    for scim_name, given in zip(MEMBER_FIELDS, member.sent, strict=True):
+        if given is not None:
+            value[scim_name] = given
+    return value

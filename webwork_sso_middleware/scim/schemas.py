@@ -249,7 +249,9 @@ GROUP = Schema(
             sub_attributes=(
                 Attribute("value", case_exact=True, mutability="immutable"),
                 Attribute("$ref", "reference", mutability="immutable", reference_types=("User",)),
-                Attribute("display", mutability="readOnly"),
+                # The client's name for the member, kept as sent (scim/resources.py); a
+                # later add of the same member may rename it (its value, $ref, type stay).
+                Attribute("display"),
                 Attribute("type", mutability="immutable", canonical_values=("User",)),
             ),
         ),

@@ -1,4 +1,8 @@
-"""The /Users endpoints. Deactivation keeps every field and membership and ends sessions."""
+"""The /Users endpoints. Deactivation keeps every field and membership and ends sessions.
+
+PATCH remove of ``active`` unassigns it: it reads back absent and counts as active for
+sign-in; a POST or PUT without it does not assert it. The reasons are in writes.py's docstring.
+"""
 
 from __future__ import annotations
 
@@ -101,7 +105,13 @@ def create_user(context: ScimContext) -> Reply:
     check_id(doc, None)
     # memberships=[]: a new member is in no group, and an empty list set before the INSERT
     # stays loaded after it, so rendering the 201 does not SELECT the memberships back.
-    member = Member(workspace_id=context.workspace_id, source="scim", active=True, memberships=[])
+    member = Member(
+        workspace_id=context.workspace_id,
+        source="scim",
+        active=True,
+        active_assigned=True,
+        memberships=[],
+    )
     write_user(member, doc)
     _check_name(context, member.user_name_key)
     if not member.active:
@@ -144,14 +154,20 @@ def patch_user(context: ScimContext, resource_id: str) -> Reply:
     body = read_json(context.request, context.max_body_bytes)
     doc = apply_patch(user_document(MemberRecord.of(member), context.locate), body, USER_RESOURCE)
     check_id(doc, member.id)
-    return _update(context, member, doc)
+    return _update(context, member, doc, unassign_omitted_active=True)
 
 
-def _update(context: ScimContext, member: Member, doc: dict[str, Any]) -> Reply:
+def _update(
+    context: ScimContext,
+    member: Member,
+    doc: dict[str, Any],
+    *,
+    unassign_omitted_active: bool = False,
+) -> Reply:
     before = _profile(user_document(MemberRecord.of(member), context.locate))
     was_active = member.active
     key_before = member.user_name_key
-    write_user(member, doc)
+    write_user(member, doc, unassign_omitted_active=unassign_omitted_active)
     if member.user_name_key != key_before:  # a rename; a member's existing name stays usable
         _check_name(context, member.user_name_key)
     after = _profile(user_document(MemberRecord.of(member), context.locate))

@@ -2,6 +2,19 @@
 
 PUT, POST and PATCH all end in :func:`write_user` or :func:`write_group_fields`, so every
 write path validates the same way.
+
+What a client writes is what it reads back (tests/scim/test_round_trip.py checks it from the
+published schemas): ``primary: false`` stays false and an absent one absent; a Group's
+``members`` keep exactly the sub-attributes sent (:func:`group_members`).
+
+``active``: PATCH ``remove`` unassigns it, and GET then shows no ``active``. **An unassigned
+``active`` counts as active for sign-in**: RFC 7643 leaves it open, Okta and Entra provision
+without it meaning active. So removing it from a deactivated member reactivates it, as
+``active: true`` would (sessions the deactivation ended stay ended); an IdP that means to
+deactivate says ``active: false``. A POST or PUT that leaves ``active`` out does not assert it
+(RFC 7644 3.5.1 lets the server keep or default it): POST makes the member active, PUT keeps
+it as it was. That matters: OneLogin's template PUTs every profile change without ``active``,
+and must never reactivate a member it suspended.
 """
 
 from __future__ import annotations
@@ -11,6 +24,7 @@ from typing import Any
 
 from .. import names
 from ..errors import InvalidName
+from ..store.groups import SubAttributes
 from ..store.models import Group, Member, MemberValue, utcnow
 from .comparisons import as_boolean
 from .errors import invalid_syntax, invalid_value, mutability
@@ -151,8 +165,13 @@ def _column_limit(model: type, column: str) -> int:
 # -- documents onto rows ----------------------------------------------------------------------
 
 
-def write_user(member: Member, doc: Mapping[str, Any]) -> None:
-    """Set every client-writable column of ``member`` from a full document (PUT semantics)."""
+def write_user(
+    member: Member, doc: Mapping[str, Any], *, unassign_omitted_active: bool = False
+) -> None:
+    """Set every client-writable column of ``member`` from a full document (PUT semantics).
+
+    An ``active`` the document leaves out stays as it is (POST: active), unless
+    ``unassign_omitted_active`` (PATCH, whose document lacks it only when removed)."""
     if not isinstance(doc.get("userName"), str):
         raise invalid_value("userName is required and must be a string")
     for scim_name, column in USER_FIELDS:
@@ -189,10 +208,11 @@ def write_user(member: Member, doc: Mapping[str, Any]) -> None:
             column,
             text(name.get(scim_name), f"name.{scim_name}", limit=_column_limit(Member, column)),
         )
-    if "active" in doc and doc["active"] is not None:
-        member.active = boolean(doc["active"], "active")
-    elif member.active is None:
-        member.active = True
+    # An unassigned ``active`` reads back absent and counts as active (the module docstring).
+    if doc.get("active") is not None:
+        member.active, member.active_assigned = boolean(doc["active"], "active"), True
+    elif unassign_omitted_active:
+        member.active, member.active_assigned = True, False
     enterprise = doc.get(ENTERPRISE_USER_SCHEMA) or {}
     for scim_name, column in ENTERPRISE_FIELDS:
         setattr(
@@ -237,17 +257,16 @@ def _write_values(member: Member, doc: Mapping[str, Any]) -> None:
                     row, column, text(value.get(scim_name), f"{attribute}.{scim_name}", limit=limit)
                 )
             primary = value.get("primary")
-            row.primary = primary is not None and boolean(primary, f"{attribute}.primary")
+            # None is "not given" and reads back absent; false reads back false.
+            row.primary = None if primary is None else boolean(primary, f"{attribute}.primary")
             if not row.primary and all(getattr(row, column) is None for _, column in fields):
                 # Nothing assigned (RFC 7643 2.5: "" is unassigned): template-driven IdPs
                 # (OneLogin) render an empty profile as {"locality": "", ...}; no value, no row.
                 continue
             position += 1
-            # RFC 7643: at most one primary value; keep the first one the client marked.
-            row.primary, seen_primary = (
-                row.primary and not seen_primary,
-                seen_primary or row.primary,
-            )
+            if row.primary:  # RFC 7643: true at most once; the first one the client marked
+                row.primary = not seen_primary
+                seen_primary = True
             row.value_key = row.value.lower()[:1024] if row.value is not None else None
             rows.append(row)
     if _value_signature(member.values) != _value_signature(rows):
@@ -300,12 +319,13 @@ def write_group_fields(group: Group, doc: Mapping[str, Any]) -> None:
     group.external_id = text(doc.get("externalId"), "externalId")
 
 
-def member_ids(doc: Mapping[str, Any]) -> list[str]:
-    """The ids in a Group document's ``members``, in order, without duplicates."""
+def group_members(doc: Mapping[str, Any]) -> dict[str, SubAttributes]:
+    """A Group document's ``members``: id -> the sub-attributes sent, in order, once each
+    (a repeated id keeps its first sub-attributes)."""
     members = doc.get("members") or []
     if not isinstance(members, list):
         raise invalid_value("members must be a list")
-    ids: dict[str, None] = {}
+    given: dict[str, SubAttributes] = {}
     for item in members:
         if not isinstance(item, dict) or not isinstance(item.get("value"), str):
             raise invalid_value("each member needs a string value (the member's id)")
@@ -313,8 +333,13 @@ def member_ids(doc: Mapping[str, Any]) -> list[str]:
             raise invalid_value(f"no User with id {item['value']!r} in this workspace")
         if item.get("type") not in (None, "User", "user"):
             raise invalid_value("only Users can be group members here")
-        ids[item["value"]] = None
-    return list(ids)
+        if item["value"] not in given:
+            given[item["value"]] = SubAttributes(
+                text(item.get("display"), "members.display", limit=512),
+                item.get("type"),
+                text(item.get("$ref"), "members.$ref", limit=1024),
+            )
+    return given
 
 
 def check_id(doc: Mapping[str, Any], current_id: str | None) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, delete, func, insert, select
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, select, update
 
 from ..errors import NotFound
 from . import scim_totals
@@ -62,19 +62,44 @@ def get(unit: UnitOfWork, workspace_id: int, group_id: str, *, for_update: bool 
     return group
 
 
-def members_of(unit: UnitOfWork, group_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-    """group id -> [(member id, display)] for several groups in one query."""
-    result: dict[str, list[tuple[str, str]]] = {gid: [] for gid in group_ids}
+class Listed(NamedTuple):
+    """One of a group's members: its id and name, and the sub-attributes a client sent."""
+
+    id: str
+    name: str  # the member's displayName, else userName: ``display`` when none was sent
+    sent: SubAttributes | None  # None for rows kept before sub-attributes were (see models)
+
+
+class SubAttributes(NamedTuple):
+    """A ``members`` value's sub-attributes besides ``value``, as sent (None: not sent)."""
+
+    display: str | None = None
+    type: str | None = None
+    ref: str | None = None
+
+
+def members_of(unit: UnitOfWork, group_ids: Sequence[str]) -> dict[str, list[Listed]]:
+    """group id -> its members, for several groups in one query."""
+    result: dict[str, list[Listed]] = {gid: [] for gid in group_ids}
     if not group_ids:
         return result
     rows = unit.session.execute(
-        select(Membership.group_id, Member.id, func.coalesce(Member.display_name, Member.user_name))
+        select(
+            Membership.group_id,
+            Member.id,
+            func.coalesce(Member.display_name, Member.user_name),
+            Membership.as_sent,
+            Membership.display,
+            Membership.type,
+            Membership.ref,
+        )
         .join(Member, Member.id == Membership.member_id)
         .where(Membership.group_id.in_(group_ids), Member.deleted_at.is_(None))
         .order_by(Membership.group_id, Membership.created_at, Member.id)
     )
-    for group_id, member_id, display in rows:
-        result[group_id].append((member_id, display))
+    for group_id, member_id, name, as_sent, display, kind, ref in rows:
+        sent = SubAttributes(display, kind, ref) if as_sent else None
+        result[group_id].append(Listed(member_id, name, sent))
     return result
 
 
@@ -84,9 +109,26 @@ def member_ids(unit: UnitOfWork, group_id: str) -> list[str]:
     )
 
 
-def add_members(unit: UnitOfWork, group_id: str, member_ids: Iterable[str]) -> list[str]:
+def sub_attributes(unit: UnitOfWork, group_id: str) -> dict[str, SubAttributes | None]:
+    """member id -> the sub-attributes kept for it (None: a row kept before they were)."""
+    rows = unit.session.execute(
+        select(
+            Membership.member_id,
+            Membership.as_sent,
+            Membership.display,
+            Membership.type,
+            Membership.ref,
+        ).where(Membership.group_id == group_id)
+    )
+    return {
+        mid: SubAttributes(display, kind, ref) if as_sent else None
+        for mid, as_sent, display, kind, ref in rows
+    }
+
+
+def add_members(unit: UnitOfWork, group_id: str, members: Mapping[str, SubAttributes]) -> list[str]:
     """Add memberships that do not exist yet; returns the ids actually added."""
-    wanted = list(dict.fromkeys(member_ids))
+    wanted = list(members)
     if not wanted:
         return []
     present = set(
@@ -99,9 +141,44 @@ def add_members(unit: UnitOfWork, group_id: str, member_ids: Iterable[str]) -> l
     added = [mid for mid in wanted if mid not in present]
     if added:
         unit.session.execute(
-            insert(Membership), [{"group_id": group_id, "member_id": m} for m in added]
+            insert(Membership),
+            [
+                {
+                    "group_id": group_id,
+                    "member_id": m,
+                    "display": members[m].display,
+                    "type": members[m].type,
+                    "ref": members[m].ref,
+                    "as_sent": True,
+                }
+                for m in added
+            ],
         )
     return added
+
+
+def set_sub_attributes(
+    unit: UnitOfWork, group_id: str, members: Mapping[str, SubAttributes]
+) -> None:
+    """Keep new sub-attributes for existing memberships (one executemany)."""
+    if not members:
+        return
+    table = cast(Table, Membership.__table__)
+    # Core, executemany: the ORM's bulk UPDATE takes no WHERE of its own.
+    unit.connection.execute(
+        update(table)
+        .where(table.c.group_id == group_id, table.c.member_id == bindparam("m_id"))
+        .values(
+            display=bindparam("m_display"),
+            type=bindparam("m_type"),
+            ref=bindparam("m_ref"),
+            as_sent=True,
+        ),
+        [
+            {"m_id": mid, "m_display": sent.display, "m_type": sent.type, "m_ref": sent.ref}
+            for mid, sent in members.items()
+        ],
+    )
 
 
 def remove_members(unit: UnitOfWork, group_id: str, member_ids: Iterable[str]) -> int:

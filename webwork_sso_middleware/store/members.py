@@ -227,7 +227,11 @@ DIRECTORY_STATES = ("all", "active", "deactivated")
 _DIRECTORY_EMAIL = (
     select(_V.value)
     .where(_V.member_id == _MEMBERS.c.id, _V.attribute == "emails", _V.value.is_not(None))
-    .order_by(_V.primary.desc(), case((func.lower(_V.type) == "work", 0), else_=1), _V.position)
+    .order_by(
+        case((_V.primary.is_(True), 0), else_=1),
+        case((func.lower(_V.type) == "work", 0), else_=1),
+        _V.position,
+    )
     .limit(1)
     .correlate(_MEMBERS)
     .scalar_subquery()

@@ -19,7 +19,9 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
     text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -210,6 +212,9 @@ class Member(Base):
     locale: Mapped[str | None] = mapped_column(String(64))
     timezone: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Whether SCIM's ``active`` is assigned; when it is not, ``active`` above stays true (an
+    # unassigned ``active`` counts as active for sign-in: scim/writes.py).
+    active_assigned: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Enterprise User extension (RFC 7643 section 4.3)
     employee_number: Mapped[str | None] = mapped_column(String(255))
     cost_center: Mapped[str | None] = mapped_column(String(255))
@@ -266,7 +271,7 @@ class MemberValue(Base):
     value_key: Mapped[str | None] = mapped_column(String(1024))
     display: Mapped[str | None] = mapped_column(String(512))
     type: Mapped[str | None] = mapped_column(String(64))
-    primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    primary: Mapped[bool | None] = mapped_column(Boolean)  # None: not given (false is kept)
     # addresses only
     formatted: Mapped[str | None] = mapped_column(String(1024))
     street_address: Mapped[str | None] = mapped_column(String(512))
@@ -327,6 +332,12 @@ class Membership(Base):
         ForeignKey("members.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The ``members`` sub-attributes as the client sent them (None: not sent). Rows written
+    # before they were kept have ``as_sent`` false and read back computed ones.
+    display: Mapped[str | None] = mapped_column(String(512))
+    type: Mapped[str | None] = mapped_column(String(16))
+    ref: Mapped[str | None] = mapped_column(String(1024))
+    as_sent: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
 
     group: Mapped[Group] = relationship(back_populates="memberships", lazy="joined")
     member: Mapped[Member] = relationship(back_populates="memberships")

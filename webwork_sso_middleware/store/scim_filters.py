@@ -20,7 +20,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, false, func, not_, null, or_, select, true
 from sqlalchemy.orm import aliased
 
 from ..names import fold as fold_name_fragment
@@ -152,7 +152,8 @@ USER_COLUMNS: dict[str, Target] = {
     "preferredLanguage": Stored(Member.preferred_language),
     "locale": Stored(Member.locale),
     "timezone": Stored(Member.timezone),
-    "active": Stored(Member.active),
+    # As the document reads: an unassigned active is absent (it counts as active for sign-in).
+    "active": Stored(case((Member.active_assigned, Member.active), else_=null()), nullable=True),
     "meta.created": Stored(Member.created_at),
     "meta.lastModified": Stored(Member.modified_at),
     "meta.resourceType": Constant("User"),
