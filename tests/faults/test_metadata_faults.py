@@ -251,6 +251,9 @@ def test_a_slow_metadata_url_delays_one_sign_in_not_all(
     admin.workspaces.verify_domain("acme", "acme.test", by_operator=True)
     admin.workspaces.set_idp("acme", metadata_url=host.url)
     idp.sp_config(f"{BASE_URL}/saml/acme/metadata", f"{BASE_URL}/saml/acme/acs")
+    # What a sign-in costs on this machine right now, with no refresh due (CI runs suites side
+    # by side): the sign-ins that must not wait are measured against it.
+    baseline = max(sign_in(workers, idp, f"warm{i}@acme.test")[1] for i in range(2))
     host.fault = "slow"
     make_refresh_due(admin)
     fetches = host.fetches
@@ -265,7 +268,7 @@ def test_a_slow_metadata_url_delays_one_sign_in_not_all(
     others = [sign_in(workers, idp, f"u{i}@acme.test") for i in range(3)]
     claimer.join(10)
     assert all(answer.status_code == 303 for answer, _ in others)
-    assert max(seconds for _, seconds in others) < timeout / 2
+    assert max(seconds for _, seconds in others) < baseline + timeout / 2
     ((answer, seconds),) = first
     assert answer.status_code == 303 and seconds >= timeout * 0.9
     assert host.fetches == fetches + 1

@@ -8,7 +8,15 @@ import subprocess
 import sys
 
 FRAMEWORKS = ("django", "flask", "paste")
-ADAPTERS = ("django", "django_auth", "django_enforcement", "django_signals", "flask", "paste")
+ADAPTERS = (
+    "django",
+    "django_auth",
+    "django_enforcement",
+    "django_metrics",
+    "django_signals",
+    "flask",
+    "paste",
+)
 
 # Run in a fresh interpreter: this test process has imported the frameworks long ago.
 # PasteDeploy's -nspkg.pth creates the empty ``paste`` namespace at start-up: count only what
