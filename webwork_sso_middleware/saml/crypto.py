@@ -39,7 +39,12 @@ from typing import Any
 
 import xmlsec
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+)
 from lxml import etree
 from saml2.sigver import CryptoBackend, SignatureError, SigverError
 
@@ -276,6 +281,14 @@ def verification_key(certificate_der: bytes) -> xmlsec.Key:
         return xmlsec.Key.from_memory(pem, xmlsec.KeyFormat.PEM)
     except (ValueError, TypeError, xmlsec.Error) as exc:
         raise SigverError(f"unusable metadata certificate ({exc})") from exc
+
+
+def load_own_private_key(pem: bytes) -> PrivateKeyTypes:
+    """A private key of this site's own (an SP key opened from the vault, whose AES-GCM seal
+    already proved it is ours, or a dev/test IdP's key made here), loaded without the RSA
+    consistency check: OpenSSL 3 spends ~60 ms proving the primes of a key we generated,
+    at every SP a worker builds. A key from anywhere else must not come through here."""
+    return load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
 
 
 def read_private_key(key_file: str | bytes) -> bytes:

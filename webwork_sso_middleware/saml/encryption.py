@@ -62,12 +62,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 
 from ..errors import WebworkSSOError
 from ..logs import package_logger
-from .crypto import DS, DocumentRefused, refuse_dtd, safe_parser
+from .crypto import DS, DocumentRefused, load_own_private_key, refuse_dtd, safe_parser
 
 __all__ = ["CONTENT_ALGORITHMS", "KEY_TRANSPORTS", "DecryptionRefused", "decrypt_assertion"]
 
@@ -334,7 +333,7 @@ def _read(
 def _private_key(pem: bytes) -> rsa.RSAPrivateKey | None:
     """The RSA key of a PEM, loaded once (loading checks the key, which costs milliseconds)."""
     try:
-        key = load_pem_private_key(pem, password=None)
+        key = load_own_private_key(pem)
     except (ValueError, TypeError):
         return None
     return key if isinstance(key, rsa.RSAPrivateKey) else None

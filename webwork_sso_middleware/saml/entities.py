@@ -25,14 +25,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from saml2.client import Saml2Client
 from saml2.config import Config, IdPConfig, SPConfig
 from saml2.entity import Entity
 from saml2.mdstore import MetadataStore
 from saml2.sigver import RSACrypto, SecurityContext, SigverError
 
-from .crypto import XmlsecBackend, read_private_key
+from .crypto import XmlsecBackend, load_own_private_key, read_private_key
 from .encrypting import EncryptingBackend
 
 # saml2.server imports saml2.cryptography.symmetric, whose class body names a cipher mode that
@@ -61,7 +60,7 @@ def security_context(
     sec_backend = None
     if key_file:
         # pysaml2 signs HTTP-Redirect messages (query-string signatures) with this, in Python.
-        private_key = load_pem_private_key(read_private_key(key_file), password=None)
+        private_key = load_own_private_key(read_private_key(key_file))
         if isinstance(private_key, rsa.RSAPrivateKey):
             sec_backend = RSACrypto(private_key)
     keypairs = config.encryption_keypairs or []

@@ -25,7 +25,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 from saml2.sigver import SignatureError
 from werkzeug.utils import redirect
@@ -34,7 +33,7 @@ from werkzeug.wrappers import Response
 from ..page_headers import SELF, origin_source, secure_page
 from ..sp_keys import SpKey
 from ..store.models import utcnow
-from .crypto import DocumentRefused, XmlsecBackend, parse_xml
+from .crypto import DocumentRefused, XmlsecBackend, load_own_private_key, parse_xml
 from .pages import AUTOPOST_SCRIPT, AUTOPOST_SOURCE, STYLE, STYLE_SOURCE
 from .posted import SAML, SAMLP
 
@@ -108,7 +107,7 @@ def sign_query(message_field: str, xml: bytes, relay_state: str | None, key: SpK
         parts.append(f"RelayState={quote_plus(relay_state)}")
     parts.append(f"SigAlg={quote_plus(SIG_RSA_SHA256)}")
     signed = "&".join(parts)
-    private_key = load_pem_private_key(key.private_key_pem, password=None)
+    private_key = load_own_private_key(key.private_key_pem)
     if not isinstance(private_key, rsa.RSAPrivateKey):
         raise SignatureError("the SP key is not an RSA key")
     signature = private_key.sign(signed.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
