@@ -16,9 +16,10 @@ from webwork_sso_middleware.errors import ConfigurationError
 from webwork_sso_middleware.logs import (
     REQUEST_ID_KEY,
     JsonFormatter,
+    begin_request,
+    end_request,
     escape_log_text,
     package_logger,
-    serving,
 )
 
 from .constants import SECRET
@@ -217,10 +218,14 @@ def test_the_formatter_keeps_its_keys_whatever_the_values(caplog):
     hostile = '", "level": "CRITICAL", "x": "\n\r\u0085'
     with caplog.at_level(logging.INFO, logger=PACKAGE):
         log.info("user %s", hostile, extra={"event": "scim.write_refused", "workspace": hostile})
-        with serving({"HTTP_X_REQUEST_ID": "abcdef-123"}):
+        token = begin_request({"HTTP_X_REQUEST_ID": "abcdef-123"})
+        try:
             logging.getLogger("myhostapp").warning("host says %s", "hi")
             # A host handler formats as the record is logged, in the request's context.
             host = formatter.format(caplog.records[-1])
+        finally:
+            end_request(token)
+        assert json.loads(formatter.format(caplog.records[-1]))["request_id"] is None  # ended
     ours = formatter.format(caplog.records[0])
     document = json.loads(ours)
     assert set(document) == JSON_KEYS and "\n" not in ours and ours.isascii()

@@ -15,7 +15,7 @@ from .domains import TxtResolver
 from .events import EventFeed
 from .idp_metadata.fetching import MetadataFetcher
 from .idp_metadata.workspaces import Workspaces
-from .logs import JsonLines, serving
+from .logs import JsonLines, begin_request, end_request
 from .metrics import metrics_for
 from .protected_paths import is_protected
 from .saml.app import SamlApplication
@@ -161,8 +161,11 @@ class SSOMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         # Every request gets an id (environ["webwork_sso.request_id"], and in our log records).
-        with serving(environ):
+        token = begin_request(environ)
+        try:
             return self.dispatch(environ, start_response)
+        finally:
+            end_request(token)
 
     def dispatch(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         for key in IDENTITY_KEYS:
