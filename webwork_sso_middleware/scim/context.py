@@ -6,6 +6,8 @@ imports the other.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -58,7 +60,14 @@ class ScimContext:
         """Flush the writes; a unique index refusing one is 409 uniqueness, ``conflict`` its
         detail. The caller builds the detail before the flush: a failed flush expires the
         row it would name."""
-        try:
+        with self.unique(conflict):
             self.session.flush()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def unique(conflict: str) -> Iterator[None]:
+        """A unique index refusing a write inside is 409 uniqueness, ``conflict`` its detail."""
+        try:
+            yield
         except IntegrityError:
             raise uniqueness(conflict) from None

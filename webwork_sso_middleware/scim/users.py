@@ -12,7 +12,7 @@ from ..members import lifecycle
 from ..store import audit, scim_queries
 from ..store import events as event_store
 from ..store import members as member_store
-from ..store.members import MemberRecord
+from ..store.members import MemberRecord, NewMember
 from ..store.models import Member, utcnow
 from .context import Reply, ScimContext
 from .discovery import list_response
@@ -103,21 +103,16 @@ def get_user(context: ScimContext, resource_id: str) -> Reply:
 def create_user(context: ScimContext) -> Reply:
     doc = canonicalize(read_json(context.request, context.max_body_bytes), USER_RESOURCE)
     check_id(doc, None)
-    # memberships=[]: a new member is in no group, and an empty list set before the INSERT
-    # stays loaded after it, so rendering the 201 does not SELECT the memberships back.
-    member = Member(
-        workspace_id=context.workspace_id,
-        source="scim",
-        active=True,
-        active_assigned=True,
-        memberships=[],
+    member = NewMember(
+        workspace_id=context.workspace_id, source="scim", active=True, active_assigned=True
     )
     write_user(member, doc)
     _check_name(context, member.user_name_key)
     if not member.active:
         member.deactivated_at = utcnow()
-    context.session.add(member)
-    _flush(context, member)
+    # Plain INSERTs, not the ORM's flush: creates are what a directory sync sends most.
+    with context.unique(_conflict(member)):
+        member_store.insert_new(context.unit, member)
     audit.record(
         context.unit,
         workspace_id=context.workspace_id,
@@ -135,7 +130,7 @@ def create_user(context: ScimContext) -> Reply:
         member_id=member.id,
         changes={"userName": member.user_name, "active": member.active},
     )
-    result = user_document(MemberRecord.of(member), context.locate)
+    result = user_document(MemberRecord(member, member.values, []), context.locate)
     headers = {"Location": result["meta"]["location"], "ETag": version_tag(member.version)}
     return 201, result, headers
 
@@ -246,4 +241,8 @@ def _profile(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _flush(context: ScimContext, member: Member) -> None:
-    context.flush_unique(f"a User with userName {member.user_name!r} already exists")
+    context.flush_unique(_conflict(member))
+
+
+def _conflict(member: Member | NewMember) -> str:
+    return f"a User with userName {member.user_name!r} already exists"

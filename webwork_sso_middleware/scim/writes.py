@@ -19,12 +19,14 @@ and must never reactivate a member it suspended.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import names
 from ..errors import InvalidName
 from ..store.groups import SubAttributes
+from ..store.members import NewMember, NewValue
 from ..store.models import Group, Member, MemberValue, utcnow
 from .comparisons import as_boolean
 from .errors import invalid_syntax, invalid_value, mutability
@@ -157,6 +159,7 @@ def boolean(value: Any, label: str) -> bool:
     return flag
 
 
+@functools.cache
 def _column_limit(model: type, column: str) -> int:
     length = getattr(model.__table__.c[column].type, "length", None)  # type: ignore[attr-defined]
     return int(length) if length else 65536
@@ -166,7 +169,7 @@ def _column_limit(model: type, column: str) -> int:
 
 
 def write_user(
-    member: Member, doc: Mapping[str, Any], *, unassign_omitted_active: bool = False
+    member: Member | NewMember, doc: Mapping[str, Any], *, unassign_omitted_active: bool = False
 ) -> None:
     """Set every client-writable column of ``member`` from a full document (PUT semantics).
 
@@ -236,8 +239,10 @@ def write_user(
     member.email_key = _primary_email(member)
 
 
-def _write_values(member: Member, doc: Mapping[str, Any]) -> None:
-    rows: list[MemberValue] = []
+def _write_values(member: Member | NewMember, doc: Mapping[str, Any]) -> None:
+    # A stored member's values are ORM rows; a new member's are plain (store/members.py).
+    new_row = NewValue if isinstance(member, NewMember) else MemberValue
+    rows: list[Any] = []
     for attribute in MULTI_VALUED:
         values = doc.get(attribute) or []
         if not isinstance(values, list):
@@ -250,7 +255,7 @@ def _write_values(member: Member, doc: Mapping[str, Any]) -> None:
         for value in values:
             if not isinstance(value, dict):
                 raise invalid_value(f"{attribute} values must be objects")
-            row = MemberValue(attribute=attribute, position=position)
+            row: Any = new_row(attribute=attribute, position=position)
             for scim_name, column in fields:
                 limit = 65536 if column == "value" else _column_limit(MemberValue, column)
                 setattr(
@@ -273,7 +278,7 @@ def _write_values(member: Member, doc: Mapping[str, Any]) -> None:
         member.values = rows
 
 
-def _value_signature(rows: list[MemberValue]) -> list[tuple[Any, ...]]:
+def _value_signature(rows: Sequence[MemberValue | NewValue]) -> list[tuple[Any, ...]]:
     columns = (
         "attribute",
         "position",
@@ -291,7 +296,7 @@ def _value_signature(rows: list[MemberValue]) -> list[tuple[Any, ...]]:
     return sorted(tuple(getattr(row, c) for c in columns) for row in rows)
 
 
-def _primary_email(member: Member) -> str | None:
+def _primary_email(member: Member | NewMember) -> str | None:
     emails = [row for row in member.values if row.attribute == "emails" and row.value]
     chosen = (
         next((row for row in emails if row.primary), None)

@@ -5,36 +5,44 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     Row,
+    Table,
     bindparam,
     case,
     false,
     func,
+    insert,
     literal,
     null,
     select,
     union_all,
 )
+from sqlalchemy.sql.schema import Column
 
 from ..errors import NotFound
 from ..names import key as name_key
 from . import scim_totals
 from .db import UnitOfWork
+from .driver import DriverStatement
 from .models import Group, Member, Membership, MemberValue, ScimTotal
 
-_MEMBERS = Member.__table__
-_VALUES = MemberValue.__table__
+# Typed as the Tables they are: mypy sees a declarative __table__ as a FromClause.
+_MEMBERS = cast(Table, Member.__table__)
+_VALUES = cast(Table, MemberValue.__table__)
 # Reads go through Core, not the ORM: a SCIM lookup is on Okta's hot path, and loading
 # ORM objects (identity map, eager loaders) costs more than the SQL itself.
 # Values and groups of a page of members in one round trip, built once: constructing a
 # statement per request costs more than running it. Group rows carry the group's id in
 # ``value``, its name in ``display`` and sort by name through ``attribute``.
 _V = _VALUES.c
+_MEMBER_COLUMNS = tuple(column.key for column in _MEMBERS.columns)
+# A value's id is the database's (an autoincrement key).
+_VALUE_COLUMNS = tuple(column.key for column in _VALUES.columns if column.key != "id")
 # Column types differ between the two selects, so none can be inferred for the union.
 _DETAILS_OF_MEMBERS: CompoundSelect[*tuple[Any, ...]] = union_all(
     select(
@@ -209,6 +217,74 @@ def get(unit: UnitOfWork, workspace_id: int, member_id: str, *, for_update: bool
     if member is None:
         raise NotFound("member", member_id)
     return member
+
+
+class NewValue:
+    """A multi-valued attribute's value of a :class:`NewMember`: MemberValue's columns as plain
+    attributes (all None until set)."""
+
+    __slots__ = _VALUE_COLUMNS
+
+    def __init__(self, **columns: Any) -> None:
+        for key in _VALUE_COLUMNS:
+            setattr(self, key, columns.pop(key, None))
+        if columns:
+            raise TypeError(f"not a column of member_values: {', '.join(columns)}")
+
+    if TYPE_CHECKING:  # the columns, to a type checker
+
+        def __getattr__(self, name: str) -> Any: ...
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
+
+class NewMember:
+    """A member about to be created: Member's columns as plain attributes (all None until set),
+    its values, and no groups.
+
+    SCIM's create path fills one (scim/writes.py writes it as it writes a Member) and
+    :func:`insert_new` stores it: an ORM object's instrumentation, and the flush that would
+    store it, cost more than the INSERTs themselves."""
+
+    __slots__ = (*_MEMBER_COLUMNS, "values", "memberships")
+
+    def __init__(self, **columns: Any) -> None:
+        for key in _MEMBER_COLUMNS:
+            setattr(self, key, columns.pop(key, None))
+        if columns:
+            raise TypeError(f"not a column of members: {', '.join(columns)}")
+        self.values: list[NewValue] = []
+        self.memberships: list[Membership] = []
+
+    if TYPE_CHECKING:  # the columns, to a type checker
+
+        def __getattr__(self, name: str) -> Any: ...
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
+
+def insert_new(unit: UnitOfWork, member: NewMember) -> None:
+    """Store a new member and its values as plain INSERTs.
+
+    Columns left unset take the model's defaults, written onto ``member`` too, so it renders
+    as stored. A refused row raises IntegrityError, as a flush would (the unique userName
+    index)."""
+    for column in _MEMBERS.columns:
+        if column.default is not None and getattr(member, column.key) is None:
+            setattr(member, column.key, _default_of(column))
+    connection = unit.connection
+    _INSERT_MEMBER.rows(connection, {key: getattr(member, key) for key in _MEMBER_COLUMNS})
+    for value in member.values:
+        value.member_id = member.id
+        _INSERT_VALUE.rows(connection, {key: getattr(value, key) for key in _VALUE_COLUMNS})
+
+
+def _default_of(column: Column[Any]) -> Any:
+    default: Any = column.default
+    # SQLAlchemy wraps a callable default to take the execution context, which these ignore.
+    return default.arg(None) if default.is_callable else default.arg
+
+
+_INSERT_MEMBER = DriverStatement(insert(_MEMBERS), keys=_MEMBER_COLUMNS)
+_INSERT_VALUE = DriverStatement(insert(_VALUES), keys=_VALUE_COLUMNS)
 
 
 def existing_ids(unit: UnitOfWork, workspace_id: int, ids: Sequence[str]) -> set[str]:

@@ -29,6 +29,7 @@ from . import domains as domain_store
 from . import roles as role_store
 from .db import Database, UnitOfWork, note_sessions_ended
 from .domains import DomainClaim
+from .driver import DriverStatement
 from .models import (
     PLANS,
     Member,
@@ -107,7 +108,8 @@ class ScimCredential:
     token_hint: str
 
 
-_CREDENTIAL_QUERY = (
+# Every SCIM request asks this: built once, run on the driver's cursor.
+_CREDENTIAL_QUERY = DriverStatement(
     select(
         ScimToken.token_hash,
         ScimToken.hint,
@@ -124,12 +126,15 @@ _CREDENTIAL_QUERY = (
 def find_credential(unit: UnitOfWork, token: str) -> ScimCredential | None:
     """The workspace a live SCIM token belongs to, or None. Runs on every SCIM request."""
     digest = hash_token(token)
-    row = unit.connection.execute(_CREDENTIAL_QUERY, {"digest": digest}).first()
+    row = _CREDENTIAL_QUERY.first(unit.connection, {"digest": digest})
+    if row is None:
+        return None
+    token_hash, hint, workspace_id, slug, plan, scim_enabled = row
     # The index finds the row by a hash an attacker cannot steer; the comparison that
     # decides is still constant-time.
-    if row is None or not hmac.compare_digest(row.token_hash, digest):
+    if not hmac.compare_digest(token_hash, digest):
         return None
-    return ScimCredential(row.id, row.slug, row.plan, row.scim_enabled, row.hint)
+    return ScimCredential(workspace_id, slug, plan, bool(scim_enabled), hint)
 
 
 class Workspaces:
