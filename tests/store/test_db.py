@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -20,6 +21,7 @@ from webwork_sso_middleware.errors import StoreUnavailable
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.db import UnitOfWork, json_text
 from webwork_sso_middleware.store.models import Base, Workspace, utcnow
+from webwork_sso_middleware.store.workspaces import find_credential
 
 from ..conftest import POSTGRES_URL
 from ..store_helpers import transaction
@@ -122,6 +124,32 @@ def test_run_does_not_retry_other_errors_nor_past_its_attempts(database: Databas
         database.run(fails(StaleDataError("lost again")), attempts=3)
     assert len(tries) == 4
     assert slugs(database) == []
+
+
+def test_run_reconnects_when_the_server_dropped_the_pooled_connections(database: Database):
+    """No ping per checkout: a connection found dead before the commit is a retry, on a pool
+    started afresh (a restart drops them all)."""
+    if database.is_sqlite:
+        pytest.skip("a SQLite file has no server to drop its connections")
+    pooled = [database.engine.connect() for _ in range(5)]  # the pool's size, all dead below
+    pids = [c.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() for c in pooled]
+    for connection in pooled:
+        connection.close()  # back to the pool, alive
+    killer = psycopg.connect(database.url.set(drivername="postgresql").render_as_string(False))
+    with killer:
+        for pid in pids:
+            killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    tries: list[int] = []
+
+    def work(unit: UnitOfWork) -> None:
+        tries.append(1)
+        # A statement on the driver's cursor first (store/driver.py), as every SCIM request's.
+        assert find_credential(unit, "no-such-token") is None
+        add_workspace(unit, "after-restart")
+
+    database.run(work)
+    assert len(tries) == 2  # once on a dead connection, once on a new one
+    assert slugs(database) == ["after-restart"]
 
 
 def test_a_writing_run_takes_the_sqlite_write_lock_at_begin(tmp_path: Path):

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, bindparam, event, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from webwork_sso_middleware.store import Database, audit, replay_cache, sign_in, sign_in_target
-from webwork_sso_middleware.store.driver import DriverStatement
+from webwork_sso_middleware.store.driver import DriverStatement, pipelined
 from webwork_sso_middleware.store.models import AuditEvent, Member, Workspace, utcnow
 from webwork_sso_middleware.store.sessions import _INSERT_SESSION
 
@@ -151,6 +151,40 @@ def test_driver_errors_arrive_as_sqlalchemy_errors(database: Database, workspace
     # IntegrityError: what the store's unique-violation handling catches.
     with pytest.raises(IntegrityError), transaction(database, write=True) as unit:
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "dave@acme.test"))
+
+
+def test_pipelined_writes_land_together_and_a_refused_one_raises_at_the_end(
+    database: Database, workspace_id: int
+) -> None:
+    with transaction(database, write=True) as unit:
+        with pipelined(unit.connection):
+            ADD_MEMBER.rows(unit.connection, member(workspace_id, "erin@acme.test"))
+            ADD_MEMBER.rows(unit.connection, member(workspace_id, "finn@acme.test"))
+        # Both arrived, and the transaction goes on after the block.
+        assert MEMBER_BY_NAME.first(unit.connection, {"key": "finn@acme.test"}) is not None
+    # A duplicate id among queued writes: the IntegrityError any statement's refusal is, and
+    # nothing of the transaction stays.
+    with (
+        pytest.raises(IntegrityError),
+        transaction(database, write=True) as unit,
+        pipelined(unit.connection),
+    ):
+        ADD_MEMBER.rows(unit.connection, member(workspace_id, "gail@acme.test"))
+        ADD_MEMBER.rows(unit.connection, member(workspace_id, "erin@acme.test"))
+    with transaction(database) as unit:
+        assert MEMBER_BY_NAME.first(unit.connection, {"key": "gail@acme.test"}) is None
+        assert MEMBER_BY_NAME.first(unit.connection, {"key": "erin@acme.test"}) is not None
+
+
+def test_a_pipeline_refuses_a_statement_whose_rows_are_read(
+    database: Database, workspace_id: int
+) -> None:
+    with transaction(database, write=True) as unit, pipelined(unit.connection):
+        if unit.connection.dialect.name == "postgresql":  # queued there: no rows to read
+            with pytest.raises(RuntimeError, match="not a plain write"):
+                MEMBER_BY_NAME.first(unit.connection, {"key": "erin@acme.test"})
+        else:  # run one by one: a read is an ordinary read
+            assert MEMBER_BY_NAME.first(unit.connection, {"key": "erin@acme.test"}) is None
 
 
 def test_replay_insert_tells_first_use_from_reuse(database: Database, workspace_id: int) -> None:

@@ -85,6 +85,8 @@ class UnitOfWork:
         # Ids of the lifecycle events recorded in this transaction (store/events.py): told to
         # the Database's listeners once it commits, dropped with it when it rolls back.
         self.events: list[str] = []
+        # Set once the work is done and the commit is being sent (Database.run's retry).
+        self.committing = False
 
     @property
     def session(self) -> Session:
@@ -185,7 +187,9 @@ class Database:
             return create_engine(
                 self.url,
                 echo=echo,
-                pool_pre_ping=True,
+                # No ping per checkout (a round trip on every request): run() retries work
+                # whose connection turns out dead before its commit.
+                pool_pre_ping=False,
                 connect_args=self._postgresql_timeouts(),
                 json_serializer=json_text,
             )
@@ -261,6 +265,7 @@ class Database:
         """
         started = time.monotonic()
         for attempt in range(1, attempts + 1):
+            unit: UnitOfWork | None = None
             try:
                 with self._unit(write=write) as unit:
                     result = work(unit)
@@ -269,9 +274,18 @@ class Database:
                     self._events_committed(unit.events)
                 return result
             except (StaleDataError, DBAPIError) as exc:
+                # A connection found dead before the commit was sent (a pooled one the server
+                # dropped, or a restart) committed nothing: run again on a new one. This is what
+                # spares every checkout a ping; at the commit itself the outcome is unknown.
+                lost_early = (
+                    isinstance(exc, DBAPIError)
+                    and exc.connection_invalidated
+                    and unit is not None
+                    and not unit.committing
+                )
                 if (
                     attempt == attempts
-                    or not self._is_transient(exc)
+                    or not (lost_early or self._is_transient(exc))
                     or (
                         # SQLite waited out busy_timeout already: the lock is held, not contended.
                         # Waiting again would only keep the caller from its 503 for longer.
@@ -279,6 +293,10 @@ class Database:
                     )
                 ):
                     raise
+                if lost_early and not isinstance(self.engine.pool, StaticPool):
+                    # The server went away for every pooled connection alike (a restart, a
+                    # failover): start the pool afresh rather than find each dead one in turn.
+                    self.engine.dispose()
                 log.debug("retrying transaction after transient conflict: %s", exc)
                 time.sleep(random.uniform(0, 0.02 * attempt))  # jitter: don't collide again
         raise AssertionError("unreachable")
@@ -298,6 +316,7 @@ class Database:
                 with connection.begin():
                     yield unit
                     unit.flush()
+                    unit.committing = True  # the commit goes out as this block ends
             finally:
                 unit.close()
 

@@ -17,8 +17,11 @@ statement.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import functools
+import importlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -54,6 +57,13 @@ class DriverStatement:
     def rows(self, connection: Connection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Execute in the connection's transaction; the result rows (none for a plain write)."""
         compiled = self._compiled_for(connection.dialect)
+        if connection.info.get(_PIPELINED):
+            # Queued, not run: a statement whose rows are read, or one SQLAlchemy would run
+            # (it reads the cursor at once), would see none.
+            if compiled is None or compiled.result_processors:
+                raise RuntimeError(f"not a plain write, so not for a pipeline: {compiled}")
+            _run(connection, compiled, parameters)
+            return []
         if compiled is None or _observed(connection):
             result = connection.execute(self.statement, dict(parameters))
             return [tuple(row) for row in result] if result.returns_rows else []
@@ -108,6 +118,53 @@ class DriverStatement:
                 for column in columns
             ),
         )
+
+
+_PIPELINED = "webwork_sso.pipelined"
+
+
+@contextlib.contextmanager
+def pipelined(connection: Connection) -> Iterator[None]:
+    """Send the plain writes :class:`DriverStatement` runs inside to the server together, in one
+    round trip at the end (psycopg 3's pipeline mode on PostgreSQL), where a failed one raises.
+
+    For writes whose results nobody reads (a new member, its audit row, its event): each
+    would otherwise wait for the server in turn. Elsewhere (SQLite, psycopg2, an engine whose
+    statements are watched) the statements simply run one by one."""
+    pooled = connection.connection
+    driver: Any = pooled.driver_connection
+    driver_type: type = type(driver)
+    if not _can_pipeline(driver_type) or _observed(connection):
+        yield
+        return
+    dialect = connection.dialect
+    connection.info[_PIPELINED] = True
+    try:
+        with driver.pipeline():
+            yield
+    except dialect.loaded_dbapi.Error as exc:
+        lost = dialect.is_disconnect(exc, pooled.dbapi_connection, None)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            None,
+            None,
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from exc
+    finally:
+        connection.info.pop(_PIPELINED, None)
+
+
+@functools.cache
+def _can_pipeline(driver_type: type) -> bool:
+    """psycopg 3 built on a libpq that has pipeline mode (14 and newer)."""
+    if not hasattr(driver_type, "pipeline"):
+        return False
+    package = importlib.import_module(driver_type.__module__.partition(".")[0])
+    return bool(package.Pipeline.is_supported())
 
 
 def _observed(connection: Connection) -> bool:
