@@ -7,6 +7,7 @@ URN-qualified), filters, PATCH paths and ``attributes``/``excludedAttributes`` p
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Any
 
@@ -59,8 +60,12 @@ class Attribute:
     reference_types: tuple[str, ...] = ()
 
     def sub_attribute(self, name: str) -> Attribute | None:
-        lowered = name.lower()
-        return next((sub for sub in self.sub_attributes if sub.name.lower() == lowered), None)
+        return self._subs_by_name.get(name.lower())
+
+    @functools.cached_property
+    def _subs_by_name(self) -> dict[str, Attribute]:
+        # Names are looked up on every attribute of every request body: a dict, not a scan.
+        return _by_lowered_name(self.sub_attributes)
 
     def to_scim(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -91,8 +96,11 @@ class Schema:
     attributes: tuple[Attribute, ...]
 
     def attribute(self, name: str) -> Attribute | None:
-        lowered = name.lower()
-        return next((attr for attr in self.attributes if attr.name.lower() == lowered), None)
+        return self._by_name.get(name.lower())
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Attribute]:
+        return _by_lowered_name(self.attributes)
 
     def to_scim(self, location: str) -> dict[str, Any]:
         return {
@@ -103,6 +111,14 @@ class Schema:
             "attributes": [attr.to_scim() for attr in self.attributes],
             "meta": {"resourceType": "Schema", "location": location},
         }
+
+
+def _by_lowered_name(attributes: tuple[Attribute, ...]) -> dict[str, Attribute]:
+    """Attributes by lower-cased name; the first of a name wins, as a scan in order would."""
+    index: dict[str, Attribute] = {}
+    for attribute in attributes:
+        index.setdefault(attribute.name.lower(), attribute)
+    return index
 
 
 def _multi(
@@ -298,8 +314,14 @@ class ResourceType:
         return (self.schema, *self.extensions)
 
     def schema_by_urn(self, urn: str) -> Schema | None:
-        lowered = urn.lower()
-        return next((s for s in self.schemas if s.id.lower() == lowered), None)
+        return self._schemas_by_urn.get(urn.lower())
+
+    @functools.cached_property
+    def _schemas_by_urn(self) -> dict[str, Schema]:
+        index: dict[str, Schema] = {}
+        for schema in self.schemas:
+            index.setdefault(schema.id.lower(), schema)
+        return index
 
     def extension_by_urn(self, urn: str, *, object_given: bool = False) -> Schema | None:
         """A described extension, or (open resources) an undescribed one.
