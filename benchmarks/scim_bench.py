@@ -62,6 +62,7 @@ DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 # Targets (printed as PASS/FAIL lines).
 LOOKUP_RATIO_MAX = 1.0  # our filter lookup median / peer's, at N and at 5N
 LOOKUP_GROWTH_MAX = 1.5  # our lookup median at 5N / at N
+CREATES_RATIO_MIN = 1.0  # our creates per second / the peer's, at N and at 5N
 # Our server keeps members in the database, so its RSS must not follow the member count. What
 # may still grow: SQLite's page cache (default cache_size -2000 = 2 MiB per connection, and the
 # pool keeps up to 5 connections + waitress's 4 threads => at most ~10 MiB once the file is big
@@ -609,6 +610,10 @@ def render(report: dict[str, Any]) -> str:
         f"{fmt(r['page_ours_over_peer_5N'])}\n"
     )
     w(
+        f"  ours/peer creates per s   at N: {fmt(r['creates_ours_over_peer_N'])}   at 5N: "
+        f"{fmt(r['creates_ours_over_peer_5N'])}\n"
+    )
+    w(
         f"  ours 5N/N lookup median: {fmt(r['ours_lookup_5N_over_N'])}   (peer: "
         f"{fmt(r['peer_lookup_5N_over_N'])})\n"
     )
@@ -652,6 +657,13 @@ def compute(report: dict[str, Any]) -> None:
         "peer_lookup_5N_over_N": ratio(med("peer", "5N", "lookup"), med("peer", "N", "lookup")),
         "ours_page_5N_over_N": ratio(med("ours", "5N", "page"), med("ours", "N", "page")),
         "peer_page_5N_over_N": ratio(med("peer", "5N", "page"), med("peer", "N", "page")),
+        # Creates per second, ours over the peer's (higher is better: the target is >= 1).
+        "creates_ours_over_peer_N": ratio(
+            get(report, "ours", "N", "create_per_s"), get(report, "peer", "N", "create_per_s")
+        ),
+        "creates_ours_over_peer_5N": ratio(
+            get(report, "ours", "5N", "create_per_s"), get(report, "peer", "5N", "create_per_s")
+        ),
         "ours_rss_growth_mb": growth("ours"),
         "peer_rss_growth_mb": peer_growth,
         "peer_rss_kb_per_user": None
@@ -660,8 +672,11 @@ def compute(report: dict[str, Any]) -> None:
     }
     report["ratios"] = r
 
-    def target(name: str, value: float | None, limit: float, detail: str) -> dict[str, Any]:
-        status = "SKIP" if value is None else ("PASS" if value <= limit else "FAIL")
+    def target(
+        name: str, value: float | None, limit: float, detail: str, *, at_least: bool = False
+    ) -> dict[str, Any]:
+        met = value is not None and (value >= limit if at_least else value <= limit)
+        status = "SKIP" if value is None else ("PASS" if met else "FAIL")
         return {"name": name, "status": status, "value": value, "limit": limit, "detail": detail}
 
     report["targets"] = [
@@ -682,6 +697,17 @@ def compute(report: dict[str, Any]) -> None:
             r["ours_lookup_5N_over_N"],
             LOOKUP_GROWTH_MAX,
             f"median ratio {fmt(r['ours_lookup_5N_over_N'])} (must be <= {LOOKUP_GROWTH_MAX})",
+        ),
+        *(
+            target(
+                f"creates ours/peer at {phase}",
+                r[f"creates_ours_over_peer_{phase}"],
+                CREATES_RATIO_MIN,
+                f"ratio {fmt(r[f'creates_ours_over_peer_{phase}'])} of creates per second "
+                f"(must be >= {CREATES_RATIO_MIN}: each of ours is committed to the database)",
+                at_least=True,
+            )
+            for phase in ("N", "5N")
         ),
         target(
             "our RSS growth N->5N",
