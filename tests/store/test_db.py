@@ -152,6 +152,27 @@ def test_run_reconnects_when_the_server_dropped_the_pooled_connections(database:
     assert slugs(database) == ["after-restart"]
 
 
+def test_reads_run_apart_need_no_transaction_and_writes_cannot(database: Database):
+    def ends_with_its_statement(unit: UnitOfWork) -> bool:
+        unit.connection.execute(text("SELECT 1"))
+        time.sleep(0.02)
+        # True when this statement is a transaction of its own (autocommit).
+        return bool(
+            unit.connection.execute(
+                text("SELECT transaction_timestamp() = statement_timestamp()")
+            ).scalar_one()
+        )
+
+    if not database.is_sqlite:  # SQLite's BEGIN and COMMIT cost no round trip: kept there
+        assert database.run(ends_with_its_statement, write=False, together=False) is True
+        assert database.run(ends_with_its_statement, write=False) is False
+        # The connection went back to the pool in its transactional mode.
+        assert database.run(ends_with_its_statement, write=False) is False
+    with pytest.raises(ValueError, match="reads only"):
+        database.run(lambda unit: add_workspace(unit, "never"), together=False)
+    assert slugs(database) == []
+
+
 def test_a_writing_run_takes_the_sqlite_write_lock_at_begin(tmp_path: Path):
     # BEGIN IMMEDIATE is SQLite's: on its own SQLite file whatever backend the suite runs on.
     database = Database(f"sqlite:///{tmp_path / 'lock.db'}")

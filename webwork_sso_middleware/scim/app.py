@@ -217,7 +217,9 @@ class ScimApplication:
                 )
             return handler(context, **args)
 
-        return self.database.run(work, write=writes)
+        # A read (a lookup, a page and its totals) needs no transaction around its statements:
+        # on PostgreSQL that spares two round trips of the three or four a lookup costs.
+        return self.database.run(work, write=writes, together=writes)
 
     def guarded(self, request: Request, call: Callable[[], Reply]) -> Reply:
         """``call`` behind the token-guessing throttle (throttle.py): a blocked source without

@@ -254,7 +254,14 @@ class Database:
 
     # -- transactions -------------------------------------------------------------------------
 
-    def run(self, work: Callable[[UnitOfWork], T], *, write: bool = True, attempts: int = 5) -> T:
+    def run(
+        self,
+        work: Callable[[UnitOfWork], T],
+        *,
+        write: bool = True,
+        together: bool = True,
+        attempts: int = 5,
+    ) -> T:
         """Run ``work(unit)`` in one transaction: committed when it returns, rolled back when it
         raises, and run again (up to ``attempts`` times) after a transient conflict.
 
@@ -262,12 +269,19 @@ class Database:
         therefore run more than once and must not have effects outside the database.
         ``write=False`` is a promise that ``work`` only reads: on SQLite a writer takes the
         write lock at BEGIN, which a reader need not wait for.
+
+        ``together=False`` (reads only) says the reads need no transaction around them: each
+        statement sees what was committed when it runs, as it does under PostgreSQL's READ
+        COMMITTED anyway. There they run in autocommit mode, which spares the BEGIN and COMMIT
+        round trips; nothing that locks or uses savepoints belongs in such work.
         """
+        if not together and write:
+            raise ValueError("together=False is for reads only")
         started = time.monotonic()
         for attempt in range(1, attempts + 1):
             unit: UnitOfWork | None = None
             try:
-                with self._unit(write=write) as unit:
+                with self._unit(write=write, together=together) as unit:
                     result = work(unit)
                 # Committed (a failed commit raised above): only now do events go out.
                 if unit.events:
@@ -302,7 +316,7 @@ class Database:
         raise AssertionError("unreachable")
 
     @contextlib.contextmanager
-    def _unit(self, *, write: bool) -> Iterator[UnitOfWork]:
+    def _unit(self, *, write: bool, together: bool = True) -> Iterator[UnitOfWork]:
         """One transaction, committed on success and rolled back on any error (no retry)."""
         try:
             connection = self.engine.connect()
@@ -311,6 +325,9 @@ class Database:
         with connection:
             if self.is_sqlite and write:
                 connection = connection.execution_options(sqlite_immediate=True)
+            elif not together and not self.is_sqlite:
+                # Reset to the pool's default when the connection goes back (SQLAlchemy does).
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
             unit = UnitOfWork(connection)
             try:
                 with connection.begin():
