@@ -10,7 +10,16 @@ import pytest
 from sqlalchemy import Connection, bindparam, event, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from webwork_sso_middleware.store import Database, audit, replay_cache, sign_in, sign_in_target
+from webwork_sso_middleware.store import (
+    Database,
+    audit,
+    events,
+    members,
+    replay_cache,
+    sign_in,
+    sign_in_target,
+    workspaces,
+)
 from webwork_sso_middleware.store.driver import DriverStatement, pipelined
 from webwork_sso_middleware.store.models import AuditEvent, Member, Workspace, utcnow
 from webwork_sso_middleware.store.sessions import _INSERT_SESSION
@@ -95,8 +104,26 @@ def test_every_hot_statement_takes_the_fast_path_on_this_backend(database: Datab
         sign_in._login_record(()),
         sign_in._login_record(("given_name",)),
         sign_in._login_record((), groups=True),
+        # SCIM: every request's token, Okta's lookups, a create's INSERTs
+        workspaces._CREDENTIAL_QUERY,
+        members._BY_USER_NAME,
+        members._BY_ID,
+        members._DETAILS_OF_MEMBER,
+        members._INSERT_MEMBER,
+        members._INSERT_VALUE,
+        events._INSERT,
     ]
     assert all(s.fast_path(database.engine.dialect) for s in statements)
+
+
+def test_named_rows_read_as_sqlalchemy_rows_do(database: Database, workspace_id: int) -> None:
+    with transaction(database, write=True) as unit:
+        ADD_MEMBER.rows(unit.connection, member(workspace_id, "hana@acme.test"))
+        (fast,) = MEMBER_BY_NAME.named_rows(unit.connection, {"key": "hana@acme.test"})
+        slow = unit.connection.execute(MEMBER_BY_NAME.statement, {"key": "hana@acme.test"}).one()
+    assert fast == tuple(slow)
+    assert (fast.id, fast.active, fast.created_at) == (slow.id, slow.active, slow.created_at)
+    assert fast._fields == ("id", "active", "created_at", "session_generation")
 
 
 def test_rows_and_types_match_sqlalchemy(database: Database, workspace_id: int) -> None:

@@ -17,6 +17,7 @@ statement.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -68,6 +69,16 @@ class DriverStatement:
             result = connection.execute(self.statement, dict(parameters))
             return [tuple(row) for row in result] if result.returns_rows else []
         return _run(connection, compiled, parameters)
+
+    def named_rows(self, connection: Connection, parameters: Mapping[str, Any]) -> list[Any]:
+        """As :meth:`rows`, each row a named tuple: its columns by name, as SQLAlchemy's are."""
+        make = self._row_type._make
+        return [make(row) for row in self.rows(connection, parameters)]
+
+    @functools.cached_property
+    def _row_type(self) -> Any:
+        columns = getattr(self.statement, "exported_columns", ())
+        return collections.namedtuple("Row", [column.key for column in columns])
 
     def first(
         self, connection: Connection, parameters: Mapping[str, Any]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
@@ -43,43 +43,53 @@ _V = _VALUES.c
 _MEMBER_COLUMNS = tuple(column.key for column in _MEMBERS.columns)
 # A value's id is the database's (an autoincrement key).
 _VALUE_COLUMNS = tuple(column.key for column in _VALUES.columns if column.key != "id")
-# Column types differ between the two selects, so none can be inferred for the union.
-_DETAILS_OF_MEMBERS: CompoundSelect[*tuple[Any, ...]] = union_all(
-    select(
-        _V.member_id,
-        literal(0).label("is_group"),
-        _V.attribute,
-        _V.position,
-        _V.value,
-        _V.display,
-        _V.type,
-        _V.primary,
-        _V.formatted,
-        _V.street_address,
-        _V.locality,
-        _V.region,
-        _V.postal_code,
-        _V.country,
-    ).where(_V.member_id.in_(bindparam("ids", expanding=True))),
-    select(
-        Membership.member_id,
-        literal(1),
-        Group.display_name_key,
-        literal(0),
-        Group.id,
-        Group.display_name,
-        null(),
-        false(),
-        null(),
-        null(),
-        null(),
-        null(),
-        null(),
-        null(),
+
+
+def _details_of(chosen: Callable[[Any], ColumnElement[bool]]) -> CompoundSelect[*tuple[Any, ...]]:
+    """Values and groups of the members whose id column ``chosen`` accepts."""
+    # Column types differ between the two selects, so none can be inferred for the union.
+    union: CompoundSelect[*tuple[Any, ...]] = union_all(
+        select(
+            _V.member_id,
+            literal(0).label("is_group"),
+            _V.attribute,
+            _V.position,
+            _V.value,
+            _V.display,
+            _V.type,
+            _V.primary,
+            _V.formatted,
+            _V.street_address,
+            _V.locality,
+            _V.region,
+            _V.postal_code,
+            _V.country,
+        ).where(chosen(_V.member_id)),
+        select(
+            Membership.member_id,
+            literal(1),
+            Group.display_name_key,
+            literal(0),
+            Group.id,
+            Group.display_name,
+            null(),
+            false(),
+            null(),
+            null(),
+            null(),
+            null(),
+            null(),
+            null(),
+        )
+        .join(Group, Group.id == Membership.group_id)
+        .where(chosen(Membership.member_id)),
     )
-    .join(Group, Group.id == Membership.group_id)
-    .where(Membership.member_id.in_(bindparam("ids", expanding=True))),
-).order_by("member_id", "is_group", "attribute", "position")
+    return union.order_by("member_id", "is_group", "attribute", "position")
+
+
+_DETAILS_OF_MEMBERS = _details_of(lambda member_id: member_id.in_(bindparam("ids", expanding=True)))
+# A lookup's one member (``userName eq``, GET by id): on the driver, with no expanding list.
+_DETAILS_OF_MEMBER = DriverStatement(_details_of(lambda member_id: member_id == bindparam("id")))
 
 
 @dataclasses.dataclass(slots=True)
@@ -168,12 +178,17 @@ def connection_rows(unit: UnitOfWork, query: Any) -> list[Row[Any]]:
     return list(unit.connection.execute(query).all())
 
 
-def records(unit: UnitOfWork, rows: Sequence[Row[Any]]) -> list[MemberRecord]:
+def records(unit: UnitOfWork, rows: Sequence[Any]) -> list[MemberRecord]:
     """Attach values and groups to member rows, in one query for the whole page."""
     if not rows:
         return []
     by_id = {row.id: MemberRecord(row, [], []) for row in rows}
-    for detail in unit.connection.execute(_DETAILS_OF_MEMBERS, {"ids": list(by_id)}):
+    details: Iterable[Any] = (
+        _DETAILS_OF_MEMBER.named_rows(unit.connection, {"id": rows[0].id})
+        if len(rows) == 1
+        else unit.connection.execute(_DETAILS_OF_MEMBERS, {"ids": list(by_id)})
+    )
+    for detail in details:
         record = by_id[detail.member_id]
         if detail.is_group:
             record.groups.append((detail.value, detail.display))
@@ -182,27 +197,36 @@ def records(unit: UnitOfWork, rows: Sequence[Row[Any]]) -> list[MemberRecord]:
     return list(by_id.values())
 
 
-_BY_USER_NAME = select(_MEMBERS).where(
-    _MEMBERS.c.workspace_id == bindparam("workspace_id"),
-    _MEMBERS.c.deleted_at.is_(None),
-    _MEMBERS.c.user_name_key == bindparam("key"),
+# Okta asks ``userName eq`` before every create, and GETs by id: both on the driver.
+_BY_USER_NAME = DriverStatement(
+    select(_MEMBERS).where(
+        _MEMBERS.c.workspace_id == bindparam("workspace_id"),
+        _MEMBERS.c.deleted_at.is_(None),
+        _MEMBERS.c.user_name_key == bindparam("key"),
+    )
+)
+_BY_ID = DriverStatement(
+    select(_MEMBERS).where(
+        _MEMBERS.c.workspace_id == bindparam("workspace_id"),
+        _MEMBERS.c.deleted_at.is_(None),
+        _MEMBERS.c.id == bindparam("id"),
+    )
 )
 
 
 def find_by_user_name(unit: UnitOfWork, workspace_id: int, user_name: str) -> list[MemberRecord]:
     """The member (at most one: a unique index) SCIM sees under this userName, compared by its
     normalised key (any case, NFC or NFKC spelling)."""
-    rows = unit.connection.execute(
-        _BY_USER_NAME, {"workspace_id": workspace_id, "key": name_key(user_name)}
-    ).all()
+    rows = _BY_USER_NAME.named_rows(
+        unit.connection, {"workspace_id": workspace_id, "key": name_key(user_name)}
+    )
     return records(unit, rows)
 
 
 def read(unit: UnitOfWork, workspace_id: int, member_id: str) -> MemberRecord:
     """One member for rendering (Core, like :func:`page`)."""
-    row = unit.connection.execute(
-        select(_MEMBERS).where(visible(workspace_id), _MEMBERS.c.id == member_id)
-    ).first()
+    rows = _BY_ID.named_rows(unit.connection, {"workspace_id": workspace_id, "id": member_id})
+    row = rows[0] if rows else None
     if row is None:
         raise NotFound("member", member_id)
     return records(unit, [row])[0]
