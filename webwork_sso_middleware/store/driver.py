@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.expression import Executable
 
 Processor = Callable[[Any], Any]
@@ -142,29 +142,17 @@ def pipelined(connection: Connection) -> Iterator[None]:
     For writes whose results nobody reads (a new member, its audit row, its event): each
     would otherwise wait for the server in turn. Elsewhere (SQLite, psycopg2, an engine whose
     statements are watched) the statements simply run one by one."""
-    pooled = connection.connection
-    driver: Any = pooled.driver_connection
+    driver: Any = connection.connection.driver_connection
     driver_type: type = type(driver)
     if not _can_pipeline(driver_type) or _observed(connection):
         yield
         return
-    dialect = connection.dialect
     connection.info[_PIPELINED] = True
     try:
         with driver.pipeline():
             yield
-    except dialect.loaded_dbapi.Error as exc:
-        lost = dialect.is_disconnect(exc, pooled.dbapi_connection, None)
-        if lost:
-            connection.invalidate(exc)
-        raise DBAPIError.instance(
-            None,
-            None,
-            exc,
-            dialect.loaded_dbapi.Error,
-            connection_invalidated=lost,
-            dialect=dialect,
-        ) from exc
+    except connection.dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy_error(connection, exc, None, None, None) from exc
     finally:
         connection.info.pop(_PIPELINED, None)
 
@@ -201,25 +189,12 @@ def _run(
         if compiled.positional
         else {name: values[name] for name in compiled.names}
     )
-    pooled = connection.connection
-    dialect = connection.dialect
-    cursor = pooled.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(compiled.sql, arguments)
         rows = cursor.fetchall() if cursor.description else []
-    except dialect.loaded_dbapi.Error as exc:
-        # As SQLAlchemy does: a lost connection is invalidated, and the pool replaces it.
-        lost = dialect.is_disconnect(exc, pooled.dbapi_connection, cursor)
-        if lost:
-            connection.invalidate(exc)
-        raise DBAPIError.instance(
-            compiled.sql,
-            arguments,
-            exc,
-            dialect.loaded_dbapi.Error,
-            connection_invalidated=lost,
-            dialect=dialect,
-        ) from exc
+    except connection.dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy_error(connection, exc, compiled.sql, arguments, cursor) from exc
     finally:
         cursor.close()
     processors = compiled.result_processors
@@ -234,3 +209,22 @@ def _run(
             for row in rows
         ]
     return rows
+
+
+def _as_sqlalchemy_error(
+    connection: Connection, exc: Any, sql: str | None, arguments: Any, cursor: Any
+) -> StatementError:
+    """The driver's error as SQLAlchemy raises it (IntegrityError, OperationalError, ...); as
+    SQLAlchemy does, a lost connection is invalidated, and the pool replaces it."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
+    if lost:
+        connection.invalidate(exc)
+    return DBAPIError.instance(
+        sql,
+        arguments,
+        exc,
+        dialect.loaded_dbapi.Error,
+        connection_invalidated=lost,
+        dialect=dialect,
+    )
