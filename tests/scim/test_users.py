@@ -113,12 +113,19 @@ def test_okta_password_is_accepted_and_never_stored(scim: ScimClient, middleware
     assert "S3cret!pass" not in dump
 
 
-def test_duplicate_username_in_any_case_is_409_uniqueness(scim: ScimClient):
+def test_duplicate_username_in_any_case_is_409_uniqueness(scim: ScimClient, middleware):
     scim.post("/Users", okta_user("dup@acme.test"))
     response = scim.post("/Users", okta_user("DUP@Acme.Test"), status=409)
     assert response.json["scimType"] == "uniqueness"
     assert response.json["status"] == "409"
     assert scim.get("/Users").json["totalResults"] == 1
+    # Nothing of the refused create stays: its values, audit record and event went with it.
+    with middleware.database.engine.connect() as conn:
+        counts = [
+            conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()
+            for table in ("members", "member_values", "audit_events", "lifecycle_events")
+        ]
+    assert counts == [1, 1, 1, 1]
 
 
 @pytest.mark.parametrize(
