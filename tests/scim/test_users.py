@@ -128,6 +128,18 @@ def test_duplicate_username_in_any_case_is_409_uniqueness(scim: ScimClient, midd
     assert counts == [1, 1, 1, 1]
 
 
+def test_a_created_members_unset_columns_hold_sql_null(scim: ScimClient, middleware):
+    """A create is plain INSERTs (store/members.insert_new): what it leaves unset is NULL, as
+    the ORM left it, and never JSON's 'null' (which IS NULL would not find)."""
+    scim.post("/Users", okta_user("nul@acme.test"))
+    with middleware.database.engine.connect() as conn:
+        unset = conn.exec_driver_sql(
+            "SELECT sign_in_groups IS NULL, extensions IS NULL, last_login_at IS NULL,"
+            " deactivated_at IS NULL, deleted_at IS NULL FROM members"
+        ).one()
+    assert tuple(unset) == (True,) * 5
+
+
 @pytest.mark.parametrize(
     "spelling",
     [

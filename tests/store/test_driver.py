@@ -4,6 +4,7 @@ on the backend under test."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from webwork_sso_middleware.store import (
     sign_in_target,
     workspaces,
 )
+from webwork_sso_middleware.store.db import UnitOfWork
 from webwork_sso_middleware.store.driver import DriverStatement, pipelined
 from webwork_sso_middleware.store.models import AuditEvent, Member, Workspace, utcnow
 from webwork_sso_middleware.store.sessions import _INSERT_SESSION
@@ -201,6 +203,49 @@ def test_pipelined_writes_land_together_and_a_refused_one_raises_at_the_end(
     with transaction(database) as unit:
         assert MEMBER_BY_NAME.first(unit.connection, {"key": "gail@acme.test"}) is None
         assert MEMBER_BY_NAME.first(unit.connection, {"key": "erin@acme.test"}) is not None
+
+
+def test_a_connection_lost_inside_a_pipeline_is_retried_by_run(
+    database: Database, workspace_id: int
+) -> None:
+    """The loss reaches Database.run as a lost connection (so the work runs again), not as an
+    error about the pipeline's bookkeeping."""
+    if database.is_sqlite:
+        pytest.skip("no pipeline on SQLite, and no server to drop the connection")
+    tries: list[int] = []
+
+    def work(unit: UnitOfWork) -> None:
+        tries.append(1)
+        unit.connection.execute(select(1))
+        if len(tries) == 1:
+            lose(database, unit.connection)  # found out by the pipeline's writes
+        with pipelined(unit.connection):
+            ADD_MEMBER.rows(unit.connection, member(workspace_id, "ivy@acme.test"))
+
+    database.run(work)
+    assert len(tries) == 2
+    with transaction(database) as unit:
+        assert MEMBER_BY_NAME.first(unit.connection, {"key": "ivy@acme.test"}) is not None
+
+
+def test_a_refused_write_in_a_pipeline_leaves_nothing_to_report(
+    database: Database, workspace_id: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with transaction(database, write=True) as unit:
+        ADD_MEMBER.rows(unit.connection, member(workspace_id, "jo@acme.test"))
+    # The duplicate first: the server refuses it at once, and the writes queued after it are
+    # aborted with it; the refusal is the one error, and the driver logs nothing more.
+    with (
+        pytest.raises(IntegrityError),
+        transaction(database, write=True) as unit,
+        pipelined(unit.connection),
+    ):
+        ADD_MEMBER.rows(unit.connection, member(workspace_id, "jo@acme.test"))
+        for n in range(60):
+            ADD_MEMBER.rows(unit.connection, member(workspace_id, f"kai{n}@acme.test"))
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    with transaction(database) as unit:
+        assert MEMBER_BY_NAME.first(unit.connection, {"key": "kai0@acme.test"}) is None
 
 
 def test_a_pipeline_refuses_a_statement_whose_rows_are_read(

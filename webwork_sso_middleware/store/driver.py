@@ -147,14 +147,26 @@ def pipelined(connection: Connection) -> Iterator[None]:
     if not _can_pipeline(driver_type) or _observed(connection):
         yield
         return
-    connection.info[_PIPELINED] = True
+    # The dict itself: once a lost connection is invalidated, reading ``connection.info``
+    # would try to reconnect inside the failed transaction, and raise instead of the loss.
+    info = connection.info
+    info[_PIPELINED] = True
+    driver_error = connection.dialect.loaded_dbapi.Error
     try:
-        with driver.pipeline():
-            yield
-    except connection.dialect.loaded_dbapi.Error as exc:
+        with driver.pipeline() as pipeline:
+            try:
+                yield
+            except Exception:
+                # The server refused a statement at once, and a later one raised it (as the
+                # driver's own error, wrapped by _run): collect the rest of the aborted queue
+                # here, so leaving the pipeline has nothing more to report.
+                with contextlib.suppress(driver_error):
+                    pipeline.sync()
+                raise
+    except driver_error as exc:
         raise _as_sqlalchemy_error(connection, exc, None, None, None) from exc
     finally:
-        connection.info.pop(_PIPELINED, None)
+        info.pop(_PIPELINED, None)
 
 
 @functools.cache

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     CompoundSelect,
     Row,
@@ -295,7 +296,11 @@ def insert_new(unit: UnitOfWork, member: NewMember) -> None:
         if column.default is not None and getattr(member, column.key) is None:
             setattr(member, column.key, _default_of(column))
     connection = unit.connection
-    _INSERT_MEMBER.rows(connection, {key: getattr(member, key) for key in _MEMBER_COLUMNS})
+    row = {key: getattr(member, key) for key in _MEMBER_COLUMNS}
+    for key in _JSON_NULL_COLUMNS:
+        if row[key] is None:
+            row[key] = null()  # SQL NULL, as the ORM leaves an unset column (not JSON 'null')
+    _INSERT_MEMBER.rows(connection, row)
     for value in member.values:
         value.member_id = member.id
         _INSERT_VALUE.rows(connection, {key: getattr(value, key) for key in _VALUE_COLUMNS})
@@ -307,6 +312,12 @@ def _default_of(column: Column[Any]) -> Any:
     return default.arg(None) if default.is_callable else default.arg
 
 
+# JSON columns that would store None as JSON 'null' (none_as_null=False).
+_JSON_NULL_COLUMNS = tuple(
+    column.key
+    for column in _MEMBERS.columns
+    if isinstance(column.type, JSON) and not column.type.none_as_null
+)
 _INSERT_MEMBER = DriverStatement(insert(_MEMBERS), keys=_MEMBER_COLUMNS)
 _INSERT_VALUE = DriverStatement(insert(_VALUES), keys=_VALUE_COLUMNS)
 
