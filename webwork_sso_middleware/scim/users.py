@@ -115,23 +115,8 @@ def create_user(context: ScimContext) -> Reply:
     # together (one round trip on PostgreSQL), the unique userName index checked at the end.
     with context.unique(_conflict(member)), pipelined(context.connection):
         member_store.insert_new(context.unit, member)
-        changes = {"userName": member.user_name, "active": member.active}
-        audit.record(
-            context.unit,
-            workspace_id=context.workspace_id,
-            actor=context.actor,
-            action="created",
-            target_type="member",
-            target_id=member.id,
-            changes=changes,
-        )
-        event_store.record(
-            context.unit,
-            context.workspace_id,
-            "member.created",
-            "scim",
-            member_id=member.id,
-            changes=changes,
+        _record(
+            context, "created", member.id, {"userName": member.user_name, "active": member.active}
         )
     result = user_document(MemberRecord(member, member.values, []), context.locate)
     headers = {"Location": result["meta"]["location"], "ETag": version_tag(member.version)}
@@ -179,23 +164,7 @@ def _update(
         }
         action = lifecycle.settle_active_change(member, was_active=was_active)
         _flush(context, member)
-        audit.record(
-            context.unit,
-            workspace_id=context.workspace_id,
-            actor=context.actor,
-            action=action,
-            target_type="member",
-            target_id=member.id,
-            changes=changes,
-        )
-        event_store.record(
-            context.unit,
-            context.workspace_id,
-            f"member.{action}",
-            "scim",
-            member_id=member.id,
-            changes=changes,
-        )
+        _record(context, action, member.id, changes)
     result = user_document(MemberRecord.of(member), context.locate)
     return 200, result, {"ETag": version_tag(member.version)}
 
@@ -210,25 +179,30 @@ def delete_user(context: ScimContext, resource_id: str) -> Reply:
     groups = sorted(group.id for group in left)
     touch(member)
     context.session.flush()
+    # One event: leaving its groups is part of a deletion (no group.member_removed each).
+    _record(context, "deleted", member.id, {"userName": member.user_name, "groups": groups})
+    return 204, None, {}
+
+
+def _record(context: ScimContext, action: str, member_id: str, changes: dict[str, Any]) -> None:
+    """A change to a member, in the audit log and as the lifecycle event ``member.<action>``."""
     audit.record(
         context.unit,
         workspace_id=context.workspace_id,
         actor=context.actor,
-        action="deleted",
+        action=action,
         target_type="member",
-        target_id=member.id,
-        changes={"userName": member.user_name, "groups": groups},
+        target_id=member_id,
+        changes=changes,
     )
-    # One event: leaving its groups is part of a deletion (no group.member_removed each).
     event_store.record(
         context.unit,
         context.workspace_id,
-        "member.deleted",
+        f"member.{action}",
         "scim",
-        member_id=member.id,
-        changes={"userName": member.user_name, "groups": groups},
+        member_id=member_id,
+        changes=changes,
     )
-    return 204, None, {}
 
 
 def _check_name(context: ScimContext, key: str) -> None:
