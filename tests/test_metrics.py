@@ -205,8 +205,18 @@ def test_label_values_outside_their_sets_are_counted_as_other() -> None:
     assert 'method="other",resource="other",status="other"' in text
     assert 'method="GET",resource="other",status="200"' in text
     assert 'webwork_sso_idp_metadata_refreshes_total{result="other"} 1.0' in text
+    label_values = {
+        value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        for value in sample.labels.values()
+    }
+    assert {"other", "GET", "200", "rejected"} <= label_values
     for leaked in ("@", "0d6c1b5e", "2f4f1f0c", "idp.example.com", "cookie", "BREW", "999"):
-        assert leaked not in text
+        assert not any(leaked in value for value in label_values)
+        # Anywhere in the page too, for what a number cannot spell ("999" can: a _created
+        # timestamp such as 1.7966265049369998e+09).
+        assert leaked.isdigit() or leaked not in text
     assert OTHER == "other"
 
 
