@@ -69,6 +69,11 @@ def test_turning_sso_off_asks_first_and_then_ends_every_session(
     assert "Turn single sign-on on" in done.text
     assert site.workspaces.get("acme").sso_enabled is False
     assert "user=alice@acme.test" not in member.get(f"{site.url}/").text
+    # The feed says so: alice signed out, by the settings page.
+    feed = site.middleware.events.since(None, workspace="acme", limit=1000)
+    assert [(e.kind, e.source, e.identity) for e in feed[-1:]] == [
+        ("member.signed_out", "settings", "alice@acme.test")
+    ]
     # Turning on does not ask.
     on = post_action(owner, site, done, "switch", feature="sso", state="on")
     assert on.status_code == 200 and site.workspaces.get("acme").sso_enabled is True

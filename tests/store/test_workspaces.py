@@ -18,7 +18,13 @@ from webwork_sso_middleware.errors import (
     PlanError,
 )
 from webwork_sso_middleware.store import Database
-from webwork_sso_middleware.store.models import MemberSession, ScimToken
+from webwork_sso_middleware.store.models import (
+    LifecycleEvent,
+    Member,
+    MemberSession,
+    ScimToken,
+    Workspace,
+)
 from webwork_sso_middleware.store.workspaces import (
     Workspaces,
     find_credential,
@@ -273,6 +279,8 @@ def test_sso_off_or_the_free_plan_ends_sessions_that_stay_ended(
     # At once in this process (its cached checks were evicted at commit), not after 2 s.
     assert remote_user(site, alice) == ""
     assert all(row.ended_at is not None for row in session_rows(site, "acme"))
+    # One sign-out event for acme's member, from the CLI (the API's default); none for globex.
+    assert signed_out_events(site) == [("acme", "alice@acme.test", "cli")]
     switch_on(site.workspaces)
     assert remote_user(site, alice) == ""
     time.sleep(2.1)  # past the recheck interval: another worker's cached answer is gone too
@@ -285,12 +293,36 @@ def test_sso_off_or_the_free_plan_ends_sessions_that_stay_ended(
     assert remote_user(site, signed_in(site, idp, "acme", "alice@acme.test")) == "alice@acme.test"
 
 
+def signed_out_events(site: Site) -> list[tuple[str, str, str]]:
+    """(workspace slug, member's userName, source) of every member.signed_out event."""
+    with transaction(site.middleware.database) as unit:
+        return [
+            (slug, user_name, source)
+            for slug, user_name, source in unit.session.execute(
+                select(Workspace.slug, Member.user_name, LifecycleEvent.source)
+                .join(Workspace, Workspace.id == LifecycleEvent.workspace_id)
+                .join(Member, Member.id == LifecycleEvent.member_id)
+                .where(LifecycleEvent.kind == "member.signed_out")
+                .order_by(LifecycleEvent.pk)
+            )
+        ]
+
+
+def test_switching_sso_off_on_the_settings_page_signs_out_as_the_settings(site: Site, idp: TestIdP):
+    site.add_workspace("acme", idp)
+    signed_in(site, idp, "acme", "alice@acme.test")
+    site.workspaces.disable("acme", sso=True, source="settings")
+    site.workspaces.disable("acme", sso=True, source="settings")  # nothing left: no event
+    assert signed_out_events(site) == [("acme", "alice@acme.test", "settings")]
+
+
 def test_switching_scim_off_ends_no_session(site: Site, idp: TestIdP):
     site.add_workspace("acme", idp)
     alice = signed_in(site, idp, "acme", "alice@acme.test")
     site.workspaces.disable("acme", scim=True)
     assert remote_user(site, alice) == "alice@acme.test"
     assert [row.ended_at for row in session_rows(site, "acme")] == [None]
+    assert signed_out_events(site) == []
 
 
 def test_switching_sso_off_waits_for_a_sign_in_in_flight(database: Database):

@@ -378,7 +378,9 @@ class OwnerActions:
         name = "SCIM provisioning" if feature == "scim" else "Single sign-on"
         flags = {feature: True}
         if state == "off":
-            self.workspaces.disable(slug, **flags)
+            self.workspaces.disable(
+                slug, scim=feature == "scim", sso=feature == "sso", source="settings"
+            )
             notices = [Notice("ok", f"{name} is off.")]
             if feature == "sso" and access.by_sso and not access.by_link:
                 notices.append(

@@ -288,7 +288,7 @@ def end_saml_sessions(
     if ended:
         members = sorted({row.member_id for row in ended})
         note_sessions_ended(unit.connection, members)
-        _signed_out(unit, [(workspace_id, member_id) for member_id in members], "saml")
+        record_signed_out(unit, [(workspace_id, member_id) for member_id in members], "saml")
     return [row.id_hash for row in ended]
 
 
@@ -300,10 +300,10 @@ def end_sessions(unit: UnitOfWork, id_hashes: Sequence[str], now: dt.datetime) -
         .values(ended_at=now)
         .returning(_S.workspace_id, _S.member_id)
     ).all()
-    _signed_out(unit, sorted({(row.workspace_id, row.member_id) for row in ended}), "saml")
+    record_signed_out(unit, sorted({(row.workspace_id, row.member_id) for row in ended}), "saml")
 
 
-def _signed_out(unit: UnitOfWork, members: Sequence[tuple[int, str]], source: str) -> None:
+def record_signed_out(unit: UnitOfWork, members: Sequence[tuple[int, str]], source: str) -> None:
     """A member.signed_out event per member whose live session ended (none for a sign-out
     that ended nothing: a session already over)."""
     for workspace_id, member_id in members:

@@ -38,6 +38,7 @@ from .models import (
     Workspace,
     utcnow,
 )
+from .sessions import record_signed_out
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # Slugs that would read as a page of their own under /saml/.
@@ -216,9 +217,12 @@ class Workspaces:
 
         return self.database.run(work)
 
-    def disable(self, slug: str, *, scim: bool = False, sso: bool = False) -> WorkspaceInfo:
+    def disable(
+        self, slug: str, *, scim: bool = False, sso: bool = False, source: str = "cli"
+    ) -> WorkspaceInfo:
         """Switch SCIM and/or SSO off. SSO off ends every member's session in the workspace,
-        for good: switching it back on later revives none of them.
+        for good: switching it back on later revives none of them; each member signed out has
+        a member.signed_out event from ``source`` (the settings page says "settings").
 
         SCIM off ends none: it stops the IdP's provisioning, not its say on who signed in, and
         sessions stay bound to the member's state as it was last provisioned.
@@ -230,14 +234,14 @@ class Workspaces:
             workspace.sso_enabled = workspace.sso_enabled and not sso
             if sso:
                 unit.session.flush()  # the switch first: it waits for sign-ins holding the row
-                end_member_sessions(unit, workspace.id)
+                end_member_sessions(unit, workspace.id, source=source)
             return WorkspaceInfo.of(workspace)
 
         return self.database.run(work)
 
-    def set_plan(self, slug: str, plan: str) -> WorkspaceInfo:
+    def set_plan(self, slug: str, plan: str, *, source: str = "cli") -> WorkspaceInfo:
         """Change the plan; moving to free switches SCIM and SSO off and ends every member's
-        session in the workspace for good (as :meth:`disable` does)."""
+        session in the workspace for good (as :meth:`disable` does, with its events)."""
         _check_plan(plan)
 
         def work(unit: UnitOfWork) -> WorkspaceInfo:
@@ -246,7 +250,7 @@ class Workspaces:
             if not workspace.sso_available:
                 workspace.scim_enabled = workspace.sso_enabled = False
                 unit.session.flush()  # the switch first: it waits for sign-ins holding the row
-                end_member_sessions(unit, workspace.id)
+                end_member_sessions(unit, workspace.id, source=source)
             return WorkspaceInfo.of(workspace)
 
         return self.database.run(work)
@@ -468,8 +472,9 @@ def live_token(unit: UnitOfWork, workspace_id: int) -> TokenSummary | None:
     return TokenSummary(row.hint, row.created_at) if row is not None else None
 
 
-def end_member_sessions(unit: UnitOfWork, workspace_id: int) -> int:
+def end_member_sessions(unit: UnitOfWork, workspace_id: int, *, source: str) -> int:
     """End every live session of the workspace's members in the caller's transaction; how many.
+    Each member signed out gets one member.signed_out event from ``source``.
 
     Until now a session was merely not honoured while SSO was off, and came back with it.
     Ended here, it stays ended. This process's cached session checks are evicted at commit.
@@ -496,6 +501,7 @@ def end_member_sessions(unit: UnitOfWork, workspace_id: int) -> int:
         .all()
     )
     note_sessions_ended(unit.connection, ended)
+    record_signed_out(unit, [(workspace_id, member_id) for member_id in sorted(set(ended))], source)
     return len(ended)
 
 
