@@ -67,9 +67,15 @@ def keyword_build(database_url: str, prepare: Callable[[flask.Flask], None] | No
     return build
 
 
-def config_build(database_url: str, apps: list[flask.Flask] | None = None, **config: Any) -> Build:
+def config_build(
+    database_url: str,
+    apps: list[flask.Flask] | None = None,
+    sso: WebworkSSO | None = None,
+    **config: Any,
+) -> Build:
     """``make_app()`` with its options in app.config (the store, the secret, the base URL and
-    ``config``), then ``WebworkSSO().init_app(app)``; each app built appended to ``apps``."""
+    ``config``), then ``sso.init_app(app)`` (a new ``WebworkSSO()`` by default); each app built
+    appended to ``apps``."""
 
     def build(base_url: str) -> tuple[Any, SSOMiddleware]:
         app = make_app()
@@ -81,7 +87,7 @@ def config_build(database_url: str, apps: list[flask.Flask] | None = None, **con
         )
         if apps is not None:
             apps.append(app)
-        return app, WebworkSSO().init_app(app)
+        return app, (WebworkSSO() if sso is None else sso).init_app(app)
 
     return build
 
@@ -142,20 +148,11 @@ def test_init_app_reads_app_config_and_current_member_sees_the_signed_in_member(
     make_site: MakeSite, database_url: str, idp: TestIdP
 ) -> None:
     sso = WebworkSSO()  # the application-factory style: one extension, init_app per app
+    apps: list[flask.Flask] = []
 
-    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
-        app = make_app()
-        app.config.update(
-            WEBWORK_SSO_DATABASE_URL=database_url,
-            WEBWORK_SSO_SECRET_KEY=SECRET,
-            WEBWORK_SSO_BASE_URL=base_url,
-            WEBWORK_SSO_SESSION_RECHECK_SECONDS=0,
-        )
-        middleware = sso.init_app(app)
-        assert app.wsgi_app is middleware and app.extensions["webwork_sso"] is middleware
-        return app, middleware
-
-    site = make_site(build)
+    site = make_site(config_build(database_url, apps, sso, WEBWORK_SSO_SESSION_RECHECK_SECONDS=0))
+    middleware = site.middleware  # what init_app returned
+    assert apps[0].wsgi_app is middleware and apps[0].extensions["webwork_sso"] is middleware
     token = site.add_workspace("acme", idp)
     browser = requests.Session()
     assert me(browser, site) is None
