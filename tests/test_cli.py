@@ -883,6 +883,25 @@ def run_script(*argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run_script_into_a_closed_pipe(*argv: str) -> subprocess.CompletedProcess[str]:
+    """``run_script``, its output into a pipe nobody reads: the first write fails with EPIPE,
+    as under ``| head -1`` once head is gone."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        return subprocess.run(
+            [*console_script(), *argv],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=REPOSITORY,
+            env=clean_environment(),
+        )
+    finally:
+        os.close(writer)
+
+
 def test_the_console_script_creates_and_refuses(database_url: str) -> None:
     created = run_script(
         "--database-url", database_url, "workspace", "create", "acme", "--name", "Acme",
@@ -1101,19 +1120,8 @@ def test_output_into_a_closed_pipe_ends_quietly(database_url: str) -> None:
         "--plan", "plus", "--owner", "it@acme.example",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
-    reader, writer = os.pipe()
-    os.close(reader)  # nobody will read: the first write fails with EPIPE
-    try:
-        shown = subprocess.run(
-            [*console_script(), "--database-url", database_url, "workspace", "show", "acme"],
-            stdout=writer,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=60,
-            cwd=REPOSITORY,
-            env=clean_environment(),
-        )
-    finally:
-        os.close(writer)
+    shown = run_script_into_a_closed_pipe(
+        "--database-url", database_url, "workspace", "show", "acme"
+    )
     assert shown.returncode == 141
     assert shown.stderr == ""

@@ -7,9 +7,6 @@ import csv
 import datetime as dt
 import io
 import json
-import os
-import subprocess
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,35 +14,16 @@ import pytest
 from webwork_sso_middleware import audit_export
 from webwork_sso_middleware.store import Database, audit
 
-from ..events.test_feed import Scim
 from ..saml.conftest import Site
-from ..saml.idp import TestIdP
 from ..test_cli import (
-    REPOSITORY,
     Cli,
     assert_one_line_failure,
-    clean_environment,
-    console_script,
+    run_script_into_a_closed_pipe,
 )
 from ..test_cli import _no_webwork_environment as _no_webwork_environment
 from ..test_cli import cli as cli
 
 HOSTILE_CELLS = ['=HYPERLINK("http://evil.test","x")', "+1+1", "-2+3", "@SUM(1)", "\tx", "\rx"]
-
-
-@pytest.fixture
-def site(
-    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, second_idp: TestIdP
-) -> Iterator[Site]:
-    """acme and beta, each with members its SCIM created: ada, bob (acme), cyd (beta)."""
-    made = Site(serve, database_url)
-    acme = Scim(made, made.add_workspace("acme", idp))
-    beta = Scim(made, made.add_workspace("beta", second_idp))
-    acme.create_user("ada@acme.test")
-    beta.create_user("cyd@beta.test")
-    acme.create_user("bob@acme.test")
-    yield made
-    made.middleware.close()
 
 
 def jsonl(cli: Cli, *argv: str) -> list[dict[str, Any]]:
@@ -55,7 +33,7 @@ def jsonl(cli: Cli, *argv: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines()]
 
 
-def test_jsonl_is_the_workspaces_own_events_oldest_first(cli: Cli, site: Site) -> None:
+def test_jsonl_is_the_workspaces_own_events_oldest_first(cli: Cli, site_with_members: Site) -> None:
     rows = jsonl(cli, "acme", "--since", "2000-01-01")
     created = [r for r in rows if r["action"] == "created"]
     assert len(created) == 2 and all(r["workspace"] == "acme" for r in rows)
@@ -68,7 +46,7 @@ def test_jsonl_is_the_workspaces_own_events_oldest_first(cli: Cli, site: Site) -
     assert beta and "ada@acme.test" not in json.dumps(beta) and "cyd@beta.test" in json.dumps(beta)
 
 
-def test_since_a_date_or_a_moment(cli: Cli, site: Site) -> None:
+def test_since_a_date_or_a_moment(cli: Cli, site_with_members: Site) -> None:
     tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).date().isoformat()
     assert jsonl(cli, "acme", "--since", tomorrow) == []
     everything = jsonl(cli, "acme", "--since", "2000-01-01")
@@ -79,7 +57,9 @@ def test_since_a_date_or_a_moment(cli: Cli, site: Site) -> None:
     assert jsonl(cli, "acme", "--since", moment.isoformat()) == [everything[-1]]
 
 
-def test_csv_has_a_header_quotes_and_no_formulas(cli: Cli, site: Site, database: Database) -> None:
+def test_csv_has_a_header_quotes_and_no_formulas(
+    cli: Cli, site_with_members: Site, database: Database
+) -> None:
     workspace_id, _ = audit_export.find_workspace(database, "acme")
     for value in HOSTILE_CELLS:
         database.run(
@@ -123,7 +103,7 @@ def test_csv_has_a_header_quotes_and_no_formulas(cli: Cli, site: Site, database:
     ],
 )
 def test_bad_input_is_one_line(
-    cli: Cli, site: Site, argv: tuple[str, ...], fragment: str, code: int
+    cli: Cli, site_with_members: Site, argv: tuple[str, ...], fragment: str, code: int
 ) -> None:
     assert_one_line_failure(cli("audit", "export", *argv), fragment, code=code)
 
@@ -136,22 +116,10 @@ def test_help_describes_the_command_and_each_option(cli: Cli) -> None:
 
 
 def test_into_a_closed_pipe_it_ends_quietly_with_sigpipes_status(
-    site: Site, database_url: str
+    site_with_members: Site, database_url: str
 ) -> None:
     """`webwork-sso audit export ... | head -1`: no traceback, exit 141."""
-    reader, writer = os.pipe()
-    os.close(reader)  # nobody will read: the first write fails with EPIPE
-    try:
-        exported = subprocess.run(
-            [*console_script(), "--database-url", database_url, "audit", "export", "acme"]
-            + ["--since", "2000-01-01"],
-            stdout=writer,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=60,
-            cwd=REPOSITORY,
-            env=clean_environment(),
-        )
-    finally:
-        os.close(writer)
+    exported = run_script_into_a_closed_pipe(
+        "--database-url", database_url, "audit", "export", "acme", "--since", "2000-01-01"
+    )
     assert (exported.returncode, exported.stderr) == (141, "")

@@ -4,32 +4,14 @@ served site writes its events to (SCIM over real HTTP)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from ..events.test_feed import Scim
 from ..saml.conftest import Site
-from ..saml.idp import TestIdP
 from ..test_cli import Cli, assert_one_line_failure
 from ..test_cli import _no_webwork_environment as _no_webwork_environment
 from ..test_cli import cli as cli
-
-
-@pytest.fixture
-def site(
-    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, second_idp: TestIdP
-) -> Iterator[Site]:
-    """acme and beta, each with members its SCIM created: ada, bob (acme), cyd (beta)."""
-    made = Site(serve, database_url)
-    acme = Scim(made, made.add_workspace("acme", idp))
-    beta = Scim(made, made.add_workspace("beta", second_idp))
-    acme.create_user("ada@acme.test")
-    beta.create_user("cyd@beta.test")
-    acme.create_user("bob@acme.test")
-    yield made
-    made.middleware.close()
 
 
 def lines(cli: Cli, *argv: str) -> list[dict[str, Any]]:
@@ -38,7 +20,9 @@ def lines(cli: Cli, *argv: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines()]
 
 
-def test_json_lines_with_cursors_continue_where_they_stopped(cli: Cli, site: Site) -> None:
+def test_json_lines_with_cursors_continue_where_they_stopped(
+    cli: Cli, site_with_members: Site
+) -> None:
     first = lines(cli, "--limit", "2")
     assert [(e["kind"], e["identity"], e["workspace"]) for e in first] == [
         ("member.created", "ada@acme.test", "acme"),
@@ -49,16 +33,18 @@ def test_json_lines_with_cursors_continue_where_they_stopped(cli: Cli, site: Sit
     assert [e["identity"] for e in rest] == ["bob@acme.test"]
     assert lines(cli, "--since", rest[-1]["cursor"]) == []
     # The same events the host reads through the API, same ids and cursors.
-    api = site.middleware.events.since()
+    api = site_with_members.middleware.events.since()
     assert [(e.id, e.cursor) for e in api] == [(e["id"], e["cursor"]) for e in first + rest]
 
 
-def test_one_workspace_only(cli: Cli, site: Site) -> None:
+def test_one_workspace_only(cli: Cli, site_with_members: Site) -> None:
     assert [e["identity"] for e in lines(cli, "--workspace", "beta")] == ["cyd@beta.test"]
     assert lines(cli, "--workspace", "BETA") == lines(cli, "--workspace", "beta")
 
 
-def test_text_lines_name_cursor_workspace_kind_and_member(cli: Cli, site: Site) -> None:
+def test_text_lines_name_cursor_workspace_kind_and_member(
+    cli: Cli, site_with_members: Site
+) -> None:
     code, out, err = cli("events", "list", "--workspace", "acme")
     assert (code, err) == (0, "")
     rows = [line.split("\t") for line in out.splitlines()]
@@ -82,6 +68,6 @@ def test_text_lines_name_cursor_workspace_kind_and_member(cli: Cli, site: Site) 
     ],
 )
 def test_bad_input_is_one_line(
-    cli: Cli, site: Site, argv: tuple[str, ...], fragment: str, code: int
+    cli: Cli, site_with_members: Site, argv: tuple[str, ...], fragment: str, code: int
 ) -> None:
     assert_one_line_failure(cli("events", "list", *argv), fragment, code=code)

@@ -3,15 +3,17 @@ test IdP: the SAML tests' ``Site`` and ``idp``, around a Django or Flask app ins
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 import requests
 
 from webwork_sso_middleware import SSOMiddleware
 
 from ..saml.conftest import Site, idp  # noqa: F401  (the ``idp`` fixture, re-exported)
 from ..saml.idp import TestIdP, autopost_form
+from . import django_project
 
 
 class FrameworkSite(Site):
@@ -63,3 +65,42 @@ class FrameworkSite(Site):
             timeout=10,
         )
         assert response.status_code == 200, response.text
+
+
+# -- the Django project (django_project.py), for the modules that drive it -----------------------
+
+
+@pytest.fixture(scope="module")
+def django_project_ready(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Django configured (once a process) with its tables; its connections closed after the
+    module. A Django module uses it, or ``empty_django_tables``, for every test
+    (test_django_enforcement.py has its own: the same, with its backends in the settings)."""
+    django_project.configure(tmp_path_factory.mktemp("django"))
+    yield
+    from django.db import connections
+
+    connections.close_all()
+
+
+@pytest.fixture
+def empty_django_tables(django_project_ready: None) -> None:
+    django_project.empty_tables()
+
+
+@pytest.fixture
+def make_django_site(
+    serve: Callable[[Any], Any], database_url: str
+) -> Iterator[Callable[..., FrameworkSite]]:
+    """``make_django_site(**sso_options)``: the Django project, wrapped by
+    ``sso_wsgi_application()`` with ``settings.WEBWORK_SSO`` holding those options, served over
+    HTTP."""
+    sites: list[FrameworkSite] = []
+
+    def make(**options: Any) -> FrameworkSite:
+        site = FrameworkSite(serve, django_project.builder(database_url, **options))
+        sites.append(site)
+        return site
+
+    yield make
+    for site in sites:
+        site.middleware.close()

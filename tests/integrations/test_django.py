@@ -8,7 +8,7 @@ tests/security/test_identity_matrix.py, which drives every adapter.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,43 +22,13 @@ from webwork_sso_middleware.integrations import django as django_integration
 from webwork_sso_middleware.integrations.django import sso_wsgi_application
 
 from ..saml.idp import TestIdP
-from . import django_project
 from .conftest import FrameworkSite
 from .django_project import MIDDLEWARE, django_user, signed_in_sessions
 
 ALICE = "alice.smith@acme.test"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def django_project_ready(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    django_project.configure(tmp_path_factory.mktemp("django"))
-    yield
-    from django.db import connections
-
-    connections.close_all()
-
-
-@pytest.fixture(autouse=True)
-def empty_django_tables(django_project_ready: None) -> None:
-    django_project.empty_tables()
-
-
-@pytest.fixture
-def make_site(
-    serve: Callable[[Any], Any], database_url: str
-) -> Iterator[Callable[..., FrameworkSite]]:
-    """``make_site(**sso_options)``: the Django project, wrapped by ``sso_wsgi_application()``
-    with ``settings.WEBWORK_SSO`` holding those options, served over HTTP."""
-    sites: list[FrameworkSite] = []
-
-    def make(**options: Any) -> FrameworkSite:
-        site = FrameworkSite(serve, django_project.builder(database_url, **options))
-        sites.append(site)
-        return site
-
-    yield make
-    for site in sites:
-        site.middleware.close()
+pytestmark = pytest.mark.usefixtures("empty_django_tables")
 
 
 def page(browser: requests.Session, site: FrameworkSite) -> str:
@@ -71,9 +41,9 @@ def page(browser: requests.Session, site: FrameworkSite) -> str:
 
 
 def test_sign_in_creates_the_django_user_and_deactivation_logs_it_out(
-    make_site: Callable[..., FrameworkSite], idp: TestIdP
+    make_django_site: Callable[..., FrameworkSite], idp: TestIdP
 ) -> None:
-    site = make_site()
+    site = make_django_site()
     token = site.add_workspace("acme", idp)
     browser = requests.Session()
     assert page(browser, site) == "anonymous"
@@ -95,9 +65,9 @@ def test_sign_in_creates_the_django_user_and_deactivation_logs_it_out(
 
 
 def test_a_view_guards_a_page_by_member_roles(
-    make_site: Callable[..., FrameworkSite], idp: TestIdP
+    make_django_site: Callable[..., FrameworkSite], idp: TestIdP
 ) -> None:
-    site = make_site(roles=["admin", "member"], default_role="member")
+    site = make_django_site(roles=["admin", "member"], default_role="member")
     site.add_workspace("acme", idp)
     site.middleware.workspaces.map_role("acme", "Admins", "admin", declared=None, actor="test")
     bob = "bob@acme.test"
@@ -112,9 +82,9 @@ def test_a_view_guards_a_page_by_member_roles(
 
 
 def test_a_reactivated_member_signs_in_again_as_the_same_django_user(
-    make_site: Callable[..., FrameworkSite], idp: TestIdP
+    make_django_site: Callable[..., FrameworkSite], idp: TestIdP
 ) -> None:
-    site = make_site()
+    site = make_django_site()
     token = site.add_workspace("acme", idp)
     browser = requests.Session()
     site.sign_in(browser, idp, "acme", ALICE)
@@ -132,9 +102,9 @@ def test_a_reactivated_member_signs_in_again_as_the_same_django_user(
 
 
 def test_names_are_refreshed_from_the_member_at_each_sign_in(
-    make_site: Callable[..., FrameworkSite], idp: TestIdP
+    make_django_site: Callable[..., FrameworkSite], idp: TestIdP
 ) -> None:
-    site = make_site()
+    site = make_django_site()
     site.add_workspace("acme", idp)
     first, second = requests.Session(), requests.Session()
     site.sign_in(first, idp, "acme", ALICE)
@@ -149,12 +119,12 @@ def test_names_are_refreshed_from_the_member_at_each_sign_in(
 
 
 def test_persistent_remote_user_middleware_would_keep_a_deactivated_member(
-    make_site: Callable[..., FrameworkSite], idp: TestIdP
+    make_django_site: Callable[..., FrameworkSite], idp: TestIdP
 ) -> None:
     """Why the docs say RemoteUserMiddleware: the persistent variant keeps the Django session."""
     persistent = [*MIDDLEWARE[:-1], "django.contrib.auth.middleware.PersistentRemoteUserMiddleware"]
     with override_settings(MIDDLEWARE=persistent):  # read when the WSGI handler is built
-        site = make_site()
+        site = make_django_site()
     token = site.add_workspace("acme", idp)
     browser = requests.Session()
     site.sign_in(browser, idp, "acme", ALICE)

@@ -4,53 +4,24 @@ real test IdP."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 import requests
 
 from ..saml.idp import TestIdP
-from . import django_project
 from .conftest import FrameworkSite
 
 ALICE = "alice.smith@acme.test"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def django_project_ready(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    django_project.configure(tmp_path_factory.mktemp("django"))
-    yield
-    from django.db import connections
-
-    connections.close_all()
-
-
-@pytest.fixture(autouse=True)
-def empty_django_tables(django_project_ready: None) -> None:
-    django_project.empty_tables()
-
-
-@pytest.fixture
-def make_site(
-    serve: Callable[[Any], Any], database_url: str
-) -> Iterator[Callable[..., FrameworkSite]]:
-    sites: list[FrameworkSite] = []
-
-    def make(**options: Any) -> FrameworkSite:
-        site = FrameworkSite(serve, django_project.builder(database_url, **options))
-        sites.append(site)
-        return site
-
-    yield make
-    for site in sites:
-        site.middleware.close()
+pytestmark = pytest.mark.usefixtures("empty_django_tables")
 
 
 def test_the_view_serves_the_metrics_of_the_middleware_it_runs_behind(
-    make_site: Callable[..., FrameworkSite], idp: TestIdP
+    make_django_site: Callable[..., FrameworkSite], idp: TestIdP
 ) -> None:
-    site = make_site(metrics=True)
+    site = make_django_site(metrics=True)
     token = site.add_workspace("acme", idp)
     site.sign_in(requests.Session(), idp, "acme", ALICE)
     listed = requests.get(
@@ -71,10 +42,10 @@ def test_the_view_serves_the_metrics_of_the_middleware_it_runs_behind(
 
 
 def test_the_view_answers_404_while_metrics_are_off(
-    make_site: Callable[..., FrameworkSite], idp: TestIdP
+    make_django_site: Callable[..., FrameworkSite], idp: TestIdP
 ) -> None:
-    make_site(metrics=True)  # an earlier middleware of this process, with metrics on
-    site = make_site()  # the one now serving, with metrics off: the view follows it
+    make_django_site(metrics=True)  # an earlier middleware of this process, with metrics on
+    site = make_django_site()  # the one now serving, with metrics off: the view follows it
 
     scraped = requests.get(f"{site.url}/metrics", timeout=10)
 

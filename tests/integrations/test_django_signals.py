@@ -17,27 +17,19 @@ from webwork_sso_middleware.integrations.django_signals import lifecycle_event
 
 from ..saml.idp import TestIdP
 from ..store_helpers import Statements
-from . import django_project
 from .conftest import FrameworkSite
 
 ALICE = "alice.smith@acme.test"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def django_project_ready(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    django_project.configure(tmp_path_factory.mktemp("django"))
-    yield
-    from django.db import connections
-
-    connections.close_all()
+pytestmark = pytest.mark.usefixtures("django_project_ready")
 
 
 @pytest.fixture
-def site(serve: Callable[[Any], Any], database_url: str) -> Iterator[FrameworkSite]:
-    django_project.empty_tables()
-    made = FrameworkSite(serve, django_project.builder(database_url))
-    yield made
-    made.middleware.close()
+def site(
+    empty_django_tables: None, make_django_site: Callable[..., FrameworkSite]
+) -> FrameworkSite:
+    return make_django_site()
 
 
 @pytest.fixture

@@ -25,6 +25,10 @@ from ..store_helpers import Statements
 from .conftest import FrameworkSite
 
 ALICE = "alice.smith@acme.test"
+SECRET = "s3cret-padded-to-thirty-two-bytes-at-least"
+
+Build = Callable[[str], tuple[Any, SSOMiddleware]]  # FrameworkSite's: base URL -> app, middleware
+MakeSite = Callable[[Build], FrameworkSite]
 
 
 def make_app() -> flask.Flask:
@@ -49,10 +53,56 @@ def make_app() -> flask.Flask:
     return app
 
 
+def keyword_build(database_url: str, prepare: Callable[[flask.Flask], None] | None = None) -> Build:
+    """``make_app()``, then ``prepare(app)``, then ``WebworkSSO(app, ...)`` given its options as
+    keywords."""
+
+    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
+        app = make_app()
+        if prepare is not None:
+            prepare(app)
+        WebworkSSO(app, database_url=database_url, base_url=base_url, secret_key=SECRET)
+        return app, app.extensions["webwork_sso"]
+
+    return build
+
+
+def config_build(
+    database_url: str,
+    apps: list[flask.Flask] | None = None,
+    sso: WebworkSSO | None = None,
+    **config: Any,
+) -> Build:
+    """``make_app()`` with its options in app.config (the store, the secret, the base URL and
+    ``config``), then ``sso.init_app(app)`` (a new ``WebworkSSO()`` by default); each app built
+    appended to ``apps``."""
+
+    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
+        app = make_app()
+        app.config.update(
+            WEBWORK_SSO_DATABASE_URL=database_url,
+            WEBWORK_SSO_SECRET_KEY=SECRET,
+            WEBWORK_SSO_BASE_URL=base_url,
+            **config,
+        )
+        if apps is not None:
+            apps.append(app)
+        return app, (WebworkSSO() if sso is None else sso).init_app(app)
+
+    return build
+
+
 @pytest.fixture
-def sites() -> Iterator[list[FrameworkSite]]:
+def make_site(serve: Callable[[Any], Any]) -> Iterator[MakeSite]:
+    """``make_site(build)``: the app ``build`` makes, served over HTTP, closed after the test."""
     made: list[FrameworkSite] = []
-    yield made
+
+    def make(build: Build) -> FrameworkSite:
+        site = FrameworkSite(serve, build)
+        made.append(site)
+        return site
+
+    yield make
     for site in made:
         site.middleware.close()
 
@@ -70,20 +120,9 @@ def identity(browser: requests.Session, site: FrameworkSite) -> Any:
 
 
 def test_current_identity_is_workspace_scoped_outside_a_verified_domain(
-    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, sites: list[FrameworkSite]
+    make_site: MakeSite, database_url: str, idp: TestIdP
 ) -> None:
-    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
-        app = make_app()
-        WebworkSSO(
-            app,
-            database_url=database_url,
-            base_url=base_url,
-            secret_key="s3cret-padded-to-thirty-two-bytes-at-least",
-        )
-        return app, app.extensions["webwork_sso"]
-
-    site = FrameworkSite(serve, build)
-    sites.append(site)
+    site = make_site(keyword_build(database_url))
     token = site.add_workspace("acme", idp)
     created = requests.post(
         f"{site.url}/scim/v2/Users",
@@ -106,24 +145,14 @@ def test_current_identity_is_workspace_scoped_outside_a_verified_domain(
 
 
 def test_init_app_reads_app_config_and_current_member_sees_the_signed_in_member(
-    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, sites: list[FrameworkSite]
+    make_site: MakeSite, database_url: str, idp: TestIdP
 ) -> None:
     sso = WebworkSSO()  # the application-factory style: one extension, init_app per app
+    apps: list[flask.Flask] = []
 
-    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
-        app = make_app()
-        app.config.update(
-            WEBWORK_SSO_DATABASE_URL=database_url,
-            WEBWORK_SSO_SECRET_KEY="s3cret-padded-to-thirty-two-bytes-at-least",
-            WEBWORK_SSO_BASE_URL=base_url,
-            WEBWORK_SSO_SESSION_RECHECK_SECONDS=0,
-        )
-        middleware = sso.init_app(app)
-        assert app.wsgi_app is middleware and app.extensions["webwork_sso"] is middleware
-        return app, middleware
-
-    site = FrameworkSite(serve, build)
-    sites.append(site)
+    site = make_site(config_build(database_url, apps, sso, WEBWORK_SSO_SESSION_RECHECK_SECONDS=0))
+    middleware = site.middleware  # what init_app returned
+    assert apps[0].wsgi_app is middleware and apps[0].extensions["webwork_sso"] is middleware
     token = site.add_workspace("acme", idp)
     browser = requests.Session()
     assert me(browser, site) is None
@@ -143,21 +172,13 @@ def test_init_app_reads_app_config_and_current_member_sees_the_signed_in_member(
 
 
 def test_current_member_carries_the_roles_the_app_config_declares(
-    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, sites: list[FrameworkSite]
+    make_site: MakeSite, database_url: str, idp: TestIdP
 ) -> None:
-    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
-        app = make_app()
-        app.config.update(
-            WEBWORK_SSO_DATABASE_URL=database_url,
-            WEBWORK_SSO_SECRET_KEY="s3cret-padded-to-thirty-two-bytes-at-least",
-            WEBWORK_SSO_BASE_URL=base_url,
-            WEBWORK_SSO_ROLES=["admin", "member"],
-            WEBWORK_SSO_DEFAULT_ROLE="member",
+    site = make_site(
+        config_build(
+            database_url, WEBWORK_SSO_ROLES=["admin", "member"], WEBWORK_SSO_DEFAULT_ROLE="member"
         )
-        return app, WebworkSSO().init_app(app)
-
-    site = FrameworkSite(serve, build)
-    sites.append(site)
+    )
     site.add_workspace("acme", idp)
     site.middleware.workspaces.map_role("acme", "Admins", "admin", declared=None, actor="test")
     idp.users[ALICE] = {"email": [ALICE], "groups": ["admins"]}
@@ -171,20 +192,19 @@ def test_current_member_carries_the_roles_the_app_config_declares(
 
 
 def test_plain_wsgi_app_wrapping_works_with_current_member_too(
-    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, sites: list[FrameworkSite]
+    make_site: MakeSite, database_url: str, idp: TestIdP
 ) -> None:
     def build(base_url: str) -> tuple[Any, SSOMiddleware]:
         app = make_app()
         app.wsgi_app = SSOMiddleware(
             app.wsgi_app,
             database_url=database_url,  # type: ignore
-            secret_key="s3cret-padded-to-thirty-two-bytes-at-least",
+            secret_key=SECRET,
             base_url=base_url,
         )
         return app, app.wsgi_app
 
-    site = FrameworkSite(serve, build)
-    sites.append(site)
+    site = make_site(build)
     site.add_workspace("acme", idp)
     browser = requests.Session()
 
@@ -269,28 +289,15 @@ def test_current_member_is_none_outside_a_request_and_ignores_a_forged_key() -> 
 
 
 def test_lifecycle_events_are_sent_as_a_blinker_signal_from_the_app(
-    serve: Callable[[Any], Any],
+    make_site: MakeSite,
     database_url: str,
     idp: TestIdP,
-    sites: list[FrameworkSite],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from webwork_sso_middleware.integrations.flask import lifecycle_event
 
     apps: list[flask.Flask] = []
-
-    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
-        app = make_app()
-        app.config.update(
-            WEBWORK_SSO_DATABASE_URL=database_url,
-            WEBWORK_SSO_SECRET_KEY="s3cret-padded-to-thirty-two-bytes-at-least",
-            WEBWORK_SSO_BASE_URL=base_url,
-        )
-        apps.append(app)
-        return app, WebworkSSO().init_app(app)
-
-    site = FrameworkSite(serve, build)
-    sites.append(site)
+    site = make_site(config_build(database_url, apps))
     heard: list[tuple[str, str | None, str]] = []
 
     def receiver(sender: flask.Flask, *, event: Any, kind: str) -> None:
@@ -319,24 +326,12 @@ def test_lifecycle_events_are_sent_as_a_blinker_signal_from_the_app(
 
 
 def test_with_no_receiver_a_commit_reads_no_events(
-    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, sites: list[FrameworkSite]
+    make_site: MakeSite, database_url: str, idp: TestIdP
 ) -> None:
     from webwork_sso_middleware.integrations.flask import lifecycle_event
 
     apps: list[flask.Flask] = []
-
-    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
-        app = make_app()
-        app.config.update(
-            WEBWORK_SSO_DATABASE_URL=database_url,
-            WEBWORK_SSO_SECRET_KEY="s3cret-padded-to-thirty-two-bytes-at-least",
-            WEBWORK_SSO_BASE_URL=base_url,
-        )
-        apps.append(app)
-        return app, WebworkSSO().init_app(app)
-
-    site = FrameworkSite(serve, build)
-    sites.append(site)
+    site = make_site(config_build(database_url, apps))
     token = site.add_workspace("acme", idp)
     site.sign_in(requests.Session(), idp, "acme", ALICE)
     other = make_app()  # a receiver of another app's signal is no receiver of this one's
@@ -364,26 +359,16 @@ def test_with_no_receiver_a_commit_reads_no_events(
 
 @pytest.mark.parametrize("on", [True, False])
 def test_a_route_serves_the_metrics_of_the_apps_middleware(
-    serve: Callable[[Any], Any],
+    make_site: MakeSite,
     database_url: str,
     idp: TestIdP,
-    sites: list[FrameworkSite],
     on: bool,
 ) -> None:
-    def build(base_url: str) -> tuple[Any, SSOMiddleware]:
-        app = make_app()
+    def with_a_metrics_route(app: flask.Flask) -> None:
         app.config.update(WEBWORK_SSO_METRICS=on)  # as a settings file would set it
         app.add_url_rule("/metrics", view_func=metrics_response)
-        WebworkSSO(
-            app,
-            database_url=database_url,
-            base_url=base_url,
-            secret_key="s3cret-padded-to-thirty-two-bytes-at-least",
-        )
-        return app, app.extensions["webwork_sso"]
 
-    site = FrameworkSite(serve, build)
-    sites.append(site)
+    site = make_site(keyword_build(database_url, with_a_metrics_route))
     site.add_workspace("acme", idp)
     site.sign_in(requests.Session(), idp, "acme", ALICE)
 

@@ -13,6 +13,17 @@ from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.workspaces import Workspaces
 
 from ..conftest import POSTGRES_URL, scratch_postgres_database
+from .migration_rows import (
+    NOW,
+    domain_row,
+    downgrade,
+    email_row,
+    group_row,
+    insert,
+    member_row,
+    rows_at,
+    workspace_row,
+)
 
 
 @pytest.fixture
@@ -26,21 +37,13 @@ def empty_database_url(tmp_path: Path) -> Iterator[str]:
 
 
 def test_0005_keeps_domains_as_unverified_claims_and_rekeys_members(empty_database_url: str):
-    old = Database(empty_database_url, auto_migrate=False)
-    old.upgrade("0004")
-    with old.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled, sso_enabled,"
-                " created_at, modified_at) VALUES (1, 'acme', 'Acme', 'plus', 'o@acme.test', true,"
-                " true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO workspace_domains (workspace_id, domain) VALUES"
-                " (1, 'acme.test'), (1, 'eu.acme.test')"
-            )
+    with rows_at(empty_database_url, "0004") as conn:
+        insert(conn, "workspaces", workspace_row("0004"))
+        insert(
+            conn,
+            "workspace_domains",
+            domain_row("0004", "acme.test"),
+            domain_row("0004", "eu.acme.test"),
         )
         for member_id, name, key in (
             ("m1", "Dave@Acme.test", "dave@acme.test"),  # rekeyed to the same key
@@ -48,16 +51,7 @@ def test_0005_keeps_domains_as_unverified_claims_and_rekeys_members(empty_databa
             ("m3", "eve@acme.test", "eve@acme.test"),  # ... which m3 holds: m2 keeps its key
             ("m4", "FRANK@acme.test", "FRANK@acme.test"),  # an old key, now case-folded
         ):
-            conn.execute(
-                text(
-                    "INSERT INTO members (id, workspace_id, user_name, user_name_key, email_key,"
-                    " active, source, session_generation, created_at, modified_at, version)"
-                    " VALUES (:id, 1, :name, :key, :key, true, 'scim', 0, CURRENT_TIMESTAMP,"
-                    " CURRENT_TIMESTAMP, 1)"
-                ),
-                {"id": member_id, "name": name, "key": key},
-            )
-    old.dispose()
+            insert(conn, "members", member_row(member_id, name, user_name_key=key, email_key=key))
 
     database = Database(empty_database_url)  # auto_migrate: upgrades to head
     try:
@@ -99,23 +93,9 @@ def test_0007_drops_the_saml_requests_table_nothing_writes(empty_database_url: s
 def test_0008_adds_sp_keys_and_keeps_every_row(empty_database_url: str):
     """The new workspace columns are added in place: no workspace, domain or member row lost
     (a batch copy of ``workspaces`` on SQLite would cascade its drop to them)."""
-    old = Database(empty_database_url, auto_migrate=False)
-    old.upgrade("0007")
-    with old.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled, sso_enabled,"
-                " created_at, modified_at) VALUES (1, 'acme', 'Acme', 'plus', 'o@acme.test', true,"
-                " true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO workspace_domains (workspace_id, domain, verification_token,"
-                " created_at) VALUES (1, 'acme.test', 'token', CURRENT_TIMESTAMP)"
-            )
-        )
-    old.dispose()
+    with rows_at(empty_database_url, "0007") as conn:
+        insert(conn, "workspaces", workspace_row("0007"))
+        insert(conn, "workspace_domains", domain_row("0007", "acme.test"))
 
     database = Database(empty_database_url)
     try:
@@ -138,39 +118,19 @@ def test_0008_adds_sp_keys_and_keeps_every_row(empty_database_url: str):
 def test_0009_adds_require_sso_in_place_and_keeps_every_row(empty_database_url: str):
     """require_sso and break_glass_until are added with plain ADD COLUMN: no workspace, domain,
     member or token row is lost (a batch copy of ``workspaces`` on SQLite would cascade)."""
-    old = Database(empty_database_url, auto_migrate=False)
-    old.upgrade("0008")
-    with old.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled, sso_enabled,"
-                " sign_authn_requests, require_encrypted_assertions, sp_version, created_at,"
-                " modified_at) VALUES (1, 'acme', 'Acme', 'plus', 'o@acme.test', true, true,"
-                " false, false, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-            )
+    with rows_at(empty_database_url, "0008") as conn:
+        insert(conn, "workspaces", workspace_row("0008"))
+        insert(
+            conn,
+            "workspace_domains",
+            domain_row("0008", "acme.test", verified_at=NOW, verified_by="operator"),
         )
-        conn.execute(
-            text(
-                "INSERT INTO workspace_domains (workspace_id, domain, verification_token,"
-                " verified_at, verified_by, created_at) VALUES (1, 'acme.test', 'token',"
-                " CURRENT_TIMESTAMP, 'operator', CURRENT_TIMESTAMP)"
-            )
+        insert(conn, "members", member_row())
+        insert(
+            conn,
+            "scim_tokens",
+            {"id": 1, "workspace_id": 1, "token_hash": "h", "hint": "wwsso_x", "created_at": NOW},
         )
-        conn.execute(
-            text(
-                "INSERT INTO members (id, workspace_id, user_name, user_name_key, email_key,"
-                " active, source, session_generation, created_at, modified_at, version)"
-                " VALUES ('m1', 1, 'dave@acme.test', 'dave@acme.test', 'dave@acme.test', true,"
-                " 'scim', 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO scim_tokens (id, workspace_id, token_hash, hint, created_at)"
-                " VALUES (1, 1, 'h', 'wwsso_x', CURRENT_TIMESTAMP)"
-            )
-        )
-    old.dispose()
 
     database = Database(empty_database_url, auto_migrate=False)
     try:
@@ -195,32 +155,10 @@ def test_0012_adds_member_extensions_in_place_and_keeps_every_row(empty_database
     """members.extensions is added with plain ADD COLUMN (a batch copy of ``members`` on SQLite
     would cascade to its sessions, values and memberships); existing members get NULL, and
     the downgrade drops it again in place."""
-    old = Database(empty_database_url, auto_migrate=False)
-    old.upgrade("0009")
-    with old.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled, sso_enabled,"
-                " sign_authn_requests, require_encrypted_assertions, sp_version, require_sso,"
-                " created_at, modified_at) VALUES (1, 'acme', 'Acme', 'plus', 'o@acme.test', true,"
-                " true, false, false, 0, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO members (id, workspace_id, user_name, user_name_key, email_key,"
-                " active, source, session_generation, created_at, modified_at, version)"
-                " VALUES ('m1', 1, 'dave@acme.test', 'dave@acme.test', 'dave@acme.test', true,"
-                " 'scim', 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
-            )
-        )
-        conn.execute(
-            text(
-                'INSERT INTO member_values (id, member_id, attribute, position, value, "primary")'
-                " VALUES (1, 'm1', 'emails', 0, 'dave@acme.test', true)"
-            )
-        )
-    old.dispose()
+    with rows_at(empty_database_url, "0009") as conn:
+        insert(conn, "workspaces", workspace_row("0009"))
+        insert(conn, "members", member_row())
+        insert(conn, "member_values", email_row(1, 0, "dave@acme.test", primary=True))
 
     database = Database(empty_database_url, auto_migrate=False)
     try:
@@ -229,14 +167,7 @@ def test_0012_adds_member_extensions_in_place_and_keeps_every_row(empty_database
         with database.engine.connect() as conn:
             assert conn.execute(text("SELECT id, extensions FROM members")).all() == [("m1", None)]
             assert conn.execute(text("SELECT COUNT(*) FROM member_values")).scalar_one() == 1
-        from alembic import command
-
-        from webwork_sso_middleware.store.db import alembic_config
-
-        config = alembic_config()
-        with database.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0009")
+        downgrade(database, "0009")
         with database.engine.connect() as conn:
             assert conn.execute(text("SELECT COUNT(*) FROM members")).scalar_one() == 1
             assert conn.execute(text("SELECT COUNT(*) FROM member_values")).scalar_one() == 1
@@ -247,26 +178,9 @@ def test_0012_adds_member_extensions_in_place_and_keeps_every_row(empty_database
 def test_0011_adds_groups_and_mappings_in_place_and_keeps_every_row(empty_database_url: str):
     """sign_in_groups, attribute_map and role_map are added with plain ADD COLUMN, NULL for
     existing rows: no workspace or member is lost, none changes behaviour."""
-    old = Database(empty_database_url, auto_migrate=False)
-    old.upgrade("0009")
-    with old.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled, sso_enabled,"
-                " sign_authn_requests, require_encrypted_assertions, sp_version, require_sso,"
-                " created_at, modified_at) VALUES (1, 'acme', 'Acme', 'plus', 'o@acme.test',"
-                " true, true, false, false, 0, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO members (id, workspace_id, user_name, user_name_key, email_key,"
-                " active, source, session_generation, created_at, modified_at, version)"
-                " VALUES ('m1', 1, 'dave@acme.test', 'dave@acme.test', 'dave@acme.test', true,"
-                " 'scim', 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
-            )
-        )
-    old.dispose()
+    with rows_at(empty_database_url, "0009") as conn:
+        insert(conn, "workspaces", workspace_row("0009"))
+        insert(conn, "members", member_row())
     database = Database(empty_database_url, auto_migrate=False)
     try:
         database.upgrade("0011")
@@ -283,43 +197,23 @@ def test_0013_counts_existing_members_and_groups_and_then_keeps_counting(
 ):
     """scim_totals is backfilled per workspace (deleted members not counted), its triggers
     count later writes, and the downgrade removes table, triggers and functions."""
-    old = Database(empty_database_url, auto_migrate=False)
-    old.upgrade("0012")
-    with old.engine.begin() as conn:
+    with rows_at(empty_database_url, "0012") as conn:
         for wid, slug in ((1, "acme"), (2, "hostile"), (3, "empty")):
-            conn.execute(
-                text(
-                    "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled,"
-                    " sso_enabled, sign_authn_requests, require_encrypted_assertions, sp_version,"
-                    " require_sso, created_at, modified_at) VALUES (:id, :slug, 'W', 'plus',"
-                    " 'o@acme.test', true, true, false, false, 0, false, CURRENT_TIMESTAMP,"
-                    " CURRENT_TIMESTAMP)"
-                ),
-                {"id": wid, "slug": slug},
-            )
+            insert(conn, "workspaces", workspace_row("0012", id=wid, slug=slug, name="W"))
         for mid, wid, deleted in (
             ("m1", 1, False),
             ("m2", 1, True),
             ("m3", 1, False),
             ("m4", 2, False),
         ):
-            conn.execute(
-                text(
-                    "INSERT INTO members (id, workspace_id, user_name, user_name_key, active,"
-                    " source, session_generation, created_at, modified_at, version, deleted_at)"
-                    " VALUES (:id, :wid, :id, :id, true, 'scim', 0, CURRENT_TIMESTAMP,"
-                    " CURRENT_TIMESTAMP, 1, " + ("CURRENT_TIMESTAMP" if deleted else "NULL") + ")"
+            insert(
+                conn,
+                "members",
+                member_row(
+                    mid, mid, workspace_id=wid, email_key=None, deleted_at=NOW if deleted else None
                 ),
-                {"id": mid, "wid": wid},
             )
-        conn.execute(
-            text(
-                "INSERT INTO groups (id, workspace_id, display_name, display_name_key, created_at,"
-                " modified_at, version) VALUES ('g1', 2, 'G', 'g', CURRENT_TIMESTAMP,"
-                " CURRENT_TIMESTAMP, 1)"
-            )
-        )
-    old.dispose()
+        insert(conn, "groups", group_row(workspace_id=2))
 
     totals = text(
         "SELECT workspace_id, SUM(members), SUM(groups) FROM scim_totals"
@@ -334,14 +228,7 @@ def test_0013_counts_existing_members_and_groups_and_then_keeps_counting(
             conn.execute(text("DELETE FROM groups WHERE id = 'g1'"))
         with database.engine.connect() as conn:
             assert conn.execute(totals).all() == [(1, 1, 0), (2, 1, 0), (3, 0, 0)]
-        from alembic import command
-
-        from webwork_sso_middleware.store.db import alembic_config
-
-        config = alembic_config()
-        with database.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0012")
+        downgrade(database, "0012")
         with database.engine.begin() as conn:
             assert conn.execute(text("SELECT COUNT(*) FROM members")).scalar_one() == 4
             conn.execute(text("DELETE FROM members"))  # no trigger left to fail on
@@ -354,46 +241,17 @@ def test_0014_keeps_every_row_and_reads_old_ones_as_before(empty_database_url: s
     """primary false becomes NULL (it was read back absent, and still is), every existing
     member's active stays assigned, every existing membership is marked not as sent (read back
     with computed sub-attributes); the downgrade restores the old shape with every row."""
-    old = Database(empty_database_url, auto_migrate=False)
-    old.upgrade("0013")
-    with old.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO workspaces (id, slug, name, plan, owner_email, scim_enabled, sso_enabled,"
-                " sign_authn_requests, require_encrypted_assertions, sp_version, require_sso,"
-                " created_at, modified_at) VALUES (1, 'acme', 'Acme', 'plus', 'o@acme.test', true,"
-                " true, false, false, 0, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-            )
+    with rows_at(empty_database_url, "0013") as conn:
+        insert(conn, "workspaces", workspace_row("0013"))
+        insert(conn, "members", member_row(active=False))
+        insert(
+            conn,
+            "member_values",
+            email_row(1, 0, "dave@acme.test", primary=True),
+            email_row(2, 1, "d@home.test", primary=False),
         )
-        conn.execute(
-            text(
-                "INSERT INTO members (id, workspace_id, user_name, user_name_key, email_key,"
-                " active, source, session_generation, created_at, modified_at, version)"
-                " VALUES ('m1', 1, 'dave@acme.test', 'dave@acme.test', 'dave@acme.test', false,"
-                " 'scim', 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
-            )
-        )
-        conn.execute(
-            text(
-                'INSERT INTO member_values (id, member_id, attribute, position, value, "primary")'
-                " VALUES (1, 'm1', 'emails', 0, 'dave@acme.test', true),"
-                " (2, 'm1', 'emails', 1, 'd@home.test', false)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO groups (id, workspace_id, display_name, display_name_key, created_at,"
-                " modified_at, version) VALUES ('g1', 1, 'G', 'g', CURRENT_TIMESTAMP,"
-                " CURRENT_TIMESTAMP, 1)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO memberships (group_id, member_id, created_at)"
-                " VALUES ('g1', 'm1', CURRENT_TIMESTAMP)"
-            )
-        )
-    old.dispose()
+        insert(conn, "groups", group_row())
+        insert(conn, "memberships", {"group_id": "g1", "member_id": "m1", "created_at": NOW})
 
     database = Database(empty_database_url, auto_migrate=False)
     try:
@@ -410,14 +268,7 @@ def test_0014_keeps_every_row_and_reads_old_ones_as_before(empty_database_url: s
                 text("SELECT member_id, display, type, ref, as_sent FROM memberships")
             ).one()
             assert tuple(membership[:4]) == ("m1", None, None, None) and not membership[4]
-        from alembic import command
-
-        from webwork_sso_middleware.store.db import alembic_config
-
-        config = alembic_config()
-        with database.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0013")
+        downgrade(database, "0013")
         with database.engine.connect() as conn:
             primaries = conn.execute(text('SELECT "primary" FROM member_values ORDER BY id'))
             assert [bool(p) for (p,) in primaries] == [True, False]
