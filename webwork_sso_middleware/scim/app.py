@@ -12,7 +12,6 @@ wrong tokens for a while, while a right token still works from it (throttle.py).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ from ..urls import public_urls
 from . import bulk, discovery, groups, root_search, users
 from .context import Reply, ScimContext
 from .errors import ScimError
+from .replies import JsonReply, json_reply
 from .throttle import AUTH_FAILURE_LIMIT, AUTH_FAILURE_WINDOW, AuthThrottle, source_of
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 log = package_logger(__name__)
 
-SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8"
 MAX_TOKEN_LENGTH = 512
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")  # a POST .search is logged too: rare
 
@@ -178,7 +177,7 @@ class ScimApplication:
     def scim_base(self, request: Request) -> str:
         return public_urls(request.environ, self.base_url).scim_base_url
 
-    def dispatch(self, request: Request) -> Response:
+    def dispatch(self, request: Request) -> JsonReply | Response:
         adapter = URL_MAP.bind_to_environ(request.environ)
         try:
             endpoint, args = adapter.match()
@@ -320,15 +319,10 @@ class ScimApplication:
         raise ScimError(501, f"{_public_path(request)} is not supported by this service provider")
 
     @staticmethod
-    def json_response(status: int, body: Any, headers: dict[str, str]) -> Response:
-        if body is None:
-            response = Response(status=status, headers=headers)
-            del response.headers["Content-Type"]  # 204 and 304 carry no body to describe
-            return response
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-        return Response(payload, status=status, headers=headers, content_type=SCIM_CONTENT_TYPE)
+    def json_response(status: int, body: Any, headers: dict[str, str]) -> JsonReply | Response:
+        return json_reply(status, body, headers)
 
-    def error_response(self, error: ScimError) -> Response:
+    def error_response(self, error: ScimError) -> JsonReply | Response:
         return self.json_response(error.status, error.to_scim(), error.headers)
 
 
