@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     JSON,
+    BindParameter,
     ColumnElement,
     CompoundSelect,
+    Integer,
     Row,
     Table,
     bindparam,
@@ -112,7 +114,7 @@ class MemberRecord:
         )
 
 
-def visible(workspace_id: int) -> ColumnElement[bool]:
+def visible(workspace_id: int | BindParameter[int]) -> ColumnElement[bool]:
     """Members SCIM can see: this workspace's, not deleted."""
     return (_MEMBERS.c.workspace_id == workspace_id) & _MEMBERS.c.deleted_at.is_(None)
 
@@ -199,19 +201,15 @@ def records(unit: UnitOfWork, rows: Sequence[Any]) -> list[MemberRecord]:
 
 
 # Okta asks ``userName eq`` before every create, and GETs by id: both on the driver.
+# The workspace as a bound parameter: the statements below are built once, for every one.
+_VISIBLE_IN_GIVEN_WORKSPACE = visible(bindparam("workspace_id", type_=Integer))
 _BY_USER_NAME = DriverStatement(
     select(_MEMBERS).where(
-        _MEMBERS.c.workspace_id == bindparam("workspace_id"),
-        _MEMBERS.c.deleted_at.is_(None),
-        _MEMBERS.c.user_name_key == bindparam("key"),
+        _VISIBLE_IN_GIVEN_WORKSPACE, _MEMBERS.c.user_name_key == bindparam("key")
     )
 )
 _BY_ID = DriverStatement(
-    select(_MEMBERS).where(
-        _MEMBERS.c.workspace_id == bindparam("workspace_id"),
-        _MEMBERS.c.deleted_at.is_(None),
-        _MEMBERS.c.id == bindparam("id"),
-    )
+    select(_MEMBERS).where(_VISIBLE_IN_GIVEN_WORKSPACE, _MEMBERS.c.id == bindparam("id"))
 )
 
 
