@@ -19,7 +19,7 @@ from hypothesis import currently_in_test_context, event
 from sqlalchemy import text
 from webtest import TestApp
 
-from webwork_sso_middleware import SSOMiddleware
+from webwork_sso_middleware import SSOMiddleware, names
 from webwork_sso_middleware.scim.schemas import ENTERPRISE_USER_SCHEMA, ERROR, USER_SCHEMA
 
 from ..constants import SCIM_JSON
@@ -244,13 +244,14 @@ class World:
 
     def check_invariants(self) -> None:
         """What every committed state must satisfy, whatever requests came before."""
-        names: dict[tuple[int, str], str] = {}
+        seen: dict[tuple[int, str], str] = {}
         for workspace_id, member_id, user_name, key in self.sql(
             "SELECT workspace_id, id, user_name, user_name_key FROM members"
             " WHERE deleted_at IS NULL"
         ):
-            assert key == user_name.lower(), (user_name, key)
-            other = names.setdefault((workspace_id, user_name.lower()), member_id)
+            # The stored key is the name's comparison key (NFKC, case-folded: '²' is '2').
+            assert key == names.key(user_name), (user_name, key)
+            other = seen.setdefault((workspace_id, key), member_id)
             assert other == member_id, f"two live members named {user_name!r} in one workspace"
         dangling = self.sql(
             "SELECT ms.group_id, ms.member_id FROM memberships ms"
