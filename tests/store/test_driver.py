@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, bindparam, event, insert, select, update
+from sqlalchemy import Connection, String, bindparam, event, insert, literal_column, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from webwork_sso_middleware.store import (
@@ -22,7 +22,7 @@ from webwork_sso_middleware.store import (
     workspaces,
 )
 from webwork_sso_middleware.store.db import UnitOfWork
-from webwork_sso_middleware.store.driver import DriverStatement, pipelined
+from webwork_sso_middleware.store.driver import DriverStatement, combined, numbered_placeholders
 from webwork_sso_middleware.store.models import AuditEvent, Member, Workspace, utcnow
 from webwork_sso_middleware.store.sessions import _INSERT_SESSION
 
@@ -182,11 +182,27 @@ def test_driver_errors_arrive_as_sqlalchemy_errors(database: Database, workspace
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "dave@acme.test"))
 
 
-def test_pipelined_writes_land_together_and_a_refused_one_raises_at_the_end(
+def test_numbered_placeholders_replace_psycopgs_named_ones() -> None:
+    sql, names = numbered_placeholders(
+        "SELECT %(a)s::VARCHAR, '100%%', %(b)s, %(a)s WHERE x LIKE 'a%%b'"
+    )
+    assert sql == "SELECT $1::VARCHAR, '100%', $2, $1 WHERE x LIKE 'a%b'"
+    assert names == ("a", "b")
+
+
+def test_a_literal_percent_sign_reaches_the_database_as_one(database: Database) -> None:
+    statement = DriverStatement(
+        select(literal_column("'100%'", String).label("x"), bindparam("y", type_=String))
+    )
+    with transaction(database) as unit:
+        assert statement.rows(unit.connection, {"y": "50%"}) == [("100%", "50%")]
+
+
+def test_combined_writes_land_together_and_a_refused_one_raises_at_the_end(
     database: Database, workspace_id: int
 ) -> None:
     with transaction(database, write=True) as unit:
-        with pipelined(unit.connection):
+        with combined(unit.connection):
             ADD_MEMBER.rows(unit.connection, member(workspace_id, "erin@acme.test"))
             ADD_MEMBER.rows(unit.connection, member(workspace_id, "finn@acme.test"))
         # Both arrived, and the transaction goes on after the block.
@@ -196,7 +212,7 @@ def test_pipelined_writes_land_together_and_a_refused_one_raises_at_the_end(
     with (
         pytest.raises(IntegrityError),
         transaction(database, write=True) as unit,
-        pipelined(unit.connection),
+        combined(unit.connection),
     ):
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "gail@acme.test"))
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "erin@acme.test"))
@@ -205,21 +221,57 @@ def test_pipelined_writes_land_together_and_a_refused_one_raises_at_the_end(
         assert MEMBER_BY_NAME.first(unit.connection, {"key": "erin@acme.test"}) is not None
 
 
-def test_a_connection_lost_inside_a_pipeline_is_retried_by_run(
+def test_combined_writes_are_one_statement_on_postgresql(
+    database: Database, workspace_id: int
+) -> None:
+    """Without a transaction around them, the writes of one block stand or fall together on
+    PostgreSQL (one statement); elsewhere they run one by one, each on its own."""
+    with database.engine.connect() as connection:
+        autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+        with pytest.raises(IntegrityError), combined(autocommit):
+            ADD_MEMBER.rows(autocommit, member(workspace_id, "lee@acme.test"))
+            ADD_MEMBER.rows(autocommit, member(workspace_id, "mo@acme.test"))
+            ADD_MEMBER.rows(autocommit, member(workspace_id, "lee@acme.test", id="id-lee-2"))
+    with transaction(database) as unit:
+        kept = MEMBER_BY_NAME.first(unit.connection, {"key": "mo@acme.test"}) is not None
+    assert kept is database.is_sqlite
+
+
+def test_a_block_that_raises_sends_none_of_its_writes(
+    database: Database, workspace_id: int
+) -> None:
+    with transaction(database, write=True) as unit:
+        with pytest.raises(RuntimeError), combined(unit.connection):
+            ADD_MEMBER.rows(unit.connection, member(workspace_id, "nia@acme.test"))
+            raise RuntimeError("the work failed before the block ended")
+        sent = MEMBER_BY_NAME.first(unit.connection, {"key": "nia@acme.test"}) is not None
+    assert sent is database.is_sqlite  # run as they came there, and rolled back with the unit
+
+
+def test_more_parameters_than_one_statement_takes_are_sent_one_by_one(
+    database: Database, workspace_id: int
+) -> None:
+    """PostgreSQL takes at most 65,535 parameters in a statement; these are 6,000 x 11."""
+    with transaction(database, write=True) as unit, combined(unit.connection):
+        for n in range(6000):
+            ADD_MEMBER.rows(unit.connection, member(workspace_id, f"many{n}@acme.test"))
+    with transaction(database) as unit:
+        assert MEMBER_BY_NAME.first(unit.connection, {"key": "many5999@acme.test"}) is not None
+
+
+def test_a_connection_lost_inside_a_combined_block_is_retried_by_run(
     database: Database, workspace_id: int
 ) -> None:
     """The loss reaches Database.run as a lost connection (so the work runs again), not as an
-    error about the pipeline's bookkeeping."""
-    if database.is_sqlite:
-        pytest.skip("no pipeline on SQLite, and no server to drop the connection")
+    error about the block's bookkeeping."""
     tries: list[int] = []
 
     def work(unit: UnitOfWork) -> None:
         tries.append(1)
         unit.connection.execute(select(1))
         if len(tries) == 1:
-            lose(database, unit.connection)  # found out by the pipeline's writes
-        with pipelined(unit.connection):
+            lose(database, unit.connection)  # found out by the block's writes
+        with combined(unit.connection):
             ADD_MEMBER.rows(unit.connection, member(workspace_id, "ivy@acme.test"))
 
     database.run(work)
@@ -228,17 +280,17 @@ def test_a_connection_lost_inside_a_pipeline_is_retried_by_run(
         assert MEMBER_BY_NAME.first(unit.connection, {"key": "ivy@acme.test"}) is not None
 
 
-def test_a_refused_write_in_a_pipeline_leaves_nothing_to_report(
+def test_a_refused_write_in_a_combined_block_leaves_nothing_to_report(
     database: Database, workspace_id: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     with transaction(database, write=True) as unit:
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "jo@acme.test"))
-    # The duplicate first: the server refuses it at once, and the writes queued after it are
-    # aborted with it; the refusal is the one error, and the driver logs nothing more.
+    # The duplicate first, then writes the server would take: the refusal is the one error,
+    # none of the others lands, and the driver logs nothing.
     with (
         pytest.raises(IntegrityError),
         transaction(database, write=True) as unit,
-        pipelined(unit.connection),
+        combined(unit.connection),
     ):
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "jo@acme.test"))
         for n in range(60):
@@ -248,10 +300,10 @@ def test_a_refused_write_in_a_pipeline_leaves_nothing_to_report(
         assert MEMBER_BY_NAME.first(unit.connection, {"key": "kai0@acme.test"}) is None
 
 
-def test_a_pipeline_refuses_a_statement_whose_rows_are_read(
+def test_a_combined_block_refuses_a_statement_whose_rows_are_read(
     database: Database, workspace_id: int
 ) -> None:
-    with transaction(database, write=True) as unit, pipelined(unit.connection):
+    with transaction(database, write=True) as unit, combined(unit.connection):
         if unit.connection.dialect.name == "postgresql":  # queued there: no rows to read
             with pytest.raises(RuntimeError, match="not a plain write"):
                 MEMBER_BY_NAME.first(unit.connection, {"key": "erin@acme.test"})

@@ -12,7 +12,7 @@ from ..members import lifecycle
 from ..store import audit, scim_queries
 from ..store import events as event_store
 from ..store import members as member_store
-from ..store.driver import pipelined
+from ..store.driver import combined
 from ..store.members import MemberRecord, NewMember
 from ..store.models import Member, utcnow
 from .context import Reply, ScimContext
@@ -112,8 +112,8 @@ def create_user(context: ScimContext) -> Reply:
     if not member.active:
         member.deactivated_at = utcnow()
     # Creates are what a directory sync sends most: plain INSERTs, not the ORM's flush, sent
-    # together (one round trip on PostgreSQL), the unique userName index checked at the end.
-    with context.unique(_conflict(member)), pipelined(context.connection):
+    # as one statement on PostgreSQL, the unique userName index checked at its end.
+    with context.unique(_conflict(member)), combined(context.connection):
         member_store.insert_new(context.unit, member)
         _record(
             context, "created", member.id, {"userName": member.user_name, "active": member.active}

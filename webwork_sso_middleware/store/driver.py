@@ -13,6 +13,11 @@ statement that does not compile to plain bound parameters (expanding IN lists, p
 parameters, Python-side column defaults), and any engine or connection with ``echo`` or
 cursor-execute listeners, so SQL logging, statement counters and tracing still see every
 statement.
+
+On psycopg 3 the SQL is compiled once more, to PostgreSQL's own ``$1`` placeholders, and runs
+on a ``RawCursor`` with the values as a tuple: psycopg then neither parses the query text nor
+reorders a mapping for each execution (its cache of parsed queries skips anything over 50
+parameters, such as a member's INSERT), and converts the values in C.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import collections
 import contextlib
 import dataclasses
 import functools
-import importlib
 import operator
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -34,7 +39,8 @@ from sqlalchemy.sql.expression import Executable
 Processor = Callable[[Any], Any]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+# eq=False: hashed by identity, one per statement and dialect (the key of _combined_sql).
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class _Compiled:
     sql: str
     names: tuple[str, ...]  # bound parameters in the order the driver wants them
@@ -44,6 +50,8 @@ class _Compiled:
     result_processors: tuple[Processor | None, ...]
     # The values in the driver's order, picked in C (a forty-column INSERT is on a hot path).
     pick: Callable[[Mapping[str, Any]], Any]
+    # psycopg 3: ``sql`` has numbered placeholders ($1, ...), run on a RawCursor (module doc).
+    numbered: bool = False
 
 
 class DriverStatement:
@@ -61,12 +69,13 @@ class DriverStatement:
     def rows(self, connection: Connection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Execute in the connection's transaction; the result rows (none for a plain write)."""
         compiled = self._compiled_for(connection.dialect)
-        if connection.info.get(_PIPELINED):
+        queue = connection.info.get(_COMBINED)
+        if queue is not None:
             # Queued, not run: a statement whose rows are read, or one SQLAlchemy would run
             # (it reads the cursor at once), would see none.
-            if compiled is None or compiled.result_processors:
-                raise RuntimeError(f"not a plain write, so not for a pipeline: {compiled}")
-            _run(connection, compiled, parameters)
+            if compiled is None or compiled.result_processors or not compiled.numbered:
+                raise RuntimeError(f"not a plain write, so not for combining: {compiled}")
+            queue.append((compiled, _arguments(compiled, parameters)))
             return []
         if compiled is None or _observed(connection):
             result = connection.execute(self.statement, dict(parameters))
@@ -121,12 +130,18 @@ class DriverStatement:
                 processors.append((name, processor))
         # A SELECT's columns, or a write's RETURNING ones (none without RETURNING).
         columns = getattr(self.statement, "exported_columns", ())
+        sql = compiled.string
         names = tuple(compiled.positiontup if dialect.positional else binds)
+        numbered = _numbered(dialect)
+        if numbered:
+            sql, names = numbered_placeholders(sql)
+        positional = dialect.positional or numbered
         return _Compiled(
-            sql=compiled.string,
+            sql=sql,
+            numbered=numbered,
             names=names,
-            pick=_picker(names, positional=dialect.positional),
-            positional=dialect.positional,
+            pick=_picker(names, positional=positional),
+            positional=positional,
             fixed=fixed,
             bind_processors=tuple(processors),
             result_processors=tuple(
@@ -136,51 +151,97 @@ class DriverStatement:
         )
 
 
-_PIPELINED = "webwork_sso.pipelined"
+_COMBINED = "webwork_sso.combined"
+# PostgreSQL takes at most 65,535 parameters in one statement: more are sent one by one.
+_MAX_PARAMETERS = 65_535
 
 
 @contextlib.contextmanager
-def pipelined(connection: Connection) -> Iterator[None]:
-    """Send the plain writes :class:`DriverStatement` runs inside to the server together, in one
-    round trip at the end (psycopg 3's pipeline mode on PostgreSQL), where a failed one raises.
+def combined(connection: Connection) -> Iterator[None]:
+    """Send the plain writes :class:`DriverStatement` runs inside as one statement when the
+    block ends (PostgreSQL on psycopg 3: each one a data-modifying CTE of the last), where a
+    refused one raises; if the block raises, none is sent.
 
-    For writes whose results nobody reads (a new member, its audit row, its event): each
-    would otherwise wait for the server in turn. Elsewhere (SQLite, psycopg2, an engine whose
-    statements are watched) the statements simply run one by one."""
-    driver: Any = connection.connection.driver_connection
-    driver_type: type = type(driver)
-    if not _can_pipeline(driver_type) or _observed(connection):
+    For writes whose results nobody reads (a new member, its values, its audit record, its
+    event): one statement is one round trip and one parse, where each write would otherwise
+    cost both in turn, and it is atomic on its own. Elsewhere (SQLite, psycopg2, an engine
+    whose statements are watched) the statements simply run one by one, as they come."""
+    if not _numbered(connection.dialect) or _observed(connection):
         yield
         return
-    # The dict itself: once a lost connection is invalidated, reading ``connection.info``
-    # would try to reconnect inside the failed transaction, and raise instead of the loss.
+    queue: list[tuple[_Compiled, Sequence[Any]]] = []
+    # The dict itself, kept: once a lost connection is invalidated, reading
+    # ``connection.info`` again would try to reconnect inside the failed transaction.
     info = connection.info
-    info[_PIPELINED] = True
-    driver_error = connection.dialect.loaded_dbapi.Error
+    info[_COMBINED] = queue
     try:
-        with driver.pipeline() as pipeline:
-            try:
-                yield
-            except Exception:
-                # The server refused a statement at once, and a later one raised it (as the
-                # driver's own error, wrapped by _run): collect the rest of the aborted queue
-                # here, so leaving the pipeline has nothing more to report.
-                with contextlib.suppress(driver_error):
-                    pipeline.sync()
-                raise
-    except driver_error as exc:
-        raise _as_sqlalchemy_error(connection, exc, None, None, None) from exc
+        yield
     finally:
-        info.pop(_PIPELINED, None)
+        info.pop(_COMBINED, None)
+    if sum(len(arguments) for _, arguments in queue) > _MAX_PARAMETERS:
+        for compiled, arguments in queue:
+            _execute(connection, compiled.sql, arguments, compiled.result_processors)
+    elif queue:
+        _execute(connection, _combined_sql(tuple(c for c, _ in queue)), _concatenated(queue), ())
 
 
-@functools.cache
-def _can_pipeline(driver_type: type) -> bool:
-    """psycopg 3 built on a libpq that has pipeline mode (14 and newer)."""
-    if not hasattr(driver_type, "pipeline"):
-        return False
-    package = importlib.import_module(driver_type.__module__.partition(".")[0])
-    return bool(package.Pipeline.is_supported())
+def _numbered(dialect: Dialect) -> bool:
+    """psycopg 3.2 or newer (RawCursor): statements compile to numbered placeholders."""
+    return (
+        dialect.driver == "psycopg"
+        and not dialect.positional
+        and hasattr(dialect.loaded_dbapi, "RawCursor")
+    )
+
+
+def _concatenated(queue: list[tuple[_Compiled, Sequence[Any]]]) -> list[Any]:
+    values: list[Any] = []
+    for _, arguments in queue:
+        values.extend(arguments)
+    return values
+
+
+@functools.lru_cache(maxsize=256)
+def _combined_sql(statements: tuple[_Compiled, ...]) -> str:
+    """``WITH w1 AS (first), w2 AS (second), ... last``, each one's placeholders renumbered
+    after those of the statements before it. All of them run, in one snapshot, and their
+    constraints are checked at the end of the whole statement (so a foreign key may name a
+    row another of them inserts)."""
+    if len(statements) == 1:
+        return statements[0].sql
+    parts = []
+    offset = 0
+    for compiled in statements:
+        parts.append(_shifted(compiled.sql, offset))
+        offset += len(compiled.names)
+    *ctes, last = parts
+    return "WITH " + ", ".join(f"w{n} AS ({cte})" for n, cte in enumerate(ctes, 1)) + " " + last
+
+
+def _shifted(sql: str, offset: int) -> str:
+    if not offset:
+        return sql
+    # Numbered placeholders only appear where numbered_placeholders() wrote them: a literal's
+    # text is never one, since such SQL is compiled with every value bound.
+    return _NUMBER.sub(lambda match: f"${int(match.group(1)) + offset}", sql)
+
+
+_NUMBER = re.compile(r"\$(\d+)")
+_PYFORMAT = re.compile(r"%%|%\((\w+)\)s")
+
+
+def numbered_placeholders(sql: str) -> tuple[str, tuple[str, ...]]:
+    """SQL compiled for psycopg (``%(name)s``, a literal % doubled) with PostgreSQL's own
+    placeholders instead (``$1``, a name used twice gets one number); the names in order."""
+    names: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        return f"${names.setdefault(name, len(names) + 1)}"
+
+    return _PYFORMAT.sub(number, sql), tuple(names)
 
 
 def _observed(connection: Connection) -> bool:
@@ -208,22 +269,49 @@ def _picker(names: tuple[str, ...], *, positional: bool) -> Callable[[Mapping[st
     return operator.itemgetter(*names)
 
 
-def _run(
-    connection: Connection, compiled: _Compiled, parameters: Mapping[str, Any]
-) -> list[tuple[Any, ...]]:
+def _arguments(compiled: _Compiled, parameters: Mapping[str, Any]) -> Any:
     values = {**compiled.fixed, **parameters}
     for name, processor in compiled.bind_processors:
         values[name] = processor(values[name])
-    arguments = compiled.pick(values)
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    return compiled.pick(values)
+
+
+def _run(
+    connection: Connection, compiled: _Compiled, parameters: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    return _execute(
+        connection,
+        compiled.sql,
+        _arguments(compiled, parameters),
+        compiled.result_processors,
+        numbered=compiled.numbered,
+    )
+
+
+def _execute(
+    connection: Connection,
+    sql: str,
+    arguments: Any,
+    processors: tuple[Processor | None, ...],
+    *,
+    numbered: bool = True,
+) -> list[tuple[Any, ...]]:
+    dbapi = connection.dialect.loaded_dbapi
+    cursor = None
     try:
-        cursor.execute(compiled.sql, arguments)
-        rows = cursor.fetchall() if cursor.description else []
-    except connection.dialect.loaded_dbapi.Error as exc:
-        raise _as_sqlalchemy_error(connection, exc, compiled.sql, arguments, cursor) from exc
+        # Inside: a driver connection closed beneath us refuses the cursor itself (SQLite).
+        driver: Any = connection.connection.driver_connection
+        cursor = dbapi.RawCursor(driver) if numbered else driver.cursor()
+        cursor.execute(sql, arguments)
+        # psycopg builds a Column object per column for ``description``: ask the result itself.
+        returned = cursor.pgresult.nfields if numbered else cursor.description
+        rows = cursor.fetchall() if returned else []
+    except dbapi.Error as exc:
+        raise _as_sqlalchemy_error(connection, exc, sql, arguments, cursor) from exc
     finally:
-        cursor.close()
-    processors = compiled.result_processors
+        if cursor is not None:
+            with contextlib.suppress(dbapi.Error):  # the error above is the one to report
+                cursor.close()
     if rows and any(processors):
         # One processor per exported column, so a row of another width is a bug: strict says so
         # rather than drop columns (the check is one comparison per row, at the end).

@@ -25,7 +25,6 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.sql.schema import Column
 
 from ..errors import NotFound
 from ..names import key as name_key
@@ -290,9 +289,9 @@ def insert_new(unit: UnitOfWork, member: NewMember) -> None:
     Columns left unset take the model's defaults, written onto ``member`` too, so it renders
     as stored. A refused row raises IntegrityError, as a flush would (the unique userName
     index)."""
-    for column in _MEMBERS.columns:
-        if column.default is not None and getattr(member, column.key) is None:
-            setattr(member, column.key, _default_of(column))
+    for key, default in _MEMBER_DEFAULTS:
+        if getattr(member, key) is None:
+            setattr(member, key, _default_of(default))
     connection = unit.connection
     row = {key: getattr(member, key) for key in _MEMBER_COLUMNS}
     for key in _JSON_NULL_COLUMNS:
@@ -304,8 +303,7 @@ def insert_new(unit: UnitOfWork, member: NewMember) -> None:
         _INSERT_VALUE.rows(connection, {key: getattr(value, key) for key in _VALUE_COLUMNS})
 
 
-def _default_of(column: Column[Any]) -> Any:
-    default: Any = column.default
+def _default_of(default: Any) -> Any:
     # SQLAlchemy wraps a callable default to take the execution context, which these ignore.
     return default.arg(None) if default.is_callable else default.arg
 
@@ -315,6 +313,9 @@ _JSON_NULL_COLUMNS = tuple(
     column.key
     for column in _MEMBERS.columns
     if isinstance(column.type, JSON) and not column.type.none_as_null
+)
+_MEMBER_DEFAULTS = tuple(
+    (column.key, column.default) for column in _MEMBERS.columns if column.default is not None
 )
 _INSERT_MEMBER = DriverStatement(insert(_MEMBERS), keys=_MEMBER_COLUMNS)
 _INSERT_VALUE = DriverStatement(insert(_VALUES), keys=_VALUE_COLUMNS)
