@@ -22,7 +22,7 @@ from webwork_sso_middleware.store import (
     workspaces,
 )
 from webwork_sso_middleware.store.db import UnitOfWork
-from webwork_sso_middleware.store.driver import DriverStatement, combined, numbered_placeholders
+from webwork_sso_middleware.store.driver import DriverStatement, NumberedSQL, combined
 from webwork_sso_middleware.store.models import AuditEvent, Member, Workspace, utcnow
 from webwork_sso_middleware.store.sessions import _INSERT_SESSION
 
@@ -182,12 +182,13 @@ def test_driver_errors_arrive_as_sqlalchemy_errors(database: Database, workspace
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "dave@acme.test"))
 
 
-def test_numbered_placeholders_replace_psycopgs_named_ones() -> None:
-    sql, names = numbered_placeholders(
-        "SELECT %(a)s::VARCHAR, '100%%', %(b)s, %(a)s WHERE x LIKE 'a%%b'"
-    )
-    assert sql == "SELECT $1::VARCHAR, '100%', $2, $1 WHERE x LIKE 'a%b'"
-    assert names == ("a", "b")
+def test_numbered_sql_replaces_psycopgs_named_placeholders() -> None:
+    numbered = NumberedSQL.of("SELECT %(a)s::VARCHAR, '100%%', %(b)s, %(a)s WHERE x LIKE 'a%%b'")
+    assert numbered.render() == "SELECT $1::VARCHAR, '100%', $2, $1 WHERE x LIKE 'a%b'"
+    assert numbered.names == ("a", "b")
+    # Renumbered after another statement's placeholders; a literal '$1' stays as it is.
+    shifted = NumberedSQL.of("INSERT INTO t VALUES (%(x)s, '$1', %(y)s)").render(offset=2)
+    assert shifted == "INSERT INTO t VALUES ($3, '$1', $4)"
 
 
 def test_a_literal_percent_sign_reaches_the_database_as_one(database: Database) -> None:

@@ -50,8 +50,9 @@ class _Compiled:
     result_processors: tuple[Processor | None, ...]
     # The values in the driver's order, picked in C (a forty-column INSERT is on a hot path).
     pick: Callable[[Mapping[str, Any]], Any]
-    # psycopg 3: ``sql`` has numbered placeholders ($1, ...), run on a RawCursor (module doc).
-    numbered: bool = False
+    # psycopg 3: ``sql`` has numbered placeholders ($1, ...), run on a RawCursor (module doc);
+    # ``numbered`` holds it as text between placeholders, to renumber in a combined statement.
+    numbered: NumberedSQL | None = None
 
 
 class DriverStatement:
@@ -133,12 +134,14 @@ class DriverStatement:
         sql = compiled.string
         names = tuple(compiled.positiontup if dialect.positional else binds)
         numbered = _numbered(dialect)
+        numbered_sql = None
         if numbered:
-            sql, names = numbered_placeholders(sql)
+            numbered_sql = NumberedSQL.of(sql)
+            sql, names = numbered_sql.render(), numbered_sql.names
         positional = dialect.positional or numbered
         return _Compiled(
             sql=sql,
-            numbered=numbered,
+            numbered=numbered_sql,
             names=names,
             pick=_picker(names, positional=positional),
             positional=positional,
@@ -212,36 +215,52 @@ def _combined_sql(statements: tuple[_Compiled, ...]) -> str:
     parts = []
     offset = 0
     for compiled in statements:
-        parts.append(_shifted(compiled.sql, offset))
+        assert compiled.numbered is not None  # only such statements are queued
+        parts.append(compiled.numbered.render(offset))
         offset += len(compiled.names)
     *ctes, last = parts
     return "WITH " + ", ".join(f"w{n} AS ({cte})" for n, cte in enumerate(ctes, 1)) + " " + last
 
 
-def _shifted(sql: str, offset: int) -> str:
-    if not offset:
-        return sql
-    # Numbered placeholders only appear where numbered_placeholders() wrote them: a literal's
-    # text is never one, since such SQL is compiled with every value bound.
-    return _NUMBER.sub(lambda match: f"${int(match.group(1)) + offset}", sql)
-
-
-_NUMBER = re.compile(r"\$(\d+)")
 _PYFORMAT = re.compile(r"%%|%\((\w+)\)s")
 
 
-def numbered_placeholders(sql: str) -> tuple[str, tuple[str, ...]]:
-    """SQL compiled for psycopg (``%(name)s``, a literal % doubled) with PostgreSQL's own
-    placeholders instead (``$1``, a name used twice gets one number); the names in order."""
-    names: dict[str, int] = {}
+@dataclasses.dataclass(frozen=True, slots=True)
+class NumberedSQL:
+    """SQL compiled for psycopg (``%(name)s``, a literal % doubled), to be sent with
+    PostgreSQL's own numbered placeholders (``$1``; a name used twice gets one number)."""
 
-    def number(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name is None:
-            return "%"
-        return f"${names.setdefault(name, len(names) + 1)}"
+    texts: tuple[str, ...]  # the SQL between placeholders, one more than ``numbers``
+    numbers: tuple[int, ...]  # each placeholder's number, in order of appearance
+    names: tuple[str, ...]  # the parameter each number stands for
 
-    return _PYFORMAT.sub(number, sql), tuple(names)
+    @classmethod
+    def of(cls, sql: str) -> NumberedSQL:
+        texts: list[str] = []
+        numbers: list[int] = []
+        names: dict[str, int] = {}
+        text: list[str] = []
+        position = 0
+        for match in _PYFORMAT.finditer(sql):
+            text.append(sql[position : match.start()])
+            position = match.end()
+            name = match.group(1)
+            if name is None:
+                text.append("%")
+                continue
+            texts.append("".join(text))
+            text = []
+            numbers.append(names.setdefault(name, len(names) + 1))
+        text.append(sql[position:])
+        texts.append("".join(text))
+        return cls(tuple(texts), tuple(numbers), tuple(names))
+
+    def render(self, offset: int = 0) -> str:
+        """The SQL, its placeholders numbered from ``offset + 1``."""
+        pieces = [self.texts[0]]
+        for number, text in zip(self.numbers, self.texts[1:], strict=True):
+            pieces += (f"${number + offset}", text)
+        return "".join(pieces)
 
 
 def _observed(connection: Connection) -> bool:
@@ -284,7 +303,7 @@ def _run(
         compiled.sql,
         _arguments(compiled, parameters),
         compiled.result_processors,
-        numbered=compiled.numbered,
+        numbered=compiled.numbered is not None,
     )
 
 
