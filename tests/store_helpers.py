@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy import event as sa_event
 
 from webwork_sso_middleware.store.db import Database, UnitOfWork
@@ -43,3 +44,14 @@ class Statements:
 
     def matching(self, *parts: str) -> list[tuple[str, bool]]:
         return [(s, many) for s, many in self.seen if all(p in s for p in parts)]
+
+
+def lose(database: Database, connection: Connection) -> None:
+    """Cut a connection under a transaction: the server ends it (PostgreSQL), or the driver's
+    connection is closed beneath SQLAlchemy (SQLite, whose dialect calls that a disconnect)."""
+    if database.is_sqlite:
+        connection.connection.driver_connection.close()  # type: ignore[union-attr]
+        return
+    pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    with database.engine.connect() as other:
+        other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")

@@ -14,17 +14,18 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from webwork_sso_middleware.errors import StoreUnavailable
-from webwork_sso_middleware.store import Database
+from webwork_sso_middleware.store import Database, audit
 from webwork_sso_middleware.store.db import UnitOfWork, json_text
-from webwork_sso_middleware.store.models import Base, Workspace, utcnow
+from webwork_sso_middleware.store.driver import combined
+from webwork_sso_middleware.store.models import AuditEvent, Base, Workspace, utcnow
 from webwork_sso_middleware.store.workspaces import find_credential
 
 from ..conftest import POSTGRES_URL
-from ..store_helpers import transaction
+from ..store_helpers import lose, transaction
 
 
 def test_migrations_build_exactly_the_models(database: Database):
@@ -152,7 +153,7 @@ def test_run_reconnects_when_the_server_dropped_the_pooled_connections(database:
     assert slugs(database) == ["after-restart"]
 
 
-def test_reads_run_apart_need_no_transaction_and_writes_cannot(database: Database):
+def test_reads_run_apart_need_no_transaction(database: Database):
     def ends_with_its_statement(unit: UnitOfWork) -> bool:
         unit.connection.execute(text("SELECT 1"))
         time.sleep(0.02)
@@ -168,9 +169,135 @@ def test_reads_run_apart_need_no_transaction_and_writes_cannot(database: Databas
         assert database.run(ends_with_its_statement, write=False) is False
         # The connection went back to the pool in its transactional mode.
         assert database.run(ends_with_its_statement, write=False) is False
-    with pytest.raises(ValueError, match="reads only"):
-        database.run(lambda unit: add_workspace(unit, "never"), together=False)
-    assert slugs(database) == []
+    # Reads may use the ORM there; writing work may not (its flush is several statements).
+    assert (
+        database.run(
+            lambda unit: unit.session.scalars(select(Workspace.slug)).all(),
+            write=False,
+            together=False,
+        )
+        == []
+    )
+    with pytest.raises(RuntimeError, match="no ORM session"):
+        database.run(lambda unit: unit.session, together=False)
+
+
+@pytest.fixture
+def workspace_id(database: Database) -> int:
+    database.run(lambda unit: add_workspace(unit, "acme"))
+    return database.run(
+        lambda unit: unit.connection.execute(select(Workspace.id)).scalar_one(), write=False
+    )
+
+
+def record(unit: UnitOfWork, workspace_id: int, action: str) -> None:
+    """A write through the driver (store/driver.py), as a SCIM create's are."""
+    audit.record(
+        unit,
+        workspace_id=workspace_id,
+        actor="test",
+        action=action,
+        target_type="member",
+        target_id="m1",
+    )
+
+
+def actions(database: Database) -> list[str]:
+    return database.run(
+        lambda unit: sorted(unit.connection.execute(select(AuditEvent.action)).scalars()),
+        write=False,
+    )
+
+
+def test_work_without_a_transaction_writes_once_in_one_combined_block(
+    database: Database, workspace_id: int
+):
+    def work(unit: UnitOfWork) -> bool:
+        with combined(unit.connection):
+            record(unit, workspace_id, "first")
+            record(unit, workspace_id, "second")
+        if database.is_sqlite:
+            return False  # a transaction there, as ever
+        # True when this statement is a transaction of its own (autocommit).
+        return bool(
+            unit.connection.execute(
+                text("SELECT transaction_timestamp() = statement_timestamp()")
+            ).scalar_one()
+        )
+
+    without_transaction = database.run(work, together=False)
+    assert without_transaction is not database.is_sqlite
+    assert actions(database) == ["first", "second"]
+
+
+def test_work_without_a_transaction_may_not_write_outside_its_block(
+    database: Database, workspace_id: int
+):
+    """Such a write would commit on its own: refused before it is sent, on every backend."""
+
+    def write_alone(unit: UnitOfWork) -> None:
+        record(unit, workspace_id, "alone")
+
+    def two_blocks(unit: UnitOfWork) -> None:
+        with combined(unit.connection):
+            pass
+        with combined(unit.connection):
+            record(unit, workspace_id, "second block")
+
+    def after_the_block(unit: UnitOfWork) -> None:
+        with combined(unit.connection):
+            pass
+        record(unit, workspace_id, "after")
+
+    with pytest.raises(RuntimeError, match="outside combined"):
+        database.run(write_alone, together=False)
+    with pytest.raises(RuntimeError, match="one combined"):
+        database.run(two_blocks, together=False)
+    with pytest.raises(RuntimeError, match="outside combined"):
+        database.run(after_the_block, together=False)
+    with pytest.raises(RuntimeError, match="outside combined"):
+        database.run(write_alone, write=False, together=False)  # reads never write
+    assert actions(database) == []
+    # In a transaction, the same writes are ordinary ones.
+    database.run(write_alone)
+    assert actions(database) == ["alone"]
+
+
+def test_without_a_transaction_a_write_sent_on_a_lost_connection_is_not_run_again(
+    database: Database, workspace_id: int
+):
+    """On PostgreSQL the write was its own commit: whether it landed is unknown, so run()
+    raises rather than risk writing it twice. A connection lost before it (or, on SQLite, in
+    the transaction there) is an ordinary retry."""
+    tries: list[int] = []
+
+    def work(unit: UnitOfWork) -> None:
+        tries.append(1)
+        assert find_credential(unit, "no-such-token") is None
+        if len(tries) == 1:
+            lose(database, unit.connection)
+        with combined(unit.connection):
+            record(unit, workspace_id, "once")
+
+    if database.is_sqlite:
+        database.run(work, together=False)
+        assert (len(tries), actions(database)) == (2, ["once"])
+    else:
+        with pytest.raises(DBAPIError) as raised:
+            database.run(work, together=False)
+        assert raised.value.connection_invalidated
+        assert (len(tries), actions(database)) == (1, [])
+
+    def lost_before_the_write(unit: UnitOfWork) -> None:
+        tries.append(1)
+        if len(tries) == 3:
+            lose(database, unit.connection)
+        assert find_credential(unit, "no-such-token") is None
+        with combined(unit.connection):
+            record(unit, workspace_id, "after a retry")
+
+    database.run(lost_before_the_write, together=False)
+    assert "after a retry" in actions(database)
 
 
 def test_a_writing_run_takes_the_sqlite_write_lock_at_begin(tmp_path: Path):

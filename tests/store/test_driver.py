@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, String, bindparam, event, insert, literal_column, select, update
+from sqlalchemy import String, bindparam, event, insert, literal_column, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from webwork_sso_middleware.store import (
@@ -26,7 +26,7 @@ from webwork_sso_middleware.store.driver import DriverStatement, NumberedSQL, co
 from webwork_sso_middleware.store.models import AuditEvent, Member, Workspace, utcnow
 from webwork_sso_middleware.store.sessions import _INSERT_SESSION
 
-from ..store_helpers import transaction
+from ..store_helpers import lose, transaction
 
 WORKSPACES = Workspace.__table__
 MEMBERS = Member.__table__
@@ -260,6 +260,24 @@ def test_more_parameters_than_one_statement_takes_are_sent_one_by_one(
         assert MEMBER_BY_NAME.first(unit.connection, {"key": "many5999@acme.test"}) is not None
 
 
+def test_too_many_parameters_still_land_together_without_a_transaction(
+    database: Database, workspace_id: int
+) -> None:
+    """Work without a transaction (Database.run, together=False) whose block is too big for
+    one statement: its writes go one by one in a transaction of their own, all or none."""
+
+    def work(unit: UnitOfWork) -> None:
+        with combined(unit.connection):
+            for n in range(6000):
+                ADD_MEMBER.rows(unit.connection, member(workspace_id, f"bulk{n}@acme.test"))
+            ADD_MEMBER.rows(unit.connection, member(workspace_id, "bulk0@acme.test", id="again"))
+
+    with pytest.raises(IntegrityError):
+        database.run(work, together=False)
+    with transaction(database) as unit:
+        assert MEMBER_BY_NAME.first(unit.connection, {"key": "bulk0@acme.test"}) is None
+
+
 def test_a_connection_lost_inside_a_combined_block_is_retried_by_run(
     database: Database, workspace_id: int
 ) -> None:
@@ -359,17 +377,6 @@ def test_statements_it_cannot_run_plainly_go_through_sqlalchemy(
         modified = unit.connection.execute(select(WORKSPACES.c.modified_at)).scalar_one()
     assert found == [("id-fay@acme.test",)]
     assert modified > NOW
-
-
-def lose(database: Database, connection: Connection) -> None:
-    """Cut a connection under a transaction: the server ends it (PostgreSQL), or the driver's
-    connection is closed beneath SQLAlchemy (SQLite, whose dialect calls that a disconnect)."""
-    if database.is_sqlite:
-        connection.connection.driver_connection.close()  # type: ignore[union-attr]
-        return
-    pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    with database.engine.connect() as other:
-        other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
 
 
 def test_a_lost_connection_is_invalidated_and_the_next_unit_reconnects(

@@ -30,6 +30,7 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import StoreUnavailable
 from ..logs import package_logger
+from .driver import OneWrite, one_write
 
 log = package_logger(__name__)
 
@@ -79,8 +80,11 @@ class UnitOfWork:
     are Core queries and never need one.
     """
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, one_write: OneWrite | None = None) -> None:
         self.connection = connection
+        # Set for work without a transaction that may write (Database.run, together=False):
+        # its one write is a combined() block, and the ORM's flush has no place in it.
+        self.one_write = one_write
         self._session: Session | None = None
         # Ids of the lifecycle events recorded in this transaction (store/events.py): told to
         # the Database's listeners once it commits, dropped with it when it rolls back.
@@ -90,6 +94,8 @@ class UnitOfWork:
 
     @property
     def session(self) -> Session:
+        if self.one_write is not None:
+            raise RuntimeError("no ORM session in work without a transaction that may write")
         if self._session is None:
             self._session = StoreSession(
                 bind=self.connection, expire_on_commit=False, autoflush=False
@@ -270,13 +276,15 @@ class Database:
         ``write=False`` is a promise that ``work`` only reads: on SQLite a writer takes the
         write lock at BEGIN, which a reader need not wait for.
 
-        ``together=False`` (reads only) says the reads need no transaction around them: each
-        statement sees what was committed when it runs, as it does under PostgreSQL's READ
-        COMMITTED anyway. There they run in autocommit mode, which spares the BEGIN and COMMIT
-        round trips; nothing that locks or uses savepoints belongs in such work.
+        ``together=False`` says the work needs no transaction around its statements: each one
+        sees what was committed when it runs, as it does under PostgreSQL's READ COMMITTED
+        anyway. There they run in autocommit mode, which spares the BEGIN and COMMIT round
+        trips. Such work reads, and writes at most once: one ``combined()`` block, which is one
+        statement there (store/driver.py, OneWrite; another write through a DriverStatement,
+        or the ORM in writing work, raises RuntimeError). Nothing that locks or uses
+        savepoints belongs in it. On SQLite, writing work still runs in a transaction (the
+        block is several statements there), under the same rule.
         """
-        if not together and write:
-            raise ValueError("together=False is for reads only")
         started = time.monotonic()
         for attempt in range(1, attempts + 1):
             unit: UnitOfWork | None = None
@@ -296,6 +304,8 @@ class Database:
                     and exc.connection_invalidated
                     and unit is not None
                     and not unit.committing
+                    # Without a transaction, a write sent is a commit sent: outcome unknown.
+                    and not (unit.one_write is not None and unit.one_write.sent)
                 )
                 if (
                     attempt == attempts
@@ -328,14 +338,15 @@ class Database:
             elif not together and not self.is_sqlite:
                 # Reset to the pool's default when the connection goes back (SQLAlchemy does).
                 connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-            unit = UnitOfWork(connection)
-            try:
-                with connection.begin():
-                    yield unit
-                    unit.flush()
-                    unit.committing = True  # the commit goes out as this block ends
-            finally:
-                unit.close()
+            with one_write(connection) if not together else contextlib.nullcontext() as guard:
+                unit = UnitOfWork(connection, one_write=guard if write else None)
+                try:
+                    with connection.begin():
+                        yield unit
+                        unit.flush()
+                        unit.committing = True  # the commit goes out as this block ends
+                finally:
+                    unit.close()
 
     @staticmethod
     def _is_transient(exc: Exception) -> bool:

@@ -65,6 +65,9 @@ class DriverStatement:
     def __init__(self, statement: Executable, *, keys: Sequence[str] = ()) -> None:
         self.statement = statement
         self.keys = list(keys)
+        # INSERT, UPDATE or DELETE (with or without RETURNING): what a connection without a
+        # transaction takes only inside its one combined() block.
+        self.writes = bool(getattr(statement, "is_dml", False))
         self._compiled: dict[str, _Compiled | None] = {}
 
     def rows(self, connection: Connection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -78,6 +81,13 @@ class DriverStatement:
                 raise RuntimeError(f"not a plain write, so not for combining: {compiled}")
             queue.append((compiled, _arguments(compiled, parameters)))
             return []
+        if self.writes:
+            guard = connection.info.get(_GUARD)
+            if guard is not None and not guard.inside:
+                raise RuntimeError(
+                    "a write outside combined(), on a connection without a transaction: "
+                    "it would commit on its own"
+                )
         if compiled is None or _observed(connection):
             result = connection.execute(self.statement, dict(parameters))
             return [tuple(row) for row in result] if result.returns_rows else []
@@ -155,8 +165,33 @@ class DriverStatement:
 
 
 _COMBINED = "webwork_sso.combined"
+_GUARD = "webwork_sso.one_write"
 # PostgreSQL takes at most 65,535 parameters in one statement: more are sent one by one.
 _MAX_PARAMETERS = 65_535
+
+
+@dataclasses.dataclass(slots=True)
+class OneWrite:
+    """The rule for a connection without a transaction around its statements (autocommit on
+    PostgreSQL), where each statement commits as it runs: reads, and one :func:`combined`
+    block, whose writes are one statement there. Any other write through a
+    :class:`DriverStatement` raises RuntimeError, as does a second block."""
+
+    inside: bool = False  # in the combined() block
+    used: bool = False  # the block has begun
+    sent: bool = False  # its statement went to the server: its outcome may be unknown
+
+
+@contextlib.contextmanager
+def one_write(connection: Connection) -> Iterator[OneWrite]:
+    """Hold ``connection`` to :class:`OneWrite`'s rule while the block runs."""
+    guard = OneWrite()
+    info = connection.info
+    info[_GUARD] = guard
+    try:
+        yield guard
+    finally:
+        info.pop(_GUARD, None)
 
 
 @contextlib.contextmanager
@@ -167,25 +202,53 @@ def combined(connection: Connection) -> Iterator[None]:
 
     For writes whose results nobody reads (a new member, its values, its audit record, its
     event): one statement is one round trip and one parse, where each write would otherwise
-    cost both in turn, and it is atomic on its own. Elsewhere (SQLite, psycopg2, an engine
-    whose statements are watched) the statements simply run one by one, as they come."""
-    if not _numbered(connection.dialect) or _observed(connection):
-        yield
-        return
-    queue: list[tuple[_Compiled, Sequence[Any]]] = []
+    cost both in turn, and it is atomic on its own (so it needs no transaction: see
+    :class:`OneWrite`). Elsewhere (SQLite, psycopg2, an engine whose statements are watched)
+    the statements simply run one by one, as they come."""
     # The dict itself, kept: once a lost connection is invalidated, reading
     # ``connection.info`` again would try to reconnect inside the failed transaction.
     info = connection.info
-    info[_COMBINED] = queue
+    guard: OneWrite | None = info.get(_GUARD)
+    if guard is not None:
+        if guard.used:
+            raise RuntimeError("one combined() block on a connection without a transaction")
+        guard.used = guard.inside = True
     try:
-        yield
+        if not _numbered(connection.dialect) or _observed(connection):
+            yield
+            return
+        queue: list[tuple[_Compiled, Sequence[Any]]] = []
+        info[_COMBINED] = queue
+        try:
+            yield
+        finally:
+            info.pop(_COMBINED, None)
+        if not queue:
+            return
+        if guard is not None:
+            guard.sent = True
+        if sum(len(arguments) for _, arguments in queue) <= _MAX_PARAMETERS:
+            statements = tuple(compiled for compiled, _ in queue)
+            _execute(connection, _combined_sql(statements), _concatenated(queue), ())
+        else:
+            _one_by_one(connection, queue, atomically=guard is not None)
     finally:
-        info.pop(_COMBINED, None)
-    if sum(len(arguments) for _, arguments in queue) > _MAX_PARAMETERS:
-        for compiled, arguments in queue:
-            _execute(connection, compiled.sql, arguments, compiled.result_processors)
-    elif queue:
-        _execute(connection, _combined_sql(tuple(c for c, _ in queue)), _concatenated(queue), ())
+        if guard is not None:
+            guard.inside = False
+
+
+def _one_by_one(
+    connection: Connection, queue: list[tuple[_Compiled, Sequence[Any]]], *, atomically: bool
+) -> None:
+    """Too many parameters for one statement: each write on its own, in a transaction of
+    their own where the connection has none (autocommit), so they still land together."""
+    driver: Any = connection.connection.driver_connection
+    try:
+        with driver.transaction() if atomically else contextlib.nullcontext():
+            for compiled, arguments in queue:
+                _execute(connection, compiled.sql, arguments, compiled.result_processors)
+    except connection.dialect.loaded_dbapi.Error as exc:  # BEGIN, COMMIT or ROLLBACK failed
+        raise _as_sqlalchemy_error(connection, exc, None, None, None) from exc
 
 
 def _numbered(dialect: Dialect) -> bool:
