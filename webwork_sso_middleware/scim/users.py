@@ -111,6 +111,11 @@ def create_user(context: ScimContext) -> Reply:
     _check_name(context, member.user_name_key)
     if not member.active:
         member.deactivated_at = utcnow()
+    # The reply first: the write below is the last step, and on PostgreSQL its own commit
+    # (app.py ONE_WRITE), so nothing may fail after it.
+    member_store.fill_defaults(member)
+    result = user_document(MemberRecord(member, member.values, []), context.locate)
+    headers = {"Location": result["meta"]["location"], "ETag": version_tag(member.version)}
     # Creates are what a directory sync sends most: plain INSERTs, not the ORM's flush, sent
     # as one statement on PostgreSQL, the unique userName index checked at its end.
     with context.unique(_conflict(member)), combined(context.connection):
@@ -118,8 +123,6 @@ def create_user(context: ScimContext) -> Reply:
         _record(
             context, "created", member.id, {"userName": member.user_name, "active": member.active}
         )
-    result = user_document(MemberRecord(member, member.values, []), context.locate)
-    headers = {"Location": result["meta"]["location"], "ETag": version_tag(member.version)}
     return 201, result, headers
 
 

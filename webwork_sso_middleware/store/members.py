@@ -283,15 +283,20 @@ class NewMember:
         def __setattr__(self, name: str, value: Any) -> None: ...
 
 
-def insert_new(unit: UnitOfWork, member: NewMember) -> None:
-    """Store a new member and its values as plain INSERTs.
-
-    Columns left unset take the model's defaults, written onto ``member`` too, so it renders
-    as stored. A refused row raises IntegrityError, as a flush would (the unique userName
-    index)."""
+def fill_defaults(member: NewMember) -> None:
+    """Give the columns left unset the model's defaults (id, timestamps, version, ...), so
+    ``member`` renders as it will be stored."""
     for key, default in _MEMBER_DEFAULTS:
         if getattr(member, key) is None:
             setattr(member, key, _default_of(default))
+
+
+def insert_new(unit: UnitOfWork, member: NewMember) -> None:
+    """Store a new member and its values as plain INSERTs.
+
+    Columns left unset take the model's defaults first (:func:`fill_defaults`). A refused row
+    raises IntegrityError, as a flush would (the unique userName index)."""
+    fill_defaults(member)
     connection = unit.connection
     row = {key: getattr(member, key) for key in _MEMBER_COLUMNS}
     for key in _JSON_NULL_COLUMNS:
