@@ -140,6 +140,43 @@ def test_a_created_members_unset_columns_hold_sql_null(scim: ScimClient, middlew
     assert tuple(unset) == (True,) * 5
 
 
+def most_values(email: str, count: int = 100) -> dict[str, Any]:
+    """A User with ``count`` values of every multi-valued attribute (100: the most it takes)."""
+    body = okta_user(email)
+    for attribute in ("emails", "phoneNumbers", "ims", "photos", "entitlements", "roles"):
+        body[attribute] = [{"value": f"{attribute}{n}-{email}"} for n in range(count)]
+    body["x509Certificates"] = [{"value": f"MII{n}"} for n in range(count)]
+    body["addresses"] = [{"locality": f"Town {n}", "country": "DE"} for n in range(count)]
+    return body
+
+
+def test_the_largest_create_lands_whole_and_reads_back_in_order(scim: ScimClient, middleware):
+    """800 values (the most SCIM takes) are 11,255 parameters: one statement on PostgreSQL,
+    within its 65,535."""
+    created = scim.post("/Users", most_values("most@acme.test")).json
+    read = scim.get(f"/Users/{created['id']}").json
+    assert read == created
+    assert [e["value"] for e in read["emails"]] == [f"emails{n}-most@acme.test" for n in range(100)]
+    assert [a["locality"] for a in read["addresses"]] == [f"Town {n}" for n in range(100)]
+    with middleware.database.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM member_values").scalar_one() == 800
+
+
+def test_creates_of_many_values_leave_no_large_statement_prepared(scim: ScimClient, middleware):
+    """psycopg prepares what a connection ran 5 times and keeps up to 100 statements; a
+    create's combined statement differs with its count of values, and one of some hundred
+    writes holds megabytes of the server's memory once prepared. A client varying the count
+    must not make the server keep one such statement after another."""
+    if middleware.database.is_sqlite:
+        pytest.skip("nothing is prepared on SQLite")
+    for n in range(6):
+        scim.post("/Users", most_values(f"many{n}@acme.test", count=10))
+    with middleware.database.engine.connect() as conn:
+        prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements")
+        largest = max((s.count("INSERT INTO") for s in prepared.scalars()), default=0)
+    assert largest <= 8
+
+
 @pytest.mark.parametrize(
     "spelling",
     [

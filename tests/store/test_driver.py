@@ -278,6 +278,29 @@ def test_too_many_parameters_still_land_together_without_a_transaction(
         assert MEMBER_BY_NAME.first(unit.connection, {"key": "bulk0@acme.test"}) is None
 
 
+def test_a_large_combined_statement_is_not_kept_prepared_on_the_server(
+    database: Database, workspace_id: int
+) -> None:
+    """psycopg prepares a statement it has run 5 times on a connection and keeps up to 100.
+    A combined statement's text differs with the count of its writes (a member's values), and
+    one of hundreds of CTEs holds megabytes of the server's memory once prepared: a client
+    varying the count would make each connection hold gigabytes. Small ones (a usual create)
+    may stay prepared; large ones must not."""
+    if database.is_sqlite:
+        pytest.skip("one by one on SQLite: nothing is combined")
+    for run in range(7):
+        with transaction(database, write=True) as unit, combined(unit.connection):
+            for n in range(40):
+                ADD_MEMBER.rows(unit.connection, member(workspace_id, f"p{run}-{n}@acme.test"))
+    with transaction(database) as unit:
+        prepared = (
+            unit.connection.exec_driver_sql("SELECT statement FROM pg_prepared_statements")
+            .scalars()
+            .all()
+        )
+    assert [s for s in prepared if s.count("INSERT INTO") > 8] == []
+
+
 def test_a_connection_lost_inside_a_combined_block_is_retried_by_run(
     database: Database, workspace_id: int
 ) -> None:

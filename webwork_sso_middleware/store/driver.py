@@ -168,6 +168,12 @@ _COMBINED = "webwork_sso.combined"
 _GUARD = "webwork_sso.one_write"
 # PostgreSQL takes at most 65,535 parameters in one statement: more are sent one by one.
 _MAX_PARAMETERS = 65_535
+# psycopg prepares a query a connection ran 5 times and keeps up to 100 per connection; a
+# combined statement's text changes with its count of writes (a member's values, up to 800),
+# and prepared, one of hundreds of writes holds megabytes of the server's memory. So only a
+# combined statement of at most this many writes (a usual create) may be prepared, or kept
+# in _combined_sql's cache; a larger one is sent unprepared, its text made each time.
+_MAX_PREPARED_WRITES = 8
 
 
 @dataclasses.dataclass(slots=True)
@@ -227,11 +233,14 @@ def combined(connection: Connection) -> Iterator[None]:
             return
         if guard is not None:
             guard.sent = True
-        if sum(len(arguments) for _, arguments in queue) <= _MAX_PARAMETERS:
-            statements = tuple(compiled for compiled, _ in queue)
+        statements = tuple(compiled for compiled, _ in queue)
+        if sum(len(arguments) for _, arguments in queue) > _MAX_PARAMETERS:
+            _one_by_one(connection, queue, atomically=guard is not None)
+        elif len(queue) <= _MAX_PREPARED_WRITES:
             _execute(connection, _combined_sql(statements), _concatenated(queue), ())
         else:
-            _one_by_one(connection, queue, atomically=guard is not None)
+            sql = _combine(statements)
+            _execute(connection, sql, _concatenated(queue), (), prepare=False)
     finally:
         if guard is not None:
             guard.inside = False
@@ -269,6 +278,11 @@ def _concatenated(queue: list[tuple[_Compiled, Sequence[Any]]]) -> list[Any]:
 
 @functools.lru_cache(maxsize=256)
 def _combined_sql(statements: tuple[_Compiled, ...]) -> str:
+    """:func:`_combine`, cached (for combined statements of few writes: _MAX_PREPARED_WRITES)."""
+    return _combine(statements)
+
+
+def _combine(statements: tuple[_Compiled, ...]) -> str:
     """``WITH w1 AS (first), w2 AS (second), ... last``, each one's placeholders renumbered
     after those of the statements before it. All of them run, in one snapshot, and their
     constraints are checked at the end of the whole statement (so a foreign key may name a
@@ -377,14 +391,19 @@ def _execute(
     processors: tuple[Processor | None, ...],
     *,
     numbered: bool = True,
+    prepare: bool | None = None,
 ) -> list[tuple[Any, ...]]:
     dbapi = connection.dialect.loaded_dbapi
     cursor = None
     try:
         # Inside: a driver connection closed beneath us refuses the cursor itself (SQLite).
         driver: Any = connection.connection.driver_connection
-        cursor = dbapi.RawCursor(driver) if numbered else driver.cursor()
-        cursor.execute(sql, arguments)
+        if numbered:
+            cursor = dbapi.RawCursor(driver)
+            cursor.execute(sql, arguments, prepare=prepare)  # None: psycopg's own choice
+        else:
+            cursor = driver.cursor()
+            cursor.execute(sql, arguments)
         # psycopg builds a Column object per column for ``description``: ask the result itself.
         returned = cursor.pgresult.nfields if numbered else cursor.description
         rows = cursor.fetchall() if returned else []
