@@ -191,6 +191,18 @@ def test_numbered_sql_replaces_psycopgs_named_placeholders() -> None:
     assert shifted == "INSERT INTO t VALUES ($3, '$1', $4)"
 
 
+def test_bind_names_sqlalchemy_escapes_or_leaves_alone_reach_the_driver(
+    database: Database,
+) -> None:
+    """SQLAlchemy renders bindparam("a.b") as %(a_b)s and leaves "a-b" as it is; psycopg takes
+    any name up to ")". The numbered SQL must bind both, by the names the caller passes."""
+    statement = DriverStatement(
+        select(bindparam("a.b", type_=String), bindparam("a-b", type_=String))
+    )
+    with transaction(database) as unit:
+        assert statement.rows(unit.connection, {"a.b": "x", "a-b": "y"}) == [("x", "y")]
+
+
 def test_a_literal_percent_sign_reaches_the_database_as_one(database: Database) -> None:
     statement = DriverStatement(
         select(literal_column("'100%'", String).label("x"), bindparam("y", type_=String))

@@ -147,7 +147,10 @@ class DriverStatement:
         numbered_sql = None
         if numbered:
             numbered_sql = NumberedSQL.of(sql)
-            sql, names = numbered_sql.render(), numbered_sql.names
+            sql = numbered_sql.render()
+            # By the names callers pass: SQLAlchemy renders some escaped (a.b as %(a_b)s).
+            escaped = {e: name for name, e in (compiled.escaped_bind_names or {}).items()}
+            names = tuple(escaped.get(name, name) for name in numbered_sql.names)
         positional = dialect.positional or numbered
         return _Compiled(
             sql=sql,
@@ -299,7 +302,8 @@ def _combine(statements: tuple[_Compiled, ...]) -> str:
     return "WITH " + ", ".join(f"w{n} AS ({cte})" for n, cte in enumerate(ctes, 1)) + " " + last
 
 
-_PYFORMAT = re.compile(r"%%|%\((\w+)\)s")
+# A name is anything up to ")", as psycopg reads it (SQLAlchemy escapes only some characters).
+_PYFORMAT = re.compile(r"%%|%\(([^)]+)\)s")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
