@@ -250,6 +250,31 @@ def test_combined_writes_are_one_statement_on_postgresql(
     assert kept is database.is_sqlite
 
 
+def test_a_block_inside_another_joins_it(database: Database, workspace_id: int) -> None:
+    """Its writes go with the outer block's, in the one statement, not before them."""
+    with (
+        pytest.raises(IntegrityError),
+        transaction(database, write=True) as unit,
+        combined(unit.connection),
+    ):
+        ADD_MEMBER.rows(unit.connection, member(workspace_id, "oak@acme.test"))
+        with combined(unit.connection):
+            ADD_MEMBER.rows(unit.connection, member(workspace_id, "pia@acme.test"))
+        ADD_MEMBER.rows(unit.connection, member(workspace_id, "oak@acme.test", id="again"))
+    with transaction(database) as unit:
+        assert MEMBER_BY_NAME.first(unit.connection, {"key": "pia@acme.test"}) is None
+
+    def nested_without_a_transaction(unit: UnitOfWork) -> None:
+        with combined(unit.connection):
+            ADD_MEMBER.rows(unit.connection, member(workspace_id, "quin@acme.test"))
+            with combined(unit.connection):
+                ADD_MEMBER.rows(unit.connection, member(workspace_id, "rae@acme.test"))
+
+    database.run(nested_without_a_transaction, together=False)
+    with transaction(database) as unit:
+        assert MEMBER_BY_NAME.first(unit.connection, {"key": "rae@acme.test"}) is not None
+
+
 def test_a_block_that_raises_sends_none_of_its_writes(
     database: Database, workspace_id: int
 ) -> None:

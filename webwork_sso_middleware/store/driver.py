@@ -68,7 +68,7 @@ class DriverStatement:
         # INSERT, UPDATE or DELETE (with or without RETURNING): what a connection without a
         # transaction takes only inside its one combined() block.
         self.writes = bool(getattr(statement, "is_dml", False))
-        self._compiled: dict[str, _Compiled | None] = {}
+        self._compiled: dict[tuple[str, str, str], _Compiled | None] = {}
 
     def rows(self, connection: Connection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Execute in the connection's transaction; the result rows (none for a plain write)."""
@@ -115,9 +115,10 @@ class DriverStatement:
 
     def _compiled_for(self, dialect: Dialect) -> _Compiled | None:
         try:
-            return self._compiled[dialect.name]
+            return self._compiled[dialect.name, dialect.driver, dialect.paramstyle]
         except KeyError:
-            compiled = self._compiled[dialect.name] = self._compile(dialect)
+            key = dialect.name, dialect.driver, dialect.paramstyle  # psycopg 3's SQL is its own
+            compiled = self._compiled[key] = self._compile(dialect)
             return compiled
 
     def _compile(self, dialect: Dialect) -> _Compiled | None:
@@ -209,15 +210,21 @@ def combined(connection: Connection) -> Iterator[None]:
     block ends (PostgreSQL on psycopg 3: each one a data-modifying CTE of the last), where a
     refused one raises; if the block raises, none is sent.
 
-    For writes whose results nobody reads (a new member, its values, its audit record, its
-    event): one statement is one round trip and one parse, where each write would otherwise
-    cost both in turn, and it is atomic on its own (so it needs no transaction: see
-    :class:`OneWrite`). Elsewhere (SQLite, psycopg2, an engine whose statements are watched)
-    the statements simply run one by one, as they come."""
+    For independent writes whose results nobody reads (a new member, its values, its audit
+    record, its event): one statement is one round trip and one parse, where each write would
+    otherwise cost both in turn, and it is atomic on its own (so it needs no transaction: see
+    :class:`OneWrite`). Its parts run in one snapshot and in no promised order (PostgreSQL
+    runs the last first), so none may depend on another's effect beyond a constraint checked
+    at the end, and serial ids come out in no particular order. Elsewhere (SQLite, psycopg2,
+    an engine whose statements are watched) the statements simply run one by one, as they
+    come. A block inside another joins it."""
     # The dict itself, kept: once a lost connection is invalidated, reading
     # ``connection.info`` again would try to reconnect inside the failed transaction.
     info = connection.info
     guard: OneWrite | None = info.get(_GUARD)
+    if _COMBINED in info or (guard is not None and guard.inside):
+        yield  # inside another block: its writes are that block's
+        return
     if guard is not None:
         if guard.used:
             raise RuntimeError("one combined() block on a connection without a transaction")
