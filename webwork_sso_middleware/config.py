@@ -91,7 +91,8 @@ class Settings:
     # past five minutes revocation would no longer be prompt.
     session_recheck_seconds: float = option(
         2.0,
-        "seconds a worker trusts its cached check of a session (0: ask every request)",
+        "seconds a worker trusts its cached check of a session or SCIM token (0: ask every "
+        "request)",
         check=values.between(0, 300),
     )
     session_cookie_name: str = option(

@@ -71,9 +71,10 @@ class SSOMiddleware:
         least ``session_idle_lifetime``). Default ``43200``.
     :param session_idle_lifetime: seconds without a request after which a session ends (at
         least 60). Default ``7200``.
-    :param session_recheck_seconds: how long a worker trusts its cached check of a session: the
-        most time a deactivation or logout takes to reach every worker (0 to 300; 0 asks the
-        database on every request). Default ``2.0``.
+    :param session_recheck_seconds: how long a worker trusts its cached check of a session or
+        of a SCIM token: the most time a deactivation, a logout, a new SCIM token or SCIM
+        switched off takes to reach every worker (0 to 300; 0 asks the database on every
+        request). Default ``2.0``.
     :param session_cookie_name: the session cookie's name. Default ``"webwork_sso_session"``.
     :param protect: path prefixes that require a session, or ``True`` for every path except
         ``/saml/`` and ``/scim/``; matched case-insensitively on normalised paths. Default ``()``:
@@ -122,7 +123,11 @@ class SSOMiddleware:
         )
         fetch_metadata = MetadataFetcher.from_settings(settings)
         self.workspaces = Workspaces(
-            self.database, resolver=TxtResolver(settings.dns_nameservers), fetch=fetch_metadata
+            self.database,
+            resolver=TxtResolver(settings.dns_nameservers),
+            fetch=fetch_metadata,
+            # A change made through this object reaches this worker's SCIM at once.
+            credentials_changed=self._forget_credentials,
         )
         self.scim = ScimApplication(
             self.database,
@@ -130,6 +135,7 @@ class SSOMiddleware:
             max_results=settings.scim_max_results,
             max_body_bytes=settings.max_body_bytes,
             metrics=self.metrics,
+            token_recheck=dt.timedelta(seconds=settings.session_recheck_seconds),
         )
         self.sessions = SessionManager(
             self.database,
@@ -147,7 +153,11 @@ class SSOMiddleware:
             self.database, settings=settings, sessions=self.sessions, metrics=self.metrics
         )
         self.settings_page = SettingsPage(
-            self.database, settings=settings, sessions=self.sessions, fetch=fetch_metadata
+            self.database,
+            settings=settings,
+            sessions=self.sessions,
+            fetch=fetch_metadata,
+            credentials_changed=self._forget_credentials,
         )
         # Lifecycle events: subscribe(handler) here, since(cursor) from anywhere (events/).
         self.events = EventFeed(self.database)
@@ -190,6 +200,9 @@ class SSOMiddleware:
         if refreshed_cookie is not None:
             start_response = _adding_cookie(start_response, refreshed_cookie)
         return self.app(environ, start_response)
+
+    def _forget_credentials(self) -> None:
+        self.scim.credentials.forget()
 
     def _keep_audit_retention(self) -> None:
         # On the paths that write the log (SCIM, sign-in), never on the host app's own traffic.

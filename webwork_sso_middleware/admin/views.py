@@ -81,12 +81,16 @@ class SettingsPage:
         sessions: SessionManager,
         fetch: Callable[[str], str] = fetch_metadata,
         clock: Callable[[], float] = time.time,
+        credentials_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.database = database
         self.settings = settings
         self.sessions = sessions
         self.workspaces = Workspaces(
-            database, fetch=fetch, resolver=TxtResolver(settings.dns_nameservers)
+            database,
+            fetch=fetch,
+            resolver=TxtResolver(settings.dns_nameservers),
+            credentials_changed=credentials_changed,  # a new SCIM token, SCIM off: forgotten
         )
         self.settings_sessions = SettingsSessions(
             database, signing=sessions.signing, secure=settings.secure_cookies, clock=clock

@@ -7,6 +7,8 @@ so those two methods live here, one floor up, and hand the store values it only 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .. import domains as domain_rules
 from ..errors import ConfigurationError, MetadataError, NotFound
 from ..store import identity_providers
@@ -29,8 +31,9 @@ class Workspaces(workspace_store.Workspaces):
         *,
         fetch: Fetch = fetch_metadata,
         resolver: domain_rules.TxtResolver | None = None,
+        credentials_changed: Callable[[], None] = lambda: None,
     ) -> None:
-        super().__init__(database, resolver=resolver)
+        super().__init__(database, resolver=resolver, credentials_changed=credentials_changed)
         self.fetch = fetch  # how set_idp gets metadata from a URL (replaceable in tests)
 
     # -- the IdP ---------------------------------------------------------------------------------

@@ -28,10 +28,10 @@ from ..logs import note_workspace, package_logger
 from ..metrics import NO_METRICS, Metrics
 from ..store.db import Database, UnitOfWork
 from ..store.models import SSO_PLANS
-from ..store.workspaces import find_credential
 from ..urls import public_urls
 from . import bulk, discovery, groups, root_search, users
 from .context import Reply, ScimContext
+from .credentials import CredentialCache
 from .errors import ScimError
 from .replies import JsonReply, json_reply
 from .throttle import AUTH_FAILURE_LIMIT, AUTH_FAILURE_WINDOW, AuthThrottle, source_of
@@ -119,8 +119,11 @@ class ScimApplication:
         auth_failure_window: dt.timedelta = AUTH_FAILURE_WINDOW,
         bulk_max_operations: int = bulk.MAX_OPERATIONS,
         metrics: Metrics = NO_METRICS,
+        token_recheck: dt.timedelta = dt.timedelta(0),
     ) -> None:
         self.database = database
+        # Which workspace a token opens, kept for token_recheck (0: asked every request).
+        self.credentials = CredentialCache(recheck=token_recheck)
         self.metrics = metrics
         self.base_url = base_url
         self.max_results = max_results
@@ -280,14 +283,14 @@ class ScimApplication:
         (for a request from a blocked source, before anything else is done for it)."""
         token = _presented_token(request)
         return token is not None and self.database.run(
-            lambda unit: find_credential(unit, token) is not None, write=False
+            lambda unit: self.credentials.find(unit, token) is not None, write=False
         )
 
     def authenticate(self, request: Request, unit: UnitOfWork) -> ScimContext:
         token = _presented_token(request)
         if token is None:
             raise _unauthorized("missing SCIM API token (send 'Authorization: Bearer <token>')")
-        credential = find_credential(unit, token)
+        credential = self.credentials.find(unit, token)
         if credential is None:
             raise InvalidToken()
         if credential.plan not in SSO_PLANS:

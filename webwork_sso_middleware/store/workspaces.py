@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import cast
 
 from sqlalchemy import Table, bindparam, select, update
@@ -150,9 +150,13 @@ class Workspaces:
         database: Database,
         *,
         resolver: domain_rules.TxtResolver | None = None,
+        credentials_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.database = database
         self.resolver = resolver or domain_rules.TxtResolver()  # how verify_domain asks DNS
+        # Called once a change to what a SCIM token opens (a new token, SCIM or the plan) has
+        # committed: this process's cache of tokens forgets at once (scim/credentials.py).
+        self.credentials_changed = credentials_changed
 
     def create(
         self, slug: str, *, name: str, plan: str = "free", owner_email: str
@@ -191,7 +195,9 @@ class Workspaces:
         return self.database.run(work, write=False)
 
     def rotate_token(self, slug: str) -> str:
-        """Issue a new SCIM token; every earlier token stops working at once."""
+        """Issue a new SCIM token; every earlier token is revoked at once. A worker that
+        remembers one (scim/credentials.py) forgets it within its bound; this object's own
+        process at once, through ``credentials_changed``."""
 
         def work(unit: UnitOfWork) -> str:
             workspace = _load(unit, slug)
@@ -204,7 +210,9 @@ class Workspaces:
                 token.revoked_at = now
             return _issue_token(unit, workspace)
 
-        return self.database.run(work)
+        token = self.database.run(work)
+        self.credentials_changed()
+        return token
 
     def enable(self, slug: str, *, scim: bool = False, sso: bool = False) -> WorkspaceInfo:
         def work(unit: UnitOfWork) -> WorkspaceInfo:
@@ -215,7 +223,9 @@ class Workspaces:
             workspace.sso_enabled = workspace.sso_enabled or sso
             return WorkspaceInfo.of(workspace)
 
-        return self.database.run(work)
+        info = self.database.run(work)
+        self.credentials_changed()
+        return info
 
     def disable(
         self, slug: str, *, scim: bool = False, sso: bool = False, source: str = "cli"
@@ -237,7 +247,9 @@ class Workspaces:
                 end_member_sessions(unit, workspace.id, source=source)
             return WorkspaceInfo.of(workspace)
 
-        return self.database.run(work)
+        info = self.database.run(work)
+        self.credentials_changed()
+        return info
 
     def set_plan(self, slug: str, plan: str, *, source: str = "cli") -> WorkspaceInfo:
         """Change the plan; moving to free switches SCIM and SSO off and ends every member's
@@ -253,7 +265,9 @@ class Workspaces:
                 end_member_sessions(unit, workspace.id, source=source)
             return WorkspaceInfo.of(workspace)
 
-        return self.database.run(work)
+        info = self.database.run(work)
+        self.credentials_changed()
+        return info
 
     def set_domains(self, slug: str, domains: Iterable[str]) -> WorkspaceInfo:
         """Claim exactly these email domains. A claim kept keeps its verification; a new one
