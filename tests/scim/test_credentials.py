@@ -12,6 +12,8 @@ import pytest
 from webtest import TestApp
 
 from webwork_sso_middleware import SSOMiddleware
+from webwork_sso_middleware.errors import StoreUnavailable
+from webwork_sso_middleware.scim import credentials
 from webwork_sso_middleware.scim.credentials import CredentialCache
 from webwork_sso_middleware.store.workspaces import find_credential
 
@@ -159,3 +161,52 @@ def test_the_memory_is_bounded(workers):
             credential = cache.find(unit, token)
             assert credential == find_credential(unit, token)
             assert len(cache) <= 2
+
+
+def test_a_lookup_that_raced_a_change_in_this_worker_is_not_remembered(workers, monkeypatch):
+    """A request whose lookup read the token before this worker rotated it, and finished after
+    the rotation forgot every remembered token, must not put the old credential back: the
+    worker that made the change refuses the old token at once, not within the bound."""
+    here, _ = workers
+    old = open_workspace(here, "acme")
+    rotated: list[str] = []
+
+    def lookup_overtaken_by_a_rotation(unit, token):
+        credential = find_credential(unit, token)  # read before the change committed
+        if not rotated:  # meanwhile another thread of this worker rotates the token
+            rotated.append(here.workspaces.rotate_token("acme"))
+        return credential
+
+    monkeypatch.setattr(credentials, "find_credential", lookup_overtaken_by_a_rotation)
+    users(here, old)  # the request in flight: it read first, so it is served
+    monkeypatch.undo()
+    assert rotated
+    users(here, old, status=401)  # every later request: refused at once in this worker
+    users(here, rotated[0])
+
+
+class _CommitOutcomeLost:
+    """The database as a change sees it when the connection drops as its COMMIT goes out: the
+    change committed, and the caller gets an error all the same."""
+
+    def __init__(self, database):
+        self.database = database
+
+    def run(self, work, **options):
+        self.database.run(work, **options)
+        raise StoreUnavailable("server closed the connection unexpectedly")
+
+
+def test_a_change_whose_commit_raised_is_still_forgotten_in_this_worker(workers):
+    here, _ = workers
+    token = open_workspace(here, "acme")
+    users(here, token)  # remembered
+    database = here.workspaces.database
+    here.workspaces.database = _CommitOutcomeLost(database)
+    try:
+        with pytest.raises(StoreUnavailable):
+            here.workspaces.disable("acme", scim=True)
+    finally:
+        here.workspaces.database = database
+    assert not here.workspaces.get("acme").scim_enabled  # it did commit
+    assert "switched off" in users(here, token, status=403)["detail"]

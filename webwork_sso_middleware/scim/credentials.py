@@ -35,6 +35,9 @@ class CredentialCache:
             collections.OrderedDict()
         )
         self._lock = threading.Lock()
+        # Counts forget()s: a lookup that began before one may have read what the change
+        # replaced, and is not remembered (its own request is answered as it read).
+        self._generation = 0
 
     def find(self, unit: UnitOfWork, token: str) -> ScimCredential | None:
         """The credential of a live ``token``, or None: from this worker's memory when it was
@@ -50,9 +53,12 @@ class CredentialCache:
                     self._found.move_to_end(digest)
                     return found[1]
                 del self._found[digest]
+            generation = self._generation
         credential = find_credential(unit, token)
         if credential is not None:
             with self._lock:
+                if generation != self._generation:
+                    return credential  # a change committed meanwhile: not remembered
                 self._found[digest] = (now + self.recheck_seconds, credential)
                 self._found.move_to_end(digest)
                 while len(self._found) > self.max_tokens:
@@ -63,6 +69,7 @@ class CredentialCache:
         """Drop every token this worker remembers (for a change made in this worker)."""
         with self._lock:
             self._found.clear()
+            self._generation += 1
 
     def __len__(self) -> int:
         return len(self._found)

@@ -9,7 +9,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import cast
+from typing import TypeVar, cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
@@ -47,6 +47,7 @@ DOMAIN_PATTERN = domain_rules.DOMAIN_PATTERN
 TOKEN_PREFIX = "wwsso_"
 
 _MEMBER_SESSIONS = cast(Table, MemberSession.__table__)
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,8 +156,18 @@ class Workspaces:
         self.database = database
         self.resolver = resolver or domain_rules.TxtResolver()  # how verify_domain asks DNS
         # Called once a change to what a SCIM token opens (a new token, SCIM or the plan) has
-        # committed: this process's cache of tokens forgets at once (scim/credentials.py).
+        # ended, committed or not: this process's cache of tokens forgets at once
+        # (scim/credentials.py).
         self.credentials_changed = credentials_changed
+
+    def _changing_credentials(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run ``work``, a change to what a SCIM token opens, and forget this process's
+        remembered tokens however it ends: a commit whose answer was lost (the connection
+        dropped as it went out) raises, yet may have committed."""
+        try:
+            return self.database.run(work)
+        finally:
+            self.credentials_changed()
 
     def create(
         self, slug: str, *, name: str, plan: str = "free", owner_email: str
@@ -210,9 +221,7 @@ class Workspaces:
                 token.revoked_at = now
             return _issue_token(unit, workspace)
 
-        token = self.database.run(work)
-        self.credentials_changed()
-        return token
+        return self._changing_credentials(work)
 
     def enable(self, slug: str, *, scim: bool = False, sso: bool = False) -> WorkspaceInfo:
         def work(unit: UnitOfWork) -> WorkspaceInfo:
@@ -223,9 +232,7 @@ class Workspaces:
             workspace.sso_enabled = workspace.sso_enabled or sso
             return WorkspaceInfo.of(workspace)
 
-        info = self.database.run(work)
-        self.credentials_changed()
-        return info
+        return self._changing_credentials(work)
 
     def disable(
         self, slug: str, *, scim: bool = False, sso: bool = False, source: str = "cli"
@@ -247,9 +254,7 @@ class Workspaces:
                 end_member_sessions(unit, workspace.id, source=source)
             return WorkspaceInfo.of(workspace)
 
-        info = self.database.run(work)
-        self.credentials_changed()
-        return info
+        return self._changing_credentials(work)
 
     def set_plan(self, slug: str, plan: str, *, source: str = "cli") -> WorkspaceInfo:
         """Change the plan; moving to free switches SCIM and SSO off and ends every member's
@@ -265,9 +270,7 @@ class Workspaces:
                 end_member_sessions(unit, workspace.id, source=source)
             return WorkspaceInfo.of(workspace)
 
-        info = self.database.run(work)
-        self.credentials_changed()
-        return info
+        return self._changing_credentials(work)
 
     def set_domains(self, slug: str, domains: Iterable[str]) -> WorkspaceInfo:
         """Claim exactly these email domains. A claim kept keeps its verification; a new one
