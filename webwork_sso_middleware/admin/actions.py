@@ -190,7 +190,8 @@ class OwnerActions:
                 paging=False,
                 notices=(
                     Notice(
-                        "ok", "Issued a new SCIM API token. The previous token stopped working."
+                        "ok",
+                        "Issued a new SCIM API token. The previous token stops working within seconds.",
                     ),
                 ),
             )

@@ -33,7 +33,7 @@ def asked(form: Mapping[str, str]) -> Confirmation | None:
         return Confirmation(
             "Regenerate the SCIM API token?",
             (
-                "The current token stops working at once: your identity provider's provisioning "
+                "The current token stops working within seconds: your identity provider's provisioning "
                 "(new members, changes, deactivations) stops until you paste the new token into "
                 "it.",
                 "The new token is shown once, on the next page; copy it straight away.",

@@ -93,7 +93,7 @@ def connection(view: SettingsView) -> str:
                 "SCIM API Token",
                 view.new_token,
                 "Copy it into your identity provider now: it is shown only this once "
-                "and cannot be shown again. The previous token has stopped working.",
+                "and cannot be shown again. The previous token stops working within seconds.",
             )
             + "</div>"
         )
@@ -110,8 +110,8 @@ def connection(view: SettingsView) -> str:
         f"{hidden_fields(view, 'regenerate_token')}"
         '<button type="submit" class="danger" aria-describedby="regenerate-help">'
         'Regenerate SCIM API Token…</button><p class="help" id="regenerate-help">Asks first. '
-        "The current token then stops working at once: update your identity provider straight "
-        "after.</p></form>"
+        "The current token then stops working within seconds: update your identity provider "
+        "straight after.</p></form>"
     )
     return (
         '<section id="connection" aria-labelledby="connection-h">'
