@@ -124,13 +124,14 @@ def test_an_outage_fails_cleanly_and_heals_without_a_restart(
 
         if outage.backend == "postgresql":
             # The outage begins in the middle of a SCIM write: after the member's INSERT,
-            # at the audit record's, inside the same transaction.
+            # at the audit record's, inside the same transaction. (Once: a listener may not
+            # remove itself while SQLAlchemy iterates the listeners, so it stays, spent.)
+            cut_once: list[bool] = []
+
             @event.listens_for(site.middleware.database.engine, "before_cursor_execute")
             def cut_midway(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-                if statement.startswith("INSERT INTO audit_events"):
-                    event.remove(
-                        site.middleware.database.engine, "before_cursor_execute", cut_midway
-                    )
+                if statement.startswith("INSERT INTO audit_events") and not cut_once:
+                    cut_once.append(True)
                     outage.cut()
         else:
             outage.cut()

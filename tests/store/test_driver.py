@@ -250,6 +250,34 @@ def test_combined_writes_are_one_statement_on_postgresql(
     assert kept is database.is_sqlite
 
 
+def test_watched_statements_of_a_block_still_land_together_without_a_transaction(
+    database: Database, workspace_id: int
+) -> None:
+    """Where statements are watched (SQL logging, tracing: cursor listeners), a block runs
+    them one by one through SQLAlchemy: without a transaction around the work, in one of
+    their own, so a refused one leaves none."""
+
+    def work(unit: UnitOfWork) -> None:
+        with combined(unit.connection):
+            ADD_MEMBER.rows(unit.connection, member(workspace_id, "sol@acme.test"))
+            ADD_MEMBER.rows(unit.connection, member(workspace_id, "sol@acme.test", id="again"))
+
+    seen: list[str] = []
+
+    def watch(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", watch)
+    try:
+        with pytest.raises(IntegrityError):
+            database.run(work, together=False)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", watch)
+    assert sum(s.startswith("INSERT INTO members") for s in seen) == 2  # watched, one by one
+    with transaction(database) as unit:
+        assert MEMBER_BY_NAME.first(unit.connection, {"key": "sol@acme.test"}) is None
+
+
 def test_a_block_inside_another_joins_it(database: Database, workspace_id: int) -> None:
     """Its writes go with the outer block's, in the one statement, not before them."""
     with (

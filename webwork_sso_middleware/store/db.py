@@ -338,7 +338,12 @@ class Database:
             elif not together and not self.is_sqlite:
                 # Reset to the pool's default when the connection goes back (SQLAlchemy does).
                 connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-            with one_write(connection) if not together else contextlib.nullcontext() as guard:
+            without_transaction = not together and not self.is_sqlite
+            with (
+                one_write(connection, without_transaction=without_transaction)
+                if not together
+                else contextlib.nullcontext()
+            ) as guard:
                 unit = UnitOfWork(connection, one_write=guard if write else None)
                 try:
                     with connection.begin():

@@ -187,15 +187,18 @@ class OneWrite:
     block, whose writes are one statement there. Any other write through a
     :class:`DriverStatement` raises RuntimeError, as does a second block."""
 
+    # Autocommit (PostgreSQL): a block that cannot be one statement gets a transaction of its
+    # own. False where the work has a transaction anyway (SQLite).
+    without_transaction: bool = False
     inside: bool = False  # in the combined() block
     used: bool = False  # the block has begun
-    sent: bool = False  # its statement went to the server: its outcome may be unknown
+    sent: bool = False  # its write (or COMMIT) went to the server: its outcome may be unknown
 
 
 @contextlib.contextmanager
-def one_write(connection: Connection) -> Iterator[OneWrite]:
+def one_write(connection: Connection, *, without_transaction: bool) -> Iterator[OneWrite]:
     """Hold ``connection`` to :class:`OneWrite`'s rule while the block runs."""
-    guard = OneWrite()
+    guard = OneWrite(without_transaction=without_transaction)
     info = connection.info
     info[_GUARD] = guard
     try:
@@ -229,9 +232,12 @@ def combined(connection: Connection) -> Iterator[None]:
         if guard.used:
             raise RuntimeError("one combined() block on a connection without a transaction")
         guard.used = guard.inside = True
+    own_transaction = guard is not None and guard.without_transaction
     try:
         if not _numbered(connection.dialect) or _observed(connection):
-            yield
+            # One by one, as they come: in a transaction of their own where there is none.
+            with _transaction_of_its_own(connection, guard) if own_transaction else _NO_BLOCK:
+                yield
             return
         queue: list[tuple[_Compiled, Sequence[Any]]] = []
         info[_COMBINED] = queue
@@ -241,12 +247,15 @@ def combined(connection: Connection) -> Iterator[None]:
             info.pop(_COMBINED, None)
         if not queue:
             return
-        if guard is not None:
-            guard.sent = True
         statements = tuple(compiled for compiled, _ in queue)
         if sum(len(arguments) for _, arguments in queue) > _MAX_PARAMETERS:
-            _one_by_one(connection, queue, atomically=guard is not None)
-        elif len(queue) <= _MAX_PREPARED_WRITES:
+            with _transaction_of_its_own(connection, guard) if own_transaction else _NO_BLOCK:
+                for compiled, arguments in queue:
+                    _execute(connection, compiled.sql, arguments, compiled.result_processors)
+            return
+        if guard is not None:
+            guard.sent = True
+        if len(queue) <= _MAX_PREPARED_WRITES:
             _execute(connection, _combined_sql(statements), _concatenated(queue), ())
         else:
             sql = _combine(statements)
@@ -256,18 +265,27 @@ def combined(connection: Connection) -> Iterator[None]:
             guard.inside = False
 
 
-def _one_by_one(
-    connection: Connection, queue: list[tuple[_Compiled, Sequence[Any]]], *, atomically: bool
-) -> None:
-    """Too many parameters for one statement: each write on its own, in a transaction of
-    their own where the connection has none (autocommit), so they still land together."""
-    driver: Any = connection.connection.driver_connection
+_NO_BLOCK = contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _transaction_of_its_own(connection: Connection, guard: OneWrite | None) -> Iterator[None]:
+    """BEGIN and COMMIT around the block, on a connection without a transaction, so writes
+    that cannot be one statement still land together (or not at all)."""
+    numbered = _numbered(connection.dialect)  # else psycopg2: its plain cursor
+    _execute(connection, "BEGIN", None, (), numbered=numbered)
     try:
-        with driver.transaction() if atomically else contextlib.nullcontext():
-            for compiled, arguments in queue:
-                _execute(connection, compiled.sql, arguments, compiled.result_processors)
-    except connection.dialect.loaded_dbapi.Error as exc:  # BEGIN, COMMIT or ROLLBACK failed
-        raise _as_sqlalchemy_error(connection, exc, None, None, None) from exc
+        yield
+    except BaseException:
+        # A lost connection rolls back by itself (SQLAlchemy has invalidated it: asking for it
+        # again would raise); otherwise the error being raised is the one to report.
+        if not connection.invalidated:
+            with contextlib.suppress(Exception):
+                _execute(connection, "ROLLBACK", None, (), numbered=numbered)
+        raise
+    if guard is not None:
+        guard.sent = True  # from here a lost connection leaves the outcome unknown
+    _execute(connection, "COMMIT", None, (), numbered=numbered)
 
 
 def _numbered(dialect: Dialect) -> bool:
