@@ -128,6 +128,7 @@ class SSOMiddleware:
             fetch=fetch_metadata,
             # A change made through this object reaches this worker's SCIM at once.
             credentials_changed=self._forget_credentials,
+            domains_changed=self._forget_verified_domains,
         )
         self.scim = ScimApplication(
             self.database,
@@ -135,7 +136,7 @@ class SSOMiddleware:
             max_results=settings.scim_max_results,
             max_body_bytes=settings.max_body_bytes,
             metrics=self.metrics,
-            token_recheck=dt.timedelta(seconds=settings.session_recheck_seconds),
+            recheck=dt.timedelta(seconds=settings.session_recheck_seconds),
         )
         self.sessions = SessionManager(
             self.database,
@@ -158,6 +159,7 @@ class SSOMiddleware:
             sessions=self.sessions,
             fetch=fetch_metadata,
             credentials_changed=self._forget_credentials,
+            domains_changed=self._forget_verified_domains,
         )
         # Lifecycle events: subscribe(handler) here, since(cursor) from anywhere (events/).
         self.events = EventFeed(self.database)
@@ -203,6 +205,9 @@ class SSOMiddleware:
 
     def _forget_credentials(self) -> None:
         self.scim.credentials.forget()
+
+    def _forget_verified_domains(self) -> None:
+        self.scim.verified_domains.forget()
 
     def _keep_audit_retention(self) -> None:
         # On the paths that write the log (SCIM, sign-in), never on the host app's own traffic.

@@ -82,6 +82,7 @@ class SettingsPage:
         fetch: Callable[[str], str] = fetch_metadata,
         clock: Callable[[], float] = time.time,
         credentials_changed: Callable[[], None] = lambda: None,
+        domains_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.database = database
         self.settings = settings
@@ -91,6 +92,7 @@ class SettingsPage:
             fetch=fetch,
             resolver=TxtResolver(settings.dns_nameservers),
             credentials_changed=credentials_changed,  # a new SCIM token, SCIM off: forgotten
+            domains_changed=domains_changed,  # a domain verified or released: forgotten
         )
         self.settings_sessions = SettingsSessions(
             database, signing=sessions.signing, secure=settings.secure_cookies, clock=clock

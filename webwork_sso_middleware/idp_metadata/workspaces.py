@@ -32,8 +32,14 @@ class Workspaces(workspace_store.Workspaces):
         fetch: Fetch = fetch_metadata,
         resolver: domain_rules.TxtResolver | None = None,
         credentials_changed: Callable[[], None] = lambda: None,
+        domains_changed: Callable[[], None] = lambda: None,
     ) -> None:
-        super().__init__(database, resolver=resolver, credentials_changed=credentials_changed)
+        super().__init__(
+            database,
+            resolver=resolver,
+            credentials_changed=credentials_changed,
+            domains_changed=domains_changed,
+        )
         self.fetch = fetch  # how set_idp gets metadata from a URL (replaceable in tests)
 
     # -- the IdP ---------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 
 from .. import names
 from ..errors import InvalidName, WebworkSSOError
@@ -241,14 +242,21 @@ def lookup_key(address: str | None) -> tuple[str, str] | None:
     return key, domain
 
 
-def check_provisioned_name(unit: UnitOfWork, workspace_id: int, key: str) -> None:
+# Which workspace verified a domain: domains.verifier_of, or a worker's memory of it.
+VerifierOf = Callable[[UnitOfWork, str], int | None]
+
+
+def check_provisioned_name(
+    unit: UnitOfWork, workspace_id: int, key: str, *, verifier_of: VerifierOf | None = None
+) -> None:
     """Refuse (NameRefused) a userName, by its key (names.py), that lies in a domain
     another workspace verified: only that workspace may provision its addresses. SCIM asks this
-    when it creates a member or changes a member's userName."""
+    when it creates a member or changes a member's userName; ``verifier_of`` answers which
+    workspace verified the domain (by default the database, now)."""
     domain = names.domain_of(key)
     if domain is None:
         return
-    verifier = domain_store.verifier_of(unit, domain)
+    verifier = (verifier_of or domain_store.verifier_of)(unit, domain)
     if verifier is not None and verifier != workspace_id:
         raise NameRefused(
             f"userName is in {domain}, a domain another workspace has verified; "

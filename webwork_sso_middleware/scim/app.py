@@ -35,6 +35,7 @@ from .credentials import CredentialCache
 from .errors import ScimError
 from .replies import JsonReply, json_reply
 from .throttle import AUTH_FAILURE_LIMIT, AUTH_FAILURE_WINDOW, AuthThrottle, source_of
+from .verified_domains import VerifiedDomains
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -119,11 +120,13 @@ class ScimApplication:
         auth_failure_window: dt.timedelta = AUTH_FAILURE_WINDOW,
         bulk_max_operations: int = bulk.MAX_OPERATIONS,
         metrics: Metrics = NO_METRICS,
-        token_recheck: dt.timedelta = dt.timedelta(0),
+        recheck: dt.timedelta = dt.timedelta(0),
     ) -> None:
         self.database = database
-        # Which workspace a token opens, kept for token_recheck (0: asked every request).
-        self.credentials = CredentialCache(recheck=token_recheck)
+        # What a burst of requests would each ask, kept for ``recheck`` (0: asked every time):
+        # which workspace a token opens, and which workspace verified a created member's domain.
+        self.credentials = CredentialCache(recheck=recheck)
+        self.verified_domains = VerifiedDomains(recheck=recheck)
         self.metrics = metrics
         self.base_url = base_url
         self.max_results = max_results

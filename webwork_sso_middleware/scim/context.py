@@ -17,16 +17,18 @@ from werkzeug.wrappers import Request
 
 from ..store.db import UnitOfWork
 from .errors import uniqueness
+from .verified_domains import VerifiedDomains
 
 # (status, JSON body or None, extra headers)
 Reply = tuple[int, Any, dict[str, str]]
 
 
 class ContextSource(Protocol):
-    """What a context takes from the SCIM app: its URL base and its limits."""
+    """What a context takes from the SCIM app: its URL base, its limits and its memory."""
 
     max_results: int
     max_body_bytes: int
+    verified_domains: VerifiedDomains
 
     def scim_base(self, request: Request) -> str: ...
 
@@ -44,6 +46,7 @@ class ScimContext:
         self.base = app.scim_base(request)
         self.max_results = app.max_results
         self.max_body_bytes = app.max_body_bytes
+        self.verified_domains = app.verified_domains
 
     @property
     def connection(self) -> Connection:

@@ -14,13 +14,11 @@ time, as before.
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
-import threading
-import time
 
 from ..store.db import UnitOfWork
 from ..store.workspaces import ScimCredential, find_credential, hash_token
+from .remembered import Remembered
 
 # Far more than the workspaces whose directories sync in the same few seconds; a full cache
 # forgets its least recently used token first.
@@ -29,47 +27,24 @@ MAX_TOKENS = 1024
 
 class CredentialCache:
     def __init__(self, *, recheck: dt.timedelta, max_tokens: int = MAX_TOKENS) -> None:
-        self.recheck_seconds = recheck.total_seconds()
-        self.max_tokens = max_tokens
-        self._found: collections.OrderedDict[str, tuple[float, ScimCredential]] = (
-            collections.OrderedDict()
+        self._found: Remembered[str, ScimCredential | None] = Remembered(
+            recheck=recheck, max_entries=max_tokens
         )
-        self._lock = threading.Lock()
-        # Counts forget()s: a lookup that began before one may have read what the change
-        # replaced, and is not remembered (its own request is answered as it read).
-        self._generation = 0
 
     def find(self, unit: UnitOfWork, token: str) -> ScimCredential | None:
         """The credential of a live ``token``, or None: from this worker's memory when it was
         looked up less than ``recheck`` ago, else from the database (``unit``)."""
-        if self.recheck_seconds <= 0:
+        if self._found.recheck_seconds <= 0:
             return find_credential(unit, token)
-        digest = hash_token(token)
-        now = time.monotonic()
-        with self._lock:
-            found = self._found.get(digest)
-            if found is not None:
-                if found[0] > now:
-                    self._found.move_to_end(digest)
-                    return found[1]
-                del self._found[digest]
-            generation = self._generation
-        credential = find_credential(unit, token)
-        if credential is not None:
-            with self._lock:
-                if generation != self._generation:
-                    return credential  # a change committed meanwhile: not remembered
-                self._found[digest] = (now + self.recheck_seconds, credential)
-                self._found.move_to_end(digest)
-                while len(self._found) > self.max_tokens:
-                    self._found.popitem(last=False)
-        return credential
+        return self._found.get(
+            hash_token(token),
+            lambda: find_credential(unit, token),
+            keep=lambda credential: credential is not None,  # a wrong token: asked every time
+        )
 
     def forget(self) -> None:
         """Drop every token this worker remembers (for a change made in this worker)."""
-        with self._lock:
-            self._found.clear()
-            self._generation += 1
+        self._found.forget()
 
     def __len__(self) -> int:
         return len(self._found)

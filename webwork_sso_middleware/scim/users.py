@@ -108,7 +108,9 @@ def create_user(context: ScimContext) -> Reply:
         workspace_id=context.workspace_id, source="scim", active=True, active_assigned=True
     )
     write_user(member, doc)
-    _check_name(context, member.user_name_key)
+    # A new member has no session: the domain's verifier may come from this worker's memory
+    # (scim/verified_domains.py says why that is safe).
+    _check_name(context, member.user_name_key, verifier_of=context.verified_domains.verifier_of)
     if not member.active:
         member.deactivated_at = utcnow()
     # The reply first: the write below is the last step, and on PostgreSQL its own commit
@@ -208,10 +210,14 @@ def _record(context: ScimContext, action: str, member_id: str, changes: dict[str
     )
 
 
-def _check_name(context: ScimContext, key: str) -> None:
+def _check_name(
+    context: ScimContext, key: str, *, verifier_of: lifecycle.VerifierOf | None = None
+) -> None:
     """The identity rules (members/lifecycle.py): no userName in another workspace's domain."""
     try:
-        lifecycle.check_provisioned_name(context.unit, context.workspace_id, key)
+        lifecycle.check_provisioned_name(
+            context.unit, context.workspace_id, key, verifier_of=verifier_of
+        )
     except lifecycle.NameRefused as refused:
         raise invalid_value(refused.detail) from None
 

@@ -152,22 +152,30 @@ class Workspaces:
         *,
         resolver: domain_rules.TxtResolver | None = None,
         credentials_changed: Callable[[], None] = lambda: None,
+        domains_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.database = database
         self.resolver = resolver or domain_rules.TxtResolver()  # how verify_domain asks DNS
-        # Called once a change to what a SCIM token opens (a new token, SCIM or the plan) has
-        # ended, committed or not: this process's cache of tokens forgets at once
-        # (scim/credentials.py).
+        # Called once a change has ended, committed or not, so that what this process's SCIM
+        # remembers is forgotten at once: a change to what a SCIM token opens (a new token,
+        # SCIM or the plan; scim/credentials.py), or to which workspace verified a domain
+        # (scim/verified_domains.py).
         self.credentials_changed = credentials_changed
+        self.domains_changed = domains_changed
 
     def _changing_credentials(self, work: Callable[[UnitOfWork], T]) -> T:
-        """Run ``work``, a change to what a SCIM token opens, and forget this process's
-        remembered tokens however it ends: a commit whose answer was lost (the connection
-        dropped as it went out) raises, yet may have committed."""
+        return self._changing(work, self.credentials_changed)
+
+    def _changing_domains(self, work: Callable[[UnitOfWork], T]) -> T:
+        return self._changing(work, self.domains_changed)
+
+    def _changing(self, work: Callable[[UnitOfWork], T], changed: Callable[[], None]) -> T:
+        """Run ``work`` and call ``changed`` however it ends: a commit whose answer was lost
+        (the connection dropped as it went out) raises, yet may have committed."""
         try:
             return self.database.run(work)
         finally:
-            self.credentials_changed()
+            changed()
 
     def create(
         self, slug: str, *, name: str, plan: str = "free", owner_email: str
@@ -284,7 +292,7 @@ class Workspaces:
             unit.session.expire(workspace, ["domains"])
             return WorkspaceInfo.of(workspace)
 
-        return self.database.run(work)
+        return self._changing_domains(work)
 
     def claim_domain(self, slug: str, domain: str) -> DomainClaim:
         """Add one (unverified) claim; the record to publish comes back with it."""
@@ -305,7 +313,7 @@ class Workspaces:
             if not domain_store.release(unit, _load(unit, slug).id, cleaned):
                 raise NotFound("domain claim", cleaned)
 
-        self.database.run(work)
+        self._changing_domains(work)
 
     def domain_claims(self, slug: str) -> list[DomainClaim]:
         return self.database.run(
@@ -349,7 +357,7 @@ class Workspaces:
             return _claim_of(unit, workspace_id, cleaned)
 
         try:
-            return self.database.run(work)
+            return self._changing_domains(work)
         except IntegrityError:  # another workspace's verification won the race
             raise DomainError(cleaned, "is already verified by another workspace") from None
 
