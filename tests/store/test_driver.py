@@ -118,6 +118,30 @@ def test_every_hot_statement_takes_the_fast_path_on_this_backend(database: Datab
     assert all(s.fast_path(database.engine.dialect) for s in statements)
 
 
+def test_a_plain_insert_returns_nothing_and_an_explicit_returning_stays(
+    database: Database, workspace_id: int
+) -> None:
+    """SQLAlchemy would add RETURNING of the generated key to an INSERT on PostgreSQL (for its
+    inserted_primary_key); nothing reads it here, so the server need not send it."""
+    row = {
+        "workspace_id": workspace_id,
+        "occurred_at": NOW,
+        "actor": "test",
+        "action": "probe",
+        "target_type": "member",
+        "target_id": None,
+        "changes": {},
+    }
+    returning = DriverStatement(
+        insert(AuditEvent.__table__).returning(AuditEvent.id), keys=tuple(row)
+    )
+    with transaction(database, write=True) as unit:
+        assert audit._INSERT.rows(unit.connection, row) == []
+        assert ADD_MEMBER.rows(unit.connection, member(workspace_id, "ren@acme.test")) == []
+        ((new_id,),) = returning.rows(unit.connection, row)
+    assert isinstance(new_id, int)
+
+
 def test_named_rows_read_as_sqlalchemy_rows_do(database: Database, workspace_id: int) -> None:
     with transaction(database, write=True) as unit:
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "hana@acme.test"))

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.expression import Executable, Insert
 
 Processor = Callable[[Any], Any]
 
@@ -63,6 +63,10 @@ class DriverStatement:
     """
 
     def __init__(self, statement: Executable, *, keys: Sequence[str] = ()) -> None:
+        if isinstance(statement, Insert):
+            # Else PostgreSQL's INSERT carries RETURNING of the generated key, for SQLAlchemy's
+            # inserted_primary_key, which nothing here reads (an explicit returning() stays).
+            statement = statement.inline()
         self.statement = statement
         self.keys = list(keys)
         # INSERT, UPDATE or DELETE (with or without RETURNING): what a connection without a
