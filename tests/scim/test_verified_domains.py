@@ -146,6 +146,7 @@ def test_a_verification_in_another_worker_reaches_creates_within_the_bound(
         other.workspaces.verify_domain("acme", "acme.test", by_operator=True)
         verified = time.monotonic()
         for n in range(10_000):
+            sent = time.monotonic()  # the answer it got was remembered before this
             response = requests.post(
                 f"{site.url}/scim/v2/Users",
                 json=okta_user(f"n{n}@acme.test"),
@@ -154,7 +155,7 @@ def test_a_verification_in_another_worker_reaches_creates_within_the_bound(
             if response.status_code == 400:
                 break
             assert response.status_code == 201, response.text
-            assert time.monotonic() - verified <= recheck + 0.25, "still allowed past the bound"
+            assert sent - verified <= recheck, "still allowed past the bound"
             time.sleep(0.05)
         assert response.json()["scimType"] == "invalidValue"
     finally:
