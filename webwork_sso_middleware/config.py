@@ -87,12 +87,13 @@ class Settings:
         "seconds without a request that end a session",
         check=values.at_least(60, " seconds"),
     )
-    # The most time a deactivation, logout or "sign out everywhere" takes to reach every worker;
-    # past five minutes revocation would no longer be prompt.
+    # The most time a deactivation, logout or "sign out everywhere" takes to reach every worker
+    # (and a new SCIM token, or a domain verified elsewhere, SCIM's creates); past five minutes
+    # revocation would no longer be prompt.
     session_recheck_seconds: float = option(
         2.0,
-        "seconds a worker trusts its cached check of a session or SCIM token (0: ask every "
-        "request)",
+        "seconds a worker trusts its cached check of a session, a SCIM token or a domain's "
+        "verifier (0: ask every request)",
         check=values.between(0, 300),
     )
     session_cookie_name: str = option(

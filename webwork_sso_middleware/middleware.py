@@ -72,9 +72,10 @@ class SSOMiddleware:
     :param session_idle_lifetime: seconds without a request after which a session ends (at
         least 60). Default ``7200``.
     :param session_recheck_seconds: how long a worker trusts its cached check of a session or
-        of a SCIM token: the most time a deactivation, a logout, a new SCIM token or SCIM
-        switched off takes to reach every worker (0 to 300; 0 asks the database on every
-        request). Default ``2.0``.
+        of a SCIM token, and which workspace verified a domain SCIM creates a member in: the
+        most time a deactivation, a logout, a new SCIM token, SCIM switched off or a domain
+        verified in another process takes to reach every worker (0 to 300; 0 asks the
+        database on every request). Default ``2.0``.
     :param session_cookie_name: the session cookie's name. Default ``"webwork_sso_session"``.
     :param protect: path prefixes that require a session, or ``True`` for every path except
         ``/saml/`` and ``/scim/``; matched case-insensitively on normalised paths. Default ``()``:

@@ -89,6 +89,34 @@ def test_a_create_in_the_moments_before_a_verification_arrives_signs_no_one_in(
     assert len(owners) == 2 and len(set(owners.values())) == 2 and late in owners
 
 
+def test_a_member_created_in_the_moments_gets_in_by_no_other_address_or_later_write(
+    slow: tuple[Site, SSOMiddleware], idp: TestIdP, evil_idp: TestIdP
+):
+    """Its email in evil's own verified domain is an alias sign-in would follow; a PUT that keeps
+    the name is no rename, so it asks nothing. Neither lets evil's IdP in."""
+    site, other = slow
+    site.add_workspace("acme", idp, verify_domain=False)
+    site.workspaces.claim_domain("acme", "acme.test")
+    evil = site.add_workspace("evil", evil_idp)
+    provision(site, evil, "early@acme.test")  # remembered: acme.test unverified
+    other.workspaces.verify_domain("acme", "acme.test", by_operator=True)
+    body = okta_user("ceo@acme.test")
+    body["emails"] = [{"primary": True, "value": "ceo@evil.test", "type": "work"}]
+    made = requests.post(f"{site.url}/scim/v2/Users", json=body, headers=_auth(evil))
+    assert made.status_code == 201, made.text  # in the moments before the site's worker hears
+    member = made.json()["id"]
+    for address in ("ceo@evil.test", "ceo@acme.test"):
+        assert_refused(site, evil_idp, "evil", address, "domain_verified_elsewhere")
+    for active in (False, True):  # deactivated, then reactivated, by PUT
+        put = requests.put(
+            f"{site.url}/scim/v2/Users/{member}",
+            json=body | {"active": active},
+            headers=_auth(evil),
+        )
+        assert put.status_code == 200, put.text
+    assert_refused(site, evil_idp, "evil", "ceo@evil.test", "domain_verified_elsewhere")
+
+
 def test_a_rename_asks_the_database_every_time(
     slow: tuple[Site, SSOMiddleware], idp: TestIdP, evil_idp: TestIdP
 ):
