@@ -12,7 +12,9 @@ Each SCIM server runs in its own process (this same script, with the hidden ``--
 option), served by waitress (threads=4) on a loopback port, so the client's CPU and GIL never
 mix with the server's. The client is one ``requests.Session`` per server (keep-alive), and the
 timed requests are sequential and interleaved between the two servers (ours, peer, peer, ours,
-...) so that drift on the machine hits both equally.
+...) so that drift on the machine hits both equally. Creates run in parallel (``--create-threads``
+client threads, one session each) in slices of 100 users that alternate between the servers the
+same way, after 50 untimed ones.
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ SCIM_MEDIA = "application/scim+json"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 PEER_TOKEN = "bench-peer-token"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+# Creates alternate between the servers in slices of this many users; the first
+# CREATE_WARMUP of the first size are untimed.
+CREATE_SLICE = 100
+CREATE_WARMUP = 50
 
 # Targets (printed as PASS/FAIL lines).
 LOOKUP_RATIO_MAX = 1.0  # our filter lookup median / peer's, at N and at 5N
@@ -311,26 +318,34 @@ class Server:
             self.proc.stdout.close()
 
 
-def create_users(server: Server, indexes: range, threads: int) -> float:
-    """POST the users in parallel (one keep-alive session per thread); return users/s."""
-    import requests
+class Creator:
+    """POSTs users to one server from ``threads`` client threads, each with its own keep-alive
+    session; kept for a whole run, so that slices of creates can alternate between servers."""
 
-    local = threading.local()
-    sessions: list[Any] = []
-    lock = threading.Lock()
+    def __init__(self, server: Server, threads: int) -> None:
+        self.server = server
+        self.pool = concurrent.futures.ThreadPoolExecutor(threads)
+        self.local = threading.local()
+        self.sessions: list[Any] = []
+        self.lock = threading.Lock()
+        self.created = 0
+        self.seconds = 0.0
 
-    def session() -> Any:
-        s = getattr(local, "s", None)
+    def _session(self) -> Any:
+        import requests
+
+        s = getattr(self.local, "s", None)
         if s is None:
-            s = local.s = requests.Session()
-            s.headers.update(server.headers())
-            with lock:
-                sessions.append(s)
+            s = self.local.s = requests.Session()
+            s.headers.update(self.server.headers())
+            with self.lock:
+                self.sessions.append(s)
         return s
 
-    def post(i: int) -> tuple[int, str]:
+    def _post(self, i: int) -> tuple[int, str]:
+        server = self.server
         body = okta_user(i)
-        r = session().post(f"{server.base}/Users", json=body, timeout=60)
+        r = self._session().post(f"{server.base}/Users", json=body, timeout=60)
         if r.status_code != 201:
             raise ServerError(server, f"POST /Users #{i} -> {r.status_code} {r.text[:300]}")
         data = r.json()
@@ -338,16 +353,52 @@ def create_users(server: Server, indexes: range, threads: int) -> float:
             raise ServerError(server, f"POST /Users #{i} answered {data!r:.300}")
         return i, data["id"]
 
-    start = time.perf_counter()
-    ids: dict[int, str] = {}
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        for i, user_id in pool.map(post, indexes):
-            ids[i] = user_id
-    elapsed = time.perf_counter() - start
-    for s in sessions:
-        s.close()
-    server.user_ids.extend(ids[i] for i in indexes)
-    return len(indexes) / elapsed
+    def create(self, indexes: range) -> None:
+        """POST ``indexes`` in parallel; the time they took counts towards :attr:`rate`."""
+        start = time.perf_counter()
+        ids = dict(self.pool.map(self._post, indexes))
+        self.seconds += time.perf_counter() - start
+        self.created += len(indexes)
+        self.server.user_ids.extend(ids[i] for i in indexes)
+
+    @property
+    def rate(self) -> float:
+        return self.created / self.seconds
+
+    def close(self) -> None:
+        self.pool.shutdown()
+        for s in self.sessions:
+            s.close()
+
+
+def create_interleaved(
+    servers: list[Server],
+    indexes: range,
+    threads: int,
+    dropped: Callable[[Server, Exception], None],
+) -> dict[str, float]:
+    """Create ``indexes`` on every server, in slices of CREATE_SLICE that alternate between the
+    servers (ours, peer, peer, ours, ...), as the timed lookups do: the machine's drift over the
+    seconds this takes then weighs on both alike. Returns users/s per server kind; a server
+    whose create fails is reported through ``dropped`` and left out."""
+    creators = [Creator(server, threads) for server in servers]
+    try:
+        slices = [
+            range(first, min(first + CREATE_SLICE, indexes.stop))
+            for first in range(indexes.start, indexes.stop, CREATE_SLICE)
+        ]
+        for n, part in enumerate(slices):
+            for creator in creators if n % 2 == 0 else reversed(creators):
+                if creator.server not in servers:
+                    continue
+                try:
+                    creator.create(part)
+                except Exception as exc:  # noqa: BLE001 - that server drops out, the other goes on
+                    dropped(creator.server, exc)
+        return {c.server.kind: c.rate for c in creators if c.server in servers}
+    finally:
+        for creator in creators:
+            creator.close()
 
 
 def lookup_url(server: Server, user_name: str) -> str:
@@ -581,7 +632,9 @@ def render(report: dict[str, Any]) -> str:
     w(
         f"  python {cfg['python']}, {cfg['cpus']} CPUs, load average {cfg['loadavg_start']:.2f} at "
         f"start, {fmt(cfg.get('loadavg_end'))} at end (other work on the machine skews N vs 5N; "
-        f"ours/peer is interleaved); users created with {cfg['create_threads']} client threads\n"
+        f"ours/peer is interleaved); users created with {cfg['create_threads']} client threads, "
+        f"{CREATE_SLICE} at a time, alternating ABBA between servers, the first "
+        f"{CREATE_WARMUP} untimed\n"
     )
     if report.get("error"):
         w(f"  RUN FAILED: {report['error'][:600]}\n")
@@ -893,23 +946,26 @@ def main(argv: list[str] | None = None) -> int:
             running.remove(server)
 
         for phase, size, previous in (("N", n, 0), ("5N", n5, n)):
-            for server in list(running):
-                say(
-                    f"[{time.perf_counter() - started_at:6.1f}s] {server.kind}: creating users "
-                    f"{previous}..{size - 1}"
-                )
-                try:
-                    rate = create_users(server, range(previous, size), args.create_threads)
-                except Exception as exc:  # noqa: BLE001 - that server drops out, the other goes on
-                    drop(server, exc)
-                    continue
-                report["phases"][phase].setdefault(server.kind, {})["create_per_s"] = rate
-                if (
-                    server.kind == "ours"
-                    and database_url.startswith("postgresql")
-                    and not args.no_analyze
-                ):
-                    analyze_postgres(database_url)
+            say(
+                f"[{time.perf_counter() - started_at:6.1f}s] creating users {previous}..{size - 1}"
+                f" on {', '.join(server.kind for server in running)}, {CREATE_SLICE} at a time"
+            )
+            timed = range(previous, size)
+            if previous == 0:
+                # The first creates of a fresh server compile and prepare its statements and
+                # open its connections: untimed, as the lookups' warm-up is.
+                warm = min(CREATE_WARMUP, size // 2)
+                create_interleaved(running, range(0, warm), args.create_threads, drop)
+                timed = range(warm, size)
+            rates = create_interleaved(running, timed, args.create_threads, drop)
+            for kind, rate in rates.items():
+                report["phases"][phase].setdefault(kind, {})["create_per_s"] = rate
+            if (
+                any(server.kind == "ours" for server in running)
+                and database_url.startswith("postgresql")
+                and not args.no_analyze
+            ):
+                analyze_postgres(database_url)
             while running:
                 say(f"[{time.perf_counter() - started_at:6.1f}s] measuring at {size} users ...")
                 try:
