@@ -56,6 +56,17 @@ def slow(serve: Callable[[Any], Any], database_url: str) -> Iterator[tuple[Site,
     other.close()
 
 
+def claimed_and_hostile(site: Site, idp: TestIdP, evil_idp: TestIdP) -> str:
+    """acme, which claimed acme.test without verifying it yet, and evil, whose SCIM token is
+    returned, with early@acme.test created (allowed) so that the site's worker remembers that
+    no one verified acme.test."""
+    site.add_workspace("acme", idp, verify_domain=False)
+    site.workspaces.claim_domain("acme", "acme.test")
+    evil = site.add_workspace("evil", evil_idp)
+    provision(site, evil, "early@acme.test")
+    return evil
+
+
 def refused_create(site: Site, token: str, email: str) -> dict[str, Any]:
     response = requests.post(
         f"{site.url}/scim/v2/Users", json=okta_user(email), headers=_auth(token)
@@ -72,10 +83,7 @@ def test_a_create_in_the_moments_before_a_verification_arrives_signs_no_one_in(
     slow: tuple[Site, SSOMiddleware], idp: TestIdP, evil_idp: TestIdP
 ):
     site, other = slow
-    site.add_workspace("acme", idp, verify_domain=False)
-    site.workspaces.claim_domain("acme", "acme.test")
-    evil = site.add_workspace("evil", evil_idp)
-    provision(site, evil, "early@acme.test")  # acme.test unverified: allowed, and remembered
+    evil = claimed_and_hostile(site, idp, evil_idp)
     other.workspaces.verify_domain("acme", "acme.test", by_operator=True)
     # The site's worker has not heard yet: evil's create goes through, as one sent a moment
     # before the verification would have...
@@ -95,10 +103,7 @@ def test_a_member_created_in_the_moments_gets_in_by_no_other_address_or_later_wr
     """Its email in evil's own verified domain is an alias sign-in would follow; a PUT that keeps
     the name is no rename, so it asks nothing. Neither lets evil's IdP in."""
     site, other = slow
-    site.add_workspace("acme", idp, verify_domain=False)
-    site.workspaces.claim_domain("acme", "acme.test")
-    evil = site.add_workspace("evil", evil_idp)
-    provision(site, evil, "early@acme.test")  # remembered: acme.test unverified
+    evil = claimed_and_hostile(site, idp, evil_idp)
     other.workspaces.verify_domain("acme", "acme.test", by_operator=True)
     body = okta_user("ceo@acme.test")
     body["emails"] = [{"primary": True, "value": "ceo@evil.test", "type": "work"}]
@@ -121,10 +126,7 @@ def test_a_rename_asks_the_database_every_time(
     slow: tuple[Site, SSOMiddleware], idp: TestIdP, evil_idp: TestIdP
 ):
     site, other = slow
-    site.add_workspace("acme", idp, verify_domain=False)
-    site.workspaces.claim_domain("acme", "acme.test")
-    evil = site.add_workspace("evil", evil_idp)
-    provision(site, evil, "early@acme.test")  # remembered: acme.test unverified
+    evil = claimed_and_hostile(site, idp, evil_idp)
     member = provision(site, evil, "mole@evil.test")
     assert assert_in(site, evil_idp, "evil", "mole@evil.test") == "mole@evil.test"
     other.workspaces.verify_domain("acme", "acme.test", by_operator=True)
@@ -146,10 +148,7 @@ def test_a_verification_in_this_worker_is_heard_at_once(
     slow: tuple[Site, SSOMiddleware], idp: TestIdP, evil_idp: TestIdP
 ):
     site, _ = slow
-    site.add_workspace("acme", idp, verify_domain=False)
-    site.workspaces.claim_domain("acme", "acme.test")
-    evil = site.add_workspace("evil", evil_idp)
-    provision(site, evil, "early@acme.test")  # remembered: acme.test unverified
+    evil = claimed_and_hostile(site, idp, evil_idp)
     site.workspaces.verify_domain("acme", "acme.test", by_operator=True)
     refused = refused_create(site, evil, "late@acme.test")
     assert refused["scimType"] == "invalidValue"
@@ -167,10 +166,7 @@ def test_a_verification_in_another_worker_reaches_creates_within_the_bound(
     recheck = 0.5
     site, other = two_workers(serve, database_url, recheck=recheck)
     try:
-        site.add_workspace("acme", idp, verify_domain=False)
-        site.workspaces.claim_domain("acme", "acme.test")
-        evil = site.add_workspace("evil", evil_idp)
-        provision(site, evil, "early@acme.test")
+        evil = claimed_and_hostile(site, idp, evil_idp)
         other.workspaces.verify_domain("acme", "acme.test", by_operator=True)
         verified = time.monotonic()
         for n in range(10_000):
