@@ -169,6 +169,20 @@ def test_reads_run_apart_need_no_transaction(database: Database):
         assert database.run(ends_with_its_statement, write=False) is False
         # The connection went back to the pool in its transactional mode.
         assert database.run(ends_with_its_statement, write=False) is False
+
+        def leaves_a_transaction_open(unit: UnitOfWork) -> int:
+            driver = unit.connection.connection.driver_connection
+            driver.execute("BEGIN")  # as a BEGIN whose ROLLBACK was lost would leave it
+            return int(driver.info.backend_pid)
+
+        left_open = database.run(leaves_a_transaction_open, write=False, together=False)
+        # That connection is gone: the next ones are fresh, and their transactions are whole.
+        assert database.run(ends_with_its_statement, write=False) is False
+        backends = database.run(
+            lambda unit: unit.connection.execute(text("SELECT pg_backend_pid()")).scalar_one(),
+            write=False,
+        )
+        assert backends != left_open
     # Reads may use the ORM there; writing work may not (its flush is several statements).
     assert (
         database.run(
