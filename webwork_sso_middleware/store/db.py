@@ -368,8 +368,8 @@ class Database:
                     unit = UnitOfWork(connection, one_write=guard if write else None)
                     try:
                         yield unit
-                        # Each statement committed as it ran: no COMMIT to send, and nothing
-                        # for the ORM to flush (writing work has no session). Done: tell.
+                        unit.flush()  # (reading work's ORM session, if any; writing has none)
+                        # Each statement committed as it ran: no COMMIT to send. Done: tell.
                         unit.committing = True
                         self._on_commit(connection)
                     finally:
