@@ -142,13 +142,23 @@ def test_is_owner_follows_the_verified_identity_only(app, scim_token, ada_cookie
     assert get(app, "/timesheet", ada_cookie).json["member"]["is_owner"] is False
 
     # A hostile workspace names acme's owner as its own owner and has a member of that address:
-    # it cannot verify acme.test, so its member's identity is scoped, and never the owner.
+    # it cannot verify acme.test, so its member's identity would be scoped, never the owner's;
+    # and as acme verified acme.test, a session of that member is refused outright (as its
+    # sign-in would be), however it came to exist.
     app.workspaces.create("evil", name="Evil", plan="plus", owner_email="it@acme.test")
     app.workspaces.enable("evil", scim=True, sso=True)
     evil = app.workspaces.get("evil")
     impostor = add_member(app.database, evil.id, "it@acme.test")
     seen = get(app, "/timesheet", cookie_pair(sign_in(app.sessions, impostor, evil.id))).json
-    assert seen["remote_user"] == f"evil:{impostor}"
+    assert seen == {"remote_user": None, "member": "None", "is_member": False}
+    # In a domain nobody verified, a member of the owner's own address gets a scoped identity,
+    # which is never the owner: the address alone proves nothing.
+    app.workspaces.create("lax", name="Lax", plan="plus", owner_email="boss@unclaimed.test")
+    app.workspaces.enable("lax", scim=True, sso=True)
+    lax = app.workspaces.get("lax")
+    boss = add_member(app.database, lax.id, "boss@unclaimed.test")
+    seen = get(app, "/timesheet", cookie_pair(sign_in(app.sessions, boss, lax.id))).json
+    assert seen["remote_user"] == f"lax:{boss}"
     assert seen["member"]["is_owner"] is False
 
     # Without the verified domain, acme's own owner is not recognised either (as the settings

@@ -88,8 +88,9 @@ class Settings:
         check=values.at_least(60, " seconds"),
     )
     # The most time a deactivation, logout or "sign out everywhere" takes to reach every worker
-    # (and a new SCIM token, or a domain verified elsewhere, SCIM's creates); past five minutes
-    # revocation would no longer be prompt.
+    # (and a new SCIM token, or a domain verified elsewhere: SCIM's creates, and a session a
+    # sign-in committed as the verification did); past five minutes revocation would no longer
+    # be prompt.
     session_recheck_seconds: float = option(
         2.0,
         "seconds a worker trusts its cached check of a session, a SCIM token or a domain's "

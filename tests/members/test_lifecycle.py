@@ -6,15 +6,20 @@ and is hostile. Each rule gets a case that lets someone in and a case that keeps
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import insert
+
+from webwork_sso_middleware.store.models import WorkspaceDomain, utcnow
 
 from ..saml.conftest import Site
 from ..saml.idp import TestIdP
 from ..scim.conftest import okta_user
+from ..store_helpers import transaction
 
 
 @pytest.fixture
@@ -250,3 +255,61 @@ def test_verifying_a_domain_ends_other_workspaces_sessions_in_it(
     site.workspaces.create("newco", name="Newco", plan="plus", owner_email="o@newco.test")
     site.workspaces.verify_domain("newco", "newco.test", by_operator=True)
     assert browser.get(site.url + "/").text.startswith("user=;")
+
+
+def test_a_session_the_verification_missed_ends_at_the_next_check(
+    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, evil_idp: TestIdP
+):
+    """A sign-in in flight while another workspace verifies the domain can commit its session
+    after the verification ended the domain's sessions (on PostgreSQL nothing orders the two).
+    Such a session must not outlive the session check: each check asks whether the member's
+    domain is verified elsewhere. The race is set up by marking the domain verified in SQL,
+    which is what the sign-in's late session sees: a verification it did not hear of."""
+    site = Site(serve, database_url, session_recheck_seconds=0.3)
+    try:
+        tokens = {
+            "acme": site.add_workspace("acme", idp),
+            "evil": site.add_workspace("evil", evil_idp),
+        }
+        provision(site, tokens["evil"], "dan@newco.test")  # newco.test: nobody's yet
+        provision(site, tokens["evil"], "eve@evil.test")  # evil's own verified domain
+        browsers = {}
+        for email in ("dan@newco.test", "eve@evil.test"):
+            browsers[email] = requests.Session()
+            response = site.post_response(
+                browsers[email],
+                "evil",
+                evil_idp.response(
+                    sp_entity_id=site.entity_id("evil"), acs_url=site.acs("evil"), email=email
+                ),
+            )
+            assert response.status_code == 303, response.text
+        ada = requests.Session()  # acme's own member, in acme's verified domain
+        response = site.post_response(
+            ada,
+            "acme",
+            idp.response(
+                sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="ada@acme.test"
+            ),
+        )
+        assert response.status_code == 303, response.text
+        assert browsers["dan@newco.test"].get(site.url + "/").text.startswith("user=evil:")
+        site.workspaces.create("newco", name="Newco", plan="plus", owner_email="o@newco.test")
+        newco = site.workspaces.get("newco").id
+        with transaction(site.middleware.database, write=True) as unit:
+            unit.connection.execute(
+                insert(WorkspaceDomain.__table__).values(
+                    workspace_id=newco,
+                    domain="newco.test",
+                    verification_token="t" * 32,
+                    verified_at=utcnow(),
+                    verified_by="operator",
+                )
+            )
+        time.sleep(0.5)  # past session_recheck_seconds: the next request asks the database
+        assert browsers["dan@newco.test"].get(site.url + "/").text.startswith("user=;")
+        # Nobody else's session is touched: evil's member in evil's own domain, acme's member.
+        assert browsers["eve@evil.test"].get(site.url + "/").text.startswith("user=eve@evil.test;")
+        assert ada.get(site.url + "/").text.startswith("user=ada@acme.test;")
+    finally:
+        site.middleware.close()

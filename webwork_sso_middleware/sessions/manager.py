@@ -369,6 +369,9 @@ class SessionManager:
             and row.deleted_at is None
             and row.session_generation == row.generation
             and row.member_workspace_id == row.workspace_id
+            # A sign-in that committed its session just after another workspace verified the
+            # member's domain (store/sessions.py): the verification would have ended it.
+            and not row.domain_verified_elsewhere
             # SSO switched off (or the plan lost it): the IdP no longer vouches for anyone.
             and row.sso_enabled
             and row.plan in SSO_PLANS
