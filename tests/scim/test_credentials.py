@@ -15,7 +15,7 @@ from webwork_sso_middleware import SSOMiddleware
 from webwork_sso_middleware.errors import StoreUnavailable
 from webwork_sso_middleware.scim import credentials
 from webwork_sso_middleware.scim.credentials import CredentialCache
-from webwork_sso_middleware.store.workspaces import find_credential
+from webwork_sso_middleware.store.workspaces import find_credential, find_credential_by_digest
 
 from ..store_helpers import transaction
 from .conftest import host_app, okta_user
@@ -171,13 +171,13 @@ def test_a_lookup_that_raced_a_change_in_this_worker_is_not_remembered(workers, 
     old = open_workspace(here, "acme")
     rotated: list[str] = []
 
-    def lookup_overtaken_by_a_rotation(unit, token):
-        credential = find_credential(unit, token)  # read before the change committed
+    def lookup_overtaken_by_a_rotation(unit, digest):
+        credential = find_credential_by_digest(unit, digest)  # read before the change committed
         if not rotated:  # meanwhile another thread of this worker rotates the token
             rotated.append(here.workspaces.rotate_token("acme"))
         return credential
 
-    monkeypatch.setattr(credentials, "find_credential", lookup_overtaken_by_a_rotation)
+    monkeypatch.setattr(credentials, "find_credential_by_digest", lookup_overtaken_by_a_rotation)
     users(here, old)  # the request in flight: it read first, so it is served
     monkeypatch.undo()
     assert rotated

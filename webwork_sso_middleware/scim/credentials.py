@@ -17,7 +17,12 @@ from __future__ import annotations
 import datetime as dt
 
 from ..store.db import UnitOfWork
-from ..store.workspaces import ScimCredential, find_credential, hash_token
+from ..store.workspaces import (
+    ScimCredential,
+    find_credential,
+    find_credential_by_digest,
+    hash_token,
+)
 from .remembered import Remembered
 
 # Far more than the workspaces whose directories sync in the same few seconds; a full cache
@@ -36,9 +41,10 @@ class CredentialCache:
         looked up less than ``recheck`` ago, else from the database (``unit``)."""
         if self._found.recheck_seconds <= 0:
             return find_credential(unit, token)
+        digest = hash_token(token)  # once: the memory's key and the database's
         return self._found.get(
-            hash_token(token),
-            lambda: find_credential(unit, token),
+            digest,
+            lambda: find_credential_by_digest(unit, digest),
             keep=lambda credential: credential is not None,  # a wrong token: asked every time
         )
 

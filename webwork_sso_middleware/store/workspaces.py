@@ -127,7 +127,11 @@ _CREDENTIAL_QUERY = DriverStatement(
 
 def find_credential(unit: UnitOfWork, token: str) -> ScimCredential | None:
     """The workspace a live SCIM token belongs to, or None. Runs on every SCIM request."""
-    digest = hash_token(token)
+    return find_credential_by_digest(unit, hash_token(token))
+
+
+def find_credential_by_digest(unit: UnitOfWork, digest: str) -> ScimCredential | None:
+    """:func:`find_credential` for a token already hashed by :func:`hash_token`."""
     row = _CREDENTIAL_QUERY.first(unit.connection, {"digest": digest})
     if row is None:
         return None
