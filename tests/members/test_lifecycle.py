@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
-from webwork_sso_middleware.store.models import WorkspaceDomain, utcnow
+from webwork_sso_middleware.store.models import MemberSession, WorkspaceDomain, utcnow
 
 from ..saml.conftest import Site
 from ..saml.idp import TestIdP
@@ -311,5 +311,82 @@ def test_a_session_the_verification_missed_ends_at_the_next_check(
         # Nobody else's session is touched: evil's member in evil's own domain, acme's member.
         assert browsers["eve@evil.test"].get(site.url + "/").text.startswith("user=eve@evil.test;")
         assert ada.get(site.url + "/").text.startswith("user=ada@acme.test;")
+    finally:
+        site.middleware.close()
+
+
+@pytest.mark.parametrize("user_name", ["dan@newco.test .", "dan@newco.test\N{NO-BREAK SPACE}."])
+def test_a_spelling_sign_in_puts_in_a_domain_is_in_it_for_the_verification_and_the_check(
+    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, evil_idp: TestIdP, user_name: str
+):
+    """A userName whose key keeps a space before the root's dot (``dan@newco.test .`` keys to
+    ``dan@newco.test ``): sign-in and SCIM read it as in newco.test (names.domain_of), so the
+    verification and the session check must too, or a hostile workspace keeps its session."""
+    site = Site(serve, database_url, session_recheck_seconds=0.3)
+    try:
+        tokens = {
+            "acme": site.add_workspace("acme", idp),
+            "evil": site.add_workspace("evil", evil_idp),
+        }
+        # newco.test: nobody's yet. An assertion cannot name such a member (no NameID is that
+        # userName): the IdP signs it in by its SCIM-written address in evil's own domain.
+        created = requests.post(
+            f"{site.url}/scim/v2/Users",
+            json=okta_user(user_name, emails=[{"value": "dan@evil.test", "primary": True}]),
+            headers={"Authorization": f"Bearer {tokens['evil']}"},
+        )
+        assert created.status_code == 201, created.text
+        for group in ("Alpha", "Beta", "Gamma"):  # the check then reads one row per group
+            response = requests.post(
+                f"{site.url}/scim/v2/Groups",
+                json={
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": group,
+                    "members": [{"value": created.json()["id"]}],
+                },
+                headers={"Authorization": f"Bearer {tokens['evil']}"},
+            )
+            assert response.status_code == 201, response.text
+        browsers = {}
+        for name in ("late", "early"):
+            browsers[name] = requests.Session()
+            response = site.post_response(
+                browsers[name],
+                "evil",
+                evil_idp.response(
+                    sp_entity_id=site.entity_id("evil"),
+                    acs_url=site.acs("evil"),
+                    email="dan@evil.test",
+                ),
+            )
+            assert response.status_code == 303, response.text
+            seen = browsers[name].get(site.url + "/").text
+            assert seen.startswith("user=evil:") and "groups=Alpha,Beta,Gamma" in seen, seen
+        site.workspaces.create("newco", name="Newco", plan="plus", owner_email="o@newco.test")
+        # The verification as it runs: it ends the early session at once...
+        site.workspaces.verify_domain("newco", "newco.test", by_operator=True)
+        assert browsers["early"].get(site.url + "/").text.startswith("user=;")
+        # ... and sign-in refuses that member from now on.
+        refused = site.post_response(
+            requests.Session(),
+            "evil",
+            evil_idp.response(
+                sp_entity_id=site.entity_id("evil"),
+                acs_url=site.acs("evil"),
+                email="dan@evil.test",
+            ),
+        )
+        assert refused.status_code == 403, refused.text
+        assert '<span class="reason">domain_verified_elsewhere</span>' in refused.text
+        # A session the verification missed (committed just after it, as the late sign-in's
+        # would be) ends at the next check.
+        with transaction(site.middleware.database, write=True) as unit:
+            unit.connection.execute(
+                update(MemberSession.__table__)
+                .where(MemberSession.__table__.c.ended_at.is_not(None))
+                .values(ended_at=None)
+            )
+        time.sleep(0.5)  # past session_recheck_seconds: the next request asks the database
+        assert browsers["late"].get(site.url + "/").text.startswith("user=;")
     finally:
         site.middleware.close()

@@ -361,6 +361,8 @@ class SessionManager:
             return _Check.unknown(asked_at)
         row = rows[0]
         expires_at = row.expires_at.timestamp()
+        # Sent on one row only (store/sessions.py); None (no row carried it) is refused too.
+        elsewhere = session_store.first_value(rows, "domain_verified_elsewhere")
         # Expiry is not judged here: identify compares expires_at with its own now for every
         # answer, fresh or cached (an answer may outlive the row's expiry in the cache).
         live = (
@@ -371,7 +373,8 @@ class SessionManager:
             and row.member_workspace_id == row.workspace_id
             # A sign-in that committed its session just after another workspace verified the
             # member's domain (store/sessions.py): the verification would have ended it.
-            and not row.domain_verified_elsewhere
+            and elsewhere is not None
+            and not elsewhere
             # SSO switched off (or the plan lost it): the IdP no longer vouches for anyone.
             and row.sso_enabled
             and row.plan in SSO_PLANS

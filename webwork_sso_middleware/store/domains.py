@@ -13,6 +13,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    func,
     insert,
     select,
     update,
@@ -108,9 +109,27 @@ def release(unit: UnitOfWork, workspace_id: int, domain: str) -> bool:
     return bool(result.rowcount)
 
 
+def key_domain(key: ColumnElement[str]) -> ColumnElement[str]:
+    """The domain of a userName key as names.domain_of reads it, in SQL (SQLite and PostgreSQL
+    alike): equal to a verified domain exactly when domain_of's answer is (an empty local part
+    aside, which this counts). The part after the last "@" (rtrim strips the trailing characters
+    that are not "@"), then without its trailing spaces and then dots: a key may keep a space
+    before the root's dot ("dan@newco.test ." keys to "dan@newco.test "), which domain_of strips
+    and a LIKE '%@newco.test' does not see. Space is the only whitespace a key can hold there
+    (NFKC maps the others to it, or names.clean refuses them)."""
+    after_last_at = func.substr(key, func.length(func.rtrim(key, func.replace(key, "@", ""))) + 1)
+    return func.rtrim(func.rtrim(after_last_at, " "), ".")
+
+
 def end_sessions_in_domain(unit: UnitOfWork, domain: str, which: ColumnElement[bool]) -> None:
-    """End the live sessions of the members ``which`` selects whose userName is at ``domain``."""
-    members = select(_M.id).where(which, _M.user_name_key.like("%@" + domain))
+    """End the live sessions of the members ``which`` selects whose userName is at ``domain``
+    (as sign-in and SCIM read it: key_domain)."""
+    # The LIKE first: cheap, and true of every key key_domain puts at ``domain``.
+    members = select(_M.id).where(
+        which,
+        _M.user_name_key.like(f"%@{domain}%"),
+        key_domain(_M.user_name_key) == domain,
+    )
     ended = (
         unit.connection.execute(
             update(_SESSIONS)

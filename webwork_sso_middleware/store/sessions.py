@@ -29,6 +29,7 @@ from sqlalchemy.orm import object_session
 
 from . import events
 from .db import SESSIONS_ENDED, StoreSession, UnitOfWork, note_sessions_ended
+from .domains import key_domain
 from .driver import DriverStatement
 from .models import (
     Group,
@@ -74,20 +75,15 @@ _DOMAIN_VERIFIED = (
 # Whether another workspace verified the domain of the member's userName: a verification ends
 # such sessions as it commits (store/domains.py), but a sign-in in flight may commit its session
 # just after; the session check refuses it, so it lives no longer than session_recheck_seconds.
-# The same members as the verification's LIKE; the equality with the part after the last "@"
-# (rtrim strips the trailing characters that are not "@", on SQLite and PostgreSQL alike) lets
-# it be one probe of the verified-domain index rather than a walk of every verified domain.
-_AFTER_LAST_AT = func.substr(
-    _M.user_name_key,
-    func.length(func.rtrim(_M.user_name_key, func.replace(_M.user_name_key, "@", ""))) + 1,
-)
+# The same members as the verification ends and sign-in refuses (domains.key_domain); an
+# equality with the verified domain, so one probe of the verified-domain index rather than a
+# walk of every verified domain.
 _DOMAIN_VERIFIED_ELSEWHERE = (
     select(_D.domain)
     .where(
-        _D.domain == _AFTER_LAST_AT,
+        _D.domain == key_domain(_M.user_name_key),
         _D.verified_at.is_not(None),
         _D.workspace_id != _M.workspace_id,
-        _M.user_name_key.like(literal("%@") + _D.domain),
     )
     .correlate(_MEMBERS)
     .exists()
@@ -152,7 +148,9 @@ _SESSION_QUERY = (
         _M.user_name_key,
         _M.email_key,
         _DOMAIN_VERIFIED.label("domain_verified"),
-        _DOMAIN_VERIFIED_ELSEWHERE.label("domain_verified_elsewhere"),
+        # On one row only: a correlated subquery is evaluated for each row (one per group),
+        # and this one computes the key's domain (rtrim by a set as long as the key).
+        _first_row_only(_DOMAIN_VERIFIED_ELSEWHERE, "domain_verified_elsewhere"),
         _M.given_name,
         _M.family_name,
         _M.display_name,
