@@ -390,3 +390,36 @@ def test_a_spelling_sign_in_puts_in_a_domain_is_in_it_for_the_verification_and_t
         assert browsers["late"].get(site.url + "/").text.startswith("user=;")
     finally:
         site.middleware.close()
+
+
+def test_a_user_name_that_is_not_an_address_is_in_no_domain_for_the_check(
+    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, evil_idp: TestIdP
+):
+    """A userName without an "@" that spells another workspace's verified domain names nobody
+    in it: its session (signed in by the member's address in its own workspace's domain) lives."""
+    site = Site(serve, database_url, session_recheck_seconds=0.3)
+    try:
+        site.add_workspace("acme", idp)
+        token = site.add_workspace("evil", evil_idp)
+        site.workspaces.create("newco", name="Newco", plan="plus", owner_email="o@newco.test")
+        site.workspaces.verify_domain("newco", "newco.test", by_operator=True)
+        created = requests.post(
+            f"{site.url}/scim/v2/Users",
+            json=okta_user("newco.test", emails=[{"value": "nc@evil.test", "primary": True}]),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert created.status_code == 201, created.text
+        browser = requests.Session()
+        response = site.post_response(
+            browser,
+            "evil",
+            evil_idp.response(
+                sp_entity_id=site.entity_id("evil"), acs_url=site.acs("evil"), email="nc@evil.test"
+            ),
+        )
+        assert response.status_code == 303, response.text
+        time.sleep(0.5)  # past session_recheck_seconds: the next request asks the database
+        expected = f"user=evil:{created.json()['id']};"
+        assert browser.get(site.url + "/").text.startswith(expected)
+    finally:
+        site.middleware.close()

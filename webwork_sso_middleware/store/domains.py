@@ -12,6 +12,7 @@ from sqlalchemy import (
     ColumnElement,
     Table,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -118,7 +119,9 @@ def key_domain(key: ColumnElement[str]) -> ColumnElement[str]:
     and a LIKE '%@newco.test' does not see. Space is the only whitespace a key can hold there
     (NFKC maps the others to it, or names.clean refuses them)."""
     after_last_at = func.substr(key, func.length(func.rtrim(key, func.replace(key, "@", ""))) + 1)
-    return func.rtrim(func.rtrim(after_last_at, " "), ".")
+    # Without an "@" that is the whole key: NULL instead, so a userName "newco.test" is in no
+    # domain.
+    return case((key.like("%@%"), func.rtrim(func.rtrim(after_last_at, " "), ".")))
 
 
 def end_sessions_in_domain(unit: UnitOfWork, domain: str, which: ColumnElement[bool]) -> None:
