@@ -392,11 +392,13 @@ def test_a_spelling_sign_in_puts_in_a_domain_is_in_it_for_the_verification_and_t
         site.middleware.close()
 
 
+@pytest.mark.parametrize("user_name", ["newco.test", "@newco.test"])
 def test_a_user_name_that_is_not_an_address_is_in_no_domain_for_the_check(
-    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, evil_idp: TestIdP
+    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, evil_idp: TestIdP, user_name: str
 ):
-    """A userName without an "@" that spells another workspace's verified domain names nobody
-    in it: its session (signed in by the member's address in its own workspace's domain) lives."""
+    """A userName that is no address (no "@", or nothing before it) but spells another
+    workspace's verified domain names nobody in it, for sign-in as for the check: its session
+    (signed in by the member's address in its own workspace's domain) lives."""
     site = Site(serve, database_url, session_recheck_seconds=0.3)
     try:
         site.add_workspace("acme", idp)
@@ -405,7 +407,7 @@ def test_a_user_name_that_is_not_an_address_is_in_no_domain_for_the_check(
         site.workspaces.verify_domain("newco", "newco.test", by_operator=True)
         created = requests.post(
             f"{site.url}/scim/v2/Users",
-            json=okta_user("newco.test", emails=[{"value": "nc@evil.test", "primary": True}]),
+            json=okta_user(user_name, emails=[{"value": "nc@evil.test", "primary": True}]),
             headers={"Authorization": f"Bearer {token}"},
         )
         assert created.status_code == 201, created.text

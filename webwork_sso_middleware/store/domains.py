@@ -112,16 +112,17 @@ def release(unit: UnitOfWork, workspace_id: int, domain: str) -> bool:
 
 def key_domain(key: ColumnElement[str]) -> ColumnElement[str]:
     """The domain of a userName key as names.domain_of reads it, in SQL (SQLite and PostgreSQL
-    alike): equal to a verified domain exactly when domain_of's answer is (an empty local part
-    aside, which this counts). The part after the last "@" (rtrim strips the trailing characters
-    that are not "@"), then without its trailing spaces and then dots: a key may keep a space
+    alike): equal to a verified domain exactly when domain_of's answer is. The part after the
+    last "@" (rtrim strips the trailing characters that are not "@"), then without its
+    trailing spaces and then dots: a key may keep a space
     before the root's dot ("dan@newco.test ." keys to "dan@newco.test "), which domain_of strips
     and a LIKE '%@newco.test' does not see. Space is the only whitespace a key can hold there
     (NFKC maps the others to it, or names.clean refuses them)."""
     after_last_at = func.substr(key, func.length(func.rtrim(key, func.replace(key, "@", ""))) + 1)
-    # Without an "@" that is the whole key: NULL instead, so a userName "newco.test" is in no
-    # domain.
-    return case((key.like("%@%"), func.rtrim(func.rtrim(after_last_at, " "), ".")))
+    # Without an "@" that is the whole key, and with nothing before the last "@" domain_of
+    # names no domain either: NULL, so neither "newco.test" nor "@newco.test" is in newco.test
+    # (sign-in reads both as no address: a session refused for it would send it round again).
+    return case((key.like("_%@%"), func.rtrim(func.rtrim(after_last_at, " "), ".")))
 
 
 def end_sessions_in_domain(unit: UnitOfWork, domain: str, which: ColumnElement[bool]) -> None:
