@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 
-from webwork_sso_middleware.store.models import MemberSession, WorkspaceDomain, utcnow
+from webwork_sso_middleware.store.models import Member, MemberSession, WorkspaceDomain, utcnow
 
 from ..saml.conftest import Site
 from ..saml.idp import TestIdP
@@ -311,6 +311,21 @@ def test_a_session_the_verification_missed_ends_at_the_next_check(
         # Nobody else's session is touched: evil's member in evil's own domain, acme's member.
         assert browsers["eve@evil.test"].get(site.url + "/").text.startswith("user=eve@evil.test;")
         assert ada.get(site.url + "/").text.startswith("user=ada@acme.test;")
+        # Ended for good, as the verification ends such sessions: newco releasing the domain
+        # later does not bring it back.
+        with transaction(site.middleware.database) as unit:
+            sessions = unit.connection.execute(
+                select(MemberSession.__table__.c.ended_at)
+                .join(
+                    Member.__table__, Member.__table__.c.id == MemberSession.__table__.c.member_id
+                )
+                .where(Member.__table__.c.user_name_key == "dan@newco.test")
+            ).all()
+        assert len(sessions) == 1 and sessions[0].ended_at is not None
+        site.workspaces.release_domain("newco", "newco.test")
+        time.sleep(0.5)
+        assert browsers["dan@newco.test"].get(site.url + "/").text.startswith("user=;")
+        assert browsers["eve@evil.test"].get(site.url + "/").text.startswith("user=eve@evil.test;")
     finally:
         site.middleware.close()
 

@@ -353,8 +353,24 @@ class SessionManager:
             log.warning("could not check a session; the request goes on without identity: %s", exc)
             return None
         check = self._evaluate(rows, asked_at)
+        if rows and rows[0].ended_at is None and self._verified_elsewhere(rows):
+            self._end_missed(id_hash)
         self.cache.put(id_hash, check)
         return check
+
+    @staticmethod
+    def _verified_elsewhere(rows: Sequence[Any]) -> bool:
+        # Sent on one row only (store/sessions.py).
+        return bool(session_store.first_value(rows, "domain_verified_elsewhere"))
+
+    def _end_missed(self, id_hash: str) -> None:
+        """End for good a session the domain's verification missed (refused by the check
+        either way): a later release of the domain must not bring it back."""
+        now = _utc(self._clock())
+        try:
+            self.database.run(lambda unit: session_store.end_missed_session(unit, id_hash, now))
+        except (SQLAlchemyError, StoreError) as exc:  # refused all the same; ended next time
+            log.warning("could not end a session its check refused: %s", exc)
 
     def _evaluate(self, rows: Sequence[Any], asked_at: float) -> _Check:
         if not rows:  # never existed here, or purged: remembered as dead like any other

@@ -312,6 +312,24 @@ def end_saml_sessions(
     return [row.id_hash for row in ended]
 
 
+def end_missed_session(unit: UnitOfWork, id_hash: str, now: dt.datetime) -> None:
+    """Mark ended a live session whose member another workspace's verification names (its
+    check found it so): one a sign-in committed just as the verification did, which the
+    verification's own UPDATE (store/domains.py) would have ended. Ended as that ends them,
+    without an event; so that releasing the domain later does not bring it back."""
+    ended = (
+        unit.connection.execute(
+            update(_SESSIONS)
+            .where(_S.id_hash == id_hash, _S.ended_at.is_(None))
+            .values(ended_at=now)
+            .returning(_S.member_id)
+        )
+        .scalars()
+        .all()
+    )
+    note_sessions_ended(unit.connection, ended)
+
+
 def end_sessions(unit: UnitOfWork, id_hashes: Sequence[str], now: dt.datetime) -> None:
     """Mark these sessions ended (those not ended already): a sign-out at /saml/logout."""
     ended = unit.connection.execute(
