@@ -7,7 +7,7 @@ and is hostile. Each rule gets a case that lets someone in and a case that keeps
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -28,12 +28,24 @@ def evil_idp(serve: Callable[[Any], Any], tmp_path: Any) -> TestIdP:
 
 
 @pytest.fixture
+def quick_site(serve: Callable[[Any], Any], database_url: str) -> Iterator[Site]:
+    """A site whose workers check a session against the database every 0.3 s."""
+    site = Site(serve, database_url, session_recheck_seconds=0.3)
+    yield site
+    site.middleware.close()
+
+
+def past_recheck() -> None:
+    time.sleep(0.5)  # past quick_site's session_recheck_seconds: the next request asks
+
+
+@pytest.fixture
 def tokens(site: Site, idp: TestIdP, evil_idp: TestIdP) -> dict[str, str]:
     return {"acme": site.add_workspace("acme", idp), "evil": site.add_workspace("evil", evil_idp)}
 
 
-def assert_in(site: Site, idp: TestIdP, slug: str, email: str) -> str:
-    """Signed in as ``email`` at ``slug``; the REMOTE_USER the host app got."""
+def signed_in(site: Site, idp: TestIdP, slug: str, email: str) -> requests.Session:
+    """A browser ``idp`` signed in as ``email`` at ``slug``."""
     browser = requests.Session()
     response = site.post_response(
         browser,
@@ -41,7 +53,12 @@ def assert_in(site: Site, idp: TestIdP, slug: str, email: str) -> str:
         idp.response(sp_entity_id=site.entity_id(slug), acs_url=site.acs(slug), email=email),
     )
     assert response.status_code == 303, response.text
-    seen = browser.get(site.url + "/").text
+    return browser
+
+
+def assert_in(site: Site, idp: TestIdP, slug: str, email: str) -> str:
+    """Signed in as ``email`` at ``slug``; the REMOTE_USER the host app got."""
+    seen = signed_in(site, idp, slug, email).get(site.url + "/").text
     return seen.split(";")[0].removeprefix("user=")
 
 
@@ -61,10 +78,10 @@ def assert_refused(site: Site, idp: TestIdP, slug: str, email: str, reason: str)
     assert site.audit("login_failed")[-1].changes["reason"] == reason  # the owner's diagnostics
 
 
-def provision(site: Site, token: str, email: str) -> str:
+def provision(site: Site, token: str, email: str, **fields: Any) -> str:
     created = requests.post(
         f"{site.url}/scim/v2/Users",
-        json=okta_user(email),
+        json=okta_user(email, **fields),
         headers={"Authorization": f"Bearer {token}"},
     )
     assert created.status_code == 201, created.text
@@ -258,185 +275,116 @@ def test_verifying_a_domain_ends_other_workspaces_sessions_in_it(
 
 
 def test_a_session_the_verification_missed_ends_at_the_next_check(
-    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, evil_idp: TestIdP
+    quick_site: Site, idp: TestIdP, evil_idp: TestIdP
 ):
     """A sign-in in flight while another workspace verifies the domain can commit its session
     after the verification ended the domain's sessions (on PostgreSQL nothing orders the two).
     Such a session must not outlive the session check: each check asks whether the member's
     domain is verified elsewhere. The race is set up by marking the domain verified in SQL,
     which is what the sign-in's late session sees: a verification it did not hear of."""
-    site = Site(serve, database_url, session_recheck_seconds=0.3)
-    try:
-        tokens = {
-            "acme": site.add_workspace("acme", idp),
-            "evil": site.add_workspace("evil", evil_idp),
-        }
-        provision(site, tokens["evil"], "dan@newco.test")  # newco.test: nobody's yet
-        provision(site, tokens["evil"], "eve@evil.test")  # evil's own verified domain
-        browsers = {}
-        for email in ("dan@newco.test", "eve@evil.test"):
-            browsers[email] = requests.Session()
-            response = site.post_response(
-                browsers[email],
-                "evil",
-                evil_idp.response(
-                    sp_entity_id=site.entity_id("evil"), acs_url=site.acs("evil"), email=email
-                ),
+    site = quick_site
+    site.add_workspace("acme", idp)
+    evil = site.add_workspace("evil", evil_idp)
+    provision(site, evil, "dan@newco.test")  # newco.test: nobody's yet
+    provision(site, evil, "eve@evil.test")  # evil's own verified domain
+    dan = signed_in(site, evil_idp, "evil", "dan@newco.test")
+    eve = signed_in(site, evil_idp, "evil", "eve@evil.test")
+    ada = signed_in(site, idp, "acme", "ada@acme.test")  # acme's, in acme's verified domain
+    assert dan.get(site.url + "/").text.startswith("user=evil:")
+    site.workspaces.create("newco", name="Newco", plan="plus", owner_email="o@newco.test")
+    with transaction(site.middleware.database, write=True) as unit:
+        unit.connection.execute(
+            insert(WorkspaceDomain.__table__).values(
+                workspace_id=site.workspaces.get("newco").id,
+                domain="newco.test",
+                verification_token="t" * 32,
+                verified_at=utcnow(),
+                verified_by="operator",
             )
-            assert response.status_code == 303, response.text
-        ada = requests.Session()  # acme's own member, in acme's verified domain
-        response = site.post_response(
-            ada,
-            "acme",
-            idp.response(
-                sp_entity_id=site.entity_id("acme"), acs_url=site.acs("acme"), email="ada@acme.test"
-            ),
         )
-        assert response.status_code == 303, response.text
-        assert browsers["dan@newco.test"].get(site.url + "/").text.startswith("user=evil:")
-        site.workspaces.create("newco", name="Newco", plan="plus", owner_email="o@newco.test")
-        newco = site.workspaces.get("newco").id
-        with transaction(site.middleware.database, write=True) as unit:
-            unit.connection.execute(
-                insert(WorkspaceDomain.__table__).values(
-                    workspace_id=newco,
-                    domain="newco.test",
-                    verification_token="t" * 32,
-                    verified_at=utcnow(),
-                    verified_by="operator",
-                )
-            )
-        time.sleep(0.5)  # past session_recheck_seconds: the next request asks the database
-        assert browsers["dan@newco.test"].get(site.url + "/").text.startswith("user=;")
-        # Nobody else's session is touched: evil's member in evil's own domain, acme's member.
-        assert browsers["eve@evil.test"].get(site.url + "/").text.startswith("user=eve@evil.test;")
-        assert ada.get(site.url + "/").text.startswith("user=ada@acme.test;")
-        # Ended for good, as the verification ends such sessions: newco releasing the domain
-        # later does not bring it back.
-        with transaction(site.middleware.database) as unit:
-            sessions = unit.connection.execute(
-                select(MemberSession.__table__.c.ended_at)
-                .join(
-                    Member.__table__, Member.__table__.c.id == MemberSession.__table__.c.member_id
-                )
-                .where(Member.__table__.c.user_name_key == "dan@newco.test")
-            ).all()
-        assert len(sessions) == 1 and sessions[0].ended_at is not None
-        site.workspaces.release_domain("newco", "newco.test")
-        time.sleep(0.5)
-        assert browsers["dan@newco.test"].get(site.url + "/").text.startswith("user=;")
-        assert browsers["eve@evil.test"].get(site.url + "/").text.startswith("user=eve@evil.test;")
-    finally:
-        site.middleware.close()
+    past_recheck()
+    assert dan.get(site.url + "/").text.startswith("user=;")
+    # Nobody else's session is touched: evil's member in evil's own domain, acme's member.
+    assert eve.get(site.url + "/").text.startswith("user=eve@evil.test;")
+    assert ada.get(site.url + "/").text.startswith("user=ada@acme.test;")
+    # Ended for good, as the verification ends such sessions: newco releasing the domain later
+    # does not bring it back.
+    with transaction(site.middleware.database) as unit:
+        ended = unit.connection.execute(
+            select(MemberSession.__table__.c.ended_at)
+            .join(Member.__table__, Member.__table__.c.id == MemberSession.__table__.c.member_id)
+            .where(Member.__table__.c.user_name_key == "dan@newco.test")
+        ).all()
+    assert len(ended) == 1 and ended[0].ended_at is not None
+    site.workspaces.release_domain("newco", "newco.test")
+    past_recheck()
+    assert dan.get(site.url + "/").text.startswith("user=;")
+    assert eve.get(site.url + "/").text.startswith("user=eve@evil.test;")
 
 
 @pytest.mark.parametrize("user_name", ["dan@newco.test .", "dan@newco.test\N{NO-BREAK SPACE}."])
 def test_a_spelling_sign_in_puts_in_a_domain_is_in_it_for_the_verification_and_the_check(
-    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, evil_idp: TestIdP, user_name: str
+    quick_site: Site, idp: TestIdP, evil_idp: TestIdP, user_name: str
 ):
     """A userName whose key keeps a space before the root's dot (``dan@newco.test .`` keys to
     ``dan@newco.test ``): sign-in and SCIM read it as in newco.test (names.domain_of), so the
     verification and the session check must too, or a hostile workspace keeps its session."""
-    site = Site(serve, database_url, session_recheck_seconds=0.3)
-    try:
-        tokens = {
-            "acme": site.add_workspace("acme", idp),
-            "evil": site.add_workspace("evil", evil_idp),
-        }
-        # newco.test: nobody's yet. An assertion cannot name such a member (no NameID is that
-        # userName): the IdP signs it in by its SCIM-written address in evil's own domain.
-        created = requests.post(
-            f"{site.url}/scim/v2/Users",
-            json=okta_user(user_name, emails=[{"value": "dan@evil.test", "primary": True}]),
-            headers={"Authorization": f"Bearer {tokens['evil']}"},
+    site = quick_site
+    site.add_workspace("acme", idp)
+    evil = site.add_workspace("evil", evil_idp)
+    # newco.test: nobody's yet. An assertion cannot name such a member (no NameID is that
+    # userName): the IdP signs it in by its SCIM-written address in evil's own domain.
+    member_id = provision(
+        site, evil, user_name, emails=[{"value": "dan@evil.test", "primary": True}]
+    )
+    for group in ("Alpha", "Beta", "Gamma"):  # the check then reads one row per group
+        response = requests.post(
+            f"{site.url}/scim/v2/Groups",
+            json={
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": group,
+                "members": [{"value": member_id}],
+            },
+            headers={"Authorization": f"Bearer {evil}"},
         )
-        assert created.status_code == 201, created.text
-        for group in ("Alpha", "Beta", "Gamma"):  # the check then reads one row per group
-            response = requests.post(
-                f"{site.url}/scim/v2/Groups",
-                json={
-                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                    "displayName": group,
-                    "members": [{"value": created.json()["id"]}],
-                },
-                headers={"Authorization": f"Bearer {tokens['evil']}"},
-            )
-            assert response.status_code == 201, response.text
-        browsers = {}
-        for name in ("late", "early"):
-            browsers[name] = requests.Session()
-            response = site.post_response(
-                browsers[name],
-                "evil",
-                evil_idp.response(
-                    sp_entity_id=site.entity_id("evil"),
-                    acs_url=site.acs("evil"),
-                    email="dan@evil.test",
-                ),
-            )
-            assert response.status_code == 303, response.text
-            seen = browsers[name].get(site.url + "/").text
-            assert seen.startswith("user=evil:") and "groups=Alpha,Beta,Gamma" in seen, seen
-        site.workspaces.create("newco", name="Newco", plan="plus", owner_email="o@newco.test")
-        # The verification as it runs: it ends the early session at once...
-        site.workspaces.verify_domain("newco", "newco.test", by_operator=True)
-        assert browsers["early"].get(site.url + "/").text.startswith("user=;")
-        # ... and sign-in refuses that member from now on.
-        refused = site.post_response(
-            requests.Session(),
-            "evil",
-            evil_idp.response(
-                sp_entity_id=site.entity_id("evil"),
-                acs_url=site.acs("evil"),
-                email="dan@evil.test",
-            ),
+        assert response.status_code == 201, response.text
+    late, early = (signed_in(site, evil_idp, "evil", "dan@evil.test") for _ in range(2))
+    for browser in (late, early):
+        seen = browser.get(site.url + "/").text
+        assert seen.startswith("user=evil:") and "groups=Alpha,Beta,Gamma" in seen, seen
+    site.workspaces.create("newco", name="Newco", plan="plus", owner_email="o@newco.test")
+    # The verification as it runs: it ends the sessions at once...
+    site.workspaces.verify_domain("newco", "newco.test", by_operator=True)
+    assert early.get(site.url + "/").text.startswith("user=;")
+    # ... and sign-in refuses that member from now on.
+    assert_refused(site, evil_idp, "evil", "dan@evil.test", "domain_verified_elsewhere")
+    # A session the verification missed (committed just after it, as the late sign-in's
+    # would be) ends at the next check.
+    with transaction(site.middleware.database, write=True) as unit:
+        unit.connection.execute(
+            update(MemberSession.__table__)
+            .where(MemberSession.__table__.c.ended_at.is_not(None))
+            .values(ended_at=None)
         )
-        assert refused.status_code == 403, refused.text
-        assert '<span class="reason">domain_verified_elsewhere</span>' in refused.text
-        # A session the verification missed (committed just after it, as the late sign-in's
-        # would be) ends at the next check.
-        with transaction(site.middleware.database, write=True) as unit:
-            unit.connection.execute(
-                update(MemberSession.__table__)
-                .where(MemberSession.__table__.c.ended_at.is_not(None))
-                .values(ended_at=None)
-            )
-        time.sleep(0.5)  # past session_recheck_seconds: the next request asks the database
-        assert browsers["late"].get(site.url + "/").text.startswith("user=;")
-    finally:
-        site.middleware.close()
+    past_recheck()
+    assert late.get(site.url + "/").text.startswith("user=;")
 
 
 @pytest.mark.parametrize("user_name", ["newco.test", "@newco.test"])
 def test_a_user_name_that_is_not_an_address_is_in_no_domain_for_the_check(
-    serve: Callable[[Any], Any], database_url: str, idp: TestIdP, evil_idp: TestIdP, user_name: str
+    quick_site: Site, idp: TestIdP, evil_idp: TestIdP, user_name: str
 ):
     """A userName that is no address (no "@", or nothing before it) but spells another
     workspace's verified domain names nobody in it, for sign-in as for the check: its session
     (signed in by the member's address in its own workspace's domain) lives."""
-    site = Site(serve, database_url, session_recheck_seconds=0.3)
-    try:
-        site.add_workspace("acme", idp)
-        token = site.add_workspace("evil", evil_idp)
-        site.workspaces.create("newco", name="Newco", plan="plus", owner_email="o@newco.test")
-        site.workspaces.verify_domain("newco", "newco.test", by_operator=True)
-        created = requests.post(
-            f"{site.url}/scim/v2/Users",
-            json=okta_user(user_name, emails=[{"value": "nc@evil.test", "primary": True}]),
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        assert created.status_code == 201, created.text
-        browser = requests.Session()
-        response = site.post_response(
-            browser,
-            "evil",
-            evil_idp.response(
-                sp_entity_id=site.entity_id("evil"), acs_url=site.acs("evil"), email="nc@evil.test"
-            ),
-        )
-        assert response.status_code == 303, response.text
-        time.sleep(0.5)  # past session_recheck_seconds: the next request asks the database
-        expected = f"user=evil:{created.json()['id']};"
-        assert browser.get(site.url + "/").text.startswith(expected)
-    finally:
-        site.middleware.close()
+    site = quick_site
+    site.add_workspace("acme", idp)
+    evil = site.add_workspace("evil", evil_idp)
+    site.workspaces.create("newco", name="Newco", plan="plus", owner_email="o@newco.test")
+    site.workspaces.verify_domain("newco", "newco.test", by_operator=True)
+    member_id = provision(
+        site, evil, user_name, emails=[{"value": "nc@evil.test", "primary": True}]
+    )
+    browser = signed_in(site, evil_idp, "evil", "nc@evil.test")
+    past_recheck()
+    assert browser.get(site.url + "/").text.startswith(f"user=evil:{member_id};")
