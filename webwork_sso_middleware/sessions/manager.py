@@ -353,15 +353,14 @@ class SessionManager:
             log.warning("could not check a session; the request goes on without identity: %s", exc)
             return None
         check = self._evaluate(rows, asked_at)
-        if rows and rows[0].ended_at is None and self._verified_elsewhere(rows):
+        if (
+            rows
+            and rows[0].ended_at is None
+            and session_store.first_value(rows, "domain_verified_elsewhere")
+        ):
             self._end_missed(id_hash)
         self.cache.put(id_hash, check)
         return check
-
-    @staticmethod
-    def _verified_elsewhere(rows: Sequence[Any]) -> bool:
-        # Sent on one row only (store/sessions.py).
-        return bool(session_store.first_value(rows, "domain_verified_elsewhere"))
 
     def _end_missed(self, id_hash: str) -> None:
         """End for good a session the domain's verification missed (refused by the check

@@ -114,10 +114,10 @@ def key_domain(key: ColumnElement[str]) -> ColumnElement[str]:
     """The domain of a userName key as names.domain_of reads it, in SQL (SQLite and PostgreSQL
     alike): equal to a verified domain exactly when domain_of's answer is. The part after the
     last "@" (rtrim strips the trailing characters that are not "@"), then without its
-    trailing spaces and then dots: a key may keep a space
-    before the root's dot ("dan@newco.test ." keys to "dan@newco.test "), which domain_of strips
-    and a LIKE '%@newco.test' does not see. Space is the only whitespace a key can hold there
-    (NFKC maps the others to it, or names.clean refuses them)."""
+    trailing spaces and then dots: a key may keep a space before the root's dot
+    ("dan@newco.test ." keys to "dan@newco.test "), which domain_of strips and a LIKE
+    '%@newco.test' does not see. Space is the only whitespace a key can hold there (NFKC maps
+    the others to it, or names.clean refuses them)."""
     after_last_at = func.substr(key, func.length(func.rtrim(key, func.replace(key, "@", ""))) + 1)
     # Without an "@" that is the whole key, and with nothing before the last "@" domain_of
     # names no domain either: NULL, so neither "newco.test" nor "@newco.test" is in newco.test
