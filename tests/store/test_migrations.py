@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from webwork_sso_middleware.store import Database
 from webwork_sso_middleware.store.workspaces import Workspaces
@@ -273,5 +273,55 @@ def test_0014_keeps_every_row_and_reads_old_ones_as_before(empty_database_url: s
             primaries = conn.execute(text('SELECT "primary" FROM member_values ORDER BY id'))
             assert [bool(p) for (p,) in primaries] == [True, False]
             assert conn.execute(text("SELECT COUNT(*) FROM memberships")).scalar_one() == 1
+    finally:
+        database.dispose()
+
+
+def test_0015_totals_keep_counting_through_upgrade_and_downgrade(empty_database_url: str):
+    """The PostgreSQL trigger functions add to their slot themselves (0015); the counts stay
+    exact through the upgrade and the downgrade, per workspace, on either backend."""
+    with rows_at(empty_database_url, "0014") as conn:
+        for wid, slug in ((1, "acme"), (2, "hostile")):
+            insert(conn, "workspaces", workspace_row("0014", id=wid, slug=slug, name="W"))
+        insert(conn, "members", member_row("m1", "m1", workspace_id=1, email_key=None))
+
+    totals = text(
+        "SELECT workspace_id, SUM(members), SUM(groups) FROM scim_totals"
+        " GROUP BY workspace_id ORDER BY workspace_id"
+    )
+    helper = text("SELECT COUNT(*) FROM pg_proc WHERE proname = 'scim_totals_add'")
+
+    def write(conn: Connection, n: int) -> None:
+        """Each trigger path once: insert, soft delete, undelete, move, group create/move."""
+        insert(conn, "members", member_row(f"a{n}", f"a{n}", workspace_id=1, email_key=None))
+        insert(conn, "members", member_row(f"b{n}", f"b{n}", workspace_id=2, email_key=None))
+        conn.execute(text(f"UPDATE members SET deleted_at = CURRENT_TIMESTAMP WHERE id = 'a{n}'"))
+        conn.execute(text(f"UPDATE members SET deleted_at = NULL WHERE id = 'a{n}'"))
+        conn.execute(text(f"UPDATE members SET workspace_id = 1 WHERE id = 'b{n}'"))
+        insert(
+            conn,
+            "groups",
+            group_row(id=f"g{n}", workspace_id=2, display_name=f"G{n}", display_name_key=f"g{n}"),
+        )
+        conn.execute(text(f"UPDATE groups SET workspace_id = 1 WHERE id = 'g{n}'"))
+
+    database = Database(empty_database_url, auto_migrate=False)
+    try:
+        database.upgrade("0015")
+        with database.engine.begin() as conn:
+            if not database.is_sqlite:
+                assert conn.execute(helper).scalar_one() == 0
+            assert conn.execute(totals).all() == [(1, 1, 0), (2, 0, 0)]
+            write(conn, 1)
+        with database.engine.connect() as conn:
+            assert conn.execute(totals).all() == [(1, 3, 1), (2, 0, 0)]
+        downgrade(database, "0014")
+        with database.engine.begin() as conn:
+            if not database.is_sqlite:
+                assert conn.execute(helper).scalar_one() == 1
+            write(conn, 2)
+            conn.execute(text("DELETE FROM members WHERE id = 'a1'"))
+        with database.engine.connect() as conn:
+            assert conn.execute(totals).all() == [(1, 4, 2), (2, 0, 0)]
     finally:
         database.dispose()
