@@ -46,6 +46,57 @@ def rss_kb(pid: int | str = "self") -> dict[str, int]:
     return out
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_fields(pid: int | str) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        # The command name (field 2) may hold spaces: the fields after it start at its ")".
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int | str) -> float | None:
+    """User + system CPU a process has used, from /proc (None where there is no /proc)."""
+    try:
+        fields = _stat_fields(pid)
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def postgres_cpu_seconds(database: str) -> float | None:
+    """CPU used by this machine's PostgreSQL for ``database``: the backends connected to it
+    (PostgreSQL titles each "postgres: ... <user> <database> <client> ..."), plus the server's
+    own processes, which work for every database (the WAL writer, the checkpointer, the
+    postmaster...): so other work on that PostgreSQL server skews the figure. Backends that
+    have exited are not counted (the benchmark's servers keep their pooled connections). None
+    when no such process is visible (a remote server, or no /proc). The benchmark's own
+    processes never count: a "postgresql://" URL in a command line is not a server's title."""
+    total, seen = 0.0, False
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read().split(b"\0", 1)[0].decode(errors="replace")
+            if title.startswith("postgres: "):
+                words = title.split()
+                # A backend names its user and database after the cluster; others don't.
+                is_backend = "(" in title or "[local]" in title
+                if is_backend and database not in words:
+                    continue
+            elif not title.endswith("/postgres"):
+                continue
+            fields = _stat_fields(pid)
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        seen = True
+        total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return total if seen else None
+
+
 class BenchWrapper:
     """The WSGI app each child serves: the SCIM app, plus a few control endpoints.
 

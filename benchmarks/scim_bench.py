@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from common import (
     BENCH_PREFIX,
@@ -48,8 +48,10 @@ from common import (
     WAITRESS_THREADS,
     BenchWrapper,
     add_json_option,
+    cpu_seconds,
     fmt,
     host_app,
+    postgres_cpu_seconds,
     publish,
     rss_kb,
     summarize,
@@ -330,6 +332,16 @@ class Creator:
         self.lock = threading.Lock()
         self.created = 0
         self.seconds = 0.0
+        # CPU seconds spent while this creator's slices ran, read from /proc: the server's
+        # process, the machine's PostgreSQL (None if not local) and this client process.
+        self.on_postgres = (server.database_url or "").startswith("postgresql")
+        # The database's name, which PostgreSQL puts in the title of each of its backends.
+        self.database = urlsplit(server.database_url or "").path.lstrip("/")
+        self.cpu: dict[str, float | None] = {
+            "server": 0.0,
+            "postgres": 0.0 if self.on_postgres else None,
+            "client": 0.0,
+        }
 
     def _session(self) -> Any:
         import requests
@@ -353,13 +365,29 @@ class Creator:
             raise ServerError(server, f"POST /Users #{i} answered {data!r:.300}")
         return i, data["id"]
 
+    def _cpu_now(self) -> dict[str, float | None]:
+        return {
+            "server": cpu_seconds(self.server.pid),
+            "postgres": postgres_cpu_seconds(self.database) if self.on_postgres else None,
+            "client": time.process_time(),
+        }
+
     def create(self, indexes: range) -> None:
-        """POST ``indexes`` in parallel; the time they took counts towards :attr:`rate`."""
+        """POST ``indexes`` in parallel; the time they took counts towards :attr:`rate`, the
+        CPU towards :meth:`cpu_ms_per_user`."""
+        before = self._cpu_now()
         start = time.perf_counter()
         ids = dict(self.pool.map(self._post, indexes))
         self.seconds += time.perf_counter() - start
+        after = self._cpu_now()
+        for key, total in self.cpu.items():
+            a, b = before[key], after[key]
+            self.cpu[key] = None if total is None or a is None or b is None else total + b - a
         self.created += len(indexes)
         self.server.user_ids.extend(ids[i] for i in indexes)
+
+    def cpu_ms_per_user(self) -> dict[str, float | None]:
+        return {k: None if v is None else v * 1000 / self.created for k, v in self.cpu.items()}
 
     @property
     def rate(self) -> float:
@@ -376,11 +404,12 @@ def create_interleaved(
     indexes: range,
     threads: int,
     dropped: Callable[[Server, Exception], None],
-) -> dict[str, float]:
+) -> dict[str, dict[str, Any]]:
     """Create ``indexes`` on every server, in slices of CREATE_SLICE that alternate between the
     servers (ours, peer, peer, ours, ...), as the timed lookups do: the machine's drift over the
-    seconds this takes then weighs on both alike. Returns users/s per server kind; a server
-    whose create fails is reported through ``dropped`` and left out."""
+    seconds this takes then weighs on both alike. Returns, per server kind, users/s
+    (``create_per_s``) and CPU ms per user (``create_cpu_ms``: server, postgres, client); a
+    server whose create fails is reported through ``dropped`` and left out."""
     creators = [Creator(server, threads) for server in servers]
     try:
         slices = [
@@ -395,7 +424,11 @@ def create_interleaved(
                     creator.create(part)
                 except Exception as exc:  # noqa: BLE001 - that server drops out, the other goes on
                     dropped(creator.server, exc)
-        return {c.server.kind: c.rate for c in creators if c.server in servers}
+        return {
+            c.server.kind: {"create_per_s": c.rate, "create_cpu_ms": c.cpu_ms_per_user()}
+            for c in creators
+            if c.server in servers
+        }
     finally:
         for creator in creators:
             creator.close()
@@ -600,6 +633,8 @@ def server_rows(report: dict[str, Any], kind: str) -> list[tuple[str, Callable[[
     rows = [
         ("users", cell("members", spec="d")),
         ("create throughput (users/s)", cell("create_per_s", spec=".0f")),
+        ("create CPU, server (ms/user)", cell("create_cpu_ms", "server")),
+        ("create CPU, client (ms/user)", cell("create_cpu_ms", "client")),
         ("lookup median (ms)", cell("lookup", "median_ms")),
         ("lookup p90 (ms)", cell("lookup", "p90_ms")),
         ("page median (ms)", cell("page", "median_ms")),
@@ -609,6 +644,8 @@ def server_rows(report: dict[str, Any], kind: str) -> list[tuple[str, Callable[[
         ("lookup response (bytes)", cell("lookup_response_bytes", spec="d")),
         ("page response (bytes)", cell("page_response_bytes", spec="d")),
     ]
+    if report["servers"][kind].get("on_postgres"):
+        rows.insert(3, ("create CPU, PostgreSQL (ms/user)", cell("create_cpu_ms", "postgres")))
     if get(report, kind, "N", "db_mb") is not None:
         db, wal = cell("db_mb", "db", spec=".1f"), cell("db_mb", "wal", spec=".1f")
         rows.append(("SQLite file + WAL (MB)", lambda phase: f"{db(phase)}+{wal(phase)}"))
@@ -667,6 +704,11 @@ def render(report: dict[str, Any]) -> str:
         f"{fmt(r['creates_ours_over_peer_5N'])}\n"
     )
     w(
+        f"  ours/peer server-side CPU per create (PostgreSQL's included for ours)   at N: "
+        f"{fmt(r['create_cpu_ours_over_peer_N'])}   at 5N: "
+        f"{fmt(r['create_cpu_ours_over_peer_5N'])}\n"
+    )
+    w(
         f"  ours 5N/N lookup median: {fmt(r['ours_lookup_5N_over_N'])}   (peer: "
         f"{fmt(r['peer_lookup_5N_over_N'])})\n"
     )
@@ -699,6 +741,16 @@ def compute(report: dict[str, Any]) -> None:
         a, b = get(report, kind, "N", "rss_mb"), get(report, kind, "5N", "rss_mb")
         return None if a is None or b is None else b - a
 
+    def create_cpu(kind: str, phase: str) -> float | None:
+        """CPU ms per create on the server's side: its process, plus PostgreSQL's for ours
+        (None when PostgreSQL's could not be read, so the figure never leaves it out)."""
+        cpu = get(report, kind, phase, "create_cpu_ms") or {}
+        parts: list[float | None] = [cpu.get("server")]
+        if report["servers"].get(kind, {}).get("on_postgres"):  # SQLite runs in the server
+            parts.append(cpu.get("postgres"))
+        known = [p for p in parts if p is not None]
+        return sum(known) if len(known) == len(parts) else None
+
     extra = report["config"]["n_large"] - report["config"]["n"]
     peer_growth = growth("peer")
     r = {
@@ -717,6 +769,9 @@ def compute(report: dict[str, Any]) -> None:
         "creates_ours_over_peer_5N": ratio(
             get(report, "ours", "5N", "create_per_s"), get(report, "peer", "5N", "create_per_s")
         ),
+        # Server-side CPU per create (PostgreSQL's included for ours), ours over the peer's.
+        "create_cpu_ours_over_peer_N": ratio(create_cpu("ours", "N"), create_cpu("peer", "N")),
+        "create_cpu_ours_over_peer_5N": ratio(create_cpu("ours", "5N"), create_cpu("peer", "5N")),
         "ours_rss_growth_mb": growth("ours"),
         "peer_rss_growth_mb": peer_growth,
         "peer_rss_kb_per_user": None
@@ -916,7 +971,9 @@ def main(argv: list[str] | None = None) -> int:
                     if not args.no_analyze
                     else " (never ANALYZEd)"
                 )
-            entry = report["servers"][server.kind] = {"label": server.label, "description": desc}
+            entry: dict[str, Any] = {"label": server.label, "description": desc}
+            report["servers"][server.kind] = entry
+            entry["on_postgres"] = (server.database_url or "").startswith("postgresql")
             if server.kind == "ours" and database_url.startswith("postgresql"):
                 say(
                     "WARNING: dropping webwork-sso tables and alembic_version in "
@@ -958,8 +1015,8 @@ def main(argv: list[str] | None = None) -> int:
                 create_interleaved(running, range(0, warm), args.create_threads, drop)
                 timed = range(warm, size)
             rates = create_interleaved(running, timed, args.create_threads, drop)
-            for kind, rate in rates.items():
-                report["phases"][phase].setdefault(kind, {})["create_per_s"] = rate
+            for kind, created in rates.items():
+                report["phases"][phase].setdefault(kind, {}).update(created)
             if (
                 any(server.kind == "ours" for server in running)
                 and database_url.startswith("postgresql")
