@@ -15,6 +15,8 @@ Revises: 0014
 Create Date: 2026-12-07
 """
 
+from collections.abc import Callable
+
 from alembic import op
 
 revision = "0015"
@@ -24,19 +26,26 @@ depends_on = None
 
 SLOTS = 16  # as in 0013: each connection adds to slot mod(pg_backend_pid(), SLOTS)
 
-_ADD = """
-            INSERT INTO scim_totals (workspace_id, slot, members, groups)
-            VALUES ({workspace}, mod(pg_backend_pid(), {slots}), {members}, {groups})
-            ON CONFLICT (workspace_id, slot) DO UPDATE
-            SET members = scim_totals.members + EXCLUDED.members,
-                groups = scim_totals.groups + EXCLUDED.groups;"""
+
+def _upsert(workspace: str, members: int, groups: int) -> str:
+    """0015: the statement itself, in the trigger function (PL/pgSQL keeps its plan)."""
+    return f"""
+        INSERT INTO scim_totals (workspace_id, slot, members, groups)
+        VALUES ({workspace}, mod(pg_backend_pid(), {SLOTS}), {members}, {groups})
+        ON CONFLICT (workspace_id, slot) DO UPDATE
+        SET members = scim_totals.members + EXCLUDED.members,
+            groups = scim_totals.groups + EXCLUDED.groups;"""
 
 
-def _add(workspace: str, members: int, groups: int) -> str:
-    return _ADD.format(workspace=workspace, slots=SLOTS, members=members, groups=groups)
+def _perform(workspace: str, members: int, groups: int) -> str:
+    """0013: a call of scim_totals_add (planned again on every call)."""
+    return f"""
+        PERFORM scim_totals_add({workspace}, {members}, {groups});"""
 
 
-_FUNCTIONS = f"""
+def _trigger_functions(add: Callable[[str, int, int], str]) -> str:
+    """The member and group trigger functions, adding to a slot with ``add``."""
+    return f"""
 CREATE OR REPLACE FUNCTION scim_totals_member_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
@@ -46,9 +55,9 @@ BEGIN
         END IF;
         RETURN NULL;
     END IF;
-    IF TG_OP = 'UPDATE' AND OLD.deleted_at IS NULL THEN{_add("OLD.workspace_id", -1, 0)}
+    IF TG_OP = 'UPDATE' AND OLD.deleted_at IS NULL THEN{add("OLD.workspace_id", -1, 0)}
     END IF;
-    IF NEW.deleted_at IS NULL THEN{_add("NEW.workspace_id", 1, 0)}
+    IF NEW.deleted_at IS NULL THEN{add("NEW.workspace_id", 1, 0)}
     END IF;
     RETURN NULL;
 END $$;
@@ -59,15 +68,15 @@ BEGIN
         WHERE workspace_id = OLD.workspace_id AND slot = 0;
         RETURN NULL;
     END IF;
-    IF TG_OP = 'UPDATE' THEN{_add("OLD.workspace_id", 0, -1)}
-    END IF;{_add("NEW.workspace_id", 0, 1)}
+    IF TG_OP = 'UPDATE' THEN{add("OLD.workspace_id", 0, -1)}
+    END IF;{add("NEW.workspace_id", 0, 1)}
     RETURN NULL;
 END $$;
-DROP FUNCTION scim_totals_add(integer, integer, integer);
 """
 
-# 0013's definitions, for the downgrade.
-_FUNCTIONS_0013 = f"""
+
+# 0013's helper, which the downgrade's functions call again.
+_ADD_FUNCTION_0013 = f"""
 CREATE OR REPLACE FUNCTION scim_totals_add(ws integer, d_members integer, d_groups integer)
 RETURNS void LANGUAGE sql AS $$
     INSERT INTO scim_totals (workspace_id, slot, members, groups)
@@ -76,44 +85,16 @@ RETURNS void LANGUAGE sql AS $$
     SET members = scim_totals.members + EXCLUDED.members,
         groups = scim_totals.groups + EXCLUDED.groups
 $$;
-CREATE OR REPLACE FUNCTION scim_totals_member_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        IF OLD.deleted_at IS NULL THEN
-            UPDATE scim_totals SET members = members - 1
-            WHERE workspace_id = OLD.workspace_id AND slot = 0;
-        END IF;
-        RETURN NULL;
-    END IF;
-    IF TG_OP = 'UPDATE' AND OLD.deleted_at IS NULL THEN
-        PERFORM scim_totals_add(OLD.workspace_id, -1, 0);
-    END IF;
-    IF NEW.deleted_at IS NULL THEN
-        PERFORM scim_totals_add(NEW.workspace_id, 1, 0);
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE OR REPLACE FUNCTION scim_totals_group_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        UPDATE scim_totals SET groups = groups - 1
-        WHERE workspace_id = OLD.workspace_id AND slot = 0;
-        RETURN NULL;
-    END IF;
-    IF TG_OP = 'UPDATE' THEN
-        PERFORM scim_totals_add(OLD.workspace_id, 0, -1);
-    END IF;
-    PERFORM scim_totals_add(NEW.workspace_id, 0, 1);
-    RETURN NULL;
-END $$;
 """
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(_FUNCTIONS)
+        op.execute(_trigger_functions(_upsert))
+        op.execute("DROP FUNCTION scim_totals_add(integer, integer, integer)")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(_FUNCTIONS_0013)
+        op.execute(_ADD_FUNCTION_0013)
+        op.execute(_trigger_functions(_perform))
