@@ -265,13 +265,13 @@ class Server:
         if self.database_url:
             cmd += ["--database-url", self.database_url]
         with open(self.log_path, "w") as log:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(
+            self.proc = proc = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=str(workdir)
             )
+        assert proc.stdout is not None  # stdout=PIPE
+        stdout = proc.stdout
         line: list[str] = []
-        reader = threading.Thread(
-            target=lambda: line.append(self.proc.stdout.readline()), daemon=True
-        )
+        reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(timeout)
         if not line or not line[0].strip():

@@ -251,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         server.start(workdir)
         engine = create_engine(url)
         with engine.connect() as conn:
-            wid = conn.exec_driver_sql("SELECT id FROM workspaces WHERE slug = 'bench'").scalar()
+            wid = conn.exec_driver_sql(
+                "SELECT id FROM workspaces WHERE slug = 'bench'"
+            ).scalar_one()
         ids: list[str] = []
         for size in sizes:
             t0 = time.perf_counter()
