@@ -46,33 +46,53 @@ def rss_kb(pid: int | str = "self") -> dict[str, int]:
     return out
 
 
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _stat_fields(pid: int | str) -> list[str]:
-    with open(f"/proc/{pid}/stat") as f:
-        # The command name (field 2) may hold spaces: the fields after it start at its ")".
-        return f.read().rsplit(")", 1)[1].split()
+def _run_ns(path: str) -> int:
+    """Nanoseconds a task has run, the first field of its /proc schedstat."""
+    with open(path) as f:
+        return int(f.read().split()[0])
 
 
 def cpu_seconds(pid: int | str) -> float | None:
-    """User + system CPU a process has used, from /proc (None where there is no /proc)."""
+    """CPU a process has used, summed over its live threads, from /proc's schedstat
+    (nanoseconds; /proc/<pid>/stat counts 10 ms ticks, too coarse for a slice of creates).
+    None where there is no /proc."""
     try:
-        fields = _stat_fields(pid)
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    total = 0
+    for task in tasks:
+        try:
+            total += _run_ns(f"/proc/{pid}/task/{task}/schedstat")
+        except OSError:  # the thread ended meanwhile
+            continue
+    return total / 1e9
 
 
-def postgres_cpu_seconds(database: str) -> float | None:
-    """CPU used by this machine's PostgreSQL for ``database``: the backends connected to it
-    (PostgreSQL titles each "postgres: ... <user> <database> <client> ..."), plus the server's
-    own processes, which work for every database (the WAL writer, the checkpointer, the
-    postmaster...): so other work on that PostgreSQL server skews the figure. Backends that
-    have exited are not counted (the benchmark's servers keep their pooled connections). None
-    when no such process is visible (a remote server, or no /proc). The benchmark's own
-    processes never count: a "postgresql://" URL in a command line is not a server's title."""
-    total, seen = 0.0, False
+def _is_local_host(host: str | None) -> bool:
+    return host in (None, "", "localhost", "127.0.0.1", "::1") or (host or "").startswith("/")
+
+
+def postgres_cpu_seconds(url: str) -> float | None:
+    """CPU used by this machine's PostgreSQL for the database of ``url``: the backends connected
+    to it, plus the server's own processes, which work for every database (the postmaster, the
+    WAL writer, the checkpointer...; other work on the same PostgreSQL server therefore skews
+    the figure). Backends that have exited are not counted (the benchmark's servers keep their
+    pooled connections). None for a server on another host, or when no PostgreSQL process is
+    visible (no /proc).
+
+    PostgreSQL titles a backend "postgres: [cluster: ]<user> <database> <client> <state>", the
+    client being "host(port)" or "[local]", and its own processes "postgres: [cluster: ]<role>"
+    (an autovacuum worker adds its database). The benchmark's own processes never count: only
+    a command's first word is read, and theirs is Python."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    host = parsed.host or parsed.query.get("host")  # ?host=/run/postgresql: a socket
+    if not _is_local_host(host if isinstance(host, str | None) else host[0]):
+        return None
+    database = parsed.database or parsed.username or ""  # libpq's default: the user's name
+    total, seen = 0, False
     try:
         pids = [p for p in os.listdir("/proc") if p.isdigit()]
     except OSError:
@@ -83,18 +103,21 @@ def postgres_cpu_seconds(database: str) -> float | None:
                 title = f.read().split(b"\0", 1)[0].decode(errors="replace")
             if title.startswith("postgres: "):
                 words = title.split()
-                # A backend names its user and database after the cluster; others don't.
-                is_backend = "(" in title or "[local]" in title
-                if is_backend and database not in words:
+                client = next(
+                    (i for i, w in enumerate(words) if w == "[local]" or w.endswith(")")), None
+                )
+                if client is not None:  # a backend: the database is the word before its client
+                    if words[client - 1] != database:
+                        continue
+                elif "autovacuum worker" in title and words[-1] != database:
                     continue
             elif not title.endswith("/postgres"):
                 continue
-            fields = _stat_fields(pid)
+            total += _run_ns(f"/proc/{pid}/schedstat")
         except OSError:  # gone meanwhile, or not ours to read
             continue
         seen = True
-        total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-    return total if seen else None
+    return total / 1e9 if seen else None
 
 
 class BenchWrapper:

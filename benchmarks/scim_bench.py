@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from common import (
     BENCH_PREFIX,
@@ -335,8 +335,6 @@ class Creator:
         # CPU seconds spent while this creator's slices ran, read from /proc: the server's
         # process, the machine's PostgreSQL (None if not local) and this client process.
         self.on_postgres = (server.database_url or "").startswith("postgresql")
-        # The database's name, which PostgreSQL puts in the title of each of its backends.
-        self.database = urlsplit(server.database_url or "").path.lstrip("/")
         self.cpu: dict[str, float | None] = {
             "server": 0.0,
             "postgres": 0.0 if self.on_postgres else None,
@@ -368,7 +366,9 @@ class Creator:
     def _cpu_now(self) -> dict[str, float | None]:
         return {
             "server": cpu_seconds(self.server.pid),
-            "postgres": postgres_cpu_seconds(self.database) if self.on_postgres else None,
+            "postgres": (
+                postgres_cpu_seconds(self.server.database_url or "") if self.on_postgres else None
+            ),
             "client": time.process_time(),
         }
 
