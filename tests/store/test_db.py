@@ -448,6 +448,39 @@ def test_timeouts_given_in_the_postgresql_url_win():
     }
 
 
+def test_libpq_environment_settings_are_kept(monkeypatch: pytest.MonkeyPatch):
+    """An explicit ``options`` or ``connect_timeout`` would replace libpq's PGOPTIONS and
+    PGCONNECT_TIMEOUT: a deployment that tunes PostgreSQL through them keeps its settings."""
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=4321")
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "9")
+    db = Database(url, auto_migrate=False, busy_timeout=2)
+    assert db._postgresql_timeouts() == {
+        "options": "-c statement_timeout=4321 -c lock_timeout=2000"
+    }
+    monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=77")
+    assert Database(url, auto_migrate=False)._postgresql_timeouts() == {}
+    # Options in the URL replace PGOPTIONS in libpq too: the URL's are the ones kept.
+    in_url = Database(url + "?options=-c%20work_mem%3D8MB", auto_migrate=False, busy_timeout=1)
+    assert in_url._postgresql_timeouts() == {"options": "-c work_mem=8MB -c lock_timeout=1000"}
+
+
+def test_pgoptions_reach_a_postgresql_connection(
+    database: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=4321")
+    tuned = Database(database_url, auto_migrate=False, busy_timeout=3)
+    try:
+        with tuned.engine.connect() as conn:
+            if database.is_sqlite:  # no libpq: the environment is not read, nothing breaks
+                assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+            else:
+                assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "4321ms"
+                assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "3s"
+    finally:
+        tuned.dispose()
+
+
 def test_json_columns_hold_compact_text_with_characters_as_they_are():
     """What the extension cap measures is what the column holds (scim/extensions.py)."""
     assert json_text({"a": "\u00e9\U0001f600", "b": [1, 2]}) == '{"a":"\u00e9\U0001f600","b":[1,2]}'

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import random
 import re
 import sqlite3
@@ -270,15 +271,19 @@ class Database:
     def _postgresql_timeouts(self) -> dict[str, Any]:
         """Bound a request's wait for PostgreSQL as ``busy_timeout`` bounds SQLite's: for a
         connection (a host that stops answering would otherwise hold a request for minutes)
-        and for a row lock another transaction holds. Settings in the URL win."""
+        and for a row lock another transaction holds. Settings in the URL win, and so do
+        libpq's own environment variables: an argument given here would silently replace
+        ``PGCONNECT_TIMEOUT`` and ``PGOPTIONS``, so PGOPTIONS is kept beside ours."""
         if self.url.get_driver_name() not in ("psycopg", "psycopg2"):
             return {}  # libpq's parameters; other drivers spell them differently
         arguments: dict[str, Any] = {}
-        if "connect_timeout" not in self.url.query:
+        if "connect_timeout" not in self.url.query and not os.environ.get("PGCONNECT_TIMEOUT"):
             # libpq counts whole seconds, reads below 2 as 2 and 0 as "for ever".
             arguments["connect_timeout"] = max(2, math.ceil(self.busy_timeout))
         options = self.url.query.get("options", "")
         options = " ".join(options) if isinstance(options, tuple) else options
+        if "options" not in self.url.query:
+            options = os.environ.get("PGOPTIONS", "")  # libpq reads it only when none is given
         if "lock_timeout" not in options:
             # 0 would mean "wait for ever" here, where SQLite's 0 means "do not wait".
             lock_ms = max(1, round(self.busy_timeout * 1000))
