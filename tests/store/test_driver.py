@@ -22,7 +22,12 @@ from webwork_sso_middleware.store import (
     workspaces,
 )
 from webwork_sso_middleware.store.db import UnitOfWork
-from webwork_sso_middleware.store.driver import DriverStatement, NumberedSQL, combined
+from webwork_sso_middleware.store.driver import (
+    _CURSOR,
+    DriverStatement,
+    NumberedSQL,
+    combined,
+)
 from webwork_sso_middleware.store.models import AuditEvent, Member, Workspace, utcnow
 from webwork_sso_middleware.store.sessions import _INSERT_SESSION
 
@@ -501,3 +506,30 @@ def test_a_lost_connection_is_invalidated_and_the_next_unit_reconnects(
     with transaction(database, write=True) as unit:
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "gus@acme.test"))
         assert MEMBER_BY_NAME.first(unit.connection, {"key": "gus@acme.test"}) is not None
+
+
+def test_a_cursor_is_kept_for_the_next_statement_unless_it_holds_rows_or_an_error(
+    database: Database, workspace_id: int
+) -> None:
+    """psycopg 3 (store/driver.py, _CURSOR): a connection keeps its last RawCursor, and with it
+    that statement's result, only after a write or a lookup of one row."""
+    if not ADD_MEMBER.fast_path(database.engine.dialect) or database.is_sqlite:
+        pytest.skip("a cursor per statement here")
+    names = DriverStatement(
+        select(MEMBERS.c.id).where(MEMBERS.c.workspace_id == bindparam("workspace_id"))
+    )
+    with transaction(database, write=True) as unit:
+        info = unit.connection.info
+        ADD_MEMBER.rows(unit.connection, member(workspace_id, "kim@acme.test"))
+        kept = info[_CURSOR]
+        assert names.rows(unit.connection, {"workspace_id": workspace_id}) == [
+            ("id-kim@acme.test",)
+        ]
+        assert info[_CURSOR] is kept
+        ADD_MEMBER.rows(unit.connection, member(workspace_id, "lou@acme.test"))
+        assert len(names.rows(unit.connection, {"workspace_id": workspace_id})) == 2
+        assert _CURSOR not in info and kept.closed
+    with pytest.raises(IntegrityError), transaction(database, write=True) as unit:
+        info = unit.connection.info
+        ADD_MEMBER.rows(unit.connection, member(workspace_id, "kim@acme.test"))
+    assert _CURSOR not in info

@@ -182,6 +182,13 @@ _MAX_PARAMETERS = 65_535
 # combined statement of at most this many writes (a usual create) may be prepared, or kept
 # in _combined_sql's cache; a larger one is sent unprepared, its text made each time.
 _MAX_PREPARED_WRITES = 8
+# psycopg 3: the RawCursor kept with its pooled connection for the connection's next statement
+# (SQLAlchemy clears this info when the connection is replaced). A new cursor copies the
+# adapters and makes psycopg's converter for each type of value anew, some 3% of a create's
+# instructions. Kept only after a result of at most _KEPT_CURSOR_ROWS rows (a write's, a
+# lookup's), which it holds until the next statement: a page of members is not kept alive.
+_CURSOR = "webwork_sso.raw_cursor"
+_KEPT_CURSOR_ROWS = 1
 
 
 @dataclasses.dataclass(slots=True)
@@ -428,11 +435,16 @@ def _execute(
 ) -> list[tuple[Any, ...]]:
     dbapi = connection.dialect.loaded_dbapi
     cursor = None
+    keep = False  # the cursor, for the connection's next statement
     try:
         # Inside: a driver connection closed beneath us refuses the cursor itself (SQLite).
         driver: Any = connection.connection.driver_connection
         if numbered:
-            cursor = dbapi.RawCursor(driver)
+            info = connection.info
+            # Taken out while it runs: after an error none is kept (its result is the error's).
+            cursor = info.pop(_CURSOR, None)
+            if cursor is None:
+                cursor = dbapi.RawCursor(driver)
             cursor.execute(sql, arguments, prepare=prepare)  # None: psycopg's own choice
         else:
             cursor = driver.cursor()
@@ -440,10 +452,13 @@ def _execute(
         # psycopg builds a Column object per column for ``description``: ask the result itself.
         returned = cursor.pgresult.nfields if numbered else cursor.description
         rows = cursor.fetchall() if returned else []
+        keep = numbered and len(rows) <= _KEPT_CURSOR_ROWS
     except dbapi.Error as exc:
         raise _as_sqlalchemy_error(connection, exc, sql, arguments, cursor) from exc
     finally:
-        if cursor is not None:
+        if keep:
+            info[_CURSOR] = cursor
+        elif cursor is not None:
             with contextlib.suppress(dbapi.Error):  # the error above is the one to report
                 cursor.close()
     if rows and any(processors):
