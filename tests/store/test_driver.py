@@ -512,12 +512,20 @@ def test_a_cursor_is_kept_for_the_next_statement_unless_it_holds_rows_or_an_erro
     database: Database, workspace_id: int
 ) -> None:
     """psycopg 3 (store/driver.py, _CURSOR): a connection keeps its last RawCursor, and with it
-    that statement's result, only after a write or a lookup of one row."""
-    if not ADD_MEMBER.fast_path(database.engine.dialect) or database.is_sqlite:
-        pytest.skip("a cursor per statement here")
+    that statement's result, only after a write or a lookup of one row. SQLite's statements
+    take a cursor each: none is ever kept there."""
     names = DriverStatement(
         select(MEMBERS.c.id).where(MEMBERS.c.workspace_id == bindparam("workspace_id"))
     )
+    if database.is_sqlite:
+        with transaction(database, write=True) as unit:
+            ADD_MEMBER.rows(unit.connection, member(workspace_id, "kim@acme.test"))
+            assert names.rows(unit.connection, {"workspace_id": workspace_id}) == [
+                ("id-kim@acme.test",)
+            ]
+            assert _CURSOR not in unit.connection.info
+        return
+    assert ADD_MEMBER.fast_path(database.engine.dialect)
     with transaction(database, write=True) as unit:
         info = unit.connection.info
         ADD_MEMBER.rows(unit.connection, member(workspace_id, "kim@acme.test"))
