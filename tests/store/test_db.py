@@ -472,7 +472,8 @@ def test_pgoptions_reach_a_postgresql_connection(
     tuned = Database(database_url, auto_migrate=False, busy_timeout=3)
     try:
         with tuned.engine.connect() as conn:
-            if database.is_sqlite:  # no libpq: the environment is not read, nothing breaks
+            if database.is_sqlite:  # no libpq: PGOPTIONS reaches no connect argument
+                assert tuned._postgresql_timeouts() == {}
                 assert conn.exec_driver_sql("SELECT 1").scalar() == 1
             else:
                 assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "4321ms"
