@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, select, text
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -369,6 +369,109 @@ def test_concurrent_writers_queue_rather_than_fail(database: Database):
         name = unit.session.scalar(select(Workspace.name))
     # Each read-modify-write ran alone: no increment was lost.
     assert name == "40"
+
+
+def _add_workspace(slug: str) -> Callable[[UnitOfWork], None]:
+    def work(unit: UnitOfWork) -> None:
+        unit.session.add(Workspace(slug=slug, name=slug, plan="plus", owner_email="o@x.test"))
+        unit.session.flush()
+
+    return work
+
+
+def test_writers_of_one_process_take_turns_before_they_reach_the_database(
+    database: Database, database_url: str
+):
+    # SQLite has one writer at a time: a second writer of this process waits for its turn
+    # here, where it goes on the moment the first commits, not in SQLite's busy handler
+    # (which sleeps up to 100 ms between tries). PostgreSQL locks rows: writers of different
+    # rows must not wait for each other at all.
+    other = Database(database_url, auto_migrate=False)  # another object on the same file
+    sent: list[tuple[str, str]] = []
+    if database.is_sqlite:
+        for db in (database, other):
+            event.listen(
+                db.engine,
+                "connect",
+                lambda dbapi, _record: dbapi.set_trace_callback(
+                    lambda sql: sent.append((threading.current_thread().name, sql))
+                ),
+            )
+            db.engine.dispose()
+    first_inside, let_first_commit = threading.Event(), threading.Event()
+    second_done = threading.Event()
+
+    def first(unit: UnitOfWork) -> None:
+        _add_workspace("first")(unit)
+        first_inside.set()
+        assert let_first_commit.wait(10)
+
+    def second() -> None:
+        other.run(_add_workspace("second"))
+        second_done.set()
+
+    holder = threading.Thread(target=lambda: database.run(first), name="first")
+    holder.start()
+    try:
+        assert first_inside.wait(10)
+        writer = threading.Thread(target=second, name="second")
+        writer.start()
+        # Time enough for the second writer to reach the database, were it let through.
+        finished_while_first_open = second_done.wait(0.3)
+    finally:
+        let_first_commit.set()
+        holder.join(10)
+    writer.join(10)
+    other.dispose()
+    assert second_done.is_set()
+    with transaction(database) as unit:
+        assert set(unit.session.scalars(select(Workspace.slug))) >= {"first", "second"}
+    if not database.is_sqlite:
+        assert finished_while_first_open  # no turn taken on PostgreSQL
+        return
+    assert not finished_while_first_open
+    order = [
+        (thread, sql)
+        for thread, sql in sent
+        if thread in ("first", "second") and sql in ("BEGIN IMMEDIATE", "COMMIT")
+    ]
+    # The second writer's BEGIN reached SQLite only after the first writer's COMMIT.
+    assert order == [
+        ("first", "BEGIN IMMEDIATE"),
+        ("first", "COMMIT"),
+        ("second", "BEGIN IMMEDIATE"),
+        ("second", "COMMIT"),
+    ]
+
+
+def test_a_writer_waits_for_its_turn_at_most_the_busy_timeout(database: Database, database_url):
+    impatient = Database(database_url, auto_migrate=False, busy_timeout=0.5)
+    first_inside, let_first_commit = threading.Event(), threading.Event()
+
+    def first(unit: UnitOfWork) -> None:
+        _add_workspace("first")(unit)
+        first_inside.set()
+        assert let_first_commit.wait(10)
+
+    holder = threading.Thread(target=lambda: database.run(first))
+    holder.start()
+    try:
+        assert first_inside.wait(10)
+        started = time.monotonic()
+        if database.is_sqlite:
+            # Its turn never comes while the first writer holds the file: "database is
+            # locked" after busy_timeout, once (run() does not wait it out again).
+            with pytest.raises(OperationalError, match="database is locked"):
+                impatient.run(_add_workspace("second"))
+            assert 0.45 <= time.monotonic() - started < 2
+        else:
+            impatient.run(_add_workspace("second"))  # another row: nothing to wait for
+            assert time.monotonic() - started < 0.45
+    finally:
+        let_first_commit.set()
+        holder.join(10)
+    impatient.run(_add_workspace("third"))  # the first one committed: its turn comes at once
+    impatient.dispose()
 
 
 def test_unreachable_database_raises_store_unavailable():

@@ -55,6 +55,22 @@ T = TypeVar("T")
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 
+# SQLite lets one connection write at a time, and a writer that finds the lock taken polls for
+# it, sleeping 1, 2, 5, 10... ms between tries (its busy handler). The threads of one process
+# queue on this lock instead, per database file, and the next one goes as soon as the last
+# commits; BEGIN IMMEDIATE's wait is left for writers in other processes.
+_sqlite_writer_locks: dict[str, threading.Lock] = {}
+_sqlite_writer_locks_guard = threading.Lock()
+
+
+def _sqlite_writer_lock(database: str | None) -> threading.Lock:
+    if database in (None, "", ":memory:") or database.startswith("file:"):
+        return threading.Lock()  # a database of its own (or a URI we do not resolve)
+    path = os.path.realpath(database)
+    with _sqlite_writer_locks_guard:
+        return _sqlite_writer_locks.setdefault(path, threading.Lock())
+
+
 # A transaction that ends members' sessions in SQL names the members here, on its connection;
 # at commit the Database tells its listeners (the session manager's revocation cache).
 SESSIONS_ENDED = "webwork_sso.sessions_revoked"
@@ -165,6 +181,7 @@ class Database:
         # busy_timeout, PostgreSQL's lock_timeout), and on PostgreSQL for a connection too.
         self.busy_timeout = busy_timeout
         self.engine = self._create_engine(echo)
+        self._writer_lock = _sqlite_writer_lock(self.url.database) if self.is_sqlite else None
         # Who hears, in this process, that members' sessions ended: registered by their owner
         # (the middleware's session manager), held weakly, kept per database (no global).
         self._sessions_ended_listeners: list[weakref.WeakMethod[SessionsEndedListener]] = []
@@ -373,42 +390,61 @@ class Database:
 
     @contextlib.contextmanager
     def _unit(self, *, write: bool, together: bool = True) -> Iterator[UnitOfWork]:
-        """One transaction, committed on success and rolled back on any error (no retry)."""
-        try:
-            connection = self.engine.connect()
-        except OperationalError as exc:
-            raise StoreUnavailable(str(exc.orig)) from exc
-        with connection:
-            if not together and not self.is_sqlite:
+        """One transaction, committed on success and rolled back on any error (no retry). On
+        SQLite, writing work first waits for this process's turn to write (_sqlite_writer_lock),
+        before it takes a connection from the pool."""
+        with self._turn_to_write() if write and self.is_sqlite else contextlib.nullcontext():
+            try:
+                connection = self.engine.connect()
+            except OperationalError as exc:
+                raise StoreUnavailable(str(exc.orig)) from exc
+            with connection:
+                if not together and not self.is_sqlite:
+                    with (
+                        _autocommit(connection),
+                        one_write(connection, without_transaction=True) as guard,
+                    ):
+                        unit = UnitOfWork(connection, one_write=guard if write else None)
+                        try:
+                            yield unit
+                            # (reading work's ORM session, if any; writing has none)
+                            unit.flush()
+                            # Each statement committed as it ran: no COMMIT to send. Tell.
+                            unit.committing = True
+                            self._on_commit(connection)
+                        finally:
+                            unit.close()
+                    return
+                if self.is_sqlite and write:
+                    connection = connection.execution_options(sqlite_immediate=True)
                 with (
-                    _autocommit(connection),
-                    one_write(connection, without_transaction=True) as guard,
-                ):
+                    one_write(connection, without_transaction=False)
+                    if not together
+                    else contextlib.nullcontext()
+                ) as guard:
                     unit = UnitOfWork(connection, one_write=guard if write else None)
                     try:
-                        yield unit
-                        unit.flush()  # (reading work's ORM session, if any; writing has none)
-                        # Each statement committed as it ran: no COMMIT to send. Done: tell.
-                        unit.committing = True
-                        self._on_commit(connection)
+                        with connection.begin():
+                            yield unit
+                            unit.flush()
+                            unit.committing = True  # the commit goes out as this block ends
                     finally:
                         unit.close()
-                return
-            if self.is_sqlite and write:
-                connection = connection.execution_options(sqlite_immediate=True)
-            with (
-                one_write(connection, without_transaction=False)
-                if not together
-                else contextlib.nullcontext()
-            ) as guard:
-                unit = UnitOfWork(connection, one_write=guard if write else None)
-                try:
-                    with connection.begin():
-                        yield unit
-                        unit.flush()
-                        unit.committing = True  # the commit goes out as this block ends
-                finally:
-                    unit.close()
+
+    @contextlib.contextmanager
+    def _turn_to_write(self) -> Iterator[None]:
+        """This process's turn to write to the SQLite file, waited for as long as BEGIN
+        IMMEDIATE then waits for another process's (busy_timeout): after that, the same
+        "database is locked" as SQLite's, which run() and every "unavailable" handler know."""
+        assert self._writer_lock is not None  # SQLite only
+        if not self._writer_lock.acquire(timeout=self.busy_timeout):
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+            )
+        try:
+            yield
+        finally:
+            self._writer_lock.release()
 
     @staticmethod
     def _is_transient(exc: Exception) -> bool:
