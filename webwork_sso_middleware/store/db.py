@@ -59,7 +59,10 @@ _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 # it, sleeping 1, 2, 5, 10... ms between tries (its busy handler). The threads of one process
 # queue on this lock instead, per database file, and the next one goes as soon as the last
 # commits; BEGIN IMMEDIATE's wait is left for writers in other processes.
-_sqlite_writer_locks: dict[str, threading.Lock] = {}
+# Kept while a Database holds it.
+_sqlite_writer_locks: weakref.WeakValueDictionary[str, threading.Lock] = (
+    weakref.WeakValueDictionary()
+)
 _sqlite_writer_locks_guard = threading.Lock()
 
 
@@ -68,7 +71,10 @@ def _sqlite_writer_lock(database: str | None) -> threading.Lock:
         return threading.Lock()  # a database of its own (or a URI we do not resolve)
     path = os.path.realpath(database)
     with _sqlite_writer_locks_guard:
-        return _sqlite_writer_locks.setdefault(path, threading.Lock())
+        lock = _sqlite_writer_locks.get(path)
+        if lock is None:
+            lock = _sqlite_writer_locks[path] = threading.Lock()
+        return lock
 
 
 # A transaction that ends members' sessions in SQL names the members here, on its connection;
