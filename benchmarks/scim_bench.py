@@ -332,6 +332,8 @@ class Creator:
         self.lock = threading.Lock()
         self.created = 0
         self.seconds = 0.0
+        # Each POST's time from send to parsed reply, as a client thread saw it.
+        self.latencies: list[float] = []
         # CPU seconds spent while this creator's slices ran, read from /proc: the server's
         # process, the machine's PostgreSQL (None if not local) and this client process.
         self.on_postgres = (server.database_url or "").startswith("postgresql")
@@ -355,12 +357,17 @@ class Creator:
     def _post(self, i: int) -> tuple[int, str]:
         server = self.server
         body = okta_user(i)
-        r = self._session().post(f"{server.base}/Users", json=body, timeout=60)
+        session = self._session()
+        start = time.perf_counter()
+        r = session.post(f"{server.base}/Users", json=body, timeout=60)
+        took = time.perf_counter() - start
         if r.status_code != 201:
             raise ServerError(server, f"POST /Users #{i} -> {r.status_code} {r.text[:300]}")
         data = r.json()
         if data.get("userName") != body["userName"] or not data.get("id"):
             raise ServerError(server, f"POST /Users #{i} answered {data!r:.300}")
+        with self.lock:
+            self.latencies.append(took)
         return i, data["id"]
 
     def _cpu_now(self) -> dict[str, float | None]:
@@ -425,13 +432,27 @@ def create_interleaved(
                 except Exception as exc:  # noqa: BLE001 - that server drops out, the other goes on
                     dropped(creator.server, exc)
         return {
-            c.server.kind: {"create_per_s": c.rate, "create_cpu_ms": c.cpu_ms_per_user()}
+            c.server.kind: {
+                "create_per_s": c.rate,
+                "create_cpu_ms": c.cpu_ms_per_user(),
+                "create_latency": create_latency(c.latencies),
+            }
             for c in creators
             if c.server in servers
         }
     finally:
         for creator in creators:
             creator.close()
+
+
+def create_latency(seconds: list[float]) -> dict[str, float]:
+    """Median, p99 and slowest create, in ms: with 4 creates in flight, how long one waits."""
+    ms = sorted(s * 1000 for s in seconds)
+    return {
+        "median_ms": statistics.median(ms),
+        "p99_ms": statistics.quantiles(ms, n=100, method="inclusive")[98],
+        "max_ms": ms[-1],
+    }
 
 
 def lookup_url(server: Server, user_name: str) -> str:
@@ -635,6 +656,9 @@ def server_rows(report: dict[str, Any], kind: str) -> list[tuple[str, Callable[[
         ("create throughput (users/s)", cell("create_per_s", spec=".0f")),
         ("create CPU, server (ms/user)", cell("create_cpu_ms", "server")),
         ("create CPU, client (ms/user)", cell("create_cpu_ms", "client")),
+        ("create latency median (ms)", cell("create_latency", "median_ms", spec=".1f")),
+        ("create latency p99 (ms)", cell("create_latency", "p99_ms", spec=".1f")),
+        ("create latency max (ms)", cell("create_latency", "max_ms", spec=".0f")),
         ("lookup median (ms)", cell("lookup", "median_ms")),
         ("lookup p90 (ms)", cell("lookup", "p90_ms")),
         ("page median (ms)", cell("page", "median_ms")),
