@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import threading
@@ -472,6 +473,33 @@ def test_a_writer_waits_for_its_turn_at_most_the_busy_timeout(database: Database
         holder.join(10)
     impatient.run(_add_workspace("third"))  # the first one committed: its turn comes at once
     impatient.dispose()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="a platform without fork")
+def test_a_child_process_does_not_inherit_a_parents_turn_to_write(tmp_path: Path):
+    # gunicorn --preload forks workers from a parent that may be in the middle of a write.
+    database = Database(f"sqlite:///{tmp_path / 'fork.db'}")
+    held_in_parent = threading.Event()
+    let_go = threading.Event()
+
+    def write_and_wait(unit: UnitOfWork) -> None:
+        _add_workspace("parent")(unit)
+        held_in_parent.set()
+        assert let_go.wait(10)
+
+    writer = threading.Thread(target=lambda: database.run(write_and_wait))
+    writer.start()
+    try:
+        assert held_in_parent.wait(10)
+        pid = os.fork()
+        if pid == 0:  # the child: its turn must be free at once (a parent's write is not its own)
+            os._exit(0 if database._writer_lock.acquire(timeout=0) else 1)  # type: ignore[union-attr]
+        _, status = os.waitpid(pid, 0)
+    finally:
+        let_go.set()
+        writer.join(10)
+        database.dispose()
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_unreachable_database_raises_store_unavailable():

@@ -77,6 +77,19 @@ def _sqlite_writer_lock(database: str | None) -> threading.Lock:
         return lock
 
 
+def _writers_gone_in_child() -> None:
+    """After a fork, in the child: a lock that a writing thread of the parent held is copied
+    held, and that thread does not exist here (nor do SQLite's file locks pass to a child),
+    so every write of the child would otherwise wait out busy_timeout for ever."""
+    for lock in list(_sqlite_writer_locks.values()):
+        if lock.locked():
+            lock.release()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_writers_gone_in_child)
+
+
 # A transaction that ends members' sessions in SQL names the members here, on its connection;
 # at commit the Database tells its listeners (the session manager's revocation cache).
 SESSIONS_ENDED = "webwork_sso.sessions_revoked"
