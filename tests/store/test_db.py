@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -380,6 +381,27 @@ def _add_workspace(slug: str) -> Callable[[UnitOfWork], None]:
     return work
 
 
+@contextlib.contextmanager
+def _write_held_open(database: Database, slug: str) -> Iterator[None]:
+    """A write of workspace ``slug`` by a thread named ``slug``, its transaction (and on
+    SQLite its turn to write) held open while the block runs, committed after it."""
+    inside, let_go = threading.Event(), threading.Event()
+
+    def work(unit: UnitOfWork) -> None:
+        _add_workspace(slug)(unit)
+        inside.set()
+        assert let_go.wait(10)
+
+    holder = threading.Thread(target=lambda: database.run(work), name=slug)
+    holder.start()
+    try:
+        assert inside.wait(10)
+        yield
+    finally:
+        let_go.set()
+        holder.join(10)
+
+
 def test_writers_of_one_process_take_turns_before_they_reach_the_database(
     database: Database, database_url: str
 ):
@@ -399,29 +421,17 @@ def test_writers_of_one_process_take_turns_before_they_reach_the_database(
                 ),
             )
             db.engine.dispose()
-    first_inside, let_first_commit = threading.Event(), threading.Event()
     second_done = threading.Event()
-
-    def first(unit: UnitOfWork) -> None:
-        _add_workspace("first")(unit)
-        first_inside.set()
-        assert let_first_commit.wait(10)
 
     def second() -> None:
         other.run(_add_workspace("second"))
         second_done.set()
 
-    holder = threading.Thread(target=lambda: database.run(first), name="first")
-    holder.start()
-    try:
-        assert first_inside.wait(10)
-        writer = threading.Thread(target=second, name="second")
+    writer = threading.Thread(target=second, name="second")
+    with _write_held_open(database, "first"):
         writer.start()
         # Time enough for the second writer to reach the database, were it let through.
         finished_while_first_open = second_done.wait(0.3)
-    finally:
-        let_first_commit.set()
-        holder.join(10)
     writer.join(10)
     other.dispose()
     assert second_done.is_set()
@@ -447,17 +457,7 @@ def test_writers_of_one_process_take_turns_before_they_reach_the_database(
 
 def test_a_writer_waits_for_its_turn_at_most_the_busy_timeout(database: Database, database_url):
     impatient = Database(database_url, auto_migrate=False, busy_timeout=0.5)
-    first_inside, let_first_commit = threading.Event(), threading.Event()
-
-    def first(unit: UnitOfWork) -> None:
-        _add_workspace("first")(unit)
-        first_inside.set()
-        assert let_first_commit.wait(10)
-
-    holder = threading.Thread(target=lambda: database.run(first))
-    holder.start()
-    try:
-        assert first_inside.wait(10)
+    with _write_held_open(database, "first"):
         started = time.monotonic()
         if database.is_sqlite:
             # Its turn never comes while the first writer holds the file: "database is
@@ -468,9 +468,6 @@ def test_a_writer_waits_for_its_turn_at_most_the_busy_timeout(database: Database
         else:
             impatient.run(_add_workspace("second"))  # another row: nothing to wait for
             assert time.monotonic() - started < 0.45
-    finally:
-        let_first_commit.set()
-        holder.join(10)
     impatient.run(_add_workspace("third"))  # the first one committed: its turn comes at once
     impatient.dispose()
 
@@ -479,25 +476,13 @@ def test_a_writer_waits_for_its_turn_at_most_the_busy_timeout(database: Database
 def test_a_child_process_does_not_inherit_a_parents_turn_to_write(tmp_path: Path):
     # gunicorn --preload forks workers from a parent that may be in the middle of a write.
     database = Database(f"sqlite:///{tmp_path / 'fork.db'}")
-    held_in_parent = threading.Event()
-    let_go = threading.Event()
-
-    def write_and_wait(unit: UnitOfWork) -> None:
-        _add_workspace("parent")(unit)
-        held_in_parent.set()
-        assert let_go.wait(10)
-
-    writer = threading.Thread(target=lambda: database.run(write_and_wait))
-    writer.start()
     try:
-        assert held_in_parent.wait(10)
-        pid = os.fork()
-        if pid == 0:  # the child: its turn must be free at once (a parent's write is not its own)
-            os._exit(0 if database._writer_lock.acquire(timeout=0) else 1)  # type: ignore[union-attr]
-        _, status = os.waitpid(pid, 0)
+        with _write_held_open(database, "parent"):
+            pid = os.fork()
+            if pid == 0:  # the child: its turn is free at once (a parent's write is not its own)
+                os._exit(0 if database._writer_lock.acquire(timeout=0) else 1)  # type: ignore[union-attr]
+            _, status = os.waitpid(pid, 0)
     finally:
-        let_go.set()
-        writer.join(10)
         database.dispose()
     assert os.waitstatus_to_exitcode(status) == 0
 
