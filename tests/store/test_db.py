@@ -430,8 +430,9 @@ def test_writers_of_one_process_take_turns_before_they_reach_the_database(
     writer = threading.Thread(target=second, name="second")
     with _write_held_open(database, "first"):
         writer.start()
-        # Time enough for the second writer to reach the database, were it let through.
-        finished_while_first_open = second_done.wait(0.3)
+        # On SQLite, time enough for the second writer to reach the database, were it let
+        # through; on PostgreSQL, for it to finish (a lock wait would fail it at lock_timeout).
+        finished_while_first_open = second_done.wait(0.3 if database.is_sqlite else 10)
     writer.join(10)
     other.dispose()
     assert second_done.is_set()
@@ -466,8 +467,8 @@ def test_a_writer_waits_for_its_turn_at_most_the_busy_timeout(database: Database
                 impatient.run(_add_workspace("second"))
             assert 0.45 <= time.monotonic() - started < 2
         else:
-            impatient.run(_add_workspace("second"))  # another row: nothing to wait for
-            assert time.monotonic() - started < 0.45
+            # Another row: nothing to wait for (a lock wait would fail at lock_timeout, 0.5 s).
+            impatient.run(_add_workspace("second"))
     impatient.run(_add_workspace("third"))  # the first one committed: its turn comes at once
     impatient.dispose()
 
@@ -476,15 +477,46 @@ def test_a_writer_waits_for_its_turn_at_most_the_busy_timeout(database: Database
 def test_a_child_process_does_not_inherit_a_parents_turn_to_write(tmp_path: Path):
     # gunicorn --preload forks workers from a parent that may be in the middle of a write.
     database = Database(f"sqlite:///{tmp_path / 'fork.db'}")
+    turn = database._writer_turn
+    assert turn is not None
     try:
         with _write_held_open(database, "parent"):
             pid = os.fork()
             if pid == 0:  # the child: its turn is free at once (a parent's write is not its own)
-                os._exit(0 if database._writer_lock.acquire(timeout=0) else 1)  # type: ignore[union-attr]
+                os._exit(0 if turn.lock.acquire(timeout=0) else 1)
             _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+
+        def fork_while_writing(unit: UnitOfWork) -> int:
+            _add_workspace("forker")(unit)
+            pid = os.fork()
+            if pid == 0:  # the forking thread goes on in the child, and releases its own turn
+                os._exit(0 if turn.lock.locked() and turn.holder == threading.get_ident() else 1)
+            return os.waitpid(pid, 0)[1]
+
+        status = database.run(fork_while_writing)
     finally:
         database.dispose()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_write_inside_another_on_the_same_sqlite_database_fails_at_once(database: Database):
+    def outer(unit: UnitOfWork) -> None:
+        _add_workspace("outer")(unit)
+        started = time.monotonic()
+        if database.is_sqlite:
+            # It would wait for its own thread's turn: busy_timeout (30 s), then fail anyway.
+            with pytest.raises(RuntimeError, match="inside another"):
+                database.run(_add_workspace("inner"))
+            assert time.monotonic() - started < 5
+        else:
+            database.run(_add_workspace("inner"))  # another connection, another row
+
+    database.run(outer)
+    with transaction(database) as unit:
+        slugs = set(unit.session.scalars(select(Workspace.slug)))
+    assert "outer" in slugs
+    assert ("inner" in slugs) is not database.is_sqlite
 
 
 def test_unreachable_database_raises_store_unavailable():

@@ -55,35 +55,54 @@ T = TypeVar("T")
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 
-# SQLite lets one connection write at a time, and a writer that finds the lock taken polls for
-# it, sleeping 1, 2, 5, 10... ms between tries (its busy handler). The threads of one process
-# queue on this lock instead, per database file, and the next one goes as soon as the last
-# commits; BEGIN IMMEDIATE's wait is left for writers in other processes.
-# Kept while a Database holds it.
-_sqlite_writer_locks: weakref.WeakValueDictionary[str, threading.Lock] = (
-    weakref.WeakValueDictionary()
-)
-_sqlite_writer_locks_guard = threading.Lock()
+class _WriterTurn:
+    """One SQLite database's turn to write, among the threads of this process.
+
+    SQLite lets one connection write at a time, and a writer that finds the file locked polls
+    for it, sleeping 1, 2, 5, 10... up to 100 ms between tries (its busy handler). The threads
+    of one process queue on this lock instead, and the next goes as soon as the last commits;
+    BEGIN IMMEDIATE's wait is left for writers in other processes."""
+
+    __slots__ = ("lock", "holder", "__weakref__")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.holder: int | None = None  # the thread whose turn it is
 
 
-def _sqlite_writer_lock(database: str | None) -> threading.Lock:
+# One turn per file, shared by every Database on it, kept while one of them holds it.
+_turns_by_file: weakref.WeakValueDictionary[str, _WriterTurn] = weakref.WeakValueDictionary()
+_all_turns: weakref.WeakSet[_WriterTurn] = weakref.WeakSet()  # in-memory databases' too
+_turns_guard = threading.Lock()
+
+
+def _writer_turn(database: str | None) -> _WriterTurn:
     if database in (None, "", ":memory:") or database.startswith("file:"):
-        return threading.Lock()  # a database of its own (or a URI we do not resolve)
+        turn = _WriterTurn()  # a database of its own (or a URI we do not resolve)
+        with _turns_guard:
+            _all_turns.add(turn)
+        return turn
     path = os.path.realpath(database)
-    with _sqlite_writer_locks_guard:
-        lock = _sqlite_writer_locks.get(path)
-        if lock is None:
-            lock = _sqlite_writer_locks[path] = threading.Lock()
-        return lock
+    with _turns_guard:
+        shared = _turns_by_file.get(path)
+        if shared is None:
+            shared = _turns_by_file[path] = _WriterTurn()
+            _all_turns.add(shared)
+        return shared
 
 
 def _writers_gone_in_child() -> None:
-    """After a fork, in the child: a lock that a writing thread of the parent held is copied
+    """After a fork, in the child: a turn that another thread of the parent held is copied
     held, and that thread does not exist here (nor do SQLite's file locks pass to a child),
-    so every write of the child would otherwise wait out busy_timeout for ever."""
-    for lock in list(_sqlite_writer_locks.values()):
-        if lock.locked():
-            lock.release()
+    so every write of the child would otherwise wait out busy_timeout for ever. The forking
+    thread, the one that goes on here, releases its own turn itself."""
+    global _turns_guard
+    _turns_guard = threading.Lock()  # held, maybe, by a thread that stayed behind
+    me = threading.get_ident()
+    for turn in list(_all_turns):
+        if turn.lock.locked() and turn.holder != me:
+            turn.holder = None
+            turn.lock.release()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
@@ -200,7 +219,7 @@ class Database:
         # busy_timeout, PostgreSQL's lock_timeout), and on PostgreSQL for a connection too.
         self.busy_timeout = busy_timeout
         self.engine = self._create_engine(echo)
-        self._writer_lock = _sqlite_writer_lock(self.url.database) if self.is_sqlite else None
+        self._writer_turn = _writer_turn(self.url.database) if self.is_sqlite else None
         # Who hears, in this process, that members' sessions ended: registered by their owner
         # (the middleware's session manager), held weakly, kept per database (no global).
         self._sessions_ended_listeners: list[weakref.WeakMethod[SessionsEndedListener]] = []
@@ -410,7 +429,7 @@ class Database:
     @contextlib.contextmanager
     def _unit(self, *, write: bool, together: bool = True) -> Iterator[UnitOfWork]:
         """One transaction, committed on success and rolled back on any error (no retry). On
-        SQLite, writing work first waits for this process's turn to write (_sqlite_writer_lock),
+        SQLite, writing work first waits for this process's turn to write (_WriterTurn),
         before it takes a connection from the pool."""
         with self._turn_to_write() if write and self.is_sqlite else contextlib.nullcontext():
             try:
@@ -452,18 +471,25 @@ class Database:
 
     @contextlib.contextmanager
     def _turn_to_write(self) -> Iterator[None]:
-        """This process's turn to write to the SQLite file, waited for as long as BEGIN
+        """This process's turn to write to the SQLite database, waited for as long as BEGIN
         IMMEDIATE then waits for another process's (busy_timeout): after that, the same
         "database is locked" as SQLite's, which run() and every "unavailable" handler know."""
-        assert self._writer_lock is not None  # SQLite only
-        if not self._writer_lock.acquire(timeout=self.busy_timeout):
+        turn = self._writer_turn
+        assert turn is not None  # SQLite only
+        me = threading.get_ident()
+        if turn.holder == me:
+            # Writing work that starts another on the same database would wait for itself.
+            raise RuntimeError("a write to this SQLite database inside another one's")
+        if not turn.lock.acquire(timeout=self.busy_timeout):
             raise OperationalError(
                 "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
             )
+        turn.holder = me
         try:
             yield
         finally:
-            self._writer_lock.release()
+            turn.holder = None
+            turn.lock.release()
 
     @staticmethod
     def _is_transient(exc: Exception) -> bool:
