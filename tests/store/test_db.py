@@ -21,7 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from webwork_sso_middleware.errors import StoreUnavailable
 from webwork_sso_middleware.store import Database, audit
-from webwork_sso_middleware.store.db import UnitOfWork, json_text
+from webwork_sso_middleware.store.db import UnitOfWork, json_text, note_sessions_ended
 from webwork_sso_middleware.store.driver import combined
 from webwork_sso_middleware.store.models import AuditEvent, Base, Workspace, utcnow
 from webwork_sso_middleware.store.workspaces import find_credential
@@ -78,6 +78,36 @@ def test_failed_work_rolls_back_everything(database: Database):
         database.run(work)
     with transaction(database) as unit:
         assert unit.session.scalars(select(Workspace)).all() == []
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["transaction", "without-transaction"])
+def test_ended_sessions_are_told_after_a_commit_and_never_after_a_rollback(
+    database: Database, together: bool
+):
+    told: list[frozenset[str]] = []
+
+    class Listener:  # held weakly by the database: kept alive by this test
+        def hear(self, member_ids: frozenset[str]) -> None:
+            told.append(member_ids)
+
+    listener = Listener()
+    database.on_sessions_ended(listener.hear)
+
+    def end_then_fail(unit: UnitOfWork) -> None:
+        note_sessions_ended(unit.connection, ["rolled-back"])
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        database.run(end_then_fail, together=together)
+    assert told == []
+    # The pooled connection goes on to other work: what the failed work noted is gone with it.
+    database.run(lambda unit: None, together=together)
+    assert told == []
+
+    database.run(lambda unit: note_sessions_ended(unit.connection, ["ada"]), together=together)
+    assert told == [frozenset({"ada"})]
+    database.run(lambda unit: None, together=together)
+    assert told == [frozenset({"ada"})]  # told once
 
 
 def add_workspace(unit: UnitOfWork, slug: str) -> None:

@@ -388,7 +388,8 @@ def _observed(connection: Connection) -> bool:
     # A listener on this Connection alone sets its own ``_has_events`` (SQLAlchemy's
     # ConnectionEvents._listen). Asked only then: a new Connection's joined dispatch builds
     # and raises AttributeError on its first lookup of each event, some 2% of a create's CPU.
-    # (SQLAlchemy 2.0 copies the engine's flag, set by our own listeners: the full check.)
+    # (SQLAlchemy 2.0 copies the engine's flag, which the SQLite engine's own listeners set:
+    # the full check there.)
     return getattr(connection, "_has_events", True) and bool(
         connection.dispatch.before_cursor_execute or connection.dispatch.after_cursor_execute
     )
