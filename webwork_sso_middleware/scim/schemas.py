@@ -299,6 +299,26 @@ def open_attribute(name: str) -> Attribute:
     return Attribute(name, "any")
 
 
+_UNKNOWN = object()
+
+
+class _Answers(dict[Any, Any]):
+    """What a resource type answered for the names clients send, so that the same name is not
+    worked out again on every request. Names repeat (an IdP sends the same attributes each
+    time), but a client chooses them: only names of at most MAX_KEY characters are kept, and
+    at most MAX_ENTRIES of them, after which new ones are worked out each time, as before.
+    The answers are immutable; a race only works one out twice."""
+
+    MAX_ENTRIES = 1024
+    MAX_KEY = 256
+
+    def keep(self, key: Any, answer: Any) -> Any:
+        name = key[0] if isinstance(key, tuple) else key
+        if len(name) <= self.MAX_KEY and len(self) < self.MAX_ENTRIES:
+            self[key] = answer
+        return answer
+
+
 @dataclasses.dataclass(frozen=True)
 class ResourceType:
     name: str
@@ -324,6 +344,16 @@ class ResourceType:
         return index
 
     def extension_by_urn(self, urn: str, *, object_given: bool = False) -> Schema | None:
+        """A described extension, or (open resources) an undescribed one: see
+        :meth:`_extension_by_urn`. Remembered (:class:`_Answers`): each key of each body
+        comes here."""
+        key = (urn, object_given)
+        found = self._extensions_found.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._extensions_found.keep(key, self._extension_by_urn(urn, object_given))
+        return found
+
+    def _extension_by_urn(self, urn: str, object_given: bool) -> Schema | None:
         """A described extension, or (open resources) an undescribed one.
 
         An undescribed URN names an extension when it ends in the resource's name (Entra's
@@ -348,7 +378,22 @@ class ResourceType:
         return None
 
     def resolve(self, path: str) -> AttributePath | None:
-        """Resolve ``name``, ``name.sub`` or a URN-qualified path, ignoring case."""
+        """Resolve ``name``, ``name.sub`` or a URN-qualified path, ignoring case. Remembered
+        (:class:`_Answers`): each key of each body, and each PATCH path, comes here."""
+        found = self._paths_found.get(path, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._paths_found.keep(path, self._resolve(path))
+        return found
+
+    @functools.cached_property
+    def _paths_found(self) -> _Answers:
+        return _Answers()
+
+    @functools.cached_property
+    def _extensions_found(self) -> _Answers:
+        return _Answers()
+
+    def _resolve(self, path: str) -> AttributePath | None:
         schema = self.schema
         rest = path
         lowered = path.lower()
