@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..store.db import json_text
 from .errors import ScimError, invalid_value
 from .paths import NameIndex
 from .schemas import (
@@ -100,7 +101,11 @@ def count_values(value: Any, limit: int) -> int:
 def canonical(value: Any) -> str:
     """One text per JSON value, to compare values as JSON does (``true`` is not ``1``, and an
     object's order is no change) and to find equal ones through a set."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
+
+
+# Made once: json.dumps with any option builds a new encoder per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def check_urn_length(urn: str, error: Callable[[str], ScimError] = invalid_value) -> None:
@@ -148,7 +153,9 @@ def stored_extensions(doc: Mapping[str, Any]) -> Stored:
                 names.put(name, cleaned)
         if target:
             urns.put(key, target)
-    size = len(json.dumps(stored, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if not stored:  # most Users carry none: nothing to measure
+        return stored
+    size = len(json_text(stored).encode("utf-8"))  # as the column will hold it
     if size > MAX_EXTENSION_BYTES:
         raise invalid_value(
             f"the extension attributes take {size} bytes as JSON; "

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8"
+# Made once: json.dumps with any option builds a new encoder per call.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # What werkzeug's iri_to_uri leaves as it is in a Location: such a URL is sent unchanged.
 _URI_AS_IS = re.compile(r"[A-Za-z0-9\-._~/:?#\[\]@!$&'()*+,;=%]*\Z")
 
@@ -53,7 +55,7 @@ def json_reply(status: int, body: Any, headers: Mapping[str, str]) -> JsonReply 
         response = Response(status=status, headers=dict(headers))
         del response.headers["Content-Type"]  # 204 and 304 carry no body to describe
         return response
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    payload = _COMPACT.encode(body).encode("utf-8")
     if all(_sent_as_is(name, value) for name, value in headers.items()):
         return JsonReply(status, payload, headers)
     return Response(payload, status=status, headers=dict(headers), content_type=SCIM_CONTENT_TYPE)

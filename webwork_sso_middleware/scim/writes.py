@@ -233,7 +233,9 @@ def write_user(
     member.manager_display_name = text(manager.get("displayName"), "manager.displayName", limit=512)
     extensions = stored_extensions(doc)
     # An equal value is no change (no new version); equal as JSON: true is not 1 (Python's ==).
-    if canonical(extensions) != canonical(member.extensions or {}):
+    if (extensions or member.extensions) and canonical(extensions) != canonical(
+        member.extensions or {}
+    ):
         member.extensions = extensions or None
     _write_values(member, doc)
     member.email_key = _primary_email(member)

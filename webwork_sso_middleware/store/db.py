@@ -36,6 +36,9 @@ from .driver import OneWrite, one_write
 log = package_logger(__name__)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# One encoder each, made once: json.dumps with any option builds a new encoder per call.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_COMPACT_ESCAPED = json.JSONEncoder(separators=(",", ":"))
 
 
 def json_text(value: Any) -> str:
@@ -43,9 +46,9 @@ def json_text(value: Any) -> str:
     size caps measure (scim/extensions.py MAX_EXTENSION_BYTES) is what is stored, on both
     backends. A lone surrogate has no UTF-8 form, so text holding one is escaped instead (the
     extension attributes never do: they are refused)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = _COMPACT.encode(value)
     if _SURROGATE.search(text):
-        text = json.dumps(value, separators=(",", ":"))
+        text = _COMPACT_ESCAPED.encode(value)
     return text
 
 
