@@ -177,17 +177,7 @@ def write_user(
     ``unassign_omitted_active`` (PATCH, whose document lacks it only when removed)."""
     if not isinstance(doc.get("userName"), str):
         raise invalid_value("userName is required and must be a string")
-    for scim_name, column in USER_FIELDS:
-        setattr(
-            member,
-            column,
-            text(
-                doc.get(scim_name),
-                scim_name,
-                limit=_column_limit(Member, column),
-                required=scim_name == "userName",
-            ),
-        )
+    _write_texts(member, doc, _USER_TEXTS, "")
     # One normalisation for every way a member is named (names.py): a trailing space,
     # NFD or full-width spelling is the same member, and invisible characters are refused.
     try:
@@ -205,24 +195,14 @@ def write_user(
     name = doc.get("name") or {}
     if not isinstance(name, dict):
         raise invalid_value("name must be an object")
-    for scim_name, column in NAME_FIELDS:
-        setattr(
-            member,
-            column,
-            text(name.get(scim_name), f"name.{scim_name}", limit=_column_limit(Member, column)),
-        )
+    _write_texts(member, name, _NAME_TEXTS, "name.")
     # An unassigned ``active`` reads back absent and counts as active (the module docstring).
     if doc.get("active") is not None:
         member.active, member.active_assigned = boolean(doc["active"], "active"), True
     elif unassign_omitted_active:
         member.active, member.active_assigned = True, False
     enterprise = doc.get(ENTERPRISE_USER_SCHEMA) or {}
-    for scim_name, column in ENTERPRISE_FIELDS:
-        setattr(
-            member,
-            column,
-            text(enterprise.get(scim_name), scim_name, limit=_column_limit(Member, column)),
-        )
+    _write_texts(member, enterprise, _ENTERPRISE_TEXTS, "")
     manager = enterprise.get("manager")
     if manager is not None and not isinstance(manager, (dict, str)):
         raise invalid_value("manager must be an object")
@@ -241,6 +221,33 @@ def write_user(
     member.email_key = _primary_email(member)
 
 
+# (SCIM name, column, the column's length, required), in the order they are checked.
+Texts = tuple[tuple[str, str, int, bool], ...]
+
+
+def _texts(
+    model: type, fields: Sequence[tuple[str, str]], *, value_limit: int = 0, required: str = ""
+) -> Texts:
+    return tuple(
+        (
+            scim_name,
+            column,
+            value_limit if column == "value" else _column_limit(model, column),
+            scim_name == required,
+        )
+        for scim_name, column in fields
+    )
+
+
+def _write_texts(row: Any, source: Mapping[str, Any], fields: Texts, label: str) -> None:
+    """Each text attribute of ``fields`` from ``source`` onto its column (None when absent)."""
+    for scim_name, column, limit, required in fields:
+        value = source.get(scim_name)
+        if value is not None or required:  # (an optional None is unassigned: nothing to check)
+            value = text(value, label + scim_name, limit=limit, required=required)
+        setattr(row, column, value)
+
+
 def _write_values(member: Member | NewMember, doc: Mapping[str, Any]) -> None:
     # A stored member's values are ORM rows; a new member's are plain (store/members.py).
     new_row = NewValue if isinstance(member, NewMember) else MemberValue
@@ -251,22 +258,18 @@ def _write_values(member: Member | NewMember, doc: Mapping[str, Any]) -> None:
             values = [values]
         if len(values) > MAX_VALUES_PER_ATTRIBUTE:
             raise invalid_value(f"{attribute} has more than {MAX_VALUES_PER_ATTRIBUTE} values")
-        fields = ADDRESS_FIELDS if attribute == "addresses" else VALUE_FIELDS
+        fields = _ADDRESS_TEXTS if attribute == "addresses" else _VALUE_TEXTS
         seen_primary = False
         position = 0
         for value in values:
             if not isinstance(value, dict):
                 raise invalid_value(f"{attribute} values must be objects")
             row: Any = new_row(attribute=attribute, position=position)
-            for scim_name, column in fields:
-                limit = 65536 if column == "value" else _column_limit(MemberValue, column)
-                setattr(
-                    row, column, text(value.get(scim_name), f"{attribute}.{scim_name}", limit=limit)
-                )
+            _write_texts(row, value, fields, attribute + ".")
             primary = value.get("primary")
             # None is "not given" and reads back absent; false reads back false.
             row.primary = None if primary is None else boolean(primary, f"{attribute}.primary")
-            if not row.primary and all(getattr(row, column) is None for _, column in fields):
+            if not row.primary and all(getattr(row, field[1]) is None for field in fields):
                 # Nothing assigned (RFC 7643 2.5: "" is unassigned): template-driven IdPs
                 # (OneLogin) render an empty profile as {"locality": "", ...}; no value, no row.
                 continue
@@ -276,7 +279,10 @@ def _write_values(member: Member | NewMember, doc: Mapping[str, Any]) -> None:
                 seen_primary = True
             row.value_key = row.value.lower()[:1024] if row.value is not None else None
             rows.append(row)
-    if _value_signature(member.values) != _value_signature(rows):
+    if not member.values:  # (a new member's: any row is a change)
+        if rows:
+            member.values = rows
+    elif _value_signature(member.values) != _value_signature(rows):
         member.values = rows
 
 
@@ -358,3 +364,12 @@ def check_id(doc: Mapping[str, Any], current_id: str | None) -> None:
 
 def touch(row: Member | Group) -> None:
     row.modified_at = utcnow()
+
+
+# The text attributes write_user sets, with their columns' lengths, worked out once (a value's
+# ``value`` may be longer than its column's index key: 65536).
+_USER_TEXTS = _texts(Member, USER_FIELDS, required="userName")
+_NAME_TEXTS = _texts(Member, NAME_FIELDS)
+_ENTERPRISE_TEXTS = _texts(Member, ENTERPRISE_FIELDS)
+_VALUE_TEXTS = _texts(MemberValue, VALUE_FIELDS, value_limit=65536)
+_ADDRESS_TEXTS = _texts(MemberValue, ADDRESS_FIELDS, value_limit=65536)
