@@ -306,8 +306,9 @@ class _Answers(dict[Any, Any]):
     """What a resource type answered for the names clients send, so that the same name is not
     worked out again on every request. Names repeat (an IdP sends the same attributes each
     time), but a client chooses them: only names of at most MAX_KEY characters are kept, and
-    at most MAX_ENTRIES of them, after which new ones are worked out each time, as before.
-    The answers are immutable; a race only works one out twice."""
+    about MAX_ENTRIES of them (threads racing past the check may each add one more), after
+    which new ones are worked out each time, as before. The answers are immutable: a race only
+    works one out twice."""
 
     MAX_ENTRIES = 1024
     MAX_KEY = 256
