@@ -442,39 +442,23 @@ class Database:
             except OperationalError as exc:
                 raise StoreUnavailable(str(exc.orig)) from exc
             with connection:
-                if not together and not self.is_sqlite:
-                    with (
-                        _autocommit(connection),
-                        one_write(connection, without_transaction=True) as guard,
-                    ):
-                        unit = UnitOfWork(connection, one_write=guard if write else None)
-                        try:
-                            yield unit
-                            # (reading work's ORM session, if any; writing has none)
-                            unit.flush()
-                            # Each statement committed as it ran: no COMMIT to send. Tell.
-                            unit.committing = True
-                        except BaseException:
-                            self._on_rollback(connection)
-                            raise
-                        else:
-                            self._on_commit(connection)
-                        finally:
-                            unit.close()
-                    return
+                # Without a transaction (PostgreSQL, together=False): autocommit, each statement
+                # committed as it runs, so there is no COMMIT to send.
+                apart = not together and not self.is_sqlite
                 if self.is_sqlite and write:
                     connection = connection.execution_options(sqlite_immediate=True)
                 with (
-                    one_write(connection, without_transaction=False)
+                    _autocommit(connection) if apart else contextlib.nullcontext(),
+                    one_write(connection, without_transaction=apart)
                     if not together
-                    else contextlib.nullcontext()
-                ) as guard:
+                    else contextlib.nullcontext() as guard,
+                ):
                     unit = UnitOfWork(connection, one_write=guard if write else None)
                     try:
-                        with connection.begin():
+                        with contextlib.nullcontext() if apart else connection.begin():
                             yield unit
-                            unit.flush()
-                            unit.committing = True  # the commit goes out as this block ends
+                            unit.flush()  # (the ORM session's, if the work used one)
+                            unit.committing = True  # committed as this block ends (apart: already)
                     except BaseException:
                         self._on_rollback(connection)
                         raise
