@@ -110,6 +110,34 @@ def test_ended_sessions_are_told_after_a_commit_and_never_after_a_rollback(
     assert told == [frozenset({"ada"})]  # told once
 
 
+def test_ended_sessions_are_told_when_a_write_without_a_transaction_went_out_then_failed(
+    database: Database, workspace_id: int
+):
+    """Without a transaction (PostgreSQL), a write that went out has committed, whatever
+    happens after it: what the work noted is told. In a transaction (SQLite) it rolls back."""
+    told: list[frozenset[str]] = []
+
+    class Listener:
+        def hear(self, member_ids: frozenset[str]) -> None:
+            told.append(member_ids)
+
+    listener = Listener()
+    database.on_sessions_ended(listener.hear)
+
+    def write_then_fail(unit: UnitOfWork) -> None:
+        note_sessions_ended(unit.connection, ["grace"])
+        with combined(unit.connection):
+            record(unit, workspace_id, "sent")
+        raise RuntimeError("after the write")
+
+    with pytest.raises(RuntimeError):
+        database.run(write_then_fail, together=False)
+    if database.is_sqlite:
+        assert (told, actions(database)) == ([], [])
+    else:
+        assert (told, actions(database)) == ([frozenset({"grace"})], ["sent"])
+
+
 def add_workspace(unit: UnitOfWork, slug: str) -> None:
     unit.connection.execute(
         insert(Workspace).values(

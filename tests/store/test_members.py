@@ -31,8 +31,10 @@ def test_a_new_row_has_every_column_unset_but_those_given():
 
 
 def test_a_keyword_that_is_no_column_is_refused():
-    with pytest.raises(TypeError, match="not a column of members: nickname"):
+    with pytest.raises(TypeError, match="not a column of members: nickname$"):
         NewMember(workspace_id=1, nickname="typo")  # the column is nick_name
+    with pytest.raises(TypeError, match="not a column of members: zz, aa, mm$"):
+        NewMember(zz=1, workspace_id=1, aa=2, mm=3)  # as given
     with pytest.raises(TypeError, match="not a column of member_values: primari"):
         NewValue(primari=True)
     with pytest.raises(AttributeError):

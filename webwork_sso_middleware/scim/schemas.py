@@ -306,16 +306,19 @@ class _Answers(dict[Any, Any]):
     """What a resource type answered for the names clients send, so that the same name is not
     worked out again on every request. Names repeat (an IdP sends the same attributes each
     time), but a client chooses them: only names of at most MAX_KEY characters are kept, and
-    about MAX_ENTRIES of them (threads racing past the check may each add one more), after
-    which new ones are worked out each time, as before. The answers are immutable: a race only
-    works one out twice."""
+    at most about MAX_ENTRIES (threads racing past the check may each add one more). When full,
+    the memory starts afresh: a client sending endless invented names costs every request a
+    worked-out answer now and then, not the memory for good. The answers are immutable: a race
+    only works one out twice."""
 
     MAX_ENTRIES = 1024
     MAX_KEY = 256
 
     def keep(self, key: Any, answer: Any) -> Any:
         name = key[0] if isinstance(key, tuple) else key
-        if len(name) <= self.MAX_KEY and len(self) < self.MAX_ENTRIES:
+        if len(name) <= self.MAX_KEY:
+            if len(self) >= self.MAX_ENTRIES:
+                self.clear()
             self[key] = answer
         return answer
 

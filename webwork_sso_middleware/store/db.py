@@ -460,7 +460,13 @@ class Database:
                             unit.flush()  # (the ORM session's, if the work used one)
                             unit.committing = True  # committed as this block ends (apart: already)
                     except BaseException:
-                        self._on_rollback(connection)
+                        # Without a transaction, a write that went out may have committed: tell,
+                        # to be safe (telling a cache too much only makes it read again).
+                        sent = apart and guard is not None and guard.sent
+                        if sent and not connection.invalidated:
+                            self._on_commit(connection)
+                        else:
+                            self._on_rollback(connection)
                         raise
                     else:
                         self._on_commit(connection)

@@ -255,7 +255,8 @@ def _plain_init(
     lines += [f"    self.{name} = []" for name in lists]
     lines += [
         "    if not known.issuperset(columns):",
-        "        raise TypeError(f'not a column of {table}: {\", \".join(columns.keys() - known)}')",
+        "        unknown = [key for key in columns if key not in known]",
+        "        raise TypeError(f'not a column of {table}: {\", \".join(unknown)}')",
         "    for key, value in columns.items():",
         "        setattr(self, key, value)",
     ]
