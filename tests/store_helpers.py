@@ -24,6 +24,18 @@ def transaction(database: Database, *, write: bool = False) -> Iterator[UnitOfWo
         yield unit
 
 
+class EndedSessions(list[frozenset[str]]):
+    """The member ids a database tells its sessions-ended listeners, call by call. The
+    database holds listeners weakly: the test keeps this object, and so the listener, alive."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__()
+        database.on_sessions_ended(self.hear)
+
+    def hear(self, member_ids: frozenset[str]) -> None:
+        self.append(member_ids)
+
+
 class Statements:
     """The SQL statements the database's engine sends while it is in use (no mock: a
     SQLAlchemy event listener)."""

@@ -27,7 +27,7 @@ from webwork_sso_middleware.store.models import AuditEvent, Base, Workspace, utc
 from webwork_sso_middleware.store.workspaces import find_credential
 
 from ..conftest import POSTGRES_URL
-from ..store_helpers import lose, transaction
+from ..store_helpers import EndedSessions, lose, transaction
 
 
 def test_migrations_build_exactly_the_models(database: Database):
@@ -84,14 +84,7 @@ def test_failed_work_rolls_back_everything(database: Database):
 def test_ended_sessions_are_told_after_a_commit_and_never_after_a_rollback(
     database: Database, together: bool
 ):
-    told: list[frozenset[str]] = []
-
-    class Listener:  # held weakly by the database: kept alive by this test
-        def hear(self, member_ids: frozenset[str]) -> None:
-            told.append(member_ids)
-
-    listener = Listener()
-    database.on_sessions_ended(listener.hear)
+    told = EndedSessions(database)
 
     def end_then_fail(unit: UnitOfWork) -> None:
         note_sessions_ended(unit.connection, ["rolled-back"])
@@ -115,14 +108,7 @@ def test_ended_sessions_are_told_when_a_write_without_a_transaction_went_out_the
 ):
     """Without a transaction (PostgreSQL), a write that went out has committed, whatever
     happens after it: what the work noted is told. In a transaction (SQLite) it rolls back."""
-    told: list[frozenset[str]] = []
-
-    class Listener:
-        def hear(self, member_ids: frozenset[str]) -> None:
-            told.append(member_ids)
-
-    listener = Listener()
-    database.on_sessions_ended(listener.hear)
+    told = EndedSessions(database)
 
     def write_then_fail(unit: UnitOfWork) -> None:
         note_sessions_ended(unit.connection, ["grace"])

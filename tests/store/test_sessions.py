@@ -15,7 +15,7 @@ from webwork_sso_middleware.store.models import Group, MemberSession, Membership
 from webwork_sso_middleware.store.models import Member as MemberRow
 
 from ..sessions.test_manager import add_member, create_workspace
-from ..store_helpers import transaction
+from ..store_helpers import EndedSessions, transaction
 
 NOW = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -173,14 +173,7 @@ def test_ending_a_members_sessions_bumps_the_generation_and_names_the_member(
     database, workspace_id, ada
 ):
     insert(database, "h1", ada, workspace_id)
-    heard: list[frozenset[str]] = []
-
-    class Listener:
-        def __call__(self, ids: frozenset[str]) -> None:
-            heard.append(ids)
-
-    listener = Listener()
-    database.on_sessions_ended(listener.__call__)
+    heard = EndedSessions(database)
 
     def work(unit) -> int | None:
         workspace = store.end_member_sessions(unit, ada, NOW)
@@ -238,14 +231,7 @@ def test_an_idps_logout_ends_the_subjects_live_sessions_of_its_workspace_only(
     insert(database, "s2", ada, workspace_id, saml_subject=subject("ada@acme.test", "i2"))
     insert(database, "s3", ada, workspace_id, saml_subject=subject("other@acme.test", "i1"))
     insert(database, "g1", grace, other_workspace, saml_subject=subject("ada@acme.test", "i1"))
-    heard: list[frozenset[str]] = []
-
-    class Listener:
-        def __call__(self, ids: frozenset[str]) -> None:
-            heard.append(ids)
-
-    listener = Listener()
-    database.on_sessions_ended(listener.__call__)
+    heard = EndedSessions(database)
 
     def end(indexes: list[str]) -> list[str]:
         return database.run(
